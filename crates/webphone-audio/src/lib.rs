@@ -1,0 +1,1 @@
+//! webphone-audio (skeleton; filled in by issue #2).

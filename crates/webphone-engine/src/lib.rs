@@ -1,0 +1,1 @@
+//! webphone-engine (skeleton; filled in by issue #2).

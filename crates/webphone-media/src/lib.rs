@@ -1,0 +1,1 @@
+//! webphone-media (skeleton; filled in by issue #2).

@@ -1,0 +1,1 @@
+//! webphone-sip (skeleton; filled in by issue #2).
