@@ -1,1 +1,14 @@
-//! webphone-engine (skeleton; filled in by issue #2).
+//! webphone-engine: everything `webphone_api` means, behind one async [`Phone`] handle.
+//!
+//! The engine owns the parameter registry, the lines, call control and the event stream. It
+//! drives `webphone-sip` (signalling), `webphone-media` (RTP, codecs) and `webphone-audio`
+//! (devices). Every front door (CLI, Tauri, local WebSocket service) calls [`Phone::api`] with a
+//! function name and string arguments, and subscribes to [`Event`]s.
+
+pub mod params;
+
+mod event;
+mod phone;
+
+pub use event::Event;
+pub use phone::{ApiError, Phone, PhoneOptions};
