@@ -226,7 +226,6 @@ pub(crate) fn f32_to_i16(x: f32) -> i16 {
 }
 
 /// Convert an i16 sample to float in -1..1.
-#[allow(dead_code)] // used by the cpal output (next commit)
 pub(crate) fn i16_to_f32(x: i16) -> f32 {
     f32::from(x) / 32768.0
 }
