@@ -377,6 +377,11 @@ pub const RULE_OVERRIDES: &[(&str, NumberRuleOverride, &str)] = &[
         NumberRuleOverride::Range(0, 65535),
         "a local port number; 0 = signalingport+2",
     ),
+    (
+        "autoupgrade",
+        NumberRuleOverride::Any,
+        "values column names only two notable values (5, 6), not the full set",
+    ),
 ];
 
 /// A const-friendly [`NumberRule`] for [`RULE_OVERRIDES`].

@@ -165,6 +165,8 @@ fn numbers_accept_whitespace_ranges_and_bool_spellings() {
     assert_eq!(s.get("backgroundcalls"), "1");
     // colortheme's default 0 is not in its value list but stays accepted
     s.set("colortheme", "0").unwrap();
+    // autoupgrade only lists notable values: not a closed enumeration
+    s.set("autoupgrade", "0").unwrap();
     assert!(s.set("colortheme", "13").is_err());
 }
 
