@@ -169,3 +169,16 @@ fn pulse_backed_alsa_default_is_listed_for_both_directions() {
         );
     }
 }
+
+#[test]
+fn pulse_device_opens_by_id_suffix_and_by_its_human_name() {
+    if !require_pulse("pulse_device_opens_by_id_suffix_and_by_its_human_name") {
+        return;
+    }
+    // "pulse" is the part of "alsa:pulse" after the host; "PulseAudio Sound Server" is the
+    // description ALSA's pulse plugin gives that PCM (matched case-insensitively).
+    let input = open_input(&DeviceSpec::parse("pulse"), 8000);
+    assert!(input.is_ok(), "open by id suffix: {:?}", input.err());
+    let output = open_output(&DeviceSpec::parse("pulseaudio sound server"), 8000);
+    assert!(output.is_ok(), "open by description: {:?}", output.err());
+}
