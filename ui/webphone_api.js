@@ -252,7 +252,8 @@
     var p = new Promise(function (resolve, reject) {
       queue.push({ fn: fn, args: args, resolve: resolve, reject: reject });
     });
-    if (!state.starting) { start().catch(function () { /* reported through the queue */ }); }
+    // Before onLoaded the load sequence decides (static parameters first, then autostart).
+    if (state.loaded && !state.starting) { start().catch(function () { /* reported through the queue */ }); }
     return p;
   }
 
@@ -333,7 +334,8 @@
       log('autostart: ' + e.message + ' (using the default: true)');
       return true;
     }).then(function (yes) {
-      if (yes && !state.started && !state.starting) {
+      // Actions queued before onLoaded start the engine even with autostart off.
+      if ((yes || queue.length > 0) && !state.started && !state.starting) {
         start().catch(function () { /* logged by start() */ });
       }
     });

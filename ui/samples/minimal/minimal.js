@@ -98,6 +98,7 @@
   });
   wp.onCallStateChange(function (event, direction, peername, peerdisplayname, line) {
     var key = String(line);
+    document.body.dataset.callstate = String(event || '');
     if (String(direction) === '2' && (event === 'callSetup' || event === 'callRinging')) {
       incoming[key] = true;
     } else {

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Desktop smoke test for the WebPhone app (Tauri 2).
+#
+#   tests/e2e-desktop/run.sh
+#
+# 1. runs the webphone_api.js unit tests (node, no display),
+# 2. builds the app (debug) unless E2E_APP points at a binary,
+# 3. installs tauri-driver 2.1.0 into target/tools and selenium-webdriver into node_modules if
+#    they are missing,
+# 4. under Xvfb (xvfb-run -a) starts tauri-driver on free ports with WebKitWebDriver and runs
+#    smoke.mjs, which drives the app and writes screenshots to target/e2e-desktop/.
+# It stops exactly the processes it started (by pid). Without Xvfb or WebKitWebDriver it skips
+# loudly, unless CI=true, where that is a failure.
+#
+# Environment: E2E_APP (prebuilt binary), E2E_REQUIRE_ENGINE=1 (fail instead of skipping the
+# engine-dependent steps while the engine is a stub), CARGO (cargo command).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT="$ROOT/target/e2e-desktop"
+TOOLS="$ROOT/target/tools"
+TAURI_DRIVER="$TOOLS/bin/tauri-driver"
+NATIVE_DRIVER=${NATIVE_DRIVER:-$(command -v WebKitWebDriver || echo /usr/bin/WebKitWebDriver)}
+
+say() { printf '[e2e-desktop] %s\n' "$*"; }
+
+unavailable() {
+  if [ "${CI:-}" = "true" ]; then
+    say "FAIL: $* (required when CI=true)"
+    exit 1
+  fi
+  say "=================================================================="
+  say "SKIPPED: $*"
+  say "=================================================================="
+  exit 0
+}
+
+# ------------------------------------------------------------------ inner part (inside Xvfb)
+if [ "${1:-}" = "--inner" ]; then
+  free_port() {
+    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
+  }
+  PORT=$(free_port)
+  NATIVE_PORT=$(free_port)
+  while [ "$NATIVE_PORT" = "$PORT" ]; do NATIVE_PORT=$(free_port); done
+
+  WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/webphone-e2e.XXXXXX")
+  DRIVER_LOG="$OUT/tauri-driver.log"
+  DRIVER_PID=""
+
+  # All descendants of a pid (children first collected, so we can stop them after the parent).
+  descendants() {
+    local p
+    for p in $(pgrep -P "$1" 2>/dev/null || true); do
+      echo "$p"
+      descendants "$p"
+    done
+  }
+
+  cleanup() {
+    local rc=$?
+    if [ -n "$DRIVER_PID" ]; then
+      local kids
+      kids=$(descendants "$DRIVER_PID" | tr '\n' ' ')
+      kill -TERM "$DRIVER_PID" 2>/dev/null || true
+      wait "$DRIVER_PID" 2>/dev/null || true
+      # WebKitWebDriver (and an app it launched) can outlive tauri-driver: stop those pids too.
+      for p in $kids; do kill -TERM "$p" 2>/dev/null || true; done
+      sleep 0.5
+      for p in $kids; do kill -KILL "$p" 2>/dev/null || true; done
+    fi
+    rm -rf "$WORK_DIR"
+    exit $rc
+  }
+  trap cleanup EXIT INT TERM
+
+  say "tauri-driver on 127.0.0.1:$PORT (native $NATIVE_PORT), display $DISPLAY"
+  "$TAURI_DRIVER" --port "$PORT" --native-port "$NATIVE_PORT" --native-driver "$NATIVE_DRIVER" \
+    >"$DRIVER_LOG" 2>&1 &
+  DRIVER_PID=$!
+
+  # Wait until tauri-driver answers (its /status is forwarded to WebKitWebDriver).
+  for _ in $(seq 1 100); do
+    if ! kill -0 "$DRIVER_PID" 2>/dev/null; then
+      say "tauri-driver exited early; log:"; cat "$DRIVER_LOG"; exit 1
+    fi
+    if node -e 'fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' \
+        "http://127.0.0.1:$PORT/status" 2>/dev/null; then
+      break
+    fi
+    sleep 0.1
+  done
+
+  E2E_DRIVER_URL="http://127.0.0.1:$PORT/" E2E_APP="$E2E_APP" E2E_OUT="$OUT" E2E_WORK_DIR="$WORK_DIR" \
+    node "$HERE/smoke.mjs"
+  exit $?
+fi
+
+# ------------------------------------------------------------------ outer part
+mkdir -p "$OUT"
+
+command -v node >/dev/null 2>&1 || unavailable "node is not installed"
+say "unit tests of ui/webphone_api.js"
+node --test "$HERE/facade.test.mjs"
+
+command -v xvfb-run >/dev/null 2>&1 || unavailable "xvfb-run (package xvfb) is not installed"
+[ -x "$NATIVE_DRIVER" ] || unavailable "WebKitWebDriver (package webkit2gtk-driver) is not installed"
+
+if [ -z "${E2E_APP:-}" ]; then
+  say "building webphone-desktop (debug)"
+  (cd "$ROOT" && ${CARGO:-cargo} build -p webphone-desktop)
+  E2E_APP="$ROOT/target/debug/webphone-desktop"
+fi
+[ -x "$E2E_APP" ] || { say "FAIL: no app binary at $E2E_APP"; exit 1; }
+export E2E_APP
+
+if [ ! -x "$TAURI_DRIVER" ]; then
+  say "installing tauri-driver 2.1.0 into $TOOLS"
+  ${CARGO:-cargo} install tauri-driver@2.1.0 --locked --root "$TOOLS"
+fi
+
+if [ ! -d "$HERE/node_modules/selenium-webdriver" ]; then
+  say "installing selenium-webdriver into $HERE/node_modules"
+  (cd "$HERE" && npm install --no-audit --no-fund selenium-webdriver@4)
+fi
+
+say "running the smoke test under Xvfb"
+exec xvfb-run -a -s "-screen 0 1024x768x24" "$HERE/run.sh" --inner
