@@ -1,0 +1,246 @@
+//! Kamailio as registrar + proxy on 127.0.0.1 (UDP and TCP on one free port),
+//! configured by `tests/interop/peers/kamailio.cfg`.
+//!
+//! Users 1001..1005, password `pass<user>`, realm/domain `127.0.0.1`.
+//! Its log (one NOTICE line per request: `REQ <method> <ruri> from
+//! <proto>:<ip>:<port> user=<from user> auth=<auth user> ...`, plus
+//! `CHALLENGE`, `FORBIDDEN`, `AUTHORIZED`, `REGISTERED`, `RELAY`, `REPLY` lines)
+//! is what the tests assert on.
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::proc::Proc;
+use crate::util;
+
+#[derive(Debug, Clone, Default)]
+pub struct KamailioOpts {
+    /// Forces the registration expiry granted by the registrar (max and
+    /// default expires, in seconds), so a refresh is observable in a test.
+    pub max_expires: Option<u32>,
+}
+
+pub struct Kamailio {
+    port: u16,
+    ctl: String,
+    dir: PathBuf,
+    proc: Proc,
+}
+
+impl Kamailio {
+    pub fn start(dir: &Path) -> Kamailio {
+        Kamailio::start_with(dir, KamailioOpts::default())
+    }
+
+    /// Starts Kamailio with its files under `dir/kamailio`; returns once it
+    /// answers an OPTIONS ping over UDP and accepts TCP connections.
+    pub fn start_with(dir: &Path, opts: KamailioOpts) -> Kamailio {
+        let kamailio = util::which_or_panic(crate::KAMAILIO);
+        let dir = dir.join("kamailio");
+        std::fs::create_dir_all(&dir).expect("create kamailio dir");
+        let port = util::free_port();
+        let ctl = format!("unix:{}", dir.join("ctl").display());
+        let cfg = crate::peers_dir().join("kamailio.cfg");
+        let mut defs = vec![
+            format!("SIP_PORT={port}"),
+            format!("CTL_SOCK=\"{ctl}\""),
+        ];
+        if let Some(e) = opts.max_expires {
+            defs.push(format!("MAX_EXPIRES={e}"));
+            defs.push(format!("DEFAULT_EXPIRES={e}"));
+        }
+        let mut args: Vec<String> = vec![
+            "-f".into(),
+            cfg.display().to_string(),
+            "-Y".into(),
+            dir.display().to_string(),
+        ];
+        for d in &defs {
+            args.push("-A".into());
+            args.push(d.clone());
+        }
+
+        // config check first: a clear error instead of a dead daemon
+        let check = Command::new(&kamailio)
+            .arg("-c")
+            .args(&args)
+            .output()
+            .expect("run kamailio -c");
+        assert!(
+            check.status.success(),
+            "kamailio -c {} failed:\n{}{}",
+            cfg.display(),
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+
+        // -DD: stay in the foreground (we hold the main process); -E: log to stderr
+        let mut cmd = Command::new(&kamailio);
+        cmd.args(["-DD", "-E", "-m", "64", "-M", "8"])
+            .args(&args)
+            .current_dir(&dir);
+        let proc = Proc::spawn("kamailio", cmd, &dir.join("kamailio.log"));
+        let mut k = Kamailio {
+            port,
+            ctl,
+            dir,
+            proc,
+        };
+        k.wait_ready(Duration::from_secs(20));
+        k
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("set timeout");
+        let local = sock.local_addr().expect("local addr");
+        let mut n = 0u32;
+        loop {
+            self.proc.assert_running("while starting");
+            n += 1;
+            let ping = format!(
+                "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {local};branch=z9hG4bK-wpi-ping-{n};rport\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:ping@127.0.0.1>;tag=wpi{n}\r\n\
+                 To: <sip:127.0.0.1:{port}>\r\n\
+                 Call-ID: wpi-ping-{n}@127.0.0.1\r\n\
+                 CSeq: {n} OPTIONS\r\n\
+                 Content-Length: 0\r\n\r\n",
+                port = self.port
+            );
+            let _ = sock.send_to(ping.as_bytes(), ("127.0.0.1", self.port));
+            let mut buf = [0u8; 4096];
+            let udp_ok = matches!(sock.recv_from(&mut buf), Ok((len, _)) if buf[..len].starts_with(b"SIP/2.0 200"));
+            let tcp_ok = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            if udp_ok && tcp_ok {
+                return;
+            }
+            if Instant::now() >= end {
+                panic!(
+                    "kamailio not answering on 127.0.0.1:{} after {timeout:?}; log:\n{}",
+                    self.port,
+                    self.proc.log_tail(40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`: the `serveraddress` for the softphone.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log_path(&self) -> &Path {
+        self.proc.log_path()
+    }
+
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+
+    /// The script's NOTICE lines (one per request/decision), in order.
+    pub fn script_lines(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|l| l.split_once("<script>: ").map(|(_, r)| r.to_string()))
+            .collect()
+    }
+
+    /// Script lines that contain every one of `needles`.
+    pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
+        self.script_lines()
+            .into_iter()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .collect()
+    }
+
+    /// Waits until at least `count` script lines contain every one of
+    /// `needles`; returns them, or panics with the log's tail.
+    pub fn wait_lines(&mut self, needles: &[&str], count: usize, timeout: Duration) -> Vec<String> {
+        let found = util::wait_for(timeout, || {
+            let l = self.lines_with(needles);
+            (l.len() >= count).then_some(l)
+        });
+        match found {
+            Some(l) => l,
+            None => {
+                self.proc.assert_running("while waiting for its log");
+                panic!(
+                    "kamailio log: fewer than {count} lines with {needles:?} after {timeout:?}; script lines:\n{}",
+                    util::tail_str(&self.script_lines().join("\n"), 40)
+                )
+            }
+        }
+    }
+
+    /// `kamcmd ul.dump` through the control socket.
+    pub fn ul_dump(&self) -> String {
+        let out = Command::new(util::which_or_panic(crate::KAMCMD))
+            .args(["-s", &self.ctl, "ul.dump"])
+            .output()
+            .expect("run kamcmd");
+        assert!(
+            out.status.success(),
+            "kamcmd ul.dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The contact addresses registered for `user` (from `ul.dump`).
+    pub fn contacts(&self, user: &str) -> Vec<String> {
+        let dump = self.ul_dump();
+        let mut out = Vec::new();
+        let mut in_aor = false;
+        for line in dump.lines() {
+            let t = line.trim();
+            if let Some(aor) = t.strip_prefix("AoR:") {
+                in_aor = aor.trim() == user;
+            } else if in_aor {
+                if let Some(addr) = t.strip_prefix("Address:") {
+                    out.push(addr.trim().to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until `user` has at least one registered contact.
+    pub fn wait_registered(&self, user: &str, timeout: Duration) -> Vec<String> {
+        util::wait_for(timeout, || {
+            let c = self.contacts(user);
+            (!c.is_empty()).then_some(c)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{user} not registered at kamailio after {timeout:?}; ul.dump:\n{}\nscript lines:\n{}",
+                self.ul_dump(),
+                util::tail_str(&self.script_lines().join("\n"), 30)
+            )
+        })
+    }
+
+    pub fn assert_running(&mut self) {
+        self.proc.assert_running("unexpectedly");
+    }
+
+    /// Stops Kamailio (SIGTERM to its process group, SIGKILL after 5 s).
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(5));
+    }
+}
