@@ -1,0 +1,651 @@
+//! The per-call media state machine (sans-IO): capture -> G.711 -> RTP out, RTP in -> jitter
+//! buffer -> G.711 -> playback, RFC 4733 DTMF, statistics and symmetric-RTP latching.
+//!
+//! The driver calls, every 20 ms, [`MediaPipeline::on_tick`] (send) and
+//! [`MediaPipeline::playout`] (play), and [`MediaPipeline::on_packet`] for each datagram that
+//! arrives. Time is passed in, so tests run on a virtual clock.
+//!
+//! ## Symmetric RTP and latching
+//! We send from the socket we receive on (symmetric RTP, RFC 4961), so a peer or a media relay
+//! behind NAT can answer to the address our packets come from. In the other direction, a peer
+//! behind NAT often advertises a private address in its SDP that we cannot reach, while its
+//! packets arrive from the NAT's public address. After [`PipelineConfig::latch_after`]
+//! consecutive valid RTP packets (known payload type, same SSRC) from one source address that is
+//! not the negotiated one, we "latch" and send there instead (the practice described in
+//! RFC 7362 §4). Requiring several consecutive packets with one SSRC keeps a single stray or
+//! spoofed datagram from hijacking the stream. An [`MediaPipeline::update`] with a new remote
+//! address starts over.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::dtmf::{DtmfConfig, DtmfReceiver, DtmfSender};
+use crate::jitter::{FrameKind, JitterBuffer, JitterConfig, PushOutcome};
+use crate::rtp::{self, Datagram, RtpSender};
+use crate::stats::{MediaStats, ReceiveStats};
+use crate::{Codec, Negotiated, PcmSink, PcmSource, FRAME_SAMPLES, SAMPLE_RATE};
+
+/// Pipeline tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// Jitter buffer settings.
+    pub jitter: JitterConfig,
+    /// DTMF timing.
+    pub dtmf: DtmfConfig,
+    /// Consecutive packets from a new source address before we send there (0 disables
+    /// latching).
+    pub latch_after: u32,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            jitter: JitterConfig::default(),
+            dtmf: DtmfConfig::default(),
+            latch_after: 3,
+        }
+    }
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Destination.
+    pub to: SocketAddr,
+    /// The RTP packet.
+    pub data: Vec<u8>,
+}
+
+/// Something the call should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// An RFC 4733 DTMF event started.
+    DtmfReceived(char),
+    /// We now send to this address (symmetric-RTP latching).
+    RemoteLatched(SocketAddr),
+}
+
+/// The per-call media state machine. See the module documentation.
+pub struct MediaPipeline {
+    neg: Negotiated,
+    cfg: PipelineConfig,
+    source: Box<dyn PcmSource>,
+    sink: Box<dyn PcmSink>,
+    sender: RtpSender,
+    /// RTP timestamp of the next frame we send.
+    rtp_ts: u32,
+    sent_first: bool,
+    dtmf: DtmfSender,
+    dtmf_rx: DtmfReceiver,
+    jb: JitterBuffer,
+    rx: ReceiveStats,
+    remote: SocketAddr,
+    latch_candidate: Option<(SocketAddr, u32, u32)>,
+    epoch: Instant,
+    stats: MediaStats,
+    events: Vec<MediaEvent>,
+    pcm: Vec<i16>,
+    enc: Vec<u8>,
+    dec: Vec<i16>,
+}
+
+impl std::fmt::Debug for MediaPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaPipeline")
+            .field("neg", &self.neg)
+            .field("remote", &self.remote)
+            .field("ssrc", &self.sender.ssrc())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MediaPipeline {
+    /// A pipeline with random SSRC, sequence number and timestamp (RFC 3550 §5.1).
+    pub fn new(
+        neg: Negotiated,
+        source: Box<dyn PcmSource>,
+        sink: Box<dyn PcmSink>,
+        cfg: PipelineConfig,
+        now: Instant,
+    ) -> MediaPipeline {
+        Self::with_sender(
+            neg,
+            source,
+            sink,
+            cfg,
+            now,
+            RtpSender::new(),
+            rand::random(),
+        )
+    }
+
+    /// A pipeline with a given RTP sender state and initial timestamp (tests).
+    pub fn with_sender(
+        neg: Negotiated,
+        source: Box<dyn PcmSource>,
+        sink: Box<dyn PcmSink>,
+        cfg: PipelineConfig,
+        now: Instant,
+        sender: RtpSender,
+        initial_ts: u32,
+    ) -> MediaPipeline {
+        MediaPipeline {
+            remote: neg.remote_rtp,
+            neg,
+            cfg,
+            source,
+            sink,
+            sender,
+            rtp_ts: initial_ts,
+            sent_first: false,
+            dtmf: DtmfSender::new(cfg.dtmf),
+            dtmf_rx: DtmfReceiver::new(),
+            jb: JitterBuffer::new(cfg.jitter),
+            rx: ReceiveStats::new(),
+            latch_candidate: None,
+            epoch: now,
+            stats: MediaStats::default(),
+            events: Vec::new(),
+            pcm: vec![0; FRAME_SAMPLES],
+            enc: Vec::with_capacity(FRAME_SAMPLES),
+            dec: Vec::with_capacity(FRAME_SAMPLES),
+        }
+    }
+
+    /// The negotiation in force.
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.neg
+    }
+
+    /// Where we send RTP now (the negotiated address, or the latched one).
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Our SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.sender.ssrc()
+    }
+
+    /// Apply a new negotiation (re-INVITE, late answer). The RTP stream (SSRC, sequence,
+    /// timestamp) continues; a new remote address cancels latching.
+    pub fn update(&mut self, neg: Negotiated) {
+        if neg.remote_rtp != self.neg.remote_rtp {
+            self.remote = neg.remote_rtp;
+            self.latch_candidate = None;
+        }
+        if !neg.direction.sends() || neg.telephone_event_pt.is_none() {
+            self.dtmf.clear();
+        }
+        self.neg = neg;
+    }
+
+    /// Queue DTMF digits for RFC 4733 sending. Returns the number of digits queued: 0 when
+    /// telephone-event was not negotiated or we do not send.
+    pub fn send_dtmf(&mut self, digits: &str) -> usize {
+        if self.neg.telephone_event_pt.is_none() {
+            tracing::warn!("telephone-event not negotiated: DTMF {digits:?} not sent");
+            return 0;
+        }
+        if !self.neg.direction.sends() {
+            tracing::warn!("media direction does not send: DTMF {digits:?} not sent");
+            return 0;
+        }
+        self.dtmf.queue(digits)
+    }
+
+    /// Whether DTMF digits are being sent or waiting.
+    pub fn dtmf_busy(&self) -> bool {
+        self.dtmf.is_busy()
+    }
+
+    fn can_send(&self) -> bool {
+        self.neg.direction.sends() && !self.remote.ip().is_unspecified() && self.remote.port() != 0
+    }
+
+    /// One 20 ms send tick: read a frame from the source; send it (or a DTMF event packet
+    /// instead, RFC 4733 §2.5.1) when the direction allows.
+    pub fn on_tick(&mut self, _now: Instant) -> Vec<Outgoing> {
+        self.pcm.resize(FRAME_SAMPLES, 0);
+        // Always read, so the source's clock advances even while we do not send.
+        self.source.read_frame(&mut self.pcm);
+        let ts = self.rtp_ts;
+        self.rtp_ts = self.rtp_ts.wrapping_add(FRAME_SAMPLES as u32);
+        if !self.can_send() {
+            return Vec::new();
+        }
+        let data = match (self.neg.telephone_event_pt, self.dtmf.tick(ts)) {
+            (Some(te_pt), Some(ev)) => {
+                if ev.marker {
+                    self.stats.dtmf_sent += 1;
+                }
+                self.sender
+                    .packet(te_pt, ev.marker, ev.timestamp, &ev.payload.encode())
+            }
+            _ => {
+                self.enc.clear();
+                self.neg.codec.encode(&self.pcm, &mut self.enc);
+                // RFC 3551 §4.1: marker on the first packet of a talkspurt; we send continuously,
+                // so only the very first packet starts one.
+                let marker = !self.sent_first;
+                self.sent_first = true;
+                self.sender
+                    .packet(self.neg.payload_type, marker, ts, &self.enc)
+            }
+        };
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += data.len() as u64;
+        vec![Outgoing {
+            to: self.remote,
+            data,
+        }]
+    }
+
+    fn codec_for(&self, pt: u8) -> Option<Codec> {
+        if pt == self.neg.payload_type {
+            Some(self.neg.codec)
+        } else {
+            Codec::from_static_payload_type(pt)
+        }
+    }
+
+    /// A datagram arrived on our socket. Garbage, RTCP and unknown payload types are counted
+    /// and ignored.
+    pub fn on_packet(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
+        let pkt = match rtp::parse(data) {
+            Ok(Datagram::Rtp(p)) => p,
+            Ok(Datagram::Rtcp) => return, // RTCP is not used yet
+            Err(e) => {
+                self.stats.packets_invalid += 1;
+                tracing::trace!(%from, error = %e, "ignoring datagram");
+                return;
+            }
+        };
+        let is_event = Some(pkt.payload_type) == self.neg.telephone_event_pt;
+        let codec = if is_event {
+            None
+        } else {
+            match self.codec_for(pkt.payload_type) {
+                Some(c) => Some(c),
+                None => {
+                    self.stats.packets_invalid += 1;
+                    tracing::trace!(pt = pkt.payload_type, "ignoring unknown payload type");
+                    return;
+                }
+            }
+        };
+        if is_event && pkt.payload.len() < crate::dtmf::EVENT_PAYLOAD_LEN {
+            self.stats.packets_invalid += 1;
+            return;
+        }
+        self.stats.packets_received += 1;
+        self.stats.bytes_received += data.len() as u64;
+        self.maybe_latch(from, pkt.ssrc);
+
+        let elapsed = now.saturating_duration_since(self.epoch);
+        let arrival = (elapsed.as_micros() * u128::from(SAMPLE_RATE) / 1_000_000) as u64;
+        self.rx
+            .on_packet(pkt.ssrc, pkt.sequence, pkt.timestamp, arrival, !is_event);
+
+        if !self.neg.direction.receives() {
+            return;
+        }
+        self.dec.clear();
+        match codec {
+            Some(c) => c.decode(&pkt.payload, &mut self.dec),
+            None => {
+                if let Some(d) = self
+                    .dtmf_rx
+                    .on_packet(pkt.ssrc, pkt.timestamp, &pkt.payload)
+                {
+                    tracing::debug!(digit = %d, "RFC 4733 DTMF received");
+                    self.stats.dtmf_received += 1;
+                    self.events.push(MediaEvent::DtmfReceived(d));
+                }
+                // The event occupies the sender's audio slot: play silence for it.
+                self.dec.resize(FRAME_SAMPLES, 0);
+            }
+        }
+        match self.jb.push(pkt.sequence, pkt.ssrc, &self.dec, now) {
+            PushOutcome::Accepted | PushOutcome::Reset => {}
+            PushOutcome::Duplicate | PushOutcome::Late => {}
+        }
+    }
+
+    fn maybe_latch(&mut self, from: SocketAddr, ssrc: u32) {
+        if self.cfg.latch_after == 0 || from == self.remote {
+            self.latch_candidate = None;
+            return;
+        }
+        let count = match self.latch_candidate {
+            Some((addr, s, n)) if addr == from && s == ssrc => n + 1,
+            _ => 1,
+        };
+        if count >= self.cfg.latch_after {
+            tracing::info!(old = %self.remote, new = %from, "symmetric RTP: latching to the source address");
+            self.remote = from;
+            self.latch_candidate = None;
+            self.events.push(MediaEvent::RemoteLatched(from));
+        } else {
+            self.latch_candidate = Some((from, ssrc, count));
+        }
+    }
+
+    /// One 20 ms playout tick: write the next frame (received, concealed or silence) to the
+    /// sink.
+    pub fn playout(&mut self, now: Instant) {
+        let mut frame = [0i16; FRAME_SAMPLES];
+        if self.neg.direction.receives() {
+            match self.jb.pop(now, &mut frame) {
+                FrameKind::Audio | FrameKind::Concealed | FrameKind::Silence => {}
+            }
+        }
+        self.sink.write_frame(&frame);
+    }
+
+    /// Events since the last call.
+    pub fn take_events(&mut self) -> Vec<MediaEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> MediaStats {
+        let jb = self.jb.stats();
+        MediaStats {
+            packets_lost: self.rx.lost(),
+            packets_reordered: self.rx.reordered(),
+            packets_duplicate: jb.duplicate,
+            packets_late: jb.late,
+            jitter_ms: self.rx.jitter_ms(),
+            frames_played: jb.played,
+            frames_concealed: jb.concealed,
+            remote: Some(self.remote),
+            ..self.stats
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtmf::EventPayload;
+    use crate::{Direction, PTIME_MS};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    struct Ramp(i16);
+    impl PcmSource for Ramp {
+        fn read_frame(&mut self, out: &mut [i16]) {
+            for s in out.iter_mut() {
+                *s = self.0;
+            }
+            self.0 = self.0.wrapping_add(100);
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<Vec<i16>>>>);
+    impl PcmSink for Capture {
+        fn write_frame(&mut self, frame: &[i16]) {
+            self.0.lock().unwrap().push(frame.to_vec());
+        }
+    }
+
+    fn neg(remote: &str) -> Negotiated {
+        Negotiated {
+            remote_rtp: remote.parse().unwrap(),
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            telephone_event_pt: Some(101),
+            direction: Direction::SendRecv,
+            ptime_ms: PTIME_MS,
+        }
+    }
+
+    fn pipeline(n: Negotiated, sink: Capture) -> (MediaPipeline, Instant) {
+        let t0 = Instant::now();
+        let p = MediaPipeline::with_sender(
+            n,
+            Box::new(Ramp(1000)),
+            Box::new(sink),
+            PipelineConfig::default(),
+            t0,
+            RtpSender::with_state(0x1111, 65534),
+            4_294_967_000,
+        );
+        (p, t0)
+    }
+
+    fn rtp_of(o: &Outgoing) -> rtp::RtpPacket {
+        match rtp::parse(&o.data).unwrap() {
+            Datagram::Rtp(p) => p,
+            Datagram::Rtcp => panic!("rtcp"),
+        }
+    }
+
+    #[test]
+    fn ticks_send_20ms_pcmu_packets_with_marker_only_on_the_first() {
+        let (mut p, t0) = pipeline(neg("127.0.0.1:4000"), Capture::default());
+        let pkts: Vec<rtp::RtpPacket> = (0..4)
+            .map(|i| {
+                let out = p.on_tick(t0 + Duration::from_millis(20 * i));
+                assert_eq!(out.len(), 1);
+                assert_eq!(out[0].to, "127.0.0.1:4000".parse().unwrap());
+                rtp_of(&out[0])
+            })
+            .collect();
+        assert!(pkts[0].marker && !pkts[1].marker);
+        assert_eq!(
+            pkts.iter().map(|p| p.sequence).collect::<Vec<_>>(),
+            vec![65534, 65535, 0, 1]
+        );
+        // Timestamp advances 160 per packet and wraps.
+        assert_eq!(pkts[1].timestamp, 4_294_967_160);
+        assert_eq!(pkts[2].timestamp, 24);
+        assert!(pkts
+            .iter()
+            .all(|p| p.payload.len() == 160 && p.payload_type == 0));
+        assert_eq!(pkts[0].payload[0], crate::g711::linear_to_ulaw(1000));
+        assert_eq!(p.stats().packets_sent, 4);
+        assert_eq!(p.stats().bytes_sent, 4 * 172);
+    }
+
+    #[test]
+    fn dtmf_replaces_audio_during_the_event_and_shares_the_sequence() {
+        let (mut p, t0) = pipeline(neg("127.0.0.1:4000"), Capture::default());
+        p.on_tick(t0);
+        assert_eq!(p.send_dtmf("9"), 1);
+        let mut kinds = Vec::new();
+        for i in 1..12u64 {
+            let out = p.on_tick(t0 + Duration::from_millis(20 * i));
+            kinds.push(rtp_of(&out[0]));
+        }
+        let ev: Vec<&rtp::RtpPacket> = kinds.iter().filter(|k| k.payload_type == 101).collect();
+        assert_eq!(ev.len(), 7);
+        assert!(ev.iter().all(|k| k.timestamp == ev[0].timestamp));
+        let first = EventPayload::decode(&ev[0].payload).unwrap();
+        assert_eq!((first.event, first.volume), (9, 10));
+        assert!(ev[0].marker);
+        // Sequence numbers are contiguous across audio and events.
+        for w in kinds.windows(2) {
+            assert_eq!(w[1].sequence, w[0].sequence.wrapping_add(1));
+        }
+        // Audio resumes with the timestamp that kept running.
+        let after = kinds.iter().find(|k| k.payload_type == 0).unwrap();
+        assert_eq!(after.timestamp, ev[0].timestamp.wrapping_add(7 * 160));
+        assert_eq!(p.stats().dtmf_sent, 1);
+    }
+
+    #[test]
+    fn dtmf_without_negotiated_telephone_event_is_refused() {
+        let mut n = neg("127.0.0.1:4000");
+        n.telephone_event_pt = None;
+        let (mut p, _) = pipeline(n, Capture::default());
+        assert_eq!(p.send_dtmf("123"), 0);
+    }
+
+    #[test]
+    fn hold_directions_and_zero_address_do_not_send() {
+        for (dir, addr) in [
+            (Direction::RecvOnly, "127.0.0.1:4000"),
+            (Direction::Inactive, "127.0.0.1:4000"),
+            (Direction::SendRecv, "0.0.0.0:4000"),
+        ] {
+            let mut n = neg(addr);
+            n.direction = dir;
+            let (mut p, t0) = pipeline(n, Capture::default());
+            assert!(p.on_tick(t0).is_empty(), "{dir:?} {addr}");
+        }
+    }
+
+    #[test]
+    fn two_pipelines_exchange_audio_through_the_jitter_buffer() {
+        let sink = Capture::default();
+        let (mut a, t0) = pipeline(neg("127.0.0.1:4002"), Capture::default());
+        let (mut b, _) = pipeline(neg("127.0.0.1:4000"), sink.clone());
+        let from_a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        for i in 0..10u64 {
+            let now = t0 + Duration::from_millis(20 * i);
+            for o in a.on_tick(now) {
+                b.on_packet(&o.data, from_a, now);
+            }
+            b.playout(now);
+        }
+        let frames = sink.0.lock().unwrap();
+        assert_eq!(frames.len(), 10);
+        // Prefill of 60 ms: two silent frames, then the ramp 1000, 1100, ... (G.711 rounded).
+        assert!(frames[0].iter().all(|&s| s == 0));
+        let first_audio = frames.iter().position(|f| f[0] != 0).unwrap();
+        assert_eq!(first_audio, 2);
+        let v = frames[first_audio][0];
+        assert!((v - 1000).abs() < 40, "{v}");
+        let s = b.stats();
+        assert_eq!(s.packets_received, 10);
+        assert_eq!(s.packets_lost, 0);
+        assert!(s.jitter_ms < 0.01);
+    }
+
+    #[test]
+    fn received_dtmf_is_reported_once_and_does_not_count_as_loss() {
+        let (mut a, t0) = pipeline(neg("127.0.0.1:4002"), Capture::default());
+        let (mut b, _) = pipeline(neg("127.0.0.1:4000"), Capture::default());
+        let from_a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        a.send_dtmf("#");
+        for i in 0..20u64 {
+            let now = t0 + Duration::from_millis(20 * i);
+            for o in a.on_tick(now) {
+                b.on_packet(&o.data, from_a, now);
+            }
+            b.playout(now);
+        }
+        assert_eq!(b.take_events(), vec![MediaEvent::DtmfReceived('#')]);
+        assert_eq!(b.stats().packets_lost, 0);
+        assert_eq!(b.stats().dtmf_received, 1);
+    }
+
+    #[test]
+    fn garbage_rtcp_and_unknown_payload_types_are_ignored() {
+        let sink = Capture::default();
+        let (mut p, t0) = pipeline(neg("127.0.0.1:4000"), sink.clone());
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        p.on_packet(b"hello world, not rtp", from, t0);
+        p.on_packet(&[], from, t0);
+        let mut sr = vec![0x80, 200, 0, 6];
+        sr.extend([0u8; 24]);
+        p.on_packet(&sr, from, t0);
+        p.on_packet(&rtp::build(96, false, 1, 1, 5, &[0; 100]), from, t0);
+        // A telephone-event packet too short to hold an event.
+        p.on_packet(&rtp::build(101, false, 1, 1, 5, &[1]), from, t0);
+        let s = p.stats();
+        assert_eq!(s.packets_received, 0);
+        assert_eq!(s.packets_invalid, 4);
+        p.playout(t0);
+        assert!(sink.0.lock().unwrap()[0].iter().all(|&s| s == 0));
+    }
+
+    #[test]
+    fn pcma_is_decoded_even_when_pcmu_was_negotiated() {
+        let sink = Capture::default();
+        let (mut p, t0) = pipeline(neg("127.0.0.1:4000"), sink.clone());
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let payload = vec![crate::g711::linear_to_alaw(2000); 160];
+        for seq in 0..3u16 {
+            p.on_packet(
+                &rtp::build(8, false, seq, u32::from(seq) * 160, 5, &payload),
+                from,
+                t0,
+            );
+        }
+        p.playout(t0);
+        let v = sink.0.lock().unwrap()[0][0];
+        assert!((v - 2000).abs() < 64, "{v}");
+    }
+
+    #[test]
+    fn nat_source_is_latched_after_three_consecutive_packets() {
+        let (mut p, t0) = pipeline(neg("10.0.0.5:4000"), Capture::default());
+        let nat: SocketAddr = "127.0.0.1:62000".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:62001".parse().unwrap();
+        let pkt = |seq: u16| rtp::build(0, false, seq, u32::from(seq) * 160, 77, &[0xFF; 160]);
+        p.on_packet(&pkt(1), nat, t0);
+        p.on_packet(&pkt(2), nat, t0);
+        p.on_packet(&pkt(3), other, t0); // breaks the run
+        p.on_packet(&pkt(4), nat, t0);
+        p.on_packet(&pkt(5), nat, t0);
+        assert_eq!(p.remote(), "10.0.0.5:4000".parse().unwrap());
+        p.on_packet(&pkt(6), nat, t0);
+        assert_eq!(p.remote(), nat);
+        assert_eq!(p.take_events(), vec![MediaEvent::RemoteLatched(nat)]);
+        assert_eq!(p.on_tick(t0)[0].to, nat);
+        // Garbage from elsewhere never latches.
+        for _ in 0..10 {
+            p.on_packet(b"xxxxxxxxxxxxxxxxxxxx", other, t0);
+        }
+        assert_eq!(p.remote(), nat);
+        // A re-negotiated address wins over the latch.
+        p.update(neg("127.0.0.1:5000"));
+        assert_eq!(p.remote(), "127.0.0.1:5000".parse().unwrap());
+    }
+
+    #[test]
+    fn recvonly_on_our_side_plays_but_sendonly_plays_silence() {
+        let sink = Capture::default();
+        let mut n = neg("127.0.0.1:4000");
+        n.direction = Direction::SendOnly;
+        let (mut p, t0) = pipeline(n, sink.clone());
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        for seq in 0..5u16 {
+            p.on_packet(
+                &rtp::build(0, false, seq, u32::from(seq) * 160, 5, &[0x80; 160]),
+                from,
+                t0,
+            );
+        }
+        p.playout(t0);
+        assert!(sink.0.lock().unwrap()[0].iter().all(|&s| s == 0));
+        // The packets are still counted.
+        assert_eq!(p.stats().packets_received, 5);
+    }
+
+    #[test]
+    fn timestamp_jump_keeps_audio_and_jitter_sane() {
+        let sink = Capture::default();
+        let (mut p, t0) = pipeline(neg("127.0.0.1:4000"), sink.clone());
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        for seq in 0..30u16 {
+            let ts = if seq < 15 {
+                u32::from(seq) * 160
+            } else {
+                3_000_000 + u32::from(seq) * 160
+            };
+            let now = t0 + Duration::from_millis(20 * u64::from(seq));
+            p.on_packet(&rtp::build(0, false, seq, ts, 5, &[0x80; 160]), from, now);
+            p.playout(now);
+        }
+        let s = p.stats();
+        assert_eq!(s.packets_lost, 0);
+        assert_eq!(s.frames_concealed, 0);
+        assert!(s.jitter_ms < 0.01, "{}", s.jitter_ms);
+        assert_eq!(s.frames_played, 28);
+    }
+}

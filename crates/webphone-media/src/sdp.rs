@@ -1,0 +1,689 @@
+//! SDP (RFC 4566) parsing and offer/answer (RFC 3264) for one audio stream.
+//!
+//! We parse SDP with our own tolerant line parser instead of `rtc-sdp`: `rtc-sdp` 0.21 is a
+//! port of a JSEP-oriented strict state machine that rejects SDP whose lines are not in the exact
+//! RFC 4566 §5 order, and SIP devices in the field (gateways, PBXs, old phones) routinely send
+//! `b=` after `a=`, attributes before `c=` and similar. What we need from an SDP is small (the
+//! `c=`, `m=`, `a=rtpmap`, `a=fmtp`, `a=ptime` and direction lines), and every field is bounds
+//! checked here so that hostile input yields an [`SdpError`], never a panic.
+//!
+//! Supported: one audio stream with PCMU (PT 0), PCMA (PT 8) and telephone-event/8000
+//! (RFC 4733 §7.1.1, dynamic PT; we offer 101 with events `0-16`), `a=ptime:20`, directions
+//! (RFC 3264 §5.1/§6.1), `c=` at session or media level (RFC 4566 §5.7), IPv4 and IPv6. Other
+//! `m=` lines of an offer are rejected in the answer with port 0 (RFC 3264 §6).
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::{Codec, Direction, MediaOffer, Negotiated, PTIME_MS, SAMPLE_RATE};
+
+/// Largest SDP body we accept. Real offers are well below 4 KiB.
+pub const MAX_SDP_LEN: usize = 64 * 1024;
+/// Largest number of `m=` lines we accept.
+pub const MAX_MEDIA: usize = 32;
+/// Payload type we offer for telephone-event (RFC 4733 §7.1.1; 101 by custom).
+pub const DEFAULT_TELEPHONE_EVENT_PT: u8 = 101;
+/// The telephone events we support: DTMF 0-9, *, #, A-D and flash (RFC 4733 §3.2).
+pub const SUPPORTED_EVENTS: std::ops::RangeInclusive<u8> = 0..=16;
+
+/// Why an SDP could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// The body is larger than [`MAX_SDP_LEN`] or has more than [`MAX_MEDIA`] streams.
+    #[error("SDP too large: {0}")]
+    TooLarge(String),
+    /// A line could not be parsed.
+    #[error("SDP syntax error on line {line}: {reason}")]
+    Syntax {
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A line the description cannot do without is missing (`v=`, `o=`, `c=`, `m=`).
+    #[error("SDP lacks a {0} line")]
+    Missing(&'static str),
+    /// There is no audio stream at all.
+    #[error("SDP has no audio stream")]
+    NoAudio,
+    /// No audio stream has a codec we support (the caller answers 488, RFC 3261 §13.3.1.1).
+    #[error("no common codec")]
+    NoCommonCodec,
+    /// The answer rejected our audio stream with port 0 (RFC 3264 §6).
+    #[error("audio stream rejected by the peer (port 0)")]
+    Rejected,
+    /// The connection address is not an IP literal (e.g. an FQDN) or its family is wrong.
+    #[error("unsupported connection address: {0}")]
+    UnsupportedAddress(String),
+}
+
+fn syntax(line: usize, reason: impl Into<String>) -> SdpError {
+    SdpError::Syntax {
+        line,
+        reason: reason.into(),
+    }
+}
+
+/// A `c=` address (RFC 4566 §5.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionAddress {
+    /// An IPv4 or IPv6 literal (multicast TTL / count suffixes stripped).
+    Ip(IpAddr),
+    /// Anything else (an FQDN); we do not resolve names in SDP.
+    Other(String),
+}
+
+/// An `a=rtpmap` attribute (RFC 4566 §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpMap {
+    /// Payload type, 0..=127.
+    pub payload_type: u8,
+    /// Encoding name as written (compare case-insensitively).
+    pub encoding: String,
+    /// Clock rate in Hz.
+    pub clock_rate: u32,
+    /// Encoding parameters (channel count for audio).
+    pub channels: Option<u32>,
+}
+
+/// One `m=` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaDescription {
+    /// `audio`, `video`, ...
+    pub media: String,
+    /// Transport port; 0 means the stream is rejected/disabled.
+    pub port: u16,
+    /// Transport protocol, e.g. `RTP/AVP`.
+    pub proto: String,
+    /// Format list as written (payload type numbers for RTP).
+    pub formats: Vec<String>,
+    /// Media-level `c=`.
+    pub connection: Option<ConnectionAddress>,
+    /// `a=rtpmap` lines.
+    pub rtpmaps: Vec<RtpMap>,
+    /// `a=fmtp` lines: payload type and parameter string.
+    pub fmtps: Vec<(u8, String)>,
+    /// Media-level direction attribute.
+    pub direction: Option<Direction>,
+    /// `a=ptime` in milliseconds.
+    pub ptime: Option<u32>,
+}
+
+impl MediaDescription {
+    /// Whether the transport is plain RTP (`RTP/AVP`, or `RTP/AVPF` whose feedback we ignore).
+    pub fn is_plain_rtp(&self) -> bool {
+        self.proto.eq_ignore_ascii_case("RTP/AVP") || self.proto.eq_ignore_ascii_case("RTP/AVPF")
+    }
+
+    /// The RTP payload types of the format list, skipping non-numeric formats.
+    pub fn payload_types(&self) -> impl Iterator<Item = u8> + '_ {
+        self.formats.iter().filter_map(|f| f.parse::<u8>().ok())
+    }
+
+    /// The rtpmap of a payload type.
+    pub fn rtpmap(&self, pt: u8) -> Option<&RtpMap> {
+        self.rtpmaps.iter().find(|m| m.payload_type == pt)
+    }
+
+    /// The fmtp parameters of a payload type.
+    pub fn fmtp(&self, pt: u8) -> Option<&str> {
+        self.fmtps
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .map(|(_, s)| s.as_str())
+    }
+
+    /// The codec a payload type of this stream stands for: by rtpmap if present (RFC 4566 §6),
+    /// else by the static assignment of RFC 3551 table 4.
+    pub fn codec_of(&self, pt: u8) -> Option<Codec> {
+        match self.rtpmap(pt) {
+            Some(map) => {
+                let codec = Codec::from_encoding_name(&map.encoding)?;
+                let mono = map.channels.is_none_or(|c| c == 1);
+                (map.clock_rate == codec.clock_rate() && mono).then_some(codec)
+            }
+            None => Codec::from_static_payload_type(pt),
+        }
+    }
+
+    /// The payload type of telephone-event at 8 kHz, if offered (RFC 4733 §7.1.1).
+    pub fn telephone_event_pt(&self) -> Option<u8> {
+        self.payload_types().find(|&pt| {
+            self.rtpmap(pt).is_some_and(|m| {
+                m.encoding.eq_ignore_ascii_case("telephone-event") && m.clock_rate == SAMPLE_RATE
+            })
+        })
+    }
+}
+
+/// A parsed session description (only what offer/answer needs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDescription {
+    /// `o=` fields: username, session id, session version (as written).
+    pub origin: (String, String, String),
+    /// Session-level `c=`.
+    pub connection: Option<ConnectionAddress>,
+    /// Session-level direction attribute.
+    pub direction: Option<Direction>,
+    /// The `m=` sections in order.
+    pub media: Vec<MediaDescription>,
+}
+
+impl SessionDescription {
+    /// The effective connection address of a stream (media level overrides session level,
+    /// RFC 4566 §5.7).
+    pub fn connection_of(&self, m: &MediaDescription) -> Result<IpAddr, SdpError> {
+        match m.connection.as_ref().or(self.connection.as_ref()) {
+            Some(ConnectionAddress::Ip(ip)) => Ok(*ip),
+            Some(ConnectionAddress::Other(s)) => Err(SdpError::UnsupportedAddress(s.clone())),
+            None => Err(SdpError::Missing("c=")),
+        }
+    }
+
+    /// The effective direction of a stream (media level overrides session level, default
+    /// sendrecv; RFC 3264 §5.1).
+    pub fn direction_of(&self, m: &MediaDescription) -> Direction {
+        m.direction.or(self.direction).unwrap_or_default()
+    }
+}
+
+/// Parse an SDP body (RFC 4566). Tolerant of line order, LF-only line ends, trailing blanks and
+/// unknown line types; strict about the values it uses.
+pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
+    if sdp.len() > MAX_SDP_LEN {
+        return Err(SdpError::TooLarge(format!("{} bytes", sdp.len())));
+    }
+    let mut seen_version = false;
+    let mut origin = None;
+    let mut connection = None;
+    let mut direction = None;
+    let mut media: Vec<MediaDescription> = Vec::new();
+
+    for (idx, raw) in sdp.split('\n').enumerate() {
+        let lineno = idx + 1;
+        let line = raw.trim_end_matches(['\r', ' ', '\t']);
+        if line.is_empty() {
+            continue;
+        }
+        let bytes = line.as_bytes();
+        if bytes.len() < 2 || bytes[1] != b'=' || !bytes[0].is_ascii_lowercase() {
+            return Err(syntax(lineno, "expected <type>=<value>"));
+        }
+        let kind = bytes[0];
+        let value = &line[2..];
+        if !seen_version {
+            if kind != b'v' {
+                return Err(SdpError::Missing("v="));
+            }
+            if value.trim() != "0" {
+                return Err(syntax(lineno, "unsupported SDP version"));
+            }
+            seen_version = true;
+            continue;
+        }
+        match kind {
+            b'v' => return Err(syntax(lineno, "repeated v= line")),
+            b'o' => {
+                let f: Vec<&str> = value.split_ascii_whitespace().collect();
+                if f.len() != 6 {
+                    return Err(syntax(lineno, "o= needs 6 fields"));
+                }
+                origin = Some((f[0].to_owned(), f[1].to_owned(), f[2].to_owned()));
+            }
+            b'c' => {
+                let c = parse_connection(value).map_err(|r| syntax(lineno, r))?;
+                match media.last_mut() {
+                    Some(m) => m.connection = Some(c),
+                    None => connection = Some(c),
+                }
+            }
+            b'm' => {
+                if media.len() >= MAX_MEDIA {
+                    return Err(SdpError::TooLarge(format!(
+                        "more than {MAX_MEDIA} m= lines"
+                    )));
+                }
+                media.push(parse_media(value).map_err(|r| syntax(lineno, r))?);
+            }
+            b'a' => {
+                let (name, arg) = match value.split_once(':') {
+                    Some((n, a)) => (n, Some(a)),
+                    None => (value, None),
+                };
+                if let Some(dir) = Direction::parse(name) {
+                    match media.last_mut() {
+                        Some(m) => m.direction = Some(dir),
+                        None => direction = Some(dir),
+                    }
+                    continue;
+                }
+                let (Some(m), Some(arg)) = (media.last_mut(), arg) else {
+                    continue; // session-level or flag attributes we do not use
+                };
+                match name {
+                    "rtpmap" => {
+                        let map = parse_rtpmap(arg).map_err(|r| syntax(lineno, r))?;
+                        if m.rtpmap(map.payload_type).is_none() {
+                            m.rtpmaps.push(map);
+                        }
+                    }
+                    "fmtp" => {
+                        let (pt, params) = arg.split_once(' ').unwrap_or((arg, ""));
+                        let pt = parse_pt(pt).map_err(|r| syntax(lineno, r))?;
+                        m.fmtps.push((pt, params.trim().to_owned()));
+                    }
+                    "ptime" => {
+                        // Some stacks write "20.0"; anything outside 1..=1000 ms is ignored.
+                        match arg.trim().parse::<f64>() {
+                            Ok(v) if (1.0..=1000.0).contains(&v) => m.ptime = Some(v as u32),
+                            _ => tracing::warn!(line = lineno, "ignoring bad a=ptime"),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // i=, u=, e=, p=, b=, t=, r=, z=, k=, s= and unknown letters: not needed here.
+            _ => {}
+        }
+    }
+    if !seen_version {
+        return Err(SdpError::Missing("v="));
+    }
+    let Some(origin) = origin else {
+        return Err(SdpError::Missing("o="));
+    };
+    Ok(SessionDescription {
+        origin,
+        connection,
+        direction,
+        media,
+    })
+}
+
+fn parse_connection(value: &str) -> Result<ConnectionAddress, String> {
+    let f: Vec<&str> = value.split_ascii_whitespace().collect();
+    let [nettype, addrtype, addr] = f.as_slice() else {
+        return Err("c= needs 3 fields".into());
+    };
+    if *nettype != "IN" {
+        return Err(format!("unsupported network type {nettype}"));
+    }
+    // Strip the multicast TTL / address count (RFC 4566 §5.7).
+    let host = addr.split('/').next().unwrap_or(addr);
+    let parsed = host.parse::<IpAddr>();
+    match (*addrtype, parsed) {
+        ("IP4", Ok(ip @ IpAddr::V4(_))) | ("IP6", Ok(ip @ IpAddr::V6(_))) => {
+            Ok(ConnectionAddress::Ip(ip))
+        }
+        ("IP4", Ok(_)) | ("IP6", Ok(_)) => Err(format!("address {host} does not match {addrtype}")),
+        ("IP4", Err(_)) | ("IP6", Err(_)) => Ok(ConnectionAddress::Other(host.to_owned())),
+        _ => Err(format!("unsupported address type {addrtype}")),
+    }
+}
+
+fn parse_media(value: &str) -> Result<MediaDescription, String> {
+    let f: Vec<&str> = value.split_ascii_whitespace().collect();
+    if f.len() < 4 {
+        return Err("m= needs media, port, proto and at least one format".into());
+    }
+    let port_str = f[1].split('/').next().unwrap_or(f[1]);
+    let port = port_str
+        .parse::<u16>()
+        .map_err(|_| format!("bad port {:?}", f[1]))?;
+    let proto = f[2].to_owned();
+    let formats: Vec<String> = f[3..].iter().map(|s| (*s).to_owned()).collect();
+    if proto.to_ascii_uppercase().starts_with("RTP/") {
+        for fmt in &formats {
+            parse_pt(fmt)?;
+        }
+    }
+    Ok(MediaDescription {
+        media: f[0].to_owned(),
+        port,
+        proto,
+        formats,
+        connection: None,
+        rtpmaps: Vec::new(),
+        fmtps: Vec::new(),
+        direction: None,
+        ptime: None,
+    })
+}
+
+fn parse_pt(s: &str) -> Result<u8, String> {
+    match s.trim().parse::<u8>() {
+        Ok(pt) if pt <= 127 => Ok(pt),
+        _ => Err(format!("bad payload type {s:?}")),
+    }
+}
+
+fn parse_rtpmap(arg: &str) -> Result<RtpMap, String> {
+    let (pt, rest) = arg
+        .split_once(' ')
+        .ok_or_else(|| "rtpmap needs a payload type and an encoding".to_string())?;
+    let payload_type = parse_pt(pt)?;
+    let mut parts = rest.trim().split('/');
+    let encoding = parts.next().unwrap_or("").to_owned();
+    if encoding.is_empty() {
+        return Err("rtpmap without encoding name".into());
+    }
+    let clock_rate = parts
+        .next()
+        .and_then(|r| r.parse::<u32>().ok())
+        .filter(|r| *r > 0)
+        .ok_or_else(|| "rtpmap without a valid clock rate".to_string())?;
+    let channels = match parts.next() {
+        Some(c) => Some(c.parse::<u32>().map_err(|_| "bad rtpmap channels")?),
+        None => None,
+    };
+    Ok(RtpMap {
+        payload_type,
+        encoding,
+        clock_rate,
+        channels,
+    })
+}
+
+/// Parse an RFC 4733 §7.1.1 event list (`0-15,66`) into a 256-bit set.
+fn parse_event_list(s: &str) -> [bool; 256] {
+    let mut set = [false; 256];
+    for item in s.split(',') {
+        let item = item.trim();
+        let (lo, hi) = match item.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u8>(), b.trim().parse::<u8>()),
+            None => (item.parse::<u8>(), item.parse::<u8>()),
+        };
+        if let (Ok(lo), Ok(hi)) = (lo, hi) {
+            for e in lo..=hi {
+                set[usize::from(e)] = true;
+            }
+        }
+    }
+    set
+}
+
+/// Format the events of `set` that we support as an RFC 4733 list (`0-15`).
+fn format_supported_events(set: &[bool; 256]) -> String {
+    let mut out = Vec::new();
+    let mut run: Option<(u8, u8)> = None;
+    for e in SUPPORTED_EVENTS {
+        if set[usize::from(e)] {
+            run = match run {
+                Some((lo, hi)) if hi + 1 == e => Some((lo, e)),
+                Some((lo, hi)) => {
+                    out.push(fmt_run(lo, hi));
+                    Some((e, e))
+                }
+                None => Some((e, e)),
+            };
+        }
+    }
+    if let Some((lo, hi)) = run {
+        out.push(fmt_run(lo, hi));
+    }
+    out.join(",")
+}
+
+fn fmt_run(lo: u8, hi: u8) -> String {
+    if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}-{hi}")
+    }
+}
+
+fn addr_type(ip: IpAddr) -> &'static str {
+    match ip {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    }
+}
+
+/// One audio `m=` section to write.
+struct AudioSection {
+    port: u16,
+    /// (payload type, rtpmap value, fmtp value)
+    formats: Vec<(u8, String, Option<String>)>,
+    direction: Direction,
+}
+
+fn write_session(
+    origin_id: u64,
+    version: u64,
+    local: SocketAddr,
+    sections: &[Result<AudioSection, String>],
+) -> String {
+    use std::fmt::Write;
+    let ip = local.ip();
+    let at = addr_type(ip);
+    let mut s = String::with_capacity(400);
+    let _ = write!(
+        s,
+        "v=0\r\no=- {origin_id} {version} IN {at} {ip}\r\ns=webphone\r\nc=IN {at} {ip}\r\nt=0 0\r\n"
+    );
+    for sec in sections {
+        match sec {
+            Ok(a) => {
+                let pts: Vec<String> = a.formats.iter().map(|f| f.0.to_string()).collect();
+                let _ = write!(s, "m=audio {} RTP/AVP {}\r\n", a.port, pts.join(" "));
+                for (pt, map, fmtp) in &a.formats {
+                    let _ = write!(s, "a=rtpmap:{pt} {map}\r\n");
+                    if let Some(f) = fmtp {
+                        let _ = write!(s, "a=fmtp:{pt} {f}\r\n");
+                    }
+                }
+                let _ = write!(s, "a=ptime:{PTIME_MS}\r\na={}\r\n", a.direction.as_str());
+            }
+            // A rejected stream: already formatted `m=` line.
+            Err(mline) => {
+                let _ = write!(s, "{mline}\r\n");
+            }
+        }
+    }
+    s
+}
+
+/// Create an SDP offer (RFC 3264 §5) for one audio stream at `local` with our codecs in
+/// preference order, telephone-event on PT 101 (events 0-16) if wanted, and `a=ptime:20`.
+///
+/// `local` must be the address the peer can reach (not `0.0.0.0`); `version` must grow by one
+/// for each changed offer in the same session (RFC 3264 §8). With an empty codec list the
+/// default list (PCMU, PCMA) is offered.
+pub fn create_offer(origin_id: u64, version: u64, local: SocketAddr, prefs: &MediaOffer) -> String {
+    let mut codecs: Vec<Codec> = Vec::new();
+    for c in &prefs.codecs {
+        if !codecs.contains(c) {
+            codecs.push(*c);
+        }
+    }
+    if codecs.is_empty() {
+        tracing::warn!("create_offer with no codecs: offering PCMU and PCMA");
+        codecs = vec![Codec::Pcmu, Codec::Pcma];
+    }
+    let mut formats: Vec<(u8, String, Option<String>)> = codecs
+        .iter()
+        .map(|c| {
+            (
+                c.static_payload_type(),
+                format!("{}/{}", c.encoding_name(), c.clock_rate()),
+                None,
+            )
+        })
+        .collect();
+    if prefs.telephone_event {
+        formats.push((
+            DEFAULT_TELEPHONE_EVENT_PT,
+            format!("telephone-event/{SAMPLE_RATE}"),
+            Some(format!(
+                "{}-{}",
+                SUPPORTED_EVENTS.start(),
+                SUPPORTED_EVENTS.end()
+            )),
+        ));
+    }
+    let section = AudioSection {
+        port: local.port(),
+        formats,
+        direction: prefs.direction,
+    };
+    write_session(origin_id, version, local, &[Ok(section)])
+}
+
+/// Answer an SDP offer (RFC 3264 §6) with session version = `origin_id`.
+///
+/// See [`answer_offer_with_version`]; use that one for answers to re-offers in the same
+/// session, whose version must grow when the answer changes (RFC 3264 §8).
+pub fn answer_offer(
+    offer: &str,
+    origin_id: u64,
+    local: SocketAddr,
+    prefs: &MediaOffer,
+) -> Result<(String, Negotiated), SdpError> {
+    answer_offer_with_version(offer, origin_id, origin_id, local, prefs)
+}
+
+/// Answer an SDP offer (RFC 3264 §6).
+///
+/// The first audio stream over plain RTP that has a codec of ours is accepted: the codec is the
+/// first of *our* preference list that the offer contains, with the offerer's payload type
+/// numbers (also for telephone-event, whose event list is intersected with 0-16). Our direction
+/// is the offer's reversed (sendonly <-> recvonly, RFC 3264 §6.1) combined with
+/// `prefs.direction`; an offer with `c=0.0.0.0` (the RFC 2543 hold convention, RFC 3264 §8.4)
+/// means we do not send. All other streams are rejected with port 0. If no stream can be
+/// accepted the result is [`SdpError::NoCommonCodec`] (or [`SdpError::NoAudio`] when the offer
+/// has no audio at all) and the caller should answer 488.
+pub fn answer_offer_with_version(
+    offer: &str,
+    origin_id: u64,
+    version: u64,
+    local: SocketAddr,
+    prefs: &MediaOffer,
+) -> Result<(String, Negotiated), SdpError> {
+    let desc = parse(offer)?;
+    if desc.media.is_empty() {
+        return Err(SdpError::Missing("m="));
+    }
+    if !desc.media.iter().any(|m| m.media == "audio") {
+        return Err(SdpError::NoAudio);
+    }
+    let mut negotiated: Option<Negotiated> = None;
+    let mut sections = Vec::with_capacity(desc.media.len());
+    for m in &desc.media {
+        if negotiated.is_none() && m.media == "audio" && m.port != 0 && m.is_plain_rtp() {
+            if let Some((section, neg)) = accept_audio(&desc, m, local, prefs)? {
+                negotiated = Some(neg);
+                sections.push(Ok(section));
+                continue;
+            }
+        }
+        let first_fmt = m.formats.first().map(String::as_str).unwrap_or("0");
+        sections.push(Err(format!("m={} 0 {} {first_fmt}", m.media, m.proto)));
+    }
+    let negotiated = negotiated.ok_or(SdpError::NoCommonCodec)?;
+    Ok((
+        write_session(origin_id, version, local, &sections),
+        negotiated,
+    ))
+}
+
+fn accept_audio(
+    desc: &SessionDescription,
+    m: &MediaDescription,
+    local: SocketAddr,
+    prefs: &MediaOffer,
+) -> Result<Option<(AudioSection, Negotiated)>, SdpError> {
+    let offered: Vec<(u8, Codec)> = m
+        .payload_types()
+        .filter_map(|pt| m.codec_of(pt).map(|c| (pt, c)))
+        .collect();
+    let Some((pt, codec)) = prefs
+        .codecs
+        .iter()
+        .find_map(|want| offered.iter().find(|(_, c)| c == want).copied())
+    else {
+        return Ok(None);
+    };
+    let ip = desc.connection_of(m)?;
+    let mut formats = vec![(
+        pt,
+        format!("{}/{}", codec.encoding_name(), codec.clock_rate()),
+        None,
+    )];
+    let mut te_pt = None;
+    if prefs.telephone_event {
+        if let Some(tpt) = m.telephone_event_pt() {
+            // RFC 4733 §7.1.1: no fmtp means events 0-15.
+            let events = parse_event_list(m.fmtp(tpt).unwrap_or("0-15"));
+            let list = format_supported_events(&events);
+            if !list.is_empty() {
+                formats.push((tpt, format!("telephone-event/{SAMPLE_RATE}"), Some(list)));
+                te_pt = Some(tpt);
+            }
+        }
+    }
+    let mut direction = desc.direction_of(m).reversed().intersect(prefs.direction);
+    if ip.is_unspecified() {
+        direction = direction.intersect(Direction::RecvOnly);
+    }
+    let neg = Negotiated {
+        remote_rtp: SocketAddr::new(ip, m.port),
+        codec,
+        payload_type: pt,
+        telephone_event_pt: te_pt,
+        direction,
+        ptime_ms: PTIME_MS,
+    };
+    let section = AudioSection {
+        port: local.port(),
+        formats,
+        direction,
+    };
+    Ok(Some((section, neg)))
+}
+
+/// Apply the answer to our offer (RFC 3264 §7).
+///
+/// The answer's first audio stream is ours. Port 0 gives [`SdpError::Rejected`]. The codec we
+/// send with is the first of the answer's formats that we support (the answerer's preference,
+/// RFC 3264 §6.1), with the answer's payload type numbers; our direction is the answer's
+/// reversed combined with `prefs.direction`.
+pub fn apply_answer(answer: &str, prefs: &MediaOffer) -> Result<Negotiated, SdpError> {
+    let desc = parse(answer)?;
+    let m = desc
+        .media
+        .iter()
+        .find(|m| m.media == "audio")
+        .ok_or(SdpError::NoAudio)?;
+    if m.port == 0 {
+        return Err(SdpError::Rejected);
+    }
+    if !m.is_plain_rtp() {
+        return Err(SdpError::NoCommonCodec);
+    }
+    let (pt, codec) = m
+        .payload_types()
+        .filter_map(|pt| m.codec_of(pt).map(|c| (pt, c)))
+        .find(|(_, c)| prefs.codecs.contains(c))
+        .ok_or(SdpError::NoCommonCodec)?;
+    let ip = desc.connection_of(m)?;
+    let te_pt = if prefs.telephone_event {
+        m.telephone_event_pt()
+    } else {
+        None
+    };
+    let mut direction = desc.direction_of(m).reversed().intersect(prefs.direction);
+    if ip.is_unspecified() {
+        direction = direction.intersect(Direction::RecvOnly);
+    }
+    Ok(Negotiated {
+        remote_rtp: SocketAddr::new(ip, m.port),
+        codec,
+        payload_type: pt,
+        telephone_event_pt: te_pt,
+        direction,
+        ptime_ms: PTIME_MS,
+    })
+}
+
+#[cfg(test)]
+#[path = "sdp_tests.rs"]
+mod tests;

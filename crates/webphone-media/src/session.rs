@@ -1,0 +1,228 @@
+//! The tokio driver: a UDP socket and a 20 ms clock around [`MediaPipeline`].
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::pipeline::{MediaEvent, MediaPipeline, PipelineConfig};
+use crate::stats::MediaStats;
+use crate::{Negotiated, PcmSink, PcmSource, PTIME_MS};
+
+/// A UDP socket for RTP, bound before the SDP is written because the SDP carries its port.
+#[derive(Debug)]
+pub struct RtpSocket {
+    socket: UdpSocket,
+    local: SocketAddr,
+}
+
+impl RtpSocket {
+    /// Bind on `ip`. With a port range, an even port of the range is chosen (RFC 3550 §11: RTP
+    /// uses an even port, RTCP the odd one above), starting at a random place in the range;
+    /// `AddrInUse` if every even port is taken. Without a range the system picks a port.
+    pub async fn bind(ip: IpAddr, port_range: Option<(u16, u16)>) -> io::Result<RtpSocket> {
+        let Some((lo, hi)) = port_range else {
+            return Self::from_tokio(UdpSocket::bind(SocketAddr::new(ip, 0)).await?);
+        };
+        let first_even = lo.saturating_add(lo % 2);
+        if lo == 0 || hi < first_even {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no even port in range {lo}-{hi}"),
+            ));
+        }
+        let count = u32::from((hi - first_even) / 2) + 1;
+        let start = rand::random::<u32>() % count;
+        let mut last_err = None;
+        for i in 0..count {
+            let port = u32::from(first_even) + 2 * ((start + i) % count);
+            let Ok(port) = u16::try_from(port) else {
+                continue;
+            };
+            match UdpSocket::bind(SocketAddr::new(ip, port)).await {
+                Ok(s) => return Self::from_tokio(s),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free even port")))
+    }
+
+    /// Wrap an already bound tokio socket.
+    pub fn from_tokio(socket: UdpSocket) -> io::Result<RtpSocket> {
+        let local = socket.local_addr()?;
+        Ok(RtpSocket { socket, local })
+    }
+
+    /// The bound address (as bound: `0.0.0.0` stays unspecified, the SDP needs a real one).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+enum Command {
+    Update(Negotiated),
+    Dtmf(String),
+    Stop,
+}
+
+/// If the task falls this far behind its 20 ms schedule (machine suspended, debugger), it
+/// skips ahead instead of sending the missed packets in a burst.
+const MAX_CATCH_UP: Duration = Duration::from_millis(200);
+
+/// One call's media: a tokio task that sends a frame every 20 ms, receives, and plays out.
+///
+/// The schedule is drift-free (`tokio::time::interval` with [`MissedTickBehavior::Burst`]: a
+/// late tick is followed by quick ones until the schedule is met, so 50 packets per second
+/// on average); lags over 200 ms are skipped instead of burst. Dropping the handle without
+/// [`MediaSession::stop`] also ends the task.
+#[derive(Debug)]
+pub struct MediaSession {
+    commands: mpsc::UnboundedSender<Command>,
+    stats: Arc<Mutex<MediaStats>>,
+    events: Mutex<Option<mpsc::UnboundedReceiver<MediaEvent>>>,
+    local: SocketAddr,
+    task: JoinHandle<MediaStats>,
+}
+
+impl MediaSession {
+    /// Start the media task. Must be called inside a tokio runtime.
+    pub fn start(
+        socket: RtpSocket,
+        neg: Negotiated,
+        source: Box<dyn PcmSource>,
+        sink: Box<dyn PcmSink>,
+    ) -> MediaSession {
+        Self::start_with_config(socket, neg, source, sink, PipelineConfig::default())
+    }
+
+    /// [`MediaSession::start`] with explicit tuning.
+    pub fn start_with_config(
+        socket: RtpSocket,
+        neg: Negotiated,
+        source: Box<dyn PcmSource>,
+        sink: Box<dyn PcmSink>,
+        cfg: PipelineConfig,
+    ) -> MediaSession {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(Mutex::new(MediaStats::default()));
+        let local = socket.local;
+        let pipeline = MediaPipeline::new(neg, source, sink, cfg, Instant::now().into_std());
+        tracing::debug!(%local, ?pipeline, "media session starting");
+        let task = tokio::spawn(run(socket.socket, pipeline, rx, ev_tx, stats.clone()));
+        MediaSession {
+            commands: tx,
+            stats,
+            events: Mutex::new(Some(ev_rx)),
+            local,
+            task,
+        }
+    }
+
+    /// The local RTP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Apply a new negotiation (re-INVITE, late answer, hold/resume).
+    pub fn update(&self, neg: Negotiated) {
+        let _ = self.commands.send(Command::Update(neg));
+    }
+
+    /// Send DTMF digits as RFC 4733 events (ignored with a warning when telephone-event was not
+    /// negotiated). `0-9 * # A-D`; space or `,` is a pause.
+    pub fn send_dtmf(&self, digits: &str) {
+        let _ = self.commands.send(Command::Dtmf(digits.to_owned()));
+    }
+
+    /// The latest counters (updated every 20 ms).
+    pub fn stats(&self) -> MediaStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stream of [`MediaEvent`]s (received DTMF, latching). Can be taken once.
+    pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<MediaEvent>> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Stop the task and return the final counters.
+    pub async fn stop(self) -> MediaStats {
+        let _ = self.commands.send(Command::Stop);
+        match self.task.await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "media task failed");
+                *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+            }
+        }
+    }
+}
+
+async fn run(
+    socket: UdpSocket,
+    mut pipeline: MediaPipeline,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    stats: Arc<Mutex<MediaStats>>,
+) -> MediaStats {
+    let period = Duration::from_millis(u64::from(PTIME_MS));
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut buf = vec![0u8; 4096];
+    let mut send_errors: u64 = 0;
+    loop {
+        tokio::select! {
+            biased;
+            cmd = commands.recv() => match cmd {
+                None | Some(Command::Stop) => break,
+                Some(Command::Update(neg)) => {
+                    tracing::debug!(?neg, "media update");
+                    pipeline.update(neg);
+                }
+                Some(Command::Dtmf(d)) => {
+                    pipeline.send_dtmf(&d);
+                }
+            },
+            scheduled = interval.tick() => {
+                let now = Instant::now();
+                if now.saturating_duration_since(scheduled) > MAX_CATCH_UP {
+                    tracing::debug!(lag = ?now.saturating_duration_since(scheduled), "media clock lag: skipping ahead");
+                    interval.reset();
+                }
+                let now = now.into_std();
+                for out in pipeline.on_tick(now) {
+                    if let Err(e) = socket.send_to(&out.data, out.to).await {
+                        send_errors += 1;
+                        // First error and then every 500th (10 s) to keep logs readable.
+                        if send_errors % 500 == 1 {
+                            tracing::warn!(to = %out.to, error = %e, count = send_errors, "RTP send failed");
+                        }
+                    }
+                }
+                pipeline.playout(now);
+                for ev in pipeline.take_events() {
+                    let _ = events.send(ev);
+                }
+                *stats.lock().unwrap_or_else(|e| e.into_inner()) = pipeline.stats();
+            },
+            res = socket.recv_from(&mut buf) => match res {
+                Ok((n, from)) => {
+                    let data = buf.get(..n).unwrap_or(&[]);
+                    pipeline.on_packet(data, from, Instant::now().into_std());
+                }
+                // ICMP port unreachable from an earlier send shows up here; keep going.
+                Err(e) => tracing::trace!(error = %e, "RTP receive error"),
+            },
+        }
+    }
+    let final_stats = pipeline.stats();
+    *stats.lock().unwrap_or_else(|e| e.into_inner()) = final_stats;
+    tracing::debug!(?final_stats, "media session stopped");
+    final_stats
+}

@@ -1,0 +1,220 @@
+//! Media statistics: counters and the RFC 3550 receive statistics (loss per §A.3, interarrival
+//! jitter per §A.8).
+
+use std::net::SocketAddr;
+
+use crate::SAMPLE_RATE;
+
+/// A snapshot of one call's media counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MediaStats {
+    /// RTP packets sent (audio and telephone-event).
+    pub packets_sent: u64,
+    /// Bytes of those datagrams (RTP header included).
+    pub bytes_sent: u64,
+    /// Valid RTP packets received with a payload type we know.
+    pub packets_received: u64,
+    /// Bytes of those datagrams.
+    pub bytes_received: u64,
+    /// Packets lost, cumulative over all SSRCs: expected minus received (RFC 3550 §A.3),
+    /// never negative.
+    pub packets_lost: u64,
+    /// Packets that arrived with a lower sequence number than one already seen.
+    pub packets_reordered: u64,
+    /// Packets dropped by the jitter buffer as duplicates.
+    pub packets_duplicate: u64,
+    /// Packets dropped by the jitter buffer as too late.
+    pub packets_late: u64,
+    /// Datagrams that were not usable (not RTP, unknown payload type, bad payload).
+    pub packets_invalid: u64,
+    /// Interarrival jitter (RFC 3550 §A.8) in milliseconds.
+    pub jitter_ms: f64,
+    /// Frames played out with received audio.
+    pub frames_played: u64,
+    /// Frames concealed (loss, underflow).
+    pub frames_concealed: u64,
+    /// DTMF digits sent as RFC 4733 events.
+    pub dtmf_sent: u64,
+    /// DTMF digits received as RFC 4733 events.
+    pub dtmf_received: u64,
+    /// Where we currently send RTP (after symmetric-RTP latching, if any).
+    pub remote: Option<SocketAddr>,
+}
+
+/// Receive statistics for one SSRC (RFC 3550 §A.1, §A.3, §A.8).
+#[derive(Debug, Clone, Default)]
+pub struct ReceiveStats {
+    ssrc: Option<u32>,
+    base_ext: i64,
+    max_ext: i64,
+    received: u64,
+    reordered: u64,
+    /// Lost packets of earlier SSRCs.
+    lost_before: u64,
+    /// Jitter estimate in timestamp units (RFC 3550 §A.8, kept as f64 instead of the <<4
+    /// fixed point).
+    jitter: f64,
+    last_transit: Option<u32>,
+}
+
+/// A transit-time change larger than this (1 s) is a timestamp discontinuity (peer restarted its
+/// clock, or skipped ahead), not network jitter: the jitter estimate is not updated for it.
+const MAX_TRANSIT_STEP: i64 = SAMPLE_RATE as i64;
+
+impl ReceiveStats {
+    /// Nothing received yet.
+    pub fn new() -> ReceiveStats {
+        ReceiveStats::default()
+    }
+
+    /// Record one received packet. `arrival` is the arrival time in timestamp units (8 kHz)
+    /// on any fixed local clock. `count_jitter` is false for packets whose timestamp does not
+    /// follow the sampling clock (RFC 4733 events keep the event start timestamp).
+    pub fn on_packet(
+        &mut self,
+        ssrc: u32,
+        seq: u16,
+        timestamp: u32,
+        arrival: u64,
+        count_jitter: bool,
+    ) {
+        if self.ssrc != Some(ssrc) {
+            if self.ssrc.is_some() {
+                self.lost_before += self.lost_current();
+            }
+            self.ssrc = Some(ssrc);
+            self.base_ext = i64::from(seq);
+            self.max_ext = i64::from(seq);
+            self.received = 0;
+            self.jitter = 0.0;
+            self.last_transit = None;
+        }
+        let ext = self.max_ext + i64::from(seq.wrapping_sub(self.max_ext as u16) as i16);
+        if ext > self.max_ext {
+            self.max_ext = ext;
+        } else if ext < self.max_ext {
+            self.reordered += 1;
+        }
+        if ext < self.base_ext {
+            self.base_ext = ext;
+        }
+        self.received += 1;
+
+        if count_jitter {
+            // RFC 3550 §A.8: D(i-1,i) = (Rj - Ri) - (Sj - Si), J += (|D| - J) / 16.
+            let transit = (arrival as u32).wrapping_sub(timestamp);
+            if let Some(last) = self.last_transit {
+                let d = i64::from(transit.wrapping_sub(last) as i32).abs();
+                if d <= MAX_TRANSIT_STEP {
+                    self.jitter += (d as f64 - self.jitter) / 16.0;
+                }
+            }
+            self.last_transit = Some(transit);
+        }
+    }
+
+    fn lost_current(&self) -> u64 {
+        if self.ssrc.is_none() {
+            return 0;
+        }
+        let expected = self.max_ext - self.base_ext + 1;
+        u64::try_from(expected - self.received as i64).unwrap_or(0)
+    }
+
+    /// Cumulative packets lost (RFC 3550 §A.3), clamped at zero (duplicates can make the raw
+    /// figure negative).
+    pub fn lost(&self) -> u64 {
+        self.lost_before + self.lost_current()
+    }
+
+    /// Packets that arrived out of order.
+    pub fn reordered(&self) -> u64 {
+        self.reordered
+    }
+
+    /// Interarrival jitter in timestamp units.
+    pub fn jitter(&self) -> f64 {
+        self.jitter
+    }
+
+    /// Interarrival jitter in milliseconds.
+    pub fn jitter_ms(&self) -> f64 {
+        self.jitter * 1000.0 / f64::from(SAMPLE_RATE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perfectly_paced_stream_has_zero_jitter_and_no_loss() {
+        let mut s = ReceiveStats::new();
+        for i in 0..100u32 {
+            s.on_packet(
+                1,
+                65500u16.wrapping_add(i as u16),
+                5000 + i * 160,
+                100_000 + u64::from(i) * 160,
+                true,
+            );
+        }
+        assert_eq!(s.lost(), 0);
+        assert_eq!(s.reordered(), 0);
+        assert!(s.jitter() < 1e-9);
+    }
+
+    #[test]
+    fn constant_alternating_delay_converges_to_its_magnitude() {
+        // Every other packet is 80 units (10 ms) late: |D| = 80 each time, J -> 80.
+        let mut s = ReceiveStats::new();
+        for i in 0..500u32 {
+            let late = if i % 2 == 1 { 80 } else { 0 };
+            s.on_packet(1, i as u16, i * 160, u64::from(i) * 160 + late, true);
+        }
+        assert!((s.jitter() - 80.0).abs() < 1.0, "{}", s.jitter());
+        assert!((s.jitter_ms() - 10.0).abs() < 0.2);
+    }
+
+    #[test]
+    fn gaps_count_as_lost_and_out_of_order_as_reordered() {
+        let mut s = ReceiveStats::new();
+        for seq in [1u16, 2, 4, 3, 7, 8] {
+            s.on_packet(1, seq, 0, 0, false);
+        }
+        assert_eq!(s.lost(), 2); // 5 and 6
+        assert_eq!(s.reordered(), 1);
+    }
+
+    #[test]
+    fn timestamp_jump_does_not_inflate_jitter() {
+        let mut s = ReceiveStats::new();
+        for i in 0..50u32 {
+            let ts = if i < 25 { i * 160 } else { 1_000_000 + i * 160 };
+            s.on_packet(1, i as u16, ts, u64::from(i) * 160, true);
+        }
+        assert!(s.jitter() < 1e-9, "{}", s.jitter());
+        assert_eq!(s.lost(), 0);
+    }
+
+    #[test]
+    fn ssrc_change_keeps_earlier_loss_and_restarts_counting() {
+        let mut s = ReceiveStats::new();
+        for seq in [10u16, 12] {
+            s.on_packet(1, seq, 0, 0, false);
+        }
+        for seq in [500u16, 501] {
+            s.on_packet(2, seq, 0, 0, false);
+        }
+        assert_eq!(s.lost(), 1);
+    }
+
+    #[test]
+    fn duplicates_never_make_loss_negative() {
+        let mut s = ReceiveStats::new();
+        for seq in [1u16, 1, 1, 2] {
+            s.on_packet(1, seq, 0, 0, false);
+        }
+        assert_eq!(s.lost(), 0);
+    }
+}
