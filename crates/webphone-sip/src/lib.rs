@@ -1,1 +1,353 @@
-//! webphone-sip (skeleton; filled in by issue #2).
+//! webphone-sip: the SIP user agent of the softphone.
+//!
+//! A [`SipUa`] is a cheap, clonable handle to a tokio task (the *driver*) that owns the
+//! SIP stack (`rsipstack`, wrapped in the private `stack` module so a version bump touches
+//! one module) and a deterministic, sans-IO policy state machine (`policy`) that decides
+//! what to do: when to REGISTER and refresh, how to back off, which request ends a call
+//! (CANCEL, BYE or a final response), who owes the SDP answer.
+//!
+//! Commands (`register`, `invite`, `answer`, `hangup`, ...) never block: they are queued
+//! to the driver and their outcome is reported on the [`SipEvent`] channel returned by
+//! [`SipUa::start`].
+//!
+//! Standards: RFC 3261 (SIP), RFC 3581 (`rport`), RFC 2617/7616 (digest authentication),
+//! RFC 3264 (offer/answer; SDP bodies are opaque strings here).
+
+mod error;
+mod policy;
+mod stack;
+mod target;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use error::SipError;
+
+/// The transport the user agent listens on and sends requests with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Transport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        })
+    }
+}
+
+/// Local SIP settings: where to listen and how to identify ourselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SipConfig {
+    /// Address to bind. `0.0.0.0` binds every interface and advertises the first
+    /// non-loopback IPv4 address in Via/Contact.
+    pub bind_ip: IpAddr,
+    /// Port to bind; `0` picks a free one (see [`SipUa::local_addr`]).
+    pub port: u16,
+    pub transport: Transport,
+    /// Value of the `User-Agent` header (RFC 3261 §20.41).
+    pub user_agent: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 0,
+            transport: Transport::Udp,
+            user_agent: format!("webphone/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// One SIP account. The password is never logged: `Debug` prints a redacted marker.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// Registrar / domain, `host[:port]` (port defaults to 5060). Also the domain of our
+    /// address of record `sip:username@server` and of dialled bare user names.
+    pub server: Option<String>,
+    /// Outbound proxy, `host[:port]`: when set every out-of-dialog request is sent there
+    /// (with a loose-routing `Route`, RFC 3261 §8.1.2) instead of to `server`.
+    pub proxy: Option<String>,
+    pub username: String,
+    /// Digest user name when it differs from `username` (RFC 2617 §3.2.2).
+    pub auth_username: Option<String>,
+    pub password: String,
+    pub display_name: Option<String>,
+    /// Expected digest realm. `None` accepts whatever realm the server challenges with;
+    /// `Some` makes a REGISTER challenge with another realm fail.
+    pub realm: Option<String>,
+    /// Requested registration lifetime in seconds (`Expires`, RFC 3261 §10.2.1); 0 means 3600.
+    pub register_expires: u32,
+}
+
+impl fmt::Debug for AccountConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountConfig")
+            .field("server", &self.server)
+            .field("proxy", &self.proxy)
+            .field("username", &self.username)
+            .field("auth_username", &self.auth_username)
+            .field("password", &"<redacted>")
+            .field("display_name", &self.display_name)
+            .field("realm", &self.realm)
+            .field("register_expires", &self.register_expires)
+            .finish()
+    }
+}
+
+/// Our handle for one call (one INVITE dialog set). Unique per [`SipUa`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallKey(pub u64);
+
+impl fmt::Display for CallKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "call#{}", self.0)
+    }
+}
+
+/// Registration status of the account (RFC 3261 §10).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistrationState {
+    /// A REGISTER was sent (first attempt or a retry after a failure).
+    Registering,
+    /// The registrar accepted the binding for `expires` seconds. Reported again only
+    /// when the granted lifetime changes; refreshes are silent.
+    Registered { expires: u32 },
+    /// The REGISTER failed: `code` is the SIP status (401/403 for bad credentials,
+    /// 408 when nothing answered, 503 for a transport error); a retry is scheduled
+    /// with back-off.
+    Failed { code: u16, reason: String },
+    /// The binding was removed (`Expires: 0`) or never existed.
+    Unregistered,
+}
+
+/// Why a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// We hung up an established call (we sent BYE).
+    LocalHangup,
+    /// The peer hung up an established call (it sent BYE).
+    RemoteHangup,
+    /// We cancelled our unanswered outgoing call (CANCEL; usually `code` 487).
+    LocalCancel,
+    /// The caller cancelled the incoming call before we answered (we sent 487).
+    RemoteCancel,
+    /// The callee or a proxy refused our INVITE with a 3xx-6xx final response (`code`).
+    Rejected,
+    /// We refused the incoming call (`reject()`, or `hangup()` before answering).
+    LocalReject,
+    /// A timer expired: no ACK for our 2xx, or no final response.
+    Timeout,
+    /// Transport or protocol failure.
+    Failed,
+}
+
+/// What the user agent reports to its owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SipEvent {
+    Registration(RegistrationState),
+    /// A new incoming INVITE; `100 Trying` has been sent. Answer with
+    /// [`SipUa::ringing`], [`SipUa::answer`] or [`SipUa::reject`].
+    Incoming {
+        call: CallKey,
+        sip_call_id: String,
+        from_user: String,
+        from_display: Option<String>,
+        from_uri: String,
+        to_user: String,
+        /// Where the INVITE came from (Via `received`/`rport`, RFC 3581).
+        remote_addr: SocketAddr,
+        /// The SDP offer, if the INVITE carried one. `None` means our answer must carry
+        /// the offer and the peer's answer arrives in the ACK ([`SipEvent::Answered`]).
+        sdp: Option<String>,
+        /// All header fields of the INVITE as (name, value), in order.
+        headers: Vec<(String, String)>,
+    },
+    /// A provisional response to our INVITE: 180 Ringing / 183 Session Progress
+    /// (with early-media SDP if any).
+    Progress {
+        call: CallKey,
+        code: u16,
+        reason: String,
+        sdp: Option<String>,
+    },
+    /// Outgoing call: the 2xx arrived (and was ACKed), `sdp` is its body.
+    /// Incoming call: the ACK for our 2xx arrived, `sdp` is the ACK body if any.
+    Answered {
+        call: CallKey,
+        sdp: Option<String>,
+    },
+    /// The call is over; no further events for `call`.
+    Ended {
+        call: CallKey,
+        reason: EndReason,
+        code: Option<u16>,
+        text: String,
+    },
+    /// A DTMF digit received in a SIP INFO (`application/dtmf-relay`).
+    DtmfReceived {
+        call: CallKey,
+        digit: char,
+    },
+}
+
+/// Message from the [`SipUa`] handles to the driver task.
+pub(crate) enum DriverMsg {
+    Command(policy::Command),
+    Shutdown(oneshot::Sender<()>),
+}
+
+struct UaInner {
+    tx: mpsc::UnboundedSender<DriverMsg>,
+    local_addr: SocketAddr,
+    next_call: Arc<AtomicU64>,
+    /// Copy of the account for synchronous target resolution in [`SipUa::invite`].
+    account: Mutex<Option<AccountConfig>>,
+}
+
+/// The SIP user agent handle. Cheap to clone; every clone drives the same stack.
+/// The driver stops when [`SipUa::shutdown`] is called or every handle is dropped.
+#[derive(Clone)]
+pub struct SipUa {
+    inner: Arc<UaInner>,
+}
+
+impl fmt::Debug for SipUa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SipUa")
+            .field("local_addr", &self.inner.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SipUa {
+    /// Bind the socket, start the stack and return the handle with its event stream.
+    pub async fn start(
+        cfg: SipConfig,
+    ) -> Result<(SipUa, mpsc::UnboundedReceiver<SipEvent>), SipError> {
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let next_call = Arc::new(AtomicU64::new(1));
+        let (local_addr, tx) = stack::start(&cfg, next_call.clone(), ev_tx).await?;
+        tracing::info!(%local_addr, transport = %cfg.transport, "SIP user agent started");
+        let ua = SipUa {
+            inner: Arc::new(UaInner {
+                tx,
+                local_addr,
+                next_call,
+                account: Mutex::new(None),
+            }),
+        };
+        Ok((ua, ev_rx))
+    }
+
+    /// The address we listen on and advertise (Via sent-by, Contact).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// Set (or replace) the account. Replacing a registered account unregisters the old
+    /// binding first; call [`SipUa::register`] to register the new one.
+    pub fn set_account(&self, acc: AccountConfig) {
+        tracing::debug!(account = ?acc, "set_account");
+        *lock(&self.inner.account) = Some(acc.clone());
+        self.send(policy::Command::SetAccount(acc));
+    }
+
+    /// Register the account and keep the registration refreshed until [`SipUa::unregister`].
+    pub fn register(&self) {
+        self.send(policy::Command::Register);
+    }
+
+    /// Remove the binding (`Expires: 0`) and stop refreshing.
+    pub fn unregister(&self) {
+        self.send(policy::Command::Unregister);
+    }
+
+    /// Start an outgoing call with `sdp_offer` in the INVITE.
+    ///
+    /// Targets: `"1002"` (user at the account's server domain, sent via proxy/server),
+    /// `"sip:1002@host"` (via the server when `host` is the server, else direct),
+    /// `"sip:peer@127.0.0.1:5070"` (direct, no account needed). With a proxy configured
+    /// every call goes through the proxy.
+    pub fn invite(&self, target: &str, sdp_offer: String) -> Result<CallKey, SipError> {
+        if sdp_offer.trim().is_empty() {
+            // Late offer would need the SDP answer in our ACK (RFC 3261 §13.2.1), which the
+            // stack's automatic 2xx ACK cannot carry.
+            return Err(SipError::Unsupported(
+                "INVITE without SDP offer (late offer)".into(),
+            ));
+        }
+        let account = lock(&self.inner.account).clone();
+        let local_ip = self.inner.local_addr.ip();
+        let resolved = target::resolve(target, account.as_ref(), local_ip)?;
+        stack::validate_uri(&resolved.request_uri).map_err(|reason| SipError::InvalidTarget {
+            target: target.to_string(),
+            reason,
+        })?;
+        if self.inner.tx.is_closed() {
+            return Err(SipError::Closed);
+        }
+        let call = CallKey(self.inner.next_call.fetch_add(1, Ordering::Relaxed));
+        tracing::info!(%call, target, uri = %resolved.request_uri, next_hop = %resolved.next_hop, "invite");
+        self.send(policy::Command::Invite {
+            call,
+            target: resolved,
+            sdp: sdp_offer,
+        });
+        Ok(call)
+    }
+
+    /// Send `180 Ringing` for an incoming call.
+    pub fn ringing(&self, call: CallKey) {
+        self.send(policy::Command::Ringing(call));
+    }
+
+    /// Answer an incoming call with `200 OK` carrying `sdp_answer` (or our offer, when the
+    /// INVITE had none).
+    pub fn answer(&self, call: CallKey, sdp_answer: String) {
+        self.send(policy::Command::Answer(call, sdp_answer));
+    }
+
+    /// Refuse an incoming call with `code` (486 Busy Here, 603 Decline, ...; anything
+    /// outside 300-699 becomes 603).
+    pub fn reject(&self, call: CallKey, code: u16) {
+        self.send(policy::Command::Reject(call, code));
+    }
+
+    /// End the call whatever its state: CANCEL an unanswered outgoing call, reject an
+    /// unanswered incoming one with 603, BYE an established one.
+    pub fn hangup(&self, call: CallKey) {
+        self.send(policy::Command::Hangup(call));
+    }
+
+    /// Hang up every call, unregister (if registered) and stop the stack. Waits at most a
+    /// few seconds for the registrar.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.tx.send(DriverMsg::Shutdown(tx)).is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(6), rx).await;
+    }
+
+    fn send(&self, cmd: policy::Command) {
+        if self.inner.tx.send(DriverMsg::Command(cmd)).is_err() {
+            tracing::debug!("SIP driver is gone; command dropped");
+        }
+    }
+}
+
+/// Lock a mutex, recovering the data if a panicking thread poisoned it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,36 @@
+//! Error type of the SIP user agent.
+
+use std::net::SocketAddr;
+
+/// Everything the public API of this crate can fail with.
+///
+/// Runtime failures of a call or a registration are not errors of the API call
+/// that started them: they arrive later as [`crate::SipEvent::Ended`] or
+/// [`crate::RegistrationState::Failed`].
+#[derive(Debug, thiserror::Error)]
+pub enum SipError {
+    /// The dial string cannot be turned into a SIP URI (RFC 3261 §19.1).
+    #[error("invalid SIP target {target:?}: {reason}")]
+    InvalidTarget { target: String, reason: String },
+    /// A bare user name (`"1002"`) was dialled but no server or proxy is configured
+    /// to supply the domain.
+    #[error("no SIP server configured to reach {0:?}")]
+    NoServer(String),
+    /// The request is valid SIP but this user agent does not implement it yet.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// The SIP socket could not be bound.
+    #[error("cannot bind SIP {transport} socket on {addr}: {source}")]
+    Bind {
+        transport: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The underlying SIP stack reported an error while starting.
+    #[error("SIP stack: {0}")]
+    Stack(String),
+    /// The user agent has been shut down (or its driver task ended).
+    #[error("the SIP user agent is shut down")]
+    Closed,
+}

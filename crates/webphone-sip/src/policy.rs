@@ -1,0 +1,1792 @@
+//! The user-agent policy: a deterministic, sans-IO state machine.
+//!
+//! Input: a [`Command`] from the API, a [`StackEvent`] from the SIP stack driver, or a
+//! timer tick, always with an explicit `now`. Output: a list of [`Action`]s for the driver
+//! (send this request, emit that event). No sockets, no clocks, no tasks: everything here is
+//! unit-tested with virtual time.
+//!
+//! It owns:
+//! - registration: REGISTER, refresh before expiry, back-off after failures, unregister,
+//!   Contact correction from `received`/`rport` (RFC 3261 §10, RFC 3581);
+//! - per-call state (Calling / Early / WaitAck / Confirmed / terminating) so `hangup()` picks
+//!   CANCEL, BYE or a final response (RFC 3261 §9, §15);
+//! - offer/answer bookkeeping: who owes the SDP (RFC 3264, RFC 3261 §13.2.1);
+//! - ghost filtering: events for calls already ended are dropped.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::target::{HostPort, Target};
+use crate::{AccountConfig, CallKey, EndReason, RegistrationState, SipEvent, Transport};
+
+/// 64*T1 with T1 = 500 ms (RFC 3261 §17.1.1.2 Timer B): how long we wait for the final
+/// response after sending CANCEL, and for the ACK of our 2xx, before giving up.
+pub(crate) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(32);
+/// How long `shutdown()` waits for the un-REGISTER to be answered.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Registration lifetime requested when the account says 0.
+pub(crate) const DEFAULT_EXPIRES: u32 = 3600;
+/// Consecutive Contact corrections (RFC 3581) allowed before we stop chasing a moving
+/// `received`/`rport` (e.g. a symmetric NAT that changes ports).
+const MAX_CONTACT_FIXES: u32 = 2;
+
+/// Commands from the API handle.
+#[derive(Debug)]
+pub(crate) enum Command {
+    SetAccount(AccountConfig),
+    Register,
+    Unregister,
+    Invite {
+        call: CallKey,
+        target: Target,
+        sdp: String,
+    },
+    Ringing(CallKey),
+    Answer(CallKey, String),
+    Reject(CallKey, u16),
+    Hangup(CallKey),
+    Shutdown,
+}
+
+/// Result of one REGISTER transaction (after any digest challenge was answered).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RegisterOutcome {
+    /// Final status code; 408 when nothing answered, 503 for a transport error
+    /// (RFC 3261 §8.1.3.1).
+    pub code: u16,
+    pub reason: String,
+    /// Lifetime granted for our binding (Contact `expires` or `Expires`, RFC 3261 §10.2.4).
+    pub expires: Option<u32>,
+    /// `Min-Expires` of a 423 response (RFC 3261 §10.2.8).
+    pub min_expires: Option<u32>,
+    /// Our address as the registrar saw it: Via `received`/`rport` (RFC 3581 §4).
+    pub received: Option<HostPort>,
+    /// The Contact host/port we registered.
+    pub contact: HostPort,
+}
+
+/// A new incoming INVITE (the driver already sent 100 Trying).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IncomingInvite {
+    pub call: CallKey,
+    pub sip_call_id: String,
+    pub from_user: String,
+    pub from_display: Option<String>,
+    pub from_uri: String,
+    pub to_user: String,
+    pub remote_addr: SocketAddr,
+    pub sdp: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why the stack ended a dialog on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Termination {
+    /// BYE received (RFC 3261 §15.1.2).
+    RemoteBye,
+    /// CANCEL received for our unanswered server INVITE; 487 was sent (RFC 3261 §9.2).
+    RemoteCancel,
+    /// No ACK for our 2xx, or another transaction timeout.
+    Timeout,
+    /// The termination we asked for (our BYE, CANCEL, rejection).
+    Local,
+    Failed(String),
+}
+
+/// Events from the stack driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StackEvent {
+    RegisterDone {
+        gen: u64,
+        outcome: RegisterOutcome,
+    },
+    Incoming(IncomingInvite),
+    /// Provisional response to our INVITE.
+    Provisional {
+        call: CallKey,
+        code: u16,
+        reason: String,
+        sdp: Option<String>,
+    },
+    /// Final response to our INVITE (2xx already ACKed by the transaction layer).
+    Final {
+        call: CallKey,
+        code: u16,
+        reason: String,
+        sdp: Option<String>,
+    },
+    /// Our INVITE could not be sent or produced no response at all.
+    InviteFailed {
+        call: CallKey,
+        error: String,
+    },
+    /// ACK for our 2xx to an incoming INVITE.
+    AckReceived {
+        call: CallKey,
+        sdp: Option<String>,
+    },
+    Terminated {
+        call: CallKey,
+        cause: Termination,
+    },
+    /// DTMF from a SIP INFO in the dialog.
+    Dtmf {
+        call: CallKey,
+        digit: char,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) enum Input {
+    Command(Command),
+    Stack(StackEvent),
+    Tick,
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    Emit(SipEvent),
+    /// Send a REGISTER for `account` (`expires` 0 removes the binding). `contact`, when
+    /// set, replaces our local address in the Contact (RFC 3581 correction).
+    SendRegister {
+        gen: u64,
+        account: AccountConfig,
+        expires: u32,
+        contact: Option<HostPort>,
+    },
+    /// The Contact address to use in dialogs from now on (`None`: our local address).
+    SetContact(Option<HostPort>),
+    SendInvite {
+        call: CallKey,
+        target: Target,
+        sdp: String,
+    },
+    SendRinging(CallKey),
+    SendAnswer(CallKey, String),
+    SendReject(CallKey, u16),
+    SendCancel(CallKey),
+    SendBye(CallKey),
+    /// A 2xx crossed our CANCEL (RFC 3261 §9.1): it is ACKed (the transaction layer ACKs
+    /// every 2xx) and the session is ended with a BYE.
+    AckAndBye(CallKey),
+    /// The driver may drop its dialog handle for the call.
+    Forget(CallKey),
+    /// Shutdown is complete: stop the stack.
+    ShutdownComplete,
+}
+
+/// Who owes the next SDP of the initial offer/answer exchange (RFC 3264 §4, RFC 3261 §13.2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Negotiation {
+    /// We offered in the INVITE; the answer is due in the 2xx (or a reliable 1xx).
+    RemoteOwesAnswer,
+    /// The peer offered in the INVITE; our 2xx must carry the answer.
+    LocalOwesAnswer,
+    /// The INVITE had no body; our 2xx must carry the offer.
+    LocalOwesOffer,
+    /// We offered in our 2xx; the answer is due in the ACK.
+    RemoteOwesAnswerInAck,
+    Complete,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Outgoing,
+    Incoming,
+}
+
+/// Per-call dialog state as the policy sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Outgoing: INVITE sent, no response other than 100. Incoming: INVITE received, 100 sent.
+    Calling,
+    /// Outgoing: 18x received. Incoming: we sent 180.
+    Early,
+    /// Incoming: we sent 2xx, waiting for the ACK.
+    WaitAck,
+    Confirmed,
+    /// Outgoing: `hangup()` before the answer; CANCEL requested, waiting for the final response.
+    Cancelling,
+    /// Incoming: `hangup()` while waiting for the ACK; BYE goes out when the ACK arrives
+    /// (RFC 3261 §15: the callee must not send BYE before the ACK).
+    ByeAfterAck,
+}
+
+#[derive(Clone, Debug)]
+struct Call {
+    dir: Direction,
+    phase: Phase,
+    sdp: Negotiation,
+    deadline: Option<Instant>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RegState {
+    Idle,
+    /// REGISTER in flight. `announce`: a `Registering` event was emitted for this attempt.
+    Registering,
+    Registered {
+        expires: u32,
+        refresh_at: Instant,
+    },
+    RetryWait {
+        retry_at: Instant,
+    },
+    Unregistering,
+}
+
+/// The policy state machine. See the module docs.
+pub(crate) struct UaPolicy {
+    transport: Transport,
+    account: Option<AccountConfig>,
+    reg: RegState,
+    /// Generation of the REGISTER in flight; older outcomes are stale and ignored.
+    reg_gen: u64,
+    /// Expires value to request (account value, or a registrar's `Min-Expires`).
+    expires_override: Option<u32>,
+    failures: u32,
+    contact_fixes: u32,
+    /// Lifetime last reported in a `Registered` event.
+    announced: Option<u32>,
+    /// Contact learned from `received`/`rport`.
+    public_contact: Option<HostPort>,
+    calls: BTreeMap<CallKey, Call>,
+    shutdown_deadline: Option<Instant>,
+    shutdown_done: bool,
+}
+
+/// When to refresh a binding granted for `expires` seconds: at 85 % of the lifetime but at
+/// least 5 s before it ends, and halfway through for very short lifetimes.
+pub(crate) fn refresh_delay(expires: u32) -> Duration {
+    let e = u64::from(expires);
+    let secs = if e > 10 {
+        (e * 85 / 100).min(e - 5)
+    } else {
+        (e / 2).max(1)
+    };
+    Duration::from_secs(secs)
+}
+
+/// Back-off after the `failures`-th consecutive failed REGISTER: doubling from 5 s (60 s for
+/// credential errors, which a quick retry will not fix), capped at 5 minutes.
+pub(crate) fn retry_delay(failures: u32, code: u16) -> Duration {
+    let base: u64 = if matches!(code, 401 | 403 | 404 | 407) {
+        60
+    } else {
+        5
+    };
+    let shift = failures.saturating_sub(1).min(6);
+    Duration::from_secs((base << shift).min(300))
+}
+
+impl UaPolicy {
+    pub(crate) fn new(transport: Transport) -> Self {
+        UaPolicy {
+            transport,
+            account: None,
+            reg: RegState::Idle,
+            reg_gen: 0,
+            expires_override: None,
+            failures: 0,
+            contact_fixes: 0,
+            announced: None,
+            public_contact: None,
+            calls: BTreeMap::new(),
+            shutdown_deadline: None,
+            shutdown_done: false,
+        }
+    }
+
+    /// Feed one input; returns the actions to perform, in order.
+    pub(crate) fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Command(c) => self.on_command(c, now, &mut out),
+            Input::Stack(e) => self.on_stack(e, now, &mut out),
+            Input::Tick => self.on_tick(now, &mut out),
+        }
+        self.check_shutdown(now, &mut out);
+        out
+    }
+
+    /// The earliest instant at which [`Input::Tick`] has something to do.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let reg = match &self.reg {
+            RegState::Registered { refresh_at, .. } => Some(*refresh_at),
+            RegState::RetryWait { retry_at } => Some(*retry_at),
+            _ => None,
+        };
+        self.calls
+            .values()
+            .filter_map(|c| c.deadline)
+            .chain(reg)
+            .chain(self.shutdown_deadline)
+            .min()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn phase(&self, call: CallKey) -> Option<Phase> {
+        self.calls.get(&call).map(|c| c.phase)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn negotiation(&self, call: CallKey) -> Option<Negotiation> {
+        self.calls.get(&call).map(|c| c.sdp)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn direction(&self, call: CallKey) -> Option<Direction> {
+        self.calls.get(&call).map(|c| c.dir)
+    }
+
+    // ---------------------------------------------------------------- commands
+
+    fn on_command(&mut self, cmd: Command, now: Instant, out: &mut Vec<Action>) {
+        match cmd {
+            Command::SetAccount(acc) => self.set_account(acc, out),
+            Command::Register => self.register(out),
+            Command::Unregister => self.unregister(out),
+            Command::Invite { call, target, sdp } => {
+                if self.shutdown_deadline.is_some() {
+                    emit_end(
+                        out,
+                        call,
+                        EndReason::Failed,
+                        None,
+                        "user agent shutting down",
+                    );
+                    return;
+                }
+                self.calls.insert(
+                    call,
+                    Call {
+                        dir: Direction::Outgoing,
+                        phase: Phase::Calling,
+                        sdp: Negotiation::RemoteOwesAnswer,
+                        deadline: None,
+                    },
+                );
+                out.push(Action::SendInvite { call, target, sdp });
+            }
+            Command::Ringing(call) => match self.calls.get_mut(&call) {
+                Some(c) if c.dir == Direction::Incoming && c.phase == Phase::Calling => {
+                    c.phase = Phase::Early;
+                    out.push(Action::SendRinging(call));
+                }
+                _ => tracing::debug!(%call, "ringing ignored in this state"),
+            },
+            Command::Answer(call, sdp) => match self.calls.get_mut(&call) {
+                Some(c)
+                    if c.dir == Direction::Incoming
+                        && matches!(c.phase, Phase::Calling | Phase::Early) =>
+                {
+                    c.phase = Phase::WaitAck;
+                    c.sdp = match c.sdp {
+                        Negotiation::LocalOwesAnswer => Negotiation::Complete,
+                        Negotiation::LocalOwesOffer => Negotiation::RemoteOwesAnswerInAck,
+                        other => other,
+                    };
+                    c.deadline = Some(now + TRANSACTION_TIMEOUT);
+                    out.push(Action::SendAnswer(call, sdp));
+                }
+                _ => tracing::debug!(%call, "answer ignored in this state"),
+            },
+            Command::Reject(call, code) => match self.calls.get(&call) {
+                Some(c)
+                    if c.dir == Direction::Incoming
+                        && matches!(c.phase, Phase::Calling | Phase::Early) =>
+                {
+                    let code = if (300..=699).contains(&code) {
+                        code
+                    } else {
+                        603
+                    };
+                    self.calls.remove(&call);
+                    out.push(Action::SendReject(call, code));
+                    emit_end(out, call, EndReason::LocalReject, Some(code), "rejected");
+                    out.push(Action::Forget(call));
+                }
+                _ => tracing::debug!(%call, "reject ignored in this state"),
+            },
+            Command::Hangup(call) => self.hangup(call, now, out),
+            Command::Shutdown => self.shutdown(now, out),
+        }
+    }
+
+    fn hangup(&mut self, call: CallKey, now: Instant, out: &mut Vec<Action>) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            tracing::debug!(%call, "hangup of an unknown call ignored");
+            return;
+        };
+        match (c.dir, c.phase) {
+            // RFC 3261 §9.1: an unanswered INVITE is ended with CANCEL; the call ends when
+            // its final response (normally 487) arrives.
+            (Direction::Outgoing, Phase::Calling | Phase::Early) => {
+                c.phase = Phase::Cancelling;
+                c.deadline = Some(now + TRANSACTION_TIMEOUT);
+                out.push(Action::SendCancel(call));
+            }
+            (_, Phase::Cancelling | Phase::ByeAfterAck) => {}
+            // RFC 3261 §15.1.1: BYE ends an established session.
+            (_, Phase::Confirmed) => {
+                self.calls.remove(&call);
+                out.push(Action::SendBye(call));
+                emit_end(out, call, EndReason::LocalHangup, None, "hung up");
+                out.push(Action::Forget(call));
+            }
+            // Unanswered incoming call: a final response ends it (RFC 3261 §13.3.1.3).
+            (Direction::Incoming, Phase::Calling | Phase::Early) => {
+                self.calls.remove(&call);
+                out.push(Action::SendReject(call, 603));
+                emit_end(out, call, EndReason::LocalReject, Some(603), "declined");
+                out.push(Action::Forget(call));
+            }
+            // RFC 3261 §15: the callee must not send BYE before the ACK of its 2xx (or until
+            // the server transaction times out).
+            (Direction::Incoming, Phase::WaitAck) => {
+                c.phase = Phase::ByeAfterAck;
+                c.deadline = Some(now + TRANSACTION_TIMEOUT);
+                emit_end(out, call, EndReason::LocalHangup, None, "hung up");
+            }
+            (Direction::Outgoing, Phase::WaitAck) => {}
+        }
+    }
+
+    fn shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.shutdown_deadline.is_some() || self.shutdown_done {
+            return;
+        }
+        self.shutdown_deadline = Some(now + SHUTDOWN_GRACE);
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for call in keys {
+            self.hangup(call, now, out);
+        }
+        // Calls still cancelling/awaiting an ACK are abandoned now: the stack ends them.
+        let left: Vec<CallKey> = self.calls.keys().copied().collect();
+        for call in left {
+            if let Some(c) = self.calls.remove(&call) {
+                if c.phase == Phase::Cancelling {
+                    emit_end(
+                        out,
+                        call,
+                        EndReason::LocalCancel,
+                        None,
+                        "user agent shut down",
+                    );
+                }
+                out.push(Action::Forget(call));
+            }
+        }
+        match self.reg {
+            RegState::Registered { .. } | RegState::Registering => self.unregister(out),
+            RegState::RetryWait { .. } => {
+                self.reg = RegState::Idle;
+                self.emit_reg(out, RegistrationState::Unregistered);
+            }
+            RegState::Idle | RegState::Unregistering => {}
+        }
+    }
+
+    fn check_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(deadline) = self.shutdown_deadline else {
+            return;
+        };
+        if self.reg != RegState::Unregistering || now >= deadline {
+            self.shutdown_deadline = None;
+            self.shutdown_done = true;
+            out.push(Action::ShutdownComplete);
+        }
+    }
+
+    // ------------------------------------------------------------ registration
+
+    fn set_account(&mut self, acc: AccountConfig, out: &mut Vec<Action>) {
+        if matches!(
+            self.reg,
+            RegState::Registered { .. } | RegState::Registering
+        ) {
+            // Remove the old binding with the old account before switching.
+            self.unregister(out);
+        } else if matches!(self.reg, RegState::RetryWait { .. }) {
+            self.reg = RegState::Idle;
+        }
+        self.account = Some(acc);
+        self.expires_override = None;
+        self.announced = None;
+        self.failures = 0;
+        self.contact_fixes = 0;
+        if self.public_contact.take().is_some() {
+            out.push(Action::SetContact(None));
+        }
+    }
+
+    fn register(&mut self, out: &mut Vec<Action>) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        let usable = self.account.as_ref().is_some_and(|a| {
+            a.server.as_deref().is_some_and(|s| !s.trim().is_empty())
+                || a.proxy.as_deref().is_some_and(|s| !s.trim().is_empty())
+        });
+        if !usable {
+            self.emit_reg(
+                out,
+                RegistrationState::Failed {
+                    code: 0,
+                    reason: "no SIP server configured".into(),
+                },
+            );
+            return;
+        }
+        if self.reg == RegState::Registering {
+            return;
+        }
+        self.failures = 0;
+        self.contact_fixes = 0;
+        self.announced = None;
+        self.send_register(out, true);
+    }
+
+    fn requested_expires(&self) -> u32 {
+        self.expires_override.unwrap_or_else(|| {
+            match self.account.as_ref().map(|a| a.register_expires) {
+                Some(0) | None => DEFAULT_EXPIRES,
+                Some(e) => e,
+            }
+        })
+    }
+
+    fn send_register(&mut self, out: &mut Vec<Action>, announce: bool) {
+        let Some(account) = self.account.clone() else {
+            return;
+        };
+        self.reg_gen += 1;
+        self.reg = RegState::Registering;
+        if announce {
+            self.emit_reg(out, RegistrationState::Registering);
+        }
+        out.push(Action::SendRegister {
+            gen: self.reg_gen,
+            account,
+            expires: self.requested_expires(),
+            contact: self.public_contact.clone(),
+        });
+    }
+
+    fn unregister(&mut self, out: &mut Vec<Action>) {
+        match self.reg {
+            RegState::Registered { .. } | RegState::Registering => {
+                let Some(account) = self.account.clone() else {
+                    self.reg = RegState::Idle;
+                    return;
+                };
+                self.reg_gen += 1;
+                self.reg = RegState::Unregistering;
+                out.push(Action::SendRegister {
+                    gen: self.reg_gen,
+                    account,
+                    expires: 0,
+                    contact: self.public_contact.clone(),
+                });
+            }
+            RegState::Idle | RegState::RetryWait { .. } => {
+                self.reg = RegState::Idle;
+                self.announced = None;
+                self.emit_reg(out, RegistrationState::Unregistered);
+            }
+            RegState::Unregistering => {}
+        }
+    }
+
+    fn on_register_done(
+        &mut self,
+        gen: u64,
+        o: RegisterOutcome,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if gen != self.reg_gen {
+            tracing::debug!(
+                gen,
+                current = self.reg_gen,
+                "stale REGISTER outcome ignored"
+            );
+            return;
+        }
+        match self.reg {
+            RegState::Unregistering => {
+                if !(200..300).contains(&o.code) {
+                    tracing::warn!(code = o.code, reason = %o.reason, "un-REGISTER failed; binding expires on its own");
+                }
+                self.reg = RegState::Idle;
+                self.announced = None;
+                self.emit_reg(out, RegistrationState::Unregistered);
+            }
+            RegState::Registering => {
+                let requested = self.requested_expires();
+                if (200..300).contains(&o.code) {
+                    let granted = o.expires.unwrap_or(requested);
+                    if granted == 0 {
+                        self.register_failed(
+                            out,
+                            now,
+                            o.code,
+                            "registrar granted no lifetime".into(),
+                        );
+                        return;
+                    }
+                    self.failures = 0;
+                    if let Some(public) = self.contact_fix(&o) {
+                        // RFC 3581 §4: the registrar saw us at another address (NAT):
+                        // register that address instead, so requests reach us.
+                        tracing::info!(old = %o.contact, new = %public, "Contact corrected from received/rport");
+                        self.contact_fixes += 1;
+                        self.public_contact = Some(public.clone());
+                        out.push(Action::SetContact(Some(public)));
+                        self.send_register(out, false);
+                        return;
+                    }
+                    self.contact_fixes = 0;
+                    self.reg = RegState::Registered {
+                        expires: granted,
+                        refresh_at: now + refresh_delay(granted),
+                    };
+                    if self.announced != Some(granted) {
+                        self.announced = Some(granted);
+                        self.emit_reg(out, RegistrationState::Registered { expires: granted });
+                    }
+                } else if o.code == 423 && o.min_expires.is_some_and(|m| m > requested) {
+                    // RFC 3261 §10.2.8: retry with the registrar's minimum.
+                    self.expires_override = o.min_expires;
+                    self.send_register(out, false);
+                } else {
+                    self.register_failed(out, now, o.code, o.reason);
+                }
+            }
+            RegState::Idle | RegState::Registered { .. } | RegState::RetryWait { .. } => {}
+        }
+    }
+
+    /// The address to put in our Contact instead of the one just registered, if any.
+    fn contact_fix(&self, o: &RegisterOutcome) -> Option<HostPort> {
+        let received = o.received.as_ref()?;
+        if self.contact_fixes >= MAX_CONTACT_FIXES {
+            return None;
+        }
+        let differs = match self.transport {
+            // UDP: requests must go to the exact source address and port.
+            Transport::Udp => received != &o.contact,
+            // TCP: the source port is the ephemeral port of our connection, not a
+            // listener; only a different IP (NAT) is worth correcting.
+            Transport::Tcp => !received.host.eq_ignore_ascii_case(&o.contact.host),
+        };
+        differs.then(|| match self.transport {
+            Transport::Udp => received.clone(),
+            Transport::Tcp => HostPort::new(received.host.clone(), o.contact.port),
+        })
+    }
+
+    fn register_failed(&mut self, out: &mut Vec<Action>, now: Instant, code: u16, reason: String) {
+        self.failures += 1;
+        self.announced = None;
+        let delay = retry_delay(self.failures, code);
+        tracing::warn!(code, %reason, retry_in = ?delay, "registration failed");
+        self.reg = RegState::RetryWait {
+            retry_at: now + delay,
+        };
+        self.emit_reg(out, RegistrationState::Failed { code, reason });
+    }
+
+    fn emit_reg(&self, out: &mut Vec<Action>, st: RegistrationState) {
+        out.push(Action::Emit(SipEvent::Registration(st)));
+    }
+
+    // ------------------------------------------------------------------ stack
+
+    fn on_stack(&mut self, ev: StackEvent, now: Instant, out: &mut Vec<Action>) {
+        match ev {
+            StackEvent::RegisterDone { gen, outcome } => {
+                self.on_register_done(gen, outcome, now, out)
+            }
+            StackEvent::Incoming(inv) => {
+                let call = inv.call;
+                if self.shutdown_deadline.is_some() || self.shutdown_done {
+                    out.push(Action::SendReject(call, 503));
+                    out.push(Action::Forget(call));
+                    return;
+                }
+                self.calls.insert(
+                    call,
+                    Call {
+                        dir: Direction::Incoming,
+                        phase: Phase::Calling,
+                        sdp: if inv.sdp.is_some() {
+                            Negotiation::LocalOwesAnswer
+                        } else {
+                            Negotiation::LocalOwesOffer
+                        },
+                        deadline: None,
+                    },
+                );
+                out.push(Action::Emit(SipEvent::Incoming {
+                    call,
+                    sip_call_id: inv.sip_call_id,
+                    from_user: inv.from_user,
+                    from_display: inv.from_display,
+                    from_uri: inv.from_uri,
+                    to_user: inv.to_user,
+                    remote_addr: inv.remote_addr,
+                    sdp: inv.sdp,
+                    headers: inv.headers,
+                }));
+            }
+            StackEvent::Provisional {
+                call,
+                code,
+                reason,
+                sdp,
+            } => {
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
+                if c.dir != Direction::Outgoing || code == 100 {
+                    return;
+                }
+                match c.phase {
+                    Phase::Calling | Phase::Early => {
+                        c.phase = Phase::Early;
+                        out.push(Action::Emit(SipEvent::Progress {
+                            call,
+                            code,
+                            reason,
+                            sdp,
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+            StackEvent::Final {
+                call,
+                code,
+                reason,
+                sdp,
+            } => self.on_final(call, code, reason, sdp, out),
+            StackEvent::InviteFailed { call, error } => {
+                if let Some(c) = self.calls.remove(&call) {
+                    let reason = if c.phase == Phase::Cancelling {
+                        EndReason::LocalCancel
+                    } else {
+                        EndReason::Failed
+                    };
+                    emit_end(out, call, reason, None, &error);
+                    out.push(Action::Forget(call));
+                }
+            }
+            StackEvent::AckReceived { call, sdp } => {
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
+                match c.phase {
+                    Phase::WaitAck => {
+                        c.phase = Phase::Confirmed;
+                        c.deadline = None;
+                        if c.sdp == Negotiation::RemoteOwesAnswerInAck {
+                            if sdp.is_none() {
+                                tracing::warn!(%call, "ACK without the SDP answer to our offer");
+                            }
+                            c.sdp = Negotiation::Complete;
+                        }
+                        out.push(Action::Emit(SipEvent::Answered { call, sdp }));
+                    }
+                    Phase::ByeAfterAck => {
+                        self.calls.remove(&call);
+                        out.push(Action::SendBye(call));
+                        out.push(Action::Forget(call));
+                    }
+                    _ => {}
+                }
+            }
+            StackEvent::Terminated { call, cause } => {
+                let Some(c) = self.calls.remove(&call) else {
+                    return;
+                };
+                let (reason, code, text) = match cause {
+                    Termination::RemoteBye => (EndReason::RemoteHangup, None, "BYE".to_string()),
+                    Termination::RemoteCancel => (
+                        EndReason::RemoteCancel,
+                        Some(487),
+                        "Request Terminated".to_string(),
+                    ),
+                    Termination::Timeout => (EndReason::Timeout, Some(408), "timeout".to_string()),
+                    Termination::Local => (EndReason::Failed, None, "terminated".to_string()),
+                    Termination::Failed(e) => (EndReason::Failed, None, e),
+                };
+                // Already reported when the user hung up.
+                if c.phase != Phase::ByeAfterAck {
+                    let reason = if c.phase == Phase::Cancelling {
+                        EndReason::LocalCancel
+                    } else {
+                        reason
+                    };
+                    emit_end(out, call, reason, code, &text);
+                }
+                out.push(Action::Forget(call));
+            }
+            StackEvent::Dtmf { call, digit } => {
+                if self.calls.contains_key(&call) {
+                    out.push(Action::Emit(SipEvent::DtmfReceived { call, digit }));
+                }
+            }
+        }
+    }
+
+    fn on_final(
+        &mut self,
+        call: CallKey,
+        code: u16,
+        reason: String,
+        sdp: Option<String>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.dir != Direction::Outgoing {
+            return;
+        }
+        let success = (200..300).contains(&code);
+        match c.phase {
+            Phase::Calling | Phase::Early if success => {
+                c.phase = Phase::Confirmed;
+                if c.sdp == Negotiation::RemoteOwesAnswer {
+                    if sdp.is_none() {
+                        tracing::warn!(%call, "2xx without the SDP answer to our offer (RFC 3261 §13.2.1)");
+                    }
+                    c.sdp = Negotiation::Complete;
+                }
+                out.push(Action::Emit(SipEvent::Answered { call, sdp }));
+            }
+            Phase::Calling | Phase::Early => {
+                self.calls.remove(&call);
+                emit_end(out, call, EndReason::Rejected, Some(code), &reason);
+                out.push(Action::Forget(call));
+            }
+            Phase::Cancelling if success => {
+                // RFC 3261 §9.1/§15: the CANCEL lost the race; ACK the 2xx and BYE.
+                self.calls.remove(&call);
+                out.push(Action::AckAndBye(call));
+                emit_end(
+                    out,
+                    call,
+                    EndReason::LocalCancel,
+                    Some(code),
+                    "answered while cancelling; sent BYE",
+                );
+                out.push(Action::Forget(call));
+            }
+            Phase::Cancelling => {
+                self.calls.remove(&call);
+                emit_end(out, call, EndReason::LocalCancel, Some(code), &reason);
+                out.push(Action::Forget(call));
+            }
+            Phase::Confirmed | Phase::WaitAck | Phase::ByeAfterAck => {}
+        }
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        match self.reg {
+            RegState::Registered { refresh_at, .. } if now >= refresh_at => {
+                self.send_register(out, false);
+            }
+            RegState::RetryWait { retry_at } if now >= retry_at => {
+                self.send_register(out, true);
+            }
+            _ => {}
+        }
+        let expired: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.deadline.is_some_and(|d| now >= d))
+            .map(|(k, _)| *k)
+            .collect();
+        for call in expired {
+            let Some(c) = self.calls.remove(&call) else {
+                continue;
+            };
+            match c.phase {
+                Phase::Cancelling => {
+                    emit_end(
+                        out,
+                        call,
+                        EndReason::LocalCancel,
+                        None,
+                        "no final response to CANCEL",
+                    );
+                }
+                Phase::ByeAfterAck => {
+                    // No ACK within 64*T1: end the session anyway (RFC 3261 §13.3.1.4).
+                    out.push(Action::SendBye(call));
+                }
+                Phase::WaitAck => {
+                    emit_end(
+                        out,
+                        call,
+                        EndReason::Timeout,
+                        Some(408),
+                        "no ACK for 200 OK",
+                    );
+                    out.push(Action::SendBye(call));
+                }
+                _ => {
+                    self.calls.insert(
+                        call,
+                        Call {
+                            deadline: None,
+                            ..c
+                        },
+                    );
+                    continue;
+                }
+            }
+            out.push(Action::Forget(call));
+        }
+    }
+}
+
+fn emit_end(
+    out: &mut Vec<Action>,
+    call: CallKey,
+    reason: EndReason,
+    code: Option<u16>,
+    text: &str,
+) {
+    out.push(Action::Emit(SipEvent::Ended {
+        call,
+        reason,
+        code,
+        text: text.to_string(),
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::HostPort;
+
+    fn acc() -> AccountConfig {
+        AccountConfig {
+            server: Some("127.0.0.1:5080".into()),
+            username: "1001".into(),
+            password: "pass1001".into(),
+            register_expires: 600,
+            ..Default::default()
+        }
+    }
+
+    fn target() -> Target {
+        Target {
+            request_uri: "sip:1002@127.0.0.1:5080".into(),
+            next_hop: HostPort::new("127.0.0.1", 5080),
+            via_proxy: false,
+            from_domain: "127.0.0.1:5080".into(),
+        }
+    }
+
+    fn ok(expires: u32) -> RegisterOutcome {
+        RegisterOutcome {
+            code: 200,
+            reason: "OK".into(),
+            expires: Some(expires),
+            min_expires: None,
+            received: Some(HostPort::new("127.0.0.1", 40000)),
+            contact: HostPort::new("127.0.0.1", 40000),
+        }
+    }
+
+    fn fail(code: u16, reason: &str) -> RegisterOutcome {
+        RegisterOutcome {
+            code,
+            reason: reason.into(),
+            expires: None,
+            min_expires: None,
+            received: None,
+            contact: HostPort::new("127.0.0.1", 40000),
+        }
+    }
+
+    fn events(actions: &[Action]) -> Vec<SipEvent> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Emit(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reg_gen(actions: &[Action]) -> Option<(u64, u32)> {
+        actions.iter().find_map(|a| match a {
+            Action::SendRegister { gen, expires, .. } => Some((*gen, *expires)),
+            _ => None,
+        })
+    }
+
+    fn registered(p: &mut UaPolicy, t0: Instant, expires: u32) -> u64 {
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("REGISTER sent");
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: ok(expires),
+            }),
+            t0,
+        );
+        assert!(
+            events(&a).contains(&SipEvent::Registration(RegistrationState::Registered {
+                expires
+            }))
+        );
+        gen
+    }
+
+    #[test]
+    fn register_emits_registering_then_registered() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Registration(RegistrationState::Registering)]
+        );
+        assert_eq!(reg_gen(&a).map(|g| g.1), Some(600));
+        registered(&mut UaPolicy::new(Transport::Udp), t0, 600);
+    }
+
+    #[test]
+    fn register_without_server_fails_immediately() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Registration(RegistrationState::Failed {
+                code: 0,
+                ..
+            })]
+        ));
+        assert!(reg_gen(&a).is_none());
+    }
+
+    #[test]
+    fn refresh_scheduled_before_expiry() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        registered(&mut p, t0, 600);
+        let deadline = p.next_deadline().expect("refresh scheduled");
+        assert_eq!(deadline - t0, Duration::from_secs(510)); // 85 % of 600
+                                                             // Nothing happens before the deadline.
+        let early = p.handle(Input::Tick, t0 + Duration::from_secs(509));
+        assert!(early.is_empty());
+        let a = p.handle(Input::Tick, deadline);
+        let (gen, expires) = reg_gen(&a).expect("refresh REGISTER");
+        assert_eq!(expires, 600);
+        // Refreshes are silent.
+        assert!(events(&a).is_empty());
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: ok(600),
+            }),
+            deadline,
+        );
+        assert!(events(&a).is_empty());
+        assert_eq!(
+            p.next_deadline().map(|d| d - deadline),
+            Some(Duration::from_secs(510))
+        );
+    }
+
+    #[test]
+    fn refresh_follows_granted_expires() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        registered(&mut p, t0, 60);
+        assert_eq!(
+            p.next_deadline().map(|d| d - t0),
+            Some(Duration::from_secs(51))
+        );
+        assert_eq!(refresh_delay(20), Duration::from_secs(15));
+        assert_eq!(refresh_delay(3600), Duration::from_secs(3060));
+        assert_eq!(refresh_delay(4), Duration::from_secs(2));
+        assert_eq!(refresh_delay(1), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn failed_register_backs_off() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("sent");
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: fail(503, "Service Unavailable"),
+            }),
+            t0,
+        );
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Registration(RegistrationState::Failed {
+                code: 503,
+                reason: "Service Unavailable".into()
+            })]
+        );
+        let mut now = t0;
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            let d = p.next_deadline().expect("retry scheduled");
+            delays.push((d - now).as_secs());
+            assert!(p
+                .handle(Input::Tick, d - Duration::from_millis(1))
+                .is_empty());
+            let a = p.handle(Input::Tick, d);
+            assert_eq!(
+                events(&a),
+                vec![SipEvent::Registration(RegistrationState::Registering)]
+            );
+            let (gen, _) = reg_gen(&a).expect("retry REGISTER");
+            now = d;
+            p.handle(
+                Input::Stack(StackEvent::RegisterDone {
+                    gen,
+                    outcome: fail(408, "Request Timeout"),
+                }),
+                now,
+            );
+        }
+        assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 300, 300]);
+        // Success resets the back-off.
+        let a = p.handle(Input::Tick, p.next_deadline().expect("retry"));
+        let (gen, _) = reg_gen(&a).expect("REGISTER");
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: ok(300),
+            }),
+            now,
+        );
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Registration(RegistrationState::Registered {
+                expires: 300
+            })]
+        );
+    }
+
+    #[test]
+    fn wrong_password_fails_with_code_and_backs_off_longer() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("sent");
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: fail(401, "Unauthorized"),
+            }),
+            t0,
+        );
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Registration(RegistrationState::Failed {
+                code: 401,
+                ..
+            })]
+        ));
+        assert_eq!(
+            p.next_deadline().map(|d| d - t0),
+            Some(Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn stale_register_outcome_is_ignored() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let gen = registered(&mut p, t0, 600);
+        let a = p.handle(Input::Command(Command::Unregister), t0);
+        let (ugen, expires) = reg_gen(&a).expect("un-REGISTER");
+        assert_eq!(expires, 0);
+        assert!(ugen > gen);
+        // A late answer to the previous REGISTER changes nothing.
+        assert!(p
+            .handle(
+                Input::Stack(StackEvent::RegisterDone {
+                    gen,
+                    outcome: ok(600)
+                }),
+                t0
+            )
+            .is_empty());
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen: ugen,
+                outcome: ok(0),
+            }),
+            t0,
+        );
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Registration(RegistrationState::Unregistered)]
+        );
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn unregister_when_idle_reports_unregistered() {
+        let mut p = UaPolicy::new(Transport::Udp);
+        let a = p.handle(Input::Command(Command::Unregister), Instant::now());
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Registration(RegistrationState::Unregistered)]
+        );
+    }
+
+    #[test]
+    fn interval_too_brief_retries_with_min_expires() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("sent");
+        let mut o = fail(423, "Interval Too Brief");
+        o.min_expires = Some(1200);
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone { gen, outcome: o }),
+            t0,
+        );
+        assert_eq!(reg_gen(&a).map(|g| g.1), Some(1200));
+        assert!(events(&a).is_empty());
+    }
+
+    #[test]
+    fn register_rewrites_contact_from_rport() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("sent");
+        let mut o = ok(600);
+        o.contact = HostPort::new("192.168.1.10", 5060);
+        o.received = Some(HostPort::new("203.0.113.7", 61000));
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone { gen, outcome: o }),
+            t0,
+        );
+        let public = HostPort::new("203.0.113.7", 61000);
+        assert!(a.contains(&Action::SetContact(Some(public.clone()))));
+        let again = a.iter().find_map(|x| match x {
+            Action::SendRegister { gen, contact, .. } => Some((*gen, contact.clone())),
+            _ => None,
+        });
+        let (gen2, contact) = again.expect("re-REGISTER with the corrected Contact");
+        assert_eq!(contact, Some(public.clone()));
+        assert!(events(&a).is_empty());
+        let mut o = ok(600);
+        o.contact = public.clone();
+        o.received = Some(public);
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen: gen2,
+                outcome: o,
+            }),
+            t0,
+        );
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Registration(RegistrationState::Registered {
+                expires: 600
+            })]
+        );
+    }
+
+    #[test]
+    fn tcp_contact_keeps_listener_port() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Tcp);
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("sent");
+        let mut o = ok(600);
+        o.contact = HostPort::new("127.0.0.1", 5070);
+        o.received = Some(HostPort::new("127.0.0.1", 41234)); // ephemeral source port
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone { gen, outcome: o }),
+            t0,
+        );
+        assert!(!a.iter().any(|x| matches!(x, Action::SetContact(_))));
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Registration(RegistrationState::Registered { .. })]
+        ));
+    }
+
+    fn outgoing(p: &mut UaPolicy, call: CallKey, now: Instant) {
+        let a = p.handle(
+            Input::Command(Command::Invite {
+                call,
+                target: target(),
+                sdp: "v=0".into(),
+            }),
+            now,
+        );
+        assert!(matches!(a.as_slice(), [Action::SendInvite { .. }]));
+        assert_eq!(p.negotiation(call), Some(Negotiation::RemoteOwesAnswer));
+        assert_eq!(p.direction(call), Some(Direction::Outgoing));
+    }
+
+    fn provisional(call: CallKey, code: u16) -> Input {
+        Input::Stack(StackEvent::Provisional {
+            call,
+            code,
+            reason: "Ringing".into(),
+            sdp: None,
+        })
+    }
+
+    fn final_resp(call: CallKey, code: u16, sdp: Option<&str>) -> Input {
+        Input::Stack(StackEvent::Final {
+            call,
+            code,
+            reason: if code == 200 {
+                "OK".into()
+            } else {
+                "Busy Here".into()
+            },
+            sdp: sdp.map(String::from),
+        })
+    }
+
+    #[test]
+    fn outgoing_call_progress_and_answer() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        assert!(p.handle(provisional(call, 100), t0).is_empty());
+        assert_eq!(p.phase(call), Some(Phase::Calling));
+        let a = p.handle(provisional(call, 180), t0);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Progress { code: 180, .. }]
+        ));
+        assert_eq!(p.phase(call), Some(Phase::Early));
+        let a = p.handle(final_resp(call, 200, Some("v=0 answer")), t0);
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Answered {
+                call,
+                sdp: Some("v=0 answer".into())
+            }]
+        );
+        assert_eq!(p.phase(call), Some(Phase::Confirmed));
+        assert_eq!(p.negotiation(call), Some(Negotiation::Complete));
+    }
+
+    #[test]
+    fn hangup_before_answer_sends_cancel() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        p.handle(provisional(call, 180), t0);
+        let a = p.handle(Input::Command(Command::Hangup(call)), t0);
+        assert_eq!(a, vec![Action::SendCancel(call)]);
+        assert_eq!(p.phase(call), Some(Phase::Cancelling));
+        // A second hangup does nothing.
+        assert!(p
+            .handle(Input::Command(Command::Hangup(call)), t0)
+            .is_empty());
+        // Progress while cancelling is not reported.
+        assert!(events(&p.handle(provisional(call, 183), t0)).is_empty());
+        let a = p.handle(final_resp(call, 487, None), t0);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::LocalCancel,
+                code: Some(487),
+                ..
+            }]
+        ));
+        assert!(a.contains(&Action::Forget(call)));
+        assert_eq!(p.phase(call), None);
+    }
+
+    #[test]
+    fn hangup_while_calling_defers_to_stack_but_still_cancels() {
+        // Before any provisional response the CANCEL is held back by the stack until one
+        // arrives (RFC 3261 §9.1); the policy just asks for it.
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        let a = p.handle(Input::Command(Command::Hangup(call)), t0);
+        assert_eq!(a, vec![Action::SendCancel(call)]);
+        // If nothing ever answers, the call ends after 64*T1.
+        let d = p.next_deadline().expect("cancel guard");
+        assert_eq!(d - t0, TRANSACTION_TIMEOUT);
+        let a = p.handle(Input::Tick, d);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::LocalCancel,
+                code: None,
+                ..
+            }]
+        ));
+        // The late 487 is a ghost.
+        assert!(p.handle(final_resp(call, 487, None), d).is_empty());
+    }
+
+    #[test]
+    fn hangup_after_answer_sends_bye() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        p.handle(final_resp(call, 200, Some("v=0")), t0);
+        let a = p.handle(Input::Command(Command::Hangup(call)), t0);
+        assert_eq!(a[0], Action::SendBye(call));
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::LocalHangup,
+                ..
+            }]
+        ));
+        // Our own BYE's termination report is not a second Ended.
+        assert!(p
+            .handle(
+                Input::Stack(StackEvent::Terminated {
+                    call,
+                    cause: Termination::Local
+                }),
+                t0
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn cancel_crosses_200_ok() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        p.handle(provisional(call, 180), t0);
+        p.handle(Input::Command(Command::Hangup(call)), t0);
+        let a = p.handle(final_resp(call, 200, Some("v=0")), t0);
+        assert_eq!(a[0], Action::AckAndBye(call));
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::LocalCancel,
+                ..
+            }]
+        ));
+        assert!(!events(&a)
+            .iter()
+            .any(|e| matches!(e, SipEvent::Answered { .. })));
+    }
+
+    #[test]
+    fn rejected_outgoing_call_reports_code() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(7);
+        outgoing(&mut p, call, t0);
+        let a = p.handle(final_resp(call, 486, None), t0);
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Ended {
+                call,
+                reason: EndReason::Rejected,
+                code: Some(486),
+                text: "Busy Here".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn remote_bye_ends_call_once() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        p.handle(final_resp(call, 200, Some("v=0")), t0);
+        let bye = || {
+            Input::Stack(StackEvent::Terminated {
+                call,
+                cause: Termination::RemoteBye,
+            })
+        };
+        let a = p.handle(bye(), t0);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::RemoteHangup,
+                ..
+            }]
+        ));
+        assert!(p.handle(bye(), t0).is_empty());
+        assert!(p
+            .handle(Input::Command(Command::Hangup(call)), t0)
+            .is_empty());
+    }
+
+    fn incoming(p: &mut UaPolicy, call: CallKey, sdp: Option<&str>) -> Vec<Action> {
+        p.handle(
+            Input::Stack(StackEvent::Incoming(IncomingInvite {
+                call,
+                sip_call_id: "abc".into(),
+                from_user: "1002".into(),
+                from_display: Some("Bob".into()),
+                from_uri: "sip:1002@127.0.0.1".into(),
+                to_user: "1001".into(),
+                remote_addr: "127.0.0.1:5080".parse().expect("addr"),
+                sdp: sdp.map(String::from),
+                headers: vec![],
+            })),
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn incoming_call_ringing_answer_ack() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(3);
+        let a = incoming(&mut p, call, Some("offer"));
+        assert!(matches!(events(&a).as_slice(), [SipEvent::Incoming { .. }]));
+        assert_eq!(p.negotiation(call), Some(Negotiation::LocalOwesAnswer));
+        assert_eq!(
+            p.handle(Input::Command(Command::Ringing(call)), t0),
+            vec![Action::SendRinging(call)]
+        );
+        assert_eq!(
+            p.handle(Input::Command(Command::Answer(call, "answer".into())), t0),
+            vec![Action::SendAnswer(call, "answer".into())]
+        );
+        assert_eq!(p.phase(call), Some(Phase::WaitAck));
+        assert_eq!(p.negotiation(call), Some(Negotiation::Complete));
+        let a = p.handle(
+            Input::Stack(StackEvent::AckReceived { call, sdp: None }),
+            t0,
+        );
+        assert_eq!(events(&a), vec![SipEvent::Answered { call, sdp: None }]);
+        assert_eq!(p.phase(call), Some(Phase::Confirmed));
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn incoming_without_offer_expects_answer_in_ack() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(3);
+        incoming(&mut p, call, None);
+        assert_eq!(p.negotiation(call), Some(Negotiation::LocalOwesOffer));
+        p.handle(Input::Command(Command::Answer(call, "offer".into())), t0);
+        assert_eq!(
+            p.negotiation(call),
+            Some(Negotiation::RemoteOwesAnswerInAck)
+        );
+        let a = p.handle(
+            Input::Stack(StackEvent::AckReceived {
+                call,
+                sdp: Some("answer".into()),
+            }),
+            t0,
+        );
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Answered {
+                call,
+                sdp: Some("answer".into())
+            }]
+        );
+        assert_eq!(p.negotiation(call), Some(Negotiation::Complete));
+    }
+
+    #[test]
+    fn incoming_cancel_ends_call() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(3);
+        incoming(&mut p, call, Some("offer"));
+        p.handle(Input::Command(Command::Ringing(call)), t0);
+        let a = p.handle(
+            Input::Stack(StackEvent::Terminated {
+                call,
+                cause: Termination::RemoteCancel,
+            }),
+            t0,
+        );
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Ended {
+                call,
+                reason: EndReason::RemoteCancel,
+                code: Some(487),
+                text: "Request Terminated".into()
+            }]
+        );
+        // Answering a cancelled call is a no-op.
+        assert!(p
+            .handle(Input::Command(Command::Answer(call, "x".into())), t0)
+            .is_empty());
+    }
+
+    #[test]
+    fn reject_and_hangup_of_unanswered_incoming() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        incoming(&mut p, CallKey(1), Some("o"));
+        let a = p.handle(Input::Command(Command::Reject(CallKey(1), 486)), t0);
+        assert_eq!(a[0], Action::SendReject(CallKey(1), 486));
+        incoming(&mut p, CallKey(2), Some("o"));
+        let a = p.handle(Input::Command(Command::Hangup(CallKey(2))), t0);
+        assert_eq!(a[0], Action::SendReject(CallKey(2), 603));
+        incoming(&mut p, CallKey(3), Some("o"));
+        let a = p.handle(Input::Command(Command::Reject(CallKey(3), 42)), t0);
+        assert_eq!(a[0], Action::SendReject(CallKey(3), 603));
+    }
+
+    #[test]
+    fn hangup_while_waiting_for_ack_sends_bye_after_ack() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        incoming(&mut p, call, Some("o"));
+        p.handle(Input::Command(Command::Answer(call, "a".into())), t0);
+        let a = p.handle(Input::Command(Command::Hangup(call)), t0);
+        assert!(!a.iter().any(|x| matches!(x, Action::SendBye(_))));
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::LocalHangup,
+                ..
+            }]
+        ));
+        let a = p.handle(
+            Input::Stack(StackEvent::AckReceived { call, sdp: None }),
+            t0,
+        );
+        assert_eq!(a, vec![Action::SendBye(call), Action::Forget(call)]);
+    }
+
+    #[test]
+    fn missing_ack_times_out() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        incoming(&mut p, call, Some("o"));
+        p.handle(Input::Command(Command::Answer(call, "a".into())), t0);
+        let a = p.handle(Input::Tick, t0 + TRANSACTION_TIMEOUT);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::Timeout,
+                ..
+            }]
+        ));
+        assert!(a.contains(&Action::SendBye(call)));
+    }
+
+    #[test]
+    fn shutdown_hangs_up_and_unregisters() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        registered(&mut p, t0, 600);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        p.handle(final_resp(call, 200, Some("v=0")), t0);
+        let a = p.handle(Input::Command(Command::Shutdown), t0);
+        assert!(a.contains(&Action::SendBye(call)));
+        let (gen, expires) = reg_gen(&a).expect("un-REGISTER");
+        assert_eq!(expires, 0);
+        assert!(!a.contains(&Action::ShutdownComplete));
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: ok(0),
+            }),
+            t0,
+        );
+        assert!(a.contains(&Action::ShutdownComplete));
+        assert!(events(&a).contains(&SipEvent::Registration(RegistrationState::Unregistered)));
+    }
+
+    #[test]
+    fn shutdown_does_not_wait_forever_for_registrar() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        registered(&mut p, t0, 600);
+        let a = p.handle(Input::Command(Command::Shutdown), t0);
+        assert!(!a.contains(&Action::ShutdownComplete));
+        let d = p.next_deadline().expect("grace deadline");
+        assert_eq!(d - t0, SHUTDOWN_GRACE);
+        assert!(p.handle(Input::Tick, d).contains(&Action::ShutdownComplete));
+    }
+
+    #[test]
+    fn shutdown_without_registration_completes_at_once() {
+        let mut p = UaPolicy::new(Transport::Udp);
+        let a = p.handle(Input::Command(Command::Shutdown), Instant::now());
+        assert_eq!(a, vec![Action::ShutdownComplete]);
+    }
+
+    #[test]
+    fn set_account_while_registered_unregisters_old_binding() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        registered(&mut p, t0, 600);
+        let mut other = acc();
+        other.username = "1003".into();
+        let a = p.handle(Input::Command(Command::SetAccount(other)), t0);
+        let old = a.iter().find_map(|x| match x {
+            Action::SendRegister {
+                account, expires, ..
+            } => Some((account.username.clone(), *expires)),
+            _ => None,
+        });
+        assert_eq!(old, Some(("1001".into(), 0)));
+    }
+
+    #[test]
+    fn events_for_unknown_calls_are_ghosts() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(99);
+        assert!(p.handle(provisional(call, 180), t0).is_empty());
+        assert!(p.handle(final_resp(call, 200, None), t0).is_empty());
+        assert!(p
+            .handle(
+                Input::Stack(StackEvent::AckReceived { call, sdp: None }),
+                t0
+            )
+            .is_empty());
+        assert!(p
+            .handle(Input::Command(Command::Ringing(call)), t0)
+            .is_empty());
+        assert!(p
+            .handle(Input::Stack(StackEvent::Dtmf { call, digit: '1' }), t0)
+            .is_empty());
+    }
+}

@@ -1,0 +1,1126 @@
+//! The tokio driver: the only module that touches `rsipstack`.
+//!
+//! It owns the endpoint (transport + transaction layers), the dialog layer and the
+//! [`UaPolicy`]. It translates rsipstack transactions, responses and dialog states into
+//! [`StackEvent`]s for the policy, and the policy's [`Action`]s into rsipstack calls.
+//! Anything that awaits the network runs in a spawned task that reports back through the
+//! `StackEvent` channel, so the driver loop never blocks.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rsipstack::dialog::authenticate::{handle_client_authenticate, AuthRetry, Credential};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
+use rsipstack::sip::{
+    Header, Host, HostWithPort, Method, Param, Request, Response, SipMessage, StatusCode,
+    StatusCodeKind, Uri,
+};
+use rsipstack::transaction::endpoint::{EndpointInner, EndpointOption};
+use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::{make_tag, CallIdFormat, TransactionReceiver};
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipAddr, SipConnection, TcpListenerConnection, TransportLayer};
+use rsipstack::EndpointBuilder;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::policy::{
+    Action, Command, IncomingInvite, Input, RegisterOutcome, StackEvent, Termination, UaPolicy,
+};
+use crate::target::{self, HostPort, Target};
+use crate::{AccountConfig, CallKey, DriverMsg, SipConfig, SipError, SipEvent, Transport};
+
+/// Methods we accept (RFC 3261 §20.5 `Allow`).
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+/// How long shutdown waits for outstanding BYE/CANCEL transactions.
+const BYE_GRACE: Duration = Duration::from_secs(2);
+/// User part of our Contact when no account is configured.
+const ANONYMOUS_USER: &str = "webphone";
+
+/// Check that `uri` parses as a SIP URI (RFC 3261 §19.1).
+pub(crate) fn validate_uri(uri: &str) -> Result<(), String> {
+    Uri::try_from(uri).map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn sip_transport(t: Transport) -> rsipstack::sip::Transport {
+    match t {
+        Transport::Udp => rsipstack::sip::Transport::Udp,
+        Transport::Tcp => rsipstack::sip::Transport::Tcp,
+    }
+}
+
+fn host_of(s: &str) -> Host {
+    match s.parse::<IpAddr>() {
+        Ok(ip) => Host::IpAddr(ip),
+        Err(_) => Host::Domain(s.into()),
+    }
+}
+
+fn sip_addr(hop: &HostPort, transport: Transport) -> SipAddr {
+    SipAddr {
+        r#type: Some(sip_transport(transport)),
+        addr: HostWithPort {
+            host: host_of(&hop.host),
+            port: Some(hop.port.into()),
+        },
+    }
+}
+
+/// Quote a display name for a `name-addr` (RFC 3261 §25.1 `quoted-string`).
+fn display_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| *c != '\r' && *c != '\n')
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
+fn body_text(body: &[u8]) -> Option<String> {
+    if body.is_empty() {
+        None
+    } else {
+        Some(String::from_utf8_lossy(body).into_owned())
+    }
+}
+
+fn reason_text(resp: &Response) -> String {
+    resp.wire_reason
+        .clone()
+        .unwrap_or_else(|| resp.status_code.text().to_string())
+}
+
+/// Bind the socket, start the endpoint and spawn the driver task.
+pub(crate) async fn start(
+    cfg: &SipConfig,
+    next_call: Arc<AtomicU64>,
+    events: mpsc::UnboundedSender<SipEvent>,
+) -> Result<(SocketAddr, mpsc::UnboundedSender<DriverMsg>), SipError> {
+    let token = CancellationToken::new();
+    let transport_layer = TransportLayer::new(token.child_token());
+    let bind = SocketAddr::new(cfg.bind_ip, cfg.port);
+
+    let advertised_ip = if cfg.bind_ip.is_unspecified() {
+        SipConnection::resolve_bind_address(bind).ip()
+    } else {
+        cfg.bind_ip
+    };
+
+    let local = match cfg.transport {
+        Transport::Udp => {
+            let conn = UdpConnection::create_connection(bind, None, Some(token.child_token()))
+                .await
+                .map_err(|e| SipError::Bind {
+                    transport: "UDP",
+                    addr: bind,
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            let addr = conn
+                .get_addr()
+                .get_socketaddr()
+                .map_err(|e| SipError::Stack(e.to_string()))?;
+            transport_layer.add_transport(conn.into());
+            SocketAddr::new(advertised_ip, addr.port())
+        }
+        Transport::Tcp => {
+            // rsipstack binds TCP listeners when the endpoint starts serving; find the
+            // port now (port 0 = any) so that Via/Contact can name it.
+            let probe = std::net::TcpListener::bind(bind).map_err(|source| SipError::Bind {
+                transport: "TCP",
+                addr: bind,
+                source,
+            })?;
+            let port = probe
+                .local_addr()
+                .map_err(|e| SipError::Stack(e.to_string()))?
+                .port();
+            drop(probe);
+            let listen = SocketAddr::new(cfg.bind_ip, port);
+            let advertised = SocketAddr::new(advertised_ip, port);
+            let external = (advertised != listen).then_some(advertised);
+            let conn = TcpListenerConnection::new(listen, external)
+                .await
+                .map_err(|e| SipError::Stack(e.to_string()))?;
+            transport_layer.add_transport(conn.into());
+            advertised
+        }
+    };
+
+    let option = EndpointOption {
+        // Call-IDs without the library's default `@restsend.com` suffix (RFC 3261 §8.1.1.4
+        // only asks for global uniqueness).
+        callid_format: CallIdFormat::Uuid,
+        ..Default::default()
+    };
+    let endpoint = EndpointBuilder::new()
+        .with_cancel_token(token.clone())
+        .with_transport_layer(transport_layer)
+        .with_user_agent(&cfg.user_agent)
+        .with_allows(vec![
+            Method::Invite,
+            Method::Ack,
+            Method::Cancel,
+            Method::Bye,
+            Method::Options,
+            Method::Info,
+        ])
+        .with_option(option)
+        .build();
+    let incoming = endpoint
+        .incoming_transactions()
+        .map_err(|e| SipError::Stack(e.to_string()))?;
+    let inner = endpoint.inner.clone();
+    tokio::spawn(async move {
+        endpoint.serve().await;
+    });
+
+    if cfg.transport == Transport::Tcp {
+        wait_tcp_listening(local).await?;
+    }
+
+    let layer = Arc::new(DialogLayer::new(inner.clone()));
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (stack_tx, stack_rx) = mpsc::unbounded_channel();
+    let reg_call_id = rsipstack::transaction::make_call_id(None, CallIdFormat::Uuid)
+        .value()
+        .to_string();
+    let driver = Driver {
+        endpoint: inner,
+        layer,
+        token,
+        transport: cfg.transport,
+        local,
+        policy: UaPolicy::new(cfg.transport),
+        events,
+        stack_tx,
+        next_call,
+        calls: HashMap::new(),
+        account: None,
+        public_contact: None,
+        reg_call_id,
+        reg_cseq: Arc::new(AtomicU32::new(0)),
+        tasks: JoinSet::new(),
+        shutdown_waiters: Vec::new(),
+        stopping: false,
+    };
+    tokio::spawn(driver.run(cmd_rx, stack_rx, incoming));
+    Ok((local, cmd_tx))
+}
+
+/// Wait until the TCP listener accepts connections (it is bound by the endpoint task).
+async fn wait_tcp_listening(addr: SocketAddr) -> Result<(), SipError> {
+    let target = if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), addr.port())
+    } else {
+        addr
+    };
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(target).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(SipError::Stack(format!(
+        "TCP listener on {addr} did not start"
+    )))
+}
+
+struct CallEntry {
+    dialog: InviteDialog,
+    /// Our last SDP, offered again when the peer refreshes the session with a re-INVITE.
+    local_sdp: Arc<Mutex<Option<String>>>,
+}
+
+struct Driver {
+    endpoint: Arc<EndpointInner>,
+    layer: Arc<DialogLayer>,
+    token: CancellationToken,
+    transport: Transport,
+    local: SocketAddr,
+    policy: UaPolicy,
+    events: mpsc::UnboundedSender<SipEvent>,
+    stack_tx: mpsc::UnboundedSender<StackEvent>,
+    next_call: Arc<AtomicU64>,
+    calls: HashMap<CallKey, CallEntry>,
+    account: Option<AccountConfig>,
+    public_contact: Option<HostPort>,
+    /// Call-ID and CSeq of our REGISTERs: constant Call-ID, increasing CSeq (RFC 3261 §10.2).
+    reg_call_id: String,
+    reg_cseq: Arc<AtomicU32>,
+    tasks: JoinSet<()>,
+    shutdown_waiters: Vec<oneshot::Sender<()>>,
+    stopping: bool,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut cmd_rx: mpsc::UnboundedReceiver<DriverMsg>,
+        mut stack_rx: mpsc::UnboundedReceiver<StackEvent>,
+        mut incoming: TransactionReceiver,
+    ) {
+        let mut cmd_open = true;
+        let mut incoming_open = true;
+        while !self.stopping {
+            while self.tasks.try_join_next().is_some() {}
+            let deadline = self.policy.next_deadline();
+            let sleep = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                msg = cmd_rx.recv(), if cmd_open => match msg {
+                    Some(DriverMsg::Command(cmd)) => self.command(cmd),
+                    Some(DriverMsg::Shutdown(waiter)) => {
+                        self.shutdown_waiters.push(waiter);
+                        self.feed(Input::Command(Command::Shutdown));
+                    }
+                    None => {
+                        // Every handle is gone: shut down.
+                        cmd_open = false;
+                        self.feed(Input::Command(Command::Shutdown));
+                    }
+                },
+                Some(ev) = stack_rx.recv() => self.feed(Input::Stack(ev)),
+                tx = incoming.recv(), if incoming_open => match tx {
+                    Some(tx) => self.on_transaction(tx),
+                    None => {
+                        incoming_open = false;
+                        warn!("SIP endpoint stopped delivering requests");
+                    }
+                },
+                _ = sleep => self.feed(Input::Tick),
+            }
+        }
+        // Let BYE/CANCEL transactions go out before the transport closes.
+        let tasks = std::mem::take(&mut self.tasks);
+        let _ = tokio::time::timeout(BYE_GRACE, tasks.join_all()).await;
+        self.token.cancel();
+        for w in self.shutdown_waiters.drain(..) {
+            let _ = w.send(());
+        }
+        info!("SIP user agent stopped");
+    }
+
+    fn command(&mut self, cmd: Command) {
+        if let Command::SetAccount(acc) = &cmd {
+            if self.account.as_ref() != Some(acc) {
+                // New registration session for a new account (RFC 3261 §10.2: one Call-ID
+                // per registrar per UA is enough; a new account gets a new one).
+                self.reg_call_id = rsipstack::transaction::make_call_id(None, CallIdFormat::Uuid)
+                    .value()
+                    .to_string();
+            }
+            self.account = Some(acc.clone());
+        }
+        self.feed(Input::Command(cmd));
+    }
+
+    fn feed(&mut self, input: Input) {
+        let actions = self.policy.handle(input, Instant::now());
+        for a in actions {
+            self.execute(a);
+        }
+    }
+
+    fn emit(&self, ev: SipEvent) {
+        debug!(event = ?ev, "event");
+        let _ = self.events.send(ev);
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::Emit(ev) => self.emit(ev),
+            Action::SendRegister {
+                gen,
+                account,
+                expires,
+                contact,
+            } => {
+                let job = RegisterJob {
+                    endpoint: self.endpoint.clone(),
+                    transport: self.transport,
+                    contact: contact.unwrap_or_else(|| {
+                        HostPort::new(self.local.ip().to_string(), self.local.port())
+                    }),
+                    account,
+                    expires,
+                    call_id: self.reg_call_id.clone(),
+                    cseq: self.reg_cseq.clone(),
+                };
+                let tx = self.stack_tx.clone();
+                self.tasks.spawn(async move {
+                    let outcome = job.run().await;
+                    let _ = tx.send(StackEvent::RegisterDone { gen, outcome });
+                });
+            }
+            Action::SetContact(c) => self.public_contact = c,
+            Action::SendInvite { call, target, sdp } => self.send_invite(call, target, sdp),
+            Action::SendRinging(call) => {
+                if let Some(e) = self.calls.get(&call) {
+                    if let Err(err) = e.dialog.ringing(None, None) {
+                        warn!(%call, error = %err, "sending 180 failed");
+                    }
+                }
+            }
+            Action::SendAnswer(call, sdp) => {
+                if let Some(e) = self.calls.get(&call) {
+                    *crate::lock(&e.local_sdp) = Some(sdp.clone());
+                    let headers = vec![
+                        Header::ContentType("application/sdp".into()),
+                        Header::Allow(ALLOW.into()),
+                    ];
+                    if let Err(err) = e.dialog.accept(Some(headers), Some(sdp.into_bytes())) {
+                        warn!(%call, error = %err, "sending 200 failed");
+                        let _ = self.stack_tx.send(StackEvent::Terminated {
+                            call,
+                            cause: Termination::Failed(err.to_string()),
+                        });
+                    }
+                }
+            }
+            Action::SendReject(call, code) => {
+                if let Some(e) = self.calls.get(&call) {
+                    if let Err(err) = e.dialog.reject(Some(StatusCode::from(code)), None) {
+                        warn!(%call, error = %err, "sending final response failed");
+                    }
+                }
+            }
+            Action::SendCancel(call) => {
+                if let Some(e) = self.calls.get(&call) {
+                    let d = e.dialog.clone();
+                    self.tasks.spawn(async move {
+                        // RFC 3261 §9.1; before any provisional response the stack holds the
+                        // CANCEL back until one arrives.
+                        if let Err(err) = d.cancel().await {
+                            debug!(%call, error = %err, "CANCEL failed");
+                        }
+                    });
+                }
+            }
+            Action::SendBye(call) | Action::AckAndBye(call) => {
+                // For AckAndBye the transaction layer has ACKed the 2xx and the dialog layer
+                // already sent the BYE of a cancelled INVITE; `bye()` of a terminated dialog
+                // is a no-op, so this is safe either way.
+                if let Some(e) = self.calls.get(&call) {
+                    let d = e.dialog.clone();
+                    self.tasks.spawn(async move {
+                        if let Err(err) = d.bye().await {
+                            debug!(%call, error = %err, "BYE failed");
+                        }
+                    });
+                }
+            }
+            Action::Forget(call) => {
+                self.calls.remove(&call);
+            }
+            Action::ShutdownComplete => self.stopping = true,
+        }
+    }
+
+    fn contact_uri(&self, user: &str) -> String {
+        let hp = self
+            .public_contact
+            .clone()
+            .unwrap_or_else(|| HostPort::new(self.local.ip().to_string(), self.local.port()));
+        contact_string(user, &hp, self.transport)
+    }
+
+    fn username(&self) -> String {
+        self.account
+            .as_ref()
+            .map(|a| a.username.clone())
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| ANONYMOUS_USER.to_string())
+    }
+
+    fn send_invite(&mut self, call: CallKey, target: Target, sdp: String) {
+        let fail = |tx: &mpsc::UnboundedSender<StackEvent>, error: String| {
+            let _ = tx.send(StackEvent::InviteFailed { call, error });
+        };
+        let user = self.username();
+        let parsed = (|| -> Result<(Uri, Uri, Uri), String> {
+            let callee = Uri::try_from(target.request_uri.as_str()).map_err(|e| e.to_string())?;
+            let caller = Uri::try_from(format!("sip:{user}@{}", target.from_domain))
+                .map_err(|e| e.to_string())?;
+            let contact = Uri::try_from(self.contact_uri(&user)).map_err(|e| e.to_string())?;
+            Ok((callee, caller, contact))
+        })();
+        let (callee, caller, contact) = match parsed {
+            Ok(v) => v,
+            Err(e) => return fail(&self.stack_tx, format!("bad URI: {e}")),
+        };
+        let route_set = if target.via_proxy {
+            // RFC 3261 §8.1.2: an outbound proxy is the first Route, loose routing (`lr`).
+            let mut uri = Uri::from(HostWithPort {
+                host: host_of(&target.next_hop.host),
+                port: Some(target.next_hop.port.into()),
+            });
+            uri.params.push(Param::Lr);
+            if self.transport == Transport::Tcp {
+                uri.params
+                    .push(Param::Transport(rsipstack::sip::Transport::Tcp));
+            }
+            vec![rsipstack::sip::typed::Route {
+                display_name: None,
+                uri,
+                params: vec![],
+            }]
+        } else {
+            vec![]
+        };
+        let credential = self.account.as_ref().map(|a| Credential {
+            username: a.username.clone(),
+            password: a.password.clone(),
+            realm: a.realm.clone(),
+            auth_username: a.auth_username.clone().filter(|s| !s.is_empty()),
+        });
+        let opt = InviteOption {
+            caller_display_name: self
+                .account
+                .as_ref()
+                .and_then(|a| a.display_name.as_deref())
+                .filter(|d| !d.is_empty())
+                .map(display_name),
+            caller,
+            callee,
+            destination: Some(sip_addr(&target.next_hop, self.transport)),
+            content_type: Some("application/sdp".into()),
+            offer: Some(sdp.clone().into_bytes()),
+            contact,
+            credential,
+            headers: Some(vec![Header::Allow(ALLOW.into())]),
+            route_set,
+            ..Default::default()
+        };
+        let (state_tx, state_rx) = self.layer.new_dialog_state_channel();
+        match self.layer.do_invite_async(opt, state_tx) {
+            Ok((dialog, join)) => {
+                let local_sdp = Arc::new(Mutex::new(Some(sdp)));
+                self.calls.insert(
+                    call,
+                    CallEntry {
+                        dialog: dialog.clone(),
+                        local_sdp: local_sdp.clone(),
+                    },
+                );
+                tokio::spawn(call_task(CallTask {
+                    call,
+                    join: Some(join),
+                    state_rx,
+                    stack_tx: self.stack_tx.clone(),
+                    layer: self.layer.clone(),
+                    dialog,
+                    local_sdp,
+                    client: true,
+                }));
+            }
+            Err(e) => fail(&self.stack_tx, e.to_string()),
+        }
+    }
+
+    fn on_transaction(&mut self, mut tx: Transaction) {
+        let method = tx.original.method;
+        let has_to_tag = tx
+            .original
+            .to_header()
+            .ok()
+            .and_then(|t| t.tag().ok().flatten())
+            .is_some();
+        debug!(%method, key = %tx.key, "incoming request");
+        match method {
+            Method::Invite if !has_to_tag => self.on_new_invite(tx),
+            Method::Options if !has_to_tag => {
+                // RFC 3261 §11.2: answer capability queries outside a dialog.
+                tokio::spawn(async move {
+                    let headers = vec![
+                        Header::Allow(ALLOW.into()),
+                        Header::Accept("application/sdp".into()),
+                    ];
+                    if let Err(e) = tx.reply_with(StatusCode::OK, headers, None).await {
+                        debug!(error = %e, "OPTIONS reply failed");
+                    }
+                });
+            }
+            Method::Ack => {
+                if let Some(mut d) = self.layer.match_dialog(&tx) {
+                    tokio::spawn(async move {
+                        let _ = d.handle(&mut tx).await;
+                    });
+                }
+            }
+            _ if has_to_tag => match self.layer.match_dialog(&tx) {
+                Some(mut d) => {
+                    tokio::spawn(async move {
+                        if let Err(e) = d.handle(&mut tx).await {
+                            debug!(error = %e, "in-dialog request failed");
+                        }
+                    });
+                }
+                None => {
+                    // RFC 3261 §12.2.2: a request for a dialog we do not know.
+                    tokio::spawn(async move {
+                        let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+                    });
+                }
+            },
+            _ => {
+                // RFC 3261 §8.2.1: 405 with the methods we do support.
+                tokio::spawn(async move {
+                    let headers = vec![Header::Allow(ALLOW.into())];
+                    let _ = tx
+                        .reply_with(StatusCode::MethodNotAllowed, headers, None)
+                        .await;
+                });
+            }
+        }
+    }
+
+    fn on_new_invite(&mut self, tx: Transaction) {
+        let info = match parse_incoming(&tx.original) {
+            Ok(i) => i,
+            Err(e) => {
+                warn!(error = %e, "malformed INVITE");
+                let mut tx = tx;
+                tokio::spawn(async move {
+                    let _ = tx.reply(StatusCode::BadRequest).await;
+                });
+                return;
+            }
+        };
+        let call = CallKey(self.next_call.fetch_add(1, Ordering::Relaxed));
+        let user = self.username();
+        let contact = match Uri::try_from(self.contact_uri(&user)) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot build Contact");
+                return;
+            }
+        };
+        let (state_tx, state_rx) = self.layer.new_dialog_state_channel();
+        let dialog =
+            match self
+                .layer
+                .get_or_create_server_invite(&tx, state_tx, None, Some(contact))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    warn!(error = %e, "cannot create dialog for INVITE");
+                    let mut tx = tx;
+                    tokio::spawn(async move {
+                        let _ = tx.reply(StatusCode::BadRequest).await;
+                    });
+                    return;
+                }
+            };
+        let remote_addr = tx
+            .original
+            .via_header()
+            .ok()
+            .and_then(|v| SipConnection::parse_target_from_via(v).ok())
+            .and_then(|(_, hp)| SocketAddr::try_from(hp).ok())
+            .unwrap_or_else(|| SocketAddr::new(self.local.ip(), 0));
+        let local_sdp = Arc::new(Mutex::new(None));
+        self.calls.insert(
+            call,
+            CallEntry {
+                dialog: dialog.clone(),
+                local_sdp: local_sdp.clone(),
+            },
+        );
+        // The server INVITE transaction: sends 100 Trying at once (RFC 3261 §8.2.6.1, §17.2.1),
+        // then waits for our final response, the ACK or a CANCEL.
+        let mut server_dialog = dialog.clone();
+        let mut tx = tx;
+        tokio::spawn(async move {
+            if let Err(e) = server_dialog.handle(&mut tx).await {
+                debug!(%call, error = %e, "server INVITE transaction ended with error");
+            }
+        });
+        tokio::spawn(call_task(CallTask {
+            call,
+            join: None,
+            state_rx,
+            stack_tx: self.stack_tx.clone(),
+            layer: self.layer.clone(),
+            dialog,
+            local_sdp,
+            client: false,
+        }));
+        info!(%call, from = %info.from_uri, "incoming call");
+        self.feed(Input::Stack(StackEvent::Incoming(IncomingInvite {
+            call,
+            remote_addr,
+            ..info
+        })));
+    }
+}
+
+fn contact_string(user: &str, hp: &HostPort, transport: Transport) -> String {
+    let mut s = format!("sip:{user}@{hp}");
+    if transport == Transport::Tcp {
+        s.push_str(";transport=tcp");
+    }
+    s
+}
+
+/// The caller and callee of an incoming INVITE (RFC 3261 §8.1.1.3, §8.1.1.2).
+fn parse_incoming(req: &Request) -> Result<IncomingInvite, String> {
+    let from = req
+        .from_header()
+        .and_then(|h| h.typed())
+        .map_err(|e| e.to_string())?;
+    let to = req
+        .to_header()
+        .and_then(|h| h.typed())
+        .map_err(|e| e.to_string())?;
+    let call_id = req
+        .call_id_header()
+        .map_err(|e| e.to_string())?
+        .value()
+        .to_string();
+    let headers = req
+        .headers
+        .iter()
+        .map(|h| (h.name().to_string(), h.value().to_string()))
+        .collect();
+    Ok(IncomingInvite {
+        call: CallKey(0),
+        sip_call_id: call_id,
+        from_user: from.uri.user().unwrap_or_default().to_string(),
+        from_display: from
+            .display_name
+            .map(|d| d.trim().trim_matches('"').to_string())
+            .filter(|d| !d.is_empty()),
+        from_uri: from.uri.to_string(),
+        to_user: to.uri.user().unwrap_or_default().to_string(),
+        remote_addr: SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
+        sdp: body_text(&req.body),
+        headers,
+    })
+}
+
+struct CallTask {
+    call: CallKey,
+    join: Option<tokio::task::JoinHandle<InviteAsyncResult>>,
+    state_rx: DialogStateReceiver,
+    stack_tx: mpsc::UnboundedSender<StackEvent>,
+    layer: Arc<DialogLayer>,
+    dialog: InviteDialog,
+    local_sdp: Arc<Mutex<Option<String>>>,
+    client: bool,
+}
+
+/// Follow one dialog: translate its states (and, for our INVITE, its final response) into
+/// stack events; answer in-dialog requests the policy does not handle yet.
+async fn call_task(mut t: CallTask) {
+    let call = t.call;
+    let mut held_termination: Option<Termination> = None;
+    let mut acked = false;
+    loop {
+        let join_pending = t.join.is_some();
+        tokio::select! {
+            res = async {
+                match t.join.as_mut() {
+                    Some(j) => j.await,
+                    None => std::future::pending().await,
+                }
+            }, if join_pending => {
+                t.join = None;
+                let ev = match res {
+                    Ok(Ok((_, Some(resp)))) => StackEvent::Final {
+                        call,
+                        code: resp.status_code.code(),
+                        reason: reason_text(&resp),
+                        sdp: body_text(&resp.body),
+                    },
+                    Ok(Ok((_, None))) => StackEvent::InviteFailed {
+                        call,
+                        error: "no final response".into(),
+                    },
+                    Ok(Err(e)) => StackEvent::InviteFailed { call, error: e.to_string() },
+                    Err(e) => StackEvent::InviteFailed { call, error: e.to_string() },
+                };
+                let _ = t.stack_tx.send(ev);
+                if held_termination.take().is_some() {
+                    break;
+                }
+            }
+            st = t.state_rx.recv() => {
+                let Some(st) = st else { break };
+                match st {
+                    DialogState::Early(_, resp) if t.client => {
+                        let _ = t.stack_tx.send(StackEvent::Provisional {
+                            call,
+                            code: resp.status_code.code(),
+                            reason: reason_text(&resp),
+                            sdp: body_text(&resp.body),
+                        });
+                    }
+                    DialogState::Confirmed(_, _) if !t.client && !acked => {
+                        acked = true;
+                        let sdp = t.dialog.last_remote_ack().and_then(|ack| body_text(&ack.body));
+                        let _ = t.stack_tx.send(StackEvent::AckReceived { call, sdp });
+                    }
+                    DialogState::Updated(_, req, handle) => {
+                        // re-INVITE / UPDATE: keep the session as it is (RFC 3264 §8: an
+                        // unchanged answer); hold/resume comes later.
+                        let sdp = crate::lock(&t.local_sdp).clone();
+                        let (status, headers, body) = match sdp {
+                            Some(sdp) if req.method == Method::Invite || !req.body.is_empty() => (
+                                StatusCode::OK,
+                                Some(vec![Header::ContentType("application/sdp".into())]),
+                                Some(sdp.into_bytes()),
+                            ),
+                            _ if req.body.is_empty() => (StatusCode::OK, None, None),
+                            _ => (StatusCode::NotAcceptableHere, None, None),
+                        };
+                        let _ = handle.respond(status, headers, body).await;
+                    }
+                    DialogState::Info(_, req, handle) => {
+                        if let Some(digit) = dtmf_digit(&req) {
+                            let _ = t.stack_tx.send(StackEvent::Dtmf { call, digit });
+                        }
+                        let _ = handle.reply(StatusCode::OK).await;
+                    }
+                    DialogState::Options(_, _, handle)
+                    | DialogState::Message(_, _, handle)
+                    | DialogState::Notify(_, _, handle) => {
+                        let _ = handle.reply(StatusCode::OK).await;
+                    }
+                    DialogState::Refer(_, _, handle) => {
+                        // Transfer is not supported yet.
+                        let _ = handle.reply(StatusCode::Decline).await;
+                    }
+                    DialogState::Terminated(_, reason) => {
+                        let cause = termination(&reason, t.client);
+                        debug!(%call, ?reason, "dialog terminated");
+                        if t.join.is_some() {
+                            // The final response of our INVITE reports the outcome.
+                            held_termination = Some(cause);
+                        } else {
+                            let _ = t.stack_tx.send(StackEvent::Terminated { call, cause });
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    t.layer.remove_dialog(&t.dialog.id());
+}
+
+fn termination(reason: &TerminatedReason, client: bool) -> Termination {
+    match (reason, client) {
+        (TerminatedReason::UasBye, true) | (TerminatedReason::UacBye, false) => {
+            Termination::RemoteBye
+        }
+        (TerminatedReason::UacCancel, false) => Termination::RemoteCancel,
+        (TerminatedReason::Timeout, _) => Termination::Timeout,
+        (TerminatedReason::ProxyError(code), _) => {
+            Termination::Failed(format!("proxy error {}", code.code()))
+        }
+        _ => Termination::Local,
+    }
+}
+
+/// `Signal=5` of an `application/dtmf-relay` INFO body.
+fn dtmf_digit(req: &Request) -> Option<char> {
+    let body = std::str::from_utf8(&req.body).ok()?;
+    body.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("signal") {
+            return None;
+        }
+        let c = v.trim().chars().next()?;
+        matches!(c, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d').then(|| c.to_ascii_uppercase())
+    })
+}
+
+/// One REGISTER transaction, including the digest challenge round (RFC 3261 §10.2, §22;
+/// RFC 2617/7616 MD5 digest with `qop=auth`, computed by rsipstack).
+struct RegisterJob {
+    endpoint: Arc<EndpointInner>,
+    transport: Transport,
+    contact: HostPort,
+    account: AccountConfig,
+    expires: u32,
+    call_id: String,
+    cseq: Arc<AtomicU32>,
+}
+
+impl RegisterJob {
+    fn outcome(&self, code: u16, reason: impl Into<String>) -> RegisterOutcome {
+        RegisterOutcome {
+            code,
+            reason: reason.into(),
+            expires: None,
+            min_expires: None,
+            received: None,
+            contact: self.contact.clone(),
+        }
+    }
+
+    async fn run(self) -> RegisterOutcome {
+        let acc = &self.account;
+        let server = acc
+            .server
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .or(acc.proxy.as_deref());
+        let server = match server.map(target::parse_server) {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return self.outcome(0, format!("bad server address: {e}")),
+            None => return self.outcome(0, "no SIP server configured"),
+        };
+        let hop = match acc.proxy.as_deref().filter(|p| !p.trim().is_empty()) {
+            Some(p) => match target::parse_server(p) {
+                Ok(p) => p.hop(),
+                Err(e) => return self.outcome(0, format!("bad proxy address: {e}")),
+            },
+            None => server.hop(),
+        };
+        let domain = server.domain();
+        let user = &acc.username;
+        let uris = (|| -> Result<(Uri, Uri, Uri), String> {
+            let aor = Uri::try_from(format!("sip:{user}@{domain}")).map_err(|e| e.to_string())?;
+            let ruri = Uri::try_from(format!("sip:{domain}")).map_err(|e| e.to_string())?;
+            let contact = Uri::try_from(contact_string(user, &self.contact, self.transport))
+                .map_err(|e| e.to_string())?;
+            Ok((aor, ruri, contact))
+        })();
+        let (aor, ruri, contact_uri) = match uris {
+            Ok(u) => u,
+            Err(e) => return self.outcome(0, format!("bad account URI: {e}")),
+        };
+        let from = rsipstack::sip::typed::From {
+            display_name: acc
+                .display_name
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .map(display_name),
+            uri: aor.clone(),
+            params: vec![],
+        }
+        .with_tag(make_tag());
+        let to = rsipstack::sip::typed::To {
+            display_name: None,
+            uri: aor,
+            params: vec![],
+        };
+        let via = match self.endpoint.get_via(None, None) {
+            Ok(v) => v,
+            Err(e) => return self.outcome(503, e.to_string()),
+        };
+        let seq = self.cseq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut req = self.endpoint.make_request(
+            Method::Register,
+            ruri,
+            via,
+            from,
+            to,
+            seq,
+            Some(self.call_id.clone().into()),
+        );
+        let contact = rsipstack::sip::typed::Contact {
+            display_name: None,
+            uri: contact_uri,
+            params: vec![],
+        };
+        req.headers.push(contact.into());
+        req.headers
+            .push(rsipstack::sip::Expires::from(self.expires).into());
+        req.headers.push(Header::Allow(ALLOW.into()));
+        req.headers.push(Header::ContentLength(0u32.into()));
+
+        let key = match TransactionKey::from_request(&req, TransactionRole::Client) {
+            Ok(k) => k,
+            Err(e) => return self.outcome(0, e.to_string()),
+        };
+        let mut tx = Transaction::new_client(key, req, self.endpoint.clone(), None);
+        tx.destination = Some(sip_addr(&hop, self.transport));
+        debug!(
+            user = %user,
+            auth_user = ?acc.auth_username,
+            password = "<redacted>",
+            %hop,
+            expires = self.expires,
+            "sending REGISTER"
+        );
+        if let Err(e) = tx.send().await {
+            return self.outcome(503, format!("transport error: {e}"));
+        }
+        let credential = Credential {
+            username: acc.username.clone(),
+            password: acc.password.clone(),
+            realm: acc.realm.clone(),
+            auth_username: acc.auth_username.clone().filter(|s| !s.is_empty()),
+        };
+        let mut auth = AuthRetry::new();
+        while let Some(msg) = tx.receive().await {
+            let SipMessage::Response(resp) = msg else {
+                continue;
+            };
+            if resp.status_code.kind() == StatusCodeKind::Provisional {
+                continue;
+            }
+            let challenged = matches!(
+                resp.status_code,
+                StatusCode::Unauthorized | StatusCode::ProxyAuthenticationRequired
+            );
+            if challenged && auth.should_answer(&resp) {
+                if let (Some(want), Some(got)) = (acc.realm.as_deref(), challenge_realm(&resp)) {
+                    if !want.is_empty() && want != got {
+                        return self.outcome(
+                            resp.status_code.code(),
+                            format!("challenged for realm {got:?}, expected {want:?}"),
+                        );
+                    }
+                }
+                let seq = self.cseq.fetch_add(1, Ordering::Relaxed) + 1;
+                tx = match handle_client_authenticate(seq, &tx, resp, &credential).await {
+                    Ok(t) => t,
+                    Err(e) => return self.outcome(0, format!("cannot answer challenge: {e}")),
+                };
+                if let Err(e) = tx.send().await {
+                    return self.outcome(503, format!("transport error: {e}"));
+                }
+                continue;
+            }
+            return self.final_outcome(&resp);
+        }
+        self.outcome(408, "no response from registrar")
+    }
+
+    fn final_outcome(&self, resp: &Response) -> RegisterOutcome {
+        let code = resp.status_code.code();
+        let received = resp
+            .via_header()
+            .ok()
+            .and_then(|v| SipConnection::parse_target_from_via(v).ok())
+            .map(|(_, hp)| {
+                let port = hp.port.map(|p| p.value()).unwrap_or(target::DEFAULT_PORT);
+                let host = match hp.host {
+                    Host::IpAddr(ip) => ip.to_string(),
+                    Host::Domain(d) => d.to_string(),
+                };
+                HostPort::new(host, port)
+            });
+        let expires = if (200..300).contains(&code) {
+            Some(granted_expires(resp, &self.contact, self.expires))
+        } else {
+            None
+        };
+        let min_expires = resp
+            .min_expires_header()
+            .and_then(|h| h.value().trim().parse().ok());
+        RegisterOutcome {
+            code,
+            reason: reason_text(resp),
+            expires,
+            min_expires,
+            received,
+            contact: self.contact.clone(),
+        }
+    }
+}
+
+fn challenge_realm(resp: &Response) -> Option<String> {
+    resp.headers.iter().find_map(|h| match h {
+        Header::WwwAuthenticate(w) => w.typed().ok().map(|t| t.realm),
+        Header::ProxyAuthenticate(p) => p.typed().ok().map(|t| t.realm),
+        _ => None,
+    })
+}
+
+/// The lifetime of our binding (RFC 3261 §10.2.4): the `expires` parameter of the Contact
+/// that is ours, else the `Expires` header, else what we asked for.
+fn granted_expires(resp: &Response, ours: &HostPort, requested: u32) -> u32 {
+    let contacts = resp.typed_contact_headers().unwrap_or_default();
+    let mine = contacts.iter().find(|c| {
+        let hp = &c.uri.host_with_port;
+        let host = match &hp.host {
+            Host::IpAddr(ip) => ip.to_string(),
+            Host::Domain(d) => d.to_string(),
+        };
+        let port = hp.port.map(|p| p.value()).unwrap_or(target::DEFAULT_PORT);
+        host.trim_matches(['[', ']'])
+            .eq_ignore_ascii_case(&ours.host)
+            && port == ours.port
+    });
+    let single = match contacts.as_slice() {
+        [only] => Some(only),
+        _ => None,
+    };
+    mine.or(single)
+        .and_then(|c| c.expires())
+        .or_else(|| {
+            resp.expires_header()
+                .and_then(|h| h.value().trim().parse().ok())
+        })
+        .unwrap_or(requested)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(extra: &str) -> Response {
+        let text = format!(
+            "SIP/2.0 200 OK\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx;rport=5070;received=10.0.0.2\r\n\
+             From: <sip:1001@example.com>;tag=a\r\n\
+             To: <sip:1001@example.com>;tag=b\r\n\
+             CSeq: 2 REGISTER\r\n\
+             Call-ID: x\r\n\
+             {extra}\
+             Content-Length: 0\r\n\r\n"
+        );
+        Response::try_from(text.as_str()).expect("valid response")
+    }
+
+    #[test]
+    fn granted_expires_prefers_our_contact() {
+        let ours = HostPort::new("127.0.0.1", 5070);
+        let r = resp(
+            "Contact: <sip:1001@10.9.9.9:5060>;expires=60, <sip:1001@127.0.0.1:5070>;expires=1800\r\nExpires: 3600\r\n",
+        );
+        assert_eq!(granted_expires(&r, &ours, 600), 1800);
+        let r = resp("Expires: 900\r\n");
+        assert_eq!(granted_expires(&r, &ours, 600), 900);
+        let r = resp("");
+        assert_eq!(granted_expires(&r, &ours, 600), 600);
+    }
+
+    #[test]
+    fn display_names_are_escaped() {
+        assert_eq!(display_name("A \"B\" \\C\r\n"), "A \\\"B\\\" \\\\C");
+    }
+
+    #[test]
+    fn dtmf_info_body() {
+        let text = "INFO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKy\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: q\r\nCSeq: 3 INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: 24\r\n\r\nSignal=5\r\nDuration=160\r\n";
+        let req = Request::try_from(text).expect("valid request");
+        assert_eq!(dtmf_digit(&req), Some('5'));
+    }
+
+    #[test]
+    fn uri_validation() {
+        assert!(validate_uri("sip:1002@127.0.0.1:5070").is_ok());
+        assert!(validate_uri("").is_err() || validate_uri("sip:").is_err());
+    }
+}
