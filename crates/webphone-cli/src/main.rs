@@ -1,1 +1,170 @@
-fn main() {}
+//! `webphone-cli`: the softphone engine headless. API calls on stdin, notification strings on
+//! stdout.
+
+mod command_line;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::broadcast::error::RecvError;
+use webphone_engine::{ApiError, Event, Phone, PhoneOptions};
+
+use command_line::{env_params, parse_args, tokenize, USAGE};
+
+/// Writes one line to stdout and flushes it, so a reading program sees it at once.
+fn out(line: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{line}");
+    let _ = o.flush();
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "OK".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(&args, env_params(std::env::vars()), |p| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    }) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("webphone-cli: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if opts.help {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if opts.version {
+        println!("webphone-cli {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("webphone-cli: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(run(opts.params, opts.callbacks))
+}
+
+async fn run(params: Vec<(String, String)>, callbacks: bool) -> ExitCode {
+    let phone = match Phone::try_new(PhoneOptions {
+        params,
+        work_dir: None,
+    }) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("webphone-cli: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut events = phone.subscribe();
+    let printer = tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(Event::Notification(text)) => out(&text),
+                Ok(Event::Callback { name, args }) if callbacks => {
+                    let json = serde_json::Value::Array(args).to_string();
+                    out(&format!("CALLBACK,{name},{json}"));
+                }
+                Ok(Event::Callback { .. }) => {}
+                Err(RecvError::Lagged(n)) => {
+                    out(&format!("LOG,WARNING,{n} notifications were dropped"))
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+
+    let autostart = phone
+        .api("getparameter", vec!["autostart".into()])
+        .await
+        .map(|v| value_text(&v))
+        .unwrap_or_default();
+    if !matches!(autostart.trim(), "false" | "0") {
+        if let Err(e) = phone.api("start", vec![]).await {
+            out(&format!("ERROR,start,{e}"));
+        }
+    }
+
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let code = loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let line = match line {
+                    Ok(Some(l)) => l,
+                    // End of input means the controlling program is gone: stop cleanly.
+                    Ok(None) => break ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("webphone-cli: cannot read stdin: {e}");
+                        break ExitCode::from(1);
+                    }
+                };
+                let words = match tokenize(&line) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        out(&format!("ERROR,-,{e}"));
+                        continue;
+                    }
+                };
+                let Some((func, args)) = words.split_first() else { continue };
+                if matches!(func.as_str(), "quit" | "exit") {
+                    break ExitCode::SUCCESS;
+                }
+                match phone.api(func, args.to_vec()).await {
+                    Ok(v) => out(&format!("RESULT,{func},{}", value_text(&v))),
+                    Err(ApiError::UnknownFunction) => {
+                        out(&format!("ERROR,{func},unknown function"))
+                    }
+                    Err(e) => out(&format!("ERROR,{func},{e}")),
+                }
+            }
+            _ = shutdown_signal() => break ExitCode::SUCCESS,
+        }
+    };
+    let _ = phone.api("stop", vec![]).await;
+    drop(phone);
+    // Let the printer drain what the stop produced.
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(300), printer).await;
+    code
+}
+
+#[cfg(unix)]
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

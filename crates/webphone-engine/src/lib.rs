@@ -7,8 +7,12 @@
 
 pub mod params;
 
+mod core;
+mod echo;
 mod event;
+mod lines;
+pub mod notify;
 mod phone;
 
 pub use event::Event;
-pub use phone::{ApiError, Phone, PhoneOptions};
+pub use phone::{ApiError, ConfigError, Phone, PhoneOptions};

@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::warn;
 
+use crate::core::{Cmd, Core};
+use crate::params::ParamStore;
 use crate::Event;
 
 /// How a [`Phone`] starts: initial parameters (from the command line, a config file, the desktop
@@ -26,15 +29,49 @@ pub enum ApiError {
 }
 
 /// Cheap-to-clone handle to the phone engine.
+///
+/// Create it inside a tokio runtime: the engine runs as a task of that runtime. Nothing is sent
+/// on the event stream before the first API call (`start` emits `START,api`), so subscribe
+/// first, then call.
 #[derive(Clone)]
 pub struct Phone {
     events: broadcast::Sender<Event>,
+    cmds: mpsc::UnboundedSender<Cmd>,
 }
 
+/// Why [`Phone::new`] refused its options.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("invalid parameter: {0}")]
+pub struct ConfigError(pub String);
+
 impl Phone {
-    pub fn new(_opts: PhoneOptions) -> Phone {
-        let (events, _) = broadcast::channel(1024);
-        Phone { events }
+    /// Starts the engine task with the given initial parameters; invalid ones are skipped with
+    /// a warning (use [`Phone::try_new`] to refuse them).
+    pub fn new(opts: PhoneOptions) -> Phone {
+        let mut params = ParamStore::new();
+        for (k, v) in &opts.params {
+            if let Err(e) = params.set(k, v) {
+                warn!("ignoring parameter {k}: {e}");
+            }
+        }
+        Self::spawn(params)
+    }
+
+    /// Like [`Phone::new`] but fails on the first invalid initial parameter.
+    pub fn try_new(opts: PhoneOptions) -> Result<Phone, ConfigError> {
+        let mut params = ParamStore::new();
+        for (k, v) in &opts.params {
+            params.set(k, v).map_err(|e| ConfigError(e.to_string()))?;
+        }
+        Ok(Self::spawn(params))
+    }
+
+    fn spawn(params: ParamStore) -> Phone {
+        let (events, _) = broadcast::channel(4096);
+        let (cmds, rx) = mpsc::unbounded_channel();
+        let core = Core::new(params, events.clone(), cmds.clone());
+        tokio::spawn(core.run(rx));
+        Phone { events, cmds }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -43,7 +80,15 @@ impl Phone {
 
     /// Calls one `webphone_api` function by name with string arguments.
     pub async fn api(&self, func: &str, args: Vec<String>) -> Result<serde_json::Value, ApiError> {
-        let _ = (func, args);
-        Err(ApiError::UnknownFunction)
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::Api {
+                func: func.to_string(),
+                args,
+                reply,
+            })
+            .map_err(|_| ApiError::Failed("the engine has stopped".into()))?;
+        rx.await
+            .map_err(|_| ApiError::Failed("the engine has stopped".into()))?
     }
 }

@@ -1,0 +1,1348 @@
+//! The engine actor: owns parameters, the SIP user agent, the lines and their media, and turns
+//! API calls and SIP events into state changes, notifications and callbacks.
+//!
+//! One task runs [`Core::run`]; every input (API call, SIP event, timer tick) is handled to
+//! completion before the next, so the state needs no locks.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use webphone_audio::{open_input, open_output, AudioInput, AudioOutput, DeviceSpec};
+use webphone_media::{
+    sdp, Codec, MediaOffer, MediaSession, Negotiated, PcmSink, PcmSource, RtpSocket,
+};
+use webphone_sip::{
+    AccountConfig, CallKey, EndReason, RegistrationState, SipConfig, SipEvent, SipUa, Transport,
+};
+
+use crate::echo::{self, EchoCall};
+use crate::lines::{LineSel, Lines};
+use crate::notify::{self, Cdr, DiscParty, RegCode, Severity, Status};
+use crate::params::ParamStore;
+use crate::phone::ApiError;
+use crate::Event;
+
+/// Requests from the [`crate::Phone`] handles and from the engine's own tasks.
+pub(crate) enum Cmd {
+    Api {
+        func: String,
+        args: Vec<String>,
+        reply: oneshot::Sender<Result<Value, ApiError>>,
+    },
+    /// The echo endpoint finished its minute on this line.
+    EchoEnded { line: usize, id: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Outgoing = 1,
+    Incoming = 2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallPhase {
+    /// Outgoing INVITE sent, nothing back yet.
+    Setup,
+    /// Outgoing: 180/183 received.
+    Ringing,
+    /// Incoming: waiting for accept/reject.
+    Incoming,
+    Connected,
+}
+
+enum Peer {
+    Sip(CallKey),
+    Echo { call: Option<EchoCall>, id: u64 },
+}
+
+struct Line {
+    peer: Peer,
+    direction: Direction,
+    phase: CallPhase,
+    peername: String,
+    peerdisplayname: String,
+    peeraddress: String,
+    callid: String,
+    started: Instant,
+    connected: Option<Instant>,
+    rtp: Option<RtpSocket>,
+    media: Option<MediaSession>,
+    /// Remote offer of an incoming call, answered on accept.
+    remote_offer: Option<String>,
+    /// SDP of a 183 Session Progress, used when the 200 OK carries none.
+    early_answer: Option<String>,
+    /// DTMF digits to send after connect (`call("123,456")`).
+    dtmf_after_connect: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RegState {
+    None,
+    Registering { was_registered: bool },
+    Registered,
+    Failed(String),
+    Unregistered,
+}
+
+pub(crate) struct Core {
+    params: ParamStore,
+    events: broadcast::Sender<Event>,
+    cmd_tx: mpsc::UnboundedSender<Cmd>,
+    sip: Option<SipUa>,
+    sip_rx: Option<mpsc::UnboundedReceiver<SipEvent>>,
+    local_ip: IpAddr,
+    reg: RegState,
+    lines: Lines<Line>,
+    /// Text of the last general status, repeated by the periodic tick.
+    last_general: String,
+    next_echo_id: u64,
+    sdp_version: u64,
+}
+
+/// Wraps an audio device as the media pipeline's source.
+struct InputAdapter(Box<dyn AudioInput>);
+impl PcmSource for InputAdapter {
+    fn read_frame(&mut self, out: &mut [i16]) {
+        self.0.read_frame(out)
+    }
+}
+/// Wraps an audio device as the media pipeline's sink.
+struct OutputAdapter(Box<dyn AudioOutput>);
+impl PcmSink for OutputAdapter {
+    fn write_frame(&mut self, frame: &[i16]) {
+        self.0.write_frame(frame)
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::BadArgument(msg.into())
+}
+
+fn arg(args: &[String], i: usize) -> Option<&str> {
+    args.get(i).map(String::as_str)
+}
+
+/// Local address used to reach `host` (no packet is sent: a UDP `connect` only picks a route).
+fn route_to(host: IpAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if host.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = UdpSocket::bind(bind).ok()?;
+    s.connect((host, 5060)).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+/// The host part of `host[:port]`, `[v6]:port` or a bare IPv6 address.
+fn host_of(addr: &str) -> &str {
+    let a = addr.trim();
+    if let Some(rest) = a.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    if a.matches(':').count() > 1 {
+        return a;
+    }
+    a.split(':').next().unwrap_or(a)
+}
+
+/// Audio codecs from the `codec` parameter (comma list in preference order; unknown names are
+/// skipped). Empty means the default order PCMU, PCMA.
+pub(crate) fn codec_prefs(list: &str) -> Vec<Codec> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(|s| s.trim().to_ascii_lowercase()) {
+        let c = match name.as_str() {
+            "pcmu" | "g711u" | "g.711u" | "ulaw" | "mulaw" => Some(Codec::Pcmu),
+            "pcma" | "g711a" | "g.711a" | "alaw" => Some(Codec::Pcma),
+            _ => None,
+        };
+        if let Some(c) = c {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    if out.is_empty() {
+        out = vec![Codec::Pcmu, Codec::Pcma];
+    }
+    out
+}
+
+/// Splits `call("123,456")` into the number and the DTMF digits sent after connect.
+pub(crate) fn split_dtmf_suffix(number: &str) -> (String, Option<String>) {
+    match number.split_once(',') {
+        Some((n, d)) if !d.trim().is_empty() => (n.trim().to_string(), Some(d.trim().to_string())),
+        Some((n, _)) => (n.trim().to_string(), None),
+        None => (number.trim().to_string(), None),
+    }
+}
+
+/// The user part of a dialled target, for display in STATUS and CDR (`sip:1002@host` → `1002`).
+fn user_of(target: &str) -> String {
+    let t = target.trim();
+    let t = t
+        .strip_prefix("sips:")
+        .or_else(|| t.strip_prefix("sip:"))
+        .or_else(|| t.strip_prefix("tel:"))
+        .unwrap_or(t);
+    t.split(['@', ';']).next().unwrap_or(t).to_string()
+}
+
+impl Core {
+    pub(crate) fn new(
+        params: ParamStore,
+        events: broadcast::Sender<Event>,
+        cmd_tx: mpsc::UnboundedSender<Cmd>,
+    ) -> Core {
+        Core {
+            params,
+            events,
+            cmd_tx,
+            sip: None,
+            sip_rx: None,
+            local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            reg: RegState::None,
+            lines: Lines::default(),
+            last_general: String::new(),
+            next_echo_id: 1,
+            sdp_version: 1,
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(Cmd::Api { func, args, reply }) => {
+                        let r = self.api(&func, &args).await;
+                        let _ = reply.send(r);
+                    }
+                    Some(Cmd::EchoEnded { line, id }) => self.echo_ended(line, id).await,
+                    None => break,
+                },
+                ev = recv_sip(&mut self.sip_rx) => match ev {
+                    Some(ev) => self.on_sip(ev).await,
+                    None => { self.sip_rx = None; }
+                },
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        self.shutdown().await;
+    }
+
+    // ----- output helpers -------------------------------------------------------------------
+
+    fn emit(&self, ev: Event) {
+        let _ = self.events.send(ev);
+    }
+
+    fn notify(&self, text: String) {
+        debug!(target: "webphone::notify", "{text}");
+        self.emit(Event::Notification(text));
+    }
+
+    fn callback(&self, name: &str, args: Vec<Value>) {
+        self.emit(Event::Callback {
+            name: name.to_string(),
+            args,
+        });
+    }
+
+    fn loglevel(&self) -> i64 {
+        self.params.get_i64("loglevel").unwrap_or(1)
+    }
+
+    /// A LOG notification: errors and warnings always, events from loglevel 3.
+    fn log(&self, sev: Severity, text: &str) {
+        if sev == Severity::Event && self.loglevel() < 3 {
+            return;
+        }
+        let line = notify::log(sev, text);
+        self.callback("onLog", vec![Value::from(line.clone())]);
+        self.notify(line);
+    }
+
+    /// Something the user must see: EVENT notification plus `onDisplay`.
+    fn display(&self, sev: Severity, text: &str) {
+        self.notify(notify::event(sev, text));
+        self.callback("onDisplay", vec![text.into(), "".into()]);
+    }
+
+    fn username(&self) -> String {
+        self.params.get("username")
+    }
+
+    fn reg_code(&self) -> RegCode {
+        match &self.reg {
+            RegState::None if self.sip.is_none() => RegCode::Unknown,
+            RegState::None => RegCode::NotNeeded,
+            RegState::Registering {
+                was_registered: true,
+            } => RegCode::WorkingYes,
+            RegState::Registering { .. } => RegCode::WorkingUnknown,
+            RegState::Registered => RegCode::Yes,
+            RegState::Failed(_) => RegCode::Failed,
+            RegState::Unregistered => RegCode::Unregistered,
+        }
+    }
+
+    fn base_status(&self, line: i32, text: &str) -> Status {
+        Status {
+            line,
+            statustext: text.to_string(),
+            peername: String::new(),
+            localname: self.username(),
+            endpointtype: 1,
+            peerdisplayname: String::new(),
+            callid: String::new(),
+            online: self.sip.is_some() || !self.lines.is_empty(),
+            registered: self.reg_code(),
+            incall: 0,
+            mute: 0,
+            hold: 0,
+            encrypted: 0,
+            isvideo: false,
+        }
+    }
+
+    fn line_status(&self, n: usize, l: &Line, text: &str) -> Status {
+        let mut st = self.base_status(n as i32, text);
+        st.peername = l.peername.clone();
+        st.peerdisplayname = l.peerdisplayname.clone();
+        st.endpointtype = l.direction as u8;
+        st.callid = l.callid.clone();
+        st.incall = if l.phase == CallPhase::Connected {
+            2
+        } else {
+            1
+        };
+        st
+    }
+
+    fn emit_line(&self, n: usize, text: &str) {
+        if let Some(l) = self.lines.get(n) {
+            self.notify(self.line_status(n, l, text).format());
+        }
+    }
+
+    /// The general (`-1`) status text: the best state across lines, else the registration.
+    fn general_text(&self) -> String {
+        let best = self.lines.iter().max_by_key(|(_, l)| match l.phase {
+            CallPhase::Connected => 4,
+            CallPhase::Incoming => 3,
+            CallPhase::Ringing => 2,
+            CallPhase::Setup => 1,
+        });
+        if let Some((_, l)) = best {
+            return match l.phase {
+                CallPhase::Connected => {
+                    let secs = l.connected.map(|c| c.elapsed().as_secs()).unwrap_or(0);
+                    format!("In Call ({secs} sec)")
+                }
+                CallPhase::Incoming => "Incoming...".into(),
+                CallPhase::Ringing => "Ringing...".into(),
+                CallPhase::Setup => "Calling...".into(),
+            };
+        }
+        self.idle_text()
+    }
+
+    fn idle_text(&self) -> String {
+        if self.sip.is_none() {
+            return "Initializing".into();
+        }
+        match &self.reg {
+            RegState::Registering { .. } => "Registering...".into(),
+            RegState::Registered => "Registered".into(),
+            RegState::Failed(_) => "Register Failed".into(),
+            RegState::None | RegState::Unregistered => "Ready".into(),
+        }
+    }
+
+    fn emit_general_text(&mut self, text: String) {
+        let mut st = self.base_status(-1, &text);
+        let best = self
+            .lines
+            .active()
+            .and_then(|n| self.lines.get(n).map(|l| (n, l)));
+        if let Some((n, l)) = best {
+            let ls = self.line_status(n, l, &text);
+            st = Status { line: -1, ..ls };
+        }
+        self.last_general = text;
+        self.notify(st.format());
+    }
+
+    fn emit_general(&mut self) {
+        let t = self.general_text();
+        self.emit_general_text(t);
+    }
+
+    fn on_tick(&mut self) {
+        // The general status repeats while a call is up, carrying the running call seconds.
+        let connected = self
+            .lines
+            .iter()
+            .any(|(_, l)| l.phase == CallPhase::Connected);
+        if connected {
+            self.emit_general();
+        }
+    }
+
+    // ----- API ------------------------------------------------------------------------------
+
+    async fn api(&mut self, func: &str, args: &[String]) -> Result<Value, ApiError> {
+        let f = func.to_ascii_lowercase();
+        match f.as_str() {
+            "setparameter" => {
+                let name = arg(args, 0)
+                    .filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| bad("usage: setparameter(name, value)"))?;
+                let value = arg(args, 1).unwrap_or("");
+                self.params
+                    .set(name.trim(), value)
+                    .map_err(|e| bad(e.to_string()))?;
+                Ok(Value::Null)
+            }
+            "getparameter" => {
+                let name = arg(args, 0)
+                    .filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| bad("usage: getparameter(name)"))?;
+                Ok(Value::from(self.params.get(name.trim())))
+            }
+            "start" => {
+                self.start().await?;
+                Ok(Value::Null)
+            }
+            "stop" => {
+                self.stop().await;
+                Ok(Value::Null)
+            }
+            "register" => {
+                self.start().await?;
+                self.register(true)?;
+                Ok(Value::Null)
+            }
+            "unregister" => {
+                if let Some(sip) = &self.sip {
+                    sip.unregister();
+                }
+                Ok(Value::Null)
+            }
+            "call" => {
+                let number = arg(args, 0)
+                    .filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| bad("usage: call(number)"))?;
+                let line = self.call(number).await?;
+                Ok(Value::from(line))
+            }
+            "accept" => {
+                let sel = LineSel::parse(arg(args, 0)).map_err(bad)?;
+                self.accept(sel).await
+            }
+            "reject" => {
+                let sel = LineSel::parse(arg(args, 0)).map_err(bad)?;
+                self.reject(sel).await
+            }
+            "hangup" => {
+                let a = arg(args, 0).map(|s| if s == "true" { "-2" } else { s });
+                let sel = LineSel::parse(a).map_err(bad)?;
+                self.hangup(sel).await
+            }
+            "dtmf" => {
+                let digits = arg(args, 0)
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| bad("usage: dtmf(digits)"))?;
+                if let Some(c) = digits
+                    .chars()
+                    .find(|c| !(c.is_ascii_digit() || "*#ABCDabcd ,".contains(*c)))
+                {
+                    return Err(bad(format!(
+                        "invalid DTMF character '{c}': use 0-9 * # A-D, space or comma for a pause"
+                    )));
+                }
+                let sel = LineSel::parse(arg(args, 1)).map_err(bad)?;
+                self.dtmf(sel, digits)
+            }
+            "getstatus" => Ok(Value::from(self.general_text())),
+            "isregistered" => Ok(Value::from(self.reg == RegState::Registered)),
+            "isincall" => Ok(Value::from(
+                self.lines
+                    .iter()
+                    .any(|(_, l)| l.phase == CallPhase::Connected),
+            )),
+            _ => Err(ApiError::UnknownFunction),
+        }
+    }
+
+    async fn start(&mut self) -> Result<(), ApiError> {
+        if self.sip.is_some() {
+            return Ok(());
+        }
+        self.notify(notify::start("api"));
+        self.emit_general_text("Initializing".into());
+
+        let transport = match self.params.get_i64("transport").unwrap_or(-1) {
+            -1 | 0 => Transport::Udp,
+            1 => Transport::Tcp,
+            t => {
+                let msg = format!(
+                    "transport {t} is not supported yet by this engine: use -1 (auto), 0 (UDP) or 1 (TCP)"
+                );
+                self.display(Severity::Error, &msg);
+                return Err(ApiError::Failed(msg));
+            }
+        };
+        self.local_ip = self.pick_local_ip();
+        let port = self
+            .params
+            .get_i64("signalingport")
+            .unwrap_or(0)
+            .clamp(0, 65535) as u16;
+        let user_agent = match self.params.get("useragent") {
+            s if s.is_empty() => format!("webphone/{}", env!("CARGO_PKG_VERSION")),
+            s => s,
+        };
+        let cfg = SipConfig {
+            bind_ip: self.local_ip,
+            port,
+            transport,
+            user_agent,
+        };
+        let (sip, rx) = match SipUa::start(cfg).await {
+            Ok(v) => v,
+            Err(e) => {
+                let msg = format!("SIP stack could not start: {e}");
+                self.display(Severity::Error, &msg);
+                return Err(ApiError::Failed(msg));
+            }
+        };
+        info!(local = %sip.local_addr(), "SIP stack started");
+        self.sip = Some(sip);
+        self.sip_rx = Some(rx);
+        self.reg = RegState::None;
+        self.notify(notify::start("sip"));
+        self.log(
+            Severity::Event,
+            &format!(
+                "SIP stack listening on {}",
+                self.sip
+                    .as_ref()
+                    .map(|s| s.local_addr().to_string())
+                    .unwrap_or_default()
+            ),
+        );
+        self.emit_general();
+        self.callback("onStart", vec![]);
+
+        let server = self.params.get("serveraddress");
+        let register = self.params.get_i64("register").unwrap_or(1);
+        let has_creds = !self.username().is_empty() || !self.params.get("sipusername").is_empty();
+        if !server.is_empty() && register != 0 && has_creds {
+            self.register(false)?;
+        }
+        Ok(())
+    }
+
+    /// `localip` when set; else the address that routes to the server; else loopback.
+    ///
+    /// With no server configured the engine stays on loopback: peer-to-peer calls to other
+    /// machines need `localip`.
+    fn pick_local_ip(&self) -> IpAddr {
+        let configured = self.params.get("localip");
+        if let Ok(ip) = configured.trim().parse::<IpAddr>() {
+            return ip;
+        }
+        let server = self.params.get("serveraddress");
+        let proxy = self.params.get("proxyaddress");
+        let target = if proxy.is_empty() { server } else { proxy };
+        if target.is_empty() {
+            return IpAddr::V4(Ipv4Addr::LOCALHOST);
+        }
+        let host = host_of(&target);
+        let ip = host.parse::<IpAddr>().ok().or_else(|| {
+            use std::net::ToSocketAddrs;
+            (host, 5060).to_socket_addrs().ok()?.next().map(|a| a.ip())
+        });
+        ip.and_then(route_to)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    fn account(&self) -> AccountConfig {
+        let opt = |name: &str| {
+            let v = self.params.get(name);
+            (!v.trim().is_empty()).then(|| v.trim().to_string())
+        };
+        let username = opt("username")
+            .or_else(|| opt("sipusername"))
+            .unwrap_or_default();
+        let interval = self.params.get_i64("registerinterval").unwrap_or(120);
+        AccountConfig {
+            server: opt("serveraddress"),
+            proxy: opt("proxyaddress"),
+            username,
+            auth_username: opt("sipusername"),
+            password: self.params.get("password"),
+            display_name: opt("displayname"),
+            realm: opt("realm"),
+            register_expires: interval.clamp(30, 86_400) as u32,
+        }
+    }
+
+    fn register(&mut self, explicit: bool) -> Result<(), ApiError> {
+        let acc = self.account();
+        if acc.server.is_none() {
+            return Err(bad("serveraddress is not set"));
+        }
+        if acc.username.is_empty() {
+            return Err(bad("username is not set"));
+        }
+        if !explicit && self.params.get_i64("register").unwrap_or(1) == 0 {
+            return Ok(());
+        }
+        let Some(sip) = &self.sip else {
+            return Err(ApiError::Failed("engine not started".into()));
+        };
+        sip.set_account(acc);
+        sip.register();
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        for n in self.lines.busy().collect::<Vec<_>>() {
+            self.end_locally(n).await;
+        }
+        if let Some(sip) = self.sip.take() {
+            sip.shutdown().await;
+            if self.reg == RegState::Registered {
+                self.callback("onUnRegistered", vec![]);
+            }
+        }
+        self.sip_rx = None;
+        self.reg = RegState::None;
+        self.emit_general();
+    }
+
+    async fn shutdown(&mut self) {
+        self.stop().await;
+    }
+
+    async fn call(&mut self, number: &str) -> Result<usize, ApiError> {
+        let (target, dtmf) = split_dtmf_suffix(number);
+        if target.is_empty() || target.chars().any(|c| c.is_control()) {
+            self.display(
+                Severity::Warning,
+                "Invalid phone number or SIP URI or username",
+            );
+            return Err(bad("Invalid phone number or SIP URI or username"));
+        }
+        let no_server = self.params.get("serveraddress").trim().is_empty();
+        if target.eq_ignore_ascii_case(echo::ECHO_NUMBER) && no_server {
+            return self.call_echo().await;
+        }
+        self.start().await?;
+        if no_server && !target.contains('@') {
+            self.display(
+                Severity::Warning,
+                "Invalid phone number or SIP URI or username",
+            );
+            return Err(bad(
+                "no serveraddress configured: only full SIP URIs (sip:user@host) can be called",
+            ));
+        }
+        let rtp = RtpSocket::bind(self.local_ip, None)
+            .await
+            .map_err(|e| ApiError::Failed(format!("cannot open an RTP port: {e}")))?;
+        let prefs = self.media_prefs();
+        self.sdp_version += 1;
+        let offer = sdp::create_offer(
+            rand::random::<u32>() as u64,
+            self.sdp_version,
+            rtp.local_addr(),
+            &prefs,
+        );
+        let Some(sip) = &self.sip else {
+            return Err(ApiError::Failed("engine not started".into()));
+        };
+        let key = sip
+            .invite(&target, offer)
+            .map_err(|e| bad(format!("Invalid phone number or SIP URI or username: {e}")))?;
+        let line = Line {
+            peer: Peer::Sip(key),
+            direction: Direction::Outgoing,
+            phase: CallPhase::Setup,
+            peername: user_of(&target),
+            peerdisplayname: String::new(),
+            peeraddress: self.params.get("serveraddress"),
+            callid: String::new(),
+            started: Instant::now(),
+            connected: None,
+            rtp: Some(rtp),
+            media: None,
+            remote_offer: None,
+            early_answer: None,
+            dtmf_after_connect: dtmf,
+        };
+        let Some(n) = self.lines.alloc(line) else {
+            sip.hangup(key);
+            return Err(ApiError::Failed("all lines are busy".into()));
+        };
+        self.log(Severity::Event, &format!("call to {target} on line {n}"));
+        self.emit_line(n, "CallSetup");
+        self.emit_line(n, "Setup");
+        self.emit_general();
+        self.call_state(n, "callSetup");
+        Ok(n)
+    }
+
+    fn media_prefs(&self) -> MediaOffer {
+        MediaOffer::new(codec_prefs(&self.params.get("codec")), true)
+    }
+
+    async fn call_echo(&mut self) -> Result<usize, ApiError> {
+        let id = self.next_echo_id;
+        self.next_echo_id += 1;
+        let line = Line {
+            peer: Peer::Echo { call: None, id },
+            direction: Direction::Outgoing,
+            phase: CallPhase::Setup,
+            peername: echo::ECHO_NUMBER.into(),
+            peerdisplayname: "Echo test".into(),
+            peeraddress: "local".into(),
+            callid: format!("echo-{id}"),
+            started: Instant::now(),
+            connected: None,
+            rtp: None,
+            media: None,
+            remote_offer: None,
+            early_answer: None,
+            dtmf_after_connect: None,
+        };
+        let Some(n) = self.lines.alloc(line) else {
+            return Err(ApiError::Failed("all lines are busy".into()));
+        };
+        let (input, output) = self.open_devices(echo::ECHO_RATE);
+        let tx = self.cmd_tx.clone();
+        let echo_call = EchoCall::start(input, output, echo::ECHO_LENGTH, move || {
+            let _ = tx.send(Cmd::EchoEnded { line: n, id });
+        });
+        if let Some(Line {
+            peer: Peer::Echo { call, .. },
+            ..
+        }) = self.lines.get_mut(n)
+        {
+            *call = Some(echo_call);
+        }
+        self.log(Severity::Event, &format!("echo test on line {n}"));
+        self.emit_line(n, "CallSetup");
+        self.emit_general();
+        self.call_state(n, "callSetup");
+        self.connected(n);
+        Ok(n)
+    }
+
+    async fn echo_ended(&mut self, n: usize, id: u64) {
+        let matches = matches!(self.lines.get(n), Some(Line { peer: Peer::Echo { id: i, .. }, .. }) if *i == id);
+        if matches {
+            self.finish(n, DiscParty::Peer, "echo test finished".into())
+                .await;
+        }
+    }
+
+    fn open_devices(&self, rate: u32) -> (Box<dyn AudioInput>, Box<dyn AudioOutput>) {
+        let in_spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
+        let out_spec = DeviceSpec::parse(&self.params.get("audiodeviceout"));
+        let input = match open_input(&in_spec, rate) {
+            Ok(d) => d,
+            Err(e) => {
+                self.display(
+                    Severity::Warning,
+                    &format!("Cannot open the recording device, sending silence: {e}"),
+                );
+                open_input(&DeviceSpec::Null, rate).unwrap_or_else(|_| Box::new(Silence))
+            }
+        };
+        let output = match open_output(&out_spec, rate) {
+            Ok(d) => d,
+            Err(e) => {
+                self.display(
+                    Severity::Warning,
+                    &format!("Cannot open the playback device, audio is not played: {e}"),
+                );
+                open_output(&DeviceSpec::Null, rate).unwrap_or_else(|_| Box::new(Silence))
+            }
+        };
+        (input, output)
+    }
+
+    fn call_state(&self, n: usize, event: &str) {
+        if let Some(l) = self.lines.get(n) {
+            self.callback(
+                "onCallStateChange",
+                vec![
+                    event.into(),
+                    (l.direction as u8).into(),
+                    l.peername.clone().into(),
+                    l.peerdisplayname.clone().into(),
+                    n.into(),
+                ],
+            );
+        }
+    }
+
+    /// Marks a line connected and tells everyone.
+    fn connected(&mut self, n: usize) {
+        let Some(l) = self.lines.get_mut(n) else {
+            return;
+        };
+        if l.phase == CallPhase::Connected {
+            return;
+        }
+        l.phase = CallPhase::Connected;
+        l.connected = Some(Instant::now());
+        let dtmf = l.dtmf_after_connect.take();
+        self.emit_line(n, "CallConnect");
+        self.emit_line(n, "InCall");
+        self.emit_general();
+        self.call_state(n, "callConnected");
+        if let Some(d) = dtmf {
+            let _ = self.dtmf(LineSel::Number(n), &d);
+        }
+    }
+
+    fn start_media(&mut self, n: usize, neg: Negotiated) {
+        let rate = neg.codec.clock_rate();
+        let (input, output) = self.open_devices(rate);
+        let Some(l) = self.lines.get_mut(n) else {
+            return;
+        };
+        if let Some(m) = &l.media {
+            m.update(neg);
+            return;
+        }
+        let Some(rtp) = l.rtp.take() else {
+            warn!(line = n, "no RTP socket for the call");
+            return;
+        };
+        l.media = Some(MediaSession::start(
+            rtp,
+            neg,
+            Box::new(InputAdapter(input)),
+            Box::new(OutputAdapter(output)),
+        ));
+    }
+
+    async fn accept(&mut self, sel: LineSel) -> Result<Value, ApiError> {
+        let lines = self.lines.select(sel);
+        let n = lines
+            .into_iter()
+            .find(|n| {
+                self.lines
+                    .get(*n)
+                    .is_some_and(|l| l.phase == CallPhase::Incoming)
+            })
+            .or_else(|| {
+                // Without a line argument accept the first ringing call.
+                self.lines
+                    .iter()
+                    .find(|(_, l)| l.phase == CallPhase::Incoming)
+                    .map(|(n, _)| n)
+            })
+            .ok_or_else(|| ApiError::Failed("no incoming call to accept".into()))?;
+        self.answer_line(n).await?;
+        Ok(Value::from(n))
+    }
+
+    async fn answer_line(&mut self, n: usize) -> Result<(), ApiError> {
+        let prefs = self.media_prefs();
+        self.sdp_version += 1;
+        let version = self.sdp_version;
+        let Some(l) = self.lines.get_mut(n) else {
+            return Err(ApiError::Failed("no such line".into()));
+        };
+        let Peer::Sip(key) = l.peer else {
+            return Err(ApiError::Failed("not a SIP call".into()));
+        };
+        let Some(rtp) = l.rtp.as_ref() else {
+            return Err(ApiError::Failed("no RTP port for this call".into()));
+        };
+        let local = rtp.local_addr();
+        let Some(sip) = self.sip.clone() else {
+            return Err(ApiError::Failed("engine not started".into()));
+        };
+        match l.remote_offer.clone() {
+            Some(offer) => {
+                match sdp::answer_offer(&offer, rand::random::<u32>() as u64, local, &prefs) {
+                    Ok((answer, neg)) => {
+                        sip.answer(key, answer);
+                        self.start_media(n, neg);
+                        self.connected(n);
+                    }
+                    Err(e) => {
+                        // RFC 3261 §13.3.1.4: an offer we cannot accept gets 488.
+                        sip.reject(key, 488);
+                        self.finish(
+                            n,
+                            DiscParty::Local,
+                            format!("488 Not Acceptable Here ({e})"),
+                        )
+                        .await;
+                        return Err(ApiError::Failed(format!("cannot answer the offer: {e}")));
+                    }
+                }
+            }
+            None => {
+                // No offer in the INVITE: ours goes in the 200 OK, the answer comes in the ACK.
+                let offer = sdp::create_offer(rand::random::<u32>() as u64, version, local, &prefs);
+                sip.answer(key, offer);
+                self.connected(n);
+            }
+        }
+        Ok(())
+    }
+
+    async fn reject(&mut self, sel: LineSel) -> Result<Value, ApiError> {
+        let n = self
+            .lines
+            .select(sel)
+            .into_iter()
+            .chain(
+                self.lines
+                    .iter()
+                    .filter(|(_, l)| l.phase == CallPhase::Incoming)
+                    .map(|(n, _)| n),
+            )
+            .find(|n| {
+                self.lines
+                    .get(*n)
+                    .is_some_and(|l| l.phase == CallPhase::Incoming)
+            })
+            .ok_or_else(|| ApiError::Failed("no incoming call to reject".into()))?;
+        if let (
+            Some(sip),
+            Some(Line {
+                peer: Peer::Sip(key),
+                ..
+            }),
+        ) = (&self.sip, self.lines.get(n))
+        {
+            sip.reject(*key, 486);
+        }
+        self.finish(n, DiscParty::Local, "486 Busy Here".into())
+            .await;
+        Ok(Value::from(n))
+    }
+
+    async fn hangup(&mut self, sel: LineSel) -> Result<Value, ApiError> {
+        let lines = self.lines.select(sel);
+        for n in &lines {
+            self.end_locally(*n).await;
+        }
+        Ok(Value::from(lines.len()))
+    }
+
+    /// Ends a line from our side: CANCEL, BYE or rejection as its state needs.
+    async fn end_locally(&mut self, n: usize) {
+        let Some(l) = self.lines.get(n) else {
+            return;
+        };
+        let reason = match l.phase {
+            CallPhase::Connected => "BYE",
+            CallPhase::Incoming => "486 Busy Here",
+            CallPhase::Setup | CallPhase::Ringing => "CANCEL",
+        };
+        if let (Peer::Sip(key), Some(sip)) = (&l.peer, &self.sip) {
+            if l.phase == CallPhase::Incoming {
+                sip.reject(*key, 486);
+            } else {
+                sip.hangup(*key);
+            }
+        }
+        self.finish(n, DiscParty::Local, reason.into()).await;
+    }
+
+    fn dtmf(&mut self, sel: LineSel, digits: &str) -> Result<Value, ApiError> {
+        let n = self
+            .lines
+            .select(sel)
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::Failed("no call to send DTMF to".into()))?;
+        let Some(l) = self.lines.get(n) else {
+            return Err(ApiError::Failed("no call to send DTMF to".into()));
+        };
+        match &l.media {
+            Some(m) => {
+                m.send_dtmf(digits);
+                self.log(Severity::Event, &format!("DTMF {digits} on line {n}"));
+                Ok(Value::Null)
+            }
+            None if matches!(l.peer, Peer::Echo { .. }) => Ok(Value::Null),
+            None => Err(ApiError::Failed("the call has no media yet".into())),
+        }
+    }
+
+    /// Closes a line: stops media, emits the disconnect statuses, the CDR and the callbacks.
+    async fn finish(&mut self, n: usize, party: DiscParty, reason: String) {
+        let Some(mut l) = self.lines.remove(n) else {
+            return;
+        };
+        if let Some(m) = l.media.take() {
+            let stats = m.stop().await;
+            debug!(line = n, ?stats, "media stopped");
+        }
+        if let Peer::Echo { call, .. } = &mut l.peer {
+            if let Some(c) = call.take() {
+                c.stop().await;
+            }
+        }
+        let now = Instant::now();
+        let (connecttime, duration) = match l.connected {
+            Some(c) => (
+                c.duration_since(l.started).as_millis() as u64,
+                now.duration_since(c).as_millis() as u64,
+            ),
+            None => (now.duration_since(l.started).as_millis() as u64, 0),
+        };
+        let me = self.username();
+        let (caller, called) = match l.direction {
+            Direction::Outgoing => (me, l.peername.clone()),
+            Direction::Incoming => (l.peername.clone(), me),
+        };
+        let cdr = Cdr {
+            line: n as i32,
+            peername: l.peername.clone(),
+            peerdisplayname: l.peerdisplayname.clone(),
+            caller,
+            called,
+            peeraddress: l.peeraddress.clone(),
+            connecttime_ms: connecttime,
+            duration_ms: duration,
+            direction: l.direction as u8,
+            discparty: party,
+            reason: reason.clone(),
+        };
+        let st = |text: &str| {
+            let mut s = self.line_status(n, &l, text);
+            s.incall = 0;
+            s.format()
+        };
+        self.notify(st("CallDisconnect"));
+        self.notify(st("Finished"));
+        self.callback(
+            "onCallStateChange",
+            vec![
+                "callDisconnected".into(),
+                (l.direction as u8).into(),
+                l.peername.clone().into(),
+                l.peerdisplayname.clone().into(),
+                n.into(),
+            ],
+        );
+        self.notify(cdr.format());
+        self.callback("onCdr", cdr.callback_args());
+        self.log(
+            Severity::Event,
+            &format!("call on line {n} ended: {reason}"),
+        );
+        if self.lines.is_empty() {
+            self.emit_general_text("Call Finished".into());
+        }
+        self.emit_general();
+    }
+
+    // ----- SIP events -----------------------------------------------------------------------
+
+    fn line_of(&self, key: CallKey) -> Option<usize> {
+        self.lines
+            .iter()
+            .find(|(_, l)| matches!(l.peer, Peer::Sip(k) if k == key))
+            .map(|(n, _)| n)
+    }
+
+    async fn on_sip(&mut self, ev: SipEvent) {
+        match ev {
+            SipEvent::Registration(state) => self.on_registration(state),
+            SipEvent::Incoming {
+                call,
+                sip_call_id,
+                from_user,
+                from_display,
+                remote_addr,
+                sdp,
+                ..
+            } => {
+                self.on_incoming(call, sip_call_id, from_user, from_display, remote_addr, sdp)
+                    .await
+            }
+            SipEvent::Progress {
+                call, code, sdp, ..
+            } => {
+                let Some(n) = self.line_of(call) else { return };
+                if let Some(l) = self.lines.get_mut(n) {
+                    if sdp.is_some() {
+                        l.early_answer = sdp;
+                    }
+                    if l.phase == CallPhase::Setup && code >= 180 {
+                        l.phase = CallPhase::Ringing;
+                        self.emit_line(n, "Ringing");
+                        self.emit_general();
+                        self.call_state(n, "callRinging");
+                    }
+                }
+            }
+            SipEvent::Answered { call, sdp, .. } => {
+                let Some(n) = self.line_of(call) else { return };
+                let prefs = self.media_prefs();
+                let Some(l) = self.lines.get_mut(n) else {
+                    return;
+                };
+                let incoming = l.direction == Direction::Incoming;
+                // An incoming call that carried an offer was answered already; its ACK has no
+                // SDP to apply (RFC 3264 §4: one offer, one answer).
+                let answer = if incoming && l.remote_offer.is_some() {
+                    None
+                } else {
+                    sdp.or_else(|| l.early_answer.take())
+                };
+                if let Some(answer) = answer {
+                    match sdp::apply_answer(&answer, &prefs) {
+                        Ok(neg) => self.start_media(n, neg),
+                        Err(e) => {
+                            self.log(Severity::Error, &format!("unusable SDP answer: {e}"));
+                            if let Some(sip) = &self.sip {
+                                sip.hangup(call);
+                            }
+                            self.finish(n, DiscParty::Local, format!("bad SDP answer: {e}"))
+                                .await;
+                            return;
+                        }
+                    }
+                } else if !incoming {
+                    self.log(Severity::Warning, "call answered without SDP");
+                }
+                self.connected(n);
+            }
+            SipEvent::Ended {
+                call,
+                reason,
+                code,
+                text,
+            } => {
+                let Some(n) = self.line_of(call) else { return };
+                let (party, why) = describe_end(&reason, code, &text);
+                self.finish(n, party, why).await;
+            }
+            other => debug!(?other, "unhandled SIP event"),
+        }
+    }
+
+    fn on_registration(&mut self, state: RegistrationState) {
+        match state {
+            RegistrationState::Registering => {
+                let was = self.reg == RegState::Registered;
+                self.reg = RegState::Registering {
+                    was_registered: was,
+                };
+                if !was {
+                    self.emit_general();
+                }
+            }
+            RegistrationState::Registered { expires } => {
+                let first = self.reg != RegState::Registered;
+                self.reg = RegState::Registered;
+                if first {
+                    self.log(
+                        Severity::Event,
+                        &format!("registered (expires {expires} s)"),
+                    );
+                    self.emit_general();
+                    self.callback("onRegistered", vec![]);
+                }
+            }
+            RegistrationState::Failed { code, reason } => {
+                let text = register_failure_text(Some(code), &reason);
+                self.reg = RegState::Failed(text.clone());
+                self.emit_general();
+                self.display(Severity::Error, &text);
+                self.callback("onRegisterFailed", vec![text.into()]);
+            }
+            RegistrationState::Unregistered => {
+                let was = self.reg == RegState::Registered;
+                self.reg = RegState::Unregistered;
+                self.emit_general();
+                if was {
+                    self.callback("onUnRegistered", vec![]);
+                }
+            }
+        }
+    }
+
+    async fn on_incoming(
+        &mut self,
+        call: CallKey,
+        sip_call_id: String,
+        from_user: String,
+        from_display: Option<String>,
+        remote_addr: SocketAddr,
+        sdp: Option<String>,
+    ) {
+        let Some(sip) = self.sip.clone() else { return };
+        let rtp = match RtpSocket::bind(self.local_ip, None).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("cannot open an RTP port for an incoming call: {e}");
+                sip.reject(call, 500);
+                return;
+            }
+        };
+        let line = Line {
+            peer: Peer::Sip(call),
+            direction: Direction::Incoming,
+            phase: CallPhase::Incoming,
+            peername: from_user,
+            peerdisplayname: from_display.unwrap_or_default(),
+            peeraddress: remote_addr.ip().to_string(),
+            callid: sip_call_id,
+            started: Instant::now(),
+            connected: None,
+            rtp: Some(rtp),
+            media: None,
+            remote_offer: sdp,
+            early_answer: None,
+            dtmf_after_connect: None,
+        };
+        let Some(n) = self.lines.alloc(line) else {
+            // RFC 3261 §21.4.24: every line is busy.
+            sip.reject(call, 486);
+            return;
+        };
+        self.emit_line(n, "CallSetup");
+        self.emit_line(n, "Ringing");
+        self.emit_general();
+        self.call_state(n, "callSetup");
+        self.call_state(n, "callRinging");
+        if self.params.get_bool("autoaccept").unwrap_or(false) {
+            if let Err(e) = self.answer_line(n).await {
+                warn!("auto-answer failed: {e}");
+            }
+        } else {
+            sip.ringing(call);
+        }
+    }
+}
+
+/// Who ended the call and the CDR reason text.
+fn describe_end(reason: &EndReason, code: Option<u16>, text: &str) -> (DiscParty, String) {
+    let party = match reason {
+        EndReason::LocalHangup | EndReason::LocalCancel | EndReason::LocalReject => {
+            DiscParty::Local
+        }
+        EndReason::RemoteHangup | EndReason::RemoteCancel | EndReason::Rejected => DiscParty::Peer,
+        EndReason::Timeout | EndReason::Failed => DiscParty::Undefined,
+    };
+    let why = match reason {
+        EndReason::LocalHangup | EndReason::RemoteHangup => "BYE".to_string(),
+        EndReason::LocalCancel | EndReason::RemoteCancel => "CANCEL".to_string(),
+        _ => match code {
+            Some(c) if text.is_empty() => c.to_string(),
+            Some(c) => format!("{c} {text}"),
+            None if text.is_empty() => "failed".to_string(),
+            None => text.to_string(),
+        },
+    };
+    (party, why)
+}
+
+/// The user-facing registration failure text (one of the documented display texts, with the
+/// server's answer in brackets).
+fn register_failure_text(code: Option<u16>, reason: &str) -> String {
+    let base = match code {
+        None => "No response from server",
+        Some(401) | Some(403) | Some(407) => "Authentication failed",
+        Some(c) if (400..700).contains(&c) => "Register rejected",
+        Some(_) => "Register failed",
+    };
+    match code {
+        Some(c) => format!("{base} ({c} {reason})"),
+        None if reason.is_empty() => base.to_string(),
+        None => format!("{base} ({reason})"),
+    }
+}
+
+async fn recv_sip(rx: &mut Option<mpsc::UnboundedReceiver<SipEvent>>) -> Option<SipEvent> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A do-nothing device used when even the null device cannot be opened.
+struct Silence;
+impl AudioInput for Silence {
+    fn read_frame(&mut self, out: &mut [i16]) {
+        out.fill(0);
+    }
+}
+impl AudioOutput for Silence {
+    fn write_frame(&mut self, _frame: &[i16]) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtmf_suffix_is_split_from_the_number() {
+        assert_eq!(
+            split_dtmf_suffix("123,456"),
+            ("123".into(), Some("456".into()))
+        );
+        assert_eq!(split_dtmf_suffix("1002"), ("1002".into(), None));
+        assert_eq!(split_dtmf_suffix("1002,"), ("1002".into(), None));
+    }
+
+    #[test]
+    fn codec_parameter_orders_and_filters() {
+        assert_eq!(codec_prefs(""), vec![Codec::Pcmu, Codec::Pcma]);
+        assert_eq!(
+            codec_prefs("PCMA, opus ,PCMU"),
+            vec![Codec::Pcma, Codec::Pcmu]
+        );
+        assert_eq!(codec_prefs("G.729"), vec![Codec::Pcmu, Codec::Pcma]);
+    }
+
+    #[test]
+    fn host_is_taken_from_server_address_forms() {
+        assert_eq!(host_of("127.0.0.1:5060"), "127.0.0.1");
+        assert_eq!(host_of("sip.example.org"), "sip.example.org");
+        assert_eq!(host_of("[::1]:5060"), "::1");
+        assert_eq!(host_of("::1"), "::1");
+    }
+
+    #[test]
+    fn dialled_target_shows_its_user_part() {
+        assert_eq!(user_of("sip:1002@127.0.0.1:5070"), "1002");
+        assert_eq!(user_of("1002"), "1002");
+        assert_eq!(user_of("tel:+123;phone-context=x"), "+123");
+    }
+
+    #[test]
+    fn registration_failures_use_the_display_texts() {
+        assert_eq!(
+            register_failure_text(Some(403), "Forbidden"),
+            "Authentication failed (403 Forbidden)"
+        );
+        assert_eq!(register_failure_text(None, ""), "No response from server");
+        assert_eq!(
+            register_failure_text(Some(404), "Not Found"),
+            "Register rejected (404 Not Found)"
+        );
+    }
+}

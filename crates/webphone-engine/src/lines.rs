@@ -1,0 +1,169 @@
+//! Phone lines: every call (incoming, outgoing, echo test) occupies one numbered line.
+//!
+//! Line numbers follow the API: `1..=N` are channels, `-1` means the current (active) line, `-2`
+//! all lines, `0` undefined. A new call takes the first free line and becomes the active line.
+
+/// How many simultaneous calls the engine accepts.
+pub const MAX_LINES: usize = 8;
+
+/// Table of occupied lines, generic over what a line holds so the rules are testable alone.
+#[derive(Debug)]
+pub struct Lines<T> {
+    slots: Vec<Option<T>>,
+    active: Option<usize>,
+}
+
+impl<T> Default for Lines<T> {
+    fn default() -> Self {
+        Self::new(MAX_LINES)
+    }
+}
+
+/// Which lines an API call addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineSel {
+    /// `-2`: every line.
+    All,
+    /// `-1` (or no argument): the active line.
+    Current,
+    /// `1..=N`.
+    Number(usize),
+}
+
+impl LineSel {
+    /// Parses a line argument as the API gives it (a string; empty means current).
+    pub fn parse(arg: Option<&str>) -> Result<LineSel, String> {
+        let s = arg.map(str::trim).unwrap_or("");
+        if s.is_empty() {
+            return Ok(LineSel::Current);
+        }
+        match s.parse::<i64>() {
+            Ok(-2) => Ok(LineSel::All),
+            Ok(-1) | Ok(0) => Ok(LineSel::Current),
+            Ok(n) if n >= 1 && n <= MAX_LINES as i64 => Ok(LineSel::Number(n as usize)),
+            _ => Err(format!(
+                "invalid line '{s}': use -2 (all), -1 (current) or 1..{MAX_LINES}"
+            )),
+        }
+    }
+}
+
+impl<T> Lines<T> {
+    pub fn new(max: usize) -> Self {
+        Lines {
+            slots: (0..max).map(|_| None).collect(),
+            active: None,
+        }
+    }
+
+    /// Puts `value` on the first free line, makes it active and returns its number.
+    pub fn alloc(&mut self, value: T) -> Option<usize> {
+        let idx = self.slots.iter().position(Option::is_none)?;
+        self.slots[idx] = Some(value);
+        self.active = Some(idx + 1);
+        Some(idx + 1)
+    }
+
+    pub fn get(&self, line: usize) -> Option<&T> {
+        self.slots.get(line.checked_sub(1)?)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, line: usize) -> Option<&mut T> {
+        self.slots.get_mut(line.checked_sub(1)?)?.as_mut()
+    }
+
+    /// Frees a line; the active line moves to the lowest busy line, if any.
+    pub fn remove(&mut self, line: usize) -> Option<T> {
+        let v = self.slots.get_mut(line.checked_sub(1)?)?.take();
+        if self.active == Some(line) {
+            let next = self.busy().next();
+            self.active = next;
+        }
+        v
+    }
+
+    /// The active line, if it holds a call.
+    pub fn active(&self) -> Option<usize> {
+        self.active.filter(|l| self.get(*l).is_some())
+    }
+
+    /// Busy line numbers in ascending order.
+    pub fn busy(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i + 1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &T)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|v| (i + 1, v)))
+    }
+
+    /// Resolves a selection to busy line numbers.
+    pub fn select(&self, sel: LineSel) -> Vec<usize> {
+        match sel {
+            LineSel::All => self.busy().collect(),
+            LineSel::Current => self.active().into_iter().collect(),
+            LineSel::Number(n) => self.get(n).map(|_| n).into_iter().collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_call_takes_first_free_line_and_becomes_active() {
+        let mut l = Lines::new(3);
+        assert_eq!(l.alloc("a"), Some(1));
+        assert_eq!(l.alloc("b"), Some(2));
+        assert_eq!(l.active(), Some(2));
+        l.remove(1);
+        assert_eq!(l.alloc("c"), Some(1));
+        assert_eq!(l.active(), Some(1));
+    }
+
+    #[test]
+    fn all_lines_busy_refuses_a_call() {
+        let mut l = Lines::new(1);
+        assert_eq!(l.alloc(1), Some(1));
+        assert_eq!(l.alloc(2), None);
+    }
+
+    #[test]
+    fn removing_active_line_falls_back_to_a_busy_one() {
+        let mut l = Lines::new(3);
+        l.alloc(1);
+        l.alloc(2);
+        l.remove(2);
+        assert_eq!(l.active(), Some(1));
+        l.remove(1);
+        assert_eq!(l.active(), None);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn line_arguments_follow_api_semantics() {
+        assert_eq!(LineSel::parse(None), Ok(LineSel::Current));
+        assert_eq!(LineSel::parse(Some("-1")), Ok(LineSel::Current));
+        assert_eq!(LineSel::parse(Some("-2")), Ok(LineSel::All));
+        assert_eq!(LineSel::parse(Some(" 3 ")), Ok(LineSel::Number(3)));
+        assert!(LineSel::parse(Some("99")).is_err());
+        assert!(LineSel::parse(Some("x")).is_err());
+        let mut l = Lines::new(3);
+        l.alloc(1);
+        l.alloc(2);
+        assert_eq!(l.select(LineSel::All), vec![1, 2]);
+        assert_eq!(l.select(LineSel::Current), vec![2]);
+        assert_eq!(l.select(LineSel::Number(3)), Vec::<usize>::new());
+    }
+}
