@@ -538,6 +538,10 @@ impl Core {
                     .unwrap_or_default()
             ),
         );
+        // The identity is needed even without a server: peer-to-peer calls carry it in From.
+        if let Some(sip) = &self.sip {
+            sip.set_account(self.account());
+        }
         self.emit_general();
         self.callback("onStart", vec![]);
 
@@ -670,6 +674,8 @@ impl Core {
         let Some(sip) = &self.sip else {
             return Err(ApiError::Failed("engine not started".into()));
         };
+        // Parameters may have changed since start (setparameter before call).
+        sip.set_account(self.account());
         let key = sip
             .invite(&target, offer)
             .map_err(|e| bad(format!("Invalid phone number or SIP URI or username: {e}")))?;
@@ -679,7 +685,15 @@ impl Core {
             phase: CallPhase::Setup,
             peername: user_of(&target),
             peerdisplayname: String::new(),
-            peeraddress: self.params.get("serveraddress"),
+            peeraddress: if no_server {
+                host_of(target.split_once('@').map(|(_, h)| h).unwrap_or(&target))
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                self.params.get("serveraddress")
+            },
             callid: String::new(),
             started: Instant::now(),
             connected: None,

@@ -1,0 +1,376 @@
+//! Two engines calling each other over real loopback sockets (no server), and the built-in echo
+//! endpoint: the call flow, the CDR fields and the audio each side recorded.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio::time::{timeout, Instant};
+use webphone_engine::{Event, Phone, PhoneOptions};
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "webphone-engine-{tag}-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        } else {
+            eprintln!("keeping {}", self.0.display());
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn write_tone(path: &Path, freq: f64, secs: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(8000.0 * secs) as usize {
+        let t = i as f64 / 8000.0;
+        w.write_sample((0.5 * 32767.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn read_wav(path: &Path) -> (Vec<f64>, u32) {
+    let mut r = hound::WavReader::open(path).unwrap();
+    let rate = r.spec().sample_rate;
+    let s = r
+        .samples::<i16>()
+        .map(|s| s.unwrap() as f64 / 32768.0)
+        .collect();
+    (s, rate)
+}
+
+/// Goertzel power of `freq` in `x`, normalised so a full-scale sine gives about 0.25.
+fn goertzel(x: &[f64], rate: u32, freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / rate as f64;
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &v in x {
+        let s = v + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let p = s1 * s1 + s2 * s2 - c * s1 * s2;
+    p / (x.len() as f64 * x.len() as f64)
+}
+
+/// Asserts the recording's middle second carries `freq` clearly above `other` and at a level
+/// near the sent one (a 0.5 amplitude sine gives 0.0625).
+fn assert_tone(path: &Path, freq: f64, other: f64) {
+    let (x, rate) = read_wav(path);
+    assert!(
+        x.len() > rate as usize * 2,
+        "recording {} too short: {} samples",
+        path.display(),
+        x.len()
+    );
+    let mid = &x[x.len() / 2 - rate as usize / 2..x.len() / 2 + rate as usize / 2];
+    let want = goertzel(mid, rate, freq);
+    let not = goertzel(mid, rate, other);
+    assert!(
+        want > 0.02,
+        "{}: {freq} Hz too weak ({want:.4})",
+        path.display()
+    );
+    assert!(
+        want > 100.0 * not,
+        "{}: {freq} Hz ({want:.4}) not dominant over {other} Hz ({not:.6})",
+        path.display()
+    );
+}
+
+fn free_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+struct TestPhone {
+    phone: Phone,
+    events: broadcast::Receiver<Event>,
+    seen: Vec<Event>,
+}
+
+impl TestPhone {
+    async fn new(params: &[(&str, String)]) -> TestPhone {
+        let phone = Phone::try_new(PhoneOptions {
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            work_dir: None,
+        })
+        .unwrap();
+        let events = phone.subscribe();
+        phone.api("start", vec![]).await.unwrap();
+        TestPhone {
+            phone,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn api(&self, f: &str, args: &[&str]) -> Value {
+        self.phone
+            .api(f, args.iter().map(|s| s.to_string()).collect())
+            .await
+            .unwrap_or_else(|e| panic!("{f} failed: {e}"))
+    }
+
+    /// Waits for a callback with this name and returns its arguments.
+    async fn callback(&mut self, name: &str, secs: u64) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.events.recv()).await {
+                Ok(Ok(ev)) => {
+                    self.seen.push(ev.clone());
+                    if let Event::Callback { name: n, args } = ev {
+                        if n == name {
+                            return args;
+                        }
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                _ => panic!("no {name} within {secs} s; seen: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Waits for a callState callback with this event name.
+    async fn call_state(&mut self, state: &str, secs: u64) -> Vec<Value> {
+        loop {
+            let args = self.callback("onCallStateChange", secs).await;
+            if args.first() == Some(&Value::from(state)) {
+                return args;
+            }
+        }
+    }
+
+    fn notifications(&self, prefix: &str) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::Notification(t) if t.starts_with(prefix) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_call_carries_audio_both_ways_and_writes_cdrs() {
+    let dir = TempDir::new("direct");
+    write_tone(&dir.file("a-in.wav"), 1000.0, 3.0);
+    write_tone(&dir.file("b-in.wav"), 440.0, 3.0);
+    let port = free_port();
+    let dev = |f: &str| format!("file:{}", dir.file(f).display());
+    let mut alice = TestPhone::new(&[
+        ("username", "alice".into()),
+        ("signalingport", port.to_string()),
+        ("autoaccept", "true".into()),
+        ("audiodevicein", dev("a-in.wav")),
+        ("audiodeviceout", dev("a-out.wav")),
+    ])
+    .await;
+    let mut bob = TestPhone::new(&[
+        ("username", "bob".into()),
+        ("displayname", "Bob, the builder".into()),
+        ("audiodevicein", dev("b-in.wav")),
+        ("audiodeviceout", dev("b-out.wav")),
+    ])
+    .await;
+
+    let line = bob
+        .api("call", &[&format!("sip:alice@127.0.0.1:{port}")])
+        .await;
+    assert_eq!(line, Value::from(1));
+    let inc = alice.call_state("callConnected", 10).await;
+    assert_eq!(inc[1], Value::from(2), "incoming direction");
+    assert_eq!(inc[2], Value::from("bob"));
+    assert_eq!(inc[3], Value::from("Bob, the builder"));
+    bob.call_state("callConnected", 10).await;
+    assert_eq!(bob.api("isincall", &[]).await, Value::from(true));
+    assert!(bob
+        .api("getstatus", &[])
+        .await
+        .as_str()
+        .unwrap()
+        .starts_with("In Call"));
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    bob.api("hangup", &[]).await;
+
+    let cdr_b = bob.callback("onCdr", 10).await;
+    let cdr_a = alice.callback("onCdr", 10).await;
+    // onCdr: caller, called, connecttime, duration, direction, peerdisplayname, reason, line
+    assert_eq!(cdr_b[0], Value::from("bob"));
+    assert_eq!(cdr_b[1], Value::from("alice"));
+    assert!(
+        cdr_b[3].as_u64().unwrap() >= 2900,
+        "duration {:?}",
+        cdr_b[3]
+    );
+    assert_eq!(cdr_b[4], Value::from(1));
+    assert_eq!(cdr_b[6], Value::from("BYE"));
+    assert_eq!(cdr_a[0], Value::from("bob"));
+    assert_eq!(cdr_a[1], Value::from("alice"));
+    assert_eq!(cdr_a[4], Value::from(2));
+    assert_eq!(cdr_a[5], Value::from("Bob, the builder"));
+    assert_eq!(cdr_a[6], Value::from("BYE"));
+    // CDR notification: discparty 1 = local for bob, 2 = peer for alice.
+    let n_b = bob.notifications("CDR,");
+    let n_a = alice.notifications("CDR,");
+    assert!(n_b[0].ends_with(",1,BYE"), "{n_b:?}");
+    assert!(n_a[0].ends_with(",2,BYE"), "{n_a:?}");
+    assert!(
+        n_a[0].starts_with("CDR,1,bob,bob,alice,127.0.0.1,"),
+        "{n_a:?}"
+    );
+    assert_eq!(alice.api("isincall", &[]).await, Value::from(false));
+
+    alice.api("stop", &[]).await;
+    bob.api("stop", &[]).await;
+    assert_tone(&dir.file("a-out.wav"), 440.0, 1000.0);
+    assert_tone(&dir.file("b-out.wav"), 1000.0, 440.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callee_rejects_and_caller_sees_486() {
+    let port = free_port();
+    let mut alice = TestPhone::new(&[
+        ("username", "alice".into()),
+        ("signalingport", port.to_string()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    let mut bob = TestPhone::new(&[
+        ("username", "bob".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    bob.api("call", &[&format!("sip:alice@127.0.0.1:{port}")])
+        .await;
+    alice.call_state("callRinging", 10).await;
+    bob.call_state("callRinging", 10).await;
+    alice.api("reject", &[]).await;
+    let cdr_b = bob.callback("onCdr", 10).await;
+    assert!(cdr_b[6].as_str().unwrap().starts_with("486"), "{cdr_b:?}");
+    assert_eq!(cdr_b[3], Value::from(0), "never connected");
+    let cdr_a = alice.callback("onCdr", 10).await;
+    assert!(cdr_a[6].as_str().unwrap().starts_with("486"), "{cdr_a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_cancels_before_answer() {
+    let port = free_port();
+    let mut alice = TestPhone::new(&[
+        ("username", "alice".into()),
+        ("signalingport", port.to_string()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    let mut bob = TestPhone::new(&[
+        ("username", "bob".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    bob.api("call", &[&format!("sip:alice@127.0.0.1:{port}")])
+        .await;
+    alice.call_state("callRinging", 10).await;
+    bob.call_state("callRinging", 10).await;
+    bob.api("hangup", &[]).await;
+    let cdr_a = alice.callback("onCdr", 10).await;
+    assert_eq!(cdr_a[6], Value::from("CANCEL"));
+    let n_a = alice.notifications("CDR,");
+    assert!(n_a[0].ends_with(",2,CANCEL"), "{n_a:?}");
+    let cdr_b = bob.callback("onCdr", 10).await;
+    assert_eq!(cdr_b[6], Value::from("CANCEL"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_endpoint_plays_back_after_half_a_second() {
+    let dir = TempDir::new("echo");
+    write_tone(&dir.file("in.wav"), 440.0, 2.0);
+    let mut p = TestPhone::new(&[
+        (
+            "audiodevicein",
+            format!("file:{}", dir.file("in.wav").display()),
+        ),
+        (
+            "audiodeviceout",
+            format!("file:{}", dir.file("out.wav").display()),
+        ),
+    ])
+    .await;
+    p.api("call", &["echo"]).await;
+    p.call_state("callConnected", 5).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    p.api("hangup", &[]).await;
+    p.callback("onCdr", 5).await;
+    let (x, rate) = read_wav(&dir.file("out.wav"));
+    // The first 0.4 s are silent (the delay), then the tone comes back.
+    let head = &x[..(rate as usize * 4 / 10)];
+    assert!(
+        head.iter().all(|s| s.abs() < 0.01),
+        "echo came back too early"
+    );
+    assert_tone(&dir.file("out.wav"), 440.0, 1000.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_api_arguments_give_errors_not_panics() {
+    let p = TestPhone::new(&[("audiodevicein", "null".into())]).await;
+    for (f, args) in [
+        ("call", vec![]),
+        ("call", vec![""]),
+        ("call", vec!["1002"]), // no server configured: only SIP URIs
+        ("dtmf", vec!["12x"]),
+        ("hangup", vec!["abc"]),
+        ("setparameter", vec!["transport", "9"]),
+        ("getparameter", vec![]),
+        ("accept", vec![]),
+        ("nosuchfunction", vec![]),
+    ] {
+        let r = p
+            .phone
+            .api(f, args.iter().map(|s| s.to_string()).collect())
+            .await;
+        assert!(r.is_err(), "{f} {args:?} should fail, got {r:?}");
+    }
+    assert_eq!(
+        p.api("getparameter", &["transport"]).await,
+        Value::from("-1"),
+        "refused value keeps the previous one"
+    );
+}
