@@ -40,7 +40,10 @@ impl PcmSource for Sine {
 struct Capture(Arc<Mutex<Vec<i16>>>);
 impl PcmSink for Capture {
     fn write_frame(&mut self, frame: &[i16]) {
-        self.0.lock().unwrap().extend_from_slice(frame);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(frame);
     }
 }
 
