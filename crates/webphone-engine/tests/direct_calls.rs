@@ -1,6 +1,7 @@
 //! Two engines calling each other over real loopback sockets (no server), and the built-in echo
 //! endpoint: the call flow, the CDR fields and the audio each side recorded.
 
+#![allow(clippy::unwrap_used)]
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
