@@ -97,6 +97,10 @@ async fn run(params: Vec<(String, String)>, callbacks: bool) -> ExitCode {
         }
     });
 
+    // The library is ready to take API calls from here on (the facade's onLoaded).
+    if callbacks {
+        out("CALLBACK,onLoaded,[]");
+    }
     let autostart = phone
         .api("getparameter", vec!["autostart".into()])
         .await
