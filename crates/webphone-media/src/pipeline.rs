@@ -13,8 +13,9 @@
 //! consecutive valid RTP packets (known payload type, same SSRC) from one source address that is
 //! not the negotiated one, we "latch" and send there instead (the practice described in
 //! RFC 7362 §4). Requiring several consecutive packets with one SSRC keeps a single stray or
-//! spoofed datagram from hijacking the stream. An [`MediaPipeline::update`] with a new remote
-//! address starts over.
+//! spoofed datagram from hijacking the stream, and while valid RTP keeps arriving from the
+//! address we send to (within [`LATCH_QUIET`]) we do not latch at all (RFC 7362 §6 on
+//! hijacking). An [`MediaPipeline::update`] with a new remote address starts over.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -24,6 +25,9 @@ use crate::jitter::{FrameKind, JitterBuffer, JitterConfig, PushOutcome};
 use crate::rtp::{self, Datagram, RtpSender};
 use crate::stats::{MediaStats, ReceiveStats};
 use crate::{Codec, Negotiated, PcmSink, PcmSource, FRAME_SAMPLES, SAMPLE_RATE};
+
+/// Latching only happens if nothing valid came from the current remote for this long.
+pub const LATCH_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Pipeline tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +85,7 @@ pub struct MediaPipeline {
     rx: ReceiveStats,
     remote: SocketAddr,
     latch_candidate: Option<(SocketAddr, u32, u32)>,
+    last_from_remote: Option<Instant>,
     epoch: Instant,
     stats: MediaStats,
     events: Vec<MediaEvent>,
@@ -143,6 +148,7 @@ impl MediaPipeline {
             jb: JitterBuffer::new(cfg.jitter),
             rx: ReceiveStats::new(),
             latch_candidate: None,
+            last_from_remote: None,
             epoch: now,
             stats: MediaStats::default(),
             events: Vec::new(),
@@ -173,6 +179,7 @@ impl MediaPipeline {
         if neg.remote_rtp != self.neg.remote_rtp {
             self.remote = neg.remote_rtp;
             self.latch_candidate = None;
+            self.last_from_remote = None;
         }
         if !neg.direction.sends() || neg.telephone_event_pt.is_none() {
             self.dtmf.clear();
@@ -280,7 +287,7 @@ impl MediaPipeline {
         }
         self.stats.packets_received += 1;
         self.stats.bytes_received += data.len() as u64;
-        self.maybe_latch(from, pkt.ssrc);
+        self.maybe_latch(from, pkt.ssrc, now);
 
         let elapsed = now.saturating_duration_since(self.epoch);
         let arrival = (elapsed.as_micros() * u128::from(SAMPLE_RATE) / 1_000_000) as u64;
@@ -312,8 +319,16 @@ impl MediaPipeline {
         }
     }
 
-    fn maybe_latch(&mut self, from: SocketAddr, ssrc: u32) {
-        if self.cfg.latch_after == 0 || from == self.remote {
+    fn maybe_latch(&mut self, from: SocketAddr, ssrc: u32, now: Instant) {
+        if from == self.remote {
+            self.latch_candidate = None;
+            self.last_from_remote = Some(now);
+            return;
+        }
+        let remote_alive = self
+            .last_from_remote
+            .is_some_and(|t| now.saturating_duration_since(t) < LATCH_QUIET);
+        if self.cfg.latch_after == 0 || remote_alive {
             self.latch_candidate = None;
             return;
         }
@@ -325,6 +340,7 @@ impl MediaPipeline {
             tracing::info!(old = %self.remote, new = %from, "symmetric RTP: latching to the source address");
             self.remote = from;
             self.latch_candidate = None;
+            self.last_from_remote = Some(now);
             self.events.push(MediaEvent::RemoteLatched(from));
         } else {
             self.latch_candidate = Some((from, ssrc, count));
@@ -590,6 +606,7 @@ mod tests {
         p.on_packet(&pkt(1), nat, t0);
         p.on_packet(&pkt(2), nat, t0);
         p.on_packet(&pkt(3), other, t0); // breaks the run
+                                         // (the packet from `other` must not make `nat`'s run count)
         p.on_packet(&pkt(4), nat, t0);
         p.on_packet(&pkt(5), nat, t0);
         assert_eq!(p.remote(), "10.0.0.5:4000".parse().unwrap());
@@ -602,13 +619,41 @@ mod tests {
             p.on_packet(b"xxxxxxxxxxxxxxxxxxxx", other, t0);
         }
         assert_eq!(p.remote(), nat);
+        // While the latched address is alive, another source cannot take over.
+        for seq in 7..20 {
+            p.on_packet(&pkt(seq), other, t0);
+        }
+        assert_eq!(p.remote(), nat);
         // A re-negotiated address wins over the latch.
         p.update(neg("127.0.0.1:5000"));
         assert_eq!(p.remote(), "127.0.0.1:5000".parse().unwrap());
     }
 
     #[test]
-    fn recvonly_on_our_side_plays_but_sendonly_plays_silence() {
+    fn no_latching_while_the_negotiated_address_is_sending() {
+        let (mut p, t0) = pipeline(neg("127.0.0.1:4000"), Capture::default());
+        let real: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let spoof: SocketAddr = "127.0.0.1:6666".parse().unwrap();
+        let pkt = |seq: u16| rtp::build(0, false, seq, u32::from(seq) * 160, 77, &[0xFF; 160]);
+        p.on_packet(&pkt(1), real, t0);
+        for seq in 2..10 {
+            p.on_packet(
+                &pkt(seq),
+                spoof,
+                t0 + Duration::from_millis(20 * u64::from(seq)),
+            );
+        }
+        assert_eq!(p.remote(), real);
+        // The real peer went quiet for over a second: now the new source may take over.
+        let later = t0 + Duration::from_secs(2);
+        for seq in 10..13 {
+            p.on_packet(&pkt(seq), spoof, later);
+        }
+        assert_eq!(p.remote(), spoof);
+    }
+
+    #[test]
+    fn sendonly_side_plays_silence_but_counts_packets() {
         let sink = Capture::default();
         let mut n = neg("127.0.0.1:4000");
         n.direction = Direction::SendOnly;
