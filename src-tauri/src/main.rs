@@ -61,7 +61,10 @@ async fn forward_events(app: tauri::AppHandle, mut rx: broadcast::Receiver<Event
                 }
             }
             Err(RecvError::Lagged(n)) => {
-                tracing::warn!(skipped = n, "webview event forwarding lagged; events dropped");
+                tracing::warn!(
+                    skipped = n,
+                    "webview event forwarding lagged; events dropped"
+                );
             }
             Err(RecvError::Closed) => break,
         }

@@ -138,11 +138,7 @@ mod tests {
             Some(" username=alice ; password=a=b;;"),
             None,
         );
-        let names: Vec<_> = o
-            .params
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect();
+        let names: Vec<_> = o.params.iter().map(|(n, v)| format!("{n}={v}")).collect();
         assert_eq!(
             names,
             [
@@ -161,7 +157,15 @@ mod tests {
     #[test]
     fn work_dir_help_and_unknown_arguments() {
         let o = StartupOptions::parse(
-            s(&["--work-dir", "/tmp/w", "--automation", "-p", "novalue", "-h", "-p"]),
+            s(&[
+                "--work-dir",
+                "/tmp/w",
+                "--automation",
+                "-p",
+                "novalue",
+                "-h",
+                "-p",
+            ]),
             None,
             Some("/ignored/by/flag"),
         );

@@ -200,3 +200,25 @@ test('an action issued before onLoaded starts the engine after the load even wit
   await call;
   assert.deepEqual(requests[2], ['call', ['echo']]);
 });
+
+test('i18n/en.json carries every UI string of the minimal page, with the same English text', () => {
+  const en = JSON.parse(readFileSync(new URL('../../i18n/en.json', import.meta.url), 'utf8'));
+  const html = readFileSync(new URL('../../ui/samples/minimal/index.html', import.meta.url), 'utf8');
+  const js = readFileSync(new URL('../../ui/samples/minimal/minimal.js', import.meta.url), 'utf8');
+  const found = {};
+  for (const m of html.matchAll(/<[^>]*\sdata-i18n="([^"]+)"[^>]*>([^<]*)</g)) { found[m[1]] = m[2].trim(); }
+  for (const m of html.matchAll(/<[^>]*>/g)) {
+    const tag = m[0];
+    const ph = tag.match(/data-i18n-placeholder="([^"]+)"/);
+    if (ph) { found[ph[1]] = tag.match(/\splaceholder="([^"]*)"/)[1]; }
+    const al = tag.match(/data-i18n-aria-label="([^"]+)"/);
+    if (al) { found[al[1]] = tag.match(/\saria-label="([^"]*)"/)[1]; }
+  }
+  const table = js.match(/var TEXT = (\{[\s\S]*?\});/)[1];
+  for (const m of table.matchAll(/'([a-z_.]+)': '([^']*)'/g)) { found[m[1]] = m[2]; }
+  assert.ok(Object.keys(found).length >= 20, 'the page strings were found');
+  for (const [key, text] of Object.entries(found)) {
+    assert.equal(en[key], text, `i18n/en.json "${key}"`);
+  }
+  assert.deepEqual(Object.keys(en).filter((k) => !(k in found)), [], 'no unused keys in en.json');
+});

@@ -6,7 +6,7 @@
 //   E2E_OUT          directory for screenshots
 //   E2E_WORK_DIR     empty profile directory for the app
 //   E2E_REQUIRE_ENGINE=1  fail (instead of skip) when the engine does not implement `start` yet
-import { Builder, By, until } from 'selenium-webdriver';
+import { Builder, By, Key, until } from 'selenium-webdriver';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -109,6 +109,7 @@ try {
       skip('onStart fired', `the engine does not implement start yet (${st.startError}); status "${await statusText()}"`);
       skip('echo call connects', 'needs the engine');
       skip('hang up returns to idle', 'needs the engine');
+      skip('keyboard: Enter calls, Escape hangs up', 'needs the engine');
       await screenshot('smoke-loaded');
     } else {
       throw new Error(`the engine did not start: ${st.startError}`);
@@ -139,6 +140,13 @@ try {
     if (callstate !== 'callDisconnected') { throw new Error(`last call state is "${callstate}", expected callDisconnected`); }
     pass('hang up returns to idle', `status "${await statusText()}"`);
     await screenshot('smoke-idle');
+
+    // 7. Keyboard: Enter in the number field calls, Escape hangs up.
+    await driver.findElement(By.id('number')).sendKeys(Key.ENTER);
+    await waitFor('the second echo call to connect', async () => (await dataAttr('callstate')) === 'callConnected', 20000);
+    await driver.findElement(By.id('number')).sendKeys(Key.ESCAPE);
+    await waitFor('Escape to end the call', async () => (await dataAttr('incall')) === '0', 10000);
+    pass('keyboard: Enter calls, Escape hangs up');
   }
 } catch (e) {
   failed = e;
