@@ -1048,31 +1048,89 @@ fn challenge_realm(resp: &Response) -> Option<String> {
 }
 
 /// The lifetime of our binding (RFC 3261 §10.2.4): the `expires` parameter of the Contact
-/// that is ours, else the `Expires` header, else what we asked for.
+/// that is ours (or of the only Contact), else the `Expires` header, else what we asked for.
+///
+/// Contacts are scanned from the raw header text: registrars add parameters such as
+/// Kamailio's `received="sip:1.2.3.4:5;transport=tcp"` that a strict parser rejects.
 fn granted_expires(resp: &Response, ours: &HostPort, requested: u32) -> u32 {
-    let contacts = resp.typed_contact_headers().unwrap_or_default();
-    let mine = contacts.iter().find(|c| {
-        let hp = &c.uri.host_with_port;
-        let host = match &hp.host {
-            Host::IpAddr(ip) => ip.to_string(),
-            Host::Domain(d) => d.to_string(),
-        };
-        let port = hp.port.map(|p| p.value()).unwrap_or(target::DEFAULT_PORT);
-        host.trim_matches(['[', ']'])
-            .eq_ignore_ascii_case(&ours.host)
-            && port == ours.port
+    let contacts: Vec<(String, Option<u32>)> = resp
+        .headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::Contact(c) => Some(c.value().to_string()),
+            _ => None,
+        })
+        .flat_map(|v| split_outside_quotes(&v, ','))
+        .map(|c| parse_contact_binding(&c))
+        .collect();
+    let ours_text = ours.to_string().to_ascii_lowercase();
+    let default_port = ours.port == target::DEFAULT_PORT;
+    let mine = contacts.iter().find(|(uri, _)| {
+        let uri = uri.to_ascii_lowercase();
+        let hostport = uri
+            .split_once('@')
+            .map(|(_, h)| h)
+            .unwrap_or_else(|| uri.strip_prefix("sip:").unwrap_or(&uri));
+        let hostport = hostport.split(';').next().unwrap_or("");
+        hostport == ours_text || (default_port && hostport == ours.uri_host().to_ascii_lowercase())
     });
     let single = match contacts.as_slice() {
         [only] => Some(only),
         _ => None,
     };
     mine.or(single)
-        .and_then(|c| c.expires())
+        .and_then(|(_, e)| *e)
         .or_else(|| {
             resp.expires_header()
                 .and_then(|h| h.value().trim().parse().ok())
         })
         .unwrap_or(requested)
+}
+
+/// Split `s` at `sep` where it is outside double quotes and angle brackets.
+fn split_outside_quotes(s: &str, sep: char) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut angle, mut escaped) = (false, false, false);
+    for c in s.chars() {
+        if escaped {
+            escaped = false;
+        } else if quoted && c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if !quoted && c == '<' {
+            angle = true;
+        } else if !quoted && c == '>' {
+            angle = false;
+        } else if !quoted && !angle && c == sep {
+            parts.push(std::mem::take(&mut cur));
+            continue;
+        }
+        cur.push(c);
+    }
+    parts.push(cur);
+    parts
+}
+
+/// The URI and the `expires` parameter of one Contact value (RFC 3261 §20.10).
+fn parse_contact_binding(c: &str) -> (String, Option<u32>) {
+    let c = c.trim();
+    let (uri, params) = match (c.find('<'), c.find('>')) {
+        (Some(a), Some(b)) if a < b => (c[a + 1..b].to_string(), &c[b + 1..]),
+        _ => match c.split_once(';') {
+            Some((u, p)) => (u.to_string(), p),
+            None => (c.to_string(), ""),
+        },
+    };
+    let expires = split_outside_quotes(params, ';').into_iter().find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("expires")
+            .then(|| v.trim().trim_matches('"').parse().ok())
+            .flatten()
+    });
+    (uri.trim().to_string(), expires)
 }
 
 #[cfg(test)]
@@ -1104,6 +1162,15 @@ mod tests {
         assert_eq!(granted_expires(&r, &ours, 600), 900);
         let r = resp("");
         assert_eq!(granted_expires(&r, &ours, 600), 600);
+        // Kamailio over TCP: a quoted `received` with a `;` inside.
+        let r = resp(
+            "Contact: <sip:1001@127.0.0.1:5070;transport=TCP>;expires=20;received=\"sip:127.0.0.1:37350;transport=tcp\"\r\n",
+        );
+        assert_eq!(granted_expires(&r, &ours, 600), 20);
+        let r = resp(
+            "Contact: <sip:1001@10.0.0.1:5060>;received=\"sip:x;a=b, c\";expires=30, <sip:1001@127.0.0.1:5070>;expires=45\r\n",
+        );
+        assert_eq!(granted_expires(&r, &ours, 600), 45);
     }
 
     #[test]
