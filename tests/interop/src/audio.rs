@@ -51,11 +51,7 @@ impl ToneLevel {
 /// Asserts that the recording at `path` has the tone `freq` dominant and at
 /// least `min_dbfs` loud over its middle half; `what` names it in the message.
 pub fn assert_tone(path: &Path, freq: f64, min_dbfs: f64, what: &str) -> ToneLevel {
-    assert!(
-        path.is_file(),
-        "{what}: no recording at {}",
-        path.display()
-    );
+    assert!(path.is_file(), "{what}: no recording at {}", path.display());
     let secs = wav_secs(path);
     assert!(
         secs >= 1.0,

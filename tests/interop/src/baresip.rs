@@ -276,7 +276,10 @@ impl Baresip {
     /// Every ctrl_tcp event so far.
     pub fn events(&self) -> Vec<Value> {
         let (lock, _) = &*self.shared;
-        lock.lock().unwrap_or_else(|e| e.into_inner()).events.clone()
+        lock.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .events
+            .clone()
     }
 
     /// Types of the events so far (`CALL_INCOMING`, `CALL_ESTABLISHED`, ...).
@@ -288,7 +291,12 @@ impl Baresip {
     }
 
     /// Waits for an event of type `ty` whose `param` satisfies `pred`; returns it.
-    pub fn wait_event(&mut self, ty: &str, pred: impl Fn(&str) -> bool, timeout: Duration) -> Value {
+    pub fn wait_event(
+        &mut self,
+        ty: &str,
+        pred: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> Value {
         let (lock, cv) = &*self.shared;
         let end = Instant::now() + timeout;
         let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());

@@ -456,14 +456,26 @@ mod tests {
 
     #[test]
     fn parses_notifications() {
-        let s = Status::parse("STATUS,1,InCall,1002,1001,1,Bob,abc@h,1,2,2,0,0,0,0").expect("status");
+        let s =
+            Status::parse("STATUS,1,InCall,1002,1001,1,Bob,abc@h,1,2,2,0,0,0,0").expect("status");
         assert_eq!(
-            (s.line, s.text.as_str(), s.peer.as_str(), s.endpoint_type, s.registered, s.incall),
+            (
+                s.line,
+                s.text.as_str(),
+                s.peer.as_str(),
+                s.endpoint_type,
+                s.registered,
+                s.incall
+            ),
             (1, "InCall", "1002", Some(1), Some(2), Some(2))
         );
         let g = Status::parse("STATUS,-1,Register Failed,,1001,1,,,1,7,0,0,0,0,0").expect("status");
-        assert_eq!((g.line, g.text.as_str(), g.registered), (-1, "Register Failed", Some(7)));
-        let c = Cdr::parse("CDR,1,1002,1002,1001,127.0.0.1:5060,3120,5040,2,BYE, by peer").expect("cdr");
+        assert_eq!(
+            (g.line, g.text.as_str(), g.registered),
+            (-1, "Register Failed", Some(7))
+        );
+        let c = Cdr::parse("CDR,1,1002,1002,1001,127.0.0.1:5060,3120,5040,2,BYE, by peer")
+            .expect("cdr");
         assert_eq!((c.connect_ms, c.duration_ms, c.disc_party), (3120, 5040, 2));
         assert_eq!(c.reason, "BYE, by peer");
         let cb = Callback::parse(r#"CALLBACK,onCallStateChange,["callConnected",1,"1002","",1]"#)

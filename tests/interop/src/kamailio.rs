@@ -43,10 +43,7 @@ impl Kamailio {
         let port = util::free_port();
         let ctl = format!("unix:{}", dir.join("ctl").display());
         let cfg = crate::peers_dir().join("kamailio.cfg");
-        let mut defs = vec![
-            format!("SIP_PORT={port}"),
-            format!("CTL_SOCK=\"{ctl}\""),
-        ];
+        let mut defs = vec![format!("SIP_PORT={port}"), format!("CTL_SOCK=\"{ctl}\"")];
         if let Some(e) = opts.max_expires {
             defs.push(format!("MAX_EXPIRES={e}"));
             defs.push(format!("DEFAULT_EXPIRES={e}"));

@@ -14,6 +14,7 @@
 pub mod audio;
 pub mod baresip;
 pub mod cli;
+pub mod flows;
 pub mod kamailio;
 pub mod params;
 pub mod proc;

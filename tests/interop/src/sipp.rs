@@ -50,7 +50,10 @@ impl Sipp {
             Scenario::Builtin(s) => s.to_string(),
             Scenario::File(f) => f.trim_end_matches(".xml").to_string(),
         };
-        let dir = dir.join(format!("sipp-{name}-{}", SEQ.fetch_add(1, Ordering::Relaxed)));
+        let dir = dir.join(format!(
+            "sipp-{name}-{}",
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir).expect("create sipp dir");
         let port = util::free_port();
         let media_port = util::free_port_range(4);
@@ -85,7 +88,9 @@ impl Sipp {
         // SIPp binds its UDP port at start-up; wait until it is taken.
         let port = self.port;
         let bound = util::wait_for(Duration::from_secs(10), || {
-            std::net::UdpSocket::bind(("127.0.0.1", port)).is_err().then_some(())
+            std::net::UdpSocket::bind(("127.0.0.1", port))
+                .is_err()
+                .then_some(())
         });
         self.proc.assert_running("while starting");
         assert!(

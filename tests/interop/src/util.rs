@@ -203,16 +203,16 @@ pub fn fill_template(template: &str, vars: &[(&str, &str)]) -> String {
     for (k, v) in vars {
         out = out.replace(&format!("@{k}@"), v);
     }
-    let leftover: Vec<&str> = out
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter(|l| {
-            l.split('@').count() > 2
-                && l.split('@').skip(1).step_by(2).any(|w| {
-                    !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
-                })
-        })
-        .collect();
+    let leftover: Vec<&str> =
+        out.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter(|l| {
+                l.split('@').count() > 2
+                    && l.split('@').skip(1).step_by(2).any(|w| {
+                        !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                    })
+            })
+            .collect();
     assert!(
         leftover.is_empty(),
         "unfilled template placeholders: {leftover:?}"

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use webphone_interop::{
-    assert_tone, require_tools, serial, AnswerMode, Baresip, BaresipOpts, Kamailio, Scenario,
-    Sipp, TestDir, BARESIP, KAMAILIO, KAMCMD, SIPP,
+    assert_tone, require_tools, serial, AnswerMode, Baresip, BaresipOpts, Kamailio, Scenario, Sipp,
+    TestDir, BARESIP, KAMAILIO, KAMCMD, SIPP,
 };
 
 const T: Duration = Duration::from_secs(20);

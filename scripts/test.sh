@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# test.sh - THE test command: everything CI checks, in order.
+#
+#   scripts/test.sh            # locally: tests whose peer is missing skip loudly
+#   CI=true scripts/test.sh    # CI semantics (.ci/run): a missing peer is a failure
+#
+# Steps: system set-up (scripts/setup-system.sh), a private PulseAudio daemon
+# with a null sink (for the cpal tests; stopped at exit), cargo fmt --check,
+# cargo clippy -D warnings (whole workspace, desktop app included), cargo build
+# (whole workspace), cargo test (unit, crate integration and tests/interop
+# against Kamailio/baresip/SIPp on loopback), then the desktop smoke test
+# tests/e2e-desktop/run.sh when it exists. Every step runs even when an
+# earlier one failed, except that nothing is tested after a failed build.
+# Prints a timing summary; exits non-zero if any step failed.
+#
+# Environment: CI=true (strict), SETUP_SKIP=1 (no package installation),
+# CARGO (cargo command), TEST_SKIP_E2E_DESKTOP=1, CARGO_TEST_ARGS (extra
+# words after `cargo test --workspace --no-fail-fast`, e.g. "-- --nocapture").
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+CARGO=${CARGO:-cargo}
+export CI=${CI:-}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-auto}
+
+say() { printf '\n[test] %s\n' "$*"; }
+
+STEPS=()   # "name|status|seconds"
+FAILED=0
+
+# run_step NAME CMD... - runs CMD, records its status and wall time
+run_step() {
+  local name=$1; shift
+  say "=== $name: $*"
+  local t0 t1 rc
+  t0=$(date +%s.%N)
+  "$@"
+  rc=$?
+  t1=$(date +%s.%N)
+  local secs
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  if [ $rc -eq 0 ]; then
+    STEPS+=("$name|ok|$secs")
+  else
+    STEPS+=("$name|FAILED (exit $rc)|$secs")
+    FAILED=1
+  fi
+  say "=== $name: $([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)") in ${secs}s"
+  return $rc
+}
+
+skip_step() {
+  STEPS+=("$1|skipped ($2)|0.0")
+  say "=== $1: SKIPPED ($2)"
+}
+
+summary() {
+  printf '\n[test] ---------------- summary ----------------\n'
+  local s name status secs
+  for s in "${STEPS[@]}"; do
+    IFS='|' read -r name status secs <<<"$s"
+    printf '[test] %-22s %8ss  %s\n' "$name" "$secs" "$status"
+  done
+  printf '[test] total %ss, CI=%s\n' "$SECONDS" "${CI:-<unset>}"
+  if [ $FAILED -eq 0 ]; then
+    printf '[test] RESULT: PASS\n'
+  else
+    printf '[test] RESULT: FAIL\n'
+  fi
+}
+
+# ---------------------------------------------------------------- PulseAudio
+PA_PID=""
+PA_TMP=""
+cleanup() {
+  if [ -n "$PA_PID" ]; then
+    kill -TERM "$PA_PID" 2>/dev/null
+    for _ in $(seq 1 30); do kill -0 "$PA_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$PA_PID" 2>/dev/null
+    wait "$PA_PID" 2>/dev/null
+  fi
+  [ -n "$PA_TMP" ] && rm -rf "$PA_TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A PulseAudio daemon of our own with a null sink, reachable through
+# XDG_RUNTIME_DIR (exported for everything after it): cpal's ALSA default
+# device goes to it through libasound2-plugins' pulse plugin.
+start_pulseaudio() {
+  if ! command -v pulseaudio >/dev/null 2>&1; then
+    say "pulseaudio is not installed: audio-device tests will find no device"
+    [ "$CI" = true ] && return 1
+    return 0
+  fi
+  PA_TMP=$(mktemp -d "${TMPDIR:-/tmp}/webphone-test.XXXXXX")
+  export XDG_RUNTIME_DIR="$PA_TMP/xdg"
+  mkdir -m 700 "$XDG_RUNTIME_DIR"
+  pulseaudio --daemonize=no --exit-idle-time=-1 --system=false -n \
+    --load="module-null-sink sink_name=webphone_null rate=48000" \
+    --load="module-native-protocol-unix" \
+    --load="module-always-sink" \
+    --log-target=file:"$PA_TMP/pulseaudio.log" </dev/null >/dev/null 2>&1 &
+  PA_PID=$!
+  for _ in $(seq 1 100); do
+    if pactl info >/dev/null 2>&1; then
+      pactl set-default-sink webphone_null >/dev/null 2>&1
+      pactl set-default-source webphone_null.monitor >/dev/null 2>&1
+      echo "PulseAudio pid $PA_PID, XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR," \
+           "$(pactl info | grep -E '^Default (Sink|Source)' | tr '\n' ' ')"
+      return 0
+    fi
+    kill -0 "$PA_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "PulseAudio did not start; log:"
+  cat "$PA_TMP/pulseaudio.log" 2>/dev/null | tail -20
+  PA_PID=""
+  return 1
+}
+
+# ---------------------------------------------------------------- steps
+run_step setup-system "$ROOT/scripts/setup-system.sh"
+run_step pulseaudio start_pulseaudio
+run_step fmt "$CARGO" fmt --all -- --check
+run_step clippy "$CARGO" clippy --workspace --all-targets -- -D warnings
+if run_step build "$CARGO" build --workspace; then
+  # shellcheck disable=SC2086 # CARGO_TEST_ARGS is a list of words
+  run_step test "$CARGO" test --workspace --no-fail-fast ${CARGO_TEST_ARGS:-}
+  E2E="$ROOT/tests/e2e-desktop/run.sh"
+  if [ "${TEST_SKIP_E2E_DESKTOP:-}" = 1 ]; then
+    skip_step e2e-desktop "TEST_SKIP_E2E_DESKTOP=1"
+  elif [ -x "$E2E" ]; then
+    run_step e2e-desktop "$E2E"
+  else
+    skip_step e2e-desktop "no executable tests/e2e-desktop/run.sh"
+  fi
+else
+  skip_step test "build failed"
+  skip_step e2e-desktop "build failed"
+fi
+
+summary
+exit $FAILED
