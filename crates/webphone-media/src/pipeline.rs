@@ -580,6 +580,39 @@ mod tests {
     }
 
     #[test]
+    fn random_datagrams_never_panic_the_pipeline() {
+        let sink = Capture::default();
+        let (mut p, t0) = pipeline(neg("127.0.0.1:4000"), sink.clone());
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for i in 0..5000u64 {
+            let len = (next() % 300) as usize;
+            let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if let Some(b) = data.first_mut() {
+                *b = 0x80 | (*b & 0x3F); // mostly version 2, random P/X/CC
+            }
+            if let Some(b) = data.get_mut(1) {
+                // Mostly payload types we accept, so the deeper paths run.
+                *b = [0u8, 8, 101, 0x80, 0xE5][(next() % 5) as usize];
+            }
+            let now = t0 + Duration::from_millis(i);
+            p.on_packet(&data, from, now);
+            if i % 20 == 0 {
+                p.playout(now);
+                let _ = p.on_tick(now);
+            }
+        }
+        let s = p.stats();
+        assert!(s.packets_received > 0 && s.packets_invalid > 0);
+    }
+
+    #[test]
     fn pcma_is_decoded_even_when_pcmu_was_negotiated() {
         let sink = Capture::default();
         let (mut p, t0) = pipeline(neg("127.0.0.1:4000"), sink.clone());

@@ -322,3 +322,27 @@ async fn rtp_socket_binds_even_ports_in_range_and_skips_taken_ones() {
     let any = RtpSocket::bind(LOOPBACK, None).await.unwrap();
     assert_ne!(any.local_addr().port(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_session_without_stop_ends_it_and_frees_the_port() {
+    let raw = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let sock = RtpSocket::bind(LOOPBACK, None).await.unwrap();
+    let addr = sock.local_addr();
+    let session = MediaSession::start(
+        sock,
+        neg_to(raw.local_addr().unwrap()),
+        Box::new(SilenceSource),
+        Box::new(NullSink),
+    );
+    assert!(!collect_rtp(&raw, 100).await.is_empty());
+    drop(session);
+    let mut rebound = None;
+    for _ in 0..50 {
+        if let Ok(s) = UdpSocket::bind(addr).await {
+            rebound = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rebound.is_some(), "port {addr} still in use");
+}
