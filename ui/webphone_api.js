@@ -233,6 +233,11 @@
     if (state.starting) { return state.startPromise; }
     state.starting = true;
     state.startPromise = send('start', []).then(function (v) {
+      // The engine answers `start` once it is up. Its onStart event and this answer travel on
+      // different channels, so whichever comes first marks the start (onStart fires once). This
+      // also covers a page reload while the engine keeps running: `start` then succeeds without
+      // a new onStart event.
+      onEngineStarted();
       return v;
     }, function (e) {
       state.starting = false;

@@ -8,6 +8,12 @@ import vm from 'node:vm';
 
 const SOURCE = readFileSync(fileURLToPath(new URL('../../ui/webphone_api.js', import.meta.url)), 'utf8');
 
+function deferred() {
+  let resolve;
+  const promise = new Promise((r) => { resolve = r; });
+  return { promise, resolve };
+}
+
 const tick = () => new Promise((r) => setTimeout(r, 0));
 async function settle() { for (let i = 0; i < 10; i++) { await tick(); } }
 
@@ -48,8 +54,10 @@ function load(engine, { before } = {}) {
 }
 
 test('onLoaded, autostart and queueing until onStart', async () => {
+  const startAnswer = deferred(); // the engine's answer to `start` arrives after its onStart event
   const { api, requests, emit } = load((fn) => {
     if (fn === 'getparameter') { return ''; }
+    if (fn === 'start') { return startAnswer.promise; }
     return null;
   });
   const seen = [];
@@ -71,20 +79,27 @@ test('onLoaded, autostart and queueing until onStart', async () => {
   await api.hangup();
   await api.accept(-2);
   assert.deepEqual(requests.slice(3), [['hangup', []], ['accept', ['-2']]]);
-  // A second onStart from the engine does not fire the callbacks again.
+  // Neither the late `start` answer nor a second onStart event fire the callbacks again.
+  startAnswer.resolve(null);
+  await settle();
   emit({ ev: 'onStart', args: [] });
   assert.deepEqual(seen, ['loaded', 'start']);
 });
 
-test('autostart=false waits; an action starts the engine implicitly', async () => {
-  const { api, requests, emit } = load((fn) => (fn === 'getparameter' ? 'false' : true));
+test('autostart=false waits; an action starts the engine implicitly; the start answer alone counts', async () => {
+  const startAnswer = deferred();
+  const { api, requests } = load((fn) => (fn === 'getparameter' ? 'false' : fn === 'start' ? startAnswer.promise : true));
+  let started = 0;
+  api.onStart(() => { started++; });
   await settle();
   assert.deepEqual(requests.map((r) => r[0]), ['getparameter']);
   const reg = api.register();
   await settle();
   assert.deepEqual(requests.map((r) => r[0]), ['getparameter', 'start']);
-  emit({ ev: 'onStart', args: [] });
+  // No onStart event (an engine that was already running, e.g. after a page reload).
+  startAnswer.resolve(null);
   assert.equal(await reg, true);
+  assert.equal(started, 1);
   assert.deepEqual(requests.map((r) => r[0]), ['getparameter', 'start', 'register']);
 });
 
@@ -192,12 +207,14 @@ test('without a transport the page is told, and calls reject', async () => {
 });
 
 test('an action issued before onLoaded starts the engine after the load even with autostart off', async () => {
-  const { api, requests, emit } = load((fn) => (fn === 'getparameter' ? 'false' : null));
+  const startAnswer = deferred();
+  const { api, requests, emit } = load((fn) => (fn === 'getparameter' ? 'false' : fn === 'start' ? startAnswer.promise : null));
   const call = api.call('echo');
   await settle();
   assert.deepEqual(requests.map((r) => r[0]), ['getparameter', 'start']);
   emit({ ev: 'onStart', args: [] });
   await call;
+  startAnswer.resolve(null);
   assert.deepEqual(requests[2], ['call', ['echo']]);
 });
 

@@ -110,6 +110,7 @@ try {
       skip('echo call connects', 'needs the engine');
       skip('hang up returns to idle', 'needs the engine');
       skip('keyboard: Enter calls, Escape hangs up', 'needs the engine');
+      skip('page reload: onLoaded and onStart again', 'needs the engine');
       await screenshot('smoke-loaded');
     } else {
       throw new Error(`the engine did not start: ${st.startError}`);
@@ -147,6 +148,15 @@ try {
     await driver.findElement(By.id('number')).sendKeys(Key.ESCAPE);
     await waitFor('Escape to end the call', async () => (await dataAttr('incall')) === '0', 10000);
     pass('keyboard: Enter calls, Escape hangs up');
+
+    // 8. A page reload while the engine keeps running: onLoaded and onStart again.
+    await driver.navigate().refresh();
+    await waitFor('onStart after a reload', async () => {
+      const s = await driver.executeScript('return window.webphone_api ? window.webphone_api.state : null');
+      return s && (s.started || s.startError);
+    }, 15000);
+    if ((await dataAttr('started')) !== '1') { throw new Error('no onStart after the page reload'); }
+    pass('page reload: onLoaded and onStart again', `status "${await statusText()}"`);
   }
 } catch (e) {
   failed = e;
