@@ -4,7 +4,7 @@
 #   tests/e2e-desktop/run.sh
 #
 # 1. runs the webphone_api.js unit tests (node, no display),
-# 2. builds the app (debug) unless E2E_APP points at a binary,
+# 2. builds the app and webphone-cli (debug) unless E2E_APP points at a binary,
 # 3. installs tauri-driver 2.1.0 into target/tools and selenium-webdriver into node_modules if
 #    they are missing,
 # 4. under Xvfb (xvfb-run -a) starts tauri-driver on free ports with WebKitWebDriver and runs
@@ -12,7 +12,8 @@
 # It stops exactly the processes it started (by pid). Without Xvfb or WebKitWebDriver it skips
 # loudly, unless CI=true, where that is a failure.
 #
-# Environment: E2E_APP (prebuilt binary), E2E_REQUIRE_ENGINE=1 (fail instead of skipping the
+# Environment: E2E_APP (prebuilt binary), E2E_CLI (webphone-cli, the caller of the incoming-call
+# step; built with the app when E2E_APP is not given), E2E_REQUIRE_ENGINE=1 (fail instead of skipping the
 # engine-dependent steps while the engine is a stub), CARGO (cargo command).
 set -euo pipefail
 
@@ -92,8 +93,9 @@ if [ "${1:-}" = "--inner" ]; then
     sleep 0.1
   done
 
+  SIP_PORT=$(free_port) # a free TCP port number; UDP on the same number is almost always free too
   E2E_DRIVER_URL="http://127.0.0.1:$PORT/" E2E_APP="$E2E_APP" E2E_OUT="$OUT" E2E_WORK_DIR="$WORK_DIR" \
-    node "$HERE/smoke.mjs"
+    E2E_SIP_PORT="$SIP_PORT" node "$HERE/smoke.mjs"
   exit $?
 fi
 
@@ -108,12 +110,13 @@ command -v xvfb-run >/dev/null 2>&1 || unavailable "xvfb-run (package xvfb) is n
 [ -x "$NATIVE_DRIVER" ] || unavailable "WebKitWebDriver (package webkit2gtk-driver) is not installed"
 
 if [ -z "${E2E_APP:-}" ]; then
-  say "building webphone-desktop (debug)"
-  (cd "$ROOT" && ${CARGO:-cargo} build -p webphone-desktop)
+  say "building webphone-desktop and webphone-cli (debug)"
+  (cd "$ROOT" && ${CARGO:-cargo} build -p webphone-desktop -p webphone-cli)
   E2E_APP="$ROOT/target/debug/webphone-desktop"
+  E2E_CLI=${E2E_CLI:-$ROOT/target/debug/webphone-cli}
 fi
 [ -x "$E2E_APP" ] || { say "FAIL: no app binary at $E2E_APP"; exit 1; }
-export E2E_APP
+export E2E_APP E2E_CLI="${E2E_CLI:-}"
 
 if [ ! -x "$TAURI_DRIVER" ]; then
   say "installing tauri-driver 2.1.0 into $TOOLS"

@@ -6,8 +6,11 @@
 //   E2E_OUT          directory for screenshots
 //   E2E_WORK_DIR     empty profile directory for the app
 //   E2E_REQUIRE_ENGINE=1  fail (instead of skip) when the engine does not implement `start` yet
+//   E2E_SIP_PORT     free UDP port for the app's SIP stack (incoming-call step)
+//   E2E_CLI          optional webphone-cli binary: the caller of the incoming-call step
 import { Builder, By, Key, until } from 'selenium-webdriver';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const env = (name) => {
@@ -20,6 +23,8 @@ const APP = env('E2E_APP');
 const OUT = env('E2E_OUT');
 const WORK_DIR = env('E2E_WORK_DIR');
 const REQUIRE_ENGINE = process.env.E2E_REQUIRE_ENGINE === '1';
+const SIP_PORT = env('E2E_SIP_PORT');
+const CLI = process.env.E2E_CLI || '';
 
 const t0 = Date.now();
 const ms = () => `${String(Date.now() - t0).padStart(5)} ms`;
@@ -36,7 +41,8 @@ const driver = await new Builder()
     'tauri:options': {
       application: APP,
       // No sound card needed: the engine's null devices.
-      args: ['--work-dir', WORK_DIR, '-p', 'audiodevicein=null', '-p', 'audiodeviceout=null'],
+      args: ['--work-dir', WORK_DIR, '-p', 'audiodevicein=null', '-p', 'audiodeviceout=null',
+        '-p', 'localip=127.0.0.1', '-p', `signalingport=${SIP_PORT}`],
     },
   })
   .build();
@@ -73,6 +79,7 @@ function apiCall(fn, ...args) {
 }
 
 let failed = null;
+let caller = null; // the webphone-cli process of the incoming-call step
 try {
   console.log(`${ms()}  session started`);
 
@@ -111,6 +118,7 @@ try {
       skip('hang up returns to idle', 'needs the engine');
       skip('keyboard: Enter calls, Escape hangs up', 'needs the engine');
       skip('page reload: onLoaded and onStart again', 'needs the engine');
+      skip('incoming call: Answer, then Hang up', 'needs the engine');
       await screenshot('smoke-loaded');
     } else {
       throw new Error(`the engine did not start: ${st.startError}`);
@@ -157,12 +165,41 @@ try {
     }, 15000);
     if ((await dataAttr('started')) !== '1') { throw new Error('no onStart after the page reload'); }
     pass('page reload: onLoaded and onStart again', `status "${await statusText()}"`);
+
+    // 9. Incoming call: webphone-cli calls the app directly; Answer appears, answers, Hang up ends.
+    if (!CLI || !existsSync(CLI)) {
+      skip('incoming call: Answer, then Hang up', 'no webphone-cli binary (E2E_CLI)');
+    } else {
+      caller = spawn(CLI, ['-p', 'audiodevicein=null', '-p', 'audiodeviceout=null', '-p', 'localip=127.0.0.1',
+        '-p', 'register=0', '-p', 'autostart=true'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let callerOut = '';
+      caller.stdout.on('data', (d) => { callerOut += d; });
+      caller.stderr.on('data', () => {});
+      caller.stdin.write(`call sip:e2e@127.0.0.1:${SIP_PORT}\n`);
+      const answer = driver.findElement(By.id('answer'));
+      await waitFor('the Answer button for the incoming call', async () => answer.isDisplayed(), 15000)
+        .catch((e) => { throw new Error(`${e.message}; caller output: ${callerOut.slice(-400)}`); });
+      await screenshot('smoke-incoming');
+      await answer.click();
+      await waitFor('the incoming call to connect', async () => (await dataAttr('callstate')) === 'callConnected', 10000);
+      if (await answer.isDisplayed()) { throw new Error('Answer is still shown after answering'); }
+      await driver.findElement(By.id('hangup')).click();
+      await waitFor('the incoming call to end', async () => (await dataAttr('incall')) === '0', 10000);
+      pass('incoming call: Answer, then Hang up', `status "${await statusText()}"`);
+    }
   }
 } catch (e) {
   failed = e;
   console.log(`${ms()}  FAIL  ${e.message}`);
   await screenshot('smoke-failure').catch(() => {});
 } finally {
+  if (caller && caller.exitCode === null) {
+    caller.stdin.end('quit\n');
+    const exited = new Promise((r) => caller.once('exit', r));
+    const timer = setTimeout(() => caller.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(timer);
+  }
   await driver.quit().catch((e) => console.log(`quit: ${e.message}`));
 }
 

@@ -73,7 +73,8 @@
     var ringing = Object.keys(incoming).length > 0;
     answerBtn.hidden = !ringing;
     hangupBtn.disabled = !st.incall;
-    callBtn.disabled = st.incall && !ringing;
+    callBtn.hidden = ringing; // Answer takes its place while a call rings in
+    callBtn.disabled = st.incall;
   }
 
   if (!wp) {
