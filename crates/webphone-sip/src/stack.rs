@@ -526,6 +526,10 @@ impl Driver {
                     dialog,
                     local_sdp,
                     client: true,
+                    probe: Some((
+                        self.endpoint.clone(),
+                        sip_addr(&target.next_hop, self.transport),
+                    )),
                 }));
             }
             Err(e) => fail(&self.stack_tx, e.to_string()),
@@ -659,6 +663,7 @@ impl Driver {
             dialog,
             local_sdp,
             client: false,
+            probe: None,
         }));
         info!(%call, from = %info.from_uri, "incoming call");
         self.feed(Input::Stack(StackEvent::Incoming(IncomingInvite {
@@ -722,7 +727,12 @@ struct CallTask {
     dialog: InviteDialog,
     local_sdp: Arc<Mutex<Option<String>>>,
     client: bool,
+    /// Next hop of our INVITE, checked for reachability first (DNS, TCP connect).
+    probe: Option<(Arc<EndpointInner>, SipAddr)>,
 }
+
+/// How long resolving / connecting to the next hop of an INVITE may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Follow one dialog: translate its states (and, for our INVITE, its final response) into
 /// stack events; answer in-dialog requests the policy does not handle yet.
@@ -730,6 +740,32 @@ async fn call_task(mut t: CallTask) {
     let call = t.call;
     let mut held_termination: Option<Termination> = None;
     let mut acked = false;
+    if let Some((endpoint, dest)) = t.probe.take() {
+        // rsipstack retries an unreachable next hop until Timer B (32 s). A transport
+        // failure is final at once (RFC 3261 §8.1.3.1: treated as 503): abandon the INVITE
+        // (the stack cleans up its transaction when the task is dropped).
+        let err = match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            endpoint.transport_layer.lookup(&dest, None),
+        )
+        .await
+        {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("connect timeout".to_string()),
+        };
+        if let Some(e) = err {
+            if let Some(j) = t.join.take() {
+                j.abort();
+            }
+            let _ = t.stack_tx.send(StackEvent::InviteFailed {
+                call,
+                error: format!("cannot reach {dest}: {e}"),
+            });
+            t.layer.remove_dialog(&t.dialog.id());
+            return;
+        }
+    }
     loop {
         let join_pending = t.join.is_some();
         tokio::select! {

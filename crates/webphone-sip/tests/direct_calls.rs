@@ -311,9 +311,9 @@ async fn unreachable_peer_fails_call() {
     let ca =
         a.ua.invite(&format!("sip:nobody@127.0.0.1:{port}"), OFFER.into())
             .expect("invite");
-    // rsipstack keeps retrying the connection until Timer B (64*T1 = 32 s, RFC 3261
-    // §17.1.1.2) and then reports 408.
-    match a.next_within(Duration::from_secs(45)).await {
+    // A refused TCP connection is a transport error: the call fails at once
+    // (RFC 3261 §8.1.3.1), not after Timer B.
+    match a.next_within(Duration::from_secs(5)).await {
         SipEvent::Ended { call, reason, .. } => {
             assert_eq!(call, ca);
             assert!(
@@ -327,6 +327,60 @@ async fn unreachable_peer_fails_call() {
         other => panic!("expected Ended, got {other:?}"),
     }
     a.ua.shutdown().await;
+}
+
+async fn outbound_proxy_routing(t: Transport) {
+    let mut a = Peer::start("A", t).await;
+    let mut b = Peer::start("B", t).await;
+    // B stands in for an outbound proxy: every request of A goes to it, whatever the
+    // Request-URI says (RFC 3261 §8.1.2), with a loose-routing Route header.
+    a.ua.set_account(webphone_sip::AccountConfig {
+        server: Some("example.com".into()),
+        proxy: Some(b.ua.local_addr().to_string()),
+        username: "alice".into(),
+        display_name: Some("Alice".into()),
+        ..Default::default()
+    });
+    let ca = a.ua.invite("bob", OFFER.into()).expect("invite");
+    let headers = match b.next().await {
+        SipEvent::Incoming {
+            call,
+            from_user,
+            from_display,
+            from_uri,
+            to_user,
+            headers,
+            ..
+        } => {
+            assert_eq!(from_user, "alice");
+            assert_eq!(from_display.as_deref(), Some("Alice"));
+            assert_eq!(from_uri, "sip:alice@example.com");
+            assert_eq!(to_user, "bob");
+            b.ua.answer(call, ANSWER.into());
+            headers
+        }
+        other => panic!("B: expected Incoming, got {other:?}"),
+    };
+    let route = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("Route"))
+        .map(|(_, v)| v.to_ascii_lowercase())
+        .expect("Route header");
+    assert!(route.contains(&b.ua.local_addr().to_string()), "{route}");
+    assert!(route.contains(";lr"), "{route}");
+    assert!(matches!(a.next().await, SipEvent::Answered { .. }));
+    assert!(matches!(b.next().await, SipEvent::Answered { .. }));
+    a.ua.hangup(ca);
+    assert_eq!(a.ended(ca).await.0, EndReason::LocalHangup);
+    assert!(matches!(
+        b.next().await,
+        SipEvent::Ended {
+            reason: EndReason::RemoteHangup,
+            ..
+        }
+    ));
+    a.ua.shutdown().await;
+    b.ua.shutdown().await;
 }
 
 macro_rules! both_transports {
@@ -349,4 +403,5 @@ both_transports!(
     cancel_before_any_provisional,
     reject_busy,
     decline_by_hangup,
+    outbound_proxy_routing,
 );
