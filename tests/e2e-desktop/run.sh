@@ -107,7 +107,7 @@ say "unit tests of ui/webphone_api.js"
 node --test "$HERE/facade.test.mjs"
 
 command -v xvfb-run >/dev/null 2>&1 || unavailable "xvfb-run (package xvfb) is not installed"
-[ -x "$NATIVE_DRIVER" ] || unavailable "WebKitWebDriver (package webkit2gtk-driver) is not installed"
+[ -f "$NATIVE_DRIVER" ] && [ -x "$NATIVE_DRIVER" ] || unavailable "WebKitWebDriver (package webkit2gtk-driver) is not installed"
 
 if [ -z "${E2E_APP:-}" ]; then
   say "building webphone-desktop and webphone-cli (debug)"
