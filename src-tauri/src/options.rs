@@ -86,6 +86,9 @@ impl StartupOptions {
             } else if let Some(v) = arg.strip_prefix("--work-dir=") {
                 opts.work_dir = Some(PathBuf::from(v));
                 continue;
+            } else if arg == "--" {
+                // `cargo run -p webphone-desktop -- -- -p ...` style wrappers pass it through.
+                continue;
             } else if arg == "-h" || arg == "--help" {
                 opts.help = true;
                 continue;
@@ -128,6 +131,7 @@ mod tests {
     fn env_then_command_line_in_order() {
         let o = StartupOptions::parse(
             s(&[
+                "--",
                 "-p",
                 "audiodevicein=null",
                 "--param",
