@@ -248,6 +248,37 @@ async fn refresh_keeps_registration(t: Transport) {
     b.ua.shutdown().await;
 }
 
+async fn through_outbound_proxy(t: Transport) {
+    let Some(server) = registrar() else {
+        eprintln!("WEBPHONE_TEST_REGISTRAR not set; skipping");
+        return;
+    };
+    let mut a = Phone::start("1001", "pass1001", &server, t).await;
+    let mut b = Phone::start("1002", "pass1002", &server, t).await;
+    for p in [&a, &b] {
+        p.ua.set_account(AccountConfig {
+            server: Some(server.clone()),
+            proxy: Some(server.clone()),
+            username: p.name.clone(),
+            password: format!("pass{}", p.name),
+            register_expires: 60,
+            ..Default::default()
+        });
+    }
+    a.register().await;
+    b.register().await;
+    let ca = a.ua.invite("1002", OFFER.into()).expect("invite");
+    let cb = b.incoming().await;
+    b.ua.answer(cb, ANSWER.into());
+    assert!(matches!(a.next().await, SipEvent::Answered { .. }));
+    assert!(matches!(b.next().await, SipEvent::Answered { .. }));
+    b.ua.hangup(cb);
+    assert_eq!(b.ended(cb).await.0, EndReason::LocalHangup);
+    assert_eq!(a.ended(ca).await.0, EndReason::RemoteHangup);
+    a.ua.shutdown().await;
+    b.ua.shutdown().await;
+}
+
 macro_rules! both_transports {
     ($($name:ident),* $(,)?) => {
         mod udp {
@@ -264,5 +295,6 @@ macro_rules! both_transports {
 both_transports!(
     register_call_cancel_reject,
     wrong_password_fails,
-    refresh_keeps_registration
+    refresh_keeps_registration,
+    through_outbound_proxy,
 );
