@@ -225,7 +225,7 @@ struct Call {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum RegState {
     Idle,
-    /// REGISTER in flight. `announce`: a `Registering` event was emitted for this attempt.
+    /// REGISTER (or refresh) in flight.
     Registering,
     Registered {
         expires: u32,
