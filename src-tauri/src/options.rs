@@ -32,7 +32,7 @@ Options:
 Environment:
   WEBPHONE_PARAMS          NAME=VALUE;NAME=VALUE (applied before --param)
   WEBPHONE_WORK_DIR        same as --work-dir
-  RUST_LOG                 log filter for stderr (default: info)
+  RUST_LOG                 log filter for stderr (default: info,rsipstack=warn)
 ";
 
 /// Splits `name=value`; the name is trimmed, the value is kept as given (it may contain `=`).

@@ -1278,15 +1278,16 @@ fn describe_end(reason: &EndReason, code: Option<u16>, text: &str) -> (DiscParty
 /// server's answer in brackets).
 fn register_failure_text(code: Option<u16>, reason: &str) -> String {
     let base = match code {
-        None => "No response from server",
+        None | Some(408) => "No response from server",
+        Some(503) => "Server address unreachable",
         Some(401) | Some(403) | Some(407) => "Authentication failed",
-        Some(c) if (400..700).contains(&c) => "Register rejected",
+        Some(c) if (300..700).contains(&c) => "Register rejected",
         Some(_) => "Register failed",
     };
     match code {
-        Some(c) => format!("{base} ({c} {reason})"),
-        None if reason.is_empty() => base.to_string(),
-        None => format!("{base} ({reason})"),
+        Some(c) if c >= 100 => format!("{base} ({c} {reason})"),
+        _ if reason.is_empty() => base.to_string(),
+        _ => format!("{base} ({reason})"),
     }
 }
 
@@ -1354,6 +1355,10 @@ mod tests {
             "Authentication failed (403 Forbidden)"
         );
         assert_eq!(register_failure_text(None, ""), "No response from server");
+        assert_eq!(
+            register_failure_text(Some(0), "serveraddress is not set"),
+            "Register failed (serveraddress is not set)"
+        );
         assert_eq!(
             register_failure_text(Some(404), "Not Found"),
             "Register rejected (404 Not Found)"
