@@ -81,3 +81,25 @@ pub fn workspace_root() -> PathBuf {
 pub fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("peers")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tool_skips_or_fails_under_ci() {
+        let r = std::panic::catch_unwind(|| require_tools("self test", &["no-such-tool-wpi"]));
+        if is_ci() {
+            assert!(
+                r.is_err(),
+                "CI=true must turn a missing peer into a failure"
+            );
+        } else {
+            assert!(matches!(r, Ok(false)), "a missing peer must skip");
+        }
+        assert!(matches!(
+            std::panic::catch_unwind(|| require_tools("self test", &["sh"])),
+            Ok(true)
+        ));
+    }
+}
