@@ -741,7 +741,7 @@ impl Core {
         let Some(n) = self.lines.alloc(line) else {
             return Err(ApiError::Failed("all lines are busy".into()));
         };
-        let (input, output) = self.open_devices(echo::ECHO_RATE);
+        let (input, output) = self.open_devices(echo::ECHO_RATE).await;
         let tx = self.cmd_tx.clone();
         let echo_call = EchoCall::start(input, output, echo::ECHO_LENGTH, move || {
             let _ = tx.send(Cmd::EchoEnded { line: n, id });
@@ -769,27 +769,44 @@ impl Core {
         }
     }
 
-    fn open_devices(&self, rate: u32) -> (Box<dyn AudioInput>, Box<dyn AudioOutput>) {
+    /// Opens the configured capture and playback devices; a device that cannot be opened is
+    /// replaced by `null` (the call goes on) and the user is told. Opening a sound card can
+    /// take a while, so it runs off the engine task.
+    async fn open_devices(&self, rate: u32) -> (Box<dyn AudioInput>, Box<dyn AudioOutput>) {
         let in_spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
         let out_spec = DeviceSpec::parse(&self.params.get("audiodeviceout"));
-        let input = match open_input(&in_spec, rate) {
+        let opened = tokio::task::spawn_blocking(move || {
+            (open_input(&in_spec, rate), open_output(&out_spec, rate))
+        })
+        .await;
+        let (input, output) = match opened {
+            Ok(pair) => pair,
+            Err(e) => {
+                let err = || webphone_audio::AudioError::Thread {
+                    device: "audio".into(),
+                    reason: e.to_string(),
+                };
+                (Err(err()), Err(err()))
+            }
+        };
+        let input: Box<dyn AudioInput> = match input {
             Ok(d) => d,
             Err(e) => {
                 self.display(
                     Severity::Warning,
                     &format!("Cannot open the recording device, sending silence: {e}"),
                 );
-                open_input(&DeviceSpec::Null, rate).unwrap_or_else(|_| Box::new(Silence))
+                Box::new(Silence)
             }
         };
-        let output = match open_output(&out_spec, rate) {
+        let output: Box<dyn AudioOutput> = match output {
             Ok(d) => d,
             Err(e) => {
                 self.display(
                     Severity::Warning,
                     &format!("Cannot open the playback device, audio is not played: {e}"),
                 );
-                open_output(&DeviceSpec::Null, rate).unwrap_or_else(|_| Box::new(Silence))
+                Box::new(Silence)
             }
         };
         (input, output)
@@ -830,18 +847,26 @@ impl Core {
         }
     }
 
-    fn start_media(&mut self, n: usize, neg: Negotiated) {
-        let rate = neg.codec.clock_rate();
-        let (input, output) = self.open_devices(rate);
+    /// Starts the call's media, or re-targets it when it runs already (a late or changed
+    /// answer must not reopen the devices: a `file:` output would be truncated).
+    async fn start_media(&mut self, n: usize, neg: Negotiated) {
+        match self.lines.get(n) {
+            Some(Line { media: Some(m), .. }) => {
+                m.update(neg);
+                return;
+            }
+            Some(Line { rtp: Some(_), .. }) => {}
+            Some(_) => {
+                warn!(line = n, "no RTP socket for the call");
+                return;
+            }
+            None => return,
+        }
+        let (input, output) = self.open_devices(neg.codec.clock_rate()).await;
         let Some(l) = self.lines.get_mut(n) else {
             return;
         };
-        if let Some(m) = &l.media {
-            m.update(neg);
-            return;
-        }
         let Some(rtp) = l.rtp.take() else {
-            warn!(line = n, "no RTP socket for the call");
             return;
         };
         l.media = Some(MediaSession::start(
@@ -895,7 +920,7 @@ impl Core {
                 match sdp::answer_offer(&offer, rand::random::<u32>() as u64, local, &prefs) {
                     Ok((answer, neg)) => {
                         sip.answer(key, answer);
-                        self.start_media(n, neg);
+                        self.start_media(n, neg).await;
                         self.connected(n);
                     }
                     Err(e) => {
@@ -1127,7 +1152,7 @@ impl Core {
                 };
                 if let Some(answer) = answer {
                     match sdp::apply_answer(&answer, &prefs) {
-                        Ok(neg) => self.start_media(n, neg),
+                        Ok(neg) => self.start_media(n, neg).await,
                         Err(e) => {
                             self.log(Severity::Error, &format!("unusable SDP answer: {e}"));
                             if let Some(sip) = &self.sip {
