@@ -54,16 +54,17 @@ pub fn free_port() -> u16 {
     panic!("could not find a free UDP+TCP port on 127.0.0.1");
 }
 
-/// `count` consecutive UDP ports on 127.0.0.1, all free right now (for RTP
-/// port ranges). Returns the first one. Chosen below Linux's ephemeral range
-/// so that other sockets are unlikely to take them meanwhile.
+/// `count` (< 12000) consecutive UDP ports on 127.0.0.1, all free right now
+/// (for RTP port ranges). Returns the first one. Chosen below Linux's
+/// ephemeral range so that other sockets are unlikely to take them meanwhile.
 pub fn free_port_range(count: u16) -> u16 {
     let mut seed = pseudo_random();
     for _ in 0..200 {
         seed = seed
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        let span = 30_000 - u64::from(count);
+        // 20000..32000: under the ephemeral range (32768..60999) the OS hands out
+        let span = 12_000 - u64::from(count);
         let base = 20_000 + u16::try_from((seed >> 33) % span).unwrap_or(0);
         let base = base & !1; // RTP ports are even
         let all_free = (base..base + count).all(|p| {
