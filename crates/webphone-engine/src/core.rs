@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use webphone_audio::{open_input, open_output, AudioInput, AudioOutput, DeviceSpec};
 use webphone_media::{
-    sdp, Codec, MediaOffer, MediaSession, Negotiated, PcmSink, PcmSource, RtpSocket,
+    sdp, Codec, MediaEvent, MediaOffer, MediaSession, Negotiated, PcmSink, PcmSource, RtpSocket,
 };
 use webphone_sip::{
     AccountConfig, CallKey, EndReason, RegistrationState, SipConfig, SipEvent, SipUa, Transport,
@@ -35,6 +35,13 @@ pub(crate) enum Cmd {
     },
     /// The echo endpoint finished its minute on this line.
     EchoEnded { line: usize, id: u64 },
+    /// Something the media of the call on `line` reported; `started` tells a reused line
+    /// number from the call that asked.
+    Media {
+        line: usize,
+        started: Instant,
+        event: MediaEvent,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +231,7 @@ impl Core {
                         let _ = reply.send(r);
                     }
                     Some(Cmd::EchoEnded { line, id }) => self.echo_ended(line, id).await,
+                    Some(Cmd::Media { line, started, event }) => self.on_media(line, started, event),
                     None => break,
                 },
                 ev = recv_sip(&mut self.sip_rx) => match ev {
@@ -869,12 +877,51 @@ impl Core {
         let Some(rtp) = l.rtp.take() else {
             return;
         };
-        l.media = Some(MediaSession::start(
+        let media = MediaSession::start(
             rtp,
             neg,
             Box::new(InputAdapter(input)),
             Box::new(OutputAdapter(output)),
-        ));
+        );
+        if let Some(mut events) = media.take_events() {
+            let tx = self.cmd_tx.clone();
+            let started = l.started;
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if tx
+                        .send(Cmd::Media {
+                            line: n,
+                            started,
+                            event,
+                        })
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+        l.media = Some(media);
+    }
+
+    fn on_media(&mut self, n: usize, started: Instant, event: MediaEvent) {
+        if !self.lines.get(n).is_some_and(|l| l.started == started) {
+            return;
+        }
+        match event {
+            MediaEvent::DtmfReceived(digit) => self.dtmf_received(n, digit, "RTP"),
+            MediaEvent::RemoteLatched(addr) => self.log(
+                Severity::Event,
+                &format!("line {n}: media latched to {addr}"),
+            ),
+        }
+    }
+
+    /// An incoming DTMF digit: the `DTMF` notification and `onDTMF`.
+    fn dtmf_received(&self, n: usize, digit: char, how: &str) {
+        let Some(l) = self.lines.get(n) else { return };
+        self.notify(notify::dtmf(n as i32, &l.peername, how, digit));
+        self.callback("onDTMF", vec![digit.to_string().into(), n.into()]);
     }
 
     async fn accept(&mut self, sel: LineSel) -> Result<Value, ApiError> {
@@ -1178,6 +1225,12 @@ impl Core {
                 let (party, why) = describe_end(&reason, code, &text);
                 self.finish(n, party, why).await;
             }
+            SipEvent::DtmfReceived { call, digit } => {
+                if let Some(n) = self.line_of(call) {
+                    self.dtmf_received(n, digit, "INFO");
+                }
+            }
+            #[allow(unreachable_patterns)]
             other => debug!(?other, "unhandled SIP event"),
         }
     }

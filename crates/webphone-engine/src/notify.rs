@@ -57,6 +57,14 @@ pub fn log(sev: Severity, txt: &str) -> String {
     format!("LOG,{},{}", sev.as_str(), text(txt))
 }
 
+/// `DTMF,line,peername,status,text` for a received digit.
+///
+/// The catalog leaves `status` unexplained; we put how the digit arrived there (`RTP` for an
+/// RFC 4733 telephone-event, `INFO` for SIP INFO) and the digit in `text`.
+pub fn dtmf(line: i32, peername: &str, how: &str, digit: char) -> String {
+    format!("DTMF,{line},{},{},{}", field(peername), field(how), digit)
+}
+
 /// Global registration state codes of the STATUS `registered` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegCode {

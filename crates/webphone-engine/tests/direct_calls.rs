@@ -225,7 +225,16 @@ async fn direct_call_carries_audio_both_ways_and_writes_cdrs() {
         .unwrap()
         .starts_with("In Call"));
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    bob.api("dtmf", &["5#"]).await;
+    let d1 = alice.callback("onDTMF", 5).await;
+    let d2 = alice.callback("onDTMF", 5).await;
+    assert_eq!((d1[0].clone(), d2[0].clone()), ("5".into(), "#".into()));
+    assert_eq!(d1[1], Value::from(1), "line");
+    assert!(alice
+        .notifications("DTMF,")
+        .contains(&"DTMF,1,bob,RTP,5".to_string()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
     bob.api("hangup", &[]).await;
 
     let cdr_b = bob.callback("onCdr", 10).await;
