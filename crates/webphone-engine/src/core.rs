@@ -905,7 +905,7 @@ impl Core {
     }
 
     fn on_media(&mut self, n: usize, started: Instant, event: MediaEvent) {
-        if !self.lines.get(n).is_some_and(|l| l.started == started) {
+        if self.lines.get(n).is_none_or(|l| l.started != started) {
             return;
         }
         match event {
