@@ -17,10 +17,12 @@ mod error;
 mod policy;
 mod stack;
 mod target;
+mod trace;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -199,6 +201,23 @@ pub enum SipEvent {
         call: CallKey,
         digit: char,
     },
+    /// One SIP message sent or received, while [`SipUa::set_trace`] is on.
+    ///
+    /// `text` is the whole message (start line, headers, body) with the digest
+    /// `response`, `cnonce` and `rspauth` values of `Authorization`,
+    /// `Proxy-Authorization`, `Authentication-Info` and `Proxy-Authentication-Info`
+    /// replaced by `"<redacted>"`. `remote` is where it was sent to / received from
+    /// (`0.0.0.0:0` when the stack did not know, e.g. a request it could not route).
+    /// Retransmissions sent by the transaction layer are included; replies the stack
+    /// replays from its cache of finished transactions (a repeated 2xx ACK, the final
+    /// response to a retransmitted INVITE) are not. Not tied to a call; shares the
+    /// channel with the other events (a received INVITE's trace precedes its
+    /// [`SipEvent::Incoming`]).
+    Trace {
+        outgoing: bool,
+        remote: SocketAddr,
+        text: String,
+    },
 }
 
 /// Message from the [`SipUa`] handles to the driver task.
@@ -211,6 +230,11 @@ struct UaInner {
     tx: mpsc::UnboundedSender<DriverMsg>,
     local_addr: SocketAddr,
     next_call: Arc<AtomicU64>,
+    /// Whether [`SipEvent::Trace`] events are produced (shared with the stack's hooks).
+    trace: Arc<AtomicBool>,
+    /// SIP Call-ID of every live call (shared with the driver, which forgets a call when it
+    /// emits its `Ended`).
+    call_ids: CallIds,
     /// Copy of the account for synchronous target resolution in [`SipUa::invite`].
     account: Mutex<Option<AccountConfig>>,
 }
@@ -237,13 +261,24 @@ impl SipUa {
     ) -> Result<(SipUa, mpsc::UnboundedReceiver<SipEvent>), SipError> {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let next_call = Arc::new(AtomicU64::new(1));
-        let (local_addr, tx) = stack::start(&cfg, next_call.clone(), ev_tx).await?;
+        let trace = Arc::new(AtomicBool::new(false));
+        let call_ids = CallIds::default();
+        let (local_addr, tx) = stack::start(
+            &cfg,
+            next_call.clone(),
+            trace.clone(),
+            call_ids.clone(),
+            ev_tx,
+        )
+        .await?;
         tracing::info!(%local_addr, transport = %cfg.transport, "SIP user agent started");
         let ua = SipUa {
             inner: Arc::new(UaInner {
                 tx,
                 local_addr,
                 next_call,
+                trace,
+                call_ids,
                 account: Mutex::new(None),
             }),
         };
@@ -298,13 +333,36 @@ impl SipUa {
             return Err(SipError::Closed);
         }
         let call = CallKey(self.inner.next_call.fetch_add(1, Ordering::Relaxed));
-        tracing::info!(%call, target, uri = %resolved.request_uri, next_hop = %resolved.next_hop, "invite");
+        let call_id = stack::new_call_id();
+        tracing::info!(%call, target, uri = %resolved.request_uri, next_hop = %resolved.next_hop, %call_id, "invite");
+        self.inner.call_ids.insert(call, call_id.clone());
         self.send(policy::Command::Invite {
             call,
+            call_id,
             target: resolved,
             sdp: sdp_offer,
         });
         Ok(call)
+    }
+
+    /// The SIP Call-ID of a live call: for an outgoing call from the moment
+    /// [`SipUa::invite`] returns (it is chosen there), for an incoming call the
+    /// `sip_call_id` of its [`SipEvent::Incoming`]. `None` for an unknown call and once the
+    /// driver has emitted the call's [`SipEvent::Ended`] (ask before, e.g. right after
+    /// `invite`, to keep it for the end of the call).
+    pub fn call_id(&self, call: CallKey) -> Option<String> {
+        self.inner.call_ids.get(call)
+    }
+
+    /// Turn [`SipEvent::Trace`] on or off (off after [`SipUa::start`]); takes effect
+    /// for the next message. While off, the stack's hooks only read a flag.
+    pub fn set_trace(&self, on: bool) {
+        self.inner.trace.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether [`SipEvent::Trace`] events are on.
+    pub fn trace_enabled(&self) -> bool {
+        self.inner.trace.load(Ordering::Relaxed)
     }
 
     /// Send `180 Ringing` for an incoming call.
@@ -344,6 +402,24 @@ impl SipUa {
         if self.inner.tx.send(DriverMsg::Command(cmd)).is_err() {
             tracing::debug!("SIP driver is gone; command dropped");
         }
+    }
+}
+
+/// Call-IDs of the live calls, shared by the handles and the driver.
+#[derive(Clone, Default)]
+pub(crate) struct CallIds(Arc<Mutex<HashMap<CallKey, String>>>);
+
+impl CallIds {
+    pub(crate) fn insert(&self, call: CallKey, call_id: String) {
+        lock(&self.0).insert(call, call_id);
+    }
+
+    pub(crate) fn get(&self, call: CallKey) -> Option<String> {
+        lock(&self.0).get(&call).cloned()
+    }
+
+    pub(crate) fn remove(&self, call: CallKey) {
+        lock(&self.0).remove(&call);
     }
 }
 

@@ -39,6 +39,8 @@ pub(crate) enum Command {
     Unregister,
     Invite {
         call: CallKey,
+        /// The SIP Call-ID to use (chosen by the handle so that it is known at once).
+        call_id: String,
         target: Target,
         sdp: String,
     },
@@ -160,6 +162,7 @@ pub(crate) enum Action {
     SetContact(Option<HostPort>),
     SendInvite {
         call: CallKey,
+        call_id: String,
         target: Target,
         sdp: String,
     },
@@ -348,7 +351,12 @@ impl UaPolicy {
             Command::SetAccount(acc) => self.set_account(acc, out),
             Command::Register => self.register(out),
             Command::Unregister => self.unregister(out),
-            Command::Invite { call, target, sdp } => {
+            Command::Invite {
+                call,
+                call_id,
+                target,
+                sdp,
+            } => {
                 if self.shutdown_deadline.is_some() {
                     emit_end(
                         out,
@@ -368,7 +376,12 @@ impl UaPolicy {
                         deadline: None,
                     },
                 );
-                out.push(Action::SendInvite { call, target, sdp });
+                out.push(Action::SendInvite {
+                    call,
+                    call_id,
+                    target,
+                    sdp,
+                });
             }
             Command::Ringing(call) => match self.calls.get_mut(&call) {
                 Some(c) if c.dir == Direction::Incoming && c.phase == Phase::Calling => {
@@ -1343,6 +1356,7 @@ mod tests {
         let a = p.handle(
             Input::Command(Command::Invite {
                 call,
+                call_id: format!("cid-{}", call.0),
                 target: target(),
                 sdp: "v=0".into(),
             }),

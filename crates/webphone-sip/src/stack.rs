@@ -7,8 +7,10 @@
 //! `StackEvent` channel, so the driver loop never blocks.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,12 +24,16 @@ use rsipstack::sip::{
     Header, Host, HostWithPort, Method, Param, Request, Response, SipMessage, StatusCode,
     StatusCodeKind, Uri,
 };
-use rsipstack::transaction::endpoint::{EndpointInner, EndpointOption};
+use rsipstack::transaction::endpoint::{
+    EndpointInner, EndpointOption, MessageInspector, TransportEventInspector,
+};
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::{make_tag, CallIdFormat, TransactionReceiver};
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::{SipAddr, SipConnection, TcpListenerConnection, TransportLayer};
+use rsipstack::transport::{
+    SipAddr, SipConnection, TcpListenerConnection, TransportEvent, TransportLayer,
+};
 use rsipstack::EndpointBuilder;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -38,7 +44,7 @@ use crate::policy::{
     Action, Command, IncomingInvite, Input, RegisterOutcome, StackEvent, Termination, UaPolicy,
 };
 use crate::target::{self, HostPort, Target};
-use crate::{AccountConfig, CallKey, DriverMsg, SipConfig, SipError, SipEvent, Transport};
+use crate::{AccountConfig, CallIds, CallKey, DriverMsg, SipConfig, SipError, SipEvent, Transport};
 
 /// Methods we accept (RFC 3261 §20.5 `Allow`).
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
@@ -101,10 +107,93 @@ fn reason_text(resp: &Response) -> String {
         .unwrap_or_else(|| resp.status_code.text().to_string())
 }
 
+/// A fresh Call-ID (RFC 3261 §8.1.1.4) in the format the endpoint uses.
+pub(crate) fn new_call_id() -> String {
+    rsipstack::transaction::make_call_id(None, CallIdFormat::Uuid)
+        .value()
+        .to_string()
+}
+
+/// Produces [`SipEvent::Trace`] from the endpoint's message hooks: every message the
+/// transaction layer sends passes [`MessageInspector::before_send`], every message the
+/// transports deliver passes [`TransportEventInspector::handle`] (before any transaction
+/// matching, so retransmissions and absorbed ACKs are seen too).
+struct Tracer {
+    on: Arc<AtomicBool>,
+    /// Weak, so that the hooks (owned by the endpoint) do not keep the event channel open
+    /// after the driver has stopped.
+    events: mpsc::WeakUnboundedSender<SipEvent>,
+}
+
+impl Tracer {
+    fn enabled(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    fn emit(&self, outgoing: bool, remote: SocketAddr, msg: &SipMessage) {
+        if let Some(events) = self.events.upgrade() {
+            let text = crate::trace::redact_credentials(&msg.to_string());
+            let _ = events.send(SipEvent::Trace {
+                outgoing,
+                remote,
+                text,
+            });
+        }
+    }
+}
+
+const UNKNOWN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+struct TraceSent(Arc<Tracer>);
+
+impl MessageInspector for TraceSent {
+    fn before_send(&self, msg: SipMessage, dest: Option<&SipAddr>) -> SipMessage {
+        if self.0.enabled() {
+            // Without an explicit destination the UDP transport sends a request to its
+            // Request-URI and a response to its top Via (`received`/`rport`); so do we.
+            let remote = dest
+                .and_then(|d| d.get_socketaddr().ok())
+                .or_else(|| SipConnection::get_destination(&msg).ok())
+                .unwrap_or(UNKNOWN_ADDR);
+            self.0.emit(true, remote, &msg);
+        }
+        msg
+    }
+
+    fn after_received(&self, msg: SipMessage, _from: Option<&SipAddr>) -> SipMessage {
+        // Received messages are traced at the transport (`TraceReceived`).
+        msg
+    }
+}
+
+struct TraceReceived(Arc<Tracer>);
+
+impl TransportEventInspector for TraceReceived {
+    // The `#[async_trait]` signature, written out (nothing here awaits).
+    fn handle<'a, 'b>(
+        &'a self,
+        event: TransportEvent,
+    ) -> Pin<Box<dyn Future<Output = Option<TransportEvent>> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        if self.0.enabled() {
+            if let TransportEvent::Incoming(msg, _, from) = &event {
+                self.0
+                    .emit(false, from.get_socketaddr().unwrap_or(UNKNOWN_ADDR), msg);
+            }
+        }
+        Box::pin(std::future::ready(Some(event)))
+    }
+}
+
 /// Bind the socket, start the endpoint and spawn the driver task.
 pub(crate) async fn start(
     cfg: &SipConfig,
     next_call: Arc<AtomicU64>,
+    trace: Arc<AtomicBool>,
+    call_ids: CallIds,
     events: mpsc::UnboundedSender<SipEvent>,
 ) -> Result<(SocketAddr, mpsc::UnboundedSender<DriverMsg>), SipError> {
     let token = CancellationToken::new();
@@ -163,6 +252,10 @@ pub(crate) async fn start(
         callid_format: CallIdFormat::Uuid,
         ..Default::default()
     };
+    let tracer = Arc::new(Tracer {
+        on: trace,
+        events: events.downgrade(),
+    });
     let endpoint = EndpointBuilder::new()
         .with_cancel_token(token.clone())
         .with_transport_layer(transport_layer)
@@ -176,6 +269,8 @@ pub(crate) async fn start(
             Method::Info,
         ])
         .with_option(option)
+        .with_inspector(Box::new(TraceSent(tracer.clone())))
+        .with_transport_inspector(Box::new(TraceReceived(tracer)))
         .build();
     let incoming = endpoint
         .incoming_transactions()
@@ -192,9 +287,7 @@ pub(crate) async fn start(
     let layer = Arc::new(DialogLayer::new(inner.clone()));
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (stack_tx, stack_rx) = mpsc::unbounded_channel();
-    let reg_call_id = rsipstack::transaction::make_call_id(None, CallIdFormat::Uuid)
-        .value()
-        .to_string();
+    let reg_call_id = new_call_id();
     let driver = Driver {
         endpoint: inner,
         layer,
@@ -206,6 +299,7 @@ pub(crate) async fn start(
         stack_tx,
         next_call,
         calls: HashMap::new(),
+        call_ids,
         account: None,
         public_contact: None,
         reg_call_id,
@@ -253,6 +347,8 @@ struct Driver {
     stack_tx: mpsc::UnboundedSender<StackEvent>,
     next_call: Arc<AtomicU64>,
     calls: HashMap<CallKey, CallEntry>,
+    /// SIP Call-IDs of the calls, for [`crate::SipUa::call_id`].
+    call_ids: CallIds,
     account: Option<AccountConfig>,
     public_contact: Option<HostPort>,
     /// Call-ID and CSeq of our REGISTERs: constant Call-ID, increasing CSeq (RFC 3261 §10.2).
@@ -320,9 +416,7 @@ impl Driver {
             if self.account.as_ref() != Some(acc) {
                 // New registration session for a new account (RFC 3261 §10.2: one Call-ID
                 // per registrar per UA is enough; a new account gets a new one).
-                self.reg_call_id = rsipstack::transaction::make_call_id(None, CallIdFormat::Uuid)
-                    .value()
-                    .to_string();
+                self.reg_call_id = new_call_id();
             }
             self.account = Some(acc.clone());
         }
@@ -338,6 +432,9 @@ impl Driver {
 
     fn emit(&self, ev: SipEvent) {
         debug!(event = ?ev, "event");
+        if let SipEvent::Ended { call, .. } = &ev {
+            self.call_ids.remove(*call);
+        }
         let _ = self.events.send(ev);
     }
 
@@ -368,7 +465,12 @@ impl Driver {
                 });
             }
             Action::SetContact(c) => self.public_contact = c,
-            Action::SendInvite { call, target, sdp } => self.send_invite(call, target, sdp),
+            Action::SendInvite {
+                call,
+                call_id,
+                target,
+                sdp,
+            } => self.send_invite(call, call_id, target, sdp),
             Action::SendRinging(call) => {
                 if let Some(e) = self.calls.get(&call) {
                     if let Err(err) = e.dialog.ringing(None, None) {
@@ -447,7 +549,7 @@ impl Driver {
             .unwrap_or_else(|| ANONYMOUS_USER.to_string())
     }
 
-    fn send_invite(&mut self, call: CallKey, target: Target, sdp: String) {
+    fn send_invite(&mut self, call: CallKey, call_id: String, target: Target, sdp: String) {
         let fail = |tx: &mpsc::UnboundedSender<StackEvent>, error: String| {
             let _ = tx.send(StackEvent::InviteFailed { call, error });
         };
@@ -504,6 +606,7 @@ impl Driver {
             credential,
             headers: Some(vec![Header::Allow(ALLOW.into())]),
             route_set,
+            call_id: Some(call_id),
             ..Default::default()
         };
         let (state_tx, state_rx) = self.layer.new_dialog_state_channel();
@@ -666,6 +769,7 @@ impl Driver {
             probe: None,
         }));
         info!(%call, from = %info.from_uri, "incoming call");
+        self.call_ids.insert(call, info.sip_call_id.clone());
         self.feed(Input::Stack(StackEvent::Incoming(IncomingInvite {
             call,
             remote_addr,
