@@ -413,9 +413,21 @@ impl Core {
                     .filter(|s| !s.trim().is_empty())
                     .ok_or_else(|| bad("usage: setparameter(name, value)"))?;
                 let value = arg(args, 1).unwrap_or("");
-                self.params
+                let outcome = self
+                    .params
                     .set(name.trim(), value)
                     .map_err(|e| bad(e.to_string()))?;
+                if outcome.is_unknown() {
+                    self.log(
+                        Severity::Warning,
+                        &format!("unknown parameter {} stored as given", outcome.name),
+                    );
+                }
+                if outcome.name == "loglevel" {
+                    if let Some(sip) = &self.sip {
+                        sip.set_trace(self.loglevel() >= 5);
+                    }
+                }
                 Ok(Value::Null)
             }
             "getparameter" => {
@@ -532,6 +544,7 @@ impl Core {
             }
         };
         info!(local = %sip.local_addr(), "SIP stack started");
+        sip.set_trace(self.loglevel() >= 5);
         self.sip = Some(sip);
         self.sip_rx = Some(rx);
         self.reg = RegState::None;
@@ -687,6 +700,7 @@ impl Core {
         let key = sip
             .invite(&target, offer)
             .map_err(|e| bad(format!("Invalid phone number or SIP URI or username: {e}")))?;
+        let callid = sip.call_id(key).unwrap_or_default();
         let line = Line {
             peer: Peer::Sip(key),
             direction: Direction::Outgoing,
@@ -702,7 +716,7 @@ impl Core {
             } else {
                 self.params.get("serveraddress")
             },
-            callid: String::new(),
+            callid,
             started: Instant::now(),
             connected: None,
             rtp: Some(rtp),
@@ -1230,8 +1244,19 @@ impl Core {
                     self.dtmf_received(n, digit, "INFO");
                 }
             }
-            #[allow(unreachable_patterns)]
-            other => debug!(?other, "unhandled SIP event"),
+            SipEvent::Trace {
+                outgoing,
+                remote,
+                text,
+            } => {
+                // loglevel 5: every SIP message, one LOG line each (line breaks shown as " | ";
+                // digest responses already redacted by the SIP layer).
+                if self.loglevel() >= 5 {
+                    let dir = if outgoing { "SIP >>" } else { "SIP <<" };
+                    let body = text.trim_end().replace("\r\n", " | ").replace('\n', " | ");
+                    self.log(Severity::Event, &format!("{dir} {remote}: {body}"));
+                }
+            }
         }
     }
 

@@ -203,6 +203,7 @@ async fn direct_call_carries_audio_both_ways_and_writes_cdrs() {
     let mut bob = TestPhone::new(&[
         ("username", "bob".into()),
         ("displayname", "Bob, the builder".into()),
+        ("loglevel", "5".into()),
         ("audiodevicein", dev("b-in.wav")),
         ("audiodeviceout", dev("b-out.wav")),
     ])
@@ -264,6 +265,25 @@ async fn direct_call_carries_audio_both_ways_and_writes_cdrs() {
         "{n_a:?}"
     );
     assert_eq!(alice.api("isincall", &[]).await, Value::from(false));
+    // Both sides show the same SIP Call-ID (field 8 of STATUS) for the call.
+    let callid = |p: &TestPhone| {
+        p.notifications("STATUS,1,CallConnect,")[0]
+            .split(',')
+            .nth(7)
+            .unwrap()
+            .to_string()
+    };
+    assert!(!callid(&bob).is_empty());
+    assert_eq!(callid(&bob), callid(&alice));
+    // loglevel 5 logs every SIP message as one LOG line; alice (loglevel 1) logs none.
+    let logs = bob.notifications("LOG,EVENT,SIP >> ");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("INVITE sip:alice@127.0.0.1")),
+        "{logs:?}"
+    );
+    assert!(logs.iter().all(|l| !l.contains('\n')));
+    assert!(alice.notifications("LOG,EVENT,SIP").is_empty());
 
     alice.api("stop", &[]).await;
     bob.api("stop", &[]).await;
