@@ -20,6 +20,7 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 PKGS=(
   # build
   build-essential pkg-config libssl-dev file cmake
+  libsqlite3-dev  # profile database: rusqlite links the system SQLite
   # desktop app (Tauri 2 / WebKitGTK 4.1)
   libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev
   libjavascriptcoregtk-4.1-dev libxdo-dev
