@@ -26,6 +26,8 @@ use crate::params::ParamStore;
 use crate::phone::ApiError;
 use crate::Event;
 
+mod line_api;
+
 /// Requests from the [`crate::Phone`] handles and from the engine's own tasks.
 pub(crate) enum Cmd {
     Api {
@@ -84,7 +86,54 @@ struct Line {
     early_answer: Option<String>,
     /// DTMF digits to send after connect (`call("123,456")`).
     dtmf_after_connect: Option<String>,
+    /// What offer/answer settled, kept to re-apply it with mute changes.
+    neg: Option<Negotiated>,
+    /// Local mute: bit 1 = playback (API direction 1), bit 2 = microphone (direction 2).
+    mute: u8,
+    /// `ignore()`d: the caller is left ringing, nothing is shown or played.
+    ignored: bool,
 }
+
+impl Line {
+    fn new(peer: Peer, direction: Direction, phase: CallPhase, peername: String) -> Line {
+        Line {
+            peer,
+            direction,
+            phase,
+            peername,
+            peerdisplayname: String::new(),
+            peeraddress: String::new(),
+            callid: String::new(),
+            started: Instant::now(),
+            connected: None,
+            rtp: None,
+            media: None,
+            remote_offer: None,
+            early_answer: None,
+            dtmf_after_connect: None,
+            neg: None,
+            mute: 0,
+            ignored: false,
+        }
+    }
+}
+
+/// What the last ended call looked like (`getlastcalldetails`).
+#[derive(Debug, Clone)]
+struct LastCall {
+    cdr: Cdr,
+    codec: String,
+    stats: Option<webphone_media::MediaStats>,
+}
+
+/// Mute bit for the playback side (API direction 1).
+const MUTE_OUT: u8 = 1;
+/// Mute bit for the microphone side (API direction 2).
+const MUTE_IN: u8 = 2;
+/// How many LOG lines `getlogs` keeps.
+const LOG_KEEP: usize = 2000;
+/// How long a `setline(-1/-2)` choice holds before the real active line counts again.
+const SETLINE_HOLD: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum RegState {
@@ -108,6 +157,13 @@ pub(crate) struct Core {
     last_general: String,
     next_echo_id: u64,
     sdp_version: u64,
+    last_call: Option<LastCall>,
+    last_reg_failure: String,
+    logs: std::sync::Mutex<std::collections::VecDeque<String>>,
+    /// A recent `setline(-2|-1)`: the selection API calls without a line argument use.
+    setline: Option<(LineSel, Instant)>,
+    /// The profile's work folder (`getworkdir`).
+    work_dir: std::path::PathBuf,
 }
 
 /// Wraps an audio device as the media pipeline's source.
@@ -217,7 +273,16 @@ impl Core {
             last_general: String::new(),
             next_echo_id: 1,
             sdp_version: 1,
+            last_call: None,
+            last_reg_failure: String::new(),
+            logs: Default::default(),
+            setline: None,
+            work_dir: std::path::PathBuf::new(),
         }
+    }
+
+    pub(crate) fn set_work_dir(&mut self, dir: std::path::PathBuf) {
+        self.work_dir = dir;
     }
 
     pub(crate) async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
@@ -272,12 +337,23 @@ impl Core {
             return;
         }
         let line = notify::log(sev, text);
+        self.keep_log(&line);
         self.callback("onLog", vec![Value::from(line.clone())]);
         self.notify(line);
     }
 
+    /// Keeps a line for `getlogs` (the oldest go first when full).
+    fn keep_log(&self, line: &str) {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        if logs.len() >= LOG_KEEP {
+            logs.pop_front();
+        }
+        logs.push_back(line.to_string());
+    }
+
     /// Something the user must see: EVENT notification plus `onDisplay`.
     fn display(&self, sev: Severity, text: &str) {
+        self.keep_log(&notify::event(sev, text));
         self.notify(notify::event(sev, text));
         self.callback("onDisplay", vec![text.into(), "".into()]);
     }
@@ -325,6 +401,7 @@ impl Core {
         st.peerdisplayname = l.peerdisplayname.clone();
         st.endpointtype = l.direction as u8;
         st.callid = l.callid.clone();
+        st.mute = if l.mute != 0 { 2 } else { 0 };
         st.incall = if l.phase == CallPhase::Connected {
             2
         } else {
@@ -472,7 +549,7 @@ impl Core {
             }
             "hangup" => {
                 let a = arg(args, 0).map(|s| if s == "true" { "-2" } else { s });
-                let sel = LineSel::parse(a).map_err(bad)?;
+                let sel = self.default_sel(a)?;
                 self.hangup(sel).await
             }
             "dtmf" => {
@@ -487,7 +564,7 @@ impl Core {
                         "invalid DTMF character '{c}': use 0-9 * # A-D, space or comma for a pause"
                     )));
                 }
-                let sel = LineSel::parse(arg(args, 1)).map_err(bad)?;
+                let sel = self.default_sel(arg(args, 1))?;
                 self.dtmf(sel, digits)
             }
             "getstatus" => Ok(Value::from(self.general_text())),
@@ -497,7 +574,7 @@ impl Core {
                     .iter()
                     .any(|(_, l)| l.phase == CallPhase::Connected),
             )),
-            _ => Err(ApiError::UnknownFunction),
+            _ => self.api_more(&f, args).await,
         }
     }
 
@@ -701,30 +778,24 @@ impl Core {
             .invite(&target, offer)
             .map_err(|e| bad(format!("Invalid phone number or SIP URI or username: {e}")))?;
         let callid = sip.call_id(key).unwrap_or_default();
-        let line = Line {
-            peer: Peer::Sip(key),
-            direction: Direction::Outgoing,
-            phase: CallPhase::Setup,
-            peername: user_of(&target),
-            peerdisplayname: String::new(),
-            peeraddress: if no_server {
-                host_of(target.split_once('@').map(|(_, h)| h).unwrap_or(&target))
-                    .split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string()
-            } else {
-                self.params.get("serveraddress")
-            },
-            callid,
-            started: Instant::now(),
-            connected: None,
-            rtp: Some(rtp),
-            media: None,
-            remote_offer: None,
-            early_answer: None,
-            dtmf_after_connect: dtmf,
+        let mut line = Line::new(
+            Peer::Sip(key),
+            Direction::Outgoing,
+            CallPhase::Setup,
+            user_of(&target),
+        );
+        line.peeraddress = if no_server {
+            host_of(target.split_once('@').map(|(_, h)| h).unwrap_or(&target))
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            self.params.get("serveraddress")
         };
+        line.callid = callid;
+        line.rtp = Some(rtp);
+        line.dtmf_after_connect = dtmf;
         let Some(n) = self.lines.alloc(line) else {
             sip.hangup(key);
             return Err(ApiError::Failed("all lines are busy".into()));
@@ -744,22 +815,15 @@ impl Core {
     async fn call_echo(&mut self) -> Result<usize, ApiError> {
         let id = self.next_echo_id;
         self.next_echo_id += 1;
-        let line = Line {
-            peer: Peer::Echo { call: None, id },
-            direction: Direction::Outgoing,
-            phase: CallPhase::Setup,
-            peername: echo::ECHO_NUMBER.into(),
-            peerdisplayname: "Echo test".into(),
-            peeraddress: "local".into(),
-            callid: format!("echo-{id}"),
-            started: Instant::now(),
-            connected: None,
-            rtp: None,
-            media: None,
-            remote_offer: None,
-            early_answer: None,
-            dtmf_after_connect: None,
-        };
+        let mut line = Line::new(
+            Peer::Echo { call: None, id },
+            Direction::Outgoing,
+            CallPhase::Setup,
+            echo::ECHO_NUMBER.into(),
+        );
+        line.peerdisplayname = "Echo test".into();
+        line.peeraddress = "local".into();
+        line.callid = format!("echo-{id}");
         let Some(n) = self.lines.alloc(line) else {
             return Err(ApiError::Failed("all lines are busy".into()));
         };
@@ -873,8 +937,15 @@ impl Core {
     /// answer must not reopen the devices: a `file:` output would be truncated).
     async fn start_media(&mut self, n: usize, neg: Negotiated) {
         match self.lines.get(n) {
-            Some(Line { media: Some(m), .. }) => {
-                m.update(neg);
+            Some(Line {
+                media: Some(m),
+                mute,
+                ..
+            }) => {
+                m.update(line_api::muted(&neg, *mute));
+                if let Some(l) = self.lines.get_mut(n) {
+                    l.neg = Some(neg);
+                }
                 return;
             }
             Some(Line { rtp: Some(_), .. }) => {}
@@ -891,9 +962,10 @@ impl Core {
         let Some(rtp) = l.rtp.take() else {
             return;
         };
+        l.neg = Some(neg.clone());
         let media = MediaSession::start(
             rtp,
-            neg,
+            line_api::muted(&neg, l.mute),
             Box::new(InputAdapter(input)),
             Box::new(OutputAdapter(output)),
         );
@@ -1093,9 +1165,11 @@ impl Core {
         let Some(mut l) = self.lines.remove(n) else {
             return;
         };
+        let mut stats = None;
         if let Some(m) = l.media.take() {
-            let stats = m.stop().await;
-            debug!(line = n, ?stats, "media stopped");
+            let st = m.stop().await;
+            debug!(line = n, ?st, "media stopped");
+            stats = Some(st);
         }
         if let Peer::Echo { call, .. } = &mut l.peer {
             if let Some(c) = call.take() {
@@ -1147,6 +1221,29 @@ impl Core {
         );
         self.notify(cdr.format());
         self.callback("onCdr", cdr.callback_args());
+        if let Some(st) = &stats {
+            // After calls longer than 7 s the RTP totals go to the log (loglevel 3 and up).
+            if duration > 7000 {
+                let expected = st.packets_received + st.packets_lost;
+                let pct = (st.packets_lost * 100).checked_div(expected).unwrap_or(0);
+                self.log(
+                    Severity::Event,
+                    &format!(
+                        "rtp stat: sent {} rec {} loss {} {}%",
+                        st.packets_sent, st.packets_received, st.packets_lost, pct
+                    ),
+                );
+            }
+        }
+        self.last_call = Some(LastCall {
+            cdr: cdr.clone(),
+            codec: l
+                .neg
+                .as_ref()
+                .map(|ng| ng.codec.encoding_name().to_string())
+                .unwrap_or_default(),
+            stats,
+        });
         self.log(
             Severity::Event,
             &format!("call on line {n} ended: {reason}"),
@@ -1285,6 +1382,7 @@ impl Core {
             }
             RegistrationState::Failed { code, reason } => {
                 let text = register_failure_text(Some(code), &reason);
+                self.last_reg_failure = text.clone();
                 self.reg = RegState::Failed(text.clone());
                 self.emit_general();
                 self.display(Severity::Error, &text);
@@ -1319,22 +1417,17 @@ impl Core {
                 return;
             }
         };
-        let line = Line {
-            peer: Peer::Sip(call),
-            direction: Direction::Incoming,
-            phase: CallPhase::Incoming,
-            peername: from_user,
-            peerdisplayname: from_display.unwrap_or_default(),
-            peeraddress: remote_addr.ip().to_string(),
-            callid: sip_call_id,
-            started: Instant::now(),
-            connected: None,
-            rtp: Some(rtp),
-            media: None,
-            remote_offer: sdp,
-            early_answer: None,
-            dtmf_after_connect: None,
-        };
+        let mut line = Line::new(
+            Peer::Sip(call),
+            Direction::Incoming,
+            CallPhase::Incoming,
+            from_user,
+        );
+        line.peerdisplayname = from_display.unwrap_or_default();
+        line.peeraddress = remote_addr.ip().to_string();
+        line.callid = sip_call_id;
+        line.rtp = Some(rtp);
+        line.remote_offer = sdp;
         let Some(n) = self.lines.alloc(line) else {
             // RFC 3261 §21.4.24: every line is busy.
             sip.reject(call, 486);

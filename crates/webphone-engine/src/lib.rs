@@ -6,7 +6,6 @@
 //! function name and string arguments, and subscribes to [`Event`]s.
 
 pub mod params;
-pub mod profile;
 
 mod core;
 mod echo;
@@ -16,4 +15,4 @@ pub mod notify;
 mod phone;
 
 pub use event::Event;
-pub use phone::{ApiError, ConfigError, Phone, PhoneOptions};
+pub use phone::{default_work_dir, ApiError, ConfigError, Phone, PhoneOptions};

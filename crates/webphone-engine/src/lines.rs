@@ -82,6 +82,16 @@ impl<T> Lines<T> {
         v
     }
 
+    /// Makes a busy line the active one; false when the line holds no call.
+    pub fn set_active(&mut self, line: usize) -> bool {
+        if self.get(line).is_some() {
+            self.active = Some(line);
+            true
+        } else {
+            false
+        }
+    }
+
     /// The active line, if it holds a call.
     pub fn active(&self) -> Option<usize> {
         self.active.filter(|l| self.get(*l).is_some())
@@ -146,6 +156,7 @@ mod tests {
         l.alloc(2);
         l.remove(2);
         assert_eq!(l.active(), Some(1));
+        assert!(!l.set_active(2));
         l.remove(1);
         assert_eq!(l.active(), None);
         assert!(l.is_empty());

@@ -54,7 +54,7 @@ impl Phone {
                 warn!("ignoring parameter {k}: {e}");
             }
         }
-        Self::spawn(params)
+        Self::spawn(params, opts.work_dir.unwrap_or_else(default_work_dir))
     }
 
     /// Like [`Phone::new`] but fails on the first invalid initial parameter.
@@ -63,13 +63,17 @@ impl Phone {
         for (k, v) in &opts.params {
             params.set(k, v).map_err(|e| ConfigError(e.to_string()))?;
         }
-        Ok(Self::spawn(params))
+        Ok(Self::spawn(
+            params,
+            opts.work_dir.unwrap_or_else(default_work_dir),
+        ))
     }
 
-    fn spawn(params: ParamStore) -> Phone {
+    fn spawn(params: ParamStore, work_dir: PathBuf) -> Phone {
         let (events, _) = broadcast::channel(4096);
         let (cmds, rx) = mpsc::unbounded_channel();
-        let core = Core::new(params, events.clone(), cmds.clone());
+        let mut core = Core::new(params, events.clone(), cmds.clone());
+        core.set_work_dir(work_dir);
         tokio::spawn(core.run(rx));
         Phone { events, cmds }
     }
@@ -91,4 +95,23 @@ impl Phone {
         rx.await
             .map_err(|_| ApiError::Failed("the engine has stopped".into()))?
     }
+}
+
+/// The per-user data folder of the engine when none is given: `$XDG_DATA_HOME/webphone`
+/// (`~/.local/share/webphone`), `%APPDATA%\webphone` on Windows,
+/// `~/Library/Application Support/webphone` on macOS.
+pub fn default_work_dir() -> PathBuf {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let base = if cfg!(windows) {
+        env("APPDATA")
+    } else if cfg!(target_os = "macos") {
+        env("HOME").map(|h| h.join("Library/Application Support"))
+    } else {
+        env("XDG_DATA_HOME").or_else(|| env("HOME").map(|h| h.join(".local/share")))
+    };
+    base.unwrap_or_else(std::env::temp_dir).join("webphone")
 }

@@ -1,0 +1,422 @@
+//! The API functions about lines, call state queries, devices and diagnostics, and the
+//! documented functions this engine cannot or does not yet do (they answer with a clear error
+//! instead of "unknown function").
+
+use serde_json::Value;
+
+use webphone_media::{Direction as MediaDirection, Negotiated};
+
+use super::{arg, bad, CallPhase, Core, LineSel, Severity, MUTE_IN, MUTE_OUT, SETLINE_HOLD};
+use crate::phone::ApiError;
+
+/// Our media direction with local mute applied: a muted microphone stops sending, muted
+/// playback stops playing (RFC 3264 §5.1 directions, applied locally).
+pub(super) fn muted(neg: &Negotiated, mute: u8) -> Negotiated {
+    let (mut send, mut recv) = match neg.direction {
+        MediaDirection::SendRecv => (true, true),
+        MediaDirection::SendOnly => (true, false),
+        MediaDirection::RecvOnly => (false, true),
+        MediaDirection::Inactive => (false, false),
+    };
+    if mute & MUTE_IN != 0 {
+        send = false;
+    }
+    if mute & MUTE_OUT != 0 {
+        recv = false;
+    }
+    let mut n = neg.clone();
+    n.direction = match (send, recv) {
+        (true, true) => MediaDirection::SendRecv,
+        (true, false) => MediaDirection::SendOnly,
+        (false, true) => MediaDirection::RecvOnly,
+        (false, false) => MediaDirection::Inactive,
+    };
+    n
+}
+
+/// The mute bits for an API direction (0 both, 1 playback, 2 microphone).
+pub(super) fn mute_bits(direction: i64) -> Option<u8> {
+    match direction {
+        0 => Some(MUTE_IN | MUTE_OUT),
+        1 => Some(MUTE_OUT),
+        2 => Some(MUTE_IN),
+        _ => None,
+    }
+}
+
+/// A boolean API argument ("true"/"false", "1"/"0", ...).
+fn bool_arg(args: &[String], i: usize, usage: &str) -> Result<bool, ApiError> {
+    arg(args, i)
+        .and_then(crate::params::parse_bool)
+        .ok_or_else(|| bad(usage))
+}
+
+/// A device kind argument: 0 recording, 1 playback, 2 ringer, 3 camera.
+fn device_arg(args: &[String], usage: &str) -> Result<i64, ApiError> {
+    match arg(args, 0).map(str::trim).map(str::parse::<i64>) {
+        Some(Ok(d)) if (0..=3).contains(&d) => Ok(d),
+        _ => Err(bad(usage)),
+    }
+}
+
+fn not_supported(f: &str, why: &str) -> ApiError {
+    ApiError::Failed(format!("{f} is not supported by this engine: {why}"))
+}
+
+impl Core {
+    /// The lines an API call addresses when it names none: a recent `setline(-2|-1)`, else
+    /// the active line.
+    pub(super) fn default_sel(&self, given: Option<&str>) -> Result<LineSel, ApiError> {
+        let sel = LineSel::parse(given).map_err(bad)?;
+        let explicit = given.is_some_and(|g| !g.trim().is_empty());
+        if !explicit {
+            if let Some((s, at)) = self.setline {
+                if at.elapsed() < SETLINE_HOLD {
+                    return Ok(s);
+                }
+            }
+        }
+        Ok(sel)
+    }
+
+    fn line_of_callid(&self, callid: &str) -> Option<usize> {
+        self.lines
+            .iter()
+            .find(|(_, l)| !callid.is_empty() && l.callid == callid)
+            .map(|(n, _)| n)
+    }
+
+    /// Functions beyond the basic call flow (dispatched from `Core::api`).
+    pub(super) async fn api_more(&mut self, f: &str, args: &[String]) -> Result<Value, ApiError> {
+        match f {
+            "setline" => self.setline_api(args),
+            "getline" => Ok(Value::from(self.lines.active().unwrap_or(0))),
+            "linetocallid" => {
+                let sel = LineSel::parse(arg(args, 0)).map_err(bad)?;
+                let n = self.lines.select(sel).into_iter().next();
+                Ok(Value::from(
+                    n.and_then(|n| self.lines.get(n))
+                        .map(|l| l.callid.clone())
+                        .unwrap_or_default(),
+                ))
+            }
+            "callidtoline" => {
+                let id = arg(args, 0).unwrap_or("").trim();
+                Ok(Value::from(self.line_of_callid(id).unwrap_or(0)))
+            }
+            "getlinedetails" => {
+                let sel = LineSel::parse(arg(args, 0)).map_err(bad)?;
+                let n = match sel {
+                    LineSel::Number(n) => Some(n),
+                    _ => self.lines.active(),
+                };
+                Ok(Value::from(self.line_details(n)))
+            }
+            "getlastcalldetails" => Ok(Value::from(self.last_call_details())),
+            "getregfailreason" => Ok(Value::from(self.last_reg_failure.clone())),
+            "getenginename" => Ok(Value::from("ns")),
+            "getworkdir" => Ok(Value::from(self.work_dir.display().to_string())),
+            "getlogs" => {
+                let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(Value::from(
+                    logs.iter().cloned().collect::<Vec<_>>().join("\r\n"),
+                ))
+            }
+            "ismuted" => Ok(Value::from(
+                self.lines
+                    .active()
+                    .and_then(|n| self.lines.get(n))
+                    .is_some_and(|l| l.mute != 0),
+            )),
+            "mute" => self.mute_api(args),
+            // Hold needs a re-INVITE with a changed SDP direction (RFC 3264 §8.4), which the
+            // SIP layer does not offer yet; say so rather than pretend.
+            "hold" => Err(ApiError::Failed(
+                "hold is not available yet in this engine".into(),
+            )),
+            "isonhold" => Ok(Value::from(false)),
+            // Media is plain RTP so far: 0 = not encrypted while a call is up.
+            "isencrypted" => Ok(Value::from(if self.lines.is_empty() { -1 } else { 0 })),
+            "ignore" => self.ignore_api(args),
+            "videocall" => {
+                // No video yet: the call goes ahead as a voice call.
+                let number = arg(args, 0)
+                    .filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| bad("usage: videocall(number)"))?;
+                self.log(
+                    Severity::Warning,
+                    "video is not available: voice call instead",
+                );
+                let line = self.call(number).await?;
+                Ok(Value::from(line))
+            }
+            "getdevicelist" => {
+                let dev = device_arg(args, "usage: getdevicelist(dev): 0 recording, 1 playback")?;
+                let dir = match dev {
+                    0 => webphone_audio::Direction::Input,
+                    1 | 2 => webphone_audio::Direction::Output,
+                    _ => return Ok(Value::from("")),
+                };
+                let list = tokio::task::spawn_blocking(move || webphone_audio::list_devices(dir))
+                    .await
+                    .map_err(|e| ApiError::Failed(e.to_string()))?
+                    .map_err(|e| ApiError::Failed(e.to_string()))?;
+                Ok(Value::from(list.join("\r\n")))
+            }
+            "getdevice" => {
+                let dev = device_arg(
+                    args,
+                    "usage: getdevice(dev): 0 recording, 1 playback, 2 ringer",
+                )?;
+                Ok(Value::from(match dev {
+                    0 => self.params.get("audiodevicein"),
+                    1 => self.params.get("audiodeviceout"),
+                    2 => self.params.get("audiodevicering"),
+                    _ => String::new(),
+                }))
+            }
+            "setdevice" => {
+                let usage =
+                    "usage: setdevice(dev, name, immediate): dev 0 recording, 1 playback, 2 ringer";
+                let dev = device_arg(args, usage)?;
+                let name = arg(args, 1).unwrap_or("");
+                let param = match dev {
+                    0 => "audiodevicein",
+                    1 => "audiodeviceout",
+                    2 => "audiodevicering",
+                    _ => return Err(not_supported("setdevice", "there is no camera support")),
+                };
+                self.params
+                    .set(param, name)
+                    .map_err(|e| bad(e.to_string()))?;
+                if !self.lines.is_empty() {
+                    self.log(
+                        Severity::Warning,
+                        "the new device is used from the next call on",
+                    );
+                }
+                Ok(Value::Null)
+            }
+            "getvolume" | "setvolume" => Err(ApiError::Failed(format!(
+                "{f} is not available yet in this engine"
+            ))),
+            "jvoip" => Err(not_supported(f, "it is the Java/NS low-level API")),
+            "devicepopup" => Err(not_supported(f, "device selection is in the settings")),
+            "screenshare" | "stopscreenshare" => {
+                Err(not_supported(f, "screen sharing needs a browser engine"))
+            }
+            "mutevideo" | "setvideodisplaysize" => Err(not_supported(f, "video is not available")),
+            // Documented functions whose features arrive with later work.
+            "registerex" | "forward" | "transfer" | "conference" | "sendchat" | "sendsms"
+            | "voicerecord" | "setsipheader" | "getsipheader" | "getsipmessage" | "checkblf"
+            | "checkpresence" | "setpresencestatus" | "listcontacts" | "addcontact"
+            | "getcontact" | "delcontact" | "delsettings" => Err(ApiError::Failed(format!(
+                "{f} is not implemented yet in this engine"
+            ))),
+            _ => Err(ApiError::UnknownFunction),
+        }
+    }
+
+    fn setline_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let a = arg(args, 0).unwrap_or("").trim();
+        if a.is_empty() {
+            return Err(bad(
+                "usage: setline(line): a line number, a SIP Call-ID or a peer name",
+            ));
+        }
+        if let Ok(num) = a.parse::<i64>() {
+            return match num {
+                -2 => {
+                    self.setline = Some((LineSel::All, std::time::Instant::now()));
+                    Ok(Value::Null)
+                }
+                -1 => {
+                    self.setline = Some((LineSel::Current, std::time::Instant::now()));
+                    Ok(Value::Null)
+                }
+                n if n >= 1 && self.lines.set_active(n as usize) => {
+                    self.setline = None;
+                    Ok(Value::Null)
+                }
+                n => Err(ApiError::Failed(format!("no call on line {n}"))),
+            };
+        }
+        let by_peer = || {
+            self.lines
+                .iter()
+                .find(|(_, l)| l.peername.eq_ignore_ascii_case(a))
+                .map(|(n, _)| n)
+        };
+        let Some(n) = self.line_of_callid(a).or_else(by_peer) else {
+            return Err(ApiError::Failed(format!(
+                "no call with Call-ID or peer '{a}'"
+            )));
+        };
+        self.lines.set_active(n);
+        self.setline = None;
+        Ok(Value::Null)
+    }
+
+    fn mute_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let usage = "usage: mute(state, direction): state true|false, direction 0 both, 1 playback, 2 microphone";
+        let state = bool_arg(args, 0, usage)?;
+        let dir = match arg(args, 1).map(str::trim).filter(|s| !s.is_empty()) {
+            Some(d) => d.parse::<i64>().map_err(|_| bad(usage))?,
+            None => self.params.get_i64("defmute").unwrap_or(0),
+        };
+        let bits = mute_bits(dir).ok_or_else(|| bad(usage))?;
+        let sel = self.default_sel(arg(args, 2))?;
+        let lines = self.lines.select(sel);
+        if lines.is_empty() {
+            return Err(ApiError::Failed("no call to mute".into()));
+        }
+        for n in lines {
+            let Some(l) = self.lines.get_mut(n) else {
+                continue;
+            };
+            l.mute = if state { l.mute | bits } else { l.mute & !bits };
+            if let (Some(m), Some(neg)) = (&l.media, &l.neg) {
+                m.update(muted(neg, l.mute));
+            }
+            let text = if l.mute != 0 { "Muted" } else { "InCall" };
+            self.emit_line(n, text);
+        }
+        Ok(Value::Null)
+    }
+
+    fn ignore_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let sel = self.default_sel(arg(args, 0))?;
+        let n = self
+            .lines
+            .select(sel)
+            .into_iter()
+            .chain(
+                self.lines
+                    .iter()
+                    .filter(|(_, l)| l.phase == CallPhase::Incoming)
+                    .map(|(n, _)| n),
+            )
+            .find(|n| {
+                self.lines
+                    .get(*n)
+                    .is_some_and(|l| l.phase == CallPhase::Incoming && !l.ignored)
+            })
+            .ok_or_else(|| ApiError::Failed("no incoming call to ignore".into()))?;
+        // Nothing is sent: the caller keeps ringing until it gives up (its CANCEL ends the
+        // line as usual).
+        if let Some(l) = self.lines.get_mut(n) {
+            l.ignored = true;
+        }
+        self.log(
+            Severity::Event,
+            &format!("incoming call on line {n} ignored"),
+        );
+        Ok(Value::from(n))
+    }
+
+    /// `LINEDETAILS,line,state,callid,remoteusername,localusername,type,localaddress,serveraddress,mute,hold,remotefullname`
+    fn line_details(&self, n: Option<usize>) -> String {
+        let local = self
+            .sip
+            .as_ref()
+            .map(|s| s.local_addr().to_string())
+            .unwrap_or_default();
+        let me = crate::notify::field(&self.username());
+        match n.and_then(|n| self.lines.get(n).map(|l| (n, l))) {
+            Some((n, l)) => {
+                let state = match l.phase {
+                    CallPhase::Setup => "Setup",
+                    CallPhase::Ringing | CallPhase::Incoming => "Ringing",
+                    CallPhase::Connected if l.mute != 0 => "Muted",
+                    CallPhase::Connected => "InCall",
+                };
+                format!(
+                    "LINEDETAILS,{n},{state},{},{},{me},{},{local},{},{},0,{}",
+                    crate::notify::field(&l.callid),
+                    crate::notify::field(&l.peername),
+                    l.direction as u8,
+                    crate::notify::field(&l.peeraddress),
+                    if l.mute != 0 { 2 } else { 0 },
+                    crate::notify::text(&l.peerdisplayname),
+                )
+            }
+            None => format!(
+                "LINEDETAILS,{},Ready,,,{me},0,{local},{},0,0,",
+                n.unwrap_or(0),
+                crate::notify::field(&self.params.get("serveraddress")),
+            ),
+        }
+    }
+
+    /// A one-line summary of the last ended call (the catalog leaves the format open): the
+    /// CDR fields, then codec and RTP counters as `key=value` pairs.
+    fn last_call_details(&self) -> String {
+        let Some(lc) = &self.last_call else {
+            return String::new();
+        };
+        let c = &lc.cdr;
+        let mut s = format!(
+            "line={},peer={},caller={},called={},direction={},connecttime={},duration={},discparty={},reason={}",
+            c.line,
+            crate::notify::field(&c.peername),
+            crate::notify::field(&c.caller),
+            crate::notify::field(&c.called),
+            c.direction,
+            c.connecttime_ms,
+            c.duration_ms,
+            c.discparty as u8,
+            crate::notify::field(&c.reason),
+        );
+        if !lc.codec.is_empty() {
+            s.push_str(&format!(",codec={}", lc.codec));
+        }
+        if let Some(st) = &lc.stats {
+            s.push_str(&format!(
+                ",rtpsent={},rtprec={},rtploss={},jitter_ms={:.1}",
+                st.packets_sent, st.packets_received, st.packets_lost, st.jitter_ms
+            ));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+    use webphone_media::Codec;
+
+    fn neg(direction: MediaDirection) -> Negotiated {
+        Negotiated {
+            remote_rtp: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            telephone_event_pt: Some(101),
+            direction,
+            ptime_ms: 20,
+        }
+    }
+
+    #[test]
+    fn microphone_mute_stops_sending_and_playback_mute_stops_playing() {
+        let sr = neg(MediaDirection::SendRecv);
+        assert_eq!(muted(&sr, MUTE_IN).direction, MediaDirection::RecvOnly);
+        assert_eq!(muted(&sr, MUTE_OUT).direction, MediaDirection::SendOnly);
+        assert_eq!(
+            muted(&sr, MUTE_IN | MUTE_OUT).direction,
+            MediaDirection::Inactive
+        );
+        assert_eq!(muted(&sr, 0).direction, MediaDirection::SendRecv);
+        // A peer that only sends to us: muting the microphone leaves nothing to send.
+        let ro = neg(MediaDirection::RecvOnly);
+        assert_eq!(muted(&ro, MUTE_OUT).direction, MediaDirection::Inactive);
+    }
+
+    #[test]
+    fn mute_directions_follow_the_api_codes() {
+        assert_eq!(mute_bits(0), Some(MUTE_IN | MUTE_OUT));
+        assert_eq!(mute_bits(1), Some(MUTE_OUT));
+        assert_eq!(mute_bits(2), Some(MUTE_IN));
+        assert_eq!(mute_bits(3), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! API functions about lines, mute, call details and diagnostics, through real calls between
+//! two engines on loopback.
+
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+async fn pair(dir: &TempDir, alice_extra: &[(&str, String)]) -> (TestPhone, TestPhone, u16) {
+    write_tone(&dir.file("a-in.wav"), 1000.0, 4.0);
+    write_tone(&dir.file("b-in.wav"), 440.0, 4.0);
+    let port = free_port();
+    let dev = |f: &str| format!("file:{}", dir.file(f).display());
+    let mut ap = vec![
+        ("username", "alice".to_string()),
+        ("signalingport", port.to_string()),
+        ("autoaccept", "true".into()),
+        ("audiodevicein", dev("a-in.wav")),
+        ("audiodeviceout", dev("a-out.wav")),
+    ];
+    ap.extend(alice_extra.iter().cloned());
+    let alice = TestPhone::new(&ap).await;
+    let bob = TestPhone::new(&[
+        ("username", "bob".into()),
+        ("audiodevicein", dev("b-in.wav")),
+        ("audiodeviceout", dev("b-out.wav")),
+    ])
+    .await;
+    (alice, bob, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muted_microphone_sends_no_audio_and_status_says_muted() {
+    let dir = TempDir::new("mute");
+    let (mut alice, mut bob, port) = pair(&dir, &[]).await;
+    bob.api("call", &[&format!("sip:alice@127.0.0.1:{port}")])
+        .await;
+    bob.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bob.api("mute", &["true", "2"]).await;
+    assert_eq!(bob.api("ismuted", &[]).await, Value::from(true));
+    let details = bob.api("getlinedetails", &["1"]).await;
+    let d = details.as_str().unwrap();
+    assert!(d.starts_with("LINEDETAILS,1,Muted,"), "{d}");
+    assert_eq!(d.split(',').nth(9), Some("2"), "mute field of {d}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bob.api("hangup", &[]).await;
+    bob.callback("onCdr", 10).await;
+    alice.callback("onCdr", 10).await;
+    assert!(bob
+        .notifications("STATUS,1,Muted,alice,bob,1,")
+        .first()
+        .is_some_and(|s| s.split(',').nth(11) == Some("2")));
+    alice.api("stop", &[]).await;
+    bob.api("stop", &[]).await;
+
+    // What alice recorded: bob's tone before the mute, silence after it.
+    let (x, rate) = read_wav(&dir.file("a-out.wav"));
+    let r = rate as usize;
+    let before = &x[r / 2..r];
+    let after = &x[x.len() - r / 2..];
+    assert!(goertzel(before, rate, 440.0) > 0.02, "tone before mute");
+    let after_level = goertzel(after, rate, 440.0);
+    assert!(after_level < 0.0005, "tone after mute: {after_level}");
+    // ...while bob kept hearing alice.
+    let (y, _) = read_wav(&dir.file("b-out.wav"));
+    assert!(goertzel(&y[y.len() - r / 2..], rate, 1000.0) > 0.02);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_are_found_by_number_callid_and_peer_and_setline_all_hangs_up_everything() {
+    let dir = TempDir::new("lines");
+    let (mut alice, mut bob, port) = pair(&dir, &[]).await;
+    let target = format!("sip:alice@127.0.0.1:{port}");
+    assert_eq!(bob.api("call", &[&target]).await, Value::from(1));
+    bob.call_state("callConnected", 10).await;
+    assert_eq!(bob.api("call", &[&target]).await, Value::from(2));
+    bob.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+
+    assert_eq!(
+        bob.api("getline", &[]).await,
+        Value::from(2),
+        "new call is active"
+    );
+    let id1 = bob.api("linetocallid", &["1"]).await;
+    let id2 = bob.api("linetocallid", &["2"]).await;
+    assert!(!id1.as_str().unwrap().is_empty());
+    assert_ne!(id1, id2);
+    assert_eq!(
+        bob.api("callidtoline", &[id1.as_str().unwrap()]).await,
+        Value::from(1)
+    );
+    assert_eq!(
+        alice.api("callidtoline", &[id2.as_str().unwrap()]).await,
+        Value::from(2),
+        "both sides share the Call-ID"
+    );
+    bob.api("setline", &[id1.as_str().unwrap()]).await;
+    assert_eq!(bob.api("getline", &[]).await, Value::from(1));
+    bob.api("setline", &["alice"]).await;
+    assert!(bob
+        .phone
+        .api("setline", vec!["nobody".into()])
+        .await
+        .is_err());
+
+    bob.api("setline", &["-2"]).await;
+    assert_eq!(bob.api("hangup", &[]).await, Value::from(2));
+    bob.callback("onCdr", 10).await;
+    bob.callback("onCdr", 10).await;
+    alice.callback("onCdr", 10).await;
+    alice.callback("onCdr", 10).await;
+    assert_eq!(bob.api("isincall", &[]).await, Value::from(false));
+
+    let last = bob.api("getlastcalldetails", &[]).await;
+    let last = last.as_str().unwrap();
+    assert!(last.contains("peer=alice"), "{last}");
+    assert!(last.contains("reason=BYE"), "{last}");
+    assert!(last.contains("codec=PCMU"), "{last}");
+    assert!(last.contains("rtpsent="), "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnostics_and_unsupported_functions_answer_clearly() {
+    let dir = TempDir::new("diag");
+    let p = TestPhone::new(&[
+        ("audiodevicein", "null".into()),
+        ("loglevel", "5".into()),
+        (
+            "audiodeviceout",
+            format!("file:{}", dir.file("o.wav").display()),
+        ),
+    ])
+    .await;
+    assert_eq!(p.api("getenginename", &[]).await, Value::from("ns"));
+    assert!(!p.api("getworkdir", &[]).await.as_str().unwrap().is_empty());
+    assert_eq!(p.api("isencrypted", &[]).await, Value::from(-1));
+    assert_eq!(p.api("isonhold", &[]).await, Value::from(false));
+    assert_eq!(p.api("getregfailreason", &[]).await, Value::from(""));
+    assert_eq!(
+        p.api("getdevice", &["1"]).await,
+        Value::from(format!("file:{}", dir.file("o.wav").display()))
+    );
+    p.api("setdevice", &["0", "null", "1"]).await;
+    assert_eq!(p.api("getdevice", &["0"]).await, Value::from("null"));
+    p.api("call", &["echo"]).await;
+    p.api("hangup", &[]).await;
+    let logs = p.api("getlogs", &[]).await;
+    assert!(logs.as_str().unwrap().contains("LOG,EVENT,"), "{logs}");
+    for (f, want) in [
+        ("jvoip", "not supported"),
+        ("screenshare", "not supported"),
+        ("hold", "not available"),
+        ("transfer", "not implemented"),
+    ] {
+        let e = p.phone.api(f, vec!["x".into()]).await.unwrap_err();
+        assert!(e.to_string().contains(want), "{f}: {e}");
+    }
+    for bad in [
+        vec!["mute", "maybe"],
+        vec!["mute", "true", "7"],
+        vec!["getdevice", "9"],
+        vec!["setline"],
+    ] {
+        let r = p
+            .phone
+            .api(bad[0], bad[1..].iter().map(|s| s.to_string()).collect())
+            .await;
+        assert!(r.is_err(), "{bad:?} gave {r:?}");
+    }
+}

@@ -1,0 +1,186 @@
+//! Helpers shared by the engine's integration tests: temp dirs, tone files, Goertzel
+//! analysis and a phone wrapper that waits for callbacks.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio::time::{timeout, Instant};
+use webphone_engine::{Event, Phone, PhoneOptions};
+
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "webphone-engine-{tag}-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        } else {
+            eprintln!("keeping {}", self.0.display());
+        }
+    }
+}
+
+pub fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
+}
+
+pub fn write_tone(path: &Path, freq: f64, secs: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(8000.0 * secs) as usize {
+        let t = i as f64 / 8000.0;
+        w.write_sample((0.5 * 32767.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+pub fn read_wav(path: &Path) -> (Vec<f64>, u32) {
+    let mut r = hound::WavReader::open(path).unwrap();
+    let rate = r.spec().sample_rate;
+    let s = r
+        .samples::<i16>()
+        .map(|s| s.unwrap() as f64 / 32768.0)
+        .collect();
+    (s, rate)
+}
+
+/// Goertzel power of `freq` in `x`, normalised so a full-scale sine gives about 0.25.
+pub fn goertzel(x: &[f64], rate: u32, freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / rate as f64;
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &v in x {
+        let s = v + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let p = s1 * s1 + s2 * s2 - c * s1 * s2;
+    p / (x.len() as f64 * x.len() as f64)
+}
+
+/// Asserts the recording's middle second carries `freq` clearly above `other` and at a level
+/// near the sent one (a 0.5 amplitude sine gives 0.0625).
+pub fn assert_tone(path: &Path, freq: f64, other: f64) {
+    let (x, rate) = read_wav(path);
+    assert!(
+        x.len() > rate as usize * 2,
+        "recording {} too short: {} samples",
+        path.display(),
+        x.len()
+    );
+    let mid = &x[x.len() / 2 - rate as usize / 2..x.len() / 2 + rate as usize / 2];
+    let want = goertzel(mid, rate, freq);
+    let not = goertzel(mid, rate, other);
+    assert!(
+        want > 0.02,
+        "{}: {freq} Hz too weak ({want:.4})",
+        path.display()
+    );
+    assert!(
+        want > 100.0 * not,
+        "{}: {freq} Hz ({want:.4}) not dominant over {other} Hz ({not:.6})",
+        path.display()
+    );
+}
+
+pub fn free_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+pub struct TestPhone {
+    pub phone: Phone,
+    pub events: broadcast::Receiver<Event>,
+    pub seen: Vec<Event>,
+}
+
+impl TestPhone {
+    pub async fn new(params: &[(&str, String)]) -> TestPhone {
+        let phone = Phone::try_new(PhoneOptions {
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            work_dir: None,
+        })
+        .unwrap();
+        let events = phone.subscribe();
+        phone.api("start", vec![]).await.unwrap();
+        TestPhone {
+            phone,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    pub async fn api(&self, f: &str, args: &[&str]) -> Value {
+        self.phone
+            .api(f, args.iter().map(|s| s.to_string()).collect())
+            .await
+            .unwrap_or_else(|e| panic!("{f} failed: {e}"))
+    }
+
+    /// Waits for a callback with this name and returns its arguments.
+    pub async fn callback(&mut self, name: &str, secs: u64) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.events.recv()).await {
+                Ok(Ok(ev)) => {
+                    self.seen.push(ev.clone());
+                    if let Event::Callback { name: n, args } = ev {
+                        if n == name {
+                            return args;
+                        }
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                _ => panic!("no {name} within {secs} s; seen: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Waits for a callState callback with this event name.
+    pub async fn call_state(&mut self, state: &str, secs: u64) -> Vec<Value> {
+        loop {
+            let args = self.callback("onCallStateChange", secs).await;
+            if args.first() == Some(&Value::from(state)) {
+                return args;
+            }
+        }
+    }
+
+    pub fn notifications(&self, prefix: &str) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::Notification(t) if t.starts_with(prefix) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
