@@ -6,6 +6,7 @@
 //! function name and string arguments, and subscribes to [`Event`]s.
 
 pub mod params;
+pub mod profile;
 
 mod core;
 mod echo;
