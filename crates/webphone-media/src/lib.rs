@@ -2,7 +2,8 @@
 //! stream per call.
 //!
 //! Layers, bottom up (everything except [`session`] is sans-IO and deterministic):
-//! - [`g711`]: ITU-T G.711 µ-law / A-law sample conversion.
+//! - [`codec`]: per-call encoders/decoders (G.711 [`g711`], G.722, Opus) and the codec
+//!   preference rules of the `codec`/`prefcodec`/`use_<codec>` parameters.
 //! - [`sdp`]: RFC 4566 parsing and RFC 3264 offer/answer for one audio stream.
 //! - [`rtp`]: RFC 3550 packetisation of 20 ms frames and parsing of received packets.
 //! - [`jitter`]: a fixed-delay jitter buffer with loss concealment.
@@ -15,8 +16,8 @@
 //! The crate knows nothing about audio devices: the engine adapts them to [`PcmSource`] and
 //! [`PcmSink`].
 
+pub mod codec;
 pub mod dtmf;
-pub mod g711;
 pub mod jitter;
 pub mod pipeline;
 pub mod rtp;
@@ -26,49 +27,103 @@ pub mod stats;
 
 use std::net::SocketAddr;
 
+pub use codec::g711;
+pub use codec::{codec_prefs_from_params, CodecConfig, CodecPrefs, OpusConfig};
+
 pub use pipeline::{MediaEvent, MediaPipeline, Outgoing, PipelineConfig};
 pub use sdp::SdpError;
 pub use session::{MediaSession, RtpSocket};
 pub use stats::MediaStats;
 
-/// Sample rate of every codec supported here (RFC 3551 §4.5.14).
+/// RTP clock of G.711 and of telephone-event as we use it (RFC 3551 §4.5.14, RFC 4733 §7.1.1).
 pub const SAMPLE_RATE: u32 = 8000;
 /// Packetisation interval in milliseconds (RFC 3551 §4.5: default 20 ms for G.711).
 pub const PTIME_MS: u32 = 20;
-/// Samples in one 20 ms frame at 8 kHz.
+/// Samples in one 20 ms frame at 8 kHz (G.711). Other codecs: [`Codec::frame_samples`].
 pub const FRAME_SAMPLES: usize = 160;
 
 /// An audio codec we can send and receive.
 ///
-/// Both are G.711 with static payload types (RFC 3551 §6, table 4): PCMU = 0, PCMA = 8.
+/// Payload types: PCMU = 0, PCMA = 8, G722 = 9 are static (RFC 3551 §6, table 4); Opus is
+/// dynamic (RFC 7587 §7; we offer [`OPUS_DEFAULT_PT`] and use whatever the peer's SDP says).
+/// Encoding and decoding need per-call state: [`codec::new_encoder`] / [`codec::new_decoder`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
-    /// G.711 µ-law, static payload type 0.
+    /// G.711 µ-law, static payload type 0, 8 kHz.
     Pcmu,
-    /// G.711 A-law, static payload type 8.
+    /// G.711 A-law, static payload type 8, 8 kHz.
     Pcma,
+    /// G.722 sub-band ADPCM at 64 kbit/s, static payload type 9; 16 kHz audio, 8000 Hz RTP clock
+    /// (RFC 3551 §4.5.2).
+    G722,
+    /// Opus (RFC 6716, RTP: RFC 7587), dynamic payload type; 48 kHz audio and RTP clock, mono.
+    Opus,
 }
 
+/// The dynamic payload type we offer for Opus (RFC 3551 §3: 96-127 are dynamic).
+pub const OPUS_DEFAULT_PT: u8 = 111;
+
 impl Codec {
-    /// The static RTP payload type (RFC 3551 table 4).
-    pub fn static_payload_type(self) -> u8 {
+    /// The static RTP payload type (RFC 3551 table 4); `None` for Opus (dynamic).
+    pub fn static_payload_type(self) -> Option<u8> {
         match self {
-            Codec::Pcmu => 0,
-            Codec::Pcma => 8,
+            Codec::Pcmu => Some(0),
+            Codec::Pcma => Some(8),
+            Codec::G722 => Some(9),
+            Codec::Opus => None,
         }
     }
 
-    /// The encoding name as written in `a=rtpmap` (RFC 3551 §4.5.14).
+    /// The payload type we use in our offers: the static one, else our dynamic choice.
+    pub fn default_payload_type(self) -> u8 {
+        self.static_payload_type().unwrap_or(OPUS_DEFAULT_PT)
+    }
+
+    /// The encoding name as written in `a=rtpmap` (RFC 3551 §4.5, RFC 7587 §7).
     pub fn encoding_name(self) -> &'static str {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
+            Codec::Opus => "opus",
         }
     }
 
-    /// RTP clock rate in Hz.
+    /// The `a=rtpmap` value, e.g. `PCMU/8000` or `opus/48000/2` (RFC 7587 §7: always two
+    /// channels in the rtpmap, whatever is sent).
+    pub fn rtpmap(self) -> String {
+        match self {
+            Codec::Opus => format!("opus/{}/2", self.clock_rate()),
+            _ => format!("{}/{}", self.encoding_name(), self.clock_rate()),
+        }
+    }
+
+    /// RTP clock rate in Hz (the timestamp unit). G.722 uses 8000 although it samples at
+    /// 16 kHz (RFC 3551 §4.5.2).
     pub fn clock_rate(self) -> u32 {
-        SAMPLE_RATE
+        match self {
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => SAMPLE_RATE,
+            Codec::Opus => codec::opus::OPUS_RATE,
+        }
+    }
+
+    /// Sample rate of the PCM the codec encodes and decodes (what audio devices must run at).
+    pub fn audio_rate(self) -> u32 {
+        match self {
+            Codec::Pcmu | Codec::Pcma => SAMPLE_RATE,
+            Codec::G722 => 16_000,
+            Codec::Opus => codec::opus::OPUS_RATE,
+        }
+    }
+
+    /// PCM samples in one packet of `ptime_ms` at [`Codec::audio_rate`].
+    pub fn frame_samples(self, ptime_ms: u32) -> usize {
+        (u64::from(self.audio_rate()) * u64::from(ptime_ms) / 1000) as usize
+    }
+
+    /// RTP timestamp increment for one packet of `ptime_ms`.
+    pub fn timestamp_step(self, ptime_ms: u32) -> u32 {
+        (u64::from(self.clock_rate()) * u64::from(ptime_ms) / 1000) as u32
     }
 
     /// The codec with this static payload type, if any.
@@ -76,35 +131,26 @@ impl Codec {
         match pt {
             0 => Some(Codec::Pcmu),
             8 => Some(Codec::Pcma),
+            9 => Some(Codec::G722),
             _ => None,
         }
     }
 
     /// The codec with this `a=rtpmap` encoding name (case-insensitive, RFC 4566 §6).
     pub fn from_encoding_name(name: &str) -> Option<Codec> {
-        if name.eq_ignore_ascii_case("PCMU") {
-            Some(Codec::Pcmu)
-        } else if name.eq_ignore_ascii_case("PCMA") {
-            Some(Codec::Pcma)
-        } else {
-            None
-        }
+        [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus]
+            .into_iter()
+            .find(|c| c.encoding_name().eq_ignore_ascii_case(name))
     }
 
-    /// Encode one frame of linear PCM into G.711 bytes (one byte per sample).
-    pub fn encode(self, pcm: &[i16], out: &mut Vec<u8>) {
-        match self {
-            Codec::Pcmu => g711::encode_ulaw(pcm, out),
-            Codec::Pcma => g711::encode_alaw(pcm, out),
-        }
-    }
-
-    /// Decode G.711 bytes into linear PCM (one sample per byte).
-    pub fn decode(self, data: &[u8], out: &mut Vec<i16>) {
-        match self {
-            Codec::Pcmu => g711::decode_ulaw(data, out),
-            Codec::Pcma => g711::decode_alaw(data, out),
-        }
+    /// Whether an `a=rtpmap` clock rate and channel count fit this codec (Opus must be
+    /// `48000/2`, RFC 7587 §7; the others mono at their clock rate).
+    pub fn matches_rtpmap(self, clock_rate: u32, channels: Option<u32>) -> bool {
+        let channels_ok = match self {
+            Codec::Opus => channels == Some(2),
+            _ => channels.is_none_or(|c| c == 1),
+        };
+        clock_rate == self.clock_rate() && channels_ok
     }
 }
 
@@ -186,6 +232,11 @@ impl Direction {
 pub struct MediaOffer {
     /// Audio codecs in our preference order. Empty means no audio is possible.
     pub codecs: Vec<Codec>,
+    /// Codecs we accept when the peer offers them but do not offer ourselves
+    /// (`use_<codec>=1`), less preferred than `codecs` (see [`codec::prefs`]).
+    pub accept_only: Vec<Codec>,
+    /// Opus settings: our `a=fmtp` (RFC 7587 §6.1) is written from them.
+    pub opus: OpusConfig,
     /// Whether to offer/accept RFC 4733 telephone-event (DTMF).
     pub telephone_event: bool,
     /// The direction we want (e.g. `SendOnly` to put the peer on hold, RFC 3264 §8.4).
@@ -197,9 +248,23 @@ impl MediaOffer {
     pub fn new(codecs: Vec<Codec>, telephone_event: bool) -> MediaOffer {
         MediaOffer {
             codecs,
+            accept_only: Vec::new(),
+            opus: OpusConfig::default(),
             telephone_event,
             direction: Direction::SendRecv,
         }
+    }
+
+    /// The same preferences, also accepting these codecs when offered (never offering them).
+    pub fn with_accept_only(mut self, codecs: Vec<Codec>) -> MediaOffer {
+        self.accept_only = codecs;
+        self
+    }
+
+    /// The same preferences with other Opus settings.
+    pub fn with_opus(mut self, opus: OpusConfig) -> MediaOffer {
+        self.opus = opus;
+        self
     }
 
     /// The same preferences with another direction.
@@ -234,16 +299,18 @@ pub struct Negotiated {
     pub ptime_ms: u32,
 }
 
-/// Where the pipeline takes the audio it sends from: mono PCM at 8 kHz.
+/// Where the pipeline takes the audio it sends from: mono PCM at the audio rate of the codec
+/// the call started with ([`Codec::audio_rate`]: 8, 16 or 48 kHz).
 pub trait PcmSource: Send {
-    /// Fill `out` (160 samples for 20 ms) with the next frame; silence when nothing is there.
+    /// Fill `out` (20 ms: 160 samples at 8 kHz, 320 at 16 kHz, 960 at 48 kHz) with the next
+    /// frame; silence when nothing is there.
     /// Must not block.
     fn read_frame(&mut self, out: &mut [i16]);
 }
 
-/// Where the pipeline puts the audio it plays: mono PCM at 8 kHz.
+/// Where the pipeline puts the audio it plays: mono PCM at the same rate as the source.
 pub trait PcmSink: Send {
-    /// Take one frame (160 samples for 20 ms). Must not block.
+    /// Take one frame (20 ms at the audio rate). Must not block.
     fn write_frame(&mut self, frame: &[i16]);
 }
 

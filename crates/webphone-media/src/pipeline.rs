@@ -20,11 +20,12 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::codec::{CallCodecs, CodecConfig};
 use crate::dtmf::{DtmfConfig, DtmfReceiver, DtmfSender};
 use crate::jitter::{FrameKind, JitterBuffer, JitterConfig, PushOutcome};
 use crate::rtp::{self, Datagram, RtpSender};
 use crate::stats::{MediaStats, ReceiveStats};
-use crate::{Codec, Negotiated, PcmSink, PcmSource, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::{Codec, Negotiated, PcmSink, PcmSource, PTIME_MS, SAMPLE_RATE};
 
 /// Latching only happens if nothing valid came from the current remote for this long.
 pub const LATCH_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
@@ -39,6 +40,8 @@ pub struct PipelineConfig {
     /// Consecutive packets from a new source address before we send there (0 disables
     /// latching).
     pub latch_after: u32,
+    /// Encoder settings (Opus bit rate, FEC, DTX, complexity).
+    pub codec: CodecConfig,
 }
 
 impl Default for PipelineConfig {
@@ -47,6 +50,7 @@ impl Default for PipelineConfig {
             jitter: JitterConfig::default(),
             dtmf: DtmfConfig::default(),
             latch_after: 3,
+            codec: CodecConfig::default(),
         }
     }
 }
@@ -92,6 +96,9 @@ pub struct MediaPipeline {
     pcm: Vec<i16>,
     enc: Vec<u8>,
     dec: Vec<i16>,
+    /// Encoder/decoders; the devices run at the audio rate of the first codec.
+    codecs: CallCodecs,
+    play: Vec<i16>,
 }
 
 impl std::fmt::Debug for MediaPipeline {
@@ -134,6 +141,7 @@ impl MediaPipeline {
         sender: RtpSender,
         initial_ts: u32,
     ) -> MediaPipeline {
+        let audio_rate = neg.codec.audio_rate();
         MediaPipeline {
             remote: neg.remote_rtp,
             neg,
@@ -145,16 +153,18 @@ impl MediaPipeline {
             sent_first: false,
             dtmf: DtmfSender::new(cfg.dtmf),
             dtmf_rx: DtmfReceiver::new(),
-            jb: JitterBuffer::new(cfg.jitter),
+            jb: JitterBuffer::new(jitter_config_for(cfg.jitter, audio_rate)),
             rx: ReceiveStats::new(),
             latch_candidate: None,
             last_from_remote: None,
             epoch: now,
             stats: MediaStats::default(),
             events: Vec::new(),
-            pcm: vec![0; FRAME_SAMPLES],
-            enc: Vec::with_capacity(FRAME_SAMPLES),
-            dec: Vec::with_capacity(FRAME_SAMPLES),
+            pcm: Vec::new(),
+            enc: Vec::new(),
+            dec: Vec::new(),
+            codecs: CallCodecs::new(audio_rate, cfg.codec),
+            play: Vec::new(),
         }
     }
 
@@ -213,11 +223,13 @@ impl MediaPipeline {
     /// One 20 ms send tick: read a frame from the source; send it (or a DTMF event packet
     /// instead, RFC 4733 §2.5.1) when the direction allows.
     pub fn on_tick(&mut self, _now: Instant) -> Vec<Outgoing> {
-        self.pcm.resize(FRAME_SAMPLES, 0);
+        self.pcm.resize(self.codecs.device_frame(PTIME_MS), 0);
         // Always read, so the source's clock advances even while we do not send.
         self.source.read_frame(&mut self.pcm);
         let ts = self.rtp_ts;
-        self.rtp_ts = self.rtp_ts.wrapping_add(FRAME_SAMPLES as u32);
+        self.rtp_ts = self
+            .rtp_ts
+            .wrapping_add(self.neg.codec.timestamp_step(PTIME_MS));
         if !self.can_send() {
             return Vec::new();
         }
@@ -231,7 +243,10 @@ impl MediaPipeline {
             }
             _ => {
                 self.enc.clear();
-                self.neg.codec.encode(&self.pcm, &mut self.enc);
+                if let Err(e) = self.codecs.encode(self.neg.codec, &self.pcm, &mut self.enc) {
+                    tracing::warn!(codec = ?self.neg.codec, error = %e, "encoding failed");
+                    return Vec::new();
+                }
                 // RFC 3551 §4.1: marker on the first packet of a talkspurt; we send continuously,
                 // so only the very first packet starts one.
                 let marker = !self.sent_first;
@@ -291,15 +306,30 @@ impl MediaPipeline {
 
         let elapsed = now.saturating_duration_since(self.epoch);
         let arrival = (elapsed.as_micros() * u128::from(SAMPLE_RATE) / 1_000_000) as u64;
+        // The statistics count in 8 kHz units: scale other RTP clocks (Opus: 48 kHz) to it.
+        let clock = codec.map_or(SAMPLE_RATE, Codec::clock_rate);
+        let ts = if clock == SAMPLE_RATE {
+            pkt.timestamp
+        } else {
+            (u64::from(pkt.timestamp) * u64::from(SAMPLE_RATE) / u64::from(clock)) as u32
+        };
         self.rx
-            .on_packet(pkt.ssrc, pkt.sequence, pkt.timestamp, arrival, !is_event);
+            .on_packet(pkt.ssrc, pkt.sequence, ts, arrival, !is_event);
 
         if !self.neg.direction.receives() {
             return;
         }
         self.dec.clear();
         match codec {
-            Some(c) => c.decode(&pkt.payload, &mut self.dec),
+            Some(c) => {
+                if let Err(e) = self
+                    .codecs
+                    .decode(pkt.payload_type, c, &pkt.payload, &mut self.dec)
+                {
+                    tracing::debug!(codec = ?c, error = %e, "undecodable payload");
+                    return;
+                }
+            }
             None => {
                 if let Some(d) = self
                     .dtmf_rx
@@ -310,7 +340,7 @@ impl MediaPipeline {
                     self.events.push(MediaEvent::DtmfReceived(d));
                 }
                 // The event occupies the sender's audio slot: play silence for it.
-                self.dec.resize(FRAME_SAMPLES, 0);
+                self.dec.resize(self.codecs.device_frame(PTIME_MS), 0);
             }
         }
         match self.jb.push(pkt.sequence, pkt.ssrc, &self.dec, now) {
@@ -350,13 +380,15 @@ impl MediaPipeline {
     /// One 20 ms playout tick: write the next frame (received, concealed or silence) to the
     /// sink.
     pub fn playout(&mut self, now: Instant) {
-        let mut frame = [0i16; FRAME_SAMPLES];
+        let n = self.codecs.device_frame(PTIME_MS);
+        self.play.clear();
+        self.play.resize(n, 0);
         if self.neg.direction.receives() {
-            match self.jb.pop(now, &mut frame) {
+            match self.jb.pop(now, &mut self.play) {
                 FrameKind::Audio | FrameKind::Concealed | FrameKind::Silence => {}
             }
         }
-        self.sink.write_frame(&frame);
+        self.sink.write_frame(&self.play);
     }
 
     /// Events since the last call.
@@ -378,6 +410,16 @@ impl MediaPipeline {
             remote: Some(self.remote),
             ..self.stats
         }
+    }
+}
+
+/// The jitter buffer counts 8 kHz samples; at another audio rate its millisecond settings
+/// are scaled so that they keep meaning milliseconds of audio.
+fn jitter_config_for(cfg: JitterConfig, audio_rate: u32) -> JitterConfig {
+    let k = (audio_rate / SAMPLE_RATE).max(1);
+    JitterConfig {
+        target_ms: cfg.target_ms.saturating_mul(k),
+        max_ms: cfg.max_ms.saturating_mul(k),
     }
 }
 

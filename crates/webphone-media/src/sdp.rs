@@ -7,7 +7,9 @@
 //! `c=`, `m=`, `a=rtpmap`, `a=fmtp`, `a=ptime` and direction lines), and every field is bounds
 //! checked here so that hostile input yields an [`SdpError`], never a panic.
 //!
-//! Supported: one audio stream with PCMU (PT 0), PCMA (PT 8) and telephone-event/8000
+//! Supported: one audio stream with PCMU (PT 0), PCMA (PT 8), G722 (PT 9, `G722/8000`, RFC 3551
+//! §4.5.2), Opus (dynamic PT, we offer 111; `opus/48000/2` with the `a=fmtp` parameters of
+//! RFC 7587 §6.1) and telephone-event/8000
 //! (RFC 4733 §7.1.1, dynamic PT; we offer 101 with events `0-16`), `a=ptime:20`, directions
 //! (RFC 3264 §5.1/§6.1), `c=` at session or media level (RFC 4566 §5.7), IPv4 and IPv6. Other
 //! `m=` lines of an offer are rejected in the answer with port 0 (RFC 3264 §6).
@@ -138,8 +140,9 @@ impl MediaDescription {
         match self.rtpmap(pt) {
             Some(map) => {
                 let codec = Codec::from_encoding_name(&map.encoding)?;
-                let mono = map.channels.is_none_or(|c| c == 1);
-                (map.clock_rate == codec.clock_rate() && mono).then_some(codec)
+                codec
+                    .matches_rtpmap(map.clock_rate, map.channels)
+                    .then_some(codec)
             }
             None => Codec::from_static_payload_type(pt),
         }
@@ -501,13 +504,7 @@ pub fn create_offer(origin_id: u64, version: u64, local: SocketAddr, prefs: &Med
     }
     let mut formats: Vec<(u8, String, Option<String>)> = codecs
         .iter()
-        .map(|c| {
-            (
-                c.static_payload_type(),
-                format!("{}/{}", c.encoding_name(), c.clock_rate()),
-                None,
-            )
-        })
+        .map(|c| (c.default_payload_type(), c.rtpmap(), codec_fmtp(*c, prefs)))
         .collect();
     if prefs.telephone_event {
         formats.push((
@@ -526,6 +523,14 @@ pub fn create_offer(origin_id: u64, version: u64, local: SocketAddr, prefs: &Med
         direction: prefs.direction,
     };
     write_session(origin_id, version, local, &[Ok(section)])
+}
+
+/// Our `a=fmtp` value for a codec (Opus: RFC 7587 §6.1 receive parameters).
+fn codec_fmtp(codec: Codec, prefs: &MediaOffer) -> Option<String> {
+    match codec {
+        Codec::Opus => Some(prefs.opus.fmtp()),
+        _ => None,
+    }
 }
 
 /// Answer an SDP offer (RFC 3264 §6) with session version = `origin_id`.
@@ -598,16 +603,13 @@ fn accept_audio(
     let Some((pt, codec)) = prefs
         .codecs
         .iter()
+        .chain(prefs.accept_only.iter())
         .find_map(|want| offered.iter().find(|(_, c)| c == want).copied())
     else {
         return Ok(None);
     };
     let ip = desc.connection_of(m)?;
-    let mut formats = vec![(
-        pt,
-        format!("{}/{}", codec.encoding_name(), codec.clock_rate()),
-        None,
-    )];
+    let mut formats = vec![(pt, codec.rtpmap(), codec_fmtp(codec, prefs))];
     let mut te_pt = None;
     if prefs.telephone_event {
         if let Some(tpt) = m.telephone_event_pt() {
