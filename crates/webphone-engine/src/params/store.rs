@@ -151,6 +151,8 @@ struct Entry {
     /// Spelling shown in listings (canonical for known params, as given for custom keys).
     name: String,
     slot: Slot,
+    /// Who wrote it (two sources share the SIP header level).
+    source: Source,
     /// Written with the `ucfg_` prefix: a stored value of the same parameter wins over it.
     yields_to_stored: bool,
 }
@@ -257,6 +259,7 @@ impl ParamStore {
         let entry = Entry {
             name: stored_name.clone(),
             slot,
+            source,
             yields_to_stored: ucfg && source != Source::Stored,
         };
         let persist = source.persists() && !ucfg && is_persistable(&stored_name);
@@ -341,6 +344,7 @@ impl ParamStore {
             key,
             Entry {
                 yields_to_stored: false,
+                source: Source::Stored,
                 ..entry.clone()
             },
         );
@@ -401,11 +405,7 @@ impl ParamStore {
     /// (no source has it, or the highest one says `DEF`).
     pub fn source_of(&self, name: &str) -> Option<Source> {
         match self.resolve(&Self::key_of(name)) {
-            Some((level, e)) if matches!(e.slot, Slot::Value(_)) => Source::ALL
-                .iter()
-                .rev()
-                .copied()
-                .find(|s| s.level() == level),
+            Some((_, e)) if matches!(e.slot, Slot::Value(_)) => Some(e.source),
             _ => None,
         }
     }
