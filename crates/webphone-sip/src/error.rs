@@ -27,6 +27,10 @@ pub enum SipError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS trust settings are unusable (the CA file cannot be read or holds no
+    /// certificate).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The underlying SIP stack reported an error while starting.
     #[error("SIP stack: {0}")]
     Stack(String),

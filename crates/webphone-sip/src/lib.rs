@@ -17,11 +17,13 @@ mod error;
 mod policy;
 mod stack;
 mod target;
+mod tls;
 mod trace;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,11 +33,73 @@ use tokio::sync::{mpsc, oneshot};
 pub use error::SipError;
 
 /// The transport the user agent listens on and sends requests with.
+///
+/// UDP and TCP listen on `SipConfig::port`. TLS (RFC 3261 §26.2.1, rustls), WS and WSS
+/// (SIP over WebSocket, RFC 7118) are client-only: nothing listens, requests go out over
+/// a connection we open to the server, and the server sends its requests back over that
+/// same connection (the registrar must reuse it: Kamailio `fix_nated_register`, RFC 5626
+/// flows, Via `alias` of RFC 5923).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Transport {
     #[default]
     Udp,
     Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+impl Transport {
+    /// Every transport but UDP is a connection (RFC 3261 §18: no retransmissions, keep-alives
+    /// per RFC 5626 §4.4.1).
+    pub fn is_reliable(self) -> bool {
+        self != Transport::Udp
+    }
+
+    /// TLS underneath (TLS and WSS): the server certificate is verified.
+    pub fn is_secure(self) -> bool {
+        matches!(self, Transport::Tls | Transport::Wss)
+    }
+
+    /// WS or WSS (RFC 7118).
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
+    }
+
+    /// Port used when a URI or server address names none: 5060 for UDP/TCP, 5061 for TLS
+    /// (RFC 3261 §19.1.2), 80 and 443 for WS and WSS (RFC 6455 §3).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Udp | Transport::Tcp => 5060,
+            Transport::Tls => 5061,
+            Transport::Ws => 80,
+            Transport::Wss => 443,
+        }
+    }
+
+    /// The value of a URI `transport` parameter (RFC 3261 §19.1.1, RFC 7118 §5.2).
+    pub fn param(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        }
+    }
+
+    /// Parse a `transport` parameter value, case-insensitively.
+    pub fn from_param(s: &str) -> Option<Transport> {
+        [
+            Transport::Udp,
+            Transport::Tcp,
+            Transport::Tls,
+            Transport::Ws,
+            Transport::Wss,
+        ]
+        .into_iter()
+        .find(|t| t.param().eq_ignore_ascii_case(s.trim()))
+    }
 }
 
 impl fmt::Display for Transport {
@@ -43,8 +107,26 @@ impl fmt::Display for Transport {
         f.write_str(match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
         })
     }
+}
+
+/// Connection settings beyond [`SipConfig`], for [`SipUa::start_with`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TransportOptions {
+    /// Keep-alive interval on a connection to the registrar: a CRLF ping on TCP/TLS
+    /// (RFC 5626 §4.4.1), a WebSocket ping frame on WS/WSS (RFC 6455 §5.5.2).
+    /// `Duration::ZERO` turns keep-alives off; unused for UDP.
+    pub keepalive_interval: Duration,
+    /// PEM file with certificates trusted for TLS/WSS in addition to the system roots:
+    /// a private CA, or a self-signed server certificate (with `CA:FALSE`) the user chose to
+    /// trust. There is no switch that turns verification off.
+    pub tls_ca_file: Option<PathBuf>,
+    /// HTTP path of the WebSocket upgrade (`/` when `None`).
+    pub ws_path: Option<String>,
 }
 
 /// Local SIP settings: where to listen and how to identify ourselves.
@@ -237,6 +319,7 @@ struct UaInner {
     call_ids: CallIds,
     /// Copy of the account for synchronous target resolution in [`SipUa::invite`].
     account: Mutex<Option<AccountConfig>>,
+    transport: Transport,
 }
 
 /// The SIP user agent handle. Cheap to clone; every clone drives the same stack.
@@ -259,12 +342,23 @@ impl SipUa {
     pub async fn start(
         cfg: SipConfig,
     ) -> Result<(SipUa, mpsc::UnboundedReceiver<SipEvent>), SipError> {
+        SipUa::start_with(cfg, TransportOptions::default()).await
+    }
+
+    /// [`SipUa::start`] with connection settings: keep-alive interval, extra TLS trust
+    /// anchors, WebSocket path. Fails with [`SipError::Tls`] when the CA file cannot be
+    /// read or holds no usable certificate.
+    pub async fn start_with(
+        cfg: SipConfig,
+        opts: TransportOptions,
+    ) -> Result<(SipUa, mpsc::UnboundedReceiver<SipEvent>), SipError> {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let next_call = Arc::new(AtomicU64::new(1));
         let trace = Arc::new(AtomicBool::new(false));
         let call_ids = CallIds::default();
         let (local_addr, tx) = stack::start(
             &cfg,
+            &opts,
             next_call.clone(),
             trace.clone(),
             call_ids.clone(),
@@ -280,6 +374,7 @@ impl SipUa {
                 trace,
                 call_ids,
                 account: Mutex::new(None),
+                transport: cfg.transport,
             }),
         };
         Ok((ua, ev_rx))
@@ -324,7 +419,7 @@ impl SipUa {
         }
         let account = lock(&self.inner.account).clone();
         let local_ip = self.inner.local_addr.ip();
-        let resolved = target::resolve(target, account.as_ref(), local_ip)?;
+        let resolved = target::resolve(target, account.as_ref(), local_ip, self.inner.transport)?;
         stack::validate_uri(&resolved.request_uri).map_err(|reason| SipError::InvalidTarget {
             target: target.to_string(),
             reason,

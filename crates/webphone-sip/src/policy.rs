@@ -11,7 +11,9 @@
 //! - per-call state (Calling / Early / WaitAck / Confirmed / terminating) so `hangup()` picks
 //!   CANCEL, BYE or a final response (RFC 3261 §9, §15);
 //! - offer/answer bookkeeping: who owes the SDP (RFC 3264, RFC 3261 §13.2.1);
-//! - ghost filtering: events for calls already ended are dropped.
+//! - ghost filtering: events for calls already ended are dropped;
+//! - connection upkeep (TCP/TLS/WS): keep-alive pings while registered (RFC 5626 §4.4.1) and
+//!   re-registration with back-off when the connection to the registrar drops (RFC 5626 §4.5).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +32,9 @@ pub(crate) const DEFAULT_EXPIRES: u32 = 3600;
 /// Consecutive Contact corrections (RFC 3581) allowed before we stop chasing a moving
 /// `received`/`rport` (e.g. a symmetric NAT that changes ports).
 const MAX_CONTACT_FIXES: u32 = 2;
+/// A connection to the registrar that lived at least this long after its re-registration
+/// counts as stable: the next loss re-registers at once again instead of backing off.
+pub(crate) const FLOW_STABLE: Duration = Duration::from_secs(60);
 
 /// Commands from the API handle.
 #[derive(Debug)]
@@ -137,6 +142,11 @@ pub(crate) enum StackEvent {
         call: CallKey,
         digit: char,
     },
+    /// The connection our registration lives on (TCP/TLS/WS) closed, or a keep-alive
+    /// could not be sent on it.
+    FlowLost {
+        reason: String,
+    },
 }
 
 #[derive(Debug)]
@@ -178,6 +188,9 @@ pub(crate) enum Action {
     Forget(CallKey),
     /// Shutdown is complete: stop the stack.
     ShutdownComplete,
+    /// Send a keep-alive on the registration's connection: CRLF ping on TCP/TLS
+    /// (RFC 5626 §4.4.1), WebSocket ping on WS/WSS.
+    SendKeepAlive,
 }
 
 /// Who owes the next SDP of the initial offer/answer exchange (RFC 3264 §4, RFC 3261 §13.2.1).
@@ -258,6 +271,14 @@ pub(crate) struct UaPolicy {
     calls: BTreeMap<CallKey, Call>,
     shutdown_deadline: Option<Instant>,
     shutdown_done: bool,
+    /// Keep-alive interval on reliable transports (`ZERO` = off).
+    keepalive: Duration,
+    /// When the next keep-alive is due (only while registered).
+    keepalive_at: Option<Instant>,
+    /// Consecutive losses of the registration's connection without a stable period.
+    flow_losses: u32,
+    /// When the registration's connection was last lost.
+    last_flow_loss: Option<Instant>,
 }
 
 /// When to refresh a binding granted for `expires` seconds: at 85 % of the lifetime but at
@@ -299,7 +320,18 @@ impl UaPolicy {
             calls: BTreeMap::new(),
             shutdown_deadline: None,
             shutdown_done: false,
+            keepalive: Duration::ZERO,
+            keepalive_at: None,
+            flow_losses: 0,
+            last_flow_loss: None,
         }
+    }
+
+    /// Send keep-alives every `interval` while registered over a reliable transport
+    /// (`ZERO` = never).
+    pub(crate) fn with_keepalive(mut self, interval: Duration) -> Self {
+        self.keepalive = interval;
+        self
     }
 
     /// Feed one input; returns the actions to perform, in order.
@@ -321,10 +353,15 @@ impl UaPolicy {
             RegState::RetryWait { retry_at } => Some(*retry_at),
             _ => None,
         };
+        let keepalive = match &self.reg {
+            RegState::Registered { .. } => self.keepalive_at,
+            _ => None,
+        };
         self.calls
             .values()
             .filter_map(|c| c.deadline)
             .chain(reg)
+            .chain(keepalive)
             .chain(self.shutdown_deadline)
             .min()
     }
@@ -666,6 +703,11 @@ impl UaPolicy {
                         expires: granted,
                         refresh_at: now + refresh_delay(granted),
                     };
+                    if self.transport.is_reliable() && !self.keepalive.is_zero() {
+                        // Traffic just went both ways: the next ping is due an interval
+                        // from now.
+                        self.keepalive_at = Some(now + self.keepalive);
+                    }
                     if self.announced != Some(granted) {
                         self.announced = Some(granted);
                         self.emit_reg(out, RegistrationState::Registered { expires: granted });
@@ -691,13 +733,13 @@ impl UaPolicy {
         let differs = match self.transport {
             // UDP: requests must go to the exact source address and port.
             Transport::Udp => received != &o.contact,
-            // TCP: the source port is the ephemeral port of our connection, not a
+            // TCP/TLS/WS: the source port is the ephemeral port of our connection, not a
             // listener; only a different IP (NAT) is worth correcting.
-            Transport::Tcp => !received.host.eq_ignore_ascii_case(&o.contact.host),
+            _ => !received.host.eq_ignore_ascii_case(&o.contact.host),
         };
         differs.then(|| match self.transport {
             Transport::Udp => received.clone(),
-            Transport::Tcp => HostPort::new(received.host.clone(), o.contact.port),
+            _ => HostPort::new(received.host.clone(), o.contact.port),
         })
     }
 
@@ -723,6 +765,7 @@ impl UaPolicy {
             StackEvent::RegisterDone { gen, outcome } => {
                 self.on_register_done(gen, outcome, now, out)
             }
+            StackEvent::FlowLost { reason } => self.on_flow_lost(reason, now, out),
             StackEvent::Incoming(inv) => {
                 let call = inv.call;
                 if self.shutdown_deadline.is_some() || self.shutdown_done {
@@ -910,7 +953,53 @@ impl UaPolicy {
 
     // ------------------------------------------------------------------ timers
 
+    /// The registration's connection is gone: the binding points at a dead flow, so
+    /// register again over a new connection (RFC 5626 §4.5): at once after a stable period,
+    /// with the failure back-off when the connection keeps dropping.
+    fn on_flow_lost(&mut self, reason: String, now: Instant, out: &mut Vec<Action>) {
+        self.keepalive_at = None;
+        if !matches!(self.reg, RegState::Registered { .. }) || self.shutdown_deadline.is_some() {
+            // A REGISTER in flight reports its own failure; idle/unregistering: nothing to do.
+            return;
+        }
+        let flapping = self
+            .last_flow_loss
+            .is_some_and(|t| now.saturating_duration_since(t) < FLOW_STABLE);
+        self.flow_losses = if flapping { self.flow_losses + 1 } else { 1 };
+        self.last_flow_loss = Some(now);
+        tracing::warn!(%reason, losses = self.flow_losses, "connection to the registrar lost");
+        self.announced = None;
+        if self.flow_losses <= 1 {
+            self.failures = 0;
+            self.send_register(out, true);
+        } else {
+            let delay = retry_delay(self.flow_losses - 1, 503);
+            self.failures = self.flow_losses - 1;
+            self.reg = RegState::RetryWait {
+                retry_at: now + delay,
+            };
+            self.emit_reg(
+                out,
+                RegistrationState::Failed {
+                    code: 503,
+                    reason: format!("connection to the registrar lost: {reason}"),
+                },
+            );
+        }
+    }
+
     fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        match self.keepalive_at {
+            Some(at) if now >= at => {
+                if matches!(self.reg, RegState::Registered { .. }) {
+                    out.push(Action::SendKeepAlive);
+                    self.keepalive_at = Some(now + self.keepalive);
+                } else {
+                    self.keepalive_at = None;
+                }
+            }
+            _ => {}
+        }
         match self.reg {
             RegState::Registered { refresh_at, .. } if now >= refresh_at => {
                 self.send_register(out, false);
@@ -1006,6 +1095,7 @@ mod tests {
             next_hop: HostPort::new("127.0.0.1", 5080),
             via_proxy: false,
             from_domain: "127.0.0.1:5080".into(),
+            transport: Transport::Udp,
         }
     }
 
@@ -1802,5 +1892,184 @@ mod tests {
         assert!(p
             .handle(Input::Stack(StackEvent::Dtmf { call, digit: '1' }), t0)
             .is_empty());
+    }
+
+    fn keepalives(actions: &[Action]) -> usize {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::SendKeepAlive))
+            .count()
+    }
+
+    fn flow_lost() -> Input {
+        Input::Stack(StackEvent::FlowLost {
+            reason: "closed by peer".into(),
+        })
+    }
+
+    #[test]
+    fn keepalive_pings_at_the_interval_while_registered_over_tls() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Tls).with_keepalive(Duration::from_secs(28));
+        registered(&mut p, t0, 600);
+        assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(28)));
+        // Nothing before it is due.
+        let a = p.handle(Input::Tick, t0 + Duration::from_secs(27));
+        assert_eq!(keepalives(&a), 0);
+        let a = p.handle(Input::Tick, t0 + Duration::from_secs(28));
+        assert_eq!(keepalives(&a), 1);
+        assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(56)));
+        let a = p.handle(Input::Tick, t0 + Duration::from_secs(56));
+        assert_eq!(keepalives(&a), 1);
+        // After unregistering no more pings are scheduled.
+        let a = p.handle(
+            Input::Command(Command::Unregister),
+            t0 + Duration::from_secs(60),
+        );
+        let (gen, expires) = reg_gen(&a).expect("un-REGISTER");
+        assert_eq!(expires, 0);
+        p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: ok(0),
+            }),
+            t0 + Duration::from_secs(60),
+        );
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn keepalive_off_over_udp_and_with_zero_interval() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp).with_keepalive(Duration::from_secs(28));
+        registered(&mut p, t0, 600);
+        let a = p.handle(Input::Tick, t0 + Duration::from_secs(30));
+        assert_eq!(keepalives(&a), 0);
+        let mut p = UaPolicy::new(Transport::Tcp).with_keepalive(Duration::ZERO);
+        registered(&mut p, t0, 600);
+        assert_eq!(p.next_deadline(), Some(t0 + refresh_delay(600)));
+    }
+
+    #[test]
+    fn lost_connection_reregisters_at_once_then_backs_off_while_flapping() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Tcp).with_keepalive(Duration::from_secs(30));
+        registered(&mut p, t0, 600);
+
+        // First loss: a new REGISTER at once (over a new connection).
+        let t1 = t0 + Duration::from_secs(100);
+        let a = p.handle(flow_lost(), t1);
+        let (gen, _) = reg_gen(&a).expect("re-REGISTER at once");
+        assert!(events(&a).contains(&SipEvent::Registration(RegistrationState::Registering)));
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: ok(600),
+            }),
+            t1,
+        );
+        // `Registered` is announced again: the engine saw the registration wobble.
+        assert!(
+            events(&a).contains(&SipEvent::Registration(RegistrationState::Registered {
+                expires: 600
+            }))
+        );
+
+        // Lost again 10 s later: flapping -> back off 5 s, reported as a 503 failure.
+        let t2 = t1 + Duration::from_secs(10);
+        let a = p.handle(flow_lost(), t2);
+        assert!(
+            reg_gen(&a).is_none(),
+            "no immediate REGISTER while flapping"
+        );
+        assert!(events(&a).iter().any(|e| matches!(
+            e,
+            SipEvent::Registration(RegistrationState::Failed { code: 503, reason })
+                if reason.contains("connection to the registrar lost")
+        )));
+        assert_eq!(p.next_deadline(), Some(t2 + Duration::from_secs(5)));
+        let a = p.handle(Input::Tick, t2 + Duration::from_secs(5));
+        let (gen, _) = reg_gen(&a).expect("retry after the back-off");
+        p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: ok(600),
+            }),
+            t2 + Duration::from_secs(5),
+        );
+
+        // And again: the back-off doubles.
+        let t3 = t2 + Duration::from_secs(20);
+        p.handle(flow_lost(), t3);
+        assert_eq!(p.next_deadline(), Some(t3 + Duration::from_secs(10)));
+        let a = p.handle(Input::Tick, t3 + Duration::from_secs(10));
+        let (gen, _) = reg_gen(&a).expect("retry after the doubled back-off");
+        p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: ok(600),
+            }),
+            t3 + Duration::from_secs(10),
+        );
+
+        // After a stable minute a loss re-registers at once again.
+        let t4 = t3 + FLOW_STABLE + Duration::from_secs(1);
+        let a = p.handle(flow_lost(), t4);
+        assert!(reg_gen(&a).is_some(), "stable flow: immediate re-REGISTER");
+    }
+
+    #[test]
+    fn lost_connection_while_idle_or_registering_changes_nothing() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Tls);
+        let a = p.handle(flow_lost(), t0);
+        assert!(a.is_empty());
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("REGISTER");
+        // The REGISTER in flight reports its own outcome.
+        let a = p.handle(flow_lost(), t0);
+        assert!(a.is_empty());
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: fail(503, "transport error"),
+            }),
+            t0,
+        );
+        assert!(events(&a).iter().any(|e| matches!(
+            e,
+            SipEvent::Registration(RegistrationState::Failed { code: 503, .. })
+        )));
+    }
+
+    #[test]
+    fn failed_reregistration_after_a_lost_connection_uses_the_failure_back_off() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Ws);
+        registered(&mut p, t0, 600);
+        let a = p.handle(flow_lost(), t0 + Duration::from_secs(100));
+        let (gen, _) = reg_gen(&a).expect("re-REGISTER");
+        // The server is gone: connecting fails.
+        let t1 = t0 + Duration::from_secs(101);
+        p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: fail(503, "connection refused"),
+            }),
+            t1,
+        );
+        assert_eq!(p.next_deadline(), Some(t1 + Duration::from_secs(5)));
+        let a = p.handle(Input::Tick, t1 + Duration::from_secs(5));
+        let (gen, _) = reg_gen(&a).expect("retry");
+        let t2 = t1 + Duration::from_secs(5);
+        p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: fail(503, "connection refused"),
+            }),
+            t2,
+        );
+        assert_eq!(p.next_deadline(), Some(t2 + Duration::from_secs(10)));
     }
 }

@@ -30,7 +30,11 @@ use rsipstack::transaction::endpoint::{
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::{make_tag, CallIdFormat, TransactionReceiver};
+use rsipstack::transport::channel::ChannelConnection;
+use rsipstack::transport::connection::KEEPALIVE_REQUEST;
+use rsipstack::transport::stream::StreamConnection;
 use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::websocket::{WebSocketConnection, WebSocketInner};
 use rsipstack::transport::{
     SipAddr, SipConnection, TcpListenerConnection, TransportEvent, TransportLayer,
 };
@@ -44,7 +48,10 @@ use crate::policy::{
     Action, Command, IncomingInvite, Input, RegisterOutcome, StackEvent, Termination, UaPolicy,
 };
 use crate::target::{self, HostPort, Target};
-use crate::{AccountConfig, CallIds, CallKey, DriverMsg, SipConfig, SipError, SipEvent, Transport};
+use crate::{
+    AccountConfig, CallIds, CallKey, DriverMsg, SipConfig, SipError, SipEvent, Transport,
+    TransportOptions,
+};
 
 /// Methods we accept (RFC 3261 §20.5 `Allow`).
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
@@ -62,6 +69,9 @@ fn sip_transport(t: Transport) -> rsipstack::sip::Transport {
     match t {
         Transport::Udp => rsipstack::sip::Transport::Udp,
         Transport::Tcp => rsipstack::sip::Transport::Tcp,
+        Transport::Tls => rsipstack::sip::Transport::Tls,
+        Transport::Ws => rsipstack::sip::Transport::Ws,
+        Transport::Wss => rsipstack::sip::Transport::Wss,
     }
 }
 
@@ -166,7 +176,9 @@ impl MessageInspector for TraceSent {
     }
 }
 
-struct TraceReceived(Arc<Tracer>);
+/// Transport hook: traces received messages and reports closed connections (by their
+/// local address) to the driver, which re-registers when it was the registration's.
+struct TraceReceived(Arc<Tracer>, mpsc::UnboundedSender<SipAddr>);
 
 impl TransportEventInspector for TraceReceived {
     // The `#[async_trait]` signature, written out (nothing here awaits).
@@ -184,6 +196,9 @@ impl TransportEventInspector for TraceReceived {
                     .emit(false, from.get_socketaddr().unwrap_or(UNKNOWN_ADDR), msg);
             }
         }
+        if let TransportEvent::Closed(conn) = &event {
+            let _ = self.1.send(conn.get_addr().clone());
+        }
         Box::pin(std::future::ready(Some(event)))
     }
 }
@@ -191,6 +206,7 @@ impl TransportEventInspector for TraceReceived {
 /// Bind the socket, start the endpoint and spawn the driver task.
 pub(crate) async fn start(
     cfg: &SipConfig,
+    opts: &TransportOptions,
     next_call: Arc<AtomicU64>,
     trace: Arc<AtomicBool>,
     call_ids: CallIds,
@@ -244,7 +260,51 @@ pub(crate) async fn start(
             transport_layer.add_transport(conn.into());
             advertised
         }
+        Transport::Tls | Transport::Ws | Transport::Wss => {
+            // Client-only: nothing listens. The endpoint still needs one "listener" of
+            // this transport, whose address becomes Via sent-by and Contact; an idle
+            // in-memory channel serves (requests to us arrive over our own connection to
+            // the server). The port is a free one, or `signalingport` when configured.
+            let port = if cfg.port != 0 {
+                cfg.port
+            } else {
+                std::net::TcpListener::bind(bind)
+                    .and_then(|l| l.local_addr())
+                    .map_err(|source| SipError::Bind {
+                        transport: "TCP",
+                        addr: bind,
+                        source,
+                    })?
+                    .port()
+            };
+            let advertised = SocketAddr::new(advertised_ip, port);
+            let (in_tx, in_rx) = mpsc::unbounded_channel();
+            drop(in_tx);
+            let (out_tx, _out_rx) = mpsc::unbounded_channel();
+            let addr = SipAddr {
+                r#type: Some(sip_transport(cfg.transport)),
+                addr: advertised.into(),
+            };
+            let conn = ChannelConnection::create_connection(
+                in_rx,
+                out_tx,
+                addr,
+                Some(token.child_token()),
+            )
+            .await
+            .map_err(|e| SipError::Stack(e.to_string()))?;
+            transport_layer.add_transport(SipConnection::Channel(conn));
+            advertised
+        }
     };
+    if let Some(path) = opts.ws_path.as_deref().filter(|p| !p.is_empty()) {
+        transport_layer.set_ws_path(path);
+    }
+    let trust = crate::tls::trust(opts.tls_ca_file.as_deref()).map_err(SipError::Tls)?;
+    transport_layer.set_tls_config(rsipstack::transport::TlsConfig {
+        ca_certs: Some(trust.pem),
+        ..Default::default()
+    });
 
     let option = EndpointOption {
         // Call-IDs without the library's default `@restsend.com` suffix (RFC 3261 §8.1.1.4
@@ -256,6 +316,7 @@ pub(crate) async fn start(
         on: trace,
         events: events.downgrade(),
     });
+    let (closed_tx, closed_rx) = mpsc::unbounded_channel();
     let endpoint = EndpointBuilder::new()
         .with_cancel_token(token.clone())
         .with_transport_layer(transport_layer)
@@ -270,7 +331,7 @@ pub(crate) async fn start(
         ])
         .with_option(option)
         .with_inspector(Box::new(TraceSent(tracer.clone())))
-        .with_transport_inspector(Box::new(TraceReceived(tracer)))
+        .with_transport_inspector(Box::new(TraceReceived(tracer, closed_tx)))
         .build();
     let incoming = endpoint
         .incoming_transactions()
@@ -285,6 +346,17 @@ pub(crate) async fn start(
     }
 
     let layer = Arc::new(DialogLayer::new(inner.clone()));
+    let connector = Connector {
+        endpoint: inner.clone(),
+        tls: trust.config,
+        ws_path: opts
+            .ws_path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into()),
+        token: token.child_token(),
+        flows: Arc::new(Mutex::new(HashMap::new())),
+    };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (stack_tx, stack_rx) = mpsc::unbounded_channel();
     let reg_call_id = new_call_id();
@@ -294,7 +366,9 @@ pub(crate) async fn start(
         token,
         transport: cfg.transport,
         local,
-        policy: UaPolicy::new(cfg.transport),
+        policy: UaPolicy::new(cfg.transport).with_keepalive(opts.keepalive_interval),
+        connector,
+        reg_flow: Arc::new(Mutex::new(None)),
         events,
         stack_tx,
         next_call,
@@ -308,7 +382,7 @@ pub(crate) async fn start(
         shutdown_waiters: Vec::new(),
         stopping: false,
     };
-    tokio::spawn(driver.run(cmd_rx, stack_rx, incoming));
+    tokio::spawn(driver.run(cmd_rx, stack_rx, incoming, closed_rx));
     Ok((local, cmd_tx))
 }
 
@@ -343,6 +417,11 @@ struct Driver {
     transport: Transport,
     local: SocketAddr,
     policy: UaPolicy,
+    /// Opens (and for TLS/WSS verifies) connections to next hops.
+    connector: Connector,
+    /// The connection the registration lives on (reliable transports): keep-alives go
+    /// there, and its loss triggers a re-registration.
+    reg_flow: Arc<Mutex<Option<SipConnection>>>,
     events: mpsc::UnboundedSender<SipEvent>,
     stack_tx: mpsc::UnboundedSender<StackEvent>,
     next_call: Arc<AtomicU64>,
@@ -365,6 +444,7 @@ impl Driver {
         mut cmd_rx: mpsc::UnboundedReceiver<DriverMsg>,
         mut stack_rx: mpsc::UnboundedReceiver<StackEvent>,
         mut incoming: TransactionReceiver,
+        mut closed_rx: mpsc::UnboundedReceiver<SipAddr>,
     ) {
         let mut cmd_open = true;
         let mut incoming_open = true;
@@ -398,6 +478,7 @@ impl Driver {
                         warn!("SIP endpoint stopped delivering requests");
                     }
                 },
+                Some(local) = closed_rx.recv() => self.on_connection_closed(&local),
                 _ = sleep => self.feed(Input::Tick),
             }
         }
@@ -421,6 +502,31 @@ impl Driver {
             self.account = Some(acc.clone());
         }
         self.feed(Input::Command(cmd));
+    }
+
+    /// A stream connection closed: forget it, and if the registration lived on it, tell
+    /// the policy (RFC 5626 §4.5: register again over a new one).
+    fn on_connection_closed(&mut self, local: &SipAddr) {
+        self.connector.forget(local);
+        let lost = {
+            let mut flow = crate::lock(&self.reg_flow);
+            let ours = flow.as_ref().is_some_and(|c| c.get_addr() == local);
+            if ours {
+                flow.take()
+            } else {
+                None
+            }
+        };
+        if let Some(conn) = lost {
+            let remote = conn
+                .get_remote_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            info!(%local, %remote, "connection to the registrar closed");
+            self.feed(Input::Stack(StackEvent::FlowLost {
+                reason: format!("connection to {remote} closed"),
+            }));
+        }
     }
 
     fn feed(&mut self, input: Input) {
@@ -449,6 +555,9 @@ impl Driver {
             } => {
                 let job = RegisterJob {
                     endpoint: self.endpoint.clone(),
+                    connector: self.connector.clone(),
+                    reg_flow: self.reg_flow.clone(),
+                    local: self.local,
                     transport: self.transport,
                     contact: contact.unwrap_or_else(|| {
                         HostPort::new(self.local.ip().to_string(), self.local.port())
@@ -530,6 +639,32 @@ impl Driver {
                 self.calls.remove(&call);
             }
             Action::ShutdownComplete => self.stopping = true,
+            Action::SendKeepAlive => {
+                let Some(conn) = crate::lock(&self.reg_flow).clone() else {
+                    return;
+                };
+                let tx = self.stack_tx.clone();
+                let flow = self.reg_flow.clone();
+                self.tasks.spawn(async move {
+                    if let Err(e) = send_keepalive(&conn).await {
+                        warn!(error = %e, "keep-alive failed");
+                        // The connection is unusable: drop it like a closed one.
+                        let ours = {
+                            let mut f = crate::lock(&flow);
+                            let ours = f.as_ref().is_some_and(|c| c.get_addr() == conn.get_addr());
+                            if ours {
+                                f.take();
+                            }
+                            ours
+                        };
+                        if ours {
+                            let _ = tx.send(StackEvent::FlowLost {
+                                reason: format!("keep-alive failed: {e}"),
+                            });
+                        }
+                    }
+                });
+            }
         }
     }
 
@@ -572,9 +707,9 @@ impl Driver {
                 port: Some(target.next_hop.port.into()),
             });
             uri.params.push(Param::Lr);
-            if self.transport == Transport::Tcp {
+            if target.transport != Transport::Udp {
                 uri.params
-                    .push(Param::Transport(rsipstack::sip::Transport::Tcp));
+                    .push(Param::Transport(sip_transport(target.transport)));
             }
             vec![rsipstack::sip::typed::Route {
                 display_name: None,
@@ -599,7 +734,7 @@ impl Driver {
                 .map(display_name),
             caller,
             callee,
-            destination: Some(sip_addr(&target.next_hop, self.transport)),
+            destination: Some(sip_addr(&target.next_hop, target.transport)),
             content_type: Some("application/sdp".into()),
             offer: Some(sdp.clone().into_bytes()),
             contact,
@@ -630,8 +765,8 @@ impl Driver {
                     local_sdp,
                     client: true,
                     probe: Some((
-                        self.endpoint.clone(),
-                        sip_addr(&target.next_hop, self.transport),
+                        self.connector.clone(),
+                        sip_addr(&target.next_hop, target.transport),
                     )),
                 }));
             }
@@ -778,12 +913,177 @@ impl Driver {
     }
 }
 
+/// Our Contact URI (RFC 3261 §8.1.1.8); the transport parameter names any transport but
+/// UDP (RFC 3261 §19.1.1, RFC 7118 §5.2 for `ws`/`wss`).
 fn contact_string(user: &str, hp: &HostPort, transport: Transport) -> String {
     let mut s = format!("sip:{user}@{hp}");
-    if transport == Transport::Tcp {
-        s.push_str(";transport=tcp");
+    if transport != Transport::Udp {
+        s.push_str(";transport=");
+        s.push_str(transport.param());
     }
     s
+}
+
+/// One keep-alive on `conn`: a CRLF ping (RFC 5626 §4.4.1) on TCP/TLS, a WebSocket ping
+/// frame (RFC 6455 §5.5.2) on WS/WSS (the WS framing carries no bare CRLF).
+async fn send_keepalive(conn: &SipConnection) -> Result<(), String> {
+    use futures_util::SinkExt;
+    match conn {
+        SipConnection::WebSocket(ws) => {
+            let mut sink = ws.inner.ws_sink.lock().await;
+            sink.send(sip_tungstenite::tungstenite::Message::Ping(
+                Default::default(),
+            ))
+            .await
+            .map_err(|e| e.to_string())
+        }
+        SipConnection::Tls(c) => c
+            .send_raw(KEEPALIVE_REQUEST)
+            .await
+            .map_err(|e| e.to_string()),
+        SipConnection::Tcp(c) => c
+            .send_raw(KEEPALIVE_REQUEST)
+            .await
+            .map_err(|e| e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// How long resolving, connecting and the TLS/WebSocket handshakes may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens connections to next hops. TCP, TLS and WS go through rsipstack's transport layer
+/// (TLS verified against our anchors: system roots + the CA file, see [`crate::tls`]);
+/// WSS is dialled here, because rsipstack's WebSocket client cannot be given anchors, and
+/// handed to the transport layer. Either way the layer reuses a live connection for every
+/// request to the same address.
+#[derive(Clone)]
+struct Connector {
+    endpoint: Arc<EndpointInner>,
+    tls: Arc<rustls::ClientConfig>,
+    ws_path: String,
+    token: CancellationToken,
+    /// Live WSS connections we dialled, by resolved remote address.
+    flows: Arc<Mutex<HashMap<SipAddr, SipConnection>>>,
+}
+
+impl Connector {
+    /// Drop a closed connection (by its local address) from our table.
+    fn forget(&self, local: &SipAddr) {
+        crate::lock(&self.flows).retain(|_, c| c.get_addr() != local);
+    }
+
+    /// The connection to `dest` (cached or new). UDP: the listener.
+    async fn connect(&self, dest: &SipAddr) -> Result<SipConnection, String> {
+        match tokio::time::timeout(DIAL_TIMEOUT, self.connect_inner(dest)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("connecting to {dest} timed out")),
+        }
+    }
+
+    async fn connect_inner(&self, dest: &SipAddr) -> Result<SipConnection, String> {
+        let layer = &self.endpoint.transport_layer;
+        if dest.r#type != Some(rsipstack::sip::Transport::Wss) {
+            // rsipstack dials TCP, WS and TLS itself (TLS with our anchors, see `start`)
+            // and reuses a live connection to the same address.
+            return layer.lookup(dest, None).await.map(|(c, _)| c).map_err(|e| {
+                if dest.r#type == Some(rsipstack::sip::Transport::Tls) {
+                    format!(
+                        "TLS connection to {dest} failed: {}",
+                        crate::tls::describe_error(&e)
+                    )
+                } else {
+                    e.to_string()
+                }
+            });
+        }
+        // The name the certificate must carry (RFC 5922 §7.2): the host as configured.
+        let server_name = match &dest.addr.host {
+            Host::Domain(d) => d.to_string(),
+            Host::IpAddr(ip) => ip.to_string(),
+        };
+        let resolved = match &dest.addr.host {
+            Host::Domain(_) => {
+                let mut r = layer
+                    .inner
+                    .domain_resolver
+                    .resolve(dest)
+                    .await
+                    .map_err(|e| format!("cannot resolve {dest}: {e}"))?;
+                r.r#type = dest.r#type;
+                r
+            }
+            Host::IpAddr(_) => dest.clone(),
+        };
+        if let Some(c) = crate::lock(&self.flows).get(&resolved) {
+            return Ok(c.clone());
+        }
+        let addr = resolved
+            .get_socketaddr()
+            .map_err(|e| format!("bad address {resolved}: {e}"))?;
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let local = tcp
+            .local_addr()
+            .map_err(|e| format!("connection to {addr}: {e}"))?;
+        let conn = self.dial_wss(tcp, &resolved, &server_name, local).await?;
+        info!(local = %conn.get_addr(), remote = %resolved, "connection opened");
+        layer.add_connection(conn.clone());
+        crate::lock(&self.flows).insert(resolved, conn.clone());
+        Ok(conn)
+    }
+
+    /// WebSocket handshake (subprotocol `sip`, RFC 7118 §4.1) over TLS on `tcp`.
+    async fn dial_wss(
+        &self,
+        tcp: tokio::net::TcpStream,
+        remote: &SipAddr,
+        server_name: &str,
+        local: SocketAddr,
+    ) -> Result<SipConnection, String> {
+        use sip_tungstenite::tungstenite::client::IntoClientRequest;
+        use sip_tungstenite::tungstenite::http::HeaderValue;
+        let port = remote.addr.port.as_ref().map_or(443, |p| p.value());
+        let url = format!(
+            "wss://{}:{port}{}",
+            target::HostPort::new(server_name, port).uri_host(),
+            self.ws_path
+        );
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| format!("bad WebSocket URL {url}: {e}"))?;
+        req.headers_mut()
+            .insert("sec-websocket-protocol", HeaderValue::from_static("sip"));
+        let (ws, _) = sip_tungstenite::client_async_tls_with_config(
+            req,
+            tcp,
+            None,
+            Some(sip_tungstenite::Connector::Rustls(self.tls.clone())),
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "TLS/WebSocket handshake with {url} failed: {}",
+                crate::tls::describe_error(&e)
+            )
+        })?;
+        let (sink, read) = futures_util::StreamExt::split(ws);
+        let conn = WebSocketConnection {
+            inner: Arc::new(WebSocketInner {
+                local_addr: SipAddr {
+                    r#type: Some(rsipstack::sip::Transport::Wss),
+                    addr: local.into(),
+                },
+                remote_addr: remote.clone(),
+                ws_sink: tokio::sync::Mutex::new(sink),
+                ws_read: tokio::sync::Mutex::new(Some(read)),
+            }),
+            cancel_token: Some(self.token.child_token()),
+        };
+        Ok(SipConnection::WebSocket(conn))
+    }
 }
 
 /// The caller and callee of an incoming INVITE (RFC 3261 §8.1.1.3, §8.1.1.2).
@@ -831,8 +1131,8 @@ struct CallTask {
     dialog: InviteDialog,
     local_sdp: Arc<Mutex<Option<String>>>,
     client: bool,
-    /// Next hop of our INVITE, checked for reachability first (DNS, TCP connect).
-    probe: Option<(Arc<EndpointInner>, SipAddr)>,
+    /// Next hop of our INVITE, checked for reachability first (DNS, connect, TLS).
+    probe: Option<(Connector, SipAddr)>,
 }
 
 /// How long resolving / connecting to the next hop of an INVITE may take.
@@ -844,18 +1144,13 @@ async fn call_task(mut t: CallTask) {
     let call = t.call;
     let mut held_termination: Option<Termination> = None;
     let mut acked = false;
-    if let Some((endpoint, dest)) = t.probe.take() {
+    if let Some((connector, dest)) = t.probe.take() {
         // rsipstack retries an unreachable next hop until Timer B (32 s). A transport
         // failure is final at once (RFC 3261 §8.1.3.1: treated as 503): abandon the INVITE
         // (the stack cleans up its transaction when the task is dropped).
-        let err = match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            endpoint.transport_layer.lookup(&dest, None),
-        )
-        .await
-        {
+        let err = match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(&dest)).await {
             Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(e.to_string()),
+            Ok(Err(e)) => Some(e),
             Err(_) => Some("connect timeout".to_string()),
         };
         if let Some(e) = err {
@@ -995,6 +1290,11 @@ fn dtmf_digit(req: &Request) -> Option<char> {
 /// RFC 2617/7616 MD5 digest with `qop=auth`, computed by rsipstack).
 struct RegisterJob {
     endpoint: Arc<EndpointInner>,
+    connector: Connector,
+    /// Where the connection used is recorded (reliable transports).
+    reg_flow: Arc<Mutex<Option<SipConnection>>>,
+    /// Our listener address (Via sent-by).
+    local: SocketAddr,
     transport: Transport,
     contact: HostPort,
     account: AccountConfig,
@@ -1027,19 +1327,37 @@ impl RegisterJob {
             Some(Err(e)) => return self.outcome(0, format!("bad server address: {e}")),
             None => return self.outcome(0, "no SIP server configured"),
         };
-        let hop = match acc.proxy.as_deref().filter(|p| !p.trim().is_empty()) {
+        let (hop, hop_transport) = match acc.proxy.as_deref().filter(|p| !p.trim().is_empty()) {
             Some(p) => match target::parse_server(p) {
-                Ok(p) => p.hop(),
+                Ok(p) => {
+                    let t = p.transport_or(self.transport);
+                    (p.hop(t), t)
+                }
                 Err(e) => return self.outcome(0, format!("bad proxy address: {e}")),
             },
-            None => server.hop(),
+            None => {
+                let t = server.transport_or(self.transport);
+                (server.hop(t), t)
+            }
         };
+        let dest = sip_addr(&hop, hop_transport);
+        if hop_transport.is_reliable() {
+            // Open (or reuse) the connection first: a TLS failure is reported as such, and
+            // the connection is remembered for keep-alives and loss detection.
+            match self.connector.connect(&dest).await {
+                Ok(conn) => *crate::lock(&self.reg_flow) = Some(conn),
+                Err(e) => {
+                    *crate::lock(&self.reg_flow) = None;
+                    return self.outcome(503, e);
+                }
+            }
+        }
         let domain = server.domain();
         let user = &acc.username;
         let uris = (|| -> Result<(Uri, Uri, Uri), String> {
             let aor = Uri::try_from(format!("sip:{user}@{domain}")).map_err(|e| e.to_string())?;
             let ruri = Uri::try_from(format!("sip:{domain}")).map_err(|e| e.to_string())?;
-            let contact = Uri::try_from(contact_string(user, &self.contact, self.transport))
+            let contact = Uri::try_from(contact_string(user, &self.contact, hop_transport))
                 .map_err(|e| e.to_string())?;
             Ok((aor, ruri, contact))
         })();
@@ -1062,7 +1380,11 @@ impl RegisterJob {
             uri: aor,
             params: vec![],
         };
-        let via = match self.endpoint.get_via(None, None) {
+        let via_addr = SipAddr {
+            r#type: Some(sip_transport(hop_transport)),
+            addr: self.local.into(),
+        };
+        let via = match self.endpoint.get_via(Some(via_addr), None) {
             Ok(v) => v,
             Err(e) => return self.outcome(503, e.to_string()),
         };
@@ -1092,7 +1414,7 @@ impl RegisterJob {
             Err(e) => return self.outcome(0, e.to_string()),
         };
         let mut tx = Transaction::new_client(key, req, self.endpoint.clone(), None);
-        tx.destination = Some(sip_addr(&hop, self.transport));
+        tx.destination = Some(dest);
         debug!(
             user = %user,
             auth_user = ?acc.auth_username,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::{AccountConfig, SipError};
+use crate::{AccountConfig, SipError, Transport};
 
 /// Default SIP port for UDP and TCP (RFC 3261 §19.1.2).
 pub(crate) const DEFAULT_PORT: u16 = 5060;
@@ -65,6 +65,9 @@ pub(crate) struct Target {
     pub via_proxy: bool,
     /// Domain part of our From URI (`server` or, without an account server, our IP).
     pub from_domain: String,
+    /// Transport to `next_hop`: the target's (`sips:` = TLS, `;transport=`) when it is
+    /// dialled directly, else the one to the server/proxy.
+    pub transport: Transport,
 }
 
 /// A parsed `host[:port]` with the port as written.
@@ -72,11 +75,24 @@ pub(crate) struct Target {
 pub(crate) struct ServerAddr {
     pub host: String,
     pub port: Option<u16>,
+    /// Transport named by the address itself: `sips:` (TLS), `;transport=x`,
+    /// `ws://` / `wss://`.
+    pub transport: Option<Transport>,
 }
 
 impl ServerAddr {
-    pub(crate) fn hop(&self) -> HostPort {
-        HostPort::new(self.host.clone(), self.port.unwrap_or(DEFAULT_PORT))
+    /// The transport to reach this server: its own, else `default`.
+    pub(crate) fn transport_or(&self, default: Transport) -> Transport {
+        self.transport.unwrap_or(default)
+    }
+
+    /// Host and port to connect to over `transport` (the transport's default port when the
+    /// address names none).
+    pub(crate) fn hop(&self, transport: Transport) -> HostPort {
+        HostPort::new(
+            self.host.clone(),
+            self.port.unwrap_or(transport.default_port()),
+        )
     }
 
     /// The domain as used in URIs: host, plus the port when one was given explicitly.
@@ -85,13 +101,52 @@ impl ServerAddr {
     }
 }
 
-/// Parse `host`, `host:port`, `[v6]`, `[v6]:port`, optionally prefixed with `sip:`
-/// and followed by URI parameters (ignored).
+/// Parse `host`, `host:port`, `[v6]`, `[v6]:port`, optionally prefixed with `sip:` or
+/// `sips:` (TLS, RFC 3261 §19.1) and followed by URI parameters, of which `transport` is
+/// kept; or a WebSocket URL `ws://host[:port][/path]` / `wss://...` (RFC 7118).
 pub(crate) fn parse_server(s: &str) -> Result<ServerAddr, String> {
     let s = s.trim();
-    let s = strip_prefix_ci(s, "sip:").unwrap_or(s);
-    let s = s.split(';').next().unwrap_or("");
-    parse_hostport(s)
+    for (scheme, t) in [("ws://", Transport::Ws), ("wss://", Transport::Wss)] {
+        if let Some(rest) = strip_prefix_ci(s, scheme) {
+            let hostport = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let mut addr = parse_hostport(hostport)?;
+            addr.transport = Some(t);
+            return Ok(addr);
+        }
+    }
+    let (secure, s) = match strip_prefix_ci(s, "sips:") {
+        Some(r) => (true, r),
+        None => (false, strip_prefix_ci(s, "sip:").unwrap_or(s)),
+    };
+    let mut parts = s.split(';');
+    let mut addr = parse_hostport(parts.next().unwrap_or(""))?;
+    let param = transport_param(parts)?;
+    addr.transport = scheme_transport(secure, param)?;
+    Ok(addr)
+}
+
+/// The `transport` URI parameter among `params` (`name[=value]` items), if any.
+fn transport_param<'a>(params: impl Iterator<Item = &'a str>) -> Result<Option<Transport>, String> {
+    for p in params {
+        let (name, value) = p.split_once('=').unwrap_or((p, ""));
+        if name.trim().eq_ignore_ascii_case("transport") {
+            return Transport::from_param(value)
+                .map(Some)
+                .ok_or_else(|| format!("unknown transport {:?}", value.trim()));
+        }
+    }
+    Ok(None)
+}
+
+/// The transport a URI asks for: `sips:` means TLS on every hop (RFC 3261 §26.2.2), or
+/// secure WebSocket with `transport=ws` (RFC 7118 §5.2).
+fn scheme_transport(secure: bool, param: Option<Transport>) -> Result<Option<Transport>, String> {
+    Ok(match (secure, param) {
+        (false, p) => p,
+        (true, None | Some(Transport::Tls) | Some(Transport::Tcp)) => Some(Transport::Tls),
+        (true, Some(Transport::Ws) | Some(Transport::Wss)) => Some(Transport::Wss),
+        (true, Some(Transport::Udp)) => return Err("sips: over UDP is not possible".into()),
+    })
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -129,6 +184,7 @@ fn parse_hostport(s: &str) -> Result<ServerAddr, String> {
                 return Ok(ServerAddr {
                     host: s.to_string(),
                     port: None,
+                    transport: None,
                 });
             }
             return Err(format!("bad host {s:?}"));
@@ -148,7 +204,11 @@ fn parse_hostport(s: &str) -> Result<ServerAddr, String> {
             Ok(p) => Some(p),
         },
     };
-    Ok(ServerAddr { host, port })
+    Ok(ServerAddr {
+        host,
+        port,
+        transport: None,
+    })
 }
 
 /// RFC 3261 §25.1 `hostname` / `IPv4address` (letters, digits, `-`, `.`).
@@ -171,12 +231,16 @@ fn valid_user(u: &str) -> bool {
 /// Resolve a dial string into a [`Target`].
 ///
 /// Accepted forms: `user` (needs a server or proxy), `user@host[:port]`, `sip:user@host[:port]`,
-/// `sip:host[:port]`, `tel:number` (treated as a user at the server domain), each optionally
-/// in angle brackets. URI parameters after the host are ignored. `sips:` is refused (no TLS yet).
+/// `sips:user@host[:port]` (TLS on every hop, RFC 3261 §26.2.2), `sip:host[:port]`,
+/// `tel:number` (treated as a user at the server domain), each optionally in angle brackets.
+/// A `;transport=` URI parameter is kept in the Request-URI and chooses the transport when
+/// the target is dialled directly; other URI parameters are dropped. `ua_transport` is the
+/// transport of our connection to the server/proxy.
 pub(crate) fn resolve(
     input: &str,
     account: Option<&AccountConfig>,
     local_ip: IpAddr,
+    ua_transport: Transport,
 ) -> Result<Target, SipError> {
     let bad = |reason: &str| SipError::InvalidTarget {
         target: input.to_string(),
@@ -187,9 +251,6 @@ pub(crate) fn resolve(
     let s = s.strip_suffix('>').unwrap_or(s).trim();
     if s.is_empty() {
         return Err(bad("empty target"));
-    }
-    if strip_prefix_ci(s, "sips:").is_some() {
-        return Err(SipError::Unsupported("sips: targets (TLS)".into()));
     }
 
     let server = match account.and_then(|a| a.server.as_deref()) {
@@ -205,28 +266,37 @@ pub(crate) fn resolve(
         _ => None,
     };
 
+    let mut secure = false;
+    let mut uri_transport: Option<Transport> = None;
     let (user, host): (Option<String>, Option<ServerAddr>) =
         if let Some(num) = strip_prefix_ci(s, "tel:") {
             let num = num.split(';').next().unwrap_or("");
             (Some(num.to_string()), None)
         } else {
-            let (had_scheme, rest) = match strip_prefix_ci(s, "sip:") {
-                Some(r) => (true, r),
-                None => (false, s),
+            let (had_scheme, rest) = if let Some(r) = strip_prefix_ci(s, "sips:") {
+                secure = true;
+                (true, r)
+            } else {
+                match strip_prefix_ci(s, "sip:") {
+                    Some(r) => (true, r),
+                    None => (false, s),
+                }
             };
-            // Drop URI headers (`?...`) and, after the host, parameters (`;...`).
+            // Drop URI headers (`?...`); after the host, keep only the transport parameter.
             let rest = rest.split('?').next().unwrap_or("");
-            match rest.rsplit_once('@') {
-                Some((u, h)) => {
-                    let h = h.split(';').next().unwrap_or("");
-                    let host = parse_hostport(h).map_err(|e| bad(&e))?;
-                    (Some(u.to_string()), Some(host))
-                }
-                None if had_scheme => {
-                    let h = rest.split(';').next().unwrap_or("");
-                    (None, Some(parse_hostport(h).map_err(|e| bad(&e))?))
-                }
+            let (user, hostpart) = match rest.rsplit_once('@') {
+                Some((u, h)) => (Some(u.to_string()), Some(h)),
+                None if had_scheme => (None, Some(rest)),
                 None => (Some(rest.to_string()), None),
+            };
+            match hostpart {
+                Some(h) => {
+                    let mut parts = h.split(';');
+                    let host = parse_hostport(parts.next().unwrap_or("")).map_err(|e| bad(&e))?;
+                    uri_transport = transport_param(parts).map_err(|e| bad(&e))?;
+                    (user, Some(host))
+                }
+                None => (user, None),
             }
         };
     if let Some(u) = &user {
@@ -234,18 +304,26 @@ pub(crate) fn resolve(
             return Err(bad("bad user part"));
         }
     }
+    // The transport the URI itself asks for (`sips:` = TLS, RFC 3261 §26.2.2).
+    let wanted = scheme_transport(secure, uri_transport).map_err(|e| bad(&e))?;
 
     let from_domain = match &server {
         Some(srv) => srv.domain(),
         None => uri_host(&local_ip.to_string()),
     };
+    let server_transport = server
+        .as_ref()
+        .map(|s| s.transport_or(ua_transport))
+        .unwrap_or(ua_transport);
 
     // The domain of the Request-URI: the target host, or for a bare user the server's.
     let (uri_domain, goes_to_server) = match &host {
         Some(h) => {
             let same_as_server = server.as_ref().is_some_and(|srv| {
+                let t = srv.transport_or(ua_transport);
                 srv.host.eq_ignore_ascii_case(&h.host)
-                    && srv.port.unwrap_or(DEFAULT_PORT) == h.port.unwrap_or(DEFAULT_PORT)
+                    && srv.port.unwrap_or(t.default_port())
+                        == h.port.unwrap_or(wanted.unwrap_or(t).default_port())
             });
             (h.domain(), same_as_server)
         }
@@ -258,31 +336,50 @@ pub(crate) fn resolve(
         },
     };
 
-    let request_uri = match &user {
-        Some(u) => format!("sip:{u}@{uri_domain}"),
-        None => format!("sip:{uri_domain}"),
+    let scheme = if secure { "sips" } else { "sip" };
+    let mut request_uri = match &user {
+        Some(u) => format!("{scheme}:{u}@{uri_domain}"),
+        None => format!("{scheme}:{uri_domain}"),
     };
+    if let Some(t) = uri_transport {
+        request_uri.push_str(";transport=");
+        request_uri.push_str(t.param());
+    }
 
-    let (next_hop, via_proxy) = if let Some(p) = &proxy {
-        (p.hop(), true)
+    let (next_hop, via_proxy, transport) = if let Some(p) = &proxy {
+        let t = p.transport_or(ua_transport);
+        (p.hop(t), true, t)
     } else if goes_to_server {
         match (&server, &host) {
-            (Some(srv), _) => (srv.hop(), false),
-            (None, Some(h)) => (h.hop(), false),
+            (Some(srv), _) => (srv.hop(server_transport), false, server_transport),
+            (None, Some(h)) => {
+                let t = wanted.unwrap_or(ua_transport);
+                (h.hop(t), false, t)
+            }
             (None, None) => return Err(SipError::NoServer(input.to_string())),
         }
     } else {
         match &host {
-            Some(h) => (h.hop(), false),
+            Some(h) => {
+                let t = wanted.unwrap_or(ua_transport);
+                (h.hop(t), false, t)
+            }
             None => return Err(SipError::NoServer(input.to_string())),
         }
     };
+    if secure && !transport.is_secure() {
+        // RFC 3261 §26.2.2: a SIPS request must leave over TLS.
+        return Err(SipError::Unsupported(format!(
+            "sips: target needs a TLS connection, but the next hop {next_hop} is reached over {transport}"
+        )));
+    }
 
     Ok(Target {
         request_uri,
         next_hop,
         via_proxy,
         from_domain,
+        transport,
     })
 }
 
@@ -306,7 +403,7 @@ mod tests {
     #[test]
     fn bare_user_goes_to_server_domain() {
         let a = acc(Some("127.0.0.1:5080"), None);
-        let t = resolve("1002", Some(&a), LOCAL).expect("resolves");
+        let t = resolve("1002", Some(&a), LOCAL, Transport::Udp).expect("resolves");
         assert_eq!(t.request_uri, "sip:1002@127.0.0.1:5080");
         assert_eq!(t.next_hop, HostPort::new("127.0.0.1", 5080));
         assert!(!t.via_proxy);
@@ -316,7 +413,7 @@ mod tests {
     #[test]
     fn bare_user_default_port_keeps_domain_plain() {
         let a = acc(Some("sip.example.com"), None);
-        let t = resolve("1002", Some(&a), LOCAL).expect("resolves");
+        let t = resolve("1002", Some(&a), LOCAL, Transport::Udp).expect("resolves");
         assert_eq!(t.request_uri, "sip:1002@sip.example.com");
         assert_eq!(t.next_hop, HostPort::new("sip.example.com", 5060));
     }
@@ -324,7 +421,7 @@ mod tests {
     #[test]
     fn bare_user_without_server_is_an_error() {
         assert!(matches!(
-            resolve("1002", None, LOCAL),
+            resolve("1002", None, LOCAL, Transport::Udp),
             Err(SipError::NoServer(_))
         ));
     }
@@ -332,14 +429,14 @@ mod tests {
     #[test]
     fn uri_at_server_host_goes_via_server() {
         let a = acc(Some("127.0.0.1"), None);
-        let t = resolve("sip:1002@127.0.0.1", Some(&a), LOCAL).expect("resolves");
+        let t = resolve("sip:1002@127.0.0.1", Some(&a), LOCAL, Transport::Udp).expect("resolves");
         assert_eq!(t.request_uri, "sip:1002@127.0.0.1");
         assert_eq!(t.next_hop, HostPort::new("127.0.0.1", 5060));
     }
 
     #[test]
     fn direct_uri_without_account() {
-        let t = resolve("sip:peer@127.0.0.1:5070", None, LOCAL).expect("resolves");
+        let t = resolve("sip:peer@127.0.0.1:5070", None, LOCAL, Transport::Udp).expect("resolves");
         assert_eq!(t.request_uri, "sip:peer@127.0.0.1:5070");
         assert_eq!(t.next_hop, HostPort::new("127.0.0.1", 5070));
         assert!(!t.via_proxy);
@@ -349,17 +446,24 @@ mod tests {
     #[test]
     fn proxy_takes_every_call() {
         let a = acc(Some("example.com"), Some("10.0.0.1:5090"));
-        let t = resolve("sip:peer@127.0.0.1:5070", Some(&a), LOCAL).expect("resolves");
+        let t =
+            resolve("sip:peer@127.0.0.1:5070", Some(&a), LOCAL, Transport::Udp).expect("resolves");
         assert_eq!(t.next_hop, HostPort::new("10.0.0.1", 5090));
         assert!(t.via_proxy);
-        let t = resolve("1002", Some(&a), LOCAL).expect("resolves");
+        let t = resolve("1002", Some(&a), LOCAL, Transport::Udp).expect("resolves");
         assert_eq!(t.request_uri, "sip:1002@example.com");
     }
 
     #[test]
     fn ipv6_and_brackets_and_params() {
-        let t = resolve("<sip:bob@[::1]:5070;transport=udp>", None, LOCAL).expect("resolves");
-        assert_eq!(t.request_uri, "sip:bob@[::1]:5070");
+        let t = resolve(
+            "<sip:bob@[::1]:5070;lr;transport=UDP>",
+            None,
+            LOCAL,
+            Transport::Udp,
+        )
+        .expect("resolves");
+        assert_eq!(t.request_uri, "sip:bob@[::1]:5070;transport=udp");
         assert_eq!(t.next_hop, HostPort::new("::1", 5070));
     }
 
@@ -381,18 +485,21 @@ mod tests {
             "\"quoted\"@x",
             "é@x",
         ] {
-            assert!(resolve(bad, None, LOCAL).is_err(), "{bad:?} must fail");
+            assert!(
+                resolve(bad, None, LOCAL, Transport::Udp).is_err(),
+                "{bad:?} must fail"
+            );
         }
         assert!(matches!(
-            resolve("sips:bob@host", None, LOCAL),
-            Err(SipError::Unsupported(_))
+            resolve("sips:bob@host;transport=udp", None, LOCAL, Transport::Udp),
+            Err(SipError::InvalidTarget { .. })
         ));
     }
 
     #[test]
     fn tel_uri_uses_server() {
         let a = acc(Some("example.com"), None);
-        let t = resolve("tel:+4912345", Some(&a), LOCAL).expect("resolves");
+        let t = resolve("tel:+4912345", Some(&a), LOCAL, Transport::Udp).expect("resolves");
         assert_eq!(t.request_uri, "sip:+4912345@example.com");
     }
 
@@ -402,10 +509,120 @@ mod tests {
             parse_server("sip:pbx.example.com:5080;transport=udp"),
             Ok(ServerAddr {
                 host: "pbx.example.com".into(),
-                port: Some(5080)
+                port: Some(5080),
+                transport: Some(Transport::Udp),
             })
         );
-        assert_eq!(parse_server("[::1]").map(|s| s.hop().port), Ok(5060));
+        assert_eq!(
+            parse_server("[::1]").map(|s| s.hop(Transport::Udp).port),
+            Ok(5060)
+        );
         assert!(parse_server("").is_err());
+    }
+
+    #[test]
+    fn sips_target_is_dialled_over_tls_on_port_5061() {
+        let t = resolve("sips:alice@127.0.0.1", None, LOCAL, Transport::Tls).expect("resolves");
+        assert_eq!(t.request_uri, "sips:alice@127.0.0.1");
+        assert_eq!(t.transport, Transport::Tls);
+        assert_eq!(t.next_hop, HostPort::new("127.0.0.1", 5061));
+        // Direct sips: from a UDP user agent: the hop is TLS all the same.
+        let t =
+            resolve("sips:alice@127.0.0.1:5071", None, LOCAL, Transport::Udp).expect("resolves");
+        assert_eq!(t.transport, Transport::Tls);
+        assert_eq!(t.next_hop, HostPort::new("127.0.0.1", 5071));
+    }
+
+    #[test]
+    fn sips_target_via_a_plain_server_connection_is_refused() {
+        let a = acc(Some("127.0.0.1:5080"), None);
+        assert!(matches!(
+            resolve("sips:1002@127.0.0.1:5080", Some(&a), LOCAL, Transport::Udp),
+            Err(SipError::Unsupported(_))
+        ));
+        // Through a TLS connection to the server it goes.
+        let a = acc(Some("127.0.0.1:5081"), None);
+        let t =
+            resolve("sips:1002@127.0.0.1:5081", Some(&a), LOCAL, Transport::Tls).expect("resolves");
+        assert_eq!(t.request_uri, "sips:1002@127.0.0.1:5081");
+        assert_eq!(t.next_hop, HostPort::new("127.0.0.1", 5081));
+        assert_eq!(t.transport, Transport::Tls);
+    }
+
+    #[test]
+    fn transport_parameter_picks_the_direct_hop_transport() {
+        let t = resolve(
+            "sip:bob@127.0.0.1;transport=tcp",
+            None,
+            LOCAL,
+            Transport::Udp,
+        )
+        .expect("resolves");
+        assert_eq!(t.transport, Transport::Tcp);
+        assert_eq!(t.request_uri, "sip:bob@127.0.0.1;transport=tcp");
+        assert_eq!(t.next_hop.port, 5060);
+        let t = resolve(
+            "sip:bob@example.com;transport=tls",
+            None,
+            LOCAL,
+            Transport::Udp,
+        )
+        .expect("resolves");
+        assert_eq!(t.transport, Transport::Tls);
+        assert_eq!(t.next_hop, HostPort::new("example.com", 5061));
+        let t = resolve(
+            "sips:bob@example.com;transport=ws",
+            None,
+            LOCAL,
+            Transport::Udp,
+        )
+        .expect("resolves");
+        assert_eq!(t.transport, Transport::Wss);
+        assert_eq!(t.next_hop.port, 443);
+        assert!(matches!(
+            resolve(
+                "sip:bob@example.com;transport=carrier-pigeon",
+                None,
+                LOCAL,
+                Transport::Udp
+            ),
+            Err(SipError::InvalidTarget { .. })
+        ));
+    }
+
+    #[test]
+    fn bare_user_goes_to_the_server_over_the_ua_transport_with_its_default_port() {
+        let a = acc(Some("127.0.0.1"), None);
+        let t = resolve("1002", Some(&a), LOCAL, Transport::Tls).expect("resolves");
+        assert_eq!(t.request_uri, "sip:1002@127.0.0.1");
+        assert_eq!(t.next_hop, HostPort::new("127.0.0.1", 5061));
+        assert_eq!(t.transport, Transport::Tls);
+        // A target at the server's host over the server's default TLS port is the server.
+        let t =
+            resolve("sip:1002@127.0.0.1:5061", Some(&a), LOCAL, Transport::Tls).expect("resolves");
+        assert_eq!(t.next_hop, HostPort::new("127.0.0.1", 5061));
+        assert_eq!(t.transport, Transport::Tls);
+    }
+
+    #[test]
+    fn server_address_forms_name_their_transport() {
+        let s = parse_server("sips:pbx.example.com").expect("parses");
+        assert_eq!(s.transport, Some(Transport::Tls));
+        assert_eq!(s.hop(s.transport_or(Transport::Udp)).port, 5061);
+        let s = parse_server("wss://127.0.0.1:8443/sip").expect("parses");
+        assert_eq!(s.transport, Some(Transport::Wss));
+        assert_eq!(s.hop(Transport::Udp).port, 8443);
+        assert_eq!(s.domain(), "127.0.0.1:8443");
+        let s = parse_server("ws://example.com").expect("parses");
+        assert_eq!(s.hop(s.transport_or(Transport::Udp)).port, 80);
+        let s = parse_server("10.0.0.1:5070;transport=TCP").expect("parses");
+        assert_eq!(s.transport, Some(Transport::Tcp));
+        assert!(parse_server("host;transport=bogus").is_err());
+        assert!(parse_server("sips:host;transport=udp").is_err());
+        // A server with its own transport decides the hop of calls through it.
+        let a = acc(Some("wss://127.0.0.1:8443"), None);
+        let t = resolve("1002", Some(&a), LOCAL, Transport::Udp).expect("resolves");
+        assert_eq!(t.transport, Transport::Wss);
+        assert_eq!(t.next_hop, HostPort::new("127.0.0.1", 8443));
     }
 }
