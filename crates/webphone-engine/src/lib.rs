@@ -16,4 +16,4 @@ pub mod notify;
 mod phone;
 
 pub use event::Event;
-pub use phone::{ApiError, ConfigError, Phone, PhoneOptions};
+pub use phone::{default_work_dir, ApiError, ConfigError, Phone, PhoneOptions};
