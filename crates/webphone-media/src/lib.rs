@@ -20,9 +20,12 @@ pub mod codec;
 pub mod dtmf;
 pub mod jitter;
 pub mod pipeline;
+pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
+pub mod sdp_crypto;
 pub mod session;
+pub mod srtp;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -32,6 +35,7 @@ pub use codec::{codec_prefs_from_params, CodecConfig, CodecPrefs, OpusConfig};
 
 pub use pipeline::{MediaEvent, MediaPipeline, Outgoing, PipelineConfig};
 pub use sdp::SdpError;
+pub use sdp_crypto::{CryptoSuite, SdesKeys, SrtpParams, SrtpPolicy};
 pub use session::{MediaSession, RtpSocket};
 pub use stats::MediaStats;
 
@@ -241,6 +245,12 @@ pub struct MediaOffer {
     pub telephone_event: bool,
     /// The direction we want (e.g. `SendOnly` to put the peer on hold, RFC 3264 §8.4).
     pub direction: Direction,
+    /// Whether media is encrypted with SRTP keyed by SDES (RFC 4568); see [`SrtpPolicy`].
+    pub srtp: SrtpPolicy,
+    /// Our SDES master keys, one per suite we offer (made by [`MediaOffer::with_srtp`]). Keep
+    /// the same `MediaOffer` from `create_offer` to `apply_answer`: the answer is matched
+    /// against these keys.
+    pub sdes_keys: SdesKeys,
 }
 
 impl MediaOffer {
@@ -252,7 +262,21 @@ impl MediaOffer {
             opus: OpusConfig::default(),
             telephone_event,
             direction: Direction::SendRecv,
+            srtp: SrtpPolicy::Off,
+            sdes_keys: SdesKeys::default(),
         }
+    }
+
+    /// The same preferences with an SRTP policy; unless it is `Off`, fresh random master keys
+    /// for every suite we support are made here (RFC 4568 §6.1, RFC 3711 §8.1).
+    pub fn with_srtp(mut self, policy: SrtpPolicy) -> MediaOffer {
+        self.srtp = policy;
+        self.sdes_keys = if policy == SrtpPolicy::Off {
+            SdesKeys::default()
+        } else {
+            SdesKeys::generate()
+        };
+        self
     }
 
     /// The same preferences, also accepting these codecs when offered (never offering them).
@@ -297,6 +321,18 @@ pub struct Negotiated {
     pub direction: Direction,
     /// Our packetisation interval in milliseconds (always 20 for now).
     pub ptime_ms: u32,
+    /// SRTP suite and keys when media is encrypted (SDES, RFC 4568); `None` for plain RTP.
+    pub srtp: Option<SrtpParams>,
+    /// RTCP shares the RTP port (`a=rtcp-mux` in offer and answer, RFC 5761 §5.1.1); else
+    /// RTCP goes to the RTP port + 1 (RFC 3550 §11).
+    pub rtcp_mux: bool,
+}
+
+impl Negotiated {
+    /// Whether media is encrypted (SRTP negotiated).
+    pub fn is_encrypted(&self) -> bool {
+        self.srtp.is_some()
+    }
 }
 
 /// Where the pipeline takes the audio it sends from: mono PCM at the audio rate of the codec

@@ -99,6 +99,12 @@ pub struct MediaPipeline {
     /// Encoder/decoders; the devices run at the audio rate of the first codec.
     codecs: CallCodecs,
     play: Vec<i16>,
+    /// RTCP reports (RFC 3550 §6); see the `rtcp` module.
+    rtcp: crate::rtcp::RtcpState,
+    /// SRTP contexts when media is encrypted (RFC 3711); `srtp_blocked` when encryption was
+    /// negotiated but could not be set up (nothing is sent or accepted then).
+    srtp: Option<crate::srtp::SrtpSession>,
+    srtp_blocked: bool,
 }
 
 impl std::fmt::Debug for MediaPipeline {
@@ -142,7 +148,18 @@ impl MediaPipeline {
         initial_ts: u32,
     ) -> MediaPipeline {
         let audio_rate = neg.codec.audio_rate();
+        let (srtp, srtp_blocked) = crate::srtp::for_negotiated(neg.srtp.as_ref());
+        let rtcp = crate::rtcp::RtcpState::new(
+            sender.ssrc(),
+            crate::rtcp::RtcpState::random_cname(),
+            now,
+            crate::rtcp::ntp_now(),
+            rand::random(),
+        );
         MediaPipeline {
+            rtcp,
+            srtp,
+            srtp_blocked,
             remote: neg.remote_rtp,
             neg,
             cfg,
@@ -186,6 +203,9 @@ impl MediaPipeline {
     /// Apply a new negotiation (re-INVITE, late answer). The RTP stream (SSRC, sequence,
     /// timestamp) continues; a new remote address cancels latching.
     pub fn update(&mut self, neg: Negotiated) {
+        if neg.srtp != self.neg.srtp {
+            (self.srtp, self.srtp_blocked) = crate::srtp::for_negotiated(neg.srtp.as_ref());
+        }
         if neg.remote_rtp != self.neg.remote_rtp {
             self.remote = neg.remote_rtp;
             self.latch_candidate = None;
@@ -257,6 +277,9 @@ impl MediaPipeline {
         };
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += data.len() as u64;
+        let Some(data) = self.protect(data, false) else {
+            return Vec::new();
+        };
         vec![Outgoing {
             to: self.remote,
             data,
@@ -274,6 +297,20 @@ impl MediaPipeline {
     /// A datagram arrived on our socket. Garbage, RTCP and unknown payload types are counted
     /// and ignored.
     pub fn on_packet(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
+        if crate::rtcp::is_rtcp(data) {
+            self.on_rtcp_packet(data, from, now);
+            return;
+        }
+        let unprotected;
+        let data = if self.srtp.is_some() || self.srtp_blocked {
+            let Some(plain) = self.unprotect(data, false) else {
+                return;
+            };
+            unprotected = plain;
+            unprotected.as_slice()
+        } else {
+            data
+        };
         let pkt = match rtp::parse(data) {
             Ok(Datagram::Rtp(p)) => p,
             Ok(Datagram::Rtcp) => return, // RTCP is not used yet
@@ -408,6 +445,20 @@ impl MediaPipeline {
             frames_played: jb.played,
             frames_concealed: jb.concealed,
             remote: Some(self.remote),
+            rtt_ms: self
+                .rtcp
+                .remote()
+                .and_then(|r| r.rtt)
+                .map(|d| d.as_secs_f64() * 1000.0),
+            remote_fraction_lost: self.rtcp.remote().map(|r| r.fraction_lost),
+            remote_packets_lost: self.rtcp.remote().map(|r| r.packets_lost),
+            remote_jitter_ms: self
+                .rtcp
+                .remote()
+                .map(|r| f64::from(r.jitter) * 1000.0 / f64::from(self.neg.codec.clock_rate())),
+            rtcp_sent: self.rtcp.reports_sent(),
+            rtcp_received: self.rtcp.reports_received(),
+            encrypted: self.srtp.is_some(),
             ..self.stats
         }
     }
@@ -420,6 +471,93 @@ fn jitter_config_for(cfg: JitterConfig, audio_rate: u32) -> JitterConfig {
     JitterConfig {
         target_ms: cfg.target_ms.saturating_mul(k),
         max_ms: cfg.max_ms.saturating_mul(k),
+    }
+}
+
+/// RTCP and SRTP hooks (RFC 3550 §6, RFC 3711).
+impl MediaPipeline {
+    /// Where RTCP goes: the RTP address with rtcp-mux (RFC 5761), else its port + 1
+    /// (RFC 3550 §11).
+    pub fn rtcp_remote(&self) -> SocketAddr {
+        let mut a = self.remote;
+        if !self.neg.rtcp_mux {
+            a.set_port(a.port().wrapping_add(1));
+        }
+        a
+    }
+
+    /// An RTCP compound packet (SR or RR + SDES, SRTCP-protected when encrypted) if one is
+    /// due at `now`. The driver sends it from the RTP socket with rtcp-mux, else from the RTCP
+    /// socket.
+    pub fn poll_rtcp(&mut self, now: Instant) -> Option<Outgoing> {
+        if self.remote.ip().is_unspecified() || self.remote.port() == 0 {
+            return None;
+        }
+        let packets = self.stats.packets_sent;
+        let sender = (self.can_send() && packets > 0).then(|| crate::rtcp::SenderInput {
+            rtp_time: self.rtp_ts,
+            packets: packets as u32,
+            // Payload octets: our packets have the 12-byte fixed header only.
+            octets: self.stats.bytes_sent.saturating_sub(12 * packets) as u32,
+        });
+        let data = self.rtcp.poll(now, sender, self.rx.reception_input())?;
+        let data = self.protect(data, true)?;
+        Some(Outgoing {
+            to: self.rtcp_remote(),
+            data,
+        })
+    }
+
+    /// A datagram arrived on the RTCP socket (or an RTCP packet on the muxed RTP socket).
+    pub fn on_rtcp_packet(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
+        let unprotected;
+        let data = if self.srtp.is_some() || self.srtp_blocked {
+            let Some(plain) = self.unprotect(data, true) else {
+                return;
+            };
+            unprotected = plain;
+            unprotected.as_slice()
+        } else {
+            data
+        };
+        if !self.rtcp.on_packet(data, now) {
+            tracing::trace!(%from, "RTCP without a usable report");
+        }
+    }
+
+    fn protect(&mut self, data: Vec<u8>, rtcp: bool) -> Option<Vec<u8>> {
+        if self.srtp_blocked {
+            return None;
+        }
+        let Some(s) = self.srtp.as_mut() else {
+            return Some(data);
+        };
+        let res = if rtcp {
+            s.protect_rtcp(&data)
+        } else {
+            s.protect_rtp(&data)
+        };
+        res.map_err(|e| tracing::warn!(error = %e, rtcp, "SRTP protect failed"))
+            .ok()
+    }
+
+    fn unprotect(&mut self, data: &[u8], rtcp: bool) -> Option<Vec<u8>> {
+        let s = self.srtp.as_mut()?;
+        let res = if rtcp {
+            s.unprotect_rtcp(data)
+        } else {
+            s.unprotect_rtp(data)
+        };
+        match res {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.stats.srtp_failures += 1;
+                if self.stats.srtp_failures % 500 == 1 {
+                    tracing::debug!(error = %e, rtcp, count = self.stats.srtp_failures, "SRTP unprotect failed");
+                }
+                None
+            }
+        }
     }
 }
 
@@ -457,6 +595,8 @@ mod tests {
             telephone_event_pt: Some(101),
             direction: Direction::SendRecv,
             ptime_ms: PTIME_MS,
+            srtp: None,
+            rtcp_mux: false,
         }
     }
 

@@ -53,6 +53,10 @@ pub enum SdpError {
     /// The answer rejected our audio stream with port 0 (RFC 3264 §6).
     #[error("audio stream rejected by the peer (port 0)")]
     Rejected,
+    /// The media encryption of the answer does not fit our offer (RFC 4568 §7.1.2: missing or
+    /// unknown crypto when SRTP is required, a tag or suite we did not offer, a bad key).
+    #[error("media encryption not acceptable: {0}")]
+    Crypto(String),
     /// The connection address is not an IP literal (e.g. an FQDN) or its family is wrong.
     #[error("unsupported connection address: {0}")]
     UnsupportedAddress(String),
@@ -108,12 +112,21 @@ pub struct MediaDescription {
     pub direction: Option<Direction>,
     /// `a=ptime` in milliseconds.
     pub ptime: Option<u32>,
+    /// `a=crypto` values as written (SDES, RFC 4568 §9.1; parsed by [`crate::sdp_crypto`]).
+    pub crypto: Vec<String>,
+    /// `a=rtcp-mux` is present (RFC 5761 §5.1.1).
+    pub rtcp_mux: bool,
 }
 
 impl MediaDescription {
     /// Whether the transport is plain RTP (`RTP/AVP`, or `RTP/AVPF` whose feedback we ignore).
     pub fn is_plain_rtp(&self) -> bool {
         self.proto.eq_ignore_ascii_case("RTP/AVP") || self.proto.eq_ignore_ascii_case("RTP/AVPF")
+    }
+
+    /// Whether the transport is SRTP (`RTP/SAVP`, RFC 3711 §12, or `RTP/SAVPF`).
+    pub fn is_savp(&self) -> bool {
+        self.proto.eq_ignore_ascii_case("RTP/SAVP") || self.proto.eq_ignore_ascii_case("RTP/SAVPF")
     }
 
     /// The RTP payload types of the format list, skipping non-numeric formats.
@@ -259,6 +272,12 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
                     }
                     continue;
                 }
+                if name == "rtcp-mux" {
+                    if let Some(m) = media.last_mut() {
+                        m.rtcp_mux = true;
+                    }
+                    continue;
+                }
                 let (Some(m), Some(arg)) = (media.last_mut(), arg) else {
                     continue; // session-level or flag attributes we do not use
                 };
@@ -273,6 +292,9 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
                         let (pt, params) = arg.split_once(' ').unwrap_or((arg, ""));
                         let pt = parse_pt(pt).map_err(|r| syntax(lineno, r))?;
                         m.fmtps.push((pt, params.trim().to_owned()));
+                    }
+                    "crypto" if m.crypto.len() < crate::sdp_crypto::MAX_CRYPTO_LINES => {
+                        m.crypto.push(arg.trim().to_owned());
                     }
                     "ptime" => {
                         // Some stacks write "20.0"; anything outside 1..=1000 ms is ignored.
@@ -349,6 +371,8 @@ fn parse_media(value: &str) -> Result<MediaDescription, String> {
         fmtps: Vec::new(),
         direction: None,
         ptime: None,
+        crypto: Vec::new(),
+        rtcp_mux: false,
     })
 }
 
@@ -444,6 +468,10 @@ fn addr_type(ip: IpAddr) -> &'static str {
 /// One audio `m=` section to write.
 struct AudioSection {
     port: u16,
+    /// `RTP/AVP` or `RTP/SAVP`.
+    proto: &'static str,
+    /// Further attribute lines without `a=` (crypto, rtcp-mux).
+    extra: Vec<String>,
     /// (payload type, rtpmap value, fmtp value)
     formats: Vec<(u8, String, Option<String>)>,
     direction: Direction,
@@ -467,7 +495,7 @@ fn write_session(
         match sec {
             Ok(a) => {
                 let pts: Vec<String> = a.formats.iter().map(|f| f.0.to_string()).collect();
-                let _ = write!(s, "m=audio {} RTP/AVP {}\r\n", a.port, pts.join(" "));
+                let _ = write!(s, "m=audio {} {} {}\r\n", a.port, a.proto, pts.join(" "));
                 for (pt, map, fmtp) in &a.formats {
                     let _ = write!(s, "a=rtpmap:{pt} {map}\r\n");
                     if let Some(f) = fmtp {
@@ -475,6 +503,9 @@ fn write_session(
                     }
                 }
                 let _ = write!(s, "a=ptime:{PTIME_MS}\r\na={}\r\n", a.direction.as_str());
+                for x in &a.extra {
+                    let _ = write!(s, "a={x}\r\n");
+                }
             }
             // A rejected stream: already formatted `m=` line.
             Err(mline) => {
@@ -517,8 +548,11 @@ pub fn create_offer(origin_id: u64, version: u64, local: SocketAddr, prefs: &Med
             )),
         ));
     }
+    let (proto, extra) = crate::sdp_crypto::offer_attributes(prefs);
     let section = AudioSection {
         port: local.port(),
+        proto,
+        extra,
         formats,
         direction: prefs.direction,
     };
@@ -573,7 +607,11 @@ pub fn answer_offer_with_version(
     let mut negotiated: Option<Negotiated> = None;
     let mut sections = Vec::with_capacity(desc.media.len());
     for m in &desc.media {
-        if negotiated.is_none() && m.media == "audio" && m.port != 0 && m.is_plain_rtp() {
+        if negotiated.is_none()
+            && m.media == "audio"
+            && m.port != 0
+            && (m.is_plain_rtp() || m.is_savp())
+        {
             if let Some((section, neg)) = accept_audio(&desc, m, local, prefs)? {
                 negotiated = Some(neg);
                 sections.push(Ok(section));
@@ -608,6 +646,9 @@ fn accept_audio(
     else {
         return Ok(None);
     };
+    let Some((proto, extra, srtp)) = crate::sdp_crypto::answer_attributes(m, prefs) else {
+        return Ok(None);
+    };
     let ip = desc.connection_of(m)?;
     let mut formats = vec![(pt, codec.rtpmap(), codec_fmtp(codec, prefs))];
     let mut te_pt = None;
@@ -633,9 +674,13 @@ fn accept_audio(
         telephone_event_pt: te_pt,
         direction,
         ptime_ms: PTIME_MS,
+        srtp,
+        rtcp_mux: m.rtcp_mux,
     };
     let section = AudioSection {
         port: local.port(),
+        proto,
+        extra,
         formats,
         direction,
     };
@@ -658,9 +703,10 @@ pub fn apply_answer(answer: &str, prefs: &MediaOffer) -> Result<Negotiated, SdpE
     if m.port == 0 {
         return Err(SdpError::Rejected);
     }
-    if !m.is_plain_rtp() {
+    if !(m.is_plain_rtp() || m.is_savp()) {
         return Err(SdpError::NoCommonCodec);
     }
+    let srtp = crate::sdp_crypto::apply_answer_crypto(m, prefs)?;
     let (pt, codec) = m
         .payload_types()
         .filter_map(|pt| m.codec_of(pt).map(|c| (pt, c)))
@@ -683,6 +729,8 @@ pub fn apply_answer(answer: &str, prefs: &MediaOffer) -> Result<Negotiated, SdpE
         telephone_event_pt: te_pt,
         direction,
         ptime_ms: PTIME_MS,
+        srtp,
+        rtcp_mux: m.rtcp_mux,
     })
 }
 

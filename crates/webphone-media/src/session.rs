@@ -19,15 +19,32 @@ use crate::{Negotiated, PcmSink, PcmSource, PTIME_MS};
 pub struct RtpSocket {
     socket: UdpSocket,
     local: SocketAddr,
+    /// The RTCP socket on the RTP port + 1 (RFC 3550 §11), when that port could be had.
+    rtcp: Option<UdpSocket>,
 }
 
 impl RtpSocket {
     /// Bind on `ip`. With a port range, an even port of the range is chosen (RFC 3550 §11: RTP
-    /// uses an even port, RTCP the odd one above), starting at a random place in the range;
-    /// `AddrInUse` if every even port is taken. Without a range the system picks a port.
+    /// uses an even port, RTCP the odd one above, which is bound too when free), starting at a
+    /// random place in the range; `AddrInUse` if every even port is taken. Without a range the
+    /// system picks the port; we retry a few times for an even one with its odd neighbour free.
     pub async fn bind(ip: IpAddr, port_range: Option<(u16, u16)>) -> io::Result<RtpSocket> {
         let Some((lo, hi)) = port_range else {
-            return Self::from_tokio(UdpSocket::bind(SocketAddr::new(ip, 0)).await?);
+            let mut last = None;
+            for _ in 0..RTCP_PAIR_ATTEMPTS {
+                let s = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+                let port = s.local_addr()?.port();
+                if port % 2 == 0 && port < u16::MAX {
+                    if let Ok(r) = UdpSocket::bind(SocketAddr::new(ip, port + 1)).await {
+                        return Self::from_pair(s, Some(r));
+                    }
+                }
+                last = Some(s);
+            }
+            return match last {
+                Some(s) => Self::from_tokio(s),
+                None => Self::from_tokio(UdpSocket::bind(SocketAddr::new(ip, 0)).await?),
+            };
         };
         let first_even = lo.saturating_add(lo % 2);
         if lo == 0 || hi < first_even {
@@ -45,7 +62,12 @@ impl RtpSocket {
                 continue;
             };
             match UdpSocket::bind(SocketAddr::new(ip, port)).await {
-                Ok(s) => return Self::from_tokio(s),
+                Ok(s) => {
+                    let rtcp = UdpSocket::bind(SocketAddr::new(ip, port.saturating_add(1)))
+                        .await
+                        .ok();
+                    return Self::from_pair(s, rtcp);
+                }
                 Err(e) => last_err = Some(e),
             }
         }
@@ -55,8 +77,23 @@ impl RtpSocket {
 
     /// Wrap an already bound tokio socket.
     pub fn from_tokio(socket: UdpSocket) -> io::Result<RtpSocket> {
+        Self::from_pair(socket, None)
+    }
+
+    /// Wrap an RTP socket and its RTCP socket (RFC 3550 §11).
+    pub fn from_pair(socket: UdpSocket, rtcp: Option<UdpSocket>) -> io::Result<RtpSocket> {
         let local = socket.local_addr()?;
-        Ok(RtpSocket { socket, local })
+        Ok(RtpSocket {
+            socket,
+            local,
+            rtcp,
+        })
+    }
+
+    /// The bound RTCP address, if an RTCP socket is open (without one, RTCP works only with
+    /// rtcp-mux).
+    pub fn rtcp_addr(&self) -> Option<SocketAddr> {
+        self.rtcp.as_ref().and_then(|s| s.local_addr().ok())
     }
 
     /// The bound address (as bound: `0.0.0.0` stays unspecified, the SDP needs a real one).
@@ -64,6 +101,10 @@ impl RtpSocket {
         self.local
     }
 }
+
+/// How often [`RtpSocket::bind`] without a range asks the system for an even port whose odd
+/// neighbour is free.
+const RTCP_PAIR_ATTEMPTS: usize = 32;
 
 enum Command {
     Update(Negotiated),
@@ -115,7 +156,14 @@ impl MediaSession {
         let local = socket.local;
         let pipeline = MediaPipeline::new(neg, source, sink, cfg, Instant::now().into_std());
         tracing::debug!(%local, ?pipeline, "media session starting");
-        let task = tokio::spawn(run(socket.socket, pipeline, rx, ev_tx, stats.clone()));
+        let task = tokio::spawn(run(
+            socket.socket,
+            socket.rtcp,
+            pipeline,
+            rx,
+            ev_tx,
+            stats.clone(),
+        ));
         MediaSession {
             commands: tx,
             stats,
@@ -166,6 +214,7 @@ impl MediaSession {
 
 async fn run(
     socket: UdpSocket,
+    rtcp_socket: Option<UdpSocket>,
     mut pipeline: MediaPipeline,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -175,6 +224,7 @@ async fn run(
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut buf = vec![0u8; 4096];
+    let mut rtcp_buf = vec![0u8; 2048];
     let mut send_errors: u64 = 0;
     loop {
         tokio::select! {
@@ -205,6 +255,15 @@ async fn run(
                         }
                     }
                 }
+                if let Some(out) = pipeline.poll_rtcp(now) {
+                    let sock = match &rtcp_socket {
+                        Some(r) if !pipeline.negotiated().rtcp_mux => r,
+                        _ => &socket,
+                    };
+                    if let Err(e) = sock.send_to(&out.data, out.to).await {
+                        tracing::debug!(to = %out.to, error = %e, "RTCP send failed");
+                    }
+                }
                 pipeline.playout(now);
                 for ev in pipeline.take_events() {
                     let _ = events.send(ev);
@@ -219,10 +278,25 @@ async fn run(
                 // ICMP port unreachable from an earlier send shows up here; keep going.
                 Err(e) => tracing::trace!(error = %e, "RTP receive error"),
             },
+            res = recv_opt(rtcp_socket.as_ref(), &mut rtcp_buf) => match res {
+                Ok((n, from)) => {
+                    let data = rtcp_buf.get(..n).unwrap_or(&[]);
+                    pipeline.on_rtcp_packet(data, from, Instant::now().into_std());
+                }
+                Err(e) => tracing::trace!(error = %e, "RTCP receive error"),
+            },
         }
     }
     let final_stats = pipeline.stats();
     *stats.lock().unwrap_or_else(|e| e.into_inner()) = final_stats;
     tracing::debug!(?final_stats, "media session stopped");
     final_stats
+}
+
+/// Receive on the RTCP socket if there is one; pending forever otherwise.
+async fn recv_opt(sock: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
 }

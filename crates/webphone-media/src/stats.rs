@@ -39,6 +39,22 @@ pub struct MediaStats {
     pub dtmf_received: u64,
     /// Where we currently send RTP (after symmetric-RTP latching, if any).
     pub remote: Option<SocketAddr>,
+    /// Round-trip time from the peer's RTCP reports (RFC 3550 §6.4.1 LSR/DLSR), if known.
+    pub rtt_ms: Option<f64>,
+    /// Fraction of our packets the peer lost in its last RTCP interval (0.0..=1.0).
+    pub remote_fraction_lost: Option<f64>,
+    /// Cumulative packets of ours the peer lost, from its RTCP reports.
+    pub remote_packets_lost: Option<i64>,
+    /// Interarrival jitter the peer measures on our stream, in milliseconds.
+    pub remote_jitter_ms: Option<f64>,
+    /// RTCP compound packets sent.
+    pub rtcp_sent: u64,
+    /// RTCP compound packets received with a sender or receiver report.
+    pub rtcp_received: u64,
+    /// Media is protected with SRTP.
+    pub encrypted: bool,
+    /// Received packets dropped because SRTP/SRTCP authentication or replay checks failed.
+    pub srtp_failures: u64,
 }
 
 /// Receive statistics for one SSRC (RFC 3550 §A.1, §A.3, §A.8).
@@ -130,6 +146,18 @@ impl ReceiveStats {
     /// Packets that arrived out of order.
     pub fn reordered(&self) -> u64 {
         self.reordered
+    }
+
+    /// The figures an RTCP report block needs (RFC 3550 §6.4.1), once something arrived.
+    pub fn reception_input(&self) -> Option<crate::rtcp::ReceptionInput> {
+        let ssrc = self.ssrc?;
+        Some(crate::rtcp::ReceptionInput {
+            ssrc,
+            extended_max: self.max_ext as u32,
+            expected: u64::try_from(self.max_ext - self.base_ext + 1).unwrap_or(0),
+            received: self.received,
+            jitter: self.jitter,
+        })
     }
 
     /// Interarrival jitter in timestamp units.

@@ -168,6 +168,8 @@ fn neg_to(remote: SocketAddr) -> Negotiated {
         telephone_event_pt: Some(101),
         direction: Direction::SendRecv,
         ptime_ms: 20,
+        srtp: None,
+        rtcp_mux: false,
     }
 }
 
