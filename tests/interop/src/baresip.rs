@@ -38,7 +38,7 @@ pub struct BaresipOpts {
     /// (baresip is then only reachable directly at its own port).
     pub proxy_port: Option<u16>,
     pub answer: AnswerMode,
-    /// `audio_codecs` of the account (the softphone has no Opus yet).
+    /// `audio_codecs` of the account; G722 / opus also load baresip's module.
     pub codecs: String,
     /// Frequency of the tone baresip sends (its microphone WAV, 48 kHz mono 16-bit).
     pub tone_hz: f64,
@@ -101,6 +101,19 @@ pub struct Baresip {
     proc: Proc,
 }
 
+/// Loads baresip's G.722 / Opus modules after `g711.so` when the account's
+/// codec list names them (the template loads G.711 only).
+fn with_codec_modules(config: String, codecs: &str) -> String {
+    let lower = codecs.to_ascii_lowercase();
+    let mut extra = String::new();
+    for (name, module) in [("g722", "g722.so"), ("opus", "opus.so")] {
+        if lower.contains(name) {
+            extra.push_str(&format!("module\t\t\t{module}\n"));
+        }
+    }
+    config.replacen("module\t\t\tg711.so\n", &format!("module\t\t\tg711.so\n{extra}"), 1)
+}
+
 impl Baresip {
     /// Starts baresip with its files under `dir/baresip-<user>`; returns once
     /// the control connection is up (and, with a proxy, once registered).
@@ -131,6 +144,7 @@ impl Baresip {
                 ("RTP_MAX", &(rtp + 39).to_string()),
             ],
         );
+        let config = with_codec_modules(config, &opts.codecs);
         let (proxy_port, regint) = match opts.proxy_port {
             Some(p) => (p, opts.regint),
             // no registrar: an AOR at baresip's own address, never registered
