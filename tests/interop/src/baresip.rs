@@ -111,7 +111,11 @@ fn with_codec_modules(config: String, codecs: &str) -> String {
             extra.push_str(&format!("module\t\t\t{module}\n"));
         }
     }
-    config.replacen("module\t\t\tg711.so\n", &format!("module\t\t\tg711.so\n{extra}"), 1)
+    config.replacen(
+        "module\t\t\tg711.so\n",
+        &format!("module\t\t\tg711.so\n{extra}"),
+        1,
+    )
 }
 
 impl Baresip {
