@@ -989,7 +989,8 @@ impl Connector {
             return layer.lookup(dest, None).await.map(|(c, _)| c).map_err(|e| {
                 if dest.r#type == Some(rsipstack::sip::Transport::Tls) {
                     format!(
-                        "TLS connection to {dest} failed: {}",
+                        "TLS connection to {} failed: {}",
+                        dest.addr,
                         crate::tls::describe_error(&e)
                     )
                 } else {

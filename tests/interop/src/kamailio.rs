@@ -1,4 +1,6 @@
-//! Kamailio as registrar + proxy on 127.0.0.1 (UDP and TCP on one free port),
+//! Kamailio as registrar + proxy on 127.0.0.1 (UDP and TCP on one free port;
+//! with [`Kamailio::start_secure`] also TLS, WS and WSS on free ports of their own,
+//! with a self-signed certificate made by `openssl` in the test directory),
 //! configured by `tests/interop/peers/kamailio.cfg`.
 //!
 //! Users 1001..1005, password `pass<user>`, realm/domain `127.0.0.1`.
@@ -22,8 +24,19 @@ pub struct KamailioOpts {
     pub max_expires: Option<u32>,
 }
 
+/// Ports and certificate of the TLS/WS/WSS listeners.
+#[derive(Debug, Clone)]
+pub struct SecurePorts {
+    pub tls: u16,
+    pub ws: u16,
+    pub wss: u16,
+    /// The server's self-signed certificate (PEM): the CA file that trusts it.
+    pub cert: PathBuf,
+}
+
 pub struct Kamailio {
     port: u16,
+    secure: Option<SecurePorts>,
     ctl: String,
     dir: PathBuf,
     proc: Proc,
@@ -37,6 +50,19 @@ impl Kamailio {
     /// Starts Kamailio with its files under `dir/kamailio`; returns once it
     /// answers an OPTIONS ping over UDP and accepts TCP connections.
     pub fn start_with(dir: &Path, opts: KamailioOpts) -> Kamailio {
+        Kamailio::start_inner(dir, opts, false)
+    }
+
+    /// Like [`Kamailio::start_with`], and also listening on TLS, WS and WSS (SIP
+    /// over WebSocket, RFC 7118) on free ports of their own ([`Kamailio::tls_port`],
+    /// [`Kamailio::ws_port`], [`Kamailio::wss_port`]). The server certificate is
+    /// self-signed for `IP:127.0.0.1, DNS:localhost` (basic constraints `CA:FALSE`,
+    /// so it can be trusted as it is): [`Kamailio::cert_path`].
+    pub fn start_secure(dir: &Path, opts: KamailioOpts) -> Kamailio {
+        Kamailio::start_inner(dir, opts, true)
+    }
+
+    fn start_inner(dir: &Path, opts: KamailioOpts, tls: bool) -> Kamailio {
         let kamailio = util::which_or_panic(crate::KAMAILIO);
         let dir = dir.join("kamailio");
         std::fs::create_dir_all(&dir).expect("create kamailio dir");
@@ -48,6 +74,22 @@ impl Kamailio {
             defs.push(format!("MAX_EXPIRES={e}"));
             defs.push(format!("DEFAULT_EXPIRES={e}"));
         }
+        let secure = tls.then(|| {
+            let (cert, key) = self_signed_cert(&dir);
+            let s = SecurePorts {
+                tls: util::free_port(),
+                ws: util::free_port(),
+                wss: util::free_port(),
+                cert,
+            };
+            defs.push("WITH_TLS".into());
+            defs.push(format!("TLS_PORT={}", s.tls));
+            defs.push(format!("WS_PORT={}", s.ws));
+            defs.push(format!("WSS_PORT={}", s.wss));
+            defs.push(format!("TLS_CERT=\"{}\"", s.cert.display()));
+            defs.push(format!("TLS_KEY=\"{}\"", key.display()));
+            s
+        });
         let mut args: Vec<String> = vec![
             "-f".into(),
             cfg.display().to_string(),
@@ -81,6 +123,7 @@ impl Kamailio {
         let proc = Proc::spawn("kamailio", cmd, &dir.join("kamailio.log"));
         let mut k = Kamailio {
             port,
+            secure,
             ctl,
             dir,
             proc,
@@ -113,7 +156,13 @@ impl Kamailio {
             let _ = sock.send_to(ping.as_bytes(), ("127.0.0.1", self.port));
             let mut buf = [0u8; 4096];
             let udp_ok = matches!(sock.recv_from(&mut buf), Ok((len, _)) if buf[..len].starts_with(b"SIP/2.0 200"));
-            let tcp_ok = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            let mut tcp_ports = vec![self.port];
+            if let Some(s) = &self.secure {
+                tcp_ports.extend([s.tls, s.ws, s.wss]);
+            }
+            let tcp_ok = tcp_ports
+                .iter()
+                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok());
             if udp_ok && tcp_ok {
                 return;
             }
@@ -135,6 +184,37 @@ impl Kamailio {
     /// `127.0.0.1:<port>`: the `serveraddress` for the softphone.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS/WS/WSS listeners (started with [`Kamailio::start_secure`]).
+    pub fn secure(&self) -> Option<&SecurePorts> {
+        self.secure.as_ref()
+    }
+
+    fn secure_or_panic(&self) -> &SecurePorts {
+        self.secure
+            .as_ref()
+            .expect("Kamailio not started with start_secure")
+    }
+
+    /// TLS port (needs [`Kamailio::start_secure`]).
+    pub fn tls_port(&self) -> u16 {
+        self.secure_or_panic().tls
+    }
+
+    /// SIP over WebSocket port (needs [`Kamailio::start_secure`]).
+    pub fn ws_port(&self) -> u16 {
+        self.secure_or_panic().ws
+    }
+
+    /// SIP over secure WebSocket port (needs [`Kamailio::start_secure`]).
+    pub fn wss_port(&self) -> u16 {
+        self.secure_or_panic().wss
+    }
+
+    /// The server's self-signed certificate, PEM (needs [`Kamailio::start_secure`]).
+    pub fn cert_path(&self) -> &Path {
+        &self.secure_or_panic().cert
     }
 
     pub fn dir(&self) -> &Path {
@@ -240,4 +320,50 @@ impl Kamailio {
     pub fn stop(&mut self) {
         self.proc.stop(Duration::from_secs(5));
     }
+}
+
+/// A self-signed P-256 certificate for `IP:127.0.0.1, DNS:localhost` in `dir`
+/// (`server.crt`, `server.key`), valid two days. `CA:FALSE`: rustls (webpki)
+/// accepts a trusted certificate as the end-entity only when it is not a CA.
+pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    self_signed_cert_for(dir, "server", "IP:127.0.0.1,DNS:localhost")
+}
+
+/// A self-signed certificate named `<name>.crt` / `<name>.key` in `dir` for the
+/// given subjectAltName list (e.g. `DNS:wrong.example` for name-mismatch tests).
+pub fn self_signed_cert_for(dir: &Path, name: &str, san: &str) -> (PathBuf, PathBuf) {
+    let openssl = util::which_or_panic("openssl");
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let out = Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=webphone-interop-{name}"),
+        ])
+        .args(["-addext", &format!("subjectAltName={san}")])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl req failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
 }

@@ -1,0 +1,369 @@
+//! SIP over TLS, WS and WSS against a real Kamailio (tests/interop harness: free ports,
+//! a self-signed server certificate made per test with openssl), and a TLS call to
+//! baresip (registered over UDP; Kamailio bridges the transports).
+//!
+//! Skips loudly without kamailio/baresip/openssl; fails instead when CI=true.
+#![allow(clippy::unwrap_used)]
+// The peers run one test at a time: the harness's serial lock is held across awaits.
+#![allow(clippy::await_holding_lock)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+use webphone_interop::{Baresip, BaresipOpts, Kamailio, KamailioOpts, TestDir};
+use webphone_sip::{
+    AccountConfig, EndReason, RegistrationState, SipConfig, SipError, SipEvent, SipUa, Transport,
+    TransportOptions,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+const OFFER: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n";
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+fn have(test: &str, tools: &[&str]) -> bool {
+    webphone_interop::require_tools(test, tools)
+}
+
+fn start_kamailio(dir: &TestDir) -> Kamailio {
+    Kamailio::start_secure(dir.path(), KamailioOpts::default())
+}
+
+struct Phone {
+    ua: SipUa,
+    rx: UnboundedReceiver<SipEvent>,
+}
+
+impl Phone {
+    async fn start(
+        transport: Transport,
+        server: String,
+        ca_file: Option<&Path>,
+        keepalive: Duration,
+    ) -> Phone {
+        init_tracing();
+        let (ua, rx) = SipUa::start_with(
+            SipConfig {
+                bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: 0,
+                transport,
+                user_agent: "webphone-transport-test".into(),
+            },
+            TransportOptions {
+                keepalive_interval: keepalive,
+                tls_ca_file: ca_file.map(Path::to_path_buf),
+                ws_path: None,
+            },
+        )
+        .await
+        .expect("start");
+        ua.set_account(AccountConfig {
+            server: Some(server),
+            username: "1001".into(),
+            password: "pass1001".into(),
+            register_expires: 300,
+            ..Default::default()
+        });
+        Phone { ua, rx }
+    }
+
+    async fn next(&mut self) -> SipEvent {
+        loop {
+            match tokio::time::timeout(WAIT, self.rx.recv()).await {
+                Ok(Some(SipEvent::Trace { .. })) => continue,
+                Ok(Some(ev)) => {
+                    eprintln!("event: {ev:?}");
+                    return ev;
+                }
+                Ok(None) => panic!("event channel closed"),
+                Err(_) => panic!("no event within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// No event at all for `d`.
+    async fn quiet_for(&mut self, d: Duration) {
+        if let Ok(ev) = tokio::time::timeout(d, self.rx.recv()).await {
+            panic!("unexpected event while idle: {ev:?}");
+        }
+    }
+
+    async fn register_ok(&mut self) -> u32 {
+        self.ua.register();
+        assert_eq!(
+            self.next().await,
+            SipEvent::Registration(RegistrationState::Registering)
+        );
+        match self.next().await {
+            SipEvent::Registration(RegistrationState::Registered { expires }) => expires,
+            other => panic!("expected Registered, got {other:?}"),
+        }
+    }
+
+    async fn register_failed(&mut self) -> (u16, String) {
+        self.ua.register();
+        assert_eq!(
+            self.next().await,
+            SipEvent::Registration(RegistrationState::Registering)
+        );
+        match self.next().await {
+            SipEvent::Registration(RegistrationState::Failed { code, reason }) => (code, reason),
+            other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+}
+
+/// Kamailio saw the REGISTER of 1001 arrive over `proto` and stored a contact.
+fn assert_registered_over(k: &mut Kamailio, proto: &str) {
+    k.wait_lines(
+        &["REGISTERED 1001", &format!("from {proto}:127.0.0.1:")],
+        1,
+        WAIT,
+    );
+    let contacts = k.wait_registered("1001", WAIT);
+    assert!(
+        contacts.iter().any(|c| c
+            .to_ascii_lowercase()
+            .contains(&format!("transport={proto}"))),
+        "contact names the transport: {contacts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_over_tls_with_the_servers_certificate_trusted_via_ca_file() {
+    if !have("tls register", &["kamailio", "kamcmd", "openssl"]) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = TestDir::new("sip-tls-register");
+    let mut k = start_kamailio(&dir);
+    let server = format!("127.0.0.1:{}", k.tls_port());
+    let mut p = Phone::start(Transport::Tls, server, Some(k.cert_path()), Duration::ZERO).await;
+    assert_eq!(p.register_ok().await, 300);
+    assert_registered_over(&mut k, "tls");
+    // Unregistering reuses the same TLS connection (one handshake only).
+    p.ua.unregister();
+    assert_eq!(
+        p.next().await,
+        SipEvent::Registration(RegistrationState::Unregistered)
+    );
+    let registers = k.lines_with(&["REQ REGISTER", "from tls:127.0.0.1:"]);
+    let sources: std::collections::BTreeSet<&str> = registers
+        .iter()
+        .filter_map(|l| l.split(" from ").nth(1))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        sources.len(),
+        1,
+        "one connection for every REGISTER: {registers:?}"
+    );
+    p.ua.shutdown().await;
+    k.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_over_tls_without_trusting_the_self_signed_server_fails_with_the_tls_reason() {
+    if !have("tls untrusted", &["kamailio", "kamcmd", "openssl"]) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = TestDir::new("sip-tls-untrusted");
+    let mut k = start_kamailio(&dir);
+    let server = format!("127.0.0.1:{}", k.tls_port());
+    let mut p = Phone::start(Transport::Tls, server, None, Duration::ZERO).await;
+    let (code, reason) = p.register_failed().await;
+    assert_eq!(code, 503, "{reason}");
+    assert!(
+        reason.contains("not trusted") && reason.contains("UnknownIssuer"),
+        "reason names the TLS error: {reason}"
+    );
+    // Nothing reached the SIP layer of the server.
+    assert!(k.lines_with(&["REQ REGISTER"]).is_empty());
+    p.ua.shutdown().await;
+    k.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_over_tls_trusting_another_certificate_still_fails() {
+    if !have("tls other cert", &["kamailio", "kamcmd", "openssl"]) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = TestDir::new("sip-tls-other-cert");
+    let mut k = start_kamailio(&dir);
+    // A certificate for the right name, but not the one the server presents.
+    let (other, _) =
+        webphone_interop::kamailio::self_signed_cert_for(dir.path(), "other", "IP:127.0.0.1");
+    let server = format!("127.0.0.1:{}", k.tls_port());
+    let mut p = Phone::start(Transport::Tls, server, Some(&other), Duration::ZERO).await;
+    let (code, reason) = p.register_failed().await;
+    assert_eq!(code, 503);
+    assert!(reason.contains("not trusted"), "{reason}");
+    p.ua.shutdown().await;
+    k.stop();
+}
+
+#[tokio::test]
+async fn unreadable_ca_file_fails_start_with_a_tls_error() {
+    let err = SipUa::start_with(
+        SipConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            transport: Transport::Tls,
+            ..Default::default()
+        },
+        TransportOptions {
+            tls_ca_file: Some("/nonexistent/webphone-ca.pem".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("start must fail");
+    assert!(
+        matches!(err, SipError::Tls(ref m) if m.contains("webphone-ca.pem")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_over_ws_with_keepalive_pings_keeps_the_connection() {
+    if !have("ws register", &["kamailio", "kamcmd", "openssl"]) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = TestDir::new("sip-ws-register");
+    let mut k = start_kamailio(&dir);
+    let server = format!("127.0.0.1:{}", k.ws_port());
+    let mut p = Phone::start(Transport::Ws, server, None, Duration::from_millis(300)).await;
+    p.register_ok().await;
+    k.wait_lines(&["WS HANDSHAKE"], 1, WAIT);
+    assert_registered_over(&mut k, "ws");
+    // Several WebSocket pings later the registration still stands on the same connection.
+    p.quiet_for(Duration::from_secs(2)).await;
+    assert_eq!(k.lines_with(&["WS HANDSHAKE"]).len(), 1);
+    assert_eq!(
+        k.lines_with(&["REQ REGISTER"]).len(),
+        2,
+        "challenge + answer only"
+    );
+    p.ua.shutdown().await;
+    k.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_over_wss_with_the_servers_certificate_trusted() {
+    if !have("wss register", &["kamailio", "kamcmd", "openssl"]) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = TestDir::new("sip-wss-register");
+    let mut k = start_kamailio(&dir);
+    let server = format!("127.0.0.1:{}", k.wss_port());
+    let mut p = Phone::start(Transport::Wss, server, Some(k.cert_path()), Duration::ZERO).await;
+    p.register_ok().await;
+    assert_registered_over(&mut k, "wss");
+    p.ua.shutdown().await;
+
+    // Without trusting the certificate the WebSocket handshake never happens.
+    let server = format!("127.0.0.1:{}", k.wss_port());
+    let mut p = Phone::start(Transport::Wss, server, None, Duration::ZERO).await;
+    let (code, reason) = p.register_failed().await;
+    assert_eq!(code, 503);
+    assert!(reason.contains("not trusted"), "{reason}");
+    p.ua.shutdown().await;
+    k.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_tls_connection_to_the_registrar_triggers_reregistration() {
+    if !have("tls flow loss", &["kamailio", "kamcmd", "openssl"]) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = TestDir::new("sip-tls-flow-loss");
+    let mut k = start_kamailio(&dir);
+    let server = format!("127.0.0.1:{}", k.tls_port());
+    let mut p = Phone::start(
+        Transport::Tls,
+        server,
+        Some(k.cert_path()),
+        Duration::from_millis(300),
+    )
+    .await;
+    p.register_ok().await;
+    // CRLF keep-alives (RFC 5626 §4.4.1) do not disturb the connection.
+    p.quiet_for(Duration::from_secs(2)).await;
+    assert_eq!(k.lines_with(&["REQ REGISTER"]).len(), 2);
+    // The server goes away: the connection closes, we register again at once, which
+    // fails (nothing listens any more) and is retried with back-off.
+    k.stop();
+    assert_eq!(
+        p.next().await,
+        SipEvent::Registration(RegistrationState::Registering)
+    );
+    match p.next().await {
+        SipEvent::Registration(RegistrationState::Failed { code: 503, reason }) => {
+            assert!(reason.contains("TLS connection"), "{reason}")
+        }
+        other => panic!("expected Failed 503, got {other:?}"),
+    }
+    p.ua.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_over_tls_to_baresip_on_udp_is_answered_then_hung_up() {
+    if !have("tls call", &["kamailio", "kamcmd", "openssl", "baresip"]) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = TestDir::new("sip-tls-call");
+    let mut k = start_kamailio(&dir);
+    let mut b = Baresip::start(&dir.subdir("baresip"), BaresipOpts::registered_to(k.port()));
+    let server = format!("127.0.0.1:{}", k.tls_port());
+    let mut p = Phone::start(Transport::Tls, server, Some(k.cert_path()), Duration::ZERO).await;
+    p.register_ok().await;
+
+    let call = p.ua.invite("1002", OFFER.into()).expect("invite");
+    let answered = loop {
+        match p.next().await {
+            SipEvent::Progress { call: c, .. } if c == call => continue,
+            SipEvent::Answered { call: c, sdp } if c == call => break sdp,
+            other => panic!("expected Progress/Answered, got {other:?}"),
+        }
+    };
+    assert!(
+        answered.is_some_and(|s| s.contains("m=audio")),
+        "the 200 carries baresip's SDP answer"
+    );
+    k.wait_lines(&["RELAY INVITE", "call-id="], 1, WAIT);
+    assert!(
+        !k.lines_with(&["REQ INVITE", "from tls:127.0.0.1:"])
+            .is_empty(),
+        "the INVITE came over TLS"
+    );
+    p.ua.hangup(call);
+    match p.next().await {
+        SipEvent::Ended {
+            call: c, reason, ..
+        } if c == call => {
+            assert_eq!(reason, EndReason::LocalHangup)
+        }
+        other => panic!("expected Ended, got {other:?}"),
+    }
+    // The BYE went through Kamailio (Record-Route) over the same TLS connection.
+    k.wait_lines(&["REQ BYE", "from tls:127.0.0.1:"], 1, WAIT);
+    b.wait_event("CALL_CLOSED", |_| true, WAIT);
+    p.ua.shutdown().await;
+    b.stop();
+    k.stop();
+}
