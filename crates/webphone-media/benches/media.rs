@@ -1,4 +1,5 @@
-//! Micro-benchmarks: G.711 per 20 ms frame and jitter buffer per frame.
+//! Micro-benchmarks: G.711 per 20 ms frame, encode+decode of one 20 ms frame for every codec
+//! (through the per-call encoder/decoder objects), and jitter buffer per frame.
 //! Run: `cargo bench -p webphone-media --bench media`.
 
 use std::hint::black_box;
@@ -66,12 +67,49 @@ fn jitter_bench(c: &mut Criterion) {
     });
 }
 
+/// Encode + decode of one 20 ms frame of a speech-band test signal per codec.
+fn codec_bench(c: &mut Criterion) {
+    use webphone_media::codec::{new_decoder, new_encoder, CodecConfig};
+    use webphone_media::Codec;
+    for codec in [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus] {
+        let n = codec.frame_samples(20);
+        let rate = codec.audio_rate() as f32;
+        // Two tones plus a slow amplitude change: not silence, so DTX/VAD paths do not skip work.
+        let pcm: Vec<i16> = (0..n)
+            .map(|i| {
+                let t = i as f32 / rate;
+                let v = (t * 2.0 * std::f32::consts::PI * 440.0).sin() * 6000.0
+                    + (t * 2.0 * std::f32::consts::PI * 1870.0).sin() * 3000.0;
+                v as i16
+            })
+            .collect();
+        let cfg = CodecConfig::default();
+        let (Ok(mut enc), Ok(mut dec)) = (new_encoder(codec, &cfg), new_decoder(codec)) else {
+            continue;
+        };
+        let mut bytes = Vec::with_capacity(1500);
+        let mut out = Vec::with_capacity(n);
+        let name = format!(
+            "{}_encode_decode_20ms",
+            codec.encoding_name().to_lowercase()
+        );
+        c.bench_function(&name, |b| {
+            b.iter(|| {
+                bytes.clear();
+                out.clear();
+                let _ = enc.encode(black_box(&pcm), &mut bytes);
+                let _ = dec.decode(black_box(&bytes), &mut out);
+            })
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(300))
         .measurement_time(std::time::Duration::from_secs(1))
         .sample_size(30);
-    targets = g711_bench, jitter_bench
+    targets = g711_bench, codec_bench, jitter_bench
 }
 criterion_main!(benches);
