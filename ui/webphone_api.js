@@ -13,8 +13,16 @@
  *         connect(onEvent): Promise<void>,        // onEvent(obj) for each engine event
  *         request(fn, args: string[]): Promise<any> }
  *     Engine events are {ev:"onXXX", args:[...]} or {ev:"notification", text:"STATUS,..."}.
- *     Implemented now: Tauri IPC. A WebSocket transport for the local service can be added to
- *     TRANSPORTS without touching the API layer.
+ *     The first available one of TRANSPORTS is used: Tauri IPC inside the desktop app, otherwise
+ *     a WebSocket to the local phone service (`webphone-cli --serve`) at
+ *     ws://127.0.0.1:<serviceport>. The port is 18520 unless `serviceport` is set in the static
+ *     parameters below or the page URL carries `wp_serviceport=<port>` (the URL wins).
+ *     The service admits only pages whose origin it was told to allow (`--allow-origin`); when
+ *     it cannot be reached or refuses the page, onDisplay(message, 'Error') and
+ *     onRegisterFailed(message) report it once, and the facade keeps retrying with back-off
+ *     (0.5 s doubling up to 15 s). onLoaded fires after the first successful connection. When an
+ *     established connection drops, pending requests fail, onDisplay reports it and the
+ *     facade reconnects the same way; requests made while disconnected fail at once.
  *
  * Return values: the engine is reached asynchronously, so every function returns a Promise that
  * resolves to the engine's result (or rejects with an Error carrying the engine's message).
@@ -28,7 +36,14 @@
 
   // Static parameters (the "server side" settings). Every entry is applied with setparameter()
   // when the library loads, before onLoaded fires. Example: { serveraddress: 'sip.example.org' }
+  // `serviceport` is for this file only (not sent to the engine): the port of the local phone
+  // service used outside the desktop app (default DEFAULT_SERVICE_PORT).
   var parameters = {};
+
+  // Keys of `parameters` that configure this file and are not engine parameters.
+  var FACADE_ONLY = { serviceport: true };
+  // Default port of `webphone-cli --serve` (the same default as the CLI's).
+  var DEFAULT_SERVICE_PORT = 18520;
 
   var EVENT_CHANNEL = 'webphone';
 
@@ -51,8 +66,171 @@
     }
   };
 
+  // Value of a `wp_<name>` parameter of the page URL (name case-insensitive), or null.
+  function urlParameter(name) {
+    var loc = global.location;
+    var search = loc && typeof loc.search === 'string' ? loc.search : '';
+    var pairs = search.replace(/^\?/, '').split('&');
+    for (var i = 0; i < pairs.length; i++) {
+      var eq = pairs[i].indexOf('=');
+      var key = eq < 0 ? pairs[i] : pairs[i].slice(0, eq);
+      var value = eq < 0 ? '' : pairs[i].slice(eq + 1);
+      try {
+        key = decodeURIComponent(key.replace(/\+/g, ' '));
+        value = decodeURIComponent(value.replace(/\+/g, ' '));
+      } catch (e) { continue; }
+      if (key.toLowerCase() === name.toLowerCase()) { return value; }
+    }
+    return null;
+  }
+
+  // The local service's port: wp_serviceport in the URL, else parameters.serviceport, else the
+  // default. An invalid value is logged and ignored.
+  function servicePort() {
+    var candidates = [urlParameter('wp_serviceport'), parameters.serviceport];
+    for (var i = 0; i < candidates.length; i++) {
+      var v = candidates[i];
+      if (v === null || v === undefined || v === '') { continue; }
+      var n = Number(v);
+      if (/^\s*\d+\s*$/.test(String(v)) && n > 0 && n < 65536) { return n; }
+      log('ignoring an invalid serviceport: ' + String(v));
+    }
+    return DEFAULT_SERVICE_PORT;
+  }
+
+  function pageOrigin() {
+    var loc = global.location;
+    return (loc && typeof loc.origin === 'string' && loc.origin) ? loc.origin : 'this page';
+  }
+
+  // WebSocket to the local phone service; requests {id, fn, args} -> {id, ok} / {id, err}.
+  var wsTransport = (function () {
+    var BACKOFF_MIN_MS = 500;
+    var BACKOFF_MAX_MS = 15000;
+    var OPEN = 1;
+    var sock = null;
+    var nextId = 1;
+    var pending = {};       // id -> {resolve, reject}
+    var deliver = null;     // the API layer's onEvent
+    var firstOpen = null;   // resolves connect()
+    var retryDelay = 0;
+    var failureReported = false;
+
+    function url() { return 'ws://127.0.0.1:' + servicePort(); }
+
+    function refusalMessage() {
+      var origin = pageOrigin();
+      return 'Cannot connect to the phone service at ' + url() + ': it is not running, or it ' +
+        'does not accept pages from ' + origin + ' (start it with: webphone-cli --serve 127.0.0.1:' +
+        servicePort() + ' --allow-origin ' + origin + ')';
+    }
+
+    // Events the transport itself reports go through the same path as engine events, once the
+    // page's scripts had a chance to register their callbacks.
+    function report(ev, args) {
+      domReady().then(function () { if (deliver) { deliver({ ev: ev, args: args }); } });
+    }
+
+    function failPending(message) {
+      var list = pending;
+      pending = {};
+      Object.keys(list).forEach(function (id) { list[id].reject(new Error(message)); });
+    }
+
+    function onFrame(data) {
+      var msg;
+      try { msg = JSON.parse(String(data)); } catch (e) {
+        log('phone service: ignoring a frame that is not JSON');
+        return;
+      }
+      if (!msg || typeof msg !== 'object') { return; }
+      if (typeof msg.ev === 'string') { if (deliver) { deliver(msg); } return; }
+      if (msg.id === null || msg.id === undefined) {
+        if (msg.err !== undefined) { log('phone service: ' + String(msg.err)); }
+        return;
+      }
+      var p = pending[msg.id];
+      if (!p) { return; }
+      delete pending[msg.id];
+      if (msg.err !== undefined) { p.reject(new Error(String(msg.err))); } else { p.resolve(msg.ok); }
+    }
+
+    function scheduleRetry() {
+      retryDelay = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, retryDelay * 2));
+      setTimeout(open, retryDelay);
+    }
+
+    function open() {
+      var s;
+      try {
+        s = new global.WebSocket(url());
+      } catch (e) {
+        log('cannot open ' + url() + ': ' + (e && e.message ? e.message : String(e)));
+        scheduleRetry();
+        return;
+      }
+      sock = s;
+      var opened = false;
+      s.onopen = function () {
+        if (sock !== s) { return; }
+        opened = true;
+        retryDelay = 0;
+        if (failureReported) { log('connected to the phone service at ' + url()); }
+        failureReported = false;
+        if (firstOpen) { firstOpen.resolve(); firstOpen = null; }
+      };
+      s.onmessage = function (e) { if (sock === s) { onFrame(e && e.data); } };
+      s.onerror = function () { /* onclose follows and reports */ };
+      s.onclose = function () {
+        if (sock !== s) { return; }
+        sock = null;
+        if (opened) {
+          var lost = 'Connection to the phone service at ' + url() + ' lost; reconnecting';
+          failPending(lost);
+          log(lost);
+          report('onDisplay', [lost, 'Error']);
+        } else if (!failureReported) {
+          failureReported = true;
+          var m = refusalMessage();
+          log(m);
+          report('onDisplay', [m, 'Error']);
+          report('onRegisterFailed', [m]);
+        }
+        scheduleRetry();
+      };
+    }
+
+    return {
+      name: 'websocket',
+      available: function () { return typeof global.WebSocket === 'function'; },
+      connect: function (onEvent) {
+        deliver = onEvent;
+        return new Promise(function (resolve) {
+          firstOpen = { resolve: resolve };
+          open();
+        });
+      },
+      request: function (fn, args) {
+        return new Promise(function (resolve, reject) {
+          if (!sock || sock.readyState !== OPEN) {
+            reject(new Error('no connection to the phone service at ' + url()));
+            return;
+          }
+          var id = nextId++;
+          pending[id] = { resolve: resolve, reject: reject };
+          try {
+            sock.send(JSON.stringify({ id: id, fn: fn, args: args }));
+          } catch (e) {
+            delete pending[id];
+            reject(e);
+          }
+        });
+      }
+    };
+  })();
+
   // In order of preference; the first available one is used.
-  var TRANSPORTS = [tauriTransport];
+  var TRANSPORTS = [tauriTransport, wsTransport];
 
   // ---------------------------------------------------------------- logging and callbacks
 
@@ -325,7 +503,7 @@
   }
 
   function applyStaticParameters() {
-    var names = Object.keys(parameters);
+    var names = Object.keys(parameters).filter(function (n) { return !FACADE_ONLY[n.toLowerCase()]; });
     return Promise.all(names.map(function (n) {
       return send('setparameter', [n, coerce(parameters[n])]).catch(function (e) { log(e.message); });
     }));

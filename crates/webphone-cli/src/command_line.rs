@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::serve::{parse_origin, parse_serve_addr, ServeConfig};
+
 /// What the command line asked for.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -9,12 +11,15 @@ pub struct Options {
     pub params: Vec<(String, String)>,
     /// Print `CALLBACK,<name>,<json args>` lines for the high-level callbacks too.
     pub callbacks: bool,
+    /// `--serve [ADDR]`: run the local WebSocket service with these settings.
+    pub serve: Option<ServeConfig>,
     pub help: bool,
     pub version: bool,
 }
 
 pub const USAGE: &str = "\
 usage: webphone-cli [-p name=value]... [--config FILE] [--callbacks]
+                    [--serve [ADDR] [--allow-origin ORIGIN]... [--allow-no-origin]]
 
 Runs the softphone engine headless. Each stdin line is one API call, for example
   call 1002        dtmf \"12#\"        setparameter loglevel 5        hangup        quit
@@ -25,6 +30,12 @@ options:
   -p, --param name=value   set a parameter (repeatable; wins over --config and the environment)
   -c, --config FILE        read parameters from FILE: one name=value per line, # comments
   --callbacks              also print CALLBACK,<name>,<json args> for onRegistered, onCdr, ...
+  --serve [ADDR]           also serve webphone_api.js pages over WebSocket on a loopback ADDR
+                           (default 127.0.0.1:18520; port 0 = any free port); the address is reported
+                           on stderr; end of stdin no longer stops the program (quit or a
+                           signal does)
+  --allow-origin ORIGIN    admit pages from ORIGIN, e.g. http://127.0.0.1:8080 (repeatable)
+  --allow-no-origin        admit clients that send no Origin header (scripts, not browsers)
   -h, --help               this text
   -V, --version            print the version
 environment:
@@ -72,9 +83,28 @@ pub fn parse_args(
     let mut opts = Options::default();
     let mut config = Vec::new();
     let mut cli = Vec::new();
-    let mut it = args.iter();
+    let mut serve: Option<String> = None;
+    let mut origins = Vec::new();
+    let mut allow_no_origin = false;
+    let mut it = args.iter().peekable();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--serve" => {
+                // ADDR is optional: a following option (or nothing) means the default address.
+                let addr = match it.peek() {
+                    Some(n) if !n.starts_with('-') => it.next().cloned().unwrap_or_default(),
+                    _ => String::new(),
+                };
+                serve = Some(addr);
+            }
+            s if s.starts_with("--serve=") => serve = Some(s["--serve=".len()..].to_string()),
+            "--allow-origin" => {
+                let o = it.next().ok_or_else(|| format!("{a} needs an origin"))?;
+                origins.push(parse_origin(o).map_err(|e| e.to_string())?);
+            }
+            s if s.starts_with("--allow-origin=") => origins
+                .push(parse_origin(&s["--allow-origin=".len()..]).map_err(|e| e.to_string())?),
+            "--allow-no-origin" => allow_no_origin = true,
             "-p" | "--param" => {
                 let v = it.next().ok_or_else(|| format!("{a} needs name=value"))?;
                 cli.push(name_value(v)?);
@@ -95,6 +125,19 @@ pub fn parse_args(
             }
             other => return Err(format!("unknown option '{other}'")),
         }
+    }
+    match serve {
+        Some(addr) => {
+            opts.serve = Some(ServeConfig {
+                addr: parse_serve_addr(&addr).map_err(|e| e.to_string())?,
+                allowed_origins: origins,
+                allow_no_origin,
+            })
+        }
+        None if !origins.is_empty() || allow_no_origin => {
+            return Err("--allow-origin and --allow-no-origin need --serve".into())
+        }
+        None => {}
     }
     opts.params = config;
     opts.params.extend(env);
@@ -197,6 +240,42 @@ mod tests {
         assert!(parse_args(&s(&["--bogus"]), vec![], read).is_err());
         assert!(parse_args(&s(&["--config", "nope"]), vec![], read).is_err());
         assert!(parse_config("novalue", "f").is_err());
+    }
+
+    #[test]
+    fn serve_options_are_validated_and_default_to_loopback() {
+        let read = |_: &PathBuf| Err("no files".to_string());
+        let o = parse_args(&s(&["--serve", "--callbacks"]), vec![], read).unwrap();
+        let cfg = o.serve.unwrap();
+        assert_eq!(
+            cfg.addr.to_string(),
+            format!("127.0.0.1:{}", crate::serve::config::DEFAULT_PORT)
+        );
+        assert!(USAGE.contains(&format!("127.0.0.1:{}", crate::serve::config::DEFAULT_PORT)));
+        assert!(o.callbacks);
+        let o = parse_args(
+            &s(&[
+                "--serve",
+                ":0",
+                "--allow-origin",
+                "http://127.0.0.1:8080/",
+                "--allow-no-origin",
+            ]),
+            vec![],
+            read,
+        )
+        .unwrap();
+        let cfg = o.serve.unwrap();
+        assert_eq!(cfg.addr.port(), 0);
+        assert_eq!(
+            cfg.allowed_origins,
+            vec!["http://127.0.0.1:8080".to_string()]
+        );
+        assert!(cfg.allow_no_origin);
+        let e = parse_args(&s(&["--serve=0.0.0.0:9000"]), vec![], read).unwrap_err();
+        assert!(e.contains("loopback"), "{e}");
+        assert!(parse_args(&s(&["--allow-origin", "http://a"]), vec![], read).is_err());
+        assert!(parse_args(&s(&["--serve", "--allow-origin", "a/b"]), vec![], read).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! stdout.
 
 mod command_line;
+mod serve;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -65,10 +66,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    rt.block_on(run(opts.params, opts.callbacks))
+    rt.block_on(run(opts.params, opts.callbacks, opts.serve))
 }
 
-async fn run(params: Vec<(String, String)>, callbacks: bool) -> ExitCode {
+async fn run(
+    params: Vec<(String, String)>,
+    callbacks: bool,
+    serve: Option<serve::ServeConfig>,
+) -> ExitCode {
     let phone = match Phone::try_new(PhoneOptions {
         params,
         work_dir: None,
@@ -97,6 +102,31 @@ async fn run(params: Vec<(String, String)>, callbacks: bool) -> ExitCode {
         }
     });
 
+    // The local WebSocket service, when asked for. Its address goes to stderr: stdout carries
+    // only notification strings and results.
+    let serving = match serve {
+        Some(cfg) => {
+            if cfg.allowed_origins.is_empty() && !cfg.allow_no_origin {
+                eprintln!(
+                    "webphone-cli: warning: no --allow-origin given: every browser page will be refused"
+                );
+            }
+            let server = match serve::Server::bind(cfg).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("webphone-cli: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match server.local_addr() {
+                Ok(a) => eprintln!("webphone-cli: serving ws://{a}"),
+                Err(e) => eprintln!("webphone-cli: serving (address unknown: {e})"),
+            }
+            Some(tokio::spawn(server.run(phone.clone())))
+        }
+        None => None,
+    };
+
     // The library is ready to take API calls from here on (the facade's onLoaded).
     if callbacks {
         out("CALLBACK,onLoaded,[]");
@@ -113,13 +143,24 @@ async fn run(params: Vec<(String, String)>, callbacks: bool) -> ExitCode {
     }
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
     let code = loop {
         tokio::select! {
-            line = lines.next_line() => {
+            line = lines.next_line(), if stdin_open => {
                 let line = match line {
                     Ok(Some(l)) => l,
+                    // While serving, pages are the clients: keep running until quit or a signal.
+                    Ok(None) if serving.is_some() => {
+                        stdin_open = false;
+                        continue;
+                    }
                     // End of input means the controlling program is gone: stop cleanly.
                     Ok(None) => break ExitCode::SUCCESS,
+                    Err(e) if serving.is_some() => {
+                        eprintln!("webphone-cli: cannot read stdin ({e}); serving on");
+                        stdin_open = false;
+                        continue;
+                    }
                     Err(e) => {
                         eprintln!("webphone-cli: cannot read stdin: {e}");
                         break ExitCode::from(1);
@@ -147,6 +188,9 @@ async fn run(params: Vec<(String, String)>, callbacks: bool) -> ExitCode {
             _ = shutdown_signal() => break ExitCode::SUCCESS,
         }
     };
+    if let Some(server) = serving {
+        server.abort();
+    }
     let _ = phone.api("stop", vec![]).await;
     drop(phone);
     // Let the printer drain what the stop produced.
