@@ -27,7 +27,7 @@ PKGS=(
   # audio (cpal -> ALSA -> PulseAudio null sink when headless), Opus
   libasound2-dev libopus-dev pulseaudio pulseaudio-utils libasound2-plugins
   # headless display, the desktop e2e driver, screenshots
-  xvfb xauth webkit2gtk-driver imagemagick
+  xvfb xauth webkit2gtk-driver imagemagick chromium  # chromium: tests/e2e-browser
   # SIP peers for tests/interop
   kamailio kamailio-websocket-modules kamailio-tls-modules baresip-core sip-tester
   # test helpers
