@@ -1,0 +1,131 @@
+/*
+ * stringres.js: user-interface strings of the softphone skin.
+ *
+ * Strings live in ../../i18n/<lang>.json (flat "key": "text" maps shared by the skins). Elements
+ * name their string with data-i18n (text), data-i18n-placeholder, data-i18n-aria-label or
+ * data-i18n-title; the English text written in the HTML is the fallback when a file cannot be
+ * loaded. Integrators can add or override strings without editing the JSON files:
+ *
+ *   stringres.put({ "sp.tab_dialpad": "Keypad", "sp.tab_dialpad_it": "Tastiera" });
+ *
+ * A key with a `_<lang>` suffix wins for that language.
+ */
+(function (global) {
+  'use strict';
+
+  var LANGUAGES = [
+    { code: 'en', name: 'English' },
+    { code: 'de', name: 'Deutsch' },
+    { code: 'fr', name: 'Français' }
+  ];
+  var BASE = '../../i18n/';
+
+  var tables = {};      // lang -> {key: text}
+  var custom = {};      // integrator strings
+  var domDefaults = {}; // key -> English text found in the HTML
+  var lang = 'en';
+
+  function known(code) {
+    for (var i = 0; i < LANGUAGES.length; i++) { if (LANGUAGES[i].code === code) { return true; } }
+    return false;
+  }
+
+  // Picks a supported language: the requested one, else the browser's, else English.
+  function pick(requested) {
+    var c = String(requested || '').trim().toLowerCase().slice(0, 2);
+    if (known(c)) { return c; }
+    var navs = (global.navigator && (global.navigator.languages || [global.navigator.language])) || [];
+    for (var i = 0; i < navs.length; i++) {
+      var n = String(navs[i] || '').toLowerCase().slice(0, 2);
+      if (known(n)) { return n; }
+    }
+    return 'en';
+  }
+
+  function fetchTable(code) {
+    if (tables[code]) { return Promise.resolve(tables[code]); }
+    if (typeof global.fetch !== 'function') { return Promise.resolve({}); }
+    return global.fetch(BASE + code + '.json', { cache: 'no-cache' }).then(function (r) {
+      if (!r.ok) { throw new Error('HTTP ' + r.status); }
+      return r.json();
+    }).then(function (obj) {
+      tables[code] = (obj && typeof obj === 'object') ? obj : {};
+      return tables[code];
+    }, function (e) {
+      if (global.console) { global.console.warn('stringres: cannot load ' + code + '.json: ' + e.message); }
+      tables[code] = {};
+      return tables[code];
+    });
+  }
+
+  function lookup(key) {
+    if (Object.prototype.hasOwnProperty.call(custom, key + '_' + lang)) { return custom[key + '_' + lang]; }
+    var t = tables[lang];
+    if (t && typeof t[key] === 'string') { return t[key]; }
+    if (Object.prototype.hasOwnProperty.call(custom, key)) { return custom[key]; }
+    if (tables.en && typeof tables.en[key] === 'string') { return tables.en[key]; }
+    if (Object.prototype.hasOwnProperty.call(domDefaults, key)) { return domDefaults[key]; }
+    return null;
+  }
+
+  // The text of `key` with {name} placeholders replaced (values are plain text).
+  function t(key, vars) {
+    var s = lookup(key);
+    if (s === null) { s = key; }
+    if (vars) {
+      Object.keys(vars).forEach(function (k) { s = s.split('{' + k + '}').join(String(vars[k])); });
+    }
+    return s;
+  }
+
+  var ATTRS = [
+    ['data-i18n-placeholder', 'placeholder'],
+    ['data-i18n-aria-label', 'aria-label'],
+    ['data-i18n-title', 'title']
+  ];
+
+  // Translates every marked element under root (always as text, never as HTML).
+  function apply(root) {
+    root = root || global.document;
+    var els = root.querySelectorAll('[data-i18n]');
+    for (var i = 0; i < els.length; i++) {
+      var k = els[i].getAttribute('data-i18n');
+      if (!Object.prototype.hasOwnProperty.call(domDefaults, k)) { domDefaults[k] = els[i].textContent; }
+      var v = lookup(k);
+      if (v !== null) { els[i].textContent = v; }
+    }
+    ATTRS.forEach(function (pair) {
+      var list = root.querySelectorAll('[' + pair[0] + ']');
+      for (var j = 0; j < list.length; j++) {
+        var key = list[j].getAttribute(pair[0]);
+        if (!Object.prototype.hasOwnProperty.call(domDefaults, key) && list[j].hasAttribute(pair[1])) {
+          domDefaults[key] = list[j].getAttribute(pair[1]);
+        }
+        var val = lookup(key);
+        if (val !== null) { list[j].setAttribute(pair[1], val); }
+      }
+    });
+    if (root === global.document) { global.document.documentElement.lang = lang; }
+  }
+
+  global.stringres = {
+    languages: LANGUAGES,
+    pick: pick,
+    t: t,
+    get: t,
+    apply: apply,
+    language: function () { return lang; },
+    // Loads English (the fallback) and `code`, makes it current and translates the page.
+    load: function (code) {
+      var c = pick(code);
+      return fetchTable('en').then(function () { return fetchTable(c); }).then(function () {
+        lang = c;
+        apply(global.document);
+        return c;
+      });
+    },
+    put: function (obj) {
+      Object.keys(obj || {}).forEach(function (k) { custom[k] = String(obj[k]); });
+    }
+  };
+})(window);

@@ -1,0 +1,229 @@
+/*
+ * _call.js: the in-call page (page_call): peer, state, timer, encryption indicator, answer /
+ * reject for incoming calls, hang up, mute, hold, DTMF keypad, transfer (blind or consult first),
+ * conference, new call, a line switcher when several calls exist, and (per parameters) volume
+ * and audio device controls. After the last call ends the page stays for `closecall_timeout` ms.
+ */
+(function (global) {
+  'use strict';
+  var j$ = global.j$;
+  var S = global.WPSkin;
+  var t = S.t;
+
+  var timer = null;
+  var closeTimer = null;
+  var formMode = 'transfer'; // or 'conference'
+  var dtmfSent = '';
+  var devicesLoaded = false;
+
+  function line() {
+    var n = S.currentLine();
+    return n ? S.lines[n] : null;
+  }
+
+  function stateText(l) {
+    if (!l) { return ''; }
+    if (l.ended) { return t('sp.call_ended'); }
+    if (l.connectedAt) { return l.hold ? t('sp.on_hold') : t('sp.connected'); }
+    if (l.incoming) { return t('sp.incoming_call'); }
+    return l.state === 'Ringing' ? t('sp.ringing') : t('sp.calling');
+  }
+
+  function elapsed(l) {
+    if (!l || !l.connectedAt) { return 0; }
+    var end = l.ended ? l.endedAt : Date.now();
+    return (end - l.connectedAt) / 1000;
+  }
+
+  function renderTimer() {
+    S.byId('call_timer').textContent = S.formatDuration(elapsed(line()));
+  }
+
+  function renderLines() {
+    var box = S.byId('call_lines');
+    var list = S.activeLines();
+    var multi = list.length > 1 && S.param('multilinegui') !== '0';
+    box.hidden = !multi;
+    box.textContent = '';
+    if (!multi) { return; }
+    list.forEach(function (l) {
+      var b = S.el('button', 'btn btn-small line-btn');
+      b.type = 'button';
+      b.textContent = t('sp.line_n', { n: l.line }) + ': ' + (l.name || l.peer);
+      b.setAttribute('aria-pressed', String(l.line === S.currentLine()));
+      b.addEventListener('click', function () {
+        S.setCurrentLine(l.line);
+        S.api('setline', l.line).catch(function () { /* older API: single line */ });
+      });
+      box.appendChild(b);
+    });
+  }
+
+  function render() {
+    var l = line();
+    renderLines();
+    var name = l ? (l.name || l.peer) : '';
+    var contact = l ? S.findContactByNumber(l.peer) : null;
+    if (contact && !l.name) { name = contact.name; }
+    S.byId('call_peer_name').textContent = name;
+    S.byId('call_peer_number').textContent = l && name !== l.peer ? l.peer : '';
+    S.byId('call_avatar').textContent = name ? name.charAt(0).toUpperCase() : '';
+    S.byId('call_state').textContent = stateText(l);
+    var enc = !!(l && l.encrypted);
+    S.byId('call_encryption').className = 'call-enc ' + (enc ? 'enc-on' : 'enc-off');
+    S.byId('call_encryption_text').textContent = enc ? t('sp.encrypted') : t('sp.not_encrypted');
+    var ringingIn = !!(l && !l.ended && l.incoming && !l.connectedAt);
+    S.byId('call_incoming').hidden = !ringingIn;
+    var live = !!(l && !l.ended);
+    S.byId('call_controls').hidden = !live || ringingIn;
+    S.byId('call_hangup').disabled = !live;
+    S.byId('call_mute').setAttribute('aria-pressed', String(!!(l && l.mute)));
+    S.byId('call_hold').setAttribute('aria-pressed', String(!!(l && l.hold)));
+    S.byId('call_conference').hidden = S.disabled('CONFERENCE');
+    if (!live) {
+      S.byId('call_dtmf').hidden = true;
+      S.byId('call_transfer_form').hidden = true;
+    }
+    renderTimer();
+  }
+
+  function act(fn) {
+    var args = Array.prototype.slice.call(arguments, 1);
+    return S.onLine(S.currentLine(), function () { return S.api.apply(null, [fn].concat(args)); }).catch(S.toastError);
+  }
+
+  function sendDtmf(d) {
+    if (!line() || line().ended) { return; }
+    dtmfSent = (dtmfSent + d).slice(-24);
+    S.byId('call_dtmf_sent').textContent = dtmfSent;
+    act('dtmf', d);
+  }
+
+  // Mute / hold: shown at once, put back when the API refuses.
+  function toggle(btn, fn) {
+    var b = S.byId(btn);
+    var on = b.getAttribute('aria-pressed') !== 'true';
+    var l = line();
+    if (!l || l.ended) { return; }
+    b.setAttribute('aria-pressed', String(on));
+    l[fn] = on;
+    S.onLine(l.line, function () {
+      return fn === 'mute' ? S.api('mute', on, 0) : S.api('hold', on);
+    }).catch(function (e) {
+      l[fn] = !on;
+      b.setAttribute('aria-pressed', String(!on));
+      S.toastError(e);
+    });
+  }
+
+  function showForm(mode) {
+    var form = S.byId('call_transfer_form');
+    var same = formMode === mode && !form.hidden;
+    formMode = mode;
+    form.hidden = same;
+    S.byId('call_transfer').setAttribute('aria-expanded', String(!form.hidden && mode === 'transfer'));
+    form.querySelector('label').textContent = mode === 'transfer' ? t('sp.transfer_to') : t('sp.conference_add');
+    S.byId('call_transfer_blind').textContent = mode === 'transfer' ? t('sp.transfer_blind') : t('sp.conference_add_button');
+    S.byId('call_transfer_attended').hidden = mode !== 'transfer';
+    if (!form.hidden) { S.byId('call_transfer_number').focus(); }
+  }
+
+  function submitForm(e) {
+    e.preventDefault();
+    var num = S.byId('call_transfer_number').value.trim();
+    if (formMode === 'transfer') {
+      if (!num && S.activeLines().length < 2) { S.toast(t('message.enter_number'), 'error'); return; }
+      act('transfer', num);
+    } else {
+      act('conference', num, true);
+    }
+    S.byId('call_transfer_form').hidden = true;
+    S.byId('call_transfer_number').value = '';
+  }
+
+  function loadDevices() {
+    if (devicesLoaded) { return; }
+    devicesLoaded = true;
+    var sel = S.byId('call_device_out');
+    S.fillDeviceSelect(sel, 1);
+    sel.addEventListener('change', function () {
+      S.api('setdevice', 1, sel.value, 2).catch(S.toastError);
+    });
+  }
+
+  function afterEnd() {
+    clearTimeout(closeTimer);
+    if (S.activeLines().length) { return; }
+    var ms = S.paramInt('closecall_timeout', 8000);
+    closeTimer = setTimeout(function () {
+      if (global.WPRouter.current() === 'page_call' && !S.activeLines().length) {
+        global.WPRouter.forget('page_call');
+        j$.mobile.back();
+        if (global.WPRouter.current() === 'page_call') { global.WPRouter.reset('page_dialpad'); }
+      }
+    }, ms > 0 ? ms : 0);
+  }
+
+  var page = {
+    sendDtmf: sendDtmf,
+    onCreate: function () {
+      S.byId('call_hangup').addEventListener('click', function () { S.hangup(S.currentLine()); });
+      S.byId('call_accept').addEventListener('click', function () { act('accept'); });
+      S.byId('call_reject').addEventListener('click', function () { act('reject'); });
+      S.byId('call_mute').addEventListener('click', function () { toggle('call_mute', 'mute'); });
+      S.byId('call_hold').addEventListener('click', function () { toggle('call_hold', 'hold'); });
+      S.byId('call_keypad_toggle').addEventListener('click', function () {
+        var box = S.byId('call_dtmf');
+        box.hidden = !box.hidden;
+        this.setAttribute('aria-expanded', String(!box.hidden));
+      });
+      S.buildKeypad(S.byId('call_dtmf_keypad'), sendDtmf);
+      S.byId('call_transfer').addEventListener('click', function () { showForm('transfer'); });
+      S.byId('call_conference').addEventListener('click', function () {
+        if (S.activeLines().length > 1) { act('conference', '', true); } else { showForm('conference'); }
+      });
+      S.byId('call_transfer_form').addEventListener('submit', submitForm);
+      S.byId('call_transfer_attended').addEventListener('click', function () {
+        var num = S.byId('call_transfer_number').value.trim();
+        if (!num) { S.toast(t('message.enter_number'), 'error'); return; }
+        // Consult first: hold this call and call the target; "Transfer" with an empty number
+        // then connects the two lines.
+        act('hold', true).then(function () { return S.call(num); }).then(function (ok) {
+          if (ok) { S.toast(t('sp.transfer_consult_hint'), 'long'); }
+        });
+        S.byId('call_transfer_form').hidden = true;
+      });
+      S.byId('call_newcall').addEventListener('click', function () {
+        j$.mobile.changePage('#page_dialpad', { transition: 'none', role: 'page' });
+      });
+      S.byId('call_volume').addEventListener('change', function () {
+        S.api('setvolume', 1, this.value).catch(S.toastError);
+      });
+      j$(global.document).on('wpskin:lines', function (ev, l) {
+        if (l && l.ended && l.line === S.currentLine()) { afterEnd(); }
+        if (l && !l.ended) { clearTimeout(closeTimer); }
+        if (global.WPRouter.current() === 'page_call') { render(); }
+      });
+    },
+    onStart: function () {
+      dtmfSent = '';
+      S.byId('call_dtmf_sent').textContent = '';
+      var vol = S.truthy(S.param('displayvolumecontrols'));
+      var dev = S.truthy(S.param('displayaudiodevice')) && !S.disabled('Audio device');
+      S.byId('call_devices').hidden = !(vol || dev);
+      S.byId('call_volume_field').hidden = !vol;
+      S.byId('call_device_field').hidden = !dev;
+      if (dev) { loadDevices(); }
+      render();
+      clearInterval(timer);
+      timer = setInterval(renderTimer, 500);
+      var l = line();
+      if (!l || l.ended) { afterEnd(); }
+    },
+    onStop: function () {
+      clearInterval(timer);
+      timer = null;
+    }
+  };
+  S.page('page_call', page);
+})(window);

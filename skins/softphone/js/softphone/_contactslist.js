@@ -1,0 +1,70 @@
+/*
+ * _contactslist.js: the contacts page (page_contactslist): list with search, favourites first,
+ * call, edit; "Add contact" opens page_contactedit. Contacts live in localStorage for now.
+ */
+(function (global) {
+  'use strict';
+  var j$ = global.j$;
+  var S = global.WPSkin;
+  var t = S.t;
+
+  function openEditor(id, preset) {
+    S.editContact = { id: id || null, preset: preset || null };
+    j$.mobile.changePage('#page_contactedit', { transition: 'none', role: 'page' });
+  }
+  S.openContactEditor = openEditor;
+
+  function render() {
+    var q = S.byId('contacts_search').value.trim().toLowerCase();
+    var list = S.contacts().filter(function (c) {
+      return !q || String(c.name).toLowerCase().indexOf(q) >= 0 || String(c.number).toLowerCase().indexOf(q) >= 0;
+    }).sort(function (a, b) {
+      if (!!a.favorite !== !!b.favorite) { return a.favorite ? -1 : 1; }
+      return String(a.name).localeCompare(String(b.name));
+    });
+    var ul = S.byId('contacts_list');
+    ul.textContent = '';
+    list.forEach(function (c) {
+      var li = S.el('li', 'item contact');
+      li.setAttribute('data-id', c.id);
+      var fav = S.el('button', 'btn btn-icon fav', c.favorite ? '\u2605' : '\u2606');
+      fav.type = 'button';
+      fav.setAttribute('aria-pressed', String(!!c.favorite));
+      fav.setAttribute('aria-label', t('sp.favorite_of', { name: c.name }));
+      fav.addEventListener('click', function () {
+        c.favorite = !c.favorite;
+        S.saveContact(c);
+        render();
+      });
+      var info = S.el('div', 'item-main');
+      info.appendChild(S.el('span', 'item-title contact-name', c.name));
+      info.appendChild(S.el('span', 'item-sub contact-number', c.number));
+      var callBtn = S.el('button', 'btn btn-icon btn-callsmall');
+      callBtn.type = 'button';
+      callBtn.appendChild(S.el('span', null, '\u2706')).setAttribute('aria-hidden', 'true');
+      callBtn.setAttribute('aria-label', t('sp.call_name', { name: c.name }));
+      callBtn.addEventListener('click', function () { S.call(c.number); });
+      var edit = S.el('button', 'btn btn-small contact-edit', t('sp.edit'));
+      edit.type = 'button';
+      edit.setAttribute('aria-label', t('sp.edit_name', { name: c.name }));
+      edit.addEventListener('click', function () { openEditor(c.id); });
+      li.appendChild(fav);
+      li.appendChild(info);
+      li.appendChild(callBtn);
+      li.appendChild(edit);
+      ul.appendChild(li);
+    });
+    var empty = S.byId('contacts_empty');
+    empty.hidden = list.length > 0;
+    empty.textContent = q && S.contacts().length ? t('sp.contacts_nomatch') : t('sp.contacts_empty');
+  }
+
+  S.page('page_contactslist', {
+    onCreate: function () {
+      S.byId('contacts_search').addEventListener('input', render);
+      S.byId('contacts_add').addEventListener('click', function () { openEditor(null); });
+    },
+    onStart: render,
+    onStop: function () {}
+  });
+})(window);

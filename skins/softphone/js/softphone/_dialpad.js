@@ -1,0 +1,74 @@
+/*
+ * _dialpad.js: the dial pad page (page_dialpad): number field, keypad, call button and the
+ * general status line (STATUS notifications of line -1). Typing digits anywhere on the page goes
+ * into the field, Enter calls (see main.js).
+ */
+(function (global) {
+  'use strict';
+  var j$ = global.j$;
+  var S = global.WPSkin;
+  var t = S.t;
+
+  var KEYS = [
+    ['1', ''], ['2', 'ABC'], ['3', 'DEF'], ['4', 'GHI'], ['5', 'JKL'], ['6', 'MNO'],
+    ['7', 'PQRS'], ['8', 'TUV'], ['9', 'WXYZ'], ['*', ''], ['0', '+'], ['#', '']
+  ];
+
+  // Fills a keypad container with 12 buttons calling onKey(digit).
+  function buildKeypad(container, onKey) {
+    container.textContent = '';
+    KEYS.forEach(function (k) {
+      var b = S.el('button', 'btn key');
+      b.type = 'button';
+      b.setAttribute('data-key', k[0]);
+      b.appendChild(S.el('span', 'key-digit', k[0]));
+      if (k[1]) {
+        var sub = S.el('span', 'key-letters', k[1]);
+        sub.setAttribute('aria-hidden', 'true');
+        b.appendChild(sub);
+      }
+      if (k[0] === '*') { b.setAttribute('aria-label', t('dialer.star')); }
+      if (k[0] === '#') { b.setAttribute('aria-label', t('dialer.hash')); }
+      b.addEventListener('click', function () { onKey(k[0]); });
+      container.appendChild(b);
+    });
+  }
+  S.buildKeypad = buildKeypad;
+
+  function renderStatus() {
+    var g = S.general;
+    var st = g.status || '';
+    S.byId('dial_status').textContent = st;
+  }
+
+  function dial() {
+    var input = S.byId('dial_number');
+    var num = input.value.trim();
+    if (!num) {
+      var last = S.load('lastdialed', '');
+      if (last) { input.value = last; input.focus(); return; }
+    }
+    S.call(num).then(function (ok) { if (ok) { input.value = ''; } });
+  }
+
+  S.page('page_dialpad', {
+    onCreate: function () {
+      var input = S.byId('dial_number');
+      buildKeypad(S.byId('dial_keypad'), function (d) { input.value += d; });
+      S.byId('dial_call').addEventListener('click', dial);
+      S.byId('dial_backspace').addEventListener('click', function () {
+        input.value = input.value.slice(0, -1);
+        input.focus();
+      });
+      input.addEventListener('keydown', function (e) {
+        if (e.key === 'Enter') { e.preventDefault(); dial(); }
+      });
+      j$(global.document).on('wpskin:status', renderStatus);
+    },
+    onStart: function () {
+      renderStatus();
+      S.byId('dial_hint').hidden = S.featureset() === 0 && !!S.param('serveraddress');
+    },
+    onStop: function () {}
+  });
+})(window);

@@ -1,0 +1,13 @@
+/*
+ * _extra1.js: spare page page_extra1 for integrators. Put static content into
+ * #page_extra1_content in onCreate, refresh dynamic content in onStart, save in onStop.
+ * Open it with j$.mobile.changePage("#page_extra1", { transition: "none", role: "page" });
+ */
+(function (global) {
+  'use strict';
+  global.WPSkin.page('page_extra1', {
+    onCreate: function () {},
+    onStart: function () {},
+    onStop: function () {}
+  });
+})(window);

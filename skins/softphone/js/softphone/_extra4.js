@@ -1,0 +1,13 @@
+/*
+ * _extra4.js: spare page page_extra4 for integrators. Put static content into
+ * #page_extra4_content in onCreate, refresh dynamic content in onStart, save in onStop.
+ * Open it with j$.mobile.changePage("#page_extra4", { transition: "none", role: "page" });
+ */
+(function (global) {
+  'use strict';
+  global.WPSkin.page('page_extra4', {
+    onCreate: function () {},
+    onStart: function () {},
+    onStop: function () {}
+  });
+})(window);

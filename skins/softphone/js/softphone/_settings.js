@@ -1,0 +1,194 @@
+/*
+ * _settings.js: the settings page (page_settings): account (setparameter + register, sign out),
+ * audio devices (getdevicelist / getdevice / setdevice), codec order (the `codec` parameter),
+ * theme, language, log level, about.
+ */
+(function (global) {
+  'use strict';
+  var j$ = global.j$;
+  var S = global.WPSkin;
+  var t = S.t;
+
+  var CODECS = ['PCMU', 'PCMA', 'G722', 'OPUS'];
+
+  // Fills a <select> with the devices of kind dev (0 recording, 1 playback); the first entry is
+  // the system default (empty name).
+  function fillDeviceSelect(sel, dev) {
+    sel.textContent = '';
+    var def = S.el('option', null, t('sp.device_default'));
+    def.value = '';
+    sel.appendChild(def);
+    return S.api('getdevicelist', dev).then(function (list) {
+      var names = Array.isArray(list) ? list : String(list || '').split(/\r?\n/);
+      names.forEach(function (n) {
+        n = String(n).trim();
+        if (!n) { return; }
+        var o = S.el('option', null, n);
+        o.value = n;
+        sel.appendChild(o);
+      });
+      return S.api('getdevice', dev === 0 ? 0 : 1);
+    }).then(function (cur) {
+      if (cur !== undefined && cur !== null) { sel.value = String(cur); }
+      if (sel.selectedIndex < 0) { sel.value = ''; }
+    }).catch(function (e) {
+      sel.setAttribute('data-error', S.errText(e));
+    });
+  }
+  S.fillDeviceSelect = fillDeviceSelect;
+
+  // ---------------------------------------------------------------- codecs
+
+  function codecOrder() {
+    var enabled = S.param('codec').split(',').map(function (c) { return c.trim().toUpperCase(); }).filter(Boolean);
+    var order = enabled.slice();
+    CODECS.forEach(function (c) { if (order.indexOf(c) < 0) { order.push(c); } });
+    return order.map(function (c) { return { name: c, on: !enabled.length || enabled.indexOf(c) >= 0 }; });
+  }
+
+  var codecs = null;
+
+  function saveCodecs() {
+    var list = codecs.filter(function (c) { return c.on; }).map(function (c) { return c.name; });
+    S.setParam('codec', list.join(',')).catch(S.toastError);
+  }
+
+  function renderCodecs(focusName, focusDir) {
+    var ol = S.byId('settings_codec_list');
+    ol.textContent = '';
+    codecs.forEach(function (c, i) {
+      var li = S.el('li', 'codec');
+      var id = 'codec_' + c.name;
+      var cb = S.el('input');
+      cb.type = 'checkbox';
+      cb.id = id;
+      cb.checked = c.on;
+      cb.addEventListener('change', function () {
+        c.on = cb.checked;
+        if (!codecs.some(function (x) { return x.on; })) { c.on = cb.checked = true; S.toast(t('sp.codec_need_one'), 'error'); return; }
+        saveCodecs();
+      });
+      var label = S.el('label', 'codec-name', c.name);
+      label.htmlFor = id;
+      var up = S.el('button', 'btn btn-icon', '\u2191');
+      up.type = 'button';
+      up.setAttribute('aria-label', t('sp.move_up', { name: c.name }));
+      up.disabled = i === 0;
+      up.addEventListener('click', function () { move(i, -1); });
+      var down = S.el('button', 'btn btn-icon', '\u2193');
+      down.type = 'button';
+      down.setAttribute('aria-label', t('sp.move_down', { name: c.name }));
+      down.disabled = i === codecs.length - 1;
+      down.addEventListener('click', function () { move(i, 1); });
+      li.appendChild(cb);
+      li.appendChild(label);
+      li.appendChild(up);
+      li.appendChild(down);
+      ol.appendChild(li);
+      if (focusName === c.name) {
+        setTimeout(function () { var b = focusDir < 0 && !up.disabled ? up : (!down.disabled ? down : up); b.focus(); }, 0);
+      }
+    });
+  }
+
+  function move(i, d) {
+    var j = i + d;
+    if (j < 0 || j >= codecs.length) { return; }
+    var tmp = codecs[i];
+    codecs[i] = codecs[j];
+    codecs[j] = tmp;
+    renderCodecs(tmp.name, d);
+    saveCodecs();
+  }
+
+  // ---------------------------------------------------------------- page
+
+  S.page('page_settings', {
+    onCreate: function () {
+      S.byId('settings_account_form').addEventListener('submit', function (e) {
+        e.preventDefault();
+        var server = S.byId('settings_server').value.trim();
+        var user = S.byId('settings_username').value.trim();
+        var pass = S.byId('settings_password').value;
+        var disp = S.byId('settings_displayname').value.trim();
+        if (!user || (!pass && !S.param('password'))) { S.toast(t('message.account_incomplete'), 'error'); return; }
+        var sets = [S.setParam('username', user), S.setParam('displayname', disp)];
+        if (!S.byId('settings_server_field').hidden) { sets.push(S.setParam('serveraddress', server)); }
+        if (pass) { sets.push(S.setParam('password', pass)); }
+        var stored = S.load('account', {}) || {};
+        var acc = { server: server, username: user };
+        if (stored.password) { acc.password = pass || stored.password; }
+        S.save('account', acc);
+        Promise.all(sets).then(function () {
+          S.toast(t('message.registering'));
+          return S.api('register');
+        }).then(function () { S.byId('settings_password').value = ''; }, S.toastError);
+      });
+      S.byId('settings_signout').addEventListener('click', function () {
+        S.api('unregister').catch(function () { /* not registered */ }).then(function () {
+          var acc = S.load('account', {}) || {};
+          delete acc.password;
+          S.save('account', acc);
+          S.remove('skiplogin');
+          return S.setParam('password', '').catch(function () {});
+        }).then(function () { global.WPRouter.reset('page_login'); });
+      });
+      var dIn = S.byId('settings_device_in'), dOut = S.byId('settings_device_out');
+      dIn.addEventListener('change', function () { S.api('setdevice', 0, dIn.value, 2).catch(S.toastError); });
+      dOut.addEventListener('change', function () { S.api('setdevice', 1, dOut.value, 2).catch(S.toastError); });
+
+      var th = S.byId('settings_theme');
+      (global.themelist || []).forEach(function (x) {
+        var o = S.el('option', null, x.name);
+        o.value = String(x.number);
+        th.appendChild(o);
+      });
+      th.addEventListener('change', function () {
+        S.applyTheme(th.value);
+        S.save('colortheme', th.value);
+        S.setParam('colortheme', th.value).catch(function () {});
+      });
+      var lang = S.byId('settings_language');
+      global.stringres.languages.forEach(function (l) {
+        var o = S.el('option', null, l.name);
+        o.value = l.code;
+        o.lang = l.code;
+        lang.appendChild(o);
+      });
+      lang.addEventListener('change', function () {
+        S.save('language', lang.value);
+        S.setParam('language', lang.value).catch(function () {});
+        global.stringres.load(lang.value).then(function () { j$(global.document).trigger('wpskin:language'); });
+      });
+      var ll = S.byId('settings_loglevel');
+      ll.addEventListener('change', function () { S.setParam('loglevel', ll.value).catch(S.toastError); });
+    },
+    onStart: function () {
+      var stored = S.load('account', {}) || {};
+      S.byId('settings_server').value = S.param('serveraddress') || stored.server || '';
+      S.byId('settings_username').value = S.param('username') || stored.username || '';
+      S.byId('settings_password').value = '';
+      S.byId('settings_displayname').value = S.param('displayname');
+      S.byId('settings_server_field').hidden = S.paramInt('showserverinput', 1) === 0;
+      var fs = S.featureset();
+      S.byId('settings_audio').hidden = S.disabled('Audio device');
+      S.byId('settings_codecs').hidden = fs < 10;
+      S.byId('settings_theme_field').hidden = S.disabled('theme');
+      S.byId('settings_loglevel').closest('.field').hidden = fs < 5;
+      fillDeviceSelect(S.byId('settings_device_in'), 0);
+      fillDeviceSelect(S.byId('settings_device_out'), 1);
+      codecs = codecOrder();
+      renderCodecs();
+      S.byId('settings_theme').value = String(S.theme ? S.theme.number : 1);
+      S.byId('settings_language').value = global.stringres.language();
+      S.byId('settings_loglevel').value = S.param('loglevel') || '1';
+      var brand = S.param('brandname') || t('app.title');
+      var about = brand + (S.param('version') ? ' ' + S.param('version') : '') + (S.param('companyname') ? ' · ' + S.param('companyname') : '');
+      S.byId('settings_about_text').textContent = about;
+      S.api('getenginename').then(function (n) {
+        S.byId('settings_engine_text').textContent = t('sp.engine_name', { name: String(n) });
+      }, function () { S.byId('settings_engine_text').textContent = ''; });
+    },
+    onStop: function () {}
+  });
+})(window);

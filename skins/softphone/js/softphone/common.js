@@ -1,0 +1,486 @@
+/*
+ * common.js: shared state and helpers of the softphone skin (WPSkin).
+ *
+ *  - WPSkin.api(fn, args...): calls webphone_api.<fn>; a function this version of the API does
+ *    not have yet rejects with a readable error (shown as a toast by callers).
+ *  - UI parameters: URL `wp_<name>` first, then webphone_api.parameters, then the engine's
+ *    getparameter, then the skin default.
+ *  - Lines: fed from STATUS notifications (onEvents); history from CDR notifications.
+ *  - Contacts and history are kept in localStorage for now.
+ *
+ * Everything that came from a peer, a server or the user is put on the page as text
+ * (textContent / j$.text()), never as HTML.
+ */
+(function (global) {
+  'use strict';
+
+  var j$ = global.j$;
+  var wp = global.webphone_api;
+  var t = global.stringres.t;
+  var STORE_PREFIX = 'wpskin.';
+
+  // ------------------------------------------------------------------ small helpers
+
+  function el(tag, cls, text) {
+    var e = global.document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = String(text); }
+    return e;
+  }
+
+  function byId(id) { return global.document.getElementById(id); }
+
+  function pad2(n) { return (n < 10 ? '0' : '') + n; }
+
+  // 65 -> "01:05", 3700 -> "1:01:40"
+  function formatDuration(sec) {
+    sec = Math.max(0, Math.floor(sec || 0));
+    var h = Math.floor(sec / 3600), m = Math.floor((sec % 3600) / 60), s = sec % 60;
+    return (h ? h + ':' + pad2(m) : pad2(m)) + ':' + pad2(s);
+  }
+
+  function errText(e) { return e && e.message ? e.message : String(e); }
+
+  function load(key, def) {
+    try {
+      var v = global.localStorage.getItem(STORE_PREFIX + key);
+      return v === null ? def : JSON.parse(v);
+    } catch (e) { return def; }
+  }
+
+  function save(key, value) {
+    try { global.localStorage.setItem(STORE_PREFIX + key, JSON.stringify(value)); } catch (e) { /* full or blocked */ }
+  }
+
+  function remove(key) {
+    try { global.localStorage.removeItem(STORE_PREFIX + key); } catch (e) { /* blocked */ }
+  }
+
+  function truthy(v) {
+    var s = String(v === undefined || v === null ? '' : v).trim().toLowerCase();
+    return s === 'true' || s === '1' || s === 'yes' || s === 'on';
+  }
+
+  // ------------------------------------------------------------------ API access
+
+  function api(fn) {
+    var args = Array.prototype.slice.call(arguments, 1);
+    if (!wp || typeof wp[fn] !== 'function') {
+      return Promise.reject(new Error(t('sp.not_available', { fn: fn })));
+    }
+    try {
+      return Promise.resolve(wp[fn].apply(wp, args));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  // ------------------------------------------------------------------ parameters
+
+  function urlParam(name) {
+    var q = String(global.location.search || '').replace(/^\?/, '').split('&');
+    for (var i = 0; i < q.length; i++) {
+      var eq = q[i].indexOf('=');
+      var k = eq < 0 ? q[i] : q[i].slice(0, eq);
+      var v = eq < 0 ? '' : q[i].slice(eq + 1);
+      try {
+        k = decodeURIComponent(k.replace(/\+/g, ' '));
+        v = decodeURIComponent(v.replace(/\+/g, ' '));
+      } catch (e) { continue; }
+      if (k.toLowerCase() === 'wp_' + name.toLowerCase()) { return v; }
+    }
+    return null;
+  }
+
+  var UI_DEFAULTS = {
+    brandname: '', companyname: '', logo: '', header: '', footer: '', version: '',
+    colortheme: '0', language: '', featureset: '10', showserverinput: '1', useloginpage: '-1',
+    disableoptions: '', closecall_timeout: '8000', displayvolumecontrols: 'false',
+    displayaudiodevice: 'false', showtoasts: 'true', messagepopup: '', defcontacts: '',
+    forgotpasswordurl: '', multilinegui: '', extraoption: '',
+    bgcolor: '', buttoncolor: '', buttonhover: '', tabselectedcolor: '', fontcheme: '',
+    fontcwhite: '', fontfamily: ''
+  };
+  var params = {};
+  var urlSet = {};
+
+  // Resolves every UI parameter once (engine answers are asynchronous).
+  function loadParams(withEngine) {
+    var names = Object.keys(UI_DEFAULTS).concat(['serveraddress', 'username', 'password', 'displayname', 'codec', 'loglevel']);
+    var stat = (wp && wp.parameters) || {};
+    return Promise.all(names.map(function (n) {
+      var u = urlParam(n);
+      if (u !== null) { params[n] = u; urlSet[n] = true; return null; }
+      if (stat[n] !== undefined && stat[n] !== null && stat[n] !== '') { params[n] = String(stat[n]); return null; }
+      if (withEngine === false) { return null; }
+      return api('getparameter', n).then(function (v) {
+        params[n] = (v === null || v === undefined) ? '' : String(v);
+      }, function () { params[n] = ''; });
+    })).then(function () {
+      Object.keys(UI_DEFAULTS).forEach(function (n) {
+        if (params[n] === undefined || params[n] === '') { params[n] = UI_DEFAULTS[n]; }
+      });
+      return params;
+    });
+  }
+
+  function param(name) {
+    var v = params[name];
+    if (v === undefined) { v = UI_DEFAULTS[name]; }
+    return v === undefined ? '' : String(v);
+  }
+
+  function paramInt(name, def) {
+    var n = parseInt(param(name), 10);
+    return isNaN(n) ? def : n;
+  }
+
+  function setParam(name, value) {
+    params[name] = String(value);
+    return api('setparameter', name, String(value));
+  }
+
+  // disableoptions: comma list; upper-case words are features/pages, other words settings.
+  function disabled(option) {
+    var list = param('disableoptions').split(',');
+    for (var i = 0; i < list.length; i++) {
+      var w = list[i].trim();
+      if (!w) { continue; }
+      if (w === w.toUpperCase() && /[A-Z]/.test(w)) {
+        if (w === option) { return true; }
+      } else if (w.toLowerCase() === String(option).toLowerCase()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  function featureset() { return paramInt('featureset', 10); }
+
+  // ------------------------------------------------------------------ toasts and dialogs
+
+  function toast(text, kind) {
+    if (kind !== 'error' && !truthy(param('showtoasts'))) { return; }
+    var box = byId('toasts');
+    if (!box) { return; }
+    var item = el('div', 'toast' + (kind ? ' toast-' + kind : ''), text);
+    if (kind === 'error') { item.setAttribute('role', 'alert'); }
+    box.appendChild(item);
+    var ttl = kind === 'error' ? 8000 : (kind === 'long' ? 15000 : 4000);
+    setTimeout(function () { if (item.parentNode) { item.parentNode.removeChild(item); } }, ttl);
+    item.addEventListener('click', function () { if (item.parentNode) { item.parentNode.removeChild(item); } });
+  }
+
+  function toastError(e) { toast(errText(e), 'error'); }
+
+  var confirmState = null;
+  function confirmDialog(text) {
+    return new Promise(function (resolve) {
+      var box = byId('confirm_dialog');
+      byId('confirm_text').textContent = text;
+      var back = global.document.activeElement;
+      box.hidden = false;
+      confirmState = function (answer) {
+        box.hidden = true;
+        confirmState = null;
+        if (back && back.focus) { back.focus(); }
+        resolve(answer);
+      };
+      byId('confirm_no').focus();
+    });
+  }
+
+  function initDialogs() {
+    byId('confirm_yes').addEventListener('click', function () { if (confirmState) { confirmState(true); } });
+    byId('confirm_no').addEventListener('click', function () { if (confirmState) { confirmState(false); } });
+    byId('confirm_dialog').addEventListener('keydown', function (e) {
+      if (e.key === 'Escape' && confirmState) { e.preventDefault(); e.stopPropagation(); confirmState(false); }
+      if (e.key === 'Tab') {
+        // Keep focus inside the dialog.
+        var a = byId('confirm_yes'), b = byId('confirm_no');
+        if (e.shiftKey && global.document.activeElement === a) { e.preventDefault(); b.focus(); } else if (!e.shiftKey && global.document.activeElement === b) { e.preventDefault(); a.focus(); }
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ lines (from STATUS)
+
+  var ACTIVE = { CallSetup: 1, Setup: 1, InProgress: 1, Routed: 1, Ringing: 1, CallConnect: 1, InCall: 1, Muted: 1, Hold: 1, Speaking: 1, Midcall: 1 };
+  var CONNECTED = { CallConnect: 1, InCall: 1, Muted: 1, Hold: 1, Speaking: 1, Midcall: 1 };
+  var ENDED = { CallDisconnect: 1, Finishing: 1, Finished: 1 };
+
+  var lines = {};        // line number -> line object
+  var currentLine = null;
+  var general = { status: '', registered: 0, online: 0, incall: 0 };
+  var localName = '';
+
+  function now() { return Date.now(); }
+
+  function activeLines() {
+    return Object.keys(lines).map(function (k) { return lines[k]; })
+      .filter(function (l) { return !l.ended; })
+      .sort(function (a, b) { return a.line - b.line; });
+  }
+
+  function emit(name, data) { j$(global.document).trigger('wpskin:' + name, [data]); }
+
+  function onStatus(f) {
+    var line = parseInt(f[1], 10);
+    var text = f[2] || '';
+    if (f[4]) { localName = f[4]; }
+    if (line === -1) {
+      general.status = text;
+      if (f.length > 9) {
+        general.online = parseInt(f[8], 10) || 0;
+        general.registered = parseInt(f[9], 10) || 0;
+        general.incall = parseInt(f[10], 10) || 0;
+      }
+      emit('status', general);
+      return;
+    }
+    if (!(line > 0)) { return; }
+    var l = lines[line];
+    if (ACTIVE[text]) {
+      if (!l || l.ended) {
+        l = lines[line] = {
+          line: line, peer: '', name: '', callid: '', incoming: false, startedAt: now(),
+          connectedAt: 0, endedAt: 0, ended: false, mute: false, hold: false, encrypted: false, state: ''
+        };
+        currentLine = line;
+      }
+      l.state = text;
+      l.peer = f[3] || l.peer;
+      l.incoming = f[5] === '2';
+      if (f[6]) { l.name = f[6]; }
+      if (f[7]) { l.callid = f[7]; }
+      if (f.length > 11) { l.mute = (parseInt(f[11], 10) || 0) !== 0; }
+      if (f.length > 12) { l.hold = (parseInt(f[12], 10) || 0) !== 0; }
+      if (f.length > 13) { var enc = parseInt(f[13], 10); l.encrypted = enc > 0; }
+      if (text === 'Muted') { l.mute = true; }
+      if (text === 'Hold') { l.hold = true; }
+      var connected = CONNECTED[text] || (f.length > 10 && f[10] === '2');
+      if (connected && !l.connectedAt) { l.connectedAt = now(); }
+      emit('lines', l);
+    } else if (ENDED[text] && l && !l.ended) {
+      l.ended = true;
+      l.endedAt = now();
+      l.state = text;
+      if (currentLine === line) {
+        var rest = activeLines();
+        currentLine = rest.length ? rest[0].line : line;
+      }
+      emit('lines', l);
+    }
+  }
+
+  // ------------------------------------------------------------------ history (from CDR)
+
+  var HISTORY_MAX = 200;
+
+  function history() { return load('history', []); }
+
+  function onCdr(f) {
+    // CDR,line,peername,caller,called,peeraddress,connecttime,duration,discparty[,reason]
+    var line = parseInt(f[1], 10);
+    var l = lines[line] || {};
+    var peer = f[2] || l.peer || '';
+    var incoming = l.line ? !!l.incoming : (f[4] === localName && f[3] !== localName);
+    var dur = parseInt(f[7], 10) || 0;
+    var entry = {
+      id: now() + '-' + Math.random().toString(36).slice(2, 8),
+      time: now(),
+      peer: peer,
+      name: l.name || '',
+      direction: incoming ? 'in' : 'out',
+      duration: dur,
+      missed: incoming && dur === 0 && !l.connectedAt,
+      reason: f.slice(9).join(',')
+    };
+    var h = history();
+    h.unshift(entry);
+    if (h.length > HISTORY_MAX) { h.length = HISTORY_MAX; }
+    save('history', h);
+    emit('history', entry);
+  }
+
+  function onNotification(text) {
+    String(text || '').split(/\r?\n/).forEach(function (raw) {
+      if (!raw) { return; }
+      var line = raw.replace(/^WPNOTIFICATION,/, '').replace(/\s*NEOL\s*$/, '');
+      var f = line.split(',').map(function (s) { return s.trim(); });
+      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'CDR') { onCdr(f); }
+    });
+  }
+
+  // ------------------------------------------------------------------ contacts (localStorage)
+
+  function contacts() { return load('contacts', null); }
+
+  function ensureContacts() {
+    var c = contacts();
+    if (c) { return c; }
+    c = [];
+    // defcontacts: "Name,number;Name2,number2"
+    param('defcontacts').split(';').forEach(function (pair) {
+      var i = pair.indexOf(',');
+      if (i > 0) {
+        var name = pair.slice(0, i).trim(), num = pair.slice(i + 1).trim();
+        if (name && num) { c.push({ id: 'c' + now() + c.length, name: name, number: num, email: '', notes: '', favorite: false }); }
+      }
+    });
+    save('contacts', c);
+    return c;
+  }
+
+  function saveContact(contact) {
+    var c = ensureContacts();
+    var found = false;
+    for (var i = 0; i < c.length; i++) {
+      if (c[i].id === contact.id) { c[i] = contact; found = true; }
+    }
+    if (!found) {
+      contact.id = contact.id || ('c' + now() + '-' + Math.random().toString(36).slice(2, 8));
+      c.push(contact);
+    }
+    save('contacts', c);
+    return contact;
+  }
+
+  function deleteContact(id) {
+    save('contacts', ensureContacts().filter(function (x) { return x.id !== id; }));
+  }
+
+  function findContactByNumber(num) {
+    var n = String(num || '').toLowerCase();
+    if (!n) { return null; }
+    var c = ensureContacts();
+    for (var i = 0; i < c.length; i++) { if (String(c[i].number).toLowerCase() === n) { return c[i]; } }
+    return null;
+  }
+
+  // ------------------------------------------------------------------ calls
+
+  // Runs fn on `line` (setline first when the API has it).
+  function onLine(line, fn) {
+    if (!line || !wp || typeof wp.setline !== 'function') { return fn(); }
+    return api('setline', line).then(fn, function () { return fn(); });
+  }
+
+  function call(number) {
+    number = String(number || '').trim();
+    if (!number) {
+      toast(t('message.enter_number'), 'error');
+      return Promise.resolve(false);
+    }
+    save('lastdialed', number);
+    return api('call', number).then(function () { return true; }, function (e) {
+      toastError(e);
+      return false;
+    });
+  }
+
+  function hangup(line) {
+    var l = lines[line || currentLine];
+    var isRinging = l && l.incoming && !l.connectedAt;
+    return onLine(line || currentLine, function () {
+      return api(isRinging ? 'reject' : 'hangup');
+    }).catch(toastError);
+  }
+
+  function logoHref(name) {
+    return /\.(png|jpe?g|gif|svg|webp)$/i.test(name) && !/[\/\\]|^\.|:/.test(name) ? 'images/' + name : null;
+  }
+
+  // ------------------------------------------------------------------ theme
+
+  function findTheme(n) {
+    var list = global.themelist || [];
+    n = parseInt(n, 10);
+    for (var i = 0; i < list.length; i++) { if (list[i].number === n) { return list[i]; } }
+    return list[0];
+  }
+
+  var VAR_OF = {
+    bg: '--bg', surface: '--surface', button: '--button', buttonhover: '--button-hover', text: '--text',
+    muted: '--muted', accent: '--accent', tabselected: '--tab-selected', primary: '--primary',
+    primarytext: '--primary-text', call: '--call', calltext: '--call-text', hangup: '--hangup',
+    hanguptext: '--hangup-text', border: '--border', focus: '--focus', danger: '--danger', fontfamily: '--font'
+  };
+  // Colour URL parameters of the original skin and the theme key they override.
+  var OVERRIDES = { bgcolor: 'bg', buttoncolor: 'button', buttonhover: 'buttonhover', tabselectedcolor: 'tabselected', fontcheme: 'accent', fontcwhite: 'text', fontfamily: 'fontfamily' };
+
+  function applyTheme(number) {
+    var th = findTheme(number);
+    if (!th) { return; }
+    var root = global.document.documentElement;
+    var colors = {};
+    Object.keys(th.colors).forEach(function (k) { colors[k] = th.colors[k]; });
+    Object.keys(OVERRIDES).forEach(function (p) {
+      var v = param(p);
+      if (!v) { return; }
+      if (p === 'fontfamily' ? /^[\w\s,"'-]+$/.test(v) : /^#?[0-9a-f]{3,8}$/i.test(v)) {
+        colors[OVERRIDES[p]] = (p !== 'fontfamily' && v.charAt(0) !== '#') ? '#' + v : v;
+      }
+    });
+    Object.keys(VAR_OF).forEach(function (k) { if (colors[k]) { root.style.setProperty(VAR_OF[k], colors[k]); } });
+    root.style.colorScheme = th.dark ? 'dark' : 'light';
+    var body = global.document.body;
+    body.className = body.className.replace(/\btheme-\d+\b/g, '').trim() + ' theme-' + th.number;
+    body.setAttribute('data-theme', th.id);
+    WPSkin.theme = th;
+  }
+
+  // ------------------------------------------------------------------ export
+
+  var WPSkin = {
+    el: el,
+    byId: byId,
+    t: t,
+    api: api,
+    load: load,
+    save: save,
+    remove: remove,
+    truthy: truthy,
+    errText: errText,
+    formatDuration: formatDuration,
+    loadParams: loadParams,
+    param: param,
+    paramInt: paramInt,
+    setParam: setParam,
+    urlSet: urlSet,
+    disabled: disabled,
+    featureset: featureset,
+    toast: toast,
+    toastError: toastError,
+    confirm: confirmDialog,
+    initDialogs: initDialogs,
+    lines: lines,
+    activeLines: activeLines,
+    currentLine: function () { return currentLine; },
+    setCurrentLine: function (n) { currentLine = n; emit('lines', lines[n]); },
+    general: general,
+    onNotification: onNotification,
+    history: history,
+    clearHistory: function () { save('history', []); emit('history', null); },
+    contacts: ensureContacts,
+    saveContact: saveContact,
+    deleteContact: deleteContact,
+    findContactByNumber: findContactByNumber,
+    onLine: onLine,
+    call: call,
+    hangup: hangup,
+    logoHref: logoHref,
+    applyTheme: applyTheme,
+    findTheme: findTheme,
+    theme: null,
+    pages: {}
+  };
+
+  // Page scripts call WPSkin.page(id, {onCreate, onStart, onStop}).
+  WPSkin.page = function (id, h) {
+    WPSkin.pages[id] = h;
+    global.WPRouter.register(id, h);
+  };
+
+  global.WPSkin = WPSkin;
+})(window);

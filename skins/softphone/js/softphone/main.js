@@ -1,0 +1,235 @@
+/*
+ * main.js: start-up of the softphone skin: strings, theme, branding, the start page (login or
+ * dial pad), tabs, keyboard shortcuts and the routing of engine events to the pages.
+ */
+(function (global) {
+  'use strict';
+
+  var j$ = global.j$;
+  var S = global.WPSkin;
+  var wp = global.webphone_api;
+  var t = S.t;
+  var booted = false;
+  var seenLines = {};
+
+  var TAB_PAGES = {
+    page_dialpad: 'tab_dialpad', page_contactslist: 'tab_contactslist', page_contactedit: 'tab_contactslist',
+    page_callhistorylist: 'tab_callhistorylist', page_settings: 'tab_settings', page_call: 'tab_call'
+  };
+
+  function go(id, opts) { j$.mobile.changePage('#' + id, j$.extend({ transition: 'none', role: 'page' }, opts || {})); }
+
+  // ------------------------------------------------------------------ tabs
+
+  function pageEnabled(id) {
+    var fs = S.featureset();
+    switch (id) {
+      case 'page_contactslist': return !S.disabled('PAGE_CONTACTS') && fs > 0;
+      case 'page_callhistorylist': return !S.disabled('PAGE_HISTORY') && !S.disabled('RECENTS') && fs > 0;
+      case 'page_dialpad': return !S.disabled('PAGE_MAIN');
+      default: return true;
+    }
+  }
+
+  function updateTabs(current) {
+    var active = TAB_PAGES[current] || null;
+    j$('#tabbar .tab').each(function () {
+      var page = this.getAttribute('data-page');
+      if (page !== 'page_call') { this.hidden = !pageEnabled(page); }
+      if (this.id === active) { this.setAttribute('aria-current', 'page'); } else { this.removeAttribute('aria-current'); }
+    });
+    S.byId('tabbar').hidden = current === 'page_login';
+  }
+
+  function updateCallTab() {
+    var n = S.activeLines().length;
+    S.byId('tab_call').hidden = n === 0;
+  }
+
+  // ------------------------------------------------------------------ header
+
+  function renderRegistration() {
+    var g = S.general;
+    var box = S.byId('reg_state');
+    var text;
+    var cls = 'reg-unknown';
+    if (g.registered === 2 || g.registered === 3) { text = t('sp.registered'); cls = 'reg-ok'; } else if (g.registered === 5 || g.registered >= 7) { text = t('sp.not_registered'); cls = 'reg-failed'; } else if (g.registered === 1) { text = t('sp.no_account'); cls = 'reg-none'; } else { text = g.status || t('status.loading'); }
+    if (!wp || !wp.state.loaded) { text = t('status.loading'); cls = 'reg-unknown'; }
+    box.className = 'reg-state ' + cls;
+    S.byId('reg_text').textContent = text;
+  }
+
+  function applyBranding() {
+    var brand = S.param('brandname') || t('app.title');
+    global.document.title = brand;
+    S.byId('brand_name').textContent = brand;
+    var logo = S.param('logo');
+    var logoBox = S.byId('brand_logo');
+    logoBox.textContent = '';
+    var href = logo ? S.logoHref(logo) : null;
+    if (href) {
+      var img = S.el('img');
+      img.src = href;
+      img.alt = '';
+      logoBox.appendChild(img);
+    }
+    var header = S.param('header');
+    S.byId('header_text').textContent = header;
+    S.byId('header_text').hidden = !header;
+    var footer = S.param('footer');
+    S.byId('app_footer').textContent = footer;
+    S.byId('app_footer').hidden = !footer;
+    var pop = S.param('messagepopup');
+    if (pop && S.load('messagepopup_shown', '') !== pop) {
+      S.save('messagepopup_shown', pop);
+      S.toast(pop, 'long');
+    }
+  }
+
+  // ------------------------------------------------------------------ start page
+
+  function startPage() {
+    var useLogin = S.paramInt('useloginpage', -1);
+    var user = S.param('username');
+    var pass = S.param('password');
+    var stored = S.load('account', null);
+    var hasCreds = !!(user && pass);
+    if (!hasCreds && stored && stored.username && stored.password) {
+      // Credentials remembered on this device: hand them to the engine and sign in.
+      hasCreds = true;
+      var sets = [];
+      if (stored.server) { sets.push(S.setParam('serveraddress', stored.server)); }
+      sets.push(S.setParam('username', stored.username));
+      sets.push(S.setParam('password', stored.password));
+      Promise.all(sets).then(function () { return S.api('register'); }).catch(S.toastError);
+    } else if (hasCreds && S.urlSet.username) {
+      // Credentials from the page URL (wp_username / wp_password).
+      var s2 = [S.setParam('username', user), S.setParam('password', pass)];
+      if (S.urlSet.serveraddress) { s2.push(S.setParam('serveraddress', S.param('serveraddress'))); }
+      Promise.all(s2).then(function () { return S.api('register'); }).catch(S.toastError);
+    }
+    if (useLogin === 2 || (!hasCreds && !S.load('skiplogin', false))) {
+      global.WPRouter.reset(useLogin === 0 ? 'page_settings' : 'page_login', { noFocus: true });
+    } else {
+      global.WPRouter.reset(pageEnabled('page_dialpad') ? 'page_dialpad' : 'page_settings', { noFocus: true });
+    }
+  }
+
+  function preferredLanguage() {
+    return S.urlSet.language ? S.param('language') : (S.load('language', '') || S.param('language'));
+  }
+
+  function preferredTheme() {
+    return S.urlSet.colortheme ? S.param('colortheme') : (S.load('colortheme', '') || S.param('colortheme'));
+  }
+
+  function boot(withEngine) {
+    if (booted) { return; }
+    booted = true;
+    S.loadParams(withEngine).then(function () {
+      S.applyTheme(preferredTheme());
+      return global.stringres.load(preferredLanguage());
+    }).then(function () {
+      applyBranding();
+      renderRegistration();
+      startPage();
+      global.document.body.classList.add('ready');
+    }).catch(function (e) {
+      S.toastError(e);
+      global.WPRouter.reset('page_dialpad', { noFocus: true });
+      global.document.body.classList.add('ready');
+    });
+  }
+
+  // ------------------------------------------------------------------ keyboard
+
+  function typingTarget(e) {
+    var tag = e.target && e.target.tagName;
+    return tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT' || (e.target && e.target.isContentEditable);
+  }
+
+  function onKey(e) {
+    if (!S.byId('confirm_dialog').hidden) { return; }
+    if (e.ctrlKey || e.metaKey || e.altKey) { return; }
+    var page = global.WPRouter.current();
+    if (e.key === 'Escape') {
+      if (S.activeLines().length) {
+        e.preventDefault();
+        S.hangup(S.currentLine());
+      }
+      return;
+    }
+    if (typingTarget(e)) { return; }
+    if (/^[0-9*#+]$/.test(e.key) || (/^[a-zA-Z]$/.test(e.key) && page === 'page_dialpad')) {
+      if (page === 'page_dialpad') {
+        e.preventDefault();
+        var input = S.byId('dial_number');
+        input.value += e.key;
+        input.focus();
+      } else if (page === 'page_call' && /^[0-9*#]$/.test(e.key)) {
+        e.preventDefault();
+        if (S.pages.page_call && S.pages.page_call.sendDtmf) { S.pages.page_call.sendDtmf(e.key); }
+      }
+    } else if (e.key === 'Enter' && page === 'page_dialpad' && (!e.target || e.target.tagName !== 'BUTTON')) {
+      e.preventDefault();
+      S.call(S.byId('dial_number').value);
+    } else if (e.key === 'Backspace' && page === 'page_dialpad') {
+      var inp = S.byId('dial_number');
+      inp.value = inp.value.slice(0, -1);
+    }
+  }
+
+  // ------------------------------------------------------------------ wiring
+
+  function onLines(ev, l) {
+    updateCallTab();
+    if (!l) { return; }
+    var key = l.line + ':' + l.startedAt;
+    if (!l.ended && !seenLines[key]) {
+      seenLines[key] = true;
+      // A new call (outgoing or incoming): show the call page.
+      if (global.WPRouter.current() !== 'page_call') { go('page_call'); }
+    }
+  }
+
+  j$(function () {
+    global.stringres.apply(global.document); // remembers the English defaults
+    S.initDialogs();
+    j$('#tabbar').on('click', '.tab', function () { go(this.getAttribute('data-page')); });
+    j$(global.document).on('click', '.btn-back', function () { j$.mobile.back(); });
+    global.document.addEventListener('keydown', onKey);
+    global.WPRouter.onChange(function (id) { updateTabs(id); });
+    j$(global.document).on('wpskin:status', renderRegistration);
+    j$(global.document).on('wpskin:lines', onLines);
+    j$(global.document).on('wpskin:language', function () {
+      renderRegistration();
+      applyBranding();
+      var cur = global.WPRouter.current();
+      if (cur && S.pages[cur] && S.pages[cur].onStart) { S.pages[cur].onStart(); }
+    });
+
+    if (!wp) {
+      S.toast(t('status.no_engine'), 'error');
+      boot(false);
+      return;
+    }
+    wp.onEvents(S.onNotification);
+    wp.onDisplay(function (message, title) {
+      var text = String(message || '');
+      if (!text) { return; }
+      S.toast(title && title !== 'Error' ? String(title) + ': ' + text : text, title === 'Error' ? 'error' : '');
+    });
+    wp.onRegistered(function () { renderRegistration(); });
+    wp.onRegisterFailed(function (reason) {
+      renderRegistration();
+      if (wp.state.loaded) { S.toast(t('message.register_failed', { reason: String(reason || '') }), 'error'); }
+    });
+    wp.onLoaded(function () {
+      if (!booted) { boot(true); return; }
+      // Started without the engine: refresh what the engine knows.
+      S.loadParams(true).then(function () { applyBranding(); renderRegistration(); });
+    });
+    // The phone service may be down: show the skin anyway after a short wait.
+    setTimeout(function () { boot(!!wp.state.loaded); }, 2500);
+  });
+})(window);

@@ -1,0 +1,75 @@
+/*
+ * themes.js: colour themes of the softphone skin, chosen with the `colortheme` parameter
+ * (or in Settings). `theme_0` is the built-in default and is not meant to be edited here; add or
+ * change the other entries. `number` is the `colortheme` value that selects the theme.
+ *
+ * Every colour pair that carries text (text on bg/surface/button, button texts) must keep a
+ * contrast ratio of at least 4.5:1 (WCAG AA); tests/e2e-skins checks this table.
+ *
+ * Keys: bg (page), surface (cards, lists), button (ordinary buttons), buttonhover, text,
+ * muted (secondary text), accent (links, highlighted text on bg/surface), tabselected (selected
+ * tab marker), primary/primarytext, call/calltext, hangup/hanguptext, border, focus (outline),
+ * danger (error text on surface), fontfamily.
+ */
+var themelist = [
+  {
+    id: 'theme_0', number: 1, name: 'Default', dark: true,
+    colors: {
+      bg: '#1d1d1d', surface: '#262626', button: '#333333', buttonhover: '#3d3d3d',
+      text: '#ffffff', muted: '#c8c8c8', accent: '#31b6e7', tabselected: '#22aadd',
+      primary: '#0e6f96', primarytext: '#ffffff', call: '#1e7b34', calltext: '#ffffff',
+      hangup: '#c0282d', hanguptext: '#ffffff', border: '#5c5c5c', focus: '#ffd23f',
+      danger: '#ff8a80', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  },
+  {
+    id: 'theme_1', number: 2, name: 'Light Blue', dark: false,
+    colors: {
+      bg: '#f2f6fb', surface: '#ffffff', button: '#e1ebf6', buttonhover: '#cfdff0',
+      text: '#10243a', muted: '#44576b', accent: '#0b5cad', tabselected: '#0b5cad',
+      primary: '#0b5cad', primarytext: '#ffffff', call: '#1b7a35', calltext: '#ffffff',
+      hangup: '#b71c1c', hanguptext: '#ffffff', border: '#8a9bb0', focus: '#7a3e00',
+      danger: '#a31515', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  },
+  {
+    id: 'theme_2', number: 3, name: 'Light Green', dark: false,
+    colors: {
+      bg: '#f2f8f3', surface: '#ffffff', button: '#dfeee2', buttonhover: '#cbe4d0',
+      text: '#132e19', muted: '#3d5843', accent: '#1d6a32', tabselected: '#1d6a32',
+      primary: '#1d6a32', primarytext: '#ffffff', call: '#1b7a35', calltext: '#ffffff',
+      hangup: '#b71c1c', hanguptext: '#ffffff', border: '#869a8a', focus: '#6a1b9a',
+      danger: '#a31515', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  },
+  {
+    id: 'theme_3', number: 4, name: 'Light Orange', dark: false,
+    colors: {
+      bg: '#fff7ef', surface: '#ffffff', button: '#fbe4cc', buttonhover: '#f6d3b0',
+      text: '#3a2210', muted: '#65472d', accent: '#9c4500', tabselected: '#9c4500',
+      primary: '#9c4500', primarytext: '#ffffff', call: '#1b7a35', calltext: '#ffffff',
+      hangup: '#b71c1c', hanguptext: '#ffffff', border: '#a88c74', focus: '#0b5cad',
+      danger: '#a31515', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  },
+  {
+    id: 'theme_4', number: 6, name: 'Dark Red', dark: true,
+    colors: {
+      bg: '#1f1416', surface: '#2a1b1e', button: '#3b2529', buttonhover: '#4a2e33',
+      text: '#ffffff', muted: '#e3cdd1', accent: '#ff9e94', tabselected: '#ff6f61',
+      primary: '#a8231b', primarytext: '#ffffff', call: '#22703a', calltext: '#ffffff',
+      hangup: '#c62828', hanguptext: '#ffffff', border: '#75545a', focus: '#ffd23f',
+      danger: '#ffab91', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  },
+  {
+    id: 'theme_5', number: 8, name: 'Blue', dark: true,
+    colors: {
+      bg: '#0d1b2a', surface: '#13263a', button: '#1c3550', buttonhover: '#24446a',
+      text: '#ffffff', muted: '#c5d5e6', accent: '#7cc4ff', tabselected: '#4aa8ff',
+      primary: '#1560b8', primarytext: '#ffffff', call: '#1e7b34', calltext: '#ffffff',
+      hangup: '#c0282d', hanguptext: '#ffffff', border: '#4d6a88', focus: '#ffd23f',
+      danger: '#ffab91', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  }
+];
