@@ -13,7 +13,8 @@ use tracing::{debug, info, warn};
 
 use webphone_audio::{open_input, open_output, AudioInput, AudioOutput, DeviceSpec};
 use webphone_media::{
-    sdp, Codec, MediaEvent, MediaOffer, MediaSession, Negotiated, PcmSink, PcmSource, RtpSocket,
+    codec_prefs_from_params, sdp, MediaEvent, MediaOffer, MediaSession, Negotiated, PcmSink,
+    PcmSource, RtpSocket,
 };
 use webphone_sip::{
     AccountConfig, CallKey, EndReason, RegistrationState, SipConfig, SipEvent, SipUa, Transport,
@@ -164,6 +165,8 @@ pub(crate) struct Core {
     setline: Option<(LineSel, Instant)>,
     /// The profile's work folder (`getworkdir`).
     work_dir: std::path::PathBuf,
+    /// The profile database, when settings are persisted.
+    profile: Option<std::sync::Mutex<crate::profile::Profile>>,
 }
 
 /// Wraps an audio device as the media pipeline's source.
@@ -213,27 +216,19 @@ fn host_of(addr: &str) -> &str {
     a.split(':').next().unwrap_or(a)
 }
 
-/// Audio codecs from the `codec` parameter (comma list in preference order; unknown names are
-/// skipped). Empty means the default order PCMU, PCMA.
-pub(crate) fn codec_prefs(list: &str) -> Vec<Codec> {
-    let mut out = Vec::new();
-    for name in list.split(',').map(|s| s.trim().to_ascii_lowercase()) {
-        let c = match name.as_str() {
-            "pcmu" | "g711u" | "g.711u" | "ulaw" | "mulaw" => Some(Codec::Pcmu),
-            "pcma" | "g711a" | "g.711a" | "alaw" => Some(Codec::Pcma),
-            _ => None,
-        };
-        if let Some(c) = c {
-            if !out.contains(&c) {
-                out.push(c);
-            }
-        }
-    }
-    if out.is_empty() {
-        out = vec![Codec::Pcmu, Codec::Pcma];
-    }
-    out
-}
+/// The `use_<codec>` parameters of the catalog.
+const USE_CODEC_PARAMS: [&str; 10] = [
+    "use_pcmu",
+    "use_pcma",
+    "use_g729",
+    "use_gsm",
+    "use_ilbc",
+    "use_speex",
+    "use_speexwb",
+    "use_speexuwb",
+    "use_opus",
+    "use_opuswb",
+];
 
 /// Splits `call("123,456")` into the number and the DTMF digits sent after connect.
 pub(crate) fn split_dtmf_suffix(number: &str) -> (String, Option<String>) {
@@ -278,11 +273,38 @@ impl Core {
             logs: Default::default(),
             setline: None,
             work_dir: std::path::PathBuf::new(),
+            profile: None,
         }
     }
 
     pub(crate) fn set_work_dir(&mut self, dir: std::path::PathBuf) {
         self.work_dir = dir;
+    }
+
+    pub(crate) fn set_profile(&mut self, profile: Option<crate::profile::Profile>) {
+        self.profile = profile.map(std::sync::Mutex::new);
+    }
+
+    /// Writes pending parameter changes to the profile database (kept queued on failure).
+    fn persist(&mut self) {
+        let Some(profile) = &self.profile else {
+            return;
+        };
+        if !self.params.has_pending_persist() {
+            return;
+        }
+        let queue = self.params.take_persist_queue();
+        let result = profile
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_settings(&queue);
+        if let Err(e) = result {
+            self.params.requeue(queue);
+            self.log(
+                Severity::Warning,
+                &format!("settings could not be saved: {e}"),
+            );
+        }
     }
 
     pub(crate) async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
@@ -505,6 +527,10 @@ impl Core {
                         sip.set_trace(self.loglevel() >= 5);
                     }
                 }
+                if outcome.name == "profile" && outcome.changed {
+                    self.switch_profile();
+                }
+                self.persist();
                 Ok(Value::Null)
             }
             "getparameter" => {
@@ -808,8 +834,20 @@ impl Core {
         Ok(n)
     }
 
+    /// Codec preferences from `codec`, `prefcodec` and the `use_<codec>` parameters.
     fn media_prefs(&self) -> MediaOffer {
-        MediaOffer::new(codec_prefs(&self.params.get("codec")), true)
+        let uses: Vec<(String, String)> = USE_CODEC_PARAMS
+            .iter()
+            .filter(|n| self.params.is_set(n))
+            .map(|n| (n.to_string(), self.params.get(n)))
+            .collect();
+        let uses: Vec<(&str, &str)> = uses.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        codec_prefs_from_params(
+            &self.params.get("codec"),
+            &self.params.get("prefcodec"),
+            &uses,
+        )
+        .media_offer(true)
     }
 
     async fn call_echo(&mut self) -> Result<usize, ApiError> {
@@ -955,7 +993,7 @@ impl Core {
             }
             None => return,
         }
-        let (input, output) = self.open_devices(neg.codec.clock_rate()).await;
+        let (input, output) = self.open_devices(neg.codec.audio_rate()).await;
         let Some(l) = self.lines.get_mut(n) else {
             return;
         };
@@ -1517,16 +1555,6 @@ mod tests {
         );
         assert_eq!(split_dtmf_suffix("1002"), ("1002".into(), None));
         assert_eq!(split_dtmf_suffix("1002,"), ("1002".into(), None));
-    }
-
-    #[test]
-    fn codec_parameter_orders_and_filters() {
-        assert_eq!(codec_prefs(""), vec![Codec::Pcmu, Codec::Pcma]);
-        assert_eq!(
-            codec_prefs("PCMA, opus ,PCMU"),
-            vec![Codec::Pcma, Codec::Pcmu]
-        );
-        assert_eq!(codec_prefs("G.729"), vec![Codec::Pcmu, Codec::Pcma]);
     }
 
     #[test]

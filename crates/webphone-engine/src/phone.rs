@@ -6,7 +6,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::warn;
 
 use crate::core::{Cmd, Core};
-use crate::params::ParamStore;
+use crate::params::{ParamStore, Source};
+use crate::profile::Profile;
 use crate::Event;
 
 /// How a [`Phone`] starts: initial parameters (from the command line, a config file, the desktop
@@ -50,30 +51,35 @@ impl Phone {
     pub fn new(opts: PhoneOptions) -> Phone {
         let mut params = ParamStore::new();
         for (k, v) in &opts.params {
-            if let Err(e) = params.set(k, v) {
+            if let Err(e) = params.set_from(Source::Static, k, v) {
                 warn!("ignoring parameter {k}: {e}");
             }
         }
-        Self::spawn(params, opts.work_dir.unwrap_or_else(default_work_dir))
+        Self::spawn(params, opts.work_dir)
     }
 
     /// Like [`Phone::new`] but fails on the first invalid initial parameter.
     pub fn try_new(opts: PhoneOptions) -> Result<Phone, ConfigError> {
         let mut params = ParamStore::new();
         for (k, v) in &opts.params {
-            params.set(k, v).map_err(|e| ConfigError(e.to_string()))?;
+            params
+                .set_from(Source::Static, k, v)
+                .map_err(|e| ConfigError(e.to_string()))?;
         }
-        Ok(Self::spawn(
-            params,
-            opts.work_dir.unwrap_or_else(default_work_dir),
-        ))
+        Ok(Self::spawn(params, opts.work_dir))
     }
 
-    fn spawn(params: ParamStore, work_dir: PathBuf) -> Phone {
+    /// With a work folder the profile database is opened and its stored settings loaded
+    /// under the start-up values (behaviours §2.2); without one nothing is persisted.
+    fn spawn(mut params: ParamStore, work_dir: Option<PathBuf>) -> Phone {
         let (events, _) = broadcast::channel(4096);
         let (cmds, rx) = mpsc::unbounded_channel();
+        let profile = work_dir
+            .as_deref()
+            .and_then(|dir| open_profile(dir, &mut params));
         let mut core = Core::new(params, events.clone(), cmds.clone());
-        core.set_work_dir(work_dir);
+        core.set_work_dir(work_dir.unwrap_or_else(default_work_dir));
+        core.set_profile(profile);
         tokio::spawn(core.run(rx));
         Phone { events, cmds }
     }
@@ -114,4 +120,42 @@ pub fn default_work_dir() -> PathBuf {
         env("XDG_DATA_HOME").or_else(|| env("HOME").map(|h| h.join(".local/share")))
     };
     base.unwrap_or_else(std::env::temp_dir).join("webphone")
+}
+
+/// Opens the profile named by the `profile` parameter under `dir`, loads its stored settings
+/// (a damaged database is moved aside and started afresh), honours `resetsettings`, and
+/// stores the start-up values. Errors leave the phone running without persistence.
+pub(crate) fn open_profile(dir: &std::path::Path, params: &mut ParamStore) -> Option<Profile> {
+    let name = params.get("profile");
+    let (mut profile, recovered) = match Profile::open_or_recover(dir, &name) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!("settings are not saved: {e}");
+            return None;
+        }
+    };
+    if let Some(e) = recovered {
+        warn!("the settings database was damaged and has been started afresh: {e}");
+    }
+    if params.get_bool("resetsettings") == Some(true) {
+        if let Err(e) = profile.delete_settings() {
+            warn!("resetsettings: {e}");
+        }
+        params.clear_stored();
+    } else {
+        match profile.load_settings() {
+            Ok(rows) => {
+                for (name, e) in params.load_stored(rows) {
+                    warn!("stored value of {name} ignored: {e}");
+                }
+            }
+            Err(e) => warn!("stored settings could not be read: {e}"),
+        }
+    }
+    let queue = params.take_persist_queue();
+    if let Err(e) = profile.write_settings(&queue) {
+        warn!("settings could not be saved: {e}");
+        params.requeue(queue);
+    }
+    Some(profile)
 }

@@ -122,7 +122,10 @@ async fn lines_are_found_by_number_callid_and_peer_and_setline_all_hangs_up_ever
     let last = last.as_str().unwrap();
     assert!(last.contains("peer=alice"), "{last}");
     assert!(last.contains("reason=BYE"), "{last}");
-    assert!(last.contains("codec=PCMU"), "{last}");
+    assert!(
+        last.contains(",codec=opus,"),
+        "default codec order starts with Opus: {last}"
+    );
     assert!(last.contains("rtpsent="), "{last}");
 }
 
@@ -174,4 +177,87 @@ async fn diagnostics_and_unsupported_functions_answer_clearly() {
             .await;
         assert!(r.is_err(), "{bad:?} gave {r:?}");
     }
+}
+
+async fn phone_in(dir: &std::path::Path, params: &[(&str, &str)]) -> webphone_engine::Phone {
+    webphone_engine::Phone::try_new(webphone_engine::PhoneOptions {
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        work_dir: Some(dir.to_path_buf()),
+    })
+    .unwrap()
+}
+
+async fn get(p: &webphone_engine::Phone, name: &str) -> String {
+    p.api("getparameter", vec![name.into()])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_persist_per_profile_without_the_password() {
+    let dir = TempDir::new("profile");
+    let p = phone_in(&dir.0, &[("autoaccept", "true")]).await;
+    for (k, v) in [
+        ("displayname", "Jane"),
+        ("password", "s3cret-pw"),
+        ("autoaccept", "false"),
+    ] {
+        p.api("setparameter", vec![k.into(), v.into()])
+            .await
+            .unwrap();
+    }
+    p.api("stop", vec![]).await.unwrap();
+    drop(p);
+
+    // A new engine on the same folder: the run-time values came back, but a start-up value
+    // still wins over a stored one, and the password was never written.
+    let p = phone_in(&dir.0, &[("autoaccept", "true")]).await;
+    assert_eq!(get(&p, "displayname").await, "Jane");
+    assert_eq!(get(&p, "autoaccept").await, "true");
+    assert_eq!(get(&p, "password").await, "");
+    let mut found_secret = false;
+    for entry in walk(&dir.0) {
+        let bytes = std::fs::read(&entry).unwrap();
+        found_secret |= bytes.windows(9).any(|w| w == b"s3cret-pw");
+    }
+    assert!(!found_secret, "the password reached the disk");
+
+    // Another profile starts empty; delsettings(1) forgets the stored values.
+    p.api("setparameter", vec!["profile".into(), "work".into()])
+        .await
+        .unwrap();
+    assert_eq!(get(&p, "displayname").await, "");
+    p.api("setparameter", vec!["profile".into(), "".into()])
+        .await
+        .unwrap();
+    assert_eq!(get(&p, "displayname").await, "Jane");
+    assert_eq!(
+        p.api("delsettings", vec!["1".into()]).await.unwrap(),
+        serde_json::Value::from(true)
+    );
+    assert_eq!(get(&p, "displayname").await, "");
+    p.api("stop", vec![]).await.unwrap();
+    drop(p);
+    let p = phone_in(&dir.0, &[]).await;
+    assert_eq!(get(&p, "displayname").await, "");
+    assert!(p.api("delsettings", vec!["3".into()]).await.is_err());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -197,6 +197,7 @@ impl Core {
                 }
                 Ok(Value::Null)
             }
+            "delsettings" => self.delsettings_api(args),
             "getvolume" | "setvolume" => Err(ApiError::Failed(format!(
                 "{f} is not available yet in this engine"
             ))),
@@ -210,11 +211,38 @@ impl Core {
             "registerex" | "forward" | "transfer" | "conference" | "sendchat" | "sendsms"
             | "voicerecord" | "setsipheader" | "getsipheader" | "getsipmessage" | "checkblf"
             | "checkpresence" | "setpresencestatus" | "listcontacts" | "addcontact"
-            | "getcontact" | "delcontact" | "delsettings" => Err(ApiError::Failed(format!(
+            | "getcontact" | "delcontact" => Err(ApiError::Failed(format!(
                 "{f} is not implemented yet in this engine"
             ))),
             _ => Err(ApiError::UnknownFunction),
         }
+    }
+
+    /// `delsettings(1|2)`: 1 forgets the stored settings, 2 also every other user data of
+    /// the profile; the start-up configuration stays in effect.
+    fn delsettings_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let level = arg(args, 0)
+            .and_then(|a| crate::profile::DelLevel::parse(a.trim()))
+            .ok_or_else(|| bad("usage: delsettings(level): 1 settings, 2 everything"))?;
+        if let Some(p) = &self.profile {
+            p.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .delete_data(level)
+                .map_err(|e| ApiError::Failed(e.to_string()))?;
+        }
+        self.params.forget_user_settings();
+        let _ = self.params.take_persist_queue();
+        Ok(Value::from(true))
+    }
+
+    /// After `setparameter("profile", ..)`: the other profile's database and stored values.
+    pub(super) fn switch_profile(&mut self) {
+        let Some(dir) = self.profile.as_ref().map(|_| self.work_dir.clone()) else {
+            return;
+        };
+        self.profile = None;
+        let profile = crate::phone::open_profile(&dir, &mut self.params);
+        self.set_profile(profile);
     }
 
     fn setline_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
@@ -394,8 +422,6 @@ mod tests {
             telephone_event_pt: Some(101),
             direction,
             ptime_ms: 20,
-            srtp: None,
-            rtcp_mux: false,
         }
     }
 
