@@ -407,8 +407,10 @@ impl SipUa {
     ///
     /// Targets: `"1002"` (user at the account's server domain, sent via proxy/server),
     /// `"sip:1002@host"` (via the server when `host` is the server, else direct),
-    /// `"sip:peer@127.0.0.1:5070"` (direct, no account needed). With a proxy configured
-    /// every call goes through the proxy.
+    /// `"sip:peer@127.0.0.1:5070"` (direct, no account needed), `"sips:peer@host"` (TLS on
+    /// every hop: refused with [`SipError::Unsupported`] when the hop to the server is not
+    /// TLS), `"sip:peer@host;transport=tcp"` (the transport of a direct hop; kept in the
+    /// Request-URI). With a proxy configured every call goes through the proxy.
     pub fn invite(&self, target: &str, sdp_offer: String) -> Result<CallKey, SipError> {
         if sdp_offer.trim().is_empty() {
             // Late offer would need the SDP answer in our ACK (RFC 3261 §13.2.1), which the
