@@ -422,6 +422,8 @@ mod tests {
             telephone_event_pt: Some(101),
             direction,
             ptime_ms: 20,
+            srtp: None,
+            rtcp_mux: false,
         }
     }
 
