@@ -129,10 +129,10 @@ fn hostile_or_unsupported_crypto_attributes_are_errors_not_panics() {
     ];
     for (v, kind) in &cases {
         let err = parse_crypto(v).unwrap_err();
-        let ok = match kind {
-            &"syntax" => matches!(err, CryptoError::Syntax(_)),
-            &"suite" => matches!(err, CryptoError::UnknownSuite(_)),
-            &"key" => matches!(err, CryptoError::BadKey(_)),
+        let ok = match *kind {
+            "syntax" => matches!(err, CryptoError::Syntax(_)),
+            "suite" => matches!(err, CryptoError::UnknownSuite(_)),
+            "key" => matches!(err, CryptoError::BadKey(_)),
             _ => matches!(err, CryptoError::Unsupported(_)),
         };
         assert!(ok, "{v:?}: expected {kind}, got {err:?}");
