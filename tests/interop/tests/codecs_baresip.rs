@@ -5,10 +5,6 @@
 //!
 //! Wideband codecs (G.722, Opus) are checked with tones above 4 kHz, which a narrowband
 //! (G.711) path cannot carry: baresip sends 5 kHz, the softphone 6 kHz.
-//!
-//! The G.722 and Opus scenarios need the engine to take its codec list from
-//! `webphone_media::codec_prefs_from_params` and to open the audio devices at
-//! `Codec::audio_rate()`; until core.rs does, they are `#[ignore]`d.
 
 use std::time::{Duration, Instant};
 
@@ -120,7 +116,6 @@ fn pcma_call_to_baresip_carries_tones_both_ways() {
 }
 
 #[test]
-#[ignore = "needs core.rs to use codec_prefs_from_params and Codec::audio_rate"]
 fn g722_call_to_baresip_carries_wideband_tones_both_ways() {
     codec_call(&Case {
         name: "codecs_g722_out",
@@ -135,7 +130,6 @@ fn g722_call_to_baresip_carries_wideband_tones_both_ways() {
 }
 
 #[test]
-#[ignore = "needs core.rs to use codec_prefs_from_params and Codec::audio_rate"]
 fn opus_call_to_baresip_carries_wideband_tones_both_ways() {
     codec_call(&Case {
         name: "codecs_opus_out",
@@ -150,7 +144,6 @@ fn opus_call_to_baresip_carries_wideband_tones_both_ways() {
 }
 
 #[test]
-#[ignore = "needs core.rs to use codec_prefs_from_params and Codec::audio_rate"]
 fn opus_call_from_baresip_offering_several_codecs_is_answered_with_opus() {
     // baresip offers opus, G.722 and G.711 (dynamic opus payload type of its choice); our
     // preference (codec=opus,pcmu) picks opus with baresip's payload type.
@@ -167,7 +160,6 @@ fn opus_call_from_baresip_offering_several_codecs_is_answered_with_opus() {
 }
 
 #[test]
-#[ignore = "needs core.rs to use codec_prefs_from_params and Codec::audio_rate"]
 fn g722_call_from_baresip_is_answered_with_g722_when_preferred() {
     codec_call(&Case {
         name: "codecs_g722_in",
