@@ -40,6 +40,7 @@ function staticServer() {
   const server = http.createServer((req, res) => {
     let rel;
     try { rel = decodeURIComponent(new URL(req.url, 'http://x').pathname); } catch { rel = '/'; }
+    if (rel === '/favicon.ico') { res.writeHead(204).end(); return; } // no icon; keeps the console clean
     const file = path.resolve(UI, '.' + rel);
     if (req.method !== 'GET' || (file !== UI && !file.startsWith(UI + path.sep))) {
       res.writeHead(403).end();

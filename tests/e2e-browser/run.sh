@@ -48,7 +48,7 @@ fi
 say "facade tests: node --test ui/test/"
 (cd "$ROOT" && WEBPHONE_CLI="$E2E_CLI" node --test ui/test/)
 
-[ -x "$CHROMIUM" ] || unavailable "Chromium ($CHROMIUM, package chromium) is not installed"
+{ [ -f "$CHROMIUM" ] && [ -x "$CHROMIUM" ]; } || unavailable "Chromium ($CHROMIUM, package chromium) is not installed"
 
 if [ ! -d "$HERE/node_modules/playwright-core" ]; then
   say "installing playwright-core into $HERE/node_modules"

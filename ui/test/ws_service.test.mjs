@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadFacade, until, sleep } from './load_facade.mjs';
 import { webSocketClass } from './mini_websocket.mjs';
@@ -17,7 +17,7 @@ const CLI = process.env.WEBPHONE_CLI ||
 const PAGE = 'http://127.0.0.1:8123';
 const OTHER_PAGE = 'http://127.0.0.1:8124';
 
-const missing = !existsSync(CLI);
+const missing = !(statSync(CLI, { throwIfNoEntry: false })?.isFile());
 if (missing) {
   const msg = `webphone-cli not found at ${CLI} (cargo build -p webphone-cli)`;
   if (process.env.CI === 'true') {
