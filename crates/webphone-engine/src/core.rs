@@ -14,10 +14,11 @@ use tracing::{debug, info, warn};
 use webphone_audio::{open_input, open_output, AudioInput, AudioOutput, DeviceSpec};
 use webphone_media::{
     codec_prefs_from_params, sdp, MediaEvent, MediaOffer, MediaSession, Negotiated, PcmSink,
-    PcmSource, RtpSocket,
+    PcmSource, RtpSocket, SrtpPolicy,
 };
 use webphone_sip::{
     AccountConfig, CallKey, EndReason, RegistrationState, SipConfig, SipEvent, SipUa, Transport,
+    TransportOptions,
 };
 
 use crate::echo::{self, EchoCall};
@@ -89,6 +90,8 @@ struct Line {
     dtmf_after_connect: Option<String>,
     /// What offer/answer settled, kept to re-apply it with mute changes.
     neg: Option<Negotiated>,
+    /// Our offer's preferences (codecs, SDES keys): the answer is checked against them.
+    offer: Option<MediaOffer>,
     /// Local mute: bit 1 = playback (API direction 1), bit 2 = microphone (direction 2).
     mute: u8,
     /// `ignore()`d: the caller is left ringing, nothing is shown or played.
@@ -113,6 +116,7 @@ impl Line {
             early_answer: None,
             dtmf_after_connect: None,
             neg: None,
+            offer: None,
             mute: 0,
             ignored: false,
         }
@@ -214,6 +218,60 @@ fn host_of(addr: &str) -> &str {
         return a;
     }
     a.split(':').next().unwrap_or(a)
+}
+
+/// The SIP transport from the `transport` parameter (-1 auto, 0 UDP, 1 TCP, 2 TLS) and the
+/// form of `serveraddress`: with auto, `wss://` / `ws://` URLs mean WebSocket (RFC 7118),
+/// `sips:` or `;transport=tls|tcp|ws|wss` name the transport, anything else is UDP.
+pub(crate) fn transport_for(param: i64, server: &str) -> Result<Transport, String> {
+    let s = server.trim().to_ascii_lowercase();
+    let from_server = if s.starts_with("wss://") {
+        Some(Transport::Wss)
+    } else if s.starts_with("ws://") {
+        Some(Transport::Ws)
+    } else if s.starts_with("sips:") {
+        Some(Transport::Tls)
+    } else {
+        s.split(';')
+            .skip(1)
+            .find_map(|p| p.strip_prefix("transport="))
+            .and_then(Transport::from_param)
+    };
+    match param {
+        -1 => Ok(from_server.unwrap_or(Transport::Udp)),
+        0 => Ok(Transport::Udp),
+        1 => Ok(Transport::Tcp),
+        2 => Ok(from_server
+            .filter(|t| *t == Transport::Wss)
+            .unwrap_or(Transport::Tls)),
+        t => Err(format!(
+            "transport {t} (HTTP tunnelling) is not supported by this engine: use -1 (auto), 0 (UDP), 1 (TCP) or 2 (TLS)"
+        )),
+    }
+}
+
+/// The HTTP path of a `ws://` / `wss://` server address, if it has one.
+fn ws_path_of(server: &str) -> Option<String> {
+    let s = server.trim();
+    let rest = s
+        .strip_prefix("wss://")
+        .or_else(|| s.strip_prefix("ws://"))
+        .or_else(|| s.strip_prefix("WSS://"))
+        .or_else(|| s.strip_prefix("WS://"))?;
+    rest.find('/').map(|i| rest[i..].to_string())
+}
+
+/// The `mediaencryption` parameter as an SRTP policy: 0 off, 1 when the peer can, 2 always.
+///
+/// `-1` ("auto") offers SRTP whenever the peer can do it, on every transport: the offer stays
+/// `RTP/AVP` with `a=crypto` lines (best-effort SRTP, RFC 8643), which plain peers ignore. The
+/// catalog ties auto to TLS; we choose the secure reading for every transport.
+fn srtp_policy(mediaencryption: i64) -> SrtpPolicy {
+    match mediaencryption {
+        0 => SrtpPolicy::Off,
+        2 => SrtpPolicy::Required,
+        _ => SrtpPolicy::Optional,
+    }
 }
 
 /// The `use_<codec>` parameters of the catalog.
@@ -424,6 +482,11 @@ impl Core {
         st.endpointtype = l.direction as u8;
         st.callid = l.callid.clone();
         st.mute = if l.mute != 0 { 2 } else { 0 };
+        st.encrypted = if l.neg.as_ref().is_some_and(Negotiated::is_encrypted) {
+            2
+        } else {
+            0
+        };
         st.incall = if l.phase == CallPhase::Connected {
             2
         } else {
@@ -611,13 +674,11 @@ impl Core {
         self.notify(notify::start("api"));
         self.emit_general_text("Initializing".into());
 
-        let transport = match self.params.get_i64("transport").unwrap_or(-1) {
-            -1 | 0 => Transport::Udp,
-            1 => Transport::Tcp,
-            t => {
-                let msg = format!(
-                    "transport {t} is not supported yet by this engine: use -1 (auto), 0 (UDP) or 1 (TCP)"
-                );
+        let server = self.params.get("serveraddress");
+        let transport = match transport_for(self.params.get_i64("transport").unwrap_or(-1), &server)
+        {
+            Ok(t) => t,
+            Err(msg) => {
                 self.display(Severity::Error, &msg);
                 return Err(ApiError::Failed(msg));
             }
@@ -638,7 +699,18 @@ impl Core {
             transport,
             user_agent,
         };
-        let (sip, rx) = match SipUa::start(cfg).await {
+        let keepalive_ms = if transport.is_websocket() {
+            self.params.get_i64("wskeepaliveival").unwrap_or(30_000)
+        } else {
+            self.params.get_i64("keepaliveival").unwrap_or(28_000)
+        };
+        let ca_file = self.params.get("tlscafile");
+        let opts = TransportOptions {
+            keepalive_interval: Duration::from_millis(keepalive_ms.clamp(0, 3_600_000) as u64),
+            tls_ca_file: (!ca_file.trim().is_empty()).then(|| ca_file.trim().into()),
+            ws_path: ws_path_of(&server),
+        };
+        let (sip, rx) = match SipUa::start_with(cfg, opts).await {
             Ok(v) => v,
             Err(e) => {
                 let msg = format!("SIP stack could not start: {e}");
@@ -821,6 +893,7 @@ impl Core {
         };
         line.callid = callid;
         line.rtp = Some(rtp);
+        line.offer = Some(prefs);
         line.dtmf_after_connect = dtmf;
         let Some(n) = self.lines.alloc(line) else {
             sip.hangup(key);
@@ -848,6 +921,9 @@ impl Core {
             &uses,
         )
         .media_offer(true)
+        .with_srtp(srtp_policy(
+            self.params.get_i64("mediaencryption").unwrap_or(-1),
+        ))
     }
 
     async fn call_echo(&mut self) -> Result<usize, ApiError> {
@@ -1111,6 +1187,9 @@ impl Core {
                 // No offer in the INVITE: ours goes in the 200 OK, the answer comes in the ACK.
                 let offer = sdp::create_offer(rand::random::<u32>() as u64, version, local, &prefs);
                 sip.answer(key, offer);
+                if let Some(l) = self.lines.get_mut(n) {
+                    l.offer = Some(prefs);
+                }
                 self.connected(n);
             }
         }
@@ -1334,10 +1413,11 @@ impl Core {
             }
             SipEvent::Answered { call, sdp, .. } => {
                 let Some(n) = self.line_of(call) else { return };
-                let prefs = self.media_prefs();
+                let fallback = self.media_prefs();
                 let Some(l) = self.lines.get_mut(n) else {
                     return;
                 };
+                let prefs = l.offer.clone().unwrap_or(fallback);
                 let incoming = l.direction == Direction::Incoming;
                 // An incoming call that carried an offer was answered already; its ACK has no
                 // SDP to apply (RFC 3264 §4: one offer, one answer).
@@ -1555,6 +1635,39 @@ mod tests {
         );
         assert_eq!(split_dtmf_suffix("1002"), ("1002".into(), None));
         assert_eq!(split_dtmf_suffix("1002,"), ("1002".into(), None));
+    }
+
+    #[test]
+    fn transport_follows_parameter_and_server_address() {
+        assert_eq!(transport_for(-1, "127.0.0.1:5060"), Ok(Transport::Udp));
+        assert_eq!(
+            transport_for(-1, "wss://pbx.example:8443/ws"),
+            Ok(Transport::Wss)
+        );
+        assert_eq!(transport_for(-1, "ws://127.0.0.1:8080"), Ok(Transport::Ws));
+        assert_eq!(transport_for(-1, "sips:pbx.example"), Ok(Transport::Tls));
+        assert_eq!(
+            transport_for(-1, "pbx.example;transport=tcp"),
+            Ok(Transport::Tcp)
+        );
+        assert_eq!(transport_for(1, "pbx.example"), Ok(Transport::Tcp));
+        assert_eq!(transport_for(2, "pbx.example"), Ok(Transport::Tls));
+        assert_eq!(
+            transport_for(0, "pbx.example;transport=tcp"),
+            Ok(Transport::Udp)
+        );
+        assert!(transport_for(3, "pbx.example").is_err());
+        assert_eq!(ws_path_of("wss://h:8443/sip/ws"), Some("/sip/ws".into()));
+        assert_eq!(ws_path_of("ws://h:8080"), None);
+        assert_eq!(ws_path_of("h:5060"), None);
+    }
+
+    #[test]
+    fn mediaencryption_maps_to_srtp_policy() {
+        assert_eq!(srtp_policy(0), SrtpPolicy::Off);
+        assert_eq!(srtp_policy(-1), SrtpPolicy::Optional);
+        assert_eq!(srtp_policy(1), SrtpPolicy::Optional);
+        assert_eq!(srtp_policy(2), SrtpPolicy::Required);
     }
 
     #[test]

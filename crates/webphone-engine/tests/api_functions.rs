@@ -40,6 +40,8 @@ async fn muted_microphone_sends_no_audio_and_status_says_muted() {
         .await;
     bob.call_state("callConnected", 10).await;
     alice.call_state("callConnected", 10).await;
+    // Two engines offer SDES keys by default (mediaencryption -1): the call is encrypted.
+    assert_eq!(bob.api("isencrypted", &[]).await, Value::from(2));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     bob.api("mute", &["true", "2"]).await;
     assert_eq!(bob.api("ismuted", &[]).await, Value::from(true));

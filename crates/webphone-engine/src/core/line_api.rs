@@ -135,8 +135,14 @@ impl Core {
                 "hold is not available yet in this engine".into(),
             )),
             "isonhold" => Ok(Value::from(false)),
-            // Media is plain RTP so far: 0 = not encrypted while a call is up.
-            "isencrypted" => Ok(Value::from(if self.lines.is_empty() { -1 } else { 0 })),
+            // -1 without a call, 2 when the current call's media is SRTP, else 0.
+            "isencrypted" => Ok(Value::from(
+                match self.lines.active().and_then(|n| self.lines.get(n)) {
+                    None => -1,
+                    Some(l) if l.neg.as_ref().is_some_and(Negotiated::is_encrypted) => 2,
+                    Some(_) => 0,
+                },
+            )),
             "ignore" => self.ignore_api(args),
             "videocall" => {
                 // No video yet: the call goes ahead as a voice call.
