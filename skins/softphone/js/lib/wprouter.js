@@ -107,6 +107,11 @@
     // Replace the history (used when the start page is decided).
     reset: function (id, opts) { stack = []; mobile.changePage(id, opts); },
     // Remove a page from the back history (e.g. the call page after the call ended).
-    forget: function (id) { stack = stack.filter(function (p) { return p !== id; }); }
+    // The current (last) entry stays, so j$.mobile.back() still leaves it.
+    forget: function (id) {
+      var top = stack.pop();
+      stack = stack.filter(function (p) { return p !== id; });
+      if (top !== undefined) { stack.push(top); }
+    }
   };
 })(window);

@@ -71,6 +71,7 @@
     S.byId('call_state').textContent = stateText(l);
     var enc = !!(l && l.encrypted);
     S.byId('call_encryption').className = 'call-enc ' + (enc ? 'enc-on' : 'enc-off');
+    S.byId('call_encryption').querySelector('use').setAttribute('href', enc ? '#i-lock' : '#i-unlock');
     S.byId('call_encryption_text').textContent = enc ? t('sp.encrypted') : t('sp.not_encrypted');
     var ringingIn = !!(l && !l.ended && l.incoming && !l.connectedAt);
     S.byId('call_incoming').hidden = !ringingIn;

@@ -28,8 +28,7 @@
     list.forEach(function (h) {
       var li = S.el('li', 'item history' + (h.missed ? ' missed' : ''));
       var kind = h.missed ? 'missed' : h.direction;
-      var icon = S.el('span', 'dir-icon dir-' + kind, kind === 'out' ? '\u2197' : (kind === 'missed' ? '\u2198' : '\u2199'));
-      icon.setAttribute('aria-hidden', 'true');
+      var icon = S.icon(kind === 'out' ? 'out' : 'in', 'dir-icon dir-' + kind);
       var info = S.el('div', 'item-main');
       var contact = S.findContactByNumber(h.peer);
       var title = (contact && contact.name) || h.name || h.peer;
@@ -42,7 +41,7 @@
       info.appendChild(sub);
       var back = S.el('button', 'btn btn-icon btn-callsmall');
       back.type = 'button';
-      back.appendChild(S.el('span', null, '\u2706')).setAttribute('aria-hidden', 'true');
+      back.appendChild(S.icon('phone'));
       back.setAttribute('aria-label', t('sp.call_back', { name: title }));
       back.addEventListener('click', function () { S.call(h.peer); });
       li.appendChild(icon);

@@ -17,7 +17,6 @@
   }
 
   function close() {
-    global.WPRouter.forget('page_contactedit');
     j$.mobile.back();
     if (global.WPRouter.current() === 'page_contactedit') { global.WPRouter.reset('page_contactslist'); }
   }

@@ -27,7 +27,8 @@
     list.forEach(function (c) {
       var li = S.el('li', 'item contact');
       li.setAttribute('data-id', c.id);
-      var fav = S.el('button', 'btn btn-icon fav', c.favorite ? '\u2605' : '\u2606');
+      var fav = S.el('button', 'btn btn-icon fav');
+      fav.appendChild(S.icon(c.favorite ? 'star' : 'star-o'));
       fav.type = 'button';
       fav.setAttribute('aria-pressed', String(!!c.favorite));
       fav.setAttribute('aria-label', t('sp.favorite_of', { name: c.name }));
@@ -41,7 +42,7 @@
       info.appendChild(S.el('span', 'item-sub contact-number', c.number));
       var callBtn = S.el('button', 'btn btn-icon btn-callsmall');
       callBtn.type = 'button';
-      callBtn.appendChild(S.el('span', null, '\u2706')).setAttribute('aria-hidden', 'true');
+      callBtn.appendChild(S.icon('phone'));
       callBtn.setAttribute('aria-label', t('sp.call_name', { name: c.name }));
       callBtn.addEventListener('click', function () { S.call(c.number); });
       var edit = S.el('button', 'btn btn-small contact-edit', t('sp.edit'));

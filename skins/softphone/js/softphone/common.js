@@ -28,6 +28,19 @@
     return e;
   }
 
+  // An icon of the sprite in softphone.html (decorative: hidden from screen readers).
+  function icon(name, cls) {
+    var NS = 'http://www.w3.org/2000/svg';
+    var svg = global.document.createElementNS(NS, 'svg');
+    svg.setAttribute('class', 'icon' + (cls ? ' ' + cls : ''));
+    svg.setAttribute('aria-hidden', 'true');
+    svg.setAttribute('focusable', 'false');
+    var use = global.document.createElementNS(NS, 'use');
+    use.setAttribute('href', '#i-' + name);
+    svg.appendChild(use);
+    return svg;
+  }
+
   function byId(id) { return global.document.getElementById(id); }
 
   function pad2(n) { return (n < 10 ? '0' : '') + n; }
@@ -434,6 +447,7 @@
 
   var WPSkin = {
     el: el,
+    icon: icon,
     byId: byId,
     t: t,
     api: api,

@@ -53,7 +53,12 @@
     var box = S.byId('reg_state');
     var text;
     var cls = 'reg-unknown';
-    if (g.registered === 2 || g.registered === 3) { text = t('sp.registered'); cls = 'reg-ok'; } else if (g.registered === 5 || g.registered >= 7) { text = t('sp.not_registered'); cls = 'reg-failed'; } else if (g.registered === 1) { text = t('sp.no_account'); cls = 'reg-none'; } else { text = g.status || t('status.loading'); }
+    var reg = g.registered;
+    if (!reg && wp && wp.state.started) {
+      // No general STATUS seen yet (the engine was already running): use the facade's state.
+      reg = wp.state.registered ? 2 : (S.param('serveraddress') ? 0 : 1);
+    }
+    if (reg === 2 || reg === 3) { text = t('sp.registered'); cls = 'reg-ok'; } else if (reg === 5 || reg >= 7) { text = t('sp.not_registered'); cls = 'reg-failed'; } else if (reg === 1) { text = t('sp.no_account'); cls = 'reg-none'; } else { text = g.status || (wp && wp.state.status) || t('status.ready'); }
     if (!wp || !wp.state.loaded) { text = t('status.loading'); cls = 'reg-unknown'; }
     box.className = 'reg-state ' + cls;
     S.byId('reg_text').textContent = text;
@@ -220,6 +225,7 @@
       S.toast(title && title !== 'Error' ? String(title) + ': ' + text : text, title === 'Error' ? 'error' : '');
     });
     wp.onRegistered(function () { renderRegistration(); });
+    wp.onStart(function () { renderRegistration(); });
     wp.onRegisterFailed(function (reason) {
       renderRegistration();
       if (wp.state.loaded) { S.toast(t('message.register_failed', { reason: String(reason || '') }), 'error'); }

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Browser tests of the softphone skin (skins/softphone) in real Chromium.
+#
+#   tests/e2e-skins/run.sh
+#
+# 1. checks the WCAG AA contrast of every theme in skins/softphone/js/softphone/themes.js,
+# 2. builds webphone-cli (debug) unless E2E_CLI points at a binary,
+# 3. installs playwright-core and axe-core into tests/e2e-skins/node_modules if missing,
+# 4. runs skins.mjs: a static server for the repository (skins/, ui/, i18n/), webphone-cli
+#    --serve on a free loopback port admitting only that origin, and Debian's Chromium
+#    (headless, fresh profile) driving the skin: login page, echo call, keyboard, history,
+#    contacts across reloads, untrusted text rendered as text, every theme on every page
+#    (screenshots in target/e2e-skins/), axe-core on every page.
+# It stops exactly the processes it started. Without node or Chromium it skips loudly, unless
+# CI=true, where that is a failure.
+#
+# Environment: E2E_CLI (prebuilt webphone-cli), E2E_CHROMIUM (default /usr/bin/chromium),
+# CARGO (cargo command), E2E_SKINS_ONLY (comma list of scenario names to run).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT="$ROOT/target/e2e-skins"
+CHROMIUM=${E2E_CHROMIUM:-/usr/bin/chromium}
+
+say() { printf '[e2e-skins] %s\n' "$*"; }
+
+unavailable() {
+  if [ "${CI:-}" = "true" ]; then
+    say "FAIL: $* (required when CI=true)"
+    exit 1
+  fi
+  say "=================================================================="
+  say "SKIPPED: $*"
+  say "=================================================================="
+  exit 0
+}
+
+mkdir -p "$OUT"
+command -v node >/dev/null 2>&1 || unavailable "node is not installed"
+
+say "theme contrast (WCAG AA)"
+node "$HERE/contrast.mjs"
+
+[ -x "$CHROMIUM" ] || unavailable "Chromium ($CHROMIUM, package chromium) is not installed"
+
+if [ -z "${E2E_CLI:-}" ]; then
+  say "building webphone-cli (debug)"
+  (cd "$ROOT" && ${CARGO:-cargo} build -p webphone-cli)
+  E2E_CLI="$ROOT/target/debug/webphone-cli"
+fi
+[ -x "$E2E_CLI" ] || { say "FAIL: no webphone-cli binary at $E2E_CLI"; exit 1; }
+
+if [ ! -d "$HERE/node_modules/playwright-core" ] || [ ! -d "$HERE/node_modules/axe-core" ]; then
+  say "installing playwright-core and axe-core into $HERE/node_modules"
+  (cd "$HERE" && npm install --no-audit --no-fund)
+fi
+
+say "skin tests with $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
+E2E_CLI="$E2E_CLI" E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT" node "$HERE/skins.mjs"

@@ -1,0 +1,443 @@
+// End-to-end tests of the softphone skin in Debian's Chromium (playwright-core), against
+// `webphone-cli --serve` (the engine's built-in "echo" endpoint, no SIP server).
+//
+// Scenarios (E2E_SKINS_ONLY=a,b runs a subset):
+//   load      the skin loads without console errors and shows the login page (no credentials)
+//   echo      "echo" typed on the keyboard, Enter: in-call page with a running timer; Escape hangs
+//             up; the history lists the call
+//   contacts  a contact added persists across a reload; edit and delete work; search filters
+//   xss       script payloads in contact names, peer display names and CDRs are shown as text
+//   themes    every theme on every page: screenshot + axe-core (no serious/critical violations)
+//   layout    320 px wide pop-up and a full window: no horizontal scrolling
+//   language  wp_language=de and fr translate the skin
+//   autologin credentials known to the engine skip the login page
+// Screenshots: $E2E_OUT (target/e2e-skins). Everything started here is stopped here.
+import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, statSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { loadThemes } from './contrast.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
+const OUT = process.env.E2E_OUT || path.join(ROOT, 'target/e2e-skins');
+const CLI = process.env.E2E_CLI || path.join(ROOT, 'target/debug/webphone-cli');
+const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const TIMEOUT = 15000;
+const ONLY = (process.env.E2E_SKINS_ONLY || '').split(',').map((s) => s.trim()).filter(Boolean);
+
+const say = (m) => console.log(`[e2e-skins] ${m}`);
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+};
+// The static server serves only these parts of the repository.
+const SERVED = ['skins', 'ui', 'i18n', 'tests/e2e-skins/node_modules/axe-core/axe.min.js'];
+
+function staticServer() {
+  const server = http.createServer((req, res) => {
+    let rel;
+    try { rel = decodeURIComponent(new URL(req.url, 'http://x').pathname); } catch { rel = '/'; }
+    const file = path.resolve(ROOT, '.' + rel);
+    const ok = SERVED.some((p) => { const base = path.join(ROOT, p); return file === base || file.startsWith(base + path.sep); });
+    if (req.method !== 'GET' || !ok) { res.writeHead(403).end(); return; }
+    try {
+      if (!statSync(file).isFile()) { throw new Error('not a file'); }
+      res.writeHead(200, { 'Content-Type': TYPES[path.extname(file)] || 'application/octet-stream', 'Cache-Control': 'no-store' });
+      res.end(readFileSync(file));
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+function startService(origin, dataDir) {
+  const child = spawn(CLI, ['--serve', '127.0.0.1:0', '--allow-origin', origin,
+    '-p', 'audiodevicein=null', '-p', 'audiodeviceout=null'],
+  { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info', XDG_DATA_HOME: dataDir, HOME: dataDir } });
+  let stderr = '';
+  let stdout = '';
+  child.stdout.on('data', (d) => { stdout += d; if (stdout.length > 200000) { stdout = stdout.slice(-100000); } });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('webphone-cli reported no address: ' + stderr)), 15000);
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      const m = /serving ws:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
+      if (m) { clearTimeout(timer); resolve({ child, port: Number(m[1]), log: () => stderr, out: () => stdout }); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`webphone-cli exited (${code}): ${stderr}`)); });
+  });
+}
+
+function stopChild(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) { return Promise.resolve(); }
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => { clearTimeout(kill); resolve(); });
+    try { child.stdin.write('quit\n'); } catch { /* closed */ }
+    setTimeout(() => child.kill('SIGTERM'), 1500);
+  });
+}
+
+function assert(cond, msg) { if (!cond) { throw new Error('assertion failed: ' + msg); } }
+
+// ---------------------------------------------------------------- page helpers
+
+const consoleErrors = [];
+function watch(page, label) {
+  page.on('console', (m) => {
+    if (m.type() === 'error') { consoleErrors.push(`${label}: ${m.text()}`); say(`${label} console error: ${m.text()}`); }
+  });
+  page.on('pageerror', (e) => { consoleErrors.push(`${label}: ${e.message}`); say(`${label} page error: ${e.message}`); });
+}
+
+async function shot(page, name) {
+  const file = path.join(OUT, name);
+  await page.screenshot({ path: file, fullPage: true });
+  say(`  screenshot ${path.relative(ROOT, file)}`);
+}
+
+async function activePage(page) {
+  return page.evaluate(() => window.WPRouter && window.WPRouter.current());
+}
+
+async function waitPage(page, id) {
+  await page.waitForFunction((i) => window.WPRouter && window.WPRouter.current() === i &&
+    !document.getElementById(i).hidden, id, { timeout: TIMEOUT });
+}
+
+async function goPage(page, id) {
+  await page.evaluate((i) => window.j$.mobile.changePage('#' + i, { transition: 'none', role: 'page' }), id);
+  await waitPage(page, id);
+}
+
+async function axe(page, label) {
+  const has = await page.evaluate(() => typeof window.axe === 'object');
+  if (!has) { await page.addScriptTag({ url: '/tests/e2e-skins/node_modules/axe-core/axe.min.js' }); }
+  const res = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ' ' + (n.failureSummary || '').replace(/\s+/g, ' ')) }));
+  });
+  const bad = res.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of res) {
+    if (!bad.includes(v)) { say(`  axe (${label}) ${v.impact}: ${v.id} - ${v.help}`); }
+  }
+  if (bad.length) {
+    throw new Error(`axe (${label}): ` + bad.map((v) => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.join(' | ')}`).join('; '));
+  }
+}
+
+// ---------------------------------------------------------------- scenarios
+
+const PAGES = ['page_login', 'page_dialpad', 'page_contactslist', 'page_contactedit', 'page_callhistorylist',
+  'page_settings', 'page_extra1'];
+
+function scenarios(env) {
+  const { base } = env;
+  return {
+    async load(page) {
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await waitPage(page, 'page_login');
+      const ids = await page.evaluate(() => Array.from(document.querySelectorAll('[data-role="page"]')).map((e) => e.id));
+      for (const id of ['page_dialpad', 'page_contactslist', 'page_callhistorylist', 'page_settings',
+        'page_extra1', 'page_extra2', 'page_extra3', 'page_extra4', 'page_extra5', 'page_login', 'page_call']) {
+        assert(ids.includes(id), 'page ' + id + ' exists');
+      }
+      for (const id of ['extra_header_settings', 'extra_header_dialpad', 'extra_header_contactslist', 'extra_header_callhistorylist']) {
+        assert(await page.$('#' + id), id + ' exists');
+      }
+      assert(await page.evaluate(() => typeof window.j$ === 'function' && typeof window.j$.mobile.changePage === 'function' &&
+        typeof window.j$.mobile.back === 'function' && Array.isArray(window.themelist)), 'j$, j$.mobile and themelist');
+      await page.waitForFunction(() => window.webphone_api.state.started, null, { timeout: TIMEOUT });
+      await shot(page, 'load-login.png');
+      // j$.mobile.changePage / back keep working.
+      await goPage(page, 'page_extra2');
+      await page.evaluate(() => window.j$.mobile.back());
+      await waitPage(page, 'page_login');
+      assert(consoleErrors.length === 0, 'no console errors: ' + consoleErrors.join('; '));
+    },
+
+    async echo(page) {
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      if ((await activePage(page)) === 'page_login') { await page.click('#login_skip'); }
+      await waitPage(page, 'page_dialpad');
+      // Typing anywhere on the dial pad page goes into the number field; Enter calls.
+      await page.focus('#tab_dialpad');
+      await page.evaluate(() => document.activeElement.blur());
+      await page.keyboard.type('echo');
+      assert((await page.inputValue('#dial_number')) === 'echo', 'typed into the dial field');
+      await page.keyboard.press('Enter');
+      await waitPage(page, 'page_call');
+      await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+      const name = await page.textContent('#call_peer_name');
+      assert(/echo/i.test(name), 'peer name shown: ' + name);
+      await page.waitForFunction(() => document.getElementById('call_timer').textContent !== '00:00', null, { timeout: 5000 });
+      const t1 = await page.textContent('#call_timer');
+      await page.waitForTimeout(1200);
+      const t2 = await page.textContent('#call_timer');
+      assert(t1 !== t2, `timer runs (${t1} -> ${t2})`);
+      // Buttons for features the engine may not have yet: the error is shown as a toast.
+      await page.click('#call_keypad_toggle');
+      await page.click('#call_dtmf_keypad [data-key="5"]');
+      await page.waitForFunction(() => document.getElementById('call_dtmf_sent').textContent === '5', null, { timeout: TIMEOUT });
+      await shot(page, 'echo-incall.png');
+      await axe(page, 'page_call in call');
+      // Escape hangs up.
+      await page.keyboard.press('Escape');
+      await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Call ended', null, { timeout: TIMEOUT });
+      await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+      await shot(page, 'echo-ended.png');
+      await page.click('#tab_callhistorylist');
+      await waitPage(page, 'page_callhistorylist');
+      await page.waitForSelector('#history_list li', { timeout: TIMEOUT });
+      const first = await page.textContent('#history_list li .item-title');
+      assert(/echo/i.test(first), 'history lists the echo call: ' + first);
+      await shot(page, 'echo-history.png');
+    },
+
+    async contacts(page) {
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_contactslist');
+      await page.click('#contacts_add');
+      await waitPage(page, 'page_contactedit');
+      await page.fill('#contactedit_name', 'Alice Example');
+      await page.fill('#contactedit_number', '1001');
+      await page.click('#contactedit_save');
+      await waitPage(page, 'page_contactslist');
+      await page.click('#contacts_add');
+      await page.fill('#contactedit_name', 'Bob Other');
+      await page.fill('#contactedit_number', 'sip:bob@example.org');
+      await page.press('#contactedit_number', 'Enter');
+      await waitPage(page, 'page_contactslist');
+      await page.reload();
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_contactslist');
+      const names = await page.$$eval('#contacts_list .contact-name', (els) => els.map((e) => e.textContent));
+      assert(names.includes('Alice Example') && names.includes('Bob Other'), 'contacts persisted across reload: ' + names);
+      await page.fill('#contacts_search', 'ali');
+      const found = await page.$$eval('#contacts_list .contact-name', (els) => els.map((e) => e.textContent));
+      assert(found.length === 1 && found[0] === 'Alice Example', 'search filters: ' + found);
+      await page.fill('#contacts_search', '');
+      // Edit Bob, then delete him.
+      await page.click('#contacts_list li:has-text("Bob Other") .contact-edit');
+      await waitPage(page, 'page_contactedit');
+      await page.fill('#contactedit_name', 'Bob Renamed');
+      await page.click('#contactedit_save');
+      await waitPage(page, 'page_contactslist');
+      await page.click('#contacts_list li:has-text("Bob Renamed") .contact-edit');
+      await page.click('#contactedit_delete');
+      await page.waitForSelector('#confirm_dialog:not([hidden])');
+      await page.click('#confirm_yes');
+      await waitPage(page, 'page_contactslist');
+      const after = await page.$$eval('#contacts_list .contact-name', (els) => els.map((e) => e.textContent));
+      assert(after.length === 1 && after[0] === 'Alice Example', 'edit + delete: ' + after);
+      await shot(page, 'contacts.png');
+    },
+
+    async xss(page) {
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      const payload = '<img src=x onerror="window.__xss=(window.__xss||0)+1">';
+      const payload2 = '<script>window.__xss=1</script><b>bold</b>';
+      await goPage(page, 'page_contactslist');
+      await page.click('#contacts_add');
+      await page.fill('#contactedit_name', payload);
+      await page.fill('#contactedit_number', payload2);
+      await page.click('#contactedit_save');
+      await waitPage(page, 'page_contactslist');
+      const item = await page.$eval('#contacts_list', (ul) => {
+        const li = Array.from(ul.querySelectorAll('li')).find((l) => l.textContent.includes('onerror'));
+        return li ? { name: li.querySelector('.contact-name').textContent, number: li.querySelector('.contact-number').textContent,
+          tags: li.querySelectorAll('img,script,b').length } : null;
+      });
+      assert(item && item.name === payload && item.number === payload2 && item.tags === 0, 'contact payload rendered as text: ' + JSON.stringify(item));
+      // A peer display name / peer name from the engine (injected notification strings).
+      await page.evaluate((p) => {
+        window.WPSkin.onNotification(`STATUS,7,Ringing,${p},me,2,${p},xss-call,1,1,1,0,0,0,0`);
+      }, payload);
+      await waitPage(page, 'page_call');
+      const peer = await page.evaluate(() => ({ name: document.getElementById('call_peer_name').textContent,
+        tags: document.querySelectorAll('#page_call img, #page_call script').length }));
+      assert(peer.name === payload && peer.tags === 0, 'peer display name rendered as text: ' + JSON.stringify(peer));
+      await shot(page, 'xss-call.png');
+      await page.evaluate((p) => {
+        window.WPSkin.onNotification(`STATUS,7,CallDisconnect,${p},me,2,${p},xss-call,1,1,0,0,0,0,0`);
+        window.WPSkin.onNotification(`CDR,7,${p},${p},me,local,0,0,2,<b>reason</b>`);
+      }, payload);
+      await goPage(page, 'page_callhistorylist');
+      const hist = await page.evaluate(() => ({ title: document.querySelector('#history_list li .item-title').textContent,
+        tags: document.querySelectorAll('#history_list img, #history_list script, #history_list b').length }));
+      assert(hist.title === '<img src=x onerror="window.__xss=(window.__xss||0)+1">' && hist.tags === 0, 'CDR peer rendered as text: ' + JSON.stringify(hist));
+      // Toasts (onDisplay text from the engine) too.
+      await page.evaluate((p) => window.WPSkin.toast(p, 'error'), payload);
+      const toastTags = await page.evaluate(() => document.querySelectorAll('#toasts img').length);
+      assert(toastTags === 0, 'toast rendered as text');
+      await page.waitForTimeout(300);
+      assert(await page.evaluate(() => window.__xss === undefined), 'no payload ran');
+      await shot(page, 'xss-history.png');
+      // Clean up for the following scenarios.
+      await page.evaluate(() => {
+        window.WPSkin.contacts().filter((c) => c.name.includes('onerror')).forEach((c) => window.WPSkin.deleteContact(c.id));
+        window.WPSkin.save('history', window.WPSkin.history().filter((h) => !h.peer.includes('onerror')));
+      });
+    },
+
+    async themes(page) {
+      const themes = loadThemes();
+      assert(themes.length >= 4, 'at least 4 themes');
+      for (const th of themes) {
+        await page.goto(`${base}&wp_colortheme=${th.number}`);
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        const applied = await page.evaluate(() => document.body.getAttribute('data-theme'));
+        assert(applied === th.id, `theme ${th.id} applied (${applied})`);
+        for (const id of PAGES) {
+          if (id === 'page_contactedit') {
+            await goPage(page, 'page_contactslist');
+            await page.click('#contacts_add');
+          }
+          await goPage(page, id);
+          await page.waitForTimeout(50);
+          await shot(page, `theme${th.number}-${id}.png`);
+          await axe(page, `${th.id} ${id}`);
+        }
+        // The call page, with a simulated incoming call (no peer needed).
+        await page.evaluate(() => window.WPSkin.onNotification('STATUS,9,Ringing,2222,me,2,Katie Example,t-call,1,1,1,0,0,0,0'));
+        await waitPage(page, 'page_call');
+        await shot(page, `theme${th.number}-page_call-incoming.png`);
+        await axe(page, `${th.id} page_call incoming`);
+        await page.evaluate(() => window.WPSkin.onNotification('STATUS,9,InCall,2222,me,2,Katie Example,t-call,1,1,2,0,0,2,0'));
+        await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected');
+        await shot(page, `theme${th.number}-page_call.png`);
+        await axe(page, `${th.id} page_call connected`);
+        await page.evaluate(() => {
+          window.WPSkin.onNotification('STATUS,9,Finished,2222,me,2,Katie Example,t-call,1,1,0,0,0,0,0');
+        });
+        say(`  theme ${th.id} (${th.name}): ${PAGES.length + 2} pages, axe clean`);
+      }
+    },
+
+    async layout(page) {
+      for (const [w, h] of [[320, 560], [1280, 800]]) {
+        await page.setViewportSize({ width: w, height: h });
+        await page.goto(base);
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        for (const id of ['page_dialpad', 'page_settings', 'page_callhistorylist', 'page_login']) {
+          await goPage(page, id);
+          const sw = await page.evaluate(() => document.documentElement.scrollWidth);
+          assert(sw <= w, `${id} at ${w}px: no horizontal scrolling (scrollWidth ${sw})`);
+          await shot(page, `layout-${w}-${id}.png`);
+        }
+      }
+      await page.setViewportSize({ width: 400, height: 760 });
+    },
+
+    async language(page) {
+      await page.goto(`${base}&wp_language=de`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.waitForFunction(() => document.documentElement.lang === 'de');
+      const de = await page.textContent('#tab_contactslist');
+      assert(de.includes('Kontakte'), 'German tab text: ' + de);
+      await goPage(page, 'page_settings');
+      await shot(page, 'language-de-settings.png');
+      await page.goto(`${base}&wp_language=fr`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.waitForFunction(() => document.documentElement.lang === 'fr');
+      const fr = await page.textContent('#tab_settings');
+      assert(fr.includes('Réglages'), 'French tab text: ' + fr);
+      await goPage(page, 'page_dialpad');
+      await shot(page, 'language-fr-dialpad.png');
+    },
+
+    async autologin(page) {
+      // Credentials the engine already knows (set by the integrator): no login page.
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(async () => {
+        localStorage.clear();
+        await window.webphone_api.setparameter('register', 'false');
+        await window.webphone_api.setparameter('username', 'alice');
+        await window.webphone_api.setparameter('password', 'secret');
+      });
+      await page.reload();
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await waitPage(page, 'page_dialpad');
+      await shot(page, 'autologin-dialpad.png');
+      // Signing out shows the login page again.
+      await goPage(page, 'page_settings');
+      await page.click('#settings_signout');
+      await waitPage(page, 'page_login');
+      assert((await page.inputValue('#login_username')) === 'alice', 'username kept after sign-out');
+    },
+  };
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  mkdirSync(OUT, { recursive: true });
+  const userDataDir = mkdtempSync(path.join(tmpdir(), 'webphone-e2e-skins-'));
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'webphone-e2e-skins-data-'));
+  let server = null;
+  let service = null;
+  let context = null;
+  const results = [];
+  try {
+    server = await staticServer();
+    const origin = `http://127.0.0.1:${server.address().port}`;
+    service = await startService(origin, dataDir);
+    const base = `${origin}/skins/softphone/softphone.html?wp_serviceport=${service.port}`;
+    say(`static server ${origin}; service ws://127.0.0.1:${service.port}`);
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 400, height: 760 },
+    });
+    const page = context.pages()[0] || await context.newPage();
+    watch(page, 'skin');
+    const all = scenarios({ base });
+    for (const [name, fn] of Object.entries(all)) {
+      if (ONLY.length && !ONLY.includes(name)) { continue; }
+      const t0 = Date.now();
+      say(`--- ${name}`);
+      try {
+        await fn(page);
+        results.push([name, 'ok', Date.now() - t0]);
+      } catch (e) {
+        results.push([name, 'FAILED', Date.now() - t0]);
+        say(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
+        await page.screenshot({ path: path.join(OUT, `failure-${name}.png`), fullPage: true }).catch(() => {});
+      }
+    }
+    if (consoleErrors.length) {
+      results.push(['console', 'FAILED', 0]);
+      say('console errors during the run:\n  ' + consoleErrors.join('\n  '));
+    }
+  } catch (e) {
+    results.push(['setup', 'FAILED', 0]);
+    say(`FAIL setup: ${e && e.stack ? e.stack : e}`);
+    if (service) { say('webphone-cli stderr:\n' + service.log()); }
+  } finally {
+    if (context) { await context.close().catch(() => {}); }
+    if (service) { await stopChild(service.child); }
+    if (server) { server.closeAllConnections?.(); server.close(); }
+    rmSync(userDataDir, { recursive: true, force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  say('---------------- summary');
+  for (const [n, s, ms] of results) { say(`${n.padEnd(10)} ${s.padEnd(7)} ${(ms / 1000).toFixed(1)}s`); }
+  const failed = results.some((r) => r[1] !== 'ok');
+  say(failed ? 'RESULT: FAIL' : 'RESULT: PASS');
+  process.exitCode = failed ? 1 : 0;
+}
+
+main();
