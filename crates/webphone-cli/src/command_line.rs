@@ -13,12 +13,14 @@ pub struct Options {
     pub callbacks: bool,
     /// `--serve [ADDR]`: run the local WebSocket service with these settings.
     pub serve: Option<ServeConfig>,
+    /// `--work-dir DIR`: keep settings per profile in DIR (none are kept without it).
+    pub work_dir: Option<PathBuf>,
     pub help: bool,
     pub version: bool,
 }
 
 pub const USAGE: &str = "\
-usage: webphone-cli [-p name=value]... [--config FILE] [--callbacks]
+usage: webphone-cli [-p name=value]... [--config FILE] [--callbacks] [--work-dir DIR]
                     [--serve [ADDR] [--allow-origin ORIGIN]... [--allow-no-origin]]
 
 Runs the softphone engine headless. Each stdin line is one API call, for example
@@ -30,6 +32,8 @@ options:
   -p, --param name=value   set a parameter (repeatable; wins over --config and the environment)
   -c, --config FILE        read parameters from FILE: one name=value per line, # comments
   --callbacks              also print CALLBACK,<name>,<json args> for onRegistered, onCdr, ...
+  --work-dir DIR           keep settings per profile in DIR/<profile>/webphone.sqlite (never the
+                           password); without it nothing is saved between runs
   --serve [ADDR]           also serve webphone_api.js pages over WebSocket on a loopback ADDR
                            (default 127.0.0.1:18520; port 0 = any free port); the address is reported
                            on stderr; end of stdin no longer stops the program (quit or a
@@ -115,6 +119,10 @@ pub fn parse_args(
                 config.extend(parse_config(&text, &f.display().to_string())?);
             }
             "--callbacks" => opts.callbacks = true,
+            "--work-dir" => {
+                let d = it.next().ok_or_else(|| format!("{a} needs a folder"))?;
+                opts.work_dir = Some(PathBuf::from(d));
+            }
             "-h" | "--help" => opts.help = true,
             "-V" | "--version" => opts.version = true,
             s if s.starts_with("--param=") => cli.push(name_value(&s["--param=".len()..])?),

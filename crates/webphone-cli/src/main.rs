@@ -66,18 +66,16 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    rt.block_on(run(opts.params, opts.callbacks, opts.serve))
+    rt.block_on(run(opts.params, opts.callbacks, opts.serve, opts.work_dir))
 }
 
 async fn run(
     params: Vec<(String, String)>,
     callbacks: bool,
     serve: Option<serve::ServeConfig>,
+    work_dir: Option<std::path::PathBuf>,
 ) -> ExitCode {
-    let phone = match Phone::try_new(PhoneOptions {
-        params,
-        work_dir: None,
-    }) {
+    let phone = match Phone::try_new(PhoneOptions { params, work_dir }) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("webphone-cli: {e}");

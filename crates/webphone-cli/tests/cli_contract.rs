@@ -140,3 +140,27 @@ fn loglevel_5_adds_log_lines() {
         "{stdout}"
     );
 }
+
+#[test]
+fn work_dir_keeps_settings_between_runs_but_not_the_password() {
+    let dir = std::env::temp_dir().join(format!("webphone-cli-workdir-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let (code, out, _) = run(
+        &["--work-dir", d, "-p", "audiodevicein=null"],
+        "setparameter displayname Kim\nsetparameter password pw-123456\nquit\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    let (_, out, _) = run(
+        &["--work-dir", d],
+        "getparameter displayname\ngetparameter password\nquit\n",
+    );
+    assert!(out.contains("RESULT,getparameter,Kim"), "{out}");
+    assert!(
+        out.lines().any(|l| l == "RESULT,getparameter,"),
+        "the password is not stored: {out}"
+    );
+    // Without --work-dir nothing was kept.
+    let (_, out, _) = run(&[], "getparameter displayname\nquit\n");
+    assert!(out.lines().any(|l| l == "RESULT,getparameter,"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use webphone_interop::flows::{expect_connected, start_cli, WAIT};
 use webphone_interop::{
-    assert_tone, require_tools, serial, Baresip, BaresipOpts, Params, TestDir, BARESIP,
-    CLI_TONE_HZ,
+    assert_tone, require_tools, serial, Baresip, BaresipOpts, Params, TestDir, BARESIP, CLI_TONE_HZ,
 };
 
 const TALK: Duration = Duration::from_secs(4);
@@ -66,7 +65,12 @@ fn srtp_sdes_call_to_baresip_with_mandatory_srtp_has_audio_both_ways() {
         "baresip did not set up SRTP; log tail:\n{}",
         bs.log_tail(40)
     );
-    assert_tone(&cli_rec, bs.tone_hz(), -30.0, "softphone hearing baresip over SRTP");
+    assert_tone(
+        &cli_rec,
+        bs.tone_hz(),
+        -30.0,
+        "softphone hearing baresip over SRTP",
+    );
     assert_tone(
         &bs.last_received_wav(),
         CLI_TONE_HZ,
