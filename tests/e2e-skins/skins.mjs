@@ -328,6 +328,54 @@ function scenarios(env) {
       }
     },
 
+    async params(page) {
+      const q = ['wp_brandname=Acme%20Phone', 'wp_companyname=Acme%20Ltd', 'wp_header=Support%20line%20%3Cb%3Ex%3C%2Fb%3E',
+        'wp_footer=Footer%20text', 'wp_logo=Acme', 'wp_disableoptions=PAGE_CONTACTS,CONFERENCE,theme',
+        'wp_closecall_timeout=600', 'wp_displayvolumecontrols=true', 'wp_displayaudiodevice=true', 'wp_showserverinput=0'];
+      await page.goto(`${base}&${q.join('&')}`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      const ui = await page.evaluate(() => ({
+        title: document.title, brand: document.getElementById('brand_name').textContent,
+        header: document.getElementById('header_text').textContent, headerTags: document.querySelectorAll('#header_text b').length,
+        footer: document.getElementById('app_footer').textContent, footerShown: !document.getElementById('app_footer').hidden,
+        contactsTab: !document.getElementById('tab_contactslist').hidden,
+      }));
+      assert(ui.title === 'Acme Phone' && ui.brand === 'Acme Phone', 'brandname: ' + JSON.stringify(ui));
+      assert(ui.header === 'Support line <b>x</b>' && ui.headerTags === 0, 'header as text: ' + JSON.stringify(ui));
+      assert(ui.footer === 'Footer text' && ui.footerShown, 'footer: ' + JSON.stringify(ui));
+      assert(!ui.contactsTab, 'disableoptions PAGE_CONTACTS hides the contacts tab');
+      await goPage(page, 'page_login');
+      assert(await page.$eval('#login_server_field', (e) => e.hidden), 'showserverinput=0 hides the server field');
+      assert((await page.textContent('#login_logo')) === 'Acme', 'text logo');
+      assert((await page.textContent('#login_brand')).includes('Acme Ltd'), 'companyname on the login page');
+      await shot(page, 'params-login.png');
+      await goPage(page, 'page_settings');
+      assert(await page.$eval('#settings_theme_field', (e) => e.hidden), 'disableoptions theme hides the theme setting');
+      await goPage(page, 'page_dialpad');
+      await page.fill('#dial_number', 'echo');
+      await page.click('#dial_call');
+      await waitPage(page, 'page_call');
+      await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+      const call = await page.evaluate(() => ({
+        conf: !document.getElementById('call_conference').hidden,
+        vol: !document.getElementById('call_volume_field').hidden,
+        dev: !document.getElementById('call_device_field').hidden,
+      }));
+      assert(!call.conf && call.vol && call.dev, 'call page options: ' + JSON.stringify(call));
+      await shot(page, 'params-call.png');
+      await page.click('#call_hangup');
+      // closecall_timeout=600: the call page closes by itself shortly after the hang-up.
+      await page.waitForFunction(() => window.WPRouter.current() !== 'page_call', null, { timeout: 5000 });
+      assert((await activePage(page)) === 'page_dialpad', 'back on the dial pad after closecall_timeout');
+      // useloginpage=2: always the login page; featureset=0: minimal tabs.
+      await page.goto(`${base}&wp_useloginpage=2&wp_featureset=0`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await waitPage(page, 'page_login');
+      await goPage(page, 'page_dialpad');
+      const tabs = await page.$$eval('#tabbar .tab', (els) => els.filter((e) => !e.hidden).map((e) => e.id));
+      assert(tabs.join() === 'tab_dialpad,tab_settings', 'featureset=0 tabs: ' + tabs);
+    },
+
     async layout(page) {
       for (const [w, h] of [[320, 560], [1280, 800]]) {
         await page.setViewportSize({ width: w, height: h });
