@@ -158,6 +158,14 @@
     if (e.ctrlKey || e.metaKey || e.altKey) { return; }
     var page = global.WPRouter.current();
     if (e.key === 'Escape') {
+      var form = S.byId('call_transfer_form');
+      if (page === 'page_call' && !form.hidden && form.contains(e.target)) {
+        // Escape inside the transfer form closes the form, not the call.
+        e.preventDefault();
+        form.hidden = true;
+        S.byId('call_transfer').focus();
+        return;
+      }
       if (S.activeLines().length) {
         e.preventDefault();
         S.hangup(S.currentLine());
