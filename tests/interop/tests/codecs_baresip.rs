@@ -81,8 +81,8 @@ fn codec_call(c: &Case) {
     let log = bs.log();
     let encoder_line = log
         .lines()
-        .filter(|l| l.contains("Set audio encoder"))
-        .last()
+        .rev()
+        .find(|l| l.contains("Set audio encoder"))
         .unwrap_or("");
     assert!(
         encoder_line
