@@ -237,5 +237,8 @@ test('i18n/en.json carries every UI string of the minimal page, with the same En
   for (const [key, text] of Object.entries(found)) {
     assert.equal(en[key], text, `i18n/en.json "${key}"`);
   }
-  assert.deepEqual(Object.keys(en).filter((k) => !(k in found)), [], 'no unused keys in en.json');
+  // en.json is shared with the skins (their keys start with "sp."); the minimal page's keys
+  // must all be in use.
+  const mine = Object.keys(en).filter((k) => !k.startsWith('sp.'));
+  assert.deepEqual(mine.filter((k) => !(k in found)), [], 'no unused minimal-page keys in en.json');
 });
