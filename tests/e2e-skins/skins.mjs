@@ -408,6 +408,100 @@ function scenarios(env) {
       await shot(page, 'language-fr-dialpad.png');
     },
 
+    async lines(page) {
+      // Two calls at once (simulated notification strings): the line switcher appears and
+      // switches the shown call.
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(() => {
+        window.WPSkin.onNotification('STATUS,3,InCall,3001,me,1,Carol,l3,1,1,2,0,0,2,0');
+        window.WPSkin.onNotification('STATUS,4,Ringing,3002,me,2,Dave,l4,1,1,1,0,0,0,0');
+      });
+      await waitPage(page, 'page_call');
+      await page.waitForSelector('#call_lines:not([hidden]) .line-btn');
+      const btns = await page.$$eval('#call_lines .line-btn', (els) => els.map((e) => [e.textContent, e.getAttribute('aria-pressed')]));
+      assert(btns.length === 2 && btns[1][1] === 'true', 'two lines, the newest selected: ' + JSON.stringify(btns));
+      assert((await page.textContent('#call_peer_name')) === 'Dave', 'newest call shown');
+      assert(!(await page.$eval('#call_incoming', (e) => e.hidden)), 'answer/reject for the ringing call');
+      await shot(page, 'lines-two-calls.png');
+      await page.click('#call_lines .line-btn >> nth=0');
+      await page.waitForFunction(() => document.getElementById('call_peer_name').textContent === 'Carol');
+      assert((await page.textContent('#call_encryption_text')) === 'Encrypted', 'encryption indicator');
+      assert(await page.$eval('#call_incoming', (e) => e.hidden), 'no answer button on the connected call');
+      await axe(page, 'page_call two lines');
+      await shot(page, 'lines-switched.png');
+      await page.evaluate(() => {
+        window.WPSkin.onNotification('STATUS,3,Finished,3001,me,1,Carol,l3,1,1,0,0,0,0,0');
+        window.WPSkin.onNotification('STATUS,4,Finished,3002,me,2,Dave,l4,1,1,0,0,0,0,0');
+      });
+      await page.waitForFunction(() => window.WPSkin.activeLines().length === 0);
+    },
+
+    async login(page) {
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(() => localStorage.clear());
+      await page.reload();
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await waitPage(page, 'page_login');
+      await page.click('#login_submit');
+      assert(!(await page.$eval('#login_error', (e) => e.hidden)), 'empty form is refused');
+      await page.fill('#login_server', '127.0.0.1:9');
+      await page.fill('#login_username', 'bob');
+      await page.fill('#login_password', 'bobsecret');
+      await page.check('#login_remember');
+      await page.press('#login_password', 'Enter');
+      await waitPage(page, 'page_dialpad');
+      const engine = await page.evaluate(async () => [await window.webphone_api.getparameter('serveraddress'),
+        await window.webphone_api.getparameter('username')]);
+      assert(engine.join() === '127.0.0.1:9,bob', 'login sets the engine parameters: ' + engine);
+      // Remembered on this device: the next start signs in directly.
+      await page.evaluate(async () => { await window.webphone_api.unregister().catch(() => {}); await window.webphone_api.setparameter('password', ''); });
+      await page.reload();
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await waitPage(page, 'page_dialpad');
+      // The service never shows a password to pages: a set one reads back as "<redacted>".
+      await page.waitForFunction(async () => (await window.webphone_api.getparameter('password')) === '<redacted>', null, { timeout: TIMEOUT });
+      await page.evaluate(async () => {
+        await window.webphone_api.unregister().catch(() => {});
+        await window.webphone_api.setparameter('serveraddress', '');
+        await window.webphone_api.setparameter('password', '');
+        localStorage.clear();
+      });
+    },
+
+    async settings(page) {
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_settings');
+      // Codec order: move PCMA up, switch G722 off -> the codec parameter.
+      await page.click('#settings_codec_list li:has-text("PCMA") button[aria-label*="up"]');
+      await page.uncheck('#codec_G722');
+      const codec = await page.evaluate(() => window.webphone_api.getparameter('codec'));
+      assert(codec === 'PCMA,PCMU,OPUS', 'codec parameter from the codec list: ' + codec);
+      await page.selectOption('#settings_loglevel', '5');
+      await page.waitForFunction(async () => String(await window.webphone_api.getparameter('loglevel')) === '5');
+      await page.selectOption('#settings_theme', '2');
+      await page.selectOption('#settings_language', 'fr');
+      await page.waitForFunction(() => document.documentElement.lang === 'fr');
+      await page.reload();
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      const kept = await page.evaluate(() => [document.body.getAttribute('data-theme'), document.documentElement.lang]);
+      assert(kept.join() === 'theme_1,fr', 'theme and language kept across reload: ' + kept);
+      await goPage(page, 'page_settings');
+      const order = await page.$$eval('#settings_codec_list .codec-name', (els) => els.map((e) => e.textContent));
+      assert(order.slice(0, 2).join() === 'PCMA,PCMU', 'codec order shown from the parameter: ' + order);
+      await shot(page, 'settings-changed.png');
+      await page.evaluate(async () => {
+        localStorage.removeItem('wpskin.colortheme');
+        localStorage.removeItem('wpskin.language');
+        await window.webphone_api.setparameter('codec', '');
+        await window.webphone_api.setparameter('loglevel', '1');
+        await window.webphone_api.setparameter('language', '');
+        await window.webphone_api.setparameter('colortheme', '0');
+      });
+    },
+
     async autologin(page) {
       // Credentials the engine already knows (set by the integrator): no login page.
       await page.goto(base);
