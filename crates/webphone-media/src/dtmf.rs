@@ -7,10 +7,17 @@
 //! is in progress (§2.5.1.1 notes that the audio and event streams share the timestamp clock).
 //! After an event a short gap of normal audio separates digits; a space or `,` in the digit
 //! string is a longer pause.
+//!
+//! Timestamps and durations are in the RTP clock of the audio codec (RFC 4733 §2.1 and §7.1.1:
+//! the event clock equals the codec clock): 8000 Hz for G.711 and G.722, 48000 Hz for Opus.
+//! [`DtmfSender::tick`] is told how many clock units one tick spans.
 
 use std::collections::VecDeque;
 
 use crate::{FRAME_SAMPLES, PTIME_MS};
+
+/// Largest event duration one packet can carry (16 bits, RFC 4733 §2.3).
+const MAX_DURATION: u32 = u16::MAX as u32;
 
 /// Payload length of one telephone-event (RFC 4733 §2.3).
 pub const EVENT_PAYLOAD_LEN: usize = 4;
@@ -81,7 +88,8 @@ impl EventPayload {
 /// Timing of generated DTMF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DtmfConfig {
-    /// Tone length per digit in ms (rounded to 20 ms ticks, at least 40 ms). Default 100.
+    /// Tone length per digit in ms (rounded to 20 ms ticks, at least 40 ms, at most what a
+    /// 16-bit duration holds at the codec clock: 5 s at 8 kHz, 1.36 s at 48 kHz). Default 100.
     pub tone_ms: u32,
     /// Audio gap between two digits in ms. Default 60.
     pub gap_ms: u32,
@@ -187,11 +195,19 @@ impl DtmfSender {
         ms.div_ceil(PTIME_MS)
     }
 
-    /// Advance one 20 ms tick. `now_ts` is the RTP timestamp this tick's audio frame would
-    /// carry. Returns the event packet to send instead of audio, or `None` to send audio.
+    /// Advance one 20 ms tick at 8 kHz (G.711/G.722 clock); see [`DtmfSender::tick_units`].
     pub fn tick(&mut self, now_ts: u32) -> Option<EventPacket> {
-        let frame = FRAME_SAMPLES as u32;
-        let tone_ticks = Self::ticks(self.cfg.tone_ms.clamp(40, MAX_TONE_MS));
+        self.tick_units(now_ts, FRAME_SAMPLES as u32)
+    }
+
+    /// Advance one 20 ms tick. `now_ts` is the RTP timestamp this tick's audio frame would
+    /// carry and `frame` the timestamp units one tick spans in the codec clock
+    /// ([`crate::Codec::timestamp_step`]: 160 at 8 kHz, 960 for Opus). Returns the event packet
+    /// to send instead of audio, or `None` to send audio.
+    pub fn tick_units(&mut self, now_ts: u32, frame: u32) -> Option<EventPacket> {
+        let frame = frame.max(1);
+        let max_ticks = (MAX_DURATION / frame).max(2);
+        let tone_ticks = Self::ticks(self.cfg.tone_ms.clamp(40, MAX_TONE_MS)).min(max_ticks);
         // Bounded: each pass either returns or moves Idle -> Tone/Gap, Gap(0) -> Idle once.
         for _ in 0..4 {
             match self.state {

@@ -315,7 +315,10 @@ pub struct Negotiated {
     pub codec: Codec,
     /// Payload type of `codec` in this session.
     pub payload_type: u8,
-    /// Payload type of telephone-event/8000 if both sides support it (RFC 4733 §7.1.1).
+    /// Payload type of telephone-event if both sides support it (RFC 4733 §7.1.1), chosen
+    /// at the RTP clock of `codec` (§2.1; see [`sdp::MediaDescription::telephone_event_for`]).
+    /// Event timestamps and durations are in the codec's RTP clock
+    /// ([`Negotiated::telephone_event_clock`]).
     pub telephone_event_pt: Option<u8>,
     /// Our direction.
     pub direction: Direction,
@@ -332,6 +335,12 @@ impl Negotiated {
     /// Whether media is encrypted (SRTP negotiated).
     pub fn is_encrypted(&self) -> bool {
         self.srtp.is_some()
+    }
+
+    /// The clock of telephone-event timestamps and durations: the send codec's RTP clock
+    /// (RFC 4733 §2.1; 48000 with Opus, 8000 with G.711 and G.722).
+    pub fn telephone_event_clock(&self) -> u32 {
+        self.codec.clock_rate()
     }
 }
 

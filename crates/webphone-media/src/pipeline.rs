@@ -253,7 +253,9 @@ impl MediaPipeline {
         if !self.can_send() {
             return Vec::new();
         }
-        let data = match (self.neg.telephone_event_pt, self.dtmf.tick(ts)) {
+        // RFC 4733 §2.1: event timestamps and durations run on the codec's RTP clock.
+        let step = self.neg.codec.timestamp_step(PTIME_MS);
+        let data = match (self.neg.telephone_event_pt, self.dtmf.tick_units(ts, step)) {
             (Some(te_pt), Some(ev)) => {
                 if ev.marker {
                     self.stats.dtmf_sent += 1;
@@ -907,5 +909,159 @@ mod tests {
         assert_eq!(s.frames_concealed, 0);
         assert!(s.jitter_ms < 0.01, "{}", s.jitter_ms);
         assert_eq!(s.frames_played, 28);
+    }
+}
+
+#[cfg(test)]
+mod dtmf_clock_tests {
+    //! RFC 4733 §2.1: event timestamps and durations in the codec's RTP clock.
+    use super::*;
+    use crate::dtmf::EventPayload;
+    use crate::{Direction, SilenceSource};
+    use std::time::Duration;
+
+    fn neg(codec: Codec, pt: u8, te: u8) -> Negotiated {
+        Negotiated {
+            remote_rtp: "127.0.0.1:4000".parse().unwrap(),
+            codec,
+            payload_type: pt,
+            telephone_event_pt: Some(te),
+            direction: Direction::SendRecv,
+            ptime_ms: PTIME_MS,
+            srtp: None,
+            rtcp_mux: false,
+        }
+    }
+
+    /// Send one digit and return all packets of the ticks (parsed).
+    fn send_digit(n: Negotiated, digit: &str) -> Vec<rtp::RtpPacket> {
+        let t0 = Instant::now();
+        let mut p = MediaPipeline::with_sender(
+            n,
+            Box::new(SilenceSource),
+            Box::new(crate::NullSink),
+            PipelineConfig::default(),
+            t0,
+            RtpSender::with_state(0x2222, 100),
+            4_294_966_000,
+        );
+        let mut out = p.on_tick(t0);
+        assert_eq!(p.send_dtmf(digit), 1);
+        out.extend((1..14u64).flat_map(|i| p.on_tick(t0 + Duration::from_millis(20 * i))));
+        out.into_iter()
+            .map(|o| match rtp::parse(&o.data).unwrap() {
+                Datagram::Rtp(r) => r,
+                Datagram::Rtcp => panic!("rtcp"),
+            })
+            .collect()
+    }
+
+    fn check_digit_on(codec: Codec, pt: u8, te: u8, step: u32) {
+        let pkts = send_digit(neg(codec, pt, te), "5");
+        let events: Vec<&rtp::RtpPacket> = pkts.iter().filter(|p| p.payload_type == te).collect();
+        assert_eq!(events.len(), 7, "{codec:?}");
+        let start = events[0].timestamp;
+        assert!(events.iter().all(|e| e.timestamp == start), "{codec:?}");
+        let decoded: Vec<EventPayload> = events
+            .iter()
+            .map(|e| EventPayload::decode(&e.payload).unwrap())
+            .collect();
+        assert!(decoded.iter().all(|d| d.event == 5));
+        let durations: Vec<u32> = decoded.iter().map(|d| u32::from(d.duration)).collect();
+        assert_eq!(
+            durations,
+            vec![
+                step,
+                2 * step,
+                3 * step,
+                4 * step,
+                5 * step,
+                5 * step,
+                5 * step
+            ],
+            "{codec:?}"
+        );
+        // 100 ms of tone in the codec clock.
+        assert_eq!(
+            durations[6],
+            codec.clock_rate() / 10,
+            "{codec:?} tone length"
+        );
+        // The audio before the event is one tick earlier, after it 7 ticks later: the event
+        // shares the audio timeline.
+        let before = pkts.first().unwrap();
+        assert_eq!(before.payload_type, pt);
+        assert_eq!(start, before.timestamp.wrapping_add(step));
+        let after = pkts
+            .iter()
+            .skip_while(|p| p.payload_type != te)
+            .find(|p| p.payload_type == pt)
+            .unwrap();
+        assert_eq!(after.timestamp, start.wrapping_add(7 * step), "{codec:?}");
+    }
+
+    #[test]
+    fn dtmf_with_opus_counts_in_48khz_units() {
+        check_digit_on(Codec::Opus, 111, 110, 960);
+    }
+
+    #[test]
+    fn dtmf_with_g722_counts_in_8khz_units() {
+        check_digit_on(Codec::G722, 9, 101, 160);
+    }
+
+    #[test]
+    fn dtmf_with_pcmu_counts_in_8khz_units() {
+        check_digit_on(Codec::Pcmu, 0, 101, 160);
+    }
+
+    #[test]
+    fn opus_dtmf_is_received_by_an_opus_pipeline() {
+        let t0 = Instant::now();
+        let mk = |remote: &str| {
+            let mut n = neg(Codec::Opus, 111, 110);
+            n.remote_rtp = remote.parse().unwrap();
+            MediaPipeline::new(
+                n,
+                Box::new(SilenceSource),
+                Box::new(crate::NullSink),
+                PipelineConfig::default(),
+                t0,
+            )
+        };
+        let mut a = mk("127.0.0.1:4002");
+        let mut b = mk("127.0.0.1:4000");
+        a.send_dtmf("7#");
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        for i in 0..40u64 {
+            let now = t0 + Duration::from_millis(20 * i);
+            for o in a.on_tick(now) {
+                b.on_packet(&o.data, from, now);
+            }
+            b.playout(now);
+        }
+        assert_eq!(
+            b.take_events(),
+            vec![MediaEvent::DtmfReceived('7'), MediaEvent::DtmfReceived('#')]
+        );
+        assert_eq!(b.stats().packets_lost, 0);
+    }
+
+    #[test]
+    fn long_tone_at_48khz_is_capped_to_a_16_bit_duration() {
+        let mut s = crate::dtmf::DtmfSender::new(crate::dtmf::DtmfConfig {
+            tone_ms: 5000,
+            ..Default::default()
+        });
+        s.queue("1");
+        let mut max = 0u16;
+        for i in 0..300u32 {
+            if let Some(p) = s.tick_units(i * 960, 960) {
+                assert!(p.payload.duration >= max || p.payload.end);
+                max = max.max(p.payload.duration);
+            }
+        }
+        // 68 ticks of 960 = 65280 fits in 16 bits; no wrap to a small value.
+        assert_eq!(max, 65_280);
     }
 }

@@ -9,8 +9,9 @@
 //!
 //! Supported: one audio stream with PCMU (PT 0), PCMA (PT 8), G722 (PT 9, `G722/8000`, RFC 3551
 //! §4.5.2), Opus (dynamic PT, we offer 111; `opus/48000/2` with the `a=fmtp` parameters of
-//! RFC 7587 §6.1) and telephone-event/8000
-//! (RFC 4733 §7.1.1, dynamic PT; we offer 101 with events `0-16`), `a=ptime:20`, directions
+//! RFC 7587 §6.1) and telephone-event (RFC 4733, dynamic PT, events `0-16`) at the RTP clock of
+//! each offered codec (RFC 4733 §2.1 and §7.1.1: the event clock must equal the audio clock; we
+//! offer 101 for `telephone-event/8000` and 110 for `telephone-event/48000`), `a=ptime:20`, directions
 //! (RFC 3264 §5.1/§6.1), `c=` at session or media level (RFC 4566 §5.7), IPv4 and IPv6. Other
 //! `m=` lines of an offer are rejected in the answer with port 0 (RFC 3264 §6).
 
@@ -22,8 +23,20 @@ use crate::{Codec, Direction, MediaOffer, Negotiated, PTIME_MS, SAMPLE_RATE};
 pub const MAX_SDP_LEN: usize = 64 * 1024;
 /// Largest number of `m=` lines we accept.
 pub const MAX_MEDIA: usize = 32;
-/// Payload type we offer for telephone-event (RFC 4733 §7.1.1; 101 by custom).
+/// Payload type we offer for telephone-event/8000 (RFC 4733 §7.1.1; 101 by custom).
 pub const DEFAULT_TELEPHONE_EVENT_PT: u8 = 101;
+/// Payload type we offer for telephone-event/48000, next to Opus (RFC 4733 §7.1.1; 110 as
+/// browsers use it).
+pub const TELEPHONE_EVENT_48K_PT: u8 = 110;
+
+/// The payload type we offer for telephone-event at `clock_rate`.
+pub fn telephone_event_offer_pt(clock_rate: u32) -> u8 {
+    match clock_rate {
+        48_000 => TELEPHONE_EVENT_48K_PT,
+        16_000 => 102,
+        _ => DEFAULT_TELEPHONE_EVENT_PT,
+    }
+}
 /// The telephone events we support: DTMF 0-9, *, #, A-D and flash (RFC 4733 §3.2).
 pub const SUPPORTED_EVENTS: std::ops::RangeInclusive<u8> = 0..=16;
 
@@ -163,11 +176,40 @@ impl MediaDescription {
 
     /// The payload type of telephone-event at 8 kHz, if offered (RFC 4733 §7.1.1).
     pub fn telephone_event_pt(&self) -> Option<u8> {
+        self.telephone_event_pt_at(SAMPLE_RATE)
+    }
+
+    /// The payload type of telephone-event at `clock_rate`, if offered (RFC 4733 §7.1.1).
+    pub fn telephone_event_pt_at(&self, clock_rate: u32) -> Option<u8> {
         self.payload_types().find(|&pt| {
             self.rtpmap(pt).is_some_and(|m| {
-                m.encoding.eq_ignore_ascii_case("telephone-event") && m.clock_rate == SAMPLE_RATE
+                m.encoding.eq_ignore_ascii_case("telephone-event") && m.clock_rate == clock_rate
             })
         })
+    }
+
+    /// The telephone-event to use with `codec`: the one at the codec's RTP clock (RFC 4733
+    /// §2.1: "the RTP clock rate used for the telephone-event payload MUST be the same as the
+    /// clock rate of the audio codec"). Peers that list only one telephone-event at another
+    /// clock (older stacks pair Opus with `telephone-event/8000`) still get events, as a
+    /// non-compliant fallback: the packets then carry the audio stream's timestamps and
+    /// durations, as the shared RTP timeline requires. Returns the payload type and its clock.
+    pub fn telephone_event_for(&self, codec: Codec) -> Option<(u8, u32)> {
+        if let Some(pt) = self.telephone_event_pt_at(codec.clock_rate()) {
+            return Some((pt, codec.clock_rate()));
+        }
+        let (pt, clock) = self.payload_types().find_map(|pt| {
+            self.rtpmap(pt)
+                .filter(|m| m.encoding.eq_ignore_ascii_case("telephone-event"))
+                .map(|m| (pt, m.clock_rate))
+        })?;
+        tracing::debug!(
+            pt,
+            clock,
+            codec = ?codec,
+            "telephone-event clock differs from the codec clock (RFC 4733 §2.1); using it anyway"
+        );
+        Some((pt, clock))
     }
 }
 
@@ -517,7 +559,10 @@ fn write_session(
 }
 
 /// Create an SDP offer (RFC 3264 §5) for one audio stream at `local` with our codecs in
-/// preference order, telephone-event on PT 101 (events 0-16) if wanted, and `a=ptime:20`.
+/// preference order, telephone-event (events 0-16) if wanted, and `a=ptime:20`.
+///
+/// Telephone-event is offered at the RTP clock of every offered codec
+/// ([`telephone_event_offer_pt`]: 110 for 48000 with Opus) and always at 8000 on PT 101.
 ///
 /// `local` must be the address the peer can reach (not `0.0.0.0`); `version` must grow by one
 /// for each changed offer in the same session (RFC 3264 §8). With an empty codec list the
@@ -538,15 +583,27 @@ pub fn create_offer(origin_id: u64, version: u64, local: SocketAddr, prefs: &Med
         .map(|c| (c.default_payload_type(), c.rtpmap(), codec_fmtp(*c, prefs)))
         .collect();
     if prefs.telephone_event {
-        formats.push((
-            DEFAULT_TELEPHONE_EVENT_PT,
-            format!("telephone-event/{SAMPLE_RATE}"),
-            Some(format!(
-                "{}-{}",
-                SUPPORTED_EVENTS.start(),
-                SUPPORTED_EVENTS.end()
-            )),
-        ));
+        // One telephone-event per RTP clock we offer, in codec preference order (RFC 4733
+        // §7.1.1 / §2.1: events run on the audio codec's clock), and always the 8000 Hz one:
+        // many peers (baresip 1.x, older PBXs) know only `telephone-event/8000` and pair it
+        // with any codec; without it they would answer without events.
+        let mut clocks: Vec<u32> = Vec::new();
+        for clock in codecs.iter().map(|c| c.clock_rate()).chain([SAMPLE_RATE]) {
+            if !clocks.contains(&clock) {
+                clocks.push(clock);
+            }
+        }
+        for clock in clocks {
+            formats.push((
+                telephone_event_offer_pt(clock),
+                format!("telephone-event/{clock}"),
+                Some(format!(
+                    "{}-{}",
+                    SUPPORTED_EVENTS.start(),
+                    SUPPORTED_EVENTS.end()
+                )),
+            ));
+        }
     }
     let (proto, extra) = crate::sdp_crypto::offer_attributes(prefs);
     let section = AudioSection {
@@ -653,12 +710,12 @@ fn accept_audio(
     let mut formats = vec![(pt, codec.rtpmap(), codec_fmtp(codec, prefs))];
     let mut te_pt = None;
     if prefs.telephone_event {
-        if let Some(tpt) = m.telephone_event_pt() {
+        if let Some((tpt, clock)) = m.telephone_event_for(codec) {
             // RFC 4733 §7.1.1: no fmtp means events 0-15.
             let events = parse_event_list(m.fmtp(tpt).unwrap_or("0-15"));
             let list = format_supported_events(&events);
             if !list.is_empty() {
-                formats.push((tpt, format!("telephone-event/{SAMPLE_RATE}"), Some(list)));
+                formats.push((tpt, format!("telephone-event/{clock}"), Some(list)));
                 te_pt = Some(tpt);
             }
         }
@@ -714,7 +771,7 @@ pub fn apply_answer(answer: &str, prefs: &MediaOffer) -> Result<Negotiated, SdpE
         .ok_or(SdpError::NoCommonCodec)?;
     let ip = desc.connection_of(m)?;
     let te_pt = if prefs.telephone_event {
-        m.telephone_event_pt()
+        m.telephone_event_for(codec).map(|(pt, _)| pt)
     } else {
         None
     };

@@ -553,3 +553,88 @@ fn answer_version_is_taken_from_the_caller() {
         answer_offer_with_version(SIPP_OFFER, 77, 79, local4(), &MediaOffer::default()).unwrap();
     assert!(answer.contains("o=- 77 79 IN IP4 192.0.2.1\r\n"));
 }
+
+// ---- telephone-event at the codec's RTP clock (RFC 4733 §2.1, §7.1.1) ----
+
+#[test]
+fn opus_offer_lists_telephone_event_at_48000_and_8000() {
+    let prefs = MediaOffer::new(vec![Codec::Opus, Codec::G722, Codec::Pcmu], true);
+    let offer = create_offer(1, 1, local4(), &prefs);
+    assert!(
+        offer.contains("m=audio 40000 RTP/AVP 111 9 0 110 101\r\n"),
+        "{offer}"
+    );
+    assert!(offer.contains("a=rtpmap:110 telephone-event/48000\r\na=fmtp:110 0-16\r\n"));
+    assert!(offer.contains("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"));
+    // G.722 runs on the 8000 Hz RTP clock: no telephone-event/16000.
+    assert!(!offer.contains("telephone-event/16000"));
+    // An 8 kHz-only offer is unchanged: one telephone-event/8000.
+    let g711 = create_offer(1, 1, local4(), &MediaOffer::default());
+    assert_eq!(g711.matches("telephone-event").count(), 1);
+    // Opus alone still offers telephone-event/8000 for peers that know only that one.
+    let opus = create_offer(1, 1, local4(), &MediaOffer::new(vec![Codec::Opus], true));
+    assert!(
+        opus.contains("m=audio 40000 RTP/AVP 111 110 101\r\n"),
+        "{opus}"
+    );
+}
+
+#[test]
+fn answer_to_our_opus_offer_picks_the_48khz_telephone_event() {
+    let prefs = MediaOffer::new(vec![Codec::Opus, Codec::Pcmu], true);
+    let offer = create_offer(1, 1, local4(), &prefs);
+    let (answer, neg_b) =
+        answer_offer(&offer, 2, "192.0.2.2:50000".parse().unwrap(), &prefs).unwrap();
+    assert_eq!(
+        (neg_b.codec, neg_b.telephone_event_pt),
+        (Codec::Opus, Some(110))
+    );
+    assert_eq!(neg_b.telephone_event_clock(), 48_000);
+    assert!(answer.contains("a=rtpmap:110 telephone-event/48000\r\n"));
+    assert!(!answer.contains("telephone-event/8000"));
+    let neg_a = apply_answer(&answer, &prefs).unwrap();
+    assert_eq!(
+        (neg_a.codec, neg_a.telephone_event_pt),
+        (Codec::Opus, Some(110))
+    );
+}
+
+#[test]
+fn answer_with_g711_or_g722_picks_the_8khz_telephone_event() {
+    for codec in [Codec::Pcmu, Codec::G722] {
+        let offer_prefs = MediaOffer::new(vec![Codec::Opus, codec], true);
+        let offer = create_offer(1, 1, local4(), &offer_prefs);
+        let ours = MediaOffer::new(vec![codec], true);
+        let (answer, neg) =
+            answer_offer(&offer, 2, "192.0.2.2:50000".parse().unwrap(), &ours).unwrap();
+        assert_eq!((neg.codec, neg.telephone_event_pt), (codec, Some(101)));
+        assert_eq!(neg.telephone_event_clock(), 8000);
+        assert!(answer.contains("a=rtpmap:101 telephone-event/8000\r\n"));
+        assert!(!answer.contains("telephone-event/48000"));
+        let back = apply_answer(&answer, &offer_prefs).unwrap();
+        assert_eq!((back.codec, back.telephone_event_pt), (codec, Some(101)));
+    }
+}
+
+#[test]
+fn linphone_opus_offer_uses_its_48khz_telephone_event() {
+    let prefs = MediaOffer::new(vec![Codec::Opus, Codec::Pcmu], true);
+    let (answer, neg) = answer_offer(&crlf(LINPHONE_OFFER), 9, local4(), &prefs).unwrap();
+    assert_eq!(
+        (neg.codec, neg.payload_type, neg.telephone_event_pt),
+        (Codec::Opus, 96, Some(101))
+    );
+    assert!(answer.contains("a=rtpmap:101 telephone-event/48000\r\n"));
+}
+
+#[test]
+fn opus_with_only_an_8khz_telephone_event_falls_back_to_it() {
+    // baresip 1.x offers Opus with telephone-event/8000 only.
+    let prefs = MediaOffer::new(vec![Codec::Opus], true);
+    let (answer, neg) = answer_offer(&crlf(BARESIP_OFFER), 9, local4(), &prefs).unwrap();
+    assert_eq!(
+        (neg.codec, neg.telephone_event_pt),
+        (Codec::Opus, Some(101))
+    );
+    assert!(answer.contains("a=rtpmap:101 telephone-event/8000\r\n"));
+}
