@@ -502,6 +502,24 @@ function scenarios(env) {
       });
     },
 
+    async noservice(page) {
+      // The phone service is not running: the skin still shows and says what to do.
+      const dead = await new Promise((resolve) => {
+        const srv = http.createServer();
+        srv.listen(0, '127.0.0.1', () => { const p = srv.address().port; srv.close(() => resolve(p)); });
+      });
+      const before = consoleErrors.length;
+      await page.goto(base.replace(/wp_serviceport=\d+/, 'wp_serviceport=' + dead));
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('#toasts .toast-error'))
+        .some((t) => t.textContent.includes('--allow-origin')), null, { timeout: TIMEOUT });
+      assert(['page_login', 'page_dialpad'].includes(await activePage(page)), 'a page is shown');
+      await shot(page, 'noservice.png');
+      // Chromium itself logs the refused WebSocket connection; only those lines are expected.
+      const extra = consoleErrors.splice(before).filter((m) => !/WebSocket connection to .* failed/.test(m));
+      assert(extra.length === 0, 'no other console errors: ' + extra.join('; '));
+    },
+
     async autologin(page) {
       // Credentials the engine already knows (set by the integrator): no login page.
       await page.goto(base);

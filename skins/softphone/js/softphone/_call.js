@@ -78,6 +78,7 @@
     var live = !!(l && !l.ended);
     S.byId('call_controls').hidden = !live || ringingIn;
     S.byId('call_hangup').disabled = !live;
+    S.byId('call_hangup').parentNode.hidden = ringingIn;
     S.byId('call_mute').setAttribute('aria-pressed', String(!!(l && l.mute)));
     S.byId('call_hold').setAttribute('aria-pressed', String(!!(l && l.hold)));
     S.byId('call_conference').hidden = S.disabled('CONFERENCE');

@@ -59,7 +59,7 @@
       reg = wp.state.registered ? 2 : (S.param('serveraddress') ? 0 : 1);
     }
     if (reg === 2 || reg === 3) { text = t('sp.registered'); cls = 'reg-ok'; } else if (reg === 5 || reg >= 7) { text = t('sp.not_registered'); cls = 'reg-failed'; } else if (reg === 1) { text = t('sp.no_account'); cls = 'reg-none'; } else { text = g.status || (wp && wp.state.status) || t('status.ready'); }
-    if (!wp || !wp.state.loaded) { text = t('status.loading'); cls = 'reg-unknown'; }
+    if (!wp || !wp.state.loaded) { text = booted ? t('status.no_engine') : t('status.loading'); cls = booted ? 'reg-failed' : 'reg-unknown'; }
     box.className = 'reg-state ' + cls;
     S.byId('reg_text').textContent = text;
   }
@@ -131,6 +131,11 @@
   function boot(withEngine) {
     if (booted) { return; }
     booted = true;
+    // After the DOM-ready set-up below (j$(fn) runs fn at once when the DOM is ready already).
+    j$(function () { bootNow(withEngine); });
+  }
+
+  function bootNow(withEngine) {
     S.loadParams(withEngine).then(function () {
       S.applyTheme(preferredTheme());
       return global.stringres.load(preferredLanguage());
@@ -205,27 +210,12 @@
     }
   }
 
-  j$(function () {
-    global.stringres.apply(global.document); // remembers the English defaults
-    S.initDialogs();
-    j$('#tabbar').on('click', '.tab', function () { go(this.getAttribute('data-page')); });
-    j$(global.document).on('click', '.btn-back', function () { j$.mobile.back(); });
-    global.document.addEventListener('keydown', onKey);
-    global.WPRouter.onChange(function (id) { updateTabs(id); });
-    j$(global.document).on('wpskin:status', renderRegistration);
-    j$(global.document).on('wpskin:lines', onLines);
-    j$(global.document).on('wpskin:language', function () {
-      renderRegistration();
-      applyBranding();
-      var cur = global.WPRouter.current();
-      if (cur && S.pages[cur] && S.pages[cur].onStart) { S.pages[cur].onStart(); }
-    });
+  j$(global.document).on('wpskin:status', function () { if (booted) { renderRegistration(); } });
+  j$(global.document).on('wpskin:lines', onLines);
 
-    if (!wp) {
-      S.toast(t('status.no_engine'), 'error');
-      boot(false);
-      return;
-    }
+  // Engine callbacks are registered at once (not at DOM ready): the facade may report a refused
+  // connection right after DOMContentLoaded.
+  if (wp) {
     wp.onEvents(S.onNotification);
     wp.onDisplay(function (message, title) {
       var text = String(message || '');
@@ -243,6 +233,27 @@
       // Started without the engine: refresh what the engine knows.
       S.loadParams(true).then(function () { applyBranding(); renderRegistration(); });
     });
+  }
+
+  j$(function () {
+    global.stringres.apply(global.document); // remembers the English defaults
+    S.initDialogs();
+    j$('#tabbar').on('click', '.tab', function () { go(this.getAttribute('data-page')); });
+    j$(global.document).on('click', '.btn-back', function () { j$.mobile.back(); });
+    global.document.addEventListener('keydown', onKey);
+    global.WPRouter.onChange(function (id) { updateTabs(id); });
+    j$(global.document).on('wpskin:language', function () {
+      renderRegistration();
+      applyBranding();
+      var cur = global.WPRouter.current();
+      if (cur && S.pages[cur] && S.pages[cur].onStart) { S.pages[cur].onStart(); }
+    });
+
+    if (!wp) {
+      S.toast(t('status.no_engine'), 'error');
+      boot(false);
+      return;
+    }
     // The phone service may be down: show the skin anyway after a short wait.
     setTimeout(function () { boot(!!wp.state.loaded); }, 2500);
   });
