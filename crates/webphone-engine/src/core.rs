@@ -1472,6 +1472,13 @@ impl Core {
                     self.log(Severity::Event, &format!("{dir} {remote}: {body}"));
                 }
             }
+            // webphone-sip session events (issue 3): not used by the engine yet; the SIP
+            // layer answers re-offers on its own after SipUa::REOFFER_ANSWER_TIMEOUT.
+            other @ (SipEvent::Reoffer { .. }
+            | SipEvent::Reanswered { .. }
+            | SipEvent::ReofferFailed { .. }) => {
+                debug!(event = ?other, "SIP session event not handled by the engine");
+            }
         }
     }
 

@@ -15,6 +15,7 @@
 
 mod error;
 mod policy;
+mod session;
 mod stack;
 mod target;
 mod tls;
@@ -283,6 +284,29 @@ pub enum SipEvent {
         call: CallKey,
         digit: char,
     },
+    /// The peer sent a new SDP offer in the established call: a re-INVITE (RFC 3261 §14.2)
+    /// or an UPDATE (RFC 3311 §5.2), e.g. to put us on hold (`a=sendonly` / `a=inactive`)
+    /// or to resume. Answer with [`SipUa::answer_reoffer`] within
+    /// [`SipUa::REOFFER_ANSWER_TIMEOUT`]; after that the user agent answers on its own with
+    /// our last SDP, each stream's direction adapted to the offer (RFC 3264 §6.1:
+    /// `sendonly` is answered `recvonly`, `inactive` with `inactive`).
+    Reoffer {
+        call: CallKey,
+        sdp: String,
+    },
+    /// The answer to our [`SipUa::reinvite`] / [`SipUa::update`] (2xx; already ACKed).
+    Reanswered {
+        call: CallKey,
+        sdp: Option<String>,
+    },
+    /// Our re-INVITE/UPDATE was refused (`code`; 491 after the RFC 3261 §14.1 retries, or
+    /// at once when another offer/answer exchange was in progress). The session is
+    /// unchanged (RFC 3261 §14.1). A 481 or 408 ends the call instead ([`SipEvent::Ended`]).
+    ReofferFailed {
+        call: CallKey,
+        code: u16,
+        reason: String,
+    },
     /// One SIP message sent or received, while [`SipUa::set_trace`] is on.
     ///
     /// `text` is the whole message (start line, headers, body) with the digest
@@ -471,6 +495,42 @@ impl SipUa {
     /// INVITE had none).
     pub fn answer(&self, call: CallKey, sdp_answer: String) {
         self.send(policy::Command::Answer(call, sdp_answer));
+    }
+
+    /// How long the engine has to answer a [`SipEvent::Reoffer`] before the user agent
+    /// answers it on its own.
+    pub const REOFFER_ANSWER_TIMEOUT: Duration = policy::REOFFER_ANSWER_TIMEOUT;
+
+    /// Send a new offer in an established call with a re-INVITE (RFC 3261 §14.1): hold
+    /// (`a=sendonly` / `a=inactive`), resume, codec change. The answer arrives as
+    /// [`SipEvent::Reanswered`], a refusal as [`SipEvent::ReofferFailed`]; a 491 (glare) is
+    /// retried after the RFC 3261 §14.1 back-off. Empty SDP: [`SipError::Unsupported`].
+    pub fn reinvite(&self, call: CallKey, sdp_offer: String) -> Result<(), SipError> {
+        self.reoffer(call, sdp_offer, false)
+    }
+
+    /// [`SipUa::reinvite`] with an UPDATE (RFC 3311 §5.1) instead of a re-INVITE.
+    pub fn update(&self, call: CallKey, sdp_offer: String) -> Result<(), SipError> {
+        self.reoffer(call, sdp_offer, true)
+    }
+
+    fn reoffer(&self, call: CallKey, sdp: String, update: bool) -> Result<(), SipError> {
+        if sdp.trim().is_empty() {
+            return Err(SipError::Unsupported(
+                "re-INVITE/UPDATE without SDP offer".into(),
+            ));
+        }
+        if self.inner.tx.is_closed() {
+            return Err(SipError::Closed);
+        }
+        self.send(policy::Command::Reoffer { call, sdp, update });
+        Ok(())
+    }
+
+    /// Answer the peer's [`SipEvent::Reoffer`] with `sdp_answer` (200 OK). An empty answer
+    /// refuses the offer with 488 Not Acceptable Here; the session stays as it was.
+    pub fn answer_reoffer(&self, call: CallKey, sdp_answer: String) {
+        self.send(policy::Command::AnswerReoffer(call, sdp_answer));
     }
 
     /// Refuse an incoming call with `code` (486 Busy Here, 603 Decline, ...; anything

@@ -35,6 +35,12 @@ const MAX_CONTACT_FIXES: u32 = 2;
 /// A connection to the registrar that lived at least this long after its re-registration
 /// counts as stable: the next loss re-registers at once again instead of backing off.
 pub(crate) const FLOW_STABLE: Duration = Duration::from_secs(60);
+/// How long the engine has to answer a re-offer ([`SipEvent::Reoffer`]) before the policy
+/// answers on its own with our last SDP, its direction adapted to the offer
+/// ([`crate::session::fallback_answer`]).
+pub(crate) const REOFFER_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many times a re-INVITE/UPDATE refused with 491 is tried in all (RFC 3261 §14.1).
+pub(crate) const GLARE_ATTEMPTS: u32 = 4;
 
 /// Commands from the API handle.
 #[derive(Debug)]
@@ -53,6 +59,15 @@ pub(crate) enum Command {
     Answer(CallKey, String),
     Reject(CallKey, u16),
     Hangup(CallKey),
+    /// Send a new offer in an established call: re-INVITE (RFC 3261 §14.1) or UPDATE
+    /// (RFC 3311 §5.1).
+    Reoffer {
+        call: CallKey,
+        sdp: String,
+        update: bool,
+    },
+    /// The engine's answer to a [`SipEvent::Reoffer`] (empty = not acceptable, 488).
+    AnswerReoffer(CallKey, String),
     Shutdown,
 }
 
@@ -147,6 +162,22 @@ pub(crate) enum StackEvent {
     FlowLost {
         reason: String,
     },
+    /// A re-INVITE or UPDATE from the peer in an established dialog; the driver holds its
+    /// server transaction under `id` until [`Action::RespondReoffer`].
+    Reoffer {
+        call: CallKey,
+        id: u64,
+        update: bool,
+        sdp: Option<String>,
+    },
+    /// Final response to our re-INVITE/UPDATE (`code` 0: it could not be sent; 408: no
+    /// response).
+    ReofferResult {
+        call: CallKey,
+        code: u16,
+        reason: String,
+        sdp: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -191,6 +222,21 @@ pub(crate) enum Action {
     /// Send a keep-alive on the registration's connection: CRLF ping on TCP/TLS
     /// (RFC 5626 §4.4.1), WebSocket ping on WS/WSS.
     SendKeepAlive,
+    /// Send `sdp` as a new offer in the dialog: re-INVITE or UPDATE.
+    SendReoffer {
+        call: CallKey,
+        sdp: String,
+        update: bool,
+    },
+    /// Answer the peer's re-INVITE/UPDATE held under `id`: `code` 200 with `sdp`, 491
+    /// (glare), 500 (another offer pending; the driver adds `Retry-After`, RFC 3261 §14.2),
+    /// 488 (offer not acceptable).
+    RespondReoffer {
+        call: CallKey,
+        id: u64,
+        code: u16,
+        sdp: Option<String>,
+    },
 }
 
 /// Who owes the next SDP of the initial offer/answer exchange (RFC 3264 §4, RFC 3261 §13.2.1).
@@ -236,6 +282,62 @@ struct Call {
     phase: Phase,
     sdp: Negotiation,
     deadline: Option<Instant>,
+    /// Our last SDP in this session (offer or answer), for offer-less re-INVITEs and the
+    /// fallback answer.
+    local_sdp: Option<String>,
+    /// Our re-INVITE/UPDATE in flight, or waiting for its retry after a 491.
+    out_offer: Option<OutOffer>,
+    /// The peer's re-INVITE/UPDATE the engine has not answered yet.
+    in_offer: Option<InOffer>,
+    /// The media direction we want: that of our last own offer (hold = `sendonly`).
+    intent: crate::session::Dir,
+}
+
+impl Call {
+    fn new(dir: Direction, phase: Phase, sdp: Negotiation, local_sdp: Option<String>) -> Call {
+        let intent = match (dir, local_sdp.as_deref()) {
+            (Direction::Outgoing, Some(sdp)) => crate::session::sdp_direction(sdp),
+            _ => crate::session::Dir {
+                send: true,
+                recv: true,
+            },
+        };
+        Call {
+            dir,
+            phase,
+            sdp,
+            deadline: None,
+            local_sdp,
+            out_offer: None,
+            in_offer: None,
+            intent,
+        }
+    }
+
+    fn deadlines(&self) -> impl Iterator<Item = Instant> + '_ {
+        self.deadline
+            .into_iter()
+            .chain(self.out_offer.as_ref().and_then(|o| o.retry_at))
+            .chain(self.in_offer.as_ref().map(|o| o.deadline))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct OutOffer {
+    sdp: String,
+    update: bool,
+    /// A session refresh of RFC 4028 (no event for its answer).
+    refresh: bool,
+    attempts: u32,
+    /// Waiting for the 491 back-off to end (not in flight).
+    retry_at: Option<Instant>,
+}
+
+#[derive(Clone, Debug)]
+struct InOffer {
+    id: u64,
+    offer: String,
+    deadline: Instant,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -279,6 +381,7 @@ pub(crate) struct UaPolicy {
     flow_losses: u32,
     /// When the registration's connection was last lost.
     last_flow_loss: Option<Instant>,
+    rng: crate::session::Rng,
 }
 
 /// When to refresh a binding granted for `expires` seconds: at 85 % of the lifetime but at
@@ -324,7 +427,15 @@ impl UaPolicy {
             keepalive_at: None,
             flow_losses: 0,
             last_flow_loss: None,
+            rng: crate::session::Rng::new(rand::random()),
         }
+    }
+
+    /// A fixed seed for the policy's randomness (glare back-off), for tests.
+    #[cfg(test)]
+    pub(crate) fn with_seed(mut self, seed: u64) -> Self {
+        self.rng = crate::session::Rng::new(seed);
+        self
     }
 
     /// Send keep-alives every `interval` while registered over a reliable transport
@@ -359,7 +470,7 @@ impl UaPolicy {
         };
         self.calls
             .values()
-            .filter_map(|c| c.deadline)
+            .flat_map(|c| c.deadlines())
             .chain(reg)
             .chain(keepalive)
             .chain(self.shutdown_deadline)
@@ -406,12 +517,12 @@ impl UaPolicy {
                 }
                 self.calls.insert(
                     call,
-                    Call {
-                        dir: Direction::Outgoing,
-                        phase: Phase::Calling,
-                        sdp: Negotiation::RemoteOwesAnswer,
-                        deadline: None,
-                    },
+                    Call::new(
+                        Direction::Outgoing,
+                        Phase::Calling,
+                        Negotiation::RemoteOwesAnswer,
+                        Some(sdp.clone()),
+                    ),
                 );
                 out.push(Action::SendInvite {
                     call,
@@ -439,6 +550,7 @@ impl UaPolicy {
                         other => other,
                     };
                     c.deadline = Some(now + TRANSACTION_TIMEOUT);
+                    c.local_sdp = Some(sdp.clone());
                     out.push(Action::SendAnswer(call, sdp));
                 }
                 _ => tracing::debug!(%call, "answer ignored in this state"),
@@ -461,6 +573,8 @@ impl UaPolicy {
                 _ => tracing::debug!(%call, "reject ignored in this state"),
             },
             Command::Hangup(call) => self.hangup(call, now, out),
+            Command::Reoffer { call, sdp, update } => self.reoffer(call, sdp, update, out),
+            Command::AnswerReoffer(call, sdp) => self.answer_reoffer(call, sdp, out),
             Command::Shutdown => self.shutdown(now, out),
         }
     }
@@ -775,16 +889,16 @@ impl UaPolicy {
                 }
                 self.calls.insert(
                     call,
-                    Call {
-                        dir: Direction::Incoming,
-                        phase: Phase::Calling,
-                        sdp: if inv.sdp.is_some() {
+                    Call::new(
+                        Direction::Incoming,
+                        Phase::Calling,
+                        if inv.sdp.is_some() {
                             Negotiation::LocalOwesAnswer
                         } else {
                             Negotiation::LocalOwesOffer
                         },
-                        deadline: None,
-                    },
+                        None,
+                    ),
                 );
                 out.push(Action::Emit(SipEvent::Incoming {
                     call,
@@ -893,6 +1007,229 @@ impl UaPolicy {
             StackEvent::Dtmf { call, digit } => {
                 if self.calls.contains_key(&call) {
                     out.push(Action::Emit(SipEvent::DtmfReceived { call, digit }));
+                }
+            }
+            StackEvent::Reoffer {
+                call,
+                id,
+                update,
+                sdp,
+            } => self.on_reoffer(call, id, update, sdp, now, out),
+            StackEvent::ReofferResult {
+                call,
+                code,
+                reason,
+                sdp,
+            } => self.on_reoffer_result(call, code, reason, sdp, now, out),
+        }
+    }
+
+    // --------------------------------------------------- re-INVITE / UPDATE
+
+    /// Our new offer in an established dialog (RFC 3261 §14.1, RFC 3311 §5.1). Only one
+    /// offer/answer exchange may be in progress at a time: while one is, the new offer is
+    /// refused at once with `ReofferFailed { code: 491 }`.
+    fn reoffer(&mut self, call: CallKey, sdp: String, update: bool, out: &mut Vec<Action>) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            tracing::debug!(%call, "re-offer for an unknown call ignored");
+            return;
+        };
+        let busy = c.in_offer.is_some()
+            || c.out_offer
+                .as_ref()
+                .is_some_and(|o| !o.refresh || o.retry_at.is_none());
+        if c.phase != Phase::Confirmed || busy {
+            let reason = if busy {
+                "another offer/answer exchange is in progress"
+            } else {
+                "call not established"
+            };
+            out.push(Action::Emit(SipEvent::ReofferFailed {
+                call,
+                code: 491,
+                reason: reason.into(),
+            }));
+            return;
+        }
+        c.out_offer = Some(OutOffer {
+            sdp: sdp.clone(),
+            update,
+            refresh: false,
+            attempts: 1,
+            retry_at: None,
+        });
+        out.push(Action::SendReoffer { call, sdp, update });
+    }
+
+    /// A re-INVITE/UPDATE from the peer (RFC 3261 §14.2, RFC 3311 §5.2).
+    fn on_reoffer(
+        &mut self,
+        call: CallKey,
+        id: u64,
+        update: bool,
+        sdp: Option<String>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let respond = |out: &mut Vec<Action>, code: u16, sdp: Option<String>| {
+            out.push(Action::RespondReoffer {
+                call,
+                id,
+                code,
+                sdp,
+            });
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            // RFC 3261 §12.2.2: no such dialog (any more).
+            return respond(out, 481, None);
+        };
+        if c.out_offer.as_ref().is_some_and(|o| o.retry_at.is_none()) {
+            // RFC 3261 §14.2 / RFC 3311 §5.2: our own offer is pending: glare.
+            tracing::info!(%call, "re-offer while ours is pending: 491");
+            return respond(out, 491, None);
+        }
+        if c.in_offer.is_some() || c.phase != Phase::Confirmed {
+            // RFC 3261 §14.2: an earlier offer of the peer is still unanswered.
+            return respond(out, 500, None);
+        }
+        match sdp {
+            Some(offer) => {
+                c.in_offer = Some(InOffer {
+                    id,
+                    offer: offer.clone(),
+                    deadline: now + REOFFER_ANSWER_TIMEOUT,
+                });
+                out.push(Action::Emit(SipEvent::Reoffer { call, sdp: offer }));
+            }
+            // An UPDATE without a body only refreshes the session (RFC 3311 §5.2,
+            // RFC 4028 §9).
+            None if update => respond(out, 200, None),
+            // An offer-less re-INVITE: our 2xx carries our offer (the last SDP: a refresh,
+            // RFC 3261 §14.2), the answer comes in the ACK.
+            None => match c.local_sdp.clone() {
+                Some(local) => respond(out, 200, Some(local)),
+                None => respond(out, 488, None),
+            },
+        }
+    }
+
+    fn answer_reoffer(&mut self, call: CallKey, sdp: String, out: &mut Vec<Action>) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(o) = c.in_offer.take() else {
+            tracing::debug!(%call, "answer_reoffer without a pending re-offer ignored");
+            return;
+        };
+        if sdp.trim().is_empty() {
+            // RFC 3261 §14.2: the offer is not acceptable; the session stays as it was.
+            out.push(Action::RespondReoffer {
+                call,
+                id: o.id,
+                code: 488,
+                sdp: None,
+            });
+        } else {
+            c.local_sdp = Some(sdp.clone());
+            out.push(Action::RespondReoffer {
+                call,
+                id: o.id,
+                code: 200,
+                sdp: Some(sdp),
+            });
+        }
+    }
+
+    fn on_reoffer_result(
+        &mut self,
+        call: CallKey,
+        code: u16,
+        reason: String,
+        sdp: Option<String>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(mut o) = c.out_offer.take() else {
+            return;
+        };
+        match code {
+            200..=299 => {
+                c.intent = crate::session::sdp_direction(&o.sdp);
+                c.local_sdp = Some(o.sdp);
+                if !o.refresh {
+                    out.push(Action::Emit(SipEvent::Reanswered { call, sdp }));
+                }
+            }
+            // RFC 3261 §14.1: glare; retry after a random back-off whose range depends on
+            // who owns the Call-ID (the caller of the initial INVITE).
+            491 if o.attempts < GLARE_ATTEMPTS => {
+                let owner = c.dir == Direction::Outgoing;
+                let delay = crate::session::glare_backoff(owner, self.rng.next_u32());
+                tracing::info!(%call, ?delay, attempt = o.attempts, "491 Request Pending: retrying");
+                o.retry_at = Some(now + delay);
+                c.out_offer = Some(o);
+            }
+            // RFC 3261 §14.1, §12.2.1.2: 481 / 408 to a re-INVITE: the dialog is gone.
+            481 | 408 => {
+                self.calls.remove(&call);
+                out.push(Action::SendBye(call));
+                emit_end(out, call, EndReason::Failed, Some(code), &reason);
+                out.push(Action::Forget(call));
+            }
+            // Any other failure leaves the session as it was (RFC 3261 §14.1).
+            _ if o.refresh => {
+                tracing::warn!(%call, code, %reason, "session refresh refused");
+            }
+            _ => out.push(Action::Emit(SipEvent::ReofferFailed { call, code, reason })),
+        }
+    }
+
+    /// Re-offer timers: the 491 back-off ended, or the engine did not answer in time.
+    fn reoffer_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
+        for (call, c) in self.calls.iter_mut() {
+            let call = *call;
+            let in_deadline = c.in_offer.as_ref().map(|o| o.deadline);
+            if let Some(o) = c.out_offer.as_mut() {
+                if let (Some(t), Some(d)) = (o.retry_at, in_deadline) {
+                    // The peer's offer is being answered: ours waits until that is done.
+                    if now >= t {
+                        o.retry_at = Some(d + Duration::from_millis(100));
+                    }
+                } else if o.retry_at.is_some_and(|t| now >= t) {
+                    o.retry_at = None;
+                    o.attempts += 1;
+                    out.push(Action::SendReoffer {
+                        call,
+                        sdp: o.sdp.clone(),
+                        update: o.update,
+                    });
+                }
+            }
+            if c.in_offer.as_ref().is_some_and(|o| now >= o.deadline) {
+                let Some(o) = c.in_offer.take() else {
+                    continue;
+                };
+                match c.local_sdp.as_deref() {
+                    Some(local) => {
+                        let answer = crate::session::fallback_answer(local, c.intent, &o.offer);
+                        tracing::warn!(%call, "re-offer not answered in time: answering with our last SDP");
+                        c.local_sdp = Some(answer.clone());
+                        out.push(Action::RespondReoffer {
+                            call,
+                            id: o.id,
+                            code: 200,
+                            sdp: Some(answer),
+                        });
+                    }
+                    None => out.push(Action::RespondReoffer {
+                        call,
+                        id: o.id,
+                        code: 488,
+                        sdp: None,
+                    }),
                 }
             }
         }
@@ -1009,6 +1346,7 @@ impl UaPolicy {
             }
             _ => {}
         }
+        self.reoffer_timers(now, out);
         let expired: Vec<CallKey> = self
             .calls
             .iter()
@@ -2071,5 +2409,417 @@ mod tests {
             t2,
         );
         assert_eq!(p.next_deadline(), Some(t2 + Duration::from_secs(10)));
+    }
+
+    // ------------------------------------------------ re-INVITE / UPDATE (item 1)
+
+    const LOCAL: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=sendrecv\r\n";
+
+    fn established_outgoing(p: &mut UaPolicy, call: CallKey, t0: Instant) {
+        let a = p.handle(
+            Input::Command(Command::Invite {
+                call,
+                call_id: "cid".into(),
+                target: target(),
+                sdp: LOCAL.into(),
+            }),
+            t0,
+        );
+        assert!(matches!(a.as_slice(), [Action::SendInvite { .. }]));
+        p.handle(final_resp(call, 200, Some("answer")), t0);
+        assert_eq!(p.phase(call), Some(Phase::Confirmed));
+    }
+
+    fn established_incoming(p: &mut UaPolicy, call: CallKey, t0: Instant) {
+        incoming(p, call, Some("offer"));
+        p.handle(Input::Command(Command::Answer(call, LOCAL.into())), t0);
+        p.handle(
+            Input::Stack(StackEvent::AckReceived { call, sdp: None }),
+            t0,
+        );
+        assert_eq!(p.phase(call), Some(Phase::Confirmed));
+    }
+
+    fn peer_reoffer(call: CallKey, id: u64, update: bool, sdp: Option<&str>) -> Input {
+        Input::Stack(StackEvent::Reoffer {
+            call,
+            id,
+            update,
+            sdp: sdp.map(String::from),
+        })
+    }
+
+    fn reoffer_result(call: CallKey, code: u16, sdp: Option<&str>) -> Input {
+        Input::Stack(StackEvent::ReofferResult {
+            call,
+            code,
+            reason: "r".into(),
+            sdp: sdp.map(String::from),
+        })
+    }
+
+    #[test]
+    fn far_end_hold_reoffer_is_answered_by_the_engine() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(7);
+        established_incoming(&mut p, call, t0);
+        let a = p.handle(peer_reoffer(call, 1, false, Some("hold a=sendonly")), t0);
+        assert_eq!(
+            a,
+            vec![Action::Emit(SipEvent::Reoffer {
+                call,
+                sdp: "hold a=sendonly".into()
+            })]
+        );
+        assert_eq!(p.next_deadline(), Some(t0 + REOFFER_ANSWER_TIMEOUT));
+        let a = p.handle(
+            Input::Command(Command::AnswerReoffer(call, "recvonly answer".into())),
+            t0,
+        );
+        assert_eq!(
+            a,
+            vec![Action::RespondReoffer {
+                call,
+                id: 1,
+                code: 200,
+                sdp: Some("recvonly answer".into())
+            }]
+        );
+        assert_eq!(p.next_deadline(), None);
+        // A second answer has nothing to answer.
+        assert!(p
+            .handle(Input::Command(Command::AnswerReoffer(call, "x".into())), t0)
+            .is_empty());
+    }
+
+    #[test]
+    fn unanswered_reoffer_gets_fallback_answer_with_adapted_direction() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(7);
+        established_incoming(&mut p, call, t0);
+        p.handle(
+            peer_reoffer(
+                call,
+                4,
+                false,
+                Some("v=0\r\nm=audio 1 RTP/AVP 0\r\na=sendonly\r\n"),
+            ),
+            t0,
+        );
+        assert!(p
+            .handle(
+                Input::Tick,
+                t0 + REOFFER_ANSWER_TIMEOUT - Duration::from_millis(1)
+            )
+            .is_empty());
+        let a = p.handle(Input::Tick, t0 + REOFFER_ANSWER_TIMEOUT);
+        match a.as_slice() {
+            [Action::RespondReoffer {
+                id: 4,
+                code: 200,
+                sdp: Some(sdp),
+                ..
+            }] => {
+                assert!(sdp.contains("a=recvonly"), "{sdp}");
+                assert!(sdp.contains("o=a 1 2 "), "{sdp}");
+            }
+            other => panic!("expected fallback answer, got {other:?}"),
+        }
+        // The late engine answer is ignored.
+        assert!(p
+            .handle(
+                Input::Command(Command::AnswerReoffer(call, "late".into())),
+                t0
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn empty_engine_answer_refuses_reoffer_with_488() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(7);
+        established_incoming(&mut p, call, t0);
+        p.handle(peer_reoffer(call, 2, true, Some("offer")), t0);
+        let a = p.handle(
+            Input::Command(Command::AnswerReoffer(call, String::new())),
+            t0,
+        );
+        assert_eq!(
+            a,
+            vec![Action::RespondReoffer {
+                call,
+                id: 2,
+                code: 488,
+                sdp: None
+            }]
+        );
+    }
+
+    #[test]
+    fn offerless_reinvite_and_bodyless_update_are_refreshes() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(7);
+        established_incoming(&mut p, call, t0);
+        let a = p.handle(peer_reoffer(call, 1, false, None), t0);
+        assert_eq!(
+            a,
+            vec![Action::RespondReoffer {
+                call,
+                id: 1,
+                code: 200,
+                sdp: Some(LOCAL.into())
+            }]
+        );
+        let a = p.handle(peer_reoffer(call, 2, true, None), t0);
+        assert_eq!(
+            a,
+            vec![Action::RespondReoffer {
+                call,
+                id: 2,
+                code: 200,
+                sdp: None
+            }]
+        );
+    }
+
+    #[test]
+    fn reoffer_for_unknown_call_gets_481_and_second_pending_gets_500() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let a = p.handle(peer_reoffer(CallKey(99), 1, false, Some("o")), t0);
+        assert!(matches!(
+            a.as_slice(),
+            [Action::RespondReoffer { code: 481, .. }]
+        ));
+        let call = CallKey(7);
+        established_incoming(&mut p, call, t0);
+        p.handle(peer_reoffer(call, 2, false, Some("o1")), t0);
+        let a = p.handle(peer_reoffer(call, 3, true, Some("o2")), t0);
+        assert!(matches!(
+            a.as_slice(),
+            [Action::RespondReoffer {
+                id: 3,
+                code: 500,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn our_reinvite_answer_is_reported_as_reanswered() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        established_outgoing(&mut p, call, t0);
+        let a = p.handle(
+            Input::Command(Command::Reoffer {
+                call,
+                sdp: "hold".into(),
+                update: false,
+            }),
+            t0,
+        );
+        assert_eq!(
+            a,
+            vec![Action::SendReoffer {
+                call,
+                sdp: "hold".into(),
+                update: false
+            }]
+        );
+        // A second offer while the first is pending is refused at once.
+        let a = p.handle(
+            Input::Command(Command::Reoffer {
+                call,
+                sdp: "again".into(),
+                update: true,
+            }),
+            t0,
+        );
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::ReofferFailed { code: 491, .. }]
+        ));
+        let a = p.handle(reoffer_result(call, 200, Some("held answer")), t0);
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Reanswered {
+                call,
+                sdp: Some("held answer".into())
+            }]
+        );
+        // The new local SDP is what an offer-less re-INVITE gets now.
+        let a = p.handle(peer_reoffer(call, 5, false, None), t0);
+        assert!(matches!(
+            a.as_slice(),
+            [Action::RespondReoffer { sdp: Some(s), .. }] if s == "hold"
+        ));
+    }
+
+    #[test]
+    fn reinvite_before_answer_is_refused() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        let a = p.handle(
+            Input::Command(Command::Reoffer {
+                call,
+                sdp: "x".into(),
+                update: false,
+            }),
+            t0,
+        );
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::ReofferFailed { code: 491, .. }]
+        ));
+    }
+
+    #[test]
+    fn glare_incoming_reoffer_while_ours_pending_gets_491() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        established_outgoing(&mut p, call, t0);
+        p.handle(
+            Input::Command(Command::Reoffer {
+                call,
+                sdp: "ours".into(),
+                update: false,
+            }),
+            t0,
+        );
+        let a = p.handle(peer_reoffer(call, 9, false, Some("theirs")), t0);
+        assert_eq!(
+            a,
+            vec![Action::RespondReoffer {
+                call,
+                id: 9,
+                code: 491,
+                sdp: None
+            }]
+        );
+    }
+
+    #[test]
+    fn glare_491_retries_after_owner_backoff_then_gives_up() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp).with_seed(7);
+        let call = CallKey(1);
+        // We placed the call: we own the Call-ID, back-off 2.1-4 s (RFC 3261 §14.1).
+        established_outgoing(&mut p, call, t0);
+        p.handle(
+            Input::Command(Command::Reoffer {
+                call,
+                sdp: "ours".into(),
+                update: false,
+            }),
+            t0,
+        );
+        let mut now = t0;
+        for attempt in 1..GLARE_ATTEMPTS {
+            let a = p.handle(reoffer_result(call, 491, None), now);
+            assert!(a.is_empty(), "attempt {attempt}: {a:?}");
+            let at = p.next_deadline().expect("retry scheduled");
+            let delay = at - now;
+            assert!(
+                delay >= Duration::from_millis(2100) && delay <= Duration::from_millis(4000),
+                "{delay:?}"
+            );
+            // While waiting, the peer's own offer is accepted (no glare any more).
+            assert!(p
+                .handle(Input::Tick, at - Duration::from_millis(1))
+                .is_empty());
+            now = at;
+            let a = p.handle(Input::Tick, now);
+            assert_eq!(
+                a,
+                vec![Action::SendReoffer {
+                    call,
+                    sdp: "ours".into(),
+                    update: false
+                }]
+            );
+        }
+        let a = p.handle(reoffer_result(call, 491, None), now);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::ReofferFailed { code: 491, .. }]
+        ));
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn glare_backoff_of_the_callee_is_at_most_two_seconds() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp).with_seed(3);
+        let call = CallKey(7);
+        established_incoming(&mut p, call, t0);
+        p.handle(
+            Input::Command(Command::Reoffer {
+                call,
+                sdp: "ours".into(),
+                update: true,
+            }),
+            t0,
+        );
+        p.handle(reoffer_result(call, 491, None), t0);
+        let delay = p.next_deadline().expect("retry") - t0;
+        assert!(delay <= Duration::from_secs(2), "{delay:?}");
+    }
+
+    #[test]
+    fn reinvite_481_ends_the_call() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        established_outgoing(&mut p, call, t0);
+        p.handle(
+            Input::Command(Command::Reoffer {
+                call,
+                sdp: "x".into(),
+                update: false,
+            }),
+            t0,
+        );
+        let a = p.handle(reoffer_result(call, 481, None), t0);
+        assert!(a.contains(&Action::SendBye(call)));
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::Failed,
+                code: Some(481),
+                ..
+            }]
+        ));
+        let a = p.handle(reoffer_result(call, 200, None), t0);
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn refused_reinvite_keeps_the_session() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        established_outgoing(&mut p, call, t0);
+        p.handle(
+            Input::Command(Command::Reoffer {
+                call,
+                sdp: "x".into(),
+                update: false,
+            }),
+            t0,
+        );
+        let a = p.handle(reoffer_result(call, 488, None), t0);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::ReofferFailed { code: 488, .. }]
+        ));
+        assert_eq!(p.phase(call), Some(Phase::Confirmed));
     }
 }

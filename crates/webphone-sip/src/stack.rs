@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rsipstack::dialog::authenticate::{handle_client_authenticate, AuthRetry, Credential};
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog::{
+    DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle,
+};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -373,6 +375,7 @@ pub(crate) async fn start(
         stack_tx,
         next_call,
         calls: HashMap::new(),
+        reoffers: PendingReoffers::default(),
         call_ids,
         account: None,
         public_contact: None,
@@ -406,8 +409,25 @@ async fn wait_tcp_listening(addr: SocketAddr) -> Result<(), SipError> {
 
 struct CallEntry {
     dialog: InviteDialog,
-    /// Our last SDP, offered again when the peer refreshes the session with a re-INVITE.
-    local_sdp: Arc<Mutex<Option<String>>>,
+}
+
+/// Server transactions of re-INVITEs/UPDATEs waiting for the policy's answer, by id.
+#[derive(Clone, Default)]
+struct PendingReoffers {
+    next: Arc<AtomicU64>,
+    handles: Arc<Mutex<HashMap<u64, TransactionHandle>>>,
+}
+
+impl PendingReoffers {
+    fn insert(&self, handle: TransactionHandle) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::lock(&self.handles).insert(id, handle);
+        id
+    }
+
+    fn take(&self, id: u64) -> Option<TransactionHandle> {
+        crate::lock(&self.handles).remove(&id)
+    }
 }
 
 struct Driver {
@@ -426,6 +446,7 @@ struct Driver {
     stack_tx: mpsc::UnboundedSender<StackEvent>,
     next_call: Arc<AtomicU64>,
     calls: HashMap<CallKey, CallEntry>,
+    reoffers: PendingReoffers,
     /// SIP Call-IDs of the calls, for [`crate::SipUa::call_id`].
     call_ids: CallIds,
     account: Option<AccountConfig>,
@@ -589,7 +610,6 @@ impl Driver {
             }
             Action::SendAnswer(call, sdp) => {
                 if let Some(e) = self.calls.get(&call) {
-                    *crate::lock(&e.local_sdp) = Some(sdp.clone());
                     let headers = vec![
                         Header::ContentType("application/sdp".into()),
                         Header::Allow(ALLOW.into()),
@@ -637,6 +657,66 @@ impl Driver {
             }
             Action::Forget(call) => {
                 self.calls.remove(&call);
+            }
+            Action::SendReoffer { call, sdp, update } => {
+                let Some(e) = self.calls.get(&call) else {
+                    return;
+                };
+                let d = e.dialog.clone();
+                let tx = self.stack_tx.clone();
+                self.tasks.spawn(async move {
+                    let headers = Some(vec![Header::ContentType("application/sdp".into())]);
+                    let body = Some(sdp.into_bytes());
+                    let res = if update {
+                        d.update(headers, body).await
+                    } else {
+                        d.reinvite(headers, body).await
+                    };
+                    let (code, reason, sdp) = match res {
+                        Ok(Some(resp)) => (
+                            resp.status_code.code(),
+                            reason_text(&resp),
+                            body_text(&resp.body),
+                        ),
+                        Ok(None) => (0, "dialog not established".to_string(), None),
+                        Err(e) => (503, e.to_string(), None),
+                    };
+                    let _ = tx.send(StackEvent::ReofferResult {
+                        call,
+                        code,
+                        reason,
+                        sdp,
+                    });
+                });
+            }
+            Action::RespondReoffer {
+                call,
+                id,
+                code,
+                sdp,
+            } => {
+                let Some(handle) = self.reoffers.take(id) else {
+                    debug!(%call, id, "re-offer transaction already gone");
+                    return;
+                };
+                let mut headers = vec![Header::Allow(ALLOW.into())];
+                if sdp.is_some() {
+                    headers.push(Header::ContentType("application/sdp".into()));
+                }
+                if code == 500 {
+                    // RFC 3261 §14.2: retry after a random 0-10 s.
+                    let secs = rand::random::<u32>() % 11;
+                    headers.push(Header::RetryAfter(secs.to_string().into()));
+                }
+                tokio::spawn(async move {
+                    let body = sdp.map(String::into_bytes);
+                    if let Err(e) = handle
+                        .respond(StatusCode::from(code), Some(headers), body)
+                        .await
+                    {
+                        debug!(%call, error = %e, "re-offer response failed");
+                    }
+                });
             }
             Action::ShutdownComplete => self.stopping = true,
             Action::SendKeepAlive => {
@@ -747,12 +827,10 @@ impl Driver {
         let (state_tx, state_rx) = self.layer.new_dialog_state_channel();
         match self.layer.do_invite_async(opt, state_tx) {
             Ok((dialog, join)) => {
-                let local_sdp = Arc::new(Mutex::new(Some(sdp)));
                 self.calls.insert(
                     call,
                     CallEntry {
                         dialog: dialog.clone(),
-                        local_sdp: local_sdp.clone(),
                     },
                 );
                 tokio::spawn(call_task(CallTask {
@@ -762,7 +840,7 @@ impl Driver {
                     stack_tx: self.stack_tx.clone(),
                     layer: self.layer.clone(),
                     dialog,
-                    local_sdp,
+                    reoffers: self.reoffers.clone(),
                     client: true,
                     probe: Some((
                         self.connector.clone(),
@@ -875,12 +953,10 @@ impl Driver {
             .and_then(|v| SipConnection::parse_target_from_via(v).ok())
             .and_then(|(_, hp)| SocketAddr::try_from(hp).ok())
             .unwrap_or_else(|| SocketAddr::new(self.local.ip(), 0));
-        let local_sdp = Arc::new(Mutex::new(None));
         self.calls.insert(
             call,
             CallEntry {
                 dialog: dialog.clone(),
-                local_sdp: local_sdp.clone(),
             },
         );
         // The server INVITE transaction: sends 100 Trying at once (RFC 3261 §8.2.6.1, §17.2.1),
@@ -899,7 +975,7 @@ impl Driver {
             stack_tx: self.stack_tx.clone(),
             layer: self.layer.clone(),
             dialog,
-            local_sdp,
+            reoffers: self.reoffers.clone(),
             client: false,
             probe: None,
         }));
@@ -1130,7 +1206,7 @@ struct CallTask {
     stack_tx: mpsc::UnboundedSender<StackEvent>,
     layer: Arc<DialogLayer>,
     dialog: InviteDialog,
-    local_sdp: Arc<Mutex<Option<String>>>,
+    reoffers: PendingReoffers,
     client: bool,
     /// Next hop of our INVITE, checked for reachability first (DNS, connect, TLS).
     probe: Option<(Connector, SipAddr)>,
@@ -1212,19 +1288,15 @@ async fn call_task(mut t: CallTask) {
                         let _ = t.stack_tx.send(StackEvent::AckReceived { call, sdp });
                     }
                     DialogState::Updated(_, req, handle) => {
-                        // re-INVITE / UPDATE: keep the session as it is (RFC 3264 §8: an
-                        // unchanged answer); hold/resume comes later.
-                        let sdp = crate::lock(&t.local_sdp).clone();
-                        let (status, headers, body) = match sdp {
-                            Some(sdp) if req.method == Method::Invite || !req.body.is_empty() => (
-                                StatusCode::OK,
-                                Some(vec![Header::ContentType("application/sdp".into())]),
-                                Some(sdp.into_bytes()),
-                            ),
-                            _ if req.body.is_empty() => (StatusCode::OK, None, None),
-                            _ => (StatusCode::NotAcceptableHere, None, None),
-                        };
-                        let _ = handle.respond(status, headers, body).await;
+                        // re-INVITE (RFC 3261 §14.2) / UPDATE (RFC 3311 §5.2): the policy
+                        // decides (answer from the engine, 491 glare, 500, refresh).
+                        let id = t.reoffers.insert(handle);
+                        let _ = t.stack_tx.send(StackEvent::Reoffer {
+                            call,
+                            id,
+                            update: req.method == Method::Update,
+                            sdp: body_text(&req.body),
+                        });
                     }
                     DialogState::Info(_, req, handle) => {
                         if let Some(digit) = dtmf_digit(&req) {

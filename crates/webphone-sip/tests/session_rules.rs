@@ -1,0 +1,166 @@
+//! Session rules of issue 3 over real loopback sockets: re-INVITE / UPDATE both ways,
+//! 491 glare, far-end hold (SIPp), and the fallback answer. Assertions are on the events
+//! of the public API and on what SIPp checks on the wire.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::{establish, have_sipp, Peer, Sipp};
+use webphone_sip::{SipEvent, SipUa};
+
+fn hold_offer(dir: &str) -> String {
+    format!("v=0\r\no=a 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na={dir}\r\n")
+}
+
+fn answer_sdp(dir: &str) -> String {
+    format!("v=0\r\no=b 2 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\na={dir}\r\n")
+}
+
+#[tokio::test]
+async fn reinvite_hold_and_update_resume_between_two_uas() {
+    let mut a = Peer::start("a").await;
+    let mut b = Peer::start("b").await;
+    let (ca, cb) = establish(&mut a, &mut b).await;
+
+    // A holds B with a re-INVITE a=sendonly; B's engine answers recvonly.
+    a.ua.reinvite(ca, hold_offer("sendonly")).unwrap();
+    match b.next().await {
+        SipEvent::Reoffer { call, sdp } => {
+            assert_eq!(call, cb);
+            assert!(sdp.contains("a=sendonly"));
+        }
+        other => panic!("B: expected Reoffer, got {other:?}"),
+    }
+    b.ua.answer_reoffer(cb, answer_sdp("recvonly"));
+    match a.next().await {
+        SipEvent::Reanswered { call, sdp } => {
+            assert_eq!(call, ca);
+            assert_eq!(sdp.as_deref(), Some(answer_sdp("recvonly").as_str()));
+        }
+        other => panic!("A: expected Reanswered, got {other:?}"),
+    }
+
+    // B (the callee) resumes with an UPDATE (RFC 3311).
+    b.ua.update(cb, answer_sdp("sendrecv")).unwrap();
+    match a.next().await {
+        SipEvent::Reoffer { call, sdp } => {
+            assert_eq!(call, ca);
+            assert!(sdp.contains("a=sendrecv"));
+        }
+        other => panic!("A: expected Reoffer (UPDATE), got {other:?}"),
+    }
+    a.ua.answer_reoffer(ca, hold_offer("sendrecv"));
+    match b.next().await {
+        SipEvent::Reanswered { call, sdp } => {
+            assert_eq!(call, cb);
+            assert!(sdp.unwrap().contains("a=sendrecv"));
+        }
+        other => panic!("B: expected Reanswered, got {other:?}"),
+    }
+
+    // An empty engine answer refuses the offer with 488; the call goes on.
+    a.ua.reinvite(ca, hold_offer("inactive")).unwrap();
+    assert!(matches!(b.next().await, SipEvent::Reoffer { .. }));
+    b.ua.answer_reoffer(cb, String::new());
+    match a.next().await {
+        SipEvent::ReofferFailed { call, code, .. } => {
+            assert_eq!(call, ca);
+            assert_eq!(code, 488);
+        }
+        other => panic!("A: expected ReofferFailed, got {other:?}"),
+    }
+    a.ua.hangup(ca);
+    assert!(matches!(a.next().await, SipEvent::Ended { .. }));
+    assert!(matches!(b.next().await, SipEvent::Ended { .. }));
+}
+
+#[tokio::test]
+async fn unanswered_reoffer_is_answered_with_recvonly_fallback() {
+    let mut a = Peer::start("a").await;
+    let mut b = Peer::start("b").await;
+    let (ca, cb) = establish(&mut a, &mut b).await;
+    a.ua.reinvite(ca, hold_offer("sendonly")).unwrap();
+    assert!(matches!(b.next().await, SipEvent::Reoffer { call, .. } if call == cb));
+    // B's engine stays silent: the UA answers on its own after the timeout.
+    let t0 = std::time::Instant::now();
+    match a.next().await {
+        SipEvent::Reanswered { call, sdp } => {
+            assert_eq!(call, ca);
+            let sdp = sdp.unwrap();
+            assert!(sdp.contains("a=recvonly"), "{sdp}");
+            assert!(sdp.contains("m=audio 40002"), "our last SDP: {sdp}");
+        }
+        other => panic!("A: expected Reanswered, got {other:?}"),
+    }
+    assert!(t0.elapsed() >= SipUa::REOFFER_ANSWER_TIMEOUT - Duration::from_millis(200));
+    a.ua.hangup(ca);
+}
+
+#[tokio::test]
+async fn simultaneous_reinvites_resolve_glare_with_491_backoff() {
+    let mut a = Peer::start("a").await;
+    let mut b = Peer::start("b").await;
+    let (ca, cb) = establish(&mut a, &mut b).await;
+    a.ua.reinvite(ca, hold_offer("sendonly")).unwrap();
+    b.ua.reinvite(cb, answer_sdp("sendonly")).unwrap();
+    // Each side answers whatever re-offer reaches it and waits for its own answer.
+    let (mut a_done, mut b_done) = (false, false);
+    let (mut a_offers, mut b_offers) = (0, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !(a_done && b_done) {
+        tokio::select! {
+            ev = a.rx.recv() => match ev.unwrap() {
+                SipEvent::Reoffer { call, .. } => { a_offers += 1; a.ua.answer_reoffer(call, hold_offer("recvonly")); }
+                SipEvent::Reanswered { call, .. } => { assert_eq!(call, ca); a_done = true; }
+                SipEvent::Trace { .. } => {}
+                other => panic!("A: unexpected {other:?}"),
+            },
+            ev = b.rx.recv() => match ev.unwrap() {
+                SipEvent::Reoffer { call, .. } => { b_offers += 1; b.ua.answer_reoffer(call, answer_sdp("recvonly")); }
+                SipEvent::Reanswered { call, .. } => { assert_eq!(call, cb); b_done = true; }
+                SipEvent::Trace { .. } => {}
+                other => panic!("B: unexpected {other:?}"),
+            },
+            _ = tokio::time::sleep_until(deadline) => panic!("glare not resolved: a_done={a_done} b_done={b_done}"),
+        }
+    }
+    // Each saw the other's offer exactly once: the glared attempts were refused with 491
+    // before reaching the engine.
+    assert_eq!((a_offers, b_offers), (1, 1));
+    a.ua.hangup(ca);
+}
+
+#[tokio::test]
+async fn sipp_far_end_hold_and_resume() {
+    if !have_sipp("sipp_far_end_hold_and_resume") {
+        return;
+    }
+    let mut ua = Peer::start("ua").await;
+    let target = ua.ua.local_addr().to_string();
+    let mut sipp = Sipp::start("far_end_hold.xml", Some(&target), &["-s", "webphone"]);
+    let (call, sdp) = ua.incoming().await;
+    assert!(sdp.unwrap().contains("a=sendrecv"));
+    ua.ua.answer(call, answer_sdp("sendrecv"));
+    assert!(matches!(ua.next().await, SipEvent::Answered { .. }));
+    // Hold: the engine answers recvonly.
+    match ua.next().await {
+        SipEvent::Reoffer { call: c, sdp } => {
+            assert_eq!(c, call);
+            assert!(sdp.contains("a=sendonly"));
+        }
+        other => panic!("expected Reoffer (hold), got {other:?}"),
+    }
+    ua.ua.answer_reoffer(call, answer_sdp("recvonly"));
+    // Resume: left to the fallback (sendrecv again).
+    match ua.next().await {
+        SipEvent::Reoffer { sdp, .. } => assert!(sdp.contains("a=sendrecv")),
+        other => panic!("expected Reoffer (resume), got {other:?}"),
+    }
+    match ua.next_within(Duration::from_secs(15)).await {
+        SipEvent::Ended { call: c, .. } => assert_eq!(c, call),
+        other => panic!("expected Ended, got {other:?}"),
+    }
+    sipp.assert_success(Duration::from_secs(20)).await;
+}
