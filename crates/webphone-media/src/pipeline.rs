@@ -148,6 +148,7 @@ impl MediaPipeline {
         initial_ts: u32,
     ) -> MediaPipeline {
         let audio_rate = neg.codec.audio_rate();
+        let neg_clock = neg.codec.clock_rate();
         let (srtp, srtp_blocked) = crate::srtp::for_negotiated(neg.srtp.as_ref());
         let rtcp = crate::rtcp::RtcpState::new(
             sender.ssrc(),
@@ -171,7 +172,7 @@ impl MediaPipeline {
             dtmf: DtmfSender::new(cfg.dtmf),
             dtmf_rx: DtmfReceiver::new(),
             jb: JitterBuffer::new(jitter_config_for(cfg.jitter, audio_rate)),
-            rx: ReceiveStats::new(),
+            rx: ReceiveStats::with_clock(neg_clock),
             latch_candidate: None,
             last_from_remote: None,
             epoch: now,
@@ -343,17 +344,15 @@ impl MediaPipeline {
         self.stats.bytes_received += data.len() as u64;
         self.maybe_latch(from, pkt.ssrc, now);
 
-        let elapsed = now.saturating_duration_since(self.epoch);
-        let arrival = (elapsed.as_micros() * u128::from(SAMPLE_RATE) / 1_000_000) as u64;
-        // The statistics count in 8 kHz units: scale other RTP clocks (Opus: 48 kHz) to it.
-        let clock = codec.map_or(SAMPLE_RATE, Codec::clock_rate);
-        let ts = if clock == SAMPLE_RATE {
-            pkt.timestamp
-        } else {
-            (u64::from(pkt.timestamp) * u64::from(SAMPLE_RATE) / u64::from(clock)) as u32
-        };
+        // RFC 3550 §6.4.1 / §A.8: jitter in the stream's own timestamp units (48 kHz for Opus);
+        // events run on the send codec's clock (RFC 4733 §2.1).
+        let clock = codec.unwrap_or(self.neg.codec).clock_rate();
+        self.rx.set_clock_rate(clock);
+        let arrival = self
+            .rx
+            .arrival_units(now.saturating_duration_since(self.epoch));
         self.rx
-            .on_packet(pkt.ssrc, pkt.sequence, ts, arrival, !is_event);
+            .on_packet(pkt.ssrc, pkt.sequence, pkt.timestamp, arrival, !is_event);
 
         if !self.neg.direction.receives() {
             return;
@@ -1063,5 +1062,69 @@ mod dtmf_clock_tests {
         }
         // 68 ticks of 960 = 65280 fits in 16 bits; no wrap to a small value.
         assert_eq!(max, 65_280);
+    }
+}
+
+#[cfg(test)]
+mod rtcp_clock_tests {
+    use super::*;
+    use crate::{Direction, SilenceSource};
+    use std::time::Duration;
+
+    fn opus_pipeline(remote: &str, t0: Instant) -> MediaPipeline {
+        MediaPipeline::new(
+            Negotiated {
+                remote_rtp: remote.parse().unwrap(),
+                codec: Codec::Opus,
+                payload_type: 111,
+                telephone_event_pt: Some(110),
+                direction: Direction::SendRecv,
+                ptime_ms: PTIME_MS,
+                srtp: None,
+                rtcp_mux: true,
+            },
+            Box::new(SilenceSource),
+            Box::new(crate::NullSink),
+            PipelineConfig::default(),
+            t0,
+        )
+    }
+
+    #[test]
+    fn opus_jitter_is_reported_in_48khz_units_and_read_back_in_ms() {
+        // RFC 3550 §6.4.1: the report block's jitter is in the stream's timestamp units. B
+        // receives A's Opus stream with every other packet 10 ms late, so it measures ~10 ms
+        // (~480 units at 48 kHz) and reports that; A reads the report back as ~10 ms.
+        let t0 = Instant::now();
+        let mut a = opus_pipeline("127.0.0.1:4002", t0);
+        let mut b = opus_pipeline("127.0.0.1:4000", t0);
+        let from_a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let from_b: SocketAddr = "127.0.0.1:4002".parse().unwrap();
+        for i in 0..600u64 {
+            let now = t0 + Duration::from_millis(20 * i);
+            let late = Duration::from_millis(if i % 2 == 1 { 10 } else { 0 });
+            for o in a.on_tick(now) {
+                b.on_packet(&o.data, from_a, now + late);
+            }
+            b.playout(now);
+            let _ = b.on_tick(now);
+            if let Some(r) = b.poll_rtcp(now) {
+                a.on_packet(&r.data, from_b, now);
+            }
+        }
+        let units = b.rx.reception_input().unwrap().jitter;
+        assert!(
+            (units - 480.0).abs() < 10.0,
+            "B's jitter in 48 kHz units: {units}"
+        );
+        let sb = b.stats();
+        assert!((sb.jitter_ms - 10.0).abs() < 0.3, "{}", sb.jitter_ms);
+        let sa = a.stats();
+        assert!(sa.rtcp_received >= 1);
+        let remote = sa.remote_jitter_ms.unwrap();
+        assert!(
+            (remote - 10.0).abs() < 0.3,
+            "A reads B's report: {remote} ms"
+        );
     }
 }

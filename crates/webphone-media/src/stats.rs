@@ -27,7 +27,8 @@ pub struct MediaStats {
     pub packets_late: u64,
     /// Datagrams that were not usable (not RTP, unknown payload type, bad payload).
     pub packets_invalid: u64,
-    /// Interarrival jitter (RFC 3550 §A.8) in milliseconds.
+    /// Interarrival jitter (RFC 3550 §A.8) in milliseconds (measured in the stream's RTP clock
+    /// and converted).
     pub jitter_ms: f64,
     /// Frames played out with received audio.
     pub frames_played: u64,
@@ -58,8 +59,14 @@ pub struct MediaStats {
 }
 
 /// Receive statistics for one SSRC (RFC 3550 §A.1, §A.3, §A.8).
-#[derive(Debug, Clone, Default)]
+///
+/// Interarrival jitter is kept in RTP timestamp units of the stream's clock (RFC 3550 §6.4.1:
+/// "measured in timestamp units"): 8000 Hz for G.711/G.722, 48000 Hz for Opus. Arrival times
+/// passed in must be in the same clock ([`ReceiveStats::arrival_units`]).
+#[derive(Debug, Clone)]
 pub struct ReceiveStats {
+    /// RTP clock of the stream in Hz.
+    clock_rate: u32,
     ssrc: Option<u32>,
     base_ext: i64,
     max_ext: i64,
@@ -73,19 +80,60 @@ pub struct ReceiveStats {
     last_transit: Option<u32>,
 }
 
-/// A transit-time change larger than this (1 s) is a timestamp discontinuity (peer restarted its
-/// clock, or skipped ahead), not network jitter: the jitter estimate is not updated for it.
-const MAX_TRANSIT_STEP: i64 = SAMPLE_RATE as i64;
+impl Default for ReceiveStats {
+    fn default() -> Self {
+        ReceiveStats::with_clock(SAMPLE_RATE)
+    }
+}
 
 impl ReceiveStats {
-    /// Nothing received yet.
+    /// Nothing received yet, 8000 Hz clock.
     pub fn new() -> ReceiveStats {
         ReceiveStats::default()
     }
 
-    /// Record one received packet. `arrival` is the arrival time in timestamp units (8 kHz)
-    /// on any fixed local clock. `count_jitter` is false for packets whose timestamp does not
-    /// follow the sampling clock (RFC 4733 events keep the event start timestamp).
+    /// Nothing received yet, for a stream with this RTP clock (Hz).
+    pub fn with_clock(clock_rate: u32) -> ReceiveStats {
+        ReceiveStats {
+            clock_rate: clock_rate.max(1),
+            ssrc: None,
+            base_ext: 0,
+            max_ext: 0,
+            received: 0,
+            reordered: 0,
+            lost_before: 0,
+            jitter: 0.0,
+            last_transit: None,
+        }
+    }
+
+    /// The RTP clock the jitter is measured in.
+    pub fn clock_rate(&self) -> u32 {
+        self.clock_rate
+    }
+
+    /// Switch to another RTP clock (the peer changed to a codec with another clock): the
+    /// estimate is rescaled and the transit reference dropped, since old and new timestamps
+    /// cannot be compared.
+    pub fn set_clock_rate(&mut self, clock_rate: u32) {
+        let clock_rate = clock_rate.max(1);
+        if clock_rate == self.clock_rate {
+            return;
+        }
+        self.jitter = self.jitter * f64::from(clock_rate) / f64::from(self.clock_rate);
+        self.clock_rate = clock_rate;
+        self.last_transit = None;
+    }
+
+    /// An arrival time (time since any fixed local epoch) in this stream's timestamp units.
+    pub fn arrival_units(&self, since_epoch: std::time::Duration) -> u64 {
+        (since_epoch.as_micros() * u128::from(self.clock_rate) / 1_000_000) as u64
+    }
+
+    /// Record one received packet. `arrival` is the arrival time in timestamp units of the
+    /// stream's clock on any fixed local clock ([`ReceiveStats::arrival_units`]).
+    /// `count_jitter` is false for packets whose timestamp does not follow the sampling clock
+    /// (RFC 4733 events keep the event start timestamp).
     pub fn on_packet(
         &mut self,
         ssrc: u32,
@@ -121,7 +169,9 @@ impl ReceiveStats {
             let transit = (arrival as u32).wrapping_sub(timestamp);
             if let Some(last) = self.last_transit {
                 let d = i64::from(transit.wrapping_sub(last) as i32).abs();
-                if d <= MAX_TRANSIT_STEP {
+                // A step over 1 s is a timestamp discontinuity (peer restarted its clock or
+                // skipped ahead), not network jitter.
+                if d <= i64::from(self.clock_rate) {
                     self.jitter += (d as f64 - self.jitter) / 16.0;
                 }
             }
@@ -167,7 +217,7 @@ impl ReceiveStats {
 
     /// Interarrival jitter in milliseconds.
     pub fn jitter_ms(&self) -> f64 {
-        self.jitter * 1000.0 / f64::from(SAMPLE_RATE)
+        self.jitter * 1000.0 / f64::from(self.clock_rate)
     }
 }
 
@@ -202,6 +252,38 @@ mod tests {
         }
         assert!((s.jitter() - 80.0).abs() < 1.0, "{}", s.jitter());
         assert!((s.jitter_ms() - 10.0).abs() < 0.2);
+    }
+
+    #[test]
+    fn opus_jitter_is_kept_in_48khz_timestamp_units() {
+        // RFC 3550 §6.4.1: jitter in the stream's timestamp units. Every other packet 10 ms
+        // late at 48 kHz: |D| = 480 units.
+        let mut s = ReceiveStats::with_clock(48_000);
+        for i in 0..500u32 {
+            let late = if i % 2 == 1 { 480 } else { 0 };
+            s.on_packet(1, i as u16, i * 960, u64::from(i) * 960 + late, true);
+        }
+        assert!((s.jitter() - 480.0).abs() < 6.0, "{}", s.jitter());
+        assert!((s.jitter_ms() - 10.0).abs() < 0.2, "{}", s.jitter_ms());
+        assert!((s.reception_input().unwrap().jitter - 480.0).abs() < 6.0);
+        assert_eq!(
+            s.arrival_units(std::time::Duration::from_millis(20)),
+            960,
+            "arrival in 48 kHz units"
+        );
+    }
+
+    #[test]
+    fn clock_change_rescales_the_estimate() {
+        let mut s = ReceiveStats::with_clock(8000);
+        for i in 0..500u32 {
+            let late = if i % 2 == 1 { 80 } else { 0 };
+            s.on_packet(1, i as u16, i * 160, u64::from(i) * 160 + late, true);
+        }
+        let ms = s.jitter_ms();
+        s.set_clock_rate(48_000);
+        assert!((s.jitter_ms() - ms).abs() < 1e-9);
+        assert!((s.jitter() - 6.0 * 80.0).abs() < 6.0);
     }
 
     #[test]
