@@ -388,6 +388,19 @@ function scenarios(env) {
           await shot(page, `layout-${w}-${id}.png`);
         }
       }
+      // German has the longest words: the narrowest window still fits, the call page too.
+      await page.setViewportSize({ width: 320, height: 560 });
+      await page.goto(`${base}&wp_language=de`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(() => window.WPSkin.onNotification('STATUS,9,InCall,2222,me,1,Katharina Beispielname-Langform,t-call,1,1,2,0,0,0,0'));
+      await waitPage(page, 'page_call');
+      for (const id of ['page_call', 'page_settings', 'page_contactslist']) {
+        await goPage(page, id);
+        const sw = await page.evaluate(() => document.documentElement.scrollWidth);
+        assert(sw <= 320, `${id} in German at 320px: no horizontal scrolling (scrollWidth ${sw})`);
+        await shot(page, `layout-320-de-${id}.png`);
+      }
+      await page.evaluate(() => window.WPSkin.onNotification('STATUS,9,Finished,2222,me,1,K,t-call,1,1,0,0,0,0,0'));
       await page.setViewportSize({ width: 400, height: 760 });
     },
 
