@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 pub use codec::g711;
 pub use codec::{codec_prefs_from_params, CodecConfig, CodecPrefs, OpusConfig};
 
-pub use pipeline::{MediaEvent, MediaPipeline, Outgoing, PipelineConfig};
+pub use pipeline::{MediaAlarm, MediaEvent, MediaPipeline, Outgoing, PipelineConfig};
 pub use sdp::SdpError;
 pub use sdp_crypto::{CryptoSuite, SdesKeys, SrtpParams, SrtpPolicy};
 pub use session::{MediaSession, RtpSocket};

@@ -42,6 +42,10 @@ pub struct PipelineConfig {
     pub latch_after: u32,
     /// Encoder settings (Opus bit rate, FEC, DTX, complexity).
     pub codec: CodecConfig,
+    /// Raise [`MediaAlarm::NoMedia`] when neither RTP nor RTCP arrived for this long while our
+    /// direction receives (the `mediatimeout` parameter, in seconds there). `ZERO` = off
+    /// (the default).
+    pub media_timeout: std::time::Duration,
 }
 
 impl Default for PipelineConfig {
@@ -51,6 +55,7 @@ impl Default for PipelineConfig {
             dtmf: DtmfConfig::default(),
             latch_after: 3,
             codec: CodecConfig::default(),
+            media_timeout: std::time::Duration::ZERO,
         }
     }
 }
@@ -71,6 +76,22 @@ pub enum MediaEvent {
     DtmfReceived(char),
     /// We now send to this address (symmetric-RTP latching).
     RemoteLatched(SocketAddr),
+}
+
+/// A condition the call owner should act on, reported once per occurrence.
+///
+/// Kept apart from [`MediaEvent`] so that adding conditions does not break exhaustive matches
+/// on it; `#[non_exhaustive]`: match with a `_` arm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaAlarm {
+    /// No RTP and no RTCP arrived for `silent_for` (>= [`PipelineConfig::media_timeout`])
+    /// while our direction receives. Reported once; reported again only after media arrived
+    /// and then stopped again. The engine ends the call on it (`mediatimeout`).
+    NoMedia {
+        /// How long nothing has arrived.
+        silent_for: std::time::Duration,
+    },
 }
 
 /// The per-call media state machine. See the module documentation.
@@ -105,6 +126,13 @@ pub struct MediaPipeline {
     /// negotiated but could not be set up (nothing is sent or accepted then).
     srtp: Option<crate::srtp::SrtpSession>,
     srtp_blocked: bool,
+    /// When RTP or RTCP last arrived (or the timer was last restarted).
+    last_media: Instant,
+    /// The latest time the driver told us (tick or packet).
+    last_tick: Instant,
+    /// [`MediaAlarm::NoMedia`] was raised for the current silence.
+    no_media_raised: bool,
+    alarms: Vec<MediaAlarm>,
 }
 
 impl std::fmt::Debug for MediaPipeline {
@@ -183,6 +211,46 @@ impl MediaPipeline {
             dec: Vec::new(),
             codecs: CallCodecs::new(audio_rate, cfg.codec),
             play: Vec::new(),
+            last_media: now,
+            last_tick: now,
+            no_media_raised: false,
+            alarms: Vec::new(),
+        }
+    }
+
+    /// Change the media timeout ([`PipelineConfig::media_timeout`]; `ZERO` = off). The silence
+    /// is still measured from the last RTP/RTCP that arrived.
+    pub fn set_media_timeout(&mut self, timeout: std::time::Duration) {
+        self.cfg.media_timeout = timeout;
+    }
+
+    /// Alarms since the last call ([`MediaAlarm`]).
+    pub fn take_alarms(&mut self) -> Vec<MediaAlarm> {
+        std::mem::take(&mut self.alarms)
+    }
+
+    fn media_arrived(&mut self, now: Instant) {
+        self.last_media = self.last_media.max(now);
+        self.no_media_raised = false;
+    }
+
+    /// Raise [`MediaAlarm::NoMedia`] once when the media timeout expired.
+    fn check_media_timeout(&mut self, now: Instant) {
+        let timeout = self.cfg.media_timeout;
+        if timeout.is_zero() || self.no_media_raised {
+            return;
+        }
+        if !self.neg.direction.receives() {
+            // Nothing is expected while we do not receive (hold); start counting afresh when
+            // we receive again.
+            self.last_media = now;
+            return;
+        }
+        let silent_for = now.saturating_duration_since(self.last_media);
+        if silent_for >= timeout {
+            tracing::info!(?silent_for, "no RTP or RTCP received: media timeout");
+            self.no_media_raised = true;
+            self.alarms.push(MediaAlarm::NoMedia { silent_for });
         }
     }
 
@@ -215,6 +283,13 @@ impl MediaPipeline {
         if !neg.direction.sends() || neg.telephone_event_pt.is_none() {
             self.dtmf.clear();
         }
+        if neg.remote_rtp != self.neg.remote_rtp
+            || (neg.direction.receives() && !self.neg.direction.receives())
+        {
+            // A new peer address, or receiving again after hold: give the media its full time.
+            self.last_media = self.last_media.max(self.last_tick);
+            self.no_media_raised = false;
+        }
         self.neg = neg;
     }
 
@@ -243,7 +318,9 @@ impl MediaPipeline {
 
     /// One 20 ms send tick: read a frame from the source; send it (or a DTMF event packet
     /// instead, RFC 4733 §2.5.1) when the direction allows.
-    pub fn on_tick(&mut self, _now: Instant) -> Vec<Outgoing> {
+    pub fn on_tick(&mut self, now: Instant) -> Vec<Outgoing> {
+        self.last_tick = now;
+        self.check_media_timeout(now);
         self.pcm.resize(self.codecs.device_frame(PTIME_MS), 0);
         // Always read, so the source's clock advances even while we do not send.
         self.source.read_frame(&mut self.pcm);
@@ -342,6 +419,7 @@ impl MediaPipeline {
         }
         self.stats.packets_received += 1;
         self.stats.bytes_received += data.len() as u64;
+        self.media_arrived(now);
         self.maybe_latch(from, pkt.ssrc, now);
 
         // RFC 3550 §6.4.1 / §A.8: jitter in the stream's own timestamp units (48 kHz for Opus);
@@ -521,6 +599,9 @@ impl MediaPipeline {
         } else {
             data
         };
+        if crate::rtcp::is_rtcp(data) {
+            self.media_arrived(now);
+        }
         if !self.rtcp.on_packet(data, now) {
             tracing::trace!(%from, "RTCP without a usable report");
         }
@@ -1126,5 +1207,134 @@ mod rtcp_clock_tests {
             (remote - 10.0).abs() < 0.3,
             "A reads B's report: {remote} ms"
         );
+    }
+}
+
+#[cfg(test)]
+mod media_timeout_tests {
+    use super::*;
+    use crate::{Direction, SilenceSource};
+    use std::time::Duration;
+
+    const FROM: &str = "127.0.0.1:4000";
+
+    fn pipeline(timeout_s: u64, direction: Direction, t0: Instant) -> MediaPipeline {
+        MediaPipeline::new(
+            Negotiated {
+                remote_rtp: FROM.parse().unwrap(),
+                codec: Codec::Pcmu,
+                payload_type: 0,
+                telephone_event_pt: Some(101),
+                direction,
+                ptime_ms: PTIME_MS,
+                srtp: None,
+                rtcp_mux: false,
+            },
+            Box::new(SilenceSource),
+            Box::new(crate::NullSink),
+            PipelineConfig {
+                media_timeout: Duration::from_secs(timeout_s),
+                ..PipelineConfig::default()
+            },
+            t0,
+        )
+    }
+
+    /// Drive ticks from `from_ms` to `to_ms` (virtual time), collecting alarms with their time.
+    fn run(p: &mut MediaPipeline, t0: Instant, from_ms: u64, to_ms: u64) -> Vec<(u64, MediaAlarm)> {
+        let mut out = Vec::new();
+        for ms in (from_ms..to_ms).step_by(20) {
+            let now = t0 + Duration::from_millis(ms);
+            let _ = p.on_tick(now);
+            p.playout(now);
+            out.extend(p.take_alarms().into_iter().map(|a| (ms, a)));
+        }
+        out
+    }
+
+    fn rtp(seq: u16) -> Vec<u8> {
+        rtp::build(0, false, seq, u32::from(seq) * 160, 9, &[0xFF; 160])
+    }
+
+    #[test]
+    fn silence_after_media_raises_no_media_once_at_the_timeout() {
+        let t0 = Instant::now();
+        let mut p = pipeline(3, Direction::SendRecv, t0);
+        let from: SocketAddr = FROM.parse().unwrap();
+        // 1 s of media, then nothing.
+        for seq in 0..50u16 {
+            let now = t0 + Duration::from_millis(20 * u64::from(seq));
+            p.on_packet(&rtp(seq), from, now);
+            let _ = p.on_tick(now);
+        }
+        assert!(p.take_alarms().is_empty());
+        let alarms = run(&mut p, t0, 1000, 10_000);
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        let (at, MediaAlarm::NoMedia { silent_for }) = &alarms[0];
+        // Last packet at 980 ms; 3 s later.
+        assert_eq!(*at, 3980);
+        assert_eq!(*silent_for, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn rtcp_alone_keeps_the_call_alive_and_media_rearms_the_alarm() {
+        let t0 = Instant::now();
+        let mut p = pipeline(2, Direction::SendRecv, t0);
+        let from: SocketAddr = FROM.parse().unwrap();
+        // An RTCP receiver report every second (peer on hold keeps RTCP going).
+        let mut rr = vec![0x80, 201, 0, 1];
+        rr.extend(0x1234_5678u32.to_be_bytes());
+        for s in 0..10u64 {
+            p.on_rtcp_packet(&rr, from, t0 + Duration::from_secs(s));
+            assert!(run(&mut p, t0, s * 1000, (s + 1) * 1000).is_empty());
+        }
+        // RTCP stops: alarm 2 s after the last one (9 s).
+        let alarms = run(&mut p, t0, 10_000, 12_000);
+        assert_eq!(alarms.len(), 1);
+        assert_eq!(alarms[0].0, 11_000);
+        // Media comes back, then stops again: a second alarm.
+        p.on_packet(&rtp(1), from, t0 + Duration::from_millis(12_000));
+        let again = run(&mut p, t0, 12_000, 16_000);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].0, 14_000);
+    }
+
+    #[test]
+    fn nothing_ever_received_times_out_from_the_start() {
+        let t0 = Instant::now();
+        let mut p = pipeline(5, Direction::SendRecv, t0);
+        let alarms = run(&mut p, t0, 0, 8000);
+        assert_eq!(alarms.len(), 1);
+        assert_eq!(alarms[0].0, 5000);
+    }
+
+    #[test]
+    fn zero_timeout_and_hold_without_receiving_never_alarm() {
+        let t0 = Instant::now();
+        let mut off = pipeline(0, Direction::SendRecv, t0);
+        assert!(run(&mut off, t0, 0, 20_000).is_empty());
+        // We put the peer on hold (sendonly): nothing is expected.
+        let mut held = pipeline(2, Direction::SendOnly, t0);
+        assert!(run(&mut held, t0, 0, 10_000).is_empty());
+        // Resumed: the full timeout counts from the resumption.
+        let mut n = held.negotiated().clone();
+        n.direction = Direction::SendRecv;
+        held.update(n);
+        let alarms = run(&mut held, t0, 10_000, 14_000);
+        assert_eq!(alarms.len(), 1);
+        // Resumed after the last tick of the hold (9 980 ms).
+        assert_eq!(alarms[0].0, 11_980);
+    }
+
+    #[test]
+    fn timeout_can_be_changed_during_the_call() {
+        let t0 = Instant::now();
+        let mut p = pipeline(0, Direction::SendRecv, t0);
+        assert!(run(&mut p, t0, 0, 3000).is_empty());
+        p.set_media_timeout(Duration::from_secs(2));
+        // Already silent for 3 s: raised at the next tick.
+        let alarms = run(&mut p, t0, 3000, 4000);
+        assert_eq!(alarms.len(), 1);
+        assert_eq!(alarms[0].0, 3000);
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::pipeline::{MediaEvent, MediaPipeline, PipelineConfig};
+use crate::pipeline::{MediaAlarm, MediaEvent, MediaPipeline, PipelineConfig};
 use crate::stats::MediaStats;
 use crate::{Negotiated, PcmSink, PcmSource, PTIME_MS};
 
@@ -108,6 +108,7 @@ const RTCP_PAIR_ATTEMPTS: usize = 32;
 
 enum Command {
     Update(Negotiated),
+    MediaTimeout(Duration),
     Dtmf(String),
     Stop,
 }
@@ -127,6 +128,7 @@ pub struct MediaSession {
     commands: mpsc::UnboundedSender<Command>,
     stats: Arc<Mutex<MediaStats>>,
     events: Mutex<Option<mpsc::UnboundedReceiver<MediaEvent>>>,
+    alarms: Mutex<Option<mpsc::UnboundedReceiver<MediaAlarm>>>,
     local: SocketAddr,
     task: JoinHandle<MediaStats>,
 }
@@ -152,6 +154,7 @@ impl MediaSession {
     ) -> MediaSession {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (alarm_tx, alarm_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(MediaStats::default()));
         let local = socket.local;
         let pipeline = MediaPipeline::new(neg, source, sink, cfg, Instant::now().into_std());
@@ -162,12 +165,14 @@ impl MediaSession {
             pipeline,
             rx,
             ev_tx,
+            alarm_tx,
             stats.clone(),
         ));
         MediaSession {
             commands: tx,
             stats,
             events: Mutex::new(Some(ev_rx)),
+            alarms: Mutex::new(Some(alarm_rx)),
             local,
             task,
         }
@@ -199,6 +204,18 @@ impl MediaSession {
         self.events.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
+    /// The alarm channel ([`MediaAlarm`], e.g. [`MediaAlarm::NoMedia`] after
+    /// [`PipelineConfig::media_timeout`]); can be taken once.
+    pub fn take_alarms(&self) -> Option<mpsc::UnboundedReceiver<MediaAlarm>> {
+        self.alarms.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Change the media timeout during the call (`ZERO` = off); see
+    /// [`PipelineConfig::media_timeout`].
+    pub fn set_media_timeout(&self, timeout: Duration) {
+        let _ = self.commands.send(Command::MediaTimeout(timeout));
+    }
+
     /// Stop the task and return the final counters.
     pub async fn stop(self) -> MediaStats {
         let _ = self.commands.send(Command::Stop);
@@ -218,6 +235,7 @@ async fn run(
     mut pipeline: MediaPipeline,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<MediaEvent>,
+    alarms: mpsc::UnboundedSender<MediaAlarm>,
     stats: Arc<Mutex<MediaStats>>,
 ) -> MediaStats {
     let period = Duration::from_millis(u64::from(PTIME_MS));
@@ -238,6 +256,7 @@ async fn run(
                 Some(Command::Dtmf(d)) => {
                     pipeline.send_dtmf(&d);
                 }
+                Some(Command::MediaTimeout(t)) => pipeline.set_media_timeout(t),
             },
             scheduled = interval.tick() => {
                 let now = Instant::now();
@@ -267,6 +286,9 @@ async fn run(
                 pipeline.playout(now);
                 for ev in pipeline.take_events() {
                     let _ = events.send(ev);
+                }
+                for a in pipeline.take_alarms() {
+                    let _ = alarms.send(a);
                 }
                 *stats.lock().unwrap_or_else(|e| e.into_inner()) = pipeline.stats();
             },
