@@ -39,6 +39,9 @@ pub(crate) const FLOW_STABLE: Duration = Duration::from_secs(60);
 /// answers on its own with our last SDP, its direction adapted to the offer
 /// ([`crate::session::fallback_answer`]).
 pub(crate) const REOFFER_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+/// T1 (RFC 3261 §17.1.1.1): first retransmission interval of a reliable provisional
+/// response (RFC 3262 §3).
+pub(crate) const T1: Duration = Duration::from_millis(500);
 /// How many times a re-INVITE/UPDATE refused with 491 is tried in all (RFC 3261 §14.1).
 pub(crate) const GLARE_ATTEMPTS: u32 = 4;
 
@@ -152,6 +155,12 @@ pub(crate) enum StackEvent {
         call: CallKey,
         cause: Termination,
     },
+    /// A PRACK (RFC 3262 §4) for the reliable provisional response numbered `rseq`
+    /// (already answered 200 by the stack).
+    Prack {
+        call: CallKey,
+        rseq: u32,
+    },
     /// DTMF from a SIP INFO in the dialog.
     Dtmf {
         call: CallKey,
@@ -208,6 +217,12 @@ pub(crate) enum Action {
         sdp: String,
     },
     SendRinging(CallKey),
+    /// Send (or retransmit) 180 Ringing reliably: `Require: 100rel`, `RSeq: rseq`
+    /// (RFC 3262 §3).
+    SendReliableRinging {
+        call: CallKey,
+        rseq: u32,
+    },
     SendAnswer(CallKey, String),
     SendReject(CallKey, u16),
     SendCancel(CallKey),
@@ -291,6 +306,19 @@ struct Call {
     in_offer: Option<InOffer>,
     /// The media direction we want: that of our last own offer (hold = `sendonly`).
     intent: crate::session::Dir,
+    /// The peer's INVITE had `Supported: 100rel` or `Require: 100rel` (RFC 3262).
+    peer_100rel: bool,
+    /// Our reliable provisional response waiting for its PRACK.
+    reliable: Option<Reliable>,
+}
+
+/// A reliable provisional response being retransmitted until PRACKed (RFC 3262 §3).
+#[derive(Clone, Debug)]
+struct Reliable {
+    rseq: u32,
+    retransmit_at: Instant,
+    interval: Duration,
+    give_up_at: Instant,
 }
 
 impl Call {
@@ -311,6 +339,8 @@ impl Call {
             out_offer: None,
             in_offer: None,
             intent,
+            peer_100rel: false,
+            reliable: None,
         }
     }
 
@@ -319,6 +349,7 @@ impl Call {
             .into_iter()
             .chain(self.out_offer.as_ref().and_then(|o| o.retry_at))
             .chain(self.in_offer.as_ref().map(|o| o.deadline))
+            .chain(self.reliable.as_ref().map(|r| r.retransmit_at))
     }
 }
 
@@ -534,7 +565,19 @@ impl UaPolicy {
             Command::Ringing(call) => match self.calls.get_mut(&call) {
                 Some(c) if c.dir == Direction::Incoming && c.phase == Phase::Calling => {
                     c.phase = Phase::Early;
-                    out.push(Action::SendRinging(call));
+                    if c.peer_100rel {
+                        // RFC 3262 §3: RSeq starts at a random value below 2**31.
+                        let rseq = (self.rng.next_u32() & 0x7fff_ffff).max(1);
+                        c.reliable = Some(Reliable {
+                            rseq,
+                            retransmit_at: now + T1,
+                            interval: T1,
+                            give_up_at: now + TRANSACTION_TIMEOUT,
+                        });
+                        out.push(Action::SendReliableRinging { call, rseq });
+                    } else {
+                        out.push(Action::SendRinging(call));
+                    }
                 }
                 _ => tracing::debug!(%call, "ringing ignored in this state"),
             },
@@ -551,6 +594,8 @@ impl UaPolicy {
                     };
                     c.deadline = Some(now + TRANSACTION_TIMEOUT);
                     c.local_sdp = Some(sdp.clone());
+                    // The final response ends the retransmissions (RFC 3262 §3).
+                    c.reliable = None;
                     out.push(Action::SendAnswer(call, sdp));
                 }
                 _ => tracing::debug!(%call, "answer ignored in this state"),
@@ -887,19 +932,19 @@ impl UaPolicy {
                     out.push(Action::Forget(call));
                     return;
                 }
-                self.calls.insert(
-                    call,
-                    Call::new(
-                        Direction::Incoming,
-                        Phase::Calling,
-                        if inv.sdp.is_some() {
-                            Negotiation::LocalOwesAnswer
-                        } else {
-                            Negotiation::LocalOwesOffer
-                        },
-                        None,
-                    ),
+                let mut c = Call::new(
+                    Direction::Incoming,
+                    Phase::Calling,
+                    if inv.sdp.is_some() {
+                        Negotiation::LocalOwesAnswer
+                    } else {
+                        Negotiation::LocalOwesOffer
+                    },
+                    None,
                 );
+                c.peer_100rel = has_option_tag(&inv.headers, "supported", "100rel")
+                    || has_option_tag(&inv.headers, "require", "100rel");
+                self.calls.insert(call, c);
                 out.push(Action::Emit(SipEvent::Incoming {
                     call,
                     sip_call_id: inv.sip_call_id,
@@ -1003,6 +1048,13 @@ impl UaPolicy {
                     emit_end(out, call, reason, code, &text);
                 }
                 out.push(Action::Forget(call));
+            }
+            StackEvent::Prack { call, rseq } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    if c.reliable.as_ref().is_some_and(|r| r.rseq == rseq) {
+                        c.reliable = None;
+                    }
+                }
             }
             StackEvent::Dtmf { call, digit } => {
                 if self.calls.contains_key(&call) {
@@ -1187,6 +1239,42 @@ impl UaPolicy {
         }
     }
 
+    /// Retransmit unacknowledged reliable provisionals with doubling intervals; give up
+    /// after 64*T1 with a 5xx (RFC 3262 §3).
+    fn reliable_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let mut failed = Vec::new();
+        for (call, c) in self.calls.iter_mut() {
+            let Some(r) = c.reliable.as_mut() else {
+                continue;
+            };
+            if now < r.retransmit_at {
+                continue;
+            }
+            if now >= r.give_up_at {
+                failed.push(*call);
+                continue;
+            }
+            r.interval *= 2;
+            r.retransmit_at = now + r.interval;
+            out.push(Action::SendReliableRinging {
+                call: *call,
+                rseq: r.rseq,
+            });
+        }
+        for call in failed {
+            self.calls.remove(&call);
+            out.push(Action::SendReject(call, 500));
+            emit_end(
+                out,
+                call,
+                EndReason::Failed,
+                Some(500),
+                "no PRACK for the reliable provisional response",
+            );
+            out.push(Action::Forget(call));
+        }
+    }
+
     /// Re-offer timers: the 491 back-off ended, or the engine did not answer in time.
     fn reoffer_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
         for (call, c) in self.calls.iter_mut() {
@@ -1347,6 +1435,7 @@ impl UaPolicy {
             _ => {}
         }
         self.reoffer_timers(now, out);
+        self.reliable_timers(now, out);
         let expired: Vec<CallKey> = self
             .calls
             .iter()
@@ -1395,6 +1484,15 @@ impl UaPolicy {
             out.push(Action::Forget(call));
         }
     }
+}
+
+/// Whether header `name` (case-insensitive, also its compact form for Supported `k`) lists
+/// the option tag `tag` (RFC 3261 §19.2, §20.37).
+pub(crate) fn has_option_tag(headers: &[(String, String)], name: &str, tag: &str) -> bool {
+    headers.iter().any(|(n, v)| {
+        (n.eq_ignore_ascii_case(name) || (name.eq_ignore_ascii_case("supported") && n == "k"))
+            && v.split(',').any(|t| t.trim().eq_ignore_ascii_case(tag))
+    })
 }
 
 fn emit_end(
@@ -2821,5 +2919,122 @@ mod tests {
             [SipEvent::ReofferFailed { code: 488, .. }]
         ));
         assert_eq!(p.phase(call), Some(Phase::Confirmed));
+    }
+
+    // ------------------------------------------------------- 100rel (item 3)
+
+    fn incoming_100rel(p: &mut UaPolicy, call: CallKey, header: &str, t0: Instant) {
+        p.handle(
+            Input::Stack(StackEvent::Incoming(IncomingInvite {
+                call,
+                sip_call_id: "abc".into(),
+                from_user: "1002".into(),
+                from_display: None,
+                from_uri: "sip:1002@127.0.0.1".into(),
+                to_user: "1001".into(),
+                remote_addr: "127.0.0.1:5080".parse().expect("addr"),
+                sdp: Some("offer".into()),
+                headers: vec![(header.into(), "timer, 100rel".into())],
+            })),
+            t0,
+        );
+    }
+
+    fn reliable_rseq(a: &[Action]) -> Option<u32> {
+        a.iter().find_map(|a| match a {
+            Action::SendReliableRinging { rseq, .. } => Some(*rseq),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn supported_100rel_makes_180_reliable_until_prack() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp).with_seed(11);
+        let call = CallKey(5);
+        incoming_100rel(&mut p, call, "Supported", t0);
+        let a = p.handle(Input::Command(Command::Ringing(call)), t0);
+        let rseq = reliable_rseq(&a).expect("reliable 180");
+        assert!((1..1 << 31).contains(&rseq));
+        // Retransmitted at T1, then 2*T1 later (RFC 3262 §3).
+        assert_eq!(p.next_deadline(), Some(t0 + T1));
+        let a = p.handle(Input::Tick, t0 + T1);
+        assert_eq!(reliable_rseq(&a), Some(rseq));
+        assert_eq!(p.next_deadline(), Some(t0 + T1 + 2 * T1));
+        // A PRACK for another RSeq changes nothing; the right one stops the timer.
+        p.handle(
+            Input::Stack(StackEvent::Prack {
+                call,
+                rseq: rseq.wrapping_add(1),
+            }),
+            t0 + T1,
+        );
+        assert!(p.next_deadline().is_some());
+        p.handle(Input::Stack(StackEvent::Prack { call, rseq }), t0 + T1);
+        assert_eq!(p.next_deadline(), None);
+        assert!(p.handle(Input::Tick, t0 + 10 * T1).is_empty());
+        // The call goes on normally.
+        assert_eq!(
+            p.handle(Input::Command(Command::Answer(call, "ans".into())), t0),
+            vec![Action::SendAnswer(call, "ans".into())]
+        );
+    }
+
+    #[test]
+    fn require_100rel_without_prack_is_rejected_with_500_after_64_t1() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(5);
+        incoming_100rel(&mut p, call, "Require", t0);
+        p.handle(Input::Command(Command::Ringing(call)), t0);
+        let mut retransmits = 0;
+        let mut now = t0;
+        while let Some(at) = p.next_deadline() {
+            now = at;
+            let a = p.handle(Input::Tick, now);
+            if reliable_rseq(&a).is_some() {
+                retransmits += 1;
+                continue;
+            }
+            assert!(a.contains(&Action::SendReject(call, 500)), "{a:?}");
+            assert!(matches!(
+                events(&a).as_slice(),
+                [SipEvent::Ended {
+                    reason: EndReason::Failed,
+                    code: Some(500),
+                    ..
+                }]
+            ));
+            break;
+        }
+        // 0.5 + 1 + 2 + 4 + 8 + 16 s: six retransmissions, given up at 63.5 s > 32 s.
+        assert_eq!(retransmits, 6);
+        assert!(now - t0 >= TRANSACTION_TIMEOUT);
+    }
+
+    #[test]
+    fn answer_ends_reliable_retransmissions() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(5);
+        incoming_100rel(&mut p, call, "k", t0);
+        let a = p.handle(Input::Command(Command::Ringing(call)), t0);
+        assert!(reliable_rseq(&a).is_some(), "compact Supported form: {a:?}");
+        p.handle(Input::Command(Command::Answer(call, "ans".into())), t0);
+        // Only the ACK timer remains.
+        assert_eq!(p.next_deadline(), Some(t0 + TRANSACTION_TIMEOUT));
+    }
+
+    #[test]
+    fn without_100rel_ringing_is_unreliable() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(5);
+        incoming(&mut p, call, Some("offer"));
+        assert_eq!(
+            p.handle(Input::Command(Command::Ringing(call)), t0),
+            vec![Action::SendRinging(call)]
+        );
+        assert_eq!(p.next_deadline(), None);
     }
 }

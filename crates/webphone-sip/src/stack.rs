@@ -56,7 +56,9 @@ use crate::{
 };
 
 /// Methods we accept (RFC 3261 §20.5 `Allow`).
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK";
+/// Extensions we support (RFC 3261 §20.37 `Supported`): reliable provisionals (RFC 3262).
+const SUPPORTED: &str = "100rel";
 /// How long shutdown waits for outstanding BYE/CANCEL transactions.
 const BYE_GRACE: Duration = Duration::from_secs(2);
 /// User part of our Contact when no account is configured.
@@ -330,6 +332,8 @@ pub(crate) async fn start(
             Method::Bye,
             Method::Options,
             Method::Info,
+            Method::Update,
+            Method::PRack,
         ])
         .with_option(option)
         .with_inspector(Box::new(TraceSent(tracer.clone())))
@@ -608,11 +612,25 @@ impl Driver {
                     }
                 }
             }
+            Action::SendReliableRinging { call, rseq } => {
+                if let Some(e) = self.calls.get(&call) {
+                    // RFC 3262 §3: a reliable provisional carries Require: 100rel and RSeq.
+                    let headers = vec![
+                        Header::Require("100rel".into()),
+                        Header::RSeq(rseq.to_string().into()),
+                        Header::Allow(ALLOW.into()),
+                    ];
+                    if let Err(err) = e.dialog.ringing(Some(headers), None) {
+                        warn!(%call, error = %err, "sending reliable 180 failed");
+                    }
+                }
+            }
             Action::SendAnswer(call, sdp) => {
                 if let Some(e) = self.calls.get(&call) {
                     let headers = vec![
                         Header::ContentType("application/sdp".into()),
                         Header::Allow(ALLOW.into()),
+                        Header::Supported(SUPPORTED.into()),
                     ];
                     if let Err(err) = e.dialog.accept(Some(headers), Some(sdp.into_bytes())) {
                         warn!(%call, error = %err, "sending 200 failed");
@@ -820,6 +838,8 @@ impl Driver {
             contact,
             credential,
             headers: Some(vec![Header::Allow(ALLOW.into())]),
+            // RFC 3262: `Supported: 100rel`; the dialog PRACKs reliable provisionals.
+            support_prack: true,
             route_set,
             call_id: Some(call_id),
             ..Default::default()
@@ -884,6 +904,9 @@ impl Driver {
             }
             _ if has_to_tag => match self.layer.match_dialog(&tx) {
                 Some(mut d) => {
+                    if method == Method::PRack {
+                        self.on_prack(&tx.original, &d.id());
+                    }
                     tokio::spawn(async move {
                         if let Err(e) = d.handle(&mut tx).await {
                             debug!(error = %e, "in-dialog request failed");
@@ -906,6 +929,24 @@ impl Driver {
                         .await;
                 });
             }
+        }
+    }
+
+    /// A PRACK (RFC 3262 §4) for one of our dialogs: tell the policy which reliable
+    /// provisional it acknowledges (the dialog answers it 200).
+    fn on_prack(&mut self, req: &Request, id: &rsipstack::dialog::DialogId) {
+        let rseq = req
+            .headers
+            .iter()
+            .find(|h| h.name().eq_ignore_ascii_case("RAck"))
+            .and_then(|h| h.value().split_whitespace().next()?.parse::<u32>().ok());
+        let call = self
+            .calls
+            .iter()
+            .find(|(_, e)| &e.dialog.id() == id)
+            .map(|(k, _)| *k);
+        if let (Some(call), Some(rseq)) = (call, rseq) {
+            self.feed(Input::Stack(StackEvent::Prack { call, rseq }));
         }
     }
 

@@ -164,3 +164,64 @@ async fn sipp_far_end_hold_and_resume() {
     }
     sipp.assert_success(Duration::from_secs(20)).await;
 }
+
+#[tokio::test]
+async fn sipp_prack_for_reliable_180() {
+    if !have_sipp("sipp_prack_for_reliable_180") {
+        return;
+    }
+    let mut ua = Peer::start("ua").await;
+    let target = ua.ua.local_addr().to_string();
+    let mut sipp = Sipp::start("prack_uac.xml", Some(&target), &["-s", "webphone"]);
+    let (call, _) = ua.incoming().await;
+    ua.ua.ringing(call);
+    // SIPp PRACKs 1.2 s after the first 180; answer after that.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    ua.ua.answer(call, answer_sdp("sendrecv"));
+    assert!(matches!(ua.next().await, SipEvent::Answered { .. }));
+    match ua.next_within(Duration::from_secs(15)).await {
+        SipEvent::Ended { call: c, .. } => assert_eq!(c, call),
+        other => panic!("expected Ended, got {other:?}"),
+    }
+    sipp.assert_success(Duration::from_secs(20)).await;
+    // On the wire: the reliable 180 was retransmitted (0.5 s, 1 s after the first) with the
+    // same RSeq, and not any more after the PRACK.
+    let log = sipp.messages();
+    let prack_at = log.find("PRACK sip:").expect("PRACK sent");
+    let before: Vec<&str> = log[..prack_at]
+        .lines()
+        .filter(|l| l.starts_with("RSeq:"))
+        .collect();
+    assert!(before.len() >= 2, "reliable 180 retransmitted: {before:?}");
+    assert!(
+        before.iter().all(|l| *l == before[0]),
+        "same RSeq: {before:?}"
+    );
+    assert!(
+        !log[prack_at..].contains("180 Ringing"),
+        "no 180 after the PRACK:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn two_uas_reliable_180_is_pracked_by_the_caller() {
+    // A offers 100rel (Supported) and PRACKs; B's 180 is reliable and stops being
+    // retransmitted: A sees exactly one Progress, no duplicate from retransmissions.
+    let mut a = Peer::start("a").await;
+    let mut b = Peer::start("b").await;
+    let ca = a.ua.invite(&b.uri("bob"), support::OFFER.into()).unwrap();
+    let (cb, _) = b.incoming().await;
+    b.ua.ringing(cb);
+    match a.next().await {
+        SipEvent::Progress { call, code, .. } => {
+            assert_eq!(call, ca);
+            assert_eq!(code, 180);
+        }
+        other => panic!("A: expected Progress, got {other:?}"),
+    }
+    // Retransmissions would come at 0.5, 1.5 and 3.5 s; none must reach A as Progress.
+    a.assert_quiet(Duration::from_millis(1800)).await;
+    b.ua.answer(cb, support::ANSWER.into());
+    assert!(matches!(a.next().await, SipEvent::Answered { .. }));
+    a.ua.hangup(ca);
+}

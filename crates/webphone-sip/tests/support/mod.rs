@@ -215,6 +215,17 @@ impl Sipp {
         out
     }
 
+    /// The whole `*_messages.log` (`-trace_msg`): every message sent and received.
+    pub fn messages(&self) -> String {
+        std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with("_messages.log"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect()
+    }
+
     /// Wait (polling, without blocking the runtime) for SIPp to exit 0.
     pub async fn assert_success(&mut self, timeout: Duration) {
         let t0 = Instant::now();
