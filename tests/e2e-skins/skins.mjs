@@ -436,6 +436,7 @@ function scenarios(env) {
       assert(btns.length === 2 && btns[1][1] === 'true', 'two lines, the newest selected: ' + JSON.stringify(btns));
       assert((await page.textContent('#call_peer_name')) === 'Dave', 'newest call shown');
       assert(!(await page.$eval('#call_incoming', (e) => e.hidden)), 'answer/reject for the ringing call');
+      assert((await page.title()) === 'Incoming call from Dave', 'window title announces the ringing call: ' + (await page.title()));
       await shot(page, 'lines-two-calls.png');
       await page.click('#call_lines .line-btn >> nth=0');
       await page.waitForFunction(() => document.getElementById('call_peer_name').textContent === 'Carol');
@@ -448,6 +449,7 @@ function scenarios(env) {
         window.WPSkin.onNotification('STATUS,4,Finished,3002,me,2,Dave,l4,1,1,0,0,0,0,0');
       });
       await page.waitForFunction(() => window.WPSkin.activeLines().length === 0);
+      assert((await page.title()) === 'WebPhone', 'title restored: ' + (await page.title()));
     },
 
     async login(page) {

@@ -110,7 +110,8 @@
     colortheme: '0', language: '', featureset: '10', showserverinput: '1', useloginpage: '-1',
     disableoptions: '', closecall_timeout: '8000', displayvolumecontrols: 'false',
     displayaudiodevice: 'false', showtoasts: 'true', messagepopup: '', defcontacts: '',
-    forgotpasswordurl: '', multilinegui: '', extraoption: '',
+    forgotpasswordurl: '', multilinegui: '', extraoption: '', incomingcallpopup: '1',
+    callnot_title: '', callnot_body: '',
     bgcolor: '', buttoncolor: '', buttonhover: '', tabselectedcolor: '', fontcheme: '',
     fontcwhite: '', fontfamily: ''
   };

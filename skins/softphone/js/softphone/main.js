@@ -199,12 +199,52 @@
 
   // ------------------------------------------------------------------ wiring
 
+  // ------------------------------------------------------------------ incoming-call notice
+
+  var notices = {};  // line -> Notification
+  var plainTitle = null;
+
+  // incomingcallpopup: 0 never, 1 when the window is not focused, 2 and 3 always.
+  function notifyIncoming(l) {
+    var mode = S.paramInt('incomingcallpopup', 1);
+    var name = l.name || l.peer;
+    if (plainTitle === null) { plainTitle = global.document.title; }
+    global.document.title = t('sp.incoming_from', { name: name });
+    if (mode <= 0 || typeof global.Notification !== 'function' || global.Notification.permission !== 'granted') { return; }
+    if (mode === 1 && global.document.hasFocus()) { return; }
+    var custom = S.param('callnot_body');
+    if (custom === 'Incoming call from: PEERNAME') { custom = ''; } // the default: translated below
+    var body = custom ? custom.split('PEERNAME').join(name) : t('sp.incoming_from', { name: name });
+    try {
+      var n = new global.Notification(S.param('callnot_title') || S.param('brandname') || t('app.title'), { body: body, tag: 'wpcall' + l.line });
+      n.onclick = function () { global.focus(); go('page_call'); n.close(); };
+      notices[l.line] = n;
+    } catch (e) { /* notifications unavailable */ }
+  }
+
+  function clearIncoming(l) {
+    if (notices[l.line]) { notices[l.line].close(); delete notices[l.line]; }
+    var ringing = S.activeLines().some(function (x) { return x.incoming && !x.connectedAt; });
+    if (!ringing && plainTitle !== null) { global.document.title = plainTitle; plainTitle = null; }
+  }
+
+  // Asks once, on a user action, for permission to show incoming-call notifications.
+  function askNotificationPermission() {
+    global.document.removeEventListener('click', askNotificationPermission, true);
+    if (S.paramInt('incomingcallpopup', 1) > 0 && typeof global.Notification === 'function' &&
+        global.Notification.permission === 'default') {
+      try { global.Notification.requestPermission().catch(function () {}); } catch (e) { /* old API */ }
+    }
+  }
+
   function onLines(ev, l) {
     updateCallTab();
     if (!l) { return; }
     var key = l.line + ':' + l.startedAt;
+    if (l.ended || l.connectedAt) { clearIncoming(l); }
     if (!l.ended && !seenLines[key]) {
       seenLines[key] = true;
+      if (l.incoming && !l.connectedAt) { notifyIncoming(l); }
       // A new call (outgoing or incoming): show the call page.
       if (global.WPRouter.current() !== 'page_call') { go('page_call'); }
     }
@@ -241,6 +281,7 @@
     j$('#tabbar').on('click', '.tab', function () { go(this.getAttribute('data-page')); });
     j$(global.document).on('click', '.btn-back', function () { j$.mobile.back(); });
     global.document.addEventListener('keydown', onKey);
+    global.document.addEventListener('click', askNotificationPermission, true);
     global.WPRouter.onChange(function (id) { updateTabs(id); });
     j$(global.document).on('wpskin:language', function () {
       renderRegistration();
