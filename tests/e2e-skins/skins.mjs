@@ -575,7 +575,7 @@ async function main() {
     const base = `${origin}/skins/softphone/softphone.html?wp_serviceport=${service.port}`;
     say(`static server ${origin}; service ws://127.0.0.1:${service.port}`);
     context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 400, height: 760 },
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, viewport: { width: 400, height: 760 }, locale: 'en-US',
     });
     const page = context.pages()[0] || await context.newPage();
     watch(page, 'skin');
