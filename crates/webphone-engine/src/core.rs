@@ -1476,7 +1476,8 @@ impl Core {
             // layer answers re-offers on its own after SipUa::REOFFER_ANSWER_TIMEOUT.
             other @ (SipEvent::Reoffer { .. }
             | SipEvent::Reanswered { .. }
-            | SipEvent::ReofferFailed { .. }) => {
+            | SipEvent::ReofferFailed { .. }
+            | SipEvent::Redirected { .. }) => {
                 debug!(event = ?other, "SIP session event not handled by the engine");
             }
         }

@@ -266,6 +266,14 @@ pub enum SipEvent {
         reason: String,
         sdp: Option<String>,
     },
+    /// Our INVITE was redirected (`code` 3xx, RFC 3261 §8.1.3.4) and is being sent again to
+    /// `target` (the first Contact of the response). Only one redirect is followed per
+    /// call, and only while [`SipUa::set_allow_redirect`] is on (the default).
+    Redirected {
+        call: CallKey,
+        code: u16,
+        target: String,
+    },
     /// Outgoing call: the 2xx arrived (and was ACKed), `sdp` is its body.
     /// Incoming call: the ACK for our 2xx arrived, `sdp` is the ACK body if any.
     Answered {
@@ -495,6 +503,13 @@ impl SipUa {
     /// INVITE had none).
     pub fn answer(&self, call: CallKey, sdp_answer: String) {
         self.send(policy::Command::Answer(call, sdp_answer));
+    }
+
+    /// Follow 3xx redirects of our INVITEs (`allowcallredirect`, on by default): the call
+    /// is re-sent once to the Contact of the 301/302 ([`SipEvent::Redirected`]); when off,
+    /// a 3xx ends the call as `Rejected`.
+    pub fn set_allow_redirect(&self, on: bool) {
+        self.send(policy::Command::AllowRedirect(on));
     }
 
     /// How long the engine has to answer a [`SipEvent::Reoffer`] before the user agent

@@ -71,6 +71,8 @@ pub(crate) enum Command {
     },
     /// The engine's answer to a [`SipEvent::Reoffer`] (empty = not acceptable, 488).
     AnswerReoffer(CallKey, String),
+    /// Follow 3xx redirects (`allowcallredirect`).
+    AllowRedirect(bool),
     Shutdown,
 }
 
@@ -140,6 +142,8 @@ pub(crate) enum StackEvent {
         code: u16,
         reason: String,
         sdp: Option<String>,
+        /// First Contact URI (the new target of a 3xx, RFC 3261 §8.1.3.4).
+        contact: Option<String>,
     },
     /// Our INVITE could not be sent or produced no response at all.
     InviteFailed {
@@ -217,6 +221,12 @@ pub(crate) enum Action {
         sdp: String,
     },
     SendRinging(CallKey),
+    /// Send the INVITE again to `uri`, the Contact of a 3xx (same call, same Call-ID).
+    FollowRedirect {
+        call: CallKey,
+        uri: String,
+        sdp: String,
+    },
     /// Send (or retransmit) 180 Ringing reliably: `Require: 100rel`, `RSeq: rseq`
     /// (RFC 3262 §3).
     SendReliableRinging {
@@ -310,6 +320,8 @@ struct Call {
     peer_100rel: bool,
     /// Our reliable provisional response waiting for its PRACK.
     reliable: Option<Reliable>,
+    /// A 3xx was followed already (only once per call).
+    redirected: bool,
 }
 
 /// A reliable provisional response being retransmitted until PRACKed (RFC 3262 §3).
@@ -341,6 +353,7 @@ impl Call {
             intent,
             peer_100rel: false,
             reliable: None,
+            redirected: false,
         }
     }
 
@@ -413,6 +426,8 @@ pub(crate) struct UaPolicy {
     /// When the registration's connection was last lost.
     last_flow_loss: Option<Instant>,
     rng: crate::session::Rng,
+    /// Follow 301/302 (and other 3xx) Contacts once (`allowcallredirect`).
+    allow_redirect: bool,
 }
 
 /// When to refresh a binding granted for `expires` seconds: at 85 % of the lifetime but at
@@ -459,6 +474,7 @@ impl UaPolicy {
             flow_losses: 0,
             last_flow_loss: None,
             rng: crate::session::Rng::new(rand::random()),
+            allow_redirect: true,
         }
     }
 
@@ -620,6 +636,7 @@ impl UaPolicy {
             Command::Hangup(call) => self.hangup(call, now, out),
             Command::Reoffer { call, sdp, update } => self.reoffer(call, sdp, update, out),
             Command::AnswerReoffer(call, sdp) => self.answer_reoffer(call, sdp, out),
+            Command::AllowRedirect(on) => self.allow_redirect = on,
             Command::Shutdown => self.shutdown(now, out),
         }
     }
@@ -987,7 +1004,8 @@ impl UaPolicy {
                 code,
                 reason,
                 sdp,
-            } => self.on_final(call, code, reason, sdp, out),
+                contact,
+            } => self.on_final(call, code, reason, sdp, contact, out),
             StackEvent::InviteFailed { call, error } => {
                 if let Some(c) = self.calls.remove(&call) {
                     let reason = if c.phase == Phase::Cancelling {
@@ -1329,6 +1347,7 @@ impl UaPolicy {
         code: u16,
         reason: String,
         sdp: Option<String>,
+        contact: Option<String>,
         out: &mut Vec<Action>,
     ) {
         let Some(c) = self.calls.get_mut(&call) else {
@@ -1338,6 +1357,23 @@ impl UaPolicy {
             return;
         }
         let success = (200..300).contains(&code);
+        let redirect = (300..400).contains(&code)
+            && self.allow_redirect
+            && !c.redirected
+            && matches!(c.phase, Phase::Calling | Phase::Early);
+        if let (true, Some(uri), Some(sdp)) = (redirect, contact, c.local_sdp.clone()) {
+            // RFC 3261 §8.1.3.4: retry at the Contact of the 3xx; once (`allowcallredirect`).
+            tracing::info!(%call, code, %uri, "following redirect");
+            c.redirected = true;
+            c.phase = Phase::Calling;
+            out.push(Action::Emit(SipEvent::Redirected {
+                call,
+                code,
+                target: uri.clone(),
+            }));
+            out.push(Action::FollowRedirect { call, uri, sdp });
+            return;
+        }
         match c.phase {
             Phase::Calling | Phase::Early if success => {
                 c.phase = Phase::Confirmed;
@@ -1912,6 +1948,7 @@ mod tests {
                 "Busy Here".into()
             },
             sdp: sdp.map(String::from),
+            contact: None,
         })
     }
 
@@ -3036,5 +3073,91 @@ mod tests {
             vec![Action::SendRinging(call)]
         );
         assert_eq!(p.next_deadline(), None);
+    }
+
+    // ------------------------------------------------------ redirects (item 4)
+
+    fn redirect(call: CallKey, code: u16, contact: Option<&str>) -> Input {
+        Input::Stack(StackEvent::Final {
+            call,
+            code,
+            reason: "Moved Temporarily".into(),
+            sdp: None,
+            contact: contact.map(String::from),
+        })
+    }
+
+    #[test]
+    fn redirect_302_is_followed_once() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        let a = p.handle(redirect(call, 302, Some("sip:bob@127.0.0.1:5099")), t0);
+        assert_eq!(
+            a,
+            vec![
+                Action::Emit(SipEvent::Redirected {
+                    call,
+                    code: 302,
+                    target: "sip:bob@127.0.0.1:5099".into()
+                }),
+                Action::FollowRedirect {
+                    call,
+                    uri: "sip:bob@127.0.0.1:5099".into(),
+                    sdp: "v=0".into()
+                }
+            ]
+        );
+        assert_eq!(p.phase(call), Some(Phase::Calling));
+        // A second redirect ends the call.
+        let a = p.handle(redirect(call, 301, Some("sip:carol@127.0.0.1:5098")), t0);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::Rejected,
+                code: Some(301),
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn redirect_not_followed_when_disabled_or_without_contact() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::AllowRedirect(false)), t0);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        let a = p.handle(redirect(call, 302, Some("sip:bob@127.0.0.1:5099")), t0);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::Rejected,
+                ..
+            }]
+        ));
+        let mut p = UaPolicy::new(Transport::Udp);
+        outgoing(&mut p, call, t0);
+        let a = p.handle(redirect(call, 302, None), t0);
+        assert!(matches!(events(&a).as_slice(), [SipEvent::Ended { .. }]));
+    }
+
+    #[test]
+    fn redirect_while_cancelling_is_not_followed() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        p.handle(provisional(call, 180), t0);
+        p.handle(Input::Command(Command::Hangup(call)), t0);
+        let a = p.handle(redirect(call, 302, Some("sip:bob@127.0.0.1:5099")), t0);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::LocalCancel,
+                ..
+            }]
+        ));
     }
 }

@@ -612,6 +612,23 @@ impl Driver {
                     }
                 }
             }
+            Action::FollowRedirect { call, uri, sdp } => {
+                let local_ip = self.local.ip();
+                let resolved =
+                    target::resolve(&uri, self.account.as_ref(), local_ip, self.transport)
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| validate_uri(&t.request_uri).map(|_| t));
+                match (resolved, self.call_ids.get(call)) {
+                    (Ok(t), Some(call_id)) => self.send_invite(call, call_id, t, sdp),
+                    (Err(e), _) => {
+                        let _ = self.stack_tx.send(StackEvent::InviteFailed {
+                            call,
+                            error: format!("bad redirect target {uri}: {e}"),
+                        });
+                    }
+                    (_, None) => {}
+                }
+            }
             Action::SendReliableRinging { call, rseq } => {
                 if let Some(e) = self.calls.get(&call) {
                     // RFC 3262 §3: a reliable provisional carries Require: 100rel and RSeq.
@@ -1299,6 +1316,10 @@ async fn call_task(mut t: CallTask) {
                         code: resp.status_code.code(),
                         reason: reason_text(&resp),
                         sdp: body_text(&resp.body),
+                        contact: resp
+                            .typed_contact_headers()
+                            .ok()
+                            .and_then(|c| c.first().map(|c| c.uri.to_string())),
                     },
                     Ok(Ok((_, None))) => StackEvent::InviteFailed {
                         call,
@@ -1307,8 +1328,11 @@ async fn call_task(mut t: CallTask) {
                     Ok(Err(e)) => StackEvent::InviteFailed { call, error: e.to_string() },
                     Err(e) => StackEvent::InviteFailed { call, error: e.to_string() },
                 };
+                let failed = !matches!(&ev, StackEvent::Final { code, .. } if *code < 300);
                 let _ = t.stack_tx.send(ev);
-                if held_termination.take().is_some() {
+                // A failed INVITE (or a 3xx being followed by a new INVITE for the same
+                // call) has no dialog left to follow.
+                if held_termination.take().is_some() || failed {
                     break;
                 }
             }

@@ -225,3 +225,82 @@ async fn two_uas_reliable_180_is_pracked_by_the_caller() {
     assert!(matches!(a.next().await, SipEvent::Answered { .. }));
     a.ua.hangup(ca);
 }
+
+#[tokio::test]
+async fn sipp_302_redirect_is_followed_to_the_contact() {
+    if !have_sipp("sipp_302_redirect_is_followed_to_the_contact") {
+        return;
+    }
+    let mut a = Peer::start("a").await;
+    let mut b = Peer::start("b").await;
+    let b_uri = b.uri("bob");
+    let mut sipp = Sipp::start("redirect_uas.xml", None, &["-key", "target", &b_uri]);
+    let ca =
+        a.ua.invite(&sipp.uri("moved"), support::OFFER.into())
+            .unwrap();
+    match a.next().await {
+        SipEvent::Redirected { call, code, target } => {
+            assert_eq!(call, ca);
+            assert_eq!(code, 302);
+            assert_eq!(target, b_uri);
+        }
+        other => panic!("A: expected Redirected, got {other:?}"),
+    }
+    let (cb, _) = b.incoming().await;
+    b.ua.answer(cb, support::ANSWER.into());
+    match a.next().await {
+        SipEvent::Answered { call, .. } => assert_eq!(call, ca),
+        other => panic!("A: expected Answered, got {other:?}"),
+    }
+    sipp.assert_success(Duration::from_secs(10)).await;
+    a.ua.hangup(ca);
+}
+
+#[tokio::test]
+async fn sipp_early_media_183_and_forked_2xx() {
+    if !have_sipp("sipp_early_media_183_and_forked_2xx") {
+        return;
+    }
+    let mut a = Peer::start("a").await;
+    let mut sipp = Sipp::start("early_media_forking_uas.xml", None, &[]);
+    let ca =
+        a.ua.invite(&sipp.uri("fork"), support::OFFER.into())
+            .unwrap();
+    // Both early dialogs' 183s with their early-media SDP, then one Answered (forkA's).
+    let seen = a
+        .until("Answered", |e| matches!(e, SipEvent::Answered { .. }))
+        .await;
+    let progress: Vec<&Option<String>> = seen
+        .iter()
+        .filter_map(|e| match e {
+            SipEvent::Progress {
+                call,
+                code: 183,
+                sdp,
+                ..
+            } if *call == ca => Some(sdp),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        progress
+            .iter()
+            .any(|s| s.as_deref().is_some_and(|s| s.contains("m=audio 41000"))),
+        "183 with forkA's early media: {seen:?}"
+    );
+    match seen.last() {
+        Some(SipEvent::Answered { call, sdp }) => {
+            assert_eq!(*call, ca);
+            assert!(
+                sdp.as_deref().unwrap().contains("o=forkA"),
+                "first 2xx kept"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The forked 2xx (forkB) is ACKed and BYEd by the stack; it is not reported.
+    a.assert_quiet(Duration::from_millis(800)).await;
+    a.ua.hangup(ca);
+    assert!(matches!(a.next().await, SipEvent::Ended { .. }));
+    sipp.assert_success(Duration::from_secs(10)).await;
+}
