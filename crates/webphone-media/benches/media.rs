@@ -48,21 +48,39 @@ fn g711_bench(c: &mut Criterion) {
     });
 }
 
+/// G.711 decoding behind the jitter buffer's playout interface.
+struct UlawPlayout;
+
+impl webphone_media::jitter::PlayoutDecoder for UlawPlayout {
+    fn output_rate(&self) -> u32 {
+        8000
+    }
+    fn decode(&mut self, _pt: u8, payload: &[u8], out: &mut Vec<i16>) -> bool {
+        g711::decode_ulaw(payload, out);
+        true
+    }
+}
+
 fn jitter_bench(c: &mut Criterion) {
-    let pcm = frame();
+    let mut coded = Vec::new();
+    g711::encode_ulaw(&frame(), &mut coded);
     let mut jb = JitterBuffer::default();
+    let mut dec = UlawPlayout;
     let now = Instant::now();
     let mut seq: u16 = 0;
+    let mut ts: u32 = 0;
     for _ in 0..3 {
-        jb.push(seq, 1, &pcm, now);
+        jb.push(seq, ts, 1, 8000, 0, &coded, 160, now);
         seq = seq.wrapping_add(1);
+        ts = ts.wrapping_add(160);
     }
     let mut out = [0i16; FRAME_SAMPLES];
     c.bench_function("jitter_push_pop_frame", |b| {
         b.iter(|| {
-            jb.push(seq, 1, black_box(&pcm), now);
+            jb.push(seq, ts, 1, 8000, 0, black_box(&coded), 160, now);
             seq = seq.wrapping_add(1);
-            black_box(jb.pop(now, &mut out));
+            ts = ts.wrapping_add(160);
+            black_box(jb.pop(now, &mut out, &mut dec));
         })
     });
 }

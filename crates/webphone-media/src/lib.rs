@@ -6,7 +6,7 @@
 //!   preference rules of the `codec`/`prefcodec`/`use_<codec>` parameters.
 //! - [`sdp`]: RFC 4566 parsing and RFC 3264 offer/answer for one audio stream.
 //! - [`rtp`]: RFC 3550 packetisation of 20 ms frames and parsing of received packets.
-//! - [`jitter`]: a fixed-delay jitter buffer with loss concealment.
+//! - [`jitter`]: an adaptive jitter buffer that decodes at playout (codec concealment, Opus FEC).
 //! - [`dtmf`]: RFC 4733 telephone-event generation and parsing.
 //! - [`stats`]: RFC 3550 receive statistics (loss, interarrival jitter).
 //! - [`pipeline`]: the per-call state machine tying the above together (`on_tick`, `on_packet`,

@@ -22,10 +22,10 @@ use std::time::Instant;
 
 use crate::codec::{CallCodecs, CodecConfig};
 use crate::dtmf::{DtmfConfig, DtmfReceiver, DtmfSender};
-use crate::jitter::{FrameKind, JitterBuffer, JitterConfig, PushOutcome};
+use crate::jitter::{FrameKind, JitterBuffer, JitterConfig, PlayoutDecoder};
 use crate::rtp::{self, Datagram, RtpSender};
 use crate::stats::{MediaStats, ReceiveStats};
-use crate::{Codec, Negotiated, PcmSink, PcmSource, PTIME_MS, SAMPLE_RATE};
+use crate::{Codec, Negotiated, PcmSink, PcmSource, PTIME_MS};
 
 /// Latching only happens if nothing valid came from the current remote for this long.
 pub const LATCH_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
@@ -116,7 +116,6 @@ pub struct MediaPipeline {
     events: Vec<MediaEvent>,
     pcm: Vec<i16>,
     enc: Vec<u8>,
-    dec: Vec<i16>,
     /// Encoder/decoders; the devices run at the audio rate of the first codec.
     codecs: CallCodecs,
     play: Vec<i16>,
@@ -199,7 +198,7 @@ impl MediaPipeline {
             sent_first: false,
             dtmf: DtmfSender::new(cfg.dtmf),
             dtmf_rx: DtmfReceiver::new(),
-            jb: JitterBuffer::new(jitter_config_for(cfg.jitter, audio_rate)),
+            jb: JitterBuffer::new(cfg.jitter),
             rx: ReceiveStats::with_clock(neg_clock),
             latch_candidate: None,
             last_from_remote: None,
@@ -208,7 +207,6 @@ impl MediaPipeline {
             events: Vec::new(),
             pcm: Vec::new(),
             enc: Vec::new(),
-            dec: Vec::new(),
             codecs: CallCodecs::new(audio_rate, cfg.codec),
             play: Vec::new(),
             last_media: now,
@@ -435,16 +433,23 @@ impl MediaPipeline {
         if !self.neg.direction.receives() {
             return;
         }
-        self.dec.clear();
         match codec {
             Some(c) => {
-                if let Err(e) = self
-                    .codecs
-                    .decode(pkt.payload_type, c, &pkt.payload, &mut self.dec)
-                {
-                    tracing::debug!(codec = ?c, error = %e, "undecodable payload");
+                let Some(units) = crate::codec::packet_clock_units(c, &pkt.payload) else {
+                    tracing::debug!(codec = ?c, "undecodable payload");
                     return;
-                }
+                };
+                // Decoded at playout, in sequence order (see the jitter module).
+                self.jb.push(
+                    pkt.sequence,
+                    pkt.timestamp,
+                    pkt.ssrc,
+                    c.clock_rate(),
+                    pkt.payload_type,
+                    &pkt.payload,
+                    units,
+                    now,
+                );
             }
             None => {
                 if let Some(d) = self
@@ -456,12 +461,9 @@ impl MediaPipeline {
                     self.events.push(MediaEvent::DtmfReceived(d));
                 }
                 // The event occupies the sender's audio slot: play silence for it.
-                self.dec.resize(self.codecs.device_frame(PTIME_MS), 0);
+                self.jb
+                    .push_filler(pkt.sequence, pkt.ssrc, self.neg.ptime_ms.max(1), now);
             }
-        }
-        match self.jb.push(pkt.sequence, pkt.ssrc, &self.dec, now) {
-            PushOutcome::Accepted | PushOutcome::Reset => {}
-            PushOutcome::Duplicate | PushOutcome::Late => {}
         }
     }
 
@@ -500,7 +502,11 @@ impl MediaPipeline {
         self.play.clear();
         self.play.resize(n, 0);
         if self.neg.direction.receives() {
-            match self.jb.pop(now, &mut self.play) {
+            let mut dec = Decoders {
+                codecs: &mut self.codecs,
+                neg: &self.neg,
+            };
+            match self.jb.pop(now, &mut self.play, &mut dec) {
                 FrameKind::Audio | FrameKind::Concealed | FrameKind::Silence => {}
             }
         }
@@ -543,13 +549,59 @@ impl MediaPipeline {
     }
 }
 
-/// The jitter buffer counts 8 kHz samples; at another audio rate its millisecond settings
-/// are scaled so that they keep meaning milliseconds of audio.
-fn jitter_config_for(cfg: JitterConfig, audio_rate: u32) -> JitterConfig {
-    let k = (audio_rate / SAMPLE_RATE).max(1);
-    JitterConfig {
-        target_ms: cfg.target_ms.saturating_mul(k),
-        max_ms: cfg.max_ms.saturating_mul(k),
+/// The call's decoders as the jitter buffer sees them: payload type -> codec by the
+/// negotiation (or the static assignment), PCM at the device rate.
+struct Decoders<'a> {
+    codecs: &'a mut CallCodecs,
+    neg: &'a Negotiated,
+}
+
+impl Decoders<'_> {
+    fn codec(&self, pt: u8) -> Option<Codec> {
+        if pt == self.neg.payload_type {
+            Some(self.neg.codec)
+        } else {
+            Codec::from_static_payload_type(pt)
+        }
+    }
+}
+
+impl PlayoutDecoder for Decoders<'_> {
+    fn output_rate(&self) -> u32 {
+        self.codecs.device_rate()
+    }
+
+    fn decode(&mut self, pt: u8, payload: &[u8], out: &mut Vec<i16>) -> bool {
+        let Some(c) = self.codec(pt) else {
+            return false;
+        };
+        match self.codecs.decode(pt, c, payload, out) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(codec = ?c, error = %e, "undecodable payload");
+                false
+            }
+        }
+    }
+
+    fn conceal(&mut self, pt: u8, samples: usize, out: &mut Vec<i16>) -> bool {
+        let Some(c) = self.codec(pt) else {
+            return false;
+        };
+        self.codecs
+            .conceal(pt, c, samples, out)
+            .map_err(|e| tracing::debug!(codec = ?c, error = %e, "concealment failed"))
+            .unwrap_or(false)
+    }
+
+    fn recover(&mut self, pt: u8, payload: &[u8], samples: usize, out: &mut Vec<i16>) -> bool {
+        let Some(c) = self.codec(pt) else {
+            return false;
+        };
+        self.codecs
+            .recover(pt, c, payload, samples, out)
+            .map_err(|e| tracing::debug!(codec = ?c, error = %e, "FEC recovery failed"))
+            .unwrap_or(false)
     }
 }
 

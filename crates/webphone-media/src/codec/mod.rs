@@ -134,6 +134,24 @@ pub fn new_decoder(codec: Codec) -> Result<Box<dyn AudioDecoder>, CodecError> {
     })
 }
 
+/// The duration of one RTP payload in RTP timestamp units of `codec`'s clock, read from the
+/// payload itself: G.711 one octet per 8 kHz sample, G.722 one octet per 8000 Hz clock tick
+/// (RFC 3551 §4.5.2), Opus from its TOC byte and frame count (RFC 6716 §3.1, up to 120 ms).
+/// `None` for an empty or malformed payload.
+pub fn packet_clock_units(codec: Codec, payload: &[u8]) -> Option<u32> {
+    if payload.is_empty() {
+        return None;
+    }
+    match codec {
+        Codec::Pcmu | Codec::Pcma | Codec::G722 => u32::try_from(payload.len()).ok(),
+        Codec::Opus => {
+            let p = audiopus::packet::Packet::try_from(payload).ok()?;
+            let n = audiopus::packet::nb_samples(p, audiopus::SampleRate::Hz48000).ok()?;
+            u32::try_from(n).ok().filter(|&n| n > 0)
+        }
+    }
+}
+
 /// Convert mono PCM between two rates by linear interpolation (frame by frame, no state).
 ///
 /// Only a fallback for the rare case that a re-negotiation switches to a codec whose audio rate
@@ -257,6 +275,67 @@ impl CallCodecs {
         dec.decode(payload, &mut self.scratch)?;
         resample_linear(&self.scratch, codec.audio_rate(), self.device_rate, out);
         Ok(())
+    }
+
+    fn decoder_for(&mut self, pt: u8, codec: Codec) -> Option<&mut Box<dyn AudioDecoder>> {
+        self.recv
+            .iter_mut()
+            .find(|(p, c, _)| *p == pt && *c == codec)
+            .map(|(_, _, d)| d)
+    }
+
+    /// Codec packet-loss concealment of `samples` device samples with the decoder of `pt`
+    /// (Opus extrapolates, RFC 6716 §4.4). `Ok(false)` when that decoder does not exist yet or
+    /// the codec has no concealment of its own (G.711, G.722): the caller conceals.
+    pub fn conceal(
+        &mut self,
+        pt: u8,
+        codec: Codec,
+        samples: usize,
+        out: &mut Vec<i16>,
+    ) -> Result<bool, CodecError> {
+        let device_rate = self.device_rate;
+        let codec_samples =
+            (samples as u64 * u64::from(codec.audio_rate()) / u64::from(device_rate)) as usize;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let res = match self.decoder_for(pt, codec) {
+            Some(dec) => dec.conceal(codec_samples, &mut scratch),
+            None => Ok(()),
+        };
+        let produced = !scratch.is_empty();
+        if produced {
+            resample_linear(&scratch, codec.audio_rate(), device_rate, out);
+        }
+        self.scratch = scratch;
+        res.map(|()| produced)
+    }
+
+    /// Recover a lost packet of `samples` device samples from the in-band FEC of the packet
+    /// after it (`next_payload`, Opus LBRR, RFC 7587 §3.3) with the decoder of `pt`.
+    /// `Ok(false)` when the codec has no FEC or the decoder does not exist yet.
+    pub fn recover(
+        &mut self,
+        pt: u8,
+        codec: Codec,
+        next_payload: &[u8],
+        samples: usize,
+        out: &mut Vec<i16>,
+    ) -> Result<bool, CodecError> {
+        let device_rate = self.device_rate;
+        let codec_samples =
+            (samples as u64 * u64::from(codec.audio_rate()) / u64::from(device_rate)) as usize;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let res = match self.decoder_for(pt, codec) {
+            Some(dec) => dec.decode_fec(next_payload, codec_samples, &mut scratch),
+            None => Ok(false),
+        };
+        if matches!(res, Ok(true)) {
+            resample_linear(&scratch, codec.audio_rate(), device_rate, out);
+        }
+        self.scratch = scratch;
+        res
     }
 }
 
