@@ -19,6 +19,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT="$ROOT/target/e2e-browser"
 CHROMIUM=${E2E_CHROMIUM:-/usr/bin/chromium}
 
@@ -41,7 +42,7 @@ command -v node >/dev/null 2>&1 || unavailable "node is not installed"
 if [ -z "${E2E_CLI:-}" ]; then
   say "building webphone-cli (debug)"
   (cd "$ROOT" && ${CARGO:-cargo} build -p webphone-cli)
-  E2E_CLI="$ROOT/target/debug/webphone-cli"
+  E2E_CLI="$TARGET_DIR/debug/webphone-cli"
 fi
 [ -x "$E2E_CLI" ] || { say "FAIL: no webphone-cli binary at $E2E_CLI"; exit 1; }
 

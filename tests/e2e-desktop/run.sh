@@ -19,6 +19,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT="$ROOT/target/e2e-desktop"
 TOOLS="$ROOT/target/tools"
 TAURI_DRIVER="$TOOLS/bin/tauri-driver"
@@ -112,8 +113,8 @@ command -v xvfb-run >/dev/null 2>&1 || unavailable "xvfb-run (package xvfb) is n
 if [ -z "${E2E_APP:-}" ]; then
   say "building webphone-desktop and webphone-cli (debug)"
   (cd "$ROOT" && ${CARGO:-cargo} build -p webphone-desktop -p webphone-cli)
-  E2E_APP="$ROOT/target/debug/webphone-desktop"
-  E2E_CLI=${E2E_CLI:-$ROOT/target/debug/webphone-cli}
+  E2E_APP="$TARGET_DIR/debug/webphone-desktop"
+  E2E_CLI=${E2E_CLI:-$TARGET_DIR/debug/webphone-cli}
 fi
 [ -x "$E2E_APP" ] || { say "FAIL: no app binary at $E2E_APP"; exit 1; }
 export E2E_APP E2E_CLI="${E2E_CLI:-}"

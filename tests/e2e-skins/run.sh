@@ -20,6 +20,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT="$ROOT/target/e2e-skins"
 CHROMIUM=${E2E_CHROMIUM:-/usr/bin/chromium}
 
@@ -47,7 +48,7 @@ node "$HERE/contrast.mjs"
 if [ -z "${E2E_CLI:-}" ]; then
   say "building webphone-cli (debug)"
   (cd "$ROOT" && ${CARGO:-cargo} build -p webphone-cli)
-  E2E_CLI="$ROOT/target/debug/webphone-cli"
+  E2E_CLI="$TARGET_DIR/debug/webphone-cli"
 fi
 [ -x "$E2E_CLI" ] || { say "FAIL: no webphone-cli binary at $E2E_CLI"; exit 1; }
 
