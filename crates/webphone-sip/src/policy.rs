@@ -144,6 +144,10 @@ pub(crate) enum StackEvent {
         sdp: Option<String>,
         /// First Contact URI (the new target of a 3xx, RFC 3261 §8.1.3.4).
         contact: Option<String>,
+        /// `Session-Expires` of a 2xx (RFC 4028 §7.2).
+        session_expires: Option<String>,
+        /// `Min-SE` of a 422 (RFC 4028 §6).
+        min_se: Option<u32>,
     },
     /// Our INVITE could not be sent or produced no response at all.
     InviteFailed {
@@ -219,6 +223,16 @@ pub(crate) enum Action {
         call_id: String,
         target: Target,
         sdp: String,
+        /// `Session-Expires` to ask for (RFC 4028 §7.1; with `Supported: timer`).
+        session_expires: u32,
+    },
+    /// Our 2xx to the incoming INVITE `call` carries `Session-Expires: secs;refresher=..`
+    /// (and `Require: timer` when the caller supports timers), RFC 4028 §9.
+    SessionTimerHeaders {
+        call: CallKey,
+        secs: u32,
+        refresher: crate::session::Refresher,
+        require: bool,
     },
     SendRinging(CallKey),
     /// Send the INVITE again to `uri`, the Contact of a 3xx (same call, same Call-ID).
@@ -322,6 +336,46 @@ struct Call {
     reliable: Option<Reliable>,
     /// A 3xx was followed already (only once per call).
     redirected: bool,
+    /// Outgoing: Call-ID and target of our INVITE (sent again after a 422).
+    invite: Option<(String, Target)>,
+    /// Outgoing: the `Session-Expires` we ask for; raised once by a 422 (RFC 4028 §7.4).
+    se_request: u32,
+    se_retried: bool,
+    /// Incoming: the session timer agreed in our 2xx (interval, we refresh, the caller
+    /// supports timers), started by the ACK.
+    agreed_timer: Option<(u32, bool, bool)>,
+    /// The running session timer (RFC 4028 §10).
+    timer: Option<SessionTimer>,
+}
+
+/// A running session timer: refresh (we are the refresher) or give up at `at`.
+#[derive(Clone, Copy, Debug)]
+struct SessionTimer {
+    secs: u32,
+    we_refresh: bool,
+    at: Instant,
+}
+
+impl SessionTimer {
+    fn new(secs: u32, we_refresh: bool, now: Instant) -> SessionTimer {
+        let mut t = SessionTimer {
+            secs,
+            we_refresh,
+            at: now,
+        };
+        t.restart(now);
+        t
+    }
+
+    /// A refresh happened (RFC 4028 §10): start the interval again.
+    fn restart(&mut self, now: Instant) {
+        self.at = now
+            + if self.we_refresh {
+                crate::session::refresh_after(self.secs)
+            } else {
+                crate::session::expire_after(self.secs)
+            };
+    }
 }
 
 /// A reliable provisional response being retransmitted until PRACKed (RFC 3262 §3).
@@ -354,6 +408,11 @@ impl Call {
             peer_100rel: false,
             reliable: None,
             redirected: false,
+            invite: None,
+            se_request: crate::session::DEFAULT_SESSION_EXPIRES,
+            se_retried: false,
+            agreed_timer: None,
+            timer: None,
         }
     }
 
@@ -363,6 +422,7 @@ impl Call {
             .chain(self.out_offer.as_ref().and_then(|o| o.retry_at))
             .chain(self.in_offer.as_ref().map(|o| o.deadline))
             .chain(self.reliable.as_ref().map(|r| r.retransmit_at))
+            .chain(self.timer.map(|t| t.at))
     }
 }
 
@@ -562,20 +622,21 @@ impl UaPolicy {
                     );
                     return;
                 }
-                self.calls.insert(
-                    call,
-                    Call::new(
-                        Direction::Outgoing,
-                        Phase::Calling,
-                        Negotiation::RemoteOwesAnswer,
-                        Some(sdp.clone()),
-                    ),
+                let mut c = Call::new(
+                    Direction::Outgoing,
+                    Phase::Calling,
+                    Negotiation::RemoteOwesAnswer,
+                    Some(sdp.clone()),
                 );
+                c.invite = Some((call_id.clone(), target.clone()));
+                let session_expires = c.se_request;
+                self.calls.insert(call, c);
                 out.push(Action::SendInvite {
                     call,
                     call_id,
                     target,
                     sdp,
+                    session_expires,
                 });
             }
             Command::Ringing(call) => match self.calls.get_mut(&call) {
@@ -612,6 +673,18 @@ impl UaPolicy {
                     c.local_sdp = Some(sdp.clone());
                     // The final response ends the retransmissions (RFC 3262 §3).
                     c.reliable = None;
+                    if let Some((secs, we_refresh, peer_timer)) = c.agreed_timer {
+                        out.push(Action::SessionTimerHeaders {
+                            call,
+                            secs,
+                            refresher: if we_refresh {
+                                crate::session::Refresher::Uas
+                            } else {
+                                crate::session::Refresher::Uac
+                            },
+                            require: peer_timer,
+                        });
+                    }
                     out.push(Action::SendAnswer(call, sdp));
                 }
                 _ => tracing::debug!(%call, "answer ignored in this state"),
@@ -961,6 +1034,21 @@ impl UaPolicy {
                 );
                 c.peer_100rel = has_option_tag(&inv.headers, "supported", "100rel")
                     || has_option_tag(&inv.headers, "require", "100rel");
+                // RFC 4028 §9: the session timer the caller asks for.
+                let se = header(&inv.headers, "session-expires", "x")
+                    .and_then(crate::session::parse_session_expires);
+                // (An interval below our Min-SE was refused with 422 by the driver already,
+                // RFC 4028 §8.1.)
+                if let Some(se) = se {
+                    let peer_timer = has_option_tag(&inv.headers, "supported", "timer");
+                    let we_refresh = match se.refresher {
+                        Some(r) => r == crate::session::Refresher::Uas,
+                        // §9: the UAS picks; the caller refreshes when it can.
+                        None => !peer_timer,
+                    };
+                    c.agreed_timer =
+                        Some((se.secs.max(crate::session::MIN_SE), we_refresh, peer_timer));
+                }
                 self.calls.insert(call, c);
                 out.push(Action::Emit(SipEvent::Incoming {
                     call,
@@ -1005,7 +1093,21 @@ impl UaPolicy {
                 reason,
                 sdp,
                 contact,
-            } => self.on_final(call, code, reason, sdp, contact, out),
+                session_expires,
+                min_se,
+            } => self.on_final(
+                call,
+                code,
+                reason,
+                FinalExtra {
+                    sdp,
+                    contact,
+                    session_expires,
+                    min_se,
+                },
+                now,
+                out,
+            ),
             StackEvent::InviteFailed { call, error } => {
                 if let Some(c) = self.calls.remove(&call) {
                     let reason = if c.phase == Phase::Cancelling {
@@ -1025,6 +1127,9 @@ impl UaPolicy {
                     Phase::WaitAck => {
                         c.phase = Phase::Confirmed;
                         c.deadline = None;
+                        if let Some((secs, we_refresh, _)) = c.agreed_timer {
+                            c.timer = Some(SessionTimer::new(secs, we_refresh, now));
+                        }
                         if c.sdp == Negotiation::RemoteOwesAnswerInAck {
                             if sdp.is_none() {
                                 tracing::warn!(%call, "ACK without the SDP answer to our offer");
@@ -1162,6 +1267,10 @@ impl UaPolicy {
             // RFC 3261 §14.2: an earlier offer of the peer is still unanswered.
             return respond(out, 500, None);
         }
+        // RFC 4028 §10: the peer's re-INVITE/UPDATE refreshes the session.
+        if let Some(t) = c.timer.as_mut() {
+            t.restart(now);
+        }
         match sdp {
             Some(offer) => {
                 c.in_offer = Some(InOffer {
@@ -1227,6 +1336,9 @@ impl UaPolicy {
         };
         match code {
             200..=299 => {
+                if let Some(t) = c.timer.as_mut() {
+                    t.restart(now);
+                }
                 c.intent = crate::session::sdp_direction(&o.sdp);
                 c.local_sdp = Some(o.sdp);
                 if !o.refresh {
@@ -1293,6 +1405,57 @@ impl UaPolicy {
         }
     }
 
+    /// Session timers (RFC 4028 §10): as refresher, re-INVITE with our last SDP halfway
+    /// through the interval; otherwise end the session (BYE) when no refresh came in time.
+    fn session_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let mut expired = Vec::new();
+        for (call, c) in self.calls.iter_mut() {
+            let Some(t) = c.timer.as_mut() else {
+                continue;
+            };
+            if now < t.at {
+                continue;
+            }
+            if !t.we_refresh {
+                expired.push(*call);
+                continue;
+            }
+            // Re-armed at once (a refresh that fails leaves the next one due later).
+            t.restart(now);
+            if c.out_offer.is_some() || c.in_offer.is_some() {
+                continue; // an exchange in progress refreshes the session anyway
+            }
+            let Some(sdp) = c.local_sdp.clone() else {
+                continue;
+            };
+            c.out_offer = Some(OutOffer {
+                sdp: sdp.clone(),
+                update: false,
+                refresh: true,
+                attempts: 1,
+                retry_at: None,
+            });
+            out.push(Action::SendReoffer {
+                call: *call,
+                sdp,
+                update: false,
+            });
+        }
+        for call in expired {
+            self.calls.remove(&call);
+            tracing::warn!(%call, "session timer expired without refresh (RFC 4028 §10)");
+            out.push(Action::SendBye(call));
+            emit_end(
+                out,
+                call,
+                EndReason::Timeout,
+                None,
+                "session expired without refresh",
+            );
+            out.push(Action::Forget(call));
+        }
+    }
+
     /// Re-offer timers: the 491 back-off ended, or the engine did not answer in time.
     fn reoffer_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
         for (call, c) in self.calls.iter_mut() {
@@ -1346,10 +1509,16 @@ impl UaPolicy {
         call: CallKey,
         code: u16,
         reason: String,
-        sdp: Option<String>,
-        contact: Option<String>,
+        extra: FinalExtra,
+        now: Instant,
         out: &mut Vec<Action>,
     ) {
+        let FinalExtra {
+            sdp,
+            contact,
+            session_expires,
+            min_se,
+        } = extra;
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -1373,6 +1542,37 @@ impl UaPolicy {
             }));
             out.push(Action::FollowRedirect { call, uri, sdp });
             return;
+        }
+        // RFC 4028 §7.4: 422 Session Interval Too Small: ask again with its Min-SE.
+        if code == 422 && matches!(c.phase, Phase::Calling | Phase::Early) && !c.se_retried {
+            if let (Some(min), Some((call_id, target)), Some(sdp)) =
+                (min_se, c.invite.clone(), c.local_sdp.clone())
+            {
+                if min > c.se_request {
+                    c.se_retried = true;
+                    c.se_request = min;
+                    c.phase = Phase::Calling;
+                    out.push(Action::SendInvite {
+                        call,
+                        call_id,
+                        target,
+                        sdp,
+                        session_expires: min,
+                    });
+                    return;
+                }
+            }
+        }
+        if success && matches!(c.phase, Phase::Calling | Phase::Early) {
+            // RFC 4028 §7.2: the 2xx says who refreshes; without Session-Expires there is
+            // no session timer.
+            if let Some(se) = session_expires
+                .as_deref()
+                .and_then(crate::session::parse_session_expires)
+            {
+                let we_refresh = se.refresher != Some(crate::session::Refresher::Uas);
+                c.timer = Some(SessionTimer::new(se.secs.max(1), we_refresh, now));
+            }
         }
         match c.phase {
             Phase::Calling | Phase::Early if success => {
@@ -1472,6 +1672,7 @@ impl UaPolicy {
         }
         self.reoffer_timers(now, out);
         self.reliable_timers(now, out);
+        self.session_timers(now, out);
         let expired: Vec<CallKey> = self
             .calls
             .iter()
@@ -1529,6 +1730,22 @@ pub(crate) fn has_option_tag(headers: &[(String, String)], name: &str, tag: &str
         (n.eq_ignore_ascii_case(name) || (name.eq_ignore_ascii_case("supported") && n == "k"))
             && v.split(',').any(|t| t.trim().eq_ignore_ascii_case(tag))
     })
+}
+
+/// The parts of a final response only some rules need.
+struct FinalExtra {
+    sdp: Option<String>,
+    contact: Option<String>,
+    session_expires: Option<String>,
+    min_se: Option<u32>,
+}
+
+/// The value of header `name` (or its compact form), case-insensitively.
+fn header<'a>(headers: &'a [(String, String)], name: &str, compact: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name) || n.eq_ignore_ascii_case(compact))
+        .map(|(_, v)| v.as_str())
 }
 
 fn emit_end(
@@ -1949,6 +2166,8 @@ mod tests {
             },
             sdp: sdp.map(String::from),
             contact: None,
+            session_expires: None,
+            min_se: None,
         })
     }
 
@@ -3084,6 +3303,8 @@ mod tests {
             reason: "Moved Temporarily".into(),
             sdp: None,
             contact: contact.map(String::from),
+            session_expires: None,
+            min_se: None,
         })
     }
 
@@ -3156,6 +3377,194 @@ mod tests {
             events(&a).as_slice(),
             [SipEvent::Ended {
                 reason: EndReason::LocalCancel,
+                ..
+            }]
+        ));
+    }
+
+    // ------------------------------------------------- session timers (item 5)
+
+    fn final_with(call: CallKey, code: u16, se: Option<&str>, min_se: Option<u32>) -> Input {
+        Input::Stack(StackEvent::Final {
+            call,
+            code,
+            reason: "r".into(),
+            sdp: Some("answer".into()),
+            contact: None,
+            session_expires: se.map(String::from),
+            min_se,
+        })
+    }
+
+    #[test]
+    fn uac_refresher_reinvites_at_half_the_session_interval() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        p.handle(final_with(call, 200, Some("180;refresher=uac"), None), t0);
+        assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(90)));
+        assert!(p
+            .handle(Input::Tick, t0 + Duration::from_secs(89))
+            .is_empty());
+        let t1 = t0 + Duration::from_secs(90);
+        let a = p.handle(Input::Tick, t1);
+        assert_eq!(
+            a,
+            vec![Action::SendReoffer {
+                call,
+                sdp: "v=0".into(),
+                update: false
+            }]
+        );
+        // The refresh's answer is not reported; the next refresh is due 90 s later.
+        let t2 = t1 + Duration::from_millis(40);
+        assert!(p
+            .handle(reoffer_result(call, 200, Some("answer")), t2)
+            .is_empty());
+        assert_eq!(p.next_deadline(), Some(t2 + Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn uas_refresher_session_expires_without_refresh() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        p.handle(final_with(call, 200, Some("180;refresher=uas"), None), t0);
+        // 180 - min(32, 60) = 148 s (RFC 4028 §10).
+        assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(148)));
+        // The peer's refresh (a re-INVITE) restarts the interval.
+        let t1 = t0 + Duration::from_secs(100);
+        p.handle(peer_reoffer(call, 1, false, None), t1);
+        assert_eq!(p.next_deadline(), Some(t1 + Duration::from_secs(148)));
+        let a = p.handle(Input::Tick, t1 + Duration::from_secs(148));
+        assert!(a.contains(&Action::SendBye(call)));
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::Timeout,
+                ..
+            }]
+        ));
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn no_session_expires_in_2xx_means_no_timer() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        p.handle(final_with(call, 200, None, None), t0);
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn incoming_session_timer_is_confirmed_in_200_and_runs_after_ack() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(4);
+        p.handle(
+            Input::Stack(StackEvent::Incoming(IncomingInvite {
+                call,
+                sip_call_id: "c".into(),
+                from_user: "u".into(),
+                from_display: None,
+                from_uri: "sip:u@h".into(),
+                to_user: "me".into(),
+                remote_addr: "127.0.0.1:5080".parse().expect("addr"),
+                sdp: Some("offer".into()),
+                headers: vec![
+                    ("Supported".into(), "timer".into()),
+                    ("Session-Expires".into(), "600".into()),
+                ],
+            })),
+            t0,
+        );
+        let a = p.handle(Input::Command(Command::Answer(call, "ans".into())), t0);
+        assert_eq!(
+            a,
+            vec![
+                Action::SessionTimerHeaders {
+                    call,
+                    secs: 600,
+                    refresher: crate::session::Refresher::Uac,
+                    require: true
+                },
+                Action::SendAnswer(call, "ans".into())
+            ]
+        );
+        p.handle(
+            Input::Stack(StackEvent::AckReceived { call, sdp: None }),
+            t0,
+        );
+        // The caller refreshes; we give up at 600 - 32 s.
+        assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(568)));
+    }
+
+    #[test]
+    fn caller_without_timer_support_makes_us_the_refresher() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(4);
+        p.handle(
+            Input::Stack(StackEvent::Incoming(IncomingInvite {
+                call,
+                sip_call_id: "c".into(),
+                from_user: "u".into(),
+                from_display: None,
+                from_uri: "sip:u@h".into(),
+                to_user: "me".into(),
+                remote_addr: "127.0.0.1:5080".parse().expect("addr"),
+                sdp: Some("offer".into()),
+                headers: vec![("x".into(), "300".into())],
+            })),
+            t0,
+        );
+        let a = p.handle(Input::Command(Command::Answer(call, "ans".into())), t0);
+        assert!(a.contains(&Action::SessionTimerHeaders {
+            call,
+            secs: 300,
+            refresher: crate::session::Refresher::Uas,
+            require: false
+        }));
+        p.handle(
+            Input::Stack(StackEvent::AckReceived { call, sdp: None }),
+            t0,
+        );
+        let a = p.handle(Input::Tick, t0 + Duration::from_secs(150));
+        assert!(matches!(
+            a.as_slice(),
+            [Action::SendReoffer { update: false, .. }]
+        ));
+    }
+
+    #[test]
+    fn interval_too_small_422_retries_once_with_min_se() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let call = CallKey(1);
+        outgoing(&mut p, call, t0);
+        let a = p.handle(final_with(call, 422, None, Some(3600)), t0);
+        match a.as_slice() {
+            [Action::SendInvite {
+                call: c,
+                call_id,
+                session_expires: 3600,
+                ..
+            }] => {
+                assert_eq!(*c, call);
+                assert_eq!(call_id, "cid-1");
+            }
+            other => panic!("expected a new INVITE, got {other:?}"),
+        }
+        let a = p.handle(final_with(call, 422, None, Some(7200)), t0);
+        assert!(matches!(
+            events(&a).as_slice(),
+            [SipEvent::Ended {
+                reason: EndReason::Rejected,
+                code: Some(422),
                 ..
             }]
         ));

@@ -151,6 +151,54 @@ impl Rng {
     }
 }
 
+/// Session interval we ask for (RFC 4028 §4 recommends 1800 s).
+pub(crate) const DEFAULT_SESSION_EXPIRES: u32 = 1800;
+/// The smallest session interval we accept (RFC 4028 §4: at least 90 s).
+pub(crate) const MIN_SE: u32 = 90;
+
+/// Who refreshes the session (RFC 4028 §4 `refresher` parameter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refresher {
+    Uac,
+    Uas,
+}
+
+/// A `Session-Expires` value (RFC 4028 §4): `delta-seconds *(;se-params)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SessionExpires {
+    pub secs: u32,
+    pub refresher: Option<Refresher>,
+}
+
+pub(crate) fn parse_session_expires(v: &str) -> Option<SessionExpires> {
+    let mut parts = v.split(';');
+    let secs = parts.next()?.trim().parse().ok()?;
+    let refresher = parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("refresher") {
+            return None;
+        }
+        match v.trim().to_ascii_lowercase().as_str() {
+            "uac" => Some(Refresher::Uac),
+            "uas" => Some(Refresher::Uas),
+            _ => None,
+        }
+    });
+    Some(SessionExpires { secs, refresher })
+}
+
+/// The refresher refreshes halfway through the interval (RFC 4028 §10).
+pub(crate) fn refresh_after(secs: u32) -> Duration {
+    Duration::from_secs(u64::from(secs.max(2) / 2))
+}
+
+/// The other side ends the session when no refresh came by the interval minus
+/// min(32 s, a third of it) (RFC 4028 §10).
+pub(crate) fn expire_after(secs: u32) -> Duration {
+    let s = u64::from(secs);
+    Duration::from_secs(s - (s / 3).min(32))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +270,32 @@ mod tests {
                 recv: false
             }
         );
+    }
+
+    #[test]
+    fn session_expires_values_parse() {
+        assert_eq!(
+            parse_session_expires("1800;refresher=uac"),
+            Some(SessionExpires {
+                secs: 1800,
+                refresher: Some(Refresher::Uac)
+            })
+        );
+        assert_eq!(
+            parse_session_expires(" 90 ; Refresher = UAS"),
+            Some(SessionExpires {
+                secs: 90,
+                refresher: Some(Refresher::Uas)
+            })
+        );
+        assert_eq!(
+            parse_session_expires("600").map(|s| s.refresher),
+            Some(None)
+        );
+        assert_eq!(parse_session_expires("soon"), None);
+        assert_eq!(refresh_after(1800), Duration::from_secs(900));
+        assert_eq!(expire_after(1800), Duration::from_secs(1768));
+        assert_eq!(expire_after(90), Duration::from_secs(60));
     }
 
     #[test]

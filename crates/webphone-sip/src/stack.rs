@@ -380,6 +380,8 @@ pub(crate) async fn start(
         next_call,
         calls: HashMap::new(),
         reoffers: PendingReoffers::default(),
+        session_expires: HashMap::new(),
+        answer_headers: HashMap::new(),
         call_ids,
         account: None,
         public_contact: None,
@@ -451,6 +453,10 @@ struct Driver {
     next_call: Arc<AtomicU64>,
     calls: HashMap<CallKey, CallEntry>,
     reoffers: PendingReoffers,
+    /// `Session-Expires` to ask for in a call's next INVITE (RFC 4028 §7.1).
+    session_expires: HashMap<CallKey, u32>,
+    /// Extra headers for a call's 2xx (session timer, RFC 4028 §9).
+    answer_headers: HashMap<CallKey, Vec<Header>>,
     /// SIP Call-IDs of the calls, for [`crate::SipUa::call_id`].
     call_ids: CallIds,
     account: Option<AccountConfig>,
@@ -604,7 +610,29 @@ impl Driver {
                 call_id,
                 target,
                 sdp,
-            } => self.send_invite(call, call_id, target, sdp),
+                session_expires,
+            } => {
+                self.session_expires.insert(call, session_expires);
+                self.send_invite(call, call_id, target, sdp)
+            }
+            Action::SessionTimerHeaders {
+                call,
+                secs,
+                refresher,
+                require,
+            } => {
+                let r = match refresher {
+                    crate::session::Refresher::Uac => "uac",
+                    crate::session::Refresher::Uas => "uas",
+                };
+                let mut h = vec![Header::SessionExpires(
+                    format!("{secs};refresher={r}").into(),
+                )];
+                if require {
+                    h.push(Header::Require("timer".into()));
+                }
+                self.answer_headers.insert(call, h);
+            }
             Action::SendRinging(call) => {
                 if let Some(e) = self.calls.get(&call) {
                     if let Err(err) = e.dialog.ringing(None, None) {
@@ -644,11 +672,12 @@ impl Driver {
             }
             Action::SendAnswer(call, sdp) => {
                 if let Some(e) = self.calls.get(&call) {
-                    let headers = vec![
+                    let mut headers = vec![
                         Header::ContentType("application/sdp".into()),
                         Header::Allow(ALLOW.into()),
                         Header::Supported(SUPPORTED.into()),
                     ];
+                    headers.extend(self.answer_headers.remove(&call).unwrap_or_default());
                     if let Err(err) = e.dialog.accept(Some(headers), Some(sdp.into_bytes())) {
                         warn!(%call, error = %err, "sending 200 failed");
                         let _ = self.stack_tx.send(StackEvent::Terminated {
@@ -692,6 +721,8 @@ impl Driver {
             }
             Action::Forget(call) => {
                 self.calls.remove(&call);
+                self.session_expires.remove(&call);
+                self.answer_headers.remove(&call);
             }
             Action::SendReoffer { call, sdp, update } => {
                 let Some(e) = self.calls.get(&call) else {
@@ -854,7 +885,21 @@ impl Driver {
             offer: Some(sdp.clone().into_bytes()),
             contact,
             credential,
-            headers: Some(vec![Header::Allow(ALLOW.into())]),
+            headers: Some(vec![
+                Header::Allow(ALLOW.into()),
+                // RFC 4028 §7.1: we support session timers and ask for an interval; the
+                // 2xx says who refreshes.
+                Header::Supported("timer".into()),
+                Header::SessionExpires(
+                    self.session_expires
+                        .get(&call)
+                        .copied()
+                        .unwrap_or(crate::session::DEFAULT_SESSION_EXPIRES)
+                        .to_string()
+                        .into(),
+                ),
+                Header::MinSE(crate::session::MIN_SE.to_string().into()),
+            ]),
             // RFC 3262: `Supported: 100rel`; the dialog PRACKs reliable provisionals.
             support_prack: true,
             route_set,
@@ -968,6 +1013,14 @@ impl Driver {
     }
 
     fn on_new_invite(&mut self, tx: Transaction) {
+        if session_interval_too_small(&tx.original) {
+            let mut tx = tx;
+            tokio::spawn(async move {
+                let headers = vec![Header::MinSE(crate::session::MIN_SE.to_string().into())];
+                let _ = tx.reply_with(StatusCode::from(422), headers, None).await;
+            });
+            return;
+        }
         let info = match parse_incoming(&tx.original) {
             Ok(i) => i,
             Err(e) => {
@@ -1320,6 +1373,9 @@ async fn call_task(mut t: CallTask) {
                             .typed_contact_headers()
                             .ok()
                             .and_then(|c| c.first().map(|c| c.uri.to_string())),
+                        session_expires: header_value(&resp.headers, "Session-Expires", "x"),
+                        min_se: header_value(&resp.headers, "Min-SE", "Min-SE")
+                            .and_then(|v| v.split(';').next()?.trim().parse().ok()),
                     },
                     Ok(Ok((_, None))) => StackEvent::InviteFailed {
                         call,
@@ -1409,6 +1465,21 @@ fn termination(reason: &TerminatedReason, client: bool) -> Termination {
         }
         _ => Termination::Local,
     }
+}
+
+/// The value of the first header `name` (or its compact form), case-insensitively.
+fn header_value(headers: &rsipstack::sip::Headers, name: &str, compact: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|h| h.name().eq_ignore_ascii_case(name) || h.name().eq_ignore_ascii_case(compact))
+        .map(|h| h.value().trim().to_string())
+}
+
+/// RFC 4028 §8.1: an INVITE asking for a session interval below our minimum gets 422.
+fn session_interval_too_small(req: &Request) -> bool {
+    header_value(&req.headers, "Session-Expires", "x")
+        .and_then(|v| crate::session::parse_session_expires(&v))
+        .is_some_and(|se| se.secs < crate::session::MIN_SE)
 }
 
 /// `Signal=5` of an `application/dtmf-relay` INFO body.
@@ -1783,6 +1854,18 @@ mod tests {
         let text = "INFO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKy\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: q\r\nCSeq: 3 INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: 24\r\n\r\nSignal=5\r\nDuration=160\r\n";
         let req = Request::try_from(text).expect("valid request");
         assert_eq!(dtmf_digit(&req), Some('5'));
+    }
+
+    #[test]
+    fn session_interval_below_min_se_is_too_small() {
+        let inv = |se: &str| {
+            let text = format!("INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKy\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: q\r\nCSeq: 1 INVITE\r\n{se}Content-Length: 0\r\n\r\n");
+            Request::try_from(text.as_str()).expect("valid request")
+        };
+        assert!(session_interval_too_small(&inv("Session-Expires: 60\r\n")));
+        assert!(session_interval_too_small(&inv("x: 89;refresher=uac\r\n")));
+        assert!(!session_interval_too_small(&inv("Session-Expires: 90\r\n")));
+        assert!(!session_interval_too_small(&inv("")));
     }
 
     #[test]

@@ -304,3 +304,63 @@ async fn sipp_early_media_183_and_forked_2xx() {
     assert!(matches!(a.next().await, SipEvent::Ended { .. }));
     sipp.assert_success(Duration::from_secs(10)).await;
 }
+
+#[tokio::test]
+async fn sipp_session_interval_below_min_se_gets_422() {
+    if !have_sipp("sipp_session_interval_below_min_se_gets_422") {
+        return;
+    }
+    let mut ua = Peer::start("ua").await;
+    let target = ua.ua.local_addr().to_string();
+    let mut sipp = Sipp::start(
+        "session_timer_422_uac.xml",
+        Some(&target),
+        &["-s", "webphone"],
+    );
+    sipp.assert_success(Duration::from_secs(15)).await;
+    // Refused before any call existed: no Incoming.
+    ua.assert_quiet(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn session_timer_is_negotiated_between_two_uas() {
+    let mut a = Peer::start("a").await;
+    let mut b = Peer::start("b").await;
+    a.ua.set_trace(true);
+    let ca = a.ua.invite(&b.uri("bob"), support::OFFER.into()).unwrap();
+    let (cb, _) = b.incoming().await;
+    b.ua.answer(cb, support::ANSWER.into());
+    let mut invite = None;
+    let mut ok = None;
+    loop {
+        match a.rx.recv().await.unwrap() {
+            SipEvent::Trace {
+                outgoing: true,
+                text,
+                ..
+            } if text.starts_with("INVITE ") => invite = Some(text),
+            SipEvent::Trace {
+                outgoing: false,
+                text,
+                ..
+            } if text.starts_with("SIP/2.0 200") => ok = Some(text),
+            SipEvent::Answered { call, .. } => {
+                assert_eq!(call, ca);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let invite = invite.unwrap();
+    assert!(invite.contains("Session-Expires: 1800"), "{invite}");
+    assert!(invite.contains("Min-SE: 90"), "{invite}");
+    assert!(
+        invite.contains("timer") && invite.contains("100rel"),
+        "{invite}"
+    );
+    // B lets the caller (who supports timers) refresh (RFC 4028 §9).
+    let ok = ok.unwrap();
+    assert!(ok.contains("Session-Expires: 1800;refresher=uac"), "{ok}");
+    assert!(ok.contains("Require: timer"), "{ok}");
+    a.ua.hangup(ca);
+}
