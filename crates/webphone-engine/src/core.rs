@@ -29,6 +29,7 @@ use crate::phone::ApiError;
 use crate::Event;
 
 mod line_api;
+mod timers;
 
 /// Requests from the [`crate::Phone`] handles and from the engine's own tasks.
 pub(crate) enum Cmd {
@@ -383,7 +384,7 @@ impl Core {
                     Some(ev) => self.on_sip(ev).await,
                     None => { self.sip_rx = None; }
                 },
-                _ = tick.tick() => self.on_tick(),
+                _ = tick.tick() => self.on_tick().await,
             }
         }
         self.shutdown().await;
@@ -554,7 +555,7 @@ impl Core {
         self.emit_general_text(t);
     }
 
-    fn on_tick(&mut self) {
+    async fn on_tick(&mut self) {
         // The general status repeats while a call is up, carrying the running call seconds.
         let connected = self
             .lines
@@ -563,6 +564,7 @@ impl Core {
         if connected {
             self.emit_general();
         }
+        self.expire_calls(Instant::now()).await;
     }
 
     // ----- API ------------------------------------------------------------------------------
@@ -669,6 +671,18 @@ impl Core {
 
     async fn start(&mut self) -> Result<(), ApiError> {
         if self.sip.is_some() {
+            // Already running: a page that (re)connects gets the current state again.
+            self.emit_general();
+            for n in self.lines.busy().collect::<Vec<_>>() {
+                if let Some(text) = self.lines.get(n).map(|l| match l.phase {
+                    CallPhase::Setup => "Setup",
+                    CallPhase::Ringing | CallPhase::Incoming => "Ringing",
+                    CallPhase::Connected if l.mute != 0 => "Muted",
+                    CallPhase::Connected => "InCall",
+                }) {
+                    self.emit_line(n, text);
+                }
+            }
             return Ok(());
         }
         self.notify(notify::start("api"));
@@ -1238,22 +1252,51 @@ impl Core {
 
     /// Ends a line from our side: CANCEL, BYE or rejection as its state needs.
     async fn end_locally(&mut self, n: usize) {
+        self.end_locally_with(n, 486, None).await;
+    }
+
+    /// Ends a line from our side; an unanswered incoming call is refused with `reject_code`,
+    /// and `why` replaces the CDR reason when given.
+    async fn end_locally_with(&mut self, n: usize, reject_code: u16, why: Option<&str>) {
         let Some(l) = self.lines.get(n) else {
             return;
         };
+        let code_text = format!("{reject_code} {}", reason_phrase(reject_code));
         let reason = match l.phase {
             CallPhase::Connected => "BYE",
-            CallPhase::Incoming => "486 Busy Here",
+            CallPhase::Incoming => code_text.as_str(),
             CallPhase::Setup | CallPhase::Ringing => "CANCEL",
         };
         if let (Peer::Sip(key), Some(sip)) = (&l.peer, &self.sip) {
             if l.phase == CallPhase::Incoming {
-                sip.reject(*key, 486);
+                sip.reject(*key, reject_code);
             } else {
                 sip.hangup(*key);
             }
         }
-        self.finish(n, DiscParty::Local, reason.into()).await;
+        let reason = match why {
+            Some(w) => format!("{reason} ({w})"),
+            None => reason.to_string(),
+        };
+        self.finish(n, DiscParty::Local, reason).await;
+    }
+
+    /// Ends calls whose ring or talk time ran out (`ringtimeout[in|out]`, `calltimeout`).
+    async fn expire_calls(&mut self, now: Instant) {
+        let limits = timers::Limits::from_params(&self.params);
+        let due: Vec<(usize, timers::Expiry)> = self
+            .lines
+            .iter()
+            .filter(|(_, l)| matches!(l.peer, Peer::Sip(_)))
+            .filter_map(|(n, l)| {
+                timers::expired(l.phase, l.started, l.connected, now, &limits).map(|e| (n, e))
+            })
+            .collect();
+        for (n, e) in due {
+            self.log(Severity::Event, &format!("line {n}: {}", e.text()));
+            // RFC 3261 §21.4.18: 480 tells the caller we were not reachable in time.
+            self.end_locally_with(n, 480, Some(e.text())).await;
+        }
     }
 
     fn dtmf(&mut self, sel: LineSel, digits: &str) -> Result<Value, ApiError> {
@@ -1571,6 +1614,17 @@ impl Core {
         } else {
             sip.ringing(call);
         }
+    }
+}
+
+/// The standard reason phrase of the final responses we send (RFC 3261 §21).
+fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        480 => "Temporarily Unavailable",
+        486 => "Busy Here",
+        488 => "Not Acceptable Here",
+        603 => "Decline",
+        _ => "",
     }
 }
 

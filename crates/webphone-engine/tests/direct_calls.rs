@@ -228,3 +228,49 @@ async fn bad_api_arguments_give_errors_not_panics() {
         "refused value keeps the previous one"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_call_is_refused_after_the_ring_timeout_and_talk_time_is_limited() {
+    let port = free_port();
+    let mut alice = TestPhone::new(&[
+        ("username", "alice".into()),
+        ("signalingport", port.to_string()),
+        ("ringtimeoutin", "1500".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    let mut bob = TestPhone::new(&[
+        ("username", "bob".into()),
+        ("calltimeout", "1500".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    let target = format!("sip:alice@127.0.0.1:{port}");
+    bob.api("call", &[&target]).await;
+    let cdr_a = alice.callback("onCdr", 10).await;
+    assert!(
+        cdr_a[6].as_str().unwrap().starts_with("480"),
+        "callee side: {cdr_a:?}"
+    );
+    let cdr_b = bob.callback("onCdr", 10).await;
+    assert!(
+        cdr_b[6].as_str().unwrap().starts_with("480"),
+        "caller side: {cdr_b:?}"
+    );
+
+    // Answered this time: bob's calltimeout ends the call after 1.5 s of talk.
+    alice.api("setparameter", &["autoaccept", "true"]).await;
+    bob.api("call", &[&target]).await;
+    bob.call_state("callConnected", 10).await;
+    let cdr_b = bob.callback("onCdr", 10).await;
+    assert!(
+        cdr_b[6].as_str().unwrap().contains("call time limit"),
+        "{cdr_b:?}"
+    );
+    let talk = cdr_b[3].as_u64().unwrap();
+    assert!((1400..5000).contains(&talk), "talk time {talk} ms");
+    let cdr_a = alice.callback("onCdr", 10).await;
+    assert_eq!(cdr_a[6], Value::from("BYE"));
+}
