@@ -1379,6 +1379,17 @@ impl Core {
                 n.into(),
             ],
         );
+        if let (Some(st), true) = (&stats, self.params.get_i64("jsscripstats").unwrap_or(0) > 0) {
+            self.notify(notify::status_stats(
+                n as i32,
+                &l.peername,
+                &self.username(),
+                l.direction as u8,
+                &l.peerdisplayname,
+                st,
+                &l.callid,
+            ));
+        }
         self.notify(cdr.format());
         self.callback("onCdr", cdr.callback_args());
         if let Some(st) = &stats {

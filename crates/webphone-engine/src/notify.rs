@@ -124,6 +124,38 @@ impl Status {
     }
 }
 
+/// The extended STATUS sent at the end of a call when `jsscripstats` is on:
+/// `STATUS,line,Connected,peername,localname,endpointtype,peerdisplayname,rtpsent,rtprec,rtploss,rtplosspercet,serverstats_if_received,callid`.
+///
+/// Counts are RTP packets; the loss percentage is of the packets expected; the server field
+/// carries the peer's RTCP-reported loss percentage when its reports arrived (empty otherwise).
+pub fn status_stats(
+    line: i32,
+    peername: &str,
+    localname: &str,
+    endpointtype: u8,
+    peerdisplayname: &str,
+    st: &webphone_media::MediaStats,
+    callid: &str,
+) -> String {
+    let expected = st.packets_received + st.packets_lost;
+    let pct = (st.packets_lost * 100).checked_div(expected).unwrap_or(0);
+    let server = st
+        .remote_fraction_lost
+        .map(|f| format!("{:.0}", f * 100.0))
+        .unwrap_or_default();
+    format!(
+        "STATUS,{line},Connected,{},{},{endpointtype},{},{},{},{},{pct},{server},{}",
+        field(peername),
+        field(localname),
+        field(peerdisplayname),
+        st.packets_sent,
+        st.packets_received,
+        st.packets_lost,
+        field(callid),
+    )
+}
+
 /// Who ended a call (CDR `discparty`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiscParty {

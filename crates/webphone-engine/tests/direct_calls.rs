@@ -28,6 +28,7 @@ async fn direct_call_carries_audio_both_ways_and_writes_cdrs() {
         ("username", "bob".into()),
         ("displayname", "Bob, the builder".into()),
         ("loglevel", "5".into()),
+        ("jsscripstats", "1".into()),
         ("audiodevicein", dev("b-in.wav")),
         ("audiodeviceout", dev("b-out.wav")),
     ])
@@ -108,6 +109,15 @@ async fn direct_call_carries_audio_both_ways_and_writes_cdrs() {
     );
     assert!(logs.iter().all(|l| !l.contains('\n')));
     assert!(alice.notifications("LOG,EVENT,SIP").is_empty());
+    // jsscripstats: bob's extended STATUS at the call end carries the RTP counters.
+    let ext = bob.notifications("STATUS,1,Connected,alice,bob,1,");
+    assert_eq!(ext.len(), 1, "{ext:?}");
+    let f: Vec<&str> = ext[0].split(',').collect();
+    assert_eq!(f.len(), 13, "{ext:?}");
+    let (sent, rec): (u64, u64) = (f[7].parse().unwrap(), f[8].parse().unwrap());
+    assert!(sent > 100 && rec > 100, "{ext:?}");
+    assert_eq!(f[12], callid(&bob));
+    assert!(alice.notifications("STATUS,1,Connected,").is_empty());
 
     alice.api("stop", &[]).await;
     bob.api("stop", &[]).await;
