@@ -1,5 +1,6 @@
-//! The per-call media state machine (sans-IO): capture -> G.711 -> RTP out, RTP in -> jitter
-//! buffer -> G.711 -> playback, RFC 4733 DTMF, statistics and symmetric-RTP latching.
+//! The per-call media state machine (sans-IO): capture -> encoder -> RTP out, RTP in -> jitter
+//! buffer -> decoder (at playout, with codec concealment and Opus FEC) -> playback, RFC 4733
+//! DTMF in the codec's RTP clock, statistics, the media timeout and symmetric-RTP latching.
 //!
 //! The driver calls, every 20 ms, [`MediaPipeline::on_tick`] (send) and
 //! [`MediaPipeline::playout`] (play), and [`MediaPipeline::on_packet`] for each datagram that
@@ -529,6 +530,8 @@ impl MediaPipeline {
             jitter_ms: self.rx.jitter_ms(),
             frames_played: jb.played,
             frames_concealed: jb.concealed,
+            frames_fec_recovered: jb.fec_recovered,
+            jitter_target_ms: self.jb.target_ms(),
             remote: Some(self.remote),
             rtt_ms: self
                 .rtcp

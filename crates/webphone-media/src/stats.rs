@@ -34,6 +34,10 @@ pub struct MediaStats {
     pub frames_played: u64,
     /// Frames concealed (loss, underflow).
     pub frames_concealed: u64,
+    /// Lost packets rebuilt from the next packet's Opus in-band FEC (RFC 7587 §3.3).
+    pub frames_fec_recovered: u64,
+    /// The jitter buffer's current target playout delay in ms (adaptive).
+    pub jitter_target_ms: f64,
     /// DTMF digits sent as RFC 4733 events.
     pub dtmf_sent: u64,
     /// DTMF digits received as RFC 4733 events.
