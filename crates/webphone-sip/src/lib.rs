@@ -512,6 +512,15 @@ impl SipUa {
         self.send(policy::Command::AllowRedirect(on));
     }
 
+    /// Ghost-call protection (SIP scanners, calls bypassing the PBX). With `false`, an
+    /// INVITE must be addressed to our user name (else 404) and, while registered, come
+    /// from the registrar's or outbound proxy's address (else 403); refused INVITEs produce
+    /// no event. With `true` any INVITE may ring (peer-to-peer use). Default: direct calls
+    /// are accepted only while no server/proxy is configured.
+    pub fn set_accept_direct(&self, on: bool) {
+        self.send(policy::Command::AcceptDirect(Some(on)));
+    }
+
     /// How long the engine has to answer a [`SipEvent::Reoffer`] before the user agent
     /// answers it on its own.
     pub const REOFFER_ANSWER_TIMEOUT: Duration = policy::REOFFER_ANSWER_TIMEOUT;

@@ -73,6 +73,9 @@ pub(crate) enum Command {
     AnswerReoffer(CallKey, String),
     /// Follow 3xx redirects (`allowcallredirect`).
     AllowRedirect(bool),
+    /// Accept INVITEs that do not come through our server (`None`: only when no server
+    /// is configured).
+    AcceptDirect(Option<bool>),
     Shutdown,
 }
 
@@ -105,6 +108,10 @@ pub(crate) struct IncomingInvite {
     pub remote_addr: SocketAddr,
     pub sdp: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// User part of the Request-URI (who the INVITE is addressed to).
+    pub request_user: String,
+    /// The INVITE came from the registrar's or outbound proxy's address.
+    pub from_server: bool,
 }
 
 /// Why the stack ended a dialog on its own.
@@ -488,6 +495,8 @@ pub(crate) struct UaPolicy {
     rng: crate::session::Rng,
     /// Follow 301/302 (and other 3xx) Contacts once (`allowcallredirect`).
     allow_redirect: bool,
+    /// Peer-to-peer calls allowed (`None`: when no server is configured).
+    accept_direct: Option<bool>,
 }
 
 /// When to refresh a binding granted for `expires` seconds: at 85 % of the lifetime but at
@@ -535,6 +544,7 @@ impl UaPolicy {
             last_flow_loss: None,
             rng: crate::session::Rng::new(rand::random()),
             allow_redirect: true,
+            accept_direct: None,
         }
     }
 
@@ -710,6 +720,7 @@ impl UaPolicy {
             Command::Reoffer { call, sdp, update } => self.reoffer(call, sdp, update, out),
             Command::AnswerReoffer(call, sdp) => self.answer_reoffer(call, sdp, out),
             Command::AllowRedirect(on) => self.allow_redirect = on,
+            Command::AcceptDirect(on) => self.accept_direct = on,
             Command::Shutdown => self.shutdown(now, out),
         }
     }
@@ -1022,6 +1033,13 @@ impl UaPolicy {
                     out.push(Action::Forget(call));
                     return;
                 }
+                if let Some(code) = self.ghost_check(&inv) {
+                    // Ghost-call protection: answered without ringing, no event.
+                    tracing::info!(%call, code, user = %inv.request_user, from = %inv.remote_addr, "INVITE refused (not for us / not via our server)");
+                    out.push(Action::SendReject(call, code));
+                    out.push(Action::Forget(call));
+                    return;
+                }
                 let mut c = Call::new(
                     Direction::Incoming,
                     Phase::Calling,
@@ -1197,6 +1215,39 @@ impl UaPolicy {
                 sdp,
             } => self.on_reoffer_result(call, code, reason, sdp, now, out),
         }
+    }
+
+    // ------------------------------------------------- ghost-call protection
+
+    /// Whether an account with a server or proxy is configured.
+    fn has_server(&self) -> bool {
+        self.account.as_ref().is_some_and(|a| {
+            a.server.as_deref().is_some_and(|s| !s.trim().is_empty())
+                || a.proxy.as_deref().is_some_and(|s| !s.trim().is_empty())
+        })
+    }
+
+    /// Ghost-call protection (SIP scanners, calls that bypass the PBX): unless direct
+    /// (peer-to-peer) calls are accepted, an INVITE must be addressed to our user (404
+    /// otherwise) and, while registered, come from the registrar/outbound proxy (403).
+    fn ghost_check(&self, inv: &IncomingInvite) -> Option<u16> {
+        let direct_ok = self.accept_direct.unwrap_or(!self.has_server());
+        if direct_ok {
+            return None;
+        }
+        let user = self
+            .account
+            .as_ref()
+            .map(|a| a.username.as_str())
+            .unwrap_or_default();
+        if !user.is_empty() && inv.request_user != user {
+            return Some(404);
+        }
+        let registered = matches!(self.reg, RegState::Registered { .. });
+        if registered && !inv.from_server {
+            return Some(403);
+        }
+        None
     }
 
     // --------------------------------------------------- re-INVITE / UPDATE
@@ -2359,6 +2410,8 @@ mod tests {
                 remote_addr: "127.0.0.1:5080".parse().expect("addr"),
                 sdp: sdp.map(String::from),
                 headers: vec![],
+                request_user: "1001".into(),
+                from_server: true,
             })),
             Instant::now(),
         )
@@ -3191,6 +3244,8 @@ mod tests {
                 remote_addr: "127.0.0.1:5080".parse().expect("addr"),
                 sdp: Some("offer".into()),
                 headers: vec![(header.into(), "timer, 100rel".into())],
+                request_user: "1001".into(),
+                from_server: true,
             })),
             t0,
         );
@@ -3479,6 +3534,8 @@ mod tests {
                     ("Supported".into(), "timer".into()),
                     ("Session-Expires".into(), "600".into()),
                 ],
+                request_user: "me".into(),
+                from_server: true,
             })),
             t0,
         );
@@ -3519,6 +3576,8 @@ mod tests {
                 remote_addr: "127.0.0.1:5080".parse().expect("addr"),
                 sdp: Some("offer".into()),
                 headers: vec![("x".into(), "300".into())],
+                request_user: "me".into(),
+                from_server: true,
             })),
             t0,
         );
@@ -3568,5 +3627,85 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    // ------------------------------------------ ghost-call protection (item 6)
+
+    fn invite_for(call: CallKey, user: &str, from_server: bool) -> Input {
+        Input::Stack(StackEvent::Incoming(IncomingInvite {
+            call,
+            sip_call_id: "g".into(),
+            from_user: "scanner".into(),
+            from_display: None,
+            from_uri: "sip:100@203.0.113.9".into(),
+            to_user: user.into(),
+            remote_addr: "203.0.113.9:5060".parse().expect("addr"),
+            sdp: Some("offer".into()),
+            headers: vec![],
+            request_user: user.into(),
+            from_server,
+        }))
+    }
+
+    #[test]
+    fn ghost_invite_for_another_user_gets_404_without_ringing() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(invite_for(CallKey(9), "100", true), t0);
+        assert_eq!(
+            a,
+            vec![
+                Action::SendReject(CallKey(9), 404),
+                Action::Forget(CallKey(9))
+            ]
+        );
+    }
+
+    #[test]
+    fn ghost_invite_not_from_registrar_gets_403_while_registered() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        registered(&mut p, t0, 600);
+        let a = p.handle(invite_for(CallKey(9), "1001", false), t0);
+        assert_eq!(
+            a,
+            vec![
+                Action::SendReject(CallKey(9), 403),
+                Action::Forget(CallKey(9))
+            ]
+        );
+        // The same INVITE through the registrar rings.
+        let a = p.handle(invite_for(CallKey(10), "1001", true), t0);
+        assert!(matches!(events(&a).as_slice(), [SipEvent::Incoming { .. }]));
+    }
+
+    #[test]
+    fn direct_calls_accepted_without_server_or_when_configured() {
+        let t0 = Instant::now();
+        // No account: peer-to-peer by default.
+        let mut p = UaPolicy::new(Transport::Udp);
+        let a = p.handle(invite_for(CallKey(1), "anyone", false), t0);
+        assert!(matches!(events(&a).as_slice(), [SipEvent::Incoming { .. }]));
+        // Registered, but direct calls explicitly allowed.
+        let mut p = UaPolicy::new(Transport::Udp);
+        registered(&mut p, t0, 600);
+        p.handle(Input::Command(Command::AcceptDirect(Some(true))), t0);
+        let a = p.handle(invite_for(CallKey(2), "someone", false), t0);
+        assert!(matches!(events(&a).as_slice(), [SipEvent::Incoming { .. }]));
+        // No server, but direct calls switched off: only our user.
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::AcceptDirect(Some(false))), t0);
+        p.handle(
+            Input::Command(Command::SetAccount(AccountConfig {
+                username: "alice".into(),
+                ..Default::default()
+            })),
+            t0,
+        );
+        let a = p.handle(invite_for(CallKey(3), "bob", false), t0);
+        assert_eq!(a[0], Action::SendReject(CallKey(3), 404));
+        let a = p.handle(invite_for(CallKey(4), "alice", false), t0);
+        assert!(matches!(events(&a).as_slice(), [SipEvent::Incoming { .. }]));
     }
 }

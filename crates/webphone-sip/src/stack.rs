@@ -380,6 +380,7 @@ pub(crate) async fn start(
         next_call,
         calls: HashMap::new(),
         reoffers: PendingReoffers::default(),
+        server_ips: Arc::default(),
         session_expires: HashMap::new(),
         answer_headers: HashMap::new(),
         call_ids,
@@ -453,6 +454,8 @@ struct Driver {
     next_call: Arc<AtomicU64>,
     calls: HashMap<CallKey, CallEntry>,
     reoffers: PendingReoffers,
+    /// Addresses of the registrar and outbound proxy (for ghost-call protection).
+    server_ips: Arc<Mutex<std::collections::HashSet<IpAddr>>>,
     /// `Session-Expires` to ask for in a call's next INVITE (RFC 4028 §7.1).
     session_expires: HashMap<CallKey, u32>,
     /// Extra headers for a call's 2xx (session timer, RFC 4028 §9).
@@ -531,8 +534,38 @@ impl Driver {
                 self.reg_call_id = new_call_id();
             }
             self.account = Some(acc.clone());
+            self.learn_server_ips(acc);
         }
         self.feed(Input::Command(cmd));
+    }
+
+    /// Resolve the account's server and proxy addresses: INVITEs from them are the ones
+    /// that came through our server (ghost-call protection).
+    fn learn_server_ips(&mut self, acc: &AccountConfig) {
+        let hops: Vec<HostPort> = [acc.server.as_deref(), acc.proxy.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.trim().is_empty())
+            .filter_map(|s| target::parse_server(s).ok())
+            .map(|a| {
+                let t = a.transport_or(self.transport);
+                a.hop(t)
+            })
+            .collect();
+        let ips = self.server_ips.clone();
+        crate::lock(&ips).clear();
+        self.tasks.spawn(async move {
+            for hop in hops {
+                if let Ok(ip) = hop.host.parse::<IpAddr>() {
+                    crate::lock(&ips).insert(ip);
+                    continue;
+                }
+                match tokio::net::lookup_host((hop.host.as_str(), hop.port)).await {
+                    Ok(addrs) => crate::lock(&ips).extend(addrs.map(|a| a.ip())),
+                    Err(e) => debug!(host = %hop.host, error = %e, "cannot resolve server"),
+                }
+            }
+        });
     }
 
     /// A stream connection closed: forget it, and if the registration lived on it, tell
@@ -721,6 +754,7 @@ impl Driver {
             }
             Action::Forget(call) => {
                 self.calls.remove(&call);
+                self.call_ids.remove(call);
                 self.session_expires.remove(&call);
                 self.answer_headers.remove(&call);
             }
@@ -1013,6 +1047,14 @@ impl Driver {
     }
 
     fn on_new_invite(&mut self, tx: Transaction) {
+        if let Some((code, headers)) = refuse_invite(&tx.original) {
+            // RFC 3261 §8.2.2.3 (420), §8.2.3 (415): refused before any dialog exists.
+            let mut tx = tx;
+            tokio::spawn(async move {
+                let _ = tx.reply_with(StatusCode::from(code), headers, None).await;
+            });
+            return;
+        }
         if session_interval_too_small(&tx.original) {
             let mut tx = tx;
             tokio::spawn(async move {
@@ -1092,9 +1134,11 @@ impl Driver {
         }));
         info!(%call, from = %info.from_uri, "incoming call");
         self.call_ids.insert(call, info.sip_call_id.clone());
+        let from_server = crate::lock(&self.server_ips).contains(&remote_addr.ip());
         self.feed(Input::Stack(StackEvent::Incoming(IncomingInvite {
             call,
             remote_addr,
+            from_server,
             ..info
         })));
     }
@@ -1307,6 +1351,8 @@ fn parse_incoming(req: &Request) -> Result<IncomingInvite, String> {
         remote_addr: SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
         sdp: body_text(&req.body),
         headers,
+        request_user: req.uri.user().unwrap_or_default().to_string(),
+        from_server: false,
     })
 }
 
@@ -1473,6 +1519,38 @@ fn header_value(headers: &rsipstack::sip::Headers, name: &str, compact: &str) ->
         .iter()
         .find(|h| h.name().eq_ignore_ascii_case(name) || h.name().eq_ignore_ascii_case(compact))
         .map(|h| h.value().trim().to_string())
+}
+
+/// Option tags we implement (RFC 3261 §8.2.2.3): a `Require` naming anything else gets 420.
+const KNOWN_EXTENSIONS: [&str; 2] = ["100rel", "timer"];
+
+/// The response refusing a new INVITE outright, if any: 420 Bad Extension with
+/// `Unsupported` for option tags we do not implement (RFC 3261 §8.2.2.3), 415 Unsupported
+/// Media Type with `Accept` for a body that is not SDP (RFC 3261 §8.2.3).
+fn refuse_invite(req: &Request) -> Option<(u16, Vec<Header>)> {
+    let unknown: Vec<String> = req
+        .headers
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("Require"))
+        .flat_map(|h| {
+            h.value()
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty() && !KNOWN_EXTENSIONS.iter().any(|k| k.eq_ignore_ascii_case(t)))
+        .collect();
+    if !unknown.is_empty() {
+        return Some((420, vec![Header::Unsupported(unknown.join(", ").into())]));
+    }
+    if !req.body.is_empty() {
+        let ctype = header_value(&req.headers, "Content-Type", "c").unwrap_or_default();
+        let media = ctype.split(';').next().unwrap_or("").trim();
+        if !media.eq_ignore_ascii_case("application/sdp") {
+            return Some((415, vec![Header::Accept("application/sdp".into())]));
+        }
+    }
+    None
 }
 
 /// RFC 4028 §8.1: an INVITE asking for a session interval below our minimum gets 422.

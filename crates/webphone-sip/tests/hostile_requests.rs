@@ -1,0 +1,161 @@
+//! Unknown or unsupported requests and ghost calls, sent as raw UDP datagrams to a real
+//! user agent on loopback: the responses on the wire and the absence of `Incoming`.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::Peer;
+use tokio::net::UdpSocket;
+use webphone_sip::{AccountConfig, SipEvent};
+
+async fn exchange(ua: &Peer, request: &str) -> String {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let text = request.replace("PORT", &port.to_string());
+    sock.send_to(text.as_bytes(), ua.ua.local_addr())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 8192];
+    // Skip provisional responses (100 Trying).
+    loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("a response")
+            .unwrap();
+        let resp = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !resp.starts_with("SIP/2.0 1") {
+            return resp;
+        }
+    }
+}
+
+fn invite(user: &str, extra: &str, ctype: &str) -> String {
+    let body = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    format!(
+        "INVITE sip:{user}@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:PORT;branch=z9hG4bK{user}{}\r\n\
+         From: <sip:100@127.0.0.1:PORT>;tag=scan\r\n\
+         To: <sip:{user}@127.0.0.1>\r\n\
+         Call-ID: {user}-{}@scanner\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:100@127.0.0.1:PORT>\r\n\
+         Max-Forwards: 70\r\n\
+         {extra}\
+         Content-Type: {ctype}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        rand_tag(),
+        rand_tag(),
+        body.len()
+    )
+}
+
+fn rand_tag() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn ua_with_server() -> Peer {
+    let ua = Peer::start("ua").await;
+    // A server is configured (not reachable; no registration needed for the user check).
+    ua.ua.set_account(AccountConfig {
+        server: Some("127.0.0.1:9".into()),
+        username: "1001".into(),
+        password: "secret".into(),
+        ..Default::default()
+    });
+    ua
+}
+
+#[tokio::test]
+async fn foreign_invite_from_a_scanner_gets_404_and_never_rings() {
+    let mut ua = ua_with_server().await;
+    let resp = exchange(&ua, &invite("100", "", "application/sdp")).await;
+    assert!(resp.starts_with("SIP/2.0 404"), "{resp}");
+    ua.assert_quiet(Duration::from_millis(500)).await;
+    // Addressed to our user it rings (not registered: the source is not checked).
+    let resp_task = {
+        let text = invite("1001", "", "application/sdp");
+        let addr = ua.ua.local_addr();
+        tokio::spawn(async move {
+            let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let port = sock.local_addr().unwrap().port();
+            let text = text.replace("PORT", &port.to_string());
+            sock.send_to(text.as_bytes(), addr).await.unwrap();
+        })
+    };
+    resp_task.await.unwrap();
+    match ua.next().await {
+        SipEvent::Incoming { to_user, .. } => assert_eq!(to_user, "1001"),
+        other => panic!("expected Incoming, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn direct_calls_allowed_when_configured() {
+    let mut ua = ua_with_server().await;
+    ua.ua.set_accept_direct(true);
+    let text = invite("anyone", "", "application/sdp");
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    sock.send_to(
+        text.replace("PORT", &port.to_string()).as_bytes(),
+        ua.ua.local_addr(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(ua.next().await, SipEvent::Incoming { .. }));
+}
+
+#[tokio::test]
+async fn unknown_require_gets_420_with_unsupported() {
+    let mut ua = Peer::start("ua").await;
+    let resp = exchange(
+        &ua,
+        &invite("bob", "Require: 100rel, foo\r\n", "application/sdp"),
+    )
+    .await;
+    assert!(resp.starts_with("SIP/2.0 420"), "{resp}");
+    assert!(resp.contains("Unsupported: foo"), "{resp}");
+    ua.assert_quiet(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn non_sdp_body_gets_415_with_accept() {
+    let mut ua = Peer::start("ua").await;
+    let resp = exchange(&ua, &invite("bob", "", "text/plain")).await;
+    assert!(resp.starts_with("SIP/2.0 415"), "{resp}");
+    assert!(resp.contains("Accept: application/sdp"), "{resp}");
+    ua.assert_quiet(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn unsupported_method_gets_405_with_allow_and_stray_bye_481() {
+    // SUBSCRIBE is a method we do not implement. (A method token rsipstack's parser does
+    // not know at all, e.g. `FOO`, is dropped by the parser without a response.)
+    let ua = Peer::start("ua").await;
+    let req = "SUBSCRIBE sip:bob@127.0.0.1 SIP/2.0\r\n\
+               Via: SIP/2.0/UDP 127.0.0.1:PORT;branch=z9hG4bKfoo1\r\n\
+               From: <sip:100@127.0.0.1:PORT>;tag=a\r\n\
+               To: <sip:bob@127.0.0.1>\r\n\
+               Call-ID: foo@scanner\r\n\
+               CSeq: 1 SUBSCRIBE\r\n\
+               Event: presence\r\n\
+               Max-Forwards: 70\r\n\
+               Content-Length: 0\r\n\r\n";
+    let resp = exchange(&ua, req).await;
+    assert!(resp.starts_with("SIP/2.0 405"), "{resp}");
+    assert!(resp.contains("Allow: INVITE"), "{resp}");
+    let bye = "BYE sip:bob@127.0.0.1 SIP/2.0\r\n\
+               Via: SIP/2.0/UDP 127.0.0.1:PORT;branch=z9hG4bKbye1\r\n\
+               From: <sip:100@127.0.0.1:PORT>;tag=a\r\n\
+               To: <sip:bob@127.0.0.1>;tag=nosuch\r\n\
+               Call-ID: nodialog@scanner\r\n\
+               CSeq: 2 BYE\r\n\
+               Max-Forwards: 70\r\n\
+               Content-Length: 0\r\n\r\n";
+    let resp = exchange(&ua, bye).await;
+    assert!(resp.starts_with("SIP/2.0 481"), "{resp}");
+}
