@@ -13,8 +13,8 @@ use tracing::{debug, info, warn};
 
 use webphone_audio::{open_input, open_output, AudioInput, AudioOutput, DeviceSpec};
 use webphone_media::{
-    codec_prefs_from_params, sdp, MediaEvent, MediaOffer, MediaSession, Negotiated, PcmSink,
-    PcmSource, RtpSocket, SrtpPolicy,
+    codec_prefs_from_params, sdp, MediaAlarm, MediaEvent, MediaOffer, MediaSession, Negotiated,
+    PcmSink, PcmSource, PipelineConfig, RtpSocket, SrtpPolicy,
 };
 use webphone_sip::{
     AccountConfig, CallKey, EndReason, RegistrationState, SipConfig, SipEvent, SipUa, Transport,
@@ -28,6 +28,7 @@ use crate::params::ParamStore;
 use crate::phone::ApiError;
 use crate::Event;
 
+mod incoming;
 mod line_api;
 mod timers;
 
@@ -46,6 +47,12 @@ pub(crate) enum Cmd {
         line: usize,
         started: Instant,
         event: MediaEvent,
+    },
+    /// The call's media has been silent for `mediatimeout`.
+    NoMedia {
+        line: usize,
+        started: Instant,
+        silent_for: Duration,
     },
 }
 
@@ -122,6 +129,16 @@ impl Line {
             ignored: false,
         }
     }
+}
+
+/// The parts of an incoming INVITE a new line is made from.
+struct IncomingCall {
+    call: CallKey,
+    sip_call_id: String,
+    from_user: String,
+    from_display: Option<String>,
+    remote_addr: SocketAddr,
+    sdp: Option<String>,
 }
 
 /// What the last ended call looked like (`getlastcalldetails`).
@@ -378,6 +395,13 @@ impl Core {
                     }
                     Some(Cmd::EchoEnded { line, id }) => self.echo_ended(line, id).await,
                     Some(Cmd::Media { line, started, event }) => self.on_media(line, started, event),
+                    Some(Cmd::NoMedia { line, started, silent_for }) => {
+                        if self.lines.get(line).is_some_and(|l| l.started == started) {
+                            let why = format!("media timeout: no RTP for {} s", silent_for.as_secs());
+                            self.log(Severity::Warning, &format!("line {line}: {why}"));
+                            self.end_locally_with(line, 480, Some(&why)).await;
+                        }
+                    }
                     None => break,
                 },
                 ev = recv_sip(&mut self.sip_rx) => match ev {
@@ -860,6 +884,24 @@ impl Core {
         if target.eq_ignore_ascii_case(echo::ECHO_NUMBER) && no_server {
             return self.call_echo().await;
         }
+        let target = crate::dialing::prepare_number(
+            &target,
+            self.params.get_i64("normalizenumber").unwrap_or(1) != 0,
+            &self.params.get("numpxrewrite"),
+            &self.params.get("techprefix"),
+        );
+        if self.params.get_i64("disablesamecall").unwrap_or(1) != 0 {
+            let peer = user_of(&target);
+            if self
+                .lines
+                .iter()
+                .any(|(_, l)| l.direction == Direction::Outgoing && l.peername == peer)
+            {
+                let msg = format!("Already in call with {peer}");
+                self.display(Severity::Warning, &msg);
+                return Err(ApiError::Failed(msg));
+            }
+        }
         self.start().await?;
         if no_server && !target.contains('@') {
             self.display(
@@ -1083,6 +1125,7 @@ impl Core {
             }
             None => return,
         }
+        let media_timeout_s = self.params.get_i64("mediatimeout").unwrap_or(300);
         let (input, output) = self.open_devices(neg.codec.audio_rate()).await;
         let Some(l) = self.lines.get_mut(n) else {
             return;
@@ -1091,12 +1134,37 @@ impl Core {
             return;
         };
         l.neg = Some(neg.clone());
-        let media = MediaSession::start(
+        let cfg = PipelineConfig {
+            media_timeout: Duration::from_secs(media_timeout_s.max(0) as u64),
+            ..PipelineConfig::default()
+        };
+        let media = MediaSession::start_with_config(
             rtp,
             line_api::muted(&neg, l.mute),
             Box::new(InputAdapter(input)),
             Box::new(OutputAdapter(output)),
+            cfg,
         );
+        if let Some(mut alarms) = media.take_alarms() {
+            let tx = self.cmd_tx.clone();
+            let started = l.started;
+            tokio::spawn(async move {
+                while let Some(alarm) = alarms.recv().await {
+                    if let MediaAlarm::NoMedia { silent_for } = alarm {
+                        if tx
+                            .send(Cmd::NoMedia {
+                                line: n,
+                                started,
+                                silent_for,
+                            })
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
         if let Some(mut events) = media.take_events() {
             let tx = self.cmd_tx.clone();
             let started = l.started;
@@ -1442,12 +1510,38 @@ impl Core {
                 sip_call_id,
                 from_user,
                 from_display,
+                from_uri,
                 remote_addr,
                 sdp,
+                headers,
                 ..
             } => {
-                self.on_incoming(call, sip_call_id, from_user, from_display, remote_addr, sdp)
-                    .await
+                let busy = self
+                    .lines
+                    .iter()
+                    .any(|(_, l)| l.phase == CallPhase::Connected);
+                let decision =
+                    incoming::decide(&self.params, &from_user, &from_uri, &headers, busy);
+                if let incoming::Decision::Reject(code, phrase) = decision {
+                    // Refused before anything rings: no line, only a log entry.
+                    if let Some(sip) = &self.sip {
+                        sip.reject(call, code);
+                    }
+                    self.log(
+                        Severity::Event,
+                        &format!("incoming call from {from_user} refused: {code} {phrase}"),
+                    );
+                    return;
+                }
+                let inc = IncomingCall {
+                    call,
+                    sip_call_id,
+                    from_user,
+                    from_display,
+                    remote_addr,
+                    sdp,
+                };
+                self.on_incoming(inc, decision).await
             }
             SipEvent::Progress {
                 call, code, sdp, ..
@@ -1579,15 +1673,15 @@ impl Core {
         }
     }
 
-    async fn on_incoming(
-        &mut self,
-        call: CallKey,
-        sip_call_id: String,
-        from_user: String,
-        from_display: Option<String>,
-        remote_addr: SocketAddr,
-        sdp: Option<String>,
-    ) {
+    async fn on_incoming(&mut self, inc: IncomingCall, decision: incoming::Decision) {
+        let IncomingCall {
+            call,
+            sip_call_id,
+            from_user,
+            from_display,
+            remote_addr,
+            sdp,
+        } = inc;
         let Some(sip) = self.sip.clone() else { return };
         let rtp = match RtpSocket::bind(self.local_ip, None).await {
             Ok(r) => r,
@@ -1608,17 +1702,27 @@ impl Core {
         line.callid = sip_call_id;
         line.rtp = Some(rtp);
         line.remote_offer = sdp;
+        line.ignored = decision == incoming::Decision::Ignore;
         let Some(n) = self.lines.alloc(line) else {
             // RFC 3261 §21.4.24: every line is busy.
             sip.reject(call, 486);
             return;
         };
+        if decision == incoming::Decision::Ignore {
+            // `autoignore=1`: the caller keeps ringing; nothing is shown until it gives up.
+            self.log(
+                Severity::Event,
+                &format!("incoming call on line {n} ignored"),
+            );
+            sip.ringing(call);
+            return;
+        }
         self.emit_line(n, "CallSetup");
         self.emit_line(n, "Ringing");
         self.emit_general();
         self.call_state(n, "callSetup");
         self.call_state(n, "callRinging");
-        if self.params.get_bool("autoaccept").unwrap_or(false) {
+        if decision == incoming::Decision::AutoAnswer {
             if let Err(e) = self.answer_line(n).await {
                 warn!("auto-answer failed: {e}");
             }

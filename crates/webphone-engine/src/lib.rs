@@ -9,6 +9,7 @@ pub mod params;
 pub mod profile;
 
 mod core;
+pub mod dialing;
 mod echo;
 mod event;
 mod lines;

@@ -27,6 +27,8 @@ async fn pair(dir: &TempDir, alice_extra: &[(&str, String)]) -> (TestPhone, Test
         ("username", "bob".into()),
         ("audiodevicein", dev("b-in.wav")),
         ("audiodeviceout", dev("b-out.wav")),
+        // Two calls to the same peer are allowed here (the default refuses the second).
+        ("disablesamecall", "0".into()),
     ])
     .await;
     (alice, bob, port)

@@ -284,3 +284,59 @@ async fn unanswered_call_is_refused_after_the_ring_timeout_and_talk_time_is_limi
     let cdr_a = alice.callback("onCdr", 10).await;
     assert_eq!(cdr_a[6], Value::from("BYE"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blacklisted_caller_is_declined_and_a_second_call_to_the_same_peer_is_refused() {
+    let port = free_port();
+    let mut alice = TestPhone::new(&[
+        ("username", "alice".into()),
+        ("signalingport", port.to_string()),
+        ("blacklist", "mallory, eve".into()),
+        ("autoaccept", "true".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    let mut mallory = TestPhone::new(&[
+        ("username", "mallory".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    let target = format!("sip:alice@127.0.0.1:{port}");
+    mallory.api("call", &[&target]).await;
+    let cdr = mallory.callback("onCdr", 10).await;
+    assert!(cdr[6].as_str().unwrap().starts_with("603"), "{cdr:?}");
+
+    // A caller not on the list gets through; calling the same peer again is refused.
+    let mut bob = TestPhone::new(&[
+        ("username", "bob".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    bob.api("call", &[&target]).await;
+    bob.call_state("callConnected", 10).await;
+    let again = bob
+        .phone
+        .api("call", vec![target.clone()])
+        .await
+        .unwrap_err();
+    assert_eq!(again.to_string(), "Already in call with alice");
+    bob.api("hangup", &[]).await;
+    bob.callback("onCdr", 10).await;
+    // The blacklisted call never rang at alice: her only call is bob's.
+    alice.callback("onCdr", 10).await;
+    let states: Vec<_> = alice
+        .seen
+        .iter()
+        .filter_map(|e| match e {
+            webphone_engine::Event::Callback { name, args } if name == "onCallStateChange" => {
+                Some(args[2].clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!states.is_empty());
+    assert!(states.iter().all(|p| p == "bob"), "{states:?}");
+}

@@ -72,3 +72,38 @@ fn softphone_calls_sipp_uas_directly() {
     );
     cli.quit();
 }
+
+/// SIPp's uas without RTP echo sends no media at all: with `mediatimeout` 2 s the softphone
+/// ends the call itself (BYE) and says why in the call record.
+#[test]
+fn silent_peer_is_hung_up_after_the_media_timeout() {
+    let _serial = serial();
+    if !require_tools("sipp_uas_silent", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("sipp_uas_silent");
+    let mut uas = Sipp::start(
+        dir.path(),
+        webphone_interop::sipp::Scenario::Builtin("uas"),
+        None,
+        &[],
+    );
+    let (params, _rec) = Params::new()
+        .set("username", "1001")
+        .set("register", "0")
+        .set("transport", "0")
+        .set("mediatimeout", "2")
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    let mark = cli.mark();
+    cli.api_ok(&format!("call {}", uas.uri()));
+    expect_connected(&mut cli);
+    let (cdr, _) = call_record(&mut cli, mark);
+    assert_eq!(cdr.disc_party, 1, "the softphone hung up: {cdr:?}");
+    assert!(
+        cdr.reason.contains("media timeout"),
+        "reason names the media timeout: {cdr:?}"
+    );
+    uas.assert_success(WAIT);
+    cli.quit();
+}
