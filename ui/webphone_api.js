@@ -10,7 +10,8 @@
  *     synchronous cache of the phone state fed by the event stream.
  *   - Transport: how requests reach the engine and how its events come back. A transport is
  *       { name, available(): boolean,
- *         connect(onEvent): Promise<void>,        // onEvent(obj) for each engine event
+ *         connect(onEvent, onReconnect): Promise<void>,  // onEvent(obj) for each engine event;
+ *                                                 // onReconnect() after a lost connection is back
  *         request(fn, args: string[]): Promise<any> }
  *     Engine events are {ev:"onXXX", args:[...]} or {ev:"notification", text:"STATUS,..."}.
  *     The first available one of TRANSPORTS is used: Tauri IPC inside the desktop app, otherwise
@@ -24,12 +25,44 @@
  *     established connection drops, pending requests fail, onDisplay reports it and the
  *     facade reconnects the same way; requests made while disconnected fail at once.
  *
+ * Functions: every function of the API catalog (spec/api.tsv) exists and is described by one
+ * row of FUNCTIONS below (argument forms, whether it waits for the engine start, result type).
+ * Arguments are converted to the strings the engine expects: numbers as their decimal text,
+ * booleans as "true"/"false" (also from "1"/"0"/1/0), lines as "-2" (all; `true` too), "-1"
+ * (current/best), "0" or "N". Optional trailing arguments left out are not sent.
+ *
  * Return values: the engine is reached asynchronously, so every function returns a Promise that
  * resolves to the engine's result (or rejects with an Error carrying the engine's message).
+ * Functions the original answered through a trailing callback (getdevicelist(dev, cb),
+ * getdevice(dev, cb), getvolume(dev, cb), getsipheader(name, cb), getsipmessage(dir, type, cb))
+ * accept the callback AND return the Promise; the callback gets the same value. On an engine
+ * error the Promise rejects; getsipheader/getsipmessage callbacks then receive "ERROR: <message>"
+ * (their documented error form), the others are not called (a device name or volume cannot carry
+ * an error). A function is never sent to the engine.
+ * Functions this engine cannot do (jvoip, devicepopup, screenshare, stopscreenshare, video) are
+ * still sent to the engine, which answers "<fn> is not supported by this engine: <why>"; the
+ * Promise rejects with that message and it is logged (onLog), but not shown to the user
+ * (onDisplay is for user-facing texts; these are integration errors).
+ *
  * The original product returned some values synchronously (isregistered, isincall, getstatus);
  * for code that needs an immediate answer, `webphone_api.state` holds the last known values,
  * kept up to date from the event stream:
- *   webphone_api.state.registered, .incall, .status, .started, .loaded, .startError
+ *   webphone_api.state.registered, .incall, .status, .started, .loaded, .startError,
+ *   .line (active line), .lines ({N: {line, status, peer, displayname, callid, direction}} for
+ *   the lines with a call)
+ * `webphone_api.isstarted` is 1 once the engine started (or start() is under way), else 0; pages
+ * may also set it (the original's multi-page example stores isstarted = 1).
+ *
+ * Parameters at load, applied with setparameter in this order, so a later source wins (lowest
+ * to highest precedence of spec/behaviours.md 2.2): the static `parameters` block below, then
+ * `wp_<name>` cookies, then `wp_<name>` parameters of the page URL (query, percent-decoded).
+ * The engine records them as run-time values; a dedicated engine call that tags the source
+ * (static/cookie/url) would let the engine apply its own precedence model exactly.
+ *
+ * (Re)connect: after the transport connects (page load) or reconnects (the local service came
+ * back), the facade asks the engine for getstatus, getline and getlinedetails to rebuild `state`;
+ * when the engine is already running (a page reload during a call) it sends `start`, which a
+ * running engine answers by re-sending its STATUS notifications (so skins see the call again).
  */
 (function (global) {
   'use strict';
@@ -112,6 +145,7 @@
     var nextId = 1;
     var pending = {};       // id -> {resolve, reject}
     var deliver = null;     // the API layer's onEvent
+    var reconnected = null; // the API layer's onReconnect
     var firstOpen = null;   // resolves connect()
     var retryDelay = 0;
     var failureReported = false;
@@ -177,7 +211,12 @@
         retryDelay = 0;
         if (failureReported) { log('connected to the phone service at ' + url()); }
         failureReported = false;
-        if (firstOpen) { firstOpen.resolve(); firstOpen = null; }
+        if (firstOpen) {
+          firstOpen.resolve();
+          firstOpen = null;
+        } else if (reconnected) {
+          reconnected();
+        }
       };
       s.onmessage = function (e) { if (sock === s) { onFrame(e && e.data); } };
       s.onerror = function () { /* onclose follows and reports */ };
@@ -203,8 +242,9 @@
     return {
       name: 'websocket',
       available: function () { return typeof global.WebSocket === 'function'; },
-      connect: function (onEvent) {
+      connect: function (onEvent, onReconnect) {
         deliver = onEvent;
+        reconnected = onReconnect || null;
         return new Promise(function (resolve) {
           firstOpen = { resolve: resolve };
           open();
@@ -288,19 +328,65 @@
     registered: false,
     incall: false,
     status: '',
+    line: 0,
     startError: null,
     startPromise: null
   };
-  var activeLines = {}; // line -> last call state, from onCallStateChange
+  var lines = {};         // line number -> {line, status, peer, displayname, callid, direction}
+  var userStarted = 0;    // what the page stored in webphone_api.isstarted
 
   var readonlyState = {};
-  ['loaded', 'started', 'registered', 'incall', 'status', 'startError'].forEach(function (k) {
+  ['loaded', 'started', 'registered', 'incall', 'status', 'line', 'startError'].forEach(function (k) {
     Object.defineProperty(readonlyState, k, { enumerable: true, get: function () { return state[k]; } });
   });
+  Object.defineProperty(readonlyState, 'lines', {
+    enumerable: true,
+    get: function () {
+      var copy = {};
+      Object.keys(lines).forEach(function (n) {
+        var l = lines[n];
+        copy[n] = { line: l.line, status: l.status, peer: l.peer, displayname: l.displayname, callid: l.callid, direction: l.direction };
+      });
+      return copy;
+    }
+  });
+
+  // Per-line statustext values (spec/notifications.md 1): a call exists / the call is over.
+  var CALL_STATES = { CallSetup: 1, Setup: 1, InProgress: 1, Routed: 1, Ringing: 1, CallConnect: 1, InCall: 1, Muted: 1, Hold: 1, Speaking: 1, Midcall: 1 };
+  var ENDED_STATES = { CallDisconnect: 1, Finishing: 1, Finished: 1, Deletable: 1, Ready: 1, Init: 1, Unknown: 1, Error: 1 };
+  // General statustext values of a started engine (everything but "Initializing").
+  var RUNNING_STATUS = /^(Ready|Register|Registering|Registered|Register Failed|Accept|Starting Call|Call|Call Initiated|Calling|Ringing|Incoming|In Call|Hangup|Call Finished|Chat)\b/;
+
+  function setLine(n, info) {
+    var key = String(n);
+    var old = lines[key] || { line: n, status: '', peer: '', displayname: '', callid: '', direction: 0 };
+    lines[key] = {
+      line: n,
+      status: info.status !== undefined ? info.status : old.status,
+      peer: info.peer !== undefined ? info.peer : old.peer,
+      displayname: info.displayname !== undefined ? info.displayname : old.displayname,
+      callid: info.callid !== undefined ? info.callid : old.callid,
+      direction: info.direction !== undefined ? info.direction : old.direction
+    };
+    updateIncallFromLines();
+  }
+
+  function dropLine(n) {
+    delete lines[String(n)];
+    updateIncallFromLines();
+  }
 
   function updateIncallFromLines() {
-    state.incall = Object.keys(activeLines).length > 0;
+    state.incall = Object.keys(lines).length > 0;
   }
+
+  function forgetCalls() {
+    lines = {};
+    state.incall = false;
+    state.line = 0;
+  }
+
+  // ---------------------------------------------------------------- argument forms
 
   // "All parameters can be passed as strings": everything goes to the engine as a string.
   function coerce(v) {
@@ -312,20 +398,84 @@
     return String(v);
   }
 
-  function toArgs(list) {
+  function isMissing(v) { return v === undefined || v === null; }
+
+  // One argument by its form: s string, n number, b boolean, l line, i line or Call-ID/peer.
+  // A missing argument (undefined, null) becomes undefined: not sent when trailing, else "".
+  var FORMS = {
+    s: function (v) { return isMissing(v) ? undefined : coerce(v); },
+    n: function (v) {
+      if (isMissing(v)) { return undefined; }
+      if (typeof v === 'boolean') { return v ? '1' : '0'; }
+      return coerce(v).trim();
+    },
+    b: function (v) {
+      if (isMissing(v)) { return undefined; }
+      if (typeof v === 'boolean') { return v ? 'true' : 'false'; }
+      if (typeof v === 'number') { return v !== 0 ? 'true' : 'false'; }
+      var t = coerce(v).trim().toLowerCase();
+      if (t === 'true' || t === '1' || t === 'yes' || t === 'on') { return 'true'; }
+      if (t === 'false' || t === '0' || t === 'no' || t === 'off' || t === '') { return 'false'; }
+      return coerce(v); // the engine explains what it expects
+    },
+    l: function (v) {
+      if (isMissing(v) || v === false) { return undefined; }
+      if (v === true) { return '-2'; } // hangup(true): every line (FAQ)
+      return coerce(v).trim();
+    },
+    i: function (v) { return isMissing(v) ? undefined : coerce(v).trim(); }
+  };
+
+  // Converts an argument list by the forms string ('sl' = string, line); arguments beyond the
+  // documented ones are sent as strings. Trailing missing arguments are not sent.
+  function toArgs(list, forms) {
+    forms = forms || '';
     var out = [];
-    for (var i = 0; i < list.length; i++) { out.push(coerce(list[i])); }
-    // Optional trailing arguments the caller left out are not sent.
-    while (out.length && (list[out.length - 1] === undefined)) { out.pop(); }
+    for (var i = 0; i < list.length; i++) {
+      var form = FORMS[forms.charAt(i)] || FORMS.s;
+      out.push(form(list[i]));
+    }
+    while (out.length && out[out.length - 1] === undefined) { out.pop(); }
+    for (var j = 0; j < out.length; j++) { if (out[j] === undefined) { out[j] = ''; } }
     return out;
   }
+
+  function truthy(v) {
+    if (typeof v === 'string') { var t = v.trim().toLowerCase(); return t === 'true' || t === '1'; }
+    return !!v;
+  }
+
+  // Result forms: b boolean, n number (when numeric), s string.
+  var RESULTS = {
+    b: truthy,
+    n: function (v) {
+      if (typeof v === 'number') { return v; }
+      var t = coerce(v).trim();
+      return /^-?\d+(\.\d+)?$/.test(t) ? Number(t) : v;
+    },
+    s: function (v) { return isMissing(v) ? '' : coerce(v); }
+  };
 
   // ---------------------------------------------------------------- engine events
 
   function onStatusLine(fields) {
     // STATUS,line,statustext,peername,localname,endpointtype,peerdisplayname,callid,online,
     //        registered,incall,...
-    if (fields[1] !== '-1') { return; }
+    var n = parseInt(fields[1], 10);
+    if (n >= 1) {
+      var text = fields[2] || '';
+      if (CALL_STATES[text]) {
+        var info = { status: text, peer: fields[3] || '' };
+        if (fields.length > 5) { info.direction = parseInt(fields[5], 10) || 0; }
+        if (fields.length > 6) { info.displayname = fields[6] || ''; }
+        if (fields.length > 7) { info.callid = (fields[7] || '').replace(/^\[|\]$/g, ''); }
+        setLine(n, info);
+      } else if (ENDED_STATES[text]) {
+        dropLine(n);
+      }
+      return;
+    }
+    if (n !== -1) { return; }
     state.status = fields[2] || '';
     if (fields.length > 10) {
       var reg = parseInt(fields[9], 10);
@@ -333,8 +483,22 @@
       var inc = parseInt(fields[10], 10);
       if (!isNaN(inc)) {
         state.incall = inc > 0;
-        if (!state.incall) { activeLines = {}; }
+        if (!state.incall) { lines = {}; }
       }
+    }
+  }
+
+  // LINEDETAILS,line,state,callid,remoteusername,localusername,type,localaddress,serveraddress,
+  //             mute,hold,remotefullname
+  function onLineDetails(text) {
+    var f = coerce(text).split(',');
+    if (f[0] !== 'LINEDETAILS') { return; }
+    var n = parseInt(f[1], 10);
+    if (!(n >= 1)) { return; }
+    if (CALL_STATES[f[2]]) {
+      setLine(n, { status: f[2], callid: f[3] || '', peer: f[4] || '', direction: parseInt(f[6], 10) || 0, displayname: f.slice(11).join(',') });
+    } else {
+      dropLine(n);
     }
   }
 
@@ -346,14 +510,20 @@
     fire('onEvents', [text]);
   }
 
+  var startedBeforeLoad = false; // the engine reported its start before onLoaded fired
+
   function onEngineStarted() {
     state.starting = false;
     state.startError = null;
     if (state.started) { return; }
+    // onStart comes after onLoaded: the load sequence picks this up (rejoin).
+    if (!state.loaded) { startedBeforeLoad = true; return; }
     state.started = true;
     fire('onStart', []);
     flushQueue();
   }
+
+  var CALL_EVENT_STATUS = { callSetup: 'Setup', callRinging: 'Ringing', callConnected: 'InCall' };
 
   function onEngineEvent(msg) {
     if (!msg || typeof msg.ev !== 'string') { return; }
@@ -371,9 +541,15 @@
         state.registered = false;
         break;
       case 'onCallStateChange':
-        var line = String(args[4] !== undefined ? args[4] : '');
-        if (args[0] === 'callDisconnected') { delete activeLines[line]; } else { activeLines[line] = args[0]; }
-        updateIncallFromLines();
+        var n = parseInt(args[4], 10);
+        if (!isNaN(n)) {
+          if (args[0] === 'callDisconnected') {
+            dropLine(n);
+          } else {
+            setLine(n, { status: CALL_EVENT_STATUS[args[0]] || coerce(args[0]), peer: coerce(args[2]), displayname: coerce(args[3]), direction: parseInt(args[1], 10) || 0 });
+            state.line = n;
+          }
+        }
         break;
       default:
         break;
@@ -429,8 +605,7 @@
 
   // An action: runs now when the engine started, otherwise waits for onStart (starting the
   // engine implicitly, as register()/call() do).
-  function action(fn, argList) {
-    var args = toArgs(argList);
+  function action(fn, args) {
     if (state.started) { return send(fn, args); }
     var p = new Promise(function (resolve, reject) {
       queue.push({ fn: fn, args: args, resolve: resolve, reject: reject });
@@ -441,16 +616,127 @@
   }
 
   // A direct request: parameters and queries work before start.
-  function direct(fn, argList) { return send(fn, toArgs(argList)); }
+  function direct(fn, args) { return send(fn, args); }
+
+  // ---------------------------------------------------------------- the function table
+
+  // Every function of spec/api.tsv except start/stop (below). Columns:
+  //   a: true = an action (waits for onStart and starts the engine implicitly), else direct
+  //   f: argument forms (see FORMS), r: result form (see RESULTS), default: as the engine answers
+  //   cb: the original delivers the result to a trailing callback; 'error' = the callback also
+  //       gets "ERROR: <message>" when the engine fails
+  var FUNCTIONS = {
+    setparameter: { f: 'ss' },
+    getparameter: { f: 's', r: 's' },
+    register: { a: true },
+    registerex: { a: true, f: 's' },
+    unregister: { a: true },
+    call: { a: true, f: 's' },
+    videocall: { a: true, f: 's' },
+    screenshare: { a: true, f: 'ss' },
+    stopscreenshare: { a: true },
+    hangup: { a: true, f: 'l' },
+    accept: { a: true, f: 'l' },
+    reject: { a: true, f: 'l' },
+    ignore: { a: true, f: 'l' },
+    forward: { a: true, f: 's' },
+    hold: { a: true, f: 'bl' },
+    mute: { a: true, f: 'bnl' },
+    mutevideo: { a: true, f: 'bn' },
+    transfer: { a: true, f: 's' },
+    conference: { a: true, f: 'sb' },
+    dtmf: { a: true, f: 'sl' },
+    sendchat: { a: true, f: 'ss' },
+    sendsms: { a: true, f: 'sss' },
+    voicerecord: { a: true, f: 'bs' },
+    checkblf: { a: true, f: 's' },
+    checkpresence: { a: true, f: 's' },
+    setpresencestatus: { a: true, f: 's' },
+    setvideodisplaysize: { f: 'nnn' },
+    devicepopup: {},
+    getdevicelist: { f: 'n', r: 's', cb: true },
+    getdevice: { f: 'n', r: 's', cb: true },
+    setdevice: { f: 'nsn' },
+    getvolume: { f: 'n', r: 'n', cb: true },
+    setvolume: { f: 'nn' },
+    setsipheader: { f: 's' },
+    getsipheader: { f: 's', r: 's', cb: 'error' },
+    getsipmessage: { f: 'nn', r: 's', cb: 'error' },
+    getlinedetails: { f: 'l', r: 's' },
+    getlastcalldetails: { r: 's' },
+    getregfailreason: { r: 's' },
+    setline: { f: 'i' },
+    getline: { r: 'n' },
+    linetocallid: { f: 'l', r: 's' },
+    callidtoline: { f: 's', r: 'n' },
+    isregistered: { r: 'b' },
+    isincall: { r: 'b' },
+    ismuted: { r: 'b' },
+    isonhold: { r: 'b' },
+    isencrypted: { r: 'n' },
+    getenginename: { r: 's' },
+    listcontacts: { f: 'b' },
+    addcontact: { f: 'ssssss' },
+    getcontact: { f: 'ss' },
+    delcontact: { f: 'ss' },
+    getworkdir: { r: 's' },
+    delsettings: { f: 'n' },
+    jvoip: { jvoip: true },
+    getlogs: { r: 's' },
+    getstatus: { r: 's' }
+  };
+
+  // What some answers tell about the phone: kept in `state`.
+  var AFTER = {
+    getstatus: function (v) { state.status = v; },
+    isregistered: function (v) { state.registered = v; },
+    isincall: function (v) { state.incall = v; },
+    getline: function (v) { if (typeof v === 'number') { state.line = v; } },
+    getlinedetails: onLineDetails
+  };
+
+  // jvoip(name, [args]) or the document's unwrapped form jvoip(name, a, b): the engine gets the
+  // name and the arguments as one JSON array.
+  function jvoipArgs(list) {
+    var rest = list.length === 2 && Array.isArray(list[1]) ? list[1] : list.slice(1);
+    return [coerce(list[0]), JSON.stringify(rest.map(function (v) { return isMissing(v) ? null : v; }))];
+  }
+
+  function makeFunction(name, spec) {
+    return function () {
+      var list = Array.prototype.slice.call(arguments);
+      var callback = null;
+      // Callbacks are taken out of the arguments: they never go to the engine.
+      list = list.filter(function (v) {
+        if (typeof v !== 'function') { return true; }
+        if (spec.cb && !callback) { callback = v; } else { log(name + ': ignoring a function argument'); }
+        return false;
+      });
+      var args = spec.jvoip ? jvoipArgs(list) : toArgs(list, spec.f);
+      var p = (spec.a ? action : direct)(name, args).then(function (v) {
+        var value = spec.r ? RESULTS[spec.r](v) : v;
+        if (AFTER[name]) { AFTER[name](value); }
+        if (callback) { setTimeout(function () { callOne(name, callback, [value]); }, 0); }
+        return value;
+      }, function (e) {
+        log(e.message);
+        if (callback && spec.cb === 'error') {
+          var text = 'ERROR: ' + e.message;
+          setTimeout(function () { callOne(name, callback, [text]); }, 0);
+        }
+        throw e;
+      });
+      // With a callback the caller may ignore the Promise: do not report it as unhandled.
+      if (callback) { p.catch(function () {}); }
+      return p;
+    };
+  }
 
   // ---------------------------------------------------------------- the public object
 
   var api = {
     parameters: parameters,
     state: readonlyState,
-
-    setparameter: function (param, value) { return direct('setparameter', [param, value]); },
-    getparameter: function (param) { return direct('getparameter', [param]); },
 
     start: function () { return start(); },
     stop: function () {
@@ -459,35 +745,21 @@
         state.started = false;
         state.starting = false;
         state.registered = false;
-        activeLines = {};
-        state.incall = false;
+        userStarted = 0;
+        forgetCalls();
         return v;
       });
-    },
-
-    register: function () { return action('register', []); },
-    unregister: function () { return action('unregister', []); },
-    call: function (number) { return action('call', [number]); },
-    accept: function (line) { return action('accept', [line]); },
-    reject: function (line) { return action('reject', [line]); },
-    hangup: function (line) { return action('hangup', [line]); },
-    dtmf: function (msg) { return action('dtmf', [msg]); },
-
-    getstatus: function () {
-      return direct('getstatus', []).then(function (v) { state.status = coerce(v); return v; });
-    },
-    isregistered: function () {
-      return direct('isregistered', []).then(function (v) { state.registered = truthy(v); return state.registered; });
-    },
-    isincall: function () {
-      return direct('isincall', []).then(function (v) { state.incall = truthy(v); return state.incall; });
     }
   };
 
-  function truthy(v) {
-    if (typeof v === 'string') { return v === 'true' || v === '1'; }
-    return !!v;
-  }
+  Object.keys(FUNCTIONS).forEach(function (name) { api[name] = makeFunction(name, FUNCTIONS[name]); });
+
+  // The original's multi-page example stores webphone_api.isstarted = 1 after start().
+  Object.defineProperty(api, 'isstarted', {
+    enumerable: true,
+    get: function () { return (state.started || state.starting) ? 1 : (userStarted ? 1 : 0); },
+    set: function (v) { userStarted = truthy(coerce(v)) || v === true ? 1 : 0; }
+  });
 
   CALLBACKS.forEach(function (name) {
     api[name] = function (cb) { addHandler(name, cb); };
@@ -502,11 +774,102 @@
     });
   }
 
-  function applyStaticParameters() {
-    var names = Object.keys(parameters).filter(function (n) { return !FACADE_ONLY[n.toLowerCase()]; });
-    return Promise.all(names.map(function (n) {
-      return send('setparameter', [n, coerce(parameters[n])]).catch(function (e) { log(e.message); });
-    }));
+  function isWpName(key) { return /^wp_./i.test(key); }
+
+  function decode(text) {
+    try { return decodeURIComponent(text); } catch (e) { return text; }
+  }
+
+  // `wp_` parameters of the page URL's query, in their order: [[name, value], ...].
+  function urlParameters() {
+    var loc = global.location;
+    var search = loc && typeof loc.search === 'string' ? loc.search : '';
+    var out = [];
+    search.replace(/^\?/, '').split('&').forEach(function (pair) {
+      if (!pair) { return; }
+      var eq = pair.indexOf('=');
+      var key = eq < 0 ? pair : pair.slice(0, eq);
+      var value = eq < 0 ? '' : pair.slice(eq + 1);
+      try {
+        key = decodeURIComponent(key.replace(/\+/g, ' '));
+        value = decodeURIComponent(value.replace(/\+/g, ' '));
+      } catch (e) {
+        log('ignoring a URL parameter that is not properly encoded: ' + pair.slice(0, 40));
+        return;
+      }
+      if (isWpName(key)) { out.push([key.slice(3), value]); }
+    });
+    return out;
+  }
+
+  // `wp_` cookies of the page: [[name, value], ...].
+  function cookieParameters() {
+    var doc = global.document;
+    var text = '';
+    try { text = doc && typeof doc.cookie === 'string' ? doc.cookie : ''; } catch (e) { text = ''; }
+    var out = [];
+    text.split(';').forEach(function (c) {
+      var eq = c.indexOf('=');
+      if (eq < 0) { return; }
+      var key = decode(c.slice(0, eq).trim());
+      var value = c.slice(eq + 1).trim();
+      if (value.length >= 2 && value.charAt(0) === '"' && value.charAt(value.length - 1) === '"') {
+        value = value.slice(1, -1);
+      }
+      if (isWpName(key)) { out.push([key.slice(3), decode(value)]); }
+    });
+    return out;
+  }
+
+  function staticParameters() {
+    return Object.keys(parameters).map(function (n) { return [n, parameters[n]]; });
+  }
+
+  // Static block, then cookies, then the URL: sent one after the other (so a later source wins
+  // even over a transport that runs requests concurrently). Facade-only names are not sent.
+  function applyParameters() {
+    var list = [];
+    [['static', staticParameters()], ['cookie', cookieParameters()], ['url', urlParameters()]].forEach(function (src) {
+      src[1].forEach(function (p) {
+        if (FACADE_ONLY[p[0].toLowerCase()]) { return; }
+        list.push({ source: src[0], name: p[0], value: coerce(p[1]) });
+      });
+    });
+    return list.reduce(function (chain, p) {
+      return chain.then(function () {
+        return send('setparameter', [p.name, p.value]).catch(function (e) {
+          log(e.message + ' (' + p.source + ' parameter ' + p.name + ')');
+        });
+      });
+    }, Promise.resolve());
+  }
+
+  // Asks the engine what it is doing (after a page load or a reconnect) and rebuilds `state`.
+  // Resolves to true when the engine is already running.
+  function resync() {
+    return send('getstatus', []).then(function (v) {
+      var status = RESULTS.s(v);
+      state.status = status;
+      if (!RUNNING_STATUS.test(status)) { return false; }
+      // Calls may have ended while we were away: the engine's answers (and the STATUS lines it
+      // sends again on `start`) rebuild the list.
+      lines = {};
+      return send('getline', []).then(function (v) {
+        var n = RESULTS.n(v);
+        state.line = typeof n === 'number' ? n : 0;
+        if (!(state.line >= 1)) { return true; }
+        return send('getlinedetails', [String(state.line)]).then(function (d) {
+          onLineDetails(d);
+          return true;
+        });
+      }).catch(function (e) {
+        log('could not read the line state: ' + e.message);
+        return true;
+      });
+    }, function (e) {
+      log('could not read the engine status: ' + e.message);
+      return false;
+    });
   }
 
   function autostart() {
@@ -524,6 +887,30 @@
     });
   }
 
+  // A running engine answers `start` at once and sends its STATUS lines again.
+  function rejoin() {
+    if (state.started) {
+      return send('start', []).catch(function (e) { log('start after a reconnect: ' + e.message); });
+    }
+    return start().catch(function () { /* logged by start() */ });
+  }
+
+  // The local service came back after a lost connection.
+  function onReconnect() {
+    resync().then(function (running) {
+      if (running) { return rejoin(); }
+      if (state.started) {
+        // A new engine process: it starts from scratch.
+        log('the phone engine was restarted');
+        state.started = false;
+        state.starting = false;
+        state.registered = false;
+        forgetCalls();
+      }
+      return autostart();
+    }).catch(function (e) { log('reconnect: ' + (e && e.message ? e.message : String(e))); });
+  }
+
   function load() {
     for (var i = 0; i < TRANSPORTS.length && !transport; i++) {
       if (TRANSPORTS[i].available()) { transport = TRANSPORTS[i]; }
@@ -537,11 +924,13 @@
       });
       return;
     }
-    connected = transport.connect(onEngineEvent);
-    connected.then(domReady).then(applyStaticParameters).then(function () {
+    connected = transport.connect(onEngineEvent, onReconnect);
+    var running = false;
+    connected.then(domReady).then(applyParameters).then(resync).then(function (r) {
+      running = r || startedBeforeLoad;
       state.loaded = true;
       fire('onLoaded', []);
-      return autostart();
+      return running ? rejoin() : autostart();
     }).catch(function (e) {
       log('load failed: ' + (e && e.message ? e.message : String(e)));
     });

@@ -18,10 +18,12 @@ use tauri::{Emitter, Manager, RunEvent};
 use tokio::sync::broadcast::{self, error::RecvError};
 use webphone_engine::{Event, Phone, PhoneOptions};
 
-use options::{arg_to_string, StartupOptions, USAGE};
+use options::{arg_to_string, page_path, StartupOptions, USAGE};
 
 /// Name of the Tauri event that carries the engine's event stream to the webview.
 const EVENT_CHANNEL: &str = "webphone";
+/// Label of the main window (the capability file grants the engine's command to it).
+const MAIN_WINDOW: &str = "main";
 /// How long shutdown waits for `stop` (unregister, hang up) before giving up.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -123,6 +125,13 @@ fn main() {
     for arg in &opts.ignored {
         tracing::warn!(%arg, "ignoring unrecognised argument");
     }
+    let page = match page_path(opts.page.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("webphone-desktop: {e}");
+            std::process::exit(2);
+        }
+    };
     let StartupOptions {
         params, work_dir, ..
     } = opts;
@@ -145,6 +154,19 @@ fn main() {
             // Subscribe now, before the page exists, so no event of the session is missed.
             tauri::async_runtime::spawn(forward_events(handle.clone(), phone.subscribe()));
             tauri::async_runtime::spawn(exit_on_signal(handle));
+            // The main window is described in tauri.conf.json (`create: false`) and opened here
+            // with the page chosen by `--page`.
+            let mut window = app
+                .config()
+                .app
+                .windows
+                .iter()
+                .find(|w| w.label == MAIN_WINDOW)
+                .cloned()
+                .ok_or("tauri.conf.json has no main window")?;
+            window.url = tauri::WebviewUrl::App(page.clone().into());
+            tracing::info!(%page, "opening the main window");
+            tauri::WebviewWindowBuilder::from_config(app.handle(), &window)?.build()?;
             Ok(())
         })
         .build(tauri::generate_context!())

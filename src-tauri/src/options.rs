@@ -7,6 +7,9 @@
 //!
 //! `--work-dir DIR` (or `WEBPHONE_WORK_DIR`) replaces the profile directory, which is handy for
 //! tests that must not touch the user's profile.
+//!
+//! `--page NAME` chooses the page the window opens: `softphone` (the default, the softphone
+//! skin), `minimal` (the minimal sample page) or a path inside the bundled frontend.
 
 use std::path::PathBuf;
 
@@ -15,6 +18,8 @@ use std::path::PathBuf;
 pub struct StartupOptions {
     pub params: Vec<(String, String)>,
     pub work_dir: Option<PathBuf>,
+    /// `--page` as given (see [`page_path`]).
+    pub page: Option<String>,
     pub help: bool,
     /// Arguments we did not understand; reported, never fatal (WebDriver and desktop launchers
     /// may add their own).
@@ -27,6 +32,9 @@ Usage: webphone-desktop [OPTIONS]
 Options:
   -p, --param NAME=VALUE   set an engine parameter at start (repeatable)
       --work-dir DIR       profile directory (default: the platform's app data directory)
+      --page PAGE          page to open: softphone (default, the softphone skin), minimal
+                           (the minimal sample) or a path in the bundled frontend
+                           (e.g. skins/softphone/softphone.html?wp_language=de)
   -h, --help               print this help
 
 Environment:
@@ -86,6 +94,15 @@ impl StartupOptions {
             } else if let Some(v) = arg.strip_prefix("--work-dir=") {
                 opts.work_dir = Some(PathBuf::from(v));
                 continue;
+            } else if arg == "--page" {
+                match it.next() {
+                    Some(v) => opts.page = Some(v),
+                    None => opts.ignored.push(arg),
+                }
+                continue;
+            } else if let Some(v) = arg.strip_prefix("--page=") {
+                opts.page = Some(v.to_string());
+                continue;
             } else if arg == "--" {
                 // `cargo run -p webphone-desktop -- -- -p ...` style wrappers pass it through.
                 continue;
@@ -103,6 +120,34 @@ impl StartupOptions {
         }
         opts
     }
+}
+
+/// The page the window opens by default: the softphone skin.
+pub const DEFAULT_PAGE: &str = "skins/softphone/softphone.html";
+/// The minimal sample page (`--page minimal`).
+pub const MINIMAL_PAGE: &str = "ui/samples/minimal/index.html";
+
+/// The frontend path for a `--page` value: a short name (`softphone`, `minimal`) or a relative
+/// path inside the bundled frontend (query allowed). Absolute paths, URLs and `..` are refused.
+pub fn page_path(page: Option<&str>) -> Result<String, String> {
+    let Some(p) = page.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(DEFAULT_PAGE.to_string());
+    };
+    match p.to_ascii_lowercase().as_str() {
+        "softphone" => return Ok(DEFAULT_PAGE.to_string()),
+        "minimal" => return Ok(MINIMAL_PAGE.to_string()),
+        _ => {}
+    }
+    let path_part = p.split(['?', '#']).next().unwrap_or("");
+    if path_part.starts_with(['/', '\\'])
+        || path_part.contains(':')
+        || path_part.split(['/', '\\']).any(|seg| seg == "..")
+    {
+        return Err(format!(
+            "--page {p}: expected softphone, minimal or a relative path inside the app's frontend"
+        ));
+    }
+    Ok(p.to_string())
 }
 
 /// Converts one JavaScript argument to the string the engine expects: "all parameters can be
@@ -179,6 +224,36 @@ mod tests {
         let o = StartupOptions::parse(s(&[]), Some(""), Some("/env/w"));
         assert_eq!(o.work_dir, Some(PathBuf::from("/env/w")));
         assert!(o.params.is_empty());
+    }
+
+    #[test]
+    fn page_names_and_paths() {
+        let o = StartupOptions::parse(s(&["--page", "minimal"]), None, None);
+        assert_eq!(o.page.as_deref(), Some("minimal"));
+        let o = StartupOptions::parse(s(&["--page=softphone"]), None, None);
+        assert_eq!(o.page.as_deref(), Some("softphone"));
+        assert!(StartupOptions::parse(s(&["--page"]), None, None).ignored == s(&["--page"]));
+        assert_eq!(page_path(None).unwrap(), DEFAULT_PAGE);
+        assert_eq!(page_path(Some(" ")).unwrap(), DEFAULT_PAGE);
+        assert_eq!(page_path(Some("Minimal")).unwrap(), MINIMAL_PAGE);
+        assert_eq!(page_path(Some("softphone")).unwrap(), DEFAULT_PAGE);
+        assert_eq!(
+            page_path(Some("skins/softphone/softphone.html?wp_language=de")).unwrap(),
+            "skins/softphone/softphone.html?wp_language=de"
+        );
+        assert!(page_path(Some(
+            "ui/samples/minimal/index.html?wp_serveraddress=sip:a@b"
+        ))
+        .is_ok());
+        for bad in [
+            "/etc/passwd",
+            "../x.html",
+            "ui/../../x",
+            "https://example.org/",
+            "data:text/html,x",
+        ] {
+            assert!(page_path(Some(bad)).is_err(), "{bad} refused");
+        }
     }
 
     #[test]
