@@ -100,6 +100,13 @@ struct Line {
     neg: Option<Negotiated>,
     /// Our offer's preferences (codecs, SDES keys): the answer is checked against them.
     offer: Option<MediaOffer>,
+    /// Our SDP session id and its last version (RFC 3264 §8: a new offer raises the version).
+    sdp_origin: u64,
+    sdp_ver: u64,
+    /// STATUS hold code: 0 none, 2 we hold, 3 the peer holds us, 4 both.
+    hold: u8,
+    /// A hold (true) or resume (false) re-INVITE of ours awaiting its answer.
+    hold_pending: Option<bool>,
     /// Local mute: bit 1 = playback (API direction 1), bit 2 = microphone (direction 2).
     mute: u8,
     /// `ignore()`d: the caller is left ringing, nothing is shown or played.
@@ -125,6 +132,10 @@ impl Line {
             dtmf_after_connect: None,
             neg: None,
             offer: None,
+            sdp_origin: rand::random::<u32>() as u64,
+            sdp_ver: 1,
+            hold: 0,
+            hold_pending: None,
             mute: 0,
             ignored: false,
         }
@@ -507,6 +518,7 @@ impl Core {
         st.endpointtype = l.direction as u8;
         st.callid = l.callid.clone();
         st.mute = if l.mute != 0 { 2 } else { 0 };
+        st.hold = l.hold;
         st.encrypted = if l.neg.as_ref().is_some_and(Negotiated::is_encrypted) {
             2
         } else {
@@ -614,6 +626,9 @@ impl Core {
                 if outcome.name == "loglevel" {
                     if let Some(sip) = &self.sip {
                         sip.set_trace(self.loglevel() >= 5);
+                        sip.set_allow_redirect(
+                            self.params.get_i64("allowcallredirect").unwrap_or(1) != 0,
+                        );
                     }
                 }
                 if outcome.name == "profile" && outcome.changed {
@@ -758,6 +773,7 @@ impl Core {
         };
         info!(local = %sip.local_addr(), "SIP stack started");
         sip.set_trace(self.loglevel() >= 5);
+        sip.set_allow_redirect(self.params.get_i64("allowcallredirect").unwrap_or(1) != 0);
         self.sip = Some(sip);
         self.sip_rx = Some(rx);
         self.reg = RegState::None;
@@ -917,12 +933,8 @@ impl Core {
             .map_err(|e| ApiError::Failed(format!("cannot open an RTP port: {e}")))?;
         let prefs = self.media_prefs();
         self.sdp_version += 1;
-        let offer = sdp::create_offer(
-            rand::random::<u32>() as u64,
-            self.sdp_version,
-            rtp.local_addr(),
-            &prefs,
-        );
+        let origin = rand::random::<u32>() as u64;
+        let offer = sdp::create_offer(origin, self.sdp_version, rtp.local_addr(), &prefs);
         let Some(sip) = &self.sip else {
             return Err(ApiError::Failed("engine not started".into()));
         };
@@ -950,6 +962,8 @@ impl Core {
         line.callid = callid;
         line.rtp = Some(rtp);
         line.offer = Some(prefs);
+        line.sdp_origin = origin;
+        line.sdp_ver = self.sdp_version;
         line.dtmf_after_connect = dtmf;
         let Some(n) = self.lines.alloc(line) else {
             sip.hangup(key);
@@ -1246,8 +1260,12 @@ impl Core {
         };
         match l.remote_offer.clone() {
             Some(offer) => {
-                match sdp::answer_offer(&offer, rand::random::<u32>() as u64, local, &prefs) {
+                let (origin, ver) = (l.sdp_origin, l.sdp_ver);
+                match sdp::answer_offer_with_version(&offer, origin, ver, local, &prefs) {
                     Ok((answer, neg)) => {
+                        if let Some(l) = self.lines.get_mut(n) {
+                            l.offer = Some(prefs.clone());
+                        }
                         sip.answer(key, answer);
                         self.start_media(n, neg).await;
                         self.connected(n);
@@ -1267,7 +1285,7 @@ impl Core {
             }
             None => {
                 // No offer in the INVITE: ours goes in the 200 OK, the answer comes in the ACK.
-                let offer = sdp::create_offer(rand::random::<u32>() as u64, version, local, &prefs);
+                let offer = sdp::create_offer(l.sdp_origin, version, local, &prefs);
                 sip.answer(key, offer);
                 if let Some(l) = self.lines.get_mut(n) {
                     l.offer = Some(prefs);
@@ -1622,11 +1640,35 @@ impl Core {
             }
             // webphone-sip session events (issue 3): not used by the engine yet; the SIP
             // layer answers re-offers on its own after SipUa::REOFFER_ANSWER_TIMEOUT.
-            other @ (SipEvent::Reoffer { .. }
-            | SipEvent::Reanswered { .. }
-            | SipEvent::ReofferFailed { .. }
-            | SipEvent::Redirected { .. }) => {
-                debug!(event = ?other, "SIP session event not handled by the engine");
+            SipEvent::Reoffer { call, sdp } => {
+                if let Some(n) = self.line_of(call) {
+                    self.on_reoffer(n, call, &sdp);
+                }
+            }
+            SipEvent::Reanswered { call, sdp } => {
+                if let Some(n) = self.line_of(call) {
+                    self.on_reanswer(n, sdp.as_deref());
+                }
+            }
+            SipEvent::ReofferFailed { call, code, reason } => {
+                if let Some(l) = self.line_of(call).and_then(|n| self.lines.get_mut(n)) {
+                    l.hold_pending = None;
+                }
+                self.display(
+                    Severity::Warning,
+                    &format!("The call could not be changed: {code} {reason}"),
+                );
+            }
+            SipEvent::Redirected { call, code, target } => {
+                if let Some(n) = self.line_of(call) {
+                    self.log(
+                        Severity::Event,
+                        &format!("line {n}: redirected ({code}) to {target}"),
+                    );
+                    if let Some(l) = self.lines.get_mut(n) {
+                        l.peername = user_of(&target);
+                    }
+                }
             }
         }
     }

@@ -163,7 +163,6 @@ async fn diagnostics_and_unsupported_functions_answer_clearly() {
     for (f, want) in [
         ("jvoip", "not supported"),
         ("screenshare", "not supported"),
-        ("hold", "not available"),
         ("transfer", "not implemented"),
     ] {
         let e = p.phone.api(f, vec!["x".into()]).await.unwrap_err();
@@ -171,6 +170,8 @@ async fn diagnostics_and_unsupported_functions_answer_clearly() {
     }
     for bad in [
         vec!["mute", "maybe"],
+        vec!["hold", "x"],
+        vec!["hold", "true"],
         vec!["mute", "true", "7"],
         vec!["getdevice", "9"],
         vec!["setline"],
@@ -264,4 +265,52 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_resume_reach_the_peer_and_silence_the_held_call() {
+    let dir = TempDir::new("hold");
+    let (mut alice, mut bob, port) = pair(&dir, &[]).await;
+    bob.api("call", &[&format!("sip:alice@127.0.0.1:{port}")])
+        .await;
+    bob.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    bob.api("hold", &["true"]).await;
+    // Both sides report the hold: bob holds (2), alice is held by the other party (3).
+    let hold_code = |who: &'static str, code: &'static str| {
+        move |s: &str| {
+            s.starts_with(&format!("STATUS,1,Hold,{who},")) && s.split(',').nth(12) == Some(code)
+        }
+    };
+    bob.notification(hold_code("alice", "2"), 5).await;
+    alice.notification(hold_code("bob", "3"), 5).await;
+    assert_eq!(bob.api("isonhold", &[]).await, Value::from(true));
+    assert_eq!(alice.api("isonhold", &[]).await, Value::from(false));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bob.api("hold", &["false"]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(bob.api("isonhold", &[]).await, Value::from(false));
+    bob.api("hangup", &[]).await;
+    bob.callback("onCdr", 10).await;
+    alice.callback("onCdr", 10).await;
+    alice.api("stop", &[]).await;
+    bob.api("stop", &[]).await;
+
+    // alice's recording: bob's tone, then a silent stretch while held, then the tone again.
+    let (x, rate) = read_wav(&dir.file("a-out.wav"));
+    let r = rate as usize;
+    let windows: Vec<f64> = x.chunks(r / 4).map(|w| goertzel(w, rate, 440.0)).collect();
+    let loud = |v: &f64| *v > 0.02;
+    let first = windows.iter().position(loud).expect("tone before hold");
+    let gap = windows[first..]
+        .iter()
+        .position(|v| *v < 0.0005)
+        .expect("silence while held")
+        + first;
+    assert!(
+        windows[gap..].iter().any(loud),
+        "tone after resume: {windows:?}"
+    );
 }

@@ -6,8 +6,24 @@ use serde_json::Value;
 
 use webphone_media::{Direction as MediaDirection, Negotiated};
 
-use super::{arg, bad, CallPhase, Core, LineSel, Severity, MUTE_IN, MUTE_OUT, SETLINE_HOLD};
+use super::{
+    arg, bad, sdp, CallPhase, Core, LineSel, Peer, Severity, MUTE_IN, MUTE_OUT, SETLINE_HOLD,
+};
 use crate::phone::ApiError;
+
+/// STATUS hold codes (notifications §1): we hold, the peer holds us, both.
+pub(super) const HOLD_LOCAL: u8 = 2;
+pub(super) const HOLD_REMOTE: u8 = 3;
+pub(super) const HOLD_BOTH: u8 = 4;
+
+fn hold_code(local: bool, remote: bool) -> u8 {
+    match (local, remote) {
+        (false, false) => 0,
+        (true, false) => HOLD_LOCAL,
+        (false, true) => HOLD_REMOTE,
+        (true, true) => HOLD_BOTH,
+    }
+}
 
 /// Our media direction with local mute applied: a muted microphone stops sending, muted
 /// playback stops playing (RFC 3264 §5.1 directions, applied locally).
@@ -129,12 +145,13 @@ impl Core {
                     .is_some_and(|l| l.mute != 0),
             )),
             "mute" => self.mute_api(args),
-            // Hold needs a re-INVITE with a changed SDP direction (RFC 3264 §8.4), which the
-            // SIP layer does not offer yet; say so rather than pretend.
-            "hold" => Err(ApiError::Failed(
-                "hold is not available yet in this engine".into(),
+            "hold" => self.hold_api(args),
+            "isonhold" => Ok(Value::from(
+                self.lines
+                    .active()
+                    .and_then(|n| self.lines.get(n))
+                    .is_some_and(|l| l.hold == HOLD_LOCAL || l.hold == HOLD_BOTH),
             )),
-            "isonhold" => Ok(Value::from(false)),
             // -1 without a call, 2 when the current call's media is SRTP, else 0.
             "isencrypted" => Ok(Value::from(
                 match self.lines.active().and_then(|n| self.lines.get(n)) {
@@ -251,6 +268,157 @@ impl Core {
         self.set_profile(profile);
     }
 
+    /// `hold(state)`: a re-INVITE with our media direction per `holdtype` (RFC 3264 §8.4:
+    /// sendonly, recvonly or inactive), or back to sendrecv; the line changes when the answer
+    /// arrives.
+    fn hold_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let state = bool_arg(args, 0, "usage: hold(state): true to hold, false to resume")?;
+        let holdtype = self.params.get_i64("holdtype").unwrap_or(-1);
+        let dir = match (state, holdtype) {
+            (false, _) => MediaDirection::SendRecv,
+            (true, -1 | 2) => MediaDirection::SendOnly,
+            (true, 3) => MediaDirection::RecvOnly,
+            (true, 4) => MediaDirection::Inactive,
+            (true, -2 | 0 | 1) => {
+                return Err(ApiError::Failed(format!(
+                    "hold is switched off (holdtype {holdtype})"
+                )))
+            }
+            (true, other) => return Err(bad(format!("invalid holdtype {other}"))),
+        };
+        let sel = self.default_sel(arg(args, 1))?;
+        let lines = self.lines.select(sel);
+        let Some(sip) = self.sip.clone() else {
+            return Err(ApiError::Failed("engine not started".into()));
+        };
+        let mut done = 0;
+        for n in lines {
+            let Some(l) = self.lines.get_mut(n) else {
+                continue;
+            };
+            let Peer::Sip(call) = l.peer else { continue };
+            let (CallPhase::Connected, Some(media), Some(prefs)) = (l.phase, &l.media, &l.offer)
+            else {
+                continue;
+            };
+            let already = l.hold == HOLD_LOCAL || l.hold == HOLD_BOTH;
+            if already == state && l.hold_pending.is_none() {
+                done += 1;
+                continue;
+            }
+            l.sdp_ver += 1;
+            let offer = prefs.clone().with_direction(dir);
+            let text = sdp::create_offer(l.sdp_origin, l.sdp_ver, media.local_addr(), &offer);
+            l.offer = Some(offer);
+            l.hold_pending = Some(state);
+            sip.reinvite(call, text)
+                .map_err(|e| ApiError::Failed(format!("hold: {e}")))?;
+            done += 1;
+        }
+        if done == 0 {
+            return Err(ApiError::Failed("no connected call to hold".into()));
+        }
+        Ok(Value::Null)
+    }
+
+    /// The answer to our re-INVITE: new media parameters and, for hold/resume, the new state.
+    pub(super) fn on_reanswer(&mut self, n: usize, sdp: Option<&str>) {
+        let Some(l) = self.lines.get_mut(n) else {
+            return;
+        };
+        let pending = l.hold_pending.take();
+        if let (Some(answer), Some(prefs)) = (sdp, l.offer.as_ref()) {
+            match sdp::apply_answer(answer, prefs) {
+                Ok(neg) => {
+                    l.neg = Some(neg);
+                }
+                Err(e) => {
+                    let msg = format!("unusable answer to our re-INVITE: {e}");
+                    self.log(Severity::Warning, &msg);
+                    return;
+                }
+            }
+        }
+        let Some(l) = self.lines.get_mut(n) else {
+            return;
+        };
+        if let Some(hold) = pending {
+            let remote = l.hold == HOLD_REMOTE || l.hold == HOLD_BOTH;
+            l.hold = hold_code(hold, remote);
+        }
+        self.apply_media(n);
+        let text = self.hold_text(n);
+        self.emit_line(n, text);
+    }
+
+    /// A re-INVITE or UPDATE with an offer from the peer (e.g. it puts us on hold): answer
+    /// from our preferences and follow its direction (RFC 3264 §8).
+    pub(super) fn on_reoffer(&mut self, n: usize, call: webphone_sip::CallKey, offer: &str) {
+        let fallback = self.media_prefs();
+        let Some(sip) = self.sip.clone() else { return };
+        let Some(l) = self.lines.get_mut(n) else {
+            return;
+        };
+        let Some(local) = l.media.as_ref().map(|m| m.local_addr()) else {
+            // No media yet (an early re-offer): let the SIP layer's fallback answer it.
+            return;
+        };
+        // Our own preferred direction stays sendrecv: the answer mirrors the offer.
+        let prefs = l
+            .offer
+            .clone()
+            .unwrap_or(fallback)
+            .with_direction(MediaDirection::SendRecv);
+        l.sdp_ver += 1;
+        match sdp::answer_offer_with_version(offer, l.sdp_origin, l.sdp_ver, local, &prefs) {
+            Ok((answer, neg)) => {
+                let peer_holds = matches!(
+                    neg.direction,
+                    MediaDirection::RecvOnly | MediaDirection::Inactive
+                );
+                let local_hold = l.hold == HOLD_LOCAL || l.hold == HOLD_BOTH;
+                l.hold = match (local_hold, peer_holds) {
+                    (false, false) => 0,
+                    (true, false) => HOLD_LOCAL,
+                    (false, true) => HOLD_REMOTE,
+                    (true, true) => HOLD_BOTH,
+                };
+                l.neg = Some(neg);
+                sip.answer_reoffer(call, answer);
+                self.apply_media(n);
+                let text = self.hold_text(n);
+                self.emit_line(n, text);
+            }
+            Err(e) => {
+                // RFC 3261 §14.2: an offer we cannot accept gets 488; the call goes on.
+                sip.answer_reoffer(call, String::new());
+                self.log(Severity::Warning, &format!("re-offer refused: {e}"));
+            }
+        }
+    }
+
+    /// Pushes the line's negotiated media, with local mute and hold applied, to its session.
+    fn apply_media(&mut self, n: usize) {
+        let Some(l) = self.lines.get(n) else { return };
+        if let (Some(m), Some(neg)) = (&l.media, &l.neg) {
+            let mut effective = muted(neg, l.mute);
+            if l.hold == HOLD_LOCAL || l.hold == HOLD_BOTH {
+                // While we hold, nothing of ours goes out and nothing is played, whatever the
+                // signalled direction (no microphone audio reaches a held party).
+                effective.direction = MediaDirection::Inactive;
+            }
+            m.update(effective);
+        }
+    }
+
+    fn hold_text(&self, n: usize) -> &'static str {
+        match self.lines.get(n) {
+            Some(l) if l.hold != 0 => "Hold",
+            Some(l) if l.mute != 0 => "Muted",
+            _ => "InCall",
+        }
+    }
+
     fn setline_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
         let a = arg(args, 0).unwrap_or("").trim();
         if a.is_empty() {
@@ -309,10 +477,8 @@ impl Core {
                 continue;
             };
             l.mute = if state { l.mute | bits } else { l.mute & !bits };
-            if let (Some(m), Some(neg)) = (&l.media, &l.neg) {
-                m.update(muted(neg, l.mute));
-            }
-            let text = if l.mute != 0 { "Muted" } else { "InCall" };
+            self.apply_media(n);
+            let text = self.hold_text(n);
             self.emit_line(n, text);
         }
         Ok(Value::Null)

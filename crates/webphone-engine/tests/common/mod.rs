@@ -164,6 +164,35 @@ impl TestPhone {
         }
     }
 
+    /// Waits for a notification string that `pred` accepts and returns it.
+    pub async fn notification(&mut self, pred: impl Fn(&str) -> bool, secs: u64) -> String {
+        if let Some(t) = self.seen.iter().find_map(|e| match e {
+            Event::Notification(t) if pred(t) => Some(t.clone()),
+            _ => None,
+        }) {
+            return t;
+        }
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.events.recv()).await {
+                Ok(Ok(ev)) => {
+                    self.seen.push(ev.clone());
+                    if let Event::Notification(t) = ev {
+                        if pred(&t) {
+                            return t;
+                        }
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                _ => panic!(
+                    "no matching notification within {secs} s; seen: {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
     /// Waits for a callState callback with this event name.
     pub async fn call_state(&mut self, state: &str, secs: u64) -> Vec<Value> {
         loop {
