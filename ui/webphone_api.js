@@ -55,7 +55,8 @@
  *
  * Parameters at load, applied with setparameter in this order, so a later source wins (lowest
  * to highest precedence of spec/behaviours.md 2.2): the static `parameters` block below, then
- * `wp_<name>` cookies, then `wp_<name>` parameters of the page URL (query, percent-decoded).
+ * `wp_<name>` cookies, then `wp_<name>` parameters of the page URL (query, percent-decoded;
+ * user-interface parameters such as wp_language stay with the page, see URL_UI_ONLY).
  * The engine records them as run-time values; a dedicated engine call that tags the source
  * (static/cookie/url) would let the engine apply its own precedence model exactly.
  *
@@ -75,6 +76,25 @@
 
   // Keys of `parameters` that configure this file and are not engine parameters.
   var FACADE_ONLY = { serviceport: true };
+  // User-interface parameters (scope "ui" in spec/parameters.tsv, plus the softphone skin's
+  // brandname and extraoption). Skins read them from the page
+  // URL themselves, so `wp_` URL parameters of this kind are not forwarded: setparameter would
+  // store them in the profile and a one-time link (e.g. ?wp_language=fr) would change every
+  // later session. (Cookies and the static block forward them: those are meant to persist.)
+  var URL_UI_ONLY = {};
+  (
+    'companyname logo colortheme language featureset showserverinput useloginpage haveloginpage ' +
+    'chatsms showincomingchatas callparknumber hasringcounter hasfiletransfer displaynotification ' +
+    'displayvolumecontrols displayaudiodevice displayvideodevice displaypeerdetails ' +
+    'savetocontacts messagepopup showtoasts incomingcallpopup hasincomingcallpopup ' +
+    'hasincomingcall callnot_title callnot_body callnot_icon callnot_image closecall_timeout ' +
+    'header footer version showsynccontactsmenu defcontacts disableoptions logsendto multilinegui ' +
+    'advertisement supportmail supporturi forgotpasswordurl homepage accounturi helpurl ' +
+    'licenseurl extramenuurl extramenutxt logform_action logform_filename sendchat to bgcolor ' +
+    'buttoncolor buttonhover tabselectedcolor fontcheme fontcwhite fontfamily float_button ' +
+    'float_distance_from_top float_distance_from_left float_distance_from_bottom ' +
+    'float_distance_from_right call_button_color brandname extraoption'
+  ).split(' ').forEach(function (n) { URL_UI_ONLY[n] = true; });
   // Default port of `webphone-cli --serve` (the same default as the CLI's).
   var DEFAULT_SERVICE_PORT = 18520;
 
@@ -831,7 +851,9 @@
     var list = [];
     [['static', staticParameters()], ['cookie', cookieParameters()], ['url', urlParameters()]].forEach(function (src) {
       src[1].forEach(function (p) {
-        if (FACADE_ONLY[p[0].toLowerCase()]) { return; }
+        var key = p[0].toLowerCase();
+        if (FACADE_ONLY[key]) { return; }
+        if (src[0] === 'url' && URL_UI_ONLY[key]) { return; }
         list.push({ source: src[0], name: p[0], value: coerce(p[1]) });
       });
     });

@@ -3,18 +3,19 @@
 #
 #   tests/e2e-desktop/run.sh
 #
-# 1. runs the webphone_api.js unit tests (node, no display),
+# 1. runs the webphone_api.js unit tests (node, no display: facade.test.mjs and
+#    ui/test/api_table.test.mjs),
 # 2. builds the app and webphone-cli (debug) unless E2E_APP points at a binary,
 # 3. installs tauri-driver 2.1.0 into target/tools and selenium-webdriver into node_modules if
 #    they are missing,
 # 4. under Xvfb (xvfb-run -a) starts tauri-driver on free ports with WebKitWebDriver and runs
-#    smoke.mjs, which drives the app and writes screenshots to target/e2e-desktop/.
+#    smoke.mjs, which drives the app's default page (the softphone skin, then `--page minimal`)
+#    and writes screenshots to target/e2e-desktop/.
 # It stops exactly the processes it started (by pid). Without Xvfb or WebKitWebDriver it skips
 # loudly, unless CI=true, where that is a failure.
 #
 # Environment: E2E_APP (prebuilt binary), E2E_CLI (webphone-cli, the caller of the incoming-call
-# step; built with the app when E2E_APP is not given), E2E_REQUIRE_ENGINE=1 (fail instead of skipping the
-# engine-dependent steps while the engine is a stub), CARGO (cargo command).
+# step; built with the app when E2E_APP is not given), CARGO (cargo command).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -105,7 +106,7 @@ mkdir -p "$OUT"
 
 command -v node >/dev/null 2>&1 || unavailable "node is not installed"
 say "unit tests of ui/webphone_api.js"
-node --test "$HERE/facade.test.mjs"
+node --test "$HERE/facade.test.mjs" "$ROOT/ui/test/api_table.test.mjs"
 
 command -v xvfb-run >/dev/null 2>&1 || unavailable "xvfb-run (package xvfb) is not installed"
 [ -f "$NATIVE_DRIVER" ] && [ -x "$NATIVE_DRIVER" ] || unavailable "WebKitWebDriver (package webkit2gtk-driver) is not installed"

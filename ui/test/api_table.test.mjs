@@ -285,8 +285,8 @@ test('wp_ cookies and URL parameters follow the static block, in precedence orde
   const page = tauriPage(upEngine(), {
     staticParameters: { serveraddress: 'static.example', username: 'static', serviceport: 1234, loglevel: 1 },
     win: {
-      location: { search: '?x=1&wp_username=url%20user&WP_Password=p%26w%3D1+x&wp_serviceport=18520&wp_callto=%2B36%201&bad=%E0%A4%A&wp_=no' },
-      document: { readyState: 'complete', cookie: 'session=abc; wp_username=cookie; wp_displayname=%C3%89va%20K; wp_codec="opus,pcmu"; WP_LOGLEVEL=5' },
+      location: { search: '?x=1&wp_username=url%20user&WP_Password=p%26w%3D1+x&wp_serviceport=18520&wp_language=fr&wp_callto=%2B36%201&bad=%E0%A4%A&wp_=no&wp_BrandName=X' },
+      document: { readyState: 'complete', cookie: 'session=abc; wp_username=cookie; wp_displayname=%C3%89va%20K; wp_codec="opus,pcmu"; WP_LOGLEVEL=5; wp_colortheme=3' },
     },
   });
   const { api, requests } = page;
@@ -296,8 +296,9 @@ test('wp_ cookies and URL parameters follow the static block, in precedence orde
     // static block first (serviceport is the facade's own setting)
     ['serveraddress', 'static.example'], ['username', 'static'], ['loglevel', '1'],
     // then the wp_ cookies, percent-decoded, quotes removed
-    ['username', 'cookie'], ['displayname', 'Éva K'], ['codec', 'opus,pcmu'], ['LOGLEVEL', '5'],
-    // then the URL (decodeURIComponent, '+' as space)
+    ['username', 'cookie'], ['displayname', 'Éva K'], ['codec', 'opus,pcmu'], ['LOGLEVEL', '5'], ['colortheme', '3'],
+    // then the URL (decodeURIComponent, '+' as space); UI parameters (language, brandname) stay
+    // with the page, which reads them itself
     ['username', 'url user'], ['Password', 'p&w=1 x'], ['callto', '+36 1'],
   ]);
   // One after the other, before onLoaded: every setparameter precedes getstatus.
