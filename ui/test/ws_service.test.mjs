@@ -143,3 +143,53 @@ test('the facade reconnects when the service comes back on the same port', { ski
     page.close();
   }
 });
+
+test('a page loaded while the engine is in a call (a reload) sees the call; a replaced service is noticed', { skip: missing }, async () => {
+  const svc = await startService();
+  const first = openPage(PAGE, svc.port);
+  let second = null;
+  try {
+    await until(() => first.seen.start === 1, 5000, 'onStart (first page)');
+    await first.api.call('echo');
+    await until(() => first.seen.calls.some((c) => c[0] === 'callConnected'), 5000, 'callConnected');
+    first.close(); // the page goes away; the engine keeps the call
+
+    second = openPage(PAGE, svc.port);
+    const { api, seen } = second;
+    let atLoad = null;
+    api.onLoaded(() => { atLoad = { incall: api.state.incall, line: api.state.line, status: api.state.status }; });
+    await until(() => seen.start === 1, 5000, 'onStart (second page)');
+    assert.equal(seen.loaded, 1);
+    assert.equal(atLoad.incall, true, 'state rebuilt before onLoaded: ' + JSON.stringify(atLoad));
+    assert.equal(atLoad.line, 1);
+    assert.match(atLoad.status, /^In Call/);
+    assert.equal(api.state.lines['1'].peer, 'echo');
+    assert.equal(api.isstarted, 1);
+    // `start` on the running engine sent the STATUS lines again (for skins that parse them).
+    await until(() => seen.events.some((t) => /^STATUS,1,InCall,echo/m.test(t)), 5000, 'STATUS re-sent');
+    await api.hangup();
+    await until(() => !api.state.incall, 5000, 'idle');
+    assert.deepEqual(Object.keys(api.state.lines), []);
+
+    // The service is replaced by a fresh one on the same port while a call runs: after the
+    // reconnect the page asks the new engine and forgets the call it no longer has.
+    await api.call('echo');
+    await until(() => api.state.incall, 5000, 'second call');
+    const port = svc.port;
+    await svc.stop();
+    const again = await startService([], `127.0.0.1:${port}`);
+    const sockets = second.sockets;
+    await until(() => sockets.at(-1).readyState === 1, 20000, 'reconnected');
+    await until(() => !api.state.incall && api.state.started, 5000, 'state of the new engine: ' + JSON.stringify(api.state));
+    assert.deepEqual(Object.keys(api.state.lines), []);
+    assert.equal(seen.start, 1, 'the page had started; onStart is not repeated');
+    await api.call('echo');
+    await until(() => api.state.incall, 5000, 'a call on the new engine');
+    await api.hangup();
+    await again.stop();
+  } finally {
+    first.close();
+    if (second) { second.close(); }
+    await svc.stop();
+  }
+});
