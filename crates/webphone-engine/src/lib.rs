@@ -7,6 +7,7 @@
 
 pub mod params;
 pub mod profile;
+pub mod reference;
 
 mod core;
 pub mod dialing;
