@@ -137,7 +137,7 @@ if run_step build "$CARGO" build --workspace; then
     skip_step e2e-desktop "no executable tests/e2e-desktop/run.sh"
   fi
   if [ -x "$ROOT/tests/e2e-browser/run.sh" ]; then run_step e2e-browser "$ROOT/tests/e2e-browser/run.sh"; else skip_step e2e-browser "no executable tests/e2e-browser/run.sh"; fi
-  if [ -x "$ROOT/tests/e2e-skins/run.sh" ]; then run_step e2e-skins env E2E_CLI="$ROOT/target/debug/webphone-cli" "$ROOT/tests/e2e-skins/run.sh"; else skip_step e2e-skins "no executable tests/e2e-skins/run.sh"; fi
+  if [ -x "$ROOT/tests/e2e-skins/run.sh" ]; then run_step e2e-skins "$ROOT/tests/e2e-skins/run.sh"; else skip_step e2e-skins "no executable tests/e2e-skins/run.sh"; fi
 else
   skip_step test "build failed"
   skip_step e2e-desktop "build failed"
