@@ -24,7 +24,7 @@ use webphone_sip::{
 use crate::echo::{self, EchoCall};
 use crate::lines::{LineSel, Lines};
 use crate::notify::{self, Cdr, DiscParty, RegCode, Severity, Status};
-use crate::params::ParamStore;
+use crate::params::{parse_mparam, ParamStore, Source};
 use crate::phone::ApiError;
 use crate::Event;
 
@@ -370,6 +370,30 @@ impl Core {
 
     pub(crate) fn set_profile(&mut self, profile: Option<crate::profile::Profile>) {
         self.profile = profile.map(std::sync::Mutex::new);
+    }
+
+    /// Parameters pushed by the server in `X-MParam` (this session) and `X-MParamP` (kept)
+    /// headers: `name=value;name=value` (behaviours §2.1).
+    fn apply_mparams(&mut self, headers: &[(String, String)]) {
+        for (name, value) in headers {
+            let source = if name.eq_ignore_ascii_case("x-mparam") {
+                Source::SipHeader
+            } else if name.eq_ignore_ascii_case("x-mparamp") {
+                Source::SipHeaderPersist
+            } else {
+                continue;
+            };
+            for (param, result) in self.params.set_many(source, parse_mparam(value)) {
+                match result {
+                    Ok(_) => self.log(
+                        Severity::Event,
+                        &format!("parameter {param} set by the server ({name})"),
+                    ),
+                    Err(e) => self.log(Severity::Warning, &format!("{name}: {e}")),
+                }
+            }
+        }
+        self.persist();
     }
 
     /// Writes pending parameter changes to the profile database (kept queued on failure).
@@ -1534,6 +1558,7 @@ impl Core {
                 headers,
                 ..
             } => {
+                self.apply_mparams(&headers);
                 let busy = self
                     .lines
                     .iter()

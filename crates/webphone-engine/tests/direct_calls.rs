@@ -340,3 +340,52 @@ async fn blacklisted_caller_is_declined_and_a_second_call_to_the_same_peer_is_re
     assert!(!states.is_empty());
     assert!(states.iter().all(|p| p == "bob"), "{states:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_pushes_parameters_in_x_mparam_headers() {
+    let port = free_port();
+    let mut alice = TestPhone::new(&[
+        ("username", "alice".into()),
+        ("signalingport", port.to_string()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = sock.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:alice@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK-xmparam-1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:pbx@127.0.0.1>;tag=xm1\r\n\
+         To: <sip:alice@127.0.0.1>\r\n\
+         Call-ID: xmparam-1@127.0.0.1\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:pbx@{me}>\r\n\
+         X-MParam: loglevel=4;ringtimeout=30000\r\n\
+         X-MParamP: displayname=From Server\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(invite.as_bytes(), ("127.0.0.1", port))
+        .unwrap();
+    alice.call_state("callRinging", 10).await;
+    assert_eq!(
+        alice.api("getparameter", &["loglevel"]).await,
+        Value::from("4")
+    );
+    assert_eq!(
+        alice.api("getparameter", &["ringtimeout"]).await,
+        Value::from("30000")
+    );
+    assert_eq!(
+        alice.api("getparameter", &["displayname"]).await,
+        Value::from("From Server")
+    );
+    // A run-time setparameter still wins over the server's value.
+    alice.api("setparameter", &["loglevel", "2"]).await;
+    assert_eq!(
+        alice.api("getparameter", &["loglevel"]).await,
+        Value::from("2")
+    );
+    alice.api("stop", &[]).await;
+}
