@@ -17,8 +17,10 @@
 //! [`PcmSink`].
 
 pub mod codec;
+pub mod dsp;
 pub mod dtmf;
 pub mod jitter;
+pub mod local;
 pub mod pipeline;
 pub mod rtcp;
 pub mod rtp;
