@@ -118,6 +118,10 @@
     } else {
       global.WPRouter.reset(pageEnabled('page_dialpad') ? 'page_dialpad' : 'page_settings', { noFocus: true });
     }
+    // A call already up (the page was reloaded during it, or the engine re-sent its lines
+    // before the skin finished loading): go straight to the call page, rendered with the
+    // strings now loaded.
+    if (S.activeLines().some(function (l) { return !l.ended; })) { go('page_call'); }
   }
 
   function preferredLanguage() {
