@@ -13,6 +13,7 @@
 //! Standards: RFC 3261 (SIP), RFC 3581 (`rport`), RFC 2617/7616 (digest authentication),
 //! RFC 3264 (offer/answer; SDP bodies are opaque strings here).
 
+mod digest;
 mod error;
 mod policy;
 mod session;
@@ -337,6 +338,8 @@ pub enum SipEvent {
 /// Message from the [`SipUa`] handles to the driver task.
 pub(crate) enum DriverMsg {
     Command(policy::Command),
+    /// Precomputed digest HA1 (or none: use the password).
+    SetHa1(Option<String>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -423,6 +426,18 @@ impl SipUa {
         tracing::debug!(account = ?acc, "set_account");
         *lock(&self.inner.account) = Some(acc.clone());
         self.send(policy::Command::SetAccount(acc));
+    }
+
+    /// Answer MD5 digest challenges with a precomputed `HA1 = MD5(user:realm:password)`
+    /// (32 hex digits; RFC 2617 §3.2.2.2) instead of the password: the `md5` account
+    /// parameter, so the clear password need not be stored. The HA1 is bound to one realm
+    /// and one algorithm: SHA-256 / SHA-512-256 challenges cannot be answered with it (an
+    /// MD5 challenge offered alongside them is used instead). `None` (or empty) goes back to
+    /// the password. Takes effect for the next request; set it before [`SipUa::register`].
+    pub fn set_digest_ha1(&self, ha1: Option<String>) {
+        if self.inner.tx.send(DriverMsg::SetHa1(ha1)).is_err() {
+            tracing::debug!("SIP driver is gone; HA1 dropped");
+        }
     }
 
     /// Register the account and keep the registration refreshed until [`SipUa::unregister`].

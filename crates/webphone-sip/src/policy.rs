@@ -156,6 +156,14 @@ pub(crate) enum StackEvent {
         /// `Min-SE` of a 422 (RFC 4028 §6).
         min_se: Option<u32>,
     },
+    /// Our INVITE was challenged (401/407). The driver answers it when it can (digest,
+    /// RFC 3261 §22.2) and only passes it on when it cannot: then it is a final response.
+    InviteChallenged {
+        call: CallKey,
+        code: u16,
+        reason: String,
+        challenges: Vec<crate::digest::Challenge>,
+    },
     /// Our INVITE could not be sent or produced no response at all.
     InviteFailed {
         call: CallKey,
@@ -1126,6 +1134,9 @@ impl UaPolicy {
                 now,
                 out,
             ),
+            StackEvent::InviteChallenged {
+                call, code, reason, ..
+            } => self.on_final(call, code, reason, FinalExtra::default(), now, out),
             StackEvent::InviteFailed { call, error } => {
                 if let Some(c) = self.calls.remove(&call) {
                     let reason = if c.phase == Phase::Cancelling {
@@ -1784,6 +1795,7 @@ pub(crate) fn has_option_tag(headers: &[(String, String)], name: &str, tag: &str
 }
 
 /// The parts of a final response only some rules need.
+#[derive(Default)]
 struct FinalExtra {
     sdp: Option<String>,
     contact: Option<String>,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rsipstack::dialog::authenticate::{handle_client_authenticate, AuthRetry, Credential};
+use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{
     DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle,
 };
@@ -385,6 +385,10 @@ pub(crate) async fn start(
         answer_headers: HashMap::new(),
         call_ids,
         account: None,
+        ha1: None,
+        digest: Arc::default(),
+        invites: HashMap::new(),
+        invite_auth: HashMap::new(),
         public_contact: None,
         reg_call_id,
         reg_cseq: Arc::new(AtomicU32::new(0)),
@@ -463,6 +467,14 @@ struct Driver {
     /// SIP Call-IDs of the calls, for [`crate::SipUa::call_id`].
     call_ids: CallIds,
     account: Option<AccountConfig>,
+    /// Precomputed MD5 HA1 standing in for the password ([`crate::SipUa::set_digest_ha1`]).
+    ha1: Option<String>,
+    /// Digest protection spaces answered so far (nonce reuse, RFC 7616 §3.4).
+    digest: Arc<Mutex<crate::digest::DigestCache>>,
+    /// Call-ID, target and SDP of each outgoing call's INVITE (sent again with credentials).
+    invites: HashMap<CallKey, (String, Target, String)>,
+    /// Digest state of each outgoing call's INVITE (RFC 3261 §22.2).
+    invite_auth: HashMap<CallKey, crate::digest::AuthAttempt>,
     public_contact: Option<HostPort>,
     /// Call-ID and CSeq of our REGISTERs: constant Call-ID, increasing CSeq (RFC 3261 §10.2).
     reg_call_id: String,
@@ -494,6 +506,12 @@ impl Driver {
             tokio::select! {
                 msg = cmd_rx.recv(), if cmd_open => match msg {
                     Some(DriverMsg::Command(cmd)) => self.command(cmd),
+                    Some(DriverMsg::SetHa1(ha1)) => {
+                        if self.ha1 != ha1 {
+                            crate::lock(&self.digest).clear();
+                        }
+                        self.ha1 = ha1;
+                    }
                     Some(DriverMsg::Shutdown(waiter)) => {
                         self.shutdown_waiters.push(waiter);
                         self.feed(Input::Command(Command::Shutdown));
@@ -504,7 +522,7 @@ impl Driver {
                         self.feed(Input::Command(Command::Shutdown));
                     }
                 },
-                Some(ev) = stack_rx.recv() => self.feed(Input::Stack(ev)),
+                Some(ev) = stack_rx.recv() => self.on_stack(ev),
                 tx = incoming.recv(), if incoming_open => match tx {
                     Some(tx) => self.on_transaction(tx),
                     None => {
@@ -532,6 +550,7 @@ impl Driver {
                 // New registration session for a new account (RFC 3261 §10.2: one Call-ID
                 // per registrar per UA is enough; a new account gets a new one).
                 self.reg_call_id = new_call_id();
+                crate::lock(&self.digest).clear();
             }
             self.account = Some(acc.clone());
             self.learn_server_ips(acc);
@@ -593,6 +612,83 @@ impl Driver {
         }
     }
 
+    /// A stack event: INVITE challenges are answered here (digest), the rest goes to the
+    /// policy.
+    fn on_stack(&mut self, ev: StackEvent) {
+        if let StackEvent::InviteChallenged {
+            call,
+            code,
+            reason,
+            challenges,
+        } = ev
+        {
+            match self.answer_invite_challenge(call, &challenges) {
+                Ok(()) => {}
+                Err(why) => {
+                    info!(%call, code, %why, "INVITE authentication failed");
+                    self.feed(Input::Stack(StackEvent::InviteChallenged {
+                        call,
+                        code,
+                        reason,
+                        challenges,
+                    }));
+                }
+            }
+            return;
+        }
+        self.feed(Input::Stack(ev));
+    }
+
+    /// Send the INVITE of `call` again with credentials for `challenges` (RFC 3261 §22.2:
+    /// same Call-ID, higher CSeq). Calls may be challenged by proxies of other realms, so
+    /// the configured realm is preferred but not required.
+    fn answer_invite_challenge(
+        &mut self,
+        call: CallKey,
+        challenges: &[crate::digest::Challenge],
+    ) -> Result<(), String> {
+        let acc = self.account.clone().ok_or("no account")?;
+        let (call_id, target, sdp) = self.invites.get(&call).cloned().ok_or("call is gone")?;
+        if self.call_ids.get(call).is_none_or(|id| id != call_id) {
+            return Err("call is gone".into());
+        }
+        let request_uri = Uri::try_from(target.request_uri.as_str())
+            .map_err(|e| e.to_string())?
+            .to_string();
+        let secret = self.secret(&acc);
+        let name = digest_name(&acc);
+        let user = crate::digest::AuthUser {
+            username: &name,
+            secret: &secret,
+            realm: acc.realm.as_deref(),
+            strict_realm: false,
+        };
+        let parts = crate::digest::RequestParts {
+            method: "INVITE",
+            uri: &request_uri,
+            body: sdp.as_bytes(),
+        };
+        let mut att = self.invite_auth.remove(&call).unwrap_or_default();
+        let verdict = crate::lock(&self.digest).on_challenge(&mut att, challenges, &user, parts);
+        match verdict {
+            crate::digest::Verdict::Retry(_) => {
+                self.invite_auth.insert(call, att);
+                debug!(%call, "INVITE challenged; sending it again with credentials");
+                self.send_invite(call, call_id, target, sdp);
+                Ok(())
+            }
+            crate::digest::Verdict::Fail(why) => Err(why),
+        }
+    }
+
+    /// The secret answering digest challenges: the HA1 when one is set, else the password.
+    fn secret(&self, acc: &AccountConfig) -> crate::digest::Secret {
+        match self.ha1.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+            Some(h) => crate::digest::Secret::Ha1(h.to_string()),
+            None => crate::digest::Secret::Password(acc.password.clone()),
+        }
+    }
+
     fn feed(&mut self, input: Input) {
         let actions = self.policy.handle(input, Instant::now());
         for a in actions {
@@ -600,10 +696,12 @@ impl Driver {
         }
     }
 
-    fn emit(&self, ev: SipEvent) {
+    fn emit(&mut self, ev: SipEvent) {
         debug!(event = ?ev, "event");
         if let SipEvent::Ended { call, .. } = &ev {
             self.call_ids.remove(*call);
+            self.invites.remove(call);
+            self.invite_auth.remove(call);
         }
         let _ = self.events.send(ev);
     }
@@ -626,6 +724,8 @@ impl Driver {
                     contact: contact.unwrap_or_else(|| {
                         HostPort::new(self.local.ip().to_string(), self.local.port())
                     }),
+                    secret: self.secret(&account),
+                    cache: self.digest.clone(),
                     account,
                     expires,
                     call_id: self.reg_call_id.clone(),
@@ -899,12 +999,57 @@ impl Driver {
         } else {
             vec![]
         };
-        let credential = self.account.as_ref().map(|a| Credential {
-            username: a.username.clone(),
-            password: a.password.clone(),
-            realm: a.realm.clone(),
-            auth_username: a.auth_username.clone().filter(|s| !s.is_empty()),
-        });
+        // Digest is ours (crate::digest): rsipstack would answer only the first challenge
+        // and neither SHA-256 nor auth-int with a body. Challenges come back as
+        // StackEvent::InviteChallenged and the INVITE is sent again from here.
+        let credential: Option<Credential> = None;
+        self.invites
+            .insert(call, (call_id.clone(), target.clone(), sdp.clone()));
+        let ruri_text = callee.to_string();
+        let mut auth_headers: Vec<crate::digest::Credentials> = match self.invite_auth.get(&call) {
+            Some(att) => att.current().to_vec(),
+            None => Vec::new(),
+        };
+        if auth_headers.is_empty() {
+            if let Some(acc) = self.account.clone() {
+                let secret = self.secret(&acc);
+                let name = digest_name(&acc);
+                let user = crate::digest::AuthUser {
+                    username: &name,
+                    secret: &secret,
+                    realm: acc.realm.as_deref(),
+                    strict_realm: false,
+                };
+                let parts = crate::digest::RequestParts {
+                    method: "INVITE",
+                    uri: &ruri_text,
+                    body: sdp.as_bytes(),
+                };
+                // Nonce reuse (RFC 7616 §3.4): saves the 401/407 round trip.
+                auth_headers = crate::lock(&self.digest).preemptive(&user, parts);
+                let mut att = crate::digest::AuthAttempt::default();
+                crate::lock(&self.digest).note_sent(&mut att, &auth_headers);
+                self.invite_auth.insert(call, att);
+            }
+        }
+        let mut extra_headers = vec![
+            Header::Allow(ALLOW.into()),
+            // RFC 4028 §7.1: we support session timers and ask for an interval; the
+            // 2xx says who refreshes.
+            Header::Supported("timer".into()),
+            Header::SessionExpires(
+                self.session_expires
+                    .get(&call)
+                    .copied()
+                    .unwrap_or(crate::session::DEFAULT_SESSION_EXPIRES)
+                    .to_string()
+                    .into(),
+            ),
+            Header::MinSE(crate::session::MIN_SE.to_string().into()),
+        ];
+        let mut creds_headers = rsipstack::sip::Headers::default();
+        insert_credentials(&mut creds_headers, &auth_headers);
+        extra_headers.extend(creds_headers.iter().cloned());
         let opt = InviteOption {
             caller_display_name: self
                 .account
@@ -919,21 +1064,7 @@ impl Driver {
             offer: Some(sdp.clone().into_bytes()),
             contact,
             credential,
-            headers: Some(vec![
-                Header::Allow(ALLOW.into()),
-                // RFC 4028 §7.1: we support session timers and ask for an interval; the
-                // 2xx says who refreshes.
-                Header::Supported("timer".into()),
-                Header::SessionExpires(
-                    self.session_expires
-                        .get(&call)
-                        .copied()
-                        .unwrap_or(crate::session::DEFAULT_SESSION_EXPIRES)
-                        .to_string()
-                        .into(),
-                ),
-                Header::MinSE(crate::session::MIN_SE.to_string().into()),
-            ]),
+            headers: Some(extra_headers),
             // RFC 3262: `Supported: 100rel`; the dialog PRACKs reliable provisionals.
             support_prack: true,
             route_set,
@@ -1410,6 +1541,19 @@ async fn call_task(mut t: CallTask) {
             }, if join_pending => {
                 t.join = None;
                 let ev = match res {
+                    Ok(Ok((_, Some(resp))))
+                        if matches!(
+                            resp.status_code,
+                            StatusCode::Unauthorized | StatusCode::ProxyAuthenticationRequired
+                        ) =>
+                    {
+                        StackEvent::InviteChallenged {
+                            call,
+                            code: resp.status_code.code(),
+                            reason: reason_text(&resp),
+                            challenges: response_challenges(&resp),
+                        }
+                    }
                     Ok(Ok((_, Some(resp)))) => StackEvent::Final {
                         call,
                         code: resp.status_code.code(),
@@ -1585,6 +1729,10 @@ struct RegisterJob {
     transport: Transport,
     contact: HostPort,
     account: AccountConfig,
+    /// Password or precomputed HA1 (`md5` parameter).
+    secret: crate::digest::Secret,
+    /// Answered protection spaces, shared by every request of the account.
+    cache: Arc<Mutex<crate::digest::DigestCache>>,
     expires: u32,
     call_id: String,
     cseq: Arc<AtomicU32>,
@@ -1710,16 +1858,41 @@ impl RegisterJob {
             expires = self.expires,
             "sending REGISTER"
         );
+        let auth_name = acc
+            .auth_username
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| acc.username.clone());
+        let user = crate::digest::AuthUser {
+            username: &auth_name,
+            secret: &self.secret,
+            realm: acc.realm.as_deref(),
+            strict_realm: true,
+        };
+        let mut attempt = crate::digest::AuthAttempt::default();
+        let ruri_text = tx.original.uri.to_string();
+        let parts = crate::digest::RequestParts {
+            method: "REGISTER",
+            uri: &ruri_text,
+            body: b"",
+        };
+        {
+            // Nonce reuse (RFC 7616 §3.4): credentials from the last answered challenge.
+            let pre = crate::lock(&self.cache).preemptive(&user, parts);
+            if !pre.is_empty() {
+                crate::lock(&self.cache).note_sent(&mut attempt, &pre);
+                let seq = self.cseq.fetch_add(1, Ordering::Relaxed) + 1;
+                // The unauthenticated transaction was not sent yet: replace it.
+                tx = match reauthorized(&tx, seq, &pre) {
+                    Ok(t) => t,
+                    Err(e) => return self.outcome(0, format!("cannot add credentials: {e}")),
+                };
+                debug!(spaces = pre.len(), "REGISTER with cached digest nonce");
+            }
+        }
         if let Err(e) = tx.send().await {
             return self.outcome(503, format!("transport error: {e}"));
         }
-        let credential = Credential {
-            username: acc.username.clone(),
-            password: acc.password.clone(),
-            realm: acc.realm.clone(),
-            auth_username: acc.auth_username.clone().filter(|s| !s.is_empty()),
-        };
-        let mut auth = AuthRetry::new();
         while let Some(msg) = tx.receive().await {
             let SipMessage::Response(resp) = msg else {
                 continue;
@@ -1731,17 +1904,19 @@ impl RegisterJob {
                 resp.status_code,
                 StatusCode::Unauthorized | StatusCode::ProxyAuthenticationRequired
             );
-            if challenged && auth.should_answer(&resp) {
-                if let (Some(want), Some(got)) = (acc.realm.as_deref(), challenge_realm(&resp)) {
-                    if !want.is_empty() && want != got {
-                        return self.outcome(
-                            resp.status_code.code(),
-                            format!("challenged for realm {got:?}, expected {want:?}"),
-                        );
+            if challenged {
+                let challenges = response_challenges(&resp);
+                let verdict =
+                    crate::lock(&self.cache).on_challenge(&mut attempt, &challenges, &user, parts);
+                let creds = match verdict {
+                    crate::digest::Verdict::Retry(c) => c,
+                    crate::digest::Verdict::Fail(why) => {
+                        info!(code = resp.status_code.code(), %why, "REGISTER authentication failed");
+                        return self.outcome(resp.status_code.code(), why);
                     }
-                }
+                };
                 let seq = self.cseq.fetch_add(1, Ordering::Relaxed) + 1;
-                tx = match handle_client_authenticate(seq, &tx, resp, &credential).await {
+                tx = match reauthorized(&tx, seq, &creds) {
                     Ok(t) => t,
                     Err(e) => return self.outcome(0, format!("cannot answer challenge: {e}")),
                 };
@@ -1788,12 +1963,64 @@ impl RegisterJob {
     }
 }
 
-fn challenge_realm(resp: &Response) -> Option<String> {
-    resp.headers.iter().find_map(|h| match h {
-        Header::WwwAuthenticate(w) => w.typed().ok().map(|t| t.realm),
-        Header::ProxyAuthenticate(p) => p.typed().ok().map(|t| t.realm),
-        _ => None,
-    })
+/// The digest user name: `auth_username` when set, else `username` (RFC 2617 §3.2.2).
+fn digest_name(acc: &AccountConfig) -> String {
+    acc.auth_username
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| acc.username.clone())
+}
+
+/// Every digest challenge of a 401/407 (RFC 3261 §22.2, §22.3), from the raw header
+/// values (rsipstack's typed parser rejects RFC 7616 names such as `SHA-256`).
+fn response_challenges(resp: &Response) -> Vec<crate::digest::Challenge> {
+    let pairs: Vec<(String, String)> = resp
+        .headers
+        .iter()
+        .map(|h| (h.name().to_string(), h.value().to_string()))
+        .collect();
+    crate::digest::parse_challenges(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+}
+
+/// `tx`'s request again with new credentials (RFC 3261 §22.2): CSeq `seq`, a new branch,
+/// earlier `Authorization`/`Proxy-Authorization` replaced by `creds`. Not sent yet.
+fn reauthorized(
+    tx: &Transaction,
+    seq: u32,
+    creds: &[crate::digest::Credentials],
+) -> Result<Transaction, String> {
+    let mut req = tx.original.clone();
+    req.cseq_header_mut()
+        .and_then(|c| c.mut_seq(seq).map(|_| ()))
+        .map_err(|e| e.to_string())?;
+    let mut via = req
+        .top_via_header()
+        .and_then(|v| v.typed())
+        .map_err(|e| e.to_string())?;
+    via.params.retain(|p| !matches!(p, Param::Branch(_)));
+    via.params.push(rsipstack::transaction::make_via_branch());
+    req.headers.unique_push(via.into());
+    req.headers
+        .retain(|h| !matches!(h, Header::Authorization(_) | Header::ProxyAuthorization(_)));
+    insert_credentials(&mut req.headers, creds);
+    let key =
+        TransactionKey::from_request(&req, TransactionRole::Client).map_err(|e| e.to_string())?;
+    let mut new_tx =
+        Transaction::new_client(key, req, tx.endpoint_inner.clone(), tx.connection.clone());
+    new_tx.destination = tx.destination.clone();
+    Ok(new_tx)
+}
+
+/// Add credential headers before `Content-Length` (kept last for readability).
+fn insert_credentials(headers: &mut rsipstack::sip::Headers, creds: &[crate::digest::Credentials]) {
+    for c in creds {
+        let h = if c.proxy {
+            Header::ProxyAuthorization(c.value.clone().into())
+        } else {
+            Header::Authorization(c.value.clone().into())
+        };
+        headers.push(h);
+    }
 }
 
 /// The lifetime of our binding (RFC 3261 §10.2.4): the `expires` parameter of the Contact

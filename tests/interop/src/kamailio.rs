@@ -62,7 +62,18 @@ impl Kamailio {
         Kamailio::start_inner(dir, opts, true)
     }
 
+    /// Like [`Kamailio::start_with`], with extra `-A` defines of `kamailio.cfg`:
+    /// `AUTH_SHA256` (challenge with `algorithm=SHA-256`, RFC 8760), `WITH_IPV6` (also
+    /// listen on UDP `[::1]:port`, RFC 5118).
+    pub fn start_with_defines(dir: &Path, opts: KamailioOpts, defines: &[&str]) -> Kamailio {
+        Kamailio::start_full(dir, opts, false, defines)
+    }
+
     fn start_inner(dir: &Path, opts: KamailioOpts, tls: bool) -> Kamailio {
+        Kamailio::start_full(dir, opts, tls, &[])
+    }
+
+    fn start_full(dir: &Path, opts: KamailioOpts, tls: bool, defines: &[&str]) -> Kamailio {
         let kamailio = util::which_or_panic(crate::KAMAILIO);
         let dir = dir.join("kamailio");
         std::fs::create_dir_all(&dir).expect("create kamailio dir");
@@ -70,6 +81,7 @@ impl Kamailio {
         let ctl = format!("unix:{}", dir.join("ctl").display());
         let cfg = crate::peers_dir().join("kamailio.cfg");
         let mut defs = vec![format!("SIP_PORT={port}"), format!("CTL_SOCK=\"{ctl}\"")];
+        defs.extend(defines.iter().map(|d| d.to_string()));
         if let Some(e) = opts.max_expires {
             defs.push(format!("MAX_EXPIRES={e}"));
             defs.push(format!("DEFAULT_EXPIRES={e}"));
