@@ -15,6 +15,7 @@
 
 mod digest;
 mod error;
+pub mod parse;
 mod policy;
 mod session;
 mod stack;
