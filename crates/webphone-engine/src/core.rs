@@ -1502,6 +1502,22 @@ impl Core {
         }
         self.notify(cdr.format());
         self.callback("onCdr", cdr.callback_args());
+        let entry = crate::profile::HistoryEntry {
+            line: cdr.line,
+            direction: cdr.direction,
+            peer: cdr.peername.clone(),
+            peer_display: cdr.peerdisplayname.clone(),
+            caller: cdr.caller.clone(),
+            called: cdr.called.clone(),
+            connect_ms: cdr.connecttime_ms,
+            duration_ms: cdr.duration_ms,
+            disc_party: cdr.discparty as u8,
+            reason: cdr.reason.clone(),
+            callid: l.callid.clone(),
+        };
+        if let Err(e) = self.with_profile(|p| p.add_history(&entry)) {
+            self.log(Severity::Warning, &format!("call history not saved: {e}"));
+        }
         if let Some(st) = &stats {
             // After calls longer than 7 s the RTP totals go to the log (loglevel 3 and up).
             if duration > 7000 {

@@ -36,6 +36,7 @@ async fn pair(dir: &TempDir, alice_extra: &[(&str, String)]) -> (TestPhone, Test
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn muted_microphone_sends_no_audio_and_status_says_muted() {
+    let _serial = audio_serial().await;
     let dir = TempDir::new("mute");
     let (mut alice, mut bob, port) = pair(&dir, &[]).await;
     bob.api("call", &[&format!("sip:alice@127.0.0.1:{port}")])
@@ -269,6 +270,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_and_resume_reach_the_peer_and_silence_the_held_call() {
+    let _serial = audio_serial().await;
     let dir = TempDir::new("hold");
     let (mut alice, mut bob, port) = pair(&dir, &[]).await;
     bob.api("call", &[&format!("sip:alice@127.0.0.1:{port}")])
@@ -313,4 +315,58 @@ async fn hold_and_resume_reach_the_peer_and_silence_the_held_call() {
         windows[gap..].iter().any(loud),
         "tone after resume: {windows:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_and_call_history_live_in_the_profile_database() {
+    let dir = TempDir::new("contacts");
+    let p = phone_in(
+        &dir.0,
+        &[("audiodevicein", "null"), ("audiodeviceout", "null")],
+    )
+    .await;
+    let api = |f: &'static str, a: Vec<&'static str>| {
+        let p = p.clone();
+        async move {
+            p.api(f, a.into_iter().map(String::from).collect())
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(api("listcontacts", vec![]).await, serde_json::Value::Null);
+    api(
+        "addcontact",
+        vec!["Kim", "1002|sip:kim@pbx", "kim@example.org", "", "note", ""],
+    )
+    .await;
+    api("addcontact", vec!["Lee", "1003", "", "", "", ""]).await;
+    assert_eq!(
+        api("getcontact", vec!["", "1003"]).await,
+        serde_json::Value::from("Lee\t1003\t0\t\t\t\t")
+    );
+    assert_eq!(
+        api("listcontacts", vec![]).await,
+        serde_json::Value::from(
+            "Kim\t1002|sip:kim@pbx\t0\tkim@example.org\t\tnote\t\r\nLee\t1003\t0\t\t\t\t"
+        )
+    );
+    assert_eq!(
+        api("delcontact", vec!["kim", ""]).await,
+        serde_json::Value::from(1)
+    );
+    assert_eq!(
+        api("getcontact", vec!["Kim", ""]).await,
+        serde_json::Value::Null
+    );
+    // A finished call lands in the history table of the same database.
+    api("call", vec!["echo"]).await;
+    api("hangup", vec![]).await;
+    api("stop", vec![]).await;
+    drop(p);
+    let db = webphone_engine::profile::Profile::open(&dir.0, "").unwrap();
+    let h = db.history(10).unwrap();
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0].peer, "echo");
+    assert_eq!(h[0].reason, "BYE");
+    assert_eq!(db.contacts().unwrap().len(), 1, "Lee is still there");
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_call_carries_audio_both_ways_and_writes_cdrs() {
+    let _serial = audio_serial().await;
     let dir = TempDir::new("direct");
     write_tone(&dir.file("a-in.wav"), 1000.0, 3.0);
     write_tone(&dir.file("b-in.wav"), 440.0, 3.0);
@@ -184,6 +185,7 @@ async fn caller_cancels_before_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_endpoint_plays_back_after_half_a_second() {
+    let _serial = audio_serial().await;
     let dir = TempDir::new("echo");
     write_tone(&dir.file("in.wav"), 440.0, 2.0);
     let mut p = TestPhone::new(&[

@@ -221,6 +221,71 @@ impl Core {
                 Ok(Value::Null)
             }
             "delsettings" => self.delsettings_api(args),
+            "addcontact" => {
+                let a = |i| arg(args, i).unwrap_or("").to_string();
+                let contact = crate::profile::Contact {
+                    name: a(0),
+                    numbers: a(1)
+                        .split('|')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    favorite: false,
+                    email: a(2),
+                    address: a(3),
+                    notes: a(4),
+                    website: a(5),
+                };
+                if contact.name.trim().is_empty() && contact.numbers.is_empty() {
+                    return Err(bad(
+                        "usage: addcontact(fullname, number, email, address, notes, website)",
+                    ));
+                }
+                let mut contact = contact;
+                if contact.name.trim().is_empty() {
+                    contact.name = contact.numbers[0].clone();
+                }
+                self.with_profile(|p| p.add_contact(&contact))?;
+                Ok(Value::Null)
+            }
+            "listcontacts" => {
+                let all = self.with_profile(|p| p.contacts())?;
+                let mut lines: Vec<String> = all.iter().map(|c| c.to_line()).collect();
+                let voicemail = self.params.get("voicemailnum");
+                if crate::params::parse_bool(arg(args, 0).unwrap_or("false")) == Some(true)
+                    && !voicemail.trim().is_empty()
+                {
+                    let vm = crate::profile::Contact {
+                        name: "Voicemail".into(),
+                        numbers: vec![voicemail],
+                        ..Default::default()
+                    };
+                    lines.push(vm.to_line());
+                }
+                // The documented "null when there are no contacts".
+                Ok(if lines.is_empty() {
+                    Value::Null
+                } else {
+                    Value::from(lines.join("\r\n"))
+                })
+            }
+            "getcontact" => {
+                let (name, number) = (arg(args, 0).unwrap_or(""), arg(args, 1).unwrap_or(""));
+                if name.trim().is_empty() && number.trim().is_empty() {
+                    return Err(bad("usage: getcontact(name, number): give either or both"));
+                }
+                let found = self.with_profile(|p| p.find_contact(name, number))?;
+                Ok(found.map_or(Value::Null, |c| Value::from(c.to_line())))
+            }
+            "delcontact" => {
+                let (name, number) = (arg(args, 0).unwrap_or(""), arg(args, 1).unwrap_or(""));
+                if name.trim().is_empty() && number.trim().is_empty() {
+                    return Err(bad("usage: delcontact(name, number): give either or both"));
+                }
+                let n = self.with_profile(|p| p.delete_contacts(name, number))?;
+                Ok(Value::from(n))
+            }
             "getvolume" | "setvolume" => Err(ApiError::Failed(format!(
                 "{f} is not available yet in this engine"
             ))),
@@ -233,12 +298,29 @@ impl Core {
             // Documented functions whose features arrive with later work.
             "registerex" | "forward" | "transfer" | "conference" | "sendchat" | "sendsms"
             | "voicerecord" | "setsipheader" | "getsipheader" | "getsipmessage" | "checkblf"
-            | "checkpresence" | "setpresencestatus" | "listcontacts" | "addcontact"
-            | "getcontact" | "delcontact" => Err(ApiError::Failed(format!(
+            | "checkpresence" | "setpresencestatus" => Err(ApiError::Failed(format!(
                 "{f} is not implemented yet in this engine"
             ))),
             _ => Err(ApiError::UnknownFunction),
         }
+    }
+
+    /// Runs `f` on the profile database; without a work folder an in-memory one is opened,
+    /// so contacts and history work for the session.
+    pub(super) fn with_profile<T>(
+        &mut self,
+        f: impl FnOnce(&mut crate::profile::Profile) -> Result<T, crate::profile::ProfileError>,
+    ) -> Result<T, ApiError> {
+        if self.profile.is_none() {
+            let mem = crate::profile::Profile::open_path(std::path::Path::new(":memory:"))
+                .map_err(|e| ApiError::Failed(e.to_string()))?;
+            self.set_profile(Some(mem));
+        }
+        let Some(p) = &self.profile else {
+            return Err(ApiError::Failed("no profile database".into()));
+        };
+        let mut guard = p.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard).map_err(|e| ApiError::Failed(e.to_string()))
     }
 
     /// `delsettings(1|2)`: 1 forgets the stored settings, 2 also every other user data of

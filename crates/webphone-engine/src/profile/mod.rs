@@ -51,12 +51,23 @@ pub struct Migration {
 }
 
 /// The schema, oldest first. Append only: never edit a released migration.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "settings",
-    sql: include_str!("../../data/migrations/0001_settings.sql"),
-    data_tables: &[("settings", DelLevel::Settings)],
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "settings",
+        sql: include_str!("../../data/migrations/0001_settings.sql"),
+        data_tables: &[("settings", DelLevel::Settings)],
+    },
+    Migration {
+        version: 2,
+        name: "contacts and call history",
+        sql: include_str!("../../data/migrations/0002_contacts_history.sql"),
+        data_tables: &[
+            ("contacts", DelLevel::Everything),
+            ("call_history", DelLevel::Everything),
+        ],
+    },
+];
 
 /// The `level` argument of `delsettings`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,6 +144,9 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
     )
 }
+
+mod contacts;
+pub use contacts::{Contact, HistoryEntry};
 
 /// An open profile database.
 #[derive(Debug)]

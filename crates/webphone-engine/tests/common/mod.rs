@@ -10,6 +10,15 @@ use tokio::sync::broadcast;
 use tokio::time::{timeout, Instant};
 use webphone_engine::{Event, Phone, PhoneOptions};
 
+/// Serialises the tests that judge recorded audio: many simultaneous calls on a 2-core machine
+/// starve the 20 ms media ticks and leave gaps that say nothing about the code under test.
+pub async fn audio_serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await
+}
+
 pub struct TempDir(pub PathBuf);
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {

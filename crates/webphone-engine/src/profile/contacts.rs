@@ -1,0 +1,331 @@
+//! Contacts and call history in the profile database (migration 2).
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+use super::{unix_now, Profile, ProfileError};
+
+/// One contact. `numbers` are numbers, user names or SIP URIs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contact {
+    pub name: String,
+    pub numbers: Vec<String>,
+    pub favorite: bool,
+    pub email: String,
+    pub address: String,
+    pub notes: String,
+    pub website: String,
+}
+
+/// Characters that would break the TAB/CRLF/'|' list format are replaced by spaces.
+fn clean(s: &str) -> String {
+    s.trim()
+        .chars()
+        .map(|c| {
+            if matches!(c, '\t' | '\r' | '\n') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+impl Contact {
+    /// The API's one-line form: `name TAB numbers(|) TAB favorite TAB email TAB address TAB
+    /// notes TAB website`.
+    pub fn to_line(&self) -> String {
+        let numbers: Vec<String> = self
+            .numbers
+            .iter()
+            .map(|n| clean(n).replace('|', " "))
+            .collect();
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            clean(&self.name),
+            numbers.join("|"),
+            u8::from(self.favorite),
+            clean(&self.email),
+            clean(&self.address),
+            clean(&self.notes),
+            clean(&self.website),
+        )
+    }
+
+    fn matches_number(&self, number: &str) -> bool {
+        let n = number.trim();
+        !n.is_empty() && self.numbers.iter().any(|x| x.eq_ignore_ascii_case(n))
+    }
+}
+
+/// One ended call, as the CDR reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub line: i32,
+    pub direction: u8,
+    pub peer: String,
+    pub peer_display: String,
+    pub caller: String,
+    pub called: String,
+    pub connect_ms: u64,
+    pub duration_ms: u64,
+    pub disc_party: u8,
+    pub reason: String,
+    pub callid: String,
+}
+
+fn split_numbers(s: &str) -> Vec<String> {
+    s.split('|')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl Profile {
+    fn all_contacts(&self) -> Result<Vec<Contact>, ProfileError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, numbers, favorite, email, address, notes, website
+                 FROM contacts ORDER BY name_key",
+            )
+            .map_err(self.sql_err("reading contacts"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Contact {
+                    name: r.get(0)?,
+                    numbers: split_numbers(&r.get::<_, String>(1)?),
+                    favorite: r.get::<_, i64>(2)? != 0,
+                    email: r.get(3)?,
+                    address: r.get(4)?,
+                    notes: r.get(5)?,
+                    website: r.get(6)?,
+                })
+            })
+            .map_err(self.sql_err("reading contacts"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql_err("reading contacts"))
+    }
+
+    /// Every contact, ordered by name.
+    pub fn contacts(&self) -> Result<Vec<Contact>, ProfileError> {
+        self.all_contacts()
+    }
+
+    /// Adds a contact, or updates the one with the same name (ignoring case): its numbers are
+    /// merged, the other fields replaced when given.
+    pub fn add_contact(&mut self, c: &Contact) -> Result<(), ProfileError> {
+        let name = clean(&c.name);
+        let key = name.to_lowercase();
+        let existing = self
+            .conn
+            .query_row(
+                "SELECT numbers FROM contacts WHERE name_key = ?1",
+                params![key],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(self.sql_err("reading contacts"))?;
+        let mut numbers = existing.as_deref().map(split_numbers).unwrap_or_default();
+        for n in &c.numbers {
+            let n = clean(n).replace('|', " ");
+            if !n.is_empty() && !numbers.iter().any(|x| x.eq_ignore_ascii_case(&n)) {
+                numbers.push(n);
+            }
+        }
+        let keep = |v: &str| clean(v);
+        self.conn
+            .execute(
+                "INSERT INTO contacts (name, name_key, numbers, favorite, email, address, notes, website, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(name_key) DO UPDATE SET
+                   name = excluded.name, numbers = excluded.numbers,
+                   favorite = MAX(favorite, excluded.favorite),
+                   email = CASE WHEN excluded.email = '' THEN email ELSE excluded.email END,
+                   address = CASE WHEN excluded.address = '' THEN address ELSE excluded.address END,
+                   notes = CASE WHEN excluded.notes = '' THEN notes ELSE excluded.notes END,
+                   website = CASE WHEN excluded.website = '' THEN website ELSE excluded.website END,
+                   updated_at = excluded.updated_at",
+                params![
+                    name,
+                    key,
+                    numbers.join("|"),
+                    i64::from(c.favorite),
+                    keep(&c.email),
+                    keep(&c.address),
+                    keep(&c.notes),
+                    keep(&c.website),
+                    unix_now()
+                ],
+            )
+            .map_err(self.sql_err("writing a contact"))?;
+        Ok(())
+    }
+
+    /// The first contact whose name (ignoring case) or one of whose numbers matches.
+    pub fn find_contact(&self, name: &str, number: &str) -> Result<Option<Contact>, ProfileError> {
+        let name = name.trim();
+        Ok(self.all_contacts()?.into_iter().find(|c| {
+            (!name.is_empty() && c.name.eq_ignore_ascii_case(name)) || c.matches_number(number)
+        }))
+    }
+
+    /// Removes every contact whose name or number matches; returns how many.
+    pub fn delete_contacts(&mut self, name: &str, number: &str) -> Result<usize, ProfileError> {
+        let name = name.trim();
+        let doomed: Vec<String> = self
+            .all_contacts()?
+            .into_iter()
+            .filter(|c| {
+                (!name.is_empty() && c.name.eq_ignore_ascii_case(name)) || c.matches_number(number)
+            })
+            .map(|c| c.name.to_lowercase())
+            .collect();
+        let path = self.path.clone();
+        let err = |source| ProfileError::Sql {
+            path: path.clone(),
+            op: "deleting contacts",
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        for key in &doomed {
+            tx.execute("DELETE FROM contacts WHERE name_key = ?1", params![key])
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(doomed.len())
+    }
+
+    /// Appends one ended call to the history (one transaction: a crash keeps every completed
+    /// entry).
+    pub fn add_history(&mut self, h: &HistoryEntry) -> Result<(), ProfileError> {
+        self.conn
+            .execute(
+                "INSERT INTO call_history (ended_at, line, direction, peer, peer_display, caller,
+                   called, connect_ms, duration_ms, disc_party, reason, callid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    unix_now(),
+                    h.line,
+                    h.direction,
+                    h.peer,
+                    h.peer_display,
+                    h.caller,
+                    h.called,
+                    i64::try_from(h.connect_ms).unwrap_or(i64::MAX),
+                    i64::try_from(h.duration_ms).unwrap_or(i64::MAX),
+                    h.disc_party,
+                    h.reason,
+                    h.callid
+                ],
+            )
+            .map_err(self.sql_err("writing the call history"))?;
+        Ok(())
+    }
+
+    /// The newest `limit` history entries, newest first.
+    pub fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, ProfileError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT line, direction, peer, peer_display, caller, called, connect_ms,
+                        duration_ms, disc_party, reason, callid
+                 FROM call_history ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(self.sql_err("reading the call history"))?;
+        let rows = stmt
+            .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(HistoryEntry {
+                    line: r.get(0)?,
+                    direction: r.get(1)?,
+                    peer: r.get(2)?,
+                    peer_display: r.get(3)?,
+                    caller: r.get(4)?,
+                    called: r.get(5)?,
+                    connect_ms: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+                    duration_ms: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+                    disc_party: r.get(8)?,
+                    reason: r.get(9)?,
+                    callid: r.get(10)?,
+                })
+            })
+            .map_err(self.sql_err("reading the call history"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql_err("reading the call history"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> Profile {
+        Profile::open_path(std::path::Path::new(":memory:")).expect("in-memory profile")
+    }
+
+    #[test]
+    fn contacts_merge_numbers_by_name_and_list_in_the_api_form() {
+        let mut p = profile();
+        let c = Contact {
+            name: "Kim Smith".into(),
+            numbers: vec!["1002".into()],
+            email: "kim@example.org".into(),
+            ..Contact::default()
+        };
+        p.add_contact(&c).unwrap();
+        p.add_contact(&Contact {
+            name: "kim smith".into(),
+            numbers: vec!["sip:kim@pbx".into(), "1002".into()],
+            favorite: true,
+            ..Contact::default()
+        })
+        .unwrap();
+        let all = p.contacts().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            all[0].to_line(),
+            "kim smith\t1002|sip:kim@pbx\t1\tkim@example.org\t\t\t"
+        );
+        assert_eq!(
+            p.find_contact("", "sip:kim@pbx").unwrap().map(|c| c.name),
+            Some("kim smith".to_string())
+        );
+        assert_eq!(p.delete_contacts("", "1002").unwrap(), 1);
+        assert!(p.contacts().unwrap().is_empty());
+    }
+
+    #[test]
+    fn separators_in_fields_cannot_break_the_list_format() {
+        let c = Contact {
+            name: "a\tb\r\nc".into(),
+            numbers: vec!["1|2".into()],
+            ..Contact::default()
+        };
+        let line = c.to_line();
+        assert_eq!(line.split('\t').count(), 7);
+        assert!(!line.contains('\n'));
+        assert_eq!(line.split('\t').nth(1), Some("1 2"));
+    }
+
+    #[test]
+    fn history_keeps_every_call_newest_first() {
+        let mut p = profile();
+        for i in 0..3 {
+            p.add_history(&HistoryEntry {
+                line: 1,
+                peer: format!("p{i}"),
+                reason: "BYE".into(),
+                ..HistoryEntry::default()
+            })
+            .unwrap();
+        }
+        let h = p.history(2).unwrap();
+        assert_eq!(
+            h.iter().map(|e| e.peer.as_str()).collect::<Vec<_>>(),
+            ["p2", "p1"]
+        );
+    }
+}
