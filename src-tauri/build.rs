@@ -7,6 +7,7 @@
 //!    `node_modules`, test folders and hidden entries are skipped. A file is written only when
 //!    its content changed and files that no longer exist in the sources are removed, so an
 //!    unchanged tree does not trigger rebuilds.
+//!    The desktop shell's own pop-up page, `src-tauri/popup/`, is copied to `dist/popup`.
 //! 2. Runs `tauri_build` (which reads `tauri.conf.json`, `frontendDist: "dist"`).
 
 use std::collections::BTreeSet;
@@ -100,10 +101,16 @@ fn assemble_frontend() -> io::Result<()> {
         println!("cargo:rerun-if-changed={}", src.display());
         copy_tree(&src, &dist.join(name), &mut written)?;
     }
+    // The incoming-call pop-up of the desktop shell (not a page of ui/: it talks to the app's
+    // own `popup_*` commands).
+    let popup = manifest_dir.join("popup");
+    println!("cargo:rerun-if-changed={}", popup.display());
+    copy_tree(&popup, &dist.join("popup"), &mut written)?;
     prune(&dist, &written)?;
     for page in [
         "skins/softphone/softphone.html",
         "ui/samples/minimal/index.html",
+        "popup/popup.html",
     ] {
         if !dist.join(page).is_file() {
             return Err(io::Error::new(
@@ -119,11 +126,11 @@ fn main() {
     if let Err(e) = assemble_frontend() {
         panic!("failed to assemble src-tauri/dist from ui/, skins/ and i18n/: {e}");
     }
+    println!("cargo:rerun-if-changed=automation-capability.json");
     // Declaring the app's commands makes Tauri generate an `allow-<command>` permission for each,
-    // so the capability file decides exactly what the webview may call.
-    tauri_build::try_build(
-        tauri_build::Attributes::new()
-            .app_manifest(tauri_build::AppManifest::new().commands(&["api"])),
-    )
+    // so the capability files decide exactly what each window may call.
+    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(
+        tauri_build::AppManifest::new().commands(&["api", "popup_info", "popup_action", "desktop"]),
+    ))
     .expect("failed to run tauri-build");
 }

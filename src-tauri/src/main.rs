@@ -9,31 +9,43 @@
 // No console window for release builds on Windows.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod desktop;
+mod links;
 mod options;
+mod secrets;
+mod state;
+mod status;
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tauri::{Emitter, Manager, RunEvent};
+use tauri::{Emitter, Manager, RunEvent, WindowEvent};
 use tokio::sync::broadcast::{self, error::RecvError};
 use webphone_engine::{Event, Phone, PhoneOptions};
 
+use desktop::{PopupContent, Shell, MAIN_WINDOW};
 use options::{arg_to_string, page_path, StartupOptions, USAGE};
+use state::WindowGeometry;
 
 /// Name of the Tauri event that carries the engine's event stream to the webview.
 const EVENT_CHANNEL: &str = "webphone";
-/// Label of the main window (the capability file grants the engine's command to it).
-const MAIN_WINDOW: &str = "main";
 /// How long shutdown waits for `stop` (unregister, hang up) before giving up.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Granted at run time only when the app runs under WebDriver (TAURI_WEBVIEW_AUTOMATION=true):
+/// the `desktop` command that lets the e2e test read the tray state and switch DND.
+const AUTOMATION_CAPABILITY: &str = include_str!("../automation-capability.json");
 
 /// The one command the webview may call: any `webphone_api` function by name.
 ///
 /// Arguments may be any JSON values; they are turned into strings ("all parameters can be passed
 /// as strings"). Errors come back as their message, which rejects the JS promise.
+///
+/// `setparameter` of the password (or of the account it belongs to) also stores it in the OS
+/// keyring; the engine gets it as well and never writes it to disk.
 #[tauri::command]
 async fn api(
-    phone: tauri::State<'_, Phone>,
+    shell: tauri::State<'_, Arc<Shell>>,
     r#fn: String,
     args: Option<Vec<serde_json::Value>>,
 ) -> Result<serde_json::Value, String> {
@@ -42,22 +54,66 @@ async fn api(
         .into_iter()
         .map(arg_to_string)
         .collect();
-    tracing::debug!(func = %r#fn, ?args, "api call");
-    let result = phone.api(&r#fn, args).await;
-    if let Err(e) = &result {
-        tracing::debug!(func = %r#fn, error = %e, "api call failed");
+    let func = r#fn.to_ascii_lowercase();
+    if func == "setparameter" && secrets_arg(&args) {
+        tracing::debug!(func = %r#fn, "api call (secret value not logged)");
+    } else {
+        tracing::debug!(func = %r#fn, ?args, "api call");
+    }
+    shell.before_api(&func, &args);
+    let result = shell.phone.api(&r#fn, args.clone()).await;
+    match &result {
+        Err(e) => tracing::debug!(func = %r#fn, error = %e, "api call failed"),
+        Ok(_) => shell.after_api(&func, &args).await,
     }
     result.map_err(|e| e.to_string())
 }
 
+/// Whether a `setparameter` call carries a secret (kept out of the debug log).
+fn secrets_arg(args: &[String]) -> bool {
+    args.first()
+        .is_some_and(|n| n.to_ascii_lowercase().contains("password"))
+}
+
+/// The pop-up window's content: an incoming call or a link call to confirm.
+#[tauri::command]
+fn popup_info(shell: tauri::State<'_, Arc<Shell>>) -> Option<PopupContent> {
+    shell.popup_content()
+}
+
+/// A pop-up button: `accept`, `reject`, `ignore` (incoming call) or `call`, `cancel` (link).
+#[tauri::command]
+async fn popup_action(
+    app: tauri::AppHandle,
+    shell: tauri::State<'_, Arc<Shell>>,
+    action: String,
+) -> Result<(), String> {
+    shell.popup_action(&app, &action).await
+}
+
+/// Automation only (see AUTOMATION_CAPABILITY): tray state, DND, pop-up content, hide/show.
+#[tauri::command]
+async fn desktop(
+    app: tauri::AppHandle,
+    shell: tauri::State<'_, Arc<Shell>>,
+    action: String,
+) -> Result<serde_json::Value, String> {
+    desktop::desktop_command(&app, &shell, &action).await
+}
+
 /// Forwards every engine event to the webviews until the engine's stream closes.
-async fn forward_events(app: tauri::AppHandle, mut rx: broadcast::Receiver<Event>) {
+async fn forward_events(
+    app: tauri::AppHandle,
+    shell: Arc<Shell>,
+    mut rx: broadcast::Receiver<Event>,
+) {
     loop {
         match rx.recv().await {
             Ok(ev) => {
                 if let Event::Notification(text) = &ev {
                     tracing::trace!(%text, "notification");
                 }
+                shell.on_event(&app, &ev);
                 if let Err(e) = app.emit(EVENT_CHANNEL, &ev) {
                     tracing::warn!(error = %e, "could not emit an engine event");
                 }
@@ -133,29 +189,119 @@ fn main() {
         }
     };
     let StartupOptions {
-        params, work_dir, ..
+        params,
+        work_dir,
+        ignored,
+        ..
     } = opts;
+    // Links given on the command line (`webphone-desktop sip:1002`); the rest was reported.
+    let start_links: Vec<String> = ignored.into_iter().filter(|a| links::is_link(a)).collect();
     tracing::info!(
         params = ?params.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        links = start_links.len(),
         "starting"
     );
 
-    let app = tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![api])
+    let builder = tauri::Builder::default()
+        // Must be the first plugin: a second launch hands its arguments over and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            let o = StartupOptions::parse(argv.into_iter().skip(1), None, None);
+            let links: Vec<String> = o
+                .ignored
+                .into_iter()
+                .filter(|a| links::is_link(a))
+                .collect();
+            tracing::info!(
+                params = o.params.len(),
+                links = links.len(),
+                "second launch"
+            );
+            desktop::show_main(app);
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                if let Some(shell) = app.try_state::<Arc<Shell>>().map(|s| s.inner().clone()) {
+                    shell.handle_args(&app, o.params, links).await;
+                }
+            });
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_notification::init());
+    #[cfg(feature = "updater")]
+    let builder = builder.plugin(tauri_plugin_updater::Builder::new().build());
+
+    let app = builder
+        .invoke_handler(tauri::generate_handler![
+            api,
+            popup_info,
+            popup_action,
+            desktop
+        ])
+        .on_window_event(on_window_event)
         .setup(move |app| {
             let work_dir = work_dir.or_else(|| app.path().app_data_dir().ok());
             tracing::info!(work_dir = ?work_dir, "profile directory");
+            // `webphone.conf` in the work directory: name=value lines, before the command line.
+            let config = work_dir.as_deref().and_then(secrets::read_config);
+            let mut all = config
+                .as_ref()
+                .map(|(_, text)| secrets::parse_config(text))
+                .unwrap_or_default();
+            let config_has_password = all.iter().any(|(n, _)| n.eq_ignore_ascii_case("password"));
+            all.extend(params);
+            let plain_password = all
+                .iter()
+                .rev()
+                .find(|(n, _)| n.eq_ignore_ascii_case("password"))
+                .map(|(_, v)| v.clone());
             // The engine may spawn tasks while it is built: give it Tauri's tokio runtime.
             let rt = tauri::async_runtime::handle();
             let _enter = rt.inner().enter();
-            let phone = Phone::new(PhoneOptions { params, work_dir });
+            let phone = Phone::new(PhoneOptions {
+                params: all,
+                work_dir: work_dir.clone(),
+            });
             app.manage(phone.clone());
+            let shell = Arc::new(Shell::new(
+                phone.clone(),
+                app.package_info().name.clone(),
+                app.config().identifier.clone(),
+                work_dir,
+            ));
+            app.manage(shell.clone());
+            tauri::async_runtime::block_on(
+                shell.init_password(plain_password, config.filter(|_| config_has_password)),
+            );
+            if std::env::var("TAURI_WEBVIEW_AUTOMATION").is_ok_and(|v| v == "true") {
+                app.add_capability(AUTOMATION_CAPABILITY)?;
+            }
             let handle = app.handle().clone();
             // Subscribe now, before the page exists, so no event of the session is missed.
-            tauri::async_runtime::spawn(forward_events(handle.clone(), phone.subscribe()));
-            tauri::async_runtime::spawn(exit_on_signal(handle));
+            tauri::async_runtime::spawn(forward_events(
+                handle.clone(),
+                shell.clone(),
+                phone.subscribe(),
+            ));
+            tauri::async_runtime::spawn(exit_on_signal(handle.clone()));
+            if let Err(e) = shell.build_tray(&handle) {
+                tracing::warn!(error = %e, "no tray icon");
+            }
+            #[cfg(target_os = "macos")]
+            {
+                use tauri_plugin_deep_link::DeepLinkExt;
+                let h = handle.clone();
+                app.deep_link().on_open_url(move |ev| {
+                    let urls: Vec<String> = ev.urls().iter().map(|u| u.to_string()).collect();
+                    let h = h.clone();
+                    tauri::async_runtime::spawn(async move {
+                        if let Some(shell) = h.try_state::<Arc<Shell>>().map(|s| s.inner().clone())
+                        {
+                            shell.handle_args(&h, Vec::new(), urls).await;
+                        }
+                    });
+                });
+            }
             // The main window is described in tauri.conf.json (`create: false`) and opened here
-            // with the page chosen by `--page`.
+            // with the page chosen by `--page` and the remembered size and position.
             let mut window = app
                 .config()
                 .app
@@ -165,8 +311,21 @@ fn main() {
                 .cloned()
                 .ok_or("tauri.conf.json has no main window")?;
             window.url = tauri::WebviewUrl::App(page.clone().into());
+            if let Some(g) = shell.saved_window() {
+                window.width = g.width;
+                window.height = g.height;
+                window.x = Some(g.x);
+                window.y = Some(g.y);
+                window.center = false;
+            }
             tracing::info!(%page, "opening the main window");
             tauri::WebviewWindowBuilder::from_config(app.handle(), &window)?.build()?;
+            if !start_links.is_empty() {
+                let shell = shell.clone();
+                tauri::async_runtime::spawn(async move {
+                    shell.handle_args(&handle, Vec::new(), start_links).await;
+                });
+            }
             Ok(())
         })
         .build(tauri::generate_context!())
@@ -174,6 +333,9 @@ fn main() {
 
     app.run(|app, event| {
         if let RunEvent::Exit = event {
+            if let Some(shell) = app.try_state::<Arc<Shell>>() {
+                shell.save_state();
+            }
             let Some(phone) = app.try_state::<Phone>().map(|s| s.inner().clone()) else {
                 return;
             };
@@ -188,4 +350,38 @@ fn main() {
             }
         }
     });
+}
+
+/// Main window: remember its geometry; closing hides it to the tray (`closetotray`).
+fn on_window_event(window: &tauri::Window, event: &WindowEvent) {
+    if window.label() != MAIN_WINDOW {
+        return;
+    }
+    let app = window.app_handle();
+    let Some(shell) = app.try_state::<Arc<Shell>>().map(|s| s.inner().clone()) else {
+        return;
+    };
+    match event {
+        WindowEvent::Moved(_) | WindowEvent::Resized(_) => {
+            if !window.is_visible().unwrap_or(false) || window.is_minimized().unwrap_or(false) {
+                return;
+            }
+            let scale = window.scale_factor().unwrap_or(1.0);
+            if let (Ok(pos), Ok(size)) = (window.outer_position(), window.inner_size()) {
+                let (pos, size) = (pos.to_logical::<f64>(scale), size.to_logical::<f64>(scale));
+                shell.remember_window(WindowGeometry {
+                    x: pos.x,
+                    y: pos.y,
+                    width: size.width,
+                    height: size.height,
+                });
+            }
+        }
+        WindowEvent::CloseRequested { api, .. } => {
+            api.prevent_close();
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move { shell.close_requested(&app).await });
+        }
+        _ => {}
+    }
 }
