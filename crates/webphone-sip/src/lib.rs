@@ -15,6 +15,7 @@
 
 mod digest;
 mod error;
+mod locate;
 pub mod parse;
 mod policy;
 mod session;
@@ -341,6 +342,8 @@ pub(crate) enum DriverMsg {
     Command(policy::Command),
     /// Precomputed digest HA1 (or none: use the password).
     SetHa1(Option<String>),
+    /// DNS servers for RFC 3263 server location.
+    SetDns(Vec<SocketAddr>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -438,6 +441,15 @@ impl SipUa {
     pub fn set_digest_ha1(&self, ha1: Option<String>) {
         if self.inner.tx.send(DriverMsg::SetHa1(ha1)).is_err() {
             tracing::debug!("SIP driver is gone; HA1 dropped");
+        }
+    }
+
+    /// DNS servers used to locate the registrar (RFC 3263: SRV `_sip._udp` / `_sip._tcp`,
+    /// then A/AAAA). Default: the `nameserver`s of `/etc/resolv.conf`; empty = only the
+    /// system resolver (A/AAAA, no SRV). Any port may be given (tests run their own server).
+    pub fn set_dns_servers(&self, servers: Vec<SocketAddr>) {
+        if self.inner.tx.send(DriverMsg::SetDns(servers)).is_err() {
+            tracing::debug!("SIP driver is gone; DNS servers dropped");
         }
     }
 

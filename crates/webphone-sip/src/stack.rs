@@ -387,6 +387,7 @@ pub(crate) async fn start(
         account: None,
         ha1: None,
         digest: Arc::default(),
+        dns: Arc::new(Mutex::new(crate::locate::system_name_servers())),
         invites: HashMap::new(),
         invite_auth: HashMap::new(),
         public_contact: None,
@@ -471,6 +472,8 @@ struct Driver {
     ha1: Option<String>,
     /// Digest protection spaces answered so far (nonce reuse, RFC 7616 §3.4).
     digest: Arc<Mutex<crate::digest::DigestCache>>,
+    /// DNS servers for RFC 3263 location (`/etc/resolv.conf` unless set).
+    dns: Arc<Mutex<Vec<SocketAddr>>>,
     /// Call-ID, target and SDP of each outgoing call's INVITE (sent again with credentials).
     invites: HashMap<CallKey, (String, Target, String)>,
     /// Digest state of each outgoing call's INVITE (RFC 3261 §22.2).
@@ -506,6 +509,9 @@ impl Driver {
             tokio::select! {
                 msg = cmd_rx.recv(), if cmd_open => match msg {
                     Some(DriverMsg::Command(cmd)) => self.command(cmd),
+                    Some(DriverMsg::SetDns(servers)) => {
+                        *crate::lock(&self.dns) = servers;
+                    }
                     Some(DriverMsg::SetHa1(ha1)) => {
                         if self.ha1 != ha1 {
                             crate::lock(&self.digest).clear();
@@ -726,6 +732,7 @@ impl Driver {
                     }),
                     secret: self.secret(&account),
                     cache: self.digest.clone(),
+                    dns: self.dns.clone(),
                     account,
                     expires,
                     call_id: self.reg_call_id.clone(),
@@ -1500,6 +1507,10 @@ struct CallTask {
     probe: Option<(Connector, SipAddr)>,
 }
 
+/// How long one registrar address may stay silent before the next one (RFC 3263 §4.3) is
+/// tried, when there is a next one (the last gets the full transaction timeout).
+const FAILOVER_AFTER: Duration = Duration::from_secs(4);
+
 /// How long resolving / connecting to the next hop of an INVITE may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -1733,6 +1744,8 @@ struct RegisterJob {
     secret: crate::digest::Secret,
     /// Answered protection spaces, shared by every request of the account.
     cache: Arc<Mutex<crate::digest::DigestCache>>,
+    /// DNS servers for RFC 3263 location.
+    dns: Arc<Mutex<Vec<SocketAddr>>>,
     expires: u32,
     call_id: String,
     cseq: Arc<AtomicU32>,
@@ -1750,7 +1763,7 @@ impl RegisterJob {
         }
     }
 
-    async fn run(self) -> RegisterOutcome {
+    async fn run(&self) -> RegisterOutcome {
         let acc = &self.account;
         let server = acc
             .server
@@ -1762,19 +1775,69 @@ impl RegisterJob {
             Some(Err(e)) => return self.outcome(0, format!("bad server address: {e}")),
             None => return self.outcome(0, "no SIP server configured"),
         };
-        let (hop, hop_transport) = match acc.proxy.as_deref().filter(|p| !p.trim().is_empty()) {
+        let (first_hop, hop_transport) = match acc.proxy.as_deref().filter(|p| !p.trim().is_empty())
+        {
             Some(p) => match target::parse_server(p) {
                 Ok(p) => {
                     let t = p.transport_or(self.transport);
-                    (p.hop(t), t)
+                    (p, t)
                 }
                 Err(e) => return self.outcome(0, format!("bad proxy address: {e}")),
             },
             None => {
                 let t = server.transport_or(self.transport);
-                (server.hop(t), t)
+                (server.clone(), t)
             }
         };
+        // RFC 3263 §4: SRV then A/AAAA, over UDP and TCP. TLS and WebSocket keep the host
+        // name (certificate check, HTTP Host) and connect through the stack's resolver.
+        let candidates: Vec<HostPort> = if matches!(hop_transport, Transport::Udp | Transport::Tcp)
+        {
+            let servers = crate::lock(&self.dns).clone();
+            match crate::locate::locate(&servers, &first_hop.host, first_hop.port, hop_transport)
+                .await
+            {
+                Ok(list) => list
+                    .into_iter()
+                    .map(|a| HostPort::new(a.ip().to_string(), a.port()))
+                    .collect(),
+                Err(e) => return self.outcome(503, e),
+            }
+        } else {
+            vec![first_hop.hop(hop_transport)]
+        };
+        let count = candidates.len();
+        let mut last = self.outcome(503, "no server address");
+        for (i, hop) in candidates.into_iter().enumerate() {
+            let more = i + 1 < count;
+            let attempt = self.run_to(&server, hop.clone(), hop_transport);
+            let outcome = if more {
+                match tokio::time::timeout(FAILOVER_AFTER, attempt).await {
+                    Ok(o) => o,
+                    Err(_) => self.outcome(408, format!("no response from {hop}")),
+                }
+            } else {
+                attempt.await
+            };
+            // RFC 3263 §4.3: a timeout or 503 moves on to the next address.
+            if more && matches!(outcome.code, 408 | 503) {
+                info!(%hop, code = outcome.code, reason = %outcome.reason, "registrar failed; trying the next address");
+                last = outcome;
+                continue;
+            }
+            return outcome;
+        }
+        last
+    }
+
+    /// One REGISTER (with its challenge rounds) to one address of the registrar.
+    async fn run_to(
+        &self,
+        server: &target::ServerAddr,
+        hop: HostPort,
+        hop_transport: Transport,
+    ) -> RegisterOutcome {
+        let acc = &self.account;
         let dest = sip_addr(&hop, hop_transport);
         if hop_transport.is_reliable() {
             // Open (or reuse) the connection first: a TLS failure is reported as such, and

@@ -1,0 +1,262 @@
+//! RFC 3263 server location for REGISTER: a tiny DNS server of our own on 127.0.0.1
+//! (answers SRV/A/AAAA from a table, hand-built RFC 1035 packets) and scripted registrars
+//! on real UDP sockets. `_sip._udp.pbx.test` lists a failing registrar at priority 10 and a
+//! working one at priority 20: the REGISTER goes to the first, fails over on 503 or on
+//! silence, and registers at the second.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use webphone_sip::{AccountConfig, RegistrationState, SipConfig, SipEvent, SipUa, Transport};
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+#[derive(Clone)]
+enum Rr {
+    A(Ipv4Addr),
+    Srv(u16, u16, u16, &'static str),
+}
+
+fn name_bytes(name: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    for l in name.split('.').filter(|l| !l.is_empty()) {
+        v.push(l.len() as u8);
+        v.extend_from_slice(l.as_bytes());
+    }
+    v.push(0);
+    v
+}
+
+/// Answer one query from `table` ((lower-case name, qtype) -> records); NXDOMAIN when the
+/// name is unknown.
+fn answer(q: &[u8], table: &HashMap<(String, u16), Vec<Rr>>, log: &Mutex<Vec<String>>) -> Vec<u8> {
+    let mut pos = 12;
+    let mut labels = Vec::new();
+    while q[pos] != 0 {
+        let n = q[pos] as usize;
+        labels.push(String::from_utf8_lossy(&q[pos + 1..pos + 1 + n]).to_lowercase());
+        pos += 1 + n;
+    }
+    let qend = pos + 5;
+    let qtype = u16::from_be_bytes([q[pos + 1], q[pos + 2]]);
+    let name = labels.join(".");
+    log.lock().unwrap().push(format!("{name}/{qtype}"));
+    let known = table.keys().any(|(n, _)| *n == name);
+    let rrs = table
+        .get(&(name.clone(), qtype))
+        .cloned()
+        .unwrap_or_default();
+    let mut r = q[..qend].to_vec();
+    r[2] = 0x81;
+    r[3] = if known { 0x80 } else { 0x83 };
+    r[6..8].copy_from_slice(&(rrs.len() as u16).to_be_bytes());
+    r[8..12].fill(0);
+    for rr in rrs {
+        r.extend_from_slice(&[0xC0, 12]);
+        let (t, data) = match rr {
+            Rr::A(ip) => (1u16, ip.octets().to_vec()),
+            Rr::Srv(p, w, port, target) => {
+                let mut d = Vec::new();
+                d.extend_from_slice(&p.to_be_bytes());
+                d.extend_from_slice(&w.to_be_bytes());
+                d.extend_from_slice(&port.to_be_bytes());
+                d.extend_from_slice(&name_bytes(target));
+                (33u16, d)
+            }
+        };
+        r.extend_from_slice(&t.to_be_bytes());
+        r.extend_from_slice(&[0, 1, 0, 0, 0, 30]);
+        r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        r.extend_from_slice(&data);
+    }
+    r
+}
+
+async fn dns_server(
+    table: HashMap<(String, u16), Vec<Rr>>,
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let sock = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, src)) = sock.recv_from(&mut buf).await {
+            if n < 17 {
+                continue;
+            }
+            let r = answer(&buf[..n], &table, &l);
+            let _ = sock.send_to(&r, src).await;
+        }
+    });
+    (addr, log)
+}
+
+fn header<'a>(text: &'a str, name: &str) -> &'a str {
+    text.split("\r\n")
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .unwrap_or("")
+}
+
+/// A registrar answering every REGISTER with `code` (0 = never answers); counts requests.
+async fn registrar(code: u16) -> (SocketAddr, Arc<Mutex<u32>>) {
+    let sock = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let hits = Arc::new(Mutex::new(0u32));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 8192];
+        while let Ok((n, src)) = sock.recv_from(&mut buf).await {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !text.starts_with("REGISTER ") {
+                continue;
+            }
+            *h.lock().unwrap() += 1;
+            if code == 0 {
+                continue;
+            }
+            let reason = if code == 200 {
+                "OK"
+            } else {
+                "Service Unavailable"
+            };
+            let contact = if code == 200 {
+                format!("Contact: {};expires=120\r\n", header(&text, "Contact"))
+            } else {
+                String::new()
+            };
+            let reply = format!(
+                "SIP/2.0 {code} {reason}\r\nVia: {};received={};rport={}\r\nFrom: {}\r\nTo: {};tag=r\r\nCall-ID: {}\r\nCSeq: {}\r\n{contact}Content-Length: 0\r\n\r\n",
+                header(&text, "Via").replace(";rport", ""),
+                src.ip(),
+                src.port(),
+                header(&text, "From"),
+                header(&text, "To"),
+                header(&text, "Call-ID"),
+                header(&text, "CSeq"),
+            );
+            let _ = sock.send_to(reply.as_bytes(), src).await;
+        }
+    });
+    (addr, hits)
+}
+
+async fn register_via_srv(first_code: u16) {
+    let (bad, bad_hits) = registrar(first_code).await;
+    let (good, good_hits) = registrar(200).await;
+    let mut table = HashMap::new();
+    table.insert(
+        ("_sip._udp.pbx.test".to_string(), 33),
+        vec![
+            Rr::Srv(20, 0, good.port(), "live.pbx.test"),
+            Rr::Srv(10, 0, bad.port(), "dead.pbx.test"),
+        ],
+    );
+    for host in ["dead.pbx.test", "live.pbx.test", "pbx.test"] {
+        table.insert((host.to_string(), 1), vec![Rr::A(Ipv4Addr::LOCALHOST)]);
+    }
+    let (dns, queries) = dns_server(table).await;
+    let (ua, mut rx) = SipUa::start(SipConfig {
+        bind_ip: LOOPBACK,
+        port: 0,
+        transport: Transport::Udp,
+        user_agent: "webphone-srv-test".into(),
+    })
+    .await
+    .unwrap();
+    ua.set_dns_servers(vec![dns]);
+    ua.set_account(AccountConfig {
+        server: Some("pbx.test".into()),
+        username: "alice".into(),
+        password: "x".into(),
+        register_expires: 120,
+        ..Default::default()
+    });
+    ua.register();
+    let state = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+            .await
+            .expect("registration outcome in time")
+            .unwrap();
+        match ev {
+            SipEvent::Registration(RegistrationState::Registering) => continue,
+            SipEvent::Registration(s) => break s,
+            _ => continue,
+        }
+    };
+    assert_eq!(state, RegistrationState::Registered { expires: 120 });
+    assert!(*bad_hits.lock().unwrap() >= 1, "priority 10 tried first");
+    assert_eq!(*good_hits.lock().unwrap(), 1);
+    let q = queries.lock().unwrap().clone();
+    assert_eq!(
+        q.first().map(String::as_str),
+        Some("_sip._udp.pbx.test/33"),
+        "{q:?}"
+    );
+    ua.shutdown().await;
+}
+
+#[tokio::test]
+async fn srv_failover_to_the_next_target_on_503() {
+    register_via_srv(503).await;
+}
+
+#[tokio::test]
+async fn srv_failover_to_the_next_target_on_timeout() {
+    register_via_srv(0).await;
+}
+
+#[tokio::test]
+async fn no_srv_records_fall_back_to_a_record_and_default_port_scheme() {
+    // Only an A record: the name is used with an explicit port (no SRV query at all).
+    let (good, hits) = registrar(200).await;
+    let mut table = HashMap::new();
+    table.insert(
+        ("pbx.test".to_string(), 1),
+        vec![Rr::A(Ipv4Addr::LOCALHOST)],
+    );
+    let (dns, queries) = dns_server(table).await;
+    let (ua, mut rx) = SipUa::start(SipConfig {
+        bind_ip: LOOPBACK,
+        port: 0,
+        transport: Transport::Udp,
+        user_agent: "webphone-srv-test".into(),
+    })
+    .await
+    .unwrap();
+    ua.set_dns_servers(vec![dns]);
+    ua.set_account(AccountConfig {
+        server: Some(format!("pbx.test:{}", good.port())),
+        username: "alice".into(),
+        register_expires: 120,
+        ..Default::default()
+    });
+    ua.register();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match ev {
+            SipEvent::Registration(RegistrationState::Registered { .. }) => break,
+            SipEvent::Registration(RegistrationState::Failed { code, reason }) => {
+                panic!("{code} {reason}")
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(*hits.lock().unwrap(), 1);
+    let q = queries.lock().unwrap().clone();
+    assert!(
+        q.iter().all(|q| !q.ends_with("/33")),
+        "no SRV with a port: {q:?}"
+    );
+    ua.shutdown().await;
+}
