@@ -531,7 +531,6 @@ async fn delsettings_forgets_stored_settings_and_refuses_other_levels() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine today: defmute 3 and 4 (documented as both directions) make mute(true) fail"]
 async fn mute_without_direction_follows_every_defmute_value() {
     let (alice, bob, _) = connected().await;
     for (defmute, muted) in [("0", true), ("3", true), ("4", true), ("5", false)] {

@@ -374,7 +374,6 @@ async fn hold_shows_in_status_and_linedetails_hold_fields() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine today: LINEDETAILS of a held line says InCall with hold field 0"]
 async fn linedetails_of_a_held_line_has_hold_state_and_code() {
     let dir = TempDir::new("conf-n-hold-details");
     let (alice, mut bob) = connected_pair(&dir, &[]).await;

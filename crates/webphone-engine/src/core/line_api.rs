@@ -546,7 +546,15 @@ impl Core {
         let state = bool_arg(args, 0, usage)?;
         let dir = match arg(args, 1).map(str::trim).filter(|s| !s.is_empty()) {
             Some(d) => d.parse::<i64>().map_err(|_| bad(usage))?,
-            None => self.params.get_i64("defmute").unwrap_or(0),
+            // `defmute`: 0, 3 and 4 mean both directions, 1 playback, 2 microphone, 5 no mute.
+            None => match self.params.get_i64("defmute").unwrap_or(0) {
+                1 => 1,
+                2 => 2,
+                5 if state => {
+                    return Err(ApiError::Failed("mute is switched off (defmute 5)".into()))
+                }
+                _ => 0,
+            },
         };
         let bits = mute_bits(dir).ok_or_else(|| bad(usage))?;
         let sel = self.default_sel(arg(args, 2))?;
@@ -609,16 +617,18 @@ impl Core {
                 let state = match l.phase {
                     CallPhase::Setup => "Setup",
                     CallPhase::Ringing | CallPhase::Incoming => "Ringing",
+                    CallPhase::Connected if l.hold != 0 => "Hold",
                     CallPhase::Connected if l.mute != 0 => "Muted",
                     CallPhase::Connected => "InCall",
                 };
                 format!(
-                    "LINEDETAILS,{n},{state},{},{},{me},{},{local},{},{},0,{}",
+                    "LINEDETAILS,{n},{state},{},{},{me},{},{local},{},{},{},{}",
                     crate::notify::field(&l.callid),
                     crate::notify::field(&l.peername),
                     l.direction as u8,
                     crate::notify::field(&l.peeraddress),
                     if l.mute != 0 { 2 } else { 0 },
+                    l.hold,
                     crate::notify::text(&l.peerdisplayname),
                 )
             }
