@@ -40,7 +40,7 @@
 //!
 //! # Levels
 //!
-//! Single tones are generated at -10 dBm0 (amplitude 6 009, i.e. 0 dBm0 = 3.17 dB below a
+//! Single tones are generated at -10 dBm0 (amplitude 7 193, i.e. 0 dBm0 = 3.17 dB below a
 //! full-scale sine, G.711), each component of a dual tone at -13 dBm0 (DTMF: -10/-8 dBm0).
 //! [`ToneGenerator::with_gain_db`] adjusts this.
 //!
