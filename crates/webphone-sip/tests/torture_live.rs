@@ -1,0 +1,351 @@
+//! RFC 4475 / RFC 5118 vectors sent as raw UDP datagrams to a live `SipUa` on loopback.
+//!
+//! The top Via's sent-by is pointed at our socket (everything else, including the defect
+//! under test, is the vector as written), so responses come back to us. Per vector the
+//! table records what the UA does today; the comment says which layer decides:
+//! - "rsipstack drops": rsipstack's parser or its Via update refuses the datagram and drops
+//!   it without a response (udp.rs `error parsing SIP message`); RFC 4475 wants 400. Our
+//!   `parse::error_response` can build that 400, but wiring it needs a raw-datagram hook
+//!   in front of rsipstack's UDP loop (stack.rs), which rsipstack 0.7.14 does not offer.
+//! - "stack.rs 400": rsipstack accepts it, our INVITE handling (`parse_incoming`) refuses.
+//! - "accepted": neither layer checks it; the request is handled as if it were valid.
+//!
+//! Always asserted: no panic and the UA stays up (a valid OPTIONS still gets 200 after
+//! every batch), valid INVITEs ring, invalid ones behave exactly as recorded. The RFC's
+//! verdicts that fail today are `#[ignore]`d tests with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::Peer;
+use tokio::net::UdpSocket;
+use webphone_sip::SipEvent;
+
+fn vector(rel: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The vector with the first occurrence of `host` (the top Via's sent-by) replaced by
+/// our socket's address.
+fn aimed(rel: &str, host: &str, port: u16) -> Vec<u8> {
+    let data = vector(rel);
+    let at = data
+        .windows(host.len())
+        .position(|w| w == host.as_bytes())
+        .unwrap_or_else(|| panic!("{rel}: {host} not found"));
+    let mut out = data[..at].to_vec();
+    out.extend_from_slice(format!("127.0.0.1:{port}").as_bytes());
+    out.extend_from_slice(&data[at + host.len()..]);
+    out
+}
+
+/// Send one datagram, collect the final response (skipping 1xx) within `wait`.
+async fn send(ua: &Peer, data: &[u8], sock: &UdpSocket, wait: Duration) -> Option<String> {
+    sock.send_to(data, ua.ua.local_addr()).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) => {
+                let r = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if !r.starts_with("SIP/2.0 1") {
+                    return Some(r);
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn status(resp: &Option<String>) -> Option<u16> {
+    resp.as_ref()
+        .and_then(|r| r.get(8..11))
+        .and_then(|c| c.parse().ok())
+}
+
+/// Nothing but traces on the event channel for `wait`.
+async fn no_incoming(ua: &mut Peer, wait: Duration) -> Result<(), String> {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(until, ua.rx.recv()).await {
+            Err(_) => return Ok(()),
+            Ok(Some(SipEvent::Trace { .. })) => continue,
+            Ok(Some(SipEvent::Incoming { .. })) => return Err("Incoming".into()),
+            Ok(other) => return Err(format!("{other:?}")),
+        }
+    }
+}
+
+async fn still_alive(ua: &Peer, sock: &UdpSocket) {
+    let port = sock.local_addr().unwrap().port();
+    let ping = format!(
+        "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKalive{}\r\n\
+         From: <sip:t@127.0.0.1>;tag=a\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: alive{}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        port, port
+    );
+    let r = send(ua, ping.as_bytes(), sock, Duration::from_secs(5)).await;
+    assert_eq!(status(&r), Some(200), "UA no longer answers OPTIONS: {r:?}");
+}
+
+/// (vector, sent-by of the top Via, final status the UA answers today, rings today, why)
+///
+/// RFC 4475 wants 400 and no ring for every one of these; "rings" rows are the gap that
+/// `parse::parse_message` closes once stack.rs checks incoming requests with it.
+const INVALID: &[(&str, &str, Option<u16>, bool, &str)] = &[
+    (
+        "rfc4475/invalid/badinv01.sip",
+        "192.0.2.15",
+        None,
+        true,
+        "accepted: empty Via/Contact params pass rsipstack",
+    ),
+    (
+        "rfc4475/invalid/clerr.sip",
+        "host5.example.com",
+        None,
+        true,
+        "accepted: body shorter than Content-Length",
+    ),
+    (
+        "rfc4475/invalid/ncl.sip",
+        "192.0.2.53",
+        None,
+        true,
+        "accepted: negative Content-Length read as 0",
+    ),
+    (
+        "rfc4475/invalid/quotbal.sip",
+        "192.0.2.59:5050",
+        None,
+        true,
+        "accepted: unbalanced quote in To",
+    ),
+    (
+        "rfc4475/invalid/ltgtruri.sip",
+        "192.0.2.5",
+        None,
+        true,
+        "accepted: <> around the Request-URI",
+    ),
+    (
+        "rfc4475/invalid/lwsruri.sip",
+        "192.0.2.1:5060",
+        None,
+        false,
+        "rsipstack drops (Request-Line)",
+    ),
+    (
+        "rfc4475/invalid/lwsstart.sip",
+        "host1.example.com",
+        None,
+        false,
+        "rsipstack drops (Request-Line)",
+    ),
+    (
+        "rfc4475/invalid/escruri.sip",
+        "host-of-the-hour.example.com",
+        None,
+        true,
+        "accepted: headers in the Request-URI",
+    ),
+    (
+        "rfc4475/invalid/baddate.sip",
+        "host.example.com",
+        None,
+        true,
+        "accepted: Date not in GMT",
+    ),
+    (
+        "rfc4475/invalid/mismatch01.sip",
+        "host.example.com",
+        Some(200),
+        false,
+        "OPTIONS answered 200 despite CSeq INVITE",
+    ),
+    (
+        "rfc4475/invalid/mismatch02.sip",
+        "host.example.net",
+        None,
+        false,
+        "rsipstack drops (unknown method)",
+    ),
+    (
+        "rfc4475/invalid/multi01.sip",
+        "192.0.2.25",
+        None,
+        true,
+        "accepted: first of duplicate CSeq/Call-ID/From/To used",
+    ),
+    (
+        "rfc4475/invalid/insuf.sip",
+        "192.0.2.95",
+        None,
+        false,
+        "rsipstack drops (no From/To/Call-ID)",
+    ),
+    (
+        "rfc5118/invalid/ipv6-bad.sip",
+        "[2001:db8::9:1]",
+        Some(405),
+        false,
+        "REGISTER is not served: 405 before any URI check",
+    ),
+];
+
+async fn run_invalid(strict: bool) {
+    let mut ua = Peer::start("torture").await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for (rel, host, want, rings, why) in INVALID {
+        let data = aimed(rel, host, port);
+        let resp = send(&ua, &data, &sock, Duration::from_millis(700)).await;
+        let got = status(&resp);
+        let rang = no_incoming(&mut ua, Duration::from_millis(150))
+            .await
+            .is_err();
+        report.push(format!("{rel}: status {got:?}, rings {rang} ({why})"));
+        if strict {
+            if rang {
+                failures.push(format!("{rel}: rings"));
+            }
+            if matches!(got, Some(c) if c < 300) {
+                failures.push(format!("{rel}: answered {got:?}, RFC 4475 wants 400"));
+            }
+        } else if got != *want || rang != *rings {
+            failures.push(format!(
+                "{rel}: today's behaviour changed: status {got:?} (table {want:?}), rings {rang} (table {rings}); update the table"
+            ));
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    still_alive(&ua, &sock).await;
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// Today's behaviour, vector by vector (see the table); never a panic, the UA stays up.
+#[tokio::test]
+async fn invalid_vectors_behave_as_recorded() {
+    run_invalid(false).await;
+}
+
+/// What RFC 4475 asks: no invalid INVITE rings, none is accepted.
+#[tokio::test]
+#[ignore = "rsipstack 0.7.14 accepts 8 of these INVITEs and they ring; needs stack.rs to run parse::parse_message checks on incoming requests"]
+async fn invalid_vectors_never_ring() {
+    run_invalid(true).await;
+}
+
+#[tokio::test]
+async fn valid_invites_ring() {
+    let mut ua = Peer::start("torture").await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    for (rel, host) in [
+        ("rfc4475/valid/esc01.sip", "host5.example.net;"),
+        ("rfc4475/valid/longreq.sip", "sip33.example.com"),
+        ("rfc5118/valid/ipv6-in-sdp.sip", "[2001:db8::20];"),
+        (
+            "rfc5118/valid/ipv4-mapped-ipv6.sip",
+            "[::ffff:192.0.2.10]:19823",
+        ),
+    ] {
+        let host_only = host.trim_end_matches(';');
+        let mut data = aimed(rel, host_only, port);
+        if rel.contains("longreq") {
+            // longreq's Vias are TCP; this test sends over UDP
+            data = String::from_utf8(data)
+                .unwrap()
+                .replacen(
+                    &format!("SIP/2.0/TCP 127.0.0.1:{port}"),
+                    &format!("SIP/2.0/UDP 127.0.0.1:{port}"),
+                    1,
+                )
+                .into_bytes();
+        }
+        sock.send_to(&data, ua.ua.local_addr()).await.unwrap();
+        match ua.next().await {
+            SipEvent::Incoming { sdp, .. } => {
+                assert!(sdp.is_some_and(|s| s.starts_with("v=0")), "{rel}")
+            }
+            other => panic!("{rel}: expected Incoming, got {other:?}"),
+        }
+    }
+    still_alive(&ua, &sock).await;
+}
+
+#[tokio::test]
+async fn oversized_and_garbage_datagrams_leave_the_ua_up() {
+    let mut ua = Peer::start("torture").await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let mut header_bomb = aimed("common/invite.sip", "192.0.2.20:5060", port);
+    let at = header_bomb
+        .windows(8)
+        .position(|w| w == b"Max-Forw")
+        .unwrap();
+    let bomb = format!("X-Bomb: {}\r\n", "a".repeat(50_000));
+    header_bomb.splice(at..at, bomb.bytes());
+    let folded: String = std::iter::repeat_n(" x\r\n", 12_000).collect();
+    let mut fold_bomb = aimed("common/invite.sip", "192.0.2.20:5060", port);
+    let at = fold_bomb.windows(8).position(|w| w == b"Max-Forw").unwrap();
+    fold_bomb.splice(at..at, format!("X-Fold: y\r\n{folded}").bytes());
+    let many: String = (0..5000).map(|i| format!("X-{i}: 1\r\n")).collect();
+    let mut many_headers = aimed("common/invite.sip", "192.0.2.20:5060", port);
+    let at = many_headers
+        .windows(8)
+        .position(|w| w == b"Max-Forw")
+        .unwrap();
+    many_headers.splice(at..at, many.bytes());
+    let datagrams: Vec<Vec<u8>> = vec![
+        header_bomb,
+        fold_bomb,
+        many_headers,
+        vec![0u8; 1500],
+        vec![0xffu8; 4000],
+        b"\r\n\r\n\r\n".to_vec(),
+        b"INVITE\r\n\r\n".to_vec(),
+        b"SIP/2.0 200\r\n\r\n".to_vec(),
+        b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP [\r\n\r\n".to_vec(),
+        b"INVITE sip:a@[::1 SIP/2.0\r\nContent-Length: 18446744073709551616\r\n\r\n".to_vec(),
+    ];
+    for d in &datagrams {
+        let _ = send(&ua, d, &sock, Duration::from_millis(300)).await;
+        assert!(
+            no_incoming(&mut ua, Duration::from_millis(50))
+                .await
+                .is_ok()
+                || d.len() > 60_000
+        );
+    }
+    still_alive(&ua, &sock).await;
+}
+
+/// RFC 4475 §3.1.1.1 (wsinv: `tag = 98asjd8` with LWS around '=') and §3.4.1 (inv2543:
+/// an RFC 2543 INVITE without From tag) are valid and should ring.
+#[tokio::test]
+#[ignore = "rsipstack 0.7.14 drops both in its transaction endpoint ('from tags missing'): it finds no tag with LWS around '=', and RFC 2543 has none"]
+async fn wsinv_and_rfc2543_invites_ring() {
+    let mut ua = Peer::start("torture").await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    for (rel, host) in [
+        ("rfc4475/valid/wsinv.sip", "192.0.2.2"),
+        ("rfc4475/valid/inv2543.sip", "iftgw.example.com"),
+    ] {
+        let data = aimed(rel, host, port);
+        sock.send_to(&data, ua.ua.local_addr()).await.unwrap();
+        assert!(
+            matches!(ua.next().await, SipEvent::Incoming { .. }),
+            "{rel}"
+        );
+    }
+}
