@@ -521,6 +521,26 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_server_forms_rfc5118() {
+        for (s, port) in [
+            ("[::1]:5060", Some(5060)),
+            ("sip:[::1]:5070", Some(5070)),
+            ("[2001:db8::1]", None),
+            ("sip:[2001:db8::1]:5080;transport=tcp", Some(5080)),
+        ] {
+            let a = parse_server(s).expect(s);
+            assert!(a.host.parse::<std::net::Ipv6Addr>().is_ok(), "{s}: {a:?}");
+            assert_eq!(a.port, port, "{s}");
+        }
+        let a = parse_server("[::1]:5060").expect("v6");
+        assert_eq!(a.domain(), "[::1]:5060");
+        assert_eq!(a.hop(Transport::Udp).to_string(), "[::1]:5060");
+        for bad in ["[::1", "[nothost]:5060", "[::1]:x"] {
+            assert!(parse_server(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn sips_target_is_dialled_over_tls_on_port_5061() {
         let t = resolve("sips:alice@127.0.0.1", None, LOCAL, Transport::Tls).expect("resolves");
         assert_eq!(t.request_uri, "sips:alice@127.0.0.1");
