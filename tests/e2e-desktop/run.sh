@@ -8,7 +8,9 @@
 # 2. builds the app and webphone-cli (debug) unless E2E_APP points at a binary,
 # 3. installs tauri-driver 2.1.0 into target/tools and selenium-webdriver into node_modules if
 #    they are missing,
-# 4. under Xvfb (xvfb-run -a) starts tauri-driver on free ports with WebKitWebDriver and runs
+# 4. under Xvfb (xvfb-run -a) and a private D-Bus session (dbus-run-session: single instance,
+#    notifications) with an unlocked gnome-keyring (the password goes to the OS keyring) starts
+#    tauri-driver on free ports with WebKitWebDriver and runs
 #    smoke.mjs, which drives the app's default page (the softphone skin, then `--page minimal`)
 #    and writes screenshots to target/e2e-desktop/.
 # It stops exactly the processes it started (by pid). Without Xvfb or WebKitWebDriver it skips
@@ -73,10 +75,23 @@ if [ "${1:-}" = "--inner" ]; then
       sleep 0.5
       for p in $kids; do kill -KILL "$p" 2>/dev/null || true; done
     fi
+    stop_secret_service 2>/dev/null || true
     rm -rf "$WORK_DIR"
     exit $rc
   }
   trap cleanup EXIT INT TERM
+
+  # A Secret Service for the keyring steps (secret-service.sh; stopped by pid in cleanup).
+  # shellcheck source=/dev/null
+  . "$HERE/secret-service.sh"
+  if [ -n "${DBUS_SESSION_BUS_ADDRESS:-}" ] && command -v gnome-keyring-daemon >/dev/null 2>&1; then
+    start_secret_service
+    E2E_KEYRING=1
+  else
+    [ "${CI:-}" = "true" ] && { say "FAIL: no D-Bus session or gnome-keyring (required when CI=true)"; exit 1; }
+    say "NOTE: no D-Bus session or gnome-keyring: the single-instance and keyring steps skip"
+    E2E_KEYRING=0
+  fi
 
   say "tauri-driver on 127.0.0.1:$PORT (native $NATIVE_PORT), display $DISPLAY"
   "$TAURI_DRIVER" --port "$PORT" --native-port "$NATIVE_PORT" --native-driver "$NATIVE_DRIVER" \
@@ -96,7 +111,7 @@ if [ "${1:-}" = "--inner" ]; then
   done
 
   SIP_PORT=$(free_port) # a free TCP port number; UDP on the same number is almost always free too
-  E2E_DRIVER_URL="http://127.0.0.1:$PORT/" E2E_APP="$E2E_APP" E2E_OUT="$OUT" E2E_WORK_DIR="$WORK_DIR" \
+  E2E_KEYRING="$E2E_KEYRING" E2E_DRIVER_URL="http://127.0.0.1:$PORT/" E2E_APP="$E2E_APP" E2E_OUT="$OUT" E2E_WORK_DIR="$WORK_DIR" \
     E2E_SIP_PORT="$SIP_PORT" node "$HERE/smoke.mjs"
   exit $?
 fi
@@ -130,5 +145,10 @@ if [ ! -d "$HERE/node_modules/selenium-webdriver" ]; then
   (cd "$HERE" && npm install --no-audit --no-fund selenium-webdriver@4)
 fi
 
-say "running the smoke test under Xvfb"
+if command -v dbus-run-session >/dev/null 2>&1; then
+  say "running the smoke test under Xvfb in a private D-Bus session"
+  exec xvfb-run -a -s "-screen 0 1024x768x24" dbus-run-session -- "$HERE/run.sh" --inner
+fi
+[ "${CI:-}" = "true" ] && { say "FAIL: dbus-run-session (package dbus) is missing (required when CI=true)"; exit 1; }
+say "running the smoke test under Xvfb (no dbus-run-session: single-instance and keyring steps skip)"
 exec xvfb-run -a -s "-screen 0 1024x768x24" "$HERE/run.sh" --inner

@@ -3,7 +3,11 @@
 // the page and its translations load under the app's CSP, onLoaded, the IPC path to the engine,
 // onStart, wp_ URL parameters reaching the engine, an echo call, a page reload during the call
 // (the facade rebuilds its state), hang-up, an incoming call answered in the skin, and finally
-// `--page minimal` in a second session. Started by run.sh, which provides the driver, the
+// `--page minimal` in a second session. Desktop shell (issue 8): the tray state, the incoming-call
+// pop-up window (Accept there connects), close-to-tray and a second launch showing the window,
+// a second launch with `sip:echo` dialling in the running instance, a `webphone:` provisioning
+// link setting parameters (the password lands in the OS keyring and is read back at the next
+// start). Prints launch-to-ready time and the memory of the app's process tree. Started by run.sh, which provides the driver, the
 // display and these variables:
 //   E2E_DRIVER_URL   tauri-driver URL, e.g. http://127.0.0.1:14444/
 //   E2E_APP          path of the webphone-desktop binary
@@ -11,8 +15,9 @@
 //   E2E_WORK_DIR     empty profile directory for the app
 //   E2E_SIP_PORT     free UDP port for the app's SIP stack (incoming-call step)
 //   E2E_CLI          optional webphone-cli binary: the caller of the incoming-call step
+//   E2E_KEYRING      1 when a D-Bus session with an unlocked Secret Service is up (run.sh)
 import { Builder, By, until } from 'selenium-webdriver';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -27,6 +32,8 @@ const OUT = env('E2E_OUT');
 const WORK_DIR = env('E2E_WORK_DIR');
 const SIP_PORT = env('E2E_SIP_PORT');
 const CLI = process.env.E2E_CLI || '';
+const DBUS = process.env.E2E_KEYRING === '1' && !!process.env.DBUS_SESSION_BUS_ADDRESS;
+const IDENTIFIER = 'org.webphone.desktop';
 
 const t0 = Date.now();
 const ms = () => `${String(Date.now() - t0).padStart(5)} ms`;
@@ -53,7 +60,46 @@ function session(extraArgs = []) {
     .build();
 }
 
+const launchT0 = Date.now();
 let driver = await session();
+
+// The app's process tree (the app and its WebKit web and network processes): summed RSS in MiB.
+function appMemoryMiB() {
+  const rows = execFileSync('ps', ['-eo', 'pid=,ppid=,rss=,args='], { encoding: 'utf8' }).trim().split('\n')
+    .map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/)).filter(Boolean)
+    .map((m) => ({ pid: +m[1], ppid: +m[2], rss: +m[3], args: m[4] }));
+  const roots = rows.filter((r) => r.args.split(' ')[0] === APP);
+  if (roots.length !== 1) { throw new Error(`expected one app process, found ${roots.length}`); }
+  const tree = new Set([roots[0].pid]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const r of rows) { if (!tree.has(r.pid) && tree.has(r.ppid)) { tree.add(r.pid); grew = true; } }
+  }
+  const kib = rows.filter((r) => tree.has(r.pid)).reduce((a, r) => a + r.rss, 0);
+  return { mib: Math.round(kib / 102.4) / 10, processes: tree.size };
+}
+
+// The shell's own state, through the automation-only `desktop` command.
+function desk(action) {
+  return driver.executeAsyncScript(function (action, done) {
+    window.__TAURI__.core.invoke('desktop', { action: action }).then(
+      function (v) { done({ ok: v }); }, function (e) { done({ err: String(e) }); });
+  }, action);
+}
+
+// A second launch of the app binary with these arguments: it hands them to the running instance
+// over D-Bus and exits.
+async function secondLaunch(args) {
+  const p = spawn(APP, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  const code = await new Promise((resolve) => {
+    const timer = setTimeout(() => { p.kill('SIGKILL'); resolve('timeout'); }, 15000);
+    p.once('exit', (c) => { clearTimeout(timer); resolve(c); });
+  });
+  if (code !== 0) { throw new Error(`second launch ${args.join(' ')} exited with ${code}: ${err.slice(-600)}`); }
+}
 
 async function screenshot(name) {
   // Let the webview paint the latest DOM changes first (two animation frames).
@@ -126,6 +172,24 @@ try {
   // 2. onLoaded, the skin's boot, onStart (autostart is on by default).
   await skinReady('first load');
   pass('onLoaded, skin ready, onStart', `status "${(await apiState()).status}", reg "${await text('reg_text')}"`);
+  const launchToReady = Date.now() - launchT0;
+  await driver.sleep(2000);
+  const memIdle = appMemoryMiB();
+  console.log(`${ms()}  MEASURE launch-to-ready ${launchToReady} ms (WebDriver session start to skin ready + engine started); memory idle ${memIdle.mib} MiB RSS over ${memIdle.processes} processes`);
+
+  // 2b. The tray shows the registration state from the general STATUS lines.
+  const tray = await desk('tray');
+  if (!tray.ok || tray.ok.registration !== 'Ready' || !/^WebPhone: Ready/.test(tray.ok.tooltip) || tray.ok.missed !== 0) {
+    throw new Error(`tray state ${JSON.stringify(tray)}`);
+  }
+  const dndOn = await desk('dnd-on');
+  const ai = await apiCall('getparameter', 'autoignore');
+  const dndOff = await desk('dnd-off');
+  const ai2 = await apiCall('getparameter', 'autoignore');
+  if (!dndOn.ok || !dndOn.ok.dnd || ai.ok !== '2' || dndOff.ok.dnd || ai2.ok !== '0') {
+    throw new Error(`DND: ${JSON.stringify({ dndOn, ai, dndOff, ai2 })}`);
+  }
+  pass('tray: registration state, DND sets autoignore=2 and restores it', tray.ok.tooltip);
 
   // 3. The CSP admits what the skin needs: same-origin fetch (translations) and the IPC.
   const fetched = await driver.executeAsyncScript(function (done) {
@@ -164,6 +228,9 @@ try {
   const inCall = await apiCall('isincall');
   if (inCall.ok !== true) { throw new Error(`isincall() during the echo call returned ${JSON.stringify(inCall)}`); }
   pass('echo call connects', `peer "${peer}", state "${await callState()}"`);
+  await driver.sleep(2000);
+  const memCall = appMemoryMiB();
+  console.log(`${ms()}  MEASURE memory in the echo call ${memCall.mib} MiB RSS over ${memCall.processes} processes`);
   await screenshot('smoke-skin-in-call');
 
   // 6. A page reload during the call: the facade rebuilds its state from the running engine
@@ -222,6 +289,76 @@ try {
     await driver.findElement(By.id('call_hangup')).click();
     await waitFor('the incoming call to end', async () => !(await apiState()).incall, 10000);
     pass('incoming call: Answer, then Hang up', `call state "${await callState()}"`);
+
+    // 8b. The same, answered in the desktop pop-up window.
+    const mainHandle = await driver.getWindowHandle();
+    caller.stdin.write(`call sip:e2e@127.0.0.1:${SIP_PORT}\n`);
+    await waitFor('the pop-up content', async () => ((await desk('popup')).ok || {}).kind === 'incoming', 15000);
+    let popupHandle = null;
+    await waitFor('the pop-up window', async () => {
+      for (const h of await driver.getAllWindowHandles()) {
+        if (h === mainHandle) { continue; }
+        await driver.switchTo().window(h);
+        if (/^Incoming call/.test(await driver.getTitle())) { popupHandle = h; return true; }
+      }
+      await driver.switchTo().window(mainHandle);
+      return false;
+    }, 10000);
+    const popupText = (id) => driver.executeScript('return document.getElementById(arguments[0]).textContent', id);
+    await waitFor('the caller in the pop-up', async () => !!(await popupText('popup_name')), 5000);
+    const who = await popupText('popup_name');
+    const num = await popupText('popup_number');
+    await screenshot('smoke-popup');
+    await driver.findElement(By.id('popup_accept')).click();
+    await driver.switchTo().window(mainHandle);
+    await waitFor('the call answered in the pop-up to connect', async () => (await apiState()).incall === true, 10000);
+    await waitFor('the pop-up to close', async () => !(await driver.getAllWindowHandles()).includes(popupHandle), 5000);
+    if ((await desk('popup')).ok !== null) { throw new Error('pop-up content left after answering'); }
+    await apiCall('hangup', -2);
+    await waitFor('the pop-up call to end', async () => !(await apiState()).incall, 10000);
+    pass('incoming call: pop-up window shows the caller, Accept there connects, the pop-up closes', `"${who}" "${num}"`);
+  }
+
+  // 8c. Close-to-tray, then a second launch brings the window back (single instance).
+  if (!DBUS) {
+    skip('close-to-tray and second launch', 'no D-Bus session (run.sh starts one with dbus-run-session)');
+    skip('second launch with sip:echo dials in the running instance', 'no D-Bus session');
+    skip('webphone: provisioning link and keyring', 'no D-Bus session / Secret Service');
+  } else {
+    const vis = () => driver.executeScript('return document.visibilityState');
+    await desk('hide');
+    await waitFor('the window to hide (closetotray)', async () => (await vis()) === 'hidden', 5000);
+    await secondLaunch([]);
+    await waitFor('the second launch to show the window', async () => (await vis()) === 'visible', 5000);
+    pass('close hides to the tray; a second launch shows the window again');
+
+    // 8d. A second launch with a sip: link dials in the running instance.
+    await secondLaunch(['sip:echo']);
+    await waitFor('the echo call from the link to connect', async () => {
+      const st = await apiState();
+      const l = st && st.lines && st.lines[String(st.line)];
+      return st.incall === true && l && l.peer === 'echo';
+    }, 20000);
+    pass('second launch with sip:echo dials in the running instance');
+    await apiCall('hangup', -2);
+    await waitFor('the link call to end', async () => !(await apiState()).incall, 10000);
+
+    // 8e. A webphone: provisioning link sets and persists parameters; the password goes to the
+    //     OS keyring (port 9: nobody answers the REGISTER, which is fine here).
+    await secondLaunch(['webphone://provision?wp_e2eprov=42&wp_username=e2euser&wp_serveraddress=127.0.0.1%3A9&wp_password=pw-e2e%2C1']);
+    await waitFor('the provisioned parameters', async () => (await apiCall('getparameter', 'e2eprov')).ok === '42', 10000);
+    const user = await apiCall('getparameter', 'username');
+    if (user.ok !== 'e2euser') { throw new Error(`username after provisioning: ${JSON.stringify(user)}`); }
+    let stored = '';
+    await waitFor('the password in the keyring', async () => {
+      try {
+        stored = execFileSync('secret-tool', ['lookup', 'service', IDENTIFIER, 'username', 'default/e2euser@127.0.0.1:9'], { encoding: 'utf8' });
+      } catch (e) { stored = ''; }
+      return stored === 'pw-e2e,1';
+    }, 5000);
+    const onDisk = spawnSync('grep', ['-rlF', 'pw-e2e', WORK_DIR], { encoding: 'utf8' });
+    if (onDisk.status !== 1) { throw new Error(`the password is on disk in the work dir (grep: ${onDisk.status} ${onDisk.stdout})`); }
+    pass('webphone: link provisions (getparameter), the password is in the OS keyring', `username ${user.ok}`);
   }
 
   // 9. --page minimal still opens the minimal sample page (a second app session).
@@ -232,6 +369,13 @@ try {
   if (!/\/ui\/samples\/minimal\/index\.html$/.test(new URL(murl).pathname)) { throw new Error(`--page minimal opened ${murl}`); }
   await waitFor('onStart on the minimal page', async () => (await driver.findElement(By.css('body')).getAttribute('data-started')) === '1', 15000);
   pass('--page minimal opens the minimal sample', murl);
+  if (DBUS) {
+    const pw = await driver.executeAsyncScript(function (done) {
+      window.webphone_api.getparameter('password').then(function (v) { done(v); }, function (e) { done('ERR ' + e); });
+    });
+    if (pw !== 'pw-e2e,1') { throw new Error(`password after restart (from the keyring): ${JSON.stringify(pw)}`); }
+    pass('restart: the password comes back from the OS keyring');
+  }
   await screenshot('smoke-minimal');
 } catch (e) {
   failed = e;
