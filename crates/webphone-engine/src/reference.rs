@@ -71,6 +71,7 @@ pub const ENGINE_READS: &[&str] = &[
     "use_speexuwb",
     "use_speexwb",
     "useragent",
+    "voicemailnum",
     "username",
     "wskeepaliveival",
 ];

@@ -552,3 +552,74 @@ async fn mute_without_direction_follows_every_defmute_value() {
     bob.api("hangup", &[]).await;
     stop(&[&alice, &bob]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_functions_use_the_documented_tab_crlf_and_pipe_format() {
+    let dir = TempDir::new("conf-api-contacts");
+    let open = || {
+        Phone::try_new(PhoneOptions {
+            params: vec![("voicemailnum".into(), "*97".into())],
+            work_dir: Some(dir.0.clone()),
+        })
+        .unwrap()
+    };
+    let call = |p: &Phone, f: &'static str, a: &[&str]| {
+        let p = p.clone();
+        let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        async move { p.api(f, a).await }
+    };
+    let p = open();
+    assert_eq!(
+        call(&p, "listcontacts", &["false"]).await.unwrap(),
+        Value::Null
+    );
+    call(
+        &p,
+        "addcontact",
+        &[
+            "Ann Lee",
+            "1002|+3612345",
+            "ann@example.org",
+            "Main St 1",
+            "n",
+            "https://ann.example",
+        ],
+    )
+    .await
+    .unwrap();
+    call(&p, "addcontact", &["Bob", "1003", "", "", "", ""])
+        .await
+        .unwrap();
+    let list = call(&p, "listcontacts", &["false"]).await.unwrap();
+    let rows: Vec<&str> = list.as_str().unwrap().split("\r\n").collect();
+    assert_eq!(rows.len(), 2, "{list}");
+    for r in &rows {
+        assert_eq!(r.split('\t').count(), 7, "fields of {r:?}");
+    }
+    let ann = call(&p, "getcontact", &["", "+3612345"]).await.unwrap();
+    assert_eq!(
+        ann,
+        "Ann Lee\t1002|+3612345\t0\tann@example.org\tMain St 1\tn\thttps://ann.example"
+    );
+    // all=true adds the voicemail entry.
+    let all = call(&p, "listcontacts", &["true"]).await.unwrap();
+    assert_eq!(all.as_str().unwrap().split("\r\n").count(), 3, "{all}");
+    assert!(all.as_str().unwrap().contains("*97"), "{all}");
+    // Wrong arguments change nothing.
+    assert!(call(&p, "getcontact", &["", ""]).await.is_err());
+    assert!(call(&p, "delcontact", &["", ""]).await.is_err());
+    assert_eq!(
+        call(&p, "getcontact", &["Nobody", ""]).await.unwrap(),
+        Value::Null
+    );
+    call(&p, "delcontact", &["Bob", ""]).await.unwrap();
+    assert_eq!(
+        call(&p, "getcontact", &["Bob", ""]).await.unwrap(),
+        Value::Null
+    );
+    let _ = p.api("stop", vec![]).await;
+    drop(p);
+    // Kept in the profile.
+    let q = open();
+    assert_eq!(call(&q, "getcontact", &["Ann Lee", ""]).await.unwrap(), ann);
+}
