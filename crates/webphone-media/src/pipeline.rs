@@ -47,6 +47,9 @@ pub struct PipelineConfig {
     /// direction receives (the `mediatimeout` parameter, in seconds there). `ZERO` = off
     /// (the default).
     pub media_timeout: std::time::Duration,
+    /// Echo cancellation, noise suppression, gain control, voice statistics and the no-voice
+    /// alarm (all off by default: audio passes untouched). See [`crate::dsp`].
+    pub dsp: crate::dsp::DspConfig,
 }
 
 impl Default for PipelineConfig {
@@ -57,6 +60,7 @@ impl Default for PipelineConfig {
             latch_after: 3,
             codec: CodecConfig::default(),
             media_timeout: std::time::Duration::ZERO,
+            dsp: crate::dsp::DspConfig::default(),
         }
     }
 }
@@ -91,6 +95,14 @@ pub enum MediaAlarm {
     /// and then stopped again. The engine ends the call on it (`mediatimeout`).
     NoMedia {
         /// How long nothing has arrived.
+        silent_for: std::time::Duration,
+    },
+    /// No voice activity from the microphone for `silent_for` (>=
+    /// [`crate::dsp::DspConfig::no_voice_alarm`]) from the call start, counting time we send.
+    /// Reported once per call. The engine shows "Check your microphone! No audio record
+    /// detected." (onDisplay) unless `enablenomicvoicewarning` is 0.
+    NoVoiceActivity {
+        /// How long no voice was detected.
         silent_for: std::time::Duration,
     },
 }
@@ -133,6 +145,8 @@ pub struct MediaPipeline {
     /// [`MediaAlarm::NoMedia`] was raised for the current silence.
     no_media_raised: bool,
     alarms: Vec<MediaAlarm>,
+    /// Capture/playout processing, voice statistics, comfort noise (see [`crate::dsp`]).
+    dsp: crate::dsp::DspStage,
 }
 
 impl std::fmt::Debug for MediaPipeline {
@@ -214,6 +228,7 @@ impl MediaPipeline {
             last_tick: now,
             no_media_raised: false,
             alarms: Vec::new(),
+            dsp: crate::dsp::DspStage::new(audio_rate, PTIME_MS, cfg.dsp),
         }
     }
 
@@ -323,6 +338,10 @@ impl MediaPipeline {
         self.pcm.resize(self.codecs.device_frame(PTIME_MS), 0);
         // Always read, so the source's clock advances even while we do not send.
         self.source.read_frame(&mut self.pcm);
+        let sending = self.can_send();
+        if let Some(silent_for) = self.dsp.capture(&mut self.pcm, sending) {
+            self.alarms.push(MediaAlarm::NoVoiceActivity { silent_for });
+        }
         let ts = self.rtp_ts;
         self.rtp_ts = self
             .rtp_ts
@@ -400,7 +419,11 @@ impl MediaPipeline {
             }
         };
         let is_event = Some(pkt.payload_type) == self.neg.telephone_event_pt;
-        let codec = if is_event {
+        // RFC 3389 comfort noise (static payload type 13 unless the negotiation uses 13).
+        let is_cn = !is_event
+            && pkt.payload_type == crate::dsp::CN_PAYLOAD_TYPE
+            && pkt.payload_type != self.neg.payload_type;
+        let codec = if is_event || is_cn {
             None
         } else {
             match self.codec_for(pkt.payload_type) {
@@ -452,6 +475,12 @@ impl MediaPipeline {
                     now,
                 );
             }
+            None if is_cn => {
+                self.dsp.on_cn_packet(&pkt.payload);
+                // The CN packet takes a slot in the sequence: silence there, noise at playout.
+                self.jb
+                    .push_filler(pkt.sequence, pkt.ssrc, self.neg.ptime_ms.max(1), now);
+            }
             None => {
                 if let Some(d) = self
                     .dtmf_rx
@@ -502,16 +531,28 @@ impl MediaPipeline {
         let n = self.codecs.device_frame(PTIME_MS);
         self.play.clear();
         self.play.resize(n, 0);
+        let mut kind = FrameKind::Silence;
         if self.neg.direction.receives() {
             let mut dec = Decoders {
                 codecs: &mut self.codecs,
                 neg: &self.neg,
             };
-            match self.jb.pop(now, &mut self.play, &mut dec) {
-                FrameKind::Audio | FrameKind::Concealed | FrameKind::Silence => {}
-            }
+            kind = self.jb.pop(now, &mut self.play, &mut dec);
         }
+        self.dsp
+            .playout(&mut self.play, kind, self.neg.direction.receives());
         self.sink.write_frame(&self.play);
+    }
+
+    /// Voice statistics since the last call ([`crate::dsp::format_vad_notification`] makes the
+    /// `VAD` line); both sides `OFF` unless [`crate::dsp::DspConfig::vad`].
+    pub fn take_vad_report(&mut self) -> crate::dsp::VadReport {
+        self.dsp.take_vad_report()
+    }
+
+    /// Echo canceller statistics (ERL, ERLE, delay) when echo/noise/gain processing runs.
+    pub fn apm_stats(&self) -> Option<crate::dsp::ApmStats> {
+        self.dsp.apm_stats()
     }
 
     /// Events since the last call.
@@ -1325,7 +1366,9 @@ mod media_timeout_tests {
         assert!(p.take_alarms().is_empty());
         let alarms = run(&mut p, t0, 1000, 10_000);
         assert_eq!(alarms.len(), 1, "{alarms:?}");
-        let (at, MediaAlarm::NoMedia { silent_for }) = &alarms[0];
+        let (at, MediaAlarm::NoMedia { silent_for }) = &alarms[0] else {
+            panic!("{alarms:?}");
+        };
         // Last packet at 980 ms; 3 s later.
         assert_eq!(*at, 3980);
         assert_eq!(*silent_for, Duration::from_secs(3));

@@ -129,6 +129,8 @@ pub struct MediaSession {
     stats: Arc<Mutex<MediaStats>>,
     events: Mutex<Option<mpsc::UnboundedReceiver<MediaEvent>>>,
     alarms: Mutex<Option<mpsc::UnboundedReceiver<MediaAlarm>>>,
+    /// Voice statistics accumulated since the last [`MediaSession::take_vad_report`].
+    vad: Arc<Mutex<crate::dsp::VadReport>>,
     local: SocketAddr,
     task: JoinHandle<MediaStats>,
 }
@@ -156,6 +158,7 @@ impl MediaSession {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (alarm_tx, alarm_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(MediaStats::default()));
+        let vad = Arc::new(Mutex::new(crate::dsp::VadReport::default()));
         let local = socket.local;
         let pipeline = MediaPipeline::new(neg, source, sink, cfg, Instant::now().into_std());
         tracing::debug!(%local, ?pipeline, "media session starting");
@@ -167,12 +170,14 @@ impl MediaSession {
             ev_tx,
             alarm_tx,
             stats.clone(),
+            vad.clone(),
         ));
         MediaSession {
             commands: tx,
             stats,
             events: Mutex::new(Some(ev_rx)),
             alarms: Mutex::new(Some(alarm_rx)),
+            vad,
             local,
             task,
         }
@@ -210,6 +215,14 @@ impl MediaSession {
         self.alarms.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
+    /// Voice statistics since the previous call (or the start) and start a new interval: the
+    /// engine calls this every `vadstat_ival` ms and emits
+    /// [`crate::dsp::format_vad_notification`] of it. Both sides are `OFF` unless
+    /// [`crate::dsp::DspConfig::vad`] is on in the [`PipelineConfig`].
+    pub fn take_vad_report(&self) -> crate::dsp::VadReport {
+        std::mem::take(&mut *self.vad.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Change the media timeout during the call (`ZERO` = off); see
     /// [`PipelineConfig::media_timeout`].
     pub fn set_media_timeout(&self, timeout: Duration) {
@@ -229,6 +242,8 @@ impl MediaSession {
     }
 }
 
+// The driver's shared state, one argument each; grouping them would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     socket: UdpSocket,
     rtcp_socket: Option<UdpSocket>,
@@ -237,6 +252,7 @@ async fn run(
     events: mpsc::UnboundedSender<MediaEvent>,
     alarms: mpsc::UnboundedSender<MediaAlarm>,
     stats: Arc<Mutex<MediaStats>>,
+    vad: Arc<Mutex<crate::dsp::VadReport>>,
 ) -> MediaStats {
     let period = Duration::from_millis(u64::from(PTIME_MS));
     let mut interval = tokio::time::interval(period);
@@ -291,6 +307,10 @@ async fn run(
                     let _ = alarms.send(a);
                 }
                 *stats.lock().unwrap_or_else(|e| e.into_inner()) = pipeline.stats();
+                let report = pipeline.take_vad_report();
+                if report != crate::dsp::VadReport::default() {
+                    vad.lock().unwrap_or_else(|e| e.into_inner()).merge(&report);
+                }
             },
             res = socket.recv_from(&mut buf) => match res {
                 Ok((n, from)) => {

@@ -28,6 +28,9 @@ pub struct ComfortNoise {
     rng: u32,
     level: Option<u8>,
     active: bool,
+    /// Noise has been produced since the last CN packet (audio after it ends the noise; audio
+    /// still buffered from before it does not).
+    playing: bool,
     packets: u64,
 }
 
@@ -44,6 +47,7 @@ impl ComfortNoise {
             rng: 0x2545_F491,
             level: None,
             active: false,
+            playing: false,
             packets: 0,
         }
     }
@@ -63,9 +67,14 @@ impl ComfortNoise {
         true
     }
 
-    /// Whether noise is being produced (a CN packet came and audio has not resumed).
+    /// Whether a CN packet came and audio has not resumed since.
     pub fn is_active(&self) -> bool {
         self.active
+    }
+
+    /// Whether noise has been produced since the CN packet.
+    pub fn is_playing(&self) -> bool {
+        self.active && self.playing
     }
 
     /// The latest level (-dBov).
@@ -81,10 +90,12 @@ impl ComfortNoise {
     /// Audio resumed: stop producing noise.
     pub fn stop(&mut self) {
         self.active = false;
+        self.playing = false;
     }
 
     /// Fill `out` with noise at the current level (silence when no level is known).
     pub fn fill(&mut self, out: &mut [i16]) {
+        self.playing = true;
         let Some(level) = self.level else {
             out.fill(0);
             return;

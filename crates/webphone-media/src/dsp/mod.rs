@@ -23,12 +23,14 @@
 
 pub mod apm;
 pub mod cng;
+pub mod stage;
 pub mod vad;
 
 use std::time::Duration;
 
 pub use apm::{ApmStats, AudioProcessor};
 pub use cng::{ComfortNoise, CN_PAYLOAD_TYPE};
+pub use stage::DspStage;
 pub use vad::{format_vad_notification, NoVoiceWatch, VadReport, VadSide, VoiceDetector};
 
 /// Which processing stages run on the capture path (default: none, audio passes untouched).
