@@ -1700,6 +1700,16 @@ impl Core {
                     &format!("The call could not be changed: {code} {reason}"),
                 );
             }
+            ev @ (SipEvent::MessageStatus { .. }
+            | SipEvent::MessageReceived { .. }
+            | SipEvent::ReferStatus { .. }
+            | SipEvent::Refer { .. }
+            | SipEvent::Notify { .. }
+            | SipEvent::SubscriptionFailed { .. }
+            | SipEvent::PublishStatus { .. }) => {
+                // Messaging, transfer and presence are not wired into the engine yet.
+                debug!(event = ?ev, "SIP event not handled yet");
+            }
             SipEvent::Redirected { call, code, target } => {
                 if let Some(n) = self.line_of(call) {
                     self.log(

@@ -16,6 +16,7 @@
 mod digest;
 mod error;
 mod locate;
+mod messaging;
 pub mod parse;
 mod policy;
 mod session;
@@ -35,6 +36,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::SipError;
+pub use messaging::{MessageKey, Replaces, SubKey, SubscriptionState};
 
 /// The transport the user agent listens on and sends requests with.
 ///
@@ -260,6 +262,10 @@ pub enum SipEvent {
         sdp: Option<String>,
         /// All header fields of the INVITE as (name, value), in order.
         headers: Vec<(String, String)>,
+        /// The INVITE carries `Replaces` (RFC 3891) naming this live call of ours (an
+        /// attended transfer's target, or a call pickup): answer the new call and hang
+        /// up the replaced one. An INVITE whose `Replaces` matches no call got 481.
+        replaces: Option<CallKey>,
     },
     /// A provisional response to our INVITE: 180 Ringing / 183 Session Progress
     /// (with early-media SDP if any).
@@ -318,6 +324,63 @@ pub enum SipEvent {
         code: u16,
         reason: String,
     },
+    /// Delivery report of [`SipUa::send_message`]: the final response (2xx delivered,
+    /// 408 nothing answered, 503 transport error), after any digest round.
+    MessageStatus {
+        key: MessageKey,
+        code: u16,
+        reason: String,
+    },
+    /// An instant message (MESSAGE outside a dialog, RFC 3428 §7), already answered 200.
+    /// `content_type` is `text/plain[;charset=..]` or `application/im-iscomposing+xml`
+    /// (RFC 3994 typing notification); other types were refused with 415.
+    MessageReceived {
+        from_user: String,
+        from_display: Option<String>,
+        from_uri: String,
+        content_type: String,
+        body: String,
+    },
+    /// Progress of our REFER in `call` ([`SipUa::refer`] / [`SipUa::refer_with_replaces`]):
+    /// the status line of each NOTIFY's `message/sipfrag` (RFC 3515 §2.4.5: 100, 180, 200,
+    /// 486, ...) or the REFER's own failure response (>= 300). Codes >= 200 are final.
+    ReferStatus {
+        call: CallKey,
+        code: u16,
+    },
+    /// The peer of `call` asks us to transfer (REFER, RFC 3515 §2.4.2): call `target`
+    /// (its `Replaces`, if any, goes into that INVITE, RFC 3891). Answer with
+    /// [`SipUa::accept_refer`] (then [`SipUa::notify_refer`] with the new call's outcome)
+    /// or [`SipUa::reject_refer`].
+    Refer {
+        call: CallKey,
+        target: String,
+        replaces: Option<Replaces>,
+        referred_by: Option<String>,
+    },
+    /// A NOTIFY (RFC 6665 §4.1.3) for our subscription `sub` (`None`: an unsolicited one
+    /// outside any subscription, e.g. message-summary from a voicemail server), already
+    /// answered 200. `event` is the package (`presence`, `dialog`, `message-summary`),
+    /// `body` raw (PIDF RFC 3863, dialog-info RFC 4235, simple-message-summary RFC 3842).
+    /// After `Terminated` nothing more arrives for `sub`.
+    Notify {
+        sub: Option<SubKey>,
+        event: String,
+        state: SubscriptionState,
+        content_type: Option<String>,
+        body: String,
+    },
+    /// Our SUBSCRIBE (or its refresh) for `sub` was refused (`code`; 408 for no answer);
+    /// the subscription is over.
+    SubscriptionFailed {
+        sub: SubKey,
+        code: u16,
+    },
+    /// Outcome of a PUBLISH ([`SipUa::publish_presence`]; refreshes only when they fail).
+    PublishStatus {
+        code: u16,
+        reason: String,
+    },
     /// One SIP message sent or received, while [`SipUa::set_trace`] is on.
     ///
     /// `text` is the whole message (start line, headers, body) with the digest
@@ -342,6 +405,8 @@ pub(crate) enum DriverMsg {
     Command(policy::Command),
     /// Precomputed digest HA1 (or none: use the password).
     SetHa1(Option<String>),
+    /// Messaging, INFO, transfer, subscriptions ([`messaging`]).
+    Service(messaging::ServiceCommand),
     /// DNS servers for RFC 3263 server location.
     SetDns(Vec<SocketAddr>),
     Shutdown(oneshot::Sender<()>),

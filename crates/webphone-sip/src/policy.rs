@@ -1086,6 +1086,8 @@ impl UaPolicy {
                     remote_addr: inv.remote_addr,
                     sdp: inv.sdp,
                     headers: inv.headers,
+                    // Filled in by the driver (it knows the dialogs, RFC 3891 §3).
+                    replaces: None,
                 }));
             }
             StackEvent::Provisional {

@@ -50,13 +50,17 @@ use crate::policy::{
     Action, Command, IncomingInvite, Input, RegisterOutcome, StackEvent, Termination, UaPolicy,
 };
 use crate::target::{self, HostPort, Target};
+
+/// MESSAGE, INFO, REFER, SUBSCRIBE/NOTIFY, PUBLISH ([`crate::messaging`]).
+mod services;
 use crate::{
     AccountConfig, CallIds, CallKey, DriverMsg, SipConfig, SipError, SipEvent, Transport,
     TransportOptions,
 };
 
 /// Methods we accept (RFC 3261 §20.5 `Allow`).
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK";
+const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, MESSAGE, REFER, NOTIFY";
 /// Extensions we support (RFC 3261 §20.37 `Supported`): reliable provisionals (RFC 3262).
 const SUPPORTED: &str = "100rel";
 /// How long shutdown waits for outstanding BYE/CANCEL transactions.
@@ -334,6 +338,9 @@ pub(crate) async fn start(
             Method::Info,
             Method::Update,
             Method::PRack,
+            Method::Message,
+            Method::Refer,
+            Method::Notify,
         ])
         .with_option(option)
         .with_inspector(Box::new(TraceSent(tracer.clone())))
@@ -394,6 +401,7 @@ pub(crate) async fn start(
         reg_call_id,
         reg_cseq: Arc::new(AtomicU32::new(0)),
         tasks: JoinSet::new(),
+        services: services::Services::new(),
         shutdown_waiters: Vec::new(),
         stopping: false,
     };
@@ -483,6 +491,8 @@ struct Driver {
     reg_call_id: String,
     reg_cseq: Arc<AtomicU32>,
     tasks: JoinSet<()>,
+    /// Messaging, transfer and subscriptions (`services`).
+    services: services::Services,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
     stopping: bool,
 }
@@ -497,6 +507,7 @@ impl Driver {
     ) {
         let mut cmd_open = true;
         let mut incoming_open = true;
+        let mut service_rx = self.services.take_rx();
         while !self.stopping {
             while self.tasks.try_join_next().is_some() {}
             let deadline = self.policy.next_deadline();
@@ -509,6 +520,7 @@ impl Driver {
             tokio::select! {
                 msg = cmd_rx.recv(), if cmd_open => match msg {
                     Some(DriverMsg::Command(cmd)) => self.command(cmd),
+                    Some(DriverMsg::Service(cmd)) => self.on_service_command(cmd),
                     Some(DriverMsg::SetDns(servers)) => {
                         *crate::lock(&self.dns) = servers;
                     }
@@ -529,6 +541,7 @@ impl Driver {
                     }
                 },
                 Some(ev) = stack_rx.recv() => self.on_stack(ev),
+                Some(ev) = service_rx.recv() => self.on_service_event(ev),
                 tx = incoming.recv(), if incoming_open => match tx {
                     Some(tx) => self.on_transaction(tx),
                     None => {
@@ -702,7 +715,8 @@ impl Driver {
         }
     }
 
-    fn emit(&mut self, ev: SipEvent) {
+    fn emit(&mut self, mut ev: SipEvent) {
+        self.services.on_emit(&mut ev);
         debug!(event = ?ev, "event");
         if let SipEvent::Ended { call, .. } = &ev {
             self.call_ids.remove(*call);
@@ -1057,6 +1071,7 @@ impl Driver {
         let mut creds_headers = rsipstack::sip::Headers::default();
         insert_credentials(&mut creds_headers, &auth_headers);
         extra_headers.extend(creds_headers.iter().cloned());
+        extra_headers.extend(self.services.invite_headers(call));
         let opt = InviteOption {
             caller_display_name: self
                 .account
@@ -1096,6 +1111,7 @@ impl Driver {
                     dialog,
                     reoffers: self.reoffers.clone(),
                     client: true,
+                    hooks: self.services.hooks.clone(),
                     probe: Some((
                         self.connector.clone(),
                         sip_addr(&target.next_hop, target.transport),
@@ -1106,7 +1122,10 @@ impl Driver {
         }
     }
 
-    fn on_transaction(&mut self, mut tx: Transaction) {
+    fn on_transaction(&mut self, tx: Transaction) {
+        let Some(mut tx) = self.service_request(tx) else {
+            return;
+        };
         let method = tx.original.method;
         let has_to_tag = tx
             .original
@@ -1201,6 +1220,14 @@ impl Driver {
             });
             return;
         }
+        // RFC 3891 §3: Replaces naming no dialog of ours -> 481.
+        let Ok(replaced) = self.check_replaces(&tx.original) else {
+            let mut tx = tx;
+            tokio::spawn(async move {
+                let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+            });
+            return;
+        };
         let info = match parse_incoming(&tx.original) {
             Ok(i) => i,
             Err(e) => {
@@ -1213,6 +1240,9 @@ impl Driver {
             }
         };
         let call = CallKey(self.next_call.fetch_add(1, Ordering::Relaxed));
+        if let Some(old) = replaced {
+            self.services.note_replaces(call, old);
+        }
         let user = self.username();
         let contact = match Uri::try_from(self.contact_uri(&user)) {
             Ok(c) => c,
@@ -1268,6 +1298,7 @@ impl Driver {
             dialog,
             reoffers: self.reoffers.clone(),
             client: false,
+            hooks: self.services.hooks.clone(),
             probe: None,
         }));
         info!(%call, from = %info.from_uri, "incoming call");
@@ -1503,6 +1534,8 @@ struct CallTask {
     dialog: InviteDialog,
     reoffers: PendingReoffers,
     client: bool,
+    /// REFER and NOTIFY in the dialog (`services`).
+    hooks: services::CallHooks,
     /// Next hop of our INVITE, checked for reachability first (DNS, connect, TLS).
     probe: Option<(Connector, SipAddr)>,
 }
@@ -1627,13 +1660,14 @@ async fn call_task(mut t: CallTask) {
                         let _ = handle.reply(StatusCode::OK).await;
                     }
                     DialogState::Options(_, _, handle)
-                    | DialogState::Message(_, _, handle)
-                    | DialogState::Notify(_, _, handle) => {
+                    | DialogState::Message(_, _, handle) => {
                         let _ = handle.reply(StatusCode::OK).await;
                     }
-                    DialogState::Refer(_, _, handle) => {
-                        // Transfer is not supported yet.
-                        let _ = handle.reply(StatusCode::Decline).await;
+                    DialogState::Notify(_, req, handle) => {
+                        t.hooks.on_notify(call, &req, handle).await;
+                    }
+                    DialogState::Refer(_, req, handle) => {
+                        t.hooks.on_refer(call, &req, handle).await;
                     }
                     DialogState::Terminated(_, reason) => {
                         let cause = termination(&reason, t.client);
@@ -1715,17 +1749,12 @@ fn session_interval_too_small(req: &Request) -> bool {
         .is_some_and(|se| se.secs < crate::session::MIN_SE)
 }
 
-/// `Signal=5` of an `application/dtmf-relay` INFO body.
+/// The digit of a DTMF INFO body: `Signal=5` of `application/dtmf-relay`, or the bare
+/// digit of `application/dtmf` (RFC 6086 carrying the de-facto DTMF packages).
 fn dtmf_digit(req: &Request) -> Option<char> {
     let body = std::str::from_utf8(&req.body).ok()?;
-    body.lines().find_map(|l| {
-        let (k, v) = l.split_once('=')?;
-        if !k.trim().eq_ignore_ascii_case("signal") {
-            return None;
-        }
-        let c = v.trim().chars().next()?;
-        matches!(c, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d').then(|| c.to_ascii_uppercase())
-    })
+    let ctype = header_value(&req.headers, "Content-Type", "c");
+    crate::messaging::dtmf_from_info(ctype.as_deref(), body)
 }
 
 /// One REGISTER transaction, including the digest challenge round (RFC 3261 §10.2, §22;
