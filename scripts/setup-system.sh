@@ -24,6 +24,7 @@ PKGS=(
   # desktop app (Tauri 2 / WebKitGTK 4.1)
   libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev
   libjavascriptcoregtk-4.1-dev libxdo-dev
+  libdbus-1-dev dbus gnome-keyring libsecret-tools rpm  # desktop: keyring (Secret Service) + single-instance tests, .rpm
   # audio (cpal -> ALSA -> PulseAudio null sink when headless), Opus
   libasound2-dev libopus-dev pulseaudio pulseaudio-utils libasound2-plugins
   # headless display, the desktop e2e driver, screenshots

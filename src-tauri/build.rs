@@ -127,6 +127,8 @@ fn main() {
         panic!("failed to assemble src-tauri/dist from ui/, skins/ and i18n/: {e}");
     }
     println!("cargo:rerun-if-changed=automation-capability.json");
+    // scripts/build-brand.sh: the brand's default parameters, baked into the binary.
+    println!("cargo:rerun-if-env-changed=WEBPHONE_BRAND_PARAMS");
     // Declaring the app's commands makes Tauri generate an `allow-<command>` permission for each,
     // so the capability files decide exactly what each window may call.
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(

@@ -168,9 +168,19 @@ fn init_logging() {
 }
 
 fn main() {
+    // A brand's default parameters (scripts/build-brand.sh bakes them in), before the
+    // environment and the command line.
+    let env_params = [
+        option_env!("WEBPHONE_BRAND_PARAMS").map(str::to_string),
+        std::env::var("WEBPHONE_PARAMS").ok(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(";");
     let opts = StartupOptions::parse(
         std::env::args().skip(1),
-        std::env::var("WEBPHONE_PARAMS").ok().as_deref(),
+        Some(env_params.as_str()),
         std::env::var("WEBPHONE_WORK_DIR").ok().as_deref(),
     );
     if opts.help {
