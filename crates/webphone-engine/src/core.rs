@@ -48,6 +48,8 @@ pub(crate) enum Cmd {
         started: Instant,
         event: MediaEvent,
     },
+    /// No voice activity from the microphone since the call started.
+    NoVoice { line: usize, started: Instant },
     /// The call's media has been silent for `mediatimeout`.
     NoMedia {
         line: usize,
@@ -200,6 +202,8 @@ pub(crate) struct Core {
     work_dir: std::path::PathBuf,
     /// The profile database, when settings are persisted.
     profile: Option<std::sync::Mutex<crate::profile::Profile>>,
+    /// When the last VAD notifications went out.
+    last_vad: Option<Instant>,
 }
 
 /// Wraps an audio device as the media pipeline's source.
@@ -361,6 +365,7 @@ impl Core {
             setline: None,
             work_dir: std::path::PathBuf::new(),
             profile: None,
+            last_vad: None,
         }
     }
 
@@ -430,6 +435,14 @@ impl Core {
                     }
                     Some(Cmd::EchoEnded { line, id }) => self.echo_ended(line, id).await,
                     Some(Cmd::Media { line, started, event }) => self.on_media(line, started, event),
+                    Some(Cmd::NoVoice { line, started }) => {
+                        if self.lines.get(line).is_some_and(|l| l.started == started) {
+                            self.display(
+                                Severity::Warning,
+                                "Check your microphone! No audio record detected.",
+                            );
+                        }
+                    }
                     Some(Cmd::NoMedia { line, started, silent_for }) => {
                         if self.lines.get(line).is_some_and(|l| l.started == started) {
                             let why = format!("media timeout: no RTP for {} s", silent_for.as_secs());
@@ -625,6 +638,33 @@ impl Core {
             self.emit_general();
         }
         self.expire_calls(Instant::now()).await;
+        self.vad_reports(Instant::now());
+    }
+
+    /// `vadstat` 3: a VAD notification per connected call every `vadstat_ival` ms.
+    fn vad_reports(&mut self, now: Instant) {
+        if self.params.get_i64("vadstat").unwrap_or(1) != 3 {
+            return;
+        }
+        let every = Duration::from_millis(
+            self.params
+                .get_i64("vadstat_ival")
+                .unwrap_or(2000)
+                .clamp(200, 3_600_000) as u64,
+        );
+        if self
+            .last_vad
+            .is_some_and(|t| now.saturating_duration_since(t) < every)
+        {
+            return;
+        }
+        self.last_vad = Some(now);
+        for (_, l) in self.lines.iter() {
+            if let Some(m) = &l.media {
+                let line = webphone_media::dsp::format_vad_notification(&m.take_vad_report());
+                self.notify(line);
+            }
+        }
     }
 
     // ----- API ------------------------------------------------------------------------------
@@ -814,7 +854,7 @@ impl Core {
         );
         // The identity is needed even without a server: peer-to-peer calls carry it in From.
         if let Some(sip) = &self.sip {
-            sip.set_account(self.account());
+            self.push_account(sip);
         }
         self.emit_general();
         self.callback("onStart", vec![]);
@@ -852,6 +892,14 @@ impl Core {
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
     }
 
+    /// Hands the account to the SIP layer, with the precomputed digest HA1 of the `md5`
+    /// parameter when one is set (then the password is not needed; MD5 challenges only).
+    fn push_account(&self, sip: &SipUa) {
+        let ha1 = self.params.get("md5");
+        sip.set_digest_ha1((!ha1.trim().is_empty()).then(|| ha1.trim().to_string()));
+        sip.set_account(self.account());
+    }
+
     fn account(&self) -> AccountConfig {
         let opt = |name: &str| {
             let v = self.params.get(name);
@@ -887,7 +935,7 @@ impl Core {
         let Some(sip) = &self.sip else {
             return Err(ApiError::Failed("engine not started".into()));
         };
-        sip.set_account(acc);
+        self.push_account(sip);
         sip.register();
         Ok(())
     }
@@ -963,7 +1011,7 @@ impl Core {
             return Err(ApiError::Failed("engine not started".into()));
         };
         // Parameters may have changed since start (setparameter before call).
-        sip.set_account(self.account());
+        self.push_account(sip);
         let key = sip
             .invite(&target, offer)
             .map_err(|e| bad(format!("Invalid phone number or SIP URI or username: {e}")))?;
@@ -999,6 +1047,35 @@ impl Core {
         self.emit_general();
         self.call_state(n, "callSetup");
         Ok(n)
+    }
+
+    /// Audio processing for the call's capture path: echo cancellation (`aec`), noise
+    /// suppression (`denoise`), gain control (`agc`) and the silent-microphone warning
+    /// (`enablenomicvoicewarning`, after 6 s). They apply to sound cards only: `file:` and
+    /// `null` devices have no acoustic path, and their audio stays bit-exact.
+    fn dsp_config(&self) -> webphone_media::dsp::DspConfig {
+        let real_in = matches!(
+            DeviceSpec::parse(&self.params.get("audiodevicein")),
+            DeviceSpec::Default | DeviceSpec::Device(_)
+        );
+        let get = |name: &str, default: i64| self.params.get_i64(name).unwrap_or(default);
+        let aec2 = get("aec2", 1);
+        let vadstat = get("vadstat", 1);
+        let warn = get("enablenomicvoicewarning", 1) != 0 && matches!(vadstat, 1 | 2);
+        webphone_media::dsp::DspConfig {
+            // The catalog's finer modes (headset guessing, playback side) collapse to on/off:
+            // one canceller serves `aec` and `aec2`; only the microphone side is processed.
+            aec: real_in && (get("aec", 1) > 0 || aec2 >= 2),
+            ns: real_in && (get("denoise", 3) > 0 || aec2 == 3),
+            agc: real_in && get("agc", 3) > 0,
+            vad: get("vad", 2) != 1 && vadstat != 0,
+            no_voice_alarm: if real_in && warn {
+                Duration::from_secs(6)
+            } else {
+                Duration::ZERO
+            },
+            ..webphone_media::dsp::DspConfig::default()
+        }
     }
 
     /// Codec preferences from `codec`, `prefcodec` and the `use_<codec>` parameters.
@@ -1164,6 +1241,7 @@ impl Core {
             None => return,
         }
         let media_timeout_s = self.params.get_i64("mediatimeout").unwrap_or(300);
+        let dsp = self.dsp_config();
         let (input, output) = self.open_devices(neg.codec.audio_rate()).await;
         let Some(l) = self.lines.get_mut(n) else {
             return;
@@ -1174,6 +1252,7 @@ impl Core {
         l.neg = Some(neg.clone());
         let cfg = PipelineConfig {
             media_timeout: Duration::from_secs(media_timeout_s.max(0) as u64),
+            dsp,
             ..PipelineConfig::default()
         };
         let media = MediaSession::start_with_config(
@@ -1188,17 +1267,17 @@ impl Core {
             let started = l.started;
             tokio::spawn(async move {
                 while let Some(alarm) = alarms.recv().await {
-                    if let MediaAlarm::NoMedia { silent_for } = alarm {
-                        if tx
-                            .send(Cmd::NoMedia {
-                                line: n,
-                                started,
-                                silent_for,
-                            })
-                            .is_err()
-                        {
-                            break;
-                        }
+                    let cmd = match alarm {
+                        MediaAlarm::NoMedia { silent_for } => Cmd::NoMedia {
+                            line: n,
+                            started,
+                            silent_for,
+                        },
+                        MediaAlarm::NoVoiceActivity { .. } => Cmd::NoVoice { line: n, started },
+                        _ => continue,
+                    };
+                    if tx.send(cmd).is_err() {
+                        break;
                     }
                 }
             });

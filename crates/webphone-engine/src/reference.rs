@@ -22,6 +22,9 @@ pub const EVENTS_TSV: &str = include_str!("../data/events.tsv");
 /// engine sources: the `reference_up_to_date` test fails when a parameter read in
 /// `src/` is missing here, or when a name here is not in the catalog.
 pub const ENGINE_READS: &[&str] = &[
+    "aec",
+    "aec2",
+    "agc",
     "allowcallredirect",
     "audiodevicein",
     "audiodeviceout",
@@ -32,13 +35,16 @@ pub const ENGINE_READS: &[&str] = &[
     "calltimeout",
     "codec",
     "defmute",
+    "denoise",
     "disablesamecall",
     "displayname",
+    "enablenomicvoicewarning",
     "holdtype",
     "jsscripstats",
     "keepaliveival",
     "localip",
     "loglevel",
+    "md5",
     "mediaencryption",
     "mediatimeout",
     "normalizenumber",
@@ -71,8 +77,11 @@ pub const ENGINE_READS: &[&str] = &[
     "use_speexuwb",
     "use_speexwb",
     "useragent",
-    "voicemailnum",
     "username",
+    "vad",
+    "vadstat",
+    "vadstat_ival",
+    "voicemailnum",
     "wskeepaliveival",
 ];
 

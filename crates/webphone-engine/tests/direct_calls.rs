@@ -30,6 +30,8 @@ async fn direct_call_carries_audio_both_ways_and_writes_cdrs() {
         ("displayname", "Bob, the builder".into()),
         ("loglevel", "5".into()),
         ("jsscripstats", "1".into()),
+        ("vadstat", "3".into()),
+        ("vadstat_ival", "1000".into()),
         ("audiodevicein", dev("b-in.wav")),
         ("audiodeviceout", dev("b-out.wav")),
     ])
@@ -61,6 +63,10 @@ async fn direct_call_carries_audio_both_ways_and_writes_cdrs() {
     assert!(alice
         .notifications("DTMF,")
         .contains(&"DTMF,1,bob,RTP,5".to_string()));
+    // vadstat 3: bob reports voice activity every second while the call is up.
+    let vad = bob.notification(|t| t.starts_with("VAD,"), 5).await;
+    assert!(vad.contains("local_avg"), "{vad}");
+    assert!(alice.notifications("VAD,").is_empty());
     tokio::time::sleep(Duration::from_secs(2)).await;
     bob.api("hangup", &[]).await;
 
