@@ -9,7 +9,8 @@
 # cargo clippy -D warnings (whole workspace, desktop app included), cargo build
 # (whole workspace), cargo test (unit, crate integration and tests/interop
 # against Kamailio/baresip/SIPp on loopback), then the desktop smoke test
-# tests/e2e-desktop/run.sh when it exists. Every step runs even when an
+# tests/e2e-desktop/run.sh when it exists, and a 20 s run of every cargo-fuzz
+# target (scripts/fuzz.sh --smoke). Every step runs even when an
 # earlier one failed, except that nothing is tested after a failed build.
 # Prints a timing summary; exits non-zero if any step failed.
 #
@@ -128,6 +129,9 @@ run_step clippy "$CARGO" clippy --workspace --all-targets -- -D warnings
 if run_step build "$CARGO" build --workspace; then
   # shellcheck disable=SC2086 # CARGO_TEST_ARGS is a list of words
   run_step test "$CARGO" test --workspace --no-fail-fast ${CARGO_TEST_ARGS:-}
+  # every cargo-fuzz target 20 s on its committed corpus (installs cargo-fuzz; nightly or
+  # RUSTC_BOOTSTRAP=1); fails on a crash
+  run_step fuzz-smoke "$ROOT/scripts/fuzz.sh" --smoke "${FUZZ_SMOKE_SECONDS:-20}"
   E2E="$ROOT/tests/e2e-desktop/run.sh"
   if [ "${TEST_SKIP_E2E_DESKTOP:-}" = 1 ]; then
     skip_step e2e-desktop "TEST_SKIP_E2E_DESKTOP=1"
