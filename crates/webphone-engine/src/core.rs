@@ -28,6 +28,7 @@ use crate::params::{parse_mparam, ParamStore, Source};
 use crate::phone::ApiError;
 use crate::Event;
 
+mod chat;
 mod incoming;
 mod line_api;
 mod timers;
@@ -109,6 +110,8 @@ struct Line {
     hold: u8,
     /// A hold (true) or resume (false) re-INVITE of ours awaiting its answer.
     hold_pending: Option<bool>,
+    /// The call whose peer asked for this one (REFER): told the outcome by NOTIFY.
+    referred_by: Option<CallKey>,
     /// Local mute: bit 1 = playback (API direction 1), bit 2 = microphone (direction 2).
     mute: u8,
     /// `ignore()`d: the caller is left ringing, nothing is shown or played.
@@ -138,6 +141,7 @@ impl Line {
             sdp_ver: 1,
             hold: 0,
             hold_pending: None,
+            referred_by: None,
             mute: 0,
             ignored: false,
         }
@@ -204,6 +208,8 @@ pub(crate) struct Core {
     profile: Option<std::sync::Mutex<crate::profile::Profile>>,
     /// When the last VAD notifications went out.
     last_vad: Option<Instant>,
+    /// Our MESSAGEs awaiting their delivery report, with the peer they went to.
+    chats: std::collections::HashMap<webphone_sip::MessageKey, String>,
 }
 
 /// Wraps an audio device as the media pipeline's source.
@@ -366,6 +372,7 @@ impl Core {
             work_dir: std::path::PathBuf::new(),
             profile: None,
             last_vad: None,
+            chats: Default::default(),
         }
     }
 
@@ -959,6 +966,27 @@ impl Core {
         self.stop().await;
     }
 
+    /// What to send a request to for a dialled string: the number prepared by the dialling
+    /// rules; without a server only SIP URIs (`sip:user@host`) can be reached.
+    fn dial_target(&self, dialled: &str) -> Result<String, ApiError> {
+        let target = crate::dialing::prepare_number(
+            dialled,
+            self.params.get_i64("normalizenumber").unwrap_or(1) != 0,
+            &self.params.get("numpxrewrite"),
+            &self.params.get("techprefix"),
+        );
+        if self.params.get("serveraddress").trim().is_empty() && !target.contains('@') {
+            self.display(
+                Severity::Warning,
+                "Invalid phone number or SIP URI or username",
+            );
+            return Err(bad(
+                "no serveraddress configured: only full SIP URIs (sip:user@host) can be called",
+            ));
+        }
+        Ok(target)
+    }
+
     async fn call(&mut self, number: &str) -> Result<usize, ApiError> {
         let (target, dtmf) = split_dtmf_suffix(number);
         if target.is_empty() || target.chars().any(|c| c.is_control()) {
@@ -972,12 +1000,7 @@ impl Core {
         if target.eq_ignore_ascii_case(echo::ECHO_NUMBER) && no_server {
             return self.call_echo().await;
         }
-        let target = crate::dialing::prepare_number(
-            &target,
-            self.params.get_i64("normalizenumber").unwrap_or(1) != 0,
-            &self.params.get("numpxrewrite"),
-            &self.params.get("techprefix"),
-        );
+        let target = self.dial_target(&target)?;
         if self.params.get_i64("disablesamecall").unwrap_or(1) != 0 {
             let peer = user_of(&target);
             if self
@@ -991,15 +1014,6 @@ impl Core {
             }
         }
         self.start().await?;
-        if no_server && !target.contains('@') {
-            self.display(
-                Severity::Warning,
-                "Invalid phone number or SIP URI or username",
-            );
-            return Err(bad(
-                "no serveraddress configured: only full SIP URIs (sip:user@host) can be called",
-            ));
-        }
         let rtp = RtpSocket::bind(self.local_ip, None)
             .await
             .map_err(|e| ApiError::Failed(format!("cannot open an RTP port: {e}")))?;
@@ -1209,6 +1223,10 @@ impl Core {
         l.phase = CallPhase::Connected;
         l.connected = Some(Instant::now());
         let dtmf = l.dtmf_after_connect.take();
+        if let (Some(orig), Some(sip)) = (l.referred_by.take(), &self.sip) {
+            // RFC 3515 §2.4.5: the transfer worked; the referrer hangs up its leg.
+            let _ = sip.notify_refer(orig, 200);
+        }
         self.emit_line(n, "CallConnect");
         self.emit_line(n, "InCall");
         self.emit_general();
@@ -1514,6 +1532,15 @@ impl Core {
         let Some(mut l) = self.lines.remove(n) else {
             return;
         };
+        if let (Some(orig), Some(sip)) = (l.referred_by.take(), &self.sip) {
+            let code = reason
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse::<u16>().ok())
+                .filter(|c| *c >= 300)
+                .unwrap_or(487);
+            let _ = sip.notify_refer(orig, code);
+        }
         let mut stats = None;
         if let Some(m) = l.media.take() {
             let st = m.stop().await;
@@ -1779,14 +1806,21 @@ impl Core {
                     &format!("The call could not be changed: {code} {reason}"),
                 );
             }
-            ev @ (SipEvent::MessageStatus { .. }
-            | SipEvent::MessageReceived { .. }
-            | SipEvent::ReferStatus { .. }
-            | SipEvent::Refer { .. }
-            | SipEvent::Notify { .. }
+            SipEvent::MessageStatus { key, code, reason } => {
+                self.on_message_status(key, code, &reason)
+            }
+            SipEvent::MessageReceived {
+                from_user,
+                content_type,
+                body,
+                ..
+            } => self.on_message(&from_user, &content_type, &body),
+            SipEvent::ReferStatus { call, code } => self.on_refer_status(call, code).await,
+            SipEvent::Refer { call, target, .. } => self.on_refer(call, &target).await,
+            ev @ (SipEvent::Notify { .. }
             | SipEvent::SubscriptionFailed { .. }
             | SipEvent::PublishStatus { .. }) => {
-                // Messaging, transfer and presence are not wired into the engine yet.
+                // Presence, BLF and MWI are not wired into the engine yet.
                 debug!(event = ?ev, "SIP event not handled yet");
             }
             SipEvent::Redirected { call, code, target } => {

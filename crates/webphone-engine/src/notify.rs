@@ -65,6 +65,30 @@ pub fn dtmf(line: i32, peername: &str, how: &str, digit: char) -> String {
     format!("DTMF,{line},{},{},{}", field(peername), field(how), digit)
 }
 
+/// `CHAT,line,peername,text`: an incoming message (the text keeps its commas).
+pub fn chat(line: i32, peername: &str, txt: &str) -> String {
+    format!("CHAT,{line},{},{}", field(peername), text(txt))
+}
+
+/// `CHATCOMPOSING,line,peername,composing` with 1 while the peer types, 0 when it stops.
+pub fn chat_composing(line: i32, peername: &str, active: bool) -> String {
+    format!(
+        "CHATCOMPOSING,{line},{},{}",
+        field(peername),
+        u8::from(active)
+    )
+}
+
+/// `CHATREPORT,line,peername,status,text`: delivery of our message (status 1 sending,
+/// 2 sent, 3 failed with the reason in text); peername is the recipient.
+pub fn chat_report(line: i32, peername: &str, status: u8, reason: &str) -> String {
+    format!(
+        "CHATREPORT,{line},{},{status},{}",
+        field(peername),
+        text(reason)
+    )
+}
+
 /// Global registration state codes of the STATUS `registered` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegCode {

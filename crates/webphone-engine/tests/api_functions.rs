@@ -164,7 +164,7 @@ async fn diagnostics_and_unsupported_functions_answer_clearly() {
     for (f, want) in [
         ("jvoip", "not supported"),
         ("screenshare", "not supported"),
-        ("transfer", "not implemented"),
+        ("sendsms", "not implemented"),
     ] {
         let e = p.phone.api(f, vec!["x".into()]).await.unwrap_err();
         assert!(e.to_string().contains(want), "{f}: {e}");
@@ -369,4 +369,110 @@ async fn contacts_and_call_history_live_in_the_profile_database() {
     assert_eq!(h[0].peer, "echo");
     assert_eq!(h[0].reason, "BYE");
     assert_eq!(db.contacts().unwrap().len(), 1, "Lee is still there");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_messages_arrive_with_delivery_reports() {
+    let port = free_port();
+    let mut alice = TestPhone::new(&[
+        ("username", "alice".into()),
+        ("signalingport", port.to_string()),
+    ])
+    .await;
+    let mut bob = TestPhone::new(&[("username", "bob".into())]).await;
+    let to = format!("sip:alice@127.0.0.1:{port}");
+    bob.api("sendchat", &[&to, "hello, <b>alice</b>\nsecond line"])
+        .await;
+    let chat = alice.callback("onChat", 10).await;
+    assert_eq!(chat[0], Value::from("bob"));
+    assert_eq!(chat[1], Value::from("hello, <b>alice</b>\nsecond line"));
+    let n = alice.notification(|t| t.starts_with("CHAT,"), 5).await;
+    assert_eq!(n, "CHAT,0,bob,hello, <b>alice</b> second line");
+    bob.notification(|t| t == "CHATREPORT,0,alice,1,", 5).await;
+    bob.notification(|t| t == "CHATREPORT,0,alice,2,", 5).await;
+    // A message nobody takes: the report says it failed, with the reason.
+    let dead = free_port();
+    bob.api(
+        "sendchat",
+        &[&format!("sip:nobody@127.0.0.1:{dead}"), "anyone?"],
+    )
+    .await;
+    let failed = bob
+        .notification(|t| t.starts_with("CHATREPORT,0,nobody,3,"), 40)
+        .await;
+    assert!(failed.len() > "CHATREPORT,0,nobody,3,".len(), "{failed}");
+    assert!(bob
+        .phone
+        .api("sendchat", vec!["".into(), "x".into()])
+        .await
+        .is_err());
+    assert!(bob
+        .phone
+        .api("sendchat", vec![to.clone(), "".into()])
+        .await
+        .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_transfer_moves_the_peer_to_a_third_party() {
+    let (pa, pc) = (free_port(), free_port());
+    let mut alice = TestPhone::new(&[
+        ("username", "alice".into()),
+        ("signalingport", pa.to_string()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    let mut bob = TestPhone::new(&[
+        ("username", "bob".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    let mut carol = TestPhone::new(&[
+        ("username", "carol".into()),
+        ("signalingport", pc.to_string()),
+        ("autoaccept", "true".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    // bob calls alice, alice answers, then bob transfers alice to carol.
+    alice.api("setparameter", &["autoaccept", "true"]).await;
+    bob.api("call", &[&format!("sip:alice@127.0.0.1:{pa}")])
+        .await;
+    bob.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+    bob.api("transfer", &[&format!("sip:carol@127.0.0.1:{pc}")])
+        .await;
+    // alice places the new call to carol, which answers; bob's leg ends as transferred.
+    let c = carol.call_state("callConnected", 10).await;
+    assert_eq!(c[2], Value::from("alice"));
+    let cdr_b = bob.callback("onCdr", 10).await;
+    assert!(
+        cdr_b[6].as_str().unwrap().contains("transferred"),
+        "{cdr_b:?}"
+    );
+    let a_states: Vec<_> = {
+        alice.call_state("callConnected", 10).await;
+        alice
+            .seen
+            .iter()
+            .filter_map(|e| match e {
+                webphone_engine::Event::Callback { name, args } if name == "onCallStateChange" => {
+                    Some((args[0].clone(), args[2].clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(
+        a_states.contains(&(Value::from("callConnected"), Value::from("carol"))),
+        "{a_states:?}"
+    );
+    assert!(bob
+        .phone
+        .api("transfer", vec!["sip:x@127.0.0.1:9".into()])
+        .await
+        .is_err());
 }

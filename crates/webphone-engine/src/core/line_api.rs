@@ -221,6 +221,8 @@ impl Core {
                 Ok(Value::Null)
             }
             "delsettings" => self.delsettings_api(args),
+            "sendchat" => self.sendchat_api(args).await,
+            "transfer" => self.transfer_api(args).await,
             "addcontact" => {
                 let a = |i| arg(args, i).unwrap_or("").to_string();
                 let contact = crate::profile::Contact {
@@ -296,9 +298,9 @@ impl Core {
             }
             "mutevideo" | "setvideodisplaysize" => Err(not_supported(f, "video is not available")),
             // Documented functions whose features arrive with later work.
-            "registerex" | "forward" | "transfer" | "conference" | "sendchat" | "sendsms"
-            | "voicerecord" | "setsipheader" | "getsipheader" | "getsipmessage" | "checkblf"
-            | "checkpresence" | "setpresencestatus" => Err(ApiError::Failed(format!(
+            "registerex" | "forward" | "conference" | "sendsms" | "voicerecord"
+            | "setsipheader" | "getsipheader" | "getsipmessage" | "checkblf" | "checkpresence"
+            | "setpresencestatus" => Err(ApiError::Failed(format!(
                 "{f} is not implemented yet in this engine"
             ))),
             _ => Err(ApiError::UnknownFunction),

@@ -1,0 +1,183 @@
+//! Instant messages (SIP MESSAGE, RFC 3428) and call transfer (REFER, RFC 3515): the API
+//! functions `sendchat` and `transfer`, and what arrives from the peer.
+
+use serde_json::Value;
+
+use webphone_sip::{CallKey, MessageKey};
+
+use super::{arg, bad, user_of, CallPhase, Core, Peer, Severity};
+use crate::notify;
+use crate::phone::ApiError;
+
+/// Chats are not calls: their notifications carry line 0 ("undefined", notifications §1).
+const CHAT_LINE: i32 = 0;
+
+/// CHATREPORT status codes (notifications §6).
+const REPORT_SENDING: u8 = 1;
+const REPORT_SENT: u8 = 2;
+const REPORT_FAILED: u8 = 3;
+
+/// Reads the `<state>` of an RFC 3994 is-composing document: true for `active`.
+pub(super) fn composing_active(body: &str) -> bool {
+    let lower = body.to_ascii_lowercase();
+    lower
+        .split("<state>")
+        .nth(1)
+        .and_then(|rest| rest.split("</state>").next())
+        .is_some_and(|s| s.trim() == "active")
+}
+
+impl Core {
+    /// `sendchat(number, msg)`.
+    pub(super) async fn sendchat_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let number = arg(args, 0)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad("usage: sendchat(number, message)"))?;
+        let msg = arg(args, 1).unwrap_or("");
+        if msg.is_empty() {
+            return Err(bad(
+                "usage: sendchat(number, message): the message is empty",
+            ));
+        }
+        self.start().await?;
+        let target = self.dial_target(number)?;
+        let Some(sip) = &self.sip else {
+            return Err(ApiError::Failed("engine not started".into()));
+        };
+        let key = sip
+            .send_message(&target, "text/plain;charset=UTF-8", msg)
+            .map_err(|e| bad(format!("Invalid phone number or SIP URI or username: {e}")))?;
+        let peer = user_of(&target);
+        self.notify(notify::chat_report(CHAT_LINE, &peer, REPORT_SENDING, ""));
+        self.chats.insert(key, peer);
+        Ok(Value::Null)
+    }
+
+    /// The delivery report of a MESSAGE we sent.
+    pub(super) fn on_message_status(&mut self, key: MessageKey, code: u16, reason: &str) {
+        let Some(peer) = self.chats.remove(&key) else {
+            return;
+        };
+        let (status, why) = if (200..300).contains(&code) {
+            (REPORT_SENT, String::new())
+        } else {
+            (REPORT_FAILED, format!("{code} {reason}"))
+        };
+        self.notify(notify::chat_report(CHAT_LINE, &peer, status, &why));
+    }
+
+    /// A MESSAGE from a peer: a chat text or an is-composing state.
+    pub(super) fn on_message(&mut self, from_user: &str, content_type: &str, body: &str) {
+        let blocked = self
+            .params
+            .get("blacklist")
+            .split(',')
+            .any(|b| !b.trim().is_empty() && b.trim().eq_ignore_ascii_case(from_user));
+        if blocked {
+            self.log(
+                Severity::Event,
+                &format!("message from {from_user} blocked"),
+            );
+            return;
+        }
+        let ct = content_type.to_ascii_lowercase();
+        if ct.starts_with("application/im-iscomposing+xml") {
+            let active = composing_active(body);
+            self.notify(notify::chat_composing(CHAT_LINE, from_user, active));
+            return;
+        }
+        self.notify(notify::chat(CHAT_LINE, from_user, body));
+        self.callback(
+            "onChat",
+            vec![from_user.into(), body.into(), Value::from(CHAT_LINE)],
+        );
+    }
+
+    /// `transfer(number)`: a blind transfer of the current call (REFER, RFC 3515); our leg
+    /// ends when the peer reports the new call answered.
+    pub(super) async fn transfer_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let number = arg(args, 0)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad("usage: transfer(number)"))?;
+        let target = self.dial_target(number)?;
+        let sel = self.default_sel(arg(args, 1))?;
+        let n = self
+            .lines
+            .select(sel)
+            .into_iter()
+            .find(|n| {
+                self.lines
+                    .get(*n)
+                    .is_some_and(|l| l.phase == CallPhase::Connected)
+            })
+            .ok_or_else(|| ApiError::Failed("no connected call to transfer".into()))?;
+        let (Some(sip), Some(Peer::Sip(call))) = (&self.sip, self.lines.get(n).map(|l| &l.peer))
+        else {
+            return Err(ApiError::Failed("this call cannot be transferred".into()));
+        };
+        sip.refer(*call, &target)
+            .map_err(|e| ApiError::Failed(format!("transfer: {e}")))?;
+        self.emit_line(n, "Midcall");
+        self.log(Severity::Event, &format!("line {n}: transfer to {target}"));
+        Ok(Value::Null)
+    }
+
+    /// Progress of our transfer (the sipfrag NOTIFYs): a final 2xx ends our leg.
+    pub(super) async fn on_refer_status(&mut self, call: CallKey, code: u16) {
+        let Some(n) = self.line_of(call) else { return };
+        if (200..300).contains(&code) {
+            self.log(Severity::Event, &format!("line {n}: transfer completed"));
+            self.end_locally_with(n, 486, Some("transferred")).await;
+        } else if code >= 300 {
+            self.display(
+                Severity::Warning,
+                &format!("Transfer failed ({code}); the call goes on"),
+            );
+            self.emit_line(n, "InCall");
+        }
+    }
+
+    /// The peer asks us to call someone else (REFER): accept, place the call, and report
+    /// its outcome back in NOTIFYs.
+    pub(super) async fn on_refer(&mut self, call: CallKey, target: &str) {
+        let Some(sip) = self.sip.clone() else { return };
+        if self.line_of(call).is_none() {
+            let _ = sip.reject_refer(call, 481);
+            return;
+        }
+        if let Err(e) = sip.accept_refer(call) {
+            self.log(Severity::Warning, &format!("REFER not accepted: {e}"));
+            return;
+        }
+        self.log(
+            Severity::Event,
+            &format!("transferred to {target} by the peer"),
+        );
+        match self.call(target).await {
+            Ok(n) => {
+                if let Some(l) = self.lines.get_mut(n) {
+                    l.referred_by = Some(call);
+                }
+            }
+            Err(e) => {
+                let _ = sip.notify_refer(call, 503);
+                self.log(Severity::Warning, &format!("transfer call failed: {e}"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_composing_state_is_read_from_the_document() {
+        let active = r#"<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state><contenttype>text/plain</contenttype></isComposing>"#;
+        assert!(composing_active(active));
+        assert!(!composing_active(&active.replace("active<", "idle<")));
+        assert!(!composing_active("garbage"));
+    }
+}
