@@ -32,6 +32,7 @@ mod chat;
 mod incoming;
 mod line_api;
 mod timers;
+mod watch;
 
 /// Requests from the [`crate::Phone`] handles and from the engine's own tasks.
 pub(crate) enum Cmd {
@@ -210,6 +211,8 @@ pub(crate) struct Core {
     last_vad: Option<Instant>,
     /// Our MESSAGEs awaiting their delivery report, with the peer they went to.
     chats: std::collections::HashMap<webphone_sip::MessageKey, String>,
+    /// Presence and BLF subscriptions, by key.
+    watches: std::collections::HashMap<webphone_sip::SubKey, watch::Watch>,
 }
 
 /// Wraps an audio device as the media pipeline's source.
@@ -373,6 +376,7 @@ impl Core {
             profile: None,
             last_vad: None,
             chats: Default::default(),
+            watches: Default::default(),
         }
     }
 
@@ -406,6 +410,19 @@ impl Core {
             }
         }
         self.persist();
+    }
+
+    /// After the first registration: watch the users of `presenceuserlist` and `blfuserlist`.
+    async fn watch_configured_lists(&mut self) {
+        for (param, blf) in [("presenceuserlist", false), ("blfuserlist", true)] {
+            let list = self.params.get(param);
+            if list.trim().is_empty() {
+                continue;
+            }
+            if let Err(e) = self.watch_api(&[list], blf).await {
+                self.log(Severity::Warning, &format!("{param}: {e}"));
+            }
+        }
     }
 
     /// Writes pending parameter changes to the profile database (kept queued on failure).
@@ -1668,7 +1685,7 @@ impl Core {
 
     async fn on_sip(&mut self, ev: SipEvent) {
         match ev {
-            SipEvent::Registration(state) => self.on_registration(state),
+            SipEvent::Registration(state) => self.on_registration(state).await,
             SipEvent::Incoming {
                 call,
                 sip_call_id,
@@ -1817,11 +1834,21 @@ impl Core {
             } => self.on_message(&from_user, &content_type, &body),
             SipEvent::ReferStatus { call, code } => self.on_refer_status(call, code).await,
             SipEvent::Refer { call, target, .. } => self.on_refer(call, &target).await,
-            ev @ (SipEvent::Notify { .. }
-            | SipEvent::SubscriptionFailed { .. }
-            | SipEvent::PublishStatus { .. }) => {
-                // Presence, BLF and MWI are not wired into the engine yet.
-                debug!(event = ?ev, "SIP event not handled yet");
+            SipEvent::Notify {
+                sub,
+                event,
+                state,
+                body,
+                ..
+            } => self.on_notify(sub, &event, &state, &body),
+            SipEvent::SubscriptionFailed { sub, code } => self.on_subscription_failed(sub, code),
+            SipEvent::PublishStatus { code, reason } => {
+                if code >= 300 {
+                    self.log(
+                        Severity::Warning,
+                        &format!("presence not published: {code} {reason}"),
+                    );
+                }
             }
             SipEvent::Redirected { call, code, target } => {
                 if let Some(n) = self.line_of(call) {
@@ -1837,7 +1864,7 @@ impl Core {
         }
     }
 
-    fn on_registration(&mut self, state: RegistrationState) {
+    async fn on_registration(&mut self, state: RegistrationState) {
         match state {
             RegistrationState::Registering => {
                 let was = self.reg == RegState::Registered;
@@ -1858,6 +1885,7 @@ impl Core {
                     );
                     self.emit_general();
                     self.callback("onRegistered", vec![]);
+                    self.watch_configured_lists().await;
                 }
             }
             RegistrationState::Failed { code, reason } => {

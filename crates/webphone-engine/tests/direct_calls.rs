@@ -397,3 +397,59 @@ async fn server_pushes_parameters_in_x_mparam_headers() {
     );
     alice.api("stop", &[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_watch_reports_failure_and_voicemail_notify_shows_mwi() {
+    let port = free_port();
+    let mut alice = TestPhone::new(&[
+        ("username", "alice".into()),
+        ("signalingport", port.to_string()),
+    ])
+    .await;
+    let mut bob = TestPhone::new(&[("username", "bob".into())]).await;
+    // An engine is no presence server: its 405 ends the watch with the documented states.
+    bob.api("checkblf", &[&format!("sip:alice@127.0.0.1:{port}")])
+        .await;
+    let blf = bob.callback("onBLFStateChange", 10).await;
+    assert_eq!(blf[0], Value::from("alice"));
+    assert_eq!(blf[2], Value::from("failed"));
+    bob.notification(|t| t.starts_with("BLF,alice,undefined,failed"), 5)
+        .await;
+    bob.api("checkpresence", &[&format!("sip:alice@127.0.0.1:{port}")])
+        .await;
+    let pres = bob.callback("onPresenceStateChange", 10).await;
+    assert_eq!(pres[1], Value::from("Unknown"));
+    assert!(bob
+        .phone
+        .api("checkpresence", vec![" , ".into()])
+        .await
+        .is_err());
+    assert!(bob
+        .phone
+        .api("setpresencestatus", vec!["Sleeping".into()])
+        .await
+        .is_err());
+
+    // A voicemail server's unsolicited NOTIFY (RFC 3842) becomes an MWI notification.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = sock.local_addr().unwrap();
+    let body = "Messages-Waiting: yes\r\nVoice-Message: 2/8 (0/2)\r\n";
+    let notify = format!(
+        "NOTIFY sip:alice@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK-mwi-1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:voicemail@127.0.0.1>;tag=vm1\r\n\
+         To: <sip:alice@127.0.0.1>\r\n\
+         Call-ID: mwi-1@127.0.0.1\r\n\
+         CSeq: 1 NOTIFY\r\n\
+         Event: message-summary\r\n\
+         Subscription-State: active;expires=3600\r\n\
+         Content-Type: application/simple-message-summary\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    sock.send_to(notify.as_bytes(), ("127.0.0.1", port))
+        .unwrap();
+    let mwi = alice.notification(|t| t.starts_with("MWI,"), 10).await;
+    assert_eq!(mwi, "MWI,2/8 (0/2)");
+}

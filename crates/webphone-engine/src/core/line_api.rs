@@ -222,6 +222,9 @@ impl Core {
             }
             "delsettings" => self.delsettings_api(args),
             "sendchat" => self.sendchat_api(args).await,
+            "checkpresence" => self.watch_api(args, false).await,
+            "checkblf" => self.watch_api(args, true).await,
+            "setpresencestatus" => self.setpresencestatus_api(args),
             "transfer" => self.transfer_api(args).await,
             "addcontact" => {
                 let a = |i| arg(args, i).unwrap_or("").to_string();
@@ -299,8 +302,7 @@ impl Core {
             "mutevideo" | "setvideodisplaysize" => Err(not_supported(f, "video is not available")),
             // Documented functions whose features arrive with later work.
             "registerex" | "forward" | "conference" | "sendsms" | "voicerecord"
-            | "setsipheader" | "getsipheader" | "getsipmessage" | "checkblf" | "checkpresence"
-            | "setpresencestatus" => Err(ApiError::Failed(format!(
+            | "setsipheader" | "getsipheader" | "getsipmessage" => Err(ApiError::Failed(format!(
                 "{f} is not implemented yet in this engine"
             ))),
             _ => Err(ApiError::UnknownFunction),

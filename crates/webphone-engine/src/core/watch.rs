@@ -1,0 +1,341 @@
+//! Watching others and showing ourselves: presence (RFC 3856, PIDF RFC 3863), BLF (dialog
+//! event package, RFC 4235), voicemail waiting (message-summary, RFC 3842), and our own
+//! presence by PUBLISH (RFC 3903).
+
+use serde_json::Value;
+
+use webphone_sip::{SubKey, SubscriptionState};
+
+use super::{arg, bad, Core, Severity};
+use crate::phone::ApiError;
+
+/// How long a watch subscription lasts before it is refreshed (RFC 6665 §4.1.2.1).
+const WATCH_EXPIRES: u32 = 3600;
+
+/// What a watch subscription is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Watch {
+    Presence(String),
+    Blf(String),
+}
+
+/// The text of the first `<tag ...>text</tag>` element, namespace prefixes ignored.
+fn element_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let lower = xml.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find('<') {
+        let start = from + i + 1;
+        let end = start + lower[start..].find('>')?;
+        let name = lower[start..end]
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .rsplit(':')
+            .next()
+            .unwrap_or("");
+        if name == tag && !lower[start..end].ends_with('/') {
+            let body_start = end + 1;
+            let close = lower[body_start..].find("</")?;
+            return Some(xml[body_start..body_start + close].trim());
+        }
+        from = end;
+    }
+    None
+}
+
+/// Whether an element `<prefix:tag/>` or `<tag>` appears (RPID activities are empty elements).
+fn has_element(xml: &str, tag: &str) -> bool {
+    let lower = xml.to_ascii_lowercase();
+    lower.contains(&format!(":{tag}/>"))
+        || lower.contains(&format!("<{tag}/>"))
+        || lower.contains(&format!(":{tag}>"))
+        || lower.contains(&format!("<{tag}>"))
+}
+
+/// A PIDF document as the PRESENCE notification's (state, details): the basic status
+/// (open → `Available`, closed → `Offline`), refined by RPID activities (busy,
+/// on-the-phone → `Busy`/`Speaking`, away → `Away`, dnd → `DoNotDisturb`); details is the
+/// `<note>` when there is one.
+pub(super) fn presence_state(pidf: &str) -> (String, String) {
+    let basic = element_text(pidf, "basic")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mut state = match basic.as_str() {
+        "open" => "Available",
+        "closed" => "Offline",
+        _ => "Unknown",
+    };
+    if basic == "open" {
+        if has_element(pidf, "on-the-phone") {
+            state = "Speaking";
+        } else if has_element(pidf, "busy") {
+            state = "Busy";
+        } else if has_element(pidf, "do-not-disturb") || has_element(pidf, "dnd") {
+            state = "DoNotDisturb";
+        } else if has_element(pidf, "away") {
+            state = "Away";
+        }
+    }
+    let details = element_text(pidf, "note").unwrap_or("").to_string();
+    (state.to_string(), details)
+}
+
+/// A dialog-info document as the BLF notification's (direction, state, callid): the first
+/// dialog's direction (initiator / receiver) and state (trying, proceeding, early,
+/// confirmed, terminated); no dialog at all means the extension is idle (terminated).
+pub(super) fn blf_state(dialog_info: &str) -> (String, String, String) {
+    let lower = dialog_info.to_ascii_lowercase();
+    let Some(start) = lower.find("<dialog ").or_else(|| lower.find("<dialog>")) else {
+        return ("undefined".into(), "terminated".into(), String::new());
+    };
+    let tag_end = lower[start..].find('>').map_or(lower.len(), |e| start + e);
+    let tag = &dialog_info[start..tag_end];
+    let attr = |name: &str| {
+        let l = tag.to_ascii_lowercase();
+        let i = l.find(&format!("{name}=\""))? + name.len() + 2;
+        let j = tag[i..].find('"')? + i;
+        Some(tag[i..j].to_string())
+    };
+    let direction = match attr("direction").as_deref() {
+        Some("initiator") => "initiator",
+        Some("recipient") => "receiver",
+        _ => "undefined",
+    };
+    let state = element_text(&dialog_info[start..], "state")
+        .map(str::to_ascii_lowercase)
+        .filter(|s| {
+            ["trying", "proceeding", "early", "confirmed", "terminated"].contains(&s.as_str())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let callid = attr("call-id").unwrap_or_default();
+    (direction.into(), state, callid)
+}
+
+/// Our own PIDF for `setpresencestatus` (Online, Away, DND, Invisible, Offline).
+pub(super) fn own_pidf(entity: &str, status: &str) -> Option<String> {
+    let (basic, activity, note) = match status {
+        "Online" => ("open", "", "Online"),
+        "Away" => ("open", "<rpid:away/>", "Away"),
+        "DND" => ("open", "<rpid:busy/>", "Do not disturb"),
+        "Invisible" | "Offline" => ("closed", "", "Offline"),
+        _ => return None,
+    };
+    let activities = if activity.is_empty() {
+        String::new()
+    } else {
+        format!("<dm:person id=\"p1\"><rpid:activities>{activity}</rpid:activities></dm:person>")
+    };
+    Some(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
+         <presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
+         xmlns:dm=\"urn:ietf:params:xml:ns:pidf:data-model\" \
+         xmlns:rpid=\"urn:ietf:params:xml:ns:pidf:rpid\" entity=\"{entity}\">\
+         <tuple id=\"t1\"><status><basic>{basic}</basic></status><note>{note}</note></tuple>\
+         {activities}</presence>\r\n"
+    ))
+}
+
+impl Core {
+    /// `checkpresence(list)` / `checkblf(list)`: one subscription per user.
+    pub(super) async fn watch_api(
+        &mut self,
+        args: &[String],
+        blf: bool,
+    ) -> Result<Value, ApiError> {
+        let list = arg(args, 0).unwrap_or("");
+        let users: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect();
+        if users.is_empty() {
+            return Err(bad("usage: give a comma separated list of users"));
+        }
+        self.start().await?;
+        let event = if blf { "dialog" } else { "presence" };
+        for user in users {
+            let target = self.dial_target(&user)?;
+            let Some(sip) = &self.sip else {
+                return Err(ApiError::Failed("engine not started".into()));
+            };
+            let sub = sip
+                .subscribe(&target, event, WATCH_EXPIRES)
+                .map_err(|e| ApiError::Failed(format!("{user}: {e}")))?;
+            let peer = super::user_of(&target);
+            self.watches.insert(
+                sub,
+                if blf {
+                    Watch::Blf(peer)
+                } else {
+                    Watch::Presence(peer)
+                },
+            );
+        }
+        Ok(Value::Null)
+    }
+
+    /// `setpresencestatus(status)`: PUBLISH our presence.
+    pub(super) fn setpresencestatus_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let status = arg(args, 0).unwrap_or("").trim();
+        let entity = format!(
+            "sip:{}@{}",
+            self.username(),
+            super::host_of(&self.params.get("serveraddress"))
+        );
+        let pidf = own_pidf(&entity, status).ok_or_else(|| {
+            bad("usage: setpresencestatus(status): Online, Away, DND, Invisible or Offline")
+        })?;
+        let Some(sip) = &self.sip else {
+            return Err(ApiError::Failed("engine not started".into()));
+        };
+        sip.publish_presence(&pidf)
+            .map_err(|e| ApiError::Failed(e.to_string()))?;
+        Ok(Value::Null)
+    }
+
+    /// A NOTIFY for one of our watches, or an unsolicited message-summary (voicemail).
+    pub(super) fn on_notify(
+        &mut self,
+        sub: Option<SubKey>,
+        event: &str,
+        state: &SubscriptionState,
+        body: &str,
+    ) {
+        let ev = event.to_ascii_lowercase();
+        if ev.starts_with("message-summary") {
+            // RFC 3842 §5.2: "Messages-Waiting: yes" and counts; shown as MWI,<summary>.
+            let waiting = body.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("messages-waiting")
+                    .then(|| v.trim().eq_ignore_ascii_case("yes"))
+            });
+            if waiting == Some(true) {
+                let voice = body
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.trim()
+                            .eq_ignore_ascii_case("voice-message")
+                            .then(|| v.trim().to_string())
+                    })
+                    .unwrap_or_default();
+                self.notify(format!("MWI,{}", crate::notify::text(&voice)));
+            }
+            return;
+        }
+        let Some(watch) = sub.and_then(|s| self.watches.get(&s)).cloned() else {
+            return;
+        };
+        if let SubscriptionState::Terminated { .. } = state {
+            if let Some(s) = sub {
+                self.watches.remove(&s);
+            }
+        }
+        match watch {
+            Watch::Presence(peer) => {
+                if body.trim().is_empty() {
+                    return;
+                }
+                let (state, details) = presence_state(body);
+                self.presence(&peer, &state, &details);
+            }
+            Watch::Blf(peer) => {
+                let (direction, state, callid) = blf_state(body);
+                self.blf(&peer, &direction, &state, &callid);
+            }
+        }
+    }
+
+    /// A watch subscription was refused or failed.
+    pub(super) fn on_subscription_failed(&mut self, sub: SubKey, code: u16) {
+        let Some(watch) = self.watches.remove(&sub) else {
+            return;
+        };
+        self.log(
+            Severity::Warning,
+            &format!("subscription for {watch:?} failed: {code}"),
+        );
+        match watch {
+            Watch::Presence(peer) => self.presence(&peer, "Unknown", &format!("{code}")),
+            Watch::Blf(peer) => self.blf(&peer, "undefined", "failed", ""),
+        }
+    }
+
+    fn presence(&self, peer: &str, state: &str, details: &str) {
+        use crate::notify::{field, text};
+        self.notify(format!(
+            "PRESENCE,{},{},{},,",
+            field(peer),
+            field(state),
+            text(&details.replace(',', " "))
+        ));
+        self.callback(
+            "onPresenceStateChange",
+            vec![peer.into(), state.into(), "".into(), "".into()],
+        );
+    }
+
+    fn blf(&self, peer: &str, direction: &str, state: &str, callid: &str) {
+        use crate::notify::field;
+        self.notify(format!(
+            "BLF,{},{direction},{state},{}",
+            field(peer),
+            field(callid)
+        ));
+        self.callback(
+            "onBLFStateChange",
+            vec![peer.into(), direction.into(), state.into(), callid.into()],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pidf_basic_status_and_activities_map_to_presence_states() {
+        let open = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf"><tuple id="a"><status><basic>open</basic></status><note>At my desk</note></tuple></presence>"#;
+        assert_eq!(
+            presence_state(open),
+            ("Available".into(), "At my desk".into())
+        );
+        let busy = open.replace("</tuple>", "</tuple><dm:person><rpid:activities><rpid:on-the-phone/></rpid:activities></dm:person>");
+        assert_eq!(presence_state(&busy).0, "Speaking");
+        let closed = open.replace(">open<", ">closed<");
+        assert_eq!(presence_state(&closed).0, "Offline");
+        assert_eq!(presence_state("garbage").0, "Unknown");
+    }
+
+    #[test]
+    fn dialog_info_gives_blf_direction_state_and_callid() {
+        let confirmed = r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" entity="sip:1002@pbx"><dialog id="d1" call-id="abc@h" direction="recipient"><state>confirmed</state></dialog></dialog-info>"#;
+        assert_eq!(
+            blf_state(confirmed),
+            ("receiver".into(), "confirmed".into(), "abc@h".into())
+        );
+        let idle = r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="2" state="full" entity="sip:1002@pbx"/>"#;
+        assert_eq!(blf_state(idle).1, "terminated");
+        assert_eq!(
+            blf_state("<dialog id=\"x\"><state>weird</state></dialog>").1,
+            "unknown"
+        );
+    }
+
+    #[test]
+    fn own_presence_documents_follow_the_status_names() {
+        let p = own_pidf("sip:1001@pbx", "Away").unwrap();
+        assert_eq!(presence_state(&p).0, "Away");
+        assert_eq!(
+            presence_state(&own_pidf("sip:a@b", "Online").unwrap()).0,
+            "Available"
+        );
+        assert_eq!(
+            presence_state(&own_pidf("sip:a@b", "Offline").unwrap()).0,
+            "Offline"
+        );
+        assert!(own_pidf("sip:a@b", "online").is_none(), "case sensitive");
+    }
+}
