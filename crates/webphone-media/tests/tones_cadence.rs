@@ -254,9 +254,7 @@ fn wav_player_resamples_loops_and_finishes() {
     let a = goertzel_amplitude(&x[8000..12_000], 1000.0, 8000);
     assert!((a - 8000.0).abs() < 300.0, "second pass {a}");
 
-    let err = WavPlayer::open(&dir.join("missing.wav"), 8000, false)
-        .err()
-        .expect("missing file");
+    let err = WavPlayer::open(&dir.join("missing.wav"), 8000, false).expect_err("missing file");
     assert!(err.to_string().contains("missing.wav"));
     std::fs::write(dir.join("bad.wav"), b"not a wav").expect("write");
     assert!(WavPlayer::open(&dir.join("bad.wav"), 8000, false).is_err());
