@@ -424,3 +424,24 @@ fn lines_come_and_go() {
         Err(MixerError::Config { .. })
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn run_ticks_every_20_ms_until_stopped() {
+    let speaker = Capture::default();
+    let hub = MixerHub::new(
+        MixerConfig::default(),
+        Box::new(Sine::new(48_000, MIC_HZ, AMP)),
+        Box::new(speaker.clone()),
+    )
+    .expect("hub");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(hub.run(async {
+        let _ = stop_rx.await;
+    }));
+    // The first tick is immediate, then one every 20 ms: 0, 20, ..., 200 ms -> 11 ticks.
+    tokio::time::sleep(std::time::Duration::from_millis(210)).await;
+    stop_tx.send(()).expect("stop");
+    let hub = task.await.expect("task");
+    assert_eq!(hub.ticks(), 11);
+    assert_eq!(speaker.take().len(), 11 * 960);
+}
