@@ -31,6 +31,7 @@ use crate::Event;
 mod chat;
 mod incoming;
 mod line_api;
+mod record;
 mod timers;
 mod watch;
 
@@ -113,6 +114,10 @@ struct Line {
     hold_pending: Option<bool>,
     /// The call whose peer asked for this one (REFER): told the outcome by NOTIFY.
     referred_by: Option<CallKey>,
+    /// Taps on the call's audio, so recording can start at any time.
+    tap: webphone_media::local::RecordTap,
+    /// A recording in progress.
+    recording: Option<webphone_media::local::recorder::RecorderThread>,
     /// Local mute: bit 1 = playback (API direction 1), bit 2 = microphone (direction 2).
     mute: u8,
     /// `ignore()`d: the caller is left ringing, nothing is shown or played.
@@ -143,6 +148,8 @@ impl Line {
             hold: 0,
             hold_pending: None,
             referred_by: None,
+            tap: webphone_media::local::RecordTap::new(),
+            recording: None,
             mute: 0,
             ignored: false,
         }
@@ -1244,10 +1251,16 @@ impl Core {
             // RFC 3515 §2.4.5: the transfer worked; the referrer hangs up its leg.
             let _ = sip.notify_refer(orig, 200);
         }
+        let record_all = self.params.get("voicerecupload");
         self.emit_line(n, "CallConnect");
         self.emit_line(n, "InCall");
         self.emit_general();
         self.call_state(n, "callConnected");
+        if !record_all.trim().is_empty() {
+            if let Err(e) = self.start_recording(n, &record_all) {
+                self.log(Severity::Warning, &format!("call recording: {e}"));
+            }
+        }
         if let Some(d) = dtmf {
             let _ = self.dtmf(LineSel::Number(n), &d);
         }
@@ -1290,11 +1303,13 @@ impl Core {
             dsp,
             ..PipelineConfig::default()
         };
+        let source = l.tap.source(Box::new(InputAdapter(input)));
+        let sink = l.tap.sink(Box::new(OutputAdapter(output)));
         let media = MediaSession::start_with_config(
             rtp,
             line_api::muted(&neg, l.mute),
-            Box::new(InputAdapter(input)),
-            Box::new(OutputAdapter(output)),
+            Box::new(source),
+            Box::new(sink),
             cfg,
         );
         if let Some(mut alarms) = media.take_alarms() {
@@ -1557,6 +1572,9 @@ impl Core {
                 .filter(|c| *c >= 300)
                 .unwrap_or(487);
             let _ = sip.notify_refer(orig, code);
+        }
+        if let Some(rec) = l.recording.take() {
+            self.recording_done(n, rec);
         }
         let mut stats = None;
         if let Some(m) = l.media.take() {

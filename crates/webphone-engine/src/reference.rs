@@ -84,6 +84,7 @@ pub const ENGINE_READS: &[&str] = &[
     "vadstat",
     "vadstat_ival",
     "voicemailnum",
+    "voicerecupload",
     "wskeepaliveival",
 ];
 

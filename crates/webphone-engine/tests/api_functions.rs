@@ -476,3 +476,48 @@ async fn blind_transfer_moves_the_peer_to_a_third_party() {
         .await
         .is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voicerecord_writes_both_sides_of_the_call_to_a_stereo_wav() {
+    let _serial = audio_serial().await;
+    let dir = TempDir::new("record");
+    let (mut alice, mut bob, port) = pair(&dir, &[]).await;
+    bob.api("call", &[&format!("sip:alice@127.0.0.1:{port}")])
+        .await;
+    bob.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+    let rec = dir.file("rec/bob-CALLER.wav");
+    let path = bob
+        .api("voicerecord", &["true", rec.to_str().unwrap()])
+        .await;
+    let path = std::path::PathBuf::from(path.as_str().unwrap());
+    assert_eq!(path, dir.file("rec/bob-bob.wav"), "tokens expanded");
+    bob.notification(|t| t == "VREC,1,1,0,,", 5).await;
+    assert!(bob
+        .phone
+        .api("voicerecord", vec!["true".into()])
+        .await
+        .is_err());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    bob.api("voicerecord", &["false"]).await;
+    bob.notification(|t| t.starts_with("VREC,-1,3,1,"), 5).await;
+    bob.api("hangup", &[]).await;
+    bob.callback("onCdr", 10).await;
+
+    // Left = what bob sent (440 Hz), right = what bob heard from alice (1000 Hz).
+    let mut r = hound::WavReader::open(&path).unwrap();
+    assert_eq!(r.spec().channels, 2);
+    let rate = r.spec().sample_rate;
+    let s: Vec<f64> = r
+        .samples::<i16>()
+        .map(|v| v.unwrap() as f64 / 32768.0)
+        .collect();
+    let left: Vec<f64> = s.iter().step_by(2).copied().collect();
+    let right: Vec<f64> = s.iter().skip(1).step_by(2).copied().collect();
+    assert!(left.len() > rate as usize * 2, "{} frames", left.len());
+    let mid =
+        |x: &[f64]| x[x.len() / 2 - rate as usize / 2..x.len() / 2 + rate as usize / 2].to_vec();
+    assert!(goertzel(&mid(&left), rate, 440.0) > 0.02);
+    assert!(goertzel(&mid(&right), rate, 1000.0) > 0.02);
+    assert!(goertzel(&mid(&left), rate, 1000.0) < 0.002);
+}

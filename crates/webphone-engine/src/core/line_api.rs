@@ -301,8 +301,9 @@ impl Core {
             }
             "mutevideo" | "setvideodisplaysize" => Err(not_supported(f, "video is not available")),
             // Documented functions whose features arrive with later work.
-            "registerex" | "forward" | "conference" | "sendsms" | "voicerecord"
-            | "setsipheader" | "getsipheader" | "getsipmessage" => Err(ApiError::Failed(format!(
+            "voicerecord" => self.voicerecord_api(args),
+            "registerex" | "forward" | "conference" | "sendsms" | "setsipheader"
+            | "getsipheader" | "getsipmessage" => Err(ApiError::Failed(format!(
                 "{f} is not implemented yet in this engine"
             ))),
             _ => Err(ApiError::UnknownFunction),
