@@ -25,7 +25,10 @@ fn softphone_sees_baresip_presence_and_chats_with_it() {
     // baresip 1.0 answers with a PIDF NOTIFY whose <basic> is "?" until its user sets a
     // status: that reads as Unknown (a refused subscription would carry its code instead).
     let line = cli.expect(|l| l.starts_with("PRESENCE,1002,"), WAIT);
-    assert_eq!(line, "PRESENCE,1002,Unknown,,,", "state from baresip's PIDF");
+    assert_eq!(
+        line, "PRESENCE,1002,Unknown,,,",
+        "state from baresip's PIDF"
+    );
     cli.expect(
         |l| l.starts_with("CALLBACK,onPresenceStateChange,[\"1002\",\"Unknown\""),
         WAIT,
