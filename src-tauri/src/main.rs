@@ -292,6 +292,8 @@ fn main() {
                 phone.subscribe(),
             ));
             tauri::async_runtime::spawn(exit_on_signal(handle.clone()));
+            #[cfg(feature = "updater")]
+            tauri::async_runtime::spawn(check_for_update(handle.clone()));
             if let Err(e) = shell.build_tray(&handle) {
                 tracing::warn!(error = %e, "no tray icon");
             }
@@ -360,6 +362,32 @@ fn main() {
             }
         }
     });
+}
+
+/// Brands with an update endpoint and key (scripts/build-brand.sh, feature `updater`): look for
+/// an update at start; the plugin verifies its signature against the brand's public key before
+/// installing, and the new version runs from the next start.
+#[cfg(feature = "updater")]
+async fn check_for_update(app: tauri::AppHandle) {
+    use tauri_plugin_updater::UpdaterExt;
+    let update = match app.updater() {
+        Ok(u) => u.check().await,
+        Err(e) => {
+            tracing::warn!(error = %e, "updater not configured");
+            return;
+        }
+    };
+    match update {
+        Ok(Some(u)) => {
+            tracing::info!(version = %u.version, "update available; downloading");
+            match u.download_and_install(|_, _| {}, || {}).await {
+                Ok(()) => tracing::info!("update installed; it runs from the next start"),
+                Err(e) => tracing::warn!(error = %e, "update failed"),
+            }
+        }
+        Ok(None) => tracing::debug!("no update"),
+        Err(e) => tracing::warn!(error = %e, "update check failed"),
+    }
 }
 
 /// Main window: remember its geometry; closing hides it to the tray (`closetotray`).
