@@ -32,6 +32,7 @@ mod chat;
 mod incoming;
 mod line_api;
 mod record;
+mod sipmsg;
 mod timers;
 mod watch;
 
@@ -220,6 +221,8 @@ pub(crate) struct Core {
     chats: std::collections::HashMap<webphone_sip::MessageKey, String>,
     /// Presence and BLF subscriptions, by key.
     watches: std::collections::HashMap<webphone_sip::SubKey, watch::Watch>,
+    /// The last SIP messages (`getsipmessage`, `getsipheader`).
+    siplog: sipmsg::SipLog,
 }
 
 /// Wraps an audio device as the media pipeline's source.
@@ -384,6 +387,7 @@ impl Core {
             last_vad: None,
             chats: Default::default(),
             watches: Default::default(),
+            siplog: Default::default(),
         }
     }
 
@@ -718,9 +722,8 @@ impl Core {
                         &format!("unknown parameter {} stored as given", outcome.name),
                     );
                 }
-                if outcome.name == "loglevel" {
+                if outcome.name == "allowcallredirect" {
                     if let Some(sip) = &self.sip {
-                        sip.set_trace(self.loglevel() >= 5);
                         sip.set_allow_redirect(
                             self.params.get_i64("allowcallredirect").unwrap_or(1) != 0,
                         );
@@ -867,7 +870,7 @@ impl Core {
             }
         };
         info!(local = %sip.local_addr(), "SIP stack started");
-        sip.set_trace(self.loglevel() >= 5);
+        sip.set_trace(true);
         sip.set_allow_redirect(self.params.get_i64("allowcallredirect").unwrap_or(1) != 0);
         self.sip = Some(sip);
         self.sip_rx = Some(rx);
@@ -1812,6 +1815,7 @@ impl Core {
                 remote,
                 text,
             } => {
+                self.siplog.push(outgoing, text.clone());
                 // loglevel 5: every SIP message, one LOG line each (line breaks shown as " | ";
                 // digest responses already redacted by the SIP layer).
                 if self.loglevel() >= 5 {

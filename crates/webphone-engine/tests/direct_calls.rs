@@ -453,3 +453,49 @@ async fn refused_watch_reports_failure_and_voicemail_notify_shows_mwi() {
     let mwi = alice.notification(|t| t.starts_with("MWI,"), 10).await;
     assert_eq!(mwi, "MWI,2/8 (0/2)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_sip_messages_and_headers_can_be_read_back() {
+    let port = free_port();
+    let mut alice = TestPhone::new(&[
+        ("username", "alice".into()),
+        ("signalingport", port.to_string()),
+        ("autoaccept", "true".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    let mut bob = TestPhone::new(&[
+        ("username", "bob".into()),
+        ("displayname", "Bob".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    assert_eq!(
+        alice.api("getsipmessage", &["0", "3"]).await,
+        Value::from("ERROR: SIP message not found")
+    );
+    bob.api("call", &[&format!("sip:alice@127.0.0.1:{port}")])
+        .await;
+    alice.call_state("callConnected", 10).await;
+    bob.call_state("callConnected", 10).await;
+    let invite = alice.api("getsipmessage", &["0", "3"]).await;
+    let invite = invite.as_str().unwrap();
+    assert!(invite.starts_with("INVITE sip:alice@127.0.0.1"), "{invite}");
+    assert!(invite.contains("\r\n\r\nv=0"), "the SDP body is included");
+    let ok = bob.api("getsipmessage", &["0", "4"]).await;
+    assert!(ok.as_str().unwrap().starts_with("SIP/2.0 200"), "{ok}");
+    let from = alice.api("getsipheader", &["From"]).await;
+    assert!(from.as_str().unwrap().contains("sip:bob@"), "{from}");
+    assert_eq!(
+        alice.api("getsipheader", &["X-Nothing"]).await,
+        Value::from("ERROR: no such header")
+    );
+    assert!(bob
+        .phone
+        .api("getsipmessage", vec!["7".into()])
+        .await
+        .is_err());
+    bob.api("hangup", &[]).await;
+}

@@ -250,7 +250,11 @@ fn delsettings_levels_erase_settings() {
     p.write_settings(&w).unwrap();
     p.delete_settings().unwrap();
     assert!(p.load_settings().unwrap().is_empty());
-    assert_eq!(p.schema_version().unwrap(), 1, "schema stays");
+    assert_eq!(
+        p.schema_version().unwrap(),
+        MIGRATIONS.len() as u32,
+        "schema stays"
+    );
 }
 
 /// Env var that turns [`crash_child_writes_then_aborts`] into the crashing child.
