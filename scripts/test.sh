@@ -132,6 +132,7 @@ if run_step build "$CARGO" build --workspace; then
   # every cargo-fuzz target 20 s on its committed corpus (installs cargo-fuzz; nightly or
   # RUSTC_BOOTSTRAP=1); fails on a crash
   run_step fuzz-smoke "$ROOT/scripts/fuzz.sh" --smoke "${FUZZ_SMOKE_SECONDS:-20}"
+  run_step keyring "$ROOT/tests/e2e-desktop/keyring.sh"
   E2E="$ROOT/tests/e2e-desktop/run.sh"
   if [ "${TEST_SKIP_E2E_DESKTOP:-}" = 1 ]; then
     skip_step e2e-desktop "TEST_SKIP_E2E_DESKTOP=1"

@@ -140,14 +140,14 @@ mod tests {
     }
 
     /// Round trip through the real Secret Service. Needs a session bus with an unlocked
-    /// collection (tests/e2e-desktop/keyring.sh runs gnome-keyring-daemon in a
-    /// dbus-run-session). Skips loudly without one; fails when CI=true.
+    /// collection: tests/e2e-desktop/keyring.sh (a step of scripts/test.sh, which fails there
+    /// when CI=true and no Secret Service can be started) runs it with
+    /// WEBPHONE_KEYRING_TEST=1 inside a dbus-run-session with gnome-keyring-daemon. Under a
+    /// plain `cargo test` it skips loudly.
     #[test]
     fn keyring_round_trip() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
         let want = std::env::var("WEBPHONE_KEYRING_TEST").is_ok_and(|v| v == "1");
         if let Some(why) = unavailable_reason().filter(|_| !want) {
-            assert!(!ci, "keyring test: {why} (required when CI=true)");
             eprintln!(
                 "==== SKIPPED keyring_round_trip: {why} (run tests/e2e-desktop/keyring.sh) ===="
             );
