@@ -15,7 +15,7 @@
 # Prints a timing summary; exits non-zero if any step failed.
 #
 # Environment: CI=true (strict), SETUP_SKIP=1 (no package installation),
-# CARGO (cargo command), TEST_SKIP_E2E_DESKTOP=1, CARGO_TEST_ARGS (extra
+# CARGO (cargo command), TEST_SKIP_E2E_DESKTOP=1, TEST_SKIP_FUZZ=1, CARGO_TEST_ARGS (extra
 # words after `cargo test --workspace --no-fail-fast`, e.g. "-- --nocapture").
 set -uo pipefail
 
@@ -131,7 +131,11 @@ if run_step build "$CARGO" build --workspace; then
   run_step test "$CARGO" test --workspace --no-fail-fast ${CARGO_TEST_ARGS:-}
   # every cargo-fuzz target 20 s on its committed corpus (installs cargo-fuzz; nightly or
   # RUSTC_BOOTSTRAP=1); fails on a crash
-  run_step fuzz-smoke "$ROOT/scripts/fuzz.sh" --smoke "${FUZZ_SMOKE_SECONDS:-20}"
+  if [ "${TEST_SKIP_FUZZ:-}" = 1 ]; then
+    skip_step fuzz-smoke "TEST_SKIP_FUZZ=1"
+  else
+    run_step fuzz-smoke "$ROOT/scripts/fuzz.sh" --smoke "${FUZZ_SMOKE_SECONDS:-20}"
+  fi
   run_step keyring "$ROOT/tests/e2e-desktop/keyring.sh"
   E2E="$ROOT/tests/e2e-desktop/run.sh"
   if [ "${TEST_SKIP_E2E_DESKTOP:-}" = 1 ]; then
