@@ -416,27 +416,9 @@ async fn chat_messages_arrive_with_delivery_reports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blind_transfer_moves_the_peer_to_a_third_party() {
     let (pa, pc) = (free_port(), free_port());
-    let mut alice = TestPhone::new(&[
-        ("username", "alice".into()),
-        ("signalingport", pa.to_string()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
-    let mut bob = TestPhone::new(&[
-        ("username", "bob".into()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
-    let mut carol = TestPhone::new(&[
-        ("username", "carol".into()),
-        ("signalingport", pc.to_string()),
-        ("autoaccept", "true".into()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
+    let mut alice = silent_phone("alice", Some(pa), &[]).await;
+    let mut bob = silent_phone("bob", None, &[]).await;
+    let mut carol = silent_phone("carol", Some(pc), &[("autoaccept", "true".into())]).await;
     // bob calls alice, alice answers, then bob transfers alice to carol.
     alice.api("setparameter", &["autoaccept", "true"]).await;
     bob.api("call", &[&format!("sip:alice@127.0.0.1:{pa}")])

@@ -135,19 +135,8 @@ async fn direct_call_carries_audio_both_ways_and_writes_cdrs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callee_rejects_and_caller_sees_486() {
     let port = free_port();
-    let mut alice = TestPhone::new(&[
-        ("username", "alice".into()),
-        ("signalingport", port.to_string()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
-    let mut bob = TestPhone::new(&[
-        ("username", "bob".into()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
+    let mut alice = silent_phone("alice", Some(port), &[]).await;
+    let mut bob = silent_phone("bob", None, &[]).await;
     bob.api("call", &[&format!("sip:alice@127.0.0.1:{port}")])
         .await;
     alice.call_state("callRinging", 10).await;
@@ -163,19 +152,8 @@ async fn callee_rejects_and_caller_sees_486() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caller_cancels_before_answer() {
     let port = free_port();
-    let mut alice = TestPhone::new(&[
-        ("username", "alice".into()),
-        ("signalingport", port.to_string()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
-    let mut bob = TestPhone::new(&[
-        ("username", "bob".into()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
+    let mut alice = silent_phone("alice", Some(port), &[]).await;
+    let mut bob = silent_phone("bob", None, &[]).await;
     bob.api("call", &[&format!("sip:alice@127.0.0.1:{port}")])
         .await;
     alice.call_state("callRinging", 10).await;
@@ -250,21 +228,8 @@ async fn bad_api_arguments_give_errors_not_panics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_call_is_refused_after_the_ring_timeout_and_talk_time_is_limited() {
     let port = free_port();
-    let mut alice = TestPhone::new(&[
-        ("username", "alice".into()),
-        ("signalingport", port.to_string()),
-        ("ringtimeoutin", "1500".into()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
-    let mut bob = TestPhone::new(&[
-        ("username", "bob".into()),
-        ("calltimeout", "1500".into()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
+    let mut alice = silent_phone("alice", Some(port), &[("ringtimeoutin", "1500".into())]).await;
+    let mut bob = silent_phone("bob", None, &[("calltimeout", "1500".into())]).await;
     let target = format!("sip:alice@127.0.0.1:{port}");
     bob.api("call", &[&target]).await;
     let cdr_a = alice.callback("onCdr", 10).await;
@@ -296,33 +261,23 @@ async fn unanswered_call_is_refused_after_the_ring_timeout_and_talk_time_is_limi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blacklisted_caller_is_declined_and_a_second_call_to_the_same_peer_is_refused() {
     let port = free_port();
-    let mut alice = TestPhone::new(&[
-        ("username", "alice".into()),
-        ("signalingport", port.to_string()),
-        ("blacklist", "mallory, eve".into()),
-        ("autoaccept", "true".into()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
+    let mut alice = silent_phone(
+        "alice",
+        Some(port),
+        &[
+            ("blacklist", "mallory, eve".into()),
+            ("autoaccept", "true".into()),
+        ],
+    )
     .await;
-    let mut mallory = TestPhone::new(&[
-        ("username", "mallory".into()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
+    let mut mallory = silent_phone("mallory", None, &[]).await;
     let target = format!("sip:alice@127.0.0.1:{port}");
     mallory.api("call", &[&target]).await;
     let cdr = mallory.callback("onCdr", 10).await;
     assert!(cdr[6].as_str().unwrap().starts_with("603"), "{cdr:?}");
 
     // A caller not on the list gets through; calling the same peer again is refused.
-    let mut bob = TestPhone::new(&[
-        ("username", "bob".into()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
+    let mut bob = silent_phone("bob", None, &[]).await;
     bob.api("call", &[&target]).await;
     bob.call_state("callConnected", 10).await;
     let again = bob
@@ -352,13 +307,7 @@ async fn blacklisted_caller_is_declined_and_a_second_call_to_the_same_peer_is_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_pushes_parameters_in_x_mparam_headers() {
     let port = free_port();
-    let mut alice = TestPhone::new(&[
-        ("username", "alice".into()),
-        ("signalingport", port.to_string()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
+    let mut alice = silent_phone("alice", Some(port), &[]).await;
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let me = sock.local_addr().unwrap();
     let invite = format!(
@@ -457,21 +406,8 @@ async fn refused_watch_reports_failure_and_voicemail_notify_shows_mwi() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_sip_messages_and_headers_can_be_read_back() {
     let port = free_port();
-    let mut alice = TestPhone::new(&[
-        ("username", "alice".into()),
-        ("signalingport", port.to_string()),
-        ("autoaccept", "true".into()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
-    let mut bob = TestPhone::new(&[
-        ("username", "bob".into()),
-        ("displayname", "Bob".into()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ])
-    .await;
+    let mut alice = silent_phone("alice", Some(port), &[("autoaccept", "true".into())]).await;
+    let mut bob = silent_phone("bob", None, &[("displayname", "Bob".into())]).await;
     assert_eq!(
         alice.api("getsipmessage", &["0", "3"]).await,
         Value::from("ERROR: SIP message not found")

@@ -121,6 +121,20 @@ pub fn free_port() -> u16 {
     s.local_addr().unwrap().port()
 }
 
+/// A started phone named `user` with `null` audio devices, listening on `port` when given.
+pub async fn silent_phone(user: &str, port: Option<u16>, extra: &[(&str, String)]) -> TestPhone {
+    let mut params: Vec<(&str, String)> = vec![
+        ("username", user.to_string()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ];
+    if let Some(p) = port {
+        params.push(("signalingport", p.to_string()));
+    }
+    params.extend(extra.iter().cloned());
+    TestPhone::new(&params).await
+}
+
 pub struct TestPhone {
     pub phone: Phone,
     pub events: broadcast::Receiver<Event>,
