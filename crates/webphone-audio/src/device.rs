@@ -31,6 +31,26 @@ use crate::{f32_to_i16, i16_to_f32, AudioError, AudioInput, AudioOutput, Directi
 
 /// Ring capacity in samples: 1 s at 192 kHz, so the ring never limits latency itself; the
 /// thresholds below do, in milliseconds of the actual device rate.
+/// Calls `$build::<T>(args)` with `T` the sample type of the device's format; formats we
+/// cannot convert are an error naming the device.
+macro_rules! for_sample_format {
+    ($format:expr, $label:expr, $build:ident ( $($arg:expr),* )) => {
+        match $format {
+            SampleFormat::F32 => $build::<f32>($($arg),*),
+            SampleFormat::I16 => $build::<i16>($($arg),*),
+            SampleFormat::I32 => $build::<i32>($($arg),*),
+            SampleFormat::U16 => $build::<u16>($($arg),*),
+            SampleFormat::U8 => $build::<u8>($($arg),*),
+            SampleFormat::I8 => $build::<i8>($($arg),*),
+            SampleFormat::F64 => $build::<f64>($($arg),*),
+            other => Err(AudioError::UnsupportedFormat {
+                device: $label.to_string(),
+                format: other.to_string(),
+            }),
+        }
+    };
+}
+
 const RING_CAPACITY: usize = 192_000;
 /// Above this much buffered audio the oldest samples are dropped ...
 const MAX_LATENCY_MS: u32 = 200;
@@ -479,31 +499,27 @@ fn build_input(
     let format = supported.sample_format();
     let rate = config.sample_rate;
     let channels = usize::from(config.channels).max(1);
-    macro_rules! build {
-        ($t:ty) => {
-            build_input_typed::<$t>(&device, label, config, channels, prod, shared)
-        };
-    }
-    let stream = match format {
-        SampleFormat::F32 => build!(f32),
-        SampleFormat::I16 => build!(i16),
-        SampleFormat::I32 => build!(i32),
-        SampleFormat::U16 => build!(u16),
-        SampleFormat::U8 => build!(u8),
-        SampleFormat::I8 => build!(i8),
-        SampleFormat::F64 => build!(f64),
-        other => {
-            return Err(AudioError::UnsupportedFormat {
-                device: label.to_string(),
-                format: other.to_string(),
-            })
-        }
-    }?;
-    shared.device_rate.store(rate, Ordering::Release);
-    shared.generation.fetch_add(1, Ordering::AcqRel);
-    stream.play().map_err(|e| backend(label, e))?;
+    let stream = for_sample_format!(
+        format,
+        label,
+        build_input_typed(&device, label, config, channels, prod, shared)
+    )?;
+    play_started(&stream, label, shared, rate)?;
     info!(device = label, id = ?device.id().ok().map(|i| i.to_string()), rate, channels, %format, "capture stream started");
     Ok((stream, rate))
+}
+
+/// Records the new stream's rate for the resamplers, tells the watcher a new stream exists,
+/// and starts it.
+fn play_started(
+    stream: &cpal::Stream,
+    label: &str,
+    shared: &Arc<Shared>,
+    rate: u32,
+) -> Result<(), AudioError> {
+    shared.device_rate.store(rate, Ordering::Release);
+    shared.generation.fetch_add(1, Ordering::AcqRel);
+    stream.play().map_err(|e| backend(label, e))
 }
 
 fn build_input_typed<T>(
@@ -672,29 +688,12 @@ fn build_output(
     let channels = usize::from(config.channels).max(1);
     // Whatever is queued was converted for the previous stream.
     lock(cons).clear();
-    macro_rules! build {
-        ($t:ty) => {
-            build_output_typed::<$t>(&device, label, config, channels, rate, cons, shared)
-        };
-    }
-    let stream = match format {
-        SampleFormat::F32 => build!(f32),
-        SampleFormat::I16 => build!(i16),
-        SampleFormat::I32 => build!(i32),
-        SampleFormat::U16 => build!(u16),
-        SampleFormat::U8 => build!(u8),
-        SampleFormat::I8 => build!(i8),
-        SampleFormat::F64 => build!(f64),
-        other => {
-            return Err(AudioError::UnsupportedFormat {
-                device: label.to_string(),
-                format: other.to_string(),
-            })
-        }
-    }?;
-    shared.device_rate.store(rate, Ordering::Release);
-    shared.generation.fetch_add(1, Ordering::AcqRel);
-    stream.play().map_err(|e| backend(label, e))?;
+    let stream = for_sample_format!(
+        format,
+        label,
+        build_output_typed(&device, label, config, channels, rate, cons, shared)
+    )?;
+    play_started(&stream, label, shared, rate)?;
     info!(device = label, id = ?device.id().ok().map(|i| i.to_string()), rate, channels, %format, "playback stream started");
     Ok((stream, rate))
 }
