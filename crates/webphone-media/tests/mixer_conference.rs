@@ -1,6 +1,5 @@
 //! Local conference mixer, driven by explicit 20 ms ticks (virtual time).
 
-use std::f64::consts::PI;
 use std::sync::{Arc, Mutex};
 
 use webphone_media::local::mixer::MixerError;
@@ -8,40 +7,8 @@ use webphone_media::local::tones::{goertzel_amplitude, ToneKind, TonePlan};
 use webphone_media::local::{LineSink, LineSource, MixerConfig, MixerHandle, MixerHub};
 use webphone_media::{PcmSink, PcmSource};
 
-/// A continuous sine at a rate (phase carried across frames).
-struct Sine {
-    rate: u32,
-    freq: f64,
-    amp: f64,
-    n: u64,
-}
-
-impl Sine {
-    fn new(rate: u32, freq: f64, amp: f64) -> Sine {
-        Sine {
-            rate,
-            freq,
-            amp,
-            n: 0,
-        }
-    }
-
-    fn frame(&mut self) -> Vec<i16> {
-        let mut f = vec![0i16; self.rate as usize / 50];
-        self.read_frame(&mut f);
-        f
-    }
-}
-
-impl PcmSource for Sine {
-    fn read_frame(&mut self, out: &mut [i16]) {
-        for o in out {
-            let t = self.n as f64 / f64::from(self.rate);
-            *o = (self.amp * (2.0 * PI * self.freq * t).sin()).round() as i16;
-            self.n += 1;
-        }
-    }
-}
+mod common;
+use common::Sine;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<i16>>>);

@@ -1,6 +1,5 @@
 //! Call recording taps and WAV files, read back from disk.
 
-use std::f64::consts::PI;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,38 +9,8 @@ use webphone_media::local::wav::read_wav_i16;
 use webphone_media::local::{CallRecorder, MixerConfig, MixerHub, RecordChannels, RecordTap};
 use webphone_media::{NullSink, PcmSink, PcmSource, SilenceSource};
 
-struct Sine {
-    rate: u32,
-    freq: f64,
-    amp: f64,
-    n: u64,
-}
-
-impl Sine {
-    fn new(rate: u32, freq: f64, amp: f64) -> Sine {
-        Sine {
-            rate,
-            freq,
-            amp,
-            n: 0,
-        }
-    }
-    fn frame(&mut self) -> Vec<i16> {
-        let mut f = vec![0i16; self.rate as usize / 50];
-        self.read_frame(&mut f);
-        f
-    }
-}
-
-impl PcmSource for Sine {
-    fn read_frame(&mut self, out: &mut [i16]) {
-        for o in out {
-            let t = self.n as f64 / f64::from(self.rate);
-            *o = (self.amp * (2.0 * PI * self.freq * t).sin()).round() as i16;
-            self.n += 1;
-        }
-    }
-}
+mod common;
+use common::Sine;
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wp-rec-{}-{name}", std::process::id()));
