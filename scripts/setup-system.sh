@@ -27,12 +27,17 @@ PKGS=(
   libdbus-1-dev dbus gnome-keyring libsecret-tools rpm  # desktop: keyring (Secret Service) + single-instance tests, .rpm
   # audio (cpal -> ALSA -> PulseAudio null sink when headless), Opus
   libasound2-dev libopus-dev pulseaudio pulseaudio-utils libasound2-plugins
+  # codecs through Debian's C libraries: GSM, Speex, G.729
+  libgsm1-dev libspeex-dev libspeexdsp-dev libbcg729-dev
   # headless display, the desktop e2e driver, screenshots
   xvfb xauth webkit2gtk-driver imagemagick chromium  # chromium: tests/e2e-browser
   # SIP peers for tests/interop
   kamailio kamailio-websocket-modules kamailio-tls-modules baresip-core sip-tester
+  linphone-cli coturn  # second reference UA (linphonec), STUN/TURN server
+  sipvicious           # SIP scanners (svmap, svwar, svcrack) for the ghost-call tests
   # test helpers
   sox openssl python3 iproute2 procps ca-certificates
+  espeak-ng python3-venv python3-dev  # speech samples + a venv for the PESQ quality benchmark
 )
 # node + npm for the desktop e2e test (tests/e2e-desktop), only when no node is
 # installed (a newer one from elsewhere is kept)
@@ -56,7 +61,7 @@ install_packages() {
   say "apt-get install ${#PKGS[@]} packages (--no-install-recommends)"
   apt-get "${apt_opts[@]}" -qq install -y --no-install-recommends "${PKGS[@]}" >/dev/null
   if [ -d /run/systemd/system ]; then
-    systemctl disable --now kamailio >/dev/null 2>&1 || true
+    systemctl disable --now kamailio coturn >/dev/null 2>&1 || true
   fi
   say "installed: $(kamailio -v 2>/dev/null | head -1 | cut -d' ' -f2-3)," \
       "baresip $(dpkg-query -W -f='${Version}' baresip-core 2>/dev/null)," \
