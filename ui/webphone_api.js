@@ -53,12 +53,15 @@
  * `webphone_api.isstarted` is 1 once the engine started (or start() is under way), else 0; pages
  * may also set it (the original's multi-page example stores isstarted = 1).
  *
- * Parameters at load, applied with setparameter in this order, so a later source wins (lowest
- * to highest precedence of spec/behaviours.md 2.2): the static `parameters` block below, then
- * `wp_<name>` cookies, then `wp_<name>` parameters of the page URL (query, percent-decoded;
- * user-interface parameters such as wp_language stay with the page, see URL_UI_ONLY).
- * The engine records them as run-time values; a dedicated engine call that tags the source
- * (static/cookie/url) would let the engine apply its own precedence model exactly.
+ * Parameters at load: the static `parameters` block below, then `wp_<name>` cookies, then
+ * `wp_<name>` parameters of the page URL (query, percent-decoded; user-interface parameters such
+ * as wp_language stay with the page, see URL_UI_ONLY). Each goes to the engine as
+ *   setparameter(name, value, source)      source: "static" | "cookie" | "url"
+ * so the engine can apply the precedence of spec/behaviours.md 2.2 itself (a stored user value
+ * over a `ucfg_` static value, a later setparameter() over all of them). They are sent one after
+ * the other in that order (lowest to highest precedence), so an engine that ignores the third
+ * argument still ends with the right value. A page's own setparameter(name, value) sends no
+ * source: a run-time value.
  *
  * (Re)connect: after the transport connects (page load) or reconnects (the local service came
  * back), the facade asks the engine for getstatus, getline and getlinedetails to rebuild `state`;
@@ -859,7 +862,7 @@
     });
     return list.reduce(function (chain, p) {
       return chain.then(function () {
-        return send('setparameter', [p.name, p.value]).catch(function (e) {
+        return send('setparameter', [p.name, p.value, p.source]).catch(function (e) {
           log(e.message + ' (' + p.source + ' parameter ' + p.name + ')');
         });
       });

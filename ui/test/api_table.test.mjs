@@ -294,12 +294,13 @@ test('wp_ cookies and URL parameters follow the static block, in precedence orde
   const setp = requests.filter((r) => r[0] === 'setparameter').map((r) => r[1]);
   assert.deepEqual(setp, [
     // static block first (serviceport is the facade's own setting)
-    ['serveraddress', 'static.example'], ['username', 'static'], ['loglevel', '1'],
+    ['serveraddress', 'static.example', 'static'], ['username', 'static', 'static'], ['loglevel', '1', 'static'],
     // then the wp_ cookies, percent-decoded, quotes removed
-    ['username', 'cookie'], ['displayname', 'Éva K'], ['codec', 'opus,pcmu'], ['LOGLEVEL', '5'], ['colortheme', '3'],
+    ['username', 'cookie', 'cookie'], ['displayname', 'Éva K', 'cookie'], ['codec', 'opus,pcmu', 'cookie'],
+    ['LOGLEVEL', '5', 'cookie'], ['colortheme', '3', 'cookie'],
     // then the URL (decodeURIComponent, '+' as space); UI parameters (language, brandname) stay
     // with the page, which reads them itself
-    ['username', 'url user'], ['Password', 'p&w=1 x'], ['callto', '+36 1'],
+    ['username', 'url user', 'url'], ['Password', 'p&w=1 x', 'url'], ['callto', '+36 1', 'url'],
   ]);
   // One after the other, before onLoaded: every setparameter precedes getstatus.
   const fns = requests.map((r) => r[0]);

@@ -103,7 +103,7 @@ test('the service port comes from wp_serviceport in the URL, then the static par
   assert.equal(a.sockets[0].url, 'ws://127.0.0.1:4321');
   // serviceport is the facade's own setting: it is not sent to the engine; others are.
   const setp = a.sockets[0].sent.filter((r) => r.fn === 'setparameter').map((r) => r.args);
-  assert.deepEqual(setp, [['displayname', 'Desk']]);
+  assert.deepEqual(setp, [['displayname', 'Desk', 'static']]);
 
   const b = fakeWebSocketClass({ engine: engineStarting });
   loadFacade({ WebSocket: b.FakeWebSocket, location: { search: '' } }, { staticParameters: { serviceport: '5555' } });
