@@ -42,6 +42,8 @@ command -v node >/dev/null 2>&1 || unavailable "node is not installed"
 
 say "theme contrast (WCAG AA)"
 node "$HERE/contrast.mjs"
+say "translations (every i18n/<lang>.json has the keys and placeholders of en.json)"
+node "$HERE/i18n.mjs"
 
 [ -x "$CHROMIUM" ] || unavailable "Chromium ($CHROMIUM, package chromium) is not installed"
 

@@ -11,6 +11,12 @@
 //   layout    320 px wide pop-up and a full window: no horizontal scrolling
 //   language  wp_language=de and fr translate the skin
 //   autologin credentials known to the engine skip the login page
+//   c2k       click2call: the button calls "echo" and hangs up; right click / long press / keyboard
+//             menu; chat window (incoming text shown as text); axe on each state
+//   c2kmulti  three buttons on a third-party page (numbers from title attributes), look
+//             parameters, only the clicked one calls; floating position; IMAGE_PATH image
+//   c2kauto   autoaction 0, 1, 2, 3 at page load
+//   languages all ten languages render the softphone and click2call; browser language detection
 // Screenshots: $E2E_OUT (target/e2e-skins). Everything started here is stopped here.
 import http from 'node:http';
 import { spawn } from 'node:child_process';
@@ -39,7 +45,9 @@ const TYPES = {
   '.png': 'image/png',
 };
 // The static server serves only these parts of the repository.
-const SERVED = ['skins', 'ui', 'i18n', 'tests/e2e-skins/node_modules/axe-core/axe.min.js'];
+const SERVED = ['skins', 'ui', 'i18n', 'tests/e2e-skins/pages', 'tests/e2e-skins/node_modules/axe-core/axe.min.js'];
+const LANGS = ['en', 'de', 'fr', 'es', 'it', 'pt', 'hu', 'ro', 'ru', 'zh'];
+const strings = (lang) => JSON.parse(readFileSync(path.join(ROOT, 'i18n', lang + '.json'), 'utf8'));
 
 function staticServer() {
   const server = http.createServer((req, res) => {
@@ -141,8 +149,23 @@ async function axe(page, label) {
 const PAGES = ['page_login', 'page_dialpad', 'page_contactslist', 'page_contactedit', 'page_callhistorylist',
   'page_settings', 'page_extra1'];
 
+// click2call helpers
+async function c2kReady(page) {
+  await page.waitForSelector('html.c2k-started', { timeout: TIMEOUT });
+}
+async function c2kStatus(page, n, re) {
+  await page.waitForFunction(([i, src]) => new RegExp(src).test(document.getElementById(`c2k_container_${i}_status`).textContent),
+    [n, re.source], { timeout: TIMEOUT });
+}
+async function c2kHangup(page, n) {
+  await page.click(`#c2k_container_${n}_button`);
+  await c2kStatus(page, n, /^Call ended$/);
+  await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+}
+
 function scenarios(env) {
-  const { base } = env;
+  const { base, origin, port } = env;
+  const c2k = `${origin}/skins/click2call/click2call.html?wp_serviceport=${port}`;
   return {
     async load(page) {
       await page.goto(base);
@@ -555,6 +578,165 @@ function scenarios(env) {
       await waitPage(page, 'page_login');
       assert((await page.inputValue('#login_username')) === 'alice', 'username kept after sign-out');
     },
+
+    async c2k(page) {
+      // The click2call skin: one button calling the "echo" endpoint; menu by right click and
+      // from the keyboard; chat window.
+      await page.goto(`${c2k}&wp_callto=echo`);
+      await c2kReady(page);
+      const idle = await page.evaluate(() => { const b = document.getElementById('c2k_container_0_button'); return [b.textContent, b.getAttribute('aria-label')]; });
+      assert(idle.join('|') === 'Call|Call echo', 'button text and label: ' + idle);
+      assert(await page.evaluate(() => !window.webphone_api.state.incall), 'autoaction 0: no call at load');
+      await shot(page, 'c2k-button.png');
+      await axe(page, 'click2call idle');
+      await page.click('#c2k_container_0_button');
+      await c2kStatus(page, 0, /^Connected \d\d:\d\d$/);
+      const busy = await page.evaluate(() => { const b = document.getElementById('c2k_container_0_button'); return [b.textContent, b.getAttribute('aria-label')]; });
+      assert(busy.join('|') === 'Hang up|Hang up the call with echo', 'in call the button hangs up: ' + busy);
+      await shot(page, 'c2k-incall.png');
+      await axe(page, 'click2call in call');
+      await c2kHangup(page, 0);
+      // Right click: the menu (Call, Chat); a click elsewhere closes it.
+      await page.click('#c2k_container_0_button', { button: 'right' });
+      await page.waitForSelector('#c2k_container_0_menu:not([hidden])');
+      const items = await page.$$eval('#c2k_container_0_menu li:not([hidden]) [role=menuitem]', (els) => els.map((e) => e.textContent));
+      assert(items.join() === 'Call,Chat', 'menu items: ' + items);
+      await shot(page, 'c2k-menu.png');
+      await axe(page, 'click2call menu');
+      await page.mouse.click(5, 5);
+      await page.waitForSelector('#c2k_container_0_menu', { state: 'hidden' });
+      // Long press opens the menu and does not call.
+      await page.hover('#c2k_container_0_button');
+      await page.mouse.down();
+      await page.waitForSelector('#c2k_container_0_menu:not([hidden])', { timeout: 5000 });
+      await page.mouse.up();
+      assert(await page.evaluate(() => !window.webphone_api.state.incall && document.getElementById('c2k_container_0_button').textContent === 'Call'),
+        'long press did not call');
+      await page.mouse.click(5, 5);
+      // Keyboard: the menu button, arrows, Enter opens the chat; Escape closes it again.
+      await page.focus('#c2k_container_0_menu_button');
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(() => document.activeElement && document.activeElement.getAttribute('data-action') === 'call');
+      await page.keyboard.press('ArrowDown');
+      assert(await page.evaluate(() => document.activeElement.getAttribute('data-action')) === 'chat', 'ArrowDown moves to Chat');
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#c2k_container_0_chat:not([hidden])');
+      assert(await page.evaluate(() => document.activeElement.id) === 'c2k_container_0_chat_input', 'chat input focused');
+      assert((await page.textContent('#c2k_container_0_chat_title')) === 'Chat with echo', 'chat title');
+      // An incoming message (as the engine reports it) is shown as text.
+      await page.evaluate(() => window.click2call.onNotification('CHAT,1,echo,<b>hello</b>, with a comma'));
+      await page.waitForSelector('#c2k_container_0_chat .c2k-msg-in');
+      const msg = await page.$eval('#c2k_container_0_chat .c2k-msg-in .c2k-msg-text', (e) => [e.textContent, e.querySelectorAll('b').length]);
+      assert(msg[0] === '<b>hello</b>, with a comma' && msg[1] === 0, 'chat text as text: ' + msg);
+      await shot(page, 'c2k-chat.png');
+      await axe(page, 'click2call chat');
+      await page.keyboard.press('Escape');
+      await page.waitForSelector('#c2k_container_0_chat', { state: 'hidden' });
+      assert(await page.evaluate(() => document.activeElement.id) === 'c2k_container_0_button', 'focus back on the button');
+    },
+
+    async c2kmulti(page) {
+      // A third-party page with three buttons (numbers from the title attributes) and the look
+      // parameters; only the clicked button calls.
+      const look = 'wp_call_button_color=%23004a8f&wp_call_button_radius=6&wp_call_button_width=220&wp_call_button_text=Ring%20us';
+      await page.goto(`${origin}/tests/e2e-skins/pages/c2k-multi.html?wp_serviceport=${port}&${look}`);
+      await c2kReady(page);
+      const labels = await page.$$eval('.c2k-button', (els) => els.map((e) => e.getAttribute('aria-label')));
+      assert(labels.length === 3 && labels[0] === 'Ring us: 2002' && labels[1] === 'Ring us: echo' &&
+        labels[2] === 'Ring us: <img src=x onerror="window.__xss=1">', 'one button per container: ' + JSON.stringify(labels));
+      const st = await page.$eval('#c2k_container_1_button', (e) => {
+        const c = getComputedStyle(e);
+        return { w: c.width, r: c.borderTopLeftRadius, bg: c.backgroundColor, text: e.textContent };
+      });
+      assert(st.w === '220px' && st.r === '6px' && st.bg === 'rgb(0, 74, 143)' && st.text === 'Ring us', 'look parameters: ' + JSON.stringify(st));
+      assert(await page.evaluate(() => window.__xss === undefined && document.querySelectorAll('main img').length === 0), 'title rendered as text');
+      await shot(page, 'c2k-multi.png');
+      await axe(page, 'click2call three buttons');
+      await page.click('#c2k_container_1_button');
+      await c2kStatus(page, 1, /^Connected /);
+      assert(await page.evaluate(() => document.getElementById('c2k_container_0_status').textContent === '' &&
+        document.getElementById('c2k_container_0_button').textContent === 'Ring us'), 'the other buttons stay idle');
+      await shot(page, 'c2k-multi-incall.png');
+      await c2kHangup(page, 1);
+      // Floating (top 100 px, right 10 px) with an image from the skin's images/ folder.
+      await page.goto(`${c2k}&wp_callto=echo&wp_float_button=true&wp_float_distance_from_top=100&wp_float_distance_from_right=10` +
+        '&wp_call_button_color=' + encodeURIComponent('url(IMAGE_PATH/phone.svg)'));
+      await c2kReady(page);
+      const fl = await page.evaluate(() => {
+        const box = document.querySelector('#c2k_container_0 .c2k');
+        const r = box.getBoundingClientRect();
+        const b = document.getElementById('c2k_container_0_button');
+        return { pos: getComputedStyle(box).position, top: r.top, right: window.innerWidth - r.right, img: getComputedStyle(b).backgroundImage };
+      });
+      assert(fl.pos === 'fixed' && Math.round(fl.top) === 100 && Math.round(fl.right) === 10, 'floating at top 100 / right 10: ' + JSON.stringify(fl));
+      assert(fl.img.includes('/skins/click2call/images/phone.svg'), 'IMAGE_PATH image: ' + fl.img);
+      await page.click('#c2k_container_0_button', { button: 'right' });
+      await page.click('#c2k_container_0_menu [data-action=chat]');
+      await page.waitForSelector('#c2k_container_0_chat:not([hidden])');
+      await shot(page, 'c2k-floating-chat.png');
+      await axe(page, 'click2call floating chat');
+      // A colour that tries to break out of the property is ignored.
+      await page.goto(`${c2k}&wp_callto=echo&wp_call_button_color=` + encodeURIComponent('red;}body{display:none'));
+      await c2kReady(page);
+      const bg = await page.$eval('#c2k_container_0_button', (e) => getComputedStyle(e).backgroundColor);
+      assert(bg === 'rgb(27, 110, 52)', 'bad colour ignored, default kept: ' + bg);
+    },
+
+    async c2kauto(page) {
+      // autoaction 1: the call starts at page load.
+      await page.goto(`${c2k}&wp_callto=echo&wp_autoaction=1`);
+      await c2kReady(page);
+      await c2kStatus(page, 0, /^Connected /);
+      await c2kHangup(page, 0);
+      // autoaction 3 (video): no video in this engine, an audio call is placed.
+      await page.goto(`${c2k}&wp_callto=echo&wp_autoaction=3`);
+      await c2kReady(page);
+      await c2kStatus(page, 0, /^Connected /);
+      await c2kHangup(page, 0);
+      // autoaction 2: the chat window is open at load.
+      await page.goto(`${c2k}&wp_callto=echo&wp_autoaction=2`);
+      await c2kReady(page);
+      assert(await page.evaluate(() => !document.getElementById('c2k_container_0_chat').hidden &&
+        document.activeElement.id === 'c2k_container_0_chat_input' && !window.webphone_api.state.incall), 'autoaction 2 opens the chat, no call');
+      await shot(page, 'c2k-autoaction2.png');
+      // autoaction 0: nothing happens at load.
+      await page.goto(`${c2k}&wp_callto=echo&wp_autoaction=0`);
+      await c2kReady(page);
+      assert(await page.evaluate(() => document.getElementById('c2k_container_0_chat').hidden &&
+        document.getElementById('c2k_container_0_status').textContent === '' && !window.webphone_api.state.incall), 'autoaction 0: only the button');
+    },
+
+    async languages(page) {
+      // Every language renders the softphone and the click2call button from its own file.
+      for (const lang of LANGS) {
+        const tr = strings(lang);
+        await page.goto(`${base}&wp_language=${lang}`);
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await page.waitForFunction((l) => document.documentElement.lang === l, lang, { timeout: TIMEOUT });
+        await goPage(page, 'page_dialpad');
+        const got = [await page.textContent('#tab_settings'), await page.textContent('#tab_contactslist')];
+        assert(got[0].includes(tr['sp.tab_settings']) && got[1].includes(tr['sp.tab_contacts']), `${lang} tabs: ${got}`);
+        await shot(page, `language-${lang}-dialpad.png`);
+        await page.goto(`${c2k}&wp_callto=echo&wp_language=${lang}`);
+        await c2kReady(page);
+        const label = await page.$eval('#c2k_container_0_button', (e) => [e.textContent, e.getAttribute('aria-label')]);
+        assert(label[0] === tr['c2k.call'] && label[1] === tr['c2k.call_name'].replace('{name}', 'echo'), `${lang} click2call: ${label}`);
+      }
+      // No language parameter: the browser's language list decides (first supported one).
+      for (const [navs, want] of [[['ru-RU', 'ru'], 'ru'], [['xx', 'zh-CN'], 'zh'], [['pt-BR'], 'pt'], [['sw'], 'en']]) {
+        const p2 = await page.context().newPage();
+        watch(p2, 'skin-' + want);
+        await p2.addInitScript((l) => { Object.defineProperty(navigator, 'languages', { get: () => l }); }, navs);
+        await p2.goto(`${base}`);
+        await p2.waitForSelector('body.ready', { timeout: TIMEOUT });
+        const got = await p2.evaluate(() => document.documentElement.lang);
+        await p2.goto(`${c2k}&wp_callto=echo`);
+        await c2kReady(p2);
+        const c = await p2.textContent('#c2k_container_0_button');
+        await p2.close();
+        assert(got === want && c === strings(want)['c2k.call'], `browser languages ${navs}: skin ${got}, click2call ${c} (want ${want})`);
+      }
+    },
   };
 }
 
@@ -579,7 +761,7 @@ async function main() {
     });
     const page = context.pages()[0] || await context.newPage();
     watch(page, 'skin');
-    const all = scenarios({ base });
+    const all = scenarios({ base, origin, port: service.port });
     for (const [name, fn] of Object.entries(all)) {
       if (ONLY.length && !ONLY.includes(name)) { continue; }
       const t0 = Date.now();

@@ -9,6 +9,11 @@
  *   stringres.put({ "sp.tab_dialpad": "Keypad", "sp.tab_dialpad_it": "Tastiera" });
  *
  * A key with a `_<lang>` suffix wins for that language.
+ *
+ * The language: the `language` parameter when it names a supported language (two letters;
+ * "pt-BR" counts as "pt"), else the first supported one of the browser's languages
+ * (navigator.languages), else English. The click2call skin uses this file too; pages outside
+ * the skin folders call stringres.setBase(url of the i18n/ folder) before load().
  */
 (function (global) {
   'use strict';
@@ -16,7 +21,14 @@
   var LANGUAGES = [
     { code: 'en', name: 'English' },
     { code: 'de', name: 'Deutsch' },
-    { code: 'fr', name: 'Français' }
+    { code: 'fr', name: 'Français' },
+    { code: 'es', name: 'Español' },
+    { code: 'it', name: 'Italiano' },
+    { code: 'pt', name: 'Português' },
+    { code: 'hu', name: 'Magyar' },
+    { code: 'ro', name: 'Română' },
+    { code: 'ru', name: 'Русский' },
+    { code: 'zh', name: '中文' }
   ];
   var BASE = '../../i18n/';
 
@@ -123,6 +135,11 @@
         apply(global.document);
         return c;
       });
+    },
+    // Where the <lang>.json files are (default ../../i18n/ relative to the page).
+    setBase: function (url) {
+      var b = String(url || '');
+      if (b && b !== BASE) { BASE = b.charAt(b.length - 1) === '/' ? b : b + '/'; tables = {}; }
     },
     put: function (obj) {
       Object.keys(obj || {}).forEach(function (k) { custom[k] = String(obj[k]); });
