@@ -5,6 +5,9 @@
 //! Parameters of ours (stored by the engine like any unknown parameter):
 //! - `closetotray` (default true): closing the main window hides it; the tray's Quit ends the app.
 //! - `confirmlinkcalls` (default false): `sip:`/`tel:`/... links ask before dialling.
+//! - `startminimized` (default false): start in the tray without showing the main window.
+//! - `startatlogin` (default false), `shortcutanswer`, `shortcuthangup` (default empty): see
+//!   [`crate::system`].
 //!
 //! Do-not-disturb: the engine has no DND parameter, so DND sets `autoignore=2` (incoming calls
 //! are rejected) and restores the previous `autoignore` value when switched off; the state
@@ -15,7 +18,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
-use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
 use tauri::{AppHandle, Manager, WebviewUrl, WebviewWindowBuilder};
 use webphone_engine::{Event, Phone};
@@ -46,7 +49,11 @@ struct TrayParts {
     status: MenuItem<tauri::Wry>,
     missed: MenuItem<tauri::Wry>,
     dnd: CheckMenuItem<tauri::Wry>,
+    recent: Submenu<tauri::Wry>,
 }
+
+/// Menu ids of the recent numbers: `recent:<index>`.
+const RECENT_ID: &str = "recent:";
 
 /// The shell's state, managed by Tauri.
 pub struct Shell {
@@ -64,7 +71,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn truthy(v: &str, default: bool) -> bool {
+pub fn truthy(v: &str, default: bool) -> bool {
     match v.trim().to_ascii_lowercase().as_str() {
         "" => default,
         "0" | "false" | "no" | "off" => false,
@@ -118,7 +125,7 @@ impl Shell {
         }
     }
 
-    async fn set_param(&self, name: &str, value: &str) -> Result<(), String> {
+    pub async fn set_param(&self, name: &str, value: &str) -> Result<(), String> {
         self.phone
             .api("setparameter", vec![name.into(), value.into()])
             .await
@@ -241,7 +248,7 @@ impl Shell {
         }
     }
 
-    pub async fn after_api(&self, func: &str, args: &[String]) {
+    pub async fn after_api(&self, app: &AppHandle, func: &str, args: &[String]) {
         if func != "setparameter" {
             return;
         }
@@ -261,6 +268,9 @@ impl Shell {
             "username" | "serveraddress" | "profile" => {
                 let pw = self.param("password").await;
                 self.store_password(&pw).await;
+            }
+            "startatlogin" | "shortcutanswer" | "shortcuthangup" => {
+                crate::system::apply(app, self).await;
             }
             _ => {}
         }
@@ -284,6 +294,8 @@ impl Shell {
             None::<&str>,
         )?;
         let dnd = CheckMenuItem::with_id(app, "dnd", "Do not disturb", true, dnd_on, None::<&str>)?;
+        let recent = Submenu::with_id(app, "recent", "Recent", true)?;
+        self.fill_recent(&recent);
         let show = MenuItem::with_id(app, "show", "Show / hide", true, None::<&str>)?;
         let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
         let menu = Menu::with_items(
@@ -294,6 +306,7 @@ impl Shell {
                 &PredefinedMenuItem::separator(app)?,
                 &show,
                 &dnd,
+                &recent,
                 &PredefinedMenuItem::separator(app)?,
                 &quit,
             ],
@@ -326,8 +339,46 @@ impl Shell {
             status,
             missed: missed_item,
             dnd,
+            recent,
         });
         Ok(())
+    }
+
+    /// Puts the recent numbers into the tray's "Recent" submenu (disabled when there are none).
+    fn fill_recent(&self, menu: &Submenu<tauri::Wry>) {
+        let recent = lock(&self.state).recent.clone();
+        let app = menu.app_handle();
+        while let Ok(Some(_)) = menu.remove_at(0) {}
+        for (i, n) in recent.iter().enumerate() {
+            match MenuItem::with_id(app, format!("{RECENT_ID}{i}"), n, true, None::<&str>) {
+                Ok(item) => {
+                    let _ = menu.append(&item);
+                }
+                Err(e) => tracing::debug!(error = %e, "recent number not added to the tray"),
+            }
+        }
+        let _ = menu.set_enabled(!recent.is_empty());
+    }
+
+    /// A call ended: its peer becomes the first recent number.
+    fn call_ended(&self, peer: &str) {
+        if !lock(&self.state).push_recent(peer) {
+            return;
+        }
+        self.save_state();
+        if let Some(parts) = lock(&self.tray).as_ref() {
+            self.fill_recent(&parts.recent);
+        }
+    }
+
+    /// The recent number behind a tray menu id.
+    fn recent_number(&self, id: &str) -> Option<String> {
+        let i: usize = id.strip_prefix(RECENT_ID)?.parse().ok()?;
+        lock(&self.state).recent.get(i).cloned()
+    }
+
+    pub fn has_tray(&self) -> bool {
+        lock(&self.tray).is_some()
     }
 
     fn tooltip(&self, reg: &str, missed: u32, dnd: bool) -> String {
@@ -364,6 +415,7 @@ impl Shell {
             "registration": t.registration(),
             "missed": t.missed(),
             "dnd": lock(&self.state).dnd,
+            "recent": lock(&self.state).recent,
             "tooltip": self.tooltip(t.registration(), t.missed(), lock(&self.state).dnd),
         })
     }
@@ -413,6 +465,7 @@ impl Shell {
         for c in changes {
             match c {
                 Change::Registration(_) | Change::Missed(_) => self.refresh_tray(),
+                Change::Ended(peer) => self.call_ended(&peer),
                 Change::Ringing(inc) => {
                     let (shell, app) = (self.clone(), app.clone());
                     tauri::async_runtime::spawn(async move {
@@ -524,9 +577,30 @@ impl Shell {
         res
     }
 
+    /// Answers the ringing incoming call (the answer shortcut).
+    pub async fn answer_ringing(&self, app: &AppHandle) -> Result<(), String> {
+        let line = lock(&self.tracker)
+            .ringing(None)
+            .map(|i| i.line)
+            .ok_or("no incoming call rings")?;
+        lock(&self.tracker).mark_handled(Some(line));
+        let showing =
+            matches!(&*lock(&self.popup), Some(PopupContent::Incoming(i)) if i.line == line);
+        if showing {
+            self.close_popup(app);
+        }
+        self.phone
+            .api("accept", vec![line.to_string()])
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())?;
+        show_main(app);
+        Ok(())
+    }
+
     // ----- links and second launches -----------------------------------------------------------
 
-    async fn dial(&self, number: &str) -> Result<(), String> {
+    pub async fn dial(&self, number: &str) -> Result<(), String> {
         self.phone
             .api("start", vec![])
             .await
@@ -561,6 +635,7 @@ impl Shell {
                     }
                     self.store_password(&pw).await;
                 }
+                crate::system::apply(app, self).await;
                 if let Err(e) = self.phone.api("start", vec![]).await {
                     tracing::warn!(error = %e, "provisioning: start failed");
                 }
@@ -676,7 +751,14 @@ async fn on_menu(app: AppHandle, id: &str) {
             }
         }
         "quit" => quit(app).await,
-        _ => {}
+        id => {
+            if let Some(number) = shell.recent_number(id) {
+                show_main(&app);
+                if let Err(e) = shell.dial(&number).await {
+                    tracing::warn!(%number, error = %e, "call from the recent list failed");
+                }
+            }
+        }
     }
 }
 
@@ -699,6 +781,24 @@ pub async fn desktop_command(
         "show" => {
             show_main(app);
             Ok(serde_json::Value::Null)
+        }
+        "visible" => Ok(serde_json::Value::from(
+            app.get_webview_window(MAIN_WINDOW)
+                .and_then(|w| w.is_visible().ok())
+                .unwrap_or(false),
+        )),
+        "autostart" => crate::system::autostart_enabled(app).map(serde_json::Value::from),
+        "shortcuts" => Ok(crate::system::registered_shortcuts(app)),
+        a if a.starts_with("shortcut-") => {
+            crate::system::run_shortcut(app, &a["shortcut-".len()..]).await?;
+            Ok(serde_json::Value::Null)
+        }
+        a if a.starts_with(RECENT_ID) => {
+            let number = shell
+                .recent_number(a)
+                .ok_or_else(|| format!("no recent number {a}"))?;
+            shell.dial(&number).await?;
+            Ok(serde_json::Value::from(number))
         }
         a => Err(format!("unknown desktop action {a}")),
     }

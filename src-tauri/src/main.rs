@@ -15,6 +15,7 @@ mod options;
 mod secrets;
 mod state;
 mod status;
+mod system;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ const AUTOMATION_CAPABILITY: &str = include_str!("../automation-capability.json"
 /// keyring; the engine gets it as well and never writes it to disk.
 #[tauri::command]
 async fn api(
+    app: tauri::AppHandle,
     shell: tauri::State<'_, Arc<Shell>>,
     r#fn: String,
     args: Option<Vec<serde_json::Value>>,
@@ -64,7 +66,7 @@ async fn api(
     let result = shell.phone.api(&r#fn, args.clone()).await;
     match &result {
         Err(e) => tracing::debug!(func = %r#fn, error = %e, "api call failed"),
-        Ok(_) => shell.after_api(&func, &args).await,
+        Ok(_) => shell.after_api(&app, &func, &args).await,
     }
     result.map_err(|e| e.to_string())
 }
@@ -202,6 +204,7 @@ fn main() {
         params,
         work_dir,
         ignored,
+        minimized,
         ..
     } = opts;
     // Links given on the command line (`webphone-desktop sip:1002`); the rest was reported.
@@ -235,6 +238,12 @@ fn main() {
             });
         }))
         .plugin(tauri_plugin_deep_link::init())
+        // Only acts when the user switches `startatlogin` on (system.rs).
+        .plugin(
+            tauri_plugin_autostart::Builder::new()
+                .arg(system::MINIMIZED_ARG)
+                .build(),
+        )
         .plugin(tauri_plugin_notification::init());
     #[cfg(feature = "updater")]
     let builder = builder.plugin(tauri_plugin_updater::Builder::new().build());
@@ -330,8 +339,24 @@ fn main() {
                 window.y = Some(g.y);
                 window.center = false;
             }
-            tracing::info!(%page, "opening the main window");
+            // Start in the tray: `--minimized` (start at login) or `startminimized`; only with a
+            // tray icon to bring the window back.
+            let tray_ok = shell.has_tray();
+            let start_hidden = tray_ok
+                && (minimized
+                    || desktop::truthy(
+                        &tauri::async_runtime::block_on(shell.param("startminimized")),
+                        false,
+                    ));
+            if start_hidden {
+                window.visible = false;
+            }
+            tracing::info!(%page, hidden = start_hidden, "opening the main window");
             tauri::WebviewWindowBuilder::from_config(app.handle(), &window)?.build()?;
+            {
+                let (shell, h) = (shell.clone(), handle.clone());
+                tauri::async_runtime::spawn(async move { system::apply(&h, &shell).await });
+            }
             if !start_links.is_empty() {
                 let shell = shell.clone();
                 tauri::async_runtime::spawn(async move {

@@ -21,6 +21,8 @@ pub struct StartupOptions {
     /// `--page` as given (see [`page_path`]).
     pub page: Option<String>,
     pub help: bool,
+    /// `--minimized`: start with the main window hidden in the tray (start at login passes it).
+    pub minimized: bool,
     /// Arguments we did not understand; reported, never fatal (WebDriver and desktop launchers
     /// may add their own).
     pub ignored: Vec<String>,
@@ -35,6 +37,8 @@ Options:
       --page PAGE          page to open: softphone (default, the softphone skin), minimal
                            (the minimal sample) or a path in the bundled frontend
                            (e.g. skins/softphone/softphone.html?wp_language=de)
+      --minimized          start in the tray, without showing the window
+                           (also the parameter startminimized=true)
   -h, --help               print this help
 
 Environment:
@@ -105,6 +109,9 @@ impl StartupOptions {
                 continue;
             } else if arg == "--" {
                 // `cargo run -p webphone-desktop -- -- -p ...` style wrappers pass it through.
+                continue;
+            } else if arg == "--minimized" {
+                opts.minimized = true;
                 continue;
             } else if arg == "-h" || arg == "--help" {
                 opts.help = true;
@@ -218,6 +225,8 @@ mod tests {
             None,
             Some("/ignored/by/flag"),
         );
+        assert!(!o.minimized);
+        assert!(StartupOptions::parse(s(&["--minimized"]), None, None).minimized);
         assert_eq!(o.work_dir, Some(PathBuf::from("/tmp/w")));
         assert!(o.help);
         assert_eq!(o.ignored, s(&["--automation", "novalue", "-p"]));

@@ -1,5 +1,6 @@
 //! The desktop shell's own small state file, `<work dir>/desktop-state.json`: the main window's
-//! size and position, and the do-not-disturb switch (with the `autoignore` value it replaced).
+//! size and position, the do-not-disturb switch (with the `autoignore` value it replaced) and the
+//! numbers of the last calls (the tray's "Recent" menu).
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,26 @@ pub struct DesktopState {
     pub dnd: bool,
     /// The `autoignore` value before do-not-disturb set it to 2.
     pub dnd_saved_autoignore: Option<String>,
+    /// The peers of the last ended calls, newest first, without repeats (at most [`RECENT_MAX`]).
+    pub recent: Vec<String>,
+}
+
+/// How many recent numbers the tray offers.
+pub const RECENT_MAX: usize = 5;
+
+impl DesktopState {
+    /// Puts `number` first in the recent list (moving it up if it is there already). Returns
+    /// whether the list changed.
+    pub fn push_recent(&mut self, number: &str) -> bool {
+        let number = number.trim();
+        if number.is_empty() || self.recent.first().is_some_and(|n| n == number) {
+            return false;
+        }
+        self.recent.retain(|n| n != number);
+        self.recent.insert(0, number.to_string());
+        self.recent.truncate(RECENT_MAX);
+        true
+    }
 }
 
 pub fn path(work_dir: &Path) -> PathBuf {
@@ -49,6 +70,8 @@ pub fn load(file: &Path) -> DesktopState {
     if st.window.is_some_and(|w| !w.sane()) {
         st.window = None;
     }
+    st.recent.retain(|n| !n.trim().is_empty());
+    st.recent.truncate(RECENT_MAX);
     st
 }
 
@@ -80,6 +103,7 @@ mod tests {
             }),
             dnd: true,
             dnd_saved_autoignore: Some("0".into()),
+            recent: vec!["1002".into(), "sip:bob@example.org".into()],
         };
         save(&f, &st).unwrap();
         assert_eq!(load(&f), st);
@@ -93,5 +117,18 @@ mod tests {
         std::fs::write(&f, "not json").unwrap();
         assert_eq!(load(&f), DesktopState::default());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn recent_numbers_newest_first_unique_bounded() {
+        let mut st = DesktopState::default();
+        assert!(!st.push_recent(" "));
+        for n in ["1", "2", "3", "4", "5", "6"] {
+            assert!(st.push_recent(n));
+        }
+        assert_eq!(st.recent, ["6", "5", "4", "3", "2"]);
+        assert!(!st.push_recent("6"), "already first");
+        assert!(st.push_recent("3"));
+        assert_eq!(st.recent, ["3", "6", "5", "4", "2"]);
     }
 }

@@ -31,6 +31,8 @@ pub enum Change {
     RingingOver(u64),
     /// The missed-call count changed.
     Missed(u32),
+    /// A call ended (its `CDR` notification): the peer's number or URI.
+    Ended(String),
 }
 
 #[derive(Debug, Default)]
@@ -92,11 +94,18 @@ impl Tracker {
         match ev {
             Event::Notification(text) => {
                 let mut f = text.splitn(4, ',');
-                if let (Some("STATUS"), Some("-1"), Some(t)) = (f.next(), f.next(), f.next()) {
-                    if is_registration_text(t) && t != self.registration {
-                        self.registration = t.to_string();
-                        out.push(Change::Registration(t.to_string()));
+                match (f.next(), f.next(), f.next()) {
+                    (Some("STATUS"), Some("-1"), Some(t)) => {
+                        if is_registration_text(t) && t != self.registration {
+                            self.registration = t.to_string();
+                            out.push(Change::Registration(t.to_string()));
+                        }
                     }
+                    // CDR,line,peername,caller,called,... (notifications.md section 7)
+                    (Some("CDR"), Some(_), Some(peer)) if !peer.trim().is_empty() => {
+                        out.push(Change::Ended(peer.trim().to_string()));
+                    }
+                    _ => {}
                 }
             }
             Event::Callback { name, args } if name == "onCallStateChange" => {
@@ -176,6 +185,16 @@ mod tests {
         assert!(t.on_event(&note("STATUS,1,Registered,x")).is_empty());
         assert!(t.on_event(&note("STATUS,-1,Registered,,1001")).is_empty());
         assert_eq!(t.registration(), "Registered");
+    }
+
+    #[test]
+    fn ended_calls_from_cdr() {
+        let mut t = Tracker::default();
+        assert_eq!(
+            t.on_event(&note("CDR,1,1002,1001,1002,127.0.0.1,120,5000,1")),
+            [Change::Ended("1002".into())]
+        );
+        assert!(t.on_event(&note("CDR,1,,1001,,x,0,0,3")).is_empty());
     }
 
     #[test]
