@@ -34,6 +34,14 @@ pub enum SipError {
     /// The underlying SIP stack reported an error while starting.
     #[error("SIP stack: {0}")]
     Stack(String),
+    /// A header field (or redirect Contact) we were asked to send would break the message:
+    /// CR/LF or control characters, a name that is not an RFC 3261 §25.1 token, or a field
+    /// the stack manages itself (Via, From, To, Call-ID, CSeq, ...).
+    #[error("invalid SIP header {name}: {reason}")]
+    InvalidHeader { name: String, reason: String },
+    /// No live call has this key (or it is not in a state where the request applies).
+    #[error("no such call: {0}")]
+    NoSuchCall(crate::CallKey),
     /// The user agent has been shut down (or its driver task ended).
     #[error("the SIP user agent is shut down")]
     Closed,

@@ -15,6 +15,7 @@
 
 mod digest;
 mod error;
+mod headers;
 mod locate;
 mod messaging;
 pub mod parse;
@@ -424,6 +425,8 @@ struct UaInner {
     /// Copy of the account for synchronous target resolution in [`SipUa::invite`].
     account: Mutex<Option<AccountConfig>>,
     transport: Transport,
+    /// User-supplied header fields and redirect Contacts, applied by the send hook.
+    extra: Arc<Mutex<headers::ExtraHeaders>>,
 }
 
 /// The SIP user agent handle. Cheap to clone; every clone drives the same stack.
@@ -460,12 +463,14 @@ impl SipUa {
         let next_call = Arc::new(AtomicU64::new(1));
         let trace = Arc::new(AtomicBool::new(false));
         let call_ids = CallIds::default();
+        let extra = Arc::new(Mutex::new(headers::ExtraHeaders::default()));
         let (local_addr, tx) = stack::start(
             &cfg,
             &opts,
             next_call.clone(),
             trace.clone(),
             call_ids.clone(),
+            extra.clone(),
             ev_tx,
         )
         .await?;
@@ -479,6 +484,7 @@ impl SipUa {
                 call_ids,
                 account: Mutex::new(None),
                 transport: cfg.transport,
+                extra,
             }),
         };
         Ok((ua, ev_rx))
@@ -537,6 +543,22 @@ impl SipUa {
     /// TLS), `"sip:peer@host;transport=tcp"` (the transport of a direct hop; kept in the
     /// Request-URI). With a proxy configured every call goes through the proxy.
     pub fn invite(&self, target: &str, sdp_offer: String) -> Result<CallKey, SipError> {
+        self.invite_with_headers(target, sdp_offer, Vec::new())
+    }
+
+    /// [`SipUa::invite`] with extra header fields for this call: they go into the INVITE
+    /// (and its re-sends with credentials or to a redirect target) and into every later
+    /// request of the call (CANCEL, ACK, BYE, re-INVITE, ...), in addition to those of
+    /// [`SipUa::set_extra_headers`], until [`SipUa::set_call_headers`] replaces them.
+    /// Fails with [`SipError::InvalidHeader`] (nothing is sent) when a field would break
+    /// the message: see [`SipUa::set_extra_headers`].
+    pub fn invite_with_headers(
+        &self,
+        target: &str,
+        sdp_offer: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<CallKey, SipError> {
+        let headers = headers::validate_headers(headers)?;
         if sdp_offer.trim().is_empty() {
             // Late offer would need the SDP answer in our ACK (RFC 3261 §13.2.1), which the
             // stack's automatic 2xx ACK cannot carry.
@@ -558,6 +580,9 @@ impl SipUa {
         let call_id = stack::new_call_id();
         tracing::info!(%call, target, uri = %resolved.request_uri, next_hop = %resolved.next_hop, %call_id, "invite");
         self.inner.call_ids.insert(call, call_id.clone());
+        if !headers.is_empty() {
+            lock(&self.inner.extra).set_call(&call_id, headers);
+        }
         self.send(policy::Command::Invite {
             call,
             call_id,
@@ -565,6 +590,82 @@ impl SipUa {
             sdp: sdp_offer,
         });
         Ok(call)
+    }
+
+    /// Header fields added to every request we send from now on: REGISTER, INVITE,
+    /// CANCEL, ACK, in-dialog requests, MESSAGE, SUBSCRIBE, PUBLISH, ... (the
+    /// `customsipheader` / `setsipheader` parameters; RFC 3261 §7.3 header fields, `X-`
+    /// names advised). Replaces the previous set; an empty `headers` removes them.
+    ///
+    /// Fails with [`SipError::InvalidHeader`] (and keeps the previous set) when a name is
+    /// not an RFC 3261 §25.1 token, a value contains CR, LF or another control character
+    /// (header injection), or the name is one the stack manages (Via, From, To, Call-ID,
+    /// CSeq, Max-Forwards, Content-Length, Content-Type and their compact forms).
+    pub fn set_extra_headers(&self, headers: Vec<(String, String)>) -> Result<(), SipError> {
+        let headers = headers::validate_headers(headers)?;
+        lock(&self.inner.extra).set_global(headers);
+        Ok(())
+    }
+
+    /// Header fields added to the later requests of `call` (re-INVITE, UPDATE, BYE, INFO,
+    /// REFER, CANCEL, ACK, ...), besides those of [`SipUa::set_extra_headers`]. Replaces the
+    /// call's previous set (including those of [`SipUa::invite_with_headers`]); empty
+    /// removes them. [`SipError::NoSuchCall`] for a call that is not live;
+    /// [`SipError::InvalidHeader`] as for [`SipUa::set_extra_headers`].
+    pub fn set_call_headers(
+        &self,
+        call: CallKey,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), SipError> {
+        let headers = headers::validate_headers(headers)?;
+        let call_id = self
+            .inner
+            .call_ids
+            .get(call)
+            .ok_or(SipError::NoSuchCall(call))?;
+        lock(&self.inner.extra).set_call(&call_id, headers);
+        Ok(())
+    }
+
+    /// Redirect an incoming call that is not answered yet (call forwarding): answer its
+    /// INVITE with a 3xx (RFC 3261 §8.3.1, §21.3) listing `contacts` as the new locations,
+    /// in order. `code` outside 300-399 becomes 302 Moved Temporarily. A contact is a SIP
+    /// URI (`sip:1003@example.com`, put between angle brackets) or a `name-addr` with
+    /// parameters (`"Bob" <sip:bob@example.com>;q=0.5`). The call ends as
+    /// [`EndReason::LocalReject`] with the code.
+    ///
+    /// Errors: [`SipError::InvalidHeader`] for no contact or one that is not a valid URI /
+    /// contains CR, LF or control characters; [`SipError::NoSuchCall`] for an unknown call.
+    /// An established or outgoing call is left alone (as [`SipUa::reject`] does).
+    pub fn redirect(
+        &self,
+        call: CallKey,
+        code: u16,
+        contacts: Vec<String>,
+    ) -> Result<(), SipError> {
+        if contacts.is_empty() {
+            return Err(SipError::InvalidHeader {
+                name: "Contact".into(),
+                reason: "a redirect needs at least one contact (RFC 3261 §21.3)".into(),
+            });
+        }
+        let contacts = contacts
+            .iter()
+            .map(|c| headers::redirect_contact(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let call_id = self
+            .inner
+            .call_ids
+            .get(call)
+            .ok_or(SipError::NoSuchCall(call))?;
+        let code = if (300..=399).contains(&code) {
+            code
+        } else {
+            302
+        };
+        lock(&self.inner.extra).set_redirect(&call_id, contacts);
+        self.send(policy::Command::Reject(call, code));
+        Ok(())
     }
 
     /// The SIP Call-ID of a live call: for an outgoing call from the moment

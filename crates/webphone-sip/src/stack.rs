@@ -138,6 +138,8 @@ pub(crate) fn new_call_id() -> String {
 /// matching, so retransmissions and absorbed ACKs are seen too).
 struct Tracer {
     on: Arc<AtomicBool>,
+    /// User header fields and redirect Contacts, added before the message is traced.
+    extra: Arc<Mutex<crate::headers::ExtraHeaders>>,
     /// Weak, so that the hooks (owned by the endpoint) do not keep the event channel open
     /// after the driver has stopped.
     events: mpsc::WeakUnboundedSender<SipEvent>,
@@ -165,7 +167,8 @@ const UNKNOWN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::
 struct TraceSent(Arc<Tracer>);
 
 impl MessageInspector for TraceSent {
-    fn before_send(&self, msg: SipMessage, dest: Option<&SipAddr>) -> SipMessage {
+    fn before_send(&self, mut msg: SipMessage, dest: Option<&SipAddr>) -> SipMessage {
+        crate::lock(&self.0.extra).apply(&mut msg);
         if self.0.enabled() {
             // Without an explicit destination the UDP transport sends a request to its
             // Request-URI and a response to its top Via (`received`/`rport`); so do we.
@@ -218,6 +221,7 @@ pub(crate) async fn start(
     next_call: Arc<AtomicU64>,
     trace: Arc<AtomicBool>,
     call_ids: CallIds,
+    extra: Arc<Mutex<crate::headers::ExtraHeaders>>,
     events: mpsc::UnboundedSender<SipEvent>,
 ) -> Result<(SocketAddr, mpsc::UnboundedSender<DriverMsg>), SipError> {
     let token = CancellationToken::new();
@@ -322,6 +326,7 @@ pub(crate) async fn start(
     };
     let tracer = Arc::new(Tracer {
         on: trace,
+        extra: extra.clone(),
         events: events.downgrade(),
     });
     let (closed_tx, closed_rx) = mpsc::unbounded_channel();
@@ -391,6 +396,7 @@ pub(crate) async fn start(
         session_expires: HashMap::new(),
         answer_headers: HashMap::new(),
         call_ids,
+        extra,
         account: None,
         ha1: None,
         digest: Arc::default(),
@@ -475,6 +481,8 @@ struct Driver {
     answer_headers: HashMap<CallKey, Vec<Header>>,
     /// SIP Call-IDs of the calls, for [`crate::SipUa::call_id`].
     call_ids: CallIds,
+    /// User header fields (forgotten a while after a call ends).
+    extra: Arc<Mutex<crate::headers::ExtraHeaders>>,
     account: Option<AccountConfig>,
     /// Precomputed MD5 HA1 standing in for the password ([`crate::SipUa::set_digest_ha1`]).
     ha1: Option<String>,
@@ -719,6 +727,9 @@ impl Driver {
         self.services.on_emit(&mut ev);
         debug!(event = ?ev, "event");
         if let SipEvent::Ended { call, .. } = &ev {
+            if let Some(id) = self.call_ids.get(*call) {
+                crate::lock(&self.extra).call_ended(&id);
+            }
             self.call_ids.remove(*call);
             self.invites.remove(call);
             self.invite_auth.remove(call);
