@@ -10,6 +10,10 @@
 # 4. runs browser.mjs: Debian's Chromium (/usr/bin/chromium, headless) loads
 #    ui/samples/minimal from a local static server and calls "echo" through the service; a page
 #    from an origin the service does not allow gets the refusal. Screenshots: target/e2e-browser/.
+# 5. runs techdemo.mjs: ui/samples/techdemo in Chromium against webphone-cli --serve, registered
+#    with Kamailio, calls with baresip both ways (tests/e2e-peers/peers.mjs starts both on
+#    loopback); it checks the STATUS/CDR notifications logged on the page, DTMF and hold seen by
+#    the peers. Without kamailio/baresip that part skips loudly (CI=true: failure).
 # It stops exactly the processes it started. Without node or Chromium it skips loudly, unless
 # CI=true, where that is a failure.
 #
@@ -58,3 +62,6 @@ fi
 
 say "browser test with $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
 E2E_CLI="$E2E_CLI" E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT" node "$HERE/browser.mjs"
+
+say "techdemo with Kamailio and baresip"
+E2E_CLI="$E2E_CLI" E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT" node "$HERE/techdemo.mjs"
