@@ -13,6 +13,7 @@ mod core;
 pub mod dialing;
 mod echo;
 mod event;
+pub mod integrations;
 mod lines;
 pub mod notify;
 mod phone;

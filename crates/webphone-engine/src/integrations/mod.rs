@@ -1,0 +1,655 @@
+//! HTTP integrations: the `scurl_*` action URLs, `scurl_setparameters` provisioning,
+//! `scurl_displaypeerdetails`, the `sms` HTTP API, recording upload (`voicerecupload` /
+//! `voicerecord` with an `http(s)://` destination) and log upload (`logform_action`).
+//!
+//! Every request runs on its own tokio task with a 5 s connect and 10 s total time-out
+//! ([`CONNECT_TIMEOUT`], [`TOTAL_TIMEOUT`]), so a slow or dead server never holds up a call;
+//! the only request the engine waits for is `scurl_setparameters`, because the catalog says the
+//! phone starts with its answer. Failures go to `tracing` and to a `LOG,WARNING` notification
+//! with the parameter name and the error, never the expanded URL (it may carry `PASSWORD`).
+//! HTTPS uses rustls (ring) with the system's trust anchors; certificates are verified.
+//!
+//! Tokens in every URL are replaced as [`tokens`] describes (values percent-encoded). The
+//! call-end URLs carry the CDR through `CALLER`, `CALLED`, `DURATION` (whole seconds),
+//! `DURATIONMS`, `CONNECTTIME` (ms), `DISCPARTY`, `REASON`, `CALLID` and `LINE`.
+//!
+//! # Hooks in the engine actor (`core.rs`, `core/*.rs`)
+//!
+//! | core event | call |
+//! |------------|------|
+//! | `start()`, after `START,api`, before the SIP stack starts | [`Integrations::provision`] (awaited; pairs applied with `Source::Scurl`), then [`Integrations::on_start`] |
+//! | `call_state(n, "callSetup" / "callRinging" / "callConnected")` (every `onCallStateChange` but the last) | [`Integrations::on_call_state`]: `scurl_on{out,in}call{setup,ringing,connected}`, and on `callSetup` also `scurl_displaypeerdetails` (answer as `POPUP,text`) |
+//! | `finish()`, after the `CDR` notification | [`Integrations::on_call_end`]: `scurl_on{out,in}calldisconnected` |
+//! | `on_message()` (chat text received) / `sendchat_api()` (MESSAGE sent) | [`Integrations::on_chat`] with `incoming` true / false |
+//! | `sendsms` with an `sms` parameter starting with `*` | [`Integrations::send_sms`] instead of a MESSAGE |
+//! | `recording_path()` with an `http(s)://` destination | [`Integrations::plan_upload`]: record to the profile's `recordings/` folder |
+//! | `recording_done()`, after the file is closed | [`Integrations::recording_saved`]: upload, with `VREC` stages 2, 3/4 of type 3 (http) |
+//! | `sendlogs` (engine extension) | [`Integrations::upload_log`]: POST of the log to `logform_action` |
+
+pub mod tokens;
+
+mod http;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::broadcast;
+use tracing::{debug, warn};
+
+use crate::notify::{self, Cdr, Severity};
+use crate::params::{parse_scurl_answer, ParamStore};
+use crate::Event;
+
+pub use http::UploadMethod;
+pub use tokens::{substitute, Tokens, TOKENS};
+
+/// Connect time-out of every integration request.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Total time-out of every integration request (upload included).
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What went wrong with an integration request.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrationError {
+    /// The parameter naming the URL is empty.
+    #[error("{0} is not set")]
+    NotConfigured(&'static str),
+    /// The URL (after token substitution) is not a valid absolute URL.
+    #[error("{param}: not a valid URL: {reason}")]
+    BadUrl { param: &'static str, reason: String },
+    /// Only `http` and `https` are supported here.
+    #[error("{param}: unsupported URL scheme {scheme:?} (http or https)")]
+    Scheme { param: &'static str, scheme: String },
+    /// The server answered with a non-2xx status.
+    #[error("{param}: HTTP status {status}")]
+    Status { param: &'static str, status: u16 },
+    /// Connection, TLS, time-out or body errors (the URL is never part of the text).
+    #[error("{param}: {reason}")]
+    Transport { param: &'static str, reason: String },
+    /// Reading a file to upload failed.
+    #[error("{param}: {reason}")]
+    Io { param: &'static str, reason: String },
+    /// The HTTP client could not be built (no TLS roots, ...).
+    #[error("HTTP client unavailable: {0}")]
+    NoClient(String),
+    /// Called outside a tokio runtime.
+    #[error("no async runtime to send the request on")]
+    NoRuntime,
+}
+
+/// Every moment an action URL is fired at (behaviours §17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionEvent {
+    Start,
+    OutCallSetup,
+    OutCallRinging,
+    OutCallConnected,
+    OutCallDisconnected,
+    InCallSetup,
+    InCallRinging,
+    InCallConnected,
+    InCallDisconnected,
+    InChat,
+    OutChat,
+}
+
+impl ActionEvent {
+    /// Every action event, in the catalog's order.
+    pub const ALL: [ActionEvent; 11] = [
+        ActionEvent::Start,
+        ActionEvent::OutCallSetup,
+        ActionEvent::OutCallRinging,
+        ActionEvent::OutCallConnected,
+        ActionEvent::OutCallDisconnected,
+        ActionEvent::InCallSetup,
+        ActionEvent::InCallRinging,
+        ActionEvent::InCallConnected,
+        ActionEvent::InCallDisconnected,
+        ActionEvent::InChat,
+        ActionEvent::OutChat,
+    ];
+
+    /// The parameter holding this event's URL.
+    pub fn param(self) -> &'static str {
+        match self {
+            ActionEvent::Start => "scurl_onstart",
+            ActionEvent::OutCallSetup => "scurl_onoutcallsetup",
+            ActionEvent::OutCallRinging => "scurl_onoutcallringing",
+            ActionEvent::OutCallConnected => "scurl_onoutcallconnected",
+            ActionEvent::OutCallDisconnected => "scurl_onoutcalldisconnected",
+            ActionEvent::InCallSetup => "scurl_onincallsetup",
+            ActionEvent::InCallRinging => "scurl_onincallringing",
+            ActionEvent::InCallConnected => "scurl_onincallconnected",
+            ActionEvent::InCallDisconnected => "scurl_onincalldisconnected",
+            ActionEvent::InChat => "scurl_oninchat",
+            ActionEvent::OutChat => "scurl_onoutchat",
+        }
+    }
+
+    /// The `STATUS` token value (the `links` status names).
+    pub fn status(self) -> &'static str {
+        match self {
+            ActionEvent::Start => "onStart",
+            ActionEvent::OutCallSetup | ActionEvent::InCallSetup => "callSetup",
+            ActionEvent::OutCallRinging | ActionEvent::InCallRinging => "callRinging",
+            ActionEvent::OutCallConnected | ActionEvent::InCallConnected => "callConnected",
+            ActionEvent::OutCallDisconnected | ActionEvent::InCallDisconnected => {
+                "callDisconnected"
+            }
+            ActionEvent::InChat => "inChat",
+            ActionEvent::OutChat => "outChat",
+        }
+    }
+
+    /// The event of an `onCallStateChange` state name and a call direction (1 out, 2 in).
+    pub fn for_call(state: &str, direction: u8) -> Option<ActionEvent> {
+        let out = direction != 2;
+        Some(match (state, out) {
+            ("callSetup", true) => ActionEvent::OutCallSetup,
+            ("callSetup", false) => ActionEvent::InCallSetup,
+            ("callRinging", true) => ActionEvent::OutCallRinging,
+            ("callRinging", false) => ActionEvent::InCallRinging,
+            ("callConnected", true) => ActionEvent::OutCallConnected,
+            ("callConnected", false) => ActionEvent::InCallConnected,
+            ("callDisconnected", true) => ActionEvent::OutCallDisconnected,
+            ("callDisconnected", false) => ActionEvent::InCallDisconnected,
+            _ => return None,
+        })
+    }
+}
+
+/// What the engine knows about a call when an action URL fires.
+#[derive(Debug, Clone, Copy)]
+pub struct CallInfo<'a> {
+    pub line: usize,
+    /// 1 outgoing, 2 incoming.
+    pub direction: u8,
+    /// The peer's user or number.
+    pub peer: &'a str,
+    pub peer_display: &'a str,
+    /// SIP Call-ID.
+    pub callid: &'a str,
+}
+
+/// A recording to upload when its file is closed.
+#[derive(Debug, Clone)]
+struct PlannedUpload {
+    url: String,
+    line: usize,
+    tokens: Tokens,
+}
+
+/// The integrations of one engine: an HTTP client and the engine's event stream.
+pub struct Integrations {
+    client: Result<reqwest::Client, String>,
+    events: broadcast::Sender<Event>,
+    device_id: String,
+    session_id: String,
+    salt: String,
+    uploads: Mutex<HashMap<PathBuf, PlannedUpload>>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Strips the `*` that marks an HTTP API request in the `links` parameters.
+fn api_template(value: &str) -> &str {
+    value.trim().trim_start_matches('*').trim()
+}
+
+impl Integrations {
+    /// Builds the HTTP client (a failure is kept and reported with every request) and the
+    /// ids of this session. `events` is where notifications of finished requests go.
+    pub fn new(events: broadcast::Sender<Event>) -> Integrations {
+        let client = http::build_client().map_err(|e| {
+            warn!("HTTP integrations disabled: {e}");
+            e
+        });
+        let device_id = std::fs::read_to_string("/etc/machine-id")
+            .ok()
+            .map(|id| id.trim().to_string())
+            .filter(|id| !id.is_empty())
+            .map(|id| tokens::md5_hex(&format!("webphone:{id}")))
+            .unwrap_or_else(|| random_hex(16));
+        Integrations {
+            client,
+            events,
+            device_id,
+            session_id: random_hex(16),
+            salt: random_hex(8),
+            uploads: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The tokens every request has: identity, session, MD5 forms, date and `STATUS`.
+    pub fn base_tokens(&self, params: &ParamStore, status: &str) -> Tokens {
+        let user = params.get("username");
+        let password = params.get("password");
+        let (date, time, datetime) = tokens::date_tokens(now_secs());
+        let mut t = Tokens::new();
+        t.set("DEVICEID", self.device_id.clone())
+            .set("SESSIONID", self.session_id.clone())
+            .set("USERNAME", user.clone())
+            .set("USER", user.clone())
+            .set("MYNUMBER", user.clone())
+            .set("PASSWORD", password.clone())
+            .set("SERVER", params.get("serveraddress"))
+            .set("STATUS", status)
+            .set("MD5SIMPLE", tokens::md5_hex(&format!("{user}:{password}")))
+            .set(
+                "MD5NORMAL",
+                tokens::md5_hex(&format!("{user}:{password}:{}", self.salt)),
+            )
+            .set("MD5SALT", self.salt.clone())
+            .set("DATE", date)
+            .set("TIME", time)
+            .set("DATETIME", datetime);
+        t
+    }
+
+    /// [`base_tokens`](Self::base_tokens) plus the call's peer, direction and ids.
+    pub fn call_tokens(&self, params: &ParamStore, status: &str, call: &CallInfo<'_>) -> Tokens {
+        let mut t = self.base_tokens(params, status);
+        let me = params.get("username");
+        let (caller, called) = if call.direction == 2 {
+            (call.peer.to_string(), me)
+        } else {
+            (me, call.peer.to_string())
+        };
+        let details = if call.peer_display.is_empty() {
+            call.peer
+        } else {
+            call.peer_display
+        };
+        t.set("CALLEDNUMBER", called.clone())
+            .set("TARGETMOBILE", call.peer)
+            .set("PEERNUM", call.peer)
+            .set("PEERDETAILS", details)
+            .set("DIRECTION", call.direction.to_string())
+            .set("CALLID", call.callid)
+            .set("CALLER", caller)
+            .set("CALLED", called)
+            .set("LINE", call.line.to_string());
+        t
+    }
+
+    /// `start()`: fires `scurl_onstart`.
+    pub fn on_start(&self, params: &ParamStore) {
+        let ev = ActionEvent::Start;
+        self.fire(ev.param(), params, self.base_tokens(params, ev.status()));
+    }
+
+    /// An `onCallStateChange` state of line `call.line` (`callSetup`, `callRinging`,
+    /// `callConnected`): fires the matching action URL; on `callSetup` also asks
+    /// `scurl_displaypeerdetails` and shows its answer as `POPUP,text`.
+    pub fn on_call_state(&self, params: &ParamStore, state: &str, call: &CallInfo<'_>) {
+        let Some(ev) = ActionEvent::for_call(state, call.direction) else {
+            return;
+        };
+        let toks = self.call_tokens(params, ev.status(), call);
+        if matches!(ev, ActionEvent::OutCallSetup | ActionEvent::InCallSetup) {
+            self.peer_details(params, toks.clone());
+        }
+        self.fire(ev.param(), params, toks);
+    }
+
+    /// `finish()`: fires `scurl_on{out,in}calldisconnected` with the CDR as tokens.
+    pub fn on_call_end(&self, params: &ParamStore, cdr: &Cdr, callid: &str) {
+        let ev = if cdr.direction == 2 {
+            ActionEvent::InCallDisconnected
+        } else {
+            ActionEvent::OutCallDisconnected
+        };
+        let call = CallInfo {
+            line: cdr.line.max(0) as usize,
+            direction: cdr.direction,
+            peer: &cdr.peername,
+            peer_display: &cdr.peerdisplayname,
+            callid,
+        };
+        let mut t = self.call_tokens(params, ev.status(), &call);
+        t.set("CALLER", cdr.caller.clone())
+            .set("CALLED", cdr.called.clone())
+            .set("DURATION", (cdr.duration_ms / 1000).to_string())
+            .set("DURATIONMS", cdr.duration_ms.to_string())
+            .set("CONNECTTIME", cdr.connecttime_ms.to_string())
+            .set("DISCPARTY", (cdr.discparty as u8).to_string())
+            .set("REASON", cdr.reason.clone());
+        self.fire(ev.param(), params, t);
+    }
+
+    /// A chat message received (`incoming`) from or sent to `peer`: fires `scurl_oninchat` /
+    /// `scurl_onoutchat` with `TEXT`.
+    pub fn on_chat(&self, params: &ParamStore, incoming: bool, peer: &str, text: &str) {
+        let ev = if incoming {
+            ActionEvent::InChat
+        } else {
+            ActionEvent::OutChat
+        };
+        let call = CallInfo {
+            line: 0,
+            direction: if incoming { 2 } else { 1 },
+            peer,
+            peer_display: "",
+            callid: "",
+        };
+        let mut t = self.call_tokens(params, ev.status(), &call);
+        t.set("TEXT", text);
+        self.fire(ev.param(), params, t);
+    }
+
+    /// True when `sendsms` should use the `sms` HTTP API: the parameter starts with `*`.
+    pub fn sms_is_http(params: &ParamStore) -> bool {
+        params.get("sms").trim_start().starts_with('*')
+    }
+
+    /// `sendsms(number, text, from)` through the `sms` HTTP API (`*`-prefixed URL with
+    /// `TARGETMOBILE`/`CALLEDNUMBER`/`PEERNUM`, `TEXT`, `MYNUMBER` ...). Reports like a chat:
+    /// `CHATREPORT,0,number,1,` now, then `2` on a 2xx answer or `3,<reason>` on failure.
+    pub fn send_sms(
+        &self,
+        params: &ParamStore,
+        number: &str,
+        text: &str,
+        from: &str,
+    ) -> Result<(), IntegrationError> {
+        const PARAM: &str = "sms";
+        let call = CallInfo {
+            line: 0,
+            direction: 1,
+            peer: number,
+            peer_display: "",
+            callid: "",
+        };
+        let mut t = self.call_tokens(params, "outChat", &call);
+        t.set("TEXT", text);
+        if !from.trim().is_empty() {
+            t.set("MYNUMBER", from.trim());
+        }
+        let url = self.prepare(PARAM, &params.get(PARAM), &t)?;
+        let client = self.client()?;
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| IntegrationError::NoRuntime)?;
+        let events = self.events.clone();
+        let peer = notify::field(number);
+        let _ = events.send(Event::Notification(notify::chat_report(0, &peer, 1, "")));
+        rt.spawn(async move {
+            let report = match http::get(&client, PARAM, url).await {
+                Ok(_) => notify::chat_report(0, &peer, 2, ""),
+                Err(e) => {
+                    warn!("{e}");
+                    let _ = events.send(Event::Notification(notify::log(
+                        Severity::Warning,
+                        &e.to_string(),
+                    )));
+                    notify::chat_report(0, &peer, 3, &e.to_string())
+                }
+            };
+            let _ = events.send(Event::Notification(report));
+        });
+        Ok(())
+    }
+
+    /// `scurl_setparameters`: asks the provisioning API (waits at most [`TOTAL_TIMEOUT`]) and
+    /// returns its `name=value` pairs for the engine to apply as server-provisioned values.
+    /// Empty when the parameter is not set.
+    pub async fn provision(
+        &self,
+        params: &ParamStore,
+    ) -> Result<Vec<(String, String)>, IntegrationError> {
+        const PARAM: &str = "scurl_setparameters";
+        let template = params.get(PARAM);
+        if api_template(&template).is_empty() {
+            return Ok(Vec::new());
+        }
+        let url = self.prepare(PARAM, &template, &self.base_tokens(params, "onStart"))?;
+        let body = http::get(&self.client()?, PARAM, url).await?;
+        let pairs = parse_scurl_answer(&body);
+        debug!(
+            names = ?pairs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            "scurl_setparameters answered"
+        );
+        Ok(pairs)
+    }
+
+    /// Whether a recording destination is a remote URL this module uploads to.
+    pub fn is_upload_url(dest: &str) -> bool {
+        let lower = dest.trim().to_ascii_lowercase();
+        lower.starts_with("http://") || lower.starts_with("https://")
+    }
+
+    /// Remembers that the recording being written to `local` goes to `url_template` once
+    /// closed. `values` are the recording tokens (`CALLID`, `USER`, `CALLER`, `CALLED`,
+    /// `SERVER`, `COUNTER`; `DATE`, `TIME` and `DATETIME` are replaced by UTC dates).
+    pub fn plan_upload(
+        &self,
+        url_template: &str,
+        line: usize,
+        local: &Path,
+        values: &[(&str, String)],
+    ) {
+        let mut t = Tokens::new();
+        for (k, v) in values {
+            t.set(k, v.clone());
+        }
+        let (date, time, datetime) = tokens::date_tokens(now_secs());
+        t.set("DATE", date)
+            .set("TIME", time)
+            .set("DATETIME", datetime);
+        let planned = PlannedUpload {
+            url: url_template.trim().to_string(),
+            line,
+            tokens: t,
+        };
+        self.uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(local.to_path_buf(), planned);
+    }
+
+    /// A recording file is closed: when [`plan_upload`](Self::plan_upload) named a URL for
+    /// it, uploads it (PUT or multipart POST, see [`UploadMethod::for_url`]) and reports
+    /// `VREC,line,2,3,url,`, then `VREC,-1,3,3,url,` or `VREC,-1,4,3,url,reason`.
+    pub fn recording_saved(&self, local: &Path) -> Result<(), IntegrationError> {
+        const PARAM: &str = "voicerecupload";
+        let Some(plan) = self
+            .uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(local)
+        else {
+            return Ok(());
+        };
+        let url = self.prepare(PARAM, &plan.url, &plan.tokens)?;
+        // Shown without credentials or query (either may carry PASSWORD).
+        let mut bare = url.clone();
+        let _ = bare.set_password(None);
+        let _ = bare.set_username("");
+        bare.set_query(None);
+        bare.set_fragment(None);
+        let shown = notify::field(bare.as_str());
+        let client = self.client()?;
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| IntegrationError::NoRuntime)?;
+        let events = self.events.clone();
+        let path = local.to_path_buf();
+        let line = plan.line;
+        let meta = http::UploadMeta {
+            file_name: http::file_name_for(&url, &path),
+            user: plan.tokens.get("USER").to_string(),
+            caller: plan.tokens.get("CALLER").to_string(),
+            called: plan.tokens.get("CALLED").to_string(),
+            callid: plan.tokens.get("CALLID").to_string(),
+            server: plan.tokens.get("SERVER").to_string(),
+        };
+        let _ = events.send(Event::Notification(format!("VREC,{line},2,3,{shown},")));
+        rt.spawn(async move {
+            let result = match read_file(&path).await {
+                Ok(bytes) => http::upload(&client, PARAM, url, bytes, &meta).await,
+                Err(e) => Err(IntegrationError::Io {
+                    param: PARAM,
+                    reason: e,
+                }),
+            };
+            let done = match result {
+                Ok(status) => {
+                    debug!(status, "recording uploaded");
+                    format!("VREC,-1,3,3,{shown},")
+                }
+                Err(e) => {
+                    warn!("{e}");
+                    let why = notify::text(&e.to_string());
+                    let _ = events.send(Event::Notification(notify::log(Severity::Warning, &why)));
+                    format!("VREC,-1,4,3,{shown},{why}")
+                }
+            };
+            let _ = events.send(Event::Notification(done));
+        });
+        Ok(())
+    }
+
+    /// Sends `log` to `logform_action` as the skin's "Send log to support" form does: a
+    /// multipart POST with the field `filename` (`logform_filename`, default
+    /// `webphone_log.txt`) and the log as the file part `log`. Reports
+    /// `EVENT,EVENT,Log sent` or `EVENT,WARNING,Log upload failed: ...` when done.
+    pub fn upload_log(&self, params: &ParamStore, log: String) -> Result<(), IntegrationError> {
+        const PARAM: &str = "logform_action";
+        let template = params.get(PARAM);
+        let url = self.prepare(PARAM, &template, &self.base_tokens(params, "onStart"))?;
+        let file_name = match params.get("logform_filename").trim() {
+            "" => "webphone_log.txt".to_string(),
+            f => f.to_string(),
+        };
+        let client = self.client()?;
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| IntegrationError::NoRuntime)?;
+        let events = self.events.clone();
+        rt.spawn(async move {
+            let text = match http::post_log(&client, PARAM, url, &file_name, log.into_bytes()).await
+            {
+                Ok(_) => notify::event(Severity::Event, "Log sent"),
+                Err(e) => {
+                    warn!("{e}");
+                    notify::event(Severity::Warning, &format!("Log upload failed: {e}"))
+                }
+            };
+            let _ = events.send(Event::Notification(text));
+        });
+        Ok(())
+    }
+
+    // ----- plumbing ---------------------------------------------------------------------
+
+    fn client(&self) -> Result<reqwest::Client, IntegrationError> {
+        self.client.clone().map_err(IntegrationError::NoClient)
+    }
+
+    /// Substitutes the tokens of `template` (a leading `*` is dropped) and checks the result
+    /// is an absolute `http(s)` URL.
+    fn prepare(
+        &self,
+        param: &'static str,
+        template: &str,
+        toks: &Tokens,
+    ) -> Result<reqwest::Url, IntegrationError> {
+        let template = api_template(template);
+        if template.is_empty() {
+            return Err(IntegrationError::NotConfigured(param));
+        }
+        let expanded = substitute(template, toks);
+        let url = reqwest::Url::parse(&expanded).map_err(|e| IntegrationError::BadUrl {
+            param,
+            reason: e.to_string(),
+        })?;
+        match url.scheme() {
+            "http" | "https" => Ok(url),
+            other => Err(IntegrationError::Scheme {
+                param,
+                scheme: other.to_string(),
+            }),
+        }
+    }
+
+    /// Fires the action URL of parameter `param` (when set) on its own task.
+    fn fire(&self, param: &'static str, params: &ParamStore, toks: Tokens) {
+        let template = params.get(param);
+        if api_template(&template).is_empty() {
+            return;
+        }
+        let result = self.prepare(param, &template, &toks).and_then(|url| {
+            let client = self.client()?;
+            let rt =
+                tokio::runtime::Handle::try_current().map_err(|_| IntegrationError::NoRuntime)?;
+            let events = self.events.clone();
+            rt.spawn(async move {
+                match http::get(&client, param, url).await {
+                    Ok(_) => debug!(param, "action URL fired"),
+                    Err(e) => report_failure(&events, &e),
+                }
+            });
+            Ok(())
+        });
+        if let Err(e) = result {
+            report_failure(&self.events, &e);
+        }
+    }
+
+    /// `scurl_displaypeerdetails` (when set): its answer, as text, becomes `POPUP,text`.
+    fn peer_details(&self, params: &ParamStore, toks: Tokens) {
+        const PARAM: &str = "scurl_displaypeerdetails";
+        let template = params.get(PARAM);
+        if api_template(&template).is_empty() {
+            return;
+        }
+        let result = self.prepare(PARAM, &template, &toks).and_then(|url| {
+            let client = self.client()?;
+            let rt =
+                tokio::runtime::Handle::try_current().map_err(|_| IntegrationError::NoRuntime)?;
+            let events = self.events.clone();
+            rt.spawn(async move {
+                match http::get(&client, PARAM, url).await {
+                    Ok(body) if !body.trim().is_empty() => {
+                        let _ = events.send(Event::Notification(format!(
+                            "POPUP,{}",
+                            notify::text(body.trim())
+                        )));
+                    }
+                    Ok(_) => debug!("scurl_displaypeerdetails: empty answer"),
+                    Err(e) => report_failure(&events, &e),
+                }
+            });
+            Ok(())
+        });
+        if let Err(e) = result {
+            report_failure(&self.events, &e);
+        }
+    }
+}
+
+/// Logs a failed request: `tracing` and a `LOG,WARNING` notification.
+fn report_failure(events: &broadcast::Sender<Event>, e: &IntegrationError) {
+    warn!("HTTP integration failed: {e}");
+    let _ = events.send(Event::Notification(notify::log(
+        Severity::Warning,
+        &e.to_string(),
+    )));
+}
+
+async fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::read(&path).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+#[cfg(test)]
+mod tests;
