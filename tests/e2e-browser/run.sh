@@ -13,7 +13,9 @@
 # 5. runs techdemo.mjs: ui/samples/techdemo in Chromium against webphone-cli --serve, registered
 #    with Kamailio, calls with baresip both ways (tests/e2e-peers/peers.mjs starts both on
 #    loopback); it checks the STATUS/CDR notifications logged on the page, DTMF and hold seen by
-#    the peers. Without kamailio/baresip that part skips loudly (CI=true: failure).
+#    the peers; then basic.mjs: ui/samples/basic registers from its form, rejects and accepts
+#    baresip's calls, hold/mute/keypad DTMF, and a blind transfer to a second baresip.
+#    Without kamailio/baresip these skip loudly (CI=true: failure).
 # It stops exactly the processes it started. Without node or Chromium it skips loudly, unless
 # CI=true, where that is a failure.
 #
@@ -65,3 +67,6 @@ E2E_CLI="$E2E_CLI" E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT" node "$HERE/browser.m
 
 say "techdemo with Kamailio and baresip"
 E2E_CLI="$E2E_CLI" E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT" node "$HERE/techdemo.mjs"
+
+say "basic sample with Kamailio and two baresips"
+E2E_CLI="$E2E_CLI" E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT" node "$HERE/basic.mjs"
