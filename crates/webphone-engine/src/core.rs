@@ -223,6 +223,8 @@ pub(crate) struct Core {
     watches: std::collections::HashMap<webphone_sip::SubKey, watch::Watch>,
     /// The last SIP messages (`getsipmessage`, `getsipheader`).
     siplog: sipmsg::SipLog,
+    /// HTTP integrations: action URLs, provisioning, uploads (crate::integrations).
+    integrations: crate::integrations::Integrations,
 }
 
 /// Wraps an audio device as the media pipeline's source.
@@ -368,6 +370,7 @@ impl Core {
     ) -> Core {
         Core {
             params,
+            integrations: crate::integrations::Integrations::new(events.clone()),
             events,
             cmd_tx,
             sip: None,
@@ -823,6 +826,19 @@ impl Core {
             return Ok(());
         }
         self.notify(notify::start("api"));
+        // Server provisioning (behaviours §2.1 item 6): its answer applies before SIP starts.
+        match self.integrations.provision(&self.params).await {
+            Ok(pairs) => {
+                for (param, result) in self.params.set_many(Source::Scurl, pairs) {
+                    if let Err(e) = result {
+                        self.log(Severity::Warning, &format!("provisioning: {param}: {e}"));
+                    }
+                }
+                self.persist();
+            }
+            Err(e) => self.log(Severity::Warning, &e.to_string()),
+        }
+        self.integrations.on_start(&self.params);
         self.emit_general_text("Initializing".into());
 
         let server = self.params.get("serveraddress");
@@ -1236,6 +1252,14 @@ impl Core {
                     n.into(),
                 ],
             );
+            let call = crate::integrations::CallInfo {
+                line: n,
+                direction: l.direction as u8,
+                peer: &l.peername,
+                peer_display: &l.peerdisplayname,
+                callid: &l.callid,
+            };
+            self.integrations.on_call_state(&self.params, event, &call);
         }
     }
 
@@ -1645,6 +1669,7 @@ impl Core {
             ));
         }
         self.notify(cdr.format());
+        self.integrations.on_call_end(&self.params, &cdr, &l.callid);
         self.callback("onCdr", cdr.callback_args());
         let entry = crate::profile::HistoryEntry {
             line: cdr.line,

@@ -50,6 +50,7 @@ impl Core {
             .map_err(|e| bad(format!("Invalid phone number or SIP URI or username: {e}")))?;
         let peer = user_of(&target);
         self.notify(notify::chat_report(CHAT_LINE, &peer, REPORT_SENDING, ""));
+        self.integrations.on_chat(&self.params, false, &peer, msg);
         self.chats.insert(key, peer);
         Ok(Value::Null)
     }
@@ -88,6 +89,8 @@ impl Core {
             return;
         }
         self.notify(notify::chat(CHAT_LINE, from_user, body));
+        self.integrations
+            .on_chat(&self.params, true, from_user, body);
         self.callback(
             "onChat",
             vec![from_user.into(), body.into(), Value::from(CHAT_LINE)],

@@ -304,8 +304,19 @@ impl Core {
             "voicerecord" => self.voicerecord_api(args),
             "getsipmessage" => self.getsipmessage_api(args),
             "getsipheader" => self.getsipheader_api(args),
-            // An SMS goes out as a MESSAGE for the server to convert (the `sms` HTTP API of
-            // the catalog is not used yet).
+            // An SMS goes to the `sms` HTTP API when that parameter starts with `*`, else out
+            // as a MESSAGE for the server to convert.
+            "sendsms" if crate::integrations::Integrations::sms_is_http(&self.params) => {
+                let number = arg(args, 0).unwrap_or("").trim();
+                let msg = arg(args, 1).unwrap_or("");
+                if number.is_empty() || msg.is_empty() {
+                    return Err(bad("usage: sendsms(number, message, from)"));
+                }
+                self.integrations
+                    .send_sms(&self.params, number, msg, arg(args, 2).unwrap_or(""))
+                    .map(|()| Value::Null)
+                    .map_err(|e| ApiError::Failed(e.to_string()))
+            }
             "sendsms" => self.sendchat_api(args).await,
             "registerex" | "forward" | "conference" | "setsipheader" => Err(ApiError::Failed(
                 format!("{f} is not implemented yet in this engine"),

@@ -46,15 +46,14 @@ impl Core {
     fn recording_path(&self, n: usize, dest: &str) -> Result<PathBuf, ApiError> {
         let dest = dest.trim();
         let lower = dest.to_ascii_lowercase();
-        if ["http://", "https://", "ftp://"]
-            .iter()
-            .any(|p| lower.starts_with(p))
-        {
+        if lower.starts_with("ftp://") {
             return Err(ApiError::Failed(
-                "uploading recordings over HTTP or FTP is not implemented yet: give a local path"
+                "uploading recordings over FTP is not implemented: give a local path or an http(s) URL"
                     .into(),
             ));
         }
+        // http(s): recorded into the profile's folder, uploaded when closed (integrations).
+        let upload = crate::integrations::Integrations::is_upload_url(dest);
         let Some(l) = self.lines.get(n) else {
             return Err(ApiError::Failed("no such line".into()));
         };
@@ -79,7 +78,7 @@ impl Core {
             ("COUNTER", self.next_echo_id.to_string()),
         ];
         let default_name = format!("call-{now}-line{n}.wav");
-        let path = if dest.is_empty() {
+        let path = if dest.is_empty() || upload {
             self.work_dir.join("recordings").join(default_name)
         } else {
             let p = PathBuf::from(expand_tokens(dest, &values));
@@ -94,6 +93,9 @@ impl Core {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| ApiError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        if upload {
+            self.integrations.plan_upload(dest, n, &path, &values);
         }
         Ok(path)
     }
@@ -145,6 +147,9 @@ impl Core {
                         summary.duration_ms
                     ),
                 );
+                if let Err(e) = self.integrations.recording_saved(&path) {
+                    self.log(Severity::Warning, &format!("recording upload: {e}"));
+                }
             }
             Err(e) => {
                 let why = crate::notify::text(&e.to_string());
