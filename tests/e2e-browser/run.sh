@@ -14,7 +14,8 @@
 #    with Kamailio, calls with baresip both ways (tests/e2e-peers/peers.mjs starts both on
 #    loopback); it checks the STATUS/CDR notifications logged on the page, DTMF and hold seen by
 #    the peers; then basic.mjs: ui/samples/basic registers from its form, rejects and accepts
-#    baresip's calls, hold/mute/keypad DTMF, and a blind transfer to a second baresip.
+#    baresip's calls, hold/mute/keypad DTMF, and a blind transfer to a second baresip; then
+#    click2call.mjs: ui/samples/click2call's button calls baresip (number from ?wp_callto=).
 #    Without kamailio/baresip these skip loudly (CI=true: failure).
 # It stops exactly the processes it started. Without node or Chromium it skips loudly, unless
 # CI=true, where that is a failure.
@@ -70,3 +71,6 @@ E2E_CLI="$E2E_CLI" E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT" node "$HERE/techdemo.
 
 say "basic sample with Kamailio and two baresips"
 E2E_CLI="$E2E_CLI" E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT" node "$HERE/basic.mjs"
+
+say "click-to-call example with Kamailio and baresip"
+E2E_CLI="$E2E_CLI" E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT" node "$HERE/click2call.mjs"
