@@ -17,6 +17,13 @@
 //             parameters, only the clicked one calls; floating position; IMAGE_PATH image
 //   c2kauto   autoaction 0, 1, 2, 3 at page load
 //   languages all ten languages render the softphone and click2call; browser language detection
+//   sip       real peers on loopback (tests/e2e-peers/peers.mjs: Kamailio + baresip 1002 auto
+//             answer + baresip 1003): sign in as 1001, "Registered" shown; call 1002 (established
+//             at baresip), Hold reaches baresip as a re-INVITE, keypad digits arrive at baresip
+//             as DTMF; 1003 calls in: answered, then a second call rejected; click2call chats
+//             to 1002 (MESSAGE answered 200: "Sent"). baresip 1.0 cannot send MESSAGE from its
+//             control socket, so chat from baresip to the skin is not covered. Without
+//             kamailio/baresip it skips loudly (fails with CI=true).
 // Screenshots: $E2E_OUT (target/e2e-skins). Everything started here is stopped here.
 import http from 'node:http';
 import { spawn } from 'node:child_process';
@@ -26,6 +33,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { loadThemes } from './contrast.mjs';
+import { missingPeers, startKamailio, startBaresip } from '../e2e-peers/peers.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -737,7 +745,144 @@ function scenarios(env) {
         assert(got === want && c === strings(want)['c2k.call'], `browser languages ${navs}: skin ${got}, click2call ${c} (want ${want})`);
       }
     },
+
+    async sip(page) {
+      const missing = missingPeers(['kamailio', 'baresip']);
+      if (missing.length) {
+        if (process.env.CI === 'true') { throw new Error(`needs ${missing.join(', ')} (required when CI=true)`); }
+        say('==================================================================');
+        say(`SKIPPED sip: ${missing.join(', ')} not installed`);
+        say('==================================================================');
+        return 'skipped';
+      }
+      const started = [];
+      try {
+        const k = await startKamailio();
+        started.push(k);
+        const b = await startBaresip({ user: '1002', kamailio: k, answer: 'auto' });
+        started.push(b);
+        const c = await startBaresip({ user: '1003', kamailio: k, answer: 'manual', toneHz: 440 });
+        started.push(c);
+        say(`  kamailio ${k.addr}, baresip 1002 and 1003 registered`);
+        // Sign in on the login page.
+        await page.goto(base);
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await page.evaluate(() => localStorage.clear());
+        await page.reload();
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await waitPage(page, 'page_login');
+        await page.fill('#login_server', k.addr);
+        await page.fill('#login_username', '1001');
+        await page.fill('#login_password', 'pass1001');
+        await page.click('#login_submit');
+        await waitPage(page, 'page_dialpad');
+        await page.waitForFunction(() => document.getElementById('reg_text').textContent === 'Registered', null, { timeout: TIMEOUT });
+        await k.waitLine(['REQ REGISTER', 'user=1001']);
+        await shot(page, 'sip-registered.png');
+        // Incoming call from baresip 1003: answered on the call page.
+        await c.command(`dial ${k.uriOf('1001')}`);
+        await page.waitForSelector('#call_incoming:not([hidden])', { timeout: TIMEOUT }).catch((e) => {
+          say('  1003 events: ' + c.eventTypes().join(' '));
+          throw e;
+        });
+        await shot(page, 'sip-incoming.png');
+        await axe(page, 'page_call incoming from baresip');
+        await page.click('#call_accept');
+        await c.waitEvent('CALL_ESTABLISHED');
+        await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+        await page.click('#call_hangup');
+        await c.waitEvent('CALL_CLOSED');
+        await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+        // A second incoming call: rejected.
+        const closedBefore = c.events().filter((e) => e.type === 'CALL_CLOSED').length;
+        await c.command(`dial ${k.uriOf('1001')}`);
+        await page.waitForSelector('#call_incoming:not([hidden])', { timeout: TIMEOUT });
+        await page.click('#call_reject');
+        await c.waitEventCount('CALL_CLOSED', closedBefore + 1);
+        const closed = c.events().filter((e) => e.type === 'CALL_CLOSED').pop();
+        say(`  baresip 1003 saw the rejection: ${closed.param || ''}`);
+        assert(c.events().filter((e) => e.type === 'CALL_ESTABLISHED').length === 1, 'the rejected call was never established');
+        await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+        // Call baresip 1002 (auto answer).
+        await page.fill('#dial_number', '1002');
+        await page.click('#dial_call');
+        await waitPage(page, 'page_call');
+        await b.waitEvent('CALL_ESTABLISHED');
+        await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+        await shot(page, 'sip-call-1002.png');
+        // Hold: baresip gets a re-INVITE (a new remote SDP offer after the call was established).
+        const offers = () => b.events().filter((e) => e.type === 'CALL_REMOTE_SDP' && e.param === 'offer').length;
+        const before = offers();
+        await page.click('#call_hold');
+        await page.waitForFunction(() => document.getElementById('call_hold').getAttribute('aria-pressed') === 'true', null, { timeout: TIMEOUT });
+        await page.waitForFunction(async () => (await window.webphone_api.isonhold()) === true, null, { timeout: TIMEOUT });
+        await waitUntil(() => offers() > before, 'baresip received the hold re-INVITE');
+        assert(/got re-INVITE/.test(b.log()), 'baresip logged the re-INVITE');
+        await shot(page, 'sip-hold.png');
+        await page.click('#call_hold');
+        await waitUntil(() => offers() > before + 1, 'baresip received the resume re-INVITE');
+        // DTMF from the in-call keypad arrives at baresip.
+        if (await page.$eval('#call_dtmf_keypad', (e) => e.closest('[hidden]') !== null)) { await page.click('#call_keypad_toggle'); }
+        for (const key of ['1', '2', '#']) { await page.click(`#call_dtmf_keypad [data-key="${key}"]`); }
+        await b.waitDtmf('12#');
+        say(`  baresip received DTMF ${b.dtmfReceived()}`);
+        await page.click('#call_hangup');
+        await b.waitEvent('CALL_CLOSED');
+        await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+        // Known engine problem (reported): placing a call re-pushes the account and the engine
+        // de-registers (REGISTER Expires: 0) without registering again, so incoming calls are
+        // tested before the outgoing one. Reported loudly here until the engine is fixed.
+        const unreg = k.lines().filter((l) => /^REGISTERED 1001 .* expires=0 /.test(l)).length;
+        if (unreg) {
+          say('  !!! ENGINE BUG: the outgoing call de-registered 1001 at Kamailio (REGISTER expires=0, no new REGISTER)');
+        }
+        // History lists the calls.
+        await goPage(page, 'page_callhistorylist');
+        await page.waitForSelector('#history_list li', { timeout: TIMEOUT });
+        const hist = await page.$$eval('#history_list li .item-title', (els) => els.map((e) => e.textContent));
+        assert(hist.some((h) => h.includes('1002')) && hist.some((h) => h.includes('1003')), 'history lists the calls: ' + hist);
+        await shot(page, 'sip-history.png');
+        // Chat from the click2call window to baresip 1002: Kamailio routes it, baresip answers 200.
+        await page.goto(`${c2k}&wp_callto=1002`);
+        await c2kReady(page);
+        await page.click('#c2k_container_0_menu_button');
+        await page.click('#c2k_container_0_menu [data-action=chat]');
+        await page.fill('#c2k_container_0_chat_input', 'hello baresip');
+        await page.press('#c2k_container_0_chat_input', 'Enter');
+        await page.waitForFunction(() => { const s = document.querySelector('#c2k_container_0_chat .c2k-msg-out .c2k-msg-state'); return s && s.textContent === 'Sent'; },
+          null, { timeout: TIMEOUT });
+        await k.waitLine(['REQ MESSAGE', 'user=1001']);
+        await waitUntil(() => b.log().includes('hello baresip'), 'baresip shows the message text');
+        await shot(page, 'sip-c2k-chat.png');
+        // The click2call button calls baresip too.
+        await page.click('#c2k_container_0_button');
+        await b.waitEventCount('CALL_ESTABLISHED', 2);
+        await c2kStatus(page, 0, /^Connected /);
+        await c2kHangup(page, 0);
+      } finally {
+        await page.evaluate(async () => {
+          await window.webphone_api.hangup(-2).catch(() => {});
+          await window.webphone_api.unregister().catch(() => {});
+          await window.webphone_api.setparameter('serveraddress', '');
+          await window.webphone_api.setparameter('username', '');
+          await window.webphone_api.setparameter('password', '');
+          await window.webphone_api.setparameter('callto', '');
+          localStorage.clear();
+        }).catch(() => {});
+        for (const p of started.reverse()) { await p.stop(); }
+      }
+      return 'ok';
+    },
   };
+}
+
+// Polls a condition of the test process (peer state), failing after TIMEOUT.
+async function waitUntil(fn, what) {
+  const end = Date.now() + TIMEOUT;
+  while (!fn()) {
+    if (Date.now() > end) { throw new Error('timed out waiting: ' + what); }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 // ---------------------------------------------------------------- main
@@ -767,8 +912,8 @@ async function main() {
       const t0 = Date.now();
       say(`--- ${name}`);
       try {
-        await fn(page);
-        results.push([name, 'ok', Date.now() - t0]);
+        const r = await fn(page);
+        results.push([name, r === 'skipped' ? 'SKIPPED' : 'ok', Date.now() - t0]);
       } catch (e) {
         results.push([name, 'FAILED', Date.now() - t0]);
         say(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
@@ -792,7 +937,7 @@ async function main() {
   }
   say('---------------- summary');
   for (const [n, s, ms] of results) { say(`${n.padEnd(10)} ${s.padEnd(7)} ${(ms / 1000).toFixed(1)}s`); }
-  const failed = results.some((r) => r[1] !== 'ok');
+  const failed = results.some((r) => r[1] !== 'ok' && r[1] !== 'SKIPPED');
   say(failed ? 'RESULT: FAIL' : 'RESULT: PASS');
   process.exitCode = failed ? 1 : 0;
 }
