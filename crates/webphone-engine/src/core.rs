@@ -29,9 +29,11 @@ use crate::phone::ApiError;
 use crate::Event;
 
 mod chat;
+mod conference;
 mod incoming;
 mod line_api;
 mod record;
+mod routing;
 mod sipmsg;
 mod timers;
 mod watch;
@@ -123,6 +125,10 @@ struct Line {
     mute: u8,
     /// `ignore()`d: the caller is left ringing, nothing is shown or played.
     ignored: bool,
+    /// Where the call's audio goes (devices or mixer), once its media runs.
+    port: Option<routing::AudioPort>,
+    /// `conference()` asked for this line: it joins the mix as soon as its media runs.
+    join_conference: bool,
 }
 
 impl Line {
@@ -153,6 +159,8 @@ impl Line {
             recording: None,
             mute: 0,
             ignored: false,
+            port: None,
+            join_conference: false,
         }
     }
 }
@@ -225,6 +233,12 @@ pub(crate) struct Core {
     siplog: sipmsg::SipLog,
     /// HTTP integrations: action URLs, provisioning, uploads (crate::integrations).
     integrations: crate::integrations::Integrations,
+    /// The local mixer, while two or more calls have media.
+    hub: Option<routing::Hub>,
+    /// `setvolume`: microphone, speaker and ringback levels (percent, 50 = unchanged).
+    mic_volume: std::sync::Arc<routing::Volume>,
+    speaker_volume: std::sync::Arc<routing::Volume>,
+    ring_volume: std::sync::Arc<routing::Volume>,
 }
 
 /// Wraps an audio device as the media pipeline's source.
@@ -391,6 +405,10 @@ impl Core {
             chats: Default::default(),
             watches: Default::default(),
             siplog: Default::default(),
+            hub: None,
+            mic_volume: routing::Volume::new(50),
+            speaker_volume: routing::Volume::new(50),
+            ring_volume: routing::Volume::new(50),
         }
     }
 
@@ -496,6 +514,8 @@ impl Core {
                 },
                 _ = tick.tick() => self.on_tick().await,
             }
+            // Active line or hold may have changed: the speaker follows (mixer only).
+            self.update_audible();
         }
         self.shutdown().await;
     }
@@ -1317,7 +1337,36 @@ impl Core {
         }
         let media_timeout_s = self.params.get_i64("mediatimeout").unwrap_or(300);
         let dsp = self.dsp_config();
-        let (input, output) = self.open_devices(neg.codec.audio_rate()).await;
+        let rate = neg.codec.audio_rate();
+        // A second call with media moves every call onto the mixer; one call alone talks to
+        // the devices directly.
+        let mixed = if self.needs_mixer(n) {
+            match self.ensure_hub().await {
+                Some(h) => self.mixer_ports(&h, n, rate),
+                None => None,
+            }
+        } else {
+            None
+        };
+        let (input, output, route): (Box<dyn PcmSource>, Box<dyn PcmSink>, _) = match mixed {
+            Some((s, k)) => (s, k, routing::Route::Mixer),
+            None => {
+                let (i, o) = self.open_devices(rate).await;
+                (
+                    Box::new(InputAdapter(i)),
+                    Box::new(OutputAdapter(o)),
+                    routing::Route::Devices,
+                )
+            }
+        };
+        let (port, input, output) = routing::AudioPort::new(
+            input,
+            output,
+            rate,
+            route,
+            self.mic_volume.clone(),
+            self.speaker_volume.clone(),
+        );
         let Some(l) = self.lines.get_mut(n) else {
             return;
         };
@@ -1330,8 +1379,9 @@ impl Core {
             dsp,
             ..PipelineConfig::default()
         };
-        let source = l.tap.source(Box::new(InputAdapter(input)));
-        let sink = l.tap.sink(Box::new(OutputAdapter(output)));
+        l.port = Some(port);
+        let source = l.tap.source(input);
+        let sink = l.tap.sink(output);
         let media = MediaSession::start_with_config(
             rtp,
             line_api::muted(&neg, l.mute),
@@ -1378,6 +1428,8 @@ impl Core {
             });
         }
         l.media = Some(media);
+        self.joined_if_asked(n);
+        self.update_audible();
     }
 
     fn on_media(&mut self, n: usize, started: Instant, event: MediaEvent) {
@@ -1609,6 +1661,8 @@ impl Core {
             debug!(line = n, ?st, "media stopped");
             stats = Some(st);
         }
+        drop(l.port.take());
+        self.release_hub_if_idle().await;
         if let Peer::Echo { call, .. } = &mut l.peer {
             if let Some(c) = call.take() {
                 c.stop().await;

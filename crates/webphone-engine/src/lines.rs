@@ -113,6 +113,13 @@ impl<T> Lines<T> {
             .filter_map(|(i, s)| s.as_ref().map(|v| (i + 1, v)))
     }
 
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> + '_ {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_mut().map(|v| (i + 1, v)))
+    }
+
     /// Resolves a selection to busy line numbers.
     pub fn select(&self, sel: LineSel) -> Vec<usize> {
         match sel {

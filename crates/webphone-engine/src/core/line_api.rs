@@ -138,6 +138,16 @@ impl Core {
                     logs.iter().cloned().collect::<Vec<_>>().join("\r\n"),
                 ))
             }
+            // Engine extension: the skin's "Send log to support" (`logform_action`).
+            "sendlogs" => {
+                let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+                let text = logs.iter().cloned().collect::<Vec<_>>().join("\r\n");
+                drop(logs);
+                self.integrations
+                    .upload_log(&self.params, text)
+                    .map(|()| Value::Null)
+                    .map_err(|e| ApiError::Failed(e.to_string()))
+            }
             "ismuted" => Ok(Value::from(
                 self.lines
                     .active()
@@ -212,7 +222,13 @@ impl Core {
                 self.params
                     .set(param, name)
                     .map_err(|e| bad(e.to_string()))?;
-                if !self.lines.is_empty() {
+                // immediate: 0 default, 1 next call only, 2 now for the running calls too.
+                let immediate = arg(args, 2)
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .unwrap_or(0);
+                if immediate == 2 && dev != 2 {
+                    self.reopen_devices().await;
+                } else if !self.lines.is_empty() {
                     self.log(
                         Severity::Warning,
                         "the new device is used from the next call on",
@@ -291,9 +307,8 @@ impl Core {
                 let n = self.with_profile(|p| p.delete_contacts(name, number))?;
                 Ok(Value::from(n))
             }
-            "getvolume" | "setvolume" => Err(ApiError::Failed(format!(
-                "{f} is not available yet in this engine"
-            ))),
+            "getvolume" => self.getvolume_api(args),
+            "setvolume" => self.setvolume_api(args),
             "jvoip" => Err(not_supported(f, "it is the Java/NS low-level API")),
             "devicepopup" => Err(not_supported(f, "device selection is in the settings")),
             "screenshare" | "stopscreenshare" => {
@@ -318,9 +333,10 @@ impl Core {
                     .map_err(|e| ApiError::Failed(e.to_string()))
             }
             "sendsms" => self.sendchat_api(args).await,
-            "registerex" | "forward" | "conference" | "setsipheader" => Err(ApiError::Failed(
-                format!("{f} is not implemented yet in this engine"),
-            )),
+            "conference" => self.conference_api(args).await,
+            "registerex" | "forward" | "setsipheader" => Err(ApiError::Failed(format!(
+                "{f} is not implemented yet in this engine"
+            ))),
             _ => Err(ApiError::UnknownFunction),
         }
     }
@@ -373,7 +389,7 @@ impl Core {
     /// `hold(state)`: a re-INVITE with our media direction per `holdtype` (RFC 3264 §8.4:
     /// sendonly, recvonly or inactive), or back to sendrecv; the line changes when the answer
     /// arrives.
-    fn hold_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+    pub(super) fn hold_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
         let state = bool_arg(args, 0, "usage: hold(state): true to hold, false to resume")?;
         let holdtype = self.params.get_i64("holdtype").unwrap_or(-1);
         let dir = match (state, holdtype) {

@@ -1,0 +1,389 @@
+//! Where each call's audio goes: straight to the sound devices, or through the local mixer.
+//!
+//! A call's media session reads and writes through an [`AudioPort`]: a pair of switchable
+//! adapters the engine can re-point while the call runs, so that
+//! - a second call moves every call onto one [`MixerHub`] that owns the devices (peers do not
+//!   hear each other until `conference()` joins them; the active, unheld line is played),
+//! - `setdevice(..., 2)` swaps the devices in the middle of a call without dropping it,
+//! - `setvolume` scales microphone and speaker (percent, 50 = unchanged).
+//!
+//! One call alone talks to the devices directly: no mixer FIFO, so no added delay.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use webphone_media::local::mixer::{MixerConfig, MixerHandle, MixerHub};
+use webphone_media::{PcmSink, PcmSource};
+
+use super::{Core, Peer};
+use crate::notify::Severity;
+
+/// Volume in percent: 0 = muted, 50 = unchanged, 100 = twice the amplitude.
+#[derive(Debug)]
+pub(crate) struct Volume(AtomicU32);
+
+impl Volume {
+    pub(crate) fn new(percent: u32) -> Arc<Volume> {
+        Arc::new(Volume(AtomicU32::new(percent.min(100))))
+    }
+    pub(crate) fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set(&self, percent: u32) {
+        self.0.store(percent.min(100), Ordering::Relaxed);
+    }
+    /// Scales a frame in place (saturating); 50 % leaves it untouched.
+    fn apply(&self, frame: &mut [i16]) {
+        let p = self.get();
+        if p == 50 {
+            return;
+        }
+        let gain = p as f32 / 50.0;
+        for s in frame {
+            *s = (f32::from(*s) * gain).clamp(-32768.0, 32767.0) as i16;
+        }
+    }
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+type SharedSource = Arc<Mutex<Box<dyn PcmSource>>>;
+type SharedSink = Arc<Mutex<Box<dyn PcmSink>>>;
+
+/// The media session's side of a port: reads whatever source is plugged in now.
+struct PortSource {
+    inner: SharedSource,
+    volume: Arc<Volume>,
+}
+impl PcmSource for PortSource {
+    fn read_frame(&mut self, out: &mut [i16]) {
+        lock(&self.inner).read_frame(out);
+        self.volume.apply(out);
+    }
+}
+
+/// The media session's side of a port: writes to whatever sink is plugged in now.
+struct PortSink {
+    inner: SharedSink,
+    volume: Arc<Volume>,
+    buf: Vec<i16>,
+}
+impl PcmSink for PortSink {
+    fn write_frame(&mut self, frame: &[i16]) {
+        if self.volume.get() == 50 {
+            lock(&self.inner).write_frame(frame);
+            return;
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(frame);
+        self.volume.apply(&mut self.buf);
+        lock(&self.inner).write_frame(&self.buf);
+    }
+}
+
+/// Silence in, nothing out: what a port holds while it is being re-plugged.
+struct Unplugged;
+impl PcmSource for Unplugged {
+    fn read_frame(&mut self, out: &mut [i16]) {
+        out.fill(0);
+    }
+}
+impl PcmSink for Unplugged {
+    fn write_frame(&mut self, _frame: &[i16]) {}
+}
+
+/// Whether a port talks to the devices or to the mixer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Devices,
+    Mixer,
+}
+
+/// The engine's side of one call's audio.
+pub(crate) struct AudioPort {
+    source: SharedSource,
+    sink: SharedSink,
+    /// The call's audio rate (Hz): devices are opened and mixer lines added at this rate.
+    pub(crate) rate: u32,
+    pub(crate) route: Route,
+}
+
+impl AudioPort {
+    /// A port plugged into `source`/`sink`, and the two adapters for the media session.
+    pub(crate) fn new(
+        source: Box<dyn PcmSource>,
+        sink: Box<dyn PcmSink>,
+        rate: u32,
+        route: Route,
+        mic: Arc<Volume>,
+        speaker: Arc<Volume>,
+    ) -> (AudioPort, Box<dyn PcmSource>, Box<dyn PcmSink>) {
+        let source: SharedSource = Arc::new(Mutex::new(source));
+        let sink: SharedSink = Arc::new(Mutex::new(sink));
+        let s = PortSource {
+            inner: source.clone(),
+            volume: mic,
+        };
+        let k = PortSink {
+            inner: sink.clone(),
+            volume: speaker,
+            buf: Vec::new(),
+        };
+        (
+            AudioPort {
+                source,
+                sink,
+                rate,
+                route,
+            },
+            Box::new(s),
+            Box::new(k),
+        )
+    }
+
+    /// Plugs new ends in and gives back the old ones.
+    pub(crate) fn replug(
+        &mut self,
+        source: Box<dyn PcmSource>,
+        sink: Box<dyn PcmSink>,
+        route: Route,
+    ) -> (Box<dyn PcmSource>, Box<dyn PcmSink>) {
+        self.route = route;
+        let old_src = std::mem::replace(&mut *lock(&self.source), source);
+        let old_sink = std::mem::replace(&mut *lock(&self.sink), sink);
+        (old_src, old_sink)
+    }
+
+    /// Unplugs both ends (silence until re-plugged) and gives them back.
+    fn unplug(&mut self) -> (Box<dyn PcmSource>, Box<dyn PcmSink>) {
+        let route = self.route;
+        self.replug(Box::new(Unplugged), Box::new(Unplugged), route)
+    }
+}
+
+/// The running mixer: one per engine while two or more calls have media.
+pub(crate) struct Hub {
+    pub(crate) handle: MixerHandle,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<MixerHub>>,
+}
+
+impl Hub {
+    fn start(hub: MixerHub) -> Hub {
+        let handle = hub.handle();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(hub.run(async move {
+            let _ = rx.await;
+        }));
+        Hub {
+            handle,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops ticking and gives back the hub (and with it the devices) to be dropped.
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(hub) => drop(hub),
+                Err(e) => warn!("mixer task failed: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Core {
+    /// Lines whose media runs (they have an audio port), in line order.
+    fn lines_with_port(&self) -> Vec<usize> {
+        self.lines
+            .iter()
+            .filter(|(_, l)| l.port.is_some())
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Whether a new call's media should go through the mixer: another call has media already.
+    pub(super) fn needs_mixer(&self, new_line: usize) -> bool {
+        self.hub.is_some() || self.lines_with_port().iter().any(|&n| n != new_line)
+    }
+
+    /// Makes sure the mixer runs, moving a call that talks to the devices directly onto it (its
+    /// devices become the mixer's, so nothing is reopened). Returns the mixer handle.
+    pub(super) async fn ensure_hub(&mut self) -> Option<MixerHandle> {
+        if let Some(h) = &self.hub {
+            return Some(h.handle.clone());
+        }
+        let direct = self
+            .lines_with_port()
+            .into_iter()
+            .find(|&n| matches!(self.lines.get(n), Some(l) if l.port.as_ref().is_some_and(|p| p.route == Route::Devices)));
+        let (mic, speaker, rate): (Box<dyn PcmSource>, Box<dyn PcmSink>, u32) = match direct {
+            Some(n) => {
+                let port = self.lines.get_mut(n).and_then(|l| l.port.as_mut())?;
+                let rate = port.rate;
+                let (s, k) = port.unplug();
+                (s, k, rate)
+            }
+            None => {
+                let rate = MixerConfig::default().rate;
+                let (i, o) = self.open_devices(rate).await;
+                (
+                    Box::new(super::InputAdapter(i)),
+                    Box::new(super::OutputAdapter(o)),
+                    rate,
+                )
+            }
+        };
+        let cfg = MixerConfig {
+            rate,
+            ..MixerConfig::default()
+        };
+        let hub = match MixerHub::new(cfg, mic, speaker) {
+            Ok(h) => h,
+            Err(e) => {
+                self.log(Severity::Warning, &format!("cannot start the mixer: {e}"));
+                return None;
+            }
+        };
+        let hub = Hub::start(hub);
+        let handle = hub.handle.clone();
+        self.hub = Some(hub);
+        debug!(rate, "mixer started");
+        if let Some(n) = direct {
+            self.plug_into_hub(n, &handle);
+        }
+        Some(handle)
+    }
+
+    /// Re-plugs line `n`'s port into the mixer.
+    fn plug_into_hub(&mut self, n: usize, handle: &MixerHandle) {
+        let Some(port) = self.lines.get_mut(n).and_then(|l| l.port.as_mut()) else {
+            return;
+        };
+        match handle.add_line(n as u32, port.rate) {
+            Ok((src, sink)) => {
+                let _ = port.replug(Box::new(src), Box::new(sink), Route::Mixer);
+            }
+            Err(e) => warn!(line = n, "mixer refused the line: {e}"),
+        }
+        self.update_audible();
+    }
+
+    /// Adds a line whose port is new (its media starts now) to the mixer.
+    pub(super) fn mixer_ports(
+        &self,
+        handle: &MixerHandle,
+        n: usize,
+        rate: u32,
+    ) -> Option<(Box<dyn PcmSource>, Box<dyn PcmSink>)> {
+        match handle.add_line(n as u32, rate) {
+            Ok((s, k)) => Some((Box::new(s), Box::new(k))),
+            Err(e) => {
+                warn!(line = n, "mixer refused the line: {e}");
+                None
+            }
+        }
+    }
+
+    /// The speaker plays the conference and the active line when it is not on hold; other
+    /// lines are silent (spec §7: calls are independent until joined).
+    pub(super) fn update_audible(&self) {
+        let Some(hub) = &self.hub else { return };
+        let active = self.lines.active();
+        for (n, l) in self.lines.iter() {
+            if l.port.as_ref().is_some_and(|p| p.route == Route::Mixer) {
+                hub.handle
+                    .set_audible(n as u32, Some(n) == active && l.hold == 0);
+            }
+        }
+    }
+
+    /// Called after a line ended: stops the mixer when no call uses it any more.
+    pub(super) async fn release_hub_if_idle(&mut self) {
+        let used = self
+            .lines
+            .iter()
+            .any(|(_, l)| l.port.as_ref().is_some_and(|p| p.route == Route::Mixer));
+        if !used {
+            if let Some(hub) = self.hub.take() {
+                hub.stop().await;
+                debug!("mixer stopped");
+            }
+        }
+    }
+
+    /// Swaps the devices of every running call (`setdevice` with immediate=2): each call
+    /// talking to the devices gets newly opened ones; the mixer gets new ones by restarting it
+    /// around the same lines.
+    pub(super) async fn reopen_devices(&mut self) {
+        let direct: Vec<usize> = self
+            .lines
+            .iter()
+            .filter(|(_, l)| matches!(l.peer, Peer::Sip(_)))
+            .filter(|(_, l)| l.port.as_ref().is_some_and(|p| p.route == Route::Devices))
+            .map(|(n, _)| n)
+            .collect();
+        for n in direct {
+            let Some(rate) = self
+                .lines
+                .get(n)
+                .and_then(|l| l.port.as_ref())
+                .map(|p| p.rate)
+            else {
+                continue;
+            };
+            let (i, o) = self.open_devices(rate).await;
+            if let Some(port) = self.lines.get_mut(n).and_then(|l| l.port.as_mut()) {
+                let old = port.replug(
+                    Box::new(super::InputAdapter(i)),
+                    Box::new(super::OutputAdapter(o)),
+                    Route::Devices,
+                );
+                drop(old);
+            }
+        }
+        if let Some(old) = self.hub.take() {
+            let members = old.handle.conference_lines();
+            old.stop().await;
+            let lines: Vec<usize> = self
+                .lines
+                .iter()
+                .filter(|(_, l)| l.port.as_ref().is_some_and(|p| p.route == Route::Mixer))
+                .map(|(n, _)| n)
+                .collect();
+            for &n in &lines {
+                if let Some(port) = self.lines.get_mut(n).and_then(|l| l.port.as_mut()) {
+                    // Silent until the new mixer takes it (still counted as a mixer line, so
+                    // the new mixer opens fresh devices instead of taking these).
+                    drop(port.unplug());
+                }
+            }
+            if let Some(handle) = self.ensure_hub().await {
+                for n in lines {
+                    self.plug_into_hub(n, &handle);
+                }
+                for m in members {
+                    handle.set_conference(m, true);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The softphone (1001) calls two baresips (1002 sends 1000 Hz, 1003 sends 1700 Hz) through
+//! Kamailio and joins them with `conference("")` on its local mixer: each party must hear both
+//! others (baresip's recordings hold the other baresip's tone and ours), and ours holds both.
+//! Then `conference("", false)` dissolves the mix and `setline(-2); hangup()` ends both calls.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use webphone_interop::flows::{expect_registered, start_cli, WAIT};
+use webphone_interop::{
+    require_tools, serial, tone_level, Baresip, BaresipOpts, Kamailio, Params, TestDir, Transport,
+    BARESIP, CLI_TONE_HZ, KAMAILIO, KAMCMD,
+};
+
+const TONE_B: f64 = 1000.0;
+const TONE_C: f64 = 1700.0;
+
+#[test]
+fn three_way_local_conference_mixes_every_party() {
+    let _serial = serial();
+    let name = "conference_local";
+    if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let kam = Kamailio::start(dir.path());
+    let mut b = Baresip::start(
+        dir.path(),
+        BaresipOpts {
+            tone_hz: TONE_B,
+            ..BaresipOpts::registered_to(kam.port())
+        },
+    );
+    let mut c = Baresip::start(
+        dir.path(),
+        BaresipOpts {
+            user: "1003".into(),
+            password: "pass1003".into(),
+            tone_hz: TONE_C,
+            ..BaresipOpts::registered_to(kam.port())
+        },
+    );
+    let (params, cli_rec) = Params::account(&kam, "1001", Transport::Udp).with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    expect_registered(&mut cli, 0);
+
+    cli.api_ok("call 1002");
+    b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    // The second call: the first one is not held (autohold 0), both run on the mixer now.
+    cli.api_ok("call 1003");
+    c.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+    let joined = cli.api_ok("conference");
+    assert_eq!(joined.trim(), "2", "conference('') joins both calls");
+
+    // Mixed audio for a few seconds.
+    std::thread::sleep(Duration::from_secs(4));
+    cli.api_ok("conference \"\" false");
+    cli.api_ok("setline -2");
+    cli.api_ok("hangup");
+    b.wait_event("CALL_CLOSED", |_| true, WAIT);
+    c.wait_event("CALL_CLOSED", |_| true, WAIT);
+    cli.quit();
+
+    // A mix holds several tones, so none has to dominate: each must be loud on its own.
+    let has = |path: &std::path::Path, hz: f64, what: &str| {
+        let t = tone_level(path, hz);
+        assert!(
+            t.dbfs >= -35.0,
+            "{what}: {hz} Hz at {:.1} dBFS in {}: {t:?}",
+            t.dbfs,
+            path.display()
+        );
+    };
+    let b_heard = b.last_received_wav();
+    let c_heard = c.last_received_wav();
+    has(&b_heard, CLI_TONE_HZ, "1002 hears the softphone");
+    has(&b_heard, TONE_C, "1002 hears 1003 through the conference");
+    has(&c_heard, CLI_TONE_HZ, "1003 hears the softphone");
+    has(&c_heard, TONE_B, "1003 hears 1002 through the conference");
+    has(&cli_rec, TONE_B, "the softphone hears 1002");
+    has(&cli_rec, TONE_C, "the softphone hears 1003");
+    // Nobody hears themselves: 1002's own tone is not sent back to it.
+    let echo = tone_level(&b_heard, TONE_B);
+    assert!(
+        echo.dbfs < -40.0,
+        "1002 must not hear its own tone back: {echo:?}"
+    );
+}
