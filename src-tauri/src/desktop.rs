@@ -65,7 +65,12 @@ pub struct Shell {
     tracker: Mutex<Tracker>,
     popup: Mutex<Option<PopupContent>>,
     tray: Mutex<Option<TrayParts>>,
+    /// A delayed write of the window geometry is scheduled.
+    save_pending: std::sync::atomic::AtomicBool,
 }
+
+/// How long after the last move or resize the geometry is written.
+const GEOMETRY_SAVE_DELAY: Duration = Duration::from_millis(400);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -97,6 +102,7 @@ impl Shell {
             tracker: Mutex::new(Tracker::default()),
             popup: Mutex::new(None),
             tray: Mutex::new(None),
+            save_pending: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -104,10 +110,33 @@ impl Shell {
         lock(&self.state).window
     }
 
-    pub fn remember_window(&self, g: WindowGeometry) {
-        if g.sane() {
-            lock(&self.state).window = Some(g);
+    /// Keeps the main window's geometry and writes it shortly after the last change (a resize
+    /// drag sends many events; the app may also end without a clean exit).
+    pub fn remember_window(self: &std::sync::Arc<Self>, g: WindowGeometry) {
+        if !g.sane() {
+            return;
         }
+        {
+            let mut st = lock(&self.state);
+            if st.window == Some(g) {
+                return;
+            }
+            st.window = Some(g);
+        }
+        if self
+            .save_pending
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let shell = self.clone();
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(GEOMETRY_SAVE_DELAY).await;
+            shell
+                .save_pending
+                .store(false, std::sync::atomic::Ordering::Release);
+            shell.save_state();
+        });
     }
 
     pub fn save_state(&self) {

@@ -190,8 +190,8 @@ test('static parameters are applied before onLoaded', async () => {
   const { requests } = load(() => 'false', { before: (api) => { api.parameters.serveraddress = 'sip.example.org'; api.parameters.register = 0; } });
   await settle();
   assert.deepEqual(requests.slice(0, 2), [
-    ['setparameter', ['serveraddress', 'sip.example.org']],
-    ['setparameter', ['register', '0']],
+    ['setparameter', ['serveraddress', 'sip.example.org', 'static']],
+    ['setparameter', ['register', '0', 'static']],
   ]);
 });
 
@@ -238,8 +238,8 @@ test('i18n/en.json carries every UI string of the minimal page, with the same En
   for (const [key, text] of Object.entries(found)) {
     assert.equal(en[key], text, `i18n/en.json "${key}"`);
   }
-  // en.json is shared with the skins (their keys start with "sp."); the minimal page's keys
-  // must all be in use.
-  const mine = Object.keys(en).filter((k) => !k.startsWith('sp.'));
+  // en.json is shared with the skins (their keys start with "sp." for the softphone, "c2k." for
+  // click2call); the minimal page's keys must all be in use.
+  const mine = Object.keys(en).filter((k) => !/^(sp|c2k)\./.test(k));
   assert.deepEqual(mine.filter((k) => !(k in found)), [], 'no unused minimal-page keys in en.json');
 });

@@ -12,12 +12,16 @@
 #    notifications) with an unlocked gnome-keyring (the password goes to the OS keyring) starts
 #    tauri-driver on free ports with WebKitWebDriver and runs
 #    smoke.mjs, which drives the app's default page (the softphone skin, then `--page minimal`)
-#    and writes screenshots to target/e2e-desktop/.
+#    and writes screenshots to target/e2e-desktop/, then calls.mjs: the app against real peers
+#    (Kamailio and baresip from tests/e2e-peers/peers.mjs; skips loudly without them, fails
+#    with CI=true). The app runs with a private HOME (start at login writes
+#    $HOME/.config/autostart there).
 # It stops exactly the processes it started (by pid). Without Xvfb or WebKitWebDriver it skips
 # loudly, unless CI=true, where that is a failure.
 #
 # Environment: E2E_APP (prebuilt binary), E2E_CLI (webphone-cli, the caller of the incoming-call
-# step; built with the app when E2E_APP is not given), CARGO (cargo command).
+# step; built with the app when E2E_APP is not given), CARGO (cargo command), E2E_TESTS (which
+# of "smoke calls" to run; default both).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -51,6 +55,7 @@ if [ "${1:-}" = "--inner" ]; then
   while [ "$NATIVE_PORT" = "$PORT" ]; do NATIVE_PORT=$(free_port); done
 
   WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/webphone-e2e.XXXXXX")
+  APP_HOME=$(mktemp -d "${TMPDIR:-/tmp}/webphone-e2e-home.XXXXXX")
   DRIVER_LOG="$OUT/tauri-driver.log"
   DRIVER_PID=""
 
@@ -76,7 +81,7 @@ if [ "${1:-}" = "--inner" ]; then
       for p in $kids; do kill -KILL "$p" 2>/dev/null || true; done
     fi
     stop_secret_service 2>/dev/null || true
-    rm -rf "$WORK_DIR"
+    rm -rf "$WORK_DIR" "$APP_HOME"
     exit $rc
   }
   trap cleanup EXIT INT TERM
@@ -93,6 +98,9 @@ if [ "${1:-}" = "--inner" ]; then
     E2E_KEYRING=0
   fi
 
+  # The app (started by WebKitWebDriver under tauri-driver) inherits this HOME: its autostart
+  # entry, WebKit caches and default data dirs stay out of the user's home.
+  export HOME="$APP_HOME"
   say "tauri-driver on 127.0.0.1:$PORT (native $NATIVE_PORT), display $DISPLAY"
   "$TAURI_DRIVER" --port "$PORT" --native-port "$NATIVE_PORT" --native-driver "$NATIVE_DRIVER" \
     >"$DRIVER_LOG" 2>&1 &
@@ -111,9 +119,14 @@ if [ "${1:-}" = "--inner" ]; then
   done
 
   SIP_PORT=$(free_port) # a free TCP port number; UDP on the same number is almost always free too
-  E2E_KEYRING="$E2E_KEYRING" E2E_DRIVER_URL="http://127.0.0.1:$PORT/" E2E_APP="$E2E_APP" E2E_OUT="$OUT" E2E_WORK_DIR="$WORK_DIR" \
-    E2E_SIP_PORT="$SIP_PORT" node "$HERE/smoke.mjs"
-  exit $?
+  export E2E_KEYRING E2E_DRIVER_URL="http://127.0.0.1:$PORT/" E2E_APP E2E_OUT="$OUT" E2E_WORK_DIR="$WORK_DIR" \
+    E2E_SIP_PORT="$SIP_PORT"
+  rc=0
+  for t in ${E2E_TESTS:-smoke calls}; do
+    say "---- $t.mjs"
+    node "$HERE/$t.mjs" || rc=1
+  done
+  exit $rc
 fi
 
 # ------------------------------------------------------------------ outer part

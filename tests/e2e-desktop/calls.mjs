@@ -1,0 +1,401 @@
+// Desktop end-to-end test against real peers on loopback (issue 8): the WebPhone app (driven by
+// tauri-driver + WebKitWebDriver, like smoke.mjs) registers as 1001 with Kamailio, baresip 1002
+// calls it, the incoming-call pop-up appears and Accept there connects the call; audio flows both
+// ways through the engine's file devices (the app sends a 1000 Hz tone and records what it
+// hears, baresip sends 440 Hz and records what it hears: each recording must carry the other
+// side's tone, checked with Goertzel like tests/interop/src/audio.rs); baresip hangs up and the
+// skin's history page lists the call, the tray's recent numbers too. Then, in the same app:
+// do-not-disturb from the tray rejects baresip's call, the answer / hang-up shortcuts act on a
+// call, a second launch with a `sip:` link dials baresip, a second launch with a `webphone:`
+// link provisions another account (Kamailio sees it register), start at login writes and
+// removes the OS autostart entry. A second session checks the remembered window size and
+// `--minimized`. Prints launch-to-registered time and the memory of all app processes (idle
+// and in a call).
+//
+// Started by run.sh (display, D-Bus session, tauri-driver), with the variables of smoke.mjs:
+//   E2E_DRIVER_URL, E2E_APP, E2E_OUT, E2E_WORK_DIR (an empty directory), E2E_KEYRING
+// Peers come from tests/e2e-peers/peers.mjs; without kamailio/baresip the test skips loudly
+// (fails with CI=true).
+import { Builder, By, until } from 'selenium-webdriver';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { requirePeers, startKamailio, startBaresip, freePort, writeTone } from '../e2e-peers/peers.mjs';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) { throw new Error(`${name} is not set (run tests/e2e-desktop/run.sh)`); }
+  return v;
+};
+const DRIVER_URL = env('E2E_DRIVER_URL');
+const APP = env('E2E_APP');
+const OUT = env('E2E_OUT');
+const WORK_DIR = join(env('E2E_WORK_DIR'), 'calls');
+const DBUS = process.env.E2E_KEYRING === '1' && !!process.env.DBUS_SESSION_BUS_ADDRESS;
+
+requirePeers(['kamailio', 'baresip'], 'tests/e2e-desktop/calls.mjs');
+
+const t0 = Date.now();
+const ms = () => `${String(Date.now() - t0).padStart(5)} ms`;
+const results = [];
+const numbers = [];
+function pass(step, detail = '') { results.push(['PASS', step]); console.log(`${ms()}  PASS  ${step}${detail ? ': ' + detail : ''}`); }
+function skip(step, why) { results.push(['SKIP', step]); console.log(`${ms()}  SKIP  ${step}: ${why}`); }
+function number(name, value) { numbers.push(`${name}: ${value}`); console.log(`${ms()}  NUMBER ${name}: ${value}`); }
+const sleep = (n) => new Promise((r) => setTimeout(r, n));
+
+mkdirSync(OUT, { recursive: true });
+mkdirSync(WORK_DIR, { recursive: true });
+
+// ------------------------------------------------------------------------------ WAV + Goertzel
+
+/** Samples (-1..1, channels averaged) and rate of a PCM 16/24/32-bit or float WAV. */
+function readWav(file) {
+  const b = readFileSync(file);
+  if (b.toString('latin1', 0, 4) !== 'RIFF' || b.toString('latin1', 8, 12) !== 'WAVE') { throw new Error(`${file}: not a WAV file`); }
+  let off = 12; let fmt = null; let data = null;
+  while (off + 8 <= b.length) {
+    const id = b.toString('latin1', off, off + 4);
+    let size = b.readUInt32LE(off + 4);
+    const body = off + 8;
+    // A recording still being written may carry a stale data size: read to the end.
+    if (id === 'data' && (size === 0 || body + size > b.length)) { size = b.length - body; }
+    if (id === 'fmt ') {
+      let tag = b.readUInt16LE(body);
+      if (tag === 0xfffe && size >= 40) { tag = b.readUInt16LE(body + 24); }
+      fmt = { tag, channels: b.readUInt16LE(body + 2), rate: b.readUInt32LE(body + 4), bits: b.readUInt16LE(body + 14) };
+    } else if (id === 'data') { data = b.subarray(body, body + size); }
+    off = body + size + (size & 1);
+  }
+  if (!fmt || !data) { throw new Error(`${file}: no fmt or data chunk`); }
+  const bps = fmt.bits / 8; const frame = bps * fmt.channels;
+  const n = Math.floor(data.length / frame);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let sum = 0;
+    for (let c = 0; c < fmt.channels; c++) {
+      const p = i * frame + c * bps;
+      let v;
+      if (fmt.tag === 3 && fmt.bits === 32) { v = data.readFloatLE(p); }
+      else if (fmt.bits === 16) { v = data.readInt16LE(p) / 32768; }
+      else if (fmt.bits === 24) { v = data.readIntLE(p, 3) / 8388608; }
+      else if (fmt.bits === 32) { v = data.readInt32LE(p) / 2147483648; }
+      else if (fmt.bits === 8) { v = (data[p] - 128) / 128; }
+      else { throw new Error(`${file}: ${fmt.bits}-bit samples`); }
+      sum += v;
+    }
+    out[i] = sum / fmt.channels;
+  }
+  return { samples: out, rate: fmt.rate };
+}
+
+/**
+ * The tone `freq` over the middle half of the recording, in 100 ms Hann-windowed Goertzel blocks
+ * (the same measure as tests/interop/src/audio.rs): level in dBFS, share of the energy, and
+ * whether it dominates (>= 50 % of the energy).
+ */
+function toneLevel(file, freq) {
+  const { samples, rate } = readWav(file);
+  const x = samples.subarray(Math.floor(samples.length / 4), samples.length - Math.floor(samples.length / 4));
+  const block = Math.max(16, Math.floor(rate / 10));
+  const win = Array.from({ length: block }, (_, i) => 0.5 - 0.5 * Math.cos(2 * Math.PI * i / (block - 1)));
+  const wsum = win.reduce((a, v) => a + v, 0);
+  const coeff = 2 * Math.cos(2 * Math.PI * freq / rate);
+  let tone = 0; let total = 0; let blocks = 0;
+  for (let s = 0; s + block <= x.length; s += block) {
+    let s1 = 0; let s2 = 0; let e = 0;
+    for (let i = 0; i < block; i++) {
+      const v = x[s + i];
+      const s0 = v * win[i] + coeff * s1 - s2;
+      s2 = s1; s1 = s0; e += v * v;
+    }
+    const mag2 = Math.max(0, s1 * s1 + s2 * s2 - coeff * s1 * s2);
+    const amp = 2 * Math.sqrt(mag2) / wsum;
+    tone += amp * amp / 2; total += e / block; blocks++;
+  }
+  const secs = samples.length / rate;
+  if (!blocks) { return { dominant: false, dbfs: -Infinity, share: 0, secs, rate }; }
+  tone /= blocks; total /= blocks;
+  const share = total > 0 ? Math.min(1, tone / total) : 0;
+  return { dominant: share >= 0.5, dbfs: 10 * Math.log10(2 * tone), share, secs, rate };
+}
+
+function assertTone(file, freq, minDbfs, what) {
+  if (!existsSync(file)) { throw new Error(`${what}: no recording at ${file}`); }
+  const l = toneLevel(file, freq);
+  if (l.secs < 1) { throw new Error(`${what}: recording ${file} is only ${l.secs.toFixed(2)} s long`); }
+  if (!(l.dominant && l.dbfs >= minDbfs)) {
+    throw new Error(`${what}: ${freq} Hz not dominant at >= ${minDbfs} dBFS in ${file}: ${JSON.stringify(l)}`);
+  }
+  return `${freq} Hz at ${l.dbfs.toFixed(1)} dBFS (${Math.round(l.share * 100)}% of the energy) in ${l.secs.toFixed(1)} s`;
+}
+
+// Self-check of the analysis on generated tones (a broken detector must not pass the call).
+{
+  const f = join(WORK_DIR, 'selfcheck.wav');
+  writeTone(f, 440, 8000, 2, 0.25);
+  const hit = toneLevel(f, 440); const miss = toneLevel(f, 1000);
+  if (!hit.dominant || Math.abs(hit.dbfs - 20 * Math.log10(0.25)) > 1 || miss.dominant) {
+    throw new Error(`Goertzel self-check failed: ${JSON.stringify({ hit, miss })}`);
+  }
+}
+
+// ------------------------------------------------------------------------------ app helpers
+
+const APP_TONE_HZ = 1000;
+const PEER_TONE_HZ = 440;
+const appTone = join(WORK_DIR, 'app-tone1000.wav');
+writeTone(appTone, APP_TONE_HZ, 48000, 30, 0.5);
+const appRec = join(WORK_DIR, 'app-received.wav');
+
+let driver = null;
+const started = [];
+
+function session(args) {
+  return new Builder()
+    .usingServer(DRIVER_URL)
+    .withCapabilities({ browserName: 'wry', 'tauri:options': { application: APP, args: ['--work-dir', WORK_DIR, ...args] } })
+    .build();
+}
+
+function appMemory() {
+  const rows = execFileSync('ps', ['-eo', 'pid=,ppid=,rss=,args='], { encoding: 'utf8' }).trim().split('\n')
+    .map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/)).filter(Boolean)
+    .map((m) => ({ pid: +m[1], ppid: +m[2], rss: +m[3], args: m[4] }));
+  const roots = rows.filter((r) => r.args.split(' ')[0] === APP);
+  if (roots.length !== 1) { throw new Error(`expected one app process, found ${roots.length}`); }
+  const tree = new Set([roots[0].pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const r of rows) { if (!tree.has(r.pid) && tree.has(r.ppid)) { tree.add(r.pid); grew = true; } }
+  }
+  const kib = rows.filter((r) => tree.has(r.pid)).reduce((a, r) => a + r.rss, 0);
+  return `${(kib / 1024).toFixed(1)} MiB RSS in ${tree.size} processes (app + WebKit)`;
+}
+
+function desk(action) {
+  return driver.executeAsyncScript(function (action, done) {
+    window.__TAURI__.core.invoke('desktop', { action: action }).then(
+      function (v) { done({ ok: v }); }, function (e) { done({ err: String(e) }); });
+  }, action);
+}
+async function deskOk(action) {
+  const r = await desk(action);
+  if (r.err !== undefined) { throw new Error(`desktop ${action}: ${r.err}`); }
+  return r.ok;
+}
+
+function apiCall(fn, ...args) {
+  return driver.executeAsyncScript(function (fn, args, done) {
+    window.webphone_api[fn].apply(null, args).then(
+      function (v) { done({ ok: v === undefined ? null : v }); },
+      function (e) { done({ err: String(e && e.message ? e.message : e) }); });
+  }, fn, args);
+}
+const apiState = () => driver.executeScript('var a = window.webphone_api; if (!a) { return null; } var s = a.state; return {started: s.started, incall: s.incall, status: s.status, line: s.line, lines: s.lines};');
+const currentPage = () => driver.executeScript('return window.WPRouter ? window.WPRouter.current() : null');
+
+async function waitFor(what, fn, timeoutMs) {
+  try {
+    return await driver.wait(fn, timeoutMs);
+  } catch (e) {
+    const st = await apiState().catch(() => null);
+    const tray = await desk('tray').catch(() => null);
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (state ${JSON.stringify(st)}, tray ${JSON.stringify(tray)})`);
+  }
+}
+
+async function secondLaunch(args) {
+  const p = spawn(APP, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  const code = await new Promise((resolve) => {
+    const timer = setTimeout(() => { p.kill('SIGKILL'); resolve('timeout'); }, 15000);
+    p.once('exit', (c) => { clearTimeout(timer); resolve(c); });
+  });
+  if (code !== 0) { throw new Error(`second launch ${args.join(' ')} exited with ${code}: ${err.slice(-600)}`); }
+}
+
+async function screenshot(name) {
+  const file = join(OUT, `${name}.png`);
+  writeFileSync(file, Buffer.from(await driver.takeScreenshot(), 'base64'));
+  console.log(`${ms()}  screenshot ${file}`);
+}
+
+const inCall = async () => { const st = await apiState(); return !!(st && st.incall); };
+
+let failed = null;
+try {
+  // ---------------------------------------------------------------- peers
+  const k = await startKamailio();
+  started.push(k);
+  const peer = await startBaresip({ user: '1002', kamailio: k, answer: 'manual', toneHz: PEER_TONE_HZ });
+  started.push(peer);
+  console.log(`${ms()}  kamailio ${k.addr}, baresip 1002 registered (SIP ${peer.sipPort})`);
+  const sipPort = await freePort();
+
+  // ---------------------------------------------------------------- 1. launch, register
+  const launchT0 = Date.now();
+  driver = await session(['-p', 'serveraddress=' + k.addr, '-p', 'username=1001', '-p', 'password=pass1001',
+    '-p', `audiodevicein=file:${appTone}`, '-p', `audiodeviceout=file:${appRec}`, '-p', 'localip=127.0.0.1',
+    '-p', `signalingport=${sipPort}`, '-p', 'transport=0']);
+  await waitFor('the app to register (tray)', async () => ((await desk('tray')).ok || {}).registration === 'Registered', 20000);
+  const regMs = Date.now() - launchT0;
+  await k.waitLine(['REGISTERED', '1001']);
+  number('launch to registered (WebDriver session start to the tray showing Registered, debug or release as built)', `${regMs} ms`);
+  pass('the app registers with Kamailio as 1001', (await deskOk('tray')).tooltip);
+  await sleep(1500);
+  number('memory idle (registered)', appMemory());
+
+  // ---------------------------------------------------------------- 2. incoming call: pop-up, accept
+  const mainHandle = await driver.getWindowHandle();
+  await peer.command(`dial ${k.uriOf('1001')}`);
+  await waitFor('the pop-up content', async () => ((await desk('popup')).ok || {}).kind === 'incoming', 15000);
+  let popupHandle = null;
+  await waitFor('the pop-up window', async () => {
+    for (const h of await driver.getAllWindowHandles()) {
+      if (h === mainHandle) { continue; }
+      await driver.switchTo().window(h);
+      if (/^Incoming call/.test(await driver.getTitle())) { popupHandle = h; return true; }
+    }
+    await driver.switchTo().window(mainHandle);
+    return false;
+  }, 10000);
+  const popupText = (id) => driver.executeScript('return document.getElementById(arguments[0]).textContent', id);
+  await waitFor('the caller in the pop-up', async () => /1002/.test(`${await popupText('popup_name')} ${await popupText('popup_number')}`), 5000);
+  const who = `${await popupText('popup_name')} ${await popupText('popup_number')}`.trim();
+  await screenshot('calls-popup');
+  await driver.findElement(By.id('popup_accept')).click();
+  await driver.switchTo().window(mainHandle);
+  await peer.waitEvent('CALL_ESTABLISHED');
+  await waitFor('the app to show the call connected', inCall, 10000);
+  pass('baresip calls 1001: the pop-up shows the caller, Accept there connects (baresip CALL_ESTABLISHED)', who);
+
+  // ---------------------------------------------------------------- 3. audio both ways
+  // Let both sides record a few seconds of the connected call (16-bit mono: 2 bytes a sample).
+  const recordedSecs = () => { try { return readWav(appRec).samples.length / readWav(appRec).rate; } catch { return 0; } };
+  await waitFor('3 s of audio in the app\'s recording', async () => recordedSecs() >= 3, 20000);
+  number('memory in a call', appMemory());
+  await peer.command('hangup');
+  await peer.waitEventCount('CALL_CLOSED', 1);
+  await waitFor('the app to see the hang-up', async () => !(await inCall()), 10000);
+  await sleep(500);
+  const appHeard = assertTone(appRec, PEER_TONE_HZ, -30, 'the app\'s recording (what 1001 heard)');
+  const peerWav = peer.receivedWavs().at(-1);
+  if (!peerWav) { throw new Error('baresip wrote no received-audio recording'); }
+  const peerHeard = assertTone(peerWav, APP_TONE_HZ, -30, 'baresip\'s recording (what 1002 heard)');
+  pass('audio both ways', `app heard ${appHeard}; baresip heard ${peerHeard}`);
+
+  // ---------------------------------------------------------------- 4. history
+  await driver.executeScript('window.j$.mobile.changePage("#page_callhistorylist", { transition: "none", role: "page" })');
+  await waitFor('the history page', async () => (await currentPage()) === 'page_callhistorylist', 5000);
+  const historyText = await waitFor('a history entry with 1002', async () => {
+    const t = await driver.executeScript('var l = document.getElementById("history_list"); return l ? l.textContent : ""');
+    return /1002/.test(t) ? t : false;
+  }, 5000);
+  await screenshot('calls-history');
+  const recent = (await deskOk('tray')).recent || [];
+  if (recent[0] !== '1002' && !String(recent[0]).includes('1002')) { throw new Error(`tray recent numbers: ${JSON.stringify(recent)}`); }
+  pass('hang-up writes a history entry shown on the skin\'s history page; the tray lists 1002 first in Recent', historyText.replace(/\s+/g, ' ').trim().slice(0, 80));
+
+  // ---------------------------------------------------------------- 5. DND from the tray
+  const dnd = await deskOk('dnd-on');
+  if (!dnd.dnd || !/do not disturb/.test(dnd.tooltip)) { throw new Error(`tray after dnd-on: ${JSON.stringify(dnd)}`); }
+  const closedBefore = peer.events().filter((e) => e.type === 'CALL_CLOSED').length;
+  await peer.command(`dial ${k.uriOf('1001')}`);
+  const rej = await peer.waitEventCount('CALL_CLOSED', closedBefore + 1);
+  if ((await desk('popup')).ok) { throw new Error('a pop-up opened during DND'); }
+  const estab = peer.events().filter((e) => e.type === 'CALL_ESTABLISHED').length;
+  if (estab !== 1) { throw new Error(`a call was established during DND (${estab} CALL_ESTABLISHED)`); }
+  await deskOk('dnd-off');
+  pass('DND from the tray: the app rejects baresip\'s call (autoignore=2), tooltip says so', `baresip: ${rej.at(-1).param || 'closed'}`);
+
+  // ---------------------------------------------------------------- 6. global shortcuts
+  const setp = await apiCall('setparameter', 'shortcutanswer', 'Ctrl+Alt+Shift+F9');
+  const seth = await apiCall('setparameter', 'shortcuthangup', 'Ctrl+Alt+Shift+F10');
+  if (setp.err || seth.err) { throw new Error(`setparameter shortcut: ${setp.err || seth.err}`); }
+  const sc = await deskOk('shortcuts');
+  if (sc.answer !== 'Ctrl+Alt+Shift+F9' || sc.hangup !== 'Ctrl+Alt+Shift+F10') { throw new Error(`registered shortcuts: ${JSON.stringify(sc)}`); }
+  await peer.command(`dial ${k.uriOf('1001')}`);
+  await waitFor('the third call to ring', async () => ((await desk('popup')).ok || {}).kind === 'incoming', 15000);
+  await deskOk('shortcut-answer');
+  await peer.waitEventCount('CALL_ESTABLISHED', 2);
+  await waitFor('the call answered by the shortcut', inCall, 10000);
+  await deskOk('shortcut-hangup');
+  await peer.waitEventCount('CALL_CLOSED', closedBefore + 2);
+  await waitFor('the call hung up by the shortcut', async () => !(await inCall()), 10000);
+  await apiCall('setparameter', 'shortcutanswer', '');
+  await apiCall('setparameter', 'shortcuthangup', '');
+  const scOff = await deskOk('shortcuts');
+  if (Object.keys(scOff).length) { throw new Error(`shortcuts left registered: ${JSON.stringify(scOff)}`); }
+  pass('global shortcuts registered from the parameters (X11 grab); their answer / hang-up actions act on a real call; cleared again',
+    'the key press itself is not synthesised (no xdotool): the test runs the handler\'s action');
+
+  if (!DBUS) {
+    skip('second launch with a sip: link dials baresip', 'no D-Bus session');
+    skip('webphone: link provisions another account', 'no D-Bus session');
+  } else {
+    // -------------------------------------------------------------- 7. sip: link dials
+    const incomingBefore = peer.events().filter((e) => e.type === 'CALL_INCOMING').length;
+    await secondLaunch([`sip:1002@${k.addr}`]);
+    await peer.waitEventCount('CALL_INCOMING', incomingBefore + 1);
+    await peer.command('accept');
+    await peer.waitEventCount('CALL_ESTABLISHED', 3);
+    await waitFor('the link call to connect', inCall, 10000);
+    await apiCall('hangup');
+    await peer.waitEventCount('CALL_CLOSED', closedBefore + 3);
+    await waitFor('the link call to end', async () => !(await inCall()), 10000);
+    pass('a second launch with sip:1002@… dials baresip through Kamailio from the running instance');
+
+    // -------------------------------------------------------------- 8. webphone: provisioning
+    await secondLaunch([`webphone:?wp_username=1003&wp_password=pass1003&wp_serveraddress=${encodeURIComponent(k.addr)}`]);
+    await k.waitLine(['REGISTERED', '1003']);
+    await waitFor('username 1003 in the engine', async () => (await apiCall('getparameter', 'username')).ok === '1003', 10000);
+    await waitFor('the tray to show Registered', async () => ((await desk('tray')).ok || {}).registration === 'Registered', 10000);
+    pass('a second launch with a webphone: link provisions the running instance: Kamailio sees 1003 register');
+  }
+
+  // ---------------------------------------------------------------- 9. start at login
+  const autostartFile = join(process.env.HOME || homedir(), '.config', 'autostart');
+  const entries = () => { try { return readdirSync(autostartFile).filter((f) => f.endsWith('.desktop')); } catch { return []; } };
+  if (await deskOk('autostart')) { throw new Error('start at login is on by default'); }
+  await apiCall('setparameter', 'startatlogin', 'true');
+  if (!(await deskOk('autostart'))) { throw new Error('startatlogin=true did not enable start at login'); }
+  const entry = entries().map((f) => readFileSync(join(autostartFile, f), 'utf8')).find((t) => t.includes(APP));
+  if (!entry || !/--minimized/.test(entry)) { throw new Error(`autostart entry in ${autostartFile}: ${entry}`); }
+  await apiCall('setparameter', 'startatlogin', 'false');
+  if (await deskOk('autostart')) { throw new Error('startatlogin=false did not disable start at login'); }
+  if (entries().some((f) => readFileSync(join(autostartFile, f), 'utf8').includes(APP))) { throw new Error('the autostart entry is still there'); }
+  pass('start at login: off by default; startatlogin=true writes an XDG autostart entry with --minimized, false removes it');
+
+  // ---------------------------------------------------------------- 10. window geometry, --minimized
+  await driver.manage().window().setRect({ width: 480, height: 640 });
+  await sleep(800);
+  const rect = await driver.manage().window().getRect();
+  await driver.quit();
+  driver = null;
+  driver = await session(['-p', 'audiodevicein=null', '-p', 'audiodeviceout=null', '-p', 'localip=127.0.0.1',
+    '-p', `signalingport=${sipPort}`, '--minimized']);
+  if (await deskOk('visible')) { throw new Error('--minimized showed the window'); }
+  await deskOk('show');
+  await waitFor('the window to show', async () => (await deskOk('visible')) === true, 5000);
+  const rect2 = await driver.manage().window().getRect();
+  if (Math.abs(rect2.width - rect.width) > 2 || Math.abs(rect2.height - rect.height) > 2) {
+    throw new Error(`window size not restored: before ${JSON.stringify(rect)}, after ${JSON.stringify(rect2)}`);
+  }
+  pass('restart: window size remembered, --minimized starts in the tray (hidden) and the tray shows it',
+    `${rect2.width}x${rect2.height} at ${rect2.x},${rect2.y} (before ${rect.width}x${rect.height} at ${rect.x},${rect.y})`);
+} catch (e) {
+  failed = e;
+  console.log(`${ms()}  FAIL  ${e.message}`);
+  if (driver) { await screenshot('calls-failure').catch(() => {}); }
+} finally {
+  if (driver) { await driver.quit().catch((e) => console.log(`quit: ${e.message}`)); }
+  for (const p of started.reverse()) { await p.stop().catch(() => {}); }
+}
+
+const counts = results.reduce((m, [r]) => ({ ...m, [r]: (m[r] || 0) + 1 }), {});
+for (const n of numbers) { console.log(`NUMBER ${n}`); }
+console.log(`${ms()}  ${failed ? 'FAILED' : 'OK'}: ${counts.PASS || 0} passed, ${counts.SKIP || 0} skipped${failed ? ', 1 failed' : ''}`);
+process.exit(failed ? 1 : 0);
