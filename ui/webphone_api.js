@@ -297,8 +297,12 @@
 
   // ---------------------------------------------------------------- logging and callbacks
 
+  // Every callback of spec/events.tsv, in its order.
   var CALLBACKS = ['onLoaded', 'onStart', 'onRegistered', 'onRegisterFailed', 'onUnRegistered',
-    'onCallStateChange', 'onCdr', 'onEvents', 'onDisplay', 'onLog'];
+    'onCallStateChange', 'onPresenceStateChange', 'onBLFStateChange', 'onChat', 'onDTMF', 'onCdr',
+    'onDisplay', 'onLog', 'onEvents'];
+  // Other spellings the original documentation uses for the same callbacks.
+  var CALLBACK_ALIASES = { onBlfStateChange: 'onBLFStateChange', onBLFStateChage: 'onBLFStateChange' };
   var handlers = {};
   CALLBACKS.forEach(function (name) { handlers[name] = []; });
 
@@ -786,6 +790,9 @@
 
   CALLBACKS.forEach(function (name) {
     api[name] = function (cb) { addHandler(name, cb); };
+  });
+  Object.keys(CALLBACK_ALIASES).forEach(function (alias) {
+    api[alias] = function (cb) { addHandler(CALLBACK_ALIASES[alias], cb); };
   });
 
   // ---------------------------------------------------------------- load sequence
