@@ -64,10 +64,24 @@ pub enum Codec {
     G722,
     /// Opus (RFC 6716, RTP: RFC 7587), dynamic payload type; 48 kHz audio and RTP clock, mono.
     Opus,
+    /// GSM 06.10 full rate (libgsm), static payload type 3, 8 kHz, 33 octets per 20 ms
+    /// (RFC 3551 §4.5.8).
+    Gsm,
+    /// Speex narrowband (libspeex, RFC 5574), dynamic payload type, `speex/8000`.
+    Speex,
+    /// Speex wideband, dynamic payload type, `speex/16000` (RFC 5574 §6).
+    SpeexWb,
+    /// Speex ultra-wideband, dynamic payload type, `speex/32000` (RFC 5574 §6).
+    SpeexUwb,
+    /// G.729 / G.729A (libbcg729), static payload type 18, 8 kHz, 10 octets per 10 ms
+    /// (RFC 3551 §4.5.6); we send without Annex B (`annexb=no`, RFC 4856 §2.1.9).
+    G729,
 }
 
 /// The dynamic payload type we offer for Opus (RFC 3551 §3: 96-127 are dynamic).
 pub const OPUS_DEFAULT_PT: u8 = 111;
+/// The dynamic payload types we offer for Speex narrow-, wide- and ultra-wideband.
+pub const SPEEX_DEFAULT_PTS: [u8; 3] = [97, 98, 99];
 
 impl Codec {
     /// The static RTP payload type (RFC 3551 table 4); `None` for Opus (dynamic).
@@ -76,13 +90,20 @@ impl Codec {
             Codec::Pcmu => Some(0),
             Codec::Pcma => Some(8),
             Codec::G722 => Some(9),
-            Codec::Opus => None,
+            Codec::Gsm => Some(3),
+            Codec::G729 => Some(18),
+            Codec::Opus | Codec::Speex | Codec::SpeexWb | Codec::SpeexUwb => None,
         }
     }
 
     /// The payload type we use in our offers: the static one, else our dynamic choice.
     pub fn default_payload_type(self) -> u8 {
-        self.static_payload_type().unwrap_or(OPUS_DEFAULT_PT)
+        match self {
+            Codec::Speex => SPEEX_DEFAULT_PTS[0],
+            Codec::SpeexWb => SPEEX_DEFAULT_PTS[1],
+            Codec::SpeexUwb => SPEEX_DEFAULT_PTS[2],
+            _ => self.static_payload_type().unwrap_or(OPUS_DEFAULT_PT),
+        }
     }
 
     /// The encoding name as written in `a=rtpmap` (RFC 3551 §4.5, RFC 7587 §7).
@@ -92,6 +113,9 @@ impl Codec {
             Codec::Pcma => "PCMA",
             Codec::G722 => "G722",
             Codec::Opus => "opus",
+            Codec::Gsm => "GSM",
+            Codec::Speex | Codec::SpeexWb | Codec::SpeexUwb => "speex",
+            Codec::G729 => "G729",
         }
     }
 
@@ -110,14 +134,16 @@ impl Codec {
         match self {
             Codec::Pcmu | Codec::Pcma | Codec::G722 => SAMPLE_RATE,
             Codec::Opus => codec::opus::OPUS_RATE,
+            _ => self.audio_rate(),
         }
     }
 
     /// Sample rate of the PCM the codec encodes and decodes (what audio devices must run at).
     pub fn audio_rate(self) -> u32 {
         match self {
-            Codec::Pcmu | Codec::Pcma => SAMPLE_RATE,
-            Codec::G722 => 16_000,
+            Codec::Pcmu | Codec::Pcma | Codec::Gsm | Codec::Speex | Codec::G729 => SAMPLE_RATE,
+            Codec::G722 | Codec::SpeexWb => 16_000,
+            Codec::SpeexUwb => 32_000,
             Codec::Opus => codec::opus::OPUS_RATE,
         }
     }
@@ -138,15 +164,39 @@ impl Codec {
             0 => Some(Codec::Pcmu),
             8 => Some(Codec::Pcma),
             9 => Some(Codec::G722),
+            3 => Some(Codec::Gsm),
+            18 => Some(Codec::G729),
             _ => None,
         }
     }
 
-    /// The codec with this `a=rtpmap` encoding name (case-insensitive, RFC 4566 §6).
+    /// Every codec we implement.
+    pub const ALL: [Codec; 9] = [
+        Codec::Pcmu,
+        Codec::Pcma,
+        Codec::G722,
+        Codec::Opus,
+        Codec::Gsm,
+        Codec::Speex,
+        Codec::SpeexWb,
+        Codec::SpeexUwb,
+        Codec::G729,
+    ];
+
+    /// The codec with this `a=rtpmap` encoding name (case-insensitive, RFC 4566 §6). Speex has
+    /// one name for three codecs: this gives narrowband; use [`Codec::from_rtpmap`].
     pub fn from_encoding_name(name: &str) -> Option<Codec> {
-        [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus]
+        Codec::ALL
             .into_iter()
             .find(|c| c.encoding_name().eq_ignore_ascii_case(name))
+    }
+
+    /// The codec of an `a=rtpmap` entry: encoding name, clock rate and channels must all fit
+    /// (`speex/16000` is Speex wideband, RFC 5574 §6).
+    pub fn from_rtpmap(name: &str, clock_rate: u32, channels: Option<u32>) -> Option<Codec> {
+        Codec::ALL.into_iter().find(|c| {
+            c.encoding_name().eq_ignore_ascii_case(name) && c.matches_rtpmap(clock_rate, channels)
+        })
     }
 
     /// Whether an `a=rtpmap` clock rate and channel count fit this codec (Opus must be

@@ -34,6 +34,7 @@ pub fn telephone_event_offer_pt(clock_rate: u32) -> u8 {
     match clock_rate {
         48_000 => TELEPHONE_EVENT_48K_PT,
         16_000 => 102,
+        32_000 => 103,
         _ => DEFAULT_TELEPHONE_EVENT_PT,
     }
 }
@@ -164,12 +165,7 @@ impl MediaDescription {
     /// else by the static assignment of RFC 3551 table 4.
     pub fn codec_of(&self, pt: u8) -> Option<Codec> {
         match self.rtpmap(pt) {
-            Some(map) => {
-                let codec = Codec::from_encoding_name(&map.encoding)?;
-                codec
-                    .matches_rtpmap(map.clock_rate, map.channels)
-                    .then_some(codec)
-            }
+            Some(map) => Codec::from_rtpmap(&map.encoding, map.clock_rate, map.channels),
             None => Codec::from_static_payload_type(pt),
         }
     }
@@ -620,6 +616,8 @@ pub fn create_offer(origin_id: u64, version: u64, local: SocketAddr, prefs: &Med
 fn codec_fmtp(codec: Codec, prefs: &MediaOffer) -> Option<String> {
     match codec {
         Codec::Opus => Some(prefs.opus.fmtp()),
+        // RFC 4856 §2.1.9 / RFC 3551 §4.5.6: we never send Annex B (VAD/CNG) frames.
+        Codec::G729 => Some("annexb=no".to_owned()),
         _ => None,
     }
 }

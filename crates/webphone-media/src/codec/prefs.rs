@@ -2,25 +2,40 @@
 //! parameters.tsv rows `codec`, `prefcodec`, `use_pcmu` ... `use_opuswb`; behaviours.md §14).
 //!
 //! Rules, applied in this order:
-//! 1. Built-in priority: wideband first (Opus, then G.722), G.711 last (PCMU, PCMA).
+//! 1. Built-in priority: wideband first (Opus, then G.722), G.711 last (PCMU, PCMA). The codecs
+//!    of the C libraries ([`EXTRA_ORDER`]: Speex ultra-wide/wide, G.729, Speex narrow, GSM) are
+//!    by default accepted when the peer offers them but not offered (as if `use_<codec>=1`),
+//!    which keeps our offers short and G.711/Opus-compatible.
 //! 2. `codec` (comma list, case-insensitive, e.g. `"Opus, G.729, PCMU"`) is a whitelist: only the
-//!    listed codecs are used, in the listed order. Names we do not implement (G.729, GSM, iLBC,
-//!    Speex) are skipped; if nothing we implement is left the whitelist is ignored (with a
+//!    listed codecs are used (and offered), in the listed order. Names we do not implement
+//!    (iLBC) are skipped; if nothing we implement is left the whitelist is ignored (with a
 //!    warning) rather than leaving the call without audio.
 //! 3. `use_<codec>`: `0` never, `1` do not offer (still accepted when the peer offers it),
 //!    `2` yes with low priority (moved behind the others), `3` yes with high priority (moved in
 //!    front). Other values leave the codec as it is.
 //! 4. `prefcodec`: the named codec (`g.711` means PCMU and PCMA) moves to the front if it is
-//!    allowed at all.
+//!    allowed at all; a codec that is accept-only only by default (rule 1) is then offered.
 //!
 //! Name aliases: `pcmu`/`g711u`/`ulaw`/`mulaw`, `pcma`/`g711a`/`alaw`, `g711` (both),
 //! `g722`, `opus`/`opuswb`/`opusswb`/`opusnb`/`opusfb` (one Opus codec; the bandwidth is the
-//! encoder's choice). Dots, dashes, underscores and blanks in names are ignored.
+//! encoder's choice), `gsm`, `speex`/`speexnb`, `speexwb`, `speexuwb` (also the FAQ's typo
+//! `speexwwb`), `g729`/`g729a` (and `g719`, the spelling in the product's
+//! `prefcodec` list, which means G.729 there). Dots, dashes, underscores and blanks in names are ignored.
 
 use crate::{Codec, MediaOffer};
 
 /// The built-in order (behaviours.md §14: wideband before narrowband, G.711 last).
 pub const BUILTIN_ORDER: [Codec; 4] = [Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma];
+
+/// The codecs accepted but not offered by default, in preference order (behaviours.md §14:
+/// wideband Speex, then G.729, then GSM).
+pub const EXTRA_ORDER: [Codec; 5] = [
+    Codec::SpeexUwb,
+    Codec::SpeexWb,
+    Codec::G729,
+    Codec::Speex,
+    Codec::Gsm,
+];
 
 /// A `use_<codec>` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +97,11 @@ pub fn codecs_named(name: &str) -> &'static [Codec] {
         "g711" => &[Codec::Pcmu, Codec::Pcma],
         "g722" => &[Codec::G722],
         "opus" | "opusnb" | "opuswb" | "opusswb" | "opusuwb" | "opusfb" => &[Codec::Opus],
+        "gsm" | "gsm610" | "gsmfr" => &[Codec::Gsm],
+        "speex" | "speexnb" => &[Codec::Speex],
+        "speexwb" => &[Codec::SpeexWb],
+        "speexuwb" | "speexwwb" => &[Codec::SpeexUwb],
+        "g729" | "g729a" | "g729ab" | "g719" => &[Codec::G729],
         _ => &[],
     }
 }
@@ -96,6 +116,7 @@ pub fn codec_prefs_from_params(
 ) -> CodecPrefs {
     // 1 + 2: base order, restricted by the whitelist.
     let mut order: Vec<Codec> = Vec::new();
+    let mut default_accept_only: Vec<Codec> = Vec::new();
     for name in codec.split(',').filter(|s| !s.trim().is_empty()) {
         let found = codecs_named(name);
         if found.is_empty() {
@@ -118,6 +139,8 @@ pub fn codec_prefs_from_params(
             );
         }
         order = BUILTIN_ORDER.to_vec();
+        order.extend(EXTRA_ORDER);
+        default_accept_only = EXTRA_ORDER.to_vec();
     }
 
     // 3: use_<codec> levels (the last value given for a codec wins).
@@ -142,7 +165,12 @@ pub fn codec_prefs_from_params(
     let mut low = Vec::new();
     let mut accept_only = Vec::new();
     for c in order {
-        match level_of(c) {
+        let level = level_of(c).or_else(|| {
+            default_accept_only
+                .contains(&c)
+                .then_some(UseLevel::DoNotOffer)
+        });
+        match level {
             Some(UseLevel::Never) => {}
             Some(UseLevel::DoNotOffer) => accept_only.push(c),
             Some(UseLevel::Low) => low.push(c),
@@ -158,6 +186,13 @@ pub fn codec_prefs_from_params(
         .map(codecs_named)
         .find(|l| !l.is_empty())
         .unwrap_or(&[]);
+    // A codec that is accept-only by default only (no use_<codec>) is offered when preferred.
+    for c in preferred {
+        if default_accept_only.contains(c) && level_of(*c).is_none() {
+            accept_only.retain(|x| x != c);
+            offer.push(*c);
+        }
+    }
     for list in [&mut offer, &mut accept_only] {
         let mut front: Vec<Codec> = preferred
             .iter()
@@ -172,7 +207,10 @@ pub fn codec_prefs_from_params(
         *list = front;
     }
 
-    if offer.is_empty() && accept_only.is_empty() {
+    let only_defaults = accept_only
+        .iter()
+        .all(|c| default_accept_only.contains(c) && level_of(*c).is_none());
+    if offer.is_empty() && only_defaults {
         tracing::warn!("every codec is disabled by use_<codec>=0: using the built-in list");
         offer = BUILTIN_ORDER.to_vec();
     }
@@ -192,13 +230,36 @@ mod tests {
     fn no_parameters_give_the_builtin_wideband_first_order() {
         let p = codec_prefs_from_params("", "", &[]);
         assert_eq!(p.offer, vec![Opus, G722, Pcmu, Pcma]);
-        assert!(p.accept_only.is_empty());
+        assert_eq!(p.accept_only, EXTRA_ORDER.to_vec());
+    }
+
+    #[test]
+    fn library_codecs_are_offered_by_use_level_whitelist_or_prefcodec() {
+        let p = codec_prefs_from_params("", "", &[("use_gsm", "2"), ("use_g729", "3")]);
+        assert_eq!(p.offer, vec![G729, Opus, G722, Pcmu, Pcma, Gsm]);
+        assert_eq!(p.accept_only, vec![SpeexUwb, SpeexWb, Speex]);
+        let p = codec_prefs_from_params("", "", &[("use_speex", "0"), ("use_speexwb", "0")]);
+        assert_eq!(p.accept_only, vec![SpeexUwb, G729, Gsm]);
+        assert_eq!(
+            offer("speexuwb, Speex_WB, speex, GSM, G.729", "", &[]),
+            vec![SpeexUwb, SpeexWb, Speex, Gsm, G729]
+        );
+        let p = codec_prefs_from_params("", "gsm", &[]);
+        assert_eq!(p.offer, vec![Gsm, Opus, G722, Pcmu, Pcma]);
+        assert!(!p.accept_only.contains(&Gsm));
+        // An explicit use_gsm=1 keeps it accept-only even when preferred.
+        let p = codec_prefs_from_params("", "gsm", &[("use_gsm", "1")]);
+        assert_eq!(p.offer, BUILTIN_ORDER.to_vec());
+        assert_eq!(p.accept_only.first(), Some(&Gsm));
+        // The FAQ's typo and the manual's g.719 spelling.
+        assert_eq!(offer("", "", &[("use_speexwwb", "3")])[0], SpeexUwb);
+        assert_eq!(offer("", "g.719", &[])[0], G729);
     }
 
     #[test]
     fn codec_whitelist_restricts_and_orders_and_skips_unsupported_names() {
-        assert_eq!(offer("PCMA, G.729 ,pcmu", "", &[]), vec![Pcma, Pcmu]);
-        assert_eq!(offer("Opus, G.729, PCMU", "", &[]), vec![Opus, Pcmu]);
+        assert_eq!(offer("PCMA, iLBC ,pcmu", "", &[]), vec![Pcma, Pcmu]);
+        assert_eq!(offer("Opus, G.729, PCMU", "", &[]), vec![Opus, G729, Pcmu]);
         assert_eq!(offer("G.711", "", &[]), vec![Pcmu, Pcma]);
         assert_eq!(offer("g722", "", &[]), vec![G722]);
         assert_eq!(offer("opuswb,OPUS", "", &[]), vec![Opus]);
@@ -206,7 +267,7 @@ mod tests {
 
     #[test]
     fn whitelist_without_supported_codecs_falls_back_to_builtin() {
-        assert_eq!(offer("G.729, GSM", "", &[]), BUILTIN_ORDER.to_vec());
+        assert_eq!(offer("iLBC, AMR", "", &[]), BUILTIN_ORDER.to_vec());
     }
 
     #[test]
@@ -217,7 +278,7 @@ mod tests {
         // Not allowed by the whitelist: no effect, and it is not added.
         assert_eq!(offer("pcmu,pcma", "opus", &[]), vec![Pcmu, Pcma]);
         // Unsupported preferred codec: no effect.
-        assert_eq!(offer("", "g729", &[]), BUILTIN_ORDER.to_vec());
+        assert_eq!(offer("", "ilbc", &[]), BUILTIN_ORDER.to_vec());
     }
 
     #[test]
@@ -233,7 +294,7 @@ mod tests {
             ],
         );
         assert_eq!(p.offer, vec![Pcmu, Pcma]);
-        assert_eq!(p.accept_only, vec![Opus]);
+        assert_eq!(p.accept_only, [vec![Opus], EXTRA_ORDER.to_vec()].concat());
 
         assert_eq!(
             offer("", "", &[("use_opus", "2")]),
@@ -248,7 +309,7 @@ mod tests {
             offer(
                 "",
                 "",
-                &[("PCMU", "0"), ("use_pcma", "x"), ("use_g729", "3")]
+                &[("PCMU", "0"), ("use_pcma", "x"), ("use_ilbc", "3")]
             ),
             vec![Opus, G722, Pcma]
         );
@@ -279,7 +340,10 @@ mod tests {
         );
         let p = codec_prefs_from_params("", "opus", &[("use_opus", "1"), ("use_g722", "1")]);
         assert_eq!(p.offer, vec![Pcmu, Pcma]);
-        assert_eq!(p.accept_only, vec![Opus, G722]);
+        assert_eq!(
+            p.accept_only,
+            [vec![Opus, G722], EXTRA_ORDER.to_vec()].concat()
+        );
     }
 
     #[test]
@@ -295,7 +359,7 @@ mod tests {
     fn media_offer_carries_both_lists() {
         let m = codec_prefs_from_params("", "", &[("use_opus", "1")]).media_offer(true);
         assert_eq!(m.codecs, vec![G722, Pcmu, Pcma]);
-        assert_eq!(m.accept_only, vec![Opus]);
+        assert_eq!(m.accept_only, [vec![Opus], EXTRA_ORDER.to_vec()].concat());
         assert!(m.telephone_event);
     }
 }
