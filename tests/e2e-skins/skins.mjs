@@ -11,6 +11,8 @@
 //   layout    320 px wide pop-up and a full window: no horizontal scrolling
 //   language  wp_language=de and fr translate the skin
 //   autologin credentials known to the engine skip the login page
+//   params2   links (homepage, supportmail, advertisement, extramenuurl), haveloginpage,
+//             hasringcounter, callparknumber, savetocontacts
 //   c2k       click2call: the button calls "echo" and hangs up; right click / long press / keyboard
 //             menu; chat window (incoming text shown as text); axe on each state
 //   c2kmulti  three buttons on a third-party page (numbers from title attributes), look
@@ -585,6 +587,57 @@ function scenarios(env) {
       await page.click('#settings_signout');
       await waitPage(page, 'page_login');
       assert((await page.inputValue('#login_username')) === 'alice', 'username kept after sign-out');
+    },
+
+    async params2(page) {
+      // Links (homepage, supportmail; "*" API requests and non-http schemes are not links),
+      // advertisement, extramenuurl/txt, haveloginpage (old name), callparknumber,
+      // hasringcounter, savetocontacts=2.
+      const q = ['wp_homepage=https%3A%2F%2Fexample.org%2F', 'wp_supportmail=help%40example.org',
+        'wp_helpurl=*https%3A%2F%2Fapi.example.org%2Fhelp', 'wp_licenseurl=javascript%3Aalert(1)',
+        'wp_advertisement=https%3A%2F%2Fads.example.org%2Fspring', 'wp_extramenuurl=https%3A%2F%2Fshop.example.org%2F',
+        'wp_extramenutxt=Our%20shop', 'wp_haveloginpage=2', 'wp_callparknumber=*71', 'wp_hasringcounter=true',
+        'wp_savetocontacts=2'];
+      await page.goto(`${base}&${q.join('&')}`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await waitPage(page, 'page_login');
+      const ad = await page.$eval('#app_advert', (a) => [a.textContent, a.href]);
+      assert(ad[0] === 'ads.example.org/spring' && ad[1] === 'https://ads.example.org/spring', 'advertisement link: ' + ad);
+      await goPage(page, 'page_settings');
+      const links = await page.$$eval('#settings_links a', (els) => els.map((a) => a.id + '=' + a.getAttribute('href')));
+      assert(links.join() === 'settings_link_homepage=https://example.org/,settings_link_supportmail=mailto:help@example.org',
+        'links: ' + links);
+      await shot(page, 'params2-settings.png');
+      await axe(page, 'settings with links');
+      await goPage(page, 'page_dialpad');
+      const extra = await page.$eval('#dial_extramenu', (a) => [a.textContent, a.getAttribute('href'), a.parentNode.hidden]);
+      assert(extra.join('|') === 'Our shop|https://shop.example.org/|false', 'extramenu: ' + extra);
+      await axe(page, 'dialpad with extramenu');
+      // Ring counter on an outgoing call that rings (simulated notifications).
+      await page.evaluate(() => window.WPSkin.onNotification('STATUS,7,Ringing,5555,me,1,,r-call,1,1,1,0,0,0,0'));
+      await waitPage(page, 'page_call');
+      await page.waitForFunction(() => document.getElementById('call_timer').textContent !== '00:00', null, { timeout: 5000 });
+      assert(await page.$eval('#call_park', (b) => b.hidden), 'no Park before the call is connected');
+      await page.evaluate(() => {
+        window.WPSkin.onNotification('STATUS,7,Finished,5555,me,1,,r-call,1,1,0,0,0,0,0');
+        window.WPSkin.onNotification('CDR,7,5555,me,5555,127.0.0.1,0,0,1');
+      });
+      await page.waitForFunction(() => window.WPSkin.findContactByNumber('5555') !== null, null, { timeout: TIMEOUT });
+      // Park on a connected echo call sends the park code as DTMF.
+      await goPage(page, 'page_dialpad');
+      await page.fill('#dial_number', 'echo');
+      await page.click('#dial_call');
+      await waitPage(page, 'page_call');
+      await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+      await page.waitForSelector('#call_park:not([hidden])');
+      await shot(page, 'params2-park.png');
+      await page.click('#call_park');
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('#toasts .toast')).some((t) => t.textContent === 'Call parked at *71'),
+        null, { timeout: TIMEOUT });
+      await page.click('#call_hangup');
+      await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+      assert(await page.evaluate(() => window.WPSkin.findContactByNumber('echo') === null), 'the echo test is never saved as a contact');
+      await page.evaluate(() => { const c = window.WPSkin.findContactByNumber('5555'); if (c) { window.WPSkin.deleteContact(c.id); } });
     },
 
     async c2k(page) {

@@ -30,6 +30,8 @@
   }
 
   function elapsed(l) {
+    // hasringcounter: the counter also runs while the call rings.
+    if (l && !l.connectedAt && !l.ended && S.truthy(S.param('hasringcounter'))) { return (Date.now() - l.startedAt) / 1000; }
     if (!l || !l.connectedAt) { return 0; }
     var end = l.ended ? l.endedAt : Date.now();
     return (end - l.connectedAt) / 1000;
@@ -82,6 +84,8 @@
     S.byId('call_mute').setAttribute('aria-pressed', String(!!(l && l.mute)));
     S.byId('call_hold').setAttribute('aria-pressed', String(!!(l && l.hold)));
     S.byId('call_conference').hidden = S.disabled('CONFERENCE');
+    // callparknumber: Park sends the park code as DTMF.
+    S.byId('call_park').hidden = !S.param('callparknumber') || !(l && l.connectedAt);
     if (!live) {
       S.byId('call_dtmf').hidden = true;
       S.byId('call_transfer_form').hidden = true;
@@ -194,6 +198,11 @@
           if (ok) { S.toast(t('sp.transfer_consult_hint'), 'long'); }
         });
         S.byId('call_transfer_form').hidden = true;
+      });
+      S.byId('call_park').addEventListener('click', function () {
+        var code = S.param('callparknumber');
+        if (!code || !line() || line().ended) { return; }
+        act('dtmf', code).then(function () { S.toast(t('sp.parked', { number: code })); });
       });
       S.byId('call_newcall').addEventListener('click', function () {
         j$.mobile.changePage('#page_dialpad', { transition: 'none', role: 'page' });

@@ -68,6 +68,14 @@
     onStart: function () {
       renderStatus();
       S.byId('dial_hint').hidden = S.featureset() === 0 && !!S.param('serveraddress');
+      // extramenuurl / extramenutxt: the integrator's own entry on this page.
+      var href = S.safeUrl(S.param('extramenuurl'));
+      var extra = S.byId('dial_extramenu');
+      extra.parentNode.hidden = !href;
+      if (href) {
+        extra.href = href;
+        extra.textContent = S.param('extramenutxt') || href;
+      }
     },
     onStop: function () {}
   });

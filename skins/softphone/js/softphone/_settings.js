@@ -185,6 +185,22 @@
       var brand = S.param('brandname') || t('app.title');
       var about = brand + (S.param('version') ? ' ' + S.param('version') : '') + (S.param('companyname') ? ' · ' + S.param('companyname') : '');
       S.byId('settings_about_text').textContent = about;
+      // homepage, helpurl, supporturi, supportmail, accounturi, licenseurl: links (as text).
+      var list = S.byId('settings_links');
+      list.textContent = '';
+      [['homepage', 'sp.homepage'], ['accounturi', 'sp.account_page'], ['helpurl', 'sp.help'],
+        ['supporturi', 'sp.support'], ['supportmail', 'sp.support_mail'], ['licenseurl', 'sp.license']].forEach(function (p) {
+        var href = S.safeUrl(S.param(p[0]), p[0] === 'supportmail');
+        if (!href) { return; }
+        var li = S.el('li');
+        var a = S.el('a', null, t(p[1]));
+        a.href = href;
+        a.id = 'settings_link_' + p[0];
+        if (!/^mailto:/i.test(href)) { a.target = '_blank'; a.rel = 'noopener noreferrer'; }
+        li.appendChild(a);
+        list.appendChild(li);
+      });
+      list.hidden = !list.firstChild;
       S.api('getenginename').then(function (n) {
         S.byId('settings_engine_text').textContent = t('sp.engine_name', { name: String(n) });
       }, function () { S.byId('settings_engine_text').textContent = ''; });

@@ -111,7 +111,10 @@
     disableoptions: '', closecall_timeout: '8000', displayvolumecontrols: 'false',
     displayaudiodevice: 'false', showtoasts: 'true', messagepopup: '', defcontacts: '',
     forgotpasswordurl: '', multilinegui: '', extraoption: '', incomingcallpopup: '1',
-    callnot_title: '', callnot_body: '',
+    callnot_title: '', callnot_body: '', callnot_icon: '', savetocontacts: '0', callparknumber: '',
+    hasringcounter: 'false', homepage: '', helpurl: '', supporturi: '', supportmail: '', accounturi: '',
+    licenseurl: '', advertisement: '', extramenuurl: '', extramenutxt: '',
+    haveloginpage: '', hasincomingcallpopup: '', hasincomingcall: '',
     bgcolor: '', buttoncolor: '', buttonhover: '', tabselectedcolor: '', fontcheme: '',
     fontcwhite: '', fontfamily: ''
   };
@@ -134,6 +137,11 @@
       Object.keys(UI_DEFAULTS).forEach(function (n) {
         if (params[n] === undefined || params[n] === '') { params[n] = UI_DEFAULTS[n]; }
       });
+      // Former names (parameters.tsv): they count when the current name keeps its default.
+      [['haveloginpage', 'useloginpage'], ['hasincomingcallpopup', 'incomingcallpopup'],
+        ['hasincomingcall', 'incomingcallpopup']].forEach(function (p) {
+        if (params[p[0]] && !urlSet[p[1]] && params[p[1]] === UI_DEFAULTS[p[1]]) { params[p[1]] = params[p[0]]; }
+      });
       return params;
     });
   }
@@ -152,6 +160,16 @@
   function setParam(name, value) {
     params[name] = String(value);
     return api('setparameter', name, String(value));
+  }
+
+  // A link target from a parameter: http(s) only (mail: also mailto:, a bare address becomes
+  // one). A leading "*" marks an HTTP API request in the original product: not a link, ignored.
+  function safeUrl(v, mail) {
+    var s = String(v || '').trim();
+    if (!s || s.charAt(0) === '*') { return null; }
+    if (mail && /^[^\s@:/]+@[^\s@/]+$/.test(s)) { s = 'mailto:' + s; }
+    var ok = /^https?:\/\/[^\s]+$/i.test(s) || (mail && /^mailto:[^\s]+$/i.test(s));
+    return ok ? s : null;
   }
 
   // disableoptions: comma list; upper-case words are features/pages, other words settings.
@@ -315,6 +333,21 @@
     if (h.length > HISTORY_MAX) { h.length = HISTORY_MAX; }
     save('history', h);
     emit('history', entry);
+    offerSaveContact(entry);
+  }
+
+  // savetocontacts: 0 no, 1 ask after the call, 2 add without asking (numbers called out that
+  // are not contacts yet; the echo test is never added).
+  function offerSaveContact(entry) {
+    var mode = paramInt('savetocontacts', 0);
+    var num = entry.peer;
+    if (mode <= 0 || entry.direction !== 'out' || !num || /^echo$/i.test(num) || findContactByNumber(num)) { return; }
+    var add = function () {
+      saveContact({ name: entry.name || num, number: num, email: '', notes: '', favorite: false });
+      emit('contacts', null);
+    };
+    if (mode >= 2) { add(); return; }
+    confirmDialog(t('sp.save_contact_confirm', { number: num })).then(function (yes) { if (yes) { add(); } });
   }
 
   function onNotification(text) {
@@ -456,6 +489,7 @@
     save: save,
     remove: remove,
     truthy: truthy,
+    safeUrl: safeUrl,
     errText: errText,
     formatDuration: formatDuration,
     loadParams: loadParams,

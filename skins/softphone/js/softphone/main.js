@@ -82,8 +82,20 @@
     S.byId('header_text').textContent = header;
     S.byId('header_text').hidden = !header;
     var footer = S.param('footer');
-    S.byId('app_footer').textContent = footer;
-    S.byId('app_footer').hidden = !footer;
+    var footerBox = S.byId('app_footer');
+    footerBox.textContent = footer;
+    // advertisement: a URL shown at the bottom of the window (http/https only).
+    var ad = S.safeUrl(S.param('advertisement'));
+    if (ad) {
+      var a = S.el('a', 'app-advert', ad.replace(/^https?:\/\//i, ''));
+      a.href = ad;
+      a.id = 'app_advert';
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer';
+      if (footer) { footerBox.appendChild(global.document.createTextNode(' · ')); }
+      footerBox.appendChild(a);
+    }
+    footerBox.hidden = !footer && !ad;
     var pop = S.param('messagepopup');
     if (pop && S.load('messagepopup_shown', '') !== pop) {
       S.save('messagepopup_shown', pop);
@@ -220,7 +232,10 @@
     if (custom === 'Incoming call from: PEERNAME') { custom = ''; } // the default: translated below
     var body = custom ? custom.split('PEERNAME').join(name) : t('sp.incoming_from', { name: name });
     try {
-      var n = new global.Notification(S.param('callnot_title') || S.param('brandname') || t('app.title'), { body: body, tag: 'wpcall' + l.line });
+      var opts = { body: body, tag: 'wpcall' + l.line };
+      var icon = S.safeUrl(S.param('callnot_icon'));
+      if (icon) { opts.icon = icon; }
+      var n = new global.Notification(S.param('callnot_title') || S.param('brandname') || t('app.title'), opts);
       n.onclick = function () { global.focus(); go('page_call'); n.close(); };
       notices[l.line] = n;
     } catch (e) { /* notifications unavailable */ }
