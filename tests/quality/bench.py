@@ -55,7 +55,6 @@ SENTENCES = [
     "Glue the sheet to the dark blue background.",
     "It is easy to tell the depth of a well.",
     "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.",
 ]
 
 
@@ -444,8 +443,8 @@ class GrowthProbe:
         upper bound); the first 0.5 s of writing is ignored (start-up bursts)."""
         if self.path is None:
             return None
-        off = wav_data_offset(self.path)
-        pts = [(t, (s - off) // 2) for t, s in self.obs if s - off > 0]
+        off, block = wav_layout(self.path)
+        pts = [(t, (s - off) // block) for t, s in self.obs if s - off > 0]
         if len(pts) < 10:
             return None
         first = pts[0][0]
@@ -453,17 +452,21 @@ class GrowthProbe:
         return min(cands) if cands else None
 
 
-def wav_data_offset(path: Path) -> int:
+def wav_layout(path: Path) -> tuple[int, int]:
+    """(offset of the sample data, bytes per sample frame) of a WAV file."""
     with open(path, "rb") as f:
         head = f.read(4096)
     i = 12
+    block = 2
     while i + 8 <= len(head):
         cid = head[i : i + 4]
         size = int.from_bytes(head[i + 4 : i + 8], "little")
+        if cid == b"fmt " and i + 22 <= len(head):
+            block = max(1, int.from_bytes(head[i + 20 : i + 22], "little"))
         if cid == b"data":
-            return i + 8
+            return i + 8, block
         i += 8 + size + (size & 1)
-    return 44
+    return 44, block
 
 
 # ---------------------------------------------------------------------------- wire decoding
@@ -605,6 +608,7 @@ def score(ref: np.ndarray, deg: np.ndarray, rate: int) -> tuple[float | None, st
 class Result:
     mos: float | None = None
     delay: float | None = None
+    delay_decoder: float | None = None  # baresip only: after its jitter buffer, before aubuf
     note: str = ""
     pts: set = field(default_factory=set)
     sent: int = 0
@@ -621,6 +625,8 @@ async def one_call(receiver: str, case: CodecCase, imp: Impairment, work: Path, 
     relay = None
     rec_path = work / "ours-rec.wav"
     probe = GrowthProbe()
+    probe_dec = GrowthProbe()  # baresip's decoder output (after jbuf, before the player buffer)
+    dec_of = lambda: None  # noqa: E731
     try:
         if receiver == "ours":
             silence = work / "silence.wav"
@@ -631,6 +637,7 @@ async def one_call(receiver: str, case: CodecCase, imp: Impairment, work: Path, 
             recv = Baresip(work / "baresip-recv", "recv", case, "receiver", None)
             suffix = os.environ.get("QUALITY_BARESIP_REC", "-enc.wav")
             rec_of = lambda: (recv.files(suffix) or [None])[-1]  # noqa: E731
+            dec_of = lambda: (recv.files("-dec.wav") or [None])[-1]  # noqa: E731
         sender = Baresip(work / "baresip-send", "send", case, "sender", speech[case.rate])
         relay = Relay(sender.sip_port, recv.sip_port, imp)
         await relay.start()
@@ -643,6 +650,8 @@ async def one_call(receiver: str, case: CodecCase, imp: Impairment, work: Path, 
         end = time.monotonic() + talk
         while time.monotonic() < end:
             probe.poll(rec_of())
+            if measure_delay:
+                probe_dec.poll(dec_of())
             await asyncio.sleep(0.004)
         sender.command("hangup")
         t_h = time.monotonic()
@@ -686,6 +695,11 @@ async def one_call(receiver: str, case: CodecCase, imp: Impairment, work: Path, 
         t0 = probe.start_time(xr)
         t_base = min(p.t for p in relay.wire) - 1.0 if relay.wire else 0.0
         res.delay = receive_delay(x, xr, t0, relay.wire, case, t_base)
+        if probe_dec.path is not None:
+            xd, xdr = read_wav(probe_dec.path)
+            res.delay_decoder = receive_delay(
+                xd, xdr, probe_dec.start_time(xdr), relay.wire, case, t_base
+            )
     return res
 
 
@@ -694,6 +708,15 @@ async def one_call(receiver: str, case: CodecCase, imp: Impairment, work: Path, 
 
 def fmt(v, f="{:.2f}"):
     return "—" if v is None else f.format(v)
+
+
+def fmt_delay(r) -> str:
+    if r.delay is None:
+        return "—"
+    s = f"{r.delay * 1000:.0f}"
+    if r.delay_decoder is not None:
+        s += f" (jb {r.delay_decoder * 1000:.0f})"
+    return s
 
 
 def machine_note() -> str:
@@ -707,7 +730,7 @@ def machine_note() -> str:
 
 
 async def campaign(args) -> int:
-    cli = Path(args.cli)
+    cli = Path(args.cli).resolve()
     if not cli.is_file():
         print(f"webphone-cli not found at {cli}", file=sys.stderr)
         return 2
@@ -746,8 +769,7 @@ async def campaign(args) -> int:
             o, b = out["ours"], out["baresip"]
             line = (f"{case.name:6} loss {loss:>4g}% jitter {jit:>3g} ms reorder {reo:>3g}%  "
                     f"ours {fmt(o.mos)}  baresip {fmt(b.mos)}  "
-                    f"delay ours {fmt(o.delay and o.delay * 1000, '{:.0f}')} ms "
-                    f"baresip {fmt(b.delay and b.delay * 1000, '{:.0f}')} ms  "
+                    f"delay ours {fmt_delay(o)} ms baresip {fmt_delay(b)} ms  "
                     f"(sent {o.sent}/{b.sent}, dropped {o.dropped}/{b.dropped}, held {o.reordered}/{b.reordered}) "
                     f"{o.note} {b.note}")
             print(line, flush=True)
@@ -782,17 +804,18 @@ def write_report(path: Path, rows, started, finished, note, args, dur):
              "\"ours\" = webphone-cli receiving, \"baresip\" = baresip 1.0 receiving "
              "(jitter_buffer_delay 5-10, plc module). Same sender, relay, impairments and seed "
              "for both. Delay = time from a packet reaching the receiver to its audio being "
-             "played, measured at zero loss and jitter (— where not measured).")
+             "played, measured at zero loss and jitter (— where not measured); for baresip the "
+             "figure in brackets is the part before its player buffer (decoder output, after "
+             "its jitter buffer).")
     L.append("")
     L.append("| codec | loss % | jitter ms | reorder % | ours MOS | baresip MOS | Δ | "
              "delay ours ms | delay baresip ms | packets sent / dropped / held back |")
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for case, loss, jit, reo, o, b in rows:
         d = None if o.mos is None or b.mos is None else o.mos - b.mos
-        dl = lambda r: None if r.delay is None else r.delay * 1000  # noqa: E731
         flag = "" if d is None or d >= -0.05 else " ⚠"
         L.append(f"| {case.name} | {loss:g} | {jit:g} | {reo:g} | {fmt(o.mos)} | {fmt(b.mos)} | "
-                 f"{fmt(d, '{:+.2f}')}{flag} | {fmt(dl(o), '{:.0f}')} | {fmt(dl(b), '{:.0f}')} | "
+                 f"{fmt(d, '{:+.2f}')}{flag} | {fmt_delay(o)} | {fmt_delay(b)} | "
                  f"{o.sent}/{o.dropped}/{o.reordered} · {b.sent}/{b.dropped}/{b.reordered} |")
     notes = [f"{c.name} l{l:g} j{j:g} r{r:g}: ours {o.note.strip()} baresip {b.note.strip()}"
              for c, l, j, r, o, b in rows if o.note.strip() or b.note.strip()]
