@@ -51,6 +51,8 @@ use crate::policy::{
 };
 use crate::target::{self, HostPort, Target};
 
+/// Our validating parser in front of rsipstack for every received message.
+mod inbound;
 /// MESSAGE, INFO, REFER, SUBSCRIBE/NOTIFY, PUBLISH ([`crate::messaging`]).
 mod services;
 use crate::{
@@ -210,7 +212,16 @@ impl TransportEventInspector for TraceReceived {
         if let TransportEvent::Closed(conn) = &event {
             let _ = self.1.send(conn.get_addr().clone());
         }
-        Box::pin(std::future::ready(Some(event)))
+        Box::pin(async move {
+            // Stream transports: rsipstack framed and parsed the message; validate it before
+            // any transaction sees it (UDP datagrams were checked on their raw bytes).
+            if let TransportEvent::Incoming(msg, conn, _) = &event {
+                if !inbound::check_stream(msg, conn).await {
+                    return None;
+                }
+            }
+            Some(event)
+        })
     }
 }
 
@@ -236,13 +247,20 @@ pub(crate) async fn start(
 
     let local = match cfg.transport {
         Transport::Udp => {
-            let conn = UdpConnection::create_connection(bind, None, Some(token.child_token()))
+            // Our socket, so that every datagram passes our parser first (`inbound`).
+            let sock =
+                tokio::net::UdpSocket::bind(bind)
+                    .await
+                    .map_err(|source| SipError::Bind {
+                        transport: "UDP",
+                        addr: bind,
+                        source,
+                    })?;
+            let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> =
+                Arc::new(inbound::GuardedUdp { sock });
+            let conn = UdpConnection::from_socket(guarded, None, Some(token.child_token()))
                 .await
-                .map_err(|e| SipError::Bind {
-                    transport: "UDP",
-                    addr: bind,
-                    source: std::io::Error::other(e.to_string()),
-                })?;
+                .map_err(|e| SipError::Stack(e.to_string()))?;
             let addr = conn
                 .get_addr()
                 .get_socketaddr()

@@ -2,17 +2,16 @@
 //!
 //! The top Via's sent-by is pointed at our socket (everything else, including the defect
 //! under test, is the vector as written), so responses come back to us. Per vector the
-//! table records what the UA does today; the comment says which layer decides:
-//! - "rsipstack drops": rsipstack's parser or its Via update refuses the datagram and drops
-//!   it without a response (udp.rs `error parsing SIP message`); RFC 4475 wants 400. Our
-//!   `parse::error_response` can build that 400, but wiring it needs a raw-datagram hook
-//!   in front of rsipstack's UDP loop (stack.rs), which rsipstack 0.7.14 does not offer.
-//! - "stack.rs 400": rsipstack accepts it, our INVITE handling (`parse_incoming`) refuses.
-//! - "accepted": neither layer checks it; the request is handled as if it were valid.
+//! table records what the UA does: every datagram passes our validating parser
+//! (`parse::parse_message`, wired in front of rsipstack's UDP loop by stack/inbound.rs)
+//! before rsipstack sees it; an invalid request gets `parse::error_response` (400 with a
+//! `Warning: 399` naming the problem) when its Via/From/To/Call-ID/CSeq can be found, and
+//! is dropped otherwise.
 //!
 //! Always asserted: no panic and the UA stays up (a valid OPTIONS still gets 200 after
-//! every batch), valid INVITEs ring, invalid ones behave exactly as recorded. The RFC's
-//! verdicts that fail today are `#[ignore]`d tests with the reason.
+//! every batch), valid INVITEs ring, invalid ones behave exactly as recorded (400 or
+//! dropped, never ringing). The RFC's verdicts that fail today are `#[ignore]`d tests with
+//! the reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -94,108 +93,109 @@ async fn still_alive(ua: &Peer, sock: &UdpSocket) {
     assert_eq!(status(&r), Some(200), "UA no longer answers OPTIONS: {r:?}");
 }
 
-/// (vector, sent-by of the top Via, final status the UA answers today, rings today, why)
+/// (vector, sent-by of the top Via, final status the UA answers, rings, why)
 ///
-/// RFC 4475 wants 400 and no ring for every one of these; "rings" rows are the gap that
-/// `parse::parse_message` closes once stack.rs checks incoming requests with it.
+/// Every message passes `parse::parse_message` before rsipstack sees it (stack/inbound.rs):
+/// an invalid request is answered 400 with a Warning when a response can be built, else
+/// dropped; none reaches the dialog layer.
 const INVALID: &[(&str, &str, Option<u16>, bool, &str)] = &[
     (
         "rfc4475/invalid/badinv01.sip",
         "192.0.2.15",
-        None,
-        true,
-        "accepted: empty Via/Contact params pass rsipstack",
+        Some(400),
+        false,
+        "empty Via/Contact params",
     ),
     (
         "rfc4475/invalid/clerr.sip",
         "host5.example.com",
-        None,
-        true,
-        "accepted: body shorter than Content-Length",
+        Some(400),
+        false,
+        "body shorter than Content-Length",
     ),
     (
         "rfc4475/invalid/ncl.sip",
         "192.0.2.53",
-        None,
-        true,
-        "accepted: negative Content-Length read as 0",
+        Some(400),
+        false,
+        "negative Content-Length",
     ),
     (
         "rfc4475/invalid/quotbal.sip",
         "192.0.2.59:5050",
-        None,
-        true,
-        "accepted: unbalanced quote in To",
+        Some(400),
+        false,
+        "unbalanced quote in To",
     ),
     (
         "rfc4475/invalid/ltgtruri.sip",
         "192.0.2.5",
-        None,
-        true,
-        "accepted: <> around the Request-URI",
+        Some(400),
+        false,
+        "<> around the Request-URI",
     ),
     (
         "rfc4475/invalid/lwsruri.sip",
         "192.0.2.1:5060",
-        None,
+        Some(400),
         false,
-        "rsipstack drops (Request-Line)",
+        "LWS in the Request-URI",
     ),
     (
         "rfc4475/invalid/lwsstart.sip",
         "host1.example.com",
-        None,
+        Some(400),
         false,
-        "rsipstack drops (Request-Line)",
+        "LWS at the start of the Request-Line",
     ),
     (
         "rfc4475/invalid/escruri.sip",
         "host-of-the-hour.example.com",
-        None,
-        true,
-        "accepted: headers in the Request-URI",
+        Some(400),
+        false,
+        "headers in the Request-URI",
     ),
     (
         "rfc4475/invalid/baddate.sip",
         "host.example.com",
-        None,
-        true,
-        "accepted: Date not in GMT",
+        Some(400),
+        false,
+        "Date not in GMT",
     ),
     (
         "rfc4475/invalid/mismatch01.sip",
         "host.example.com",
-        Some(200),
+        Some(400),
         false,
-        "OPTIONS answered 200 despite CSeq INVITE",
+        "CSeq method INVITE on an OPTIONS",
     ),
     (
         "rfc4475/invalid/mismatch02.sip",
         "host.example.net",
-        None,
+        Some(400),
         false,
-        "rsipstack drops (unknown method)",
+        "unknown method with CSeq mismatch",
     ),
     (
         "rfc4475/invalid/multi01.sip",
         "192.0.2.25",
-        None,
-        true,
-        "accepted: first of duplicate CSeq/Call-ID/From/To used",
+        Some(400),
+        false,
+        "duplicate CSeq/Call-ID/From/To",
     ),
     (
         "rfc4475/invalid/insuf.sip",
         "192.0.2.95",
         None,
         false,
-        "rsipstack drops (no From/To/Call-ID)",
+        "dropped: no From/To/Call-ID to build a response from",
     ),
     (
         "rfc5118/invalid/ipv6-bad.sip",
         "[2001:db8::9:1]",
-        Some(405),
+        Some(400),
         false,
-        "REGISTER is not served: 405 before any URI check",
+        "bad IPv6 reference",
     ),
 ];
 
@@ -239,7 +239,6 @@ async fn invalid_vectors_behave_as_recorded() {
 
 /// What RFC 4475 asks: no invalid INVITE rings, none is accepted.
 #[tokio::test]
-#[ignore = "rsipstack 0.7.14 accepts 8 of these INVITEs and they ring; needs stack.rs to run parse::parse_message checks on incoming requests"]
 async fn invalid_vectors_never_ring() {
     run_invalid(true).await;
 }
@@ -347,5 +346,51 @@ async fn wsinv_and_rfc2543_invites_ring() {
             matches!(ua.next().await, SipEvent::Incoming { .. }),
             "{rel}"
         );
+    }
+}
+
+/// Over TCP rsipstack frames and parses the stream itself; the check runs on the parsed
+/// message (stack/inbound.rs `check_stream`): an invalid INVITE still gets 400 on the
+/// connection and never rings, a valid one on the same connection rings.
+#[tokio::test]
+async fn invalid_invite_over_tcp_gets_400_and_never_rings() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut ua = Peer::start_with(
+        "torture-tcp",
+        webphone_sip::Transport::Tcp,
+        Default::default(),
+    )
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(ua.ua.local_addr())
+        .await
+        .unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    for (rel, host) in [
+        ("rfc4475/invalid/baddate.sip", "host.example.com"),
+        ("rfc4475/invalid/multi01.sip", "192.0.2.25"),
+    ] {
+        tcp.write_all(&aimed(rel, host, port)).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        let resp = loop {
+            let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("{rel}: no response over TCP"))
+                .unwrap();
+            assert!(n > 0, "{rel}: connection closed");
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            // Skip a 100 Trying, if any, up to the final response.
+            if let Some(at) = text.find("SIP/2.0 400") {
+                if text[at..].contains("\r\n\r\n") {
+                    break text[at..].to_string();
+                }
+            }
+            assert!(!text.contains("SIP/2.0 180"), "{rel}: rang: {text}");
+        };
+        assert!(resp.contains("Warning: 399"), "{rel}: {resp}");
+        assert!(no_incoming(&mut ua, Duration::from_millis(150))
+            .await
+            .is_ok());
     }
 }

@@ -1,0 +1,174 @@
+//! Our validating parser ([`crate::parse`]) in front of rsipstack for everything received.
+//!
+//! rsipstack parses leniently (see the `parse` module documentation): left alone it lets
+//! RFC 4475 invalid INVITEs through to the dialog layer, where they ring. Here every
+//! message is checked first:
+//!
+//! - UDP: the socket rsipstack reads from is ours ([`GuardedUdp`]); each datagram is
+//!   validated on its raw bytes before rsipstack sees it.
+//! - TCP, TLS, WS, WSS: rsipstack frames and parses the stream itself, so the check runs on
+//!   the parsed message, serialized again, in the transport hook ([`check_stream`]).
+//!
+//! A refused request is answered 400 (505 for another SIP version, 513 for an oversized
+//! message) with a `Warning: 399` naming the problem, when its Via, From, To, Call-ID and
+//! CSeq can be recovered (RFC 3261 §8.2.6.2, §21.4.1), else dropped; a refused response is
+//! dropped (RFC 3261 §18.1.2). Either way it never reaches the transaction or dialog
+//! layer, so it never rings. Replies go to the source address the request came from
+//! (RFC 3581 §4 symmetric response), never to an address named in the refused message.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use rsipstack::sip::SipMessage;
+use rsipstack::transport::connection::{KEEPALIVE_REQUEST, KEEPALIVE_RESPONSE};
+use rsipstack::transport::SipConnection;
+use tracing::{debug, info};
+
+/// What to do with one received message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Valid (or not a SIP message at all, e.g. a keep-alive): hand it to rsipstack.
+    Pass,
+    /// Invalid request: send these bytes (the error response) back, drop the request.
+    Reply(Vec<u8>),
+    /// Invalid and unanswerable (a response, or a request missing the fields a response
+    /// needs): drop it.
+    Drop,
+}
+
+/// Check one received message (a datagram, or a framed stream message).
+pub(crate) fn check(data: &[u8]) -> Verdict {
+    if data == KEEPALIVE_REQUEST
+        || data == KEEPALIVE_RESPONSE
+        || data.iter().all(u8::is_ascii_whitespace)
+    {
+        // RFC 5626 §4.4.1 keep-alives: rsipstack answers/absorbs them.
+        return Verdict::Pass;
+    }
+    match crate::parse::parse_message(data) {
+        Ok(_) => Verdict::Pass,
+        Err(err) => match crate::parse::error_response(data, &err) {
+            Some(resp) => {
+                info!(error = %err, "invalid SIP request refused");
+                Verdict::Reply(resp)
+            }
+            None => {
+                debug!(error = %err, len = data.len(), "invalid SIP message dropped");
+                Verdict::Drop
+            }
+        },
+    }
+}
+
+/// The UDP socket rsipstack reads from and writes to, with [`check`] on every datagram.
+pub(crate) struct GuardedUdp {
+    pub(crate) sock: tokio::net::UdpSocket,
+}
+
+type Fut<'a, T> = Pin<Box<dyn Future<Output = rsipstack::Result<T>> + Send + 'a>>;
+
+impl GuardedUdp {
+    async fn recv_valid(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        loop {
+            let (len, from) = self.sock.recv_from(buf).await?;
+            match buf.get(..len).map(check) {
+                Some(Verdict::Pass) | None => return Ok((len, from)),
+                Some(Verdict::Reply(resp)) => {
+                    if let Err(e) = self.sock.send_to(&resp, from).await {
+                        debug!(%from, error = %e, "sending the error response failed");
+                    }
+                }
+                Some(Verdict::Drop) => {}
+            }
+        }
+    }
+}
+
+// The `#[async_trait]` signatures of rsipstack's platform socket, written out.
+impl rsipstack::platform::net::UdpSocket for GuardedUdp {
+    fn recv_from<'a, 'b, 'c>(&'a self, buf: &'b mut [u8]) -> Fut<'c, (usize, SocketAddr)>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        Box::pin(self.recv_valid(buf))
+    }
+
+    fn send_to<'a, 'b, 'c>(&'a self, buf: &'b [u8], addr: SocketAddr) -> Fut<'c, usize>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        Box::pin(async move { Ok(self.sock.send_to(buf, addr).await?) })
+    }
+
+    fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
+        Ok(self.sock.local_addr()?)
+    }
+}
+
+/// [`check`] for a message rsipstack received on a stream connection. Returns whether to
+/// pass it on; an error response is sent back on the same connection.
+pub(crate) async fn check_stream(msg: &SipMessage, conn: &SipConnection) -> bool {
+    if matches!(conn, SipConnection::Udp(_)) {
+        // Checked on the raw datagram already (GuardedUdp).
+        return true;
+    }
+    let data = msg.to_bytes();
+    match check(&data) {
+        Verdict::Pass => true,
+        Verdict::Drop => false,
+        Verdict::Reply(resp) => {
+            match rsipstack::sip::parser::parse_message(&resp) {
+                Ok(resp) => {
+                    if let Err(e) = conn.send(resp, None).await {
+                        debug!(error = %e, "sending the error response failed");
+                    }
+                }
+                Err(e) => debug!(error = %e, "error response does not parse"),
+            }
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@192.0.2.1>\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn valid_request_and_keepalives_pass() {
+        assert_eq!(check(INVITE.as_bytes()), Verdict::Pass);
+        assert_eq!(check(b"\r\n\r\n"), Verdict::Pass);
+        assert_eq!(check(b"\r\n"), Verdict::Pass);
+    }
+
+    #[test]
+    fn invalid_request_gets_400_with_warning() {
+        let bad = INVITE.replace("Content-Length: 0", "Content-Length: -5");
+        match check(bad.as_bytes()) {
+            Verdict::Reply(r) => {
+                let r = String::from_utf8(r).unwrap_or_default();
+                assert!(r.starts_with("SIP/2.0 400 Bad Request\r\n"), "{r}");
+                assert!(r.contains("Warning: 399 - \"Content-Length"), "{r}");
+                assert!(r.contains("Call-ID: c1\r\n"), "{r}");
+            }
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unanswerable_garbage_is_dropped() {
+        assert_eq!(check(b"INVITE\r\n\r\n"), Verdict::Drop);
+        assert_eq!(
+            check(b"SIP/2.0 200 OK\r\nContent-Length: -1\r\n\r\n"),
+            Verdict::Drop
+        );
+        assert_eq!(check(&[0xffu8; 300]), Verdict::Drop);
+    }
+}
