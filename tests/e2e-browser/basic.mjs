@@ -30,7 +30,8 @@ async function main() {
   let failed = false;
   try {
     kamailio = await startKamailio();
-    const bob = await startBaresip({ user: '1002', kamailio, answer: 'auto' });
+    // display name with HTML character references: shown as text, it stays as written
+    const bob = await startBaresip({ user: '1002', kamailio, answer: 'auto', displayName: 'Bob &lt;i&gt;' });
     peers.push(bob);
     const carol = await startBaresip({ user: '1003', kamailio, answer: 'auto', toneHz: 440 });
     peers.push(carol);
@@ -62,7 +63,7 @@ async function main() {
     await bob.command(`dial ${kamailio.uriOf('1001')}`);
     await page.waitForSelector('#incoming:not([hidden])', { timeout: TIMEOUT });
     const caller = await page.textContent('#incoming-peer');
-    if (!caller.includes('1002')) { throw new Error(`incoming panel shows "${caller}"`); }
+    if (caller !== 'Bob &lt;i&gt; (1002)') { throw new Error(`incoming panel shows "${caller}"`); }
     await shot(page, 'basic-2-incoming.png');
     await page.click('#reject');
     const closed = await bob.waitEvent('CALL_CLOSED');

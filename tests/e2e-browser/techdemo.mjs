@@ -7,7 +7,8 @@
 //   1. the page loads, every facade function has a row (data-missing is empty), the account
 //      from the wp_ URL parameters registers with register() (onRegistered and
 //      STATUS,-1,Registered logged on the page; Kamailio logs REGISTERED 1001);
-//   2. baresip calls 1001: the incoming call shows on the page, accept() from its button, baresip
+//   2. baresip calls 1001 (its display name is HTML, shown as text): the incoming call shows on
+//      the page, accept() from its button, baresip
 //      sees the call established, hangup() from the page, baresip sees it closed, a CDR is logged;
 //   3. the page calls 1002 with call(): Kamailio relays the INVITE, baresip answers, the page logs
 //      STATUS,1,InCall; dtmf("5") reaches baresip as an RFC 4733 event; hold(true) reaches baresip
@@ -23,6 +24,9 @@ import { OUT, CHROMIUM, CHROMIUM_FLAGS, TIMEOUT, say, staticServer, startService
 import { requirePeers, startKamailio, startBaresip } from '../e2e-peers/peers.mjs';
 
 requirePeers(['kamailio', 'baresip'], 'tests/e2e-browser/techdemo.mjs');
+
+// HTML character references: a page that used innerHTML would show "<b>" here and '&' alone.
+const HOSTILE_NAME = 'Bob &lt;b&gt; &amp;';
 
 // The text of every event-list entry of `kind` on the page.
 function entries(page, kind) {
@@ -57,7 +61,8 @@ async function main() {
   let failed = false;
   try {
     kamailio = await startKamailio();
-    baresip = await startBaresip({ user: '1002', kamailio, answer: 'auto' });
+    // A display name that is HTML: the page must show it as text.
+    baresip = await startBaresip({ user: '1002', kamailio, answer: 'auto', displayName: HOSTILE_NAME });
     server = await staticServer();
     const origin = `http://127.0.0.1:${server.address().port}`;
     service = await startService(origin);
@@ -92,6 +97,10 @@ async function main() {
     await baresip.command(`dial ${kamailio.uriOf('1001')}`);
     const ringing = await waitEntry(page, 'onEvents', /^STATUS,1,(Ringing|Incoming|CallSetup|Setup),1002,/);
     say(`2. incoming call shown: ${ringing}`);
+    const named = await waitEntry(page, 'onCallStateChange', /Bob &lt;b&gt; &amp;/);
+    const shownText = await page.$$eval('#events li[data-kind="onCallStateChange"]', (lis) => lis.map((li) => li.textContent).join('\n'));
+    if (!shownText.includes(HOSTILE_NAME)) { throw new Error('the caller\'s display name was not shown as text: ' + shownText); }
+    say(`2. the caller's display name is shown as text: ${named}`);
     await shot(page, 'techdemo-2-incoming.png');
     await run(page, 'accept');
     await baresip.waitEvent('CALL_ESTABLISHED');

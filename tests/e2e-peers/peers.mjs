@@ -339,7 +339,8 @@ const stripAnsi = (s) => String(s || '').replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
  * Starts baresip as `user` (default 1002, password pass<user>), registered with `kamailio`
  * (the object from startKamailio, or {port}) unless kamailio is null; answer: 'auto' (default)
  * or 'manual' (rings until `accept`); codecs (default 'PCMU,PCMA'); toneHz (its microphone,
- * default 1000); regint (600). Resolves once ctrl_tcp is connected and, with a registrar,
+ * default 1000); regint (600); displayName (sent in From, e.g. to test how a page shows it).
+ * Resolves once ctrl_tcp is connected and, with a registrar,
  * the account shows OK in `reginfo`.
  * Resolves to {user, sipPort, ctrlPort, dir, uri, directUri, command(line), events(),
  * waitEvent(type, pred?, timeoutMs?), dtmfReceived(), receivedWavs(), log(), stop()}.
@@ -377,7 +378,11 @@ export async function startBaresip(opts = {}) {
     REGINT: kamailioPort ? (opts.regint || 600) : 0, CODECS: codecs,
   });
   writeFileSync(path.join(dir, 'config'), config);
-  writeFileSync(path.join(dir, 'accounts'), accounts);
+  // optional display name: `"Name" <sip:...>` (RFC 3261 25.1 quoted-string; " and \ escaped)
+  const named = opts.displayName
+    ? accounts.replace(/^</m, `"${String(opts.displayName).replace(/["\\]/g, (c) => `\\${c}`)}" <`)
+    : accounts;
+  writeFileSync(path.join(dir, 'accounts'), named);
   writeFileSync(path.join(dir, 'contacts'), '');
 
   // -v: verbose log (incoming telephone-events are logged as "received event")
