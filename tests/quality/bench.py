@@ -586,12 +586,37 @@ def speech_start(x: np.ndarray, rate: int) -> int:
     return 0
 
 
+def count_slips(ref: np.ndarray, aligned: np.ndarray, rate: int) -> int:
+    """Time-scale discontinuities in an aligned recording: the local lag of 100 ms blocks of
+    speech (found within ±60 ms, kept when they match with correlation > 0.95) changes by
+    more than 2 ms between consecutive kept blocks - a frame dropped, inserted or a gap."""
+    blk, win = rate // 10, int(0.06 * rate)
+    loud = np.sqrt(np.mean(ref**2)) * 0.3
+    prev, slips = None, 0
+    for i in range(win, len(ref) - blk - win, blk):
+        rb = ref[i : i + blk]
+        if np.sqrt(np.mean(rb**2)) < loud:
+            continue
+        c = correlate(aligned[i - win : i + blk + win], rb, mode="valid")
+        k = int(np.argmax(c))
+        seg = aligned[i - win + k : i - win + k + blk]
+        nc = c[k] / (np.sqrt(np.sum(rb**2) * np.sum(seg**2)) + 1e-9)
+        if nc < 0.95:
+            continue
+        lag = k - win
+        if prev is not None and abs(lag - prev) > 0.002 * rate:
+            slips += 1
+        prev = lag
+    return slips
+
+
 def score(ref: np.ndarray, deg: np.ndarray, rate: int) -> tuple[float | None, str]:
     from pesq import pesq
 
     if len(deg) < rate or np.max(np.abs(deg)) < 1:
         return None, "silent or empty recording"
     aligned, _ = align(ref, deg, rate)
+    score.slips = count_slips(ref, aligned, rate)
     # cut the leading silence, keeping 100 ms before the first word
     s = max(0, speech_start(ref, rate) - rate // 10)
     r, d = ref[s:], aligned[s:]
@@ -609,6 +634,7 @@ class Result:
     mos: float | None = None
     delay: float | None = None
     delay_decoder: float | None = None  # baresip only: after its jitter buffer, before aubuf
+    slips: int | None = None  # time-scale discontinuities seen in speech
     note: str = ""
     pts: set = field(default_factory=set)
     sent: int = 0
@@ -688,7 +714,9 @@ async def one_call(receiver: str, case: CodecCase, imp: Impairment, work: Path, 
     ref, rr = read_wav(speech[case.score_rate])
     deg = to_rate(x, xr, case.score_rate)
     write_wav(work / f"{receiver}-deg-{case.score_rate}.wav", deg, case.score_rate)
+    score.slips = None
     res.mos, why = score(ref, deg, case.score_rate)
+    res.slips = score.slips
     if why:
         res.note = why
     if measure_delay and relay is not None:
@@ -770,6 +798,7 @@ async def campaign(args) -> int:
             line = (f"{case.name:6} loss {loss:>4g}% jitter {jit:>3g} ms reorder {reo:>3g}%  "
                     f"ours {fmt(o.mos)}  baresip {fmt(b.mos)}  "
                     f"delay ours {fmt_delay(o)} ms baresip {fmt_delay(b)} ms  "
+                    f"slips {o.slips}/{b.slips}  "
                     f"(sent {o.sent}/{b.sent}, dropped {o.dropped}/{b.dropped}, held {o.reordered}/{b.reordered}) "
                     f"{o.note} {b.note}")
             print(line, flush=True)
@@ -806,16 +835,21 @@ def write_report(path: Path, rows, started, finished, note, args, dur):
              "for both. Delay = time from a packet reaching the receiver to its audio being "
              "played, measured at zero loss and jitter (— where not measured); for baresip the "
              "figure in brackets is the part before its player buffer (decoder output, after "
-             "its jitter buffer).")
+             "its jitter buffer). Slips = time-scale discontinuities found in the recorded speech "
+             "(100 ms blocks whose lag against the clean speech jumps by more than 2 ms: a "
+             "frame dropped or inserted, or a gap); ⚠ marks rows where ours scores more than "
+             "0.05 below baresip.")
     L.append("")
     L.append("| codec | loss % | jitter ms | reorder % | ours MOS | baresip MOS | Δ | "
-             "delay ours ms | delay baresip ms | packets sent / dropped / held back |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+             "delay ours ms | delay baresip ms | slips ours / baresip | "
+             "packets sent / dropped / held back (ours · baresip) |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for case, loss, jit, reo, o, b in rows:
         d = None if o.mos is None or b.mos is None else o.mos - b.mos
         flag = "" if d is None or d >= -0.05 else " ⚠"
         L.append(f"| {case.name} | {loss:g} | {jit:g} | {reo:g} | {fmt(o.mos)} | {fmt(b.mos)} | "
                  f"{fmt(d, '{:+.2f}')}{flag} | {fmt_delay(o)} | {fmt_delay(b)} | "
+                 f"{fmt(o.slips, '{}')} / {fmt(b.slips, '{}')} | "
                  f"{o.sent}/{o.dropped}/{o.reordered} · {b.sent}/{b.dropped}/{b.reordered} |")
     notes = [f"{c.name} l{l:g} j{j:g} r{r:g}: ours {o.note.strip()} baresip {b.note.strip()}"
              for c, l, j, r, o, b in rows if o.note.strip() or b.note.strip()]
