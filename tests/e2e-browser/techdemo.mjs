@@ -4,7 +4,8 @@
 // wp_ URL parameters, and baresip (1002, auto-answer) is the far end.
 //
 // Scenario:
-//   1. the page loads, every facade function has a row (data-missing is empty), the account
+//   1. the page loads, every facade function has a row (data-missing is empty), wp_ cookies and
+//      URL parameters reach the engine (getparameter shows the URL value over the cookie), the account
 //      from the wp_ URL parameters registers with register() (onRegistered and
 //      STATUS,-1,Registered logged on the page; Kamailio logs REGISTERED 1001);
 //   2. baresip calls 1001 (its display name is HTML, shown as text): the incoming call shows on
@@ -75,14 +76,25 @@ async function main() {
     watchConsole(page, 'techdemo');
 
     // ---- 1. load, table coverage, registration from wp_ URL parameters
+    // wp_ cookies of the page's origin and wp_ URL parameters: the URL wins over the cookie
+    await context.addCookies([
+      { name: 'wp_displayname', value: 'Cookie%20Name', url: origin },
+      { name: 'wp_ringtimeout', value: '70000', url: origin },
+    ]);
     const q = new URLSearchParams({
       wp_serviceport: String(service.port), wp_serveraddress: kamailio.addr, wp_username: '1001', wp_password: 'pass1001',
+      wp_displayname: 'Url Name',
     });
     await page.goto(`${origin}/samples/techdemo/index.html?${q}`);
     await page.waitForSelector('body[data-loaded="1"][data-started="1"]', { timeout: TIMEOUT });
     const missing = await page.getAttribute('body', 'data-missing');
     if (missing !== '') { throw new Error(`techdemo has no row for: ${missing}`); }
     const rows = await page.$$eval('#functions .fn', (r) => r.length);
+    for (const [name, want] of [['displayname', 'Url Name'], ['ringtimeout', '70000']]) {
+      await run(page, 'getparameter', [name]);
+      await page.waitForFunction(([w]) => document.getElementById('result-getparameter').textContent === '= ' + w, [want], { timeout: TIMEOUT });
+    }
+    say('1. parameters from the browser: displayname from the URL over the cookie, ringtimeout from the cookie');
     // The service started its engine before the page connected (autostart), so the account
     // given by the URL is registered with register(), from its button.
     await run(page, 'register');
