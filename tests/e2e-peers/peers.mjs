@@ -25,10 +25,14 @@
 //   b.dtmfReceived();                                 // keys from CALL_DTMF_START events
 //   await b.stop(); await k.stop();
 //
-// baresip ctrl_tcp commands that the tests use: `dial <uri>`, `accept`, `hangup`, `hold`,
-// `resume`, `reginfo`, `listcalls`, `send_dtmf`... (see `baresip -h` / its menu module).
-// Events: CALL_INCOMING, CALL_RINGING, CALL_PROGRESS, CALL_ESTABLISHED, CALL_CLOSED,
-// CALL_DTMF_START (key in `param`), REGISTER_OK, ...
+// baresip 1.0's ctrl_tcp commands (its `help`): dial <uri>, accept, hangup, answermode <mode>,
+// listcalls, callstat, reginfo, presence_online, presence_offline, uanew/uadel/uafind/uanext,
+// ausrc/auplay, options, insmod/rmmod, about, quit. There is no hold, DTMF-sending or message
+// command in 1.0: test those from our side (baresip answers re-INVITEs and REFERs by itself).
+// Events (`type`): CALL_INCOMING, CALL_RINGING, CALL_PROGRESS, CALL_ESTABLISHED, CALL_CLOSED
+// (reason in `param`, e.g. "486 Busy Here"), CALL_DTMF_START (key in `param`), CALL_RTPESTAB,
+// CALL_LOCAL_SDP, CALL_REMOTE_SDP, REGISTER_OK, ...
+// Dial a user through the registrar with its port: `dial ${k.uriOf('1001')}`.
 //
 // Environment: KAMAILIO, BARESIP (binaries, default from PATH; kamailio is often in
 // /usr/sbin), E2E_KEEP=1 (keep the temp dirs and print where they are).
@@ -471,7 +475,7 @@ export async function startBaresip(opts = {}) {
     logPath: proc.logPath,
     log: proc.log,
     /**
-     * One ctrl_tcp command (`dial sip:1001@127.0.0.1`, `accept`, `hangup`, `hold`, `resume`,
+     * One ctrl_tcp command (`dial sip:1001@127.0.0.1:<kamailio port>`, `accept`, `hangup`,
      * `reginfo`, `listcalls`, ...); resolves to {ok, data} (data without colour codes).
      * baresip 1.0 may answer ok:false to a dial that worked: check the events.
      */
