@@ -19,6 +19,7 @@
 pub mod codec;
 pub mod dsp;
 pub mod dtmf;
+pub mod dtmf_inband;
 pub mod jitter;
 pub mod local;
 pub mod pipeline;

@@ -77,7 +77,8 @@ pub struct Outgoing {
 /// Something the call should know about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
-    /// An RFC 4733 DTMF event started.
+    /// A DTMF digit started: an RFC 4733 event, or (when no telephone-event is negotiated)
+    /// tones detected in the received audio ([`crate::dtmf_inband`]).
     DtmfReceived(char),
     /// We now send to this address (symmetric-RTP latching).
     RemoteLatched(SocketAddr),
@@ -147,6 +148,9 @@ pub struct MediaPipeline {
     alarms: Vec<MediaAlarm>,
     /// Capture/playout processing, voice statistics, comfort noise (see [`crate::dsp`]).
     dsp: crate::dsp::DspStage,
+    /// In-band DTMF detection on the decoded audio while no telephone-event is negotiated
+    /// (see [`crate::dtmf_inband`]); made at the first such playout.
+    inband: Option<crate::dtmf_inband::InbandDtmfDetector>,
 }
 
 impl std::fmt::Debug for MediaPipeline {
@@ -229,6 +233,7 @@ impl MediaPipeline {
             no_media_raised: false,
             alarms: Vec::new(),
             dsp: crate::dsp::DspStage::new(audio_rate, PTIME_MS, cfg.dsp),
+            inband: None,
         }
     }
 
@@ -538,10 +543,29 @@ impl MediaPipeline {
                 neg: &self.neg,
             };
             kind = self.jb.pop(now, &mut self.play, &mut dec);
+            if self.neg.telephone_event_pt.is_none() {
+                self.detect_inband_dtmf();
+            }
         }
         self.dsp
             .playout(&mut self.play, kind, self.neg.direction.receives());
         self.sink.write_frame(&self.play);
+    }
+
+    /// Peers without telephone-event send DTMF as tones in the audio: detect them in what we
+    /// play and report them like RFC 4733 digits.
+    fn detect_inband_dtmf(&mut self) {
+        let rate = self.codecs.device_rate();
+        let det = self
+            .inband
+            .get_or_insert_with(|| crate::dtmf_inband::InbandDtmfDetector::new(rate));
+        let mut digits = Vec::new();
+        det.process(&self.play, &mut digits);
+        for d in digits {
+            tracing::debug!(digit = %d, "in-band DTMF received");
+            self.stats.dtmf_received += 1;
+            self.events.push(MediaEvent::DtmfReceived(d));
+        }
     }
 
     /// Voice statistics since the last call ([`crate::dsp::format_vad_notification`] makes the
