@@ -129,6 +129,8 @@ struct Line {
     port: Option<routing::AudioPort>,
     /// `conference()` asked for this line: it joins the mix as soon as its media runs.
     join_conference: bool,
+    /// `calltransferalways`: once answered, the call is transferred (REFER) to this number.
+    transfer_on_connect: Option<String>,
 }
 
 impl Line {
@@ -161,6 +163,7 @@ impl Line {
             ignored: false,
             port: None,
             join_conference: false,
+            transfer_on_connect: None,
         }
     }
 }
@@ -219,6 +222,8 @@ pub(crate) struct Core {
     logs: std::sync::Mutex<std::collections::VecDeque<String>>,
     /// A recent `setline(-2|-1)`: the selection API calls without a line argument use.
     setline: Option<(LineSel, Instant)>,
+    /// Own presence is `DND`: incoming calls are refused with 480.
+    dnd: bool,
     /// The profile's work folder (`getworkdir`).
     work_dir: std::path::PathBuf,
     /// The profile database, when settings are persisted.
@@ -406,6 +411,7 @@ impl Core {
             watches: Default::default(),
             siplog: Default::default(),
             hub: None,
+            dnd: false,
             mic_volume: routing::Volume::new(50),
             speaker_volume: routing::Volume::new(50),
             ring_volume: routing::Volume::new(50),
@@ -1311,6 +1317,29 @@ impl Core {
         if let Some(d) = dtmf {
             let _ = self.dtmf(LineSel::Number(n), &d);
         }
+        let transfer = self
+            .lines
+            .get_mut(n)
+            .and_then(|l| l.transfer_on_connect.take());
+        if let Some(to) = transfer {
+            // `calltransferalways`: answered only to hand the caller over (RFC 3515 REFER).
+            let key = match self.lines.get(n).map(|l| &l.peer) {
+                Some(Peer::Sip(k)) => Some(*k),
+                _ => None,
+            };
+            let target = self.dial_target(&to);
+            match (key, target, &self.sip) {
+                (Some(k), Ok(uri), Some(sip)) => match sip.refer(k, &uri) {
+                    Ok(()) => self.log(
+                        Severity::Event,
+                        &format!("line {n}: transferred to {uri} (calltransferalways)"),
+                    ),
+                    Err(e) => self.log(Severity::Warning, &format!("transfer: {e}")),
+                },
+                (_, Err(e), _) => self.log(Severity::Warning, &format!("transfer: {e}")),
+                _ => {}
+            }
+        }
     }
 
     /// Starts the call's media, or re-targets it when it runs already (a late or changed
@@ -1611,6 +1640,28 @@ impl Core {
             })
             .collect();
         for (n, e) in due {
+            if e == timers::Expiry::ForwardNoAnswer {
+                let to = self.params.get("callforwardonnoanswer");
+                let key = match self.lines.get(n).map(|l| &l.peer) {
+                    Some(Peer::Sip(k)) => Some(*k),
+                    _ => None,
+                };
+                if let Some(k) = key {
+                    match self.redirect_call(k, to.trim()) {
+                        Ok(uri) => {
+                            self.log(
+                                Severity::Event,
+                                &format!("line {n}: not answered, forwarded to {uri}"),
+                            );
+                            continue;
+                        }
+                        Err(e) => self.log(
+                            Severity::Warning,
+                            &format!("line {n}: call forward failed: {e}"),
+                        ),
+                    }
+                }
+            }
             self.log(Severity::Event, &format!("line {n}: {}", e.text()));
             // RFC 3261 §21.4.18: 480 tells the caller we were not reachable in time.
             self.end_locally_with(n, 480, Some(e.text())).await;
@@ -1798,12 +1849,30 @@ impl Core {
                 ..
             } => {
                 self.apply_mparams(&headers);
-                let busy = self
-                    .lines
-                    .iter()
-                    .any(|(_, l)| l.phase == CallPhase::Connected);
-                let decision =
-                    incoming::decide(&self.params, &from_user, &from_uri, &headers, busy);
+                let ctx = incoming::Context {
+                    busy: self
+                        .lines
+                        .iter()
+                        .any(|(_, l)| l.phase == CallPhase::Connected),
+                    dnd: self.dnd,
+                };
+                let decision = incoming::decide(&self.params, &from_user, &from_uri, &headers, ctx);
+                if let incoming::Decision::Forward(to) = &decision {
+                    // RFC 3261 §21.3.3: redirected before anything rings.
+                    match self.redirect_call(call, to) {
+                        Ok(uri) => self.log(
+                            Severity::Event,
+                            &format!("incoming call from {from_user} forwarded to {uri}"),
+                        ),
+                        Err(e) => {
+                            self.log(Severity::Warning, &format!("call forward failed: {e}"));
+                            if let Some(sip) = &self.sip {
+                                sip.reject(call, 480);
+                            }
+                        }
+                    }
+                    return;
+                }
                 if let incoming::Decision::Reject(code, phrase) = decision {
                     // Refused before anything rings: no line, only a log entry.
                     if let Some(sip) = &self.sip {
@@ -2057,13 +2126,33 @@ impl Core {
         self.emit_general();
         self.call_state(n, "callSetup");
         self.call_state(n, "callRinging");
-        if decision == incoming::Decision::AutoAnswer {
+        if let incoming::Decision::TransferAlways(to) = &decision {
+            if let Some(l) = self.lines.get_mut(n) {
+                l.transfer_on_connect = Some(to.clone());
+            }
+        }
+        if matches!(
+            decision,
+            incoming::Decision::AutoAnswer | incoming::Decision::TransferAlways(_)
+        ) {
             if let Err(e) = self.answer_line(n).await {
                 warn!("auto-answer failed: {e}");
             }
         } else {
             sip.ringing(call);
         }
+    }
+
+    /// Answers an incoming, unanswered call with 302 to `number` (`forward()`,
+    /// `callforwardalways`, `callforwardonbusy`, `callforwardonnoanswer`); returns the URI.
+    pub(super) fn redirect_call(&self, call: CallKey, number: &str) -> Result<String, ApiError> {
+        let uri = self.dial_target(number)?;
+        let Some(sip) = &self.sip else {
+            return Err(ApiError::Failed("engine not started".into()));
+        };
+        sip.redirect(call, 302, vec![uri.clone()])
+            .map_err(|e| ApiError::Failed(format!("forward: {e}")))?;
+        Ok(uri)
     }
 }
 

@@ -1,7 +1,9 @@
 //! What happens to a new incoming call, decided before anything rings: the divert rules in
 //! the order this engine applies them (the catalog gives the rules, not their order):
-//! blacklist, `autoignore`, busy rules (`rejectonbusy`), then auto-answer (`autoaccept` or an
-//! auto-answer header), else ring.
+//! blacklist, `autoignore`, do-not-disturb (own presence `DND`), `callforwardalways` /
+//! `calltransferalways`, busy rules (`rejectonbusy`, then `callforwardonbusy`), auto-answer
+//! (`autoaccept` or an auto-answer header), else ring (with the `callforwardonnoanswer`
+//! timer, see `timers`).
 
 use crate::params::ParamStore;
 
@@ -16,6 +18,21 @@ pub(super) enum Decision {
     AutoAnswer,
     /// Ring and wait for accept/reject.
     Ring,
+    /// Redirect with 302 to this number (RFC 3261 §21.3.3): `callforwardalways`,
+    /// `callforwardonbusy`.
+    Forward(String),
+    /// Answer, then transfer (REFER) to this number: `calltransferalways`, for servers that
+    /// do not act on 3xx.
+    TransferAlways(String),
+}
+
+/// What the engine knows about its own state when a call comes in.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Context {
+    /// Another call is connected.
+    pub busy: bool,
+    /// Own presence is `DND` (`setpresencestatus("DND")`).
+    pub dnd: bool,
 }
 
 /// Whether the caller is on the `blacklist` (comma list of users, numbers or URIs; matched
@@ -54,7 +71,7 @@ pub(super) fn decide(
     from_user: &str,
     from_uri: &str,
     headers: &[(String, String)],
-    busy: bool,
+    ctx: Context,
 ) -> Decision {
     if blacklisted(&p.get("blacklist"), from_user, from_uri) {
         return Decision::Reject(603, "Decline");
@@ -64,8 +81,24 @@ pub(super) fn decide(
         2 => return Decision::Reject(603, "Decline"),
         _ => {}
     }
-    if busy && p.get_bool("rejectonbusy").unwrap_or(false) {
+    if ctx.dnd {
+        // RFC 3261 §21.4.18: 480 is the answer of a callee who set do-not-disturb.
+        return Decision::Reject(480, "Do Not Disturb");
+    }
+    let target = |name: &str| Some(p.get(name).trim().to_string()).filter(|t| !t.is_empty());
+    if let Some(t) = target("callforwardalways") {
+        return Decision::Forward(t);
+    }
+    if let Some(t) = target("calltransferalways") {
+        return Decision::TransferAlways(t);
+    }
+    if ctx.busy && p.get_bool("rejectonbusy").unwrap_or(false) {
         return Decision::Reject(486, "Busy Here");
+    }
+    if ctx.busy {
+        if let Some(t) = target("callforwardonbusy") {
+            return Decision::Forward(t);
+        }
     }
     if p.get_bool("autoaccept").unwrap_or(false) || auto_answer_header(headers) {
         return Decision::AutoAnswer;
@@ -76,6 +109,17 @@ pub(super) fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn idle() -> Context {
+        Context::default()
+    }
+
+    fn busy() -> Context {
+        Context {
+            busy: true,
+            dnd: false,
+        }
+    }
 
     fn params(kv: &[(&str, &str)]) -> ParamStore {
         let mut p = ParamStore::new();
@@ -89,15 +133,15 @@ mod tests {
     fn blacklisted_caller_is_declined_before_anything_else() {
         let p = params(&[("blacklist", "spam, sip:1005@pbx"), ("autoaccept", "true")]);
         assert_eq!(
-            decide(&p, "SPAM", "sip:spam@pbx", &[], false),
+            decide(&p, "SPAM", "sip:spam@pbx", &[], idle()),
             Decision::Reject(603, "Decline")
         );
         assert_eq!(
-            decide(&p, "1005", "sip:1005@pbx", &[], false),
+            decide(&p, "1005", "sip:1005@pbx", &[], idle()),
             Decision::Reject(603, "Decline")
         );
         assert_eq!(
-            decide(&p, "1002", "sip:1002@pbx", &[], false),
+            decide(&p, "1002", "sip:1002@pbx", &[], idle()),
             Decision::AutoAnswer
         );
     }
@@ -105,11 +149,11 @@ mod tests {
     #[test]
     fn autoignore_ignores_or_rejects() {
         assert_eq!(
-            decide(&params(&[("autoignore", "1")]), "a", "sip:a@h", &[], false),
+            decide(&params(&[("autoignore", "1")]), "a", "sip:a@h", &[], idle()),
             Decision::Ignore
         );
         assert_eq!(
-            decide(&params(&[("autoignore", "2")]), "a", "sip:a@h", &[], false),
+            decide(&params(&[("autoignore", "2")]), "a", "sip:a@h", &[], idle()),
             Decision::Reject(603, "Decline")
         );
     }
@@ -118,10 +162,10 @@ mod tests {
     fn busy_rule_applies_only_while_in_a_call() {
         let p = params(&[("rejectonbusy", "true")]);
         assert_eq!(
-            decide(&p, "a", "sip:a@h", &[], true),
+            decide(&p, "a", "sip:a@h", &[], busy()),
             Decision::Reject(486, "Busy Here")
         );
-        assert_eq!(decide(&p, "a", "sip:a@h", &[], false), Decision::Ring);
+        assert_eq!(decide(&p, "a", "sip:a@h", &[], idle()), Decision::Ring);
     }
 
     #[test]
@@ -129,16 +173,64 @@ mod tests {
         let p = params(&[]);
         let h = |n: &str, v: &str| vec![(n.to_string(), v.to_string())];
         assert_eq!(
-            decide(&p, "a", "sip:a@h", &h("X-P-Auto-Answer", "normal"), false),
+            decide(&p, "a", "sip:a@h", &h("X-P-Auto-Answer", "normal"), idle()),
             Decision::AutoAnswer
         );
         assert_eq!(
-            decide(&p, "a", "sip:a@h", &h("x-answer-mode", "AUTO"), false),
+            decide(&p, "a", "sip:a@h", &h("x-answer-mode", "AUTO"), idle()),
             Decision::AutoAnswer
         );
         assert_eq!(
-            decide(&p, "a", "sip:a@h", &h("X-Answer-Mode", "manual"), false),
+            decide(&p, "a", "sip:a@h", &h("X-Answer-Mode", "manual"), idle()),
             Decision::Ring
+        );
+    }
+
+    #[test]
+    fn dnd_refuses_with_480_after_blacklist_and_autoignore() {
+        let dnd = Context {
+            busy: false,
+            dnd: true,
+        };
+        let p = params(&[("autoaccept", "true"), ("callforwardalways", "2000")]);
+        assert_eq!(
+            decide(&p, "a", "sip:a@h", &[], dnd),
+            Decision::Reject(480, "Do Not Disturb")
+        );
+        let p = params(&[("autoignore", "1")]);
+        assert_eq!(decide(&p, "a", "sip:a@h", &[], dnd), Decision::Ignore);
+    }
+
+    #[test]
+    fn forward_always_wins_over_busy_rules_and_auto_answer() {
+        let p = params(&[
+            ("callforwardalways", " 2000 "),
+            ("rejectonbusy", "true"),
+            ("autoaccept", "true"),
+        ]);
+        assert_eq!(
+            decide(&p, "a", "sip:a@h", &[], busy()),
+            Decision::Forward("2000".into())
+        );
+        let p = params(&[("calltransferalways", "3000"), ("autoaccept", "true")]);
+        assert_eq!(
+            decide(&p, "a", "sip:a@h", &[], idle()),
+            Decision::TransferAlways("3000".into())
+        );
+    }
+
+    #[test]
+    fn forward_on_busy_only_while_in_a_call_and_after_rejectonbusy() {
+        let p = params(&[("callforwardonbusy", "4000")]);
+        assert_eq!(
+            decide(&p, "a", "sip:a@h", &[], busy()),
+            Decision::Forward("4000".into())
+        );
+        assert_eq!(decide(&p, "a", "sip:a@h", &[], idle()), Decision::Ring);
+        let p = params(&[("callforwardonbusy", "4000"), ("rejectonbusy", "true")]);
+        assert_eq!(
+            decide(&p, "a", "sip:a@h", &[], busy()),
+            Decision::Reject(486, "Busy Here")
         );
     }
 }

@@ -334,11 +334,41 @@ impl Core {
             }
             "sendsms" => self.sendchat_api(args).await,
             "conference" => self.conference_api(args).await,
-            "registerex" | "forward" | "setsipheader" => Err(ApiError::Failed(format!(
+            "forward" => self.forward_api(args),
+            "registerex" | "setsipheader" => Err(ApiError::Failed(format!(
                 "{f} is not implemented yet in this engine"
             ))),
             _ => Err(ApiError::UnknownFunction),
         }
+    }
+
+    /// `forward(number)`: redirect the ringing incoming call (302, RFC 3261 §21.3.3); only
+    /// before it is answered.
+    fn forward_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let number = arg(args, 0)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad("usage: forward(number)"))?;
+        let sel = self.default_sel(arg(args, 1))?;
+        let found = self
+            .lines
+            .select(sel)
+            .into_iter()
+            .find_map(|n| match self.lines.get(n) {
+                Some(l) if l.phase == CallPhase::Incoming => match l.peer {
+                    Peer::Sip(k) => Some((n, k)),
+                    _ => None,
+                },
+                _ => None,
+            });
+        let Some((n, key)) = found else {
+            return Err(ApiError::Failed(
+                "no ringing incoming call to forward (forward works only before answering)".into(),
+            ));
+        };
+        let uri = self.redirect_call(key, number)?;
+        self.log(Severity::Event, &format!("line {n}: forwarded to {uri}"));
+        Ok(Value::Null)
     }
 
     /// Runs `f` on the profile database; without a work folder an in-memory one is opened,

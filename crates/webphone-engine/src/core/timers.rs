@@ -15,6 +15,9 @@ pub(super) enum Expiry {
     RingIn,
     /// The call reached the talk-time limit (`calltimeout`).
     CallLimit,
+    /// An incoming call was not answered within `callforwardonnoanswertimeout`: forward it to
+    /// `callforwardonnoanswer`.
+    ForwardNoAnswer,
 }
 
 impl Expiry {
@@ -23,6 +26,7 @@ impl Expiry {
             Expiry::RingOut => "no answer: ring timeout",
             Expiry::RingIn => "not answered: ring timeout",
             Expiry::CallLimit => "call time limit reached",
+            Expiry::ForwardNoAnswer => "not answered: forwarded",
         }
     }
 }
@@ -33,6 +37,8 @@ pub(super) struct Limits {
     pub ring_in: Option<Duration>,
     pub ring_out: Option<Duration>,
     pub call: Option<Duration>,
+    /// Set only when `callforwardonnoanswer` names a target.
+    pub forward_no_answer: Option<Duration>,
 }
 
 fn ms(v: Option<i64>) -> Option<Duration> {
@@ -56,6 +62,14 @@ impl Limits {
             ring_in: pick("ringtimeoutin"),
             ring_out: pick("ringtimeoutout"),
             call: ms(p.get_i64("calltimeout")),
+            // The catalog gives 15 s and no unit; this engine reads it in seconds.
+            forward_no_answer: (!p.get("callforwardonnoanswer").trim().is_empty()).then(|| {
+                Duration::from_secs(
+                    p.get_i64("callforwardonnoanswertimeout")
+                        .filter(|v| *v > 0)
+                        .unwrap_or(15) as u64,
+                )
+            }),
         }
     }
 }
@@ -75,6 +89,9 @@ pub(super) fn expired(
         CallPhase::Setup | CallPhase::Ringing if over(started, limits.ring_out) => {
             Some(Expiry::RingOut)
         }
+        CallPhase::Incoming if over(started, limits.forward_no_answer) => {
+            Some(Expiry::ForwardNoAnswer)
+        }
         CallPhase::Incoming if over(started, limits.ring_in) => Some(Expiry::RingIn),
         CallPhase::Connected if connected.is_some_and(|c| over(c, limits.call)) => {
             Some(Expiry::CallLimit)
@@ -92,7 +109,29 @@ mod tests {
             ring_in: Some(Duration::from_secs(20)),
             ring_out: Some(Duration::from_secs(90)),
             call: Some(Duration::from_secs(3600)),
+            forward_no_answer: None,
         }
+    }
+
+    #[test]
+    fn unanswered_call_is_forwarded_before_the_ring_timeout() {
+        let t0 = Instant::now();
+        let l = Limits {
+            forward_no_answer: Some(Duration::from_secs(15)),
+            ..limits()
+        };
+        let at = |s| t0 + Duration::from_secs(s);
+        assert_eq!(expired(CallPhase::Incoming, t0, None, at(14), &l), None);
+        assert_eq!(
+            expired(CallPhase::Incoming, t0, None, at(15), &l),
+            Some(Expiry::ForwardNoAnswer)
+        );
+        assert_eq!(
+            expired(CallPhase::Incoming, t0, None, at(25), &l),
+            Some(Expiry::ForwardNoAnswer)
+        );
+        // Only incoming calls are forwarded.
+        assert_eq!(expired(CallPhase::Ringing, t0, None, at(20), &l), None);
     }
 
     #[test]

@@ -186,6 +186,8 @@ impl Core {
         let pidf = own_pidf(&entity, status).ok_or_else(|| {
             bad("usage: setpresencestatus(status): Online, Away, DND, Invisible or Offline")
         })?;
+        // Do-not-disturb is ours even without a presence server: calls get 480 meanwhile.
+        self.dnd = status.eq_ignore_ascii_case("dnd");
         let Some(sip) = &self.sip else {
             return Err(ApiError::Failed("engine not started".into()));
         };

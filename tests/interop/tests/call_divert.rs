@@ -1,0 +1,129 @@
+//! Incoming-call divert rules against SIPp calling the softphone directly: `callforwardalways`
+//! (302 before anything rings), `callforwardonnoanswer` after its timeout, `forward()` on a
+//! ringing call, and do-not-disturb (`setpresencestatus("DND")` → 480, no ringing). SIPp's
+//! scenarios (tests/interop/peers/divert-uac-*.xml) fail unless they get exactly that answer,
+//! with the forward target in the 302's Contact.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use webphone_interop::flows::{start_cli, WAIT};
+use webphone_interop::{
+    free_port, require_tools, serial, Cli, Params, Scenario, Sipp, TestDir, SIPP,
+};
+
+fn direct_cli(dir: &TestDir, port: u16, extra: &[(&str, &str)]) -> Cli {
+    let mut p = Params::new()
+        .set("username", "1001")
+        .set("register", "0")
+        .set("transport", "0")
+        .set("signalingport", port)
+        .set("loglevel", "5");
+    for (k, v) in extra {
+        p = p.set(k, *v);
+    }
+    let (p, _rec) = p.with_file_audio(dir);
+    start_cli(dir, &p)
+}
+
+fn uac(dir: &TestDir, port: u16, scenario: &str) -> Sipp {
+    Sipp::start(
+        dir.path(),
+        Scenario::File(scenario),
+        Some(&format!("127.0.0.1:{port}")),
+        &["-s", "1001"],
+    )
+}
+
+fn rang(cli: &Cli, since: usize) -> bool {
+    cli.lines()
+        .iter()
+        .skip(since)
+        .any(|l| l.contains("callRinging") || l.contains(",Ringing,"))
+}
+
+#[test]
+fn forward_always_answers_302_before_ringing() {
+    let _serial = serial();
+    if !require_tools("divert_always", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("divert_always");
+    let port = free_port();
+    let mut cli = direct_cli(
+        &dir,
+        port,
+        &[("callforwardalways", "sip:3000@127.0.0.1:5999")],
+    );
+    let mark = cli.mark();
+    let mut sipp = uac(&dir, port, "divert-uac-302.xml");
+    sipp.assert_success(WAIT);
+    assert!(!rang(&cli, mark), "a forwarded call must not ring");
+    cli.quit();
+}
+
+#[test]
+fn unanswered_call_is_forwarded_after_the_no_answer_timeout() {
+    let _serial = serial();
+    if !require_tools("divert_noanswer", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("divert_noanswer");
+    let port = free_port();
+    let mut cli = direct_cli(
+        &dir,
+        port,
+        &[
+            ("callforwardonnoanswer", "sip:3000@127.0.0.1:5999"),
+            ("callforwardonnoanswertimeout", "2"),
+        ],
+    );
+    let mark = cli.mark();
+    let mut sipp = uac(&dir, port, "divert-uac-302.xml");
+    sipp.assert_success(WAIT);
+    assert!(
+        rang(&cli, mark),
+        "the call rings until the no-answer timeout"
+    );
+    cli.quit();
+}
+
+#[test]
+fn forward_api_redirects_the_ringing_call() {
+    let _serial = serial();
+    if !require_tools("divert_api", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("divert_api");
+    let port = free_port();
+    let mut cli = direct_cli(&dir, port, &[]);
+    // Nothing to forward yet: a clear error, not a crash.
+    assert!(cli.api("forward 3000", Duration::from_secs(5)).is_err());
+    let mut sipp = uac(&dir, port, "divert-uac-302.xml");
+    cli.expect(|l| l.contains("callRinging"), WAIT);
+    cli.api_ok("forward sip:3000@127.0.0.1:5999");
+    sipp.assert_success(WAIT);
+    cli.quit();
+}
+
+#[test]
+fn do_not_disturb_refuses_with_480_without_ringing() {
+    let _serial = serial();
+    if !require_tools("divert_dnd", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("divert_dnd");
+    let port = free_port();
+    let mut cli = direct_cli(&dir, port, &[("autoaccept", "true")]);
+    // Without a presence server the PUBLISH may fail; do-not-disturb holds anyway.
+    let _ = cli.api("setpresencestatus DND", Duration::from_secs(5));
+    let mark = cli.mark();
+    let mut sipp = uac(&dir, port, "divert-uac-480.xml");
+    sipp.assert_success(WAIT);
+    assert!(!rang(&cli, mark), "do-not-disturb must not ring");
+    // Back online: calls are taken again (autoaccept answers this one).
+    let _ = cli.api("setpresencestatus Online", Duration::from_secs(5));
+    let mut again = Sipp::uac(dir.path(), &format!("127.0.0.1:{port}"), "1001", 500);
+    again.assert_success(WAIT + Duration::from_secs(5));
+    cli.quit();
+}
