@@ -14,6 +14,8 @@
 //   3. the page calls 1002 with call(): Kamailio relays the INVITE, baresip answers, the page logs
 //      STATUS,1,InCall; dtmf("5") reaches baresip as an RFC 4733 event; hold(true) reaches baresip
 //      as a re-INVITE (Kamailio logs it); hangup(); baresip sees the call closed; a second CDR.
+//   4. every function row is pressed once with its example arguments (stop and start last): each
+//      answers with a result or an error message on the page, none hangs.
 // Screenshots go to $E2E_OUT (target/e2e-browser/techdemo-*.png). Started by run.sh (which
 // provides E2E_CLI, E2E_CHROMIUM, E2E_OUT). Without kamailio/baresip it skips loudly (CI=true:
 // failure). Everything it starts is stopped by handle.
@@ -152,6 +154,24 @@ async function main() {
 
     const errors = await entries(page, 'error');
     if (errors.length) { throw new Error('a function call failed on the page: ' + errors.join(' / ')); }
+
+    // ---- 4. every row once, with its example arguments: each answers (a result or an error)
+    const names = await page.$$eval('#functions .fn', (r) => r.map((x) => x.getAttribute('data-fn')));
+    const last = ['stop', 'start']; // stopping the engine last, then starting it again
+    const order = names.filter((n) => !last.includes(n)).concat(last);
+    const answers = {};
+    for (const name of order) {
+      const before = (await entries(page, 'result')).length + (await entries(page, 'error')).length;
+      await page.click(`#fn-${name}`);
+      await page.waitForFunction((n) => document.querySelectorAll('#events li[data-kind="result"], #events li[data-kind="error"]').length > n,
+        before, { timeout: TIMEOUT });
+      const cls = await page.getAttribute(`#result-${name}`, 'class');
+      answers[name] = cls.includes('err') ? 'error' : 'result';
+    }
+    const failedFns = Object.keys(answers).filter((n) => answers[n] === 'error');
+    for (const n of failedFns) { say(`   ${n}: ${await page.textContent(`#result-${n}`)}`); }
+    say(`4. all ${order.length} rows answered: ${order.length - failedFns.length} results, ${failedFns.length} errors (${failedFns.join(', ')})`);
+    await shot(page, 'techdemo-6-every-function.png');
     say('PASS');
   } catch (e) {
     failed = true;

@@ -14,7 +14,7 @@
   var FUNCTIONS = [
     ['start', [], 'Start the engine (register when an account is set)'],
     ['stop', [], 'Stop the engine'],
-    ['setparameter', ['name=serveraddress', 'value'], 'Set a parameter (run-time value)'],
+    ['setparameter', ['name=loglevel', 'value=5'], 'Set a parameter (run-time value)'],
     ['getparameter', ['name=serveraddress'], 'Read a parameter'],
     ['register', [], 'Register with the SIP server'],
     ['registerex', ['accounts=server,user,password'], 'Register extra accounts: server,usr,pwd,ival,proxy,realm,authuser;…'],
@@ -71,7 +71,8 @@
     ['delsettings', ['level=1'], 'Delete settings (1) or everything (2)'],
     ['jvoip', ['name=API_Dtmf', 'jargs=[-1, "1"]'], 'Low-level call (jargs as a JSON array)'],
     ['getlogs', [], 'The engine\'s log'],
-    ['getstatus', [], 'The general status text']
+    ['getstatus', [], 'The general status text'],
+    ['isstarted', [], 'Property: 1 once the engine started (read, not called)']
   ];
   // Every callback (spec/events.tsv); the other spellings webphone_api also accepts for
   // onBLFStateChange register the same handlers, so they are not listed twice.
@@ -137,7 +138,9 @@
     var btn = document.createElement('button');
     btn.type = 'button';
     btn.id = 'fn-' + name;
-    btn.textContent = name + '(' + spec[1].map(function (a) { return a.split('=')[0]; }).join(', ') + ')';
+    btn.textContent = typeof wp[name] === 'function'
+      ? name + '(' + spec[1].map(function (a) { return a.split('=')[0]; }).join(', ') + ')'
+      : name;
     row.appendChild(btn);
     var inputs = spec[1].map(function (a, i) {
       var eq = a.indexOf('=');
@@ -167,7 +170,9 @@
       }
       var shown = name + '(' + args.map(text).join(', ') + ')';
       var p;
-      try { p = Promise.resolve(wp[name].apply(wp, args)); } catch (e) { p = Promise.reject(e); }
+      try {
+        p = Promise.resolve(typeof wp[name] === 'function' ? wp[name].apply(wp, args) : wp[name]);
+      } catch (e) { p = Promise.reject(e); }
       p.then(function (v) {
         result.className = 'result';
         result.textContent = '= ' + text(v);
