@@ -44,6 +44,20 @@ impl Sipp {
 
     /// Runs `scenario` (as UAC when `target` is given), with extra arguments.
     pub fn start(dir: &Path, scenario: Scenario<'_>, target: Option<&str>, extra: &[&str]) -> Sipp {
+        Sipp::start_on(dir, scenario, target, extra, None, false)
+    }
+
+    /// [`Sipp::start`] with the SIP port (`None`: a free one) and the transport: `tcp`
+    /// runs SIPp with `-t t1` (one TCP connection). Every run also writes its message log
+    /// (`-trace_msg`, see [`Sipp::messages`]).
+    pub fn start_on(
+        dir: &Path,
+        scenario: Scenario<'_>,
+        target: Option<&str>,
+        extra: &[&str],
+        port: Option<u16>,
+        tcp: bool,
+    ) -> Sipp {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let sipp = util::which_or_panic(crate::SIPP);
         let name = match &scenario {
@@ -55,7 +69,7 @@ impl Sipp {
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).expect("create sipp dir");
-        let port = util::free_port();
+        let port = port.unwrap_or_else(util::free_port);
         let media_port = util::free_port_range(4);
         let mut cmd = Command::new(sipp);
         if let Some(t) = target {
@@ -68,9 +82,12 @@ impl Sipp {
         cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-mi", "127.0.0.1", "-mp", &media_port.to_string()])
             .args(["-m", "1", "-nostdin", "-trace_err", "-trace_screen"])
-            .args(["-timeout", "60s", "-timeout_error"])
+            .args(["-timeout", "60s", "-timeout_error", "-trace_msg"])
             .args(extra)
             .current_dir(&dir);
+        if tcp {
+            cmd.args(["-t", "t1"]);
+        }
         let proc = Proc::spawn("sipp", cmd, &dir.join("sipp.out"));
         let mut s = Sipp {
             port,
@@ -79,9 +96,39 @@ impl Sipp {
             proc,
         };
         if target.is_none() {
-            s.wait_listening();
+            if tcp {
+                s.wait_listening_tcp();
+            } else {
+                s.wait_listening();
+            }
         }
         s
+    }
+
+    fn wait_listening_tcp(&mut self) {
+        let port = self.port;
+        let up = util::wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok()
+                .then_some(())
+        });
+        self.proc.assert_running("while starting");
+        assert!(
+            up.is_some(),
+            "sipp does not listen on TCP 127.0.0.1:{port}; output:\n{}",
+            self.proc.log_tail(30)
+        );
+    }
+
+    /// Every message SIPp sent and received so far (its `*_messages.log`).
+    pub fn messages(&self) -> String {
+        std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with("_messages.log"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect()
     }
 
     fn wait_listening(&mut self) {

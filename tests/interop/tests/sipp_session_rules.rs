@@ -1,0 +1,296 @@
+//! The session rules of a SIP user agent, each against a SIPp scenario of ours
+//! (`tests/interop/peers/sipp-*.xml`), with `webphone-cli` as the softphone on loopback.
+//!
+//! Every test asserts what SIPp saw (the scenario checks the messages it receives with
+//! `check_it` regexps and exits 0 only when all of them matched, in order) and the
+//! softphone's notification strings (STATUS, CDR, EVENT lines).
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use webphone_interop::cli::{Cli, Status};
+use webphone_interop::flows::{call_record, expect_connected, expect_registered, start_cli, WAIT};
+use webphone_interop::sipp::Scenario;
+use webphone_interop::{free_port, require_tools, serial, Params, Sipp, TestDir, SIPP};
+
+/// Softphone without registration, auto-answering, on `port` (UDP).
+fn direct(dir: &TestDir, port: u16) -> (Params, PathBuf) {
+    Params::new()
+        .set("username", "1001")
+        .set("register", "0")
+        .set("transport", "0")
+        .set("signalingport", port)
+        .set("autoaccept", "true")
+        .set("loglevel", "5")
+        .with_file_audio(dir)
+}
+
+/// SIPp (UAC) calls the auto-answering softphone with `scenario`; SIPp hangs up.
+fn far_end_calls(name: &str, scenario: &str) -> (TestDir, Cli, Sipp, usize) {
+    let dir = TestDir::new(name);
+    let port = free_port();
+    let (params, _rec) = direct(&dir, port);
+    let cli = start_cli(&dir, &params);
+    let mark = cli.mark();
+    let mut sipp = Sipp::start(
+        dir.path(),
+        Scenario::File(scenario),
+        Some(&format!("127.0.0.1:{port}")),
+        &["-s", "1001"],
+    );
+    sipp.assert_success(WAIT + Duration::from_secs(20));
+    (dir, cli, sipp, mark)
+}
+
+/// The softphone calls SIPp (UAS) running `scenario`.
+fn call_far_end(dir: &TestDir, scenario: &str) -> (Cli, Sipp) {
+    let sipp = Sipp::start(dir.path(), Scenario::File(scenario), None, &[]);
+    let (params, _rec) = direct(dir, free_port());
+    let mut cli = start_cli(dir, &params);
+    cli.api_ok(&format!("call sip:1002@127.0.0.1:{}", sipp.port()));
+    (cli, sipp)
+}
+
+fn skip(test: &str) -> bool {
+    !require_tools(test, &[SIPP])
+}
+
+/// The far end hung up a connected incoming call.
+fn assert_remote_hangup(cli: &mut Cli, mark: usize) {
+    let (cdr, _) = call_record(cli, mark);
+    assert_eq!(cdr.disc_party, 2, "SIPp hung up: {cdr:?}");
+    assert!(cdr.connect_ms >= 0, "the call was connected: {cdr:?}");
+}
+
+#[test]
+fn sipp_reliable_183_is_pracked() {
+    let _serial = serial();
+    if skip("sipp_reliable_183_is_pracked") {
+        return;
+    }
+    let dir = TestDir::new("sipp_prack");
+    let (mut cli, mut sipp) = call_far_end(&dir, "sipp-uas-prack-183.xml");
+    expect_connected(&mut cli);
+    let mark = cli.mark();
+    cli.api_ok("hangup");
+    sipp.assert_success(WAIT);
+    let log = sipp.messages();
+    assert!(log.contains("PRACK sip:"), "SIPp got a PRACK:\n{log}");
+    let (cdr, _) = call_record(&mut cli, mark);
+    assert_eq!(cdr.disc_party, 1, "we hung up: {cdr:?}");
+    cli.quit();
+}
+
+#[test]
+fn sipp_update_from_the_far_end_is_answered() {
+    let _serial = serial();
+    if skip("sipp_update_from_the_far_end_is_answered") {
+        return;
+    }
+    let (_dir, mut cli, _sipp, mark) = far_end_calls("sipp_update", "sipp-uac-update.xml");
+    assert_remote_hangup(&mut cli, mark);
+    cli.quit();
+}
+
+#[test]
+fn sipp_reinvite_hold_from_the_far_end_is_answered_recvonly() {
+    let _serial = serial();
+    if skip("sipp_reinvite_hold_from_the_far_end") {
+        return;
+    }
+    let (_dir, mut cli, _sipp, mark) = far_end_calls("sipp_far_hold", "sipp-uac-reinvite-hold.xml");
+    // The softphone shows the far end's hold (STATUS hold field 3 = other party hold).
+    let held = cli.seen(|l| {
+        Status::parse(l).is_some_and(|s| s.line >= 1 && s.fields.get(13).is_some_and(|h| h == "3"))
+    });
+    eprintln!("hold states: {held:?}");
+    assert_remote_hangup(&mut cli, mark);
+    cli.quit();
+}
+
+#[test]
+fn sipp_offerless_invite_gets_our_offer_in_200() {
+    let _serial = serial();
+    if skip("sipp_offerless_invite") {
+        return;
+    }
+    let (_dir, mut cli, sipp, mark) = far_end_calls("sipp_offerless", "sipp-uac-offerless.xml");
+    assert_remote_hangup(&mut cli, mark);
+    let log = sipp.messages();
+    assert!(log.contains("m=audio"), "our 200 carried the offer:\n{log}");
+    cli.quit();
+}
+
+#[test]
+fn sipp_forked_183s_keep_the_first_2xx_and_bye_the_other() {
+    let _serial = serial();
+    if skip("sipp_forked_183s") {
+        return;
+    }
+    let dir = TestDir::new("sipp_fork");
+    let (mut cli, mut sipp) = call_far_end(&dir, "sipp-uas-fork-two-183.xml");
+    expect_connected(&mut cli);
+    let mark = cli.mark();
+    cli.api_ok("hangup");
+    // SIPp checks: ACK for forkA, ACK and BYE for forkB, then our BYE for forkA.
+    sipp.assert_success(WAIT);
+    let (cdr, _) = call_record(&mut cli, mark);
+    assert_eq!(cdr.disc_party, 1, "we hung up: {cdr:?}");
+    // One call only: a single CDR.
+    let cdrs = cli.seen(|l| l.starts_with("CDR,"));
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    cli.quit();
+}
+
+#[test]
+fn sipp_491_on_our_reinvite_is_retried_after_backoff() {
+    let _serial = serial();
+    if skip("sipp_491_retry") {
+        return;
+    }
+    let dir = TestDir::new("sipp_491");
+    let (mut cli, mut sipp) = call_far_end(&dir, "sipp-uas-reinvite-491.xml");
+    expect_connected(&mut cli);
+    cli.api_ok("hold true");
+    // The retried re-INVITE is accepted: the line is on hold.
+    cli.expect(
+        |l| Status::parse(l).is_some_and(|s| s.line >= 1 && s.text == "Hold"),
+        WAIT,
+    );
+    let mark = cli.mark();
+    cli.api_ok("hangup");
+    sipp.assert_success(WAIT);
+    let (cdr, _) = call_record(&mut cli, mark);
+    assert_eq!(cdr.disc_party, 1, "we hung up: {cdr:?}");
+    cli.quit();
+}
+
+#[test]
+fn sipp_cancel_crossing_200_is_acked_and_byed() {
+    let _serial = serial();
+    if skip("sipp_cancel_crossing_200") {
+        return;
+    }
+    let dir = TestDir::new("sipp_cancel_200");
+    let (mut cli, mut sipp) = call_far_end(&dir, "sipp-uas-cancel-crosses-200.xml");
+    webphone_interop::flows::expect_ringing(&mut cli);
+    let mark = cli.mark();
+    cli.api_ok("hangup");
+    // SIPp checks: the 2xx that crossed our CANCEL was ACKed, then a BYE came.
+    sipp.assert_success(WAIT);
+    let log = sipp.messages();
+    assert!(log.contains("CANCEL sip:"), "{log}");
+    assert!(log.contains("BYE sip:"), "{log}");
+    let cdr = cli.expect_after(mark, |l| l.starts_with("CDR,"), WAIT);
+    eprintln!("{cdr}");
+    cli.quit();
+}
+
+#[test]
+fn sipp_refer_progress_in_sipfrag_notify() {
+    let _serial = serial();
+    if skip("sipp_refer_notify") {
+        return;
+    }
+    let dir = TestDir::new("sipp_refer");
+    let (mut cli, mut sipp) = call_far_end(&dir, "sipp-uas-refer-notify.xml");
+    expect_connected(&mut cli);
+    let mark = cli.mark();
+    cli.api_ok("transfer sip:1003@127.0.0.1:5999");
+    // SIPp checks: REFER to 1003, both NOTIFYs answered 200, then our BYE.
+    sipp.assert_success(WAIT);
+    cli.expect_after(mark, |l| l.contains("transfer completed"), WAIT);
+    let (cdr, _) = call_record(&mut cli, mark);
+    eprintln!("{cdr:?}");
+    cli.quit();
+}
+
+/// Softphone registering with SIPp as the registrar.
+fn register_with(dir: &TestDir, sipp: &Sipp, tcp: bool) -> Cli {
+    let (params, _rec) = Params::new()
+        .set("serveraddress", format!("127.0.0.1:{}", sipp.port()))
+        .set("username", "1001")
+        .set("password", "secret1001")
+        .set("transport", if tcp { "1" } else { "0" })
+        .set("register", "1")
+        .set("keepaliveival", "0")
+        .set("loglevel", "5")
+        .with_file_audio(dir);
+    start_cli(dir, &params)
+}
+
+#[test]
+fn sipp_401_then_407_are_both_answered() {
+    let _serial = serial();
+    if skip("sipp_401_then_407") {
+        return;
+    }
+    let dir = TestDir::new("sipp_401_407");
+    let mut sipp = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-registrar-401-407.xml"),
+        None,
+        &[],
+    );
+    let mut cli = register_with(&dir, &sipp, false);
+    expect_registered(&mut cli, 0);
+    sipp.assert_success(WAIT);
+    cli.quit();
+}
+
+#[test]
+fn sipp_stale_nonce_is_retried_without_the_user() {
+    let _serial = serial();
+    if skip("sipp_stale_nonce") {
+        return;
+    }
+    let dir = TestDir::new("sipp_stale");
+    let mut sipp = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-registrar-stale-nonce.xml"),
+        None,
+        &[],
+    );
+    let mut cli = register_with(&dir, &sipp, false);
+    expect_registered(&mut cli, 0);
+    sipp.assert_success(WAIT);
+    let failed = cli.seen(|l| l.contains("Register failed") || l.contains("onRegisterFailed"));
+    assert!(failed.is_empty(), "a stale nonce is no failure: {failed:?}");
+    cli.quit();
+}
+
+#[test]
+fn sipp_tcp_connection_loss_triggers_reregistration() {
+    let _serial = serial();
+    if skip("sipp_tcp_reregistration") {
+        return;
+    }
+    let dir = TestDir::new("sipp_tcp_rereg");
+    let port = free_port();
+    let mut first = Sipp::start_on(
+        dir.path(),
+        Scenario::File("sipp-registrar-once.xml"),
+        None,
+        &[],
+        Some(port),
+        true,
+    );
+    let mut cli = register_with(&dir, &first, true);
+    expect_registered(&mut cli, 0);
+    // The registrar goes away with its connection...
+    first.assert_success(WAIT);
+    // ... and comes back on the same port: the softphone registers again on its own.
+    let mut second = Sipp::start_on(
+        dir.path(),
+        Scenario::File("sipp-registrar-once.xml"),
+        None,
+        &[],
+        Some(port),
+        true,
+    );
+    second.assert_success(WAIT + Duration::from_secs(40));
+    let log = second.messages();
+    assert!(log.contains("REGISTER sip:"), "{log}");
+    cli.quit();
+}
