@@ -13,6 +13,8 @@
 //   autologin credentials known to the engine skip the login page
 //   params2   links (homepage, supportmail, advertisement, extramenuurl), haveloginpage,
 //             hasringcounter, callparknumber, savetocontacts
+//   chat      the chat page: incoming message opens it (text as text), composing indicator,
+//             delivery state, unread badge with showincomingchatas=1, conversations persist
 //   c2k       click2call: the button calls "echo" and hangs up; right click / long press / keyboard
 //             menu; chat window (incoming text shown as text); axe on each state
 //   c2kmulti  three buttons on a third-party page (numbers from title attributes), look
@@ -22,10 +24,11 @@
 //   sip       real peers on loopback (tests/e2e-peers/peers.mjs: Kamailio + baresip 1002 auto
 //             answer + baresip 1003): sign in as 1001, "Registered" shown; call 1002 (established
 //             at baresip), Hold reaches baresip as a re-INVITE, keypad digits arrive at baresip
-//             as DTMF; 1003 calls in: answered, then a second call rejected; click2call chats
-//             to 1002 (MESSAGE answered 200: "Sent"). baresip 1.0 cannot send MESSAGE from its
-//             control socket, so chat from baresip to the skin is not covered. Without
-//             kamailio/baresip it skips loudly (fails with CI=true).
+//             as DTMF; 1003 calls in: answered, then a second call rejected; the chat page and
+//             click2call chat to 1002 (MESSAGE answered 200: "Sent"). baresip 1.0 cannot send
+//             MESSAGE from its control socket, so a second webphone-cli registered as 1004 chats
+//             with the skin both ways through Kamailio. Without kamailio/baresip it skips
+//             loudly (fails with CI=true).
 // Screenshots: $E2E_OUT (target/e2e-skins). Everything started here is stopped here.
 import http from 'node:http';
 import { spawn } from 'node:child_process';
@@ -157,7 +160,7 @@ async function axe(page, label) {
 // ---------------------------------------------------------------- scenarios
 
 const PAGES = ['page_login', 'page_dialpad', 'page_contactslist', 'page_contactedit', 'page_callhistorylist',
-  'page_settings', 'page_extra1'];
+  'page_chat', 'page_settings', 'page_extra1'];
 
 // click2call helpers
 async function c2kReady(page) {
@@ -640,6 +643,54 @@ function scenarios(env) {
       await page.evaluate(() => { const c = window.WPSkin.findContactByNumber('5555'); if (c) { window.WPSkin.deleteContact(c.id); } });
     },
 
+    async chat(page) {
+      // The softphone's chat page fed by CHAT / CHATCOMPOSING / CHATREPORT notification strings.
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(() => localStorage.removeItem('wpskin.chats'));
+      await goPage(page, 'page_chat');
+      assert(!(await page.$eval('#chat_empty', (e) => e.hidden)), 'no conversations yet');
+      // An incoming message opens its conversation (showincomingchatas=0, no call running).
+      await goPage(page, 'page_dialpad');
+      await page.evaluate(() => window.WPSkin.chat.onNotification('CHAT,1,2001,Hello <b>there</b>, friend'));
+      await waitPage(page, 'page_chat');
+      await page.waitForSelector('#chat_log .chat-in');
+      const got = await page.evaluate(() => [document.getElementById('chat_heading').textContent,
+        document.querySelector('#chat_log .chat-in .chat-text').textContent, document.querySelectorAll('#chat_log b').length]);
+      assert(got[0] === 'Chat with 2001' && got[1] === 'Hello <b>there</b>, friend' && got[2] === 0, 'incoming message as text: ' + got);
+      await page.evaluate(() => window.WPSkin.chat.onNotification('CHATCOMPOSING,1,2001,1'));
+      assert((await page.textContent('#chat_typing')) === '2001 is typing…', 'composing indicator');
+      // A reply; its delivery state follows CHATREPORT (simulated sent for the second one).
+      await page.fill('#chat_input', 'Hi 2001!');
+      await page.press('#chat_input', 'Enter');
+      await page.waitForSelector('#chat_log .chat-out');
+      await page.waitForFunction(() => !/Sending/.test(document.querySelector('#chat_log .chat-out .chat-state').textContent), null, { timeout: TIMEOUT });
+      const st = await page.textContent('#chat_log .chat-out .chat-state');
+      say(`  reply without a server: ${st}`);
+      assert(/^Not delivered/.test(st), 'no server: the reply is reported as not delivered: ' + st);
+      await page.evaluate(() => window.WPSkin.chat.send('2001', 'second'));
+      await page.evaluate(() => window.WPSkin.chat.onNotification('CHATREPORT,0,2001,2,'));
+      await shot(page, 'chat-thread.png');
+      await axe(page, 'page_chat thread');
+      // showincomingchatas=1 only notifies: unread badge on the Chat tab and a toast.
+      await page.goto(`${base}&wp_showincomingchatas=1`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_dialpad');
+      await page.evaluate(() => window.WPSkin.chat.onNotification('CHAT,1,2002,Are you there?'));
+      await page.waitForSelector('#tab_chat_badge:not([hidden])');
+      assert((await page.textContent('#tab_chat_badge')) === '1' && (await activePage(page)) === 'page_dialpad', 'badge, page kept');
+      assert(await page.evaluate(() => Array.from(document.querySelectorAll('#toasts .toast')).some((t) => t.textContent === 'New message from 2002')), 'toast');
+      await page.click('#tab_chat');
+      await waitPage(page, 'page_chat');
+      const conv = await page.$$eval('#chat_list .chat-peer', (els) => els.map((e) => e.textContent));
+      assert(conv.join() === '2002,2001', 'conversations, newest first, kept across reload: ' + conv);
+      await shot(page, 'chat-list.png');
+      await axe(page, 'page_chat list');
+      await page.click('#chat_list [data-peer="2002"]');
+      await page.waitForFunction(() => document.getElementById('tab_chat_badge').hidden);
+      await page.evaluate(() => localStorage.removeItem('wpskin.chats'));
+    },
+
     async c2k(page) {
       // The click2call skin: one button calling the "echo" endpoint; menu by right click and
       // from the keyboard; chat window.
@@ -832,6 +883,29 @@ function scenarios(env) {
         await page.waitForFunction(() => document.getElementById('reg_text').textContent === 'Registered', null, { timeout: TIMEOUT });
         await k.waitLine(['REQ REGISTER', 'user=1001']);
         await shot(page, 'sip-registered.png');
+        // Chat page -> baresip 1002: Kamailio routes the MESSAGE, baresip answers 200 ("Sent").
+        await goPage(page, 'page_chat');
+        await page.fill('#chat_new_number', '1002');
+        await page.press('#chat_new_number', 'Enter');
+        await page.fill('#chat_input', 'hello baresip');
+        await page.press('#chat_input', 'Enter');
+        await page.waitForFunction(() => { const e = document.querySelector('#chat_log .chat-out .chat-state'); return e && e.textContent === 'Sent'; },
+          null, { timeout: TIMEOUT });
+        // baresip 1.0 cannot send MESSAGE from its control socket: a second phone, webphone-cli
+        // registered as 1004 at the same Kamailio, chats with the skin both ways.
+        const other = await startCliPeer(k, '1004');
+        started.push(other);
+        other.send('sendchat 1001 "hello from 1004, via kamailio"');
+        await page.waitForFunction(() => document.getElementById('chat_heading').textContent === 'Chat with 1004', null, { timeout: TIMEOUT });
+        await page.waitForFunction(() => { const e = document.querySelector('#chat_log .chat-in .chat-text'); return e && e.textContent === 'hello from 1004, via kamailio'; },
+          null, { timeout: TIMEOUT });
+        await page.fill('#chat_input', 'hi 1004, this is the skin');
+        await page.press('#chat_input', 'Enter');
+        await other.waitLine((l) => l.startsWith('CHAT,') && l.includes('1001') && l.endsWith('hi 1004, this is the skin'));
+        await page.waitForFunction(() => Array.from(document.querySelectorAll('#chat_log .chat-out .chat-state')).every((e) => e.textContent === 'Sent'),
+          null, { timeout: TIMEOUT });
+        await shot(page, 'sip-chat.png');
+        await other.stop();
         // Incoming call from baresip 1003: answered on the call page.
         await c.command(`dial ${k.uriOf('1001')}`);
         await page.waitForSelector('#call_incoming:not([hidden])', { timeout: TIMEOUT }).catch((e) => {
@@ -857,6 +931,7 @@ function scenarios(env) {
         assert(c.events().filter((e) => e.type === 'CALL_ESTABLISHED').length === 1, 'the rejected call was never established');
         await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
         // Call baresip 1002 (auto answer).
+        await goPage(page, 'page_dialpad');
         await page.fill('#dial_number', '1002');
         await page.click('#dial_call');
         await waitPage(page, 'page_call');
@@ -928,6 +1003,33 @@ function scenarios(env) {
       return 'ok';
     },
   };
+}
+
+// A second phone: webphone-cli (stdin/stdout mode) registered at Kamailio as `user`.
+async function startCliPeer(k, user) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'webphone-e2e-skins-peer-'));
+  const child = spawn(CLI, ['-p', `serveraddress=${k.addr}`, '-p', `username=${user}`, '-p', `password=pass${user}`,
+    '-p', 'audiodevicein=null', '-p', 'audiodeviceout=null'],
+  { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, HOME: dir, XDG_DATA_HOME: dir, WP_PASSWORD: '' } });
+  const lines = [];
+  let buf = '';
+  child.stdout.on('data', (d) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop();
+    lines.push(...parts.map((l) => l.trim()));
+  });
+  child.stderr.on('data', () => {});
+  const peer = {
+    lines: () => lines.slice(),
+    send: (cmd) => child.stdin.write(cmd + '\n'),
+    waitLine: (pred) => waitUntil(() => lines.some(pred), `webphone-cli ${user}: expected line (got ${lines.slice(-5).join(' | ')})`),
+    stop: async () => { await stopChild(child); rmSync(dir, { recursive: true, force: true }); },
+  };
+  try {
+    await peer.waitLine((l) => /^STATUS,-1,Registered,/.test(l));
+  } catch (e) { await peer.stop(); throw e; }
+  return peer;
 }
 
 // Polls a condition of the test process (peer state), failing after TIMEOUT.

@@ -14,7 +14,8 @@
 
   var TAB_PAGES = {
     page_dialpad: 'tab_dialpad', page_contactslist: 'tab_contactslist', page_contactedit: 'tab_contactslist',
-    page_callhistorylist: 'tab_callhistorylist', page_settings: 'tab_settings', page_call: 'tab_call'
+    page_callhistorylist: 'tab_callhistorylist', page_settings: 'tab_settings', page_call: 'tab_call',
+    page_chat: 'tab_chat'
   };
 
   function go(id, opts) { j$.mobile.changePage('#' + id, j$.extend({ transition: 'none', role: 'page' }, opts || {})); }
@@ -27,6 +28,7 @@
       case 'page_contactslist': return !S.disabled('PAGE_CONTACTS') && fs > 0;
       case 'page_callhistorylist': return !S.disabled('PAGE_HISTORY') && !S.disabled('RECENTS') && fs > 0;
       case 'page_dialpad': return !S.disabled('PAGE_MAIN');
+      case 'page_chat': return !S.disabled('CHAT') && fs > 0;
       default: return true;
     }
   }
@@ -160,6 +162,7 @@
       renderRegistration();
       startPage();
       global.document.body.classList.add('ready');
+      S.chatStart();
     }).catch(function (e) {
       S.toastError(e);
       global.WPRouter.reset('page_dialpad', { noFocus: true });
