@@ -63,6 +63,32 @@ fn assert_remote_hangup(cli: &mut Cli, mark: usize) {
     assert!(cdr.connect_ms >= 0, "the call was connected: {cdr:?}");
 }
 
+/// The far end put us on hold and resumed: `STATUS,<line>,Hold,...` with the hold field
+/// (13th) 3 = "other party hold", then `InCall` with hold 0 again.
+fn assert_far_end_hold_shown(cli: &Cli) {
+    let states: Vec<(String, String)> = cli
+        .seen(|l| Status::parse(l).is_some_and(|s| s.line >= 1))
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f.get(2).unwrap_or(&"").to_string(),
+                f.get(12).unwrap_or(&"").to_string(),
+            )
+        })
+        .collect();
+    let held = states
+        .iter()
+        .position(|(t, h)| t == "Hold" && h == "3")
+        .unwrap_or_else(|| panic!("no STATUS Hold with hold=3: {states:?}"));
+    assert!(
+        states[held..]
+            .iter()
+            .any(|(t, h)| t == "InCall" && h == "0"),
+        "no InCall after the far end resumed: {states:?}"
+    );
+}
+
 #[test]
 fn sipp_reliable_183_is_pracked() {
     let _serial = serial();
@@ -89,6 +115,7 @@ fn sipp_update_from_the_far_end_is_answered() {
         return;
     }
     let (_dir, mut cli, _sipp, mark) = far_end_calls("sipp_update", "sipp-uac-update.xml");
+    assert_far_end_hold_shown(&cli);
     assert_remote_hangup(&mut cli, mark);
     cli.quit();
 }
@@ -100,11 +127,7 @@ fn sipp_reinvite_hold_from_the_far_end_is_answered_recvonly() {
         return;
     }
     let (_dir, mut cli, _sipp, mark) = far_end_calls("sipp_far_hold", "sipp-uac-reinvite-hold.xml");
-    // The softphone shows the far end's hold (STATUS hold field 3 = other party hold).
-    let held = cli.seen(|l| {
-        Status::parse(l).is_some_and(|s| s.line >= 1 && s.fields.get(13).is_some_and(|h| h == "3"))
-    });
-    eprintln!("hold states: {held:?}");
+    assert_far_end_hold_shown(&cli);
     assert_remote_hangup(&mut cli, mark);
     cli.quit();
 }
