@@ -15,6 +15,7 @@ pub mod audio;
 pub mod baresip;
 pub mod cli;
 pub mod flows;
+pub mod http_server;
 pub mod kamailio;
 pub mod params;
 pub mod proc;

@@ -148,6 +148,16 @@ impl Core {
                     .map(|()| Value::Null)
                     .map_err(|e| ApiError::Failed(e.to_string()))
             }
+            // Engine extension: the skin's "Send log to support" (`logform_action`).
+            "sendlogs" => {
+                let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+                let text = logs.iter().cloned().collect::<Vec<_>>().join("\r\n");
+                drop(logs);
+                self.integrations
+                    .upload_log(&self.params, text)
+                    .map(|()| Value::Null)
+                    .map_err(|e| ApiError::Failed(e.to_string()))
+            }
             "ismuted" => Ok(Value::from(
                 self.lines
                     .active()
