@@ -30,6 +30,7 @@ use crate::Event;
 
 mod chat;
 mod conference;
+mod headers;
 mod incoming;
 mod line_api;
 mod record;
@@ -131,6 +132,8 @@ struct Line {
     join_conference: bool,
     /// `calltransferalways`: once answered, the call is transferred (REFER) to this number.
     transfer_on_connect: Option<String>,
+    /// `setsipheader` headers of this call only.
+    sip_headers: Vec<(String, String)>,
 }
 
 impl Line {
@@ -164,6 +167,7 @@ impl Line {
             port: None,
             join_conference: false,
             transfer_on_connect: None,
+            sip_headers: Vec::new(),
         }
     }
 }
@@ -224,6 +228,8 @@ pub(crate) struct Core {
     setline: Option<(LineSel, Instant)>,
     /// Own presence is `DND`: incoming calls are refused with 480.
     dnd: bool,
+    /// Global `setsipheader` headers (on top of `customsipheader`).
+    extra_headers: Vec<(String, String)>,
     /// The profile's work folder (`getworkdir`).
     work_dir: std::path::PathBuf,
     /// The profile database, when settings are persisted.
@@ -412,6 +418,7 @@ impl Core {
             siplog: Default::default(),
             hub: None,
             dnd: false,
+            extra_headers: Vec::new(),
             mic_volume: routing::Volume::new(50),
             speaker_volume: routing::Volume::new(50),
             ring_volume: routing::Volume::new(50),
@@ -758,6 +765,9 @@ impl Core {
                         );
                     }
                 }
+                if outcome.name == "customsipheader" {
+                    self.push_global_headers()?;
+                }
                 if outcome.name == "profile" && outcome.changed {
                     self.switch_profile();
                 }
@@ -916,6 +926,12 @@ impl Core {
         sip.set_allow_redirect(self.params.get_i64("allowcallredirect").unwrap_or(1) != 0);
         self.sip = Some(sip);
         self.sip_rx = Some(rx);
+        if let Err(e) = self.push_global_headers() {
+            self.display(
+                Severity::Warning,
+                &format!("extra SIP headers not used: {e}"),
+            );
+        }
         self.reg = RegState::None;
         self.notify(notify::start("sip"));
         self.log(

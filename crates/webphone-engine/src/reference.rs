@@ -40,6 +40,7 @@ pub const ENGINE_READS: &[&str] = &[
     "calltimeout",
     "calltransferalways",
     "codec",
+    "customsipheader",
     "defmute",
     "denoise",
     "disablesamecall",

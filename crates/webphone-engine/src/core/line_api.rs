@@ -148,16 +148,6 @@ impl Core {
                     .map(|()| Value::Null)
                     .map_err(|e| ApiError::Failed(e.to_string()))
             }
-            // Engine extension: the skin's "Send log to support" (`logform_action`).
-            "sendlogs" => {
-                let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-                let text = logs.iter().cloned().collect::<Vec<_>>().join("\r\n");
-                drop(logs);
-                self.integrations
-                    .upload_log(&self.params, text)
-                    .map(|()| Value::Null)
-                    .map_err(|e| ApiError::Failed(e.to_string()))
-            }
             "ismuted" => Ok(Value::from(
                 self.lines
                     .active()
@@ -345,7 +335,8 @@ impl Core {
             "sendsms" => self.sendchat_api(args).await,
             "conference" => self.conference_api(args).await,
             "forward" => self.forward_api(args),
-            "registerex" | "setsipheader" => Err(ApiError::Failed(format!(
+            "setsipheader" => self.setsipheader_api(args),
+            "registerex" => Err(ApiError::Failed(format!(
                 "{f} is not implemented yet in this engine"
             ))),
             _ => Err(ApiError::UnknownFunction),
