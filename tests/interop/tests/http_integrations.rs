@@ -306,3 +306,48 @@ fn dead_or_hung_servers_never_hold_up_a_call() {
     );
     cli.quit();
 }
+
+/// HTTPS certificates are verified: an action URL served with a self-signed certificate
+/// (OpenSSL's `s_server`) is refused and the refusal is logged; the phone carries on.
+#[test]
+fn https_with_an_untrusted_certificate_is_refused() {
+    let _serial = serial();
+    if !require_tools("http_integrations_tls", &["openssl"]) {
+        return;
+    }
+    let dir = TestDir::new("http_integrations_tls");
+    let (cert, key) = webphone_interop::kamailio::self_signed_cert(dir.path());
+    let port = webphone_interop::free_port();
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args(["s_server", "-www", "-accept", &format!("127.0.0.1:{port}")])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key);
+    let mut tls =
+        webphone_interop::proc::Proc::spawn("openssl-s_server", cmd, &dir.join("s_server.log"));
+    // The probe connection is closed at once: s_server serves one connection at a time.
+    let up = webphone_interop::util::wait_for(WAIT, || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(drop)
+    });
+    assert!(
+        up.is_some(),
+        "s_server did not listen: {}",
+        tls.log_tail(20)
+    );
+    let params = Params::new().set("loglevel", "5").set(
+        "scurl_onstart",
+        format!("https://127.0.0.1:{port}/start?u=USERNAME"),
+    );
+    let mut cli = start_cli(&dir, &params);
+    let warn = cli.expect_after(0, |l| l.starts_with("LOG,WARNING,scurl_onstart:"), WAIT);
+    assert!(
+        warn.to_ascii_lowercase().contains("certificate"),
+        "refused for its certificate: {warn}"
+    );
+    cli.api_ok("getstatus");
+    cli.quit();
+    tls.assert_running("while the phone refused its certificate");
+}
