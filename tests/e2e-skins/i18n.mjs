@@ -65,6 +65,7 @@ for (const file of walk(path.join(ROOT, 'skins'))) {
   for (const m of text.matchAll(/data-i18n(?:-[a-z-]+)?="([^"]+)"/g)) { used.add(m[1]); }
   for (const m of text.matchAll(/\bt\(\s*'([a-z0-9_]+\.[a-z0-9_.]+)'\s*[,)]/g)) { used.add(m[1]); }
 }
+for (const m of sr.matchAll(/'(display\.[a-z_]+)'/g)) { used.add(m[1]); }
 const unknown = [...used].filter((k) => !(k in en)).sort();
 if (unknown.length) { problems.push(`keys used by the skins but not in en.json: ${unknown.join(', ')}`); }
 

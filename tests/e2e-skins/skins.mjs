@@ -829,6 +829,10 @@ function scenarios(env) {
         const got = [await page.textContent('#tab_settings'), await page.textContent('#tab_contactslist')];
         assert(got[0].includes(tr['sp.tab_settings']) && got[1].includes(tr['sp.tab_contacts']), `${lang} tabs: ${got}`);
         await shot(page, `language-${lang}-dialpad.png`);
+        // An onDisplay text of the engine, translated.
+        await page.evaluate(() => window.webphone_api.call('bad\u0001number').catch(() => {}));
+        await page.waitForFunction((want) => Array.from(document.querySelectorAll('#toasts .toast')).some((x) => x.textContent === want),
+          tr['display.invalid_number'], { timeout: TIMEOUT });
         await page.goto(`${c2k}&wp_callto=echo&wp_language=${lang}`);
         await c2kReady(page);
         const label = await page.$eval('#c2k_container_0_button', (e) => [e.textContent, e.getAttribute('aria-label')]);

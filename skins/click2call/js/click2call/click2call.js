@@ -609,6 +609,12 @@ var float_distance_from_right = -1;
     strings.then(function () {
       buttons = containers().map(function (c, i) { return new Button(c, i); });
       wp.onEvents(onNotification);
+      // Messages for the user (translated when known) on the button that is calling, else the first.
+      wp.onDisplay(function (message, title) {
+        var target = calling || buttons[0];
+        var text = sr && sr.display ? sr.display(String(message || '')) : String(message || '');
+        if (target && text) { target.setStatus(text, title === 'Error' || !calling ? 'error' : ''); }
+      });
       doc.documentElement.classList.add('c2k-ready');
       wp.onLoaded(function () {
         var lang = param('language');

@@ -90,6 +90,33 @@
     return s;
   }
 
+  // onDisplay texts of the engine and of webphone_api.js (English, fixed wording) and their keys;
+  // (.*) parts become {reason}/{peer}/{code}. A text not listed here is shown as it came.
+  var DISPLAY = [
+    [/^Invalid phone number or SIP URI or username$/, 'display.invalid_number', []],
+    [/^Check your microphone! No audio record detected\.$/, 'display.no_microphone', []],
+    [/^Cannot open the recording device, sending silence: (.*)$/, 'display.no_capture', ['reason']],
+    [/^Cannot open the playback device, audio is not played: (.*)$/, 'display.no_playback', ['reason']],
+    [/^The call could not be changed: (.*)$/, 'display.call_change_failed', ['reason']],
+    [/^Transfer failed \((.*)\); the call goes on$/, 'display.transfer_failed', ['code']],
+    [/^Already in call with (.*)$/, 'display.already_in_call', ['peer']],
+    [/^extra SIP headers not used: (.*)$/, 'display.sip_headers_unused', ['reason']],
+    [/^No connection to the phone engine$/, 'display.no_engine', []]
+  ];
+
+  // The text of an onDisplay message in the current language (peer-provided parts stay text).
+  function display(text) {
+    var s = String(text === undefined || text === null ? '' : text);
+    for (var i = 0; i < DISPLAY.length; i++) {
+      var m = DISPLAY[i][0].exec(s);
+      if (!m || lookup(DISPLAY[i][1]) === null) { continue; }
+      var vars = {};
+      DISPLAY[i][2].forEach(function (name, j) { vars[name] = m[j + 1]; });
+      return t(DISPLAY[i][1], vars);
+    }
+    return s;
+  }
+
   var ATTRS = [
     ['data-i18n-placeholder', 'placeholder'],
     ['data-i18n-aria-label', 'aria-label'],
@@ -125,6 +152,7 @@
     pick: pick,
     t: t,
     get: t,
+    display: display,
     apply: apply,
     language: function () { return lang; },
     // Loads English (the fallback) and `code`, makes it current and translates the page.

@@ -280,7 +280,7 @@
   if (wp) {
     wp.onEvents(S.onNotification);
     wp.onDisplay(function (message, title) {
-      var text = String(message || '');
+      var text = global.stringres.display(String(message || ''));
       if (!text) { return; }
       S.toast(title && title !== 'Error' ? String(title) + ': ' + text : text, title === 'Error' ? 'error' : '');
     });
