@@ -787,6 +787,14 @@ function scenarios(env) {
       await page.waitForSelector('#c2k_container_0_chat:not([hidden])');
       await shot(page, 'c2k-floating-chat.png');
       await axe(page, 'click2call floating chat');
+      // colortheme: the theme's call colour (themes.js), unless call_button_color is set.
+      await page.goto(`${c2k}&wp_callto=echo&wp_colortheme=2`);
+      await c2kReady(page);
+      const themed = await page.$eval('#c2k_container_0_button', (e) => getComputedStyle(e).backgroundColor);
+      const blue = loadThemes().find((x) => x.number === 2).colors.call;
+      const hex = (rgb) => '#' + rgb.match(/\d+/g).slice(0, 3).map((v) => Number(v).toString(16).padStart(2, '0')).join('');
+      assert(hex(themed) === blue.toLowerCase(), `colortheme 2 call colour ${hex(themed)} (want ${blue})`);
+      await axe(page, 'click2call colortheme 2');
       // A colour that tries to break out of the property is ignored.
       await page.goto(`${c2k}&wp_callto=echo&wp_call_button_color=` + encodeURIComponent('red;}body{display:none'));
       await c2kReady(page);

@@ -103,7 +103,7 @@ var float_distance_from_right = -1;
   }
 
   var DEFAULTS = {
-    callto: '', autoaction: '0', language: '', sendchat: '', to: '',
+    callto: '', autoaction: '0', language: '', sendchat: '', to: '', colortheme: '',
     call_button_color: call_button_color, call_button_text_color: call_button_text_color,
     call_button_width: call_button_width, call_button_height: call_button_height,
     call_button_radius: call_button_radius, call_button_text: call_button_text,
@@ -115,7 +115,7 @@ var float_distance_from_right = -1;
   // Asked from the engine too (catalog parameters an integrator may have set with setparameter).
   // Not autoaction: a one-time link (?wp_autoaction=1) is stored by the engine, and a stored
   // value would call at every later page load; it is read from the URL and the static block.
-  var FROM_ENGINE = { callto: 1, language: 1, call_button_color: 1, float_button: 1, float_distance_from_top: 1,
+  var FROM_ENGINE = { callto: 1, language: 1, colortheme: 1, call_button_color: 1, float_button: 1, float_distance_from_top: 1,
     float_distance_from_left: 1, float_distance_from_bottom: 1, float_distance_from_right: 1 };
 
   // URL and static parameters at once; the engine's values (withEngine) once it is reachable.
@@ -159,14 +159,46 @@ var float_distance_from_right = -1;
     return Math.max(min, Math.min(max, n)) + 'px';
   }
 
+  // colortheme (with js/softphone/themes.js on the page): the theme's call and header colours,
+  // unless call_button_color / call_button_text_color are set.
+  function themeColors() {
+    var n = parseInt(param('colortheme'), 10);
+    var list = global.themelist;
+    if (!(n > 0) || !Array.isArray(list)) { return null; }
+    for (var i = 0; i < list.length; i++) { if (list[i].number === n) { return list[i].colors; } }
+    return null;
+  }
+
+  var SHIPPED_COLOR = '#1b6e34';
+  var SHIPPED_TEXT_COLOR = '#ffffff';
+
+  // Set by a parameter, or the variable at the top of this file was edited.
+  function explicit(name, shipped) { return params[name] !== undefined || String(DEFAULTS[name]) !== shipped; }
+
   function applyLook(box, button) {
+    var th = themeColors();
+    var ownColor = explicit('call_button_color', SHIPPED_COLOR);
+    var ownText = explicit('call_button_text_color', SHIPPED_TEXT_COLOR);
+    if (th) {
+      if (!ownColor && th.call) { button.style.setProperty('--c2k-bg', th.call); }
+      if (!ownText && th.calltext) { button.style.setProperty('--c2k-fg', th.calltext); }
+      if (th.primary) { box.style.setProperty('--c2k-head', th.primary); }
+      if (th.primarytext) { box.style.setProperty('--c2k-head-text', th.primarytext); }
+      if (th.hangup) { box.style.setProperty('--c2k-hangup', th.hangup); }
+    }
+    if (th && !ownColor) { applySize(box, ownText); return; }
     var bg = background(param('call_button_color'));
     if (bg && bg.color) { button.style.setProperty('--c2k-bg', bg.color); }
     if (bg && bg.image) {
       button.style.setProperty('--c2k-bg-image', bg.image);
       button.classList.add('c2k-image');
     }
-    var fg = String(param('call_button_text_color')).trim();
+    applySize(box, !th || ownText);
+  }
+
+  function applySize(box, withText) {
+    var button = box.querySelector('.c2k-button');
+    var fg = withText ? String(param('call_button_text_color')).trim() : '';
     if (fg && !/[;{}<>\\]/.test(fg) && (!global.CSS || global.CSS.supports('color', fg))) { button.style.setProperty('--c2k-fg', fg); }
     var w = px(param('call_button_width'), 44, 800);
     var h = px(param('call_button_height'), 32, 400);
@@ -174,6 +206,8 @@ var float_distance_from_right = -1;
     if (w) { box.style.setProperty('--c2k-width', w); }
     if (h) { box.style.setProperty('--c2k-height', h); }
     if (r) { box.style.setProperty('--c2k-radius', r); }
+    ['top', 'left', 'bottom', 'right'].forEach(function (side) { box.style[side] = ''; });
+    box.classList.remove('c2k-floating', 'c2k-open-up');
     if (truthy(param('float_button'))) {
       box.classList.add('c2k-floating');
       ['top', 'left', 'bottom', 'right'].forEach(function (side) {
@@ -625,6 +659,7 @@ var float_distance_from_right = -1;
           buttons.forEach(function (b) {
             if (!b.number) { b.number = String(b.container.getAttribute('title') || '').trim() || String(param('callto')).trim(); }
             b.translate();
+            applyLook(b.box, b.button);
           });
           startupAction();
           doc.documentElement.classList.add('c2k-started');
