@@ -25,6 +25,10 @@
 //! | `recording_path()` with an `http(s)://` destination | [`Integrations::plan_upload`]: record to the profile's `recordings/` folder |
 //! | `recording_done()`, after the file is closed | [`Integrations::recording_saved`]: upload, with `VREC` stages 2, 3/4 of type 3 (http) |
 //! | `sendlogs` (engine extension) | [`Integrations::upload_log`]: POST of the log to `logform_action` |
+//!
+//! The `links` parameters (`creditrequest`, `ratingrequest`, `homepage`, ...) have no engine
+//! hook: front doors expand them with [`Integrations::link`] and ask API links with
+//! [`Integrations::link_request`].
 
 pub mod tokens;
 
@@ -171,6 +175,15 @@ pub struct CallInfo<'a> {
     pub peer_display: &'a str,
     /// SIP Call-ID.
     pub callid: &'a str,
+}
+
+/// A `links` parameter after token substitution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// An HTTP API request (its answer is for the user) rather than a page to open.
+    pub api: bool,
+    /// The expanded URL (or text, for non-URL links such as `supportmail`).
+    pub target: String,
 }
 
 /// A recording to upload when its file is closed.
@@ -545,6 +558,69 @@ impl Integrations {
             let _ = events.send(Event::Notification(text));
         });
         Ok(())
+    }
+
+    /// The `links` parameter `name` with its tokens replaced (behaviours §18): `api` is true
+    /// for an HTTP API request (always for `creditrequest` / `ratingrequest`; for `newuser`,
+    /// `recharge`, `p2p`, `callback` and `sms` when the value starts with `*`), whose URL must
+    /// then be `http(s)`; other links are returned expanded for the front door to open.
+    /// `call` adds the peer tokens, `text` the `TEXT` token.
+    pub fn link(
+        &self,
+        params: &ParamStore,
+        name: &'static str,
+        call: Option<&CallInfo<'_>>,
+        text: &str,
+    ) -> Result<Link, IntegrationError> {
+        let raw = params.get(name);
+        let starred = raw.trim_start().starts_with('*');
+        let api = match name {
+            "creditrequest" | "ratingrequest" => true,
+            "newuser" | "recharge" | "p2p" | "callback" | "sms" => starred,
+            _ => false,
+        };
+        let mut t = match call {
+            Some(c) => self.call_tokens(params, "onStart", c),
+            None => self.base_tokens(params, "onStart"),
+        };
+        t.set("TEXT", text);
+        if api {
+            let url = self.prepare(name, &raw, &t)?;
+            return Ok(Link {
+                api,
+                target: url.to_string(),
+            });
+        }
+        let template = api_template(&raw);
+        if template.is_empty() {
+            return Err(IntegrationError::NotConfigured(name));
+        }
+        Ok(Link {
+            api,
+            target: substitute(template, &t),
+        })
+    }
+
+    /// Asks an API link (see [`link`](Self::link)) and returns its answer text, e.g. the
+    /// balance of `creditrequest` or the rate of `ratingrequest`.
+    pub async fn link_request(
+        &self,
+        params: &ParamStore,
+        name: &'static str,
+        call: Option<&CallInfo<'_>>,
+    ) -> Result<String, IntegrationError> {
+        let link = self.link(params, name, call, "")?;
+        if !link.api {
+            return Err(IntegrationError::Scheme {
+                param: name,
+                scheme: "link (not an API request: no leading *)".into(),
+            });
+        }
+        let url = reqwest::Url::parse(&link.target).map_err(|e| IntegrationError::BadUrl {
+            param: name,
+            reason: e.to_string(),
+        })?;
+        http::get(&self.client()?, name, url).await
     }
 
     // ----- plumbing ---------------------------------------------------------------------

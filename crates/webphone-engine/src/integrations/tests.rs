@@ -440,3 +440,42 @@ async fn log_upload_posts_the_form() {
         Err(IntegrationError::NotConfigured("logform_action"))
     ));
 }
+
+#[tokio::test]
+async fn links_expand_and_api_links_are_asked() {
+    let (base, mut rx) = server(200, "12.50 EUR").await;
+    let (i, p, _) = setup(&[
+        ("username", "1001"),
+        ("creditrequest", &format!("*{base}/balance?user=USERNAME")),
+        (
+            "ratingrequest",
+            &format!("{base}/rating?destination=CALLEDNUMBER"),
+        ),
+        ("homepage", "https://example.org/home?u=USERNAME&t=TEXT"),
+        ("callback", "https://example.org/cb?u=USERNAME"),
+        ("recharge", &format!("*{base}/recharge?u=USERNAME")),
+    ]);
+    let home = i.link(&p, "homepage", None, "a b").unwrap();
+    assert_eq!(
+        home,
+        Link {
+            api: false,
+            target: "https://example.org/home?u=1001&t=a%20b".into()
+        }
+    );
+    assert!(!i.link(&p, "callback", None, "").unwrap().api);
+    assert!(i.link(&p, "recharge", None, "").unwrap().api);
+    let rating = i.link(&p, "ratingrequest", Some(&CALL), "").unwrap();
+    assert!(rating.api, "ratingrequest is always an API request");
+    assert_eq!(rating.target, format!("{base}/rating?destination=1002"));
+    assert_eq!(
+        i.link_request(&p, "creditrequest", None).await.unwrap(),
+        "12.50 EUR"
+    );
+    assert_eq!(next(&mut rx).await.target, "/balance?user=1001");
+    assert!(i.link_request(&p, "homepage", None).await.is_err());
+    assert!(matches!(
+        i.link(&p, "helpurl", None, ""),
+        Err(IntegrationError::NotConfigured("helpurl"))
+    ));
+}
