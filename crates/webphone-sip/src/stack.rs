@@ -191,7 +191,7 @@ impl MessageInspector for TraceSent {
 
 /// Transport hook: traces received messages and reports closed connections (by their
 /// local address) to the driver, which re-registers when it was the registration's.
-struct TraceReceived(Arc<Tracer>, mpsc::UnboundedSender<SipAddr>);
+struct TraceReceived(Arc<Tracer>, mpsc::UnboundedSender<SipAddr>, AnsweredInvites);
 
 impl TransportEventInspector for TraceReceived {
     // The `#[async_trait]` signature, written out (nothing here awaits).
@@ -211,6 +211,9 @@ impl TransportEventInspector for TraceReceived {
         }
         if let TransportEvent::Closed(conn) = &event {
             let _ = self.1.send(conn.get_addr().clone());
+        }
+        if let TransportEvent::Incoming(SipMessage::Response(resp), _, _) = &event {
+            self.2.note_response(resp);
         }
         Box::pin(async move {
             // Stream transports: rsipstack framed and parsed the message; validate it before
@@ -348,6 +351,8 @@ pub(crate) async fn start(
         events: events.downgrade(),
     });
     let (closed_tx, closed_rx) = mpsc::unbounded_channel();
+    let answered_invites = AnsweredInvites::default();
+    let (failover_tx, failover_rx) = mpsc::unbounded_channel();
     let endpoint = EndpointBuilder::new()
         .with_cancel_token(token.clone())
         .with_transport_layer(transport_layer)
@@ -367,7 +372,11 @@ pub(crate) async fn start(
         ])
         .with_option(option)
         .with_inspector(Box::new(TraceSent(tracer.clone())))
-        .with_transport_inspector(Box::new(TraceReceived(tracer, closed_tx)))
+        .with_transport_inspector(Box::new(TraceReceived(
+            tracer,
+            closed_tx,
+            answered_invites.clone(),
+        )))
         .build();
     let incoming = endpoint
         .incoming_transactions()
@@ -421,6 +430,10 @@ pub(crate) async fn start(
         dns: Arc::new(Mutex::new(crate::locate::system_name_servers())),
         invites: HashMap::new(),
         invite_auth: HashMap::new(),
+        failover: HashMap::new(),
+        invite_dest: HashMap::new(),
+        answered_invites: answered_invites.clone(),
+        failover_tx,
         public_contact: None,
         reg_call_id,
         reg_cseq: Arc::new(AtomicU32::new(0)),
@@ -429,7 +442,7 @@ pub(crate) async fn start(
         shutdown_waiters: Vec::new(),
         stopping: false,
     };
-    tokio::spawn(driver.run(cmd_rx, stack_rx, incoming, closed_rx));
+    tokio::spawn(driver.run(cmd_rx, stack_rx, incoming, closed_rx, failover_rx));
     Ok((local, cmd_tx))
 }
 
@@ -512,6 +525,14 @@ struct Driver {
     invites: HashMap<CallKey, (String, Target, String)>,
     /// Digest state of each outgoing call's INVITE (RFC 3261 §22.2).
     invite_auth: HashMap<CallKey, crate::digest::AuthAttempt>,
+    /// RFC 3263 §4.3 failover state of outgoing INVITEs with more than one server address.
+    failover: HashMap<CallKey, InviteFailover>,
+    /// The located address an outgoing call's INVITE goes to (instead of resolving the next
+    /// hop's name again); the Request-URI and Route keep the name.
+    invite_dest: HashMap<CallKey, SocketAddr>,
+    /// Call-IDs of INVITEs in failover, and whether anything answered the current attempt.
+    answered_invites: AnsweredInvites,
+    failover_tx: mpsc::UnboundedSender<FailoverMsg>,
     public_contact: Option<HostPort>,
     /// Call-ID and CSeq of our REGISTERs: constant Call-ID, increasing CSeq (RFC 3261 §10.2).
     reg_call_id: String,
@@ -530,6 +551,7 @@ impl Driver {
         mut stack_rx: mpsc::UnboundedReceiver<StackEvent>,
         mut incoming: TransactionReceiver,
         mut closed_rx: mpsc::UnboundedReceiver<SipAddr>,
+        mut failover_rx: mpsc::UnboundedReceiver<FailoverMsg>,
     ) {
         let mut cmd_open = true;
         let mut incoming_open = true;
@@ -576,6 +598,7 @@ impl Driver {
                     }
                 },
                 Some(local) = closed_rx.recv() => self.on_connection_closed(&local),
+                Some(msg) = failover_rx.recv() => self.on_failover_msg(msg),
                 _ = sleep => self.feed(Input::Tick),
             }
         }
@@ -660,6 +683,9 @@ impl Driver {
     /// A stack event: INVITE challenges are answered here (digest), the rest goes to the
     /// policy.
     fn on_stack(&mut self, ev: StackEvent) {
+        if self.try_failover(&ev) {
+            return;
+        }
         if let StackEvent::InviteChallenged {
             call,
             code,
@@ -751,6 +777,10 @@ impl Driver {
             self.call_ids.remove(*call);
             self.invites.remove(call);
             self.invite_auth.remove(call);
+            self.invite_dest.remove(call);
+            if let Some(f) = self.failover.remove(call) {
+                self.answered_invites.forget(&f.call_id);
+            }
         }
         let _ = self.events.send(ev);
     }
@@ -796,7 +826,26 @@ impl Driver {
                 session_expires,
             } => {
                 self.session_expires.insert(call, session_expires);
-                self.send_invite(call, call_id, target, sdp)
+                match self.locate_request(&target) {
+                    Some((host, port, transport)) => {
+                        // RFC 3263: locate the server first, then send to its first address.
+                        let dns = crate::lock(&self.dns).clone();
+                        let tx = self.failover_tx.clone();
+                        self.tasks.spawn(async move {
+                            let list = crate::locate::locate(&dns, &host, port, transport)
+                                .await
+                                .unwrap_or_default();
+                            let _ = tx.send(FailoverMsg::Located {
+                                call,
+                                call_id,
+                                target,
+                                sdp,
+                                list,
+                            });
+                        });
+                    }
+                    None => self.send_invite(call, call_id, target, sdp),
+                }
             }
             Action::SessionTimerHeaders {
                 call,
@@ -1082,6 +1131,14 @@ impl Driver {
                 self.invite_auth.insert(call, att);
             }
         }
+        // The located address (RFC 3263), else the next hop as named (resolved by the stack).
+        let dest = match self.invite_dest.get(&call) {
+            Some(a) => SipAddr {
+                r#type: Some(sip_transport(target.transport)),
+                addr: (*a).into(),
+            },
+            None => sip_addr(&target.next_hop, target.transport),
+        };
         let mut extra_headers = vec![
             Header::Allow(ALLOW.into()),
             // RFC 4028 §7.1: we support session timers and ask for an interval; the
@@ -1110,7 +1167,7 @@ impl Driver {
                 .map(display_name),
             caller,
             callee,
-            destination: Some(sip_addr(&target.next_hop, target.transport)),
+            destination: Some(dest.clone()),
             content_type: Some("application/sdp".into()),
             offer: Some(sdp.clone().into_bytes()),
             contact,
@@ -1141,10 +1198,8 @@ impl Driver {
                     reoffers: self.reoffers.clone(),
                     client: true,
                     hooks: self.services.hooks.clone(),
-                    probe: Some((
-                        self.connector.clone(),
-                        sip_addr(&target.next_hop, target.transport),
-                    )),
+                    probe: Some((self.connector.clone(), dest)),
+                    abandon: self.failover.get(&call).map(|f| f.abandon.clone()),
                 }));
             }
             Err(e) => fail(&self.stack_tx, e.to_string()),
@@ -1329,6 +1384,7 @@ impl Driver {
             client: false,
             hooks: self.services.hooks.clone(),
             probe: None,
+            abandon: None,
         }));
         info!(%call, from = %info.from_uri, "incoming call");
         self.call_ids.insert(call, info.sip_call_id.clone());
@@ -1567,6 +1623,9 @@ struct CallTask {
     hooks: services::CallHooks,
     /// Next hop of our INVITE, checked for reachability first (DNS, connect, TLS).
     probe: Option<(Connector, SipAddr)>,
+    /// Cancelled when the INVITE is abandoned for the next server address (RFC 3263
+    /// §4.3): the task ends silently.
+    abandon: Option<CancellationToken>,
 }
 
 /// How long one registrar address may stay silent before the next one (RFC 3263 §4.3) is
@@ -1603,9 +1662,17 @@ async fn call_task(mut t: CallTask) {
             return;
         }
     }
+    let abandon = t.abandon.take().unwrap_or_default();
     loop {
         let join_pending = t.join.is_some();
         tokio::select! {
+            _ = abandon.cancelled(), if join_pending => {
+                if let Some(j) = t.join.take() {
+                    j.abort();
+                }
+                debug!(%call, "INVITE abandoned for the next server address");
+                break;
+            }
             res = async {
                 match t.join.as_mut() {
                     Some(j) => j.await,
@@ -1715,6 +1782,202 @@ async fn call_task(mut t: CallTask) {
         }
     }
     t.layer.remove_dialog(&t.dialog.id());
+}
+
+/// RFC 3263 §4.3 failover of one outgoing INVITE.
+struct InviteFailover {
+    call_id: String,
+    /// Server addresses not tried yet, in order.
+    rest: std::collections::VecDeque<SocketAddr>,
+    /// Counts the addresses tried; a silence check for an earlier attempt is stale.
+    attempt: u32,
+    /// Cancels the current attempt's call task (silently) when it is abandoned.
+    abandon: CancellationToken,
+}
+
+/// Messages of the failover machinery to the driver.
+enum FailoverMsg {
+    /// The server addresses of an outgoing call's next hop (RFC 3263 §4.2; empty: none).
+    Located {
+        call: CallKey,
+        call_id: String,
+        target: Target,
+        sdp: String,
+        list: Vec<SocketAddr>,
+    },
+    /// [`FAILOVER_AFTER`] has passed since `attempt` of `call` was sent.
+    Silence { call: CallKey, attempt: u32 },
+}
+
+/// Call-IDs of the INVITEs in failover, with whether any response (even 100 Trying)
+/// arrived for the current attempt: set by the transport hook, read by the driver.
+#[derive(Clone, Default)]
+struct AnsweredInvites(Arc<Mutex<HashMap<String, bool>>>);
+
+impl AnsweredInvites {
+    fn watch(&self, call_id: &str) {
+        crate::lock(&self.0).insert(call_id.to_string(), false);
+    }
+
+    fn forget(&self, call_id: &str) {
+        crate::lock(&self.0).remove(call_id);
+    }
+
+    fn answered(&self, call_id: &str) -> bool {
+        crate::lock(&self.0).get(call_id).copied().unwrap_or(true)
+    }
+
+    fn note_response(&self, resp: &Response) {
+        let mut map = crate::lock(&self.0);
+        if map.is_empty() {
+            return;
+        }
+        let Some(id) = resp.headers.iter().find_map(|h| match h {
+            Header::CallId(c) => Some(c.value().trim().to_string()),
+            _ => None,
+        }) else {
+            return;
+        };
+        if let Some(seen) = map.get_mut(&id) {
+            *seen = true;
+        }
+    }
+}
+
+impl Driver {
+    /// Whether (and how) to locate the next hop of `target` before the INVITE (RFC 3263
+    /// §4): a host name over UDP or TCP. The port as written in the account's server or
+    /// proxy decides between SRV (none written) and A/AAAA. IP literals, TLS and WebSocket
+    /// hops go to the stack as they are.
+    fn locate_request(&self, target: &Target) -> Option<(String, Option<u16>, Transport)> {
+        if !matches!(target.transport, Transport::Udp | Transport::Tcp)
+            || target.next_hop.host.parse::<IpAddr>().is_ok()
+        {
+            return None;
+        }
+        let written = self.account.as_ref().and_then(|acc| {
+            [acc.proxy.as_deref(), acc.server.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|s| target::parse_server(s).ok())
+                .find(|a| a.host.eq_ignore_ascii_case(&target.next_hop.host))
+        });
+        let port = match written {
+            Some(a) => a.port,
+            None => Some(target.next_hop.port),
+        };
+        Some((target.next_hop.host.clone(), port, target.transport))
+    }
+
+    fn on_failover_msg(&mut self, msg: FailoverMsg) {
+        match msg {
+            FailoverMsg::Located {
+                call,
+                call_id,
+                target,
+                sdp,
+                list,
+            } => {
+                if self.call_ids.get(call).is_none_or(|id| id != call_id) {
+                    return; // hung up meanwhile
+                }
+                let mut list: std::collections::VecDeque<SocketAddr> = list.into();
+                if let Some(first) = list.pop_front() {
+                    debug!(%call, %first, more = list.len(), "INVITE server located");
+                    self.invite_dest.insert(call, first);
+                    if !list.is_empty() {
+                        self.answered_invites.watch(&call_id);
+                        self.failover.insert(
+                            call,
+                            InviteFailover {
+                                call_id: call_id.clone(),
+                                rest: list,
+                                attempt: 0,
+                                abandon: CancellationToken::new(),
+                            },
+                        );
+                        self.arm_silence_check(call, 0);
+                    }
+                }
+                self.send_invite(call, call_id, target, sdp);
+            }
+            FailoverMsg::Silence { call, attempt } => {
+                let Some(f) = self.failover.get(&call) else {
+                    return;
+                };
+                if f.attempt != attempt || self.answered_invites.answered(&f.call_id) {
+                    return;
+                }
+                info!(%call, "no response to the INVITE; trying the next server address");
+                f.abandon.cancel();
+                self.fail_over(call);
+            }
+        }
+    }
+
+    fn arm_silence_check(&mut self, call: CallKey, attempt: u32) {
+        let tx = self.failover_tx.clone();
+        self.tasks.spawn(async move {
+            tokio::time::sleep(FAILOVER_AFTER).await;
+            let _ = tx.send(FailoverMsg::Silence { call, attempt });
+        });
+    }
+
+    /// A 503, a 408 or a transport failure of an INVITE with server addresses left: send
+    /// it to the next one instead of reporting it (RFC 3263 §4.3). Returns whether `ev` was
+    /// consumed.
+    fn try_failover(&mut self, ev: &StackEvent) -> bool {
+        let (call, retry) = match ev {
+            StackEvent::Final { call, code, .. } => (*call, matches!(*code, 408 | 503)),
+            StackEvent::InviteFailed { call, .. } => (*call, true),
+            StackEvent::InviteChallenged { call, .. } | StackEvent::Provisional { call, .. } => {
+                (*call, false)
+            }
+            _ => return false,
+        };
+        let Some(f) = self.failover.get(&call) else {
+            return false;
+        };
+        if !retry || f.rest.is_empty() {
+            if !matches!(ev, StackEvent::Provisional { .. }) {
+                // Settled (answered, refused, challenged, or nothing left to try).
+                let id = f.call_id.clone();
+                self.answered_invites.forget(&id);
+                self.failover.remove(&call);
+            }
+            return false;
+        }
+        info!(%call, event = ?ev, "INVITE failed; trying the next server address");
+        self.fail_over(call)
+    }
+
+    /// Send the INVITE of `call` to its next server address. False when there is none.
+    fn fail_over(&mut self, call: CallKey) -> bool {
+        let Some(f) = self.failover.get_mut(&call) else {
+            return false;
+        };
+        let Some(next) = f.rest.pop_front() else {
+            return false;
+        };
+        f.attempt += 1;
+        f.abandon = CancellationToken::new();
+        let attempt = f.attempt;
+        let call_id = f.call_id.clone();
+        self.answered_invites.watch(&call_id);
+        let Some((id, target, sdp)) = self.invites.get(&call).cloned() else {
+            return false;
+        };
+        if id != call_id {
+            return false;
+        }
+        self.invite_dest.insert(call, next);
+        if let Some(old) = self.calls.remove(&call) {
+            self.layer.remove_dialog(&old.dialog.id());
+        }
+        self.arm_silence_check(call, attempt);
+        self.send_invite(call, call_id, target, sdp);
+        true
+    }
 }
 
 fn termination(reason: &TerminatedReason, client: bool) -> Termination {

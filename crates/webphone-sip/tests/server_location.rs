@@ -1,8 +1,9 @@
-//! RFC 3263 server location for REGISTER: a tiny DNS server of our own on 127.0.0.1
+//! RFC 3263 server location for REGISTER and INVITE: a tiny DNS server of our own on 127.0.0.1
 //! (answers SRV/A/AAAA from a table, hand-built RFC 1035 packets) and scripted registrars
 //! on real UDP sockets. `_sip._udp.pbx.test` lists a failing registrar at priority 10 and a
 //! working one at priority 20: the REGISTER goes to the first, fails over on 503 or on
-//! silence, and registers at the second.
+//! silence, and registers at the second. INVITEs do the same, with SIPp's built-in `uas` as
+//! the second (live) target.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -259,4 +260,117 @@ async fn no_srv_records_fall_back_to_a_record_and_default_port_scheme() {
         "no SRV with a port: {q:?}"
     );
     ua.shutdown().await;
+}
+
+/// A server that answers every INVITE with `code` (0 = never answers); counts them.
+async fn invite_server(code: u16) -> (SocketAddr, Arc<Mutex<u32>>) {
+    let sock = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let hits = Arc::new(Mutex::new(0u32));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 8192];
+        while let Ok((n, src)) = sock.recv_from(&mut buf).await {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !text.starts_with("INVITE ") {
+                continue;
+            }
+            *h.lock().unwrap() += 1;
+            if code == 0 {
+                continue;
+            }
+            let reply = format!(
+                "SIP/2.0 {code} Service Unavailable\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=dead\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+                header(&text, "Via"),
+                header(&text, "From"),
+                header(&text, "To"),
+                header(&text, "Call-ID"),
+                header(&text, "CSeq"),
+            );
+            let _ = sock.send_to(reply.as_bytes(), src).await;
+        }
+    });
+    (addr, hits)
+}
+
+/// RFC 3263 §4.3 for INVITE: `_sip._udp.pbx.test` lists a dead server (priority 10:
+/// silent, or answering 503) and SIPp's built-in `uas` (priority 20). A call to `service`
+/// (at the account's domain) goes to the dead one first, then to SIPp, which answers it.
+async fn invite_via_srv(first_code: u16) {
+    if !webphone_interop::require_tools("invite_srv_failover", &[webphone_interop::SIPP]) {
+        return;
+    }
+    let dir = webphone_interop::TestDir::new("invite-srv-failover");
+    let mut uas = webphone_interop::Sipp::uas(dir.path());
+    let (bad, bad_hits) = invite_server(first_code).await;
+    let mut table = HashMap::new();
+    table.insert(
+        ("_sip._udp.pbx.test".to_string(), 33),
+        vec![
+            Rr::Srv(20, 0, uas.port(), "live.pbx.test"),
+            Rr::Srv(10, 0, bad.port(), "dead.pbx.test"),
+        ],
+    );
+    for host in ["dead.pbx.test", "live.pbx.test", "pbx.test"] {
+        table.insert((host.to_string(), 1), vec![Rr::A(Ipv4Addr::LOCALHOST)]);
+    }
+    let (dns, queries) = dns_server(table).await;
+    let (ua, mut rx) = SipUa::start(SipConfig {
+        bind_ip: LOOPBACK,
+        port: 0,
+        transport: Transport::Udp,
+        user_agent: "webphone-srv-test".into(),
+    })
+    .await
+    .unwrap();
+    ua.set_dns_servers(vec![dns]);
+    ua.set_account(AccountConfig {
+        server: Some("pbx.test".into()),
+        username: "alice".into(),
+        password: "x".into(),
+        ..Default::default()
+    });
+    let offer = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=sendrecv\r\n";
+    let call = ua.invite("service", offer.into()).unwrap();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("call outcome in time")
+            .unwrap();
+        match ev {
+            SipEvent::Answered { call: c, .. } if c == call => break,
+            SipEvent::Ended { code, text, .. } => panic!("call ended: {code:?} {text}"),
+            _ => continue,
+        }
+    }
+    assert!(*bad_hits.lock().unwrap() >= 1, "priority 10 tried first");
+    let q = queries.lock().unwrap().clone();
+    assert_eq!(
+        q.first().map(String::as_str),
+        Some("_sip._udp.pbx.test/33"),
+        "{q:?}"
+    );
+    ua.hangup(call);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(SipEvent::Ended { .. })) => break,
+            Ok(Some(_)) => continue,
+            other => panic!("no Ended: {other:?}"),
+        }
+    }
+    // SIPp's uas ends with the BYE it received.
+    tokio::task::spawn_blocking(move || uas.assert_success(Duration::from_secs(15)))
+        .await
+        .unwrap();
+    ua.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_fails_over_to_the_next_srv_target_on_503() {
+    invite_via_srv(503).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_fails_over_to_the_next_srv_target_on_silence() {
+    invite_via_srv(0).await;
 }
