@@ -53,6 +53,16 @@ var themelist = [
     }
   },
   {
+    id: 'theme_6', number: 5, name: 'Light Purple', dark: false,
+    colors: {
+      bg: '#f7f3fb', surface: '#ffffff', button: '#ece4f6', buttonhover: '#ded1ef',
+      text: '#24123a', muted: '#55466a', accent: '#6a2c9e', tabselected: '#6a2c9e',
+      primary: '#6a2c9e', primarytext: '#ffffff', call: '#1b7a35', calltext: '#ffffff',
+      hangup: '#b71c1c', hanguptext: '#ffffff', border: '#9a8bb0', focus: '#7a3e00',
+      danger: '#a31515', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  },
+  {
     id: 'theme_4', number: 6, name: 'Dark Red', dark: true,
     colors: {
       bg: '#1f1416', surface: '#2a1b1e', button: '#3b2529', buttonhover: '#4a2e33',
@@ -63,12 +73,62 @@ var themelist = [
     }
   },
   {
+    id: 'theme_7', number: 7, name: 'Yellow', dark: false,
+    colors: {
+      bg: '#fffbe8', surface: '#ffffff', button: '#fff0b0', buttonhover: '#ffe58a',
+      text: '#2b2400', muted: '#574d12', accent: '#725300', tabselected: '#806000',
+      primary: '#725300', primarytext: '#ffffff', call: '#1b7a35', calltext: '#ffffff',
+      hangup: '#b71c1c', hanguptext: '#ffffff', border: '#a8993f', focus: '#0b5cad',
+      danger: '#a31515', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  },
+  {
     id: 'theme_5', number: 8, name: 'Blue', dark: true,
     colors: {
       bg: '#0d1b2a', surface: '#13263a', button: '#1c3550', buttonhover: '#24446a',
       text: '#ffffff', muted: '#c5d5e6', accent: '#7cc4ff', tabselected: '#4aa8ff',
       primary: '#1560b8', primarytext: '#ffffff', call: '#1e7b34', calltext: '#ffffff',
       hangup: '#c0282d', hanguptext: '#ffffff', border: '#4d6a88', focus: '#ffd23f',
+      danger: '#ffab91', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  },
+  {
+    id: 'theme_8', number: 9, name: 'Purple', dark: true,
+    colors: {
+      bg: '#1e1426', surface: '#2a1d36', button: '#3a2a4a', buttonhover: '#46345a',
+      text: '#ffffff', muted: '#d6c8e4', accent: '#d6b0ff', tabselected: '#b47cf0',
+      primary: '#7b3fb5', primarytext: '#ffffff', call: '#1e7b34', calltext: '#ffffff',
+      hangup: '#c0282d', hanguptext: '#ffffff', border: '#6f5a85', focus: '#ffd23f',
+      danger: '#ffab91', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  },
+  {
+    id: 'theme_9', number: 10, name: 'Turquoise', dark: false,
+    colors: {
+      bg: '#eefafa', surface: '#ffffff', button: '#d5f1f1', buttonhover: '#bde8e8',
+      text: '#0b2e2e', muted: '#2f5757', accent: '#00676a', tabselected: '#00797b',
+      primary: '#00676a', primarytext: '#ffffff', call: '#1b7a35', calltext: '#ffffff',
+      hangup: '#b71c1c', hanguptext: '#ffffff', border: '#7fa8a8', focus: '#7a3e00',
+      danger: '#a31515', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  },
+  {
+    id: 'theme_10', number: 11, name: 'Light Skin', dark: false,
+    colors: {
+      bg: '#faf6f2', surface: '#ffffff', button: '#f1e7dd', buttonhover: '#e7d8c8',
+      text: '#2e2118', muted: '#5e4d40', accent: '#874812', tabselected: '#874812',
+      primary: '#874812', primarytext: '#ffffff', call: '#1b7a35', calltext: '#ffffff',
+      hangup: '#b71c1c', hanguptext: '#ffffff', border: '#b09a86', focus: '#0b5cad',
+      danger: '#a31515', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
+    }
+  },
+  {
+    id: 'theme_11', number: 12, name: 'Green Orange', dark: true,
+    colors: {
+      bg: '#13241a', surface: '#1b3024', button: '#26402f', buttonhover: '#2f4d39',
+      text: '#ffffff', muted: '#cfe0d4', accent: '#ffb366', tabselected: '#ff9933',
+      primary: '#a14f00', primarytext: '#ffffff', call: '#1e7b34', calltext: '#ffffff',
+      hangup: '#c0282d', hanguptext: '#ffffff', border: '#4f7a5e', focus: '#ffd23f',
       danger: '#ffab91', fontfamily: 'system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif'
     }
   }
