@@ -13,6 +13,7 @@
 //   autologin credentials known to the engine skip the login page
 //   params2   links (homepage, supportmail, advertisement, extramenuurl), haveloginpage,
 //             hasringcounter, callparknumber, savetocontacts
+//   logs      Settings > Logs: getlogs shown, copy, upload offered with logsendto=1
 //   chat      the chat page: incoming message opens it (text as text), composing indicator,
 //             delivery state, unread badge with showincomingchatas=1, conversations persist
 //   c2k       click2call: the button calls "echo" and hangs up; right click / long press / keyboard
@@ -600,7 +601,7 @@ function scenarios(env) {
         'wp_helpurl=*https%3A%2F%2Fapi.example.org%2Fhelp', 'wp_licenseurl=javascript%3Aalert(1)',
         'wp_advertisement=https%3A%2F%2Fads.example.org%2Fspring', 'wp_extramenuurl=https%3A%2F%2Fshop.example.org%2F',
         'wp_extramenutxt=Our%20shop', 'wp_haveloginpage=2', 'wp_callparknumber=*71', 'wp_hasringcounter=true',
-        'wp_savetocontacts=2'];
+        'wp_savetocontacts=2', 'wp_logsendto=2'];
       await page.goto(`${base}&${q.join('&')}`);
       await page.waitForSelector('body.ready', { timeout: TIMEOUT });
       await waitPage(page, 'page_login');
@@ -610,6 +611,15 @@ function scenarios(env) {
       const links = await page.$$eval('#settings_links a', (els) => els.map((a) => a.id + '=' + a.getAttribute('href')));
       assert(links.join() === 'settings_link_homepage=https://example.org/,settings_link_supportmail=mailto:help@example.org',
         'links: ' + links);
+      // logsendto=2: the log (getlogs) goes to supportmail by e-mail.
+      await page.click('#settings_logs_show');
+      await page.waitForSelector('#settings_logs_text:not([hidden])');
+      const mail = await page.$eval('#settings_logs_email', (a) => [a.hidden, a.getAttribute('href')]);
+      const body = decodeURIComponent((mail[1] || '').split('&body=')[1] || '');
+      const logs = await page.inputValue('#settings_logs_text');
+      assert(!mail[0] && mail[1].startsWith('mailto:help@example.org?subject=Log%20of%20WebPhone&body=') && logs.endsWith(body) && body.length > 0,
+        'log e-mail link: ' + String(mail[1]).slice(0, 80));
+      assert(await page.$eval('#settings_logs_upload', (b) => b.hidden), 'no upload with logsendto=2');
       await shot(page, 'params2-settings.png');
       await axe(page, 'settings with links');
       await goPage(page, 'page_dialpad');
@@ -641,6 +651,20 @@ function scenarios(env) {
       await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
       assert(await page.evaluate(() => window.WPSkin.findContactByNumber('echo') === null), 'the echo test is never saved as a contact');
       await page.evaluate(() => { const c = window.WPSkin.findContactByNumber('5555'); if (c) { window.WPSkin.deleteContact(c.id); } });
+    },
+
+    async logs(page) {
+      // logsendto=1: the log is uploaded to logform_action (a form POST; not submitted here).
+      await page.goto(`${base}&wp_logsendto=1&wp_logform_action=${encodeURIComponent('https://logs.example.org/upload')}`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_settings');
+      assert(await page.$eval('#settings_logs_upload', (b) => b.hidden), 'upload offered only once the log is shown');
+      await page.click('#settings_logs_show');
+      await page.waitForSelector('#settings_logs_upload:not([hidden])');
+      assert(await page.$eval('#settings_logs_email', (a) => a.hidden), 'no e-mail with logsendto=1');
+      await page.click('#settings_logs_copy');
+      await shot(page, 'settings-logs.png');
+      await axe(page, 'settings logs');
     },
 
     async chat(page) {

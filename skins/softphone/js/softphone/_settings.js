@@ -103,8 +103,75 @@
 
   // ---------------------------------------------------------------- page
 
+  // ---------------------------------------------------------------- logs (getlogs, logsendto)
+
+  var LOG_MAIL_CHARS = 1500; // mailto: bodies must stay short; the end of the log matters most
+
+  // logsendto: 0 copy only; 1 upload (POST to logform_action with the fields filename and log);
+  // 2 e-mail to supportmail (the last part of the log in the body).
+  function renderLogActions() {
+    var mode = S.paramInt('logsendto', 0);
+    var text = S.byId('settings_logs_text');
+    var shown = !text.hidden;
+    S.byId('settings_logs').hidden = S.featureset() < 5;
+    S.byId('settings_logs_copy').hidden = !shown;
+    S.byId('settings_logs_upload').hidden = !(shown && mode === 1 && S.safeUrl(S.param('logform_action')));
+    var mail = S.safeUrl(S.param('supportmail'), true);
+    var email = S.byId('settings_logs_email');
+    email.hidden = !(shown && mode === 2 && mail && /^mailto:/i.test(mail));
+    if (!email.hidden) {
+      var body = text.value.length > LOG_MAIL_CHARS ? text.value.slice(-LOG_MAIL_CHARS) : text.value;
+      var subject = t('sp.logs_subject', { name: S.param('brandname') || t('app.title') });
+      email.href = mail.split('?')[0] + '?subject=' + encodeURIComponent(subject) + '&body=' + encodeURIComponent(body);
+    }
+  }
+
+  function showLogs() {
+    return S.api('getlogs').then(function (v) { return String(v || ''); }, function (e) { return S.errText(e); }).then(function (logs) {
+      var text = S.byId('settings_logs_text');
+      text.value = logs || t('sp.logs_empty');
+      text.hidden = false;
+      text.scrollTop = text.scrollHeight;
+      renderLogActions();
+    });
+  }
+
+  function copyLogs() {
+    var text = S.byId('settings_logs_text');
+    var done = function () { S.toast(t('sp.logs_copied')); };
+    if (global.navigator.clipboard && global.navigator.clipboard.writeText) {
+      global.navigator.clipboard.writeText(text.value).then(done, function () { text.select(); });
+    } else {
+      text.select();
+    }
+  }
+
+  // A form POST in a new tab (the log server's answer shows there).
+  function uploadLogs() {
+    var action = S.safeUrl(S.param('logform_action'));
+    if (!action) { return; }
+    var form = global.document.createElement('form');
+    form.method = 'post';
+    form.action = action;
+    form.target = '_blank';
+    form.enctype = 'multipart/form-data';
+    form.hidden = true;
+    [['filename', S.param('logform_filename') || 'webphone_log.txt'], ['log', S.byId('settings_logs_text').value]].forEach(function (f) {
+      var input = global.document.createElement('textarea');
+      input.name = f[0];
+      input.value = f[1];
+      form.appendChild(input);
+    });
+    global.document.body.appendChild(form);
+    form.submit();
+    global.document.body.removeChild(form);
+  }
+
   S.page('page_settings', {
     onCreate: function () {
+      S.byId('settings_logs_show').addEventListener('click', showLogs);
+      S.byId('settings_logs_copy').addEventListener('click', copyLogs);
+      S.byId('settings_logs_upload').addEventListener('click', uploadLogs);
       S.byId('settings_account_form').addEventListener('submit', function (e) {
         e.preventDefault();
         var server = S.byId('settings_server').value.trim();
@@ -185,6 +252,7 @@
       var brand = S.param('brandname') || t('app.title');
       var about = brand + (S.param('version') ? ' ' + S.param('version') : '') + (S.param('companyname') ? ' · ' + S.param('companyname') : '');
       S.byId('settings_about_text').textContent = about;
+      renderLogActions();
       // homepage, helpurl, supporturi, supportmail, accounturi, licenseurl: links (as text).
       var list = S.byId('settings_links');
       list.textContent = '';

@@ -114,6 +114,7 @@
     callnot_title: '', callnot_body: '', callnot_icon: '', chatsms: '0', showincomingchatas: '0', savetocontacts: '0', callparknumber: '',
     hasringcounter: 'false', homepage: '', helpurl: '', supporturi: '', supportmail: '', accounturi: '',
     licenseurl: '', advertisement: '', extramenuurl: '', extramenutxt: '',
+    logsendto: '0', logform_action: '', logform_filename: '',
     haveloginpage: '', hasincomingcallpopup: '', hasincomingcall: '',
     bgcolor: '', buttoncolor: '', buttonhover: '', tabselectedcolor: '', fontcheme: '',
     fontcwhite: '', fontfamily: ''
