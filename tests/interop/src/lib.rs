@@ -17,6 +17,7 @@ pub mod cli;
 pub mod flows;
 pub mod http_server;
 pub mod kamailio;
+pub mod linphone;
 pub mod params;
 pub mod proc;
 pub mod sipp;
