@@ -1,7 +1,7 @@
 //! Call recording to WAV (`voicerecord`, and every call when `voicerecupload` is set), with
 //! the VREC progress notifications: stage 1 when recording begins, 2 and 3 (or 4) when the
-//! file is delivered to its destination. Local paths only so far; HTTP and FTP uploads are
-//! refused with a clear message.
+//! file is delivered to its destination: a local path, or an `http(s)://` / `ftp://` URL the
+//! file is uploaded to after the call (`crate::integrations`, VREC types 3 and 2).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,17 +42,11 @@ pub(super) fn expand_tokens(template: &str, values: &[(&str, String)]) -> String
 
 impl Core {
     /// Where a recording of line `n` goes: `dest` may be a folder, a file name, or empty (the
-    /// profile's `recordings/` folder). Remote destinations are not supported yet.
+    /// profile's `recordings/` folder), or a URL: recorded into that folder, then uploaded.
     fn recording_path(&self, n: usize, dest: &str) -> Result<PathBuf, ApiError> {
         let dest = dest.trim();
-        let lower = dest.to_ascii_lowercase();
-        if lower.starts_with("ftp://") {
-            return Err(ApiError::Failed(
-                "uploading recordings over FTP is not implemented: give a local path or an http(s) URL"
-                    .into(),
-            ));
-        }
-        // http(s): recorded into the profile's folder, uploaded when closed (integrations).
+        // http(s) / ftp: recorded into the profile's folder, uploaded when closed
+        // (crate::integrations).
         let upload = crate::integrations::Integrations::is_upload_url(dest);
         let Some(l) = self.lines.get(n) else {
             return Err(ApiError::Failed("no such line".into()));

@@ -32,6 +32,7 @@
 
 pub mod tokens;
 
+mod ftp;
 mod http;
 
 use std::collections::HashMap;
@@ -436,10 +437,13 @@ impl Integrations {
         Ok(pairs)
     }
 
-    /// Whether a recording destination is a remote URL this module uploads to.
+    /// Whether a recording destination is a remote URL this module uploads to (`http://`,
+    /// `https://`, `ftp://`).
     pub fn is_upload_url(dest: &str) -> bool {
         let lower = dest.trim().to_ascii_lowercase();
-        lower.starts_with("http://") || lower.starts_with("https://")
+        ["http://", "https://", "ftp://"]
+            .iter()
+            .any(|p| lower.starts_with(p))
     }
 
     /// Remembers that the recording being written to `local` goes to `url_template` once
@@ -472,8 +476,9 @@ impl Integrations {
     }
 
     /// A recording file is closed: when [`plan_upload`](Self::plan_upload) named a URL for
-    /// it, uploads it (PUT or multipart POST, see [`UploadMethod::for_url`]) and reports
-    /// `VREC,line,2,3,url,`, then `VREC,-1,3,3,url,` or `VREC,-1,4,3,url,reason`.
+    /// it, uploads it (HTTP PUT or multipart POST, see [`UploadMethod::for_url`]; FTP `STOR`)
+    /// and reports `VREC,line,2,T,url,`, then `VREC,-1,3,T,url,` or `VREC,-1,4,T,url,reason`
+    /// with `T` 3 for http(s), 2 for ftp (the URL shown without credentials or query).
     pub fn recording_saved(&self, local: &Path) -> Result<(), IntegrationError> {
         const PARAM: &str = "voicerecupload";
         let Some(plan) = self
@@ -484,7 +489,19 @@ impl Integrations {
         else {
             return Ok(());
         };
-        let url = self.prepare(PARAM, &plan.url, &plan.tokens)?;
+        let url = match self.prepare(PARAM, &plan.url, &plan.tokens) {
+            Err(IntegrationError::Scheme { scheme, .. }) if scheme == "ftp" => {
+                let expanded = substitute(api_template(&plan.url), &plan.tokens);
+                reqwest::Url::parse(&expanded).map_err(|e| IntegrationError::BadUrl {
+                    param: PARAM,
+                    reason: e.to_string(),
+                })?
+            }
+            other => other?,
+        };
+        let is_ftp = url.scheme() == "ftp";
+        // VREC upload type (notifications §9): 2 ftp, 3 http.
+        let kind = if is_ftp { 2 } else { 3 };
         // Shown without credentials or query (either may carry PASSWORD).
         let mut bare = url.clone();
         let _ = bare.set_password(None);
@@ -505,9 +522,26 @@ impl Integrations {
             callid: plan.tokens.get("CALLID").to_string(),
             server: plan.tokens.get("SERVER").to_string(),
         };
-        let _ = events.send(Event::Notification(format!("VREC,{line},2,3,{shown},")));
+        let _ = events.send(Event::Notification(format!(
+            "VREC,{line},2,{kind},{shown},"
+        )));
         rt.spawn(async move {
             let result = match read_file(&path).await {
+                Ok(bytes) if is_ftp => {
+                    let sent =
+                        tokio::time::timeout(TOTAL_TIMEOUT * 3, ftp::stor(&url, &bytes)).await;
+                    match sent {
+                        Ok(Ok(())) => Ok(226),
+                        Ok(Err(reason)) => Err(IntegrationError::Transport {
+                            param: PARAM,
+                            reason,
+                        }),
+                        Err(_) => Err(IntegrationError::Transport {
+                            param: PARAM,
+                            reason: "FTP upload timed out".into(),
+                        }),
+                    }
+                }
                 Ok(bytes) => http::upload(&client, PARAM, url, bytes, &meta).await,
                 Err(e) => Err(IntegrationError::Io {
                     param: PARAM,
@@ -517,13 +551,13 @@ impl Integrations {
             let done = match result {
                 Ok(status) => {
                     debug!(status, "recording uploaded");
-                    format!("VREC,-1,3,3,{shown},")
+                    format!("VREC,-1,3,{kind},{shown},")
                 }
                 Err(e) => {
                     warn!("{e}");
                     let why = notify::text(&e.to_string());
                     let _ = events.send(Event::Notification(notify::log(Severity::Warning, &why)));
-                    format!("VREC,-1,4,3,{shown},{why}")
+                    format!("VREC,-1,4,{kind},{shown},{why}")
                 }
             };
             let _ = events.send(Event::Notification(done));

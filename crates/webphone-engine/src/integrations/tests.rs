@@ -479,3 +479,123 @@ async fn links_expand_and_api_links_are_asked() {
         Err(IntegrationError::NotConfigured("helpurl"))
     ));
 }
+
+/// A one-session FTP server (RFC 959 subset): reports the commands and the stored bytes.
+async fn ftp_server(epsv: bool) -> (u16, mpsc::UnboundedReceiver<(Vec<String>, Vec<u8>)>) {
+    use tokio::io::AsyncBufReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let (r, mut w) = sock.into_split();
+        let mut r = tokio::io::BufReader::new(r);
+        w.write_all(b"220-welcome\r\n220 ready\r\n").await.unwrap();
+        let mut cmds = Vec::new();
+        let mut data_l: Option<TcpListener> = None;
+        let mut stored = Vec::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                break;
+            }
+            let line = line.trim_end().to_string();
+            cmds.push(line.clone());
+            let verb = line.split(' ').next().unwrap_or("").to_string();
+            let answer = match verb.as_str() {
+                "USER" => "331 password please".to_string(),
+                "PASS" => "230 logged in".to_string(),
+                "TYPE" => "200 binary".to_string(),
+                "EPSV" if !epsv => "500 unknown".to_string(),
+                "EPSV" | "PASV" => {
+                    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let p = l.local_addr().unwrap().port();
+                    data_l = Some(l);
+                    if verb == "EPSV" {
+                        format!("229 Extended Passive Mode (|||{p}|)")
+                    } else {
+                        format!(
+                            "227 Entering Passive Mode (127,0,0,1,{},{})",
+                            p / 256,
+                            p % 256
+                        )
+                    }
+                }
+                "STOR" => {
+                    w.write_all(b"150 send it\r\n").await.unwrap();
+                    let (mut d, _) = data_l.take().unwrap().accept().await.unwrap();
+                    d.read_to_end(&mut stored).await.unwrap();
+                    "226 stored".to_string()
+                }
+                "QUIT" => {
+                    w.write_all(b"221 bye\r\n").await.unwrap();
+                    break;
+                }
+                _ => "502 not here".to_string(),
+            };
+            w.write_all(format!("{answer}\r\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        let _ = tx.send((cmds, stored));
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn recordings_upload_by_ftp_passive_mode() {
+    let dir = std::env::temp_dir().join(format!("wp-ftp-{}", random_hex(4)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rec.wav");
+    std::fs::write(&file, b"RIFFftpwav").unwrap();
+    let values = [
+        ("CALLER", "1001".to_string()),
+        ("CALLED", "1002".to_string()),
+    ];
+    for epsv in [true, false] {
+        let (port, mut rx) = ftp_server(epsv).await;
+        let (i, _p, mut ev) = setup(&[]);
+        i.plan_upload(
+            &format!("ftp://user01:pa%3Ass@127.0.0.1:{port}/rec/voice_CALLER_CALLED.wav"),
+            1,
+            &file,
+            &values,
+        );
+        i.recording_saved(&file).unwrap();
+        let (cmds, stored) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored, b"RIFFftpwav");
+        assert_eq!(cmds[0], "USER user01");
+        assert_eq!(cmds[1], "PASS pa:ss");
+        assert!(
+            cmds.contains(&"STOR rec/voice_1001_1002.wav".to_string()),
+            "{cmds:?}"
+        );
+        assert_eq!(cmds.contains(&"PASV".to_string()), !epsv, "{cmds:?}");
+        let shown = format!("ftp://127.0.0.1:{port}/rec/voice_1001_1002.wav");
+        assert_eq!(
+            next_note(&mut ev, "VREC,").await,
+            format!("VREC,1,2,2,{shown},")
+        );
+        assert_eq!(
+            next_note(&mut ev, "VREC,").await,
+            format!("VREC,-1,3,2,{shown},")
+        );
+    }
+    // Nothing listening: stage 4 with the reason, no panic.
+    let (i, _p, mut ev) = setup(&[]);
+    i.plan_upload(
+        &format!("ftp://127.0.0.1:{}/x.wav", closed_port()),
+        1,
+        &file,
+        &values,
+    );
+    i.recording_saved(&file).unwrap();
+    next_note(&mut ev, "VREC,1,2,2,").await;
+    assert!(next_note(&mut ev, "VREC,-1,4,2,")
+        .await
+        .contains("FTP connect"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
