@@ -37,6 +37,7 @@ mod record;
 mod routing;
 mod sipmsg;
 mod timers;
+mod transfer;
 mod watch;
 
 /// Requests from the [`crate::Phone`] handles and from the engine's own tasks.
@@ -134,6 +135,13 @@ struct Line {
     transfer_on_connect: Option<String>,
     /// `setsipheader` headers of this call only.
     sip_headers: Vec<(String, String)>,
+    /// This is the consultation call of an attended transfer of that line: hanging it up
+    /// sends the REFER.
+    consult_for: Option<usize>,
+    /// The consultation leg whose REFER went to that line: ends with the transfer.
+    after_transfer_of: Option<usize>,
+    /// We held this call for a transfer: a failed transfer resumes it.
+    transfer_resume: bool,
 }
 
 impl Line {
@@ -168,6 +176,9 @@ impl Line {
             join_conference: false,
             transfer_on_connect: None,
             sip_headers: Vec::new(),
+            consult_for: None,
+            after_transfer_of: None,
+            transfer_resume: false,
         }
     }
 }
@@ -230,6 +241,8 @@ pub(crate) struct Core {
     dnd: bool,
     /// Global `setsipheader` headers (on top of `customsipheader`).
     extra_headers: Vec<(String, String)>,
+    /// The account (and digest HA1) last handed to the SIP layer.
+    pushed_account: std::sync::Mutex<Option<(AccountConfig, Option<String>)>>,
     /// The profile's work folder (`getworkdir`).
     work_dir: std::path::PathBuf,
     /// The profile database, when settings are persisted.
@@ -419,6 +432,7 @@ impl Core {
             hub: None,
             dnd: false,
             extra_headers: Vec::new(),
+            pushed_account: std::sync::Mutex::new(None),
             mic_volume: routing::Volume::new(50),
             speaker_volume: routing::Volume::new(50),
             ring_volume: routing::Volume::new(50),
@@ -748,9 +762,22 @@ impl Core {
                     .filter(|s| !s.trim().is_empty())
                     .ok_or_else(|| bad("usage: setparameter(name, value)"))?;
                 let value = arg(args, 1).unwrap_or("");
+                // The JavaScript facade tells where a value came from (its static block,
+                // a `wp_` cookie or URL parameter) so the precedence of the sources holds.
+                let source = match arg(args, 2).map(str::trim) {
+                    None | Some("") => Source::Runtime,
+                    Some(s) if s.eq_ignore_ascii_case("static") => Source::Static,
+                    Some(s) if s.eq_ignore_ascii_case("cookie") => Source::Cookie,
+                    Some(s) if s.eq_ignore_ascii_case("url") => Source::Url,
+                    Some(o) => {
+                        return Err(bad(format!(
+                            "setparameter: unknown source {o:?} (static, cookie or url)"
+                        )))
+                    }
+                };
                 let outcome = self
                     .params
-                    .set(name.trim(), value)
+                    .set_from(source, name.trim(), value)
                     .map_err(|e| bad(e.to_string()))?;
                 if outcome.is_unknown() {
                     self.log(
@@ -924,6 +951,10 @@ impl Core {
         info!(local = %sip.local_addr(), "SIP stack started");
         sip.set_trace(true);
         sip.set_allow_redirect(self.params.get_i64("allowcallredirect").unwrap_or(1) != 0);
+        *self
+            .pushed_account
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         self.sip = Some(sip);
         self.sip_rx = Some(rx);
         if let Err(e) = self.push_global_headers() {
@@ -988,8 +1019,20 @@ impl Core {
     /// parameter when one is set (then the password is not needed; MD5 challenges only).
     fn push_account(&self, sip: &SipUa) {
         let ha1 = self.params.get("md5");
-        sip.set_digest_ha1((!ha1.trim().is_empty()).then(|| ha1.trim().to_string()));
-        sip.set_account(self.account());
+        let ha1 = (!ha1.trim().is_empty()).then(|| ha1.trim().to_string());
+        let acc = self.account();
+        // Switching accounts unregisters the old binding: only when something changed (an
+        // outgoing call re-checks the account and must not drop the registration).
+        let mut last = self
+            .pushed_account
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.as_ref() == Some(&(acc.clone(), ha1.clone())) {
+            return;
+        }
+        sip.set_digest_ha1(ha1.clone());
+        sip.set_account(acc.clone());
+        *last = Some((acc, ha1));
     }
 
     fn account(&self) -> AccountConfig {
@@ -1038,6 +1081,10 @@ impl Core {
         }
         if let Some(sip) = self.sip.take() {
             sip.shutdown().await;
+            *self
+                .pushed_account
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
             if self.reg == RegState::Registered {
                 self.callback("onUnRegistered", vec![]);
             }
@@ -1608,6 +1655,10 @@ impl Core {
     async fn hangup(&mut self, sel: LineSel) -> Result<Value, ApiError> {
         let lines = self.lines.select(sel);
         for n in &lines {
+            // Hanging up the consultation call of an attended transfer completes it.
+            if self.complete_attended(*n).await {
+                continue;
+            }
             self.end_locally(*n).await;
         }
         Ok(Value::from(lines.len()))
@@ -1710,6 +1761,9 @@ impl Core {
         let Some(mut l) = self.lines.remove(n) else {
             return;
         };
+        // A consultation call that ends before the transfer: the first call resumes.
+        let consult_for = l.consult_for.take();
+        self.consultation_ended(consult_for);
         if let (Some(orig), Some(sip)) = (l.referred_by.take(), &self.sip) {
             let code = reason
                 .split_whitespace()

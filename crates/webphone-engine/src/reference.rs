@@ -73,6 +73,8 @@ pub const ENGINE_READS: &[&str] = &[
     "signalingport",
     "sipusername",
     "techprefix",
+    "transfertype",
+    "transfwithreplace",
     "transport",
     "use_g729",
     "use_gsm",

@@ -382,3 +382,43 @@ fn aliases_share_layers_with_their_canonical_name() {
     assert_eq!(s.get("useloginpage"), "2");
     assert_eq!(s.source_of("useloginpage"), Some(Source::Url));
 }
+
+/// Through the API: the facade's `setparameter(name, value, source)` keeps the precedence of
+/// the sources whatever the order of the calls, and an unknown source is refused.
+#[tokio::test]
+async fn setparameter_with_a_source_keeps_the_precedence() {
+    let phone = webphone_engine::Phone::new(webphone_engine::PhoneOptions::default());
+    let set = |v: &str, src: &str| vec![P.to_string(), v.to_string(), src.to_string()];
+    phone
+        .api("setparameter", set("from url", "url"))
+        .await
+        .unwrap();
+    phone
+        .api("setparameter", set("from cookie", "cookie"))
+        .await
+        .unwrap();
+    phone
+        .api("setparameter", set("from static", "static"))
+        .await
+        .unwrap();
+    let got = phone.api("getparameter", vec![P.into()]).await.unwrap();
+    assert_eq!(
+        got.as_str(),
+        Some("from url"),
+        "URL beats cookie and static"
+    );
+    phone
+        .api("setparameter", vec![P.into(), "at run time".into()])
+        .await
+        .unwrap();
+    let got = phone.api("getparameter", vec![P.into()]).await.unwrap();
+    assert_eq!(
+        got.as_str(),
+        Some("at run time"),
+        "setparameter() beats URL"
+    );
+    assert!(phone
+        .api("setparameter", set("x", "somewhere"))
+        .await
+        .is_err());
+}

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use webphone_sip::{CallKey, MessageKey};
 
-use super::{arg, bad, user_of, CallPhase, Core, Peer, Severity};
+use super::{arg, bad, user_of, Core, Severity};
 use crate::notify;
 use crate::phone::ApiError;
 
@@ -95,51 +95,6 @@ impl Core {
             "onChat",
             vec![from_user.into(), body.into(), Value::from(CHAT_LINE)],
         );
-    }
-
-    /// `transfer(number)`: a blind transfer of the current call (REFER, RFC 3515); our leg
-    /// ends when the peer reports the new call answered.
-    pub(super) async fn transfer_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
-        let number = arg(args, 0)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad("usage: transfer(number)"))?;
-        let target = self.dial_target(number)?;
-        let sel = self.default_sel(arg(args, 1))?;
-        let n = self
-            .lines
-            .select(sel)
-            .into_iter()
-            .find(|n| {
-                self.lines
-                    .get(*n)
-                    .is_some_and(|l| l.phase == CallPhase::Connected)
-            })
-            .ok_or_else(|| ApiError::Failed("no connected call to transfer".into()))?;
-        let (Some(sip), Some(Peer::Sip(call))) = (&self.sip, self.lines.get(n).map(|l| &l.peer))
-        else {
-            return Err(ApiError::Failed("this call cannot be transferred".into()));
-        };
-        sip.refer(*call, &target)
-            .map_err(|e| ApiError::Failed(format!("transfer: {e}")))?;
-        self.emit_line(n, "Midcall");
-        self.log(Severity::Event, &format!("line {n}: transfer to {target}"));
-        Ok(Value::Null)
-    }
-
-    /// Progress of our transfer (the sipfrag NOTIFYs): a final 2xx ends our leg.
-    pub(super) async fn on_refer_status(&mut self, call: CallKey, code: u16) {
-        let Some(n) = self.line_of(call) else { return };
-        if (200..300).contains(&code) {
-            self.log(Severity::Event, &format!("line {n}: transfer completed"));
-            self.end_locally_with(n, 486, Some("transferred")).await;
-        } else if code >= 300 {
-            self.display(
-                Severity::Warning,
-                &format!("Transfer failed ({code}); the call goes on"),
-            );
-            self.emit_line(n, "InCall");
-        }
     }
 
     /// The peer asks us to call someone else (REFER): accept, place the call, and report

@@ -1,0 +1,121 @@
+//! Attended transfer (transfertype 5) through Kamailio: the softphone (1001) talks to baresip
+//! 1002, `transfer("1003")` holds 1002 and calls 1003 (consultation), `hangup()` on the
+//! consultation line sends the REFER, after which 1002 and 1003 are connected to each other
+//! and both of our lines are gone. A consultation call that fails resumes the first call.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use webphone_interop::flows::{expect_connected, expect_registered, start_cli, WAIT};
+use webphone_interop::{
+    require_tools, serial, AnswerMode, Baresip, BaresipOpts, Kamailio, Params, TestDir, Transport,
+    BARESIP, KAMAILIO, KAMCMD,
+};
+
+fn setup(name: &str, c_answer: AnswerMode) -> Option<(TestDir, Kamailio, Baresip, Baresip)> {
+    if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP]) {
+        return None;
+    }
+    let dir = TestDir::new(name);
+    let kam = Kamailio::start(dir.path());
+    let b = Baresip::start(dir.path(), BaresipOpts::registered_to(kam.port()));
+    let c = Baresip::start(
+        dir.path(),
+        BaresipOpts {
+            user: "1003".into(),
+            password: "pass1003".into(),
+            tone_hz: 1700.0,
+            answer: c_answer,
+            ..BaresipOpts::registered_to(kam.port())
+        },
+    );
+    Some((dir, kam, b, c))
+}
+
+#[test]
+fn attended_transfer_with_replaces_connects_the_two_parties() {
+    attended("transfer_attended_replaces", "1");
+}
+
+#[test]
+fn attended_transfer_with_a_plain_refer_connects_the_two_parties() {
+    attended("transfer_attended_plain", "0");
+}
+
+/// `transfwithreplace` 1: the REFER's Refer-To carries Replaces naming the consultation
+/// dialog; 0: a plain REFER to the target, then our consultation leg ends.
+fn attended(name: &str, transfwithreplace: &str) {
+    let _serial = serial();
+    let Some((dir, mut kam, mut b, mut c)) = setup(name, AnswerMode::Auto) else {
+        return;
+    };
+    let (params, _rec) = Params::account(&kam, "1001", Transport::Udp).with_file_audio(&dir);
+    let params = params
+        .set("transfertype", "5")
+        .set("transfwithreplace", transfwithreplace);
+    let mut cli = start_cli(&dir, &params);
+    expect_registered(&mut cli, 0);
+
+    cli.api_ok("call 1002");
+    expect_connected(&mut cli);
+    b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Consultation: 1002 is put on hold (re-INVITE seen by Kamailio), 1003 is called.
+    let consult = cli.api_ok("transfer 1003");
+    assert_eq!(consult.trim(), "2", "the consultation call is on line 2");
+    c.wait_event("CALL_ESTABLISHED", |p| p.contains("1001"), WAIT);
+    kam.wait_lines(&["REQ INVITE", "user=1001"], 2, WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Hanging up the consultation line completes the transfer: 1002 calls 1003.
+    let mark = cli.mark();
+    cli.api_ok("hangup");
+    c.wait_event("CALL_ESTABLISHED", |p| p.contains("1002"), WAIT);
+    b.wait_event("CALL_ESTABLISHED", |p| p.contains("1003"), WAIT);
+    // Both of our legs end (the first by the transfer's NOTIFY 200).
+    cli.expect_after(mark, |l| l.starts_with("CDR,") || l.contains("onCdr"), WAIT);
+    webphone_interop::util::wait_for(WAIT, || {
+        let cdrs = cli.seen(|l| l.starts_with("CDR,")).len();
+        (cdrs >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("both lines must end; output:\n{}", cli.lines().join("\n")));
+    cli.quit();
+}
+
+#[test]
+fn failed_consultation_resumes_the_first_call() {
+    let _serial = serial();
+    let Some((dir, kam, mut b, _c)) = setup("transfer_consult_fails", AnswerMode::Manual) else {
+        return;
+    };
+    let (params, _rec) = Params::account(&kam, "1001", Transport::Udp).with_file_audio(&dir);
+    let params = params.set("transfertype", "5");
+    let mut cli = start_cli(&dir, &params);
+    expect_registered(&mut cli, 0);
+    cli.api_ok("call 1002");
+    expect_connected(&mut cli);
+    b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+    let mark = cli.mark();
+    cli.api_ok("transfer 1003");
+    // 1003 rings (manual answer); we give up on the consultation before it answers.
+    std::thread::sleep(Duration::from_secs(1));
+    cli.api_ok("hangup 2");
+    // Line 1 is taken off hold again: a resume re-INVITE and the InCall state.
+    cli.expect_after(mark, |l| l.contains("The transfer did not complete"), WAIT);
+    webphone_interop::util::wait_for(WAIT, || {
+        kam.script_lines()
+            .iter()
+            .filter(|l| l.contains("REQ INVITE") && l.contains("user=1001"))
+            .count()
+            .ge(&3)
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("hold, consultation and resume INVITEs expected"));
+    webphone_interop::util::wait_for(WAIT, || {
+        cli.api_ok("isonhold").contains("false").then_some(())
+    })
+    .unwrap_or_else(|| panic!("line 1 must be resumed"));
+    cli.quit();
+}
