@@ -61,6 +61,63 @@ pub(crate) fn check(data: &[u8]) -> Verdict {
     }
 }
 
+/// A valid message whose From or To `tag` parameter is written with LWS around `=` (RFC
+/// 3261 §25.1 allows it; RFC 4475 §3.1.1.1 `wsinv`) is one rsipstack cannot find the tag
+/// in, and it drops the request. Such a header section is rewritten with its lines unfolded
+/// and the tag closed up (`;tag=x`); the body and every other message stay byte for byte.
+pub(crate) fn normalize_tags(data: &[u8]) -> Option<Vec<u8>> {
+    let head_end = data.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&data[..head_end]).ok()?;
+    let mut lines: Vec<String> = Vec::new();
+    for l in head.split("\r\n") {
+        match lines.last_mut() {
+            Some(last) if l.starts_with([' ', '\t']) => {
+                last.push(' ');
+                last.push_str(l.trim());
+            }
+            _ => lines.push(l.to_string()),
+        }
+    }
+    let mut changed = false;
+    for line in lines.iter_mut().skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let n = name.trim();
+        if !["from", "f", "to", "t"]
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(n))
+        {
+            continue;
+        }
+        let mut parts = super::split_outside_quotes(value, ';');
+        let mut fixed = false;
+        for p in parts.iter_mut().skip(1) {
+            if let Some((k, v)) = p.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("tag") && (k != k.trim() || v != v.trim()) {
+                    *p = format!("tag={}", v.trim());
+                    fixed = true;
+                }
+            }
+        }
+        if fixed {
+            let first = parts
+                .first()
+                .map(|f| f.trim().to_string())
+                .unwrap_or_default();
+            let rest: Vec<String> = parts.iter().skip(1).map(|p| p.trim().to_string()).collect();
+            *line = format!("{n}: {first};{}", rest.join(";"));
+            changed = true;
+        }
+    }
+    if !changed {
+        return None;
+    }
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(&data[head_end..]);
+    Some(out)
+}
+
 /// The UDP socket rsipstack reads from and writes to, with [`check`] on every datagram.
 pub(crate) struct GuardedUdp {
     pub(crate) sock: tokio::net::UdpSocket,
@@ -73,7 +130,15 @@ impl GuardedUdp {
         loop {
             let (len, from) = self.sock.recv_from(buf).await?;
             match buf.get(..len).map(check) {
-                Some(Verdict::Pass) | None => return Ok((len, from)),
+                Some(Verdict::Pass) => {
+                    let fixed = buf.get(..len).and_then(normalize_tags);
+                    if let Some(fixed) = fixed.filter(|f| f.len() <= buf.len()) {
+                        buf[..fixed.len()].copy_from_slice(&fixed);
+                        return Ok((fixed.len(), from));
+                    }
+                    return Ok((len, from));
+                }
+                None => return Ok((len, from)),
                 Some(Verdict::Reply(resp)) => {
                     if let Err(e) = self.sock.send_to(&resp, from).await {
                         debug!(%from, error = %e, "sending the error response failed");
@@ -160,6 +225,22 @@ mod tests {
             }
             other => panic!("expected a 400, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn tags_with_lws_are_closed_up_and_other_messages_untouched() {
+        assert_eq!(normalize_tags(INVITE.as_bytes()), None);
+        let ws = INVITE
+            .replace(";tag=1\r\n", "\r\n ;  tag =  98asjd8\r\n")
+            .replace("Content-Length: 0\r\n\r\n", "Content-Length: 4\r\n\r\nbody");
+        let out = String::from_utf8(normalize_tags(ws.as_bytes()).unwrap_or_default())
+            .unwrap_or_default();
+        assert!(
+            out.contains("\r\nFrom: <sip:a@example.com>;tag=98asjd8\r\n"),
+            "{out}"
+        );
+        assert!(out.ends_with("Content-Length: 4\r\n\r\nbody"), "{out}");
+        assert!(crate::parse::parse_message(out.as_bytes()).is_ok());
     }
 
     #[test]
