@@ -62,7 +62,7 @@ function walk(dir, out = []) {
 const used = new Set();
 for (const file of walk(path.join(ROOT, 'skins'))) {
   const text = readFileSync(file, 'utf8');
-  for (const m of text.matchAll(/data-i18n(?:-[a-z-]+)?="([^"]+)"/g)) { used.add(m[1]); }
+  for (const m of text.matchAll(/data-i18n(?:-[a-z-]+)?="([a-z0-9_]+\.[a-z0-9_.]+)"/g)) { used.add(m[1]); }
   for (const m of text.matchAll(/\bt\(\s*'([a-z0-9_]+\.[a-z0-9_.]+)'\s*[,)]/g)) { used.add(m[1]); }
 }
 for (const m of sr.matchAll(/'(display\.[a-z_]+)'/g)) { used.add(m[1]); }

@@ -792,6 +792,8 @@ function scenarios(env) {
       });
       assert(st.w === '220px' && st.r === '6px' && st.bg === 'rgb(0, 74, 143)' && st.text === 'Ring us', 'look parameters: ' + JSON.stringify(st));
       assert(await page.evaluate(() => window.__xss === undefined && document.querySelectorAll('main img').length === 0), 'title rendered as text');
+      assert(await page.evaluate(() => document.documentElement.lang === 'en' && document.title === 'Shop contact page (click-to-call test)'),
+        'the embedding page keeps its own language and title');
       await shot(page, 'c2k-multi.png');
       await axe(page, 'click2call three buttons');
       await page.click('#c2k_container_1_button');
@@ -873,6 +875,7 @@ function scenarios(env) {
           tr['display.invalid_number'], { timeout: TIMEOUT });
         await page.goto(`${c2k}&wp_callto=echo&wp_language=${lang}`);
         await c2kReady(page);
+        await page.waitForFunction((l) => document.documentElement.lang === l, lang, { timeout: TIMEOUT });
         const label = await page.$eval('#c2k_container_0_button', (e) => [e.textContent, e.getAttribute('aria-label')]);
         assert(label[0] === tr['c2k.call'] && label[1] === tr['c2k.call_name'].replace('{name}', 'echo'), `${lang} click2call: ${label}`);
       }

@@ -420,6 +420,7 @@ var float_distance_from_right = -1;
   }
 
   Button.prototype.translate = function () {
+    if (sr) { this.box.lang = sr.language(); }
     var n = this.number || t('c2k.no_number');
     var text = String(param('call_button_text') || '').trim();
     var visible = this.inCall ? t('c2k.hangup') : (text || t('c2k.call'));
@@ -632,13 +633,22 @@ var float_distance_from_right = -1;
     }
   }
 
+  // Only this skin's own marked texts (data-i18n="c2k.*"): the embedding page is left alone.
+  function translatePage() {
+    Array.prototype.forEach.call(doc.querySelectorAll('[data-i18n^="c2k."]'), function (e) {
+      e.textContent = t(e.getAttribute('data-i18n'));
+    });
+    // click2call.html itself (not an embedding page): its language is the skin's.
+    if (sr && doc.querySelector('.c2k-page-title')) { doc.documentElement.lang = sr.language(); }
+  }
+
   // The buttons appear at once (URL and static parameters); the engine's parameters (callto,
   // language, ...) and the start-up action follow when webphone_api is loaded.
   function boot() {
     var strings = loadParams(false).then(function () {
       if (!sr) { return null; }
       if (sr.setBase) { sr.setBase(I18N_BASE); }
-      return sr.load(param('language')).catch(function () { return null; });
+      return sr.load(param('language'), { apply: false }).then(translatePage, function () { return null; });
     });
     strings.then(function () {
       buttons = containers().map(function (c, i) { return new Button(c, i); });
@@ -653,7 +663,7 @@ var float_distance_from_right = -1;
       wp.onLoaded(function () {
         var lang = param('language');
         loadParams(true).then(function () {
-          var again = param('language') !== lang && sr ? sr.load(param('language')) : Promise.resolve();
+          var again = param('language') !== lang && sr ? sr.load(param('language'), { apply: false }).then(translatePage) : Promise.resolve();
           return again.catch(function () { return null; });
         }).then(function () {
           buttons.forEach(function (b) {

@@ -155,12 +155,14 @@
     display: display,
     apply: apply,
     language: function () { return lang; },
-    // Loads English (the fallback) and `code`, makes it current and translates the page.
-    load: function (code) {
+    // Loads English (the fallback) and `code`, makes it current and translates the page
+    // (opts.apply === false: only loads; for widgets on someone else's page, which must not
+    // change that page's texts or its <html lang>).
+    load: function (code, opts) {
       var c = pick(code);
       return fetchTable('en').then(function () { return fetchTable(c); }).then(function () {
         lang = c;
-        apply(global.document);
+        if (!opts || opts.apply !== false) { apply(global.document); }
         return c;
       });
     },
