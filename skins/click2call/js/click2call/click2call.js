@@ -248,7 +248,7 @@ var float_distance_from_right = -1;
 
   function onNotification(text) {
     String(text || '').split(/\r?\n/).forEach(function (raw) {
-      var f = raw.trim().split(',');
+      var f = raw.trim().replace(/^WPNOTIFICATION,/, '').replace(/\s*NEOL$/, '').split(',');
       var kind = f[0];
       if (kind === 'STATUS') {
         var line = parseInt(f[1], 10);
