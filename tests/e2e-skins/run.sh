@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Browser tests of the softphone skin (skins/softphone) in real Chromium.
+# Browser tests of the softphone and click2call skins (skins/) in real Chromium.
 #
 #   tests/e2e-skins/run.sh
 #
@@ -10,7 +10,13 @@
 #    --serve on a free loopback port admitting only that origin, and Debian's Chromium
 #    (headless, fresh profile) driving the skin: login page, echo call, keyboard, history,
 #    contacts across reloads, untrusted text rendered as text, every theme on every page
-#    (screenshots in target/e2e-skins/), axe-core on every page.
+#    (screenshots in target/e2e-skins/), axe-core on every page, the chat page, the click2call
+#    buttons (echo calls, autoaction, menu, several buttons, floating), all ten languages, and
+#    (scenario sip) Kamailio + baresip on loopback through tests/e2e-peers/peers.mjs: sign in,
+#    calls both ways, hold and DTMF seen by baresip, chat both ways. Without kamailio/baresip
+#    that scenario skips loudly (fails with CI=true).
+# Before the browser: contrast.mjs (WCAG AA of every theme) and i18n.mjs (every
+# i18n/<lang>.json has exactly the keys and placeholders of en.json).
 # It stops exactly the processes it started. Without node or Chromium it skips loudly, unless
 # CI=true, where that is a failure.
 #
