@@ -28,6 +28,7 @@ use crate::params::{parse_mparam, ParamStore, Source};
 use crate::phone::ApiError;
 use crate::Event;
 
+mod autohold;
 mod chat;
 mod conference;
 mod headers;
@@ -1188,6 +1189,7 @@ impl Core {
             return Err(ApiError::Failed("all lines are busy".into()));
         };
         self.log(Severity::Event, &format!("call to {target} on line {n}"));
+        self.auto_hold_others(n, autohold::Trigger::Outgoing);
         self.emit_line(n, "CallSetup");
         self.emit_line(n, "Setup");
         self.emit_general();
@@ -1566,6 +1568,7 @@ impl Core {
     }
 
     async fn answer_line(&mut self, n: usize) -> Result<(), ApiError> {
+        self.auto_hold_others(n, autohold::Trigger::Incoming);
         let prefs = self.media_prefs();
         self.sdp_version += 1;
         let version = self.sdp_version;

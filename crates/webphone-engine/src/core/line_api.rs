@@ -587,6 +587,7 @@ impl Core {
                 }
                 n if n >= 1 && self.lines.set_active(n as usize) => {
                     self.setline = None;
+                    self.auto_hold_others(n as usize, super::autohold::Trigger::LineSwitch);
                     Ok(Value::Null)
                 }
                 n => Err(ApiError::Failed(format!("no call on line {n}"))),
@@ -608,7 +609,7 @@ impl Core {
         Ok(Value::Null)
     }
 
-    fn mute_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+    pub(super) fn mute_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
         let usage = "usage: mute(state, direction): state true|false, direction 0 both, 1 playback, 2 microphone";
         let state = bool_arg(args, 0, usage)?;
         let dir = match arg(args, 1).map(str::trim).filter(|s| !s.is_empty()) {
