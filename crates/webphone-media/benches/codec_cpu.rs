@@ -8,7 +8,9 @@
 //!   buffer push and playout (decoding there), and the conference mixer tick with the line.
 //!
 //! After the criterion runs a summary table is printed (µs per call-second and the share of
-//! one core). Run: `cargo bench -p webphone-media --bench codec_cpu`.
+//! one core). Run: `cargo bench -p webphone-media --bench codec_cpu`; only the summary:
+//! `cargo bench -p webphone-media --bench codec_cpu -- summary-only` (no criterion runs).
+//! The machine must be otherwise idle for stable numbers.
 
 #![allow(unsafe_code)]
 
@@ -302,6 +304,9 @@ fn raw_c(codec: Codec) -> Option<Box<dyn FnMut()>> {
             enc.set_complexity(8).ok()?;
             enc.set_inband_fec(true).ok()?;
             enc.set_packet_loss_perc(5).ok()?;
+            // The same settings as our encoder (OpusConfig::default, voice signal).
+            enc.set_signal(audiopus::Signal::Voice).ok()?;
+            enc.set_max_bandwidth(audiopus::Bandwidth::Fullband).ok()?;
             let mut dec = Decoder::new(SampleRate::Hz48000, Channels::Mono).ok()?;
             Some(Box::new(move || {
                 let mut bytes = [0u8; 1500];
@@ -379,6 +384,10 @@ fn summary() {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "summary-only") {
+        summary();
+        return;
+    }
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))

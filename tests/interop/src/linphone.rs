@@ -31,6 +31,9 @@ pub struct LinphoneOpts {
     pub proxy_port: u16,
     /// WAV file linphone sends into calls.
     pub play: PathBuf,
+    /// Offer/accept RFC 4733 telephone-event (`[sip] use_rfc2833`). Without it linphone
+    /// plays DTMF as tones inside the audio.
+    pub rfc2833: bool,
 }
 
 impl LinphoneOpts {
@@ -41,6 +44,7 @@ impl LinphoneOpts {
             password: "pass1003".into(),
             proxy_port,
             play: play.to_path_buf(),
+            rfc2833: true,
         }
     }
 }
@@ -60,7 +64,7 @@ fn linphonerc(o: &LinphoneOpts, sip_port: u16, rtp: u16) -> String {
     format!(
         "[sip]\nbind_address=127.0.0.1\nsip_port={sip_port}\nsip_tcp_port=0\nsip_tls_port=0\n\
          use_ipv6=0\ndefault_proxy=0\nguess_hostname=1\nregister_only_when_network_is_up=0\n\
-         auto_net_state_mon=0\ninc_timeout=60\nuse_info=0\n\n\
+         auto_net_state_mon=0\ninc_timeout=60\nuse_info=0\nuse_rfc2833={rfc2833}\n\n\
          [rtp]\naudio_rtp_port={rtp}-{rtp_end}\naudio_jitt_comp=60\nnortp_timeout=30\n\n\
          [net]\nfirewall_policy=0\nmtu=0\n\n\
          [video]\nenabled=0\ncapture=0\ndisplay=0\nautomatically_initiate=0\n\
@@ -73,6 +77,7 @@ fn linphonerc(o: &LinphoneOpts, sip_port: u16, rtp: u16) -> String {
          [auth_info_0]\nusername={user}\nuserid={user}\npasswd={pass}\nrealm=127.0.0.1\n\
          domain=127.0.0.1\n",
         rtp_end = rtp + 9,
+        rfc2833 = u8::from(o.rfc2833),
         proxy = o.proxy_port,
         user = o.user,
         pass = o.password,
@@ -246,6 +251,14 @@ impl Linphone {
     /// The files directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Sends DTMF digits in the current call (a line of digits on linphonec's console).
+    pub fn send_dtmf(&mut self, digits: &str) {
+        for d in digits.chars() {
+            self.command(&d.to_string());
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     /// Hangs up every call.
