@@ -266,6 +266,11 @@ function scenarios(env) {
       await page.fill('#contacts_search', 'ali');
       const found = await page.$$eval('#contacts_list .contact-name', (els) => els.map((e) => e.textContent));
       assert(found.length === 1 && found[0] === 'Alice Example', 'search filters: ' + found);
+      // Chat with a contact from the list.
+      await page.click('#contacts_list li:has-text("Alice Example") .contact-chat');
+      await waitPage(page, 'page_chat');
+      assert((await page.textContent('#chat_heading')) === 'Chat with Alice Example', 'chat opened from the contact');
+      await goPage(page, 'page_contactslist');
       await page.fill('#contacts_search', '');
       // Edit Bob, then delete him.
       await page.click('#contacts_list li:has-text("Bob Other") .contact-edit');

@@ -212,7 +212,7 @@
     });
   }
 
-  S.chat = { open: openThread, send: send, onNotification: onNotification, conversations: chats };
+  S.chat = { open: openThread, send: send, onNotification: onNotification, conversations: chats, enabled: enabled };
 
   S.page('page_chat', {
     onCreate: function () {

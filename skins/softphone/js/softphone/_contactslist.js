@@ -45,6 +45,14 @@
       callBtn.appendChild(S.icon('phone'));
       callBtn.setAttribute('aria-label', t('sp.call_name', { name: c.name }));
       callBtn.addEventListener('click', function () { S.call(c.number); });
+      var chatBtn = null;
+      if (S.chat && S.chat.enabled()) {
+        chatBtn = S.el('button', 'btn btn-icon contact-chat');
+        chatBtn.type = 'button';
+        chatBtn.appendChild(S.icon('chat'));
+        chatBtn.setAttribute('aria-label', t('sp.chat_with', { name: c.name }));
+        chatBtn.addEventListener('click', function () { S.chat.open(c.number); });
+      }
       var edit = S.el('button', 'btn btn-small contact-edit', t('sp.edit'));
       edit.type = 'button';
       edit.setAttribute('aria-label', t('sp.edit_name', { name: c.name }));
@@ -52,6 +60,7 @@
       li.appendChild(fav);
       li.appendChild(info);
       li.appendChild(callBtn);
+      if (chatBtn) { li.appendChild(chatBtn); }
       li.appendChild(edit);
       ul.appendChild(li);
     });
