@@ -20,6 +20,27 @@ fn out(line: &str) {
     let _ = o.flush();
 }
 
+/// `callto` + `autoaction` (catalog: 0 nothing, 1 call, 2 chat, 3 video call): a headless
+/// phone calls `callto` at start for 1 and 3 (no video in this engine: a voice call). Chat
+/// (2) needs a user interface and is left to the skins.
+async fn start_up_action(phone: &Phone) {
+    let get = |name: &'static str| async move {
+        phone
+            .api("getparameter", vec![name.into()])
+            .await
+            .map(|v| value_text(&v))
+            .unwrap_or_default()
+    };
+    let callto = get("callto").await;
+    let action = get("autoaction").await;
+    if callto.trim().is_empty() || !matches!(action.trim(), "1" | "3") {
+        return;
+    }
+    if let Err(e) = phone.api("call", vec![callto.trim().to_string()]).await {
+        out(&format!("ERROR,call,{e}"));
+    }
+}
+
 fn value_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Null => "OK".to_string(),
@@ -137,6 +158,8 @@ async fn run(
     if !matches!(autostart.trim(), "false" | "0") {
         if let Err(e) = phone.api("start", vec![]).await {
             out(&format!("ERROR,start,{e}"));
+        } else {
+            start_up_action(&phone).await;
         }
     }
 
