@@ -874,6 +874,10 @@ function scenarios(env) {
         const got = [await page.textContent('#tab_settings'), await page.textContent('#tab_contactslist')];
         assert(got[0].includes(tr['sp.tab_settings']) && got[1].includes(tr['sp.tab_contacts']), `${lang} tabs: ${got}`);
         await shot(page, `language-${lang}-dialpad.png`);
+        await goPage(page, 'page_settings');
+        const themeName = await page.$eval('#settings_theme option[value="2"]', (o) => o.textContent);
+        assert(themeName === tr['theme.2'], `${lang} theme name: ${themeName}`);
+        await goPage(page, 'page_dialpad');
         // An onDisplay text of the engine, translated.
         await page.evaluate(() => window.webphone_api.call('bad\u0001number').catch(() => {}));
         await page.waitForFunction((want) => Array.from(document.querySelectorAll('#toasts .toast')).some((x) => x.textContent === want),

@@ -103,6 +103,13 @@
 
   // ---------------------------------------------------------------- page
 
+  // A theme's name in the current language (theme.<number>); integrators' own themes keep theirs.
+  function themeName(x) {
+    var key = 'theme.' + x.number;
+    var v = t(key);
+    return v === key ? x.name : v;
+  }
+
   // ---------------------------------------------------------------- logs (getlogs, logsendto)
 
   var LOG_MAIL_CHARS = 1500; // mailto: bodies must stay short; the end of the log matters most
@@ -133,6 +140,10 @@
       text.hidden = false;
       text.scrollTop = text.scrollHeight;
       renderLogActions();
+      Array.prototype.forEach.call(S.byId('settings_theme').options, function (o) {
+        var x = (global.themelist || []).filter(function (y) { return String(y.number) === o.value; })[0];
+        if (x) { o.textContent = themeName(x); }
+      });
     });
   }
 
@@ -206,7 +217,7 @@
 
       var th = S.byId('settings_theme');
       (global.themelist || []).forEach(function (x) {
-        var o = S.el('option', null, x.name);
+        var o = S.el('option', null, themeName(x));
         o.value = String(x.number);
         th.appendChild(o);
       });

@@ -111,7 +111,7 @@
     disableoptions: '', closecall_timeout: '8000', displayvolumecontrols: 'false',
     displayaudiodevice: 'false', showtoasts: 'true', messagepopup: '', defcontacts: '',
     forgotpasswordurl: '', multilinegui: '', extraoption: '', incomingcallpopup: '1',
-    callnot_title: '', callnot_body: '', callnot_icon: '', chatsms: '0', showincomingchatas: '0', savetocontacts: '0', callparknumber: '',
+    callnot_title: '', callnot_body: '', callnot_icon: '', callnot_image: '', chatsms: '0', showincomingchatas: '0', savetocontacts: '0', callparknumber: '',
     hasringcounter: 'false', homepage: '', helpurl: '', supporturi: '', supportmail: '', accounturi: '',
     licenseurl: '', advertisement: '', extramenuurl: '', extramenutxt: '',
     logsendto: '0', logform_action: '', logform_filename: '',

@@ -238,6 +238,8 @@
       var opts = { body: body, tag: 'wpcall' + l.line };
       var icon = S.safeUrl(S.param('callnot_icon'));
       if (icon) { opts.icon = icon; }
+      var image = S.safeUrl(S.param('callnot_image'));
+      if (image) { opts.image = image; }
       var n = new global.Notification(S.param('callnot_title') || S.param('brandname') || t('app.title'), opts);
       n.onclick = function () { global.focus(); go('page_call'); n.close(); };
       notices[l.line] = n;
