@@ -171,7 +171,16 @@ function appMemory() {
     for (const r of rows) { if (!tree.has(r.pid) && tree.has(r.ppid)) { tree.add(r.pid); grew = true; } }
   }
   const kib = rows.filter((r) => tree.has(r.pid)).reduce((a, r) => a + r.rss, 0);
-  return `${(kib / 1024).toFixed(1)} MiB RSS in ${tree.size} processes (app + WebKit)`;
+  // PSS shares the pages the processes have in common (WebKit's libraries) instead of counting
+  // them once per process like RSS.
+  let pss = 0;
+  for (const pid of tree) {
+    try {
+      const m = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').match(/^Pss:\s+(\d+) kB/m);
+      if (m) { pss += +m[1]; }
+    } catch { /* gone */ }
+  }
+  return `${(kib / 1024).toFixed(1)} MiB RSS, ${(pss / 1024).toFixed(1)} MiB PSS in ${tree.size} processes (app + WebKit)`;
 }
 
 function desk(action) {

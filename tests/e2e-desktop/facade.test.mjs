@@ -238,8 +238,6 @@ test('i18n/en.json carries every UI string of the minimal page, with the same En
   for (const [key, text] of Object.entries(found)) {
     assert.equal(en[key], text, `i18n/en.json "${key}"`);
   }
-  // en.json is shared with the skins (their keys start with "sp." for the softphone, "c2k." for
-  // click2call); the minimal page's keys must all be in use.
-  const mine = Object.keys(en).filter((k) => !/^(sp|c2k)\./.test(k));
-  assert.deepEqual(mine.filter((k) => !(k in found)), [], 'no unused minimal-page keys in en.json');
+  // en.json is shared with the skins, the facade's display texts and other pages, which add
+  // their own keys: only the minimal page's keys are checked here (present, same English).
 });
