@@ -1055,6 +1055,7 @@ function scenarios(env) {
           await window.webphone_api.setparameter('username', '');
           await window.webphone_api.setparameter('password', '');
           await window.webphone_api.setparameter('callto', '');
+          await window.webphone_api.setparameter('autoaction', '0');
           localStorage.clear();
         }).catch(() => {});
         for (const p of started.reverse()) { await p.stop(); }
