@@ -1795,6 +1795,21 @@ struct InviteFailover {
     abandon: CancellationToken,
 }
 
+/// Which outgoing call an INVITE outcome belongs to, and whether it calls for the next
+/// server address (RFC 3263 §4.3: a 503, a timeout (408) or a transport failure do; an
+/// answer, a refusal, a challenge or a provisional response do not). `None`: not an
+/// outcome of our INVITE.
+fn failover_trigger(ev: &StackEvent) -> Option<(CallKey, bool)> {
+    match ev {
+        StackEvent::Final { call, code, .. } => Some((*call, matches!(*code, 408 | 503))),
+        StackEvent::InviteFailed { call, .. } => Some((*call, true)),
+        StackEvent::InviteChallenged { call, .. } | StackEvent::Provisional { call, .. } => {
+            Some((*call, false))
+        }
+        _ => None,
+    }
+}
+
 /// Messages of the failover machinery to the driver.
 enum FailoverMsg {
     /// The server addresses of an outgoing call's next hop (RFC 3263 §4.2; empty: none).
@@ -1927,13 +1942,8 @@ impl Driver {
     /// it to the next one instead of reporting it (RFC 3263 §4.3). Returns whether `ev` was
     /// consumed.
     fn try_failover(&mut self, ev: &StackEvent) -> bool {
-        let (call, retry) = match ev {
-            StackEvent::Final { call, code, .. } => (*call, matches!(*code, 408 | 503)),
-            StackEvent::InviteFailed { call, .. } => (*call, true),
-            StackEvent::InviteChallenged { call, .. } | StackEvent::Provisional { call, .. } => {
-                (*call, false)
-            }
-            _ => return false,
+        let Some((call, retry)) = failover_trigger(ev) else {
+            return false;
         };
         let Some(f) = self.failover.get(&call) else {
             return false;
@@ -2531,6 +2541,37 @@ mod tests {
             "Contact: <sip:1001@10.0.0.1:5060>;received=\"sip:x;a=b, c\";expires=30, <sip:1001@127.0.0.1:5070>;expires=45\r\n",
         );
         assert_eq!(granted_expires(&r, &ours, 600), 45);
+    }
+
+    #[test]
+    fn invite_failover_on_503_timeout_and_transport_error_only() {
+        let c = CallKey(7);
+        let fin = |code| StackEvent::Final {
+            call: c,
+            code,
+            reason: String::new(),
+            sdp: None,
+            contact: None,
+            session_expires: None,
+            min_se: None,
+        };
+        assert_eq!(failover_trigger(&fin(503)), Some((c, true)));
+        assert_eq!(failover_trigger(&fin(408)), Some((c, true)));
+        for code in [200, 302, 404, 486, 500, 603] {
+            assert_eq!(failover_trigger(&fin(code)), Some((c, false)), "{code}");
+        }
+        let failed = StackEvent::InviteFailed {
+            call: c,
+            error: "cannot reach".into(),
+        };
+        assert_eq!(failover_trigger(&failed), Some((c, true)));
+        let early = StackEvent::Provisional {
+            call: c,
+            code: 180,
+            reason: String::new(),
+            sdp: None,
+        };
+        assert_eq!(failover_trigger(&early), Some((c, false)));
     }
 
     #[test]
