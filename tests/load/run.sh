@@ -29,6 +29,8 @@ else
   doc="${LOAD_DOC:-$root/docs/benchmarks.md}"
 fi
 mkdir -p "$(dirname "$doc")"
+# SIPp, baresip and linphonec need a socket or two per call
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 work="$(mktemp -d "${TMPDIR:-/tmp}/webphone-load.XXXXXX")"
 echo "run.sh: work dir $work (kept for inspection), load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 exec python3 "$here/bench.py" --webphone "$bin" --doc "$doc" --json "$work/results.json" \
