@@ -12,6 +12,13 @@
 //! Tokens in every URL are replaced as [`tokens`] describes (values percent-encoded). The
 //! call-end URLs carry the CDR through `CALLER`, `CALLED`, `DURATION` (whole seconds),
 //! `DURATIONMS`, `CONNECTTIME` (ms), `DISCPARTY`, `REASON`, `CALLID` and `LINE`.
+//! Our readings of the catalog's token list: `USERNAME` = `USER` = `MYNUMBER` = the
+//! `username` parameter; `PEERNUM` = `TARGETMOBILE` = the peer's user or number;
+//! `CALLEDNUMBER` = `CALLED` = the number called (the peer when outgoing, us when incoming);
+//! `PEERDETAILS` = the peer's display name (else its number); `DIRECTION` 1 out / 2 in;
+//! `DATE`, `TIME`, `DATETIME` in UTC as `YYYY_MM_DD`, `HH_MM_SS`, both joined by `_`;
+//! `DEVICEID` = a hash of `/etc/machine-id` (stable per machine), `SESSIONID` and `MD5SALT`
+//! random per engine; `CALLBACKNR`, `PHONE1`, `PHONE2`, `PINCODE` (reserved) are empty.
 //!
 //! # Hooks in the engine actor (`core.rs`, `core/*.rs`)
 //!
