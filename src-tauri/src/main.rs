@@ -302,7 +302,23 @@ fn main() {
             ));
             tauri::async_runtime::spawn(exit_on_signal(handle.clone()));
             #[cfg(feature = "updater")]
-            tauri::async_runtime::spawn(check_for_update(handle.clone()));
+            {
+                // Debug builds only: tests/e2e-desktop/updater.sh checks a loopback update
+                // server with a key it generated ("ENDPOINT PUBKEY"); release builds always use
+                // the brand's endpoint and key.
+                #[cfg(debug_assertions)]
+                let test_spec = std::env::var("WEBPHONE_UPDATE_TEST").ok();
+                #[cfg(not(debug_assertions))]
+                let test_spec: Option<String> = None;
+                match test_spec {
+                    Some(spec) => {
+                        tauri::async_runtime::spawn(update_test(handle.clone(), spec));
+                    }
+                    None => {
+                        tauri::async_runtime::spawn(check_for_update(handle.clone()));
+                    }
+                }
+            }
             if let Err(e) = shell.build_tray(&handle) {
                 tracing::warn!(error = %e, "no tray icon");
             }
@@ -412,6 +428,51 @@ async fn check_for_update(app: tauri::AppHandle) {
         }
         Ok(None) => tracing::debug!("no update"),
         Err(e) => tracing::warn!(error = %e, "update check failed"),
+    }
+}
+
+/// `WEBPHONE_UPDATE_TEST="ENDPOINT PUBKEY"` (debug builds with the `updater` feature): asks
+/// ENDPOINT for an update and downloads it with the plugin's own code path, which verifies the
+/// minisign signature against PUBKEY; prints `UPDATE-TEST verified VERSION (N bytes)` or
+/// `UPDATE-TEST refused: ERROR` and ends the app. Nothing is installed.
+#[cfg(feature = "updater")]
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
+async fn update_test(app: tauri::AppHandle, spec: String) {
+    use tauri_plugin_updater::UpdaterExt;
+    let res = async {
+        let (endpoint, pubkey) = spec
+            .trim()
+            .split_once(' ')
+            .ok_or("WEBPHONE_UPDATE_TEST: expected \"ENDPOINT PUBKEY\"")?;
+        let url = url::Url::parse(endpoint).map_err(|e| format!("endpoint: {e}"))?;
+        let updater = app
+            .updater_builder()
+            .endpoints(vec![url])
+            .map_err(|e| e.to_string())?
+            .pubkey(pubkey.trim())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let update = updater
+            .check()
+            .await
+            .map_err(|e| format!("check: {e}"))?
+            .ok_or("no update offered")?;
+        let bytes = update
+            .download(|_, _| {}, || {})
+            .await
+            .map_err(|e| format!("download: {e}"))?;
+        Ok::<_, String>(format!("{} ({} bytes)", update.version, bytes.len()))
+    }
+    .await;
+    match res {
+        Ok(v) => {
+            println!("UPDATE-TEST verified {v}");
+            app.exit(0);
+        }
+        Err(e) => {
+            println!("UPDATE-TEST refused: {e}");
+            app.exit(3);
+        }
     }
 }
 
