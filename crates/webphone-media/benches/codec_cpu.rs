@@ -342,31 +342,49 @@ fn criterion_runs(c: &mut Criterion) {
     }
 }
 
-/// Median µs of `f` over a short run.
-fn median_us(mut f: impl FnMut()) -> f64 {
-    f();
-    let mut v: Vec<f64> = (0..15)
-        .map(|_| {
-            let t = Instant::now();
+/// Median µs per run of each closure over 21 rounds; the closures run alternately, so load
+/// from other processes spreads over all of them alike.
+fn medians_us(fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); fs.len()];
+    for f in fs.iter_mut() {
+        f();
+    }
+    for _ in 0..21 {
+        for (f, t) in fs.iter_mut().zip(times.iter_mut()) {
+            let start = Instant::now();
             f();
-            t.elapsed().as_secs_f64() * 1e6
+            t.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
         })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+        .collect()
 }
 
 fn summary() {
     println!();
-    println!("CPU per call-second (median of 15 runs, µs; % = share of one core)");
+    println!("CPU per call-second (median of 21 interleaved rounds, µs; % = share of one core)");
     println!(
         "{:<10} {:>14} {:>14} {:>8} {:>22}",
         "codec", "codec (ours)", "raw C library", "ours/C", "call: +jitter +mix"
     );
     for codec in Codec::ALL {
-        let ours_us = median_us(ours(codec));
-        let raw = raw_c(codec).map(median_us);
-        let call_us = median_us(call(codec));
+        let mut ours_f = ours(codec);
+        let mut call_f = call(codec);
+        let (ours_us, raw, call_us) = match raw_c(codec) {
+            Some(mut raw_f) => {
+                let m = medians_us(&mut [&mut ours_f, &mut *raw_f, &mut call_f]);
+                (m[0], Some(m[1]), m[2])
+            }
+            None => {
+                let m = medians_us(&mut [&mut ours_f, &mut call_f]);
+                (m[0], None, m[1])
+            }
+        };
         let (raw_s, ratio) = match raw {
             Some(r) => (format!("{r:.0}"), format!("{:.2}", ours_us / r)),
             None => ("-".to_owned(), "-".to_owned()),

@@ -2,12 +2,14 @@
 //! stream per call.
 //!
 //! Layers, bottom up (everything except [`session`] is sans-IO and deterministic):
-//! - [`codec`]: per-call encoders/decoders (G.711 [`g711`], G.722, Opus) and the codec
-//!   preference rules of the `codec`/`prefcodec`/`use_<codec>` parameters.
+//! - [`codec`]: per-call encoders/decoders (G.711 [`g711`], G.722, Opus; GSM, Speex and G.729
+//!   through their C libraries) and the codec preference rules of the
+//!   `codec`/`prefcodec`/`use_<codec>` parameters.
 //! - [`sdp`]: RFC 4566 parsing and RFC 3264 offer/answer for one audio stream.
 //! - [`rtp`]: RFC 3550 packetisation of 20 ms frames and parsing of received packets.
 //! - [`jitter`]: an adaptive jitter buffer that decodes at playout (codec concealment, Opus FEC).
-//! - [`dtmf`]: RFC 4733 telephone-event generation and parsing.
+//! - [`dtmf`]: RFC 4733 telephone-event generation and parsing; [`dtmf_inband`]: DTMF tones
+//!   detected in the received audio when the peer sends no telephone-event.
 //! - [`stats`]: RFC 3550 receive statistics (loss, interarrival jitter).
 //! - [`pipeline`]: the per-call state machine tying the above together (`on_tick`, `on_packet`,
 //!   `playout`).
