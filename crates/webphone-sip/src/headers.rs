@@ -4,8 +4,9 @@
 //! `setsipheader`) and forward an incoming call with a 3xx (RFC 3261 §8.3.1, §21.3).
 //! Both are applied to the messages on their way out, in the endpoint's send hook (every
 //! request and response the transaction layer sends passes it, retransmissions too), so
-//! they reach every request whoever builds it: REGISTER, INVITE and its re-sends with
-//! credentials, CANCEL, ACK, in-dialog requests, MESSAGE, SUBSCRIBE, PUBLISH.
+//! they reach every message whoever builds it: REGISTER, INVITE and its re-sends with
+//! credentials, CANCEL, ACK, in-dialog requests, MESSAGE, SUBSCRIBE, PUBLISH, and our
+//! responses (provisional and final).
 //!
 //! Names and values are checked when they are set ([`validate_header`]): a value with a
 //! CR or LF would let a caller inject header fields or a body; a name that is not an RFC
@@ -176,7 +177,8 @@ impl ExtraHeaders {
         self.global.is_empty() && self.calls.is_empty() && self.redirects.is_empty()
     }
 
-    /// Add our header fields to an outgoing message (the send hook).
+    /// Add our header fields to an outgoing message (the send hook): the global ones and
+    /// the call's to every request and response, the redirect Contacts to a 3xx.
     pub(crate) fn apply(&self, msg: &mut SipMessage) {
         if self.is_empty() {
             return;
@@ -197,6 +199,14 @@ impl ExtraHeaders {
                 }
             }
             SipMessage::Response(resp) => {
+                let per_call = call_id
+                    .as_deref()
+                    .and_then(|id| self.calls.get(id))
+                    .map(|c| c.headers.as_slice())
+                    .unwrap_or_default();
+                for (name, value) in self.global.iter().chain(per_call) {
+                    push_once(&mut resp.headers, name, value);
+                }
                 let code = resp.status_code.code();
                 if !(300..400).contains(&code) {
                     return;
@@ -326,6 +336,7 @@ mod tests {
             "{out}"
         );
         // Another call's 3xx is left alone.
+        x.set_redirect("other", vec!["<sip:x@10.0.0.2>".into()]);
         let mut m = SipMessage::try_from(text.replace("q1", "q2").as_str()).expect("valid");
         x.apply(&mut m);
         assert!(m.to_string().contains("sip:me@"));

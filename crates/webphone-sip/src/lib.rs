@@ -548,7 +548,7 @@ impl SipUa {
 
     /// [`SipUa::invite`] with extra header fields for this call: they go into the INVITE
     /// (and its re-sends with credentials or to a redirect target) and into every later
-    /// request of the call (CANCEL, ACK, BYE, re-INVITE, ...), in addition to those of
+    /// request and response of the call (CANCEL, ACK, BYE, re-INVITE, ...), in addition to those of
     /// [`SipUa::set_extra_headers`], until [`SipUa::set_call_headers`] replaces them.
     /// Fails with [`SipError::InvalidHeader`] (nothing is sent) when a field would break
     /// the message: see [`SipUa::set_extra_headers`].
@@ -592,10 +592,11 @@ impl SipUa {
         Ok(call)
     }
 
-    /// Header fields added to every request we send from now on: REGISTER, INVITE,
-    /// CANCEL, ACK, in-dialog requests, MESSAGE, SUBSCRIBE, PUBLISH, ... (the
-    /// `customsipheader` / `setsipheader` parameters; RFC 3261 §7.3 header fields, `X-`
-    /// names advised). Replaces the previous set; an empty `headers` removes them.
+    /// Header fields added to every message we send from now on: requests (REGISTER,
+    /// INVITE, CANCEL, ACK, in-dialog requests, MESSAGE, SUBSCRIBE, PUBLISH, ...) and
+    /// responses. For the `customsipheader` / `setsipheader` parameters (RFC 3261 §7.3
+    /// header fields, `X-` names advised). Replaces the previous set; an empty `headers`
+    /// removes them.
     ///
     /// Fails with [`SipError::InvalidHeader`] (and keeps the previous set) when a name is
     /// not an RFC 3261 §25.1 token, a value contains CR, LF or another control character
@@ -608,7 +609,7 @@ impl SipUa {
     }
 
     /// Header fields added to the later requests of `call` (re-INVITE, UPDATE, BYE, INFO,
-    /// REFER, CANCEL, ACK, ...), besides those of [`SipUa::set_extra_headers`]. Replaces the
+    /// REFER, CANCEL, ACK, ...) and to our responses in it (180, 200, ...), besides those of [`SipUa::set_extra_headers`]. Replaces the
     /// call's previous set (including those of [`SipUa::invite_with_headers`]); empty
     /// removes them. [`SipError::NoSuchCall`] for a call that is not live;
     /// [`SipError::InvalidHeader`] as for [`SipUa::set_extra_headers`].

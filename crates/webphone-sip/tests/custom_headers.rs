@@ -51,9 +51,28 @@ async fn extra_and_call_headers_reach_the_peer_in_invite_and_bye() {
         }
         other => panic!("B: expected Incoming, got {other:?}"),
     };
+    // B's own header goes into its responses: A sees it in the 200.
+    b.ua.set_extra_headers(vec![("X-Answerer".into(), "b1".into())])
+        .unwrap();
+    a.ua.set_trace(true);
     b.ua.answer(cb, ANSWER.into());
-    assert!(matches!(a.next().await, SipEvent::Answered { .. }));
+    let ok = loop {
+        match tokio::time::timeout(support::WAIT, a.rx.recv()).await {
+            Ok(Some(SipEvent::Trace {
+                outgoing: false,
+                text,
+                ..
+            })) if text.starts_with("SIP/2.0 200") => break text,
+            Ok(Some(_)) => continue,
+            other => panic!("A: no 200: {other:?}"),
+        }
+    };
+    assert!(ok.contains("X-Answerer: b1\r\n"), "{ok}");
+    a.ua.set_trace(false);
+    a.until("Answered", |e| matches!(e, SipEvent::Answered { .. }))
+        .await;
     assert!(matches!(b.next().await, SipEvent::Answered { .. }));
+    b.ua.set_extra_headers(vec![]).unwrap();
 
     // Replace the call's headers: the BYE carries the new one, not the INVITE's.
     a.ua.set_call_headers(ca, vec![("X-Call".into(), "c2".into())])
