@@ -286,12 +286,19 @@ fn dead_or_hung_servers_never_hold_up_a_call() {
     );
     hung.wait_path("/start", WAIT);
 
+    let asked = std::time::Instant::now();
     cli.api_ok("call echo");
     // The hung server has the setup and peer-details requests and answers neither...
     hung.wait_path("/outsetup", WAIT);
     hung.wait_path("/peer", WAIT);
     // ...while the call connects and ends normally.
     expect_connected(&mut cli);
+    // A number for the record, not an assertion.
+    eprintln!(
+        "echo call connected {:?} after `call`, with {} requests hanging on the silent server",
+        asked.elapsed(),
+        hung.requests().len()
+    );
     cli.expect(
         |l| l.starts_with("LOG,WARNING,") && l.contains("scurl_onoutcallconnected"),
         WAIT,
