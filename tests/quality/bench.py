@@ -419,6 +419,12 @@ class Ours:
 # ---------------------------------------------------------------------------- recording clock
 
 
+#: Both recorders write whole 20 ms frames (the engine's playout tick, baresip's aubridge
+#: ptime). A frame written at time T is taken to start playing at T, as on a sound card
+#: with no buffer of its own; the growth probe maps the frame's *last* sample to T.
+WRITE_FRAME_S = 0.020
+
+
 class GrowthProbe:
     """Samples (monotonic time, file size) of a growing WAV while the call runs."""
 
@@ -438,18 +444,29 @@ class GrowthProbe:
         self.obs.append((time.monotonic(), size))
 
     def start_time(self, rate: int) -> float | None:
-        """Monotonic time of sample 0: min over observations of t - n/rate (the writer is
-        clocked in real time, buffering only delays what is seen, so each observation is an
-        upper bound); the first 0.5 s of writing is ignored (start-up bursts)."""
+        """Monotonic time at which sample 0 would have been written had the writer run
+        without a break: min over observations of t - n/rate (a real-time writer is never
+        ahead of its clock, buffering only delays what is seen, so each observation is an
+        upper bound). Only the second half of the observations is used: a writer that
+        started early and paused (call set-up) would otherwise pull the estimate too early."""
         if self.path is None:
             return None
         off, block = wav_layout(self.path)
         pts = [(t, (s - off) // block) for t, s in self.obs if s - off > 0]
-        if len(pts) < 10:
+        if len(pts) < 20:
             return None
-        first = pts[0][0]
-        cands = [t - n / rate for t, n in pts if t - first > 0.5]
-        return min(cands) if cands else None
+        cands = [t - n / rate for t, n in pts[len(pts) // 2 :]]
+        return min(cands) + WRITE_FRAME_S
+
+    def dump(self, path: Path, rate: int):
+        if self.path is None:
+            return
+        off, block = wav_layout(self.path)
+        with open(path, "w") as f:
+            f.write("# monotonic_s samples t-samples/rate\n")
+            for t, s in self.obs:
+                n = max(0, (s - off) // block)
+                f.write(f"{t:.4f} {n} {t - n / rate:.4f}\n")
 
 
 def wav_layout(path: Path) -> tuple[int, int]:
@@ -721,6 +738,7 @@ async def one_call(receiver: str, case: CodecCase, imp: Impairment, work: Path, 
         res.note = why
     if measure_delay and relay is not None:
         t0 = probe.start_time(xr)
+        probe.dump(work / "growth.txt", xr)
         t_base = min(p.t for p in relay.wire) - 1.0 if relay.wire else 0.0
         res.delay = receive_delay(x, xr, t0, relay.wire, case, t_base)
         if probe_dec.path is not None:
@@ -754,7 +772,8 @@ def machine_note() -> str:
         cpu = platform.processor() or "unknown CPU"
     load = os.getloadavg()
     return (f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}); "
-            f"load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
+            f"load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; "
+            f"benchmark processes at nice {os.nice(0)}")
 
 
 async def campaign(args) -> int:
@@ -804,6 +823,8 @@ async def campaign(args) -> int:
             print(line, flush=True)
             rows.append((case, loss, jit, reo, o, b))
     finished = datetime.datetime.now(datetime.timezone.utc)
+    end_load = os.getloadavg()
+    note += f", at the end {end_load[0]:.2f} / {end_load[1]:.2f} / {end_load[2]:.2f}"
     if args.report:
         write_report(Path(args.report), rows, started, finished, note, args, dur)
         print(f"report written to {args.report}")
@@ -815,6 +836,12 @@ async def campaign(args) -> int:
 
 def write_report(path: Path, rows, started, finished, note, args, dur):
     cmd = "tests/quality/run.sh" + ("" if not args.extra_cmd else " " + args.extra_cmd)
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        head = "unknown"
+    built = datetime.datetime.fromtimestamp(Path(args.cli).stat().st_mtime, datetime.timezone.utc)
     L = []
     L.append("# Call-quality benchmark")
     L.append("")
@@ -823,7 +850,8 @@ def write_report(path: Path, rows, started, finished, note, args, dur):
     L.append("<!-- GENERATED:BEGIN -->")
     L.append("")
     L.append(f"Run {started:%Y-%m-%d %H:%M}–{finished:%H:%M} UTC with `{cmd}` "
-             f"(seed {args.seed}, {dur:.1f} s of espeak-ng speech per call).")
+             f"(seed {args.seed}, {dur:.1f} s of espeak-ng speech per call; checkout at {head}, "
+             f"webphone-cli built {built:%H:%M} UTC).")
     L.append("")
     L.append(f"Machine: {note}. The machine was shared with other builds while this ran, so "
              "timing-sensitive numbers (delay, jitter handling) carry that noise.")
