@@ -95,11 +95,11 @@ impl Tracker {
             Event::Notification(text) => {
                 let mut f = text.splitn(4, ',');
                 match (f.next(), f.next(), f.next()) {
-                    (Some("STATUS"), Some("-1"), Some(t)) => {
-                        if is_registration_text(t) && t != self.registration {
-                            self.registration = t.to_string();
-                            out.push(Change::Registration(t.to_string()));
-                        }
+                    (Some("STATUS"), Some("-1"), Some(t))
+                        if is_registration_text(t) && t != self.registration =>
+                    {
+                        self.registration = t.to_string();
+                        out.push(Change::Registration(t.to_string()));
                     }
                     // CDR,line,peername,caller,called,... (notifications.md section 7)
                     (Some("CDR"), Some(_), Some(peer)) if !peer.trim().is_empty() => {
