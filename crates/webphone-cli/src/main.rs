@@ -159,7 +159,11 @@ async fn run(
         if let Err(e) = phone.api("start", vec![]).await {
             out(&format!("ERROR,start,{e}"));
         } else {
-            start_up_action(&phone).await;
+            // A service started for web pages leaves start-up actions to the pages (a stored
+            // click-to-call value must not dial at every service start).
+            if serving.is_none() {
+                start_up_action(&phone).await;
+            }
         }
     }
 

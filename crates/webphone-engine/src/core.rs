@@ -143,6 +143,10 @@ struct Line {
     after_transfer_of: Option<usize>,
     /// We held this call for a transfer: a failed transfer resumes it.
     transfer_resume: bool,
+    /// What the user dialled (outgoing calls): `redialonfail` dials it again once.
+    dialled: Option<String>,
+    /// This call is already the retry of a failed one.
+    redialed: bool,
 }
 
 impl Line {
@@ -180,6 +184,8 @@ impl Line {
             consult_for: None,
             after_transfer_of: None,
             transfer_resume: false,
+            dialled: None,
+            redialed: false,
         }
     }
 }
@@ -794,7 +800,9 @@ impl Core {
                     }
                 }
                 if outcome.name == "customsipheader" {
-                    self.push_global_headers()?;
+                    if let Err(e) = self.push_global_headers() {
+                        self.display(Severity::Warning, &format!("customsipheader not used: {e}"));
+                    }
                 }
                 if outcome.name == "profile" && outcome.changed {
                     self.switch_profile();
@@ -1184,6 +1192,7 @@ impl Core {
         line.sdp_origin = origin;
         line.sdp_ver = self.sdp_version;
         line.dtmf_after_connect = dtmf;
+        line.dialled = Some(number.to_string());
         let Some(n) = self.lines.alloc(line) else {
             sip.hangup(key);
             return Err(ApiError::Failed("all lines are busy".into()));
@@ -1900,6 +1909,25 @@ impl Core {
 
     // ----- SIP events -----------------------------------------------------------------------
 
+    /// The number to dial again when line `n` failed the way `redialonfail` covers: an
+    /// outgoing call that never connected and ended without an answer from the callee
+    /// (timeout, transport failure, 408 or a 5xx from a server); once per call.
+    fn redial_target(&self, n: usize, reason: &EndReason, code: Option<u16>) -> Option<String> {
+        if self.params.get_i64("redialonfail").unwrap_or(1) != 1 {
+            return None;
+        }
+        let l = self.lines.get(n)?;
+        if l.direction != Direction::Outgoing || l.connected.is_some() || l.redialed {
+            return None;
+        }
+        let retry = match reason {
+            EndReason::Timeout | EndReason::Failed => true,
+            EndReason::Rejected => matches!(code, Some(408 | 500 | 502 | 503 | 504)),
+            _ => false,
+        };
+        retry.then(|| l.dialled.clone()).flatten()
+    }
+
     fn line_of(&self, key: CallKey) -> Option<usize> {
         self.lines
             .iter()
@@ -2024,7 +2052,24 @@ impl Core {
             } => {
                 let Some(n) = self.line_of(call) else { return };
                 let (party, why) = describe_end(&reason, code, &text);
+                let retry = self.redial_target(n, &reason, code);
                 self.finish(n, party, why).await;
+                if let Some(number) = retry {
+                    // `redialonfail`: one more attempt after a failure that was not the
+                    // callee's answer (no response, server or transport error).
+                    self.log(
+                        Severity::Event,
+                        &format!("call to {number} failed: dialling again"),
+                    );
+                    match self.call(&number).await {
+                        Ok(m) => {
+                            if let Some(l) = self.lines.get_mut(m) {
+                                l.redialed = true;
+                            }
+                        }
+                        Err(e) => self.log(Severity::Warning, &format!("redial: {e}")),
+                    }
+                }
             }
             SipEvent::DtmfReceived { call, digit } => {
                 if let Some(n) = self.line_of(call) {

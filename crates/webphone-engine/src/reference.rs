@@ -64,6 +64,7 @@ pub const ENGINE_READS: &[&str] = &[
     "profile",
     "proxyaddress",
     "realm",
+    "redialonfail",
     "register",
     "registerinterval",
     "rejectonbusy",

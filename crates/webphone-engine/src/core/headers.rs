@@ -13,7 +13,7 @@
 
 use serde_json::Value;
 
-use super::{arg, bad, Core, Peer};
+use super::{arg, bad, Core, Peer, Severity};
 use crate::lines::LineSel;
 use crate::phone::ApiError;
 
@@ -50,16 +50,30 @@ pub(super) fn merge(set: &mut Vec<(String, String)>, items: Vec<(String, String)
 impl Core {
     /// The headers every request carries: `customsipheader` then the global `setsipheader`
     /// ones (a name in both takes the `setsipheader` value).
-    fn global_headers(&self) -> Result<Vec<(String, String)>, String> {
-        let mut all = parse_items(&self.params.get("customsipheader"))
-            .map_err(|e| format!("customsipheader: {e}"))?;
+    /// Items of `customsipheader` that are not `Name: value` are left out (with a warning):
+    /// the parameter is a plain string, so a broken value must not stop the phone.
+    fn global_headers(&self) -> Vec<(String, String)> {
+        let mut all = Vec::new();
+        for item in self.params.get("customsipheader").split(';') {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            match parse_item(item) {
+                Some(h) => merge(&mut all, vec![h]),
+                None => self.log(
+                    Severity::Warning,
+                    &format!("customsipheader: '{item}' is not 'Name: value', left out"),
+                ),
+            }
+        }
         merge(&mut all, self.extra_headers.clone());
-        Ok(all)
+        all
     }
 
     /// Hands the global headers to the SIP layer (at start and after each change).
     pub(super) fn push_global_headers(&mut self) -> Result<(), ApiError> {
-        let headers = self.global_headers().map_err(bad)?;
+        let headers = self.global_headers();
         if let Some(sip) = &self.sip {
             sip.set_extra_headers(headers)
                 .map_err(|e| bad(format!("setsipheader: {e}")))?;
