@@ -96,7 +96,9 @@
     'licenseurl extramenuurl extramenutxt logform_action logform_filename sendchat to bgcolor ' +
     'buttoncolor buttonhover tabselectedcolor fontcheme fontcwhite fontfamily float_button ' +
     'float_distance_from_top float_distance_from_left float_distance_from_bottom ' +
-    'float_distance_from_right call_button_color brandname extraoption'
+    'float_distance_from_right call_button_color brandname extraoption ' +
+    'call_button_text call_button_text_color call_button_width call_button_height ' +
+    'call_button_radius'
   ).split(' ').forEach(function (n) { URL_UI_ONLY[n] = true; });
   // Default port of `webphone-cli --serve` (the same default as the CLI's).
   var DEFAULT_SERVICE_PORT = 18520;
