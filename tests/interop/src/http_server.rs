@@ -4,6 +4,7 @@
 //! Standard library only: one thread accepts, one thread serves each connection (one request,
 //! then `Connection: close`). [`HttpServer::silent`] accepts and reads requests but never
 //! answers, to stand for a hung server. Stopped (and its connections closed) when dropped.
+//! [`FtpServer`] is the same idea for `ftp://` recording uploads.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -289,6 +290,154 @@ fn serve(mut sock: TcpStream, seen: &Shared, table: Option<&Vec<(String, Answer)
     );
     let _ = sock.write_all(resp.as_bytes());
     let _ = sock.flush();
+}
+
+/// One file stored through [`FtpServer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FtpUpload {
+    pub user: String,
+    pub password: String,
+    /// The `STOR` argument.
+    pub path: String,
+    pub data: Vec<u8>,
+}
+
+type FtpShared = Arc<(Mutex<Vec<FtpUpload>>, Condvar)>;
+
+/// A small FTP server (RFC 959 subset: USER, PASS, TYPE, EPSV, PASV, STOR, QUIT) that keeps
+/// every stored file in memory. Same lifetime rules as [`HttpServer`].
+pub struct FtpServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    seen: FtpShared,
+}
+
+impl FtpServer {
+    pub fn start() -> FtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the test FTP server");
+        let port = listener.local_addr().expect("local addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen: FtpShared = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let (stop2, seen2) = (stop.clone(), seen.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(sock) = conn else { continue };
+                let seen = seen2.clone();
+                std::thread::spawn(move || ftp_session(sock, &seen));
+            }
+        });
+        FtpServer { port, stop, seen }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Waits for a stored file whose path satisfies `pred`.
+    pub fn wait_upload(&self, pred: impl Fn(&FtpUpload) -> bool, timeout: Duration) -> FtpUpload {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.seen;
+        let mut seen = lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(u) = seen.iter().find(|u| pred(u)) {
+                return u.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let paths: Vec<&str> = seen.iter().map(|u| u.path.as_str()).collect();
+                panic!("FTP upload not received within {timeout:?}; got {paths:?}");
+            }
+            seen = cv
+                .wait_timeout(seen, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+impl Drop for FtpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn ftp_session(sock: TcpStream, seen: &FtpShared) {
+    use std::io::BufRead;
+    let Ok(mut w) = sock.try_clone() else { return };
+    let mut r = std::io::BufReader::new(sock);
+    let _ = w.write_all(b"220 test FTP server ready\r\n");
+    let (mut user, mut password) = (String::new(), String::new());
+    let mut data: Option<TcpListener> = None;
+    loop {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let line = line.trim_end();
+        let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
+        let answer = match verb.to_ascii_uppercase().as_str() {
+            "USER" => {
+                user = arg.to_string();
+                "331 password please".to_string()
+            }
+            "PASS" => {
+                password = arg.to_string();
+                "230 logged in".to_string()
+            }
+            "TYPE" => "200 type set".to_string(),
+            "EPSV" | "PASV" => match TcpListener::bind("127.0.0.1:0") {
+                Ok(l) => {
+                    let p = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                    data = Some(l);
+                    if verb.eq_ignore_ascii_case("EPSV") {
+                        format!("229 Entering Extended Passive Mode (|||{p}|)")
+                    } else {
+                        format!(
+                            "227 Entering Passive Mode (127,0,0,1,{},{})",
+                            p / 256,
+                            p % 256
+                        )
+                    }
+                }
+                Err(_) => "425 no data port".to_string(),
+            },
+            "STOR" => {
+                let Some(l) = data.take() else {
+                    let _ = w.write_all(b"425 use PASV first\r\n");
+                    continue;
+                };
+                let _ = w.write_all(b"150 ok to send\r\n");
+                let mut bytes = Vec::new();
+                if let Ok((mut d, _)) = l.accept() {
+                    let _ = d.read_to_end(&mut bytes);
+                }
+                let (lock, cv) = &**seen;
+                lock.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(FtpUpload {
+                        user: user.clone(),
+                        password: password.clone(),
+                        path: arg.to_string(),
+                        data: bytes,
+                    });
+                cv.notify_all();
+                "226 transfer complete".to_string()
+            }
+            "QUIT" => {
+                let _ = w.write_all(b"221 bye\r\n");
+                return;
+            }
+            _ => "502 not implemented".to_string(),
+        };
+        if w.write_all(format!("{answer}\r\n").as_bytes()).is_err() {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

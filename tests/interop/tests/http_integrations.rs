@@ -11,7 +11,7 @@ use std::time::Duration;
 use webphone_interop::flows::{
     expect_connected, expect_incoming, expect_registered, start_cli, WAIT,
 };
-use webphone_interop::http_server::HttpServer;
+use webphone_interop::http_server::{FtpServer, HttpServer};
 use webphone_interop::{
     require_tools, serial, write_tone, Kamailio, Params, TestDir, Transport, KAMAILIO, KAMCMD,
 };
@@ -188,7 +188,12 @@ fn action_urls_provisioning_sms_recording_and_log_reach_the_server() {
     cli.api_ok("register");
     expect_registered(&mut cli, mark);
 
-    // ----- incoming call 1003 -> 1001 ----------------------------------------------------
+    // ----- incoming call 1003 -> 1001, recorded to FTP ---------------------------------
+    let ftp = FtpServer::start();
+    cli.api_ok(&format!(
+        "setparameter voicerecupload ftp://rec:se%40cret@127.0.0.1:{}/in/voice_CALLER_CALLED.wav",
+        ftp.port()
+    ));
     let mark = cli.mark();
     peer.api_ok("call 1001");
     expect_incoming(&mut cli);
@@ -205,6 +210,25 @@ fn action_urls_provisioning_sms_recording_and_log_reach_the_server() {
     assert_eq!(q(&inend, "called"), "1001");
     assert_eq!(q(&inend, "who"), "2", "the peer hung up");
     cli.expect_after(mark, |l| l.starts_with("CDR,"), WAIT);
+    let stored = ftp.wait_upload(|u| u.path == "in/voice_1003_1001.wav", WAIT);
+    assert_eq!(
+        (stored.user.as_str(), stored.password.as_str()),
+        ("rec", "se@cret")
+    );
+    assert!(
+        stored.data.starts_with(b"RIFF"),
+        "a WAV file went up by FTP"
+    );
+    cli.expect_after(
+        mark,
+        |l| {
+            l == format!(
+                "VREC,-1,3,2,ftp://127.0.0.1:{}/in/voice_1003_1001.wav,",
+                ftp.port()
+            )
+        },
+        WAIT,
+    );
     let mark = peer.mark();
     peer.api_ok("register");
     expect_registered(&mut peer, mark);
