@@ -25,7 +25,8 @@
 //!   digit is reported again only after such a gap (Q.24: pauses from 40 ms must be recognised).
 //!
 //! The detector reports each digit once, at its start, as the RFC 4733 receiver does
-//! ([`crate::MediaEvent::DtmfReceived`]).
+//! ([`crate::MediaEvent::DtmfReceived`]). [`InbandDtmfGenerator`] is the sending side: tones
+//! that replace the captured audio while digits play.
 
 /// The 16 DTMF digits by row (low group) and column (high group), ITU-T Q.23 table 1.
 const DIGITS: [[char; 4]; 4] = [
@@ -230,6 +231,107 @@ impl InbandDtmfDetector {
         }
         None
     }
+}
+
+/// Tone and pause lengths and levels of the digits we send in-band (ITU-T Q.23: about
+/// -7 dBm0 for the low group and 2 dB more for the high group, which line filters attenuate
+/// more; 100 ms on and 70 ms off, well above the Q.24 minimums of 40 ms).
+const SEND_ON_MS: u32 = 100;
+const SEND_OFF_MS: u32 = 70;
+const SEND_LOW_DBM0: f64 = -7.0;
+const SEND_HIGH_DBM0: f64 = -5.0;
+/// Most digits waiting to be sent.
+const SEND_QUEUE_MAX: usize = 64;
+
+/// Generates DTMF tones into the audio we send (the in-band `dtmfmode` values): queued digits
+/// replace the captured audio, each for 100 ms followed by 70 ms of silence.
+#[derive(Debug, Clone)]
+pub struct InbandDtmfGenerator {
+    rate: u32,
+    queue: std::collections::VecDeque<char>,
+    /// The digit being played: its frequencies and the samples of tone and pause left.
+    current: Option<((f64, f64), usize, usize)>,
+    /// Sample index within the current tone (for the phase).
+    n: u64,
+}
+
+impl InbandDtmfGenerator {
+    /// A generator for PCM at `rate` Hz.
+    pub fn new(rate: u32) -> InbandDtmfGenerator {
+        InbandDtmfGenerator {
+            rate: rate.max(8000),
+            queue: std::collections::VecDeque::new(),
+            current: None,
+            n: 0,
+        }
+    }
+
+    /// Queue digits (`0-9 * # A-D`, case-insensitive; others are skipped). Returns how many
+    /// were queued (the queue holds at most 64).
+    pub fn queue(&mut self, digits: &str) -> usize {
+        let mut n = 0;
+        for d in digits.chars().filter(|d| digit_frequencies(*d).is_some()) {
+            if self.queue.len() >= SEND_QUEUE_MAX {
+                break;
+            }
+            self.queue.push_back(d);
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether digits are being played or waiting.
+    pub fn is_busy(&self) -> bool {
+        self.current.is_some() || !self.queue.is_empty()
+    }
+
+    /// Put the tones into `frame` (replacing its samples while a digit or its pause plays).
+    /// Returns whether the frame was changed.
+    pub fn fill(&mut self, frame: &mut [i16]) -> bool {
+        if !self.is_busy() {
+            return false;
+        }
+        let rate = f64::from(self.rate);
+        let a_low = amplitude_dbm0(SEND_LOW_DBM0);
+        let a_high = amplitude_dbm0(SEND_HIGH_DBM0);
+        for s in frame.iter_mut() {
+            if self.current.is_none() {
+                let Some(d) = self.queue.pop_front() else {
+                    break;
+                };
+                let Some(f) = digit_frequencies(d) else {
+                    continue;
+                };
+                let on = (self.rate * SEND_ON_MS / 1000) as usize;
+                let off = (self.rate * SEND_OFF_MS / 1000) as usize;
+                self.current = Some((f, on, off));
+                self.n = 0;
+            }
+            let Some(((fl, fh), on, off)) = self.current.as_mut() else {
+                break;
+            };
+            if *on > 0 {
+                let t = self.n as f64 / rate;
+                let v = a_low * (2.0 * std::f64::consts::PI * *fl * t).sin()
+                    + a_high * (2.0 * std::f64::consts::PI * *fh * t).sin();
+                *s = v.clamp(-32768.0, 32767.0) as i16;
+                *on -= 1;
+                self.n += 1;
+            } else {
+                *s = 0;
+                *off = off.saturating_sub(1);
+                if *off == 0 {
+                    self.current = None;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Peak amplitude of a sine at `dbm0`.
+fn amplitude_dbm0(dbm0: f64) -> f64 {
+    (2.0 * DBM0_MEAN_SQUARE * 10f64.powf(dbm0 / 10.0)).sqrt()
 }
 
 #[cfg(test)]
@@ -513,6 +615,54 @@ mod tests {
     }
 
     #[test]
+    fn pipeline_sends_in_band_digits_that_the_other_pipeline_detects() {
+        use crate::pipeline::{MediaPipeline, PipelineConfig};
+        use crate::{Codec, MediaEvent};
+        use std::time::{Duration, Instant};
+        for (codec, pt) in [(Codec::G729, 18), (Codec::SpeexWb, 98), (Codec::Opus, 111)] {
+            let neg = |port: u16| crate::Negotiated {
+                remote_rtp: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                codec,
+                payload_type: pt,
+                telephone_event_pt: None,
+                direction: crate::Direction::SendRecv,
+                ptime_ms: 20,
+                srtp: None,
+                rtcp_mux: false,
+            };
+            let t0 = Instant::now();
+            let cfg = PipelineConfig::default();
+            let mut a = MediaPipeline::new(
+                neg(4002),
+                Box::new(crate::SilenceSource),
+                Box::new(crate::NullSink),
+                cfg,
+                t0,
+            );
+            let mut b = MediaPipeline::new(
+                neg(4000),
+                Box::new(crate::SilenceSource),
+                Box::new(crate::NullSink),
+                cfg,
+                t0,
+            );
+            // Not sent as RFC 4733 (nothing negotiated), but in-band.
+            assert_eq!(a.send_dtmf("1"), 0);
+            assert_eq!(a.send_dtmf_inband("7*0"), 3);
+            let from_a = std::net::SocketAddr::from(([127, 0, 0, 1], 4000));
+            for i in 0..50u64 {
+                let now = t0 + Duration::from_millis(20 * i);
+                for o in a.on_tick(now) {
+                    b.on_packet(&o.data, from_a, now);
+                }
+                b.playout(now);
+            }
+            let want: Vec<MediaEvent> = "7*0".chars().map(MediaEvent::DtmfReceived).collect();
+            assert_eq!(b.take_events(), want, "{codec:?}");
+        }
+    }
+
+    #[test]
     fn pipeline_reports_in_band_digits_only_without_telephone_event() {
         use crate::{Codec, MediaEvent};
         let want: Vec<MediaEvent> = "42#".chars().map(MediaEvent::DtmfReceived).collect();
@@ -572,6 +722,41 @@ mod tests {
             *m = m.saturating_add(*t);
         }
         assert_eq!(detect(rate, &mixed), "2580");
+    }
+
+    #[test]
+    fn generated_digits_are_detected_at_every_rate_and_through_gsm() {
+        for rate in [8000, 16000, 48000] {
+            let mut gen = InbandDtmfGenerator::new(rate);
+            assert_eq!(gen.queue("12x3A*#d"), 7);
+            let frame = rate as usize / 50;
+            let mut pcm = Vec::new();
+            let mut f = vec![0i16; frame];
+            for _ in 0..100 {
+                f.fill(7);
+                gen.fill(&mut f);
+                pcm.extend_from_slice(&f);
+            }
+            assert!(!gen.is_busy());
+            assert_eq!(detect(rate, &pcm), "123A*#D", "{rate} Hz");
+            // Idle: the audio passes untouched.
+            assert!(!gen.fill(&mut f));
+            assert!(f.iter().all(|&v| v == 7));
+        }
+        use crate::codec::{new_decoder, new_encoder, CodecConfig};
+        let mut gen = InbandDtmfGenerator::new(8000);
+        gen.queue("0123456789");
+        let mut enc = new_encoder(crate::Codec::Gsm, &CodecConfig::default()).unwrap();
+        let mut dec = new_decoder(crate::Codec::Gsm).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            let mut f = vec![0i16; 160];
+            gen.fill(&mut f);
+            let mut p = Vec::new();
+            enc.encode(&f, &mut p).unwrap();
+            dec.decode(&p, &mut out).unwrap();
+        }
+        assert_eq!(detect(8000, &out), "0123456789");
     }
 
     #[test]

@@ -151,6 +151,8 @@ pub struct MediaPipeline {
     /// In-band DTMF detection on the decoded audio while no telephone-event is negotiated
     /// (see [`crate::dtmf_inband`]); made at the first such playout.
     inband: Option<crate::dtmf_inband::InbandDtmfDetector>,
+    /// DTMF tones put into the audio we send ([`MediaPipeline::send_dtmf_inband`]).
+    inband_tx: Option<crate::dtmf_inband::InbandDtmfGenerator>,
 }
 
 impl std::fmt::Debug for MediaPipeline {
@@ -234,6 +236,7 @@ impl MediaPipeline {
             alarms: Vec::new(),
             dsp: crate::dsp::DspStage::new(audio_rate, PTIME_MS, cfg.dsp),
             inband: None,
+            inband_tx: None,
         }
     }
 
@@ -326,6 +329,19 @@ impl MediaPipeline {
         self.dtmf.queue(digits)
     }
 
+    /// Queue DTMF digits as tones in the audio we send (the in-band `dtmfmode` values, ITU-T
+    /// Q.23; needs no telephone-event). Returns how many digits were queued.
+    pub fn send_dtmf_inband(&mut self, digits: &str) -> usize {
+        if !self.neg.direction.sends() {
+            tracing::warn!("media direction does not send: DTMF {digits:?} not sent");
+            return 0;
+        }
+        let rate = self.codecs.device_rate();
+        self.inband_tx
+            .get_or_insert_with(|| crate::dtmf_inband::InbandDtmfGenerator::new(rate))
+            .queue(digits)
+    }
+
     /// Whether DTMF digits are being sent or waiting.
     pub fn dtmf_busy(&self) -> bool {
         self.dtmf.is_busy()
@@ -346,6 +362,9 @@ impl MediaPipeline {
         let sending = self.can_send();
         if let Some(silent_for) = self.dsp.capture(&mut self.pcm, sending) {
             self.alarms.push(MediaAlarm::NoVoiceActivity { silent_for });
+        }
+        if let Some(tx) = self.inband_tx.as_mut() {
+            tx.fill(&mut self.pcm);
         }
         let ts = self.rtp_ts;
         self.rtp_ts = self

@@ -110,6 +110,7 @@ enum Command {
     Update(Negotiated),
     MediaTimeout(Duration),
     Dtmf(String),
+    DtmfInband(String),
     Stop,
 }
 
@@ -199,6 +200,12 @@ impl MediaSession {
         let _ = self.commands.send(Command::Dtmf(digits.to_owned()));
     }
 
+    /// Send DTMF digits as tones inside the audio (in-band, ITU-T Q.23; for peers without
+    /// telephone-event and the in-band `dtmfmode` values). `0-9 * # A-D`.
+    pub fn send_dtmf_inband(&self, digits: &str) {
+        let _ = self.commands.send(Command::DtmfInband(digits.to_owned()));
+    }
+
     /// The latest counters (updated every 20 ms).
     pub fn stats(&self) -> MediaStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
@@ -271,6 +278,9 @@ async fn run(
                 }
                 Some(Command::Dtmf(d)) => {
                     pipeline.send_dtmf(&d);
+                }
+                Some(Command::DtmfInband(d)) => {
+                    pipeline.send_dtmf_inband(&d);
                 }
                 Some(Command::MediaTimeout(t)) => pipeline.set_media_timeout(t),
             },
