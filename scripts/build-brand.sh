@@ -101,7 +101,13 @@ for f in "$TARGET_DIR"/release/bundle/deb/*.deb "$TARGET_DIR"/release/bundle/rpm
   cp "$f" "$OUT/"
   say "$(basename "$f"): $(du -h "$f" | cut -f1) ($(stat -c %s "$f") bytes)"
 done
-command -v dpkg-deb >/dev/null 2>&1 || exit 0
-for f in "$OUT"/*.deb; do
-  say "$(basename "$f") installed size: $(dpkg-deb -f "$f" Installed-Size) KiB; depends: $(dpkg-deb -f "$f" Depends)"
-done
+if command -v dpkg-deb >/dev/null 2>&1; then
+  for f in "$OUT"/*.deb; do
+    say "$(basename "$f") installed size: $(dpkg-deb -f "$f" Installed-Size) KiB; depends: $(dpkg-deb -f "$f" Depends)"
+  done
+fi
+if command -v rpm >/dev/null 2>&1; then
+  for f in "$OUT"/*.rpm; do
+    say "$(basename "$f") installed size: $(( $(rpm -qp --queryformat '%{SIZE}' "$f" 2>/dev/null) / 1024 )) KiB"
+  done
+fi
