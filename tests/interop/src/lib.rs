@@ -21,6 +21,7 @@ pub mod linphone;
 pub mod params;
 pub mod proc;
 pub mod sipp;
+pub mod sipvicious;
 pub mod util;
 
 pub use audio::{assert_tone, tone_level, write_tone, ToneLevel};
