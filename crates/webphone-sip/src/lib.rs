@@ -10,8 +10,16 @@
 //! to the driver and their outcome is reported on the [`SipEvent`] channel returned by
 //! [`SipUa::start`].
 //!
+//! Every received message passes our bounded, validating parser ([`parse`]) before
+//! rsipstack sees it: an invalid request is answered 400 with a `Warning` naming the
+//! problem (or dropped when no response can be built) and never rings. Requests to the
+//! account's server are located per RFC 3263 (SRV, then A/AAAA) and fail over to the next
+//! address on a 503, a timeout or a transport error, for REGISTER and INVITE. Header
+//! fields of the user ([`SipUa::set_extra_headers`], [`SipUa::set_call_headers`]) are
+//! added to what we send; [`SipUa::redirect`] forwards an incoming call with a 3xx.
+//!
 //! Standards: RFC 3261 (SIP), RFC 3581 (`rport`), RFC 2617/7616 (digest authentication),
-//! RFC 3264 (offer/answer; SDP bodies are opaque strings here).
+//! RFC 3264 (offer/answer; SDP bodies are opaque strings here), RFC 3263 (server location).
 
 mod digest;
 mod error;
