@@ -244,6 +244,7 @@ pub(super) async fn upload(
     meta: &UploadMeta,
 ) -> Result<u16, IntegrationError> {
     let ctype = content_type_of(&meta.file_name);
+    let data_len = data.len();
     let req = match UploadMethod::for_url(&url) {
         UploadMethod::Put => client.put(url).header("Content-Type", ctype).body(data),
         UploadMethod::Post => {
@@ -252,6 +253,7 @@ pub(super) async fn upload(
         }
     };
     let resp = req
+        .timeout(super::upload_timeout(data_len))
         .header("User-Agent", "webphone")
         .header("X-type", "fileupload")
         .header("X-filename", header_safe(&meta.file_name))

@@ -59,8 +59,17 @@ pub use tokens::{substitute, Tokens, TOKENS};
 
 /// Connect time-out of every integration request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Total time-out of every integration request (upload included).
+/// Total time-out of every integration request; uploads get more, see [`upload_timeout`].
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Slowest upload rate accepted before a recording upload is given up (bytes per second).
+pub const MIN_UPLOAD_RATE: u64 = 64 * 1024;
+
+/// Time allowed for uploading `len` bytes: [`TOTAL_TIMEOUT`] plus the time at
+/// [`MIN_UPLOAD_RATE`] (a one-hour 48 kHz stereo recording, ~690 MB, gets about 3 hours).
+pub fn upload_timeout(len: usize) -> Duration {
+    TOTAL_TIMEOUT + Duration::from_secs(len as u64 / MIN_UPLOAD_RATE)
+}
 
 /// What went wrong with an integration request.
 #[derive(Debug, thiserror::Error)]
@@ -536,7 +545,8 @@ impl Integrations {
             let result = match read_file(&path).await {
                 Ok(bytes) if is_ftp => {
                     let sent =
-                        tokio::time::timeout(TOTAL_TIMEOUT * 3, ftp::stor(&url, &bytes)).await;
+                        tokio::time::timeout(upload_timeout(bytes.len()), ftp::stor(&url, &bytes))
+                            .await;
                     match sent {
                         Ok(Ok(())) => Ok(226),
                         Ok(Err(reason)) => Err(IntegrationError::Transport {

@@ -599,3 +599,12 @@ async fn recordings_upload_by_ftp_passive_mode() {
         .contains("FTP connect"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn upload_time_grows_with_the_file() {
+    assert_eq!(upload_timeout(0), TOTAL_TIMEOUT);
+    assert_eq!(
+        upload_timeout(64 * 1024 * 60),
+        TOTAL_TIMEOUT + Duration::from_secs(60)
+    );
+}
