@@ -802,8 +802,22 @@ async def campaign(args) -> int:
     print(f"work dir {work}; speech {dur:.1f} s; {note}", flush=True)
     rows = []
     broken = []
+    done = {}
+    rows_file = work / "rows.jsonl"
+    if args.resume and rows_file.exists():
+        for line in rows_file.read_text().splitlines():
+            d = json.loads(line)
+            done[(d["codec"], d["loss"], d["jitter"], d["reorder"])] = d
     for case in codecs:
         for loss, jit, reo in conds:
+            key = (case.cli_codec, loss, jit, reo)
+            if key in done:
+                d = done[key]
+                o, b = Result(**d["ours"]), Result(**d["baresip"])
+                print(f"{case.name:6} loss {loss:>4g}% jitter {jit:>3g} ms reorder {reo:>3g}%  "
+                      f"(from the interrupted run) ours {fmt(o.mos)} baresip {fmt(b.mos)}", flush=True)
+                rows.append((case, loss, jit, reo, o, b))
+                continue
             imp = Impairment(loss=loss / 100, jitter=jit / 1000, reorder=reo / 100, seed=args.seed)
             cond_dir = work / f"{case.cli_codec}-l{loss:g}-j{jit:g}-r{reo:g}"
             measure = loss == 0 and jit == 0 and reo == 0
@@ -822,6 +836,11 @@ async def campaign(args) -> int:
                     f"{o.note} {b.note}")
             print(line, flush=True)
             rows.append((case, loss, jit, reo, o, b))
+            with open(rows_file, "a") as f:
+                plain = lambda r: {k: (sorted(v) if isinstance(v, set) else v)  # noqa: E731
+                                   for k, v in r.__dict__.items()}
+                f.write(json.dumps({"codec": case.cli_codec, "loss": loss, "jitter": jit,
+                                    "reorder": reo, "ours": plain(o), "baresip": plain(b)}) + "\n")
     finished = datetime.datetime.now(datetime.timezone.utc)
     end_load = os.getloadavg()
     note += f", at the end {end_load[0]:.2f} / {end_load[1]:.2f} / {end_load[2]:.2f}"
@@ -916,6 +935,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--smoke", action="store_true", help="one short sentence")
     ap.add_argument("--work-dir")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows already measured in WORK_DIR/rows.jsonl")
     ap.add_argument("--report", help="write the markdown report here")
     ap.add_argument("--extra-cmd", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -5,6 +5,7 @@
 #   tests/quality/run.sh            full campaign (PCMU, G.722, Opus x loss 0/3/10 % x
 #                                   jitter 0/30/60 ms + a reordering-only row); rewrites
 #                                   docs/quality.md; takes about 25 minutes
+#   tests/quality/run.sh --resume   continue an interrupted full campaign (keeps finished rows)
 #   tests/quality/run.sh --smoke    one short condition (PCMU, 3 % loss, 30 ms jitter) for CI;
 #                                   fails only if the pipeline breaks, never on a score
 #   tests/quality/run.sh -- ARGS    full run with extra arguments for bench.py (--codecs,
@@ -22,7 +23,13 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 venv="$target/quality-venv"
 
 smoke=0
+resume=0
 extra=()
+if [[ "${1:-}" == "--resume" ]]; then
+    # continue an interrupted full campaign: rows already in target/quality-work are kept
+    resume=1
+    shift
+fi
 if [[ "${1:-}" == "--smoke" ]]; then
     smoke=1
     shift
@@ -54,7 +61,9 @@ else
 fi
 # recordings, logs and SIP traces of the last run stay here for inspection
 work="$target/quality-work"
-rm -rf "$work"
+if [[ $resume == 0 ]]; then
+    rm -rf "$work"
+fi
 
 if [[ $smoke == 1 ]]; then
     exec "$venv/bin/python" "$root/tests/quality/bench.py" --cli "$cli" --smoke \
@@ -63,5 +72,9 @@ fi
 if [[ ${#extra[@]} -gt 0 ]]; then
     exec "$venv/bin/python" "$root/tests/quality/bench.py" --cli "$cli" --work-dir "$work" "${extra[@]}"
 fi
+resume_arg=()
+if [[ $resume == 1 ]]; then
+    resume_arg=(--resume)
+fi
 exec "$venv/bin/python" "$root/tests/quality/bench.py" --cli "$cli" --work-dir "$work" \
-    --report "$root/docs/quality.md"
+    --report "$root/docs/quality.md" "${resume_arg[@]}"
