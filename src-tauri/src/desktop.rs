@@ -434,6 +434,9 @@ impl Shell {
             let _ = parts
                 .tray
                 .set_tooltip(Some(self.tooltip(&reg, missed, dnd)));
+            // Next to the icon (a label on Linux indicators, the menu-bar title on macOS): the
+            // missed-call count, or "DND" while do-not-disturb is on.
+            let _ = parts.tray.set_title(tray_title(missed, dnd));
         }
     }
 
@@ -446,6 +449,7 @@ impl Shell {
             "dnd": lock(&self.state).dnd,
             "recent": lock(&self.state).recent,
             "tooltip": self.tooltip(t.registration(), t.missed(), lock(&self.state).dnd),
+            "title": tray_title(t.missed(), lock(&self.state).dnd),
         })
     }
 
@@ -723,6 +727,16 @@ impl Shell {
     }
 }
 
+/// The text next to the tray icon: missed calls, then DND; nothing when neither applies.
+fn tray_title(missed: u32, dnd: bool) -> Option<String> {
+    match (missed, dnd) {
+        (0, false) => None,
+        (0, true) => Some("DND".into()),
+        (n, false) => Some(n.to_string()),
+        (n, true) => Some(format!("{n} DND")),
+    }
+}
+
 pub fn show_main(app: &AppHandle) {
     if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
         let _ = w.unminimize();
@@ -847,6 +861,14 @@ mod tests {
         for t in ["1", "true", "yes"] {
             assert!(truthy(t, false), "{t}");
         }
+    }
+
+    #[test]
+    fn tray_titles() {
+        assert_eq!(tray_title(0, false), None);
+        assert_eq!(tray_title(0, true).as_deref(), Some("DND"));
+        assert_eq!(tray_title(2, false).as_deref(), Some("2"));
+        assert_eq!(tray_title(1, true).as_deref(), Some("1 DND"));
     }
 
     #[test]

@@ -310,7 +310,7 @@ try {
 
   // ---------------------------------------------------------------- 5. DND from the tray
   const dnd = await deskOk('dnd-on');
-  if (!dnd.dnd || !/do not disturb/.test(dnd.tooltip)) { throw new Error(`tray after dnd-on: ${JSON.stringify(dnd)}`); }
+  if (!dnd.dnd || !/do not disturb/.test(dnd.tooltip) || !/DND/.test(dnd.title || '')) { throw new Error(`tray after dnd-on: ${JSON.stringify(dnd)}`); }
   const closedBefore = peer.events().filter((e) => e.type === 'CALL_CLOSED').length;
   await peer.command(`dial ${k.uriOf('1001')}`);
   const rej = await peer.waitEventCount('CALL_CLOSED', closedBefore + 1);
