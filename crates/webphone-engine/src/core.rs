@@ -147,6 +147,8 @@ struct Line {
     dialled: Option<String>,
     /// This call is already the retry of a failed one.
     redialed: bool,
+    /// The call-waiting beep playing while this call rings during another call.
+    waiting_beep: Option<webphone_media::local::mixer::SoundId>,
 }
 
 impl Line {
@@ -186,6 +188,7 @@ impl Line {
             transfer_resume: false,
             dialled: None,
             redialed: false,
+            waiting_beep: None,
         }
     }
 }
@@ -1373,11 +1376,13 @@ impl Core {
         }
         l.phase = CallPhase::Connected;
         l.connected = Some(Instant::now());
+        let beep = l.waiting_beep.take();
         let dtmf = l.dtmf_after_connect.take();
         if let (Some(orig), Some(sip)) = (l.referred_by.take(), &self.sip) {
             // RFC 3515 §2.4.5: the transfer worked; the referrer hangs up its leg.
             let _ = sip.notify_refer(orig, 200);
         }
+        self.stop_waiting_beep(beep);
         let record_all = self.params.get("voicerecupload");
         self.emit_line(n, "CallConnect");
         self.emit_line(n, "InCall");
@@ -1773,6 +1778,7 @@ impl Core {
         let Some(mut l) = self.lines.remove(n) else {
             return;
         };
+        self.stop_waiting_beep(l.waiting_beep.take());
         // A consultation call that ends before the transfer: the first call resumes.
         let consult_for = l.consult_for.take();
         self.consultation_ended(consult_for);
@@ -2244,6 +2250,9 @@ impl Core {
         self.emit_general();
         self.call_state(n, "callSetup");
         self.call_state(n, "callRinging");
+        if decision == incoming::Decision::Ring {
+            self.call_waiting_beep(n).await;
+        }
         if let incoming::Decision::TransferAlways(to) = &decision {
             if let Some(l) = self.lines.get_mut(n) {
                 l.transfer_on_connect = Some(to.clone());

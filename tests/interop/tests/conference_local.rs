@@ -87,3 +87,58 @@ fn three_way_local_conference_mixes_every_party() {
         "1002 must not hear its own tone back: {echo:?}"
     );
 }
+
+/// A second call arriving during a call: the running call goes on (its audio still heard)
+/// and a 425 Hz call-waiting beep is played over it until the new call is rejected.
+#[test]
+fn call_waiting_beep_plays_over_the_running_call() {
+    let _serial = serial();
+    let name = "call_waiting_beep";
+    if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let kam = Kamailio::start(dir.path());
+    let mut b = Baresip::start(
+        dir.path(),
+        BaresipOpts {
+            tone_hz: TONE_B,
+            ..BaresipOpts::registered_to(kam.port())
+        },
+    );
+    let mut c = Baresip::start(
+        dir.path(),
+        BaresipOpts {
+            user: "1003".into(),
+            password: "pass1003".into(),
+            tone_hz: TONE_C,
+            ..BaresipOpts::registered_to(kam.port())
+        },
+    );
+    let (params, cli_rec) = Params::account(&kam, "1001", Transport::Udp).with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    expect_registered(&mut cli, 0);
+    cli.api_ok("call 1002");
+    b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    std::thread::sleep(Duration::from_secs(1));
+    let mark = cli.mark();
+    c.dial(&format!("sip:1001@127.0.0.1:{}", kam.port()));
+    cli.expect_after(mark, |l| l.contains("callRinging"), WAIT);
+    // Two beep periods of the first cadence, then the waiting call is refused.
+    std::thread::sleep(Duration::from_millis(2500));
+    cli.api_ok("reject 2");
+    std::thread::sleep(Duration::from_millis(500));
+    cli.api_ok("hangup -2");
+    b.wait_event("CALL_CLOSED", |_| true, WAIT);
+    cli.quit();
+    let beep = tone_level(&cli_rec, 425.0);
+    assert!(
+        beep.dbfs >= -40.0,
+        "call-waiting beep (425 Hz) not heard: {beep:?}"
+    );
+    let first = tone_level(&cli_rec, TONE_B);
+    assert!(
+        first.dbfs >= -35.0,
+        "the running call stays audible: {first:?}"
+    );
+}

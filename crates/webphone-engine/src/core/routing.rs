@@ -16,7 +16,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use webphone_media::local::mixer::{MixerConfig, MixerHandle, MixerHub};
+use webphone_media::local::mixer::{MixerConfig, MixerHandle, MixerHub, SoundId};
+use webphone_media::local::tones::{ToneGenerator, ToneKind, TonePlan};
 use webphone_media::{PcmSink, PcmSource};
 
 use super::{Core, Peer};
@@ -307,12 +308,49 @@ impl Core {
     /// lines are silent (spec §7: calls are independent until joined).
     pub(super) fn update_audible(&self) {
         let Some(hub) = &self.hub else { return };
-        let active = self.lines.active();
+        // A new call that only rings becomes the active line but must not silence the call
+        // in progress: then the connected, unheld calls stay audible.
+        let active = self.lines.active().filter(|a| {
+            self.lines
+                .get(*a)
+                .is_some_and(|l| l.phase == super::CallPhase::Connected)
+        });
         for (n, l) in self.lines.iter() {
             if l.port.as_ref().is_some_and(|p| p.route == Route::Mixer) {
-                hub.handle
-                    .set_audible(n as u32, Some(n) == active && l.hold == 0);
+                let mine = match active {
+                    Some(a) => a == n,
+                    None => l.phase == super::CallPhase::Connected,
+                };
+                hub.handle.set_audible(n as u32, mine && l.hold == 0);
             }
+        }
+    }
+
+    /// A call comes in while another is connected: a short call-waiting beep (ITU-T E.180
+    /// cadence) on the speaker, over the running call. The running call moves onto the mixer
+    /// for it (the mixer owns the devices from then on).
+    pub(super) async fn call_waiting_beep(&mut self, new_line: usize) {
+        let busy = self.lines.iter().any(|(n, l)| {
+            n != new_line && l.phase == super::CallPhase::Connected && l.port.is_some()
+        });
+        if !busy {
+            return;
+        }
+        let Some(handle) = self.ensure_hub().await else {
+            return;
+        };
+        let beep =
+            ToneGenerator::standard(TonePlan::default(), ToneKind::CallWaiting, handle.rate());
+        let id = handle.play_sound(Box::new(beep));
+        if let Some(l) = self.lines.get_mut(new_line) {
+            l.waiting_beep = Some(id);
+        }
+    }
+
+    /// The waiting call was answered or ended: its beep stops.
+    pub(super) fn stop_waiting_beep(&self, beep: Option<SoundId>) {
+        if let (Some(id), Some(hub)) = (beep, &self.hub) {
+            hub.handle.stop_sound(id);
         }
     }
 
