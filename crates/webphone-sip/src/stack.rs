@@ -879,7 +879,14 @@ impl Driver {
                         .map_err(|e| e.to_string())
                         .and_then(|t| validate_uri(&t.request_uri).map(|_| t));
                 match (resolved, self.call_ids.get(call)) {
-                    (Ok(t), Some(call_id)) => self.send_invite(call, call_id, t, sdp),
+                    (Ok(t), Some(call_id)) => {
+                        // A new target: the located address of the old one no longer applies.
+                        self.invite_dest.remove(&call);
+                        if let Some(f) = self.failover.remove(&call) {
+                            self.answered_invites.forget(&f.call_id);
+                        }
+                        self.send_invite(call, call_id, t, sdp)
+                    }
                     (Err(e), _) => {
                         let _ = self.stack_tx.send(StackEvent::InviteFailed {
                             call,
