@@ -945,6 +945,9 @@ def main():
             finally:
                 kam.stop()
         results.append(r)
+        if a.json:  # after each UA, so a run cut short still leaves its results
+            json.dump({"cfg": cfg, "results": results, "argv": a.argv, "started": started,
+                       "machine": machine_info()}, open(a.json, "w"), indent=1, default=str)
         time.sleep(2)
 
     cfg["notes"] = notes_for(results, work)
