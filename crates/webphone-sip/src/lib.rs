@@ -717,9 +717,11 @@ impl SipUa {
 
     /// Ghost-call protection (SIP scanners, calls bypassing the PBX). With `false`, an
     /// INVITE must be addressed to our user name (else 404) and, while registered, come
-    /// from the registrar's or outbound proxy's address (else 403); refused INVITEs produce
-    /// no event. With `true` any INVITE may ring (peer-to-peer use). Default: direct calls
-    /// are accepted only while no server/proxy is configured.
+    /// from the registrar's or outbound proxy's address, IP and port (else 403); refused
+    /// INVITEs produce no event. With `true` any INVITE may ring (peer-to-peer use). Default:
+    /// direct calls are accepted only while no server/proxy is configured. Either way an
+    /// INVITE whose `User-Agent` names a known SIP scanner (SIPVicious `friendly-scanner`,
+    /// sipcli, ...) gets 403 and never rings.
     pub fn set_accept_direct(&self, on: bool) {
         self.send(policy::Command::AcceptDirect(Some(on)));
     }

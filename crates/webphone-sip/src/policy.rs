@@ -1243,7 +1243,13 @@ impl UaPolicy {
     /// Ghost-call protection (SIP scanners, calls that bypass the PBX): unless direct
     /// (peer-to-peer) calls are accepted, an INVITE must be addressed to our user (404
     /// otherwise) and, while registered, come from the registrar/outbound proxy (403).
+    ///
+    /// Always, even peer to peer: an INVITE from a known SIP scanner (its `User-Agent`,
+    /// e.g. SIPVicious' `friendly-scanner`) gets 403.
     fn ghost_check(&self, inv: &IncomingInvite) -> Option<u16> {
+        if is_scanner(&inv.headers) {
+            return Some(403);
+        }
         let direct_ok = self.accept_direct.unwrap_or(!self.has_server());
         if direct_ok {
             return None;
@@ -1253,7 +1259,8 @@ impl UaPolicy {
             .as_ref()
             .map(|a| a.username.as_str())
             .unwrap_or_default();
-        if !user.is_empty() && inv.request_user != user {
+        let other_user = !user.is_empty() && inv.request_user != user;
+        if other_user {
             return Some(404);
         }
         let registered = matches!(self.reg, RegState::Registered { .. });
@@ -1826,6 +1833,30 @@ fn emit_end(
         code,
         text: text.to_string(),
     }));
+}
+
+/// `User-Agent` values of SIP scanners (SIPVicious, sipcli, sip-scan, ...): their INVITEs
+/// never ring (RFC 3261 §26.1.5 leaves the defence against such requests to the UA).
+const SCANNER_AGENTS: [&str; 8] = [
+    "friendly-scanner",
+    "sipvicious",
+    "sipcli",
+    "sip-scan",
+    "sipscan",
+    "vaxsipuseragent",
+    "iwar",
+    "sundayddr",
+];
+
+/// Whether the request's `User-Agent` names a known SIP scanner.
+fn is_scanner(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("User-Agent"))
+        .any(|(_, v)| {
+            let v = v.to_ascii_lowercase();
+            SCANNER_AGENTS.iter().any(|s| v.contains(s))
+        })
 }
 
 #[cfg(test)]
@@ -3659,6 +3690,24 @@ mod tests {
             request_user: user.into(),
             from_server,
         }))
+    }
+
+    #[test]
+    fn scanner_invite_gets_403_even_peer_to_peer() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        let mut inv = invite_for(CallKey(4), "100", false);
+        if let Input::Stack(StackEvent::Incoming(i)) = &mut inv {
+            i.headers = vec![("User-Agent".into(), "friendly-scanner".into())];
+        }
+        let a = p.handle(inv, t0);
+        assert_eq!(
+            a,
+            vec![
+                Action::SendReject(CallKey(4), 403),
+                Action::Forget(CallKey(4))
+            ]
+        );
     }
 
     #[test]

@@ -505,7 +505,9 @@ struct Driver {
     calls: HashMap<CallKey, CallEntry>,
     reoffers: PendingReoffers,
     /// Addresses of the registrar and outbound proxy (for ghost-call protection).
-    server_ips: Arc<Mutex<std::collections::HashSet<IpAddr>>>,
+    /// Compared with the full source address (IP and port): on a shared host (or behind
+    /// one NAT) the IP alone does not tell the server from a scanner next to it.
+    server_ips: Arc<Mutex<std::collections::HashSet<SocketAddr>>>,
     /// `Session-Expires` to ask for in a call's next INVITE (RFC 4028 §7.1).
     session_expires: HashMap<CallKey, u32>,
     /// Extra headers for a call's 2xx (session timer, RFC 4028 §9).
@@ -644,11 +646,11 @@ impl Driver {
         self.tasks.spawn(async move {
             for hop in hops {
                 if let Ok(ip) = hop.host.parse::<IpAddr>() {
-                    crate::lock(&ips).insert(ip);
+                    crate::lock(&ips).insert(SocketAddr::new(ip, hop.port));
                     continue;
                 }
                 match tokio::net::lookup_host((hop.host.as_str(), hop.port)).await {
-                    Ok(addrs) => crate::lock(&ips).extend(addrs.map(|a| a.ip())),
+                    Ok(addrs) => crate::lock(&ips).extend(addrs),
                     Err(e) => debug!(host = %hop.host, error = %e, "cannot resolve server"),
                 }
             }
@@ -810,6 +812,7 @@ impl Driver {
                     expires,
                     call_id: self.reg_call_id.clone(),
                     cseq: self.reg_cseq.clone(),
+                    server_addrs: self.server_ips.clone(),
                 };
                 let tx = self.stack_tx.clone();
                 self.tasks.spawn(async move {
@@ -1395,7 +1398,7 @@ impl Driver {
         }));
         info!(%call, from = %info.from_uri, "incoming call");
         self.call_ids.insert(call, info.sip_call_id.clone());
-        let from_server = crate::lock(&self.server_ips).contains(&remote_addr.ip());
+        let from_server = crate::lock(&self.server_ips).contains(&remote_addr);
         self.feed(Input::Stack(StackEvent::Incoming(IncomingInvite {
             call,
             remote_addr,
@@ -2087,6 +2090,9 @@ struct RegisterJob {
     expires: u32,
     call_id: String,
     cseq: Arc<AtomicU32>,
+    /// Where requests from our server come from (ghost-call protection): the registrar
+    /// address that answered is added (RFC 3263 may have picked one of several).
+    server_addrs: Arc<Mutex<std::collections::HashSet<SocketAddr>>>,
 }
 
 impl RegisterJob {
@@ -2325,6 +2331,9 @@ impl RegisterJob {
                     return self.outcome(503, format!("transport error: {e}"));
                 }
                 continue;
+            }
+            if let Ok(ip) = hop.host.parse::<IpAddr>() {
+                crate::lock(&self.server_addrs).insert(SocketAddr::new(ip, hop.port));
             }
             return self.final_outcome(&resp);
         }
