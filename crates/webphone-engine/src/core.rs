@@ -143,6 +143,9 @@ struct Line {
     after_transfer_of: Option<usize>,
     /// We held this call for a transfer: a failed transfer resumes it.
     transfer_resume: bool,
+    /// Transfer target whose REFER waits for our hold re-INVITE to finish (one INVITE
+    /// transaction at a time in a dialog, RFC 3261 §14.1; the REFER follows it).
+    refer_after_hold: Option<String>,
     /// What the user dialled (outgoing calls): `redialonfail` dials it again once.
     dialled: Option<String>,
     /// This call is already the retry of a failed one.
@@ -186,6 +189,7 @@ impl Line {
             consult_for: None,
             after_transfer_of: None,
             transfer_resume: false,
+            refer_after_hold: None,
             dialled: None,
             redialed: false,
             waiting_beep: None,
@@ -932,7 +936,9 @@ impl Core {
             .unwrap_or(0)
             .clamp(0, 65535) as u16;
         let user_agent = match self.params.get("useragent") {
-            s if s.is_empty() => format!("webphone/{}", env!("CARGO_PKG_VERSION")),
+            // No version by default: scanners learn nothing they could match to known bugs;
+            // `useragent` sets any text (some servers detect features from it).
+            s if s.is_empty() => "webphone".to_string(),
             s => s,
         };
         let cfg = SipConfig {
@@ -1251,7 +1257,12 @@ impl Core {
             &self.params.get("prefcodec"),
             &uses,
         )
-        .media_offer(true)
+        // dtmfmode 5/6 send tones in the audio: no telephone-event is offered, so the peer
+        // sends tones too (detected in-band).
+        .media_offer(!matches!(
+            self.params.get_i64("dtmfmode").unwrap_or(2),
+            5 | 6
+        ))
         .with_srtp(srtp_policy(
             self.params.get_i64("mediaencryption").unwrap_or(-1),
         ))
@@ -1762,15 +1773,68 @@ impl Core {
         let Some(l) = self.lines.get(n) else {
             return Err(ApiError::Failed("no call to send DTMF to".into()));
         };
-        match &l.media {
-            Some(m) => {
-                m.send_dtmf(digits);
-                self.log(Severity::Event, &format!("DTMF {digits} on line {n}"));
-                Ok(Value::Null)
-            }
-            None if matches!(l.peer, Peer::Echo { .. }) => Ok(Value::Null),
-            None => Err(ApiError::Failed("the call has no media yet".into())),
+        let mode = self.params.get_i64("dtmfmode").unwrap_or(2);
+        let m = match &l.media {
+            Some(m) => m,
+            None if matches!(l.peer, Peer::Echo { .. }) => return Ok(Value::Null),
+            None => return Err(ApiError::Failed("the call has no media yet".into())),
+        };
+        let nte = l
+            .neg
+            .as_ref()
+            .is_some_and(|neg| neg.telephone_event_pt.is_some());
+        // `dtmfmode`: 0 off, 1 SIP INFO, 2 auto (RFC 4733 when negotiated, else tones in the
+        // audio), 3 INFO + RFC 4733, 4 RFC 4733, 5 in-band tones, 6 INFO + in-band.
+        let (info, rfc4733, inband) = match mode {
+            0 => return Err(ApiError::Failed("DTMF is switched off (dtmfmode 0)".into())),
+            1 => (true, false, false),
+            3 => (true, true, false),
+            4 => (false, true, false),
+            5 => (false, false, true),
+            6 => (true, false, true),
+            _ => (false, nte, !nte),
+        };
+        if rfc4733 {
+            m.send_dtmf(digits);
         }
+        if inband {
+            m.send_dtmf_inband(digits);
+        }
+        if info {
+            // RFC 6086 INFO with application/dtmf-relay, one request per digit, spaced like
+            // key presses so each INFO transaction ends before the next starts (a receiver
+            // refuses an INFO overtaken by a later CSeq).
+            if let (Peer::Sip(call), Some(sip)) = (&l.peer, &self.sip) {
+                let (call, sip) = (*call, sip.clone());
+                let keys: Vec<char> = digits.chars().collect();
+                tokio::spawn(async move {
+                    for d in keys {
+                        if matches!(d, ' ' | ',') {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
+                        let body = format!("Signal={d}\r\nDuration=160\r\n");
+                        if let Err(e) = sip.send_info(call, "application/dtmf-relay", &body) {
+                            warn!("DTMF by INFO: {e}");
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                });
+            }
+        }
+        let how = match (info, rfc4733, inband) {
+            (true, true, _) => "INFO+RFC 4733",
+            (true, _, true) => "INFO+in-band",
+            (true, _, _) => "INFO",
+            (_, true, _) => "RFC 4733",
+            _ => "in-band",
+        };
+        self.log(
+            Severity::Event,
+            &format!("DTMF {digits} on line {n} ({how})"),
+        );
+        Ok(Value::Null)
     }
 
     /// Closes a line: stops media, emits the disconnect statuses, the CDR and the callbacks.
@@ -2106,11 +2170,15 @@ impl Core {
             SipEvent::Reanswered { call, sdp } => {
                 if let Some(n) = self.line_of(call) {
                     self.on_reanswer(n, sdp.as_deref());
+                    self.refer_held_call(n, call);
                 }
             }
             SipEvent::ReofferFailed { call, code, reason } => {
                 if let Some(l) = self.line_of(call).and_then(|n| self.lines.get_mut(n)) {
                     l.hold_pending = None;
+                }
+                if let Some(n) = self.line_of(call) {
+                    self.refer_held_call(n, call);
                 }
                 self.display(
                     Severity::Warning,

@@ -290,6 +290,9 @@ fn serve(mut sock: TcpStream, seen: &Shared, table: Option<&Vec<(String, Answer)
     );
     let _ = sock.write_all(resp.as_bytes());
     let _ = sock.flush();
+    // `Connection: close`: end our side now (a clone of the socket is kept for Drop, so
+    // dropping this handle alone would not close it).
+    let _ = sock.shutdown(Shutdown::Write);
 }
 
 /// One file stored through [`FtpServer`].
@@ -454,6 +457,8 @@ mod tests {
     fn records_and_answers() {
         let srv = HttpServer::start(&[("/a", 201, "hello")]);
         let mut s = TcpStream::connect(("127.0.0.1", srv.port())).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         s.write_all(b"POST /a/b?x=1%202 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc")
             .expect("write");
         let mut resp = String::new();

@@ -115,8 +115,19 @@ impl Core {
             }
             Mode::HoldAndWatch => {
                 self.hold_for_transfer(n);
-                sip.refer(call, &target)
-                    .map_err(|e| ApiError::Failed(format!("transfer: {e}")))?;
+                let holding = self
+                    .lines
+                    .get(n)
+                    .is_some_and(|l| l.hold_pending == Some(true));
+                if holding {
+                    // The REFER goes when the hold re-INVITE is answered (refer_held_call).
+                    if let Some(l) = self.lines.get_mut(n) {
+                        l.refer_after_hold = Some(target.clone());
+                    }
+                } else {
+                    sip.refer(call, &target)
+                        .map_err(|e| ApiError::Failed(format!("transfer: {e}")))?;
+                }
                 if let Some(l) = self.lines.get_mut(n) {
                     l.transfer_resume = true;
                 }
@@ -142,6 +153,22 @@ impl Core {
                 );
                 Ok(Value::from(c))
             }
+        }
+    }
+
+    /// The hold re-INVITE of a transfer finished (answered or refused): send its REFER.
+    pub(super) fn refer_held_call(&mut self, n: usize, call: CallKey) {
+        let Some(target) = self
+            .lines
+            .get_mut(n)
+            .and_then(|l| l.refer_after_hold.take())
+        else {
+            return;
+        };
+        let Some(sip) = self.sip.clone() else { return };
+        if let Err(e) = sip.refer(call, &target) {
+            self.log(Severity::Warning, &format!("transfer: {e}"));
+            self.resume_after_transfer(n);
         }
     }
 
