@@ -35,6 +35,7 @@ PKGS=(
   kamailio kamailio-websocket-modules kamailio-tls-modules baresip-core sip-tester
   linphone-cli coturn  # second reference UA (linphonec), STUN/TURN server
   sipvicious           # SIP scanners (svmap, svwar, svcrack) for the ghost-call tests
+  tshark               # dumpcap: RTP capture in the load benchmark (tests/load)
   # test helpers
   sox openssl python3 iproute2 procps ca-certificates
   espeak-ng python3-venv python3-dev  # speech samples + a venv for the PESQ quality benchmark

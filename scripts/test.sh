@@ -9,8 +9,9 @@
 # cargo clippy -D warnings (whole workspace, desktop app included), cargo build
 # (whole workspace), cargo test (unit, crate integration and tests/interop
 # against Kamailio/baresip/SIPp on loopback), then the desktop smoke test
-# tests/e2e-desktop/run.sh when it exists, and a 20 s run of every cargo-fuzz
-# target (scripts/fuzz.sh --smoke). Every step runs even when an
+# tests/e2e-desktop/run.sh when it exists, a 20 s run of every cargo-fuzz
+# target (scripts/fuzz.sh --smoke), the browser tests (tests/e2e-browser,
+# tests/e2e-skins) and the short forms of the quality and load benchmarks. Every step runs even when an
 # earlier one failed, except that nothing is tested after a failed build.
 # Prints a timing summary; exits non-zero if any step failed.
 #
@@ -147,6 +148,12 @@ if run_step build "$CARGO" build --workspace; then
   fi
   if [ -x "$ROOT/tests/e2e-browser/run.sh" ]; then run_step e2e-browser "$ROOT/tests/e2e-browser/run.sh"; else skip_step e2e-browser "no executable tests/e2e-browser/run.sh"; fi
   if [ -x "$ROOT/tests/e2e-skins/run.sh" ]; then run_step e2e-skins "$ROOT/tests/e2e-skins/run.sh"; else skip_step e2e-skins "no executable tests/e2e-skins/run.sh"; fi
+  # the quality (PESQ through the impairment relay, vs baresip) and load (SIPp, vs baresip and
+  # linphonec) benchmarks in their short form, with the debug binary: they fail only when the
+  # pipeline breaks; the full campaigns are tests/quality/run.sh and tests/load/run.sh
+  DEBUG_CLI="${CARGO_TARGET_DIR:-$ROOT/target}/debug/webphone-cli"
+  run_step quality-smoke env WEBPHONE_CLI="$DEBUG_CLI" "$ROOT/tests/quality/run.sh" --smoke
+  run_step load-smoke env WEBPHONE_CLI="$DEBUG_CLI" LOAD_DOC="${CARGO_TARGET_DIR:-$ROOT/target}/load/benchmarks-smoke.md" "$ROOT/tests/load/run.sh" --smoke
 else
   skip_step test "build failed"
   skip_step e2e-desktop "build failed"
