@@ -894,6 +894,7 @@ def main():
         first = runs[0]
         argv = "; ".join(dict.fromkeys(run.get("argv", a.argv) for run in runs))
         started = ", ".join(dict.fromkeys(run.get("started", "?") for run in runs))
+        first["cfg"]["notes"] = notes_for(results)
         write_doc(a.doc, results, first["cfg"], [argv], started,
                   first.get("machine", machine_info()))
         print_table(results, first["cfg"])
@@ -955,7 +956,7 @@ def main():
                        "machine": machine_info()}, open(a.json, "w"), indent=1, default=str)
         time.sleep(2)
 
-    cfg["notes"] = notes_for(results, work)
+    cfg["notes"] = notes_for(results)
     if a.json:
         json.dump({"cfg": cfg, "results": results, "argv": a.argv, "started": started,
                    "machine": machine_info()}, open(a.json, "w"), indent=1, default=str)
@@ -971,7 +972,7 @@ def main():
     return 0
 
 
-def notes_for(results, work):
+def notes_for(results):
     notes = []
     for r in results:
         for lv in r.get("levels") or []:
@@ -980,6 +981,23 @@ def notes_for(results, work):
                     notes.append(f"{r['name']}: at {lv['n']} concurrent calls it answered "
                                  f"`{resp}` to {cnt} of them: a limit on simultaneous calls, "
                                  "not a resource failure.")
+                    if r["name"] == "webphone-cli":
+                        notes.append("webphone-cli: the engine's line table holds 8 calls "
+                                     "(`MAX_LINES` in crates/webphone-engine/src/lines.rs) and no "
+                                     "parameter of the catalog raises it, so the ≥ 1000-call goal "
+                                     "cannot be reached before that limit goes; its CPU per call "
+                                     "below 8 calls is what the ramp can show.")
+        lat = (r.get("latency") or {}).get("p50_ms")
+        if r["name"] == "linphonec" and lat and lat > 900:
+            notes.append("linphonec: `-a` answers about 1 s after the INVITE (its auto-answer "
+                         "delay), so its INVITE→200 measures that timer, and its sequential "
+                         "calls are capped by time (see the completed count).")
+        g = r.get("growth") or {}
+        if r["name"] == "webphone-cli" and g.get("growth_kb") and g["growth_kb"] > 1024:
+            notes.append(f"webphone-cli: RSS grew {g['growth_kb']} KiB over {g['ok']} calls "
+                         f"(about {g['growth_kb'] * 1024 // max(1, g['ok'])} bytes per call). "
+                         "The CLI keeps its profile (call history) in an in-memory SQLite "
+                         "database, a likely place for it; not yet confirmed.")
     return notes
 
 
