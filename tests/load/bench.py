@@ -914,6 +914,15 @@ def main():
     if a.growth_calls:
         cfg["growth_calls"] = a.growth_calls
 
+    # SIPp's media ports must be free: two load runs at once would collide here
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind(("127.0.0.1", MEDIA_BASE))
+    except OSError as e:
+        sys.exit(f"bench: UDP 127.0.0.1:{MEDIA_BASE} (SIPp's media base) is busy ({e}); "
+                 "is another tests/load run going on?")
+    finally:
+        probe.close()
     for tool in ("sipp", "dumpcap", "sox"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is not installed (scripts/setup-system.sh)")
