@@ -35,6 +35,7 @@ mod headers;
 mod incoming;
 mod line_api;
 mod record;
+mod ringer;
 mod routing;
 mod sipmsg;
 mod timers;
@@ -277,6 +278,8 @@ pub(crate) struct Core {
     mic_volume: std::sync::Arc<routing::Volume>,
     speaker_volume: std::sync::Arc<routing::Volume>,
     ring_volume: std::sync::Arc<routing::Volume>,
+    /// The ringtone, while an incoming call rings.
+    ringer: Option<ringer::Ringer>,
 }
 
 /// Wraps an audio device as the media pipeline's source.
@@ -450,6 +453,7 @@ impl Core {
             mic_volume: routing::Volume::new(50),
             speaker_volume: routing::Volume::new(50),
             ring_volume: routing::Volume::new(50),
+            ringer: None,
         }
     }
 
@@ -555,8 +559,10 @@ impl Core {
                 },
                 _ = tick.tick() => self.on_tick().await,
             }
-            // Active line or hold may have changed: the speaker follows (mixer only).
+            // Active line or hold may have changed: the speaker follows (mixer only), and
+            // the ringtone rings only while an incoming call waits alone.
             self.update_audible();
+            self.update_ringer().await;
         }
         self.shutdown().await;
     }
@@ -889,6 +895,13 @@ impl Core {
     }
 
     async fn start(&mut self) -> Result<(), ApiError> {
+        if let Some(v) = self
+            .params
+            .get_i64("volumering")
+            .filter(|v| (0..=100).contains(v))
+        {
+            self.ring_volume.set(v as u32);
+        }
         if self.sip.is_some() {
             // Already running: a page that (re)connects gets the current state again.
             self.emit_general();

@@ -66,6 +66,7 @@ pub const ENGINE_READS: &[&str] = &[
     "numpxrewrite",
     "p2p",
     "password",
+    "playring",
     "prefcodec",
     "presenceuserlist",
     "profile",
@@ -119,6 +120,7 @@ pub const ENGINE_READS: &[&str] = &[
     "vadstat_ival",
     "voicemailnum",
     "voicerecupload",
+    "volumering",
     "wskeepaliveival",
 ];
 

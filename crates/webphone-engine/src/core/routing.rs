@@ -38,6 +38,10 @@ impl Volume {
         self.0.store(percent.min(100), Ordering::Relaxed);
     }
     /// Scales a frame in place (saturating); 50 % leaves it untouched.
+    pub(crate) fn scale(&self, frame: &mut [i16]) {
+        self.apply(frame);
+    }
+
     fn apply(&self, frame: &mut [i16]) {
         let p = self.get();
         if p == 50 {
