@@ -315,10 +315,6 @@ class Webphone(UA):
         self.version = subprocess.run([binary, "--version"], capture_output=True,
                                       text=True).stdout.strip() or "webphone-cli"
 
-    def registered(self):
-        with open(os.path.join(self.work, "stdout.log"), "rb") as f:
-            return b"STATUS,-1,Registered" in f.read()
-
 
 class Baresip(UA):
     name = "baresip"
@@ -347,10 +343,6 @@ class Baresip(UA):
 
     def quit_cmd(self):
         return b"q"
-
-    def registered(self):
-        with open(os.path.join(self.work, "stdout.log"), "rb") as f:
-            return b"200 OK" in f.read()
 
 
 class Linphone(UA):
@@ -387,11 +379,6 @@ class Linphone(UA):
 
     def quit_cmd(self):
         return b"quit\n"
-
-    def registered(self):
-        with open(os.path.join(self.work, "stdout.log"), "rb") as f:
-            out = f.read()
-        return any(b"egistration on" in ln and b"successful" in ln for ln in out.splitlines())
 
 
 # ---------------------------------------------------------------- SIPp runs
