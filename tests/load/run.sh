@@ -33,5 +33,6 @@ mkdir -p "$(dirname "$doc")"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 work="$(mktemp -d "${TMPDIR:-/tmp}/webphone-load.XXXXXX")"
 echo "run.sh: work dir $work (kept for inspection), load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+export PYTHONDONTWRITEBYTECODE=1
 exec python3 "$here/bench.py" --webphone "$bin" --doc "$doc" --json "$work/results.json" \
   --work "$work" --argv "tests/load/run.sh $*" "$@"
