@@ -3,8 +3,10 @@
 //! Line numbers follow the API: `1..=N` are channels, `-1` means the current (active) line, `-2`
 //! all lines, `0` undefined. A new call takes the first free line and becomes the active line.
 
-/// How many simultaneous calls the engine accepts.
-pub const MAX_LINES: usize = 8;
+/// How many simultaneous calls the engine accepts. A desktop user has a handful; a headless
+/// engine (auto-answer services, load tests) may carry many more, so the limit is about
+/// resources (an RTP socket pair and a media task per call), not about the user interface.
+pub const MAX_LINES: usize = 1000;
 
 /// Table of occupied lines, generic over what a line holds so the rules are testable alone.
 #[derive(Debug)]

@@ -29,7 +29,7 @@ pub(super) fn build_client() -> Result<reqwest::Client, String> {
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)
         .redirect(reqwest::redirect::Policy::limited(5))
-        .user_agent(concat!("webphone/", env!("CARGO_PKG_VERSION")))
+        .user_agent("webphone")
         .build()
         .map_err(|e| error_chain(&e.without_url()))
 }
