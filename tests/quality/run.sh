@@ -21,6 +21,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}"
 venv="$target/quality-venv"
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the tree
 
 smoke=0
 resume=0
