@@ -177,7 +177,8 @@ mod tests {
         assert_eq!(LineSel::parse(Some("-1")), Ok(LineSel::Current));
         assert_eq!(LineSel::parse(Some("-2")), Ok(LineSel::All));
         assert_eq!(LineSel::parse(Some(" 3 ")), Ok(LineSel::Number(3)));
-        assert!(LineSel::parse(Some("99")).is_err());
+        assert!(LineSel::parse(Some("99")).is_ok());
+        assert!(LineSel::parse(Some("1001")).is_err());
         assert!(LineSel::parse(Some("x")).is_err());
         let mut l = Lines::new(3);
         l.alloc(1);
