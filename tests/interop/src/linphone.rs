@@ -272,12 +272,7 @@ impl Linphone {
     }
 
     fn signal_group(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .arg(sig)
-            .arg(format!("-{}", self.child.id()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        crate::proc::signal_group(self.child.id(), sig);
     }
 
     /// Stops linphonec: `quit`, then SIGTERM and SIGKILL to its process group.

@@ -12,6 +12,21 @@ use std::time::{Duration, Instant};
 
 use crate::util;
 
+/// Sends `sig` (`-TERM`, `-KILL`) to the process group `pgid`, a group this bench created
+/// with `process_group(0)` for one child. The `--` is essential: procps `kill -KILL -12345`
+/// reads the group as another option and signals `-1`, every process the caller may signal
+/// (as root: the whole machine, which is how a CI run once died). Groups 0 and 1 are refused.
+pub fn signal_group(pgid: u32, sig: &str) {
+    if pgid <= 1 {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args([sig, "--", &format!("-{pgid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 pub struct Proc {
     name: String,
     child: Child,
@@ -105,13 +120,7 @@ impl Proc {
     }
 
     fn signal_group(&self, sig: &str) {
-        // `kill -SIG -- -PGID`: the group we created for this child only.
-        let pgid = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args([sig, "--", &pgid])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        signal_group(self.child.id(), sig);
     }
 
     /// SIGTERM to the process group, SIGKILL after `grace`. Returns the
