@@ -19,6 +19,7 @@
 //! [`PcmSink`].
 
 pub mod codec;
+pub mod demux;
 pub mod dsp;
 pub mod dtmf;
 pub mod dtmf_inband;
