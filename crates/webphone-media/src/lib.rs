@@ -21,8 +21,10 @@
 pub mod codec;
 pub mod demux;
 pub mod dsp;
+pub mod dtls_srtp;
 pub mod dtmf;
 pub mod dtmf_inband;
+pub mod ice;
 pub mod jitter;
 pub mod local;
 pub mod pipeline;

@@ -849,7 +849,7 @@ mod tests {
             .map(|i| {
                 let out = p.on_tick(t0 + Duration::from_millis(20 * i));
                 assert_eq!(out.len(), 1);
-                assert_eq!(out[0].to, "127.0.0.1:4000".parse().unwrap());
+                assert_eq!(out[0].to, "127.0.0.1:4000".parse::<SocketAddr>().unwrap());
                 rtp_of(&out[0])
             })
             .collect();
@@ -1045,7 +1045,7 @@ mod tests {
                                          // (the packet from `other` must not make `nat`'s run count)
         p.on_packet(&pkt(4), nat, t0);
         p.on_packet(&pkt(5), nat, t0);
-        assert_eq!(p.remote(), "10.0.0.5:4000".parse().unwrap());
+        assert_eq!(p.remote(), "10.0.0.5:4000".parse::<SocketAddr>().unwrap());
         p.on_packet(&pkt(6), nat, t0);
         assert_eq!(p.remote(), nat);
         assert_eq!(p.take_events(), vec![MediaEvent::RemoteLatched(nat)]);
@@ -1062,7 +1062,7 @@ mod tests {
         assert_eq!(p.remote(), nat);
         // A re-negotiated address wins over the latch.
         p.update(neg("127.0.0.1:5000"));
-        assert_eq!(p.remote(), "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(p.remote(), "127.0.0.1:5000".parse::<SocketAddr>().unwrap());
     }
 
     #[test]

@@ -1,0 +1,349 @@
+use super::*;
+use crate::srtp::SrtpSession;
+use std::time::Duration;
+
+const A: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 40000));
+const B: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 40002));
+
+/// Two endpoints: `client` at A talking to B, `server` at B.
+struct Pair {
+    client: DtlsSrtp,
+    server: DtlsSrtp,
+    now: Instant,
+    client_out: Option<DtlsOutcome>,
+    server_out: Option<DtlsOutcome>,
+}
+
+fn pair_from(
+    ci: &DtlsIdentity,
+    si: &DtlsIdentity,
+    client_expects: Fingerprint,
+    server_expects: Fingerprint,
+    now: Instant,
+) -> Pair {
+    let client = DtlsSrtp::new(
+        ci,
+        &DtlsParams {
+            role: DtlsRole::Client,
+            remote_fingerprint: client_expects,
+        },
+        B,
+        now,
+    )
+    .expect("client");
+    let server = DtlsSrtp::new(
+        si,
+        &DtlsParams {
+            role: DtlsRole::Server,
+            remote_fingerprint: server_expects,
+        },
+        A,
+        now,
+    )
+    .expect("server");
+    Pair {
+        client,
+        server,
+        now,
+        client_out: None,
+        server_out: None,
+    }
+}
+
+fn honest_pair() -> Pair {
+    let ci = DtlsIdentity::generate().expect("client identity");
+    let si = DtlsIdentity::generate().expect("server identity");
+    pair_from(
+        &ci,
+        &si,
+        si.fingerprint().clone(),
+        ci.fingerprint().clone(),
+        Instant::now(),
+    )
+}
+
+impl Pair {
+    /// Move every queued datagram across once; `drop_client` drops what the client sends
+    /// in this round. Returns how many datagrams moved.
+    fn exchange(&mut self, drop_client: bool) -> usize {
+        let mut moved = 0;
+        let mut to_server = Vec::new();
+        while let Some((to, d)) = self.client.poll_transmit() {
+            assert_eq!(to, B, "the client sends to the server's address");
+            assert_eq!(crate::demux::classify(&d), crate::demux::PacketKind::Dtls);
+            to_server.push(d);
+        }
+        if !drop_client {
+            for d in to_server {
+                moved += 1;
+                if let Some(o) = self.server.handle_datagram(&d, A, self.now) {
+                    self.server_out = Some(o);
+                }
+            }
+        }
+        let mut to_client = Vec::new();
+        while let Some((to, d)) = self.server.poll_transmit() {
+            assert_eq!(to, A, "the server answers the client's source address");
+            to_client.push(d);
+        }
+        for d in to_client {
+            moved += 1;
+            if let Some(o) = self.client.handle_datagram(&d, B, self.now) {
+                self.client_out = Some(o);
+            }
+        }
+        moved
+    }
+
+    fn run(&mut self) {
+        for _ in 0..20 {
+            self.now += Duration::from_millis(20);
+            if let Some(o) = self.client.handle_timeout(self.now) {
+                self.client_out = Some(o);
+            }
+            if let Some(o) = self.server.handle_timeout(self.now) {
+                self.server_out = Some(o);
+            }
+            if self.exchange(false) == 0 && self.client_out.is_some() && self.server_out.is_some() {
+                break;
+            }
+        }
+    }
+}
+
+fn keys(o: &Option<DtlsOutcome>) -> SrtpParams {
+    match o {
+        Some(DtlsOutcome::Keyed(p)) => p.clone(),
+        other => panic!("expected keys, got {other:?}"),
+    }
+}
+
+#[test]
+fn back_to_back_handshake_exports_matching_srtp_keys() {
+    let mut p = honest_pair();
+    p.run();
+    let c = keys(&p.client_out);
+    let s = keys(&p.server_out);
+    assert_eq!(
+        c.suite,
+        CryptoSuite::AesCm128HmacSha1_80,
+        "our first profile wins"
+    );
+    assert_eq!(c.suite, s.suite);
+    assert_eq!(
+        c.local, s.remote,
+        "client write key = what the server reads with"
+    );
+    assert_eq!(
+        c.remote, s.local,
+        "server write key = what the client reads with"
+    );
+    assert_ne!(c.local, c.remote, "the two directions have different keys");
+    assert_eq!(c.local.as_bytes().len(), c.suite.key_salt_len());
+    assert!(p.client.is_keyed() && p.server.is_keyed());
+
+    // The keys work in the SRTP contexts: RTP protected by one side opens on the other.
+    let mut cs = SrtpSession::new(&c).expect("client SRTP");
+    let mut ss = SrtpSession::new(&s).expect("server SRTP");
+    let rtp = [
+        0x80u8, 0x00, 0x00, 0x01, 0, 0, 0, 160, 0x12, 0x34, 0x56, 0x78, 1, 2, 3, 4,
+    ];
+    let protected = cs.protect_rtp(&rtp).expect("protect");
+    assert_ne!(&protected[12..16], &rtp[12..16], "payload is encrypted");
+    assert_eq!(
+        ss.unprotect_rtp(&protected).expect("unprotect"),
+        rtp.to_vec()
+    );
+    let back = ss.protect_rtp(&rtp).expect("protect back");
+    assert_eq!(
+        cs.unprotect_rtp(&back).expect("unprotect back"),
+        rtp.to_vec()
+    );
+}
+
+#[test]
+fn client_refuses_server_certificate_not_matching_sdp_fingerprint() {
+    let ci = DtlsIdentity::generate().expect("client identity");
+    let si = DtlsIdentity::generate().expect("server identity");
+    let other = DtlsIdentity::generate().expect("someone else");
+    let mut p = pair_from(
+        &ci,
+        &si,
+        other.fingerprint().clone(),
+        ci.fingerprint().clone(),
+        Instant::now(),
+    );
+    p.run();
+    assert_eq!(
+        p.client_out,
+        Some(DtlsOutcome::Failed(DtlsError::FingerprintMismatch))
+    );
+    assert!(!p.server.is_keyed(), "the server gets no keys either");
+    assert!(!p.client.is_keyed());
+}
+
+#[test]
+fn server_refuses_client_certificate_not_matching_sdp_fingerprint() {
+    let ci = DtlsIdentity::generate().expect("client identity");
+    let si = DtlsIdentity::generate().expect("server identity");
+    let other = DtlsIdentity::generate().expect("someone else");
+    let mut p = pair_from(
+        &ci,
+        &si,
+        si.fingerprint().clone(),
+        other.fingerprint().clone(),
+        Instant::now(),
+    );
+    p.run();
+    assert_eq!(
+        p.server_out,
+        Some(DtlsOutcome::Failed(DtlsError::FingerprintMismatch))
+    );
+    assert!(
+        !p.client.is_keyed(),
+        "the client never sees the server's Finished"
+    );
+}
+
+#[test]
+fn lost_client_hello_is_retransmitted_after_the_timer() {
+    let mut p = honest_pair();
+    // The first flight is lost.
+    assert_eq!(p.exchange(true), 0);
+    let first_timer = p
+        .client
+        .poll_timeout()
+        .expect("a retransmission timer is armed");
+    // Nothing is resent before the timer.
+    p.now = first_timer - Duration::from_millis(1);
+    assert_eq!(p.client.handle_timeout(p.now), None);
+    assert!(
+        p.client.poll_transmit().is_none(),
+        "no resend before the timer"
+    );
+    // At the timer the ClientHello goes out again and the handshake completes.
+    p.now = first_timer;
+    assert_eq!(p.client.handle_timeout(p.now), None);
+    p.run();
+    let c = keys(&p.client_out);
+    let s = keys(&p.server_out);
+    assert_eq!(c.local, s.remote);
+}
+
+#[test]
+fn handshake_fails_when_the_peer_never_answers() {
+    let ci = DtlsIdentity::generate().expect("client identity");
+    let si = DtlsIdentity::generate().expect("server identity");
+    let mut client = DtlsSrtp::new(
+        &ci,
+        &DtlsParams {
+            role: DtlsRole::Client,
+            remote_fingerprint: si.fingerprint().clone(),
+        },
+        B,
+        Instant::now(),
+    )
+    .expect("client");
+    let mut now = Instant::now();
+    let mut sent = 0;
+    let mut outcome = None;
+    for _ in 0..100 {
+        while client.poll_transmit().is_some() {
+            sent += 1;
+        }
+        let Some(t) = client.poll_timeout() else {
+            break;
+        };
+        now = now.max(t);
+        if let Some(o) = client.handle_timeout(now) {
+            outcome = Some(o);
+            break;
+        }
+    }
+    assert!(sent >= 2, "the first flight was sent and resent ({sent})");
+    assert!(
+        matches!(outcome, Some(DtlsOutcome::Failed(DtlsError::Handshake(_)))),
+        "{outcome:?}"
+    );
+    assert_eq!(client.poll_timeout(), None, "no timer after the failure");
+}
+
+#[test]
+fn fingerprint_value_round_trips_and_rejects_garbage() {
+    let id = DtlsIdentity::generate().expect("identity");
+    let v = id.fingerprint().to_value();
+    assert!(v.starts_with("sha-256 "), "{v}");
+    assert_eq!(v.len(), "sha-256 ".len() + 32 * 3 - 1);
+    assert_eq!(Fingerprint::parse(&v).expect("parse"), *id.fingerprint());
+    assert_eq!(
+        Fingerprint::parse(&v.to_ascii_lowercase().replace("sha-256", "SHA-256")).expect("case"),
+        *id.fingerprint()
+    );
+    assert!(Fingerprint::parse("sha-256 AB:CD").is_err(), "too short");
+    assert!(Fingerprint::parse("md5 AB:CD").is_err(), "unsupported hash");
+    assert!(Fingerprint::parse("sha-256").is_err());
+    assert!(Fingerprint::parse(&format!("{v}:ZZ")).is_err());
+    assert!(Fingerprint::parse(&v.replacen(':', "", 1)).is_err());
+}
+
+#[test]
+fn setup_roles_follow_rfc_5763_section_5() {
+    // Answering: actpass -> we are active (client); the offerer's active -> we are passive.
+    assert_eq!(
+        DtlsRole::for_answer(Some(Setup::ActPass)),
+        Some((DtlsRole::Client, Setup::Active))
+    );
+    assert_eq!(
+        DtlsRole::for_answer(Some(Setup::Passive)),
+        Some((DtlsRole::Client, Setup::Active))
+    );
+    assert_eq!(
+        DtlsRole::for_answer(Some(Setup::Active)),
+        Some((DtlsRole::Server, Setup::Passive))
+    );
+    assert_eq!(
+        DtlsRole::for_answer(None),
+        Some((DtlsRole::Server, Setup::Passive))
+    );
+    assert_eq!(DtlsRole::for_answer(Some(Setup::HoldConn)), None);
+    // Offering actpass: the answer decides.
+    assert_eq!(
+        DtlsRole::for_offer(Some(Setup::Active)),
+        Some(DtlsRole::Server)
+    );
+    assert_eq!(
+        DtlsRole::for_offer(Some(Setup::Passive)),
+        Some(DtlsRole::Client)
+    );
+    assert_eq!(DtlsRole::for_offer(None), Some(DtlsRole::Server));
+    assert_eq!(DtlsRole::for_offer(Some(Setup::ActPass)), None);
+    assert_eq!(Setup::parse(" ActPass "), Some(Setup::ActPass));
+    assert_eq!(Setup::parse("both"), None);
+}
+
+#[test]
+fn keying_material_split_follows_rfc_5764_section_4_2() {
+    let suite = CryptoSuite::AesCm128HmacSha1_80;
+    // client key 16 x 0x01, server key 16 x 0x02, client salt 14 x 0x03, server salt 14 x 0x04
+    let mut m = vec![1u8; 16];
+    m.extend([2u8; 16]);
+    m.extend([3u8; 14]);
+    m.extend([4u8; 14]);
+    let c = split_keying_material(suite, &m, DtlsRole::Client).expect("split");
+    let mut client_ks = vec![1u8; 16];
+    client_ks.extend([3u8; 14]);
+    let mut server_ks = vec![2u8; 16];
+    server_ks.extend([4u8; 14]);
+    assert_eq!(c.local.as_bytes(), client_ks.as_slice());
+    assert_eq!(c.remote.as_bytes(), server_ks.as_slice());
+    let s = split_keying_material(suite, &m, DtlsRole::Server).expect("split");
+    assert_eq!(s.local.as_bytes(), server_ks.as_slice());
+    assert!(split_keying_material(suite, &m[1..], DtlsRole::Client).is_none());
+}
+
+#[test]
+fn process_identity_is_generated_once() {
+    let a = DtlsIdentity::process().expect("identity");
+    let b = DtlsIdentity::process().expect("identity");
+    assert_eq!(a.fingerprint(), b.fingerprint());
+}
