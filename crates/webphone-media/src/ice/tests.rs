@@ -1,0 +1,198 @@
+//! Unit tests of the ICE glue: server lists, SDP attributes, and two transports checking each
+//! other over an in-memory network under virtual time.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::sdp::{add_attributes, remote_ice, RemoteIce};
+use super::*;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("test address")
+}
+
+#[test]
+fn server_list_in_rtcpeerconnection_style_is_parsed() {
+    let list = parse_server_list(
+        "[{ url: 'stun:stun.example.org:3479'}, { url: 'turn:alice@turn.example.org', credential: 'secret'}]",
+    );
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].kind, ServerKind::Stun);
+    assert_eq!(list[0].host_port, "stun.example.org:3479");
+    assert_eq!(list[1].kind, ServerKind::Turn);
+    assert_eq!(list[1].host_port, "turn.example.org:3478");
+    assert_eq!(list[1].username.as_deref(), Some("alice"));
+    assert_eq!(list[1].credential.as_deref(), Some("secret"));
+}
+
+#[test]
+fn server_list_accepts_urls_arrays_username_and_double_quotes() {
+    let list = parse_server_list(
+        r#"[{"urls": ["turn:10.0.0.1:3478?transport=udp", "stun:10.0.0.1"], "username": "bob", "credential": "pw"}]"#,
+    );
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].host_port, "10.0.0.1:3478");
+    assert_eq!(list[0].username.as_deref(), Some("bob"));
+    assert_eq!(list[1].kind, ServerKind::Stun);
+    assert!(parse_server_list("garbage, no objects").is_empty());
+    assert!(parse_server_list("[{ url: 'http://x' }]").is_empty());
+}
+
+#[test]
+fn relay_policy_is_read_from_the_list() {
+    assert!(wants_relay_only("[{ url: 'turn:h' }, { iceTransportPolicy: 'relay' }]"));
+    assert!(!wants_relay_only("[{ url: 'turn:h' }]"));
+    assert!(!wants_relay_only("[{ iceTransportPolicy: 'all' }]"));
+}
+
+#[test]
+fn server_addresses_are_normalised() {
+    assert_eq!(normalize_host_port("1.2.3.4").as_deref(), Some("1.2.3.4:3478"));
+    assert_eq!(normalize_host_port(" stun:h:19302 ").as_deref(), Some("h:19302"));
+    assert_eq!(normalize_host_port("[::1]:5000").as_deref(), Some("[::1]:5000"));
+    assert_eq!(normalize_host_port("::1").as_deref(), Some("[::1]:3478"));
+    assert_eq!(normalize_host_port("NULL"), None);
+    assert_eq!(normalize_host_port(""), None);
+}
+
+const PLAIN: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\nm=video 0 RTP/AVP 96\r\n";
+
+#[test]
+fn our_attributes_go_into_the_audio_section_and_read_back() {
+    let local = sdp::LocalIce {
+        ufrag: "abcd".into(),
+        pwd: "0123456789012345678901".into(),
+        candidates: vec!["1 1 udp 2130706431 10.0.0.1 4000 typ host".into()],
+    };
+    let sdp = add_attributes(PLAIN, &local, true);
+    let video = sdp.find("m=video").expect("video kept");
+    let ufrag = sdp.find("a=ice-ufrag:abcd").expect("ufrag written");
+    assert!(ufrag < video, "ICE lines belong to the audio section: {sdp}");
+    assert!(sdp.contains("a=end-of-candidates\r\na=rtcp-mux\r\nm=video"));
+    let remote = remote_ice(&sdp).expect("ICE read back");
+    assert_eq!(remote.ufrag, "abcd");
+    assert_eq!(remote.pwd, local.pwd);
+    assert_eq!(remote.candidates, local.candidates);
+    assert!(!remote.lite);
+    // An answer does not add rtcp-mux on its own.
+    assert!(!add_attributes(PLAIN, &local, false).contains("rtcp-mux"));
+}
+
+#[test]
+fn sdp_without_ice_has_no_remote_ice_and_session_level_credentials_count() {
+    assert_eq!(remote_ice(PLAIN), None);
+    let s = "v=0\r\no=- 1 1 IN IP4 h\r\na=ice-lite\r\na=ice-ufrag:sess\r\na=ice-pwd:sesspwdsesspwdsesspwd12\r\n\
+m=audio 1 RTP/AVP 0\r\na=candidate:1 1 UDP 1 10.0.0.2 1 typ host\r\n";
+    let r = remote_ice(s).expect("session-level credentials");
+    assert_eq!(r.ufrag, "sess");
+    assert!(r.lite);
+    assert_eq!(r.candidates.len(), 1);
+}
+
+/// Deliver everything `from` queued to `to` (an in-memory loopback network), returning the
+/// media that came out.
+fn deliver(
+    from: &mut IceTransport,
+    from_addr: SocketAddr,
+    to: &mut IceTransport,
+    to_addr: SocketAddr,
+    now: Instant,
+) -> Vec<Vec<u8>> {
+    let mut media = Vec::new();
+    while let Some((data, dest)) = from.poll_transmit() {
+        if dest == to_addr {
+            if let Some((m, _)) = to.handle_datagram(now, &data, from_addr) {
+                media.push(m.into_owned());
+            }
+        }
+    }
+    media
+}
+
+fn host_only(host: SocketAddr, now: Instant) -> IceTransport {
+    IceTransport::new(&IceConfig::default(), host, now).expect("agent")
+}
+
+fn remote_of(t: &IceTransport) -> RemoteIce {
+    let l = t.local_sdp();
+    RemoteIce {
+        ufrag: l.ufrag,
+        pwd: l.pwd,
+        candidates: l.candidates,
+        lite: false,
+    }
+}
+
+#[test]
+fn two_agents_with_host_candidates_select_a_pair_and_carry_media() {
+    let (a_addr, b_addr) = (addr("127.0.0.1:40000"), addr("127.0.0.1:40002"));
+    let mut now = Instant::now();
+    let mut a = host_only(a_addr, now);
+    let mut b = host_only(b_addr, now);
+    assert!(a.gathering_done(), "host-only gathering needs no server");
+    assert_eq!(a.default_addr(), a_addr);
+    let (ra, rb) = (remote_of(&a), remote_of(&b));
+    a.set_remote(&rb, true, now).expect("offerer starts");
+    b.set_remote(&ra, false, now).expect("answerer starts");
+    for _ in 0..200 {
+        now += Duration::from_millis(10);
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        deliver(&mut a, a_addr, &mut b, b_addr, now);
+        deliver(&mut b, b_addr, &mut a, a_addr, now);
+        if a.selected().is_some() && b.selected().is_some() {
+            break;
+        }
+    }
+    let pa = a.selected().expect("controlling side selected a pair");
+    let pb = b.selected().expect("controlled side selected a pair");
+    assert_eq!(pa.remote, b_addr);
+    assert_eq!(pb.remote, a_addr);
+    let mut events = Vec::new();
+    while let Some(e) = a.poll_event() {
+        events.push(e);
+    }
+    assert!(events.iter().any(|e| matches!(e, IceEvent::Selected(_))), "{events:?}");
+    // Media given for the c= address goes to the selected pair and comes out on the far side.
+    a.send_media(now, &[0x80, 0, 0, 1], addr("192.0.2.9:9"));
+    let got = deliver(&mut a, a_addr, &mut b, b_addr, now);
+    assert_eq!(got, vec![vec![0x80, 0, 0, 1]]);
+}
+
+#[test]
+fn without_the_peers_ice_media_goes_to_the_given_address() {
+    let now = Instant::now();
+    let mut a = host_only(addr("127.0.0.1:40010"), now);
+    a.send_media(now, &[0x80, 1], addr("127.0.0.1:5004"));
+    assert_eq!(a.poll_transmit(), Some((vec![0x80, 1], addr("127.0.0.1:5004"))));
+    // Media that arrives is handed on untouched.
+    let (m, from) = a
+        .handle_datagram(now, &[0x80, 2], addr("127.0.0.1:5004"))
+        .expect("media passes");
+    assert_eq!((&*m, from), (&[0x80u8, 2][..], addr("127.0.0.1:5004")));
+}
+
+#[test]
+fn checks_without_an_answering_peer_fail_and_leave_media_on_the_fallback() {
+    let mut now = Instant::now();
+    let mut a = host_only(addr("127.0.0.1:40020"), now);
+    let b = host_only(addr("127.0.0.1:40022"), now);
+    a.set_remote(&remote_of(&b), true, now).expect("start");
+    let mut failed = false;
+    for _ in 0..400 {
+        now += Duration::from_millis(100);
+        a.handle_timeout(now);
+        while a.poll_transmit().is_some() {}
+        while let Some(e) = a.poll_event() {
+            failed |= e == IceEvent::Failed;
+        }
+        if failed {
+            break;
+        }
+    }
+    assert!(failed, "no answers for 40 s must fail the checks");
+    assert_eq!(a.selected(), None);
+    a.send_media(now, &[0x80], addr("127.0.0.1:5006"));
+    assert_eq!(a.poll_transmit(), Some((vec![0x80], addr("127.0.0.1:5006"))));
+}
