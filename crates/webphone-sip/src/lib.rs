@@ -26,6 +26,7 @@ mod error;
 mod headers;
 mod locate;
 mod messaging;
+mod netchange;
 pub mod parse;
 mod policy;
 mod session;
@@ -418,12 +419,16 @@ pub(crate) enum DriverMsg {
     Service(messaging::ServiceCommand),
     /// DNS servers for RFC 3263 server location.
     SetDns(Vec<SocketAddr>),
+    /// The network changed: move to the local address `ip` and register again
+    /// ([`SipUa::network_changed`]).
+    NetworkChanged(IpAddr, oneshot::Sender<Result<SocketAddr, SipError>>),
     Shutdown(oneshot::Sender<()>),
 }
 
 struct UaInner {
     tx: mpsc::UnboundedSender<DriverMsg>,
-    local_addr: SocketAddr,
+    /// The address we listen on and advertise; moved by [`SipUa::network_changed`].
+    local_addr: Arc<Mutex<SocketAddr>>,
     next_call: Arc<AtomicU64>,
     /// Whether [`SipEvent::Trace`] events are produced (shared with the stack's hooks).
     trace: Arc<AtomicBool>,
@@ -447,7 +452,7 @@ pub struct SipUa {
 impl fmt::Debug for SipUa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SipUa")
-            .field("local_addr", &self.inner.local_addr)
+            .field("local_addr", &self.local_addr())
             .finish_non_exhaustive()
     }
 }
@@ -482,7 +487,7 @@ impl SipUa {
             ev_tx,
         )
         .await?;
-        tracing::info!(%local_addr, transport = %cfg.transport, "SIP user agent started");
+        tracing::info!(local_addr = %*lock(&local_addr), transport = %cfg.transport, "SIP user agent started");
         let ua = SipUa {
             inner: Arc::new(UaInner {
                 tx,
@@ -500,7 +505,23 @@ impl SipUa {
 
     /// The address we listen on and advertise (Via sent-by, Contact).
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr
+        *lock(&self.inner.local_addr)
+    }
+
+    /// The network changed under us (RFC 3261 §10.2.1: the Contact of the binding must name
+    /// where we are now reachable): move the transport to the local address `ip` (same port
+    /// when free), advertise it in Via and Contact from now on, also in the Contact of the
+    /// calls already up, and register again at once when a registration is active or being
+    /// retried. With `ip` unchanged only the registration is renewed (e.g. the link came
+    /// back). Refreshing the calls' media (a re-INVITE with the new address in `c=`) is the
+    /// caller's: [`SipUa::reinvite`]. Returns the new local address.
+    pub async fn network_changed(&self, ip: IpAddr) -> Result<SocketAddr, SipError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(DriverMsg::NetworkChanged(ip, tx))
+            .map_err(|_| SipError::Closed)?;
+        rx.await.map_err(|_| SipError::Closed)?
     }
 
     /// Set (or replace) the account. Replacing a registered account unregisters the old
@@ -575,7 +596,7 @@ impl SipUa {
             ));
         }
         let account = lock(&self.inner.account).clone();
-        let local_ip = self.inner.local_addr.ip();
+        let local_ip = self.local_addr().ip();
         let resolved = target::resolve(target, account.as_ref(), local_ip, self.inner.transport)?;
         stack::validate_uri(&resolved.request_uri).map_err(|reason| SipError::InvalidTarget {
             target: target.to_string(),

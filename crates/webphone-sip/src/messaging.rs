@@ -394,7 +394,7 @@ impl SipUa {
 
     fn resolve_target(&self, target: &str) -> Result<crate::target::Target, SipError> {
         let account = crate::lock(&self.inner.account).clone();
-        let local_ip = self.inner.local_addr.ip();
+        let local_ip = self.local_addr().ip();
         let resolved =
             crate::target::resolve(target, account.as_ref(), local_ip, self.inner.transport)?;
         crate::stack::validate_uri(&resolved.request_uri).map_err(|reason| {

@@ -76,6 +76,9 @@ pub(crate) enum Command {
     /// Accept INVITEs that do not come through our server (`None`: only when no server
     /// is configured).
     AcceptDirect(Option<bool>),
+    /// The local address changed (or the network came back): the transport has moved;
+    /// register again with the new Contact at once (RFC 3261 §10.2.1).
+    NetworkChanged,
     Shutdown,
 }
 
@@ -729,6 +732,7 @@ impl UaPolicy {
             Command::AnswerReoffer(call, sdp) => self.answer_reoffer(call, sdp, out),
             Command::AllowRedirect(on) => self.allow_redirect = on,
             Command::AcceptDirect(on) => self.accept_direct = on,
+            Command::NetworkChanged => self.network_changed(out),
             Command::Shutdown => self.shutdown(now, out),
         }
     }
@@ -837,6 +841,34 @@ impl UaPolicy {
         self.contact_fixes = 0;
         if self.public_contact.take().is_some() {
             out.push(Action::SetContact(None));
+        }
+    }
+
+    /// The network changed under us: what we registered (and what the registrar saw,
+    /// `received`/`rport`) is stale. Register again now with our new address; a REGISTER in
+    /// flight or a pending retry is overtaken (its outcome is stale, `reg_gen`), and the
+    /// usual failure back-off applies if this one fails.
+    fn network_changed(&mut self, out: &mut Vec<Action>) {
+        if self.shutdown_deadline.is_some() || self.shutdown_done {
+            return;
+        }
+        self.contact_fixes = 0;
+        if self.public_contact.take().is_some() {
+            out.push(Action::SetContact(None));
+        }
+        self.keepalive_at = None;
+        match self.reg {
+            RegState::Registered { .. } | RegState::Registering => {
+                self.failures = 0;
+                self.announced = None;
+                self.send_register(out, false);
+            }
+            RegState::RetryWait { .. } => {
+                self.failures = 0;
+                self.announced = None;
+                self.send_register(out, true);
+            }
+            RegState::Idle | RegState::Unregistering => {}
         }
     }
 
@@ -3772,3 +3804,7 @@ mod tests {
         assert!(matches!(events(&a).as_slice(), [SipEvent::Incoming { .. }]));
     }
 }
+
+#[cfg(test)]
+#[path = "policy_netchange_tests.rs"]
+mod netchange_tests;

@@ -53,6 +53,8 @@ use crate::target::{self, HostPort, Target};
 
 /// Our validating parser in front of rsipstack for every received message.
 mod inbound;
+/// Network change: the transport moves to a new local address (`rebind`).
+mod rebind;
 /// MESSAGE, INFO, REFER, SUBSCRIBE/NOTIFY, PUBLISH ([`crate::messaging`]).
 mod services;
 use crate::{
@@ -142,6 +144,8 @@ struct Tracer {
     on: Arc<AtomicBool>,
     /// User header fields and redirect Contacts, added before the message is traced.
     extra: Arc<Mutex<crate::headers::ExtraHeaders>>,
+    /// Contacts of addresses we moved away from (network change), rewritten.
+    moves: Arc<Mutex<crate::netchange::ContactMoves>>,
     /// Weak, so that the hooks (owned by the endpoint) do not keep the event channel open
     /// after the driver has stopped.
     events: mpsc::WeakUnboundedSender<SipEvent>,
@@ -171,6 +175,7 @@ struct TraceSent(Arc<Tracer>);
 impl MessageInspector for TraceSent {
     fn before_send(&self, mut msg: SipMessage, dest: Option<&SipAddr>) -> SipMessage {
         crate::lock(&self.0.extra).apply(&mut msg);
+        crate::lock(&self.0.moves).apply(&mut msg);
         if self.0.enabled() {
             // Without an explicit destination the UDP transport sends a request to its
             // Request-URI and a response to its top Via (`received`/`rport`); so do we.
@@ -237,7 +242,7 @@ pub(crate) async fn start(
     call_ids: CallIds,
     extra: Arc<Mutex<crate::headers::ExtraHeaders>>,
     events: mpsc::UnboundedSender<SipEvent>,
-) -> Result<(SocketAddr, mpsc::UnboundedSender<DriverMsg>), SipError> {
+) -> Result<(Arc<Mutex<SocketAddr>>, mpsc::UnboundedSender<DriverMsg>), SipError> {
     let token = CancellationToken::new();
     let transport_layer = TransportLayer::new(token.child_token());
     let bind = SocketAddr::new(cfg.bind_ip, cfg.port);
@@ -248,6 +253,7 @@ pub(crate) async fn start(
         cfg.bind_ip
     };
 
+    let mut udp_token = None;
     let local = match cfg.transport {
         Transport::Udp => {
             // Our socket, so that every datagram passes our parser first (`inbound`).
@@ -261,9 +267,11 @@ pub(crate) async fn start(
                     })?;
             let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> =
                 Arc::new(inbound::GuardedUdp { sock });
-            let conn = UdpConnection::from_socket(guarded, None, Some(token.child_token()))
+            let udp = token.child_token();
+            let conn = UdpConnection::from_socket(guarded, None, Some(udp.clone()))
                 .await
                 .map_err(|e| SipError::Stack(e.to_string()))?;
+            udp_token = Some(udp);
             let addr = conn
                 .get_addr()
                 .get_socketaddr()
@@ -345,9 +353,11 @@ pub(crate) async fn start(
         callid_format: CallIdFormat::Uuid,
         ..Default::default()
     };
+    let moves = Arc::new(Mutex::new(crate::netchange::ContactMoves::default()));
     let tracer = Arc::new(Tracer {
         on: trace,
         extra: extra.clone(),
+        moves: moves.clone(),
         events: events.downgrade(),
     });
     let (closed_tx, closed_rx) = mpsc::unbounded_channel();
@@ -405,7 +415,11 @@ pub(crate) async fn start(
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (stack_tx, stack_rx) = mpsc::unbounded_channel();
     let reg_call_id = new_call_id();
+    let shared_local = Arc::new(Mutex::new(local));
     let driver = Driver {
+        shared_local: shared_local.clone(),
+        moves,
+        udp_token,
         endpoint: inner,
         layer,
         token,
@@ -443,7 +457,7 @@ pub(crate) async fn start(
         stopping: false,
     };
     tokio::spawn(driver.run(cmd_rx, stack_rx, incoming, closed_rx, failover_rx));
-    Ok((local, cmd_tx))
+    Ok((shared_local, cmd_tx))
 }
 
 /// Wait until the TCP listener accepts connections (it is bound by the endpoint task).
@@ -488,6 +502,12 @@ impl PendingReoffers {
 }
 
 struct Driver {
+    /// `local`, as the handles see it ([`crate::SipUa::local_addr`]).
+    shared_local: Arc<Mutex<SocketAddr>>,
+    /// Old Contact addresses rewritten in what we send (network change).
+    moves: Arc<Mutex<crate::netchange::ContactMoves>>,
+    /// Stops the serve loop of the UDP socket in use (replaced on a network change).
+    udp_token: Option<CancellationToken>,
     endpoint: Arc<EndpointInner>,
     layer: Arc<DialogLayer>,
     token: CancellationToken,
@@ -571,6 +591,10 @@ impl Driver {
                 msg = cmd_rx.recv(), if cmd_open => match msg {
                     Some(DriverMsg::Command(cmd)) => self.command(cmd),
                     Some(DriverMsg::Service(cmd)) => self.on_service_command(cmd),
+                    Some(DriverMsg::NetworkChanged(ip, reply)) => {
+                        let r = self.network_changed(ip).await;
+                        let _ = reply.send(r);
+                    }
                     Some(DriverMsg::SetDns(servers)) => {
                         *crate::lock(&self.dns) = servers;
                     }

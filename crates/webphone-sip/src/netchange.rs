@@ -1,0 +1,163 @@
+//! Network change: the Contact of dialogs set up before the local address moved.
+//!
+//! A dialog keeps the Contact it was created with (RFC 3261 §12.1: the local target); the
+//! stack cannot change it afterwards. When the network changes under us
+//! ([`crate::SipUa::network_changed`]), the old address is unreachable, and RFC 3261 §12.2
+//! lets a target refresh request (re-INVITE, UPDATE, RFC 3311 §5.1) carry a new Contact.
+//! [`ContactMoves`] remembers every address we moved away from and rewrites it to the
+//! current one in the `Contact` header fields of whatever we send (the send hook), so the
+//! re-INVITE that refreshes the media also refreshes the remote target, and so do our
+//! responses in the dialog.
+
+use rsipstack::sip::{Header, SipMessage};
+
+/// Addresses (`host:port` as written in our Contact URIs) we moved away from, and the one
+/// we are at now.
+#[derive(Debug, Default)]
+pub(crate) struct ContactMoves {
+    old: Vec<String>,
+    current: Option<String>,
+}
+
+impl ContactMoves {
+    /// We moved from `old` to `new` (both `host:port`, IPv6 hosts in brackets).
+    pub(crate) fn moved(&mut self, old: &str, new: &str) {
+        if old == new {
+            return;
+        }
+        if !self.old.iter().any(|o| o == old) {
+            self.old.push(old.to_string());
+        }
+        // Moving back to an address we had before: it is current again.
+        self.old.retain(|o| o != new);
+        self.current = Some(new.to_string());
+    }
+
+    /// Rewrite old addresses in the Contact header fields of an outgoing message.
+    pub(crate) fn apply(&self, msg: &mut SipMessage) {
+        let Some(current) = self.current.as_deref() else {
+            return;
+        };
+        let headers = match msg {
+            SipMessage::Request(r) => &mut r.headers,
+            SipMessage::Response(r) => &mut r.headers,
+        };
+        for h in headers.iter_mut() {
+            if let Header::Contact(c) = h {
+                let mut value = c.value().to_string();
+                let mut changed = false;
+                for old in &self.old {
+                    if let Some(v) = replace_hostport(&value, old, current) {
+                        value = v;
+                        changed = true;
+                    }
+                }
+                if changed {
+                    *h = Header::Contact(value.into());
+                }
+            }
+        }
+    }
+}
+
+/// Replace the URI host-port `old` by `new` in `value` where it stands as a whole (after
+/// `@` or `sip:`/`sips:`, followed by nothing, `;`, `>`, `?` or `,`); `None` if absent.
+pub(crate) fn replace_hostport(value: &str, old: &str, new: &str) -> Option<String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    let mut changed = false;
+    while let Some(i) = rest.find(old) {
+        let before = &rest[..i];
+        let after = &rest[i + old.len()..];
+        let starts = before.ends_with('@') || before.ends_with("sip:") || before.ends_with("sips:");
+        let ends = after
+            .chars()
+            .next()
+            .is_none_or(|c| matches!(c, ';' | '>' | '?' | ',' | ' '));
+        out.push_str(before);
+        if starts && ends {
+            out.push_str(new);
+            changed = true;
+        } else {
+            out.push_str(old);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_of_an_old_address_is_rewritten_to_the_new_one() {
+        let v = "<sip:1001@10.0.0.2:5060>;expires=60";
+        assert_eq!(
+            replace_hostport(v, "10.0.0.2:5060", "10.0.0.3:5060").as_deref(),
+            Some("<sip:1001@10.0.0.3:5060>;expires=60")
+        );
+        let tcp = "<sip:1001@10.0.0.2:5060;transport=tcp>";
+        assert_eq!(
+            replace_hostport(tcp, "10.0.0.2:5060", "10.0.0.3:5070").as_deref(),
+            Some("<sip:1001@10.0.0.3:5070;transport=tcp>")
+        );
+        let bare = "sip:10.0.0.2:5060";
+        assert_eq!(
+            replace_hostport(bare, "10.0.0.2:5060", "[fd00::3]:5060").as_deref(),
+            Some("sip:[fd00::3]:5060")
+        );
+    }
+
+    #[test]
+    fn a_longer_address_containing_the_old_one_is_left_alone() {
+        assert_eq!(
+            replace_hostport("<sip:1001@110.0.0.2:50601>", "10.0.0.2:5060", "x:1"),
+            None
+        );
+        assert_eq!(
+            replace_hostport("<sip:1001@10.0.0.2:50601>", "10.0.0.2:5060", "x:1"),
+            None
+        );
+        assert_eq!(
+            replace_hostport("<sip:1001@10.0.0.9:5060>", "10.0.0.2:5060", "x:1"),
+            None
+        );
+    }
+
+    #[test]
+    fn moves_rewrite_only_contact_fields_and_every_earlier_address() {
+        let mut m = ContactMoves::default();
+        m.moved("10.0.0.2:5060", "10.0.0.3:5060");
+        m.moved("10.0.0.3:5060", "10.0.0.4:5060");
+        let text = "INVITE sip:1002@10.0.0.1:5060 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 10.0.0.4:5060;branch=z9hG4bK1\r\n\
+            From: <sip:1001@10.0.0.2:5060>;tag=a\r\n\
+            To: <sip:1002@10.0.0.1>;tag=b\r\n\
+            Call-ID: c1\r\n\
+            CSeq: 2 INVITE\r\n\
+            Contact: <sip:1001@10.0.0.2:5060>\r\n\
+            Content-Length: 0\r\n\r\n";
+        let mut msg = SipMessage::try_from(text).expect("parse");
+        m.apply(&mut msg);
+        let out = msg.to_string();
+        assert!(out.contains("Contact: <sip:1001@10.0.0.4:5060>"), "{out}");
+        // Not a Contact: untouched.
+        assert!(
+            out.contains("From: <sip:1001@10.0.0.2:5060>;tag=a"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn moving_back_to_an_earlier_address_stops_rewriting_it() {
+        let mut m = ContactMoves::default();
+        m.moved("10.0.0.2:5060", "10.0.0.3:5060");
+        m.moved("10.0.0.3:5060", "10.0.0.2:5060");
+        assert_eq!(m.old, vec!["10.0.0.3:5060".to_string()]);
+        assert_eq!(m.current.as_deref(), Some("10.0.0.2:5060"));
+        m.moved("10.0.0.2:5060", "10.0.0.2:5060");
+        assert_eq!(m.old.len(), 1);
+    }
+}

@@ -1,0 +1,136 @@
+//! Network change: move the transport to a new local address ([`crate::SipUa::network_changed`]).
+//!
+//! The socket we listen on is bound to the address that routed to the server; when that
+//! address goes away (DHCP renewal, Wi-Fi to cable, VPN up) nothing sent from it arrives
+//! anywhere. We bind the same port on the new address (another one when it is taken),
+//! swap the listener in the transport layer (Via sent-by follows the first listener),
+//! drop the connections opened from the old address (TCP/TLS/WS: RFC 5626 §4.5, a new
+//! flow is opened by the next request), have old Contacts rewritten in what we send
+//! ([`crate::netchange::ContactMoves`]) and let the policy register again
+//! ([`crate::policy::Command::NetworkChanged`]).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use rsipstack::transport::channel::ChannelConnection;
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipAddr, SipConnection, TcpListenerConnection};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::{sip_transport, Driver};
+use crate::policy::{Command, Input};
+use crate::target::HostPort;
+use crate::{SipError, Transport};
+
+impl Driver {
+    /// Move to `ip` (when it differs from the current address) and register again.
+    pub(super) async fn network_changed(&mut self, ip: IpAddr) -> Result<SocketAddr, SipError> {
+        let old = self.local;
+        if ip != old.ip() {
+            let new = self.rebind(ip).await?;
+            info!(%old, %new, transport = %self.transport, "local address changed; transport moved");
+            crate::lock(&self.moves).moved(
+                &HostPort::new(old.ip().to_string(), old.port()).to_string(),
+                &HostPort::new(new.ip().to_string(), new.port()).to_string(),
+            );
+            self.local = new;
+            *crate::lock(&self.shared_local) = new;
+            self.drop_old_flows();
+        } else {
+            info!(local = %old, "network back on the same address; registering again");
+        }
+        self.feed(Input::Command(Command::NetworkChanged));
+        Ok(self.local)
+    }
+
+    /// Bind the transport on `ip` and make it the one Via/Contact and sending use.
+    async fn rebind(&mut self, ip: IpAddr) -> Result<SocketAddr, SipError> {
+        let port = self.local.port();
+        let endpoint = self.endpoint.clone();
+        let layer = &endpoint.transport_layer;
+        let new_conn: SipConnection = match self.transport {
+            Transport::Udp => {
+                let sock = match tokio::net::UdpSocket::bind((ip, port)).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(%ip, port, error = %e, "port taken on the new address; using another");
+                        let any = SocketAddr::new(ip, 0);
+                        tokio::net::UdpSocket::bind(any)
+                            .await
+                            .map_err(|source| SipError::Bind {
+                                transport: "UDP",
+                                addr: any,
+                                source,
+                            })?
+                    }
+                };
+                let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> =
+                    Arc::new(super::inbound::GuardedUdp { sock });
+                let token = self.token.child_token();
+                let conn = UdpConnection::from_socket(guarded, None, Some(token.clone()))
+                    .await
+                    .map_err(|e| SipError::Stack(e.to_string()))?;
+                if let Some(old) = self.udp_token.replace(token) {
+                    old.cancel();
+                }
+                let conn = SipConnection::Udp(conn);
+                layer.inner.serve_connection(conn.clone());
+                conn
+            }
+            Transport::Tcp => {
+                let listen = SocketAddr::new(ip, port);
+                let conn = TcpListenerConnection::new(listen, None)
+                    .await
+                    .map_err(|e| SipError::Stack(e.to_string()))?;
+                conn.serve_listener(layer.inner.clone())
+                    .await
+                    .map_err(|e| SipError::Stack(format!("TCP listener on {listen}: {e}")))?;
+                SipConnection::TcpListener(conn)
+            }
+            Transport::Tls | Transport::Ws | Transport::Wss => {
+                // The idle channel standing for our (client-only) address, see `start`.
+                let (in_tx, in_rx) = mpsc::unbounded_channel();
+                drop(in_tx);
+                let (out_tx, _out_rx) = mpsc::unbounded_channel();
+                let addr = SipAddr {
+                    r#type: Some(sip_transport(self.transport)),
+                    addr: SocketAddr::new(ip, port).into(),
+                };
+                let conn = ChannelConnection::create_connection(
+                    in_rx,
+                    out_tx,
+                    addr,
+                    Some(self.token.child_token()),
+                )
+                .await
+                .map_err(|e| SipError::Stack(e.to_string()))?;
+                SipConnection::Channel(conn)
+            }
+        };
+        let new_addr = new_conn
+            .get_addr()
+            .get_socketaddr()
+            .map_err(|e| SipError::Stack(e.to_string()))?;
+        for old in layer.get_listen_addrs() {
+            layer.del_transport(&old);
+        }
+        layer.add_transport(new_conn);
+        Ok(SocketAddr::new(ip, new_addr.port()))
+    }
+
+    /// Forget the connections opened from the old address: they cannot carry anything
+    /// any more, and the next request must open a new one (RFC 5626 §4.5).
+    fn drop_old_flows(&mut self) {
+        let endpoint = self.endpoint.clone();
+        let layer = &endpoint.transport_layer;
+        let mut dead: Vec<SipConnection> = crate::lock(&self.reg_flow).take().into_iter().collect();
+        dead.extend(crate::lock(&self.connector.flows).drain().map(|(_, c)| c));
+        for conn in dead {
+            layer.remove_connection(&conn);
+            tokio::spawn(async move {
+                let _ = conn.close().await;
+            });
+        }
+    }
+}
