@@ -21,6 +21,10 @@ pub struct RtpSocket {
     local: SocketAddr,
     /// The RTCP socket on the RTP port + 1 (RFC 3550 §11), when that port could be had.
     rtcp: Option<UdpSocket>,
+    /// ICE on this socket ([`crate::ice`]), after [`RtpSocket::gather_ice`].
+    ice: Option<crate::ice::IceTransport>,
+    /// `"\r\n"` datagrams sent to the peer when media starts (`natopenpackets`).
+    nat_open_packets: u8,
 }
 
 impl RtpSocket {
@@ -87,7 +91,65 @@ impl RtpSocket {
             socket,
             local,
             rtcp,
+            ice: None,
+            nat_open_packets: 0,
         })
+    }
+
+    /// Gather ICE candidates on this socket ([`crate::ice::gather`]; takes up to
+    /// `cfg.gather_timeout` when a server is slow). `host` is the address the SDP shows for the
+    /// socket (the bound one unless that is unspecified). On failure the call goes without ICE.
+    pub async fn gather_ice(&mut self, cfg: &crate::ice::IceConfig, host: SocketAddr) {
+        match crate::ice::gather::gather(&self.socket, cfg, host).await {
+            Ok(ice) => self.ice = Some(ice),
+            Err(e) => tracing::warn!(error = %e, "ICE unavailable for this call"),
+        }
+    }
+
+    /// Whether ICE candidates were gathered for this socket.
+    pub fn has_ice(&self) -> bool {
+        self.ice.is_some()
+    }
+
+    /// The address for the SDP's `c=`/`m=`: ICE's default candidate, else `fallback` (the
+    /// engine's address for the socket).
+    pub fn sdp_addr(&self, fallback: SocketAddr) -> SocketAddr {
+        self.ice.as_ref().map_or(fallback, |i| i.default_addr())
+    }
+
+    /// Add our ICE attributes to an SDP written for this socket (unchanged without ICE).
+    pub fn add_ice_to_sdp(&self, sdp: &str, offer: bool) -> String {
+        match &self.ice {
+            Some(ice) => crate::ice::sdp::add_attributes(sdp, &ice.local_sdp(), offer),
+            None => sdp.to_owned(),
+        }
+    }
+
+    /// Apply the peer's SDP (answer or offer): with ICE attributes the checks start (we control
+    /// when we are the offerer); without them ICE is dropped and media is plain RTP to `c=`/`m=`,
+    /// unless only our relayed address was offered (then media keeps going through the relay).
+    pub fn apply_remote_ice(&mut self, remote_sdp: &str, offerer: bool) {
+        let Some(ice) = self.ice.as_mut() else { return };
+        match crate::ice::sdp::remote_ice(remote_sdp) {
+            Some(remote) => {
+                if let Err(e) = ice.set_remote(&remote, offerer, Instant::now().into_std()) {
+                    tracing::warn!(error = %e, "ICE checks not started");
+                }
+            }
+            None if ice.relayed_addr() == Some(ice.default_addr()) => {
+                tracing::info!("peer without ICE: media through our TURN relay");
+            }
+            None => {
+                tracing::info!("peer without ICE: plain RTP to its c=/m= address");
+                self.ice = None;
+            }
+        }
+    }
+
+    /// Send `n` (at most 10) short `"\r\n"` datagrams to the peer when media starts, to open
+    /// NAT bindings and firewalls on the media path (`natopenpackets`; 0 = off).
+    pub fn set_nat_open_packets(&mut self, n: u8) {
+        self.nat_open_packets = n.min(10);
     }
 
     /// The bound RTCP address, if an RTCP socket is open (without one, RTCP works only with
@@ -163,9 +225,17 @@ impl MediaSession {
         let local = socket.local;
         let pipeline = MediaPipeline::new(neg, source, sink, cfg, Instant::now().into_std());
         tracing::debug!(%local, ?pipeline, "media session starting");
+        let remote = pipeline.negotiated().remote_rtp;
+        if socket.ice.is_none() && socket.nat_open_packets > 0 {
+            for _ in 0..socket.nat_open_packets {
+                // Best effort: a full socket buffer just means fewer packets.
+                let _ = socket.socket.try_send_to(b"\r\n", remote);
+            }
+        }
         let task = tokio::spawn(run(
             socket.socket,
             socket.rtcp,
+            socket.ice,
             pipeline,
             rx,
             ev_tx,
@@ -254,6 +324,7 @@ impl MediaSession {
 async fn run(
     socket: UdpSocket,
     rtcp_socket: Option<UdpSocket>,
+    mut ice: Option<crate::ice::IceTransport>,
     mut pipeline: MediaPipeline,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -291,7 +362,14 @@ async fn run(
                     interval.reset();
                 }
                 let now = now.into_std();
-                for out in pipeline.on_tick(now) {
+                if let Some(ice) = ice.as_mut() {
+                    ice.handle_timeout(now);
+                    for out in pipeline.on_tick(now) {
+                        ice.send_media(now, &out.data, out.to);
+                    }
+                    crate::ice::gather::flush(&socket, ice).await;
+                }
+                for out in ice.is_none().then(|| pipeline.on_tick(now)).into_iter().flatten() {
                     if let Err(e) = socket.send_to(&out.data, out.to).await {
                         send_errors += 1;
                         // First error and then every 500th (10 s) to keep logs readable.
@@ -305,7 +383,10 @@ async fn run(
                         Some(r) if !pipeline.negotiated().rtcp_mux => r,
                         _ => &socket,
                     };
-                    if let Err(e) = sock.send_to(&out.data, out.to).await {
+                    if let (Some(ice), true) = (ice.as_mut(), pipeline.negotiated().rtcp_mux) {
+                        ice.send_media(now, &out.data, out.to);
+                        crate::ice::gather::flush(&socket, ice).await;
+                    } else if let Err(e) = sock.send_to(&out.data, out.to).await {
                         tracing::debug!(to = %out.to, error = %e, "RTCP send failed");
                     }
                 }
@@ -325,7 +406,16 @@ async fn run(
             res = socket.recv_from(&mut buf) => match res {
                 Ok((n, from)) => {
                     let data = buf.get(..n).unwrap_or(&[]);
-                    pipeline.on_packet(data, from, Instant::now().into_std());
+                    let now = Instant::now().into_std();
+                    match ice.as_mut() {
+                        Some(ice) => {
+                            if let Some((media, from)) = ice.handle_datagram(now, data, from) {
+                                pipeline.on_packet(&media, from, now);
+                            }
+                            crate::ice::gather::flush(&socket, ice).await;
+                        }
+                        None => pipeline.on_packet(data, from, now),
+                    }
                 }
                 // ICMP port unreachable from an earlier send shows up here; keep going.
                 Err(e) => tracing::trace!(error = %e, "RTP receive error"),

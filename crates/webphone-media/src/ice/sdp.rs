@@ -48,7 +48,7 @@ pub fn add_attributes(sdp: &str, ice: &LocalIce, offer_rtcp_mux: bool) -> String
         .find(|(_, l)| l.starts_with("m="))
         .map(|(i, _)| i)
         .unwrap_or(lines.len());
-    let has_mux = lines[start..end].iter().any(|l| *l == "a=rtcp-mux");
+    let has_mux = lines[start..end].contains(&"a=rtcp-mux");
     let mut extra = vec![
         format!("a=ice-ufrag:{}", ice.ufrag),
         format!("a=ice-pwd:{}", ice.pwd),

@@ -40,16 +40,27 @@ fn server_list_accepts_urls_arrays_username_and_double_quotes() {
 
 #[test]
 fn relay_policy_is_read_from_the_list() {
-    assert!(wants_relay_only("[{ url: 'turn:h' }, { iceTransportPolicy: 'relay' }]"));
+    assert!(wants_relay_only(
+        "[{ url: 'turn:h' }, { iceTransportPolicy: 'relay' }]"
+    ));
     assert!(!wants_relay_only("[{ url: 'turn:h' }]"));
     assert!(!wants_relay_only("[{ iceTransportPolicy: 'all' }]"));
 }
 
 #[test]
 fn server_addresses_are_normalised() {
-    assert_eq!(normalize_host_port("1.2.3.4").as_deref(), Some("1.2.3.4:3478"));
-    assert_eq!(normalize_host_port(" stun:h:19302 ").as_deref(), Some("h:19302"));
-    assert_eq!(normalize_host_port("[::1]:5000").as_deref(), Some("[::1]:5000"));
+    assert_eq!(
+        normalize_host_port("1.2.3.4").as_deref(),
+        Some("1.2.3.4:3478")
+    );
+    assert_eq!(
+        normalize_host_port(" stun:h:19302 ").as_deref(),
+        Some("h:19302")
+    );
+    assert_eq!(
+        normalize_host_port("[::1]:5000").as_deref(),
+        Some("[::1]:5000")
+    );
     assert_eq!(normalize_host_port("::1").as_deref(), Some("[::1]:3478"));
     assert_eq!(normalize_host_port("NULL"), None);
     assert_eq!(normalize_host_port(""), None);
@@ -68,7 +79,10 @@ fn our_attributes_go_into_the_audio_section_and_read_back() {
     let sdp = add_attributes(PLAIN, &local, true);
     let video = sdp.find("m=video").expect("video kept");
     let ufrag = sdp.find("a=ice-ufrag:abcd").expect("ufrag written");
-    assert!(ufrag < video, "ICE lines belong to the audio section: {sdp}");
+    assert!(
+        ufrag < video,
+        "ICE lines belong to the audio section: {sdp}"
+    );
     assert!(sdp.contains("a=end-of-candidates\r\na=rtcp-mux\r\nm=video"));
     let remote = remote_ice(&sdp).expect("ICE read back");
     assert_eq!(remote.ufrag, "abcd");
@@ -153,7 +167,10 @@ fn two_agents_with_host_candidates_select_a_pair_and_carry_media() {
     while let Some(e) = a.poll_event() {
         events.push(e);
     }
-    assert!(events.iter().any(|e| matches!(e, IceEvent::Selected(_))), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(e, IceEvent::Selected(_))),
+        "{events:?}"
+    );
     // Media given for the c= address goes to the selected pair and comes out on the far side.
     a.send_media(now, &[0x80, 0, 0, 1], addr("192.0.2.9:9"));
     let got = deliver(&mut a, a_addr, &mut b, b_addr, now);
@@ -165,7 +182,10 @@ fn without_the_peers_ice_media_goes_to_the_given_address() {
     let now = Instant::now();
     let mut a = host_only(addr("127.0.0.1:40010"), now);
     a.send_media(now, &[0x80, 1], addr("127.0.0.1:5004"));
-    assert_eq!(a.poll_transmit(), Some((vec![0x80, 1], addr("127.0.0.1:5004"))));
+    assert_eq!(
+        a.poll_transmit(),
+        Some((vec![0x80, 1], addr("127.0.0.1:5004")))
+    );
     // Media that arrives is handed on untouched.
     let (m, from) = a
         .handle_datagram(now, &[0x80, 2], addr("127.0.0.1:5004"))
@@ -194,5 +214,8 @@ fn checks_without_an_answering_peer_fail_and_leave_media_on_the_fallback() {
     assert!(failed, "no answers for 40 s must fail the checks");
     assert_eq!(a.selected(), None);
     a.send_media(now, &[0x80], addr("127.0.0.1:5006"));
-    assert_eq!(a.poll_transmit(), Some((vec![0x80], addr("127.0.0.1:5006"))));
+    assert_eq!(
+        a.poll_transmit(),
+        Some((vec![0x80], addr("127.0.0.1:5006")))
+    );
 }

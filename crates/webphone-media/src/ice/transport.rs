@@ -120,7 +120,12 @@ fn agent_err(e: impl std::fmt::Display) -> IceError {
     IceError::Agent(e.to_string())
 }
 
-fn tagged(now: Instant, local: SocketAddr, peer: SocketAddr, data: &[u8]) -> TransportMessage<BytesMut> {
+fn tagged(
+    now: Instant,
+    local: SocketAddr,
+    peer: SocketAddr,
+    data: &[u8],
+) -> TransportMessage<BytesMut> {
     TransportMessage {
         now,
         transport: TransportContext {
@@ -272,7 +277,12 @@ impl IceTransport {
 
     /// The peer's ICE attributes: add its candidates and start the checks, controlling when we
     /// made the offer (RFC 8445 §6.1.1; against an `ice-lite` peer we always control, §6.1.1).
-    pub fn set_remote(&mut self, remote: &RemoteIce, offerer: bool, now: Instant) -> Result<(), IceError> {
+    pub fn set_remote(
+        &mut self,
+        remote: &RemoteIce,
+        offerer: bool,
+        now: Instant,
+    ) -> Result<(), IceError> {
         if self.started {
             return Ok(());
         }
@@ -299,7 +309,12 @@ impl IceTransport {
             self.permit(addr, now);
         }
         self.agent
-            .start_connectivity_checks(now, offerer || remote.lite, remote.ufrag.clone(), remote.pwd.clone())
+            .start_connectivity_checks(
+                now,
+                offerer || remote.lite,
+                remote.ufrag.clone(),
+                remote.pwd.clone(),
+            )
             .map_err(agent_err)?;
         self.started = true;
         self.pump(now);
@@ -327,8 +342,10 @@ impl IceTransport {
         data: &'a [u8],
         from: SocketAddr,
     ) -> Option<(Cow<'a, [u8]>, SocketAddr)> {
-        if self.servers.contains(&from) && matches!(classify(data), PacketKind::Stun | PacketKind::TurnChannel) {
-            let media = self.from_server(now, data, from);
+        if self.servers.contains(&from)
+            && matches!(classify(data), PacketKind::Stun | PacketKind::TurnChannel)
+        {
+            let media = self.on_server_datagram(now, data, from);
             self.pump(now);
             return media.map(|(d, f)| (Cow::Owned(d), f));
         }
@@ -359,7 +376,12 @@ impl IceTransport {
         }
     }
 
-    fn from_server(&mut self, now: Instant, data: &[u8], from: SocketAddr) -> Option<(Vec<u8>, SocketAddr)> {
+    fn on_server_datagram(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        from: SocketAddr,
+    ) -> Option<(Vec<u8>, SocketAddr)> {
         let client = self.turn.as_mut()?;
         if let Err(e) = client.handle_read(tagged(now, self.host, from, data)) {
             tracing::debug!(%from, error = %e, "STUN/TURN server datagram not handled");
@@ -406,7 +428,8 @@ impl IceTransport {
             TurnEvent::BindingError(_, e) => {
                 self.binding_pending = false;
                 tracing::warn!(error = %e, "STUN binding failed");
-                self.events.push_back(IceEvent::ServerFailed(format!("STUN: {e}")));
+                self.events
+                    .push_back(IceEvent::ServerFailed(format!("STUN: {e}")));
             }
             TurnEvent::AllocateResponse(_, relayed) => {
                 self.allocate_pending = false;
@@ -430,7 +453,8 @@ impl IceTransport {
             TurnEvent::AllocateError(_, e) => {
                 self.allocate_pending = false;
                 tracing::warn!(error = %e, "TURN allocation failed");
-                self.events.push_back(IceEvent::ServerFailed(format!("TURN: {e}")));
+                self.events
+                    .push_back(IceEvent::ServerFailed(format!("TURN: {e}")));
                 if self.relay_only {
                     // Without a relay the call would have no candidate at all.
                     self.relay_only = false;
@@ -441,8 +465,9 @@ impl IceTransport {
                 // Which one timed out is not said; both gathering requests end here.
                 if self.binding_pending || self.allocate_pending {
                     tracing::warn!("STUN/TURN server did not answer");
-                    self.events
-                        .push_back(IceEvent::ServerFailed("no answer from the STUN/TURN server".into()));
+                    self.events.push_back(IceEvent::ServerFailed(
+                        "no answer from the STUN/TURN server".into(),
+                    ));
                 }
                 self.binding_pending = false;
                 if self.allocate_pending {
@@ -502,8 +527,12 @@ impl IceTransport {
     /// Send through our allocation to `peer`, installing the permission when it is missing
     /// (the datagram is dropped then; checks retransmit, RTP is real-time anyway).
     fn relay_send(&mut self, now: Instant, relay: SocketAddr, peer: SocketAddr, data: &[u8]) {
-        let Some(client) = self.turn.as_mut() else { return };
-        let Ok(mut r) = client.relay(relay) else { return };
+        let Some(client) = self.turn.as_mut() else {
+            return;
+        };
+        let Ok(mut r) = client.relay(relay) else {
+            return;
+        };
         match r.send_to(now, data, peer) {
             Ok(()) => {}
             Err(rtc_shared::error::Error::ErrNoPermission) => {
@@ -587,7 +616,8 @@ impl IceTransport {
         let mut events = Vec::new();
         if let Some(c) = self.turn.as_mut() {
             while let Some(w) = c.poll_write() {
-                self.out.push_back((w.message.to_vec(), w.transport.peer_addr));
+                self.out
+                    .push_back((w.message.to_vec(), w.transport.peer_addr));
             }
             while let Some(ev) = c.poll_event() {
                 events.push(ev);
@@ -601,7 +631,8 @@ impl IceTransport {
         }
         if let Some(c) = self.turn.as_mut() {
             while let Some(w) = c.poll_write() {
-                self.out.push_back((w.message.to_vec(), w.transport.peer_addr));
+                self.out
+                    .push_back((w.message.to_vec(), w.transport.peer_addr));
             }
         }
     }
