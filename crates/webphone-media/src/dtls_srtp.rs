@@ -575,6 +575,112 @@ impl DtlsSrtp {
     }
 }
 
+/// Profile and attribute lines (without `a=`) of a DTLS-SRTP offer (RFC 5763 §5): our
+/// fingerprint, `setup:actpass`, and `rtcp-mux` (RFC 5761) so that one handshake keys RTP and
+/// RTCP. When our certificate cannot be made the offer still says DTLS without a fingerprint,
+/// which every answerer refuses: never plain RTP instead.
+pub(crate) fn offer_attributes() -> (&'static str, Vec<String>) {
+    let mut extra = Vec::new();
+    match DtlsIdentity::process() {
+        Ok(id) => extra.push(format!("fingerprint:{}", id.fingerprint().to_value())),
+        Err(e) => tracing::error!(error = %e, "no DTLS certificate: the DTLS-SRTP offer will fail"),
+    }
+    extra.push(format!("setup:{}", Setup::ActPass.as_str()));
+    extra.push("rtcp-mux".to_owned());
+    (PROTO_SAVP, extra)
+}
+
+/// How we answer a DTLS-SRTP stream (RFC 5763 §5): profile, attribute lines and the
+/// negotiated parameters. `None` when we may not or cannot: encryption off, no usable
+/// fingerprint, `holdconn`, no certificate of ours.
+pub(crate) fn answer_attributes(
+    m: &crate::sdp::MediaDescription,
+    prefs: &crate::MediaOffer,
+) -> Option<(&'static str, Vec<String>, DtlsParams)> {
+    if prefs.srtp == crate::SrtpPolicy::Off && !prefs.dtls {
+        tracing::info!(proto = %m.proto, "DTLS-SRTP offer refused: media encryption is off");
+        return None;
+    }
+    let fp = match m.fingerprint.as_deref().map(Fingerprint::parse) {
+        Some(Ok(fp)) => fp,
+        Some(Err(e)) => {
+            tracing::info!(error = %e, "DTLS-SRTP offer refused");
+            return None;
+        }
+        None => {
+            tracing::info!("DTLS-SRTP offer without a=fingerprint refused (RFC 5763 §5)");
+            return None;
+        }
+    };
+    let Some((role, setup)) = DtlsRole::for_answer(m.setup.as_deref().and_then(Setup::parse))
+    else {
+        tracing::info!("DTLS-SRTP offer with a=setup:holdconn refused");
+        return None;
+    };
+    let id = match DtlsIdentity::process() {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "no DTLS certificate: DTLS-SRTP offer refused");
+            return None;
+        }
+    };
+    let proto = if m.proto.eq_ignore_ascii_case(PROTO_SAVPF) {
+        PROTO_SAVPF
+    } else {
+        PROTO_SAVP
+    };
+    let mut extra = vec![
+        format!("fingerprint:{}", id.fingerprint().to_value()),
+        format!("setup:{}", setup.as_str()),
+    ];
+    if m.rtcp_mux {
+        extra.push("rtcp-mux".to_owned());
+    }
+    tracing::debug!(?role, "DTLS-SRTP offer accepted");
+    Some((
+        proto,
+        extra,
+        DtlsParams {
+            role,
+            remote_fingerprint: fp,
+        },
+    ))
+}
+
+/// The DTLS parameters of an answer to our DTLS-SRTP offer: the answer must be DTLS-SRTP
+/// with a fingerprint and `a=setup` `active` or `passive` (RFC 5763 §5).
+pub(crate) fn apply_answer(
+    m: &crate::sdp::MediaDescription,
+    prefs: &crate::MediaOffer,
+) -> Result<DtlsParams, crate::SdpError> {
+    let err = |r: String| crate::SdpError::Crypto(r);
+    if !prefs.dtls {
+        return Err(err(format!(
+            "answer uses {} but we did not offer DTLS-SRTP",
+            m.proto
+        )));
+    }
+    if !m.is_dtls() {
+        return Err(err(format!("answer uses {} instead of DTLS-SRTP", m.proto)));
+    }
+    let fp = m
+        .fingerprint
+        .as_deref()
+        .ok_or_else(|| err("answer has no a=fingerprint".into()))
+        .and_then(|v| Fingerprint::parse(v).map_err(|e| err(e.to_string())))?;
+    let role = DtlsRole::for_offer(m.setup.as_deref().and_then(Setup::parse)).ok_or_else(|| {
+        err(format!(
+            "answer has a=setup:{}",
+            m.setup.as_deref().unwrap_or("")
+        ))
+    })?;
+    tracing::debug!(?role, "DTLS-SRTP negotiated");
+    Ok(DtlsParams {
+        role,
+        remote_fingerprint: fp,
+    })
+}
+
 #[cfg(test)]
 #[path = "dtls_srtp_tests.rs"]
 mod tests;

@@ -347,3 +347,177 @@ fn process_identity_is_generated_once() {
     let b = DtlsIdentity::process().expect("identity");
     assert_eq!(a.fingerprint(), b.fingerprint());
 }
+
+// ----- SDP offer/answer (RFC 5763 §5) -----
+
+use crate::{sdp, Codec, MediaOffer, SdpError, SrtpPolicy};
+
+fn local() -> SocketAddr {
+    A
+}
+
+const BARESIP_STYLE_OFFER: &str =
+    "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 30000 UDP/TLS/RTP/SAVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+a=fingerprint:sha-256 FF\r\na=setup:actpass\r\na=sendrecv\r\n";
+
+fn offer_with_fingerprint(fp: &Fingerprint, setup: &str, session_level: bool) -> String {
+    let attrs = format!("a=fingerprint:{}\r\na=setup:{setup}\r\n", fp.to_value());
+    let (sess, media) = if session_level {
+        (attrs.as_str(), "")
+    } else {
+        ("", attrs.as_str())
+    };
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n{sess}\
+m=audio 30000 UDP/TLS/RTP/SAVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n{media}\
+a=rtcp-mux\r\na=sendrecv\r\n"
+    )
+}
+
+#[test]
+fn dtls_offer_has_profile_fingerprint_actpass_and_no_crypto() {
+    let prefs = MediaOffer::new(vec![Codec::Pcmu], true).with_dtls(true);
+    assert_eq!(prefs.srtp, SrtpPolicy::Required);
+    let offer = sdp::create_offer(1, 1, local(), &prefs);
+    let id = DtlsIdentity::process().expect("identity");
+    assert!(
+        offer.contains("m=audio 40000 UDP/TLS/RTP/SAVP 0 "),
+        "{offer}"
+    );
+    assert!(
+        offer.contains(&format!(
+            "a=fingerprint:{}\r\n",
+            id.fingerprint().to_value()
+        )),
+        "{offer}"
+    );
+    assert!(offer.contains("a=setup:actpass\r\n"), "{offer}");
+    assert!(offer.contains("a=rtcp-mux\r\n"), "{offer}");
+    assert!(!offer.contains("a=crypto"), "{offer}");
+    // Our own parser reads it back.
+    let m = sdp::parse(&offer).expect("parse").media.remove(0);
+    assert!(m.is_dtls());
+    assert_eq!(
+        Fingerprint::parse(m.fingerprint.as_deref().expect("fp")).expect("fp"),
+        *id.fingerprint()
+    );
+}
+
+#[test]
+fn dtls_offer_is_answered_active_with_our_fingerprint() {
+    let peer = DtlsIdentity::generate().expect("peer identity");
+    for session_level in [false, true] {
+        let offer = offer_with_fingerprint(peer.fingerprint(), "actpass", session_level);
+        // Any mediaencryption but "off" answers DTLS-SRTP.
+        for policy in [SrtpPolicy::Optional, SrtpPolicy::Required] {
+            let prefs = MediaOffer::new(vec![Codec::Pcmu], true).with_srtp(policy);
+            let (answer, neg) = sdp::answer_offer(&offer, 5, local(), &prefs).expect("answer");
+            assert!(
+                answer.contains("m=audio 40000 UDP/TLS/RTP/SAVP 0"),
+                "{answer}"
+            );
+            assert!(answer.contains("a=setup:active\r\n"), "{answer}");
+            assert!(answer.contains("a=rtcp-mux\r\n"), "{answer}");
+            let id = DtlsIdentity::process().expect("identity");
+            assert!(answer.contains(&id.fingerprint().to_value()), "{answer}");
+            assert!(!answer.contains("a=crypto"), "{answer}");
+            let dtls = neg.dtls.clone().expect("DTLS negotiated");
+            assert_eq!(dtls.role, DtlsRole::Client);
+            assert_eq!(dtls.remote_fingerprint, *peer.fingerprint());
+            assert!(neg.srtp.is_none(), "keys come from the handshake");
+            assert!(neg.is_encrypted());
+            assert!(neg.rtcp_mux);
+        }
+    }
+}
+
+#[test]
+fn dtls_offer_with_setup_active_makes_us_passive() {
+    let peer = DtlsIdentity::generate().expect("peer identity");
+    let offer = offer_with_fingerprint(peer.fingerprint(), "active", false);
+    let prefs = MediaOffer::new(vec![Codec::Pcmu], true).with_srtp(SrtpPolicy::Optional);
+    let (answer, neg) = sdp::answer_offer(&offer, 5, local(), &prefs).expect("answer");
+    assert!(answer.contains("a=setup:passive\r\n"), "{answer}");
+    assert_eq!(neg.dtls.expect("dtls").role, DtlsRole::Server);
+}
+
+#[test]
+fn dtls_offer_refused_when_encryption_is_off_or_fingerprint_unusable() {
+    let peer = DtlsIdentity::generate().expect("peer identity");
+    let offer = offer_with_fingerprint(peer.fingerprint(), "actpass", false);
+    let off = MediaOffer::new(vec![Codec::Pcmu], true);
+    assert_eq!(
+        sdp::answer_offer(&offer, 5, local(), &off).map(|_| ()),
+        Err(SdpError::NoCommonCodec),
+        "mediaencryption 0: 488"
+    );
+    let on = MediaOffer::new(vec![Codec::Pcmu], true).with_srtp(SrtpPolicy::Optional);
+    // A fingerprint too short for sha-256, and none at all.
+    assert_eq!(
+        sdp::answer_offer(BARESIP_STYLE_OFFER, 5, local(), &on).map(|_| ()),
+        Err(SdpError::NoCommonCodec)
+    );
+    let no_fp = BARESIP_STYLE_OFFER.replace("a=fingerprint:sha-256 FF\r\n", "");
+    assert_eq!(
+        sdp::answer_offer(&no_fp, 5, local(), &on).map(|_| ()),
+        Err(SdpError::NoCommonCodec)
+    );
+    let hold = offer_with_fingerprint(peer.fingerprint(), "holdconn", false);
+    assert_eq!(
+        sdp::answer_offer(&hold, 5, local(), &on).map(|_| ()),
+        Err(SdpError::NoCommonCodec)
+    );
+}
+
+#[test]
+fn answer_to_our_dtls_offer_sets_role_and_fingerprint() {
+    let prefs = MediaOffer::new(vec![Codec::Pcmu], true).with_dtls(true);
+    let peer = DtlsIdentity::generate().expect("peer identity");
+    let answer = |proto: &str, extra: &str| {
+        format!(
+            "v=0\r\no=- 9 9 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 30000 {proto} 0\r\na=rtpmap:0 PCMU/8000\r\n{extra}a=sendrecv\r\n"
+        )
+    };
+    let fp = format!("a=fingerprint:{}\r\n", peer.fingerprint().to_value());
+    let neg = sdp::apply_answer(
+        &answer(PROTO_SAVP, &format!("{fp}a=setup:active\r\na=rtcp-mux\r\n")),
+        &prefs,
+    )
+    .expect("answer");
+    let d = neg.dtls.expect("dtls");
+    assert_eq!(
+        d.role,
+        DtlsRole::Server,
+        "the answerer is active: we are the server"
+    );
+    assert_eq!(d.remote_fingerprint, *peer.fingerprint());
+    assert!(neg.rtcp_mux);
+    let neg = sdp::apply_answer(
+        &answer(PROTO_SAVP, &format!("{fp}a=setup:passive\r\n")),
+        &prefs,
+    )
+    .expect("answer");
+    assert_eq!(neg.dtls.expect("dtls").role, DtlsRole::Client);
+    // Refused: plain RTP, no fingerprint, actpass in an answer.
+    for bad in [
+        answer("RTP/AVP", ""),
+        answer(PROTO_SAVP, "a=setup:active\r\n"),
+        answer(PROTO_SAVP, &format!("{fp}a=setup:actpass\r\n")),
+    ] {
+        assert!(
+            matches!(sdp::apply_answer(&bad, &prefs), Err(SdpError::Crypto(_))),
+            "{bad}"
+        );
+    }
+    // A DTLS answer to an offer that was not DTLS.
+    let sdes = MediaOffer::new(vec![Codec::Pcmu], true).with_srtp(SrtpPolicy::Optional);
+    assert!(matches!(
+        sdp::apply_answer(
+            &answer(PROTO_SAVP, &format!("{fp}a=setup:active\r\n")),
+            &sdes
+        ),
+        Err(SdpError::Crypto(_))
+    ));
+}

@@ -585,6 +585,7 @@ mod tests {
             direction: crate::Direction::SendRecv,
             ptime_ms: 20,
             srtp: None,
+            dtls: None,
             rtcp_mux: false,
         };
         let t0 = Instant::now();
@@ -628,6 +629,7 @@ mod tests {
                 direction: crate::Direction::SendRecv,
                 ptime_ms: 20,
                 srtp: None,
+                dtls: None,
                 rtcp_mux: false,
             };
             let t0 = Instant::now();

@@ -309,6 +309,10 @@ pub struct MediaOffer {
     /// the same `MediaOffer` from `create_offer` to `apply_answer`: the answer is matched
     /// against these keys.
     pub sdes_keys: SdesKeys,
+    /// Offer DTLS-SRTP (`UDP/TLS/RTP/SAVP`, `a=fingerprint`, `a=setup:actpass`; RFC 5763 §5)
+    /// instead of SDES; see [`dtls_srtp`]. DTLS-SRTP offers are answered whenever `srtp` is not
+    /// [`SrtpPolicy::Off`], whatever this says.
+    pub dtls: bool,
 }
 
 impl MediaOffer {
@@ -322,6 +326,7 @@ impl MediaOffer {
             direction: Direction::SendRecv,
             srtp: SrtpPolicy::Off,
             sdes_keys: SdesKeys::default(),
+            dtls: false,
         }
     }
 
@@ -334,6 +339,17 @@ impl MediaOffer {
         } else {
             SdesKeys::generate()
         };
+        self
+    }
+
+    /// The same preferences offering DTLS-SRTP (`true`) or not. Offering it makes encryption
+    /// required: the policy becomes [`SrtpPolicy::Required`] (an SDES offer from the peer is
+    /// still answered, plain RTP is refused).
+    pub fn with_dtls(mut self, dtls: bool) -> MediaOffer {
+        self.dtls = dtls;
+        if dtls && self.srtp != SrtpPolicy::Required {
+            self = self.with_srtp(SrtpPolicy::Required);
+        }
         self
     }
 
@@ -384,15 +400,21 @@ pub struct Negotiated {
     pub ptime_ms: u32,
     /// SRTP suite and keys when media is encrypted (SDES, RFC 4568); `None` for plain RTP.
     pub srtp: Option<SrtpParams>,
+    /// DTLS-SRTP role and the peer's fingerprint when the keys come from a DTLS handshake on
+    /// the media socket (RFC 5763/5764); `srtp` is then `None` and the pipeline keys itself
+    /// when the handshake completes (no media flows before).
+    pub dtls: Option<dtls_srtp::DtlsParams>,
     /// RTCP shares the RTP port (`a=rtcp-mux` in offer and answer, RFC 5761 §5.1.1); else
     /// RTCP goes to the RTP port + 1 (RFC 3550 §11).
     pub rtcp_mux: bool,
 }
 
 impl Negotiated {
-    /// Whether media is encrypted (SRTP negotiated).
+    /// Whether media is encrypted (SRTP negotiated, keyed by SDES or by DTLS). With DTLS
+    /// nothing is sent or accepted before the handshake has produced the keys, so media is never
+    /// in clear either way.
     pub fn is_encrypted(&self) -> bool {
-        self.srtp.is_some()
+        self.srtp.is_some() || self.dtls.is_some()
     }
 
     /// The clock of telephone-event timestamps and durations: the send codec's RTP clock

@@ -106,6 +106,13 @@ pub enum MediaAlarm {
         /// How long no voice was detected.
         silent_for: std::time::Duration,
     },
+    /// Media encryption negotiated but failed (DTLS-SRTP: certificate not matching the SDP
+    /// fingerprint, handshake not answered; RFC 5763 §5). No media flows; the engine ends the
+    /// call with `reason`.
+    EncryptionFailed {
+        /// What went wrong, for the log and the disconnect reason.
+        reason: String,
+    },
 }
 
 /// The per-call media state machine. See the module documentation.
@@ -139,6 +146,8 @@ pub struct MediaPipeline {
     /// negotiated but could not be set up (nothing is sent or accepted then).
     srtp: Option<crate::srtp::SrtpSession>,
     srtp_blocked: bool,
+    /// The DTLS-SRTP handshake when the keys come from DTLS (see `pipeline_dtls.rs`).
+    dtls: Option<crate::dtls_srtp::DtlsSrtp>,
     /// When RTP or RTCP last arrived (or the timer was last restarted).
     last_media: Instant,
     /// The latest time the driver told us (tick or packet).
@@ -205,10 +214,11 @@ impl MediaPipeline {
             crate::rtcp::ntp_now(),
             rand::random(),
         );
-        MediaPipeline {
+        let mut p = MediaPipeline {
             rtcp,
             srtp,
             srtp_blocked,
+            dtls: None,
             remote: neg.remote_rtp,
             neg,
             cfg,
@@ -237,7 +247,9 @@ impl MediaPipeline {
             dsp: crate::dsp::DspStage::new(audio_rate, PTIME_MS, cfg.dsp),
             inband: None,
             inband_tx: None,
-        }
+        };
+        p.start_dtls(now);
+        p
     }
 
     /// Change the media timeout ([`PipelineConfig::media_timeout`]; `ZERO` = off). The silence
@@ -297,6 +309,7 @@ impl MediaPipeline {
         if neg.srtp != self.neg.srtp {
             (self.srtp, self.srtp_blocked) = crate::srtp::for_negotiated(neg.srtp.as_ref());
         }
+        let new_dtls = neg.dtls != self.neg.dtls;
         if neg.remote_rtp != self.neg.remote_rtp {
             self.remote = neg.remote_rtp;
             self.latch_candidate = None;
@@ -313,6 +326,9 @@ impl MediaPipeline {
             self.no_media_raised = false;
         }
         self.neg = neg;
+        if new_dtls {
+            self.start_dtls(self.last_tick);
+        }
     }
 
     /// Queue DTMF digits for RFC 4733 sending. Returns the number of digits queued: 0 when
@@ -354,6 +370,12 @@ impl MediaPipeline {
     /// One 20 ms send tick: read a frame from the source; send it (or a DTMF event packet
     /// instead, RFC 4733 §2.5.1) when the direction allows.
     pub fn on_tick(&mut self, now: Instant) -> Vec<Outgoing> {
+        let mut out = self.poll_dtls(now);
+        out.extend(self.send_tick(now));
+        out
+    }
+
+    fn send_tick(&mut self, now: Instant) -> Vec<Outgoing> {
         self.last_tick = now;
         self.check_media_timeout(now);
         self.pcm.resize(self.codecs.device_frame(PTIME_MS), 0);
@@ -419,6 +441,10 @@ impl MediaPipeline {
     /// A datagram arrived on our socket. Garbage, RTCP and unknown payload types are counted
     /// and ignored.
     pub fn on_packet(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
+        if crate::demux::classify(data) == crate::demux::PacketKind::Dtls {
+            self.on_dtls(data, from, now);
+            return;
+        }
         if crate::rtcp::is_rtcp(data) {
             self.on_rtcp_packet(data, from, now);
             return;
@@ -782,6 +808,9 @@ impl MediaPipeline {
     }
 }
 
+#[path = "pipeline_dtls.rs"]
+mod dtls;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -817,6 +846,7 @@ mod tests {
             direction: Direction::SendRecv,
             ptime_ms: PTIME_MS,
             srtp: None,
+            dtls: None,
             rtcp_mux: false,
         }
     }
@@ -1148,6 +1178,7 @@ mod dtmf_clock_tests {
             direction: Direction::SendRecv,
             ptime_ms: PTIME_MS,
             srtp: None,
+            dtls: None,
             rtcp_mux: false,
         }
     }
@@ -1301,6 +1332,7 @@ mod rtcp_clock_tests {
                 direction: Direction::SendRecv,
                 ptime_ms: PTIME_MS,
                 srtp: None,
+                dtls: None,
                 rtcp_mux: true,
             },
             Box::new(SilenceSource),
@@ -1367,6 +1399,7 @@ mod media_timeout_tests {
                 direction,
                 ptime_ms: PTIME_MS,
                 srtp: None,
+                dtls: None,
                 rtcp_mux: false,
             },
             Box::new(SilenceSource),

@@ -130,6 +130,11 @@ pub struct MediaDescription {
     pub crypto: Vec<String>,
     /// `a=rtcp-mux` is present (RFC 5761 §5.1.1).
     pub rtcp_mux: bool,
+    /// `a=fingerprint` value (RFC 8122 §5; media level, else the session-level one), parsed
+    /// by [`crate::dtls_srtp`].
+    pub fingerprint: Option<String>,
+    /// `a=setup` value (RFC 4145 §4; media level, else session level).
+    pub setup: Option<String>,
 }
 
 impl MediaDescription {
@@ -141,6 +146,13 @@ impl MediaDescription {
     /// Whether the transport is SRTP (`RTP/SAVP`, RFC 3711 §12, or `RTP/SAVPF`).
     pub fn is_savp(&self) -> bool {
         self.proto.eq_ignore_ascii_case("RTP/SAVP") || self.proto.eq_ignore_ascii_case("RTP/SAVPF")
+    }
+
+    /// Whether the transport is DTLS-SRTP (`UDP/TLS/RTP/SAVP` or `UDP/TLS/RTP/SAVPF`, RFC 5764
+    /// §8).
+    pub fn is_dtls(&self) -> bool {
+        self.proto.eq_ignore_ascii_case(crate::dtls_srtp::PROTO_SAVP)
+            || self.proto.eq_ignore_ascii_case(crate::dtls_srtp::PROTO_SAVPF)
     }
 
     /// The RTP payload types of the format list, skipping non-numeric formats.
@@ -251,6 +263,10 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
     let mut connection = None;
     let mut direction = None;
     let mut media: Vec<MediaDescription> = Vec::new();
+    // Session-level a=fingerprint / a=setup (RFC 8122 §5, RFC 4145 §4), for streams without
+    // their own.
+    let mut session_fingerprint = None;
+    let mut session_setup = None;
 
     for (idx, raw) in sdp.split('\n').enumerate() {
         let lineno = idx + 1;
@@ -316,6 +332,16 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
                     }
                     continue;
                 }
+                if let ("fingerprint" | "setup", Some(arg)) = (name, arg) {
+                    let v = Some(arg.trim().chars().take(256).collect::<String>());
+                    match (media.last_mut(), name) {
+                        (Some(m), "fingerprint") => m.fingerprint = v,
+                        (Some(m), _) => m.setup = v,
+                        (None, "fingerprint") => session_fingerprint = v,
+                        (None, _) => session_setup = v,
+                    }
+                    continue;
+                }
                 let (Some(m), Some(arg)) = (media.last_mut(), arg) else {
                     continue; // session-level or flag attributes we do not use
                 };
@@ -354,6 +380,14 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
     let Some(origin) = origin else {
         return Err(SdpError::Missing("o="));
     };
+    for m in &mut media {
+        if m.fingerprint.is_none() {
+            m.fingerprint.clone_from(&session_fingerprint);
+        }
+        if m.setup.is_none() {
+            m.setup.clone_from(&session_setup);
+        }
+    }
     Ok(SessionDescription {
         origin,
         connection,
@@ -411,6 +445,8 @@ fn parse_media(value: &str) -> Result<MediaDescription, String> {
         ptime: None,
         crypto: Vec::new(),
         rtcp_mux: false,
+        fingerprint: None,
+        setup: None,
     })
 }
 
@@ -601,7 +637,11 @@ pub fn create_offer(origin_id: u64, version: u64, local: SocketAddr, prefs: &Med
             ));
         }
     }
-    let (proto, extra) = crate::sdp_crypto::offer_attributes(prefs);
+    let (proto, extra) = if prefs.dtls {
+        crate::dtls_srtp::offer_attributes()
+    } else {
+        crate::sdp_crypto::offer_attributes(prefs)
+    };
     let section = AudioSection {
         port: local.port(),
         proto,
@@ -665,7 +705,7 @@ pub fn answer_offer_with_version(
         if negotiated.is_none()
             && m.media == "audio"
             && m.port != 0
-            && (m.is_plain_rtp() || m.is_savp())
+            && (m.is_plain_rtp() || m.is_savp() || m.is_dtls())
         {
             if let Some((section, neg)) = accept_audio(&desc, m, local, prefs)? {
                 negotiated = Some(neg);
@@ -701,8 +741,16 @@ fn accept_audio(
     else {
         return Ok(None);
     };
-    let Some((proto, extra, srtp)) = crate::sdp_crypto::answer_attributes(m, prefs) else {
-        return Ok(None);
+    let (proto, extra, srtp, dtls) = if m.is_dtls() {
+        let Some((proto, extra, dtls)) = crate::dtls_srtp::answer_attributes(m, prefs) else {
+            return Ok(None);
+        };
+        (proto, extra, None, Some(dtls))
+    } else {
+        let Some((proto, extra, srtp)) = crate::sdp_crypto::answer_attributes(m, prefs) else {
+            return Ok(None);
+        };
+        (proto, extra, srtp, None)
     };
     let ip = desc.connection_of(m)?;
     let mut formats = vec![(pt, codec.rtpmap(), codec_fmtp(codec, prefs))];
@@ -730,6 +778,7 @@ fn accept_audio(
         direction,
         ptime_ms: PTIME_MS,
         srtp,
+        dtls,
         rtcp_mux: m.rtcp_mux,
     };
     let section = AudioSection {
@@ -758,10 +807,14 @@ pub fn apply_answer(answer: &str, prefs: &MediaOffer) -> Result<Negotiated, SdpE
     if m.port == 0 {
         return Err(SdpError::Rejected);
     }
-    if !(m.is_plain_rtp() || m.is_savp()) {
+    if !(m.is_plain_rtp() || m.is_savp() || m.is_dtls()) {
         return Err(SdpError::NoCommonCodec);
     }
-    let srtp = crate::sdp_crypto::apply_answer_crypto(m, prefs)?;
+    let (srtp, dtls) = if prefs.dtls || m.is_dtls() {
+        (None, Some(crate::dtls_srtp::apply_answer(m, prefs)?))
+    } else {
+        (crate::sdp_crypto::apply_answer_crypto(m, prefs)?, None)
+    };
     let (pt, codec) = m
         .payload_types()
         .filter_map(|pt| m.codec_of(pt).map(|c| (pt, c)))
@@ -785,6 +838,7 @@ pub fn apply_answer(answer: &str, prefs: &MediaOffer) -> Result<Negotiated, SdpE
         direction,
         ptime_ms: PTIME_MS,
         srtp,
+        dtls,
         rtcp_mux: m.rtcp_mux,
     })
 }

@@ -29,6 +29,7 @@ fn neg(direction: Direction) -> Negotiated {
         direction,
         ptime_ms: PTIME_MS,
         srtp: None,
+        dtls: None,
         rtcp_mux: false,
     }
 }

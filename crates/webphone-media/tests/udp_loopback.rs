@@ -169,6 +169,7 @@ fn neg_to(remote: SocketAddr) -> Negotiated {
         direction: Direction::SendRecv,
         ptime_ms: 20,
         srtp: None,
+        dtls: None,
         rtcp_mux: false,
     }
 }

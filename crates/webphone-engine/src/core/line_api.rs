@@ -755,6 +755,7 @@ mod tests {
             direction,
             ptime_ms: 20,
             srtp: None,
+            dtls: None,
             rtcp_mux: false,
         }
     }
