@@ -66,6 +66,13 @@ pub(crate) enum Cmd {
         started: Instant,
         silent_for: Duration,
     },
+    /// The call's media encryption failed (DTLS-SRTP fingerprint mismatch or no handshake):
+    /// no media can flow, the call ends.
+    MediaFailed {
+        line: usize,
+        started: Instant,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,17 +377,25 @@ fn ws_path_of(server: &str) -> Option<String> {
     rest.find('/').map(|i| rest[i..].to_string())
 }
 
-/// The `mediaencryption` parameter as an SRTP policy: 0 off, 1 when the peer can, 2 always.
+/// The `mediaencryption` parameter as an SRTP policy: 0 off, 1 when the peer can, 2 always,
+/// 3 always (keyed by DTLS-SRTP, see [`offers_dtls`]).
 ///
 /// `-1` ("auto") offers SRTP whenever the peer can do it, on every transport: the offer stays
 /// `RTP/AVP` with `a=crypto` lines (best-effort SRTP, RFC 8643), which plain peers ignore. The
-/// catalog ties auto to TLS; we choose the secure reading for every transport.
+/// catalog ties auto to TLS; we choose the secure reading for every transport. Every value
+/// but 0 also answers DTLS-SRTP offers (RFC 5763).
 fn srtp_policy(mediaencryption: i64) -> SrtpPolicy {
     match mediaencryption {
         0 => SrtpPolicy::Off,
-        2 => SrtpPolicy::Required,
+        2 | 3 => SrtpPolicy::Required,
         _ => SrtpPolicy::Optional,
     }
+}
+
+/// `mediaencryption` 3 (our extension of the catalog's values): offer DTLS-SRTP
+/// (`UDP/TLS/RTP/SAVP` with `a=fingerprint`, RFC 5763 §5) instead of SDES; encryption required.
+fn offers_dtls(mediaencryption: i64) -> bool {
+    mediaencryption == 3
 }
 
 /// The `use_<codec>` parameters of the catalog.
@@ -549,6 +564,13 @@ impl Core {
                             let why = format!("media timeout: no RTP for {} s", silent_for.as_secs());
                             self.log(Severity::Warning, &format!("line {line}: {why}"));
                             self.end_locally_with(line, 480, Some(&why)).await;
+                        }
+                    }
+                    Some(Cmd::MediaFailed { line, started, reason }) => {
+                        if self.lines.get(line).is_some_and(|l| l.started == started) {
+                            self.log(Severity::Warning, &format!("line {line}: {reason}"));
+                            // 488: the media (its security) is not acceptable (RFC 3261 §21.4.26).
+                            self.end_locally_with(line, 488, Some(&reason)).await;
                         }
                     }
                     None => break,
@@ -1279,6 +1301,9 @@ impl Core {
         .with_srtp(srtp_policy(
             self.params.get_i64("mediaencryption").unwrap_or(-1),
         ))
+        .with_dtls(offers_dtls(
+            self.params.get_i64("mediaencryption").unwrap_or(-1),
+        ))
     }
 
     async fn call_echo(&mut self) -> Result<usize, ApiError> {
@@ -1533,6 +1558,11 @@ impl Core {
                             silent_for,
                         },
                         MediaAlarm::NoVoiceActivity { .. } => Cmd::NoVoice { line: n, started },
+                        MediaAlarm::EncryptionFailed { reason } => Cmd::MediaFailed {
+                            line: n,
+                            started,
+                            reason,
+                        },
                         _ => continue,
                     };
                     if tx.send(cmd).is_err() {
@@ -2477,6 +2507,9 @@ mod tests {
         assert_eq!(srtp_policy(-1), SrtpPolicy::Optional);
         assert_eq!(srtp_policy(1), SrtpPolicy::Optional);
         assert_eq!(srtp_policy(2), SrtpPolicy::Required);
+        assert_eq!(srtp_policy(3), SrtpPolicy::Required);
+        assert!(offers_dtls(3));
+        assert!(!offers_dtls(2) && !offers_dtls(-1) && !offers_dtls(0));
     }
 
     #[test]

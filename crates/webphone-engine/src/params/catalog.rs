@@ -368,6 +368,11 @@ pub const DEFAULT_OVERRIDES: &[(&str, Option<&str>, &str)] = &[
 /// Numeric validation rules that the `values` column does not express: (name, rule, reason).
 pub const RULE_OVERRIDES: &[(&str, NumberRuleOverride, &str)] = &[
     (
+        "mediaencryption",
+        NumberRuleOverride::Range(-1, 3),
+        "-1 auto, 0 off, 1 when the peer offers, 2 SRTP required (SDES), and our extension 3: DTLS-SRTP offered (RFC 5763), encryption required",
+    ),
+    (
         "signalingport",
         NumberRuleOverride::Range(0, 65535),
         "a local port number; 0 = pick one and keep it",
