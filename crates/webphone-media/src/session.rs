@@ -141,6 +141,10 @@ impl RtpSocket {
             }
             None => {
                 tracing::info!("peer without ICE: plain RTP to its c=/m= address");
+                ice.close(Instant::now().into_std());
+                while let Some((data, to)) = ice.poll_transmit() {
+                    let _ = self.socket.try_send_to(&data, to);
+                }
                 self.ice = None;
             }
         }
@@ -428,6 +432,10 @@ async fn run(
                 Err(e) => tracing::trace!(error = %e, "RTCP receive error"),
             },
         }
+    }
+    if let Some(ice) = ice.as_mut() {
+        ice.close(Instant::now().into_std());
+        crate::ice::gather::flush(&socket, ice).await;
     }
     let final_stats = pipeline.stats();
     *stats.lock().unwrap_or_else(|e| e.into_inner()) = final_stats;

@@ -542,6 +542,19 @@ impl IceTransport {
         }
     }
 
+    /// Release our TURN allocation (a Refresh with lifetime 0, RFC 5766 §7) at the end of the
+    /// call; [`IceTransport::poll_transmit`] has the request.
+    pub fn close(&mut self, now: Instant) {
+        if let (Some(relay), Some(client)) = (self.relay, self.turn.as_mut()) {
+            if let Ok(mut r) = client.relay(relay) {
+                if let Err(e) = r.close(now) {
+                    tracing::debug!(error = %e, "TURN deallocation not sent");
+                }
+            }
+        }
+        self.pump_turn(now);
+    }
+
     /// Run the timers (check pacing, retransmissions, keepalives, TURN refreshes) due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Err(e) = self.agent.handle_timeout(now) {
