@@ -34,6 +34,7 @@ mod conference;
 mod headers;
 mod incoming;
 mod line_api;
+mod netwatch;
 mod record;
 mod ringer;
 mod routing;
@@ -287,6 +288,10 @@ pub(crate) struct Core {
     ring_volume: std::sync::Arc<routing::Volume>,
     /// The ringtone, while an incoming call rings.
     ringer: Option<ringer::Ringer>,
+    /// Network-change recovery (`netwatch`): the route to the server, watched.
+    netwatch: netwatch::NetWatch,
+    /// The server (or proxy) address whose route is watched.
+    net_target: Option<IpAddr>,
 }
 
 /// Wraps an audio device as the media pipeline's source.
@@ -469,6 +474,8 @@ impl Core {
             speaker_volume: routing::Volume::new(50),
             ring_volume: routing::Volume::new(50),
             ringer: None,
+            netwatch: netwatch::NetWatch::default(),
+            net_target: None,
         }
     }
 
@@ -766,6 +773,7 @@ impl Core {
         }
         self.expire_calls(Instant::now()).await;
         self.vad_reports(Instant::now());
+        self.netwatch_tick().await;
     }
 
     /// `vadstat` 3: a VAD notification per connected call every `vadstat_ival` ms.
@@ -1018,6 +1026,7 @@ impl Core {
         }
         self.reg = RegState::None;
         self.notify(notify::start("sip"));
+        self.netwatch_start();
         self.log(
             Severity::Event,
             &format!(
@@ -2211,12 +2220,14 @@ impl Core {
                 }
             }
             SipEvent::Reanswered { call, sdp } => {
+                self.netwatch_reoffer_result(call, true);
                 if let Some(n) = self.line_of(call) {
                     self.on_reanswer(n, sdp.as_deref());
                     self.refer_held_call(n, call);
                 }
             }
             SipEvent::ReofferFailed { call, code, reason } => {
+                self.netwatch_reoffer_result(call, false);
                 if let Some(l) = self.line_of(call).and_then(|n| self.lines.get_mut(n)) {
                     l.hold_pending = None;
                 }
