@@ -146,8 +146,8 @@ pub struct MediaPipeline {
     /// negotiated but could not be set up (nothing is sent or accepted then).
     srtp: Option<crate::srtp::SrtpSession>,
     srtp_blocked: bool,
-    /// The DTLS-SRTP handshake when the keys come from DTLS (see `pipeline_dtls.rs`).
-    dtls: Option<crate::dtls_srtp::DtlsSrtp>,
+    /// The DTLS-SRTP handshakes when the keys come from DTLS (see `pipeline_dtls.rs`).
+    dtls: dtls::DtlsState,
     /// When RTP or RTCP last arrived (or the timer was last restarted).
     last_media: Instant,
     /// The latest time the driver told us (tick or packet).
@@ -218,7 +218,7 @@ impl MediaPipeline {
             rtcp,
             srtp,
             srtp_blocked,
-            dtls: None,
+            dtls: dtls::DtlsState::default(),
             remote: neg.remote_rtp,
             neg,
             cfg,
@@ -734,6 +734,9 @@ impl MediaPipeline {
     /// due at `now`. The driver sends it from the RTP socket with rtcp-mux, else from the RTCP
     /// socket.
     pub fn poll_rtcp(&mut self, now: Instant) -> Option<Outgoing> {
+        if let Some(out) = self.dtls.rtcp_queue.pop_front() {
+            return Some(out); // a DTLS flight of the RTCP component (RFC 5764 §4.1)
+        }
         if self.remote.ip().is_unspecified() || self.remote.port() == 0 {
             return None;
         }
@@ -754,6 +757,10 @@ impl MediaPipeline {
 
     /// A datagram arrived on the RTCP socket (or an RTCP packet on the muxed RTP socket).
     pub fn on_rtcp_packet(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
+        if crate::demux::classify(data) == crate::demux::PacketKind::Dtls {
+            self.on_dtls_rtcp(data, from, now);
+            return;
+        }
         let unprotected;
         let data = if self.srtp.is_some() || self.srtp_blocked {
             let Some(plain) = self.unprotect(data, true) else {
@@ -773,6 +780,9 @@ impl MediaPipeline {
     }
 
     fn protect(&mut self, data: Vec<u8>, rtcp: bool) -> Option<Vec<u8>> {
+        if rtcp && self.dtls.separate_rtcp() {
+            return self.dtls.protect_rtcp(data);
+        }
         if self.srtp_blocked {
             return None;
         }
@@ -789,6 +799,9 @@ impl MediaPipeline {
     }
 
     fn unprotect(&mut self, data: &[u8], rtcp: bool) -> Option<Vec<u8>> {
+        if rtcp && self.dtls.separate_rtcp() {
+            return self.dtls.unprotect_rtcp(data, &mut self.stats);
+        }
         let s = self.srtp.as_mut()?;
         let res = if rtcp {
             s.unprotect_rtcp(data)

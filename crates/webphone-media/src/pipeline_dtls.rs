@@ -3,41 +3,98 @@
 //! ([`crate::demux`]) go to [`DtlsSrtp`], its flights and retransmissions go out with the 20 ms
 //! tick; when it completes, the exported keys become the SRTP contexts. A failure (fingerprint
 //! mismatch, no answer) raises [`MediaAlarm::EncryptionFailed`] and media stays blocked.
+//!
+//! Without rtcp-mux, RTCP is its own component with its own handshake and keys (RFC 5764 §4.1:
+//! "a separate DTLS session" per component): datagrams of the RTCP socket go to a second
+//! [`DtlsSrtp`] towards the peer's RTCP address, its flights leave through
+//! [`MediaPipeline::poll_rtcp`] (the RTCP socket), and SRTCP uses its keys. RTCP waits for them.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{MediaAlarm, MediaPipeline, Outgoing};
-use crate::dtls_srtp::{DtlsIdentity, DtlsOutcome, DtlsSrtp};
-use crate::Negotiated;
+use crate::dtls_srtp::{DtlsError, DtlsIdentity, DtlsOutcome, DtlsSrtp};
+use crate::srtp::SrtpSession;
+use crate::stats::MediaStats;
 
-/// The DTLS state a negotiation calls for: `None` without DTLS; `Err` with a reason when the
-/// handshake cannot even start (then media stays blocked and the call must end).
-pub(super) fn for_negotiated(
-    neg: &Negotiated,
+/// The DTLS state of a pipeline: nothing without DTLS-SRTP.
+#[derive(Debug, Default)]
+pub(super) struct DtlsState {
+    /// The RTP component's handshake (keys RTP, and RTCP too with rtcp-mux).
+    rtp: Option<DtlsSrtp>,
+    /// The RTCP component's handshake without rtcp-mux.
+    rtcp: Option<DtlsSrtp>,
+    /// SRTCP keyed by the RTCP component.
+    srtcp: Option<SrtpSession>,
+    /// Flights of the RTCP component, sent from the RTCP socket by `poll_rtcp`.
+    pub(super) rtcp_queue: VecDeque<Outgoing>,
+}
+
+impl DtlsState {
+    /// Whether RTCP has its own DTLS component (no rtcp-mux).
+    pub(super) fn separate_rtcp(&self) -> bool {
+        self.rtcp.is_some()
+    }
+
+    /// SRTCP-protect with the RTCP component's keys; nothing before they exist.
+    pub(super) fn protect_rtcp(&mut self, data: Vec<u8>) -> Option<Vec<u8>> {
+        self.srtcp
+            .as_mut()?
+            .protect_rtcp(&data)
+            .map_err(|e| tracing::warn!(error = %e, "SRTCP protect failed"))
+            .ok()
+    }
+
+    /// Check and decrypt SRTCP with the RTCP component's keys.
+    pub(super) fn unprotect_rtcp(
+        &mut self,
+        data: &[u8],
+        stats: &mut MediaStats,
+    ) -> Option<Vec<u8>> {
+        match self.srtcp.as_mut()?.unprotect_rtcp(data) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                stats.srtp_failures += 1;
+                tracing::debug!(error = %e, "SRTCP unprotect failed");
+                None
+            }
+        }
+    }
+}
+
+/// A handshake for a component, or why it cannot start.
+fn component(
+    neg: &crate::Negotiated,
+    remote: SocketAddr,
     now: Instant,
-) -> Option<Result<DtlsSrtp, crate::dtls_srtp::DtlsError>> {
+) -> Option<Result<DtlsSrtp, DtlsError>> {
     let params = neg.dtls.as_ref()?;
-    Some(DtlsIdentity::process().and_then(|id| DtlsSrtp::new(id, params, neg.remote_rtp, now)))
+    Some(DtlsIdentity::process().and_then(|id| DtlsSrtp::new(id, params, remote, now)))
 }
 
 impl MediaPipeline {
     /// Set the DTLS state for `self.neg` (new pipeline, or a re-negotiation that changed the
     /// DTLS role or fingerprint, RFC 5763 §6.7.1: a new handshake).
     pub(super) fn start_dtls(&mut self, now: Instant) {
-        self.dtls = None;
-        match for_negotiated(&self.neg, now) {
-            None => {}
-            Some(Ok(d)) => {
-                // No SRTP until the handshake has exported keys: never plain RTP meanwhile.
-                self.srtp = None;
-                self.srtp_blocked = true;
-                self.dtls = Some(d);
-            }
-            Some(Err(e)) => {
-                self.srtp = None;
-                self.srtp_blocked = true;
-                self.dtls_failed(e.to_string());
+        self.dtls = DtlsState::default();
+        let Some(rtp) = component(&self.neg, self.neg.remote_rtp, now) else {
+            return;
+        };
+        // No SRTP until the handshake has exported keys: never plain RTP meanwhile.
+        self.srtp = None;
+        self.srtp_blocked = true;
+        match rtp {
+            Ok(d) => self.dtls.rtp = Some(d),
+            Err(e) => return self.dtls_failed(e.to_string()),
+        }
+        if !self.neg.rtcp_mux {
+            let mut rtcp_remote = self.neg.remote_rtp;
+            rtcp_remote.set_port(rtcp_remote.port().wrapping_add(1));
+            match component(&self.neg, rtcp_remote, now) {
+                Some(Ok(d)) => self.dtls.rtcp = Some(d),
+                Some(Err(e)) => return self.dtls_failed(e.to_string()),
+                None => {}
             }
         }
     }
@@ -49,9 +106,9 @@ impl MediaPipeline {
         });
     }
 
-    fn dtls_outcome(&mut self, outcome: DtlsOutcome) {
-        match outcome {
-            DtlsOutcome::Keyed(params) => {
+    fn dtls_outcome(&mut self, outcome: DtlsOutcome, rtcp: bool) {
+        match (outcome, rtcp) {
+            (DtlsOutcome::Keyed(params), false) => {
                 let (srtp, blocked) = crate::srtp::for_negotiated(Some(&params));
                 self.srtp = srtp;
                 self.srtp_blocked = blocked;
@@ -59,40 +116,74 @@ impl MediaPipeline {
                     self.dtls_failed("SRTP contexts could not be made".into());
                 }
             }
-            DtlsOutcome::Failed(e) => self.dtls_failed(e.to_string()),
+            (DtlsOutcome::Keyed(params), true) => match SrtpSession::new(&params) {
+                Ok(s) => self.dtls.srtcp = Some(s),
+                Err(e) => tracing::warn!(error = %e, "SRTCP contexts could not be made: no RTCP"),
+            },
+            (DtlsOutcome::Failed(e @ DtlsError::FingerprintMismatch), _)
+            | (DtlsOutcome::Failed(e), false) => self.dtls_failed(e.to_string()),
+            (DtlsOutcome::Failed(e), true) => {
+                tracing::warn!(error = %e, "DTLS-SRTP of the RTCP component failed: no RTCP");
+            }
         }
     }
 
     /// A DTLS datagram arrived on the RTP socket.
     pub(super) fn on_dtls(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
-        let Some(d) = self.dtls.as_mut() else {
+        let Some(d) = self.dtls.rtp.as_mut() else {
             tracing::trace!(%from, "DTLS datagram without DTLS-SRTP negotiated: ignored");
             return;
         };
         if let Some(o) = d.handle_datagram(data, from, now) {
-            self.dtls_outcome(o);
+            self.dtls_outcome(o, false);
         }
     }
 
-    /// Retransmission timers and the datagrams the handshake wants sent (from the RTP socket).
-    pub(super) fn poll_dtls(&mut self, now: Instant) -> Vec<Outgoing> {
-        let Some(d) = self.dtls.as_mut() else {
-            return Vec::new();
+    /// A DTLS datagram arrived on the RTCP socket.
+    pub(super) fn on_dtls_rtcp(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
+        let Some(d) = self.dtls.rtcp.as_mut() else {
+            tracing::trace!(%from, "DTLS datagram on the RTCP socket without its component: ignored");
+            return;
         };
-        let outcome = d.handle_timeout(now);
-        let mut out = Vec::new();
-        while let Some((to, data)) = d.poll_transmit() {
-            out.push(Outgoing { to, data });
+        if let Some(o) = d.handle_datagram(data, from, now) {
+            self.dtls_outcome(o, true);
         }
-        if let Some(o) = outcome {
-            self.dtls_outcome(o);
+    }
+
+    /// Retransmission timers and the datagrams the handshakes want sent: the RTP component's
+    /// are returned (RTP socket), the RTCP component's queued for `poll_rtcp`.
+    pub(super) fn poll_dtls(&mut self, now: Instant) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        if let Some(d) = self.dtls.rtp.as_mut() {
+            let outcome = d.handle_timeout(now);
+            while let Some((to, data)) = d.poll_transmit() {
+                out.push(Outgoing { to, data });
+            }
+            if let Some(o) = outcome {
+                self.dtls_outcome(o, false);
+            }
+        }
+        if let Some(d) = self.dtls.rtcp.as_mut() {
+            let outcome = d.handle_timeout(now);
+            while let Some((to, data)) = d.poll_transmit() {
+                self.dtls.rtcp_queue.push_back(Outgoing { to, data });
+            }
+            if let Some(o) = outcome {
+                self.dtls_outcome(o, true);
+            }
         }
         out
     }
 
     /// Whether the DTLS handshake has keyed SRTP (`None` without DTLS).
     pub fn dtls_keyed(&self) -> Option<bool> {
-        self.dtls.as_ref().map(DtlsSrtp::is_keyed)
+        self.dtls.rtp.as_ref().map(DtlsSrtp::is_keyed)
+    }
+
+    /// Whether the RTCP component's handshake has keyed SRTCP (`None` without one: no DTLS,
+    /// or rtcp-mux).
+    pub fn dtls_rtcp_keyed(&self) -> Option<bool> {
+        self.dtls.rtcp.as_ref().map(DtlsSrtp::is_keyed)
     }
 }
 
@@ -100,7 +191,7 @@ impl MediaPipeline {
 mod tests {
     use super::*;
     use crate::dtls_srtp::{DtlsParams, DtlsRole, Fingerprint};
-    use crate::{Codec, Direction, NullSink, PcmSource, PipelineConfig, PTIME_MS};
+    use crate::{Codec, Direction, Negotiated, NullSink, PcmSource, PipelineConfig, PTIME_MS};
     use std::time::Duration;
 
     const A: &str = "127.0.0.1:41000";
@@ -117,6 +208,15 @@ mod tests {
     }
 
     fn neg(remote: &str, role: DtlsRole, remote_fingerprint: Fingerprint) -> Negotiated {
+        neg_mux(remote, role, remote_fingerprint, true)
+    }
+
+    fn neg_mux(
+        remote: &str,
+        role: DtlsRole,
+        remote_fingerprint: Fingerprint,
+        rtcp_mux: bool,
+    ) -> Negotiated {
         Negotiated {
             remote_rtp: remote.parse::<SocketAddr>().expect("addr"),
             codec: Codec::Pcmu,
@@ -129,7 +229,7 @@ mod tests {
                 role,
                 remote_fingerprint,
             }),
-            rtcp_mux: true,
+            rtcp_mux,
         }
     }
 
@@ -167,10 +267,33 @@ mod tests {
                 assert_eq!(o.to, aa);
                 a.on_packet(&o.data, ba, *now);
             }
+            // RTCP as the driver sends it: one datagram per tick, to the RTP port with
+            // rtcp-mux, else to the RTCP port (RTP + 1) from ours.
+            rtcp_step(a, b, aa, ba, *now);
+            rtcp_step(b, a, ba, aa, *now);
             a.playout(*now);
             b.playout(*now);
         }
         from_a
+    }
+
+    fn rtcp_step(
+        src: &mut MediaPipeline,
+        dst: &mut MediaPipeline,
+        src_addr: SocketAddr,
+        dst_addr: SocketAddr,
+        now: Instant,
+    ) {
+        if let Some(o) = src.poll_rtcp(now) {
+            if o.to == dst_addr {
+                dst.on_packet(&o.data, src_addr, now);
+            } else {
+                assert_eq!(o.to.port(), dst_addr.port() + 1);
+                let mut from = src_addr;
+                from.set_port(src_addr.port() + 1);
+                dst.on_rtcp_packet(&o.data, from, now);
+            }
+        }
     }
 
     #[test]
@@ -213,6 +336,35 @@ mod tests {
             )
             .all(|d| d.len() == rtp_len + 10));
         assert!(a.take_alarms().is_empty());
+    }
+
+    #[test]
+    fn without_rtcp_mux_rtcp_gets_its_own_handshake_and_keys() {
+        let id = DtlsIdentity::process().expect("identity");
+        let mut now = Instant::now();
+        let mut a = pipeline(
+            neg_mux(B, DtlsRole::Client, id.fingerprint().clone(), false),
+            now,
+        );
+        let mut b = pipeline(
+            neg_mux(A, DtlsRole::Server, id.fingerprint().clone(), false),
+            now,
+        );
+        assert_eq!(a.dtls_rtcp_keyed(), Some(false));
+        // 12 s of virtual time: RTCP reports go out every few seconds (RFC 3550 §6.2).
+        run(&mut a, &mut b, &mut now, 600);
+        assert_eq!(a.dtls_keyed(), Some(true));
+        assert_eq!(a.dtls_rtcp_keyed(), Some(true));
+        assert_eq!(b.dtls_rtcp_keyed(), Some(true));
+        let (sa, sb) = (a.stats(), b.stats());
+        assert!(
+            sa.rtcp_received > 0 && sb.rtcp_received > 0,
+            "{sa:?} {sb:?}"
+        );
+        assert_eq!(sa.srtp_failures + sb.srtp_failures, 0);
+        // With rtcp-mux there is no second component.
+        let c = pipeline(neg(B, DtlsRole::Client, id.fingerprint().clone()), now);
+        assert_eq!(c.dtls_rtcp_keyed(), None);
     }
 
     #[test]
