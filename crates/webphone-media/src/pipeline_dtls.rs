@@ -93,7 +93,7 @@ impl MediaPipeline {
             rtcp_remote.set_port(rtcp_remote.port().wrapping_add(1));
             match component(&self.neg, rtcp_remote, now) {
                 Some(Ok(d)) => self.dtls.rtcp = Some(d),
-                Some(Err(e)) => return self.dtls_failed(e.to_string()),
+                Some(Err(e)) => self.dtls_failed(e.to_string()),
                 None => {}
             }
         }
