@@ -229,14 +229,10 @@ impl MediaSession {
         let local = socket.local;
         let pipeline = MediaPipeline::new(neg, source, sink, cfg, Instant::now().into_std());
         tracing::debug!(%local, ?pipeline, "media session starting");
-        let remote = pipeline.negotiated().remote_rtp;
-        if socket.ice.is_none() && socket.nat_open_packets > 0 {
-            for _ in 0..socket.nat_open_packets {
-                // Best effort: a full socket buffer just means fewer packets.
-                let _ = socket.socket.try_send_to(b"\r\n", remote);
-            }
-        }
+        // With ICE the connectivity checks open the path; `natopenpackets` is for plain RTP.
+        let nat_open = if socket.ice.is_none() { socket.nat_open_packets } else { 0 };
         let task = tokio::spawn(run(
+            nat_open,
             socket.socket,
             socket.rtcp,
             socket.ice,
@@ -326,6 +322,7 @@ impl MediaSession {
 // The driver's shared state, one argument each; grouping them would only rename them.
 #[allow(clippy::too_many_arguments)]
 async fn run(
+    nat_open: u8,
     socket: UdpSocket,
     rtcp_socket: Option<UdpSocket>,
     mut ice: Option<crate::ice::IceTransport>,
@@ -342,6 +339,12 @@ async fn run(
     let mut buf = vec![0u8; 4096];
     let mut rtcp_buf = vec![0u8; 2048];
     let mut send_errors: u64 = 0;
+    let remote = pipeline.negotiated().remote_rtp;
+    for _ in 0..nat_open {
+        if let Err(e) = socket.send_to(b"\r\n", remote).await {
+            tracing::debug!(%remote, error = %e, "natopenpackets send failed");
+        }
+    }
     loop {
         tokio::select! {
             biased;
