@@ -55,6 +55,18 @@ impl Cli {
     }
 
     pub fn start_with_args(dir: &Path, params: &[(&str, &str)], args: &[&str]) -> Cli {
+        Cli::start_wrapped(dir, &[], params, args)
+    }
+
+    /// Like [`Cli::start_with_args`], run through `wrapper` (e.g. `ip netns exec <ns>`,
+    /// [`crate::netns::NetPair::wrapper`]; the wrapper must `exec` the binary so that the
+    /// child is the CLI itself).
+    pub fn start_wrapped(
+        dir: &Path,
+        wrapper: &[String],
+        params: &[(&str, &str)],
+        args: &[&str],
+    ) -> Cli {
         let bin = cli_path();
         assert!(
             bin.is_file(),
@@ -66,7 +78,14 @@ impl Cli {
         std::fs::create_dir_all(&home).expect("create cli home");
         let stderr_log = dir.join("cli-stderr.log");
         let stdout_log = dir.join("cli-stdout.log");
-        let mut cmd = Command::new(&bin);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
         for (k, v) in params {
             cmd.arg("-p").arg(format!("{k}={v}"));
         }

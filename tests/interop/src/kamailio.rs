@@ -34,8 +34,17 @@ pub struct SecurePorts {
     pub cert: PathBuf,
 }
 
+/// Where Kamailio runs when not on 127.0.0.1 of this namespace: a network namespace
+/// ([`crate::netns`]) and the extra address it listens on there.
+#[derive(Debug, Clone)]
+struct Place {
+    netns: Vec<String>,
+    ip: String,
+}
+
 pub struct Kamailio {
     port: u16,
+    place: Option<Place>,
     secure: Option<SecurePorts>,
     ctl: String,
     dir: PathBuf,
@@ -66,22 +75,56 @@ impl Kamailio {
     /// `AUTH_SHA256` (challenge with `algorithm=SHA-256`, RFC 8760), `WITH_IPV6` (also
     /// listen on UDP `[::1]:port`, RFC 5118).
     pub fn start_with_defines(dir: &Path, opts: KamailioOpts, defines: &[&str]) -> Kamailio {
-        Kamailio::start_full(dir, opts, false, defines)
+        Kamailio::start_full(dir, opts, false, defines, None, None)
+    }
+
+    /// Like [`Kamailio::start_with`], on a given UDP+TCP port (e.g. the port of a stopped
+    /// instance: the registrar comes back where it was).
+    pub fn start_on_port(dir: &Path, opts: KamailioOpts, port: u16) -> Kamailio {
+        Kamailio::start_full(dir, opts, false, &[], Some(port), None)
+    }
+
+    /// Like [`Kamailio::start_with`], inside the network namespace that `wrapper`
+    /// (`ip netns exec <ns>`, [`crate::netns::NetPair::wrapper`]) enters, listening on
+    /// `ip` as well as on that namespace's 127.0.0.1 ([`Kamailio::addr`] names `ip`). Ready
+    /// once its control socket answers (it is a file, reachable from here).
+    pub fn start_in_netns(
+        dir: &Path,
+        opts: KamailioOpts,
+        wrapper: Vec<String>,
+        ip: &str,
+        port: Option<u16>,
+    ) -> Kamailio {
+        let place = Place {
+            netns: wrapper,
+            ip: ip.to_string(),
+        };
+        Kamailio::start_full(dir, opts, false, &[], port, Some(place))
     }
 
     fn start_inner(dir: &Path, opts: KamailioOpts, tls: bool) -> Kamailio {
-        Kamailio::start_full(dir, opts, tls, &[])
+        Kamailio::start_full(dir, opts, tls, &[], None, None)
     }
 
-    fn start_full(dir: &Path, opts: KamailioOpts, tls: bool, defines: &[&str]) -> Kamailio {
+    fn start_full(
+        dir: &Path,
+        opts: KamailioOpts,
+        tls: bool,
+        defines: &[&str],
+        port: Option<u16>,
+        place: Option<Place>,
+    ) -> Kamailio {
         let kamailio = util::which_or_panic(crate::KAMAILIO);
         let dir = dir.join("kamailio");
         std::fs::create_dir_all(&dir).expect("create kamailio dir");
-        let port = util::free_port();
+        let port = port.unwrap_or_else(util::free_port);
         let ctl = format!("unix:{}", dir.join("ctl").display());
         let cfg = crate::peers_dir().join("kamailio.cfg");
         let mut defs = vec![format!("SIP_PORT={port}"), format!("CTL_SOCK=\"{ctl}\"")];
         defs.extend(defines.iter().map(|d| d.to_string()));
+        if let Some(p) = &place {
+            defs.push(format!("EXTRA_IP={}", p.ip));
+        }
         if let Some(e) = opts.max_expires {
             defs.push(format!("MAX_EXPIRES={e}"));
             defs.push(format!("DEFAULT_EXPIRES={e}"));
@@ -128,13 +171,21 @@ impl Kamailio {
         );
 
         // -DD: stay in the foreground (we hold the main process); -E: log to stderr
-        let mut cmd = Command::new(&kamailio);
+        let mut cmd = match &place {
+            Some(p) => {
+                let mut c = Command::new(&p.netns[0]);
+                c.args(&p.netns[1..]).arg(&kamailio);
+                c
+            }
+            None => Command::new(&kamailio),
+        };
         cmd.args(["-DD", "-E", "-m", "64", "-M", "8"])
             .args(&args)
             .current_dir(&dir);
         let proc = Proc::spawn("kamailio", cmd, &dir.join("kamailio.log"));
         let mut k = Kamailio {
             port,
+            place,
             secure,
             ctl,
             dir,
@@ -145,6 +196,29 @@ impl Kamailio {
     }
 
     fn wait_ready(&mut self, timeout: Duration) {
+        if self.place.is_some() {
+            // Another namespace: its sockets are out of reach, its control socket is not.
+            let end = Instant::now() + timeout;
+            loop {
+                self.proc.assert_running("while starting");
+                let ok = Command::new(util::which_or_panic(crate::KAMCMD))
+                    .args(["-s", &self.ctl, "core.version"])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if ok {
+                    // The control process answers once the SIP workers are forked.
+                    std::thread::sleep(Duration::from_millis(300));
+                    return;
+                }
+                if Instant::now() >= end {
+                    panic!(
+                        "kamailio (netns) control socket not answering after {timeout:?}; log:\n{}",
+                        self.proc.log_tail(40)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let end = Instant::now() + timeout;
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
         sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -193,9 +267,13 @@ impl Kamailio {
         self.port
     }
 
-    /// `127.0.0.1:<port>`: the `serveraddress` for the softphone.
+    /// `127.0.0.1:<port>` (in a namespace: its extra address): the `serveraddress` for
+    /// the softphone.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        match &self.place {
+            Some(p) => format!("{}:{}", p.ip, self.port),
+            None => format!("127.0.0.1:{}", self.port),
+        }
     }
 
     /// The TLS/WS/WSS listeners (started with [`Kamailio::start_secure`]).

@@ -18,6 +18,7 @@ pub mod flows;
 pub mod http_server;
 pub mod kamailio;
 pub mod linphone;
+pub mod netns;
 pub mod params;
 pub mod proc;
 pub mod sipp;

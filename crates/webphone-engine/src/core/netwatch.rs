@@ -378,6 +378,8 @@ impl Core {
         // The old socket is bound to an address we no longer have: the media restarts on the
         // new one (same codec, same devices).
         let old = l.media.take();
+        // The devices close with the old session (a file recording restarts).
+        l.port = None;
         l.rtp = Some(rtp);
         if let Some(m) = old {
             m.stop().await;

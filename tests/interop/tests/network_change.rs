@@ -1,0 +1,228 @@
+//! Network change under a running softphone, with real faults: the softphone runs in one
+//! network namespace, Kamailio (and SIPp) in another, joined by a veth pair this test
+//! creates (and deletes, also on failure). The softphone's address is moved and its link
+//! taken down and up; the registrar must see a new REGISTER with the new Contact, and a
+//! call in progress must get a re-INVITE whose SDP and Contact name the new address, with
+//! audio flowing again afterwards. Needs root for `ip netns`: skips loudly without it,
+//! fails under `CI=true`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use webphone_interop::flows::{expect_connected, expect_registered, WAIT};
+use webphone_interop::netns::{NetPair, Side};
+use webphone_interop::proc::Proc;
+use webphone_interop::util::{wait_for, which_or_panic};
+use webphone_interop::{
+    assert_tone, require_tools, serial, Callback, Cli, Kamailio, KamailioOpts, Params, TestDir,
+    Transport, CLI_TONE_HZ, KAMAILIO, KAMCMD, SIPP,
+};
+
+/// Long enough for the 2 s route poll, the move and the REGISTER round trip.
+const MOVE_WAIT: Duration = Duration::from_secs(20);
+
+fn start_cli_in(pair: &NetPair, dir: &TestDir, params: &Params) -> Cli {
+    Cli::start_wrapped(
+        dir.path(),
+        &pair.wrapper(Side::Ua),
+        &params.pairs(),
+        &["--callbacks"],
+    )
+}
+
+/// Waits until Kamailio lists a contact of `user` containing `needle`.
+fn wait_contact(k: &Kamailio, user: &str, needle: &str, timeout: Duration) -> Vec<String> {
+    wait_for(timeout, || {
+        let c = k.contacts(user);
+        c.iter().any(|c| c.contains(needle)).then_some(c)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no contact of {user} with {needle} after {timeout:?}; ul.dump:\n{}\nscript lines:\n{}",
+            k.ul_dump(),
+            k.script_lines().join("\n")
+        )
+    })
+}
+
+#[test]
+fn address_change_re_registers_with_the_new_contact() {
+    let _serial = serial();
+    if !require_tools("address_change_re_registers", &[KAMAILIO, KAMCMD]) {
+        return;
+    }
+    let Some(pair) = NetPair::create("address_change_re_registers") else {
+        return;
+    };
+    let dir = TestDir::new("netchange_register");
+    let mut k = Kamailio::start_in_netns(
+        dir.path(),
+        KamailioOpts::default(),
+        pair.wrapper(Side::Srv),
+        &pair.srv_ip(),
+        None,
+    );
+    let params = Params::account(&k, "1001", Transport::Udp);
+    let mut cli = start_cli_in(&pair, &dir, &params);
+    expect_registered(&mut cli, 0);
+    let old = pair.ip(2);
+    let first = wait_contact(&k, "1001", &format!("@{old}:"), WAIT);
+
+    let moved_at = Instant::now();
+    pair.move_ua(2, 3);
+    let new = pair.ip(3);
+    let contacts = wait_contact(&k, "1001", &format!("@{new}:"), MOVE_WAIT);
+    println!(
+        "new Contact registered {:.1} s after the address change: {contacts:?} (before: {first:?})",
+        moved_at.elapsed().as_secs_f64()
+    );
+    // The REGISTER came from the new address.
+    let from_new = k.wait_lines(&["REQ REGISTER", &format!("udp:{new}:")], 1, WAIT);
+    assert!(!from_new.is_empty());
+    // The engine said what happened, and is still registered and responsive.
+    cli.expect(
+        |l| l.contains("network: local address changed; SIP now on"),
+        WAIT,
+    );
+    assert_eq!(cli.api("isregistered", WAIT).as_deref(), Ok("true"));
+    k.assert_running();
+    cli.quit();
+}
+
+#[test]
+fn link_down_then_up_registers_again_without_losing_the_registration_state() {
+    let _serial = serial();
+    if !require_tools("link_down_then_up", &[KAMAILIO, KAMCMD]) {
+        return;
+    }
+    let Some(pair) = NetPair::create("link_down_then_up") else {
+        return;
+    };
+    let dir = TestDir::new("netchange_link");
+    let mut k = Kamailio::start_in_netns(
+        dir.path(),
+        KamailioOpts::default(),
+        pair.wrapper(Side::Srv),
+        &pair.srv_ip(),
+        None,
+    );
+    let params = Params::account(&k, "1001", Transport::Udp);
+    let mut cli = start_cli_in(&pair, &dir, &params);
+    expect_registered(&mut cli, 0);
+    let before = k.lines_with(&["REQ REGISTER"]).len();
+
+    pair.ua_link(false);
+    cli.expect(|l| l.contains("network: no route to the SIP server"), WAIT);
+    pair.ua_link(true);
+    cli.expect(
+        |l| l.contains("network: route to the SIP server back on"),
+        WAIT,
+    );
+    // A fresh REGISTER (with its digest round: at least one more request line).
+    let after = k.wait_lines(&["REQ REGISTER"], before + 1, MOVE_WAIT);
+    println!(
+        "REGISTER requests before the outage: {before}, after: {}",
+        after.len()
+    );
+    wait_contact(&k, "1001", &format!("@{}:", pair.ip(2)), WAIT);
+    assert_eq!(cli.api("isregistered", WAIT).as_deref(), Ok("true"));
+    assert!(
+        cli.seen(|l| Callback::parse(l).is_some_and(|c| c.name == "onRegisterFailed"))
+            .is_empty(),
+        "a short outage on the same address is not a registration failure"
+    );
+    cli.quit();
+}
+
+/// SIPp answering calls in the server namespace with RTP echo, running `scenario`.
+fn sipp_uas_in(pair: &NetPair, dir: &Path, scenario: &str, port: u16, media_port: u16) -> Proc {
+    let dir = dir.join("sipp-netchange");
+    std::fs::create_dir_all(&dir).expect("sipp dir");
+    let ip = pair.srv_ip();
+    let mut cmd = pair.command(Side::Srv, &which_or_panic(SIPP));
+    cmd.arg("-sf")
+        .arg(webphone_interop::peers_dir().join(scenario))
+        .args(["-i", &ip, "-p", &port.to_string()])
+        .args(["-mi", &ip, "-mp", &media_port.to_string(), "-rtp_echo"])
+        .args(["-m", "1", "-nostdin", "-trace_err", "-trace_msg"])
+        .args(["-timeout", "90s", "-timeout_error"])
+        .current_dir(&dir);
+    let p = Proc::spawn("sipp", cmd, &dir.join("sipp.out"));
+    std::thread::sleep(Duration::from_millis(500));
+    p
+}
+
+fn sipp_messages(dir: &Path) -> String {
+    std::fs::read_dir(dir.join("sipp-netchange"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_messages.log"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect()
+}
+
+#[test]
+fn address_change_in_a_call_sends_a_re_invite_with_the_new_address_and_audio_continues() {
+    let _serial = serial();
+    if !require_tools("address_change_in_a_call", &[KAMAILIO, KAMCMD, SIPP]) {
+        return;
+    }
+    let Some(pair) = NetPair::create("address_change_in_a_call") else {
+        return;
+    };
+    let dir = TestDir::new("netchange_call");
+    let mut k = Kamailio::start_in_netns(
+        dir.path(),
+        KamailioOpts::default(),
+        pair.wrapper(Side::Srv),
+        &pair.srv_ip(),
+        None,
+    );
+    let mut sipp = sipp_uas_in(
+        &pair,
+        dir.path(),
+        "sipp-uas-netchange-reinvite.xml",
+        5070,
+        6000,
+    );
+    let (params, rec) = Params::account(&k, "1001", Transport::Udp).with_file_audio(&dir);
+    let mut cli = start_cli_in(&pair, &dir, &params);
+    expect_registered(&mut cli, 0);
+    cli.api_ok(&format!("call sip:service@{}:5070", pair.srv_ip()));
+    expect_connected(&mut cli);
+    std::thread::sleep(Duration::from_secs(2));
+
+    pair.move_ua(2, 3);
+    let new = pair.ip(3);
+    wait_contact(&k, "1001", &format!("@{new}:"), MOVE_WAIT);
+    cli.expect(
+        |l| l.contains("media moved to") && l.contains("re-INVITE sent"),
+        MOVE_WAIT,
+    );
+    // Audio after the move: the recording restarted with the new media session and must
+    // carry our tone, echoed back by SIPp to the new address.
+    std::thread::sleep(Duration::from_secs(5));
+    cli.api_ok("hangup");
+    let status = sipp.wait_timeout(WAIT);
+    let messages = sipp_messages(dir.path());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIPp failed (re-INVITE with the new c= and Contact expected): {status:?}\n{}\n{}",
+        sipp.log_tail(30),
+        webphone_interop::util::tail_str(&messages, 80)
+    );
+    assert!(
+        messages.contains(&format!("c=IN IP4 {new}")),
+        "re-INVITE SDP names {new}"
+    );
+    let level = assert_tone(
+        &rec,
+        CLI_TONE_HZ,
+        -30.0,
+        "echoed tone after the address change",
+    );
+    println!("tone after the move: {level:?}");
+    k.assert_running();
+    cli.quit();
+}
