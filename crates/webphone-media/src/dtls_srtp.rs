@@ -37,6 +37,11 @@ use crate::sdp_crypto::{CryptoSuite, MasterKey, SrtpParams};
 /// The RFC 5705 exporter label for SRTP keys (RFC 5764 §4.2).
 pub const EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";
 
+/// How long a handshake may take in all. The client gives up earlier when its seven
+/// retransmissions (1 s apart) go unanswered; this bounds the server, which has no timer of
+/// its own until a ClientHello arrives.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The SDP profile of DTLS-SRTP media (RFC 5764 §8).
 pub const PROTO_SAVP: &str = "UDP/TLS/RTP/SAVP";
 /// The same with RTCP feedback (RFC 5764 §8, RFC 4585).
@@ -348,6 +353,8 @@ pub struct DtlsSrtp {
     /// Set by the certificate callback when the fingerprint did not match.
     mismatch: Arc<AtomicBool>,
     outcome: Option<DtlsOutcome>,
+    /// [`HANDSHAKE_TIMEOUT`] after the start.
+    deadline: Instant,
 }
 
 impl std::fmt::Debug for DtlsSrtp {
@@ -425,6 +432,7 @@ impl DtlsSrtp {
             peer: remote,
             mismatch,
             outcome: None,
+            deadline: now + HANDSHAKE_TIMEOUT,
         })
     }
 
@@ -537,7 +545,11 @@ impl DtlsSrtp {
         if self.outcome.is_some() {
             return None;
         }
-        self.endpoint.poll_timeout(&self.peer)
+        Some(
+            self.endpoint
+                .poll_timeout(&self.peer)
+                .map_or(self.deadline, |t| t.min(self.deadline)),
+        )
     }
 
     /// Drive retransmissions (RFC 6347 §4.2.4) at `now`; the flight to resend is then in
@@ -545,6 +557,12 @@ impl DtlsSrtp {
     pub fn handle_timeout(&mut self, now: Instant) -> Option<DtlsOutcome> {
         if self.outcome.is_some() {
             return None;
+        }
+        if now >= self.deadline {
+            return self.fail(DtlsError::Handshake(format!(
+                "no DTLS handshake within {} s",
+                HANDSHAKE_TIMEOUT.as_secs()
+            )));
         }
         let due = self
             .endpoint

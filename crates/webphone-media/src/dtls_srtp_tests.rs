@@ -269,6 +269,35 @@ fn handshake_fails_when_the_peer_never_answers() {
 }
 
 #[test]
+fn server_never_contacted_gives_up_after_the_handshake_timeout() {
+    let si = DtlsIdentity::generate().expect("server identity");
+    let ci = DtlsIdentity::generate().expect("client identity");
+    let start = Instant::now();
+    let mut server = DtlsSrtp::new(
+        &si,
+        &DtlsParams {
+            role: DtlsRole::Server,
+            remote_fingerprint: ci.fingerprint().clone(),
+        },
+        A,
+        start,
+    )
+    .expect("server");
+    assert_eq!(server.poll_timeout(), Some(start + HANDSHAKE_TIMEOUT));
+    assert_eq!(server.handle_timeout(start + HANDSHAKE_TIMEOUT / 2), None);
+    assert!(
+        server.poll_transmit().is_none(),
+        "a server never speaks first"
+    );
+    let out = server.handle_timeout(start + HANDSHAKE_TIMEOUT);
+    assert!(
+        matches!(&out, Some(DtlsOutcome::Failed(DtlsError::Handshake(r))) if r.contains("within")),
+        "{out:?}"
+    );
+    assert_eq!(server.poll_timeout(), None);
+}
+
+#[test]
 fn fingerprint_value_round_trips_and_rejects_garbage() {
     let id = DtlsIdentity::generate().expect("identity");
     let v = id.fingerprint().to_value();
