@@ -34,6 +34,7 @@ mod conference;
 mod headers;
 mod incoming;
 mod line_api;
+mod nat;
 mod netwatch;
 mod record;
 mod ringer;
@@ -1208,13 +1209,19 @@ impl Core {
             }
         }
         self.start().await?;
-        let rtp = RtpSocket::bind(self.local_ip, None)
+        let mut rtp = RtpSocket::bind(self.local_ip, None)
             .await
             .map_err(|e| ApiError::Failed(format!("cannot open an RTP port: {e}")))?;
+        let peer_ip = self.nat_peer_ip(&target);
+        self.prepare_ice(&mut rtp, peer_ip, None).await;
         let prefs = self.media_prefs();
         self.sdp_version += 1;
         let origin = rand::random::<u32>() as u64;
-        let offer = sdp::create_offer(origin, self.sdp_version, rtp.local_addr(), &prefs);
+        let local = rtp.sdp_addr(rtp.local_addr());
+        let offer = rtp.add_ice_to_sdp(
+            &sdp::create_offer(origin, self.sdp_version, local, &prefs),
+            true,
+        );
         let Some(sip) = &self.sip else {
             return Err(ApiError::Failed("engine not started".into()));
         };
@@ -1502,6 +1509,7 @@ impl Core {
             None => return,
         }
         let media_timeout_s = self.params.get_i64("mediatimeout").unwrap_or(300);
+        let nat_open = self.nat_open_packets();
         let dsp = self.dsp_config();
         let rate = neg.codec.audio_rate();
         // A second call with media moves every call onto the mixer; one call alone talks to
@@ -1536,9 +1544,10 @@ impl Core {
         let Some(l) = self.lines.get_mut(n) else {
             return;
         };
-        let Some(rtp) = l.rtp.take() else {
+        let Some(mut rtp) = l.rtp.take() else {
             return;
         };
+        rtp.set_nat_open_packets(nat_open);
         l.neg = Some(neg.clone());
         let cfg = PipelineConfig {
             media_timeout: Duration::from_secs(media_timeout_s.max(0) as u64),
@@ -1655,11 +1664,19 @@ impl Core {
         let Peer::Sip(key) = l.peer else {
             return Err(ApiError::Failed("not a SIP call".into()));
         };
-        let Some(rtp) = l.rtp.as_ref() else {
+        let Some(mut rtp) = l.rtp.take() else {
             return Err(ApiError::Failed("no RTP port for this call".into()));
         };
-        let local = rtp.local_addr();
+        let remote_offer = l.remote_offer.clone();
+        let peer_ip = l.peeraddress.parse().ok();
+        self.prepare_ice(&mut rtp, peer_ip, Some(remote_offer.as_deref().unwrap_or("")))
+            .await;
+        let local = rtp.sdp_addr(rtp.local_addr());
+        let Some(l) = self.lines.get_mut(n) else {
+            return Err(ApiError::Failed("no such line".into()));
+        };
         let Some(sip) = self.sip.clone() else {
+            l.rtp = Some(rtp);
             return Err(ApiError::Failed("engine not started".into()));
         };
         match l.remote_offer.clone() {
@@ -1667,14 +1684,18 @@ impl Core {
                 let (origin, ver) = (l.sdp_origin, l.sdp_ver);
                 match sdp::answer_offer_with_version(&offer, origin, ver, local, &prefs) {
                     Ok((answer, neg)) => {
+                        let answer = rtp.add_ice_to_sdp(&answer, false);
+                        rtp.apply_remote_ice(&offer, false);
                         if let Some(l) = self.lines.get_mut(n) {
                             l.offer = Some(prefs.clone());
+                            l.rtp = Some(rtp);
                         }
                         sip.answer(key, answer);
                         self.start_media(n, neg).await;
                         self.connected(n);
                     }
                     Err(e) => {
+                        l.rtp = Some(rtp);
                         // RFC 3261 §13.3.1.4: an offer we cannot accept gets 488.
                         sip.reject(key, 488);
                         self.finish(
@@ -1689,7 +1710,9 @@ impl Core {
             }
             None => {
                 // No offer in the INVITE: ours goes in the 200 OK, the answer comes in the ACK.
+                // (ICE is not gathered for it: without a remote offer `prepare_ice` saw none.)
                 let offer = sdp::create_offer(l.sdp_origin, version, local, &prefs);
+                l.rtp = Some(rtp);
                 sip.answer(key, offer);
                 if let Some(l) = self.lines.get_mut(n) {
                     l.offer = Some(prefs);
@@ -2149,6 +2172,9 @@ impl Core {
                     sdp.or_else(|| l.early_answer.take())
                 };
                 if let Some(answer) = answer {
+                    if let Some(rtp) = l.rtp.as_mut() {
+                        rtp.apply_remote_ice(&answer, true);
+                    }
                     match sdp::apply_answer(&answer, &prefs) {
                         Ok(neg) => self.start_media(n, neg).await,
                         Err(e) => {

@@ -122,6 +122,11 @@ impl Baresip {
     /// Starts baresip with its files under `dir/baresip-<user>`; returns once
     /// the control connection is up (and, with a proxy, once registered).
     pub fn start(dir: &Path, opts: BaresipOpts) -> Baresip {
+        Self::start_with_config(dir, opts, "")
+    }
+
+    /// [`Baresip::start`] with lines appended to the config (e.g. `rtcp_mux\t\tyes\n`).
+    pub fn start_with_config(dir: &Path, opts: BaresipOpts, extra_config: &str) -> Baresip {
         let baresip = util::which_or_panic(crate::BARESIP);
         let dir = dir.join(format!("baresip-{}", opts.user));
         let rec = dir.join("rec");
@@ -148,7 +153,7 @@ impl Baresip {
                 ("RTP_MAX", &(rtp + 39).to_string()),
             ],
         );
-        let config = with_codec_modules(config, &opts.codecs);
+        let config = with_codec_modules(config, &opts.codecs) + extra_config;
         let (proxy_port, regint) = match opts.proxy_port {
             Some(p) => (p, opts.regint),
             // no registrar: an AOR at baresip's own address, never registered

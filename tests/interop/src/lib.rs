@@ -14,6 +14,7 @@
 pub mod audio;
 pub mod baresip;
 pub mod cli;
+pub mod coturn;
 pub mod flows;
 pub mod http_server;
 pub mod kamailio;

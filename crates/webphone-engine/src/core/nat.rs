@@ -1,0 +1,180 @@
+//! NAT traversal settings of a call: which STUN/TURN servers ICE gathers from and whether the
+//! call uses ICE at all (`use_fast_ice`, `stunserveraddress`, `turnserveraddress`,
+//! `turnusername`, `turnpassword`, `ice`, `icetimeout`, `stunturnonlocal`), and `natopenpackets`.
+//! The ICE machinery itself is `webphone_media::ice`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use webphone_media::ice::{self, IceConfig, ServerKind, TurnServer};
+use webphone_media::RtpSocket;
+
+use super::Core;
+
+/// Whether an address is on the local network: loopback, private (RFC 1918, RFC 4193),
+/// link-local or shared (RFC 6598) space.
+pub(super) fn is_local_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments()[0];
+            v6.is_loopback() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The servers that apply, after `stunturnonlocal`: (STUN `host:port`, TURN `host:port` with
+/// user and password). Pure, for tests.
+pub(super) struct Servers {
+    pub stun: Option<String>,
+    pub turn: Option<(String, String, String)>,
+}
+
+impl Core {
+    fn nat_servers(&self, peer: Option<IpAddr>) -> Servers {
+        let p = &self.params;
+        let mut stun = ice::normalize_host_port(&p.get("stunserveraddress"));
+        let mut turn = ice::normalize_host_port(&p.get("turnserveraddress"))
+            .map(|hp| (hp, p.get("turnusername"), p.get("turnpassword")));
+        // The `ice` list is the alternative form: its first STUN and first TURN server are used
+        // when the single-server parameters leave them unset.
+        for s in ice::parse_server_list(&p.get("ice")) {
+            match s.kind {
+                ServerKind::Stun if stun.is_none() => stun = Some(s.host_port),
+                ServerKind::Turn if turn.is_none() => {
+                    let user = s.username.unwrap_or_else(|| p.get("turnusername"));
+                    let pass = s.credential.unwrap_or_else(|| p.get("turnpassword"));
+                    turn = Some((s.host_port, user, pass));
+                }
+                _ => {}
+            }
+        }
+        // `stunturnonlocal`: with the server (or the peer, for direct calls) on the local
+        // network, 0 = neither STUN nor TURN, 1 = STUN only (default), 2 = both.
+        if peer.is_some_and(is_local_ip) {
+            match p.get_i64("stunturnonlocal").unwrap_or(1) {
+                0 => {
+                    stun = None;
+                    turn = None;
+                }
+                1 => turn = None,
+                _ => {}
+            }
+        }
+        Servers { stun, turn }
+    }
+
+    /// Gather ICE candidates on `rtp` if this call uses ICE. `peer` is the SIP server's (else
+    /// the peer's) address, for `stunturnonlocal`; `remote_offer` the peer's offer when we
+    /// answer (ICE is used when it has ICE), `None` when we offer (ICE with `use_fast_ice` 2/3,
+    /// or with 1 = auto when a STUN or TURN server applies). `use_fast_ice=0` never uses ICE.
+    pub(super) async fn prepare_ice(
+        &self,
+        rtp: &mut RtpSocket,
+        peer: Option<IpAddr>,
+        remote_offer: Option<&str>,
+    ) {
+        let mode = self.params.get_i64("use_fast_ice").unwrap_or(1);
+        if mode <= 0 {
+            return;
+        }
+        let servers = self.nat_servers(peer);
+        let wanted = match remote_offer {
+            Some(offer) => ice::sdp::remote_ice(offer).is_some(),
+            None => mode >= 2 || servers.stun.is_some() || servers.turn.is_some(),
+        };
+        if !wanted {
+            return;
+        }
+        let local = rtp.local_addr();
+        let mut cfg = IceConfig {
+            gather_timeout: Duration::from_millis(
+                self.params
+                    .get_i64("icetimeout")
+                    .unwrap_or(2000)
+                    .clamp(100, 30_000) as u64,
+            ),
+            relay_only: ice::wants_relay_only(&self.params.get("ice")),
+            ..IceConfig::default()
+        };
+        if let Some(s) = &servers.stun {
+            match ice::gather::resolve(s, local).await {
+                Ok(a) => cfg.stun = Some(a),
+                Err(e) => tracing::warn!(error = %e, "STUN server not used"),
+            }
+        }
+        if let Some((s, username, password)) = servers.turn {
+            match ice::gather::resolve(&s, local).await {
+                Ok(addr) => {
+                    cfg.turn = Some(TurnServer {
+                        addr,
+                        username,
+                        password,
+                    })
+                }
+                Err(e) => tracing::warn!(error = %e, "TURN server not used"),
+            }
+        }
+        let host = if local.ip().is_unspecified() {
+            std::net::SocketAddr::new(self.local_ip, local.port())
+        } else {
+            local
+        };
+        rtp.gather_ice(&cfg, host).await;
+    }
+
+    /// The address `stunturnonlocal` looks at for a call to `target`: the SIP server's when one
+    /// is set, else the peer's (a literal IP; host names count as not local).
+    pub(super) fn nat_peer_ip(&self, target: &str) -> Option<IpAddr> {
+        let server = self.params.get("serveraddress");
+        let host = if server.trim().is_empty() {
+            let h = target.rsplit('@').next().unwrap_or(target);
+            super::host_of(h.split(';').next().unwrap_or(h)).to_owned()
+        } else {
+            let s = server.trim();
+            let s = s.split_once("://").map_or(s, |(_, r)| r);
+            let s = s.strip_prefix("sip:").unwrap_or(s);
+            super::host_of(s.split(['/', ';']).next().unwrap_or(s)).to_owned()
+        };
+        host.parse().ok()
+    }
+
+    /// `natopenpackets` (default 10, at most 10; 0 = off).
+    pub(super) fn nat_open_packets(&self) -> u8 {
+        self.params
+            .get_i64("natopenpackets")
+            .unwrap_or(10)
+            .clamp(0, 10) as u8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_network_addresses_are_recognised() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "172.16.0.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(is_local_ip(a.parse().expect("ip")), "{a}");
+        }
+        for a in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:db8::1"] {
+            assert!(!is_local_ip(a.parse().expect("ip")), "{a}");
+        }
+    }
+}

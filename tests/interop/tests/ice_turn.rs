@@ -1,0 +1,243 @@
+//! ICE (RFC 8445) with baresip's `ice` media-NAT module and our own coturn on loopback:
+//! - host and server-reflexive gathering against coturn's STUN, both directions of the call;
+//! - relayed media forced through coturn on our side (`iceTransportPolicy: 'relay'` in `ice`),
+//!   proved by coturn's per-allocation peer traffic counters;
+//! - a peer without ICE: plain RTP to its `c=`/`m=`.
+//!
+//! Each test asserts what the peer saw (our candidates reached baresip's ICE), that the call
+//! connects, and that the tones are heard both ways.
+
+use std::time::Duration;
+
+use webphone_interop::coturn::{Coturn, TURNSERVER, TURN_PASSWORD, TURN_USER};
+use webphone_interop::flows::{expect_connected, start_cli, WAIT};
+use webphone_interop::{
+    assert_tone, free_port, require_tools, serial, Baresip, BaresipOpts, Params, TestDir, BARESIP,
+    CLI_TONE_HZ,
+};
+
+const TALK: Duration = Duration::from_secs(4);
+
+/// baresip without a registrar, with the `ice` module loaded and an auto-answering ICE account
+/// `1003` (its STUN server: our coturn). Returns it and the account's URI.
+fn baresip_with_ice(dir: &TestDir, coturn: &Coturn, ice: bool) -> (Baresip, String) {
+    // RTCP muxed on the RTP port (RFC 5761): we gather one ICE component, and baresip 1.0
+    // without rtcp_mux wants a candidate for RTCP too (it then falls back to plain RTP).
+    let mut bs = Baresip::start_with_config(
+        dir.path(),
+        BaresipOpts {
+            proxy_port: None,
+            ..BaresipOpts::default()
+        },
+        "rtcp_mux\t\tyes\n",
+    );
+    let port = bs.sip_port();
+    let uri = format!("sip:1003@127.0.0.1:{port}");
+    let nat = if ice {
+        let r = bs.command("insmod ice");
+        assert!(
+            r.ok || bs.log().contains("ice"),
+            "baresip could not load its ice module: {r:?}\n{}",
+            bs.log_tail(20)
+        );
+        format!(";medianat=ice;stunserver=stun:{}", coturn.addr())
+    } else {
+        String::new()
+    };
+    bs.command(&format!(
+        "uanew <{uri};transport=udp>;answermode=auto;regint=0;audio_codecs=PCMU,PCMA{nat}"
+    ));
+    (bs, uri)
+}
+
+fn talk_and_hang_up(cli: &mut webphone_interop::Cli, bs: &mut Baresip) {
+    std::thread::sleep(TALK);
+    cli.api_ok("hangup");
+    bs.wait_event("CALL_CLOSED", |_| true, WAIT);
+}
+
+fn assert_audio_both_ways(cli_rec: &std::path::Path, bs: &Baresip, what: &str) {
+    assert_tone(
+        cli_rec,
+        bs.tone_hz(),
+        -30.0,
+        &format!("softphone hearing baresip ({what})"),
+    );
+    assert_tone(
+        &bs.last_received_wav(),
+        CLI_TONE_HZ,
+        -30.0,
+        &format!("baresip hearing the softphone ({what})"),
+    );
+}
+
+/// baresip's ICE took our candidate and concluded its checks (its media-state dump, printed
+/// when ICE completes, lists the remote candidates it was given).
+fn assert_baresip_ice_completed(bs: &Baresip, our_candidate: &str) {
+    let log = bs.log();
+    assert!(
+        log.contains("connectivity check is complete") && log.contains("mnat 'ice' connected"),
+        "baresip's ICE did not complete; log tail:\n{}",
+        bs.log_tail(60)
+    );
+    let remote = log
+        .split("Remote Candidates:")
+        .nth(1)
+        .and_then(|r| r.split("Check list").next())
+        .unwrap_or("");
+    assert!(
+        remote.contains(our_candidate),
+        "baresip did not get our {our_candidate} candidate; it has:\n{remote}"
+    );
+}
+
+/// The SDP we sent (the first INVITE or 200 OK body the CLI logged), lines joined by `|`.
+fn our_sdp(cli: &webphone_interop::Cli) -> String {
+    cli.lines()
+        .into_iter()
+        .find(|l| l.starts_with("LOG,EVENT,SIP >>") && l.contains("m=audio"))
+        .unwrap_or_default()
+}
+
+#[test]
+fn ice_call_to_baresip_with_stun_connects_and_has_audio_both_ways() {
+    let name = "ice_stun_to_baresip";
+    let _serial = serial();
+    if !require_tools(name, &[BARESIP, TURNSERVER]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let coturn = Coturn::start(dir.path());
+    let (mut bs, uri) = baresip_with_ice(&dir, &coturn, true);
+    let (params, cli_rec) = Params::new()
+        .set("loglevel", "5")
+        .set("stunserveraddress", coturn.addr())
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!("call {uri}"));
+    expect_connected(&mut cli);
+    bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    talk_and_hang_up(&mut cli, &mut bs);
+    let sdp = our_sdp(&cli);
+    assert!(
+        sdp.contains("a=ice-ufrag:") && sdp.contains("typ host") && sdp.contains("a=rtcp-mux"),
+        "our offer carries ICE: {sdp}"
+    );
+    assert_baresip_ice_completed(&bs, "host:127.0.0.1:");
+    assert_audio_both_ways(&cli_rec, &bs, "ICE with STUN");
+    cli.quit();
+}
+
+#[test]
+fn ice_call_relayed_through_coturn_carries_the_audio_both_ways() {
+    let name = "ice_turn_relay";
+    let _serial = serial();
+    if !require_tools(name, &[BARESIP, TURNSERVER]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let coturn = Coturn::start(dir.path());
+    let (mut bs, uri) = baresip_with_ice(&dir, &coturn, true);
+    // TURN on a loopback server needs stunturnonlocal=2; the relay policy keeps only the
+    // relayed candidate, so every packet of ours goes through coturn.
+    let (params, cli_rec) = Params::new()
+        .set("loglevel", "5")
+        .set("turnserveraddress", coturn.addr())
+        .set("turnusername", TURN_USER)
+        .set("turnpassword", TURN_PASSWORD)
+        .set("stunturnonlocal", "2")
+        .set("ice", "[{ iceTransportPolicy: 'relay' }]")
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!("call {uri}"));
+    expect_connected(&mut cli);
+    bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    talk_and_hang_up(&mut cli, &mut bs);
+    let sdp = our_sdp(&cli);
+    assert!(
+        sdp.contains("typ relay") && !sdp.contains("typ host"),
+        "our offer has only the relayed candidate: {sdp}"
+    );
+    assert_baresip_ice_completed(&bs, "relay:127.0.0.1:");
+    assert_audio_both_ways(&cli_rec, &bs, "relayed through coturn");
+    // Our deallocation at hangup makes coturn report the allocation's peer traffic.
+    let usage = webphone_interop::util::wait_for(Duration::from_secs(5), || {
+        coturn
+            .peer_usages()
+            .into_iter()
+            .find(|u| u.sent_packets > 0)
+    });
+    let log = coturn.log();
+    eprintln!("coturn peer usage: {usage:?}");
+    assert!(
+        log.contains("ALLOCATE processed, success"),
+        "coturn allocated for us:\n{}",
+        coturn.log_tail(40)
+    );
+    let usage =
+        usage.unwrap_or_else(|| panic!("no peer usage in coturn's log:\n{}", coturn.log_tail(40)));
+    // 4 s of 20 ms packets each way: about 200; checks and keepalives add a few.
+    assert!(
+        usage.sent_packets >= 150 && usage.received_packets >= 150,
+        "media did not go through the relay: {usage:?}"
+    );
+    cli.quit();
+}
+
+#[test]
+fn baresip_offering_ice_gets_an_ice_answer_and_audio_both_ways() {
+    let name = "ice_from_baresip";
+    let _serial = serial();
+    if !require_tools(name, &[BARESIP, TURNSERVER]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let coturn = Coturn::start(dir.path());
+    let (mut bs, uri) = baresip_with_ice(&dir, &coturn, true);
+    let port = free_port();
+    let (params, cli_rec) = Params::new()
+        .set("loglevel", "5")
+        .set("signalingport", port)
+        .set("autoaccept", "1")
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    // Dial from the ICE account.
+    bs.command(&format!("uafind {uri}"));
+    bs.command(&format!("dial sip:webphone@127.0.0.1:{port}"));
+    expect_connected(&mut cli);
+    bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    talk_and_hang_up(&mut cli, &mut bs);
+    let sdp = our_sdp(&cli);
+    assert!(
+        sdp.contains("SIP/2.0 200") && sdp.contains("a=ice-ufrag:") && sdp.contains("typ host"),
+        "our answer carries ICE: {sdp}"
+    );
+    assert_baresip_ice_completed(&bs, "host:127.0.0.1:");
+    assert_audio_both_ways(&cli_rec, &bs, "baresip offering ICE");
+    cli.quit();
+}
+
+#[test]
+fn peer_without_ice_gets_plain_rtp_to_its_connection_address() {
+    let name = "ice_fallback_plain";
+    let _serial = serial();
+    if !require_tools(name, &[BARESIP, TURNSERVER]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let coturn = Coturn::start(dir.path());
+    let (mut bs, uri) = baresip_with_ice(&dir, &coturn, false);
+    // use_fast_ice=2: ICE offered even without servers; baresip ignores it.
+    let (params, cli_rec) = Params::new()
+        .set("loglevel", "5")
+        .set("use_fast_ice", "2")
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!("call {uri}"));
+    expect_connected(&mut cli);
+    bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    talk_and_hang_up(&mut cli, &mut bs);
+    assert!(our_sdp(&cli).contains("a=ice-ufrag:"), "ICE was offered");
+    assert_audio_both_ways(&cli_rec, &bs, "peer without ICE");
+    cli.quit();
+}
