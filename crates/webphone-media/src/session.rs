@@ -199,6 +199,8 @@ pub struct MediaSession {
     /// Voice statistics accumulated since the last [`MediaSession::take_vad_report`].
     vad: Arc<Mutex<crate::dsp::VadReport>>,
     local: SocketAddr,
+    /// Our ICE attributes and default address as offered, for re-offers and re-answers.
+    ice_sdp: Option<(crate::ice::sdp::LocalIce, SocketAddr)>,
     task: JoinHandle<MediaStats>,
 }
 
@@ -227,6 +229,10 @@ impl MediaSession {
         let stats = Arc::new(Mutex::new(MediaStats::default()));
         let vad = Arc::new(Mutex::new(crate::dsp::VadReport::default()));
         let local = socket.local;
+        let ice_sdp = socket
+            .ice
+            .as_ref()
+            .map(|i| (i.local_sdp(), i.default_addr()));
         let pipeline = MediaPipeline::new(neg, source, sink, cfg, Instant::now().into_std());
         tracing::debug!(%local, ?pipeline, "media session starting");
         // With ICE the connectivity checks open the path; `natopenpackets` is for plain RTP.
@@ -250,6 +256,7 @@ impl MediaSession {
             alarms: Mutex::new(Some(alarm_rx)),
             vad,
             local,
+            ice_sdp,
             task,
         }
     }
@@ -257,6 +264,20 @@ impl MediaSession {
     /// The local RTP address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The address for `c=`/`m=` of re-offers and answers: ICE's default candidate, else the
+    /// local RTP address.
+    pub fn sdp_addr(&self) -> SocketAddr {
+        self.ice_sdp.as_ref().map_or(self.local, |(_, a)| *a)
+    }
+
+    /// Add our ICE attributes (unchanged: no ICE restart) to a re-offer or answer.
+    pub fn add_ice_to_sdp(&self, sdp: &str, offer: bool) -> String {
+        match &self.ice_sdp {
+            Some((ice, _)) => crate::ice::sdp::add_attributes(sdp, ice, offer),
+            None => sdp.to_owned(),
+        }
     }
 
     /// Apply a new negotiation (re-INVITE, late answer, hold/resume).

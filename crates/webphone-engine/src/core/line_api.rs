@@ -457,7 +457,11 @@ impl Core {
             }
             l.sdp_ver += 1;
             let offer = prefs.clone().with_direction(dir);
-            let text = sdp::create_offer(l.sdp_origin, l.sdp_ver, media.local_addr(), &offer);
+            // Re-offers repeat our ICE attributes (RFC 8839 §4.4.1.1: no ICE restart).
+            let text = media.add_ice_to_sdp(
+                &sdp::create_offer(l.sdp_origin, l.sdp_ver, media.sdp_addr(), &offer),
+                true,
+            );
             l.offer = Some(offer);
             l.hold_pending = Some(state);
             sip.reinvite(call, text)
@@ -508,7 +512,7 @@ impl Core {
         let Some(l) = self.lines.get_mut(n) else {
             return;
         };
-        let Some(local) = l.media.as_ref().map(|m| m.local_addr()) else {
+        let Some(local) = l.media.as_ref().map(|m| m.sdp_addr()) else {
             // No media yet (an early re-offer): let the SIP layer's fallback answer it.
             return;
         };
@@ -533,6 +537,10 @@ impl Core {
                     (true, true) => HOLD_BOTH,
                 };
                 l.neg = Some(neg);
+                let answer = match l.media.as_ref() {
+                    Some(m) => m.add_ice_to_sdp(&answer, false),
+                    None => answer,
+                };
                 sip.answer_reoffer(call, answer);
                 self.apply_media(n);
                 let text = self.hold_text(n);

@@ -219,3 +219,86 @@ fn checks_without_an_answering_peer_fail_and_leave_media_on_the_fallback() {
         Some((vec![0x80], addr("127.0.0.1:5006")))
     );
 }
+
+/// Answer a STUN Binding request as a server would, mapping the client to `mapped`
+/// (RFC 5389 §7.3.1, XOR-MAPPED-ADDRESS).
+fn binding_success(request: &[u8], mapped: SocketAddr) -> Vec<u8> {
+    use rtc_stun::message::{Message, BINDING_SUCCESS};
+    use rtc_stun::xoraddr::XorMappedAddress;
+    let mut req = Message::new();
+    req.raw = request.to_vec();
+    req.decode().expect("a STUN request");
+    let mut resp = Message::new();
+    resp.build(&[
+        Box::new(req.transaction_id),
+        Box::new(BINDING_SUCCESS),
+        Box::new(XorMappedAddress {
+            ip: mapped.ip(),
+            port: mapped.port(),
+        }),
+    ])
+    .expect("response");
+    resp.raw
+}
+
+#[test]
+fn stun_answer_gives_a_server_reflexive_candidate_used_as_default() {
+    let now = Instant::now();
+    let (host, stun, public) = (
+        addr("192.168.1.10:4000"),
+        addr("198.51.100.1:3478"),
+        addr("203.0.113.7:61000"),
+    );
+    let cfg = IceConfig {
+        stun: Some(stun),
+        ..IceConfig::default()
+    };
+    let mut t = IceTransport::new(&cfg, host, now).expect("agent");
+    assert!(!t.gathering_done(), "waits for the binding answer");
+    let (req, to) = t.poll_transmit().expect("binding request sent");
+    assert_eq!(to, stun);
+    assert!(t
+        .handle_datagram(now, &binding_success(&req, public), stun)
+        .is_none());
+    assert!(t.gathering_done());
+    assert_eq!(t.reflexive_addr(), Some(public));
+    assert_eq!(t.default_addr(), public, "c=/m= shows the public address");
+    let cands = t.local_sdp().candidates;
+    assert!(cands.iter().any(|c| c.contains("typ host")), "{cands:?}");
+    assert!(
+        cands
+            .iter()
+            .any(|c| c.contains("203.0.113.7 61000 typ srflx raddr 192.168.1.10 rport 4000")),
+        "{cands:?}"
+    );
+    assert_eq!(t.poll_event(), Some(IceEvent::Reflexive(public)));
+}
+
+#[test]
+fn unanswered_stun_server_ends_gathering_with_the_host_candidate() {
+    let mut now = Instant::now();
+    let cfg = IceConfig {
+        stun: Some(addr("198.51.100.1:3478")),
+        ..IceConfig::default()
+    };
+    let host = addr("192.168.1.10:4000");
+    let mut t = IceTransport::new(&cfg, host, now).expect("agent");
+    let mut sent = 0;
+    for _ in 0..700 {
+        now += Duration::from_millis(100);
+        t.handle_timeout(now);
+        while t.poll_transmit().is_some() {
+            sent += 1;
+        }
+        if t.gathering_done() {
+            break;
+        }
+    }
+    assert!(
+        t.gathering_done(),
+        "the request times out (RFC 5389 §7.2.1)"
+    );
+    assert!(sent >= 2, "retransmitted: {sent}");
+    assert_eq!(t.default_addr(), host);
+    assert_eq!(t.local_sdp().candidates.len(), 1);
+}
