@@ -28,6 +28,7 @@ use crate::params::{parse_mparam, ParamStore, Source};
 use crate::phone::ApiError;
 use crate::Event;
 
+mod accounts;
 mod autohold;
 mod chat;
 mod conference;
@@ -162,6 +163,9 @@ struct Line {
     redialed: bool,
     /// The call-waiting beep playing while this call rings during another call.
     waiting_beep: Option<webphone_media::local::mixer::SoundId>,
+    /// The extra account an incoming call was addressed to (its user name); empty for the
+    /// main account.
+    local_user: String,
 }
 
 impl Line {
@@ -203,6 +207,7 @@ impl Line {
             dialled: None,
             redialed: false,
             waiting_beep: None,
+            local_user: String::new(),
         }
     }
 }
@@ -211,6 +216,8 @@ impl Line {
 struct IncomingCall {
     call: CallKey,
     sip_call_id: String,
+    /// The extra account called (empty: the main account).
+    local_user: String,
     from_user: String,
     from_display: Option<String>,
     remote_addr: SocketAddr,
@@ -289,6 +296,8 @@ pub(crate) struct Core {
     ring_volume: std::sync::Arc<routing::Volume>,
     /// The ringtone, while an incoming call rings.
     ringer: Option<ringer::Ringer>,
+    /// The extra accounts (multi-account).
+    extra: accounts::ExtraAccounts,
     /// Network-change recovery (`netwatch`): the route to the server, watched.
     netwatch: netwatch::NetWatch,
     /// The server (or proxy) address whose route is watched.
@@ -475,6 +484,7 @@ impl Core {
             speaker_volume: routing::Volume::new(50),
             ring_volume: routing::Volume::new(50),
             ringer: None,
+            extra: accounts::ExtraAccounts::default(),
             netwatch: netwatch::NetWatch::default(),
             net_target: None,
         }
@@ -685,6 +695,7 @@ impl Core {
 
     fn line_status(&self, n: usize, l: &Line, text: &str) -> Status {
         let mut st = self.base_status(n as i32, text);
+        st.localname = self.local_name(&l.local_user);
         st.peername = l.peername.clone();
         st.peerdisplayname = l.peerdisplayname.clone();
         st.endpointtype = l.direction as u8;
@@ -870,12 +881,13 @@ impl Core {
             }
             "register" => {
                 self.start().await?;
-                self.register(true)?;
+                self.register_all_accounts()?;
                 Ok(Value::Null)
             }
             "unregister" => {
                 if let Some(sip) = &self.sip {
                     sip.unregister();
+                    sip.unregister_extra();
                 }
                 Ok(Value::Null)
             }
@@ -1051,6 +1063,7 @@ impl Core {
         if !server.is_empty() && register != 0 && has_creds {
             self.register(false)?;
         }
+        self.apply_extra_accounts(register != 0);
         Ok(())
     }
 
@@ -1066,6 +1079,11 @@ impl Core {
         let server = self.params.get("serveraddress");
         let proxy = self.params.get("proxyaddress");
         let target = if proxy.is_empty() { server } else { proxy };
+        let target = if target.is_empty() {
+            self.first_extra_server().unwrap_or_default()
+        } else {
+            target
+        };
         if target.is_empty() {
             return IpAddr::V4(Ipv4Addr::LOCALHOST);
         }
@@ -1154,6 +1172,7 @@ impl Core {
         }
         self.sip_rx = None;
         self.reg = RegState::None;
+        self.extra.forget_states();
         self.emit_general();
     }
 
@@ -1954,7 +1973,7 @@ impl Core {
             ),
             None => (now.duration_since(l.started).as_millis() as u64, 0),
         };
-        let me = self.username();
+        let me = self.local_name(&l.local_user);
         let (caller, called) = match l.direction {
             Direction::Outgoing => (me, l.peername.clone()),
             Direction::Incoming => (l.peername.clone(), me),
@@ -2083,9 +2102,13 @@ impl Core {
     async fn on_sip(&mut self, ev: SipEvent) {
         match ev {
             SipEvent::Registration(state) => self.on_registration(state).await,
+            SipEvent::ExtraRegistration { account, state } => {
+                self.on_extra_registration(account, state).await
+            }
             SipEvent::Incoming {
                 call,
                 sip_call_id,
+                request_user,
                 from_user,
                 from_display,
                 from_uri,
@@ -2133,6 +2156,7 @@ impl Core {
                 let inc = IncomingCall {
                     call,
                     sip_call_id,
+                    local_user: self.extra_user_called(&request_user),
                     from_user,
                     from_display,
                     remote_addr,
@@ -2353,6 +2377,7 @@ impl Core {
         let IncomingCall {
             call,
             sip_call_id,
+            local_user,
             from_user,
             from_display,
             remote_addr,
@@ -2376,6 +2401,7 @@ impl Core {
         line.peerdisplayname = from_display.unwrap_or_default();
         line.peeraddress = remote_addr.ip().to_string();
         line.callid = sip_call_id;
+        line.local_user = local_user;
         line.rtp = Some(rtp);
         line.remote_offer = sdp;
         line.ignored = decision == incoming::Decision::Ignore;

@@ -9,6 +9,7 @@ pub mod params;
 pub mod profile;
 pub mod reference;
 
+pub mod accounts;
 mod core;
 pub mod dialing;
 mod echo;

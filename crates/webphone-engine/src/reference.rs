@@ -51,6 +51,7 @@ pub const ENGINE_READS: &[&str] = &[
     "displayname",
     "dtmfmode",
     "enablenomicvoicewarning",
+    "extraregisteraccounts",
     "holdtype",
     "ice",
     "icetimeout",

@@ -164,7 +164,7 @@ async fn diagnostics_and_unsupported_functions_answer_clearly() {
     for (f, want) in [
         ("jvoip", "not supported"),
         ("screenshare", "not supported"),
-        ("registerex", "not implemented"),
+        ("registerex", "no usable account"),
     ] {
         let e = p.phone.api(f, vec!["x".into()]).await.unwrap_err();
         assert!(e.to_string().contains(want), "{f}: {e}");

@@ -255,7 +255,15 @@ pub enum EndReason {
 /// What the user agent reports to its owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SipEvent {
+    /// Registration status of the main account ([`SipUa::set_account`]).
     Registration(RegistrationState),
+    /// Registration status of the extra account `account` (`username@server`, as
+    /// [`SipUa::extra_account_key`] names it), [`SipUa::set_extra_accounts`]. Same
+    /// semantics as [`SipEvent::Registration`], one stream per account.
+    ExtraRegistration {
+        account: String,
+        state: RegistrationState,
+    },
     /// A new incoming INVITE; `100 Trying` has been sent. Answer with
     /// [`SipUa::ringing`], [`SipUa::answer`] or [`SipUa::reject`].
     Incoming {
@@ -265,6 +273,9 @@ pub enum SipEvent {
         from_display: Option<String>,
         from_uri: String,
         to_user: String,
+        /// User part of the Request-URI: which of our accounts the INVITE is for (the
+        /// registrar puts our registered Contact there, whose user is the account's).
+        request_user: String,
         /// Where the INVITE came from (Via `received`/`rport`, RFC 3581).
         remote_addr: SocketAddr,
         /// The SDP offer, if the INVITE carried one. `None` means our answer must carry
@@ -561,6 +572,41 @@ impl SipUa {
     /// Remove the binding (`Expires: 0`) and stop refreshing.
     pub fn unregister(&self) {
         self.send(policy::Command::Unregister);
+    }
+
+    /// Replace the extra accounts registered alongside the main one (multi-account).
+    ///
+    /// Each has its own registration (own Call-ID and CSeq, RFC 3261 §10.2; own Contact user;
+    /// its own `register_expires`, refresh and back-off; its own digest credentials, realm and
+    /// `auth_username`; no `md5` HA1). Their states arrive as [`SipEvent::ExtraRegistration`].
+    /// INVITEs addressed to any of them ring (ghost-call protection accepts their user names
+    /// and registrars). Outgoing requests keep using the main account.
+    ///
+    /// Accounts dropped from the list are unregistered; a listed account whose settings
+    /// changed registers again at once if it was registered; new ones wait for
+    /// [`SipUa::register_extra`]. A second account with the same `username@server` is
+    /// ignored. [`SipUa::shutdown`] unregisters them all.
+    pub fn set_extra_accounts(&self, accounts: Vec<AccountConfig>) {
+        tracing::debug!(accounts = ?accounts, "set_extra_accounts");
+        self.send(policy::Command::SetExtraAccounts(accounts));
+    }
+
+    /// Register every extra account that is not registered or registering; each is kept
+    /// refreshed until [`SipUa::unregister_extra`].
+    pub fn register_extra(&self) {
+        self.send(policy::Command::RegisterExtra);
+    }
+
+    /// Remove the bindings of every extra account (`Expires: 0`) and stop refreshing them;
+    /// they stay listed for [`SipUa::register_extra`].
+    pub fn unregister_extra(&self) {
+        self.send(policy::Command::UnregisterExtra);
+    }
+
+    /// How [`SipEvent::ExtraRegistration`] names `acc`: `username@server` (the proxy when
+    /// no server is set).
+    pub fn extra_account_key(acc: &AccountConfig) -> String {
+        policy::account_key(acc)
     }
 
     /// Start an outgoing call with `sdp_offer` in the INVITE.

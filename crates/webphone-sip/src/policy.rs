@@ -15,6 +15,10 @@
 //! - connection upkeep (TCP/TLS/WS): keep-alive pings while registered (RFC 5626 §4.4.1) and
 //!   re-registration with back-off when the connection to the registrar drops (RFC 5626 §4.5).
 
+mod extra;
+
+pub(crate) use extra::account_key;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -51,6 +55,12 @@ pub(crate) enum Command {
     SetAccount(AccountConfig),
     Register,
     Unregister,
+    /// Replace the extra accounts (multi-account, [`extra`]).
+    SetExtraAccounts(Vec<AccountConfig>),
+    /// Register every extra account not registered yet.
+    RegisterExtra,
+    /// Remove the bindings of every extra account.
+    UnregisterExtra,
     Invite {
         call: CallKey,
         /// The SIP Call-ID to use (chosen by the handle so that it is known at once).
@@ -135,6 +145,12 @@ pub(crate) enum Termination {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum StackEvent {
     RegisterDone {
+        gen: u64,
+        outcome: RegisterOutcome,
+    },
+    /// Outcome of a REGISTER of the extra account `key` ([`account_key`]).
+    ExtraRegisterDone {
+        key: String,
         gen: u64,
         outcome: RegisterOutcome,
     },
@@ -229,6 +245,15 @@ pub(crate) enum Action {
     /// Send a REGISTER for `account` (`expires` 0 removes the binding). `contact`, when
     /// set, replaces our local address in the Contact (RFC 3581 correction).
     SendRegister {
+        gen: u64,
+        account: AccountConfig,
+        expires: u32,
+        contact: Option<HostPort>,
+    },
+    /// Send a REGISTER for the extra account `key` (its own Call-ID, CSeq and credentials;
+    /// `expires` 0 removes the binding).
+    SendExtraRegister {
+        key: String,
         gen: u64,
         account: AccountConfig,
         expires: u32,
@@ -508,6 +533,8 @@ pub(crate) struct UaPolicy {
     allow_redirect: bool,
     /// Peer-to-peer calls allowed (`None`: when no server is configured).
     accept_direct: Option<bool>,
+    /// Registrations of the extra accounts (multi-account).
+    extras: extra::ExtraRegs,
 }
 
 /// When to refresh a binding granted for `expires` seconds: at 85 % of the lifetime but at
@@ -556,6 +583,7 @@ impl UaPolicy {
             rng: crate::session::Rng::new(rand::random()),
             allow_redirect: true,
             accept_direct: None,
+            extras: extra::ExtraRegs::default(),
         }
     }
 
@@ -600,6 +628,7 @@ impl UaPolicy {
             .values()
             .flat_map(|c| c.deadlines())
             .chain(reg)
+            .chain(self.extras.next_deadline())
             .chain(keepalive)
             .chain(self.shutdown_deadline)
             .min()
@@ -627,6 +656,17 @@ impl UaPolicy {
             Command::SetAccount(acc) => self.set_account(acc, out),
             Command::Register => self.register(out),
             Command::Unregister => self.unregister(out),
+            Command::SetExtraAccounts(list) => {
+                self.extras.set(list, self.public_contact.as_ref(), out)
+            }
+            Command::RegisterExtra => {
+                if self.shutdown_deadline.is_none() && !self.shutdown_done {
+                    self.extras.register_all(self.public_contact.as_ref(), out);
+                }
+            }
+            Command::UnregisterExtra => self
+                .extras
+                .unregister_all(self.public_contact.as_ref(), out),
             Command::Invite {
                 call,
                 call_id,
@@ -809,13 +849,16 @@ impl UaPolicy {
             }
             RegState::Idle | RegState::Unregistering => {}
         }
+        self.extras
+            .unregister_all(self.public_contact.as_ref(), out);
     }
 
     fn check_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
         let Some(deadline) = self.shutdown_deadline else {
             return;
         };
-        if self.reg != RegState::Unregistering || now >= deadline {
+        let waiting = self.reg == RegState::Unregistering || self.extras.unregistering();
+        if !waiting || now >= deadline {
             self.shutdown_deadline = None;
             self.shutdown_done = true;
             out.push(Action::ShutdownComplete);
@@ -1065,6 +1108,11 @@ impl UaPolicy {
             StackEvent::RegisterDone { gen, outcome } => {
                 self.on_register_done(gen, outcome, now, out)
             }
+            StackEvent::ExtraRegisterDone { key, gen, outcome } => {
+                let contact = self.public_contact.clone();
+                self.extras
+                    .on_register_done(&key, gen, outcome, now, contact.as_ref(), out)
+            }
             StackEvent::FlowLost { reason } => self.on_flow_lost(reason, now, out),
             StackEvent::Incoming(inv) => {
                 let call = inv.call;
@@ -1115,6 +1163,7 @@ impl UaPolicy {
                     from_display: inv.from_display,
                     from_uri: inv.from_uri,
                     to_user: inv.to_user,
+                    request_user: inv.request_user,
                     remote_addr: inv.remote_addr,
                     sdp: inv.sdp,
                     headers: inv.headers,
@@ -1264,12 +1313,12 @@ impl UaPolicy {
 
     // ------------------------------------------------- ghost-call protection
 
-    /// Whether an account with a server or proxy is configured.
+    /// Whether an account (main or extra) with a server or proxy is configured.
     fn has_server(&self) -> bool {
         self.account.as_ref().is_some_and(|a| {
             a.server.as_deref().is_some_and(|s| !s.trim().is_empty())
                 || a.proxy.as_deref().is_some_and(|s| !s.trim().is_empty())
-        })
+        }) || self.extras.has_server()
     }
 
     /// Ghost-call protection (SIP scanners, calls that bypass the PBX): unless direct
@@ -1291,11 +1340,14 @@ impl UaPolicy {
             .as_ref()
             .map(|a| a.username.as_str())
             .unwrap_or_default();
-        let other_user = !user.is_empty() && inv.request_user != user;
+        // Addressed to the main account or to one of the extra accounts.
+        let ours = inv.request_user == user || self.extras.has_user(&inv.request_user);
+        let other_user = !ours && (!user.is_empty() || self.extras.has_server());
         if other_user {
             return Some(404);
         }
-        let registered = matches!(self.reg, RegState::Registered { .. });
+        let registered =
+            matches!(self.reg, RegState::Registered { .. }) || self.extras.any_registered();
         if registered && !inv.from_server {
             return Some(403);
         }
@@ -1773,6 +1825,8 @@ impl UaPolicy {
             }
             _ => {}
         }
+        let contact = self.public_contact.clone();
+        self.extras.on_tick(now, contact.as_ref(), out);
         self.reoffer_timers(now, out);
         self.reliable_timers(now, out);
         self.session_timers(now, out);

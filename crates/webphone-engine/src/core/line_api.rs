@@ -336,9 +336,7 @@ impl Core {
             "conference" => self.conference_api(args).await,
             "forward" => self.forward_api(args),
             "setsipheader" => self.setsipheader_api(args),
-            "registerex" => Err(ApiError::Failed(format!(
-                "{f} is not implemented yet in this engine"
-            ))),
+            "registerex" => self.registerex_api(args).await,
             _ => Err(ApiError::UnknownFunction),
         }
     }
@@ -690,6 +688,7 @@ impl Core {
         let me = crate::notify::field(&self.username());
         match n.and_then(|n| self.lines.get(n).map(|l| (n, l))) {
             Some((n, l)) => {
+                let me = crate::notify::field(&self.local_name(&l.local_user));
                 let state = match l.phase {
                     CallPhase::Setup => "Setup",
                     CallPhase::Ringing | CallPhase::Incoming => "Ringing",
