@@ -134,3 +134,23 @@ impl Driver {
         }
     }
 }
+
+/// A re-INVITE or UPDATE from the peer is a target refresh (RFC 3261 §12.2.2, RFC 3311
+/// §5.2): its Contact replaces the dialog's remote target, so that our later requests
+/// (BYE, re-INVITE) follow a peer that moved. rsipstack keeps the first Contact otherwise.
+pub(super) fn refresh_remote_target(
+    dialog: &rsipstack::dialog::invite_dialog::InviteDialog,
+    req: &rsipstack::sip::Request,
+) {
+    use rsipstack::sip::prelude::HeadersExt;
+    let Some(uri) = req
+        .typed_contact_headers()
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .map(|c| c.uri)
+    else {
+        return;
+    };
+    let contact = req.contact_header().ok().cloned();
+    rsipstack::dialog::dialog::Dialog::Invite(dialog.clone()).set_remote_target(uri, contact);
+}
