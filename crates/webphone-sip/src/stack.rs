@@ -451,6 +451,8 @@ pub(crate) async fn start(
         public_contact: None,
         reg_call_id,
         reg_cseq: Arc::new(AtomicU32::new(0)),
+        extra_accounts: Vec::new(),
+        extra_sessions: HashMap::new(),
         tasks: JoinSet::new(),
         services: services::Services::new(),
         shutdown_waiters: Vec::new(),
@@ -480,6 +482,18 @@ async fn wait_tcp_listening(addr: SocketAddr) -> Result<(), SipError> {
 
 struct CallEntry {
     dialog: InviteDialog,
+}
+
+/// The registration session of one extra account: its own Call-ID and CSeq (RFC 3261
+/// §10.2) and its own digest state (the credentials are not the main account's).
+struct ExtraSession {
+    account: AccountConfig,
+    call_id: String,
+    cseq: Arc<AtomicU32>,
+    digest: Arc<Mutex<crate::digest::DigestCache>>,
+    /// The connection of its REGISTERs (kept apart from the main account's flow, whose
+    /// loss triggers the main re-registration).
+    flow: Arc<Mutex<Option<SipConnection>>>,
 }
 
 /// Server transactions of re-INVITEs/UPDATEs waiting for the policy's answer, by id.
@@ -559,6 +573,10 @@ struct Driver {
     /// Call-ID and CSeq of our REGISTERs: constant Call-ID, increasing CSeq (RFC 3261 §10.2).
     reg_call_id: String,
     reg_cseq: Arc<AtomicU32>,
+    /// The extra accounts (multi-account), as last set.
+    extra_accounts: Vec<AccountConfig>,
+    /// Registration session of each extra account, by its key (`user@server`).
+    extra_sessions: HashMap<String, ExtraSession>,
     tasks: JoinSet<()>,
     /// Messaging, transfer and subscriptions (`services`).
     services: services::Services,
@@ -647,16 +665,45 @@ impl Driver {
                 crate::lock(&self.digest).clear();
             }
             self.account = Some(acc.clone());
-            self.learn_server_ips(acc);
+            self.learn_server_ips();
+        }
+        if let Command::SetExtraAccounts(list) = &cmd {
+            let keys: Vec<String> = list.iter().map(crate::policy::account_key).collect();
+            for (key, acc) in keys.iter().zip(list) {
+                let fresh = self
+                    .extra_sessions
+                    .get(key)
+                    .is_none_or(|s| &s.account != acc);
+                if fresh {
+                    // New credentials: a new registration session and digest state.
+                    self.extra_sessions.insert(
+                        key.clone(),
+                        ExtraSession {
+                            account: acc.clone(),
+                            call_id: new_call_id(),
+                            cseq: Arc::new(AtomicU32::new(0)),
+                            digest: Arc::default(),
+                            flow: Arc::default(),
+                        },
+                    );
+                }
+            }
+            // Sessions of dropped accounts are kept until their un-REGISTER went out; they
+            // are small, and a session is replaced when its account comes back changed.
+            self.extra_accounts = list.clone();
+            self.learn_server_ips();
         }
         self.feed(Input::Command(cmd));
     }
 
-    /// Resolve the account's server and proxy addresses: INVITEs from them are the ones
-    /// that came through our server (ghost-call protection).
-    fn learn_server_ips(&mut self, acc: &AccountConfig) {
-        let hops: Vec<HostPort> = [acc.server.as_deref(), acc.proxy.as_deref()]
-            .into_iter()
+    /// Resolve the servers and proxies of the main and the extra accounts: INVITEs from
+    /// them are the ones that came through our server (ghost-call protection).
+    fn learn_server_ips(&mut self) {
+        let hops: Vec<HostPort> = self
+            .account
+            .iter()
+            .chain(self.extra_accounts.iter())
+            .flat_map(|acc| [acc.server.as_deref(), acc.proxy.as_deref()])
             .flatten()
             .filter(|s| !s.trim().is_empty())
             .filter_map(|s| target::parse_server(s).ok())
@@ -842,6 +889,42 @@ impl Driver {
                 self.tasks.spawn(async move {
                     let outcome = job.run().await;
                     let _ = tx.send(StackEvent::RegisterDone { gen, outcome });
+                });
+            }
+            Action::SendExtraRegister {
+                key,
+                gen,
+                account,
+                expires,
+                contact,
+            } => {
+                let Some(session) = self.extra_sessions.get(&key) else {
+                    warn!(account = %key, "no registration session for extra account");
+                    return;
+                };
+                let job = RegisterJob {
+                    endpoint: self.endpoint.clone(),
+                    connector: self.connector.clone(),
+                    reg_flow: session.flow.clone(),
+                    local: self.local,
+                    transport: self.transport,
+                    contact: contact.unwrap_or_else(|| {
+                        HostPort::new(self.local.ip().to_string(), self.local.port())
+                    }),
+                    // The `md5` HA1 belongs to the main account.
+                    secret: crate::digest::Secret::Password(account.password.clone()),
+                    cache: session.digest.clone(),
+                    dns: self.dns.clone(),
+                    account,
+                    expires,
+                    call_id: session.call_id.clone(),
+                    cseq: session.cseq.clone(),
+                    server_addrs: self.server_ips.clone(),
+                };
+                let tx = self.stack_tx.clone();
+                self.tasks.spawn(async move {
+                    let outcome = job.run().await;
+                    let _ = tx.send(StackEvent::ExtraRegisterDone { key, gen, outcome });
                 });
             }
             Action::SetContact(c) => self.public_contact = c,
@@ -1361,7 +1444,16 @@ impl Driver {
         if let Some(old) = replaced {
             self.services.note_replaces(call, old);
         }
-        let user = self.username();
+        // An INVITE for an extra account is answered with that account's Contact user.
+        let user = if self
+            .extra_accounts
+            .iter()
+            .any(|a| !a.username.is_empty() && a.username == info.request_user)
+        {
+            info.request_user.clone()
+        } else {
+            self.username()
+        };
         let contact = match Uri::try_from(self.contact_uri(&user)) {
             Ok(c) => c,
             Err(e) => {
