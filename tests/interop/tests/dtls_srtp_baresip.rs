@@ -9,6 +9,12 @@
 //! the softphone's media port (dumpcap) must show a DTLS handshake and RTP packets that carry
 //! an SRTP authentication tag (PCMU 20 ms: 12 + 160 bytes as RTP, + 10 as SRTP with
 //! HMAC-SHA1-80, + 16 with AES-GCM), never plain RTP.
+//!
+//! Failures, against a SIPp UAS whose DTLS-SRTP answer (`peers/sipp-uas-dtls-answer.xml`)
+//! names a fingerprint no certificate has: with `openssl s_server` (DTLS 1.2, use_srtp) at the
+//! answer's media address the softphone refuses its certificate (RFC 5763 §5); with nothing
+//! there it gives up after its retransmissions. Either way the call ends by itself with a
+//! reason naming DTLS-SRTP, and no RTP ever leaves.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -332,4 +338,147 @@ fn dtls_srtp_call_from_baresip_is_answered_with_dtls_srtp() {
     let packets = cap.finish();
     assert_dtls_then_srtp(&packets, rtp, "baresip -> softphone");
     cli.quit();
+}
+
+// ----- failures: the call ends with a clear reason, no media flows -----
+
+const OPENSSL: &str = "openssl";
+
+/// A fingerprint no certificate here has.
+const FOREIGN_FINGERPRINT: &str = "sha-256 AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:\
+AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB";
+
+/// The softphone (`mediaencryption=3`) calls SIPp, which answers DTLS-SRTP with
+/// `a=setup:passive` (so the softphone is the DTLS client), media at `dtls_port` and
+/// [`FOREIGN_FINGERPRINT`]. Returns the CDR after the call ended by itself, and the capture of
+/// `dtls_port`.
+fn call_sipp_dtls_answer(
+    dir: &TestDir,
+    dtls_port: u16,
+    before_call: impl FnOnce(),
+) -> (webphone_interop::Cdr, Vec<Datagram>) {
+    let port_s = dtls_port.to_string();
+    let mut uas = webphone_interop::Sipp::start(
+        dir.path(),
+        webphone_interop::Scenario::File("sipp-uas-dtls-answer.xml"),
+        None,
+        &[
+            "-key",
+            "dtlsport",
+            &port_s,
+            "-key",
+            "fp",
+            FOREIGN_FINGERPRINT,
+        ],
+    );
+    let (params, _rec) = cli_params(dir, "3");
+    let mut cli = start_cli(dir, &params);
+    before_call();
+    let cap = UdpCapture::start(dir.path());
+    cli.api_ok(&format!("call {}", uas.uri()));
+    expect_connected(&mut cli);
+    // The client gives up after 7 retransmissions 1 s apart, or at once on a bad certificate.
+    let cdr = cli.expect_cdr(Duration::from_secs(30));
+    let packets = cap.finish();
+    uas.assert_success(WAIT);
+    cli.quit();
+    (cdr, packets)
+}
+
+/// DTLS went to the peer's media port, RTP never (the `natopenpackets` "\r\n" datagrams,
+/// first byte 13, are no media). Returns how many DTLS datagrams went there.
+fn assert_only_dtls_sent_to(packets: &[Datagram], port: u16, what: &str) -> usize {
+    let to_peer: Vec<&Datagram> = packets.iter().filter(|d| d.dport == port).collect();
+    let dtls = to_peer
+        .iter()
+        .filter(|d| matches!(d.head.first(), Some(20..=63)))
+        .count();
+    let rtp = to_peer
+        .iter()
+        .filter(|d| matches!(d.head.first(), Some(128..=191)))
+        .count();
+    eprintln!(
+        "{what}: to {port}: {dtls} DTLS datagrams, {rtp} RTP/RTCP, {} other",
+        to_peer.len() - dtls - rtp
+    );
+    assert!(dtls > 0, "{what}: no DTLS was sent to {port}");
+    assert_eq!(rtp, 0, "{what}: media left without keys");
+    dtls
+}
+
+#[test]
+fn dtls_srtp_peer_certificate_not_matching_its_fingerprint_ends_the_call() {
+    let name = "dtls_srtp_fingerprint_mismatch";
+    let _serial = serial();
+    if !require_tools(name, &[webphone_interop::SIPP, OPENSSL, DUMPCAP]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    // A real DTLS 1.2 server with use_srtp (openssl) whose certificate is not the one the
+    // SDP answer names.
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new(OPENSSL)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=not-the-fingerprint"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl req");
+    assert!(made.status.success(), "openssl req: {made:?}");
+    let dtls_port = free_port();
+    let mut server = None;
+    let (cdr, packets) = call_sipp_dtls_answer(&dir, dtls_port, || {
+        // s_server ends when its standard input closes: keep a pipe open for the test.
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!(
+            "sleep 60 | exec {OPENSSL} s_server -dtls1_2 -listen -accept 127.0.0.1:{dtls_port} \
+             -cert '{}' -key '{}' -use_srtp SRTP_AES128_CM_SHA1_80",
+            cert.display(),
+            key.display()
+        ));
+        server = Some(Proc::spawn("openssl", cmd, &dir.join("s_server.log")));
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    assert!(
+        cdr.reason.contains("DTLS-SRTP") && cdr.reason.contains("fingerprint"),
+        "the call must end naming the fingerprint mismatch: {cdr:?}"
+    );
+    assert_eq!(cdr.disc_party, 1, "we ended the call: {cdr:?}");
+    let log = server.as_mut().map(|s| s.log()).unwrap_or_default();
+    assert!(
+        log.to_ascii_lowercase().contains("bad certificate"),
+        "openssl saw no bad_certificate alert from us:\n{log}"
+    );
+    assert_only_dtls_sent_to(&packets, dtls_port, "fingerprint mismatch");
+}
+
+#[test]
+fn dtls_srtp_handshake_nobody_answers_ends_the_call() {
+    let name = "dtls_srtp_no_answer";
+    let _serial = serial();
+    if !require_tools(name, &[webphone_interop::SIPP, DUMPCAP]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    // Nothing listens on the port of the SDP answer.
+    let dtls_port = free_port();
+    let (cdr, packets) = call_sipp_dtls_answer(&dir, dtls_port, || {});
+    assert!(
+        cdr.reason.contains("DTLS-SRTP"),
+        "the call must end naming DTLS-SRTP: {cdr:?}"
+    );
+    let hellos = assert_only_dtls_sent_to(&packets, dtls_port, "unanswered handshake");
+    assert!(
+        hellos >= 2,
+        "the ClientHello was retransmitted ({hellos} sent)"
+    );
 }
