@@ -36,38 +36,48 @@ pub(super) struct Servers {
     pub turn: Option<(String, String, String)>,
 }
 
+/// The servers that apply to a call: `get` reads a parameter, `local_mode` is
+/// `stunturnonlocal`, `peer` the address it looks at.
+pub(super) fn nat_servers(
+    get: impl Fn(&str) -> String,
+    local_mode: i64,
+    peer: Option<IpAddr>,
+) -> Servers {
+    let mut stun = ice::normalize_host_port(&get("stunserveraddress"));
+    let mut turn = ice::normalize_host_port(&get("turnserveraddress"))
+        .map(|hp| (hp, get("turnusername"), get("turnpassword")));
+    // The `ice` list is the alternative form: its first STUN and first TURN server are used
+    // when the single-server parameters leave them unset.
+    for s in ice::parse_server_list(&get("ice")) {
+        match s.kind {
+            ServerKind::Stun if stun.is_none() => stun = Some(s.host_port),
+            ServerKind::Turn if turn.is_none() => {
+                let user = s.username.unwrap_or_else(|| get("turnusername"));
+                let pass = s.credential.unwrap_or_else(|| get("turnpassword"));
+                turn = Some((s.host_port, user, pass));
+            }
+            _ => {}
+        }
+    }
+    // `stunturnonlocal`: with the server (or the peer, for direct calls) on the local
+    // network, 0 = neither STUN nor TURN, 1 = STUN only (default), 2 = both.
+    if peer.is_some_and(is_local_ip) {
+        match local_mode {
+            0 => {
+                stun = None;
+                turn = None;
+            }
+            1 => turn = None,
+            _ => {}
+        }
+    }
+    Servers { stun, turn }
+}
+
 impl Core {
     fn nat_servers(&self, peer: Option<IpAddr>) -> Servers {
-        let p = &self.params;
-        let mut stun = ice::normalize_host_port(&p.get("stunserveraddress"));
-        let mut turn = ice::normalize_host_port(&p.get("turnserveraddress"))
-            .map(|hp| (hp, p.get("turnusername"), p.get("turnpassword")));
-        // The `ice` list is the alternative form: its first STUN and first TURN server are used
-        // when the single-server parameters leave them unset.
-        for s in ice::parse_server_list(&p.get("ice")) {
-            match s.kind {
-                ServerKind::Stun if stun.is_none() => stun = Some(s.host_port),
-                ServerKind::Turn if turn.is_none() => {
-                    let user = s.username.unwrap_or_else(|| p.get("turnusername"));
-                    let pass = s.credential.unwrap_or_else(|| p.get("turnpassword"));
-                    turn = Some((s.host_port, user, pass));
-                }
-                _ => {}
-            }
-        }
-        // `stunturnonlocal`: with the server (or the peer, for direct calls) on the local
-        // network, 0 = neither STUN nor TURN, 1 = STUN only (default), 2 = both.
-        if peer.is_some_and(is_local_ip) {
-            match p.get_i64("stunturnonlocal").unwrap_or(1) {
-                0 => {
-                    stun = None;
-                    turn = None;
-                }
-                1 => turn = None,
-                _ => {}
-            }
-        }
-        Servers { stun, turn }
+        let mode = self.params.get_i64("stunturnonlocal").unwrap_or(1);
+        nat_servers(|n| self.params.get(n), mode, peer)
     }
 
     /// Gather ICE candidates on `rtp` if this call uses ICE. `peer` is the SIP server's (else
@@ -157,6 +167,62 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn params<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> String + 'a {
+        move |n| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map_or(String::new(), |(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn stunturnonlocal_filters_servers_for_a_local_peer_only() {
+        let p = [
+            ("stunserveraddress", "stun.example.org"),
+            ("turnserveraddress", "10.0.0.5:3479"),
+            ("turnusername", "u"),
+            ("turnpassword", "p"),
+        ];
+        let lan = Some("192.168.1.2".parse().expect("ip"));
+        let public = Some("203.0.113.9".parse().expect("ip"));
+        let s = nat_servers(params(&p), 1, public);
+        assert_eq!(s.stun.as_deref(), Some("stun.example.org:3478"));
+        assert_eq!(
+            s.turn,
+            Some(("10.0.0.5:3479".into(), "u".into(), "p".into()))
+        );
+        let s = nat_servers(params(&p), 1, lan);
+        assert!(
+            s.stun.is_some() && s.turn.is_none(),
+            "1 = STUN only on the LAN"
+        );
+        let s = nat_servers(params(&p), 0, lan);
+        assert!(
+            s.stun.is_none() && s.turn.is_none(),
+            "0 = neither on the LAN"
+        );
+        assert!(nat_servers(params(&p), 2, lan).turn.is_some(), "2 = both");
+    }
+
+    #[test]
+    fn ice_list_fills_in_unset_servers_and_null_disables() {
+        let p = [
+            ("stunserveraddress", "NULL"),
+            (
+                "ice",
+                "[{ url: 'stun:s.example:3478'}, { url: 'turn:alice@t.example', credential: 'pw'}]",
+            ),
+        ];
+        let s = nat_servers(params(&p), 1, None);
+        assert_eq!(s.stun.as_deref(), Some("s.example:3478"));
+        assert_eq!(
+            s.turn,
+            Some(("t.example:3478".into(), "alice".into(), "pw".into()))
+        );
+        assert!(nat_servers(params(&[]), 2, None).stun.is_none());
+    }
 
     #[test]
     fn local_network_addresses_are_recognised() {
