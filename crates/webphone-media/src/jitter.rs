@@ -10,74 +10,140 @@
 //! PCM comes out at the decoder's output rate ([`PlayoutDecoder::output_rate`]). Packets of
 //! any length up to 120 ms (RFC 6716 §2.1.4) are played as frames of the caller's size.
 //!
-//! - Order: packets are kept by extended sequence number (RFC 3550 §A.1 unwrapping).
-//! - Fast start: playout begins as soon as the target delay is buffered, or a target's worth
-//!   of time after the first packet arrived, whichever is first.
-//! - Loss: a packet missing while later ones are buffered is lost. It is rebuilt from the next
-//!   packet's FEC if the decoder can ([`PlayoutDecoder::recover`]), else concealed by the codec
-//!   ([`PlayoutDecoder::conceal`]), else by repeating the last good audio with a fade to silence
-//!   over 60 ms.
-//! - Underflow: when the buffer runs empty the frame is concealed but the play position is
-//!   *not* advanced, so a merely late packet still plays (the delay grows by one frame); after
-//!   [`UNDERFLOW_RESTART`] empty ticks in a row the buffer prefills again (silence suppression,
-//!   DTX, hold).
-//! - Adaptive delay: the interarrival jitter `J` is estimated as in RFC 3550 §A.8 (in µs, from
-//!   arrival times and RTP timestamps). The target delay is
-//!   `clamp(frame + JITTER_FACTOR · J, min_ms, max_ms)`; it rises at once when the jitter grows
-//!   and decays slowly (time constant [`TARGET_DECAY_PACKETS`] packets) when it falls. Every
-//!   [`CONTROL_WINDOW`] frames the average buffered delay is compared with the target: one frame
-//!   is dropped when it is more than half a frame above, one concealment frame is inserted when
-//!   it is more than half a frame below. The same control absorbs sender clock drift.
-//! - Late packets (behind the play position) and duplicates are dropped; more than
-//!   `max_ms` + [`HOLD_MARGIN_MS`] buffered drops the oldest packets down to the target.
+//! # Playout-delay control
+//!
+//! - **Relative delay.** Each packet's transit time (arrival minus RTP timestamp, RFC 3550
+//!   §6.4.1) is compared with the smallest transit of the last [`DELAY_REFERENCE_US`]: the
+//!   difference `d` is how much later than the fastest packets it came. Every packet counts,
+//!   the reordered and the late ones too. A transit step above one second is a timestamp jump
+//!   and restarts the reference.
+//! - **Target.** The `d` values go into a histogram with exponential forgetting
+//!   ([`DELAY_FORGET`] per packet, about 7 s of 20 ms packets; plain averaging over the first
+//!   packets, so the estimate starts fast). The target delay is
+//!   `clamp(quantile(d) + packet duration + margin, min_ms, max_ms)` with the quantile and the
+//!   margin of [`JitterConfig`] (99.5 % and 10 ms by default): a rise of the delays lifts it
+//!   within a few packets, and it decays only as old delays are forgotten. For the first
+//!   [`START_PACKETS`] packets it is at least the configured initial delay.
+//! - **Headroom.** On every packet that arrives in time the buffer measures how early the
+//!   fastest packets come: the audio between the play position and the packet's end (the
+//!   buffered audio plus what is left to play of the frame handed out last), plus the
+//!   packet's `d`. The median of the last
+//!   [`HEADROOM_WINDOW`] measurements is the current playout delay `D`; a packet is in time
+//!   when its `d` is below `D` minus its duration.
+//! - **Dead band.** Nothing changes while `target − HYSTERESIS_US ≤ D ≤ target + frame/2 +
+//!   DROP_HYSTERESIS_US` (a band wider than the one-frame step, so a correction never calls
+//!   for the opposite one). Below the band one frame is inserted, above it one frame is
+//!   dropped, each at most once per [`SETTLE_PACKETS`] new measurements. A correction waits
+//!   for a quiet frame (20 dB under the recent speech level) for up to [`INSERT_WAIT_FRAMES`]
+//!   / [`DROP_WAIT_FRAMES`] frames, and is made at once when it is urgent: `D` below the
+//!   target minus the margin (packets at the quantile would be late), or more than three
+//!   frames above it. An inserted frame is synthesised by the waveform concealment of [`plc`] and
+//!   blended into what follows; a dropped frame is skipped with a 5 ms cross-fade. The same
+//!   control absorbs sender clock drift.
+//! - **Fast start.** Playout begins when the newest packet's headroom (what is buffered plus
+//!   how long that packet has waited) is within half a frame of the target, or a target's
+//!   worth of time after the first packet arrived, whichever is first. The target is the
+//!   configured initial delay until [`START_PACKETS`] delays are known.
+//!
+//! # Loss, late packets and concealment (each missing frame concealed exactly once)
+//!
+//! - A packet missing at its playout time while later ones are buffered is lost: it is
+//!   rebuilt from the next packet's FEC if the decoder can ([`PlayoutDecoder::recover`]), else
+//!   concealed by the codec ([`PlayoutDecoder::conceal`]), else by the G.711 Appendix I-style
+//!   concealment of [`plc`] (with `plc` off: silence).
+//! - Underflow (nothing buffered at playout): the frame is concealed but the play position is
+//!   *not* advanced, so a merely late packet still plays (the delay grows by that frame). If
+//!   the packet turns out lost when later ones arrive, the concealment already played stands
+//!   for it: it is skipped without being concealed again. After [`UNDERFLOW_RESTART`] empty
+//!   ticks in a row the buffer prefills again (silence suppression, DTX, hold).
+//! - A packet that comes after its slot was played (or concealed) is late and dropped; one
+//!   that comes before it, reordered or not, is played in order. Duplicates are dropped; more
+//!   than `max_ms` + [`HOLD_MARGIN_MS`] buffered drops the oldest packets down to the target.
 //! - An SSRC change resets the buffer (a new stream, RFC 3550 §8.2). A sequence jump of more
 //!   than [`MAX_MISORDER`] backwards is accepted as a restart once two consecutive packets
 //!   confirm it (RFC 3550 §A.1 probation); a forward jump beyond the buffer span moves the play
 //!   position instead of concealing the whole gap. Playout follows sequence numbers, so a
 //!   timestamp jump plays on without a glitch (it is also kept out of the jitter estimate).
+//!
+//! The RFC 3550 §A.8 interarrival jitter is estimated as well ([`JitterBuffer::jitter_ms`]),
+//! for statistics only.
+
+pub mod plc;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
+
+use plc::Plc;
 
 /// A packet this far behind the play position is a possible sender restart (RFC 3550 §A.1).
 pub const MAX_MISORDER: i64 = 100;
 /// Consecutive empty ticks after which the buffer prefills again.
 pub const UNDERFLOW_RESTART: u32 = 5;
-/// Frames over which the fallback concealment fades to silence.
-const FADE_FRAMES: u32 = 3;
 /// Longest packet we accept: 120 ms (RFC 6716 §2.1.4).
 pub const MAX_PACKET_US: u64 = 120_000;
-/// Frames per control decision (0.5 s of 20 ms frames).
-pub const CONTROL_WINDOW: u32 = 25;
-/// Target = frame + this × interarrival jitter (before clamping).
-pub const JITTER_FACTOR: f64 = 3.0;
-/// When the jitter falls, the target moves 1/this of the way down per packet (~5 s at 50 pps).
-pub const TARGET_DECAY_PACKETS: f64 = 250.0;
+/// The relative delay of a packet is measured against the fastest packet of this span (µs).
+pub const DELAY_REFERENCE_US: u64 = 2_000_000;
+/// Weight kept per packet by the delay histogram (memory of ~330 packets, 7 s at 50/s).
+pub const DELAY_FORGET: f64 = 0.997;
+/// Packets over which the target is at least the configured initial delay.
+pub const START_PACKETS: u64 = 50;
+/// Headroom measurements whose median is the current playout delay.
+pub const HEADROOM_WINDOW: usize = 25;
+/// New headroom measurements needed after a correction before the next one.
+pub const SETTLE_PACKETS: usize = 10;
+/// Hysteresis below the target, in µs.
+pub const HYSTERESIS_US: i64 = 5_000;
+/// Hysteresis above target + half a frame, in µs: a drop leaves the delay 2 ms below the
+/// target at worst, an insertion 3 ms below the drop threshold, so one correction never
+/// calls for the opposite one.
+pub const DROP_HYSTERESIS_US: i64 = 8_000;
+/// Frames a frame insertion waits for a quiet frame (3 s of 20 ms frames) unless urgent.
+pub const INSERT_WAIT_FRAMES: u32 = 150;
+/// Frames a frame drop waits for a quiet frame (4 s of 20 ms frames).
+pub const DROP_WAIT_FRAMES: u32 = 200;
 /// Buffered audio beyond `max_ms` + this is dropped (oldest first).
 pub const HOLD_MARGIN_MS: u32 = 100;
 /// Transit changes above this are timestamp jumps, not jitter.
-const MAX_TRANSIT_STEP_US: f64 = 1_000_000.0;
+const MAX_TRANSIT_STEP_US: i64 = 1_000_000;
+/// Cross-fade of a dropped frame, in µs.
+const DROP_FADE_US: u64 = 5_000;
+/// A frame is quiet below this fraction of the recent speech power (-20 dB)...
+const QUIET_RATIO: f64 = 0.01;
+/// ...or below this mean square (an RMS of 30).
+const QUIET_FLOOR: f64 = 900.0;
+/// Speech power tracker: peak hold with this decay per frame (~20 s at 50 frames/s).
+const LOUD_DECAY: f64 = 0.999;
 
 /// Jitter buffer tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JitterConfig {
     /// Initial playout delay (and the fixed one when not adaptive), in ms. Default 60.
     pub target_ms: u32,
-    /// Largest target delay in ms. Default 200.
+    /// Largest target delay in ms. Default 250.
     pub max_ms: u32,
     /// Smallest target delay in ms (adaptive mode). Default 20.
     pub min_ms: u32,
-    /// Follow the measured jitter. Default true.
+    /// Follow the measured delays. Default true.
     pub adaptive: bool,
+    /// Share of packets the target should let play in time, in per mille of the relative
+    /// delay distribution. Default 995.
+    pub quantile_permille: u16,
+    /// Added to the quantile (and the packet duration) for the target, in ms. Default 10.
+    pub margin_ms: u32,
+    /// Conceal lost audio (the `plc` parameter); when off, losses play as silence. Default on.
+    pub plc: bool,
 }
 
 impl Default for JitterConfig {
     fn default() -> Self {
         JitterConfig {
             target_ms: 60,
-            max_ms: 200,
+            max_ms: 250,
             min_ms: 20,
             adaptive: true,
+            quantile_permille: 995,
+            margin_ms: 10,
+            plc: true,
         }
     }
 }
@@ -89,6 +155,30 @@ impl JitterConfig {
             target_ms,
             adaptive: false,
             ..JitterConfig::default()
+        }
+    }
+
+    /// The tuning for the `jittersize` parameter ("bias for the dynamic jitter buffer"):
+    /// 0 = no jitter buffer (one fixed frame), 1 extra small, 2 small, 3 normal (the
+    /// default), 4 big, 5 extra big, 6 max. Values outside 0..=6 are taken as 3.
+    pub fn for_jittersize(size: i64) -> JitterConfig {
+        let d = JitterConfig::default();
+        let (quantile_permille, margin_ms, min_ms, max_ms) = match size {
+            0 => return JitterConfig::fixed(20),
+            1 => (900, 0, 20, 120),
+            2 => (980, 5, 20, 200),
+            4 => (998, 20, 40, 350),
+            5 => (999, 40, 60, 500),
+            6 => (1000, 60, 100, 800),
+            _ => (d.quantile_permille, d.margin_ms, d.min_ms, d.max_ms),
+        };
+        JitterConfig {
+            target_ms: d.target_ms.clamp(min_ms, max_ms),
+            max_ms,
+            min_ms,
+            quantile_permille,
+            margin_ms,
+            ..d
         }
     }
 }
@@ -137,7 +227,8 @@ pub enum PushOutcome {
 pub enum FrameKind {
     /// Received audio (including audio rebuilt from FEC).
     Audio,
-    /// Partly or wholly concealed (codec concealment, or repeat with fade).
+    /// Partly or wholly concealed (codec concealment, waveform substitution, or silence for a
+    /// loss when concealment is off).
     Concealed,
     /// Nothing to play yet (prefilling or idle).
     Silence,
@@ -156,6 +247,11 @@ pub struct JitterStats {
     pub fec_recovered: u64,
     /// Lost packets or gaps concealed by the codec's own concealment.
     pub codec_concealed: u64,
+    /// Lost packets or gaps concealed by the waveform concealment ([`plc`]).
+    pub plc_concealed: u64,
+    /// Lost packets that needed no concealment of their own: an underflow had already
+    /// concealed their slot.
+    pub loss_already_concealed: u64,
     /// Packets dropped as late.
     pub late: u64,
     /// Packets dropped as duplicates.
@@ -164,8 +260,10 @@ pub struct JitterStats {
     pub overflow_dropped: u64,
     /// Frames dropped to bring the delay down to the target.
     pub frames_dropped: u64,
-    /// Concealment frames inserted to bring the delay up to the target.
+    /// Frames inserted to bring the delay up to the target.
     pub frames_stretched: u64,
+    /// Frames concealed because the buffer ran empty (the delay grew by them).
+    pub underflows: u64,
     /// Resets (SSRC change, sequence restart).
     pub resets: u64,
 }
@@ -180,6 +278,125 @@ struct Entry {
     filler: bool,
 }
 
+/// A delay correction the control wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Correction {
+    Insert,
+    Drop,
+}
+
+/// Relative-delay statistics: the transit reference and the histogram of `d` (1 ms buckets).
+#[derive(Debug, Clone)]
+struct DelayEstimator {
+    /// Time zero for arrival times.
+    epoch: Option<Instant>,
+    /// RTP timestamp, its unwrapped value in µs and its clock, of the newest packet.
+    ts_ref: Option<(u32, i64, u32)>,
+    /// Transit of the newest packet (for timestamp-jump detection).
+    last_transit: Option<i64>,
+    /// (arrival µs, transit µs), increasing transit: the front is the window's minimum.
+    base: VecDeque<(i64, i64)>,
+    hist: Vec<f64>,
+    total: f64,
+    inc: f64,
+    count: u64,
+}
+
+impl DelayEstimator {
+    fn new(buckets: usize) -> DelayEstimator {
+        DelayEstimator {
+            epoch: None,
+            ts_ref: None,
+            last_transit: None,
+            base: VecDeque::new(),
+            hist: vec![0.0; buckets.max(1)],
+            total: 0.0,
+            inc: 1.0,
+            count: 0,
+        }
+    }
+
+    /// Forget the transit reference (new stream); the histogram stays (same network path).
+    fn restart(&mut self) {
+        self.ts_ref = None;
+        self.last_transit = None;
+        self.base.clear();
+    }
+
+    /// The relative delay `d` (µs) of a packet with RTP timestamp `ts` arriving at `now`, or
+    /// `None` when it cannot be measured (first packet after a clock change or a jump).
+    fn measure(&mut self, now: Instant, ts: u32, clock: u32, newest: bool) -> Option<i64> {
+        let epoch = *self.epoch.get_or_insert(now);
+        let arrival = now.saturating_duration_since(epoch).as_micros() as i64;
+        let clock = clock.max(1);
+        let ts_us = match self.ts_ref {
+            Some((rts, rus, rclock)) if rclock == clock => {
+                rus + i64::from(ts.wrapping_sub(rts) as i32) * 1_000_000 / i64::from(clock)
+            }
+            _ => {
+                self.restart();
+                0
+            }
+        };
+        let transit = arrival - ts_us;
+        if newest || self.ts_ref.is_none() {
+            if let Some(last) = self.last_transit {
+                if (transit - last).abs() > MAX_TRANSIT_STEP_US {
+                    self.base.clear();
+                }
+            }
+            self.ts_ref = Some((ts, ts_us, clock));
+            self.last_transit = Some(transit);
+        }
+        while self.base.back().is_some_and(|&(_, t)| t >= transit) {
+            self.base.pop_back();
+        }
+        self.base.push_back((arrival, transit));
+        let horizon = arrival - DELAY_REFERENCE_US as i64;
+        while self.base.len() > 1 && self.base.front().is_some_and(|&(a, _)| a < horizon) {
+            self.base.pop_front();
+        }
+        let min = self.base.front().map_or(transit, |&(_, t)| t);
+        Some((transit - min).max(0))
+    }
+
+    /// Add a relative delay to the histogram: plain counts over the first 1/(1 - forget)
+    /// packets, exponential forgetting after.
+    fn record(&mut self, d_us: i64) {
+        let n = self.hist.len();
+        let b = ((d_us / 1000).max(0) as usize).min(n - 1);
+        self.count += 1;
+        if self.count as f64 > 1.0 / (1.0 - DELAY_FORGET) {
+            self.inc /= DELAY_FORGET;
+        }
+        self.hist[b] += self.inc;
+        self.total += self.inc;
+        if self.inc > 1e12 {
+            for h in &mut self.hist {
+                *h /= self.inc;
+            }
+            self.total /= self.inc;
+            self.inc = 1.0;
+        }
+    }
+
+    /// The `q` quantile (0..=1) of the recorded delays in µs (the bucket's upper edge).
+    fn quantile_us(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let tail = (1.0 - q).max(0.0) * self.total;
+        let mut above = 0.0;
+        for (b, &w) in self.hist.iter().enumerate().rev() {
+            above += w;
+            if above > tail + 1e-9 * self.total {
+                return Some((b as f64 + 1.0) * 1000.0);
+            }
+        }
+        Some(1000.0)
+    }
+}
+
 /// The jitter buffer. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
@@ -191,21 +408,35 @@ pub struct JitterBuffer {
     next: Option<i64>,
     started: bool,
     first_arrival: Option<Instant>,
+    /// When the newest packet arrived.
+    last_arrival: Option<Instant>,
     /// Decoded PCM not yet played, at the output rate.
     carry: VecDeque<i16>,
     out_rate: u32,
-    last_good: Vec<i16>,
     last_packet_us: u64,
     last_pt: Option<u8>,
-    miss_run: u32,
     underflow_run: u32,
     bad_seq: Option<u16>,
-    /// Jitter estimate (RFC 3550 §A.8) in µs and the previous packet's arrival/timestamp.
+    /// RFC 3550 §A.8 jitter in µs and the previous packet's arrival/timestamp/clock.
     jitter_us: f64,
     last_transit: Option<(Instant, u32, u32)>,
+    delays: DelayEstimator,
     target_us: f64,
-    window_sum_us: u64,
-    window_n: u32,
+    /// Headroom measurements, stored minus `headroom_offset` at the time they were taken.
+    headroom: VecDeque<i64>,
+    /// Sum of the delay changes made since (insertions +, drops and skips −), in µs.
+    headroom_offset: i64,
+    since_correction: usize,
+    correction_wait: u32,
+    last_pop: Option<Instant>,
+    /// Frame duration of the last pop, in µs.
+    frame_us: u64,
+    /// Concealment played during underflow for the slot at `next`, in µs.
+    owed_us: u64,
+    plc: Plc,
+    /// Mean square of the last frame played, and the recent speech power.
+    last_power: f64,
+    loud_power: f64,
     stats: JitterStats,
     scratch: Vec<i16>,
 }
@@ -220,6 +451,13 @@ fn us_of(units: u32, clock_rate: u32) -> u64 {
     u64::from(units) * 1_000_000 / u64::from(clock_rate.max(1))
 }
 
+fn power(s: &[i16]) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len() as f64
+}
+
 impl JitterBuffer {
     /// An empty buffer.
     pub fn new(cfg: JitterConfig) -> JitterBuffer {
@@ -232,19 +470,27 @@ impl JitterBuffer {
             next: None,
             started: false,
             first_arrival: None,
+            last_arrival: None,
             carry: VecDeque::new(),
             out_rate: 8000,
-            last_good: Vec::new(),
             last_packet_us: 20_000,
             last_pt: None,
-            miss_run: FADE_FRAMES,
             underflow_run: 0,
             bad_seq: None,
             jitter_us: 0.0,
             last_transit: None,
+            delays: DelayEstimator::new(cfg.max_ms.max(cfg.min_ms) as usize + 1),
             target_us: f64::from(cfg.target_ms) * 1000.0,
-            window_sum_us: 0,
-            window_n: 0,
+            headroom: VecDeque::new(),
+            headroom_offset: 0,
+            since_correction: 0,
+            correction_wait: 0,
+            last_pop: None,
+            frame_us: 20_000,
+            owed_us: 0,
+            plc: Plc::new(8000),
+            last_power: 0.0,
+            loud_power: 0.0,
             stats: JitterStats::default(),
             scratch: Vec::new(),
         }
@@ -270,14 +516,22 @@ impl JitterBuffer {
             }
             _ => 0,
         };
-        self.buffered_us
-            + missing * self.last_packet_us
-            + self.carry.len() as u64 * 1_000_000 / u64::from(self.out_rate.max(1))
+        self.buffered_us + missing * self.last_packet_us + self.carry_us()
+    }
+
+    fn carry_us(&self) -> u64 {
+        self.carry.len() as u64 * 1_000_000 / u64::from(self.out_rate.max(1))
     }
 
     /// The playout delay the buffer aims for now, in ms.
     pub fn target_ms(&self) -> f64 {
         self.target_us / 1000.0
+    }
+
+    /// The current playout delay of the fastest packets (the median headroom), in ms;
+    /// `None` before playout or before any measurement.
+    pub fn delay_ms(&self) -> Option<f64> {
+        self.current_delay_us().map(|d| d as f64 / 1000.0)
     }
 
     /// The interarrival jitter estimate (RFC 3550 §A.8), in ms.
@@ -296,15 +550,24 @@ impl JitterBuffer {
         self.buffered_us = 0;
         self.highest = None;
         self.next = None;
-        self.started = false;
         self.first_arrival = None;
         self.carry.clear();
-        self.underflow_run = 0;
         self.bad_seq = None;
         self.last_transit = None;
-        self.window_sum_us = 0;
-        self.window_n = 0;
+        self.delays.restart();
+        self.stop_playing();
         self.stats.resets += 1;
+    }
+
+    /// Back to prefilling: the delay measurements of the old play position are void.
+    fn stop_playing(&mut self) {
+        self.started = false;
+        self.underflow_run = 0;
+        self.owed_us = 0;
+        self.headroom.clear();
+        self.headroom_offset = 0;
+        self.since_correction = 0;
+        self.correction_wait = 0;
     }
 
     /// Offer an encoded packet that arrived at `now`: `duration` in units of `clock_rate`
@@ -382,6 +645,11 @@ impl JitterBuffer {
                 return PushOutcome::Late;
             }
             if ext < next {
+                // Its slot was played or concealed; its delay still teaches the target.
+                tracing::debug!(seq, next, "jitter buffer: late packet");
+                if let Some((timestamp, clock)) = ts {
+                    self.measure_delay(now, timestamp, clock, entry.duration_us, false, None);
+                }
                 self.stats.late += 1;
                 return PushOutcome::Late;
             }
@@ -403,6 +671,7 @@ impl JitterBuffer {
         outcome: PushOutcome,
     ) -> PushOutcome {
         let newest = self.highest.is_none_or(|h| ext > h);
+        let duration_us = entry.duration_us;
         if newest {
             if let Some((timestamp, clock)) = ts {
                 self.measure_jitter(now, timestamp, clock);
@@ -410,8 +679,14 @@ impl JitterBuffer {
         }
         self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
         self.first_arrival.get_or_insert(now);
+        if newest {
+            self.last_arrival = Some(now);
+        }
         self.buffered_us += entry.duration_us;
         self.packets.insert(ext, entry);
+        if let Some((timestamp, clock)) = ts {
+            self.measure_delay(now, timestamp, clock, duration_us, newest, Some(ext));
+        }
         let cap = u64::from(self.cfg.max_ms.saturating_add(HOLD_MARGIN_MS)) * 1000;
         if self.buffered_us > cap {
             let target = self.target_us as u64;
@@ -422,12 +697,14 @@ impl JitterBuffer {
                 self.buffered_us -= v.duration_us;
                 self.stats.overflow_dropped += 1;
                 self.next = Some(k + 1);
+                self.owed_us = 0;
             }
+            self.headroom.clear();
         }
         outcome
     }
 
-    /// RFC 3550 §A.8 in µs: D = (Rj - Ri) - (Sj - Si), J += (|D| - J) / 16; then the target.
+    /// RFC 3550 §A.8 in µs: D = (Rj - Ri) - (Sj - Si), J += (|D| - J) / 16 (statistics).
     fn measure_jitter(&mut self, now: Instant, timestamp: u32, clock: u32) {
         if let Some((t, ts, c)) = self.last_transit {
             if c == clock {
@@ -436,25 +713,116 @@ impl JitterBuffer {
                 let sent =
                     f64::from(timestamp.wrapping_sub(ts) as i32) * 1e6 / f64::from(clock.max(1));
                 let d = (arrival - sent).abs();
-                if d <= MAX_TRANSIT_STEP_US {
+                if d <= MAX_TRANSIT_STEP_US as f64 {
                     self.jitter_us += (d - self.jitter_us) / 16.0;
                 }
             }
         }
         self.last_transit = Some((now, timestamp, clock));
-        if !self.cfg.adaptive {
+    }
+
+    /// The relative delay of a packet (module docs): into the histogram, then the target; and
+    /// for a packet buffered in time (`ext`), one headroom measurement.
+    fn measure_delay(
+        &mut self,
+        now: Instant,
+        timestamp: u32,
+        clock: u32,
+        duration_us: u64,
+        newest: bool,
+        ext: Option<i64>,
+    ) {
+        let Some(d) = self.delays.measure(now, timestamp, clock, newest) else {
+            return;
+        };
+        self.delays.record(d);
+        if self.cfg.adaptive {
+            self.update_target(duration_us);
+        } else {
+            // A packet must be whole before it plays: a fixed delay shorter than the
+            // packets (plus the margin) cannot be kept.
+            let least = (duration_us + u64::from(self.cfg.margin_ms) * 1000) as f64;
+            self.target_us = (f64::from(self.cfg.target_ms) * 1000.0).max(least);
+        }
+        let Some(ext) = ext else { return };
+        if !self.started {
             return;
         }
-        let frame = self.last_packet_us.min(60_000) as f64;
-        let raw = (frame + JITTER_FACTOR * self.jitter_us).clamp(
-            f64::from(self.cfg.min_ms) * 1000.0,
-            f64::from(self.cfg.max_ms.max(self.cfg.min_ms)) * 1000.0,
-        );
-        if raw > self.target_us {
-            self.target_us = raw; // fast attack
-        } else {
-            self.target_us += (raw - self.target_us) / TARGET_DECAY_PACKETS; // slow decay
+        let Some(next) = self.next else { return };
+        // Audio between the play position and the end of this packet.
+        let mut ahead = self.carry_us() as i64;
+        let mut k = next;
+        for (&s, e) in self.packets.range(next..=ext) {
+            ahead += (s - k) * self.last_packet_us as i64 + e.duration_us as i64;
+            k = s + 1;
         }
+        // The frame handed out at the last pop is still playing: the play position proper
+        // is behind the buffer's position by what is left of it.
+        let since_pop = self.last_pop.map_or(self.frame_us, |t| {
+            (now.saturating_duration_since(t).as_micros() as u64).min(self.frame_us)
+        });
+        let h = ahead + (self.frame_us - since_pop) as i64 + d;
+        self.headroom.push_back(h - self.headroom_offset);
+        if self.headroom.len() > HEADROOM_WINDOW {
+            self.headroom.pop_front();
+        }
+        self.since_correction += 1;
+    }
+
+    fn update_target(&mut self, duration_us: u64) {
+        let q = f64::from(self.cfg.quantile_permille.min(1000)) / 1000.0;
+        let Some(qd) = self.delays.quantile_us(q) else {
+            return;
+        };
+        let frame = duration_us.min(MAX_PACKET_US) as f64;
+        let mut t = qd + frame + f64::from(self.cfg.margin_ms) * 1000.0;
+        if self.delays.count < START_PACKETS {
+            t = t.max(f64::from(self.cfg.target_ms) * 1000.0);
+        }
+        let lo = f64::from(self.cfg.min_ms) * 1000.0;
+        let hi = f64::from(self.cfg.max_ms.max(self.cfg.min_ms)) * 1000.0;
+        self.target_us = t.clamp(lo, hi);
+    }
+
+    fn current_delay_us(&self) -> Option<i64> {
+        if !self.started || self.headroom.is_empty() {
+            return None;
+        }
+        let mut v: Vec<i64> = self.headroom.iter().copied().collect();
+        v.sort_unstable();
+        Some(v[v.len() / 2] + self.headroom_offset)
+    }
+
+    /// The correction the dead band asks for now, and whether it is urgent (more than a
+    /// frame outside the band).
+    fn wanted_correction(&self) -> Option<(Correction, bool)> {
+        if self.headroom.len() < SETTLE_PACKETS.min(HEADROOM_WINDOW)
+            || self.since_correction < SETTLE_PACKETS
+        {
+            return None;
+        }
+        let d = self.current_delay_us()?;
+        let target = self.target_us as i64;
+        let frame = self.frame_us as i64;
+        let margin = i64::from(self.cfg.margin_ms) * 1000;
+        if d < target - HYSTERESIS_US {
+            // Urgent once the margin is used up: packets at the quantile come too late.
+            Some((Correction::Insert, d < target - margin - HYSTERESIS_US))
+        } else if d > target + frame / 2 + DROP_HYSTERESIS_US {
+            Some((Correction::Drop, d > target + 3 * frame + HYSTERESIS_US))
+        } else {
+            None
+        }
+    }
+
+    fn is_quiet(&self, p: f64) -> bool {
+        p < QUIET_FLOOR || p < self.loud_power * QUIET_RATIO
+    }
+
+    fn note_correction(&mut self, delta_us: i64) {
+        self.headroom_offset += delta_us;
+        self.since_correction = 0;
+        self.correction_wait = 0;
     }
 
     /// Take the next frame (`out.len()` samples at the decoder's output rate) at `now`.
@@ -465,67 +833,107 @@ impl JitterBuffer {
         dec: &mut dyn PlayoutDecoder,
     ) -> FrameKind {
         self.out_rate = dec.output_rate().max(1);
+        if self.plc.rate() != self.out_rate {
+            self.plc = Plc::new(self.out_rate);
+        }
         let want = out.len();
+        self.frame_us = (want as u64 * 1_000_000 / u64::from(self.out_rate)).max(1);
         if !self.started {
             let Some(first) = self.first_arrival else {
                 return Self::silence(out);
             };
+            // Started now, the newest packet's headroom is what is buffered plus how long it
+            // has already waited: start when that reaches the target (within half a frame).
             let target = Duration::from_micros(self.target_us as u64);
-            let enough = self.buffered_us >= self.target_us as u64;
+            let age = self
+                .last_arrival
+                .map_or(0, |t| now.saturating_duration_since(t).as_micros() as u64);
+            let enough = self.buffered_us + age + self.frame_us / 2 >= self.target_us as u64;
             let waited = now.saturating_duration_since(first) >= target;
             if self.packets.is_empty() || !(enough || waited) {
                 return Self::silence(out);
             }
+            self.stop_playing();
             self.started = true;
-            self.underflow_run = 0;
-            self.window_sum_us = 0;
-            self.window_n = 0;
             self.next = self.packets.keys().next().copied();
         }
+        self.last_pop = Some(now);
 
-        // Delay control (module docs): one decision per window.
-        let mut drop_frame = false;
-        let mut stretch = false;
-        if self.underflow_run == 0 {
-            self.window_sum_us += self.level_us();
-            self.window_n += 1;
-            if self.window_n >= CONTROL_WINDOW {
-                let avg = (self.window_sum_us / u64::from(self.window_n)) as f64;
-                let frame_us = want as f64 * 1e6 / f64::from(self.out_rate);
-                if avg > self.target_us + frame_us / 2.0 {
-                    drop_frame = true;
-                } else if avg + frame_us / 2.0 < self.target_us {
-                    stretch = true;
+        // Delay control (module docs).
+        let wanted = self.wanted_correction();
+        match wanted {
+            Some((_, urgent)) => {
+                self.correction_wait += 1;
+                if urgent {
+                    self.correction_wait = u32::MAX / 2;
                 }
-                self.window_sum_us = 0;
-                self.window_n = 0;
             }
+            None => self.correction_wait = 0,
         }
-        if stretch {
-            self.stats.frames_stretched += 1;
-            self.conceal_into_carry_front(want, dec);
-            for (o, s) in out.iter_mut().zip(self.carry.drain(..want)) {
-                *o = s;
+        if let Some((Correction::Insert, _)) = wanted {
+            let ready = self.carry.is_empty()
+                && (self.is_quiet(self.last_power) || self.correction_wait > INSERT_WAIT_FRAMES);
+            if ready {
+                tracing::debug!(
+                    delay_ms = self.delay_ms(),
+                    target_ms = self.target_ms(),
+                    waited = self.correction_wait,
+                    "jitter buffer: frame inserted"
+                );
+                self.plc.fill(out);
+                self.last_power = power(out);
+                self.stats.frames_stretched += 1;
+                self.stats.concealed += 1;
+                self.note_correction(self.frame_us as i64);
+                return FrameKind::Concealed;
             }
-            self.stats.concealed += 1;
-            return FrameKind::Concealed;
         }
 
-        let need = if drop_frame { want * 2 } else { want };
-        let mut concealed = self.fill(need, dec);
-        if drop_frame && self.carry.len() >= need {
-            self.carry.drain(..want);
-            self.stats.frames_dropped += 1;
+        let mut concealed = self.fill(want, true, dec);
+        if let Some((Correction::Drop, _)) = wanted {
+            if self.carry.len() >= want {
+                self.fill(2 * want, false, dec);
+                if self.carry.len() >= 2 * want {
+                    let p = self
+                        .carry
+                        .iter()
+                        .take(2 * want)
+                        .map(|&x| f64::from(x).powi(2));
+                    let p = p.sum::<f64>() / (2 * want) as f64;
+                    if self.is_quiet(p) || self.correction_wait > DROP_WAIT_FRAMES {
+                        tracing::debug!(
+                            delay_ms = self.delay_ms(),
+                            target_ms = self.target_ms(),
+                            waited = self.correction_wait,
+                            "jitter buffer: frame dropped"
+                        );
+                        self.drop_frame(want);
+                        self.stats.frames_dropped += 1;
+                        self.note_correction(-(self.frame_us as i64));
+                    }
+                }
+            }
         }
 
         if self.carry.len() < want {
-            self.underflow_run += 1;
+            // Underflow: conceal without moving the play position (module docs).
             let missing = want - self.carry.len();
             self.conceal_into_carry(missing, dec);
+            let us = missing as u64 * 1_000_000 / u64::from(self.out_rate);
+            self.owed_us += us;
+            self.headroom_offset += us as i64;
+            self.underflow_run += 1;
+            self.stats.underflows += 1;
+            tracing::debug!(
+                delay_ms = self.delay_ms(),
+                target_ms = self.target_ms(),
+                next = ?self.next,
+                "jitter buffer: underflow"
+            );
             concealed = true;
             if self.underflow_run >= UNDERFLOW_RESTART {
                 tracing::debug!("jitter buffer ran dry: prefilling again");
-                self.started = false;
+                self.stop_playing();
                 self.first_arrival = None;
             }
         } else {
@@ -534,50 +942,89 @@ impl JitterBuffer {
         for (o, s) in out.iter_mut().zip(self.carry.drain(..want)) {
             *o = s;
         }
+        self.last_power = power(out);
+        self.loud_power = (self.loud_power * LOUD_DECAY).max(self.last_power);
         if concealed {
             self.stats.concealed += 1;
             FrameKind::Concealed
         } else {
-            self.last_good.clear();
-            self.last_good.extend_from_slice(out);
             self.stats.played += 1;
             FrameKind::Audio
         }
     }
 
-    /// Decode packets into the carry until it holds `want` samples or nothing is buffered.
-    /// Returns whether any of it was concealed.
-    fn fill(&mut self, want: usize, dec: &mut dyn PlayoutDecoder) -> bool {
+    /// Skip the frame after the next one in the carry: the next frame's start is cross-faded
+    /// into the skipped frame's successor.
+    fn drop_frame(&mut self, want: usize) {
+        let fade = (DROP_FADE_US * u64::from(self.out_rate) / 1_000_000).max(1) as usize;
+        let fade = fade.min(want);
+        for i in 0..fade {
+            let w = (i + 1) as f32 / (fade + 1) as f32;
+            let old = f32::from(self.carry[i]);
+            let new = f32::from(self.carry[want + i]);
+            self.carry[want + i] = (old * (1.0 - w) + new * w).round() as i16;
+        }
+        self.carry.drain(..want);
+    }
+
+    /// Decode packets into the carry until it holds `want` samples or nothing is buffered;
+    /// with `allow_loss` a missing packet with later ones buffered is declared lost and
+    /// concealed (its playout time has come). Returns whether any of it was concealed.
+    fn fill(&mut self, want: usize, allow_loss: bool, dec: &mut dyn PlayoutDecoder) -> bool {
         let mut concealed = false;
         while self.carry.len() < want {
             let Some(next) = self.next else { break };
             if let Some(e) = self.packets.remove(&next) {
                 self.buffered_us -= e.duration_us;
                 self.next = Some(next + 1);
+                // A late packet after underflow concealment: the delay grew by it.
+                self.owed_us = 0;
                 self.play_entry(&e, dec);
                 continue;
             }
             let Some(&oldest) = self.packets.keys().next() else {
                 break; // underflow: keep the position, the packet may still come
             };
+            if !allow_loss {
+                break;
+            }
             let span = (oldest - next) as u64 * self.last_packet_us;
             let cap = u64::from(self.cfg.max_ms.saturating_add(HOLD_MARGIN_MS)) * 1000;
             if span > cap {
                 tracing::debug!(gap = oldest - next, "sequence jump: skipping ahead");
                 self.next = Some(oldest);
+                self.owed_us = 0;
+                self.headroom.clear();
                 continue;
             }
-            // Lost: rebuild from the next packet's FEC, or conceal one packet's worth.
             self.stats.lost += 1;
-            let samples = self.samples_of(self.last_packet_us);
+            tracing::debug!(
+                seq = next,
+                owed_us = self.owed_us,
+                delay_ms = self.delay_ms(),
+                target_ms = self.target_ms(),
+                "jitter buffer: packet missing at playout"
+            );
+            self.next = Some(next + 1);
+            let slot = self.last_packet_us;
+            if self.owed_us * 2 >= slot {
+                // Already concealed while the buffer was empty: not again (module docs).
+                self.owed_us = self.owed_us.saturating_sub(slot);
+                self.headroom_offset -= slot as i64;
+                self.stats.loss_already_concealed += 1;
+                continue;
+            }
+            self.owed_us = 0;
+            // Lost: rebuild from the next packet's FEC, or conceal one packet's worth.
+            let samples = self.samples_of(slot);
             let mut recovered = false;
             if let Some(e) = self.packets.get(&(next + 1)).filter(|e| !e.filler) {
-                self.scratch.clear();
                 let mut buf = std::mem::take(&mut self.scratch);
+                buf.clear();
                 if dec.recover(e.pt, &e.payload, samples, &mut buf) && !buf.is_empty() {
+                    self.plc.received(&mut buf);
                     self.carry.extend(buf.iter().copied());
                     self.stats.fec_recovered += 1;
-                    self.miss_run = 0;
                     recovered = true;
                 }
                 self.scratch = buf;
@@ -586,27 +1033,28 @@ impl JitterBuffer {
                 self.conceal_into_carry(samples, dec);
                 concealed = true;
             }
-            self.next = Some(next + 1);
         }
         concealed
     }
 
     fn play_entry(&mut self, e: &Entry, dec: &mut dyn PlayoutDecoder) {
         let samples = self.samples_of(e.duration_us);
-        if e.filler {
-            self.carry.extend(std::iter::repeat_n(0, samples));
-            return;
-        }
-        self.last_packet_us = e.duration_us;
-        self.last_pt = Some(e.pt);
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
-        if dec.decode(e.pt, &e.payload, &mut buf) && !buf.is_empty() {
-            self.carry.extend(buf.iter().copied());
-            self.miss_run = 0;
+        if e.filler {
+            buf.resize(samples, 0);
         } else {
-            self.conceal_into_carry(samples, dec);
+            self.last_packet_us = e.duration_us;
+            self.last_pt = Some(e.pt);
+            if !dec.decode(e.pt, &e.payload, &mut buf) || buf.is_empty() {
+                buf.clear();
+                self.scratch = buf;
+                self.conceal_into_carry(samples, dec);
+                return;
+            }
         }
+        self.plc.received(&mut buf);
+        self.carry.extend(buf.iter().copied());
         self.scratch = buf;
     }
 
@@ -619,40 +1067,29 @@ impl JitterBuffer {
         FrameKind::Silence
     }
 
-    /// Conceal `len` samples at the front of the carry (a frame inserted before what is there).
-    fn conceal_into_carry_front(&mut self, len: usize, dec: &mut dyn PlayoutDecoder) {
-        let rest: Vec<i16> = self.carry.drain(..).collect();
-        self.conceal_into_carry(len, dec);
-        self.carry.extend(rest);
-    }
-
-    /// Append `len` samples of concealment: the codec's own if it has one, else the last good
-    /// frame repeated with a linear fade reaching silence after [`FADE_FRAMES`] frames.
+    /// Append `len` samples of concealment: the codec's own if it has one, else waveform
+    /// substitution ([`plc`]); silence when concealment is off.
     fn conceal_into_carry(&mut self, len: usize, dec: &mut dyn PlayoutDecoder) {
-        if let Some(pt) = self.last_pt {
-            let mut buf = std::mem::take(&mut self.scratch);
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        if !self.cfg.plc {
+            buf.resize(len, 0);
+            self.plc.received(&mut buf);
+        } else if self
+            .last_pt
+            .is_some_and(|pt| dec.conceal(pt, len, &mut buf) && !buf.is_empty())
+        {
+            buf.resize(len, 0);
+            self.plc.received(&mut buf);
+            self.stats.codec_concealed += 1;
+        } else {
             buf.clear();
-            let ok = dec.conceal(pt, len, &mut buf);
-            if ok && !buf.is_empty() {
-                buf.resize(len, 0);
-                self.carry.extend(buf.iter().copied());
-                self.stats.codec_concealed += 1;
-                self.scratch = buf;
-                return;
-            }
-            self.scratch = buf;
+            buf.resize(len, 0);
+            self.plc.fill(&mut buf);
+            self.stats.plc_concealed += 1;
         }
-        let frame = self.last_good.len().max(1);
-        let total = (FADE_FRAMES as usize * frame) as f32;
-        let done = (self.miss_run as usize * frame) as f32;
-        for i in 0..len {
-            let pos = done + i as f32;
-            let gain = (1.0 - pos / total).max(0.0);
-            let s = self.last_good.get(i % frame).copied().unwrap_or(0);
-            self.carry.push_back((f32::from(s) * gain) as i16);
-        }
-        let frames = len.div_ceil(frame) as u32;
-        self.miss_run = self.miss_run.saturating_add(frames).min(FADE_FRAMES);
+        self.carry.extend(buf.iter().copied());
+        self.scratch = buf;
     }
 }
 
