@@ -482,3 +482,55 @@ fn dtls_srtp_handshake_nobody_answers_ends_the_call() {
         "the ClientHello was retransmitted ({hellos} sent)"
     );
 }
+
+#[test]
+fn dtls_srtp_call_keeps_its_keys_across_hold_and_resume() {
+    let name = "dtls_srtp_hold_resume";
+    let _serial = serial();
+    if !require_tools(name, &[BARESIP]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let (mut bs, aor) = baresip_with_dtls_account(&dir);
+    let (params, cli_rec) = cli_params(&dir, "3");
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!("call {aor}"));
+    expect_connected(&mut cli);
+    bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Re-offers (RFC 3264 §8) with the same fingerprint and roles keep the association.
+    cli.api_ok("hold true");
+    std::thread::sleep(Duration::from_secs(1));
+    cli.api_ok("hold false");
+    std::thread::sleep(Duration::from_secs(3));
+    let enc = cli.api_ok("isencrypted");
+    assert!(
+        enc.trim().ends_with('2'),
+        "isencrypted after resume: {enc:?}"
+    );
+    cli.api_ok("hangup");
+    bs.wait_event("CALL_CLOSED", |_| true, WAIT);
+    let log = bs.log();
+    let handshakes = log.matches("DTLS-SRTP complete (audio/RTP)").count();
+    assert_eq!(
+        handshakes,
+        1,
+        "hold and resume must not start a new DTLS handshake; baresip log tail:\n{}",
+        bs.log_tail(40)
+    );
+    assert!(
+        !log.to_ascii_lowercase().contains("unprotect"),
+        "baresip could not decrypt us after the re-INVITEs:\n{}",
+        bs.log_tail(40)
+    );
+    // Audio from baresip decrypts after the resume: the last 2 s of what we played.
+    let (samples, rate) = webphone_interop::audio::read_mono(&cli_rec);
+    let tail = samples.len().saturating_sub(2 * rate as usize);
+    let rms = (samples[tail..].iter().map(|x| x * x).sum::<f64>()
+        / (samples.len() - tail).max(1) as f64)
+        .sqrt();
+    let dbfs = 20.0 * rms.max(1e-9).log10();
+    eprintln!("softphone after resume: {dbfs:.1} dBFS");
+    assert!(dbfs > -30.0, "silence after the resume: {dbfs:.1} dBFS");
+    cli.quit();
+}
