@@ -21,6 +21,12 @@ const TALK: Duration = Duration::from_secs(4);
 /// baresip without a registrar, with the `ice` module loaded and an auto-answering ICE account
 /// `1003` (its STUN server: our coturn). Returns it and the account's URI.
 fn baresip_with_ice(dir: &TestDir, coturn: &Coturn, ice: bool) -> (Baresip, String) {
+    baresip_account(dir, coturn, ice, "")
+}
+
+/// [`baresip_with_ice`] with more account parameters (`;mediaenc=dtls_srtp`, ...) and the
+/// modules they name loaded first (`insmod`).
+fn baresip_account(dir: &TestDir, coturn: &Coturn, ice: bool, extra: &str) -> (Baresip, String) {
     // RTCP muxed on the RTP port (RFC 5761): we gather one ICE component, and baresip 1.0
     // without rtcp_mux wants a candidate for RTCP too (it then falls back to plain RTP).
     let mut bs = Baresip::start_with_config(
@@ -44,8 +50,12 @@ fn baresip_with_ice(dir: &TestDir, coturn: &Coturn, ice: bool) -> (Baresip, Stri
     } else {
         String::new()
     };
+    if extra.contains("dtls_srtp") {
+        let r = bs.command("insmod dtls_srtp");
+        assert!(r.ok, "baresip could not load dtls_srtp: {r:?}");
+    }
     bs.command(&format!(
-        "uanew <{uri};transport=udp>;answermode=auto;regint=0;audio_codecs=PCMU,PCMA{nat}"
+        "uanew <{uri};transport=udp>;answermode=auto;regint=0;audio_codecs=PCMU,PCMA{nat}{extra}"
     ));
     (bs, uri)
 }
@@ -239,5 +249,87 @@ fn peer_without_ice_gets_plain_rtp_to_its_connection_address() {
     talk_and_hang_up(&mut cli, &mut bs);
     assert!(our_sdp(&cli).contains("a=ice-ufrag:"), "ICE was offered");
     assert_audio_both_ways(&cli_rec, &bs, "peer without ICE");
+    cli.quit();
+}
+
+#[test]
+fn relay_only_media_reaches_a_peer_without_ice_through_coturn() {
+    let name = "ice_relay_to_plain_peer";
+    let _serial = serial();
+    if !require_tools(name, &[BARESIP, TURNSERVER]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let coturn = Coturn::start(dir.path());
+    let (mut bs, uri) = baresip_with_ice(&dir, &coturn, false);
+    let (params, cli_rec) = Params::new()
+        .set("loglevel", "5")
+        .set("turnserveraddress", coturn.addr())
+        .set("turnusername", TURN_USER)
+        .set("turnpassword", TURN_PASSWORD)
+        .set("stunturnonlocal", "2")
+        .set("ice", "[{ iceTransportPolicy: 'relay' }]")
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!("call {uri}"));
+    expect_connected(&mut cli);
+    bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    talk_and_hang_up(&mut cli, &mut bs);
+    // Our c=/m= is the relayed address: baresip sends there, we send through the allocation.
+    let sdp = our_sdp(&cli);
+    let relayed_port = sdp
+        .split("m=audio ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no m=audio in {sdp}"));
+    assert!(
+        coturn.is_relay_port(relayed_port),
+        "m= port {relayed_port} is not one of coturn's relay ports: {sdp}"
+    );
+    assert_audio_both_ways(&cli_rec, &bs, "relay to a peer without ICE");
+    let usage = webphone_interop::util::wait_for(Duration::from_secs(5), || {
+        coturn
+            .peer_usages()
+            .into_iter()
+            .find(|u| u.sent_packets > 0)
+    });
+    eprintln!("coturn peer usage: {usage:?}");
+    let usage = usage.unwrap_or_else(|| panic!("no peer usage:\n{}", coturn.log_tail(40)));
+    assert!(
+        usage.sent_packets >= 150 && usage.received_packets >= 150,
+        "media did not go through the relay: {usage:?}"
+    );
+    cli.quit();
+}
+
+#[test]
+fn ice_and_dtls_srtp_share_the_media_socket_with_baresip() {
+    let name = "ice_dtls_srtp";
+    let _serial = serial();
+    if !require_tools(name, &[BARESIP, TURNSERVER]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let coturn = Coturn::start(dir.path());
+    let (mut bs, uri) = baresip_account(&dir, &coturn, true, ";mediaenc=dtls_srtp");
+    // DTLS records, STUN checks and SRTP all on one port, told apart by RFC 7983's first byte.
+    let (params, cli_rec) = Params::new()
+        .set("loglevel", "5")
+        .set("use_fast_ice", "2")
+        .set("mediaencryption", "3")
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!("call {uri}"));
+    expect_connected(&mut cli);
+    bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    talk_and_hang_up(&mut cli, &mut bs);
+    let sdp = our_sdp(&cli);
+    assert!(
+        sdp.contains("a=fingerprint:") && sdp.contains("a=ice-ufrag:"),
+        "our offer has DTLS-SRTP and ICE: {sdp}"
+    );
+    assert_baresip_ice_completed(&bs, "host:127.0.0.1:");
+    assert_audio_both_ways(&cli_rec, &bs, "ICE with DTLS-SRTP");
     cli.quit();
 }
