@@ -47,14 +47,23 @@ fn wait_contact(k: &Kamailio, user: &str, needle: &str, timeout: Duration) -> Ve
 
 #[test]
 fn address_change_re_registers_with_the_new_contact() {
+    address_change_re_registers(Transport::Udp, "netchange_register_udp");
+}
+
+#[test]
+fn address_change_over_tcp_re_registers_over_a_new_connection() {
+    address_change_re_registers(Transport::Tcp, "netchange_register_tcp");
+}
+
+fn address_change_re_registers(transport: Transport, name: &str) {
     let _serial = serial();
-    if !require_tools("address_change_re_registers", &[KAMAILIO, KAMCMD]) {
+    if !require_tools(name, &[KAMAILIO, KAMCMD]) {
         return;
     }
-    let Some(pair) = NetPair::create("address_change_re_registers") else {
+    let Some(pair) = NetPair::create(name) else {
         return;
     };
-    let dir = TestDir::new("netchange_register");
+    let dir = TestDir::new(name);
     let mut k = Kamailio::start_in_netns(
         dir.path(),
         KamailioOpts::default(),
@@ -62,7 +71,7 @@ fn address_change_re_registers_with_the_new_contact() {
         &pair.srv_ip(),
         None,
     );
-    let params = Params::account(&k, "1001", Transport::Udp);
+    let params = Params::account(&k, "1001", transport);
     let mut cli = start_cli_in(&pair, &dir, &params);
     expect_registered(&mut cli, 0);
     let old = pair.ip(2);
@@ -73,11 +82,13 @@ fn address_change_re_registers_with_the_new_contact() {
     let new = pair.ip(3);
     let contacts = wait_contact(&k, "1001", &format!("@{new}:"), MOVE_WAIT);
     println!(
-        "new Contact registered {:.1} s after the address change: {contacts:?} (before: {first:?})",
+        "{name}: new Contact registered {:.1} s after the address change: {contacts:?} \
+         (before: {first:?})",
         moved_at.elapsed().as_secs_f64()
     );
-    // The REGISTER came from the new address.
-    let from_new = k.wait_lines(&["REQ REGISTER", &format!("udp:{new}:")], 1, WAIT);
+    // The REGISTER came from the new address (over TCP: on a new connection from there).
+    let proto = transport.kamailio_proto();
+    let from_new = k.wait_lines(&["REQ REGISTER", &format!("{proto}:{new}:")], 1, WAIT);
     assert!(!from_new.is_empty());
     // The engine said what happened, and is still registered and responsive.
     cli.expect(
