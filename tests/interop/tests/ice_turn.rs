@@ -333,3 +333,78 @@ fn ice_and_dtls_srtp_share_the_media_socket_with_baresip() {
     assert_audio_both_ways(&cli_rec, &bs, "ICE with DTLS-SRTP");
     cli.quit();
 }
+
+#[test]
+fn relayed_ice_call_keeps_its_path_across_hold_and_resume() {
+    let name = "ice_relay_hold_resume";
+    let _serial = serial();
+    if !require_tools(name, &[BARESIP, TURNSERVER]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let coturn = Coturn::start(dir.path());
+    let (mut bs, uri) = baresip_with_ice(&dir, &coturn, true);
+    let (params, cli_rec) = Params::new()
+        .set("loglevel", "5")
+        .set("turnserveraddress", coturn.addr())
+        .set("turnusername", TURN_USER)
+        .set("turnpassword", TURN_PASSWORD)
+        .set("stunturnonlocal", "2")
+        .set("ice", "[{ iceTransportPolicy: 'relay' }]")
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!("call {uri}"));
+    expect_connected(&mut cli);
+    bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    std::thread::sleep(Duration::from_millis(1500));
+    cli.api_ok("hold true");
+    std::thread::sleep(Duration::from_secs(1));
+    cli.api_ok("hold false");
+    std::thread::sleep(Duration::from_secs(3));
+    cli.api_ok("hangup");
+    bs.wait_event("CALL_CLOSED", |_| true, WAIT);
+    // Both re-INVITEs repeat our credentials and relayed candidate (no ICE restart).
+    let invites: Vec<String> = cli
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("LOG,EVENT,SIP >>") && l.contains(": INVITE sip:"))
+        .collect();
+    assert_eq!(invites.len(), 3, "INVITE, hold, resume: {invites:#?}");
+    let ufrag = |l: &str| {
+        l.split("a=ice-ufrag:")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .map(str::to_owned)
+    };
+    assert!(ufrag(&invites[0]).is_some());
+    for re in &invites[1..] {
+        assert_eq!(ufrag(re), ufrag(&invites[0]), "same credentials: {re}");
+        assert!(re.contains("typ relay"), "relayed candidate repeated: {re}");
+    }
+    assert!(
+        !bs.log().contains("ICE not supported"),
+        "baresip dropped ICE after a re-INVITE:\n{}",
+        bs.log_tail(40)
+    );
+    // Audio from baresip after the resume: the last 2 s of what we played.
+    let (samples, rate) = webphone_interop::audio::read_mono(&cli_rec);
+    let tail = samples.len().saturating_sub(2 * rate as usize);
+    let rms = (samples[tail..].iter().map(|x| x * x).sum::<f64>()
+        / (samples.len() - tail).max(1) as f64)
+        .sqrt();
+    let dbfs = 20.0 * rms.max(1e-9).log10();
+    eprintln!("softphone after resume: {dbfs:.1} dBFS");
+    assert!(dbfs > -30.0, "silence after the resume: {dbfs:.1} dBFS");
+    let usage = webphone_interop::util::wait_for(Duration::from_secs(5), || {
+        coturn
+            .peer_usages()
+            .into_iter()
+            .find(|u| u.sent_packets > 0)
+    });
+    eprintln!("coturn peer usage: {usage:?}");
+    assert!(
+        usage.is_some_and(|u| u.received_packets >= 150),
+        "media went through the relay: {usage:?}"
+    );
+    cli.quit();
+}
