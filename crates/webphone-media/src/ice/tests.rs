@@ -302,3 +302,56 @@ fn unanswered_stun_server_ends_gathering_with_the_host_candidate() {
     assert_eq!(t.default_addr(), host);
     assert_eq!(t.local_sdp().candidates.len(), 1);
 }
+
+#[test]
+fn hostile_candidates_and_datagrams_are_dropped_without_panic() {
+    let mut now = Instant::now();
+    let stun = addr("198.51.100.1:3478");
+    let cfg = IceConfig {
+        stun: Some(stun),
+        ..IceConfig::default()
+    };
+    let mut t = IceTransport::new(&cfg, addr("127.0.0.1:40030"), now).expect("agent");
+    let remote = RemoteIce {
+        ufrag: "abcd".into(),
+        pwd: "0123456789012345678901".into(),
+        candidates: vec![
+            "".into(),
+            "1 1 udp".into(),
+            "x 99999 udp 1 10.0.0.1 5 typ host".into(),
+            "1 1 udp 1 not-an-ip 5 typ host".into(),
+            "1 1 udp 1 10.0.0.1 5 typ nonsense".into(),
+            "1 1 udp 1 10.0.0.1 5 typ srflx raddr".into(),
+            "1 2 udp 1 10.0.0.1 5 typ host".into(),
+            "1 1 udp 1 ::1 5 typ host".into(),
+            "1 1 tcp 1 10.0.0.1 9 typ host tcptype active".into(),
+            "1 1 udp 1 abc.local 5 typ host".into(),
+        ],
+        lite: false,
+    };
+    t.set_remote(&remote, true, now)
+        .expect("checks start even with no usable candidate");
+    let mut seed = 0x1234_5678u32;
+    for i in 0..2000u32 {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let len = (seed % 120) as usize;
+        let mut d: Vec<u8> = (0..len)
+            .map(|k| (seed.rotate_left(k as u32 % 31) >> 3) as u8)
+            .collect();
+        if len >= 20 && i % 2 == 0 {
+            // Looks like STUN: first byte 0..3 and the magic cookie.
+            d[0] &= 0x03;
+            d[4..8].copy_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        }
+        let from = if i % 3 == 0 {
+            stun
+        } else {
+            addr("10.9.9.9:999")
+        };
+        let _ = t.handle_datagram(now, &d, from);
+        now += Duration::from_millis(1);
+        t.handle_timeout(now);
+        while t.poll_transmit().is_some() {}
+    }
+    assert_eq!(t.selected(), None);
+}
