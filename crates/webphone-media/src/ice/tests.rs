@@ -141,7 +141,8 @@ fn remote_of(t: &IceTransport) -> RemoteIce {
 #[test]
 fn two_agents_with_host_candidates_select_a_pair_and_carry_media() {
     let (a_addr, b_addr) = (addr("127.0.0.1:40000"), addr("127.0.0.1:40002"));
-    let mut now = Instant::now();
+    let start = Instant::now();
+    let mut now = start;
     let mut a = host_only(a_addr, now);
     let mut b = host_only(b_addr, now);
     assert!(a.gathering_done(), "host-only gathering needs no server");
@@ -159,6 +160,8 @@ fn two_agents_with_host_candidates_select_a_pair_and_carry_media() {
             break;
         }
     }
+    let took = now.saturating_duration_since(start);
+    eprintln!("host pair selected on both sides after {took:?} (virtual time, 10 ms steps)");
     let pa = a.selected().expect("controlling side selected a pair");
     let pb = b.selected().expect("controlled side selected a pair");
     assert_eq!(pa.remote, b_addr);
