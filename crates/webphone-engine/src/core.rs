@@ -1568,9 +1568,15 @@ impl Core {
         };
         rtp.set_nat_open_packets(nat_open);
         l.neg = Some(neg.clone());
+        // jittersize: the bias of the adaptive jitter buffer; plc: loss concealment on/off.
+        let mut jitter = webphone_media::jitter::JitterConfig::for_jittersize(
+            self.params.get_i64("jittersize").unwrap_or(3),
+        );
+        jitter.plc = self.params.get_bool("plc").unwrap_or(true);
         let cfg = PipelineConfig {
             media_timeout: Duration::from_secs(media_timeout_s.max(0) as u64),
             dsp,
+            jitter,
             ..PipelineConfig::default()
         };
         l.port = Some(port);
