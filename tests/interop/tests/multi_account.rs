@@ -242,3 +242,58 @@ fn registerex_replaces_the_extra_accounts_at_run_time() {
     wait_unregistered(&kam, &["1001", "1003"], "after quit");
     kam.assert_running();
 }
+
+#[test]
+fn extra_account_refreshes_before_the_granted_expiry_over_tcp() {
+    let _serial = serial();
+    let name = "multi_account_refresh_tcp";
+    if !require_tools(name, &[KAMAILIO, KAMCMD]) {
+        return;
+    }
+    const FORCED_EXPIRES: u32 = 20;
+    let dir = TestDir::new(name);
+    let mut kam = Kamailio::start_with(
+        dir.path(),
+        webphone_interop::KamailioOpts {
+            max_expires: Some(FORCED_EXPIRES),
+        },
+    );
+    let addr = kam.addr();
+    // the extra account asks for an hour: the registrar grants FORCED_EXPIRES, and the
+    // extra account must follow it on its own
+    let params = Params::account(&kam, "1001", Transport::Tcp)
+        .set("audiodevicein", "null")
+        .set("audiodeviceout", "null")
+        .set(
+            "extraregisteraccounts",
+            format!("{addr},1003,pass1003,3600"),
+        );
+    let mut cli = start_cli(&dir, &params);
+    expect_registered(&mut cli, 0);
+    assert_own_contact(&kam, "1003");
+    let granted = expect_account_event(&mut cli, 0, "1003", "registered");
+    assert!(
+        granted.contains(&format!("(expires {FORCED_EXPIRES} s)")),
+        "{granted}"
+    );
+    let dump = kam.ul_dump();
+    assert!(
+        dump.contains(&format!("Socket: tcp:127.0.0.1:{}", kam.port())),
+        "not registered over TCP:\n{dump}"
+    );
+    // a second successful REGISTER of 1003 before the lifetime ran out, and still bound after
+    let wait = Duration::from_secs(u64::from(FORCED_EXPIRES) + 15);
+    kam.wait_lines(&["REGISTERED 1003"], 2, wait);
+    kam.wait_lines(&["REGISTERED 1001"], 2, wait);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !kam.contacts("1003").is_empty(),
+        "1003 expired despite the refresh:\n{}",
+        kam.ul_dump()
+    );
+    // refreshes are silent: one "registered" event for 1003
+    let events = cli.seen(|l| l.starts_with("EVENT,") && l.contains("account 1003@"));
+    assert_eq!(events.len(), 1, "{events:?}");
+    cli.quit();
+    kam.assert_running();
+}
