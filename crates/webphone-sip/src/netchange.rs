@@ -8,8 +8,13 @@
 //! current one in the `Contact` header fields of whatever we send (the send hook), so the
 //! re-INVITE that refreshes the media also refreshes the remote target, and so do our
 //! responses in the dialog.
+//!
+//! The registrar still holds the binding of the old address, and would fork incoming calls
+//! to it until it expires. Anyone with the credentials may remove a binding (RFC 3261
+//! §10.2.2): until a REGISTER succeeds after the move, each REGISTER we send also carries the
+//! old Contact with `expires=0`.
 
-use rsipstack::sip::{Header, SipMessage};
+use rsipstack::sip::{Header, Method, SipMessage};
 
 /// Addresses (`host:port` as written in our Contact URIs) we moved away from, and the one
 /// we are at now.
@@ -17,6 +22,8 @@ use rsipstack::sip::{Header, SipMessage};
 pub(crate) struct ContactMoves {
     old: Vec<String>,
     current: Option<String>,
+    /// Old addresses whose bindings the next REGISTERs remove.
+    release: Vec<String>,
 }
 
 impl ContactMoves {
@@ -28,9 +35,18 @@ impl ContactMoves {
         if !self.old.iter().any(|o| o == old) {
             self.old.push(old.to_string());
         }
+        if !self.release.iter().any(|o| o == old) {
+            self.release.push(old.to_string());
+        }
         // Moving back to an address we had before: it is current again.
         self.old.retain(|o| o != new);
+        self.release.retain(|o| o != new);
         self.current = Some(new.to_string());
+    }
+
+    /// A REGISTER succeeded: the old bindings are gone.
+    pub(crate) fn released(&mut self) {
+        self.release.clear();
     }
 
     /// Rewrite old addresses in the Contact header fields of an outgoing message.
@@ -38,12 +54,17 @@ impl ContactMoves {
         let Some(current) = self.current.as_deref() else {
             return;
         };
+        let register = matches!(msg, SipMessage::Request(r) if r.method == Method::Register);
         let headers = match msg {
             SipMessage::Request(r) => &mut r.headers,
             SipMessage::Response(r) => &mut r.headers,
         };
         for h in headers.iter_mut() {
             if let Header::Contact(c) = h {
+                if c.value().ends_with(";expires=0") {
+                    // A binding being removed (below) names the old address on purpose.
+                    continue;
+                }
                 let mut value = c.value().to_string();
                 let mut changed = false;
                 for old in &self.old {
@@ -56,6 +77,35 @@ impl ContactMoves {
                     *h = Header::Contact(value.into());
                 }
             }
+        }
+        if !register || self.release.is_empty() {
+            return;
+        }
+        // Our Contact (`<sip:user@current...>`), once, as the pattern of the old ones.
+        let ours = headers.iter().enumerate().find_map(|(i, h)| match h {
+            Header::Contact(c) if c.value().contains(current) => Some((i, c.value().to_string())),
+            _ => None,
+        });
+        let Some((at, ours)) = ours else { return };
+        let mut add = Vec::new();
+        for old in &self.release {
+            let Some(uri) = replace_hostport(&ours, current, old) else {
+                continue;
+            };
+            // Drop parameters of our own binding (`;expires=..`) after the URI.
+            let uri = match uri.find('>') {
+                Some(end) => uri[..=end].to_string(),
+                None => uri,
+            };
+            let already = headers
+                .iter()
+                .any(|h| matches!(h, Header::Contact(c) if c.value().starts_with(uri.as_str())));
+            if !already {
+                add.push(Header::Contact(format!("{uri};expires=0").into()));
+            }
+        }
+        for (n, h) in add.into_iter().enumerate() {
+            headers.0.insert(at + 1 + n, h);
         }
     }
 }
@@ -148,6 +198,65 @@ mod tests {
             out.contains("From: <sip:1001@10.0.0.2:5060>;tag=a"),
             "{out}"
         );
+    }
+
+    const REGISTER: &str = "REGISTER sip:10.0.0.1:5060 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 10.0.0.3:5060;branch=z9hG4bK2\r\n\
+        From: <sip:1001@10.0.0.1:5060>;tag=a\r\n\
+        To: <sip:1001@10.0.0.1:5060>\r\n\
+        Call-ID: r1\r\n\
+        CSeq: 7 REGISTER\r\n\
+        Contact: <sip:1001@10.0.0.3:5060;transport=tcp>\r\n\
+        Expires: 600\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    fn contacts(msg: &SipMessage) -> Vec<String> {
+        let headers = match msg {
+            SipMessage::Request(r) => &r.headers,
+            SipMessage::Response(r) => &r.headers,
+        };
+        headers
+            .iter()
+            .filter_map(|h| match h {
+                Header::Contact(c) => Some(c.value().to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn registers_after_a_move_remove_the_old_binding_until_one_succeeds() {
+        let mut m = ContactMoves::default();
+        m.moved("10.0.0.2:5060", "10.0.0.3:5060");
+        let mut msg = SipMessage::try_from(REGISTER).expect("parse");
+        m.apply(&mut msg);
+        assert_eq!(
+            contacts(&msg),
+            vec![
+                "<sip:1001@10.0.0.3:5060;transport=tcp>".to_string(),
+                "<sip:1001@10.0.0.2:5060;transport=tcp>;expires=0".to_string(),
+            ]
+        );
+        // Applied again (a retransmission): not added twice.
+        m.apply(&mut msg);
+        assert_eq!(contacts(&msg).len(), 2);
+        // Registered: later REGISTERs carry our binding only.
+        m.released();
+        let mut msg = SipMessage::try_from(REGISTER).expect("parse");
+        m.apply(&mut msg);
+        assert_eq!(contacts(&msg).len(), 1);
+    }
+
+    #[test]
+    fn only_registers_carry_the_removal() {
+        let mut m = ContactMoves::default();
+        m.moved("10.0.0.2:5060", "10.0.0.3:5060");
+        let invite = REGISTER
+            .replace("REGISTER sip:", "INVITE sip:")
+            .replace("7 REGISTER", "7 INVITE");
+        let mut msg = SipMessage::try_from(invite.as_str()).expect("parse");
+        m.apply(&mut msg);
+        assert_eq!(contacts(&msg).len(), 1);
     }
 
     #[test]

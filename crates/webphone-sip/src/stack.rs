@@ -756,6 +756,12 @@ impl Driver {
     /// A stack event: INVITE challenges are answered here (digest), the rest goes to the
     /// policy.
     fn on_stack(&mut self, ev: StackEvent) {
+        if let StackEvent::RegisterDone { outcome, .. } = &ev {
+            if (200..300).contains(&outcome.code) {
+                // The bindings of addresses we moved away from are gone with it.
+                crate::lock(&self.moves).released();
+            }
+        }
         if self.try_failover(&ev) {
             return;
         }

@@ -86,6 +86,18 @@ fn address_change_re_registers(transport: Transport, name: &str) {
          (before: {first:?})",
         moved_at.elapsed().as_secs_f64()
     );
+    // The old binding was removed (a Contact with expires=0 in that REGISTER): the
+    // registrar no longer forks calls to an address we no longer have.
+    let old_at = format!("@{old}:");
+    let left = wait_for(WAIT, || {
+        let c = k.contacts("1001");
+        (!c.iter().any(|c| c.contains(&old_at))).then_some(c)
+    })
+    .unwrap_or_else(|| panic!("old binding still there; ul.dump:\n{}", k.ul_dump()));
+    assert!(
+        left.iter().all(|c| c.contains(&format!("@{new}:"))),
+        "{left:?}"
+    );
     // The REGISTER came from the new address (over TCP: on a new connection from there).
     let proto = transport.kamailio_proto();
     let from_new = k.wait_lines(&["REQ REGISTER", &format!("{proto}:{new}:")], 1, WAIT);
