@@ -9,13 +9,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use webphone_interop::audio::read_mono;
 use webphone_interop::flows::{expect_connected, expect_registered, WAIT};
 use webphone_interop::netns::{NetPair, Side};
 use webphone_interop::proc::Proc;
 use webphone_interop::util::{wait_for, which_or_panic};
 use webphone_interop::{
-    assert_tone, require_tools, serial, Callback, Cli, Kamailio, KamailioOpts, Params, TestDir,
-    Transport, CLI_TONE_HZ, KAMAILIO, KAMCMD, SIPP,
+    assert_tone, require_tools, serial, tone_level, Callback, Cdr, Cli, Kamailio, KamailioOpts,
+    Params, TestDir, Transport, CLI_TONE_HZ, KAMAILIO, KAMCMD, SIPP,
 };
 
 /// Long enough for the 2 s route poll, the move and the REGISTER round trip.
@@ -157,15 +158,20 @@ fn link_down_then_up_registers_again_without_losing_the_registration_state() {
     cli.quit();
 }
 
-/// SIPp answering calls in the server namespace with RTP echo, running `scenario`.
+/// SIPp answering calls in the server namespace with RTP echo, running `scenario`: a file
+/// of `peers/`, or `uas` (SIPp's built-in: 200, ACK, waits for BYE).
 fn sipp_uas_in(pair: &NetPair, dir: &Path, scenario: &str, port: u16, media_port: u16) -> Proc {
     let dir = dir.join("sipp-netchange");
     std::fs::create_dir_all(&dir).expect("sipp dir");
     let ip = pair.srv_ip();
     let mut cmd = pair.command(Side::Srv, &which_or_panic(SIPP));
-    cmd.arg("-sf")
-        .arg(webphone_interop::peers_dir().join(scenario))
-        .args(["-i", &ip, "-p", &port.to_string()])
+    if scenario == "uas" {
+        cmd.args(["-sn", "uas"]);
+    } else {
+        cmd.arg("-sf")
+            .arg(webphone_interop::peers_dir().join(scenario));
+    }
+    cmd.args(["-i", &ip, "-p", &port.to_string()])
         .args(["-mi", &ip, "-mp", &media_port.to_string(), "-rtp_echo"])
         .args(["-m", "1", "-nostdin", "-trace_err", "-trace_msg"])
         .args(["-timeout", "90s", "-timeout_error"])
@@ -247,5 +253,135 @@ fn address_change_in_a_call_sends_a_re_invite_with_the_new_address_and_audio_con
     );
     println!("tone after the move: {level:?}");
     k.assert_running();
+    cli.quit();
+}
+
+/// The last `secs` seconds of a WAV recording, written to `out` (for [`tone_level`]).
+fn tail_wav(path: &Path, secs: f64, out: &Path) {
+    let (samples, rate) = read_mono(path);
+    let keep = ((secs * f64::from(rate)) as usize).min(samples.len());
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(out, spec).expect("create tail wav");
+    for x in &samples[samples.len() - keep..] {
+        w.write_sample((x * f64::from(i16::MAX)) as i16)
+            .expect("write tail wav");
+    }
+    w.finalize().expect("finalize tail wav");
+}
+
+/// A call to SIPp (RTP echo) in the server namespace, connected; returns SIPp, the CLI and
+/// the CLI's recording.
+fn call_through_the_pair(
+    pair: &NetPair,
+    dir: &TestDir,
+    k: &Kamailio,
+    extra: &[(&str, &str)],
+) -> (Proc, Cli, std::path::PathBuf) {
+    let sipp = sipp_uas_in(pair, dir.path(), "uas", 5070, 6000);
+    let (mut params, rec) = Params::account(k, "1001", Transport::Udp).with_file_audio(dir);
+    for (name, value) in extra {
+        params = params.set(name, value);
+    }
+    let mut cli = start_cli_in(pair, dir, &params);
+    expect_registered(&mut cli, 0);
+    cli.api_ok(&format!("call sip:service@{}:5070", pair.srv_ip()));
+    expect_connected(&mut cli);
+    (sipp, cli, rec)
+}
+
+#[test]
+fn short_link_outage_in_a_call_is_survived_and_audio_resumes() {
+    let _serial = serial();
+    if !require_tools("short_link_outage_in_a_call", &[KAMAILIO, KAMCMD, SIPP]) {
+        return;
+    }
+    let Some(pair) = NetPair::create("short_link_outage_in_a_call") else {
+        return;
+    };
+    let dir = TestDir::new("netchange_outage");
+    let k = Kamailio::start_in_netns(
+        dir.path(),
+        KamailioOpts::default(),
+        pair.wrapper(Side::Srv),
+        &pair.srv_ip(),
+        None,
+    );
+    let (mut sipp, mut cli, rec) = call_through_the_pair(&pair, &dir, &k, &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let mark = cli.mark();
+    pair.ua_link(false);
+    std::thread::sleep(Duration::from_secs(3));
+    pair.ua_link(true);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        cli.seen(|l| Cdr::parse(l).is_some()).is_empty(),
+        "the call ended during a 3 s outage"
+    );
+    assert!(cli.lines()[mark..]
+        .iter()
+        .all(|l| !l.contains("STATUS,1,Call Finished")));
+    cli.api_ok("hangup");
+    let status = sipp.wait_timeout(WAIT);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIPp did not get our BYE after the outage: {status:?}\n{}",
+        sipp.log_tail(30)
+    );
+    let cdr = cli.expect_after(mark, |l| Cdr::parse(l).is_some(), WAIT);
+    println!("call record: {cdr}");
+    // The echo came back after the link did: the last 3 s carry our tone.
+    let tail = dir.join("tail.wav");
+    tail_wav(&rec, 3.0, &tail);
+    let level = tone_level(&tail, CLI_TONE_HZ);
+    assert!(
+        level.present(-30.0),
+        "no echoed tone in the last 3 s after the outage: {level:?}"
+    );
+    println!("tone after the outage: {level:?}");
+    cli.quit();
+}
+
+#[test]
+fn long_link_outage_in_a_call_ends_it_after_the_media_timeout_with_a_record() {
+    let _serial = serial();
+    if !require_tools("long_link_outage_in_a_call", &[KAMAILIO, KAMCMD, SIPP]) {
+        return;
+    }
+    let Some(pair) = NetPair::create("long_link_outage_in_a_call") else {
+        return;
+    };
+    let dir = TestDir::new("netchange_long_outage");
+    let k = Kamailio::start_in_netns(
+        dir.path(),
+        KamailioOpts::default(),
+        pair.wrapper(Side::Srv),
+        &pair.srv_ip(),
+        None,
+    );
+    let (_sipp, mut cli, _rec) = call_through_the_pair(&pair, &dir, &k, &[("mediatimeout", "3")]);
+    std::thread::sleep(Duration::from_secs(1));
+    let mark = cli.mark();
+    let down = Instant::now();
+    pair.ua_link(false);
+    let cdr = cli.expect_after(mark, |l| Cdr::parse(l).is_some(), WAIT);
+    let ended_after = down.elapsed();
+    let why = cli.expect_after(mark, |l| l.contains("media timeout: no RTP for"), WAIT);
+    println!(
+        "call ended {:.1} s after the link went down: {cdr} ({why})",
+        ended_after.as_secs_f64()
+    );
+    pair.ua_link(true);
+    // Still alive and registered once the link is back.
+    cli.expect_after(
+        mark,
+        |l| l.contains("network: route to the SIP server back on"),
+        WAIT,
+    );
+    assert_eq!(cli.api("isregistered", WAIT).as_deref(), Ok("true"));
     cli.quit();
 }
