@@ -419,11 +419,13 @@ impl MediaPipeline {
                     .packet(self.neg.payload_type, marker, ts, &self.enc)
             }
         };
-        self.stats.packets_sent += 1;
-        self.stats.bytes_sent += data.len() as u64;
+        let plain_len = data.len() as u64;
         let Some(data) = self.protect(data, false) else {
+            // Not sent (SRTP not keyed yet, e.g. during the DTLS handshake): not counted.
             return Vec::new();
         };
+        self.stats.packets_sent += 1;
+        self.stats.bytes_sent += plain_len;
         vec![Outgoing {
             to: self.remote,
             data,
