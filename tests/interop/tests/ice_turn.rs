@@ -159,7 +159,10 @@ fn ice_call_relayed_through_coturn_carries_the_audio_both_ways() {
         .set("ice", "[{ iceTransportPolicy: 'relay' }]")
         .with_file_audio(&dir);
     let mut cli = start_cli(&dir, &params);
+    let asked = std::time::Instant::now();
     cli.api_ok(&format!("call {uri}"));
+    // call() returns once the offer is out, i.e. after the TURN allocation.
+    eprintln!("call() with TURN gathering took {:?}", asked.elapsed());
     expect_connected(&mut cli);
     bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
     talk_and_hang_up(&mut cli, &mut bs);
