@@ -154,6 +154,10 @@ pub(crate) enum StackEvent {
         gen: u64,
         outcome: RegisterOutcome,
     },
+    /// The connection the extra account `key` registered over closed (RFC 5626 §4.5).
+    ExtraFlowLost {
+        key: String,
+    },
     Incoming(IncomingInvite),
     /// Provisional response to our INVITE.
     Provisional {
@@ -1112,6 +1116,12 @@ impl UaPolicy {
                 let contact = self.public_contact.clone();
                 self.extras
                     .on_register_done(&key, gen, outcome, now, contact.as_ref(), out)
+            }
+            StackEvent::ExtraFlowLost { key } => {
+                if self.shutdown_deadline.is_none() && !self.shutdown_done {
+                    let contact = self.public_contact.clone();
+                    self.extras.on_flow_lost(&key, now, contact.as_ref(), out)
+                }
             }
             StackEvent::FlowLost { reason } => self.on_flow_lost(reason, now, out),
             StackEvent::Incoming(inv) => {

@@ -751,6 +751,21 @@ impl Driver {
                 reason: format!("connection to {remote} closed"),
             }));
         }
+        // Extra accounts whose REGISTERs went over that connection register again too.
+        let lost_extra: Vec<String> = self
+            .extra_sessions
+            .iter()
+            .filter(|(_, s)| {
+                let mut flow = crate::lock(&s.flow);
+                let ours = flow.as_ref().is_some_and(|c| c.get_addr() == local);
+                ours && flow.take().is_some()
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in lost_extra {
+            info!(%local, account = %key, "connection of an extra account's registration closed");
+            self.feed(Input::Stack(StackEvent::ExtraFlowLost { key }));
+        }
     }
 
     /// A stack event: INVITE challenges are answered here (digest), the rest goes to the

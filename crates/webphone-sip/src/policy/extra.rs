@@ -6,14 +6,18 @@
 //! and back-off, and its own digest credentials. Incoming INVITEs addressed to any of them
 //! ring (ghost-call protection knows their user names).
 //!
+//! When the TCP/TLS/WS connection of an account's registration closes, it registers again
+//! (RFC 5626 §4.5), with back-off while the connection keeps dropping.
+//!
 //! Not done for extra accounts: the Contact correction from `received`/`rport`
 //! (RFC 3581; the main account's correction is used, the socket is the same) and the
-//! re-registration when a TCP/TLS/WS connection drops (RFC 5626 §4.5; the refresh timer
-//! registers again at the latest).
+//! re-registration after a network change (the refresh timer registers again at the latest).
 
 use std::time::Instant;
 
-use super::{refresh_delay, retry_delay, Action, RegState, RegisterOutcome, DEFAULT_EXPIRES};
+use super::{
+    refresh_delay, retry_delay, Action, RegState, RegisterOutcome, DEFAULT_EXPIRES, FLOW_STABLE,
+};
 use crate::target::HostPort;
 use crate::{AccountConfig, RegistrationState, SipEvent};
 
@@ -43,6 +47,10 @@ struct Entry {
     announced: Option<u32>,
     /// Taken off the list: forgotten once its binding is removed.
     removed: bool,
+    /// When the connection of its registration was last lost, and how many times in a row
+    /// within [`FLOW_STABLE`] of each other.
+    last_flow_loss: Option<Instant>,
+    flow_losses: u32,
 }
 
 impl Entry {
@@ -56,6 +64,8 @@ impl Entry {
             expires_override: None,
             announced: None,
             removed: false,
+            last_flow_loss: None,
+            flow_losses: 0,
         }
     }
 
@@ -213,6 +223,45 @@ impl ExtraRegs {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// The connection the registration of `key` lived on closed: the binding points at a
+    /// dead flow, so register again over a new connection (RFC 5626 §4.5), at once after a
+    /// stable period, with the failure back-off while the connection keeps dropping.
+    pub(crate) fn on_flow_lost(
+        &mut self,
+        key: &str,
+        now: Instant,
+        contact: Option<&HostPort>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(i) = self.entries.iter().position(|e| e.key == key) else {
+            return;
+        };
+        let e = &mut self.entries[i];
+        if e.removed || !matches!(e.reg, RegState::Registered { .. }) {
+            // A REGISTER in flight reports its own failure; idle: nothing to do.
+            return;
+        }
+        let flapping = e
+            .last_flow_loss
+            .is_some_and(|t| now.saturating_duration_since(t) < FLOW_STABLE);
+        e.flow_losses = if flapping { e.flow_losses + 1 } else { 1 };
+        e.last_flow_loss = Some(now);
+        e.announced = None;
+        if e.flow_losses <= 1 {
+            e.failures = 0;
+            self.send_register(i, contact, true, out);
+        } else {
+            let losses = e.flow_losses;
+            self.failed(i, now, 503, "connection to the registrar lost".into(), out);
+            // The back-off follows the losses in a row, not the failed REGISTERs.
+            let e = &mut self.entries[i];
+            e.failures = losses - 1;
+            e.reg = RegState::RetryWait {
+                retry_at: now + retry_delay(losses - 1, 503),
+            };
         }
     }
 
@@ -581,6 +630,42 @@ mod tests {
                 .collect::<Vec<_>>(),
             [("1003@127.0.0.1:5080", 300)]
         );
+    }
+
+    #[test]
+    fn lost_connection_registers_the_extra_account_again_then_backs_off_while_flapping() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Tcp);
+        cmd(
+            &mut p,
+            Command::SetExtraAccounts(vec![acc("1003", 300)]),
+            t0,
+        );
+        let r = sent(&cmd(&mut p, Command::RegisterExtra, t0)).remove(0);
+        done(&mut p, &r.0, r.1, ok(300), t0);
+        let lost = |key: &str| {
+            Input::Stack(StackEvent::ExtraFlowLost {
+                key: key.to_string(),
+            })
+        };
+        // first loss: a new REGISTER at once
+        let t1 = t0 + Duration::from_secs(100);
+        let a = p.handle(lost(&r.0), t1);
+        let again = sent(&a);
+        assert_eq!(again.len(), 1, "{a:?}");
+        assert_eq!(states(&a)[0].1, RegistrationState::Registering);
+        done(&mut p, &again[0].0, again[0].1, ok(300), t1);
+        // lost again within a minute: reported, and retried after the back-off (5 s)
+        let t2 = t1 + Duration::from_secs(10);
+        let a = p.handle(lost(&r.0), t2);
+        assert!(sent(&a).is_empty(), "{a:?}");
+        assert!(matches!(
+            states(&a).as_slice(),
+            [(_, RegistrationState::Failed { code: 503, .. })]
+        ));
+        assert_eq!(p.next_deadline(), Some(t2 + Duration::from_secs(5)));
+        // an unknown account or one not registered: nothing happens
+        assert!(p.handle(lost("9999@nowhere"), t2).is_empty());
     }
 
     #[test]
