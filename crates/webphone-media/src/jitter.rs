@@ -22,8 +22,11 @@
 //!   packets, so the estimate starts fast). The target delay is
 //!   `clamp(quantile(d) + packet duration + margin, min_ms, max_ms)` with the quantile and the
 //!   margin of [`JitterConfig`] (99.5 % and 10 ms by default): a rise of the delays lifts it
-//!   within a few packets, and it decays only as old delays are forgotten. For the first
-//!   [`START_PACKETS`] packets it is at least the configured initial delay.
+//!   within a few packets, and it decays only as old delays are forgotten. A peak hold covers
+//!   rarer outliers as long as they recur: `quantile(d)` is raised to the second-highest `d`
+//!   above the quantile within the last [`PEAK_WINDOW_US`] (one outlier alone does not
+//!   count). For the first [`START_PACKETS`] packets the target is at least the configured
+//!   initial delay.
 //! - **Headroom.** On every packet that arrives in time the buffer measures how early the
 //!   fastest packets come: the audio between the play position and the packet's end (the
 //!   buffered audio plus what is left to play of the frame handed out last), plus the
@@ -85,6 +88,8 @@ pub const MAX_PACKET_US: u64 = 120_000;
 pub const DELAY_REFERENCE_US: u64 = 2_000_000;
 /// Weight kept per packet by the delay histogram (memory of ~330 packets, 7 s at 50/s).
 pub const DELAY_FORGET: f64 = 0.997;
+/// Span of the peak hold: the target also covers the second-highest delay of this span (µs).
+pub const PEAK_WINDOW_US: i64 = 10_000_000;
 /// Packets over which the target is at least the configured initial delay.
 pub const START_PACKETS: u64 = 50;
 /// Headroom measurements whose median is the current playout delay.
@@ -300,6 +305,10 @@ struct DelayEstimator {
     total: f64,
     inc: f64,
     count: u64,
+    /// (arrival µs, d µs) of the packets above the quantile in the last [`PEAK_WINDOW_US`].
+    peaks: VecDeque<(i64, i64)>,
+    /// Arrival time (µs) of the last packet measured.
+    last_arrival: i64,
 }
 
 impl DelayEstimator {
@@ -313,6 +322,8 @@ impl DelayEstimator {
             total: 0.0,
             inc: 1.0,
             count: 0,
+            peaks: VecDeque::new(),
+            last_arrival: 0,
         }
     }
 
@@ -357,7 +368,37 @@ impl DelayEstimator {
             self.base.pop_front();
         }
         let min = self.base.front().map_or(transit, |&(_, t)| t);
+        self.last_arrival = arrival;
         Some((transit - min).max(0))
+    }
+
+    /// Keep `d` for the peak hold when it is above the quantile `q_us`; forget old peaks.
+    fn note_peak(&mut self, d_us: i64, q_us: f64) {
+        let now = self.last_arrival;
+        while self
+            .peaks
+            .front()
+            .is_some_and(|&(t, _)| t < now - PEAK_WINDOW_US)
+        {
+            self.peaks.pop_front();
+        }
+        if d_us as f64 > q_us {
+            self.peaks.push_back((now, d_us));
+        }
+    }
+
+    /// The second-highest peak of the window (one outlier alone does not count), in µs.
+    fn peak_us(&self) -> Option<i64> {
+        let mut top = [None::<i64>; 2];
+        for &(_, d) in &self.peaks {
+            if top[0].is_none_or(|t| d > t) {
+                top[1] = top[0];
+                top[0] = Some(d);
+            } else if top[1].is_none_or(|t| d > t) {
+                top[1] = Some(d);
+            }
+        }
+        top[1]
     }
 
     /// Add a relative delay to the histogram: plain counts over the first 1/(1 - forget)
@@ -735,7 +776,9 @@ impl JitterBuffer {
         let Some(d) = self.delays.measure(now, timestamp, clock, newest) else {
             return;
         };
+        let q_before = self.delays.quantile_us(self.quantile()).unwrap_or(0.0);
         self.delays.record(d);
+        self.delays.note_peak(d, q_before);
         if self.cfg.adaptive {
             self.update_target(duration_us);
         } else {
@@ -769,11 +812,19 @@ impl JitterBuffer {
         self.since_correction += 1;
     }
 
+    fn quantile(&self) -> f64 {
+        f64::from(self.cfg.quantile_permille.min(1000)) / 1000.0
+    }
+
     fn update_target(&mut self, duration_us: u64) {
-        let q = f64::from(self.cfg.quantile_permille.min(1000)) / 1000.0;
-        let Some(qd) = self.delays.quantile_us(q) else {
+        let Some(mut qd) = self.delays.quantile_us(self.quantile()) else {
             return;
         };
+        // Peak hold: delays above the quantile that recur within the window are covered
+        // too (rare reordering on top of jitter), for as long as they keep coming.
+        if let Some(p) = self.delays.peak_us() {
+            qd = qd.max(p as f64);
+        }
         let frame = duration_us.min(MAX_PACKET_US) as f64;
         let mut t = qd + frame + f64::from(self.cfg.margin_ms) * 1000.0;
         if self.delays.count < START_PACKETS {

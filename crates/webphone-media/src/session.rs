@@ -183,6 +183,9 @@ enum Command {
 /// If the task falls this far behind its 20 ms schedule (machine suspended, debugger), it
 /// skips ahead instead of sending the missed packets in a burst.
 const MAX_CATCH_UP: Duration = Duration::from_millis(200);
+/// Datagrams taken from the socket at most per playout tick before playing (a burst after a
+/// stall; more than this waits for the select loop).
+const MAX_DRAIN: usize = 32;
 
 /// One call's media: a tokio task that sends a frame every 20 ms, receives, and plays out.
 ///
@@ -236,7 +239,11 @@ impl MediaSession {
         let pipeline = MediaPipeline::new(neg, source, sink, cfg, Instant::now().into_std());
         tracing::debug!(%local, ?pipeline, "media session starting");
         // With ICE the connectivity checks open the path; `natopenpackets` is for plain RTP.
-        let nat_open = if socket.ice.is_none() { socket.nat_open_packets } else { 0 };
+        let nat_open = if socket.ice.is_none() {
+            socket.nat_open_packets
+        } else {
+            0
+        };
         let task = tokio::spawn(run(
             nat_open,
             socket.socket,
@@ -417,6 +424,27 @@ async fn run(
                     } else if let Err(e) = sock.send_to(&out.data, out.to).await {
                         tracing::debug!(to = %out.to, error = %e, "RTCP send failed");
                     }
+                }
+                // After a stall the ticks catch up in a burst ahead of the socket (biased
+                // select): take the datagrams already waiting first, so the jitter buffer
+                // does not run dry with its packets still in the socket.
+                for _ in 0..MAX_DRAIN {
+                    let Ok((n, from)) = socket.try_recv_from(&mut buf) else {
+                        break;
+                    };
+                    let data = buf.get(..n).unwrap_or(&[]);
+                    let at = Instant::now().into_std();
+                    match ice.as_mut() {
+                        Some(ice) => {
+                            if let Some((media, from)) = ice.handle_datagram(at, data, from) {
+                                pipeline.on_packet(&media, from, at);
+                            }
+                        }
+                        None => pipeline.on_packet(data, from, at),
+                    }
+                }
+                if let Some(ice) = ice.as_mut() {
+                    crate::ice::gather::flush(&socket, ice).await;
                 }
                 pipeline.playout(now);
                 for ev in pipeline.take_events() {
