@@ -9,8 +9,14 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use std::time::Duration;
+
 use support::{establish, Peer, OFFER};
-use webphone_sip::{EndReason, SipEvent, Transport, TransportOptions};
+use webphone_interop::{Kamailio, KamailioOpts, TestDir};
+use webphone_sip::{
+    AccountConfig, EndReason, RegistrationState, SipConfig, SipEvent, SipUa, Transport,
+    TransportOptions,
+};
 
 const MOVED: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
@@ -111,4 +117,92 @@ async fn network_changed_to_the_same_address_keeps_the_transport() {
     let before = a.ua.local_addr();
     let now = a.ua.network_changed(before.ip()).await.expect("no-op move");
     assert_eq!(now, before);
+}
+
+/// Waits for `Registered` (panics on `Failed` or silence).
+async fn wait_registered(rx: &mut tokio::sync::mpsc::UnboundedReceiver<SipEvent>, name: &str) {
+    loop {
+        match tokio::time::timeout(support::WAIT, rx.recv()).await {
+            Ok(Some(SipEvent::Registration(RegistrationState::Registered { .. }))) => return,
+            Ok(Some(SipEvent::Registration(RegistrationState::Failed { code, reason }))) => {
+                panic!("{name}: registration failed: {code} {reason}")
+            }
+            Ok(Some(_)) => {}
+            other => panic!("{name}: not registered: {other:?}"),
+        }
+    }
+}
+
+/// Registers 1001 with Kamailio (TLS/WS/WSS listeners, its certificate trusted) over
+/// `transport`, moves to 127.0.0.2 and checks the registrar: the new Contact registered over
+/// a new connection, the old binding removed.
+async fn registration_over_a_connection_follows_the_move(transport: Transport, name: &str) {
+    if !webphone_interop::require_tools(name, &["kamailio", "kamcmd", "openssl"]) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    support::init_tracing();
+    let dir = TestDir::new(name);
+    let mut k = Kamailio::start_secure(dir.path(), KamailioOpts::default());
+    let port = match transport {
+        Transport::Tls => k.tls_port(),
+        Transport::Ws => k.ws_port(),
+        Transport::Wss => k.wss_port(),
+        Transport::Udp | Transport::Tcp => k.port(),
+    };
+    let (ua, mut rx) = SipUa::start_with(
+        SipConfig {
+            bind_ip: support::LOOPBACK,
+            port: 0,
+            transport,
+            user_agent: "webphone-netchange-test".into(),
+        },
+        TransportOptions {
+            keepalive_interval: Duration::ZERO,
+            tls_ca_file: Some(k.cert_path().to_path_buf()),
+            ws_path: None,
+        },
+    )
+    .await
+    .expect("start");
+    ua.set_account(AccountConfig {
+        server: Some(format!("127.0.0.1:{port}")),
+        username: "1001".into(),
+        password: "pass1001".into(),
+        register_expires: 300,
+        ..Default::default()
+    });
+    ua.register();
+    wait_registered(&mut rx, name).await;
+    let proto = transport.param();
+    let before = k
+        .lines_with(&["REQ REGISTER", &format!("from {proto}:")])
+        .len();
+
+    let now = ua.network_changed(MOVED).await.expect("move");
+    wait_registered(&mut rx, name).await;
+    let contacts = k.contacts("1001");
+    let new = format!("@127.0.0.2:{}", now.port());
+    assert!(
+        !contacts.is_empty() && contacts.iter().all(|c| c.contains(&new)),
+        "{name}: only the new binding is left: {contacts:?}"
+    );
+    println!("{name}: contacts after the move: {contacts:?}");
+    let after = k.lines_with(&["REQ REGISTER", &format!("from {proto}:")]);
+    assert!(
+        after.len() > before,
+        "{name}: REGISTER again over {proto}: {after:?}"
+    );
+    ua.shutdown().await;
+    k.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_registration_follows_the_moved_address() {
+    registration_over_a_connection_follows_the_move(Transport::Tls, "netchange_tls").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_registration_follows_the_moved_address() {
+    registration_over_a_connection_follows_the_move(Transport::Wss, "netchange_wss").await;
 }
