@@ -4,6 +4,9 @@
 //! a target refresh), the peer's answer reaches us there, and the peer's later requests
 //! (BYE) follow the new Contact to the new listener. The namespace tests of
 //! `tests/interop/tests/network_change.rs` do the same with real address removal.
+// The interop bench's test lock (a std mutex) is held across awaits on purpose: it keeps the
+// Kamailio tests of this binary one at a time.
+#![allow(clippy::await_holding_lock)]
 
 mod support;
 
