@@ -178,19 +178,31 @@ fn back_to_back_handshake_exports_matching_srtp_keys() {
     );
 }
 
-#[test]
-fn client_refuses_server_certificate_not_matching_sdp_fingerprint() {
+/// A handshake in which the client (`client_deceived`) or the server expects a fingerprint
+/// the other side's certificate does not have.
+fn mismatched_pair(client_deceived: bool) -> Pair {
     let ci = DtlsIdentity::generate().expect("client identity");
     let si = DtlsIdentity::generate().expect("server identity");
     let other = DtlsIdentity::generate().expect("someone else");
+    let (client_expects, server_expects) = if client_deceived {
+        (other.fingerprint(), ci.fingerprint())
+    } else {
+        (si.fingerprint(), other.fingerprint())
+    };
     let mut p = pair_from(
         &ci,
         &si,
-        other.fingerprint().clone(),
-        ci.fingerprint().clone(),
+        client_expects.clone(),
+        server_expects.clone(),
         Instant::now(),
     );
     p.run();
+    p
+}
+
+#[test]
+fn client_refuses_server_certificate_not_matching_sdp_fingerprint() {
+    let p = mismatched_pair(true);
     assert_eq!(
         p.client_out,
         Some(DtlsOutcome::Failed(DtlsError::FingerprintMismatch))
@@ -201,17 +213,7 @@ fn client_refuses_server_certificate_not_matching_sdp_fingerprint() {
 
 #[test]
 fn server_refuses_client_certificate_not_matching_sdp_fingerprint() {
-    let ci = DtlsIdentity::generate().expect("client identity");
-    let si = DtlsIdentity::generate().expect("server identity");
-    let other = DtlsIdentity::generate().expect("someone else");
-    let mut p = pair_from(
-        &ci,
-        &si,
-        si.fingerprint().clone(),
-        other.fingerprint().clone(),
-        Instant::now(),
-    );
-    p.run();
+    let p = mismatched_pair(false);
     assert_eq!(
         p.server_out,
         Some(DtlsOutcome::Failed(DtlsError::FingerprintMismatch))
