@@ -1709,8 +1709,9 @@ impl Core {
                 let (origin, ver) = (l.sdp_origin, l.sdp_ver);
                 match sdp::answer_offer_with_version(&offer, origin, ver, local, &prefs) {
                     Ok((answer, neg)) => {
-                        let answer = rtp.add_ice_to_sdp(&answer, false);
+                        // The offer's ICE first: with rtcp-mux our RTCP component goes.
                         rtp.apply_remote_ice(&offer, false);
+                        let answer = rtp.add_ice_to_sdp(&answer, false);
                         if let Some(l) = self.lines.get_mut(n) {
                             l.offer = Some(prefs.clone());
                             l.rtp = Some(rtp);
