@@ -484,6 +484,16 @@ struct CallEntry {
     dialog: InviteDialog,
 }
 
+/// What a REGISTER takes from its registration session: the connection it is recorded in,
+/// the digest secret and state, the Call-ID and CSeq (RFC 3261 §10.2).
+struct RegSession {
+    flow: Arc<Mutex<Option<SipConnection>>>,
+    secret: crate::digest::Secret,
+    cache: Arc<Mutex<crate::digest::DigestCache>>,
+    call_id: String,
+    cseq: Arc<AtomicU32>,
+}
+
 /// The registration session of one extra account: its own Call-ID and CSeq (RFC 3261
 /// §10.2) and its own digest state (the credentials are not the main account's).
 struct ExtraSession {
@@ -879,6 +889,33 @@ impl Driver {
         let _ = self.events.send(ev);
     }
 
+    /// A REGISTER of `account` in its registration `session` (main or extra account).
+    fn register_job(
+        &self,
+        account: AccountConfig,
+        expires: u32,
+        contact: Option<HostPort>,
+        session: RegSession,
+    ) -> RegisterJob {
+        RegisterJob {
+            endpoint: self.endpoint.clone(),
+            connector: self.connector.clone(),
+            reg_flow: session.flow,
+            local: self.local,
+            transport: self.transport,
+            contact: contact
+                .unwrap_or_else(|| HostPort::new(self.local.ip().to_string(), self.local.port())),
+            secret: session.secret,
+            cache: session.cache,
+            dns: self.dns.clone(),
+            account,
+            expires,
+            call_id: session.call_id,
+            cseq: session.cseq,
+            server_addrs: self.server_ips.clone(),
+        }
+    }
+
     fn execute(&mut self, action: Action) {
         match action {
             Action::Emit(ev) => self.emit(ev),
@@ -888,24 +925,14 @@ impl Driver {
                 expires,
                 contact,
             } => {
-                let job = RegisterJob {
-                    endpoint: self.endpoint.clone(),
-                    connector: self.connector.clone(),
-                    reg_flow: self.reg_flow.clone(),
-                    local: self.local,
-                    transport: self.transport,
-                    contact: contact.unwrap_or_else(|| {
-                        HostPort::new(self.local.ip().to_string(), self.local.port())
-                    }),
+                let session = RegSession {
+                    flow: self.reg_flow.clone(),
                     secret: self.secret(&account),
                     cache: self.digest.clone(),
-                    dns: self.dns.clone(),
-                    account,
-                    expires,
                     call_id: self.reg_call_id.clone(),
                     cseq: self.reg_cseq.clone(),
-                    server_addrs: self.server_ips.clone(),
                 };
+                let job = self.register_job(account, expires, contact, session);
                 let tx = self.stack_tx.clone();
                 self.tasks.spawn(async move {
                     let outcome = job.run().await;
@@ -923,25 +950,15 @@ impl Driver {
                     warn!(account = %key, "no registration session for extra account");
                     return;
                 };
-                let job = RegisterJob {
-                    endpoint: self.endpoint.clone(),
-                    connector: self.connector.clone(),
-                    reg_flow: session.flow.clone(),
-                    local: self.local,
-                    transport: self.transport,
-                    contact: contact.unwrap_or_else(|| {
-                        HostPort::new(self.local.ip().to_string(), self.local.port())
-                    }),
+                let session = RegSession {
+                    flow: session.flow.clone(),
                     // The `md5` HA1 belongs to the main account.
                     secret: crate::digest::Secret::Password(account.password.clone()),
                     cache: session.digest.clone(),
-                    dns: self.dns.clone(),
-                    account,
-                    expires,
                     call_id: session.call_id.clone(),
                     cseq: session.cseq.clone(),
-                    server_addrs: self.server_ips.clone(),
                 };
+                let job = self.register_job(account, expires, contact, session);
                 let tx = self.stack_tx.clone();
                 self.tasks.spawn(async move {
                     let outcome = job.run().await;

@@ -371,7 +371,14 @@ impl Kamailio {
 
     /// The contact addresses registered for `user` (from `ul.dump`).
     pub fn contacts(&self, user: &str) -> Vec<String> {
+        self.contact_fields(user, "Address")
+    }
+
+    /// The values of the `field` lines (`Address`, `Expires`, `Socket`, ...) of `user`'s
+    /// contacts in `ul.dump`, one per contact.
+    pub fn contact_fields(&self, user: &str, field: &str) -> Vec<String> {
         let dump = self.ul_dump();
+        let prefix = format!("{field}:");
         let mut out = Vec::new();
         let mut in_aor = false;
         for line in dump.lines() {
@@ -379,8 +386,8 @@ impl Kamailio {
             if let Some(aor) = t.strip_prefix("AoR:") {
                 in_aor = aor.trim() == user;
             } else if in_aor {
-                if let Some(addr) = t.strip_prefix("Address:") {
-                    out.push(addr.trim().to_string());
+                if let Some(v) = t.strip_prefix(prefix.as_str()) {
+                    out.push(v.trim().to_string());
                 }
             }
         }

@@ -20,22 +20,10 @@ const EXTRA_IVAL: u32 = 60;
 
 /// The `Expires:` values ul.dump shows for `user`'s contacts.
 fn expires_of(kam: &Kamailio, user: &str) -> Vec<u32> {
-    let dump = kam.ul_dump();
-    let mut out = Vec::new();
-    let mut in_aor = false;
-    for line in dump.lines() {
-        let t = line.trim();
-        if let Some(aor) = t.strip_prefix("AoR:") {
-            in_aor = aor.trim() == user;
-        } else if in_aor {
-            if let Some(e) = t.strip_prefix("Expires:") {
-                if let Ok(v) = e.trim().parse() {
-                    out.push(v);
-                }
-            }
-        }
-    }
-    out
+    kam.contact_fields(user, "Expires")
+        .iter()
+        .filter_map(|e| e.parse().ok())
+        .collect()
 }
 
 /// Every contact of `user` names `user` as its user part and our loopback address.
