@@ -274,8 +274,15 @@ impl Core {
             return;
         };
         let now = Instant::now();
-        if matches!(self.reg, RegState::Failed(_)) {
-            // The registrar may be unreachable because we moved: look now, not in 2 s.
+        if matches!(
+            self.reg,
+            RegState::Failed(_)
+                | RegState::Registering {
+                    was_registered: true
+                }
+        ) {
+            // Registration failing (a send failed, no answer) or renewed after the connection
+            // to the registrar dropped: perhaps because we moved. Look now, not in 2 s.
             self.netwatch.poll_soon(now);
         }
         let mut todo: VecDeque<NetAction> = self.netwatch.tick(now).into();
