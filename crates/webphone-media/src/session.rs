@@ -23,6 +23,8 @@ pub struct RtpSocket {
     rtcp: Option<UdpSocket>,
     /// ICE on this socket ([`crate::ice`]), after [`RtpSocket::gather_ice`].
     ice: Option<crate::ice::IceTransport>,
+    /// ICE component 2 on the RTCP socket, for peers that decline rtcp-mux.
+    ice_rtcp: Option<crate::ice::IceTransport>,
     /// `"\r\n"` datagrams sent to the peer when media starts (`natopenpackets`).
     nat_open_packets: u8,
 }
@@ -92,6 +94,7 @@ impl RtpSocket {
             local,
             rtcp,
             ice: None,
+            ice_rtcp: None,
             nat_open_packets: 0,
         })
     }
@@ -99,11 +102,37 @@ impl RtpSocket {
     /// Gather ICE candidates on this socket ([`crate::ice::gather`]; takes up to
     /// `cfg.gather_timeout` when a server is slow). `host` is the address the SDP shows for the
     /// socket (the bound one unless that is unspecified). On failure the call goes without ICE.
+    /// With an RTCP socket, RTCP gets its own component (2) with the same credentials,
+    /// gathered at the same time; it is dropped when the peer accepts rtcp-mux.
     pub async fn gather_ice(&mut self, cfg: &crate::ice::IceConfig, host: SocketAddr) {
-        match crate::ice::gather::gather(&self.socket, cfg, host).await {
-            Ok(ice) => self.ice = Some(ice),
-            Err(e) => tracing::warn!(error = %e, "ICE unavailable for this call"),
+        use crate::ice::{gather, IceTransport};
+        let now = Instant::now().into_std();
+        let mut rtp = match IceTransport::new(cfg, host, now) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "ICE unavailable for this call");
+                return;
+            }
+        };
+        let creds = rtp.local_sdp();
+        let mut rtcp = self.rtcp.as_ref().and_then(|sock| {
+            let port = sock.local_addr().ok()?.port();
+            let rtcp_host = SocketAddr::new(host.ip(), port);
+            IceTransport::new_component(cfg, rtcp_host, 2, Some((creds.ufrag, creds.pwd)), now)
+                .map_err(|e| tracing::debug!(error = %e, "no ICE component for RTCP"))
+                .ok()
+        });
+        match (self.rtcp.as_ref(), rtcp.as_mut()) {
+            (Some(sock), Some(t)) => {
+                tokio::join!(
+                    gather::run(&self.socket, &mut rtp, cfg),
+                    gather::run(sock, t, cfg)
+                );
+            }
+            _ => gather::run(&self.socket, &mut rtp, cfg).await,
         }
+        self.ice = Some(rtp);
+        self.ice_rtcp = rtcp;
     }
 
     /// Whether ICE candidates were gathered for this socket.
@@ -119,20 +148,52 @@ impl RtpSocket {
 
     /// Add our ICE attributes to an SDP written for this socket (unchanged without ICE).
     pub fn add_ice_to_sdp(&self, sdp: &str, offer: bool) -> String {
-        match &self.ice {
-            Some(ice) => crate::ice::sdp::add_attributes(sdp, &ice.local_sdp(), offer),
+        match self.local_ice() {
+            Some(ice) => crate::ice::sdp::add_attributes(sdp, &ice, offer),
             None => sdp.to_owned(),
         }
+    }
+
+    /// Our ICE attributes: both components' candidates, and `a=rtcp` for component 2.
+    fn local_ice(&self) -> Option<crate::ice::sdp::LocalIce> {
+        let mut ice = self.ice.as_ref()?.local_sdp();
+        if let Some(rtcp) = &self.ice_rtcp {
+            ice.candidates.extend(rtcp.local_sdp().candidates);
+            ice.rtcp = Some(rtcp.default_addr());
+        }
+        Some(ice)
     }
 
     /// Apply the peer's SDP (answer or offer): with ICE attributes the checks start (we control
     /// when we are the offerer); without them ICE is dropped and media is plain RTP to `c=`/`m=`,
     /// unless only our relayed address was offered (then media keeps going through the relay).
     pub fn apply_remote_ice(&mut self, remote_sdp: &str, offerer: bool) {
+        let remote = crate::ice::sdp::remote_ice(remote_sdp);
+        let now = Instant::now().into_std();
+        if let Some(mut rtcp) = self.ice_rtcp.take() {
+            let keep = match &remote {
+                Some(r) => !r.rtcp_mux,
+                None => rtcp.relayed_addr() == Some(rtcp.default_addr()),
+            };
+            if keep {
+                if let Some(r) = &remote {
+                    if let Err(e) = rtcp.set_remote(r, offerer, now) {
+                        tracing::warn!(error = %e, "ICE checks for RTCP not started");
+                    }
+                }
+                self.ice_rtcp = Some(rtcp);
+            } else if let Some(sock) = &self.rtcp {
+                // rtcp-mux (or no ICE): component 2 is not needed; release its allocation.
+                rtcp.close(now);
+                while let Some((data, to)) = rtcp.poll_transmit() {
+                    let _ = sock.try_send_to(&data, to);
+                }
+            }
+        }
         let Some(ice) = self.ice.as_mut() else { return };
-        match crate::ice::sdp::remote_ice(remote_sdp) {
+        match remote {
             Some(remote) => {
-                if let Err(e) = ice.set_remote(&remote, offerer, Instant::now().into_std()) {
+                if let Err(e) = ice.set_remote(&remote, offerer, now) {
                     tracing::warn!(error = %e, "ICE checks not started");
                 }
             }
@@ -233,9 +294,8 @@ impl MediaSession {
         let vad = Arc::new(Mutex::new(crate::dsp::VadReport::default()));
         let local = socket.local;
         let ice_sdp = socket
-            .ice
-            .as_ref()
-            .map(|i| (i.local_sdp(), i.default_addr()));
+            .local_ice()
+            .zip(socket.ice.as_ref().map(|i| i.default_addr()));
         let pipeline = MediaPipeline::new(neg, source, sink, cfg, Instant::now().into_std());
         tracing::debug!(%local, ?pipeline, "media session starting");
         // With ICE the connectivity checks open the path; `natopenpackets` is for plain RTP.
@@ -249,6 +309,7 @@ impl MediaSession {
             socket.socket,
             socket.rtcp,
             socket.ice,
+            socket.ice_rtcp,
             pipeline,
             rx,
             ev_tx,
@@ -354,6 +415,7 @@ async fn run(
     socket: UdpSocket,
     rtcp_socket: Option<UdpSocket>,
     mut ice: Option<crate::ice::IceTransport>,
+    mut ice_rtcp: Option<crate::ice::IceTransport>,
     mut pipeline: MediaPipeline,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -413,14 +475,20 @@ async fn run(
                         }
                     }
                 }
+                if let (Some(r), Some(sock)) = (ice_rtcp.as_mut(), rtcp_socket.as_ref()) {
+                    r.handle_timeout(now);
+                    crate::ice::gather::flush(sock, r).await;
+                }
                 if let Some(out) = pipeline.poll_rtcp(now) {
+                    let muxed = pipeline.negotiated().rtcp_mux;
                     let sock = match &rtcp_socket {
-                        Some(r) if !pipeline.negotiated().rtcp_mux => r,
+                        Some(r) if !muxed => r,
                         _ => &socket,
                     };
-                    if let (Some(ice), true) = (ice.as_mut(), pipeline.negotiated().rtcp_mux) {
-                        ice.send_media(now, &out.data, out.to);
-                        crate::ice::gather::flush(&socket, ice).await;
+                    let transport = if muxed { ice.as_mut() } else { ice_rtcp.as_mut() };
+                    if let Some(t) = transport {
+                        t.send_media(now, &out.data, out.to);
+                        crate::ice::gather::flush(sock, t).await;
                     } else if let Err(e) = sock.send_to(&out.data, out.to).await {
                         tracing::debug!(to = %out.to, error = %e, "RTCP send failed");
                     }
@@ -479,7 +547,16 @@ async fn run(
             res = recv_opt(rtcp_socket.as_ref(), &mut rtcp_buf) => match res {
                 Ok((n, from)) => {
                     let data = rtcp_buf.get(..n).unwrap_or(&[]);
-                    pipeline.on_rtcp_packet(data, from, Instant::now().into_std());
+                    let now = Instant::now().into_std();
+                    match (ice_rtcp.as_mut(), rtcp_socket.as_ref()) {
+                        (Some(r), Some(sock)) => {
+                            if let Some((rtcp, from)) = r.handle_datagram(now, data, from) {
+                                pipeline.on_rtcp_packet(&rtcp, from, now);
+                            }
+                            crate::ice::gather::flush(sock, r).await;
+                        }
+                        _ => pipeline.on_rtcp_packet(data, from, now),
+                    }
                 }
                 Err(e) => tracing::trace!(error = %e, "RTCP receive error"),
             },
@@ -488,6 +565,10 @@ async fn run(
     if let Some(ice) = ice.as_mut() {
         ice.close(Instant::now().into_std());
         crate::ice::gather::flush(&socket, ice).await;
+    }
+    if let (Some(r), Some(sock)) = (ice_rtcp.as_mut(), rtcp_socket.as_ref()) {
+        r.close(Instant::now().into_std());
+        crate::ice::gather::flush(sock, r).await;
     }
     let final_stats = pipeline.stats();
     *stats.lock().unwrap_or_else(|e| e.into_inner()) = final_stats;

@@ -21,21 +21,27 @@ const TALK: Duration = Duration::from_secs(4);
 /// baresip without a registrar, with the `ice` module loaded and an auto-answering ICE account
 /// `1003` (its STUN server: our coturn). Returns it and the account's URI.
 fn baresip_with_ice(dir: &TestDir, coturn: &Coturn, ice: bool) -> (Baresip, String) {
-    baresip_account(dir, coturn, ice, "")
+    baresip_account(dir, coturn, ice, "", true)
 }
 
 /// [`baresip_with_ice`] with more account parameters (`;mediaenc=dtls_srtp`, ...) and the
 /// modules they name loaded first (`insmod`).
-fn baresip_account(dir: &TestDir, coturn: &Coturn, ice: bool, extra: &str) -> (Baresip, String) {
-    // RTCP muxed on the RTP port (RFC 5761): we gather one ICE component, and baresip 1.0
-    // without rtcp_mux wants a candidate for RTCP too (it then falls back to plain RTP).
+fn baresip_account(
+    dir: &TestDir,
+    coturn: &Coturn,
+    ice: bool,
+    extra: &str,
+    rtcp_mux: bool,
+) -> (Baresip, String) {
+    // With rtcp_mux (RFC 5761) RTCP shares the RTP candidate; without it (baresip's default)
+    // RTCP is ICE component 2 on its own port.
     let mut bs = Baresip::start_with_config(
         dir.path(),
         BaresipOpts {
             proxy_port: None,
             ..BaresipOpts::default()
         },
-        "rtcp_mux\t\tyes\n",
+        if rtcp_mux { "rtcp_mux\t\tyes\n" } else { "" },
     );
     let port = bs.sip_port();
     let uri = format!("sip:1003@127.0.0.1:{port}");
@@ -197,16 +203,14 @@ fn ice_call_relayed_through_coturn_carries_the_audio_both_ways() {
     cli.quit();
 }
 
-#[test]
-fn baresip_offering_ice_gets_an_ice_answer_and_audio_both_ways() {
-    let name = "ice_from_baresip";
+fn baresip_offering_ice(name: &str, rtcp_mux: bool) {
     let _serial = serial();
     if !require_tools(name, &[BARESIP, TURNSERVER]) {
         return;
     }
     let dir = TestDir::new(name);
     let coturn = Coturn::start(dir.path());
-    let (mut bs, uri) = baresip_with_ice(&dir, &coturn, true);
+    let (mut bs, uri) = baresip_account(&dir, &coturn, true, "", rtcp_mux);
     let port = free_port();
     let (params, cli_rec) = Params::new()
         .set("loglevel", "5")
@@ -225,9 +229,25 @@ fn baresip_offering_ice_gets_an_ice_answer_and_audio_both_ways() {
         sdp.contains("SIP/2.0 200") && sdp.contains("a=ice-ufrag:") && sdp.contains("typ host"),
         "our answer carries ICE: {sdp}"
     );
+    // Component 2 (RTCP) is answered only when the offer did not multiplex RTCP.
+    assert_eq!(
+        sdp.contains(" 2 udp "),
+        !rtcp_mux,
+        "RTCP candidates in our answer (offer rtcp-mux: {rtcp_mux}): {sdp}"
+    );
     assert_baresip_ice_completed(&bs, "host:127.0.0.1:");
     assert_audio_both_ways(&cli_rec, &bs, "baresip offering ICE");
     cli.quit();
+}
+
+#[test]
+fn baresip_offering_ice_gets_an_ice_answer_and_audio_both_ways() {
+    baresip_offering_ice("ice_from_baresip", true);
+}
+
+#[test]
+fn baresip_offering_ice_without_rtcp_mux_gets_both_components_answered() {
+    baresip_offering_ice("ice_from_baresip_nomux", false);
 }
 
 #[test]
@@ -315,7 +335,7 @@ fn ice_and_dtls_srtp_share_the_media_socket_with_baresip() {
     }
     let dir = TestDir::new(name);
     let coturn = Coturn::start(dir.path());
-    let (mut bs, uri) = baresip_account(&dir, &coturn, true, ";mediaenc=dtls_srtp");
+    let (mut bs, uri) = baresip_account(&dir, &coturn, true, ";mediaenc=dtls_srtp", true);
     // DTLS records, STUN checks and SRTP all on one port, told apart by RFC 7983's first byte.
     let (params, cli_rec) = Params::new()
         .set("loglevel", "5")
@@ -409,5 +429,40 @@ fn relayed_ice_call_keeps_its_path_across_hold_and_resume() {
         usage.is_some_and(|u| u.received_packets >= 150),
         "media went through the relay: {usage:?}"
     );
+    cli.quit();
+}
+
+#[test]
+fn ice_with_a_separate_rtcp_component_for_a_peer_without_rtcp_mux() {
+    let name = "ice_two_components";
+    let _serial = serial();
+    if !require_tools(name, &[BARESIP, TURNSERVER]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let coturn = Coturn::start(dir.path());
+    let (mut bs, uri) = baresip_account(&dir, &coturn, true, "", false);
+    let (params, cli_rec) = Params::new()
+        .set("loglevel", "5")
+        .set("stunserveraddress", coturn.addr())
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!("call {uri}"));
+    expect_connected(&mut cli);
+    bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    talk_and_hang_up(&mut cli, &mut bs);
+    let sdp = our_sdp(&cli);
+    assert!(
+        sdp.contains(" 2 udp ") && sdp.contains("a=rtcp:"),
+        "our offer has RTCP candidates (component 2) and a=rtcp: {sdp}"
+    );
+    assert_baresip_ice_completed(&bs, "host:127.0.0.1:");
+    let log = bs.log();
+    assert!(
+        log.contains("Components: (2)") && !log.contains("concluded=0"),
+        "baresip did not conclude both components:\n{}",
+        bs.log_tail(60)
+    );
+    assert_audio_both_ways(&cli_rec, &bs, "ICE with an RTCP component");
     cli.quit();
 }

@@ -34,12 +34,19 @@ pub async fn gather(
     cfg: &IceConfig,
     host: SocketAddr,
 ) -> Result<IceTransport, IceError> {
+    let mut ice = IceTransport::new(cfg, host, Instant::now().into_std())?;
+    run(socket, &mut ice, cfg).await;
+    Ok(ice)
+}
+
+/// Run the gathering exchanges of an [`IceTransport`] already created for `socket` (several
+/// components gather side by side: one call per socket, joined).
+pub async fn run(socket: &UdpSocket, ice: &mut IceTransport, cfg: &IceConfig) {
     let start = Instant::now();
-    let mut ice = IceTransport::new(cfg, host, start.into_std())?;
     let deadline = start + cfg.gather_timeout;
     let mut buf = vec![0u8; 2048];
     loop {
-        flush(socket, &mut ice).await;
+        flush(socket, ice).await;
         if ice.gathering_done() {
             break;
         }
@@ -63,7 +70,6 @@ pub async fn gather(
         }
     }
     tracing::debug!(elapsed = ?start.elapsed(), ?ice, "ICE gathering finished");
-    Ok(ice)
 }
 
 /// Send what the transport has queued.

@@ -15,6 +15,9 @@ pub struct LocalIce {
     pub pwd: String,
     /// `a=candidate` values (without `candidate:`), RFC 8839 §5.1 syntax.
     pub candidates: Vec<String>,
+    /// The default RTCP address when RTCP has its own ICE component: written as `a=rtcp`
+    /// (RFC 3605), which a peer that declines rtcp-mux uses.
+    pub rtcp: Option<std::net::SocketAddr>,
 }
 
 /// The peer's ICE attributes for its first audio stream.
@@ -28,6 +31,8 @@ pub struct RemoteIce {
     pub candidates: Vec<String>,
     /// `a=ice-lite` at session level (RFC 8839 §5.3): the peer does no checks of its own.
     pub lite: bool,
+    /// `a=rtcp-mux` in the audio section (RFC 5761): RTCP needs no ICE component of its own.
+    pub rtcp_mux: bool,
 }
 
 /// Insert our ICE lines at the end of the first `m=audio` section of `sdp` (CRLF line ends as
@@ -57,6 +62,12 @@ pub fn add_attributes(sdp: &str, ice: &LocalIce, offer_rtcp_mux: bool) -> String
         extra.push(format!("a=candidate:{c}"));
     }
     extra.push("a=end-of-candidates".to_owned());
+    if let Some(rtcp) = ice.rtcp {
+        if !lines[start..end].iter().any(|l| l.starts_with("a=rtcp:")) {
+            let at = if rtcp.is_ipv4() { "IP4" } else { "IP6" };
+            extra.push(format!("a=rtcp:{} IN {at} {}", rtcp.port(), rtcp.ip()));
+        }
+    }
     if offer_rtcp_mux && !has_mux {
         extra.push("a=rtcp-mux".to_owned());
     }
@@ -100,6 +111,7 @@ pub fn remote_ice(sdp: &str) -> Option<RemoteIce> {
             "ice-ufrag" => target.ufrag = value.trim().to_owned(),
             "ice-pwd" => target.pwd = value.trim().to_owned(),
             "ice-lite" => target.lite = true,
+            "rtcp-mux" => target.rtcp_mux = true,
             "candidate" if target.candidates.len() < MAX_CANDIDATES => {
                 target.candidates.push(value.trim().to_owned());
             }
@@ -113,6 +125,7 @@ pub fn remote_ice(sdp: &str) -> Option<RemoteIce> {
         pwd,
         candidates: media.candidates,
         lite: session.lite || media.lite,
+        rtcp_mux: media.rtcp_mux,
     })
 }
 

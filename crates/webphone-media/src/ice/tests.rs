@@ -75,6 +75,7 @@ fn our_attributes_go_into_the_audio_section_and_read_back() {
         ufrag: "abcd".into(),
         pwd: "0123456789012345678901".into(),
         candidates: vec!["1 1 udp 2130706431 10.0.0.1 4000 typ host".into()],
+        rtcp: None,
     };
     let sdp = add_attributes(PLAIN, &local, true);
     let video = sdp.find("m=video").expect("video kept");
@@ -134,7 +135,7 @@ fn remote_of(t: &IceTransport) -> RemoteIce {
         ufrag: l.ufrag,
         pwd: l.pwd,
         candidates: l.candidates,
-        lite: false,
+        ..RemoteIce::default()
     }
 }
 
@@ -330,7 +331,7 @@ fn hostile_candidates_and_datagrams_are_dropped_without_panic() {
             "1 1 tcp 1 10.0.0.1 9 typ host tcptype active".into(),
             "1 1 udp 1 abc.local 5 typ host".into(),
         ],
-        lite: false,
+        ..RemoteIce::default()
     };
     t.set_remote(&remote, true, now)
         .expect("checks start even with no usable candidate");

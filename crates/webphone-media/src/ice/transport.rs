@@ -86,6 +86,8 @@ pub enum IceEvent {
 pub struct IceTransport {
     agent: Agent,
     turn: Option<Client>,
+    /// The component this transport carries (1 = RTP, 2 = RTCP).
+    component: u16,
     /// Our host candidate address; datagrams on the socket are attributed to it.
     host: SocketAddr,
     /// Addresses of the configured STUN/TURN servers: their datagrams go to the TURN client.
@@ -143,6 +145,19 @@ impl IceTransport {
     /// start the STUN Binding and TURN Allocate requests of `cfg`
     /// ([`IceTransport::poll_transmit`] has them).
     pub fn new(cfg: &IceConfig, host: SocketAddr, now: Instant) -> Result<IceTransport, IceError> {
+        Self::new_component(cfg, host, 1, None, now)
+    }
+
+    /// [`IceTransport::new`] for one component of the stream (1 = RTP, 2 = RTCP on its own
+    /// socket, RFC 8445 §5.1.1). The components of a stream share the ICE credentials
+    /// (RFC 8839 §5.4): pass the first component's as `credentials`.
+    pub fn new_component(
+        cfg: &IceConfig,
+        host: SocketAddr,
+        component: u16,
+        credentials: Option<(String, String)>,
+        now: Instant,
+    ) -> Result<IceTransport, IceError> {
         let provider = rtc_ice::crypto::default_provider().map_err(agent_err)?;
         let mut candidate_types = vec![CandidateType::Host];
         if cfg.stun.is_some() {
@@ -151,7 +166,10 @@ impl IceTransport {
         if cfg.turn.is_some() {
             candidate_types.push(CandidateType::Relay);
         }
+        let (local_ufrag, local_pwd) = credentials.unwrap_or_default();
         let agent_cfg = AgentConfig {
+            local_ufrag,
+            local_pwd,
             multicast_dns_mode: MulticastDnsMode::Disabled,
             network_types: vec![NetworkType::Udp4, NetworkType::Udp6],
             candidate_types,
@@ -192,6 +210,7 @@ impl IceTransport {
         let mut t = IceTransport {
             agent,
             turn,
+            component,
             host,
             servers,
             relay_only: cfg.relay_only && cfg.turn.is_some(),
@@ -207,7 +226,7 @@ impl IceTransport {
         };
         if !t.relay_only {
             let c = CandidateHostConfig {
-                base_config: base_config(host),
+                base_config: base_config(host, component),
                 ..Default::default()
             }
             .new_candidate_host()
@@ -267,6 +286,7 @@ impl IceTransport {
                 .iter()
                 .map(Candidate::marshal)
                 .collect(),
+            rtcp: None,
         }
     }
 
@@ -294,8 +314,8 @@ impl IceTransport {
                     continue;
                 }
             };
-            // One component (RTP); TCP candidates are not gathered on our side.
-            if c.component() != 1 || c.network_type().is_tcp() {
+            // Our component only; TCP candidates are not gathered on our side.
+            if c.component() != self.component || c.network_type().is_tcp() {
                 continue;
             }
             if c.addr().is_ipv4() != self.host.is_ipv4() {
@@ -416,7 +436,7 @@ impl IceTransport {
                 if mapped != self.host && self.srflx.is_none() {
                     self.srflx = Some(mapped);
                     let c = CandidateServerReflexiveConfig {
-                        base_config: base_config(mapped),
+                        base_config: base_config(mapped, self.component),
                         rel_addr: self.host.ip().to_string(),
                         rel_port: self.host.port(),
                         url: None,
@@ -438,7 +458,7 @@ impl IceTransport {
                 self.relay = Some(relayed);
                 let base = self.srflx.unwrap_or(self.host);
                 let c = CandidateRelayConfig {
-                    base_config: base_config(relayed),
+                    base_config: base_config(relayed, self.component),
                     rel_addr: base.ip().to_string(),
                     rel_port: base.port(),
                     url: None,
@@ -490,7 +510,7 @@ impl IceTransport {
 
     fn add_host_candidate(&mut self) {
         let c = CandidateHostConfig {
-            base_config: base_config(self.host),
+            base_config: base_config(self.host, self.component),
             ..Default::default()
         }
         .new_candidate_host();
@@ -651,12 +671,12 @@ impl IceTransport {
     }
 }
 
-fn base_config(addr: SocketAddr) -> CandidateConfig {
+fn base_config(addr: SocketAddr, component: u16) -> CandidateConfig {
     CandidateConfig {
         network: "udp".to_owned(),
         address: addr.ip().to_string(),
         port: addr.port(),
-        component: 1,
+        component,
         ..Default::default()
     }
 }
