@@ -13,9 +13,10 @@
 //! - [`gather`]: the async part: STUN binding and TURN allocation on the media socket before the
 //!   SDP is written (no trickle ICE, RFC 8838, in SIP here: candidates go in the offer/answer).
 //!
-//! One component (RTP) is gathered: with ICE we offer `a=rtcp-mux` (RFC 5761), and RTCP of a
-//! peer that declines it goes to port + 1 outside ICE. IPv6 candidates are used when the media
-//! socket is IPv6; a socket has one address family, so a call has candidates of one family.
+//! Each component has its own transport: RTP (1) on the RTP socket and, until the peer accepts
+//! `a=rtcp-mux` (RFC 5761, which we offer), RTCP (2) on the RTCP socket with the same
+//! credentials. IPv6 candidates are used when the media socket is IPv6; a socket has one
+//! address family, so a call has candidates of one family.
 
 pub mod gather;
 pub mod sdp;
