@@ -156,9 +156,21 @@ fn extra_accounts_register_ring_and_unregister_with_the_main_one() {
         assert_own_contact(&kam, user);
     }
 
+    // a new parameter value applies at the next register(): 1005 in, 1003 and 1004 out
+    cli.api_ok(&format!(
+        "setparameter extraregisteraccounts \"{addr},1005,pass1005\""
+    ));
+    cli.api_ok("register");
+    assert_own_contact(&kam, "1005");
+    wait_unregistered(
+        &kam,
+        &["1003", "1004"],
+        "dropped from extraregisteraccounts",
+    );
+
     // quitting unregisters them all
     cli.quit();
-    wait_unregistered(&kam, &["1001", "1003", "1004"], "after quit");
+    wait_unregistered(&kam, &["1001", "1005"], "after quit");
     kam.assert_running();
 }
 

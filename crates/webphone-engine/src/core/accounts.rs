@@ -130,9 +130,8 @@ impl Core {
     /// `register()`: the main account (when configured) and every extra account.
     pub(super) fn register_all_accounts(&mut self) -> Result<(), ApiError> {
         let extras = !self.extra_account_list(false).is_empty();
-        if extras {
-            self.apply_extra_accounts(true);
-        }
+        // Always: a list emptied since the last time unregisters the accounts it dropped.
+        self.apply_extra_accounts(true);
         match self.register(true) {
             // Only extra accounts: nothing is missing.
             Err(ApiError::BadArgument(_)) if extras && !self.main_account_configured() => Ok(()),
