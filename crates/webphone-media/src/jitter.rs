@@ -24,8 +24,7 @@
 //!   margin of [`JitterConfig`] (99.5 % and 10 ms by default): a rise of the delays lifts it
 //!   within a few packets, and it decays only as old delays are forgotten. A peak hold covers
 //!   rarer outliers as long as they recur: `quantile(d)` is raised to the second-highest `d`
-//!   above the quantile within the last [`PEAK_WINDOW_US`] (one outlier alone does not
-//!   count). For the first [`START_PACKETS`] packets the target is at least the configured
+//!   of the last [`PEAK_WINDOW_US`] (one outlier alone does not count). For the first [`START_PACKETS`] packets the target is at least the configured
 //!   initial delay.
 //! - **Headroom.** On every packet that arrives in time the buffer measures how early the
 //!   fastest packets come: the audio between the play position and the packet's end (the
@@ -37,7 +36,8 @@
 //!   DROP_HYSTERESIS_US` (a band wider than the one-frame step, so a correction never calls
 //!   for the opposite one). Below the band one frame is inserted, above it one frame is
 //!   dropped, each at most once per [`SETTLE_PACKETS`] new measurements. A correction waits
-//!   for a quiet frame (20 dB under the recent speech level) for up to [`INSERT_WAIT_FRAMES`]
+//!   for a pause (three quiet frames in a row, 25 dB under the recent speech level: not the
+//!   short quiet stretches inside words) for up to [`INSERT_WAIT_FRAMES`]
 //!   / [`DROP_WAIT_FRAMES`] frames, and is made at once when it is urgent: `D` below the
 //!   target minus the margin (packets at the quantile would be late), or more than three
 //!   frames above it. An inserted frame is synthesised by the waveform concealment of [`plc`] and
@@ -90,6 +90,9 @@ pub const DELAY_REFERENCE_US: u64 = 2_000_000;
 pub const DELAY_FORGET: f64 = 0.997;
 /// Span of the peak hold: the target also covers the second-highest delay of this span (µs).
 pub const PEAK_WINDOW_US: i64 = 10_000_000;
+/// Delays above this quantile are candidates for the peak hold (a floor that one outlier
+/// cannot lift above the next one).
+const PEAK_FLOOR_QUANTILE: f64 = 0.98;
 /// Packets over which the target is at least the configured initial delay.
 pub const START_PACKETS: u64 = 50;
 /// Headroom measurements whose median is the current playout delay.
@@ -112,10 +115,14 @@ pub const HOLD_MARGIN_MS: u32 = 100;
 const MAX_TRANSIT_STEP_US: i64 = 1_000_000;
 /// Cross-fade of a dropped frame, in µs.
 const DROP_FADE_US: u64 = 5_000;
-/// A frame is quiet below this fraction of the recent speech power (-20 dB)...
-const QUIET_RATIO: f64 = 0.01;
+/// A frame is quiet below this fraction of the recent speech power (-25 dB)...
+const QUIET_RATIO: f64 = 0.003;
 /// ...or below this mean square (an RMS of 30).
 const QUIET_FLOOR: f64 = 900.0;
+/// Quiet frames played in a row before a frame is inserted (the inserted one makes three).
+const QUIET_RUN_INSERT: u32 = 2;
+/// Quiet frames played in a row before a drop (the two frames it joins must be quiet too).
+const QUIET_RUN_DROP: u32 = 1;
 /// Speech power tracker: peak hold with this decay per frame (~20 s at 50 frames/s).
 const LOUD_DECAY: f64 = 0.999;
 
@@ -305,7 +312,7 @@ struct DelayEstimator {
     total: f64,
     inc: f64,
     count: u64,
-    /// (arrival µs, d µs) of the packets above the quantile in the last [`PEAK_WINDOW_US`].
+    /// (arrival µs, d µs) of the packets above the peak floor in the last [`PEAK_WINDOW_US`].
     peaks: VecDeque<(i64, i64)>,
     /// Arrival time (µs) of the last packet measured.
     last_arrival: i64,
@@ -334,9 +341,9 @@ impl DelayEstimator {
         self.base.clear();
     }
 
-    /// The relative delay `d` (µs) of a packet with RTP timestamp `ts` arriving at `now`, or
-    /// `None` when it cannot be measured (first packet after a clock change or a jump).
-    fn measure(&mut self, now: Instant, ts: u32, clock: u32, newest: bool) -> Option<i64> {
+    /// The relative delay `d` (µs) of a packet with RTP timestamp `ts` arriving at `now` (0
+    /// for the first packet after a restart, a clock change or a timestamp jump).
+    fn measure(&mut self, now: Instant, ts: u32, clock: u32, newest: bool) -> i64 {
         let epoch = *self.epoch.get_or_insert(now);
         let arrival = now.saturating_duration_since(epoch).as_micros() as i64;
         let clock = clock.max(1);
@@ -369,10 +376,10 @@ impl DelayEstimator {
         }
         let min = self.base.front().map_or(transit, |&(_, t)| t);
         self.last_arrival = arrival;
-        Some((transit - min).max(0))
+        (transit - min).max(0)
     }
 
-    /// Keep `d` for the peak hold when it is above the quantile `q_us`; forget old peaks.
+    /// Keep `d` for the peak hold when it is above the floor `q_us`; forget old peaks.
     fn note_peak(&mut self, d_us: i64, q_us: f64) {
         let now = self.last_arrival;
         while self
@@ -478,6 +485,9 @@ pub struct JitterBuffer {
     /// Mean square of the last frame played, and the recent speech power.
     last_power: f64,
     loud_power: f64,
+    /// Quiet frames played in a row: corrections go into pauses, not into the short quiet
+    /// stretches inside words.
+    quiet_run: u32,
     stats: JitterStats,
     scratch: Vec<i16>,
 }
@@ -532,6 +542,7 @@ impl JitterBuffer {
             plc: Plc::new(8000),
             last_power: 0.0,
             loud_power: 0.0,
+            quiet_run: 0,
             stats: JitterStats::default(),
             scratch: Vec::new(),
         }
@@ -773,12 +784,10 @@ impl JitterBuffer {
         newest: bool,
         ext: Option<i64>,
     ) {
-        let Some(d) = self.delays.measure(now, timestamp, clock, newest) else {
-            return;
-        };
-        let q_before = self.delays.quantile_us(self.quantile()).unwrap_or(0.0);
+        let d = self.delays.measure(now, timestamp, clock, newest);
+        let floor = self.delays.quantile_us(PEAK_FLOOR_QUANTILE).unwrap_or(0.0);
         self.delays.record(d);
-        self.delays.note_peak(d, q_before);
+        self.delays.note_peak(d, floor);
         if self.cfg.adaptive {
             self.update_target(duration_us);
         } else {
@@ -870,6 +879,17 @@ impl JitterBuffer {
         p < QUIET_FLOOR || p < self.loud_power * QUIET_RATIO
     }
 
+    /// Level tracking of what was played (quiet-frame detection).
+    fn note_output(&mut self, out: &[i16]) {
+        self.last_power = power(out);
+        self.loud_power = (self.loud_power * LOUD_DECAY).max(self.last_power);
+        if self.is_quiet(self.last_power) {
+            self.quiet_run = self.quiet_run.saturating_add(1);
+        } else {
+            self.quiet_run = 0;
+        }
+    }
+
     fn note_correction(&mut self, delta_us: i64) {
         self.headroom_offset += delta_us;
         self.since_correction = 0;
@@ -923,7 +943,8 @@ impl JitterBuffer {
         }
         if let Some((Correction::Insert, _)) = wanted {
             let ready = self.carry.is_empty()
-                && (self.is_quiet(self.last_power) || self.correction_wait > INSERT_WAIT_FRAMES);
+                && (self.quiet_run >= QUIET_RUN_INSERT
+                    || self.correction_wait > INSERT_WAIT_FRAMES);
             if ready {
                 tracing::debug!(
                     delay_ms = self.delay_ms(),
@@ -932,7 +953,7 @@ impl JitterBuffer {
                     "jitter buffer: frame inserted"
                 );
                 self.plc.fill(out);
-                self.last_power = power(out);
+                self.note_output(out);
                 self.stats.frames_stretched += 1;
                 self.stats.concealed += 1;
                 self.note_correction(self.frame_us as i64);
@@ -951,7 +972,8 @@ impl JitterBuffer {
                         .take(2 * want)
                         .map(|&x| f64::from(x).powi(2));
                     let p = p.sum::<f64>() / (2 * want) as f64;
-                    if self.is_quiet(p) || self.correction_wait > DROP_WAIT_FRAMES {
+                    let quiet = self.quiet_run >= QUIET_RUN_DROP && self.is_quiet(p);
+                    if quiet || self.correction_wait > DROP_WAIT_FRAMES {
                         tracing::debug!(
                             delay_ms = self.delay_ms(),
                             target_ms = self.target_ms(),
@@ -993,8 +1015,7 @@ impl JitterBuffer {
         for (o, s) in out.iter_mut().zip(self.carry.drain(..want)) {
             *o = s;
         }
-        self.last_power = power(out);
-        self.loud_power = (self.loud_power * LOUD_DECAY).max(self.last_power);
+        self.note_output(out);
         if concealed {
             self.stats.concealed += 1;
             FrameKind::Concealed
