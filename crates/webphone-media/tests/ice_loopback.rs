@@ -42,8 +42,9 @@ impl PcmSink for Capture {
 fn blackhole_default_address(sdp: &str, dead: SocketAddr) -> String {
     sdp.lines()
         .map(|l| {
-            if l.starts_with("c=IN IP4 ") {
-                format!("c=IN IP4 {}", dead.ip())
+            if l.starts_with("c=IN IP") {
+                let at = if dead.is_ipv4() { "IP4" } else { "IP6" };
+                format!("c=IN {at} {}", dead.ip())
             } else if let Some(rest) = l.strip_prefix("m=audio ") {
                 let tail = rest.split_once(' ').map_or("", |(_, t)| t);
                 format!("m=audio {} {tail}", dead.port())
@@ -58,8 +59,23 @@ fn blackhole_default_address(sdp: &str, dead: SocketAddr) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_follows_the_ice_pair_when_the_default_address_is_dead() {
-    let mut sock_a = RtpSocket::bind(LOOPBACK, None).await.expect("bind a");
-    let mut sock_b = RtpSocket::bind(LOOPBACK, None).await.expect("bind b");
+    ice_call_over(LOOPBACK).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_over_ipv6_loopback_carries_media() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIP: no IPv6 loopback here");
+        return;
+    }
+    ice_call_over(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)).await;
+}
+
+/// Two sessions on `ip` with ICE host candidates; each side's view of the other's `c=`/`m=`
+/// points at a dead port, so media that arrives went over the ICE pair.
+async fn ice_call_over(ip: IpAddr) {
+    let mut sock_a = RtpSocket::bind(ip, None).await.expect("bind a");
+    let mut sock_b = RtpSocket::bind(ip, None).await.expect("bind b");
     let cfg = IceConfig::default();
     let (host_a, host_b) = (sock_a.local_addr(), sock_b.local_addr());
     sock_a.gather_ice(&cfg, host_a).await;
@@ -67,7 +83,7 @@ async fn media_follows_the_ice_pair_when_the_default_address_is_dead() {
     assert!(sock_a.has_ice() && sock_b.has_ice());
     // A port nobody listens on.
     let dead = {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).expect("probe");
         s.local_addr().expect("addr")
     };
     let prefs = MediaOffer::default();
