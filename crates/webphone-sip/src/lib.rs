@@ -306,10 +306,7 @@ pub enum SipEvent {
     },
     /// Outgoing call: the 2xx arrived (and was ACKed), `sdp` is its body.
     /// Incoming call: the ACK for our 2xx arrived, `sdp` is the ACK body if any.
-    Answered {
-        call: CallKey,
-        sdp: Option<String>,
-    },
+    Answered { call: CallKey, sdp: Option<String> },
     /// The call is over; no further events for `call`.
     Ended {
         call: CallKey,
@@ -318,25 +315,16 @@ pub enum SipEvent {
         text: String,
     },
     /// A DTMF digit received in a SIP INFO (`application/dtmf-relay`).
-    DtmfReceived {
-        call: CallKey,
-        digit: char,
-    },
+    DtmfReceived { call: CallKey, digit: char },
     /// The peer sent a new SDP offer in the established call: a re-INVITE (RFC 3261 §14.2)
     /// or an UPDATE (RFC 3311 §5.2), e.g. to put us on hold (`a=sendonly` / `a=inactive`)
     /// or to resume. Answer with [`SipUa::answer_reoffer`] within
     /// [`SipUa::REOFFER_ANSWER_TIMEOUT`]; after that the user agent answers on its own with
     /// our last SDP, each stream's direction adapted to the offer (RFC 3264 §6.1:
     /// `sendonly` is answered `recvonly`, `inactive` with `inactive`).
-    Reoffer {
-        call: CallKey,
-        sdp: String,
-    },
+    Reoffer { call: CallKey, sdp: String },
     /// The answer to our [`SipUa::reinvite`] / [`SipUa::update`] (2xx; already ACKed).
-    Reanswered {
-        call: CallKey,
-        sdp: Option<String>,
-    },
+    Reanswered { call: CallKey, sdp: Option<String> },
     /// Our re-INVITE/UPDATE was refused (`code`; 491 after the RFC 3261 §14.1 retries, or
     /// at once when another offer/answer exchange was in progress). The session is
     /// unchanged (RFC 3261 §14.1). A 481 or 408 ends the call instead ([`SipEvent::Ended`]).
@@ -365,10 +353,7 @@ pub enum SipEvent {
     /// Progress of our REFER in `call` ([`SipUa::refer`] / [`SipUa::refer_with_replaces`]):
     /// the status line of each NOTIFY's `message/sipfrag` (RFC 3515 §2.4.5: 100, 180, 200,
     /// 486, ...) or the REFER's own failure response (>= 300). Codes >= 200 are final.
-    ReferStatus {
-        call: CallKey,
-        code: u16,
-    },
+    ReferStatus { call: CallKey, code: u16 },
     /// The peer of `call` asks us to transfer (REFER, RFC 3515 §2.4.2): call `target`
     /// (its `Replaces`, if any, goes into that INVITE, RFC 3891). Answer with
     /// [`SipUa::accept_refer`] (then [`SipUa::notify_refer`] with the new call's outcome)
@@ -393,15 +378,9 @@ pub enum SipEvent {
     },
     /// Our SUBSCRIBE (or its refresh) for `sub` was refused (`code`; 408 for no answer);
     /// the subscription is over.
-    SubscriptionFailed {
-        sub: SubKey,
-        code: u16,
-    },
+    SubscriptionFailed { sub: SubKey, code: u16 },
     /// Outcome of a PUBLISH ([`SipUa::publish_presence`]; refreshes only when they fail).
-    PublishStatus {
-        code: u16,
-        reason: String,
-    },
+    PublishStatus { code: u16, reason: String },
     /// One SIP message sent or received, while [`SipUa::set_trace`] is on.
     ///
     /// `text` is the whole message (start line, headers, body) with the digest

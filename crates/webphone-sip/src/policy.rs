@@ -917,6 +917,8 @@ impl UaPolicy {
             }
             RegState::Idle | RegState::Unregistering => {}
         }
+        // public_contact was reset above: the extra accounts register from the new address too.
+        self.extras.network_changed(None, out);
     }
 
     fn register(&mut self, out: &mut Vec<Action>) {

@@ -150,6 +150,26 @@ impl ExtraRegs {
         }
     }
 
+    /// The local address moved (see [`crate::SipUa::network_changed`]): every account that is
+    /// registered, registering or waiting to retry registers again at once from the new
+    /// address, with its back-off reset; idle and removed accounts stay as they are.
+    pub(crate) fn network_changed(&mut self, contact: Option<&HostPort>, out: &mut Vec<Action>) {
+        for i in 0..self.entries.len() {
+            let e = &mut self.entries[i];
+            let active = matches!(
+                e.reg,
+                RegState::Registered { .. } | RegState::Registering | RegState::RetryWait { .. }
+            );
+            if e.removed || !active {
+                continue;
+            }
+            e.failures = 0;
+            e.flow_losses = 0;
+            e.announced = None;
+            self.send_register(i, contact, false, out);
+        }
+    }
+
     /// Remove every binding (`Expires: 0`) and stop refreshing; the accounts stay listed.
     pub(crate) fn unregister_all(&mut self, contact: Option<&HostPort>, out: &mut Vec<Action>) {
         for i in 0..self.entries.len() {
@@ -544,6 +564,40 @@ mod tests {
         assert_eq!(sent(&a)[0].0, "1004@127.0.0.1:5080");
         // a stale outcome (the first REGISTER's gen) changes nothing
         assert!(done(&mut p, &regs[1].0, regs[1].1, ok(300), t0).is_empty());
+    }
+
+    #[test]
+    fn network_change_registers_every_active_extra_account_again_at_once() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        cmd(
+            &mut p,
+            Command::SetExtraAccounts(vec![acc("1003", 300), acc("1004", 300), acc("1005", 300)]),
+            t0,
+        );
+        let regs = sent(&cmd(&mut p, Command::RegisterExtra, t0));
+        done(&mut p, &regs[0].0, regs[0].1, ok(300), t0);
+        done(&mut p, &regs[1].0, regs[1].1, fail(503), t0);
+        // 1005 still has its REGISTER in flight
+        let t1 = t0 + Duration::from_secs(10);
+        let a = cmd(&mut p, Command::NetworkChanged, t1);
+        let again = sent(&a);
+        let keys: Vec<&str> = again.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "1003@127.0.0.1:5080",
+                "1004@127.0.0.1:5080",
+                "1005@127.0.0.1:5080"
+            ],
+            "registered, retry-waiting and registering accounts all go again"
+        );
+        assert!(
+            again.iter().zip(&regs).all(|(n, o)| n.1 > o.1),
+            "new generations: the outcomes of the old REGISTERs are stale"
+        );
+        // the old REGISTER of 1005 answering late changes nothing
+        assert!(done(&mut p, &regs[2].0, regs[2].1, ok(300), t1).is_empty());
     }
 
     #[test]
