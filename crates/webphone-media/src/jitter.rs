@@ -24,7 +24,8 @@
 //!   margin of [`JitterConfig`] (99.5 % and 10 ms by default): a rise of the delays lifts it
 //!   within a few packets, and it decays only as old delays are forgotten. A peak hold covers
 //!   rarer outliers as long as they recur: `quantile(d)` is raised to the second-highest `d`
-//!   of the last [`PEAK_WINDOW_US`] (one outlier alone does not count). For the first [`START_PACKETS`] packets the target is at least the configured
+//!   of the last [`PEAK_WINDOW_US`], or to the highest of the last [`PEAK_SINGLE_US`] (one
+//!   outlier alone is held briefly). For the first [`START_PACKETS`] packets the target is at least the configured
 //!   initial delay.
 //! - **Headroom.** On every packet that arrives in time the buffer measures how early the
 //!   fastest packets come: the audio between the play position and the packet's end (the
@@ -90,6 +91,9 @@ pub const DELAY_REFERENCE_US: u64 = 2_000_000;
 pub const DELAY_FORGET: f64 = 0.997;
 /// Span of the peak hold: the target also covers the second-highest delay of this span (µs).
 pub const PEAK_WINDOW_US: i64 = 10_000_000;
+/// A single outlier is held this long (µs): the next one of a rare series (1 % reordering
+/// comes every 2 s on average) then finds the target still up.
+pub const PEAK_SINGLE_US: i64 = 5_000_000;
 /// Delays above this quantile are candidates for the peak hold (a floor that one outlier
 /// cannot lift above the next one).
 const PEAK_FLOOR_QUANTILE: f64 = 0.98;
@@ -394,9 +398,16 @@ impl DelayEstimator {
         }
     }
 
-    /// The second-highest peak of the window (one outlier alone does not count), in µs.
+    /// The second-highest peak of the window, or the highest of its last
+    /// [`PEAK_SINGLE_US`] if higher (one outlier alone is held only briefly), in µs.
     fn peak_us(&self) -> Option<i64> {
         let mut top = [None::<i64>; 2];
+        let recent = self
+            .peaks
+            .iter()
+            .filter(|&&(t, _)| t >= self.last_arrival - PEAK_SINGLE_US)
+            .map(|&(_, d)| d)
+            .max();
         for &(_, d) in &self.peaks {
             if top[0].is_none_or(|t| d > t) {
                 top[1] = top[0];
@@ -405,7 +416,7 @@ impl DelayEstimator {
                 top[1] = Some(d);
             }
         }
-        top[1]
+        top[1].max(recent)
     }
 
     /// Add a relative delay to the histogram: plain counts over the first 1/(1 - forget)

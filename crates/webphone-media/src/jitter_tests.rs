@@ -973,3 +973,20 @@ fn rare_reordering_on_top_of_jitter_is_covered_by_the_peak_hold() {
     assert!(s.lost - warm.lost <= 1, "{s:?}");
     assert!(concealed_in_last(&sim, 1000) <= 2, "{s:?}");
 }
+
+#[test]
+fn single_outlier_is_held_for_a_few_seconds_only() {
+    let mut sim = Sim::new(RATES[0], JitterConfig::default());
+    sim.run(500, |_| 2_000, |_| false);
+    // Packet 510 comes 80 ms late (lost, then dropped as late); nothing else changes.
+    sim.run(20, |i| if i == 510 { 82_000 } else { 2_000 }, |_| false);
+    assert_eq!(sim.jb.stats().late, 1);
+    let held = sim.jb.target_ms();
+    assert!(held > 100.0, "{held}");
+    // Three seconds later the target still covers it (a second outlier would play)...
+    sim.run(150, |_| 2_000, |_| false);
+    assert!(sim.jb.target_ms() > 100.0, "{}", sim.jb.target_ms());
+    // ...eight seconds later it is back: one outlier alone is not the 99.5th percentile.
+    sim.run(250, |_| 2_000, |_| false);
+    assert!(sim.jb.target_ms() < 40.0, "{}", sim.jb.target_ms());
+}
