@@ -409,6 +409,8 @@ pub(crate) enum DriverMsg {
     Service(messaging::ServiceCommand),
     /// DNS servers for RFC 3263 server location.
     SetDns(Vec<SocketAddr>),
+    /// Whether the transport was left to RFC 3263 §4.1 ([`SipUa::set_transport_auto`]).
+    SetTransportAuto(bool),
     /// The network changed: move to the local address `ip` and register again
     /// ([`SipUa::network_changed`]).
     NetworkChanged(IpAddr, oneshot::Sender<Result<SocketAddr, SipError>>),
@@ -540,6 +542,22 @@ impl SipUa {
     pub fn set_dns_servers(&self, servers: Vec<SocketAddr>) {
         if self.inner.tx.send(DriverMsg::SetDns(servers)).is_err() {
             tracing::debug!("SIP driver is gone; DNS servers dropped");
+        }
+    }
+
+    /// Whether no transport was chosen (`transport` -1 and a server address without
+    /// `sips:`, `;transport=` or a WebSocket scheme). Then the registrar's transport comes
+    /// from DNS (RFC 3263 §4.1): NAPTR for the domain, then SRV per transport, UDP or TCP
+    /// (TLS needs the certificate checked against the domain, RFC 5922 §4, and is not
+    /// chosen this way). Off by default: the configured transport is used.
+    pub fn set_transport_auto(&self, auto: bool) {
+        if self
+            .inner
+            .tx
+            .send(DriverMsg::SetTransportAuto(auto))
+            .is_err()
+        {
+            tracing::debug!("SIP driver is gone; transport choice dropped");
         }
     }
 

@@ -1,5 +1,6 @@
-//! RFC 3263 server location, sans-IO: which DNS names to ask, how to order SRV records
-//! (RFC 2782), and the resulting failover list; plus a small DNS stub client (RFC 1035
+//! RFC 3263 server location, sans-IO: which DNS names to ask, how to pick transports from
+//! NAPTR records (RFC 3263 §4.1, RFC 3403), how to order SRV records (RFC 2782), and the
+//! resulting failover list; plus a small DNS stub client (RFC 1035
 //! wire format over UDP, TCP on truncation) whose name server is configurable (the
 //! system's `/etc/resolv.conf` by default, a test server in tests).
 //!
@@ -110,11 +111,132 @@ pub(crate) fn plan(host: &str, port: Option<u16>, transport: Transport) -> Plan 
 }
 
 // ---------------------------------------------------------------------------------------
+// RFC 3263 §4.1 transport selection (NAPTR, RFC 3403)
+
+/// One NAPTR record (RFC 3403 §4.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Naptr {
+    pub order: u16,
+    pub preference: u16,
+    pub flags: String,
+    pub services: String,
+    pub regexp: String,
+    /// The next name to look up (here an SRV name); `.` or empty for none.
+    pub replacement: String,
+}
+
+/// The transport a NAPTR `services` field names for SIP: `SIP+D2U`, `SIP+D2T`, `SIPS+D2T`
+/// (RFC 3263 §4.1) and `SIP+D2W`, `SIPS+D2W` (WebSocket, registered by RFC 7118).
+/// Case-insensitive; anything else (`SIP+D2S` for SCTP, other applications) is `None`.
+pub(crate) fn naptr_service(services: &str) -> Option<Transport> {
+    match services.to_ascii_uppercase().as_str() {
+        "SIP+D2U" => Some(Transport::Udp),
+        "SIP+D2T" => Some(Transport::Tcp),
+        "SIPS+D2T" => Some(Transport::Tls),
+        "SIP+D2W" => Some(Transport::Ws),
+        "SIPS+D2W" => Some(Transport::Wss),
+        _ => None,
+    }
+}
+
+/// The transports usable for a URI: all of `supported`, or only the TLS-based ones for a
+/// `sips:` URI (RFC 3263 §4.1: "a client resolving a SIPS URI MUST discard any services
+/// that do not contain SIPS").
+pub(crate) fn usable_transports(secure: bool, supported: &[Transport]) -> Vec<Transport> {
+    supported
+        .iter()
+        .copied()
+        .filter(|t| !secure || t.is_secure())
+        .collect()
+}
+
+/// RFC 3263 §4.1: NAPTR is asked only for a host name without an explicit port (a numeric
+/// address or a port selects UDP for `sip:`, TLS for `sips:`, without NAPTR).
+pub(crate) fn wants_naptr(host: &str, port: Option<u16>) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    port.is_none() && bare.parse::<IpAddr>().is_err()
+}
+
+/// The NAPTR step of RFC 3263 §4.1: the (transport, SRV name) pairs to follow, best first.
+/// Kept: terminal `s`-flag records (RFC 3403 §4.1 flags) without a regular expression whose
+/// service is a SIP transport in `usable` and whose replacement names something. Ordered
+/// by ORDER, then PREFERENCE (RFC 3403 §4.1); all kept records stay in the list, so a
+/// failure on the first moves on to the next (RFC 3263 §4.3).
+pub(crate) fn naptr_choices(
+    mut records: Vec<Naptr>,
+    usable: &[Transport],
+) -> Vec<(Transport, String)> {
+    records.sort_by_key(|r| (r.order, r.preference));
+    records
+        .into_iter()
+        .filter(|r| r.flags.eq_ignore_ascii_case("s") && r.regexp.is_empty())
+        .filter_map(|r| {
+            let t = naptr_service(&r.services)?;
+            let target = r.replacement.trim_end_matches('.');
+            (usable.contains(&t) && !target.is_empty()).then(|| (t, target.to_string()))
+        })
+        .collect()
+}
+
+/// RFC 3263 §4.1 without usable NAPTR records: an SRV query per usable transport, in the
+/// caller's order (WebSocket has no SRV name and is left out).
+pub(crate) fn srv_fallback(host: &str, usable: &[Transport]) -> Vec<(Transport, String)> {
+    usable
+        .iter()
+        .filter_map(|&t| Some((t, srv_name(host, t)?)))
+        .collect()
+}
+
+/// Decode NAPTR RDATA (RFC 3403 §4.1) at `rd..rd + rdlen` of message `m`: ORDER,
+/// PREFERENCE, three character-strings (FLAGS, SERVICES, REGEXP) and the REPLACEMENT
+/// domain name. Anything running past the RDATA is `Malformed`.
+pub(crate) fn parse_naptr(m: &[u8], rd: usize, rdlen: usize) -> Result<Naptr, DnsError> {
+    let end = rd.checked_add(rdlen).ok_or(DnsError::Malformed)?;
+    if end > m.len() || rdlen < 4 {
+        return Err(DnsError::Malformed);
+    }
+    let order = u16_at(m, rd)?;
+    let preference = u16_at(m, rd + 2)?;
+    let mut pos = rd + 4;
+    let mut strings: [String; 3] = Default::default();
+    for s in &mut strings {
+        let len = usize::from(
+            *m.get(pos)
+                .filter(|_| pos < end)
+                .ok_or(DnsError::Malformed)?,
+        );
+        let bytes = m.get(pos + 1..pos + 1 + len).ok_or(DnsError::Malformed)?;
+        if pos + 1 + len > end {
+            return Err(DnsError::Malformed);
+        }
+        *s = String::from_utf8_lossy(bytes).into_owned();
+        pos += 1 + len;
+    }
+    if pos >= end {
+        return Err(DnsError::Malformed);
+    }
+    let (replacement, after) = read_name(&m[..end], pos)?;
+    if after > end {
+        return Err(DnsError::Malformed);
+    }
+    let [flags, services, regexp] = strings;
+    Ok(Naptr {
+        order,
+        preference,
+        flags,
+        services,
+        regexp,
+        replacement,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
 // DNS wire format (RFC 1035 §4, RFC 2782, RFC 3596)
 
 pub(crate) const TYPE_A: u16 = 1;
 pub(crate) const TYPE_AAAA: u16 = 28;
 pub(crate) const TYPE_SRV: u16 = 33;
+pub(crate) const TYPE_NAPTR: u16 = 35;
 
 /// A decoded answer record we care about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +244,7 @@ pub(crate) enum Record {
     A(Ipv4Addr),
     Aaaa(Ipv6Addr),
     Srv(Srv),
+    Naptr(Naptr),
 }
 
 /// DNS failures.
@@ -231,6 +354,7 @@ pub(crate) fn decode_response(m: &[u8], id: u16) -> Result<(Vec<Record>, bool), 
                 b.copy_from_slice(data);
                 out.push(Record::Aaaa(Ipv6Addr::from(b)));
             }
+            TYPE_NAPTR => out.push(Record::Naptr(parse_naptr(m, rd, rdlen)?)),
             TYPE_SRV if rdlen >= 7 => {
                 let (target, _) = read_name(m, rd + 6)?;
                 out.push(Record::Srv(Srv {
@@ -345,7 +469,7 @@ async fn addresses(servers: &[SocketAddr], host: &str) -> Vec<IpAddr> {
                 match r {
                     Record::A(a) => out.push(IpAddr::V4(a)),
                     Record::Aaaa(a) => out.push(IpAddr::V6(a)),
-                    Record::Srv(_) => {}
+                    Record::Srv(_) | Record::Naptr(_) => {}
                 }
             }
         }
@@ -381,20 +505,8 @@ pub(crate) async fn locate(
             srv,
             default_port,
         } => {
-            let records: Vec<Srv> = match query(servers, &srv, TYPE_SRV).await {
-                Ok(r) => r
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        Record::Srv(s) => Some(s),
-                        _ => None,
-                    })
-                    .collect(),
-                Err(e) => {
-                    tracing::debug!(%srv, error = %e, "no SRV records");
-                    Vec::new()
-                }
-            };
-            if records.is_empty() {
+            out.extend(srv_addresses(servers, &srv).await);
+            if out.is_empty() {
                 out.extend(
                     addresses(servers, &host)
                         .await
@@ -403,18 +515,6 @@ pub(crate) async fn locate(
                 );
                 if out.is_empty() {
                     out.extend(system_lookup(&host, default_port).await);
-                }
-            } else {
-                let ordered = order_srv(records, |n| {
-                    use rand::Rng;
-                    rand::rng().random_range(0..=n)
-                });
-                for s in ordered {
-                    let ips = match s.target.parse::<IpAddr>() {
-                        Ok(ip) => vec![ip],
-                        Err(_) => addresses(servers, &s.target).await,
-                    };
-                    out.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, s.port)));
                 }
             }
         }
@@ -426,6 +526,99 @@ pub(crate) async fn locate(
     } else {
         Ok(out)
     }
+}
+
+/// The addresses behind the SRV name `srv`, in RFC 2782 order (empty when there are none).
+async fn srv_addresses(servers: &[SocketAddr], srv: &str) -> Vec<SocketAddr> {
+    let records: Vec<Srv> = match query(servers, srv, TYPE_SRV).await {
+        Ok(r) => r
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Srv(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        Err(e) => {
+            tracing::debug!(%srv, error = %e, "no SRV records");
+            Vec::new()
+        }
+    };
+    let ordered = order_srv(records, |n| {
+        use rand::Rng;
+        rand::rng().random_range(0..=n)
+    });
+    let mut out = Vec::new();
+    for s in ordered {
+        let ips = match s.target.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => addresses(servers, &s.target).await,
+        };
+        out.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, s.port)));
+    }
+    out
+}
+
+/// Locate `host[:port]` when no transport was given (RFC 3263 §4.1): the ordered list of
+/// addresses to try, each with the transport to use. `supported` lists the transports the
+/// caller can use, most wanted first; `secure` (a `sips:` URI) keeps only TLS ones.
+///
+/// A numeric host or an explicit port: the first supported transport, A/AAAA only. Else
+/// NAPTR for the host ([`naptr_choices`]), each chosen SRV name in turn; when NAPTR gives
+/// nothing usable, SRV for each supported transport ([`srv_fallback`]); when that gives
+/// nothing either, A/AAAA at the default port of the first supported transport.
+pub(crate) async fn locate_auto(
+    servers: &[SocketAddr],
+    host: &str,
+    port: Option<u16>,
+    secure: bool,
+    supported: &[Transport],
+) -> Result<Vec<(SocketAddr, Transport)>, String> {
+    let transports = usable_transports(secure, supported);
+    let Some(&first) = transports.first() else {
+        return Err(format!("no usable transport to reach {host}"));
+    };
+    if !wants_naptr(host, port) {
+        return locate(servers, host, port, first)
+            .await
+            .map(|v| v.into_iter().map(|a| (a, first)).collect());
+    }
+    let naptr: Vec<Naptr> = match query(servers, host, TYPE_NAPTR).await {
+        Ok(r) => r
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Naptr(n) => Some(n),
+                _ => None,
+            })
+            .collect(),
+        Err(e) => {
+            tracing::debug!(%host, error = %e, "no NAPTR records");
+            Vec::new()
+        }
+    };
+    let mut chosen = naptr_choices(naptr, &transports);
+    if chosen.is_empty() {
+        chosen = srv_fallback(host, &transports);
+    } else {
+        tracing::debug!(%host, ?chosen, "NAPTR choices");
+    }
+    let mut out: Vec<(SocketAddr, Transport)> = Vec::new();
+    for (t, srv) in chosen {
+        out.extend(
+            srv_addresses(servers, &srv)
+                .await
+                .into_iter()
+                .map(|a| (a, t)),
+        );
+    }
+    if out.is_empty() {
+        // RFC 3263 §4.2: no SRV either, A/AAAA at the default port.
+        return locate(servers, host, Some(first.default_port()), first)
+            .await
+            .map(|v| v.into_iter().map(|a| (a, first)).collect());
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|a| seen.insert(*a));
+    Ok(out)
 }
 
 async fn system_lookup(host: &str, port: u16) -> Vec<SocketAddr> {
@@ -581,5 +774,235 @@ mod tests {
             v,
             vec!["10.0.0.2:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
         );
+    }
+    fn naptr(order: u16, preference: u16, flags: &str, services: &str, replacement: &str) -> Naptr {
+        Naptr {
+            order,
+            preference,
+            flags: flags.into(),
+            services: services.into(),
+            regexp: String::new(),
+            replacement: replacement.into(),
+        }
+    }
+
+    const UDP_TCP: [Transport; 2] = [Transport::Udp, Transport::Tcp];
+    const ALL: [Transport; 5] = [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Ws,
+        Transport::Wss,
+    ];
+
+    #[test]
+    fn naptr_prefers_lower_order_then_preference() {
+        let recs = vec![
+            naptr(20, 10, "s", "SIP+D2U", "_sip._udp.example.org"),
+            naptr(10, 50, "s", "SIP+D2U", "_sip._udp.b.example.org"),
+            naptr(10, 20, "S", "sip+d2t", "_sip._tcp.example.org."),
+        ];
+        assert_eq!(
+            naptr_choices(recs, &UDP_TCP),
+            vec![
+                (Transport::Tcp, "_sip._tcp.example.org".to_string()),
+                (Transport::Udp, "_sip._udp.b.example.org".to_string()),
+                (Transport::Udp, "_sip._udp.example.org".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn naptr_keeps_only_terminal_s_records_of_known_sip_services() {
+        let mut with_regexp = naptr(1, 1, "s", "SIP+D2U", "_sip._udp.x");
+        with_regexp.regexp = "!^.*$!sip:x!".into();
+        let recs = vec![
+            naptr(1, 1, "", "SIP+D2U", "_sip._udp.example.org"),
+            naptr(1, 1, "a", "SIP+D2U", "sip.example.org"),
+            naptr(1, 1, "s", "SIP+D2S", "_sip._sctp.example.org"),
+            naptr(1, 1, "s", "E2U+sip", "_sip._udp.example.org"),
+            naptr(1, 1, "s", "SIP+D2U", "."),
+            with_regexp,
+            naptr(2, 1, "s", "SIP+D2U", "_sip._udp.example.org"),
+        ];
+        assert_eq!(
+            naptr_choices(recs, &UDP_TCP),
+            vec![(Transport::Udp, "_sip._udp.example.org".to_string())]
+        );
+    }
+
+    #[test]
+    fn naptr_restricted_to_supported_transports() {
+        let recs = vec![
+            naptr(10, 10, "s", "SIPS+D2T", "_sips._tcp.example.org"),
+            naptr(20, 10, "s", "SIP+D2W", "_sip._ws.example.org"),
+            naptr(30, 10, "s", "SIP+D2T", "_sip._tcp.example.org"),
+        ];
+        assert_eq!(
+            naptr_choices(recs.clone(), &UDP_TCP),
+            vec![(Transport::Tcp, "_sip._tcp.example.org".to_string())]
+        );
+        let all: Vec<Transport> = naptr_choices(recs, &ALL)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(all, [Transport::Tls, Transport::Ws, Transport::Tcp]);
+    }
+
+    #[test]
+    fn sips_uri_ignores_udp_naptr() {
+        let usable = usable_transports(true, &ALL);
+        assert_eq!(usable, [Transport::Tls, Transport::Wss]);
+        let recs = vec![
+            naptr(10, 10, "s", "SIP+D2U", "_sip._udp.example.org"),
+            naptr(10, 20, "s", "SIP+D2T", "_sip._tcp.example.org"),
+            naptr(30, 10, "s", "SIPS+D2T", "_sips._tcp.example.org"),
+        ];
+        assert_eq!(
+            naptr_choices(recs, &usable),
+            vec![(Transport::Tls, "_sips._tcp.example.org".to_string())]
+        );
+        // No TLS-based transport supported: nothing at all.
+        assert!(usable_transports(true, &UDP_TCP).is_empty());
+    }
+
+    #[test]
+    fn naptr_without_records_falls_back_to_srv() {
+        assert!(naptr_choices(Vec::new(), &UDP_TCP).is_empty());
+        assert_eq!(
+            srv_fallback("example.org", &UDP_TCP),
+            vec![
+                (Transport::Udp, "_sip._udp.example.org".to_string()),
+                (Transport::Tcp, "_sip._tcp.example.org".to_string()),
+            ]
+        );
+        // WebSocket has no SRV name; a sips: URI asks only _sips._tcp.
+        assert_eq!(
+            srv_fallback("example.org", &usable_transports(true, &ALL)),
+            vec![(Transport::Tls, "_sips._tcp.example.org".to_string())]
+        );
+    }
+
+    #[test]
+    fn numeric_host_or_explicit_port_skips_naptr() {
+        assert!(wants_naptr("example.org", None));
+        assert!(!wants_naptr("example.org", Some(5060)));
+        assert!(!wants_naptr("192.0.2.1", None));
+        assert!(!wants_naptr("[2001:db8::1]", None));
+    }
+
+    /// NAPTR RDATA: order, preference, flags, services, regexp, replacement (uncompressed).
+    fn naptr_rdata(
+        order: u16,
+        pref: u16,
+        flags: &str,
+        services: &str,
+        regexp: &str,
+        repl: &str,
+    ) -> Vec<u8> {
+        let mut d = Vec::new();
+        d.extend_from_slice(&order.to_be_bytes());
+        d.extend_from_slice(&pref.to_be_bytes());
+        for s in [flags, services, regexp] {
+            d.push(s.len() as u8);
+            d.extend_from_slice(s.as_bytes());
+        }
+        encode_name(&mut d, repl);
+        d
+    }
+
+    #[test]
+    fn naptr_rdata_decodes_rfc3403_fields() {
+        let d = naptr_rdata(100, 50, "s", "SIP+D2T", "", "_sip._tcp.example.com");
+        assert_eq!(
+            parse_naptr(&d, 0, d.len()),
+            Ok(Naptr {
+                order: 100,
+                preference: 50,
+                flags: "s".into(),
+                services: "SIP+D2T".into(),
+                regexp: String::new(),
+                replacement: "_sip._tcp.example.com".into(),
+            })
+        );
+        // The root name as replacement (RFC 3403 §4.1: none).
+        let d = naptr_rdata(1, 2, "u", "E2U+sip", "!^.*$!sip:a@b!", ".");
+        let n = parse_naptr(&d, 0, d.len()).unwrap();
+        assert_eq!(
+            (n.regexp.as_str(), n.replacement.as_str()),
+            ("!^.*$!sip:a@b!", "")
+        );
+    }
+
+    #[test]
+    fn naptr_rdata_truncated_anywhere_is_malformed_never_a_panic() {
+        let d = naptr_rdata(10, 10, "s", "SIP+D2U", "", "_sip._udp.example.org");
+        for cut in 0..d.len() {
+            // RDATA length says `cut`, message ends there too.
+            assert_eq!(
+                parse_naptr(&d[..cut], 0, cut),
+                Err(DnsError::Malformed),
+                "cut {cut}"
+            );
+            // RDATA length says `cut`, but the message goes on (the name runs past RDATA).
+            assert_eq!(
+                parse_naptr(&d, 0, cut),
+                Err(DnsError::Malformed),
+                "len {cut}"
+            );
+        }
+        // RDATA length larger than the message.
+        assert_eq!(parse_naptr(&d, 0, d.len() + 1), Err(DnsError::Malformed));
+        assert_eq!(parse_naptr(&d, usize::MAX, 4), Err(DnsError::Malformed));
+    }
+
+    #[test]
+    fn naptr_rdata_string_longer_than_rdata_is_malformed() {
+        let mut d = naptr_rdata(10, 10, "s", "SIP+D2U", "", "_sip._udp.example.org");
+        d[4] = 200; // flags length far past the end
+        assert_eq!(parse_naptr(&d, 0, d.len()), Err(DnsError::Malformed));
+        let mut d = naptr_rdata(10, 10, "s", "SIP+D2U", "", "x");
+        d[6] = 20; // services length past the end of the RDATA
+        assert_eq!(parse_naptr(&d, 0, d.len()), Err(DnsError::Malformed));
+    }
+
+    #[test]
+    fn naptr_rdata_fuzzed_bytes_never_panic() {
+        let base = naptr_rdata(10, 10, "s", "SIP+D2U", "", "_sip._udp.example.org");
+        let mut state = 7u32;
+        for _ in 0..5000 {
+            let mut d = base.clone();
+            for _ in 0..3 {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let i = (state >> 8) as usize % d.len();
+                d[i] = (state >> 20) as u8;
+            }
+            let len = (state >> 4) as usize % (d.len() + 2);
+            let _ = parse_naptr(&d, 0, len);
+        }
+    }
+
+    #[test]
+    fn naptr_answer_decodes_from_a_response() {
+        let q = encode_query(0x4242, "example.org", TYPE_NAPTR);
+        let mut r = q.clone();
+        r[2] = 0x81;
+        r[3] = 0x80;
+        r[7] = 2; // ancount
+        for (order, services) in [(10u16, "SIP+D2T"), (20, "SIP+D2U")] {
+            let rdata = naptr_rdata(order, 0, "s", services, "", "_sip._tcp.example.org");
+            r.extend_from_slice(&[0xC0, 12]);
+            r.extend_from_slice(&TYPE_NAPTR.to_be_bytes());
+            r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+            r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            r.extend_from_slice(&rdata);
+        }
+        let (recs, _) = decode_response(&r, 0x4242).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert!(matches!(&recs[0], Record::Naptr(n) if n.order == 10 && n.services == "SIP+D2T"));
+        // The answer cut short anywhere: an error, never a panic.
+        for cut in q.len()..r.len() {
+            assert!(decode_response(&r[..cut], 0x4242).is_err(), "cut {cut}");
+        }
     }
 }

@@ -442,6 +442,7 @@ pub(crate) async fn start(
         ha1: None,
         digest: Arc::default(),
         dns: Arc::new(Mutex::new(crate::locate::system_name_servers())),
+        transport_auto: false,
         invites: HashMap::new(),
         invite_auth: HashMap::new(),
         failover: HashMap::new(),
@@ -567,6 +568,8 @@ struct Driver {
     digest: Arc<Mutex<crate::digest::DigestCache>>,
     /// DNS servers for RFC 3263 location (`/etc/resolv.conf` unless set).
     dns: Arc<Mutex<Vec<SocketAddr>>>,
+    /// No transport configured: the registrar's comes from NAPTR/SRV (RFC 3263 §4.1).
+    transport_auto: bool,
     /// Call-ID, target and SDP of each outgoing call's INVITE (sent again with credentials).
     invites: HashMap<CallKey, (String, Target, String)>,
     /// Digest state of each outgoing call's INVITE (RFC 3261 §22.2).
@@ -626,6 +629,7 @@ impl Driver {
                     Some(DriverMsg::SetDns(servers)) => {
                         *crate::lock(&self.dns) = servers;
                     }
+                    Some(DriverMsg::SetTransportAuto(auto)) => self.transport_auto = auto,
                     Some(DriverMsg::SetHa1(ha1)) => {
                         if self.ha1 != ha1 {
                             crate::lock(&self.digest).clear();
@@ -908,6 +912,7 @@ impl Driver {
             secret: session.secret,
             cache: session.cache,
             dns: self.dns.clone(),
+            transport_auto: self.transport_auto,
             account,
             expires,
             call_id: session.call_id,
@@ -2242,6 +2247,8 @@ struct RegisterJob {
     cache: Arc<Mutex<crate::digest::DigestCache>>,
     /// DNS servers for RFC 3263 location.
     dns: Arc<Mutex<Vec<SocketAddr>>>,
+    /// No transport configured: NAPTR/SRV pick it (RFC 3263 §4.1).
+    transport_auto: bool,
     expires: u32,
     call_id: String,
     cseq: Arc<AtomicU32>,
@@ -2288,26 +2295,47 @@ impl RegisterJob {
                 (server.clone(), t)
             }
         };
+        // RFC 3263 §4.1: no transport configured nor named by the address: NAPTR, then SRV
+        // per transport, pick it (UDP or TCP).
+        let auto = self.transport_auto
+            && first_hop.transport.is_none()
+            && matches!(hop_transport, Transport::Udp | Transport::Tcp);
         // RFC 3263 §4: SRV then A/AAAA, over UDP and TCP. TLS and WebSocket keep the host
         // name (certificate check, HTTP Host) and connect through the stack's resolver.
-        let candidates: Vec<HostPort> = if matches!(hop_transport, Transport::Udp | Transport::Tcp)
-        {
+        let candidates: Vec<(HostPort, Transport)> = if auto {
+            let servers = crate::lock(&self.dns).clone();
+            match crate::locate::locate_auto(
+                &servers,
+                &first_hop.host,
+                first_hop.port,
+                false,
+                &[Transport::Udp, Transport::Tcp],
+            )
+            .await
+            {
+                Ok(list) => list
+                    .into_iter()
+                    .map(|(a, t)| (HostPort::new(a.ip().to_string(), a.port()), t))
+                    .collect(),
+                Err(e) => return self.outcome(503, e),
+            }
+        } else if matches!(hop_transport, Transport::Udp | Transport::Tcp) {
             let servers = crate::lock(&self.dns).clone();
             match crate::locate::locate(&servers, &first_hop.host, first_hop.port, hop_transport)
                 .await
             {
                 Ok(list) => list
                     .into_iter()
-                    .map(|a| HostPort::new(a.ip().to_string(), a.port()))
+                    .map(|a| (HostPort::new(a.ip().to_string(), a.port()), hop_transport))
                     .collect(),
                 Err(e) => return self.outcome(503, e),
             }
         } else {
-            vec![first_hop.hop(hop_transport)]
+            vec![(first_hop.hop(hop_transport), hop_transport)]
         };
         let count = candidates.len();
         let mut last = self.outcome(503, "no server address");
-        for (i, hop) in candidates.into_iter().enumerate() {
+        for (i, (hop, hop_transport)) in candidates.into_iter().enumerate() {
             let more = i + 1 < count;
             let attempt = self.run_to(&server, hop.clone(), hop_transport);
             let outcome = if more {

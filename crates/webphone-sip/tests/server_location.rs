@@ -20,6 +20,8 @@ const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 enum Rr {
     A(Ipv4Addr),
     Srv(u16, u16, u16, &'static str),
+    /// order, preference, flags, services, replacement (RFC 3403 §4.1, no regexp).
+    Naptr(u16, u16, &'static str, &'static str, &'static str),
 }
 
 fn name_bytes(name: &str) -> Vec<u8> {
@@ -67,6 +69,17 @@ fn answer(q: &[u8], table: &HashMap<(String, u16), Vec<Rr>>, log: &Mutex<Vec<Str
                 d.extend_from_slice(&port.to_be_bytes());
                 d.extend_from_slice(&name_bytes(target));
                 (33u16, d)
+            }
+            Rr::Naptr(order, pref, flags, services, replacement) => {
+                let mut d = Vec::new();
+                d.extend_from_slice(&order.to_be_bytes());
+                d.extend_from_slice(&pref.to_be_bytes());
+                for text in [flags, services, ""] {
+                    d.push(text.len() as u8);
+                    d.extend_from_slice(text.as_bytes());
+                }
+                d.extend_from_slice(&name_bytes(replacement));
+                (35u16, d)
             }
         };
         r.extend_from_slice(&t.to_be_bytes());
@@ -373,4 +386,244 @@ async fn invite_fails_over_to_the_next_srv_target_on_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invite_fails_over_to_the_next_srv_target_on_silence() {
     invite_via_srv(0).await;
+}
+
+/// A registrar on TCP answering every REGISTER with 200 OK (on the same connection, Via
+/// as received: no `received`/`rport`, so no Contact rewrite); counts requests.
+async fn tcp_registrar() -> (SocketAddr, Arc<Mutex<u32>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(Mutex::new(0u32));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                let mut buf = vec![0u8; 8192];
+                while let Ok(n) = conn.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                    // Requests without bodies: one per blank line (CRLF keep-alives skipped).
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let text = String::from_utf8_lossy(&pending[..end + 4]).to_string();
+                        pending.drain(..end + 4);
+                        let text = text.trim_start().to_string();
+                        if !text.starts_with("REGISTER ") {
+                            continue;
+                        }
+                        *h.lock().unwrap() += 1;
+                        let reply = format!(
+                            "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=r\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: {};expires=120\r\nContent-Length: 0\r\n\r\n",
+                            header(&text, "Via"),
+                            header(&text, "From"),
+                            header(&text, "To"),
+                            header(&text, "Call-ID"),
+                            header(&text, "CSeq"),
+                            header(&text, "Contact"),
+                        );
+                        if conn.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, hits)
+}
+
+/// Register `alice@pbx.test` with no transport configured (RFC 3263 §4.1 picks it); the
+/// DNS server answers from `table`. Returns the registered UA and the queries asked, in
+/// order.
+async fn register_auto(table: HashMap<(String, u16), Vec<Rr>>) -> (SipUa, Vec<String>) {
+    let (dns, queries) = dns_server(table).await;
+    let (ua, mut rx) = SipUa::start(SipConfig {
+        bind_ip: LOOPBACK,
+        port: 0,
+        transport: Transport::Udp,
+        user_agent: "webphone-naptr-test".into(),
+    })
+    .await
+    .unwrap();
+    ua.set_dns_servers(vec![dns]);
+    ua.set_transport_auto(true);
+    ua.set_account(AccountConfig {
+        server: Some("pbx.test".into()),
+        username: "alice".into(),
+        password: "x".into(),
+        register_expires: 120,
+        ..Default::default()
+    });
+    ua.register();
+    let state = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+            .await
+            .expect("registration outcome in time")
+            .unwrap();
+        match ev {
+            SipEvent::Registration(RegistrationState::Registering) => continue,
+            SipEvent::Registration(s) => break s,
+            _ => continue,
+        }
+    };
+    assert_eq!(state, RegistrationState::Registered { expires: 120 });
+    let q = queries.lock().unwrap().clone();
+    (ua, q)
+}
+
+#[tokio::test]
+async fn naptr_tcp_first_registers_over_tcp_at_the_srv_port() {
+    let (tcp, tcp_hits) = tcp_registrar().await;
+    let (udp, udp_hits) = registrar(200).await;
+    let mut table = HashMap::new();
+    // UDP is listed with the better preference but a worse order: order wins.
+    table.insert(
+        ("pbx.test".to_string(), 35),
+        vec![
+            Rr::Naptr(20, 10, "s", "SIP+D2U", "_sip._udp.pbx.test"),
+            Rr::Naptr(10, 50, "s", "SIP+D2T", "_sip._tcp.pbx.test"),
+        ],
+    );
+    table.insert(
+        ("_sip._tcp.pbx.test".to_string(), 33),
+        vec![Rr::Srv(10, 0, tcp.port(), "tcp.pbx.test")],
+    );
+    table.insert(
+        ("_sip._udp.pbx.test".to_string(), 33),
+        vec![Rr::Srv(10, 0, udp.port(), "udp.pbx.test")],
+    );
+    for host in ["tcp.pbx.test", "udp.pbx.test", "pbx.test"] {
+        table.insert((host.to_string(), 1), vec![Rr::A(Ipv4Addr::LOCALHOST)]);
+    }
+    let (ua, q) = register_auto(table).await;
+    assert_eq!(*tcp_hits.lock().unwrap(), 1, "REGISTER over TCP");
+    assert_eq!(*udp_hits.lock().unwrap(), 0, "nothing over UDP");
+    ua.shutdown().await;
+    assert_eq!(
+        q.get(..2).map(|q| q.to_vec()),
+        Some(vec![
+            "pbx.test/35".to_string(),
+            "_sip._tcp.pbx.test/33".to_string()
+        ]),
+        "{q:?}"
+    );
+}
+
+#[tokio::test]
+async fn naptr_absent_falls_back_to_srv_per_transport() {
+    // No NAPTR and no _sip._udp records: the _sip._tcp SRV record leads to TCP.
+    let (tcp, tcp_hits) = tcp_registrar().await;
+    let mut table = HashMap::new();
+    table.insert(
+        ("_sip._tcp.pbx.test".to_string(), 33),
+        vec![Rr::Srv(10, 0, tcp.port(), "tcp.pbx.test")],
+    );
+    for host in ["tcp.pbx.test", "pbx.test"] {
+        table.insert((host.to_string(), 1), vec![Rr::A(Ipv4Addr::LOCALHOST)]);
+    }
+    let (ua, q) = register_auto(table).await;
+    assert_eq!(*tcp_hits.lock().unwrap(), 1, "REGISTER over TCP");
+    ua.shutdown().await;
+    assert_eq!(
+        q.get(..3).map(|q| q.to_vec()),
+        Some(vec![
+            "pbx.test/35".to_string(),
+            "_sip._udp.pbx.test/33".to_string(),
+            "_sip._tcp.pbx.test/33".to_string()
+        ]),
+        "{q:?}"
+    );
+}
+
+#[tokio::test]
+async fn configured_transport_skips_naptr() {
+    // Transport not left to DNS (the default): SRV for the configured UDP, no NAPTR query.
+    let (udp, udp_hits) = registrar(200).await;
+    let mut table = HashMap::new();
+    table.insert(
+        ("pbx.test".to_string(), 35),
+        vec![Rr::Naptr(10, 10, "s", "SIP+D2T", "_sip._tcp.pbx.test")],
+    );
+    table.insert(
+        ("_sip._udp.pbx.test".to_string(), 33),
+        vec![Rr::Srv(10, 0, udp.port(), "udp.pbx.test")],
+    );
+    for host in ["udp.pbx.test", "pbx.test"] {
+        table.insert((host.to_string(), 1), vec![Rr::A(Ipv4Addr::LOCALHOST)]);
+    }
+    let (dns, queries) = dns_server(table).await;
+    let (ua, mut rx) = SipUa::start(SipConfig {
+        bind_ip: LOOPBACK,
+        port: 0,
+        transport: Transport::Udp,
+        user_agent: "webphone-naptr-test".into(),
+    })
+    .await
+    .unwrap();
+    ua.set_dns_servers(vec![dns]);
+    ua.set_account(AccountConfig {
+        server: Some("pbx.test".into()),
+        username: "alice".into(),
+        register_expires: 120,
+        ..Default::default()
+    });
+    ua.register();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match ev {
+            SipEvent::Registration(RegistrationState::Registered { .. }) => break,
+            SipEvent::Registration(RegistrationState::Failed { code, reason }) => {
+                panic!("{code} {reason}")
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(*udp_hits.lock().unwrap(), 1);
+    let q = queries.lock().unwrap().clone();
+    assert!(q.iter().all(|q| !q.ends_with("/35")), "no NAPTR: {q:?}");
+    ua.shutdown().await;
+}
+
+#[tokio::test]
+async fn naptr_first_choice_refusing_moves_on_to_the_next() {
+    // NAPTR says TCP first, but nothing listens on the TCP port its SRV names: the
+    // connection failure moves on (RFC 3263 §4.3) to the UDP choice.
+    let closed = std::net::TcpListener::bind((LOOPBACK, 0)).unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (udp, udp_hits) = registrar(200).await;
+    let mut table = HashMap::new();
+    table.insert(
+        ("pbx.test".to_string(), 35),
+        vec![
+            Rr::Naptr(10, 10, "s", "SIP+D2T", "_sip._tcp.pbx.test"),
+            Rr::Naptr(20, 10, "s", "SIP+D2U", "_sip._udp.pbx.test"),
+        ],
+    );
+    table.insert(
+        ("_sip._tcp.pbx.test".to_string(), 33),
+        vec![Rr::Srv(10, 0, closed_port, "tcp.pbx.test")],
+    );
+    table.insert(
+        ("_sip._udp.pbx.test".to_string(), 33),
+        vec![Rr::Srv(10, 0, udp.port(), "udp.pbx.test")],
+    );
+    for host in ["tcp.pbx.test", "udp.pbx.test", "pbx.test"] {
+        table.insert((host.to_string(), 1), vec![Rr::A(Ipv4Addr::LOCALHOST)]);
+    }
+    let (ua, q) = register_auto(table).await;
+    assert_eq!(
+        *udp_hits.lock().unwrap(),
+        1,
+        "REGISTER over UDP after TCP failed"
+    );
+    assert!(q.contains(&"_sip._udp.pbx.test/33".to_string()), "{q:?}");
+    ua.shutdown().await;
 }
