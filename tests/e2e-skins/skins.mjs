@@ -22,6 +22,12 @@
 //             parameters, only the clicked one calls; floating position; IMAGE_PATH image
 //   c2kauto   autoaction 0, 1, 2, 3 at page load
 //   languages all ten languages render the softphone and click2call; browser language detection
+//   extraoption  key=value; list sets skin parameters (direct ones win); javascript: links refused
+//   syncmenu  showsynccontactsmenu 1/0/-1; Sync merges with the engine's listcontacts/addcontact
+//   peerdetails displaypeerdetails 0/1/<id>: scurl_displaypeerdetails answer and line details, as text
+//   notification displaynotification 0/1/2: chat and missed-call notifications, permission request
+//   filetransfer hasfiletransfer + filetransferurl: multipart upload, download URL sent as chat
+//   videodevice displayvideodevice=1: camera row shown disabled (no video in this engine)
 //   sip       real peers on loopback (tests/e2e-peers/peers.mjs: Kamailio + baresip 1002 auto
 //             answer + baresip 1003): sign in as 1001, "Registered" shown; call 1002 (established
 //             at baresip), Hold reaches baresip as a re-INVITE, keypad digits arrive at baresip
@@ -56,17 +62,36 @@ const say = (m) => console.log(`[e2e-skins] ${m}`);
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.svg': 'image/svg+xml',
-  '.png': 'image/png',
+  '.png': 'image/png', '.txt': 'text/plain; charset=utf-8',
 };
 // The static server serves only these parts of the repository.
 const SERVED = ['skins', 'ui', 'i18n', 'tests/e2e-skins/pages', 'tests/e2e-skins/node_modules/axe-core/axe.min.js'];
 const LANGS = ['en', 'de', 'fr', 'es', 'it', 'pt', 'hu', 'ro', 'ru', 'zh'];
 const strings = (lang) => JSON.parse(readFileSync(path.join(ROOT, 'i18n', lang + '.json'), 'utf8'));
 
+// Files POSTed to /upload/ (the skin's file transfer, hasfiletransfer + filetransferurl):
+// { filename, filedata, type } from the multipart body.
+const uploads = [];
+
+function multipartField(body, name) {
+  const m = new RegExp(`name="${name}"(?:; filename="[^"]*")?\\r\\n(?:Content-Type: [^\\r]*\\r\\n)?\\r\\n([\\s\\S]*?)\\r\\n--`).exec(body);
+  return m ? m[1] : null;
+}
+
 function staticServer() {
   const server = http.createServer((req, res) => {
     let rel;
     try { rel = decodeURIComponent(new URL(req.url, 'http://x').pathname); } catch { rel = '/'; }
+    if (req.method === 'POST' && rel === '/upload/') {
+      let body = '';
+      req.setEncoding('latin1');
+      req.on('data', (d) => { body += d; if (body.length > 1e6) { req.destroy(); } });
+      req.on('end', () => {
+        uploads.push({ filename: multipartField(body, 'filename'), filedata: multipartField(body, 'filedata'), type: req.headers['content-type'] || '' });
+        res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('stored');
+      });
+      return;
+    }
     const file = path.resolve(ROOT, '.' + rel);
     const ok = SERVED.some((p) => { const base = path.join(ROOT, p); return file === base || file.startsWith(base + path.sep); });
     if (req.method !== 'GET' || !ok) { res.writeHead(403).end(); return; }
@@ -902,6 +927,222 @@ function scenarios(env) {
         await p2.close();
         assert(got === want && c === strings(want)['c2k.call'], `browser languages ${navs}: skin ${got}, click2call ${c} (want ${want})`);
       }
+    },
+
+    // ------------------------------------------------------------ UI parameters of issue 7
+
+    async extraoption(page) {
+      // extraoption "key=value;" sets skin parameters not given directly; links from it pass the
+      // same http(s)-only check: a javascript: URL is refused.
+      const extra = 'helpurl=https://help.example.org/faq;forgotpasswordurl=javascript:window.__xss=1;' +
+        'showsynccontactsmenu=-1;brandname=Extra <i>Phone</i>;homepage=javascript:alert(1);';
+      await page.goto(`${base}&wp_useloginpage=2&wp_extraoption=${encodeURIComponent(extra)}`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await waitPage(page, 'page_login');
+      assert(await page.$eval('#login_forgot', (e) => e.hidden), 'javascript: forgotpasswordurl from extraoption refused (no link)');
+      assert((await page.textContent('#brand_name')) === 'Extra <i>Phone</i>' && !(await page.$('#brand_name i')), 'brandname from extraoption, as text');
+      await goPage(page, 'page_settings');
+      const links = await page.$$eval('#settings_links a', (els) => els.map((a) => a.getAttribute('href')));
+      assert(links.includes('https://help.example.org/faq'), 'helpurl from extraoption shown: ' + links);
+      assert(!links.some((h) => /^javascript:/i.test(h)), 'no javascript: link: ' + links);
+      await goPage(page, 'page_contactslist');
+      assert(await page.$eval('#contacts_sync', (e) => e.hidden), 'showsynccontactsmenu=-1 from extraoption hides the sync entry');
+      // A parameter given directly wins over the same name in extraoption.
+      await page.goto(`${base}&wp_brandname=Direct&wp_extraoption=${encodeURIComponent('brandname=FromExtra;')}`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      assert((await page.textContent('#brand_name')) === 'Direct', 'direct parameter wins over extraoption');
+      assert(await page.evaluate(() => window.__xss === undefined), 'nothing ran');
+    },
+
+    async syncmenu(page) {
+      // showsynccontactsmenu: sync with the engine's contact store (listcontacts / addcontact).
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(() => localStorage.setItem('wpskin.contacts', '[]'));
+      await page.reload();
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_contactslist');
+      assert(!(await page.$eval('#contacts_sync', (e) => e.hidden)), 'default 1: sync entry in the header');
+      assert(await page.$eval('#contacts_sync_empty_row', (e) => e.hidden), 'default 1: not on the empty list');
+      const tag = Date.now().toString(36);
+      await page.evaluate((n) => window.webphone_api.addcontact('Engine Ann', 'ann' + n, '', '', '', ''), tag);
+      await page.evaluate((n) => window.WPSkin.saveContact({ name: 'Browser Bob', number: 'bob' + n, email: '', notes: '', favorite: false }), tag);
+      await page.click('#contacts_sync');
+      await page.waitForFunction((n) => Array.from(document.querySelectorAll('#contacts_list .contact-number')).some((e) => e.textContent === 'ann' + n),
+        tag, { timeout: TIMEOUT });
+      const engine = await page.evaluate(() => window.webphone_api.listcontacts(false));
+      assert(String(engine).includes('bob' + tag), 'the browser contact reached the engine: ' + engine);
+      assert(await page.evaluate(() => Array.from(document.querySelectorAll('#toasts .toast')).some((t) => /^Contacts synchronised: \d+ added here, \d+ saved/.test(t.textContent))), 'sync toast');
+      await shot(page, 'syncmenu-contacts.png');
+      await axe(page, 'page_contactslist with sync');
+      // 0: also on the contacts page while it is empty; -1: nowhere.
+      await page.evaluate(() => localStorage.setItem('wpskin.contacts', '[]'));
+      await page.goto(`${base}&wp_showsynccontactsmenu=0`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_contactslist');
+      assert(!(await page.$eval('#contacts_sync_empty_row', (e) => e.hidden)), '0: sync on the empty contacts page');
+      await page.goto(`${base}&wp_showsynccontactsmenu=-1`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_contactslist');
+      assert(await page.$eval('#contacts_sync', (e) => e.hidden) && await page.$eval('#contacts_sync_empty_row', (e) => e.hidden), '-1: no sync entry');
+      await page.evaluate(() => localStorage.removeItem('wpskin.contacts'));
+    },
+
+    async peerdetails(page) {
+      // displaypeerdetails=0: the engine asks scurl_displaypeerdetails at call set-up (a hostile
+      // HTML answer from the test server) and the call page shows it, as text, with the line details.
+      await page.goto(`${base}&wp_displaypeerdetails=0`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate((u) => window.webphone_api.setparameter('scurl_displaypeerdetails', u), `${origin}/tests/e2e-skins/pages/peerdetails.txt?peer=PEERNUM`);
+      if ((await activePage(page)) === 'page_login') { await page.click('#login_skip'); }
+      await goPage(page, 'page_dialpad');
+      await page.fill('#dial_number', 'echo');
+      await page.click('#dial_call');
+      await waitPage(page, 'page_call');
+      await page.waitForFunction(() => /VIP customer/.test(document.getElementById('call_peerdetails').textContent), null, { timeout: TIMEOUT });
+      const panel = await page.evaluate(() => {
+        const p = document.getElementById('call_peerdetails');
+        return { hidden: p.hidden, avatar: document.getElementById('call_avatar').hidden, text: p.innerText,
+          tags: Array.from(p.querySelectorAll('*')).map((e) => e.tagName.toLowerCase()).filter((n) => !['h2', 'div', 'dl', 'dt', 'dd'].includes(n)) };
+      });
+      say(`  peer details panel: ${JSON.stringify(panel.text)}`);
+      assert(!panel.hidden && panel.avatar, 'panel instead of the picture');
+      assert(/Number\s+echo/.test(panel.text) && /Direction\s+Outgoing/.test(panel.text), 'line details: ' + panel.text);
+      assert(/Details\s+VIP customer since 2019/.test(panel.text) && panel.tags.length === 0, 'answer as text: ' + JSON.stringify(panel));
+      await shot(page, 'peerdetails-call.png');
+      await axe(page, 'page_call with peer details');
+      await page.click('#call_hangup');
+      await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+      await page.evaluate(() => window.webphone_api.setparameter('scurl_displaypeerdetails', ''));
+      // displaypeerdetails=1: a "Caller details" button opens a page; a hostile display name is text.
+      const evil = '<img src=x onerror="window.__xss=4">Eve';
+      await page.goto(`${base}&wp_displaypeerdetails=1`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate((n) => window.WPSkin.onNotification(`STATUS,9,InCall,3009,me,2,${n},t-peer,1,1,2,0,0,0,0`), evil);
+      await waitPage(page, 'page_call');
+      assert(!(await page.$eval('#call_avatar', (e) => e.hidden)) && await page.$eval('#call_peerdetails', (e) => e.hidden), '1: picture kept, no panel');
+      await page.click('#call_peerdetails_open');
+      await waitPage(page, 'page_peerdetails');
+      const pd = await page.evaluate(() => ({ text: document.getElementById('peerdetails_body').innerText, imgs: document.querySelectorAll('#page_peerdetails img').length }));
+      assert(pd.text.includes(evil) && /Direction\s+Incoming/.test(pd.text) && pd.imgs === 0, 'display name as text on the details page: ' + JSON.stringify(pd));
+      await shot(page, 'peerdetails-page.png');
+      await axe(page, 'page_peerdetails');
+      await page.evaluate(() => window.WPSkin.onNotification('STATUS,9,Finished,3009,me,2,Eve,t-peer,1,1,0,0,0,0,0'));
+      // displaypeerdetails=<element id>: inside that element (here extra_header_call).
+      await page.goto(`${base}&wp_displaypeerdetails=extra_header_call`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate((n) => window.WPSkin.onNotification(`STATUS,9,InCall,3010,me,2,${n},t-peer2,1,1,2,0,0,0,0`), evil);
+      await waitPage(page, 'page_call');
+      await page.waitForFunction(() => /3010/.test(document.getElementById('extra_header_call').textContent), null, { timeout: TIMEOUT });
+      assert((await page.$$('#extra_header_call img')).length === 0 && (await page.textContent('#extra_header_call')).includes(evil), 'inside the named element, as text');
+      await page.evaluate(() => window.WPSkin.onNotification('STATUS,9,Finished,3010,me,2,Eve,t-peer2,1,1,0,0,0,0,0'));
+      assert(await page.evaluate(() => window.__xss === undefined), 'no script ran');
+    },
+
+    async notification(page) {
+      // displaynotification: desktop notifications for chat messages and missed calls through the
+      // Notification API (replaced by a recorder here; document.hasFocus() controlled by the test).
+      const p2 = await page.context().newPage();
+      watch(p2, 'notification');
+      await p2.addInitScript(() => {
+        window.__notes = [];
+        window.__permAsked = 0;
+        window.__focus = true;
+        class RecNotification {
+          constructor(title, opts) { window.__notes.push({ title, body: opts && opts.body }); }
+          close() {}
+        }
+        RecNotification.permission = 'default';
+        RecNotification.requestPermission = () => { window.__permAsked++; RecNotification.permission = 'granted'; return Promise.resolve('granted'); };
+        window.Notification = RecNotification;
+        document.hasFocus = () => window.__focus;
+      });
+      const open = async (q) => {
+        await p2.goto(`${base}&wp_incomingcallpopup=0&${q}`);
+        await p2.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await goPage(p2, 'page_dialpad');
+        await p2.click('#dial_number'); // a user action: permission asked now
+      };
+      try {
+        await open('wp_displaynotification=2&wp_showincomingchatas=1');
+        assert(await p2.evaluate(() => window.__permAsked) === 1, 'permission requested on the first click');
+        await p2.evaluate(() => window.WPSkin.chat.onNotification('CHAT,1,2003,hello <b>you</b>'));
+        // A missed call: an incoming call rings and ends unanswered.
+        await p2.evaluate(() => {
+          window.WPSkin.onNotification('STATUS,8,Ringing,3003,me,2,Carol,t-miss,1,1,1,0,0,0,0');
+          window.WPSkin.onNotification('STATUS,8,Finished,3003,me,2,Carol,t-miss,1,1,0,0,0,0,0');
+          window.WPSkin.onNotification('CDR,8,3003,3003,me,127.0.0.1,0,0,2');
+        });
+        const notes = await p2.evaluate(() => window.__notes);
+        say(`  notifications: ${JSON.stringify(notes)}`);
+        assert(notes.some((n) => n.title === 'New message from 2003' && n.body === 'hello <b>you</b>'), '2: chat notified while focused');
+        assert(notes.some((n) => n.title === 'Missed call' && n.body === 'Carol'), '2: missed call notified');
+        // 1: only while the window is not focused.
+        await open('wp_displaynotification=1&wp_showincomingchatas=1');
+        await p2.evaluate(() => window.WPSkin.chat.onNotification('CHAT,1,2004,focused'));
+        assert((await p2.evaluate(() => window.__notes.length)) === 0, '1: nothing while focused');
+        await p2.evaluate(() => { window.__focus = false; window.WPSkin.chat.onNotification('CHAT,1,2004,away'); });
+        assert((await p2.evaluate(() => window.__notes.map((n) => n.body))).join() === 'away', '1: notified while not focused');
+        // 0: never, and no permission request when incomingcallpopup=0 as well.
+        await open('wp_displaynotification=0&wp_showincomingchatas=1');
+        await p2.evaluate(() => { window.__focus = false; window.WPSkin.chat.onNotification('CHAT,1,2004,never'); });
+        assert((await p2.evaluate(() => [window.__notes.length, window.__permAsked])).join() === '0,0', '0: no notification, no permission request');
+      } finally {
+        await p2.close();
+      }
+    },
+
+    async filetransfer(page) {
+      // hasfiletransfer + filetransferurl: the file is POSTed (filename + filedata) to the upload
+      // server, then the download URL goes to the peer as a chat message.
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(() => window.WPSkin.chat.open('2005'));
+      await waitPage(page, 'page_chat');
+      assert(await page.$eval('#chat_file', (e) => e.hidden), 'hasfiletransfer unset: no Send file');
+      const upload = `${origin}/upload/`;
+      await page.goto(`${base}&wp_hasfiletransfer=true&wp_filetransferurl=${encodeURIComponent(upload)}`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(() => window.WPSkin.chat.open('2005'));
+      await waitPage(page, 'page_chat');
+      await page.waitForSelector('#chat_file:not([hidden])');
+      await axe(page, 'page_chat with Send file');
+      const before = uploads.length;
+      const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.click('#chat_file')]);
+      const popup = page.context().waitForEvent('page', { timeout: TIMEOUT });
+      await chooser.setFiles({ name: 'notes <1>.txt', mimeType: 'text/plain', buffer: Buffer.from('file body 42') });
+      (await popup).close().catch(() => {});
+      await waitUntil(() => uploads.length > before, 'the upload');
+      const up = uploads[uploads.length - 1];
+      say(`  upload: ${JSON.stringify(up)}`);
+      assert(/multipart\/form-data/.test(up.type) && up.filedata === 'file body 42' && /^[a-z0-9]+_[a-z0-9]+_notes_1_\.txt$/.test(up.filename || ''), 'multipart upload: ' + JSON.stringify(up));
+      await page.waitForSelector('#chat_log .chat-out');
+      const msg = await page.evaluate(() => Array.from(document.querySelectorAll('#chat_log .chat-out .chat-text')).map((e) => e.textContent).pop());
+      assert(msg === upload + up.filename, 'download URL sent: ' + msg);
+      // Without an upload server the entry says so instead of pretending.
+      await page.goto(`${base}&wp_hasfiletransfer=true&wp_filetransferurl=`); // the engine kept the last one
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(() => window.WPSkin.chat.open('2005'));
+      await waitPage(page, 'page_chat');
+      await page.click('#chat_file');
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('#toasts .toast-error')).some((t) => /needs an upload server/.test(t.textContent)), null, { timeout: TIMEOUT });
+      await page.evaluate(() => localStorage.removeItem('wpskin.chats'));
+    },
+
+    async videodevice(page) {
+      // displayvideodevice=1: the camera choice is shown, disabled, saying this phone has no video.
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_settings');
+      assert(await page.$eval('#settings_video_field', (e) => e.hidden), 'default 0: no camera row');
+      await page.goto(`${base}&wp_displayvideodevice=1`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_settings');
+      const v = await page.evaluate(() => ({ shown: !document.getElementById('settings_video_field').hidden,
+        disabled: document.getElementById('settings_device_video').disabled, hint: document.getElementById('settings_video_hint').textContent }));
+      assert(v.shown && v.disabled && /voice calls only/.test(v.hint), 'camera row, disabled, honest hint: ' + JSON.stringify(v));
+      await shot(page, 'videodevice-settings.png');
+      await axe(page, 'page_settings with camera row');
     },
 
     async sip(page) {

@@ -86,11 +86,98 @@
     S.byId('call_conference').hidden = S.disabled('CONFERENCE');
     // callparknumber: Park sends the park code as DTMF.
     S.byId('call_park').hidden = !S.param('callparknumber') || !(l && l.connectedAt);
+    renderPeerDetails();
     if (!live) {
       S.byId('call_dtmf').hidden = true;
       S.byId('call_transfer_form').hidden = true;
     }
     renderTimer();
+  }
+
+  // ---------------------------------------------------------------- peer details
+
+  // displaypeerdetails: '' none; 0 on the call page instead of the picture; 1 on a page of its
+  // own (page_peerdetails, "Caller details" button); another value: the id of an element of the
+  // integrator's page. Content: the call's line details (getlinedetails) and the
+  // scurl_displaypeerdetails answer (POPUP). Everything is put in as text; an HTML answer is
+  // reduced to its text (htmlToText).
+  var lineDetails = {};  // line key -> fields of getlinedetails
+
+  function peerMode() {
+    var v = S.param('displaypeerdetails').trim();
+    if (v === '' || v === '-') { return null; }
+    if (v === '0' || v === '1') { return v; }
+    return /^[A-Za-z][\w:-]*$/.test(v) ? v : null;
+  }
+
+  function lineKey(l) { return l.line + ':' + l.startedAt; }
+
+  // The text of an HTML answer without parsing it into a document (an HTML parser, even an
+  // inert one, would still try the answer's images and handlers): script/style blocks and tags
+  // dropped, the common entities decoded. The result only ever goes into textContent.
+  var ENTITIES = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+  function htmlToText(s) {
+    s = String(s || '');
+    if (!/[<&]/.test(s)) { return s.trim(); }
+    return s.replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, ' ')
+      .replace(/<[^>]*>/g, ' ')
+      .replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, function (m, e) {
+        var c = e.charAt(0) === '#' ? parseInt(e.charAt(1).toLowerCase() === 'x' ? e.slice(2) : e.slice(1), e.charAt(1).toLowerCase() === 'x' ? 16 : 10) : -1;
+        if (c > 0 && c < 0x110000) { return String.fromCodePoint(c); }
+        return ENTITIES.hasOwnProperty(e.toLowerCase()) ? ENTITIES[e.toLowerCase()] : m;
+      })
+      .replace(/\s+/g, ' ').trim();
+  }
+
+  function fetchLineDetails(l) {
+    var key = lineKey(l);
+    if (lineDetails[key] || l.ended) { return; }
+    lineDetails[key] = { pending: true };
+    S.api('getlinedetails', l.line).then(function (d) {
+      // LINEDETAILS,line,state,callid,remoteusername,localusername,type,localaddress,
+      // serveraddress,mute,hold,remotefullname
+      var f = String(d || '').split(',');
+      if (f[0] !== 'LINEDETAILS' || f[2] === 'Ready') { lineDetails[key] = { none: true }; return; }
+      lineDetails[key] = { peer: f[4] || '', server: f[8] || '', name: f.slice(11).join(',') };
+      renderPeerDetails();
+    }, function () { lineDetails[key] = { none: true }; });
+  }
+
+  // Fills `box` with a definition list of what is known about the call's peer.
+  function fillPeerDetails(box, l) {
+    box.textContent = '';
+    var d = lineDetails[lineKey(l)] || {};
+    var rows = [
+      [t('sp.contact_name'), d.name || l.name],
+      [t('sp.peer_number'), d.peer || l.peer],
+      [t('sp.peer_direction'), l.incoming ? t('sp.peer_incoming') : t('sp.peer_outgoing')],
+      [t('sp.peer_server'), d.server],
+      [t('sp.peer_more'), htmlToText(l.peerDetails)]
+    ];
+    var dl = S.el('dl', 'peer-details-list');
+    rows.forEach(function (r) {
+      if (!r[1]) { return; }
+      dl.appendChild(S.el('dt', '', r[0]));
+      dl.appendChild(S.el('dd', '', r[1]));
+    });
+    box.appendChild(dl);
+  }
+
+  function renderPeerDetails() {
+    var mode = peerMode();
+    var l = line();
+    var panel = S.byId('call_peerdetails');
+    panel.hidden = mode !== '0' || !l;
+    S.byId('call_avatar').hidden = mode === '0' && !!l;
+    S.byId('call_peerdetails_open').hidden = mode !== '1' || !l;
+    if (!mode || !l) { return; }
+    fetchLineDetails(l);
+    if (mode === '0') { fillPeerDetails(S.byId('call_peerdetails_body'), l); }
+    if (mode === '1' && global.WPRouter.current() === 'page_peerdetails') { fillPeerDetails(S.byId('peerdetails_body'), l); }
+    if (mode !== '0' && mode !== '1') {
+      var target = global.document.getElementById(mode);
+      if (target) { fillPeerDetails(target, l); }
+    }
   }
 
   function act(fn) {
@@ -213,7 +300,10 @@
       j$(global.document).on('wpskin:lines', function (ev, l) {
         if (l && l.ended && l.line === S.currentLine()) { afterEnd(); }
         if (l && !l.ended) { clearTimeout(closeTimer); }
-        if (global.WPRouter.current() === 'page_call') { render(); }
+        if (global.WPRouter.current() === 'page_call') { render(); } else if (l && l.line === S.currentLine()) { renderPeerDetails(); }
+      });
+      S.byId('call_peerdetails_open').addEventListener('click', function () {
+        j$.mobile.changePage('#page_peerdetails', { transition: 'none', role: 'page' });
       });
     },
     onStart: function () {
@@ -237,4 +327,13 @@
     }
   };
   S.page('page_call', page);
+
+  S.page('page_peerdetails', {
+    onCreate: function () {},
+    onStart: function () {
+      var l = line();
+      if (l) { fillPeerDetails(S.byId('peerdetails_body'), l); } else { S.byId('peerdetails_body').textContent = ''; }
+    },
+    onStop: function () {}
+  });
 })(window);

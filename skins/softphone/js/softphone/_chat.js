@@ -125,6 +125,7 @@
     S.byId('chat_back').hidden = !thread;
     S.byId('chat_heading').textContent = thread ? t('sp.chat_with', { name: displayName(current) }) : t('sp.chat_title');
     if (thread) { renderThread(); markRead(current); } else { renderList(); }
+    S.byId('chat_file').hidden = !thread || !fileTransferOn();
     S.byId('chat_typing').textContent = '';
   }
 
@@ -176,10 +177,16 @@
     var viewing = current === peer && global.WPRouter.current() === 'page_chat';
     add(peer, { dir: 'in', text: text, time: Date.now(), read: viewing });
     S.byId('chat_typing').textContent = '';
-    if (viewing) { renderThread(); markRead(peer); return; }
+    if (viewing) {
+      renderThread();
+      markRead(peer);
+      if (global.document.body.classList.contains('ready')) { notifyMessage(peer, text); }
+      return;
+    }
     updateBadge();
     if (global.WPRouter.current() === 'page_chat' && !current) { renderList(); }
     var ready = global.document.body.classList.contains('ready');
+    if (ready) { notifyMessage(peer, text); }
     var onlyNotify = !ready || S.paramInt('showincomingchatas', 0) === 1 || S.activeLines().length > 0 || !enabled();
     if (onlyNotify) {
       if (!ready) { return; }
@@ -187,6 +194,62 @@
     } else {
       openThread(peer, false);
     }
+  }
+
+  // displaynotification: a desktop notification for the message (S.desktopNotify decides).
+  function notifyMessage(peer, text) {
+    var body = String(text || '');
+    if (body.length > 200) { body = body.slice(0, 199) + '…'; }
+    S.desktopNotify(t('sp.chat_new_message', { name: displayName(peer) }), body, 'wpchat' + peer, function () { openThread(peer); });
+  }
+
+  // ---------------------------------------------------------------- file transfer
+
+  // hasfiletransfer: the chosen file is POSTed (multipart: hidden `filename`, a unique generated
+  // name, and the file as `filedata`) to `filetransferurl` in a new tab (the page's CSP allows no
+  // cross-origin requests from scripts, a form may post), then a message with the download URL
+  // (filetransferurl + file name) goes to the peer. No default storage service.
+  function fileTransferOn() { return S.truthy(S.param('hasfiletransfer')) && enabled(); }
+
+  function uniqueName(original) {
+    var clean = String(original || 'file').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(-60) || 'file';
+    return Date.now().toString(36) + '_' + Math.random().toString(36).slice(2, 10) + '_' + clean;
+  }
+
+  function sendFile() {
+    var peer = current;
+    if (!peer) { return; }
+    var url = S.safeUrl(S.param('filetransferurl'));
+    if (!url || /[?#]/.test(url)) { S.toast(t('sp.chat_file_noserver'), 'error'); return; }
+    if (url.charAt(url.length - 1) !== '/') { url += '/'; }
+    var old = S.byId('chat_file_form');
+    if (old) { old.parentNode.removeChild(old); }
+    var form = S.el('form');
+    form.id = 'chat_file_form';
+    form.hidden = true;
+    form.method = 'post';
+    form.enctype = 'multipart/form-data';
+    form.action = url;
+    form.target = '_blank';
+    var name = S.el('input');
+    name.type = 'hidden';
+    name.name = 'filename';
+    var file = S.el('input');
+    file.type = 'file';
+    file.name = 'filedata';
+    file.id = 'chat_file_input';
+    file.setAttribute('aria-label', t('sp.chat_file'));
+    form.appendChild(name);
+    form.appendChild(file);
+    global.document.body.appendChild(form);
+    file.addEventListener('change', function () {
+      if (!file.files || !file.files.length) { return; }
+      name.value = uniqueName(file.files[0].name);
+      form.submit();
+      send(peer, url + encodeURIComponent(name.value));
+      setTimeout(function () { if (form.parentNode) { form.parentNode.removeChild(form); } }, 0);
+    });
+    file.click();
   }
 
   function composing(peer, on) {
@@ -231,6 +294,7 @@
         input.value = '';
         send(current, text);
       });
+      S.byId('chat_file').addEventListener('click', sendFile);
       S.byId('chat_back').addEventListener('click', function () {
         current = null;
         render();

@@ -66,13 +66,38 @@
     });
     var empty = S.byId('contacts_empty');
     empty.hidden = list.length > 0;
+    // showsynccontactsmenu: -1 hidden; 0 in the header and on the empty list; 1 header only.
+    // Only when the engine has the contacts API (listcontacts / addcontact).
+    var sync = syncMode();
+    S.byId('contacts_sync').hidden = sync < 0;
+    S.byId('contacts_sync_empty_row').hidden = !(sync === 0 && S.contacts().length === 0);
     empty.textContent = q && S.contacts().length ? t('sp.contacts_nomatch') : t('sp.contacts_empty');
+  }
+
+  function syncMode() {
+    var wp = global.webphone_api;
+    var has = !!(wp && typeof wp.listcontacts === 'function' && typeof wp.addcontact === 'function');
+    var mode = S.paramInt('showsynccontactsmenu', 1);
+    return has && S.featureset() > 0 ? mode : -1;
+  }
+
+  function sync() {
+    var buttons = [S.byId('contacts_sync'), S.byId('contacts_sync_empty')];
+    buttons.forEach(function (b) { b.disabled = true; });
+    S.syncContacts().then(function (r) {
+      S.toast(t('sp.contacts_synced', { imported: r.imported, exported: r.exported }));
+    }, S.toastError).then(function () {
+      buttons.forEach(function (b) { b.disabled = false; });
+      render();
+    });
   }
 
   S.page('page_contactslist', {
     onCreate: function () {
       S.byId('contacts_search').addEventListener('input', render);
       S.byId('contacts_add').addEventListener('click', function () { openEditor(null); });
+      S.byId('contacts_sync').addEventListener('click', sync);
+      S.byId('contacts_sync_empty').addEventListener('click', sync);
     },
     onStart: render,
     onStop: function () {}

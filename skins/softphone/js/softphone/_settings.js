@@ -250,6 +250,9 @@
       S.byId('settings_server_field').hidden = S.paramInt('showserverinput', 1) === 0;
       var fs = S.featureset();
       S.byId('settings_audio').hidden = S.disabled('Audio device');
+      // displayvideodevice=1 asks for the camera choice with a preview; the engine has no video,
+      // so the row says so (disabled) instead of offering a camera that would not be used.
+      S.byId('settings_video_field').hidden = S.paramInt('displayvideodevice', 0) !== 1 || S.disabled('VIDEO');
       S.byId('settings_codecs').hidden = fs < 10;
       S.byId('settings_theme_field').hidden = S.disabled('theme');
       S.byId('settings_loglevel').closest('.field').hidden = fs < 5;

@@ -115,12 +115,23 @@
     hasringcounter: 'false', homepage: '', helpurl: '', supporturi: '', supportmail: '', accounturi: '',
     licenseurl: '', advertisement: '', extramenuurl: '', extramenutxt: '',
     logsendto: '0', logform_action: '', logform_filename: '',
+    hasfiletransfer: 'false', filetransferurl: '', displaynotification: '1', displayvideodevice: '0',
+    displaypeerdetails: '', showsynccontactsmenu: '1',
     haveloginpage: '', hasincomingcallpopup: '', hasincomingcall: '',
     bgcolor: '', buttoncolor: '', buttonhover: '', tabselectedcolor: '', fontcheme: '',
     fontcwhite: '', fontfamily: ''
   };
   var params = {};
   var urlSet = {};
+  var explicitSet = {};   // set by the URL or webphone_api.parameters (extraoption does not override)
+
+  // extraoption: "key=value;key2=value2;" (parameters.tsv). Returns [[key, value], ...].
+  function parseExtraOption(v) {
+    return String(v || '').split(';').map(function (pair) {
+      var i = pair.indexOf('=');
+      return i > 0 ? [pair.slice(0, i).trim().toLowerCase(), pair.slice(i + 1).trim()] : null;
+    }).filter(function (p) { return p && p[0]; });
+  }
 
   // Resolves every UI parameter once (engine answers are asynchronous).
   function loadParams(withEngine) {
@@ -128,13 +139,19 @@
     var stat = (wp && wp.parameters) || {};
     return Promise.all(names.map(function (n) {
       var u = urlParam(n);
-      if (u !== null) { params[n] = u; urlSet[n] = true; return null; }
-      if (stat[n] !== undefined && stat[n] !== null && stat[n] !== '') { params[n] = String(stat[n]); return null; }
+      if (u !== null) { params[n] = u; urlSet[n] = true; explicitSet[n] = true; return null; }
+      if (stat[n] !== undefined && stat[n] !== null && stat[n] !== '') { params[n] = String(stat[n]); explicitSet[n] = true; return null; }
       if (withEngine === false) { return null; }
       return api('getparameter', n).then(function (v) {
         params[n] = (v === null || v === undefined) ? '' : String(v);
       }, function () { params[n] = ''; });
     })).then(function () {
+      // extraoption entries naming a skin parameter count when that parameter was not given
+      // directly (URL or webphone_api.parameters); they pass the same checks as direct values
+      // (links: http/https only). Other names are engine parameters: not applied by the skin.
+      parseExtraOption(params.extraoption).forEach(function (p) {
+        if (p[0] !== 'extraoption' && UI_DEFAULTS.hasOwnProperty(p[0]) && !explicitSet[p[0]]) { params[p[0]] = p[1]; }
+      });
       Object.keys(UI_DEFAULTS).forEach(function (n) {
         if (params[n] === undefined || params[n] === '') { params[n] = UI_DEFAULTS[n]; }
       });
@@ -351,13 +368,53 @@
     confirmDialog(t('sp.save_contact_confirm', { number: num })).then(function (yes) { if (yes) { add(); } });
   }
 
+  // POPUP,text: the engine shows the scurl_displaypeerdetails answer this way (at call set-up).
+  // It belongs to the newest call still up; without one it is not about a peer.
+  function onPopup(text) {
+    var act = activeLines();
+    if (!act.length) { return; }
+    var l = act.reduce(function (a, b) { return b.startedAt > a.startedAt ? b : a; });
+    l.peerDetails = String(text || '');
+    emit('lines', l);
+  }
+
   function onNotification(text) {
     String(text || '').split(/\r?\n/).forEach(function (raw) {
       if (!raw) { return; }
       var line = raw.replace(/^WPNOTIFICATION,/, '').replace(/\s*NEOL\s*$/, '');
       var f = line.split(',').map(function (s) { return s.trim(); });
-      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'CDR') { onCdr(f); }
+      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'CDR') { onCdr(f); } else if (f[0] === 'POPUP') { onPopup(line.slice(6)); }
     });
+  }
+
+  // ------------------------------------------------------------------ desktop notifications
+
+  // Inside the desktop app (Tauri transport) the app itself pops up ringing calls.
+  function inDesktopApp() { return !!(global.__TAURI__ && global.__TAURI__.core); }
+
+  // displaynotification: 0 never, 1 on an event while the window is hidden or not focused,
+  // 2 on every event. Events: a chat message, a missed call (ringing calls: incomingcallpopup).
+  // The browser's Notification API when permitted; in the desktop app its notification plugin
+  // when the app grants it, else nothing. Returns true when a notification was (or may be) shown.
+  function desktopNotify(title, body, tag, onclick) {
+    var mode = paramInt('displaynotification', 1);
+    if (mode <= 0) { return false; }
+    if (mode === 1 && !global.document.hidden && global.document.hasFocus()) { return false; }
+    try {
+      var tn = inDesktopApp() && global.__TAURI__.notification;
+      if (tn && typeof tn.sendNotification === 'function' && typeof tn.isPermissionGranted === 'function') {
+        // Refused (no capability for the page): nothing, quietly.
+        Promise.resolve(tn.isPermissionGranted()).then(function (ok) {
+          if (ok) { tn.sendNotification({ title: title, body: body }); }
+        }).catch(function () {});
+        return true;
+      }
+      if (inDesktopApp()) { return false; }
+      if (typeof global.Notification !== 'function' || global.Notification.permission !== 'granted') { return false; }
+      var n = new global.Notification(title, { body: body, tag: tag });
+      n.onclick = function () { global.focus(); if (onclick) { onclick(); } n.close(); };
+      return true;
+    } catch (e) { return false; }
   }
 
   // ------------------------------------------------------------------ contacts (localStorage)
@@ -404,6 +461,40 @@
     var c = ensureContacts();
     for (var i = 0; i < c.length; i++) { if (String(c[i].number).toLowerCase() === n) { return c[i]; } }
     return null;
+  }
+
+  // Two-way sync with the engine's contact store (listcontacts / addcontact, the profile the
+  // desktop app and webphone-cli share): engine contacts missing here are added here, contacts
+  // of this browser missing in the engine are added there. Matched by number (case-insensitive).
+  // Resolves { imported, exported }.
+  function syncContacts() {
+    return api('listcontacts', false).then(function (dump) {
+      var mine = ensureContacts();
+      var known = {};
+      mine.forEach(function (c) { known[String(c.number).toLowerCase()] = true; });
+      var theirs = {};
+      var imported = 0;
+      String(dump || '').split(/\r?\n/).forEach(function (row) {
+        if (!row.trim()) { return; }
+        // name, numbers ("|" separated), favorite, email, address, notes, website
+        var f = row.split('\t');
+        var name = (f[0] || '').trim();
+        (f[1] || '').split('|').map(function (n) { return n.trim(); }).filter(Boolean).forEach(function (num) {
+          theirs[num.toLowerCase()] = true;
+          if (known[num.toLowerCase()]) { return; }
+          known[num.toLowerCase()] = true;
+          saveContact({ name: name || num, number: num, email: (f[3] || '').trim(), notes: (f[5] || '').trim(), favorite: f[2] === '1' });
+          imported++;
+        });
+      });
+      var missing = mine.filter(function (c) { return c.number && !theirs[String(c.number).toLowerCase()]; });
+      return missing.reduce(function (p, c) {
+        return p.then(function (n) { return api('addcontact', c.name, c.number, c.email || '', '', c.notes || '', '').then(function () { return n + 1; }); });
+      }, Promise.resolve(0)).then(function (exported) {
+        emit('contacts', null);
+        return { imported: imported, exported: exported };
+      });
+    });
   }
 
   // ------------------------------------------------------------------ calls
@@ -517,6 +608,11 @@
     saveContact: saveContact,
     deleteContact: deleteContact,
     findContactByNumber: findContactByNumber,
+    syncContacts: syncContacts,
+    parseExtraOption: parseExtraOption,
+    inDesktopApp: inDesktopApp,
+    desktopNotify: desktopNotify,
+    emit: emit,
     onLine: onLine,
     call: call,
     hangup: hangup,

@@ -229,6 +229,8 @@
     var name = l.name || l.peer;
     if (plainTitle === null) { plainTitle = global.document.title; }
     global.document.title = t('sp.incoming_from', { name: name });
+    // The desktop app pops up ringing calls itself (window and OS notification).
+    if (S.inDesktopApp()) { return; }
     if (mode <= 0 || typeof global.Notification !== 'function' || global.Notification.permission !== 'granted') { return; }
     if (mode === 1 && global.document.hasFocus()) { return; }
     var custom = S.param('callnot_body');
@@ -255,7 +257,8 @@
   // Asks once, on a user action, for permission to show incoming-call notifications.
   function askNotificationPermission() {
     global.document.removeEventListener('click', askNotificationPermission, true);
-    if (S.paramInt('incomingcallpopup', 1) > 0 && typeof global.Notification === 'function' &&
+    var wanted = S.paramInt('incomingcallpopup', 1) > 0 || S.paramInt('displaynotification', 1) > 0;
+    if (wanted && !S.inDesktopApp() && typeof global.Notification === 'function' &&
         global.Notification.permission === 'default') {
       try { global.Notification.requestPermission().catch(function () {}); } catch (e) { /* old API */ }
     }
@@ -276,6 +279,11 @@
 
   j$(global.document).on('wpskin:status', function () { if (booted) { renderRegistration(); } });
   j$(global.document).on('wpskin:lines', onLines);
+  // displaynotification: a missed call is an event worth a notification.
+  j$(global.document).on('wpskin:history', function (ev, entry) {
+    if (!entry || !entry.missed) { return; }
+    S.desktopNotify(t('sp.history_kind_missed'), entry.name || entry.peer, 'wpmissed', function () { go('page_callhistorylist'); });
+  });
 
   // Engine callbacks are registered at once (not at DOM ready): the facade may report a refused
   // connection right after DOMContentLoaded.
