@@ -1998,6 +1998,25 @@ impl Core {
             discparty: party,
             reason: reason.clone(),
         };
+        // The history row is committed before anything announces the end of the call: a
+        // CDR line or callback that a client saw always has its row (a crash in between
+        // would lose it otherwise).
+        let entry = crate::profile::HistoryEntry {
+            line: cdr.line,
+            direction: cdr.direction,
+            peer: cdr.peername.clone(),
+            peer_display: cdr.peerdisplayname.clone(),
+            caller: cdr.caller.clone(),
+            called: cdr.called.clone(),
+            connect_ms: cdr.connecttime_ms,
+            duration_ms: cdr.duration_ms,
+            disc_party: cdr.discparty as u8,
+            reason: cdr.reason.clone(),
+            callid: l.callid.clone(),
+        };
+        if let Err(e) = self.with_profile(|p| p.add_history(&entry)) {
+            self.log(Severity::Warning, &format!("call history not saved: {e}"));
+        }
         let st = |text: &str| {
             let mut s = self.line_status(n, &l, text);
             s.incall = 0;
@@ -2029,22 +2048,6 @@ impl Core {
         self.notify(cdr.format());
         self.integrations.on_call_end(&self.params, &cdr, &l.callid);
         self.callback("onCdr", cdr.callback_args());
-        let entry = crate::profile::HistoryEntry {
-            line: cdr.line,
-            direction: cdr.direction,
-            peer: cdr.peername.clone(),
-            peer_display: cdr.peerdisplayname.clone(),
-            caller: cdr.caller.clone(),
-            called: cdr.called.clone(),
-            connect_ms: cdr.connecttime_ms,
-            duration_ms: cdr.duration_ms,
-            disc_party: cdr.discparty as u8,
-            reason: cdr.reason.clone(),
-            callid: l.callid.clone(),
-        };
-        if let Err(e) = self.with_profile(|p| p.add_history(&entry)) {
-            self.log(Severity::Warning, &format!("call history not saved: {e}"));
-        }
         if let Some(st) = &stats {
             // After calls longer than 7 s the RTP totals go to the log (loglevel 3 and up).
             if duration > 7000 {
