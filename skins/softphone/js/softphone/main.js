@@ -15,7 +15,7 @@
   var TAB_PAGES = {
     page_dialpad: 'tab_dialpad', page_contactslist: 'tab_contactslist', page_contactedit: 'tab_contactslist',
     page_callhistorylist: 'tab_callhistorylist', page_settings: 'tab_settings', page_call: 'tab_call',
-    page_chat: 'tab_chat'
+    page_chat: 'tab_chat', page_peerdetails: 'tab_call'
   };
 
   function go(id, opts) { j$.mobile.changePage('#' + id, j$.extend({ transition: 'none', role: 'page' }, opts || {})); }
