@@ -355,19 +355,7 @@ fn host_of(addr: &str) -> &str {
 /// form of `serveraddress`: with auto, `wss://` / `ws://` URLs mean WebSocket (RFC 7118),
 /// `sips:` or `;transport=tls|tcp|ws|wss` name the transport, anything else is UDP.
 pub(crate) fn transport_for(param: i64, server: &str) -> Result<Transport, String> {
-    let s = server.trim().to_ascii_lowercase();
-    let from_server = if s.starts_with("wss://") {
-        Some(Transport::Wss)
-    } else if s.starts_with("ws://") {
-        Some(Transport::Ws)
-    } else if s.starts_with("sips:") {
-        Some(Transport::Tls)
-    } else {
-        s.split(';')
-            .skip(1)
-            .find_map(|p| p.strip_prefix("transport="))
-            .and_then(Transport::from_param)
-    };
+    let from_server = server_transport(server);
     match param {
         -1 => Ok(from_server.unwrap_or(Transport::Udp)),
         0 => Ok(Transport::Udp),
@@ -379,6 +367,30 @@ pub(crate) fn transport_for(param: i64, server: &str) -> Result<Transport, Strin
             "transport {t} (HTTP tunnelling) is not supported by this engine: use -1 (auto), 0 (UDP), 1 (TCP) or 2 (TLS)"
         )),
     }
+}
+
+/// The transport `serveraddress` names itself: `wss://` / `ws://` (RFC 7118), `sips:`
+/// (TLS) or a `;transport=` parameter.
+fn server_transport(server: &str) -> Option<Transport> {
+    let s = server.trim().to_ascii_lowercase();
+    if s.starts_with("wss://") {
+        Some(Transport::Wss)
+    } else if s.starts_with("ws://") {
+        Some(Transport::Ws)
+    } else if s.starts_with("sips:") {
+        Some(Transport::Tls)
+    } else {
+        s.split(';')
+            .skip(1)
+            .find_map(|p| p.strip_prefix("transport="))
+            .and_then(Transport::from_param)
+    }
+}
+
+/// Whether DNS picks the transport (RFC 3263 §4.1: NAPTR, then SRV per transport): the
+/// `transport` parameter is -1 and the server address names no transport.
+pub(crate) fn transport_is_auto(param: i64, server: &str) -> bool {
+    param == -1 && server_transport(server).is_none()
 }
 
 /// The HTTP path of a `ws://` / `wss://` server address, if it has one.
@@ -1102,6 +1114,10 @@ impl Core {
         let ha1 = self.params.get("md5");
         let ha1 = (!ha1.trim().is_empty()).then(|| ha1.trim().to_string());
         let acc = self.account();
+        sip.set_transport_auto(transport_is_auto(
+            self.params.get_i64("transport").unwrap_or(-1),
+            &self.params.get("serveraddress"),
+        ));
         // Switching accounts unregisters the old binding: only when something changed (an
         // outgoing call re-checks the account and must not drop the registration).
         let mut last = self
@@ -2569,6 +2585,13 @@ mod tests {
             Ok(Transport::Udp)
         );
         assert!(transport_for(3, "pbx.example").is_err());
+        // RFC 3263 §4.1: only -1 with a bare server address leaves the transport to DNS.
+        assert!(transport_is_auto(-1, "pbx.example"));
+        assert!(transport_is_auto(-1, "sip:pbx.example"));
+        assert!(!transport_is_auto(0, "pbx.example"));
+        assert!(!transport_is_auto(-1, "sips:pbx.example"));
+        assert!(!transport_is_auto(-1, "pbx.example;transport=udp"));
+        assert!(!transport_is_auto(-1, "wss://pbx.example/ws"));
         assert_eq!(ws_path_of("wss://h:8443/sip/ws"), Some("/sip/ws".into()));
         assert_eq!(ws_path_of("ws://h:8080"), None);
         assert_eq!(ws_path_of("h:5060"), None);
