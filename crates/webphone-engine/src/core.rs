@@ -32,12 +32,14 @@ mod accounts;
 mod autohold;
 mod chat;
 mod conference;
+mod early;
 mod headers;
 mod incoming;
 mod line_api;
 mod nat;
 mod netwatch;
 mod record;
+mod ringback;
 mod ringer;
 mod routing;
 mod sipmsg;
@@ -166,6 +168,9 @@ struct Line {
     /// The extra account an incoming call was addressed to (its user name); empty for the
     /// main account.
     local_user: String,
+    /// Local ringback of an outgoing call (see `ringback`), from the first provisional
+    /// response that asks for it until the answer.
+    ringback: Option<ringback::Ringback>,
 }
 
 impl Line {
@@ -208,6 +213,7 @@ impl Line {
             redialed: false,
             waiting_beep: None,
             local_user: String::new(),
+            ringback: None,
         }
     }
 }
@@ -1420,7 +1426,40 @@ impl Core {
                 (Err(err()), Err(err()))
             }
         };
-        let input: Box<dyn AudioInput> = match input {
+        (self.input_or_silence(input), self.output_or_silence(output))
+    }
+
+    /// The capture device alone (the playback device is open already).
+    async fn open_input_device(&self, rate: u32) -> Box<dyn AudioInput> {
+        let spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
+        let opened = tokio::task::spawn_blocking(move || open_input(&spec, rate)).await;
+        let input = opened.unwrap_or_else(|e| {
+            Err(webphone_audio::AudioError::Thread {
+                device: "audio".into(),
+                reason: e.to_string(),
+            })
+        });
+        self.input_or_silence(input)
+    }
+
+    /// The playback device alone (local ringback before the call has media).
+    async fn open_output_device(&self, rate: u32) -> Box<dyn AudioOutput> {
+        let spec = DeviceSpec::parse(&self.params.get("audiodeviceout"));
+        let opened = tokio::task::spawn_blocking(move || open_output(&spec, rate)).await;
+        let output = opened.unwrap_or_else(|e| {
+            Err(webphone_audio::AudioError::Thread {
+                device: "audio".into(),
+                reason: e.to_string(),
+            })
+        });
+        self.output_or_silence(output)
+    }
+
+    fn input_or_silence(
+        &self,
+        input: Result<Box<dyn AudioInput>, webphone_audio::AudioError>,
+    ) -> Box<dyn AudioInput> {
+        match input {
             Ok(d) => d,
             Err(e) => {
                 self.display(
@@ -1429,8 +1468,14 @@ impl Core {
                 );
                 Box::new(Silence)
             }
-        };
-        let output: Box<dyn AudioOutput> = match output {
+        }
+    }
+
+    fn output_or_silence(
+        &self,
+        output: Result<Box<dyn AudioOutput>, webphone_audio::AudioError>,
+    ) -> Box<dyn AudioOutput> {
+        match output {
             Ok(d) => d,
             Err(e) => {
                 self.display(
@@ -1439,8 +1484,7 @@ impl Core {
                 );
                 Box::new(Silence)
             }
-        };
-        (input, output)
+        }
     }
 
     fn call_state(&self, n: usize, event: &str) {
@@ -1557,16 +1601,31 @@ impl Core {
         } else {
             None
         };
+        // Local ringback already plays on the playback device: the call takes that device over.
+        let ringing_on = match mixed {
+            Some(_) => None,
+            None => match self.lines.get_mut(n).and_then(|l| l.ringback.as_mut()) {
+                Some(r) => r.take_sink().await,
+                None => None,
+            },
+        };
         let (input, output, route): (Box<dyn PcmSource>, Box<dyn PcmSink>, _) = match mixed {
             Some((s, k)) => (s, k, routing::Route::Mixer),
-            None => {
-                let (i, o) = self.open_devices(rate).await;
-                (
-                    Box::new(InputAdapter(i)),
-                    Box::new(OutputAdapter(o)),
+            None => match ringing_on {
+                Some(sink) => (
+                    Box::new(InputAdapter(self.open_input_device(rate).await)),
+                    ringback::fit_rate(sink, rate),
                     routing::Route::Devices,
-                )
-            }
+                ),
+                None => {
+                    let (i, o) = self.open_devices(rate).await;
+                    (
+                        Box::new(InputAdapter(i)),
+                        Box::new(OutputAdapter(o)),
+                        routing::Route::Devices,
+                    )
+                }
+            },
         };
         let (port, input, output) = routing::AudioPort::new(
             input,
@@ -1605,6 +1664,9 @@ impl Core {
             Box::new(sink),
             cfg,
         );
+        if let Some(r) = &l.ringback {
+            r.attach_stats(media.shared_stats());
+        }
         if let Some(mut alarms) = media.take_alarms() {
             let tx = self.cmd_tx.clone();
             let started = l.started;
@@ -2194,17 +2256,7 @@ impl Core {
                 call, code, sdp, ..
             } => {
                 let Some(n) = self.line_of(call) else { return };
-                if let Some(l) = self.lines.get_mut(n) {
-                    if sdp.is_some() {
-                        l.early_answer = sdp;
-                    }
-                    if l.phase == CallPhase::Setup && code >= 180 {
-                        l.phase = CallPhase::Ringing;
-                        self.emit_line(n, "Ringing");
-                        self.emit_general();
-                        self.call_state(n, "callRinging");
-                    }
-                }
+                self.on_provisional(n, code, sdp).await;
             }
             SipEvent::Answered { call, sdp, .. } => {
                 let Some(n) = self.line_of(call) else { return };
@@ -2214,6 +2266,9 @@ impl Core {
                 };
                 let prefs = l.offer.clone().unwrap_or(fallback);
                 let incoming = l.direction == Direction::Incoming;
+                if let Some(r) = &l.ringback {
+                    r.set_playing(false);
+                }
                 // An incoming call that carried an offer was answered already; its ACK has no
                 // SDP to apply (RFC 3264 §4: one offer, one answer).
                 let answer = if incoming && l.remote_offer.is_some() {

@@ -370,6 +370,12 @@ impl MediaSession {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The counters shared with the media task (updated every 20 ms), for a watcher that
+    /// cannot hold the session, e.g. a sink that reacts to the first received packet.
+    pub fn shared_stats(&self) -> Arc<Mutex<MediaStats>> {
+        self.stats.clone()
+    }
+
     /// The stream of [`MediaEvent`]s (received DTMF, latching). Can be taken once.
     pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<MediaEvent>> {
         self.events.lock().unwrap_or_else(|e| e.into_inner()).take()
