@@ -25,6 +25,41 @@ pub fn write_tone(path: &Path, freq: f64, rate: u32, secs: f64, amplitude: f64) 
         .unwrap_or_else(|e| panic!("cannot finalize {}: {e}", path.display()));
 }
 
+/// Writes raw G.711 µ-law (no header, 8 kHz) of a `freq` Hz sine, as SIPp's `rtp_stream`
+/// plays it with payload type 0.
+pub fn write_ulaw_tone(path: &Path, freq: f64, secs: f64, amplitude: f64) {
+    let n = (secs * 8000.0).round() as usize;
+    let bytes: Vec<u8> = (0..n)
+        .map(|i| {
+            let v = amplitude * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin();
+            linear_to_ulaw((v * f64::from(i16::MAX)).round() as i16)
+        })
+        .collect();
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+/// ITU-T G.711 µ-law encoding of one sample.
+fn linear_to_ulaw(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32635;
+    let mut s = i32::from(sample);
+    let sign = if s < 0 {
+        s = -s;
+        0x80
+    } else {
+        0
+    };
+    s = s.min(CLIP) + BIAS;
+    let mut exponent = 7;
+    let mut mask = 0x4000;
+    while exponent > 0 && s & mask == 0 {
+        exponent -= 1;
+        mask >>= 1;
+    }
+    let mantissa = (s >> (exponent + 3)) & 0x0F;
+    !((sign | (exponent << 4) | mantissa) as u8)
+}
+
 /// What [`tone_level`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToneLevel {
@@ -80,6 +115,15 @@ pub fn tone_level(path: &Path, freq: f64) -> ToneLevel {
     let n = samples.len();
     let middle = &samples[n / 4..n - n / 4];
     analyse(middle, rate, freq)
+}
+
+/// [`tone_level`] over the seconds `from..to` of the recording (clipped to its length), to
+/// look at one phase of a call (ringing, early media, connected).
+pub fn tone_level_between(path: &Path, freq: f64, from: f64, to: f64) -> ToneLevel {
+    let (samples, rate) = read_mono(path);
+    let at = |t: f64| ((t.max(0.0) * f64::from(rate)) as usize).min(samples.len());
+    let (a, b) = (at(from), at(to));
+    analyse(&samples[a..b.max(a)], rate, freq)
 }
 
 fn analyse(x: &[f64], rate: u32, freq: f64) -> ToneLevel {
