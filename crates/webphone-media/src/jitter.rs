@@ -40,8 +40,8 @@
 //!   for a pause (three quiet frames in a row, 25 dB under the recent speech level: not the
 //!   short quiet stretches inside words) for up to [`INSERT_WAIT_FRAMES`]
 //!   / [`DROP_WAIT_FRAMES`] frames, and is made at once when it is urgent: `D` below the
-//!   target minus the margin (packets at the quantile would be late), or more than three
-//!   frames above it. An inserted frame is synthesised by the waveform concealment of [`plc`] and
+//!   quantile target (without the peak hold) minus the margin, so that packets at the
+//!   quantile would be late, or more than three frames above the target. An inserted frame is synthesised by the waveform concealment of [`plc`] and
 //!   blended into what follows; a dropped frame is skipped with a 5 ms cross-fade. The same
 //!   control absorbs sender clock drift.
 //! - **Fast start.** Playout begins when the newest packet's headroom (what is buffered plus
@@ -481,6 +481,8 @@ pub struct JitterBuffer {
     last_transit: Option<(Instant, u32, u32)>,
     delays: DelayEstimator,
     target_us: f64,
+    /// The target without the peak hold.
+    quantile_target_us: f64,
     /// Headroom measurements, stored minus `headroom_offset` at the time they were taken.
     headroom: VecDeque<i64>,
     /// Sum of the delay changes made since (insertions +, drops and skips −), in µs.
@@ -543,6 +545,7 @@ impl JitterBuffer {
             last_transit: None,
             delays: DelayEstimator::new(cfg.max_ms.max(cfg.min_ms) as usize + 1),
             target_us: f64::from(cfg.target_ms) * 1000.0,
+            quantile_target_us: f64::from(cfg.target_ms) * 1000.0,
             headroom: VecDeque::new(),
             headroom_offset: 0,
             since_correction: 0,
@@ -806,6 +809,7 @@ impl JitterBuffer {
             // packets (plus the margin) cannot be kept.
             let least = (duration_us + u64::from(self.cfg.margin_ms) * 1000) as f64;
             self.target_us = (f64::from(self.cfg.target_ms) * 1000.0).max(least);
+            self.quantile_target_us = self.target_us;
         }
         let Some(ext) = ext else { return };
         if !self.started {
@@ -837,14 +841,22 @@ impl JitterBuffer {
     }
 
     fn update_target(&mut self, duration_us: u64) {
-        let Some(mut qd) = self.delays.quantile_us(self.quantile()) else {
+        let Some(qd) = self.delays.quantile_us(self.quantile()) else {
             return;
         };
+        self.quantile_target_us = self.clamp_target(qd, duration_us);
+        let mut qd = qd;
         // Peak hold: delays above the quantile that recur within the window are covered
         // too (rare reordering on top of jitter), for as long as they keep coming.
         if let Some(p) = self.delays.peak_us() {
             qd = qd.max(p as f64);
         }
+        self.target_us = self.clamp_target(qd, duration_us);
+    }
+
+    /// Delay `qd` to cover + packet + margin, at least the initial delay during the start,
+    /// within `min_ms..=max_ms`.
+    fn clamp_target(&self, qd: f64, duration_us: u64) -> f64 {
         let frame = duration_us.min(MAX_PACKET_US) as f64;
         let mut t = qd + frame + f64::from(self.cfg.margin_ms) * 1000.0;
         if self.delays.count < START_PACKETS {
@@ -852,7 +864,7 @@ impl JitterBuffer {
         }
         let lo = f64::from(self.cfg.min_ms) * 1000.0;
         let hi = f64::from(self.cfg.max_ms.max(self.cfg.min_ms)) * 1000.0;
-        self.target_us = t.clamp(lo, hi);
+        t.clamp(lo, hi)
     }
 
     fn current_delay_us(&self) -> Option<i64> {
@@ -877,8 +889,12 @@ impl JitterBuffer {
         let frame = self.frame_us as i64;
         let margin = i64::from(self.cfg.margin_ms) * 1000;
         if d < target - HYSTERESIS_US {
-            // Urgent once the margin is used up: packets at the quantile come too late.
-            Some((Correction::Insert, d < target - margin - HYSTERESIS_US))
+            // Urgent once the margin of the quantile target is used up: packets at the
+            // quantile come too late. What the peak hold adds (rare outliers, stalls of the
+            // machine) waits for a pause.
+            let quantile_target = (self.quantile_target_us as i64).min(target);
+            let urgent = d < quantile_target - margin - HYSTERESIS_US;
+            Some((Correction::Insert, urgent))
         } else if d > target + frame / 2 + DROP_HYSTERESIS_US {
             Some((Correction::Drop, d > target + 3 * frame + HYSTERESIS_US))
         } else {
