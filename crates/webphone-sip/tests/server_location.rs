@@ -627,3 +627,87 @@ async fn naptr_first_choice_refusing_moves_on_to_the_next() {
     assert!(q.contains(&"_sip._udp.pbx.test/33".to_string()), "{q:?}");
     ua.shutdown().await;
 }
+
+/// The NAPTR → SRV chain against a real Kamailio (UDP and TCP on one port): NAPTR for
+/// `localhost` (Kamailio's own domain) lists TCP before UDP, both SRV records name
+/// Kamailio's port; Kamailio must receive the REGISTER over TCP and keep a TCP contact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn naptr_tcp_first_registers_at_kamailio_over_tcp() {
+    if !webphone_interop::require_tools(
+        "naptr_kamailio_tcp",
+        &[webphone_interop::KAMAILIO, webphone_interop::KAMCMD],
+    ) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = webphone_interop::TestDir::new("naptr-kamailio-tcp");
+    let mut k = webphone_interop::Kamailio::start(dir.path());
+    let mut table = HashMap::new();
+    table.insert(
+        ("localhost".to_string(), 35),
+        vec![
+            Rr::Naptr(10, 10, "s", "SIP+D2U", "_sip._udp.localhost"),
+            Rr::Naptr(5, 90, "s", "SIP+D2T", "_sip._tcp.localhost"),
+        ],
+    );
+    for srv in ["_sip._tcp.localhost", "_sip._udp.localhost"] {
+        table.insert(
+            (srv.to_string(), 33),
+            vec![Rr::Srv(10, 0, k.port(), "kamailio.test")],
+        );
+    }
+    table.insert(
+        ("kamailio.test".to_string(), 1),
+        vec![Rr::A(Ipv4Addr::LOCALHOST)],
+    );
+    let (dns, queries) = dns_server(table).await;
+    let (ua, mut rx) = SipUa::start(SipConfig {
+        bind_ip: LOOPBACK,
+        port: 0,
+        transport: Transport::Udp,
+        user_agent: "webphone-naptr-test".into(),
+    })
+    .await
+    .unwrap();
+    ua.set_dns_servers(vec![dns]);
+    ua.set_transport_auto(true);
+    ua.set_account(AccountConfig {
+        server: Some("localhost".into()),
+        username: "1001".into(),
+        password: "pass1001".into(),
+        register_expires: 300,
+        ..Default::default()
+    });
+    ua.register();
+    let state = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+            .await
+            .expect("registration outcome in time")
+            .unwrap();
+        match ev {
+            SipEvent::Registration(RegistrationState::Registering) => continue,
+            SipEvent::Registration(s) => break s,
+            _ => continue,
+        }
+    };
+    assert!(
+        matches!(state, RegistrationState::Registered { .. }),
+        "{state:?}; kamailio log:\n{}",
+        k.log()
+    );
+    let tcp = k.lines_with(&["REGISTERED 1001", "from tcp:127.0.0.1:"]);
+    let udp = k.lines_with(&["REQ REGISTER", "from udp:"]);
+    // (A second REGISTER corrects the Contact to the connection's port: RFC 3581 rport.)
+    assert!(!tcp.is_empty(), "REGISTER saved over TCP: {tcp:?}");
+    assert!(udp.is_empty(), "no REGISTER over UDP: {udp:?}");
+    let sockets = k.contact_fields("1001", "Socket");
+    assert!(
+        sockets.iter().all(|s| s.starts_with("tcp:")) && !sockets.is_empty(),
+        "{sockets:?}"
+    );
+    let q = queries.lock().unwrap().clone();
+    assert_eq!(q.first().map(String::as_str), Some("localhost/35"), "{q:?}");
+    ua.shutdown().await;
+    k.stop();
+}
