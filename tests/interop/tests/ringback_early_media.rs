@@ -5,6 +5,7 @@
 //! sound is played: at the provisional response, or at the answer when nothing plays before).
 #![allow(clippy::unwrap_used)]
 
+use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ const RINGING_S: f64 = 3.0;
 struct Outcome {
     cli: Cli,
     rec: PathBuf,
+    /// RTP packets the softphone sent to the 183's media address (before the answer).
+    early_sent: usize,
     _dir: TestDir,
 }
 
@@ -51,7 +54,15 @@ impl Outcome {
 fn call(name: &str, scenario: &str, extra: &[(&str, &str)]) -> Outcome {
     let dir = TestDir::new(name);
     write_ulaw_tone(&dir.join("early-tone-1k.ulaw"), EARLY_HZ, 10.0, 0.5);
-    let mut sipp = Sipp::start(dir.path(), Scenario::File(scenario), None, &[]);
+    let early = UdpSocket::bind("127.0.0.1:0").unwrap();
+    early.set_nonblocking(true).unwrap();
+    let early_port = early.local_addr().unwrap().port().to_string();
+    let mut sipp = Sipp::start(
+        dir.path(),
+        Scenario::File(scenario),
+        None,
+        &["-key", "early_port", &early_port],
+    );
     let mut params = Params::new()
         .set("username", "1001")
         .set("register", "0")
@@ -72,11 +83,27 @@ fn call(name: &str, scenario: &str, extra: &[(&str, &str)]) -> Outcome {
     sipp.assert_success(WAIT);
     cli.quit();
     eprintln!("recording: {:.2} s", wav_secs(&rec));
+    let early_sent = rtp_packets(&early);
+    eprintln!("RTP sent to the early-media address: {early_sent} packets");
     Outcome {
         cli,
         rec,
+        early_sent,
         _dir: dir,
     }
+}
+
+/// RTP datagrams (version 2, at least a header; not the `natopenpackets` filler) waiting on
+/// `sock`.
+fn rtp_packets(sock: &UdpSocket) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    while let Ok(len) = sock.recv(&mut buf) {
+        if len >= 12 && buf[0] >> 6 == 2 {
+            n += 1;
+        }
+    }
+    n
 }
 
 fn skip(test: &str) -> bool {
@@ -211,5 +238,25 @@ fn changesptoring_5_keeps_the_ringback_over_early_media() {
     assert!(
         o.level(EARLY_HZ, 1.3, 2.7).present(-20.0),
         "early audio heard in the cadence pause"
+    );
+}
+
+#[test]
+fn earlymedia_5_sends_the_microphone_before_the_answer() {
+    let _serial = serial();
+    if skip("earlymedia_5_sends_the_microphone_before_the_answer") {
+        return;
+    }
+    let o = call(
+        "early_media_send",
+        "sipp-uas-early-media-183.xml",
+        &[("earlymedia", "5")],
+    );
+    // Only the first few packets reach the 183's address: symmetric RTP then latches to where
+    // SIPp's stream comes from.
+    assert!(o.early_sent > 0, "early RTP sent to the 183's address");
+    assert!(
+        o.level(EARLY_HZ, 0.3, 2.7).present(-20.0),
+        "early audio heard before the answer"
     );
 }
