@@ -171,6 +171,8 @@ struct Line {
     /// Local ringback of an outgoing call (see `ringback`), from the first provisional
     /// response that asks for it until the answer.
     ringback: Option<ringback::Ringback>,
+    /// Local ringback played by the mixer (another call has media), until the answer.
+    ringback_sound: Option<webphone_media::local::mixer::SoundId>,
 }
 
 impl Line {
@@ -214,6 +216,7 @@ impl Line {
             waiting_beep: None,
             local_user: String::new(),
             ringback: None,
+            ringback_sound: None,
         }
     }
 }
@@ -2022,6 +2025,7 @@ impl Core {
             return;
         };
         self.stop_waiting_beep(l.waiting_beep.take());
+        self.stop_waiting_beep(l.ringback_sound.take());
         // A consultation call that ends before the transfer: the first call resumes.
         let consult_for = l.consult_for.take();
         self.consultation_ended(consult_for);
@@ -2269,6 +2273,11 @@ impl Core {
                 if let Some(r) = &l.ringback {
                     r.set_playing(false);
                 }
+                let mixer_ringback = l.ringback_sound.take();
+                self.stop_waiting_beep(mixer_ringback);
+                let Some(l) = self.lines.get_mut(n) else {
+                    return;
+                };
                 // An incoming call that carried an offer was answered already; its ACK has no
                 // SDP to apply (RFC 3264 §4: one offer, one answer).
                 let answer = if incoming && l.remote_offer.is_some() {

@@ -260,3 +260,74 @@ fn earlymedia_5_sends_the_microphone_before_the_answer() {
         "early audio heard before the answer"
     );
 }
+
+#[test]
+fn second_call_rings_back_through_the_mixer_over_the_first_call() {
+    let _serial = serial();
+    if skip("second_call_rings_back_through_the_mixer") {
+        return;
+    }
+    let dir = TestDir::new("ringback_mixer");
+    // First callee answers at once and sends nothing (no echo): the first call is silent.
+    let mut first = Sipp::start(dir.path(), Scenario::Builtin("uas"), None, &[]);
+    let mut second = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uas-ringing-180.xml"),
+        None,
+        &[],
+    );
+    let (params, rec) = Params::new()
+        .set("username", "1001")
+        .set("register", "0")
+        .set("transport", "0")
+        .set("signalingport", free_port())
+        .set("loglevel", "5")
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!("call sip:1002@127.0.0.1:{}", first.port()));
+    expect_connected(&mut cli);
+    // The recording starts with the first call's media.
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    cli.api_ok(&format!("call sip:1003@127.0.0.1:{}", second.port()));
+    cli.expect(
+        |l| Status::parse(l).is_some_and(|s| s.line == 2 && s.text == "Ringing"),
+        WAIT,
+    );
+    let ring_at = t0.elapsed().as_secs_f64();
+    cli.expect(
+        |l| Status::parse(l).is_some_and(|s| s.line == 2 && s.text == "CallConnect"),
+        WAIT,
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    cli.api_ok("hangup -2");
+    second.assert_success(WAIT);
+    first.assert_success(WAIT);
+    cli.quit();
+    let o = Outcome {
+        cli,
+        rec,
+        early_sent: 0,
+        _dir: dir,
+    };
+    eprintln!("second call ringing from {ring_at:.2} s of the recording");
+    assert!(
+        o.level(RINGBACK_HZ, 0.2, 0.9).dbfs < -50.0,
+        "the first call alone: silence"
+    );
+    assert!(
+        o.level(RINGBACK_HZ, ring_at + 0.2, ring_at + 0.8)
+            .present(-30.0),
+        "ringback of the second call over the first"
+    );
+    assert!(
+        o.level(
+            RINGBACK_HZ,
+            ring_at + RINGING_S + 0.3,
+            wav_secs(&o.rec) - 0.1
+        )
+        .dbfs
+            < -50.0,
+        "no ringback after the answer"
+    );
+}

@@ -283,11 +283,14 @@ impl Core {
             return;
         }
         let busy = self.lines.iter().any(|(m, l)| m != n && l.port.is_some());
-        let has_media = self.lines.get(n).is_some_and(|l| l.media.is_some());
-        if busy || has_media {
-            // The playback device belongs to another call (or to this call's early media
-            // already): no second stream is opened on it.
-            debug!(line = n, "no local ringback: the playback device is in use");
+        if busy {
+            self.mixer_ringback(n).await;
+            return;
+        }
+        if self.lines.get(n).is_some_and(|l| l.media.is_some()) {
+            // This call's early media has the playback device already (changesptoring 3/4
+            // opened it without ringback): no second stream is opened on it.
+            debug!(line = n, "no local ringback: early media plays already");
             return;
         }
         // The device is opened at the rate the call most likely uses (our first codec), so
@@ -308,6 +311,24 @@ impl Core {
                 volume,
                 p.ringback_stops_on_rtp(),
             ));
+        }
+    }
+
+    /// Another call has media: the mixer owns the playback device, the ringback is one of its
+    /// speaker sounds (until the answer; this call's early media is not audible in the mix
+    /// before it is answered, see `update_audible`, so the tone does not stop for it).
+    async fn mixer_ringback(&mut self, n: usize) {
+        if self.lines.get(n).is_none_or(|l| l.ringback_sound.is_some()) {
+            return;
+        }
+        let Some(handle) = self.ensure_hub().await else {
+            return;
+        };
+        let tone = ToneGenerator::standard(TonePlan::default(), ToneKind::Ringback, handle.rate())
+            .with_gain_db(percent_to_db(self.ring_volume.get()));
+        let id = handle.play_sound(Box::new(tone));
+        if let Some(l) = self.lines.get_mut(n) {
+            l.ringback_sound = Some(id);
         }
     }
 
@@ -343,6 +364,16 @@ impl Core {
                 &format!("early media not opened, unusable SDP: {e}"),
             ),
         }
+    }
+}
+
+/// The gain of a volume percentage (50 = 0 dB, 100 = +6 dB, 0 = muted), as [`Volume`]
+/// applies it.
+fn percent_to_db(percent: u32) -> f32 {
+    if percent == 0 {
+        -200.0
+    } else {
+        20.0 * (percent as f32 / 50.0).log10()
     }
 }
 
@@ -410,6 +441,13 @@ mod tests {
         }
         let got = out.lock().unwrap().clone();
         assert!(goertzel_amplitude(&got, 425.0, 8000) > 1000.0);
+    }
+
+    #[test]
+    fn ringback_level_follows_the_volume_percentage() {
+        assert_eq!(percent_to_db(50), 0.0);
+        assert!((percent_to_db(100) - 6.02).abs() < 0.01);
+        assert!(percent_to_db(0) < -100.0);
     }
 
     #[test]
