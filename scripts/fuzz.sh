@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # fuzz.sh - cargo-fuzz campaigns for the project's hostile-input parsers
-# (crates/webphone-sip/fuzz: sip_parse, sip_ua, sdp_parse, rtp_rtcp).
+# (crates/webphone-sip/fuzz: sip_parse, sip_ua, sdp_parse, rtp_rtcp, media_datagram,
+# api_request, engine_params; docs/fuzzing.md lists what each one feeds).
 #
 #   scripts/fuzz.sh                    # long campaign: every target FUZZ_SECONDS (3600) each,
 #                                      # new inputs added to fuzz/corpus/<target> (commit them
 #                                      # after `cargo fuzz cmin`)
 #   scripts/fuzz.sh sip_ua             # one target
-#   scripts/fuzz.sh --smoke 20         # CI: every target 20 s on the committed corpus (read-only),
+#   scripts/fuzz.sh --smoke 12         # CI: every target 12 s on the committed corpus (read-only),
 #                                      # fails on the first crash, leak or timeout
 #
 # cargo-fuzz is installed into target/tools/bin when missing. libFuzzer needs nightly
@@ -19,7 +20,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FUZZ_DIR="$ROOT/crates/webphone-sip/fuzz"
 TOOLS="$ROOT/target/tools"
 export PATH="$TOOLS/bin:$PATH"
-TARGETS_ALL=(sip_parse sip_ua sdp_parse rtp_rtcp)
+TARGETS_ALL=(sip_parse sip_ua sdp_parse rtp_rtcp media_datagram api_request engine_params)
 
 smoke=""
 if [ "${1:-}" = "--smoke" ]; then
