@@ -21,7 +21,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_webphone-cli");
 /// How many times the CLI is killed.
 const ROUNDS: usize = 6;
 /// Commands queued per round (far more than are done before the kill).
-const COMMANDS: usize = 4000;
+const COMMANDS: usize = 12_000;
 
 /// xorshift64*: enough randomness for kill moments, repeatable from the printed seed.
 struct Rng(u64);
@@ -137,6 +137,10 @@ fn run_and_kill(work_dir: &Path, round: usize, kill_after: Duration) -> Acked {
             acked.last_setting = Some(value.rsplit(' ').next().unwrap().parse().unwrap());
         }
     }
+    assert!(
+        acked.results < sent.len(),
+        "round {round}: every command was done before the kill, none was interrupted"
+    );
     acked.cdrs = lines.iter().filter(|l| l.starts_with("CDR,")).count();
     acked
 }
