@@ -1775,8 +1775,12 @@ impl Core {
         };
         let remote_offer = l.remote_offer.clone();
         let peer_ip = l.peeraddress.parse().ok();
-        self.prepare_ice(&mut rtp, peer_ip, Some(remote_offer.as_deref().unwrap_or("")))
-            .await;
+        self.prepare_ice(
+            &mut rtp,
+            peer_ip,
+            Some(remote_offer.as_deref().unwrap_or("")),
+        )
+        .await;
         let local = rtp.sdp_addr(rtp.local_addr());
         let Some(l) = self.lines.get_mut(n) else {
             return Err(ApiError::Failed("no such line".into()));

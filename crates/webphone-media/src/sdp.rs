@@ -151,8 +151,11 @@ impl MediaDescription {
     /// Whether the transport is DTLS-SRTP (`UDP/TLS/RTP/SAVP` or `UDP/TLS/RTP/SAVPF`, RFC 5764
     /// §8).
     pub fn is_dtls(&self) -> bool {
-        self.proto.eq_ignore_ascii_case(crate::dtls_srtp::PROTO_SAVP)
-            || self.proto.eq_ignore_ascii_case(crate::dtls_srtp::PROTO_SAVPF)
+        self.proto
+            .eq_ignore_ascii_case(crate::dtls_srtp::PROTO_SAVP)
+            || self
+                .proto
+                .eq_ignore_ascii_case(crate::dtls_srtp::PROTO_SAVPF)
     }
 
     /// The RTP payload types of the format list, skipping non-numeric formats.

@@ -83,7 +83,10 @@ fn baresip_offer_is_answered_with_pcmu_and_telephone_event_101() {
     assert_eq!(neg.codec, Codec::Pcmu);
     assert_eq!(neg.payload_type, 0);
     assert_eq!(neg.telephone_event_pt, Some(101));
-    assert_eq!(neg.remote_rtp, "192.168.1.10:10000".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        neg.remote_rtp,
+        "192.168.1.10:10000".parse::<SocketAddr>().unwrap()
+    );
     assert_eq!(neg.direction, Direction::SendRecv);
     assert_eq!(neg.ptime_ms, 20);
     assert!(
@@ -110,7 +113,10 @@ fn linphone_offer_reuses_the_8khz_telephone_event_payload_type() {
     );
     // No fmtp in the offer means events 0-15 (RFC 4733 §7.1.1).
     assert!(answer.contains("a=fmtp:100 0-15\r\n"));
-    assert_eq!(neg.remote_rtp, "10.0.0.2:7078".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        neg.remote_rtp,
+        "10.0.0.2:7078".parse::<SocketAddr>().unwrap()
+    );
 }
 
 #[test]
@@ -137,7 +143,10 @@ fn kamailio_relayed_ipv6_offer_uses_media_level_connection() {
     assert_eq!(neg.codec, Codec::Pcma);
     assert_eq!(neg.payload_type, 8);
     assert_eq!(neg.telephone_event_pt, Some(101));
-    assert_eq!(neg.remote_rtp, "[2001:db8::10]:30000".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        neg.remote_rtp,
+        "[2001:db8::10]:30000".parse::<SocketAddr>().unwrap()
+    );
     assert!(answer.contains("c=IN IP6 2001:db8::1\r\n"), "{answer}");
     assert!(answer.contains("o=- 9 9 IN IP6 2001:db8::1\r\n"));
     assert!(answer.contains("a=fmtp:101 0-16\r\n"));
@@ -365,7 +374,10 @@ fn answer_picks_its_first_supported_codec_and_reverses_direction() {
     assert_eq!((neg.codec, neg.payload_type), (Codec::Pcma, 8));
     assert_eq!(neg.telephone_event_pt, Some(101));
     assert_eq!(neg.direction, Direction::SendOnly);
-    assert_eq!(neg.remote_rtp, "203.0.113.9:20000".parse::<SocketAddr>().unwrap());
+    assert_eq!(
+        neg.remote_rtp,
+        "203.0.113.9:20000".parse::<SocketAddr>().unwrap()
+    );
 }
 
 #[test]
