@@ -712,6 +712,17 @@ function scenarios(env) {
       const got = await page.evaluate(() => [document.getElementById('chat_heading').textContent,
         document.querySelector('#chat_log .chat-in .chat-text').textContent, document.querySelectorAll('#chat_log b').length]);
       assert(got[0] === 'Chat with 2001' && got[1] === 'Hello <b>there</b>, friend' && got[2] === 0, 'incoming message as text: ' + got);
+      // Web addresses become links (http/https only, opened outside the phone); other schemes and
+      // markup stay plain text.
+      await page.evaluate(() => window.WPSkin.chat.onNotification('CHAT,1,2001,See https://example.test/a?b=1&c=2. or javascript:alert(1) <a href="https://evil.test">x</a>'));
+      await page.waitForFunction(() => document.querySelectorAll('#chat_log .chat-in').length === 2);
+      const links = await page.evaluate(() => Array.from(document.querySelectorAll('#chat_log .chat-in')[1].querySelectorAll('a'))
+        .map((a) => [a.textContent, a.getAttribute('href'), a.target, a.rel].join(' ')));
+      const linkText = await page.evaluate(() => document.querySelectorAll('#chat_log .chat-in .chat-text')[1].textContent);
+      say(`  links: ${JSON.stringify(links)}`);
+      assert(links.length === 2 && links[0] === 'https://example.test/a?b=1&c=2 https://example.test/a?b=1&c=2 _blank noopener noreferrer'
+        && links[1].startsWith('https://evil.test'), 'only the http(s) addresses are links: ' + JSON.stringify(links));
+      assert(linkText === 'See https://example.test/a?b=1&c=2. or javascript:alert(1) <a href="https://evil.test">x</a>', 'text kept as sent: ' + linkText);
       await page.evaluate(() => window.WPSkin.chat.onNotification('CHATCOMPOSING,1,2001,1'));
       assert((await page.textContent('#chat_typing')) === '2001 is typing…', 'composing indicator');
       // A reply; its delivery state follows CHATREPORT (simulated sent for the second one).

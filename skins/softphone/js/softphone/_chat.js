@@ -111,7 +111,7 @@
     (chats()[current] || []).forEach(function (m) {
       var div = S.el('div', 'chat-msg chat-' + m.dir);
       div.appendChild(S.el('span', 'chat-who', m.dir === 'in' ? displayName(current) : t('sp.me')));
-      div.appendChild(S.el('span', 'chat-text', m.text));
+      div.appendChild(S.appendLinkified(S.el('span', 'chat-text'), m.text));
       if (m.dir === 'out') { div.appendChild(S.el('span', 'chat-state chat-state-' + (m.state || 'sending'), stateText(m))); }
       box.appendChild(div);
     });

@@ -190,6 +190,34 @@
     return ok ? s : null;
   }
 
+  // Fill `parent` with `text`, turning http(s) addresses into links. Everything is built with
+  // text nodes and anchor elements, so markup in the text stays inert; a trailing sentence mark
+  // is left out of the link. Links open outside the phone (new browsing context, no opener).
+  function appendLinkified(parent, text) {
+    var s = String(text === undefined || text === null ? '' : text);
+    var re = /https?:\/\/[^\s<>"']+/gi;
+    var last = 0;
+    var m;
+    while ((m = re.exec(s)) !== null) {
+      var url = m[0].replace(/[.,;:!?)\]}]+$/, '');
+      if (m.index > last) { parent.appendChild(global.document.createTextNode(s.slice(last, m.index))); }
+      var href = safeUrl(url);
+      if (href) {
+        var a = el('a', 'chat-link', url);
+        a.href = href;
+        a.target = '_blank';
+        a.rel = 'noopener noreferrer';
+        parent.appendChild(a);
+      } else {
+        parent.appendChild(global.document.createTextNode(url));
+      }
+      last = m.index + url.length;
+      re.lastIndex = last;
+    }
+    if (last < s.length) { parent.appendChild(global.document.createTextNode(s.slice(last))); }
+    return parent;
+  }
+
   // disableoptions: comma list; upper-case words are features/pages, other words settings.
   function disabled(option) {
     var list = param('disableoptions').split(',');
@@ -582,6 +610,7 @@
     remove: remove,
     truthy: truthy,
     safeUrl: safeUrl,
+    appendLinkified: appendLinkified,
     urlParam: urlParam,
     errText: errText,
     formatDuration: formatDuration,
