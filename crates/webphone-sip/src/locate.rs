@@ -2,13 +2,18 @@
 //! NAPTR records (RFC 3263 §4.1, RFC 3403), how to order SRV records (RFC 2782), and the
 //! resulting failover list; plus a small DNS stub client (RFC 1035
 //! wire format over UDP, TCP on truncation) whose name server is configurable (the
-//! system's `/etc/resolv.conf` by default, a test server in tests).
+//! system's `/etc/resolv.conf` by default, a test server in tests), a TTL-bound answer
+//! cache (RFC 2181 §8, negative answers per RFC 2308 §5) and cached located lists where a
+//! failed server moves to the back (RFC 3263 §4.3). TLS and WebSocket hops chosen this way
+//! keep the domain as their name ([`Pins`], [`PinnedResolver`]): the certificate is
+//! checked against the domain the lookup started from (RFC 5922 §4).
 //!
 //! rsipstack 0.7.14's `srv_lookup` resolver can only be pointed at name server IPs on port
 //! 53 and its result order ignores SRV weights, so the location logic lives here.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::Transport;
 
@@ -237,6 +242,7 @@ pub(crate) const TYPE_A: u16 = 1;
 pub(crate) const TYPE_AAAA: u16 = 28;
 pub(crate) const TYPE_SRV: u16 = 33;
 pub(crate) const TYPE_NAPTR: u16 = 35;
+pub(crate) const TYPE_SOA: u16 = 6;
 
 /// A decoded answer record we care about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -252,8 +258,6 @@ pub(crate) enum Record {
 pub(crate) enum DnsError {
     #[error("malformed DNS message")]
     Malformed,
-    #[error("name error (NXDOMAIN)")]
-    NxDomain,
     #[error("DNS server failure (rcode {0})")]
     Server(u8),
     #[error("DNS: {0}")]
@@ -320,55 +324,334 @@ fn u16_at(m: &[u8], pos: usize) -> Result<u16, DnsError> {
         .ok_or(DnsError::Malformed)
 }
 
-/// Decode a response to query `id`: the answer records (A, AAAA, SRV; others skipped) and
-/// whether it was truncated.
-pub(crate) fn decode_response(m: &[u8], id: u16) -> Result<(Vec<Record>, bool), DnsError> {
+/// A TTL as sent (RFC 1035 §3.2.1); values with the top bit set count as zero (RFC 2181 §8).
+fn ttl_at(m: &[u8], pos: usize) -> Result<u32, DnsError> {
+    let b = m.get(pos..pos + 4).ok_or(DnsError::Malformed)?;
+    let t = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    Ok(if t & 0x8000_0000 != 0 { 0 } else { t })
+}
+
+/// One decoded response: the answer records we use, each with its TTL, and what a
+/// negative answer says about its own caching.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// Answer-section records (A, AAAA, SRV, NAPTR; others skipped) with their TTLs.
+    pub records: Vec<(Record, u32)>,
+    /// RCODE 3: the name does not exist.
+    pub nxdomain: bool,
+    /// How long a negative answer (NXDOMAIN, or no records of the type) may be cached:
+    /// min(SOA TTL, SOA MINIMUM) of the authority section (RFC 2308 §5); `None` without an
+    /// SOA record (then it is not cached).
+    pub negative_ttl: Option<u32>,
+    pub truncated: bool,
+}
+
+/// Decode a response to query `id` (RFC 1035 §4.1): answer records with TTLs, the
+/// NXDOMAIN flag and the negative-caching TTL of an SOA in the authority section.
+pub(crate) fn decode_answer(m: &[u8], id: u16) -> Result<Answer, DnsError> {
     if m.len() < 12 || u16_at(m, 0)? != id || m[2] & 0x80 == 0 {
         return Err(DnsError::Malformed);
     }
-    let truncated = m[2] & 0x02 != 0;
+    let mut out = Answer {
+        truncated: m[2] & 0x02 != 0,
+        ..Answer::default()
+    };
     match m[3] & 0x0F {
         0 => {}
-        3 => return Err(DnsError::NxDomain),
+        3 => out.nxdomain = true,
         rc => return Err(DnsError::Server(rc)),
     }
     let qd = u16_at(m, 4)?;
     let an = u16_at(m, 6)?;
+    let ns = u16_at(m, 8)?;
     let mut pos = 12;
     for _ in 0..qd {
         pos = read_name(m, pos)?.1 + 4;
     }
-    let mut out = Vec::new();
     for _ in 0..an {
         let (_, p) = read_name(m, pos)?;
         let rtype = u16_at(m, p)?;
+        let ttl = ttl_at(m, p + 4)?;
         let rdlen = u16_at(m, p + 8)? as usize;
         let rd = p + 10;
         let data = m.get(rd..rd + rdlen).ok_or(DnsError::Malformed)?;
-        match rtype {
+        let rec = match rtype {
             TYPE_A if rdlen == 4 => {
-                out.push(Record::A(Ipv4Addr::new(data[0], data[1], data[2], data[3])))
+                Some(Record::A(Ipv4Addr::new(data[0], data[1], data[2], data[3])))
             }
             TYPE_AAAA if rdlen == 16 => {
                 let mut b = [0u8; 16];
                 b.copy_from_slice(data);
-                out.push(Record::Aaaa(Ipv6Addr::from(b)));
+                Some(Record::Aaaa(Ipv6Addr::from(b)))
             }
-            TYPE_NAPTR => out.push(Record::Naptr(parse_naptr(m, rd, rdlen)?)),
+            TYPE_NAPTR => Some(Record::Naptr(parse_naptr(m, rd, rdlen)?)),
             TYPE_SRV if rdlen >= 7 => {
                 let (target, _) = read_name(m, rd + 6)?;
-                out.push(Record::Srv(Srv {
+                Some(Record::Srv(Srv {
                     priority: u16_at(m, rd)?,
                     weight: u16_at(m, rd + 2)?,
                     port: u16_at(m, rd + 4)?,
                     target,
-                }));
+                }))
             }
-            _ => {}
-        }
+            _ => None,
+        };
+        out.records.extend(rec.map(|r| (r, ttl)));
         pos = rd + rdlen;
     }
-    Ok((out, truncated))
+    // RFC 2308 §5: the SOA of a negative answer bounds how long it may be cached. A
+    // damaged authority section only loses that (the answer itself was read).
+    for _ in 0..ns {
+        let Ok((_, p)) = read_name(m, pos) else { break };
+        let (Ok(rtype), Ok(ttl), Ok(rdlen)) = (u16_at(m, p), ttl_at(m, p + 4), u16_at(m, p + 8))
+        else {
+            break;
+        };
+        let rd = p + 10;
+        if rtype == TYPE_SOA {
+            let minimum = read_name(m, rd)
+                .and_then(|(_, after_mname)| read_name(m, after_mname))
+                .and_then(|(_, after_rname)| ttl_at(m, after_rname + 16));
+            if let Ok(min) = minimum {
+                out.negative_ttl = Some(ttl.min(min));
+            }
+        }
+        pos = rd + rdlen as usize;
+    }
+    Ok(out)
+}
+
+/// Test view of [`decode_answer`]: the records without TTLs and the TC flag; NXDOMAIN is
+/// `Err(None)`.
+#[cfg(test)]
+fn decode_response(m: &[u8], id: u16) -> Result<(Vec<Record>, bool), Option<DnsError>> {
+    let a = decode_answer(m, id).map_err(Some)?;
+    if a.nxdomain {
+        return Err(None);
+    }
+    Ok((a.records.into_iter().map(|(r, _)| r).collect(), a.truncated))
+}
+
+// ---------------------------------------------------------------------------------------
+// Caching (RFC 1035 §7.4, RFC 2181 §8, RFC 2308) and the located-server lists (RFC 3263 §4.3)
+
+/// The longest we keep anything, whatever the TTL says.
+const MAX_TTL: u32 = 86_400;
+/// Entries kept at most per cache (expired ones go first, then the soonest to expire).
+const CACHE_CAPACITY: usize = 256;
+
+/// What the cache holds for a (name, type): the records, or "no such name / no records".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Cached {
+    Records(Vec<Record>),
+    /// A negative answer (NXDOMAIN or NODATA), cached only with an SOA (RFC 2308 §5).
+    Negative,
+}
+
+/// DNS answers by (lower-case name, type), each until its TTL runs out. Pure: every call
+/// takes the current time.
+#[derive(Debug, Default)]
+pub(crate) struct DnsCache {
+    entries: std::collections::HashMap<(String, u16), (Cached, Instant)>,
+}
+
+impl DnsCache {
+    /// The cached answer for `name`/`qtype` and its remaining lifetime in seconds, unless
+    /// missing or expired.
+    pub(crate) fn get(&self, name: &str, qtype: u16, now: Instant) -> Option<(Cached, u32)> {
+        let (c, expires) = self.entries.get(&(cache_name(name), qtype))?;
+        let left = expires.checked_duration_since(now)?;
+        (!left.is_zero()).then(|| (c.clone(), secs(left)))
+    }
+
+    /// Remember `answer` to `name`/`qtype`: records for the smallest of their TTLs (RFC
+    /// 2181 §5.2: one RRset, one TTL), a negative answer for its SOA's negative TTL. A TTL
+    /// of zero is not cached (RFC 1035 §3.2.1).
+    pub(crate) fn store(&mut self, name: &str, qtype: u16, answer: &Answer, now: Instant) {
+        let (entry, ttl) = if answer.nxdomain || answer.records.is_empty() {
+            match answer.negative_ttl {
+                Some(t) => (Cached::Negative, t),
+                None => return,
+            }
+        } else {
+            let ttl = answer.records.iter().map(|(_, t)| *t).min().unwrap_or(0);
+            let recs = answer.records.iter().map(|(r, _)| r.clone()).collect();
+            (Cached::Records(recs), ttl)
+        };
+        let ttl = ttl.min(MAX_TTL);
+        if ttl == 0 {
+            return;
+        }
+        make_room(&mut self.entries, now);
+        self.entries.insert(
+            (cache_name(name), qtype),
+            (entry, now + Duration::from_secs(u64::from(ttl))),
+        );
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+fn cache_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX).max(1)
+}
+
+/// Keep a cache map under [`CACHE_CAPACITY`]: drop expired entries, then the ones that
+/// expire first.
+fn make_room<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut std::collections::HashMap<K, (V, Instant)>,
+    now: Instant,
+) {
+    if map.len() < CACHE_CAPACITY {
+        return;
+    }
+    map.retain(|_, (_, exp)| *exp > now);
+    while map.len() >= CACHE_CAPACITY {
+        let Some(k) = map
+            .iter()
+            .min_by_key(|(_, (_, exp))| *exp)
+            .map(|(k, _)| k.clone())
+        else {
+            break;
+        };
+        map.remove(&k);
+    }
+}
+
+/// What a located list was asked for: the host and port as written, and the transport
+/// (or, when DNS picks it, the usable transports).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct RouteKey {
+    pub host: String,
+    pub port: Option<u16>,
+    /// One transport when configured; the usable ones, in order, when NAPTR/SRV choose.
+    pub transports: Vec<Transport>,
+}
+
+impl RouteKey {
+    pub(crate) fn new(host: &str, port: Option<u16>, transports: &[Transport]) -> RouteKey {
+        RouteKey {
+            host: cache_name(host),
+            port,
+            transports: transports.to_vec(),
+        }
+    }
+}
+
+/// Located server lists (RFC 3263 §4.2 result: addresses with their transports, in
+/// RFC 2782 order), kept as long as the shortest TTL of the records behind them. The
+/// weighted-random SRV order is drawn once per list, and a server that failed (timeout,
+/// 503, connection refused) goes to the end of the cached list, so the following requests
+/// start with the next one (RFC 3263 §4.3) instead of waiting for the dead one each time.
+#[derive(Debug, Default)]
+pub(crate) struct RouteCache {
+    entries: std::collections::HashMap<RouteKey, (Vec<(SocketAddr, Transport)>, Instant)>,
+}
+
+impl RouteCache {
+    /// The cached list for `key`, unless missing or expired.
+    pub(crate) fn get(&self, key: &RouteKey, now: Instant) -> Option<Vec<(SocketAddr, Transport)>> {
+        let (list, expires) = self.entries.get(key)?;
+        (*expires > now).then(|| list.clone())
+    }
+
+    /// Remember `list` for `ttl` seconds (zero: not at all).
+    pub(crate) fn store(
+        &mut self,
+        key: RouteKey,
+        list: Vec<(SocketAddr, Transport)>,
+        ttl: u32,
+        now: Instant,
+    ) {
+        let ttl = ttl.min(MAX_TTL);
+        if ttl == 0 || list.is_empty() {
+            return;
+        }
+        make_room(&mut self.entries, now);
+        self.entries
+            .insert(key, (list, now + Duration::from_secs(u64::from(ttl))));
+    }
+
+    /// `server` failed: the next requests try the others first (RFC 3263 §4.3).
+    pub(crate) fn failed(&mut self, key: &RouteKey, server: (SocketAddr, Transport)) {
+        if let Some((list, _)) = self.entries.get_mut(key) {
+            if let Some(i) = list.iter().position(|s| *s == server) {
+                let s = list.remove(i);
+                list.push(s);
+            }
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+/// Addresses chosen for `(host, port)` next hops named by their domain: TLS and WebSocket
+/// connections keep the domain (the certificate must match the domain the lookup started
+/// from, not the SRV target, RFC 5922 §4; the WebSocket Host header names it too) while
+/// connecting to the located address. Consulted by the stack's resolver ([`PinnedResolver`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Pins(Arc<Mutex<std::collections::HashMap<(String, u16), SocketAddr>>>);
+
+impl Pins {
+    pub(crate) fn pin(&self, host: &str, port: u16, addr: SocketAddr) {
+        crate::lock(&self.0).insert((cache_name(host), port), addr);
+    }
+
+    pub(crate) fn get(&self, host: &str, port: u16) -> Option<SocketAddr> {
+        crate::lock(&self.0).get(&(cache_name(host), port)).copied()
+    }
+}
+
+/// rsipstack's resolver with [`Pins`] first: a pinned `domain:port` resolves to its located
+/// address (keeping the domain as TLS server name), anything else as before.
+pub(crate) struct PinnedResolver {
+    pub pins: Pins,
+    pub fallback: rsipstack::transport::transport_layer::DefaultDomainResolver,
+}
+
+type ResolveFuture<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = rsipstack::Result<rsipstack::transport::SipAddr>>
+            + Send
+            + 'a,
+    >,
+>;
+
+impl rsipstack::transport::transport_layer::DomainResolver for PinnedResolver {
+    fn resolve<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        target: &'life1 rsipstack::transport::SipAddr,
+    ) -> ResolveFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            if let rsipstack::sip::Host::Domain(d) = &target.addr.host {
+                let port = target.addr.port.as_ref().map(|p| p.value());
+                let default = target
+                    .r#type
+                    .map(|t| t.default_port().value())
+                    .unwrap_or(5060);
+                if let Some(a) = self.pins.get(&d.to_string(), port.unwrap_or(default)) {
+                    return Ok(rsipstack::transport::SipAddr {
+                        r#type: target.r#type,
+                        addr: a.into(),
+                    });
+                }
+            }
+            self.fallback.resolve(target).await
+        })
+    }
 }
 
 /// Name servers of `/etc/resolv.conf` (port 53); empty when unreadable.
@@ -394,23 +677,23 @@ pub(crate) fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Ask `servers` in turn for `name`/`qtype` (UDP; TCP when the answer is truncated).
+/// NXDOMAIN is an answer (the next server is not asked).
 pub(crate) async fn query(
     servers: &[SocketAddr],
     name: &str,
     qtype: u16,
-) -> Result<Vec<Record>, DnsError> {
+) -> Result<Answer, DnsError> {
     let mut last = DnsError::NoServer;
     for server in servers {
         match query_one(*server, name, qtype).await {
-            Ok(r) => return Ok(r),
-            Err(DnsError::NxDomain) => return Err(DnsError::NxDomain),
+            Ok(a) => return Ok(a),
             Err(e) => last = e,
         }
     }
     Err(last)
 }
 
-async fn query_one(server: SocketAddr, name: &str, qtype: u16) -> Result<Vec<Record>, DnsError> {
+async fn query_one(server: SocketAddr, name: &str, qtype: u16) -> Result<Answer, DnsError> {
     use rand::Rng;
     let id: u16 = rand::rng().random();
     let q = encode_query(id, name, qtype);
@@ -432,16 +715,16 @@ async fn query_one(server: SocketAddr, name: &str, qtype: u16) -> Result<Vec<Rec
         if from != server {
             continue;
         }
-        match decode_response(&buf[..n], id) {
-            Ok((_, true)) => return query_tcp(server, &q, id).await,
-            Ok((r, false)) => return Ok(r),
+        match decode_answer(&buf[..n], id) {
+            Ok(a) if a.truncated => return query_tcp(server, &q, id).await,
+            Ok(a) => return Ok(a),
             Err(DnsError::Malformed) => continue,
             Err(e) => return Err(e),
         }
     }
 }
 
-async fn query_tcp(server: SocketAddr, q: &[u8], id: u16) -> Result<Vec<Record>, DnsError> {
+async fn query_tcp(server: SocketAddr, q: &[u8], id: u16) -> Result<Answer, DnsError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let io = |e: std::io::Error| DnsError::Io(e.to_string());
     let work = async {
@@ -453,19 +736,157 @@ async fn query_tcp(server: SocketAddr, q: &[u8], id: u16) -> Result<Vec<Record>,
         s.read_exact(&mut len).await.map_err(io)?;
         let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
         s.read_exact(&mut buf).await.map_err(io)?;
-        decode_response(&buf, id).map(|(r, _)| r)
+        decode_answer(&buf, id)
     };
     tokio::time::timeout(QUERY_TIMEOUT, work)
         .await
         .map_err(|_| DnsError::Io(format!("no TCP answer from {server}")))?
 }
 
-/// A/AAAA of `host` (IPv4 first, then IPv6).
-async fn addresses(servers: &[SocketAddr], host: &str) -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    for t in [TYPE_A, TYPE_AAAA] {
-        if let Ok(recs) = query(servers, host, t).await {
-            for r in recs {
+/// The DNS side of RFC 3263 for one user agent: the name servers, the answer cache, the
+/// located lists (with failed servers moved back) and the pins for TLS/WebSocket hops.
+/// Cheap to clone; all clones share the state.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Dns {
+    servers: Arc<Mutex<Vec<SocketAddr>>>,
+    cache: Arc<Mutex<DnsCache>>,
+    routes: Arc<Mutex<RouteCache>>,
+    pub pins: Pins,
+}
+
+/// One location run: the smallest TTL of everything it looked at (the lifetime of its
+/// result, RFC 1035 §7.4), `None` while nothing bounded it.
+struct Run<'a> {
+    dns: &'a Dns,
+    servers: Vec<SocketAddr>,
+    ttl: Option<u32>,
+}
+
+impl Dns {
+    pub(crate) fn new(servers: Vec<SocketAddr>) -> Dns {
+        let d = Dns::default();
+        *crate::lock(&d.servers) = servers;
+        d
+    }
+
+    /// New name servers: whatever the old ones said is forgotten.
+    pub(crate) fn set_servers(&self, servers: Vec<SocketAddr>) {
+        *crate::lock(&self.servers) = servers;
+        crate::lock(&self.cache).clear();
+        crate::lock(&self.routes).clear();
+    }
+
+    /// `server` of the list located for `key` failed (RFC 3263 §4.3): later requests try
+    /// the others first, until the list expires.
+    pub(crate) fn failed(&self, key: &RouteKey, server: (SocketAddr, Transport)) {
+        crate::lock(&self.routes).failed(key, server);
+    }
+
+    fn run(&self) -> Run<'_> {
+        Run {
+            dns: self,
+            servers: crate::lock(&self.servers).clone(),
+            ttl: None,
+        }
+    }
+
+    /// Locate `host[:port]` for `transport` (RFC 3263 §4.2): the ordered list of addresses
+    /// to try, failing over to the next on a timeout or a 503 (§4.3). With no name servers
+    /// (or no answer) the system resolver is asked for A/AAAA. The list is cached (see
+    /// [`RouteCache`]).
+    pub(crate) async fn locate(
+        &self,
+        host: &str,
+        port: Option<u16>,
+        transport: Transport,
+    ) -> Result<Vec<SocketAddr>, String> {
+        let key = RouteKey::new(host, port, &[transport]);
+        if let Some(list) = crate::lock(&self.routes).get(&key, Instant::now()) {
+            return Ok(list.into_iter().map(|(a, _)| a).collect());
+        }
+        let mut run = self.run();
+        let list = run.locate(host, port, transport).await?;
+        run.remember(key, list.iter().map(|a| (*a, transport)).collect());
+        Ok(list)
+    }
+
+    /// Locate `host[:port]` when no transport was given (RFC 3263 §4.1): the ordered list
+    /// of addresses to try, each with the transport to use. `supported` lists the
+    /// transports the caller can use, most wanted first; `secure` (a `sips:` URI) keeps
+    /// only TLS ones.
+    ///
+    /// A numeric host or an explicit port: the first supported transport, A/AAAA only.
+    /// Else NAPTR for the host ([`naptr_choices`]), each chosen SRV name in turn; when NAPTR
+    /// gives nothing usable, SRV for each supported transport ([`srv_fallback`]); when that
+    /// gives nothing either, A/AAAA at the default port of the first supported transport.
+    pub(crate) async fn locate_auto(
+        &self,
+        host: &str,
+        port: Option<u16>,
+        secure: bool,
+        supported: &[Transport],
+    ) -> Result<Vec<(SocketAddr, Transport)>, String> {
+        let transports = usable_transports(secure, supported);
+        let key = RouteKey::new(host, port, &transports);
+        if let Some(list) = crate::lock(&self.routes).get(&key, Instant::now()) {
+            return Ok(list);
+        }
+        let mut run = self.run();
+        let list = run.locate_auto(host, port, &transports).await?;
+        run.remember(key, list.clone());
+        Ok(list)
+    }
+}
+
+impl Run<'_> {
+    fn bound(&mut self, ttl: u32) {
+        self.ttl = Some(self.ttl.map_or(ttl, |t| t.min(ttl)));
+    }
+
+    fn remember(&self, key: RouteKey, list: Vec<(SocketAddr, Transport)>) {
+        // Without any TTL (literal address, system resolver) there is nothing to keep.
+        if let Some(ttl) = self.ttl {
+            crate::lock(&self.dns.routes).store(key, list, ttl, Instant::now());
+        }
+    }
+
+    /// `name`/`qtype` from the cache, else from the name servers (then cached).
+    async fn query(&mut self, name: &str, qtype: u16) -> Vec<Record> {
+        let now = Instant::now();
+        let cached = crate::lock(&self.dns.cache).get(name, qtype, now);
+        if let Some((c, left)) = cached {
+            self.bound(left);
+            return match c {
+                Cached::Records(r) => r,
+                Cached::Negative => Vec::new(),
+            };
+        }
+        match query(&self.servers, name, qtype).await {
+            Ok(a) => {
+                crate::lock(&self.dns.cache).store(name, qtype, &a, Instant::now());
+                if a.nxdomain || a.records.is_empty() {
+                    if let Some(t) = a.negative_ttl {
+                        self.bound(t);
+                    }
+                } else if let Some(t) = a.records.iter().map(|(_, t)| *t).min() {
+                    self.bound(t);
+                }
+                a.records.into_iter().map(|(r, _)| r).collect()
+            }
+            Err(e) => {
+                tracing::debug!(%name, qtype, error = %e, "DNS query failed");
+                // Nothing learnt: do not keep a list built without this answer.
+                self.bound(0);
+                Vec::new()
+            }
+        }
+    }
+
+    /// A/AAAA of `host` (IPv4 first, then IPv6).
+    async fn addresses(&mut self, host: &str) -> Vec<IpAddr> {
+        let mut out = Vec::new();
+        for t in [TYPE_A, TYPE_AAAA] {
+            for r in self.query(host, t).await {
                 match r {
                     Record::A(a) => out.push(IpAddr::V4(a)),
                     Record::Aaaa(a) => out.push(IpAddr::V6(a)),
@@ -473,152 +894,130 @@ async fn addresses(servers: &[SocketAddr], host: &str) -> Vec<IpAddr> {
                 }
             }
         }
+        out
     }
-    out
-}
 
-/// Locate `host[:port]` for `transport` (RFC 3263 §4.2): the ordered list of addresses to
-/// try, failing over to the next on a timeout or a 503 (§4.3). With no name servers (or
-/// no answer) the system resolver is asked for A/AAAA.
-pub(crate) async fn locate(
-    servers: &[SocketAddr],
-    host: &str,
-    port: Option<u16>,
-    transport: Transport,
-) -> Result<Vec<SocketAddr>, String> {
-    let mut out: Vec<SocketAddr> = Vec::new();
-    match plan(host, port, transport) {
-        Plan::Literal(a) => out.push(a),
-        Plan::Address { host, port } => {
-            out.extend(
-                addresses(servers, &host)
-                    .await
-                    .into_iter()
-                    .map(|ip| SocketAddr::new(ip, port)),
-            );
-            if out.is_empty() {
-                out.extend(system_lookup(&host, port).await);
-            }
-        }
-        Plan::Srv {
-            host,
-            srv,
-            default_port,
-        } => {
-            out.extend(srv_addresses(servers, &srv).await);
-            if out.is_empty() {
+    async fn locate(
+        &mut self,
+        host: &str,
+        port: Option<u16>,
+        transport: Transport,
+    ) -> Result<Vec<SocketAddr>, String> {
+        let mut out: Vec<SocketAddr> = Vec::new();
+        match plan(host, port, transport) {
+            Plan::Literal(a) => out.push(a),
+            Plan::Address { host, port } => {
                 out.extend(
-                    addresses(servers, &host)
+                    self.addresses(&host)
                         .await
                         .into_iter()
-                        .map(|ip| SocketAddr::new(ip, default_port)),
+                        .map(|ip| SocketAddr::new(ip, port)),
                 );
                 if out.is_empty() {
-                    out.extend(system_lookup(&host, default_port).await);
+                    self.bound(0);
+                    out.extend(system_lookup(&host, port).await);
+                }
+            }
+            Plan::Srv {
+                host,
+                srv,
+                default_port,
+            } => {
+                out.extend(self.srv_addresses(&srv).await);
+                if out.is_empty() {
+                    out.extend(
+                        self.addresses(&host)
+                            .await
+                            .into_iter()
+                            .map(|ip| SocketAddr::new(ip, default_port)),
+                    );
+                    if out.is_empty() {
+                        self.bound(0);
+                        out.extend(system_lookup(&host, default_port).await);
+                    }
                 }
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|a| seen.insert(*a));
+        if out.is_empty() {
+            Err(format!("cannot resolve {host}"))
+        } else {
+            Ok(out)
+        }
     }
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|a| seen.insert(*a));
-    if out.is_empty() {
-        Err(format!("cannot resolve {host}"))
-    } else {
-        Ok(out)
-    }
-}
 
-/// The addresses behind the SRV name `srv`, in RFC 2782 order (empty when there are none).
-async fn srv_addresses(servers: &[SocketAddr], srv: &str) -> Vec<SocketAddr> {
-    let records: Vec<Srv> = match query(servers, srv, TYPE_SRV).await {
-        Ok(r) => r
+    /// The addresses behind the SRV name `srv`, in RFC 2782 order (empty when none).
+    async fn srv_addresses(&mut self, srv: &str) -> Vec<SocketAddr> {
+        let records: Vec<Srv> = self
+            .query(srv, TYPE_SRV)
+            .await
             .into_iter()
             .filter_map(|r| match r {
                 Record::Srv(s) => Some(s),
                 _ => None,
             })
-            .collect(),
-        Err(e) => {
-            tracing::debug!(%srv, error = %e, "no SRV records");
-            Vec::new()
+            .collect();
+        let ordered = order_srv(records, |n| {
+            use rand::Rng;
+            rand::rng().random_range(0..=n)
+        });
+        let mut out = Vec::new();
+        for s in ordered {
+            let ips = match s.target.parse::<IpAddr>() {
+                Ok(ip) => vec![ip],
+                Err(_) => self.addresses(&s.target).await,
+            };
+            out.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, s.port)));
         }
-    };
-    let ordered = order_srv(records, |n| {
-        use rand::Rng;
-        rand::rng().random_range(0..=n)
-    });
-    let mut out = Vec::new();
-    for s in ordered {
-        let ips = match s.target.parse::<IpAddr>() {
-            Ok(ip) => vec![ip],
-            Err(_) => addresses(servers, &s.target).await,
-        };
-        out.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, s.port)));
+        out
     }
-    out
-}
 
-/// Locate `host[:port]` when no transport was given (RFC 3263 §4.1): the ordered list of
-/// addresses to try, each with the transport to use. `supported` lists the transports the
-/// caller can use, most wanted first; `secure` (a `sips:` URI) keeps only TLS ones.
-///
-/// A numeric host or an explicit port: the first supported transport, A/AAAA only. Else
-/// NAPTR for the host ([`naptr_choices`]), each chosen SRV name in turn; when NAPTR gives
-/// nothing usable, SRV for each supported transport ([`srv_fallback`]); when that gives
-/// nothing either, A/AAAA at the default port of the first supported transport.
-pub(crate) async fn locate_auto(
-    servers: &[SocketAddr],
-    host: &str,
-    port: Option<u16>,
-    secure: bool,
-    supported: &[Transport],
-) -> Result<Vec<(SocketAddr, Transport)>, String> {
-    let transports = usable_transports(secure, supported);
-    let Some(&first) = transports.first() else {
-        return Err(format!("no usable transport to reach {host}"));
-    };
-    if !wants_naptr(host, port) {
-        return locate(servers, host, port, first)
+    async fn locate_auto(
+        &mut self,
+        host: &str,
+        port: Option<u16>,
+        transports: &[Transport],
+    ) -> Result<Vec<(SocketAddr, Transport)>, String> {
+        let Some(&first) = transports.first() else {
+            return Err(format!("no usable transport to reach {host}"));
+        };
+        if !wants_naptr(host, port) {
+            return self
+                .locate(host, port, first)
+                .await
+                .map(|v| v.into_iter().map(|a| (a, first)).collect());
+        }
+        let naptr: Vec<Naptr> = self
+            .query(host, TYPE_NAPTR)
             .await
-            .map(|v| v.into_iter().map(|a| (a, first)).collect());
-    }
-    let naptr: Vec<Naptr> = match query(servers, host, TYPE_NAPTR).await {
-        Ok(r) => r
             .into_iter()
             .filter_map(|r| match r {
                 Record::Naptr(n) => Some(n),
                 _ => None,
             })
-            .collect(),
-        Err(e) => {
-            tracing::debug!(%host, error = %e, "no NAPTR records");
-            Vec::new()
+            .collect();
+        let mut chosen = naptr_choices(naptr, transports);
+        if chosen.is_empty() {
+            chosen = srv_fallback(host, transports);
+        } else {
+            tracing::debug!(%host, ?chosen, "NAPTR choices");
         }
-    };
-    let mut chosen = naptr_choices(naptr, &transports);
-    if chosen.is_empty() {
-        chosen = srv_fallback(host, &transports);
-    } else {
-        tracing::debug!(%host, ?chosen, "NAPTR choices");
-    }
-    let mut out: Vec<(SocketAddr, Transport)> = Vec::new();
-    for (t, srv) in chosen {
-        out.extend(
-            srv_addresses(servers, &srv)
+        let mut out: Vec<(SocketAddr, Transport)> = Vec::new();
+        for (t, srv) in chosen {
+            out.extend(self.srv_addresses(&srv).await.into_iter().map(|a| (a, t)));
+        }
+        if out.is_empty() {
+            // RFC 3263 §4.2: no SRV either, A/AAAA at the default port.
+            return self
+                .locate(host, Some(first.default_port()), first)
                 .await
-                .into_iter()
-                .map(|a| (a, t)),
-        );
+                .map(|v| v.into_iter().map(|a| (a, first)).collect());
+        }
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|a| seen.insert(*a));
+        Ok(out)
     }
-    if out.is_empty() {
-        // RFC 3263 §4.2: no SRV either, A/AAAA at the default port.
-        return locate(servers, host, Some(first.default_port()), first)
-            .await
-            .map(|v| v.into_iter().map(|a| (a, first)).collect());
-    }
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|a| seen.insert(*a));
-    Ok(out)
 }
 
 async fn system_lookup(host: &str, port: u16) -> Vec<SocketAddr> {
@@ -752,11 +1151,11 @@ mod tests {
                 target: "sip1.example.org".into()
             })]
         );
-        assert_eq!(decode_response(&r, 0x9999), Err(DnsError::Malformed));
+        assert_eq!(decode_response(&r, 0x9999), Err(Some(DnsError::Malformed)));
         let mut nx = q;
         nx[2] = 0x81;
         nx[3] = 0x83;
-        assert_eq!(decode_response(&nx, 0x1234), Err(DnsError::NxDomain));
+        assert_eq!(decode_response(&nx, 0x1234), Err(None));
     }
 
     #[test]
@@ -1004,5 +1403,257 @@ mod tests {
         for cut in q.len()..r.len() {
             assert!(decode_response(&r[..cut], 0x4242).is_err(), "cut {cut}");
         }
+    }
+
+    /// A response to a query for `name`/`qtype` (id 7) with `answers` (type, TTL, RDATA)
+    /// and, when given, an authority SOA with (TTL, MINIMUM).
+    fn response(
+        name: &str,
+        qtype: u16,
+        rcode: u8,
+        answers: &[(u16, u32, Vec<u8>)],
+        soa: Option<(u32, u32)>,
+    ) -> Vec<u8> {
+        let mut r = encode_query(7, name, qtype);
+        r[2] = 0x81;
+        r[3] = 0x80 | rcode;
+        r[6..8].copy_from_slice(&(answers.len() as u16).to_be_bytes());
+        r[8..10].copy_from_slice(&u16::from(soa.is_some()).to_be_bytes());
+        for (t, ttl, data) in answers {
+            r.extend_from_slice(&[0xC0, 12]);
+            r.extend_from_slice(&t.to_be_bytes());
+            r.extend_from_slice(&[0, 1]);
+            r.extend_from_slice(&ttl.to_be_bytes());
+            r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            r.extend_from_slice(data);
+        }
+        if let Some((ttl, minimum)) = soa {
+            let mut d = Vec::new();
+            encode_name(&mut d, "ns.example.org");
+            encode_name(&mut d, "hostmaster.example.org");
+            for v in [1u32, 3600, 600, 86400, minimum] {
+                d.extend_from_slice(&v.to_be_bytes());
+            }
+            r.extend_from_slice(&[0xC0, 12]);
+            r.extend_from_slice(&TYPE_SOA.to_be_bytes());
+            r.extend_from_slice(&[0, 1]);
+            r.extend_from_slice(&ttl.to_be_bytes());
+            r.extend_from_slice(&(d.len() as u16).to_be_bytes());
+            r.extend_from_slice(&d);
+        }
+        r
+    }
+
+    fn a_answer(name: &str, ttls: &[u32]) -> Answer {
+        let answers: Vec<(u16, u32, Vec<u8>)> = ttls
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (TYPE_A, *t, vec![192, 0, 2, i as u8 + 1]))
+            .collect();
+        decode_answer(&response(name, TYPE_A, 0, &answers, None), 7).unwrap()
+    }
+
+    #[test]
+    fn answer_ttls_and_soa_negative_ttl_decode_rfc2308() {
+        let a = a_answer("pbx.example", &[300, 60]);
+        assert_eq!(
+            a.records,
+            vec![
+                (Record::A(Ipv4Addr::new(192, 0, 2, 1)), 300),
+                (Record::A(Ipv4Addr::new(192, 0, 2, 2)), 60)
+            ]
+        );
+        assert_eq!(a.negative_ttl, None);
+        // NXDOMAIN with an SOA: cacheable for min(SOA TTL, MINIMUM).
+        let nx = decode_answer(
+            &response("x.example", TYPE_SRV, 3, &[], Some((900, 120))),
+            7,
+        )
+        .unwrap();
+        assert!(nx.nxdomain);
+        assert_eq!(nx.negative_ttl, Some(120));
+        let nodata =
+            decode_answer(&response("x.example", TYPE_SRV, 0, &[], Some((45, 120))), 7).unwrap();
+        assert!(!nodata.nxdomain && nodata.records.is_empty());
+        assert_eq!(nodata.negative_ttl, Some(45));
+        // A TTL with the top bit set counts as zero (RFC 2181 §8).
+        let a = a_answer("pbx.example", &[0x8000_0010]);
+        assert_eq!(a.records[0].1, 0);
+        // A cut authority section loses only the negative TTL.
+        let r = response("x.example", TYPE_SRV, 3, &[], Some((900, 120)));
+        let cut = decode_answer(&r[..r.len() - 3], 7).unwrap();
+        assert!(cut.nxdomain);
+        assert_eq!(cut.negative_ttl, None);
+    }
+
+    #[test]
+    fn cached_answer_lives_for_its_smallest_ttl() {
+        let t0 = Instant::now();
+        let mut c = DnsCache::default();
+        c.store(
+            "PBX.example.",
+            TYPE_A,
+            &a_answer("pbx.example", &[300, 60]),
+            t0,
+        );
+        let (hit, left) = c.get("pbx.example", TYPE_A, t0).unwrap();
+        assert!(matches!(hit, Cached::Records(ref r) if r.len() == 2));
+        assert_eq!(left, 60);
+        let (_, left) = c
+            .get("pbx.example", TYPE_A, t0 + Duration::from_secs(59))
+            .unwrap();
+        assert_eq!(left, 1);
+        assert!(c
+            .get("pbx.example", TYPE_A, t0 + Duration::from_secs(60))
+            .is_none());
+        // Another type of the same name is another entry.
+        assert!(c.get("pbx.example", TYPE_AAAA, t0).is_none());
+    }
+
+    #[test]
+    fn ttl_zero_is_not_cached_and_huge_ttls_are_capped() {
+        let t0 = Instant::now();
+        let mut c = DnsCache::default();
+        c.store("zero.example", TYPE_A, &a_answer("zero.example", &[0]), t0);
+        assert!(c.get("zero.example", TYPE_A, t0).is_none());
+        c.store(
+            "long.example",
+            TYPE_A,
+            &a_answer("long.example", &[0x7FFF_FFFF]),
+            t0,
+        );
+        assert_eq!(c.get("long.example", TYPE_A, t0).unwrap().1, MAX_TTL);
+    }
+
+    #[test]
+    fn negative_answers_cached_only_with_an_soa_rfc2308() {
+        let t0 = Instant::now();
+        let mut c = DnsCache::default();
+        let bare = decode_answer(&response("n.example", TYPE_NAPTR, 3, &[], None), 7).unwrap();
+        c.store("n.example", TYPE_NAPTR, &bare, t0);
+        assert!(c.get("n.example", TYPE_NAPTR, t0).is_none());
+        let soa = decode_answer(
+            &response("n.example", TYPE_NAPTR, 3, &[], Some((30, 600))),
+            7,
+        )
+        .unwrap();
+        c.store("n.example", TYPE_NAPTR, &soa, t0);
+        assert_eq!(
+            c.get("n.example", TYPE_NAPTR, t0),
+            Some((Cached::Negative, 30))
+        );
+        assert!(c
+            .get("n.example", TYPE_NAPTR, t0 + Duration::from_secs(30))
+            .is_none());
+    }
+
+    #[test]
+    fn cache_stays_bounded_dropping_the_soonest_to_expire() {
+        let t0 = Instant::now();
+        let mut c = DnsCache::default();
+        for i in 0..(CACHE_CAPACITY as u32 + 50) {
+            let name = format!("h{i}.example");
+            c.store(&name, TYPE_A, &a_answer(&name, &[1000 + i]), t0);
+        }
+        assert!(c.entries.len() <= CACHE_CAPACITY);
+        // The longest-lived (latest) entry is still there, the first one is gone.
+        let last = format!("h{}.example", CACHE_CAPACITY as u32 + 49);
+        assert!(c.get(&last, TYPE_A, t0).is_some());
+        assert!(c.get("h0.example", TYPE_A, t0).is_none());
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn failed_server_moves_to_the_back_of_the_cached_list_rfc3263_4_3() {
+        let t0 = Instant::now();
+        let key = RouteKey::new("PBX.example", None, &[Transport::Udp, Transport::Tls]);
+        let list = vec![
+            (sa("192.0.2.1:5060"), Transport::Udp),
+            (sa("192.0.2.2:5060"), Transport::Udp),
+            (sa("192.0.2.3:5061"), Transport::Tls),
+        ];
+        let mut r = RouteCache::default();
+        r.store(key.clone(), list.clone(), 120, t0);
+        // Same key whatever the case of the name.
+        let same = RouteKey::new("pbx.example.", None, &[Transport::Udp, Transport::Tls]);
+        assert_eq!(r.get(&same, t0), Some(list.clone()));
+        r.failed(&key, list[0]);
+        assert_eq!(
+            r.get(&key, t0 + Duration::from_secs(10)),
+            Some(vec![list[1], list[2], list[0]])
+        );
+        // A server not in the list changes nothing.
+        r.failed(&key, (sa("198.51.100.1:5060"), Transport::Udp));
+        assert_eq!(r.get(&key, t0).unwrap()[0], list[1]);
+        // Expired: located again (from the start of the RFC 2782 order).
+        assert_eq!(r.get(&key, t0 + Duration::from_secs(120)), None);
+        // Another port or transport set is another list.
+        assert_eq!(
+            r.get(
+                &RouteKey::new("pbx.example", Some(5060), &[Transport::Udp, Transport::Tls]),
+                t0
+            ),
+            None
+        );
+        assert_eq!(
+            r.get(&RouteKey::new("pbx.example", None, &[Transport::Udp]), t0),
+            None
+        );
+    }
+
+    #[test]
+    fn route_lists_without_ttl_or_addresses_are_not_kept() {
+        let t0 = Instant::now();
+        let key = RouteKey::new("pbx.example", None, &[Transport::Udp]);
+        let mut r = RouteCache::default();
+        r.store(
+            key.clone(),
+            vec![(sa("192.0.2.1:5060"), Transport::Udp)],
+            0,
+            t0,
+        );
+        assert_eq!(r.get(&key, t0), None);
+        r.store(key.clone(), Vec::new(), 60, t0);
+        assert_eq!(r.get(&key, t0), None);
+    }
+
+    #[test]
+    fn pins_map_a_domain_and_port_to_the_located_address() {
+        let p = Pins::default();
+        p.pin("Sip.Example.org", 5061, sa("192.0.2.7:5061"));
+        assert_eq!(p.get("sip.example.org", 5061), Some(sa("192.0.2.7:5061")));
+        assert_eq!(p.get("sip.example.org", 5062), None);
+        p.pin("sip.example.org", 5061, sa("192.0.2.8:5061"));
+        assert_eq!(p.get("sip.example.org", 5061), Some(sa("192.0.2.8:5061")));
+    }
+
+    #[tokio::test]
+    async fn pinned_resolver_keeps_the_domain_elsewhere_falls_back() {
+        use rsipstack::transport::transport_layer::DomainResolver;
+        let pins = Pins::default();
+        pins.pin("pbx.example", 5061, sa("127.0.0.9:6001"));
+        let r = PinnedResolver {
+            pins,
+            fallback: Default::default(),
+        };
+        let tls = |host: &str, port: Option<u16>| rsipstack::transport::SipAddr {
+            r#type: Some(rsipstack::sip::Transport::Tls),
+            addr: rsipstack::sip::HostWithPort {
+                host: rsipstack::sip::Host::Domain(host.to_string().into()),
+                port: port.map(Into::into),
+            },
+        };
+        // Explicit port, and the TLS default port 5061.
+        for target in [tls("pbx.example", Some(5061)), tls("PBX.example", None)] {
+            let got = r.resolve(&target).await.unwrap();
+            assert_eq!(got.get_socketaddr().unwrap(), sa("127.0.0.9:6001"));
+            assert_eq!(got.r#type, Some(rsipstack::sip::Transport::Tls));
+        }
+        // Not pinned: rsipstack's own resolution (localhost is in /etc/hosts).
+        let got = r.resolve(&tls("localhost", Some(5061))).await.unwrap();
+        assert!(got.get_socketaddr().unwrap().ip().is_loopback(), "{got}");
     }
 }

@@ -244,7 +244,16 @@ pub(crate) async fn start(
     events: mpsc::UnboundedSender<SipEvent>,
 ) -> Result<(Arc<Mutex<SocketAddr>>, mpsc::UnboundedSender<DriverMsg>), SipError> {
     let token = CancellationToken::new();
-    let transport_layer = TransportLayer::new(token.child_token());
+    let dns = crate::locate::Dns::new(crate::locate::system_name_servers());
+    // rsipstack resolves next hops named by domain; located TLS/WebSocket hops are pinned
+    // to their address there (the name stays the domain: certificate check, RFC 5922 §4).
+    let transport_layer = TransportLayer::new_with_domain_resolver(
+        token.child_token(),
+        Box::new(crate::locate::PinnedResolver {
+            pins: dns.pins.clone(),
+            fallback: Default::default(),
+        }),
+    );
     let bind = SocketAddr::new(cfg.bind_ip, cfg.port);
 
     let advertised_ip = if cfg.bind_ip.is_unspecified() {
@@ -441,7 +450,7 @@ pub(crate) async fn start(
         account: None,
         ha1: None,
         digest: Arc::default(),
-        dns: Arc::new(Mutex::new(crate::locate::system_name_servers())),
+        dns,
         transport_auto: false,
         invites: HashMap::new(),
         invite_auth: HashMap::new(),
@@ -566,8 +575,8 @@ struct Driver {
     ha1: Option<String>,
     /// Digest protection spaces answered so far (nonce reuse, RFC 7616 §3.4).
     digest: Arc<Mutex<crate::digest::DigestCache>>,
-    /// DNS servers for RFC 3263 location (`/etc/resolv.conf` unless set).
-    dns: Arc<Mutex<Vec<SocketAddr>>>,
+    /// RFC 3263 location: DNS servers (`/etc/resolv.conf` unless set), caches, pins.
+    dns: crate::locate::Dns,
     /// No transport configured: the registrar's comes from NAPTR/SRV (RFC 3263 §4.1).
     transport_auto: bool,
     /// Call-ID, target and SDP of each outgoing call's INVITE (sent again with credentials).
@@ -626,9 +635,7 @@ impl Driver {
                         let r = self.network_changed(ip).await;
                         let _ = reply.send(r);
                     }
-                    Some(DriverMsg::SetDns(servers)) => {
-                        *crate::lock(&self.dns) = servers;
-                    }
+                    Some(DriverMsg::SetDns(servers)) => self.dns.set_servers(servers),
                     Some(DriverMsg::SetTransportAuto(auto)) => self.transport_auto = auto,
                     Some(DriverMsg::SetHa1(ha1)) => {
                         if self.ha1 != ha1 {
@@ -982,12 +989,10 @@ impl Driver {
                 match self.locate_request(&target) {
                     Some((host, port, transport)) => {
                         // RFC 3263: locate the server first, then send to its first address.
-                        let dns = crate::lock(&self.dns).clone();
+                        let dns = self.dns.clone();
                         let tx = self.failover_tx.clone();
                         self.tasks.spawn(async move {
-                            let list = crate::locate::locate(&dns, &host, port, transport)
-                                .await
-                                .unwrap_or_default();
+                            let list = dns.locate(&host, port, transport).await.unwrap_or_default();
                             let _ = tx.send(FailoverMsg::Located {
                                 call,
                                 call_id,
@@ -2229,6 +2234,41 @@ fn dtmf_digit(req: &Request) -> Option<char> {
     crate::messaging::dtmf_from_info(ctype.as_deref(), body)
 }
 
+/// The transports a registrar may be reached over when DNS picks (RFC 3263 §4.1), in the
+/// order SRV is asked for them when there is no NAPTR record.
+const AUTO_TRANSPORTS: [Transport; 5] = [
+    Transport::Udp,
+    Transport::Tcp,
+    Transport::Tls,
+    Transport::Ws,
+    Transport::Wss,
+];
+
+/// One address of a located list, as a next hop.
+struct Candidate {
+    /// UDP/TCP: the address itself; TLS/WebSocket: the domain with the located port
+    /// (pinned to `located`).
+    hop: HostPort,
+    transport: Transport,
+    /// The located address (none when the hop was not located here).
+    located: Option<SocketAddr>,
+}
+
+impl Candidate {
+    fn located(domain: &str, a: SocketAddr, t: Transport) -> Candidate {
+        let host = if matches!(t, Transport::Udp | Transport::Tcp) {
+            a.ip().to_string()
+        } else {
+            domain.to_string()
+        };
+        Candidate {
+            hop: HostPort::new(host, a.port()),
+            transport: t,
+            located: Some(a),
+        }
+    }
+}
+
 /// One REGISTER transaction, including the digest challenge round (RFC 3261 §10.2, §22;
 /// RFC 2617/7616 MD5 digest with `qop=auth`, computed by rsipstack).
 struct RegisterJob {
@@ -2245,8 +2285,8 @@ struct RegisterJob {
     secret: crate::digest::Secret,
     /// Answered protection spaces, shared by every request of the account.
     cache: Arc<Mutex<crate::digest::DigestCache>>,
-    /// DNS servers for RFC 3263 location.
-    dns: Arc<Mutex<Vec<SocketAddr>>>,
+    /// RFC 3263 location (DNS servers, caches, pins).
+    dns: crate::locate::Dns,
     /// No transport configured: NAPTR/SRV pick it (RFC 3263 §4.1).
     transport_auto: bool,
     expires: u32,
@@ -2296,48 +2336,63 @@ impl RegisterJob {
             }
         };
         // RFC 3263 §4.1: no transport configured nor named by the address: NAPTR, then SRV
-        // per transport, pick it (UDP or TCP).
-        let auto = self.transport_auto
-            && first_hop.transport.is_none()
-            && matches!(hop_transport, Transport::Udp | Transport::Tcp);
-        // RFC 3263 §4: SRV then A/AAAA, over UDP and TCP. TLS and WebSocket keep the host
-        // name (certificate check, HTTP Host) and connect through the stack's resolver.
-        let candidates: Vec<(HostPort, Transport)> = if auto {
-            let servers = crate::lock(&self.dns).clone();
-            match crate::locate::locate_auto(
-                &servers,
-                &first_hop.host,
-                first_hop.port,
-                false,
-                &[Transport::Udp, Transport::Tcp],
-            )
-            .await
+        // per transport, pick it (any of ours; TLS and WebSocket keep the domain as name).
+        let auto = self.transport_auto && first_hop.transport.is_none();
+        // RFC 3263 §4: SRV then A/AAAA over UDP and TCP. A configured TLS or WebSocket hop
+        // keeps the host name (certificate check, HTTP Host) and connects through the
+        // stack's resolver.
+        let located = if auto {
+            let key =
+                crate::locate::RouteKey::new(&first_hop.host, first_hop.port, &AUTO_TRANSPORTS);
+            match self
+                .dns
+                .locate_auto(&first_hop.host, first_hop.port, false, &AUTO_TRANSPORTS)
+                .await
             {
-                Ok(list) => list
-                    .into_iter()
-                    .map(|(a, t)| (HostPort::new(a.ip().to_string(), a.port()), t))
-                    .collect(),
+                Ok(list) => Some((key, list)),
                 Err(e) => return self.outcome(503, e),
             }
         } else if matches!(hop_transport, Transport::Udp | Transport::Tcp) {
-            let servers = crate::lock(&self.dns).clone();
-            match crate::locate::locate(&servers, &first_hop.host, first_hop.port, hop_transport)
+            let key =
+                crate::locate::RouteKey::new(&first_hop.host, first_hop.port, &[hop_transport]);
+            match self
+                .dns
+                .locate(&first_hop.host, first_hop.port, hop_transport)
                 .await
             {
-                Ok(list) => list
-                    .into_iter()
-                    .map(|a| (HostPort::new(a.ip().to_string(), a.port()), hop_transport))
-                    .collect(),
+                Ok(list) => Some((key, list.into_iter().map(|a| (a, hop_transport)).collect())),
                 Err(e) => return self.outcome(503, e),
             }
         } else {
-            vec![(first_hop.hop(hop_transport), hop_transport)]
+            None
+        };
+        let (key, candidates): (Option<crate::locate::RouteKey>, Vec<Candidate>) = match located {
+            Some((key, list)) => (
+                Some(key),
+                list.into_iter()
+                    .map(|(a, t)| Candidate::located(&first_hop.host, a, t))
+                    .collect(),
+            ),
+            None => (
+                None,
+                vec![Candidate {
+                    hop: first_hop.hop(hop_transport),
+                    transport: hop_transport,
+                    located: None,
+                }],
+            ),
         };
         let count = candidates.len();
         let mut last = self.outcome(503, "no server address");
-        for (i, (hop, hop_transport)) in candidates.into_iter().enumerate() {
+        for (i, c) in candidates.into_iter().enumerate() {
             let more = i + 1 < count;
-            let attempt = self.run_to(&server, hop.clone(), hop_transport);
+            if let Some(a) = c.located {
+                if c.hop.host.parse::<IpAddr>().is_err() {
+                    self.dns.pins.pin(&c.hop.host, c.hop.port, a);
+                }
+            }
+            let hop = c.hop.clone();
+            let attempt = self.run_to(&server, c.hop, c.transport);
             let outcome = if more {
                 match tokio::time::timeout(FAILOVER_AFTER, attempt).await {
                     Ok(o) => o,
@@ -2346,11 +2401,17 @@ impl RegisterJob {
             } else {
                 attempt.await
             };
-            // RFC 3263 §4.3: a timeout or 503 moves on to the next address.
-            if more && matches!(outcome.code, 408 | 503) {
-                info!(%hop, code = outcome.code, reason = %outcome.reason, "registrar failed; trying the next address");
-                last = outcome;
-                continue;
+            // RFC 3263 §4.3: a timeout or 503 moves on to the next address; the cached list
+            // keeps it at the back for the next REGISTER.
+            if matches!(outcome.code, 408 | 503) {
+                if let (Some(key), Some(a)) = (&key, c.located) {
+                    self.dns.failed(key, (a, c.transport));
+                }
+                if more {
+                    info!(%hop, code = outcome.code, reason = %outcome.reason, "registrar failed; trying the next address");
+                    last = outcome;
+                    continue;
+                }
             }
             return outcome;
         }
@@ -2515,8 +2576,13 @@ impl RegisterJob {
                 }
                 continue;
             }
-            if let Ok(ip) = hop.host.parse::<IpAddr>() {
-                crate::lock(&self.server_addrs).insert(SocketAddr::new(ip, hop.port));
+            let answered = match hop.host.parse::<IpAddr>() {
+                Ok(ip) => Some(SocketAddr::new(ip, hop.port)),
+                // A located TLS/WebSocket hop: its pinned address.
+                Err(_) => self.dns.pins.get(&hop.host, hop.port),
+            };
+            if let Some(a) = answered {
+                crate::lock(&self.server_addrs).insert(a);
             }
             return self.final_outcome(&resp);
         }

@@ -711,3 +711,248 @@ async fn naptr_tcp_first_registers_at_kamailio_over_tcp() {
     ua.shutdown().await;
     k.stop();
 }
+
+/// Register `1001@<domain>` at a TLS-capable Kamailio with no transport configured; the
+/// DNS server answers from `table`, the UA trusts Kamailio's self-signed certificate
+/// (`IP:127.0.0.1, DNS:localhost`). Returns the outcome and the queries asked.
+async fn register_auto_trusting(
+    k: &webphone_interop::Kamailio,
+    domain: &str,
+    table: HashMap<(String, u16), Vec<Rr>>,
+) -> (SipUa, RegistrationState, Vec<String>) {
+    let (dns, queries) = dns_server(table).await;
+    let (ua, mut rx) = SipUa::start_with(
+        SipConfig {
+            bind_ip: LOOPBACK,
+            port: 0,
+            transport: Transport::Udp,
+            user_agent: "webphone-naptr-test".into(),
+        },
+        webphone_sip::TransportOptions {
+            tls_ca_file: Some(k.cert_path().to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    ua.set_dns_servers(vec![dns]);
+    ua.set_transport_auto(true);
+    ua.set_account(AccountConfig {
+        server: Some(domain.into()),
+        username: "1001".into(),
+        password: "pass1001".into(),
+        register_expires: 300,
+        ..Default::default()
+    });
+    ua.register();
+    let state = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("registration outcome in time")
+            .unwrap();
+        match ev {
+            SipEvent::Registration(RegistrationState::Registering) => continue,
+            SipEvent::Registration(s) => break s,
+            _ => continue,
+        }
+    };
+    let q = queries.lock().unwrap().clone();
+    (ua, state, q)
+}
+
+/// RFC 3263 §4.1 choosing TLS: NAPTR for `localhost` lists `SIPS+D2T` before `SIP+D2U`;
+/// the SRV target is `kamailio.test`, a name Kamailio's certificate does not carry. The
+/// certificate is checked against the domain the lookup started from (RFC 5922 §4), so the
+/// REGISTER goes over TLS to the SRV target's address and Kamailio keeps a TLS contact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn naptr_tls_first_registers_at_kamailio_over_tls_with_the_domain_certificate() {
+    if !webphone_interop::require_tools(
+        "naptr_kamailio_tls",
+        &[
+            webphone_interop::KAMAILIO,
+            webphone_interop::KAMCMD,
+            "openssl",
+        ],
+    ) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = webphone_interop::TestDir::new("naptr-kamailio-tls");
+    let mut k = webphone_interop::Kamailio::start_secure(dir.path(), Default::default());
+    let mut table = HashMap::new();
+    table.insert(
+        ("localhost".to_string(), 35),
+        vec![
+            Rr::Naptr(10, 10, "s", "SIP+D2U", "_sip._udp.localhost"),
+            Rr::Naptr(5, 10, "s", "SIPS+D2T", "_sips._tcp.localhost"),
+        ],
+    );
+    table.insert(
+        ("_sips._tcp.localhost".to_string(), 33),
+        vec![Rr::Srv(10, 0, k.tls_port(), "kamailio.test")],
+    );
+    table.insert(
+        ("_sip._udp.localhost".to_string(), 33),
+        vec![Rr::Srv(10, 0, k.port(), "kamailio.test")],
+    );
+    table.insert(
+        ("kamailio.test".to_string(), 1),
+        vec![Rr::A(Ipv4Addr::LOCALHOST)],
+    );
+    let (ua, state, q) = register_auto_trusting(&k, "localhost", table).await;
+    assert!(
+        matches!(state, RegistrationState::Registered { .. }),
+        "{state:?}; kamailio log:\n{}",
+        k.log()
+    );
+    let tls = k.lines_with(&["REGISTERED 1001", "from tls:127.0.0.1:"]);
+    let udp = k.lines_with(&["REQ REGISTER", "from udp:"]);
+    assert!(!tls.is_empty(), "REGISTER saved over TLS: {tls:?}");
+    assert!(udp.is_empty(), "no REGISTER over UDP: {udp:?}");
+    let sockets = k.contact_fields("1001", "Socket");
+    assert!(
+        !sockets.is_empty() && sockets.iter().all(|s| s.starts_with("tls:")),
+        "{sockets:?}"
+    );
+    assert_eq!(
+        q.get(..2).map(|q| q.to_vec()),
+        Some(vec![
+            "localhost/35".to_string(),
+            "_sips._tcp.localhost/33".to_string()
+        ]),
+        "{q:?}"
+    );
+    ua.shutdown().await;
+    k.stop();
+}
+
+/// The other way round: the domain is `pbx.test` (not in Kamailio's certificate) and the
+/// SRV target is `localhost` (in it). Trusting the SRV target's name would let anyone who
+/// can forge the SRV answer stand in for the domain (RFC 5922 §4): the TLS handshake must
+/// fail on the name, and the REGISTER never reaches Kamailio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn naptr_tls_refuses_a_certificate_naming_only_the_srv_target() {
+    if !webphone_interop::require_tools(
+        "naptr_kamailio_tls_name",
+        &[
+            webphone_interop::KAMAILIO,
+            webphone_interop::KAMCMD,
+            "openssl",
+        ],
+    ) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = webphone_interop::TestDir::new("naptr-kamailio-tls-name");
+    let mut k = webphone_interop::Kamailio::start_secure(dir.path(), Default::default());
+    let mut table = HashMap::new();
+    table.insert(
+        ("pbx.test".to_string(), 35),
+        vec![Rr::Naptr(5, 10, "s", "SIPS+D2T", "_sips._tcp.pbx.test")],
+    );
+    table.insert(
+        ("_sips._tcp.pbx.test".to_string(), 33),
+        vec![Rr::Srv(10, 0, k.tls_port(), "localhost")],
+    );
+    table.insert(
+        ("localhost".to_string(), 1),
+        vec![Rr::A(Ipv4Addr::LOCALHOST)],
+    );
+    let (ua, state, _) = register_auto_trusting(&k, "pbx.test", table).await;
+    match &state {
+        RegistrationState::Failed { reason, .. } => assert!(
+            reason.contains("does not match the server name"),
+            "the TLS name check failed: {reason}"
+        ),
+        other => panic!("registered with a certificate for another name: {other:?}"),
+    }
+    assert!(
+        k.lines_with(&["REQ REGISTER"]).is_empty(),
+        "nothing reached Kamailio"
+    );
+    ua.shutdown().await;
+    k.stop();
+}
+
+/// RFC 3263 §4.3 with the cached list: after the REGISTER failed over from the priority 10
+/// server (503) to the priority 20 one, the next REGISTER (here the un-REGISTER) goes
+/// straight to the working server, and no DNS query is asked again while the records'
+/// TTL (30 s) lasts.
+#[tokio::test]
+async fn cached_list_sends_the_next_register_to_the_server_that_worked() {
+    let (bad, bad_hits) = registrar(503).await;
+    let (good, good_hits) = registrar(200).await;
+    let mut table = HashMap::new();
+    table.insert(
+        ("_sip._udp.pbx.test".to_string(), 33),
+        vec![
+            Rr::Srv(20, 0, good.port(), "live.pbx.test"),
+            Rr::Srv(10, 0, bad.port(), "dead.pbx.test"),
+        ],
+    );
+    for host in ["dead.pbx.test", "live.pbx.test"] {
+        table.insert((host.to_string(), 1), vec![Rr::A(Ipv4Addr::LOCALHOST)]);
+    }
+    let (dns, queries) = dns_server(table).await;
+    let (ua, mut rx) = SipUa::start(SipConfig {
+        bind_ip: LOOPBACK,
+        port: 0,
+        transport: Transport::Udp,
+        user_agent: "webphone-srv-test".into(),
+    })
+    .await
+    .unwrap();
+    ua.set_dns_servers(vec![dns]);
+    ua.set_account(AccountConfig {
+        server: Some("pbx.test".into()),
+        username: "alice".into(),
+        password: "x".into(),
+        register_expires: 120,
+        ..Default::default()
+    });
+    ua.register();
+    assert_eq!(
+        next_registration_state(&mut rx).await,
+        RegistrationState::Registered { expires: 120 }
+    );
+    let bad_before = *bad_hits.lock().unwrap();
+    let asked = queries.lock().unwrap().len();
+    assert!(bad_before >= 1, "priority 10 tried first");
+    assert_eq!(*good_hits.lock().unwrap(), 1);
+    ua.unregister();
+    assert_eq!(
+        next_registration_state(&mut rx).await,
+        RegistrationState::Unregistered
+    );
+    assert_eq!(
+        *good_hits.lock().unwrap(),
+        2,
+        "un-REGISTER at the live server"
+    );
+    assert_eq!(
+        *bad_hits.lock().unwrap(),
+        bad_before,
+        "the failed server is not asked first again"
+    );
+    let q = queries.lock().unwrap().clone();
+    assert_eq!(q.len(), asked, "answered from the cache: {q:?}");
+    ua.shutdown().await;
+}
+
+async fn next_registration_state(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<SipEvent>,
+) -> RegistrationState {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+            .await
+            .expect("registration outcome in time")
+            .unwrap();
+        match ev {
+            SipEvent::Registration(RegistrationState::Registering) => continue,
+            SipEvent::Registration(s) => break s,
+            _ => continue,
+        }
+    }
+}
