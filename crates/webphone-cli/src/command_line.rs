@@ -25,6 +25,8 @@ usage: webphone-cli [-p name=value]... [--config FILE] [--callbacks] [--work-dir
 
 Runs the softphone engine headless. Each stdin line is one API call, for example
   call 1002        dtmf \"12#\"        setparameter loglevel 5        hangup        quit
+The vCard extensions take a file here: importvcard FILE (vCard 2.1/3.0/4.0 into the contacts)
+and exportvcard FILE (the contacts as vCard 4.0); both print the number of contacts.
 Results are printed as RESULT,<function>,<value> and errors as ERROR,<function>,<message>;
 every other stdout line is a notification string (START, STATUS, CDR, EVENT, LOG, ...).
 

@@ -3,6 +3,7 @@
 
 mod command_line;
 mod serve;
+mod vcard_file;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -201,6 +202,13 @@ async fn run(
                 let Some((func, args)) = words.split_first() else { continue };
                 if matches!(func.as_str(), "quit" | "exit") {
                     break ExitCode::SUCCESS;
+                }
+                if let Some(r) = vcard_file::run(&phone, func, args).await {
+                    match r {
+                        Ok(v) => out(&format!("RESULT,{func},{v}")),
+                        Err(e) => out(&format!("ERROR,{func},{e}")),
+                    }
+                    continue;
                 }
                 match phone.api(func, args.to_vec()).await {
                     Ok(v) => out(&format!("RESULT,{func},{}", value_text(&v))),

@@ -81,6 +81,51 @@ fn split_numbers(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// Inserts `c`, or merges it into the contact with the same name (ignoring case).
+fn upsert_contact(conn: &rusqlite::Connection, c: &Contact) -> rusqlite::Result<()> {
+    let name = clean(&c.name);
+    let key = name.to_lowercase();
+    let existing = conn
+        .query_row(
+            "SELECT numbers FROM contacts WHERE name_key = ?1",
+            params![key],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?;
+    let mut numbers = existing.as_deref().map(split_numbers).unwrap_or_default();
+    for n in &c.numbers {
+        let n = clean(n).replace('|', " ");
+        if !n.is_empty() && !numbers.iter().any(|x| x.eq_ignore_ascii_case(&n)) {
+            numbers.push(n);
+        }
+    }
+    let keep = |v: &str| clean(v);
+    conn.execute(
+                "INSERT INTO contacts (name, name_key, numbers, favorite, email, address, notes, website, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(name_key) DO UPDATE SET
+                   name = excluded.name, numbers = excluded.numbers,
+                   favorite = MAX(favorite, excluded.favorite),
+                   email = CASE WHEN excluded.email = '' THEN email ELSE excluded.email END,
+                   address = CASE WHEN excluded.address = '' THEN address ELSE excluded.address END,
+                   notes = CASE WHEN excluded.notes = '' THEN notes ELSE excluded.notes END,
+                   website = CASE WHEN excluded.website = '' THEN website ELSE excluded.website END,
+                   updated_at = excluded.updated_at",
+                params![
+                    name,
+                    key,
+                    numbers.join("|"),
+                    i64::from(c.favorite),
+                    keep(&c.email),
+                    keep(&c.address),
+                    keep(&c.notes),
+                    keep(&c.website),
+                    unix_now()
+                ],
+            )?;
+    Ok(())
+}
+
 impl Profile {
     fn all_contacts(&self) -> Result<Vec<Contact>, ProfileError> {
         let mut stmt = self
@@ -115,51 +160,32 @@ impl Profile {
     /// Adds a contact, or updates the one with the same name (ignoring case): its numbers are
     /// merged, the other fields replaced when given.
     pub fn add_contact(&mut self, c: &Contact) -> Result<(), ProfileError> {
-        let name = clean(&c.name);
-        let key = name.to_lowercase();
-        let existing = self
+        upsert_contact(&self.conn, c).map_err(self.sql_err("writing a contact"))
+    }
+
+    /// [`Profile::add_contact`] for each of `list` in one transaction (a vCard import: all
+    /// or nothing, one disk sync). Returns how many were written.
+    pub fn add_contacts(&mut self, list: &[Contact]) -> Result<usize, ProfileError> {
+        let path = self.path.clone();
+        let err = |source| ProfileError::Sql {
+            path: path.clone(),
+            op: "importing contacts",
+            source,
+        };
+        let tx = self
             .conn
-            .query_row(
-                "SELECT numbers FROM contacts WHERE name_key = ?1",
-                params![key],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(self.sql_err("reading contacts"))?;
-        let mut numbers = existing.as_deref().map(split_numbers).unwrap_or_default();
-        for n in &c.numbers {
-            let n = clean(n).replace('|', " ");
-            if !n.is_empty() && !numbers.iter().any(|x| x.eq_ignore_ascii_case(&n)) {
-                numbers.push(n);
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let mut written = 0;
+        for c in list {
+            if clean(&c.name).is_empty() {
+                continue;
             }
+            upsert_contact(&tx, c).map_err(err)?;
+            written += 1;
         }
-        let keep = |v: &str| clean(v);
-        self.conn
-            .execute(
-                "INSERT INTO contacts (name, name_key, numbers, favorite, email, address, notes, website, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT(name_key) DO UPDATE SET
-                   name = excluded.name, numbers = excluded.numbers,
-                   favorite = MAX(favorite, excluded.favorite),
-                   email = CASE WHEN excluded.email = '' THEN email ELSE excluded.email END,
-                   address = CASE WHEN excluded.address = '' THEN address ELSE excluded.address END,
-                   notes = CASE WHEN excluded.notes = '' THEN notes ELSE excluded.notes END,
-                   website = CASE WHEN excluded.website = '' THEN website ELSE excluded.website END,
-                   updated_at = excluded.updated_at",
-                params![
-                    name,
-                    key,
-                    numbers.join("|"),
-                    i64::from(c.favorite),
-                    keep(&c.email),
-                    keep(&c.address),
-                    keep(&c.notes),
-                    keep(&c.website),
-                    unix_now()
-                ],
-            )
-            .map_err(self.sql_err("writing a contact"))?;
-        Ok(())
+        tx.commit().map_err(err)?;
+        Ok(written)
     }
 
     /// The first contact whose name (ignoring case) or one of whose numbers matches.

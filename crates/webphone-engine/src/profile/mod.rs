@@ -146,6 +146,7 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 }
 
 mod contacts;
+pub mod vcard;
 pub use contacts::{Contact, HistoryEntry};
 
 /// An open profile database.
