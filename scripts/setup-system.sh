@@ -31,6 +31,7 @@ PKGS=(
   libgsm1-dev libspeex-dev libspeexdsp-dev libbcg729-dev
   # headless display, the desktop e2e driver, screenshots
   xvfb xauth webkit2gtk-driver imagemagick chromium  # chromium: tests/e2e-browser
+  xdotool python3-dbus python3-gi  # desktop e2e: shortcut key presses, notification server + tray watcher
   # SIP peers for tests/interop
   kamailio kamailio-websocket-modules kamailio-tls-modules baresip-core sip-tester
   linphone-cli coturn  # second reference UA (linphonec), STUN/TURN server

@@ -27,12 +27,15 @@ use crate::links::{self, LinkAction};
 use crate::secrets;
 use crate::state::{self, DesktopState, WindowGeometry};
 use crate::status::{Change, Incoming, Tracker};
+use crate::tray_icon::{RegBadge, TrayLook, TRAY_SIZE};
 
 pub const MAIN_WINDOW: &str = "main";
 pub const POPUP_WINDOW: &str = "popup";
 const POPUP_PAGE: &str = "popup/popup.html";
 /// An incoming call is shown only if it still rings after this (auto-answered calls never pop up).
 const POPUP_DELAY: Duration = Duration::from_millis(300);
+/// The notification action type of incoming calls (buttons Accept and Reject).
+const INCOMING_ACTIONS: &str = "incoming-call";
 
 /// What the pop-up window shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,6 +68,10 @@ pub struct Shell {
     tracker: Mutex<Tracker>,
     popup: Mutex<Option<PopupContent>>,
     tray: Mutex<Option<TrayParts>>,
+    /// The brand's icon (RGBA, width, height): the base of the tray pictures.
+    tray_base: Mutex<Option<(Vec<u8>, u32, u32)>>,
+    /// The [`TrayLook::id`] of the picture the tray shows now.
+    tray_icon: Mutex<Option<String>>,
     /// A delayed write of the window geometry is scheduled.
     save_pending: std::sync::atomic::AtomicBool,
 }
@@ -102,6 +109,8 @@ impl Shell {
             tracker: Mutex::new(Tracker::default()),
             popup: Mutex::new(None),
             tray: Mutex::new(None),
+            tray_base: Mutex::new(None),
+            tray_icon: Mutex::new(None),
             save_pending: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -360,7 +369,19 @@ impl Shell {
                 }
             });
         if let Some(icon) = app.default_window_icon() {
-            b = b.icon(icon.clone());
+            *lock(&self.tray_base) = Some((icon.rgba().to_vec(), icon.width(), icon.height()));
+        }
+        let look = self.tray_look();
+        match self.tray_picture(&look) {
+            Some(pic) => {
+                b = b.icon(pic);
+                *lock(&self.tray_icon) = Some(look.id());
+            }
+            None => {
+                if let Some(icon) = app.default_window_icon() {
+                    b = b.icon(icon.clone());
+                }
+            }
         }
         let tray = b.build(app)?;
         *lock(&self.tray) = Some(TrayParts {
@@ -421,13 +442,45 @@ impl Shell {
         t
     }
 
+    /// What the tray picture should show now.
+    fn tray_look(&self) -> TrayLook {
+        let t = lock(&self.tracker);
+        TrayLook {
+            reg: RegBadge::from_label(t.registration()),
+            dnd: lock(&self.state).dnd,
+            missed: t.missed(),
+        }
+    }
+
+    /// The brand's icon with the overlays of `look` (`None` without a base icon).
+    fn tray_picture(&self, look: &TrayLook) -> Option<tauri::image::Image<'static>> {
+        let base = lock(&self.tray_base);
+        let (rgba, w, h) = base.as_ref()?;
+        let px = look.render(rgba, *w, *h)?;
+        Some(tauri::image::Image::new_owned(px, TRAY_SIZE, TRAY_SIZE))
+    }
+
     fn refresh_tray(&self) {
         let (reg, missed) = {
             let t = lock(&self.tracker);
             (t.registration().to_string(), t.missed())
         };
         let dnd = lock(&self.state).dnd;
+        let look = self.tray_look();
         if let Some(parts) = lock(&self.tray).as_ref() {
+            let id = look.id();
+            let mut current = lock(&self.tray_icon);
+            if current.as_deref() != Some(id.as_str()) {
+                if let Some(pic) = self.tray_picture(&look) {
+                    match parts.tray.set_icon(Some(pic)) {
+                        Ok(()) => {
+                            tracing::debug!(icon = %id, "tray icon");
+                            *current = Some(id);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not change the tray icon"),
+                    }
+                }
+            }
             let _ = parts.status.set_text(format!("Status: {reg}"));
             let _ = parts.missed.set_text(format!("Missed calls: {missed}"));
             let _ = parts.dnd.set_checked(dnd);
@@ -450,6 +503,8 @@ impl Shell {
             "recent": lock(&self.state).recent,
             "tooltip": self.tooltip(t.registration(), t.missed(), lock(&self.state).dnd),
             "title": tray_title(t.missed(), lock(&self.state).dnd),
+            // The picture the tray shows (TrayLook::id), null without a tray.
+            "icon": lock(&self.tray_icon).clone(),
         })
     }
 
@@ -510,6 +565,7 @@ impl Shell {
                     });
                 }
                 Change::RingingOver(line) => {
+                    close_notification(app, line);
                     let showing = matches!(&*lock(&self.popup), Some(PopupContent::Incoming(i)) if i.line == line);
                     if showing {
                         self.close_popup(app);
@@ -532,23 +588,114 @@ impl Shell {
         } else {
             format!("{} ({})", inc.name, inc.number)
         };
-        tracing::info!(line = inc.line, caller = %who, "incoming call: pop-up");
-        self.notify(app, "Incoming call", &who);
+        tracing::info!(line = inc.line, caller = %who, "incoming call: pop-up and notification");
+        self.notify_incoming(app, inc.line, &who);
         self.open_popup(app, PopupContent::Incoming(inc), "Incoming call");
     }
 
-    fn notify(&self, app: &AppHandle, title: &str, body: &str) {
+    /// The OS notification of an incoming call, with Accept and Reject buttons where the
+    /// notification server shows actions (Desktop Notifications Specification 1.2, `actions`).
+    /// Its id is the call's line, so an action answers that line and the end of the ringing
+    /// closes it.
+    fn notify_incoming(&self, app: &AppHandle, line: u64, who: &str) {
         use tauri_plugin_notification::NotificationExt;
-        // Desktop notifications have no actions in the plugin (mobile only): the pop-up has them.
+        let Ok(id) = i32::try_from(line) else { return };
         if let Err(e) = app
             .notification()
             .builder()
-            .title(format!("{}: {title}", self.product))
-            .body(body)
+            .id(id)
+            .title(format!("{}: Incoming call", self.product))
+            // Servers that render body markup would otherwise interpret a caller's `<b>`.
+            .body(markup_escape(who))
+            .action_type_id(INCOMING_ACTIONS)
             .show()
         {
             tracing::debug!(error = %e, "OS notification not shown");
         }
+    }
+
+    /// Registers the incoming-call notification buttons and what they do (once, at start).
+    pub fn setup_notifications(app: &AppHandle) {
+        use tauri_plugin_notification::{Action, ActionType, NotificationExt};
+        let n = app.notification();
+        let types = vec![ActionType::builder(INCOMING_ACTIONS)
+            .actions(vec![
+                Action::builder("accept", "Accept").build(),
+                Action::builder("reject", "Reject").build(),
+            ])
+            .build()];
+        if let Err(e) = n.register_action_types(types) {
+            tracing::debug!(error = %e, "notification actions unavailable");
+            return;
+        }
+        let app = app.clone();
+        let res = n.on_action(move |performed| {
+            let action = performed.action_id().to_string();
+            let line = performed
+                .notification()
+                .and_then(|n| u64::try_from(n.id()).ok());
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let Some(shell) = app
+                    .try_state::<std::sync::Arc<Shell>>()
+                    .map(|s| s.inner().clone())
+                else {
+                    return;
+                };
+                if let Err(e) = shell.notification_action(&app, line, &action).await {
+                    tracing::info!(%action, "notification action: {e}");
+                }
+            });
+        });
+        if let Err(e) = res {
+            tracing::debug!(error = %e, "notification actions unavailable");
+        }
+    }
+
+    /// A button (or a click, `tap`) on the incoming-call notification of `line`.
+    pub async fn notification_action(
+        &self,
+        app: &AppHandle,
+        line: Option<u64>,
+        action: &str,
+    ) -> Result<(), String> {
+        tracing::info!(?line, %action, "notification action");
+        if action == "tap" {
+            show_main(app);
+            return Ok(());
+        }
+        let line = lock(&self.tracker)
+            .ringing(line)
+            .map(|i| i.line)
+            .ok_or("the call no longer rings")?;
+        match action {
+            "accept" | "reject" => self.handle_incoming(app, line, action).await,
+            a => Err(format!("unknown notification action {a}")),
+        }
+    }
+
+    /// Accepts, rejects or ignores the ringing call on `line` (pop-up buttons, notification
+    /// actions, the answer shortcut): not a missed call; its pop-up and notification close.
+    async fn handle_incoming(
+        &self,
+        app: &AppHandle,
+        line: u64,
+        action: &str,
+    ) -> Result<(), String> {
+        lock(&self.tracker).mark_handled(Some(line));
+        // The engine first, then the windows: the pop-up's own button click is still being
+        // delivered while its window would go away.
+        let r = self.phone.api(action, vec![line.to_string()]).await;
+        let showing =
+            matches!(&*lock(&self.popup), Some(PopupContent::Incoming(i)) if i.line == line);
+        if showing {
+            self.close_popup(app);
+        }
+        close_notification(app, line);
+        if action == "accept" {
+            show_main(app);
+        }
+        r.map(|_| ()).map_err(|e| e.to_string())
     }
 
     pub fn popup_content(&self) -> Option<PopupContent> {
@@ -591,12 +738,7 @@ impl Shell {
         let content = lock(&self.popup).clone();
         let res = match (content, action) {
             (Some(PopupContent::Incoming(inc)), "accept" | "reject" | "ignore") => {
-                lock(&self.tracker).mark_handled(Some(inc.line));
-                let r = self.phone.api(action, vec![inc.line.to_string()]).await;
-                if action == "accept" {
-                    show_main(app);
-                }
-                r.map(|_| ()).map_err(|e| e.to_string())
+                self.handle_incoming(app, inc.line, action).await
             }
             (Some(PopupContent::Confirm { number }), "call") => {
                 show_main(app);
@@ -616,19 +758,7 @@ impl Shell {
             .ringing(None)
             .map(|i| i.line)
             .ok_or("no incoming call rings")?;
-        lock(&self.tracker).mark_handled(Some(line));
-        let showing =
-            matches!(&*lock(&self.popup), Some(PopupContent::Incoming(i)) if i.line == line);
-        if showing {
-            self.close_popup(app);
-        }
-        self.phone
-            .api("accept", vec![line.to_string()])
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())?;
-        show_main(app);
-        Ok(())
+        self.handle_incoming(app, line, "accept").await
     }
 
     // ----- links and second launches -----------------------------------------------------------
@@ -725,6 +855,29 @@ impl Shell {
             app.exit(0);
         }
     }
+}
+
+/// Closes the incoming-call notification of `line` (its call was answered or ended).
+fn close_notification(app: &AppHandle, line: u64) {
+    use tauri_plugin_notification::NotificationExt;
+    if let Ok(id) = i32::try_from(line) {
+        let _ = app.notification().remove_active(vec![id]);
+    }
+}
+
+/// `&`, `<` and `>` as entities: notification bodies may carry markup (Desktop Notifications
+/// Specification, "Markup"), a caller's name is text.
+fn markup_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The text next to the tray icon: missed calls, then DND; nothing when neither applies.
@@ -869,6 +1022,15 @@ mod tests {
         assert_eq!(tray_title(0, true).as_deref(), Some("DND"));
         assert_eq!(tray_title(2, false).as_deref(), Some("2"));
         assert_eq!(tray_title(1, true).as_deref(), Some("1 DND"));
+    }
+
+    #[test]
+    fn notification_bodies_escape_markup() {
+        assert_eq!(markup_escape("Bob (1002)"), "Bob (1002)");
+        assert_eq!(
+            markup_escape("<b>A&B</b> (1002)"),
+            "&lt;b&gt;A&amp;B&lt;/b&gt; (1002)"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod secrets;
 mod state;
 mod status;
 mod system;
+mod tray_icon;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -319,6 +320,7 @@ fn main() {
                     }
                 }
             }
+            Shell::setup_notifications(&handle);
             if let Err(e) = shell.build_tray(&handle) {
                 tracing::warn!(error = %e, "no tray icon");
             }

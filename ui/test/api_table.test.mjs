@@ -17,7 +17,8 @@ const CATALOG = ['setparameter', 'getparameter', 'start', 'stop', 'register', 'r
   'setline', 'getline', 'linetocallid', 'callidtoline', 'isregistered', 'isincall', 'ismuted', 'isonhold',
   'isencrypted', 'checkblf', 'checkpresence', 'setpresencestatus', 'getenginename', 'listcontacts',
   'addcontact', 'getcontact', 'delcontact', 'getworkdir', 'delsettings', 'jvoip', 'getlogs', 'getstatus'];
-const SPEC = '/work/shared/spec/api.tsv';
+// The project's copy of the catalog table (tests never read ../shared).
+const SPEC = new URL('../../crates/webphone-engine/data/api.tsv', import.meta.url);
 
 // A scripted engine behind a fake Tauri bridge. `engine(fn, args)` answers (throw to fail);
 // `requests` records [fn, args]; `emit` pushes an engine event. The engine is "running" from the

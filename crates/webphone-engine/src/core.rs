@@ -880,6 +880,12 @@ impl Core {
                         self.display(Severity::Warning, &format!("customsipheader not used: {e}"));
                     }
                 }
+                if matches!(
+                    outcome.name.as_str(),
+                    "volumein" | "volumeout" | "volumering"
+                ) {
+                    self.apply_volume_params(Some(outcome.name.as_str()));
+                }
                 if outcome.name == "profile" && outcome.changed {
                     self.switch_profile();
                 }
@@ -958,14 +964,25 @@ impl Core {
         }
     }
 
-    async fn start(&mut self) -> Result<(), ApiError> {
-        if let Some(v) = self
-            .params
-            .get_i64("volumering")
-            .filter(|v| (0..=100).contains(v))
-        {
-            self.ring_volume.set(v as u32);
+    /// `volumein`, `volumeout` and `volumering` (percent, 50 = unchanged) as the levels
+    /// `getvolume`/`setvolume` work on; `only` limits it to one parameter.
+    fn apply_volume_params(&mut self, only: Option<&str>) {
+        for (name, level) in [
+            ("volumein", &self.mic_volume),
+            ("volumeout", &self.speaker_volume),
+            ("volumering", &self.ring_volume),
+        ] {
+            if only.is_some_and(|o| o != name) {
+                continue;
+            }
+            if let Some(v) = self.params.get_i64(name).filter(|v| (0..=100).contains(v)) {
+                level.set(v as u32);
+            }
         }
+    }
+
+    async fn start(&mut self) -> Result<(), ApiError> {
+        self.apply_volume_params(None);
         if self.sip.is_some() {
             // Already running: a page that (re)connects gets the current state again.
             self.emit_general();

@@ -135,6 +135,8 @@ pub const ENGINE_READS: &[&str] = &[
     "vadstat_ival",
     "voicemailnum",
     "voicerecupload",
+    "volumein",
+    "volumeout",
     "volumering",
     "wskeepaliveival",
 ];

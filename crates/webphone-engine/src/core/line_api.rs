@@ -79,6 +79,26 @@ fn not_supported(f: &str, why: &str) -> ApiError {
     ApiError::Failed(format!("{f} is not supported by this engine: {why}"))
 }
 
+/// `jvoip(name, ...)`: the Java/NS low-level API does not exist here; the refusal names the
+/// high-level way to do what the documented low-level calls do.
+fn jvoip_refusal(name: &str) -> ApiError {
+    let name = name.trim();
+    let instead = match name.to_ascii_lowercase().as_str() {
+        "api_call" => "; use call(number) instead",
+        "api_dtmf" => "; use dtmf(digits) instead",
+        "api_vad" => "; set the vadstat parameter to 3 for VAD notifications instead",
+        _ => "",
+    };
+    let what = if name.is_empty() {
+        "jvoip".to_string()
+    } else {
+        format!("jvoip({})", crate::notify::field(name))
+    };
+    ApiError::Failed(format!(
+        "{what} is not supported by this engine: it is the Java/NS low-level API{instead}"
+    ))
+}
+
 impl Core {
     /// The lines an API call addresses when it names none: a recent `setline(-2|-1)`, else
     /// the active line.
@@ -309,7 +329,7 @@ impl Core {
             }
             "getvolume" => self.getvolume_api(args),
             "setvolume" => self.setvolume_api(args),
-            "jvoip" => Err(not_supported(f, "it is the Java/NS low-level API")),
+            "jvoip" => Err(jvoip_refusal(arg(args, 0).unwrap_or(""))),
             "devicepopup" => Err(not_supported(f, "device selection is in the settings")),
             "screenshare" | "stopscreenshare" => {
                 Err(not_supported(f, "screen sharing needs a browser engine"))

@@ -26,6 +26,15 @@ impl Traced {
         self.start_line().starts_with("SIP/2.0 ")
     }
 
+    /// Whether the message belongs to the dialog `callid` (`Call-ID` or its compact form `i`,
+    /// RFC 3261 §7.3.3).
+    fn in_call(&self, callid: &str) -> bool {
+        self.header("Call-ID")
+            .or_else(|| self.header("i"))
+            .as_deref()
+            == Some(callid)
+    }
+
     /// A header's value (name case-insensitive; compact forms are not expanded).
     fn header(&self, name: &str) -> Option<String> {
         self.text
@@ -73,17 +82,14 @@ impl SipLog {
                 4 => m.start_line().starts_with("SIP/2.0 200"),
                 _ => true,
             };
-            kind_ok
-                && callid.is_none_or(|c| {
-                    m.header("Call-ID").or_else(|| m.header("i")).as_deref() == Some(c)
-                })
+            kind_ok && callid.is_none_or(|c| m.in_call(c))
         })
     }
 
     /// A header of the newest received message that has it.
     pub(super) fn header(&self, name: &str, callid: Option<&str>) -> Option<String> {
         self.received.iter().rev().find_map(|m| {
-            let same = callid.is_none_or(|c| m.header("Call-ID").as_deref() == Some(c));
+            let same = callid.is_none_or(|c| m.in_call(c));
             if same {
                 m.header(name)
             } else {

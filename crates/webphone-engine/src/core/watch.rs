@@ -52,6 +52,19 @@ fn has_element(xml: &str, tag: &str) -> bool {
         || lower.contains(&format!("<{tag}>"))
 }
 
+/// The `onPresenceStateChange` spelling of a PRESENCE notification state: the callback's
+/// value list writes the compound names with spaces (`Do Not Disturb`, `Call Me`), the
+/// notification's list in CamelCase (`DoNotDisturb`, `CallMe`).
+pub(super) fn callback_presence(state: &str) -> &str {
+    match state {
+        "DoNotDisturb" | "DND" => "Do Not Disturb",
+        "CallMe" => "Call Me",
+        "CallForward" => "Call Forward",
+        "NotExists" => "Not Exists",
+        other => other,
+    }
+}
+
 /// A PIDF document as the PRESENCE notification's (state, details): the basic status
 /// (open → `Available`, closed → `Offline`), refined by RPID activities (busy,
 /// on-the-phone → `Busy`/`Speaking`, away → `Away`, dnd → `DoNotDisturb`); details is the
@@ -275,7 +288,12 @@ impl Core {
         ));
         self.callback(
             "onPresenceStateChange",
-            vec![peer.into(), state.into(), "".into(), "".into()],
+            vec![
+                peer.into(),
+                callback_presence(state).into(),
+                "".into(),
+                "".into(),
+            ],
         );
     }
 

@@ -1,5 +1,6 @@
 //! HTTP integrations: the `scurl_*` action URLs, `scurl_setparameters` provisioning,
-//! `scurl_displaypeerdetails`, the `sms` HTTP API, recording upload (`voicerecupload` /
+//! `scurl_displaypeerdetails`, `creditrequest`/`ratingrequest` (as `CREDIT`/`RATING`), the `sms`
+//! HTTP API, recording upload (`voicerecupload` /
 //! `voicerecord` with an `http(s)://` destination) and log upload (`logform_action`).
 //!
 //! Every request runs on its own tokio task with a 5 s connect and 10 s total time-out
@@ -24,17 +25,17 @@
 //!
 //! | core event | call |
 //! |------------|------|
-//! | `start()`, after `START,api`, before the SIP stack starts | [`Integrations::provision`] (awaited; pairs applied with `Source::Scurl`), then [`Integrations::on_start`] |
-//! | `call_state(n, "callSetup" / "callRinging" / "callConnected")` (every `onCallStateChange` but the last) | [`Integrations::on_call_state`]: `scurl_on{out,in}call{setup,ringing,connected}`, and on `callSetup` also `scurl_displaypeerdetails` (answer as `POPUP,text`) |
+//! | `start()`, after `START,api`, before the SIP stack starts | [`Integrations::provision`] (awaited; pairs applied with `Source::Scurl`), then [`Integrations::on_start`] (also asks `creditrequest`: answer as `CREDIT,text`) |
+//! | `call_state(n, "callSetup" / "callRinging" / "callConnected")` (every `onCallStateChange` but the last) | [`Integrations::on_call_state`]: `scurl_on{out,in}call{setup,ringing,connected}`, and on `callSetup` also `scurl_displaypeerdetails` (answer as `POPUP,text`) and, outgoing, `ratingrequest` (answer as `RATING,text`) |
 //! | `finish()`, after the `CDR` notification | [`Integrations::on_call_end`]: `scurl_on{out,in}calldisconnected` |
 //! | `on_message()` (chat text received) / `sendchat_api()` (MESSAGE sent) | [`Integrations::on_chat`] with `incoming` true / false |
-//! | `sendsms` with an `sms` parameter starting with `*` | [`Integrations::send_sms`] instead of a MESSAGE |
+//! | `sendsms` with an `sms` parameter starting with `*` | [`Integrations::send_sms`] instead of a MESSAGE (a non-empty answer as `ANSWER,text`) |
 //! | `recording_path()` with an `http(s)://` destination | [`Integrations::plan_upload`]: record to the profile's `recordings/` folder |
 //! | `recording_done()`, after the file is closed | [`Integrations::recording_saved`]: upload, with `VREC` stages 2, 3/4 of type 3 (http) |
 //! | `sendlogs` (engine extension) | [`Integrations::upload_log`]: POST of the log to `logform_action` |
 //!
-//! The `links` parameters (`creditrequest`, `ratingrequest`, `homepage`, ...) have no engine
-//! hook: front doors expand them with [`Integrations::link`] and ask API links with
+//! The other `links` parameters (`homepage`, `newuser`, ...) have no engine hook: front doors
+//! expand them with [`Integrations::link`] and ask API links with
 //! [`Integrations::link_request`].
 
 pub mod tokens;
@@ -319,6 +320,14 @@ impl Integrations {
     pub fn on_start(&self, params: &ParamStore) {
         let ev = ActionEvent::Start;
         self.fire(ev.param(), params, self.base_tokens(params, ev.status()));
+        // The balance (behaviours §18: `creditrequest` is always an API request): its answer
+        // is the `CREDIT,messagetext` notification.
+        self.answer_as(
+            "creditrequest",
+            "CREDIT",
+            params,
+            self.base_tokens(params, ev.status()),
+        );
     }
 
     /// An `onCallStateChange` state of line `call.line` (`callSetup`, `callRinging`,
@@ -330,7 +339,11 @@ impl Integrations {
         };
         let toks = self.call_tokens(params, ev.status(), call);
         if matches!(ev, ActionEvent::OutCallSetup | ActionEvent::InCallSetup) {
-            self.peer_details(params, toks.clone());
+            self.answer_as("scurl_displaypeerdetails", "POPUP", params, toks.clone());
+        }
+        if matches!(ev, ActionEvent::OutCallSetup) {
+            // The tariff of the called number: `RATING,messagetext` on call setup.
+            self.answer_as("ratingrequest", "RATING", params, toks.clone());
         }
         self.fire(ev.param(), params, toks);
     }
@@ -416,7 +429,17 @@ impl Integrations {
         let _ = events.send(Event::Notification(notify::chat_report(0, &peer, 1, "")));
         rt.spawn(async move {
             let report = match http::get(&client, PARAM, url).await {
-                Ok(_) => notify::chat_report(0, &peer, 2, ""),
+                Ok(body) => {
+                    // The gateway's answer text, if any, is the `ANSWER,messagetext`
+                    // notification ("answer to an earlier HTTP API request").
+                    if !body.trim().is_empty() {
+                        let _ = events.send(Event::Notification(format!(
+                            "ANSWER,{}",
+                            notify::text(body.trim())
+                        )));
+                    }
+                    notify::chat_report(0, &peer, 2, "")
+                }
                 Err(e) => {
                     warn!("{e}");
                     let _ = events.send(Event::Notification(notify::log(
@@ -730,27 +753,34 @@ impl Integrations {
         }
     }
 
-    /// `scurl_displaypeerdetails` (when set): its answer, as text, becomes `POPUP,text`.
-    fn peer_details(&self, params: &ParamStore, toks: Tokens) {
-        const PARAM: &str = "scurl_displaypeerdetails";
-        let template = params.get(PARAM);
+    /// Asks the API URL of `param` (when set) and sends its non-empty answer, trimmed and on
+    /// one line, as the notification `PREFIX,text`: `POPUP` for `scurl_displaypeerdetails`,
+    /// `CREDIT` for `creditrequest`, `RATING` for `ratingrequest`. A failure is logged.
+    fn answer_as(
+        &self,
+        param: &'static str,
+        prefix: &'static str,
+        params: &ParamStore,
+        toks: Tokens,
+    ) {
+        let template = params.get(param);
         if api_template(&template).is_empty() {
             return;
         }
-        let result = self.prepare(PARAM, &template, &toks).and_then(|url| {
+        let result = self.prepare(param, &template, &toks).and_then(|url| {
             let client = self.client()?;
             let rt =
                 tokio::runtime::Handle::try_current().map_err(|_| IntegrationError::NoRuntime)?;
             let events = self.events.clone();
             rt.spawn(async move {
-                match http::get(&client, PARAM, url).await {
+                match http::get(&client, param, url).await {
                     Ok(body) if !body.trim().is_empty() => {
                         let _ = events.send(Event::Notification(format!(
-                            "POPUP,{}",
+                            "{prefix},{}",
                             notify::text(body.trim())
                         )));
                     }
-                    Ok(_) => debug!("scurl_displaypeerdetails: empty answer"),
+                    Ok(_) => debug!("{param}: empty answer"),
                     Err(e) => report_failure(&events, &e),
                 }
             });
