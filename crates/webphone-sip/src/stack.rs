@@ -587,7 +587,7 @@ struct Driver {
     failover: HashMap<CallKey, InviteFailover>,
     /// The located address an outgoing call's INVITE goes to (instead of resolving the next
     /// hop's name again); the Request-URI and Route keep the name.
-    invite_dest: HashMap<CallKey, SocketAddr>,
+    invite_dest: HashMap<CallKey, (SocketAddr, Transport)>,
     /// Call-IDs of INVITEs in failover, and whether anything answered the current attempt.
     answered_invites: AnsweredInvites,
     failover_tx: mpsc::UnboundedSender<FailoverMsg>,
@@ -986,18 +986,19 @@ impl Driver {
                 session_expires,
             } => {
                 self.session_expires.insert(call, session_expires);
-                match self.locate_request(&target) {
-                    Some((host, port, transport)) => {
+                match locate_plan(self.account.as_ref(), self.transport_auto, &target) {
+                    Some(plan) => {
                         // RFC 3263: locate the server first, then send to its first address.
                         let dns = self.dns.clone();
                         let tx = self.failover_tx.clone();
                         self.tasks.spawn(async move {
-                            let list = dns.locate(&host, port, transport).await.unwrap_or_default();
+                            let (key, list) = plan.locate(&dns).await;
                             let _ = tx.send(FailoverMsg::Located {
                                 call,
                                 call_id,
                                 target,
                                 sdp,
+                                key,
                                 list,
                             });
                         });
@@ -1228,10 +1229,20 @@ impl Driver {
             .unwrap_or_else(|| ANONYMOUS_USER.to_string())
     }
 
-    fn send_invite(&mut self, call: CallKey, call_id: String, target: Target, sdp: String) {
+    fn send_invite(&mut self, call: CallKey, call_id: String, mut target: Target, sdp: String) {
         let fail = |tx: &mpsc::UnboundedSender<StackEvent>, error: String| {
             let _ = tx.send(StackEvent::InviteFailed { call, error });
         };
+        // The located address (RFC 3263) and the transport DNS chose for it (§4.1); the
+        // Request-URI and Route keep the name. TLS and WebSocket keep it as the connection's
+        // name too (certificate check against the domain, RFC 5922 §4), pinned to the address.
+        let located = self.invite_dest.get(&call).copied();
+        if let Some((a, t)) = located {
+            if t != target.transport {
+                target.transport = t;
+                target.next_hop.port = a.port();
+            }
+        }
         let user = self.username();
         let parsed = (|| -> Result<(Uri, Uri, Uri), String> {
             let callee = Uri::try_from(target.request_uri.as_str()).map_err(|e| e.to_string())?;
@@ -1296,12 +1307,9 @@ impl Driver {
                 self.invite_auth.insert(call, att);
             }
         }
-        // The located address (RFC 3263), else the next hop as named (resolved by the stack).
-        let dest = match self.invite_dest.get(&call) {
-            Some(a) => SipAddr {
-                r#type: Some(sip_transport(target.transport)),
-                addr: (*a).into(),
-            },
+        // The located address, else the next hop as named (resolved by the stack).
+        let dest = match located {
+            Some((a, t)) => located_dest(&self.dns, &target.next_hop.host, a, t),
             None => sip_addr(&target.next_hop, target.transport),
         };
         let mut extra_headers = vec![
@@ -1963,7 +1971,9 @@ async fn call_task(mut t: CallTask) {
 struct InviteFailover {
     call_id: String,
     /// Server addresses not tried yet, in order.
-    rest: std::collections::VecDeque<SocketAddr>,
+    rest: std::collections::VecDeque<(SocketAddr, Transport)>,
+    /// What the list is cached under: a server that failed moves to its back.
+    key: crate::locate::RouteKey,
     /// Counts the addresses tried; a silence check for an earlier attempt is stale.
     attempt: u32,
     /// Cancels the current attempt's call task (silently) when it is abandoned.
@@ -1985,6 +1995,109 @@ fn failover_trigger(ev: &StackEvent) -> Option<(CallKey, bool)> {
     }
 }
 
+/// How to locate an INVITE's next hop: the name and port as written, the transport (one:
+/// configured; several: DNS chooses, RFC 3263 §4.1) and whether the URI is `sips:`.
+struct LocatePlan {
+    host: String,
+    port: Option<u16>,
+    transports: Vec<Transport>,
+    secure: bool,
+}
+
+/// Whether (and how) to locate the next hop of `target` before an out-of-dialog request
+/// (RFC 3263
+/// §4): a host name over UDP or TCP. The port as written in the account's server or
+/// proxy decides between SRV (none written) and A/AAAA. With no transport configured
+/// (`transport_auto`) and none named by the written address, NAPTR/SRV choose it
+/// (§4.1), TLS and WebSocket included; else IP literals, TLS and WebSocket hops go to
+/// the stack as they are.
+fn locate_plan(account: Option<&AccountConfig>, auto: bool, target: &Target) -> Option<LocatePlan> {
+    if target.next_hop.host.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let written = account.and_then(|acc| {
+        [acc.proxy.as_deref(), acc.server.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| target::parse_server(s).ok())
+            .find(|a| a.host.eq_ignore_ascii_case(&target.next_hop.host))
+    });
+    let secure = target
+        .request_uri
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("sips:"));
+    if auto {
+        if let Some(w) = written.as_ref().filter(|w| w.transport.is_none()) {
+            return Some(LocatePlan {
+                host: target.next_hop.host.clone(),
+                port: w.port,
+                transports: AUTO_TRANSPORTS.to_vec(),
+                secure,
+            });
+        }
+    }
+    if !matches!(target.transport, Transport::Udp | Transport::Tcp) {
+        return None;
+    }
+    let port = match written {
+        Some(a) => a.port,
+        None => Some(target.next_hop.port),
+    };
+    Some(LocatePlan {
+        host: target.next_hop.host.clone(),
+        port,
+        transports: vec![target.transport],
+        secure,
+    })
+}
+
+/// The destination of a located server: UDP/TCP the address itself; TLS and WebSocket the
+/// name `host` with the located port, pinned to the address (the certificate is checked
+/// against the name the lookup started from, RFC 5922 §4).
+fn located_dest(dns: &crate::locate::Dns, host: &str, a: SocketAddr, t: Transport) -> SipAddr {
+    match t {
+        Transport::Udp | Transport::Tcp => SipAddr {
+            r#type: Some(sip_transport(t)),
+            addr: a.into(),
+        },
+        _ => {
+            dns.pins.pin(host, a.port(), a);
+            sip_addr(&HostPort::new(host, a.port()), t)
+        }
+    }
+}
+
+impl LocatePlan {
+    /// Run the lookups (or take the cached list): the key the list is cached under and the
+    /// servers to try in order (empty when nothing resolved).
+    async fn locate(
+        &self,
+        dns: &crate::locate::Dns,
+    ) -> (crate::locate::RouteKey, Vec<(SocketAddr, Transport)>) {
+        match self.transports.as_slice() {
+            [t] => (
+                crate::locate::RouteKey::new(&self.host, self.port, &[*t]),
+                dns.locate(&self.host, self.port, *t)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| (a, *t))
+                    .collect(),
+            ),
+            many => (
+                crate::locate::RouteKey::new(
+                    &self.host,
+                    self.port,
+                    &crate::locate::usable_transports(self.secure, many),
+                ),
+                dns.locate_auto(&self.host, self.port, self.secure, many)
+                    .await
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
 /// Messages of the failover machinery to the driver.
 enum FailoverMsg {
     /// The server addresses of an outgoing call's next hop (RFC 3263 §4.2; empty: none).
@@ -1993,7 +2106,8 @@ enum FailoverMsg {
         call_id: String,
         target: Target,
         sdp: String,
-        list: Vec<SocketAddr>,
+        key: crate::locate::RouteKey,
+        list: Vec<(SocketAddr, Transport)>,
     },
     /// [`FAILOVER_AFTER`] has passed since `attempt` of `call` was sent.
     Silence { call: CallKey, attempt: u32 },
@@ -2035,30 +2149,6 @@ impl AnsweredInvites {
 }
 
 impl Driver {
-    /// Whether (and how) to locate the next hop of `target` before the INVITE (RFC 3263
-    /// §4): a host name over UDP or TCP. The port as written in the account's server or
-    /// proxy decides between SRV (none written) and A/AAAA. IP literals, TLS and WebSocket
-    /// hops go to the stack as they are.
-    fn locate_request(&self, target: &Target) -> Option<(String, Option<u16>, Transport)> {
-        if !matches!(target.transport, Transport::Udp | Transport::Tcp)
-            || target.next_hop.host.parse::<IpAddr>().is_ok()
-        {
-            return None;
-        }
-        let written = self.account.as_ref().and_then(|acc| {
-            [acc.proxy.as_deref(), acc.server.as_deref()]
-                .into_iter()
-                .flatten()
-                .filter_map(|s| target::parse_server(s).ok())
-                .find(|a| a.host.eq_ignore_ascii_case(&target.next_hop.host))
-        });
-        let port = match written {
-            Some(a) => a.port,
-            None => Some(target.next_hop.port),
-        };
-        Some((target.next_hop.host.clone(), port, target.transport))
-    }
-
     fn on_failover_msg(&mut self, msg: FailoverMsg) {
         match msg {
             FailoverMsg::Located {
@@ -2066,14 +2156,15 @@ impl Driver {
                 call_id,
                 target,
                 sdp,
+                key,
                 list,
             } => {
                 if self.call_ids.get(call).is_none_or(|id| id != call_id) {
                     return; // hung up meanwhile
                 }
-                let mut list: std::collections::VecDeque<SocketAddr> = list.into();
+                let mut list: std::collections::VecDeque<(SocketAddr, Transport)> = list.into();
                 if let Some(first) = list.pop_front() {
-                    debug!(%call, %first, more = list.len(), "INVITE server located");
+                    debug!(%call, server = %first.0, transport = %first.1, more = list.len(), "INVITE server located");
                     self.invite_dest.insert(call, first);
                     if !list.is_empty() {
                         self.answered_invites.watch(&call_id);
@@ -2082,6 +2173,7 @@ impl Driver {
                             InviteFailover {
                                 call_id: call_id.clone(),
                                 rest: list,
+                                key,
                                 attempt: 0,
                                 abandon: CancellationToken::new(),
                             },
@@ -2144,6 +2236,10 @@ impl Driver {
         let Some(next) = f.rest.pop_front() else {
             return false;
         };
+        // RFC 3263 §4.3: the failed server goes to the back of the cached list.
+        if let Some(failed) = self.invite_dest.get(&call) {
+            self.dns.failed(&f.key, *failed);
+        }
         f.attempt += 1;
         f.abandon = CancellationToken::new();
         let attempt = f.attempt;

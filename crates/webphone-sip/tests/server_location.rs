@@ -780,26 +780,7 @@ async fn naptr_tls_first_registers_at_kamailio_over_tls_with_the_domain_certific
     let _serial = webphone_interop::serial();
     let dir = webphone_interop::TestDir::new("naptr-kamailio-tls");
     let mut k = webphone_interop::Kamailio::start_secure(dir.path(), Default::default());
-    let mut table = HashMap::new();
-    table.insert(
-        ("localhost".to_string(), 35),
-        vec![
-            Rr::Naptr(10, 10, "s", "SIP+D2U", "_sip._udp.localhost"),
-            Rr::Naptr(5, 10, "s", "SIPS+D2T", "_sips._tcp.localhost"),
-        ],
-    );
-    table.insert(
-        ("_sips._tcp.localhost".to_string(), 33),
-        vec![Rr::Srv(10, 0, k.tls_port(), "kamailio.test")],
-    );
-    table.insert(
-        ("_sip._udp.localhost".to_string(), 33),
-        vec![Rr::Srv(10, 0, k.port(), "kamailio.test")],
-    );
-    table.insert(
-        ("kamailio.test".to_string(), 1),
-        vec![Rr::A(Ipv4Addr::LOCALHOST)],
-    );
+    let table = tls_first_table(&k);
     let (ua, state, q) = register_auto_trusting(&k, "localhost", table).await;
     assert!(
         matches!(state, RegistrationState::Registered { .. }),
@@ -955,4 +936,132 @@ async fn next_registration_state(
             _ => continue,
         }
     }
+}
+
+/// NAPTR for `localhost` listing TLS first, its SRV target named `kamailio.test` (not in
+/// Kamailio's certificate, which names `localhost`).
+fn tls_first_table(k: &webphone_interop::Kamailio) -> HashMap<(String, u16), Vec<Rr>> {
+    let mut table = HashMap::new();
+    table.insert(
+        ("localhost".to_string(), 35),
+        vec![
+            Rr::Naptr(10, 10, "s", "SIP+D2U", "_sip._udp.localhost"),
+            Rr::Naptr(5, 10, "s", "SIPS+D2T", "_sips._tcp.localhost"),
+        ],
+    );
+    table.insert(
+        ("_sips._tcp.localhost".to_string(), 33),
+        vec![Rr::Srv(10, 0, k.tls_port(), "kamailio.test")],
+    );
+    table.insert(
+        ("_sip._udp.localhost".to_string(), 33),
+        vec![Rr::Srv(10, 0, k.port(), "kamailio.test")],
+    );
+    table.insert(
+        ("kamailio.test".to_string(), 1),
+        vec![Rr::A(Ipv4Addr::LOCALHOST)],
+    );
+    table
+}
+
+/// RFC 3263 §4.1 for an INVITE and a MESSAGE (not only the REGISTER): with no transport
+/// configured the call to `1002` at `localhost` goes over the TLS that NAPTR lists first, to
+/// the SRV target's address, with the certificate checked against `localhost`. Kamailio
+/// logs the INVITE and the MESSAGE as received over TLS (1002 is not registered: both then
+/// fail, which is fine here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn naptr_tls_first_carries_the_invite_and_message_too() {
+    if !webphone_interop::require_tools(
+        "naptr_kamailio_tls_invite",
+        &[
+            webphone_interop::KAMAILIO,
+            webphone_interop::KAMCMD,
+            "openssl",
+        ],
+    ) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = webphone_interop::TestDir::new("naptr-kamailio-tls-invite");
+    let mut k = webphone_interop::Kamailio::start_secure(dir.path(), Default::default());
+    let (dns, queries) = dns_server(tls_first_table(&k)).await;
+    let (ua, mut rx) = SipUa::start_with(
+        SipConfig {
+            bind_ip: LOOPBACK,
+            port: 0,
+            transport: Transport::Udp,
+            user_agent: "webphone-naptr-test".into(),
+        },
+        webphone_sip::TransportOptions {
+            tls_ca_file: Some(k.cert_path().to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    ua.set_dns_servers(vec![dns]);
+    ua.set_transport_auto(true);
+    ua.set_account(AccountConfig {
+        server: Some("localhost".into()),
+        username: "1001".into(),
+        password: "pass1001".into(),
+        ..Default::default()
+    });
+    let offer = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=sendrecv\r\n";
+    let call = ua.invite("1002", offer.into()).unwrap();
+    let ended = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("call outcome in time")
+            .unwrap();
+        match ev {
+            SipEvent::Ended {
+                call: c,
+                code,
+                text,
+                ..
+            } if c == call => break (code, text),
+            _ => continue,
+        }
+    };
+    let tls = k.lines_with(&["REQ INVITE", "from tls:127.0.0.1:"]);
+    let udp = k.lines_with(&["REQ INVITE", "from udp:"]);
+    assert!(
+        !tls.is_empty(),
+        "INVITE over TLS ({ended:?}); kamailio log:\n{}",
+        k.log()
+    );
+    assert!(udp.is_empty(), "no INVITE over UDP: {udp:?}");
+    // Other out-of-dialog requests are located the same way: a MESSAGE (RFC 3428).
+    let key = ua
+        .send_message("1002", "text/plain", "over the NAPTR choice")
+        .unwrap();
+    let status = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("MESSAGE outcome in time")
+            .unwrap();
+        match ev {
+            SipEvent::MessageStatus { key: m, code, .. } if m == key => break code,
+            _ => continue,
+        }
+    };
+    let tls = k.lines_with(&["REQ MESSAGE", "from tls:127.0.0.1:"]);
+    assert!(
+        !tls.is_empty() && k.lines_with(&["REQ MESSAGE", "from udp:"]).is_empty(),
+        "MESSAGE over TLS only (final {status}); kamailio log:\n{}",
+        k.log()
+    );
+    let q = queries.lock().unwrap().clone();
+    assert_eq!(
+        q.get(..2).map(|q| q.to_vec()),
+        Some(vec![
+            "localhost/35".to_string(),
+            "_sips._tcp.localhost/33".to_string()
+        ]),
+        "{q:?}"
+    );
+    ua.shutdown().await;
+    k.stop();
 }

@@ -245,6 +245,10 @@ struct ReqCtx {
     account: Option<crate::AccountConfig>,
     secret: Option<crate::digest::Secret>,
     cache: Arc<Mutex<crate::digest::DigestCache>>,
+    /// RFC 3263 location of out-of-dialog next hops.
+    dns: crate::locate::Dns,
+    /// No transport configured: NAPTR/SRV choose it (RFC 3263 §4.1).
+    transport_auto: bool,
 }
 
 /// One request to send (RFC 3261 §8.1.1).
@@ -269,11 +273,65 @@ impl ReqCtx {
     /// Send `spec` and return its final response, answering digest challenges (RFC 3261
     /// §22.2, RFC 7616). Errors: (408, ..) nothing answered, (503, ..) transport failure,
     /// (0, ..) the request could not be built.
+    ///
+    /// An out-of-dialog request to a host name is located first (RFC 3263 §4, with NAPTR
+    /// choosing the transport when none is configured, §4.1) and fails over to the next
+    /// server on a timeout, a transport failure or a 503 (§4.3); the server that failed
+    /// moves to the back of the cached list.
     async fn send(&self, spec: ReqSpec) -> Result<Response, (u16, String)> {
-        let bad = |e: String| (0u16, e);
         let hop = &spec.next_hop;
-        let dest: SipAddr = sip_addr(&hop.next_hop, hop.transport);
-        if hop.transport.is_reliable() {
+        let plan = if spec.to_tag.is_none() {
+            super::locate_plan(self.account.as_ref(), self.transport_auto, hop)
+        } else {
+            None
+        };
+        let located = match plan {
+            Some(plan) => Some(plan.locate(&self.dns).await),
+            None => None,
+        };
+        let Some((key, list)) = located.filter(|(_, l)| !l.is_empty()) else {
+            let dest = sip_addr(&hop.next_hop, hop.transport);
+            return self.send_to(&spec, dest, hop.transport).await;
+        };
+        let count = list.len();
+        let mut last = Err((503, "no server address".to_string()));
+        for (i, (a, t)) in list.into_iter().enumerate() {
+            let more = i + 1 < count;
+            let dest = super::located_dest(&self.dns, &hop.next_hop.host, a, t);
+            let attempt = self.send_to(&spec, dest, t);
+            let r = if more {
+                tokio::time::timeout(super::FAILOVER_AFTER, attempt)
+                    .await
+                    .unwrap_or_else(|_| Err((408, format!("no response from {a}"))))
+            } else {
+                attempt.await
+            };
+            let failed = match &r {
+                Err((code, _)) => matches!(code, 408 | 503),
+                Ok(resp) => resp.status_code.code() == 503,
+            };
+            if failed {
+                self.dns.failed(&key, (a, t));
+                if more {
+                    info!(method = %spec.method, server = %a, "request failed; trying the next server address");
+                    last = r;
+                    continue;
+                }
+            }
+            return r;
+        }
+        last
+    }
+
+    /// [`ReqCtx::send`] to one destination over `transport`.
+    async fn send_to(
+        &self,
+        spec: &ReqSpec,
+        dest: SipAddr,
+        transport: crate::Transport,
+    ) -> Result<Response, (u16, String)> {
+        let bad = |e: String| (0u16, e);
+        if transport.is_reliable() {
             let conn = tokio::time::timeout(super::CONNECT_TIMEOUT, self.connector.connect(&dest))
                 .await
                 .map_err(|_| (503, format!("cannot reach {dest}: connect timeout")))?;
@@ -295,7 +353,7 @@ impl ReqCtx {
             to = to.with_tag(tag.clone().into());
         }
         let via_addr = SipAddr {
-            r#type: Some(sip_transport(hop.transport)),
+            r#type: Some(sip_transport(transport)),
             addr: self.local.into(),
         };
         let via = self
@@ -444,6 +502,8 @@ impl Driver {
             account: self.account.clone(),
             secret: self.account.as_ref().map(|a| self.secret(a)),
             cache: self.digest.clone(),
+            dns: self.dns.clone(),
+            transport_auto: self.transport_auto,
         }
     }
 
