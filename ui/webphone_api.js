@@ -649,7 +649,8 @@
 
   // ---------------------------------------------------------------- the function table
 
-  // Every function of spec/api.tsv except start/stop (below). Columns:
+  // Every function of spec/api.tsv except start/stop (below), plus the engine extensions at
+  // the end. Columns:
   //   a: true = an action (waits for onStart and starts the engine implicitly), else direct
   //   f: argument forms (see FORMS), r: result form (see RESULTS), default: as the engine answers
   //   cb: the original delivers the result to a trailing callback; 'error' = the callback also
@@ -712,7 +713,12 @@
     delsettings: { f: 'n' },
     jvoip: { jvoip: true },
     getlogs: { r: 's' },
-    getstatus: { r: 's' }
+    getstatus: { r: 's' },
+    // Engine extensions (docs/behaviour-choices.md): vCard import (returns how many contacts
+    // were written) and export (vCard 4.0 text), and calling the voicemail number.
+    importvcard: { f: 's', r: 'n' },
+    exportvcard: { r: 's' },
+    callvoicemail: { a: true }
   };
 
   // What some answers tell about the phone: kept in `state`.

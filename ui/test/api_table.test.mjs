@@ -129,6 +129,10 @@ test('each table function reaches the engine by name with its arguments as strin
     ['register', [], []],
     ['setparameter', ['loglevel', 5], ['loglevel', '5']],
     ['getparameter', ['loglevel'], ['loglevel']],
+    // Engine extensions.
+    ['importvcard', ['BEGIN:VCARD\r\nFN:Ann\r\nTEL:1002\r\nEND:VCARD\r\n'], ['BEGIN:VCARD\r\nFN:Ann\r\nTEL:1002\r\nEND:VCARD\r\n']],
+    ['exportvcard', [], []],
+    ['callvoicemail', [], []],
   ];
   for (const [fn, args, expected] of cases) {
     const before = requests.length;

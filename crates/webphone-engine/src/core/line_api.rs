@@ -327,6 +327,10 @@ impl Core {
                 let n = self.with_profile(|p| p.delete_contacts(name, number))?;
                 Ok(Value::from(n))
             }
+            // Engine extensions (docs/behaviour-choices.md): vCard import/export, voicemail.
+            "importvcard" => self.importvcard_api(args),
+            "exportvcard" => self.exportvcard_api(),
+            "callvoicemail" => self.callvoicemail_api().await,
             "getvolume" => self.getvolume_api(args),
             "setvolume" => self.setvolume_api(args),
             "jvoip" => Err(jvoip_refusal(arg(args, 0).unwrap_or(""))),
@@ -764,6 +768,36 @@ impl Core {
             ));
         }
         s
+    }
+}
+
+/// vCard import and export of the profile's contacts (engine extensions).
+impl Core {
+    /// `importvcard(text)`: adds or merges (by name, like `addcontact`) every card of a
+    /// vCard 2.1/3.0/4.0 text in one transaction; returns how many contacts were written.
+    fn importvcard_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let text = arg(args, 0).unwrap_or("");
+        if text.trim().is_empty() {
+            return Err(bad("usage: importvcard(vcard text)"));
+        }
+        let parsed = crate::profile::vcard::parse(text).map_err(|e| bad(e.to_string()))?;
+        if parsed.skipped > 0 {
+            self.log(
+                Severity::Warning,
+                &format!(
+                    "importvcard: {} card(s) without a name or number skipped",
+                    parsed.skipped
+                ),
+            );
+        }
+        let n = self.with_profile(|p| p.add_contacts(&parsed.contacts))?;
+        Ok(Value::from(n))
+    }
+
+    /// `exportvcard()`: every contact as vCard 4.0 text (empty when there are none).
+    fn exportvcard_api(&mut self) -> Result<Value, ApiError> {
+        let all = self.with_profile(|p| p.contacts())?;
+        Ok(Value::from(crate::profile::vcard::write(&all)))
     }
 }
 

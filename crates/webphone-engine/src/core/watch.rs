@@ -7,6 +7,7 @@ use serde_json::Value;
 use webphone_sip::{SubKey, SubscriptionState};
 
 use super::{arg, bad, Core, Severity};
+use crate::params::Source;
 use crate::phone::ApiError;
 
 /// How long a watch subscription lasts before it is refreshed (RFC 6665 §4.1.2.1).
@@ -41,6 +42,20 @@ fn element_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
         from = end;
     }
     None
+}
+
+/// The voicemail account of a message-summary body: its `Message-Account` header
+/// (RFC 3842 §5.2), angle brackets removed; `None` when absent or empty.
+pub(super) fn message_account(body: &str) -> Option<String> {
+    body.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        if !k.trim().eq_ignore_ascii_case("message-account") {
+            return None;
+        }
+        let v = v.trim().trim_start_matches('<');
+        let v = v.split('>').next().unwrap_or(v).trim();
+        (!v.is_empty() && !v.contains(char::is_whitespace)).then(|| v.to_string())
+    })
 }
 
 /// Whether an element `<prefix:tag/>` or `<tag>` appears (RPID activities are empty elements).
@@ -219,6 +234,9 @@ impl Core {
     ) {
         let ev = event.to_ascii_lowercase();
         if ev.starts_with("message-summary") {
+            if let Some(account) = message_account(body) {
+                self.learn_voicemail(&account);
+            }
             // RFC 3842 §5.2: "Messages-Waiting: yes" and counts; shown as MWI,<summary>.
             let waiting = body.lines().find_map(|l| {
                 let (k, v) = l.split_once(':')?;
@@ -261,6 +279,47 @@ impl Core {
                 self.blf(&peer, &direction, &state, &callid);
             }
         }
+    }
+
+    /// `voicemailnum` is "normally learned from the server" (behaviours §13): the
+    /// `Message-Account` of a message-summary body (RFC 3842 §5.2) becomes its value for this
+    /// session (the `x-mparam` layer: not persisted), unless the user or the configuration
+    /// gave one.
+    fn learn_voicemail(&mut self, account: &str) {
+        let current = self.params.get("voicemailnum");
+        let learned_before = self.params.source_of("voicemailnum") == Some(Source::SipHeader);
+        if current.trim() == account || !(current.trim().is_empty() || learned_before) {
+            return;
+        }
+        match self
+            .params
+            .set_from(Source::SipHeader, "voicemailnum", account)
+        {
+            Ok(_) => self.log(
+                Severity::Event,
+                &format!("voicemail number from the server: {account}"),
+            ),
+            Err(e) => self.log(
+                Severity::Warning,
+                &format!("voicemail number {account:?} not used: {e}"),
+            ),
+        }
+    }
+
+    /// `callvoicemail()` (engine extension): calls `voicemailnum`, configured or learned
+    /// from the server's message-summary NOTIFY; returns the line like `call`.
+    pub(super) async fn callvoicemail_api(&mut self) -> Result<Value, ApiError> {
+        let number = self.params.get("voicemailnum");
+        let number = number.trim();
+        if number.is_empty() {
+            return Err(ApiError::Failed(
+                "no voicemail number: set voicemailnum, or wait for the server's \
+                 message-summary NOTIFY with a Message-Account (RFC 3842)"
+                    .into(),
+            ));
+        }
+        let line = self.call(number).await?;
+        Ok(Value::from(line))
     }
 
     /// A watch subscription was refused or failed.
@@ -327,6 +386,19 @@ mod tests {
         let closed = open.replace(">open<", ">closed<");
         assert_eq!(presence_state(&closed).0, "Offline");
         assert_eq!(presence_state("garbage").0, "Unknown");
+    }
+
+    #[test]
+    fn message_account_is_the_voicemail_uri_of_a_message_summary() {
+        let body = "Messages-Waiting: yes\r\nMessage-Account: <sip:*97@vm.example>\r\nVoice-Message: 2/8 (0/2)\r\n";
+        assert_eq!(message_account(body).as_deref(), Some("sip:*97@vm.example"));
+        assert_eq!(
+            message_account("message-account:sip:alice@vmail.example.com").as_deref(),
+            Some("sip:alice@vmail.example.com")
+        );
+        assert_eq!(message_account("Messages-Waiting: no\r\n"), None);
+        assert_eq!(message_account("Message-Account:   \r\n"), None);
+        assert_eq!(message_account("Message-Account: a b"), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 /*
  * _contactslist.js: the contacts page (page_contactslist): list with search, favourites first,
- * call, edit; "Add contact" opens page_contactedit. Contacts live in localStorage for now.
+ * call, edit; "Add contact" opens page_contactedit. Contacts live in localStorage for now;
+ * "Import vCard" / "Export vCard" go through the engine (importvcard / exportvcard) and sync.
  */
 (function (global) {
   'use strict';
@@ -70,6 +71,7 @@
     // Only when the engine has the contacts API (listcontacts / addcontact).
     var sync = syncMode();
     S.byId('contacts_sync').hidden = sync < 0;
+    S.byId('contacts_vcard_row').hidden = !hasVcard();
     S.byId('contacts_sync_empty_row').hidden = !(sync === 0 && S.contacts().length === 0);
     empty.textContent = q && S.contacts().length ? t('sp.contacts_nomatch') : t('sp.contacts_empty');
   }
@@ -79,6 +81,40 @@
     var has = !!(wp && typeof wp.listcontacts === 'function' && typeof wp.addcontact === 'function');
     var mode = S.paramInt('showsynccontactsmenu', 1);
     return has && S.featureset() > 0 ? mode : -1;
+  }
+
+  // vCard import/export: the engine extensions importvcard / exportvcard (feature set > 0).
+  function hasVcard() {
+    var wp = global.webphone_api;
+    return !!(wp && typeof wp.importvcard === 'function' && typeof wp.exportvcard === 'function') && S.featureset() > 0;
+  }
+
+  function vcardBusy(busy) {
+    ['contacts_import', 'contacts_export'].forEach(function (id) { S.byId(id).disabled = busy; });
+  }
+
+  function importFile() {
+    var input = S.byId('contacts_import_file');
+    var file = input.files && input.files[0];
+    input.value = '';
+    if (!file) { return; }
+    vcardBusy(true);
+    file.arrayBuffer().then(S.importVcard).then(function (r) {
+      S.toast(t('sp.contacts_imported', { count: r.imported, file: file.name }));
+    }, S.toastError).then(function () {
+      vcardBusy(false);
+      render();
+    });
+  }
+
+  function exportFile() {
+    vcardBusy(true);
+    S.exportVcard().then(function (r) {
+      S.toast(t('sp.contacts_exported', { count: r.count }));
+    }, S.toastError).then(function () {
+      vcardBusy(false);
+      render();
+    });
   }
 
   function sync() {
@@ -98,6 +134,9 @@
       S.byId('contacts_add').addEventListener('click', function () { openEditor(null); });
       S.byId('contacts_sync').addEventListener('click', sync);
       S.byId('contacts_sync_empty').addEventListener('click', sync);
+      S.byId('contacts_import').addEventListener('click', function () { S.byId('contacts_import_file').click(); });
+      S.byId('contacts_import_file').addEventListener('change', importFile);
+      S.byId('contacts_export').addEventListener('click', exportFile);
     },
     onStart: render,
     onStop: function () {}

@@ -525,6 +525,64 @@
     });
   }
 
+  // vCard import/export through the engine extensions importvcard / exportvcard (the engine's
+  // contact store, which parses and writes the vCards), followed by a sync so this browser's
+  // list matches. The local service takes requests up to 64 KiB: an import goes in groups of
+  // whole cards below VCARD_CHUNK bytes, without the pictures and keys the phone does not keep.
+  var VCARD_CHUNK = 40000;
+
+  // File bytes to text: UTF-8, UTF-16 with a byte order mark, else Windows-1252.
+  function decodeVcard(buffer) {
+    var b = new Uint8Array(buffer);
+    if (b.length >= 2 && b[0] === 0xFF && b[1] === 0xFE) { return new TextDecoder('utf-16le').decode(b); }
+    if (b.length >= 2 && b[0] === 0xFE && b[1] === 0xFF) { return new TextDecoder('utf-16be').decode(b); }
+    try { return new TextDecoder('utf-8', { fatal: true }).decode(b); } catch (e) { return new TextDecoder('windows-1252').decode(b); }
+  }
+
+  function vcardChunks(text) {
+    var unfolded = String(text).replace(/\r?\n[ \t]/g, '');
+    var kept = unfolded.split(/\r?\n/).filter(function (l) { return !/^([\w-]+\.)?(PHOTO|LOGO|SOUND|KEY)[;:]/i.test(l); });
+    var cards = kept.join('\r\n').split(/(?=^BEGIN:VCARD)/im);
+    var enc = new TextEncoder();
+    var chunks = [];
+    var cur = '';
+    var skipped = 0;
+    cards.forEach(function (card) {
+      if (enc.encode(card).length > VCARD_CHUNK) { skipped++; return; }
+      if (cur && enc.encode(cur + card).length > VCARD_CHUNK) { chunks.push(cur); cur = ''; }
+      cur += card;
+    });
+    if (cur) { chunks.push(cur); }
+    return { chunks: chunks, skipped: skipped };
+  }
+
+  // Resolves { imported, skipped } (contacts written by the engine, oversized cards left out).
+  function importVcard(buffer) {
+    var parts = vcardChunks(typeof buffer === 'string' ? buffer : decodeVcard(buffer));
+    if (!parts.chunks.length) { parts.chunks = ['']; }
+    return parts.chunks.reduce(function (p, chunk) {
+      return p.then(function (n) { return api('importvcard', chunk).then(function (k) { return n + (Number(k) || 0); }); });
+    }, Promise.resolve(0)).then(function (imported) {
+      return syncContacts().then(function () { return { imported: imported, skipped: parts.skipped }; });
+    });
+  }
+
+  // Resolves { count, text }; the browser saves the text as contacts.vcf.
+  function exportVcard() {
+    return syncContacts().then(function () { return api('exportvcard'); }).then(function (text) {
+      text = String(text || '');
+      var count = (text.match(/^BEGIN:VCARD/gim) || []).length;
+      var a = document.createElement('a');
+      a.href = URL.createObjectURL(new Blob([text], { type: 'text/vcard;charset=utf-8' }));
+      a.download = 'contacts.vcf';
+      a.hidden = true;
+      document.body.appendChild(a);
+      a.click();
+      setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+      return { count: count, text: text };
+    });
+  }
+
   // ------------------------------------------------------------------ calls
 
   // Runs fn on `line` (setline first when the API has it).
@@ -638,6 +696,8 @@
     deleteContact: deleteContact,
     findContactByNumber: findContactByNumber,
     syncContacts: syncContacts,
+    importVcard: importVcard,
+    exportVcard: exportVcard,
     parseExtraOption: parseExtraOption,
     inDesktopApp: inDesktopApp,
     desktopNotify: desktopNotify,
