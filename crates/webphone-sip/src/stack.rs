@@ -996,7 +996,7 @@ impl Driver {
                             let _ = tx.send(FailoverMsg::Located {
                                 call,
                                 call_id,
-                                target,
+                                target: Box::new(target),
                                 sdp,
                                 key,
                                 list,
@@ -2104,7 +2104,7 @@ enum FailoverMsg {
     Located {
         call: CallKey,
         call_id: String,
-        target: Target,
+        target: Box<Target>,
         sdp: String,
         key: crate::locate::RouteKey,
         list: Vec<(SocketAddr, Transport)>,
@@ -2181,7 +2181,7 @@ impl Driver {
                         self.arm_silence_check(call, 0);
                     }
                 }
-                self.send_invite(call, call_id, target, sdp);
+                self.send_invite(call, call_id, *target, sdp);
             }
             FailoverMsg::Silence { call, attempt } => {
                 let Some(f) = self.failover.get(&call) else {
