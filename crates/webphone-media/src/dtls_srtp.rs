@@ -355,6 +355,12 @@ pub struct DtlsSrtp {
     outcome: Option<DtlsOutcome>,
     /// [`HANDSHAKE_TIMEOUT`] after the start.
     deadline: Instant,
+    /// A DTLS datagram from the peer has been read.
+    heard: bool,
+    /// We sent `close_notify` ([`DtlsSrtp::close`]).
+    closed: bool,
+    /// The peer sent `close_notify`.
+    peer_closed: bool,
 }
 
 impl std::fmt::Debug for DtlsSrtp {
@@ -433,7 +439,30 @@ impl DtlsSrtp {
             mismatch,
             outcome: None,
             deadline: now + HANDSHAKE_TIMEOUT,
+            heard: false,
+            closed: false,
+            peer_closed: false,
         })
+    }
+
+    /// Where the handshake goes: the client's server, or the server's client once it wrote.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether a DTLS datagram from the peer has been read (the handshake is under way).
+    pub fn heard_from_peer(&self) -> bool {
+        self.heard
+    }
+
+    /// Whether the peer ended the association with `close_notify` (RFC 5246 §7.2.1).
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// Whether we ended it ([`DtlsSrtp::close`]).
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Our role.
@@ -485,6 +514,7 @@ impl DtlsSrtp {
             // client's source address, which NAT may make differ from the SDP.
             self.peer = from;
         }
+        self.heard = true;
         let events = match self.endpoint.read(now, from, None, BytesMut::from(data)) {
             Ok(ev) => ev,
             Err(e) if self.outcome.is_none() => {
@@ -504,6 +534,7 @@ impl DtlsSrtp {
                 }
                 EndpointEvent::PeerClosed => {
                     tracing::info!(%from, "DTLS peer sent close_notify");
+                    self.peer_closed = true;
                 }
                 _ => {}
             }
@@ -586,10 +617,19 @@ impl DtlsSrtp {
             .map(|t| (t.transport.peer_addr, t.message.to_vec()))
     }
 
-    /// Say goodbye (`close_notify`, RFC 5246 §7.2.1) at the end of the call; the alert is then
-    /// in [`DtlsSrtp::poll_transmit`].
+    /// Say goodbye at the end of the call: a `close_notify` alert (RFC 5246 §7.2.1, which DTLS
+    /// 1.2 keeps, RFC 6347 §4.1), protected with the association's keys, is then in
+    /// [`DtlsSrtp::poll_transmit`], so that the peer tears its DTLS-SRTP association down at
+    /// once instead of waiting for consent freshness (RFC 7675) or a timeout. Nothing is sent
+    /// before the handshake completed, after the peer closed, or twice.
     pub fn close(&mut self, now: Instant) {
+        if self.closed || self.peer_closed || !self.is_keyed() {
+            self.closed = true;
+            return;
+        }
+        self.closed = true;
         let _ = self.endpoint.stop(now, self.peer);
+        tracing::debug!(peer = %self.peer, "DTLS close_notify queued");
     }
 }
 

@@ -569,3 +569,116 @@ m=audio 30000 {proto} 0\r\na=rtpmap:0 PCMU/8000\r\n{extra}a=sendrecv\r\n"
         Err(SdpError::Crypto(_))
     ));
 }
+
+// ----- WebRTC-style peers: BUNDLE (RFC 8843), a=mid (RFC 5888), UDP/TLS/RTP/SAVPF -----
+
+/// Shaped like Chromium's offer (SIP.js, audio and video, after ICE gathering), with the
+/// fingerprint replaced.
+fn chromium_offer(fp: &Fingerprint) -> String {
+    format!(
+        "v=0\r\no=- 8455802965706357125 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0 1\r\na=extmap-allow-mixed\r\na=msid-semantic: WMS ad6d\r\n\
+m=audio 37532 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\nc=IN IP4 127.0.0.1\r\n\
+a=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=candidate:3055636744 1 udp 2122194687 127.0.0.1 37532 typ host generation 0 network-id 3\r\n\
+a=ice-ufrag:FCKg\r\na=ice-pwd:LnkjM1qvnaCIHjGUR5Bvov67\r\na=ice-options:trickle\r\n\
+a=fingerprint:{}\r\na=setup:actpass\r\na=mid:0\r\n\
+a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=sendrecv\r\na=msid:ad6d 9a73\r\n\
+a=rtcp-mux\r\na=rtcp-rsize\r\na=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\n\
+a=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n\
+a=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:13 CN/8000\r\n\
+a=rtpmap:110 telephone-event/48000\r\na=rtpmap:126 telephone-event/8000\r\n\
+a=ssrc:1465587918 cname:bJ3GwcQ/nTlpXOpt\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:FCKg\r\na=ice-pwd:LnkjM1qvnaCIHjGUR5Bvov67\r\na=fingerprint:{}\r\n\
+a=setup:actpass\r\na=mid:1\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n\
+a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n",
+        fp.to_value(),
+        fp.to_value()
+    )
+}
+
+#[test]
+fn chromium_offer_is_answered_with_its_mid_a_bundle_of_one_and_savpf() {
+    let peer = DtlsIdentity::generate().expect("peer identity");
+    let offer = chromium_offer(peer.fingerprint());
+    let parsed = sdp::parse(&offer).expect("parse");
+    assert_eq!(
+        parsed.bundle_groups,
+        vec![vec!["0".to_owned(), "1".to_owned()]]
+    );
+    assert_eq!(parsed.media[0].mid.as_deref(), Some("0"));
+    assert_eq!(parsed.media[1].mid.as_deref(), Some("1"));
+    // The default mediaencryption answers it, Opus first as we prefer it.
+    let prefs =
+        MediaOffer::new(vec![Codec::Opus, Codec::Pcmu], true).with_srtp(SrtpPolicy::Optional);
+    let (answer, neg) = sdp::answer_offer(&offer, 5, local(), &prefs).expect("answer");
+    assert!(
+        answer.contains("m=audio 40000 UDP/TLS/RTP/SAVPF 111 110\r\n"),
+        "{answer}"
+    );
+    // RFC 8843 §7.3.3: the rejected video leaves the group and keeps its mid.
+    assert!(
+        answer.contains("\r\nt=0 0\r\na=group:BUNDLE 0\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("a=mid:0\r\n"), "{answer}");
+    assert!(
+        answer.contains("m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("a=setup:active\r\n"), "{answer}");
+    assert!(answer.contains("a=rtcp-mux\r\n"), "{answer}");
+    let back = sdp::parse(&answer).expect("our answer parses");
+    assert_eq!(back.bundle_groups, vec![vec!["0".to_owned()]]);
+    assert_eq!(back.media[0].mid.as_deref(), Some("0"));
+    assert_eq!(back.media[1].port, 0);
+    let dtls = neg.dtls.expect("dtls");
+    assert_eq!(dtls.role, DtlsRole::Client);
+    assert_eq!(dtls.remote_fingerprint, *peer.fingerprint());
+    assert!(neg.rtcp_mux);
+    assert_eq!(neg.codec, Codec::Opus);
+    assert_eq!(
+        neg.remote_rtp,
+        "127.0.0.1:37532".parse::<SocketAddr>().expect("addr")
+    );
+}
+
+#[test]
+fn offer_without_bundle_or_mid_is_answered_without_them() {
+    let peer = DtlsIdentity::generate().expect("peer identity");
+    let offer = offer_with_fingerprint(peer.fingerprint(), "actpass", false);
+    let prefs = MediaOffer::new(vec![Codec::Pcmu], true).with_srtp(SrtpPolicy::Optional);
+    let (answer, _) = sdp::answer_offer(&offer, 5, local(), &prefs).expect("answer");
+    assert!(!answer.contains("a=group:"), "{answer}");
+    assert!(!answer.contains("a=mid:"), "{answer}");
+    // A mid outside every BUNDLE group is echoed, without a group.
+    let tagged = offer.replace("a=rtcp-mux\r\n", "a=rtcp-mux\r\na=mid:audio\r\n");
+    let (answer, _) = sdp::answer_offer(&tagged, 5, local(), &prefs).expect("answer");
+    assert!(answer.contains("a=mid:audio\r\n"), "{answer}");
+    assert!(!answer.contains("a=group:"), "{answer}");
+    // A mid that is not a token is not echoed.
+    let bad = offer.replace("a=rtcp-mux\r\n", "a=rtcp-mux\r\na=mid:a b\r\n");
+    let (answer, _) = sdp::answer_offer(&bad, 5, local(), &prefs).expect("answer");
+    assert!(!answer.contains("a=mid:"), "{answer}");
+}
+
+#[test]
+fn dtls_offer_is_a_bundle_group_of_one_tagged_stream_and_sdes_offers_are_not() {
+    let dtls = MediaOffer::new(vec![Codec::Pcmu], true).with_dtls(true);
+    let offer = sdp::create_offer(1, 1, local(), &dtls);
+    assert!(
+        offer.contains("\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=audio"),
+        "{offer}"
+    );
+    assert!(offer.contains("a=mid:0\r\n"), "{offer}");
+    let parsed = sdp::parse(&offer).expect("parse");
+    assert_eq!(parsed.bundle_groups, vec![vec![sdp::OFFER_MID.to_owned()]]);
+    let sdes = MediaOffer::new(vec![Codec::Pcmu], true).with_srtp(SrtpPolicy::Optional);
+    let offer = sdp::create_offer(1, 1, local(), &sdes);
+    assert!(
+        !offer.contains("a=group:") && !offer.contains("a=mid:"),
+        "{offer}"
+    );
+}

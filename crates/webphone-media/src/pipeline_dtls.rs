@@ -175,6 +175,53 @@ impl MediaPipeline {
         out
     }
 
+    /// ICE selected a pair whose remote end is `remote` (media, DTLS included, goes over the
+    /// selected pair, RFC 8445 §12.1). Our DTLS client aims its ClientHello at the SDP
+    /// address until then; a WebRTC peer accepts DTLS only from a checked candidate, which need
+    /// not be that address. So a client that has heard nothing yet starts over towards
+    /// `remote` (at once, not at its next retransmission); a running handshake is left alone.
+    pub fn set_ice_peer(&mut self, remote: SocketAddr, now: Instant) {
+        let Some(d) = self.dtls.rtp.as_ref() else {
+            return;
+        };
+        if d.role() != crate::dtls_srtp::DtlsRole::Client || d.outcome().is_some() {
+            return;
+        }
+        if d.heard_from_peer() && d.peer() == remote {
+            return;
+        }
+        tracing::debug!(from = %d.peer(), to = %remote, "DTLS client follows the ICE pair");
+        match component(&self.neg, remote, now) {
+            Some(Ok(d)) => self.dtls.rtp = Some(d),
+            Some(Err(e)) => self.dtls_failed(e.to_string()),
+            None => {}
+        }
+    }
+
+    /// End of the call: `close_notify` on each keyed DTLS association ([`DtlsSrtp::close`]).
+    /// Returns (RTP component's datagrams for the RTP socket, RTCP component's for the RTCP
+    /// socket).
+    pub fn close_dtls(&mut self, now: Instant) -> (Vec<Outgoing>, Vec<Outgoing>) {
+        let drain = |d: Option<&mut DtlsSrtp>| {
+            let mut out = Vec::new();
+            if let Some(d) = d {
+                d.close(now);
+                while let Some((to, data)) = d.poll_transmit() {
+                    out.push(Outgoing { to, data });
+                }
+            }
+            out
+        };
+        let rtp = drain(self.dtls.rtp.as_mut());
+        let rtcp = drain(self.dtls.rtcp.as_mut());
+        (rtp, rtcp)
+    }
+
+    /// Whether the peer closed the RTP component's DTLS association (`None` without DTLS).
+    pub fn dtls_peer_closed(&self) -> Option<bool> {
+        self.dtls.rtp.as_ref().map(DtlsSrtp::peer_closed)
+    }
+
     /// Whether the DTLS handshake has keyed SRTP (`None` without DTLS).
     pub fn dtls_keyed(&self) -> Option<bool> {
         self.dtls.rtp.as_ref().map(DtlsSrtp::is_keyed)
@@ -393,5 +440,134 @@ mod tests {
         assert_eq!(b.dtls_keyed(), Some(false));
         assert_eq!(b.stats().packets_received, 0);
         assert!(!a.stats().encrypted);
+    }
+
+    /// DTLS record header (RFC 6347 §4.1): content type, version, epoch.
+    fn record_type_and_epoch(d: &[u8]) -> (u8, u16) {
+        (d[0], u16::from_be_bytes([d[3], d[4]]))
+    }
+
+    #[test]
+    fn hang_up_sends_an_encrypted_close_notify_that_the_peer_reads() {
+        let id = DtlsIdentity::process().expect("identity");
+        let mut now = Instant::now();
+        let mut a = pipeline(neg(B, DtlsRole::Client, id.fingerprint().clone()), now);
+        let mut b = pipeline(neg(A, DtlsRole::Server, id.fingerprint().clone()), now);
+        run(&mut a, &mut b, &mut now, 50);
+        assert_eq!(a.dtls_keyed(), Some(true));
+        assert_eq!(b.dtls_peer_closed(), Some(false));
+        let (rtp, rtcp) = a.close_dtls(now);
+        assert!(rtcp.is_empty(), "rtcp-mux: no RTCP component");
+        assert_eq!(rtp.len(), 1, "one alert record");
+        let alert = &rtp[0];
+        assert_eq!(alert.to, B.parse::<SocketAddr>().expect("addr"));
+        // Content type 21 (alert), epoch 1: protected with the handshake's keys, RFC 6347 §4.1.
+        assert_eq!(record_type_and_epoch(&alert.data), (21, 1));
+        b.on_packet(&alert.data, A.parse().expect("addr"), now);
+        assert_eq!(b.dtls_peer_closed(), Some(true));
+        // Once only.
+        assert_eq!(a.close_dtls(now), (Vec::new(), Vec::new()));
+        // The server closing first works the same way.
+        let mut now2 = Instant::now();
+        let mut c = pipeline(neg(B, DtlsRole::Client, id.fingerprint().clone()), now2);
+        let mut d = pipeline(neg(A, DtlsRole::Server, id.fingerprint().clone()), now2);
+        run(&mut c, &mut d, &mut now2, 50);
+        let (rtp, _) = d.close_dtls(now2);
+        assert_eq!(rtp.len(), 1);
+        c.on_packet(&rtp[0].data, B.parse().expect("addr"), now2);
+        assert_eq!(c.dtls_peer_closed(), Some(true));
+    }
+
+    #[test]
+    fn no_close_notify_before_the_handshake_completed() {
+        let id = DtlsIdentity::process().expect("identity");
+        let now = Instant::now();
+        let mut a = pipeline(neg(B, DtlsRole::Client, id.fingerprint().clone()), now);
+        let _ = a.on_tick(now);
+        assert_eq!(a.close_dtls(now), (Vec::new(), Vec::new()));
+        // Without DTLS there is nothing to close.
+        let mut n = neg(B, DtlsRole::Client, id.fingerprint().clone());
+        n.dtls = None;
+        let mut plain = pipeline(n, now);
+        assert_eq!(plain.close_dtls(now), (Vec::new(), Vec::new()));
+        assert_eq!(plain.dtls_peer_closed(), None);
+    }
+
+    #[test]
+    fn without_rtcp_mux_both_components_send_close_notify() {
+        let id = DtlsIdentity::process().expect("identity");
+        let mut now = Instant::now();
+        let mut a = pipeline(
+            neg_mux(B, DtlsRole::Client, id.fingerprint().clone(), false),
+            now,
+        );
+        let mut b = pipeline(
+            neg_mux(A, DtlsRole::Server, id.fingerprint().clone(), false),
+            now,
+        );
+        run(&mut a, &mut b, &mut now, 600);
+        assert_eq!(a.dtls_rtcp_keyed(), Some(true));
+        let (rtp, rtcp) = a.close_dtls(now);
+        assert_eq!((rtp.len(), rtcp.len()), (1, 1));
+        assert_eq!(
+            rtcp[0].to.port(),
+            B.parse::<SocketAddr>().expect("addr").port() + 1
+        );
+        assert_eq!(record_type_and_epoch(&rtcp[0].data), (21, 1));
+    }
+
+    #[test]
+    fn dtls_client_restarts_towards_the_ice_selected_pair() {
+        // The SDP names an address where nobody answers (a WebRTC peer's c= is its default
+        // candidate; ICE may select another); B is where ICE found the peer.
+        let id = DtlsIdentity::process().expect("identity");
+        let mut now = Instant::now();
+        let sdp_addr = "127.0.0.1:49999".parse::<SocketAddr>().expect("addr");
+        let (aa, ba) = (
+            A.parse::<SocketAddr>().expect("addr"),
+            B.parse::<SocketAddr>().expect("addr"),
+        );
+        let mut a = pipeline(
+            neg(
+                "127.0.0.1:49999",
+                DtlsRole::Client,
+                id.fingerprint().clone(),
+            ),
+            now,
+        );
+        let mut b = pipeline(neg(A, DtlsRole::Server, id.fingerprint().clone()), now);
+        now += Duration::from_millis(20);
+        let lost = a.on_tick(now);
+        assert!(!lost.is_empty() && lost.iter().all(|o| o.to == sdp_addr));
+        a.set_ice_peer(ba, now);
+        let mut first = true;
+        for _ in 0..50 {
+            let out = a.on_tick(now);
+            if first {
+                // The new ClientHello goes out at once, to the selected pair.
+                assert!(!out.is_empty(), "no immediate ClientHello");
+                first = false;
+            }
+            for o in out {
+                // DTLS goes to the pair; media keeps the SDP address, which the ICE transport
+                // replaces by the pair's (`IceTransport::send_media`).
+                if crate::demux::classify(&o.data) == crate::demux::PacketKind::Dtls {
+                    assert_eq!(o.to, ba);
+                }
+                b.on_packet(&o.data, aa, now);
+            }
+            for o in b.on_tick(now) {
+                a.on_packet(&o.data, ba, now);
+            }
+            now += Duration::from_millis(20);
+        }
+        assert_eq!(a.dtls_keyed(), Some(true));
+        assert_eq!(b.dtls_keyed(), Some(true));
+        // A running handshake is not restarted by the same pair again.
+        a.set_ice_peer(ba, now);
+        assert_eq!(a.dtls_keyed(), Some(true));
+        // The server side never moves: it answers whoever wrote.
+        b.set_ice_peer(sdp_addr, now);
+        assert_eq!(b.dtls_keyed(), Some(true));
     }
 }

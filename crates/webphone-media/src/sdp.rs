@@ -135,6 +135,8 @@ pub struct MediaDescription {
     pub fingerprint: Option<String>,
     /// `a=setup` value (RFC 4145 §4; media level, else session level).
     pub setup: Option<String>,
+    /// `a=mid` identification tag (RFC 5888 §4), as written when it is a valid token.
+    pub mid: Option<String>,
 }
 
 impl MediaDescription {
@@ -235,6 +237,8 @@ pub struct SessionDescription {
     pub direction: Option<Direction>,
     /// The `m=` sections in order.
     pub media: Vec<MediaDescription>,
+    /// The `a=group:BUNDLE` groups (RFC 8843 §7.1): each the list of its `mid`s.
+    pub bundle_groups: Vec<Vec<String>>,
 }
 
 impl SessionDescription {
@@ -270,6 +274,7 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
     // their own.
     let mut session_fingerprint = None;
     let mut session_setup = None;
+    let mut bundle_groups: Vec<Vec<String>> = Vec::new();
 
     for (idx, raw) in sdp.split('\n').enumerate() {
         let lineno = idx + 1;
@@ -345,6 +350,14 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
                     }
                     continue;
                 }
+                if let ("group", Some(arg), None) = (name, arg, media.last()) {
+                    // RFC 5888 §5: `a=group:<semantics> <mid> ...`; only BUNDLE matters here.
+                    let mut it = arg.split_ascii_whitespace();
+                    if it.next() == Some("BUNDLE") && bundle_groups.len() < MAX_MEDIA {
+                        bundle_groups.push(it.filter_map(mid_token).take(MAX_MEDIA).collect());
+                    }
+                    continue;
+                }
                 let (Some(m), Some(arg)) = (media.last_mut(), arg) else {
                     continue; // session-level or flag attributes we do not use
                 };
@@ -360,6 +373,7 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
                         let pt = parse_pt(pt).map_err(|r| syntax(lineno, r))?;
                         m.fmtps.push((pt, params.trim().to_owned()));
                     }
+                    "mid" => m.mid = mid_token(arg.trim()),
                     "crypto" if m.crypto.len() < crate::sdp_crypto::MAX_CRYPTO_LINES => {
                         m.crypto.push(arg.trim().to_owned());
                     }
@@ -396,7 +410,18 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
         connection,
         direction,
         media,
+        bundle_groups,
     })
+}
+
+/// A `mid` value (RFC 5888 §4: an RFC 4566 token), at most 32 characters; `None` otherwise.
+fn mid_token(v: &str) -> Option<String> {
+    const TOKEN_PUNCT: &str = "!#$%&'*+-.^_`{|}~";
+    let ok = !v.is_empty()
+        && v.len() <= 32
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || TOKEN_PUNCT.contains(c));
+    ok.then(|| v.to_owned())
 }
 
 fn parse_connection(value: &str) -> Result<ConnectionAddress, String> {
@@ -450,6 +475,7 @@ fn parse_media(value: &str) -> Result<MediaDescription, String> {
         rtcp_mux: false,
         fingerprint: None,
         setup: None,
+        mid: None,
     })
 }
 
@@ -552,12 +578,27 @@ struct AudioSection {
     /// (payload type, rtpmap value, fmtp value)
     formats: Vec<(u8, String, Option<String>)>,
     direction: Direction,
+    /// `a=mid` (RFC 5888 §4), for BUNDLE.
+    mid: Option<String>,
+}
+
+/// A stream we answer with port 0 (RFC 3264 §6): its `m=` line, and its `a=mid` if it had one
+/// (RFC 8843 §7.3.3 keeps the tag of a rejected stream, outside any BUNDLE group).
+fn rejected_section(m: &MediaDescription) -> String {
+    let first_fmt = m.formats.first().map(String::as_str).unwrap_or("0");
+    let mut s = format!("m={} 0 {} {first_fmt}", m.media, m.proto);
+    if let Some(mid) = &m.mid {
+        s.push_str("\r\na=mid:");
+        s.push_str(mid);
+    }
+    s
 }
 
 fn write_session(
     origin_id: u64,
     version: u64,
     local: SocketAddr,
+    bundle: Option<&str>,
     sections: &[Result<AudioSection, String>],
 ) -> String {
     use std::fmt::Write;
@@ -568,6 +609,9 @@ fn write_session(
         s,
         "v=0\r\no=- {origin_id} {version} IN {at} {ip}\r\ns=webphone\r\nc=IN {at} {ip}\r\nt=0 0\r\n"
     );
+    if let Some(mid) = bundle {
+        let _ = write!(s, "a=group:BUNDLE {mid}\r\n");
+    }
     for sec in sections {
         match sec {
             Ok(a) => {
@@ -580,6 +624,9 @@ fn write_session(
                     }
                 }
                 let _ = write!(s, "a=ptime:{PTIME_MS}\r\na={}\r\n", a.direction.as_str());
+                if let Some(mid) = &a.mid {
+                    let _ = write!(s, "a=mid:{mid}\r\n");
+                }
                 for x in &a.extra {
                     let _ = write!(s, "a={x}\r\n");
                 }
@@ -645,15 +692,24 @@ pub fn create_offer(origin_id: u64, version: u64, local: SocketAddr, prefs: &Med
     } else {
         crate::sdp_crypto::offer_attributes(prefs)
     };
+    // DTLS-SRTP offers are what WebRTC endpoints take: tag the stream and offer it as a BUNDLE
+    // group of one (RFC 8843 §7.2; JSEP endpoints such as browsers expect `a=mid` on every
+    // stream). Peers that do not know BUNDLE ignore both lines (RFC 5888 §8.1.1).
+    let mid = prefs.dtls.then(|| OFFER_MID.to_owned());
     let section = AudioSection {
         port: local.port(),
         proto,
         extra,
         formats,
         direction: prefs.direction,
+        mid,
     };
-    write_session(origin_id, version, local, &[Ok(section)])
+    let bundle = prefs.dtls.then_some(OFFER_MID);
+    write_session(origin_id, version, local, bundle, &[Ok(section)])
 }
+
+/// The `a=mid` of the audio stream of our DTLS-SRTP offers.
+pub const OFFER_MID: &str = "0";
 
 /// Our `a=fmtp` value for a codec (Opus: RFC 7587 §6.1 receive parameters).
 fn codec_fmtp(codec: Codec, prefs: &MediaOffer) -> Option<String> {
@@ -703,6 +759,7 @@ pub fn answer_offer_with_version(
         return Err(SdpError::NoAudio);
     }
     let mut negotiated: Option<Negotiated> = None;
+    let mut accepted_mid: Option<String> = None;
     let mut sections = Vec::with_capacity(desc.media.len());
     for m in &desc.media {
         if negotiated.is_none()
@@ -712,16 +769,24 @@ pub fn answer_offer_with_version(
         {
             if let Some((section, neg)) = accept_audio(&desc, m, local, prefs)? {
                 negotiated = Some(neg);
+                accepted_mid.clone_from(&m.mid);
                 sections.push(Ok(section));
                 continue;
             }
         }
-        let first_fmt = m.formats.first().map(String::as_str).unwrap_or("0");
-        sections.push(Err(format!("m={} 0 {} {first_fmt}", m.media, m.proto)));
+        sections.push(Err(rejected_section(m)));
     }
     let negotiated = negotiated.ok_or(SdpError::NoCommonCodec)?;
+    // BUNDLE (RFC 8843 §7.3): the offered group shrinks to the one stream we accept; it is the
+    // group's only member, so it needs no shared address and keeps its own port. Rejected
+    // streams leave the group (§7.3.3).
+    let bundle = accepted_mid.as_deref().filter(|mid| {
+        desc.bundle_groups
+            .iter()
+            .any(|g| g.iter().any(|x| x == mid))
+    });
     Ok((
-        write_session(origin_id, version, local, &sections),
+        write_session(origin_id, version, local, bundle, &sections),
         negotiated,
     ))
 }
@@ -790,6 +855,8 @@ fn accept_audio(
         extra,
         formats,
         direction,
+        // RFC 5888 §9.1: the answer keeps the offer's identification tag.
+        mid: m.mid.clone(),
     };
     Ok(Some((section, neg)))
 }

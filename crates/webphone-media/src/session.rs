@@ -436,6 +436,8 @@ async fn run(
     let mut rtcp_buf = vec![0u8; 2048];
     let mut send_errors: u64 = 0;
     let remote = pipeline.negotiated().remote_rtp;
+    // The remote end of the pair ICE selected, as last given to the pipeline (DTLS follows it).
+    let mut ice_peer: Option<SocketAddr> = None;
     for _ in 0..nat_open {
         if let Err(e) = socket.send_to(b"\r\n", remote).await {
             tracing::debug!(%remote, error = %e, "natopenpackets send failed");
@@ -467,6 +469,11 @@ async fn run(
                 let now = now.into_std();
                 if let Some(ice) = ice.as_mut() {
                     ice.handle_timeout(now);
+                    let selected = ice.selected().map(|p| p.remote);
+                    if let Some(peer) = selected.filter(|p| Some(*p) != ice_peer) {
+                        pipeline.set_ice_peer(peer, now);
+                        ice_peer = Some(peer);
+                    }
                     for out in pipeline.on_tick(now) {
                         ice.send_media(now, &out.data, out.to);
                     }
@@ -566,6 +573,37 @@ async fn run(
                 }
                 Err(e) => tracing::trace!(error = %e, "RTCP receive error"),
             },
+        }
+    }
+    // End of the call: DTLS close_notify (RFC 5246 §7.2.1 / RFC 6347 §4.1) on the path media
+    // took, before ICE releases it.
+    let now = Instant::now().into_std();
+    let (bye, bye_rtcp) = pipeline.close_dtls(now);
+    for out in bye {
+        match ice.as_mut() {
+            Some(ice) => {
+                ice.send_media(now, &out.data, out.to);
+                crate::ice::gather::flush(&socket, ice).await;
+            }
+            None => {
+                if let Err(e) = socket.send_to(&out.data, out.to).await {
+                    tracing::debug!(to = %out.to, error = %e, "DTLS close_notify not sent");
+                }
+            }
+        }
+    }
+    for out in bye_rtcp {
+        let sock = rtcp_socket.as_ref().unwrap_or(&socket);
+        match ice_rtcp.as_mut() {
+            Some(r) => {
+                r.send_media(now, &out.data, out.to);
+                crate::ice::gather::flush(sock, r).await;
+            }
+            None => {
+                if let Err(e) = sock.send_to(&out.data, out.to).await {
+                    tracing::debug!(to = %out.to, error = %e, "DTLS close_notify not sent");
+                }
+            }
         }
     }
     if let Some(ice) = ice.as_mut() {
