@@ -11,7 +11,9 @@
 # against Kamailio/baresip/SIPp on loopback), then the desktop smoke test
 # tests/e2e-desktop/run.sh when it exists, a 12 s run of every cargo-fuzz
 # target (scripts/fuzz.sh --smoke), the browser tests (tests/e2e-browser,
-# tests/e2e-skins) and the short forms of the quality and load benchmarks. Every step runs even when an
+# tests/e2e-skins), the WebRTC interop test (tests/e2e-webrtc: Chromium + SIP.js over WS
+# calling and called with ICE/DTLS-SRTP/BUNDLE, ~20 s) and the short forms of the quality and
+# load benchmarks. Every step runs even when an
 # earlier one failed, except that nothing is tested after a failed build.
 # Prints a timing summary; exits non-zero if any step failed.
 #
@@ -148,6 +150,7 @@ if run_step build "$CARGO" build --workspace; then
   fi
   if [ -x "$ROOT/tests/e2e-browser/run.sh" ]; then run_step e2e-browser "$ROOT/tests/e2e-browser/run.sh"; else skip_step e2e-browser "no executable tests/e2e-browser/run.sh"; fi
   if [ -x "$ROOT/tests/e2e-skins/run.sh" ]; then run_step e2e-skins "$ROOT/tests/e2e-skins/run.sh"; else skip_step e2e-skins "no executable tests/e2e-skins/run.sh"; fi
+  if [ -x "$ROOT/tests/e2e-webrtc/run.sh" ]; then run_step e2e-webrtc env E2E_CLI="${CARGO_TARGET_DIR:-$ROOT/target}/debug/webphone-cli" "$ROOT/tests/e2e-webrtc/run.sh"; else skip_step e2e-webrtc "no executable tests/e2e-webrtc/run.sh"; fi
   # the quality (PESQ through the impairment relay, vs baresip) and load (SIPp, vs baresip and
   # linphonec) benchmarks in their short form, with the debug binary: they fail only when the
   # pipeline breaks; the full campaigns are tests/quality/run.sh and tests/load/run.sh
@@ -158,6 +161,7 @@ else
   skip_step test "build failed"
   skip_step e2e-desktop "build failed"
   skip_step e2e-browser "build failed"
+  skip_step e2e-webrtc "build failed"
 fi
 
 summary

@@ -74,6 +74,20 @@ pub(super) fn nat_servers(
     Servers { stun, turn }
 }
 
+/// Whether our offer carries ICE (`use_fast_ice` = `mode`): `0` never, `2`/`3` always, `1`
+/// (auto) when a STUN or TURN server applies or the offer is DTLS-SRTP (`mediaencryption=3`):
+/// WebRTC endpoints take media only over ICE (RFC 8835 §3.4) and refuse offers without ICE
+/// credentials, while a peer without ICE ignores the attributes (RFC 8445 §1). Pure, for tests.
+pub(super) fn ice_for_offer(mode: i64, servers: &Servers, mediaencryption: i64) -> bool {
+    match mode {
+        i64::MIN..=0 => false,
+        1 => {
+            servers.stun.is_some() || servers.turn.is_some() || super::offers_dtls(mediaencryption)
+        }
+        _ => true,
+    }
+}
+
 impl Core {
     fn nat_servers(&self, peer: Option<IpAddr>) -> Servers {
         let mode = self.params.get_i64("stunturnonlocal").unwrap_or(1);
@@ -82,8 +96,8 @@ impl Core {
 
     /// Gather ICE candidates on `rtp` if this call uses ICE. `peer` is the SIP server's (else
     /// the peer's) address, for `stunturnonlocal`; `remote_offer` the peer's offer when we
-    /// answer (ICE is used when it has ICE), `None` when we offer (ICE with `use_fast_ice` 2/3,
-    /// or with 1 = auto when a STUN or TURN server applies). `use_fast_ice=0` never uses ICE.
+    /// answer (ICE is used when it has ICE), `None` when we offer ([`ice_for_offer`]).
+    /// `use_fast_ice=0` never uses ICE.
     pub(super) async fn prepare_ice(
         &self,
         rtp: &mut RtpSocket,
@@ -97,7 +111,11 @@ impl Core {
         let servers = self.nat_servers(peer);
         let wanted = match remote_offer {
             Some(offer) => ice::sdp::remote_ice(offer).is_some(),
-            None => mode >= 2 || servers.stun.is_some() || servers.turn.is_some(),
+            None => ice_for_offer(
+                mode,
+                &servers,
+                self.params.get_i64("mediaencryption").unwrap_or(-1),
+            ),
         };
         if !wanted {
             return;
@@ -175,6 +193,28 @@ mod tests {
                 .find(|(k, _)| *k == n)
                 .map_or(String::new(), |(_, v)| (*v).to_owned())
         }
+    }
+
+    #[test]
+    fn dtls_offers_use_ice_in_auto_mode_and_never_with_ice_off() {
+        let none = Servers {
+            stun: None,
+            turn: None,
+        };
+        let stun = Servers {
+            stun: Some("stun.example.org:3478".into()),
+            turn: None,
+        };
+        // auto: only with a server, or for a DTLS-SRTP offer (WebRTC peers need ICE)
+        assert!(!ice_for_offer(1, &none, -1));
+        assert!(!ice_for_offer(1, &none, 2));
+        assert!(ice_for_offer(1, &none, 3));
+        assert!(ice_for_offer(1, &stun, 0));
+        // off stays off, on stays on
+        assert!(!ice_for_offer(0, &none, 3));
+        assert!(!ice_for_offer(0, &stun, 3));
+        assert!(ice_for_offer(2, &none, 0));
+        assert!(ice_for_offer(3, &none, -1));
     }
 
     #[test]
