@@ -536,9 +536,11 @@ impl SipUa {
         }
     }
 
-    /// DNS servers used to locate the registrar (RFC 3263: SRV `_sip._udp` / `_sip._tcp`,
-    /// then A/AAAA). Default: the `nameserver`s of `/etc/resolv.conf`; empty = only the
-    /// system resolver (A/AAAA, no SRV). Any port may be given (tests run their own server).
+    /// DNS servers used to locate the registrar and proxy (RFC 3263: NAPTR, SRV
+    /// `_sip._udp` / `_sip._tcp` / `_sips._tcp`, then A/AAAA; answers cached for their TTL).
+    /// Default: the `nameserver`s of `/etc/resolv.conf`; empty = only the system resolver
+    /// (A/AAAA, no SRV). Any port may be given (tests run their own server). Setting them
+    /// forgets what the cache holds.
     pub fn set_dns_servers(&self, servers: Vec<SocketAddr>) {
         if self.inner.tx.send(DriverMsg::SetDns(servers)).is_err() {
             tracing::debug!("SIP driver is gone; DNS servers dropped");
@@ -546,10 +548,12 @@ impl SipUa {
     }
 
     /// Whether no transport was chosen (`transport` -1 and a server address without
-    /// `sips:`, `;transport=` or a WebSocket scheme). Then the registrar's transport comes
-    /// from DNS (RFC 3263 §4.1): NAPTR for the domain, then SRV per transport, UDP or TCP
-    /// (TLS needs the certificate checked against the domain, RFC 5922 §4, and is not
-    /// chosen this way). Off by default: the configured transport is used.
+    /// `sips:`, `;transport=` or a WebSocket scheme). Then the transport to the server (or
+    /// proxy) of the REGISTER, INVITE and other out-of-dialog requests comes from DNS (RFC
+    /// 3263 §4.1): NAPTR for the domain, then SRV per transport; UDP, TCP, TLS, WS or WSS.
+    /// TLS and WebSocket connect to the located address but check the certificate against
+    /// the domain (RFC 5922 §4), never the SRV target. Off by default: the configured
+    /// transport is used.
     pub fn set_transport_auto(&self, auto: bool) {
         if self
             .inner
