@@ -1264,8 +1264,9 @@ impl Core {
                 .iter()
                 .any(|(_, l)| l.direction == Direction::Outgoing && l.peername == peer)
             {
+                // notifications.md §25: the refusal reads `ERROR, Already in call with xxx`.
                 let msg = format!("Already in call with {peer}");
-                self.display(Severity::Warning, &msg);
+                self.display(Severity::Error, &msg);
                 return Err(ApiError::Failed(msg));
             }
         }

@@ -524,3 +524,35 @@ async fn presence_notify_gives_the_camel_case_notification_and_the_spaced_callba
     assert!(m.starts_with("SIP/2.0 200"), "{m}");
     stop(&[&bob]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_call_to_the_same_peer_is_refused_with_the_documented_error_text() {
+    let (mut alice, uri) = callee("alice", &[]).await;
+    // disablesamecall keeps its default (1): a second call to the same peer is refused.
+    let mut bob = TestPhone::new(&[
+        ("username", "bob".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    bob.api("call", &[&uri]).await;
+    bob.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+    let e = err(&bob, "call", &[&uri]).await;
+    assert_eq!(e, "Already in call with alice");
+    // notifications.md §25: `ERROR, Already in call with xxx` (sent without the space).
+    bob.notification(|t| t == "EVENT,ERROR,Already in call with alice", 5)
+        .await;
+    let shown = bob.callback("onDisplay", 5).await;
+    assert_eq!(shown[0], Value::from("Already in call with alice"));
+    // No second INVITE reached alice: her line 2 is idle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d = alice.api("getlinedetails", &["2"]).await;
+    assert!(
+        d.as_str().unwrap().starts_with("LINEDETAILS,2,Ready,"),
+        "{d}"
+    );
+    bob.api("hangup", &[]).await;
+    alice.call_state("callDisconnected", 10).await;
+    stop(&[&alice, &bob]).await;
+}
