@@ -10,8 +10,8 @@
 # 3. runs webrtc.mjs; as root in a network namespace of its own with only loopback up
 #    (unshare --net), so that Chromium has no other interface to gather candidates on;
 #    otherwise in the host's namespace (the page keeps only 127.0.0.1 candidates in its SDP).
-# About 20 s. Without node, Chromium or Kamailio it skips loudly, unless CI=true, where that is
-# a failure. Log of webphone-cli and a screenshot: target/e2e-webrtc/.
+# About 20 s; dumpcap captures lo for the close_notify check. Without node, Chromium or
+# Kamailio it skips loudly, unless CI=true, where that is a failure (so is a missing dumpcap). Log of webphone-cli and a screenshot: target/e2e-webrtc/.
 #
 # Environment: E2E_CLI (prebuilt webphone-cli), E2E_CHROMIUM (default /usr/bin/chromium),
 # CARGO (cargo command), E2E_KEEP=1 (keep the temp dir).
@@ -46,6 +46,7 @@ if [ -z "${E2E_CLI:-}" ]; then
   E2E_CLI="$TARGET_DIR/debug/webphone-cli"
 fi
 [ -x "$E2E_CLI" ] || { say "FAIL: no webphone-cli binary at $E2E_CLI"; exit 1; }
+E2E_CLI=$(readlink -f "$E2E_CLI")
 
 if [ ! -d "$HERE/node_modules/playwright-core" ] || [ ! -d "$HERE/node_modules/sip.js" ]; then
   say "installing playwright-core and sip.js into $HERE/node_modules"

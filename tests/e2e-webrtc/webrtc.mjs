@@ -13,6 +13,8 @@
 //      hangs up (BYE) and webphone-cli sees the call end.
 //   2. webphone-cli (mediaencryption=3 + ICE) calls Chromium: our offer is accepted, the same
 //      checks, and webphone-cli hangs up; Chromium sees the session terminated.
+//   3. A capture of lo (dumpcap) shows DTLS close_notify (an alert record, epoch 1) from the
+//      side that hung up, each time.
 // Chromium's microphone is a WAV tone (--use-file-for-fake-audio-capture), webphone-cli's a
 // 440 Hz WAV tone (file: audio devices); both recordings are checked for the other's tone.
 //
@@ -30,7 +32,7 @@ import { requirePeers, startKamailio, freePort, writeTone, which } from '../e2e-
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
 const OUT = process.env.E2E_OUT || path.join(ROOT, 'target/e2e-webrtc');
-const CLI = process.env.E2E_CLI || path.join(ROOT, 'target/debug/webphone-cli');
+const CLI = path.resolve(process.env.E2E_CLI || path.join(ROOT, 'target/debug/webphone-cli'));
 const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 15000;
 const CLI_TONE_HZ = 440;
@@ -75,10 +77,12 @@ function startCli(dir, logFile, params) {
   const args = ['--callbacks'];
   for (const [k, v] of Object.entries(params)) args.push('-p', `${k}=${v}`);
   const child = spawn(CLI, args, { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info,webphone_media=debug', HOME: dir } });
+    // debug for webphone_media: the close_notify check reads its log line
+    env: { ...process.env, RUST_LOG: 'info,webphone_media=debug', HOME: dir } });
   const lines = [];
   let stderr = '';
   let buf = '';
+  child.on('error', (e) => { stderr += `spawn failed: ${e.message}\n`; });
   child.stdout.on('data', (d) => {
     buf += d;
     let i;
@@ -119,6 +123,7 @@ function stopChild(child) {
   return new Promise((resolve) => {
     const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
     child.once('exit', () => { clearTimeout(kill); resolve(); });
+    if (!child.stdin) { child.kill('SIGTERM'); return; }
     try { child.stdin.write('quit\n'); } catch { /* closed */ }
     setTimeout(() => { if (child.exitCode === null) child.kill('SIGTERM'); }, 2000);
   });
@@ -196,6 +201,57 @@ async function browserMedia(page, what) {
   return st;
 }
 
+// ---- the wire: dumpcap on lo (UDP only, first bytes of each payload), read back as a classic pcap
+function startCapture(dir) {
+  const bin = which('dumpcap');
+  if (!bin) return null;
+  const file = path.join(dir, 'udp.pcap');
+  const child = spawn(bin, ['-q', '-i', 'lo', '-P', '-s', '128', '-a', 'duration:90', '-f', 'udp and host 127.0.0.1', '-w', file],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  return {
+    child, file, err: () => err,
+    async ready() {
+      const end = Date.now() + 5000;
+      while (!existsSync(file) && Date.now() < end && child.exitCode === null) await sleep(50);
+      await sleep(300);
+      if (!existsSync(file)) throw new Error(`dumpcap did not start: ${err}`);
+    },
+  };
+}
+
+/** UDP datagrams of a classic pcap: {sport, dport, head (captured payload start)}. */
+function udpDatagrams(file) {
+  const b = readFileSync(file);
+  if (b.length < 24) return [];
+  const magic = b.readUInt32LE(0);
+  const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
+  const u32 = (i) => (le ? b.readUInt32LE(i) : b.readUInt32BE(i));
+  const linkHeader = { 1: 14, 113: 16, 276: 20, 101: 0 }[u32(20)];
+  if (linkHeader === undefined) throw new Error(`unexpected pcap link type ${u32(20)}`);
+  const out = [];
+  for (let i = 24; i + 16 <= b.length;) {
+    const incl = u32(i + 8);
+    const frame = b.subarray(i + 16, i + 16 + incl);
+    i += 16 + incl;
+    const ip = frame.subarray(linkHeader);
+    if (ip.length < 20 || (ip[0] >> 4) !== 4 || ip[9] !== 17) continue;
+    const udp = ip.subarray((ip[0] & 0x0f) * 4);
+    if (udp.length < 8) continue;
+    out.push({ sport: udp.readUInt16BE(0), dport: udp.readUInt16BE(2), head: udp.subarray(8) });
+  }
+  return out;
+}
+
+/** Epochs of the DTLS alert records (content type 21, RFC 6347 §4.1) matching `pick`. */
+function dtlsAlerts(datagrams, pick) {
+  return datagrams.filter((d) => pick(d) && d.head.length >= 13 && d.head[0] === 21)
+    .map((d) => d.head.readUInt16BE(3));
+}
+
+const mPort = (sdp) => Number((/^m=audio (\d+) /m.exec(sdp) || [])[1]);
+
 function sdpSummary(sdp) {
   const keep = /^(m=|a=group:|a=mid:|a=setup:|a=rtcp-mux|a=ice-lite|a=fingerprint:|a=candidate:)/;
   return sdp.split(/\r?\n/).filter((l) => keep.test(l)).map((l) => (l.startsWith('a=fingerprint') ? l.slice(0, 40) + '...' : l)).join(' | ');
@@ -210,6 +266,7 @@ async function main() {
   let cli = null;
   let context = null;
   let page = null;
+  let capture = null;
   let failed = false;
   try {
     // Kamailio with its WS listener (the config needs the TLS certificate for that part)
@@ -261,6 +318,12 @@ async function main() {
     await page.waitForSelector('body[data-state="registered"]', { timeout: TIMEOUT });
     await kamailio.waitLine(['REGISTERED 1002']);
     say('SIP.js in Chromium registered as 1002 over WS');
+
+    // The wire, from here on (dumpcap; required under CI=true)
+    capture = startCapture(dir);
+    if (capture) await capture.ready();
+    else if (process.env.CI === 'true') throw new Error('dumpcap (package tshark) is not installed (required when CI=true)');
+    else say('dumpcap not installed: close_notify checked in the log only');
 
     // ---- 1. Chromium calls webphone-cli
     let mark = cli.lines.length;
@@ -316,6 +379,22 @@ async function main() {
     if (!cli.stderr().slice(beforeHangup).includes('DTLS close_notify queued')) throw new Error('2. no DTLS close_notify at hang-up');
     say('2. webphone-cli sent DTLS close_notify at hang-up');
     assertHeard(rec(2), BROWSER_TONE_HZ, '2. webphone-cli hearing Chromium');
+    if (capture) {
+      // DTLS close_notify on the wire: an alert record (content type 21) protected with the
+      // handshake's keys (epoch 1), from the side that hung up to the other's media port.
+      await sleep(500);
+      await stopChild(capture.child);
+      const dgrams = udpDatagrams(capture.file);
+      // our media ports from our SDP; Chromium's source port may be another socket than its m=
+      const [c1, c2] = [mPort(answer1), mPort(offer2)];
+      const chromiumBye = dtlsAlerts(dgrams, (d) => d.dport === c1);
+      const ourBye = dtlsAlerts(dgrams, (d) => d.sport === c2);
+      say(`wire: ${dgrams.length} UDP datagrams; DTLS alerts: call 1 to webphone-cli :${c1} epochs [${chromiumBye}], `
+        + `from it [${dtlsAlerts(dgrams, (d) => d.sport === c1)}]; call 2 from webphone-cli :${c2} epochs [${ourBye}]`);
+      if (!ourBye.some((e) => e >= 1)) throw new Error('2. no encrypted DTLS alert (close_notify) from webphone-cli to Chromium on the wire');
+      if (!chromiumBye.some((e) => e >= 1)) throw new Error('1. no encrypted DTLS alert (close_notify) from Chromium on the wire');
+      say('close_notify on the wire: Chromium\'s when it hung up (call 1), ours when we hung up (call 2)');
+    }
     await page.screenshot({ path: path.join(OUT, 'webrtc-peer.png'), fullPage: true });
     say('PASS');
   } catch (e) {
@@ -330,6 +409,7 @@ async function main() {
     if (kamailio) say('kamailio:\n  ' + kamailio.lines().slice(-30).join('\n  '));
     if (cli) say('webphone-cli stdout:\n' + cli.lines.slice(-30).join('\n') + '\nstderr:\n' + cli.stderr().split('\n').slice(-60).join('\n'));
   } finally {
+    if (capture) await stopChild(capture.child);
     if (context) await context.close().catch(() => {});
     if (cli) await stopChild(cli.child);
     if (server) { server.closeAllConnections?.(); server.close(); }
