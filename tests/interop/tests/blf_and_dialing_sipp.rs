@@ -1,0 +1,138 @@
+//! Issue 6 bullets that had no test against a peer, each against SIPp on loopback:
+//!
+//! - BLF (`checkblf`, dialog event package RFC 4235 over RFC 6665): a notifier's NOTIFYs become
+//!   `BLF` notifications and `onBLFStateChange` callbacks (ringing, in call, idle), and a
+//!   refused subscription is reported as `failed` (`peers/sipp-uas-blf-*.xml`).
+//! - Outgoing number preparation seen by the far end: `normalizenumber`, `numpxrewrite` and
+//!   `techprefix` in the Request-URI SIPp receives.
+
+use webphone_interop::cli::Callback;
+use webphone_interop::flows::{expect_connected, start_cli, WAIT};
+use webphone_interop::sipp::Scenario;
+use webphone_interop::{free_port, require_tools, serial, Params, Sipp, TestDir, SIPP};
+
+fn softphone(dir: &TestDir, extra: &[(&str, &str)]) -> Params {
+    let mut p = Params::new()
+        .set("username", "1001")
+        .set("register", "0")
+        .set("transport", "0")
+        .set("signalingport", free_port())
+        .set("loglevel", "5");
+    for (k, v) in extra {
+        p = p.set(k, *v);
+    }
+    p.with_file_audio(dir).0
+}
+
+/// The `onBLFStateChange` callbacks for `peer`, as (direction, state, callid).
+fn blf_callbacks(cli: &webphone_interop::cli::Cli, peer: &str) -> Vec<(String, String, String)> {
+    cli.seen(|l| l.starts_with("CALLBACK,onBLFStateChange,"))
+        .iter()
+        .filter_map(|l| Callback::parse(l))
+        .map(|c| {
+            let s = |i: usize| {
+                c.args
+                    .get(i)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            (s(0), s(1), s(2), s(3))
+        })
+        .filter(|(p, ..)| p == peer)
+        .map(|(_, d, st, id)| (d, st, id))
+        .collect()
+}
+
+#[test]
+fn blf_notifies_ringing_in_call_and_idle_and_a_refused_watch_fails() {
+    let _serial = serial();
+    if !require_tools("blf_sipp", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("blf_sipp");
+    let mut notifier = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uas-blf-dialog.xml"),
+        None,
+        &[],
+    );
+    let mut refuser = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uas-blf-refuse.xml"),
+        None,
+        &[],
+    );
+    let params = softphone(&dir, &[]);
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!(
+        "checkblf sip:1002@127.0.0.1:{},sip:1003@127.0.0.1:{}",
+        notifier.port(),
+        refuser.port()
+    ));
+    for state in ["early", "confirmed"] {
+        let line = cli.expect(
+            |l| l.starts_with(&format!("BLF,1002,receiver,{state},")),
+            WAIT,
+        );
+        assert_eq!(line, format!("BLF,1002,receiver,{state},blf-call-1@pbx"));
+    }
+    cli.expect(|l| l == "BLF,1002,undefined,terminated,", WAIT);
+    notifier.assert_success(WAIT);
+    assert_eq!(
+        blf_callbacks(&cli, "1002"),
+        vec![
+            ("receiver".into(), "early".into(), "blf-call-1@pbx".into()),
+            (
+                "receiver".into(),
+                "confirmed".into(),
+                "blf-call-1@pbx".into()
+            ),
+            ("undefined".into(), "terminated".into(), String::new()),
+        ]
+    );
+
+    // The refused watch: no state from the peer, "failed" instead.
+    let failed = cli.expect_after(0, |l| l.starts_with("BLF,1003,"), WAIT);
+    assert_eq!(failed, "BLF,1003,undefined,failed,");
+    assert_eq!(
+        blf_callbacks(&cli, "1003"),
+        vec![("undefined".into(), "failed".into(), String::new())]
+    );
+    refuser.assert_success(WAIT);
+    cli.quit();
+}
+
+#[test]
+fn normalized_rewritten_and_prefixed_number_reaches_the_peer() {
+    let _serial = serial();
+    if !require_tools("dial_rewrite_sipp", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("dial_rewrite_sipp");
+    let mut uas = Sipp::uas(dir.path());
+    let server = format!("127.0.0.1:{}", uas.port());
+    // Spaces, brackets and dashes go (normalizenumber), the international 00 becomes +
+    // (numpxrewrite "00,+,8,20"), the carrier prefix 99 goes in front (techprefix).
+    let params = softphone(
+        &dir,
+        &[
+            ("serveraddress", &server),
+            ("normalizenumber", "1"),
+            ("numpxrewrite", "06,+36,8,20;00,+,8,20"),
+            ("techprefix", "99"),
+        ],
+    );
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok("call \"00 36 (1) 234-5678\"");
+    expect_connected(&mut cli);
+    let seen = uas.messages();
+    let expected = format!("INVITE sip:99+3612345678@{server}");
+    assert!(
+        seen.contains(&expected),
+        "SIPp must see {expected:?}:\n{seen}"
+    );
+    cli.api_ok("hangup");
+    uas.assert_success(WAIT);
+    cli.quit();
+}
