@@ -442,6 +442,18 @@ mod tests {
         assert!(!a.stats().encrypted);
     }
 
+    /// A (DTLS client) and B (server), both with the process identity, run for `ticks` ticks
+    /// from now: keyed after 50, RTCP keyed too without rtcp-mux after 600.
+    fn keyed_pair(rtcp_mux: bool, ticks: usize) -> (MediaPipeline, MediaPipeline, Instant) {
+        let id = DtlsIdentity::process().expect("identity");
+        let mut now = Instant::now();
+        let fp = id.fingerprint().clone();
+        let mut a = pipeline(neg_mux(B, DtlsRole::Client, fp.clone(), rtcp_mux), now);
+        let mut b = pipeline(neg_mux(A, DtlsRole::Server, fp, rtcp_mux), now);
+        run(&mut a, &mut b, &mut now, ticks);
+        (a, b, now)
+    }
+
     /// DTLS record header (RFC 6347 §4.1): content type, version, epoch.
     fn record_type_and_epoch(d: &[u8]) -> (u8, u16) {
         (d[0], u16::from_be_bytes([d[3], d[4]]))
@@ -449,11 +461,7 @@ mod tests {
 
     #[test]
     fn hang_up_sends_an_encrypted_close_notify_that_the_peer_reads() {
-        let id = DtlsIdentity::process().expect("identity");
-        let mut now = Instant::now();
-        let mut a = pipeline(neg(B, DtlsRole::Client, id.fingerprint().clone()), now);
-        let mut b = pipeline(neg(A, DtlsRole::Server, id.fingerprint().clone()), now);
-        run(&mut a, &mut b, &mut now, 50);
+        let (mut a, mut b, now) = keyed_pair(true, 50);
         assert_eq!(a.dtls_keyed(), Some(true));
         assert_eq!(b.dtls_peer_closed(), Some(false));
         let (rtp, rtcp) = a.close_dtls(now);
@@ -468,10 +476,7 @@ mod tests {
         // Once only.
         assert_eq!(a.close_dtls(now), (Vec::new(), Vec::new()));
         // The server closing first works the same way.
-        let mut now2 = Instant::now();
-        let mut c = pipeline(neg(B, DtlsRole::Client, id.fingerprint().clone()), now2);
-        let mut d = pipeline(neg(A, DtlsRole::Server, id.fingerprint().clone()), now2);
-        run(&mut c, &mut d, &mut now2, 50);
+        let (mut c, mut d, now2) = keyed_pair(true, 50);
         let (rtp, _) = d.close_dtls(now2);
         assert_eq!(rtp.len(), 1);
         c.on_packet(&rtp[0].data, B.parse().expect("addr"), now2);
@@ -495,17 +500,7 @@ mod tests {
 
     #[test]
     fn without_rtcp_mux_both_components_send_close_notify() {
-        let id = DtlsIdentity::process().expect("identity");
-        let mut now = Instant::now();
-        let mut a = pipeline(
-            neg_mux(B, DtlsRole::Client, id.fingerprint().clone(), false),
-            now,
-        );
-        let mut b = pipeline(
-            neg_mux(A, DtlsRole::Server, id.fingerprint().clone(), false),
-            now,
-        );
-        run(&mut a, &mut b, &mut now, 600);
+        let (mut a, _b, now) = keyed_pair(false, 600);
         assert_eq!(a.dtls_rtcp_keyed(), Some(true));
         let (rtp, rtcp) = a.close_dtls(now);
         assert_eq!((rtp.len(), rtcp.len()), (1, 1));
