@@ -1380,6 +1380,16 @@ impl Driver {
     }
 
     fn on_transaction(&mut self, tx: Transaction) {
+        if !matches!(tx.original.method, Method::Ack | Method::Cancel) {
+            if let Some((code, headers)) = refuse_request(&tx.original) {
+                // RFC 3261 §8.2.2.1 (416), §8.2.2.3 (420): refused before anything else.
+                let mut tx = tx;
+                tokio::spawn(async move {
+                    let _ = tx.reply_with(StatusCode::from(code), headers, None).await;
+                });
+                return;
+            }
+        }
         let Some(mut tx) = self.service_request(tx) else {
             return;
         };
@@ -1462,7 +1472,7 @@ impl Driver {
 
     fn on_new_invite(&mut self, tx: Transaction) {
         if let Some((code, headers)) = refuse_invite(&tx.original) {
-            // RFC 3261 §8.2.2.3 (420), §8.2.3 (415): refused before any dialog exists.
+            // RFC 3261 §8.2.3 (415): refused before any dialog exists.
             let mut tx = tx;
             tokio::spawn(async move {
                 let _ = tx.reply_with(StatusCode::from(code), headers, None).await;
@@ -2284,12 +2294,19 @@ fn header_value(headers: &rsipstack::sip::Headers, name: &str, compact: &str) ->
 }
 
 /// Option tags we implement (RFC 3261 §8.2.2.3): a `Require` naming anything else gets 420.
-const KNOWN_EXTENSIONS: [&str; 2] = ["100rel", "timer"];
+/// `replaces`: an INVITE may require Replaces support (RFC 3891 §6.1), which we have.
+const KNOWN_EXTENSIONS: [&str; 3] = ["100rel", "timer", "replaces"];
 
-/// The response refusing a new INVITE outright, if any: 420 Bad Extension with
-/// `Unsupported` for option tags we do not implement (RFC 3261 §8.2.2.3), 415 Unsupported
-/// Media Type with `Accept` for a body that is not SDP (RFC 3261 §8.2.3).
-fn refuse_invite(req: &Request) -> Option<(u16, Vec<Header>)> {
+/// The response refusing any request but ACK and CANCEL by its meaning, if any: 416
+/// Unsupported URI Scheme for a Request-URI that is not `sip:`/`sips:` (RFC 3261
+/// §8.2.2.1), 420 Bad Extension with `Unsupported` listing the option tags of `Require`
+/// we do not implement (§8.2.2.3; `Proxy-Require` is for proxies and ignored).
+fn refuse_request(req: &Request) -> Option<(u16, Vec<Header>)> {
+    use rsipstack::sip::Scheme;
+    // rsip leaves the scheme empty when it cannot read it (`soap.beep://...`).
+    if !matches!(req.uri.scheme, Some(Scheme::Sip | Scheme::Sips)) {
+        return Some((416, vec![]));
+    }
     let unknown: Vec<String> = req
         .headers
         .iter()
@@ -2305,6 +2322,12 @@ fn refuse_invite(req: &Request) -> Option<(u16, Vec<Header>)> {
     if !unknown.is_empty() {
         return Some((420, vec![Header::Unsupported(unknown.join(", ").into())]));
     }
+    None
+}
+
+/// The response refusing a new INVITE outright, if any (after [`refuse_request`]): 415
+/// Unsupported Media Type with `Accept` for a body that is not SDP (RFC 3261 §8.2.3).
+fn refuse_invite(req: &Request) -> Option<(u16, Vec<Header>)> {
     if !req.body.is_empty() {
         let ctype = header_value(&req.headers, "Content-Type", "c").unwrap_or_default();
         let media = ctype.split(';').next().unwrap_or("").trim();
@@ -2963,5 +2986,51 @@ mod tests {
     fn uri_validation() {
         assert!(validate_uri("sip:1002@127.0.0.1:5070").is_ok());
         assert!(validate_uri("").is_err() || validate_uri("sip:").is_err());
+    }
+
+    fn request(ruri: &str, extra: &str) -> Request {
+        let raw = format!(
+            "OPTIONS {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+             To: <sip:a@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        Request::try_from(raw.as_str()).unwrap()
+    }
+
+    #[test]
+    fn unknown_uri_scheme_gets_416_and_unknown_require_420_rfc3261_8_2_2() {
+        for ruri in [
+            "tel:+4930123",
+            "nobodyKnowsThisScheme:x",
+            "soap.beep://192.0.2.1:3002",
+        ] {
+            assert_eq!(
+                refuse_request(&request(ruri, "")).map(|r| r.0),
+                Some(416),
+                "{ruri}"
+            );
+        }
+        let (code, headers) = refuse_request(&request(
+            "sip:a@example.com",
+            "Require: 100rel, foo,Bar\r\n",
+        ))
+        .unwrap();
+        assert_eq!(code, 420);
+        assert!(
+            matches!(&headers[..], [Header::Unsupported(u)] if u.value() == "foo, Bar"),
+            "{headers:?}"
+        );
+        // Proxy-Require is for proxies; a UA ignores it.
+        assert!(refuse_request(&request("sip:a@example.com", "Proxy-Require: foo\r\n")).is_none());
+    }
+
+    #[test]
+    fn replaces_timer_and_100rel_are_known_option_tags() {
+        for require in ["Require: replaces\r\n", "Require: 100rel, timer\r\n", ""] {
+            assert!(
+                refuse_request(&request("sips:a@example.com", require)).is_none(),
+                "{require}"
+            );
+        }
     }
 }

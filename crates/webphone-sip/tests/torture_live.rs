@@ -408,3 +408,54 @@ async fn invalid_invite_over_tcp_gets_400_and_never_rings() {
             .is_ok());
     }
 }
+
+/// RFC 4475 §3.3 vectors that are valid syntax but must be refused by meaning, sent to a
+/// live UA (the top Via turned into UDP towards our socket): an unknown Request-URI scheme
+/// gets 416 (§3.3.2, §3.3.3; RFC 3261 §8.2.2.1), unknown option tags in Require get 420
+/// listing them in Unsupported (§3.3.5; RFC 3261 §8.2.2.3), an INVITE body of an unknown
+/// type gets 415 with Accept (§3.3.6; RFC 3261 §8.2.3). Nothing rings.
+#[tokio::test]
+async fn semantic_vectors_get_the_rfc_answers() {
+    let mut ua = Peer::start("torture-semantic").await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let cases: [(&str, &str, u16, &[&str]); 4] = [
+        ("rfc4475/semantic/unkscm.sip", "host9.example.com", 416, &[]),
+        (
+            "rfc4475/semantic/novelsc.sip",
+            "host9.example.com",
+            416,
+            &[],
+        ),
+        (
+            "rfc4475/semantic/bext01.sip",
+            "fold-and-staple.example.com",
+            420,
+            &["nothingSupportsThis", "nothingSupportsThisEither"],
+        ),
+        (
+            "rfc4475/semantic/invut.sip",
+            "somehost.example.com",
+            415,
+            &["application/sdp"],
+        ),
+    ];
+    for (rel, host, want, mentions) in cases {
+        let data = String::from_utf8(aimed(rel, host, port)).unwrap();
+        let data = data.replacen("SIP/2.0/TCP ", "SIP/2.0/UDP ", 1).replacen(
+            "SIP/2.0/TLS ",
+            "SIP/2.0/UDP ",
+            1,
+        );
+        let r = send(&ua, data.as_bytes(), &sock, Duration::from_secs(5)).await;
+        assert_eq!(status(&r), Some(want), "{rel}: {r:?}");
+        let text = r.unwrap_or_default();
+        for m in mentions {
+            assert!(text.contains(m), "{rel}: {m} missing in {text}");
+        }
+    }
+    no_incoming(&mut ua, Duration::from_millis(300))
+        .await
+        .expect("nothing rings");
+    still_alive(&ua, &sock).await;
+}
