@@ -66,6 +66,17 @@ impl Params {
             .collect()
     }
 
+    /// `user` without a registrar, listening on UDP `port` (calls and requests go straight
+    /// to the peer's address), logging SIP (`loglevel` 5): the softphone of the SIPp tests.
+    pub fn direct(user: &str, port: u16) -> Params {
+        Params::new()
+            .set("username", user)
+            .set("register", "0")
+            .set("transport", "0")
+            .set("signalingport", port)
+            .set("loglevel", "5")
+    }
+
     /// `user` (password `pass<user>`) registering with `kamailio` over `transport`.
     pub fn account(kamailio: &Kamailio, user: &str, transport: Transport) -> Params {
         Params::new()

@@ -12,12 +12,7 @@ use webphone_interop::sipp::Scenario;
 use webphone_interop::{free_port, require_tools, serial, Params, Sipp, TestDir, SIPP};
 
 fn softphone(dir: &TestDir, extra: &[(&str, &str)]) -> Params {
-    let mut p = Params::new()
-        .set("username", "1001")
-        .set("register", "0")
-        .set("transport", "0")
-        .set("signalingport", free_port())
-        .set("loglevel", "5");
+    let mut p = Params::direct("1001", free_port());
     for (k, v) in extra {
         p = p.set(k, *v);
     }
@@ -79,6 +74,12 @@ fn blf_notifies_ringing_in_call_and_idle_and_a_refused_watch_fails() {
     }
     cli.expect(|l| l == "BLF,1002,undefined,terminated,", WAIT);
     notifier.assert_success(WAIT);
+    // The callback follows its notification line.
+    cli.expect_after(
+        0,
+        |l| l.starts_with("CALLBACK,onBLFStateChange,[\"1002\",\"undefined\",\"terminated\""),
+        WAIT,
+    );
     assert_eq!(
         blf_callbacks(&cli, "1002"),
         vec![
@@ -95,6 +96,11 @@ fn blf_notifies_ringing_in_call_and_idle_and_a_refused_watch_fails() {
     // The refused watch: no state from the peer, "failed" instead.
     let failed = cli.expect_after(0, |l| l.starts_with("BLF,1003,"), WAIT);
     assert_eq!(failed, "BLF,1003,undefined,failed,");
+    cli.expect_after(
+        0,
+        |l| l.starts_with("CALLBACK,onBLFStateChange,[\"1003\""),
+        WAIT,
+    );
     assert_eq!(
         blf_callbacks(&cli, "1003"),
         vec![("undefined".into(), "failed".into(), String::new())]

@@ -32,13 +32,7 @@ fn voicemail_number_learned_from_message_summary_is_dialled() {
     let mut voicemail = Sipp::start(dir.path(), Scenario::Builtin("uas"), None, &["-rtp_echo"]);
     let account = format!("sip:*97@127.0.0.1:{}", voicemail.port());
     let port = free_port();
-    let (params, _rec) = Params::new()
-        .set("username", "1001")
-        .set("register", "0")
-        .set("transport", "0")
-        .set("signalingport", port)
-        .set("loglevel", "5")
-        .with_file_audio(&dir);
+    let (params, _rec) = Params::direct("1001", port).with_file_audio(&dir);
     let mut cli = start_cli(&dir, &params);
     assert_eq!(cli.api_ok("getparameter voicemailnum"), "");
     let refused = cli.api("callvoicemail", Duration::from_secs(10));
