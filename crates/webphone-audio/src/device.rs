@@ -26,8 +26,12 @@ use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 use tracing::{debug, info, warn};
 
+use crate::fallback::{Decision, Fallback, LossReason, Using};
 use crate::resample::Resampler;
-use crate::{f32_to_i16, i16_to_f32, AudioError, AudioInput, AudioOutput, Direction};
+use crate::{
+    f32_to_i16, i16_to_f32, AudioError, AudioInput, AudioOutput, DeviceEvent, DeviceEvents,
+    Direction,
+};
 
 /// Ring capacity in samples: 1 s at 192 kHz, so the ring never limits latency itself; the
 /// thresholds below do, in milliseconds of the actual device rate.
@@ -110,6 +114,12 @@ struct Shared {
     underruns: AtomicU64,
     /// The most recent stream error, for the watcher's log line.
     last_error: Mutex<Option<cpal::Error>>,
+    /// Token of the stream whose callbacks feed the ring (0: none).
+    active: AtomicU32,
+    /// Callbacks of a probe stream (an inactive one) since the probe started.
+    probe_callbacks: AtomicU64,
+    /// A probe stream reported an error.
+    probe_failed: AtomicBool,
 }
 
 impl Shared {
@@ -129,6 +139,27 @@ impl Shared {
         }
         if let Ok(mut last) = self.last_error.try_lock() {
             *last = Some(err);
+        }
+    }
+
+    /// The error callback of the stream with `token`: errors of the active stream count,
+    /// those of a probe only fail the probe (xruns aside).
+    fn stream_error(&self, token: u32, err: cpal::Error) {
+        if self.active.load(Ordering::Acquire) == token {
+            self.record_error(err);
+        } else if err.kind() != cpal::ErrorKind::Xrun {
+            self.probe_failed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The data callback of the stream with `token` was called: true when it feeds the ring.
+    fn heartbeat(&self, token: u32) -> bool {
+        if self.active.load(Ordering::Acquire) == token {
+            self.callbacks.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            self.probe_callbacks.fetch_add(1, Ordering::Relaxed);
+            false
         }
     }
 
@@ -261,36 +292,87 @@ pub fn list(dir: Direction) -> Result<Vec<String>, AudioError> {
     Ok(ids)
 }
 
-/// Builds one stream for the watcher; returns it with its sample rate.
-type BuildFn = dyn FnMut(&Arc<Shared>) -> Result<(cpal::Stream, u32), AudioError> + Send;
+/// One stream built by the watcher. Its callbacks feed the ring only while its `token` is the
+/// active one ([`Shared::active`]); until then (a probe of a returning device) they count
+/// their calls in [`Shared::probe_callbacks`] and play silence.
+struct Built {
+    /// Kept only to keep the stream running: dropping it stops the stream.
+    _stream: cpal::Stream,
+    rate: u32,
+    /// The cpal device id (for logs and the fallback notification).
+    id: String,
+    token: u32,
+}
+
+/// Builds one stream for the watcher on the named device (`None` = the default device),
+/// with the given token, and starts it (not yet active).
+type BuildFn = dyn FnMut(&Arc<Shared>, Option<&str>, u32) -> Result<Built, AudioError> + Send;
+
+/// Makes `built` the stream that feeds the ring: its rate for the resamplers, then its token,
+/// then a new generation so the consumer resets its converter.
+fn activate(shared: &Shared, built: &Built) {
+    shared.device_rate.store(built.rate, Ordering::Release);
+    shared.active.store(built.token, Ordering::Release);
+    shared.generation.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The watcher's side of a device: its name, direction and who hears about fallbacks.
+struct WatchTarget {
+    dir: Direction,
+    /// The selected device (`None` = the default device: nothing to fall back from).
+    name: Option<String>,
+    label: String,
+    events: Option<DeviceEvents>,
+}
+
+impl WatchTarget {
+    fn emit(&self, event: DeviceEvent) {
+        if let Some(cb) = &self.events {
+            cb(event);
+        }
+    }
+
+    /// Whether the selected device is missing from the device list (an enumeration error
+    /// is not an answer: the device counts as present).
+    fn not_listed(&self) -> bool {
+        match &self.name {
+            Some(name) => matches!(
+                find_device(Some(name), self.dir),
+                Err(AudioError::DeviceNotFound { .. })
+            ),
+            None => false,
+        }
+    }
+}
 
 /// Start the watcher thread, which builds the first stream (reported back before this returns)
 /// and then keeps a stream alive until `shared.stop` is set.
 fn start_watcher(
-    dir: Direction,
-    label: String,
+    target: WatchTarget,
     shared: Arc<Shared>,
     mut build: Box<BuildFn>,
 ) -> Result<(JoinHandle<()>, u32), AudioError> {
     let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<u32, AudioError>>(1);
-    let thread_label = label.clone();
+    let label = target.label.clone();
+    let dir = target.dir;
     let thread_shared = Arc::clone(&shared);
     let handle = thread::Builder::new()
         .name(format!("audio-{dir}"))
         .spawn(move || {
             let shared = thread_shared;
-            let first = build(&shared);
-            let stream = match first {
-                Ok((stream, rate)) => {
-                    let _ = ready_tx.send(Ok(rate));
-                    stream
+            let first = build(&shared, target.name.as_deref(), 1);
+            let first = match first {
+                Ok(built) => {
+                    activate(&shared, &built);
+                    let _ = ready_tx.send(Ok(built.rate));
+                    built
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
                     return;
                 }
             };
-            watch(dir, &thread_label, &shared, stream, build.as_mut());
+            watch(&target, &shared, first, build.as_mut());
         })
         .map_err(|e| AudioError::Thread {
             device: label.clone(),
@@ -320,15 +402,32 @@ fn start_watcher(
     }
 }
 
-/// The watcher loop: keep a healthy stream running, rebuilding it when it fails.
-fn watch(
-    dir: Direction,
-    label: &str,
-    shared: &Arc<Shared>,
-    first: cpal::Stream,
-    build: &mut BuildFn,
-) {
+/// A stream of the selected device, built while the default device plays, that becomes the
+/// active one once it has called back [`PROBE_CALLBACKS`] times.
+struct Probe {
+    built: Built,
+    started: Instant,
+}
+
+/// Callbacks a probe stream must deliver before the device counts as back.
+const PROBE_CALLBACKS: u64 = 5;
+/// A probe that delivers nothing in this time failed (the PulseAudio null sink needs ~2 s).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The watcher loop: keep a healthy stream running, rebuilding it when it fails, falling back
+/// to the default device when the selected one is gone and going back when it returns
+/// (decisions in [`Fallback`]).
+fn watch(target: &WatchTarget, shared: &Arc<Shared>, first: Built, build: &mut BuildFn) {
+    let (dir, label) = (target.dir, target.label.as_str());
+    let mut policy = Fallback::new(target.name.is_some(), Instant::now());
+    policy.stream_up(Instant::now());
+    let mut next_token = first.token + 1;
     let mut stream = Some(first);
+    let mut probe: Option<Probe> = None;
+    // Why the selected device was given up, until the fallback has been announced.
+    let mut pending_fallback: Option<LossReason> = None;
+    // Why the current stream was dropped (reported if rebuilding it makes us fall back).
+    let mut last_loss = LossReason::Failed;
     let mut built_at = Instant::now();
     let mut last_callbacks = shared.callbacks.load(Ordering::Relaxed);
     let mut last_progress: Option<Instant> = None;
@@ -370,22 +469,64 @@ fn watch(
             warn!(device = label, %dir, "audio stream stopped calling back");
         }
 
-        let broken = fatal
-            || errors >= ERROR_FLOOD
+        let mut loss = if fatal {
+            Some(LossReason::Removed)
+        } else if errors >= ERROR_FLOOD
             || error_windows >= ERROR_WINDOWS_BEFORE_REBUILD
             || xruns >= XRUN_FLOOD
-            || stalled;
-        if broken && stream.is_some() {
-            info!(device = label, %dir, "dropping the failed audio stream to rebuild it");
+            || stalled
+        {
+            Some(LossReason::Failed)
+        } else {
+            None
+        };
+        if loss.is_none() && stream.is_some() && policy.list_check_due(now) && target.not_listed() {
+            warn!(device = label, %dir, "the selected audio device is no longer listed");
+            loss = Some(LossReason::NotListed);
+        }
+        if let (Some(loss), Some(_)) = (loss, &stream) {
+            info!(device = label, %dir, ?loss, "dropping the failed audio stream");
             stream = None;
+            shared.active.store(0, Ordering::Release);
             error_windows = 0;
             next_attempt = now;
+            backoff = BACKOFF_MIN;
+            last_loss = loss;
+            if let Decision::FallBack(reason) = policy.stream_broken(now, loss) {
+                pending_fallback = Some(reason);
+            }
         }
-        if stream.is_none() && now >= next_attempt {
-            match build(shared) {
-                Ok((s, rate)) => {
-                    info!(device = label, %dir, rate, "audio stream rebuilt");
-                    stream = Some(s);
+        // Build a stream when none runs: on the selected device, or on the default one after
+        // a fallback. A failed rebuild of the selected device falls back at once.
+        for _ in 0..2 {
+            if stream.is_some() || now < next_attempt {
+                break;
+            }
+            let on_default = policy.using() == Using::Default;
+            let name = if on_default {
+                None
+            } else {
+                target.name.as_deref()
+            };
+            let token = next_token;
+            next_token = next_token.wrapping_add(1).max(1);
+            match build(shared, name, token) {
+                Ok(built) => {
+                    info!(device = label, %dir, id = %built.id, rate = built.rate, on_default, "audio stream rebuilt");
+                    activate(shared, &built);
+                    if let (Some(reason), Some(selected)) =
+                        (pending_fallback.take(), target.name.as_ref())
+                    {
+                        warn!(device = label, %dir, %reason, default = %built.id, "audio moved to the default device");
+                        target.emit(DeviceEvent::FellBack {
+                            direction: dir,
+                            selected: selected.clone(),
+                            reason,
+                            default_device: Some(built.id.clone()),
+                        });
+                    }
+                    stream = Some(built);
+                    policy.stream_up(now);
                     built_at = Instant::now();
                     last_progress = None;
                     last_callbacks = shared.callbacks.load(Ordering::Relaxed);
@@ -396,10 +537,88 @@ fn watch(
                     shared.fatal.store(false, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    warn!(device = label, %dir, error = %e, retry_in = ?backoff, "rebuilding the audio stream failed");
-                    next_attempt = now + backoff;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    warn!(device = label, %dir, error = %e, retry_in = ?backoff, on_default, "rebuilding the audio stream failed");
+                    match policy.build_failed(now, last_loss) {
+                        Decision::FallBack(reason) => {
+                            pending_fallback = Some(reason);
+                            // Try the default device right away (second round of the loop).
+                            continue;
+                        }
+                        Decision::Rebuild => {
+                            if on_default {
+                                if let (Some(reason), Some(selected)) =
+                                    (pending_fallback.take(), target.name.as_ref())
+                                {
+                                    target.emit(DeviceEvent::FellBack {
+                                        direction: dir,
+                                        selected: selected.clone(),
+                                        reason,
+                                        default_device: None,
+                                    });
+                                }
+                            }
+                            next_attempt = now + backoff;
+                            backoff = (backoff * 2).min(BACKOFF_MAX);
+                        }
+                    }
                 }
+            }
+            break;
+        }
+
+        // On the default device: see whether the selected one is back.
+        if let (Using::Default, Some(selected)) = (policy.using(), target.name.as_deref()) {
+            match probe.take() {
+                Some(p) => {
+                    let calls = shared.probe_callbacks.load(Ordering::Relaxed);
+                    let failed = shared.probe_failed.swap(false, Ordering::Relaxed);
+                    if !failed && calls >= PROBE_CALLBACKS {
+                        info!(device = label, %dir, id = %p.built.id, "the selected audio device is back");
+                        activate(shared, &p.built);
+                        stream = Some(p.built);
+                        policy.restored(now);
+                        built_at = now;
+                        last_progress = None;
+                        last_callbacks = shared.callbacks.load(Ordering::Relaxed);
+                        pending_fallback = None;
+                        shared.errors.store(0, Ordering::Relaxed);
+                        shared.xruns.store(0, Ordering::Relaxed);
+                        shared.fatal.store(false, Ordering::Relaxed);
+                        target.emit(DeviceEvent::Restored {
+                            direction: dir,
+                            selected: selected.to_string(),
+                        });
+                    } else if failed || now.duration_since(p.started) > PROBE_TIMEOUT {
+                        debug!(device = label, %dir, calls, failed, "the selected audio device is not back yet");
+                        drop(p);
+                        policy.probe_failed(now);
+                    } else {
+                        probe = Some(p);
+                    }
+                }
+                None if policy.probe_due(now) => {
+                    if target.not_listed() {
+                        policy.probe_failed(now);
+                    } else {
+                        shared.probe_callbacks.store(0, Ordering::Relaxed);
+                        shared.probe_failed.store(false, Ordering::Relaxed);
+                        let token = next_token;
+                        next_token = next_token.wrapping_add(1).max(1);
+                        match build(shared, Some(selected), token) {
+                            Ok(built) => {
+                                probe = Some(Probe {
+                                    built,
+                                    started: now,
+                                })
+                            }
+                            Err(e) => {
+                                debug!(device = label, %dir, error = %e, "probing the selected audio device failed");
+                                policy.probe_failed(now);
+                            }
+                        }
+                    }
+                }
+                None => {}
             }
         }
 
@@ -419,6 +638,7 @@ fn watch(
             }
         }
     }
+    drop(probe);
     drop(stream);
     debug!(device = label, %dir, "audio watcher stopped");
 }
@@ -456,18 +676,29 @@ pub struct CpalInput {
 
 impl CpalInput {
     /// Open `name` (`None` = default device) for capture, delivering mono at `rate`.
-    pub fn open(name: Option<&str>, rate: u32) -> Result<CpalInput, AudioError> {
+    /// `events` hears when a named device is lost and the default device takes over, and
+    /// when it comes back ([`DeviceEvent`]).
+    pub fn open(
+        name: Option<&str>,
+        rate: u32,
+        events: Option<DeviceEvents>,
+    ) -> Result<CpalInput, AudioError> {
         let label = label(name);
-        let name = name.map(str::to_string);
         let (prod, cons) = HeapRb::<f32>::new(RING_CAPACITY).split();
         let prod = Arc::new(Mutex::new(prod));
         let shared = Arc::new(Shared::default());
-        let build_label = label.clone();
-        let build = Box::new(move |shared: &Arc<Shared>| {
-            build_input(name.as_deref(), &build_label, &prod, shared)
-        });
-        let (thread, device_rate) =
-            start_watcher(Direction::Input, label.clone(), Arc::clone(&shared), build)?;
+        let build = Box::new(
+            move |shared: &Arc<Shared>, name: Option<&str>, token: u32| {
+                build_input(name, &prod, shared, token)
+            },
+        );
+        let target = WatchTarget {
+            dir: Direction::Input,
+            name: name.map(str::to_string),
+            label: label.clone(),
+            events,
+        };
+        let (thread, device_rate) = start_watcher(target, Arc::clone(&shared), build)?;
         Ok(CpalInput {
             label,
             generation: shared.generation.load(Ordering::Acquire),
@@ -487,10 +718,11 @@ impl CpalInput {
 
 fn build_input(
     name: Option<&str>,
-    label: &str,
     prod: &Arc<Mutex<HeapProd<f32>>>,
     shared: &Arc<Shared>,
-) -> Result<(cpal::Stream, u32), AudioError> {
+    token: u32,
+) -> Result<Built, AudioError> {
+    let label = &label(name);
     let device = find_device(name, Direction::Input)?;
     let supported = device
         .default_input_config()
@@ -502,24 +734,25 @@ fn build_input(
     let stream = for_sample_format!(
         format,
         label,
-        build_input_typed(&device, label, config, channels, prod, shared)
+        build_input_typed(&device, label, config, channels, prod, shared, token)
     )?;
-    play_started(&stream, label, shared, rate)?;
-    info!(device = label, id = ?device.id().ok().map(|i| i.to_string()), rate, channels, %format, "capture stream started");
-    Ok((stream, rate))
+    stream.play().map_err(|e| backend(label, e))?;
+    let id = device_id(&device, label);
+    info!(device = label, %id, rate, channels, %format, token, "capture stream started");
+    Ok(Built {
+        _stream: stream,
+        rate,
+        id,
+        token,
+    })
 }
 
-/// Records the new stream's rate for the resamplers, tells the watcher a new stream exists,
-/// and starts it.
-fn play_started(
-    stream: &cpal::Stream,
-    label: &str,
-    shared: &Arc<Shared>,
-    rate: u32,
-) -> Result<(), AudioError> {
-    shared.device_rate.store(rate, Ordering::Release);
-    shared.generation.fetch_add(1, Ordering::AcqRel);
-    stream.play().map_err(|e| backend(label, e))
+/// The cpal id of `device` (`alsa:default`), else the label it was opened with.
+fn device_id(device: &cpal::Device, label: &str) -> String {
+    device
+        .id()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|_| label.to_string())
 }
 
 fn build_input_typed<T>(
@@ -529,6 +762,7 @@ fn build_input_typed<T>(
     channels: usize,
     prod: &Arc<Mutex<HeapProd<f32>>>,
     shared: &Arc<Shared>,
+    token: u32,
 ) -> Result<cpal::Stream, AudioError>
 where
     T: SizedSample,
@@ -542,7 +776,9 @@ where
         .build_input_stream::<T, _, _>(
             config,
             move |data: &[T], _info: &cpal::InputCallbackInfo| {
-                data_shared.callbacks.fetch_add(1, Ordering::Relaxed);
+                if !data_shared.heartbeat(token) {
+                    return;
+                }
                 let Some(mut prod) = try_lock(&data_prod) else {
                     return;
                 };
@@ -556,7 +792,7 @@ where
                     let _ = prod.try_push(sum * scale);
                 }
             },
-            move |err| err_shared.record_error(err),
+            move |err| err_shared.stream_error(token, err),
             None,
         )
         .map_err(|e| backend(label, e))
@@ -644,19 +880,29 @@ pub struct CpalOutput {
 }
 
 impl CpalOutput {
-    /// Open `name` (`None` = default device) for playback of mono at `rate`.
-    pub fn open(name: Option<&str>, rate: u32) -> Result<CpalOutput, AudioError> {
+    /// Open `name` (`None` = default device) for playback of mono at `rate`; `events` as
+    /// for [`CpalInput::open`].
+    pub fn open(
+        name: Option<&str>,
+        rate: u32,
+        events: Option<DeviceEvents>,
+    ) -> Result<CpalOutput, AudioError> {
         let label = label(name);
-        let name = name.map(str::to_string);
         let (prod, cons) = HeapRb::<f32>::new(RING_CAPACITY).split();
         let cons = Arc::new(Mutex::new(cons));
         let shared = Arc::new(Shared::default());
-        let build_label = label.clone();
-        let build = Box::new(move |shared: &Arc<Shared>| {
-            build_output(name.as_deref(), &build_label, &cons, shared)
-        });
-        let (thread, device_rate) =
-            start_watcher(Direction::Output, label.clone(), Arc::clone(&shared), build)?;
+        let build = Box::new(
+            move |shared: &Arc<Shared>, name: Option<&str>, token: u32| {
+                build_output(name, &cons, shared, token)
+            },
+        );
+        let target = WatchTarget {
+            dir: Direction::Output,
+            name: name.map(str::to_string),
+            label: label.clone(),
+            events,
+        };
+        let (thread, device_rate) = start_watcher(target, Arc::clone(&shared), build)?;
         Ok(CpalOutput {
             label,
             generation: shared.generation.load(Ordering::Acquire),
@@ -674,10 +920,11 @@ impl CpalOutput {
 
 fn build_output(
     name: Option<&str>,
-    label: &str,
     cons: &Arc<Mutex<HeapCons<f32>>>,
     shared: &Arc<Shared>,
-) -> Result<(cpal::Stream, u32), AudioError> {
+    token: u32,
+) -> Result<Built, AudioError> {
+    let label = &label(name);
     let device = find_device(name, Direction::Output)?;
     let supported = device
         .default_output_config()
@@ -686,18 +933,23 @@ fn build_output(
     let format = supported.sample_format();
     let rate = config.sample_rate;
     let channels = usize::from(config.channels).max(1);
-    // Whatever is queued was converted for the previous stream.
-    lock(cons).clear();
     let stream = for_sample_format!(
         format,
         label,
-        build_output_typed(&device, label, config, channels, rate, cons, shared)
+        build_output_typed(&device, label, config, channels, rate, cons, shared, token)
     )?;
-    play_started(&stream, label, shared, rate)?;
-    info!(device = label, id = ?device.id().ok().map(|i| i.to_string()), rate, channels, %format, "playback stream started");
-    Ok((stream, rate))
+    stream.play().map_err(|e| backend(label, e))?;
+    let id = device_id(&device, label);
+    info!(device = label, %id, rate, channels, %format, token, "playback stream started");
+    Ok(Built {
+        _stream: stream,
+        rate,
+        id,
+        token,
+    })
 }
 
+#[allow(clippy::too_many_arguments)] // the input twin's arguments plus the device rate
 fn build_output_typed<T>(
     device: &cpal::Device,
     label: &str,
@@ -706,6 +958,7 @@ fn build_output_typed<T>(
     rate: u32,
     cons: &Arc<Mutex<HeapCons<f32>>>,
     shared: &Arc<Shared>,
+    token: u32,
 ) -> Result<cpal::Stream, AudioError>
 where
     T: SizedSample + FromSample<f32>,
@@ -717,15 +970,25 @@ where
     let trim_to = ms_to_samples(TRIM_TO_MS, rate);
     let prime = ms_to_samples(OUTPUT_PRIME_MS, rate);
     let mut primed = false;
+    let mut fresh = true;
     device
         .build_output_stream::<T, _, _>(
             config,
             move |data: &mut [T], _info: &cpal::OutputCallbackInfo| {
-                data_shared.callbacks.fetch_add(1, Ordering::Relaxed);
+                if !data_shared.heartbeat(token) {
+                    // A probe: silence until it takes over.
+                    data.fill(T::EQUILIBRIUM);
+                    return;
+                }
                 let Some(mut cons) = try_lock(&data_cons) else {
                     data.fill(T::EQUILIBRIUM);
                     return;
                 };
+                if fresh {
+                    // Whatever is queued was converted for the previous stream.
+                    fresh = false;
+                    cons.clear();
+                }
                 let available = cons.occupied_len();
                 if available > max_latency {
                     let n = cons.skip(available - trim_to);
@@ -755,7 +1018,7 @@ where
                     data_shared.underruns.fetch_add(1, Ordering::Relaxed);
                 }
             },
-            move |err| err_shared.record_error(err),
+            move |err| err_shared.stream_error(token, err),
             None,
         )
         .map_err(|e| backend(label, e))
@@ -800,7 +1063,7 @@ mod tests {
     #[test]
     fn opening_an_unknown_cpal_device_reports_device_not_found() {
         let name = "no-such-device-for-webphone-tests";
-        match CpalInput::open(Some(name), 8000) {
+        match CpalInput::open(Some(name), 8000, None) {
             Err(AudioError::DeviceNotFound { name: n, direction }) => {
                 assert_eq!(n, name);
                 assert_eq!(direction, Direction::Input);
@@ -809,7 +1072,7 @@ mod tests {
             Ok(_) => panic!("opened a device that does not exist"),
         }
         assert!(matches!(
-            CpalOutput::open(Some(name), 8000),
+            CpalOutput::open(Some(name), 8000, None),
             Err(AudioError::DeviceNotFound { .. })
         ));
     }

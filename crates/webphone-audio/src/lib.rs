@@ -15,14 +15,22 @@
 //! [`AudioInput::read_frame`] returns the next samples). cpal devices run on the sound card's
 //! clock; their real-time callback exchanges samples with the consumer through lock-free ring
 //! buffers, and a watcher thread rebuilds the stream after stream errors.
+//!
+//! A named cpal device that disappears while open (unplugged headset) does not end the audio:
+//! the watcher moves the stream to the default device of the same direction, keeps looking for
+//! the named device and moves back when it returns; [`DeviceEvent`]s report both moves to
+//! whoever opened the device with [`open_input_with`] / [`open_output_with`].
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 mod device;
+mod fallback;
 mod file;
 pub mod resample;
 
+pub use fallback::LossReason;
 pub use resample::Resampler;
 
 /// Lowest sample rate accepted by [`open_input`] / [`open_output`].
@@ -137,6 +145,27 @@ pub enum AudioError {
     Thread { device: String, reason: String },
 }
 
+/// A named device was lost or came back while open; see [`open_input_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceEvent {
+    /// The selected device is gone: audio now flows through the default device of that
+    /// direction (`default_device`: its cpal id, `None` while even that cannot be opened).
+    FellBack {
+        direction: Direction,
+        selected: String,
+        reason: LossReason,
+        default_device: Option<String>,
+    },
+    /// The selected device is back and carries the audio again.
+    Restored {
+        direction: Direction,
+        selected: String,
+    },
+}
+
+/// Receives [`DeviceEvent`]s. Called from the device's watcher thread: it must not block.
+pub type DeviceEvents = Arc<dyn Fn(DeviceEvent) + Send + Sync>;
+
 /// A capture device delivering mono PCM at the rate it was opened with.
 pub trait AudioInput: Send {
     /// Fill `out` with the next samples. Silence when nothing is there; never blocks.
@@ -159,14 +188,26 @@ fn check_rate(sample_rate: u32) -> Result<(), AudioError> {
 
 /// Open a capture device delivering mono PCM at `sample_rate`.
 pub fn open_input(spec: &DeviceSpec, sample_rate: u32) -> Result<Box<dyn AudioInput>, AudioError> {
+    open_input_with(spec, sample_rate, None)
+}
+
+/// [`open_input`], telling `events` when a named cpal device is lost mid-stream (the default
+/// capture device takes over) and when it returns (it takes over again). A named device that
+/// cannot be opened in the first place is still an error.
+pub fn open_input_with(
+    spec: &DeviceSpec,
+    sample_rate: u32,
+    events: Option<DeviceEvents>,
+) -> Result<Box<dyn AudioInput>, AudioError> {
     check_rate(sample_rate)?;
     match spec {
         DeviceSpec::Null => Ok(Box::new(NullInput)),
         DeviceSpec::File(path) => Ok(Box::new(file::WavLoopInput::open(path, sample_rate)?)),
-        DeviceSpec::Default => Ok(Box::new(device::CpalInput::open(None, sample_rate)?)),
+        DeviceSpec::Default => Ok(Box::new(device::CpalInput::open(None, sample_rate, None)?)),
         DeviceSpec::Device(name) => Ok(Box::new(device::CpalInput::open(
             Some(name.as_str()),
             sample_rate,
+            events,
         )?)),
     }
 }
@@ -176,14 +217,24 @@ pub fn open_output(
     spec: &DeviceSpec,
     sample_rate: u32,
 ) -> Result<Box<dyn AudioOutput>, AudioError> {
+    open_output_with(spec, sample_rate, None)
+}
+
+/// [`open_output`] with [`DeviceEvent`]s, as [`open_input_with`].
+pub fn open_output_with(
+    spec: &DeviceSpec,
+    sample_rate: u32,
+    events: Option<DeviceEvents>,
+) -> Result<Box<dyn AudioOutput>, AudioError> {
     check_rate(sample_rate)?;
     match spec {
         DeviceSpec::Null => Ok(Box::new(NullOutput)),
         DeviceSpec::File(path) => Ok(Box::new(file::WavRecordOutput::create(path, sample_rate)?)),
-        DeviceSpec::Default => Ok(Box::new(device::CpalOutput::open(None, sample_rate)?)),
+        DeviceSpec::Default => Ok(Box::new(device::CpalOutput::open(None, sample_rate, None)?)),
         DeviceSpec::Device(name) => Ok(Box::new(device::CpalOutput::open(
             Some(name.as_str()),
             sample_rate,
+            events,
         )?)),
     }
 }
