@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use webphone_audio::{open_input, open_output, AudioInput, AudioOutput, DeviceSpec};
+use webphone_audio::{open_input_with, open_output_with, AudioInput, AudioOutput, DeviceSpec};
 use webphone_media::{
     codec_prefs_from_params, sdp, MediaAlarm, MediaEvent, MediaOffer, MediaSession, Negotiated,
     PcmSink, PcmSource, PipelineConfig, RtpSocket, SrtpPolicy,
@@ -78,6 +78,9 @@ pub(crate) enum Cmd {
         started: Instant,
         reason: String,
     },
+    /// A selected sound device was lost mid-stream (the default device took over) or came
+    /// back (issue 9).
+    AudioDevice(webphone_audio::DeviceEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -589,6 +592,7 @@ impl Core {
                         let _ = reply.send(r);
                     }
                     Some(Cmd::EchoEnded { line, id }) => self.echo_ended(line, id).await,
+                    Some(Cmd::AudioDevice(event)) => self.audio_device_event(event),
                     Some(Cmd::Media { line, started, event }) => self.on_media(line, started, event),
                     Some(Cmd::NoVoice { line, started }) => {
                         if self.lines.get(line).is_some_and(|l| l.started == started) {
@@ -1433,8 +1437,12 @@ impl Core {
     async fn open_devices(&self, rate: u32) -> (Box<dyn AudioInput>, Box<dyn AudioOutput>) {
         let in_spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
         let out_spec = DeviceSpec::parse(&self.params.get("audiodeviceout"));
+        let (in_events, out_events) = (self.device_events(), self.device_events());
         let opened = tokio::task::spawn_blocking(move || {
-            (open_input(&in_spec, rate), open_output(&out_spec, rate))
+            (
+                open_input_with(&in_spec, rate, Some(in_events)),
+                open_output_with(&out_spec, rate, Some(out_events)),
+            )
         })
         .await;
         let (input, output) = match opened {
@@ -1453,7 +1461,9 @@ impl Core {
     /// The capture device alone (the playback device is open already).
     async fn open_input_device(&self, rate: u32) -> Box<dyn AudioInput> {
         let spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
-        let opened = tokio::task::spawn_blocking(move || open_input(&spec, rate)).await;
+        let events = self.device_events();
+        let opened =
+            tokio::task::spawn_blocking(move || open_input_with(&spec, rate, Some(events))).await;
         let input = opened.unwrap_or_else(|e| {
             Err(webphone_audio::AudioError::Thread {
                 device: "audio".into(),
@@ -1466,7 +1476,9 @@ impl Core {
     /// The playback device alone (local ringback before the call has media).
     async fn open_output_device(&self, rate: u32) -> Box<dyn AudioOutput> {
         let spec = DeviceSpec::parse(&self.params.get("audiodeviceout"));
-        let opened = tokio::task::spawn_blocking(move || open_output(&spec, rate)).await;
+        let events = self.device_events();
+        let opened =
+            tokio::task::spawn_blocking(move || open_output_with(&spec, rate, Some(events))).await;
         let output = opened.unwrap_or_else(|e| {
             Err(webphone_audio::AudioError::Thread {
                 device: "audio".into(),

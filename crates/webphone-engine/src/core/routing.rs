@@ -5,7 +5,10 @@
 //! - a second call moves every call onto one [`MixerHub`] that owns the devices (peers do not
 //!   hear each other until `conference()` joins them; the active, unheld line is played),
 //! - `setdevice(..., 2)` swaps the devices in the middle of a call without dropping it,
-//! - `setvolume` scales microphone and speaker (percent, 50 = unchanged).
+//! - `setvolume` scales microphone and speaker (percent, 50 = unchanged),
+//! - a selected sound device that disappears mid-call is replaced by the default device of
+//!   that direction inside the audio device itself (the port and the call's media are not
+//!   touched, RTP goes on); the engine only tells the user ([`DeviceEvent`]).
 //!
 //! One call alone talks to the devices directly: no mixer FIFO, so no added delay.
 
@@ -16,11 +19,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use webphone_audio::{DeviceEvent, DeviceEvents, Direction as AudioDirection};
 use webphone_media::local::mixer::{MixerConfig, MixerHandle, MixerHub, SoundId};
 use webphone_media::local::tones::{ToneGenerator, ToneKind, TonePlan};
 use webphone_media::{PcmSink, PcmSource};
 
-use super::{Core, Peer};
+use super::{Cmd, Core, Peer};
 use crate::notify::Severity;
 
 /// Volume in percent: 0 = muted, 50 = unchanged, 100 = twice the amplitude.
@@ -215,7 +219,63 @@ impl Drop for Hub {
     }
 }
 
+/// The user-facing text for a device fallback or return, and its severity.
+pub(crate) fn device_event_text(event: &DeviceEvent) -> (Severity, String) {
+    let what = |dir: AudioDirection| match dir {
+        AudioDirection::Input => "recording device",
+        AudioDirection::Output => "playback device",
+    };
+    match event {
+        DeviceEvent::FellBack {
+            direction,
+            selected,
+            reason,
+            default_device,
+        } => {
+            let then = match default_device {
+                Some(d) => format!("using the default {} {d}", what(*direction)),
+                None => format!(
+                    "the default {} cannot be opened either; silent until a device returns",
+                    what(*direction)
+                ),
+            };
+            (
+                Severity::Warning,
+                format!(
+                    "The {} {selected} is gone ({reason}): {then}",
+                    what(*direction)
+                ),
+            )
+        }
+        DeviceEvent::Restored {
+            direction,
+            selected,
+        } => (
+            Severity::Event,
+            format!(
+                "The {} {selected} is back and in use again",
+                what(*direction)
+            ),
+        ),
+    }
+}
+
 impl Core {
+    /// Where the audio devices report a lost or returning device: the engine task.
+    pub(super) fn device_events(&self) -> DeviceEvents {
+        let tx = self.cmd_tx.clone();
+        std::sync::Arc::new(move |event| {
+            let _ = tx.send(Cmd::AudioDevice(event));
+        })
+    }
+
+    /// A selected device was lost (the default device carries the audio now) or came back:
+    /// the user is told with an EVENT notification and `onDisplay` (a warning for the loss).
+    pub(super) fn audio_device_event(&self, event: DeviceEvent) {
+        let (severity, text) = device_event_text(&event);
+        self.display(severity, &text);
+    }
+
     /// Lines whose media runs (they have an audio port), in line order.
     fn lines_with_port(&self) -> Vec<usize> {
         self.lines
@@ -427,5 +487,53 @@ impl Core {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webphone_audio::LossReason;
+
+    #[test]
+    fn a_lost_headset_is_a_warning_naming_the_default_device_in_use() {
+        let (sev, text) = device_event_text(&DeviceEvent::FellBack {
+            direction: AudioDirection::Output,
+            selected: "alsa:headset".into(),
+            reason: LossReason::Removed,
+            default_device: Some("alsa:default".into()),
+        });
+        assert_eq!(sev, Severity::Warning);
+        assert_eq!(
+            text,
+            "The playback device alsa:headset is gone (it was removed): using the default \
+             playback device alsa:default"
+        );
+    }
+
+    #[test]
+    fn a_lost_microphone_without_any_default_says_the_audio_is_silent() {
+        let (sev, text) = device_event_text(&DeviceEvent::FellBack {
+            direction: AudioDirection::Input,
+            selected: "USB mic".into(),
+            reason: LossReason::Failed,
+            default_device: None,
+        });
+        assert_eq!(sev, Severity::Warning);
+        assert!(text.starts_with("The recording device USB mic is gone (it stopped working)"));
+        assert!(text.contains("cannot be opened either"), "{text}");
+    }
+
+    #[test]
+    fn a_returning_device_is_an_event() {
+        let (sev, text) = device_event_text(&DeviceEvent::Restored {
+            direction: AudioDirection::Input,
+            selected: "alsa:headset_mic".into(),
+        });
+        assert_eq!(sev, Severity::Event);
+        assert_eq!(
+            text,
+            "The recording device alsa:headset_mic is back and in use again"
+        );
     }
 }
