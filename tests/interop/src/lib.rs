@@ -22,6 +22,7 @@ pub mod linphone;
 pub mod netns;
 pub mod params;
 pub mod proc;
+pub mod pulse;
 pub mod sipp;
 pub mod sipvicious;
 pub mod util;
