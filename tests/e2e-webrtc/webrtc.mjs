@@ -12,7 +12,9 @@
 //      (packetsReceived and audioLevel > 0); webphone-cli's recording is not silent; Chromium
 //      hangs up (BYE) and webphone-cli sees the call end.
 //   2. webphone-cli (mediaencryption=3 + ICE) calls Chromium: our offer is accepted, the same
-//      checks, and webphone-cli hangs up; Chromium sees the session terminated.
+//      checks, plus hold and resume from webphone-cli (re-INVITEs Chromium accepts: media
+//      stops and comes back over the same DTLS association), and webphone-cli hangs up;
+//      Chromium sees the session terminated.
 //   3. A capture of lo (dumpcap) shows DTLS close_notify (an alert record, epoch 1) from the
 //      side that hung up, each time.
 // Chromium's microphone is a WAV tone (--use-file-for-fake-audio-capture), webphone-cli's a
@@ -363,6 +365,28 @@ async function main() {
     say(`2. our offer: ${sdpSummary(offer2)}`);
     say(`2. Chromium's answer: ${sdpSummary(answer2)}`);
     await sleep(TALK_MS);
+    // hold and resume: re-offers with the same ICE credentials, fingerprint and mid keep the
+    // DTLS association (no new handshake); media stops towards the browser and comes back
+    const inbound = async () => (await page.evaluate(() => window.peer.stats())).inbound.packetsReceived;
+    let m0 = cli.lines.length;
+    await cli.api('hold true');
+    await cli.expect(/^STATUS,1,Hold,/, m0);
+    await sleep(500);
+    const heldFrom = await inbound();
+    await sleep(1000);
+    const heldTo = await inbound();
+    m0 = cli.lines.length;
+    await cli.api('hold false');
+    await cli.expect(/^STATUS,1,InCall,/, m0);
+    await sleep(500);
+    const resumedFrom = await inbound();
+    await sleep(1000);
+    const resumedTo = await inbound();
+    say(`2. hold: browser received ${heldTo - heldFrom} packets in 1 s; resumed: ${resumedTo - resumedFrom} in 1 s`);
+    if (heldTo - heldFrom > 5) throw new Error(`2. media kept coming during hold (${heldTo - heldFrom} packets)`);
+    if (resumedTo - resumedFrom < 25) throw new Error(`2. media did not come back after resume (${resumedTo - resumedFrom} packets)`);
+    const handshakes = (cli.stderr().match(/DTLS-SRTP handshake started/g) || []).length;
+    if (handshakes !== 2) throw new Error(`2. ${handshakes} DTLS handshakes in two calls: hold/resume must keep the association`);
     const enc2 = await cli.api('isencrypted');
     say(`2. webphone-cli isencrypted = ${enc2}`);
     if (enc2.trim() !== '2') throw new Error(`2. isencrypted is ${enc2}, not 2`);
