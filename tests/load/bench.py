@@ -839,8 +839,21 @@ def write_doc(path, results, cfg, argv, started, machine):
         for n in notes:
             L.append(f"- {n}")
         L.append("")
+    # The desktop app's section, written by tests/e2e-desktop/bench-launch.mjs --doc, is kept.
+    try:
+        with open(path) as f:
+            old = f.read()
+        i = old.find(DESKTOP_SECTION)
+        if i >= 0:
+            L.append(old[i:].rstrip("\n") + "\n")
+    except OSError:
+        pass
     with open(path, "w") as f:
         f.write("\n".join(L))
+
+
+# Heading of the section tests/e2e-desktop/bench-launch.mjs owns at the end of the report.
+DESKTOP_SECTION = "## Desktop app"
 
 
 def machine_info():
