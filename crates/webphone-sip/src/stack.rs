@@ -451,6 +451,7 @@ pub(crate) async fn start(
         ha1: None,
         digest: Arc::default(),
         dns,
+        service_route: Arc::default(),
         transport_auto: false,
         invites: HashMap::new(),
         invite_auth: HashMap::new(),
@@ -498,6 +499,8 @@ struct CallEntry {
 /// the digest secret and state, the Call-ID and CSeq (RFC 3261 §10.2).
 struct RegSession {
     flow: Arc<Mutex<Option<SipConnection>>>,
+    /// Where the 2xx's Service-Route goes (RFC 3608 §6.1).
+    service_route: Arc<Mutex<Vec<String>>>,
     secret: crate::digest::Secret,
     cache: Arc<Mutex<crate::digest::DigestCache>>,
     call_id: String,
@@ -577,6 +580,9 @@ struct Driver {
     digest: Arc<Mutex<crate::digest::DigestCache>>,
     /// RFC 3263 location: DNS servers (`/etc/resolv.conf` unless set), caches, pins.
     dns: crate::locate::Dns,
+    /// The Service-Route of the main account's last 2xx to REGISTER (RFC 3608 §6.1): the
+    /// preloaded route of its out-of-dialog requests, after the outbound proxy.
+    service_route: Arc<Mutex<Vec<String>>>,
     /// No transport configured: the registrar's comes from NAPTR/SRV (RFC 3263 §4.1).
     transport_auto: bool,
     /// Call-ID, target and SDP of each outgoing call's INVITE (sent again with credentials).
@@ -925,6 +931,7 @@ impl Driver {
             call_id: session.call_id,
             cseq: session.cseq,
             server_addrs: self.server_ips.clone(),
+            service_route: session.service_route,
         }
     }
 
@@ -939,6 +946,7 @@ impl Driver {
             } => {
                 let session = RegSession {
                     flow: self.reg_flow.clone(),
+                    service_route: self.service_route.clone(),
                     secret: self.secret(&account),
                     cache: self.digest.clone(),
                     call_id: self.reg_call_id.clone(),
@@ -964,6 +972,8 @@ impl Driver {
                 };
                 let session = RegSession {
                     flow: session.flow.clone(),
+                    // Out-of-dialog requests use the main account: its route only.
+                    service_route: Arc::default(),
                     // The `md5` HA1 belongs to the main account.
                     secret: crate::digest::Secret::Password(account.password.clone()),
                     cache: session.digest.clone(),
@@ -1274,6 +1284,13 @@ impl Driver {
         } else {
             vec![]
         };
+        // RFC 3608 §6.1: the registrar's Service-Route follows (preloaded route).
+        let mut route_set = route_set;
+        route_set.extend(
+            crate::lock(&self.service_route)
+                .iter()
+                .filter_map(|r| rsipstack::sip::typed::Route::parse(r).ok()),
+        );
         // Digest is ours (crate::digest): rsipstack would answer only the first challenge
         // and neither SHA-256 nor auth-int with a body. Challenges come back as
         // StackEvent::InviteChallenged and the INVITE is sent again from here.
@@ -2414,6 +2431,8 @@ struct RegisterJob {
     /// Where requests from our server come from (ghost-call protection): the registrar
     /// address that answered is added (RFC 3263 may have picked one of several).
     server_addrs: Arc<Mutex<std::collections::HashSet<SocketAddr>>>,
+    /// The Service-Route of the last 2xx (RFC 3608 §6.1).
+    service_route: Arc<Mutex<Vec<String>>>,
 }
 
 impl RegisterJob {
@@ -2703,6 +2722,15 @@ impl RegisterJob {
             if let Some(a) = answered {
                 crate::lock(&self.server_addrs).insert(a);
             }
+            if resp.status_code.kind() == StatusCodeKind::Successful {
+                // RFC 3608 §6.1: each 2xx replaces the route (none when it has none); an
+                // un-REGISTER ends it.
+                *crate::lock(&self.service_route) = if self.expires == 0 {
+                    Vec::new()
+                } else {
+                    service_routes(&resp.headers)
+                };
+            }
             return self.final_outcome(&resp);
         }
         self.outcome(408, "no response from registrar")
@@ -2739,6 +2767,18 @@ impl RegisterJob {
             contact: self.contact.clone(),
         }
     }
+}
+
+/// The Service-Route values of a REGISTER 2xx in order (RFC 3608 §5: one or more headers,
+/// each a comma-separated list of name-addrs).
+fn service_routes(headers: &rsipstack::sip::Headers) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("Service-Route"))
+        .flat_map(|h| split_outside_quotes(h.value(), ','))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
 }
 
 /// The digest user name: `auth_username` when set, else `username` (RFC 2617 §3.2.2).

@@ -450,6 +450,23 @@ impl ReqCtx {
     }
 }
 
+/// The preloaded route of an out-of-dialog request: the outbound proxy (loose routing,
+/// RFC 3261 §8.1.2), then the registrar's Service-Route (RFC 3608 §6.1).
+fn preloaded_route(target: &Target, service_route: &Mutex<Vec<String>>) -> Vec<String> {
+    let mut out = Vec::new();
+    if target.via_proxy {
+        let mut r = format!("<sip:{};lr", target.next_hop);
+        if target.transport != crate::Transport::Udp {
+            r.push_str(";transport=");
+            r.push_str(target.transport.param());
+        }
+        r.push('>');
+        out.push(r);
+    }
+    out.extend(crate::lock(service_route).iter().cloned());
+    out
+}
+
 /// The Record-Route values of `msg` in order (RFC 3261 §12.1.2 reverses them for a UAC).
 fn record_routes(headers: &rsipstack::sip::Headers) -> Vec<String> {
     headers
@@ -650,16 +667,7 @@ impl Driver {
 
     /// The outbound-proxy Route of an out-of-dialog request (RFC 3261 §8.1.2).
     fn outbound_route(&self, target: &Target) -> Vec<String> {
-        if !target.via_proxy {
-            return vec![];
-        }
-        let mut r = format!("<sip:{};lr", target.next_hop);
-        if target.transport != crate::Transport::Udp {
-            r.push_str(";transport=");
-            r.push_str(target.transport.param());
-        }
-        r.push('>');
-        vec![r]
+        preloaded_route(target, &self.service_route)
     }
 
     fn send_refer(&mut self, call: CallKey, refer_to: String) {
@@ -752,17 +760,7 @@ impl Driver {
                 (rt.clone(), hop, s.route_set.clone())
             }
             _ => {
-                let route = if s.target.via_proxy {
-                    let mut r = format!("<sip:{};lr", s.target.next_hop);
-                    if s.target.transport != crate::Transport::Udp {
-                        r.push_str(";transport=");
-                        r.push_str(s.target.transport.param());
-                    }
-                    r.push('>');
-                    vec![r]
-                } else {
-                    vec![]
-                };
+                let route = preloaded_route(&s.target, &self.service_route);
                 (s.target.request_uri.clone(), s.target.clone(), route)
             }
         };
