@@ -15,8 +15,9 @@
 #    (scenario sip) Kamailio + baresip on loopback through tests/e2e-peers/peers.mjs: sign in,
 #    calls both ways, hold and DTMF seen by baresip, chat both ways. Without kamailio/baresip
 #    that scenario skips loudly (fails with CI=true).
-# Before the browser: contrast.mjs (WCAG AA of every theme) and i18n.mjs (every
-# i18n/<lang>.json has exactly the keys and placeholders of en.json).
+# Before the browser: contrast.mjs (WCAG AA of every theme), i18n.mjs (every
+# i18n/<lang>.json has exactly the keys and placeholders of en.json) and ui_params_audit.test.mjs
+# (every ui-scope parameter of the catalog read by a skin and set by a scenario, or documented).
 # It stops exactly the processes it started. Without node or Chromium it skips loudly, unless
 # CI=true, where that is a failure.
 #
@@ -50,6 +51,8 @@ say "theme contrast (WCAG AA)"
 node "$HERE/contrast.mjs"
 say "translations (every i18n/<lang>.json has the keys and placeholders of en.json)"
 node "$HERE/i18n.mjs"
+say "ui parameters (every scope-ui parameter read by a skin and exercised below, or documented)"
+node --test --test-reporter=dot "$HERE/ui_params_audit.test.mjs"
 
 [ -x "$CHROMIUM" ] || unavailable "Chromium ($CHROMIUM, package chromium) is not installed"
 

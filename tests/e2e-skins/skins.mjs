@@ -30,6 +30,15 @@
 //   notification displaynotification 0/1/2: chat and missed-call notifications, permission request
 //   filetransfer hasfiletransfer + filetransferurl: multipart upload, download URL sent as chat
 //   videodevice displayvideodevice=1: camera row shown disabled (no video in this engine)
+//   uiparams  theme colour overrides (bgcolor ... fontfamily), version, accounturi, supporturi,
+//             forgotpasswordurl, defcontacts, messagepopup once, multilinegui=0, showtoasts=false,
+//             chatsms 1/2, logform_filename (upload to the test server)
+//   callnotice incoming-call notification: old names hasincomingcall(popup), callnot_title/body/
+//             icon/image
+//   c2kfloat  click2call floating from the left and bottom edges
+//   keyboard  on every page a digit opens the dial pad with it, Enter calls, Escape hangs up
+// tests/e2e-skins/ui_params_audit.test.mjs (run before the browser) checks that every ui
+// parameter of the catalog is read by a skin and set by one of these scenarios.
 //   sip       real peers on loopback (tests/e2e-peers/peers.mjs: Kamailio + baresip 1002 auto
 //             answer + baresip 1003): sign in as 1001, "Registered" shown; call 1002 (established
 //             at baresip), Hold reaches baresip as a re-INVITE, keypad digits arrive at baresip
@@ -450,7 +459,9 @@ function scenarios(env) {
         await page.setViewportSize({ width: w, height: h });
         await page.goto(base);
         await page.waitForSelector('body.ready', { timeout: TIMEOUT });
-        for (const id of ['page_dialpad', 'page_settings', 'page_callhistorylist', 'page_login']) {
+        // Every page at 320 px; the full window on the main ones.
+        const ids = w === 320 ? [...PAGES, 'page_peerdetails', 'page_extra5'] : ['page_dialpad', 'page_settings', 'page_callhistorylist', 'page_login'];
+        for (const id of ids) {
           await goPage(page, id);
           const sw = await page.evaluate(() => document.documentElement.scrollWidth);
           assert(sw <= w, `${id} at ${w}px: no horizontal scrolling (scrollWidth ${sw})`);
@@ -1197,6 +1208,191 @@ function scenarios(env) {
       assert(v.shown && v.disabled && /voice calls only/.test(v.hint), 'camera row, disabled, honest hint: ' + JSON.stringify(v));
       await page.locator('#settings_audio').screenshot({ path: path.join(OUT, 'videodevice-settings-audio.png') });
       await axe(page, 'page_settings with camera row');
+    },
+
+    // ------------------------------------------------------------ issue 7 audit: the rest
+
+    async uiparams(page) {
+      // Theme colour overrides, version, account/support links, forgotpasswordurl, defcontacts,
+      // messagepopup (once), multilinegui=0 (ui_params_audit.test.mjs lists them all).
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(() => { localStorage.removeItem('wpskin.contacts'); localStorage.removeItem('wpskin.messagepopup_shown'); });
+      const q = ['wp_bgcolor=102030', 'wp_buttoncolor=%23404a50', 'wp_buttonhover=505a60', 'wp_tabselectedcolor=0a5',
+        'wp_fontcheme=%23ffcc00', 'wp_fontcwhite=%23f0f0f0', 'wp_fontfamily=Verdana%2C%20sans-serif', 'wp_version=9.8.7',
+        'wp_supporturi=https%3A%2F%2Fsupport.example.org%2F', 'wp_accounturi=https%3A%2F%2Fmy.example.org%2F',
+        'wp_forgotpasswordurl=https%3A%2F%2Fexample.org%2Freset', 'wp_defcontacts=Ann%20One%2C2001%3BBob%20Two%2C2002',
+        'wp_messagepopup=Welcome%20to%20Acme', 'wp_multilinegui=0', 'wp_useloginpage=2'];
+      const url = `${base}&${q.join('&')}`;
+      await page.goto(url);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await waitPage(page, 'page_login');
+      const look = await page.evaluate(() => {
+        const root = getComputedStyle(document.documentElement);
+        const v = (n) => root.getPropertyValue(n).trim();
+        const body = getComputedStyle(document.body);
+        return { bg: v('--bg'), button: v('--button'), hover: v('--button-hover'), tab: v('--tab-selected'), accent: v('--accent'),
+          text: v('--text'), font: v('--font'), bodyBg: body.backgroundColor, bodyColor: body.color, bodyFont: body.fontFamily };
+      });
+      assert(look.bg === '#102030' && look.button === '#404a50' && look.hover === '#505a60' && look.tab === '#0a5' &&
+        look.accent === '#ffcc00' && look.text === '#f0f0f0' && look.font === 'Verdana, sans-serif', 'colour overrides: ' + JSON.stringify(look));
+      assert(look.bodyBg === 'rgb(16, 32, 48)' && look.bodyColor === 'rgb(240, 240, 240)' && /^Verdana/.test(look.bodyFont), 'applied to the page: ' + JSON.stringify(look));
+      const forgot = await page.$eval('#login_forgot', (a) => [a.hidden, a.getAttribute('href')]);
+      assert(!forgot[0] && forgot[1] === 'https://example.org/reset', 'forgotpasswordurl link: ' + forgot);
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('#toasts .toast')).some((t) => t.textContent === 'Welcome to Acme'), null, { timeout: TIMEOUT });
+      await shot(page, 'uiparams-login.png');
+      await goPage(page, 'page_settings');
+      const about = await page.textContent('#settings_about_text');
+      assert(about.includes('9.8.7'), 'version in About: ' + about);
+      const links = await page.$$eval('#settings_links a', (els) => els.map((a) => a.id + '=' + a.getAttribute('href')));
+      assert(links.includes('settings_link_accounturi=https://my.example.org/') && links.includes('settings_link_supporturi=https://support.example.org/'),
+        'account and support links: ' + links);
+      await goPage(page, 'page_contactslist');
+      const names = await page.$$eval('#contacts_list .contact-name', (els) => els.map((e) => e.textContent).sort());
+      assert(names.join() === 'Ann One,Bob Two', 'defcontacts in the empty list: ' + names);
+      // multilinegui=0: two calls, no line switcher.
+      await page.evaluate(() => {
+        window.WPSkin.onNotification('STATUS,3,InCall,3001,me,1,Carol,m3,1,1,2,0,0,0,0');
+        window.WPSkin.onNotification('STATUS,4,InCall,3002,me,1,Dave,m4,1,1,2,0,0,0,0');
+      });
+      await waitPage(page, 'page_call');
+      assert(await page.$eval('#call_lines', (e) => e.hidden), 'multilinegui=0: no line switcher with two calls');
+      await page.evaluate(() => {
+        window.WPSkin.onNotification('STATUS,3,Finished,3001,me,1,Carol,m3,1,1,0,0,0,0,0');
+        window.WPSkin.onNotification('STATUS,4,Finished,3002,me,1,Dave,m4,1,1,0,0,0,0,0');
+      });
+      // messagepopup is shown once: not again after a reload.
+      await page.reload();
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.waitForTimeout(300);
+      assert(!(await page.evaluate(() => Array.from(document.querySelectorAll('#toasts .toast')).some((t) => t.textContent === 'Welcome to Acme'))),
+        'messagepopup shown only once');
+      await page.evaluate(() => localStorage.removeItem('wpskin.contacts'));
+      // showtoasts=false: no hints, errors still shown.
+      await page.goto(`${base}&wp_showtoasts=false`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(() => { window.WPSkin.toast('a hint'); window.WPSkin.toast('an error', 'error'); });
+      const toasts = await page.$$eval('#toasts .toast', (els) => els.map((e) => e.textContent));
+      assert(!toasts.includes('a hint') && toasts.includes('an error'), 'showtoasts=false: ' + toasts);
+      // chatsms: 1 sends with sendsms, 2 with sendchat (the facade function the skin calls).
+      for (const [mode, fn] of [['1', 'sendsms'], ['2', 'sendchat']]) {
+        await page.goto(`${base}&wp_chatsms=${mode}`);
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await page.evaluate(() => {
+          window.__sent = [];
+          for (const f of ['sendsms', 'sendchat']) {
+            const orig = window.webphone_api[f];
+            window.webphone_api[f] = function (...a) { window.__sent.push(f); return orig.apply(this, a); };
+          }
+        });
+        await page.evaluate(() => window.WPSkin.chat.send('2007', 'hello'));
+        const sent = await page.evaluate(() => window.__sent);
+        assert(sent.join() === fn, `chatsms=${mode}: ${sent}`);
+      }
+      await page.evaluate(() => localStorage.removeItem('wpskin.chats'));
+      // logform_filename: the "filename" field of the log upload (to the test server).
+      await page.goto(`${base}&wp_logsendto=1&wp_logform_action=${encodeURIComponent(origin + '/upload/')}&wp_logform_filename=acme_log.txt`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_settings');
+      await page.click('#settings_logs_show');
+      await page.waitForSelector('#settings_logs_upload:not([hidden])');
+      const before = uploads.length;
+      const popup = page.context().waitForEvent('page', { timeout: TIMEOUT });
+      await page.click('#settings_logs_upload');
+      (await popup).close().catch(() => {});
+      await waitUntil(() => uploads.length > before, 'the log upload');
+      assert(uploads[uploads.length - 1].filename === 'acme_log.txt', 'logform_filename: ' + JSON.stringify(uploads[uploads.length - 1].filename));
+    },
+
+    async callnotice(page) {
+      // Incoming-call notification: the old names hasincomingcall / hasincomingcallpopup, and
+      // callnot_title/body/icon/image (Notification API replaced by a recorder).
+      const p2 = await page.context().newPage();
+      watch(p2, 'callnotice');
+      await p2.addInitScript(() => {
+        window.__notes = [];
+        window.__focus = true;
+        class RecNotification {
+          constructor(title, opts) { window.__notes.push({ title, ...(opts || {}) }); }
+          close() {}
+        }
+        RecNotification.permission = 'granted';
+        RecNotification.requestPermission = () => Promise.resolve('granted');
+        window.Notification = RecNotification;
+        document.hasFocus = () => window.__focus;
+      });
+      const ring = async () => {
+        await p2.evaluate(() => window.WPSkin.onNotification('STATUS,8,Ringing,3008,me,2,Carol,t-note,1,1,1,0,0,0,0'));
+        await waitPage(p2, 'page_call');
+        await p2.evaluate(() => window.WPSkin.onNotification('STATUS,8,Finished,3008,me,2,Carol,t-note,1,1,0,0,0,0,0'));
+      };
+      try {
+        const q = ['wp_hasincomingcall=2', 'wp_displaynotification=0', 'wp_callnot_title=Acme%20call', 'wp_callnot_body=Call%20from%20PEERNAME%20now',
+          'wp_callnot_icon=https%3A%2F%2Fexample.org%2Fi.png', 'wp_callnot_image=ring.png'];
+        await p2.goto(`${base}&${q.join('&')}`);
+        await p2.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await ring();
+        const notes = await p2.evaluate(() => window.__notes);
+        say(`  notifications: ${JSON.stringify(notes)}`);
+        assert(notes.length === 1 && notes[0].title === 'Acme call' && notes[0].body === 'Call from Carol now' &&
+          notes[0].icon === 'https://example.org/i.png' && /\/skins\/softphone\/images\/ring\.png$/.test(notes[0].image),
+        'hasincomingcall=2 (shown while focused) with callnot_*: ' + JSON.stringify(notes));
+        // hasincomingcallpopup=0: never, not even while the window is not focused.
+        await p2.goto(`${base}&wp_hasincomingcallpopup=0&wp_displaynotification=0`);
+        await p2.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await p2.evaluate(() => { window.__focus = false; });
+        await ring();
+        assert((await p2.evaluate(() => window.__notes.length)) === 0, 'hasincomingcallpopup=0: no notification');
+      } finally {
+        await p2.close();
+      }
+    },
+
+    async c2kfloat(page) {
+      // The two distances not used by c2kmulti: left and bottom (the menu then opens upwards).
+      await page.goto(`${c2k}&wp_callto=echo&wp_float_button=true&wp_float_distance_from_left=20&wp_float_distance_from_bottom=30`);
+      await c2kReady(page);
+      const fl = await page.evaluate(() => {
+        const box = document.querySelector('#c2k_container_0 .c2k');
+        const r = box.getBoundingClientRect();
+        return { pos: getComputedStyle(box).position, left: r.left, bottom: window.innerHeight - r.bottom, up: box.classList.contains('c2k-open-up') };
+      });
+      assert(fl.pos === 'fixed' && Math.round(fl.left) === 20 && Math.round(fl.bottom) === 30 && fl.up, 'floating at left 20 / bottom 30: ' + JSON.stringify(fl));
+      await shot(page, 'c2k-float-bottom-left.png');
+      await axe(page, 'click2call floating bottom left');
+    },
+
+    async keyboard(page) {
+      // Every page: a digit typed outside a form field opens the dial pad with it (Enter then
+      // calls); Escape hangs up the running call from every page.
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      if ((await activePage(page)) === 'page_login') { await page.click('#login_skip'); }
+      const pages = ['page_dialpad', 'page_contactslist', 'page_contactedit', 'page_callhistorylist', 'page_chat', 'page_settings',
+        'page_extra1', 'page_peerdetails'];
+      for (const id of pages.filter((p) => p !== 'page_dialpad')) {
+        await goPage(page, id);
+        // (Pages that focus a field of their own, like the contact editor, keep typed digits.)
+        await page.evaluate(() => { document.getElementById('dial_number').value = ''; document.activeElement.blur(); });
+        await page.keyboard.type('42');
+        await waitPage(page, 'page_dialpad');
+        assert((await page.inputValue('#dial_number')) === '42', `${id}: digits go to the dial pad`);
+      }
+      await page.fill('#dial_number', 'echo');
+      await page.keyboard.press('Enter');
+      await waitPage(page, 'page_call');
+      await page.waitForFunction(() => window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+      await page.keyboard.press('Escape');
+      await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+      for (const id of pages) {
+        await page.evaluate(() => window.webphone_api.call('echo'));
+        await waitPage(page, 'page_call');
+        await page.waitForFunction(() => window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+        await goPage(page, id);
+        await page.keyboard.press('Escape');
+        await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+        say(`  ${id}: Escape hung up`);
+      }
     },
 
     async sip(page) {

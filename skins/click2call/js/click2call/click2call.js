@@ -210,9 +210,10 @@ var float_distance_from_right = -1;
     box.classList.remove('c2k-floating', 'c2k-open-up');
     if (truthy(param('float_button'))) {
       box.classList.add('c2k-floating');
-      ['top', 'left', 'bottom', 'right'].forEach(function (side) {
-        var d = paramInt('float_distance_from_' + side, -1);
-        if (d >= 0) { box.style[side] = Math.min(d, 10000) + 'px'; }
+      [['top', 'float_distance_from_top'], ['left', 'float_distance_from_left'],
+        ['bottom', 'float_distance_from_bottom'], ['right', 'float_distance_from_right']].forEach(function (p) {
+        var d = paramInt(p[1], -1);
+        if (d >= 0) { box.style[p[0]] = Math.min(d, 10000) + 'px'; }
       });
       // Nothing set: the bottom right corner.
       if (!box.style.top && !box.style.bottom) { box.style.bottom = '16px'; }

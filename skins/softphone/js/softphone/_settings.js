@@ -117,7 +117,7 @@
   // logsendto: 0 copy only; 1 upload (POST to logform_action with the fields filename and log);
   // 2 e-mail to supportmail (the last part of the log in the body).
   function renderLogActions() {
-    var mode = S.paramInt('logsendto', 0);
+    var mode = S.paramInt('logsendto', 1);
     var text = S.byId('settings_logs_text');
     var shown = !text.hidden;
     S.byId('settings_logs').hidden = S.featureset() < 5;

@@ -111,10 +111,10 @@
     disableoptions: '', closecall_timeout: '8000', displayvolumecontrols: 'false',
     displayaudiodevice: 'false', showtoasts: 'true', messagepopup: '', defcontacts: '',
     forgotpasswordurl: '', multilinegui: '', extraoption: '', incomingcallpopup: '1',
-    callnot_title: '', callnot_body: '', callnot_icon: '', callnot_image: '', chatsms: '0', showincomingchatas: '0', savetocontacts: '0', callparknumber: '',
+    callnot_title: '', callnot_body: '', callnot_icon: '', callnot_image: '', chatsms: '0', showincomingchatas: '0', savetocontacts: '1', callparknumber: '',
     hasringcounter: 'false', homepage: '', helpurl: '', supporturi: '', supportmail: '', accounturi: '',
     licenseurl: '', advertisement: '', extramenuurl: '', extramenutxt: '',
-    logsendto: '0', logform_action: '', logform_filename: '',
+    logsendto: '1', logform_action: '', logform_filename: '',
     hasfiletransfer: 'false', filetransferurl: '', displaynotification: '1', displayvideodevice: '0',
     displaypeerdetails: '', showsynccontactsmenu: '1',
     haveloginpage: '', hasincomingcallpopup: '', hasincomingcall: '',
@@ -385,7 +385,7 @@
   // savetocontacts: 0 no, 1 ask after the call, 2 add without asking (numbers called out that
   // are not contacts yet; the echo test is never added).
   function offerSaveContact(entry) {
-    var mode = paramInt('savetocontacts', 0);
+    var mode = paramInt('savetocontacts', 1);
     var num = entry.peer;
     if (mode <= 0 || entry.direction !== 'out' || !num || /^echo$/i.test(num) || findContactByNumber(num)) { return; }
     var add = function () {
@@ -632,7 +632,10 @@
     hanguptext: '--hangup-text', border: '--border', focus: '--focus', danger: '--danger', fontfamily: '--font'
   };
   // Colour URL parameters of the original skin and the theme key they override.
-  var OVERRIDES = { bgcolor: 'bg', buttoncolor: 'button', buttonhover: 'buttonhover', tabselectedcolor: 'tabselected', fontcheme: 'accent', fontcwhite: 'text', fontfamily: 'fontfamily' };
+  var OVERRIDES = {
+    'bgcolor': 'bg', 'buttoncolor': 'button', 'buttonhover': 'buttonhover', 'tabselectedcolor': 'tabselected',
+    'fontcheme': 'accent', 'fontcwhite': 'text', 'fontfamily': 'fontfamily'
+  };
 
   function applyTheme(number) {
     var th = findTheme(number);

@@ -206,6 +206,14 @@
       } else if (page === 'page_call' && /^[0-9*#]$/.test(e.key)) {
         e.preventDefault();
         if (S.pages.page_call && S.pages.page_call.sendDtmf) { S.pages.page_call.sendDtmf(e.key); }
+      } else if (page !== 'page_login' && page !== 'page_call' && /^[0-9*#+]$/.test(e.key) && pageEnabled('page_dialpad')) {
+        // A digit typed on any other page (outside a form field) starts dialling: the dial pad
+        // opens with the digit in the number field, so Enter then calls.
+        e.preventDefault();
+        go('page_dialpad');
+        var field = S.byId('dial_number');
+        field.value += e.key;
+        field.focus();
       }
     } else if (e.key === 'Enter' && page === 'page_dialpad' && (!e.target || e.target.tagName !== 'BUTTON')) {
       e.preventDefault();
@@ -238,14 +246,20 @@
     var body = custom ? custom.split('PEERNAME').join(name) : t('sp.incoming_from', { name: name });
     try {
       var opts = { body: body, tag: 'wpcall' + l.line };
-      var icon = S.safeUrl(S.param('callnot_icon'));
+      // callnot_icon / callnot_image: an http(s) URL or a file name in images/ (like logo).
+      var icon = notificationPicture(S.param('callnot_icon'));
       if (icon) { opts.icon = icon; }
-      var image = S.safeUrl(S.param('callnot_image'));
+      var image = notificationPicture(S.param('callnot_image'));
       if (image) { opts.image = image; }
       var n = new global.Notification(S.param('callnot_title') || S.param('brandname') || t('app.title'), opts);
       n.onclick = function () { global.focus(); go('page_call'); n.close(); };
       notices[l.line] = n;
     } catch (e) { /* notifications unavailable */ }
+  }
+
+  function notificationPicture(v) {
+    var file = v ? S.logoHref(String(v).trim()) : null;
+    return file ? new global.URL(file, global.location.href).href : S.safeUrl(v);
   }
 
   function clearIncoming(l) {
