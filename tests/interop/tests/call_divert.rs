@@ -1,13 +1,14 @@
 //! Incoming-call divert rules against SIPp calling the softphone directly: `callforwardalways`
 //! (302 before anything rings), `callforwardonnoanswer` after its timeout, `forward()` on a
-//! ringing call, and do-not-disturb (`setpresencestatus("DND")` → 480, no ringing). SIPp's
+//! ringing call, do-not-disturb (`setpresencestatus("DND")` → 480, no ringing) and
+//! `calltransferalways` (answered, then REFERed; BYE after the sipfrag 200). SIPp's
 //! scenarios (tests/interop/peers/divert-uac-*.xml) fail unless they get exactly that answer,
 //! with the forward target in the 302's Contact.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use webphone_interop::flows::{start_cli, WAIT};
+use webphone_interop::flows::{call_record, start_cli, WAIT};
 use webphone_interop::{
     free_port, require_tools, serial, Cli, Params, Scenario, Sipp, TestDir, SIPP,
 };
@@ -59,6 +60,41 @@ fn forward_always_answers_302_before_ringing() {
     let mut sipp = uac(&dir, port, "divert-uac-302.xml");
     sipp.assert_success(WAIT);
     assert!(!rang(&cli, mark), "a forwarded call must not ring");
+    cli.quit();
+}
+
+#[test]
+fn transfer_always_answers_then_refers_the_caller_and_leaves() {
+    let _serial = serial();
+    if !require_tools("divert_transfer_always", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("divert_transfer_always");
+    let port = free_port();
+    let mut cli = direct_cli(
+        &dir,
+        port,
+        &[("calltransferalways", "sip:3000@127.0.0.1:5999")],
+    );
+    let mark = cli.mark();
+    // The scenario fails unless the call is answered, the REFER names 3000 and our BYE follows
+    // the NOTIFY that reports the transfer done.
+    let mut sipp = uac(&dir, port, "divert-uac-transfer-always.xml");
+    sipp.assert_success(WAIT);
+    let (cdr, _) = call_record(&mut cli, mark);
+    assert!(
+        cdr.connect_ms >= 0 && cdr.disc_party == 1 && cdr.reason.contains("transferred"),
+        "answered, then ended by us as transferred: {cdr:?}"
+    );
+    let refer = cli.expect_after(
+        mark,
+        |l| l.starts_with("LOG,EVENT,SIP >> ") && l.contains(": REFER "),
+        WAIT,
+    );
+    assert!(
+        refer.contains("Refer-To: <sip:3000@127.0.0.1:5999>"),
+        "{refer}"
+    );
     cli.quit();
 }
 
