@@ -37,6 +37,7 @@
 //             icon/image
 //   c2kfloat  click2call floating from the left and bottom edges
 //   keyboard  on every page a digit opens the dial pad with it, Enter calls, Escape hangs up
+//   voicemail disableoptions VOICEMAIL: the dial pad's Voicemail button calls callvoicemail()
 // tests/e2e-skins/ui_params_audit.test.mjs (run before the browser) checks that every ui
 // parameter of the catalog is read by a skin and set by one of these scenarios.
 //   sip       real peers on loopback (tests/e2e-peers/peers.mjs: Kamailio + baresip 1002 auto
@@ -1392,6 +1393,39 @@ function scenarios(env) {
         await page.keyboard.press('Escape');
         await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
         say(`  ${id}: Escape hung up`);
+      }
+    },
+
+    async voicemail(page) {
+      // disableoptions VOICEMAIL: the dial pad's Voicemail button (shown once voicemailnum is
+      // known) calls callvoicemail(); here the voicemail number is the echo endpoint.
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.evaluate(() => window.webphone_api.setparameter('voicemailnum', ''));
+      await goPage(page, 'page_settings');
+      await goPage(page, 'page_dialpad');
+      await page.waitForTimeout(200);
+      assert(await page.$eval('#dial_voicemail_row', (e) => e.hidden), 'no voicemail number: no button');
+      await page.evaluate(() => window.webphone_api.setparameter('voicemailnum', 'echo'));
+      try {
+        await goPage(page, 'page_settings');
+        await goPage(page, 'page_dialpad');
+        await page.waitForSelector('#dial_voicemail:visible', { timeout: TIMEOUT });
+        await shot(page, 'voicemail-dialpad.png');
+        await axe(page, 'page_dialpad with Voicemail');
+        await page.click('#dial_voicemail');
+        await waitPage(page, 'page_call');
+        await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+        assert(/echo/i.test(await page.textContent('#call_peer_name')), 'the voicemail number is called');
+        await page.keyboard.press('Escape');
+        await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+        await page.goto(`${base}&wp_disableoptions=VOICEMAIL`);
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await goPage(page, 'page_dialpad');
+        await page.waitForTimeout(200);
+        assert(await page.$eval('#dial_voicemail_row', (e) => e.hidden), 'disableoptions VOICEMAIL hides the button');
+      } finally {
+        await page.evaluate(() => window.webphone_api.setparameter('voicemailnum', '')).catch(() => {});
       }
     },
 

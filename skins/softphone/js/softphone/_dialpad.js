@@ -41,6 +41,14 @@
     S.byId('dial_status').textContent = st;
   }
 
+  // Voicemail button: when a voicemail number is known, unless disableoptions has VOICEMAIL or
+  // the feature set is minimal.
+  function renderVoicemail() {
+    var row = S.byId('dial_voicemail_row');
+    if (S.disabled('VOICEMAIL') || S.featureset() <= 0) { row.hidden = true; return; }
+    S.api('getparameter', 'voicemailnum').then(function (v) { row.hidden = !String(v || '').trim(); }, function () { row.hidden = true; });
+  }
+
   function dial() {
     var input = S.byId('dial_number');
     var num = input.value.trim();
@@ -56,6 +64,8 @@
       var input = S.byId('dial_number');
       buildKeypad(S.byId('dial_keypad'), function (d) { input.value += d; });
       S.byId('dial_call').addEventListener('click', dial);
+      // The voicemail number (voicemailnum, set or learned from the server's message summary).
+      S.byId('dial_voicemail').addEventListener('click', function () { S.api('callvoicemail').catch(S.toastError); });
       S.byId('dial_backspace').addEventListener('click', function () {
         input.value = input.value.slice(0, -1);
         input.focus();
@@ -67,6 +77,7 @@
     },
     onStart: function () {
       renderStatus();
+      renderVoicemail();
       S.byId('dial_hint').hidden = S.featureset() === 0 && !!S.param('serveraddress');
       // extramenuurl / extramenutxt: the integrator's own entry on this page.
       var href = S.safeUrl(S.param('extramenuurl'));
