@@ -169,6 +169,21 @@ impl Default for SipConfig {
     }
 }
 
+/// What we do with `rport` (RFC 3581), the `use_rport` parameter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RportMode {
+    /// Ask for `rport` in our Via (§3) and, when the registrar saw us at another address
+    /// (`received`/`rport`, a NAT), register that one instead (`use_rport` 1, 2, 3; the
+    /// default).
+    #[default]
+    Use,
+    /// No `rport` in our Via, and our own address stays in the Contact (`use_rport` 0).
+    Off,
+    /// Ask for `rport` (responses find their way back through a NAT) but keep our own
+    /// address in the Contact (`use_rport` 9).
+    Ignore,
+}
+
 /// One SIP account. The password is never logged: `Debug` prints a redacted marker.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct AccountConfig {
@@ -411,6 +426,8 @@ pub(crate) enum DriverMsg {
     SetDns(Vec<SocketAddr>),
     /// Whether the transport was left to RFC 3263 §4.1 ([`SipUa::set_transport_auto`]).
     SetTransportAuto(bool),
+    /// [`SipUa::set_rport_mode`].
+    SetRport(RportMode),
     /// The network changed: move to the local address `ip` and register again
     /// ([`SipUa::network_changed`]).
     NetworkChanged(IpAddr, oneshot::Sender<Result<SocketAddr, SipError>>),
@@ -781,6 +798,14 @@ impl SipUa {
     /// a 3xx ends the call as `Rejected`.
     pub fn set_allow_redirect(&self, on: bool) {
         self.send(policy::Command::AllowRedirect(on));
+    }
+
+    /// How `rport` (RFC 3581) is used: the `use_rport` parameter ([`RportMode`]). Takes
+    /// effect from the next request; set it before [`SipUa::register`].
+    pub fn set_rport_mode(&self, mode: RportMode) {
+        if self.inner.tx.send(DriverMsg::SetRport(mode)).is_err() {
+            tracing::debug!("SIP driver is gone; rport mode dropped");
+        }
     }
 
     /// Ghost-call protection (SIP scanners, calls bypassing the PBX). With `false`, an

@@ -83,6 +83,9 @@ pub(crate) enum Command {
     AnswerReoffer(CallKey, String),
     /// Follow 3xx redirects (`allowcallredirect`).
     AllowRedirect(bool),
+    /// Register the address the registrar saw (`received`/`rport`, RFC 3581 §4) when it
+    /// differs from ours (`use_rport` 1-3); `false` keeps our own Contact (0 and 9).
+    ContactFromVia(bool),
     /// Accept INVITEs that do not come through our server (`None`: only when no server
     /// is configured).
     AcceptDirect(Option<bool>),
@@ -535,6 +538,8 @@ pub(crate) struct UaPolicy {
     rng: crate::session::Rng,
     /// Follow 301/302 (and other 3xx) Contacts once (`allowcallredirect`).
     allow_redirect: bool,
+    /// [`Command::ContactFromVia`].
+    contact_from_via: bool,
     /// Peer-to-peer calls allowed (`None`: when no server is configured).
     accept_direct: Option<bool>,
     /// Registrations of the extra accounts (multi-account).
@@ -586,6 +591,7 @@ impl UaPolicy {
             last_flow_loss: None,
             rng: crate::session::Rng::new(rand::random()),
             allow_redirect: true,
+            contact_from_via: true,
             accept_direct: None,
             extras: extra::ExtraRegs::default(),
         }
@@ -775,6 +781,7 @@ impl UaPolicy {
             Command::Reoffer { call, sdp, update } => self.reoffer(call, sdp, update, out),
             Command::AnswerReoffer(call, sdp) => self.answer_reoffer(call, sdp, out),
             Command::AllowRedirect(on) => self.allow_redirect = on,
+            Command::ContactFromVia(on) => self.contact_from_via = on,
             Command::AcceptDirect(on) => self.accept_direct = on,
             Command::NetworkChanged => self.network_changed(out),
             Command::Shutdown => self.shutdown(now, out),
@@ -1076,7 +1083,7 @@ impl UaPolicy {
     /// The address to put in our Contact instead of the one just registered, if any.
     fn contact_fix(&self, o: &RegisterOutcome) -> Option<HostPort> {
         let received = o.received.as_ref()?;
-        if self.contact_fixes >= MAX_CONTACT_FIXES {
+        if !self.contact_from_via || self.contact_fixes >= MAX_CONTACT_FIXES {
             return None;
         }
         let differs = match self.transport {
@@ -2261,6 +2268,32 @@ mod tests {
         );
         assert_eq!(reg_gen(&a).map(|g| g.1), Some(1200));
         assert!(events(&a).is_empty());
+    }
+
+    #[test]
+    fn contact_kept_when_rport_use_is_off() {
+        // use_rport 0 / 9: the registrar's view of our address is not registered.
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::ContactFromVia(false)), t0);
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("sent");
+        let mut o = ok(600);
+        o.contact = HostPort::new("192.168.1.10", 5060);
+        o.received = Some(HostPort::new("203.0.113.7", 61000));
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone { gen, outcome: o }),
+            t0,
+        );
+        assert!(reg_gen(&a).is_none(), "no second REGISTER: {a:?}");
+        assert!(!a.iter().any(|x| matches!(x, Action::SetContact(_))));
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Registration(RegistrationState::Registered {
+                expires: 600
+            })]
+        );
     }
 
     #[test]

@@ -146,6 +146,8 @@ struct Tracer {
     extra: Arc<Mutex<crate::headers::ExtraHeaders>>,
     /// Contacts of addresses we moved away from (network change), rewritten.
     moves: Arc<Mutex<crate::netchange::ContactMoves>>,
+    /// `use_rport` 0: no `rport` in the Via of our requests (RFC 3581 §3 makes it a choice).
+    no_rport: Arc<AtomicBool>,
     /// Weak, so that the hooks (owned by the endpoint) do not keep the event channel open
     /// after the driver has stopped.
     events: mpsc::WeakUnboundedSender<SipEvent>,
@@ -176,6 +178,9 @@ impl MessageInspector for TraceSent {
     fn before_send(&self, mut msg: SipMessage, dest: Option<&SipAddr>) -> SipMessage {
         crate::lock(&self.0.extra).apply(&mut msg);
         crate::lock(&self.0.moves).apply(&mut msg);
+        if self.0.no_rport.load(Ordering::Relaxed) {
+            strip_rport(&mut msg);
+        }
         if self.0.enabled() {
             // Without an explicit destination the UDP transport sends a request to its
             // Request-URI and a response to its top Via (`received`/`rport`); so do we.
@@ -363,10 +368,12 @@ pub(crate) async fn start(
         ..Default::default()
     };
     let moves = Arc::new(Mutex::new(crate::netchange::ContactMoves::default()));
+    let no_rport = Arc::new(AtomicBool::new(false));
     let tracer = Arc::new(Tracer {
         on: trace,
         extra: extra.clone(),
         moves: moves.clone(),
+        no_rport: no_rport.clone(),
         events: events.downgrade(),
     });
     let (closed_tx, closed_rx) = mpsc::unbounded_channel();
@@ -452,6 +459,7 @@ pub(crate) async fn start(
         digest: Arc::default(),
         dns,
         service_route: Arc::default(),
+        no_rport,
         transport_auto: false,
         invites: HashMap::new(),
         invite_auth: HashMap::new(),
@@ -580,6 +588,8 @@ struct Driver {
     digest: Arc<Mutex<crate::digest::DigestCache>>,
     /// RFC 3263 location: DNS servers (`/etc/resolv.conf` unless set), caches, pins.
     dns: crate::locate::Dns,
+    /// Shared with the send hook ([`Tracer`]): leave `rport` out of our Vias.
+    no_rport: Arc<AtomicBool>,
     /// The Service-Route of the main account's last 2xx to REGISTER (RFC 3608 §6.1): the
     /// preloaded route of its out-of-dialog requests, after the outbound proxy.
     service_route: Arc<Mutex<Vec<String>>>,
@@ -643,6 +653,13 @@ impl Driver {
                     }
                     Some(DriverMsg::SetDns(servers)) => self.dns.set_servers(servers),
                     Some(DriverMsg::SetTransportAuto(auto)) => self.transport_auto = auto,
+                    Some(DriverMsg::SetRport(mode)) => {
+                        self.no_rport
+                            .store(mode == crate::RportMode::Off, Ordering::Relaxed);
+                        self.feed(Input::Command(Command::ContactFromVia(
+                            mode == crate::RportMode::Use,
+                        )));
+                    }
                     Some(DriverMsg::SetHa1(ha1)) => {
                         if self.ha1 != ha1 {
                             crate::lock(&self.digest).clear();
@@ -2769,6 +2786,26 @@ impl RegisterJob {
     }
 }
 
+/// Remove the `rport` parameter from the top Via of an outgoing request (`use_rport` 0).
+fn strip_rport(msg: &mut SipMessage) {
+    let SipMessage::Request(req) = msg else {
+        return;
+    };
+    for h in req.headers.iter_mut() {
+        if let Header::Via(v) = h {
+            let kept: Vec<String> = split_outside_quotes(v.value(), ';')
+                .into_iter()
+                .filter(|p| {
+                    let name = p.split('=').next().unwrap_or("").trim();
+                    !name.eq_ignore_ascii_case("rport")
+                })
+                .collect();
+            *h = Header::Via(kept.join(";").into());
+            return;
+        }
+    }
+}
+
 /// The Service-Route values of a REGISTER 2xx in order (RFC 3608 §5: one or more headers,
 /// each a comma-separated list of name-addrs).
 fn service_routes(headers: &rsipstack::sip::Headers) -> Vec<String> {
@@ -3072,5 +3109,36 @@ mod tests {
                 "{require}"
             );
         }
+    }
+
+    #[test]
+    fn strip_rport_leaves_the_other_via_params() {
+        let mut msg = SipMessage::Request(request("sip:a@example.com", ""));
+        if let SipMessage::Request(r) = &mut msg {
+            for h in r.headers.iter_mut() {
+                if let Header::Via(_) = h {
+                    *h = Header::Via(
+                        "SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK1;RPORT=5;x=\"a;rport\""
+                            .into(),
+                    );
+                }
+            }
+        }
+        strip_rport(&mut msg);
+        let SipMessage::Request(r) = msg else {
+            unreachable!()
+        };
+        let via = r
+            .headers
+            .iter()
+            .find_map(|h| match h {
+                Header::Via(v) => Some(v.value().to_string()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            via,
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;x=\"a;rport\""
+        );
     }
 }

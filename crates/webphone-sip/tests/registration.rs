@@ -11,7 +11,9 @@ use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, Request};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedReceiver;
-use webphone_sip::{AccountConfig, RegistrationState, SipConfig, SipEvent, SipUa, Transport};
+use webphone_sip::{
+    AccountConfig, RegistrationState, RportMode, SipConfig, SipEvent, SipUa, Transport,
+};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const REALM: &str = "fake.realm";
@@ -26,6 +28,8 @@ struct Seen {
     contact: String,
     from: String,
     auth: Option<String>,
+    /// The top Via as received.
+    via: String,
 }
 
 #[derive(Clone)]
@@ -97,6 +101,7 @@ fn respond(req: &Request, src: SocketAddr, script: &Script, log: &Mutex<Vec<Seen
         contact: contact.clone(),
         from: header("From").unwrap_or_default(),
         auth: auth_raw.as_ref().map(|a| a.value().to_string()),
+        via: header("Via").unwrap_or_default(),
     });
     let received = script.received.unwrap_or(src.ip());
     let via = header("Via").unwrap_or_default();
@@ -310,6 +315,52 @@ async fn contact_corrected_from_received() {
     let last = seen.last().expect("requests");
     assert_eq!(last.expires, Some(0));
     assert!(last.contact.contains(&public));
+}
+
+/// `use_rport` 0 and 9 behind the same "NAT" as [`contact_corrected_from_received`]: the
+/// registrar reports 127.0.0.2, yet the Contact stays our own address. With 0 our Via
+/// asks for no `rport` (RFC 3581 §3); with 9 it does.
+async fn contact_kept_with(mode: RportMode) -> Vec<Seen> {
+    let reg = Registrar::start(Script {
+        grant: 60,
+        received: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))),
+    })
+    .await;
+    let (ua, mut rx) = ua(&reg, PASSWORD, None).await;
+    ua.set_rport_mode(mode);
+    ua.register();
+    assert_eq!(
+        next(&mut rx).await,
+        SipEvent::Registration(RegistrationState::Registering)
+    );
+    assert_eq!(
+        next(&mut rx).await,
+        SipEvent::Registration(RegistrationState::Registered { expires: 60 })
+    );
+    let seen = reg.seen();
+    let own = format!("sip:alice@{}", ua.local_addr());
+    assert!(
+        !seen.is_empty() && seen.iter().all(|s| s.contact.contains(&own)),
+        "{seen:#?}"
+    );
+    ua.shutdown().await;
+    seen
+}
+
+#[tokio::test]
+async fn use_rport_0_asks_for_no_rport_and_keeps_the_contact() {
+    let seen = contact_kept_with(RportMode::Off).await;
+    assert!(
+        seen.iter()
+            .all(|s| !s.via.to_ascii_lowercase().contains("rport")),
+        "{seen:#?}"
+    );
+}
+
+#[tokio::test]
+async fn use_rport_9_asks_for_rport_but_keeps_the_contact() {
+    let seen = contact_kept_with(RportMode::Ignore).await;
+    assert!(seen.iter().all(|s| s.via.contains(";rport")), "{seen:#?}");
 }
 
 #[tokio::test]
