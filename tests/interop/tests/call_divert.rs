@@ -1,7 +1,9 @@
 //! Incoming-call divert rules against SIPp calling the softphone directly: `callforwardalways`
 //! (302 before anything rings), `callforwardonnoanswer` after its timeout, `forward()` on a
 //! ringing call, do-not-disturb (`setpresencestatus("DND")` → 480, no ringing) and
-//! `calltransferalways` (answered, then REFERed; BYE after the sipfrag 200). SIPp's
+//! `calltransferalways` (answered, then REFERed; BYE after the sipfrag 200), `blacklist` and
+//! `autoignore=2` (603 without ringing), and the auto-answer headers `X-Answer-Mode: Auto` /
+//! `X-P-Auto-Answer: normal` (answered with `autoaccept` off). SIPp's
 //! scenarios (tests/interop/peers/divert-uac-*.xml) fail unless they get exactly that answer,
 //! with the forward target in the 302's Contact.
 #![allow(clippy::unwrap_used)]
@@ -161,5 +163,65 @@ fn do_not_disturb_refuses_with_480_without_ringing() {
     let _ = cli.api("setpresencestatus Online", Duration::from_secs(5));
     let mut again = Sipp::uac(dir.path(), &format!("127.0.0.1:{port}"), "1001", 500);
     again.assert_success(WAIT + Duration::from_secs(5));
+    cli.quit();
+}
+
+#[test]
+fn blacklisted_caller_and_autoignore_2_are_declined_without_ringing() {
+    let _serial = serial();
+    if !require_tools("divert_declined", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("divert_declined");
+    let port = free_port();
+    // SIPp calls as user 2000.
+    let mut cli = direct_cli(&dir, port, &[("blacklist", "1999, sip:2000")]);
+    let mark = cli.mark();
+    let mut sipp = uac(&dir, port, "divert-uac-declined.xml");
+    sipp.assert_success(WAIT);
+    assert!(!rang(&cli, mark), "a blacklisted caller must not ring");
+    cli.api_ok("setparameter blacklist \"\"");
+    cli.api_ok("setparameter autoignore 2");
+    let mark = cli.mark();
+    let mut sipp = uac(&dir, port, "divert-uac-declined.xml");
+    sipp.assert_success(WAIT);
+    assert!(!rang(&cli, mark), "autoignore=2 must not ring");
+    cli.quit();
+}
+
+#[test]
+fn auto_answer_headers_answer_without_autoaccept() {
+    let _serial = serial();
+    if !require_tools("divert_auto_answer", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("divert_auto_answer");
+    let port = free_port();
+    let mut cli = direct_cli(&dir, port, &[("autoaccept", "false")]);
+    for (header, value) in [("X-Answer-Mode", "Auto"), ("X-P-Auto-Answer", "normal")] {
+        let mark = cli.mark();
+        // SIPp fails (its global timeout) unless the softphone answers by itself.
+        let mut sipp = Sipp::start(
+            dir.path(),
+            Scenario::File("divert-uac-auto-answer.xml"),
+            Some(&format!("127.0.0.1:{port}")),
+            &[
+                "-s",
+                "1001",
+                "-key",
+                "aa_header",
+                header,
+                "-key",
+                "aa_value",
+                value,
+            ],
+        );
+        sipp.assert_success(WAIT);
+        let (cdr, _) = call_record(&mut cli, mark);
+        assert!(
+            cdr.connect_ms >= 0 && cdr.disc_party == 2,
+            "{header}: answered, SIPp hung up: {cdr:?}"
+        );
+    }
     cli.quit();
 }
