@@ -1218,10 +1218,16 @@ function scenarios(env) {
       // messagepopup (once), multilinegui=0 (ui_params_audit.test.mjs lists them all).
       await page.goto(base);
       await page.waitForSelector('body.ready', { timeout: TIMEOUT });
-      await page.evaluate(() => { localStorage.removeItem('wpskin.contacts'); localStorage.removeItem('wpskin.messagepopup_shown'); });
+      await page.evaluate(() => {
+        localStorage.removeItem('wpskin.contacts');
+        localStorage.removeItem('wpskin.messagepopup_shown');
+        localStorage.setItem('wpskin.lastdialed', JSON.stringify('+1 555/0'));
+      });
       const q = ['wp_bgcolor=102030', 'wp_buttoncolor=%23404a50', 'wp_buttonhover=505a60', 'wp_tabselectedcolor=0a5',
         'wp_fontcheme=%23ffcc00', 'wp_fontcwhite=%23f0f0f0', 'wp_fontfamily=Verdana%2C%20sans-serif', 'wp_version=9.8.7',
-        'wp_supporturi=https%3A%2F%2Fsupport.example.org%2F', 'wp_accounturi=https%3A%2F%2Fmy.example.org%2F',
+        'wp_supporturi=https%3A%2F%2Fsupport.example.org%2F',
+        // Link tokens: whole upper-case words; values percent-encoded; engine-only ones empty.
+        `wp_accounturi=${encodeURIComponent('https://my.example.org/?n=CALLEDNUMBER&s=MD5SALT&x=USERNAMEX')}`,
         'wp_forgotpasswordurl=https%3A%2F%2Fexample.org%2Freset', 'wp_defcontacts=Ann%20One%2C2001%3BBob%20Two%2C2002',
         'wp_messagepopup=Welcome%20to%20Acme', 'wp_multilinegui=0', 'wp_useloginpage=2'];
       const url = `${base}&${q.join('&')}`;
@@ -1246,7 +1252,7 @@ function scenarios(env) {
       const about = await page.textContent('#settings_about_text');
       assert(about.includes('9.8.7'), 'version in About: ' + about);
       const links = await page.$$eval('#settings_links a', (els) => els.map((a) => a.id + '=' + a.getAttribute('href')));
-      assert(links.includes('settings_link_accounturi=https://my.example.org/') && links.includes('settings_link_supporturi=https://support.example.org/'),
+      assert(links.includes('settings_link_accounturi=https://my.example.org/?n=%2B1%20555%2F0&s=&x=USERNAMEX') && links.includes('settings_link_supporturi=https://support.example.org/'),
         'account and support links: ' + links);
       await goPage(page, 'page_contactslist');
       const names = await page.$$eval('#contacts_list .contact-name', (els) => els.map((e) => e.textContent).sort());
@@ -1268,7 +1274,7 @@ function scenarios(env) {
       await page.waitForTimeout(300);
       assert(!(await page.evaluate(() => Array.from(document.querySelectorAll('#toasts .toast')).some((t) => t.textContent === 'Welcome to Acme'))),
         'messagepopup shown only once');
-      await page.evaluate(() => localStorage.removeItem('wpskin.contacts'));
+      await page.evaluate(() => { localStorage.removeItem('wpskin.contacts'); localStorage.removeItem('wpskin.lastdialed'); });
       // showtoasts=false: no hints, errors still shown.
       await page.goto(`${base}&wp_showtoasts=false`);
       await page.waitForSelector('body.ready', { timeout: TIMEOUT });

@@ -80,7 +80,7 @@
       renderVoicemail();
       S.byId('dial_hint').hidden = S.featureset() === 0 && !!S.param('serveraddress');
       // extramenuurl / extramenutxt: the integrator's own entry on this page.
-      var href = S.safeUrl(S.param('extramenuurl'));
+      var href = S.linkParam('extramenuurl');
       var extra = S.byId('dial_extramenu');
       extra.parentNode.hidden = !href;
       if (href) {

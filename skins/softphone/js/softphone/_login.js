@@ -87,10 +87,10 @@
       } else if (logo) {
         box.appendChild(S.el('span', 'logo-text', logo));
       }
-      var forgot = S.param('forgotpasswordurl');
+      var forgot = S.linkParam('forgotpasswordurl');
       var link = S.byId('login_forgot');
-      link.hidden = !/^https?:\/\//i.test(forgot);
-      if (!link.hidden) { link.href = forgot; }
+      link.hidden = !forgot;
+      if (forgot) { link.href = forgot; }
       showError('');
       var first = j$('#login_form input:visible').filter(function () { return !this.value; }).get(0);
       if (first) { setTimeout(function () { first.focus(); }, 0); }

@@ -123,7 +123,7 @@
     S.byId('settings_logs').hidden = S.featureset() < 5;
     S.byId('settings_logs_copy').hidden = !shown;
     S.byId('settings_logs_upload').hidden = !(shown && mode === 1 && S.safeUrl(S.param('logform_action')));
-    var mail = S.safeUrl(S.param('supportmail'), true);
+    var mail = S.linkParam('supportmail', true);
     var email = S.byId('settings_logs_email');
     email.hidden = !(shown && mode === 2 && mail && /^mailto:/i.test(mail));
     if (!email.hidden) {
@@ -272,7 +272,7 @@
       list.textContent = '';
       [['homepage', 'sp.homepage'], ['accounturi', 'sp.account_page'], ['helpurl', 'sp.help'],
         ['supporturi', 'sp.support'], ['supportmail', 'sp.support_mail'], ['licenseurl', 'sp.license']].forEach(function (p) {
-        var href = S.safeUrl(S.param(p[0]), p[0] === 'supportmail');
+        var href = S.linkParam(p[0], p[0] === 'supportmail');
         if (!href) { return; }
         var li = S.el('li');
         var a = S.el('a', null, t(p[1]));

@@ -190,6 +190,47 @@
     return ok ? s : null;
   }
 
+  // Tokens of the link parameters (catalog value list of advertisement, supportmail, supporturi,
+  // forgotpasswordurl, homepage, accounturi, helpurl, licenseurl, extramenuurl): replaced where
+  // they stand as a whole upper-case word (no A-Z or 0-9 right before or after), by the
+  // percent-encoded value (RFC 3986 section 2.3 unreserved characters kept), as the engine does
+  // for its HTTP API requests. The skin knows USERNAME, CALLEDNUMBER, PEERNUM, PEERDETAILS,
+  // DIRECTION (1 out, 2 in) and STATUS; the engine's own values (DEVICEID, SESSIONID, PASSWORD,
+  // MD5SIMPLE, MD5NORMAL, MD5SALT) are not given to pages and TEXT has no meaning in a link:
+  // those become empty.
+  var LINK_TOKENS = ['DEVICEID', 'SESSIONID', 'USERNAME', 'PASSWORD', 'CALLEDNUMBER', 'PEERNUM', 'PEERDETAILS',
+    'DIRECTION', 'TEXT', 'STATUS', 'MD5SIMPLE', 'MD5NORMAL', 'MD5SALT'];
+
+  function linkTokenValues() {
+    var l = lines[currentLine] || null;
+    var stored = load('account', null) || {};
+    var user = params.username || stored.username || '';
+    return {
+      USERNAME: user,
+      CALLEDNUMBER: l ? (l.incoming ? user : l.peer) : load('lastdialed', ''),
+      PEERNUM: l ? l.peer : '',
+      PEERDETAILS: l ? (l.name || l.peer) : '',
+      DIRECTION: l ? (l.incoming ? '2' : '1') : '',
+      STATUS: general.status || ''
+    };
+  }
+
+  function percentEncode(v) {
+    return encodeURIComponent(String(v)).replace(/[!'()*]/g, function (c) { return '%' + c.charCodeAt(0).toString(16).toUpperCase(); });
+  }
+
+  function expandTokens(template) {
+    var values = null;
+    return String(template || '').replace(/[A-Z0-9]+/g, function (word) {
+      if (LINK_TOKENS.indexOf(word) < 0) { return word; }
+      values = values || linkTokenValues();
+      return percentEncode(values[word] || '');
+    });
+  }
+
+  // A link from a link parameter: tokens replaced, then the safeUrl checks.
+  function linkParam(name, mail) { return safeUrl(expandTokens(param(name)), mail); }
+
   // Fill `parent` with `text`, turning http(s) addresses into links. Everything is built with
   // text nodes and anchor elements, so markup in the text stays inert; a trailing sentence mark
   // is left out of the link. Links open outside the phone (new browsing context, no opener).
@@ -671,6 +712,8 @@
     remove: remove,
     truthy: truthy,
     safeUrl: safeUrl,
+    expandTokens: expandTokens,
+    linkParam: linkParam,
     appendLinkified: appendLinkified,
     urlParam: urlParam,
     errText: errText,

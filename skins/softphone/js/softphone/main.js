@@ -87,7 +87,7 @@
     var footerBox = S.byId('app_footer');
     footerBox.textContent = footer;
     // advertisement: a URL shown at the bottom of the window (http/https only).
-    var ad = S.safeUrl(S.param('advertisement'));
+    var ad = S.linkParam('advertisement');
     if (ad) {
       var a = S.el('a', 'app-advert', ad.replace(/^https?:\/\//i, ''));
       a.href = ad;
