@@ -27,6 +27,13 @@
 //!   of the last [`PEAK_WINDOW_US`], or to the highest of the last [`PEAK_SINGLE_US`] (one
 //!   outlier alone is held briefly). For the first [`START_PACKETS`] packets the target is at least the configured
 //!   initial delay.
+//! - **Start-up allowance.** For the first [`START_ALLOWANCE_US`] of reception the history is
+//!   too short to know the rare outliers (the first one of a call would come too late and be
+//!   lost). When the quantile shows jitter (at least [`START_ALLOWANCE_FLOOR_US`]) and packets
+//!   have come out of order ([`START_ALLOWANCE_REORDERED`]: the network's jitter, not stalls
+//!   of this machine, which delay packets in order), the target covers twice the quantile
+//!   meanwhile. The corrections to it are not urgent (they go into pauses); without jitter
+//!   the delay stays as low as before.
 //! - **Headroom.** On every packet that arrives in time the buffer measures how early the
 //!   fastest packets come: the audio between the play position and the packet's end (the
 //!   buffered audio plus what is left to play of the frame handed out last), plus the
@@ -51,10 +58,14 @@
 //!
 //! # Loss, late packets and concealment (each missing frame concealed exactly once)
 //!
-//! - A packet missing at its playout time while later ones are buffered is lost: it is
-//!   rebuilt from the next packet's FEC if the decoder can ([`PlayoutDecoder::recover`]), else
-//!   concealed by the codec ([`PlayoutDecoder::conceal`]), else by the G.711 Appendix I-style
-//!   concealment of [`plc`] (with `plc` off: silence).
+//! - A packet missing at its playout time while later ones are buffered is rebuilt from the
+//!   next packet's FEC if the decoder can ([`PlayoutDecoder::recover`]). Otherwise (adaptive
+//!   mode) it gets a *grace frame*: the frame is concealed as an underflow, without moving the
+//!   play position, so a packet only reordered behind its slot still plays if it comes within
+//!   that frame (the delay grows by the frame, as for any underflow). If it does not come it is
+//!   lost, and the concealment already played stands for it: a real loss costs nothing more.
+//!   A lost packet is concealed by the codec ([`PlayoutDecoder::conceal`]), else by the G.711
+//!   Appendix I-style concealment of [`plc`] (with `plc` off: silence).
 //! - Underflow (nothing buffered at playout): the frame is concealed but the play position is
 //!   *not* advanced, so a merely late packet still plays (the delay grows by that frame). If
 //!   the packet turns out lost when later ones arrive, the concealment already played stands
@@ -97,6 +108,15 @@ pub const PEAK_SINGLE_US: i64 = 5_000_000;
 /// Delays above this quantile are candidates for the peak hold (a floor that one outlier
 /// cannot lift above the next one).
 const PEAK_FLOOR_QUANTILE: f64 = 0.98;
+/// For this long after the first packet (µs) the target covers twice the quantile of the
+/// relative delays when they show jitter (the start-up allowance, module docs).
+pub const START_ALLOWANCE_US: i64 = 20_000_000;
+/// The start-up allowance applies from this quantile of the relative delays on (µs): less is
+/// no jitter to speak of (machine scheduling), and the delay stays low.
+pub const START_ALLOWANCE_FLOOR_US: i64 = 10_000;
+/// Reordered packets needed for the start-up allowance: the network, not this machine, has
+/// jitter (scheduling stalls delay packets in order; they must not double the delay).
+pub const START_ALLOWANCE_REORDERED: u32 = 2;
 /// Packets over which the target is at least the configured initial delay.
 pub const START_PACKETS: u64 = 50;
 /// Headroom measurements whose median is the current playout delay.
@@ -280,6 +300,9 @@ pub struct JitterStats {
     pub frames_stretched: u64,
     /// Frames concealed because the buffer ran empty (the delay grew by them).
     pub underflows: u64,
+    /// Missing packets (later ones buffered, no FEC) waited for one frame before being
+    /// declared lost: the frame was concealed as an underflow.
+    pub grace_waits: u64,
     /// Resets (SSRC change, sequence restart).
     pub resets: u64,
 }
@@ -503,6 +526,8 @@ pub struct JitterBuffer {
     quiet_run: u32,
     stats: JitterStats,
     scratch: Vec<i16>,
+    /// Packets that came after a later one (network evidence for the start-up allowance).
+    reordered: u32,
 }
 
 impl Default for JitterBuffer {
@@ -559,6 +584,7 @@ impl JitterBuffer {
             quiet_run: 0,
             stats: JitterStats::default(),
             scratch: Vec::new(),
+            reordered: 0,
         }
     }
 
@@ -711,6 +737,7 @@ impl JitterBuffer {
                 return PushOutcome::Late;
             }
             if ext < next {
+                self.note_reordered();
                 // Its slot was played or concealed; its delay still teaches the target.
                 tracing::debug!(seq, next, "jitter buffer: late packet");
                 if let Some((timestamp, clock)) = ts {
@@ -724,6 +751,9 @@ impl JitterBuffer {
         if self.packets.contains_key(&ext) {
             self.stats.duplicate += 1;
             return PushOutcome::Duplicate;
+        }
+        if self.highest.is_some_and(|h| ext < h) {
+            self.note_reordered();
         }
         self.insert(ext, ts, entry, now, outcome)
     }
@@ -768,6 +798,11 @@ impl JitterBuffer {
             self.headroom.clear();
         }
         outcome
+    }
+
+    /// A packet came after a later one (reordered on the way, not a duplicate).
+    fn note_reordered(&mut self) {
+        self.reordered = self.reordered.saturating_add(1);
     }
 
     /// RFC 3550 §A.8 in µs: D = (Rj - Ri) - (Sj - Si), J += (|D| - J) / 16 (statistics).
@@ -841,15 +876,23 @@ impl JitterBuffer {
     }
 
     fn update_target(&mut self, duration_us: u64) {
-        let Some(qd) = self.delays.quantile_us(self.quantile()) else {
+        let Some(q) = self.delays.quantile_us(self.quantile()) else {
             return;
         };
-        self.quantile_target_us = self.clamp_target(qd, duration_us);
-        let mut qd = qd;
+        self.quantile_target_us = self.clamp_target(q, duration_us);
+        let mut qd = q;
         // Peak hold: delays above the quantile that recur within the window are covered
         // too (rare reordering on top of jitter), for as long as they keep coming.
         if let Some(p) = self.delays.peak_us() {
             qd = qd.max(p as f64);
+        }
+        // Start-up allowance: while the delay history is short, outliers not seen yet are
+        // assumed as far above the quantile as the quantile itself (when there is jitter).
+        if self.delays.last_arrival < START_ALLOWANCE_US
+            && q >= START_ALLOWANCE_FLOOR_US as f64
+            && self.reordered >= START_ALLOWANCE_REORDERED
+        {
+            qd = qd.max(2.0 * q);
         }
         self.target_us = self.clamp_target(qd, duration_us);
     }
@@ -1096,6 +1139,30 @@ impl JitterBuffer {
                 self.headroom.clear();
                 continue;
             }
+            let slot = self.last_packet_us;
+            let samples = self.samples_of(slot);
+            // Rebuilt from the next packet's FEC if it can be.
+            let mut recovered = false;
+            if self.owed_us * 2 < slot {
+                if let Some(e) = self.packets.get(&(next + 1)).filter(|e| !e.filler) {
+                    let mut buf = std::mem::take(&mut self.scratch);
+                    buf.clear();
+                    if dec.recover(e.pt, &e.payload, samples, &mut buf) && !buf.is_empty() {
+                        self.plc.received(&mut buf);
+                        self.carry.extend(buf.iter().copied());
+                        self.stats.fec_recovered += 1;
+                        recovered = true;
+                    }
+                    self.scratch = buf;
+                }
+                if !recovered && self.owed_us == 0 && self.cfg.adaptive {
+                    // Grace frame: conceal this frame as an underflow (the play position
+                    // stays), so a packet that is only reordered still plays if it comes
+                    // within the frame. If it does not, the concealment stands for it.
+                    self.stats.grace_waits += 1;
+                    break;
+                }
+            }
             self.stats.lost += 1;
             tracing::debug!(
                 seq = next,
@@ -1105,7 +1172,10 @@ impl JitterBuffer {
                 "jitter buffer: packet missing at playout"
             );
             self.next = Some(next + 1);
-            let slot = self.last_packet_us;
+            if recovered {
+                self.owed_us = 0;
+                continue;
+            }
             if self.owed_us * 2 >= slot {
                 // Already concealed while the buffer was empty: not again (module docs).
                 self.owed_us = self.owed_us.saturating_sub(slot);
@@ -1114,24 +1184,8 @@ impl JitterBuffer {
                 continue;
             }
             self.owed_us = 0;
-            // Lost: rebuild from the next packet's FEC, or conceal one packet's worth.
-            let samples = self.samples_of(slot);
-            let mut recovered = false;
-            if let Some(e) = self.packets.get(&(next + 1)).filter(|e| !e.filler) {
-                let mut buf = std::mem::take(&mut self.scratch);
-                buf.clear();
-                if dec.recover(e.pt, &e.payload, samples, &mut buf) && !buf.is_empty() {
-                    self.plc.received(&mut buf);
-                    self.carry.extend(buf.iter().copied());
-                    self.stats.fec_recovered += 1;
-                    recovered = true;
-                }
-                self.scratch = buf;
-            }
-            if !recovered {
-                self.conceal_into_carry(samples, dec);
-                concealed = true;
-            }
+            self.conceal_into_carry(samples, dec);
+            concealed = true;
         }
         concealed
     }
