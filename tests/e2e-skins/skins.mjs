@@ -7,7 +7,8 @@
 //             up; the history lists the call
 //   contacts  a contact added persists across a reload; edit and delete work; search filters
 //   xss       script payloads in contact names, peer display names and CDRs are shown as text
-//   themes    every theme on every page: screenshot + axe-core (no serious/critical violations)
+//   themes    every theme on every page (featureset 15, a voicemail number: all optional parts shown):
+//             screenshot + axe-core (no serious/critical violations)
 //   layout    320 px wide pop-up and a full window: no horizontal scrolling
 //   language  wp_language=de and fr translate the skin
 //   autologin credentials known to the engine skip the login page
@@ -38,6 +39,7 @@
 //   c2kfloat  click2call floating from the left and bottom edges
 //   keyboard  on every page a digit opens the dial pad with it, Enter calls, Escape hangs up
 //   voicemail disableoptions VOICEMAIL: the dial pad's Voicemail button calls callvoicemail()
+//   advanced  featureset=15: Settings > Advanced parameters reads and sets engine parameters by name
 // tests/e2e-skins/ui_params_audit.test.mjs (run before the browser) checks that every ui
 // parameter of the catalog is read by a skin and set by one of these scenarios.
 //   sip       real peers on loopback (tests/e2e-peers/peers.mjs: Kamailio + baresip 1002 auto
@@ -376,8 +378,12 @@ function scenarios(env) {
     async themes(page) {
       const themes = loadThemes();
       assert(themes.length >= 4, 'at least 4 themes');
+      // featureset 15 and a voicemail number: the Advanced card of Settings and the dial pad's
+      // Voicemail button are on the pages too.
+      await page.goto(base);
+      await page.evaluate(() => window.webphone_api.setparameter('voicemailnum', 'echo'));
       for (const th of themes) {
-        await page.goto(`${base}&wp_colortheme=${th.number}`);
+        await page.goto(`${base}&wp_colortheme=${th.number}&wp_featureset=15`);
         await page.waitForSelector('body.ready', { timeout: TIMEOUT });
         const applied = await page.evaluate(() => document.body.getAttribute('data-theme'));
         assert(applied === th.id, `theme ${th.id} applied (${applied})`);
@@ -405,6 +411,9 @@ function scenarios(env) {
         });
         say(`  theme ${th.id} (${th.name}): ${PAGES.length + 2} pages, axe clean`);
       }
+      assert(await page.evaluate(() => !document.getElementById('settings_advanced').hidden && !document.getElementById('dial_voicemail_row').hidden),
+        'advanced card and Voicemail button were on the pages');
+      await page.evaluate(() => window.webphone_api.setparameter('voicemailnum', ''));
     },
 
     async params(page) {
@@ -1432,6 +1441,42 @@ function scenarios(env) {
         assert(await page.$eval('#dial_voicemail_row', (e) => e.hidden), 'disableoptions VOICEMAIL hides the button');
       } finally {
         await page.evaluate(() => window.webphone_api.setparameter('voicemailnum', '')).catch(() => {});
+      }
+    },
+
+    async advanced(page) {
+      // featureset=15 (technical users): Settings has "Advanced parameters", reading and setting
+      // any engine parameter by name; below 15 the card is not there.
+      await page.goto(base);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_settings');
+      assert(await page.$eval('#settings_advanced', (e) => e.hidden), 'featureset 10: no advanced card');
+      await page.goto(`${base}&wp_featureset=15`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_settings');
+      assert(!(await page.$eval('#settings_advanced', (e) => e.hidden)), 'featureset 15: advanced card');
+      try {
+        await page.evaluate(() => window.webphone_api.setparameter('ringtimeout', '45000'));
+        await page.fill('#settings_param_name', 'ringtimeout');
+        await page.press('#settings_param_name', 'Tab');
+        await page.waitForFunction(() => document.getElementById('settings_param_value').value === '45000', null, { timeout: TIMEOUT });
+        await page.fill('#settings_param_value', '30000');
+        await page.press('#settings_param_value', 'Enter');
+        await page.waitForFunction(async () => String(await window.webphone_api.getparameter('ringtimeout')) === '30000', null, { timeout: TIMEOUT });
+        await page.waitForFunction(() => Array.from(document.querySelectorAll('#toasts .toast')).some((t) => t.textContent === 'ringtimeout set.'), null, { timeout: TIMEOUT });
+        await page.locator('#settings_advanced').screenshot({ path: path.join(OUT, 'advanced-settings.png') });
+        await axe(page, 'page_settings with advanced parameters');
+        // A value the engine refuses: its error is shown.
+        await page.fill('#settings_param_name', 'loglevel');
+        await page.press('#settings_param_name', 'Tab');
+        await page.waitForFunction(() => /^\d$/.test(document.getElementById('settings_param_value').value), null, { timeout: TIMEOUT });
+        await page.fill('#settings_param_value', 'abc');
+        await page.click('#settings_param_set');
+        await page.waitForSelector('#toasts .toast-error', { timeout: TIMEOUT });
+        const err = await page.textContent('#toasts .toast-error');
+        assert(/invalid value "abc" for parameter loglevel/.test(err), 'refusal shown: ' + err);
+      } finally {
+        await page.evaluate(() => window.webphone_api.setparameter('ringtimeout', 'DEF')).catch(() => {});
       }
     },
 

@@ -238,6 +238,21 @@
         S.setParam('language', lang.value).catch(function () {});
         global.stringres.load(lang.value).then(function () { j$(global.document).trigger('wpskin:language'); });
       });
+      // featureset 15 (technical users): any parameter by name. Leaving the name field shows the
+      // engine's value (getparameter; a password reads back redacted); Set sends setparameter.
+      var pname = S.byId('settings_param_name');
+      var pvalue = S.byId('settings_param_value');
+      pname.addEventListener('change', function () {
+        var n = pname.value.trim();
+        if (!n) { return; }
+        S.api('getparameter', n).then(function (v) { pvalue.value = v === null || v === undefined ? '' : String(v); }, S.toastError);
+      });
+      S.byId('settings_advanced_form').addEventListener('submit', function (e) {
+        e.preventDefault();
+        var n = pname.value.trim();
+        if (!n) { pname.focus(); return; }
+        S.setParam(n, pvalue.value).then(function () { S.toast(t('sp.param_set_done', { name: n })); }, S.toastError);
+      });
       var ll = S.byId('settings_loglevel');
       ll.addEventListener('change', function () { S.setParam('loglevel', ll.value).catch(S.toastError); });
     },
@@ -254,6 +269,7 @@
       // so the row says so (disabled) instead of offering a camera that would not be used.
       S.byId('settings_video_field').hidden = S.paramInt('displayvideodevice', 0) !== 1 || S.disabled('VIDEO');
       S.byId('settings_codecs').hidden = fs < 10;
+      S.byId('settings_advanced').hidden = fs < 15 || S.disabled('advanced');
       S.byId('settings_theme_field').hidden = S.disabled('theme');
       S.byId('settings_loglevel').closest('.field').hidden = fs < 5;
       fillDeviceSelect(S.byId('settings_device_in'), 0);
