@@ -2,7 +2,8 @@
 //! (302 before anything rings), `callforwardonnoanswer` after its timeout, `forward()` on a
 //! ringing call, do-not-disturb (`setpresencestatus("DND")` → 480, no ringing) and
 //! `calltransferalways` (answered, then REFERed; BYE after the sipfrag 200), `blacklist` and
-//! `autoignore=2` (603 without ringing), and the auto-answer headers `X-Answer-Mode: Auto` /
+//! `autoignore=2` (603 without ringing), `rejectonbusy` (486) and `callforwardonbusy` (302)
+//! during a call, and the auto-answer headers `X-Answer-Mode: Auto` /
 //! `X-P-Auto-Answer: normal` (answered with `autoaccept` off). SIPp's
 //! scenarios (tests/interop/peers/divert-uac-*.xml) fail unless they get exactly that answer,
 //! with the forward target in the 302's Contact.
@@ -223,5 +224,32 @@ fn auto_answer_headers_answer_without_autoaccept() {
             "{header}: answered, SIPp hung up: {cdr:?}"
         );
     }
+    cli.quit();
+}
+
+#[test]
+fn busy_rules_refuse_or_forward_a_second_call() {
+    let _serial = serial();
+    if !require_tools("divert_busy", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("divert_busy");
+    let port = free_port();
+    let mut cli = direct_cli(
+        &dir,
+        port,
+        &[("autoaccept", "true"), ("rejectonbusy", "true")],
+    );
+    // The first call (SIPp's uac, held 6 s) makes the phone busy.
+    let mut first = Sipp::uac(dir.path(), &format!("127.0.0.1:{port}"), "1001", 6_000);
+    webphone_interop::flows::expect_connected(&mut cli);
+    let mut busy = uac(&dir, port, "divert-uac-486.xml");
+    busy.assert_success(WAIT);
+    cli.api_ok("setparameter rejectonbusy false");
+    cli.api_ok("setparameter callforwardonbusy sip:3000@127.0.0.1:5999");
+    let mut forwarded = uac(&dir, port, "divert-uac-302.xml");
+    forwarded.assert_success(WAIT);
+    // The first call was never disturbed: SIPp ends it normally.
+    first.assert_success(WAIT);
     cli.quit();
 }
