@@ -110,6 +110,9 @@ pub(crate) struct RegisterOutcome {
     pub received: Option<HostPort>,
     /// The Contact host/port we registered.
     pub contact: HostPort,
+    /// The registration went over a connection (TCP/TLS/WS/WSS), also when DNS chose it
+    /// (RFC 3263 §4.1) for a UA configured for UDP: keep-alives are due on it.
+    pub reliable: bool,
 }
 
 /// A new incoming INVITE (the driver already sent 100 Trying).
@@ -1059,7 +1062,7 @@ impl UaPolicy {
                         expires: granted,
                         refresh_at: now + refresh_delay(granted),
                     };
-                    if self.transport.is_reliable() && !self.keepalive.is_zero() {
+                    if (self.transport.is_reliable() || o.reliable) && !self.keepalive.is_zero() {
                         // Traffic just went both ways: the next ping is due an interval
                         // from now.
                         self.keepalive_at = Some(now + self.keepalive);
@@ -1997,6 +2000,7 @@ mod tests {
             min_expires: None,
             received: Some(HostPort::new("127.0.0.1", 40000)),
             contact: HostPort::new("127.0.0.1", 40000),
+            reliable: false,
         }
     }
 
@@ -2008,6 +2012,7 @@ mod tests {
             min_expires: None,
             received: None,
             contact: HostPort::new("127.0.0.1", 40000),
+            reliable: false,
         }
     }
 
@@ -2857,6 +2862,26 @@ mod tests {
             t0 + Duration::from_secs(60),
         );
         assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn keepalive_pings_on_a_connection_dns_chose_for_a_udp_configured_ua() {
+        // RFC 3263 §4.1 picked TCP/TLS/WS for the REGISTER: the flow needs keep-alives
+        // (RFC 5626 §4.4.1) although the UA was configured for UDP.
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp).with_keepalive(Duration::from_secs(28));
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("sent");
+        let mut o = ok(600);
+        o.reliable = true;
+        p.handle(
+            Input::Stack(StackEvent::RegisterDone { gen, outcome: o }),
+            t0,
+        );
+        assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(28)));
+        let a = p.handle(Input::Tick, t0 + Duration::from_secs(28));
+        assert_eq!(keepalives(&a), 1);
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn outcome(code: u16, received: Option<HostPort>) -> RegisterOutcome {
         min_expires: None,
         received,
         contact: HostPort::new("10.0.0.2", 5060),
+        reliable: false,
     }
 }
 

@@ -1871,7 +1871,10 @@ async fn call_task(mut t: CallTask) {
         // rsipstack retries an unreachable next hop until Timer B (32 s). A transport
         // failure is final at once (RFC 3261 §8.1.3.1: treated as 503): abandon the INVITE
         // (the stack cleans up its transaction when the task is dropped).
-        let err = match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(&dest)).await {
+        // The rarely taken awaits of this task are boxed: the task lives as long as its call,
+        // and its future is as large as the largest future it awaits inline.
+        let connect = Box::pin(connector.connect(&dest));
+        let err = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(_)) => None,
             Ok(Err(e)) => Some(e),
             Err(_) => Some("connect timeout".to_string()),
@@ -1980,17 +1983,17 @@ async fn call_task(mut t: CallTask) {
                         if let Some(digit) = dtmf_digit(&req) {
                             let _ = t.stack_tx.send(StackEvent::Dtmf { call, digit });
                         }
-                        let _ = handle.reply(StatusCode::OK).await;
+                        let _ = Box::pin(handle.reply(StatusCode::OK)).await;
                     }
                     DialogState::Options(_, _, handle)
                     | DialogState::Message(_, _, handle) => {
-                        let _ = handle.reply(StatusCode::OK).await;
+                        let _ = Box::pin(handle.reply(StatusCode::OK)).await;
                     }
                     DialogState::Notify(_, req, handle) => {
-                        t.hooks.on_notify(call, &req, handle).await;
+                        Box::pin(t.hooks.on_notify(call, &req, handle)).await;
                     }
                     DialogState::Refer(_, req, handle) => {
-                        t.hooks.on_refer(call, &req, handle).await;
+                        Box::pin(t.hooks.on_refer(call, &req, handle)).await;
                     }
                     DialogState::Terminated(_, reason) => {
                         let cause = termination(&reason, t.client);
@@ -2461,6 +2464,7 @@ impl RegisterJob {
             min_expires: None,
             received: None,
             contact: self.contact.clone(),
+            reliable: self.transport.is_reliable(),
         }
     }
 
@@ -2548,7 +2552,7 @@ impl RegisterJob {
             }
             let hop = c.hop.clone();
             let attempt = self.run_to(&server, c.hop, c.transport);
-            let outcome = if more {
+            let mut outcome = if more {
                 match tokio::time::timeout(FAILOVER_AFTER, attempt).await {
                     Ok(o) => o,
                     Err(_) => self.outcome(408, format!("no response from {hop}")),
@@ -2556,6 +2560,7 @@ impl RegisterJob {
             } else {
                 attempt.await
             };
+            outcome.reliable = c.transport.is_reliable();
             // RFC 3263 §4.3: a timeout or 503 moves on to the next address; the cached list
             // keeps it at the back for the next REGISTER.
             if matches!(outcome.code, 408 | 503) {
@@ -2782,6 +2787,7 @@ impl RegisterJob {
             min_expires,
             received,
             contact: self.contact.clone(),
+            reliable: self.transport.is_reliable(),
         }
     }
 }

@@ -441,6 +441,7 @@ mod tests {
             min_expires: None,
             received: None,
             contact: HostPort::new("127.0.0.1", 40000),
+            reliable: false,
         }
     }
 
