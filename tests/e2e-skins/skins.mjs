@@ -36,7 +36,7 @@
 //             chatsms 1/2, logform_filename (upload to the test server)
 //   callnotice incoming-call notification: old names hasincomingcall(popup), callnot_title/body/
 //             icon/image
-//   c2kfloat  click2call floating from the left and bottom edges
+//   c2kfloat  click2call floating from the left and bottom edges; Enter calls, Escape hangs up
 //   keyboard  on every page a digit opens the dial pad with it, Enter calls, Escape hangs up
 //   voicemail disableoptions VOICEMAIL: the dial pad's Voicemail button calls callvoicemail()
 //   advanced  featureset=15: Settings > Advanced parameters reads and sets engine parameters by name
@@ -1376,6 +1376,13 @@ function scenarios(env) {
       assert(fl.pos === 'fixed' && Math.round(fl.left) === 20 && Math.round(fl.bottom) === 30 && fl.up, 'floating at left 20 / bottom 30: ' + JSON.stringify(fl));
       await shot(page, 'c2k-float-bottom-left.png');
       await axe(page, 'click2call floating bottom left');
+      // Keyboard: Enter on the button calls, Escape on it hangs up.
+      await page.focus('#c2k_container_0_button');
+      await page.keyboard.press('Enter');
+      await c2kStatus(page, 0, /^Connected /);
+      await page.keyboard.press('Escape');
+      await c2kStatus(page, 0, /^Call ended$/);
+      await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
     },
 
     async keyboard(page) {

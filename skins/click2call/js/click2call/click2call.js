@@ -401,6 +401,8 @@ var float_distance_from_right = -1;
     });
     btn.addEventListener('keydown', function (e) {
       if (e.key === 'ContextMenu' || (e.key === 'F10' && e.shiftKey)) { e.preventDefault(); self.openMenu(btn, true); }
+      // Escape on the button hangs up its call (only there: the embedding page may use Escape).
+      if (e.key === 'Escape' && self.inCall) { e.preventDefault(); self.action('hangup'); }
     });
     more.addEventListener('click', function () {
       if (self.menu.hidden) { self.openMenu(more, true); } else { self.closeMenu(true); }
