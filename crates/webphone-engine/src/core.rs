@@ -399,6 +399,18 @@ fn server_transport(server: &str) -> Option<Transport> {
     }
 }
 
+/// The `use_rport` parameter as the SIP stack's rport handling (RFC 3581): 0 asks for no
+/// `rport` and keeps our Contact, 9 asks but keeps our Contact, anything else (1-3: the
+/// NAT kinds we cannot tell apart without STUN) asks and registers the address the
+/// registrar saw.
+pub(crate) fn rport_mode(param: i64) -> webphone_sip::RportMode {
+    match param {
+        0 => webphone_sip::RportMode::Off,
+        9 => webphone_sip::RportMode::Ignore,
+        _ => webphone_sip::RportMode::Use,
+    }
+}
+
 /// Whether DNS picks the transport (RFC 3263 §4.1: NAPTR, then SRV per transport): the
 /// `transport` parameter is -1 and the server address names no transport.
 pub(crate) fn transport_is_auto(param: i64, server: &str) -> bool {
@@ -1067,6 +1079,7 @@ impl Core {
         info!(local = %sip.local_addr(), "SIP stack started");
         sip.set_trace(true);
         sip.set_allow_redirect(self.params.get_i64("allowcallredirect").unwrap_or(1) != 0);
+        sip.set_rport_mode(rport_mode(self.params.get_i64("use_rport").unwrap_or(1)));
         *self
             .pushed_account
             .lock()
@@ -2690,6 +2703,12 @@ mod tests {
         assert!(!transport_is_auto(-1, "sips:pbx.example"));
         assert!(!transport_is_auto(-1, "pbx.example;transport=udp"));
         assert!(!transport_is_auto(-1, "wss://pbx.example/ws"));
+        // use_rport: 0 off, 9 asked but ignored, 1-3 (and anything else) used.
+        assert_eq!(rport_mode(0), webphone_sip::RportMode::Off);
+        assert_eq!(rport_mode(9), webphone_sip::RportMode::Ignore);
+        for v in [1, 2, 3, -1] {
+            assert_eq!(rport_mode(v), webphone_sip::RportMode::Use, "{v}");
+        }
         assert_eq!(ws_path_of("wss://h:8443/sip/ws"), Some("/sip/ws".into()));
         assert_eq!(ws_path_of("ws://h:8080"), None);
         assert_eq!(ws_path_of("h:5060"), None);

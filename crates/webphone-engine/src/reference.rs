@@ -125,6 +125,7 @@ pub const ENGINE_READS: &[&str] = &[
     "use_opuswb",
     "use_pcma",
     "use_pcmu",
+    "use_rport",
     "use_speex",
     "use_speexuwb",
     "use_speexwb",
