@@ -164,3 +164,50 @@ fn work_dir_keeps_settings_between_runs_but_not_the_password() {
     assert!(out.lines().any(|l| l == "RESULT,getparameter,"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn vcard_files_import_into_the_profile_and_export_as_vcard_4() {
+    let dir = std::env::temp_dir().join(format!("webphone-cli-vcard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    // A 3.0 file in ISO-8859-1 (not UTF-8): the CLI decodes the bytes itself.
+    let mut bytes =
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Fran\xE7ois\r\nTEL:1002\r\nTEL:+3612345\r\n".to_vec();
+    bytes.extend_from_slice(b"CATEGORIES:Favorites\r\nEND:VCARD\r\n");
+    let src = dir.join("in.vcf");
+    std::fs::write(&src, &bytes).unwrap();
+    let dst = dir.join("out.vcf");
+    let (code, out, _) = run(
+        &["--work-dir", d, "-p", "audiodevicein=null"],
+        &format!(
+            "importvcard {}\nimportvcard {}\nimportvcard\nexportvcard {}\nquit\n",
+            src.display(),
+            dir.join("missing.vcf").display(),
+            dst.display()
+        ),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("RESULT,importvcard,1\n"), "{out}");
+    assert!(
+        out.contains("ERROR,importvcard,") && out.contains("missing.vcf"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ERROR,importvcard,usage: importvcard FILE"),
+        "{out}"
+    );
+    assert!(out.contains("RESULT,exportvcard,1\n"), "{out}");
+    let text = std::fs::read_to_string(&dst).unwrap();
+    assert_eq!(
+        text,
+        "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:François\r\nTEL:1002\r\nTEL:+3612345\r\n\
+         CATEGORIES:Favorites\r\nEND:VCARD\r\n"
+    );
+    // Kept in the profile: the next run lists it.
+    let (_, out, _) = run(&["--work-dir", d], "listcontacts\nquit\n");
+    assert!(
+        out.contains("RESULT,listcontacts,François\t1002|+3612345\t1\t"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
