@@ -142,12 +142,16 @@ impl Shared {
         }
     }
 
-    /// The error callback of the stream with `token`: errors of the active stream count,
-    /// those of a probe only fail the probe (xruns aside).
+    /// The error callback of the stream with `token`: errors of the active stream count; a
+    /// probe fails only when its device is reported gone (ALSA's pulse plugin floods a new
+    /// stream with I/O errors until the server pulls audio; the callback count decides).
     fn stream_error(&self, token: u32, err: cpal::Error) {
         if self.active.load(Ordering::Acquire) == token {
             self.record_error(err);
-        } else if err.kind() != cpal::ErrorKind::Xrun {
+        } else if matches!(
+            err.kind(),
+            cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::StreamInvalidated
+        ) {
             self.probe_failed.store(true, Ordering::Relaxed);
         }
     }
@@ -538,7 +542,13 @@ fn watch(target: &WatchTarget, shared: &Arc<Shared>, first: Built, build: &mut B
                 }
                 Err(e) => {
                     warn!(device = label, %dir, error = %e, retry_in = ?backoff, on_default, "rebuilding the audio stream failed");
-                    match policy.build_failed(now, last_loss) {
+                    // A device that cannot even be found is no longer listed, whatever made
+                    // its stream fail first.
+                    let reason = match e {
+                        AudioError::DeviceNotFound { .. } => LossReason::NotListed,
+                        _ => last_loss,
+                    };
+                    match policy.build_failed(now, reason) {
                         Decision::FallBack(reason) => {
                             pending_fallback = Some(reason);
                             // Try the default device right away (second round of the loop).

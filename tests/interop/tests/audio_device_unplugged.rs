@@ -38,7 +38,7 @@ const DEFAULT_HZ: f64 = 440.0;
 const APP: &str = "webphone-cli";
 /// How long a fallback or a return may take (error detection, the default device opening,
 /// the PulseAudio null sink's ~2 s start, the probe back-off).
-const SWITCH: Duration = Duration::from_secs(20);
+const SWITCH: Duration = Duration::from_secs(30);
 
 fn write_asoundrc(path: &Path, pcms: &[String]) {
     std::fs::create_dir_all(path.parent().expect("asoundrc dir")).expect("create alsa dir");
