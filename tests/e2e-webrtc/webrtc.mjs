@@ -17,6 +17,8 @@
 //      Chromium sees the session terminated.
 //   3. A capture of lo (dumpcap) shows DTLS close_notify (an alert record, epoch 1) from the
 //      side that hung up, each time.
+//   4. Chromium calls with audio and video (a=group:BUNDLE 0 1): the answer refuses the video
+//      stream (port 0, its mid, out of the group), Chromium accepts it and audio flows.
 // Chromium's microphone is a WAV tone (--use-file-for-fake-audio-capture), webphone-cli's a
 // 440 Hz WAV tone (file: audio devices); both recordings are checked for the other's tone.
 //
@@ -184,7 +186,7 @@ function assertHeard(file, hz, what) {
 // ---- what the browser's getStats must show after some talking
 async function browserMedia(page, what) {
   const st = await page.evaluate(() => window.peer.stats());
-  if (!st || !st.transport) throw new Error(`${what}: no transport stats in the browser`);
+  if (!st || !st.transport) throw new Error(`${what}: no transport stats in the browser: ${JSON.stringify(st && st.types)}`);
   const t = st.transport;
   const inb = st.inbound || {};
   const outb = st.outbound || {};
@@ -427,6 +429,28 @@ async function main() {
       if (!chromiumBye.some((e) => e >= 1)) throw new Error('1. no encrypted DTLS alert (close_notify) from Chromium on the wire');
       say('close_notify on the wire: Chromium\'s when it hung up (call 1), ours when we hung up (call 2)');
     }
+
+    // ---- 4. Chromium offers audio and video (BUNDLE 0 1): video is refused inside the answer
+    await cli.api(`setparameter audiodeviceout file:${rec(3)}`);
+    mark = cli.lines.length;
+    await page.evaluate((t) => window.peer.call(t, true), `sip:1001@127.0.0.1`);
+    await cli.expect(/^STATUS,1,(CallConnect|InCall)/, mark);
+    await page.waitForSelector('body[data-state="incall"]', { timeout: TIMEOUT });
+    const offer3 = await page.evaluate(() => window.peer.localSdps.at(-1));
+    const answer3 = await page.evaluate(() => window.peer.remoteSdps.at(-1));
+    say(`4. Chromium's offer: ${sdpSummary(offer3)}`);
+    say(`4. our answer: ${sdpSummary(answer3)}`);
+    if (!/^a=group:BUNDLE 0 1\r?$/m.test(offer3) || !/^m=video /m.test(offer3)) throw new Error('4. Chromium offered no video in a BUNDLE group');
+    if (!/^a=group:BUNDLE 0\r?$/m.test(answer3) || !/^m=video 0 [^\r\n]*\r?\na=mid:1\r?$/m.test(answer3)) {
+      throw new Error('4. the answer must keep BUNDLE 0 and refuse the video stream with port 0 and its mid');
+    }
+    await sleep(2000);
+    const st3 = await browserMedia(page, '4. Chromium (audio+video offer) -> webphone-cli');
+    if (st3.inbound.packetsReceived < 50) throw new Error('4. no audio');
+    await page.evaluate(() => window.peer.hangup());
+    await cli.expect(/^CDR,/, mark);
+    await page.waitForFunction(() => window.peer.ended >= 3, null, { timeout: TIMEOUT });
+    assertHeard(rec(3), BROWSER_TONE_HZ, '4. webphone-cli hearing Chromium');
     await page.screenshot({ path: path.join(OUT, 'webrtc-peer.png'), fullPage: true });
     say('PASS');
   } catch (e) {

@@ -178,8 +178,10 @@ impl MediaPipeline {
     /// ICE selected a pair whose remote end is `remote` (media, DTLS included, goes over the
     /// selected pair, RFC 8445 §12.1). Our DTLS client aims its ClientHello at the SDP
     /// address until then; a WebRTC peer accepts DTLS only from a checked candidate, which need
-    /// not be that address. So a client that has heard nothing yet starts over towards
-    /// `remote` (at once, not at its next retransmission); a running handshake is left alone.
+    /// not be that address. So a client whose peer is another address and that has heard
+    /// nothing from it starts over towards `remote` (at once, not at its next retransmission).
+    /// The same address keeps its handshake: the answer to the ClientHello already sent may be
+    /// on its way, and a new handshake would reject it.
     pub fn set_ice_peer(&mut self, remote: SocketAddr, now: Instant) {
         let Some(d) = self.dtls.rtp.as_ref() else {
             return;
@@ -187,7 +189,7 @@ impl MediaPipeline {
         if d.role() != crate::dtls_srtp::DtlsRole::Client || d.outcome().is_some() {
             return;
         }
-        if d.heard_from_peer() && d.peer() == remote {
+        if d.peer() == remote || d.heard_from_peer() {
             return;
         }
         tracing::debug!(from = %d.peer(), to = %remote, "DTLS client follows the ICE pair");
@@ -561,6 +563,18 @@ mod tests {
         // A running handshake is not restarted by the same pair again.
         a.set_ice_peer(ba, now);
         assert_eq!(a.dtls_keyed(), Some(true));
+        // Nor is a client whose ClientHello already went to the selected address: the answer
+        // to it may be on its way (a restart made Chromium's ServerHello fail the new one).
+        let mut c = pipeline(neg(B, DtlsRole::Client, id.fingerprint().clone()), now);
+        now += Duration::from_millis(20);
+        let hello = c.on_tick(now);
+        assert!(!hello.is_empty());
+        c.set_ice_peer(ba, now);
+        now += Duration::from_millis(20);
+        assert!(
+            c.on_tick(now).is_empty(),
+            "no second ClientHello before the retransmission timer"
+        );
         // The server side never moves: it answers whoever wrote.
         b.set_ice_peer(sdp_addr, now);
         assert_eq!(b.dtls_keyed(), Some(true));

@@ -107,9 +107,11 @@ const ua = new SIP.UserAgent({
 });
 
 // Called by the test.
-peer.call = async (target) => {
+// withVideo: offer a camera too (the fake device), as a browser page often does.
+peer.call = async (target, withVideo = false) => {
   const uri = SIP.UserAgent.makeURI(target);
-  const inviter = new SIP.Inviter(ua, uri, { sessionDescriptionHandlerOptions: sdhOptions });
+  const options = withVideo ? { constraints: { audio: true, video: true } } : sdhOptions;
+  const inviter = new SIP.Inviter(ua, uri, { sessionDescriptionHandlerOptions: options });
   watchSession(inviter);
   setState('calling');
   await inviter.invite();
@@ -132,6 +134,8 @@ peer.stats = async () => {
   const out = { inbound: null, outbound: null, transport: null, pair: null, local: null, remote: null };
   const byId = {};
   r.forEach((s) => { byId[s.id] = s; });
+  out.types = [];
+  r.forEach((s) => out.types.push(`${s.type}${s.kind ? ':' + s.kind : ''}${s.dtlsState ? ':' + s.dtlsState : ''}`));
   r.forEach((s) => {
     if (s.type === 'inbound-rtp' && s.kind === 'audio') out.inbound = s;
     if (s.type === 'outbound-rtp' && s.kind === 'audio') out.outbound = s;
