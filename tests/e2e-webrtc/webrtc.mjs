@@ -2,7 +2,7 @@
 // SIP.js from npm over SIP-over-WebSocket, RFC 7118) and webphone-cli, both registered with
 // Kamailio (tests/interop/peers/kamailio.cfg with its WS listener), call each other with
 // Chromium's media stack: ICE (RFC 8445), DTLS-SRTP (RFC 5763/5764), rtcp-mux (RFC 5761) and
-// BUNDLE (RFC 8843), audio only.
+// BUNDLE (RFC 8843); audio (a video stream Chromium offers is refused).
 //
 // Scenario:
 //   1. Chromium (1002, over WS) calls webphone-cli (1001, over UDP, autoaccept): Chromium's
@@ -19,8 +19,9 @@
 //      side that hung up, each time.
 //   4. Chromium calls with audio and video (a=group:BUNDLE 0 1): the answer refuses the video
 //      stream (port 0, its mid, out of the group), Chromium accepts it and audio flows.
-// Chromium's microphone is a WAV tone (--use-file-for-fake-audio-capture), webphone-cli's a
-// 440 Hz WAV tone (file: audio devices); both recordings are checked for the other's tone.
+// Chromium's microphone is a 1 kHz WAV tone (--use-file-for-fake-audio-capture), webphone-cli's
+// a 440 Hz one (file: audio devices); webphone-cli's recording of each call must hold the 1 kHz
+// tone, and Chromium's getStats a non-zero inbound audio level.
 //
 // Started by run.sh (E2E_CLI, E2E_CHROMIUM, E2E_OUT). Without kamailio/openssl it skips loudly
 // (CI=true: failure). Everything it starts is stopped by handle.
