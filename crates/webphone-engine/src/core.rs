@@ -271,6 +271,10 @@ pub(crate) struct Core {
     local_ip: IpAddr,
     reg: RegState,
     lines: Lines<Line>,
+    /// An RTP socket pair bound ahead of the next incoming call, so that answering does not
+    /// wait for the binds (they are taken off the INVITE → 200 OK path; refilled after each
+    /// incoming call).
+    spare_rtp: Option<RtpSocket>,
     /// Text of the last general status, repeated by the periodic tick.
     last_general: String,
     next_echo_id: u64,
@@ -499,6 +503,7 @@ impl Core {
             local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             reg: RegState::None,
             lines: Lines::default(),
+            spare_rtp: None,
             last_general: String::new(),
             next_echo_id: 1,
             sdp_version: 1,
@@ -1219,6 +1224,8 @@ impl Core {
         for n in self.lines.busy().collect::<Vec<_>>() {
             self.end_locally(n).await;
         }
+        // A stopped engine holds no ports.
+        self.spare_rtp = None;
         if let Some(sip) = self.sip.take() {
             sip.shutdown().await;
             *self
@@ -2511,6 +2518,14 @@ impl Core {
     }
 
     async fn on_incoming(&mut self, inc: IncomingCall, decision: incoming::Decision) {
+        self.take_incoming(inc, decision).await;
+        // The next incoming call's RTP socket, bound once this one was answered (or rings).
+        if self.spare_rtp.is_none() {
+            self.spare_rtp = RtpSocket::bind(self.local_ip, None).await.ok();
+        }
+    }
+
+    async fn take_incoming(&mut self, inc: IncomingCall, decision: incoming::Decision) {
         let IncomingCall {
             call,
             sip_call_id,
@@ -2521,13 +2536,23 @@ impl Core {
             sdp,
         } = inc;
         let Some(sip) = self.sip.clone() else { return };
-        let rtp = match RtpSocket::bind(self.local_ip, None).await {
-            Ok(r) => r,
-            Err(e) => {
-                warn!("cannot open an RTP port for an incoming call: {e}");
-                sip.reject(call, 500);
-                return;
+        let spare = self
+            .spare_rtp
+            .take()
+            .filter(|r| r.local_addr().ip() == self.local_ip);
+        let rtp = match spare {
+            Some(r) => {
+                r.discard_pending();
+                r
             }
+            None => match RtpSocket::bind(self.local_ip, None).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!("cannot open an RTP port for an incoming call: {e}");
+                    sip.reject(call, 500);
+                    return;
+                }
+            },
         };
         let mut line = Line::new(
             Peer::Sip(call),

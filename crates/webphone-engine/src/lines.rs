@@ -9,9 +9,15 @@
 pub const MAX_LINES: usize = 1000;
 
 /// Table of occupied lines, generic over what a line holds so the rules are testable alone.
+///
+/// The table grows with the calls and shrinks when the highest lines free up, and each call
+/// is boxed: an idle engine holds no line storage (a call's state is a few KiB, and a table
+/// of [`MAX_LINES`] inline slots would cost megabytes of resident memory before any call).
 #[derive(Debug)]
 pub struct Lines<T> {
-    slots: Vec<Option<T>>,
+    slots: Vec<Option<Box<T>>>,
+    /// Line numbers above this are refused.
+    max: usize,
     active: Option<usize>,
 }
 
@@ -51,32 +57,49 @@ impl LineSel {
 }
 
 impl<T> Lines<T> {
+    /// An empty table of at most `max` lines (nothing is allocated until the first call).
     pub fn new(max: usize) -> Self {
         Lines {
-            slots: (0..max).map(|_| None).collect(),
+            slots: Vec::new(),
+            max,
             active: None,
         }
     }
 
     /// Puts `value` on the first free line, makes it active and returns its number.
     pub fn alloc(&mut self, value: T) -> Option<usize> {
-        let idx = self.slots.iter().position(Option::is_none)?;
-        self.slots[idx] = Some(value);
+        let idx = match self.slots.iter().position(Option::is_none) {
+            Some(idx) => idx,
+            None if self.slots.len() < self.max => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            None => return None,
+        };
+        let slot = self.slots.get_mut(idx)?;
+        *slot = Some(Box::new(value));
         self.active = Some(idx + 1);
         Some(idx + 1)
     }
 
     pub fn get(&self, line: usize) -> Option<&T> {
-        self.slots.get(line.checked_sub(1)?)?.as_ref()
+        self.slots.get(line.checked_sub(1)?)?.as_deref()
     }
 
     pub fn get_mut(&mut self, line: usize) -> Option<&mut T> {
-        self.slots.get_mut(line.checked_sub(1)?)?.as_mut()
+        self.slots.get_mut(line.checked_sub(1)?)?.as_deref_mut()
     }
 
     /// Frees a line; the active line moves to the lowest busy line, if any.
     pub fn remove(&mut self, line: usize) -> Option<T> {
-        let v = self.slots.get_mut(line.checked_sub(1)?)?.take();
+        let v = self.slots.get_mut(line.checked_sub(1)?)?.take().map(|b| *b);
+        // Free lines at the top are dropped, and the table's storage once it is mostly empty.
+        while self.slots.last().is_some_and(Option::is_none) {
+            self.slots.pop();
+        }
+        if self.slots.capacity() > 4 * self.slots.len().max(4) {
+            self.slots.shrink_to(self.slots.len() * 2);
+        }
         if self.active == Some(line) {
             let next = self.busy().next();
             self.active = next;
@@ -112,14 +135,14 @@ impl<T> Lines<T> {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|v| (i + 1, v)))
+            .filter_map(|(i, s)| s.as_deref().map(|v| (i + 1, v)))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> + '_ {
         self.slots
             .iter_mut()
             .enumerate()
-            .filter_map(|(i, s)| s.as_mut().map(|v| (i + 1, v)))
+            .filter_map(|(i, s)| s.as_deref_mut().map(|v| (i + 1, v)))
     }
 
     /// Resolves a selection to busy line numbers.
@@ -169,6 +192,41 @@ mod tests {
         l.remove(1);
         assert_eq!(l.active(), None);
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn lines_keep_their_numbers_while_the_table_grows_and_shrinks() {
+        let mut l = Lines::new(MAX_LINES);
+        assert_eq!(l.slots.capacity(), 0, "an idle table allocates nothing");
+        for i in 1..=5 {
+            assert_eq!(l.alloc(i), Some(i));
+        }
+        l.remove(2);
+        l.remove(5);
+        assert_eq!(l.select(LineSel::All), vec![1, 3, 4]);
+        assert_eq!(l.get(4), Some(&4));
+        assert_eq!(l.get(5), None);
+        // The first free line is taken again, then the table grows at the top.
+        assert_eq!(l.alloc(20), Some(2));
+        assert_eq!(l.alloc(50), Some(5));
+        for n in [1, 2, 3, 4, 5] {
+            l.remove(n);
+        }
+        assert!(l.is_empty());
+        assert_eq!(l.slots.len(), 0);
+    }
+
+    #[test]
+    fn storage_of_a_thousand_calls_is_returned_when_they_end() {
+        let mut l = Lines::new(MAX_LINES);
+        for i in 1..=MAX_LINES {
+            assert_eq!(l.alloc(i), Some(i));
+        }
+        assert_eq!(l.alloc(0), None, "line {} is refused", MAX_LINES + 1);
+        for n in 1..=MAX_LINES {
+            l.remove(n);
+        }
+        assert!(l.slots.capacity() <= 16, "capacity {}", l.slots.capacity());
     }
 
     #[test]

@@ -21,10 +21,11 @@ pub struct RtpSocket {
     local: SocketAddr,
     /// The RTCP socket on the RTP port + 1 (RFC 3550 §11), when that port could be had.
     rtcp: Option<UdpSocket>,
-    /// ICE on this socket ([`crate::ice`]), after [`RtpSocket::gather_ice`].
-    ice: Option<crate::ice::IceTransport>,
+    /// ICE on this socket ([`crate::ice`]), after [`RtpSocket::gather_ice`]. Boxed (like
+    /// `ice_rtcp`): the agent is about 2 KiB, and most calls go without ICE.
+    ice: Option<Box<crate::ice::IceTransport>>,
     /// ICE component 2 on the RTCP socket, for peers that decline rtcp-mux.
-    ice_rtcp: Option<crate::ice::IceTransport>,
+    ice_rtcp: Option<Box<crate::ice::IceTransport>>,
     /// `"\r\n"` datagrams sent to the peer when media starts (`natopenpackets`).
     nat_open_packets: u8,
 }
@@ -131,8 +132,8 @@ impl RtpSocket {
             }
             _ => gather::run(&self.socket, &mut rtp, cfg).await,
         }
-        self.ice = Some(rtp);
-        self.ice_rtcp = rtcp;
+        self.ice = Some(Box::new(rtp));
+        self.ice_rtcp = rtcp.map(Box::new);
     }
 
     /// Whether ICE candidates were gathered for this socket.
@@ -227,6 +228,19 @@ impl RtpSocket {
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
+
+    /// Drop datagrams that arrived before the socket was put to use (a socket bound ahead of
+    /// a call may have caught strays); returns how many were dropped.
+    pub fn discard_pending(&self) -> usize {
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        for sock in std::iter::once(&self.socket).chain(self.rtcp.as_ref()) {
+            while sock.try_recv_from(&mut buf).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
 }
 
 /// How often [`RtpSocket::bind`] without a range asks the system for an even port whose odd
@@ -234,7 +248,8 @@ impl RtpSocket {
 const RTCP_PAIR_ATTEMPTS: usize = 32;
 
 enum Command {
-    Update(Negotiated),
+    /// Boxed: the channel's blocks hold 32 commands each, sized by the largest.
+    Update(Box<Negotiated>),
     MediaTimeout(Duration),
     Dtmf(String),
     DtmfInband(String),
@@ -310,7 +325,8 @@ impl MediaSession {
             socket.rtcp,
             socket.ice,
             socket.ice_rtcp,
-            pipeline,
+            // Boxed so the task's future stays small (async fn arguments are stored twice).
+            Box::new(pipeline),
             rx,
             ev_tx,
             alarm_tx,
@@ -350,7 +366,7 @@ impl MediaSession {
 
     /// Apply a new negotiation (re-INVITE, late answer, hold/resume).
     pub fn update(&self, neg: Negotiated) {
-        let _ = self.commands.send(Command::Update(neg));
+        let _ = self.commands.send(Command::Update(Box::new(neg)));
     }
 
     /// Send DTMF digits as RFC 4733 events (ignored with a warning when telephone-event was not
@@ -420,9 +436,9 @@ async fn run(
     nat_open: u8,
     socket: UdpSocket,
     rtcp_socket: Option<UdpSocket>,
-    mut ice: Option<crate::ice::IceTransport>,
-    mut ice_rtcp: Option<crate::ice::IceTransport>,
-    mut pipeline: MediaPipeline,
+    mut ice: Option<Box<crate::ice::IceTransport>>,
+    mut ice_rtcp: Option<Box<crate::ice::IceTransport>>,
+    mut pipeline: Box<MediaPipeline>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<MediaEvent>,
     alarms: mpsc::UnboundedSender<MediaAlarm>,
@@ -450,7 +466,7 @@ async fn run(
                 None | Some(Command::Stop) => break,
                 Some(Command::Update(neg)) => {
                     tracing::debug!(?neg, "media update");
-                    pipeline.update(neg);
+                    pipeline.update(*neg);
                 }
                 Some(Command::Dtmf(d)) => {
                     pipeline.send_dtmf(&d);

@@ -349,3 +349,34 @@ async fn dropping_a_session_without_stop_ends_it_and_frees_the_port() {
     }
     assert!(rebound.is_some(), "port {addr} still in use");
 }
+
+/// A socket bound ahead of its call (the engine keeps one ready for the next incoming call)
+/// may have caught stray datagrams on both ports: they are dropped before media starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_bound_ahead_drops_strays_before_its_call() {
+    let rtp = RtpSocket::bind(LOOPBACK, None).await.expect("bind");
+    let stray = UdpSocket::bind((LOOPBACK, 0)).await.expect("stray socket");
+    stray
+        .send_to(b"left over", rtp.local_addr())
+        .await
+        .expect("send");
+    stray
+        .send_to(&[0x80; 200], rtp.local_addr())
+        .await
+        .expect("send");
+    if let Some(rtcp) = rtp.rtcp_addr() {
+        stray.send_to(b"rtcp stray", rtcp).await.expect("send");
+    }
+    let expected = 2 + usize::from(rtp.rtcp_addr().is_some());
+    // The reactor sees the datagrams shortly after they are sent.
+    let mut dropped = 0;
+    for _ in 0..50 {
+        dropped += rtp.discard_pending();
+        if dropped >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(dropped, expected);
+    assert_eq!(rtp.discard_pending(), 0, "nothing is left for the call");
+}

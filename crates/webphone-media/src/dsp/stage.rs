@@ -19,7 +19,9 @@ use crate::jitter::FrameKind;
 pub struct DspStage {
     cfg: DspConfig,
     frame: Duration,
-    apm: Option<AudioProcessor>,
+    /// Boxed: the processor's state is about 20 KiB, and most calls run without it (the
+    /// stage lives inside every call's media task).
+    apm: Option<Box<AudioProcessor>>,
     local_vad: Option<VoiceDetector>,
     remote_vad: Option<VoiceDetector>,
     no_voice: NoVoiceWatch,
@@ -32,6 +34,7 @@ impl DspStage {
     pub fn new(rate: u32, frame_ms: u32, cfg: DspConfig) -> DspStage {
         let apm = if cfg.processes_capture() {
             AudioProcessor::new(rate, cfg)
+                .map(Box::new)
                 .map_err(|e| tracing::warn!(error = %e, "capture audio processing off"))
                 .ok()
         } else {
@@ -121,6 +124,6 @@ impl DspStage {
 
     /// Echo canceller statistics, when the processor runs.
     pub fn apm_stats(&self) -> Option<ApmStats> {
-        self.apm.as_ref().map(AudioProcessor::stats)
+        self.apm.as_deref().map(AudioProcessor::stats)
     }
 }

@@ -134,9 +134,11 @@ struct Fifo {
 }
 
 impl Fifo {
+    /// A FIFO of at most `cap` samples; storage for a quarter of that is taken at once (a
+    /// line usually holds one or two frames), the rest when a late side lets it fill up.
     fn new(cap: usize) -> Fifo {
         Fifo {
-            buf: VecDeque::with_capacity(cap),
+            buf: VecDeque::with_capacity(cap / 4),
             cap,
             underruns: 0,
             overflows: 0,
