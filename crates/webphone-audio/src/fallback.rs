@@ -194,11 +194,17 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// A stream that just came up, on a selected device or (`false`) on the default one.
+    fn running(selectable: bool) -> (Instant, Fallback) {
+        let t0 = Instant::now();
+        let mut f = Fallback::new(selectable, t0);
+        f.stream_up(t0);
+        (t0, f)
+    }
+
     #[test]
     fn removed_selected_device_falls_back_to_the_default_at_once() {
-        let t0 = Instant::now();
-        let mut f = Fallback::new(true, t0);
-        f.stream_up(t0);
+        let (t0, mut f) = running(true);
         assert_eq!(f.using(), Using::Selected);
         assert_eq!(
             f.stream_broken(t0 + ms(500), LossReason::Removed),
@@ -209,9 +215,7 @@ mod tests {
 
     #[test]
     fn selected_device_missing_from_the_list_falls_back() {
-        let t0 = Instant::now();
-        let mut f = Fallback::new(true, t0);
-        f.stream_up(t0);
+        let (t0, mut f) = running(true);
         assert!(
             !f.list_check_due(t0 + ms(100)),
             "too early for a list check"
@@ -233,9 +237,7 @@ mod tests {
 
     #[test]
     fn a_failing_selected_device_is_rebuilt_twice_then_abandoned() {
-        let t0 = Instant::now();
-        let mut f = Fallback::new(true, t0);
-        f.stream_up(t0);
+        let (t0, mut f) = running(true);
         for at in [1000, 2000] {
             assert_eq!(
                 f.stream_broken(t0 + ms(at), LossReason::Failed),
@@ -253,9 +255,7 @@ mod tests {
 
     #[test]
     fn a_healthy_run_forgives_earlier_failures() {
-        let t0 = Instant::now();
-        let mut f = Fallback::new(true, t0);
-        f.stream_up(t0);
+        let (t0, mut f) = running(true);
         assert_eq!(
             f.stream_broken(t0 + ms(100), LossReason::Failed),
             Decision::Rebuild
@@ -272,9 +272,7 @@ mod tests {
 
     #[test]
     fn selected_device_that_cannot_be_reopened_falls_back_with_the_original_reason() {
-        let t0 = Instant::now();
-        let mut f = Fallback::new(true, t0);
-        f.stream_up(t0);
+        let (t0, mut f) = running(true);
         assert_eq!(
             f.stream_broken(t0 + ms(100), LossReason::Failed),
             Decision::Rebuild
@@ -293,9 +291,7 @@ mod tests {
 
     #[test]
     fn the_default_device_itself_is_only_ever_rebuilt() {
-        let t0 = Instant::now();
-        let mut f = Fallback::new(false, t0);
-        f.stream_up(t0);
+        let (t0, mut f) = running(false);
         assert_eq!(f.using(), Using::Default);
         assert_eq!(
             f.stream_broken(t0 + ms(10), LossReason::Removed),
@@ -311,9 +307,7 @@ mod tests {
 
     #[test]
     fn probes_for_the_selected_device_back_off_while_it_stays_away() {
-        let t0 = Instant::now();
-        let mut f = Fallback::new(true, t0);
-        f.stream_up(t0);
+        let (t0, mut f) = running(true);
         f.stream_broken(t0, LossReason::Removed);
         f.stream_up(t0 + ms(50));
         assert!(!f.probe_due(t0 + PROBE_MIN - ms(1)));
@@ -337,9 +331,7 @@ mod tests {
 
     #[test]
     fn a_returning_device_is_used_again_and_list_checks_resume() {
-        let t0 = Instant::now();
-        let mut f = Fallback::new(true, t0);
-        f.stream_up(t0);
+        let (t0, mut f) = running(true);
         f.stream_broken(t0 + ms(10), LossReason::Removed);
         f.stream_up(t0 + ms(20));
         assert!(!f.probe_due(t0 + PROBE_MIN));
@@ -353,9 +345,7 @@ mod tests {
 
     #[test]
     fn a_flapping_device_keeps_the_backed_off_probe_interval() {
-        let t0 = Instant::now();
-        let mut f = Fallback::new(true, t0);
-        f.stream_up(t0);
+        let (t0, mut f) = running(true);
         f.stream_broken(t0, LossReason::Removed);
         f.probe_failed(t0 + PROBE_MIN); // next probe 2 s later
         let back = t0 + PROBE_MIN + ms(2000);
@@ -372,9 +362,7 @@ mod tests {
 
     #[test]
     fn after_a_healthy_run_a_new_loss_probes_quickly_again() {
-        let t0 = Instant::now();
-        let mut f = Fallback::new(true, t0);
-        f.stream_up(t0);
+        let (t0, mut f) = running(true);
         f.stream_broken(t0, LossReason::Removed);
         f.probe_failed(t0 + PROBE_MIN);
         f.probe_failed(t0 + PROBE_MIN * 3);

@@ -70,6 +70,21 @@ fn expect_lines(
     lines
 }
 
+/// Asserts that the CLI plays to `sink` and records from `source` of `server`, and only there
+/// (within 5 s: a stream may be in the middle of a rebuild after an xrun).
+fn assert_streams_on(server: &PulseServer, sink: &str, source: &str) {
+    let sink = server.index_of("sinks", sink).expect("sink exists");
+    let source = server.index_of("sources", source).expect("source exists");
+    let want = (vec![sink], vec![source]);
+    let seen = || (server.sink_inputs_of(APP), server.source_outputs_of(APP));
+    let ok = wait_for(Duration::from_secs(5), || (seen() == want).then_some(()));
+    assert!(
+        ok.is_some(),
+        "CLI streams (playback, capture) {:?}, expected {want:?}",
+        seen()
+    );
+}
+
 /// Seconds since `t0`.
 fn secs(t0: Instant, t: Instant) -> f64 {
     t.duration_since(t0).as_secs_f64()
@@ -139,12 +154,7 @@ fn call_survives_headset_unplug_and_uses_the_default_device_then_the_headset_aga
     std::thread::sleep(Duration::from_secs(4));
 
     // The headset carries the call's audio.
-    let hs_sink = headset.index_of("sinks", "hs_out").expect("hs_out sink");
-    let hs_source = headset
-        .index_of("sources", "hs_mic.monitor")
-        .expect("hs_mic monitor");
-    assert_eq!(headset.sink_inputs_of(APP), vec![hs_sink.clone()]);
-    assert_eq!(headset.source_outputs_of(APP), vec![hs_source.clone()]);
+    assert_streams_on(&headset, "hs_out", "hs_mic.monitor");
     assert!(main.sink_inputs_of(APP).is_empty() && main.source_outputs_of(APP).is_empty());
 
     // Hot-plug: a device added now is listed.
@@ -180,12 +190,7 @@ fn call_survives_headset_unplug_and_uses_the_default_device_then_the_headset_aga
     std::thread::sleep(Duration::from_secs(4));
 
     // The call is up and now runs on the main daemon's default devices.
-    let main_sink = main.index_of("sinks", "main_out").expect("main_out sink");
-    let main_source = main
-        .index_of("sources", "main_mic.monitor")
-        .expect("main_mic monitor");
-    assert_eq!(main.sink_inputs_of(APP), vec![main_sink.clone()]);
-    assert_eq!(main.source_outputs_of(APP), vec![main_source.clone()]);
+    assert_streams_on(&main, "main_out", "main_mic.monitor");
     assert!(!bs.has_event("CALL_CLOSED"), "baresip saw the call close");
     assert!(
         cli.seen(|l| l.contains("CallDisconnect")).is_empty(),
@@ -208,12 +213,7 @@ fn call_survives_headset_unplug_and_uses_the_default_device_then_the_headset_aga
         secs(t_replug, t_restored)
     );
     std::thread::sleep(Duration::from_secs(4));
-    let hs_sink = headset.index_of("sinks", "hs_out").expect("hs_out sink");
-    let hs_source = headset
-        .index_of("sources", "hs_mic.monitor")
-        .expect("hs_mic monitor");
-    assert_eq!(headset.sink_inputs_of(APP), vec![hs_sink]);
-    assert_eq!(headset.source_outputs_of(APP), vec![hs_source]);
+    assert_streams_on(&headset, "hs_out", "hs_mic.monitor");
     assert!(main.sink_inputs_of(APP).is_empty() && main.source_outputs_of(APP).is_empty());
 
     // Gone from the device list (the sink itself still exists): falls back too.
@@ -227,6 +227,7 @@ fn call_survives_headset_unplug_and_uses_the_default_device_then_the_headset_aga
     );
     let t_unlisted = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
+    let main_sink = main.index_of("sinks", "main_out").expect("main_out sink");
     assert_eq!(main.sink_inputs_of(APP), vec![main_sink]);
 
     // Still no BYE anywhere; the softphone hangs up now.
