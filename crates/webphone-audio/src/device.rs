@@ -819,6 +819,8 @@ impl AudioInput for CpalInput {
             self.cons.clear();
             self.pending.clear();
             self.primed = false;
+            // The cushion grown for the old device's underruns says nothing about this one.
+            self.prime_extra_ms = INPUT_PRIME_MS;
         }
         if self.shared.overflowed.swap(false, Ordering::Relaxed) {
             // The ring filled up while nobody read: its content is old. Start afresh.
