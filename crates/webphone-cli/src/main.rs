@@ -14,6 +14,19 @@ use webphone_engine::{ApiError, Event, Phone, PhoneOptions};
 
 use command_line::{env_params, parse_args, tokenize, USAGE};
 
+/// Crates whose TRACE events print WebSocket messages verbatim (tungstenite logs every message
+/// it receives): a page's `setparameter password ...` would reach stderr with `RUST_LOG=trace`.
+/// Their TRACE events are dropped whatever `RUST_LOG` says; DEBUG and above stay.
+const PAYLOAD_LOGGERS: [&str; 2] = ["tungstenite", "tokio_tungstenite"];
+
+fn carries_payloads(target: &str) -> bool {
+    PAYLOAD_LOGGERS.iter().any(|c| {
+        target
+            .strip_prefix(c)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
 /// Writes one line to stdout and flushes it, so a reading program sees it at once.
 fn out(line: &str) {
     let mut o = std::io::stdout().lock();
@@ -51,13 +64,24 @@ fn value_text(v: &serde_json::Value) -> String {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        use tracing_subscriber::Layer;
+        let env = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let no_payloads = tracing_subscriber::filter::filter_fn(|m| {
+            *m.level() != tracing::Level::TRACE || !carries_payloads(m.target())
+        });
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(env)
+                    .with_filter(no_payloads),
+            )
+            .init();
+    }
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opts = match parse_args(&args, env_params(std::env::vars()), |p| {
@@ -203,6 +227,7 @@ async fn run(
                 if matches!(func.as_str(), "quit" | "exit") {
                     break ExitCode::SUCCESS;
                 }
+                test_crash_trigger(func);
                 if let Some(r) = vcard_file::run(&phone, func, args).await {
                     match r {
                         Ok(v) => out(&format!("RESULT,{func},{v}")),
@@ -231,6 +256,18 @@ async fn run(
     code
 }
 
+/// Test-only crash path: in a debug build started with `WEBPHONE_CLI_TEST_PANIC=1`, the stdin
+/// line `__panic` panics on the main task, so that a test can check what a crash prints (the
+/// secrets test greps it for the password). Release builds and ordinary runs ignore it.
+fn test_crash_trigger(func: &str) {
+    if cfg!(debug_assertions)
+        && func == "__panic"
+        && std::env::var_os("WEBPHONE_CLI_TEST_PANIC").is_some_and(|v| v == "1")
+    {
+        panic!("webphone-cli: crash requested with __panic (WEBPHONE_CLI_TEST_PANIC=1)");
+    }
+}
+
 #[cfg(unix)]
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -248,4 +285,19 @@ async fn shutdown_signal() {
 #[cfg(not(unix))]
 async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::carries_payloads;
+
+    #[test]
+    fn websocket_frame_loggers_are_recognised_and_others_not() {
+        assert!(carries_payloads("tungstenite::protocol"));
+        assert!(carries_payloads("tungstenite"));
+        assert!(carries_payloads("tokio_tungstenite::compat"));
+        assert!(!carries_payloads("tungstenite_extra"));
+        assert!(!carries_payloads("webphone_cli::serve"));
+        assert!(!carries_payloads("rsipstack::transport"));
+    }
 }
