@@ -1089,16 +1089,22 @@ impl UaPolicy {
         if !self.contact_from_via || self.contact_fixes >= MAX_CONTACT_FIXES {
             return None;
         }
-        let differs = match self.transport {
-            // UDP: requests must go to the exact source address and port.
-            Transport::Udp => received != &o.contact,
-            // TCP/TLS/WS: the source port is the ephemeral port of our connection, not a
-            // listener; only a different IP (NAT) is worth correcting.
-            _ => !received.host.eq_ignore_ascii_case(&o.contact.host),
+        // A connection (configured, or chosen by DNS for this REGISTER) is compared by IP
+        // only: its source port is the ephemeral port of our connection, not a listener,
+        // and registering it would leave the first binding behind (two Contacts, forked
+        // INVITEs). UDP: requests must go to the exact source address and port.
+        let reliable = self.transport.is_reliable() || o.reliable;
+        let differs = if reliable {
+            !received.host.eq_ignore_ascii_case(&o.contact.host)
+        } else {
+            received != &o.contact
         };
-        differs.then(|| match self.transport {
-            Transport::Udp => received.clone(),
-            _ => HostPort::new(received.host.clone(), o.contact.port),
+        differs.then(|| {
+            if reliable {
+                HostPort::new(received.host.clone(), o.contact.port)
+            } else {
+                received.clone()
+            }
         })
     }
 
@@ -2882,6 +2888,27 @@ mod tests {
         assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(28)));
         let a = p.handle(Input::Tick, t0 + Duration::from_secs(28));
         assert_eq!(keepalives(&a), 1);
+    }
+
+    #[test]
+    fn contact_port_kept_on_a_connection_dns_chose() {
+        // The registrar saw the ephemeral port of our TLS/TCP connection: not a Contact
+        // correction (it would leave a second binding behind).
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("sent");
+        let mut o = ok(600);
+        o.reliable = true;
+        o.contact = HostPort::new("127.0.0.1", 5060);
+        o.received = Some(HostPort::new("127.0.0.1", 43211));
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone { gen, outcome: o }),
+            t0,
+        );
+        assert!(reg_gen(&a).is_none(), "no second REGISTER: {a:?}");
+        assert!(!a.iter().any(|x| matches!(x, Action::SetContact(_))));
     }
 
     #[test]

@@ -698,12 +698,12 @@ async fn naptr_tcp_first_registers_at_kamailio_over_tcp() {
     );
     let tcp = k.lines_with(&["REGISTERED 1001", "from tcp:127.0.0.1:"]);
     let udp = k.lines_with(&["REQ REGISTER", "from udp:"]);
-    // (A second REGISTER corrects the Contact to the connection's port: RFC 3581 rport.)
+    // One binding: the connection's ephemeral port seen by Kamailio is no Contact correction.
     assert!(!tcp.is_empty(), "REGISTER saved over TCP: {tcp:?}");
     assert!(udp.is_empty(), "no REGISTER over UDP: {udp:?}");
     let sockets = k.contact_fields("1001", "Socket");
     assert!(
-        sockets.iter().all(|s| s.starts_with("tcp:")) && !sockets.is_empty(),
+        sockets.len() == 1 && sockets[0].starts_with("tcp:"),
         "{sockets:?}"
     );
     let q = queries.lock().unwrap().clone();
@@ -719,7 +719,12 @@ async fn register_auto_trusting(
     k: &webphone_interop::Kamailio,
     domain: &str,
     table: HashMap<(String, u16), Vec<Rr>>,
-) -> (SipUa, RegistrationState, Vec<String>) {
+) -> (
+    SipUa,
+    tokio::sync::mpsc::UnboundedReceiver<SipEvent>,
+    RegistrationState,
+    Vec<String>,
+) {
     let (dns, queries) = dns_server(table).await;
     let (ua, mut rx) = SipUa::start_with(
         SipConfig {
@@ -757,13 +762,14 @@ async fn register_auto_trusting(
         }
     };
     let q = queries.lock().unwrap().clone();
-    (ua, state, q)
+    (ua, rx, state, q)
 }
 
 /// RFC 3263 §4.1 choosing TLS: NAPTR for `localhost` lists `SIPS+D2T` before `SIP+D2U`;
 /// the SRV target is `kamailio.test`, a name Kamailio's certificate does not carry. The
 /// certificate is checked against the domain the lookup started from (RFC 5922 §4), so the
-/// REGISTER goes over TLS to the SRV target's address and Kamailio keeps a TLS contact.
+/// REGISTER goes over TLS to the SRV target's address and Kamailio keeps a TLS contact; a
+/// call from another phone then reaches us over that TLS flow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::await_holding_lock)]
 async fn naptr_tls_first_registers_at_kamailio_over_tls_with_the_domain_certificate() {
@@ -781,7 +787,7 @@ async fn naptr_tls_first_registers_at_kamailio_over_tls_with_the_domain_certific
     let dir = webphone_interop::TestDir::new("naptr-kamailio-tls");
     let mut k = webphone_interop::Kamailio::start_secure(dir.path(), Default::default());
     let table = tls_first_table(&k);
-    let (ua, state, q) = register_auto_trusting(&k, "localhost", table).await;
+    let (ua, mut rx, state, q) = register_auto_trusting(&k, "localhost", table).await;
     assert!(
         matches!(state, RegistrationState::Registered { .. }),
         "{state:?}; kamailio log:\n{}",
@@ -791,9 +797,11 @@ async fn naptr_tls_first_registers_at_kamailio_over_tls_with_the_domain_certific
     let udp = k.lines_with(&["REQ REGISTER", "from udp:"]);
     assert!(!tls.is_empty(), "REGISTER saved over TLS: {tls:?}");
     assert!(udp.is_empty(), "no REGISTER over UDP: {udp:?}");
+    // One binding (a second one, for the connection's ephemeral port, would fork the call
+    // below into two INVITEs on the same flow).
     let sockets = k.contact_fields("1001", "Socket");
     assert!(
-        !sockets.is_empty() && sockets.iter().all(|s| s.starts_with("tls:")),
+        sockets.len() == 1 && sockets[0].starts_with("tls:"),
         "{sockets:?}"
     );
     assert_eq!(
@@ -804,6 +812,52 @@ async fn naptr_tls_first_registers_at_kamailio_over_tls_with_the_domain_certific
         ]),
         "{q:?}"
     );
+    // Calls come in over that TLS flow: 1002 (over UDP) calls 1001 through Kamailio.
+    let (caller, mut crx) = SipUa::start(SipConfig {
+        bind_ip: LOOPBACK,
+        port: 0,
+        transport: Transport::Udp,
+        user_agent: "webphone-naptr-caller".into(),
+    })
+    .await
+    .unwrap();
+    caller.set_account(AccountConfig {
+        server: Some(format!("127.0.0.1:{}", k.port())),
+        username: "1002".into(),
+        password: "pass1002".into(),
+        ..Default::default()
+    });
+    let offer = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=sendrecv\r\n";
+    let out = caller.invite("1001", offer.into()).unwrap();
+    let incoming = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no incoming call; kamailio log:\n{}", k.log()))
+            .unwrap();
+        if let SipEvent::Incoming {
+            call, from_user, ..
+        } = ev
+        {
+            break (call, from_user);
+        }
+    };
+    assert_eq!(incoming.1, "1002");
+    // Our Contact says `transport=tls` and nothing of ours listens for TLS: the INVITE can
+    // only have come over the registration's own connection (RFC 5626 flow reuse).
+    ua.reject(incoming.0, 486);
+    let code = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(15), crx.recv())
+            .await
+            .expect("caller outcome")
+            .unwrap();
+        if let SipEvent::Ended { call, code, .. } = ev {
+            if call == out {
+                break code;
+            }
+        }
+    };
+    assert_eq!(code, Some(486));
+    caller.shutdown().await;
     ua.shutdown().await;
     k.stop();
 }
@@ -841,7 +895,7 @@ async fn naptr_tls_refuses_a_certificate_naming_only_the_srv_target() {
         ("localhost".to_string(), 1),
         vec![Rr::A(Ipv4Addr::LOCALHOST)],
     );
-    let (ua, state, _) = register_auto_trusting(&k, "pbx.test", table).await;
+    let (ua, _rx, state, _) = register_auto_trusting(&k, "pbx.test", table).await;
     match &state {
         RegistrationState::Failed { reason, .. } => assert!(
             reason.contains("does not match the server name"),
