@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
+use webphone_interop::proc::Proc;
 use webphone_interop::{Baresip, BaresipOpts, Kamailio, KamailioOpts, TestDir};
 use webphone_sip::{
     AccountConfig, EndReason, RegistrationState, SipConfig, SipError, SipEvent, SipUa, Transport,
@@ -212,6 +213,84 @@ async fn register_over_tls_trusting_another_certificate_still_fails() {
     assert!(reason.contains("not trusted"), "{reason}");
     p.ua.shutdown().await;
     k.stop();
+}
+
+/// `openssl s_server` (TLS) on a free loopback port presenting `cert`: a plain TLS peer that
+/// prints what it receives, so a completed handshake shows as the REGISTER in its log.
+fn tls_server(dir: &TestDir, name: &str, cert: &Path, key: &Path) -> (Proc, u16) {
+    let port = webphone_interop::free_port();
+    // s_server ends when its standard input closes: keep a pipe open for the test.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "sleep 60 | exec openssl s_server -accept 127.0.0.1:{port} -cert '{}' -key '{}'",
+        cert.display(),
+        key.display()
+    ));
+    let proc = Proc::spawn(name, cmd, &dir.join(&format!("{name}.log")));
+    let ready = webphone_interop::util::wait_for(WAIT, || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    });
+    assert!(ready.is_some(), "s_server not listening: {}", proc.log());
+    (proc, port)
+}
+
+/// RFC 5922 §7.2 / RFC 6125: a server certificate trusted explicitly (the CA file holds
+/// exactly it) but issued for another name (`DNS:wrong.example`) than the one dialled
+/// (127.0.0.1) is refused before any SIP is sent; the same server with a certificate for
+/// 127.0.0.1 gets the REGISTER (so only the name differs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_over_tls_to_a_trusted_certificate_for_another_name_fails() {
+    if !have("tls wrong name", &["openssl"]) {
+        return;
+    }
+    let dir = TestDir::new("sip-tls-wrong-name");
+    let (wrong, wrong_key) = webphone_interop::kamailio::self_signed_cert_for(
+        dir.path(),
+        "wrongname",
+        "DNS:wrong.example",
+    );
+    let (mut srv, port) = tls_server(&dir, "s_server-wrong", &wrong, &wrong_key);
+    let mut p = Phone::start(
+        Transport::Tls,
+        format!("127.0.0.1:{port}"),
+        Some(&wrong),
+        Duration::ZERO,
+    )
+    .await;
+    let (code, reason) = p.register_failed().await;
+    assert_eq!(code, 503, "{reason}");
+    assert!(
+        reason.contains("does not match the server name") && reason.contains("wrong.example"),
+        "reason names the name mismatch: {reason}"
+    );
+    assert!(
+        !srv.log().contains("REGISTER "),
+        "no SIP may cross a refused handshake: {}",
+        srv.log()
+    );
+    p.ua.shutdown().await;
+    srv.stop(Duration::from_secs(2));
+
+    // Control: the right name, trusted the same way, completes the handshake.
+    let (right, right_key) =
+        webphone_interop::kamailio::self_signed_cert_for(dir.path(), "rightname", "IP:127.0.0.1");
+    let (mut srv, port) = tls_server(&dir, "s_server-right", &right, &right_key);
+    let p = Phone::start(
+        Transport::Tls,
+        format!("127.0.0.1:{port}"),
+        Some(&right),
+        Duration::ZERO,
+    )
+    .await;
+    p.ua.register();
+    let got = webphone_interop::util::wait_for(WAIT, || {
+        srv.log().contains("REGISTER sip:").then_some(())
+    });
+    assert!(got.is_some(), "the REGISTER never arrived: {}", srv.log());
+    p.ua.shutdown().await;
+    srv.stop(Duration::from_secs(2));
 }
 
 #[tokio::test]
