@@ -29,11 +29,12 @@
 //!   initial delay.
 //! - **Start-up allowance.** For the first [`START_ALLOWANCE_US`] of reception the history is
 //!   too short to know the rare outliers (the first one of a call would come too late and be
-//!   lost). When the quantile shows jitter (at least [`START_ALLOWANCE_FLOOR_US`]) and packets
-//!   have come out of order ([`START_ALLOWANCE_REORDERED`]: the network's jitter, not stalls
-//!   of this machine, which delay packets in order), the target covers twice the quantile
-//!   meanwhile. The corrections to it are not urgent (they go into pauses); without jitter
-//!   the delay stays as low as before.
+//!   lost). When the bulk of the delays (their [`START_ALLOWANCE_QUANTILE`]) shows jitter (at
+//!   least [`START_ALLOWANCE_FLOOR_US`]) and packets have come out of order
+//!   ([`START_ALLOWANCE_REORDERED`]: the network's jitter, not stalls of this machine, which
+//!   delay packets in order), the target covers twice that bulk meanwhile, at the highest
+//!   value seen (so it does not swing with each outlier). The corrections to it are not
+//!   urgent (they go into pauses); without jitter the delay stays as low as before.
 //! - **Headroom.** On every packet that arrives in time the buffer measures how early the
 //!   fastest packets come: the audio between the play position and the packet's end (the
 //!   buffered audio plus what is left to play of the frame handed out last), plus the
@@ -108,11 +109,15 @@ pub const PEAK_SINGLE_US: i64 = 5_000_000;
 /// Delays above this quantile are candidates for the peak hold (a floor that one outlier
 /// cannot lift above the next one).
 const PEAK_FLOOR_QUANTILE: f64 = 0.98;
-/// For this long after the first packet (µs) the target covers twice the quantile of the
-/// relative delays when they show jitter (the start-up allowance, module docs).
+/// For this long after the first packet (µs) the target covers twice the
+/// [`START_ALLOWANCE_QUANTILE`] of the relative delays when they show network jitter (the
+/// start-up allowance, module docs).
 pub const START_ALLOWANCE_US: i64 = 20_000_000;
-/// The start-up allowance applies from this quantile of the relative delays on (µs): less is
-/// no jitter to speak of (machine scheduling), and the delay stays low.
+/// The bulk of the delays that the start-up allowance doubles: a quantile that one rare
+/// outlier does not move (the allowance is for the outliers).
+pub const START_ALLOWANCE_QUANTILE: f64 = 0.95;
+/// The start-up allowance applies from this bulk delay on (µs): less is no jitter to speak
+/// of, and the delay stays low.
 pub const START_ALLOWANCE_FLOOR_US: i64 = 10_000;
 /// Reordered packets needed for the start-up allowance: the network, not this machine, has
 /// jitter (scheduling stalls delay packets in order; they must not double the delay).
@@ -528,6 +533,8 @@ pub struct JitterBuffer {
     scratch: Vec<i16>,
     /// Packets that came after a later one (network evidence for the start-up allowance).
     reordered: u32,
+    /// The delay the start-up allowance covers (µs; the highest so far).
+    start_allowance_us: f64,
 }
 
 impl Default for JitterBuffer {
@@ -585,6 +592,7 @@ impl JitterBuffer {
             stats: JitterStats::default(),
             scratch: Vec::new(),
             reordered: 0,
+            start_allowance_us: 0.0,
         }
     }
 
@@ -887,12 +895,19 @@ impl JitterBuffer {
             qd = qd.max(p as f64);
         }
         // Start-up allowance: while the delay history is short, outliers not seen yet are
-        // assumed as far above the quantile as the quantile itself (when there is jitter).
-        if self.delays.last_arrival < START_ALLOWANCE_US
-            && q >= START_ALLOWANCE_FLOOR_US as f64
-            && self.reordered >= START_ALLOWANCE_REORDERED
-        {
-            qd = qd.max(2.0 * q);
+        // assumed as far above the bulk of the delays as the bulk itself (when the network
+        // has jitter); it only grows during the window, so it causes no back-and-forth.
+        if self.delays.last_arrival < START_ALLOWANCE_US {
+            let bulk = self
+                .delays
+                .quantile_us(START_ALLOWANCE_QUANTILE)
+                .unwrap_or(0.0);
+            if bulk >= START_ALLOWANCE_FLOOR_US as f64
+                && self.reordered >= START_ALLOWANCE_REORDERED
+            {
+                self.start_allowance_us = self.start_allowance_us.max(2.0 * bulk);
+            }
+            qd = qd.max(self.start_allowance_us);
         }
         self.target_us = self.clamp_target(qd, duration_us);
     }
