@@ -111,9 +111,9 @@ fn baresip_with_sdes_account(dir: &TestDir, mediaenc: &str) -> Baresip {
     bs
 }
 
-/// The softphone without a registrar on a free UDP port, auto-answering, with
-/// `mediaencryption` (None: the default) and file audio.
-fn answering_cli_params(dir: &TestDir, mediaencryption: Option<&str>) -> (Params, u16) {
+/// The softphone without a registrar on a free UDP port (returned), auto-answering, with
+/// `mediaencryption` (None: the default).
+fn answering_cli_params(mediaencryption: Option<&str>) -> (Params, u16) {
     let sip = free_port();
     let mut params = Params::new()
         .set("loglevel", "5")
@@ -137,7 +137,7 @@ fn sdes_offer_from_baresip_is_answered_with_srtp(mediaenc: &str) {
     }
     let dir = TestDir::new(&name);
     let mut bs = baresip_with_sdes_account(&dir, mediaenc);
-    let (params, sip) = answering_cli_params(&dir, None);
+    let (params, sip) = answering_cli_params(None);
     let (params, cli_rec) = params.with_file_audio(&dir);
     let mut cli = start_cli(&dir, &params);
     bs.dial(&format!("sip:1001@127.0.0.1:{sip}"));
@@ -195,7 +195,7 @@ fn mediaencryption_0_refuses_a_mandatory_sdes_offer_with_488() {
     }
     let dir = TestDir::new(name);
     let mut bs = baresip_with_sdes_account(&dir, "srtp-mand");
-    let (params, sip) = answering_cli_params(&dir, Some("0"));
+    let (params, sip) = answering_cli_params(Some("0"));
     let mut cli = start_cli(&dir, &params);
     bs.dial(&format!("sip:1001@127.0.0.1:{sip}"));
     let closed = bs.wait_event("CALL_CLOSED", |_| true, WAIT);
