@@ -300,6 +300,8 @@ pub(crate) struct Core {
     chats: std::collections::HashMap<webphone_sip::MessageKey, String>,
     /// Presence and BLF subscriptions, by key.
     watches: std::collections::HashMap<webphone_sip::SubKey, watch::Watch>,
+    /// Our message-summary subscription to our own voicemail (RFC 3842 §4), while it lasts.
+    mwi_sub: Option<webphone_sip::SubKey>,
     /// The last SIP messages (`getsipmessage`, `getsipheader`).
     siplog: sipmsg::SipLog,
     /// HTTP integrations: action URLs, provisioning, uploads (crate::integrations).
@@ -516,6 +518,7 @@ impl Core {
             last_vad: None,
             chats: Default::default(),
             watches: Default::default(),
+            mwi_sub: None,
             siplog: Default::default(),
             hub: None,
             dnd: false,
@@ -933,6 +936,7 @@ impl Core {
                 Ok(Value::Null)
             }
             "unregister" => {
+                self.unsubscribe_mwi();
                 if let Some(sip) = &self.sip {
                     sip.unregister();
                     sip.unregister_extra();
@@ -1237,6 +1241,7 @@ impl Core {
             }
         }
         self.sip_rx = None;
+        self.mwi_sub = None;
         self.reg = RegState::None;
         self.extra.forget_states();
         self.emit_general();
@@ -2496,6 +2501,10 @@ impl Core {
                     self.emit_general();
                     self.callback("onRegistered", vec![]);
                     self.watch_configured_lists().await;
+                    // Engine extra (reference::ENGINE_EXTRAS): 0 never, 1 with voicemailnum,
+                    // 2 always.
+                    let mwi_mode = self.params.get_i64("mwisubscribe");
+                    self.subscribe_mwi(mwi_mode);
                 }
             }
             RegistrationState::Failed { code, reason } => {

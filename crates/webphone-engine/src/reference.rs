@@ -144,11 +144,19 @@ pub const ENGINE_READS: &[&str] = &[
 
 /// Parameters the engine reads that are not in the catalog (our own additions), with what
 /// they do.
-pub const ENGINE_EXTRAS: &[(&str, &str)] = &[(
-    "tlscafile",
-    "PEM file of CA certificates trusted in addition to the system roots for TLS and WSS \
-     connections (a private CA or a self-signed server certificate)",
-)];
+pub const ENGINE_EXTRAS: &[(&str, &str)] = &[
+    (
+        "mwisubscribe",
+        "Voicemail waiting by subscription: after registering, SUBSCRIBE to our own \
+         message-summary (RFC 3842, RFC 6665), refreshed until unregister. 0 never, 1 (default) \
+         when a voicemailnum is configured, 2 always",
+    ),
+    (
+        "tlscafile",
+        "PEM file of CA certificates trusted in addition to the system roots for TLS and WSS \
+         connections (a private CA or a self-signed server certificate)",
+    ),
+];
 
 /// Catalog parameters read by the front doors (`webphone-cli`, the desktop app) rather than
 /// the engine core.

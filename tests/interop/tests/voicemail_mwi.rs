@@ -3,11 +3,18 @@
 //! its voicemail number (`voicemailnum` "normally learned from the server"); the
 //! `callvoicemail` extension then dials it, and SIPp (UAS) sees that Request-URI. A number the
 //! user configured is never replaced by the server's.
+//!
+//! Servers that only report waiting messages to a subscriber get a SUBSCRIBE to our own
+//! message-summary (RFC 3842 §4, RFC 6665 §4.1.2) after registering, when voicemail is enabled
+//! (a `voicemailnum` configured; engine extra `mwisubscribe` 0/1/2): SIPp as registrar and
+//! notifier (`peers/sipp-registrar-mwi-subscribe.xml`) checks the SUBSCRIBE, its refresh
+//! before the granted 6 s run out, and its end (Expires: 0) on `unregister`.
 
 use std::time::Duration;
 
-use webphone_interop::flows::{expect_connected, start_cli, WAIT};
+use webphone_interop::flows::{expect_connected, expect_registered, start_cli, WAIT};
 use webphone_interop::sipp::Scenario;
+use webphone_interop::util::wait_for;
 use webphone_interop::{free_port, require_tools, serial, Params, Sipp, TestDir, SIPP};
 
 /// The voicemail server (SIPp UAC) sends one message-summary NOTIFY with `account` to the
@@ -69,5 +76,72 @@ fn voicemail_number_learned_from_message_summary_is_dialled() {
     cli.api_ok("setparameter voicemailnum *98");
     voicemail_server_notifies(&dir, port, &account);
     assert_eq!(cli.api_ok("getparameter voicemailnum"), "*98");
+    cli.quit();
+}
+
+/// SUBSCRIBE requests SIPp received (its message log), in order.
+fn subscribes_seen(sipp: &Sipp) -> Vec<String> {
+    let log = sipp.messages();
+    log.split("SUBSCRIBE sip:")
+        .skip(1)
+        .map(|m| m.split("\n\n").next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn message_summary_subscribed_after_registering_refreshed_and_ended_on_unregister() {
+    let _serial = serial();
+    if !require_tools("voicemail_mwi_subscribe", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("voicemail_mwi_subscribe");
+    let mut server = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-registrar-mwi-subscribe.xml"),
+        None,
+        &["-m", "2"],
+    );
+    let (params, _rec) = Params::new()
+        .set("serveraddress", format!("127.0.0.1:{}", server.port()))
+        .set("username", "1001")
+        .set("password", "secret1001")
+        .set("transport", "0")
+        .set("register", "1")
+        .set("keepaliveival", "0")
+        .set("loglevel", "5")
+        .set("voicemailnum", "*97")
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    expect_registered(&mut cli, 0);
+    let mwi = cli.expect(|l| l.starts_with("MWI,"), WAIT);
+    assert_eq!(mwi, "MWI,3/5 (1/0)");
+    // The configured number stays; the server's Message-Account does not replace it.
+    assert_eq!(cli.api_ok("getparameter voicemailnum"), "*97");
+
+    // The notifier granted 6 s: the refresh comes before they run out.
+    let refreshed = wait_for(Duration::from_secs(6), || {
+        (subscribes_seen(&server).len() >= 2).then_some(())
+    });
+    let subs = subscribes_seen(&server);
+    assert!(
+        refreshed.is_some(),
+        "no refresh within the granted 6 s: {subs:#?}"
+    );
+    assert!(
+        subs[0].starts_with("1001@127.0.0.1"),
+        "subscribed to our own address of record: {subs:#?}"
+    );
+
+    cli.api_ok("unregister");
+    server.assert_success(WAIT);
+    let subs = subscribes_seen(&server);
+    assert_eq!(subs.len(), 3, "subscribe, refresh, end: {subs:#?}");
+    assert!(
+        subs[2]
+            .lines()
+            .any(|l| l.trim().eq_ignore_ascii_case("expires: 0")),
+        "the last SUBSCRIBE ends the subscription: {}",
+        subs[2]
+    );
     cli.quit();
 }

@@ -13,6 +13,24 @@ use crate::phone::ApiError;
 /// How long a watch subscription lasts before it is refreshed (RFC 6665 §4.1.2.1).
 const WATCH_EXPIRES: u32 = 3600;
 
+/// How long our voicemail (message-summary) subscription is asked for; the notifier's 2xx
+/// `Expires` decides, and the SIP layer refreshes it before then (RFC 6665 §4.1.2.1).
+const MWI_EXPIRES: u32 = 3600;
+
+/// Whether to SUBSCRIBE to our own message-summary (RFC 3842 §4, RFC 6665 §4.1.2) after
+/// registering. `mode` is the engine extra `mwisubscribe`: 0 never, 2 always, anything else
+/// (default 1) only when voicemail is enabled, i.e. a `voicemailnum` was configured or set by
+/// the user. A number `learned` from a server's NOTIFY does not count: that server already
+/// notifies without a subscription. The default keeps registrars that know nothing of
+/// message-summary free of SUBSCRIBEs they would refuse.
+pub(super) fn wants_mwi_subscription(mode: Option<i64>, voicemailnum: &str, learned: bool) -> bool {
+    match mode {
+        Some(0) => false,
+        Some(2) => true,
+        _ => !voicemailnum.trim().is_empty() && !learned,
+    }
+}
+
 /// What a watch subscription is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Watch {
@@ -224,6 +242,54 @@ impl Core {
         Ok(Value::Null)
     }
 
+    /// After the first successful registration: SUBSCRIBE to our own message-summary when
+    /// [`wants_mwi_subscription`] says so (once; the SIP layer refreshes it until
+    /// [`Core::unsubscribe_mwi`]). The request goes to our address of record, routed like a
+    /// call to a bare user (server, or outbound proxy).
+    pub(super) fn subscribe_mwi(&mut self, mode: Option<i64>) {
+        if self.mwi_sub.is_some() {
+            return;
+        }
+        let learned = self.params.source_of("voicemailnum") == Some(Source::SipHeader);
+        if !wants_mwi_subscription(mode, &self.params.get("voicemailnum"), learned) {
+            return;
+        }
+        let user = self.account().username;
+        let Some(sip) = &self.sip else { return };
+        if user.is_empty() {
+            return;
+        }
+        match sip.subscribe(&user, "message-summary", MWI_EXPIRES) {
+            Ok(sub) => {
+                self.mwi_sub = Some(sub);
+                self.log(
+                    Severity::Event,
+                    &format!("voicemail: subscribed to message-summary of {user}"),
+                );
+            }
+            Err(e) => self.log(
+                Severity::Warning,
+                &format!("voicemail: cannot subscribe to message-summary: {e}"),
+            ),
+        }
+    }
+
+    /// End our message-summary subscription (SUBSCRIBE with `Expires: 0`, RFC 6665
+    /// §4.1.2.3), e.g. on `unregister()`.
+    pub(super) fn unsubscribe_mwi(&mut self) {
+        let Some(sub) = self.mwi_sub.take() else {
+            return;
+        };
+        if let Some(sip) = &self.sip {
+            if let Err(e) = sip.unsubscribe(sub) {
+                self.log(
+                    Severity::Warning,
+                    &format!("voicemail: cannot unsubscribe: {e}"),
+                );
+            }
+        }
+    }
+
     /// A NOTIFY for one of our watches, or an unsolicited message-summary (voicemail).
     pub(super) fn on_notify(
         &mut self,
@@ -234,6 +300,16 @@ impl Core {
     ) {
         let ev = event.to_ascii_lowercase();
         if ev.starts_with("message-summary") {
+            if sub.is_some() && sub == self.mwi_sub {
+                if let SubscriptionState::Terminated { .. } = state {
+                    // The notifier ended it; the next registration subscribes again.
+                    self.mwi_sub = None;
+                    self.log(
+                        Severity::Event,
+                        "voicemail: subscription ended by the server",
+                    );
+                }
+            }
             if let Some(account) = message_account(body) {
                 self.learn_voicemail(&account);
             }
@@ -324,6 +400,14 @@ impl Core {
 
     /// A watch subscription was refused or failed.
     pub(super) fn on_subscription_failed(&mut self, sub: SubKey, code: u16) {
+        if self.mwi_sub == Some(sub) {
+            self.mwi_sub = None;
+            self.log(
+                Severity::Warning,
+                &format!("voicemail: message-summary subscription failed: {code}"),
+            );
+            return;
+        }
         let Some(watch) = self.watches.remove(&sub) else {
             return;
         };
@@ -386,6 +470,21 @@ mod tests {
         let closed = open.replace(">open<", ">closed<");
         assert_eq!(presence_state(&closed).0, "Offline");
         assert_eq!(presence_state("garbage").0, "Unknown");
+    }
+
+    #[test]
+    fn mwi_subscription_follows_mwisubscribe_and_a_configured_voicemail_number() {
+        // Default (unset or 1): only with a voicemail number the user gave.
+        assert!(!wants_mwi_subscription(None, "", false));
+        assert!(!wants_mwi_subscription(Some(1), "  ", false));
+        assert!(wants_mwi_subscription(None, "*97", false));
+        assert!(wants_mwi_subscription(Some(1), "*97", false));
+        // A number learned from the server's own NOTIFY does not ask for a subscription.
+        assert!(!wants_mwi_subscription(None, "sip:*97@vm", true));
+        // 0 never, 2 always.
+        assert!(!wants_mwi_subscription(Some(0), "*97", false));
+        assert!(wants_mwi_subscription(Some(2), "", false));
+        assert!(wants_mwi_subscription(Some(2), "sip:*97@vm", true));
     }
 
     #[test]
