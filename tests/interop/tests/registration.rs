@@ -103,7 +103,7 @@ fn registers_to_kamailio_over_tcp_and_refreshes() {
 }
 
 #[test]
-fn wrong_password_reports_register_failed() {
+fn wrong_password_reports_register_failed_and_is_not_retried_at_once() {
     let _serial = serial();
     if !require_tools("wrong_password", &[KAMAILIO, KAMCMD]) {
         return;
@@ -147,4 +147,18 @@ fn wrong_password_reports_register_failed() {
         ),
         Err(e) => panic!("isregistered failed: {e}"),
     }
+
+    // Repeated credential failures are rate-limited (issue 9): a refused password is not
+    // retried at once (the back-off for 401/403/404/407 starts at 60 s), so the registrar
+    // sees no hammering that a fail2ban-style filter would punish.
+    std::thread::sleep(Duration::from_secs(10));
+    let forbidden = kam.lines_with(&["FORBIDDEN REGISTER", "auth=1001"]);
+    let registers = kam.lines_with(&["REQ REGISTER"]);
+    assert_eq!(
+        (forbidden.len(), registers.len()),
+        (1, 2),
+        "one challenged attempt (REGISTER, REGISTER with credentials) in the first 10 s: \
+         {registers:#?}"
+    );
+    assert!(cli.try_status().is_none(), "the softphone exited");
 }
