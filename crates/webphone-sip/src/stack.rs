@@ -460,6 +460,7 @@ pub(crate) async fn start(
         dns,
         service_route: Arc::default(),
         no_rport,
+        merged: MergedRequests::default(),
         transport_auto: false,
         invites: HashMap::new(),
         invite_auth: HashMap::new(),
@@ -590,6 +591,8 @@ struct Driver {
     dns: crate::locate::Dns,
     /// Shared with the send hook ([`Tracer`]): leave `rport` out of our Vias.
     no_rport: Arc<AtomicBool>,
+    /// Out-of-dialog requests seen lately, for merged-request detection (RFC 3261 §8.2.2.2).
+    merged: MergedRequests,
     /// The Service-Route of the main account's last 2xx to REGISTER (RFC 3608 §6.1): the
     /// preloaded route of its out-of-dialog requests, after the outbound proxy.
     service_route: Arc<Mutex<Vec<String>>>,
@@ -1415,8 +1418,13 @@ impl Driver {
 
     fn on_transaction(&mut self, tx: Transaction) {
         if !matches!(tx.original.method, Method::Ack | Method::Cancel) {
-            if let Some((code, headers)) = refuse_request(&tx.original) {
-                // RFC 3261 §8.2.2.1 (416), §8.2.2.3 (420): refused before anything else.
+            let merged = self.merged.is_merged(&tx.original, Instant::now());
+            if let Some((code, headers)) = merged
+                .then(|| (482, Vec::new()))
+                .or_else(|| refuse_request(&tx.original))
+            {
+                // RFC 3261 §8.2.2.2 (482), §8.2.2.1 (416), §8.2.2.3 (420): refused before
+                // anything else.
                 let mut tx = tx;
                 tokio::spawn(async move {
                     let _ = tx.reply_with(StatusCode::from(code), headers, None).await;
@@ -2792,6 +2800,81 @@ impl RegisterJob {
     }
 }
 
+/// RFC 3261 §8.2.2.2: a request without To tag that matches one received lately by
+/// Call-ID, From tag and CSeq but arrives in another transaction (top Via branch) is the
+/// same request reaching us twice, e.g. forked by a proxy to two of our bindings; it gets
+/// 482 (Loop Detected) instead of a second ringing call (or a transaction left without a
+/// final answer). Entries live 32 s (64·T1, the longest a transaction lasts).
+#[derive(Debug, Default)]
+struct MergedRequests {
+    seen: HashMap<(String, String, String), (String, Instant)>,
+}
+
+/// How long a request is remembered for merged-request detection.
+const MERGED_FOR: Duration = Duration::from_secs(32);
+
+impl MergedRequests {
+    fn is_merged(&mut self, req: &Request, now: Instant) -> bool {
+        let h = |name: &str, compact: &str| header_value(&req.headers, name, compact);
+        let to_tagged = h("To", "t").is_some_and(|t| {
+            split_outside_quotes(&t, ';')
+                .iter()
+                .skip(1)
+                .any(|p| p.trim().to_ascii_lowercase().starts_with("tag="))
+        });
+        let (Some(call_id), Some(from), Some(cseq), Some(via)) = (
+            h("Call-ID", "i"),
+            h("From", "f"),
+            h("CSeq", ""),
+            h("Via", "v"),
+        ) else {
+            return false;
+        };
+        if to_tagged {
+            return false;
+        }
+        let from_tag = split_outside_quotes(&from, ';')
+            .into_iter()
+            .skip(1)
+            .find_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("tag")
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        let first_via = split_outside_quotes(&via, ',')
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let branch = split_outside_quotes(&first_via, ';')
+            .into_iter()
+            .skip(1)
+            .find_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("branch")
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        self.seen
+            .retain(|_, (_, at)| now.duration_since(*at) < MERGED_FOR);
+        let key = (
+            call_id,
+            from_tag,
+            cseq.split_whitespace().collect::<Vec<_>>().join(" "),
+        );
+        match self.seen.get(&key) {
+            Some((b, _)) if *b != branch => true,
+            Some(_) => false,
+            None => {
+                self.seen.insert(key, (branch, now));
+                false
+            }
+        }
+    }
+}
+
 /// Remove the `rport` parameter from the top Via of an outgoing request (`use_rport` 0).
 fn strip_rport(msg: &mut SipMessage) {
     let SipMessage::Request(req) = msg else {
@@ -3146,5 +3229,32 @@ mod tests {
             via,
             "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;x=\"a;rport\""
         );
+    }
+
+    fn invite(branch: &str, from_tag: &str, cseq: u32, to_tag: &str) -> Request {
+        let raw = format!(
+            "INVITE sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch={branch}\r\n\
+             To: <sip:a@example.com>{to_tag}\r\nFrom: <sip:b@example.com>;tag={from_tag}\r\n\
+             Call-ID: merged-1\r\nCSeq: {cseq} INVITE\r\nMax-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        Request::try_from(raw.as_str()).unwrap()
+    }
+
+    #[test]
+    fn merged_request_from_a_fork_is_detected_rfc3261_8_2_2_2() {
+        let t0 = Instant::now();
+        let mut m = MergedRequests::default();
+        assert!(!m.is_merged(&invite("z9hG4bK.0", "x", 2, ""), t0));
+        // Same branch again (a retransmission the transaction layer let through): not merged.
+        assert!(!m.is_merged(&invite("z9hG4bK.0", "x", 2, ""), t0));
+        // The second branch of the fork: merged.
+        assert!(m.is_merged(&invite("z9hG4bK.1", "x", 2, ""), t0));
+        // Another CSeq, another From tag or a To tag (in-dialog): not merged.
+        assert!(!m.is_merged(&invite("z9hG4bK.2", "x", 3, ""), t0));
+        assert!(!m.is_merged(&invite("z9hG4bK.3", "y", 2, ""), t0));
+        assert!(!m.is_merged(&invite("z9hG4bK.4", "x", 2, ";tag=t"), t0));
+        // Forgotten after 32 s.
+        assert!(!m.is_merged(&invite("z9hG4bK.5", "x", 2, ""), t0 + MERGED_FOR));
     }
 }

@@ -459,3 +459,83 @@ async fn semantic_vectors_get_the_rfc_answers() {
         .expect("nothing rings");
     still_alive(&ua, &sock).await;
 }
+
+/// RFC 3261 §8.2.2.2: a proxy forking one INVITE to two of our bindings delivers it twice,
+/// same Call-ID, From tag and CSeq, different top Via branches. The first rings; the
+/// second gets 482 (Loop Detected) instead of a second call or a transaction left hanging.
+#[tokio::test]
+async fn merged_invite_from_a_fork_gets_482_and_rings_once() {
+    let mut ua = Peer::start("torture-merged").await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let target = ua.ua.local_addr();
+    let invite = |branch: &str| {
+        format!(
+            "INVITE sip:torture@{target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch}\r\n\
+             From: <sip:fork@127.0.0.1>;tag=f1\r\nTo: <sip:torture@{target}>\r\nCall-ID: merged-{port}\r\n\
+             CSeq: 7 INVITE\r\nMax-Forwards: 69\r\nContact: <sip:fork@127.0.0.1:{port}>\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    sock.send_to(invite("z9hG4bKfork.0").as_bytes(), target)
+        .await
+        .unwrap();
+    let rang = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ua.rx.recv()).await {
+            Ok(Some(SipEvent::Incoming { call, .. })) => break call,
+            Ok(Some(_)) => continue,
+            other => panic!("first INVITE did not ring: {other:?}"),
+        }
+    };
+    let r = send(
+        &ua,
+        invite("z9hG4bKfork.1").as_bytes(),
+        &sock,
+        Duration::from_secs(5),
+    )
+    .await;
+    // Responses to the first INVITE (100/180) may come first: look for the second's branch.
+    let mut final_second = r.filter(|t| t.contains("z9hG4bKfork.1"));
+    let mut buf = vec![0u8; 65536];
+    while final_second.is_none() {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("an answer to the second INVITE")
+            .unwrap();
+        let t = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if t.contains("z9hG4bKfork.1") && !t.starts_with("SIP/2.0 1") {
+            final_second = Some(t);
+        }
+    }
+    assert_eq!(status(&final_second), Some(482), "{final_second:?}");
+    no_incoming(&mut ua, Duration::from_millis(300))
+        .await
+        .expect("rings once");
+    // End the first call: its 486 is ACKed (RFC 3261 §17.1.1.3) so that it stops coming.
+    ua.ua.reject(rang, 486);
+    let busy = loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("486 for the first INVITE")
+            .unwrap();
+        let t = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if t.starts_with("SIP/2.0 486") {
+            break t;
+        }
+    };
+    let to = busy
+        .split("\r\n")
+        .find(|l| l.starts_with("To:"))
+        .unwrap_or("")
+        .to_string();
+    let ack = format!(
+        "ACK sip:torture@{target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKfork.0\r\n\
+         From: <sip:fork@127.0.0.1>;tag=f1\r\n{to}\r\nCall-ID: merged-{port}\r\n\
+         CSeq: 7 ACK\r\nMax-Forwards: 69\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(ack.as_bytes(), target).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(Duration::from_millis(50), sock.recv_from(&mut buf)).await
+    {}
+    still_alive(&ua, &sock).await;
+}
