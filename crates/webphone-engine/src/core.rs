@@ -162,6 +162,9 @@ struct Line {
     /// Transfer target whose REFER waits for our hold re-INVITE to finish (one INVITE
     /// transaction at a time in a dialog, RFC 3261 §14.1; the REFER follows it).
     refer_after_hold: Option<String>,
+    /// The REFER of a blind transfer (`transfertype` 1) is out: our leg ends as soon as the
+    /// peer accepts it (or reports progress), and goes on when it refuses.
+    blind_refer: bool,
     /// What the user dialled (outgoing calls): `redialonfail` dials it again once.
     dialled: Option<String>,
     /// This call is already the retry of a failed one.
@@ -214,6 +217,7 @@ impl Line {
             after_transfer_of: None,
             transfer_resume: false,
             refer_after_hold: None,
+            blind_refer: false,
             dialled: None,
             redialed: false,
             waiting_beep: None,
@@ -2448,6 +2452,7 @@ impl Core {
                 ..
             } => self.on_message(&from_user, &content_type, &body),
             SipEvent::ReferStatus { call, code } => self.on_refer_status(call, code).await,
+            SipEvent::ReferAccepted { call } => self.on_refer_accepted(call).await,
             SipEvent::Refer { call, target, .. } => self.on_refer(call, &target).await,
             SipEvent::Notify {
                 sub,

@@ -369,6 +369,11 @@ pub enum SipEvent {
     /// the status line of each NOTIFY's `message/sipfrag` (RFC 3515 §2.4.5: 100, 180, 200,
     /// 486, ...) or the REFER's own failure response (>= 300). Codes >= 200 are final.
     ReferStatus { call: CallKey, code: u16 },
+    /// Our REFER in `call` was accepted (its 2xx, normally 202, RFC 3515 §2.4.2); the
+    /// transfer's progress follows as [`SipEvent::ReferStatus`]. The REFER goes out from its
+    /// own task: a caller that ends the dialog right after [`SipUa::refer`] may send its BYE
+    /// first, so a blind transfer ends its leg on this event instead.
+    ReferAccepted { call: CallKey },
     /// The peer of `call` asks us to transfer (REFER, RFC 3515 §2.4.2): call `target`
     /// (its `Replaces`, if any, goes into that INVITE, RFC 3891). Answer with
     /// [`SipUa::accept_refer`] (then [`SipUa::notify_refer`] with the new call's outcome)

@@ -8,6 +8,11 @@
 //! - `holdtype`: the hold re-INVITE offers `a=recvonly` (3), `a=inactive` (4), `a=sendonly`
 //!   (-1, auto = 2), resume offers `a=sendrecv`; with -2 and 0 `hold` is refused and sends
 //!   nothing (`peers/sipp-uas-holdtypes.xml` checks each offer's direction in order).
+//! - `transfertype` 1 (blind): REFER without hold, BYE once it is accepted, no waiting for
+//!   NOTIFYs (`peers/sipp-uas-refer-blind.xml`); 6 (unattended with hold) when the transfer
+//!   fails (sipfrag 486): the call is taken off hold and goes on
+//!   (`peers/sipp-uas-refer-fails.xml`). The successful default (-1) flow is
+//!   `sipp_session_rules::sipp_refer_progress_in_sipfrag_notify`.
 
 use std::time::Duration;
 
@@ -157,6 +162,81 @@ fn hold_offers_the_direction_of_holdtype_and_switched_off_hold_sends_nothing() {
     }
     // 1 INVITE + 6 re-INVITEs, none for the refused holds.
     assert_eq!(requests_seen(&callee, "INVITE sip:"), 7);
+    cli.api_ok("hangup");
+    callee.assert_success(WAIT);
+    cli.quit();
+}
+
+#[test]
+fn blind_transfer_refers_without_hold_and_hangs_up_without_waiting_for_the_outcome() {
+    let _serial = serial();
+    if !require_tools("transfer_blind_sipp", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("transfer_blind_sipp");
+    let mut callee = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uas-refer-blind.xml"),
+        None,
+        &[],
+    );
+    let mut cli = softphone_via(&dir, &callee, &[("transfertype", "1")]);
+    cli.api_ok("call 1002");
+    expect_connected(&mut cli);
+    let mark = cli.mark();
+    cli.api_ok("transfer 1003");
+    // SIPp checked: REFER to 1003 with no re-INVITE before it, then our BYE (it sends no
+    // NOTIFY, so the BYE did not wait for the transfer's outcome; it waited for the 202 only,
+    // so it never overtakes the REFER).
+    callee.assert_success(WAIT);
+    cli.expect_after(
+        mark,
+        |l| Status::parse(l).is_some_and(|s| s.line == 1 && s.text == "Finished"),
+        WAIT,
+    );
+    assert_eq!(
+        requests_seen(&callee, "INVITE sip:"),
+        1,
+        "no hold re-INVITE"
+    );
+    cli.quit();
+}
+
+#[test]
+fn failed_unattended_transfer_resumes_the_held_call() {
+    let _serial = serial();
+    if !require_tools("transfer_fails_sipp", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("transfer_fails_sipp");
+    let mut callee = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uas-refer-fails.xml"),
+        None,
+        &[],
+    );
+    let mut cli = softphone_via(&dir, &callee, &[("transfertype", "6")]);
+    cli.api_ok("call 1002");
+    expect_connected(&mut cli);
+    let mark = cli.mark();
+    cli.api_ok("transfer 1003");
+    // Held for the transfer, then back off hold once the sipfrag reports 486.
+    let resumed = wait_for(WAIT, || {
+        (requests_seen(&callee, "INVITE sip:") >= 3 && cli.api_ok("isonhold") == "false")
+            .then_some(())
+    });
+    assert!(
+        resumed.is_some(),
+        "hold, REFER, 486, resume:\n{}",
+        callee.messages()
+    );
+    cli.expect_after(
+        mark,
+        |l| l.contains("Transfer failed (486); the call goes on"),
+        WAIT,
+    );
+    let ended = cli.seen(|l| Status::parse(l).is_some_and(|s| s.line == 1 && s.text == "Finished"));
+    assert!(ended.is_empty(), "the call goes on: {ended:?}");
     cli.api_ok("hangup");
     callee.assert_success(WAIT);
     cli.quit();

@@ -3,7 +3,8 @@
 //! attended transfer per RFC 5589 §7).
 //!
 //! - `0`: transfer is switched off.
-//! - `1` blind: REFER to the target and drop our leg at once.
+//! - `1` blind: REFER to the target and drop our leg as soon as the peer accepts the REFER
+//!   (its 202, or a first NOTIFY); a refused REFER leaves the call as it was.
 //! - `-1`/`6` (default) unattended with hold: hold the call, REFER, and follow the NOTIFYs: a
 //!   2xx ends our leg, a failure resumes the call.
 //! - `2`..`5` attended: the call is held and the target is called (consultation). The REFER to
@@ -110,7 +111,12 @@ impl Core {
                     Severity::Event,
                     &format!("line {n}: blind transfer to {target}"),
                 );
-                self.end_locally_with(n, 486, Some("transferred")).await;
+                // The BYE waits for the REFER's 202: sent at once, it could overtake the
+                // REFER and leave nothing to transfer (RFC 3515 §2.4.2: in-dialog request).
+                if let Some(l) = self.lines.get_mut(n) {
+                    l.blind_refer = true;
+                }
+                self.emit_line(n, "Midcall");
                 Ok(Value::Null)
             }
             Mode::HoldAndWatch => {
@@ -275,8 +281,37 @@ impl Core {
     /// The peer reported how our REFER went (sipfrag NOTIFY, RFC 3515 §2.4.5): a 2xx ends
     /// our leg (and a consultation leg the target has not closed yet); a failure resumes a
     /// call we held for the transfer.
+    /// The peer accepted our REFER (2xx): a blind transfer's leg ends now.
+    pub(super) async fn on_refer_accepted(&mut self, call: CallKey) {
+        let Some(n) = self.line_of(call) else { return };
+        let blind = self
+            .lines
+            .get_mut(n)
+            .is_some_and(|l| std::mem::take(&mut l.blind_refer));
+        if blind {
+            self.log(
+                Severity::Event,
+                &format!("line {n}: blind transfer accepted"),
+            );
+            self.end_locally_with(n, 486, Some("transferred")).await;
+        }
+    }
+
     pub(super) async fn on_refer_status(&mut self, call: CallKey, code: u16) {
         let Some(n) = self.line_of(call) else { return };
+        let blind = self
+            .lines
+            .get_mut(n)
+            .is_some_and(|l| std::mem::take(&mut l.blind_refer));
+        if blind && code < 300 {
+            // A NOTIFY overtook the 202: the REFER was accepted all the same.
+            self.log(
+                Severity::Event,
+                &format!("line {n}: blind transfer accepted"),
+            );
+            self.end_locally_with(n, 486, Some("transferred")).await;
+            return;
+        }
         if (200..300).contains(&code) {
             self.log(Severity::Event, &format!("line {n}: transfer completed"));
             self.end_locally_with(n, 486, Some("transferred")).await;

@@ -52,6 +52,10 @@ pub(super) enum ServiceEvent {
         call: CallKey,
         code: u16,
     },
+    /// The REFER of `call` got a 2xx.
+    ReferAccepted {
+        call: CallKey,
+    },
     /// The peer of `call` sent a REFER; its transaction waits in [`CallHooks::refers`].
     ReferIncoming {
         call: CallKey,
@@ -704,6 +708,8 @@ impl Driver {
             };
             if code >= 300 {
                 let _ = tx.send(ServiceEvent::ReferProgress { call, code });
+            } else if code >= 200 {
+                let _ = tx.send(ServiceEvent::ReferAccepted { call });
             }
         });
     }
@@ -886,6 +892,11 @@ impl Driver {
             ServiceEvent::ReferProgress { call, code } => {
                 if self.calls.contains_key(&call) {
                     self.emit(SipEvent::ReferStatus { call, code });
+                }
+            }
+            ServiceEvent::ReferAccepted { call } => {
+                if self.calls.contains_key(&call) {
+                    self.emit(SipEvent::ReferAccepted { call });
                 }
             }
             ServiceEvent::ReferIncoming {
