@@ -159,3 +159,104 @@ async fn unsupported_method_gets_405_with_allow_and_stray_bye_481() {
     let resp = exchange(&ua, bye).await;
     assert!(resp.starts_with("SIP/2.0 481"), "{resp}");
 }
+
+/// An OPTIONS from `127.0.0.1:PORT` (RFC 3261 §11).
+fn options(n: u32) -> String {
+    format!(
+        "OPTIONS sip:1001@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:PORT;branch=z9hG4bKopt{n}\r\n\
+         From: <sip:100@127.0.0.1:PORT>;tag=o{n}\r\n\
+         To: <sip:1001@127.0.0.1>\r\n\
+         Call-ID: opt{n}@scanner\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Sends `request` from `sock` and waits up to `wait` for its final response (matched by
+/// Call-ID: earlier refusals are still being retransmitted to the same socket).
+async fn final_response(
+    ua: &Peer,
+    sock: &UdpSocket,
+    request: &str,
+    wait: Duration,
+) -> Option<String> {
+    let port = sock.local_addr().unwrap().port();
+    let text = request.replace("PORT", &port.to_string());
+    let call_id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Call-ID: "))
+        .unwrap()
+        .to_string();
+    sock.send_to(text.as_bytes(), ua.ua.local_addr())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 8192];
+    let end = tokio::time::Instant::now() + wait;
+    loop {
+        let (n, _) = tokio::time::timeout_at(end, sock.recv_from(&mut buf))
+            .await
+            .ok()?
+            .unwrap();
+        let resp = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !resp.starts_with("SIP/2.0 1") && resp.contains(&format!("Call-ID: {call_id}")) {
+            return Some(resp);
+        }
+    }
+}
+
+/// Issue 9 (scanners: repeated failures are rate-limited): one source that keeps provoking
+/// refusals (here foreign INVITEs, 404) is answered 32 times within the window, once more
+/// for the refusal that crosses the limit, then ignored, OPTIONS included; another source is
+/// still answered, and nothing ever rang.
+#[tokio::test]
+async fn repeated_refusals_from_one_source_are_rate_limited_and_others_still_answered() {
+    let mut ua = ua_with_server().await;
+    let scanner = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut answered = 0;
+    let mut ignored = 0;
+    for _ in 0..40 {
+        let resp = final_response(
+            &ua,
+            &scanner,
+            &invite("100", "", "application/sdp"),
+            Duration::from_millis(if answered > 32 { 700 } else { 3000 }),
+        )
+        .await;
+        match resp {
+            Some(r) => {
+                assert!(r.starts_with("SIP/2.0 404"), "{r}");
+                assert_eq!(ignored, 0, "answered again after being ignored: {r}");
+                answered += 1;
+            }
+            None => ignored += 1,
+        }
+    }
+    println!("refusals answered before the limit: {answered}, then ignored: {ignored}");
+    assert_eq!((answered, ignored), (33, 7));
+    let blocked = final_response(&ua, &scanner, &options(1), Duration::from_millis(700)).await;
+    assert!(blocked.is_none(), "the limited source got {blocked:?}");
+
+    // Another source is unaffected: OPTIONS 200, a foreign INVITE its 404.
+    let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ok = final_response(&ua, &other, &options(2), Duration::from_secs(3)).await;
+    assert!(
+        ok.as_deref().is_some_and(|r| r.starts_with("SIP/2.0 200")),
+        "{ok:?}"
+    );
+    let refused = final_response(
+        &ua,
+        &other,
+        &invite("100", "", "application/sdp"),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|r| r.starts_with("SIP/2.0 404")),
+        "{refused:?}"
+    );
+    ua.assert_quiet(Duration::from_millis(300)).await;
+}

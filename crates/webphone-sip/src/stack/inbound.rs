@@ -15,10 +15,20 @@
 //! dropped (RFC 3261 §18.1.2). Either way it never reaches the transaction or dialog
 //! layer, so it never rings. Replies go to the source address the request came from
 //! (RFC 3581 §4 symmetric response), never to an address named in the refused message.
+//!
+//! Repeated refusals are rate-limited on UDP ([`RefusalLimiter`]): a source address that
+//! provokes more than [`REFUSALS_ALLOWED`] distinct refusals (400, 403, 404, 405, 415, 420,
+//! 481, 513) within [`REFUSAL_WINDOW`] is ignored for [`REFUSAL_BLOCK`]: its datagrams are
+//! dropped unanswered, so a password or extension scanner (SIPVicious svcrack/svwar) learns
+//! nothing more and cannot use the phone to amplify traffic. Retransmissions of one response
+//! count once; other sources (the registrar, a real peer) are not affected.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use rsipstack::sip::SipMessage;
 use rsipstack::transport::connection::{KEEPALIVE_REQUEST, KEEPALIVE_RESPONSE};
@@ -118,6 +128,131 @@ pub(crate) fn normalize_tags(data: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Distinct refusals one source may provoke within [`REFUSAL_WINDOW`] before it is ignored.
+pub(crate) const REFUSALS_ALLOWED: u32 = 32;
+/// The window over which refusals are counted.
+pub(crate) const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
+/// How long a source that went over the limit is ignored.
+pub(crate) const REFUSAL_BLOCK: Duration = Duration::from_secs(60);
+/// Sources tracked at once (spoofed UDP sources cannot grow the table without bound).
+const REFUSAL_SOURCES: usize = 4096;
+/// Responses of one source remembered to recognise retransmissions.
+const REFUSAL_RECENT: usize = 32;
+
+/// Status codes that refuse a request a scanner would send (RFC 3261 §21.4).
+fn is_refusal(status: u16) -> bool {
+    matches!(status, 400 | 403 | 404 | 405 | 415 | 420 | 481 | 513)
+}
+
+/// The status code of a response datagram (`SIP/2.0 403 ...`), `None` for anything else.
+fn response_status(data: &[u8]) -> Option<u16> {
+    let rest = data.strip_prefix(b"SIP/2.0 ")?;
+    let code = std::str::from_utf8(rest.get(..3)?).ok()?;
+    code.parse().ok()
+}
+
+#[derive(Debug, Default)]
+struct SourceRecord {
+    window_start: Option<Instant>,
+    refusals: u32,
+    blocked_until: Option<Instant>,
+    recent: Vec<u64>,
+}
+
+/// Per-source count of refusals (a pure state machine: every call takes `now`).
+#[derive(Debug, Default)]
+pub(crate) struct RefusalLimiter {
+    sources: HashMap<(SocketAddr, SocketAddr), SourceRecord>,
+}
+
+impl RefusalLimiter {
+    /// Whether a datagram from `from` to our socket `local` may be processed at `now`.
+    pub(crate) fn allows(&mut self, local: SocketAddr, from: SocketAddr, now: Instant) -> bool {
+        let Some(rec) = self.sources.get_mut(&(local, from)) else {
+            return true;
+        };
+        match rec.blocked_until {
+            Some(until) if now < until => false,
+            Some(_) => {
+                self.sources.remove(&(local, from));
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Notes a response we send from `local` to `to`; counts it when it is a refusal not
+    /// sent before (a retransmission carries the same bytes). Returns whether this refusal
+    /// put the source over the limit.
+    pub(crate) fn sent(
+        &mut self,
+        local: SocketAddr,
+        to: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) -> bool {
+        if !response_status(data).is_some_and(is_refusal) {
+            return false;
+        }
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            data.hash(&mut h);
+            h.finish()
+        };
+        if !self.sources.contains_key(&(local, to)) && self.sources.len() >= REFUSAL_SOURCES {
+            self.prune(now);
+        }
+        let rec = self.sources.entry((local, to)).or_default();
+        if rec.recent.contains(&digest) {
+            return false;
+        }
+        if rec.recent.len() >= REFUSAL_RECENT {
+            rec.recent.remove(0);
+        }
+        rec.recent.push(digest);
+        match rec.window_start {
+            Some(start) if now.saturating_duration_since(start) < REFUSAL_WINDOW => {}
+            _ => {
+                rec.window_start = Some(now);
+                rec.refusals = 0;
+            }
+        }
+        rec.refusals += 1;
+        if rec.refusals > REFUSALS_ALLOWED && rec.blocked_until.is_none() {
+            rec.blocked_until = Some(now + REFUSAL_BLOCK);
+            return true;
+        }
+        false
+    }
+
+    /// Drops records whose window and block are over; if the table is still full, the one
+    /// with the oldest window goes.
+    fn prune(&mut self, now: Instant) {
+        self.sources.retain(|_, r| {
+            r.blocked_until.is_some_and(|u| now < u)
+                || r.window_start
+                    .is_some_and(|s| now.saturating_duration_since(s) < REFUSAL_WINDOW)
+        });
+        if self.sources.len() >= REFUSAL_SOURCES {
+            let oldest = self
+                .sources
+                .iter()
+                .min_by_key(|(_, r)| r.window_start)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                self.sources.remove(&k);
+            }
+        }
+    }
+}
+
+/// The process's limiter, shared by every UDP socket (keyed by our socket's address too).
+fn refusal_limiter() -> &'static Mutex<RefusalLimiter> {
+    static LIMITER: OnceLock<Mutex<RefusalLimiter>> = OnceLock::new();
+    LIMITER.get_or_init(|| Mutex::new(RefusalLimiter::default()))
+}
+
 /// The UDP socket rsipstack reads from and writes to, with [`check`] on every datagram.
 pub(crate) struct GuardedUdp {
     pub(crate) sock: tokio::net::UdpSocket,
@@ -127,8 +262,16 @@ type Fut<'a, T> = Pin<Box<dyn Future<Output = rsipstack::Result<T>> + Send + 'a>
 
 impl GuardedUdp {
     async fn recv_valid(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        let local = self.sock.local_addr()?;
         loop {
             let (len, from) = self.sock.recv_from(buf).await?;
+            let allowed = refusal_limiter()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .allows(local, from, Instant::now());
+            if !allowed {
+                continue;
+            }
             match buf.get(..len).map(check) {
                 Some(Verdict::Pass) => {
                     let fixed = buf.get(..len).and_then(normalize_tags);
@@ -140,13 +283,31 @@ impl GuardedUdp {
                 }
                 None => return Ok((len, from)),
                 Some(Verdict::Reply(resp)) => {
-                    if let Err(e) = self.sock.send_to(&resp, from).await {
+                    if let Err(e) = self.send_noted(&resp, from).await {
                         debug!(%from, error = %e, "sending the error response failed");
                     }
                 }
                 Some(Verdict::Drop) => {}
             }
         }
+    }
+
+    /// Sends `buf` to `addr`, noting a refusal in the limiter.
+    async fn send_noted(&self, buf: &[u8], addr: SocketAddr) -> std::io::Result<usize> {
+        if let Ok(local) = self.sock.local_addr() {
+            let over = refusal_limiter()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .sent(local, addr, buf, Instant::now());
+            if over {
+                info!(
+                    source = %addr,
+                    "more than {REFUSALS_ALLOWED} refused requests in {REFUSAL_WINDOW:?}: \
+                     ignoring this source for {REFUSAL_BLOCK:?}"
+                );
+            }
+        }
+        self.sock.send_to(buf, addr).await
     }
 }
 
@@ -167,7 +328,7 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdp {
         'b: 'c,
         Self: 'c,
     {
-        Box::pin(async move { Ok(self.sock.send_to(buf, addr).await?) })
+        Box::pin(async move { Ok(self.send_noted(buf, addr).await?) })
     }
 
     fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
@@ -205,6 +366,80 @@ mod tests {
     use super::*;
 
     const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\nMax-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@192.0.2.1>\r\nContent-Length: 0\r\n\r\n";
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn refusal(n: u32) -> Vec<u8> {
+        format!("SIP/2.0 403 Forbidden\r\nCall-ID: scan{n}\r\nContent-Length: 0\r\n\r\n")
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_source_over_the_refusal_limit_is_ignored_then_readmitted() {
+        let (me, scanner, peer) = (addr(5060), addr(40000), addr(40001));
+        let mut l = RefusalLimiter::default();
+        let t0 = Instant::now();
+        for n in 0..REFUSALS_ALLOWED {
+            assert!(l.allows(me, scanner, t0));
+            assert!(!l.sent(me, scanner, &refusal(n), t0), "refusal {n}");
+        }
+        assert!(l.allows(me, scanner, t0));
+        assert!(l.sent(me, scanner, &refusal(999), t0), "one over the limit");
+        assert!(!l.allows(me, scanner, t0 + Duration::from_secs(1)));
+        // Other sources, and the same source on another of our sockets, are unaffected.
+        assert!(l.allows(me, peer, t0));
+        assert!(l.allows(addr(5070), scanner, t0));
+        // The block ends.
+        assert!(!l.allows(me, scanner, t0 + REFUSAL_BLOCK - Duration::from_millis(1)));
+        assert!(l.allows(me, scanner, t0 + REFUSAL_BLOCK));
+        assert!(l.allows(me, scanner, t0 + REFUSAL_BLOCK));
+    }
+
+    #[test]
+    fn retransmissions_successes_and_slow_refusals_do_not_count() {
+        let (me, src) = (addr(5060), addr(40000));
+        let mut l = RefusalLimiter::default();
+        let t0 = Instant::now();
+        // One 403 retransmitted (RFC 3261 §17.2.1 Timer G) counts once.
+        for _ in 0..100 {
+            assert!(!l.sent(me, src, &refusal(1), t0));
+        }
+        // Answers that are not refusals never count.
+        let ok = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let busy = b"SIP/2.0 486 Busy Here\r\nContent-Length: 0\r\n\r\n";
+        for _ in 0..100 {
+            assert!(!l.sent(me, src, ok, t0));
+            assert!(!l.sent(me, src, busy, t0));
+        }
+        // Refusals spread over windows never reach the limit.
+        for n in 0..200u32 {
+            let t = t0 + REFUSAL_WINDOW / 4 * n;
+            assert!(!l.sent(me, src, &refusal(n + 10), t), "refusal {n}");
+            assert!(l.allows(me, src, t));
+        }
+    }
+
+    #[test]
+    fn the_source_table_stays_bounded() {
+        let me = addr(5060);
+        let mut l = RefusalLimiter::default();
+        let t0 = Instant::now();
+        for i in 0..(REFUSAL_SOURCES as u32 + 500) {
+            let src = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 5060));
+            l.sent(me, src, &refusal(i), t0);
+        }
+        assert!(l.sources.len() <= REFUSAL_SOURCES);
+    }
+
+    #[test]
+    fn response_status_reads_only_status_lines() {
+        assert_eq!(response_status(b"SIP/2.0 403 Forbidden\r\n"), Some(403));
+        assert_eq!(response_status(b"INVITE sip:a@b SIP/2.0\r\n"), None);
+        assert_eq!(response_status(b"SIP/2.0 4"), None);
+        assert_eq!(response_status(b"\r\n\r\n"), None);
+    }
 
     #[test]
     fn valid_request_and_keepalives_pass() {
