@@ -27,14 +27,6 @@
 //!   of the last [`PEAK_WINDOW_US`], or to the highest of the last [`PEAK_SINGLE_US`] (one
 //!   outlier alone is held briefly). For the first [`START_PACKETS`] packets the target is at least the configured
 //!   initial delay.
-//! - **Start-up allowance.** For the first [`START_ALLOWANCE_US`] of reception the history is
-//!   too short to know the rare outliers (the first one of a call would come too late and be
-//!   lost). When the bulk of the delays (their [`START_ALLOWANCE_QUANTILE`]) shows jitter (at
-//!   least [`START_ALLOWANCE_FLOOR_US`]) and packets have come out of order
-//!   ([`START_ALLOWANCE_REORDERED`]: the network's jitter, not stalls of this machine, which
-//!   delay packets in order), the target covers twice that bulk meanwhile, at the highest
-//!   value seen (so it does not swing with each outlier). The corrections to it are not
-//!   urgent (they go into pauses); without jitter the delay stays as low as before.
 //! - **Headroom.** On every packet that arrives in time the buffer measures how early the
 //!   fastest packets come: the audio between the play position and the packet's end (the
 //!   buffered audio plus what is left to play of the frame handed out last), plus the
@@ -109,19 +101,6 @@ pub const PEAK_SINGLE_US: i64 = 5_000_000;
 /// Delays above this quantile are candidates for the peak hold (a floor that one outlier
 /// cannot lift above the next one).
 const PEAK_FLOOR_QUANTILE: f64 = 0.98;
-/// For this long after the first packet (µs) the target covers twice the
-/// [`START_ALLOWANCE_QUANTILE`] of the relative delays when they show network jitter (the
-/// start-up allowance, module docs).
-pub const START_ALLOWANCE_US: i64 = 20_000_000;
-/// The bulk of the delays that the start-up allowance doubles: a quantile that one rare
-/// outlier does not move (the allowance is for the outliers).
-pub const START_ALLOWANCE_QUANTILE: f64 = 0.95;
-/// The start-up allowance applies from this bulk delay on (µs): less is no jitter to speak
-/// of, and the delay stays low.
-pub const START_ALLOWANCE_FLOOR_US: i64 = 10_000;
-/// Reordered packets needed for the start-up allowance: the network, not this machine, has
-/// jitter (scheduling stalls delay packets in order; they must not double the delay).
-pub const START_ALLOWANCE_REORDERED: u32 = 2;
 /// Packets over which the target is at least the configured initial delay.
 pub const START_PACKETS: u64 = 50;
 /// Headroom measurements whose median is the current playout delay.
@@ -531,10 +510,6 @@ pub struct JitterBuffer {
     quiet_run: u32,
     stats: JitterStats,
     scratch: Vec<i16>,
-    /// Packets that came after a later one (network evidence for the start-up allowance).
-    reordered: u32,
-    /// The delay the start-up allowance covers (µs; the highest so far).
-    start_allowance_us: f64,
 }
 
 impl Default for JitterBuffer {
@@ -591,8 +566,6 @@ impl JitterBuffer {
             quiet_run: 0,
             stats: JitterStats::default(),
             scratch: Vec::new(),
-            reordered: 0,
-            start_allowance_us: 0.0,
         }
     }
 
@@ -745,7 +718,6 @@ impl JitterBuffer {
                 return PushOutcome::Late;
             }
             if ext < next {
-                self.note_reordered();
                 // Its slot was played or concealed; its delay still teaches the target.
                 tracing::debug!(seq, next, "jitter buffer: late packet");
                 if let Some((timestamp, clock)) = ts {
@@ -759,9 +731,6 @@ impl JitterBuffer {
         if self.packets.contains_key(&ext) {
             self.stats.duplicate += 1;
             return PushOutcome::Duplicate;
-        }
-        if self.highest.is_some_and(|h| ext < h) {
-            self.note_reordered();
         }
         self.insert(ext, ts, entry, now, outcome)
     }
@@ -806,11 +775,6 @@ impl JitterBuffer {
             self.headroom.clear();
         }
         outcome
-    }
-
-    /// A packet came after a later one (reordered on the way, not a duplicate).
-    fn note_reordered(&mut self) {
-        self.reordered = self.reordered.saturating_add(1);
     }
 
     /// RFC 3550 §A.8 in µs: D = (Rj - Ri) - (Sj - Si), J += (|D| - J) / 16 (statistics).
@@ -893,21 +857,6 @@ impl JitterBuffer {
         // too (rare reordering on top of jitter), for as long as they keep coming.
         if let Some(p) = self.delays.peak_us() {
             qd = qd.max(p as f64);
-        }
-        // Start-up allowance: while the delay history is short, outliers not seen yet are
-        // assumed as far above the bulk of the delays as the bulk itself (when the network
-        // has jitter); it only grows during the window, so it causes no back-and-forth.
-        if self.delays.last_arrival < START_ALLOWANCE_US {
-            let bulk = self
-                .delays
-                .quantile_us(START_ALLOWANCE_QUANTILE)
-                .unwrap_or(0.0);
-            if bulk >= START_ALLOWANCE_FLOOR_US as f64
-                && self.reordered >= START_ALLOWANCE_REORDERED
-            {
-                self.start_allowance_us = self.start_allowance_us.max(2.0 * bulk);
-            }
-            qd = qd.max(self.start_allowance_us);
         }
         self.target_us = self.clamp_target(qd, duration_us);
     }
