@@ -2586,6 +2586,10 @@ impl Core {
             sip.reject(call, 486);
             return;
         };
+        if decision == incoming::Decision::Barge {
+            self.barge_in(n).await;
+            return;
+        }
         if decision == incoming::Decision::Ignore {
             // `autoignore=1`: the caller keeps ringing; nothing is shown until it gives up.
             self.log(

@@ -33,6 +33,7 @@ pub const ENGINE_READS: &[&str] = &[
     "autohold",
     "autoignore",
     "automute",
+    "bargeinheader",
     "blacklist",
     "blfuserlist",
     "callback",

@@ -13,6 +13,8 @@
 //!   fails (sipfrag 486): the call is taken off hold and goes on
 //!   (`peers/sipp-uas-refer-fails.xml`). The successful default (-1) flow is
 //!   `sipp_session_rules::sipp_refer_progress_in_sipfrag_notify`.
+//! - `bargeinheader`: an INVITE with the configured header line, during a call, is answered
+//!   without ringing and joined to a conference with that call.
 
 use std::time::Duration;
 
@@ -238,6 +240,59 @@ fn failed_unattended_transfer_resumes_the_held_call() {
     let ended = cli.seen(|l| Status::parse(l).is_some_and(|s| s.line == 1 && s.text == "Finished"));
     assert!(ended.is_empty(), "the call goes on: {ended:?}");
     cli.api_ok("hangup");
+    callee.assert_success(WAIT);
+    cli.quit();
+}
+
+#[test]
+fn barge_in_header_is_answered_without_ringing_and_joins_the_call_in_progress() {
+    let _serial = serial();
+    if !require_tools("bargein_sipp", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("bargein_sipp");
+    let mut callee = Sipp::uas(dir.path());
+    let port = free_port();
+    let (params, _rec) = Params::direct("1001", port)
+        .set("bargeinheader", "X-barge: yes")
+        .with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!("call sip:1002@127.0.0.1:{}", callee.port()));
+    expect_connected(&mut cli);
+    let mark = cli.mark();
+    // The supervisor's INVITE carries the configured header line; SIPp fails unless the
+    // softphone answers by itself (nobody accepts here). It hangs up 500 ms later.
+    let mut supervisor = Sipp::start(
+        dir.path(),
+        Scenario::File("divert-uac-auto-answer.xml"),
+        Some(&format!("127.0.0.1:{port}")),
+        &[
+            "-s",
+            "1001",
+            "-key",
+            "aa_header",
+            "X-barge",
+            "-key",
+            "aa_value",
+            "yes",
+        ],
+    );
+    supervisor.assert_success(WAIT);
+    cli.expect_after(
+        mark,
+        |l| l.contains("barge-in on line 2: conference with lines [1]"),
+        WAIT,
+    );
+    let shown: Vec<String> = cli
+        .seen(|l| {
+            Status::parse(l)
+                .is_some_and(|s| s.line == 2 && ["CallSetup", "Ringing"].contains(&s.text.as_str()))
+                || l.contains("\"callRinging\",2,")
+        })
+        .into_iter()
+        .collect();
+    assert!(shown.is_empty(), "a barge-in never rings: {shown:?}");
+    cli.api_ok("hangup 1");
     callee.assert_success(WAIT);
     cli.quit();
 }

@@ -136,6 +136,37 @@ impl Core {
         Ok(())
     }
 
+    /// `bargeinheader`: the incoming call on line `n` is answered without ringing or
+    /// call-setup notifications and joins a conference with every connected call (the calls
+    /// already up join now; line `n` when its media starts, see `joined_if_asked`).
+    pub(super) async fn barge_in(&mut self, n: usize) {
+        let others: Vec<usize> = self
+            .mixable_lines()
+            .into_iter()
+            .filter(|m| *m != n)
+            .collect();
+        if let Some(l) = self.lines.get_mut(n) {
+            l.join_conference = !others.is_empty();
+        }
+        if let Err(e) = self.answer_line(n).await {
+            self.log(Severity::Warning, &format!("barge-in on line {n}: {e}"));
+            return;
+        }
+        for m in &others {
+            if let Err(e) = self.join_conference(*m).await {
+                self.log(
+                    Severity::Warning,
+                    &format!("barge-in: line {m} not joined: {e}"),
+                );
+            }
+        }
+        self.joined_if_asked(n);
+        self.log(
+            Severity::Event,
+            &format!("barge-in on line {n}: conference with lines {others:?}"),
+        );
+    }
+
     /// After a line's media started: join the conference when it was asked to.
     pub(super) fn joined_if_asked(&mut self, n: usize) {
         let asked = self.lines.get(n).is_some_and(|l| l.join_conference);

@@ -2,8 +2,8 @@
 //! the order this engine applies them (the catalog gives the rules, not their order):
 //! blacklist, `autoignore`, do-not-disturb (own presence `DND`), `callforwardalways` /
 //! `calltransferalways`, busy rules (`rejectonbusy`, then `callforwardonbusy`), auto-answer
-//! (`autoaccept` or an auto-answer header), else ring (with the `callforwardonnoanswer`
-//! timer, see `timers`).
+//! (`bargeinheader`, then `autoaccept` or an auto-answer header), else ring (with the
+//! `callforwardonnoanswer` timer, see `timers`).
 
 use crate::params::ParamStore;
 
@@ -16,6 +16,9 @@ pub(super) enum Decision {
     Ignore,
     /// Answer at once.
     AutoAnswer,
+    /// `bargeinheader`: answer at once without ringing or call-setup notifications, and join
+    /// the call to a local conference with every connected call (barge-in / supervisor).
+    Barge,
     /// Ring and wait for accept/reject.
     Ring,
     /// Redirect with 302 to this number (RFC 3261 §21.3.3): `callforwardalways`,
@@ -64,6 +67,20 @@ fn auto_answer_header(headers: &[(String, String)]) -> bool {
     })
 }
 
+/// Whether the INVITE carries the `bargeinheader` line (`Name: value`; the name and the
+/// value compared case-insensitively, surrounding blanks ignored). An empty or malformed
+/// parameter never matches.
+fn barge_header(configured: &str, headers: &[(String, String)]) -> bool {
+    let Some((name, value)) = configured.split_once(':') else {
+        return false;
+    };
+    let (name, value) = (name.trim(), value.trim());
+    !name.is_empty()
+        && headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case(name) && v.trim().eq_ignore_ascii_case(value))
+}
+
 /// Decides what to do with a call from `from_user` / `from_uri`; `busy` is true when another
 /// call is up.
 pub(super) fn decide(
@@ -100,6 +117,9 @@ pub(super) fn decide(
             return Decision::Forward(t);
         }
     }
+    if barge_header(&p.get("bargeinheader"), headers) {
+        return Decision::Barge;
+    }
     if p.get_bool("autoaccept").unwrap_or(false) || auto_answer_header(headers) {
         return Decision::AutoAnswer;
     }
@@ -127,6 +147,46 @@ mod tests {
             p.set(k, v).unwrap();
         }
         p
+    }
+
+    #[test]
+    fn barge_header_line_is_answered_as_a_barge_in_after_the_busy_rules() {
+        let h = |n: &str, v: &str| vec![(n.to_string(), v.to_string())];
+        let p = params(&[("bargeinheader", "X-barge: yes")]);
+        assert_eq!(
+            decide(&p, "a", "sip:a@h", &h("x-BARGE", " Yes "), busy()),
+            Decision::Barge
+        );
+        assert_eq!(
+            decide(&p, "a", "sip:a@h", &h("X-barge", "no"), busy()),
+            Decision::Ring
+        );
+        assert_eq!(decide(&p, "a", "sip:a@h", &[], idle()), Decision::Ring);
+        // Not configured, or no colon: no header makes a barge.
+        let none = params(&[]);
+        assert_eq!(
+            decide(&none, "a", "sip:a@h", &h("X-barge", "yes"), busy()),
+            Decision::Ring
+        );
+        let bad = params(&[("bargeinheader", "X-barge")]);
+        assert_eq!(
+            decide(&bad, "a", "sip:a@h", &h("X-barge", ""), busy()),
+            Decision::Ring
+        );
+        // The documented order: blacklist and busy rules come first.
+        let p = params(&[
+            ("bargeinheader", "X-barge: yes"),
+            ("rejectonbusy", "1"),
+            ("blacklist", "spy"),
+        ]);
+        assert_eq!(
+            decide(&p, "a", "sip:a@h", &h("X-barge", "yes"), busy()),
+            Decision::Reject(486, "Busy Here")
+        );
+        assert_eq!(
+            decide(&p, "spy", "sip:spy@h", &h("X-barge", "yes"), idle()),
+            Decision::Reject(603, "Decline")
+        );
     }
 
     #[test]
