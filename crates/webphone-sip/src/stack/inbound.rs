@@ -18,7 +18,7 @@
 //!
 //! Repeated refusals are rate-limited on UDP ([`RefusalLimiter`]): a source address that
 //! provokes more than [`REFUSALS_ALLOWED`] distinct refusals (400, 403, 404, 405, 415, 420,
-//! 481, 513) within [`REFUSAL_WINDOW`] is ignored for [`REFUSAL_BLOCK`]: its datagrams are
+//! 513) within [`REFUSAL_WINDOW`] is ignored for [`REFUSAL_BLOCK`]: its datagrams are
 //! dropped unanswered, so a password or extension scanner (SIPVicious svcrack/svwar) learns
 //! nothing more and cannot use the phone to amplify traffic. Retransmissions of one response
 //! count once; other sources (the registrar, a real peer) are not affected.
@@ -139,9 +139,11 @@ const REFUSAL_SOURCES: usize = 4096;
 /// Responses of one source remembered to recognise retransmissions.
 const REFUSAL_RECENT: usize = 32;
 
-/// Status codes that refuse a request a scanner would send (RFC 3261 §21.4).
+/// Status codes that refuse a request a scanner would send (RFC 3261 §21.4). 481 is left out:
+/// a registrar or peer provokes it in ordinary races (a BYE crossing ours, a late NOTIFY), and
+/// a burst of those from a busy proxy must never get the proxy ignored.
 fn is_refusal(status: u16) -> bool {
-    matches!(status, 400 | 403 | 404 | 405 | 415 | 420 | 481 | 513)
+    matches!(status, 400 | 403 | 404 | 405 | 415 | 420 | 513)
 }
 
 /// The status code of a response datagram (`SIP/2.0 403 ...`), `None` for anything else.
