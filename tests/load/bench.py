@@ -1015,7 +1015,24 @@ def notes_for(results):
             notes.append("linphonec: `-a` answers about 1 s after the INVITE (its auto-answer "
                          "delay), so its INVITE→200 measures that timer, and its sequential "
                          "calls are capped by time (see the completed count).")
+        fails = [lv for lv in r.get("levels") or [] if not lv["clean"]]
+        f = fails[0] if fails else None
+        load1 = float((f or {}).get("load", "0").split()[0] or 0) if f else 0.0
+        cpus = os.cpu_count() or 1
+        if f and not f["failed"] and f["bad"] and load1 > 2 * cpus:
+            notes.append(f"{r['name']}: at {f['n']} calls every call was answered but "
+                         f"{f['bad']} of {f['streams']} streams had gaps (worst "
+                         f"{f['worst_gap_ms']:.0f} ms) while the 1-minute load average was "
+                         f"{load1:.1f} on {cpus} CPUs ({f['cpu_pct'] or 0:.0f} % of one core "
+                         "for the UA): the machine was busy with other work, so this level "
+                         "says more about the machine than about the UA.")
         g = r.get("growth") or {}
+        if g.get("rss_before_kb") and r.get("idle_kb") and g["rss_before_kb"] > 2 * r["idle_kb"]:
+            notes.append(f"{r['name']}: the growth run started at "
+                         f"{g['rss_before_kb'] / 1024:.1f} MiB (idle: {r['idle_kb'] / 1024:.1f} MiB), "
+                         "a heap left large by the ramp: memory the calls add can fit in it "
+                         "unseen" + (" (tests/load/README.md has a measurement on a fresh "
+                                     "process)." if r["name"] == "webphone-cli" else "."))
         if r["name"] == "webphone-cli" and g.get("growth_kb") and g["growth_kb"] > 1024:
             notes.append(f"webphone-cli: RSS grew {g['growth_kb']} KiB over {g['ok']} calls "
                          f"(about {g['growth_kb'] * 1024 // max(1, g['ok'])} bytes per call). "
