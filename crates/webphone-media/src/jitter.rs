@@ -501,6 +501,9 @@ pub struct JitterBuffer {
     frame_us: u64,
     /// Concealment played during underflow for the slot at `next`, in µs.
     owed_us: u64,
+    /// The concealment owed is a grace frame: the delay grows by it only if the packet then
+    /// plays (a loss leaves the delay as it was), so the delay control does not see it before.
+    grace: bool,
     plc: Plc,
     /// Mean square of the last frame played, and the recent speech power.
     last_power: f64,
@@ -560,6 +563,7 @@ impl JitterBuffer {
             last_pop: None,
             frame_us: 20_000,
             owed_us: 0,
+            grace: false,
             plc: Plc::new(8000),
             last_power: 0.0,
             loud_power: 0.0,
@@ -637,6 +641,7 @@ impl JitterBuffer {
         self.started = false;
         self.underflow_run = 0;
         self.owed_us = 0;
+        self.grace = false;
         self.headroom.clear();
         self.headroom_offset = 0;
         self.since_correction = 0;
@@ -771,6 +776,7 @@ impl JitterBuffer {
                 self.stats.overflow_dropped += 1;
                 self.next = Some(k + 1);
                 self.owed_us = 0;
+                self.grace = false;
             }
             self.headroom.clear();
         }
@@ -996,7 +1002,11 @@ impl JitterBuffer {
         }
 
         let mut concealed = self.fill(want, true, dec);
-        if let Some((Correction::Drop, _)) = wanted {
+        // Still wanted after the fill: a loss found there can take back the delay an
+        // underflow frame added before it.
+        let drop_wanted = matches!(wanted, Some((Correction::Drop, _)))
+            && matches!(self.wanted_correction(), Some((Correction::Drop, _)));
+        if drop_wanted {
             if self.carry.len() >= want {
                 self.fill(2 * want, false, dec);
                 if self.carry.len() >= 2 * want {
@@ -1028,7 +1038,9 @@ impl JitterBuffer {
             self.conceal_into_carry(missing, dec);
             let us = missing as u64 * 1_000_000 / u64::from(self.out_rate);
             self.owed_us += us;
-            self.headroom_offset += us as i64;
+            if !self.grace {
+                self.headroom_offset += us as i64;
+            }
             self.underflow_run += 1;
             self.stats.underflows += 1;
             tracing::debug!(
@@ -1084,6 +1096,10 @@ impl JitterBuffer {
                 self.buffered_us -= e.duration_us;
                 self.next = Some(next + 1);
                 // A late packet after underflow concealment: the delay grew by it.
+                if self.grace {
+                    self.headroom_offset += self.owed_us as i64;
+                    self.grace = false;
+                }
                 self.owed_us = 0;
                 self.play_entry(&e, dec);
                 continue;
@@ -1100,6 +1116,7 @@ impl JitterBuffer {
                 tracing::debug!(gap = oldest - next, "sequence jump: skipping ahead");
                 self.next = Some(oldest);
                 self.owed_us = 0;
+                self.grace = false;
                 self.headroom.clear();
                 continue;
             }
@@ -1124,6 +1141,7 @@ impl JitterBuffer {
                     // stays), so a packet that is only reordered still plays if it comes
                     // within the frame. If it does not, the concealment stands for it.
                     self.stats.grace_waits += 1;
+                    self.grace = true;
                     break;
                 }
             }
@@ -1138,16 +1156,20 @@ impl JitterBuffer {
             self.next = Some(next + 1);
             if recovered {
                 self.owed_us = 0;
+                self.grace = false;
                 continue;
             }
             if self.owed_us * 2 >= slot {
                 // Already concealed while the buffer was empty: not again (module docs).
                 self.owed_us = self.owed_us.saturating_sub(slot);
-                self.headroom_offset -= slot as i64;
+                if !std::mem::take(&mut self.grace) {
+                    self.headroom_offset -= slot as i64;
+                }
                 self.stats.loss_already_concealed += 1;
                 continue;
             }
             self.owed_us = 0;
+            self.grace = false;
             self.conceal_into_carry(samples, dec);
             concealed = true;
         }

@@ -1045,3 +1045,27 @@ fn lost_packet_costs_no_extra_frame_for_its_grace_frame() {
         assert_eq!(sim.jb.delay_ms().unwrap(), before, "{r:?}");
     }
 }
+
+#[test]
+fn losses_under_jitter_cause_no_drop_and_insert_pairs() {
+    for r in RATES {
+        let mut sim = Sim::new(r, JitterConfig::default());
+        let mut rand = rng(41);
+        // 30 ms of uniform jitter and 3 % loss (the benchmark's loss + jitter rows): a grace
+        // frame that turns out to be a loss leaves the delay as it was, so the delay control
+        // must not drop a frame for it (and insert one back the next moment).
+        let delays: Vec<u64> = (0..4000).map(|_| rand() % 30_000).collect();
+        let lost = |i: u32| i > 300 && i % 33 == 0;
+        // Quiet audio: a correction the control asks for is made at once (as in a pause).
+        sim.value_of = |i| (i % 2) as i16 + 1;
+        sim.run(600, |i| delays[i as usize % 4000], |_| false);
+        let warm = sim.jb.stats();
+        sim.run(1000, |i| delays[i as usize % 4000], lost);
+        let s = sim.jb.stats();
+        assert!(s.lost - warm.lost >= 25, "{r:?}: {s:?}");
+        assert!(s.grace_waits - warm.grace_waits >= 10, "{r:?}: {s:?}");
+        let corrections =
+            s.frames_dropped + s.frames_stretched - warm.frames_dropped - warm.frames_stretched;
+        assert!(corrections <= 2, "{r:?}: {s:?}");
+    }
+}
