@@ -1006,28 +1006,26 @@ impl JitterBuffer {
         // underflow frame added before it.
         let drop_wanted = matches!(wanted, Some((Correction::Drop, _)))
             && matches!(self.wanted_correction(), Some((Correction::Drop, _)));
-        if drop_wanted {
-            if self.carry.len() >= want {
-                self.fill(2 * want, false, dec);
-                if self.carry.len() >= 2 * want {
-                    let p = self
-                        .carry
-                        .iter()
-                        .take(2 * want)
-                        .map(|&x| f64::from(x).powi(2));
-                    let p = p.sum::<f64>() / (2 * want) as f64;
-                    let quiet = self.quiet_run >= QUIET_RUN_DROP && self.is_quiet(p);
-                    if quiet || self.correction_wait > DROP_WAIT_FRAMES {
-                        tracing::debug!(
-                            delay_ms = self.delay_ms(),
-                            target_ms = self.target_ms(),
-                            waited = self.correction_wait,
-                            "jitter buffer: frame dropped"
-                        );
-                        self.drop_frame(want);
-                        self.stats.frames_dropped += 1;
-                        self.note_correction(-(self.frame_us as i64));
-                    }
+        if drop_wanted && self.carry.len() >= want {
+            self.fill(2 * want, false, dec);
+            if self.carry.len() >= 2 * want {
+                let p = self
+                    .carry
+                    .iter()
+                    .take(2 * want)
+                    .map(|&x| f64::from(x).powi(2));
+                let p = p.sum::<f64>() / (2 * want) as f64;
+                let quiet = self.quiet_run >= QUIET_RUN_DROP && self.is_quiet(p);
+                if quiet || self.correction_wait > DROP_WAIT_FRAMES {
+                    tracing::debug!(
+                        delay_ms = self.delay_ms(),
+                        target_ms = self.target_ms(),
+                        waited = self.correction_wait,
+                        "jitter buffer: frame dropped"
+                    );
+                    self.drop_frame(want);
+                    self.stats.frames_dropped += 1;
+                    self.note_correction(-(self.frame_us as i64));
                 }
             }
         }
