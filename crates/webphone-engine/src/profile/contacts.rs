@@ -4,6 +4,9 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{unix_now, Profile, ProfileError};
 
+/// Call-history entries kept per profile; older ones are dropped as new calls end.
+pub const HISTORY_KEEP: usize = 5000;
+
 /// One contact. `numbers` are numbers, user names or SIP URIs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Contact {
@@ -226,28 +229,46 @@ impl Profile {
     }
 
     /// Appends one ended call to the history (one transaction: a crash keeps every completed
-    /// entry).
+    /// entry), then forgets entries older than the newest [`HISTORY_KEEP`], so that a phone
+    /// left running for months (or a CLI on an in-memory profile) does not grow without end.
     pub fn add_history(&mut self, h: &HistoryEntry) -> Result<(), ProfileError> {
-        self.conn
-            .execute(
-                "INSERT INTO call_history (ended_at, line, direction, peer, peer_display, caller,
+        self.add_history_keeping(h, HISTORY_KEEP)
+    }
+
+    fn add_history_keeping(&self, h: &HistoryEntry, keep: usize) -> Result<(), ProfileError> {
+        // `unchecked_transaction` borrows the connection shared, so the corruption-aware error
+        // mapping (which borrows the profile) can be used inside; nothing else runs on it.
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.sql_err("writing the call history"))?;
+        tx.execute(
+            "INSERT INTO call_history (ended_at, line, direction, peer, peer_display, caller,
                    called, connect_ms, duration_ms, disc_party, reason, callid)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    unix_now(),
-                    h.line,
-                    h.direction,
-                    h.peer,
-                    h.peer_display,
-                    h.caller,
-                    h.called,
-                    i64::try_from(h.connect_ms).unwrap_or(i64::MAX),
-                    i64::try_from(h.duration_ms).unwrap_or(i64::MAX),
-                    h.disc_party,
-                    h.reason,
-                    h.callid
-                ],
-            )
+            params![
+                unix_now(),
+                h.line,
+                h.direction,
+                h.peer,
+                h.peer_display,
+                h.caller,
+                h.called,
+                i64::try_from(h.connect_ms).unwrap_or(i64::MAX),
+                i64::try_from(h.duration_ms).unwrap_or(i64::MAX),
+                h.disc_party,
+                h.reason,
+                h.callid
+            ],
+        )
+        .map_err(self.sql_err("writing the call history"))?;
+        tx.execute(
+            "DELETE FROM call_history WHERE id <=
+               (SELECT id FROM call_history ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+            params![i64::try_from(keep).unwrap_or(i64::MAX)],
+        )
+        .map_err(self.sql_err("trimming the call history"))?;
+        tx.commit()
             .map_err(self.sql_err("writing the call history"))?;
         Ok(())
     }
@@ -352,6 +373,28 @@ mod tests {
         assert_eq!(
             h.iter().map(|e| e.peer.as_str()).collect::<Vec<_>>(),
             ["p2", "p1"]
+        );
+    }
+
+    #[test]
+    fn history_forgets_the_oldest_entries_beyond_its_cap() {
+        let p = profile();
+        for i in 0..7 {
+            p.add_history_keeping(
+                &HistoryEntry {
+                    line: 1,
+                    peer: format!("p{i}"),
+                    reason: "BYE".into(),
+                    ..HistoryEntry::default()
+                },
+                3,
+            )
+            .unwrap();
+        }
+        let h = p.history(100).unwrap();
+        assert_eq!(
+            h.iter().map(|e| e.peer.as_str()).collect::<Vec<_>>(),
+            ["p6", "p5", "p4"]
         );
     }
 }
