@@ -34,6 +34,7 @@ PKGS=(
   xdotool python3-dbus python3-gi  # desktop e2e: shortcut key presses, notification server + tray watcher
   # SIP peers for tests/interop
   kamailio kamailio-websocket-modules kamailio-tls-modules baresip-core sip-tester
+  kamailio-presence-modules  # presence server + pua_dialoginfo for the presence/BLF tests
   linphone-cli coturn  # second reference UA (linphonec), STUN/TURN server
   sipvicious           # SIP scanners (svmap, svwar, svcrack) for the ghost-call tests
   tshark               # dumpcap: RTP capture in the load benchmark (tests/load)

@@ -18,6 +18,7 @@ pub mod coturn;
 pub mod flows;
 pub mod http_server;
 pub mod kamailio;
+pub mod kamailio_presence;
 pub mod linphone;
 pub mod netns;
 pub mod params;
