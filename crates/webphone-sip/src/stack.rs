@@ -1575,7 +1575,10 @@ impl Driver {
                 .layer
                 .get_or_create_server_invite(&tx, state_tx, None, Some(contact))
             {
-                Ok(d) => d,
+                Ok(d) => {
+                    rebind::keep_proxied_remote_target(&d, &tx.original);
+                    d
+                }
                 Err(e) => {
                     warn!(error = %e, "cannot create dialog for INVITE");
                     let mut tx = tx;
@@ -1633,12 +1636,18 @@ impl Driver {
 }
 
 /// Our Contact URI (RFC 3261 §8.1.1.8); the transport parameter names any transport but
-/// UDP (RFC 3261 §19.1.1, RFC 7118 §5.2 for `ws`/`wss`).
+/// UDP (RFC 3261 §19.1.1). WebSocket has one URI value, `ws`, for WS and WSS alike (RFC 7118
+/// §5.2; `WSS` exists only in Via): a proxy does not know `transport=wss` and sends the
+/// peer's in-dialog requests for such a Contact over UDP.
 fn contact_string(user: &str, hp: &HostPort, transport: Transport) -> String {
     let mut s = format!("sip:{user}@{hp}");
     if transport != Transport::Udp {
         s.push_str(";transport=");
-        s.push_str(transport.param());
+        s.push_str(if transport.is_websocket() {
+            Transport::Ws.param()
+        } else {
+            transport.param()
+        });
     }
     s
 }
@@ -3161,6 +3170,22 @@ mod tests {
              CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
         );
         Request::try_from(raw.as_str()).unwrap()
+    }
+
+    #[test]
+    fn contact_over_wss_names_transport_ws_rfc7118_5_2() {
+        let hp = HostPort::new("127.0.0.1", 35213);
+        let wss = contact_string("1001", &hp, Transport::Wss);
+        assert_eq!(wss, "sip:1001@127.0.0.1:35213;transport=ws");
+        assert_eq!(contact_string("1001", &hp, Transport::Ws), wss);
+        assert_eq!(
+            contact_string("1001", &hp, Transport::Tls),
+            "sip:1001@127.0.0.1:35213;transport=tls"
+        );
+        assert_eq!(
+            contact_string("1001", &hp, Transport::Udp),
+            "sip:1001@127.0.0.1:35213"
+        );
     }
 
     #[test]

@@ -154,3 +154,63 @@ pub(super) fn refresh_remote_target(
     let contact = req.contact_header().ok().cloned();
     rsipstack::dialog::dialog::Dialog::Invite(dialog.clone()).set_remote_target(uri, contact);
 }
+
+/// The remote target of a dialog created by an INVITE that came through a record-routing
+/// proxy: its Contact URI exactly as sent (RFC 3261 §12.1.1). rsipstack names the transport
+/// the INVITE arrived on in the target (`;transport=tls` on a UDP peer behind Kamailio);
+/// with a route set that transport is the proxy's hop, not the peer's, and a proxy that
+/// follows it sends our BYE to a port the peer does not listen on. `None` without
+/// Record-Route (a direct peer: the flow it opened is the way back) or Contact.
+pub(super) fn proxied_remote_target(req: &rsipstack::sip::Request) -> Option<rsipstack::sip::Uri> {
+    use rsipstack::sip::prelude::HeadersExt;
+    if req.record_route_headers().is_empty() {
+        return None;
+    }
+    req.typed_contact_headers()
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .map(|c| c.uri)
+}
+
+/// Puts [`proxied_remote_target`] back into a new server INVITE dialog (see there).
+pub(super) fn keep_proxied_remote_target(
+    dialog: &rsipstack::dialog::invite_dialog::InviteDialog,
+    req: &rsipstack::sip::Request,
+) {
+    use rsipstack::sip::prelude::HeadersExt;
+    if let Some(uri) = proxied_remote_target(req) {
+        let contact = req.contact_header().ok().cloned();
+        rsipstack::dialog::dialog::Dialog::Invite(dialog.clone()).set_remote_target(uri, contact);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite(extra: &str) -> rsipstack::sip::Request {
+        let raw = format!(
+            "INVITE sip:1001@127.0.0.1:45747;transport=TLS SIP/2.0\r\n\
+             Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK1\r\n\
+             To: <sip:1001@127.0.0.1>\r\nFrom: <sip:1002@127.0.0.1>;tag=1\r\nCall-ID: c\r\n\
+             CSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+             Contact: <sip:1002-0x1@127.0.0.1:35512>\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        rsipstack::sip::Request::try_from(raw.as_str()).expect("valid INVITE")
+    }
+
+    #[test]
+    fn invite_through_a_record_routing_proxy_keeps_the_contact_as_remote_target_rfc3261_12_1_1() {
+        let req = invite(
+            "Record-Route: <sip:127.0.0.1:5061;transport=tls;r2=on;lr>\r\n\
+             Record-Route: <sip:127.0.0.1:5060;r2=on;lr>\r\n",
+        );
+        let target = proxied_remote_target(&req).expect("a target");
+        assert_eq!(target.to_string(), "sip:1002-0x1@127.0.0.1:35512");
+    }
+
+    #[test]
+    fn invite_from_a_direct_peer_leaves_the_stacks_target() {
+        assert_eq!(proxied_remote_target(&invite("")), None);
+    }
+}
