@@ -32,6 +32,17 @@ pub struct SecurePorts {
     pub wss: u16,
     /// The server's self-signed certificate (PEM): the CA file that trusts it.
     pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+/// Which TLS/WS/WSS listeners [`Kamailio::start_full`] sets up.
+enum Secure {
+    Off,
+    /// Free ports and a fresh certificate.
+    Fresh,
+    /// These ports and this certificate (a restarted instance).
+    Reuse(SecurePorts),
 }
 
 /// Where Kamailio runs when not on 127.0.0.1 of this namespace: a network namespace
@@ -75,13 +86,25 @@ impl Kamailio {
     /// `AUTH_SHA256` (challenge with `algorithm=SHA-256`, RFC 8760), `WITH_IPV6` (also
     /// listen on UDP `[::1]:port`, RFC 5118).
     pub fn start_with_defines(dir: &Path, opts: KamailioOpts, defines: &[&str]) -> Kamailio {
-        Kamailio::start_full(dir, opts, false, defines, None, None)
+        Kamailio::start_full(dir, opts, Secure::Off, defines, None, None)
     }
 
     /// Like [`Kamailio::start_with`], on a given UDP+TCP port (e.g. the port of a stopped
     /// instance: the registrar comes back where it was).
     pub fn start_on_port(dir: &Path, opts: KamailioOpts, port: u16) -> Kamailio {
-        Kamailio::start_full(dir, opts, false, &[], Some(port), None)
+        Kamailio::start_full(dir, opts, Secure::Off, &[], Some(port), None)
+    }
+
+    /// Like [`Kamailio::start_secure`], on the UDP+TCP `port` and the TLS/WS/WSS ports and
+    /// certificate of `secure` (those of a stopped instance: the registrar comes back
+    /// where it was, presenting the certificate the softphone trusts).
+    pub fn start_secure_on_ports(
+        dir: &Path,
+        opts: KamailioOpts,
+        port: u16,
+        secure: SecurePorts,
+    ) -> Kamailio {
+        Kamailio::start_full(dir, opts, Secure::Reuse(secure), &[], Some(port), None)
     }
 
     /// Like [`Kamailio::start_with`], inside the network namespace that `wrapper`
@@ -99,17 +122,18 @@ impl Kamailio {
             netns: wrapper,
             ip: ip.to_string(),
         };
-        Kamailio::start_full(dir, opts, false, &[], port, Some(place))
+        Kamailio::start_full(dir, opts, Secure::Off, &[], port, Some(place))
     }
 
     fn start_inner(dir: &Path, opts: KamailioOpts, tls: bool) -> Kamailio {
-        Kamailio::start_full(dir, opts, tls, &[], None, None)
+        let secure = if tls { Secure::Fresh } else { Secure::Off };
+        Kamailio::start_full(dir, opts, secure, &[], None, None)
     }
 
     fn start_full(
         dir: &Path,
         opts: KamailioOpts,
-        tls: bool,
+        secure: Secure,
         defines: &[&str],
         port: Option<u16>,
         place: Option<Place>,
@@ -129,22 +153,28 @@ impl Kamailio {
             defs.push(format!("MAX_EXPIRES={e}"));
             defs.push(format!("DEFAULT_EXPIRES={e}"));
         }
-        let secure = tls.then(|| {
-            let (cert, key) = self_signed_cert(&dir);
-            let s = SecurePorts {
-                tls: util::free_port(),
-                ws: util::free_port(),
-                wss: util::free_port(),
-                cert,
-            };
+        let secure = match secure {
+            Secure::Off => None,
+            Secure::Fresh => {
+                let (cert, key) = self_signed_cert(&dir);
+                Some(SecurePorts {
+                    tls: util::free_port(),
+                    ws: util::free_port(),
+                    wss: util::free_port(),
+                    cert,
+                    key,
+                })
+            }
+            Secure::Reuse(s) => Some(s),
+        };
+        if let Some(s) = &secure {
             defs.push("WITH_TLS".into());
             defs.push(format!("TLS_PORT={}", s.tls));
             defs.push(format!("WS_PORT={}", s.ws));
             defs.push(format!("WSS_PORT={}", s.wss));
             defs.push(format!("TLS_CERT=\"{}\"", s.cert.display()));
-            defs.push(format!("TLS_KEY=\"{}\"", key.display()));
-            s
-        });
+            defs.push(format!("TLS_KEY=\"{}\"", s.key.display()));
+        }
         let mut args: Vec<String> = vec![
             "-f".into(),
             cfg.display().to_string(),
