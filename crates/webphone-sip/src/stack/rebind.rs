@@ -143,16 +143,20 @@ pub(super) fn refresh_remote_target(
     req: &rsipstack::sip::Request,
 ) {
     use rsipstack::sip::prelude::HeadersExt;
-    let Some(uri) = req
-        .typed_contact_headers()
-        .ok()
-        .and_then(|c| c.into_iter().next())
-        .map(|c| c.uri)
-    else {
+    let Some(uri) = contact_uri(req) else {
         return;
     };
     let contact = req.contact_header().ok().cloned();
     rsipstack::dialog::dialog::Dialog::Invite(dialog.clone()).set_remote_target(uri, contact);
+}
+
+/// The URI of the request's first Contact, as sent.
+fn contact_uri(req: &rsipstack::sip::Request) -> Option<rsipstack::sip::Uri> {
+    use rsipstack::sip::prelude::HeadersExt;
+    req.typed_contact_headers()
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .map(|c| c.uri)
 }
 
 /// The remote target of a dialog created by an INVITE that came through a record-routing
@@ -166,10 +170,7 @@ pub(super) fn proxied_remote_target(req: &rsipstack::sip::Request) -> Option<rsi
     if req.record_route_headers().is_empty() {
         return None;
     }
-    req.typed_contact_headers()
-        .ok()
-        .and_then(|c| c.into_iter().next())
-        .map(|c| c.uri)
+    contact_uri(req)
 }
 
 /// Puts [`proxied_remote_target`] back into a new server INVITE dialog (see there).
@@ -177,10 +178,8 @@ pub(super) fn keep_proxied_remote_target(
     dialog: &rsipstack::dialog::invite_dialog::InviteDialog,
     req: &rsipstack::sip::Request,
 ) {
-    use rsipstack::sip::prelude::HeadersExt;
-    if let Some(uri) = proxied_remote_target(req) {
-        let contact = req.contact_header().ok().cloned();
-        rsipstack::dialog::dialog::Dialog::Invite(dialog.clone()).set_remote_target(uri, contact);
+    if proxied_remote_target(req).is_some() {
+        refresh_remote_target(dialog, req);
     }
 }
 
