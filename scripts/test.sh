@@ -27,11 +27,16 @@ cd "$ROOT"
 CARGO=${CARGO:-cargo}
 export CI=${CI:-}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-auto}
+# A CI checkout builds once: incremental caches would only take disk.
+if [ "$CI" = true ]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
 
 say() { printf '\n[test] %s\n' "$*"; }
 
 STEPS=()   # "name|status|seconds"
 FAILED=0
+
+# free space on the file system that holds the checkout and its target directory
+disk_free() { df -Ph "$ROOT" 2>/dev/null | awk 'NR == 2 { print $4 }'; }
 
 # run_step NAME CMD... - runs CMD, records its status and wall time
 run_step() {
@@ -50,7 +55,7 @@ run_step() {
     STEPS+=("$name|FAILED (exit $rc)|$secs")
     FAILED=1
   fi
-  say "=== $name: $([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)") in ${secs}s"
+  say "=== $name: $([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)") in ${secs}s (disk free: $(disk_free))"
   return $rc
 }
 
@@ -125,6 +130,7 @@ start_pulseaudio() {
 }
 
 # ---------------------------------------------------------------- steps
+say "disk free at start: $(disk_free)"
 run_step setup-system "$ROOT/scripts/setup-system.sh"
 run_step pulseaudio start_pulseaudio
 run_step fmt "$CARGO" fmt --all -- --check
