@@ -1016,6 +1016,7 @@ impl Driver {
                 session_expires,
             } => {
                 self.session_expires.insert(call, session_expires);
+                let target = self.service_routed(target);
                 match locate_plan(self.account.as_ref(), self.transport_auto, &target) {
                     Some(plan) => {
                         // RFC 3263: locate the server first, then send to its first address.
@@ -1074,6 +1075,7 @@ impl Driver {
                         if let Some(f) = self.failover.remove(&call) {
                             self.answered_invites.forget(&f.call_id);
                         }
+                        let t = self.service_routed(t);
                         self.send_invite(call, call_id, t, sdp)
                     }
                     (Err(e), _) => {

@@ -70,6 +70,49 @@ pub(crate) struct Target {
     pub transport: Transport,
 }
 
+impl Target {
+    /// The target with its next hop moved to the first URI of a preloaded route (RFC 3261
+    /// §8.1.2: a request goes to the first Route URI when it is a loose router), used for
+    /// the registrar's Service-Route when there is no outbound proxy (RFC 3608 §6.1; with
+    /// one, the proxy is the first Route and stays the next hop). A URI without a
+    /// `transport` parameter keeps the transport of the account, so a TCP or TLS
+    /// registration does not fall back to UDP. An unreadable route leaves the target as it
+    /// is.
+    pub(crate) fn through_route(mut self, route: &str) -> Target {
+        if self.via_proxy {
+            return self;
+        }
+        let v = route.trim();
+        let uri = match (v.find('<'), v.find('>')) {
+            (Some(a), Some(b)) if a < b => &v[a + 1..b],
+            _ => v,
+        };
+        // A user part (`sip:orig@host`) names no hop: drop it, keep the scheme.
+        let uri = match uri.split_once('@') {
+            Some((scheme_user, rest)) => match scheme_user.find(':') {
+                Some(colon) => format!("{}{rest}", &scheme_user[..=colon]),
+                None => rest.to_string(),
+            },
+            None => uri.to_string(),
+        };
+        if let Ok(addr) = parse_server(&uri) {
+            let t = addr.transport_or(self.transport);
+            if self
+                .request_uri
+                .get(..5)
+                .is_some_and(|p| p.eq_ignore_ascii_case("sips:"))
+                && !t.is_secure()
+            {
+                // RFC 3261 §26.2.2: a SIPS request must stay on TLS.
+                return self;
+            }
+            self.next_hop = addr.hop(t);
+            self.transport = t;
+        }
+        self
+    }
+}
+
 /// A parsed `host[:port]` with the port as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ServerAddr {
@@ -398,6 +441,48 @@ mod tests {
             password: "x".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn service_route_moves_the_next_hop_without_proxy() {
+        let a = acc(Some("example.com"), None);
+        let t = resolve("1002", Some(&a), LOCAL, Transport::Tcp).expect("resolves");
+        let r = t.clone().through_route("<sip:orig@127.0.0.7:5070;lr>");
+        assert_eq!(r.next_hop, HostPort::new("127.0.0.7", 5070));
+        assert_eq!(
+            r.transport,
+            Transport::Tcp,
+            "no transport parameter: the account's"
+        );
+        assert_eq!(r.request_uri, t.request_uri, "the Request-URI is untouched");
+        let r = t
+            .clone()
+            .through_route("<sip:pcscf.example.com;transport=udp;lr>");
+        assert_eq!(r.next_hop, HostPort::new("pcscf.example.com", 5060));
+        assert_eq!(r.transport, Transport::Udp);
+        assert_eq!(
+            t.clone().through_route("<garbage:::>"),
+            t,
+            "unreadable: unchanged"
+        );
+    }
+
+    #[test]
+    fn service_route_leaves_an_outbound_proxy_first() {
+        let a = acc(Some("example.com"), Some("127.0.0.9:5099"));
+        let t = resolve("1002", Some(&a), LOCAL, Transport::Udp).expect("resolves");
+        assert_eq!(t.clone().through_route("<sip:127.0.0.7:5070;lr>"), t);
+    }
+
+    #[test]
+    fn service_route_never_downgrades_a_sips_request() {
+        let a = acc(Some("example.com"), None);
+        let t =
+            resolve("sips:1002@example.com", Some(&a), LOCAL, Transport::Tls).expect("resolves");
+        assert_eq!(
+            t.clone().through_route("<sip:127.0.0.7;transport=udp;lr>"),
+            t
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! RFC 3608 Service-Route: a registrar on a real UDP socket (scripted) answers REGISTER
-//! with two Service-Route values; the INVITE and the MESSAGE sent afterwards carry them as
-//! preloaded Route headers, in order (§6.1). After the un-REGISTER they are gone.
+//! with two Service-Route values whose first URI is a second socket (the "service proxy");
+//! the INVITE and the MESSAGE sent afterwards carry them as preloaded Route headers, in
+//! order (§6.1), and go to that first URI, not to the registrar (RFC 3261 §8.1.2). After
+//! the un-REGISTER they are gone and requests go to the registrar again.
 #![allow(clippy::unwrap_used)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -32,53 +34,62 @@ fn all_headers(text: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// (method, Route headers) of every request but ACK the server received.
-type Seen = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+/// (socket that got it, method, Route headers) of every request but ACK the server received.
+type Seen = Arc<Mutex<Vec<(&'static str, String, Vec<String>)>>>;
 
-/// Registrar and proxy in one: REGISTER gets 200 with `service_route` (one header per
-/// item), INVITE 486, MESSAGE 200.
-async fn server(service_route: &'static [&'static str]) -> (SocketAddr, Seen) {
-    let sock = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
-    let addr = sock.local_addr().unwrap();
+/// Registrar and service proxy, one socket each, one script: REGISTER gets 200 with the
+/// Service-Route (first URI: the proxy socket; one header per item), INVITE 486, MESSAGE
+/// 200. Returns the registrar's address, the Service-Route sent and what both received.
+async fn server() -> (SocketAddr, Vec<String>, Seen) {
+    let registrar = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let proxy = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let addr = registrar.local_addr().unwrap();
+    let service_route = vec![
+        format!("<sip:orig@{};lr>", proxy.local_addr().unwrap()),
+        "<sip:scscf.test;lr>, <sip:as.test;lr>".to_string(),
+    ];
     let seen: Seen = Arc::default();
-    let s = seen.clone();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 8192];
-        while let Ok((n, src)) = sock.recv_from(&mut buf).await {
-            let text = String::from_utf8_lossy(&buf[..n]).to_string();
-            let method = text.split(' ').next().unwrap_or("").to_string();
-            if method.starts_with("SIP/") || method == "ACK" {
-                continue;
-            }
-            s.lock()
-                .unwrap()
-                .push((method.clone(), all_headers(&text, "Route")));
-            let (code, extra) = match method.as_str() {
-                "REGISTER" => {
-                    let mut extra =
-                        format!("Contact: {};expires=120\r\n", header(&text, "Contact"));
-                    if header(&text, "Expires") != "0" {
-                        for r in service_route {
-                            extra.push_str(&format!("Service-Route: {r}\r\n"));
-                        }
-                    }
-                    ("200 OK", extra)
+    for (name, sock) in [("registrar", registrar), ("proxy", proxy)] {
+        let s = seen.clone();
+        let service_route = service_route.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            while let Ok((n, src)) = sock.recv_from(&mut buf).await {
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                let method = text.split(' ').next().unwrap_or("").to_string();
+                if method.starts_with("SIP/") || method == "ACK" {
+                    continue;
                 }
-                "INVITE" => ("486 Busy Here", String::new()),
-                _ => ("200 OK", String::new()),
-            };
-            let reply = format!(
-                "SIP/2.0 {code}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=srv\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
-                header(&text, "Via"),
-                header(&text, "From"),
-                header(&text, "To"),
-                header(&text, "Call-ID"),
-                header(&text, "CSeq"),
-            );
-            let _ = sock.send_to(reply.as_bytes(), src).await;
-        }
-    });
-    (addr, seen)
+                s.lock()
+                    .unwrap()
+                    .push((name, method.clone(), all_headers(&text, "Route")));
+                let (code, extra) = match method.as_str() {
+                    "REGISTER" => {
+                        let mut extra =
+                            format!("Contact: {};expires=120\r\n", header(&text, "Contact"));
+                        if header(&text, "Expires") != "0" {
+                            for r in &service_route {
+                                extra.push_str(&format!("Service-Route: {r}\r\n"));
+                            }
+                        }
+                        ("200 OK", extra)
+                    }
+                    "INVITE" => ("486 Busy Here", String::new()),
+                    _ => ("200 OK", String::new()),
+                };
+                let reply = format!(
+                    "SIP/2.0 {code}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=srv\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
+                    header(&text, "Via"),
+                    header(&text, "From"),
+                    header(&text, "To"),
+                    header(&text, "Call-ID"),
+                    header(&text, "CSeq"),
+                );
+                let _ = sock.send_to(reply.as_bytes(), src).await;
+            }
+        });
+    }
+    (addr, service_route, seen)
 }
 
 async fn registration(
@@ -115,22 +126,26 @@ async fn message_status(
     }
 }
 
-fn routes_of(seen: &Seen, method: &str) -> Vec<Vec<String>> {
+/// (socket, Route headers) of each `method` request, in arrival order.
+fn routes_of(seen: &Seen, method: &str) -> Vec<(&'static str, Vec<String>)> {
     seen.lock()
         .unwrap()
         .iter()
-        .filter(|(m, _)| m == method)
-        .map(|(_, r)| r.clone())
+        .filter(|(_, m, _)| m == method)
+        .map(|(at, _, r)| (*at, r.clone()))
+        .collect()
+}
+
+fn flat(headers: &[String]) -> Vec<String> {
+    headers
+        .iter()
+        .flat_map(|h| h.split(',').map(|v| v.trim().to_string()))
         .collect()
 }
 
 #[tokio::test]
 async fn service_route_of_the_register_2xx_preloads_invite_and_message_routes() {
-    let (srv, seen) = server(&[
-        "<sip:orig@127.0.0.1:5999;lr>",
-        "<sip:scscf.test;lr>, <sip:as.test;lr>",
-    ])
-    .await;
+    let (srv, service_route, seen) = server().await;
     let (ua, mut rx) = SipUa::start(SipConfig {
         bind_ip: LOOPBACK,
         port: 0,
@@ -168,37 +183,50 @@ async fn service_route_of_the_register_2xx_preloads_invite_and_message_routes() 
     };
     assert_eq!(code, Some(486));
     assert_eq!(message_status(&ua, &mut rx).await, 200);
-    let want = [
-        "<sip:orig@127.0.0.1:5999;lr>",
-        "<sip:scscf.test;lr>",
-        "<sip:as.test;lr>",
-    ];
+    let want = flat(&service_route);
+    assert_eq!(want.len(), 3);
     let invites = routes_of(&seen, "INVITE");
     assert_eq!(invites.len(), 1, "{invites:?}");
-    let flat: Vec<String> = invites[0]
-        .iter()
-        .flat_map(|h| h.split(',').map(|v| v.trim().to_string()))
-        .collect();
-    assert_eq!(flat, want, "INVITE Route in Service-Route order");
+    assert_eq!(
+        invites[0].0, "proxy",
+        "INVITE sent to the first Service-Route URI"
+    );
+    assert_eq!(
+        flat(&invites[0].1),
+        want,
+        "INVITE Route in Service-Route order"
+    );
     let messages = routes_of(&seen, "MESSAGE");
     assert_eq!(messages.len(), 2, "{messages:?}");
-    assert!(
-        messages[0].is_empty(),
-        "no route before REGISTER: {messages:?}"
+    assert_eq!(
+        messages[0],
+        ("registrar", vec![]),
+        "before REGISTER: no route, to the registrar"
     );
-    let flat: Vec<String> = messages[1]
-        .iter()
-        .flat_map(|h| h.split(',').map(|v| v.trim().to_string()))
-        .collect();
-    assert_eq!(flat, want, "MESSAGE Route in Service-Route order");
+    assert_eq!(
+        messages[1].0, "proxy",
+        "MESSAGE sent to the first Service-Route URI"
+    );
+    assert_eq!(
+        flat(&messages[1].1),
+        want,
+        "MESSAGE Route in Service-Route order"
+    );
+    assert!(
+        routes_of(&seen, "REGISTER")
+            .iter()
+            .all(|(at, r)| *at == "registrar" && r.is_empty()),
+        "REGISTER never takes the Service-Route (RFC 3608 §6.1)"
+    );
     // The un-REGISTER ends the service route.
     ua.unregister();
     assert_eq!(registration(&mut rx).await, RegistrationState::Unregistered);
     assert_eq!(message_status(&ua, &mut rx).await, 200);
     let messages = routes_of(&seen, "MESSAGE");
-    assert!(
-        messages.last().is_some_and(|r| r.is_empty()),
-        "no route after un-REGISTER: {messages:?}"
+    assert_eq!(
+        messages.last(),
+        Some(&("registrar", vec![])),
+        "after un-REGISTER: no route, to the registrar"
     );
     ua.shutdown().await;
 }

@@ -563,7 +563,7 @@ impl Driver {
                     contact: None,
                     headers: vec![],
                     body: Some((content_type, body.into_bytes())),
-                    next_hop: target,
+                    next_hop: self.service_routed(target),
                 };
                 let ctx = self.req_ctx();
                 let tx = self.services.tx.clone();
@@ -674,6 +674,17 @@ impl Driver {
         preloaded_route(target, &self.service_route)
     }
 
+    /// Where an out-of-dialog request other than REGISTER goes: the outbound proxy, else
+    /// the first Service-Route URI of the last registration (RFC 3608 §6.1), else the
+    /// target's own next hop.
+    pub(super) fn service_routed(&self, target: Target) -> Target {
+        let first = crate::lock(&self.service_route).first().cloned();
+        match first {
+            Some(r) => target.through_route(&r),
+            None => target,
+        }
+    }
+
     fn send_refer(&mut self, call: CallKey, refer_to: String) {
         let Some(e) = self.calls.get(&call) else {
             self.emit(SipEvent::ReferStatus { call, code: 481 });
@@ -767,7 +778,13 @@ impl Driver {
             }
             _ => {
                 let route = preloaded_route(&s.target, &self.service_route);
-                (s.target.request_uri.clone(), s.target.clone(), route)
+                let hop = match route.get(usize::from(s.target.via_proxy)) {
+                    Some(first_service_route) => {
+                        s.target.clone().through_route(first_service_route)
+                    }
+                    None => s.target.clone(),
+                };
+                (s.target.request_uri.clone(), hop, route)
             }
         };
         let mut headers = vec![
@@ -842,6 +859,7 @@ impl Driver {
         let route_set = self.outbound_route(&target);
         let from_display = self.caller_display();
         let from_uri = self.aor(&target.from_domain);
+        let target = self.service_routed(target);
         let p = &mut self.services.publication;
         p.gen = gen;
         if p.call_id.is_empty() {
