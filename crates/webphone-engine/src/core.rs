@@ -1070,14 +1070,14 @@ impl Core {
             transport,
             user_agent,
         };
-        let keepalive_ms = if transport.is_websocket() {
-            self.params.get_i64("wskeepaliveival").unwrap_or(30_000)
-        } else {
-            self.params.get_i64("keepaliveival").unwrap_or(28_000)
-        };
+        let keepalive_ms = self.params.get_i64("keepaliveival").unwrap_or(28_000);
+        let ws_keepalive_ms = self.params.get_i64("wskeepaliveival").unwrap_or(30_000);
         let ca_file = self.params.get("tlscafile");
         let opts = TransportOptions {
             keepalive_interval: Duration::from_millis(keepalive_ms.clamp(0, 3_600_000) as u64),
+            ws_keepalive_interval: Some(Duration::from_millis(
+                ws_keepalive_ms.clamp(0, 3_600_000) as u64
+            )),
             tls_ca_file: (!ca_file.trim().is_empty()).then(|| ca_file.trim().into()),
             ws_path: ws_path_of(&server),
         };

@@ -137,6 +137,10 @@ pub struct TransportOptions {
     /// (RFC 5626 §4.4.1), a WebSocket ping frame on WS/WSS (RFC 6455 §5.5.2).
     /// `Duration::ZERO` turns keep-alives off; unused for UDP.
     pub keepalive_interval: Duration,
+    /// Keep-alive interval on WebSocket connections when it differs (`wskeepaliveival`),
+    /// also when DNS chose WS/WSS for a UA configured otherwise (RFC 3263 §4.1);
+    /// `None`: `keepalive_interval`.
+    pub ws_keepalive_interval: Option<Duration>,
     /// PEM file with certificates trusted for TLS/WSS in addition to the system roots:
     /// a private CA, or a self-signed server certificate (with `CA:FALSE`) the user chose to
     /// trust. There is no switch that turns verification off.

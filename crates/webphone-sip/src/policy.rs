@@ -113,6 +113,9 @@ pub(crate) struct RegisterOutcome {
     /// The registration went over a connection (TCP/TLS/WS/WSS), also when DNS chose it
     /// (RFC 3263 §4.1) for a UA configured for UDP: keep-alives are due on it.
     pub reliable: bool,
+    /// That connection is a WebSocket (WS/WSS, configured or chosen by NAPTR): its
+    /// keep-alive interval is the WebSocket one.
+    pub websocket: bool,
 }
 
 /// A new incoming INVITE (the driver already sent 100 Trying).
@@ -530,8 +533,12 @@ pub(crate) struct UaPolicy {
     calls: BTreeMap<CallKey, Call>,
     shutdown_deadline: Option<Instant>,
     shutdown_done: bool,
-    /// Keep-alive interval on reliable transports (`ZERO` = off).
+    /// Keep-alive interval on TCP/TLS connections (`ZERO` = off).
     keepalive: Duration,
+    /// Keep-alive interval on WebSocket connections (`ZERO` = off).
+    ws_keepalive: Duration,
+    /// The interval of the registration's current connection.
+    keepalive_now: Duration,
     /// When the next keep-alive is due (only while registered).
     keepalive_at: Option<Instant>,
     /// Consecutive losses of the registration's connection without a stable period.
@@ -589,6 +596,8 @@ impl UaPolicy {
             shutdown_deadline: None,
             shutdown_done: false,
             keepalive: Duration::ZERO,
+            ws_keepalive: Duration::ZERO,
+            keepalive_now: Duration::ZERO,
             keepalive_at: None,
             flow_losses: 0,
             last_flow_loss: None,
@@ -611,6 +620,14 @@ impl UaPolicy {
     /// (`ZERO` = never).
     pub(crate) fn with_keepalive(mut self, interval: Duration) -> Self {
         self.keepalive = interval;
+        self.ws_keepalive = interval;
+        self
+    }
+
+    /// A separate keep-alive interval for WebSocket connections (`wskeepaliveival`),
+    /// whether configured or chosen by DNS (RFC 3263 §4.1).
+    pub(crate) fn with_ws_keepalive(mut self, interval: Duration) -> Self {
+        self.ws_keepalive = interval;
         self
     }
 
@@ -1062,10 +1079,16 @@ impl UaPolicy {
                         expires: granted,
                         refresh_at: now + refresh_delay(granted),
                     };
-                    if (self.transport.is_reliable() || o.reliable) && !self.keepalive.is_zero() {
+                    self.keepalive_now = if o.websocket || self.transport.is_websocket() {
+                        self.ws_keepalive
+                    } else {
+                        self.keepalive
+                    };
+                    if (self.transport.is_reliable() || o.reliable) && !self.keepalive_now.is_zero()
+                    {
                         // Traffic just went both ways: the next ping is due an interval
                         // from now.
-                        self.keepalive_at = Some(now + self.keepalive);
+                        self.keepalive_at = Some(now + self.keepalive_now);
                     }
                     if self.announced != Some(granted) {
                         self.announced = Some(granted);
@@ -1837,7 +1860,7 @@ impl UaPolicy {
             Some(at) if now >= at => {
                 if matches!(self.reg, RegState::Registered { .. }) {
                     out.push(Action::SendKeepAlive);
-                    self.keepalive_at = Some(now + self.keepalive);
+                    self.keepalive_at = Some(now + self.keepalive_now);
                 } else {
                     self.keepalive_at = None;
                 }
@@ -2007,6 +2030,7 @@ mod tests {
             received: Some(HostPort::new("127.0.0.1", 40000)),
             contact: HostPort::new("127.0.0.1", 40000),
             reliable: false,
+            websocket: false,
         }
     }
 
@@ -2019,6 +2043,7 @@ mod tests {
             received: None,
             contact: HostPort::new("127.0.0.1", 40000),
             reliable: false,
+            websocket: false,
         }
     }
 
@@ -2888,6 +2913,32 @@ mod tests {
         assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(28)));
         let a = p.handle(Input::Tick, t0 + Duration::from_secs(28));
         assert_eq!(keepalives(&a), 1);
+    }
+
+    #[test]
+    fn websocket_flow_dns_chose_pings_at_the_websocket_interval() {
+        // NAPTR picked WS for a UA configured for UDP: `wskeepaliveival` applies, not
+        // `keepaliveival`.
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp)
+            .with_keepalive(Duration::from_secs(28))
+            .with_ws_keepalive(Duration::from_secs(45));
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("sent");
+        let mut o = ok(600);
+        o.reliable = true;
+        o.websocket = true;
+        p.handle(
+            Input::Stack(StackEvent::RegisterDone { gen, outcome: o }),
+            t0,
+        );
+        assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(45)));
+        let a = p.handle(Input::Tick, t0 + Duration::from_secs(28));
+        assert_eq!(keepalives(&a), 0, "not at the TCP interval");
+        let a = p.handle(Input::Tick, t0 + Duration::from_secs(45));
+        assert_eq!(keepalives(&a), 1);
+        assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(90)));
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn outcome(code: u16, received: Option<HostPort>) -> RegisterOutcome {
         received,
         contact: HostPort::new("10.0.0.2", 5060),
         reliable: false,
+        websocket: false,
     }
 }
 

@@ -441,7 +441,12 @@ pub(crate) async fn start(
         token,
         transport: cfg.transport,
         local,
-        policy: UaPolicy::new(cfg.transport).with_keepalive(opts.keepalive_interval),
+        policy: UaPolicy::new(cfg.transport)
+            .with_keepalive(opts.keepalive_interval)
+            .with_ws_keepalive(
+                opts.ws_keepalive_interval
+                    .unwrap_or(opts.keepalive_interval),
+            ),
         connector,
         reg_flow: Arc::new(Mutex::new(None)),
         events,
@@ -2484,6 +2489,7 @@ impl RegisterJob {
             received: None,
             contact: self.contact.clone(),
             reliable: self.transport.is_reliable(),
+            websocket: self.transport.is_websocket(),
         }
     }
 
@@ -2807,6 +2813,7 @@ impl RegisterJob {
             received,
             contact: self.contact.clone(),
             reliable: self.transport.is_reliable(),
+            websocket: self.transport.is_websocket(),
         }
     }
 }

@@ -164,6 +164,7 @@ async fn registration_over_a_connection_follows_the_move(transport: Transport, n
             keepalive_interval: Duration::ZERO,
             tls_ca_file: Some(k.cert_path().to_path_buf()),
             ws_path: None,
+            ws_keepalive_interval: None,
         },
     )
     .await

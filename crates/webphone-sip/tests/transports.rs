@@ -64,6 +64,7 @@ impl Phone {
                 keepalive_interval: keepalive,
                 tls_ca_file: ca_file.map(Path::to_path_buf),
                 ws_path: None,
+                ws_keepalive_interval: None,
             },
         )
         .await

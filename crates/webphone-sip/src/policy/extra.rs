@@ -442,6 +442,7 @@ mod tests {
             received: None,
             contact: HostPort::new("127.0.0.1", 40000),
             reliable: false,
+            websocket: false,
         }
     }
 
