@@ -104,6 +104,15 @@ impl Transport {
         }
     }
 
+    /// The value of a URI's `transport` parameter for this transport: `ws` for WS and WSS
+    /// alike (RFC 7118 §5.2: `WSS` exists only in Via; proxies do not know `transport=wss`).
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Wss => Transport::Ws.param(),
+            t => t.param(),
+        }
+    }
+
     /// Parse a `transport` parameter value, case-insensitively.
     pub fn from_param(s: &str) -> Option<Transport> {
         [

@@ -1300,8 +1300,13 @@ impl Driver {
             });
             uri.params.push(Param::Lr);
             if target.transport != Transport::Udp {
-                uri.params
-                    .push(Param::Transport(sip_transport(target.transport)));
+                // RFC 7118 §5.2: `transport=ws` also for a WSS hop.
+                let t = if target.transport.is_websocket() {
+                    Transport::Ws
+                } else {
+                    target.transport
+                };
+                uri.params.push(Param::Transport(sip_transport(t)));
             }
             vec![rsipstack::sip::typed::Route {
                 display_name: None,
@@ -1650,11 +1655,7 @@ fn contact_string(user: &str, hp: &HostPort, transport: Transport) -> String {
     let mut s = format!("sip:{user}@{hp}");
     if transport != Transport::Udp {
         s.push_str(";transport=");
-        s.push_str(if transport.is_websocket() {
-            Transport::Ws.param()
-        } else {
-            transport.param()
-        });
+        s.push_str(transport.uri_param());
     }
     s
 }

@@ -449,3 +449,71 @@ async fn call_over_tls_to_baresip_on_udp_is_answered_then_hung_up() {
     b.stop();
     k.stop();
 }
+
+/// WSS with the same Kamailio as outbound proxy: the INVITE carries a loose Route to the
+/// proxy whose transport parameter is `ws` (RFC 7118 §5.2), which Kamailio takes as its own
+/// and consumes, so the call reaches baresip and is answered; the BYE follows the
+/// record-route back over the same WSS connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_over_wss_through_an_outbound_proxy_is_answered() {
+    if !have(
+        "wss proxy call",
+        &["kamailio", "kamcmd", "openssl", "baresip"],
+    ) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = TestDir::new("sip-wss-proxy-call");
+    let mut k = start_kamailio(&dir);
+    let mut b = Baresip::start(&dir.subdir("baresip"), BaresipOpts::registered_to(k.port()));
+    let server = format!("127.0.0.1:{}", k.wss_port());
+    let mut p = Phone::start(
+        Transport::Wss,
+        server.clone(),
+        Some(k.cert_path()),
+        Duration::ZERO,
+    )
+    .await;
+    p.ua.set_account(AccountConfig {
+        server: Some(server.clone()),
+        proxy: Some(server),
+        username: "1001".into(),
+        password: "pass1001".into(),
+        register_expires: 300,
+        ..Default::default()
+    });
+    p.register_ok().await;
+    let call = p.ua.invite("1002", OFFER.into()).expect("invite");
+    loop {
+        match p.next().await {
+            SipEvent::Progress { call: c, .. } if c == call => continue,
+            SipEvent::Answered { call: c, .. } if c == call => break,
+            other => panic!("expected Progress/Answered, got {other:?}"),
+        }
+    }
+    assert!(
+        !k.lines_with(&["REQ INVITE", "from wss:127.0.0.1:"])
+            .is_empty(),
+        "the INVITE came over WSS"
+    );
+    let routed = k.lines_with(&["REQ INVITE", "from wss:127.0.0.1:", "route=<sip:127.0.0.1:"]);
+    assert!(
+        !routed.is_empty()
+            && routed
+                .iter()
+                .all(|l| l.to_ascii_lowercase().contains(";transport=ws>")),
+        "the Route to the proxy says transport=ws: {routed:?}"
+    );
+    p.ua.hangup(call);
+    match p.next().await {
+        SipEvent::Ended {
+            call: c, reason, ..
+        } if c == call => assert_eq!(reason, EndReason::LocalHangup),
+        other => panic!("expected Ended, got {other:?}"),
+    }
+    k.wait_lines(&["REQ BYE", "from wss:127.0.0.1:"], 1, WAIT);
+    b.wait_event("CALL_CLOSED", |_| true, WAIT);
+    p.ua.shutdown().await;
+    b.stop();
+    k.stop();
+}

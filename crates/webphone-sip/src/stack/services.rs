@@ -462,7 +462,7 @@ fn preloaded_route(target: &Target, service_route: &Mutex<Vec<String>>) -> Vec<S
         let mut r = format!("<sip:{};lr", target.next_hop);
         if target.transport != crate::Transport::Udp {
             r.push_str(";transport=");
-            r.push_str(target.transport.param());
+            r.push_str(target.transport.uri_param());
         }
         r.push('>');
         out.push(r);
@@ -1262,5 +1262,46 @@ async fn send_refer_notify(
         Ok(Some(r)) => debug!(%call, code = r.status_code.code(), "REFER NOTIFY refused"),
         Ok(None) => debug!(%call, "REFER NOTIFY: dialog not confirmed"),
         Err(e) => debug!(%call, error = %e, "REFER NOTIFY failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::HostPort;
+
+    fn proxied(transport: crate::Transport) -> Target {
+        Target {
+            request_uri: "sip:1002@example.com".into(),
+            next_hop: HostPort::new("proxy.example.com", 443),
+            via_proxy: true,
+            from_domain: "example.com".into(),
+            transport,
+        }
+    }
+
+    #[test]
+    fn outbound_proxy_route_over_wss_says_transport_ws() {
+        let none = Mutex::new(Vec::new());
+        assert_eq!(
+            preloaded_route(&proxied(crate::Transport::Wss), &none),
+            ["<sip:proxy.example.com:443;lr;transport=ws>"]
+        );
+        assert_eq!(
+            preloaded_route(&proxied(crate::Transport::Tls), &none),
+            ["<sip:proxy.example.com:443;lr;transport=tls>"]
+        );
+    }
+
+    #[test]
+    fn outbound_proxy_route_comes_before_the_service_route() {
+        let sr = Mutex::new(vec!["<sip:scscf.example.com;lr>".to_string()]);
+        assert_eq!(
+            preloaded_route(&proxied(crate::Transport::Udp), &sr),
+            [
+                "<sip:proxy.example.com:443;lr>",
+                "<sip:scscf.example.com;lr>"
+            ]
+        );
     }
 }
