@@ -162,6 +162,8 @@ pub struct MediaPipeline {
     inband: Option<crate::dtmf_inband::InbandDtmfDetector>,
     /// DTMF tones put into the audio we send ([`MediaPipeline::send_dtmf_inband`]).
     inband_tx: Option<crate::dtmf_inband::InbandDtmfGenerator>,
+    /// The microphone is muted but RTP goes on with silence ([`MediaPipeline::set_mic_muted`]).
+    mic_muted: bool,
 }
 
 impl std::fmt::Debug for MediaPipeline {
@@ -247,6 +249,7 @@ impl MediaPipeline {
             dsp: crate::dsp::DspStage::new(audio_rate, PTIME_MS, cfg.dsp),
             inband: None,
             inband_tx: None,
+            mic_muted: false,
         };
         p.start_dtls(now);
         p
@@ -256,6 +259,13 @@ impl MediaPipeline {
     /// is still measured from the last RTP/RTCP that arrived.
     pub fn set_media_timeout(&mut self, timeout: std::time::Duration) {
         self.cfg.media_timeout = timeout;
+    }
+
+    /// Mute the microphone while RTP keeps flowing (`sendrtponmuted`: for servers that end
+    /// calls without media): every frame sent is silence (encoded zero samples); DTMF,
+    /// RFC 4733 and in-band, still goes out. Muting by media direction stops RTP instead.
+    pub fn set_mic_muted(&mut self, muted: bool) {
+        self.mic_muted = muted;
     }
 
     /// Alarms since the last call ([`MediaAlarm`]).
@@ -381,9 +391,12 @@ impl MediaPipeline {
         self.pcm.resize(self.codecs.device_frame(PTIME_MS), 0);
         // Always read, so the source's clock advances even while we do not send.
         self.source.read_frame(&mut self.pcm);
-        let sending = self.can_send();
+        let sending = self.can_send() && !self.mic_muted;
         if let Some(silent_for) = self.dsp.capture(&mut self.pcm, sending) {
             self.alarms.push(MediaAlarm::NoVoiceActivity { silent_for });
+        }
+        if self.mic_muted {
+            self.pcm.fill(0);
         }
         if let Some(tx) = self.inband_tx.as_mut() {
             tx.fill(&mut self.pcm);
@@ -912,6 +925,27 @@ mod tests {
         assert_eq!(pkts[0].payload[0], crate::g711::linear_to_ulaw(1000));
         assert_eq!(p.stats().packets_sent, 4);
         assert_eq!(p.stats().bytes_sent, 4 * 172);
+    }
+
+    #[test]
+    fn muted_microphone_with_rtp_on_sends_silence_in_sequence() {
+        let (mut p, t0) = pipeline(neg("127.0.0.1:4000"), Capture::default());
+        let first = rtp_of(&p.on_tick(t0)[0]);
+        p.set_mic_muted(true);
+        let muted = rtp_of(&p.on_tick(t0 + Duration::from_millis(20))[0]);
+        assert_eq!(muted.sequence, first.sequence.wrapping_add(1));
+        let zero = crate::g711::linear_to_ulaw(0);
+        assert!(
+            muted.payload.iter().all(|b| *b == zero),
+            "silence while muted"
+        );
+        p.set_mic_muted(false);
+        let back = rtp_of(&p.on_tick(t0 + Duration::from_millis(40))[0]);
+        assert!(
+            back.payload.iter().any(|b| *b != zero),
+            "the microphone again"
+        );
+        assert_eq!(p.stats().packets_sent, 3);
     }
 
     #[test]

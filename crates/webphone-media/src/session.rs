@@ -251,6 +251,7 @@ enum Command {
     /// Boxed: the channel's blocks hold 32 commands each, sized by the largest.
     Update(Box<Negotiated>),
     MediaTimeout(Duration),
+    MicMuted(bool),
     Dtmf(String),
     DtmfInband(String),
     Stop,
@@ -369,6 +370,12 @@ impl MediaSession {
         let _ = self.commands.send(Command::Update(Box::new(neg)));
     }
 
+    /// Send silence instead of the microphone while `muted`, RTP going on
+    /// ([`crate::MediaPipeline::set_mic_muted`]).
+    pub fn set_mic_muted(&self, muted: bool) {
+        let _ = self.commands.send(Command::MicMuted(muted));
+    }
+
     /// Send DTMF digits as RFC 4733 events (ignored with a warning when telephone-event was not
     /// negotiated). `0-9 * # A-D`; space or `,` is a pause.
     pub fn send_dtmf(&self, digits: &str) {
@@ -475,6 +482,7 @@ async fn run(
                     pipeline.send_dtmf_inband(&d);
                 }
                 Some(Command::MediaTimeout(t)) => pipeline.set_media_timeout(t),
+                Some(Command::MicMuted(m)) => pipeline.set_mic_muted(m),
             },
             scheduled = interval.tick() => {
                 let now = Instant::now();

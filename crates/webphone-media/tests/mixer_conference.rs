@@ -161,6 +161,37 @@ fn three_calls_each_peer_hears_the_mic_and_the_others_but_not_itself() {
 }
 
 #[test]
+fn mic_muted_towards_one_member_leaves_the_others_audible_to_it() {
+    let mut rig = Rig::new(&[(1, 48_000, 500.0), (2, 48_000, 700.0), (3, 16_000, 1100.0)]);
+    rig.handle.conference_all();
+    assert!(rig.handle.set_mic_muted(2, true));
+    assert!(!rig.handle.set_mic_muted(9, true), "no line 9");
+    rig.run(5);
+    rig.clear();
+    rig.run(25);
+    let (x, rate) = rig.heard(2);
+    assert_absent(x, MIC_HZ, rate, "muted peer 2 hears the mic");
+    assert_present(x, 500.0, rate, "muted peer 2 hears peer 1");
+    assert_present(x, 1100.0, rate, "muted peer 2 hears peer 3");
+    let (x, rate) = rig.heard(1);
+    assert_present(x, MIC_HZ, rate, "peer 1 hears the mic");
+    // Out of the conference a muted line hears nothing at all.
+    rig.handle.dissolve_conference();
+    rig.run(5);
+    rig.clear();
+    rig.run(25);
+    let (x, rate) = rig.heard(2);
+    assert_absent(x, MIC_HZ, rate, "muted lone peer 2 hears the mic");
+    assert_absent(x, 500.0, rate, "lone peer 2 hears peer 1");
+    assert!(rig.handle.set_mic_muted(2, false));
+    rig.run(5);
+    rig.clear();
+    rig.run(25);
+    let (x, rate) = rig.heard(2);
+    assert_present(x, MIC_HZ, rate, "unmuted peer 2 hears the mic");
+}
+
+#[test]
 fn lines_at_8_16_and_48_khz_are_resampled_into_one_conference() {
     let mut rig = Rig::new(&[(1, 8_000, 500.0), (2, 16_000, 700.0), (3, 48_000, 1100.0)]);
     rig.handle.conference_all();

@@ -55,8 +55,18 @@ impl Core {
                 if let Some(hub) = &self.hub {
                     hub.handle.dissolve_conference();
                 }
+                let members: Vec<usize> = self
+                    .lines
+                    .iter()
+                    .filter(|(_, l)| l.join_conference)
+                    .map(|(n, _)| n)
+                    .collect();
                 for (_, l) in self.lines.iter_mut() {
                     l.join_conference = false;
+                }
+                // A microphone muted inside the mix is muted by media direction again.
+                for n in members {
+                    self.apply_media(n);
                 }
                 self.log(Severity::Event, "conference dissolved");
                 Ok(Value::Null)
@@ -76,6 +86,7 @@ impl Core {
                     if let Some(l) = self.lines.get_mut(n) {
                         l.join_conference = false;
                     }
+                    self.apply_media(n);
                 }
                 return Ok(Value::Null);
             }
@@ -93,6 +104,10 @@ impl Core {
             if let Some(hub) = &self.hub {
                 hub.handle.set_conference(n as u32, false);
             }
+            if let Some(l) = self.lines.get_mut(n) {
+                l.join_conference = false;
+            }
+            self.apply_media(n);
             return Ok(Value::Null);
         }
         // A new party: call it; it joins when its media starts (see `joined_if_asked`).
@@ -125,6 +140,7 @@ impl Core {
             return Err(ApiError::Failed("the mixer could not be started".into()));
         };
         handle.set_conference(n as u32, true);
+        self.apply_media(n);
         if on_hold {
             if let Err(e) = self.hold_api(&["false".to_string(), n.to_string()]) {
                 self.log(
@@ -172,6 +188,7 @@ impl Core {
         let asked = self.lines.get(n).is_some_and(|l| l.join_conference);
         if let (true, Some(hub)) = (asked, &self.hub) {
             hub.handle.set_conference(n as u32, true);
+            self.apply_media(n);
         }
     }
 

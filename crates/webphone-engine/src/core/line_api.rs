@@ -458,7 +458,7 @@ impl Core {
             (true, other) => return Err(bad(format!("invalid holdtype {other}"))),
         };
         let sel = self.default_sel(arg(args, 1))?;
-        let lines = self.lines.select(sel);
+        let lines = self.with_conference_legs(self.lines.select(sel));
         let Some(sip) = self.sip.clone() else {
             return Err(ApiError::Failed("engine not started".into()));
         };
@@ -577,10 +577,32 @@ impl Core {
     }
 
     /// Pushes the line's negotiated media, with local mute and hold applied, to its session.
-    fn apply_media(&mut self, n: usize) {
+    pub(super) fn apply_media(&mut self, n: usize) {
         let Some(l) = self.lines.get(n) else { return };
         if let (Some(m), Some(neg)) = (&l.media, &l.neg) {
-            let mut effective = muted(neg, l.mute);
+            let mic_muted = l.mute & MUTE_IN != 0;
+            // A conference member on the mixer: the mixer leaves our microphone out of what
+            // this peer hears, and RTP goes on with the other members' voices.
+            let on_mixer = l
+                .port
+                .as_ref()
+                .is_some_and(|p| p.route == super::routing::Route::Mixer);
+            let in_mix = on_mixer && l.join_conference;
+            if on_mixer {
+                if let Some(hub) = &self.hub {
+                    hub.handle.set_mic_muted(n as u32, in_mix && mic_muted);
+                }
+            }
+            // `sendrtponmuted`: a muted microphone sends silence instead of stopping RTP.
+            let zeroed =
+                !in_mix && mic_muted && self.params.get_bool("sendrtponmuted").unwrap_or(false);
+            let mute = if zeroed || in_mix {
+                l.mute & !MUTE_IN
+            } else {
+                l.mute
+            };
+            m.set_mic_muted(zeroed);
+            let mut effective = muted(neg, mute);
             if l.hold == HOLD_LOCAL || l.hold == HOLD_BOTH {
                 // While we hold, nothing of ours goes out and nothing is played, whatever the
                 // signalled direction (no microphone audio reaches a held party).
@@ -639,6 +661,26 @@ impl Core {
         Ok(Value::Null)
     }
 
+    /// `muteholdalllines=1`: mute and hold that reach one leg of the local conference reach
+    /// every leg of it (the catalog's "mute/hold all legs on conference calls"; with 0 they
+    /// act on the selected line only). Lines outside the conference are not added.
+    fn with_conference_legs(&self, mut lines: Vec<usize>) -> Vec<usize> {
+        if !self.params.get_bool("muteholdalllines").unwrap_or(false) {
+            return lines;
+        }
+        let in_conference = |n: &usize| self.lines.get(*n).is_some_and(|l| l.join_conference);
+        if !lines.iter().any(in_conference) {
+            return lines;
+        }
+        for (n, l) in self.lines.iter() {
+            if l.join_conference && !lines.contains(&n) {
+                lines.push(n);
+            }
+        }
+        lines.sort_unstable();
+        lines
+    }
+
     pub(super) fn mute_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
         let usage = "usage: mute(state, direction): state true|false, direction 0 both, 1 playback, 2 microphone";
         let state = bool_arg(args, 0, usage)?;
@@ -656,7 +698,7 @@ impl Core {
         };
         let bits = mute_bits(dir).ok_or_else(|| bad(usage))?;
         let sel = self.default_sel(arg(args, 2))?;
-        let lines = self.lines.select(sel);
+        let lines = self.with_conference_legs(self.lines.select(sel));
         if lines.is_empty() {
             return Err(ApiError::Failed("no call to mute".into()));
         }

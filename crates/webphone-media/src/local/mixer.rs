@@ -186,6 +186,9 @@ struct LineEntry {
     shared: Arc<LineShared>,
     conference: bool,
     audible: bool,
+    /// The microphone is left out of what this line's peer hears (mute towards one
+    /// conference member while the others still reach it).
+    mic_muted: bool,
     /// This tick's decoded audio at the hub rate.
     x: Vec<f32>,
 }
@@ -333,9 +336,11 @@ impl MixerHub {
         }
         self.speaker.write_frame(&self.out_i16);
 
-        // 3. What each peer hears: the microphone plus the other conference members.
+        // 3. What each peer hears: the microphone (unless muted towards it) plus the other
+        //    conference members.
         for l in &t.lines {
             let others = l.conference && n_conf > 1;
+            let mic_gain = if l.mic_muted { 0.0 } else { 1.0 };
             if others {
                 for ((m, &mic), (&sum, &own)) in self
                     .mix
@@ -343,8 +348,11 @@ impl MixerHub {
                     .zip(&self.mic_f)
                     .zip(self.conf_sum.iter().zip(&l.x))
                 {
-                    *m = soft_limit(mic + (sum - own));
+                    *m = soft_limit(mic * mic_gain + (sum - own));
                 }
+                lock(&l.shared.from_hub).push(&self.mix);
+            } else if l.mic_muted {
+                self.mix.fill(0.0);
                 lock(&l.shared.from_hub).push(&self.mix);
             } else {
                 lock(&l.shared.from_hub).push(&self.mic_f);
@@ -403,6 +411,7 @@ impl MixerHandle {
             shared: shared.clone(),
             conference: false,
             audible: false,
+            mic_muted: false,
             x: vec![0.0; frame],
         });
         drop(t);
@@ -462,6 +471,12 @@ impl MixerHandle {
     pub fn dissolve_conference(&self) {
         let mut t = lock(&self.shared.table);
         t.lines.iter_mut().for_each(|l| l.conference = false);
+    }
+
+    /// Leave the microphone out of what `line`'s peer hears (the other conference members
+    /// still reach it); false if there is no such line.
+    pub fn set_mic_muted(&self, line: u32, muted: bool) -> bool {
+        self.with_line(line, |l| l.mic_muted = muted).is_some()
     }
 
     /// Whether a line outside the conference is played on the speaker (the engine sets this for
