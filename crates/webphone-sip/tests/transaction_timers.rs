@@ -1,0 +1,255 @@
+//! RFC 3261 §17 transaction timers as seen on the wire, default T1 = 500 ms, T2 = 4 s.
+//! A peer on a real UDP socket stays silent (or answers only what the scenario needs) and
+//! records when each copy of a request or response arrives:
+//!
+//! - INVITE client, Timer A/B (§17.1.1.2): copies at 0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s,
+//!   then the call fails with 408 at 64·T1 = 32 s;
+//! - INVITE client after a provisional response: no more copies (Proceeding state);
+//! - non-INVITE client, Timer E/F (§17.1.2.2): intervals double from T1 up to T2, so copies
+//!   at 0, 0.5, 1.5, 3.5 and then every 4 s, and 408 at 32 s;
+//! - UAS core, 2xx to INVITE without ACK (§13.3.1.4): the 200 is sent again at T1, 2·T1,
+//!   ... capped at T2, and after 64·T1 the call ends with a BYE.
+//!
+//! The 32 s tests are slow by nature; they run concurrently.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::Peer;
+use tokio::net::UdpSocket;
+use webphone_sip::SipEvent;
+
+const OFFER: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=sendrecv\r\n";
+/// Timing slack per copy: scheduling on a loaded 2-core machine.
+const SLACK: f64 = 0.25;
+/// 64·T1 plus slack: every timer-bound test is over by then.
+const TIMEOUT_WAIT: Duration = Duration::from_secs(40);
+
+fn header<'a>(text: &'a str, name: &str) -> &'a str {
+    text.split("\r\n")
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .unwrap_or("")
+}
+
+/// Seconds from `t0` at which each datagram whose first line starts with `start` arrived on
+/// `sock` during `listen`, with the text of the first one.
+async fn arrivals(
+    sock: &UdpSocket,
+    start: &str,
+    t0: Instant,
+    listen: Duration,
+) -> (Vec<f64>, String) {
+    let mut times = Vec::new();
+    let mut first = String::new();
+    let mut buf = vec![0u8; 8192];
+    let end = tokio::time::Instant::now() + listen;
+    while let Ok(Ok((n, _))) = tokio::time::timeout_at(end, sock.recv_from(&mut buf)).await {
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with(start) {
+            times.push(t0.elapsed().as_secs_f64());
+            if first.is_empty() {
+                first = text;
+            }
+        }
+    }
+    (times, first)
+}
+
+/// `times` match `expected` (seconds from the first copy) within [`SLACK`] each.
+fn assert_schedule(what: &str, times: &[f64], expected: &[f64]) {
+    let base = times.first().copied().unwrap_or(0.0);
+    let rel: Vec<f64> = times.iter().map(|t| t - base).collect();
+    eprintln!("{what}: copies at {rel:.2?}");
+    assert_eq!(
+        rel.len(),
+        expected.len(),
+        "{what}: {} copies at {rel:.2?}, expected {expected:?}",
+        rel.len()
+    );
+    for (got, want) in rel.iter().zip(expected) {
+        assert!(
+            (got - want).abs() <= SLACK + want * 0.02,
+            "{what}: copy at {got:.2} s, expected {want} s (all: {rel:.2?})"
+        );
+    }
+}
+
+/// The copies of a request sent every T1·2^k capped at `cap`, until 64·T1.
+fn schedule(cap: f64) -> Vec<f64> {
+    let (mut t, mut step, mut out) = (0.0, 0.5, vec![0.0]);
+    loop {
+        t += step;
+        if t >= 32.0 {
+            return out;
+        }
+        out.push(t);
+        step = f64::min(step * 2.0, cap);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_invite_over_udp_follows_timer_a_and_fails_on_timer_b() {
+    let mut a = Peer::start("timer-a").await;
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("sip:bob@{}", silent.local_addr().unwrap());
+    let t0 = Instant::now();
+    let call = a.ua.invite(&target, OFFER.into()).unwrap();
+    let (times, first) = arrivals(&silent, "INVITE ", t0, Duration::from_secs(33)).await;
+    assert!(first.contains("CSeq: 1 INVITE"), "{first}");
+    assert_schedule(
+        "INVITE (Timer A, doubling without cap)",
+        &times,
+        &schedule(f64::MAX),
+    );
+    let ended = a
+        .until(
+            "the call's end",
+            |e| matches!(e, SipEvent::Ended { call: c, .. } if *c == call),
+        )
+        .await;
+    let at = t0.elapsed().as_secs_f64();
+    match ended.last() {
+        Some(SipEvent::Ended { code, .. }) => assert_eq!(*code, Some(408), "{ended:?}"),
+        other => panic!("expected Ended, got {other:?}"),
+    }
+    assert!(
+        (31.5..36.0).contains(&at),
+        "Timer B ends the attempt at 64·T1 = 32 s, not {at:.1} s"
+    );
+    a.ua.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisional_response_stops_invite_retransmissions() {
+    let mut a = Peer::start("timer-a-stops").await;
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("sip:bob@{}", peer.local_addr().unwrap());
+    let t0 = Instant::now();
+    let call = a.ua.invite(&target, OFFER.into()).unwrap();
+    let mut buf = vec![0u8; 8192];
+    let (n, src) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let trying = format!(
+        "SIP/2.0 100 Trying\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(&req, "Via"),
+        header(&req, "From"),
+        header(&req, "To"),
+        header(&req, "Call-ID"),
+        header(&req, "CSeq"),
+    );
+    peer.send_to(trying.as_bytes(), src).await.unwrap();
+    let (times, _) = arrivals(&peer, "INVITE ", t0, Duration::from_secs(5)).await;
+    assert!(
+        times.is_empty(),
+        "INVITE sent again after 100 Trying (§17.1.1.2 Proceeding): {times:.2?}"
+    );
+    // Still ringing as far as the user agent is concerned: cancel it.
+    a.ua.hangup(call);
+    let (cancels, _) = arrivals(&peer, "CANCEL ", t0, Duration::from_secs(1)).await;
+    assert!(
+        !cancels.is_empty(),
+        "hang-up of a proceeding call sends CANCEL"
+    );
+    a.ua.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_message_over_udp_follows_timer_e_capped_at_t2_and_fails_on_timer_f() {
+    let mut a = Peer::start("timer-e").await;
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("sip:bob@{}", silent.local_addr().unwrap());
+    let t0 = Instant::now();
+    let key = a.ua.send_message(&target, "text/plain", "hello").unwrap();
+    let (times, _) = arrivals(&silent, "MESSAGE ", t0, Duration::from_secs(33)).await;
+    assert_schedule("MESSAGE (Timer E, capped at T2)", &times, &schedule(4.0));
+    let status = a
+        .until(
+            "the MESSAGE outcome",
+            |e| matches!(e, SipEvent::MessageStatus { key: k, .. } if *k == key),
+        )
+        .await;
+    let at = t0.elapsed().as_secs_f64();
+    match status.last() {
+        Some(SipEvent::MessageStatus { code, .. }) => assert_eq!(*code, 408, "{status:?}"),
+        other => panic!("expected MessageStatus, got {other:?}"),
+    }
+    assert!(
+        (31.5..36.0).contains(&at),
+        "Timer F ends the MESSAGE at 64·T1 = 32 s, not {at:.1} s"
+    );
+    a.ua.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_call_without_ack_resends_200_then_hangs_up_with_bye() {
+    let mut b = Peer::start("no-ack").await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = caller.local_addr().unwrap().port();
+    let invite = format!(
+        "INVITE {} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKnoack1\r\n\
+         From: <sip:alice@127.0.0.1:{port}>;tag=noack\r\n\
+         To: <{}>\r\n\
+         Call-ID: no-ack-{port}@test\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:alice@127.0.0.1:{port}>\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{OFFER}",
+        b.uri("bob"),
+        b.uri("bob"),
+        OFFER.len()
+    );
+    caller
+        .send_to(invite.as_bytes(), b.ua.local_addr())
+        .await
+        .unwrap();
+    let (call, _) = b.incoming().await;
+    let t0 = Instant::now();
+    b.ua.answer(call, OFFER.into());
+    // Never ACKed: the 200 comes again and again until 64·T1, then a BYE ends the call.
+    let mut oks = Vec::new();
+    let mut bye_at = None;
+    let mut buf = vec![0u8; 8192];
+    let end = tokio::time::Instant::now() + TIMEOUT_WAIT;
+    while let Ok(Ok((n, src))) = tokio::time::timeout_at(end, caller.recv_from(&mut buf)).await {
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("SIP/2.0 200") && header(&text, "CSeq").ends_with("INVITE") {
+            oks.push(t0.elapsed().as_secs_f64());
+        } else if text.starts_with("BYE ") {
+            bye_at = Some(t0.elapsed().as_secs_f64());
+            let ok = format!(
+                "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+                header(&text, "Via"),
+                header(&text, "From"),
+                header(&text, "To"),
+                header(&text, "Call-ID"),
+                header(&text, "CSeq"),
+            );
+            caller.send_to(ok.as_bytes(), src).await.unwrap();
+            break;
+        }
+    }
+    assert_schedule("200 OK without ACK (§13.3.1.4)", &oks, &schedule(4.0));
+    let bye_at = bye_at.expect("a BYE after 64·T1 without ACK");
+    assert!(
+        (31.5..36.0).contains(&bye_at),
+        "the BYE comes at 64·T1 = 32 s, not {bye_at:.1} s"
+    );
+    let ended = b
+        .until(
+            "the call's end",
+            |e| matches!(e, SipEvent::Ended { call: c, .. } if *c == call),
+        )
+        .await;
+    eprintln!("ended: {:?}", ended.last());
+    b.ua.shutdown().await;
+}
