@@ -126,7 +126,7 @@ async fn unanswered_invite_over_udp_follows_timer_a_and_fails_on_timer_b() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provisional_response_stops_invite_retransmissions() {
-    let mut a = Peer::start("timer-a-stops").await;
+    let a = Peer::start("timer-a-stops").await;
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let target = format!("sip:bob@{}", peer.local_addr().unwrap());
     let t0 = Instant::now();
