@@ -149,10 +149,16 @@ async fn blind_transfer() {
     assert_eq!(replaces, None);
     assert!(referred_by.is_some_and(|r| r.contains("sip:webphone@")));
     a.ua.accept_refer(ca).unwrap();
-    match b.next().await {
-        SipEvent::ReferStatus { call, code } => assert_eq!((call, code), (cb, 100)),
-        other => panic!("B: expected ReferStatus 100, got {other:?}"),
-    }
+    // The REFER's 202 (ReferAccepted) and the first NOTIFY (100) race: either order.
+    let mut progress = b
+        .until("ReferStatus 100", |e| {
+            matches!(e, SipEvent::ReferStatus { .. })
+        })
+        .await;
+    assert!(
+        matches!(progress.last(), Some(SipEvent::ReferStatus { call, code: 100 }) if *call == cb),
+        "{progress:?}"
+    );
     // A places the new call and reports its outcome.
     let new = a.ua.invite(&target, OFFER.into()).unwrap();
     let (cc, _) = c.incoming().await;
@@ -160,10 +166,26 @@ async fn blind_transfer() {
     assert!(matches!(a.next().await, SipEvent::Answered { call, .. } if call == new));
     assert!(matches!(c.next().await, SipEvent::Answered { call, .. } if call == cc));
     a.ua.notify_refer(ca, 200).unwrap();
-    match b.next().await {
-        SipEvent::ReferStatus { call, code } => assert_eq!((call, code), (cb, 200)),
-        other => panic!("B: expected ReferStatus 200, got {other:?}"),
-    }
+    progress.extend(
+        b.until("ReferStatus 200", |e| {
+            matches!(e, SipEvent::ReferStatus { .. })
+        })
+        .await,
+    );
+    assert!(
+        matches!(progress.last(), Some(SipEvent::ReferStatus { call, code: 200 }) if *call == cb),
+        "{progress:?}"
+    );
+    let accepted = progress
+        .iter()
+        .filter(|e| matches!(e, SipEvent::ReferAccepted { call } if *call == cb))
+        .count();
+    assert_eq!(accepted, 1, "one ReferAccepted for the 202: {progress:?}");
+    assert_eq!(
+        progress.len(),
+        3,
+        "nothing but the REFER's progress: {progress:?}"
+    );
     // The transferor hangs up; the transferred call stays.
     b.ua.hangup(cb);
     let seen = a
@@ -230,10 +252,18 @@ async fn attended_transfer_with_replaces() {
     assert_eq!(replaces.call_id, b.ua.call_id(b_to_c).unwrap());
     assert!(target.contains(&c.ua.local_addr().to_string()), "{target}");
     a.ua.accept_refer(ca).unwrap();
-    assert!(matches!(
-        b.next().await,
-        SipEvent::ReferStatus { code: 100, .. }
-    ));
+    let progress = b
+        .until("ReferStatus 100", |e| {
+            matches!(e, SipEvent::ReferStatus { .. })
+        })
+        .await;
+    assert!(
+        matches!(
+            progress.last(),
+            Some(SipEvent::ReferStatus { code: 100, .. })
+        ),
+        "{progress:?}"
+    );
     let new =
         a.ua.invite_with_replaces(&target, OFFER.into(), &replaces)
             .unwrap();
