@@ -200,6 +200,47 @@ try {
   const gp = await apiCall('getenginename');
   if (gp.ok !== 'ns') { throw new Error(`IPC did not reach the engine: ${JSON.stringify(gp)}`); }
   pass('CSP: translations fetched, IPC reaches the engine');
+
+  // 3b. Least privilege: the main window's capability grants `api` and the event stream only
+  // (src-tauri/capabilities/default.json), so the pop-up's command and the plugins' commands
+  // are refused; the CSP refuses inline script, eval and any other origin.
+  const ipc = await driver.executeAsyncScript(function (done) {
+    var invoke = window.__TAURI__.core.invoke;
+    var tries = [
+      ['popup_info', {}],
+      ['plugin:window|title', { label: 'main' }],
+      ['plugin:notification|is_permission_granted', {}],
+      ['plugin:deep-link|get_current', {}],
+      ['plugin:autostart|is_enabled', {}],
+      ['plugin:updater|check', {}],
+    ];
+    Promise.all(tries.map(function (t) {
+      return invoke(t[0], t[1]).then(
+        function (v) { return { cmd: t[0], allowed: true, value: String(v) }; },
+        function (e) { return { cmd: t[0], allowed: false, error: String(e) }; });
+    })).then(done);
+  });
+  const granted = ipc.filter((r) => r.allowed || !/not allowed|denied|not found|unknown/i.test(r.error));
+  if (granted.length) { throw new Error(`the main window reached commands it was not granted: ${JSON.stringify(granted)}`); }
+  const csp = await driver.executeAsyncScript(function (port, done) {
+    var violations = [];
+    document.addEventListener('securitypolicyviolation', function (e) { violations.push(e.violatedDirective || e.effectiveDirective); });
+    var out = {};
+    var s = document.createElement('script');
+    s.textContent = 'window.__wpCspInline = 1;';
+    document.head.appendChild(s);
+    out.inlineRan = window.__wpCspInline === 1;
+    try { out.evalRan = window['ev' + 'al']('1 + 1') === 2; } catch (e) { out.evalRan = false; out.evalError = String(e); }
+    fetch('http://127.0.0.1:' + port + '/', { mode: 'no-cors' }).then(
+      function () { out.foreignFetch = 'done'; },
+      function (e) { out.foreignFetch = 'refused: ' + e; })
+      .then(function () { setTimeout(function () { out.violations = violations; done(out); }, 300); });
+  }, SIP_PORT);
+  const directives = (csp.violations || []).join(' ');
+  if (csp.inlineRan || csp.evalRan || csp.foreignFetch === 'done' || !/script-src/.test(directives) || !/connect-src/.test(directives)) {
+    throw new Error(`CSP: ${JSON.stringify(csp)}`);
+  }
+  pass('least privilege: 6 ungranted commands refused; CSP blocks inline script, eval and other origins', `violations: ${directives}`);
   await screenshot('smoke-skin-loaded');
 
   // 4. wp_ URL parameters: the skin's language and an engine parameter through the facade.

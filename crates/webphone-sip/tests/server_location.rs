@@ -696,7 +696,12 @@ async fn naptr_tcp_first_registers_at_kamailio_over_tcp() {
         "{state:?}; kamailio log:\n{}",
         k.log()
     );
-    let tcp = k.lines_with(&["REGISTERED 1001", "from tcp:127.0.0.1:"]);
+    // Kamailio logs REGISTERED after save() has sent the 200: wait for the line.
+    let tcp = k.wait_lines(
+        &["REGISTERED 1001", "from tcp:127.0.0.1:"],
+        1,
+        std::time::Duration::from_secs(5),
+    );
     let udp = k.lines_with(&["REQ REGISTER", "from udp:"]);
     // One binding: the connection's ephemeral port seen by Kamailio is no Contact correction.
     assert!(!tcp.is_empty(), "REGISTER saved over TCP: {tcp:?}");
@@ -793,7 +798,12 @@ async fn naptr_tls_first_registers_at_kamailio_over_tls_with_the_domain_certific
         "{state:?}; kamailio log:\n{}",
         k.log()
     );
-    let tls = k.lines_with(&["REGISTERED 1001", "from tls:127.0.0.1:"]);
+    // Kamailio logs REGISTERED after save() has sent the 200: wait for the line.
+    let tls = k.wait_lines(
+        &["REGISTERED 1001", "from tls:127.0.0.1:"],
+        1,
+        std::time::Duration::from_secs(5),
+    );
     let udp = k.lines_with(&["REQ REGISTER", "from udp:"]);
     assert!(!tls.is_empty(), "REGISTER saved over TLS: {tls:?}");
     assert!(udp.is_empty(), "no REGISTER over UDP: {udp:?}");
