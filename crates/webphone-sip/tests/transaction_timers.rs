@@ -10,7 +10,8 @@
 //! - UAS core, 2xx to INVITE without ACK (§13.3.1.4): the 200 is sent again at T1, 2·T1,
 //!   ... capped at T2, and after 64·T1 the call ends with a BYE.
 //!
-//! The 32 s tests are slow by nature; they run concurrently.
+//! Each scenario waits up to 64·T1 = 32 s, so one test runs all four at once (a 2-core CI
+//! machine would otherwise run them two by two).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -23,7 +24,7 @@ use webphone_sip::SipEvent;
 
 const OFFER: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=sendrecv\r\n";
 /// Timing slack per copy: scheduling on a loaded 2-core machine.
-const SLACK: f64 = 0.25;
+const SLACK: f64 = 0.35;
 /// 64·T1 plus slack: every timer-bound test is over by then.
 const TIMEOUT_WAIT: Duration = Duration::from_secs(40);
 
@@ -92,7 +93,6 @@ fn schedule(cap: f64) -> Vec<f64> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_invite_over_udp_follows_timer_a_and_fails_on_timer_b() {
     let mut a = Peer::start("timer-a").await;
     let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -124,7 +124,6 @@ async fn unanswered_invite_over_udp_follows_timer_a_and_fails_on_timer_b() {
     a.ua.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provisional_response_stops_invite_retransmissions() {
     let a = Peer::start("timer-a-stops").await;
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -161,7 +160,6 @@ async fn provisional_response_stops_invite_retransmissions() {
     a.ua.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_message_over_udp_follows_timer_e_capped_at_t2_and_fails_on_timer_f() {
     let mut a = Peer::start("timer-e").await;
     let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -188,7 +186,6 @@ async fn unanswered_message_over_udp_follows_timer_e_capped_at_t2_and_fails_on_t
     a.ua.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_call_without_ack_resends_200_then_hangs_up_with_bye() {
     let mut b = Peer::start("no-ack").await;
     let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -252,4 +249,14 @@ async fn answered_call_without_ack_resends_200_then_hangs_up_with_bye() {
         .await;
     eprintln!("ended: {:?}", ended.last());
     b.ua.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_timers_on_the_wire() {
+    tokio::join!(
+        unanswered_invite_over_udp_follows_timer_a_and_fails_on_timer_b(),
+        provisional_response_stops_invite_retransmissions(),
+        unanswered_message_over_udp_follows_timer_e_capped_at_t2_and_fails_on_timer_f(),
+        answered_call_without_ack_resends_200_then_hangs_up_with_bye(),
+    );
 }
