@@ -34,7 +34,7 @@ pub const POPUP_WINDOW: &str = "popup";
 const POPUP_PAGE: &str = "popup/popup.html";
 /// An incoming call is shown only if it still rings after this (auto-answered calls never pop up).
 const POPUP_DELAY: Duration = Duration::from_millis(300);
-/// The notification action type of incoming calls (buttons Accept and Reject).
+/// The notification action type of incoming calls (buttons Accept, Reject and Ignore).
 const INCOMING_ACTIONS: &str = "incoming-call";
 
 /// What the pop-up window shows.
@@ -593,7 +593,7 @@ impl Shell {
         self.open_popup(app, PopupContent::Incoming(inc), "Incoming call");
     }
 
-    /// The OS notification of an incoming call, with Accept and Reject buttons where the
+    /// The OS notification of an incoming call, with Accept, Reject and Ignore buttons where the
     /// notification server shows actions (Desktop Notifications Specification 1.2, `actions`).
     /// Its id is the call's line, so an action answers that line and the end of the ringing
     /// closes it.
@@ -622,6 +622,8 @@ impl Shell {
             .actions(vec![
                 Action::builder("accept", "Accept").build(),
                 Action::builder("reject", "Reject").build(),
+                // Silences the ringing here; the caller keeps ringing until it gives up.
+                Action::builder("ignore", "Ignore").build(),
             ])
             .build()];
         if let Err(e) = n.register_action_types(types) {
@@ -669,7 +671,7 @@ impl Shell {
             .map(|i| i.line)
             .ok_or("the call no longer rings")?;
         match action {
-            "accept" | "reject" => self.handle_incoming(app, line, action).await,
+            "accept" | "reject" | "ignore" => self.handle_incoming(app, line, action).await,
             a => Err(format!("unknown notification action {a}")),
         }
     }

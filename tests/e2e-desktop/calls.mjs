@@ -437,8 +437,8 @@ try {
     if (!n.body.includes('Bob Smith') || !n.body.includes('1002')) { throw new Error(`notification body without the caller's name and number: ${JSON.stringify(n)}`); }
     // actions: [key, label, ...]; notify-rust adds ["default", ""] (a click on the notification).
     const buttons = n.actions.join('|');
-    if (!buttons.startsWith('accept|Accept|reject|Reject')) { throw new Error(`notification actions: ${JSON.stringify(n.actions)}`); }
-    pass('an OS notification announces the call with the caller as text and Accept / Reject buttons', `"${n.summary}": "${n.body}"`);
+    if (!buttons.startsWith('accept|Accept|reject|Reject|ignore|Ignore')) { throw new Error(`notification actions: ${JSON.stringify(n.actions)}`); }
+    pass('an OS notification announces the call with the caller as text and Accept / Reject / Ignore buttons', `"${n.summary}": "${n.body}"`);
   }
   await driver.findElement(By.id('popup_accept')).click();
   await driver.switchTo().window(mainHandle);
@@ -545,6 +545,22 @@ try {
     await peer.waitEventCount('CALL_CLOSED', closedBefore + 3);
     await waitFor('the notification-answered call to end', async () => !(await inCall()), 10000);
     pass('the notification\'s Accept button (ActionInvoked from the notification server) answers the call', `notification ${n.id}: ${n.body}`);
+
+    // Ignore: the pop-up and the notification go, nothing is sent, the caller still rings
+    // until it hangs up (the only CALL_CLOSED is baresip's own hang-up).
+    const notes2 = bus.events().filter((e) => e.ev === 'notify').length;
+    const closed2 = peer.events().filter((e) => e.type === 'CALL_CLOSED').length;
+    await peer.command(`dial ${k.uriOf('1001')}`);
+    const n2 = await bus.until((e) => e.ev === 'notify' && bus.events().filter((x) => x.ev === 'notify').indexOf(e) >= notes2, 15000, 'the notification of the fifth call');
+    bus.send(`invoke ${n2.id} ignore`);
+    await bus.until((e) => e.ev === 'closed' && e.id === n2.id, 5000, 'the notification closed by Ignore');
+    await waitFor('the pop-up to close on Ignore', async () => !(await desk('popup')).ok, 5000);
+    await sleep(1500);
+    if (peer.events().filter((e) => e.type === 'CALL_CLOSED').length !== closed2) { throw new Error('Ignore ended the call at the caller'); }
+    if (peer.events().filter((e) => e.type === 'CALL_ESTABLISHED').length !== 3) { throw new Error('Ignore answered the call'); }
+    await peer.command('hangup');
+    await peer.waitEventCount('CALL_CLOSED', closed2 + 1);
+    pass('the notification\'s Ignore button silences the call here while the caller keeps ringing', `notification ${n2.id}`);
   }
 
   if (!DBUS) {
