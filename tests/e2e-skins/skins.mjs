@@ -38,7 +38,9 @@
 //             icon/image
 //   c2kfloat  click2call floating from the left and bottom edges; Enter calls, Escape hangs up
 //   keyboard  on every page a digit opens the dial pad with it, Enter calls, Escape hangs up
-//   voicemail disableoptions VOICEMAIL: the dial pad's Voicemail button calls callvoicemail()
+//   voicemail a message-summary NOTIFY to the engine's SIP port: Voicemail button learned with a
+//             badge of 3 new messages; it calls callvoicemail() and clears the badge;
+//             disableoptions VOICEMAIL hides it
 //   advanced  featureset=15: Settings > Advanced parameters reads and sets engine parameters by name
 // tests/e2e-skins/ui_params_audit.test.mjs (run before the browser) checks that every ui
 // parameter of the catalog is read by a skin and set by one of these scenarios.
@@ -52,6 +54,7 @@
 //             loudly (fails with CI=true).
 // Screenshots: $E2E_OUT (target/e2e-skins). Everything started here is stopped here.
 import http from 'node:http';
+import dgram from 'node:dgram';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, statSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -120,9 +123,53 @@ function staticServer() {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-function startService(origin, dataDir) {
+// A UDP port that was free a moment ago (the engine's SIP port, so a test can send it requests).
+function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.on('error', reject);
+    s.bind(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+// A voicemail server's unsolicited message-summary NOTIFY (RFC 3842 §5.2) to the engine's SIP
+// port; resolves with the status line of the answer.
+function sendMwiNotify(sipPort, summary, account) {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    const timer = setTimeout(() => { s.close(); reject(new Error('no answer to the MWI NOTIFY')); }, 5000);
+    s.on('message', (m) => {
+      const first = String(m).split('\r\n')[0];
+      if (/^SIP\/2\.0 [2-6]/.test(first)) { clearTimeout(timer); s.close(); resolve(first); }
+    });
+    s.bind(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      const body = `Messages-Waiting: yes\r\nMessage-Account: ${account}\r\nVoice-Message: ${summary}\r\n`;
+      const msg = [
+        `NOTIFY sip:1001@127.0.0.1:${sipPort} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${p};branch=z9hG4bKskinmwi${Date.now()}`,
+        `From: <sip:voicemail@127.0.0.1:${p}>;tag=vm${p}`,
+        `To: <sip:1001@127.0.0.1:${sipPort}>`,
+        `Call-ID: skin-mwi-${Date.now()}@e2e`,
+        'CSeq: 1 NOTIFY',
+        `Contact: <sip:voicemail@127.0.0.1:${p}>`,
+        'Max-Forwards: 70',
+        'Event: message-summary',
+        'Subscription-State: active',
+        'Content-Type: application/simple-message-summary',
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        '',
+        body,
+      ].join('\r\n');
+      s.send(msg, sipPort, '127.0.0.1');
+    });
+  });
+}
+
+async function startService(origin, dataDir) {
+  const sipPort = await freeUdpPort();
   const child = spawn(CLI, ['--serve', '127.0.0.1:0', '--allow-origin', origin,
-    '-p', 'audiodevicein=null', '-p', 'audiodeviceout=null'],
+    '-p', 'audiodevicein=null', '-p', 'audiodeviceout=null', '-p', `signalingport=${sipPort}`],
   { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info', XDG_DATA_HOME: dataDir, HOME: dataDir } });
   let stderr = '';
   let stdout = '';
@@ -132,7 +179,7 @@ function startService(origin, dataDir) {
     child.stderr.on('data', (d) => {
       stderr += d;
       const m = /serving ws:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) { clearTimeout(timer); resolve({ child, port: Number(m[1]), log: () => stderr, out: () => stdout }); }
+      if (m) { clearTimeout(timer); resolve({ child, port: Number(m[1]), sipPort, log: () => stderr, out: () => stdout }); }
     });
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`webphone-cli exited (${code}): ${stderr}`)); });
   });
@@ -217,7 +264,7 @@ async function c2kHangup(page, n) {
 }
 
 function scenarios(env) {
-  const { base, origin, port } = env;
+  const { base, origin, port, sipPort } = env;
   const c2k = `${origin}/skins/click2call/click2call.html?wp_serviceport=${port}`;
   return {
     async load(page) {
@@ -1428,14 +1475,40 @@ function scenarios(env) {
       await goPage(page, 'page_dialpad');
       await page.waitForTimeout(200);
       assert(await page.$eval('#dial_voicemail_row', (e) => e.hidden), 'no voicemail number: no button');
-      await page.evaluate(() => window.webphone_api.setparameter('voicemailnum', 'echo'));
       try {
+        // A message summary from the voicemail server: the engine learns the number
+        // (Message-Account) and the button appears with the count of new messages.
+        const answer = await sendMwiNotify(sipPort, '3/8 (0/2)', `sip:echo@127.0.0.1:${sipPort}`);
+        assert(/^SIP\/2\.0 200/.test(answer), `MWI NOTIFY answered ${answer}`);
+        await page.waitForFunction(() => document.getElementById('dial_voicemail_count').textContent === '3', null, { timeout: TIMEOUT })
+          .catch(async (e) => {
+            const st = await page.evaluate(() => ({
+              row: document.getElementById('dial_voicemail_row').hidden,
+              badge: document.getElementById('dial_voicemail_count').outerHTML,
+            }));
+            const vm = await page.evaluate(() => window.webphone_api.getparameter('voicemailnum'));
+            throw new Error(`no badge: ${JSON.stringify(st)}, voicemailnum ${JSON.stringify(vm)}: ${e.message}`);
+          });
+        await page.waitForSelector('#dial_voicemail_count:visible', { timeout: TIMEOUT }).catch(async (e) => {
+          const st = await page.evaluate(() => ({
+            row: document.getElementById('dial_voicemail_row').hidden,
+            page: window.WPRouter ? window.WPRouter.current() : null,
+          }));
+          const vm = await page.evaluate(() => window.webphone_api.getparameter('voicemailnum'));
+          throw new Error(`badge not visible: ${JSON.stringify(st)}, voicemailnum ${JSON.stringify(vm)}: ${e.message}`);
+        });
+        assert((await page.textContent('#dial_voicemail_count')) === '3', 'the badge shows 3 new messages');
+        const label = await page.getAttribute('#dial_voicemail', 'aria-label');
+        assert(/3/.test(label || ''), `the Voicemail button's name says 3 new: ${label}`);
+        assert(/echo/.test(await page.evaluate(() => window.webphone_api.getparameter('voicemailnum'))), 'voicemailnum learned from Message-Account');
+        await page.evaluate(() => window.webphone_api.setparameter('voicemailnum', 'echo'));
         await goPage(page, 'page_settings');
         await goPage(page, 'page_dialpad');
         await page.waitForSelector('#dial_voicemail:visible', { timeout: TIMEOUT });
         await shot(page, 'voicemail-dialpad.png');
         await axe(page, 'page_dialpad with Voicemail');
         await page.click('#dial_voicemail');
+        assert(await page.$eval('#dial_voicemail_count', (e) => e.hidden), 'calling the voicemail clears the badge');
         await waitPage(page, 'page_call');
         await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
         assert(/echo/i.test(await page.textContent('#call_peer_name')), 'the voicemail number is called');
@@ -1705,7 +1778,7 @@ async function main() {
     });
     const page = context.pages()[0] || await context.newPage();
     watch(page, 'skin');
-    const all = scenarios({ base, origin, port: service.port });
+    const all = scenarios({ base, origin, port: service.port, sipPort: service.sipPort });
     for (const [name, fn] of Object.entries(all)) {
       if (ONLY.length && !ONLY.includes(name)) { continue; }
       const t0 = Date.now();

@@ -367,6 +367,8 @@ impl Core {
         if current.trim() == account || !(current.trim().is_empty() || learned_before) {
             return;
         }
+        // A number the user cleared at run time means "not known": the server's applies.
+        self.params.drop_cleared(Source::Runtime, "voicemailnum");
         match self
             .params
             .set_from(Source::SipHeader, "voicemailnum", account)

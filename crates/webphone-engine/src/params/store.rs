@@ -507,6 +507,21 @@ impl ParamStore {
         refused
     }
 
+    /// Drops a cleared (empty) value of `name` from `source`'s layer, so lower layers apply
+    /// again; returns whether there was one. For values the server teaches (a voicemail
+    /// number) when the user's "cleared" means "not known". Values and `DEF` stay.
+    pub fn drop_cleared(&mut self, source: Source, name: &str) -> bool {
+        let key = Self::key_of(name);
+        let layer = &mut self.layers[source.level()];
+        match layer.get(&key) {
+            Some(Entry {
+                slot: Slot::Value(v),
+                ..
+            }) if v.trim().is_empty() => layer.remove(&key).is_some(),
+            _ => false,
+        }
+    }
+
     /// Forgets the stored layer, as `resetsettings=true` at start-up does (the caller also
     /// clears the database: `Profile::delete_settings`). Pending database writes are dropped.
     pub fn clear_stored(&mut self) {

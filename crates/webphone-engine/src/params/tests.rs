@@ -370,3 +370,23 @@ fn bool_spellings_only_for_off_on_enumerations() {
     }
     eprintln!("bool spellings accepted by: {with_bool:?}");
 }
+
+#[test]
+fn cleared_runtime_value_gives_way_to_a_server_taught_one_only_when_dropped() {
+    let mut p = ParamStore::new();
+    p.set("voicemailnum", "").unwrap();
+    p.set_from(Source::SipHeader, "voicemailnum", "*97")
+        .unwrap();
+    assert_eq!(
+        p.get("voicemailnum"),
+        "",
+        "the cleared run-time value still wins"
+    );
+    assert!(p.drop_cleared(Source::Runtime, "voicemailnum"));
+    assert_eq!(p.get("voicemailnum"), "*97");
+    assert_eq!(p.source_of("voicemailnum"), Some(Source::SipHeader));
+    // A real value is never dropped.
+    p.set("voicemailnum", "8000").unwrap();
+    assert!(!p.drop_cleared(Source::Runtime, "voicemailnum"));
+    assert_eq!(p.get("voicemailnum"), "8000");
+}

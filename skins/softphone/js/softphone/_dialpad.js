@@ -49,6 +49,16 @@
     S.api('getparameter', 'voicemailnum').then(function (v) { row.hidden = !String(v || '').trim(); }, function () { row.hidden = true; });
   }
 
+  // New voicemail messages (MWI notifications): a badge on the Voicemail button, cleared when
+  // the user calls the voicemail.
+  var mwiCount = 0;
+  function renderMwi() {
+    var badge = S.byId('dial_voicemail_count');
+    badge.hidden = mwiCount <= 0;
+    badge.textContent = mwiCount > 99 ? '99+' : String(mwiCount);
+    S.byId('dial_voicemail').setAttribute('aria-label', mwiCount > 0 ? t('sp.voicemail_new', { n: mwiCount }) : t('sp.voicemail'));
+  }
+
   function dial() {
     var input = S.byId('dial_number');
     var num = input.value.trim();
@@ -65,7 +75,17 @@
       buildKeypad(S.byId('dial_keypad'), function (d) { input.value += d; });
       S.byId('dial_call').addEventListener('click', dial);
       // The voicemail number (voicemailnum, set or learned from the server's message summary).
-      S.byId('dial_voicemail').addEventListener('click', function () { S.api('callvoicemail').catch(S.toastError); });
+      S.byId('dial_voicemail').addEventListener('click', function () {
+        mwiCount = 0;
+        renderMwi();
+        S.api('callvoicemail').catch(S.toastError);
+      });
+      j$(global.document).on('wpskin:mwi', function (e, d) {
+        mwiCount = d && d.count > 0 ? d.count : 0;
+        renderMwi();
+        // The message summary may have taught the engine the voicemail number.
+        renderVoicemail();
+      });
       S.byId('dial_backspace').addEventListener('click', function () {
         input.value = input.value.slice(0, -1);
         input.focus();

@@ -447,12 +447,19 @@
     emit('lines', l);
   }
 
+  // MWI,<summary>: the server's Voice-Message line, "new/old (urgent new/urgent old)"
+  // (RFC 3842 §5.2); the dial pad shows the new count on its Voicemail button.
+  function onMwi(summary) {
+    var m = /^\s*(\d+)/.exec(String(summary || ''));
+    emit('mwi', { count: m ? parseInt(m[1], 10) : 0, summary: String(summary || '') });
+  }
+
   function onNotification(text) {
     String(text || '').split(/\r?\n/).forEach(function (raw) {
       if (!raw) { return; }
       var line = raw.replace(/^WPNOTIFICATION,/, '').replace(/\s*NEOL\s*$/, '');
       var f = line.split(',').map(function (s) { return s.trim(); });
-      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'CDR') { onCdr(f); } else if (f[0] === 'POPUP') { onPopup(line.slice(6)); }
+      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'CDR') { onCdr(f); } else if (f[0] === 'POPUP') { onPopup(line.slice(6)); } else if (f[0] === 'MWI') { onMwi(line.slice(4)); }
     });
   }
 
