@@ -8,7 +8,12 @@
 //! - non-INVITE client, Timer E/F (§17.1.2.2): intervals double from T1 up to T2, so copies
 //!   at 0, 0.5, 1.5, 3.5 and then every 4 s, and 408 at 32 s;
 //! - UAS core, 2xx to INVITE without ACK (§13.3.1.4): the 200 is sent again at T1, 2·T1,
-//!   ... capped at T2, and after 64·T1 the call ends with a BYE.
+//!   ... capped at T2, and after 64·T1 the call ends with a BYE;
+//! - INVITE server, Timer G/H (§17.2.1): a 486 never ACKed is sent again on the same schedule
+//!   until 64·T1, then no more;
+//! - server transactions absorb retransmitted requests (§17.2.1, §17.2.2): a repeated INVITE
+//!   gets the last provisional again and rings once; a repeated MESSAGE gets the 200 again and
+//!   is delivered once.
 //!
 //! Each scenario waits up to 64·T1 = 32 s, so one test runs all four at once (a 2-core CI
 //! machine would otherwise run them two by two).
@@ -61,18 +66,27 @@ async fn arrivals(
     (times, first)
 }
 
-/// `times` match `expected` (seconds from the first copy) within [`SLACK`] each.
+/// `times` match `expected` (seconds from the first copy) within [`SLACK`] each. The clock
+/// is aligned on the second copy: the timers start when the transaction is created, and on a
+/// busy machine the first copy may leave a little after that.
 fn assert_schedule(what: &str, times: &[f64], expected: &[f64]) {
-    let base = times.first().copied().unwrap_or(0.0);
+    let base = match (times.get(1), expected.get(1)) {
+        (Some(t), Some(e)) => t - e,
+        _ => times.first().copied().unwrap_or(0.0),
+    };
     let rel: Vec<f64> = times.iter().map(|t| t - base).collect();
-    eprintln!("{what}: copies at {rel:.2?}");
+    eprintln!("{what}: copies at {rel:.2?} (aligned on the second copy)");
+    assert!(
+        rel.first().is_some_and(|f| *f <= SLACK),
+        "{what}: the first copy at {rel:.2?} comes after the second was due"
+    );
     assert_eq!(
         rel.len(),
         expected.len(),
         "{what}: {} copies at {rel:.2?}, expected {expected:?}",
         rel.len()
     );
-    for (got, want) in rel.iter().zip(expected) {
+    for (got, want) in rel.iter().zip(expected).skip(1) {
         assert!(
             (got - want).abs() <= SLACK + want * 0.02,
             "{what}: copy at {got:.2} s, expected {want} s (all: {rel:.2?})"
@@ -251,6 +265,101 @@ async fn answered_call_without_ack_resends_200_then_hangs_up_with_bye() {
     b.ua.shutdown().await;
 }
 
+/// An INVITE from `port` on loopback to `to` with a fixed branch (so a resend is a
+/// retransmission of the same transaction).
+fn invite_from(port: u16, to: &str, tag: &str) -> String {
+    format!(
+        "INVITE {to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{tag}\r\n\
+         From: <sip:alice@127.0.0.1:{port}>;tag={tag}\r\n\
+         To: <{to}>\r\n\
+         Call-ID: {tag}-{port}@test\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:alice@127.0.0.1:{port}>\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{OFFER}",
+        OFFER.len()
+    )
+}
+
+async fn rejected_invite_without_ack_resends_486_on_timer_g_until_timer_h() {
+    let mut b = Peer::start("timer-g").await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = caller.local_addr().unwrap().port();
+    let invite = invite_from(port, &b.uri("bob"), "timerg");
+    caller
+        .send_to(invite.as_bytes(), b.ua.local_addr())
+        .await
+        .unwrap();
+    let (call, _) = b.incoming().await;
+    let t0 = Instant::now();
+    b.ua.reject(call, 486);
+    let (times, _) = arrivals(&caller, "SIP/2.0 486", t0, Duration::from_secs(34)).await;
+    assert_schedule("486 without ACK (Timer G until H)", &times, &schedule(4.0));
+    b.ua.shutdown().await;
+}
+
+async fn retransmitted_requests_are_absorbed_by_their_server_transactions() {
+    let mut b = Peer::start("absorb").await;
+    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = caller.local_addr().unwrap().port();
+    // INVITE twice: one Incoming; the second copy gets the provisional again.
+    let invite = invite_from(port, &b.uri("bob"), "absorbinv");
+    caller
+        .send_to(invite.as_bytes(), b.ua.local_addr())
+        .await
+        .unwrap();
+    let (call, _) = b.incoming().await;
+    b.ua.ringing(call);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    caller
+        .send_to(invite.as_bytes(), b.ua.local_addr())
+        .await
+        .unwrap();
+    let (ringing, _) = arrivals(&caller, "SIP/2.0 180", t0, Duration::from_secs(1)).await;
+    assert!(
+        ringing.len() >= 2,
+        "the repeated INVITE gets the 180 again: {ringing:.2?}"
+    );
+    // A MESSAGE twice: delivered once, answered twice.
+    let to = b.uri("bob");
+    let message = format!(
+        "MESSAGE {to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKabsorbmsg\r\n\
+         From: <sip:alice@127.0.0.1:{port}>;tag=absorbmsg\r\n\
+         To: <{to}>\r\n\
+         Call-ID: absorb-msg-{port}@test\r\n\
+         CSeq: 1 MESSAGE\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: text/plain\r\n\
+         Content-Length: 5\r\n\r\nhello"
+    );
+    for _ in 0..2 {
+        caller
+            .send_to(message.as_bytes(), b.ua.local_addr())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (oks, _) = arrivals(&caller, "SIP/2.0 200", t0, Duration::from_secs(1)).await;
+    assert_eq!(oks.len(), 2, "each MESSAGE copy is answered 200: {oks:.2?}");
+    let mut delivered = 0;
+    let mut rings = 0;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(500), b.rx.recv()).await {
+        match ev {
+            SipEvent::MessageReceived { .. } => delivered += 1,
+            SipEvent::Incoming { .. } => rings += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(delivered, 1, "the MESSAGE is delivered once");
+    assert_eq!(rings, 0, "the repeated INVITE does not ring again");
+    b.ua.reject(call, 603);
+    b.ua.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_timers_on_the_wire() {
     tokio::join!(
@@ -258,5 +367,7 @@ async fn transaction_timers_on_the_wire() {
         provisional_response_stops_invite_retransmissions(),
         unanswered_message_over_udp_follows_timer_e_capped_at_t2_and_fails_on_timer_f(),
         answered_call_without_ack_resends_200_then_hangs_up_with_bye(),
+        rejected_invite_without_ack_resends_486_on_timer_g_until_timer_h(),
+        retransmitted_requests_are_absorbed_by_their_server_transactions(),
     );
 }
