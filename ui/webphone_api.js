@@ -715,10 +715,12 @@
     getlogs: { r: 's' },
     getstatus: { r: 's' },
     // Engine extensions (docs/behaviour-choices.md): vCard import (returns how many contacts
-    // were written) and export (vCard 4.0 text), and calling the voicemail number.
+    // were written) and export (vCard 4.0 text), calling the voicemail number, and asking an
+    // API link parameter (newuser, recharge, ...; the answer comes as a notification).
     importvcard: { f: 's', r: 'n' },
     exportvcard: { r: 's' },
-    callvoicemail: { a: true }
+    callvoicemail: { a: true },
+    linkrequest: { f: 'ss' }
   };
 
   // What some answers tell about the phone: kept in `state`.

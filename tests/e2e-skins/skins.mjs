@@ -41,6 +41,8 @@
 //   voicemail a message-summary NOTIFY to the engine's SIP port: Voicemail button learned with a
 //             badge of 3 new messages; it calls callvoicemail() and clears the badge;
 //             disableoptions VOICEMAIL hides it
+//   newuser   newuser as a link, and as an API request (*): the sign-up form's name and password
+//             reach the test server through linkrequest, its answer is shown as text
 //   advanced  featureset=15: Settings > Advanced parameters reads and sets engine parameters by name
 // tests/e2e-skins/ui_params_audit.test.mjs (run before the browser) checks that every ui
 // parameter of the catalog is read by a skin and set by one of these scenarios.
@@ -89,6 +91,8 @@ const strings = (lang) => JSON.parse(readFileSync(path.join(ROOT, 'i18n', lang +
 // Files POSTed to /upload/ (the skin's file transfer, hasfiletransfer + filetransferurl):
 // { filename, filedata, type } from the multipart body.
 const uploads = [];
+// Sign-up requests of the `newuser` API (GET /signup?user=...&pass=...).
+const signups = [];
 
 function multipartField(body, name) {
   const m = new RegExp(`name="${name}"(?:; filename="[^"]*")?\\r\\n(?:Content-Type: [^\\r]*\\r\\n)?\\r\\n([\\s\\S]*?)\\r\\n--`).exec(body);
@@ -107,6 +111,13 @@ function staticServer() {
         uploads.push({ filename: multipartField(body, 'filename'), filedata: multipartField(body, 'filedata'), type: req.headers['content-type'] || '' });
         res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('stored');
       });
+      return;
+    }
+    if (req.method === 'GET' && rel === '/signup') {
+      const q = new URL(req.url, 'http://x').searchParams;
+      signups.push({ user: q.get('user'), pass: q.get('pass') });
+      // Markup in the answer must be shown as text.
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`Welcome ${q.get('user')}! <b>Sign in now</b>`);
       return;
     }
     const file = path.resolve(ROOT, '.' + rel);
@@ -1521,6 +1532,42 @@ function scenarios(env) {
         assert(await page.$eval('#dial_voicemail_row', (e) => e.hidden), 'disableoptions VOICEMAIL hides the button');
       } finally {
         await page.evaluate(() => window.webphone_api.setparameter('voicemailnum', '')).catch(() => {});
+      }
+    },
+
+    async newuser(page) {
+      // newuser as a link: "Create an account" opens the integrator's page. As an API request
+      // (leading *): the sign-up form sends what was typed as USERNAME / PASSWORD through the
+      // engine (linkrequest), and the server's answer (NEWUSER) is shown as text.
+      await page.goto(`${base}&wp_useloginpage=2&wp_newuser=${encodeURIComponent('https://signup.example.org/new')}`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await waitPage(page, 'page_login');
+      const link = await page.$eval('#login_newuser_link', (a) => [a.hidden, a.getAttribute('href')]);
+      assert(!link[0] && link[1] === 'https://signup.example.org/new', 'newuser link: ' + JSON.stringify(link));
+      assert(await page.$eval('#login_newuser', (e) => e.hidden), 'a link: no sign-up form button');
+      const api = `*${origin}/signup?user=USERNAME&pass=PASSWORD`;
+      await page.goto(`${base}&wp_useloginpage=2&wp_newuser=${encodeURIComponent(api)}`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await waitPage(page, 'page_login');
+      try {
+        assert(await page.$eval('#login_newuser_link', (e) => e.hidden), 'an API request: no link');
+        await page.click('#login_newuser');
+        await page.waitForSelector('#newuser_form:visible', { timeout: TIMEOUT });
+        await page.fill('#newuser_username', 'alice new');
+        await page.fill('#newuser_password', 'p&ss word');
+        const before = signups.length;
+        await page.click('#newuser_submit');
+        await waitUntil(() => signups.length > before, 'the sign-up request');
+        const got = signups[signups.length - 1];
+        assert(got.user === 'alice new' && got.pass === 'p&ss word', 'typed account in the request: ' + JSON.stringify(got));
+        await page.waitForFunction(() => /Welcome alice new!/.test(document.getElementById('newuser_status').textContent), null, { timeout: TIMEOUT });
+        assert(!(await page.$('#newuser_status b')), 'the answer is shown as text');
+        await shot(page, 'newuser-form.png');
+        await axe(page, 'page_login sign-up form');
+        await page.click('#newuser_back');
+        assert((await page.inputValue('#login_username')) === 'alice new', 'the new name is ready to sign in');
+      } finally {
+        await page.evaluate(() => window.webphone_api.setparameter('newuser', '')).catch(() => {});
       }
     },
 

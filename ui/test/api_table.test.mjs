@@ -133,6 +133,7 @@ test('each table function reaches the engine by name with its arguments as strin
     ['importvcard', ['BEGIN:VCARD\r\nFN:Ann\r\nTEL:1002\r\nEND:VCARD\r\n'], ['BEGIN:VCARD\r\nFN:Ann\r\nTEL:1002\r\nEND:VCARD\r\n']],
     ['exportvcard', [], []],
     ['callvoicemail', [], []],
+    ['linkrequest', ['newuser', 'USERNAME=a&PASSWORD=b'], ['newuser', 'USERNAME=a&PASSWORD=b']],
   ];
   for (const [fn, args, expected] of cases) {
     const before = requests.length;

@@ -331,6 +331,7 @@ impl Core {
             "importvcard" => self.importvcard_api(args),
             "exportvcard" => self.exportvcard_api(),
             "callvoicemail" => self.callvoicemail_api().await,
+            "linkrequest" => self.linkrequest_api(args),
             "getvolume" => self.getvolume_api(args),
             "setvolume" => self.setvolume_api(args),
             "jvoip" => Err(jvoip_refusal(arg(args, 0).unwrap_or(""))),
@@ -658,6 +659,38 @@ impl Core {
         };
         self.lines.set_active(n);
         self.setline = None;
+        Ok(Value::Null)
+    }
+
+    /// `linkrequest(name, tokens)` (engine extension): asks an API link parameter
+    /// (`newuser`, `recharge`, `p2p`, `callback`, `creditrequest`, `ratingrequest`) in the
+    /// background; `tokens` is a form-encoded list (`USERNAME=alice&PASSWORD=...`) of token
+    /// values for this request. The answer comes as a notification (`NEWUSER`, `ANSWER`,
+    /// `CREDIT` or `RATING`).
+    fn linkrequest_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let usage = "usage: linkrequest(name, tokens): name newuser|recharge|p2p|callback|creditrequest|ratingrequest, tokens like USERNAME=alice&PASSWORD=secret";
+        let name = arg(args, 0).map(str::trim).unwrap_or("");
+        if name.is_empty() {
+            return Err(bad(usage));
+        }
+        let tokens = arg(args, 1).map(str::trim).unwrap_or("");
+        let extra: Vec<(String, String)> = if tokens.is_empty() {
+            Vec::new()
+        } else {
+            // Form decoding (`+`, `%XX`) through a URL's query.
+            let url = reqwest::Url::parse(&format!("http://linkrequest.invalid/?{tokens}"))
+                .map_err(|_| bad(usage))?;
+            url.query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        };
+        self.integrations
+            .request_link(&self.params, name, &extra)
+            .map_err(|e| match e {
+                crate::integrations::IntegrationError::UnknownLink(_)
+                | crate::integrations::IntegrationError::UnknownToken(_) => bad(e.to_string()),
+                e => ApiError::Failed(e.to_string()),
+            })?;
         Ok(Value::Null)
     }
 

@@ -99,6 +99,15 @@ pub enum IntegrationError {
     /// Called outside a tokio runtime.
     #[error("no async runtime to send the request on")]
     NoRuntime,
+    /// `linkrequest` of a name that is not an API link parameter.
+    #[error("{0:?} is not one of newuser, recharge, p2p, callback, creditrequest, ratingrequest")]
+    UnknownLink(String),
+    /// `linkrequest` of a link parameter whose value is a plain link (no leading `*`).
+    #[error("{0} is a link, not an API request (its value has no leading *)")]
+    NotApi(&'static str),
+    /// `linkrequest` with a token that cannot be given.
+    #[error("token {0:?} cannot be given (USERNAME, PASSWORD, PINCODE, CALLBACKNR, PHONE1, PHONE2, CALLEDNUMBER, TEXT)")]
+    UnknownToken(String),
 }
 
 /// Every moment an action URL is fired at (behaviours §17).
@@ -672,6 +681,60 @@ impl Integrations {
             api,
             target: substitute(template, &t),
         })
+    }
+
+    /// `linkrequest(name, tokens)` (engine extension): asks the API link `name` in the
+    /// background, with `extra` token values (`USERNAME`, `PASSWORD`, `PINCODE`,
+    /// `CALLBACKNR`, `PHONE1`, `PHONE2`, `CALLEDNUMBER`, `TEXT`) over the usual ones, e.g.
+    /// the name and password a user typed into the sign-up form of an API `newuser`. The
+    /// answer arrives as a notification: `NEWUSER,text` for `newuser`, `CREDIT,text` for
+    /// `creditrequest`, `RATING,text` for `ratingrequest`, `ANSWER,text` for `recharge`,
+    /// `p2p` and `callback` (notifications.md §21); a failure as a `LOG,WARNING` line.
+    /// Errors: an unknown name, a parameter that is not set or is a plain link (no `*`).
+    pub fn request_link(
+        &self,
+        params: &ParamStore,
+        name: &str,
+        extra: &[(String, String)],
+    ) -> Result<(), IntegrationError> {
+        let (param, prefix): (&'static str, &'static str) =
+            match name.trim().to_ascii_lowercase().as_str() {
+                "newuser" => ("newuser", "NEWUSER"),
+                "recharge" => ("recharge", "ANSWER"),
+                "p2p" => ("p2p", "ANSWER"),
+                "callback" => ("callback", "ANSWER"),
+                "creditrequest" => ("creditrequest", "CREDIT"),
+                "ratingrequest" => ("ratingrequest", "RATING"),
+                _ => return Err(IntegrationError::UnknownLink(name.trim().to_string())),
+            };
+        if !self.link(params, param, None, "")?.api {
+            return Err(IntegrationError::NotApi(param));
+        }
+        let mut toks = self.base_tokens(params, "onStart");
+        let mut user = params.get("username");
+        let mut password = params.get("password");
+        for (k, v) in extra {
+            let key = k.trim().to_ascii_uppercase();
+            match key.as_str() {
+                "USERNAME" => user = v.clone(),
+                "PASSWORD" => password = v.clone(),
+                "PINCODE" | "CALLBACKNR" | "PHONE1" | "PHONE2" | "CALLEDNUMBER" | "TEXT" => {
+                    toks.set(&key, v.clone());
+                }
+                _ => return Err(IntegrationError::UnknownToken(k.trim().to_string())),
+            }
+        }
+        toks.set("USERNAME", user.clone())
+            .set("USER", user.clone())
+            .set("MYNUMBER", user.clone())
+            .set("PASSWORD", password.clone())
+            .set("MD5SIMPLE", tokens::md5_hex(&format!("{user}:{password}")))
+            .set(
+                "MD5NORMAL",
+                tokens::md5_hex(&format!("{user}:{password}:{}", self.salt)),
+            );
+        self.answer_as(param, prefix, params, toks);
+        Ok(())
     }
 
     /// Asks an API link (see [`link`](Self::link)) and returns its answer text, e.g. the

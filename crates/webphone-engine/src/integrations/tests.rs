@@ -480,6 +480,62 @@ async fn links_expand_and_api_links_are_asked() {
     ));
 }
 
+#[tokio::test]
+async fn newuser_api_request_carries_the_typed_account_and_answers_as_newuser() {
+    let (base, mut rx) = server(200, "Account alice created").await;
+    let (i, p, mut ev) = setup(&[
+        ("username", "old"),
+        (
+            "newuser",
+            &format!("*{base}/signup?u=USERNAME&p=PASSWORD&h=MD5SIMPLE&pin=PINCODE"),
+        ),
+        (
+            "recharge",
+            &format!("*{base}/recharge?pin=PINCODE&u=USERNAME"),
+        ),
+        ("p2p", "https://example.org/p2p"),
+    ]);
+    let typed = [
+        ("USERNAME".to_string(), "alice".to_string()),
+        ("password".to_string(), "s3 cret&x".to_string()),
+    ];
+    i.request_link(&p, "newuser", &typed).unwrap();
+    let seen = next(&mut rx).await;
+    let md5 = tokens::md5_hex("alice:s3 cret&x");
+    assert_eq!(
+        seen.target,
+        format!("/signup?u=alice&p=s3%20cret%26x&h={md5}&pin=")
+    );
+    assert_eq!(
+        next_note(&mut ev, "NEWUSER,").await,
+        "NEWUSER,Account alice created"
+    );
+    // Other API links answer as ANSWER; the user's own name applies when none is typed.
+    i.request_link(&p, "recharge", &[("PINCODE".into(), "1234".into())])
+        .unwrap();
+    assert_eq!(next(&mut rx).await.target, "/recharge?pin=1234&u=old");
+    assert!(next_note(&mut ev, "ANSWER,")
+        .await
+        .starts_with("ANSWER,Account"));
+    // Refusals: a plain link, an unknown name, an unknown token, an unset parameter.
+    assert!(matches!(
+        i.request_link(&p, "p2p", &[]),
+        Err(IntegrationError::NotApi("p2p"))
+    ));
+    assert!(matches!(
+        i.request_link(&p, "homepage", &[]),
+        Err(IntegrationError::UnknownLink(_))
+    ));
+    assert!(matches!(
+        i.request_link(&p, "newuser", &[("SERVER".into(), "evil".into())]),
+        Err(IntegrationError::UnknownToken(_))
+    ));
+    assert!(matches!(
+        i.request_link(&p, "callback", &[]),
+        Err(IntegrationError::NotConfigured("callback"))
+    ));
+}
+
 /// A one-session FTP server (RFC 959 subset): reports the commands and the stored bytes.
 async fn ftp_server(epsv: bool) -> (u16, mpsc::UnboundedReceiver<(Vec<String>, Vec<u8>)>) {
     use tokio::io::AsyncBufReadExt;

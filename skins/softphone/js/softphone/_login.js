@@ -57,9 +57,72 @@
     }).then(function () { S.byId('login_submit').disabled = false; });
   }
 
+  // newuser: a plain value is the integrator's sign-up page (a link); with a leading * it is an
+  // HTTP API request, asked through the engine's linkrequest with what the user types into the
+  // sign-up form as USERNAME and PASSWORD; the server's answer (NEWUSER notification) is shown
+  // as text.
+  var NEWUSER_WAIT_MS = 20000;
+  var newuserTimer = null;
+  var newuserTyped = '';
+
+  function newuserStatus(text) {
+    var e = S.byId('newuser_status');
+    e.textContent = text || '';
+    e.hidden = !text;
+  }
+
+  function showNewuser(on) {
+    S.byId('login_form').hidden = on;
+    S.byId('newuser_form').hidden = !on;
+    newuserStatus('');
+    if (on) { setTimeout(function () { S.byId('newuser_username').focus(); }, 0); }
+  }
+
+  function newuserDone(text) {
+    if (newuserTimer) { clearTimeout(newuserTimer); newuserTimer = null; }
+    S.byId('newuser_submit').disabled = false;
+    newuserStatus(text);
+  }
+
+  function newuserSubmit(e) {
+    e.preventDefault();
+    var user = S.byId('newuser_username').value.trim();
+    var pass = S.byId('newuser_password').value;
+    if (!user || !pass) { newuserStatus(t('message.account_incomplete')); return; }
+    var q = new global.URLSearchParams();
+    q.set('USERNAME', user);
+    q.set('PASSWORD', pass);
+    newuserTyped = user;
+    S.byId('newuser_submit').disabled = true;
+    newuserStatus(t('sp.newuser_sending'));
+    newuserTimer = setTimeout(function () { newuserDone(t('sp.newuser_noanswer')); }, NEWUSER_WAIT_MS);
+    S.api('linkrequest', 'newuser', q.toString()).catch(function (err) {
+      newuserDone(t('message.error', { reason: S.errText(err) }));
+    });
+  }
+
+  function renderNewuser() {
+    var raw = String(S.param('newuser') || '').trim();
+    var api = raw.charAt(0) === '*';
+    var href = api ? null : S.linkParam('newuser');
+    var link = S.byId('login_newuser_link');
+    link.hidden = !href;
+    if (href) { link.href = href; }
+    S.byId('login_newuser').hidden = !api;
+  }
+
   S.page('page_login', {
     onCreate: function () {
       S.byId('login_form').addEventListener('submit', submit);
+      S.byId('login_newuser').addEventListener('click', function () { showNewuser(true); });
+      S.byId('newuser_back').addEventListener('click', function () { showNewuser(false); });
+      S.byId('newuser_form').addEventListener('submit', newuserSubmit);
+      j$(global.document).on('wpskin:newuser', function (ev, text) {
+        if (!newuserTimer) { return; }
+        newuserDone(String(text || '').trim() || t('sp.newuser_noanswer'));
+        // The new name is ready to sign in with.
+        if (newuserTyped) { S.byId('login_username').value = newuserTyped; }
+      });
       S.byId('login_skip').addEventListener('click', function () {
         S.save('skiplogin', true);
         global.WPRouter.reset('page_dialpad');
@@ -87,6 +150,8 @@
       } else if (logo) {
         box.appendChild(S.el('span', 'logo-text', logo));
       }
+      renderNewuser();
+      showNewuser(false);
       var forgot = S.linkParam('forgotpasswordurl');
       var link = S.byId('login_forgot');
       link.hidden = !forgot;
