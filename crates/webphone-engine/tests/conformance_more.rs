@@ -321,8 +321,10 @@ async fn credit_rating_and_sms_api_answers_become_credit_rating_and_answer() {
     );
 
     bob.api("call", &[&uri]).await;
-    bob.notification(|t| t == "RATING,0.02 USD/min", 10).await;
+    // The rating may come before or after the answer; `notification` also looks at what
+    // was already seen, so wait for the call state first.
     bob.call_state("callConnected", 10).await;
+    bob.notification(|t| t == "RATING,0.02 USD/min", 10).await;
     bob.api("hangup", &[]).await;
     alice.call_state("callDisconnected", 10).await;
     // An incoming call is not rated: alice has no ratingrequest, and bob's answer came once.
