@@ -43,6 +43,8 @@
 //             disableoptions VOICEMAIL hides it
 //   newuser   newuser as a link, and as an API request (*): the sign-up form's name and password
 //             reach the test server through linkrequest, its answer is shown as text
+//   services  Settings > Services: recharge and p2p API forms reach the test server through
+//             linkrequest (answers shown as text), callback as a link
 //   advanced  featureset=15: Settings > Advanced parameters reads and sets engine parameters by name
 // tests/e2e-skins/ui_params_audit.test.mjs (run before the browser) checks that every ui
 // parameter of the catalog is read by a skin and set by one of these scenarios.
@@ -93,6 +95,8 @@ const strings = (lang) => JSON.parse(readFileSync(path.join(ROOT, 'i18n', lang +
 const uploads = [];
 // Sign-up requests of the `newuser` API (GET /signup?user=...&pass=...).
 const signups = [];
+// Requests of the recharge / p2p API links (GET /svc/<name>?...).
+const services = [];
 
 function multipartField(body, name) {
   const m = new RegExp(`name="${name}"(?:; filename="[^"]*")?\\r\\n(?:Content-Type: [^\\r]*\\r\\n)?\\r\\n([\\s\\S]*?)\\r\\n--`).exec(body);
@@ -111,6 +115,12 @@ function staticServer() {
         uploads.push({ filename: multipartField(body, 'filename'), filedata: multipartField(body, 'filedata'), type: req.headers['content-type'] || '' });
         res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('stored');
       });
+      return;
+    }
+    if (req.method === 'GET' && rel.startsWith('/svc/')) {
+      const q = Object.fromEntries(new URL(req.url, 'http://x').searchParams);
+      services.push({ name: rel.slice(5), q });
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`Done: ${rel.slice(5)} <i>${JSON.stringify(q)}</i>`);
       return;
     }
     if (req.method === 'GET' && rel === '/signup') {
@@ -1568,6 +1578,40 @@ function scenarios(env) {
         assert((await page.inputValue('#login_username')) === 'alice new', 'the new name is ready to sign in');
       } finally {
         await page.evaluate(() => window.webphone_api.setparameter('newuser', '')).catch(() => {});
+      }
+    },
+
+    async services(page) {
+      // Settings > Services: recharge and p2p as API requests (forms; the typed values reach the
+      // server through linkrequest, the answers are shown as text), callback as a link.
+      const q = [`wp_recharge=${encodeURIComponent(`*${origin}/svc/recharge?pin=PINCODE`)}`,
+        `wp_p2p=${encodeURIComponent(`*${origin}/svc/p2p?a=PHONE1&b=PHONE2`)}`,
+        `wp_callback=${encodeURIComponent('https://callback.example.org/c')}`].join('&');
+      await page.goto(`${base}&${q}`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      try {
+        await goPage(page, 'page_settings');
+        await page.waitForSelector('#settings_services:visible', { timeout: TIMEOUT });
+        assert((await page.getAttribute('#service_callback_link', 'href')) === 'https://callback.example.org/c', 'callback as a link');
+        const before = services.length;
+        await page.fill('#service_recharge_pincode', '1234-5678');
+        await page.click('#service_recharge_send');
+        await waitUntil(() => services.length > before, 'the recharge request');
+        const r = services[services.length - 1];
+        assert(r.name === 'recharge' && r.q.pin === '1234-5678', 'recharge request: ' + JSON.stringify(r));
+        await page.waitForFunction(() => /Done: recharge/.test(document.getElementById('service_recharge_status').textContent), null, { timeout: TIMEOUT });
+        assert(!(await page.$('#service_recharge_status i')), 'the answer is shown as text');
+        await page.fill('#service_p2p_phone1', '+3611111');
+        await page.fill('#service_p2p_phone2', '+3622222');
+        await page.click('#service_p2p_send');
+        await waitUntil(() => services.length > before + 1, 'the p2p request');
+        const p = services[services.length - 1];
+        assert(p.name === 'p2p' && p.q.a === '+3611111' && p.q.b === '+3622222', 'p2p request: ' + JSON.stringify(p));
+        await page.waitForFunction(() => /Done: p2p/.test(document.getElementById('service_p2p_status').textContent), null, { timeout: TIMEOUT });
+        await shot(page, 'settings-services.png');
+        await axe(page, 'page_settings with services');
+      } finally {
+        await page.evaluate(() => Promise.all(['recharge', 'p2p', 'callback'].map((n) => window.webphone_api.setparameter(n, '')))).catch(() => {});
       }
     },
 

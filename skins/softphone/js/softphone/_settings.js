@@ -178,6 +178,104 @@
     global.document.body.removeChild(form);
   }
 
+  // Services of the integrator (links parameters recharge, p2p, callback): a plain value is a
+  // link; with a leading * it is an HTTP API request asked through the engine's linkrequest
+  // with the values of a small form (recharge: PINCODE; p2p: PHONE1, PHONE2; callback:
+  // CALLBACKNR). The server's answer (ANSWER notification) is shown as text under the form.
+  var SERVICES = [
+    ['recharge', 'sp.recharge', [['PINCODE', 'sp.pincode']]],
+    ['p2p', 'sp.p2p', [['PHONE1', 'sp.phone1'], ['PHONE2', 'sp.phone2']]],
+    ['callback', 'sp.callback', [['CALLBACKNR', 'sp.callbacknr']]]
+  ];
+  var pendingService = null;   // { status: element, button: element, timer: id }
+
+  function serviceDone(text) {
+    if (!pendingService) { return; }
+    clearTimeout(pendingService.timer);
+    pendingService.button.disabled = false;
+    pendingService.status.textContent = text;
+    pendingService.status.hidden = !text;
+    pendingService = null;
+  }
+
+  function serviceForm(name, label, fields) {
+    var form = S.el('form', 'form service-form');
+    form.id = 'service_' + name;
+    form.noValidate = true;
+    form.appendChild(S.el('h3', null, t(label)));
+    var inputs = fields.map(function (f) {
+      var box = S.el('div', 'field');
+      var id = 'service_' + name + '_' + f[0].toLowerCase();
+      var l = S.el('label', null, t(f[1]));
+      l.htmlFor = id;
+      var input = S.el('input');
+      input.type = 'text';
+      input.id = id;
+      input.autocomplete = 'off';
+      box.appendChild(l);
+      box.appendChild(input);
+      form.appendChild(box);
+      return [f[0], input];
+    });
+    var status = S.el('p', 'form-status');
+    status.id = 'service_' + name + '_status';
+    status.setAttribute('role', 'status');
+    status.hidden = true;
+    var button = S.el('button', 'btn btn-primary', t('sp.service_send'));
+    button.type = 'submit';
+    button.id = 'service_' + name + '_send';
+    form.appendChild(status);
+    form.appendChild(button);
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var q = new global.URLSearchParams();
+      var missing = false;
+      inputs.forEach(function (p) {
+        var v = p[1].value.trim();
+        if (!v) { missing = true; }
+        q.set(p[0], v);
+      });
+      if (missing) { status.textContent = t('message.account_incomplete'); status.hidden = false; return; }
+      serviceDone('');
+      button.disabled = true;
+      status.textContent = t('sp.newuser_sending');
+      status.hidden = false;
+      pendingService = { status: status, button: button, timer: setTimeout(function () { serviceDone(t('sp.newuser_noanswer')); }, 20000) };
+      S.api('linkrequest', name, q.toString()).catch(function (err) {
+        serviceDone(t('message.error', { reason: S.errText(err) }));
+      });
+    });
+    return form;
+  }
+
+  function renderServices() {
+    var box = S.byId('settings_services_list');
+    box.textContent = '';
+    SERVICES.forEach(function (svc) {
+      var raw = String(S.param(svc[0]) || '').trim();
+      if (!raw) { return; }
+      if (raw.charAt(0) === '*') {
+        box.appendChild(serviceForm(svc[0], svc[1], svc[2]));
+        return;
+      }
+      var href = S.linkParam(svc[0]);
+      if (!href) { return; }
+      var a = S.el('a', 'btn-link', t(svc[1]));
+      a.href = href;
+      a.id = 'service_' + svc[0] + '_link';
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer';
+      var p = S.el('p');
+      p.appendChild(a);
+      box.appendChild(p);
+    });
+    S.byId('settings_services').hidden = !box.firstChild;
+  }
+
+  j$(global.document).on('wpskin:answer', function (e, text) {
+    serviceDone(String(text || '').trim() || t('sp.newuser_noanswer'));
+  });
+
   S.page('page_settings', {
     onCreate: function () {
       S.byId('settings_logs_show').addEventListener('click', showLogs);
@@ -283,6 +381,7 @@
       var about = brand + (S.param('version') ? ' ' + S.param('version') : '') + (S.param('companyname') ? ' · ' + S.param('companyname') : '');
       S.byId('settings_about_text').textContent = about;
       renderLogActions();
+      renderServices();
       // homepage, helpurl, supporturi, supportmail, accounturi, licenseurl: links (as text).
       var list = S.byId('settings_links');
       list.textContent = '';

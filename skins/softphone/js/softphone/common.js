@@ -114,6 +114,7 @@
     callnot_title: '', callnot_body: '', callnot_icon: '', callnot_image: '', chatsms: '0', showincomingchatas: '0', savetocontacts: '1', callparknumber: '',
     hasringcounter: 'false', homepage: '', helpurl: '', supporturi: '', supportmail: '', accounturi: '',
     licenseurl: '', advertisement: '', extramenuurl: '', extramenutxt: '', newuser: '',
+    recharge: '', p2p: '', callback: '',
     logsendto: '1', logform_action: '', logform_filename: '',
     hasfiletransfer: 'false', filetransferurl: '', displaynotification: '1', displayvideodevice: '0',
     displaypeerdetails: '', showsynccontactsmenu: '1',
@@ -459,7 +460,7 @@
       if (!raw) { return; }
       var line = raw.replace(/^WPNOTIFICATION,/, '').replace(/\s*NEOL\s*$/, '');
       var f = line.split(',').map(function (s) { return s.trim(); });
-      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'CDR') { onCdr(f); } else if (f[0] === 'POPUP') { onPopup(line.slice(6)); } else if (f[0] === 'MWI') { onMwi(line.slice(4)); } else if (f[0] === 'NEWUSER') { emit('newuser', line.slice(8)); }
+      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'CDR') { onCdr(f); } else if (f[0] === 'POPUP') { onPopup(line.slice(6)); } else if (f[0] === 'MWI') { onMwi(line.slice(4)); } else if (f[0] === 'NEWUSER') { emit('newuser', line.slice(8)); } else if (f[0] === 'ANSWER') { emit('answer', line.slice(7)); }
     });
   }
 
