@@ -306,6 +306,8 @@ pub(crate) struct Core {
     watches: std::collections::HashMap<webphone_sip::SubKey, watch::Watch>,
     /// Our message-summary subscription to our own voicemail (RFC 3842 §4), while it lasts.
     mwi_sub: Option<webphone_sip::SubKey>,
+    /// `enableblf` / `enablepresence` in auto mode, as learned this session.
+    watch_switch: watch::WatchSwitch,
     /// The last SIP messages (`getsipmessage`, `getsipheader`).
     siplog: sipmsg::SipLog,
     /// HTTP integrations: action URLs, provisioning, uploads (crate::integrations).
@@ -523,6 +525,7 @@ impl Core {
             chats: Default::default(),
             watches: Default::default(),
             mwi_sub: None,
+            watch_switch: Default::default(),
             siplog: Default::default(),
             hub: None,
             dnd: false,
@@ -574,7 +577,8 @@ impl Core {
     async fn watch_configured_lists(&mut self) {
         for (param, blf) in [("presenceuserlist", false), ("blfuserlist", true)] {
             let list = self.params.get(param);
-            if list.trim().is_empty() {
+            let (_, mode) = self.watch_mode(blf);
+            if list.trim().is_empty() || !self.watch_switch.allowed(blf, mode) {
                 continue;
             }
             if let Err(e) = self.watch_api(&[list], blf).await {

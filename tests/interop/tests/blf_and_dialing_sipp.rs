@@ -2,7 +2,8 @@
 //!
 //! - BLF (`checkblf`, dialog event package RFC 4235 over RFC 6665): a notifier's NOTIFYs become
 //!   `BLF` notifications and `onBLFStateChange` callbacks (ringing, in call, idle), and a
-//!   refused subscription is reported as `failed` (`peers/sipp-uas-blf-*.xml`).
+//!   refused subscription is reported as `failed` (`peers/sipp-uas-blf-*.xml`); `enableblf`
+//!   1 switches BLF off after a refusal, 3 keeps subscribing, 0 never subscribes.
 //! - Outgoing number preparation seen by the far end: `normalizenumber`, `numpxrewrite` and
 //!   `techprefix` in the Request-URI SIPp receives.
 
@@ -106,6 +107,62 @@ fn blf_notifies_ringing_in_call_and_idle_and_a_refused_watch_fails() {
         vec![("undefined".into(), "failed".into(), String::new())]
     );
     refuser.assert_success(WAIT);
+    cli.quit();
+}
+
+/// One refusing BLF server (SIPp, one SUBSCRIBE); the `BLF,1003,...,failed` line seen.
+fn refused_once(dir: &TestDir, cli: &mut webphone_interop::Cli) {
+    let mut refuser = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uas-blf-refuse.xml"),
+        None,
+        &[],
+    );
+    let mark = cli.mark();
+    cli.api_ok(&format!("checkblf sip:1003@127.0.0.1:{}", refuser.port()));
+    let failed = cli.expect_after(mark, |l| l.starts_with("BLF,1003,"), WAIT);
+    assert_eq!(failed, "BLF,1003,undefined,failed,");
+    refuser.assert_success(WAIT);
+}
+
+#[test]
+fn enableblf_auto_switches_off_after_a_refusal_and_force_keeps_subscribing() {
+    let _serial = serial();
+    if !require_tools("enableblf_sipp", &[SIPP]) {
+        return;
+    }
+    // 1 (auto, the default): the first refusal before any NOTIFY switches BLF off.
+    let dir = TestDir::new("enableblf_auto");
+    let mut cli = start_cli(&dir, &softphone(&dir, &[]));
+    refused_once(&dir, &mut cli);
+    let again = cli.api(
+        &format!("checkblf sip:1003@127.0.0.1:{}", free_port()),
+        WAIT,
+    );
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(|e| e.contains("switched off (enableblf 1")),
+        "auto after a refusal: {again:?}"
+    );
+    cli.quit();
+    // 3 (force): every checkblf subscribes again, refusals or not.
+    let dir = TestDir::new("enableblf_force");
+    let mut cli = start_cli(&dir, &softphone(&dir, &[("enableblf", "3")]));
+    refused_once(&dir, &mut cli);
+    refused_once(&dir, &mut cli);
+    cli.quit();
+    // 0: nothing is subscribed.
+    let dir = TestDir::new("enableblf_off");
+    let mut cli = start_cli(&dir, &softphone(&dir, &[("enableblf", "0")]));
+    let off = cli.api(
+        &format!("checkblf sip:1003@127.0.0.1:{}", free_port()),
+        WAIT,
+    );
+    assert!(
+        off.as_ref().is_err_and(|e| e.contains("enableblf 0")),
+        "enableblf 0: {off:?}"
+    );
     cli.quit();
 }
 

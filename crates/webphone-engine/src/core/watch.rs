@@ -188,6 +188,18 @@ impl Core {
         args: &[String],
         blf: bool,
     ) -> Result<Value, ApiError> {
+        let (param, mode) = self.watch_mode(blf);
+        if !self.watch_switch.allowed(blf, mode) {
+            return Err(ApiError::Failed(format!(
+                "{} is switched off ({param} {mode}{})",
+                if blf { "BLF" } else { "presence" },
+                if mode == 0 {
+                    ""
+                } else {
+                    ", the server refused it"
+                }
+            )));
+        }
         let list = arg(args, 0).unwrap_or("");
         let users: Vec<String> = list
             .split(',')
@@ -221,6 +233,12 @@ impl Core {
         Ok(Value::Null)
     }
 
+    /// The parameter and value deciding BLF (`enableblf`) or presence (`enablepresence`).
+    pub(super) fn watch_mode(&self, blf: bool) -> (&'static str, i64) {
+        let param = if blf { "enableblf" } else { "enablepresence" };
+        (param, self.params.get_i64(param).unwrap_or(1))
+    }
+
     /// `setpresencestatus(status)`: PUBLISH our presence.
     pub(super) fn setpresencestatus_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
         let status = arg(args, 0).unwrap_or("").trim();
@@ -234,6 +252,11 @@ impl Core {
         })?;
         // Do-not-disturb is ours even without a presence server: calls get 480 meanwhile.
         self.dnd = status.eq_ignore_ascii_case("dnd");
+        let (_, mode) = self.watch_mode(false);
+        if !self.watch_switch.allowed(false, mode) {
+            // `enablepresence 0` (or switched off): the state stays local, nothing is published.
+            return Ok(Value::Null);
+        }
         let Some(sip) = &self.sip else {
             return Err(ApiError::Failed("engine not started".into()));
         };
@@ -337,6 +360,7 @@ impl Core {
         let Some(watch) = sub.and_then(|s| self.watches.get(&s)).cloned() else {
             return;
         };
+        self.watch_switch.on_success(matches!(watch, Watch::Blf(_)));
         if let SubscriptionState::Terminated { .. } = state {
             if let Some(s) = sub {
                 self.watches.remove(&s);
@@ -417,6 +441,14 @@ impl Core {
             Severity::Warning,
             &format!("subscription for {watch:?} failed: {code}"),
         );
+        let blf = matches!(watch, Watch::Blf(_));
+        let (param, mode) = self.watch_mode(blf);
+        if self.watch_switch.on_failure(blf, mode, code) {
+            self.log(
+                Severity::Warning,
+                &format!("{param} {mode}: switched off for this session after {code}"),
+            );
+        }
         match watch {
             Watch::Presence(peer) => self.presence(&peer, "Unknown", &format!("{code}")),
             Watch::Blf(peer) => self.blf(&peer, "undefined", "failed", ""),
@@ -456,8 +488,98 @@ impl Core {
     }
 }
 
+/// `enableblf` and `enablepresence` over a session (parameters.tsv): 0 off; `enableblf` 1
+/// "auto" switches to on after the first BLF NOTIFY and off after the first refusal before
+/// that, 2 "enable" switches off only when the server says it cannot do the package (405,
+/// 489 Bad Event, 501), 3 "force" never switches off. `enablepresence` 1 "auto" switches off
+/// like `enableblf` 2, 2 "always" never.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WatchSwitch {
+    blf_confirmed: bool,
+    blf_off: bool,
+    presence_off: bool,
+}
+
+/// A refusal that means the server has no such event package or method.
+fn cannot_do_package(code: u16) -> bool {
+    matches!(code, 405 | 489 | 501)
+}
+
+impl WatchSwitch {
+    /// Whether new subscriptions (and, for presence, PUBLISH) may go out.
+    pub(crate) fn allowed(&self, blf: bool, mode: i64) -> bool {
+        match (blf, mode) {
+            (_, 0) => false,
+            (true, 3) | (false, 2) => true,
+            (true, _) => !self.blf_off,
+            (false, _) => !self.presence_off,
+        }
+    }
+
+    /// A NOTIFY of a watch arrived: the server does the package.
+    pub(crate) fn on_success(&mut self, blf: bool) {
+        if blf {
+            self.blf_confirmed = true;
+        }
+    }
+
+    /// A watch subscription failed with `code`; true when this switches the feature off.
+    pub(crate) fn on_failure(&mut self, blf: bool, mode: i64, code: u16) -> bool {
+        let off = match (blf, mode) {
+            (true, 1) => !self.blf_confirmed || cannot_do_package(code),
+            (true, 2) | (false, 1) => cannot_do_package(code),
+            _ => false,
+        };
+        let slot = if blf {
+            &mut self.blf_off
+        } else {
+            &mut self.presence_off
+        };
+        let newly = off && !*slot;
+        *slot |= off;
+        newly
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn enableblf_auto_switches_off_after_a_first_refusal_and_on_after_a_notify() {
+        let mut w = super::WatchSwitch::default();
+        assert!(w.allowed(true, 1));
+        assert!(
+            w.on_failure(true, 1, 404),
+            "auto: any refusal before success"
+        );
+        assert!(!w.allowed(true, 1));
+        assert!(w.allowed(true, 3), "force ignores the switch");
+        assert!(!w.allowed(true, 0));
+        let mut w = super::WatchSwitch::default();
+        w.on_success(true);
+        assert!(
+            !w.on_failure(true, 1, 404),
+            "auto after a NOTIFY: a missing user is no reason"
+        );
+        assert!(w.on_failure(true, 1, 489));
+    }
+
+    #[test]
+    fn enableblf_enable_and_enablepresence_auto_switch_off_only_without_the_package() {
+        let mut w = super::WatchSwitch::default();
+        assert!(!w.on_failure(true, 2, 404));
+        assert!(!w.on_failure(true, 2, 408));
+        assert!(w.allowed(true, 2));
+        assert!(w.on_failure(true, 2, 489));
+        assert!(!w.allowed(true, 2));
+        assert!(!w.on_failure(true, 3, 489), "force never");
+        assert!(!w.on_failure(false, 1, 403));
+        assert!(w.on_failure(false, 1, 501));
+        assert!(!w.allowed(false, 1));
+        assert!(w.allowed(false, 2), "always");
+        assert!(!w.allowed(false, 0));
+        assert!(!w.on_failure(false, 2, 489));
+    }
+
     use super::*;
 
     #[test]
