@@ -239,6 +239,46 @@ pub fn open_output_with(
     }
 }
 
+/// [`open_input_with`], but a named cpal device that cannot be opened gives way to the system
+/// default device, the rule of a device lost mid-call: the device and, when
+/// the default took over, why the named one failed. Files, `null` and the default itself
+/// have nothing to fall back to; when the default fails too, the named device's error is
+/// returned.
+pub fn open_input_or_default(
+    spec: &DeviceSpec,
+    sample_rate: u32,
+    events: Option<DeviceEvents>,
+) -> Result<(Box<dyn AudioInput>, Option<AudioError>), AudioError> {
+    match open_input_with(spec, sample_rate, events) {
+        Ok(d) => Ok((d, None)),
+        Err(e) if matches!(spec, DeviceSpec::Device(_)) => {
+            match open_input_with(&DeviceSpec::Default, sample_rate, None) {
+                Ok(d) => Ok((d, Some(e))),
+                Err(_) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// [`open_output_with`] with the same fallback as [`open_input_or_default`].
+pub fn open_output_or_default(
+    spec: &DeviceSpec,
+    sample_rate: u32,
+    events: Option<DeviceEvents>,
+) -> Result<(Box<dyn AudioOutput>, Option<AudioError>), AudioError> {
+    match open_output_with(spec, sample_rate, events) {
+        Ok(d) => Ok((d, None)),
+        Err(e) if matches!(spec, DeviceSpec::Device(_)) => {
+            match open_output_with(&DeviceSpec::Default, sample_rate, None) {
+                Ok(d) => Ok((d, Some(e))),
+                Err(_) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Ids of the cpal devices available for `dir` (e.g. `alsa:default`, `alsa:pulse`); each one
 /// can be passed back as a [`DeviceSpec::Device`]. The `file:` and `null` pseudo-devices are
 /// not listed. An empty list (not an error) when the host has no devices.

@@ -13,7 +13,10 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use webphone_audio::{list_devices, open_input, open_output, DeviceSpec, Direction};
+use webphone_audio::{
+    list_devices, open_input, open_input_or_default, open_output, open_output_or_default,
+    DeviceSpec, Direction,
+};
 
 const DEVICE: &str = "alsa:default";
 
@@ -181,4 +184,27 @@ fn pulse_device_opens_by_id_suffix_and_by_its_human_name() {
     assert!(input.is_ok(), "open by id suffix: {:?}", input.err());
     let output = open_output(&DeviceSpec::parse("pulseaudio sound server"), 8000);
     assert!(output.is_ok(), "open by description: {:?}", output.err());
+}
+
+#[test]
+fn a_named_device_that_cannot_be_opened_gives_way_to_the_default_one() {
+    if !require_pulse("a_named_device_that_cannot_be_opened_gives_way_to_the_default_one") {
+        return;
+    }
+    let missing = DeviceSpec::Device("no such headset 7f3a".into());
+    let (mut input, why) = open_input_or_default(&missing, 16000, None).expect("default input");
+    let why = why.expect("the named device failed").to_string();
+    assert!(why.contains("no such headset 7f3a"), "{why}");
+    let mut frame = vec![0i16; 320];
+    input.read_frame(&mut frame);
+    let (mut output, why) = open_output_or_default(&missing, 16000, None).expect("default output");
+    assert!(why.is_some(), "the named output failed");
+    output.write_frame(&frame);
+    // A device that opens is used as it is; files and null never fall back.
+    let (_, why) = open_input_or_default(&DeviceSpec::Device(DEVICE.into()), 16000, None)
+        .expect("alsa:default opens");
+    assert!(why.is_none());
+    assert!(
+        open_input_or_default(&DeviceSpec::File("/no/such/file.wav".into()), 16000, None).is_err()
+    );
 }

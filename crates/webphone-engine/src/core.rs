@@ -11,7 +11,9 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use webphone_audio::{open_input_with, open_output_with, AudioInput, AudioOutput, DeviceSpec};
+use webphone_audio::{
+    open_input_or_default, open_output_or_default, AudioError, AudioInput, AudioOutput, DeviceSpec,
+};
 use webphone_media::{
     codec_prefs_from_params, sdp, MediaAlarm, MediaEvent, MediaOffer, MediaSession, Negotiated,
     PcmSink, PcmSource, PipelineConfig, RtpSocket, SrtpPolicy,
@@ -1464,17 +1466,18 @@ impl Core {
         }
     }
 
-    /// Opens the configured capture and playback devices; a device that cannot be opened is
-    /// replaced by `null` (the call goes on) and the user is told. Opening a sound card can
-    /// take a while, so it runs off the engine task.
+    /// Opens the configured capture and playback devices. A named device that cannot be
+    /// opened gives way to the system default (as when it is lost mid-call); when nothing
+    /// opens, `null` takes its place (the call goes on). The user is told either way. Opening
+    /// a sound card can take a while, so it runs off the engine task.
     async fn open_devices(&self, rate: u32) -> (Box<dyn AudioInput>, Box<dyn AudioOutput>) {
         let in_spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
         let out_spec = DeviceSpec::parse(&self.params.get("audiodeviceout"));
         let (in_events, out_events) = (self.device_events(), self.device_events());
         let opened = tokio::task::spawn_blocking(move || {
             (
-                open_input_with(&in_spec, rate, Some(in_events)),
-                open_output_with(&out_spec, rate, Some(out_events)),
+                open_input_or_default(&in_spec, rate, Some(in_events)),
+                open_output_or_default(&out_spec, rate, Some(out_events)),
             )
         })
         .await;
@@ -1496,7 +1499,8 @@ impl Core {
         let spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
         let events = self.device_events();
         let opened =
-            tokio::task::spawn_blocking(move || open_input_with(&spec, rate, Some(events))).await;
+            tokio::task::spawn_blocking(move || open_input_or_default(&spec, rate, Some(events)))
+                .await;
         let input = opened.unwrap_or_else(|e| {
             Err(webphone_audio::AudioError::Thread {
                 device: "audio".into(),
@@ -1511,7 +1515,8 @@ impl Core {
         let spec = DeviceSpec::parse(&self.params.get("audiodeviceout"));
         let events = self.device_events();
         let opened =
-            tokio::task::spawn_blocking(move || open_output_with(&spec, rate, Some(events))).await;
+            tokio::task::spawn_blocking(move || open_output_or_default(&spec, rate, Some(events)))
+                .await;
         let output = opened.unwrap_or_else(|e| {
             Err(webphone_audio::AudioError::Thread {
                 device: "audio".into(),
@@ -1523,10 +1528,17 @@ impl Core {
 
     fn input_or_silence(
         &self,
-        input: Result<Box<dyn AudioInput>, webphone_audio::AudioError>,
+        input: Result<(Box<dyn AudioInput>, Option<AudioError>), AudioError>,
     ) -> Box<dyn AudioInput> {
         match input {
-            Ok(d) => d,
+            Ok((d, None)) => d,
+            Ok((d, Some(e))) => {
+                self.display(
+                    Severity::Warning,
+                    &format!("Cannot open the recording device ({e}); using the default one"),
+                );
+                d
+            }
             Err(e) => {
                 self.display(
                     Severity::Warning,
@@ -1539,10 +1551,17 @@ impl Core {
 
     fn output_or_silence(
         &self,
-        output: Result<Box<dyn AudioOutput>, webphone_audio::AudioError>,
+        output: Result<(Box<dyn AudioOutput>, Option<AudioError>), AudioError>,
     ) -> Box<dyn AudioOutput> {
         match output {
-            Ok(d) => d,
+            Ok((d, None)) => d,
+            Ok((d, Some(e))) => {
+                self.display(
+                    Severity::Warning,
+                    &format!("Cannot open the playback device ({e}); using the default one"),
+                );
+                d
+            }
             Err(e) => {
                 self.display(
                     Severity::Warning,

@@ -268,3 +268,65 @@ fn call_survives_headset_unplug_and_uses_the_default_device_then_the_headset_aga
     }
     cli.quit();
 }
+
+/// The configured headset is missing when the call starts: the default devices carry the
+/// call (baresip hears the default microphone's tone) and the user is told, instead of a
+/// silent call.
+#[test]
+fn missing_headset_at_call_start_uses_the_default_device() {
+    let name = "audio_device_missing_at_start";
+    let _serial = serial();
+    if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP, PULSEAUDIO, PACTL]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let main = PulseServer::start(
+        dir.path(),
+        "pa-main",
+        &[
+            "module-null-sink sink_name=main_out rate=48000",
+            "module-null-sink sink_name=main_mic rate=48000",
+            &format!("module-sine sink=main_mic frequency={DEFAULT_HZ}"),
+        ],
+    );
+    main.pactl(&["set-default-sink", "main_out"]);
+    main.pactl(&["set-default-source", "main_mic.monitor"]);
+    let kam = Kamailio::start(dir.path());
+    let mut bs = Baresip::start(dir.path(), BaresipOpts::registered_to(kam.port()));
+    let params = Params::account(&kam, "1001", Transport::Udp)
+        .set("audiodevicein", "alsa:headset_mic")
+        .set("audiodeviceout", "alsa:headset")
+        .set("aec", "0")
+        .set("aec2", "0")
+        .set("denoise", "0")
+        .set("agc", "0");
+    let runtime = format!("XDG_RUNTIME_DIR={}", main.runtime_dir().display());
+    let wrapper = ["env".to_string(), runtime];
+    let mut cli = Cli::start_wrapped(dir.path(), &wrapper, &params.pairs(), &["--callbacks"]);
+    expect_registered(&mut cli, 0);
+    cli.api_ok("call 1002");
+    expect_connected(&mut cli);
+    bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    for what in ["recording device", "playback device"] {
+        expect_lines(
+            &cli,
+            "CALLBACK,onDisplay,",
+            &[what, "using the default one"],
+            1,
+            WAIT,
+        );
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_streams_on(&main, "main_out", "main_mic.monitor");
+    cli.api_ok("hangup");
+    bs.wait_event("CALL_CLOSED", |_| true, WAIT);
+    let wav = bs.last_received_wav();
+    let l = tone_level_between(&wav, DEFAULT_HZ, 0.5, 2.5);
+    eprintln!("baresip heard {DEFAULT_HZ} Hz: {l:?}");
+    assert!(
+        l.present(-40.0),
+        "baresip hears the default microphone: {l:?} in {}",
+        wav.display()
+    );
+    cli.quit();
+}

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use webphone_audio::{open_output, DeviceSpec};
+use webphone_audio::{open_output_or_default, DeviceSpec};
 use webphone_media::local::tones::{ToneGenerator, ToneKind, TonePlan};
 use webphone_media::PcmSource;
 
@@ -85,9 +85,19 @@ impl Core {
             return;
         };
         let spec = DeviceSpec::parse(&device);
-        let opened = tokio::task::spawn_blocking(move || open_output(&spec, RING_RATE)).await;
+        let opened =
+            tokio::task::spawn_blocking(move || open_output_or_default(&spec, RING_RATE, None))
+                .await;
         let mut out = match opened {
-            Ok(Ok(o)) => o,
+            Ok(Ok((o, None))) => o,
+            Ok(Ok((o, Some(e)))) => {
+                // Like the call's own devices: the default device rings instead.
+                self.log(
+                    Severity::Warning,
+                    &format!("cannot ring on {device} ({e}); ringing on the default device"),
+                );
+                o
+            }
             Ok(Err(e)) => {
                 self.log(Severity::Warning, &format!("cannot ring on {device}: {e}"));
                 return;
