@@ -216,6 +216,35 @@ impl TestPhone {
         }
     }
 
+    /// Moves every event received so far into `seen` (for failure reports).
+    pub fn drain(&mut self) -> &[Event] {
+        while let Ok(ev) = self.events.try_recv() {
+            self.seen.push(ev);
+        }
+        &self.seen
+    }
+
+    /// Like [`call_state`](Self::call_state) but `None` instead of a panic on time-out.
+    pub async fn try_call_state(&mut self, state: &str, secs: u64) -> Option<Vec<Value>> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.events.recv()).await {
+                Ok(Ok(ev)) => {
+                    self.seen.push(ev.clone());
+                    if let Event::Callback { name, args } = ev {
+                        if name == "onCallStateChange" && args.first() == Some(&Value::from(state))
+                        {
+                            return Some(args);
+                        }
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
     /// Waits for a callState callback with this event name.
     pub async fn call_state(&mut self, state: &str, secs: u64) -> Vec<Value> {
         loop {
