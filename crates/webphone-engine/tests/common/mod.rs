@@ -167,23 +167,36 @@ impl TestPhone {
             .unwrap_or_else(|e| panic!("{f} failed: {e}"))
     }
 
-    /// Waits for a callback with this name and returns its arguments.
-    pub async fn callback(&mut self, name: &str, secs: u64) -> Vec<Value> {
+    /// Receives events into `seen` until one satisfies `pred` (returned) or `secs` pass
+    /// (`None`).
+    async fn next_matching(&mut self, pred: impl Fn(&Event) -> bool, secs: u64) -> Option<Event> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match timeout(left, self.events.recv()).await {
                 Ok(Ok(ev)) => {
                     self.seen.push(ev.clone());
-                    if let Event::Callback { name: n, args } = ev {
-                        if n == name {
-                            return args;
-                        }
+                    if pred(&ev) {
+                        return Some(ev);
                     }
                 }
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
-                _ => panic!("no {name} within {secs} s; seen: {:#?}", self.seen),
+                _ => return None,
             }
+        }
+    }
+
+    /// Waits for a callback with this name and returns its arguments.
+    pub async fn callback(&mut self, name: &str, secs: u64) -> Vec<Value> {
+        let found = self
+            .next_matching(
+                |e| matches!(e, Event::Callback { name: n, .. } if n == name),
+                secs,
+            )
+            .await;
+        match found {
+            Some(Event::Callback { args, .. }) => args,
+            _ => panic!("no {name} within {secs} s; seen: {:#?}", self.seen),
         }
     }
 
@@ -195,24 +208,15 @@ impl TestPhone {
         }) {
             return t;
         }
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match timeout(left, self.events.recv()).await {
-                Ok(Ok(ev)) => {
-                    self.seen.push(ev.clone());
-                    if let Event::Notification(t) = ev {
-                        if pred(&t) {
-                            return t;
-                        }
-                    }
-                }
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
-                _ => panic!(
-                    "no matching notification within {secs} s; seen: {:#?}",
-                    self.seen
-                ),
-            }
+        let found = self
+            .next_matching(|e| matches!(e, Event::Notification(t) if pred(t)), secs)
+            .await;
+        match found {
+            Some(Event::Notification(t)) => t,
+            _ => panic!(
+                "no matching notification within {secs} s; seen: {:#?}",
+                self.seen
+            ),
         }
     }
 
@@ -226,32 +230,24 @@ impl TestPhone {
 
     /// Like [`call_state`](Self::call_state) but `None` instead of a panic on time-out.
     pub async fn try_call_state(&mut self, state: &str, secs: u64) -> Option<Vec<Value>> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match timeout(left, self.events.recv()).await {
-                Ok(Ok(ev)) => {
-                    self.seen.push(ev.clone());
-                    if let Event::Callback { name, args } = ev {
-                        if name == "onCallStateChange" && args.first() == Some(&Value::from(state))
-                        {
-                            return Some(args);
-                        }
-                    }
-                }
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
-                _ => return None,
-            }
+        let is_state = |e: &Event| {
+            matches!(e, Event::Callback { name, args }
+                if name == "onCallStateChange" && args.first() == Some(&Value::from(state)))
+        };
+        match self.next_matching(is_state, secs).await {
+            Some(Event::Callback { args, .. }) => Some(args),
+            _ => None,
         }
     }
 
     /// Waits for a callState callback with this event name.
     pub async fn call_state(&mut self, state: &str, secs: u64) -> Vec<Value> {
-        loop {
-            let args = self.callback("onCallStateChange", secs).await;
-            if args.first() == Some(&Value::from(state)) {
-                return args;
-            }
+        match self.try_call_state(state, secs).await {
+            Some(args) => args,
+            None => panic!(
+                "no onCallStateChange {state} within {secs} s; seen: {:#?}",
+                self.seen
+            ),
         }
     }
 
