@@ -5,23 +5,15 @@
 //! the un-REGISTER they are gone and requests go to the registrar again.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod support;
+
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::{header, response_to, LOOPBACK, OFFER};
 use tokio::net::UdpSocket;
 use webphone_sip::{AccountConfig, RegistrationState, SipConfig, SipEvent, SipUa, Transport};
-
-const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-fn header<'a>(text: &'a str, name: &str) -> &'a str {
-    text.split("\r\n")
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-        .unwrap_or("")
-}
 
 fn all_headers(text: &str, name: &str) -> Vec<String> {
     text.split("\r\n")
@@ -77,14 +69,7 @@ async fn server() -> (SocketAddr, Vec<String>, Seen) {
                     "INVITE" => ("486 Busy Here", String::new()),
                     _ => ("200 OK", String::new()),
                 };
-                let reply = format!(
-                    "SIP/2.0 {code}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=srv\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
-                    header(&text, "Via"),
-                    header(&text, "From"),
-                    header(&text, "To"),
-                    header(&text, "Call-ID"),
-                    header(&text, "CSeq"),
-                );
+                let reply = response_to(&text, code, Some("srv"), &extra);
                 let _ = sock.send_to(reply.as_bytes(), src).await;
             }
         });
@@ -168,8 +153,7 @@ async fn service_route_of_the_register_2xx_preloads_invite_and_message_routes() 
         registration(&mut rx).await,
         RegistrationState::Registered { expires: 120 }
     );
-    let offer = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=sendrecv\r\n";
-    let call = ua.invite("bob", offer.into()).unwrap();
+    let call = ua.invite("bob", OFFER.into()).unwrap();
     let code = loop {
         let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await

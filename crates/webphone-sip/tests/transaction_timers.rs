@@ -23,24 +23,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::Peer;
+use support::{header, response_to, Peer, OFFER};
 use tokio::net::UdpSocket;
 use webphone_sip::SipEvent;
 
-const OFFER: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=sendrecv\r\n";
 /// Timing slack per copy: scheduling on a loaded 2-core machine.
 const SLACK: f64 = 0.35;
 /// 64·T1 plus slack: every timer-bound test is over by then.
 const TIMEOUT_WAIT: Duration = Duration::from_secs(40);
-
-fn header<'a>(text: &'a str, name: &str) -> &'a str {
-    text.split("\r\n")
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-        .unwrap_or("")
-}
 
 /// Seconds from `t0` at which each datagram whose first line starts with `start` arrived on
 /// `sock` during `listen`, with the text of the first one.
@@ -109,8 +99,7 @@ fn schedule(cap: f64) -> Vec<f64> {
 
 async fn unanswered_invite_over_udp_follows_timer_a_and_fails_on_timer_b() {
     let mut a = Peer::start("timer-a").await;
-    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let target = format!("sip:bob@{}", silent.local_addr().unwrap());
+    let (silent, target) = far_end().await;
     let t0 = Instant::now();
     let call = a.ua.invite(&target, OFFER.into()).unwrap();
     let (times, first) = arrivals(&silent, "INVITE ", t0, Duration::from_secs(33)).await;
@@ -140,8 +129,7 @@ async fn unanswered_invite_over_udp_follows_timer_a_and_fails_on_timer_b() {
 
 async fn provisional_response_stops_invite_retransmissions() {
     let a = Peer::start("timer-a-stops").await;
-    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let target = format!("sip:bob@{}", peer.local_addr().unwrap());
+    let (peer, target) = far_end().await;
     let t0 = Instant::now();
     let call = a.ua.invite(&target, OFFER.into()).unwrap();
     let mut buf = vec![0u8; 8192];
@@ -150,14 +138,7 @@ async fn provisional_response_stops_invite_retransmissions() {
         .unwrap()
         .unwrap();
     let req = String::from_utf8_lossy(&buf[..n]).into_owned();
-    let trying = format!(
-        "SIP/2.0 100 Trying\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
-        header(&req, "Via"),
-        header(&req, "From"),
-        header(&req, "To"),
-        header(&req, "Call-ID"),
-        header(&req, "CSeq"),
-    );
+    let trying = response_to(&req, "100 Trying", None, "");
     peer.send_to(trying.as_bytes(), src).await.unwrap();
     let (times, _) = arrivals(&peer, "INVITE ", t0, Duration::from_secs(5)).await;
     assert!(
@@ -176,8 +157,7 @@ async fn provisional_response_stops_invite_retransmissions() {
 
 async fn unanswered_message_over_udp_follows_timer_e_capped_at_t2_and_fails_on_timer_f() {
     let mut a = Peer::start("timer-e").await;
-    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let target = format!("sip:bob@{}", silent.local_addr().unwrap());
+    let (silent, target) = far_end().await;
     let t0 = Instant::now();
     let key = a.ua.send_message(&target, "text/plain", "hello").unwrap();
     let (times, _) = arrivals(&silent, "MESSAGE ", t0, Duration::from_secs(33)).await;
@@ -202,28 +182,7 @@ async fn unanswered_message_over_udp_follows_timer_e_capped_at_t2_and_fails_on_t
 
 async fn answered_call_without_ack_resends_200_then_hangs_up_with_bye() {
     let mut b = Peer::start("no-ack").await;
-    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let port = caller.local_addr().unwrap().port();
-    let invite = format!(
-        "INVITE {} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKnoack1\r\n\
-         From: <sip:alice@127.0.0.1:{port}>;tag=noack\r\n\
-         To: <{}>\r\n\
-         Call-ID: no-ack-{port}@test\r\n\
-         CSeq: 1 INVITE\r\n\
-         Contact: <sip:alice@127.0.0.1:{port}>\r\n\
-         Max-Forwards: 70\r\n\
-         Content-Type: application/sdp\r\n\
-         Content-Length: {}\r\n\r\n{OFFER}",
-        b.uri("bob"),
-        b.uri("bob"),
-        OFFER.len()
-    );
-    caller
-        .send_to(invite.as_bytes(), b.ua.local_addr())
-        .await
-        .unwrap();
-    let (call, _) = b.incoming().await;
+    let (caller, _, call) = incoming_call(&mut b, "noack").await;
     let t0 = Instant::now();
     b.ua.answer(call, OFFER.into());
     // Never ACKed: the 200 comes again and again until 64·T1, then a BYE ends the call.
@@ -237,14 +196,7 @@ async fn answered_call_without_ack_resends_200_then_hangs_up_with_bye() {
             oks.push(t0.elapsed().as_secs_f64());
         } else if text.starts_with("BYE ") {
             bye_at = Some(t0.elapsed().as_secs_f64());
-            let ok = format!(
-                "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
-                header(&text, "Via"),
-                header(&text, "From"),
-                header(&text, "To"),
-                header(&text, "Call-ID"),
-                header(&text, "CSeq"),
-            );
+            let ok = response_to(&text, "200 OK", None, "");
             caller.send_to(ok.as_bytes(), src).await.unwrap();
             break;
         }
@@ -283,16 +235,30 @@ fn invite_from(port: u16, to: &str, tag: &str) -> String {
     )
 }
 
-async fn rejected_invite_without_ack_resends_486_on_timer_g_until_timer_h() {
-    let mut b = Peer::start("timer-g").await;
+/// A socket that stands for the far end of an outgoing request, and its URI.
+async fn far_end() -> (UdpSocket, String) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("sip:bob@{}", sock.local_addr().unwrap());
+    (sock, uri)
+}
+
+/// A caller socket sends `b` an INVITE (branch and tags from `tag`) and `b` rings: the
+/// socket, the INVITE's text (to send it again) and the call.
+async fn incoming_call(b: &mut Peer, tag: &str) -> (UdpSocket, String, webphone_sip::CallKey) {
     let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = caller.local_addr().unwrap().port();
-    let invite = invite_from(port, &b.uri("bob"), "timerg");
+    let invite = invite_from(port, &b.uri("bob"), tag);
     caller
         .send_to(invite.as_bytes(), b.ua.local_addr())
         .await
         .unwrap();
     let (call, _) = b.incoming().await;
+    (caller, invite, call)
+}
+
+async fn rejected_invite_without_ack_resends_486_on_timer_g_until_timer_h() {
+    let mut b = Peer::start("timer-g").await;
+    let (caller, _, call) = incoming_call(&mut b, "timerg").await;
     let t0 = Instant::now();
     b.ua.reject(call, 486);
     let (times, _) = arrivals(&caller, "SIP/2.0 486", t0, Duration::from_secs(34)).await;
@@ -302,15 +268,8 @@ async fn rejected_invite_without_ack_resends_486_on_timer_g_until_timer_h() {
 
 async fn retransmitted_requests_are_absorbed_by_their_server_transactions() {
     let mut b = Peer::start("absorb").await;
-    let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (caller, invite, call) = incoming_call(&mut b, "absorbinv").await;
     let port = caller.local_addr().unwrap().port();
-    // INVITE twice: one Incoming; the second copy gets the provisional again.
-    let invite = invite_from(port, &b.uri("bob"), "absorbinv");
-    caller
-        .send_to(invite.as_bytes(), b.ua.local_addr())
-        .await
-        .unwrap();
-    let (call, _) = b.incoming().await;
     b.ua.ringing(call);
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;

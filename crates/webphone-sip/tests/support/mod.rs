@@ -253,3 +253,28 @@ impl Drop for Sipp {
         }
     }
 }
+
+/// The value of the first header `name` of a raw SIP message (empty when absent).
+pub fn header<'a>(text: &'a str, name: &str) -> &'a str {
+    text.split("\r\n")
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .unwrap_or("")
+}
+
+/// A body-less response to the raw request `req` (RFC 3261 §8.2.6.2: Via, From, To, Call-ID
+/// and CSeq copied), with `to_tag` added to To when given and `extra` header lines (each
+/// ending in CRLF) before Content-Length.
+pub fn response_to(req: &str, status: &str, to_tag: Option<&str>, extra: &str) -> String {
+    let tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    format!(
+        "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {}{tag}\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
+        header(req, "Via"),
+        header(req, "From"),
+        header(req, "To"),
+        header(req, "Call-ID"),
+        header(req, "CSeq"),
+    )
+}
