@@ -14,7 +14,8 @@
 //! other one (without `sendrtponmuted`).
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use webphone_interop::audio::{tone_level_between, wav_secs, ToneLevel};
@@ -72,30 +73,65 @@ fn ismuted(cli: &mut Cli) -> bool {
     cli.api_ok("ismuted").trim() == "true"
 }
 
-#[test]
-fn mute_directions_and_defmute_against_baresip() {
-    let _serial = serial();
-    let name = "mute_directions";
+/// Kamailio, baresip 1002 (sends [`PEER_HZ`]) and the softphone 1001 registered with
+/// `extra` parameters, its microphone a 440 Hz file and its speaker the file `rec`. Fields
+/// drop in order: the softphone first, the test lock last.
+struct Rig {
+    cli: Cli,
+    b: Baresip,
+    rec: PathBuf,
+    kam: Kamailio,
+    dir: TestDir,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// The [`Rig`] of test `name`; `None` (after a loud skip) without the peers.
+fn rig(name: &str, extra: &[(&str, &str)]) -> Option<Rig> {
+    let serial = serial();
     if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP]) {
-        return;
+        return None;
     }
     let dir = TestDir::new(name);
     let kam = Kamailio::start(dir.path());
-    let mut b = Baresip::start(
+    let b = Baresip::start(
         dir.path(),
         BaresipOpts {
             tone_hz: PEER_HZ,
             ..BaresipOpts::registered_to(kam.port())
         },
     );
-    let (params, cli_rec) = Params::account(&kam, "1001", Transport::Udp)
-        .set("sendrtponmuted", "true")
-        .with_file_audio(&dir);
+    let mut params = Params::account(&kam, "1001", Transport::Udp);
+    for (k, v) in extra {
+        params = params.set(k, *v);
+    }
+    let (params, rec) = params.with_file_audio(&dir);
     let mut cli = start_cli(&dir, &params);
     expect_registered(&mut cli, 0);
+    Some(Rig {
+        cli,
+        b,
+        rec,
+        kam,
+        dir,
+        _serial: serial,
+    })
+}
 
-    cli.api_ok("call 1002");
-    b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+impl Rig {
+    /// Calls 1002 and waits until baresip has the call.
+    fn call_1002(&mut self) {
+        self.cli.api_ok("call 1002");
+        self.b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    }
+}
+
+#[test]
+fn mute_directions_and_defmute_against_baresip() {
+    let Some(mut r) = rig("mute_directions", &[("sendrtponmuted", "true")]) else {
+        return;
+    };
+    r.call_1002();
+    let (cli, b, cli_rec) = (&mut r.cli, &mut r.b, r.rec.clone());
     // Phase times relative to the call's start (baresip's recording starts there too).
     let t0 = Instant::now();
     let mut marks = vec![t0];
@@ -107,25 +143,25 @@ fn mute_directions_and_defmute_against_baresip() {
         }
     };
     // 0: both ways. 1: microphone muted. 2: speaker muted. 3: both ways again.
-    step(&mut cli, "mute true 2");
-    assert!(ismuted(&mut cli));
-    step(&mut cli, "mute false 2");
+    step(&mut *cli, "mute true 2");
+    assert!(ismuted(cli));
+    step(&mut *cli, "mute false 2");
     cli.api_ok("mute true 1");
-    step(&mut cli, "mute false");
-    assert!(!ismuted(&mut cli));
+    step(&mut *cli, "mute false");
+    assert!(!ismuted(cli));
     // 4: `defmute 1` (speaker) decides for a mute without direction.
     cli.api_ok("setparameter defmute 1");
-    step(&mut cli, "mute true");
+    step(&mut *cli, "mute true");
     // 5: unmuted, `defmute 5`: mute refused.
-    step(&mut cli, "mute false");
+    step(&mut *cli, "mute false");
     cli.api_ok("setparameter defmute 5");
     let refused = cli.api("mute true", WAIT);
     assert!(
         refused.as_ref().is_err_and(|e| e.contains("defmute")),
         "defmute 5 refuses mute(true): {refused:?}"
     );
-    assert!(!ismuted(&mut cli));
-    step(&mut cli, "hangup");
+    assert!(!ismuted(cli));
+    step(&mut *cli, "hangup");
     let t_end = *marks.last().unwrap();
     b.wait_event("CALL_CLOSED", |_| true, WAIT);
     cli.quit();
@@ -190,25 +226,11 @@ fn mute_directions_and_defmute_against_baresip() {
 /// and holds our tone all through.
 #[test]
 fn muted_microphone_sends_no_rtp_without_sendrtponmuted() {
-    let _serial = serial();
-    let name = "mute_no_rtp";
-    if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP]) {
+    let Some(mut r) = rig("mute_no_rtp", &[]) else {
         return;
-    }
-    let dir = TestDir::new(name);
-    let kam = Kamailio::start(dir.path());
-    let mut b = Baresip::start(
-        dir.path(),
-        BaresipOpts {
-            tone_hz: PEER_HZ,
-            ..BaresipOpts::registered_to(kam.port())
-        },
-    );
-    let (params, _cli_rec) = Params::account(&kam, "1001", Transport::Udp).with_file_audio(&dir);
-    let mut cli = start_cli(&dir, &params);
-    expect_registered(&mut cli, 0);
-    cli.api_ok("call 1002");
-    b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    };
+    r.call_1002();
+    let (cli, b) = (&mut r.cli, &mut r.b);
     let t0 = Instant::now();
     std::thread::sleep(PHASE);
     let m1 = Instant::now();
@@ -235,36 +257,20 @@ fn muted_microphone_sends_no_rtp_without_sendrtponmuted() {
 
 #[test]
 fn muteholdalllines_reaches_every_conference_leg() {
-    let _serial = serial();
-    let name = "muteholdalllines";
-    if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP]) {
+    let Some(mut r) = rig("muteholdalllines", &[("muteholdalllines", "0")]) else {
         return;
-    }
-    let dir = TestDir::new(name);
-    let kam = Kamailio::start(dir.path());
-    let mut b = Baresip::start(
-        dir.path(),
-        BaresipOpts {
-            tone_hz: PEER_HZ,
-            ..BaresipOpts::registered_to(kam.port())
-        },
-    );
+    };
     let mut c = Baresip::start(
-        dir.path(),
+        r.dir.path(),
         BaresipOpts {
             user: "1003".into(),
             password: "pass1003".into(),
             tone_hz: PEER2_HZ,
-            ..BaresipOpts::registered_to(kam.port())
+            ..BaresipOpts::registered_to(r.kam.port())
         },
     );
-    let (params, _cli_rec) = Params::account(&kam, "1001", Transport::Udp)
-        .set("muteholdalllines", "0")
-        .with_file_audio(&dir);
-    let mut cli = start_cli(&dir, &params);
-    expect_registered(&mut cli, 0);
-    cli.api_ok("call 1002");
-    b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    r.call_1002();
+    let (cli, b, kam) = (&mut r.cli, &mut r.b, &r.kam);
     let tb = Instant::now();
     cli.api_ok("call 1003");
     c.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
@@ -297,7 +303,7 @@ fn muteholdalllines_reaches_every_conference_leg() {
     let held = kam.log().matches("REQ INVITE").count() - invites_before;
     assert_eq!(held, 2, "hold(true) re-INVITEs both conference legs");
     // Each baresip got the hold offer: a second remote SDP offer after the call's first.
-    for peer in [&b, &c] {
+    for peer in [&*b, &c] {
         let offers = || {
             peer.event_types()
                 .iter()
