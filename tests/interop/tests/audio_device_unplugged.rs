@@ -85,6 +85,42 @@ fn assert_streams_on(server: &PulseServer, sink: &str, source: &str) {
     );
 }
 
+/// The "main" PulseAudio daemon: default sink `main_out`, default source the monitor of
+/// `main_mic`, which carries a [`DEFAULT_HZ`] tone.
+fn main_pulse(dir: &TestDir) -> PulseServer {
+    let main = PulseServer::start(
+        dir.path(),
+        "pa-main",
+        &[
+            "module-null-sink sink_name=main_out rate=48000",
+            "module-null-sink sink_name=main_mic rate=48000",
+            &format!("module-sine sink=main_mic frequency={DEFAULT_HZ}"),
+        ],
+    );
+    main.pactl(&["set-default-sink", "main_out"]);
+    main.pactl(&["set-default-source", "main_mic.monitor"]);
+    main
+}
+
+/// 1001 at `kam` with the headset as its devices. The tones must reach baresip as they are:
+/// no noise suppression (a steady tone is "noise"), no echo canceller, no gain control.
+fn headset_params(kam: &Kamailio) -> Params {
+    Params::account(kam, "1001", Transport::Udp)
+        .set("audiodevicein", "alsa:headset_mic")
+        .set("audiodeviceout", "alsa:headset")
+        .set("aec", "0")
+        .set("aec2", "0")
+        .set("denoise", "0")
+        .set("agc", "0")
+}
+
+/// The softphone with `main` as its default PulseAudio daemon.
+fn cli_on(main: &PulseServer, dir: &TestDir, params: &Params) -> Cli {
+    let runtime = format!("XDG_RUNTIME_DIR={}", main.runtime_dir().display());
+    let wrapper = ["env".to_string(), runtime];
+    Cli::start_wrapped(dir.path(), &wrapper, &params.pairs(), &["--callbacks"])
+}
+
 /// Seconds since `t0`.
 fn secs(t0: Instant, t: Instant) -> f64 {
     t.duration_since(t0).as_secs_f64()
@@ -98,17 +134,7 @@ fn call_survives_headset_unplug_and_uses_the_default_device_then_the_headset_aga
         return;
     }
     let dir = TestDir::new(name);
-    let main = PulseServer::start(
-        dir.path(),
-        "pa-main",
-        &[
-            "module-null-sink sink_name=main_out rate=48000",
-            "module-null-sink sink_name=main_mic rate=48000",
-            &format!("module-sine sink=main_mic frequency={DEFAULT_HZ}"),
-        ],
-    );
-    main.pactl(&["set-default-sink", "main_out"]);
-    main.pactl(&["set-default-source", "main_mic.monitor"]);
+    let main = main_pulse(&dir);
     let headset = PulseServer::start(dir.path(), "pa-hs", &[]);
     let load_headset = || {
         let out = headset.load_module("module-null-sink", &["sink_name=hs_out", "rate=48000"]);
@@ -132,19 +158,8 @@ fn call_survives_headset_unplug_and_uses_the_default_device_then_the_headset_aga
 
     let kam = Kamailio::start(dir.path());
     let mut bs = Baresip::start(dir.path(), BaresipOpts::registered_to(kam.port()));
-    let params = Params::account(&kam, "1001", Transport::Udp)
-        .set("audiodevicein", "alsa:headset_mic")
-        .set("audiodeviceout", "alsa:headset")
-        // The tones must reach baresip as they are: no noise suppression (a steady tone is
-        // "noise"), no echo canceller, no gain control.
-        .set("aec", "0")
-        .set("aec2", "0")
-        .set("denoise", "0")
-        .set("agc", "0");
     // The CLI's default PulseAudio daemon is "main" (flows::start_cli would inherit ours).
-    let runtime = format!("XDG_RUNTIME_DIR={}", main.runtime_dir().display());
-    let wrapper = ["env".to_string(), runtime];
-    let mut cli = Cli::start_wrapped(dir.path(), &wrapper, &params.pairs(), &["--callbacks"]);
+    let mut cli = cli_on(&main, &dir, &headset_params(&kam));
     expect_registered(&mut cli, 0);
 
     cli.api_ok("call 1002");
@@ -280,29 +295,10 @@ fn missing_headset_at_call_start_uses_the_default_device() {
         return;
     }
     let dir = TestDir::new(name);
-    let main = PulseServer::start(
-        dir.path(),
-        "pa-main",
-        &[
-            "module-null-sink sink_name=main_out rate=48000",
-            "module-null-sink sink_name=main_mic rate=48000",
-            &format!("module-sine sink=main_mic frequency={DEFAULT_HZ}"),
-        ],
-    );
-    main.pactl(&["set-default-sink", "main_out"]);
-    main.pactl(&["set-default-source", "main_mic.monitor"]);
+    let main = main_pulse(&dir);
     let kam = Kamailio::start(dir.path());
     let mut bs = Baresip::start(dir.path(), BaresipOpts::registered_to(kam.port()));
-    let params = Params::account(&kam, "1001", Transport::Udp)
-        .set("audiodevicein", "alsa:headset_mic")
-        .set("audiodeviceout", "alsa:headset")
-        .set("aec", "0")
-        .set("aec2", "0")
-        .set("denoise", "0")
-        .set("agc", "0");
-    let runtime = format!("XDG_RUNTIME_DIR={}", main.runtime_dir().display());
-    let wrapper = ["env".to_string(), runtime];
-    let mut cli = Cli::start_wrapped(dir.path(), &wrapper, &params.pairs(), &["--callbacks"]);
+    let mut cli = cli_on(&main, &dir, &headset_params(&kam));
     expect_registered(&mut cli, 0);
     cli.api_ok("call 1002");
     expect_connected(&mut cli);
