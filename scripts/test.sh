@@ -64,7 +64,26 @@ skip_step() {
   say "=== $1: SKIPPED ($2)"
 }
 
+# cargo test's output is also kept in a file, so that the summary (the part of a CI log that
+# is always shown) can name the tests that failed and the first lines of their panics
+TEST_LOG="${CARGO_TARGET_DIR:-$ROOT/target}/test-step.log"
+run_cargo_test() {
+  mkdir -p "$(dirname "$TEST_LOG")"
+  # shellcheck disable=SC2086 # CARGO_TEST_ARGS is a list of words
+  "$CARGO" test --workspace --no-fail-fast ${CARGO_TEST_ARGS:-} 2>&1 | tee "$TEST_LOG"
+  return "${PIPESTATUS[0]}"
+}
+
+failed_tests() {
+  [ -s "$TEST_LOG" ] || return 0
+  grep -q -E '^---- .* stdout ----$|^error: test failed|^test result: FAILED' "$TEST_LOG" || return 0
+  printf '\n[test] ---------------- failed tests (from %s) ----------------\n' "$TEST_LOG"
+  grep -E -A3 '^---- .* stdout ----$|panicked at' "$TEST_LOG" | grep -v '^note: run with' | head -n 80 | sed 's/^/[test] /'
+  grep -E '^error: test failed|^error: [0-9]+ targets? failed' -A12 "$TEST_LOG" | head -n 30 | sed 's/^/[test] /'
+}
+
 summary() {
+  failed_tests
   printf '\n[test] ---------------- summary ----------------\n'
   local s name status secs
   for s in "${STEPS[@]}"; do
@@ -136,8 +155,7 @@ run_step pulseaudio start_pulseaudio
 run_step fmt "$CARGO" fmt --all -- --check
 run_step clippy "$CARGO" clippy --workspace --all-targets -- -D warnings
 if run_step build "$CARGO" build --workspace; then
-  # shellcheck disable=SC2086 # CARGO_TEST_ARGS is a list of words
-  run_step test "$CARGO" test --workspace --no-fail-fast ${CARGO_TEST_ARGS:-}
+  run_step test run_cargo_test
   # every cargo-fuzz target 12 s on its committed corpus (7 targets, under 1.5 min; installs
   # cargo-fuzz; nightly or RUSTC_BOOTSTRAP=1); fails on a crash
   if [ "${TEST_SKIP_FUZZ:-}" = 1 ]; then
