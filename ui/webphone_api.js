@@ -716,11 +716,13 @@
     getstatus: { r: 's' },
     // Engine extensions (docs/behaviour-choices.md): vCard import (returns how many contacts
     // were written) and export (vCard 4.0 text), calling the voicemail number, and asking an
-    // API link parameter (newuser, recharge, ...; the answer comes as a notification).
+    // API link parameter (newuser, recharge, ...; the answer comes as a notification), and
+    // downloading the server address book (serveraddressbook_url) now.
     importvcard: { f: 's', r: 'n' },
     exportvcard: { r: 's' },
     callvoicemail: { a: true },
-    linkrequest: { f: 'ss' }
+    linkrequest: { f: 'ss' },
+    syncservercontacts: {}
   };
 
   // What some answers tell about the phone: kept in `state`.

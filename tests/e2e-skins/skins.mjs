@@ -25,6 +25,7 @@
 //   languages all ten languages render the softphone and click2call; browser language detection
 //   extraoption  key=value; list sets skin parameters (direct ones win); javascript: links refused
 //   syncmenu  showsynccontactsmenu 1/0/-1; Sync merges with the engine's listcontacts/addcontact
+//             and downloads serveraddressbook_url (syncservercontacts, SERVERCONTACTS)
 //   vcard     Import vCard (2.1 quoted-printable Windows-1252 file with a 70 kB picture, 3.0
 //             favourite) and Export vCard (download checked) through importvcard/exportvcard
 //   peerdetails displaypeerdetails 0/1/<id>: scurl_displaypeerdetails answer and line details, as text
@@ -97,6 +98,8 @@ const uploads = [];
 const signups = [];
 // Requests of the recharge / p2p API links (GET /svc/<name>?...).
 const services = [];
+// Downloads of the server address book (GET /book?u=...).
+const books = [];
 
 function multipartField(body, name) {
   const m = new RegExp(`name="${name}"(?:; filename="[^"]*")?\\r\\n(?:Content-Type: [^\\r]*\\r\\n)?\\r\\n([\\s\\S]*?)\\r\\n--`).exec(body);
@@ -121,6 +124,12 @@ function staticServer() {
       const q = Object.fromEntries(new URL(req.url, 'http://x').searchParams);
       services.push({ name: rel.slice(5), q });
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`Done: ${rel.slice(5)} <i>${JSON.stringify(q)}</i>`);
+      return;
+    }
+    if (req.method === 'GET' && rel === '/book') {
+      books.push(new URL(req.url, 'http://x').searchParams.get('u'));
+      // the address book format: name TAB numbers(|) TAB favorite TAB email, CRLF
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Server Sue\tsrvsue1|srvsue2\t0\tsue@example.org\r\nServer Sam\tsrvsam1\r\n');
       return;
     }
     if (req.method === 'GET' && rel === '/signup') {
@@ -1087,6 +1096,22 @@ function scenarios(env) {
       await page.waitForSelector('body.ready', { timeout: TIMEOUT });
       await goPage(page, 'page_contactslist');
       assert(await page.$eval('#contacts_sync', (e) => e.hidden) && await page.$eval('#contacts_sync_empty_row', (e) => e.hidden), '-1: no sync entry');
+      // With serveraddressbook_url, Sync also downloads the server address book through the
+      // engine (syncservercontacts); its SERVERCONTACTS notification fills this list.
+      await page.evaluate(() => localStorage.setItem('wpskin.contacts', '[]'));
+      await page.goto(`${base}&wp_serveraddressbook_url=${encodeURIComponent(origin + '/book?u=USERNAME')}`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await goPage(page, 'page_contactslist');
+      const before = books.length;
+      await page.click('#contacts_sync');
+      await waitUntil(() => books.length > before, 'the server address book download');
+      await page.waitForFunction(() => {
+        const nums = Array.from(document.querySelectorAll('#contacts_list .contact-number')).map((e) => e.textContent);
+        return nums.includes('srvsue1') && nums.includes('srvsam1');
+      }, null, { timeout: TIMEOUT });
+      const engineBook = await page.evaluate(() => window.webphone_api.listcontacts(false));
+      assert(/Server Sue\tsrvsue1\|srvsue2\t0\tsue@example\.org/.test(String(engineBook)), 'the engine keeps the server contacts: ' + engineBook);
+      await shot(page, 'syncmenu-serverbook.png');
       await page.evaluate(() => localStorage.removeItem('wpskin.contacts'));
     },
 

@@ -31,6 +31,7 @@ use crate::phone::ApiError;
 use crate::Event;
 
 mod accounts;
+mod address_book;
 mod autohold;
 mod chat;
 mod conference;
@@ -79,6 +80,11 @@ pub(crate) enum Cmd {
         line: usize,
         started: Instant,
         reason: String,
+    },
+    /// The server address book download (`serveraddressbook_url`) finished.
+    AddressBook {
+        source: String,
+        answer: Result<String, String>,
     },
     /// A selected sound device was lost mid-stream (the default device took over) or came
     /// back (issue 9).
@@ -623,6 +629,9 @@ impl Core {
                     }
                     Some(Cmd::EchoEnded { line, id }) => self.echo_ended(line, id).await,
                     Some(Cmd::AudioDevice(event)) => self.audio_device_event(event),
+                    Some(Cmd::AddressBook { source, answer }) => {
+                        self.address_book_answer(source, answer)
+                    }
                     Some(Cmd::Media { line, started, event }) => self.on_media(line, started, event),
                     Some(Cmd::NoVoice { line, started }) => {
                         if self.lines.get(line).is_some_and(|l| l.started == started) {
@@ -1047,6 +1056,7 @@ impl Core {
             Err(e) => self.log(Severity::Warning, &e.to_string()),
         }
         self.integrations.on_start(&self.params);
+        self.import_contacts_at_start();
         self.emit_general_text("Initializing".into());
 
         let server = self.params.get("serveraddress");

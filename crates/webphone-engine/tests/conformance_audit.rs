@@ -20,20 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Notification types of the catalog this engine never sends, with the reason.
-const NOT_SENT: &[(&str, &str)] = &[
-    (
-        "ACTION",
-        "internal messages of the original engines that consumers must ignore",
-    ),
-    (
-        "SERVERCONTACTS",
-        "no server contact search protocol is documented",
-    ),
-    (
-        "NEWUSER",
-        "sign-up is a skin form (the `newuser` link), not an engine event",
-    ),
-];
+const NOT_SENT: &[(&str, &str)] = &[];
 
 /// API rows that are not engine functions: covered by the facade's tests instead.
 const FACADE_ONLY: &[&str] = &["isstarted"];

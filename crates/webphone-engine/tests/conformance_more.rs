@@ -1,18 +1,16 @@
 //! Conformance for the API rows and notification types the audit (`conformance_audit.rs`)
 //! found without a test: the browser-only functions, the low-level `jvoip` names,
-//! `getvolume`/`setvolume`, `CHATCOMPOSING`, `CREDIT`/`RATING`/`ANSWER`, and the formats of
+//! `getvolume`/`setvolume`, `CHATCOMPOSING`, `CREDIT`/`RATING`/`ANSWER`/`NEWUSER`, and the formats of
 //! `getsipmessage`, `getsipheader`, `getlinedetails` and `getlastcalldetails` against the
 //! active line and the CDR. Real engines, real UDP/TCP sockets on loopback.
 
 #![allow(clippy::unwrap_used)]
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn quiet(user: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -252,56 +250,13 @@ async fn is_composing_and_text_messages_from_a_peer_become_chatcomposing_and_cha
     stop(&[&alice]).await;
 }
 
-/// A tiny HTTP server: answers `GET /<path>` with the body `answers` gives for the path's first
-/// segment and records every request line.
-async fn http_server(
-    answers: &'static [(&'static str, &'static str)],
-) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 2048];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let line = String::from_utf8_lossy(&req)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let path = line.split(' ').nth(1).unwrap_or("").to_string();
-                log.lock().unwrap().push(path.clone());
-                let body = answers
-                    .iter()
-                    .find(|(p, _)| path.starts_with(p))
-                    .map(|(_, b)| *b)
-                    .unwrap_or("");
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    (port, seen)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credit_rating_and_sms_api_answers_become_credit_rating_and_answer() {
     let (http, requests) = http_server(&[
         ("/balance", "12.50 USD"),
         ("/rating", "0.02 USD/min"),
         ("/sms", "queued, id 42"),
+        ("/signup", "Account neo created"),
     ])
     .await;
     let (mut alice, uri) = callee("alice", &[]).await;
@@ -313,6 +268,7 @@ async fn credit_rating_and_sms_api_answers_become_credit_rating_and_answer() {
         format!("*{base}/rating?destination=CALLEDNUMBER"),
     ));
     p.push(("sms", format!("*{base}/sms?to=PEERNUM&text=TEXT")));
+    p.push(("newuser", format!("*{base}/signup?u=USERNAME&p=PASSWORD")));
     let mut bob = TestPhone::new(&p).await;
     bob.notification(|t| t == "CREDIT,12.50 USD", 10).await;
     assert!(
@@ -334,8 +290,14 @@ async fn credit_rating_and_sms_api_answers_become_credit_rating_and_answer() {
     bob.notification(|t| t == "ANSWER,queued, id 42", 10).await;
     bob.notification(|t| t == "CHATREPORT,0,+3612345,2,", 10)
         .await;
+    // The sign-up form's answer (`linkrequest`, engine extension) is `NEWUSER,text`.
+    bob.api("linkrequest", &["newuser", "USERNAME=neo&PASSWORD=pw"])
+        .await;
+    bob.notification(|t| t == "NEWUSER,Account neo created", 10)
+        .await;
     let seen = requests.lock().unwrap().clone();
     assert!(seen.contains(&"/balance?user=bob".to_string()), "{seen:?}");
+    assert!(seen.contains(&"/signup?u=neo&p=pw".to_string()), "{seen:?}");
     assert!(
         seen.iter()
             .any(|r| r.starts_with("/rating?destination=") && r.contains("alice")),

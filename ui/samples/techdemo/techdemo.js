@@ -71,6 +71,7 @@
     ['importvcard', ['text'], 'Extension: add the contacts of vCard text (BEGIN:VCARD … END:VCARD)'],
     ['callvoicemail', [], 'Extension: call the voicemail number'],
     ['linkrequest', ['name=newuser', 'tokens=USERNAME=demo&PASSWORD=secret'], 'Extension: ask an API link (answer as NEWUSER / ANSWER / CREDIT / RATING)'],
+    ['syncservercontacts', [], 'Extension: download the server address book (serveraddressbook_url) into the contacts now (SERVERCONTACTS)'],
     ['getworkdir', [], 'The engine\'s work folder'],
     ['delsettings', ['level=1'], 'Delete settings (1) or everything (2)'],
     ['jvoip', ['name=API_Dtmf', 'jargs=[-1, "1"]'], 'Low-level call (jargs as a JSON array)'],

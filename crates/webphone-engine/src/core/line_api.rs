@@ -332,6 +332,7 @@ impl Core {
             "exportvcard" => self.exportvcard_api(),
             "callvoicemail" => self.callvoicemail_api().await,
             "linkrequest" => self.linkrequest_api(args),
+            "syncservercontacts" => self.sync_address_book(),
             "getvolume" => self.getvolume_api(args),
             "setvolume" => self.setvolume_api(args),
             "jvoip" => Err(jvoip_refusal(arg(args, 0).unwrap_or(""))),

@@ -57,9 +57,15 @@ fn transport(param: &'static str, e: reqwest::Error) -> IntegrationError {
 }
 
 /// Checks the status and reads at most [`MAX_ANSWER`] bytes of the answer as text.
-async fn answer(
+async fn answer(param: &'static str, resp: reqwest::Response) -> Result<String, IntegrationError> {
+    answer_up_to(param, resp, MAX_ANSWER).await
+}
+
+/// [`answer`] with another size limit: at most `max` bytes are read, the rest is dropped.
+async fn answer_up_to(
     param: &'static str,
     mut resp: reqwest::Response,
+    max: usize,
 ) -> Result<String, IntegrationError> {
     let status = resp.status();
     if !status.is_success() {
@@ -70,9 +76,9 @@ async fn answer(
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| transport(param, e))? {
-        let room = MAX_ANSWER.saturating_sub(body.len());
+        let room = max.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_ANSWER {
+        if body.len() >= max {
             break;
         }
     }
@@ -91,6 +97,22 @@ pub(super) async fn get(
         .await
         .map_err(|e| transport(param, e))?;
     answer(param, resp).await
+}
+
+/// GET `url` for a document that may be larger than an API answer (a server address book):
+/// at most `max` bytes of it.
+pub(super) async fn get_document(
+    client: &reqwest::Client,
+    param: &'static str,
+    url: reqwest::Url,
+    max: usize,
+) -> Result<String, IntegrationError> {
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| transport(param, e))?;
+    answer_up_to(param, resp, max).await
 }
 
 /// How a recording reaches an HTTP destination.

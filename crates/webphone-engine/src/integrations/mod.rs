@@ -63,6 +63,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Total time-out of every integration request; uploads get more, see [`upload_timeout`].
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Largest server address book read (about 40,000 contacts); the rest is dropped.
+pub const MAX_ADDRESS_BOOK: usize = 4 * 1024 * 1024;
+
 /// Slowest upload rate accepted before a recording upload is given up (bytes per second).
 pub const MIN_UPLOAD_RATE: u64 = 64 * 1024;
 
@@ -482,6 +485,31 @@ impl Integrations {
             "scurl_setparameters answered"
         );
         Ok(pairs)
+    }
+
+    /// The request for the server address book `serveraddressbook_url` (behaviours §19; a
+    /// leading `*` is allowed, tokens are replaced), ready to run on any task: its answer is
+    /// the list text ([`crate::profile::parse_contact_list`]), at most
+    /// [`MAX_ADDRESS_BOOK`] bytes. `None` when the parameter is not set.
+    pub fn address_book_request(
+        &self,
+        params: &ParamStore,
+    ) -> Result<
+        Option<
+            impl std::future::Future<Output = Result<String, IntegrationError>> + Send + 'static,
+        >,
+        IntegrationError,
+    > {
+        const PARAM: &str = "serveraddressbook_url";
+        let template = params.get(PARAM);
+        if api_template(&template).is_empty() {
+            return Ok(None);
+        }
+        let url = self.prepare(PARAM, &template, &self.base_tokens(params, "onStart"))?;
+        let client = self.client()?;
+        Ok(Some(async move {
+            http::get_document(&client, PARAM, url, MAX_ADDRESS_BOOK).await
+        }))
     }
 
     /// Whether a recording destination is a remote URL this module uploads to (`http://`,

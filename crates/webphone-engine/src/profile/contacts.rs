@@ -54,6 +54,30 @@ impl Contact {
         )
     }
 
+    /// Parses one line of the list form [`Contact::to_line`] writes (the format of a
+    /// `serveraddressbook_url` answer): `name TAB numbers(|) [TAB favorite TAB email TAB
+    /// address TAB notes TAB website]`. `None` without a name or a number, which the format
+    /// requires.
+    pub fn from_line(line: &str) -> Option<Contact> {
+        let mut f = line.split('\t');
+        let name = f.next().map(str::trim).unwrap_or("");
+        let numbers = split_numbers(f.next().unwrap_or(""));
+        if name.is_empty() || numbers.is_empty() {
+            return None;
+        }
+        let mut next = || f.next().map(str::trim).unwrap_or("").to_string();
+        let favorite = matches!(next().as_str(), "1" | "true" | "yes");
+        Some(Contact {
+            name: name.to_string(),
+            numbers,
+            favorite,
+            email: next(),
+            address: next(),
+            notes: next(),
+            website: next(),
+        })
+    }
+
     fn matches_number(&self, number: &str) -> bool {
         let n = number.trim();
         !n.is_empty() && self.numbers.iter().any(|x| x.eq_ignore_ascii_case(n))
@@ -74,6 +98,64 @@ pub struct HistoryEntry {
     pub disc_party: u8,
     pub reason: String,
     pub callid: String,
+}
+
+/// A contact list read from text: the contacts, and how many non-empty entries were skipped
+/// for lacking a name or a number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactList {
+    pub contacts: Vec<Contact>,
+    pub skipped: usize,
+}
+
+/// A server address book (behaviours §19): one contact per line (CRLF; a bare LF is accepted
+/// too), in the [`Contact::from_line`] form. Blank lines are ignored.
+pub fn parse_contact_list(body: &str) -> ContactList {
+    let mut list = ContactList::default();
+    for line in body.lines().filter(|l| !l.trim().is_empty()) {
+        match Contact::from_line(line) {
+            Some(c) => list.contacts.push(c),
+            None => list.skipped += 1,
+        }
+    }
+    list
+}
+
+/// The `defcontacts` parameter: `Name,number;Name2,number2` (several numbers of one contact
+/// may follow its name: `Name,n1,n2`). An entry with only a number is named after it.
+pub fn parse_defcontacts(value: &str) -> ContactList {
+    let mut list = ContactList::default();
+    for entry in value.split(';').filter(|e| !e.trim().is_empty()) {
+        let mut parts = entry.split(',').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        let numbers: Vec<String> = parts
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
+        match (name.is_empty(), numbers.is_empty()) {
+            (false, false) => list.contacts.push(Contact {
+                name: name.to_string(),
+                numbers,
+                ..Contact::default()
+            }),
+            (true, false) => list.contacts.push(Contact {
+                name: numbers[0].clone(),
+                numbers,
+                ..Contact::default()
+            }),
+            _ => list.skipped += 1,
+        }
+    }
+    list
+}
+
+/// What the last import of a source ([`Profile::sync_state`]) came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncState {
+    /// The URL template or parameter value imported from.
+    pub source: String,
+    /// `requested`, `received`, `empty` or `failed`.
+    pub outcome: String,
 }
 
 fn split_numbers(s: &str) -> Vec<String> {
@@ -228,6 +310,36 @@ impl Profile {
         Ok(doomed.len())
     }
 
+    /// What the last import called `name` (`serveraddressbook`, `defcontacts`) came to.
+    pub fn sync_state(&self, name: &str) -> Result<Option<SyncState>, ProfileError> {
+        self.conn
+            .query_row(
+                "SELECT source, outcome FROM sync_state WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(SyncState {
+                        source: r.get(0)?,
+                        outcome: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.sql_err("reading the import state"))
+    }
+
+    /// Records what the import called `name` came to.
+    pub fn set_sync_state(&mut self, name: &str, state: &SyncState) -> Result<(), ProfileError> {
+        self.conn
+            .execute(
+                "INSERT INTO sync_state (name, source, outcome, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET source = excluded.source,
+                     outcome = excluded.outcome, updated_at = excluded.updated_at",
+                params![name, state.source, state.outcome, unix_now()],
+            )
+            .map(|_| ())
+            .map_err(self.sql_err("writing the import state"))
+    }
+
     /// Appends one ended call to the history (one transaction: a crash keeps every completed
     /// entry), then forgets entries older than the newest [`HISTORY_KEEP`], so that a phone
     /// left running for months (or a CLI on an in-memory profile) does not grow without end.
@@ -355,6 +467,58 @@ mod tests {
         assert_eq!(line.split('\t').count(), 7);
         assert!(!line.contains('\n'));
         assert_eq!(line.split('\t').nth(1), Some("1 2"));
+    }
+
+    #[test]
+    fn server_address_book_lines_need_a_name_and_a_number() {
+        let body = "Kim Smith\t1002|sip:kim@pbx\t1\tkim@example.org\r\n\r\nNo Number\t\r\n\t1003\r\nBob\t1004\n";
+        let list = parse_contact_list(body);
+        assert_eq!(list.skipped, 2);
+        assert_eq!(list.contacts.len(), 2);
+        assert_eq!(
+            list.contacts[0].to_line(),
+            "Kim Smith\t1002|sip:kim@pbx\t1\tkim@example.org\t\t\t"
+        );
+        assert_eq!(list.contacts[1].name, "Bob");
+        assert_eq!(list.contacts[1].numbers, ["1004"]);
+        // a written list reads back unchanged
+        let again = parse_contact_list(&list.contacts[0].to_line());
+        assert_eq!(again.contacts, [list.contacts[0].clone()]);
+    }
+
+    #[test]
+    fn defcontacts_entries_are_name_then_numbers() {
+        let list = parse_defcontacts("Support,1000;Sales, 2000 ,2001; ;,3000;Lonely");
+        assert_eq!(list.skipped, 1);
+        let got: Vec<(String, Vec<String>)> = list
+            .contacts
+            .into_iter()
+            .map(|c| (c.name, c.numbers))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Support".to_string(), vec!["1000".to_string()]),
+                ("Sales".into(), vec!["2000".into(), "2001".into()]),
+                ("3000".into(), vec!["3000".into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn import_state_is_kept_per_source_and_forgotten_with_the_contacts() {
+        let mut p = profile();
+        assert_eq!(p.sync_state("serveraddressbook").unwrap(), None);
+        let st = SyncState {
+            source: "http://pbx/book".into(),
+            outcome: "received".into(),
+        };
+        p.set_sync_state("serveraddressbook", &st).unwrap();
+        assert_eq!(p.sync_state("serveraddressbook").unwrap(), Some(st));
+        p.delete_data(crate::profile::DelLevel::Settings).unwrap();
+        assert!(p.sync_state("serveraddressbook").unwrap().is_some());
+        p.delete_data(crate::profile::DelLevel::Everything).unwrap();
+        assert_eq!(p.sync_state("serveraddressbook").unwrap(), None);
     }
 
     #[test]

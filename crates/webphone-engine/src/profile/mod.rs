@@ -67,6 +67,13 @@ pub const MIGRATIONS: &[Migration] = &[
             ("call_history", DelLevel::Everything),
         ],
     },
+    Migration {
+        version: 3,
+        name: "import state",
+        sql: include_str!("../../data/migrations/0003_sync_state.sql"),
+        // Forgotten with the contacts, so that `delsettings(2)` imports them again.
+        data_tables: &[("sync_state", DelLevel::Everything)],
+    },
 ];
 
 /// The `level` argument of `delsettings`.
@@ -147,7 +154,9 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 
 mod contacts;
 pub mod vcard;
-pub use contacts::{Contact, HistoryEntry};
+pub use contacts::{
+    parse_contact_list, parse_defcontacts, Contact, ContactList, HistoryEntry, SyncState,
+};
 
 /// An open profile database.
 #[derive(Debug)]

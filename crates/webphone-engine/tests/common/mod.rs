@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -143,12 +144,17 @@ pub struct TestPhone {
 
 impl TestPhone {
     pub async fn new(params: &[(&str, String)]) -> TestPhone {
+        TestPhone::in_dir(params, None).await
+    }
+
+    /// [`TestPhone::new`] keeping its profile in `work_dir` (so a later phone finds it).
+    pub async fn in_dir(params: &[(&str, String)], work_dir: Option<&Path>) -> TestPhone {
         let phone = Phone::try_new(PhoneOptions {
             params: params
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
-            work_dir: None,
+            work_dir: work_dir.map(Path::to_path_buf),
         })
         .unwrap();
         let events = phone.subscribe();
@@ -260,4 +266,49 @@ impl TestPhone {
             })
             .collect()
     }
+}
+
+/// A tiny HTTP server: answers `GET /<path>` with the body `answers` gives for the path's first
+/// segment and records every request line.
+pub async fn http_server(
+    answers: &'static [(&'static str, &'static str)],
+) -> (u16, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 2048];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&req)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                log.lock().unwrap().push(path.clone());
+                let body = answers
+                    .iter()
+                    .find(|(p, _)| path.starts_with(p))
+                    .map(|(_, b)| *b)
+                    .unwrap_or("");
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (port, seen)
 }

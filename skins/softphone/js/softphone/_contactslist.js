@@ -2,6 +2,7 @@
  * _contactslist.js: the contacts page (page_contactslist): list with search, favourites first,
  * call, edit; "Add contact" opens page_contactedit. Contacts live in localStorage for now;
  * "Import vCard" / "Export vCard" go through the engine (importvcard / exportvcard) and sync.
+ * "Sync" also downloads the server address book when serveraddressbook_url is set.
  */
 (function (global) {
   'use strict';
@@ -117,10 +118,21 @@
     });
   }
 
+  // With a server address book (serveraddressbook_url), syncing also downloads it through the
+  // engine extension syncservercontacts; its SERVERCONTACTS notification brings the new contacts
+  // into this list (common.js).
+  function serverBook() {
+    var wp = global.webphone_api;
+    if (!(wp && typeof wp.syncservercontacts === 'function') || !S.param('serveraddressbook_url')) {
+      return Promise.resolve();
+    }
+    return S.api('syncservercontacts');
+  }
+
   function sync() {
     var buttons = [S.byId('contacts_sync'), S.byId('contacts_sync_empty')];
     buttons.forEach(function (b) { b.disabled = true; });
-    S.syncContacts().then(function (r) {
+    serverBook().then(S.syncContacts).then(function (r) {
       S.toast(t('sp.contacts_synced', { imported: r.imported, exported: r.exported }));
     }, S.toastError).then(function () {
       buttons.forEach(function (b) { b.disabled = false; });

@@ -116,7 +116,7 @@
     licenseurl: '', advertisement: '', extramenuurl: '', extramenutxt: '', newuser: '',
     recharge: '', p2p: '', callback: '',
     logsendto: '1', logform_action: '', logform_filename: '',
-    hasfiletransfer: 'false', filetransferurl: '', displaynotification: '1', displayvideodevice: '0',
+    hasfiletransfer: 'false', filetransferurl: '', serveraddressbook_url: '', displaynotification: '1', displayvideodevice: '0',
     displaypeerdetails: '', showsynccontactsmenu: '1',
     haveloginpage: '', hasincomingcallpopup: '', hasincomingcall: '',
     bgcolor: '', buttoncolor: '', buttonhover: '', tabselectedcolor: '', fontcheme: '',
@@ -460,8 +460,14 @@
       if (!raw) { return; }
       var line = raw.replace(/^WPNOTIFICATION,/, '').replace(/\s*NEOL\s*$/, '');
       var f = line.split(',').map(function (s) { return s.trim(); });
-      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'CDR') { onCdr(f); } else if (f[0] === 'POPUP') { onPopup(line.slice(6)); } else if (f[0] === 'MWI') { onMwi(line.slice(4)); } else if (f[0] === 'NEWUSER') { emit('newuser', line.slice(8)); } else if (f[0] === 'ANSWER') { emit('answer', line.slice(7)); }
+      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'CDR') { onCdr(f); } else if (f[0] === 'POPUP') { onPopup(line.slice(6)); } else if (f[0] === 'MWI') { onMwi(line.slice(4)); } else if (f[0] === 'NEWUSER') { emit('newuser', line.slice(8)); } else if (f[0] === 'ANSWER') { emit('answer', line.slice(7)); } else if (f[0] === 'SERVERCONTACTS') { onServerContacts(); }
     });
+  }
+
+  // SERVERCONTACTS: the engine merged the server address book (serveraddressbook_url) into its
+  // contacts, at start or through syncservercontacts; this list takes them over.
+  function onServerContacts() {
+    syncContacts().catch(toastError);
   }
 
   // ------------------------------------------------------------------ desktop notifications
