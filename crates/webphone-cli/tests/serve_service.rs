@@ -441,3 +441,68 @@ fn a_port_in_use_is_a_clear_start_up_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 }
+
+/// A page that starts the phone and calls the echo endpoint; returns once connected.
+async fn page_in_echo_call(svc: &Service) -> Page {
+    let mut page = connect(svc.addr, Some(PAGE)).await;
+    request(&mut page, 1, "start", &[]).await;
+    let r = request(&mut page, 2, "call", &["echo"]).await;
+    assert!(r.get("ok").is_some(), "call echo: {r}");
+    next_matching(&mut page, |v| {
+        v["ev"] == "onCallStateChange" && v["args"][0] == "callConnected"
+    })
+    .await;
+    page
+}
+
+async fn is_in_call(svc: &Service) -> Value {
+    let mut page = connect(svc.addr, Some(PAGE)).await;
+    request(&mut page, 9, "isincall", &[]).await["ok"].clone()
+}
+
+#[tokio::test]
+async fn last_page_closing_hangs_up_with_destroyonpageclose_1_and_stops_with_2() {
+    let svc = Service::start(
+        &["--allow-origin", PAGE, "-p", "destroyonpageclose=1"],
+        true,
+    );
+    let mut page = page_in_echo_call(&svc).await;
+    svc.stdout_line("START,api");
+    page.ws.close(None).await.unwrap();
+    svc.stdout_line("CDR,1,echo");
+    assert_eq!(is_in_call(&svc).await, json!(false));
+
+    // 2, the default: the phone stops too; the next page's start() starts it again.
+    let svc = Service::start(&["--allow-origin", PAGE], true);
+    let mut page = page_in_echo_call(&svc).await;
+    svc.stdout_line("START,api");
+    page.ws.close(None).await.unwrap();
+    svc.stdout_line("CDR,1,echo");
+    let mut page = connect(svc.addr, Some(PAGE)).await;
+    request(&mut page, 1, "start", &[]).await;
+    svc.stdout_line("START,api");
+}
+
+#[tokio::test]
+async fn a_reloaded_page_keeps_the_call_and_destroyonpageclose_0_keeps_it_for_good() {
+    // A reload: the page is back within the grace time, nothing happens.
+    let svc = Service::start(&["--allow-origin", PAGE], true);
+    let mut page = page_in_echo_call(&svc).await;
+    page.ws.close(None).await.unwrap();
+    let _reloaded = connect(svc.addr, Some(PAGE)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        is_in_call(&svc).await,
+        json!(true),
+        "the call survives a reload"
+    );
+
+    let svc = Service::start(
+        &["--allow-origin", PAGE, "-p", "destroyonpageclose=0"],
+        true,
+    );
+    let mut page = page_in_echo_call(&svc).await;
+    page.ws.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(is_in_call(&svc).await, json!(true), "0 keeps the call");
+}

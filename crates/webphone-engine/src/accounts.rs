@@ -51,6 +51,33 @@ impl ExtraAccount {
     }
 }
 
+/// The `username` parameter as the account's user (`allowsipuriasusername` 0, the default):
+/// a SIP URI or `user@domain` gives its user part, and its `host[:port]` as the second value
+/// (the server to use when `serveraddress` is empty). URI parameters and headers are dropped
+/// (RFC 3261 §19.1.1). With `keep` (`allowsipuriasusername` 1) the value is used as entered.
+pub fn username_of(raw: &str, keep: bool) -> (String, Option<String>) {
+    let raw = raw.trim();
+    if keep {
+        return (raw.to_string(), None);
+    }
+    let lower = raw.to_ascii_lowercase();
+    let rest = ["sips:", "sip:"]
+        .iter()
+        .find(|p| lower.starts_with(*p))
+        .map_or(raw, |p| &raw[p.len()..]);
+    let rest = rest.split(['?', ';']).next().unwrap_or("");
+    match rest.rsplit_once('@') {
+        Some((user, host)) if !user.is_empty() => {
+            let host = host.trim().trim_end_matches('>');
+            (
+                user.trim().to_string(),
+                (!host.is_empty()).then(|| host.to_string()),
+            )
+        }
+        _ => (rest.trim().to_string(), None),
+    }
+}
+
 /// The accounts of a list, and what was wrong with the entries left out.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ParsedAccounts {
@@ -241,5 +268,31 @@ mod tests {
         ] {
             let _ = parse_accounts(junk);
         }
+    }
+
+    #[test]
+    fn a_sip_uri_username_gives_its_user_and_server_unless_kept() {
+        assert_eq!(username_of(" 1001 ", false), ("1001".into(), None));
+        assert_eq!(
+            username_of("sip:1001@pbx.example.org:5080;transport=tcp", false),
+            ("1001".into(), Some("pbx.example.org:5080".into()))
+        );
+        assert_eq!(
+            username_of("SIPS:alice@[::1]:5061", false),
+            ("alice".into(), Some("[::1]:5061".into()))
+        );
+        assert_eq!(
+            username_of("bob@example.org", false),
+            ("bob".into(), Some("example.org".into()))
+        );
+        assert_eq!(username_of("sip:carol", false), ("carol".into(), None));
+        assert_eq!(
+            username_of("@example.org", false),
+            ("@example.org".into(), None)
+        );
+        assert_eq!(
+            username_of("sip:1001@pbx.example.org", true),
+            ("sip:1001@pbx.example.org".into(), None)
+        );
     }
 }

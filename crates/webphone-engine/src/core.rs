@@ -720,8 +720,27 @@ impl Core {
         self.callback("onDisplay", vec![text.into(), "".into()]);
     }
 
+    /// The account's user: `username` as `allowsipuriasusername` says (a SIP URI gives its
+    /// user part unless the parameter is 1).
     fn username(&self) -> String {
-        self.params.get("username")
+        self.username_and_host().0
+    }
+
+    /// `serveraddress`, or the domain of a `username` written as a SIP URI; empty when
+    /// neither is set.
+    fn server(&self) -> String {
+        let configured = self.params.get("serveraddress");
+        if !configured.trim().is_empty() {
+            return configured;
+        }
+        self.username_and_host().1.unwrap_or_default()
+    }
+
+    fn username_and_host(&self) -> (String, Option<String>) {
+        crate::accounts::username_of(
+            &self.params.get("username"),
+            self.params.get_i64("allowsipuriasusername").unwrap_or(0) == 1,
+        )
     }
 
     fn reg_code(&self) -> RegCode {
@@ -1059,7 +1078,7 @@ impl Core {
         self.import_contacts_at_start();
         self.emit_general_text("Initializing".into());
 
-        let server = self.params.get("serveraddress");
+        let server = self.server();
         let transport = match transport_for(self.params.get_i64("transport").unwrap_or(-1), &server)
         {
             Ok(t) => t,
@@ -1141,10 +1160,9 @@ impl Core {
         self.emit_general();
         self.callback("onStart", vec![]);
 
-        let server = self.params.get("serveraddress");
         let register = self.params.get_i64("register").unwrap_or(1);
-        let has_creds = !self.username().is_empty() || !self.params.get("sipusername").is_empty();
-        if !server.is_empty() && register != 0 && has_creds {
+        let acc = self.account();
+        if acc.server.is_some() && register != 0 && !acc.username.is_empty() {
             self.register(false)?;
         }
         self.apply_extra_accounts(register != 0);
@@ -1160,7 +1178,7 @@ impl Core {
         if let Ok(ip) = configured.trim().parse::<IpAddr>() {
             return ip;
         }
-        let server = self.params.get("serveraddress");
+        let server = self.server();
         let proxy = self.params.get("proxyaddress");
         let target = if proxy.is_empty() { server } else { proxy };
         let target = if target.is_empty() {
@@ -1188,7 +1206,7 @@ impl Core {
         let acc = self.account();
         sip.set_transport_auto(transport_is_auto(
             self.params.get_i64("transport").unwrap_or(-1),
-            &self.params.get("serveraddress"),
+            &self.server(),
         ));
         // Switching accounts unregisters the old binding: only when something changed (an
         // outgoing call re-checks the account and must not drop the registration).
@@ -1209,12 +1227,15 @@ impl Core {
             let v = self.params.get(name);
             (!v.trim().is_empty()).then(|| v.trim().to_string())
         };
-        let username = opt("username")
+        let (user, uri_host) = self.username_and_host();
+        let username = (!user.is_empty())
+            .then_some(user)
             .or_else(|| opt("sipusername"))
             .unwrap_or_default();
         let interval = self.params.get_i64("registerinterval").unwrap_or(120);
         AccountConfig {
-            server: opt("serveraddress"),
+            // `username` written as a SIP URI names the server when none is set.
+            server: opt("serveraddress").or(uri_host),
             proxy: opt("proxyaddress"),
             username,
             auth_username: opt("sipusername"),
@@ -1251,12 +1272,15 @@ impl Core {
         // A stopped engine holds no ports.
         self.spare_rtp = None;
         if let Some(sip) = self.sip.take() {
+            // `needunregister` false: the bindings stay until they expire.
+            let unregister = self.params.get_bool("needunregister").unwrap_or(true);
+            sip.set_unregister_on_shutdown(unregister);
             sip.shutdown().await;
             *self
                 .pushed_account
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = None;
-            if self.reg == RegState::Registered {
+            if self.reg == RegState::Registered && unregister {
                 self.callback("onUnRegistered", vec![]);
             }
         }
@@ -1280,7 +1304,7 @@ impl Core {
             &self.params.get("numpxrewrite"),
             &self.params.get("techprefix"),
         );
-        if self.params.get("serveraddress").trim().is_empty() && !target.contains('@') {
+        if self.server().trim().is_empty() && !target.contains('@') {
             self.display(
                 Severity::Warning,
                 "Invalid phone number or SIP URI or username",
@@ -1301,7 +1325,7 @@ impl Core {
             );
             return Err(bad("Invalid phone number or SIP URI or username"));
         }
-        let no_server = self.params.get("serveraddress").trim().is_empty();
+        let no_server = self.server().trim().is_empty();
         if target.eq_ignore_ascii_case(echo::ECHO_NUMBER) && no_server {
             return self.call_echo().await;
         }
@@ -1355,7 +1379,7 @@ impl Core {
                 .unwrap_or_default()
                 .to_string()
         } else {
-            self.params.get("serveraddress")
+            self.server()
         };
         line.callid = callid;
         line.rtp = Some(rtp);

@@ -109,6 +109,9 @@ pub const ENGINE_READS: &[&str] = &[
     "scurl_onstart",
     "scurl_setparameters",
     "serveraddressbook_url",
+    "extraoption",
+    "allowsipuriasusername",
+    "needunregister",
     "serveraddressbook_sync",
     "defcontacts",
     "sendrtponmuted",
@@ -168,7 +171,7 @@ pub const ENGINE_EXTRAS: &[(&str, &str)] = &[
 
 /// Catalog parameters read by the front doors (`webphone-cli`, the desktop app) rather than
 /// the engine core.
-pub const FRONT_DOOR_READS: &[&str] = &["autostart"];
+pub const FRONT_DOOR_READS: &[&str] = &["autostart", "destroyonpageclose", "callto", "autoaction"];
 
 /// One row of [`API_TSV`].
 #[derive(Debug, Clone, PartialEq, Eq)]

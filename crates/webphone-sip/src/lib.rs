@@ -818,6 +818,13 @@ impl SipUa {
         self.send(policy::Command::AllowRedirect(on));
     }
 
+    /// Whether [`SipUa::shutdown`] removes the registrations (`needunregister`, on by
+    /// default). Off, the bindings stay at the registrar until they expire, so a client that
+    /// comes straight back (a reloaded page) is reachable all the time.
+    pub fn set_unregister_on_shutdown(&self, on: bool) {
+        self.send(policy::Command::UnregisterOnShutdown(on));
+    }
+
     /// How `rport` (RFC 3581) is used: the `use_rport` parameter ([`RportMode`]). Takes
     /// effect from the next request; set it before [`SipUa::register`].
     pub fn set_rport_mode(&self, mode: RportMode) {

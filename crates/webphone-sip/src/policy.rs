@@ -83,6 +83,9 @@ pub(crate) enum Command {
     AnswerReoffer(CallKey, String),
     /// Follow 3xx redirects (`allowcallredirect`).
     AllowRedirect(bool),
+    /// Remove our bindings (REGISTER with `Expires: 0`) when shutting down (`needunregister`,
+    /// on by default); `false` leaves them at the registrar until they expire.
+    UnregisterOnShutdown(bool),
     /// Register the address the registrar saw (`received`/`rport`, RFC 3581 §4) when it
     /// differs from ours (`use_rport` 1-3); `false` keeps our own Contact (0 and 9).
     ContactFromVia(bool),
@@ -548,6 +551,8 @@ pub(crate) struct UaPolicy {
     rng: crate::session::Rng,
     /// Follow 301/302 (and other 3xx) Contacts once (`allowcallredirect`).
     allow_redirect: bool,
+    /// [`Command::UnregisterOnShutdown`].
+    unregister_on_shutdown: bool,
     /// [`Command::ContactFromVia`].
     contact_from_via: bool,
     /// Peer-to-peer calls allowed (`None`: when no server is configured).
@@ -603,6 +608,7 @@ impl UaPolicy {
             last_flow_loss: None,
             rng: crate::session::Rng::new(rand::random()),
             allow_redirect: true,
+            unregister_on_shutdown: true,
             contact_from_via: true,
             accept_direct: None,
             extras: extra::ExtraRegs::default(),
@@ -801,6 +807,7 @@ impl UaPolicy {
             Command::Reoffer { call, sdp, update } => self.reoffer(call, sdp, update, out),
             Command::AnswerReoffer(call, sdp) => self.answer_reoffer(call, sdp, out),
             Command::AllowRedirect(on) => self.allow_redirect = on,
+            Command::UnregisterOnShutdown(on) => self.unregister_on_shutdown = on,
             Command::ContactFromVia(on) => self.contact_from_via = on,
             Command::AcceptDirect(on) => self.accept_direct = on,
             Command::NetworkChanged => self.network_changed(out),
@@ -871,6 +878,12 @@ impl UaPolicy {
                 }
                 out.push(Action::Forget(call));
             }
+        }
+        if !self.unregister_on_shutdown {
+            // The bindings stay at the registrar until they expire (a page reload that comes
+            // straight back, `needunregister` false): nothing is sent, nothing waited for.
+            self.reg = RegState::Idle;
+            return;
         }
         match self.reg {
             RegState::Registered { .. } | RegState::Registering => self.unregister(out),
@@ -2792,6 +2805,20 @@ mod tests {
         );
         assert!(a.contains(&Action::ShutdownComplete));
         assert!(events(&a).contains(&SipEvent::Registration(RegistrationState::Unregistered)));
+    }
+
+    #[test]
+    fn shutdown_keeps_the_binding_when_asked_not_to_unregister() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        registered(&mut p, t0, 600);
+        p.handle(Input::Command(Command::UnregisterOnShutdown(false)), t0);
+        let a = p.handle(Input::Command(Command::Shutdown), t0);
+        assert!(reg_gen(&a).is_none(), "no un-REGISTER: {a:?}");
+        assert!(
+            a.contains(&Action::ShutdownComplete),
+            "nothing to wait for: {a:?}"
+        );
     }
 
     #[test]

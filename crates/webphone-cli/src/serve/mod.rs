@@ -8,6 +8,10 @@
 //! - JSON text frames, see [`protocol`]; frames and messages are capped at [`MAX_MESSAGE`].
 //! - One shared [`Phone`]: every connection gets every engine event from the moment it is
 //!   admitted; requests of one connection run one after the other, in order.
+//! - `destroyonpageclose`: when the last admitted page has been gone for
+//!   [`PAGE_CLOSE_GRACE`] (a reload comes back sooner), 1 hangs up every call and 2 (the
+//!   default) also unregisters (`stop()`; the next page's `start()` registers again); 0 keeps
+//!   both.
 
 pub mod config;
 pub mod protocol;
@@ -40,6 +44,84 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const PENDING_REQUESTS: usize = 32;
 /// Frames waiting to be written to one connection (replies and events).
 const PENDING_FRAMES: usize = 256;
+
+/// How long the last page may be gone before `destroyonpageclose` applies: a reloaded page
+/// reconnects well within it.
+pub const PAGE_CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// What `destroyonpageclose` asks for when the last page has closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageCloseAction {
+    /// 0: calls and registration stay.
+    Nothing,
+    /// 1: every call is hung up; the registration stays.
+    HangUp,
+    /// 2 (the default, also for values out of range): calls hung up, and unregistered.
+    Stop,
+}
+
+impl PageCloseAction {
+    pub fn from_param(value: &str) -> PageCloseAction {
+        match value.trim() {
+            "0" => PageCloseAction::Nothing,
+            "1" => PageCloseAction::HangUp,
+            _ => PageCloseAction::Stop,
+        }
+    }
+}
+
+/// The admitted pages: how many are open, and a count of openings that tells a page that came
+/// back during the grace time.
+#[derive(Default)]
+struct Pages {
+    open: std::sync::atomic::AtomicUsize,
+    opened: std::sync::atomic::AtomicU64,
+}
+
+impl Pages {
+    fn open(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.opened.fetch_add(1, SeqCst);
+        self.open.fetch_add(1, SeqCst);
+    }
+
+    /// A page closed: `Some(openings so far)` when it was the last one.
+    fn close(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let before = self.open.fetch_sub(1, SeqCst);
+        (before == 1).then(|| self.opened.load(SeqCst))
+    }
+
+    /// No page is open and none opened since `openings` was read.
+    fn still_gone(&self, openings: u64) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.open.load(SeqCst) == 0 && self.opened.load(SeqCst) == openings
+    }
+}
+
+/// After [`PAGE_CLOSE_GRACE`] without pages: what `destroyonpageclose` says.
+async fn last_page_closed(phone: Phone, pages: Arc<Pages>, openings: u64) {
+    tokio::time::sleep(PAGE_CLOSE_GRACE).await;
+    if !pages.still_gone(openings) {
+        return;
+    }
+    let mode = phone
+        .api("getparameter", vec!["destroyonpageclose".into()])
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let action = PageCloseAction::from_param(&mode);
+    tracing::info!(?action, "local service: the last page closed");
+    let result = match action {
+        PageCloseAction::Nothing => return,
+        PageCloseAction::HangUp => phone.api("hangup", vec!["-2".into()]).await,
+        PageCloseAction::Stop => phone.api("stop", vec![]).await,
+    };
+    if let Err(e) = result {
+        tracing::debug!("local service: after the last page: {e}");
+    }
+}
 
 /// The service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +170,7 @@ impl Server {
     /// Accepts connections until the task is dropped.
     pub async fn run(self, phone: Phone) {
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let pages = Arc::new(Pages::default());
         loop {
             let (stream, peer) = match self.listener.accept().await {
                 Ok(c) => c,
@@ -103,8 +186,9 @@ impl Server {
             };
             let phone = phone.clone();
             let cfg = self.cfg.clone();
+            let pages = pages.clone();
             tokio::spawn(async move {
-                serve_connection(stream, peer, phone, cfg).await;
+                serve_connection(stream, peer, phone, cfg, pages).await;
                 drop(permit);
             });
         }
@@ -139,6 +223,7 @@ async fn serve_connection(
     peer: SocketAddr,
     phone: Phone,
     cfg: Arc<ServeConfig>,
+    pages: Arc<Pages>,
 ) {
     let mut seen_origin: Option<String> = None;
     // The Err type is tungstenite's callback contract.
@@ -176,6 +261,8 @@ async fn serve_connection(
     };
     let origin = seen_origin.unwrap_or_else(|| "<none>".into());
     tracing::info!(%peer, %origin, "local service: page connected");
+    pages.open();
+    let after_phone = phone.clone();
 
     // Subscribe before the first request is read, so no event of a request is missed.
     let mut events = phone.subscribe();
@@ -282,4 +369,7 @@ async fn serve_connection(
     drop(out_tx);
     // The writer ends once the last sender is gone (or after a close frame).
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    if let Some(openings) = pages.close() {
+        tokio::spawn(last_page_closed(after_phone, pages, openings));
+    }
 }

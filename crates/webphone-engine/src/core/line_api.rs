@@ -810,7 +810,7 @@ impl Core {
             None => format!(
                 "LINEDETAILS,{},Ready,,,{me},0,{local},{},0,0,",
                 n.unwrap_or(0),
-                crate::notify::field(&self.params.get("serveraddress")),
+                crate::notify::field(&self.server()),
             ),
         }
     }

@@ -160,7 +160,7 @@ impl Core {
     /// The address `stunturnonlocal` looks at for a call to `target`: the SIP server's when one
     /// is set, else the peer's (a literal IP; host names count as not local).
     pub(super) fn nat_peer_ip(&self, target: &str) -> Option<IpAddr> {
-        let server = self.params.get("serveraddress");
+        let server = self.server();
         let host = if server.trim().is_empty() {
             let h = target.rsplit('@').next().unwrap_or(target);
             super::host_of(h.split(';').next().unwrap_or(h)).to_owned()

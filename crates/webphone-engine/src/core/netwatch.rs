@@ -247,7 +247,7 @@ impl Core {
         if self.params.get("localip").trim().parse::<IpAddr>().is_ok() {
             return;
         }
-        let server = self.params.get("serveraddress");
+        let server = self.server();
         let proxy = self.params.get("proxyaddress");
         let target = if proxy.trim().is_empty() {
             server

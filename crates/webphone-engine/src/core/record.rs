@@ -68,7 +68,7 @@ impl Core {
             ("USER", me),
             ("CALLER", caller),
             ("CALLED", called),
-            ("SERVER", self.params.get("serveraddress")),
+            ("SERVER", self.server()),
             ("COUNTER", self.next_echo_id.to_string()),
         ];
         let default_name = format!("call-{now}-line{n}.wav");

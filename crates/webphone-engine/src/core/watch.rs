@@ -242,11 +242,7 @@ impl Core {
     /// `setpresencestatus(status)`: PUBLISH our presence.
     pub(super) fn setpresencestatus_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
         let status = arg(args, 0).unwrap_or("").trim();
-        let entity = format!(
-            "sip:{}@{}",
-            self.username(),
-            super::host_of(&self.params.get("serveraddress"))
-        );
+        let entity = format!("sip:{}@{}", self.username(), super::host_of(&self.server()));
         let pidf = own_pidf(&entity, status).ok_or_else(|| {
             bad("usage: setpresencestatus(status): Online, Away, DND, Invisible or Offline")
         })?;

@@ -395,10 +395,38 @@ impl ParamStore {
         {
             return v;
         }
+        if let Some(v) = self.extra_option(name) {
+            return v;
+        }
         Registry::global()
             .lookup(name.trim())
             .and_then(|d| d.default.as_deref())
             .unwrap_or("")
+    }
+
+    /// The value the `extraoption` list (`key=value;key2=value2`) gives a parameter that no
+    /// source sets: it stands in for the built-in default, below every explicit value. Names
+    /// may be aliases; the last entry of a name wins; a value the parameter would refuse is
+    /// ignored (as if absent), so the list can never hold an invalid value.
+    fn extra_option(&self, name: &str) -> Option<&str> {
+        let registry = Registry::global();
+        let def = registry.lookup(name.trim())?;
+        if def.name.eq_ignore_ascii_case("extraoption") {
+            return None;
+        }
+        let list = self.get_str("extraoption");
+        if list.is_empty() {
+            return None;
+        }
+        list.rsplit(';')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| {
+                registry
+                    .lookup(k.trim())
+                    .is_some_and(|d| d.name == def.name)
+            })
+            .map(|(_, v)| v.trim())
+            .filter(|v| normalise(def, v).is_ok())
     }
 
     /// The source giving `name` its current value; `None` when the built-in default applies

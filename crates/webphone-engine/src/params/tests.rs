@@ -390,3 +390,46 @@ fn cleared_runtime_value_gives_way_to_a_server_taught_one_only_when_dropped() {
     assert!(!p.drop_cleared(Source::Runtime, "voicemailnum"));
     assert_eq!(p.get("voicemailnum"), "8000");
 }
+
+#[test]
+fn extraoption_values_stand_in_for_defaults_below_every_source() {
+    let mut s = ParamStore::new();
+    s.set_from(
+        Source::Static,
+        "extraoption",
+        "displayname=John; Loglevel=5 ;autocall=1;transport=9;codec=PCMU;codec=G722;junk;=x;nosuch=1",
+    )
+    .unwrap();
+    assert_eq!(s.get("displayname"), "John");
+    assert_eq!(s.get_i64("loglevel"), Some(5), "names ignore case");
+    assert_eq!(s.get("autoaction"), "1", "an alias names its parameter");
+    assert_eq!(s.get("codec"), "G722", "the last entry of a name wins");
+    // A value the parameter refuses is ignored: the built-in default applies.
+    assert_eq!(
+        s.get("transport"),
+        reg()
+            .lookup("transport")
+            .unwrap()
+            .default
+            .clone()
+            .unwrap_or_default()
+    );
+    // Not an explicit value: any source wins over it, and it is not reported as set.
+    assert!(!s.is_set("displayname"));
+    s.set_from(Source::Stored, "displayname", "Ann").unwrap();
+    assert_eq!(s.get("displayname"), "Ann");
+    // DEF in a source means the built-in default, which extraoption stands in for.
+    s.set("loglevel", "DEF").unwrap();
+    assert_eq!(s.get("loglevel"), "5");
+    // Clearing extraoption takes its values away.
+    s.set("extraoption", "").unwrap();
+    assert_eq!(
+        s.get("loglevel"),
+        reg()
+            .lookup("loglevel")
+            .unwrap()
+            .default
+            .clone()
+            .unwrap_or_default()
+    );
+}
