@@ -35,6 +35,7 @@ mod address_book;
 mod autohold;
 mod chat;
 mod conference;
+mod cues;
 mod early;
 mod headers;
 mod incoming;
@@ -152,6 +153,9 @@ struct Line {
     mute: u8,
     /// `ignore()`d: the caller is left ringing, nothing is shown or played.
     ignored: bool,
+    /// Answered without the user (`autoaccept`, an auto-answer header, `calltransferalways`):
+    /// `beeponconnect` 1 beeps only for these.
+    auto_answered: bool,
     /// Where the call's audio goes (devices or mixer), once its media runs.
     port: Option<routing::AudioPort>,
     /// `conference()` asked for this line: it joins the mix as soon as its media runs.
@@ -217,6 +221,7 @@ impl Line {
             recording: None,
             mute: 0,
             ignored: false,
+            auto_answered: false,
             port: None,
             join_conference: false,
             transfer_on_connect: None,
@@ -1014,7 +1019,9 @@ impl Core {
                     )));
                 }
                 let sel = self.default_sel(arg(args, 1))?;
-                self.dtmf(sel, digits)
+                let sent = self.dtmf(sel, digits)?;
+                self.dtmf_feedback(digits);
+                Ok(sent)
             }
             "getstatus" => Ok(Value::from(self.general_text())),
             "isregistered" => Ok(Value::from(self.reg == RegState::Registered)),
@@ -1645,7 +1652,9 @@ impl Core {
             // RFC 3515 §2.4.5: the transfer worked; the referrer hangs up its leg.
             let _ = sip.notify_refer(orig, 200);
         }
+        let (incoming, auto_answered) = (l.direction == Direction::Incoming, l.auto_answered);
         self.stop_waiting_beep(beep);
+        self.connect_beep(incoming, auto_answered);
         let record_all = self.params.get("voicerecupload");
         self.emit_line(n, "CallConnect");
         self.emit_line(n, "InCall");
@@ -2661,6 +2670,7 @@ impl Core {
         self.emit_general();
         self.call_state(n, "callSetup");
         self.call_state(n, "callRinging");
+        self.incoming_beep();
         if decision == incoming::Decision::Ring {
             self.call_waiting_beep(n).await;
         }
@@ -2673,6 +2683,9 @@ impl Core {
             decision,
             incoming::Decision::AutoAnswer | incoming::Decision::TransferAlways(_)
         ) {
+            if let Some(l) = self.lines.get_mut(n) {
+                l.auto_answered = true;
+            }
             if let Err(e) = self.answer_line(n).await {
                 warn!("auto-answer failed: {e}");
             }

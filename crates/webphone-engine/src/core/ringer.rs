@@ -41,7 +41,7 @@ impl Ringer {
 
 /// Which device rings, if any: `audiodevicering`, else the playback device unless that is a
 /// file (a recording).
-fn ring_device(ring: &str, out: &str) -> Option<String> {
+pub(super) fn ring_device(ring: &str, out: &str) -> Option<String> {
     let ring = ring.trim();
     if !ring.is_empty() && !ring.eq_ignore_ascii_case("all") {
         return Some(ring.to_string());
