@@ -292,6 +292,8 @@ pub(crate) struct Core {
     /// wait for the binds (they are taken off the INVITE → 200 OK path; refilled after each
     /// incoming call).
     spare_rtp: Option<RtpSocket>,
+    /// Where the next RTP port search from the base port starts (see `bind_rtp`).
+    rtp_cursor: u32,
     /// Text of the last general status, repeated by the periodic tick.
     last_general: String,
     next_echo_id: u64,
@@ -525,6 +527,7 @@ impl Core {
             reg: RegState::None,
             lines: Lines::default(),
             spare_rtp: None,
+            rtp_cursor: 0,
             last_general: String::new(),
             next_echo_id: 1,
             sdp_version: 1,
@@ -1205,6 +1208,33 @@ impl Core {
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
     }
 
+    /// A call's RTP socket: the base port `rtpport` (0, the default: `signalingport` + 2 when
+    /// that is set) for the first call, then the next free even port after the last one
+    /// handed out (wrapping back to the base after 1000 ports); with no base, or no free port
+    /// from it, a port the system picks.
+    async fn bind_rtp(&mut self) -> std::io::Result<RtpSocket> {
+        let configured = self.params.get_i64("rtpport").unwrap_or(0);
+        let signaling = self.params.get_i64("signalingport").unwrap_or(0);
+        let base = match (configured, signaling) {
+            (1..=65533, _) => Some(configured as u16),
+            (0, 1..=65531) => Some(signaling as u16 + 2),
+            _ => None,
+        };
+        if let Some(base) = base {
+            match RtpSocket::bind_from(self.local_ip, base, self.rtp_cursor).await {
+                Ok(r) => {
+                    // The next call starts looking after this port (remembered, so a busy
+                    // phone does not probe every port in use again).
+                    let index = u32::from(r.local_addr().port().saturating_sub(base)) / 2;
+                    self.rtp_cursor = (index + 1) % webphone_media::session::BASE_PORT_TRIES;
+                    return Ok(r);
+                }
+                Err(e) => warn!("no RTP port from {base}: {e}; the system picks one"),
+            }
+        }
+        RtpSocket::bind(self.local_ip, None).await
+    }
+
     /// Hands the account to the SIP layer, with the precomputed digest HA1 of the `md5`
     /// parameter when one is set (then the password is not needed; MD5 challenges only).
     fn push_account(&self, sip: &SipUa) {
@@ -1351,7 +1381,8 @@ impl Core {
             }
         }
         self.start().await?;
-        let mut rtp = RtpSocket::bind(self.local_ip, None)
+        let mut rtp = self
+            .bind_rtp()
             .await
             .map_err(|e| ApiError::Failed(format!("cannot open an RTP port: {e}")))?;
         let peer_ip = self.nat_peer_ip(&target);
@@ -2601,7 +2632,7 @@ impl Core {
         self.take_incoming(inc, decision).await;
         // The next incoming call's RTP socket, bound once this one was answered (or rings).
         if self.spare_rtp.is_none() {
-            self.spare_rtp = RtpSocket::bind(self.local_ip, None).await.ok();
+            self.spare_rtp = self.bind_rtp().await.ok();
         }
     }
 
@@ -2625,7 +2656,7 @@ impl Core {
                 r.discard_pending();
                 r
             }
-            None => match RtpSocket::bind(self.local_ip, None).await {
+            None => match self.bind_rtp().await {
                 Ok(r) => r,
                 Err(e) => {
                     warn!("cannot open an RTP port for an incoming call: {e}");

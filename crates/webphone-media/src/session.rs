@@ -30,6 +30,9 @@ pub struct RtpSocket {
     nat_open_packets: u8,
 }
 
+/// Even ports tried from a base port ([`RtpSocket::bind_from`]): room for as many calls.
+pub const BASE_PORT_TRIES: u32 = 1000;
+
 impl RtpSocket {
     /// Bind on `ip`. With a port range, an even port of the range is chosen (RFC 3550 §11: RTP
     /// uses an even port, RTCP the odd one above, which is bound too when free), starting at a
@@ -80,6 +83,38 @@ impl RtpSocket {
         }
         Err(last_err
             .unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free even port")))
+    }
+
+    /// Bind a free even port of the [`BASE_PORT_TRIES`] even ports from `base` (an odd base
+    /// starts at the even port above), with the RTCP port above when free (RFC 3550 §11).
+    /// The search starts at the `start`-th of them and wraps around, so a caller that passes
+    /// the one after its last port hands out the base first and then the following ports in
+    /// turn, without probing every busy port again. `AddrInUse` when none is free.
+    pub async fn bind_from(ip: IpAddr, base: u16, start: u32) -> io::Result<RtpSocket> {
+        let first = u32::from(base) + u32::from(base % 2);
+        let mut last_err = None;
+        for i in 0..BASE_PORT_TRIES {
+            let index = (start + i) % BASE_PORT_TRIES;
+            let Ok(port) = u16::try_from(first + 2 * index) else {
+                continue;
+            };
+            if port == 0 || port == u16::MAX {
+                continue;
+            }
+            match UdpSocket::bind(SocketAddr::new(ip, port)).await {
+                Ok(s) => {
+                    let rtcp = UdpSocket::bind(SocketAddr::new(ip, port + 1)).await.ok();
+                    return Self::from_pair(s, rtcp);
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("no free even port from {base}"),
+            )
+        }))
     }
 
     /// Wrap an already bound tokio socket.

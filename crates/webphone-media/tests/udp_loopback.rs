@@ -380,3 +380,28 @@ async fn socket_bound_ahead_drops_strays_before_its_call() {
     assert_eq!(dropped, expected);
     assert_eq!(rtp.discard_pending(), 0, "nothing is left for the call");
 }
+
+#[tokio::test]
+async fn rtp_base_port_is_used_first_and_the_next_even_port_for_the_next_call() {
+    // A base the system just handed out (free now), made even.
+    let probe = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let base = probe.local_addr().unwrap().port() & !1;
+    drop(probe);
+    let first = RtpSocket::bind_from(LOOPBACK, base, 0).await.unwrap();
+    assert_eq!(first.local_addr().port(), base);
+    // An odd base starts at the even port above it; a port in use is skipped.
+    let second = RtpSocket::bind_from(LOOPBACK, base - 1, 0).await.unwrap();
+    assert_eq!(second.local_addr().port(), base + 2);
+    assert_eq!(
+        second.rtcp_addr().map(|a| a.port()),
+        Some(base + 3),
+        "RTCP on the odd port above"
+    );
+    drop(first);
+    let again = RtpSocket::bind_from(LOOPBACK, base, 0).await.unwrap();
+    assert_eq!(
+        again.local_addr().port(),
+        base,
+        "a freed base port is used again"
+    );
+}

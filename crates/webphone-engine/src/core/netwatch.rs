@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use webphone_media::{sdp, RtpSocket};
+use webphone_media::sdp;
 
 use super::{route_to, CallPhase, Core, Peer, RegState};
 use crate::notify::Severity;
@@ -368,7 +368,7 @@ impl Core {
         let (Some(neg), Some(prefs)) = (l.neg.clone(), l.offer.clone()) else {
             return Err("no negotiated media".into());
         };
-        let rtp = match RtpSocket::bind(self.local_ip, None).await {
+        let rtp = match self.bind_rtp().await {
             Ok(r) => r,
             Err(e) => {
                 // The address may be going away again: retry later.
