@@ -134,69 +134,87 @@ impl Baresip {
         let src = dir.join(format!("tone{}-48k.wav", opts.tone_hz));
         crate::audio::write_tone(&src, opts.tone_hz, 48_000, 60.0, 0.5);
 
-        let sip_port = util::free_port();
-        let ctrl_port = util::free_port();
-        let rtp = util::free_port_range(40);
-        let peers = crate::peers_dir();
-        let read = |name: &str| {
-            std::fs::read_to_string(peers.join(name))
-                .unwrap_or_else(|e| panic!("cannot read {name}: {e}"))
-        };
-        let config = util::fill_template(
-            &read("baresip-config.in"),
-            &[
-                ("SIP_PORT", &sip_port.to_string()),
-                ("CTRL_PORT", &ctrl_port.to_string()),
-                ("SRC", &src.display().to_string()),
-                ("DIR", &dir.display().to_string()),
-                ("RTP_MIN", &rtp.to_string()),
-                ("RTP_MAX", &(rtp + 39).to_string()),
-            ],
-        );
-        let config = with_codec_modules(config, &opts.codecs) + extra_config;
-        let (proxy_port, regint) = match opts.proxy_port {
-            Some(p) => (p, opts.regint),
-            // no registrar: an AOR at baresip's own address, never registered
-            None => (sip_port, 0),
-        };
-        let answermode = match opts.answer {
-            AnswerMode::Auto => "auto",
-            AnswerMode::Manual => "manual",
-        };
-        let accounts = util::fill_template(
-            &read("baresip-accounts.in"),
-            &[
-                ("USER", &opts.user),
-                ("PROXY_PORT", &proxy_port.to_string()),
-                ("PASSWORD", &opts.password),
-                ("ANSWERMODE", answermode),
-                ("REGINT", &regint.to_string()),
-                ("CODECS", &opts.codecs),
-            ],
-        );
-        std::fs::write(dir.join("config"), config).expect("write baresip config");
-        std::fs::write(dir.join("accounts"), accounts).expect("write baresip accounts");
-        std::fs::write(dir.join("contacts"), "").expect("write baresip contacts");
+        // A port checked free can be taken by another process before baresip binds it: a
+        // start that fails with "Address already in use" is tried again on other ports.
+        const START_ATTEMPTS: u32 = 3;
+        let port_taken = |p: &Proc| p.log().contains("Address already in use");
+        let mut attempt = 0;
+        let (sip_port, ctrl_port, proc, ctrl) = loop {
+            attempt += 1;
+            // baresip listens for SIP/TLS on the port above its SIP port.
+            let sip_port = util::free_port_pair();
+            let ctrl_port = util::free_port();
+            let rtp = util::free_port_range(40);
+            let peers = crate::peers_dir();
+            let read = |name: &str| {
+                std::fs::read_to_string(peers.join(name))
+                    .unwrap_or_else(|e| panic!("cannot read {name}: {e}"))
+            };
+            let config = util::fill_template(
+                &read("baresip-config.in"),
+                &[
+                    ("SIP_PORT", &sip_port.to_string()),
+                    ("CTRL_PORT", &ctrl_port.to_string()),
+                    ("SRC", &src.display().to_string()),
+                    ("DIR", &dir.display().to_string()),
+                    ("RTP_MIN", &rtp.to_string()),
+                    ("RTP_MAX", &(rtp + 39).to_string()),
+                ],
+            );
+            let config = with_codec_modules(config, &opts.codecs) + extra_config;
+            let (proxy_port, regint) = match opts.proxy_port {
+                Some(p) => (p, opts.regint),
+                // no registrar: an AOR at baresip's own address, never registered
+                None => (sip_port, 0),
+            };
+            let answermode = match opts.answer {
+                AnswerMode::Auto => "auto",
+                AnswerMode::Manual => "manual",
+            };
+            let accounts = util::fill_template(
+                &read("baresip-accounts.in"),
+                &[
+                    ("USER", &opts.user),
+                    ("PROXY_PORT", &proxy_port.to_string()),
+                    ("PASSWORD", &opts.password),
+                    ("ANSWERMODE", answermode),
+                    ("REGINT", &regint.to_string()),
+                    ("CODECS", &opts.codecs),
+                ],
+            );
+            std::fs::write(dir.join("config"), config).expect("write baresip config");
+            std::fs::write(dir.join("accounts"), accounts).expect("write baresip accounts");
+            std::fs::write(dir.join("contacts"), "").expect("write baresip contacts");
 
-        let mut cmd = Command::new(baresip);
-        // -v: verbose log (incoming telephone-events are logged as "received event")
-        cmd.arg("-v").arg("-f").arg(&dir).current_dir(&dir);
-        let mut proc = Proc::spawn("baresip", cmd, &dir.join("baresip.log"));
+            let mut cmd = Command::new(&baresip);
+            // -v: verbose log (incoming telephone-events are logged as "received event")
+            cmd.arg("-v").arg("-f").arg(&dir).current_dir(&dir);
+            let mut proc = Proc::spawn("baresip", cmd, &dir.join("baresip.log"));
 
-        // connect to ctrl_tcp
-        let end = Instant::now() + Duration::from_secs(15);
-        let ctrl = loop {
-            proc.assert_running("while starting");
-            if let Ok(s) = TcpStream::connect(("127.0.0.1", ctrl_port)) {
-                break s;
+            // connect to ctrl_tcp
+            let end = Instant::now() + Duration::from_secs(15);
+            let ctrl = loop {
+                if attempt < START_ATTEMPTS && !proc.is_running() && port_taken(&proc) {
+                    break None;
+                }
+                proc.assert_running("while starting");
+                if let Ok(s) = TcpStream::connect(("127.0.0.1", ctrl_port)) {
+                    break Some(s);
+                }
+                if Instant::now() >= end {
+                    panic!(
+                        "baresip ctrl_tcp not listening on 127.0.0.1:{ctrl_port}; log:\n{}",
+                        proc.log_tail(40)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            match ctrl {
+                Some(ctrl) => break (sip_port, ctrl_port, proc, ctrl),
+                None => eprintln!(
+                    "baresip could not bind its ports (attempt {attempt}); trying other ports"
+                ),
             }
-            if Instant::now() >= end {
-                panic!(
-                    "baresip ctrl_tcp not listening on 127.0.0.1:{ctrl_port}; log:\n{}",
-                    proc.log_tail(40)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
         };
         let shared: Shared = Arc::new((Mutex::new(CtrlState::default()), Condvar::new()));
         let reader = ctrl.try_clone().expect("clone ctrl socket");

@@ -54,6 +54,22 @@ pub fn free_port() -> u16 {
     panic!("could not find a free UDP+TCP port on 127.0.0.1");
 }
 
+/// A port P on 127.0.0.1 such that P and P + 1 are both free for UDP and TCP right now and
+/// not handed out before (both are claimed): for peers that listen on the port above their SIP
+/// port too (baresip's SIP/TLS listener).
+pub fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let p = free_port();
+        let Some(next) = p.checked_add(1) else {
+            continue;
+        };
+        if tcp_free(next) && udp_free(next) && claim(next) {
+            return p;
+        }
+    }
+    panic!("could not find two free consecutive UDP+TCP ports on 127.0.0.1");
+}
+
 /// `count` (< 12000) consecutive UDP ports on 127.0.0.1, all free right now
 /// (for RTP port ranges). Returns the first one. Chosen below Linux's
 /// ephemeral range so that other sockets are unlikely to take them meanwhile.
