@@ -643,10 +643,13 @@ impl Core {
                     Some(Cmd::Media { line, started, event }) => self.on_media(line, started, event),
                     Some(Cmd::NoVoice { line, started }) => {
                         if self.lines.get(line).is_some_and(|l| l.started == started) {
-                            self.display(
-                                Severity::Warning,
-                                "Check your microphone! No audio record detected.",
-                            );
+                            let text = "Check your microphone! No audio record detected.";
+                            // checkmicrophone 0: calls without a microphone are fine.
+                            if self.params.get_i64("checkmicrophone").unwrap_or(1) == 0 {
+                                self.log(Severity::Warning, text);
+                            } else {
+                                self.display(Severity::Warning, text);
+                            }
                         }
                     }
                     Some(Cmd::NoMedia { line, started, silent_for }) => {
@@ -1380,6 +1383,10 @@ impl Core {
                 return Err(ApiError::Failed(msg));
             }
         }
+        if let Some(why) = self.microphone_refusal().await {
+            self.display(Severity::Error, &why);
+            return Err(ApiError::Failed(why));
+        }
         self.start().await?;
         let mut rtp = self
             .bind_rtp()
@@ -1566,6 +1573,33 @@ impl Core {
         (self.input_or_silence(input), self.output_or_silence(output))
     }
 
+    /// `checkmicrophone` 2 ("fail calls without microphone"): why no call may start, when the
+    /// configured capture device (or the default standing in for it) cannot be opened. A
+    /// `null` or `file:` capture device is a deliberate choice and always passes; other modes
+    /// never refuse (1, the default, warns when the call's media starts; 0 only logs).
+    async fn microphone_refusal(&self) -> Option<String> {
+        if self.params.get_i64("checkmicrophone").unwrap_or(1) != 2 {
+            return None;
+        }
+        let spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
+        if matches!(spec, DeviceSpec::Null | DeviceSpec::File(_)) {
+            return None;
+        }
+        let probe = tokio::task::spawn_blocking(move || {
+            open_input_or_default(&spec, 48_000, None).map(|_| ())
+        })
+        .await;
+        match probe {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!(
+                "No microphone: calls need one (checkmicrophone=2): {e}"
+            )),
+            Err(e) => Some(format!(
+                "No microphone: calls need one (checkmicrophone=2): {e}"
+            )),
+        }
+    }
+
     /// The capture device alone (the playback device is open already).
     async fn open_input_device(&self, rate: u32) -> Box<dyn AudioInput> {
         let spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
@@ -1612,10 +1646,13 @@ impl Core {
                 d
             }
             Err(e) => {
-                self.display(
-                    Severity::Warning,
-                    &format!("Cannot open the recording device, sending silence: {e}"),
-                );
+                let text = format!("Cannot open the recording device, sending silence: {e}");
+                // checkmicrophone 0: calls without a microphone are fine, nothing to show.
+                if self.params.get_i64("checkmicrophone").unwrap_or(1) == 0 {
+                    self.log(Severity::Warning, &text);
+                } else {
+                    self.display(Severity::Warning, &text);
+                }
                 Box::new(Silence)
             }
         }
@@ -1916,6 +1953,12 @@ impl Core {
     }
 
     async fn answer_line(&mut self, n: usize) -> Result<(), ApiError> {
+        if let Some(why) = self.microphone_refusal().await {
+            // RFC 3261 §21.4.18: the user cannot take the call now.
+            self.display(Severity::Error, &why);
+            self.end_locally_with(n, 480, Some("no microphone")).await;
+            return Err(ApiError::Failed(why));
+        }
         self.auto_hold_others(n, autohold::Trigger::Incoming);
         let prefs = self.media_prefs();
         self.sdp_version += 1;
