@@ -1141,6 +1141,9 @@ impl Core {
         sip.set_trace(true);
         sip.set_allow_redirect(self.params.get_i64("allowcallredirect").unwrap_or(1) != 0);
         sip.set_rport_mode(rport_mode(self.params.get_i64("use_rport").unwrap_or(1)));
+        sip.set_reregister(webphone_sip::Reregister::from_param(
+            self.params.get_i64("forcereregister").unwrap_or(1),
+        ));
         *self
             .pushed_account
             .lock()

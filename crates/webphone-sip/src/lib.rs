@@ -47,6 +47,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use error::SipError;
 pub use messaging::{MessageKey, Replaces, SubKey, SubscriptionState};
+pub use policy::Reregister;
 
 /// The transport the user agent listens on and sends requests with.
 ///
@@ -816,6 +817,12 @@ impl SipUa {
     /// a 3xx ends the call as `Rejected`.
     pub fn set_allow_redirect(&self, on: bool) {
         self.send(policy::Command::AllowRedirect(on));
+    }
+
+    /// Which failed registrations are tried again (`forcereregister`): see
+    /// [`Reregister`].
+    pub fn set_reregister(&self, mode: Reregister) {
+        self.send(policy::Command::Reregister(mode));
     }
 
     /// Whether [`SipUa::shutdown`] removes the registrations (`needunregister`, on by

@@ -83,6 +83,8 @@ pub(crate) enum Command {
     AnswerReoffer(CallKey, String),
     /// Follow 3xx redirects (`allowcallredirect`).
     AllowRedirect(bool),
+    /// When a failed registration is tried again (`forcereregister`), see [`Reregister`].
+    Reregister(Reregister),
     /// Remove our bindings (REGISTER with `Expires: 0`) when shutting down (`needunregister`,
     /// on by default); `false` leaves them at the registrar until they expire.
     UnregisterOnShutdown(bool),
@@ -553,6 +555,10 @@ pub(crate) struct UaPolicy {
     allow_redirect: bool,
     /// [`Command::UnregisterOnShutdown`].
     unregister_on_shutdown: bool,
+    /// [`Command::Reregister`].
+    reregister: Reregister,
+    /// A registration of the current account succeeded (failures since are lost ones).
+    was_registered: bool,
     /// [`Command::ContactFromVia`].
     contact_from_via: bool,
     /// Peer-to-peer calls allowed (`None`: when no server is configured).
@@ -575,6 +581,44 @@ pub(crate) fn refresh_delay(expires: u32) -> Duration {
 
 /// Back-off after the `failures`-th consecutive failed REGISTER: doubling from 5 s (60 s for
 /// credential errors, which a quick retry will not fix), capped at 5 minutes.
+/// `forcereregister`: which failed registrations are tried again (with the back-off of
+/// [`retry_delay`]). The first registration is always tried again after a network error, a
+/// time-out or a 5xx (that is not a re-registration); an authentication rejection (401, 403,
+/// 407 after our credentials) ends the attempts except with [`Reregister::Always`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reregister {
+    /// 0: a registration that was lost (failed refresh, lost connection) stays lost.
+    Never,
+    /// 1 (default): a lost registration is registered again.
+    #[default]
+    AfterSuccess,
+    /// 2: every failure is tried again, authentication rejections too.
+    Always,
+}
+
+impl Reregister {
+    /// The parameter's value (anything else: the default).
+    pub fn from_param(v: i64) -> Reregister {
+        match v {
+            0 => Reregister::Never,
+            2 => Reregister::Always,
+            _ => Reregister::AfterSuccess,
+        }
+    }
+
+    /// Whether a registration that failed with `code` is tried again; `was_registered`:
+    /// a registration of this account succeeded before (this failure is a lost one).
+    pub fn retries(self, code: u16, was_registered: bool) -> bool {
+        let auth = matches!(code, 401 | 403 | 407);
+        match self {
+            Reregister::Always => true,
+            _ if auth => false,
+            Reregister::Never => !was_registered,
+            Reregister::AfterSuccess => true,
+        }
+    }
+}
+
 pub(crate) fn retry_delay(failures: u32, code: u16) -> Duration {
     let base: u64 = if matches!(code, 401 | 403 | 404 | 407) {
         60
@@ -609,6 +653,8 @@ impl UaPolicy {
             rng: crate::session::Rng::new(rand::random()),
             allow_redirect: true,
             unregister_on_shutdown: true,
+            reregister: Reregister::default(),
+            was_registered: false,
             contact_from_via: true,
             accept_direct: None,
             extras: extra::ExtraRegs::default(),
@@ -808,6 +854,7 @@ impl UaPolicy {
             Command::AnswerReoffer(call, sdp) => self.answer_reoffer(call, sdp, out),
             Command::AllowRedirect(on) => self.allow_redirect = on,
             Command::UnregisterOnShutdown(on) => self.unregister_on_shutdown = on,
+            Command::Reregister(mode) => self.reregister = mode,
             Command::ContactFromVia(on) => self.contact_from_via = on,
             Command::AcceptDirect(on) => self.accept_direct = on,
             Command::NetworkChanged => self.network_changed(out),
@@ -926,6 +973,7 @@ impl UaPolicy {
         self.announced = None;
         self.failures = 0;
         self.contact_fixes = 0;
+        self.was_registered = false;
         if self.public_contact.take().is_some() {
             out.push(Action::SetContact(None));
         }
@@ -1088,6 +1136,7 @@ impl UaPolicy {
                         return;
                     }
                     self.contact_fixes = 0;
+                    self.was_registered = true;
                     self.reg = RegState::Registered {
                         expires: granted,
                         refresh_at: now + refresh_delay(granted),
@@ -1147,6 +1196,12 @@ impl UaPolicy {
     fn register_failed(&mut self, out: &mut Vec<Action>, now: Instant, code: u16, reason: String) {
         self.failures += 1;
         self.announced = None;
+        if !self.reregister.retries(code, self.was_registered) {
+            tracing::warn!(code, %reason, mode = ?self.reregister, "registration failed; not trying again");
+            self.reg = RegState::Idle;
+            self.emit_reg(out, RegistrationState::Failed { code, reason });
+            return;
+        }
         let delay = retry_delay(self.failures, code);
         tracing::warn!(code, %reason, retry_in = ?delay, "registration failed");
         self.reg = RegState::RetryWait {
@@ -1849,6 +1904,17 @@ impl UaPolicy {
         self.last_flow_loss = Some(now);
         tracing::warn!(%reason, losses = self.flow_losses, "connection to the registrar lost");
         self.announced = None;
+        if !self.reregister.retries(503, true) {
+            self.reg = RegState::Idle;
+            self.emit_reg(
+                out,
+                RegistrationState::Failed {
+                    code: 503,
+                    reason: format!("connection to the registrar lost: {reason}"),
+                },
+            );
+            return;
+        }
         if self.flow_losses <= 1 {
             self.failures = 0;
             self.send_register(out, true);
@@ -2169,6 +2235,79 @@ mod tests {
         assert_eq!(refresh_delay(1), Duration::from_secs(1));
     }
 
+    /// A failed REGISTER (`code`) right after `registered` or at the first attempt; returns
+    /// whether a retry was scheduled.
+    fn retried_after(p: &mut UaPolicy, code: u16, now: Instant) -> bool {
+        let a = p.handle(Input::Command(Command::Register), now);
+        let (gen, _) = reg_gen(&a).expect("REGISTER sent");
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: fail(code, "no"),
+            }),
+            now,
+        );
+        assert!(
+            matches!(
+                events(&a).as_slice(),
+                [SipEvent::Registration(RegistrationState::Failed { .. })]
+            ),
+            "{a:?}"
+        );
+        p.next_deadline().is_some()
+    }
+
+    #[test]
+    fn forcereregister_modes_decide_which_failures_are_retried() {
+        let t0 = Instant::now();
+        // (mode, registered before, code) -> retried
+        let cases = [
+            (Reregister::AfterSuccess, false, 503, true),
+            (Reregister::AfterSuccess, true, 408, true),
+            (Reregister::AfterSuccess, false, 403, false),
+            (Reregister::AfterSuccess, true, 401, false),
+            (Reregister::Never, false, 503, true),
+            (Reregister::Never, true, 503, false),
+            (Reregister::Never, true, 403, false),
+            (Reregister::Always, true, 403, true),
+            (Reregister::Always, false, 407, true),
+        ];
+        for (mode, before, code, want) in cases {
+            let mut p = UaPolicy::new(Transport::Udp);
+            p.handle(Input::Command(Command::Reregister(mode)), t0);
+            if before {
+                registered(&mut p, t0, 600);
+            } else {
+                p.handle(Input::Command(Command::SetAccount(acc())), t0);
+            }
+            assert_eq!(
+                retried_after(&mut p, code, t0),
+                want,
+                "{mode:?} registered before {before} code {code}"
+            );
+        }
+        assert_eq!(Reregister::from_param(0), Reregister::Never);
+        assert_eq!(Reregister::from_param(1), Reregister::AfterSuccess);
+        assert_eq!(Reregister::from_param(2), Reregister::Always);
+    }
+
+    #[test]
+    fn forcereregister_0_leaves_a_lost_connection_unregistered() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Tcp);
+        p.handle(Input::Command(Command::Reregister(Reregister::Never)), t0);
+        registered(&mut p, t0, 600);
+        let a = p.handle(
+            Input::Stack(StackEvent::FlowLost {
+                reason: "reset".into(),
+            }),
+            t0,
+        );
+        assert!(reg_gen(&a).is_none(), "no new REGISTER: {a:?}");
+        assert!(p.next_deadline().is_none() || !matches!(p.reg, RegState::RetryWait { .. }));
+        assert!(matches!(p.reg, RegState::Idle));
+    }
+
     #[test]
     fn failed_register_backs_off() {
         let t0 = Instant::now();
@@ -2233,9 +2372,10 @@ mod tests {
     }
 
     #[test]
-    fn wrong_password_fails_with_code_and_backs_off_longer() {
+    fn wrong_password_fails_with_code_and_backs_off_longer_when_always_retried() {
         let t0 = Instant::now();
         let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::Reregister(Reregister::Always)), t0);
         p.handle(Input::Command(Command::SetAccount(acc())), t0);
         let a = p.handle(Input::Command(Command::Register), t0);
         let (gen, _) = reg_gen(&a).expect("sent");
