@@ -310,9 +310,27 @@
 
   var inLogCallback = false;
 
+  // logtoconsole (default true): the engine's LOG notifications and this file's own log lines
+  // go to the browser console; false: only the user-facing EVENT notifications do. Read from
+  // the static parameters and the page URL, and followed through setparameter().
+  var consoleLogs = true;
+  function setConsoleLogs(v) {
+    if (v === undefined || v === null) { return; }
+    var t = String(v).trim().toLowerCase();
+    if (t === '' || t === 'def' || t === 'null') { consoleLogs = true; return; }
+    consoleLogs = !(t === 'false' || t === '0' || t === 'no');
+  }
+
+  setConsoleLogs(parameters.logtoconsole);
+  setConsoleLogs(urlParameter('wp_logtoconsole'));
+
+  function toConsole(line) {
+    if (global.console) { global.console.log(line); }
+  }
+
   function log(msg) {
     var line = 'webphone_api: ' + msg;
-    if (global.console) { global.console.log(line); }
+    if (consoleLogs) { toConsole(line); }
     if (inLogCallback) { return; } // a failing onLog handler must not loop
     inLogCallback = true;
     try { fire('onLog', [line]); } finally { inLogCallback = false; }
@@ -535,6 +553,7 @@
     if (typeof text !== 'string' || text === '') { return; }
     text.split(/\r?\n/).forEach(function (line) {
       if (line.indexOf('STATUS,') === 0) { onStatusLine(line.split(',')); }
+      if (line.indexOf('EVENT,') === 0 || (consoleLogs && line.indexOf('LOG,') === 0)) { toConsole(line); }
     });
     fire('onEvents', [text]);
   }
@@ -731,7 +750,10 @@
     isregistered: function (v) { state.registered = v; },
     isincall: function (v) { state.incall = v; },
     getline: function (v) { if (typeof v === 'number') { state.line = v; } },
-    getlinedetails: onLineDetails
+    getlinedetails: onLineDetails,
+    setparameter: function (v, args) {
+      if (String(args[0] || '').trim().toLowerCase() === 'logtoconsole') { setConsoleLogs(args[1]); }
+    }
   };
 
   // jvoip(name, [args]) or the document's unwrapped form jvoip(name, a, b): the engine gets the
@@ -754,7 +776,7 @@
       var args = spec.jvoip ? jvoipArgs(list) : toArgs(list, spec.f);
       var p = (spec.a ? action : direct)(name, args).then(function (v) {
         var value = spec.r ? RESULTS[spec.r](v) : v;
-        if (AFTER[name]) { AFTER[name](value); }
+        if (AFTER[name]) { AFTER[name](value, args); }
         if (callback) { setTimeout(function () { callOne(name, callback, [value]); }, 0); }
         return value;
       }, function (e) {

@@ -55,3 +55,41 @@ test('engine events reach their callbacks with the arguments in order', async ()
   assert.ok(p.logs.some((l) => l.includes('onChat callback threw')), 'the throwing handler is logged');
   p.dispose();
 });
+
+test('logtoconsole: engine LOG lines reach the console unless it is false; EVENT lines always', async () => {
+  const p = page();
+  const { api, emit } = p;
+  await until(() => api.state.loaded, 2000, 'onLoaded');
+  emit({ ev: 'notification', text: 'LOG,EVENT,registering' });
+  emit({ ev: 'notification', text: 'EVENT,WARNING,Check your microphone!' });
+  assert.ok(p.logs.includes('LOG,EVENT,registering'), 'default true: LOG shown');
+  assert.ok(p.logs.includes('EVENT,WARNING,Check your microphone!'));
+  await api.setparameter('logtoconsole', 'false');
+  const before = p.logs.length;
+  emit({ ev: 'notification', text: 'LOG,EVENT,registered' });
+  emit({ ev: 'notification', text: 'EVENT,ERROR,Registration failed' });
+  assert.deepEqual(p.logs.slice(before), ['EVENT,ERROR,Registration failed'], 'false: only the user-facing line');
+  await api.setparameter('logtoconsole', '1');
+  emit({ ev: 'notification', text: 'LOG,WARNING,again' });
+  assert.ok(p.logs.includes('LOG,WARNING,again'));
+  p.dispose();
+});
+
+test('logtoconsole=false in the static parameters silences this file\'s own log lines too', async () => {
+  let listener = null;
+  const bridge = {
+    core: { invoke: () => Promise.resolve(null) },
+    event: { listen: (name, cb) => { listener = cb; return Promise.resolve(() => {}); } },
+  };
+  const p = loadFacade({ __TAURI__: bridge, location: { search: '' }, document: { readyState: 'complete', cookie: '' } },
+    { staticParameters: { logtoconsole: 'false' } });
+  await until(() => p.api.state.loaded, 2000, 'onLoaded');
+  const lines = [];
+  p.api.onLog((l) => lines.push(l));
+  await p.api.getlogs(() => {}, () => {}); // the second function is ignored, with a log line
+  listener({ event: 'webphone', payload: { ev: 'notification', text: 'LOG,EVENT,quiet' } });
+  assert.ok(lines.some((l) => l.includes('ignoring a function argument')), 'onLog still gets it: ' + lines);
+  assert.ok(!p.logs.some((l) => l.includes('ignoring a function argument')), 'not on the console');
+  assert.ok(!p.logs.includes('LOG,EVENT,quiet'));
+  p.dispose();
+});

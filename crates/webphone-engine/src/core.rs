@@ -700,8 +700,14 @@ impl Core {
         });
     }
 
+    /// `loglevel`, capped at `maxloglevel` when that is set (a deployment's limit on how much
+    /// a user may make the phone log, e.g. SIP messages from 5).
     fn loglevel(&self) -> i64 {
-        self.params.get_i64("loglevel").unwrap_or(1)
+        let level = self.params.get_i64("loglevel").unwrap_or(1);
+        match self.params.get_i64("maxloglevel") {
+            Some(max) if max >= 0 => level.min(max),
+            _ => level,
+        }
     }
 
     /// A LOG notification: errors and warnings always, events from loglevel 3.
@@ -1106,12 +1112,7 @@ impl Core {
             .get_i64("signalingport")
             .unwrap_or(0)
             .clamp(0, 65535) as u16;
-        let user_agent = match self.params.get("useragent") {
-            // No version by default: scanners learn nothing they could match to known bugs;
-            // `useragent` sets any text (some servers detect features from it).
-            s if s.is_empty() => "webphone".to_string(),
-            s => s,
-        };
+        let user_agent = user_agent(&self.params.get("useragent"), &self.params.get("brandname"));
         let cfg = SipConfig {
             bind_ip: self.local_ip,
             port,
@@ -2784,6 +2785,23 @@ impl Core {
     }
 }
 
+/// The User-Agent header (RFC 3261 §20.41): `useragent` when set (any text: some servers
+/// detect features from it), else the reseller's `brandname`, else `webphone`. No version by
+/// default: scanners learn nothing they could match to known bugs. Control characters, which
+/// would break the header, are removed.
+fn user_agent(useragent: &str, brandname: &str) -> String {
+    let pick = [useragent.trim(), brandname.trim()]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or("webphone");
+    let clean: String = pick.chars().filter(|c| !c.is_control()).collect();
+    if clean.trim().is_empty() {
+        "webphone".to_string()
+    } else {
+        clean.trim().to_string()
+    }
+}
+
 /// The standard reason phrase of the final responses we send (RFC 3261 §21).
 fn reason_phrase(code: u16) -> &'static str {
     match code {
@@ -2855,6 +2873,15 @@ impl AudioOutput for Silence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_agent_is_useragent_else_brandname_else_webphone() {
+        assert_eq!(user_agent("", ""), "webphone");
+        assert_eq!(user_agent("", " Acme Phone "), "Acme Phone");
+        assert_eq!(user_agent("PBXcompat/2.1", "Acme Phone"), "PBXcompat/2.1");
+        assert_eq!(user_agent("", "Bad\r\nX-Injected: 1"), "BadX-Injected: 1");
+        assert_eq!(user_agent("\r\n", ""), "webphone");
+    }
 
     #[test]
     fn dtmf_suffix_is_split_from_the_number() {

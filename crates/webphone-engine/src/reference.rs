@@ -109,6 +109,8 @@ pub const ENGINE_READS: &[&str] = &[
     "scurl_onstart",
     "scurl_setparameters",
     "serveraddressbook_url",
+    "maxloglevel",
+    "brandname",
     "forcereregister",
     "checkmicrophone",
     "rtpport",
@@ -175,9 +177,15 @@ pub const ENGINE_EXTRAS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Catalog parameters read by the front doors (`webphone-cli`, the desktop app) rather than
-/// the engine core.
-pub const FRONT_DOOR_READS: &[&str] = &["autostart", "destroyonpageclose", "callto", "autoaction"];
+/// Catalog parameters read by the front doors (`webphone-cli` and its local service, the
+/// JavaScript facade `ui/webphone_api.js`) rather than the engine core.
+pub const FRONT_DOOR_READS: &[&str] = &[
+    "autostart",
+    "destroyonpageclose",
+    "callto",
+    "autoaction",
+    "logtoconsole",
+];
 
 /// One row of [`API_TSV`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -326,9 +326,16 @@ async fn dtmf_notification_is_line_peer_status_digit() {
 async fn log_lines_follow_loglevel_and_have_three_parts() {
     let mut quiet = TestPhone::new(&[("username", "q".into()), ("loglevel", "1".into())]).await;
     let mut loud = TestPhone::new(&[("username", "l".into()), ("loglevel", "5".into())]).await;
+    // `maxloglevel` caps what `loglevel` asks for.
+    let mut capped = TestPhone::new(&[
+        ("username", "c".into()),
+        ("loglevel", "5".into()),
+        ("maxloglevel", "1".into()),
+    ])
+    .await;
     // An invalid DTMF call is refused without logging; a call to a silent port is logged.
     let port = free_port();
-    for p in [&quiet, &loud] {
+    for p in [&quiet, &loud, &capped] {
         p.api("call", &[&format!("sip:nobody@127.0.0.1:{port}")])
             .await;
         p.api("hangup", &[]).await;
@@ -338,12 +345,14 @@ async fn log_lines_follow_loglevel_and_have_three_parts() {
     // Everything at loglevel 5 is kept for getlogs.
     let logs = loud.api("getlogs", &[]).await;
     assert!(logs.as_str().unwrap().contains(&l), "getlogs lacks {l}");
-    quiet.callback("onCdr", 5).await;
-    assert!(
-        quiet.notifications("LOG,EVENT,").is_empty(),
-        "loglevel 1 logs events: {:?}",
-        quiet.notifications("LOG,EVENT,")
-    );
+    for p in [&mut quiet, &mut capped] {
+        p.callback("onCdr", 5).await;
+        assert!(
+            p.notifications("LOG,EVENT,").is_empty(),
+            "loglevel 1 logs events: {:?}",
+            p.notifications("LOG,EVENT,")
+        );
+    }
     for s in loud.notifications("LOG,") {
         let f: Vec<&str> = s.splitn(3, ',').collect();
         assert!(["EVENT", "WARNING", "ERROR"].contains(&f[1]), "{s}");
@@ -351,6 +360,7 @@ async fn log_lines_follow_loglevel_and_have_three_parts() {
     }
     quiet.api("stop", &[]).await;
     loud.api("stop", &[]).await;
+    capped.api("stop", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,14 +157,19 @@ fn engine_reads_table_matches_the_sources() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let cli = ["main.rs", "serve/mod.rs"]
-        .iter()
-        .map(|f| std::fs::read_to_string(src.join("../../webphone-cli/src").join(f)).unwrap())
-        .collect::<String>();
+    // The front doors: the CLI (and its local service) and the JavaScript facade.
+    let cli = [
+        "../../webphone-cli/src/main.rs",
+        "../../webphone-cli/src/serve/mod.rs",
+        "../../../ui/webphone_api.js",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(src.join(f)).unwrap())
+    .collect::<String>();
     for name in reference::FRONT_DOOR_READS {
         assert!(
-            cli.contains(&format!("\"{name}\"")),
-            "{name} is no longer read by webphone-cli"
+            cli.contains(&format!("\"{name}\"")) || cli.contains(&format!("'{name}'")),
+            "{name} is no longer read by webphone-cli or ui/webphone_api.js"
         );
     }
     for (extra, _) in reference::ENGINE_EXTRAS {
