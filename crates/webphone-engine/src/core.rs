@@ -1727,16 +1727,11 @@ impl Core {
         let (incoming, auto_answered) = (l.direction == Direction::Incoming, l.auto_answered);
         self.stop_waiting_beep(beep);
         self.connect_beep(incoming, auto_answered);
-        let record_all = self.params.get("voicerecupload");
         self.emit_line(n, "CallConnect");
         self.emit_line(n, "InCall");
         self.emit_general();
         self.call_state(n, "callConnected");
-        if !record_all.trim().is_empty() {
-            if let Err(e) = self.start_recording(n, &record_all) {
-                self.log(Severity::Warning, &format!("call recording: {e}"));
-            }
-        }
+        self.auto_record_line(n);
         if let Some(d) = dtmf {
             let _ = self.dtmf(LineSel::Number(n), &d);
         }

@@ -40,10 +40,63 @@ pub(super) fn expand_tokens(template: &str, values: &[(&str, String)]) -> String
     out
 }
 
+/// What `voicerecording` and `voicerecupload` ask for a call that connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum AutoRecord {
+    /// No automatic recording.
+    Off,
+    /// Record to `dest` (empty: the profile's `recordings/` folder; a URL: recorded there and
+    /// uploaded); `keep_local` false deletes the local file after a successful upload.
+    To { dest: String, keep_local: bool },
+    /// The setting cannot be followed (remote only without a remote destination).
+    Invalid(&'static str),
+}
+
+/// `voicerecording` (0 no, 1 local file, 2 remote only, 3 local and remote) with
+/// `voicerecupload` (a folder, file or URL). Unset `voicerecording`: every call is recorded
+/// when `voicerecupload` is set, kept locally and uploaded when it is a URL.
+pub(super) fn auto_record(voicerecording: Option<i64>, upload: &str) -> AutoRecord {
+    let upload = upload.trim();
+    let remote = crate::integrations::Integrations::is_upload_url(upload);
+    let to = |dest: &str, keep_local| AutoRecord::To {
+        dest: dest.to_string(),
+        keep_local,
+    };
+    match voicerecording {
+        None | Some(4..) | Some(..=-1) if upload.is_empty() => AutoRecord::Off,
+        None | Some(4..) | Some(..=-1) => to(upload, true),
+        Some(0) => AutoRecord::Off,
+        // a local file: the configured folder or file, else the profile's folder
+        Some(1) if remote => to("", true),
+        Some(1) => to(upload, true),
+        Some(2) if remote => to(upload, false),
+        Some(2) => AutoRecord::Invalid(
+            "voicerecording 2 (remote only) needs an http(s):// or ftp:// voicerecupload",
+        ),
+        // 3: local and remote (a local destination: local only)
+        Some(_) => to(upload, true),
+    }
+}
+
 impl Core {
+    /// The automatic recording of a call that has just connected (`voicerecording`,
+    /// `voicerecupload`).
+    pub(super) fn auto_record_line(&mut self, n: usize) {
+        let mode = self.params.get_i64("voicerecording");
+        match auto_record(mode, &self.params.get("voicerecupload")) {
+            AutoRecord::Off => {}
+            AutoRecord::Invalid(why) => self.log(Severity::Warning, why),
+            AutoRecord::To { dest, keep_local } => {
+                if let Err(e) = self.start_recording_keeping(n, &dest, keep_local) {
+                    self.log(Severity::Warning, &format!("call recording: {e}"));
+                }
+            }
+        }
+    }
+
     /// Where a recording of line `n` goes: `dest` may be a folder, a file name, or empty (the
     /// profile's `recordings/` folder), or a URL: recorded into that folder, then uploaded.
-    fn recording_path(&self, n: usize, dest: &str) -> Result<PathBuf, ApiError> {
+    fn recording_path(&self, n: usize, dest: &str, keep_local: bool) -> Result<PathBuf, ApiError> {
         let dest = dest.trim();
         // http(s) / ftp: recorded into the profile's folder, uploaded when closed
         // (crate::integrations).
@@ -89,14 +142,26 @@ impl Core {
                 .map_err(|e| ApiError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         }
         if upload {
-            self.integrations.plan_upload(dest, n, &path, &values);
+            self.integrations
+                .plan_upload_with(dest, n, &path, &values, keep_local);
         }
         Ok(path)
     }
 
     /// Starts recording line `n` into `dest` (stereo: left us, right the peer).
     pub(super) fn start_recording(&mut self, n: usize, dest: &str) -> Result<PathBuf, ApiError> {
-        let path = self.recording_path(n, dest)?;
+        self.start_recording_keeping(n, dest, true)
+    }
+
+    /// [`start_recording`](Self::start_recording); without `keep_local` a recording that is
+    /// uploaded is deleted locally once the upload succeeded.
+    fn start_recording_keeping(
+        &mut self,
+        n: usize,
+        dest: &str,
+        keep_local: bool,
+    ) -> Result<PathBuf, ApiError> {
+        let path = self.recording_path(n, dest, keep_local)?;
         let Some(l) = self.lines.get_mut(n) else {
             return Err(ApiError::Failed("no such line".into()));
         };
@@ -185,6 +250,34 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn voicerecording_modes_pick_the_destination_and_what_stays_local() {
+        let url = "https://rec.example.org/up/CALLID.wav";
+        let to = |dest: &str, keep_local| AutoRecord::To {
+            dest: dest.into(),
+            keep_local,
+        };
+        assert_eq!(auto_record(None, ""), AutoRecord::Off);
+        assert_eq!(
+            auto_record(None, url),
+            to(url, true),
+            "voicerecupload alone"
+        );
+        assert_eq!(auto_record(None, "/srv/rec/"), to("/srv/rec/", true));
+        assert_eq!(auto_record(Some(0), url), AutoRecord::Off);
+        assert_eq!(auto_record(Some(1), url), to("", true), "local only");
+        assert_eq!(auto_record(Some(1), ""), to("", true));
+        assert_eq!(auto_record(Some(1), "/srv/rec/"), to("/srv/rec/", true));
+        assert_eq!(auto_record(Some(2), url), to(url, false), "remote only");
+        assert!(matches!(auto_record(Some(2), ""), AutoRecord::Invalid(_)));
+        assert!(matches!(
+            auto_record(Some(2), "/srv/rec/"),
+            AutoRecord::Invalid(_)
+        ));
+        assert_eq!(auto_record(Some(3), url), to(url, true), "both");
+        assert_eq!(auto_record(Some(3), ""), to("", true));
+    }
 
     #[test]
     fn tokens_are_replaced_longest_first_and_made_file_safe() {

@@ -222,6 +222,9 @@ struct PlannedUpload {
     url: String,
     line: usize,
     tokens: Tokens,
+    /// Keep the local file after a successful upload (`voicerecording` 3, and every
+    /// recording unless `voicerecording` is 2).
+    keep_local: bool,
 }
 
 /// The integrations of one engine: an HTTP client and the engine's event stream.
@@ -531,6 +534,19 @@ impl Integrations {
         local: &Path,
         values: &[(&str, String)],
     ) {
+        self.plan_upload_with(url_template, line, local, values, true);
+    }
+
+    /// [`plan_upload`](Self::plan_upload); without `keep_local` the local file is deleted once
+    /// the upload succeeded (`voicerecording` 2: remote only). A failed upload keeps it.
+    pub fn plan_upload_with(
+        &self,
+        url_template: &str,
+        line: usize,
+        local: &Path,
+        values: &[(&str, String)],
+        keep_local: bool,
+    ) {
         let mut t = Tokens::new();
         for (k, v) in values {
             t.set(k, v.clone());
@@ -543,6 +559,7 @@ impl Integrations {
             url: url_template.trim().to_string(),
             line,
             tokens: t,
+            keep_local,
         };
         self.uploads
             .lock()
@@ -589,6 +606,7 @@ impl Integrations {
         let events = self.events.clone();
         let path = local.to_path_buf();
         let line = plan.line;
+        let keep_local = plan.keep_local;
         let meta = http::UploadMeta {
             file_name: http::file_name_for(&url, &path),
             user: plan.tokens.get("USER").to_string(),
@@ -627,6 +645,11 @@ impl Integrations {
             let done = match result {
                 Ok(status) => {
                     debug!(status, "recording uploaded");
+                    if !keep_local {
+                        if let Err(e) = tokio::fs::remove_file(&path).await {
+                            warn!("uploaded recording not deleted: {e}");
+                        }
+                    }
                     format!("VREC,-1,3,{kind},{shown},")
                 }
                 Err(e) => {

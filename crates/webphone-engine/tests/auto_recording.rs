@@ -1,0 +1,189 @@
+//! `voicerecording` with `voicerecupload`: which connected calls are recorded, where, and
+//! what stays on disk. Real engines call each other over UDP on loopback; uploads go to a real
+//! HTTP server on loopback; recordings are real WAV files in the profile's folder.
+
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An HTTP server that stores the body of every PUT/POST (method, path, body).
+async fn upload_server() -> (u16, Arc<Mutex<Vec<(String, String, Vec<u8>)>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let store = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.trim()
+                            .eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let mut first = head.lines().next().unwrap_or("").split(' ');
+                let method = first.next().unwrap_or("").to_string();
+                let path = first.next().unwrap_or("").to_string();
+                store
+                    .lock()
+                    .unwrap()
+                    .push((method, path, buf[head_end..head_end + len].to_vec()));
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await;
+            });
+        }
+    });
+    (port, got)
+}
+
+fn wavs(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir.join("recordings"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One call from a phone with `extra` settings (its profile in `dir`) to an answering
+/// phone, two seconds long; returns once the caller saw the CDR.
+async fn recorded_call(dir: &Path, extra: &[(&'static str, String)]) -> TestPhone {
+    let port = free_port();
+    let mut callee = TestPhone::new(&[
+        ("username", "bob".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+        ("autoaccept", "true".into()),
+        ("signalingport", port.to_string()),
+    ])
+    .await;
+    let mut p = vec![
+        ("username", "alice".to_string()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ];
+    p.extend(extra.iter().cloned());
+    let mut alice = TestPhone::in_dir(&p, Some(dir)).await;
+    alice
+        .api("call", &[&format!("sip:bob@127.0.0.1:{port}")])
+        .await;
+    alice.call_state("callConnected", 10).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    alice.api("hangup", &[]).await;
+    alice.callback("onCdr", 10).await;
+    callee.call_state("callDisconnected", 10).await;
+    let _ = callee.phone.api("stop", vec![]).await;
+    alice
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voicerecording_2_uploads_and_deletes_1_keeps_locally_0_records_nothing() {
+    let (http, uploads) = upload_server().await;
+    let url = format!("http://127.0.0.1:{http}/rec/CALLID.wav");
+
+    // 2: remote only: uploaded (PUT of a WAV), then gone from the profile's folder.
+    let dir2 = TempDir::new("autorec2");
+    let mut alice = recorded_call(
+        &dir2.0,
+        &[
+            ("voicerecording", "2".into()),
+            ("voicerecupload", url.clone()),
+        ],
+    )
+    .await;
+    alice
+        .notification(|t| t.starts_with("VREC,-1,3,3,"), 15)
+        .await;
+    {
+        let got = uploads.lock().unwrap();
+        assert_eq!(got.len(), 1, "one upload");
+        assert_eq!(got[0].0, "PUT");
+        assert!(
+            got[0].1.starts_with("/rec/") && got[0].1.ends_with(".wav"),
+            "{}",
+            got[0].1
+        );
+        assert!(
+            got[0].2.starts_with(b"RIFF") && got[0].2.len() > 20_000,
+            "a WAV with audio"
+        );
+    }
+    let mut left = wavs(&dir2.0);
+    for _ in 0..20 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = wavs(&dir2.0);
+    }
+    assert!(left.is_empty(), "remote only: nothing kept: {left:?}");
+    let _ = alice.phone.api("stop", vec![]).await;
+
+    // 1: a local file, no upload even with an upload URL.
+    let dir1 = TempDir::new("autorec1");
+    let mut alice = recorded_call(
+        &dir1.0,
+        &[
+            ("voicerecording", "1".into()),
+            ("voicerecupload", url.clone()),
+        ],
+    )
+    .await;
+    alice
+        .notification(|t| t.starts_with("VREC,-1,3,1,"), 15)
+        .await;
+    let kept = wavs(&dir1.0);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let (samples, _) = read_wav(&kept[0]);
+    assert!(samples.len() > 8000, "the call is in the file");
+    assert_eq!(uploads.lock().unwrap().len(), 1, "no upload for 1");
+    let _ = alice.phone.api("stop", vec![]).await;
+
+    // 0: nothing, whatever voicerecupload says.
+    let dir0 = TempDir::new("autorec0");
+    let alice = recorded_call(
+        &dir0.0,
+        &[
+            ("voicerecording", "0".into()),
+            ("voicerecupload", url.clone()),
+        ],
+    )
+    .await;
+    assert!(alice.notifications("VREC,").is_empty());
+    assert!(wavs(&dir0.0).is_empty());
+    assert_eq!(uploads.lock().unwrap().len(), 1);
+    let _ = alice.phone.api("stop", vec![]).await;
+}
