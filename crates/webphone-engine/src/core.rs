@@ -1456,7 +1456,7 @@ impl Core {
     /// `null` devices have no acoustic path, and their audio stays bit-exact.
     fn dsp_config(&self) -> webphone_media::dsp::DspConfig {
         let real_in = matches!(
-            DeviceSpec::parse(&self.params.get("audiodevicein")),
+            self.capture_spec(),
             DeviceSpec::Default | DeviceSpec::Device(_)
         );
         let get = |name: &str, default: i64| self.params.get_i64(name).unwrap_or(default);
@@ -1554,7 +1554,7 @@ impl Core {
     /// opens, `null` takes its place (the call goes on). The user is told either way. Opening
     /// a sound card can take a while, so it runs off the engine task.
     async fn open_devices(&self, rate: u32) -> (Box<dyn AudioInput>, Box<dyn AudioOutput>) {
-        let in_spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
+        let in_spec = self.capture_spec();
         let out_spec = DeviceSpec::parse(&self.params.get("audiodeviceout"));
         let (in_events, out_events) = (self.device_events(), self.device_events());
         let opened = tokio::task::spawn_blocking(move || {
@@ -1577,6 +1577,15 @@ impl Core {
         (self.input_or_silence(input), self.output_or_silence(output))
     }
 
+    /// The capture device of calls: `audiodevicein`, or `null` (silence, nothing opened or
+    /// checked) when `useaudiodevicerecord` is false (a machine without a recorder).
+    fn capture_spec(&self) -> DeviceSpec {
+        if self.params.get_bool("useaudiodevicerecord") == Some(false) {
+            return DeviceSpec::Null;
+        }
+        DeviceSpec::parse(&self.params.get("audiodevicein"))
+    }
+
     /// `checkmicrophone` 2 ("fail calls without microphone"): why no call may start, when the
     /// configured capture device (or the default standing in for it) cannot be opened. A
     /// `null` or `file:` capture device is a deliberate choice and always passes; other modes
@@ -1585,7 +1594,7 @@ impl Core {
         if self.params.get_i64("checkmicrophone").unwrap_or(1) != 2 {
             return None;
         }
-        let spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
+        let spec = self.capture_spec();
         if matches!(spec, DeviceSpec::Null | DeviceSpec::File(_)) {
             return None;
         }
@@ -1606,7 +1615,7 @@ impl Core {
 
     /// The capture device alone (the playback device is open already).
     async fn open_input_device(&self, rate: u32) -> Box<dyn AudioInput> {
-        let spec = DeviceSpec::parse(&self.params.get("audiodevicein"));
+        let spec = self.capture_spec();
         let events = self.device_events();
         let opened =
             tokio::task::spawn_blocking(move || open_input_or_default(&spec, rate, Some(events)))

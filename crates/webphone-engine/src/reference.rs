@@ -109,6 +109,7 @@ pub const ENGINE_READS: &[&str] = &[
     "scurl_onstart",
     "scurl_setparameters",
     "serveraddressbook_url",
+    "useaudiodevicerecord",
     "voicerecording",
     "maxloglevel",
     "brandname",
@@ -188,6 +189,54 @@ pub const FRONT_DOOR_READS: &[&str] = &[
     "logtoconsole",
 ];
 
+/// Catalog `core`/`integration` rows that have no meaning for a native engine on a desktop,
+/// with the reason shown on the reference page: workarounds for the original's Java or
+/// Windows audio stacks, the vendor's own services, and a row the catalog cannot explain.
+/// They are accepted, stored and returned like every parameter. The `reference_up_to_date`
+/// test checks that none of them is read by the engine (it would be "works" then).
+pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
+    (
+        "usecommdevice",
+        "selects the Windows communications-device role; this engine uses the devices that `audiodevicein`/`audiodeviceout` name",
+    ),
+    (
+        "cancloseaudioline",
+        "a workaround for the original's Java audio lines (JVoIP); no Java here",
+    ),
+    (
+        "singleaudiostream",
+        "a workaround for the original's Java audio lines (JVoIP); no Java here",
+    ),
+    (
+        "p2prtp",
+        "the vendor's own direct media between its webphones, outside SDP; media here always follows the SDP offer/answer",
+    ),
+    (
+        "usetunneling",
+        "the vendor's proprietary tunnel service",
+    ),
+    (
+        "autoprovisioning",
+        "the vendor's central configuration server (OP code); use `scurl_setparameters` for your own provisioning",
+    ),
+    (
+        "altexternpublicip",
+        "asks third-party web sites for the public address; this engine never contacts them (it learns the address from `received`/`rport` and STUN)",
+    ),
+    (
+        "geolocation",
+        "a location lookup at third-party web services for an `X-Country` header; this engine never contacts them (a header can be added with `customsipheader`)",
+    ),
+    (
+        "alwaysallowlowcodec",
+        "appears once in an example of the catalog's source without a meaning",
+    ),
+    (
+        "voicerecformat",
+        "a build option of the original (MP3 recording); recordings here are WAV",
+    ),
+];
+
 /// One row of [`API_TSV`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiRow {
@@ -262,6 +311,8 @@ pub enum ParamStatus {
     ForSkins,
     /// Accepted and stored, but nothing reads it yet.
     NotYet,
+    /// Accepted and stored; has no meaning in this engine ([`NO_EFFECT_BY_DESIGN`]).
+    NoEffectByDesign,
 }
 
 impl ParamStatus {
@@ -271,6 +322,9 @@ impl ParamStatus {
             ParamStatus::StoredNoEffect => "accepted and stored (browser engines only: no effect)",
             ParamStatus::ForSkins => "accepted and stored (read by the skins, not the engine)",
             ParamStatus::NotYet => "not yet (accepted and stored, no effect yet)",
+            ParamStatus::NoEffectByDesign => {
+                "accepted and stored (no effect in this engine, see the reason)"
+            }
         }
     }
 }
@@ -288,8 +342,28 @@ pub fn param_status(def: &ParamDef) -> ParamStatus {
         ParamStatus::StoredNoEffect
     } else if def.scope == Scope::Ui {
         ParamStatus::ForSkins
+    } else if NO_EFFECT_BY_DESIGN
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    {
+        ParamStatus::NoEffectByDesign
     } else {
         ParamStatus::NotYet
+    }
+}
+
+/// The status column of a parameter row: the label, with the reason for the rows of
+/// [`NO_EFFECT_BY_DESIGN`].
+fn status_text(def: &ParamDef) -> String {
+    let name = def.alias_of.unwrap_or(def.name);
+    match NO_EFFECT_BY_DESIGN
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+    {
+        Some((_, why)) if param_status(def) == ParamStatus::NoEffectByDesign => {
+            format!("no effect in this engine: {}", cell(why))
+        }
+        _ => param_status(def).label().to_string(),
     }
 }
 
@@ -523,7 +597,7 @@ pub fn render(observed: &BTreeMap<String, Observed>) -> String {
             cell(&kind_text(def)),
             def.scope,
             cell(def.values),
-            param_status(def).label()
+            status_text(def)
         );
     }
     let _ = writeln!(out);

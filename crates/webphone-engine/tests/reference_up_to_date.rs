@@ -181,6 +181,14 @@ fn engine_reads_table_matches_the_sources() {
             "{extra} is no longer read"
         );
     }
+    // A parameter documented as having no effect by design must not be read anywhere.
+    for (name, _) in reference::NO_EFFECT_BY_DESIGN {
+        assert!(reg.lookup(name).is_some(), "{name} is not in the catalog");
+        assert!(
+            !mentioned.contains(*name) && !reference::FRONT_DOOR_READS.contains(name),
+            "{name} is read now: take it out of NO_EFFECT_BY_DESIGN"
+        );
+    }
     let missing: Vec<_> = mentioned.difference(&table).collect();
     let stale: Vec<_> = table.difference(&mentioned).collect();
     assert!(

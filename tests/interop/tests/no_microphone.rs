@@ -129,3 +129,28 @@ fn checkmicrophone_1_warns_and_0_only_logs() {
     }
     bob.quit();
 }
+
+#[test]
+fn useaudiodevicerecord_false_calls_without_touching_a_recorder() {
+    let dir = TestDir::new("nomicskip");
+    let (mut bob, bob_uri) = callee(&dir, "bob");
+    // Even with checkmicrophone 2: no recorder is used, so none is needed.
+    let mut alice = deviceless(
+        &dir,
+        "alice",
+        &[("checkmicrophone", "2"), ("useaudiodevicerecord", "false")],
+    );
+    alice.api_ok(&format!("call {bob_uri}"));
+    expect_connected(&mut alice);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        alice
+            .seen(|l| l.contains("recording device") || l.contains("No microphone"))
+            .is_empty(),
+        "no recorder opened, nothing to warn about"
+    );
+    alice.api_ok("hangup");
+    alice.expect_cdr(WAIT);
+    alice.quit();
+    bob.quit();
+}
