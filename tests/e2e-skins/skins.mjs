@@ -164,7 +164,7 @@ function freeUdpPort() {
 
 // A voicemail server's unsolicited message-summary NOTIFY (RFC 3842 §5.2) to the engine's SIP
 // port; resolves with the status line of the answer.
-function sendMwiNotify(sipPort, summary, account) {
+function sendMwiNotify(sipPort, summary, account, waiting = 'yes') {
   return new Promise((resolve, reject) => {
     const s = dgram.createSocket('udp4');
     const timer = setTimeout(() => { s.close(); reject(new Error('no answer to the MWI NOTIFY')); }, 5000);
@@ -174,7 +174,7 @@ function sendMwiNotify(sipPort, summary, account) {
     });
     s.bind(0, '127.0.0.1', () => {
       const p = s.address().port;
-      const body = `Messages-Waiting: yes\r\nMessage-Account: ${account}\r\nVoice-Message: ${summary}\r\n`;
+      const body = `Messages-Waiting: ${waiting}\r\nMessage-Account: ${account}\r\nVoice-Message: ${summary}\r\n`;
       const msg = [
         `NOTIFY sip:1001@127.0.0.1:${sipPort} SIP/2.0`,
         `Via: SIP/2.0/UDP 127.0.0.1:${p};branch=z9hG4bKskinmwi${Date.now()}`,
@@ -1546,6 +1546,11 @@ function scenarios(env) {
         assert((await page.textContent('#dial_voicemail_count')) === '3', 'the badge shows 3 new messages');
         const label = await page.getAttribute('#dial_voicemail', 'aria-label');
         assert(/3/.test(label || ''), `the Voicemail button's name says 3 new: ${label}`);
+        // The messages were listened to elsewhere: "Messages-Waiting: no" clears the badge.
+        const cleared = await sendMwiNotify(sipPort, '0/11', `sip:echo@127.0.0.1:${sipPort}`, 'no');
+        assert(/^SIP\/2\.0 200/.test(cleared), `MWI NOTIFY answered ${cleared}`);
+        await page.waitForSelector('#dial_voicemail_count', { state: 'hidden', timeout: TIMEOUT });
+        assert(!/\d/.test((await page.getAttribute('#dial_voicemail', 'aria-label')) || ''), 'no count in the name');
         assert(/echo/.test(await page.evaluate(() => window.webphone_api.getparameter('voicemailnum'))), 'voicemailnum learned from Message-Account');
         await page.evaluate(() => window.webphone_api.setparameter('voicemailnum', 'echo'));
         await goPage(page, 'page_settings');

@@ -339,7 +339,9 @@ impl Core {
                     .eq_ignore_ascii_case("messages-waiting")
                     .then(|| v.trim().eq_ignore_ascii_case("yes"))
             });
-            if waiting == Some(true) {
+            // "Messages-Waiting: no" is reported too (with its counts, else `0/0`), so a
+            // consumer clears what it shows (the skin's voicemail badge).
+            if let Some(waiting) = waiting {
                 let voice = body
                     .lines()
                     .find_map(|l| {
@@ -348,7 +350,8 @@ impl Core {
                             .eq_ignore_ascii_case("voice-message")
                             .then(|| v.trim().to_string())
                     })
-                    .unwrap_or_default();
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| if waiting { String::new() } else { "0/0".into() });
                 self.notify(format!("MWI,{}", crate::notify::text(&voice)));
             }
             return;
