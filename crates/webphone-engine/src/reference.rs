@@ -232,6 +232,26 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
         "appears once in an example of the catalog's source without a meaning",
     ),
     (
+        "separatechatdiag",
+        "every MESSAGE here is its own request with a new Call-ID already, the value 1 the catalog suggests",
+    ),
+    (
+        "setfinalcodec",
+        "the original's re-INVITE that narrows a multi-codec answer to one codec; this engine never sends it (the value 0 the catalog suggests against dropped calls)",
+    ),
+    (
+        "invrecordroute",
+        "a workaround of the original for the order of Record-Route headers; route sets here follow RFC 3261 section 12.1",
+    ),
+    (
+        "udpconnect",
+        "a socket mode of the original; the UDP socket here is never connected to one address, so answers from forked, redirected or failover peers arrive",
+    ),
+    (
+        "ringincall",
+        "appears once in a troubleshooting answer of the catalog's source (\"ringback related tweak\") without a meaning",
+    ),
+    (
         "voicerecformat",
         "a build option of the original (MP3 recording); recordings here are WAV",
     ),
