@@ -294,6 +294,12 @@ pub(crate) struct Core {
     spare_rtp: Option<RtpSocket>,
     /// Where the next RTP port search from the base port starts (see `bind_rtp`).
     rtp_cursor: u32,
+    /// Which of [`Core::servers`] is in use (two-server failover).
+    server_choice: usize,
+    /// Servers given up in this round of failover; `failing_over`: the REGISTER in flight is
+    /// a failover's (a retry of the SIP layer's back-off starts a new round).
+    failovers: usize,
+    failing_over: bool,
     /// Text of the last general status, repeated by the periodic tick.
     last_general: String,
     next_echo_id: u64,
@@ -528,6 +534,9 @@ impl Core {
             lines: Lines::default(),
             spare_rtp: None,
             rtp_cursor: 0,
+            server_choice: 0,
+            failovers: 0,
+            failing_over: false,
             last_general: String::new(),
             next_echo_id: 1,
             sdp_version: 1,
@@ -743,14 +752,67 @@ impl Core {
         self.username_and_host().0
     }
 
-    /// `serveraddress`, or the domain of a `username` written as a SIP URI; empty when
-    /// neither is set.
+    /// The server in use: one of [`Core::servers`] (`server_choice` moves on when one fails);
+    /// empty when none is set.
     fn server(&self) -> String {
-        let configured = self.params.get("serveraddress");
-        if !configured.trim().is_empty() {
-            return configured;
+        let list = self.servers();
+        if list.is_empty() {
+            return String::new();
         }
-        self.username_and_host().1.unwrap_or_default()
+        list[self.server_choice % list.len()].clone()
+    }
+
+    /// The servers to register with, in order: `serveraddressfirst` (two-server failover)
+    /// then `serveraddress`, or the domain of a `username` written as a SIP URI when
+    /// `serveraddress` is empty.
+    fn servers(&self) -> Vec<String> {
+        let mut main = self.params.get("serveraddress").trim().to_string();
+        if main.is_empty() {
+            main = self.username_and_host().1.unwrap_or_default();
+        }
+        let first = self.params.get("serveraddressfirst").trim().to_string();
+        [first, main]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .fold(Vec::new(), |mut v, s| {
+                if !v.iter().any(|x: &String| x.eq_ignore_ascii_case(&s)) {
+                    v.push(s);
+                }
+                v
+            })
+    }
+
+    /// Two-server failover (`serveraddressfirst`, `enablefallback`): a registration that
+    /// failed for want of an answer or with a server error (408, 5xx, 6xx) moves to the
+    /// next server at once. Authentication and other rejections stay with the server.
+    fn fail_over_registration(&mut self, code: u16) -> bool {
+        let list = self.servers();
+        let worth = code == 408 || code >= 500;
+        // Each server once per round: when all failed, the usual back-off applies to the
+        // last one, and its next retry starts a new round.
+        if list.len() < 2
+            || !worth
+            || self.failovers + 1 >= list.len()
+            || self.params.get_bool("enablefallback") == Some(false)
+        {
+            return false;
+        }
+        self.failovers += 1;
+        self.failing_over = true;
+        let from = self.server();
+        self.server_choice = (self.server_choice + 1) % list.len();
+        let to = self.server();
+        self.log(
+            Severity::Warning,
+            &format!("registration at {from} failed ({code}); trying {to}"),
+        );
+        match self.register(false) {
+            Ok(()) => true,
+            Err(e) => {
+                self.log(Severity::Warning, &format!("failover to {to}: {e}"));
+                false
+            }
+        }
     }
 
     fn username_and_host(&self) -> (String, Option<String>) {
@@ -1271,15 +1333,16 @@ impl Core {
             let v = self.params.get(name);
             (!v.trim().is_empty()).then(|| v.trim().to_string())
         };
-        let (user, uri_host) = self.username_and_host();
+        let (user, _) = self.username_and_host();
         let username = (!user.is_empty())
             .then_some(user)
             .or_else(|| opt("sipusername"))
             .unwrap_or_default();
         let interval = self.params.get_i64("registerinterval").unwrap_or(120);
         AccountConfig {
-            // `username` written as a SIP URI names the server when none is set.
-            server: opt("serveraddress").or(uri_host),
+            // `serveraddressfirst`/`serveraddress` as failover chose, or the domain of a
+            // `username` written as a SIP URI when neither is set.
+            server: Some(self.server()).filter(|s| !s.is_empty()),
             proxy: opt("proxyaddress"),
             username,
             auth_username: opt("sipusername"),
@@ -2635,6 +2698,9 @@ impl Core {
     async fn on_registration(&mut self, state: RegistrationState) {
         match state {
             RegistrationState::Registering => {
+                if !std::mem::take(&mut self.failing_over) {
+                    self.failovers = 0;
+                }
                 let was = self.reg == RegState::Registered;
                 self.reg = RegState::Registering {
                     was_registered: was,
@@ -2644,6 +2710,7 @@ impl Core {
                 }
             }
             RegistrationState::Registered { expires } => {
+                self.failovers = 0;
                 let first = self.reg != RegState::Registered;
                 self.reg = RegState::Registered;
                 if first {
@@ -2662,6 +2729,11 @@ impl Core {
             }
             RegistrationState::Failed { code, reason } => {
                 let text = register_failure_text(Some(code), &reason);
+                if self.fail_over_registration(code) {
+                    // Not the user's concern yet: the next server is being tried.
+                    self.log(Severity::Warning, &text);
+                    return;
+                }
                 self.last_reg_failure = text.clone();
                 self.reg = RegState::Failed(text.clone());
                 self.emit_general();

@@ -109,6 +109,8 @@ pub const ENGINE_READS: &[&str] = &[
     "scurl_onstart",
     "scurl_setparameters",
     "serveraddressbook_url",
+    "serveraddressfirst",
+    "enablefallback",
     "useaudiodevicerecord",
     "voicerecording",
     "maxloglevel",
