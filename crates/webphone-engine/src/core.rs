@@ -1567,6 +1567,12 @@ impl Core {
         .with_dtls(offers_dtls(
             self.params.get_i64("mediaencryption").unwrap_or(-1),
         ))
+        .with_bandwidth(
+            self.params
+                .get_i64("audio_bandwidth")
+                .unwrap_or(0)
+                .clamp(0, 10_000) as u32,
+        )
     }
 
     async fn call_echo(&mut self) -> Result<usize, ApiError> {
@@ -1902,6 +1908,7 @@ impl Core {
             self.mic_volume.clone(),
             self.speaker_volume.clone(),
         );
+        let configured_opus = self.media_prefs().opus;
         let Some(l) = self.lines.get_mut(n) else {
             return;
         };
@@ -1915,10 +1922,14 @@ impl Core {
             self.params.get_i64("jittersize").unwrap_or(3),
         );
         jitter.plc = self.params.get_bool("plc").unwrap_or(true);
+        // Our offer's preferences (or those we answered with) carry the Opus settings, with
+        // the `audio_bandwidth` cap.
+        let opus = l.offer.as_ref().map_or(configured_opus, |o| o.opus);
         let cfg = PipelineConfig {
             media_timeout: Duration::from_secs(media_timeout_s.max(0) as u64),
             dsp,
             jitter,
+            codec: webphone_media::CodecConfig { opus },
             ..PipelineConfig::default()
         };
         l.port = Some(port);

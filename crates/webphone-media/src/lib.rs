@@ -313,7 +313,14 @@ pub struct MediaOffer {
     /// instead of SDES; see [`dtls_srtp`]. DTLS-SRTP offers are answered whenever `srtp` is not
     /// [`SrtpPolicy::Off`], whatever this says.
     pub dtls: bool,
+    /// The audio bandwidth we ask for, in kbit/s: written as `b=AS` in our offers and
+    /// answers (RFC 4566 §5.8) and the cap of our Opus bit rate; `None`: no limit.
+    pub bandwidth_kbps: Option<u32>,
 }
+
+/// Bit rate of the IP (v4), UDP and RTP headers of one audio stream at 20 ms packets:
+/// 40 bytes 50 times a second.
+pub const HEADER_BITRATE: u32 = 40 * 8 * 50;
 
 impl MediaOffer {
     /// Preferences with the given codecs, sendrecv.
@@ -327,6 +334,7 @@ impl MediaOffer {
             srtp: SrtpPolicy::Off,
             sdes_keys: SdesKeys::default(),
             dtls: false,
+            bandwidth_kbps: None,
         }
     }
 
@@ -362,6 +370,21 @@ impl MediaOffer {
     /// The same preferences with other Opus settings.
     pub fn with_opus(mut self, opus: OpusConfig) -> MediaOffer {
         self.opus = opus;
+        self
+    }
+
+    /// The same preferences limited to `kbps` kbit/s of audio (`audio_bandwidth`; 0: no
+    /// limit): announced as `b=AS`, and the Opus encoder kept below it after the IP, UDP and
+    /// RTP headers of 50 packets a second (16 kbit/s), at 6 kbit/s at least.
+    pub fn with_bandwidth(mut self, kbps: u32) -> MediaOffer {
+        if kbps == 0 {
+            self.bandwidth_kbps = None;
+            return self;
+        }
+        self.bandwidth_kbps = Some(kbps);
+        let room = i64::from(kbps) * 1000 - i64::from(HEADER_BITRATE);
+        let cap = room.clamp(6_000, 510_000) as i32;
+        self.opus.bitrate = Some(self.opus.bitrate.map_or(cap, |b| b.min(cap)));
         self
     }
 

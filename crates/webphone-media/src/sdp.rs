@@ -580,6 +580,8 @@ struct AudioSection {
     direction: Direction,
     /// `a=mid` (RFC 5888 §4), for BUNDLE.
     mid: Option<String>,
+    /// `b=AS` in kbit/s (RFC 4566 §5.8).
+    bandwidth_kbps: Option<u32>,
 }
 
 /// A stream we answer with port 0 (RFC 3264 §6): its `m=` line, and its `a=mid` if it had one
@@ -617,6 +619,10 @@ fn write_session(
             Ok(a) => {
                 let pts: Vec<String> = a.formats.iter().map(|f| f.0.to_string()).collect();
                 let _ = write!(s, "m=audio {} {} {}\r\n", a.port, a.proto, pts.join(" "));
+                // RFC 4566 §5: b= comes before the a= lines of the section.
+                if let Some(kbps) = a.bandwidth_kbps {
+                    let _ = write!(s, "b=AS:{kbps}\r\n");
+                }
                 for (pt, map, fmtp) in &a.formats {
                     let _ = write!(s, "a=rtpmap:{pt} {map}\r\n");
                     if let Some(f) = fmtp {
@@ -703,6 +709,7 @@ pub fn create_offer(origin_id: u64, version: u64, local: SocketAddr, prefs: &Med
         formats,
         direction: prefs.direction,
         mid,
+        bandwidth_kbps: prefs.bandwidth_kbps,
     };
     let bundle = prefs.dtls.then_some(OFFER_MID);
     write_session(origin_id, version, local, bundle, &[Ok(section)])
@@ -857,6 +864,7 @@ fn accept_audio(
         direction,
         // RFC 5888 §9.1: the answer keeps the offer's identification tag.
         mid: m.mid.clone(),
+        bandwidth_kbps: prefs.bandwidth_kbps,
     };
     Ok(Some((section, neg)))
 }

@@ -650,3 +650,36 @@ fn opus_with_only_an_8khz_telephone_event_falls_back_to_it() {
     );
     assert!(answer.contains("a=rtpmap:101 telephone-event/8000\r\n"));
 }
+
+#[test]
+fn audio_bandwidth_is_announced_as_b_as_and_caps_opus() {
+    let prefs = MediaOffer::new(vec![Codec::Opus, Codec::Pcmu], true).with_bandwidth(24);
+    assert_eq!(prefs.bandwidth_kbps, Some(24));
+    // 24 kbit/s less 16 kbit/s of headers
+    assert_eq!(prefs.opus.bitrate, Some(8_000));
+    let offer = create_offer(1, 1, local4(), &prefs);
+    let lines: Vec<&str> = offer.lines().collect();
+    let m = lines.iter().position(|l| l.starts_with("m=audio")).unwrap();
+    assert_eq!(lines[m + 1], "b=AS:24", "b= right after m=: {offer}");
+    let (answer, _) = answer_offer(&crlf(BARESIP_OFFER), 7, local4(), &prefs).unwrap();
+    assert!(answer.contains("\r\nb=AS:24\r\n"), "{answer}");
+    // Without a limit: no b= line, the Opus default stays.
+    let free = MediaOffer::new(vec![Codec::Opus], true).with_bandwidth(0);
+    assert!(!create_offer(1, 1, local4(), &free).contains("b=AS"));
+    assert_eq!(free.opus.bitrate, crate::OpusConfig::default().bitrate);
+    // A generous limit never raises the bit rate; a tiny one keeps Opus' floor.
+    assert_eq!(
+        MediaOffer::new(vec![Codec::Opus], true)
+            .with_bandwidth(200)
+            .opus
+            .bitrate,
+        Some(32_000)
+    );
+    assert_eq!(
+        MediaOffer::new(vec![Codec::Opus], true)
+            .with_bandwidth(8)
+            .opus
+            .bitrate,
+        Some(6_000)
+    );
+}
