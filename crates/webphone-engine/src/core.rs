@@ -1573,6 +1573,7 @@ impl Core {
                 .unwrap_or(0)
                 .clamp(0, 10_000) as u32,
         )
+        .with_dtx(self.params.get_i64("silencesupress").unwrap_or(-1) == 1)
     }
 
     async fn call_echo(&mut self) -> Result<usize, ApiError> {

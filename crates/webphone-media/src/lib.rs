@@ -388,6 +388,13 @@ impl MediaOffer {
         self
     }
 
+    /// The same preferences with Opus discontinuous transmission on or off (`silencesupress`):
+    /// announced as `usedtx=1` (RFC 7587 §6.1), and silent frames are not sent.
+    pub fn with_dtx(mut self, dtx: bool) -> MediaOffer {
+        self.opus.dtx = dtx;
+        self
+    }
+
     /// The same preferences with another direction.
     pub fn with_direction(mut self, direction: Direction) -> MediaOffer {
         self.direction = direction;

@@ -125,6 +125,8 @@ pub struct MediaPipeline {
     /// RTP timestamp of the next frame we send.
     rtp_ts: u32,
     sent_first: bool,
+    /// Opus DTX left out packets since the last one sent: the next one starts a talkspurt.
+    in_dtx: bool,
     dtmf: DtmfSender,
     dtmf_rx: DtmfReceiver,
     jb: JitterBuffer,
@@ -229,6 +231,7 @@ impl MediaPipeline {
             sender,
             rtp_ts: initial_ts,
             sent_first: false,
+            in_dtx: false,
             dtmf: DtmfSender::new(cfg.dtmf),
             dtmf_rx: DtmfReceiver::new(),
             jb: JitterBuffer::new(cfg.jitter),
@@ -424,10 +427,18 @@ impl MediaPipeline {
                     tracing::warn!(codec = ?self.neg.codec, error = %e, "encoding failed");
                     return Vec::new();
                 }
-                // RFC 3551 §4.1: marker on the first packet of a talkspurt; we send continuously,
-                // so only the very first packet starts one.
-                let marker = !self.sent_first;
+                // Opus DTX (RFC 7587 §3.1.3): during silence the encoder gives 1-2 byte
+                // frames that carry nothing and are not sent (it still gives a comfort-noise
+                // update every 400 ms, which is).
+                if self.neg.codec == Codec::Opus && self.enc.len() <= 2 {
+                    self.in_dtx = true;
+                    return Vec::new();
+                }
+                // RFC 3551 §4.1: marker on the first packet of a talkspurt: the very first
+                // one, and the first after a DTX pause.
+                let marker = !self.sent_first || self.in_dtx;
                 self.sent_first = true;
+                self.in_dtx = false;
                 self.sender
                     .packet(self.neg.payload_type, marker, ts, &self.enc)
             }
