@@ -79,7 +79,8 @@ failed_tests() {
   grep -q -E '^---- .* stdout ----$|^error: test failed|^test result: FAILED' "$TEST_LOG" || return 0
   printf '\n[test] ---------------- failed tests (from %s) ----------------\n' "$TEST_LOG"
   grep -E -A3 '^---- .* stdout ----$|panicked at' "$TEST_LOG" | grep -v '^note: run with' | head -n 80 | sed 's/^/[test] /'
-  grep -E '^error: test failed|^error: [0-9]+ targets? failed' -A12 "$TEST_LOG" | head -n 30 | sed 's/^/[test] /'
+  grep -E '^error: test failed' "$TEST_LOG" | head -n 20 | sed 's/^/[test] /'
+  sed -n -E '/^error: [0-9]+ targets? failed/,/^$/p' "$TEST_LOG" | head -n 20 | sed 's/^/[test] /'
 }
 
 summary() {
