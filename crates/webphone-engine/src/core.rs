@@ -1574,6 +1574,7 @@ impl Core {
                 .clamp(0, 10_000) as u32,
         )
         .with_dtx(self.params.get_i64("silencesupress").unwrap_or(-1) == 1)
+        .with_codecframecount(self.params.get_i64("codecframecount").unwrap_or(0))
     }
 
     async fn call_echo(&mut self) -> Result<usize, ApiError> {

@@ -51,6 +51,8 @@ pub use stats::MediaStats;
 pub const SAMPLE_RATE: u32 = 8000;
 /// Packetisation interval in milliseconds (RFC 3551 §4.5: default 20 ms for G.711).
 pub const PTIME_MS: u32 = 20;
+/// Longest packet we send (six 20 ms frames; RFC 7587 §4.2 and common gateways stop at 120).
+pub const MAX_PTIME_MS: u32 = 120;
 /// Samples in one 20 ms frame at 8 kHz (G.711). Other codecs: [`Codec::frame_samples`].
 pub const FRAME_SAMPLES: usize = 160;
 
@@ -316,6 +318,12 @@ pub struct MediaOffer {
     /// The audio bandwidth we ask for, in kbit/s: written as `b=AS` in our offers and
     /// answers (RFC 4566 §5.8) and the cap of our Opus bit rate; `None`: no limit.
     pub bandwidth_kbps: Option<u32>,
+    /// The packet length we want to receive (`a=ptime`), and send when the peer states none:
+    /// a multiple of 20 ms up to [`MAX_PTIME_MS`]; Opus is always sent in 20 ms packets.
+    pub ptime_ms: u32,
+    /// `ptime_ms` was configured (`codecframecount`): we send it whatever the peer's
+    /// `a=ptime` says (which is only a recommendation, RFC 4566 §6).
+    pub ptime_fixed: bool,
 }
 
 /// Bit rate of the IP (v4), UDP and RTP headers of one audio stream at 20 ms packets:
@@ -335,6 +343,8 @@ impl MediaOffer {
             sdes_keys: SdesKeys::default(),
             dtls: false,
             bandwidth_kbps: None,
+            ptime_ms: PTIME_MS,
+            ptime_fixed: false,
         }
     }
 
@@ -395,6 +405,32 @@ impl MediaOffer {
         self
     }
 
+    /// The same preferences with another packet length (`codecframecount`), rounded down to
+    /// whole 20 ms and kept within 20..=120 ms.
+    pub fn with_ptime(mut self, ms: u32) -> MediaOffer {
+        self.ptime_ms = (ms / PTIME_MS * PTIME_MS).clamp(PTIME_MS, MAX_PTIME_MS);
+        self
+    }
+
+    /// `codecframecount`: codec frames per packet. 0 (the default) keeps 20 ms (two 10 ms
+    /// G.729 frames, one frame of the others) and follows the peer's `a=ptime`; N frames of
+    /// the first codec we prefer (10 ms for G.729, 20 ms for the others) otherwise, sent
+    /// whatever the peer asks (see [`MediaOffer::with_ptime`] for the rounding).
+    pub fn with_codecframecount(self, frames: i64) -> MediaOffer {
+        if frames <= 0 {
+            return self;
+        }
+        let frame_ms = if self.codecs.first() == Some(&Codec::G729) {
+            10
+        } else {
+            PTIME_MS
+        };
+        let frames = u32::try_from(frames.min(12)).unwrap_or(1);
+        let mut out = self.with_ptime(frames * frame_ms);
+        out.ptime_fixed = true;
+        out
+    }
+
     /// The same preferences with another direction.
     pub fn with_direction(mut self, direction: Direction) -> MediaOffer {
         self.direction = direction;
@@ -426,7 +462,9 @@ pub struct Negotiated {
     pub telephone_event_pt: Option<u8>,
     /// Our direction.
     pub direction: Direction,
-    /// Our packetisation interval in milliseconds (always 20 for now).
+    /// The packet length we send, in milliseconds: a multiple of 20 up to [`MAX_PTIME_MS`]
+    /// (the peer's `a=ptime`, else ours; see [`MediaOffer::ptime_ms`]). Opus is sent in 20 ms
+    /// packets whatever this says.
     pub ptime_ms: u32,
     /// SRTP suite and keys when media is encrypted (SDES, RFC 4568); `None` for plain RTP.
     pub srtp: Option<SrtpParams>,

@@ -127,6 +127,10 @@ pub struct MediaPipeline {
     sent_first: bool,
     /// Opus DTX left out packets since the last one sent: the next one starts a talkspurt.
     in_dtx: bool,
+    /// 20 ms frames already encoded into `enc` for the packet being filled (packets longer
+    /// than 20 ms, `Negotiated::ptime_ms`), and that packet's RTP timestamp.
+    pending_frames: u32,
+    packet_ts: u32,
     dtmf: DtmfSender,
     dtmf_rx: DtmfReceiver,
     jb: JitterBuffer,
@@ -232,6 +236,8 @@ impl MediaPipeline {
             rtp_ts: initial_ts,
             sent_first: false,
             in_dtx: false,
+            pending_frames: 0,
+            packet_ts: 0,
             dtmf: DtmfSender::new(cfg.dtmf),
             dtmf_rx: DtmfReceiver::new(),
             jb: JitterBuffer::new(cfg.jitter),
@@ -339,6 +345,7 @@ impl MediaPipeline {
             self.no_media_raised = false;
         }
         self.neg = neg;
+        self.pending_frames = 0;
         if new_dtls {
             self.start_dtls(self.last_tick);
         }
@@ -409,12 +416,15 @@ impl MediaPipeline {
             .rtp_ts
             .wrapping_add(self.neg.codec.timestamp_step(PTIME_MS));
         if !self.can_send() {
+            self.pending_frames = 0;
             return Vec::new();
         }
         // RFC 4733 §2.1: event timestamps and durations run on the codec's RTP clock.
         let step = self.neg.codec.timestamp_step(PTIME_MS);
         let data = match (self.neg.telephone_event_pt, self.dtmf.tick_units(ts, step)) {
             (Some(te_pt), Some(ev)) => {
+                // The event replaces the audio of its time: a partly filled packet is dropped.
+                self.pending_frames = 0;
                 if ev.marker {
                     self.stats.dtmf_sent += 1;
                 }
@@ -422,11 +432,30 @@ impl MediaPipeline {
                     .packet(te_pt, ev.marker, ev.timestamp, &ev.payload.encode())
             }
             _ => {
-                self.enc.clear();
+                // Packets of several 20 ms frames (`ptime_ms` 40..120): the frames' payloads
+                // follow each other (RFC 3551 §4.2; G.711, G.722, GSM, Speex and G.729 frames
+                // concatenate), stamped with the first frame's time. Opus stays at one frame:
+                // several Opus frames need one repacketised Opus packet (RFC 6716 §3.2).
+                let frames = if self.neg.codec == Codec::Opus {
+                    1
+                } else {
+                    (self.neg.ptime_ms / PTIME_MS).clamp(1, crate::MAX_PTIME_MS / PTIME_MS)
+                };
+                if self.pending_frames == 0 {
+                    self.enc.clear();
+                    self.packet_ts = ts;
+                }
                 if let Err(e) = self.codecs.encode(self.neg.codec, &self.pcm, &mut self.enc) {
                     tracing::warn!(codec = ?self.neg.codec, error = %e, "encoding failed");
+                    self.pending_frames = 0;
                     return Vec::new();
                 }
+                self.pending_frames += 1;
+                if self.pending_frames < frames {
+                    return Vec::new();
+                }
+                self.pending_frames = 0;
+                let ts = self.packet_ts;
                 // Opus DTX (RFC 7587 §3.1.3): during silence the encoder gives 1-2 byte
                 // frames that carry nothing and are not sent (it still gives a comfort-noise
                 // update every 400 ms, which is).
@@ -909,6 +938,49 @@ mod tests {
             Datagram::Rtp(p) => p,
             Datagram::Rtcp => panic!("rtcp"),
         }
+    }
+
+    #[test]
+    fn ptime_40_sends_two_frames_per_packet_stamped_with_the_first() {
+        let mut n = neg("127.0.0.1:4000");
+        n.ptime_ms = 40;
+        let (mut p, t0) = pipeline(n, Capture::default());
+        let mut pkts = Vec::new();
+        for i in 0..6u64 {
+            let out = p.on_tick(t0 + Duration::from_millis(20 * i));
+            // a packet every other tick
+            assert_eq!(out.len(), usize::from(i % 2 == 1), "tick {i}");
+            pkts.extend(out.iter().map(rtp_of));
+        }
+        assert_eq!(pkts.len(), 3);
+        assert!(
+            pkts.iter().all(|p| p.payload.len() == 320),
+            "2 x 160 PCMU bytes"
+        );
+        assert_eq!(
+            pkts.iter().map(|p| p.sequence).collect::<Vec<_>>(),
+            vec![65534, 65535, 0]
+        );
+        assert_eq!(pkts[0].timestamp, 4_294_967_000, "the first frame's time");
+        assert_eq!(pkts[1].timestamp, 4_294_967_000u32.wrapping_add(320));
+        assert!(pkts[0].marker && !pkts[1].marker);
+        // The two frames are the source's two reads, in order (ramp 1000, then 1100).
+        let first = crate::codec::g711::ulaw_to_linear(pkts[0].payload[0]);
+        let second = crate::codec::g711::ulaw_to_linear(pkts[0].payload[160]);
+        assert!(first < second, "{first} then {second}");
+    }
+
+    #[test]
+    fn opus_stays_at_20ms_packets_whatever_the_ptime() {
+        let mut n = neg("127.0.0.1:4000");
+        n.codec = Codec::Opus;
+        n.payload_type = 111;
+        n.ptime_ms = 60;
+        let (mut p, t0) = pipeline(n, Capture::default());
+        let sent: usize = (0..6u64)
+            .map(|i| p.on_tick(t0 + Duration::from_millis(20 * i)).len())
+            .sum();
+        assert_eq!(sent, 6);
     }
 
     #[test]

@@ -582,6 +582,8 @@ struct AudioSection {
     mid: Option<String>,
     /// `b=AS` in kbit/s (RFC 4566 §5.8).
     bandwidth_kbps: Option<u32>,
+    /// `a=ptime`: the packet length we want to receive (RFC 4566 §6).
+    ptime_ms: u32,
 }
 
 /// A stream we answer with port 0 (RFC 3264 §6): its `m=` line, and its `a=mid` if it had one
@@ -629,7 +631,12 @@ fn write_session(
                         let _ = write!(s, "a=fmtp:{pt} {f}\r\n");
                     }
                 }
-                let _ = write!(s, "a=ptime:{PTIME_MS}\r\na={}\r\n", a.direction.as_str());
+                let _ = write!(
+                    s,
+                    "a=ptime:{}\r\na={}\r\n",
+                    a.ptime_ms,
+                    a.direction.as_str()
+                );
                 if let Some(mid) = &a.mid {
                     let _ = write!(s, "a=mid:{mid}\r\n");
                 }
@@ -710,6 +717,7 @@ pub fn create_offer(origin_id: u64, version: u64, local: SocketAddr, prefs: &Med
         direction: prefs.direction,
         mid,
         bandwidth_kbps: prefs.bandwidth_kbps,
+        ptime_ms: prefs.ptime_ms,
     };
     let bundle = prefs.dtls.then_some(OFFER_MID);
     write_session(origin_id, version, local, bundle, &[Ok(section)])
@@ -851,7 +859,7 @@ fn accept_audio(
         payload_type: pt,
         telephone_event_pt: te_pt,
         direction,
-        ptime_ms: PTIME_MS,
+        ptime_ms: send_ptime(m.ptime, prefs),
         srtp,
         dtls,
         rtcp_mux: m.rtcp_mux,
@@ -865,8 +873,21 @@ fn accept_audio(
         // RFC 5888 §9.1: the answer keeps the offer's identification tag.
         mid: m.mid.clone(),
         bandwidth_kbps: prefs.bandwidth_kbps,
+        ptime_ms: prefs.ptime_ms,
     };
     Ok(Some((section, neg)))
+}
+
+/// The packet length we send: a configured one ([`MediaOffer::ptime_fixed`]), else the peer's
+/// `a=ptime` (what it wants to receive, RFC 4566 §6, RFC 3264 §5) when it gave one, else ours;
+/// in whole 20 ms ticks from 20 to 120 ms (a value between ticks is rounded down, so packets
+/// are never longer than asked for).
+pub(crate) fn send_ptime(remote: Option<u32>, prefs: &MediaOffer) -> u32 {
+    let want = match remote {
+        Some(r) if !prefs.ptime_fixed => r,
+        _ => prefs.ptime_ms,
+    };
+    (want / PTIME_MS * PTIME_MS).clamp(PTIME_MS, crate::MAX_PTIME_MS)
 }
 
 /// Apply the answer to our offer (RFC 3264 §7).
@@ -914,7 +935,7 @@ pub fn apply_answer(answer: &str, prefs: &MediaOffer) -> Result<Negotiated, SdpE
         payload_type: pt,
         telephone_event_pt: te_pt,
         direction,
-        ptime_ms: PTIME_MS,
+        ptime_ms: send_ptime(m.ptime, prefs),
         srtp,
         dtls,
         rtcp_mux: m.rtcp_mux,

@@ -683,3 +683,51 @@ fn audio_bandwidth_is_announced_as_b_as_and_caps_opus() {
         Some(6_000)
     );
 }
+
+fn offer_with_ptime(ptime: Option<u32>) -> String {
+    let line = ptime.map(|p| format!("a=ptime:{p}\n")).unwrap_or_default();
+    crlf(&format!(
+        "v=0\no=- 1 1 IN IP4 192.0.2.9\ns=-\nc=IN IP4 192.0.2.9\nt=0 0\n\
+         m=audio 5000 RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\n\
+         {line}a=sendrecv\n"
+    ))
+}
+
+#[test]
+fn we_send_the_ptime_the_peer_asks_for_in_whole_20ms_steps() {
+    let ours = MediaOffer::default();
+    let sent = |p: Option<u32>, prefs: &MediaOffer| {
+        answer_offer(&offer_with_ptime(p), 1, local4(), prefs)
+            .unwrap()
+            .1
+            .ptime_ms
+    };
+    assert_eq!(sent(None, &ours), 20);
+    assert_eq!(sent(Some(40), &ours), 40);
+    assert_eq!(
+        sent(Some(30), &ours),
+        20,
+        "rounded down: never longer than asked"
+    );
+    assert_eq!(sent(Some(10), &ours), 20, "20 ms is our shortest");
+    assert_eq!(sent(Some(200), &ours), 120);
+    // Without a peer preference, ours applies, and our a=ptime says it.
+    let long = MediaOffer::default().with_ptime(60);
+    assert_eq!(sent(None, &long), 60);
+    assert_eq!(
+        sent(Some(40), &long),
+        40,
+        "a preference gives way to the peer's"
+    );
+    // A configured frame count is sent whatever the peer asks.
+    let fixed = MediaOffer::default().with_codecframecount(3);
+    assert_eq!(fixed.ptime_ms, 60);
+    assert_eq!(sent(Some(20), &fixed), 60);
+    let g729 = MediaOffer::new(vec![Codec::G729, Codec::Pcmu], true).with_codecframecount(4);
+    assert_eq!(g729.ptime_ms, 40, "4 G.729 frames of 10 ms");
+    assert_eq!(MediaOffer::default().with_codecframecount(0).ptime_ms, 20);
+    let (answer, _) = answer_offer(&offer_with_ptime(Some(40)), 1, local4(), &long).unwrap();
+    assert!(answer.contains("a=ptime:60\r\n"), "{answer}");
+    assert!(create_offer(1, 1, local4(), &long).contains("a=ptime:60\r\n"));
+    assert_eq!(MediaOffer::default().with_ptime(50).ptime_ms, 40);
+}
