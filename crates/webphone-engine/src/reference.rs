@@ -184,14 +184,17 @@ pub const ENGINE_EXTRAS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Catalog parameters read by the front doors (`webphone-cli` and its local service, the
-/// JavaScript facade `ui/webphone_api.js`) rather than the engine core.
+/// Catalog parameters (other than `ui` rows) read by the front doors (`webphone-cli` and its
+/// local service, the JavaScript facade `ui/webphone_api.js`, the softphone skin) rather than
+/// the engine core.
 pub const FRONT_DOOR_READS: &[&str] = &[
     "autostart",
     "destroyonpageclose",
     "callto",
     "autoaction",
     "logtoconsole",
+    // the skin's file transfer in the chat (e2e-skins `filetransfer`)
+    "filetransferurl",
 ];
 
 /// Catalog `core`/`integration` rows that have no meaning for a native engine on a desktop,

@@ -157,19 +157,31 @@ fn engine_reads_table_matches_the_sources() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    // The front doors: the CLI (and its local service) and the JavaScript facade.
-    let cli = [
+    // The front doors: the CLI (and its local service), the JavaScript facade and the
+    // softphone skin's scripts.
+    let mut front: Vec<PathBuf> = [
         "../../webphone-cli/src/main.rs",
         "../../webphone-cli/src/serve/mod.rs",
         "../../../ui/webphone_api.js",
     ]
     .iter()
-    .map(|f| std::fs::read_to_string(src.join(f)).unwrap())
-    .collect::<String>();
+    .map(|f| src.join(f))
+    .collect();
+    let skin = src.join("../../../skins/softphone/js/softphone");
+    for e in std::fs::read_dir(&skin).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "js") {
+            front.push(p);
+        }
+    }
+    let cli = front
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect::<String>();
     for name in reference::FRONT_DOOR_READS {
         assert!(
             cli.contains(&format!("\"{name}\"")) || cli.contains(&format!("'{name}'")),
-            "{name} is no longer read by webphone-cli or ui/webphone_api.js"
+            "{name} is no longer read by webphone-cli, ui/webphone_api.js or the skin"
         );
     }
     for (extra, _) in reference::ENGINE_EXTRAS {
