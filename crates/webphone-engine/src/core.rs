@@ -1343,7 +1343,13 @@ impl Core {
             // `serveraddressfirst`/`serveraddress` as failover chose, or the domain of a
             // `username` written as a SIP URI when neither is set.
             server: Some(self.server()).filter(|s| !s.is_empty()),
-            proxy: opt("proxyaddress"),
+            // `p2psignaling=0`: nothing goes straight to a peer; the server is the outbound
+            // proxy of every request (RFC 3261 §8.1.2) when no proxy is configured.
+            proxy: opt("proxyaddress").or_else(|| {
+                (self.params.get_i64("p2psignaling").unwrap_or(1) == 0)
+                    .then(|| self.server())
+                    .filter(|s| !s.is_empty())
+            }),
             username,
             auth_username: opt("sipusername"),
             password: self.params.get("password"),
