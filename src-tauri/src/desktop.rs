@@ -4,6 +4,8 @@
 //!
 //! Parameters of ours (stored by the engine like any unknown parameter):
 //! - `closetotray` (default true): closing the main window hides it; the tray's Quit ends the app.
+//!   When it is not set, the catalog's `backgroundcalls` decides (0: closing quits; this app
+//!   starts with `backgroundcalls=1`, which a stored user setting overrides).
 //! - `confirmlinkcalls` (default false): `sip:`/`tel:`/... links ask before dialling.
 //! - `startminimized` (default false): start in the tray without showing the main window.
 //! - `startatlogin` (default false), `shortcutanswer`, `shortcuthangup` (default empty): see
@@ -81,6 +83,17 @@ const GEOMETRY_SAVE_DELAY: Duration = Duration::from_millis(400);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether closing the main window leaves the phone running in the tray (it keeps listening
+/// for calls and chats): our `closetotray` when it is set, else the catalog's
+/// `backgroundcalls` (-1 auto and 1: yes, 0: no; this app's built-in value is 1, see
+/// `main.rs`).
+pub fn keeps_running_when_closed(closetotray: &str, backgroundcalls: &str) -> bool {
+    if !closetotray.trim().is_empty() {
+        return truthy(closetotray, true);
+    }
+    backgroundcalls.trim() != "0"
 }
 
 pub fn truthy(v: &str, default: bool) -> bool {
@@ -848,7 +861,9 @@ impl Shell {
     /// Closing the main window: hide (close-to-tray) or quit.
     pub async fn close_requested(&self, app: &AppHandle) {
         self.save_state();
-        if truthy(&self.param("closetotray").await, true) {
+        let closetotray = self.param("closetotray").await;
+        let backgroundcalls = self.param("backgroundcalls").await;
+        if keeps_running_when_closed(&closetotray, &backgroundcalls) {
             if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
                 let _ = w.hide();
             }
@@ -1005,6 +1020,16 @@ pub async fn desktop_command(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closing_keeps_the_phone_in_the_tray_unless_told_otherwise() {
+        assert!(keeps_running_when_closed("", "1"));
+        assert!(keeps_running_when_closed("", "-1"));
+        assert!(keeps_running_when_closed("", ""));
+        assert!(!keeps_running_when_closed("", "0"));
+        assert!(!keeps_running_when_closed("false", "1"), "closetotray wins");
+        assert!(keeps_running_when_closed("true", "0"), "closetotray wins");
+    }
 
     #[test]
     fn truthy_values() {

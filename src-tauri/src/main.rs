@@ -262,10 +262,16 @@ fn main() {
             tracing::info!(work_dir = ?work_dir, "profile directory");
             // `webphone.conf` in the work directory: name=value lines, before the command line.
             let config = work_dir.as_deref().and_then(secrets::read_config);
-            let mut all = config
-                .as_ref()
-                .map(|(_, text)| secrets::parse_config(text))
-                .unwrap_or_default();
+            // A tray-resident desktop phone keeps listening when its window closes: the
+            // catalog's `backgroundcalls` defaults to 0 (a browser page), this app to 1 (the
+            // `ucfg_` form gives way to a value the user stored).
+            let mut all = vec![("ucfg_backgroundcalls".to_string(), "1".to_string())];
+            all.extend(
+                config
+                    .as_ref()
+                    .map(|(_, text)| secrets::parse_config(text))
+                    .unwrap_or_default(),
+            );
             let config_has_password = all.iter().any(|(n, _)| n.eq_ignore_ascii_case("password"));
             all.extend(params);
             let plain_password = all

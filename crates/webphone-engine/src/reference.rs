@@ -186,8 +186,8 @@ pub const ENGINE_EXTRAS: &[(&str, &str)] = &[
 ];
 
 /// Catalog parameters (other than `ui` rows) read by the front doors (`webphone-cli` and its
-/// local service, the JavaScript facade `ui/webphone_api.js`, the softphone skin) rather than
-/// the engine core.
+/// local service, the desktop app, the JavaScript facade `ui/webphone_api.js`, the softphone
+/// skin) rather than the engine core.
 pub const FRONT_DOOR_READS: &[&str] = &[
     "autostart",
     "destroyonpageclose",
@@ -196,6 +196,8 @@ pub const FRONT_DOOR_READS: &[&str] = &[
     "logtoconsole",
     // the skin's file transfer in the chat (e2e-skins `filetransfer`)
     "filetransferurl",
+    // the desktop app: closing the window keeps listening in the tray
+    "backgroundcalls",
 ];
 
 /// Catalog `core`/`integration` rows that have no meaning for a native engine on a desktop,

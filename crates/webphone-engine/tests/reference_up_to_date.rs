@@ -157,11 +157,12 @@ fn engine_reads_table_matches_the_sources() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    // The front doors: the CLI (and its local service), the JavaScript facade and the
-    // softphone skin's scripts.
+    // The front doors: the CLI (and its local service), the desktop app, the JavaScript
+    // facade and the softphone skin's scripts.
     let mut front: Vec<PathBuf> = [
         "../../webphone-cli/src/main.rs",
         "../../webphone-cli/src/serve/mod.rs",
+        "../../../src-tauri/src/desktop.rs",
         "../../../ui/webphone_api.js",
     ]
     .iter()
@@ -181,7 +182,7 @@ fn engine_reads_table_matches_the_sources() {
     for name in reference::FRONT_DOOR_READS {
         assert!(
             cli.contains(&format!("\"{name}\"")) || cli.contains(&format!("'{name}'")),
-            "{name} is no longer read by webphone-cli, ui/webphone_api.js or the skin"
+            "{name} is no longer read by webphone-cli, the desktop app, ui/webphone_api.js or the skin"
         );
     }
     for (extra, _) in reference::ENGINE_EXTRAS {
