@@ -1,6 +1,7 @@
 //! Presence and chat through Kamailio with baresip (1002): the softphone (1001) watches
 //! baresip's presence (baresip's presence module answers the SUBSCRIBE with a PIDF NOTIFY),
-//! and sends it an instant message that Kamailio authenticates and routes.
+//! and sends it an instant message and an SMS by MESSAGE that Kamailio authenticates and routes
+//! (baresip's 200 is the delivery report).
 
 use webphone_interop::flows::{expect_registered, start_cli, WAIT};
 use webphone_interop::{
@@ -36,6 +37,10 @@ fn softphone_sees_baresip_presence_and_chats_with_it() {
 
     cli.api_ok("sendchat 1002 \"hello from the softphone\"");
     cli.expect(|l| l == "CHATREPORT,0,1002,1,", WAIT);
+    cli.expect(|l| l == "CHATREPORT,0,1002,2,", WAIT);
+    // sendsms without an `sms` HTTP API goes as a SIP MESSAGE too: baresip's 200 (through
+    // Kamailio) is the delivery report.
+    cli.api_ok("sendsms 1002 \"an sms by SIP\"");
     cli.expect(|l| l == "CHATREPORT,0,1002,2,", WAIT);
     cli.quit();
 }
