@@ -432,6 +432,27 @@ fn server_transport(server: &str) -> Option<Transport> {
     }
 }
 
+/// `autotransportdetect`: a server address that names no transport is tried over UDP (what
+/// RFC 3263 gives an address without DNS records), then TCP on the same port, then TLS when
+/// no port is written (5061); an address that names its transport is used as written.
+pub(crate) fn with_transport_variants(server: &str, detect: bool) -> Vec<String> {
+    let server = server.trim().to_string();
+    if !detect || server_transport(&server).is_some() || server.contains(';') {
+        return vec![server];
+    }
+    let host = server.trim_start_matches("sip:");
+    let has_port = match host.rsplit_once(':') {
+        // an IPv6 literal without a port is `[...]`
+        Some((h, p)) => !h.ends_with('[') && p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty(),
+        None => false,
+    };
+    let mut out = vec![server.clone(), format!("{server};transport=tcp")];
+    if !has_port {
+        out.push(format!("{server};transport=tls"));
+    }
+    out
+}
+
 /// The `use_rport` parameter as the SIP stack's rport handling (RFC 3581): 0 asks for no
 /// `rport` and keeps our Contact, 9 asks but keeps our Contact, anything else (1-3: the
 /// NAT kinds we cannot tell apart without STUN) asks and registers the address the
@@ -771,9 +792,12 @@ impl Core {
             main = self.username_and_host().1.unwrap_or_default();
         }
         let first = self.params.get("serveraddressfirst").trim().to_string();
+        let detect = self.params.get_bool("autotransportdetect") == Some(true)
+            && self.params.get_i64("transport").unwrap_or(-1) == -1;
         [first, main]
             .into_iter()
             .filter(|s| !s.is_empty())
+            .flat_map(|s| with_transport_variants(&s, detect))
             .fold(Vec::new(), |mut v, s| {
                 if !v.iter().any(|x: &String| x.eq_ignore_ascii_case(&s)) {
                     v.push(s);
@@ -782,9 +806,10 @@ impl Core {
             })
     }
 
-    /// Two-server failover (`serveraddressfirst`, `enablefallback`): a registration that
-    /// failed for want of an answer or with a server error (408, 5xx, 6xx) moves to the
-    /// next server at once. Authentication and other rejections stay with the server.
+    /// Failover among [`Core::servers`] (`serveraddressfirst`, `enablefallback`, and the
+    /// transports of `autotransportdetect`): a registration that failed for want of an answer
+    /// or with a server error (408, 5xx, 6xx) moves to the next one at once. Authentication
+    /// and other rejections stay with the server.
     fn fail_over_registration(&mut self, code: u16) -> bool {
         let list = self.servers();
         let worth = code == 408 || code >= 500;
@@ -2968,6 +2993,35 @@ impl AudioOutput for Silence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn autotransportdetect_adds_tcp_and_tls_to_addresses_without_a_transport() {
+        assert_eq!(
+            with_transport_variants("pbx.example.org", false),
+            ["pbx.example.org"]
+        );
+        assert_eq!(
+            with_transport_variants("pbx.example.org", true),
+            [
+                "pbx.example.org",
+                "pbx.example.org;transport=tcp",
+                "pbx.example.org;transport=tls"
+            ]
+        );
+        // a written port is the UDP/TCP port: no TLS guess
+        assert_eq!(
+            with_transport_variants("127.0.0.1:5070", true),
+            ["127.0.0.1:5070", "127.0.0.1:5070;transport=tcp"]
+        );
+        assert_eq!(
+            with_transport_variants("[::1]:5070", true),
+            ["[::1]:5070", "[::1]:5070;transport=tcp"]
+        );
+        // a transport named by the address is kept
+        for s in ["pbx;transport=tcp", "wss://pbx/ws", "sips:pbx"] {
+            assert_eq!(with_transport_variants(s, true), [s]);
+        }
+    }
 
     #[test]
     fn user_agent_is_useragent_else_brandname_else_webphone() {

@@ -109,6 +109,7 @@ pub const ENGINE_READS: &[&str] = &[
     "scurl_onstart",
     "scurl_setparameters",
     "serveraddressbook_url",
+    "autotransportdetect",
     "p2psignaling",
     "codecframecount",
     "silencesupress",

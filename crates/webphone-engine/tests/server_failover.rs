@@ -77,3 +77,41 @@ async fn when_both_servers_fail_the_user_is_told_once_per_round() {
     );
     let _ = p.phone.api("stop", vec![]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autotransportdetect_tries_tcp_when_udp_fails() {
+    use registrar::udp_and_tcp_registrars;
+    // Same port: UDP answers 503, TCP registers.
+    let port = udp_and_tcp_registrars(503, 200).await;
+    let params = |detect: &str| {
+        vec![
+            ("serveraddress", format!("127.0.0.1:{port}")),
+            ("username", "1001".to_string()),
+            ("password", "secret".into()),
+            ("audiodevicein", "null".into()),
+            ("audiodeviceout", "null".into()),
+            ("autotransportdetect", detect.into()),
+        ]
+    };
+    let mut p = TestPhone::new(&params("true")).await;
+    p.callback("onRegistered", 10).await;
+    p.notification(
+        |t| t.contains(&format!("trying 127.0.0.1:{port};transport=tcp")),
+        5,
+    )
+    .await;
+    let _ = p.phone.api("stop", vec![]).await;
+    // Off (the default): UDP's 503 is the answer.
+    let port2 = udp_and_tcp_registrars(503, 200).await;
+    let mut p = TestPhone::new(&[
+        ("serveraddress", format!("127.0.0.1:{port2}")),
+        ("username", "1001".to_string()),
+        ("password", "secret".into()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ])
+    .await;
+    let args = p.callback("onRegisterFailed", 10).await;
+    assert!(args[0].as_str().unwrap().contains("503"), "{args:?}");
+    let _ = p.phone.api("stop", vec![]).await;
+}
