@@ -7,13 +7,11 @@ mod common;
 
 use common::*;
 
+/// A phone with `null` devices that answers every call.
 fn quiet(user: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("username", user.to_string()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-        ("autoaccept", "true".into()),
-    ]
+    let mut p = null_audio(user);
+    p.push(("autoaccept", "true".into()));
+    p
 }
 
 async fn sent(p: &TestPhone, kind: &str) -> String {

@@ -13,25 +13,16 @@ use common::*;
 use serde_json::Value;
 
 fn quiet(user: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("username", user.to_string()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-        ("disablesamecall", "0".into()),
-    ]
+    let mut p = null_audio(user);
+    p.push(("disablesamecall", "0".into()));
+    p
 }
 
 /// An auto-answering engine on a known port and its SIP URI.
 async fn callee(user: &str, extra: &[(&'static str, String)]) -> (TestPhone, String) {
-    let port = free_port();
-    let mut p = quiet(user);
-    p.push(("signalingport", port.to_string()));
-    p.push(("autoaccept", "true".into()));
-    p.extend(extra.iter().cloned());
-    (
-        TestPhone::new(&p).await,
-        format!("sip:{user}@127.0.0.1:{port}"),
-    )
+    let mut all = vec![("disablesamecall", "0".to_string())];
+    all.extend(extra.iter().cloned());
+    answering_phone(user, &all).await
 }
 
 async fn err(p: &TestPhone, f: &str, args: &[&str]) -> String {

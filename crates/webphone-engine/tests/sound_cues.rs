@@ -10,26 +10,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn quiet(user: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("username", user.to_string()),
-        ("audiodevicein", "null".into()),
-        ("audiodeviceout", "null".into()),
-    ]
-}
-
-async fn callee(user: &str, extra: &[(&'static str, String)]) -> (TestPhone, String) {
-    let port = free_port();
-    let mut p = quiet(user);
-    p.push(("signalingport", port.to_string()));
-    p.push(("autoaccept", "true".into()));
-    p.extend(extra.iter().cloned());
-    (
-        TestPhone::new(&p).await,
-        format!("sip:{user}@127.0.0.1:{port}"),
-    )
-}
-
 /// Waits until the cue file has been written and closed (its size stops changing), then
 /// returns its samples.
 async fn cue_samples(path: &Path) -> (Vec<f64>, u32) {
@@ -65,7 +45,7 @@ fn assert_cue(path: &Path, x: &[f64], rate: u32, freq: f64, other: f64) {
 async fn beeponconnect_3_beeps_for_an_outgoing_call_and_beeponincoming_for_the_callee() {
     let dir = TempDir::new("cues");
     let ring_b = dir.file("bob-ring.wav");
-    let (mut bob, uri) = callee(
+    let (mut bob, uri) = answering_phone(
         "bob",
         &[
             ("beeponincoming", "1".into()),
@@ -74,7 +54,7 @@ async fn beeponconnect_3_beeps_for_an_outgoing_call_and_beeponincoming_for_the_c
     )
     .await;
     let ring_a = dir.file("alice-ring.wav");
-    let mut p = quiet("alice");
+    let mut p = null_audio("alice");
     p.push(("beeponconnect", "3".into()));
     p.push(("audiodevicering", format!("file:{}", ring_a.display())));
     let mut alice = TestPhone::new(&p).await;
@@ -96,9 +76,9 @@ async fn beeponconnect_3_beeps_for_an_outgoing_call_and_beeponincoming_for_the_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playdtmfsound_plays_a_key_locally_but_not_a_string_when_set_to_1() {
     let dir = TempDir::new("dtmfcue");
-    let (bob, uri) = callee("bob", &[]).await;
+    let (bob, uri) = answering_phone("bob", &[]).await;
     let ring = dir.file("alice-ring.wav");
-    let mut p = quiet("alice");
+    let mut p = null_audio("alice");
     p.push(("audiodevicering", format!("file:{}", ring.display())));
     // playdtmfsound 1 is the default
     let mut alice = TestPhone::new(&p).await;

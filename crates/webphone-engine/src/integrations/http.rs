@@ -85,18 +85,13 @@ async fn answer_up_to(
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-/// GET `url`; the answer's text on a 2xx status.
+/// GET `url`; the answer's text on a 2xx status (at most [`MAX_ANSWER`] bytes).
 pub(super) async fn get(
     client: &reqwest::Client,
     param: &'static str,
     url: reqwest::Url,
 ) -> Result<String, IntegrationError> {
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| transport(param, e))?;
-    answer(param, resp).await
+    get_document(client, param, url, MAX_ANSWER).await
 }
 
 /// GET `url` for a document that may be larger than an API answer (a server address book):

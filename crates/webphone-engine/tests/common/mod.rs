@@ -136,6 +136,29 @@ pub async fn silent_phone(user: &str, port: Option<u16>, extra: &[(&str, String)
     TestPhone::new(&params).await
 }
 
+/// The parameters of a phone `user` with `null` sound devices (no sound card needed).
+pub fn null_audio(user: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("username", user.to_string()),
+        ("audiodevicein", "null".into()),
+        ("audiodeviceout", "null".into()),
+    ]
+}
+
+/// An auto-answering phone `user` with `null` devices (plus `extra`) on a free known port,
+/// and its SIP URI.
+pub async fn answering_phone(user: &str, extra: &[(&'static str, String)]) -> (TestPhone, String) {
+    let port = free_port();
+    let mut p = null_audio(user);
+    p.push(("signalingport", port.to_string()));
+    p.push(("autoaccept", "true".into()));
+    p.extend(extra.iter().cloned());
+    (
+        TestPhone::new(&p).await,
+        format!("sip:{user}@127.0.0.1:{port}"),
+    )
+}
+
 pub struct TestPhone {
     pub phone: Phone,
     pub events: broadcast::Receiver<Event>,
