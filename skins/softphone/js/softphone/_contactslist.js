@@ -149,6 +149,10 @@
       S.byId('contacts_import').addEventListener('click', function () { S.byId('contacts_import_file').click(); });
       S.byId('contacts_import_file').addEventListener('change', importFile);
       S.byId('contacts_export').addEventListener('click', exportFile);
+      // The list changed behind the page (the server address book arrived, a sync ended).
+      j$(global.document).on('wpskin:contacts', function () {
+        if (!S.byId('page_contactslist').hidden) { render(); }
+      });
     },
     onStart: render,
     onStop: function () {}
