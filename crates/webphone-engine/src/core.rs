@@ -1581,7 +1581,7 @@ impl Core {
             .map(|n| (n.to_string(), self.params.get(n)))
             .collect();
         let uses: Vec<(&str, &str)> = uses.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        codec_prefs_from_params(
+        let prefs = codec_prefs_from_params(
             &self.params.get("codec"),
             &self.params.get("prefcodec"),
             &uses,
@@ -1597,15 +1597,21 @@ impl Core {
         ))
         .with_dtls(offers_dtls(
             self.params.get_i64("mediaencryption").unwrap_or(-1),
-        ))
-        .with_bandwidth(
-            self.params
-                .get_i64("audio_bandwidth")
-                .unwrap_or(0)
-                .clamp(0, 10_000) as u32,
-        )
-        .with_dtx(self.params.get_i64("silencesupress").unwrap_or(-1) == 1)
-        .with_codecframecount(self.params.get_i64("codecframecount").unwrap_or(0))
+        ));
+        self.with_media_limits(prefs)
+    }
+
+    /// `audio_bandwidth`, `silencesupress` and `codecframecount` applied to `prefs`.
+    fn with_media_limits(&self, prefs: MediaOffer) -> MediaOffer {
+        prefs
+            .with_bandwidth(
+                self.params
+                    .get_i64("audio_bandwidth")
+                    .unwrap_or(0)
+                    .clamp(0, 10_000) as u32,
+            )
+            .with_dtx(self.params.get_i64("silencesupress").unwrap_or(-1) == 1)
+            .with_codecframecount(self.params.get_i64("codecframecount").unwrap_or(0))
     }
 
     async fn call_echo(&mut self) -> Result<usize, ApiError> {
@@ -1941,7 +1947,14 @@ impl Core {
             self.mic_volume.clone(),
             self.speaker_volume.clone(),
         );
-        let configured_opus = self.media_prefs().opus;
+        // The Opus settings (with the `audio_bandwidth` cap) of our offer or of the answer we
+        // gave; a line without one (none is known to lack it) gets the configured ones.
+        let offered_opus = self
+            .lines
+            .get(n)
+            .and_then(|l| l.offer.as_ref().map(|o| o.opus));
+        let opus =
+            offered_opus.unwrap_or_else(|| self.with_media_limits(MediaOffer::default()).opus);
         let Some(l) = self.lines.get_mut(n) else {
             return;
         };
@@ -1955,9 +1968,6 @@ impl Core {
             self.params.get_i64("jittersize").unwrap_or(3),
         );
         jitter.plc = self.params.get_bool("plc").unwrap_or(true);
-        // Our offer's preferences (or those we answered with) carry the Opus settings, with
-        // the `audio_bandwidth` cap.
-        let opus = l.offer.as_ref().map_or(configured_opus, |o| o.opus);
         let cfg = PipelineConfig {
             media_timeout: Duration::from_secs(media_timeout_s.max(0) as u64),
             dsp,

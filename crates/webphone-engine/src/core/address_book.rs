@@ -150,13 +150,7 @@ impl Core {
             .map_err(|_| ApiError::Failed("no async runtime".into()))?;
         // Recorded before the answer: with `serveraddressbook_sync` 0 a download that never
         // finishes (the phone closed meanwhile) still counts as the one.
-        let requested = SyncState {
-            source: source.clone(),
-            outcome: "requested".into(),
-        };
-        if let Err(e) = self.with_profile(|p| p.set_sync_state(SERVER_BOOK, &requested)) {
-            warn!("server address book: {e}");
-        }
+        self.set_book_state(&source, "requested");
         self.notify("ACTION,serveraddressbook download started".into());
         let tx = self.cmd_tx.clone();
         rt.spawn(async move {

@@ -12,13 +12,10 @@ use std::time::Duration;
 
 use tracing::debug;
 
-use webphone_audio::{open_output_or_default, DeviceSpec};
 use webphone_media::local::tones::{Segment, Sound, ToneGenerator, ToneKind, TonePlan};
 
-use super::{ringer::ring_device, Core};
-
-/// Rate cues are generated and their device opened at.
-const CUE_RATE: u32 = 48_000;
+use super::ringer::{open_ring_output, ring_device, RING_RATE as CUE_RATE};
+use super::Core;
 /// Length of each digit's tone and of the gap after it (`playdtmfsound`).
 const DTMF_TONE_MS: u32 = 100;
 const DTMF_GAP_MS: u32 = 60;
@@ -113,18 +110,10 @@ impl Core {
         }
         let volume: Arc<super::routing::Volume> = self.ring_volume.clone();
         tokio::spawn(async move {
-            let spec = DeviceSpec::parse(&device);
-            let opened =
-                tokio::task::spawn_blocking(move || open_output_or_default(&spec, CUE_RATE, None))
-                    .await;
-            let mut out = match opened {
-                Ok(Ok((o, _))) => o,
-                Ok(Err(e)) => {
-                    debug!("no device for a sound cue: {e}");
-                    return;
-                }
+            let mut out = match open_ring_output(&device).await {
+                Ok((o, _)) => o,
                 Err(e) => {
-                    debug!("sound cue device thread failed: {e}");
+                    debug!("no device for a sound cue: {e}");
                     return;
                 }
             };

@@ -13,15 +13,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use webphone_audio::{open_output_or_default, DeviceSpec};
+use webphone_audio::{open_output_or_default, AudioError, AudioOutput, DeviceSpec};
 use webphone_media::local::tones::{ToneGenerator, ToneKind, TonePlan};
 use webphone_media::PcmSource;
 
 use super::{CallPhase, Core};
 use crate::notify::Severity;
 
-/// Rate the ringtone is generated and the ring device opened at.
-const RING_RATE: u32 = 48_000;
+/// Rate the ringtone and the sound cues are generated and the ring device opened at.
+pub(super) const RING_RATE: u32 = 48_000;
 
 /// A ringtone playing on its own task.
 pub(crate) struct Ringer {
@@ -51,6 +51,23 @@ pub(super) fn ring_device(ring: &str, out: &str) -> Option<String> {
         return None;
     }
     Some(out.to_string())
+}
+
+/// Opens `device` for playback at [`RING_RATE`] off the engine task (opening a sound card
+/// can take a while), for the ringtone and the sound cues: the device, and why a named device
+/// gave way to the default one.
+pub(super) async fn open_ring_output(
+    device: &str,
+) -> Result<(Box<dyn AudioOutput>, Option<AudioError>), String> {
+    let spec = DeviceSpec::parse(device);
+    match tokio::task::spawn_blocking(move || open_output_or_default(&spec, RING_RATE, None)).await
+    {
+        Ok(opened) => opened.map_err(|e| e.to_string()),
+        Err(e) => {
+            warn!("ring device thread failed: {e}");
+            Err(format!("device thread failed: {e}"))
+        }
+    }
 }
 
 impl Core {
@@ -84,13 +101,9 @@ impl Core {
         ) else {
             return;
         };
-        let spec = DeviceSpec::parse(&device);
-        let opened =
-            tokio::task::spawn_blocking(move || open_output_or_default(&spec, RING_RATE, None))
-                .await;
-        let mut out = match opened {
-            Ok(Ok((o, None))) => o,
-            Ok(Ok((o, Some(e)))) => {
+        let mut out = match open_ring_output(&device).await {
+            Ok((o, None)) => o,
+            Ok((o, Some(e))) => {
                 // Like the call's own devices: the default device rings instead.
                 self.log(
                     Severity::Warning,
@@ -98,12 +111,8 @@ impl Core {
                 );
                 o
             }
-            Ok(Err(e)) => {
-                self.log(Severity::Warning, &format!("cannot ring on {device}: {e}"));
-                return;
-            }
             Err(e) => {
-                warn!("ring device thread failed: {e}");
+                self.log(Severity::Warning, &format!("cannot ring on {device}: {e}"));
                 return;
             }
         };

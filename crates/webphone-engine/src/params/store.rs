@@ -409,13 +409,21 @@ impl ParamStore {
     /// may be aliases; the last entry of a name wins; a value the parameter would refuse is
     /// ignored (as if absent), so the list can never hold an invalid value.
     fn extra_option(&self, name: &str) -> Option<&str> {
+        // Every read of a parameter at its default comes here: the usual empty list costs one
+        // lookup and no allocation (the key is already canonical and lower-case).
+        let list = match self.resolve("extraoption") {
+            Some((
+                _,
+                Entry {
+                    slot: Slot::Value(list),
+                    ..
+                },
+            )) if !list.is_empty() => list,
+            _ => return None,
+        };
         let registry = Registry::global();
         let def = registry.lookup(name.trim())?;
         if def.name.eq_ignore_ascii_case("extraoption") {
-            return None;
-        }
-        let list = self.get_str("extraoption");
-        if list.is_empty() {
             return None;
         }
         list.rsplit(';')
