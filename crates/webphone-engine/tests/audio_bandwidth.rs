@@ -7,29 +7,14 @@ mod common;
 
 use common::*;
 
-/// A phone with `null` devices that answers every call.
-fn quiet(user: &str) -> Vec<(&'static str, String)> {
-    let mut p = null_audio(user);
-    p.push(("autoaccept", "true".into()));
-    p
-}
-
-async fn sent(p: &TestPhone, kind: &str) -> String {
-    p.api("getsipmessage", &["1", kind])
-        .await
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_bandwidth_is_announced_in_offers_and_answers() {
     let port = free_port();
-    let mut bp = quiet("bob");
+    let mut bp = auto_answer("bob");
     bp.push(("signalingport", port.to_string()));
     bp.push(("audio_bandwidth", "40".into()));
     let mut bob = TestPhone::new(&bp).await;
-    let mut ap = quiet("alice");
+    let mut ap = auto_answer("alice");
     ap.push(("audio_bandwidth", "24".into()));
     let mut alice = TestPhone::new(&ap).await;
     alice
@@ -37,20 +22,20 @@ async fn audio_bandwidth_is_announced_in_offers_and_answers() {
         .await;
     alice.call_state("callConnected", 10).await;
     bob.call_state("callConnected", 10).await;
-    let invite = sent(&alice, "3").await;
+    let invite = alice.sent_message("3").await;
     assert!(invite.contains("\r\nb=AS:24\r\n"), "{invite}");
-    let ok = sent(&bob, "4").await;
+    let ok = bob.sent_message("4").await;
     assert!(ok.contains("\r\nb=AS:40\r\n"), "{ok}");
 
     // Unset: no b= line.
-    let mut carol = TestPhone::new(&quiet("carol")).await;
+    let mut carol = TestPhone::new(&auto_answer("carol")).await;
     carol
         .api("call", &[&format!("sip:bob@127.0.0.1:{port}")])
         .await;
     carol.call_state("callConnected", 10).await;
-    assert!(!sent(&carol, "3").await.contains("b=AS"));
+    assert!(!carol.sent_message("3").await.contains("b=AS"));
     for p in [&alice, &bob, &carol] {
         let _ = p.phone.api("hangup", vec!["-2".into()]).await;
-        let _ = p.phone.api("stop", vec![]).await;
+        p.stop().await;
     }
 }

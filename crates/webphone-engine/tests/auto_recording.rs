@@ -6,66 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// An HTTP server that stores the body of every PUT/POST (method, path, body).
-async fn upload_server() -> (u16, Arc<Mutex<Vec<(String, String, Vec<u8>)>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let store = got.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 65536];
-                let head_end = loop {
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.trim()
-                            .eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .unwrap_or(0);
-                while buf.len() < head_end + len {
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let mut first = head.lines().next().unwrap_or("").split(' ');
-                let method = first.next().unwrap_or("").to_string();
-                let path = first.next().unwrap_or("").to_string();
-                store
-                    .lock()
-                    .unwrap()
-                    .push((method, path, buf[head_end..head_end + len].to_vec()));
-                let _ = s
-                    .write_all(
-                        b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    )
-                    .await;
-            });
-        }
-    });
-    (port, got)
-}
 
 fn wavs(dir: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir.join("recordings"))
@@ -105,13 +48,13 @@ async fn recorded_call(dir: &Path, extra: &[(&'static str, String)]) -> TestPhon
     alice.api("hangup", &[]).await;
     alice.callback("onCdr", 10).await;
     callee.call_state("callDisconnected", 10).await;
-    let _ = callee.phone.api("stop", vec![]).await;
+    callee.stop().await;
     alice
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voicerecording_2_uploads_and_deletes_1_keeps_locally_0_records_nothing() {
-    let (http, uploads) = upload_server().await;
+    let (http, uploads) = http_server(&[]).await;
     let url = format!("http://127.0.0.1:{http}/rec/CALLID.wav");
 
     // 2: remote only: uploaded (PUT of a WAV), then gone from the profile's folder.
@@ -130,14 +73,14 @@ async fn voicerecording_2_uploads_and_deletes_1_keeps_locally_0_records_nothing(
     {
         let got = uploads.lock().unwrap();
         assert_eq!(got.len(), 1, "one upload");
-        assert_eq!(got[0].0, "PUT");
+        assert_eq!(got[0].method, "PUT");
         assert!(
-            got[0].1.starts_with("/rec/") && got[0].1.ends_with(".wav"),
+            got[0].path.starts_with("/rec/") && got[0].path.ends_with(".wav"),
             "{}",
-            got[0].1
+            got[0].path
         );
         assert!(
-            got[0].2.starts_with(b"RIFF") && got[0].2.len() > 20_000,
+            got[0].body.starts_with(b"RIFF") && got[0].body.len() > 20_000,
             "a WAV with audio"
         );
     }
@@ -150,7 +93,7 @@ async fn voicerecording_2_uploads_and_deletes_1_keeps_locally_0_records_nothing(
         left = wavs(&dir2.0);
     }
     assert!(left.is_empty(), "remote only: nothing kept: {left:?}");
-    let _ = alice.phone.api("stop", vec![]).await;
+    alice.stop().await;
 
     // 1: a local file, no upload even with an upload URL.
     let dir1 = TempDir::new("autorec1");
@@ -170,7 +113,7 @@ async fn voicerecording_2_uploads_and_deletes_1_keeps_locally_0_records_nothing(
     let (samples, _) = read_wav(&kept[0]);
     assert!(samples.len() > 8000, "the call is in the file");
     assert_eq!(uploads.lock().unwrap().len(), 1, "no upload for 1");
-    let _ = alice.phone.api("stop", vec![]).await;
+    alice.stop().await;
 
     // 0: nothing, whatever voicerecupload says.
     let dir0 = TempDir::new("autorec0");
@@ -185,5 +128,5 @@ async fn voicerecording_2_uploads_and_deletes_1_keeps_locally_0_records_nothing(
     assert!(alice.notifications("VREC,").is_empty());
     assert!(wavs(&dir0.0).is_empty());
     assert_eq!(uploads.lock().unwrap().len(), 1);
-    let _ = alice.phone.api("stop", vec![]).await;
+    alice.stop().await;
 }

@@ -42,13 +42,6 @@ async fn stop(ps: &[&TestPhone]) {
     }
 }
 
-fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
-    msg.lines().take_while(|l| !l.is_empty()).find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_screen_sharing_and_device_popup_say_not_supported_and_leave_the_call_alone() {
     let (mut alice, uri) = callee("alice", &[]).await;
@@ -218,7 +211,7 @@ async fn is_composing_and_text_messages_from_a_peer_become_chatcomposing_and_cha
         let answer = String::from_utf8_lossy(&buf[..n]).to_string();
         assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
         assert_eq!(
-            header(&answer, "Call-ID"),
+            sip_header(&answer, "Call-ID"),
             Some(&*format!("composing-{i}@127.0.0.1"))
         );
     }
@@ -286,7 +279,7 @@ async fn credit_rating_and_sms_api_answers_become_credit_rating_and_answer() {
         .await;
     bob.notification(|t| t == "NEWUSER,Account neo created", 10)
         .await;
-    let seen = requests.lock().unwrap().clone();
+    let seen = paths(&requests);
     assert!(seen.contains(&"/balance?user=bob".to_string()), "{seen:?}");
     assert!(seen.contains(&"/signup?u=neo&p=pw".to_string()), "{seen:?}");
     assert!(
@@ -328,7 +321,7 @@ async fn getsipmessage_getsipheader_and_getlinedetails_follow_the_active_line() 
     assert!(f[7].starts_with("127.0.0.1:"), "localaddress of {d}");
     // The INVITE carol received is the one this line's Call-ID names.
     let invite = carol.api("getsipmessage", &["0", "3"]).await;
-    assert_eq!(header(invite.as_str().unwrap(), "Call-ID"), Some(f[3]));
+    assert_eq!(sip_header(invite.as_str().unwrap(), "Call-ID"), Some(f[3]));
     carol.api("accept", &[]).await;
     bob.call_state("callConnected", 10).await;
 
@@ -340,7 +333,7 @@ async fn getsipmessage_getsipheader_and_getlinedetails_follow_the_active_line() 
         let ok = bob.api("getsipmessage", &["0", "4"]).await;
         let ok = ok.as_str().unwrap();
         assert!(ok.starts_with("SIP/2.0 200"), "line {line}: {ok}");
-        assert_eq!(header(ok, "Call-ID"), id.as_str(), "line {line}: {ok}");
+        assert_eq!(sip_header(ok, "Call-ID"), id.as_str(), "line {line}: {ok}");
         let sent = bob.api("getsipmessage", &["1", "3"]).await;
         let sent = sent.as_str().unwrap();
         assert!(
@@ -364,7 +357,7 @@ async fn getsipmessage_getsipheader_and_getlinedetails_follow_the_active_line() 
     // setline(-2): every line is searched, so the newest 200 OK is carol's.
     bob.api("setline", &["-2"]).await;
     let ok = bob.api("getsipmessage", &["0", "4"]).await;
-    assert_eq!(header(ok.as_str().unwrap(), "Call-ID"), id2.as_str());
+    assert_eq!(sip_header(ok.as_str().unwrap(), "Call-ID"), id2.as_str());
     bob.api("hangup", &["-2"]).await;
     alice.call_state("callDisconnected", 10).await;
     carol.call_state("callDisconnected", 10).await;
@@ -421,8 +414,8 @@ async fn presence_notify_gives_the_camel_case_notification_and_the_spaced_callba
         .unwrap();
     let sub = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(sub.starts_with("SUBSCRIBE sip:dave@"), "{sub}");
-    assert_eq!(header(&sub, "Event"), Some("presence"), "{sub}");
-    let h = |name: &str| header(&sub, name).unwrap_or("").to_string();
+    assert_eq!(sip_header(&sub, "Event"), Some("presence"), "{sub}");
+    let h = |name: &str| sip_header(&sub, name).unwrap_or("").to_string();
     let contact = h("Contact");
     let target = contact
         .split_once('<')
@@ -468,7 +461,7 @@ async fn presence_notify_gives_the_camel_case_notification_and_the_spaced_callba
         loop {
             let (n, _) = server.recv_from(&mut buf).await.unwrap();
             let m = String::from_utf8_lossy(&buf[..n]).to_string();
-            if m.starts_with("SIP/2.0 ") && header(&m, "CSeq") == Some("1 NOTIFY") {
+            if m.starts_with("SIP/2.0 ") && sip_header(&m, "CSeq") == Some("1 NOTIFY") {
                 return m;
             }
         }

@@ -50,7 +50,7 @@ async fn call_with(p2p: Option<&str>) -> (usize, String, u16) {
         .api("call", &[&format!("sip:bob@127.0.0.1:{pp}")])
         .await;
     let (which, invite) = first_invite(&server, &peer).await;
-    let _ = alice.phone.api("stop", vec![]).await;
+    alice.stop().await;
     (which, invite, pp)
 }
 

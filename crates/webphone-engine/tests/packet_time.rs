@@ -9,14 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn sent_packets(details: &str) -> u64 {
-    details
-        .split(',')
-        .find_map(|kv| kv.strip_prefix("rtpsent="))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no rtpsent in {details}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codecframecount_2_gives_40ms_packets_both_ways_and_clean_audio() {
     let _audio = audio_serial().await;
@@ -56,13 +48,13 @@ async fn codecframecount_2_gives_40ms_packets_both_ways_and_clean_audio() {
     alice.api("hangup", &[]).await;
     alice.callback("onCdr", 10).await;
     bob.callback("onCdr", 10).await;
-    let a = sent_packets(alice.api("getlastcalldetails", &[]).await.as_str().unwrap());
-    let b = sent_packets(bob.api("getlastcalldetails", &[]).await.as_str().unwrap());
+    let a = rtp_sent(alice.api("getlastcalldetails", &[]).await.as_str().unwrap());
+    let b = rtp_sent(bob.api("getlastcalldetails", &[]).await.as_str().unwrap());
     eprintln!("4 s call: alice sent {a} packets, bob {b}");
     // 25 packets a second instead of 50, both ways (bob follows alice's a=ptime).
     assert!((80..=130).contains(&a), "alice sent {a}");
     assert!((80..=130).contains(&b), "bob sent {b}");
-    let _ = alice.phone.api("stop", vec![]).await;
-    let _ = bob.phone.api("stop", vec![]).await;
+    alice.stop().await;
+    bob.stop().await;
     assert_tone(&rec, 1000.0, 440.0);
 }

@@ -7,18 +7,10 @@ mod common;
 
 use common::*;
 
-/// A phone with `null` devices that answers every call.
-fn quiet(user: &str) -> Vec<(&'static str, String)> {
-    let mut p = null_audio(user);
-    p.push(("autoaccept", "true".into()));
-    p
-}
-
 /// The port of the `m=audio` line of the newest sent message of `kind` (3 INVITE, 4 200 OK)
 /// on the active line.
 async fn sent_audio_port(p: &TestPhone, kind: &str) -> u16 {
-    let msg = p.api("getsipmessage", &["1", kind]).await;
-    let msg = msg.as_str().unwrap().to_string();
+    let msg = p.sent_message(kind).await;
     msg.lines()
         .find_map(|l| l.strip_prefix("m=audio "))
         .and_then(|rest| rest.split(' ').next())
@@ -39,15 +31,15 @@ fn free_even_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_take_rtp_ports_from_the_base_port_upwards() {
     let (pa, pc) = (free_port(), free_port());
-    let mut ap = quiet("alice");
+    let mut ap = auto_answer("alice");
     ap.push(("signalingport", pa.to_string()));
     let mut alice = TestPhone::new(&ap).await;
-    let mut cp = quiet("carol");
+    let mut cp = auto_answer("carol");
     cp.push(("signalingport", pc.to_string()));
     cp.push(("rtpport", "0".into()));
     let mut carol = TestPhone::new(&cp).await;
     let base = free_even_port();
-    let mut bp = quiet("bob");
+    let mut bp = auto_answer("bob");
     bp.push(("rtpport", base.to_string()));
     let mut bob = TestPhone::new(&bp).await;
 
@@ -78,6 +70,6 @@ async fn calls_take_rtp_ports_from_the_base_port_upwards() {
 
     bob.api("hangup", &["-2"]).await;
     for p in [&alice, &bob, &carol] {
-        let _ = p.phone.api("stop", vec![]).await;
+        p.stop().await;
     }
 }

@@ -39,10 +39,6 @@ async fn contacts(p: &TestPhone) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn stop(p: &TestPhone) {
-    let _ = p.phone.api("stop", vec![]).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_address_book_is_imported_until_it_gives_contacts_then_not_again() {
     let (http, requests) = http_server(&[("/book", BOOK), ("/none", "")]).await;
@@ -58,12 +54,12 @@ async fn server_address_book_is_imported_until_it_gives_contacts_then_not_again(
     assert!(p
         .notifications("SERVERCONTACTS,")
         .contains(&"SERVERCONTACTS,0 contacts received from the server address book".to_string()));
-    stop(&p).await;
+    p.stop().await;
     let mut p = TestPhone::in_dir(&phone_params(&empty, None), Some(&dir.0)).await;
     assert!(download_started(&mut p), "an empty book is asked again");
     p.notification(|t| t.starts_with("SERVERCONTACTS,"), 10)
         .await;
-    stop(&p).await;
+    p.stop().await;
 
     // The real book: two contacts (the line without a number is skipped with a warning).
     let mut p = TestPhone::in_dir(&phone_params(&book, None), Some(&dir.0)).await;
@@ -87,7 +83,7 @@ async fn server_address_book_is_imported_until_it_gives_contacts_then_not_again(
     );
     // The user deletes one; the next start does not download (and bring it back).
     p.api("delcontact", &["Lee Jones", ""]).await;
-    stop(&p).await;
+    p.stop().await;
     let mut p = TestPhone::in_dir(&phone_params(&book, None), Some(&dir.0)).await;
     assert!(
         !download_started(&mut p),
@@ -99,9 +95,9 @@ async fn server_address_book_is_imported_until_it_gives_contacts_then_not_again(
     p.notification(|t| t.starts_with("SERVERCONTACTS,2 "), 10)
         .await;
     assert_eq!(contacts(&p).await.len(), 2);
-    stop(&p).await;
+    p.stop().await;
 
-    let seen = requests.lock().unwrap().clone();
+    let seen = paths(&requests);
     assert_eq!(
         seen,
         ["/none?u=bob", "/none?u=bob", "/book?u=bob", "/book?u=bob"],
@@ -125,7 +121,7 @@ async fn sync_0_asks_once_and_sync_2_at_every_start() {
             p.notification(|t| t.starts_with("SERVERCONTACTS,2 "), 10)
                 .await;
         }
-        stop(&p).await;
+        p.stop().await;
     }
     let dir = TempDir::new("srvbook2");
     for round in 0..2 {
@@ -133,7 +129,7 @@ async fn sync_0_asks_once_and_sync_2_at_every_start() {
         assert!(download_started(&mut p), "sync 2, start {round}");
         p.notification(|t| t.starts_with("SERVERCONTACTS,2 "), 10)
             .await;
-        stop(&p).await;
+        p.stop().await;
     }
     assert_eq!(requests.lock().unwrap().len(), 3);
 }
@@ -152,7 +148,7 @@ async fn unreachable_server_address_book_is_a_warning_and_asked_again_next_start
             .await;
         assert!(!warning.contains("127.0.0.1"), "no URL in logs: {warning}");
         assert!(p.notifications("SERVERCONTACTS,").is_empty());
-        stop(&p).await;
+        p.stop().await;
     }
     // Without the parameter, the extension says what is missing.
     let p = TestPhone::new(&phone_params("", None)).await;
@@ -163,7 +159,7 @@ async fn unreachable_server_address_book_is_a_warning_and_asked_again_next_start
         .unwrap_err()
         .to_string();
     assert!(err.contains("serveraddressbook_url is not set"), "{err}");
-    stop(&p).await;
+    p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,13 +179,13 @@ async fn defcontacts_are_preloaded_once_per_value() {
         ["Sales\t2000|2001\t0\t\t\t\t", "Support\t1000\t0\t\t\t\t"]
     );
     p.api("delcontact", &["Support", ""]).await;
-    stop(&p).await;
+    p.stop().await;
     // Same value: the deleted contact stays deleted.
     let p = TestPhone::in_dir(&params("Support,1000;Sales,2000,2001"), Some(&dir.0)).await;
     assert_eq!(contacts(&p).await, ["Sales\t2000|2001\t0\t\t\t\t"]);
-    stop(&p).await;
+    p.stop().await;
     // A new list is imported (merged by name).
     let p = TestPhone::in_dir(&params("Support,1000;Desk,3000"), Some(&dir.0)).await;
     assert_eq!(contacts(&p).await.len(), 3);
-    stop(&p).await;
+    p.stop().await;
 }

@@ -42,7 +42,7 @@ async fn a_failing_first_server_hands_over_to_serveraddress() {
         p.seen.iter().all(|e| !matches!(e, webphone_engine::Event::Callback { name, .. } if name == "onRegisterFailed")),
         "the failover is not a failure the user sees"
     );
-    let _ = p.phone.api("stop", vec![]).await;
+    p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,14 +51,14 @@ async fn an_authentication_rejection_or_enablefallback_false_stays_with_the_firs
     let mut p = TestPhone::new(&account(forbidden, up, &[])).await;
     p.callback("onRegisterFailed", 10).await;
     assert!(p.notifications("LOG,WARNING,registration at").is_empty());
-    let _ = p.phone.api("stop", vec![]).await;
+    p.stop().await;
 
     let (down, up) = (registrar(503).await, registrar(200).await);
     let mut p = TestPhone::new(&account(down, up, &[("enablefallback", "false")])).await;
     let args = p.callback("onRegisterFailed", 10).await;
     assert!(args[0].as_str().unwrap().contains("503"), "{args:?}");
     assert!(p.notifications("LOG,WARNING,registration at").is_empty());
-    let _ = p.phone.api("stop", vec![]).await;
+    p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +75,7 @@ async fn when_both_servers_fail_the_user_is_told_once_per_round() {
         1,
         "one failover, no loop"
     );
-    let _ = p.phone.api("stop", vec![]).await;
+    p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +100,7 @@ async fn autotransportdetect_tries_tcp_when_udp_fails() {
         5,
     )
     .await;
-    let _ = p.phone.api("stop", vec![]).await;
+    p.stop().await;
     // Off (the default): UDP's 503 is the answer.
     let port2 = udp_and_tcp_registrars(503, 200).await;
     let mut p = TestPhone::new(&[
@@ -113,5 +113,5 @@ async fn autotransportdetect_tries_tcp_when_udp_fails() {
     .await;
     let args = p.callback("onRegisterFailed", 10).await;
     assert!(args[0].as_str().unwrap().contains("503"), "{args:?}");
-    let _ = p.phone.api("stop", vec![]).await;
+    p.stop().await;
 }

@@ -34,22 +34,16 @@ async fn silent_call(extra: &[(&'static str, &str)]) -> (u64, String) {
         .api("call", &[&format!("sip:bob@127.0.0.1:{port}")])
         .await;
     alice.call_state("callConnected", 10).await;
-    let invite = alice.api("getsipmessage", &["1", "3"]).await;
+    let invite = alice.sent_message("3").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     alice.api("hangup", &[]).await;
     alice.callback("onCdr", 10).await;
     bob.call_state("callDisconnected", 10).await;
-    let details = alice.api("getlastcalldetails", &[]).await;
-    let details = details.as_str().unwrap().to_string();
-    let sent = details
-        .split(',')
-        .find_map(|kv| kv.strip_prefix("rtpsent="))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no rtpsent in {details}"));
+    let sent = rtp_sent(alice.api("getlastcalldetails", &[]).await.as_str().unwrap());
     for p in [&alice, &bob] {
-        let _ = p.phone.api("stop", vec![]).await;
+        p.stop().await;
     }
-    (sent, invite.as_str().unwrap().to_string())
+    (sent, invite)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,8 +69,8 @@ async fn beeponconnect_3_beeps_for_an_outgoing_call_and_beeponincoming_for_the_c
 
     alice.api("hangup", &[]).await;
     bob.call_state("callDisconnected", 10).await;
-    let _ = alice.phone.api("stop", vec![]).await;
-    let _ = bob.phone.api("stop", vec![]).await;
+    alice.stop().await;
+    bob.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,6 +96,6 @@ async fn playdtmfsound_plays_a_key_locally_but_not_a_string_when_set_to_1() {
     assert_cue(&ring, &x, rate, 1336.0, 1209.0);
 
     alice.api("hangup", &[]).await;
-    let _ = alice.phone.api("stop", vec![]).await;
-    let _ = bob.phone.api("stop", vec![]).await;
+    alice.stop().await;
+    bob.stop().await;
 }

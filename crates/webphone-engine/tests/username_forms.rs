@@ -19,15 +19,6 @@ async fn first_register(sock: &UdpSocket) -> String {
     String::from_utf8_lossy(&buf[..n]).to_string()
 }
 
-fn header<'a>(msg: &'a str, name: &str) -> &'a str {
-    msg.lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-        .unwrap_or("")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sip_uri_username_registers_its_user_part_at_its_domain() {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -47,7 +38,7 @@ async fn sip_uri_username_registers_its_user_part_at_its_domain() {
         reg.starts_with(&format!("REGISTER sip:127.0.0.1:{port}")),
         "{reg}"
     );
-    let from = header(&reg, "From");
+    let from = sip_header(&reg, "From").unwrap_or_default();
     assert!(
         from.contains(&format!("sip:alice@127.0.0.1:{port}")),
         "{from}"
@@ -58,5 +49,5 @@ async fn sip_uri_username_registers_its_user_part_at_its_domain() {
         format!("sip:alice@127.0.0.1:{port};transport=udp"),
         "the parameter keeps what was entered"
     );
-    let _ = p.phone.api("stop", vec![]).await;
+    p.stop().await;
 }

@@ -145,18 +145,41 @@ pub fn null_audio(user: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// [`null_audio`] for a phone that answers every call (`autoaccept`).
+pub fn auto_answer(user: &str) -> Vec<(&'static str, String)> {
+    let mut p = null_audio(user);
+    p.push(("autoaccept", "true".into()));
+    p
+}
+
 /// An auto-answering phone `user` with `null` devices (plus `extra`) on a free known port,
 /// and its SIP URI.
 pub async fn answering_phone(user: &str, extra: &[(&'static str, String)]) -> (TestPhone, String) {
     let port = free_port();
-    let mut p = null_audio(user);
+    let mut p = auto_answer(user);
     p.push(("signalingport", port.to_string()));
-    p.push(("autoaccept", "true".into()));
     p.extend(extra.iter().cloned());
     (
         TestPhone::new(&p).await,
         format!("sip:{user}@127.0.0.1:{port}"),
     )
+}
+
+/// The value of header `name` (case-insensitive) in the head of SIP message `msg`.
+pub fn sip_header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The `rtpsent` count of a `getlastcalldetails()` answer.
+pub fn rtp_sent(details: &str) -> u64 {
+    details
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("rtpsent="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rtpsent in {details}"))
 }
 
 pub struct TestPhone {
@@ -187,6 +210,21 @@ impl TestPhone {
             events,
             seen: Vec::new(),
         }
+    }
+
+    /// `stop()`, whatever it answers (the end of a test).
+    pub async fn stop(&self) {
+        let _ = self.phone.api("stop", vec![]).await;
+    }
+
+    /// The newest message of `kind` (`getsipmessage` types: 3 INVITE, 4 200 OK, ...) this
+    /// phone sent on the active line.
+    pub async fn sent_message(&self, kind: &str) -> String {
+        self.api("getsipmessage", &["1", kind])
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub async fn api(&self, f: &str, args: &[&str]) -> Value {
@@ -291,40 +329,76 @@ impl TestPhone {
     }
 }
 
-/// A tiny HTTP server: answers `GET /<path>` with the body `answers` gives for the path's first
-/// segment and records every request line.
-pub async fn http_server(
-    answers: &'static [(&'static str, &'static str)],
-) -> (u16, Arc<Mutex<Vec<String>>>) {
+/// One request an [`http_server`] received.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: String,
+    /// Path and query, as in the request line.
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+/// What an [`http_server`] received, in order.
+pub type HttpLog = Arc<Mutex<Vec<HttpRequest>>>;
+
+/// The paths (with queries) of the requests in `log`.
+pub fn paths(log: &HttpLog) -> Vec<String> {
+    log.lock().unwrap().iter().map(|r| r.path.clone()).collect()
+}
+
+/// A tiny HTTP server: reads each request whole (a `Content-Length` body included), records
+/// it, and answers 200 with the body `answers` gives for the first path prefix that matches
+/// (empty when none does).
+pub async fn http_server(answers: &'static [(&'static str, &'static str)]) -> (u16, HttpLog) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen: HttpLog = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             let log = log.clone();
             tokio::spawn(async move {
                 let mut req = Vec::new();
-                let mut buf = [0u8; 2048];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut buf = [0u8; 65536];
+                let head_end = loop {
+                    if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&req[..head_end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.trim()
+                            .eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while req.len() < head_end + len {
                     match s.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => req.extend_from_slice(&buf[..n]),
                     }
                 }
-                let line = String::from_utf8_lossy(&req)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let path = line.split(' ').nth(1).unwrap_or("").to_string();
-                log.lock().unwrap().push(path.clone());
+                let mut first = head.lines().next().unwrap_or("").split(' ');
+                let method = first.next().unwrap_or("").to_string();
+                let path = first.next().unwrap_or("").to_string();
                 let body = answers
                     .iter()
                     .find(|(p, _)| path.starts_with(p))
                     .map(|(_, b)| *b)
                     .unwrap_or("");
+                log.lock().unwrap().push(HttpRequest {
+                    method,
+                    path,
+                    body: req[head_end..head_end + len].to_vec(),
+                });
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
