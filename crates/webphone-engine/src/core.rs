@@ -1707,18 +1707,15 @@ impl Core {
             return None;
         }
         let probe = tokio::task::spawn_blocking(move || {
-            open_input_or_default(&spec, 48_000, None).map(|_| ())
+            open_input_or_default(&spec, 48_000, None)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         })
-        .await;
-        match probe {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!(
-                "No microphone: calls need one (checkmicrophone=2): {e}"
-            )),
-            Err(e) => Some(format!(
-                "No microphone: calls need one (checkmicrophone=2): {e}"
-            )),
-        }
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        probe
+            .err()
+            .map(|e| format!("No microphone: calls need one (checkmicrophone=2): {e}"))
     }
 
     /// The capture device alone (the playback device is open already).
