@@ -218,13 +218,18 @@ impl TestPhone {
     }
 
     /// The newest message of `kind` (`getsipmessage` types: 3 INVITE, 4 200 OK, ...) this
-    /// phone sent on the active line.
+    /// phone sent on the active line. The message trace is kept by the SIP task and may trail
+    /// the call state a moment on a busy machine: asked again for up to 5 s.
     pub async fn sent_message(&self, kind: &str) -> String {
-        self.api("getsipmessage", &["1", kind])
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let args = vec!["1".to_string(), kind.to_string()];
+            match self.phone.api("getsipmessage", args).await {
+                Ok(v) => return v.as_str().unwrap_or_default().to_string(),
+                Err(e) if Instant::now() >= deadline => panic!("getsipmessage 1 {kind}: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     pub async fn api(&self, f: &str, args: &[&str]) -> Value {
