@@ -48,6 +48,13 @@ else
 fi
 
 cd "$ROOT/crates/webphone-sip"
+if [ -n "$smoke" ]; then
+  # The smoke run only replays the corpus and fuzzes for seconds: a lighter release build
+  # (opt-level 1, no debug info) compiles in about half the time on a 2-core CI machine.
+  # A crash it finds is kept in artifacts/ and reproduced with the full build.
+  export CARGO_PROFILE_RELEASE_OPT_LEVEL=${CARGO_PROFILE_RELEASE_OPT_LEVEL:-1}
+  export CARGO_PROFILE_RELEASE_DEBUG=${CARGO_PROFILE_RELEASE_DEBUG:-0}
+fi
 "${FUZZ[@]}" build -O
 
 status=0

@@ -77,21 +77,35 @@ run_cargo_test() {
 failed_tests() {
   [ -s "$TEST_LOG" ] || return 0
   grep -q -E '^---- .* stdout ----$|^error: test failed|^test result: FAILED' "$TEST_LOG" || return 0
-  printf '\n[test] ---------------- failed tests (from %s) ----------------\n' "$TEST_LOG"
-  grep -E -A3 '^---- .* stdout ----$|panicked at' "$TEST_LOG" | grep -v '^note: run with' | head -n 80 | sed 's/^/[test] /'
-  grep -E '^error: test failed' "$TEST_LOG" | head -n 20 | sed 's/^/[test] /'
-  sed -n -E '/^error: [0-9]+ targets? failed/,/^$/p' "$TEST_LOG" | head -n 20 | sed 's/^/[test] /'
+  printf '[test] ---- failed tests (whole output: %s) ----\n' "$TEST_LOG"
+  # the targets that failed, one line
+  grep -E '^error: test failed, to rerun pass' "$TEST_LOG" | sed -E 's/.*pass `(.*)`.*/\1/' | head -n 8 |
+    paste -sd ';' | sed 's/^/[test] targets: /'
+  # each failed test's report, up to 24 lines each and 30 in all (the tail of a CI log is what
+  # is shown, so this comes last, just before the result)
+  awk '
+    /^---- .* stdout ----$/ { on = 1; n = 0; print; next }
+    /^note: run with `RUST_BACKTRACE/ || /^failures:$/ { on = 0 }
+    on && n < 24 && NF { print; n++ }
+  ' "$TEST_LOG" | head -n 30 | sed 's/^/[test] /'
 }
 
 summary() {
-  failed_tests
   printf '\n[test] ---------------- summary ----------------\n'
-  local s name status secs
+  local s name status secs line=""
   for s in "${STEPS[@]}"; do
     IFS='|' read -r name status secs <<<"$s"
-    printf '[test] %-22s %8ss  %s\n' "$name" "$secs" "$status"
+    if [ "$status" = ok ]; then
+      # passing steps share lines; anything else gets a line of its own
+      line="$line $name ${secs}s ·"
+      if [ ${#line} -gt 90 ]; then printf '[test] ok:%s\n' "${line% ·}"; line=""; fi
+    else
+      printf '[test] %-22s %8ss  %s\n' "$name" "$secs" "$status"
+    fi
   done
+  [ -n "$line" ] && printf '[test] ok:%s\n' "${line% ·}"
   printf '[test] total %ss, CI=%s\n' "$SECONDS" "${CI:-<unset>}"
+  failed_tests
   if [ $FAILED -eq 0 ]; then
     printf '[test] RESULT: PASS\n'
   else

@@ -431,10 +431,10 @@ async fn blind_transfer_moves_the_peer_to_a_third_party() {
     // (A rare failure here once left no trace: the report shows what every phone saw.)
     let Some(c) = carol.try_call_state("callConnected", 10).await else {
         panic!(
-            "carol: no callConnected within 10 s\ncarol saw {:#?}\nalice saw {:#?}\nbob saw {:#?}",
-            carol.drain(),
-            alice.drain(),
-            bob.drain()
+            "carol: no callConnected within 10 s\ncarol saw\n{}\nalice saw\n{}\nbob saw\n{}",
+            carol.transcript(),
+            alice.transcript(),
+            bob.transcript()
         );
     };
     assert_eq!(c[2], Value::from("alice"));

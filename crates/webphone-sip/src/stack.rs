@@ -57,6 +57,8 @@ mod inbound;
 mod rebind;
 /// MESSAGE, INFO, REFER, SUBSCRIBE/NOTIFY, PUBLISH ([`crate::messaging`]).
 mod services;
+/// In-dialog requests that overtake the ACK of our 2xx.
+mod unconfirmed;
 use crate::{
     AccountConfig, CallIds, CallKey, DriverMsg, SipConfig, SipError, SipEvent, Transport,
     TransportOptions,
@@ -1482,6 +1484,9 @@ impl Driver {
                         self.on_prack(&tx.original, &d.id());
                     }
                     tokio::spawn(async move {
+                        if !until_confirmed(&d, &mut tx).await {
+                            return;
+                        }
                         if let Err(e) = d.handle(&mut tx).await {
                             debug!(error = %e, "in-dialog request failed");
                         }
@@ -2037,6 +2042,31 @@ async fn call_task(mut t: CallTask) {
         }
     }
     t.layer.remove_dialog(&t.dialog.id());
+}
+
+/// Holds an in-dialog request back until the dialog can take it ([`unconfirmed`]): `true`
+/// to hand it to the dialog, `false` when it has been answered here.
+async fn until_confirmed(d: &rsipstack::dialog::dialog::Dialog, tx: &mut Transaction) -> bool {
+    use unconfirmed::{readiness, Readiness, ACK_WAIT, POLL};
+    let method = tx.original.method;
+    let deadline = Instant::now() + ACK_WAIT;
+    loop {
+        match readiness(&d.state(), method, Instant::now() >= deadline) {
+            Readiness::Handle => return true,
+            Readiness::Wait => tokio::time::sleep(POLL).await,
+            Readiness::Refuse { code, retry_after } => {
+                debug!(%method, code, state = %d.state(), "in-dialog request before the dialog is confirmed");
+                let mut headers = vec![Header::Allow(ALLOW.into())];
+                if retry_after {
+                    // RFC 3261 §14.2: a random 0-10 s.
+                    let secs = rand::random::<u32>() % 11;
+                    headers.push(Header::RetryAfter(secs.to_string().into()));
+                }
+                let _ = tx.reply_with(StatusCode::from(code), headers, None).await;
+                return false;
+            }
+        }
+    }
 }
 
 /// RFC 3263 §4.3 failover of one outgoing INVITE.

@@ -268,7 +268,7 @@ impl TestPhone {
             .await;
         match found {
             Some(Event::Callback { args, .. }) => args,
-            _ => panic!("no {name} within {secs} s; seen: {:#?}", self.seen),
+            _ => panic!("no {name} within {secs} s; seen:\n{}", self.transcript()),
         }
     }
 
@@ -286,8 +286,8 @@ impl TestPhone {
         match found {
             Some(Event::Notification(t)) => t,
             _ => panic!(
-                "no matching notification within {secs} s; seen: {:#?}",
-                self.seen
+                "no matching notification within {secs} s; seen:\n{}",
+                self.transcript()
             ),
         }
     }
@@ -298,6 +298,23 @@ impl TestPhone {
             self.seen.push(ev);
         }
         &self.seen
+    }
+
+    /// Everything this phone reported so far, one short line per event (a failure report
+    /// that stays readable in the tail of a CI log): notification strings as they are,
+    /// callbacks as `name(arg, ...)`.
+    pub fn transcript(&mut self) -> String {
+        self.drain()
+            .iter()
+            .map(|e| match e {
+                Event::Notification(t) => format!("  {t}"),
+                Event::Callback { name, args } => {
+                    let args: Vec<String> = args.iter().map(Value::to_string).collect();
+                    format!("  {name}({})", args.join(", "))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Like [`call_state`](Self::call_state) but `None` instead of a panic on time-out.
@@ -317,8 +334,8 @@ impl TestPhone {
         match self.try_call_state(state, secs).await {
             Some(args) => args,
             None => panic!(
-                "no onCallStateChange {state} within {secs} s; seen: {:#?}",
-                self.seen
+                "no onCallStateChange {state} within {secs} s; seen:\n{}",
+                self.transcript()
             ),
         }
     }
