@@ -509,6 +509,8 @@ async fn wait_tcp_listening(addr: SocketAddr) -> Result<(), SipError> {
 
 struct CallEntry {
     dialog: InviteDialog,
+    /// The NOTIFYs reporting on a REFER we accepted in this dialog.
+    refer_notifies: Arc<services::ReferNotifies>,
 }
 
 /// What a REGISTER takes from its registration session: the connection it is recorded in,
@@ -1410,6 +1412,7 @@ impl Driver {
                     call,
                     CallEntry {
                         dialog: dialog.clone(),
+                        refer_notifies: Arc::default(),
                     },
                 );
                 tokio::spawn(call_task(CallTask {
@@ -1616,6 +1619,7 @@ impl Driver {
             call,
             CallEntry {
                 dialog: dialog.clone(),
+                refer_notifies: Arc::default(),
             },
         );
         // The server INVITE transaction: sends 100 Trying at once (RFC 3261 §8.2.6.1, §17.2.1),

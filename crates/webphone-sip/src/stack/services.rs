@@ -731,16 +731,23 @@ impl Driver {
             debug!(%call, "no REFER waiting for an answer");
             return;
         };
-        let dialog = self.calls.get(&call).map(|e| e.dialog.clone());
+        let entry = self
+            .calls
+            .get(&call)
+            .map(|e| (e.dialog.clone(), e.refer_notifies.clone()));
+        // The reports that follow belong to this REFER (counted here, on the SIP task, before
+        // any of them can be sent).
+        let report = match (&entry, code) {
+            (Some((_, n)), 202) => Some(n.accepted()),
+            _ => None,
+        };
         tokio::spawn(async move {
             if let Err(e) = handle.reply(StatusCode::from(code)).await {
                 debug!(%call, error = %e, "REFER response failed");
                 return;
             }
-            if code == 202 {
-                if let Some(d) = dialog {
-                    send_refer_notify(&d, call, 100).await;
-                }
+            if let (Some((d, notifies)), Some(refer)) = (entry, report) {
+                send_refer_notify(&d, &notifies, refer, call, 100).await;
             }
         });
     }
@@ -750,8 +757,9 @@ impl Driver {
             debug!(%call, "notify_refer for an unknown call");
             return;
         };
-        let d = e.dialog.clone();
-        tokio::spawn(async move { send_refer_notify(&d, call, code).await });
+        let (d, notifies) = (e.dialog.clone(), e.refer_notifies.clone());
+        let refer = notifies.current();
+        tokio::spawn(async move { send_refer_notify(&d, &notifies, refer, call, code).await });
     }
 
     /// Send SUBSCRIBE for `sub` (initial when no dialog yet, else in-dialog refresh or
@@ -1241,11 +1249,57 @@ impl Driver {
 /// NOTIFY with the sipfrag of `code` in the implicit REFER subscription of `d`
 /// (RFC 3515 §2.4.4-2.4.5): `active` while provisional, `terminated;reason=noresource` at
 /// the end.
+/// The NOTIFYs (RFC 3515 §2.4.4) that report on the REFERs accepted in one dialog. They go
+/// out one at a time, each after the previous one got its final response (RFC 6665 §4.2.2),
+/// so their CSeq order is their sending order; the peer refuses a NOTIFY with a lower CSeq
+/// than one it already took (RFC 3261 §12.2.2, 500). Once the final report of a REFER went
+/// out, a late progress report (`100 Trying` queued behind it) is dropped.
+#[derive(Default)]
+pub(super) struct ReferNotifies {
+    sending: tokio::sync::Mutex<()>,
+    /// The REFER being reported on (counts accepted REFERs) and whether its final report
+    /// went out.
+    state: Mutex<(u64, bool)>,
+}
+
+impl ReferNotifies {
+    /// A REFER was accepted: reports from now on belong to it.
+    pub(super) fn accepted(&self) -> u64 {
+        let mut s = crate::lock(&self.state);
+        *s = (s.0 + 1, false);
+        s.0
+    }
+
+    /// The REFER reports are about now.
+    pub(super) fn current(&self) -> u64 {
+        crate::lock(&self.state).0
+    }
+
+    /// Whether report `code` on REFER `refer` is still worth sending (and marks a final one).
+    fn claim(&self, refer: u64, code: u16) -> bool {
+        let mut s = crate::lock(&self.state);
+        if s.0 != refer || s.1 {
+            return false;
+        }
+        if code >= 200 {
+            s.1 = true;
+        }
+        true
+    }
+}
+
 async fn send_refer_notify(
     d: &rsipstack::dialog::invite_dialog::InviteDialog,
+    notifies: &ReferNotifies,
+    refer: u64,
     call: CallKey,
     code: u16,
 ) {
+    let _one_at_a_time = notifies.sending.lock().await;
+    if !notifies.claim(refer, code) {
+        debug!(%call, code, "REFER NOTIFY dropped: the final report already went");
+        return;
+    }
     let state = if code < 200 {
         format!("active;expires={REFER_SUB_EXPIRES}")
     } else {
@@ -1269,6 +1323,22 @@ async fn send_refer_notify(
 mod tests {
     use super::*;
     use crate::target::HostPort;
+
+    #[test]
+    fn trying_queued_behind_the_final_refer_report_is_dropped() {
+        let n = ReferNotifies::default();
+        let first = n.accepted();
+        // The callee answered before the 100 Trying task got its turn: 200 goes first.
+        assert!(n.claim(first, 200));
+        assert!(!n.claim(first, 100));
+        assert!(!n.claim(first, 503));
+        // A second REFER in the same dialog reports afresh; the first one's stragglers do not.
+        let second = n.accepted();
+        assert!(!n.claim(first, 100));
+        assert!(n.claim(second, 100));
+        assert!(n.claim(second, 486));
+        assert!(!n.claim(second, 200));
+    }
 
     fn proxied(transport: crate::Transport) -> Target {
         Target {

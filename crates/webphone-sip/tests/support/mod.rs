@@ -2,11 +2,12 @@
 //! stream, and SIPp runs of the scenarios in `tests/sipp/`.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc::UnboundedReceiver;
 use webphone_sip::{CallKey, SipConfig, SipEvent, SipUa, Transport, TransportOptions};
 
@@ -277,4 +278,134 @@ pub fn response_to(req: &str, status: &str, to_tag: Option<&str>, extra: &str) -
         header(req, "Call-ID"),
         header(req, "CSeq"),
     )
+}
+
+/// A UAC scripted on a raw UDP socket: it writes its requests itself (to reorder them, or to
+/// leave a request unanswered).
+pub struct Uac {
+    sock: UdpSocket,
+    port: u16,
+    target: SocketAddr,
+}
+
+impl Uac {
+    pub async fn new(target: SocketAddr) -> Uac {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = sock.local_addr().unwrap().port();
+        Uac { sock, port, target }
+    }
+
+    /// An INVITE (CSeq `cseq`) of dialog `call_id`; `to_tag` makes it a re-INVITE.
+    pub fn invite(&self, call_id: &str, cseq: u32, to_tag: Option<&str>) -> String {
+        let port = self.port;
+        let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+        format!(
+            "INVITE sip:uas@{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};rport;branch=z9hG4bK-{call_id}-{cseq}\r\n\
+             From: <sip:uac@127.0.0.1:{port}>;tag=uac1\r\n\
+             To: <sip:uas@{target}>{to_tag}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} INVITE\r\n\
+             Contact: <sip:uac@127.0.0.1:{port}>\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{OFFER}",
+            OFFER.len(),
+            target = self.target,
+        )
+    }
+
+    pub fn ack(&self, call_id: &str, to_tag: &str) -> String {
+        let port = self.port;
+        format!(
+            "ACK sip:uas@{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};rport;branch=z9hG4bK-{call_id}-ack\r\n\
+             From: <sip:uac@127.0.0.1:{port}>;tag=uac1\r\n\
+             To: <sip:uas@{target}>;tag={to_tag}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 ACK\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n",
+            target = self.target,
+        )
+    }
+
+    /// A body-less in-dialog request `method` with CSeq `cseq` and `extra` header lines.
+    pub fn request(
+        &self,
+        method: &str,
+        call_id: &str,
+        cseq: u32,
+        to_tag: &str,
+        extra: &str,
+    ) -> String {
+        let port = self.port;
+        format!(
+            "{method} sip:uas@{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:{port};rport;branch=z9hG4bK-{call_id}-{cseq}\r\n\
+             From: <sip:uac@127.0.0.1:{port}>;tag=uac1\r\n\
+             To: <sip:uas@{target}>;tag={to_tag}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Contact: <sip:uac@127.0.0.1:{port}>\r\n\
+             Max-Forwards: 70\r\n\
+             {extra}Content-Length: 0\r\n\r\n",
+            target = self.target,
+        )
+    }
+
+    /// The next datagram, request or response, within `wait`.
+    pub async fn next_message(&self, wait: Duration) -> Option<String> {
+        let mut buf = vec![0u8; 8192];
+        let (n, _) = tokio::time::timeout(wait, self.sock.recv_from(&mut buf))
+            .await
+            .ok()?
+            .unwrap();
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    pub async fn send(&self, text: &str) {
+        self.sock
+            .send_to(text.as_bytes(), self.target)
+            .await
+            .unwrap();
+    }
+
+    /// The next final response whose CSeq is `cseq` (provisionals and other CSeqs, such as
+    /// retransmissions of the first 200, skipped), within `wait`.
+    pub async fn final_response(&self, cseq: &str, wait: Duration) -> Option<String> {
+        let until = tokio::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 8192];
+        loop {
+            let (n, _) = tokio::time::timeout_at(until, self.sock.recv_from(&mut buf))
+                .await
+                .ok()?
+                .unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("SIP/2.0 ")
+                && !text.starts_with("SIP/2.0 1")
+                && header(&text, "CSeq") == cseq
+            {
+                return Some(text);
+            }
+        }
+    }
+}
+
+/// The UAC calls, our UA answers; returns the 200 (not acknowledged yet) and its To tag.
+pub async fn answered_call(ua: &mut Peer, uac: &Uac, call_id: &str) -> String {
+    uac.send(&uac.invite(call_id, 1, None)).await;
+    let (call, _) = ua.incoming().await;
+    ua.ua.answer(call, ANSWER.into());
+    let ok = uac
+        .final_response("1 INVITE", Duration::from_secs(5))
+        .await
+        .expect("a 200 to the INVITE");
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    header(&ok, "To")
+        .split(";tag=")
+        .nth(1)
+        .and_then(|t| t.split(';').next())
+        .expect("a To tag in the 200")
+        .to_string()
 }
