@@ -2055,11 +2055,12 @@ async fn until_confirmed(d: &rsipstack::dialog::dialog::Dialog, tx: &mut Transac
     let method = tx.original.method;
     let deadline = Instant::now() + ACK_WAIT;
     loop {
-        match readiness(&d.state(), method, Instant::now() >= deadline) {
+        let state = d.state();
+        match readiness(&state, method, Instant::now() >= deadline) {
             Readiness::Handle => return true,
             Readiness::Wait => tokio::time::sleep(POLL).await,
             Readiness::Refuse { code, retry_after } => {
-                debug!(%method, code, state = %d.state(), "in-dialog request before the dialog is confirmed");
+                debug!(%method, code, %state, "in-dialog request before the dialog is confirmed");
                 let mut headers = vec![Header::Allow(ALLOW.into())];
                 if retry_after {
                     // RFC 3261 §14.2: a random 0-10 s.

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{answered_call, header, response_to, Peer, Uac};
+use support::{answered_call, header, response_to};
 use webphone_sip::SipEvent;
 
 /// The sipfrag status line of a NOTIFY ("SIP/2.0 200 OK" → 200).
@@ -31,9 +31,7 @@ fn cseq_of(msg: &str) -> u32 {
 
 #[tokio::test]
 async fn refer_reports_wait_for_the_previous_notify_to_be_answered() {
-    let mut ua = Peer::start("transferee").await;
-    let uac = Uac::new(ua.ua.local_addr()).await;
-    let tag = answered_call(&mut ua, &uac, "refer-order-1").await;
+    let (mut ua, uac, tag) = answered_call("transferee", "refer-order-1").await;
     uac.send(&uac.ack("refer-order-1", &tag)).await;
     let refer = uac.request(
         "REFER",

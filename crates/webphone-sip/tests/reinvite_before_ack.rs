@@ -8,14 +8,12 @@ mod support;
 
 use std::time::Duration;
 
-use support::{answered_call, Peer, Uac, ANSWER};
+use support::{answered_call, ANSWER};
 use webphone_sip::SipEvent;
 
 #[tokio::test]
 async fn reinvite_overtaking_the_ack_is_answered_once_the_ack_arrives() {
-    let mut ua = Peer::start("uas").await;
-    let uac = Uac::new(ua.ua.local_addr()).await;
-    let tag = answered_call(&mut ua, &uac, "overtake-1").await;
+    let (mut ua, uac, tag) = answered_call("uas", "overtake-1").await;
     // The re-INVITE leaves first; the ACK follows 300 ms later.
     uac.send(&uac.invite("overtake-1", 2, Some(&tag))).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -43,9 +41,8 @@ async fn reinvite_overtaking_the_ack_is_answered_once_the_ack_arrives() {
 
 #[tokio::test]
 async fn reinvite_whose_ack_never_comes_is_491_request_pending() {
-    let mut ua = Peer::start("uas").await;
-    let uac = Uac::new(ua.ua.local_addr()).await;
-    let tag = answered_call(&mut ua, &uac, "noack-1").await;
+    // `_ua` keeps the user agent running to the end of the test.
+    let (_ua, uac, tag) = answered_call("uas", "noack-1").await;
     uac.send(&uac.invite("noack-1", 2, Some(&tag))).await;
     let resp = uac
         .final_response("2 INVITE", Duration::from_secs(6))

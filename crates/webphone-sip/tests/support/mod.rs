@@ -375,13 +375,9 @@ impl Uac {
     /// retransmissions of the first 200, skipped), within `wait`.
     pub async fn final_response(&self, cseq: &str, wait: Duration) -> Option<String> {
         let until = tokio::time::Instant::now() + wait;
-        let mut buf = vec![0u8; 8192];
         loop {
-            let (n, _) = tokio::time::timeout_at(until, self.sock.recv_from(&mut buf))
-                .await
-                .ok()?
-                .unwrap();
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            let text = self.next_message(left).await?;
             if text.starts_with("SIP/2.0 ")
                 && !text.starts_with("SIP/2.0 1")
                 && header(&text, "CSeq") == cseq
@@ -392,8 +388,11 @@ impl Uac {
     }
 }
 
-/// The UAC calls, our UA answers; returns the 200 (not acknowledged yet) and its To tag.
-pub async fn answered_call(ua: &mut Peer, uac: &Uac, call_id: &str) -> String {
+/// A user agent `name` called by a scripted [`Uac`] and answering: the two, and the To tag
+/// of the 200 (not acknowledged yet).
+pub async fn answered_call(name: &'static str, call_id: &str) -> (Peer, Uac, String) {
+    let mut ua = Peer::start(name).await;
+    let uac = Uac::new(ua.ua.local_addr()).await;
     uac.send(&uac.invite(call_id, 1, None)).await;
     let (call, _) = ua.incoming().await;
     ua.ua.answer(call, ANSWER.into());
@@ -402,10 +401,11 @@ pub async fn answered_call(ua: &mut Peer, uac: &Uac, call_id: &str) -> String {
         .await
         .expect("a 200 to the INVITE");
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
-    header(&ok, "To")
+    let tag = header(&ok, "To")
         .split(";tag=")
         .nth(1)
         .and_then(|t| t.split(';').next())
         .expect("a To tag in the 200")
-        .to_string()
+        .to_string();
+    (ua, uac, tag)
 }
