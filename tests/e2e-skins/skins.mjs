@@ -1794,9 +1794,15 @@ function scenarios(env) {
         assert(unreg === 0, 'the outgoing call de-registered 1001 at Kamailio (REGISTER expires=0)');
         // History lists the calls.
         await goPage(page, 'page_callhistorylist');
-        await page.waitForSelector('#history_list li', { timeout: TIMEOUT });
-        const hist = await page.$$eval('#history_list li .item-title', (els) => els.map((e) => e.textContent));
-        assert(hist.some((h) => h.includes('1002')) && hist.some((h) => h.includes('1003')), 'history lists the calls: ' + hist);
+        // (The CDR of the call just ended may arrive after its last STATUS; the open page
+        // re-renders when it does.)
+        const histTitles = () => page.$$eval('#history_list li .item-title', (els) => els.map((e) => e.textContent));
+        await page.waitForFunction(() => {
+          const t = Array.from(document.querySelectorAll('#history_list li .item-title')).map((e) => e.textContent);
+          return t.some((h) => h.includes('1002')) && t.some((h) => h.includes('1003'));
+        }, null, { timeout: TIMEOUT }).catch(async () => {
+          throw new Error('history lists the calls: ' + (await histTitles()));
+        });
         await shot(page, 'sip-history.png');
         // Chat from the click2call window to baresip 1002: Kamailio routes it, baresip answers 200.
         await page.goto(`${c2k}&wp_callto=1002`);
