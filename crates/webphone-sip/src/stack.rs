@@ -57,6 +57,7 @@ mod inbound;
 mod rebind;
 /// MESSAGE, INFO, REFER, SUBSCRIBE/NOTIFY, PUBLISH ([`crate::messaging`]).
 mod services;
+mod tls_on_demand;
 /// In-dialog requests that overtake the ACK of our 2xx.
 mod unconfirmed;
 use crate::{
@@ -203,7 +204,12 @@ impl MessageInspector for TraceSent {
 
 /// Transport hook: traces received messages and reports closed connections (by their
 /// local address) to the driver, which re-registers when it was the registration's.
-struct TraceReceived(Arc<Tracer>, mpsc::UnboundedSender<SipAddr>, AnsweredInvites);
+struct TraceReceived(
+    Arc<Tracer>,
+    mpsc::UnboundedSender<SipAddr>,
+    AnsweredInvites,
+    Arc<tls_on_demand::TlsOnDemand>,
+);
 
 impl TransportEventInspector for TraceReceived {
     // The `#[async_trait]` signature, written out (nothing here awaits).
@@ -226,6 +232,10 @@ impl TransportEventInspector for TraceReceived {
         }
         if let TransportEvent::Incoming(SipMessage::Response(resp), _, _) = &event {
             self.2.note_response(resp);
+        }
+        if let TransportEvent::Incoming(msg, _, _) = &event {
+            // Before any transaction or dialog sees it (and may dial its TLS route).
+            self.3.on_received(msg);
         }
         Box::pin(async move {
             // Stream transports: rsipstack framed and parsed the message; validate it before
@@ -357,11 +367,12 @@ pub(crate) async fn start(
     if let Some(path) = opts.ws_path.as_deref().filter(|p| !p.is_empty()) {
         transport_layer.set_ws_path(path);
     }
-    let trust = crate::tls::trust(opts.tls_ca_file.as_deref()).map_err(SipError::Tls)?;
-    transport_layer.set_tls_config(rsipstack::transport::TlsConfig {
-        ca_certs: Some(trust.pem),
-        ..Default::default()
-    });
+    // The trust anchors: read now when the account needs TLS (or names a CA file, whose
+    // errors belong at start), else at the first TLS or WSS connection.
+    let trust = Arc::new(tls_on_demand::TlsOnDemand::new(opts.tls_ca_file.clone()));
+    if matches!(cfg.transport, Transport::Tls | Transport::Wss) || opts.tls_ca_file.is_some() {
+        trust.load_into(&transport_layer).map_err(SipError::Tls)?;
+    }
 
     let option = EndpointOption {
         // Call-IDs without the library's default `@restsend.com` suffix (RFC 3261 §8.1.1.4
@@ -404,12 +415,14 @@ pub(crate) async fn start(
             tracer,
             closed_tx,
             answered_invites.clone(),
+            trust.clone(),
         )))
         .build();
     let incoming = endpoint
         .incoming_transactions()
         .map_err(|e| SipError::Stack(e.to_string()))?;
     let inner = endpoint.inner.clone();
+    trust.attach(&inner);
     tokio::spawn(async move {
         endpoint.serve().await;
     });
@@ -421,7 +434,7 @@ pub(crate) async fn start(
     let layer = Arc::new(DialogLayer::new(inner.clone()));
     let connector = Connector {
         endpoint: inner.clone(),
-        tls: trust.config,
+        trust,
         ws_path: opts
             .ws_path
             .clone()
@@ -1365,6 +1378,10 @@ impl Driver {
             Some((a, t)) => located_dest(&self.dns, &target.next_hop.host, a, t),
             None => sip_addr(&target.next_hop, target.transport),
         };
+        // The transaction dials the next hop itself, alongside the probe of `call_task`:
+        // a TLS hop needs the trust anchors in the transport layer first. (A failure here
+        // is reported by the probe.)
+        let _ = self.connector.trust.before_dialling(dest.r#type);
         let mut extra_headers = vec![
             Header::Allow(ALLOW.into()),
             // RFC 4028 §7.1: we support session timers and ask for an interval; the
@@ -1705,7 +1722,8 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 struct Connector {
     endpoint: Arc<EndpointInner>,
-    tls: Arc<rustls::ClientConfig>,
+    /// Our TLS trust anchors (read at the first TLS/WSS next hop unless already read).
+    trust: Arc<tls_on_demand::TlsOnDemand>,
     ws_path: String,
     token: CancellationToken,
     /// Live WSS connections we dialled, by resolved remote address.
@@ -1728,6 +1746,10 @@ impl Connector {
 
     async fn connect_inner(&self, dest: &SipAddr) -> Result<SipConnection, String> {
         let layer = &self.endpoint.transport_layer;
+        let tls = self
+            .trust
+            .before_dialling(dest.r#type)
+            .map_err(|e| format!("TLS connection to {}: {e}", dest.addr))?;
         if dest.r#type != Some(rsipstack::sip::Transport::Wss) {
             // rsipstack dials TCP, WS and TLS itself (TLS with our anchors, see `start`)
             // and reuses a live connection to the same address.
@@ -1773,7 +1795,12 @@ impl Connector {
         let local = tcp
             .local_addr()
             .map_err(|e| format!("connection to {addr}: {e}"))?;
-        let conn = self.dial_wss(tcp, &resolved, &server_name, local).await?;
+        let Some(tls) = tls else {
+            return Err(format!("no TLS settings for {dest}"));
+        };
+        let conn = self
+            .dial_wss(tcp, tls, &resolved, &server_name, local)
+            .await?;
         info!(local = %conn.get_addr(), remote = %resolved, "connection opened");
         layer.add_connection(conn.clone());
         crate::lock(&self.flows).insert(resolved, conn.clone());
@@ -1784,6 +1811,7 @@ impl Connector {
     async fn dial_wss(
         &self,
         tcp: tokio::net::TcpStream,
+        tls: Arc<rustls::ClientConfig>,
         remote: &SipAddr,
         server_name: &str,
         local: SocketAddr,
@@ -1806,7 +1834,7 @@ impl Connector {
             req,
             tcp,
             None,
-            Some(sip_tungstenite::Connector::Rustls(self.tls.clone())),
+            Some(sip_tungstenite::Connector::Rustls(tls)),
         )
         .await
         .map_err(|e| {

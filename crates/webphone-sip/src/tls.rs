@@ -7,8 +7,8 @@
 //! anchors. Trusting a self-signed server means listing its certificate in that file;
 //! there is deliberately no "accept anything" switch.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -60,6 +60,50 @@ pub(crate) fn trust(ca_file: Option<&Path>) -> Result<Trust, String> {
         config: Arc::new(cfg),
         pem,
     })
+}
+
+/// The trust anchors, read on first use. Parsing the system store costs about 0.7 MiB of
+/// memory that a phone on UDP or TCP never needs unless it dials a `sips:` or
+/// `;transport=tls` target, so such a phone reads the store when it first opens a TLS or
+/// WSS connection. Verification is the same either way.
+pub(crate) struct LazyTrust {
+    ca_file: Option<PathBuf>,
+    cell: OnceLock<Result<Arc<ClientConfig>, String>>,
+}
+
+impl LazyTrust {
+    /// Anchors read at the first [`LazyTrust::get`].
+    pub(crate) fn new(ca_file: Option<PathBuf>) -> LazyTrust {
+        LazyTrust {
+            ca_file,
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// Whether the anchors have been read (successfully or not).
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.cell.get().is_some()
+    }
+
+    /// The client configuration, reading the anchors the first time. `hand_over` runs
+    /// once, with the anchors as PEM, in the call that read them (for rsipstack's
+    /// transport layer, which dials TLS itself).
+    pub(crate) fn get(&self, hand_over: impl FnOnce(Vec<u8>)) -> Result<Arc<ClientConfig>, String> {
+        let mut pem = None;
+        let r = self
+            .cell
+            .get_or_init(|| {
+                trust(self.ca_file.as_deref()).map(|t| {
+                    pem = Some(t.pem);
+                    t.config
+                })
+            })
+            .clone();
+        if let Some(p) = pem {
+            hand_over(p);
+        }
+        r
+    }
 }
 
 /// Append `cert` to `out` as a PEM block (RFC 7468 §2).

@@ -221,22 +221,7 @@ async fn register_over_tls_trusting_another_certificate_still_fails() {
 /// `openssl s_server` (TLS) on a free loopback port presenting `cert`: a plain TLS peer that
 /// prints what it receives, so a completed handshake shows as the REGISTER in its log.
 fn tls_server(dir: &TestDir, name: &str, cert: &Path, key: &Path) -> (Proc, u16) {
-    let port = webphone_interop::free_port();
-    // s_server ends when its standard input closes: keep a pipe open for the test.
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c").arg(format!(
-        "sleep 60 | exec openssl s_server -accept 127.0.0.1:{port} -cert '{}' -key '{}'",
-        cert.display(),
-        key.display()
-    ));
-    let proc = Proc::spawn(name, cmd, &dir.join(&format!("{name}.log")));
-    let ready = webphone_interop::util::wait_for(WAIT, || {
-        std::net::TcpStream::connect(("127.0.0.1", port))
-            .ok()
-            .map(|_| ())
-    });
-    assert!(ready.is_some(), "s_server not listening: {}", proc.log());
-    (proc, port)
+    webphone_interop::kamailio::openssl_tls_server(dir.path(), name, cert, key, WAIT)
 }
 
 /// RFC 5922 §7.2 / RFC 6125: a server certificate trusted explicitly (the CA file holds

@@ -494,3 +494,31 @@ pub fn self_signed_cert_for(dir: &Path, name: &str, san: &str) -> (PathBuf, Path
     );
     (cert, key)
 }
+
+/// `openssl s_server` on a free loopback port with `cert`/`key`, logging what it receives
+/// (the SIP text that crossed the handshake) to `<name>.log` in `dir`; ready when it
+/// accepts TCP connections (within `wait`). It ends when stopped or after 60 s.
+pub fn openssl_tls_server(
+    dir: &Path,
+    name: &str,
+    cert: &Path,
+    key: &Path,
+    wait: Duration,
+) -> (Proc, u16) {
+    let port = util::free_port();
+    // s_server ends when its standard input closes: keep a pipe open for the test.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "sleep 60 | exec openssl s_server -accept 127.0.0.1:{port} -cert '{}' -key '{}'",
+        cert.display(),
+        key.display()
+    ));
+    let proc = Proc::spawn(name, cmd, &dir.join(format!("{name}.log")));
+    let ready = util::wait_for(wait, || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    });
+    assert!(ready.is_some(), "s_server not listening: {}", proc.log());
+    (proc, port)
+}
