@@ -29,6 +29,7 @@ mod device;
 mod fallback;
 mod file;
 pub mod resample;
+pub mod volume;
 
 pub use fallback::LossReason;
 pub use resample::Resampler;

@@ -49,6 +49,7 @@ mod routing;
 mod sipmsg;
 mod timers;
 mod transfer;
+mod volume_check;
 mod watch;
 
 /// Requests from the [`crate::Phone`] handles and from the engine's own tasks.
@@ -1183,6 +1184,12 @@ impl Core {
         self.integrations.on_start(&self.params);
         self.import_contacts_at_start();
         self.emit_general_text("Initializing".into());
+        let first_run = self
+            .profile
+            .as_ref()
+            .is_some_and(|p| p.lock().unwrap_or_else(|e| e.into_inner()).is_new());
+        self.check_volume(volume_check::Moment::Start { first_run })
+            .await;
 
         let server = self.server();
         let transport = match transport_for(self.params.get_i64("transport").unwrap_or(-1), &server)
@@ -1662,6 +1669,7 @@ impl Core {
     /// opens, `null` takes its place (the call goes on). The user is told either way. Opening
     /// a sound card can take a while, so it runs off the engine task.
     async fn open_devices(&self, rate: u32) -> (Box<dyn AudioInput>, Box<dyn AudioOutput>) {
+        self.check_volume(volume_check::Moment::DevicesOpen).await;
         let in_spec = self.capture_spec();
         let out_spec = DeviceSpec::parse(&self.params.get("audiodeviceout"));
         let (in_events, out_events) = (self.device_events(), self.device_events());

@@ -44,6 +44,7 @@ pub const ENGINE_READS: &[&str] = &[
     "calltimeout",
     "calltransferalways",
     "changesptoring",
+    "checkvolumesettings",
     "codec",
     "creditrequest",
     "customsipheader",

@@ -163,6 +163,8 @@ pub use contacts::{
 pub struct Profile {
     conn: Connection,
     path: PathBuf,
+    /// Created by this open (no schema before): the profile's first run.
+    created: bool,
 }
 
 impl Profile {
@@ -287,7 +289,11 @@ impl Profile {
                 ),
             });
         }
-        let mut profile = Profile { conn, path };
+        let mut profile = Profile {
+            conn,
+            path,
+            created: false,
+        };
         profile.migrate()?;
         Ok(profile)
     }
@@ -321,6 +327,7 @@ impl Profile {
             )
             .map_err(self.sql_err("creating schema_migrations"))?;
         let current = self.schema_version()?;
+        self.created = current == 0;
         let supported = MIGRATIONS.last().map_or(0, |m| m.version);
         if current > supported {
             return Err(ProfileError::TooNew {
@@ -350,6 +357,12 @@ impl Profile {
             tracing::info!(path = %self.path.display(), version = m.version, "profile database migrated");
         }
         Ok(())
+    }
+
+    /// Whether this open created the database: the first run of this profile (a damaged
+    /// database started afresh counts too).
+    pub fn is_new(&self) -> bool {
+        self.created
     }
 
     /// The database file.
@@ -520,6 +533,20 @@ mod tests {
         assert_eq!(DelLevel::parse("2"), Some(DelLevel::Everything));
         assert_eq!(DelLevel::parse("3"), None);
         assert_eq!(DelLevel::parse(""), None);
+    }
+
+    #[test]
+    fn first_open_of_a_profile_is_its_first_run_later_opens_are_not() {
+        let dir = std::env::temp_dir().join(format!("webphone-profile-new-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let first = Profile::open(&dir, "alice").expect("create");
+        assert!(first.is_new());
+        first.close().expect("close");
+        let again = Profile::open(&dir, "alice").expect("reopen");
+        assert!(!again.is_new());
+        again.close().expect("close");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
