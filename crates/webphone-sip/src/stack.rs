@@ -442,6 +442,7 @@ pub(crate) async fn start(
             .unwrap_or_else(|| "/".into()),
         token: token.child_token(),
         flows: Arc::new(Mutex::new(HashMap::new())),
+        live: Arc::new(Mutex::new(HashMap::new())),
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (stack_tx, stack_rx) = mpsc::unbounded_channel();
@@ -486,6 +487,8 @@ pub(crate) async fn start(
         invite_auth: HashMap::new(),
         failover: HashMap::new(),
         invite_dest: HashMap::new(),
+        connected_first: Default::default(),
+        cancelled_unsent: Default::default(),
         answered_invites: answered_invites.clone(),
         failover_tx,
         public_contact: None,
@@ -629,6 +632,12 @@ struct Driver {
     /// The located address an outgoing call's INVITE goes to (instead of resolving the next
     /// hop's name again); the Request-URI and Route keep the name.
     invite_dest: HashMap<CallKey, (SocketAddr, Transport)>,
+    /// Outgoing calls whose next hop was just connected for them ([`FailoverMsg::Connected`]):
+    /// their INVITE goes out without connecting first again.
+    connected_first: std::collections::HashSet<CallKey>,
+    /// Outgoing calls hung up before their INVITE went out (while their next hop was being
+    /// located or connected): the INVITE is never sent.
+    cancelled_unsent: std::collections::HashSet<CallKey>,
     /// Call-IDs of INVITEs in failover, and whether anything answered the current attempt.
     answered_invites: AnsweredInvites,
     failover_tx: mpsc::UnboundedSender<FailoverMsg>,
@@ -1147,6 +1156,21 @@ impl Driver {
                 }
             }
             Action::SendCancel(call) => {
+                if !self.calls.contains_key(&call) && self.call_ids.get(call).is_some() {
+                    // Not sent yet (its next hop is being located or connected): it never
+                    // will be, and the call ends now as if the CANCEL had been answered
+                    // (RFC 3261 §9.1); the callee never rings.
+                    self.cancelled_unsent.insert(call);
+                    let _ = self.stack_tx.send(StackEvent::Final {
+                        call,
+                        code: 487,
+                        reason: "Request Terminated".into(),
+                        sdp: None,
+                        contact: None,
+                        session_expires: None,
+                        min_se: None,
+                    });
+                }
                 if let Some(e) = self.calls.get(&call) {
                     let d = e.dialog.clone();
                     self.tasks.spawn(async move {
@@ -1173,6 +1197,8 @@ impl Driver {
             }
             Action::Forget(call) => {
                 self.calls.remove(&call);
+                self.cancelled_unsent.remove(&call);
+                self.connected_first.remove(&call);
                 self.call_ids.remove(call);
                 self.session_expires.remove(&call);
                 self.answer_headers.remove(&call);
@@ -1287,6 +1313,9 @@ impl Driver {
         let fail = |tx: &mpsc::UnboundedSender<StackEvent>, error: String| {
             let _ = tx.send(StackEvent::InviteFailed { call, error });
         };
+        if self.cancelled_unsent.contains(&call) {
+            return; // hung up before it went out (`Action::SendCancel`)
+        }
         // The located address (RFC 3263) and the transport DNS chose for it (§4.1); the
         // Request-URI and Route keep the name. TLS and WebSocket keep it as the connection's
         // name too (certificate check against the domain, RFC 5922 §4), pinned to the address.
@@ -1296,6 +1325,40 @@ impl Driver {
                 target.transport = t;
                 target.next_hop.port = a.port();
             }
+        }
+        // The located address, else the next hop as named (resolved by the stack).
+        let dest = match located {
+            Some((a, t)) => located_dest(&self.dns, &target.next_hop.host, a, t),
+            None => sip_addr(&target.next_hop, target.transport),
+        };
+        // A connection-oriented next hop is connected first: the INVITE transaction dials
+        // on its own as soon as it exists, and it would open a second connection beside
+        // the reachability probe of `call_task`. (One connection per next hop, RFC 5923
+        // §2; a connection already open is reused at once.)
+        if target.transport.is_reliable()
+            && !self.connected_first.remove(&call)
+            && !self.connector.is_live(&dest)
+        {
+            let connector = self.connector.clone();
+            let tx = self.failover_tx.clone();
+            self.tasks.spawn(async move {
+                let result =
+                    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(&dest)).await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err("connect timeout".to_string()),
+                    };
+                let _ = tx.send(FailoverMsg::Connected {
+                    call,
+                    call_id,
+                    target: Box::new(target),
+                    sdp,
+                    located,
+                    dest,
+                    result,
+                });
+            });
+            return;
         }
         let user = self.username();
         let parsed = (|| -> Result<(Uri, Uri, Uri), String> {
@@ -1373,11 +1436,6 @@ impl Driver {
                 self.invite_auth.insert(call, att);
             }
         }
-        // The located address, else the next hop as named (resolved by the stack).
-        let dest = match located {
-            Some((a, t)) => located_dest(&self.dns, &target.next_hop.host, a, t),
-            None => sip_addr(&target.next_hop, target.transport),
-        };
         // The transaction dials the next hop itself, alongside the probe of `call_task`:
         // a TLS hop needs the trust anchors in the transport layer first. (A failure here
         // is reported by the probe.)
@@ -1728,18 +1786,40 @@ struct Connector {
     token: CancellationToken,
     /// Live WSS connections we dialled, by resolved remote address.
     flows: Arc<Mutex<HashMap<SipAddr, SipConnection>>>,
+    /// Next hops with an open connection (ours or rsipstack's): destination as asked for →
+    /// local address of the connection (what a close reports).
+    live: Arc<Mutex<HashMap<SipAddr, SipAddr>>>,
 }
 
 impl Connector {
     /// Drop a closed connection (by its local address) from our table.
     fn forget(&self, local: &SipAddr) {
         crate::lock(&self.flows).retain(|_, c| c.get_addr() != local);
+        crate::lock(&self.live).retain(|_, l| l != local);
+    }
+
+    /// Whether a connection to `dest` is known to be open.
+    fn is_live(&self, dest: &SipAddr) -> bool {
+        crate::lock(&self.live).contains_key(dest)
+    }
+
+    fn note_live(&self, dest: &SipAddr, conn: &SipConnection) {
+        if dest
+            .r#type
+            .is_some_and(|t| t != rsipstack::sip::Transport::Udp)
+        {
+            crate::lock(&self.live).insert(dest.clone(), conn.get_addr().clone());
+        }
     }
 
     /// The connection to `dest` (cached or new). UDP: the listener.
     async fn connect(&self, dest: &SipAddr) -> Result<SipConnection, String> {
         match tokio::time::timeout(DIAL_TIMEOUT, self.connect_inner(dest)).await {
-            Ok(r) => r,
+            Ok(Ok(conn)) => {
+                self.note_live(dest, &conn);
+                Ok(conn)
+            }
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(format!("connecting to {dest} timed out")),
         }
     }
@@ -2246,6 +2326,18 @@ enum FailoverMsg {
     },
     /// [`FAILOVER_AFTER`] has passed since `attempt` of `call` was sent.
     Silence { call: CallKey, attempt: u32 },
+    /// The connection to an outgoing call's next hop (TCP, TLS, WS, WSS) is open, or could
+    /// not be opened; `located` is the address it was for (a later failover attempt makes
+    /// it stale).
+    Connected {
+        call: CallKey,
+        call_id: String,
+        target: Box<Target>,
+        sdp: String,
+        located: Option<(SocketAddr, Transport)>,
+        dest: SipAddr,
+        result: Result<(), String>,
+    },
 }
 
 /// Call-IDs of the INVITEs in failover, with whether any response (even 100 Trying)
@@ -2317,6 +2409,35 @@ impl Driver {
                     }
                 }
                 self.send_invite(call, call_id, *target, sdp);
+            }
+            FailoverMsg::Connected {
+                call,
+                call_id,
+                target,
+                sdp,
+                located,
+                dest,
+                result,
+            } => {
+                if self.call_ids.get(call).is_none_or(|id| id != call_id)
+                    || self.invite_dest.get(&call).copied() != located
+                {
+                    return; // hung up, or moved on to another server address, meanwhile
+                }
+                match result {
+                    Ok(()) => {
+                        self.connected_first.insert(call);
+                        self.send_invite(call, call_id, *target, sdp);
+                    }
+                    Err(e) => {
+                        // RFC 3261 §8.1.3.1: a transport failure counts as a 503 (and
+                        // moves on to the next server address, RFC 3263 §4.3).
+                        let _ = self.stack_tx.send(StackEvent::InviteFailed {
+                            call,
+                            error: format!("cannot reach {dest}: {e}"),
+                        });
+                    }
+                }
             }
             FailoverMsg::Silence { call, attempt } => {
                 let Some(f) = self.failover.get(&call) else {

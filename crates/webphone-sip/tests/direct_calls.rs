@@ -172,11 +172,21 @@ async fn cancel_before_any_provisional(t: Transport) {
     let mut a = Peer::start("A", t).await;
     let mut b = Peer::start("B", t).await;
     let ca = a.ua.invite(&b.uri("bob"), OFFER.into()).expect("invite");
-    // Hang up at once: the CANCEL waits for B's 100 Trying (RFC 3261 §9.1).
     a.ua.hangup(ca);
-    let (cb, _, _) = b.incoming().await;
     assert_eq!(a.ended(ca).await, (EndReason::LocalCancel, Some(487)));
-    assert_eq!(b.ended(cb).await.0, EndReason::RemoteCancel);
+    // Over UDP the INVITE left at once, so B rings and the CANCEL waits for its 100 Trying
+    // (RFC 3261 §9.1). Over TCP the hang-up usually comes while the connection is being
+    // opened: then no INVITE goes out at all and B never rings.
+    let rang = match tokio::time::timeout(Duration::from_secs(1), b.rx.recv()).await {
+        Ok(Some(SipEvent::Incoming { call, .. })) => Some(call),
+        Ok(Some(other)) => panic!("B: unexpected {other:?}"),
+        _ => None,
+    };
+    match (t, rang) {
+        (_, Some(cb)) => assert_eq!(b.ended(cb).await.0, EndReason::RemoteCancel),
+        (Transport::Udp, None) => panic!("B: the INVITE over UDP never arrived"),
+        (_, None) => {}
+    }
     a.ua.shutdown().await;
     b.ua.shutdown().await;
 }
@@ -405,3 +415,41 @@ both_transports!(
     decline_by_hangup,
     outbound_proxy_routing,
 );
+
+/// A hang-up while the connection to a TLS next hop is still being opened (the far end
+/// accepts TCP and never answers the handshake) ends the call at once with 487, as an
+/// answered CANCEL would (RFC 3261 §9.1), instead of when the connection attempt gives up.
+#[tokio::test]
+async fn hangup_while_the_next_hop_is_being_connected_ends_at_once_and_sends_nothing() {
+    let mut a = Peer::start("A", Transport::Udp).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("sip:bob@{};transport=tls", listener.local_addr().unwrap());
+    let ca = a.ua.invite(&target, OFFER.into()).expect("invite");
+    let (mut conn, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .expect("a TCP connection for the TLS handshake")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = std::time::Instant::now();
+    a.ua.hangup(ca);
+    assert_eq!(a.ended(ca).await, (EndReason::LocalCancel, Some(487)));
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "the call ended only after {:?}",
+        t0.elapsed()
+    );
+    a.assert_quiet().await;
+    // What arrived is the TLS ClientHello (record type 22) and nothing after it.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_millis(500), conn.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got.first(), Some(&22u8), "a TLS handshake record first");
+    a.ua.shutdown().await;
+}

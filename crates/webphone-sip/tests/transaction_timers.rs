@@ -13,9 +13,15 @@
 //!   until 64·T1, then no more;
 //! - server transactions absorb retransmitted requests (§17.2.1, §17.2.2): a repeated INVITE
 //!   gets the last provisional again and rings once; a repeated MESSAGE gets the 200 again and
-//!   is delivered once.
+//!   is delivered once;
+//! - INVITE server, Confirmed state (Timer I): after the ACK of a 486, no more 486 and no
+//!   answer to further ACK copies;
+//! - client transactions after their final response (Timer D, Timer K): each copy of a 486
+//!   is ACKed again but ends the call once; copies of a MESSAGE's 200 report it once;
+//! - over TCP (a reliable transport) an unanswered INVITE is written once (no Timer A) and
+//!   still fails on Timer B.
 //!
-//! Each scenario waits up to 64·T1 = 32 s, so one test runs all four at once (a 2-core CI
+//! Each scenario waits up to 64·T1 = 32 s, so one test runs them all at once (a 2-core CI
 //! machine would otherwise run them two by two).
 #![allow(clippy::unwrap_used)]
 
@@ -319,6 +325,210 @@ async fn retransmitted_requests_are_absorbed_by_their_server_transactions() {
     b.ua.shutdown().await;
 }
 
+/// INVITE server, Confirmed state (Timer I, §17.2.1): once the ACK of a 486 has arrived,
+/// the 486 is not sent again, and further copies of the ACK are absorbed: no answer, no
+/// event.
+async fn acked_rejection_stops_resending_and_absorbs_late_acks() {
+    let mut b = Peer::start("timer-i").await;
+    let (caller, invite, call) = incoming_call(&mut b, "timeri").await;
+    b.ua.reject(call, 486);
+    let mut buf = vec![0u8; 8192];
+    let rejected = loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), caller.recv_from(&mut buf))
+            .await
+            .expect("a 486")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            break text;
+        }
+    };
+    assert!(rejected.starts_with("SIP/2.0 486"), "{rejected}");
+    // The ACK of a non-2xx final response belongs to the INVITE transaction: same branch,
+    // the To tag of the response (§17.1.1.3).
+    let port = caller.local_addr().unwrap().port();
+    let ack = format!(
+        "ACK {ruri} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKtimeri\r\n\
+         From: {from}\r\n\
+         To: {to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 ACK\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n",
+        ruri = invite
+            .split_whitespace()
+            .nth(1)
+            .expect("INVITE request line"),
+        from = header(&invite, "From"),
+        to = header(&rejected, "To"),
+        call_id = header(&invite, "Call-ID"),
+    );
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        caller
+            .send_to(ack.as_bytes(), b.ua.local_addr())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Without the ACK the 486 would come again at 0.5 s, 1.5 s and 3.5 s (Timer G).
+    let (after, first) = arrivals(&caller, "", t0, Duration::from_secs(4)).await;
+    assert!(
+        after.is_empty(),
+        "nothing answers an ACK, and the 486 is not resent after it: {after:.2?} {first}"
+    );
+    let mut events = Vec::new();
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(300), b.rx.recv()).await {
+        if !matches!(ev, SipEvent::Trace { .. }) {
+            events.push(ev);
+        }
+    }
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, SipEvent::Ended { call: c, code: Some(486), .. } if *c == call)),
+        "the late ACKs reach nobody: {events:?}"
+    );
+    b.ua.shutdown().await;
+}
+
+/// Client transactions after their final response (§17.1.1.2 Completed / Timer D, §17.1.2.2
+/// Timer K): copies of the final response are absorbed. Each copy of a 486 to our INVITE is
+/// ACKed again (the far end did not get the ACK) yet the call ends once; copies of the 200
+/// to our MESSAGE report the outcome once.
+async fn repeated_final_responses_are_absorbed_by_client_transactions() {
+    let mut a = Peer::start("timer-k").await;
+    let (far, target) = far_end().await;
+    let mut buf = vec![0u8; 8192];
+    // INVITE answered 486 three times.
+    let call = a.ua.invite(&target, OFFER.into()).unwrap();
+    let (n, src) = tokio::time::timeout(Duration::from_secs(5), far.recv_from(&mut buf))
+        .await
+        .expect("an INVITE")
+        .unwrap();
+    let invite = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(invite.starts_with("INVITE "), "{invite}");
+    let busy = response_to(&invite, "486 Busy Here", Some("far486"), "");
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        far.send_to(busy.as_bytes(), src).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (acks, _) = arrivals(&far, "ACK ", t0, Duration::from_secs(1)).await;
+    assert_eq!(acks.len(), 3, "each copy of the 486 is ACKed: {acks:.2?}");
+    let ended = a
+        .until(
+            "the INVITE's end",
+            |e| matches!(e, SipEvent::Ended { call: c, .. } if *c == call),
+        )
+        .await;
+    assert!(
+        matches!(
+            ended.last(),
+            Some(SipEvent::Ended {
+                code: Some(486),
+                ..
+            })
+        ),
+        "{ended:?}"
+    );
+    // MESSAGE answered 200 three times.
+    let key = a.ua.send_message(&target, "text/plain", "hello").unwrap();
+    let (n, src) = tokio::time::timeout(Duration::from_secs(5), far.recv_from(&mut buf))
+        .await
+        .expect("a MESSAGE")
+        .unwrap();
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(message.starts_with("MESSAGE "), "{message}");
+    let ok = response_to(&message, "200 OK", Some("far200"), "");
+    for _ in 0..3 {
+        far.send_to(ok.as_bytes(), src).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut outcomes = Vec::new();
+    let mut others = Vec::new();
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(1), a.rx.recv()).await {
+        match ev {
+            SipEvent::MessageStatus { key: k, code, .. } if k == key => outcomes.push(code),
+            SipEvent::Trace { .. } => {}
+            other => others.push(other),
+        }
+    }
+    assert_eq!(outcomes, vec![200], "one outcome for the MESSAGE");
+    assert!(
+        others
+            .iter()
+            .all(|e| !matches!(e, SipEvent::Ended { .. } | SipEvent::Incoming { .. })),
+        "no further call events: {others:?}"
+    );
+    a.ua.shutdown().await;
+}
+
+/// Reliable transports (§17.1.1.2, §17.1.2.2): Timers A and E are not set, so an
+/// unanswered INVITE over TCP is written once, and still fails on Timer B (64·T1). The far
+/// end is a TCP listener that reads and never answers.
+async fn unanswered_invite_over_tcp_is_sent_once_and_fails_on_timer_b() {
+    use tokio::io::AsyncReadExt;
+    let mut a = Peer::start_with(
+        "timer-b-tcp",
+        webphone_sip::Transport::Tcp,
+        webphone_sip::TransportOptions::default(),
+    )
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("sip:bob@{};transport=tcp", listener.local_addr().unwrap());
+    let t0 = Instant::now();
+    let call = a.ua.invite(&target, OFFER.into()).unwrap();
+    let (mut conn, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .expect("a TCP connection")
+        .unwrap();
+    let reader = tokio::spawn(async move {
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        let end = tokio::time::Instant::now() + TIMEOUT_WAIT;
+        while let Ok(Ok(n)) = tokio::time::timeout_at(end, conn.read(&mut buf)).await {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    // Nothing can happen before Timer B (the far end never answers).
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let ended = a
+        .until(
+            "the INVITE's end",
+            |e| matches!(e, SipEvent::Ended { call: c, .. } if *c == call),
+        )
+        .await;
+    let at = t0.elapsed().as_secs_f64();
+    assert!(
+        (31.5..36.0).contains(&at),
+        "Timer B ends the INVITE at 64·T1 = 32 s over TCP too, not {at:.1} s ({:?})",
+        ended.last()
+    );
+    assert!(
+        matches!(
+            ended.last(),
+            Some(SipEvent::Ended {
+                code: Some(408),
+                ..
+            })
+        ),
+        "{ended:?}"
+    );
+    a.ua.shutdown().await;
+    let stream = reader.await.unwrap();
+    let invites = stream.matches("INVITE sip:").count();
+    assert_eq!(
+        invites, 1,
+        "an INVITE over TCP is not retransmitted: {invites} copies"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_timers_on_the_wire() {
     tokio::join!(
@@ -328,5 +538,8 @@ async fn transaction_timers_on_the_wire() {
         answered_call_without_ack_resends_200_then_hangs_up_with_bye(),
         rejected_invite_without_ack_resends_486_on_timer_g_until_timer_h(),
         retransmitted_requests_are_absorbed_by_their_server_transactions(),
+        acked_rejection_stops_resending_and_absorbs_late_acks(),
+        repeated_final_responses_are_absorbed_by_client_transactions(),
+        unanswered_invite_over_tcp_is_sent_once_and_fails_on_timer_b(),
     );
 }
