@@ -141,6 +141,40 @@ mod platform {
     const PLAYBACK: &[&str] = &["Master", "PCM", "Speaker", "Headphone"];
     const CAPTURE: &[&str] = &["Capture", "Mic", "Internal Mic", "Front Mic"];
 
+    /// The simple-mixer calls of one direction (ALSA names each one per direction).
+    struct Ops {
+        names: &'static [&'static str],
+        has_volume: fn(&Selem<'_>) -> bool,
+        range: fn(&Selem<'_>) -> (i64, i64),
+        volume: fn(&Selem<'_>, SelemChannelId) -> alsa::Result<i64>,
+        set_volume_all: fn(&Selem<'_>, i64) -> alsa::Result<()>,
+        has_switch: fn(&Selem<'_>) -> bool,
+        switch: fn(&Selem<'_>, SelemChannelId) -> alsa::Result<i32>,
+        set_switch_all: fn(&Selem<'_>, i32) -> alsa::Result<()>,
+    }
+
+    const OUTPUT: Ops = Ops {
+        names: PLAYBACK,
+        has_volume: |s| s.has_playback_volume(),
+        range: |s| s.get_playback_volume_range(),
+        volume: |s, ch| s.get_playback_volume(ch),
+        set_volume_all: |s, v| s.set_playback_volume_all(v),
+        has_switch: |s| s.has_playback_switch(),
+        switch: |s, ch| s.get_playback_switch(ch),
+        set_switch_all: |s, v| s.set_playback_switch_all(v),
+    };
+
+    const INPUT: Ops = Ops {
+        names: CAPTURE,
+        has_volume: |s| s.has_capture_volume(),
+        range: |s| s.get_capture_volume_range(),
+        volume: |s, ch| s.get_capture_volume(ch),
+        set_volume_all: |s, v| s.set_capture_volume_all(v),
+        has_switch: |s| s.has_capture_switch(),
+        switch: |s, ch| s.get_capture_switch(ch),
+        set_switch_all: |s, v| s.set_capture_switch_all(v),
+    };
+
     pub(super) fn check_and_fix(
         mixer: &str,
         dir: Direction,
@@ -150,63 +184,47 @@ mod platform {
             reason: e.to_string(),
         };
         let m = Mixer::new(mixer, false).map_err(err)?;
-        let wanted = match dir {
-            Direction::Output => PLAYBACK,
-            Direction::Input => CAPTURE,
+        let ops = match dir {
+            Direction::Output => &OUTPUT,
+            Direction::Input => &INPUT,
         };
-        let mut fixes = Vec::new();
-        for name in wanted {
-            let Some(selem) = m
-                .iter()
+        // Only the first control present: the others are below it in the chain.
+        let Some((name, selem)) = ops.names.iter().find_map(|name| {
+            m.iter()
                 .filter_map(Selem::new)
                 .find(|s| s.get_id().get_name().is_ok_and(|n| n == *name))
-            else {
-                continue;
-            };
-            let Some(before) = read(&selem, dir) else {
-                continue;
-            };
-            if let Some(change) = decide(before) {
-                apply(&selem, dir, change).map_err(err)?;
-                fixes.push(VolumeFix {
-                    direction: dir,
-                    mixer: mixer.to_string(),
-                    control: (*name).to_string(),
-                    before,
-                    change,
-                });
-            }
-            // Only the first control present: the others are below it in the chain.
-            break;
-        }
-        Ok(fixes)
+                .map(|s| (*name, s))
+        }) else {
+            return Ok(Vec::new());
+        };
+        let Some(before) = read(&selem, ops) else {
+            return Ok(Vec::new());
+        };
+        let Some(change) = decide(before) else {
+            return Ok(Vec::new());
+        };
+        apply(&selem, ops, change).map_err(err)?;
+        Ok(vec![VolumeFix {
+            direction: dir,
+            mixer: mixer.to_string(),
+            control: name.to_string(),
+            before,
+            change,
+        }])
     }
 
-    fn read(s: &Selem<'_>, dir: Direction) -> Option<ControlState> {
+    fn read(s: &Selem<'_>, ops: &Ops) -> Option<ControlState> {
         let ch = SelemChannelId::FrontLeft;
-        let (has_volume, (min, max), volume, switch) = match dir {
-            Direction::Output => (
-                s.has_playback_volume(),
-                s.get_playback_volume_range(),
-                s.get_playback_volume(ch).ok(),
-                s.has_playback_switch()
-                    .then(|| s.get_playback_switch(ch).ok())
-                    .flatten(),
-            ),
-            Direction::Input => (
-                s.has_capture_volume(),
-                s.get_capture_volume_range(),
-                s.get_capture_volume(ch).ok(),
-                s.has_capture_switch()
-                    .then(|| s.get_capture_switch(ch).ok())
-                    .flatten(),
-            ),
-        };
+        let has_volume = (ops.has_volume)(s);
+        let switch = (ops.has_switch)(s)
+            .then(|| (ops.switch)(s, ch).ok())
+            .flatten();
         if !has_volume && switch.is_none() {
             return None;
         }
-        let percent = match volume {
-            Some(v) if has_volume && max > min => {
+        let (min, max) = (ops.range)(s);
+        let percent = match (ops.volume)(s, ch) {
+            Ok(v) if has_volume && max > min => {
                 (((v - min) * 100) / (max - min)).clamp(0, 100) as u8
             }
             // A switch without a volume: its level cannot be too low.
@@ -218,31 +236,13 @@ mod platform {
         })
     }
 
-    fn apply(s: &Selem<'_>, dir: Direction, change: super::Change) -> alsa::Result<()> {
-        let (min, max) = match dir {
-            Direction::Output => s.get_playback_volume_range(),
-            Direction::Input => s.get_capture_volume_range(),
-        };
-        let level = change
-            .raise_to
-            .map(|p| min + (max - min) * i64::from(p) / 100);
-        match dir {
-            Direction::Output => {
-                if change.unmute {
-                    s.set_playback_switch_all(1)?;
-                }
-                if let Some(v) = level.filter(|_| s.has_playback_volume()) {
-                    s.set_playback_volume_all(v)?;
-                }
-            }
-            Direction::Input => {
-                if change.unmute {
-                    s.set_capture_switch_all(1)?;
-                }
-                if let Some(v) = level.filter(|_| s.has_capture_volume()) {
-                    s.set_capture_volume_all(v)?;
-                }
-            }
+    fn apply(s: &Selem<'_>, ops: &Ops, change: super::Change) -> alsa::Result<()> {
+        if change.unmute {
+            (ops.set_switch_all)(s, 1)?;
+        }
+        if let Some(p) = change.raise_to.filter(|_| (ops.has_volume)(s)) {
+            let (min, max) = (ops.range)(s);
+            (ops.set_volume_all)(s, min + (max - min) * i64::from(p) / 100)?;
         }
         Ok(())
     }

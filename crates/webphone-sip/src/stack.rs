@@ -1436,10 +1436,6 @@ impl Driver {
                 self.invite_auth.insert(call, att);
             }
         }
-        // The transaction dials the next hop itself, alongside the probe of `call_task`:
-        // a TLS hop needs the trust anchors in the transport layer first. (A failure here
-        // is reported by the probe.)
-        let _ = self.connector.trust.before_dialling(dest.r#type);
         let mut extra_headers = vec![
             Header::Allow(ALLOW.into()),
             // RFC 4028 §7.1: we support session timers and ask for an interval; the

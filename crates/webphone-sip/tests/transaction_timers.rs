@@ -248,6 +248,45 @@ async fn far_end() -> (UdpSocket, String) {
     (sock, uri)
 }
 
+/// The first datagram on `sock` within 5 s for which `wanted` holds (others skipped), and
+/// where it came from.
+async fn recv_matching(
+    sock: &UdpSocket,
+    what: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> (String, std::net::SocketAddr) {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let (n, src) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within 5 s"))
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if wanted(&text) {
+            return (text, src);
+        }
+    }
+}
+
+/// `text` sent `copies` times to `to`, 200 ms apart: retransmissions of one message.
+async fn send_copies(sock: &UdpSocket, text: &str, to: std::net::SocketAddr, copies: usize) {
+    for _ in 0..copies {
+        sock.send_to(text.as_bytes(), to).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The events of `p` (traces left out) until none comes for `quiet`.
+async fn events_until_quiet(p: &mut Peer, quiet: Duration) -> Vec<SipEvent> {
+    let mut events = Vec::new();
+    while let Ok(Some(ev)) = tokio::time::timeout(quiet, p.rx.recv()).await {
+        if !matches!(ev, SipEvent::Trace { .. }) {
+            events.push(ev);
+        }
+    }
+    events
+}
+
 /// A caller socket sends `b` an INVITE (branch and tags from `tag`) and `b` rings: the
 /// socket, the INVITE's text (to send it again) and the call.
 async fn incoming_call(b: &mut Peer, tag: &str) -> (UdpSocket, String, webphone_sip::CallKey) {
@@ -301,24 +340,13 @@ async fn retransmitted_requests_are_absorbed_by_their_server_transactions() {
          Content-Type: text/plain\r\n\
          Content-Length: 5\r\n\r\nhello"
     );
-    for _ in 0..2 {
-        caller
-            .send_to(message.as_bytes(), b.ua.local_addr())
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    send_copies(&caller, &message, b.ua.local_addr(), 2).await;
     let (oks, _) = arrivals(&caller, "SIP/2.0 200", t0, Duration::from_secs(1)).await;
     assert_eq!(oks.len(), 2, "each MESSAGE copy is answered 200: {oks:.2?}");
-    let mut delivered = 0;
-    let mut rings = 0;
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(500), b.rx.recv()).await {
-        match ev {
-            SipEvent::MessageReceived { .. } => delivered += 1,
-            SipEvent::Incoming { .. } => rings += 1,
-            _ => {}
-        }
-    }
+    let events = events_until_quiet(&mut b, Duration::from_millis(500)).await;
+    let count = |f: fn(&SipEvent) -> bool| events.iter().filter(|e| f(e)).count();
+    let delivered = count(|e| matches!(e, SipEvent::MessageReceived { .. }));
+    let rings = count(|e| matches!(e, SipEvent::Incoming { .. }));
     assert_eq!(delivered, 1, "the MESSAGE is delivered once");
     assert_eq!(rings, 0, "the repeated INVITE does not ring again");
     b.ua.reject(call, 603);
@@ -332,17 +360,8 @@ async fn acked_rejection_stops_resending_and_absorbs_late_acks() {
     let mut b = Peer::start("timer-i").await;
     let (caller, invite, call) = incoming_call(&mut b, "timeri").await;
     b.ua.reject(call, 486);
-    let mut buf = vec![0u8; 8192];
-    let rejected = loop {
-        let (n, _) = tokio::time::timeout(Duration::from_secs(5), caller.recv_from(&mut buf))
-            .await
-            .expect("a 486")
-            .unwrap();
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if !text.starts_with("SIP/2.0 1") {
-            break text;
-        }
-    };
+    let (rejected, _) =
+        recv_matching(&caller, "final response", |t| !t.starts_with("SIP/2.0 1")).await;
     assert!(rejected.starts_with("SIP/2.0 486"), "{rejected}");
     // The ACK of a non-2xx final response belongs to the INVITE transaction: same branch,
     // the To tag of the response (§17.1.1.3).
@@ -365,25 +384,14 @@ async fn acked_rejection_stops_resending_and_absorbs_late_acks() {
         call_id = header(&invite, "Call-ID"),
     );
     let t0 = Instant::now();
-    for _ in 0..3 {
-        caller
-            .send_to(ack.as_bytes(), b.ua.local_addr())
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    send_copies(&caller, &ack, b.ua.local_addr(), 3).await;
     // Without the ACK the 486 would come again at 0.5 s, 1.5 s and 3.5 s (Timer G).
     let (after, first) = arrivals(&caller, "", t0, Duration::from_secs(4)).await;
     assert!(
         after.is_empty(),
         "nothing answers an ACK, and the 486 is not resent after it: {after:.2?} {first}"
     );
-    let mut events = Vec::new();
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(300), b.rx.recv()).await {
-        if !matches!(ev, SipEvent::Trace { .. }) {
-            events.push(ev);
-        }
-    }
+    let events = events_until_quiet(&mut b, Duration::from_millis(300)).await;
     assert!(
         events
             .iter()
@@ -400,21 +408,13 @@ async fn acked_rejection_stops_resending_and_absorbs_late_acks() {
 async fn repeated_final_responses_are_absorbed_by_client_transactions() {
     let mut a = Peer::start("timer-k").await;
     let (far, target) = far_end().await;
-    let mut buf = vec![0u8; 8192];
     // INVITE answered 486 three times.
     let call = a.ua.invite(&target, OFFER.into()).unwrap();
-    let (n, src) = tokio::time::timeout(Duration::from_secs(5), far.recv_from(&mut buf))
-        .await
-        .expect("an INVITE")
-        .unwrap();
-    let invite = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let (invite, src) = recv_matching(&far, "INVITE", |_| true).await;
     assert!(invite.starts_with("INVITE "), "{invite}");
     let busy = response_to(&invite, "486 Busy Here", Some("far486"), "");
     let t0 = Instant::now();
-    for _ in 0..3 {
-        far.send_to(busy.as_bytes(), src).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    send_copies(&far, &busy, src, 3).await;
     let (acks, _) = arrivals(&far, "ACK ", t0, Duration::from_secs(1)).await;
     assert_eq!(acks.len(), 3, "each copy of the 486 is ACKed: {acks:.2?}");
     let ended = a
@@ -435,26 +435,21 @@ async fn repeated_final_responses_are_absorbed_by_client_transactions() {
     );
     // MESSAGE answered 200 three times.
     let key = a.ua.send_message(&target, "text/plain", "hello").unwrap();
-    let (n, src) = tokio::time::timeout(Duration::from_secs(5), far.recv_from(&mut buf))
-        .await
-        .expect("a MESSAGE")
-        .unwrap();
-    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let (message, src) = recv_matching(&far, "MESSAGE", |_| true).await;
     assert!(message.starts_with("MESSAGE "), "{message}");
     let ok = response_to(&message, "200 OK", Some("far200"), "");
-    for _ in 0..3 {
-        far.send_to(ok.as_bytes(), src).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut outcomes = Vec::new();
-    let mut others = Vec::new();
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(1), a.rx.recv()).await {
-        match ev {
-            SipEvent::MessageStatus { key: k, code, .. } if k == key => outcomes.push(code),
-            SipEvent::Trace { .. } => {}
-            other => others.push(other),
-        }
-    }
+    send_copies(&far, &ok, src, 3).await;
+    let (statuses, others): (Vec<_>, Vec<_>) = events_until_quiet(&mut a, Duration::from_secs(1))
+        .await
+        .into_iter()
+        .partition(|e| matches!(e, SipEvent::MessageStatus { key: k, .. } if *k == key));
+    let outcomes: Vec<u16> = statuses
+        .iter()
+        .filter_map(|e| match e {
+            SipEvent::MessageStatus { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect();
     assert_eq!(outcomes, vec![200], "one outcome for the MESSAGE");
     assert!(
         others

@@ -104,9 +104,18 @@ pub(super) fn routes_over_tls(msg: &SipMessage) -> bool {
             Header::RecordRoute(r) => r.value(),
             _ => return false,
         };
-        let v = value.to_ascii_lowercase();
-        v.contains("sips:") || v.contains("transport=tls") || v.contains("transport=wss")
+        ["sips:", "transport=tls", "transport=wss"]
+            .iter()
+            .any(|needle| contains_ignore_case(value, needle))
     })
+}
+
+/// `needle` (ASCII lower case) in `hay`, ASCII case ignored, without allocating: this runs
+/// on every received message of a phone that has not read its anchors.
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 #[cfg(test)]
