@@ -40,6 +40,7 @@ PKGS=(
   tshark               # dumpcap: RTP capture in the load benchmark (tests/load)
   # test helpers
   sox openssl python3 iproute2 procps ca-certificates
+  nftables             # the NAT between network namespaces (tests/interop/tests/nat.rs)
   espeak-ng python3-venv python3-dev  # speech samples + a venv for the PESQ quality benchmark
 )
 # node + npm for the desktop e2e test (tests/e2e-desktop), only when no node is

@@ -455,14 +455,17 @@ pub(crate) fn with_transport_variants(server: &str, detect: bool) -> Vec<String>
 }
 
 /// The `use_rport` parameter as the SIP stack's rport handling (RFC 3581): 0 asks for no
-/// `rport` and keeps our Contact, 9 asks but keeps our Contact, anything else (1-3: the
-/// NAT kinds we cannot tell apart without STUN) asks and registers the address the
-/// registrar saw.
-pub(crate) fn rport_mode(param: i64) -> webphone_sip::RportMode {
-    match param {
-        0 => webphone_sip::RportMode::Off,
-        9 => webphone_sip::RportMode::Ignore,
-        _ => webphone_sip::RportMode::Use,
+/// `rport` and keeps our Contact, 9 asks but keeps our Contact, 3 asks and registers the
+/// address the registrar saw whenever it differs, anything else (1, 2) does so only while our
+/// own address is a local one. `use_fast_stun` -1 (force the private address) keeps our
+/// Contact whatever `use_rport` says.
+pub(crate) fn rport_mode(use_rport: i64, use_fast_stun: i64) -> webphone_sip::RportMode {
+    use webphone_sip::RportMode;
+    match (use_rport, webphone_sip::FastStun::from_param(use_fast_stun)) {
+        (0, _) => RportMode::Off,
+        (9, _) | (_, webphone_sip::FastStun::ForcePrivate) => RportMode::Ignore,
+        (3, _) => RportMode::UseAlways,
+        _ => RportMode::Use,
     }
 }
 
@@ -1223,6 +1226,10 @@ impl Core {
             )),
             tls_ca_file: (!ca_file.trim().is_empty()).then(|| ca_file.trim().into()),
             ws_path: ws_path_of(&server),
+            stun_server: self.fast_stun_server(self.local_ip).await,
+            fast_stun: webphone_sip::FastStun::from_param(
+                self.params.get_i64("use_fast_stun").unwrap_or(1),
+            ),
         };
         let (sip, rx) = match SipUa::start_with(cfg, opts).await {
             Ok(v) => v,
@@ -1235,7 +1242,10 @@ impl Core {
         info!(local = %sip.local_addr(), "SIP stack started");
         sip.set_trace(true);
         sip.set_allow_redirect(self.params.get_i64("allowcallredirect").unwrap_or(1) != 0);
-        sip.set_rport_mode(rport_mode(self.params.get_i64("use_rport").unwrap_or(1)));
+        sip.set_rport_mode(rport_mode(
+            self.params.get_i64("use_rport").unwrap_or(1),
+            self.params.get_i64("use_fast_stun").unwrap_or(1),
+        ));
         sip.set_reregister(webphone_sip::Reregister::from_param(
             self.params.get_i64("forcereregister").unwrap_or(1),
         ));
@@ -3084,11 +3094,16 @@ mod tests {
         assert!(!transport_is_auto(-1, "sips:pbx.example"));
         assert!(!transport_is_auto(-1, "pbx.example;transport=udp"));
         assert!(!transport_is_auto(-1, "wss://pbx.example/ws"));
-        // use_rport: 0 off, 9 asked but ignored, 1-3 (and anything else) used.
-        assert_eq!(rport_mode(0), webphone_sip::RportMode::Off);
-        assert_eq!(rport_mode(9), webphone_sip::RportMode::Ignore);
-        for v in [1, 2, 3, -1] {
-            assert_eq!(rport_mode(v), webphone_sip::RportMode::Use, "{v}");
+        // use_rport: 0 off, 9 asked but ignored, 3 always used, 1, 2 (and anything else)
+        // used from a local address; use_fast_stun -1 keeps the private address.
+        use webphone_sip::RportMode;
+        assert_eq!(rport_mode(0, 1), RportMode::Off);
+        assert_eq!(rport_mode(0, -1), RportMode::Off);
+        assert_eq!(rport_mode(9, 1), RportMode::Ignore);
+        assert_eq!(rport_mode(3, 1), RportMode::UseAlways);
+        for v in [1, 2, -1] {
+            assert_eq!(rport_mode(v, 1), RportMode::Use, "{v}");
+            assert_eq!(rport_mode(v, -1), RportMode::Ignore, "{v}");
         }
         assert_eq!(ws_path_of("wss://h:8443/sip/ws"), Some("/sip/ws".into()));
         assert_eq!(ws_path_of("ws://h:8080"), None);

@@ -147,6 +147,7 @@ pub const ENGINE_READS: &[&str] = &[
     "turnserveraddress",
     "turnusername",
     "use_fast_ice",
+    "use_fast_stun",
     "use_g729",
     "use_gsm",
     "use_ilbc",

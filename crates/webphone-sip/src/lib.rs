@@ -23,6 +23,7 @@
 
 mod digest;
 mod error;
+mod fast_stun;
 mod headers;
 mod locate;
 mod messaging;
@@ -46,6 +47,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::SipError;
+pub use fast_stun::{is_local_ip, FastStun};
 pub use messaging::{MessageKey, Replaces, SubKey, SubscriptionState};
 pub use policy::Reregister;
 
@@ -157,6 +159,11 @@ pub struct TransportOptions {
     pub tls_ca_file: Option<PathBuf>,
     /// HTTP path of the WebSocket upgrade (`/` when `None`).
     pub ws_path: Option<String>,
+    /// STUN server asked at start which address a NAT maps our UDP socket to
+    /// (`stunserveraddress`, resolved); `None`, or a mode that does not probe, asks nothing.
+    pub stun_server: Option<SocketAddr>,
+    /// What the STUN answer is used for (`use_fast_stun`).
+    pub fast_stun: FastStun,
 }
 
 /// Local SIP settings: where to listen and how to identify ourselves.
@@ -187,14 +194,16 @@ impl Default for SipConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RportMode {
     /// Ask for `rport` in our Via (§3) and, when the registrar saw us at another address
-    /// (`received`/`rport`, a NAT), register that one instead (`use_rport` 1, 2, 3; the
-    /// default).
+    /// (`received`/`rport`, a NAT) while our own address is a local one ([`is_local_ip`]),
+    /// register that one instead (`use_rport` 1 and 2, 1 the default).
     #[default]
     Use,
+    /// As [`RportMode::Use`], also when our own address is public (`use_rport` 3).
+    UseAlways,
     /// No `rport` in our Via, and our own address stays in the Contact (`use_rport` 0).
     Off,
     /// Ask for `rport` (responses find their way back through a NAT) but keep our own
-    /// address in the Contact (`use_rport` 9).
+    /// address in the Contact (`use_rport` 9, and any value with `use_fast_stun` -1).
     Ignore,
 }
 

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::fast_stun::StunUse;
 use crate::target::{HostPort, Target};
 use crate::{AccountConfig, CallKey, EndReason, RegistrationState, SipEvent, Transport};
 
@@ -88,9 +89,11 @@ pub(crate) enum Command {
     /// Remove our bindings (REGISTER with `Expires: 0`) when shutting down (`needunregister`,
     /// on by default); `false` leaves them at the registrar until they expire.
     UnregisterOnShutdown(bool),
-    /// Register the address the registrar saw (`received`/`rport`, RFC 3581 §4) when it
-    /// differs from ours (`use_rport` 1-3); `false` keeps our own Contact (0 and 9).
-    ContactFromVia(bool),
+    /// When the address the registrar saw (`received`/`rport`, RFC 3581 §4) is registered
+    /// in place of ours (`use_rport`, see [`ViaContact`]).
+    ContactFromVia(ViaContact),
+    /// What the start-up STUN probe found (`use_fast_stun`, [`crate::fast_stun`]).
+    StunMapped(StunUse),
     /// Accept INVITEs that do not come through our server (`None`: only when no server
     /// is configured).
     AcceptDirect(Option<bool>),
@@ -98,6 +101,19 @@ pub(crate) enum Command {
     /// register again with the new Contact at once (RFC 3261 §10.2.1).
     NetworkChanged,
     Shutdown,
+}
+
+/// When the registrar's view of our address replaces our own in the Contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ViaContact {
+    /// Never (`use_rport` 0 and 9, `use_fast_stun` -1).
+    Never,
+    /// When our own address is a local one ([`crate::is_local_ip`]), or one learned already
+    /// (`use_rport` 1 and 2): a server that sees a public address of ours elsewhere is
+    /// mistaken, e.g. behind a load balancer.
+    WhenLocal,
+    /// Whenever it differs (`use_rport` 3).
+    Always,
 }
 
 /// Result of one REGISTER transaction (after any digest challenge was answered).
@@ -279,6 +295,13 @@ pub(crate) enum Action {
     },
     /// The Contact address to use in dialogs from now on (`None`: our local address).
     SetContact(Option<HostPort>),
+    /// The registrar holds a binding of `old`, which [`Action::SetContact`] just replaced
+    /// by `new`: the next REGISTERs remove it (RFC 3261 §10.2.2), or it would get calls
+    /// forked to an address nobody reaches.
+    ReplaceBinding {
+        old: HostPort,
+        new: HostPort,
+    },
     SendInvite {
         call: CallKey,
         call_id: String,
@@ -560,7 +583,12 @@ pub(crate) struct UaPolicy {
     /// A registration of the current account succeeded (failures since are lost ones).
     was_registered: bool,
     /// [`Command::ContactFromVia`].
-    contact_from_via: bool,
+    contact_from_via: ViaContact,
+    /// The STUN-mapped address waiting for the registrar to confirm it
+    /// ([`StunUse::WhenConfirmed`]).
+    stun_candidate: Option<HostPort>,
+    /// The start-up probe's answer ([`Command::StunMapped`]), applied again for a new account.
+    stun_found: Option<StunUse>,
     /// Peer-to-peer calls allowed (`None`: when no server is configured).
     accept_direct: Option<bool>,
     /// Registrations of the extra accounts (multi-account).
@@ -655,7 +683,9 @@ impl UaPolicy {
             unregister_on_shutdown: true,
             reregister: Reregister::default(),
             was_registered: false,
-            contact_from_via: true,
+            contact_from_via: ViaContact::WhenLocal,
+            stun_candidate: None,
+            stun_found: None,
             accept_direct: None,
             extras: extra::ExtraRegs::default(),
         }
@@ -855,7 +885,8 @@ impl UaPolicy {
             Command::AllowRedirect(on) => self.allow_redirect = on,
             Command::UnregisterOnShutdown(on) => self.unregister_on_shutdown = on,
             Command::Reregister(mode) => self.reregister = mode,
-            Command::ContactFromVia(on) => self.contact_from_via = on,
+            Command::ContactFromVia(mode) => self.contact_from_via = mode,
+            Command::StunMapped(found) => self.stun_mapped(found, out),
             Command::AcceptDirect(on) => self.accept_direct = on,
             Command::NetworkChanged => self.network_changed(out),
             Command::Shutdown => self.shutdown(now, out),
@@ -977,6 +1008,10 @@ impl UaPolicy {
         if self.public_contact.take().is_some() {
             out.push(Action::SetContact(None));
         }
+        // The STUN answer is about our socket, not the account: it stays good.
+        if let Some(found) = self.stun_found.clone() {
+            self.apply_stun(found, out);
+        }
     }
 
     /// The network changed under us: what we registered (and what the registrar saw,
@@ -988,6 +1023,9 @@ impl UaPolicy {
             return;
         }
         self.contact_fixes = 0;
+        // The mapping was that of our old address.
+        self.stun_found = None;
+        self.stun_candidate = None;
         if self.public_contact.take().is_some() {
             out.push(Action::SetContact(None));
         }
@@ -1125,13 +1163,24 @@ impl UaPolicy {
                         return;
                     }
                     self.failures = 0;
+                    if let Some(public) = self.stun_confirmed(&o) {
+                        // RFC 4787 §4.1: the STUN server and the registrar see the same
+                        // mapping, so peers will too: register it.
+                        tracing::info!(old = %o.contact, new = %public, "Contact from STUN, confirmed by the registrar");
+                        self.public_contact = Some(public.clone());
+                        out.push(Action::SetContact(Some(public.clone())));
+                        self.replace_binding(&o, public, out);
+                        self.send_register(out, false);
+                        return;
+                    }
                     if let Some(public) = self.contact_fix(&o) {
                         // RFC 3581 §4: the registrar saw us at another address (NAT):
                         // register that address instead, so requests reach us.
                         tracing::info!(old = %o.contact, new = %public, "Contact corrected from received/rport");
                         self.contact_fixes += 1;
                         self.public_contact = Some(public.clone());
-                        out.push(Action::SetContact(Some(public)));
+                        out.push(Action::SetContact(Some(public.clone())));
+                        self.replace_binding(&o, public, out);
                         self.send_register(out, false);
                         return;
                     }
@@ -1169,9 +1218,66 @@ impl UaPolicy {
     }
 
     /// The address to put in our Contact instead of the one just registered, if any.
+    /// `use_fast_stun`: a mapped address is used at once, or kept until the registrar
+    /// confirms it ([`Self::stun_confirmed`]).
+    fn stun_mapped(&mut self, found: StunUse, out: &mut Vec<Action>) {
+        self.stun_found = Some(found.clone());
+        self.apply_stun(found, out);
+    }
+
+    fn apply_stun(&mut self, found: StunUse, out: &mut Vec<Action>) {
+        self.stun_candidate = None;
+        match found {
+            StunUse::Now(public) => {
+                self.public_contact = Some(public.clone());
+                out.push(Action::SetContact(Some(public)));
+            }
+            StunUse::WhenConfirmed(public) => self.stun_candidate = Some(public),
+            StunUse::No => {}
+        }
+    }
+
+    /// The waiting STUN address, when the registrar saw us at exactly that address and we
+    /// registered another one (UDP; checked once, on the first successful REGISTER).
+    fn stun_confirmed(&mut self, o: &RegisterOutcome) -> Option<HostPort> {
+        let candidate = self.stun_candidate.take()?;
+        let confirmed = o.received.as_ref() == Some(&candidate) && o.contact != candidate;
+        if !confirmed {
+            tracing::info!(stun = %candidate, registrar = ?o.received, "STUN address not confirmed by the registrar: not used");
+        }
+        confirmed.then_some(candidate)
+    }
+
+    /// [`Action::ReplaceBinding`] of what `o` registered, over UDP: there the registrar
+    /// sends requests to the Contact, and a binding of an address behind the NAT is a dead
+    /// end. Over a connection requests come back on it whatever the Contact says, and
+    /// after a network change the old Contact is already being removed (`netchange`).
+    fn replace_binding(&self, o: &RegisterOutcome, public: HostPort, out: &mut Vec<Action>) {
+        if !(self.transport.is_reliable() || o.reliable) {
+            out.push(Action::ReplaceBinding {
+                old: o.contact.clone(),
+                new: public,
+            });
+        }
+    }
+
     fn contact_fix(&self, o: &RegisterOutcome) -> Option<HostPort> {
         let received = o.received.as_ref()?;
-        if !self.contact_from_via || self.contact_fixes >= MAX_CONTACT_FIXES {
+        if self.contact_fixes >= MAX_CONTACT_FIXES {
+            return None;
+        }
+        let allowed = match self.contact_from_via {
+            ViaContact::Never => false,
+            ViaContact::Always => true,
+            ViaContact::WhenLocal => {
+                self.public_contact.is_some()
+                    || o.contact
+                        .host
+                        .parse::<std::net::IpAddr>()
+                        .map_or(true, crate::is_local_ip)
+            }
+        };
+        if !allowed {
             return None;
         }
         // A connection (configured, or chosen by DNS for this REGISTER) is compared by IP
@@ -2464,7 +2570,10 @@ mod tests {
         // use_rport 0 / 9: the registrar's view of our address is not registered.
         let t0 = Instant::now();
         let mut p = UaPolicy::new(Transport::Udp);
-        p.handle(Input::Command(Command::ContactFromVia(false)), t0);
+        p.handle(
+            Input::Command(Command::ContactFromVia(ViaContact::Never)),
+            t0,
+        );
         p.handle(Input::Command(Command::SetAccount(acc())), t0);
         let a = p.handle(Input::Command(Command::Register), t0);
         let (gen, _) = reg_gen(&a).expect("sent");
@@ -2483,6 +2592,156 @@ mod tests {
                 expires: 600
             })]
         );
+    }
+
+    /// The Contact of the REGISTER in `actions`, if one is sent.
+    fn register_contact(actions: &[Action]) -> Option<(u64, Option<HostPort>)> {
+        actions.iter().find_map(|a| match a {
+            Action::SendRegister { gen, contact, .. } => Some((*gen, contact.clone())),
+            _ => None,
+        })
+    }
+
+    /// A REGISTER of `contact` answered 200 with the registrar seeing us at `received`.
+    fn answered(
+        p: &mut UaPolicy,
+        gen: u64,
+        contact: &HostPort,
+        received: &HostPort,
+        t0: Instant,
+    ) -> Vec<Action> {
+        let mut o = ok(600);
+        o.contact = contact.clone();
+        o.received = Some(received.clone());
+        p.handle(
+            Input::Stack(StackEvent::RegisterDone { gen, outcome: o }),
+            t0,
+        )
+    }
+
+    #[test]
+    fn fast_stun_address_is_in_the_first_register_and_survives_an_account_change() {
+        // use_fast_stun 2: the probe's answer is the Contact from the first REGISTER on.
+        let t0 = Instant::now();
+        let public = HostPort::new("203.0.113.7", 40000);
+        let mut p = UaPolicy::new(Transport::Udp);
+        let a = p.handle(
+            Input::Command(Command::StunMapped(StunUse::Now(public.clone()))),
+            t0,
+        );
+        assert_eq!(a, vec![Action::SetContact(Some(public.clone()))]);
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, contact) = register_contact(&a).expect("sent");
+        assert_eq!(contact, Some(public.clone()));
+        let a = answered(&mut p, gen, &public, &public, t0);
+        assert!(register_contact(&a).is_none(), "no second REGISTER: {a:?}");
+        // Another account: the socket's mapping still holds.
+        let mut other = acc();
+        other.username = "1002".into();
+        let a = p.handle(Input::Command(Command::SetAccount(other)), t0);
+        assert_eq!(a.last(), Some(&Action::SetContact(Some(public.clone()))));
+        let a = p.handle(Input::Command(Command::Register), t0);
+        assert_eq!(register_contact(&a).map(|r| r.1), Some(Some(public)));
+    }
+
+    #[test]
+    fn stable_stun_address_is_used_once_the_registrar_confirms_it() {
+        // use_fast_stun 1 with use_rport 0: the registrar's view alone would not be used,
+        // but it confirms the STUN answer (one mapping for both destinations).
+        let t0 = Instant::now();
+        let (private, public) = (
+            HostPort::new("192.168.1.10", 5060),
+            HostPort::new("203.0.113.7", 5060),
+        );
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(
+            Input::Command(Command::ContactFromVia(ViaContact::Never)),
+            t0,
+        );
+        let a = p.handle(
+            Input::Command(Command::StunMapped(StunUse::WhenConfirmed(public.clone()))),
+            t0,
+        );
+        assert!(a.is_empty(), "not used before the confirmation: {a:?}");
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, contact) = register_contact(&a).expect("sent");
+        assert_eq!(contact, None, "our own address first");
+        let a = answered(&mut p, gen, &private, &public, t0);
+        assert!(a.contains(&Action::SetContact(Some(public.clone()))));
+        assert!(
+            a.contains(&Action::ReplaceBinding {
+                old: private.clone(),
+                new: public.clone()
+            }),
+            "the binding of our own address goes: {a:?}"
+        );
+        let (gen2, contact) = register_contact(&a).expect("re-REGISTER");
+        assert_eq!(contact, Some(public.clone()));
+        assert!(events(&a).is_empty(), "not announced yet: {a:?}");
+        let a = answered(&mut p, gen2, &public, &public, t0);
+        assert_eq!(
+            events(&a),
+            vec![SipEvent::Registration(RegistrationState::Registered {
+                expires: 600
+            })]
+        );
+    }
+
+    #[test]
+    fn stun_address_the_registrar_does_not_see_is_not_used() {
+        // A NAT that maps each destination to another port (RFC 4787 "address-dependent
+        // mapping"): the STUN answer is wrong for the registrar. use_rport decides alone.
+        let t0 = Instant::now();
+        let private = HostPort::new("192.168.1.10", 5060);
+        let (stun, registrar) = (
+            HostPort::new("203.0.113.7", 40000),
+            HostPort::new("203.0.113.7", 40001),
+        );
+        for (via, expected) in [
+            (ViaContact::Never, None),
+            (ViaContact::WhenLocal, Some(registrar.clone())),
+        ] {
+            let mut p = UaPolicy::new(Transport::Udp);
+            p.handle(Input::Command(Command::ContactFromVia(via)), t0);
+            p.handle(
+                Input::Command(Command::StunMapped(StunUse::WhenConfirmed(stun.clone()))),
+                t0,
+            );
+            p.handle(Input::Command(Command::SetAccount(acc())), t0);
+            let a = p.handle(Input::Command(Command::Register), t0);
+            let (gen, _) = register_contact(&a).expect("sent");
+            let a = answered(&mut p, gen, &private, &registrar, t0);
+            assert_eq!(
+                register_contact(&a).and_then(|r| r.1),
+                expected,
+                "{via:?}: {a:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn registrar_view_of_a_public_address_is_used_only_with_use_rport_3() {
+        // use_rport 1/2 trust the registrar's view only while our own address is local.
+        let t0 = Instant::now();
+        let (ours, seen) = (
+            HostPort::new("198.51.100.2", 5060),
+            HostPort::new("203.0.113.7", 5060),
+        );
+        for (via, fixed) in [(ViaContact::WhenLocal, false), (ViaContact::Always, true)] {
+            let mut p = UaPolicy::new(Transport::Udp);
+            p.handle(Input::Command(Command::ContactFromVia(via)), t0);
+            p.handle(Input::Command(Command::SetAccount(acc())), t0);
+            let a = p.handle(Input::Command(Command::Register), t0);
+            let (gen, _) = register_contact(&a).expect("sent");
+            let a = answered(&mut p, gen, &ours, &seen, t0);
+            assert_eq!(
+                a.contains(&Action::SetContact(Some(seen.clone()))),
+                fixed,
+                "{via:?}: {a:?}"
+            );
+        }
     }
 
     #[test]

@@ -280,6 +280,7 @@ pub(crate) async fn start(
     };
 
     let mut udp_token = None;
+    let mut stun_found = None;
     let local = match cfg.transport {
         Transport::Udp => {
             // Our socket, so that every datagram passes our parser first (`inbound`).
@@ -291,6 +292,18 @@ pub(crate) async fn start(
                         addr: bind,
                         source,
                     })?;
+            // `use_fast_stun`: ask before the stack reads from the socket.
+            if let Some(server) = opts.stun_server.filter(|_| opts.fast_stun.probes()) {
+                let port = sock.local_addr().map(|a| a.port()).unwrap_or(cfg.port);
+                let ours = SocketAddr::new(advertised_ip, port);
+                if let Some(mapped) = crate::fast_stun::probe(&sock, server).await {
+                    stun_found = Some(crate::fast_stun::contact_from_stun(
+                        opts.fast_stun,
+                        ours,
+                        mapped,
+                    ));
+                }
+            }
             let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> =
                 Arc::new(inbound::GuardedUdp { sock });
             let udp = token.child_token();
@@ -445,6 +458,10 @@ pub(crate) async fn start(
         live: Arc::new(Mutex::new(HashMap::new())),
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    if let Some(found) = stun_found {
+        // First in the queue: the first REGISTER already knows it.
+        let _ = cmd_tx.send(DriverMsg::Command(Command::StunMapped(found)));
+    }
     let (stack_tx, stack_rx) = mpsc::unbounded_channel();
     let reg_call_id = new_call_id();
     let shared_local = Arc::new(Mutex::new(local));
@@ -690,9 +707,14 @@ impl Driver {
                     Some(DriverMsg::SetRport(mode)) => {
                         self.no_rport
                             .store(mode == crate::RportMode::Off, Ordering::Relaxed);
-                        self.feed(Input::Command(Command::ContactFromVia(
-                            mode == crate::RportMode::Use,
-                        )));
+                        let via = match mode {
+                            crate::RportMode::Use => crate::policy::ViaContact::WhenLocal,
+                            crate::RportMode::UseAlways => crate::policy::ViaContact::Always,
+                            crate::RportMode::Off | crate::RportMode::Ignore => {
+                                crate::policy::ViaContact::Never
+                            }
+                        };
+                        self.feed(Input::Command(Command::ContactFromVia(via)));
                     }
                     Some(DriverMsg::SetHa1(ha1)) => {
                         if self.ha1 != ha1 {
@@ -1039,6 +1061,9 @@ impl Driver {
                 });
             }
             Action::SetContact(c) => self.public_contact = c,
+            Action::ReplaceBinding { old, new } => {
+                crate::lock(&self.moves).moved(&old.to_string(), &new.to_string());
+            }
             Action::SendInvite {
                 call,
                 call_id,

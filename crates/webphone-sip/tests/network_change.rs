@@ -165,6 +165,7 @@ async fn registration_over_a_connection_follows_the_move(transport: Transport, n
             tls_ca_file: Some(k.cert_path().to_path_buf()),
             ws_path: None,
             ws_keepalive_interval: None,
+            ..Default::default()
         },
     )
     .await

@@ -65,6 +65,7 @@ impl Phone {
                 tls_ca_file: ca_file.map(Path::to_path_buf),
                 ws_path: None,
                 ws_keepalive_interval: None,
+                ..Default::default()
             },
         )
         .await

@@ -18,6 +18,7 @@ pub const TURN_USER: &str = "test";
 pub const TURN_PASSWORD: &str = "test123";
 
 pub struct Coturn {
+    ip: String,
     port: u16,
     relay_min: u16,
     relay_max: u16,
@@ -37,17 +38,34 @@ pub struct Usage {
 impl Coturn {
     /// Start coturn on a free UDP port of 127.0.0.1; returns once it answers on the port.
     pub fn start(dir: &Path) -> Coturn {
+        Coturn::start_at(dir, &[], "127.0.0.1")
+    }
+
+    /// Start coturn in a network namespace (`wrapper`: `ip netns exec <ns>`, see
+    /// [`crate::netns`]) listening on `ip`; returns once its log says it serves.
+    pub fn start_in(dir: &Path, wrapper: &[String], ip: &str) -> Coturn {
+        Coturn::start_at(dir, wrapper, ip)
+    }
+
+    fn start_at(dir: &Path, wrapper: &[String], ip: &str) -> Coturn {
         let bin = util::which_or_panic(TURNSERVER);
         let dir = dir.join("coturn");
         std::fs::create_dir_all(&dir).expect("coturn dir");
         let port = util::free_port();
         let relay_min = util::free_port_range(40);
         let relay_max = relay_min + 39;
-        let mut cmd = Command::new(bin);
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args([
             "-n",
-            "--listening-ip=127.0.0.1",
-            "--relay-ip=127.0.0.1",
+            &format!("--listening-ip={ip}"),
+            &format!("--relay-ip={ip}"),
             &format!("--listening-port={port}"),
             &format!("--min-port={relay_min}"),
             &format!("--max-port={relay_max}"),
@@ -69,13 +87,19 @@ impl Coturn {
         ]);
         let proc = Proc::spawn("coturn", cmd, &dir.join("coturn.log"));
         let mut c = Coturn {
+            ip: ip.to_string(),
             port,
             relay_min,
             relay_max,
             proc,
         };
         let end = Instant::now() + Duration::from_secs(10);
-        while !c.log().contains("Total General servers") && !c.answers_binding() {
+        // From outside a namespace only the log tells.
+        let probe = wrapper.is_empty();
+        let serving = |c: &Coturn| {
+            c.log().contains("Total General servers") || (probe && c.answers_binding())
+        };
+        while !serving(&c) {
             c.proc.assert_running("while starting");
             assert!(
                 Instant::now() < end,
@@ -106,9 +130,9 @@ impl Coturn {
         self.port
     }
 
-    /// `127.0.0.1:<port>`.
+    /// `<ip>:<port>` (`127.0.0.1` unless started in a namespace).
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     /// Whether `port` is one coturn relays on (an allocation's relayed address).

@@ -173,3 +173,196 @@ impl Drop for NetPair {
         }
     }
 }
+
+/// How the router of a [`NatNet`] maps the softphone's source ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NatKind {
+    /// Linux masquerading as usual: one mapping per source port, the port kept when free
+    /// (RFC 4787 "endpoint-independent mapping").
+    KeepsPorts,
+    /// A random port for every new flow, so each destination sees another port (RFC 4787
+    /// "address and port-dependent mapping", a "symmetric" NAT): nftables `fully-random`.
+    PortPerDestination,
+}
+
+/// Which namespace of a [`NatNet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NatSide {
+    /// The softphone, on the private network behind the NAT.
+    Ua,
+    /// The router that masquerades.
+    Nat,
+    /// Servers and peers on the outside.
+    Srv,
+}
+
+/// Three network namespaces: `ua` at `192.168.<net>.2` behind `nat` (`192.168.<net>.1`
+/// inside, `10.232.<net>.2` outside, masquerading with nftables), and `srv` at
+/// `10.232.<net>.1`, which has no route to the private network: it can only answer what the
+/// NAT's mappings let through. Same naming, skipping and cleanup as [`NetPair`]; also needs
+/// `nft` (Debian's nftables).
+pub struct NatNet {
+    names: [String; 3],
+    net: u32,
+}
+
+/// `nft` (nftables), for the NAT rule.
+pub const NFT: &str = "nft";
+
+impl NatNet {
+    pub fn create(test: &str, kind: NatKind) -> Option<NatNet> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let skip = |why: String| {
+            let msg = format!("{test}: needs network namespaces and nftables (root): {why}");
+            if crate::is_ci() {
+                panic!("CI=true and a NAT between namespaces cannot be made: {msg}");
+            }
+            eprintln!("SKIP: {msg}");
+        };
+        for tool in [IP, NFT] {
+            if util::which(tool).is_none() {
+                skip(format!("`{tool}` not found (run scripts/setup-system.sh)"));
+                return None;
+            }
+        }
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("wpn{}{}", std::process::id(), seq);
+        let net = seq % 250;
+        let nat = NatNet {
+            names: [format!("{tag}u"), format!("{tag}n"), format!("{tag}s")],
+            net,
+        };
+        // From here on `Drop` removes whatever was made.
+        if let Err(e) = run(&["netns", "add", nat.ns(NatSide::Ua)]) {
+            skip(e);
+            return None;
+        }
+        run_or_panic(&["netns", "add", nat.ns(NatSide::Nat)]);
+        run_or_panic(&["netns", "add", nat.ns(NatSide::Srv)]);
+        let links = [
+            (NatSide::Ua, NatSide::Nat, "a", "b", "192.168"),
+            (NatSide::Nat, NatSide::Srv, "c", "d", "10.232"),
+        ];
+        for (left, right, l_if, r_if, prefix) in links {
+            let (l_dev, r_dev) = (format!("{tag}{l_if}"), format!("{tag}{r_if}"));
+            run_or_panic(&[
+                "link",
+                "add",
+                &l_dev,
+                "netns",
+                nat.ns(left),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &r_dev,
+                "netns",
+                nat.ns(right),
+            ]);
+            // Left .2, right .1: the softphone .2 and the router .1 inside, the router .2
+            // and the server .1 outside.
+            for (side, dev, host) in [(left, &l_dev, 2), (right, &r_dev, 1)] {
+                let addr = format!("{prefix}.{net}.{host}/24");
+                run_or_panic(&["-n", nat.ns(side), "addr", "add", &addr, "dev", dev]);
+                run_or_panic(&["-n", nat.ns(side), "link", "set", dev, "up"]);
+            }
+        }
+        for side in [NatSide::Ua, NatSide::Nat, NatSide::Srv] {
+            run_or_panic(&["-n", nat.ns(side), "link", "set", "lo", "up"]);
+        }
+        run_or_panic(&[
+            "-n",
+            nat.ns(NatSide::Ua),
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("192.168.{net}.1"),
+        ]);
+        let router = nat.ns(NatSide::Nat).to_string();
+        let in_router = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new(IP)
+                .args(["netns", "exec", &router])
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("{}: {e}", args.join(" ")))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        let masquerade = match kind {
+            NatKind::KeepsPorts => "masquerade",
+            NatKind::PortPerDestination => "masquerade fully-random",
+        };
+        let outside = format!("{tag}c");
+        let chain = "add chain ip wpnat post { type nat hook postrouting priority srcnat ; }";
+        let setup = [
+            vec!["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+            vec![NFT, "add table ip wpnat"],
+            vec![NFT, chain],
+            vec![
+                NFT, "add", "rule", "ip", "wpnat", "post", "oifname", &outside,
+            ],
+        ];
+        for (i, cmd) in setup.iter().enumerate() {
+            let mut cmd = cmd.clone();
+            if i == setup.len() - 1 {
+                cmd.extend(masquerade.split(' '));
+            }
+            if let Err(e) = in_router(&cmd) {
+                panic!("the NAT of {test} could not be set up: {e}");
+            }
+        }
+        Some(nat)
+    }
+
+    pub fn ns(&self, side: NatSide) -> &str {
+        match side {
+            NatSide::Ua => &self.names[0],
+            NatSide::Nat => &self.names[1],
+            NatSide::Srv => &self.names[2],
+        }
+    }
+
+    /// The softphone's private address.
+    pub fn ua_ip(&self) -> String {
+        format!("192.168.{}.2", self.net)
+    }
+
+    /// The NAT's outside address: what the servers see the softphone as.
+    pub fn public_ip(&self) -> String {
+        format!("10.232.{}.2", self.net)
+    }
+
+    /// The server side's address.
+    pub fn srv_ip(&self) -> String {
+        format!("10.232.{}.1", self.net)
+    }
+
+    /// The `ip netns exec <ns>` prefix, for harness functions taking a wrapper.
+    pub fn wrapper(&self, side: NatSide) -> Vec<String> {
+        vec![
+            IP.to_string(),
+            "netns".into(),
+            "exec".into(),
+            self.ns(side).to_string(),
+        ]
+    }
+}
+
+impl Drop for NatNet {
+    fn drop(&mut self) {
+        for ns in &self.names {
+            if let Err(e) = run(&["netns", "del", ns]) {
+                eprintln!("netns cleanup: {e}");
+            }
+        }
+    }
+}

@@ -11,23 +11,7 @@ use webphone_media::RtpSocket;
 
 use super::Core;
 
-/// Whether an address is on the local network: loopback, private (RFC 1918, RFC 4193),
-/// link-local or shared (RFC 6598) space.
-pub(super) fn is_local_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments()[0];
-            v6.is_loopback() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
-        }
-    }
-}
+use webphone_sip::is_local_ip;
 
 /// The servers that apply, after `stunturnonlocal`: (STUN `host:port`, TURN `host:port` with
 /// user and password). Pure, for tests.
@@ -173,6 +157,25 @@ impl Core {
         host.parse().ok()
     }
 
+    /// The STUN server the SIP stack asks at start which address a NAT gives its UDP socket
+    /// (`use_fast_stun`; `stunturnonlocal` applies with the SIP server as the peer), resolved
+    /// for an IPv4 or IPv6 socket like `bind`. `None` when the mode asks nothing, no STUN
+    /// server applies, or its name does not resolve.
+    pub(super) async fn fast_stun_server(&self, bind: IpAddr) -> Option<std::net::SocketAddr> {
+        let mode = self.params.get_i64("use_fast_stun").unwrap_or(1);
+        if !webphone_sip::FastStun::from_param(mode).probes() {
+            return None;
+        }
+        let stun = self.nat_servers(self.nat_peer_ip("")).stun?;
+        match ice::gather::resolve(&stun, std::net::SocketAddr::new(bind, 0)).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(error = %e, "STUN server not used for the SIP address");
+                None
+            }
+        }
+    }
+
     /// `natopenpackets` (default 10, at most 10; 0 = off).
     pub(super) fn nat_open_packets(&self) -> u8 {
         self.params
@@ -262,25 +265,5 @@ mod tests {
             Some(("t.example:3478".into(), "alice".into(), "pw".into()))
         );
         assert!(nat_servers(params(&[]), 2, None).stun.is_none());
-    }
-
-    #[test]
-    fn local_network_addresses_are_recognised() {
-        for a in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.1.1",
-            "172.16.0.1",
-            "169.254.1.1",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-        ] {
-            assert!(is_local_ip(a.parse().expect("ip")), "{a}");
-        }
-        for a in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:db8::1"] {
-            assert!(!is_local_ip(a.parse().expect("ip")), "{a}");
-        }
     }
 }

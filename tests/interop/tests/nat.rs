@@ -1,0 +1,210 @@
+//! `use_fast_stun` and `use_rport` behind a real NAT: the softphone runs in a namespace on a
+//! private network, a second namespace routes and masquerades it (nftables), Kamailio and
+//! coturn (STUN) run in a third on the outside. What the registrar saw in each REGISTER's
+//! Contact (its script log) and the bindings it keeps (`ul.dump`) show which address the
+//! softphone advertised. Needs root for `ip netns` and nftables: skips loudly without them,
+//! fails under `CI=true`.
+
+use std::time::Duration;
+
+use webphone_interop::coturn::Coturn;
+use webphone_interop::flows::{expect_registered, WAIT};
+use webphone_interop::netns::{NatKind, NatNet, NatSide};
+use webphone_interop::util::wait_for;
+use webphone_interop::{
+    require_tools, serial, Cli, Kamailio, KamailioOpts, Params, TestDir, Transport, KAMAILIO,
+    KAMCMD,
+};
+
+/// The softphone behind `kind`, registered as 1001 with `params` (STUN server and
+/// `use_*` values) set; returns what its test needs to look at.
+struct Behind {
+    net: NatNet,
+    k: Kamailio,
+    _coturn: Coturn,
+    cli: Cli,
+    _dir: TestDir,
+}
+
+fn behind_nat(name: &str, kind: NatKind, params: &[(&str, &str)]) -> Option<Behind> {
+    if !require_tools(
+        name,
+        &[KAMAILIO, KAMCMD, webphone_interop::coturn::TURNSERVER],
+    ) {
+        return None;
+    }
+    let net = NatNet::create(name, kind)?;
+    let dir = TestDir::new(name);
+    let k = Kamailio::start_in_netns(
+        dir.path(),
+        KamailioOpts::default(),
+        net.wrapper(NatSide::Srv),
+        &net.srv_ip(),
+        None,
+    );
+    let coturn = Coturn::start_in(dir.path(), &net.wrapper(NatSide::Srv), &net.srv_ip());
+    let mut p = Params::account(&k, "1001", Transport::Udp).set("stunserveraddress", coturn.addr());
+    for (name, value) in params {
+        p = p.set(name, value);
+    }
+    let mut cli = Cli::start_wrapped(
+        dir.path(),
+        &net.wrapper(NatSide::Ua),
+        &p.pairs(),
+        &["--callbacks"],
+    );
+    expect_registered(&mut cli, 0);
+    Some(Behind {
+        net,
+        k,
+        _coturn: coturn,
+        cli,
+        _dir: dir,
+    })
+}
+
+impl Behind {
+    /// The Contact of every REGISTER of 1001 the registrar received, oldest first.
+    fn register_contacts(&self) -> Vec<String> {
+        self.k
+            .script_lines()
+            .into_iter()
+            .filter(|l| l.starts_with("REQ REGISTER") && l.contains("user=1001"))
+            .filter_map(|l| {
+                let c = l.split_once("contact=")?.1;
+                Some(c.split_whitespace().next().unwrap_or_default().to_string())
+            })
+            .collect()
+    }
+
+    /// Waits until the registrar's bindings of 1001 are exactly one, containing `needle`.
+    fn wait_binding(&self, needle: &str) -> String {
+        wait_for(WAIT, || {
+            let c = self.k.contacts("1001");
+            (c.len() == 1 && c[0].contains(needle)).then(|| c[0].clone())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "1001 is not bound at {needle} alone; ul.dump:\n{}\nREGISTER Contacts: {:?}",
+                self.k.ul_dump(),
+                self.register_contacts()
+            )
+        })
+    }
+
+    fn stop(mut self) {
+        assert_eq!(self.cli.api("isregistered", WAIT).as_deref(), Ok("true"));
+        self.k.assert_running();
+        self.cli.quit();
+    }
+}
+
+#[test]
+fn fast_stun_2_registers_the_nat_address_from_the_first_register() {
+    let _serial = serial();
+    let Some(b) = behind_nat(
+        "fast_stun_2",
+        NatKind::KeepsPorts,
+        &[("use_fast_stun", "2"), ("use_rport", "0")],
+    ) else {
+        return;
+    };
+    let public = format!("@{}:", b.net.public_ip());
+    b.wait_binding(&public);
+    let contacts = b.register_contacts();
+    assert!(!contacts.is_empty());
+    assert!(
+        contacts.iter().all(|c| c.contains(&public)),
+        "every REGISTER, the first too, names the NAT's address: {contacts:?}"
+    );
+    b.stop();
+}
+
+#[test]
+fn fast_stun_1_uses_the_nat_address_once_the_registrar_confirms_it() {
+    let _serial = serial();
+    // use_rport 0: the registrar's view alone would not change the Contact; it confirms
+    // the STUN answer (a NAT that keeps one mapping for every destination).
+    let Some(b) = behind_nat(
+        "fast_stun_1_confirmed",
+        NatKind::KeepsPorts,
+        &[("use_fast_stun", "1"), ("use_rport", "0")],
+    ) else {
+        return;
+    };
+    let public = format!("@{}:", b.net.public_ip());
+    b.wait_binding(&public);
+    let contacts = b.register_contacts();
+    let private = format!("@{}:", b.net.ua_ip());
+    assert!(
+        contacts.first().is_some_and(|c| c.contains(&private)),
+        "the first REGISTER names our own address: {contacts:?}"
+    );
+    assert!(
+        contacts.last().is_some_and(|c| c.contains(&public)),
+        "{contacts:?}"
+    );
+    b.stop();
+}
+
+#[test]
+fn nat_that_maps_each_destination_apart_keeps_the_stun_address_out() {
+    let _serial = serial();
+    // A new port for every destination: the STUN server and the registrar see different
+    // ports, so the STUN answer is not confirmed and our own address stays (use_rport 0).
+    let Some(b) = behind_nat(
+        "fast_stun_1_port_per_destination",
+        NatKind::PortPerDestination,
+        &[("use_fast_stun", "1"), ("use_rport", "0")],
+    ) else {
+        return;
+    };
+    let private = format!("@{}:", b.net.ua_ip());
+    // The confirmation is decided on the first 200: give a wrong re-REGISTER time to show.
+    std::thread::sleep(Duration::from_secs(2));
+    b.wait_binding(&private);
+    let contacts = b.register_contacts();
+    assert!(
+        contacts.iter().all(|c| c.contains(&private)),
+        "{contacts:?}"
+    );
+    b.stop();
+}
+
+#[test]
+fn use_rport_1_registers_what_the_registrar_saw_behind_any_nat() {
+    let _serial = serial();
+    // Without a confirmed STUN answer, use_rport 1 takes the registrar's view: right for
+    // the registrar even when each destination gets another port.
+    let Some(b) = behind_nat(
+        "use_rport_1_port_per_destination",
+        NatKind::PortPerDestination,
+        &[("use_fast_stun", "1"), ("use_rport", "1")],
+    ) else {
+        return;
+    };
+    let public = format!("@{}:", b.net.public_ip());
+    b.wait_binding(&public);
+    b.stop();
+}
+
+#[test]
+fn fast_stun_minus_1_keeps_the_private_address_whatever_rport_says() {
+    let _serial = serial();
+    let Some(b) = behind_nat(
+        "fast_stun_minus_1",
+        NatKind::KeepsPorts,
+        &[("use_fast_stun", "-1"), ("use_rport", "1")],
+    ) else {
+        return;
+    };
+    let private = format!("@{}:", b.net.ua_ip());
+    std::thread::sleep(Duration::from_secs(2));
+    b.wait_binding(&private);
+    let contacts = b.register_contacts();
+    assert!(
+        contacts.iter().all(|c| c.contains(&private)),
+        "{contacts:?}"
+    );
+    b.stop();
+}
