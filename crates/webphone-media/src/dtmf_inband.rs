@@ -587,6 +587,7 @@ mod tests {
             srtp: None,
             dtls: None,
             rtcp_mux: false,
+            send_limits: Default::default(),
         };
         let t0 = Instant::now();
         let cfg = PipelineConfig::default();
@@ -631,6 +632,7 @@ mod tests {
                 srtp: None,
                 dtls: None,
                 rtcp_mux: false,
+                send_limits: Default::default(),
             };
             let t0 = Instant::now();
             let cfg = PipelineConfig::default();

@@ -319,16 +319,19 @@ pub struct MediaOffer {
     /// answers (RFC 4566 §5.8) and the cap of our Opus bit rate; `None`: no limit.
     pub bandwidth_kbps: Option<u32>,
     /// The packet length we want to receive (`a=ptime`), and send when the peer states none:
-    /// a multiple of 20 ms up to [`MAX_PTIME_MS`]; Opus is always sent in 20 ms packets.
+    /// a multiple of 20 ms up to [`MAX_PTIME_MS`] (Opus codes one frame of that length).
     pub ptime_ms: u32,
     /// `ptime_ms` was configured (`codecframecount`): we send it whatever the peer's
     /// `a=ptime` says (which is only a recommendation, RFC 4566 §6).
     pub ptime_fixed: bool,
 }
 
+/// IP (v4), UDP and RTP header bytes of one audio packet.
+pub const HEADER_BYTES: u32 = 40;
+
 /// Bit rate of the IP (v4), UDP and RTP headers of one audio stream at 20 ms packets:
 /// 40 bytes 50 times a second.
-pub const HEADER_BITRATE: u32 = 40 * 8 * 50;
+pub const HEADER_BITRATE: u32 = HEADER_BYTES * 8 * 50;
 
 impl MediaOffer {
     /// Preferences with the given codecs, sendrecv.
@@ -463,8 +466,8 @@ pub struct Negotiated {
     /// Our direction.
     pub direction: Direction,
     /// The packet length we send, in milliseconds: a multiple of 20 up to [`MAX_PTIME_MS`]
-    /// (the peer's `a=ptime`, else ours; see [`MediaOffer::ptime_ms`]). Opus is sent in 20 ms
-    /// packets whatever this says.
+    /// (the peer's `a=ptime`, else ours; see [`MediaOffer::ptime_ms`]); Opus packets carry
+    /// one frame of that length.
     pub ptime_ms: u32,
     /// SRTP suite and keys when media is encrypted (SDES, RFC 4568); `None` for plain RTP.
     pub srtp: Option<SrtpParams>,
@@ -475,6 +478,40 @@ pub struct Negotiated {
     /// RTCP shares the RTP port (`a=rtcp-mux` in offer and answer, RFC 5761 §5.1.1); else
     /// RTCP goes to the RTP port + 1 (RFC 3550 §11).
     pub rtcp_mux: bool,
+    /// What the peer said it can take; our encoder stays within it.
+    pub send_limits: SendLimits,
+}
+
+/// Limits the peer's SDP puts on what we send (all `None`: none stated).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendLimits {
+    /// `b=AS` of the peer's audio stream (or session), kbit/s including IP, UDP and RTP
+    /// headers (RFC 4566 §5.8, RFC 3556 §2).
+    pub bandwidth_kbps: Option<u32>,
+    /// Opus `maxaveragebitrate` in bit/s (RFC 7587 §6.1).
+    pub opus_max_average_bitrate: Option<u32>,
+    /// Opus `maxplaybackrate` in Hz (RFC 7587 §6.1): no audio bandwidth beyond it is coded.
+    pub opus_max_playback_rate: Option<u32>,
+}
+
+impl SendLimits {
+    /// The highest Opus bit rate these limits allow in packets of `ptime_ms`: below
+    /// `maxaveragebitrate`, and below `b=AS` once the headers of that many packets a second
+    /// are taken off (6 kbit/s at least, the Opus floor); `None`: unlimited.
+    pub fn opus_bitrate_cap(&self, ptime_ms: u32) -> Option<i32> {
+        let packets = 1000 / ptime_ms.clamp(PTIME_MS, MAX_PTIME_MS);
+        let from_as = self.bandwidth_kbps.map(|k| {
+            let room = i64::from(k) * 1000 - i64::from(HEADER_BYTES * 8 * packets);
+            room.clamp(6_000, 510_000) as i32
+        });
+        let from_fmtp = self
+            .opus_max_average_bitrate
+            .map(|b| i64::from(b).clamp(6_000, 510_000) as i32);
+        match (from_as, from_fmtp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 impl Negotiated {

@@ -142,6 +142,9 @@ pub struct MediaPipeline {
     stats: MediaStats,
     events: Vec<MediaEvent>,
     pcm: Vec<i16>,
+    /// Opus: the PCM of the frames of the packet being filled, coded as one Opus frame of
+    /// the whole packet length when it is complete.
+    pcm_packet: Vec<i16>,
     enc: Vec<u8>,
     /// Encoder/decoders; the devices run at the audio rate of the first codec.
     codecs: CallCodecs,
@@ -248,6 +251,7 @@ impl MediaPipeline {
             stats: MediaStats::default(),
             events: Vec::new(),
             pcm: Vec::new(),
+            pcm_packet: Vec::new(),
             enc: Vec::new(),
             codecs: CallCodecs::new(audio_rate, cfg.codec),
             play: Vec::new(),
@@ -260,6 +264,7 @@ impl MediaPipeline {
             inband_tx: None,
             mic_muted: false,
         };
+        p.codecs.set_send_limits(p.neg.send_limits, p.neg.ptime_ms);
         p.start_dtls(now);
         p
     }
@@ -346,6 +351,8 @@ impl MediaPipeline {
         }
         self.neg = neg;
         self.pending_frames = 0;
+        self.codecs
+            .set_send_limits(self.neg.send_limits, self.neg.ptime_ms);
         if new_dtls {
             self.start_dtls(self.last_tick);
         }
@@ -434,24 +441,38 @@ impl MediaPipeline {
             _ => {
                 // Packets of several 20 ms frames (`ptime_ms` 40..120): the frames' payloads
                 // follow each other (RFC 3551 §4.2; G.711, G.722, GSM, Speex and G.729 frames
-                // concatenate), stamped with the first frame's time. Opus stays at one frame:
-                // several Opus frames need one repacketised Opus packet (RFC 6716 §3.2).
-                let frames = if self.neg.codec == Codec::Opus {
-                    1
-                } else {
-                    (self.neg.ptime_ms / PTIME_MS).clamp(1, crate::MAX_PTIME_MS / PTIME_MS)
-                };
+                // concatenate), stamped with the first frame's time. Opus codes the whole
+                // packet length as one frame instead (40 to 120 ms are Opus frame sizes,
+                // RFC 6716 §2.1.4; RFC 7587 §4.2 leaves the packet length to the sender).
+                let frames =
+                    (self.neg.ptime_ms / PTIME_MS).clamp(1, crate::MAX_PTIME_MS / PTIME_MS);
+                let opus = self.neg.codec == Codec::Opus;
                 if self.pending_frames == 0 {
                     self.enc.clear();
+                    self.pcm_packet.clear();
                     self.packet_ts = ts;
                 }
-                if let Err(e) = self.codecs.encode(self.neg.codec, &self.pcm, &mut self.enc) {
+                self.pending_frames += 1;
+                let complete = self.pending_frames >= frames;
+                // A one-frame Opus packet (20 ms) is coded straight from `pcm` like the rest.
+                let whole = !opus || (complete && self.pcm_packet.is_empty());
+                let coded = if whole {
+                    self.codecs.encode(self.neg.codec, &self.pcm, &mut self.enc)
+                } else {
+                    self.pcm_packet.extend_from_slice(&self.pcm);
+                    if complete {
+                        self.codecs
+                            .encode(self.neg.codec, &self.pcm_packet, &mut self.enc)
+                    } else {
+                        Ok(())
+                    }
+                };
+                if let Err(e) = coded {
                     tracing::warn!(codec = ?self.neg.codec, error = %e, "encoding failed");
                     self.pending_frames = 0;
                     return Vec::new();
                 }
-                self.pending_frames += 1;
-                if self.pending_frames < frames {
+                if !complete {
                     return Vec::new();
                 }
                 self.pending_frames = 0;
@@ -916,6 +937,7 @@ mod tests {
             srtp: None,
             dtls: None,
             rtcp_mux: false,
+            send_limits: Default::default(),
         }
     }
 
@@ -970,17 +992,83 @@ mod tests {
         assert!(first < second, "{first} then {second}");
     }
 
-    #[test]
-    fn opus_stays_at_20ms_packets_whatever_the_ptime() {
+    fn opus_neg(ptime_ms: u32, limits: crate::SendLimits) -> Negotiated {
         let mut n = neg("127.0.0.1:4000");
         n.codec = Codec::Opus;
         n.payload_type = 111;
-        n.ptime_ms = 60;
-        let (mut p, t0) = pipeline(n, Capture::default());
-        let sent: usize = (0..6u64)
-            .map(|i| p.on_tick(t0 + Duration::from_millis(20 * i)).len())
-            .sum();
-        assert_eq!(sent, 6);
+        n.ptime_ms = ptime_ms;
+        n.send_limits = limits;
+        n
+    }
+
+    #[test]
+    fn opus_at_ptime_60_sends_one_60ms_frame_per_packet() {
+        let (mut p, t0) = pipeline(opus_neg(60, Default::default()), Capture::default());
+        let pkts: Vec<rtp::RtpPacket> = (0..6u64)
+            .flat_map(|i| p.on_tick(t0 + Duration::from_millis(20 * i)))
+            .map(|o| rtp_of(&o))
+            .collect();
+        assert_eq!(pkts.len(), 2, "a packet every third tick");
+        assert_eq!(pkts[1].timestamp.wrapping_sub(pkts[0].timestamp), 2880);
+        // One Opus packet of 60 ms (RFC 6716 §3.1: the TOC byte gives the frame length).
+        let mut dec = crate::codec::opus::OpusDecoder::new().unwrap();
+        for pkt in &pkts {
+            let mut pcm = Vec::new();
+            crate::codec::AudioDecoder::decode(&mut dec, &pkt.payload, &mut pcm).unwrap();
+            assert_eq!(pcm.len(), 2880, "60 ms at 48 kHz");
+        }
+    }
+
+    /// Loud white noise: Opus spends whatever bit rate it is allowed on it.
+    struct Noise(u32);
+    impl PcmSource for Noise {
+        fn read_frame(&mut self, out: &mut [i16]) {
+            for s in out.iter_mut() {
+                self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                *s = ((self.0 >> 16) as i16) / 2;
+            }
+        }
+    }
+
+    /// Mean Opus payload bytes over one second of noise sent with `limits`.
+    fn opus_mean_payload(limits: crate::SendLimits) -> usize {
+        let t0 = Instant::now();
+        let mut p = MediaPipeline::with_sender(
+            opus_neg(20, limits),
+            Box::new(Noise(7)),
+            Box::new(Capture::default()),
+            PipelineConfig::default(),
+            t0,
+            RtpSender::with_state(0x1111, 1),
+            0,
+        );
+        let sizes: Vec<usize> = (0..50u64)
+            .flat_map(|i| p.on_tick(t0 + Duration::from_millis(20 * i)))
+            .map(|o| rtp_of(&o).payload.len())
+            .collect();
+        assert_eq!(sizes.len(), 50);
+        sizes.iter().sum::<usize>() / sizes.len()
+    }
+
+    #[test]
+    fn peer_bandwidth_and_opus_maxaveragebitrate_cap_what_we_send() {
+        let free = opus_mean_payload(Default::default());
+        // b=AS:24 leaves 8 kbit/s after 50 packets of headers a second: 20 bytes a packet.
+        let by_as = opus_mean_payload(crate::SendLimits {
+            bandwidth_kbps: Some(24),
+            ..Default::default()
+        });
+        let by_fmtp = opus_mean_payload(crate::SendLimits {
+            opus_max_average_bitrate: Some(10_000),
+            ..Default::default()
+        });
+        println!("opus bytes a packet: free {free}, b=AS:24 {by_as}, maxaveragebitrate {by_fmtp}");
+        assert!(by_as <= 24, "b=AS:24: {by_as} bytes a packet");
+        assert!(
+            by_fmtp <= 30,
+            "maxaveragebitrate=10000: {by_fmtp} bytes a packet"
+        );
+        assert!(free >= 2 * by_as, "unlimited {free} vs {by_as}");
     }
 
     #[test]
@@ -1312,6 +1400,7 @@ mod dtmf_clock_tests {
             srtp: None,
             dtls: None,
             rtcp_mux: false,
+            send_limits: Default::default(),
         }
     }
 
@@ -1466,6 +1555,7 @@ mod rtcp_clock_tests {
                 srtp: None,
                 dtls: None,
                 rtcp_mux: true,
+                send_limits: Default::default(),
             },
             Box::new(SilenceSource),
             Box::new(crate::NullSink),
@@ -1533,6 +1623,7 @@ mod media_timeout_tests {
                 srtp: None,
                 dtls: None,
                 rtcp_mux: false,
+                send_limits: Default::default(),
             },
             Box::new(SilenceSource),
             Box::new(crate::NullSink),

@@ -279,6 +279,7 @@ mod tests {
                 remote_fingerprint,
             }),
             rtcp_mux,
+            send_limits: Default::default(),
         }
     }
 

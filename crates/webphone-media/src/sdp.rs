@@ -17,7 +17,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::{Codec, Direction, MediaOffer, Negotiated, PTIME_MS, SAMPLE_RATE};
+use crate::{Codec, Direction, MediaOffer, Negotiated, SendLimits, PTIME_MS, SAMPLE_RATE};
 
 /// Largest SDP body we accept. Real offers are well below 4 KiB.
 pub const MAX_SDP_LEN: usize = 64 * 1024;
@@ -137,6 +137,8 @@ pub struct MediaDescription {
     pub setup: Option<String>,
     /// `a=mid` identification tag (RFC 5888 §4), as written when it is a valid token.
     pub mid: Option<String>,
+    /// Media-level `b=AS` in kbit/s (RFC 4566 §5.8): what this side is prepared to receive.
+    pub bandwidth_as: Option<u32>,
 }
 
 impl MediaDescription {
@@ -239,6 +241,8 @@ pub struct SessionDescription {
     pub media: Vec<MediaDescription>,
     /// The `a=group:BUNDLE` groups (RFC 8843 §7.1): each the list of its `mid`s.
     pub bundle_groups: Vec<Vec<String>>,
+    /// Session-level `b=AS` in kbit/s (RFC 4566 §5.8).
+    pub bandwidth_as: Option<u32>,
 }
 
 impl SessionDescription {
@@ -249,6 +253,15 @@ impl SessionDescription {
             Some(ConnectionAddress::Ip(ip)) => Ok(*ip),
             Some(ConnectionAddress::Other(s)) => Err(SdpError::UnsupportedAddress(s.clone())),
             None => Err(SdpError::Missing("c=")),
+        }
+    }
+
+    /// The bandwidth a stream may use towards this side, in kbit/s: the smaller of its own and
+    /// the session's `b=AS` (RFC 4566 §5.8: the session value bounds all streams together).
+    pub fn bandwidth_of(&self, m: &MediaDescription) -> Option<u32> {
+        match (m.bandwidth_as, self.bandwidth_as) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -275,6 +288,7 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
     let mut session_fingerprint = None;
     let mut session_setup = None;
     let mut bundle_groups: Vec<Vec<String>> = Vec::new();
+    let mut bandwidth_as = None;
 
     for (idx, raw) in sdp.split('\n').enumerate() {
         let lineno = idx + 1;
@@ -387,7 +401,22 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
                     _ => {}
                 }
             }
-            // i=, u=, e=, p=, b=, t=, r=, z=, k=, s= and unknown letters: not needed here.
+            b'b' => {
+                // `b=<bwtype>:<bandwidth>`; only AS is used, other types and bad values are
+                // ignored (RFC 4566 §5.8: unknown modifiers are).
+                let Some(("AS", v)) = value.split_once(':') else {
+                    continue;
+                };
+                let Ok(kbps) = v.trim().parse::<u32>() else {
+                    tracing::warn!(line = lineno, "ignoring bad b=AS");
+                    continue;
+                };
+                match media.last_mut() {
+                    Some(m) => m.bandwidth_as = Some(kbps),
+                    None => bandwidth_as = Some(kbps),
+                }
+            }
+            // i=, u=, e=, p=, t=, r=, z=, k=, s= and unknown letters: not needed here.
             _ => {}
         }
     }
@@ -411,6 +440,7 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
         direction,
         media,
         bundle_groups,
+        bandwidth_as,
     })
 }
 
@@ -476,6 +506,7 @@ fn parse_media(value: &str) -> Result<MediaDescription, String> {
         fingerprint: None,
         setup: None,
         mid: None,
+        bandwidth_as: None,
     })
 }
 
@@ -863,6 +894,7 @@ fn accept_audio(
         srtp,
         dtls,
         rtcp_mux: m.rtcp_mux,
+        send_limits: SendLimits::of_remote(desc, m, pt),
     };
     let section = AudioSection {
         port: local.port(),
@@ -939,7 +971,31 @@ pub fn apply_answer(answer: &str, prefs: &MediaOffer) -> Result<Negotiated, SdpE
         srtp,
         dtls,
         rtcp_mux: m.rtcp_mux,
+        send_limits: SendLimits::of_remote(&desc, m, pt),
     })
+}
+
+impl SendLimits {
+    /// What the peer's description says about what it takes on stream `m`, whose format
+    /// `pt` we send: `b=AS` and, for Opus, the `a=fmtp` limits (RFC 7587 §6.1).
+    pub(crate) fn of_remote(desc: &SessionDescription, m: &MediaDescription, pt: u8) -> SendLimits {
+        let fmtp = |name: &str| -> Option<u32> {
+            m.fmtp(pt)?.split(';').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().parse().ok())?
+            })
+        };
+        let opus = m.codec_of(pt) == Some(Codec::Opus);
+        SendLimits {
+            bandwidth_kbps: desc.bandwidth_of(m).filter(|&k| k > 0),
+            opus_max_average_bitrate: fmtp("maxaveragebitrate")
+                .filter(|_| opus)
+                .filter(|&b| b > 0),
+            opus_max_playback_rate: fmtp("maxplaybackrate").filter(|_| opus).filter(|&r| r > 0),
+        }
+    }
 }
 
 #[cfg(test)]

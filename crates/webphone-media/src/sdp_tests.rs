@@ -731,3 +731,71 @@ fn we_send_the_ptime_the_peer_asks_for_in_whole_20ms_steps() {
     assert!(create_offer(1, 1, local4(), &long).contains("a=ptime:60\r\n"));
     assert_eq!(MediaOffer::default().with_ptime(50).ptime_ms, 40);
 }
+
+const OPUS_LIMITED_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\n\
+b=AS:64\r\nt=0 0\r\nm=audio 4000 RTP/AVP 111 0\r\nb=AS:40\r\nb=TIAS:32000\r\n\
+a=rtpmap:111 opus/48000/2\r\na=fmtp:111 maxaveragebitrate=20000; maxplaybackrate=16000\r\n\
+a=rtpmap:0 PCMU/8000\r\n";
+
+#[test]
+fn peer_bandwidth_and_opus_limits_come_with_the_negotiation() {
+    // Offer and answer alike: b=AS (media level below the session's) and the Opus fmtp.
+    let want = SendLimits {
+        bandwidth_kbps: Some(40),
+        opus_max_average_bitrate: Some(20_000),
+        opus_max_playback_rate: Some(16_000),
+    };
+    let prefs = MediaOffer::new(vec![Codec::Opus, Codec::Pcmu], true);
+    let (_, neg) = answer_offer(OPUS_LIMITED_OFFER, 1, local4(), &prefs).unwrap();
+    assert_eq!(neg.codec, Codec::Opus);
+    assert_eq!(neg.send_limits, want);
+    assert_eq!(
+        apply_answer(OPUS_LIMITED_OFFER, &prefs)
+            .unwrap()
+            .send_limits,
+        want
+    );
+    // PCMU chosen: the Opus fmtp says nothing about it.
+    let pcmu = MediaOffer::new(vec![Codec::Pcmu], true);
+    let (_, neg) = answer_offer(OPUS_LIMITED_OFFER, 1, local4(), &pcmu).unwrap();
+    assert_eq!(
+        neg.send_limits,
+        SendLimits {
+            bandwidth_kbps: Some(40),
+            ..SendLimits::default()
+        }
+    );
+    // Only a session-level b=AS: it applies; a bad value or another type is ignored.
+    let session_only = OPUS_LIMITED_OFFER.replace("b=AS:40\r\n", "b=AS:fast\r\n");
+    let d = parse(&session_only).unwrap();
+    assert_eq!(d.media[0].bandwidth_as, None);
+    assert_eq!(d.bandwidth_of(&d.media[0]), Some(64));
+    let none = OPUS_LIMITED_OFFER
+        .replace("b=AS:64\r\n", "")
+        .replace("b=AS:40\r\n", "");
+    let (_, neg) = answer_offer(&none, 1, local4(), &pcmu).unwrap();
+    assert_eq!(neg.send_limits, SendLimits::default());
+}
+
+#[test]
+fn opus_bitrate_cap_takes_the_headers_of_the_packet_rate_off() {
+    let by_as = |k| SendLimits {
+        bandwidth_kbps: Some(k),
+        ..SendLimits::default()
+    };
+    assert_eq!(SendLimits::default().opus_bitrate_cap(20), None);
+    // 40 header bytes 50 times a second at 20 ms, 16.7 times at 60 ms.
+    assert_eq!(by_as(32).opus_bitrate_cap(20), Some(16_000));
+    assert_eq!(by_as(32).opus_bitrate_cap(60), Some(32_000 - 40 * 8 * 16));
+    assert_eq!(
+        by_as(10).opus_bitrate_cap(20),
+        Some(6_000),
+        "the Opus floor"
+    );
+    let both = SendLimits {
+        bandwidth_kbps: Some(64),
+        opus_max_average_bitrate: Some(12_000),
+        opus_max_playback_rate: None,
+    };
+    assert_eq!(both.opus_bitrate_cap(20), Some(12_000));
+}

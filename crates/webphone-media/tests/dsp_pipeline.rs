@@ -31,6 +31,7 @@ fn neg(direction: Direction) -> Negotiated {
         srtp: None,
         dtls: None,
         rtcp_mux: false,
+        send_limits: Default::default(),
     }
 }
 

@@ -162,6 +162,7 @@ async fn nat_open_packets_precede_the_first_rtp_packet() {
         srtp: None,
         dtls: None,
         rtcp_mux: false,
+        send_limits: Default::default(),
     };
     let s = MediaSession::start(
         sock,

@@ -171,6 +171,7 @@ fn neg_to(remote: SocketAddr) -> Negotiated {
         srtp: None,
         dtls: None,
         rtcp_mux: false,
+        send_limits: Default::default(),
     }
 }
 

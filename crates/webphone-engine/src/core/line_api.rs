@@ -894,6 +894,7 @@ mod tests {
             srtp: None,
             dtls: None,
             rtcp_mux: false,
+            send_limits: Default::default(),
         }
     }
 

@@ -122,6 +122,28 @@ impl AudioDecoder for g722::G722Decoder {
     }
 }
 
+/// A fresh encoder for `codec` that stays within what the peer takes (`limits`, for packets
+/// of `ptime_ms`): the Opus bit rate below [`crate::SendLimits::opus_bitrate_cap`] and its
+/// audio bandwidth within the peer's `maxplaybackrate`. The other codecs have fixed rates.
+pub fn new_encoder_within(
+    codec: Codec,
+    cfg: &CodecConfig,
+    limits: &crate::SendLimits,
+    ptime_ms: u32,
+) -> Result<Box<dyn AudioEncoder>, CodecError> {
+    if codec != Codec::Opus {
+        return new_encoder(codec, cfg);
+    }
+    let mut opus = cfg.opus;
+    if let Some(cap) = limits.opus_bitrate_cap(ptime_ms) {
+        opus.bitrate = Some(opus.bitrate.map_or(cap, |b| b.min(cap)));
+    }
+    Ok(Box::new(opus::OpusEncoder::new(
+        &opus,
+        limits.opus_max_playback_rate,
+    )?))
+}
+
 /// A fresh encoder for `codec` (per call and direction).
 pub fn new_encoder(codec: Codec, cfg: &CodecConfig) -> Result<Box<dyn AudioEncoder>, CodecError> {
     Ok(match codec {
@@ -220,6 +242,8 @@ pub fn resample_linear(input: &[i16], from: u32, to: u32, out: &mut Vec<i16>) {
 pub struct CallCodecs {
     device_rate: u32,
     cfg: CodecConfig,
+    /// The peer's limits and our packet length, for the encoder ([`new_encoder_within`]).
+    limits: (crate::SendLimits, u32),
     send: Option<(Codec, Box<dyn AudioEncoder>)>,
     recv: Vec<(u8, Codec, Box<dyn AudioDecoder>)>,
     scratch: Vec<i16>,
@@ -243,6 +267,7 @@ impl CallCodecs {
         CallCodecs {
             device_rate,
             cfg,
+            limits: (crate::SendLimits::default(), crate::PTIME_MS),
             send: None,
             recv: Vec::new(),
             scratch: Vec::new(),
@@ -259,7 +284,16 @@ impl CallCodecs {
         (u64::from(self.device_rate) * u64::from(ptime_ms) / 1000) as usize
     }
 
-    /// Encode one frame of device PCM with `codec`.
+    /// What the peer takes and the packet length we send (from the negotiation); the encoder
+    /// is made again when they change.
+    pub fn set_send_limits(&mut self, limits: crate::SendLimits, ptime_ms: u32) {
+        if self.limits != (limits, ptime_ms) {
+            self.limits = (limits, ptime_ms);
+            self.send = None;
+        }
+    }
+
+    /// Encode one packet's worth of device PCM with `codec`.
     pub fn encode(
         &mut self,
         codec: Codec,
@@ -267,7 +301,8 @@ impl CallCodecs {
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
         if self.send.as_ref().is_none_or(|(c, _)| *c != codec) {
-            self.send = Some((codec, new_encoder(codec, &self.cfg)?));
+            let (limits, ptime) = &self.limits;
+            self.send = Some((codec, new_encoder_within(codec, &self.cfg, limits, *ptime)?));
         }
         let Some((_, enc)) = self.send.as_mut() else {
             return Ok(());
