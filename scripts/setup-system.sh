@@ -41,6 +41,7 @@ PKGS=(
   # test helpers
   sox openssl python3 iproute2 procps ca-certificates
   nftables             # the NAT between network namespaces (tests/interop/tests/nat.rs)
+  python3-pyftpdlib    # a real FTP server for the recording upload (tests/interop/src/ftp.rs)
   espeak-ng python3-venv python3-dev  # speech samples + a venv for the PESQ quality benchmark
 )
 # node + npm for the desktop e2e test (tests/e2e-desktop), only when no node is

@@ -16,6 +16,7 @@ pub mod baresip;
 pub mod cli;
 pub mod coturn;
 pub mod flows;
+pub mod ftp;
 pub mod http_server;
 pub mod kamailio;
 pub mod kamailio_presence;
@@ -61,6 +62,11 @@ pub fn require_tools(test: &str, tools: &[&str]) -> bool {
         .copied()
         .filter(|t| util::which(t).is_none())
         .collect();
+    require_present(test, &missing)
+}
+
+/// [`require_tools`] for peers found otherwise: `missing` names what is not there.
+pub fn require_present(test: &str, missing: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }

@@ -11,9 +11,11 @@ use std::time::Duration;
 use webphone_interop::flows::{
     expect_connected, expect_incoming, expect_registered, start_cli, WAIT,
 };
-use webphone_interop::http_server::{FtpServer, HttpServer};
+use webphone_interop::ftp::FtpServer;
+use webphone_interop::http_server::HttpServer;
 use webphone_interop::{
-    require_tools, serial, write_tone, Kamailio, Params, TestDir, Transport, KAMAILIO, KAMCMD,
+    require_present, require_tools, serial, write_tone, Kamailio, Params, TestDir, Transport,
+    KAMAILIO, KAMCMD,
 };
 
 /// The softphone under test (1001): every integration URL points at `base`.
@@ -86,7 +88,14 @@ fn q(r: &webphone_interop::http_server::Request, name: &str) -> String {
 #[test]
 fn action_urls_provisioning_sms_recording_and_log_reach_the_server() {
     let _serial = serial();
-    if !require_tools("http_integrations", &[KAMAILIO, KAMCMD]) {
+    let ftp_missing: &[&str] = if FtpServer::available() {
+        &[]
+    } else {
+        &["python3-pyftpdlib"]
+    };
+    if !require_tools("http_integrations", &[KAMAILIO, KAMCMD])
+        || !require_present("http_integrations", ftp_missing)
+    {
         return;
     }
     let dir = TestDir::new("http_integrations");
@@ -189,7 +198,7 @@ fn action_urls_provisioning_sms_recording_and_log_reach_the_server() {
     expect_registered(&mut cli, mark);
 
     // ----- incoming call 1003 -> 1001, recorded to FTP ---------------------------------
-    let ftp = FtpServer::start();
+    let ftp = FtpServer::start(dir.path(), "rec", "se@cret", &["in"]);
     cli.api_ok(&format!(
         "setparameter voicerecupload ftp://rec:se%40cret@127.0.0.1:{}/in/voice_CALLER_CALLED.wav",
         ftp.port()
@@ -210,10 +219,10 @@ fn action_urls_provisioning_sms_recording_and_log_reach_the_server() {
     assert_eq!(q(&inend, "called"), "1001");
     assert_eq!(q(&inend, "who"), "2", "the peer hung up");
     cli.expect_after(mark, |l| l.starts_with("CDR,"), WAIT);
-    let stored = ftp.wait_upload(|u| u.path == "in/voice_1003_1001.wav", WAIT);
-    assert_eq!(
-        (stored.user.as_str(), stored.password.as_str()),
-        ("rec", "se@cret")
+    let stored = ftp.wait_upload("in/voice_1003_1001.wav", WAIT);
+    assert!(
+        ftp.logged_in("rec"),
+        "logged in with the URL's user and password"
     );
     assert!(
         stored.data.starts_with(b"RIFF"),
