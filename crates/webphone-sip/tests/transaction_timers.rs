@@ -16,6 +16,8 @@
 //!   is delivered once;
 //! - INVITE server, Confirmed state (Timer I): after the ACK of a 486, no more 486 and no
 //!   answer to further ACK copies;
+//! - non-INVITE server, Completed state (Timer J): a MESSAGE copy 28 s after the first is
+//!   answered and absorbed, one 36 s after it (past 64·T1) is a new request;
 //! - client transactions after their final response (Timer D, Timer K): each copy of a 486
 //!   is ACKed again but ends the call once; copies of a MESSAGE's 200 report it once;
 //! - over TCP (a reliable transport) an unanswered INVITE is written once (no Timer A) and
@@ -353,6 +355,53 @@ async fn retransmitted_requests_are_absorbed_by_their_server_transactions() {
     b.ua.shutdown().await;
 }
 
+/// Non-INVITE server, Completed state (Timer J, §17.2.2): for 64·T1 after its 200, a copy of
+/// a MESSAGE is answered from the transaction and not delivered again; once Timer J has
+/// ended the transaction, the same request is a new one and reaches the user agent again.
+async fn message_copies_are_absorbed_until_timer_j() {
+    let mut b = Peer::start("timer-j").await;
+    let (caller, _) = far_end().await;
+    let port = caller.local_addr().unwrap().port();
+    let to = b.uri("bob");
+    let message = format!(
+        "MESSAGE {to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKtimerj\r\n\
+         From: <sip:alice@127.0.0.1:{port}>;tag=timerj\r\n\
+         To: <{to}>\r\n\
+         Call-ID: timer-j-{port}@test\r\n\
+         CSeq: 1 MESSAGE\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: text/plain\r\n\
+         Content-Length: 5\r\n\r\nhello"
+    );
+    let delivered = |events: &[SipEvent]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, SipEvent::MessageReceived { .. }))
+            .count()
+    };
+    let t0 = Instant::now();
+    let mut answers = 0;
+    let mut deliveries = Vec::new();
+    // At 0, 28 s (inside 64·T1 = 32 s) and 36 s (after it).
+    for at in [0u64, 28, 36] {
+        tokio::time::sleep_until((t0 + Duration::from_secs(at)).into()).await;
+        let sent = Instant::now();
+        send_copies(&caller, &message, b.ua.local_addr(), 1).await;
+        let (oks, _) = arrivals(&caller, "SIP/2.0 200", sent, Duration::from_secs(1)).await;
+        answers += oks.len();
+        let events = events_until_quiet(&mut b, Duration::from_millis(300)).await;
+        deliveries.push(delivered(&events));
+    }
+    assert_eq!(answers, 3, "every copy is answered 200");
+    assert_eq!(
+        deliveries,
+        vec![1, 0, 1],
+        "absorbed within Timer J, a new request after it"
+    );
+    b.ua.shutdown().await;
+}
+
 /// INVITE server, Confirmed state (Timer I, §17.2.1): once the ACK of a 486 has arrived,
 /// the 486 is not sent again, and further copies of the ACK are absorbed: no answer, no
 /// event.
@@ -535,6 +584,7 @@ async fn transaction_timers_on_the_wire() {
         retransmitted_requests_are_absorbed_by_their_server_transactions(),
         acked_rejection_stops_resending_and_absorbs_late_acks(),
         repeated_final_responses_are_absorbed_by_client_transactions(),
+        message_copies_are_absorbed_until_timer_j(),
         unanswered_invite_over_tcp_is_sent_once_and_fails_on_timer_b(),
     );
 }
