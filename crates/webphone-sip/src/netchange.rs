@@ -44,6 +44,15 @@ impl ContactMoves {
         self.current = Some(new.to_string());
     }
 
+    /// The registrar holds a binding of `old` (`host:port`) that is no longer ours (a NAT
+    /// mapping of an address we left): the next REGISTERs remove it, without rewriting it
+    /// anywhere else.
+    pub(crate) fn release(&mut self, old: &str) {
+        if !self.release.iter().any(|o| o == old) {
+            self.release.push(old.to_string());
+        }
+    }
+
     /// A REGISTER succeeded: the old bindings are gone.
     pub(crate) fn released(&mut self) {
         self.release.clear();
@@ -51,15 +60,13 @@ impl ContactMoves {
 
     /// Rewrite old addresses in the Contact header fields of an outgoing message.
     pub(crate) fn apply(&self, msg: &mut SipMessage) {
-        let Some(current) = self.current.as_deref() else {
-            return;
-        };
         let register = matches!(msg, SipMessage::Request(r) if r.method == Method::Register);
         let headers = match msg {
             SipMessage::Request(r) => &mut r.headers,
             SipMessage::Response(r) => &mut r.headers,
         };
-        for h in headers.iter_mut() {
+        let current = self.current.as_deref().unwrap_or_default();
+        for h in headers.iter_mut().filter(|_| !current.is_empty()) {
             if let Header::Contact(c) = h {
                 if c.value().ends_with(";expires=0") {
                     // A binding being removed (below) names the old address on purpose.
@@ -81,15 +88,20 @@ impl ContactMoves {
         if !register || self.release.is_empty() {
             return;
         }
-        // Our Contact (`<sip:user@current...>`), once, as the pattern of the old ones.
+        // Our Contact (the first one not being removed), as the pattern of the old ones.
         let ours = headers.iter().enumerate().find_map(|(i, h)| match h {
-            Header::Contact(c) if c.value().contains(current) => Some((i, c.value().to_string())),
+            Header::Contact(c) if !c.value().ends_with(";expires=0") => {
+                Some((i, c.value().to_string()))
+            }
             _ => None,
         });
         let Some((at, ours)) = ours else { return };
+        let Some(here) = uri_hostport(&ours) else {
+            return;
+        };
         let mut add = Vec::new();
-        for old in &self.release {
-            let Some(uri) = replace_hostport(&ours, current, old) else {
+        for old in self.release.iter().filter(|o| o.as_str() != here) {
+            let Some(uri) = replace_hostport(&ours, here, old) else {
                 continue;
             };
             // Drop parameters of our own binding (`;expires=..`) after the URI.
@@ -108,6 +120,18 @@ impl ContactMoves {
             headers.0.insert(at + 1 + n, h);
         }
     }
+}
+
+/// The host-port of the first SIP URI in a Contact value (after `@`, else after `sip:` or
+/// `sips:`), up to its parameters, headers or the closing `>`.
+fn uri_hostport(value: &str) -> Option<&str> {
+    let start = match value.find('@') {
+        Some(i) => i + 1,
+        None => value.find("sip:").map(|i| i + 4)?,
+    };
+    let rest = value.get(start..)?;
+    let end = rest.find([';', '>', '?', ',', ' ']).unwrap_or(rest.len());
+    rest.get(..end).filter(|h| !h.is_empty())
 }
 
 /// Replace the URI host-port `old` by `new` in `value` where it stands as a whole (after
@@ -243,6 +267,40 @@ mod tests {
         // Registered: later REGISTERs carry our binding only.
         m.released();
         let mut msg = SipMessage::try_from(REGISTER).expect("parse");
+        m.apply(&mut msg);
+        assert_eq!(contacts(&msg).len(), 1);
+    }
+
+    #[test]
+    fn a_released_nat_binding_is_removed_by_the_next_registers_only() {
+        // Behind a NAT the Contact was the mapping 203.0.113.7:40000; after a move the
+        // REGISTER names another one, and the old mapping's binding goes.
+        let mut m = ContactMoves::default();
+        m.release("203.0.113.7:40000");
+        let register = REGISTER.replace("10.0.0.3:5060", "203.0.113.7:41000");
+        let mut msg = SipMessage::try_from(register.as_str()).expect("parse");
+        m.apply(&mut msg);
+        assert_eq!(
+            contacts(&msg),
+            vec![
+                "<sip:1001@203.0.113.7:41000;transport=tcp>".to_string(),
+                "<sip:1001@203.0.113.7:40000;transport=tcp>;expires=0".to_string(),
+            ]
+        );
+        // Nothing is rewritten: the old address is not ours to replace in dialogs.
+        let invite = register
+            .replace("REGISTER sip:", "INVITE sip:")
+            .replace("7 REGISTER", "7 INVITE")
+            .replace("203.0.113.7:41000", "203.0.113.7:40000");
+        let mut msg = SipMessage::try_from(invite.as_str()).expect("parse");
+        m.apply(&mut msg);
+        assert_eq!(
+            contacts(&msg),
+            vec!["<sip:1001@203.0.113.7:40000;transport=tcp>".to_string()]
+        );
+        // Registering the released address again keeps it.
+        let same = REGISTER.replace("10.0.0.3:5060", "203.0.113.7:40000");
+        let mut msg = SipMessage::try_from(same.as_str()).expect("parse");
         m.apply(&mut msg);
         assert_eq!(contacts(&msg).len(), 1);
     }

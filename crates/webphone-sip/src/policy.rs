@@ -98,8 +98,9 @@ pub(crate) enum Command {
     /// is configured).
     AcceptDirect(Option<bool>),
     /// The local address changed (or the network came back): the transport has moved;
-    /// register again with the new Contact at once (RFC 3261 §10.2.1).
-    NetworkChanged,
+    /// register again with the new Contact at once (RFC 3261 §10.2.1). Carries what a
+    /// STUN probe of the new socket found (`use_fast_stun`), if one was made.
+    NetworkChanged(Option<StunUse>),
     Shutdown,
 }
 
@@ -302,6 +303,9 @@ pub(crate) enum Action {
         old: HostPort,
         new: HostPort,
     },
+    /// The registrar holds a binding of `old`, an address we no longer have (the NAT
+    /// mapping of the address we moved away from): the next REGISTERs remove it.
+    ReleaseBinding(HostPort),
     SendInvite {
         call: CallKey,
         call_id: String,
@@ -888,7 +892,7 @@ impl UaPolicy {
             Command::ContactFromVia(mode) => self.contact_from_via = mode,
             Command::StunMapped(found) => self.stun_mapped(found, out),
             Command::AcceptDirect(on) => self.accept_direct = on,
-            Command::NetworkChanged => self.network_changed(out),
+            Command::NetworkChanged(stun) => self.network_changed(stun, out),
             Command::Shutdown => self.shutdown(now, out),
         }
     }
@@ -1018,7 +1022,7 @@ impl UaPolicy {
     /// `received`/`rport`) is stale. Register again now with our new address; a REGISTER in
     /// flight or a pending retry is overtaken (its outcome is stale, `reg_gen`), and the
     /// usual failure back-off applies if this one fails.
-    fn network_changed(&mut self, out: &mut Vec<Action>) {
+    fn network_changed(&mut self, stun: Option<StunUse>, out: &mut Vec<Action>) {
         if self.shutdown_deadline.is_some() || self.shutdown_done {
             return;
         }
@@ -1026,8 +1030,14 @@ impl UaPolicy {
         // The mapping was that of our old address.
         self.stun_found = None;
         self.stun_candidate = None;
-        if self.public_contact.take().is_some() {
+        if let Some(old) = self.public_contact.take() {
             out.push(Action::SetContact(None));
+            if self.reg != RegState::Idle {
+                out.push(Action::ReleaseBinding(old));
+            }
+        }
+        if let Some(found) = stun {
+            self.stun_mapped(found, out);
         }
         self.keepalive_at = None;
         match self.reg {

@@ -48,7 +48,7 @@ fn done(gen: u64, o: RegisterOutcome) -> Input {
 }
 
 fn changed() -> Input {
-    Input::Command(Command::NetworkChanged)
+    Input::Command(Command::NetworkChanged(None))
 }
 
 /// Registered behind a NAT: the Contact was corrected from `received`/`rport`.
@@ -86,8 +86,13 @@ fn network_change_while_registered_registers_again_at_once_with_the_new_local_co
 
     let t1 = t0 + Duration::from_secs(30);
     let a = p.handle(changed(), t1);
-    // The NAT mapping of the old address means nothing now: back to our own address.
+    // The NAT mapping of the old address means nothing now: back to our own address, and
+    // the binding of the old mapping goes.
     assert!(a.contains(&Action::SetContact(None)));
+    assert!(a.contains(&Action::ReleaseBinding(HostPort::new(
+        "198.51.100.7",
+        40000
+    ))));
     let (gen, contact) = register_sent(&a).expect("immediate re-REGISTER");
     assert_eq!(contact, None, "Contact is the (new) local address");
     assert!(
@@ -100,6 +105,39 @@ fn network_change_while_registered_registers_again_at_once_with_the_new_local_co
         reg_events(&a),
         vec![RegistrationState::Registered { expires: 600 }]
     );
+}
+
+#[test]
+fn network_change_registers_the_new_sockets_stun_address() {
+    // use_fast_stun 2: the new socket was probed; its mapping is the Contact at once.
+    let t0 = Instant::now();
+    let mut p = UaPolicy::new(Transport::Udp);
+    let old = HostPort::new("203.0.113.7", 40000);
+    p.handle(
+        Input::Command(Command::StunMapped(StunUse::Now(old.clone()))),
+        t0,
+    );
+    p.handle(Input::Command(Command::SetAccount(acc())), t0);
+    let a = p.handle(Input::Command(Command::Register), t0);
+    assert_eq!(register_sent(&a).and_then(|r| r.1), Some(old));
+    let new = HostPort::new("203.0.113.7", 41000);
+    let a = p.handle(
+        Input::Command(Command::NetworkChanged(Some(StunUse::Now(new.clone())))),
+        t0,
+    );
+    assert_eq!(
+        a.iter()
+            .filter(|x| matches!(x, Action::SetContact(_)))
+            .collect::<Vec<_>>(),
+        vec![
+            &Action::SetContact(None),
+            &Action::SetContact(Some(new.clone()))
+        ]
+    );
+    assert_eq!(register_sent(&a).and_then(|r| r.1), Some(new));
+    // No answer from the STUN server this time: our own address, until the registrar says.
+    let a = p.handle(changed(), t0);
+    assert_eq!(register_sent(&a).map(|r| r.1), Some(None));
 }
 
 #[test]

@@ -458,7 +458,7 @@ pub(crate) async fn start(
         live: Arc::new(Mutex::new(HashMap::new())),
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    if let Some(found) = stun_found {
+    if let Some(found) = stun_found.clone() {
         // First in the queue: the first REGISTER already knows it.
         let _ = cmd_tx.send(DriverMsg::Command(Command::StunMapped(found)));
     }
@@ -466,6 +466,11 @@ pub(crate) async fn start(
     let reg_call_id = new_call_id();
     let shared_local = Arc::new(Mutex::new(local));
     let driver = Driver {
+        fast_stun: opts
+            .stun_server
+            .filter(|_| cfg.transport == Transport::Udp && opts.fast_stun.probes())
+            .map(|server| (server, opts.fast_stun)),
+        last_stun: stun_found,
         shared_local: shared_local.clone(),
         moves,
         udp_token,
@@ -590,6 +595,10 @@ impl PendingReoffers {
 }
 
 struct Driver {
+    /// `use_fast_stun`: the STUN server and mode, for a new socket after a network change.
+    fast_stun: Option<(SocketAddr, crate::FastStun)>,
+    /// What the last STUN probe found (for a network change that keeps the socket).
+    last_stun: Option<crate::fast_stun::StunUse>,
     /// `local`, as the handles see it ([`crate::SipUa::local_addr`]).
     shared_local: Arc<Mutex<SocketAddr>>,
     /// Old Contact addresses rewritten in what we send (network change).
@@ -1064,6 +1073,7 @@ impl Driver {
             Action::ReplaceBinding { old, new } => {
                 crate::lock(&self.moves).moved(&old.to_string(), &new.to_string());
             }
+            Action::ReleaseBinding(old) => crate::lock(&self.moves).release(&old.to_string()),
             Action::SendInvite {
                 call,
                 call_id,

@@ -203,6 +203,8 @@ pub enum NatSide {
 /// `nft` (Debian's nftables).
 pub struct NatNet {
     names: [String; 3],
+    /// The prefix of the names; the softphone's interface is `<tag>a`.
+    tag: String,
     net: u32,
 }
 
@@ -230,6 +232,7 @@ impl NatNet {
         let net = seq % 250;
         let nat = NatNet {
             names: [format!("{tag}u"), format!("{tag}n"), format!("{tag}s")],
+            tag: tag.clone(),
             net,
         };
         // From here on `Drop` removes whatever was made.
@@ -333,7 +336,25 @@ impl NatNet {
 
     /// The softphone's private address.
     pub fn ua_ip(&self) -> String {
-        format!("192.168.{}.2", self.net)
+        self.private_ip(2)
+    }
+
+    /// `192.168.<net>.<host>`.
+    pub fn private_ip(&self, host: u8) -> String {
+        format!("192.168.{}.{host}", self.net)
+    }
+
+    /// Moves the softphone from `.<from>` to `.<to>` on the private network (the default
+    /// route goes away with the old address and is set again): the NAT sees a new source.
+    pub fn move_ua(&self, from: u8, to: u8) {
+        let ns = self.ns(NatSide::Ua);
+        let dev = format!("{}a", self.tag);
+        let old = format!("{}/24", self.private_ip(from));
+        let new = format!("{}/24", self.private_ip(to));
+        run_or_panic(&["-n", ns, "addr", "del", &old, "dev", &dev]);
+        run_or_panic(&["-n", ns, "addr", "add", &new, "dev", &dev]);
+        let gateway = self.private_ip(1);
+        run_or_panic(&["-n", ns, "route", "replace", "default", "via", &gateway]);
     }
 
     /// The NAT's outside address: what the servers see the softphone as.

@@ -7,6 +7,9 @@
 
 use std::time::Duration;
 
+/// Long enough for the engine's 2 s route poll, the probe and the REGISTER round trip.
+const MOVE_WAIT: Duration = Duration::from_secs(20);
+
 use webphone_interop::coturn::Coturn;
 use webphone_interop::flows::{expect_registered, WAIT};
 use webphone_interop::netns::{NatKind, NatNet, NatSide};
@@ -205,6 +208,41 @@ fn fast_stun_minus_1_keeps_the_private_address_whatever_rport_says() {
     assert!(
         contacts.iter().all(|c| c.contains(&private)),
         "{contacts:?}"
+    );
+    b.stop();
+}
+
+#[test]
+fn moving_behind_the_nat_registers_the_new_mapping_from_a_new_probe() {
+    let _serial = serial();
+    // use_rport 0: only a STUN probe of the new socket can tell the new public address.
+    let Some(mut b) = behind_nat(
+        "fast_stun_2_network_change",
+        NatKind::KeepsPorts,
+        &[("use_fast_stun", "2"), ("use_rport", "0")],
+    ) else {
+        return;
+    };
+    let public = format!("@{}:", b.net.public_ip());
+    let first = b.wait_binding(&public);
+    b.net.move_ua(2, 3);
+    // The NAT still holds the old address's mapping of that port, so the new source gets
+    // another public port: the binding must change to it, and be the only one.
+    let moved = wait_for(MOVE_WAIT, || {
+        let c = b.k.contacts("1001");
+        (c.len() == 1 && c[0].contains(&public) && c[0] != first).then(|| c[0].clone())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no new NAT binding after the move (before: {first}); ul.dump:\n{}\nREGISTER Contacts: {:?}",
+            b.k.ul_dump(),
+            b.register_contacts()
+        )
+    });
+    println!("binding before the move {first}, after {moved}");
+    b.cli.expect(
+        |l| l.contains("network: local address changed; SIP now on"),
+        WAIT,
     );
     b.stop();
 }

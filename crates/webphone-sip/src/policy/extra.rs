@@ -582,7 +582,7 @@ mod tests {
         done(&mut p, &regs[1].0, regs[1].1, fail(503), t0);
         // 1005 still has its REGISTER in flight
         let t1 = t0 + Duration::from_secs(10);
-        let a = cmd(&mut p, Command::NetworkChanged, t1);
+        let a = cmd(&mut p, Command::NetworkChanged(None), t1);
         let again = sent(&a);
         let keys: Vec<&str> = again.iter().map(|r| r.0.as_str()).collect();
         assert_eq!(

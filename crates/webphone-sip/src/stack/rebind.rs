@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{sip_transport, Driver};
+use crate::fast_stun::StunUse;
 use crate::policy::{Command, Input};
 use crate::target::HostPort;
 use crate::{SipError, Transport};
@@ -28,7 +29,11 @@ impl Driver {
     pub(super) async fn network_changed(&mut self, ip: IpAddr) -> Result<SocketAddr, SipError> {
         let old = self.local;
         if ip != old.ip() {
-            let new = self.rebind(ip).await?;
+            let (new, stun) = self.rebind(ip).await?;
+            // A new socket has a new mapping (or none, when the probe got no answer).
+            if self.fast_stun.is_some() {
+                self.last_stun = stun;
+            }
             info!(%old, %new, transport = %self.transport, "local address changed; transport moved");
             crate::lock(&self.moves).moved(
                 &HostPort::new(old.ip().to_string(), old.port()).to_string(),
@@ -40,13 +45,17 @@ impl Driver {
         } else {
             info!(local = %old, "network back on the same address; registering again");
         }
-        self.feed(Input::Command(Command::NetworkChanged));
+        self.feed(Input::Command(Command::NetworkChanged(
+            self.last_stun.clone(),
+        )));
         Ok(self.local)
     }
 
-    /// Bind the transport on `ip` and make it the one Via/Contact and sending use.
-    async fn rebind(&mut self, ip: IpAddr) -> Result<SocketAddr, SipError> {
+    /// Bind the transport on `ip` and make it the one Via/Contact and sending use; over UDP
+    /// with `use_fast_stun`, the new socket is probed first ([`crate::fast_stun`]).
+    async fn rebind(&mut self, ip: IpAddr) -> Result<(SocketAddr, Option<StunUse>), SipError> {
         let port = self.local.port();
+        let mut stun = None;
         let endpoint = self.endpoint.clone();
         let layer = &endpoint.transport_layer;
         let new_conn: SipConnection = match self.transport {
@@ -65,6 +74,12 @@ impl Driver {
                             })?
                     }
                 };
+                if let Some((server, mode)) = self.fast_stun {
+                    let ours = sock.local_addr().unwrap_or(SocketAddr::new(ip, port));
+                    if let Some(mapped) = crate::fast_stun::probe(&sock, server).await {
+                        stun = Some(crate::fast_stun::contact_from_stun(mode, ours, mapped));
+                    }
+                }
                 let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> =
                     Arc::new(super::inbound::GuardedUdp { sock });
                 let token = self.token.child_token();
@@ -116,7 +131,7 @@ impl Driver {
             layer.del_transport(&old);
         }
         layer.add_transport(new_conn);
-        Ok(SocketAddr::new(ip, new_addr.port()))
+        Ok((SocketAddr::new(ip, new_addr.port()), stun))
     }
 
     /// Forget the connections opened from the old address: they cannot carry anything
