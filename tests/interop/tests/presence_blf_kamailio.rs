@@ -16,6 +16,9 @@
 //!   ringing (`early`), in call (`confirmed`, after B's `accept`) and idle again
 //!   (`terminated`, after B's `hangup`), the last three with baresip's Call-ID, as `BLF`
 //!   notifications and `onBLFStateChange` callbacks in that order.
+//! - The caller's side, over TCP: B (TCP) calls baresip; its watcher A (TCP) sees B's
+//!   dialog as the initiator (`direction="initiator"`): early, confirmed, terminated, with
+//!   B's own Call-ID.
 //! - Refreshes (RFC 6665 §4.1.2.1, RFC 3903 §4.4): with everything granted 10 s, each
 //!   watcher's two SUBSCRIBEs come back in-dialog and B's PUBLISH is refreshed, all
 //!   accepted by the presence server; B's later `setpresencestatus DND` still reaches both
@@ -28,14 +31,25 @@ use webphone_interop::flows::{expect_connected, expect_incoming, expect_register
 use webphone_interop::kamailio_presence::require_presence_modules;
 use webphone_interop::util::wait_for;
 use webphone_interop::{
-    require_tools, serial, Baresip, BaresipOpts, Callback, Cli, Kamailio, KamailioOpts, Params,
-    TestDir, Transport, BARESIP, KAMAILIO, KAMCMD,
+    require_tools, serial, AnswerMode, Baresip, BaresipOpts, Callback, Cli, Kamailio, KamailioOpts,
+    Params, TestDir, Transport, BARESIP, KAMAILIO, KAMCMD,
 };
 
 /// A softphone registered with `kam` as `user` (plus `extra` parameters), its files in
 /// `dir/<user>`.
 fn softphone(dir: &TestDir, kam: &Kamailio, user: &str, extra: &[(&str, &str)]) -> Cli {
-    let (mut params, _rec) = Params::account(kam, user, Transport::Udp).with_file_audio(dir);
+    softphone_over(dir, kam, user, Transport::Udp, extra)
+}
+
+/// [`softphone`] over `transport`.
+fn softphone_over(
+    dir: &TestDir,
+    kam: &Kamailio,
+    user: &str,
+    transport: Transport,
+    extra: &[(&str, &str)],
+) -> Cli {
+    let (mut params, _rec) = Params::account(kam, user, transport).with_file_audio(dir);
     let own: &Path = &dir.subdir(user);
     let rec = own.join("cli-received.wav");
     params = params.set("audiodeviceout", format!("file:{}", rec.display()));
@@ -263,6 +277,72 @@ fn watchers_see_published_presence_and_blf_of_a_call_through_kamailio() {
         );
     }
     for mut cli in [a, b, c] {
+        cli.quit();
+    }
+}
+
+#[test]
+fn watchers_see_the_callers_side_of_a_call_over_tcp() {
+    let _serial = serial();
+    let name = "blf_caller_side_tcp";
+    if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP]) || !require_presence_modules(name) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let mut kam = Kamailio::start_presence(dir.path(), KamailioOpts::default());
+    let mut b = softphone_over(&dir, &kam, "1002", Transport::Tcp, &[]);
+    let mut a = softphone_over(&dir, &kam, "1001", Transport::Tcp, &[]);
+    let mut callee = Baresip::start(
+        dir.path(),
+        BaresipOpts {
+            user: "1003".into(),
+            password: "pass1003".into(),
+            answer: AnswerMode::Manual,
+            ..BaresipOpts::registered_to(kam.port())
+        },
+    );
+    a.api_ok("checkblf 1002");
+    kam.wait_lines(
+        &[
+            "PRESENCE SUBSCRIBE",
+            "event=dialog",
+            "user=1001",
+            "from tcp:",
+        ],
+        1,
+        WAIT,
+    );
+    expect_blf(&mut a, "undefined,terminated,");
+
+    b.api_ok(&format!("call sip:1003@127.0.0.1:{}", kam.port()));
+    callee.wait_event("CALL_INCOMING", |_| true, WAIT);
+    let early = a.expect(|l| l.starts_with("BLF,1002,initiator,early,"), WAIT);
+    let call_id = early
+        .strip_prefix("BLF,1002,initiator,early,")
+        .unwrap_or("")
+        .to_string();
+    // B's own call: the INVITE it sent over TCP carried that Call-ID.
+    kam.wait_lines(
+        &["REQ INVITE", "from tcp:", &format!("call-id={call_id}")],
+        1,
+        WAIT,
+    );
+    let cb = format!("CALLBACK,onBLFStateChange,[\"1002\",\"initiator\",\"early\",\"{call_id}\"");
+    a.expect(|l| l.starts_with(&cb), WAIT);
+
+    callee.command("accept");
+    expect_connected(&mut b);
+    expect_blf(&mut a, &format!("initiator,confirmed,{call_id}"));
+    b.api_ok("hangup");
+    callee.wait_event("CALL_CLOSED", |_| true, WAIT);
+    expect_blf(&mut a, &format!("initiator,terminated,{call_id}"));
+    assert!(
+        a.seen(|l| l.starts_with("BLF,") && l.contains(",failed"))
+            .is_empty(),
+        "no failed BLF subscription: {:?}",
+        a.lines()
+    );
+    for mut cli in [a, b] {
         cli.quit();
     }
 }
