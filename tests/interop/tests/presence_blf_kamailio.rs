@@ -16,8 +16,8 @@
 //!   ringing (`early`), in call (`confirmed`, after B's `accept`) and idle again
 //!   (`terminated`, after B's `hangup`), the last three with baresip's Call-ID, as `BLF`
 //!   notifications and `onBLFStateChange` callbacks in that order.
-//! - The caller's side, over TCP: B (TCP) calls baresip; its watcher A (TCP) sees B's
-//!   dialog as the initiator (`direction="initiator"`): early, confirmed, terminated, with
+//! - Over TCP, the caller's side: B (TCP) publishes `Away` to its watcher A (TCP), then calls
+//!   baresip; A sees B's dialog as the initiator (`direction="initiator"`): early, confirmed, terminated, with
 //!   B's own Call-ID.
 //! - Refreshes (RFC 6665 §4.1.2.1, RFC 3903 §4.4): with everything granted 10 s, each
 //!   watcher's two SUBSCRIBEs come back in-dialog and B's PUBLISH is refreshed, all
@@ -282,7 +282,7 @@ fn watchers_see_published_presence_and_blf_of_a_call_through_kamailio() {
 }
 
 #[test]
-fn watchers_see_the_callers_side_of_a_call_over_tcp() {
+fn presence_and_the_callers_side_of_a_call_over_tcp() {
     let _serial = serial();
     let name = "blf_caller_side_tcp";
     if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP]) || !require_presence_modules(name) {
@@ -313,6 +313,20 @@ fn watchers_see_the_callers_side_of_a_call_over_tcp() {
         WAIT,
     );
     expect_blf(&mut a, "undefined,terminated,");
+    // Presence over TCP too: B's PUBLISH and A's SUBSCRIBE both arrive over TCP.
+    a.api_ok("checkpresence 1002");
+    b.api_ok("setpresencestatus Away");
+    kam.wait_lines(
+        &[
+            "PRESENCE PUBLISH",
+            "event=presence",
+            "user=1002",
+            "from tcp:",
+        ],
+        1,
+        WAIT,
+    );
+    expect_presence(&mut a, "A over TCP", "Away", "Away");
 
     b.api_ok(&format!("call sip:1003@127.0.0.1:{}", kam.port()));
     callee.wait_event("CALL_INCOMING", |_| true, WAIT);
