@@ -330,6 +330,8 @@ pub(crate) struct Core {
     mwi_sub: Option<webphone_sip::SubKey>,
     /// `enableblf` / `enablepresence` in auto mode, as learned this session.
     watch_switch: watch::WatchSwitch,
+    /// The registrar's `Allow-Events` (lower-case), once a 2xx to our REGISTER had one.
+    server_packages: Option<Vec<String>>,
     /// The last SIP messages (`getsipmessage`, `getsipheader`).
     siplog: sipmsg::SipLog,
     /// HTTP integrations: action URLs, provisioning, uploads (crate::integrations).
@@ -576,6 +578,7 @@ impl Core {
             watches: Default::default(),
             mwi_sub: None,
             watch_switch: Default::default(),
+            server_packages: None,
             siplog: Default::default(),
             hub: None,
             dnd: false,
@@ -2537,6 +2540,17 @@ impl Core {
     async fn on_sip(&mut self, ev: SipEvent) {
         match ev {
             SipEvent::Registration(state) => self.on_registration(state).await,
+            SipEvent::ServerEventPackages(packages) => {
+                self.log(
+                    Severity::Event,
+                    &format!(
+                        "server event packages (Allow-Events): {}",
+                        packages.join(", ")
+                    ),
+                );
+                self.watch_switch.on_server_packages(&packages);
+                self.server_packages = Some(packages);
+            }
             SipEvent::ExtraRegistration { account, state } => {
                 self.on_extra_registration(account, state).await
             }

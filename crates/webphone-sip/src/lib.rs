@@ -295,6 +295,9 @@ pub enum EndReason {
 pub enum SipEvent {
     /// Registration status of the main account ([`SipUa::set_account`]).
     Registration(RegistrationState),
+    /// The event packages the registrar says it supports (`Allow-Events` of its 2xx to our
+    /// REGISTER, RFC 6665 §8.2.2), lower-case; sent when they first arrive or change.
+    ServerEventPackages(Vec<String>),
     /// Registration status of the extra account `account` (`username@server`, as
     /// [`SipUa::extra_account_key`] names it), [`SipUa::set_extra_accounts`]. Same
     /// semantics as [`SipEvent::Registration`], one stream per account.

@@ -138,6 +138,9 @@ pub(crate) struct RegisterOutcome {
     /// That connection is a WebSocket (WS/WSS, configured or chosen by NAPTR): its
     /// keep-alive interval is the WebSocket one.
     pub websocket: bool,
+    /// The event packages the registrar's 2xx lists in `Allow-Events` (RFC 6665 §8.2.2),
+    /// lower-case; `None` when it sends none.
+    pub allow_events: Option<Vec<String>>,
 }
 
 /// A new incoming INVITE (the driver already sent 100 Trying).
@@ -593,6 +596,8 @@ pub(crate) struct UaPolicy {
     stun_candidate: Option<HostPort>,
     /// The start-up probe's answer ([`Command::StunMapped`]), applied again for a new account.
     stun_found: Option<StunUse>,
+    /// The registrar's last `Allow-Events` ([`SipEvent::ServerEventPackages`]).
+    server_events: Option<Vec<String>>,
     /// Peer-to-peer calls allowed (`None`: when no server is configured).
     accept_direct: Option<bool>,
     /// Registrations of the extra accounts (multi-account).
@@ -690,6 +695,7 @@ impl UaPolicy {
             contact_from_via: ViaContact::WhenLocal,
             stun_candidate: None,
             stun_found: None,
+            server_events: None,
             accept_direct: None,
             extras: extra::ExtraRegs::default(),
         }
@@ -1196,6 +1202,12 @@ impl UaPolicy {
                     }
                     self.contact_fixes = 0;
                     self.was_registered = true;
+                    if let Some(packages) = o.allow_events.clone() {
+                        if self.server_events.as_ref() != Some(&packages) {
+                            self.server_events = Some(packages.clone());
+                            out.push(Action::Emit(SipEvent::ServerEventPackages(packages)));
+                        }
+                    }
                     self.reg = RegState::Registered {
                         expires: granted,
                         refresh_at: now + refresh_delay(granted),
@@ -2226,6 +2238,7 @@ mod tests {
             contact: HostPort::new("127.0.0.1", 40000),
             reliable: false,
             websocket: false,
+            allow_events: None,
         }
     }
 
@@ -2239,6 +2252,7 @@ mod tests {
             contact: HostPort::new("127.0.0.1", 40000),
             reliable: false,
             websocket: false,
+            allow_events: None,
         }
     }
 

@@ -23,6 +23,7 @@ fn outcome(code: u16, received: Option<HostPort>) -> RegisterOutcome {
         contact: HostPort::new("10.0.0.2", 5060),
         reliable: false,
         websocket: false,
+        allow_events: None,
     }
 }
 

@@ -2570,6 +2570,30 @@ fn header_value(headers: &rsipstack::sip::Headers, name: &str, compact: &str) ->
         .map(|h| h.value().trim().to_string())
 }
 
+/// The event packages of every `Allow-Events` (compact `u`) header, lower-case (RFC 6665
+/// §8.2.2); `None` without any.
+fn allow_events(headers: &rsipstack::sip::Headers) -> Option<Vec<String>> {
+    let mut found = false;
+    let mut packages = Vec::new();
+    for h in headers.iter().filter(|h| {
+        h.name().eq_ignore_ascii_case("Allow-Events") || h.name().eq_ignore_ascii_case("u")
+    }) {
+        found = true;
+        for p in h
+            .value()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let p = p.to_ascii_lowercase();
+            if !packages.contains(&p) && packages.len() < 32 {
+                packages.push(p);
+            }
+        }
+    }
+    found.then_some(packages)
+}
+
 /// Option tags we implement (RFC 3261 §8.2.2.3): a `Require` naming anything else gets 420.
 /// `replaces`: an INVITE may require Replaces support (RFC 3891 §6.1), which we have.
 const KNOWN_EXTENSIONS: [&str; 3] = ["100rel", "timer", "replaces"];
@@ -2706,6 +2730,7 @@ impl RegisterJob {
             contact: self.contact.clone(),
             reliable: self.transport.is_reliable(),
             websocket: self.transport.is_websocket(),
+            allow_events: None,
         }
     }
 
@@ -3030,6 +3055,10 @@ impl RegisterJob {
             contact: self.contact.clone(),
             reliable: self.transport.is_reliable(),
             websocket: self.transport.is_websocket(),
+            allow_events: (200..300)
+                .contains(&code)
+                .then(|| allow_events(&resp.headers))
+                .flatten(),
         }
     }
 }

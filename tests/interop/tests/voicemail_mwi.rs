@@ -90,33 +90,54 @@ fn subscribes_seen(sipp: &Sipp) -> Vec<String> {
 
 #[test]
 fn message_summary_subscribed_after_registering_refreshed_and_ended_on_unregister() {
+    mwi_subscription_cycle("voicemail_mwi_subscribe", Some("*97"));
+}
+
+/// No voicemail number: the registrar's `Allow-Events` lists message-summary, so the
+/// subscription is made all the same, and BLF (its `dialog` package not listed) is not asked
+/// for (`enableblf` 1, auto).
+#[test]
+fn registrar_allow_events_drive_the_voicemail_subscription_and_keep_blf_off() {
+    mwi_subscription_cycle("voicemail_mwi_allow_events", None);
+}
+
+fn mwi_subscription_cycle(name: &str, voicemailnum: Option<&str>) {
     let _serial = serial();
-    if !require_tools("voicemail_mwi_subscribe", &[SIPP]) {
+    if !require_tools(name, &[SIPP]) {
         return;
     }
-    let dir = TestDir::new("voicemail_mwi_subscribe");
+    let dir = TestDir::new(name);
     let mut server = Sipp::start(
         dir.path(),
         Scenario::File("sipp-registrar-mwi-subscribe.xml"),
         None,
         &["-m", "2"],
     );
-    let (params, _rec) = Params::new()
+    let params = Params::new()
         .set("serveraddress", format!("127.0.0.1:{}", server.port()))
         .set("username", "1001")
         .set("password", "secret1001")
         .set("transport", "0")
         .set("register", "1")
         .set("keepaliveival", "0")
-        .set("loglevel", "5")
-        .set("voicemailnum", "*97")
-        .with_file_audio(&dir);
+        .set("loglevel", "5");
+    let params = match voicemailnum {
+        Some(n) => params.set("voicemailnum", n),
+        None => params,
+    };
+    let (params, _rec) = params.with_file_audio(&dir);
     let mut cli = start_cli(&dir, &params);
     expect_registered(&mut cli, 0);
     let mwi = cli.expect(|l| l.starts_with("MWI,"), WAIT);
     assert_eq!(mwi, "MWI,3/5 (1/0)");
-    // The configured number stays; the server's Message-Account does not replace it.
-    assert_eq!(cli.api_ok("getparameter voicemailnum"), "*97");
+    match voicemailnum {
+        // The configured number stays; the server's Message-Account does not replace it.
+        Some(n) => assert_eq!(cli.api_ok("getparameter voicemailnum"), n),
+        None => {
+            let refused = cli.api("checkblf 1002", WAIT).expect_err("BLF is off");
+            assert!(refused.contains("Allow-Events"), "{refused}");
+        }
+    }
 
     // The notifier granted 6 s: the refresh comes before they run out.
     let refreshed = wait_for(Duration::from_secs(6), || {

@@ -20,14 +20,20 @@ const MWI_EXPIRES: u32 = 3600;
 /// Whether to SUBSCRIBE to our own message-summary (RFC 3842 §4, RFC 6665 §4.1.2) after
 /// registering. `mode` is the engine extra `mwisubscribe`: 0 never, 2 always, anything else
 /// (default 1) only when voicemail is enabled, i.e. a `voicemailnum` was configured or set by
-/// the user. A number `learned` from a server's NOTIFY does not count: that server already
-/// notifies without a subscription. The default keeps registrars that know nothing of
-/// message-summary free of SUBSCRIBEs they would refuse.
-pub(super) fn wants_mwi_subscription(mode: Option<i64>, voicemailnum: &str, learned: bool) -> bool {
+/// the user, or the registrar lists `message-summary` in its `Allow-Events` (`server_offers`,
+/// RFC 6665 §8.2.2). A number `learned` from a server's NOTIFY does not count: that server
+/// already notifies without a subscription. The default keeps registrars that know nothing
+/// of message-summary free of SUBSCRIBEs they would refuse.
+pub(super) fn wants_mwi_subscription(
+    mode: Option<i64>,
+    voicemailnum: &str,
+    learned: bool,
+    server_offers: bool,
+) -> bool {
     match mode {
         Some(0) => false,
         Some(2) => true,
-        _ => !voicemailnum.trim().is_empty() && !learned,
+        _ => server_offers || (!voicemailnum.trim().is_empty() && !learned),
     }
 }
 
@@ -195,6 +201,8 @@ impl Core {
                 if blf { "BLF" } else { "presence" },
                 if mode == 0 {
                     ""
+                } else if self.watch_switch.server_lacks(blf) {
+                    ", the server's Allow-Events does not list it"
                 } else {
                     ", the server refused it"
                 }
@@ -270,7 +278,11 @@ impl Core {
             return;
         }
         let learned = self.params.source_of("voicemailnum") == Some(Source::SipHeader);
-        if !wants_mwi_subscription(mode, &self.params.get("voicemailnum"), learned) {
+        let offered = self
+            .server_packages
+            .as_ref()
+            .is_some_and(|p| p.iter().any(|x| x == "message-summary"));
+        if !wants_mwi_subscription(mode, &self.params.get("voicemailnum"), learned, offered) {
             return;
         }
         let user = self.account().username;
@@ -497,6 +509,9 @@ pub(crate) struct WatchSwitch {
     blf_confirmed: bool,
     blf_off: bool,
     presence_off: bool,
+    /// The registrar's `Allow-Events` lists packages, and not `dialog` / `presence`.
+    server_lacks_dialog: bool,
+    server_lacks_presence: bool,
 }
 
 /// A refusal that means the server has no such event package or method.
@@ -510,8 +525,27 @@ impl WatchSwitch {
         match (blf, mode) {
             (_, 0) => false,
             (true, 3) | (false, 2) => true,
+            (true, 1) => !self.blf_off && !self.server_lacks_dialog,
+            (false, 1) => !self.presence_off && !self.server_lacks_presence,
             (true, _) => !self.blf_off,
             (false, _) => !self.presence_off,
+        }
+    }
+
+    /// The registrar listed the event packages it supports (`Allow-Events`, RFC 6665 §8.2.2):
+    /// "auto" (`enableblf` / `enablepresence` 1) does not ask for one it leaves out.
+    pub(crate) fn on_server_packages(&mut self, packages: &[String]) {
+        let has = |p: &str| packages.iter().any(|x| x == p);
+        self.server_lacks_dialog = !has("dialog");
+        self.server_lacks_presence = !has("presence");
+    }
+
+    /// Whether the registrar's `Allow-Events` leaves out the package of BLF or presence.
+    pub(crate) fn server_lacks(&self, blf: bool) -> bool {
+        if blf {
+            self.server_lacks_dialog
+        } else {
+            self.server_lacks_presence
         }
     }
 
@@ -542,6 +576,20 @@ impl WatchSwitch {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn auto_asks_only_for_packages_the_registrars_allow_events_lists() {
+        let mut w = super::WatchSwitch::default();
+        w.on_server_packages(&["message-summary".into(), "presence".into()]);
+        assert!(w.allowed(false, 1), "presence listed");
+        assert!(!w.allowed(true, 1), "dialog not listed: BLF auto stays off");
+        assert!(w.server_lacks(true) && !w.server_lacks(false));
+        // 2 and 3 ask anyway (the list is advisory).
+        assert!(w.allowed(true, 2) && w.allowed(true, 3));
+        // A later list with both allows both again.
+        w.on_server_packages(&["dialog".into(), "presence".into()]);
+        assert!(w.allowed(true, 1) && w.allowed(false, 1));
+    }
+
     #[test]
     fn enableblf_auto_switches_off_after_a_first_refusal_and_on_after_a_notify() {
         let mut w = super::WatchSwitch::default();
@@ -598,16 +646,21 @@ mod tests {
     #[test]
     fn mwi_subscription_follows_mwisubscribe_and_a_configured_voicemail_number() {
         // Default (unset or 1): only with a voicemail number the user gave.
-        assert!(!wants_mwi_subscription(None, "", false));
-        assert!(!wants_mwi_subscription(Some(1), "  ", false));
-        assert!(wants_mwi_subscription(None, "*97", false));
-        assert!(wants_mwi_subscription(Some(1), "*97", false));
+        assert!(!wants_mwi_subscription(None, "", false, false));
+        assert!(!wants_mwi_subscription(Some(1), "  ", false, false));
+        assert!(wants_mwi_subscription(None, "*97", false, false));
+        assert!(wants_mwi_subscription(Some(1), "*97", false, false));
         // A number learned from the server's own NOTIFY does not ask for a subscription.
-        assert!(!wants_mwi_subscription(None, "sip:*97@vm", true));
+        assert!(!wants_mwi_subscription(None, "sip:*97@vm", true, false));
         // 0 never, 2 always.
-        assert!(!wants_mwi_subscription(Some(0), "*97", false));
-        assert!(wants_mwi_subscription(Some(2), "", false));
-        assert!(wants_mwi_subscription(Some(2), "sip:*97@vm", true));
+        assert!(!wants_mwi_subscription(Some(0), "*97", false, false));
+        assert!(wants_mwi_subscription(Some(2), "", false, false));
+        assert!(wants_mwi_subscription(Some(2), "sip:*97@vm", true, false));
+        // A registrar whose Allow-Events lists message-summary: subscribed by default, never
+        // with 0.
+        assert!(wants_mwi_subscription(None, "", false, true));
+        assert!(wants_mwi_subscription(Some(1), "sip:*97@vm", true, true));
+        assert!(!wants_mwi_subscription(Some(0), "", false, true));
     }
 
     #[test]

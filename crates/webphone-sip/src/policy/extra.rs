@@ -443,6 +443,7 @@ mod tests {
             contact: HostPort::new("127.0.0.1", 40000),
             reliable: false,
             websocket: false,
+            allow_events: None,
         }
     }
 
