@@ -179,7 +179,8 @@ pub const ENGINE_EXTRAS: &[(&str, &str)] = &[
         "mwisubscribe",
         "Voicemail waiting by subscription: after registering, SUBSCRIBE to our own \
          message-summary (RFC 3842, RFC 6665), refreshed until unregister. 0 never, 1 (default) \
-         when a voicemailnum is configured, 2 always",
+         when a voicemailnum is configured or the registrar's Allow-Events lists \
+         message-summary, 2 always",
     ),
     (
         "tlscafile",
