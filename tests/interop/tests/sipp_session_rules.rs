@@ -12,6 +12,7 @@ use std::time::Duration;
 use webphone_interop::cli::{Cli, Status};
 use webphone_interop::flows::{call_record, expect_connected, expect_registered, start_cli, WAIT};
 use webphone_interop::sipp::Scenario;
+use webphone_interop::util::wait_for;
 use webphone_interop::{free_port, require_tools, serial, Params, Sipp, TestDir, SIPP};
 
 /// Softphone without registration, auto-answering, on `port` (UDP).
@@ -154,6 +155,13 @@ fn sipp_forked_183s_keep_the_first_2xx_and_bye_the_other() {
     let dir = TestDir::new("sipp_fork");
     let (mut cli, mut sipp) = call_far_end(&dir, "sipp-uas-fork-two-183.xml");
     expect_connected(&mut cli);
+    // The second branch's 200 follows our ACK of the first: hang up only once we have
+    // sent forkB its BYE, so that the scenario's order (forkB's BYE, then ours) is the
+    // engine's doing and not a race with the user's hang-up.
+    wait_for(WAIT, || {
+        sipp.messages().contains("BYE sip:b@").then_some(())
+    })
+    .unwrap_or_else(|| panic!("no BYE for the second branch:\n{}", sipp.messages()));
     let mark = cli.mark();
     cli.api_ok("hangup");
     // SIPp checks: ACK for forkA, ACK and BYE for forkB, then our BYE for forkA.
