@@ -11,6 +11,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = sdp::parse(text);
     let local = "127.0.0.1:40000".parse().expect("address");
     let prefs = MediaOffer::default();
-    let _ = sdp::answer_offer(text, 1, local, &prefs);
+    if let Ok((_, neg)) = sdp::answer_offer(text, 1, local, &prefs) {
+        // The peer's limits (b=AS, Opus fmtp) turned into an encoder cap.
+        let _ = neg.send_limits.opus_bitrate_cap(neg.ptime_ms);
+    }
     let _ = sdp::apply_answer(text, &prefs);
 });
