@@ -2,21 +2,27 @@
 //! private network, a second namespace routes and masquerades it (nftables), Kamailio and
 //! coturn (STUN) run in a third on the outside. What the registrar saw in each REGISTER's
 //! Contact (its script log) and the bindings it keeps (`ul.dump`) show which address the
-//! softphone advertised. Needs root for `ip netns` and nftables: skips loudly without them,
-//! fails under `CI=true`.
+//! softphone advertised; a call to a softphone outside shows audio both ways through the NAT.
+//! Needs root for `ip netns` and nftables: skips loudly without them, fails under `CI=true`.
 
 use std::time::Duration;
 
 /// Long enough for the engine's 2 s route poll, the probe and the REGISTER round trip.
 const MOVE_WAIT: Duration = Duration::from_secs(20);
 
+/// How long the call through the NAT carries audio.
+const TALK: Duration = Duration::from_secs(4);
+
+/// The tone the softphone outside plays (the one behind the NAT plays [`CLI_TONE_HZ`]).
+const OUTSIDE_TONE_HZ: f64 = 1000.0;
+
 use webphone_interop::coturn::Coturn;
-use webphone_interop::flows::{expect_registered, WAIT};
+use webphone_interop::flows::{expect_connected, expect_registered, WAIT};
 use webphone_interop::netns::{NatKind, NatNet, NatSide};
 use webphone_interop::util::wait_for;
 use webphone_interop::{
-    require_tools, serial, Cli, Kamailio, KamailioOpts, Params, TestDir, Transport, KAMAILIO,
-    KAMCMD,
+    assert_tone, require_tools, serial, write_tone, Cli, Kamailio, KamailioOpts, Params, TestDir,
+    Transport, CLI_TONE_HZ, KAMAILIO, KAMCMD,
 };
 
 /// The softphone behind `kind`, registered as 1001 with `params` (STUN server and
@@ -26,7 +32,9 @@ struct Behind {
     k: Kamailio,
     _coturn: Coturn,
     cli: Cli,
-    _dir: TestDir,
+    /// What the softphone behind the NAT played (a 440 Hz tone) and recorded.
+    rec: std::path::PathBuf,
+    dir: TestDir,
 }
 
 fn behind_nat(name: &str, kind: NatKind, params: &[(&str, &str)]) -> Option<Behind> {
@@ -46,7 +54,9 @@ fn behind_nat(name: &str, kind: NatKind, params: &[(&str, &str)]) -> Option<Behi
         None,
     );
     let coturn = Coturn::start_in(dir.path(), &net.wrapper(NatSide::Srv), &net.srv_ip());
-    let mut p = Params::account(&k, "1001", Transport::Udp).set("stunserveraddress", coturn.addr());
+    let (mut p, rec) = Params::account(&k, "1001", Transport::Udp)
+        .set("stunserveraddress", coturn.addr())
+        .with_file_audio(&dir);
     for (name, value) in params {
         p = p.set(name, value);
     }
@@ -62,7 +72,8 @@ fn behind_nat(name: &str, kind: NatKind, params: &[(&str, &str)]) -> Option<Behi
         k,
         _coturn: coturn,
         cli,
-        _dir: dir,
+        rec,
+        dir,
     })
 }
 
@@ -244,5 +255,56 @@ fn moving_behind_the_nat_registers_the_new_mapping_from_a_new_probe() {
         |l| l.contains("network: local address changed; SIP now on"),
         WAIT,
     );
+    b.stop();
+}
+
+#[test]
+fn call_from_behind_the_nat_has_audio_both_ways() {
+    let _serial = serial();
+    // The defaults (use_fast_stun 1, use_rport 1, ICE with the STUN server): a softphone
+    // outside, registered to the same Kamailio, answers; each side records the other's tone.
+    let Some(mut b) = behind_nat("nat_call", NatKind::KeepsPorts, &[]) else {
+        return;
+    };
+    let outside_dir = b.dir.subdir("outside");
+    let src = outside_dir.join("tone1000.wav");
+    write_tone(&src, OUTSIDE_TONE_HZ, 8000, 30.0, 0.5);
+    let outside_rec = outside_dir.join("received.wav");
+    let p = Params::account(&b.k, "1002", Transport::Udp)
+        .set("audiodevicein", format!("file:{}", src.display()))
+        .set("audiodeviceout", format!("file:{}", outside_rec.display()))
+        .set("autoaccept", "true");
+    let mut outside = Cli::start_wrapped(
+        &outside_dir,
+        &b.net.wrapper(NatSide::Srv),
+        &p.pairs(),
+        &["--callbacks"],
+    );
+    expect_registered(&mut outside, 0);
+
+    b.cli
+        .api_ok(&format!("call sip:1002@{}:{}", b.net.srv_ip(), b.k.port()));
+    expect_connected(&mut b.cli);
+    expect_connected(&mut outside);
+    // The offer named the NAT's side of our media socket, learned from the STUN server (ICE
+    // server-reflexive candidate, RFC 8445 §5.1.1.2), not only our private address.
+    // (The received INVITE as the outside softphone logs it at loglevel 5, one line.)
+    let public = b.net.public_ip();
+    let offer =
+        outside.seen(|l| l.starts_with("LOG,EVENT,SIP << ") && l.contains("INVITE sip:1002@"));
+    assert!(
+        offer.iter().any(|l| l
+            .split(" | ")
+            .any(|f| f.contains("typ srflx") && f.contains(&public))),
+        "no server-reflexive candidate at {public} in the offer: {offer:?}"
+    );
+    std::thread::sleep(TALK);
+    b.cli.api_ok("hangup");
+    outside.expect(|l| l.starts_with("CDR,"), WAIT);
+    b.cli.expect(|l| l.starts_with("CDR,"), WAIT);
+    let inside_heard = assert_tone(&b.rec, OUTSIDE_TONE_HZ, -30.0, "behind the NAT");
+    let outside_heard = assert_tone(&outside_rec, CLI_TONE_HZ, -30.0, "outside");
+    println!("behind the NAT heard {inside_heard:?}; outside heard {outside_heard:?}");
+    outside.quit();
     b.stop();
 }
