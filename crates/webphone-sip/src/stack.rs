@@ -3335,6 +3335,29 @@ mod tests {
     }
 
     #[test]
+    fn allow_events_of_every_header_lower_case_without_repeats() {
+        let r = resp("Allow-Events: presence, Dialog\r\nu: message-summary,presence\r\n");
+        assert_eq!(
+            allow_events(&r.headers),
+            Some(vec![
+                "presence".to_string(),
+                "dialog".to_string(),
+                "message-summary".to_string()
+            ])
+        );
+        assert_eq!(
+            allow_events(&resp("").headers),
+            None,
+            "no header: not known"
+        );
+        assert_eq!(
+            allow_events(&resp("Allow-Events: \r\n").headers),
+            Some(vec![]),
+            "an empty list says: none"
+        );
+    }
+
+    #[test]
     fn granted_expires_prefers_our_contact() {
         let ours = HostPort::new("127.0.0.1", 5070);
         let r = resp(
