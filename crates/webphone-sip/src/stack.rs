@@ -151,6 +151,8 @@ struct Tracer {
     moves: Arc<Mutex<crate::netchange::ContactMoves>>,
     /// `use_rport` 0: no `rport` in the Via of our requests (RFC 3581 §3 makes it a choice).
     no_rport: Arc<AtomicBool>,
+    /// This user agent's key in the refusal limiter for stream peers (its first address).
+    limiter_key: SocketAddr,
     /// Weak, so that the hooks (owned by the endpoint) do not keep the event channel open
     /// after the driver has stopped.
     events: mpsc::WeakUnboundedSender<SipEvent>,
@@ -175,6 +177,33 @@ impl Tracer {
 
 const UNKNOWN_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
+/// A refusal (RFC 3261 §21.4 codes that scanners provoke) we answer over a connection counts
+/// against its peer's address in the refusal limiter; over UDP [`inbound::GuardedUdp`]
+/// counts what it sends. The peer is the response's top Via (`received`, else its host: the
+/// transport sets `received` when the two differ, RFC 3261 §18.2.1).
+fn note_stream_refusal(ua: SocketAddr, msg: &SipMessage) {
+    let SipMessage::Response(resp) = msg else {
+        return;
+    };
+    if !inbound::is_refusal(resp.status_code.code()) {
+        return;
+    }
+    let stream = resp.via_header().is_ok_and(|v| {
+        let t = v.value().trim_start();
+        let sip = t
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/2.0/"));
+        let udp = t.get(8..11).is_some_and(|p| p.eq_ignore_ascii_case("UDP"));
+        sip && !udp
+    });
+    if !stream {
+        return;
+    }
+    if let Ok(to) = SipConnection::get_destination(msg) {
+        inbound::stream_response_sent(ua, to.ip(), msg.to_string().as_bytes());
+    }
+}
+
 struct TraceSent(Arc<Tracer>);
 
 impl MessageInspector for TraceSent {
@@ -184,6 +213,7 @@ impl MessageInspector for TraceSent {
         if self.0.no_rport.load(Ordering::Relaxed) {
             strip_rport(&mut msg);
         }
+        note_stream_refusal(self.0.limiter_key, &msg);
         if self.0.enabled() {
             // Without an explicit destination the UDP transport sends a request to its
             // Request-URI and a response to its top Via (`received`/`rport`); so do we.
@@ -237,11 +267,13 @@ impl TransportEventInspector for TraceReceived {
             // Before any transaction or dialog sees it (and may dial its TLS route).
             self.3.on_received(msg);
         }
+        let limiter_key = self.0.limiter_key;
         Box::pin(async move {
             // Stream transports: rsipstack framed and parsed the message; validate it before
             // any transaction sees it (UDP datagrams were checked on their raw bytes).
-            if let TransportEvent::Incoming(msg, conn, _) = &event {
-                if !inbound::check_stream(msg, conn).await {
+            if let TransportEvent::Incoming(msg, conn, from) = &event {
+                let from = from.get_socketaddr().ok();
+                if !inbound::check_stream(msg, conn, from, limiter_key).await {
                     return None;
                 }
             }
@@ -400,6 +432,7 @@ pub(crate) async fn start(
         extra: extra.clone(),
         moves: moves.clone(),
         no_rport: no_rport.clone(),
+        limiter_key: local,
         events: events.downgrade(),
     });
     let (closed_tx, closed_rx) = mpsc::unbounded_channel();

@@ -260,3 +260,93 @@ async fn repeated_refusals_from_one_source_are_rate_limited_and_others_still_ans
     );
     ua.assert_quiet(Duration::from_millis(300)).await;
 }
+
+/// `request` (with `PORT` and `UDP` in its Via made ours) over a new TCP connection from
+/// `from_ip`, and its final response within `wait`, if any.
+async fn final_response_over_tcp(
+    ua: &Peer,
+    from_ip: &str,
+    request: &str,
+    wait: Duration,
+) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{from_ip}:0").parse().unwrap()).unwrap();
+    let mut tcp = sock.connect(ua.ua.local_addr()).await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let text = request
+        .replace("PORT", &port.to_string())
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+        .replace("@127.0.0.1:", &format!("@{from_ip}:"));
+    tcp.write_all(text.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let end = tokio::time::Instant::now() + wait;
+    loop {
+        let n = tokio::time::timeout_at(end, tcp.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+        let all = String::from_utf8_lossy(&got).into_owned();
+        // Skip a 100 Trying, if any: the final response is the one that is not 1xx.
+        if let Some(at) = all.find("SIP/2.0 ").filter(|_| all.contains("\r\n\r\n")) {
+            let finals: Vec<&str> = all[at..]
+                .split("SIP/2.0 ")
+                .filter(|r| !r.is_empty() && !r.starts_with('1'))
+                .collect();
+            if let Some(f) = finals.first() {
+                return Some(format!("SIP/2.0 {f}"));
+            }
+        }
+    }
+}
+
+/// The refusal limit over TCP too: a scanner that opens a connection per try from one
+/// address is answered 33 times (the 33rd crosses the limit), then ignored; another address
+/// is still answered (each try of a scanner may come from a new port, so the address
+/// counts).
+#[tokio::test]
+async fn repeated_refusals_over_tcp_are_rate_limited_by_address() {
+    let mut ua = Peer::start_with("ua-tcp", webphone_sip::Transport::Tcp, Default::default()).await;
+    ua.ua.set_account(AccountConfig {
+        server: Some("127.0.0.1:9".into()),
+        username: "1001".into(),
+        password: "secret".into(),
+        ..Default::default()
+    });
+    let (mut answered, mut ignored) = (0, 0);
+    for _ in 0..40 {
+        let wait = Duration::from_millis(if answered > 32 { 700 } else { 3000 });
+        let resp = final_response_over_tcp(
+            &ua,
+            "127.0.0.1",
+            &invite("100", "", "application/sdp"),
+            wait,
+        )
+        .await;
+        match resp {
+            Some(r) => {
+                assert!(r.starts_with("SIP/2.0 404"), "{r}");
+                assert_eq!(ignored, 0, "answered again after being ignored: {r}");
+                answered += 1;
+            }
+            None => ignored += 1,
+        }
+    }
+    println!("refusals over TCP answered before the limit: {answered}, then ignored: {ignored}");
+    assert_eq!((answered, ignored), (33, 7));
+    let blocked =
+        final_response_over_tcp(&ua, "127.0.0.1", &options(1), Duration::from_millis(700)).await;
+    assert!(blocked.is_none(), "the limited address got {blocked:?}");
+    // Another address is unaffected.
+    let ok = final_response_over_tcp(&ua, "127.0.0.2", &options(2), Duration::from_secs(3)).await;
+    assert!(
+        ok.as_deref().is_some_and(|r| r.starts_with("SIP/2.0 200")),
+        "{ok:?}"
+    );
+    ua.assert_quiet(Duration::from_millis(300)).await;
+}

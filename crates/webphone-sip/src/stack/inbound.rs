@@ -142,7 +142,7 @@ const REFUSAL_RECENT: usize = 32;
 /// Status codes that refuse a request a scanner would send (RFC 3261 §21.4). 481 is left out:
 /// a registrar or peer provokes it in ordinary races (a BYE crossing ours, a late NOTIFY), and
 /// a burst of those from a busy proxy must never get the proxy ignored.
-fn is_refusal(status: u16) -> bool {
+pub(crate) fn is_refusal(status: u16) -> bool {
     matches!(status, 400 | 403 | 404 | 405 | 415 | 420 | 513)
 }
 
@@ -338,18 +338,58 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdp {
     }
 }
 
-/// [`check`] for a message rsipstack received on a stream connection. Returns whether to
-/// pass it on; an error response is sent back on the same connection.
-pub(crate) async fn check_stream(msg: &SipMessage, conn: &SipConnection) -> bool {
+/// The limiter's key for a stream peer: its IP alone, since each try of a scanner may come
+/// on a new connection from a new port.
+fn stream_source(ip: std::net::IpAddr) -> SocketAddr {
+    SocketAddr::new(ip, 0)
+}
+
+/// Notes a response sent over a stream connection to the peer at `to` (its IP counts) from
+/// the user agent keyed `ua`; see [`RefusalLimiter::sent`].
+pub(crate) fn stream_response_sent(ua: SocketAddr, to: std::net::IpAddr, data: &[u8]) {
+    let over = refusal_limiter()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .sent(ua, stream_source(to), data, Instant::now());
+    if over {
+        info!(
+            source = %to,
+            "more than {REFUSALS_ALLOWED} refused requests in {REFUSAL_WINDOW:?} over TCP/TLS/WS: \
+             ignoring this address for {REFUSAL_BLOCK:?}"
+        );
+    }
+}
+
+/// [`check`] for a message rsipstack received on a stream connection from `from`, for the
+/// user agent keyed `ua`. Returns whether to pass it on; an error response is sent back on
+/// the same connection. A source over the refusal limit is ignored, as over UDP.
+pub(crate) async fn check_stream(
+    msg: &SipMessage,
+    conn: &SipConnection,
+    from: Option<SocketAddr>,
+    ua: SocketAddr,
+) -> bool {
     if matches!(conn, SipConnection::Udp(_)) {
         // Checked on the raw datagram already (GuardedUdp).
         return true;
+    }
+    if let Some(from) = from {
+        let allowed = refusal_limiter()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allows(ua, stream_source(from.ip()), Instant::now());
+        if !allowed {
+            return false;
+        }
     }
     let data = msg.to_bytes();
     match check(&data) {
         Verdict::Pass => true,
         Verdict::Drop => false,
         Verdict::Reply(resp) => {
+            if let Some(from) = from {
+                stream_response_sent(ua, from.ip(), &resp);
+            }
             match rsipstack::sip::parser::parse_message(&resp) {
                 Ok(resp) => {
                     if let Err(e) = conn.send(resp, None).await {
