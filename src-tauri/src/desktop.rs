@@ -28,7 +28,7 @@ use webphone_engine::{Event, Phone};
 use crate::links::{self, LinkAction};
 use crate::secrets;
 use crate::state::{self, DesktopState, WindowGeometry};
-use crate::status::{Change, Incoming, Tracker};
+use crate::status::{Change, Incoming, Tracker, CALL_ID};
 use crate::tray_icon::{RegBadge, TrayLook, TRAY_SIZE};
 
 pub const MAIN_WINDOW: &str = "main";
@@ -55,6 +55,7 @@ struct TrayParts {
     missed: MenuItem<tauri::Wry>,
     dnd: CheckMenuItem<tauri::Wry>,
     recent: Submenu<tauri::Wry>,
+    calls: Submenu<tauri::Wry>,
 }
 
 /// Menu ids of the recent numbers: `recent:<index>`.
@@ -347,6 +348,8 @@ impl Shell {
         let dnd = CheckMenuItem::with_id(app, "dnd", "Do not disturb", true, dnd_on, None::<&str>)?;
         let recent = Submenu::with_id(app, "recent", "Recent", true)?;
         self.fill_recent(&recent);
+        let calls = Submenu::with_id(app, "calls", "Calls", true)?;
+        self.fill_calls(&calls);
         let show = MenuItem::with_id(app, "show", "Show / hide", true, None::<&str>)?;
         let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
         let menu = Menu::with_items(
@@ -354,6 +357,7 @@ impl Shell {
             &[
                 &status,
                 &missed_item,
+                &calls,
                 &PredefinedMenuItem::separator(app)?,
                 &show,
                 &dnd,
@@ -403,8 +407,49 @@ impl Shell {
             missed: missed_item,
             dnd,
             recent,
+            calls,
         });
         Ok(())
+    }
+
+    /// Puts the ringing and connected calls into the tray's "Calls" submenu (answer or hang
+    /// up each; disabled when there are none).
+    fn fill_calls(&self, menu: &Submenu<tauri::Wry>) {
+        let entries = lock(&self.tracker).call_entries();
+        let app = menu.app_handle();
+        while let Ok(Some(_)) = menu.remove_at(0) {}
+        for e in &entries {
+            match MenuItem::with_id(app, e.id.as_str(), &e.label, true, None::<&str>) {
+                Ok(item) => {
+                    let _ = menu.append(&item);
+                }
+                Err(err) => tracing::debug!(error = %err, "call entry not added to the tray"),
+            }
+        }
+        let _ = menu.set_enabled(!entries.is_empty());
+    }
+
+    fn refresh_calls(&self) {
+        if let Some(parts) = lock(&self.tray).as_ref() {
+            self.fill_calls(&parts.calls);
+        }
+    }
+
+    /// A Calls entry of the tray: `call:answer:<line>` or `call:hangup:<line>`.
+    pub async fn call_entry(&self, app: &AppHandle, id: &str) -> Result<(), String> {
+        let rest = id.strip_prefix(CALL_ID).ok_or("not a call entry")?;
+        let (action, line) = rest.split_once(':').ok_or("not a call entry")?;
+        let line: u64 = line.parse().map_err(|_| format!("bad line in {id}"))?;
+        match action {
+            "answer" => self.handle_incoming(app, line, "accept").await,
+            "hangup" => self
+                .phone
+                .api("hangup", vec![line.to_string()])
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            _ => Err(format!("unknown call entry {id}")),
+        }
     }
 
     /// Puts the recent numbers into the tray's "Recent" submenu (disabled when there are none).
@@ -514,6 +559,7 @@ impl Shell {
             "missed": t.missed(),
             "dnd": lock(&self.state).dnd,
             "recent": lock(&self.state).recent,
+            "calls": t.call_entries(),
             "tooltip": self.tooltip(t.registration(), t.missed(), lock(&self.state).dnd),
             "title": tray_title(t.missed(), lock(&self.state).dnd),
             // The picture the tray shows (TrayLook::id), null without a tray.
@@ -566,8 +612,10 @@ impl Shell {
         for c in changes {
             match c {
                 Change::Registration(_) | Change::Missed(_) => self.refresh_tray(),
+                Change::Calls => self.refresh_calls(),
                 Change::Ended(peer) => self.call_ended(&peer),
                 Change::Ringing(inc) => {
+                    self.refresh_calls();
                     let (shell, app) = (self.clone(), app.clone());
                     tauri::async_runtime::spawn(async move {
                         tokio::time::sleep(POPUP_DELAY).await;
@@ -578,6 +626,7 @@ impl Shell {
                     });
                 }
                 Change::RingingOver(line) => {
+                    self.refresh_calls();
                     close_notification(app, line);
                     let showing = matches!(&*lock(&self.popup), Some(PopupContent::Incoming(i)) if i.line == line);
                     if showing {
@@ -964,6 +1013,11 @@ async fn on_menu(app: AppHandle, id: &str) {
             }
         }
         "quit" => quit(app).await,
+        id if id.starts_with(CALL_ID) => {
+            if let Err(e) = shell.call_entry(&app, id).await {
+                tracing::warn!(%id, error = %e, "call entry of the tray failed");
+            }
+        }
         id => {
             if let Some(number) = shell.recent_number(id) {
                 show_main(&app);
@@ -1005,6 +1059,10 @@ pub async fn desktop_command(
         a if a.starts_with("shortcut-") => {
             crate::system::run_shortcut(app, &a["shortcut-".len()..]).await?;
             Ok(serde_json::Value::Null)
+        }
+        a if a.starts_with(CALL_ID) => {
+            shell.call_entry(app, a).await?;
+            Ok(shell.tray_summary())
         }
         a if a.starts_with(RECENT_ID) => {
             let number = shell

@@ -33,7 +33,20 @@ pub enum Change {
     Missed(u32),
     /// A call ended (its `CDR` notification): the peer's number or URI.
     Ended(String),
+    /// The set of connected calls changed (a call was answered or ended).
+    Calls,
 }
+
+/// One entry of the tray's Calls menu: its menu id (`call:answer:<line>` for a ringing call,
+/// `call:hangup:<line>` for a connected one) and its label.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CallEntry {
+    pub id: String,
+    pub label: String,
+}
+
+/// Menu-id prefix of the tray's call entries.
+pub const CALL_ID: &str = "call:";
 
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -42,6 +55,8 @@ pub struct Tracker {
     /// Lines whose ringing call the user handled here (accept, reject, ignore).
     handled: BTreeSet<u64>,
     missed: u32,
+    /// Connected calls: line and peer.
+    connected: BTreeMap<u64, String>,
 }
 
 /// General status texts that describe the registration (not a call).
@@ -89,6 +104,35 @@ impl Tracker {
         }
     }
 
+    /// The tray's Calls entries, by line: answer a ringing call, hang up a connected one.
+    pub fn call_entries(&self) -> Vec<CallEntry> {
+        let mut lines: BTreeMap<u64, CallEntry> = BTreeMap::new();
+        for (line, peer) in &self.connected {
+            lines.insert(
+                *line,
+                CallEntry {
+                    id: format!("{CALL_ID}hangup:{line}"),
+                    label: format!("Hang up {peer} (line {line})"),
+                },
+            );
+        }
+        for (line, inc) in &self.ringing {
+            let who = if inc.name.is_empty() || inc.name == inc.number {
+                inc.number.clone()
+            } else {
+                format!("{} ({})", inc.name, inc.number)
+            };
+            lines.insert(
+                *line,
+                CallEntry {
+                    id: format!("{CALL_ID}answer:{line}"),
+                    label: format!("Answer {who} (line {line})"),
+                },
+            );
+        }
+        lines.into_values().collect()
+    }
+
     pub fn on_event(&mut self, ev: &Event) -> Vec<Change> {
         let mut out = Vec::new();
         match ev {
@@ -131,6 +175,11 @@ impl Tracker {
                             out.push(Change::RingingOver(line));
                         }
                         self.handled.remove(&line);
+                        let peer = s(2).to_string();
+                        if self.connected.get(&line) != Some(&peer) {
+                            self.connected.insert(line, peer);
+                            out.push(Change::Calls);
+                        }
                     }
                     "callDisconnected" => {
                         if self.ringing.remove(&line).is_some() {
@@ -141,6 +190,9 @@ impl Tracker {
                             out.push(Change::RingingOver(line));
                         }
                         self.handled.remove(&line);
+                        if self.connected.remove(&line).is_some() {
+                            out.push(Change::Calls);
+                        }
                     }
                     _ => {}
                 }
@@ -188,6 +240,34 @@ mod tests {
     }
 
     #[test]
+    fn calls_menu_lists_ringing_and_connected_calls_by_line() {
+        let mut t = Tracker::default();
+        assert!(t.call_entries().is_empty());
+        t.on_event(&cb(json!(["callRinging", 2, "1002", "Bob", 1])));
+        assert_eq!(
+            t.call_entries(),
+            [CallEntry {
+                id: "call:answer:1".into(),
+                label: "Answer Bob (1002) (line 1)".into()
+            }]
+        );
+        assert_eq!(
+            t.on_event(&cb(json!(["callConnected", 2, "1002", "Bob", 1]))),
+            [Change::RingingOver(1), Change::Calls]
+        );
+        t.on_event(&cb(json!(["callRinging", 2, "1003", "", 2])));
+        let ids: Vec<String> = t.call_entries().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["call:hangup:1", "call:answer:2"]);
+        assert_eq!(t.call_entries()[0].label, "Hang up 1002 (line 1)");
+        assert_eq!(
+            t.on_event(&cb(json!(["callDisconnected", 2, "1002", "Bob", 1]))),
+            [Change::Calls]
+        );
+        let ids: Vec<String> = t.call_entries().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["call:answer:2"]);
+    }
+
+    #[test]
     fn ended_calls_from_cdr() {
         let mut t = Tracker::default();
         assert_eq!(
@@ -213,11 +293,13 @@ mod tests {
         assert_eq!(t.ringing(None).unwrap().number, "1002");
         assert_eq!(
             t.on_event(&cb(json!(["callConnected", 2, "1002", "Bob", 1]))),
-            [Change::RingingOver(1)]
+            [Change::RingingOver(1), Change::Calls]
         );
-        assert!(t
-            .on_event(&cb(json!(["callDisconnected", 2, "1002", "Bob", 1])))
-            .is_empty());
+        assert_eq!(
+            t.on_event(&cb(json!(["callDisconnected", 2, "1002", "Bob", 1]))),
+            [Change::Calls],
+            "only the calls menu changes"
+        );
         assert_eq!(t.missed(), 0);
 
         // Rings, caller gives up: missed.

@@ -3,7 +3,8 @@
 // calls it, the incoming-call pop-up appears and Accept there connects the call; audio flows both
 // ways through the engine's file devices (the app sends a 1000 Hz tone and records what it
 // hears, baresip sends 440 Hz and records what it hears: each recording must carry the other
-// side's tone, checked with Goertzel like tests/interop/src/audio.rs); baresip hangs up and the
+// side's tone, checked with Goertzel like tests/interop/src/audio.rs); the tray's Calls menu
+// offers the ringing call and hangs up the connected one, and the
 // skin's history page lists the call, the tray's recent numbers too. Then, in the same app:
 // the tray icon's picture follows registration, missed calls and do-not-disturb (read from the
 // StatusNotifier item the app registers on the test session bus), do-not-disturb from the tray
@@ -418,6 +419,9 @@ try {
   const mainHandle = await driver.getWindowHandle();
   await peer.command(`dial ${k.uriOf('1001')}`);
   await waitFor('the pop-up content', async () => ((await desk('popup')).ok || {}).kind === 'incoming', 15000);
+  const ringingCalls = (await deskOk('tray')).calls || [];
+  if (!ringingCalls.some((c) => c.id === 'call:answer:1' && /^Answer .*1002/.test(c.label))) { throw new Error(`tray Calls menu while ringing: ${JSON.stringify(ringingCalls)}`); }
+  pass('the tray\'s Calls menu offers to answer the ringing call', ringingCalls.map((c) => c.label).join('; '));
   let popupHandle = null;
   await waitFor('the pop-up window', async () => {
     for (const h of await driver.getAllWindowHandles()) {
@@ -455,9 +459,17 @@ try {
   const recordedSecs = () => { try { return readWav(appRec).samples.length / readWav(appRec).rate; } catch { return 0; } };
   await waitFor('3 s of audio in the app\'s recording', async () => recordedSecs() >= 3, 20000);
   number('memory in a call', appMemory());
-  await peer.command('hangup');
+  // Hang up from the tray's Calls menu (the entry the tray host would show).
+  const inCallEntries = await waitFor('the connected call in the tray\'s Calls menu', async () => {
+    const c = ((await desk('tray')).ok || {}).calls || [];
+    return c.some((e) => e.id === 'call:hangup:1') ? c : false;
+  }, 5000);
+  await deskOk('call:hangup:1');
   await peer.waitEventCount('CALL_CLOSED', 1);
   await waitFor('the app to see the hang-up', async () => !(await inCall()), 10000);
+  const afterCalls = (await deskOk('tray')).calls || [];
+  if (afterCalls.length) { throw new Error(`tray Calls menu after the hang-up: ${JSON.stringify(afterCalls)}`); }
+  pass('"Hang up" in the tray\'s Calls menu ends the call (baresip CALL_CLOSED); the menu is empty afterwards', inCallEntries.map((c) => c.label).join('; '));
   await sleep(500);
   const appHeard = assertTone(appRec, PEER_TONE_HZ, -30, 'the app\'s recording (what 1001 heard)');
   const peerWav = peer.receivedWavs().at(-1);
