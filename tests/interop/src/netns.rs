@@ -53,6 +53,20 @@ fn run(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// `ip netns exec <ns>`, the prefix that runs a program in namespace `ns`.
+fn exec_in(ns: &str) -> Vec<String> {
+    [IP, "netns", "exec", ns].map(String::from).to_vec()
+}
+
+/// A loud `SKIP:` for `test`, which needs `what`; a panic under `CI=true`.
+fn skip(test: &str, what: &str, why: &str) {
+    let msg = format!("{test}: needs {what}: {why}");
+    if crate::is_ci() {
+        panic!("CI=true and {what} cannot be had: {msg}");
+    }
+    eprintln!("SKIP: {msg}");
+}
+
 fn run_or_panic(args: &[&str]) {
     if let Err(e) = run(args) {
         panic!("{e}");
@@ -65,13 +79,7 @@ impl NetPair {
     /// `SKIP:`) when namespaces cannot be made here; panics under `CI=true`.
     pub fn create(test: &str) -> Option<NetPair> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
-        let skip = |why: String| {
-            let msg = format!("{test}: needs network namespaces (root and iproute2): {why}");
-            if crate::is_ci() {
-                panic!("CI=true and network namespaces are unavailable: {msg}");
-            }
-            eprintln!("SKIP: {msg}");
-        };
+        let skip = |why: String| skip(test, "network namespaces (root and iproute2)", &why);
         if util::which(IP).is_none() {
             skip("`ip` not found (run scripts/setup-system.sh)".into());
             return None;
@@ -140,12 +148,7 @@ impl NetPair {
 
     /// The `ip netns exec <ns>` prefix, for harness functions taking a wrapper.
     pub fn wrapper(&self, side: Side) -> Vec<String> {
-        vec![
-            IP.to_string(),
-            "netns".into(),
-            "exec".into(),
-            self.ns(side).to_string(),
-        ]
+        exec_in(self.ns(side))
     }
 
     /// Moves the softphone side from `.<from>` to `.<to>` (removes one address, adds the
@@ -214,13 +217,7 @@ pub const NFT: &str = "nft";
 impl NatNet {
     pub fn create(test: &str, kind: NatKind) -> Option<NatNet> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
-        let skip = |why: String| {
-            let msg = format!("{test}: needs network namespaces and nftables (root): {why}");
-            if crate::is_ci() {
-                panic!("CI=true and a NAT between namespaces cannot be made: {msg}");
-            }
-            eprintln!("SKIP: {msg}");
-        };
+        let skip = |why: String| skip(test, "network namespaces and nftables (root)", &why);
         for tool in [IP, NFT] {
             if util::which(tool).is_none() {
                 skip(format!("`{tool}` not found (run scripts/setup-system.sh)"));
@@ -282,46 +279,24 @@ impl NatNet {
             "via",
             &format!("192.168.{net}.1"),
         ]);
-        let router = nat.ns(NatSide::Nat).to_string();
-        let in_router = |args: &[&str]| -> Result<(), String> {
-            let out = Command::new(IP)
-                .args(["netns", "exec", &router])
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("{}: {e}", args.join(" ")))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-            }
-        };
-        let masquerade = match kind {
-            NatKind::KeepsPorts => "masquerade",
-            NatKind::PortPerDestination => "masquerade fully-random",
-        };
+        // The router forwards and masquerades what leaves by its outside interface.
+        let router = nat.ns(NatSide::Nat);
         let outside = format!("{tag}c");
+        let masquerade: &[&str] = match kind {
+            NatKind::KeepsPorts => &["masquerade"],
+            NatKind::PortPerDestination => &["masquerade", "fully-random"],
+        };
         let chain = "add chain ip wpnat post { type nat hook postrouting priority srcnat ; }";
-        let setup = [
-            vec!["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
-            vec![NFT, "add table ip wpnat"],
-            vec![NFT, chain],
-            vec![
-                NFT, "add", "rule", "ip", "wpnat", "post", "oifname", &outside,
-            ],
+        let rule = [
+            NFT, "add", "rule", "ip", "wpnat", "post", "oifname", &outside,
         ];
-        for (i, cmd) in setup.iter().enumerate() {
-            let mut cmd = cmd.clone();
-            if i == setup.len() - 1 {
-                cmd.extend(masquerade.split(' '));
-            }
-            if let Err(e) = in_router(&cmd) {
-                panic!("the NAT of {test} could not be set up: {e}");
-            }
+        for cmd in [
+            &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"][..],
+            &[NFT, "add table ip wpnat"],
+            &[NFT, chain],
+            &[&rule[..], masquerade].concat(),
+        ] {
+            run_or_panic(&[&["netns", "exec", router][..], cmd].concat());
         }
         Some(nat)
     }
@@ -369,12 +344,7 @@ impl NatNet {
 
     /// The `ip netns exec <ns>` prefix, for harness functions taking a wrapper.
     pub fn wrapper(&self, side: NatSide) -> Vec<String> {
-        vec![
-            IP.to_string(),
-            "netns".into(),
-            "exec".into(),
-            self.ns(side).to_string(),
-        ]
+        exec_in(self.ns(side))
     }
 }
 

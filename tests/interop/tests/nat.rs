@@ -10,6 +10,9 @@ use std::time::Duration;
 /// Long enough for the engine's 2 s route poll, the probe and the REGISTER round trip.
 const MOVE_WAIT: Duration = Duration::from_secs(20);
 
+/// Time for a wrong re-REGISTER (after the first 200) to show before the bindings are read.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// How long the call through the NAT carries audio.
 const TALK: Duration = Duration::from_secs(4);
 
@@ -26,7 +29,7 @@ use webphone_interop::{
 };
 
 /// The softphone behind `kind`, registered as 1001 with `params` (STUN server and
-/// `use_*` values) set; returns what its test needs to look at.
+/// `use_*` values) set; returns what its test needs to look at, holding the test lock.
 struct Behind {
     net: NatNet,
     k: Kamailio,
@@ -35,9 +38,12 @@ struct Behind {
     /// What the softphone behind the NAT played (a 440 Hz tone) and recorded.
     rec: std::path::PathBuf,
     dir: TestDir,
+    /// Last: released after everything else is stopped.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 fn behind_nat(name: &str, kind: NatKind, params: &[(&str, &str)]) -> Option<Behind> {
+    let serial = serial();
     if !require_tools(
         name,
         &[KAMAILIO, KAMCMD, webphone_interop::coturn::TURNSERVER],
@@ -74,6 +80,7 @@ fn behind_nat(name: &str, kind: NatKind, params: &[(&str, &str)]) -> Option<Behi
         cli,
         rec,
         dir,
+        _serial: serial,
     })
 }
 
@@ -106,6 +113,19 @@ impl Behind {
         })
     }
 
+    /// Waits until `needle` is the only binding and checks that every REGISTER named it
+    /// (after `settle`, for a wrong re-REGISTER to show).
+    fn assert_always_bound_at(&self, needle: &str, settle: Duration) {
+        std::thread::sleep(settle);
+        self.wait_binding(needle);
+        let contacts = self.register_contacts();
+        assert!(!contacts.is_empty());
+        assert!(
+            contacts.iter().all(|c| c.contains(needle)),
+            "every REGISTER names {needle}: {contacts:?}"
+        );
+    }
+
     fn stop(mut self) {
         assert_eq!(self.cli.api("isregistered", WAIT).as_deref(), Ok("true"));
         self.k.assert_running();
@@ -115,7 +135,6 @@ impl Behind {
 
 #[test]
 fn fast_stun_2_registers_the_nat_address_from_the_first_register() {
-    let _serial = serial();
     let Some(b) = behind_nat(
         "fast_stun_2",
         NatKind::KeepsPorts,
@@ -123,20 +142,13 @@ fn fast_stun_2_registers_the_nat_address_from_the_first_register() {
     ) else {
         return;
     };
-    let public = format!("@{}:", b.net.public_ip());
-    b.wait_binding(&public);
-    let contacts = b.register_contacts();
-    assert!(!contacts.is_empty());
-    assert!(
-        contacts.iter().all(|c| c.contains(&public)),
-        "every REGISTER, the first too, names the NAT's address: {contacts:?}"
-    );
+    // Every REGISTER, the first too, names the NAT's address.
+    b.assert_always_bound_at(&format!("@{}:", b.net.public_ip()), Duration::ZERO);
     b.stop();
 }
 
 #[test]
 fn fast_stun_1_uses_the_nat_address_once_the_registrar_confirms_it() {
-    let _serial = serial();
     // use_rport 0: the registrar's view alone would not change the Contact; it confirms
     // the STUN answer (a NAT that keeps one mapping for every destination).
     let Some(b) = behind_nat(
@@ -163,7 +175,6 @@ fn fast_stun_1_uses_the_nat_address_once_the_registrar_confirms_it() {
 
 #[test]
 fn nat_that_maps_each_destination_apart_keeps_the_stun_address_out() {
-    let _serial = serial();
     // A new port for every destination: the STUN server and the registrar see different
     // ports, so the STUN answer is not confirmed and our own address stays (use_rport 0).
     let Some(b) = behind_nat(
@@ -173,21 +184,13 @@ fn nat_that_maps_each_destination_apart_keeps_the_stun_address_out() {
     ) else {
         return;
     };
-    let private = format!("@{}:", b.net.ua_ip());
     // The confirmation is decided on the first 200: give a wrong re-REGISTER time to show.
-    std::thread::sleep(Duration::from_secs(2));
-    b.wait_binding(&private);
-    let contacts = b.register_contacts();
-    assert!(
-        contacts.iter().all(|c| c.contains(&private)),
-        "{contacts:?}"
-    );
+    b.assert_always_bound_at(&format!("@{}:", b.net.ua_ip()), SETTLE);
     b.stop();
 }
 
 #[test]
 fn use_rport_1_registers_what_the_registrar_saw_behind_any_nat() {
-    let _serial = serial();
     // Without a confirmed STUN answer, use_rport 1 takes the registrar's view: right for
     // the registrar even when each destination gets another port.
     let Some(b) = behind_nat(
@@ -204,7 +207,6 @@ fn use_rport_1_registers_what_the_registrar_saw_behind_any_nat() {
 
 #[test]
 fn fast_stun_minus_1_keeps_the_private_address_whatever_rport_says() {
-    let _serial = serial();
     let Some(b) = behind_nat(
         "fast_stun_minus_1",
         NatKind::KeepsPorts,
@@ -212,20 +214,12 @@ fn fast_stun_minus_1_keeps_the_private_address_whatever_rport_says() {
     ) else {
         return;
     };
-    let private = format!("@{}:", b.net.ua_ip());
-    std::thread::sleep(Duration::from_secs(2));
-    b.wait_binding(&private);
-    let contacts = b.register_contacts();
-    assert!(
-        contacts.iter().all(|c| c.contains(&private)),
-        "{contacts:?}"
-    );
+    b.assert_always_bound_at(&format!("@{}:", b.net.ua_ip()), SETTLE);
     b.stop();
 }
 
 #[test]
 fn moving_behind_the_nat_registers_the_new_mapping_from_a_new_probe() {
-    let _serial = serial();
     // use_rport 0: only a STUN probe of the new socket can tell the new public address.
     let Some(mut b) = behind_nat(
         "fast_stun_2_network_change",
@@ -260,7 +254,6 @@ fn moving_behind_the_nat_registers_the_new_mapping_from_a_new_probe() {
 
 #[test]
 fn call_from_behind_the_nat_has_audio_both_ways() {
-    let _serial = serial();
     // The defaults (use_fast_stun 1, use_rport 1, ICE with the STUN server): a softphone
     // outside, registered to the same Kamailio, answers; each side records the other's tone.
     let Some(mut b) = behind_nat("nat_call", NatKind::KeepsPorts, &[]) else {
