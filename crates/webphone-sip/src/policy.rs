@@ -2618,8 +2618,8 @@ mod tests {
         );
     }
 
-    /// The Contact of the REGISTER in `actions`, if one is sent.
-    fn register_contact(actions: &[Action]) -> Option<(u64, Option<HostPort>)> {
+    /// The generation and Contact of the REGISTER in `actions`, if one is sent.
+    pub(super) fn register_contact(actions: &[Action]) -> Option<(u64, Option<HostPort>)> {
         actions.iter().find_map(|a| match a {
             Action::SendRegister { gen, contact, .. } => Some((*gen, contact.clone())),
             _ => None,

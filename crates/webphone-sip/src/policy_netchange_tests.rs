@@ -1,5 +1,6 @@
 //! Network change in the policy: re-registration with the new Contact, with back-off.
 
+use super::tests::register_contact;
 use super::*;
 use crate::target::HostPort;
 
@@ -27,13 +28,6 @@ fn outcome(code: u16, received: Option<HostPort>) -> RegisterOutcome {
     }
 }
 
-fn register_sent(actions: &[Action]) -> Option<(u64, Option<HostPort>)> {
-    actions.iter().find_map(|a| match a {
-        Action::SendRegister { gen, contact, .. } => Some((*gen, contact.clone())),
-        _ => None,
-    })
-}
-
 fn reg_events(actions: &[Action]) -> Vec<RegistrationState> {
     actions
         .iter()
@@ -56,7 +50,7 @@ fn changed() -> Input {
 fn registered_behind_nat(p: &mut UaPolicy, t0: Instant) {
     p.handle(Input::Command(Command::SetAccount(acc())), t0);
     let a = p.handle(Input::Command(Command::Register), t0);
-    let (gen, _) = register_sent(&a).expect("REGISTER");
+    let (gen, _) = register_contact(&a).expect("REGISTER");
     let a = p.handle(
         done(
             gen,
@@ -68,7 +62,7 @@ fn registered_behind_nat(p: &mut UaPolicy, t0: Instant) {
         "198.51.100.7",
         40000
     )))));
-    let (gen, contact) = register_sent(&a).expect("REGISTER with the corrected Contact");
+    let (gen, contact) = register_contact(&a).expect("REGISTER with the corrected Contact");
     assert_eq!(contact, Some(HostPort::new("198.51.100.7", 40000)));
     let mut o = outcome(200, Some(HostPort::new("198.51.100.7", 40000)));
     o.contact = HostPort::new("198.51.100.7", 40000);
@@ -94,7 +88,7 @@ fn network_change_while_registered_registers_again_at_once_with_the_new_local_co
         "198.51.100.7",
         40000
     ))));
-    let (gen, contact) = register_sent(&a).expect("immediate re-REGISTER");
+    let (gen, contact) = register_contact(&a).expect("immediate re-REGISTER");
     assert_eq!(contact, None, "Contact is the (new) local address");
     assert!(
         reg_events(&a).is_empty(),
@@ -120,7 +114,7 @@ fn network_change_registers_the_new_sockets_stun_address() {
     );
     p.handle(Input::Command(Command::SetAccount(acc())), t0);
     let a = p.handle(Input::Command(Command::Register), t0);
-    assert_eq!(register_sent(&a).and_then(|r| r.1), Some(old));
+    assert_eq!(register_contact(&a).and_then(|r| r.1), Some(old));
     let new = HostPort::new("203.0.113.7", 41000);
     let a = p.handle(
         Input::Command(Command::NetworkChanged(Some(StunUse::Now(new.clone())))),
@@ -135,10 +129,10 @@ fn network_change_registers_the_new_sockets_stun_address() {
             &Action::SetContact(Some(new.clone()))
         ]
     );
-    assert_eq!(register_sent(&a).and_then(|r| r.1), Some(new));
+    assert_eq!(register_contact(&a).and_then(|r| r.1), Some(new));
     // No answer from the STUN server this time: our own address, until the registrar says.
     let a = p.handle(changed(), t0);
-    assert_eq!(register_sent(&a).map(|r| r.1), Some(None));
+    assert_eq!(register_contact(&a).map(|r| r.1), Some(None));
 }
 
 #[test]
@@ -147,14 +141,14 @@ fn network_change_while_waiting_to_retry_retries_now() {
     let mut p = UaPolicy::new(Transport::Udp);
     p.handle(Input::Command(Command::SetAccount(acc())), t0);
     let a = p.handle(Input::Command(Command::Register), t0);
-    let (gen, _) = register_sent(&a).expect("REGISTER");
+    let (gen, _) = register_contact(&a).expect("REGISTER");
     p.handle(done(gen, outcome(408, None)), t0);
     assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(5)));
 
     let t1 = t0 + Duration::from_secs(1);
     let a = p.handle(changed(), t1);
     assert!(
-        register_sent(&a).is_some(),
+        register_contact(&a).is_some(),
         "retried before the back-off ended"
     );
     assert_eq!(reg_events(&a), vec![RegistrationState::Registering]);
@@ -167,7 +161,7 @@ fn failures_after_a_network_change_back_off_doubling_up_to_the_cap() {
     registered_behind_nat(&mut p, t0);
     let mut now = t0 + Duration::from_secs(10);
     let a = p.handle(changed(), now);
-    let (mut gen, _) = register_sent(&a).expect("re-REGISTER");
+    let (mut gen, _) = register_contact(&a).expect("re-REGISTER");
     let mut delays = Vec::new();
     for _ in 0..9 {
         let a = p.handle(done(gen, outcome(408, None)), now);
@@ -179,7 +173,7 @@ fn failures_after_a_network_change_back_off_doubling_up_to_the_cap() {
         delays.push(next.duration_since(now).as_secs());
         now = next;
         let a = p.handle(Input::Tick, now);
-        gen = register_sent(&a).expect("retry").0;
+        gen = register_contact(&a).expect("retry").0;
     }
     assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 300, 300, 300]);
     // The registrar is back: registered, and the back-off starts over.
@@ -197,9 +191,9 @@ fn the_outcome_of_a_register_sent_before_the_change_is_stale() {
     let mut p = UaPolicy::new(Transport::Udp);
     p.handle(Input::Command(Command::SetAccount(acc())), t0);
     let a = p.handle(Input::Command(Command::Register), t0);
-    let (old_gen, _) = register_sent(&a).expect("REGISTER");
+    let (old_gen, _) = register_contact(&a).expect("REGISTER");
     let a = p.handle(changed(), t0);
-    let (gen, _) = register_sent(&a).expect("REGISTER from the new address");
+    let (gen, _) = register_contact(&a).expect("REGISTER from the new address");
     assert_ne!(gen, old_gen);
     // The old one times out: ignored, no failure reported.
     assert!(p.handle(done(old_gen, outcome(408, None)), t0).is_empty());
@@ -215,10 +209,10 @@ fn network_change_without_registration_or_while_shutting_down_sends_nothing() {
     let t0 = Instant::now();
     let mut p = UaPolicy::new(Transport::Tcp);
     p.handle(Input::Command(Command::SetAccount(acc())), t0);
-    assert!(register_sent(&p.handle(changed(), t0)).is_none());
+    assert!(register_contact(&p.handle(changed(), t0)).is_none());
 
     let mut p = UaPolicy::new(Transport::Udp);
     registered_behind_nat(&mut p, t0);
     p.handle(Input::Command(Command::Shutdown), t0);
-    assert!(register_sent(&p.handle(changed(), t0)).is_none());
+    assert!(register_contact(&p.handle(changed(), t0)).is_none());
 }

@@ -206,6 +206,40 @@ async fn final_response(
     }
 }
 
+/// The answers one scanning source got: 404s until the limit, then silence.
+#[derive(Default)]
+struct Tally {
+    answered: u32,
+    ignored: u32,
+}
+
+impl Tally {
+    /// How long to wait for the next answer: shorter once the limit should have been hit.
+    fn wait(&self) -> Duration {
+        Duration::from_millis(if self.answered > 32 { 700 } else { 3000 })
+    }
+
+    fn note(&mut self, resp: Option<String>) {
+        match resp {
+            Some(r) => {
+                assert!(r.starts_with("SIP/2.0 404"), "{r}");
+                assert_eq!(self.ignored, 0, "answered again after being ignored: {r}");
+                self.answered += 1;
+            }
+            None => self.ignored += 1,
+        }
+    }
+
+    /// 32 refusals within the window, one more that crosses the limit, then none.
+    fn assert_limited(&self, over: &str) {
+        let (answered, ignored) = (self.answered, self.ignored);
+        println!(
+            "refusals over {over} answered before the limit: {answered}, then ignored: {ignored}"
+        );
+        assert_eq!((answered, ignored), (33, 7));
+    }
+}
+
 /// Issue 9 (scanners: repeated failures are rate-limited): one source that keeps provoking
 /// refusals (here foreign INVITEs, 404) is answered 32 times within the window, once more
 /// for the refusal that crosses the limit, then ignored, OPTIONS included; another source is
@@ -214,27 +248,12 @@ async fn final_response(
 async fn repeated_refusals_from_one_source_are_rate_limited_and_others_still_answered() {
     let mut ua = ua_with_server().await;
     let scanner = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut answered = 0;
-    let mut ignored = 0;
+    let mut tally = Tally::default();
     for _ in 0..40 {
-        let resp = final_response(
-            &ua,
-            &scanner,
-            &invite("100", "", "application/sdp"),
-            Duration::from_millis(if answered > 32 { 700 } else { 3000 }),
-        )
-        .await;
-        match resp {
-            Some(r) => {
-                assert!(r.starts_with("SIP/2.0 404"), "{r}");
-                assert_eq!(ignored, 0, "answered again after being ignored: {r}");
-                answered += 1;
-            }
-            None => ignored += 1,
-        }
+        let foreign = invite("100", "", "application/sdp");
+        tally.note(final_response(&ua, &scanner, &foreign, tally.wait()).await);
     }
-    println!("refusals answered before the limit: {answered}, then ignored: {ignored}");
-    assert_eq!((answered, ignored), (33, 7));
+    tally.assert_limited("UDP");
     let blocked = final_response(&ua, &scanner, &options(1), Duration::from_millis(700)).await;
     assert!(blocked.is_none(), "the limited source got {blocked:?}");
 
@@ -318,27 +337,12 @@ async fn repeated_refusals_over_tcp_are_rate_limited_by_address() {
         password: "secret".into(),
         ..Default::default()
     });
-    let (mut answered, mut ignored) = (0, 0);
+    let mut tally = Tally::default();
     for _ in 0..40 {
-        let wait = Duration::from_millis(if answered > 32 { 700 } else { 3000 });
-        let resp = final_response_over_tcp(
-            &ua,
-            "127.0.0.1",
-            &invite("100", "", "application/sdp"),
-            wait,
-        )
-        .await;
-        match resp {
-            Some(r) => {
-                assert!(r.starts_with("SIP/2.0 404"), "{r}");
-                assert_eq!(ignored, 0, "answered again after being ignored: {r}");
-                answered += 1;
-            }
-            None => ignored += 1,
-        }
+        let foreign = invite("100", "", "application/sdp");
+        tally.note(final_response_over_tcp(&ua, "127.0.0.1", &foreign, tally.wait()).await);
     }
-    println!("refusals over TCP answered before the limit: {answered}, then ignored: {ignored}");
-    assert_eq!((answered, ignored), (33, 7));
+    tally.assert_limited("TCP");
     let blocked =
         final_response_over_tcp(&ua, "127.0.0.1", &options(1), Duration::from_millis(700)).await;
     assert!(blocked.is_none(), "the limited address got {blocked:?}");

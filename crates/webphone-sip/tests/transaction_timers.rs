@@ -244,6 +244,22 @@ fn invite_from(port: u16, to: &str, tag: &str) -> String {
 }
 
 /// A socket that stands for the far end of an outgoing request, and its URI.
+/// A MESSAGE "hello" to `to` from alice at 127.0.0.1:`port`; `id` makes its branch, From tag
+/// and Call-ID (the same text sent again is a retransmission).
+fn message_to(to: &str, port: u16, id: &str) -> String {
+    format!(
+        "MESSAGE {to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{id}\r\n\
+         From: <sip:alice@127.0.0.1:{port}>;tag={id}\r\n\
+         To: <{to}>\r\n\
+         Call-ID: {id}-{port}@test\r\n\
+         CSeq: 1 MESSAGE\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: text/plain\r\n\
+         Content-Length: 5\r\n\r\nhello"
+    )
+}
+
 async fn far_end() -> (UdpSocket, String) {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let uri = format!("sip:bob@{}", sock.local_addr().unwrap());
@@ -330,18 +346,7 @@ async fn retransmitted_requests_are_absorbed_by_their_server_transactions() {
         "the repeated INVITE gets the 180 again: {ringing:.2?}"
     );
     // A MESSAGE twice: delivered once, answered twice.
-    let to = b.uri("bob");
-    let message = format!(
-        "MESSAGE {to} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKabsorbmsg\r\n\
-         From: <sip:alice@127.0.0.1:{port}>;tag=absorbmsg\r\n\
-         To: <{to}>\r\n\
-         Call-ID: absorb-msg-{port}@test\r\n\
-         CSeq: 1 MESSAGE\r\n\
-         Max-Forwards: 70\r\n\
-         Content-Type: text/plain\r\n\
-         Content-Length: 5\r\n\r\nhello"
-    );
+    let message = message_to(&b.uri("bob"), port, "absorbmsg");
     send_copies(&caller, &message, b.ua.local_addr(), 2).await;
     let (oks, _) = arrivals(&caller, "SIP/2.0 200", t0, Duration::from_secs(1)).await;
     assert_eq!(oks.len(), 2, "each MESSAGE copy is answered 200: {oks:.2?}");
@@ -362,18 +367,7 @@ async fn message_copies_are_absorbed_until_timer_j() {
     let mut b = Peer::start("timer-j").await;
     let (caller, _) = far_end().await;
     let port = caller.local_addr().unwrap().port();
-    let to = b.uri("bob");
-    let message = format!(
-        "MESSAGE {to} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKtimerj\r\n\
-         From: <sip:alice@127.0.0.1:{port}>;tag=timerj\r\n\
-         To: <{to}>\r\n\
-         Call-ID: timer-j-{port}@test\r\n\
-         CSeq: 1 MESSAGE\r\n\
-         Max-Forwards: 70\r\n\
-         Content-Type: text/plain\r\n\
-         Content-Length: 5\r\n\r\nhello"
-    );
+    let message = message_to(&b.uri("bob"), port, "timerj");
     let delivered = |events: &[SipEvent]| {
         events
             .iter()
