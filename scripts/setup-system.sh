@@ -42,6 +42,7 @@ PKGS=(
   sox openssl python3 iproute2 procps ca-certificates
   nftables             # the NAT between network namespaces (tests/interop/tests/nat.rs)
   python3-pyftpdlib    # a real FTP server for the recording upload (tests/interop/src/ftp.rs)
+  miniupnpd-nftables   # a UPnP router in the NAT namespace (tests/interop/tests/upnp.rs)
   espeak-ng python3-venv python3-dev  # speech samples + a venv for the PESQ quality benchmark
 )
 # node + npm for the desktop e2e test (tests/e2e-desktop), only when no node is
@@ -66,7 +67,7 @@ install_packages() {
   say "apt-get install ${#PKGS[@]} packages (--no-install-recommends)"
   apt-get "${apt_opts[@]}" -qq install -y --no-install-recommends "${PKGS[@]}" >/dev/null
   if [ -d /run/systemd/system ]; then
-    systemctl disable --now kamailio coturn >/dev/null 2>&1 || true
+    systemctl disable --now kamailio coturn miniupnpd >/dev/null 2>&1 || true
   fi
   say "installed: $(kamailio -v 2>/dev/null | head -1 | cut -d' ' -f2-3)," \
       "baresip $(dpkg-query -W -f='${Version}' baresip-core 2>/dev/null)," \

@@ -126,6 +126,8 @@ struct Line {
     started: Instant,
     connected: Option<Instant>,
     rtp: Option<RtpSocket>,
+    /// The router's forward to this call's RTP socket (`upnpnat`); deleted with the line.
+    port_map: Option<crate::upnp::Mapped>,
     media: Option<MediaSession>,
     /// Remote offer of an incoming call, answered on accept.
     remote_offer: Option<String>,
@@ -207,6 +209,7 @@ impl Line {
             started: Instant::now(),
             connected: None,
             rtp: None,
+            port_map: None,
             media: None,
             remote_offer: None,
             early_answer: None,
@@ -293,6 +296,8 @@ pub(crate) struct Core {
     /// wait for the binds (they are taken off the INVITE → 200 OK path; refilled after each
     /// incoming call).
     spare_rtp: Option<RtpSocket>,
+    /// Port forwards asked of the router (`upnpnat`).
+    upnp: crate::upnp::Upnp,
     /// Where the next RTP port search from the base port starts (see `bind_rtp`).
     rtp_cursor: u32,
     /// Which of [`Core::servers`] is in use (two-server failover).
@@ -560,6 +565,7 @@ impl Core {
             reg: RegState::None,
             lines: Lines::default(),
             spare_rtp: None,
+            upnp: crate::upnp::Upnp::new(),
             rtp_cursor: 0,
             server_choice: 0,
             failovers: 0,
@@ -1233,6 +1239,7 @@ impl Core {
             fast_stun: webphone_sip::FastStun::from_param(
                 self.params.get_i64("use_fast_stun").unwrap_or(1),
             ),
+            port_mapper: self.sip_port_mapper(),
         };
         let (sip, rx) = match SipUa::start_with(cfg, opts).await {
             Ok(v) => v,
@@ -1442,6 +1449,8 @@ impl Core {
                 self.callback("onUnRegistered", vec![]);
             }
         }
+        // The router's forwards go with the sockets they pointed at.
+        self.upnp.release_all().await;
         self.sip_rx = None;
         self.mwi_sub = None;
         self.reg = RegState::None;
@@ -1510,6 +1519,7 @@ impl Core {
             .bind_rtp()
             .await
             .map_err(|e| ApiError::Failed(format!("cannot open an RTP port: {e}")))?;
+        let port_map = self.map_rtp(&mut rtp).await;
         let peer_ip = self.nat_peer_ip(&target);
         self.prepare_ice(&mut rtp, peer_ip, None).await;
         let prefs = self.media_prefs();
@@ -1546,6 +1556,7 @@ impl Core {
         };
         line.callid = callid;
         line.rtp = Some(rtp);
+        line.port_map = port_map;
         line.offer = Some(prefs);
         line.sdp_origin = origin;
         line.sdp_ver = self.sdp_version;
@@ -2117,6 +2128,10 @@ impl Core {
         };
         let remote_offer = l.remote_offer.clone();
         let peer_ip = l.peeraddress.parse().ok();
+        let port_map = self.map_rtp(&mut rtp).await;
+        if let Some(l) = self.lines.get_mut(n) {
+            l.port_map = port_map;
+        }
         self.prepare_ice(
             &mut rtp,
             peer_ip,

@@ -18,6 +18,7 @@ pub mod integrations;
 mod lines;
 pub mod notify;
 mod phone;
+pub mod upnp;
 
 pub use event::Event;
 pub use phone::{default_work_dir, ApiError, ConfigError, Phone, PhoneOptions};

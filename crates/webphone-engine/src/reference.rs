@@ -146,6 +146,7 @@ pub const ENGINE_READS: &[&str] = &[
     "turnpassword",
     "turnserveraddress",
     "turnusername",
+    "upnpnat",
     "use_fast_ice",
     "use_fast_stun",
     "use_g729",

@@ -28,6 +28,8 @@ pub struct RtpSocket {
     ice_rtcp: Option<Box<crate::ice::IceTransport>>,
     /// `"\r\n"` datagrams sent to the peer when media starts (`natopenpackets`).
     nat_open_packets: u8,
+    /// The address a router forwards to this socket (a UPnP port mapping), for the SDP.
+    public: Option<SocketAddr>,
 }
 
 /// Even ports tried from a base port ([`RtpSocket::bind_from`]): room for as many calls.
@@ -132,6 +134,7 @@ impl RtpSocket {
             ice: None,
             ice_rtcp: None,
             nat_open_packets: 0,
+            public: None,
         })
     }
 
@@ -167,6 +170,9 @@ impl RtpSocket {
             }
             _ => gather::run(&self.socket, &mut rtp, cfg).await,
         }
+        if let Some(public) = self.public {
+            rtp.add_mapped(public);
+        }
         self.ice = Some(Box::new(rtp));
         self.ice_rtcp = rtcp.map(Box::new);
     }
@@ -176,10 +182,20 @@ impl RtpSocket {
         self.ice.is_some()
     }
 
-    /// The address for the SDP's `c=`/`m=`: ICE's default candidate, else `fallback` (the
-    /// engine's address for the socket).
+    /// The address for the SDP's `c=`/`m=`: ICE's default candidate, else the router's
+    /// forward ([`RtpSocket::set_public_addr`]), else `fallback` (the engine's address for
+    /// the socket).
     pub fn sdp_addr(&self, fallback: SocketAddr) -> SocketAddr {
-        self.ice.as_ref().map_or(fallback, |i| i.default_addr())
+        match &self.ice {
+            Some(i) => i.default_addr(),
+            None => self.public.unwrap_or(fallback),
+        }
+    }
+
+    /// A router forwards `public` to this socket (a UPnP port mapping): the SDP shows it,
+    /// and ICE, when gathered afterwards, offers it as a server-reflexive candidate.
+    pub fn set_public_addr(&mut self, public: SocketAddr) {
+        self.public = Some(public);
     }
 
     /// Add our ICE attributes to an SDP written for this socket (unchanged without ICE).
@@ -314,6 +330,8 @@ pub struct MediaSession {
     /// Voice statistics accumulated since the last [`MediaSession::take_vad_report`].
     vad: Arc<Mutex<crate::dsp::VadReport>>,
     local: SocketAddr,
+    /// `c=`/`m=` without ICE: the router's forward to `local`, else `local`.
+    sdp_default: SocketAddr,
     /// Our ICE attributes and default address as offered, for re-offers and re-answers.
     ice_sdp: Option<(crate::ice::sdp::LocalIce, SocketAddr)>,
     task: JoinHandle<MediaStats>,
@@ -344,6 +362,7 @@ impl MediaSession {
         let stats = Arc::new(Mutex::new(MediaStats::default()));
         let vad = Arc::new(Mutex::new(crate::dsp::VadReport::default()));
         let local = socket.local;
+        let sdp_default = socket.public.unwrap_or(local);
         let ice_sdp = socket
             .local_ice()
             .zip(socket.ice.as_ref().map(|i| i.default_addr()));
@@ -376,6 +395,7 @@ impl MediaSession {
             alarms: Mutex::new(Some(alarm_rx)),
             vad,
             local,
+            sdp_default,
             ice_sdp,
             task,
         }
@@ -387,9 +407,9 @@ impl MediaSession {
     }
 
     /// The address for `c=`/`m=` of re-offers and answers: ICE's default candidate, else the
-    /// local RTP address.
+    /// router's forward, else the local RTP address.
     pub fn sdp_addr(&self) -> SocketAddr {
-        self.ice_sdp.as_ref().map_or(self.local, |(_, a)| *a)
+        self.ice_sdp.as_ref().map_or(self.sdp_default, |(_, a)| *a)
     }
 
     /// Add our ICE attributes (unchanged: no ICE restart) to a re-offer or answer.

@@ -30,6 +30,7 @@ mod messaging;
 mod netchange;
 pub mod parse;
 mod policy;
+mod port_map;
 mod session;
 mod stack;
 mod target;
@@ -50,6 +51,7 @@ pub use error::SipError;
 pub use fast_stun::{is_local_ip, FastStun};
 pub use messaging::{MessageKey, Replaces, SubKey, SubscriptionState};
 pub use policy::Reregister;
+pub use port_map::{MapFuture, PortMapper, PortMapperRef};
 
 /// The transport the user agent listens on and sends requests with.
 ///
@@ -164,6 +166,9 @@ pub struct TransportOptions {
     pub stun_server: Option<SocketAddr>,
     /// What the STUN answer is used for (`use_fast_stun`).
     pub fast_stun: FastStun,
+    /// Asks the router to forward a public port to the UDP socket (`upnpnat`); its answer
+    /// is the Contact address from the first REGISTER on ([`PortMapper`]).
+    pub port_mapper: Option<PortMapperRef>,
 }
 
 /// Local SIP settings: where to listen and how to identify ourselves.

@@ -324,18 +324,18 @@ pub(crate) async fn start(
                         addr: bind,
                         source,
                     })?;
-            // `use_fast_stun`: ask before the stack reads from the socket.
-            if let Some(server) = opts.stun_server.filter(|_| opts.fast_stun.probes()) {
-                let port = sock.local_addr().map(|a| a.port()).unwrap_or(cfg.port);
-                let ours = SocketAddr::new(advertised_ip, port);
-                if let Some(mapped) = crate::fast_stun::probe(&sock, server).await {
-                    stun_found = Some(crate::fast_stun::contact_from_stun(
-                        opts.fast_stun,
-                        ours,
-                        mapped,
-                    ));
-                }
-            }
+            // `use_fast_stun`: ask before the stack reads from the socket; `upnpnat`: ask
+            // the router for a forward at the same time.
+            let port = sock.local_addr().map(|a| a.port()).unwrap_or(cfg.port);
+            let ours = SocketAddr::new(advertised_ip, port);
+            stun_found = probe_new_socket(
+                &sock,
+                ours,
+                opts.stun_server,
+                opts.fast_stun,
+                opts.port_mapper.as_ref(),
+            )
+            .await;
             let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> =
                 Arc::new(inbound::GuardedUdp { sock });
             let udp = token.child_token();
@@ -503,6 +503,11 @@ pub(crate) async fn start(
             .stun_server
             .filter(|_| cfg.transport == Transport::Udp && opts.fast_stun.probes())
             .map(|server| (server, opts.fast_stun)),
+        port_mapper: opts
+            .port_mapper
+            .clone()
+            .filter(|_| cfg.transport == Transport::Udp)
+            .map(|m| (m, opts.fast_stun)),
         last_stun: stun_found,
         shared_local: shared_local.clone(),
         moves,
@@ -627,9 +632,35 @@ impl PendingReoffers {
     }
 }
 
+/// What a new UDP socket at `ours` is known as from outside: the router's forward
+/// (`upnpnat`, [`crate::PortMapper`]) when it made one, else the STUN server's answer
+/// (`use_fast_stun`). Both are asked at once; `None` when neither was asked or answered.
+pub(crate) async fn probe_new_socket(
+    sock: &tokio::net::UdpSocket,
+    ours: SocketAddr,
+    stun_server: Option<SocketAddr>,
+    mode: crate::FastStun,
+    mapper: Option<&crate::PortMapperRef>,
+) -> Option<crate::fast_stun::StunUse> {
+    let stun = async {
+        let server = stun_server.filter(|_| mode.probes())?;
+        let mapped = crate::fast_stun::probe(sock, server).await?;
+        Some(crate::fast_stun::contact_from_stun(mode, ours, mapped))
+    };
+    let mapping = async {
+        let public = mapper?.0.map_udp(ours).await?;
+        Some(crate::port_map::contact_from_mapping(mode, ours, public))
+    };
+    let (stun, mapping) = tokio::join!(stun, mapping);
+    crate::port_map::choose(mapping, stun)
+}
+
 struct Driver {
     /// `use_fast_stun`: the STUN server and mode, for a new socket after a network change.
     fast_stun: Option<(SocketAddr, crate::FastStun)>,
+    /// `upnpnat`: the router's forwards (and the `use_fast_stun` mode that decides their
+    /// use), for a new socket after a network change.
+    port_mapper: Option<(crate::PortMapperRef, crate::FastStun)>,
     /// What the last STUN probe found (for a network change that keeps the socket).
     last_stun: Option<crate::fast_stun::StunUse>,
     /// `local`, as the handles see it ([`crate::SipUa::local_addr`]).

@@ -358,6 +358,19 @@ impl Kamailio {
             .collect()
     }
 
+    /// The Contact of every REGISTER of `user` the script logged, oldest first.
+    pub fn register_contacts(&self, user: &str) -> Vec<String> {
+        let user = format!("user={user}");
+        self.script_lines()
+            .into_iter()
+            .filter(|l| l.starts_with("REQ REGISTER") && l.split_whitespace().any(|w| w == user))
+            .filter_map(|l| {
+                let c = l.split_once("contact=")?.1;
+                Some(c.split_whitespace().next().unwrap_or_default().to_string())
+            })
+            .collect()
+    }
+
     /// Script lines that contain every one of `needles`.
     pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
         self.script_lines()

@@ -21,6 +21,7 @@ pub mod http_server;
 pub mod kamailio;
 pub mod kamailio_presence;
 pub mod linphone;
+pub mod miniupnpd;
 pub mod netns;
 pub mod params;
 pub mod proc;

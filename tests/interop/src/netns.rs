@@ -201,7 +201,7 @@ pub enum NatSide {
 
 /// Three network namespaces: `ua` at `192.168.<net>.2` behind `nat` (`192.168.<net>.1`
 /// inside, `10.232.<net>.2` outside, masquerading with nftables), and `srv` at
-/// `10.232.<net>.1`, which has no route to the private network: it can only answer what the
+/// `10.232.<net>.1` (outside addresses per [`Outside`]), which has no route to the private network: it can only answer what the
 /// NAT's mappings let through. Same naming, skipping and cleanup as [`NetPair`]; also needs
 /// `nft` (Debian's nftables).
 pub struct NatNet {
@@ -209,6 +209,21 @@ pub struct NatNet {
     /// The prefix of the names; the softphone's interface is `<tag>a`.
     tag: String,
     net: u32,
+    /// The first two octets of the outside network ([`Outside`]).
+    outside: &'static str,
+}
+
+/// Which addresses the outside of a [`NatNet`] has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outside {
+    /// `10.232.<net>.0/24`: private space, like a carrier's NAT in front.
+    Private,
+    /// `172.32.<net>.0/24`: addresses that count as public (just above RFC 1918's
+    /// 172.16/12). For peers that refuse to work behind a private address: a UPnP router
+    /// (miniupnpd) does not serve forwards when its WAN address is private or reserved, and
+    /// every documentation range (RFC 5737) is on its reserved list. The namespaces have no
+    /// route anywhere else, so nothing is sent to whoever holds these addresses.
+    Public,
 }
 
 /// `nft` (nftables), for the NAT rule.
@@ -216,6 +231,11 @@ pub const NFT: &str = "nft";
 
 impl NatNet {
     pub fn create(test: &str, kind: NatKind) -> Option<NatNet> {
+        NatNet::create_with(test, kind, Outside::Private)
+    }
+
+    /// [`NatNet::create`] with the outside network's addresses chosen by `outside`.
+    pub fn create_with(test: &str, kind: NatKind, outside: Outside) -> Option<NatNet> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let skip = |why: String| skip(test, "network namespaces and nftables (root)", &why);
         for tool in [IP, NFT] {
@@ -231,6 +251,10 @@ impl NatNet {
             names: [format!("{tag}u"), format!("{tag}n"), format!("{tag}s")],
             tag: tag.clone(),
             net,
+            outside: match outside {
+                Outside::Private => "10.232",
+                Outside::Public => "172.32",
+            },
         };
         // From here on `Drop` removes whatever was made.
         if let Err(e) = run(&["netns", "add", nat.ns(NatSide::Ua)]) {
@@ -241,7 +265,7 @@ impl NatNet {
         run_or_panic(&["netns", "add", nat.ns(NatSide::Srv)]);
         let links = [
             (NatSide::Ua, NatSide::Nat, "a", "b", "192.168"),
-            (NatSide::Nat, NatSide::Srv, "c", "d", "10.232"),
+            (NatSide::Nat, NatSide::Srv, "c", "d", nat.outside),
         ];
         for (left, right, l_if, r_if, prefix) in links {
             let (l_dev, r_dev) = (format!("{tag}{l_if}"), format!("{tag}{r_if}"));
@@ -334,17 +358,46 @@ impl NatNet {
 
     /// The NAT's outside address: what the servers see the softphone as.
     pub fn public_ip(&self) -> String {
-        format!("10.232.{}.2", self.net)
+        format!("{}.{}.2", self.outside, self.net)
     }
 
     /// The server side's address.
     pub fn srv_ip(&self) -> String {
-        format!("10.232.{}.1", self.net)
+        format!("{}.{}.1", self.outside, self.net)
     }
 
     /// The `ip netns exec <ns>` prefix, for harness functions taking a wrapper.
     pub fn wrapper(&self, side: NatSide) -> Vec<String> {
         exec_in(self.ns(side))
+    }
+
+    /// Starts a softphone (with `--callbacks`) on `side` with `params` and waits until it
+    /// registered.
+    pub fn start_registered(
+        &self,
+        side: NatSide,
+        dir: &Path,
+        params: &crate::Params,
+    ) -> crate::Cli {
+        let mut cli =
+            crate::Cli::start_wrapped(dir, &self.wrapper(side), &params.pairs(), &["--callbacks"]);
+        crate::flows::expect_registered(&mut cli, 0);
+        cli
+    }
+
+    /// The router's inside interface (towards the softphone).
+    pub fn inside_if(&self) -> String {
+        format!("{}b", self.tag)
+    }
+
+    /// The router's outside interface (towards the servers).
+    pub fn outside_if(&self) -> String {
+        format!("{}c", self.tag)
+    }
+
+    /// The private network, `192.168.<net>.0/24`.
+    pub fn private_net(&self) -> String {
+        format!("192.168.{}.0/24", self.net)
     }
 }
 

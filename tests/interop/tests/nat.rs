@@ -20,7 +20,7 @@ const TALK: Duration = Duration::from_secs(4);
 const OUTSIDE_TONE_HZ: f64 = 1000.0;
 
 use webphone_interop::coturn::Coturn;
-use webphone_interop::flows::{expect_connected, expect_registered, WAIT};
+use webphone_interop::flows::{expect_connected, WAIT};
 use webphone_interop::netns::{NatKind, NatNet, NatSide};
 use webphone_interop::util::wait_for;
 use webphone_interop::{
@@ -66,13 +66,7 @@ fn behind_nat(name: &str, kind: NatKind, params: &[(&str, &str)]) -> Option<Behi
     for (name, value) in params {
         p = p.set(name, value);
     }
-    let mut cli = Cli::start_wrapped(
-        dir.path(),
-        &net.wrapper(NatSide::Ua),
-        &p.pairs(),
-        &["--callbacks"],
-    );
-    expect_registered(&mut cli, 0);
+    let cli = net.start_registered(NatSide::Ua, dir.path(), &p);
     Some(Behind {
         net,
         k,
@@ -87,15 +81,7 @@ fn behind_nat(name: &str, kind: NatKind, params: &[(&str, &str)]) -> Option<Behi
 impl Behind {
     /// The Contact of every REGISTER of 1001 the registrar received, oldest first.
     fn register_contacts(&self) -> Vec<String> {
-        self.k
-            .script_lines()
-            .into_iter()
-            .filter(|l| l.starts_with("REQ REGISTER") && l.contains("user=1001"))
-            .filter_map(|l| {
-                let c = l.split_once("contact=")?.1;
-                Some(c.split_whitespace().next().unwrap_or_default().to_string())
-            })
-            .collect()
+        self.k.register_contacts("1001")
     }
 
     /// Waits until the registrar's bindings of 1001 are exactly one, containing `needle`.
@@ -267,13 +253,7 @@ fn call_from_behind_the_nat_has_audio_both_ways() {
         .set("audiodevicein", format!("file:{}", src.display()))
         .set("audiodeviceout", format!("file:{}", outside_rec.display()))
         .set("autoaccept", "true");
-    let mut outside = Cli::start_wrapped(
-        &outside_dir,
-        &b.net.wrapper(NatSide::Srv),
-        &p.pairs(),
-        &["--callbacks"],
-    );
-    expect_registered(&mut outside, 0);
+    let mut outside = b.net.start_registered(NatSide::Srv, &outside_dir, &p);
 
     b.cli
         .api_ok(&format!("call sip:1002@{}:{}", b.net.srv_ip(), b.k.port()));

@@ -176,6 +176,40 @@ impl Core {
         }
     }
 
+    /// `upnpnat` (default 1): whether the router is asked for port forwards.
+    fn upnp_enabled(&self) -> bool {
+        self.params.get_i64("upnpnat").unwrap_or(1) != 0
+    }
+
+    /// `upnpnat`: the router forwards a public port to the SIP UDP socket, whose address is
+    /// then the Contact ([`webphone_sip::PortMapper`]). The search for the router starts
+    /// now, for every transport (calls map their RTP ports).
+    pub(super) fn sip_port_mapper(&self) -> Option<webphone_sip::PortMapperRef> {
+        if !self.upnp_enabled() {
+            return None;
+        }
+        self.upnp.prepare(self.local_ip);
+        Some(webphone_sip::PortMapperRef(std::sync::Arc::new(
+            crate::upnp::SipPorts(self.upnp.clone()),
+        )))
+    }
+
+    /// `upnpnat`: asks the router to forward a public port to a call's RTP socket; its
+    /// address goes into the SDP (and ICE). The forward lasts as long as the returned value.
+    pub(super) async fn map_rtp(&self, rtp: &mut RtpSocket) -> Option<crate::upnp::Mapped> {
+        if !self.upnp_enabled() {
+            return None;
+        }
+        let mapped = crate::upnp::Mapped::udp(&self.upnp, rtp.local_addr(), "RTP").await?;
+        rtp.set_public_addr(mapped.public);
+        Some(mapped)
+    }
+
+    /// The network changed: the router (if any) is searched for again.
+    pub(super) async fn upnp_network_changed(&self) {
+        self.upnp.forget().await;
+    }
+
     /// `natopenpackets` (default 10, at most 10; 0 = off).
     pub(super) fn nat_open_packets(&self) -> u8 {
         self.params

@@ -316,39 +316,53 @@ impl Core {
                 }
                 Vec::new()
             }
-            NetAction::Move(ip) => match sip.network_changed(ip).await {
-                Ok(addr) => {
-                    self.local_ip = ip;
-                    self.log(
-                        Severity::Event,
-                        &format!("network: local address changed; SIP now on {addr}"),
-                    );
-                    let calls: Vec<usize> = self
-                        .lines
-                        .iter()
-                        .filter(|(_, l)| {
-                            l.phase == CallPhase::Connected
-                                && matches!(l.peer, Peer::Sip(_))
-                                && l.media.is_some()
-                        })
-                        .map(|(n, _)| n)
-                        .collect();
-                    self.netwatch.moved(ip, &calls)
-                }
-                Err(e) => {
-                    self.netwatch.move_failed(now, ip);
-                    self.log(
-                        Severity::Warning,
-                        &format!("network: cannot move to {ip}: {e}"),
-                    );
-                    Vec::new()
-                }
-            },
+            NetAction::Move(ip) => {
+                // Another network, maybe another router: search again.
+                self.upnp_network_changed().await;
+                self.after_move(sip.network_changed(ip).await, ip, now)
+            }
             NetAction::Refresh(n) => {
                 if let Err(why) = self.refresh_call(n).await {
                     self.netwatch.forget(n);
                     tracing::debug!(line = n, why, "call not refreshed after the network change");
                 }
+                Vec::new()
+            }
+        }
+    }
+
+    /// After the SIP transport tried to move to `ip`: the calls to refresh, or a retry later.
+    fn after_move(
+        &mut self,
+        result: Result<std::net::SocketAddr, webphone_sip::SipError>,
+        ip: std::net::IpAddr,
+        now: Instant,
+    ) -> Vec<NetAction> {
+        match result {
+            Ok(addr) => {
+                self.local_ip = ip;
+                self.log(
+                    Severity::Event,
+                    &format!("network: local address changed; SIP now on {addr}"),
+                );
+                let calls: Vec<usize> = self
+                    .lines
+                    .iter()
+                    .filter(|(_, l)| {
+                        l.phase == CallPhase::Connected
+                            && matches!(l.peer, Peer::Sip(_))
+                            && l.media.is_some()
+                    })
+                    .map(|(n, _)| n)
+                    .collect();
+                self.netwatch.moved(ip, &calls)
+            }
+            Err(e) => {
+                self.netwatch.move_failed(now, ip);
+                self.log(
+                    Severity::Warning,
+                    &format!("network: cannot move to {ip}: {e}"),
+                );
                 Vec::new()
             }
         }
@@ -368,7 +382,7 @@ impl Core {
         let (Some(neg), Some(prefs)) = (l.neg.clone(), l.offer.clone()) else {
             return Err("no negotiated media".into());
         };
-        let rtp = match self.bind_rtp().await {
+        let mut rtp = match self.bind_rtp().await {
             Ok(r) => r,
             Err(e) => {
                 // The address may be going away again: retry later.
@@ -378,10 +392,13 @@ impl Core {
                 return Ok(());
             }
         };
-        let local = rtp.local_addr();
+        let port_map = self.map_rtp(&mut rtp).await;
+        let local = rtp.sdp_addr(rtp.local_addr());
         let Some(l) = self.lines.get_mut(n) else {
             return Err("line gone".into());
         };
+        // The old forward goes with the old socket.
+        l.port_map = port_map;
         // The old socket is bound to an address we no longer have: the media restarts on the
         // new one (same codec, same devices).
         let old = l.media.take();

@@ -12,6 +12,17 @@ const MAX_ANSWER: usize = 64 * 1024;
 /// Builds the client: certificates verified against the system's trust anchors, time-outs
 /// [`CONNECT_TIMEOUT`] / [`TOTAL_TIMEOUT`], at most 5 redirects.
 pub(super) fn build_client() -> Result<reqwest::Client, String> {
+    builder()?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(TOTAL_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .map_err(|e| error_chain(&e.without_url()))
+}
+
+/// A client builder with rustls (ring, certificates verified against the system's trust
+/// anchors) and our user agent; the crate is built without a default TLS provider.
+pub(crate) fn builder() -> Result<reqwest::ClientBuilder, String> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for c in native.certs {
@@ -24,14 +35,9 @@ pub(super) fn build_client() -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(TOTAL_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .user_agent("webphone")
-        .build()
-        .map_err(|e| error_chain(&e.without_url()))
+        .user_agent("webphone"))
 }
 
 /// The error and its sources in one line (reqwest's own text names only the outer layer).

@@ -43,6 +43,8 @@ pub mod tokens;
 mod ftp;
 mod http;
 
+pub(crate) use http::builder as http_builder;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -279,6 +279,29 @@ fn stun_answer_gives_a_server_reflexive_candidate_used_as_default() {
 }
 
 #[test]
+fn router_forward_is_offered_as_server_reflexive_and_used_as_default() {
+    // A UPnP forward to the host socket, with no STUN server: the forward is the srflx
+    // candidate and the c=/m= address; a second call of the same address adds nothing.
+    let now = Instant::now();
+    let (host, public) = (addr("192.168.1.10:4000"), addr("203.0.113.7:4000"));
+    let mut t = host_only(host, now);
+    t.add_mapped(public);
+    t.add_mapped(public);
+    assert_eq!(t.default_addr(), public);
+    let cands = t.local_sdp().candidates;
+    let srflx: Vec<_> = cands.iter().filter(|c| c.contains("typ srflx")).collect();
+    assert_eq!(srflx.len(), 1, "{cands:?}");
+    assert!(
+        srflx[0].contains("203.0.113.7 4000 typ srflx raddr 192.168.1.10 rport 4000"),
+        "{cands:?}"
+    );
+    // A "forward" to the host address itself is no candidate.
+    let mut same = host_only(host, now);
+    same.add_mapped(host);
+    assert_eq!(same.default_addr(), host);
+}
+
+#[test]
 fn unanswered_stun_server_ends_gathering_with_the_host_candidate() {
     let mut now = Instant::now();
     let cfg = IceConfig {

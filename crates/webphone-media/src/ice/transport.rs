@@ -159,10 +159,9 @@ impl IceTransport {
         now: Instant,
     ) -> Result<IceTransport, IceError> {
         let provider = rtc_ice::crypto::default_provider().map_err(agent_err)?;
-        let mut candidate_types = vec![CandidateType::Host];
-        if cfg.stun.is_some() {
-            candidate_types.push(CandidateType::ServerReflexive);
-        }
+        // Server-reflexive also without a STUN server: a router's forward is one
+        // ([`IceTransport::add_mapped`]).
+        let mut candidate_types = vec![CandidateType::Host, CandidateType::ServerReflexive];
         if cfg.turn.is_some() {
             candidate_types.push(CandidateType::Relay);
         }
@@ -427,6 +426,31 @@ impl IceTransport {
         media
     }
 
+    /// A router forwards `public` to our host candidate (a UPnP port mapping): offered as a
+    /// server-reflexive candidate with the host as its base (RFC 8445 §5.1.1.2), and the
+    /// default address when STUN found none.
+    pub fn add_mapped(&mut self, public: SocketAddr) {
+        if public == self.host || self.srflx == Some(public) {
+            return;
+        }
+        self.add_reflexive(public);
+        if self.srflx.is_none() {
+            self.srflx = Some(public);
+        }
+    }
+
+    /// A server-reflexive candidate at `public` whose base is the host candidate.
+    fn add_reflexive(&mut self, public: SocketAddr) {
+        let c = CandidateServerReflexiveConfig {
+            base_config: base_config(public, self.component),
+            rel_addr: self.host.ip().to_string(),
+            rel_port: self.host.port(),
+            url: None,
+        }
+        .new_candidate_server_reflexive();
+        self.add_local(c);
+    }
+
     fn on_turn_event(&mut self, now: Instant, ev: TurnEvent) {
         match ev {
             TurnEvent::BindingResponse(_, mapped) => {
@@ -435,14 +459,7 @@ impl IceTransport {
                 self.events.push_back(IceEvent::Reflexive(mapped));
                 if mapped != self.host && self.srflx.is_none() {
                     self.srflx = Some(mapped);
-                    let c = CandidateServerReflexiveConfig {
-                        base_config: base_config(mapped, self.component),
-                        rel_addr: self.host.ip().to_string(),
-                        rel_port: self.host.port(),
-                        url: None,
-                    }
-                    .new_candidate_server_reflexive();
-                    self.add_local(c);
+                    self.add_reflexive(mapped);
                 }
             }
             TurnEvent::BindingError(_, e) => {

@@ -31,7 +31,7 @@ impl Driver {
         if ip != old.ip() {
             let (new, stun) = self.rebind(ip).await?;
             // A new socket has a new mapping (or none, when the probe got no answer).
-            if self.fast_stun.is_some() {
+            if self.fast_stun.is_some() || self.port_mapper.is_some() {
                 self.last_stun = stun;
             }
             info!(%old, %new, transport = %self.transport, "local address changed; transport moved");
@@ -74,12 +74,18 @@ impl Driver {
                             })?
                     }
                 };
-                if let Some((server, mode)) = self.fast_stun {
-                    let ours = sock.local_addr().unwrap_or(SocketAddr::new(ip, port));
-                    if let Some(mapped) = crate::fast_stun::probe(&sock, server).await {
-                        stun = Some(crate::fast_stun::contact_from_stun(mode, ours, mapped));
-                    }
+                let ours = sock.local_addr().unwrap_or(SocketAddr::new(ip, port));
+                // The old socket's forward goes; the new one gets its own.
+                let mapper = self.port_mapper.as_ref().map(|(m, _)| m);
+                if let Some(m) = mapper {
+                    m.0.unmap_udp(self.local);
                 }
+                let mode = match (&self.fast_stun, &self.port_mapper) {
+                    (Some((_, mode)), _) | (None, Some((_, mode))) => *mode,
+                    (None, None) => crate::FastStun::Off,
+                };
+                let server = self.fast_stun.map(|(server, _)| server);
+                stun = super::probe_new_socket(&sock, ours, server, mode, mapper).await;
                 let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> =
                     Arc::new(super::inbound::GuardedUdp { sock });
                 let token = self.token.child_token();
