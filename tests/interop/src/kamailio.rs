@@ -37,7 +37,7 @@ pub struct SecurePorts {
 }
 
 /// Which TLS/WS/WSS listeners [`Kamailio::start_full`] sets up.
-enum Secure {
+pub(crate) enum Secure {
     Off,
     /// Free ports and a fresh certificate.
     Fresh,
@@ -48,7 +48,7 @@ enum Secure {
 /// Where Kamailio runs when not on 127.0.0.1 of this namespace: a network namespace
 /// ([`crate::netns`]) and the extra address it listens on there.
 #[derive(Debug, Clone)]
-struct Place {
+pub(crate) struct Place {
     netns: Vec<String>,
     ip: String,
 }
@@ -130,7 +130,7 @@ impl Kamailio {
         Kamailio::start_full(dir, opts, secure, &[], None, None)
     }
 
-    fn start_full(
+    pub(crate) fn start_full(
         dir: &Path,
         opts: KamailioOpts,
         secure: Secure,

@@ -18,6 +18,16 @@ impl Kamailio {
     /// Needs [`PRESENCE_MODULES`]: check with [`require_presence_modules`] first.
     /// `opts.max_expires` also caps the expiry of subscriptions and publications.
     pub fn start_presence(dir: &Path, opts: KamailioOpts) -> Kamailio {
+        Kamailio::start_presence_with(dir, opts, false)
+    }
+
+    /// [`Kamailio::start_presence`], also listening on TLS, WS and WSS like
+    /// [`Kamailio::start_secure`].
+    pub fn start_presence_secure(dir: &Path, opts: KamailioOpts) -> Kamailio {
+        Kamailio::start_presence_with(dir, opts, true)
+    }
+
+    fn start_presence_with(dir: &Path, opts: KamailioOpts, secure: bool) -> Kamailio {
         let db = dir.join("kamailio").join("db");
         std::fs::create_dir_all(&db).expect("create kamailio db dir");
         for table in PRESENCE_TABLES {
@@ -27,7 +37,12 @@ impl Kamailio {
         }
         let db_url = format!("DB_URL=\"text://{}\"", db.display());
         let defines = ["WITH_PRESENCE", db_url.as_str()];
-        Kamailio::start_with_defines(dir, opts, &defines)
+        let secure = if secure {
+            crate::kamailio::Secure::Fresh
+        } else {
+            crate::kamailio::Secure::Off
+        };
+        Kamailio::start_full(dir, opts, secure, &defines, None, None)
     }
 }
 

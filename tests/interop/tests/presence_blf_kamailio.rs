@@ -16,8 +16,8 @@
 //!   ringing (`early`), in call (`confirmed`, after B's `accept`) and idle again
 //!   (`terminated`, after B's `hangup`), the last three with baresip's Call-ID, as `BLF`
 //!   notifications and `onBLFStateChange` callbacks in that order.
-//! - Over TCP, the caller's side: B (TCP) publishes `Away` to its watcher A (TCP), then calls
-//!   baresip; A sees B's dialog as the initiator (`direction="initiator"`): trying or early,
+//! - Over TCP, and over TLS (B) and WebSocket (A), the caller's side: B publishes `Away` to
+//!   its watcher A, then calls baresip; A sees B's dialog as the initiator (`direction="initiator"`): trying or early,
 //!   confirmed, terminated, with B's own Call-ID.
 //! - Refreshes (RFC 6665 §4.1.2.1, RFC 3903 §4.4): with everything granted 10 s, each
 //!   watcher's two SUBSCRIBEs come back in-dialog and B's PUBLISH is refreshed, all
@@ -281,17 +281,77 @@ fn watchers_see_published_presence_and_blf_of_a_call_through_kamailio() {
     }
 }
 
+/// How a softphone of the caller's-side test reaches the presence server.
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    Tcp,
+    Tls,
+    Ws,
+}
+
+impl Link {
+    /// Kamailio's `$proto` for this link.
+    fn proto(self) -> &'static str {
+        match self {
+            Link::Tcp => "tcp",
+            Link::Tls => "tls",
+            Link::Ws => "ws",
+        }
+    }
+
+    /// The account parameters over this link (TLS trusts the server's certificate).
+    fn params(self, kam: &Kamailio, user: &str) -> Vec<(&'static str, String)> {
+        match self {
+            Link::Tcp => vec![("transport", "1".into())],
+            Link::Tls => vec![
+                ("transport", "2".into()),
+                ("serveraddress", format!("127.0.0.1:{}", kam.tls_port())),
+                ("tlscafile", kam.cert_path().display().to_string()),
+            ],
+            Link::Ws => vec![
+                ("transport", "-1".into()),
+                ("serveraddress", format!("ws://127.0.0.1:{}", kam.ws_port())),
+            ],
+        }
+        .into_iter()
+        .chain([("username", user.to_owned())])
+        .collect()
+    }
+}
+
 #[test]
 fn presence_and_the_callers_side_of_a_call_over_tcp() {
+    callers_side("blf_caller_side_tcp", Link::Tcp, Link::Tcp);
+}
+
+#[test]
+fn presence_and_the_callers_side_of_a_call_over_tls_and_ws() {
+    // The watched phone over TLS, its watcher over WebSocket (RFC 7118): the presence
+    // server's NOTIFYs must find the watcher's WebSocket connection.
+    callers_side("blf_caller_side_tls_ws", Link::Tls, Link::Ws);
+}
+
+/// B (1002, over `b_link`) publishes `Away` to its watcher A (1001, over `a_link`), then
+/// calls baresip; A sees B's dialog as the initiator: trying or early, confirmed,
+/// terminated, with B's own Call-ID.
+fn callers_side(name: &str, b_link: Link, a_link: Link) {
     let _serial = serial();
-    let name = "blf_caller_side_tcp";
     if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP]) || !require_presence_modules(name) {
         return;
     }
     let dir = TestDir::new(name);
-    let mut kam = Kamailio::start_presence(dir.path(), KamailioOpts::default());
-    let mut b = softphone_over(&dir, &kam, "1002", Transport::Tcp, &[]);
-    let mut a = softphone_over(&dir, &kam, "1001", Transport::Tcp, &[]);
+    let mut kam = Kamailio::start_presence_secure(dir.path(), KamailioOpts::default());
+    let over = |link: Link, user: &str| {
+        let extra = link.params(&kam, user);
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        softphone_over(&dir, &kam, user, Transport::Udp, &extra)
+    };
+    let mut b = over(b_link, "1002");
+    let mut a = over(a_link, "1001");
+    let (from_a, from_b) = (
+        format!("from {}:", a_link.proto()),
+        format!("from {}:", b_link.proto()),
+    );
     let mut callee = Baresip::start(
         dir.path(),
         BaresipOpts {
@@ -303,32 +363,23 @@ fn presence_and_the_callers_side_of_a_call_over_tcp() {
     );
     a.api_ok("checkblf 1002");
     kam.wait_lines(
-        &[
-            "PRESENCE SUBSCRIBE",
-            "event=dialog",
-            "user=1001",
-            "from tcp:",
-        ],
+        &["PRESENCE SUBSCRIBE", "event=dialog", "user=1001", &from_a],
         1,
         WAIT,
     );
     expect_blf(&mut a, "undefined,terminated,");
-    // Presence over TCP too: B's PUBLISH and A's SUBSCRIBE both arrive over TCP.
+    // Presence too: B's PUBLISH and A's SUBSCRIBE arrive over their links.
     a.api_ok("checkpresence 1002");
     b.api_ok("setpresencestatus Away");
     kam.wait_lines(
-        &[
-            "PRESENCE PUBLISH",
-            "event=presence",
-            "user=1002",
-            "from tcp:",
-        ],
+        &["PRESENCE PUBLISH", "event=presence", "user=1002", &from_b],
         1,
         WAIT,
     );
-    expect_presence(&mut a, "A over TCP", "Away", "Away");
+    expect_presence(&mut a, "A", "Away", "Away");
 
-    b.api_ok(&format!("call sip:1003@127.0.0.1:{}", kam.port()));
+    // Through B's own server connection (a URI with Kamailio's UDP port would not do for TLS).
+    b.api_ok("call 1003");
     callee.wait_event("CALL_INCOMING", |_| true, WAIT);
     // The proxy publishes the caller's dialog as `trying` (INVITE sent) and `early` (180)
     // almost at once; Kamailio handles the two PUBLISHes in parallel workers and may notify
@@ -346,9 +397,9 @@ fn presence_and_the_callers_side_of_a_call_over_tcp() {
         .map(|(s, c)| (s.to_string(), c.to_string()))
         .unwrap_or_default();
     assert!(!call_id.is_empty(), "the ringing call's Call-ID: {ringing}");
-    // B's own call: the INVITE it sent over TCP carried that Call-ID.
+    // B's own call: the INVITE it sent over its link carried that Call-ID.
     kam.wait_lines(
-        &["REQ INVITE", "from tcp:", &format!("call-id={call_id}")],
+        &["REQ INVITE", &from_b, &format!("call-id={call_id}")],
         1,
         WAIT,
     );
