@@ -510,8 +510,6 @@ async fn run(
     let period = Duration::from_millis(u64::from(PTIME_MS));
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let mut buf = vec![0u8; 4096];
-    let mut rtcp_buf = vec![0u8; 2048];
     let mut send_errors: u64 = 0;
     let remote = pipeline.negotiated().remote_rtp;
     // The remote end of the pair ICE selected, as last given to the pipeline (DTLS follows it).
@@ -589,18 +587,11 @@ async fn run(
                 // select): take the datagrams already waiting first, so the jitter buffer
                 // does not run dry with its packets still in the socket.
                 for _ in 0..MAX_DRAIN {
-                    let Ok((n, from)) = socket.try_recv_from(&mut buf) else {
+                    let taken = take_datagram(&socket, |data, from| {
+                        on_rtp_datagram(&mut ice, &mut pipeline, data, from);
+                    });
+                    if taken.is_err() {
                         break;
-                    };
-                    let data = buf.get(..n).unwrap_or(&[]);
-                    let at = Instant::now().into_std();
-                    match ice.as_mut() {
-                        Some(ice) => {
-                            if let Some((media, from)) = ice.handle_datagram(at, data, from) {
-                                pipeline.on_packet(&media, from, at);
-                            }
-                        }
-                        None => pipeline.on_packet(data, from, at),
                     }
                 }
                 if let Some(ice) = ice.as_mut() {
@@ -619,38 +610,44 @@ async fn run(
                     vad.lock().unwrap_or_else(|e| e.into_inner()).merge(&report);
                 }
             },
-            res = socket.recv_from(&mut buf) => match res {
-                Ok((n, from)) => {
-                    let data = buf.get(..n).unwrap_or(&[]);
-                    let now = Instant::now().into_std();
-                    match ice.as_mut() {
-                        Some(ice) => {
-                            if let Some((media, from)) = ice.handle_datagram(now, data, from) {
-                                pipeline.on_packet(&media, from, now);
-                            }
+            _ = socket.readable() => {
+                let taken = take_datagram(&socket, |data, from| {
+                    on_rtp_datagram(&mut ice, &mut pipeline, data, from);
+                });
+                match taken {
+                    Ok(()) => {
+                        if let Some(ice) = ice.as_mut() {
                             crate::ice::gather::flush(&socket, ice).await;
                         }
-                        None => pipeline.on_packet(data, from, now),
                     }
+                    // Readiness can be spurious; ICMP port unreachable from an earlier send
+                    // shows up as an error. Either way: keep going.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => tracing::trace!(error = %e, "RTP receive error"),
                 }
-                // ICMP port unreachable from an earlier send shows up here; keep going.
-                Err(e) => tracing::trace!(error = %e, "RTP receive error"),
             },
-            res = recv_opt(rtcp_socket.as_ref(), &mut rtcp_buf) => match res {
-                Ok((n, from)) => {
-                    let data = rtcp_buf.get(..n).unwrap_or(&[]);
+            _ = readable_opt(rtcp_socket.as_ref()) => {
+                let Some(sock) = rtcp_socket.as_ref() else { continue };
+                let taken = take_datagram(sock, |data, from| {
                     let now = Instant::now().into_std();
-                    match (ice_rtcp.as_mut(), rtcp_socket.as_ref()) {
-                        (Some(r), Some(sock)) => {
+                    match ice_rtcp.as_mut() {
+                        Some(r) => {
                             if let Some((rtcp, from)) = r.handle_datagram(now, data, from) {
                                 pipeline.on_rtcp_packet(&rtcp, from, now);
                             }
+                        }
+                        None => pipeline.on_rtcp_packet(data, from, now),
+                    }
+                });
+                match taken {
+                    Ok(()) => {
+                        if let Some(r) = ice_rtcp.as_mut() {
                             crate::ice::gather::flush(sock, r).await;
                         }
-                        _ => pipeline.on_rtcp_packet(data, from, now),
                     }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => tracing::trace!(error = %e, "RTCP receive error"),
                 }
-                Err(e) => tracing::trace!(error = %e, "RTCP receive error"),
             },
         }
     }
@@ -700,9 +697,50 @@ async fn run(
 }
 
 /// Receive on the RTCP socket if there is one; pending forever otherwise.
-async fn recv_opt(sock: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+/// A datagram on the RTP socket: through ICE (which keeps STUN to itself) when the call
+/// uses it, to the pipeline.
+fn on_rtp_datagram(
+    ice: &mut Option<Box<crate::ice::IceTransport>>,
+    pipeline: &mut MediaPipeline,
+    data: &[u8],
+    from: SocketAddr,
+) {
+    let now = Instant::now().into_std();
+    match ice.as_mut() {
+        Some(ice) => {
+            if let Some((media, from)) = ice.handle_datagram(now, data, from) {
+                pipeline.on_packet(&media, from, now);
+            }
+        }
+        None => pipeline.on_packet(data, from, now),
+    }
+}
+
+/// Ready when `sock` has something to read; never without a socket.
+async fn readable_opt(sock: Option<&UdpSocket>) -> io::Result<()> {
     match sock {
-        Some(s) => s.recv_from(buf).await,
+        Some(s) => s.readable().await,
         None => std::future::pending().await,
     }
+}
+
+/// Largest datagram taken whole (RTP over a 9000-byte jumbo frame path fits).
+const RECV_BUF: usize = 9000;
+
+thread_local! {
+    /// One receive buffer per worker thread, shared by every media task it runs: a datagram
+    /// is read and handled without an `.await` in between, so no task needs a buffer of its
+    /// own while it waits (which cost 6 KiB per call).
+    static RECV: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; RECV_BUF]);
+}
+
+/// Reads one waiting datagram (without waiting) into this thread's buffer and hands it to
+/// `handle`; `WouldBlock` when none is waiting.
+fn take_datagram(sock: &UdpSocket, handle: impl FnOnce(&[u8], SocketAddr)) -> io::Result<()> {
+    RECV.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let (n, from) = sock.try_recv_from(&mut buf)?;
+        handle(buf.get(..n).unwrap_or(&[]), from);
+        Ok(())
+    })
 }

@@ -15,9 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rsipstack::dialog::authenticate::Credential;
-use rsipstack::dialog::dialog::{
-    DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle,
-};
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
@@ -57,6 +55,7 @@ mod inbound;
 mod rebind;
 /// MESSAGE, INFO, REFER, SUBSCRIBE/NOTIFY, PUBLISH ([`crate::messaging`]).
 mod services;
+mod state_router;
 mod tls_on_demand;
 /// In-dialog requests that overtake the ACK of our 2xx.
 mod unconfirmed;
@@ -499,6 +498,7 @@ pub(crate) async fn start(
     let reg_call_id = new_call_id();
     let shared_local = Arc::new(Mutex::new(local));
     let driver = Driver {
+        states: state_router::StateRouter::start(),
         fast_stun: opts
             .stun_server
             .filter(|_| cfg.transport == Transport::Udp && opts.fast_stun.probes())
@@ -656,6 +656,8 @@ pub(crate) async fn probe_new_socket(
 }
 
 struct Driver {
+    /// The dialog states of every call, routed to the calls' tasks.
+    states: state_router::StateRouter,
     /// `use_fast_stun`: the STUN server and mode, for a new socket after a network change.
     fast_stun: Option<(SocketAddr, crate::FastStun)>,
     /// `upnpnat`: the router's forwards (and the `use_fast_stun` mode that decides their
@@ -1554,6 +1556,8 @@ impl Driver {
         insert_credentials(&mut creds_headers, &auth_headers);
         extra_headers.extend(creds_headers.iter().cloned());
         extra_headers.extend(self.services.invite_headers(call));
+        // Routed before rsipstack can report anything about the dialog.
+        let state_rx = self.states.route(call, &call_id, None);
         let opt = InviteOption {
             caller_display_name: self
                 .account
@@ -1575,8 +1579,7 @@ impl Driver {
             call_id: Some(call_id),
             ..Default::default()
         };
-        let (state_tx, state_rx) = self.layer.new_dialog_state_channel();
-        match self.layer.do_invite_async(opt, state_tx) {
+        match self.layer.do_invite_async(opt, self.states.sender()) {
             Ok((dialog, join)) => {
                 self.calls.insert(
                     call,
@@ -1759,25 +1762,25 @@ impl Driver {
                 return;
             }
         };
-        let (state_tx, state_rx) = self.layer.new_dialog_state_channel();
-        let dialog =
-            match self
-                .layer
-                .get_or_create_server_invite(&tx, state_tx, None, Some(contact))
-            {
-                Ok(d) => {
-                    rebind::keep_proxied_remote_target(&d, &tx.original);
-                    d
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot create dialog for INVITE");
-                    let mut tx = tx;
-                    tokio::spawn(async move {
-                        let _ = tx.reply(StatusCode::BadRequest).await;
-                    });
-                    return;
-                }
-            };
+        let dialog = match self.layer.get_or_create_server_invite(
+            &tx,
+            self.states.sender(),
+            None,
+            Some(contact),
+        ) {
+            Ok(d) => {
+                rebind::keep_proxied_remote_target(&d, &tx.original);
+                d
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot create dialog for INVITE");
+                let mut tx = tx;
+                tokio::spawn(async move {
+                    let _ = tx.reply(StatusCode::BadRequest).await;
+                });
+                return;
+            }
+        };
         let remote_addr = tx
             .original
             .via_header()
@@ -1792,6 +1795,10 @@ impl Driver {
                 refer_notifies: Arc::default(),
             },
         );
+        // Routed before the transaction runs (the dialog reports nothing until then).
+        let state_rx = self
+            .states
+            .route(call, &info.sip_call_id, Some(dialog.id().local_tag));
         // The server INVITE transaction: sends 100 Trying at once (RFC 3261 §8.2.6.1, §17.2.1),
         // then waits for our final response, the ACK or a CANCEL.
         let mut server_dialog = dialog.clone();
@@ -2076,7 +2083,7 @@ fn parse_incoming(req: &Request) -> Result<IncomingInvite, String> {
 struct CallTask {
     call: CallKey,
     join: Option<tokio::task::JoinHandle<InviteAsyncResult>>,
-    state_rx: DialogStateReceiver,
+    state_rx: state_router::StateRx,
     stack_tx: mpsc::UnboundedSender<StackEvent>,
     layer: Arc<DialogLayer>,
     dialog: InviteDialog,
@@ -2190,7 +2197,7 @@ async fn call_task(mut t: CallTask) {
             }
             st = t.state_rx.recv() => {
                 let Some(st) = st else { break };
-                match st {
+                match *st {
                     DialogState::Early(_, resp) if t.client => {
                         let _ = t.stack_tx.send(StackEvent::Provisional {
                             call,
