@@ -120,12 +120,123 @@ pub(crate) fn normalize_tags(data: &[u8]) -> Option<Vec<u8>> {
             changed = true;
         }
     }
+    if add_rfc2543_from_tag(&mut lines) {
+        changed = true;
+    }
     if !changed {
         return None;
     }
     let mut out = lines.join("\r\n").into_bytes();
     out.extend_from_slice(&data[head_end..]);
     Some(out)
+}
+
+/// Marks the From tags [`add_rfc2543_from_tag`] makes up; [`strip_rfc2543_tags`] takes them
+/// out of what we send.
+const RFC2543_TAG: &str = "wp2543-";
+
+/// A request whose From has no tag comes from an RFC 2543 UA (RFC 3261 §12.2.1.1: its tag
+/// is "null"); rsipstack drops such requests. The From gets a tag made from the Call-ID
+/// and the From URI, the same for every retransmission and every request of the dialog, so
+/// rsipstack keeps the transaction and the dialog; [`strip_rfc2543_tags`] removes it from
+/// our messages again, which then echo the peer's From (RFC 3261 §8.2.6.2) and address it
+/// without a tag. `lines` is the unfolded header section; whether it changed.
+fn add_rfc2543_from_tag(lines: &mut Vec<String>) -> bool {
+    let is_request = lines.first().is_some_and(|l| !l.starts_with("SIP/"));
+    if !is_request {
+        return false;
+    }
+    let value_of = |lines: &[String], names: &[&str]| {
+        lines.iter().skip(1).position(|l| {
+            l.split_once(':')
+                .is_some_and(|(n, _)| names.iter().any(|h| h.eq_ignore_ascii_case(n.trim())))
+        })
+    };
+    let (Some(from_at), Some(call_id_at)) = (
+        value_of(lines, &["from", "f"]),
+        value_of(lines, &["call-id", "i"]),
+    ) else {
+        return false;
+    };
+    let call_id = lines[call_id_at + 1]
+        .split_once(':')
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default();
+    let from = &mut lines[from_at + 1];
+    let Some((name, value)) = from.split_once(':') else {
+        return false;
+    };
+    let parts = super::split_outside_quotes(value, ';');
+    let has_tag = parts.iter().skip(1).any(|p| {
+        p.split_once('=')
+            .map_or(p.as_str(), |(k, _)| k)
+            .trim()
+            .eq_ignore_ascii_case("tag")
+    });
+    if has_tag {
+        return false;
+    }
+    // FNV-1a: stable across runs and builds (the std hasher is not).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in call_id.bytes().chain(value.trim().bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    *from = format!(
+        "{}: {};tag={RFC2543_TAG}{h:016x}",
+        name.trim(),
+        value.trim()
+    );
+    // RFC 2543 did not require a Contact in an INVITE; without one the dialog's remote
+    // target is where the request came from (its top Via's sent-by), as RFC 2543 UAs
+    // expect requests back there.
+    let is_invite = lines
+        .first()
+        .is_some_and(|l| l.split_whitespace().next() == Some("INVITE"));
+    if is_invite && value_of(lines, &["contact", "m"]).is_none() {
+        let sent_by = value_of(lines, &["via", "v"])
+            .and_then(|i| lines[i + 1].split_once(':').map(|(_, v)| v.to_owned()))
+            .and_then(|v| {
+                let v = v.split([';', ',']).next()?.trim().to_owned();
+                let (proto, host) = v.split_once(char::is_whitespace)?;
+                proto
+                    .trim()
+                    .to_ascii_uppercase()
+                    .ends_with("/UDP")
+                    .then(|| host.trim().to_owned())
+            });
+        if let Some(host) = sent_by.filter(|h| !h.is_empty() && !h.contains(['<', '>', '"'])) {
+            lines.push(format!("Contact: <sip:{host}>"));
+        }
+    }
+    true
+}
+
+/// Takes the tags [`add_rfc2543_from_tag`] made up out of the header section of a message
+/// we send; `None` when there are none (the common case: no copy).
+pub(crate) fn strip_rfc2543_tags(data: &[u8]) -> Option<Vec<u8>> {
+    let marker = format!(";tag={RFC2543_TAG}");
+    let head_end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(data.len());
+    let head = std::str::from_utf8(data.get(..head_end)?).ok()?;
+    if !head.contains(&marker) {
+        return None;
+    }
+    let mut out = String::with_capacity(head.len());
+    let mut rest = head;
+    while let Some(i) = rest.find(&marker) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + marker.len()..];
+        let end = after
+            .find([';', '\r', ',', ' ', '>'])
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&data[head_end..]);
+    Some(bytes)
 }
 
 /// Distinct refusals one source may provoke within [`REFUSAL_WINDOW`] before it is ignored.
@@ -330,7 +441,17 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdp {
         'b: 'c,
         Self: 'c,
     {
-        Box::pin(async move { Ok(self.send_noted(buf, addr).await?) })
+        Box::pin(async move {
+            // Our messages to an RFC 2543 peer carry its From (and To) as it sent them.
+            match strip_rfc2543_tags(buf) {
+                Some(plain) => {
+                    self.send_noted(&plain, addr).await?;
+                    // rsipstack checks that the whole buffer went out.
+                    Ok(buf.len())
+                }
+                None => Ok(self.send_noted(buf, addr).await?),
+            }
+        })
     }
 
     fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
@@ -518,6 +639,57 @@ mod tests {
         );
         assert!(out.ends_with("Content-Length: 4\r\n\r\nbody"), "{out}");
         assert!(crate::parse::parse_message(out.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn rfc2543_request_gets_a_stable_from_tag_and_a_contact_that_never_go_out() {
+        let inv = "INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9:5070\r\nFrom: <sip:a@example.net;user=phone>\r\nTo: sip:b@example.com\r\nCall-ID: c2543\r\nCSeq: 56 INVITE\r\n\r\nv=0\r\n";
+        let once = String::from_utf8(normalize_tags(inv.as_bytes()).unwrap_or_default())
+            .unwrap_or_default();
+        let again = String::from_utf8(normalize_tags(inv.as_bytes()).unwrap_or_default())
+            .unwrap_or_default();
+        assert_eq!(once, again, "a retransmission gets the same tag");
+        assert!(
+            once.contains("\r\nFrom: <sip:a@example.net;user=phone>;tag=wp2543-"),
+            "{once}"
+        );
+        assert!(
+            once.contains("\r\nContact: <sip:192.0.2.9:5070>\r\n\r\nv=0\r\n"),
+            "{once}"
+        );
+        // Another Call-ID, another tag; a request with a tag, or a response, is untouched.
+        let other = String::from_utf8(
+            normalize_tags(inv.replace("c2543", "c2544").as_bytes()).unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_ne!(header_value(&once, "From"), header_value(&other, "From"));
+        assert_eq!(normalize_tags(INVITE.as_bytes()), None);
+        let resp = inv.replace("INVITE sip:b@example.com SIP/2.0", "SIP/2.0 200 OK");
+        assert_eq!(normalize_tags(resp.as_bytes()), None);
+        // What we send in that dialog carries the peer's From and To without the made-up tag.
+        let tag = header_value(&once, "From")
+            .rsplit_once(";tag=")
+            .map(|(_, t)| t.to_owned())
+            .unwrap_or_default();
+        let ours = format!("SIP/2.0 200 OK\r\nFrom: <sip:a@example.net;user=phone>;tag={tag}\r\nTo: <sip:b@example.com>;tag=x1\r\nContent-Length: 0\r\n\r\n");
+        let bye = format!("BYE sip:192.0.2.9:5070 SIP/2.0\r\nFrom: <sip:b@example.com>;tag=x1\r\nTo: <sip:a@example.net;user=phone>;tag={tag};x=1\r\n\r\n");
+        assert_eq!(
+            String::from_utf8(strip_rfc2543_tags(ours.as_bytes()).unwrap_or_default()).unwrap_or_default(),
+            "SIP/2.0 200 OK\r\nFrom: <sip:a@example.net;user=phone>\r\nTo: <sip:b@example.com>;tag=x1\r\nContent-Length: 0\r\n\r\n"
+        );
+        assert!(
+            String::from_utf8(strip_rfc2543_tags(bye.as_bytes()).unwrap_or_default())
+                .unwrap_or_default()
+                .contains("\r\nTo: <sip:a@example.net;user=phone>;x=1\r\n")
+        );
+        assert_eq!(strip_rfc2543_tags(INVITE.as_bytes()), None);
+    }
+
+    fn header_value(msg: &str, name: &str) -> String {
+        msg.split("\r\n")
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_default()
+            .to_owned()
     }
 
     #[test]
