@@ -146,6 +146,29 @@ impl Codec {
         }
     }
 
+    /// The lowest payload bit rate we send with this codec, in bit/s: the fixed rate of
+    /// G.711 and G.722 (64 kbit/s), GSM (13.2), G.729 (8) and our Speex encoder
+    /// ([`codec::speex::DEFAULT_QUALITY`]: 15, 23.8 and 27.8 kbit/s), and the Opus floor (6).
+    pub fn min_payload_bitrate(self) -> u32 {
+        match self {
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => 64_000,
+            Codec::Gsm => 13_200,
+            Codec::G729 => 8_000,
+            Codec::Speex => 15_000,
+            Codec::SpeexWb => 23_800,
+            Codec::SpeexUwb => 27_800,
+            Codec::Opus => 6_000,
+        }
+    }
+
+    /// Whether sending with this codec in packets of `ptime_ms` fits in a `b=AS` of
+    /// `kbps` (which counts the IP, UDP and RTP headers, RFC 3556 §2).
+    pub fn fits_bandwidth(self, kbps: u32, ptime_ms: u32) -> bool {
+        let packets = 1000 / ptime_ms.clamp(PTIME_MS, MAX_PTIME_MS);
+        u64::from(self.min_payload_bitrate()) + u64::from(HEADER_BYTES * 8 * packets)
+            <= u64::from(kbps) * 1000
+    }
+
     /// Sample rate of the PCM the codec encodes and decodes (what audio devices must run at).
     pub fn audio_rate(self) -> u32 {
         match self {

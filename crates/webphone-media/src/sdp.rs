@@ -847,12 +847,14 @@ fn accept_audio(
         .payload_types()
         .filter_map(|pt| m.codec_of(pt).map(|c| (pt, c)))
         .collect();
-    let Some((pt, codec)) = prefs
+    let common: Vec<(u8, Codec)> = prefs
         .codecs
         .iter()
         .chain(prefs.accept_only.iter())
-        .find_map(|want| offered.iter().find(|(_, c)| c == want).copied())
-    else {
+        .filter_map(|want| offered.iter().find(|(_, c)| c == want).copied())
+        .collect();
+    let ptime = send_ptime(m.ptime, prefs);
+    let Some((pt, codec)) = within_bandwidth(&common, desc.bandwidth_of(m), ptime) else {
         return Ok(None);
     };
     let (proto, extra, srtp, dtls) = if m.is_dtls() {
@@ -890,7 +892,7 @@ fn accept_audio(
         payload_type: pt,
         telephone_event_pt: te_pt,
         direction,
-        ptime_ms: send_ptime(m.ptime, prefs),
+        ptime_ms: ptime,
         srtp,
         dtls,
         rtcp_mux: m.rtcp_mux,
@@ -914,6 +916,24 @@ fn accept_audio(
 /// `a=ptime` (what it wants to receive, RFC 4566 §6, RFC 3264 §5) when it gave one, else ours;
 /// in whole 20 ms ticks from 20 to 120 ms (a value between ticks is rounded down, so packets
 /// are never longer than asked for).
+/// The codec to answer with among `common` (in our order of preference): the first that
+/// fits in the offerer's `b=AS` (`kbps`, RFC 4566 §5.8: what it is prepared to receive),
+/// when it set one; when none fits, the one that needs the least. Pure, for tests.
+fn within_bandwidth(
+    common: &[(u8, Codec)],
+    kbps: Option<u32>,
+    ptime_ms: u32,
+) -> Option<(u8, Codec)> {
+    let Some(kbps) = kbps.filter(|&k| k > 0) else {
+        return common.first().copied();
+    };
+    common
+        .iter()
+        .find(|(_, c)| c.fits_bandwidth(kbps, ptime_ms))
+        .or_else(|| common.iter().min_by_key(|(_, c)| c.min_payload_bitrate()))
+        .copied()
+}
+
 pub(crate) fn send_ptime(remote: Option<u32>, prefs: &MediaOffer) -> u32 {
     let want = match remote {
         Some(r) if !prefs.ptime_fixed => r,

@@ -799,3 +799,47 @@ fn opus_bitrate_cap_takes_the_headers_of_the_packet_rate_off() {
     };
     assert_eq!(both.opus_bitrate_cap(20), Some(12_000));
 }
+
+/// An offer of PCMU, GSM and G.729 (in that order) with a media-level `b=AS` of `kbps`.
+fn offer_with_bandwidth(kbps: Option<u32>) -> String {
+    let b = kbps.map(|k| format!("b=AS:{k}\r\n")).unwrap_or_default();
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+         m=audio 4000 RTP/AVP 0 3 18\r\n{b}a=rtpmap:0 PCMU/8000\r\na=rtpmap:3 GSM/8000\r\n\
+         a=rtpmap:18 G729/8000\r\n"
+    )
+}
+
+#[test]
+fn offerers_bandwidth_picks_the_first_preferred_codec_that_fits() {
+    // PCMU needs 64 + 16 kbit/s of headers at 20 ms, GSM 13.2 + 16, G.729 8 + 16.
+    let prefs = MediaOffer::new(vec![Codec::Pcmu, Codec::Gsm, Codec::G729], true);
+    let codec = |kbps| {
+        answer_offer(&offer_with_bandwidth(kbps), 1, local4(), &prefs)
+            .unwrap()
+            .1
+            .codec
+    };
+    assert_eq!(codec(None), Codec::Pcmu, "no b=AS: our first choice");
+    assert_eq!(codec(Some(80)), Codec::Pcmu, "exactly fits");
+    assert_eq!(codec(Some(79)), Codec::Gsm);
+    assert_eq!(codec(Some(30)), Codec::Gsm);
+    assert_eq!(codec(Some(25)), Codec::G729);
+    assert_eq!(
+        codec(Some(10)),
+        Codec::G729,
+        "none fits: the one that needs least"
+    );
+    assert_eq!(
+        codec(Some(0)),
+        Codec::Pcmu,
+        "b=AS:0 is no limit to choose by"
+    );
+    // The answer names the chosen codec only.
+    let (answer, _) = answer_offer(&offer_with_bandwidth(Some(30)), 1, local4(), &prefs).unwrap();
+    assert!(answer.contains("m=audio 40000 RTP/AVP 3"), "{answer}");
+    // Longer packets carry fewer headers: at 60 ms PCMU needs 64 + 5.3 kbit/s.
+    let long = MediaOffer::new(vec![Codec::Pcmu, Codec::Gsm], true).with_ptime(60);
+    let (_, neg) = answer_offer(&offer_with_bandwidth(Some(70)), 1, local4(), &long).unwrap();
+    assert_eq!(neg.codec, Codec::Pcmu);
+}
