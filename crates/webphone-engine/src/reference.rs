@@ -145,6 +145,7 @@ pub const ENGINE_READS: &[&str] = &[
     "transport",
     "turnpassword",
     "turnserveraddress",
+    "turnparameters",
     "turnusername",
     "upnpnat",
     "use_fast_ice",

@@ -30,6 +30,9 @@ pub struct RtpSocket {
     nat_open_packets: u8,
     /// The address a router forwards to this socket (a UPnP port mapping), for the SDP.
     public: Option<SocketAddr>,
+    /// Stand-ins for a TURN server reached over TCP, one per ICE component
+    /// ([`crate::ice::turn_tcp`]); they live as long as the call.
+    turn_tcp: Vec<crate::ice::turn_tcp::TurnTcp>,
 }
 
 /// Even ports tried from a base port ([`RtpSocket::bind_from`]): room for as many calls.
@@ -135,6 +138,7 @@ impl RtpSocket {
             ice_rtcp: None,
             nat_open_packets: 0,
             public: None,
+            turn_tcp: Vec::new(),
         })
     }
 
@@ -145,6 +149,20 @@ impl RtpSocket {
     /// gathered at the same time; it is dropped when the peer accepts rtcp-mux.
     pub async fn gather_ice(&mut self, cfg: &crate::ice::IceConfig, host: SocketAddr) {
         use crate::ice::{gather, IceTransport};
+        let rtcp_host = self
+            .rtcp
+            .as_ref()
+            .and_then(|s| s.local_addr().ok())
+            .map(|a| SocketAddr::new(host.ip(), a.port()));
+        // Each component reaches a TCP TURN server through its own stand-in.
+        let rtcp_cfg = match rtcp_host {
+            Some(h) if cfg.turn.as_ref().is_some_and(|t| t.tcp) => {
+                Some(self.through_turn_tcp(cfg, h).await)
+            }
+            _ => None,
+        };
+        let cfg = &self.through_turn_tcp(cfg, host).await;
+        let rtcp_cfg = rtcp_cfg.as_ref().unwrap_or(cfg);
         let now = Instant::now().into_std();
         let mut rtp = match IceTransport::new(cfg, host, now) {
             Ok(t) => t,
@@ -154,10 +172,8 @@ impl RtpSocket {
             }
         };
         let creds = rtp.local_sdp();
-        let mut rtcp = self.rtcp.as_ref().and_then(|sock| {
-            let port = sock.local_addr().ok()?.port();
-            let rtcp_host = SocketAddr::new(host.ip(), port);
-            IceTransport::new_component(cfg, rtcp_host, 2, Some((creds.ufrag, creds.pwd)), now)
+        let mut rtcp = rtcp_host.and_then(|rtcp_host| {
+            IceTransport::new_component(rtcp_cfg, rtcp_host, 2, Some((creds.ufrag, creds.pwd)), now)
                 .map_err(|e| tracing::debug!(error = %e, "no ICE component for RTCP"))
                 .ok()
         });
@@ -165,7 +181,7 @@ impl RtpSocket {
             (Some(sock), Some(t)) => {
                 tokio::join!(
                     gather::run(&self.socket, &mut rtp, cfg),
-                    gather::run(sock, t, cfg)
+                    gather::run(sock, t, rtcp_cfg)
                 );
             }
             _ => gather::run(&self.socket, &mut rtp, cfg).await,
@@ -175,6 +191,30 @@ impl RtpSocket {
         }
         self.ice = Some(Box::new(rtp));
         self.ice_rtcp = rtcp.map(Box::new);
+    }
+
+    /// `cfg` for the component whose socket is at `media`: a TURN server reached over TCP is
+    /// replaced by a local stand-in relaying to it ([`crate::ice::turn_tcp`]); without a
+    /// connection the component gathers without TURN.
+    async fn through_turn_tcp(
+        &mut self,
+        cfg: &crate::ice::IceConfig,
+        media: SocketAddr,
+    ) -> crate::ice::IceConfig {
+        let mut cfg = cfg.clone();
+        if let Some(turn) = cfg.turn.as_mut().filter(|t| t.tcp) {
+            match crate::ice::turn_tcp::start(turn.addr, media, cfg.gather_timeout).await {
+                Ok(shim) => {
+                    turn.addr = shim.addr;
+                    self.turn_tcp.push(shim);
+                }
+                Err(e) => {
+                    tracing::warn!(server = %turn.addr, error = %e, "TURN over TCP not reached");
+                    cfg.turn = None;
+                }
+            }
+        }
+        cfg
     }
 
     /// Whether ICE candidates were gathered for this socket.
@@ -334,6 +374,8 @@ pub struct MediaSession {
     sdp_default: SocketAddr,
     /// Our ICE attributes and default address as offered, for re-offers and re-answers.
     ice_sdp: Option<(crate::ice::sdp::LocalIce, SocketAddr)>,
+    /// The TURN-over-TCP stand-ins of the call's socket, kept for the call.
+    _turn_tcp: Vec<crate::ice::turn_tcp::TurnTcp>,
     task: JoinHandle<MediaStats>,
 }
 
@@ -350,7 +392,7 @@ impl MediaSession {
 
     /// [`MediaSession::start`] with explicit tuning.
     pub fn start_with_config(
-        socket: RtpSocket,
+        mut socket: RtpSocket,
         neg: Negotiated,
         source: Box<dyn PcmSource>,
         sink: Box<dyn PcmSink>,
@@ -362,6 +404,7 @@ impl MediaSession {
         let stats = Arc::new(Mutex::new(MediaStats::default()));
         let vad = Arc::new(Mutex::new(crate::dsp::VadReport::default()));
         let local = socket.local;
+        let turn_tcp = std::mem::take(&mut socket.turn_tcp);
         let sdp_default = socket.public.unwrap_or(local);
         let ice_sdp = socket
             .local_ice()
@@ -397,6 +440,7 @@ impl MediaSession {
             local,
             sdp_default,
             ice_sdp,
+            _turn_tcp: turn_tcp,
             task,
         }
     }

@@ -1,4 +1,5 @@
-//! coturn (`turnserver`) as a STUN/TURN server of our own on a free loopback port: long-term
+//! coturn (`turnserver`) as a STUN/TURN server of our own on a free loopback port (UDP, and
+//! TCP on the same port for clients that reach it over TCP): long-term
 //! credential `test`/`test123`, relaying to loopback peers allowed, verbose log to a file in
 //! the test directory (the log shows allocations, permissions, channel binds and, when an
 //! allocation ends, its traffic counters).
@@ -76,7 +77,6 @@ impl Coturn {
             "--no-multicast-peers",
             "--no-tls",
             "--no-dtls",
-            "--no-tcp",
             "--no-cli",
             "--no-software-attribute",
             "--simple-log",

@@ -146,7 +146,17 @@ fn ice_call_to_baresip_with_stun_connects_and_has_audio_both_ways() {
 
 #[test]
 fn ice_call_relayed_through_coturn_carries_the_audio_both_ways() {
-    let name = "ice_turn_relay";
+    relayed_call("ice_turn_relay", false);
+}
+
+#[test]
+fn turn_over_tcp_relays_the_audio_both_ways() {
+    // `turnparameters=transport=tcp`: the allocation and everything relayed go over one TCP
+    // connection to coturn; the relay towards baresip is still UDP.
+    relayed_call("ice_turn_relay_tcp", true);
+}
+
+fn relayed_call(name: &str, tcp: bool) {
     let _serial = serial();
     if !require_tools(name, &[BARESIP, TURNSERVER]) {
         return;
@@ -163,6 +173,7 @@ fn ice_call_relayed_through_coturn_carries_the_audio_both_ways() {
         .set("turnpassword", TURN_PASSWORD)
         .set("stunturnonlocal", "2")
         .set("ice", "[{ iceTransportPolicy: 'relay' }]")
+        .set("turnparameters", if tcp { "transport=tcp" } else { "" })
         .with_file_audio(&dir);
     let mut cli = start_cli(&dir, &params);
     let asked = std::time::Instant::now();
@@ -195,6 +206,15 @@ fn ice_call_relayed_through_coturn_carries_the_audio_both_ways() {
     );
     let usage =
         usage.unwrap_or_else(|| panic!("no peer usage in coturn's log:\n{}", coturn.log_tail(40)));
+    // coturn names a TCP client's connection (and its close) in its log.
+    let over_tcp = log.contains("tcp or tls connected to");
+    eprintln!("coturn allocation over TCP: {over_tcp}");
+    assert_eq!(
+        over_tcp,
+        tcp,
+        "the allocation's transport:\n{}",
+        coturn.log_tail(60)
+    );
     // 4 s of 20 ms packets each way: about 200; checks and keepalives add a few.
     assert!(
         usage.sent_packets >= 150 && usage.received_packets >= 150,

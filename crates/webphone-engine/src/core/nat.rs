@@ -1,6 +1,7 @@
 //! NAT traversal settings of a call: which STUN/TURN servers ICE gathers from and whether the
 //! call uses ICE at all (`use_fast_ice`, `stunserveraddress`, `turnserveraddress`,
-//! `turnusername`, `turnpassword`, `ice`, `icetimeout`, `stunturnonlocal`), and `natopenpackets`.
+//! `turnusername`, `turnpassword`, `turnparameters`, `ice`, `icetimeout`, `stunturnonlocal`),
+//! `natopenpackets`, and `upnpnat`.
 //! The ICE machinery itself is `webphone_media::ice`.
 
 use std::net::IpAddr;
@@ -13,11 +14,14 @@ use super::Core;
 
 use webphone_sip::is_local_ip;
 
-/// The servers that apply, after `stunturnonlocal`: (STUN `host:port`, TURN `host:port` with
-/// user and password). Pure, for tests.
+/// The servers that apply, after `stunturnonlocal`: STUN `host:port`, TURN `host:port` with
+/// user and password. Pure, for tests.
 pub(super) struct Servers {
     pub stun: Option<String>,
     pub turn: Option<(String, String, String)>,
+    /// The TURN server is reached over TCP (`turnparameters` or the URL's
+    /// `?transport=tcp`).
+    pub turn_tcp: bool,
 }
 
 /// The servers that apply to a call: `get` reads a parameter, `local_mode` is
@@ -28,8 +32,15 @@ pub(super) fn nat_servers(
     peer: Option<IpAddr>,
 ) -> Servers {
     let mut stun = ice::normalize_host_port(&get("stunserveraddress"));
-    let mut turn = ice::normalize_host_port(&get("turnserveraddress"))
+    let turn_address = get("turnserveraddress");
+    let mut turn = ice::normalize_host_port(&turn_address)
         .map(|hp| (hp, get("turnusername"), get("turnpassword")));
+    // `turnparameters` (e.g. `transport=tcp`) are extra URI parameters of the TURN server.
+    let mut turn_tcp = turn.is_some()
+        && (ice::wants_tcp(&get("turnparameters"))
+            || turn_address
+                .split_once('?')
+                .is_some_and(|(_, q)| ice::wants_tcp(q)));
     // The `ice` list is the alternative form: its first STUN and first TURN server are used
     // when the single-server parameters leave them unset.
     for s in ice::parse_server_list(&get("ice")) {
@@ -39,6 +50,7 @@ pub(super) fn nat_servers(
                 let user = s.username.unwrap_or_else(|| get("turnusername"));
                 let pass = s.credential.unwrap_or_else(|| get("turnpassword"));
                 turn = Some((s.host_port, user, pass));
+                turn_tcp = s.tcp || ice::wants_tcp(&get("turnparameters"));
             }
             _ => {}
         }
@@ -55,7 +67,11 @@ pub(super) fn nat_servers(
             _ => {}
         }
     }
-    Servers { stun, turn }
+    Servers {
+        stun,
+        turn_tcp: turn_tcp && turn.is_some(),
+        turn,
+    }
 }
 
 /// Whether our offer carries ICE (`use_fast_ice` = `mode`): `0` never, `2`/`3` always, `1`
@@ -128,6 +144,7 @@ impl Core {
                         addr,
                         username,
                         password,
+                        tcp: servers.turn_tcp,
                     })
                 }
                 Err(e) => tracing::warn!(error = %e, "TURN server not used"),
@@ -237,10 +254,12 @@ mod tests {
         let none = Servers {
             stun: None,
             turn: None,
+            turn_tcp: false,
         };
         let stun = Servers {
             stun: Some("stun.example.org:3478".into()),
             turn: None,
+            turn_tcp: false,
         };
         // auto: only with a server, or for a DTLS-SRTP offer (WebRTC peers need ICE)
         assert!(!ice_for_offer(1, &none, -1));
@@ -281,6 +300,38 @@ mod tests {
             "0 = neither on the LAN"
         );
         assert!(nat_servers(params(&p), 2, lan).turn.is_some(), "2 = both");
+    }
+
+    #[test]
+    fn turnparameters_or_the_url_ask_for_tcp_to_the_turn_server() {
+        let base = [
+            ("turnserveraddress", "turn.example.org"),
+            ("turnparameters", "transport=tcp"),
+        ];
+        assert!(nat_servers(params(&base), 1, None).turn_tcp);
+        let url = [(
+            "turnserveraddress",
+            "turn:turn.example.org:3479?transport=TCP",
+        )];
+        let s = nat_servers(params(&url), 1, None);
+        assert!(s.turn_tcp);
+        assert_eq!(
+            s.turn.map(|t| t.0).as_deref(),
+            Some("turn.example.org:3479")
+        );
+        let udp = [
+            ("turnserveraddress", "turn.example.org"),
+            ("turnparameters", "transport=udp"),
+        ];
+        assert!(!nat_servers(params(&udp), 1, None).turn_tcp);
+        // From the `ice` list, and never without a TURN server.
+        let list = [(
+            "ice",
+            "[{ url: 'turn:u@t.example?transport=tcp', credential: 'p'}]",
+        )];
+        assert!(nat_servers(params(&list), 1, None).turn_tcp);
+        let no_turn = [("turnparameters", "transport=tcp")];
+        assert!(!nat_servers(params(&no_turn), 1, None).turn_tcp);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 pub mod gather;
 pub mod sdp;
 mod transport;
+pub mod turn_tcp;
 
 #[cfg(test)]
 mod tests;
@@ -53,6 +54,9 @@ pub struct TurnServer {
     pub username: String,
     /// Long-term credential password.
     pub password: String,
+    /// Reached over TCP (`?transport=tcp`, RFC 7065 §3.1; [`turn_tcp`]); the relay is UDP
+    /// either way.
+    pub tcp: bool,
 }
 
 impl std::fmt::Debug for TurnServer {
@@ -61,6 +65,7 @@ impl std::fmt::Debug for TurnServer {
             .field("addr", &self.addr)
             .field("username", &self.username)
             .field("password", &"***")
+            .field("tcp", &self.tcp)
             .finish()
     }
 }
@@ -110,6 +115,8 @@ pub struct IceServer {
     pub username: Option<String>,
     /// TURN password (`credential` key).
     pub credential: Option<String>,
+    /// `?transport=tcp` in the URL ([`wants_tcp`]).
+    pub tcp: bool,
 }
 
 impl std::fmt::Debug for IceServer {
@@ -119,6 +126,7 @@ impl std::fmt::Debug for IceServer {
             .field("host_port", &self.host_port)
             .field("username", &self.username)
             .field("credential", &self.credential.as_ref().map(|_| "***"))
+            .field("tcp", &self.tcp)
             .finish()
     }
 }
@@ -157,6 +165,17 @@ pub fn normalize_host_port(value: &str) -> Option<String> {
     } else {
         Some(format!("{v}:{DEFAULT_STUN_PORT}"))
     }
+}
+
+/// Whether URI parameters ask for TCP to the TURN server: `transport=tcp` among
+/// `key=value` pairs separated by `;`, `&` or `?` (a `turn:` URL's query, RFC 7065 §3.1, or
+/// the `turnparameters` parameter, e.g. `transport=tcp`).
+pub fn wants_tcp(params: &str) -> bool {
+    params.split([';', '&', '?']).any(|kv| {
+        kv.split_once('=').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("transport") && v.trim().eq_ignore_ascii_case("tcp")
+        })
+    })
 }
 
 /// Parse an RTCPeerConnection-style ICE server list as the `ice` parameter carries it:
@@ -204,6 +223,7 @@ pub fn parse_server_list(text: &str) -> Vec<IceServer> {
                 host_port,
                 username: username.clone().or(url_user),
                 credential: credential.clone(),
+                tcp: url.split_once('?').is_some_and(|(_, q)| wants_tcp(q)),
             });
         }
     }

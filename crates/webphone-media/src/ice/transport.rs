@@ -189,7 +189,12 @@ impl IceTransport {
                     stun_serv_addr: cfg.stun.map(|a| a.to_string()).unwrap_or_default(),
                     turn_serv_addr: turn_addr,
                     local_addr: host,
-                    transport_protocol: TransportProtocol::UDP,
+                    // Over TCP (through [`super::turn_tcp`]) requests are not retransmitted.
+                    transport_protocol: if cfg.turn.as_ref().is_some_and(|t| t.tcp) {
+                        TransportProtocol::TCP
+                    } else {
+                        TransportProtocol::UDP
+                    },
                     username,
                     password,
                     realm: String::new(),

@@ -41,6 +41,12 @@ fn note_txid(out: &[u8], txid: &mut Option<[u8; 12]>) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // A TURN server's TCP stream, as the stand-in frames it: never past the buffer.
+    if let webphone_media::ice::turn_tcp::Frame::Whole { len, framed } =
+        webphone_media::ice::turn_tcp::frame_len(data)
+    {
+        assert!(len <= framed && framed <= data.len());
+    }
     let Some((&mode, mut rest)) = data.split_first() else {
         return;
     };
@@ -52,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
             addr: addr(TURN),
             username: "fuzz".into(),
             password: "secret".into(),
+            tcp: false,
         }),
         relay_only: mode & 1 != 0,
         ..IceConfig::default()
