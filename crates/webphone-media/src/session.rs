@@ -154,14 +154,21 @@ impl RtpSocket {
             .as_ref()
             .and_then(|s| s.local_addr().ok())
             .map(|a| SocketAddr::new(host.ip(), a.port()));
-        // Each component reaches a TCP TURN server through its own stand-in.
-        let rtcp_cfg = match rtcp_host {
-            Some(h) if cfg.turn.as_ref().is_some_and(|t| t.tcp) => {
-                Some(self.through_turn_tcp(cfg, h).await)
+        // Each component reaches a TCP TURN server through its own stand-in (connected at
+        // the same time, so a silent server costs one `gather_timeout`).
+        let tcp = cfg.turn.as_ref().is_some_and(|t| t.tcp);
+        let ((cfg, rtp_shim), rtcp_cfg) = tokio::join!(through_turn_tcp(cfg, host), async {
+            match rtcp_host {
+                Some(h) if tcp => Some(through_turn_tcp(cfg, h).await),
+                _ => None,
             }
-            _ => None,
-        };
-        let cfg = &self.through_turn_tcp(cfg, host).await;
+        });
+        self.turn_tcp.extend(rtp_shim);
+        let rtcp_cfg = rtcp_cfg.map(|(c, shim)| {
+            self.turn_tcp.extend(shim);
+            c
+        });
+        let cfg = &cfg;
         let rtcp_cfg = rtcp_cfg.as_ref().unwrap_or(cfg);
         let now = Instant::now().into_std();
         let mut rtp = match IceTransport::new(cfg, host, now) {
@@ -191,30 +198,6 @@ impl RtpSocket {
         }
         self.ice = Some(Box::new(rtp));
         self.ice_rtcp = rtcp.map(Box::new);
-    }
-
-    /// `cfg` for the component whose socket is at `media`: a TURN server reached over TCP is
-    /// replaced by a local stand-in relaying to it ([`crate::ice::turn_tcp`]); without a
-    /// connection the component gathers without TURN.
-    async fn through_turn_tcp(
-        &mut self,
-        cfg: &crate::ice::IceConfig,
-        media: SocketAddr,
-    ) -> crate::ice::IceConfig {
-        let mut cfg = cfg.clone();
-        if let Some(turn) = cfg.turn.as_mut().filter(|t| t.tcp) {
-            match crate::ice::turn_tcp::start(turn.addr, media, cfg.gather_timeout).await {
-                Ok(shim) => {
-                    turn.addr = shim.addr;
-                    self.turn_tcp.push(shim);
-                }
-                Err(e) => {
-                    tracing::warn!(server = %turn.addr, error = %e, "TURN over TCP not reached");
-                    cfg.turn = None;
-                }
-            }
-        }
-        cfg
     }
 
     /// Whether ICE candidates were gathered for this socket.
@@ -758,6 +741,32 @@ fn on_rtp_datagram(
         }
         None => pipeline.on_packet(data, from, now),
     }
+}
+
+/// `cfg` for the ICE component whose socket is at `media`: a TURN server reached over TCP is
+/// replaced by a local stand-in relaying to it ([`crate::ice::turn_tcp`], returned to be kept
+/// for the call); without a connection the component gathers without TURN.
+async fn through_turn_tcp(
+    cfg: &crate::ice::IceConfig,
+    media: SocketAddr,
+) -> (crate::ice::IceConfig, Option<crate::ice::turn_tcp::TurnTcp>) {
+    let mut cfg = cfg.clone();
+    let mut kept = None;
+    if let Some(turn) = cfg.turn.as_mut().filter(|t| t.tcp) {
+        match crate::ice::turn_tcp::start(turn.addr, turn.tls.as_ref(), media, cfg.gather_timeout)
+            .await
+        {
+            Ok(shim) => {
+                turn.addr = shim.addr;
+                kept = Some(shim);
+            }
+            Err(e) => {
+                tracing::warn!(server = %turn.addr, error = %e, "TURN over TCP/TLS not reached");
+                cfg.turn = None;
+            }
+        }
+    }
+    (cfg, kept)
 }
 
 /// Ready when `sock` has something to read; never without a socket.

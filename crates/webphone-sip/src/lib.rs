@@ -53,6 +53,14 @@ pub use messaging::{MessageKey, Replaces, SubKey, SubscriptionState};
 pub use policy::Reregister;
 pub use port_map::{MapFuture, PortMapper, PortMapperRef};
 
+/// The TLS client settings we verify servers with (system roots plus the certificates of
+/// `ca_file`), for TLS connections other than SIP's (e.g. `turns:` servers).
+pub fn tls_client_config(
+    ca_file: Option<&std::path::Path>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    tls::trust(ca_file).map(|t| t.config)
+}
+
 /// The transport the user agent listens on and sends requests with.
 ///
 /// UDP and TCP listen on `SipConfig::port`. TLS (RFC 3261 §26.2.1, rustls), WS and WSS

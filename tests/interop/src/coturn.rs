@@ -21,6 +21,8 @@ pub const TURN_PASSWORD: &str = "test123";
 pub struct Coturn {
     ip: String,
     port: u16,
+    /// TLS port and the server's self-signed certificate ([`Coturn::start_tls`]).
+    tls: Option<(u16, std::path::PathBuf)>,
     relay_min: u16,
     relay_max: u16,
     proc: Proc,
@@ -39,16 +41,23 @@ pub struct Usage {
 impl Coturn {
     /// Start coturn on a free UDP port of 127.0.0.1; returns once it answers on the port.
     pub fn start(dir: &Path) -> Coturn {
-        Coturn::start_at(dir, &[], "127.0.0.1")
+        Coturn::start_at(dir, &[], "127.0.0.1", false)
+    }
+
+    /// [`Coturn::start`], also serving TURN over TLS on a port of its own
+    /// ([`Coturn::tls_addr`]) with a self-signed certificate for `127.0.0.1`
+    /// ([`Coturn::cert_path`]: trusting it is the client's choice).
+    pub fn start_tls(dir: &Path) -> Coturn {
+        Coturn::start_at(dir, &[], "127.0.0.1", true)
     }
 
     /// Start coturn in a network namespace (`wrapper`: `ip netns exec <ns>`, see
     /// [`crate::netns`]) listening on `ip`; returns once its log says it serves.
     pub fn start_in(dir: &Path, wrapper: &[String], ip: &str) -> Coturn {
-        Coturn::start_at(dir, wrapper, ip)
+        Coturn::start_at(dir, wrapper, ip, false)
     }
 
-    fn start_at(dir: &Path, wrapper: &[String], ip: &str) -> Coturn {
+    fn start_at(dir: &Path, wrapper: &[String], ip: &str, tls: bool) -> Coturn {
         let bin = util::which_or_panic(TURNSERVER);
         let dir = dir.join("coturn");
         std::fs::create_dir_all(&dir).expect("coturn dir");
@@ -75,7 +84,6 @@ impl Coturn {
             "--realm=webphone.test",
             "--allow-loopback-peers",
             "--no-multicast-peers",
-            "--no-tls",
             "--no-dtls",
             "--no-cli",
             "--no-software-attribute",
@@ -85,10 +93,24 @@ impl Coturn {
             &format!("--pidfile={}", dir.join("turnserver.pid").display()),
             &format!("--userdb={}", dir.join("turndb").display()),
         ]);
+        let tls = tls.then(|| {
+            let (cert, key) = crate::kamailio::self_signed_cert(&dir);
+            let tls_port = util::free_port();
+            cmd.args([
+                format!("--tls-listening-port={tls_port}"),
+                format!("--cert={}", cert.display()),
+                format!("--pkey={}", key.display()),
+            ]);
+            (tls_port, cert)
+        });
+        if tls.is_none() {
+            cmd.arg("--no-tls");
+        }
         let proc = Proc::spawn("coturn", cmd, &dir.join("coturn.log"));
         let mut c = Coturn {
             ip: ip.to_string(),
             port,
+            tls,
             relay_min,
             relay_max,
             proc,
@@ -133,6 +155,17 @@ impl Coturn {
     /// `<ip>:<port>` (`127.0.0.1` unless started in a namespace).
     pub fn addr(&self) -> String {
         format!("{}:{}", self.ip, self.port)
+    }
+
+    /// `<ip>:<TLS port>` of a [`Coturn::start_tls`] server.
+    pub fn tls_addr(&self) -> String {
+        let (port, _) = self.tls.as_ref().expect("started with start_tls");
+        format!("{}:{port}", self.ip)
+    }
+
+    /// The TLS server's certificate (a PEM file to trust).
+    pub fn cert_path(&self) -> &Path {
+        &self.tls.as_ref().expect("started with start_tls").1
     }
 
     /// Whether `port` is one coturn relays on (an allocation's relayed address).

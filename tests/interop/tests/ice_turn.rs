@@ -108,6 +108,20 @@ fn assert_baresip_ice_completed(bs: &Baresip, our_candidate: &str) {
 }
 
 /// The SDP we sent (the first INVITE or 200 OK body the CLI logged), lines joined by `|`.
+/// Parameters of a softphone whose media goes only through the TURN server at
+/// `turn_address` (loopback needs `stunturnonlocal=2`; the relay policy keeps only the
+/// relayed candidate), with file audio; and where it records.
+fn relay_only_params(dir: &TestDir, turn_address: String) -> (Params, std::path::PathBuf) {
+    Params::new()
+        .set("loglevel", "5")
+        .set("turnserveraddress", turn_address)
+        .set("turnusername", TURN_USER)
+        .set("turnpassword", TURN_PASSWORD)
+        .set("stunturnonlocal", "2")
+        .set("ice", "[{ iceTransportPolicy: 'relay' }]")
+        .with_file_audio(dir)
+}
+
 fn our_sdp(cli: &webphone_interop::Cli) -> String {
     cli.lines()
         .into_iter()
@@ -144,37 +158,90 @@ fn ice_call_to_baresip_with_stun_connects_and_has_audio_both_ways() {
     cli.quit();
 }
 
+/// How our side reaches coturn.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ToTurn {
+    Udp,
+    Tcp,
+    Tls,
+}
+
 #[test]
 fn ice_call_relayed_through_coturn_carries_the_audio_both_ways() {
-    relayed_call("ice_turn_relay", false);
+    relayed_call("ice_turn_relay", ToTurn::Udp);
 }
 
 #[test]
 fn turn_over_tcp_relays_the_audio_both_ways() {
     // `turnparameters=transport=tcp`: the allocation and everything relayed go over one TCP
     // connection to coturn; the relay towards baresip is still UDP.
-    relayed_call("ice_turn_relay_tcp", true);
+    relayed_call("ice_turn_relay_tcp", ToTurn::Tcp);
 }
 
-fn relayed_call(name: &str, tcp: bool) {
+#[test]
+fn turns_relays_the_audio_both_ways_with_the_certificate_verified() {
+    // A `turns:` server: TLS over TCP, its self-signed certificate trusted through
+    // `tlscafile` (verified like SIP over TLS).
+    relayed_call("ice_turn_relay_tls", ToTurn::Tls);
+}
+
+#[test]
+fn turns_server_with_an_untrusted_certificate_is_not_used() {
+    // The same `turns:` server without `tlscafile`: its self-signed certificate fails
+    // verification, so nothing is allocated and the offer has no relayed candidate; the call
+    // still goes out (the relay policy keeps the host candidate when there is no relay).
+    let name = "ice_turn_tls_untrusted";
     let _serial = serial();
     if !require_tools(name, &[BARESIP, TURNSERVER]) {
         return;
     }
     let dir = TestDir::new(name);
-    let coturn = Coturn::start(dir.path());
+    let coturn = Coturn::start_tls(dir.path());
+    let (mut bs, uri) = baresip_with_ice(&dir, &coturn, true);
+    let (params, _rec) = relay_only_params(&dir, format!("turns:{}", coturn.tls_addr()));
+    let mut cli = start_cli(&dir, &params);
+    cli.api_ok(&format!("call {uri}"));
+    expect_connected(&mut cli);
+    bs.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    let sdp = our_sdp(&cli);
+    assert!(
+        !sdp.contains("typ relay") && sdp.contains("typ host"),
+        "no relayed candidate without a trusted certificate: {sdp}"
+    );
+    assert!(
+        !coturn.log().contains("ALLOCATE processed, success"),
+        "coturn allocated although its certificate was not trusted:\n{}",
+        coturn.log_tail(40)
+    );
+    talk_and_hang_up(&mut cli, &mut bs);
+    cli.quit();
+}
+
+fn relayed_call(name: &str, to_turn: ToTurn) {
+    let _serial = serial();
+    if !require_tools(name, &[BARESIP, TURNSERVER]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let coturn = if to_turn == ToTurn::Tls {
+        Coturn::start_tls(dir.path())
+    } else {
+        Coturn::start(dir.path())
+    };
     let (mut bs, uri) = baresip_with_ice(&dir, &coturn, true);
     // TURN on a loopback server needs stunturnonlocal=2; the relay policy keeps only the
     // relayed candidate, so every packet of ours goes through coturn.
-    let (params, cli_rec) = Params::new()
-        .set("loglevel", "5")
-        .set("turnserveraddress", coturn.addr())
-        .set("turnusername", TURN_USER)
-        .set("turnpassword", TURN_PASSWORD)
-        .set("stunturnonlocal", "2")
-        .set("ice", "[{ iceTransportPolicy: 'relay' }]")
-        .set("turnparameters", if tcp { "transport=tcp" } else { "" })
-        .with_file_audio(&dir);
+    let turn_address = match to_turn {
+        ToTurn::Tls => format!("turns:{}", coturn.tls_addr()),
+        _ => coturn.addr(),
+    };
+    let (mut params, cli_rec) = relay_only_params(&dir, turn_address);
+    if to_turn == ToTurn::Tcp {
+        params = params.set("turnparameters", "transport=tcp");
+    }
+    if to_turn == ToTurn::Tls {
+        params = params.set("tlscafile", coturn.cert_path().display().to_string());
+    }
     let mut cli = start_cli(&dir, &params);
     let asked = std::time::Instant::now();
     cli.api_ok(&format!("call {uri}"));
@@ -211,7 +278,7 @@ fn relayed_call(name: &str, tcp: bool) {
     eprintln!("coturn allocation over TCP: {over_tcp}");
     assert_eq!(
         over_tcp,
-        tcp,
+        to_turn != ToTurn::Udp,
         "the allocation's transport:\n{}",
         coturn.log_tail(60)
     );
@@ -305,14 +372,7 @@ fn relay_only_media_reaches_a_peer_without_ice_through_coturn() {
     let dir = TestDir::new(name);
     let coturn = Coturn::start(dir.path());
     let (mut bs, uri) = baresip_with_ice(&dir, &coturn, false);
-    let (params, cli_rec) = Params::new()
-        .set("loglevel", "5")
-        .set("turnserveraddress", coturn.addr())
-        .set("turnusername", TURN_USER)
-        .set("turnpassword", TURN_PASSWORD)
-        .set("stunturnonlocal", "2")
-        .set("ice", "[{ iceTransportPolicy: 'relay' }]")
-        .with_file_audio(&dir);
+    let (params, cli_rec) = relay_only_params(&dir, coturn.addr());
     let mut cli = start_cli(&dir, &params);
     cli.api_ok(&format!("call {uri}"));
     expect_connected(&mut cli);
@@ -387,14 +447,7 @@ fn relayed_ice_call_keeps_its_path_across_hold_and_resume() {
     let dir = TestDir::new(name);
     let coturn = Coturn::start(dir.path());
     let (mut bs, uri) = baresip_with_ice(&dir, &coturn, true);
-    let (params, cli_rec) = Params::new()
-        .set("loglevel", "5")
-        .set("turnserveraddress", coturn.addr())
-        .set("turnusername", TURN_USER)
-        .set("turnpassword", TURN_PASSWORD)
-        .set("stunturnonlocal", "2")
-        .set("ice", "[{ iceTransportPolicy: 'relay' }]")
-        .with_file_audio(&dir);
+    let (params, cli_rec) = relay_only_params(&dir, coturn.addr());
     let mut cli = start_cli(&dir, &params);
     cli.api_ok(&format!("call {uri}"));
     expect_connected(&mut cli);

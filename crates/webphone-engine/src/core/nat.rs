@@ -5,6 +5,7 @@
 //! The ICE machinery itself is `webphone_media::ice`.
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use webphone_media::ice::{self, IceConfig, ServerKind, TurnServer};
@@ -22,6 +23,8 @@ pub(super) struct Servers {
     /// The TURN server is reached over TCP (`turnparameters` or the URL's
     /// `?transport=tcp`).
     pub turn_tcp: bool,
+    /// ... over TLS (a `turns:` URL, or `transport=tls` in `turnparameters`).
+    pub turn_tls: bool,
 }
 
 /// The servers that apply to a call: `get` reads a parameter, `local_mode` is
@@ -36,11 +39,18 @@ pub(super) fn nat_servers(
     let mut turn = ice::normalize_host_port(&turn_address)
         .map(|hp| (hp, get("turnusername"), get("turnpassword")));
     // `turnparameters` (e.g. `transport=tcp`) are extra URI parameters of the TURN server.
+    let extra = get("turnparameters");
     let mut turn_tcp = turn.is_some()
-        && (ice::wants_tcp(&get("turnparameters"))
+        && (ice::wants_tcp(&extra)
             || turn_address
                 .split_once('?')
                 .is_some_and(|(_, q)| ice::wants_tcp(q)));
+    let mut turn_tls = turn.is_some()
+        && (ice::wants_tls(&extra)
+            || turn_address
+                .trim()
+                .get(..6)
+                .is_some_and(|s| s.eq_ignore_ascii_case("turns:")));
     // The `ice` list is the alternative form: its first STUN and first TURN server are used
     // when the single-server parameters leave them unset.
     for s in ice::parse_server_list(&get("ice")) {
@@ -50,7 +60,8 @@ pub(super) fn nat_servers(
                 let user = s.username.unwrap_or_else(|| get("turnusername"));
                 let pass = s.credential.unwrap_or_else(|| get("turnpassword"));
                 turn = Some((s.host_port, user, pass));
-                turn_tcp = s.tcp || ice::wants_tcp(&get("turnparameters"));
+                turn_tcp = s.tcp || ice::wants_tcp(&extra);
+                turn_tls = s.tls || ice::wants_tls(&extra);
             }
             _ => {}
         }
@@ -69,7 +80,8 @@ pub(super) fn nat_servers(
     }
     Servers {
         stun,
-        turn_tcp: turn_tcp && turn.is_some(),
+        turn_tcp: (turn_tcp || turn_tls) && turn.is_some(),
+        turn_tls: turn_tls && turn.is_some(),
         turn,
     }
 }
@@ -138,16 +150,26 @@ impl Core {
             }
         }
         if let Some((s, username, password)) = servers.turn {
-            match ice::gather::resolve(&s, local).await {
-                Ok(addr) => {
+            let tls = match servers.turn_tls.then(|| self.turn_tls(&s)) {
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "TURN server over TLS not used");
+                    None
+                }
+                Some(Ok(t)) => Some(Some(t)),
+                None => Some(None),
+            };
+            match (tls, ice::gather::resolve(&s, local).await) {
+                (Some(tls), Ok(addr)) => {
                     cfg.turn = Some(TurnServer {
                         addr,
                         username,
                         password,
                         tcp: servers.turn_tcp,
+                        tls,
                     })
                 }
-                Err(e) => tracing::warn!(error = %e, "TURN server not used"),
+                (None, _) => {}
+                (_, Err(e)) => tracing::warn!(error = %e, "TURN server not used"),
             }
         }
         let host = if local.ip().is_unspecified() {
@@ -156,6 +178,18 @@ impl Core {
             local
         };
         rtp.gather_ice(&cfg, host).await;
+    }
+
+    /// How a `turns:` server at `host_port` is verified: its host name (or address) against
+    /// the system roots plus `tlscafile`, like SIP over TLS.
+    fn turn_tls(&self, host_port: &str) -> Result<ice::TurnTls, String> {
+        let ca = self.params.get("tlscafile");
+        let ca = ca.trim();
+        let config = webphone_sip::tls_client_config((!ca.is_empty()).then(|| Path::new(ca)))?;
+        Ok(ice::TurnTls {
+            server_name: ice::host_of(host_port).to_owned(),
+            config,
+        })
     }
 
     /// The address `stunturnonlocal` looks at for a call to `target`: the SIP server's when one
@@ -255,11 +289,13 @@ mod tests {
             stun: None,
             turn: None,
             turn_tcp: false,
+            turn_tls: false,
         };
         let stun = Servers {
             stun: Some("stun.example.org:3478".into()),
             turn: None,
             turn_tcp: false,
+            turn_tls: false,
         };
         // auto: only with a server, or for a DTLS-SRTP offer (WebRTC peers need ICE)
         assert!(!ice_for_offer(1, &none, -1));
@@ -332,6 +368,34 @@ mod tests {
         assert!(nat_servers(params(&list), 1, None).turn_tcp);
         let no_turn = [("turnparameters", "transport=tcp")];
         assert!(!nat_servers(params(&no_turn), 1, None).turn_tcp);
+    }
+
+    #[test]
+    fn turns_urls_and_transport_tls_ask_for_tls_over_tcp() {
+        let url = [("turnserveraddress", "turns:turn.example.org")];
+        let s = nat_servers(params(&url), 1, None);
+        assert!(s.turn_tls && s.turn_tcp);
+        assert_eq!(
+            s.turn.map(|t| t.0).as_deref(),
+            Some("turn.example.org:5349")
+        );
+        let param = [
+            ("turnserveraddress", "turn.example.org:443"),
+            ("turnparameters", "transport=tls"),
+        ];
+        assert!(nat_servers(params(&param), 1, None).turn_tls);
+        let list = [("ice", "[{ url: 'turns:u@t.example', credential: 'p'}]")];
+        let s = nat_servers(params(&list), 1, None);
+        assert!(s.turn_tls && s.turn_tcp);
+        assert_eq!(s.turn.map(|t| t.0).as_deref(), Some("t.example:5349"));
+        assert!(
+            !nat_servers(
+                params(&[("turnserveraddress", "turn.example.org")]),
+                1,
+                None
+            )
+            .turn_tls
+        );
     }
 
     #[test]

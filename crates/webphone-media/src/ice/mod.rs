@@ -57,6 +57,33 @@ pub struct TurnServer {
     /// Reached over TCP (`?transport=tcp`, RFC 7065 §3.1; [`turn_tcp`]); the relay is UDP
     /// either way.
     pub tcp: bool,
+    /// Reached over TLS (`turns:`, RFC 7065 §3): implies `tcp`.
+    pub tls: Option<TurnTls>,
+}
+
+/// How a `turns:` server's certificate is checked: the name it must have and the trust
+/// anchors (the server certificate is always verified).
+#[derive(Clone)]
+pub struct TurnTls {
+    /// The host of the TURN URL (a name, or an IP address the certificate must list).
+    pub server_name: String,
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl PartialEq for TurnTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.server_name == other.server_name && std::sync::Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for TurnTls {}
+
+impl std::fmt::Debug for TurnTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnTls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for TurnServer {
@@ -66,6 +93,7 @@ impl std::fmt::Debug for TurnServer {
             .field("username", &self.username)
             .field("password", &"***")
             .field("tcp", &self.tcp)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -117,6 +145,8 @@ pub struct IceServer {
     pub credential: Option<String>,
     /// `?transport=tcp` in the URL ([`wants_tcp`]).
     pub tcp: bool,
+    /// A `turns:` URL (TLS, RFC 7065 §3).
+    pub tls: bool,
 }
 
 impl std::fmt::Debug for IceServer {
@@ -134,6 +164,9 @@ impl std::fmt::Debug for IceServer {
 /// The default STUN/TURN port (RFC 5389 §9, RFC 5766 §6).
 pub const DEFAULT_STUN_PORT: u16 = 3478;
 
+/// The default port of `stuns:` / `turns:` (TLS, RFC 7064 §3.1, RFC 7065 §3).
+pub const DEFAULT_STUNS_PORT: u16 = 5349;
+
 /// Normalise a server address as written in a parameter (`host`, `host:port`, `[v6]:port`,
 /// optionally with a `stun:`/`turn:` scheme and `?transport=udp`) to `host:port`. `None` for
 /// an empty value or `NULL`.
@@ -142,9 +175,13 @@ pub fn normalize_host_port(value: &str) -> Option<String> {
     if v.is_empty() || v.eq_ignore_ascii_case("null") {
         return None;
     }
+    let mut default_port = DEFAULT_STUN_PORT;
     for scheme in ["stuns:", "stun:", "turns:", "turn:"] {
         if v.len() >= scheme.len() && v[..scheme.len()].eq_ignore_ascii_case(scheme) {
             v = &v[scheme.len()..];
+            if scheme.ends_with("s:") {
+                default_port = DEFAULT_STUNS_PORT;
+            }
             break;
         }
     }
@@ -161,9 +198,9 @@ pub fn normalize_host_port(value: &str) -> Option<String> {
     if has_port {
         Some(v.to_owned())
     } else if v.contains(':') && !v.starts_with('[') {
-        Some(format!("[{v}]:{DEFAULT_STUN_PORT}"))
+        Some(format!("[{v}]:{default_port}"))
     } else {
-        Some(format!("{v}:{DEFAULT_STUN_PORT}"))
+        Some(format!("{v}:{default_port}"))
     }
 }
 
@@ -171,11 +208,29 @@ pub fn normalize_host_port(value: &str) -> Option<String> {
 /// `key=value` pairs separated by `;`, `&` or `?` (a `turn:` URL's query, RFC 7065 §3.1, or
 /// the `turnparameters` parameter, e.g. `transport=tcp`).
 pub fn wants_tcp(params: &str) -> bool {
-    params.split([';', '&', '?']).any(|kv| {
-        kv.split_once('=').is_some_and(|(k, v)| {
-            k.trim().eq_ignore_ascii_case("transport") && v.trim().eq_ignore_ascii_case("tcp")
-        })
+    transport_param(params).is_some_and(|t| t.eq_ignore_ascii_case("tcp"))
+}
+
+/// Whether URI parameters ask for TLS to the TURN server (`transport=tls`, our spelling for
+/// `turnparameters`; a `turns:` URL says it by its scheme).
+pub fn wants_tls(params: &str) -> bool {
+    transport_param(params).is_some_and(|t| t.eq_ignore_ascii_case("tls"))
+}
+
+/// The value of the `transport` parameter among `key=value` pairs.
+fn transport_param(params: &str) -> Option<&str> {
+    params.split([';', '&', '?']).find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("transport").then(|| v.trim())
     })
+}
+
+/// The host of a `host:port` / `[v6]:port` string (for a certificate name check).
+pub fn host_of(host_port: &str) -> &str {
+    match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
+    }
 }
 
 /// Parse an RTCPeerConnection-style ICE server list as the `ice` parameter carries it:
@@ -224,6 +279,7 @@ pub fn parse_server_list(text: &str) -> Vec<IceServer> {
                 username: username.clone().or(url_user),
                 credential: credential.clone(),
                 tcp: url.split_once('?').is_some_and(|(_, q)| wants_tcp(q)),
+                tls: lower.starts_with("turns:"),
             });
         }
     }

@@ -1,5 +1,5 @@
-//! TURN over TCP (RFC 8656 §3.1: the client may reach its server over TCP; the relay towards
-//! the peers stays UDP). [`IceTransport`](super::IceTransport) is sans-IO and talks to its
+//! TURN over TCP or TLS (RFC 8656 §3.1: the client may reach its server over TCP or TLS over
+//! TCP; the relay towards the peers stays UDP). [`IceTransport`](super::IceTransport) is sans-IO and talks to its
 //! TURN server in datagrams on the media socket, so for a server reached over TCP a small
 //! relay task stands in for it: a UDP socket beside the media socket takes the datagrams
 //! meant for the server and writes them to one TCP connection, and every message read from
@@ -14,9 +14,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
+
+use super::TurnTls;
 
 /// The UDP stand-in for a TURN server reached over TCP; the relay task stops when dropped.
 #[derive(Debug)]
@@ -70,25 +72,57 @@ pub fn frame_len(buf: &[u8]) -> Frame {
     }
 }
 
-/// Connects to the TURN server `server` (within `timeout`) and starts the stand-in for the
-/// media socket at `media`.
+/// Connects to the TURN server `server` (and with `tls` makes the TLS handshake, the
+/// server's certificate verified against `tls`'s anchors and name), all within `timeout`,
+/// and starts the stand-in for the media socket at `media`.
 pub async fn start(
     server: SocketAddr,
+    tls: Option<&TurnTls>,
     media: SocketAddr,
     timeout: Duration,
 ) -> io::Result<TurnTcp> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(server))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TURN over TCP: connect timeout"))??;
-    let _ = stream.set_nodelay(true);
+    let connect = async {
+        let stream = TcpStream::connect(server).await?;
+        let _ = stream.set_nodelay(true);
+        Ok::<_, io::Error>(stream)
+    };
+    let timed_out = || {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "TURN over TCP: no connection in time",
+        )
+    };
     let udp = UdpSocket::bind(SocketAddr::new(media.ip(), 0)).await?;
     let addr = udp.local_addr()?;
-    let task = tokio::spawn(relay(stream, udp, media, server));
+    let task = match tls {
+        None => {
+            let stream = tokio::time::timeout(timeout, connect)
+                .await
+                .map_err(|_| timed_out())??;
+            tokio::spawn(relay(stream, udp, media, server))
+        }
+        Some(tls) => {
+            let name = rustls::pki_types::ServerName::try_from(tls.server_name.clone())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+            let handshake = async {
+                let stream = connect.await?;
+                connector.connect(name, stream).await
+            };
+            let stream = tokio::time::timeout(timeout, handshake)
+                .await
+                .map_err(|_| timed_out())??;
+            tokio::spawn(relay(stream, udp, media, server))
+        }
+    };
     Ok(TurnTcp { addr, task })
 }
 
-async fn relay(stream: TcpStream, udp: UdpSocket, media: SocketAddr, server: SocketAddr) {
-    let (mut rd, mut wr) = stream.into_split();
+async fn relay<S>(stream: S, udp: UdpSocket, media: SocketAddr, server: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut from_stream: Vec<u8> = Vec::with_capacity(2048);
     let mut chunk = vec![0u8; 4096];
     let mut datagram = vec![0u8; 2048];
@@ -169,6 +203,7 @@ mod tests {
         let stray = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let shim = start(
             server.local_addr().unwrap(),
+            None,
             media.local_addr().unwrap(),
             Duration::from_secs(2),
         )

@@ -59,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
             username: "fuzz".into(),
             password: "secret".into(),
             tcp: false,
+            tls: None,
         }),
         relay_only: mode & 1 != 0,
         ..IceConfig::default()
