@@ -298,6 +298,8 @@ pub(crate) struct Core {
     spare_rtp: Option<RtpSocket>,
     /// Port forwards asked of the router (`upnpnat`).
     upnp: crate::upnp::Upnp,
+    /// Trust anchors for `turns:` servers, with the `tlscafile` they were read with.
+    turn_trust: std::sync::Mutex<Option<(String, std::sync::Arc<rustls::ClientConfig>)>>,
     /// Where the next RTP port search from the base port starts (see `bind_rtp`).
     rtp_cursor: u32,
     /// Which of [`Core::servers`] is in use (two-server failover).
@@ -566,6 +568,7 @@ impl Core {
             lines: Lines::default(),
             spare_rtp: None,
             upnp: crate::upnp::Upnp::new(),
+            turn_trust: std::sync::Mutex::new(None),
             rtp_cursor: 0,
             server_choice: 0,
             failovers: 0,

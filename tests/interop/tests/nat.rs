@@ -79,11 +79,6 @@ fn behind_nat(name: &str, kind: NatKind, params: &[(&str, &str)]) -> Option<Behi
 }
 
 impl Behind {
-    /// The Contact of every REGISTER of 1001 the registrar received, oldest first.
-    fn register_contacts(&self) -> Vec<String> {
-        self.k.register_contacts("1001")
-    }
-
     /// Waits until the registrar's bindings of 1001 are exactly one, containing `needle`.
     fn wait_binding(&self, needle: &str) -> String {
         wait_for(WAIT, || {
@@ -94,7 +89,7 @@ impl Behind {
             panic!(
                 "1001 is not bound at {needle} alone; ul.dump:\n{}\nREGISTER Contacts: {:?}",
                 self.k.ul_dump(),
-                self.register_contacts()
+                self.k.register_contacts("1001")
             )
         })
     }
@@ -104,7 +99,7 @@ impl Behind {
     fn assert_always_bound_at(&self, needle: &str, settle: Duration) {
         std::thread::sleep(settle);
         self.wait_binding(needle);
-        let contacts = self.register_contacts();
+        let contacts = self.k.register_contacts("1001");
         assert!(!contacts.is_empty());
         assert!(
             contacts.iter().all(|c| c.contains(needle)),
@@ -146,7 +141,7 @@ fn fast_stun_1_uses_the_nat_address_once_the_registrar_confirms_it() {
     };
     let public = format!("@{}:", b.net.public_ip());
     b.wait_binding(&public);
-    let contacts = b.register_contacts();
+    let contacts = b.k.register_contacts("1001");
     let private = format!("@{}:", b.net.ua_ip());
     assert!(
         contacts.first().is_some_and(|c| c.contains(&private)),
@@ -227,7 +222,7 @@ fn moving_behind_the_nat_registers_the_new_mapping_from_a_new_probe() {
         panic!(
             "no new NAT binding after the move (before: {first}); ul.dump:\n{}\nREGISTER Contacts: {:?}",
             b.k.ul_dump(),
-            b.register_contacts()
+            b.k.register_contacts("1001")
         )
     });
     println!("binding before the move {first}, after {moved}");

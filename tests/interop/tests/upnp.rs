@@ -75,11 +75,6 @@ fn behind_upnp_router(name: &str, kind: NatKind, params: &[(&str, &str)]) -> Opt
 }
 
 impl Setup {
-    /// The Contact of every REGISTER of 1001 the registrar received, oldest first.
-    fn register_contacts(&self) -> Vec<String> {
-        self.k.register_contacts("1001")
-    }
-
     /// The forwards to the softphone's address, once `pred` holds for them.
     fn wait_forwards(&self, what: &str, pred: impl Fn(&[Forward]) -> bool) -> Vec<Forward> {
         let ours = format!("{}:", self.net.ua_ip());
@@ -117,7 +112,7 @@ fn upnp_router_forwards_the_sip_and_rtp_ports_for_as_long_as_they_are_used() {
         (c.len() == 1 && c[0].contains(&contact)).then(|| c[0].clone())
     })
     .unwrap_or_else(|| panic!("1001 not bound at {contact}: {}", s.k.ul_dump()));
-    let contacts = s.register_contacts();
+    let contacts = s.k.register_contacts("1001");
     assert!(
         !contacts.is_empty() && contacts.iter().all(|c| c.contains(&contact)),
         "every REGISTER names {contact}: {contacts:?}"
@@ -180,7 +175,7 @@ fn upnpnat_0_leaves_the_router_alone() {
         return;
     };
     let private = format!("@{}:", s.net.ua_ip());
-    let contacts = s.register_contacts();
+    let contacts = s.k.register_contacts("1001");
     assert!(
         !contacts.is_empty() && contacts.iter().all(|c| c.contains(&private)),
         "every REGISTER names our own address: {contacts:?}"
@@ -229,7 +224,7 @@ fn moving_behind_the_router_moves_the_forward_and_the_binding() {
         panic!(
             "1001 not bound at {contact} alone: {}\nREGISTER Contacts: {:?}",
             s.k.ul_dump(),
-            s.register_contacts()
+            s.k.register_contacts("1001")
         )
     });
     println!("forward before the move {before:?}, after {after:?}");

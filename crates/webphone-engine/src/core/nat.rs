@@ -182,10 +182,20 @@ impl Core {
 
     /// How a `turns:` server at `host_port` is verified: its host name (or address) against
     /// the system roots plus `tlscafile`, like SIP over TLS.
+    /// The anchors are read once per `tlscafile` value (reading the system store costs a
+    /// few milliseconds and ~0.7 MiB), not for every call.
     fn turn_tls(&self, host_port: &str) -> Result<ice::TurnTls, String> {
-        let ca = self.params.get("tlscafile");
-        let ca = ca.trim();
-        let config = webphone_sip::tls_client_config((!ca.is_empty()).then(|| Path::new(ca)))?;
+        let ca = self.params.get("tlscafile").trim().to_owned();
+        let mut cached = self.turn_trust.lock().unwrap_or_else(|e| e.into_inner());
+        let config = match cached.as_ref().filter(|(file, _)| *file == ca) {
+            Some((_, config)) => config.clone(),
+            None => {
+                let config =
+                    webphone_sip::tls_client_config((!ca.is_empty()).then(|| Path::new(&ca)))?;
+                *cached = Some((ca, config.clone()));
+                config
+            }
+        };
         Ok(ice::TurnTls {
             server_name: ice::host_of(host_port).to_owned(),
             config,

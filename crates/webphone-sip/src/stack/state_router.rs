@@ -33,11 +33,24 @@ pub(crate) struct StateRouter {
 struct Routes {
     next: u64,
     by_call_id: HashMap<String, Vec<Route>>,
+    /// Each call's route: its Call-ID and route id (to replace it without a search).
+    by_call: HashMap<CallKey, (String, u64)>,
+}
+
+impl Routes {
+    /// Removes route `id` of `call_id`.
+    fn remove(&mut self, call_id: &str, id: u64) {
+        if let Some(list) = self.by_call_id.get_mut(call_id) {
+            list.retain(|r| r.id != id);
+            if list.is_empty() {
+                self.by_call_id.remove(call_id);
+            }
+        }
+    }
 }
 
 struct Route {
     id: u64,
-    call: CallKey,
     /// Our tag in the dialog, once known (learned from the first state when not given).
     local_tag: Option<String>,
     tx: mpsc::UnboundedSender<Box<DialogState>>,
@@ -47,6 +60,7 @@ struct Route {
 pub(crate) struct StateRx {
     rx: mpsc::UnboundedReceiver<Box<DialogState>>,
     routes: Arc<Mutex<Routes>>,
+    call: CallKey,
     call_id: String,
     id: u64,
 }
@@ -60,11 +74,13 @@ impl StateRx {
 impl Drop for StateRx {
     fn drop(&mut self) {
         let mut routes = crate::lock(&self.routes);
-        if let Some(list) = routes.by_call_id.get_mut(&self.call_id) {
-            list.retain(|r| r.id != self.id);
-            if list.is_empty() {
-                routes.by_call_id.remove(&self.call_id);
-            }
+        routes.remove(&self.call_id, self.id);
+        if routes
+            .by_call
+            .get(&self.call)
+            .is_some_and(|(_, id)| *id == self.id)
+        {
+            routes.by_call.remove(&self.call);
         }
     }
 }
@@ -109,25 +125,20 @@ impl StateRouter {
     pub(crate) fn route(&self, call: CallKey, call_id: &str, local_tag: Option<String>) -> StateRx {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut routes = crate::lock(&self.routes);
-        routes.by_call_id.retain(|_, list| {
-            list.retain(|r| r.call != call);
-            !list.is_empty()
-        });
         routes.next += 1;
         let id = routes.next;
+        if let Some((old_call_id, old_id)) = routes.by_call.insert(call, (call_id.to_owned(), id)) {
+            routes.remove(&old_call_id, old_id);
+        }
         routes
             .by_call_id
             .entry(call_id.to_owned())
             .or_default()
-            .push(Route {
-                id,
-                call,
-                local_tag,
-                tx,
-            });
+            .push(Route { id, local_tag, tx });
         StateRx {
             rx,
             routes: self.routes.clone(),
+            call,
             call_id: call_id.to_owned(),
             id,
         }
@@ -174,7 +185,6 @@ mod tests {
         let (tx, _rx) = mpsc::unbounded_channel();
         Route {
             id,
-            call: CallKey(id),
             local_tag: tag.map(str::to_owned),
             tx,
         }
@@ -234,6 +244,9 @@ mod tests {
         assert!(!crate::lock(&router.routes)
             .by_call_id
             .contains_key("call-a"));
+        assert!(!crate::lock(&router.routes)
+            .by_call
+            .contains_key(&CallKey(1)));
         assert!(crate::lock(&router.routes)
             .by_call_id
             .contains_key("call-b"));
