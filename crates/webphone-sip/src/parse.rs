@@ -54,15 +54,20 @@ pub enum ParseError {
     CSeqMismatch { method: String, cseq: String },
     #[error("{0}")]
     Syntax(String),
+    /// A well-formed request whose method we do not implement (an extension method, or a
+    /// known name in other letter case: methods are case-sensitive, RFC 3261 §7.1).
+    #[error("method {0:?} not implemented")]
+    UnknownMethod(String),
 }
 
 impl ParseError {
     /// The status a UA answers a request refused for this reason with (RFC 3261 §8.2,
-    /// §21.4.14 513, §21.5.7 505).
+    /// §21.4.14 513, §21.5.2 501, §21.5.7 505).
     pub fn status_code(&self) -> u16 {
         match self {
             ParseError::Version(_) => 505,
             ParseError::TooLarge { .. } => 513,
+            ParseError::UnknownMethod(_) => 501,
             _ => 400,
         }
     }
@@ -169,6 +174,14 @@ pub fn parse_message(data: &[u8]) -> Result<SipMessage, ParseError> {
     let raw = scan(data)?;
     validate(&raw)?;
     let end = raw.body_start + raw.body_len;
+    if let Some(method) = extension_method(raw.start) {
+        // rsipstack's method type has no extension variant. The rest of the request is
+        // checked by parsing it under a method we know; a request that passes is
+        // well-formed (RFC 4475 §3.1.1.2 and §3.1.1.5) and gets 501 (RFC 3261 §21.5.2).
+        rs::parser::parse_message(&with_method(&raw, &data[raw.body_start..end], "OPTIONS"))
+            .map_err(|e| ParseError::Syntax(e.to_string()))?;
+        return Err(ParseError::UnknownMethod(method.to_string()));
+    }
     let inner =
         rs::parser::parse_message(&data[..end]).map_err(|e| ParseError::Syntax(e.to_string()))?;
     Ok(SipMessage { inner })
@@ -216,6 +229,7 @@ pub fn error_response(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     let (from, to, call_id, cseq) = (from?, to?, call_id?, cseq?);
     let code = err.status_code();
     let reason = match code {
+        501 => "Not Implemented",
         505 => "Version Not Supported",
         513 => "Message Too Large",
         _ => "Bad Request",
@@ -237,9 +251,62 @@ pub fn error_response(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
         .collect();
     out.push_str(&format!(
         "From: {from}\r\nTo: {to}{to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\n\
-         Warning: 399 - \"{warning}\"\r\nContent-Length: 0\r\n\r\n"
+         Warning: 399 - \"{warning}\"\r\n"
     ));
+    if code == 501 {
+        // What we do implement (RFC 3261 §20.5 allows Allow in any response).
+        out.push_str(&format!("Allow: {}\r\n", crate::stack::ALLOW));
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
     Some(out.into_bytes())
+}
+
+/// Request methods rsipstack can represent, as RFC 3261 and its extensions spell them.
+const KNOWN_METHODS: [&str; 14] = [
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "INFO",
+    "INVITE",
+    "MESSAGE",
+    "NOTIFY",
+    "OPTIONS",
+    "PRACK",
+    "PUBLISH",
+    "REFER",
+    "REGISTER",
+    "SUBSCRIBE",
+    "UPDATE",
+];
+
+/// The method of a request line when it is not one of [`KNOWN_METHODS`] (compared
+/// case-sensitively, RFC 3261 §7.1); `None` for known methods and status lines.
+fn extension_method(start: &str) -> Option<&str> {
+    if start.starts_with("SIP/") {
+        return None;
+    }
+    let method = start.split(' ').next()?;
+    (!KNOWN_METHODS.contains(&method)).then_some(method)
+}
+
+/// The request of `raw` rebuilt with `method` in its request line and CSeq (header fields
+/// unfolded, the body as given).
+fn with_method(raw: &Raw<'_>, body: &[u8], method: &str) -> Vec<u8> {
+    let rest = raw.start.split_once(' ').map_or("", |(_, r)| r);
+    let mut out = format!("{method} {rest}\r\n");
+    for (name, value) in &raw.headers {
+        let value = if canonical(name) == "CSeq" {
+            let num = value.split([' ', '\t']).next().unwrap_or("");
+            format!("{num} {method}")
+        } else {
+            value.clone()
+        };
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 // ---------------------------------------------------------------------------------------
@@ -587,7 +654,7 @@ fn check_start_line(line: &str) -> Result<Option<&str>, ParseError> {
         .split_once(':')
         .ok_or_else(|| ParseError::StartLine("Request-URI without a scheme".into()))?;
     if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-        if uri.contains('?') {
+        if after_userinfo(uri).contains('?') {
             return Err(ParseError::StartLine(
                 "headers in a SIP Request-URI (RFC 3261 §19.1.5)".into(),
             ));
@@ -636,13 +703,21 @@ fn check_scheme(scheme: &str) -> Result<(), String> {
 }
 
 /// `sip:`/`sips:` URI: userinfo@hostport;params?headers with a valid host and port.
+/// What follows the scheme and the userinfo of a SIP URI: host, port, parameters and
+/// headers. A valid SIP URI has at most one unescaped `@` (RFC 3261 §25.1: neither
+/// parameters nor headers may contain one), while the userinfo may hold `?`, `;` and `/`
+/// (RFC 4475 §3.1.1.2), so the split is at the `@`.
+fn after_userinfo(uri: &str) -> &str {
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    rest.find('@').map_or(rest, |at| &rest[at + 1..])
+}
+
 fn check_sip_uri(uri: &str) -> Result<(), String> {
-    let (_, rest) = uri.split_once(':').ok_or("no scheme")?;
-    let rest = rest.split('?').next().unwrap_or(rest);
-    let hostport_params = match rest.rfind('@') {
-        Some(at) => &rest[at + 1..],
-        None => rest,
-    };
+    if !uri.contains(':') {
+        return Err("no scheme".into());
+    }
+    let rest = after_userinfo(uri);
+    let hostport_params = rest.split('?').next().unwrap_or(rest);
     if hostport_params.contains(char::is_whitespace) {
         return Err("whitespace in URI".into());
     }
@@ -921,5 +996,58 @@ mod tests {
         assert!(check_hostport("[2001:db8:::192.0.2.1]").is_err());
         assert!(check_hostport("example.com:70000").is_err());
         assert!(check_hostport("192.0.2.1:5060").is_ok());
+    }
+
+    fn request(method: &str, cseq: &str, via: &str) -> String {
+        format!(
+            "{method} sip:bob@example.com SIP/2.0\r\nVia: {via}\r\n\
+             From: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n\
+             Call-ID: ext1\r\nCSeq: 7 {cseq}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    const VIA: &str = "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKext";
+
+    #[test]
+    fn extension_method_is_well_formed_and_answered_501_with_allow() {
+        let m = request("FROBNICATE", "FROBNICATE", VIA);
+        let err = parse_message(m.as_bytes()).unwrap_err();
+        assert_eq!(err, ParseError::UnknownMethod("FROBNICATE".into()));
+        let r = String::from_utf8(error_response(m.as_bytes(), &err).unwrap()).unwrap();
+        assert!(r.starts_with("SIP/2.0 501 Not Implemented\r\n"), "{r}");
+        assert!(r.contains("\r\nCSeq: 7 FROBNICATE\r\n"), "{r}");
+        assert!(r.contains("\r\nAllow: INVITE, ACK"), "{r}");
+        assert!(r.ends_with("Content-Length: 0\r\n\r\n"), "{r}");
+    }
+
+    #[test]
+    fn lower_case_invite_is_another_method() {
+        // RFC 3261 §7.1: methods are case-sensitive; `invite` is not INVITE.
+        let m = request("invite", "invite", VIA);
+        assert_eq!(
+            parse_message(m.as_bytes()),
+            Err(ParseError::UnknownMethod("invite".into()))
+        );
+    }
+
+    #[test]
+    fn extension_method_with_a_broken_header_is_still_400() {
+        let m = request("FROBNICATE", "FROBNICATE", "SIP/2.0/UDP");
+        let err = parse_message(m.as_bytes()).unwrap_err();
+        assert_eq!(err.status_code(), 400, "{err}");
+        let m = request("FROBNICATE", "INVITE", VIA);
+        assert!(matches!(
+            parse_message(m.as_bytes()),
+            Err(ParseError::CSeqMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn known_methods_still_parse() {
+        for method in KNOWN_METHODS {
+            let m = request(method, method, VIA);
+            let parsed = parse_message(m.as_bytes()).unwrap_or_else(|e| panic!("{method}: {e}"));
+            assert_eq!(parsed.method().as_deref(), Some(method));
+        }
     }
 }

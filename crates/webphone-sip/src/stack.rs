@@ -59,13 +59,15 @@ mod state_router;
 mod tls_on_demand;
 /// In-dialog requests that overtake the ACK of our 2xx.
 mod unconfirmed;
+/// Request-URI escapes that rsipstack writes twice, restored on the way out (UDP).
+mod uri_escapes;
 use crate::{
     AccountConfig, CallIds, CallKey, DriverMsg, SipConfig, SipError, SipEvent, Transport,
     TransportOptions,
 };
 
 /// Methods we accept (RFC 3261 §20.5 `Allow`).
-const ALLOW: &str =
+pub(crate) const ALLOW: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, MESSAGE, REFER, NOTIFY";
 /// Extensions we support (RFC 3261 §20.37 `Supported`): reliable provisionals (RFC 3262).
 const SUPPORTED: &str = "100rel";

@@ -328,6 +328,42 @@ async fn oversized_and_garbage_datagrams_leave_the_ua_up() {
     still_alive(&ua, &sock).await;
 }
 
+/// RFC 4475 §3.1.1.2 (`intmeth`) and §3.1.1.5 (`esc02`, whose method `RE%47IST%45R` is not
+/// REGISTER): well-formed requests with methods we do not implement are answered 501 with
+/// our Allow list (RFC 3261 §21.5.2), their Call-ID and CSeq echoed; nothing rings.
+#[tokio::test]
+async fn extension_method_requests_get_501_with_allow() {
+    let mut ua = Peer::start("torture-extension").await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    for (rel, host, cseq) in [
+        (
+            "rfc4475/valid/intmeth.sip",
+            "host1.example.com",
+            "CSeq: 139122385 !interesting-Method0123456789_*+`.%indeed'~",
+        ),
+        (
+            "rfc4475/valid/esc02.sip",
+            "host.example.com",
+            "CSeq: 29344 RE%47IST%45R",
+        ),
+    ] {
+        let data = aimed(rel, host, port);
+        let at = data.windows(12).position(|w| w == b"SIP/2.0/TCP ").unwrap();
+        let mut data = data;
+        data[at + 8..at + 11].copy_from_slice(b"UDP");
+        let r = send(&ua, &data, &sock, Duration::from_secs(5)).await;
+        assert_eq!(status(&r), Some(501), "{rel}: {r:?}");
+        let text = r.unwrap_or_default();
+        assert!(text.contains(&format!("\r\n{cseq}\r\n")), "{rel}: {text}");
+        assert!(text.contains("\r\nAllow: INVITE, "), "{rel}: {text}");
+    }
+    no_incoming(&mut ua, Duration::from_millis(300))
+        .await
+        .expect("nothing rings");
+    still_alive(&ua, &sock).await;
+}
+
 /// RFC 4475 §3.1.1.1 (wsinv: folded lines, `tag = 98asjd8` with LWS around '=') is valid.
 /// rsipstack finds no such tag and used to drop it; stack/inbound.rs closes the tags up, so
 /// it is parsed and, carrying a To tag of a dialog we do not have, answered 481 (RFC 3261
@@ -376,6 +412,63 @@ async fn rfc2543_invite_rings_and_is_answered_with_its_from_unchanged() {
     );
     assert!(header(&ok, "To").contains(";tag="), "our To tag: {ok}");
     assert!(!ok.contains("wp2543"), "no made-up tag goes out: {ok}");
+}
+
+/// A peer whose Contact user is escaped (`%2B`, `%40`): the BYE we send goes to that
+/// Request-URI as written, not escaped a second time (`%252B`), which would name another
+/// user (RFC 3261 §19.1.4). UDP: stack/uri_escapes.rs.
+#[tokio::test]
+async fn bye_goes_to_an_escaped_contact_as_written() {
+    let mut ua = Peer::start("torture-escapes").await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let target = ua.ua.local_addr();
+    let contact = format!("sip:pbx%2Bline%40a@127.0.0.1:{port}");
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let invite = format!(
+        "INVITE sip:bob@{target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKesc1\r\n\
+         From: <sip:alice@127.0.0.1>;tag=esc\r\nTo: <sip:bob@{target}>\r\nCall-ID: escapes1\r\n\
+         CSeq: 1 INVITE\r\nContact: <{contact}>\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), target).await.unwrap();
+    let (call, _) = ua.incoming().await;
+    ua.ua.answer(call, sdp.into());
+    let mut buf = vec![0u8; 65536];
+    let mut recv = async || {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("a message from the UA")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ok = loop {
+        let r = recv().await;
+        if r.starts_with("SIP/2.0 200") {
+            break r;
+        }
+    };
+    let to = header(&ok, "To").to_string();
+    let ack = format!(
+        "ACK sip:bob@{target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKesc2\r\n\
+         From: <sip:alice@127.0.0.1>;tag=esc\r\nTo: {to}\r\nCall-ID: escapes1\r\n\
+         CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(ack.as_bytes(), target).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ua.ua.hangup(call);
+    let bye = loop {
+        let r = recv().await;
+        if r.starts_with("BYE ") {
+            break r;
+        }
+    };
+    let line = bye.lines().next().unwrap_or_default();
+    assert!(
+        line.starts_with(&format!("BYE {contact}")),
+        "the BYE's Request-URI is the Contact as written: {line}"
+    );
 }
 
 /// Over TCP rsipstack frames and parses the stream itself; the check runs on the parsed

@@ -442,10 +442,14 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdp {
         Self: 'c,
     {
         Box::pin(async move {
-            // Our messages to an RFC 2543 peer carry its From (and To) as it sent them.
-            match strip_rfc2543_tags(buf) {
-                Some(plain) => {
-                    self.send_noted(&plain, addr).await?;
+            // Our messages to an RFC 2543 peer carry its From (and To) as it sent them,
+            // and a Request-URI keeps the escapes it was given (`uri_escapes`).
+            let plain = strip_rfc2543_tags(buf);
+            let escaped =
+                super::uri_escapes::restore_request_uri_escapes(plain.as_deref().unwrap_or(buf));
+            match escaped.or(plain) {
+                Some(rewritten) => {
+                    self.send_noted(&rewritten, addr).await?;
                     // rsipstack checks that the whole buffer went out.
                     Ok(buf.len())
                 }
