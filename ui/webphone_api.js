@@ -736,12 +736,14 @@
     // Engine extensions (docs/behaviour-choices.md): vCard import (returns how many contacts
     // were written) and export (vCard 4.0 text), calling the voicemail number, and asking an
     // API link parameter (newuser, recharge, ...; the answer comes as a notification), and
-    // downloading the server address book (serveraddressbook_url) now.
+    // downloading the server address book (serveraddressbook_url) now, and uploading the
+    // engine's log to logform_action (the desktop app has no form POST in a new tab).
     importvcard: { f: 's', r: 'n' },
     exportvcard: { r: 's' },
     callvoicemail: { a: true },
     linkrequest: { f: 'ss' },
-    syncservercontacts: {}
+    syncservercontacts: {},
+    sendlogs: {}
   };
 
   // What some answers tell about the phone: kept in `state`.

@@ -134,6 +134,8 @@ test('each table function reaches the engine by name with its arguments as strin
     ['exportvcard', [], []],
     ['callvoicemail', [], []],
     ['linkrequest', ['newuser', 'USERNAME=a&PASSWORD=b'], ['newuser', 'USERNAME=a&PASSWORD=b']],
+    ['syncservercontacts', [], []],
+    ['sendlogs', [], []],
   ];
   for (const [fn, args, expected] of cases) {
     const before = requests.length;
