@@ -737,13 +737,16 @@
     // were written) and export (vCard 4.0 text), calling the voicemail number, and asking an
     // API link parameter (newuser, recharge, ...; the answer comes as a notification), and
     // downloading the server address book (serveraddressbook_url) now, and uploading the
-    // engine's log to logform_action (the desktop app has no form POST in a new tab).
+    // engine's log to logform_action (the desktop app has no form POST in a new tab), and the
+    // stored conversations (chathistory(peer, limit): an array of {at, peer, direction, text,
+    // status}, oldest first).
     importvcard: { f: 's', r: 'n' },
     exportvcard: { r: 's' },
     callvoicemail: { a: true },
     linkrequest: { f: 'ss' },
     syncservercontacts: {},
-    sendlogs: {}
+    sendlogs: {},
+    chathistory: { f: 'sn' }
   };
 
   // What some answers tell about the phone: kept in `state`.

@@ -136,6 +136,7 @@ test('each table function reaches the engine by name with its arguments as strin
     ['linkrequest', ['newuser', 'USERNAME=a&PASSWORD=b'], ['newuser', 'USERNAME=a&PASSWORD=b']],
     ['syncservercontacts', [], []],
     ['sendlogs', [], []],
+    ['chathistory', ['1002', 20], ['1002', '20']],
   ];
   for (const [fn, args, expected] of cases) {
     const before = requests.length;

@@ -330,7 +330,9 @@ pub(crate) struct Core {
     /// When the last VAD notifications went out.
     last_vad: Option<Instant>,
     /// Our MESSAGEs awaiting their delivery report, with the peer they went to.
-    chats: std::collections::HashMap<webphone_sip::MessageKey, String>,
+    /// MESSAGEs we sent that await their final response: the peer, and the text's row in
+    /// the profile's conversations (when it could be stored).
+    chats: std::collections::HashMap<webphone_sip::MessageKey, (String, Option<i64>)>,
     /// Presence and BLF subscriptions, by key.
     watches: std::collections::HashMap<webphone_sip::SubKey, watch::Watch>,
     /// Our message-summary subscription to our own voicemail (RFC 3842 §4), while it lasts.

@@ -25,7 +25,9 @@ fn manifest(rel: &str) -> String {
 /// The keys of `var FUNCTIONS = { ... };` in the facade.
 fn facade_functions() -> BTreeSet<String> {
     let js = manifest("../../ui/webphone_api.js");
-    let start = js.find("var FUNCTIONS = {").expect("the facade's function table");
+    let start = js
+        .find("var FUNCTIONS = {")
+        .expect("the facade's function table");
     let body = &js[start..];
     let body = &body[..body.find("\n  };").expect("end of the function table")];
     let mut names: BTreeSet<String> = body

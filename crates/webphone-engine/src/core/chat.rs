@@ -8,6 +8,7 @@ use webphone_sip::{CallKey, MessageKey};
 use super::{arg, bad, user_of, Core, Severity};
 use crate::notify;
 use crate::phone::ApiError;
+use crate::profile::ChatEntry;
 
 /// Chats are not calls: their notifications carry line 0 ("undefined", notifications §1).
 const CHAT_LINE: i32 = 0;
@@ -51,13 +52,68 @@ impl Core {
         let peer = user_of(&target);
         self.notify(notify::chat_report(CHAT_LINE, &peer, REPORT_SENDING, ""));
         self.integrations.on_chat(&self.params, false, &peer, msg);
-        self.chats.insert(key, peer);
+        let row = self.store_chat(&peer, false, msg, REPORT_SENDING);
+        self.chats.insert(key, (peer, row));
         Ok(Value::Null)
+    }
+
+    /// Keeps a chat text in the profile's conversations; a failure is logged, the text
+    /// still goes out or is still shown.
+    fn store_chat(&mut self, peer: &str, incoming: bool, body: &str, status: u8) -> Option<i64> {
+        let entry = ChatEntry {
+            peer: peer.to_string(),
+            incoming,
+            body: body.to_string(),
+            status,
+            ..ChatEntry::default()
+        };
+        match self.with_profile(|p| p.add_chat(&entry)) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                self.log(Severity::Warning, &format!("chat message not saved: {e}"));
+                None
+            }
+        }
+    }
+
+    /// `chathistory(peer, limit)` (engine extension): the stored conversation with `peer`
+    /// (every peer when empty), the newest `limit` texts (default 100), oldest first, as
+    /// objects `{at, peer, direction: "in"|"out", text, status}`.
+    pub(super) fn chathistory_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let peer = arg(args, 0).map(str::trim).filter(|s| !s.is_empty());
+        let limit = match arg(args, 1).map(str::trim).filter(|s| !s.is_empty()) {
+            None => 100,
+            Some(n) => n.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                bad("usage: chathistory(peer, limit): limit is a positive number")
+            })?,
+        };
+        let peer = peer.map(|p| {
+            let user = user_of(p);
+            if user.is_empty() {
+                p.to_string()
+            } else {
+                user
+            }
+        });
+        let rows = self.with_profile(|p| p.chats(peer.as_deref(), limit))?;
+        Ok(Value::Array(
+            rows.into_iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "at": c.at,
+                        "peer": c.peer,
+                        "direction": if c.incoming { "in" } else { "out" },
+                        "text": c.body,
+                        "status": c.status,
+                    })
+                })
+                .collect(),
+        ))
     }
 
     /// The delivery report of a MESSAGE we sent.
     pub(super) fn on_message_status(&mut self, key: MessageKey, code: u16, reason: &str) {
-        let Some(peer) = self.chats.remove(&key) else {
+        let Some((peer, row)) = self.chats.remove(&key) else {
             return;
         };
         let (status, why) = if (200..300).contains(&code) {
@@ -65,6 +121,14 @@ impl Core {
         } else {
             (REPORT_FAILED, format!("{code} {reason}"))
         };
+        if let Some(id) = row {
+            if let Err(e) = self.with_profile(|p| p.set_chat_status(id, status)) {
+                self.log(
+                    Severity::Warning,
+                    &format!("chat delivery state not saved: {e}"),
+                );
+            }
+        }
         self.notify(notify::chat_report(CHAT_LINE, &peer, status, &why));
     }
 
@@ -88,6 +152,7 @@ impl Core {
             self.notify(notify::chat_composing(CHAT_LINE, from_user, active));
             return;
         }
+        self.store_chat(from_user, true, body, 0);
         self.notify(notify::chat(CHAT_LINE, from_user, body));
         self.integrations
             .on_chat(&self.params, true, from_user, body);

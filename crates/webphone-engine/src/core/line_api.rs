@@ -158,6 +158,8 @@ impl Core {
                     logs.iter().cloned().collect::<Vec<_>>().join("\r\n"),
                 ))
             }
+            // Engine extension: the stored conversations (profile database).
+            "chathistory" => self.chathistory_api(args),
             // Engine extension: the skin's "Send log to support" (`logform_action`).
             "sendlogs" => {
                 let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());

@@ -74,6 +74,12 @@ pub const MIGRATIONS: &[Migration] = &[
         // Forgotten with the contacts, so that `delsettings(2)` imports them again.
         data_tables: &[("sync_state", DelLevel::Everything)],
     },
+    Migration {
+        version: 4,
+        name: "chat messages",
+        sql: include_str!("../../data/migrations/0004_chat_messages.sql"),
+        data_tables: &[("chat_messages", DelLevel::Everything)],
+    },
 ];
 
 /// The `level` argument of `delsettings`.
@@ -152,8 +158,10 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
     )
 }
 
+mod chats;
 mod contacts;
 pub mod vcard;
+pub use chats::{ChatEntry, CHAT_KEEP};
 pub use contacts::{
     parse_contact_list, parse_defcontacts, Contact, ContactList, HistoryEntry, SyncState,
 };
