@@ -739,14 +739,16 @@
     // downloading the server address book (serveraddressbook_url) now, and uploading the
     // engine's log to logform_action (the desktop app has no form POST in a new tab), and the
     // stored conversations (chathistory(peer, limit): an array of {at, peer, direction, text,
-    // status}, oldest first).
+    // status}, oldest first), and typing indications to a peer (chatcomposing(peer, typing):
+    // RFC 3994; repeats within the refresh interval are dropped by the engine).
     importvcard: { f: 's', r: 'n' },
     exportvcard: { r: 's' },
     callvoicemail: { a: true },
     linkrequest: { f: 'ss' },
     syncservercontacts: {},
     sendlogs: {},
-    chathistory: { f: 'sn' }
+    chathistory: { f: 'sn' },
+    chatcomposing: { f: 'sb', r: 'b' }
   };
 
   // What some answers tell about the phone: kept in `state`.

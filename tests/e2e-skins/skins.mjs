@@ -15,7 +15,8 @@
 //   params2   links (homepage, supportmail, advertisement, extramenuurl), haveloginpage,
 //             hasringcounter, callparknumber, savetocontacts
 //   logs      Settings > Logs: getlogs shown, copy, upload offered with logsendto=1
-//   chat      the chat page: incoming message opens it (text as text), composing indicator,
+//   chat      the chat page: incoming message opens it (text as text), composing indicator
+//             both ways (our typing as chatcomposing calls),
 //             delivery state, unread badge with showincomingchatas=1, conversations persist
 //   c2k       click2call: the button calls "echo" and hangs up; right click / long press / keyboard
 //             menu; chat window (incoming text shown as text); axe on each state
@@ -825,9 +826,21 @@ function scenarios(env) {
       assert(linkText === 'See https://example.test/a?b=1&c=2. or javascript:alert(1) <a href="https://evil.test">x</a>', 'text kept as sent: ' + linkText);
       await page.evaluate(() => window.WPSkin.chat.onNotification('CHATCOMPOSING,1,2001,1'));
       assert((await page.textContent('#chat_typing')) === '2001 is typing…', 'composing indicator');
+      // Our typing reaches the engine as chatcomposing (RFC 3994): typing, then emptying
+      // the box (stopped); sending the text needs no "stopped" of its own.
+      await page.evaluate(() => {
+        window.__typing = [];
+        const api = window.webphone_api;
+        const orig = api.chatcomposing;
+        api.chatcomposing = function (peer, on) { window.__typing.push(String(peer) + ':' + on); return orig.apply(this, arguments); };
+      });
+      await page.fill('#chat_input', 'H');
+      await page.fill('#chat_input', '');
       // A reply; its delivery state follows CHATREPORT (simulated sent for the second one).
       await page.fill('#chat_input', 'Hi 2001!');
       await page.press('#chat_input', 'Enter');
+      const typing = await page.evaluate(() => window.__typing.join(','));
+      assert(typing === '2001:true,2001:false,2001:true', 'chatcomposing calls while typing: ' + typing);
       await page.waitForSelector('#chat_log .chat-out');
       await page.waitForFunction(() => !/Sending/.test(document.querySelector('#chat_log .chat-out .chat-state').textContent), null, { timeout: TIMEOUT });
       const st = await page.textContent('#chat_log .chat-out .chat-state');

@@ -137,6 +137,7 @@ test('each table function reaches the engine by name with its arguments as strin
     ['syncservercontacts', [], []],
     ['sendlogs', [], []],
     ['chathistory', ['1002', 20], ['1002', '20']],
+    ['chatcomposing', ['1002', true], ['1002', 'true']],
   ];
   for (const [fn, args, expected] of cases) {
     const before = requests.length;

@@ -333,6 +333,9 @@ pub(crate) struct Core {
     /// MESSAGEs we sent that await their final response: the peer, and the text's row in
     /// the profile's conversations (when it could be stored).
     chats: std::collections::HashMap<webphone_sip::MessageKey, (String, Option<i64>)>,
+    /// The last is-composing state sent to each peer that was `active`, and when
+    /// (`chatcomposing`, RFC 3994 §3.1).
+    composing_sent: std::collections::HashMap<String, (bool, Instant)>,
     /// Presence and BLF subscriptions, by key.
     watches: std::collections::HashMap<webphone_sip::SubKey, watch::Watch>,
     /// Our message-summary subscription to our own voicemail (RFC 3842 §4), while it lasts.
@@ -586,6 +589,7 @@ impl Core {
             profile: None,
             last_vad: None,
             chats: Default::default(),
+            composing_sent: Default::default(),
             watches: Default::default(),
             mwi_sub: None,
             watch_switch: Default::default(),

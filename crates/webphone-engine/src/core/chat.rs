@@ -1,6 +1,8 @@
 //! Instant messages (SIP MESSAGE, RFC 3428) and call transfer (REFER, RFC 3515): the API
 //! functions `sendchat` and `transfer`, and what arrives from the peer.
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 use webphone_sip::{CallKey, MessageKey};
@@ -28,7 +30,84 @@ pub(super) fn composing_active(body: &str) -> bool {
         .is_some_and(|s| s.trim() == "active")
 }
 
+/// How often an `active` state is sent again while the user keeps typing, and the refresh
+/// interval it announces (RFC 3994 §3.1: at most once per refresh, 60 s suggested).
+pub(super) const COMPOSING_REFRESH: Duration = Duration::from_secs(60);
+
+/// Whether a new is-composing state goes out (RFC 3994 §3.1): an `active` when the last one
+/// sent was idle or is older than [`COMPOSING_REFRESH`] minus a margin, so that the peer's
+/// copy never lapses; an `idle` only after an `active`.
+pub(super) fn composing_due(last: Option<(bool, Instant)>, active: bool, now: Instant) -> bool {
+    match (last, active) {
+        (None, active) => active,
+        (Some((false, _)), active) => active,
+        (Some((true, _)), false) => true,
+        (Some((true, at)), true) => {
+            now.saturating_duration_since(at) >= COMPOSING_REFRESH - Duration::from_secs(10)
+        }
+    }
+}
+
+/// An RFC 3994 §4 is-composing document for a plain-text conversation.
+pub(super) fn composing_document(active: bool) -> String {
+    let (state, refresh) = if active {
+        (
+            "active",
+            format!("<refresh>{}</refresh>", COMPOSING_REFRESH.as_secs()),
+        )
+    } else {
+        ("idle", String::new())
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <isComposing xmlns=\"urn:ietf:params:xml:ns:im-iscomposing\">\
+         <state>{state}</state><contenttype>text/plain</contenttype>{refresh}</isComposing>"
+    )
+}
+
 impl Core {
+    /// `chatcomposing(peer, state)` (engine extension): tells `peer` that the user is typing
+    /// (`state` 1/true) or stopped (0/false), as an RFC 3994 MESSAGE. Safe to call on every
+    /// key press: repeats within the refresh interval are not sent. Returns whether a
+    /// MESSAGE went out.
+    pub(super) async fn chatcomposing_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
+        let usage = "usage: chatcomposing(peer, state): state is 1 (typing) or 0 (stopped)";
+        let number = arg(args, 0)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad(usage))?;
+        let active = match arg(args, 1)
+            .map(|s| s.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("1" | "true" | "active") => true,
+            Some("0" | "false" | "idle") => false,
+            _ => return Err(bad(usage)),
+        };
+        self.start().await?;
+        let target = self.dial_target(number)?;
+        let peer = user_of(&target);
+        let now = Instant::now();
+        if !composing_due(self.composing_sent.get(&peer).copied(), active, now) {
+            return Ok(Value::from(false));
+        }
+        let Some(sip) = &self.sip else {
+            return Err(ApiError::Failed("engine not started".into()));
+        };
+        sip.send_message(
+            &target,
+            "application/im-iscomposing+xml",
+            &composing_document(active),
+        )
+        .map_err(|e| bad(format!("Invalid phone number or SIP URI or username: {e}")))?;
+        if active {
+            self.composing_sent.insert(peer, (true, now));
+        } else {
+            self.composing_sent.remove(&peer);
+        }
+        Ok(Value::from(true))
+    }
+
     /// `sendchat(number, msg)`.
     pub(super) async fn sendchat_api(&mut self, args: &[String]) -> Result<Value, ApiError> {
         let number = arg(args, 0)
@@ -52,6 +131,8 @@ impl Core {
         let peer = user_of(&target);
         self.notify(notify::chat_report(CHAT_LINE, &peer, REPORT_SENDING, ""));
         self.integrations.on_chat(&self.params, false, &peer, msg);
+        // RFC 3994 §3.2: a text sent ends the composing state at the peer.
+        self.composing_sent.remove(&peer);
         let row = self.store_chat(&peer, false, msg, REPORT_SENDING);
         self.chats.insert(key, (peer, row));
         Ok(Value::Null)
@@ -195,6 +276,26 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn composing_active_is_sent_once_per_refresh_and_idle_only_after_active() {
+        let t0 = Instant::now();
+        assert!(composing_due(None, true, t0));
+        assert!(!composing_due(None, false, t0), "no idle out of the blue");
+        let sent = Some((true, t0));
+        assert!(!composing_due(sent, true, t0 + Duration::from_secs(5)));
+        assert!(composing_due(sent, true, t0 + Duration::from_secs(50)));
+        assert!(composing_due(sent, false, t0 + Duration::from_secs(1)));
+        assert!(composing_due(Some((false, t0)), true, t0));
+    }
+
+    #[test]
+    fn composing_document_round_trips_through_our_reader() {
+        assert!(composing_active(&composing_document(true)));
+        assert!(!composing_active(&composing_document(false)));
+        assert!(composing_document(true).contains("<refresh>60</refresh>"));
+        assert!(!composing_document(false).contains("<refresh>"));
+    }
 
     #[test]
     fn is_composing_state_is_read_from_the_document() {

@@ -160,6 +160,8 @@ impl Core {
             }
             // Engine extension: the stored conversations (profile database).
             "chathistory" => self.chathistory_api(args),
+            // Engine extension: RFC 3994 typing indications to a peer.
+            "chatcomposing" => self.chatcomposing_api(args).await,
             // Engine extension: the skin's "Send log to support" (`logform_action`).
             "sendlogs" => {
                 let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());

@@ -155,6 +155,32 @@
     });
   }
 
+  // ---------------------------------------------------------------- our typing (RFC 3994)
+
+  // While the user types, the peer is told (chatcomposing; the engine drops repeats within
+  // the refresh interval); 15 s without a key, an emptied box or leaving the thread tells it
+  // the typing stopped. Sending the text ends the state at the peer by itself (RFC 3994 §3.2).
+  var TYPING_IDLE_MS = 15000;
+  var typingPeer = null;
+  var typingTimer2 = null;
+
+  function typingStopped(sent) {
+    clearTimeout(typingTimer2);
+    var peer = typingPeer;
+    typingPeer = null;
+    if (peer && !sent) { S.api('chatcomposing', peer, false).then(null, function () {}); }
+  }
+
+  function typed() {
+    if (!current || S.paramInt('chatsms', 0) === 1) { return; }
+    if (!S.byId('chat_input').value.trim()) { typingStopped(false); return; }
+    if (typingPeer && typingPeer !== current) { typingStopped(false); }
+    typingPeer = current;
+    clearTimeout(typingTimer2);
+    typingTimer2 = setTimeout(function () { typingStopped(false); }, TYPING_IDLE_MS);
+    S.api('chatcomposing', current, true).then(null, function () {});
+  }
+
   // CHATREPORT status: 0 unknown, 1 sending, 2 sent, 3 failed.
   function report(peer, status, reason) {
     if (status !== '2' && status !== '3') { return; }
@@ -292,10 +318,13 @@
         var text = input.value;
         if (!text.trim() || !current) { return; }
         input.value = '';
+        typingStopped(true);
         send(current, text);
       });
+      S.byId('chat_input').addEventListener('input', typed);
       S.byId('chat_file').addEventListener('click', sendFile);
       S.byId('chat_back').addEventListener('click', function () {
+        typingStopped(false);
         current = null;
         render();
         S.byId('chat_new_number').focus();
@@ -303,7 +332,7 @@
       j$(global.document).on('wpskin:language', function () { if (global.WPRouter.current() === 'page_chat') { render(); } updateBadge(); });
     },
     onStart: function () { render(); },
-    onStop: function () { if (current) { markRead(current); } }
+    onStop: function () { typingStopped(false); if (current) { markRead(current); } }
   });
 
   // Registered at once: a message may arrive before the skin finished starting.
