@@ -142,3 +142,83 @@ fn call_waiting_beep_plays_over_the_running_call() {
         "the running call stays audible: {first:?}"
     );
 }
+
+/// `conference("1003")` with one call of ours calls 1003 and joins it when it answers (the
+/// first call joins too, also while it is still being set up): 1003 hears 1002 through our mixer. `conference("1003", false)` takes
+/// 1003 out again by its name: from then on 1003 hears only us, 1002 no longer hears 1003,
+/// and both calls go on.
+#[test]
+fn conference_by_number_adds_a_party_and_removal_by_name_splits_it() {
+    let _serial = serial();
+    let name = "conference_add_remove";
+    if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let kam = Kamailio::start(dir.path());
+    let mut b = Baresip::start(
+        dir.path(),
+        BaresipOpts {
+            tone_hz: TONE_B,
+            ..BaresipOpts::registered_to(kam.port())
+        },
+    );
+    let mut c = Baresip::start(
+        dir.path(),
+        BaresipOpts {
+            user: "1003".into(),
+            password: "pass1003".into(),
+            tone_hz: TONE_C,
+            ..BaresipOpts::registered_to(kam.port())
+        },
+    );
+    let (params, _cli_rec) = Params::account(&kam, "1001", Transport::Udp).with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    expect_registered(&mut cli, 0);
+
+    // The first call is still being set up when the conference is asked for: it joins
+    // when it connects (it used to stay out of the mix).
+    cli.api_ok("call 1002");
+    let line = cli.api_ok("conference 1003");
+    assert_eq!(line.trim(), "2", "conference(number) calls on a new line");
+    b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    c.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    std::thread::sleep(Duration::from_secs(3));
+    cli.api_ok("conference 1003 false");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        cli.api_ok("isincall").trim(),
+        "true",
+        "both calls go on after the split"
+    );
+    cli.api_ok("setline -2");
+    cli.api_ok("hangup");
+    b.wait_event("CALL_CLOSED", |_| true, WAIT);
+    c.wait_event("CALL_CLOSED", |_| true, WAIT);
+    cli.quit();
+
+    let c_heard = c.last_received_wav();
+    let b_heard = b.last_received_wav();
+    let c_len = webphone_interop::audio::wav_secs(&c_heard);
+    let b_len = webphone_interop::audio::wav_secs(&b_heard);
+    assert!(c_len > 6.0, "1003's call lasted {c_len:.1} s");
+    let between = webphone_interop::audio::tone_level_between;
+    // While mixed (1003's first seconds).
+    let mixed = between(&c_heard, TONE_B, 0.8, 2.5);
+    assert!(
+        mixed.dbfs >= -35.0,
+        "1003 hears 1002 in the conference: {mixed:?}"
+    );
+    let mixed = between(&b_heard, TONE_C, b_len - c_len + 0.8, b_len - c_len + 2.5);
+    assert!(
+        mixed.dbfs >= -35.0,
+        "1002 hears 1003 in the conference: {mixed:?}"
+    );
+    // After the split (the last seconds of both calls).
+    let split = between(&c_heard, TONE_B, c_len - 2.5, c_len - 0.5);
+    assert!(split.dbfs < -40.0, "1003 no longer hears 1002: {split:?}");
+    let ours = between(&c_heard, CLI_TONE_HZ, c_len - 2.5, c_len - 0.5);
+    assert!(ours.dbfs >= -35.0, "1003 still hears us: {ours:?}");
+    let split = between(&b_heard, TONE_C, b_len - 2.5, b_len - 0.5);
+    assert!(split.dbfs < -40.0, "1002 no longer hears 1003: {split:?}");
+}

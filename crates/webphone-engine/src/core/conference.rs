@@ -115,8 +115,15 @@ impl Core {
         if let Some(l) = self.lines.get_mut(n) {
             l.join_conference = true;
         }
-        // The calls already up join now, so the new party hears them as soon as it answers.
-        for m in self.mixable_lines() {
+        // The calls already up join now, so the new party hears them as soon as it answers;
+        // calls of ours still being set up join when they connect.
+        let others: Vec<usize> = self
+            .lines
+            .iter()
+            .filter(|(_, l)| matches!(l.peer, Peer::Sip(_)) && l.phase != CallPhase::Incoming)
+            .map(|(m, _)| m)
+            .collect();
+        for m in others {
             if m != n {
                 self.join_conference(m).await?;
             }

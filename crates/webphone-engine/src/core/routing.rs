@@ -335,6 +335,18 @@ impl Core {
         if let Some(n) = direct {
             self.plug_into_hub(n, &handle);
         }
+        // A line asked into a conference before there was a mixer (its call connected while
+        // it was the only one with media) joins now.
+        let waiting: Vec<usize> = self
+            .lines
+            .iter()
+            .filter(|(_, l)| l.join_conference && l.port.is_some())
+            .map(|(n, _)| n)
+            .collect();
+        for n in waiting {
+            handle.set_conference(n as u32, true);
+            self.apply_media(n);
+        }
         Some(handle)
     }
 
