@@ -389,6 +389,26 @@ function scenarios(env) {
       assert((await page.textContent('#chat_heading')) === 'Chat with Alice Example', 'chat opened from the contact');
       await goPage(page, 'page_contactslist');
       await page.fill('#contacts_search', '');
+      // Block Alice: her number goes on the engine's blacklist (calls and chats refused), the
+      // list marks her, the editor shows it; unblocking takes the number off again.
+      const blacklist = () => page.evaluate(() => Promise.resolve(window.webphone_api.getparameter('blacklist')).then(String));
+      await page.click('#contacts_list li:has-text("Alice Example") .contact-edit');
+      await waitPage(page, 'page_contactedit');
+      assert(!(await page.isChecked('#contactedit_blocked')), 'not blocked at first');
+      await page.check('#contactedit_blocked');
+      await page.click('#contactedit_save');
+      await waitPage(page, 'page_contactslist');
+      await page.waitForFunction(() => Promise.resolve(window.webphone_api.getparameter('blacklist')).then((v) => String(v) === '1001'), null, { timeout: TIMEOUT });
+      assert((await page.textContent('#contacts_list li:has-text("Alice Example") .contact-blocked')) === 'Blocked', 'blocked marker');
+      await page.click('#contacts_list li:has-text("Alice Example") .contact-edit');
+      await waitPage(page, 'page_contactedit');
+      assert(await page.isChecked('#contactedit_blocked'), 'the editor shows the block');
+      await page.uncheck('#contactedit_blocked');
+      await page.click('#contactedit_save');
+      await waitPage(page, 'page_contactslist');
+      await page.waitForFunction(() => Promise.resolve(window.webphone_api.getparameter('blacklist')).then((v) => !String(v || '').includes('1001')), null, { timeout: TIMEOUT });
+      say(`  blacklist after unblocking: "${await blacklist()}"`);
+      assert(!(await page.$('#contacts_list li:has-text("Alice Example") .contact-blocked')), 'marker gone');
       // Edit Bob, then delete him.
       await page.click('#contacts_list li:has-text("Bob Other") .contact-edit');
       await waitPage(page, 'page_contactedit');

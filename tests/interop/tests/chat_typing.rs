@@ -2,6 +2,7 @@
 //! `chatcomposing 1002 1` reaches 1002 as `CHATCOMPOSING,0,1001,1` (an is-composing MESSAGE
 //! the proxy authenticates and routes); a repeat within the refresh interval is not sent;
 //! `chatcomposing 1002 0` ends it (`CHATCOMPOSING,0,1001,0`), and the text then arrives.
+//! Once 1002 blocks 1001 (`blacklist`), neither texts nor typing states show or are kept.
 
 use std::path::Path;
 use std::time::Duration;
@@ -61,6 +62,25 @@ fn typing_indications_reach_the_other_softphone() {
             .is_err_and(|e| e.contains("usage: chatcomposing")),
         "a state that is not 0 or 1 is refused: {bad:?}"
     );
+    // A blocked peer (`blacklist`, the skin's "Block" on a contact): its texts and typing
+    // states are dropped, nothing is shown or kept.
+    b.api_ok("setparameter blacklist 1001");
+    let mark = b.mark();
+    a.api_ok("chatcomposing 1002 1");
+    a.api_ok("sendchat 1002 \"from a blocked number\"");
+    a.expect(
+        |l| l.starts_with("CHATREPORT,0,1002,") && !l.starts_with("CHATREPORT,0,1002,1,"),
+        WAIT,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let after: Vec<String> = b.lines()[mark..]
+        .iter()
+        .filter(|l| l.starts_with("CHAT"))
+        .cloned()
+        .collect();
+    assert!(after.is_empty(), "nothing from a blocked peer: {after:?}");
+    let kept = b.api_ok("chathistory 1001");
+    assert!(!kept.contains("blocked number"), "not kept: {kept}");
     a.quit();
     b.quit();
 }

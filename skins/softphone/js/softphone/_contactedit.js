@@ -28,12 +28,16 @@
         var name = field('name').value.trim();
         var number = field('number').value.trim();
         if (!name || !number) { showError(t('sp.contact_incomplete')); return; }
+        var previous = editing ? editing.number : '';
         var c = editing || {};
         c.name = name;
         c.number = number;
         c.email = field('email').value.trim();
         c.notes = field('notes').value;
         c.favorite = field('favorite').checked;
+        S.setBlocked(number, field('blocked').checked, previous).then(null, function (err) {
+          S.toast(S.errText(err), 'error');
+        });
         S.saveContact(c);
         S.toast(t('sp.contact_saved'));
         close();
@@ -61,6 +65,7 @@
       field('email').value = c.email || '';
       field('notes').value = c.notes || '';
       field('favorite').checked = !!c.favorite;
+      field('blocked').checked = !!c.number && S.isBlocked(c.number);
       field('delete').hidden = !editing;
       S.byId('contactedit_title').textContent = editing ? t('sp.contact_edit') : t('sp.contact_add');
       showError('');

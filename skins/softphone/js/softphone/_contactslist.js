@@ -42,6 +42,7 @@
       var info = S.el('div', 'item-main');
       info.appendChild(S.el('span', 'item-title contact-name', c.name));
       info.appendChild(S.el('span', 'item-sub contact-number', c.number));
+      if (S.isBlocked(c.number)) { info.appendChild(S.el('span', 'item-sub contact-blocked', t('sp.blocked'))); }
       var callBtn = S.el('button', 'btn btn-icon btn-callsmall');
       callBtn.type = 'button';
       callBtn.appendChild(S.icon('phone'));

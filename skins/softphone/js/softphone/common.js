@@ -176,6 +176,31 @@
     return isNaN(n) ? def : n;
   }
 
+  // The blacklist parameter (comma list of users/numbers the engine refuses calls and
+  // messages from) as the skin's "blocked" state of a contact: a contact is blocked when every
+  // one of its numbers (user part of a SIP URI) is on the list.
+  function blockKeys(number) {
+    return String(number || '').split(/[|,;]/).map(function (n) {
+      return n.trim().replace(/^sips?:/i, '').split('@')[0].trim();
+    }).filter(Boolean);
+  }
+  function blacklist() {
+    return param('blacklist').split(',').map(function (s) { return s.trim(); }).filter(Boolean);
+  }
+  function isBlocked(number) {
+    var list = blacklist().map(function (s) { return s.toLowerCase(); });
+    var keys = blockKeys(number);
+    return keys.length > 0 && keys.every(function (k) { return list.indexOf(k.toLowerCase()) >= 0; });
+  }
+  // Blocks (or unblocks) `number`; `previous` (the number before an edit) is unblocked first.
+  function setBlocked(number, blocked, previous) {
+    var drop = blockKeys(previous).concat(blockKeys(number)).map(function (k) { return k.toLowerCase(); });
+    var list = blacklist().filter(function (s) { return drop.indexOf(s.toLowerCase()) < 0; });
+    if (blocked) { list = list.concat(blockKeys(number)); }
+    var value = list.join(',');
+    return value === param('blacklist') ? Promise.resolve() : setParam('blacklist', value);
+  }
+
   function setParam(name, value) {
     params[name] = String(value);
     return api('setparameter', name, String(value));
@@ -736,6 +761,8 @@
     param: param,
     paramInt: paramInt,
     setParam: setParam,
+    isBlocked: isBlocked,
+    setBlocked: setBlocked,
     urlSet: urlSet,
     disabled: disabled,
     featureset: featureset,
