@@ -2199,6 +2199,14 @@ async fn call_task(mut t: CallTask) {
             }
             st = t.state_rx.recv() => {
                 let Some(st) = st else { break };
+                if let DialogState::Terminated(id, _) = &*st {
+                    if !state_router::is_this_dialog(&id.local_tag, &t.dialog.id().local_tag) {
+                        // The end of this call's earlier INVITE (challenged, or sent to
+                        // another server) reported late: not this dialog's end.
+                        debug!(%call, tag = %id.local_tag, "termination of an earlier attempt ignored");
+                        continue;
+                    }
+                }
                 match *st {
                     DialogState::Early(_, resp) if t.client => {
                         let _ = t.stack_tx.send(StackEvent::Provisional {

@@ -164,6 +164,15 @@ fn dialog_id(state: &DialogState) -> &DialogId {
     }
 }
 
+/// Whether a dialog state with our tag `state_tag` is about the dialog a call task follows
+/// (our tag `task_tag`). A call's INVITE sent again after a 401/407 or to the next server is
+/// a new dialog with a new From tag in the same Call-ID; rsipstack may report the end of the
+/// earlier one after the new route is in place, and [`pick`] then hands it to the new task
+/// (its tag not learned yet): that termination must not end the new dialog. Pure, for tests.
+pub(crate) fn is_this_dialog(state_tag: &str, task_tag: &str) -> bool {
+    state_tag == task_tag
+}
+
 /// Which of the routes of one Call-ID takes a state whose dialog has our tag `local_tag`:
 /// the one with that tag; else one whose tag is not known yet (our INVITE, whose From tag
 /// rsipstack chooses); else, when there is only one, that one (a tag changed by a
@@ -179,6 +188,14 @@ fn pick(routes: &[Route], local_tag: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn late_termination_of_a_challenged_invite_is_not_the_new_dialogs() {
+        // INVITE with tag "t1" challenged (407); INVITE again with tag "t2": the
+        // termination of "t1" arrives at the task of "t2".
+        assert!(!super::is_this_dialog("t1", "t2"));
+        assert!(super::is_this_dialog("t2", "t2"));
+    }
+
     use super::*;
 
     fn route(id: u64, tag: Option<&str>) -> Route {
