@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use webphone_interop::flows::{
-    expect_connected, expect_incoming, expect_registered, start_cli, WAIT,
+    expect_connected, expect_incoming, expect_registered, is_line_status, start_cli, WAIT,
 };
 use webphone_interop::ftp::FtpServer;
 use webphone_interop::http_server::HttpServer;
@@ -343,6 +343,23 @@ fn dead_or_hung_servers_never_hold_up_a_call() {
         hung.requests().iter().all(|r| r.method == "GET"),
         "{:?}",
         hung.requests()
+    );
+    // The hung requests end with their time-out (logged as a warning) only after the call
+    // had connected: the call never waited for them. (Ordering, not a timing threshold.)
+    let timed_out = |l: &str| {
+        l.starts_with("LOG,WARNING,")
+            && (l.contains("scurl_onoutcallsetup") || l.contains("scurl_displaypeerdetails"))
+    };
+    cli.expect(timed_out, WAIT);
+    let lines = cli.lines();
+    let connected = lines
+        .iter()
+        .position(|l| is_line_status(l, &["CallConnect", "InCall"]))
+        .expect("connected");
+    let first_timeout = lines.iter().position(|l| timed_out(l)).expect("time-out");
+    assert!(
+        connected < first_timeout,
+        "the call connected ({connected}) before the hung requests timed out ({first_timeout})"
     );
     cli.quit();
 }
