@@ -413,6 +413,32 @@ async fn chat_messages_arrive_with_delivery_reports() {
         .is_err());
 }
 
+/// `transfertype` 0 switches transfer off: `transfer()` is refused with a message that
+/// names the setting, nothing is sent to the peer, and the call goes on unheld.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_switched_off_is_refused_and_the_call_goes_on() {
+    let pa = free_port();
+    let mut alice = silent_phone("alice", Some(pa), &[("autoaccept", "true".into())]).await;
+    let mut bob = silent_phone("bob", None, &[("transfertype", "0".into())]).await;
+    bob.api("call", &[&format!("sip:alice@127.0.0.1:{pa}")])
+        .await;
+    bob.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+    let refused = bob
+        .phone
+        .api("transfer", vec!["sip:carol@127.0.0.1:9".into()])
+        .await;
+    let msg = refused.expect_err("transfer must be refused").to_string();
+    assert!(msg.contains("transfertype 0"), "{msg}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(bob.api("isincall", &[]).await, Value::from(true));
+    assert_eq!(bob.api("isonhold", &[]).await, Value::from(false));
+    // alice got neither a hold re-INVITE nor a REFER: still connected, not held.
+    assert_eq!(alice.api("isonhold", &[]).await, Value::from(false));
+    assert_eq!(alice.api("isincall", &[]).await, Value::from(true));
+    bob.api("hangup", &[]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blind_transfer_moves_the_peer_to_a_third_party() {
     let (pa, pc) = (free_port(), free_port());
