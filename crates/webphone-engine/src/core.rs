@@ -174,6 +174,10 @@ struct Line {
     after_transfer_of: Option<usize>,
     /// We held this call for a transfer: a failed transfer resumes it.
     transfer_resume: bool,
+    /// `autohold` / `automute` held or muted this call (not the user): choosing its line
+    /// again with `autohold` 4 takes that back.
+    auto_held: bool,
+    auto_muted: bool,
     /// Transfer target whose REFER waits for our hold re-INVITE to finish (one INVITE
     /// transaction at a time in a dialog, RFC 3261 §14.1; the REFER follows it).
     refer_after_hold: Option<String>,
@@ -233,6 +237,8 @@ impl Line {
             consult_for: None,
             after_transfer_of: None,
             transfer_resume: false,
+            auto_held: false,
+            auto_muted: false,
             refer_after_hold: None,
             blind_refer: false,
             dialled: None,

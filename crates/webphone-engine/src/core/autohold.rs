@@ -38,20 +38,68 @@ impl Core {
             })
             .map(|(n, _)| n)
             .collect();
+        if trigger == Trigger::LineSwitch {
+            // The line chosen is the one the user talks to now: what autohold / automute
+            // did to it earlier is taken back (a hold or mute of the user's own stays).
+            self.take_back_auto(keep, hold, mute);
+        }
         for n in others {
-            if hold {
-                if let Err(e) = self.hold_api(&["true".to_string(), n.to_string()]) {
-                    self.log(Severity::Warning, &format!("autohold line {n}: {e}"));
+            let (held, muted) = self
+                .lines
+                .get(n)
+                .map_or((false, false), |l| (is_held(l), l.mute != 0));
+            if hold && !held {
+                match self.hold_api(&["true".to_string(), n.to_string()]) {
+                    Ok(_) => self.mark_auto(n, true, false),
+                    Err(e) => self.log(Severity::Warning, &format!("autohold line {n}: {e}")),
                 }
             }
-            if mute {
-                if let Err(e) = self.mute_api(&["true".to_string(), "0".to_string(), n.to_string()])
-                {
-                    self.log(Severity::Warning, &format!("automute line {n}: {e}"));
+            if mute && !muted {
+                match self.mute_api(&["true".to_string(), "0".to_string(), n.to_string()]) {
+                    Ok(_) => self.mark_auto(n, false, true),
+                    Err(e) => self.log(Severity::Warning, &format!("automute line {n}: {e}")),
                 }
             }
         }
     }
+
+    fn mark_auto(&mut self, n: usize, held: bool, muted: bool) {
+        if let Some(l) = self.lines.get_mut(n) {
+            l.auto_held |= held;
+            l.auto_muted |= muted;
+        }
+    }
+
+    fn take_back_auto(&mut self, n: usize, hold: bool, mute: bool) {
+        let Some(l) = self.lines.get_mut(n) else {
+            return;
+        };
+        let resume = hold && std::mem::take(&mut l.auto_held) && is_held(l);
+        let unmute = mute && std::mem::take(&mut l.auto_muted) && l.mute != 0;
+        if resume {
+            if let Err(e) = self.hold_api(&["false".to_string(), n.to_string()]) {
+                self.log(
+                    Severity::Warning,
+                    &format!("autohold: resume line {n}: {e}"),
+                );
+            }
+        }
+        if unmute {
+            if let Err(e) = self.mute_api(&["false".to_string(), "0".to_string(), n.to_string()]) {
+                self.log(
+                    Severity::Warning,
+                    &format!("automute: unmute line {n}: {e}"),
+                );
+            }
+        }
+    }
+}
+
+/// Whether we hold a line (or our hold re-INVITE is on its way).
+fn is_held(l: &super::Line) -> bool {
+    l.hold == super::line_api::HOLD_LOCAL
+        || l.hold == super::line_api::HOLD_BOTH
+        || l.hold_pending == Some(true)
 }
 
 #[cfg(test)]
