@@ -124,7 +124,43 @@ fn unanswered_call_is_forwarded_after_the_no_answer_timeout() {
         rang(&cli, mark),
         "the call rings until the no-answer timeout"
     );
+    // SIPp's message log: the 302 came the configured 2 s after the 180, not at once (a
+    // lower bound on a behaviour, with room for a slow machine, not a speed target).
+    let log = sipp.messages();
+    let at = |start: &str| received_at(&log, start).unwrap_or_else(|| panic!("{start}: {log}"));
+    let waited = at("SIP/2.0 302") - at("SIP/2.0 180");
+    assert!(
+        waited >= 1.8,
+        "forwarded {waited:.2} s after ringing began (callforwardonnoanswertimeout 2)"
+    );
     cli.quit();
+}
+
+/// Seconds of the day at which SIPp logged receiving the first message starting with
+/// `start` (its `*_messages.log` heads each message with a `----- YYYY-MM-DD HH:MM:SS.ffffff`
+/// line).
+fn received_at(log: &str, start: &str) -> Option<f64> {
+    let mut stamp = None;
+    let mut lines = log.lines();
+    while let Some(line) = lines.next() {
+        if let Some(rest) = line.strip_prefix("-----") {
+            let time = rest.trim_start_matches('-').split_whitespace().nth(1)?;
+            let mut p = time.split(':');
+            let (h, m, s): (f64, f64, f64) = (
+                p.next()?.parse().ok()?,
+                p.next()?.parse().ok()?,
+                p.next()?.parse().ok()?,
+            );
+            stamp = Some(h * 3600.0 + m * 60.0 + s);
+        } else if line.contains("message received") {
+            // The message follows an empty line.
+            let first = lines.by_ref().find(|l| !l.trim().is_empty())?;
+            if first.starts_with(start) {
+                return stamp;
+            }
+        }
+    }
+    None
 }
 
 #[test]
