@@ -525,7 +525,11 @@ def cfg_warmup(calls):
     return max(5, min(100, calls // 100))
 
 
-def run_growth(ua, work, scenario, calls, rate):
+def run_growth(ua, work, scenario, calls, rate, rounds=1):
+    """RSS before and after `calls` sequential calls; with rounds > 1 the same number of
+    calls runs again (same process) and each later round's growth is kept too: growth that
+    stops after the first round is the allocator's high-water mark, growth that goes on
+    round after round is a leak."""
     warm = cfg_warmup(calls)
     w = SippRun(work, "warmup", ua.target(), ua.service(), scenario, warm, rate, 1, 0, MEDIA_BASE)
     w.wait(warm / rate + 60)
@@ -539,8 +543,33 @@ def run_growth(ua, work, scenario, calls, rate):
            "rss_before_kb": before, "rss_after_kb": after,
            "growth_kb": (after - before) if (after and before) else None,
            "crashed": not ua.running(), "load": loadavg(), "errors": run.errors()}
+    later = []
+    prev = after
+    for i in range(2, rounds + 1):
+        if not ua.running():
+            break
+        r = SippRun(work, f"growth{i}", ua.target(), ua.service(), scenario, calls, rate, 1, 0, MEDIA_BASE)
+        rst = r.wait(calls / rate * 3 + 120)
+        time.sleep(2)
+        now = proc_rss_kb(ua.pid())
+        later.append({"ok": rst["ok"], "failed": rst["failed"], "rss_after_kb": now,
+                      "growth_kb": (now - prev) if (now and prev) else None})
+        prev = now
+    if later:
+        res["later_rounds"] = later
+        res["crashed"] = not ua.running()
     log(f"{ua.name} growth: {json.dumps(res)}")
     return res
+
+
+def later_rounds_text(g):
+    """ "; then +X, +Y KiB over further rounds" for a growth result with later rounds."""
+    rounds = g.get("later_rounds") or []
+    if not rounds:
+        return ""
+    parts = [f"{fmt(x['growth_kb'], '{:+.0f}')} KiB ({x['ok']} ok, {x['failed']} failed)" for x in rounds]
+    return ("; then " + ", ".join(parts) + " over the next round" + ("s" if len(rounds) > 1 else "")
+            + " of as many calls in the same process")
 
 
 def bench_ua(make, work, scenario, cfg):
@@ -571,7 +600,8 @@ def bench_ua(make, work, scenario, cfg):
         if ua.running():
             res["latency"] = run_latency(ua, work, scenario, cfg["lat_calls"], cfg["lat_rate"])
         if ua.running():
-            res["growth"] = run_growth(ua, work, scenario, cfg["growth_calls"], cfg["growth_rate"])
+            res["growth"] = run_growth(ua, work, scenario, cfg["growth_calls"], cfg["growth_rate"],
+                                       cfg.get("growth_rounds", 1))
         res["alive_at_end"] = ua.running()
     finally:
         ua.stop()
@@ -740,7 +770,8 @@ def write_doc(path, results, cfg, argv, started, machine):
     row(f"RSS growth over {cfg['growth_calls']} sequential calls (KiB)",
         lambda r: (f"{fmt(r['growth']['growth_kb'], '{:+.0f}')} ({fmt(r['growth']['rss_before_kb'] / 1024 if r['growth']['rss_before_kb'] else None)}"
                    f" → {fmt(r['growth']['rss_after_kb'] / 1024 if r['growth']['rss_after_kb'] else None)} MiB; "
-                   f"{r['growth']['ok']} ok, {r['growth']['failed']} failed)") if r.get("growth") else "n/a")
+                   f"{r['growth']['ok']} ok, {r['growth']['failed']} failed)"
+                   + later_rounds_text(r['growth'])) if r.get("growth") else "n/a")
     row("still running at the end", lambda r: "yes" if r.get("alive_at_end") else "NO")
     L.append("")
 
@@ -795,7 +826,7 @@ def write_doc(path, results, cfg, argv, started, machine):
             # "no growth": under 1 KiB per 100 calls (allocator noise) and no failures
             ok = g["growth_kb"] <= max(256, g["ok"] / 100) and g["failed"] == 0
             L.append(f"| no growth over 10,000 calls | {g['growth_kb']:+d} KiB over {g['ok']} completed calls, "
-                     f"{g['failed']} failed | {verdict(ok and g['ok'] >= 10000)}"
+                     f"{g['failed']} failed{later_rounds_text(g)} | {verdict(ok and g['ok'] >= 10000)}"
                      + ("" if g["ok"] >= 10000 else " (fewer than 10,000 calls completed)") + " |")
         L.append("")
     L.append("## Per level (ramp)")
@@ -837,7 +868,10 @@ def write_doc(path, results, cfg, argv, started, machine):
 - **Growth**: {cfg['growth_calls']} sequential calls (one at a time, at most {cfg['growth_rate']} calls/s,
   no hold time) after {cfg_warmup(cfg['growth_calls'])} warm-up calls; RSS 2 s after the
   warm-up and 2 s after the last call. "No growth" is judged as at most max(256 KiB, 1 KiB per
-  100 calls) with no failed call.
+  100 calls) with no failed call. With `growth_rounds` {cfg.get('growth_rounds', 1)} the same
+  number of calls then runs again in the same process and each later round's growth is shown:
+  growth that stops after the first round is the allocator's high-water mark, growth that
+  repeats round after round would be a leak.
 - The SIPp caller runs on the same 2 cores and takes its share of the CPU: the absolute numbers
   are those of the pair, the comparison between UAs is what matters.
 """)
@@ -891,6 +925,8 @@ def main():
     ap.add_argument("--work", default=None)
     ap.add_argument("--levels", default=None, help="comma-separated concurrency levels")
     ap.add_argument("--growth-calls", type=int, default=None)
+    ap.add_argument("--growth-rounds", type=int, default=None,
+                    help="run the growth calls this many times in one process (full run: 2)")
     ap.add_argument("--no-kamailio", action="store_true")
     ap.add_argument("--argv", default="tests/load/run.sh")
     ap.add_argument("--render", default=None,
@@ -917,11 +953,14 @@ def main():
         a.no_kamailio = True
     else:
         cfg.update(levels=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 1500], ramp_rate=50,
-                   plateau_s=8, lat_calls=300, lat_rate=10, growth_calls=10000, growth_rate=100)
+                   plateau_s=8, lat_calls=300, lat_rate=10, growth_calls=10000, growth_rate=100,
+                   growth_rounds=2)
     if a.levels:
         cfg["levels"] = [int(x) for x in a.levels.split(",")]
     if a.growth_calls:
         cfg["growth_calls"] = a.growth_calls
+    if a.growth_rounds:
+        cfg["growth_rounds"] = a.growth_rounds
 
     # SIPp's media ports must be free: two load runs at once would collide here
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
