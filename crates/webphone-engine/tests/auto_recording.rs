@@ -130,3 +130,56 @@ async fn voicerecording_2_uploads_and_deletes_1_keeps_locally_0_records_nothing(
     assert_eq!(uploads.lock().unwrap().len(), 1);
     alice.stop().await;
 }
+
+/// `voicerecupload` naming a handler script (a query: `upload?filename=...`) gets the
+/// recording as a multipart POST; naming a local file path (with tokens), the file is
+/// written there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_go_by_multipart_post_or_to_a_local_path() {
+    let (http, uploads) = http_server(&[]).await;
+    let url = format!("http://127.0.0.1:{http}/upload?filename=rec-CALLID.wav");
+    let dir = TempDir::new("autorec-post");
+    let mut alice = recorded_call(
+        &dir.0,
+        &[("voicerecording", "2".into()), ("voicerecupload", url)],
+    )
+    .await;
+    alice
+        .notification(|t| t.starts_with("VREC,-1,3,3,"), 15)
+        .await;
+    {
+        let got = uploads.lock().unwrap();
+        assert_eq!(got.len(), 1, "one upload");
+        assert_eq!(got[0].method, "POST");
+        assert!(
+            got[0].path.starts_with("/upload?filename=rec-"),
+            "{}",
+            got[0].path
+        );
+        let body = &got[0].body;
+        let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            has(b"Content-Disposition: form-data; name=\"file\""),
+            "multipart part `file`"
+        );
+        assert!(
+            has(b"RIFF") && body.len() > 20_000,
+            "a WAV with audio in the part"
+        );
+    }
+    alice.stop().await;
+
+    let dest = TempDir::new("autorec-local-dest");
+    let target = dest.0.join("CALLER-CALLED.wav");
+    let dir = TempDir::new("autorec-local");
+    // voicerecupload alone records every call; a path is a local destination (VREC type 1).
+    let mut alice =
+        recorded_call(&dir.0, &[("voicerecupload", target.display().to_string())]).await;
+    alice
+        .notification(|t| t.starts_with("VREC,-1,3,1,"), 15)
+        .await;
+    let written = dest.0.join("alice-bob.wav");
+    let (samples, _) = read_wav(&written);
+    assert!(samples.len() > 8000, "the call is in {}", written.display());
+    alice.stop().await;
+}
