@@ -740,7 +740,8 @@
     // engine's log to logform_action (the desktop app has no form POST in a new tab), and the
     // stored conversations (chathistory(peer, limit): an array of {at, peer, direction, text,
     // status}, oldest first), and typing indications to a peer (chatcomposing(peer, typing):
-    // RFC 3994; repeats within the refresh interval are dropped by the engine).
+    // RFC 3994; repeats within the refresh interval are dropped by the engine), and marking a
+    // stored contact as favourite (setfavorite(name, number, state)).
     importvcard: { f: 's', r: 'n' },
     exportvcard: { r: 's' },
     callvoicemail: { a: true },
@@ -748,7 +749,8 @@
     syncservercontacts: {},
     sendlogs: {},
     chathistory: { f: 'sn' },
-    chatcomposing: { f: 'sb', r: 'b' }
+    chatcomposing: { f: 'sb', r: 'b' },
+    setfavorite: { f: 'ssb', r: 'n' }
   };
 
   // What some answers tell about the phone: kept in `state`.

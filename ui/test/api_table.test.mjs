@@ -138,6 +138,7 @@ test('each table function reaches the engine by name with its arguments as strin
     ['sendlogs', [], []],
     ['chathistory', ['1002', 20], ['1002', '20']],
     ['chatcomposing', ['1002', true], ['1002', 'true']],
+    ['setfavorite', ['Ann', '', false], ['Ann', '', 'false']],
   ];
   for (const [fn, args, expected] of cases) {
     const before = requests.length;

@@ -612,6 +612,31 @@ async fn contact_functions_use_the_documented_tab_crlf_and_pipe_format() {
         call(&p, "getcontact", &["Nobody", ""]).await.unwrap(),
         Value::Null
     );
+    // setfavorite (engine extension): by name or number, on and off; the third field.
+    assert_eq!(
+        call(&p, "setfavorite", &["", "+3612345", "true"])
+            .await
+            .unwrap(),
+        Value::from(1)
+    );
+    let fav = |v: Value| v.as_str().unwrap().split('\t').nth(2).unwrap().to_string();
+    assert_eq!(
+        fav(call(&p, "getcontact", &["Ann Lee", ""]).await.unwrap()),
+        "1"
+    );
+    call(&p, "setfavorite", &["ann lee", "", "false"])
+        .await
+        .unwrap();
+    assert_eq!(
+        fav(call(&p, "getcontact", &["Ann Lee", ""]).await.unwrap()),
+        "0"
+    );
+    assert!(call(&p, "setfavorite", &["Nobody", "", "true"])
+        .await
+        .is_err());
+    assert!(call(&p, "setfavorite", &["Bob", "", "maybe"])
+        .await
+        .is_err());
     call(&p, "delcontact", &["Bob", ""]).await.unwrap();
     assert_eq!(
         call(&p, "getcontact", &["Bob", ""]).await.unwrap(),

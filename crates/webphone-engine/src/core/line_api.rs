@@ -331,6 +331,23 @@ impl Core {
                 let n = self.with_profile(|p| p.delete_contacts(name, number))?;
                 Ok(Value::from(n))
             }
+            // Engine extension: favourites (the catalog's addcontact has no such field).
+            "setfavorite" => {
+                let usage = "usage: setfavorite(name, number, state): name or number of the contact, state true or false";
+                let (name, number) = (arg(args, 0).unwrap_or(""), arg(args, 1).unwrap_or(""));
+                if name.trim().is_empty() && number.trim().is_empty() {
+                    return Err(bad(usage));
+                }
+                let state = crate::params::parse_bool(arg(args, 2).unwrap_or("true"))
+                    .ok_or_else(|| bad(usage))?;
+                let n = self.with_profile(|p| p.set_favorite(name, number, state))?;
+                if n == 0 {
+                    return Err(ApiError::Failed(format!(
+                        "no contact named {name:?} or with number {number:?}"
+                    )));
+                }
+                Ok(Value::from(n))
+            }
             // Engine extensions (docs/behaviour-choices.md): vCard import/export, voicemail.
             "importvcard" => self.importvcard_api(args),
             "exportvcard" => self.exportvcard_api(),

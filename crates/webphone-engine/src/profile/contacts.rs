@@ -310,6 +310,38 @@ impl Profile {
         Ok(doomed.len())
     }
 
+    /// Marks (or unmarks) as favourite every contact whose name or number matches; returns
+    /// how many.
+    pub fn set_favorite(
+        &mut self,
+        name: &str,
+        number: &str,
+        favorite: bool,
+    ) -> Result<usize, ProfileError> {
+        let name = name.trim();
+        let keys: Vec<String> = self
+            .all_contacts()?
+            .into_iter()
+            .filter(|c| {
+                (!name.is_empty() && c.name.eq_ignore_ascii_case(name)) || c.matches_number(number)
+            })
+            .map(|c| c.name.to_lowercase())
+            .collect();
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.sql_err("marking a favourite"))?;
+        for key in &keys {
+            tx.execute(
+                "UPDATE contacts SET favorite = ?2, updated_at = ?3 WHERE name_key = ?1",
+                params![key, i64::from(favorite), unix_now()],
+            )
+            .map_err(self.sql_err("marking a favourite"))?;
+        }
+        tx.commit().map_err(self.sql_err("marking a favourite"))?;
+        Ok(keys.len())
+    }
+
     /// What the last import called `name` (`serveraddressbook`, `defcontacts`) came to.
     pub fn sync_state(&self, name: &str) -> Result<Option<SyncState>, ProfileError> {
         self.conn
