@@ -47,7 +47,7 @@ fn no_retry_when_redialonfail_is_off() {
 /// INVITEs SIPp (refusing each with `code`) received from a softphone that dialled it once.
 fn invites_refused_with(name: &str, code: &str) -> usize {
     let dir = TestDir::new(name);
-    let mut peer = Sipp::start(
+    let peer = Sipp::start(
         dir.path(),
         Scenario::File(&format!("sipp-uas-refuse-{code}.xml")),
         None,
