@@ -409,6 +409,37 @@ function scenarios(env) {
       await page.waitForFunction(() => Promise.resolve(window.webphone_api.getparameter('blacklist')).then((v) => !String(v || '').includes('1001')), null, { timeout: TIMEOUT });
       say(`  blacklist after unblocking: "${await blacklist()}"`);
       assert(!(await page.$('#contacts_list li:has-text("Alice Example") .contact-blocked')), 'marker gone');
+      // Saving a contact with the Block box left as it was does not touch the list: a number
+      // blacklisted on its own stays there (a new contact, and a contact only partly listed).
+      await page.evaluate(() => window.webphone_api.setparameter('blacklist', '2002'));
+      await page.click('#contacts_add');
+      await waitPage(page, 'page_contactedit');
+      await page.fill('#contactedit_name', 'Carol Partial');
+      await page.fill('#contactedit_number', '2002,sip:3003@example.org;transport=tcp');
+      assert(!(await page.isChecked('#contactedit_blocked')), 'a new contact starts unblocked');
+      await page.click('#contactedit_save');
+      await waitPage(page, 'page_contactslist');
+      await page.click('#contacts_list li:has-text("Carol Partial") .contact-edit');
+      await waitPage(page, 'page_contactedit');
+      await page.fill('#contactedit_notes', 'only 2002 is listed');
+      await page.click('#contactedit_save');
+      await waitPage(page, 'page_contactslist');
+      assert((await blacklist()) === '2002', 'unchanged blacklist after saving unblocked contacts: ' + (await blacklist()));
+      // Ticking the box blocks every number of the contact, by its user part (URI parameters
+      // are not numbers).
+      await page.click('#contacts_list li:has-text("Carol Partial") .contact-edit');
+      await waitPage(page, 'page_contactedit');
+      await page.check('#contactedit_blocked');
+      await page.click('#contactedit_save');
+      await waitPage(page, 'page_contactslist');
+      await page.waitForFunction(() => Promise.resolve(window.webphone_api.getparameter('blacklist')).then((v) => String(v) === '2002,3003'), null, { timeout: TIMEOUT })
+        .catch(async () => { throw new Error('blocking Carol: blacklist is ' + (await blacklist())); });
+      await page.evaluate(() => window.webphone_api.setparameter('blacklist', ''));
+      await page.click('#contacts_list li:has-text("Carol Partial") .contact-edit');
+      await page.click('#contactedit_delete');
+      await page.waitForSelector('#confirm_dialog:not([hidden])');
+      await page.click('#confirm_yes');
+      await waitPage(page, 'page_contactslist');
       // Edit Bob, then delete him.
       await page.click('#contacts_list li:has-text("Bob Other") .contact-edit');
       await waitPage(page, 'page_contactedit');

@@ -2771,10 +2771,11 @@ impl Core {
             }
             SipEvent::MessageReceived {
                 from_user,
+                from_uri,
                 content_type,
                 body,
                 ..
-            } => self.on_message(&from_user, &content_type, &body),
+            } => self.on_message(&from_user, &from_uri, &content_type, &body),
             SipEvent::ReferStatus { call, code } => self.on_refer_status(call, code).await,
             SipEvent::ReferAccepted { call } => self.on_refer_accepted(call).await,
             SipEvent::Refer { call, target, .. } => self.on_refer(call, &target).await,

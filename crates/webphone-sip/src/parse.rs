@@ -704,12 +704,14 @@ fn check_scheme(scheme: &str) -> Result<(), String> {
 
 /// `sip:`/`sips:` URI: userinfo@hostport;params?headers with a valid host and port.
 /// What follows the scheme and the userinfo of a SIP URI: host, port, parameters and
-/// headers. A valid SIP URI has at most one unescaped `@` (RFC 3261 §25.1: neither
-/// parameters nor headers may contain one), while the userinfo may hold `?`, `;` and `/`
-/// (RFC 4475 §3.1.1.2), so the split is at the `@`.
+/// headers. Neither parameters nor headers may hold an unescaped `@` (RFC 3261 §25.1),
+/// while the userinfo may hold `?`, `;` and `/` (RFC 4475 §3.1.1.2), so the split is at
+/// the last `@`: that also accepts a user part with an unescaped `@` (an e-mail address
+/// as user name, `sip:john@example.com@proxy.net`), which phones in the field send and
+/// rsipstack reads the same way.
 fn after_userinfo(uri: &str) -> &str {
     let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
-    rest.find('@').map_or(rest, |at| &rest[at + 1..])
+    rest.rfind('@').map_or(rest, |at| &rest[at + 1..])
 }
 
 fn check_sip_uri(uri: &str) -> Result<(), String> {
@@ -1040,6 +1042,29 @@ mod tests {
             parse_message(m.as_bytes()),
             Err(ParseError::CSeqMismatch { .. })
         ));
+    }
+
+    fn invite_to(uri: &str) -> String {
+        request("INVITE", "INVITE", VIA).replacen("sip:bob@example.com", uri, 1)
+    }
+
+    #[test]
+    fn request_uri_user_with_an_unescaped_at_sign_is_accepted() {
+        // An e-mail address as user name: out of the grammar, common in the field.
+        let m = invite_to("sip:john@example.com@proxy.net");
+        let parsed = parse_message(m.as_bytes());
+        assert!(parsed.is_ok(), "{parsed:?}");
+        assert_eq!(
+            after_userinfo("sip:john@example.com@proxy.net"),
+            "proxy.net"
+        );
+    }
+
+    #[test]
+    fn request_uri_userinfo_may_hold_question_mark_but_headers_are_refused() {
+        assert!(parse_message(invite_to("sip:a?b;c@example.com").as_bytes()).is_ok());
+        let err = parse_message(invite_to("sip:bob@example.com?subject=x").as_bytes());
+        assert!(matches!(err, Err(ParseError::StartLine(_))), "{err:?}");
     }
 
     #[test]

@@ -994,9 +994,12 @@ impl Driver {
         if self.call_ids.get(call).is_none_or(|id| id != call_id) {
             return Err("call is gone".into());
         }
-        let request_uri = Uri::try_from(target.request_uri.as_str())
-            .map_err(|e| e.to_string())?
-            .to_string();
+        let request_uri = uri_escapes::wire_request_uri(
+            Uri::try_from(target.request_uri.as_str())
+                .map_err(|e| e.to_string())?
+                .to_string(),
+            target.transport,
+        );
         let secret = self.secret(&acc);
         let name = digest_name(&acc);
         let user = crate::digest::AuthUser {
@@ -1512,7 +1515,7 @@ impl Driver {
         let credential: Option<Credential> = None;
         self.invites
             .insert(call, (call_id.clone(), target.clone(), sdp.clone()));
-        let ruri_text = callee.to_string();
+        let ruri_text = uri_escapes::wire_request_uri(callee.to_string(), target.transport);
         let mut auth_headers: Vec<crate::digest::Credentials> = match self.invite_auth.get(&call) {
             Some(att) => att.current().to_vec(),
             None => Vec::new(),
@@ -3028,7 +3031,7 @@ impl RegisterJob {
             strict_realm: true,
         };
         let mut attempt = crate::digest::AuthAttempt::default();
-        let ruri_text = tx.original.uri.to_string();
+        let ruri_text = uri_escapes::wire_request_uri(tx.original.uri.to_string(), hop_transport);
         let parts = crate::digest::RequestParts {
             method: "REGISTER",
             uri: &ruri_text,

@@ -63,8 +63,13 @@ fn typing_indications_reach_the_other_softphone() {
         "a state that is not 0 or 1 is refused: {bad:?}"
     );
     // A blocked peer (`blacklist`, the skin's "Block" on a contact): its texts and typing
-    // states are dropped, nothing is shown or kept.
-    b.api_ok("setparameter blacklist 1001");
+    // states are dropped, nothing is shown or kept. The entry is written as a URI, which the
+    // list matches like a caller's (with or without `sip:`).
+    b.api_ok("setparameter blacklist \"spam, sip:1001\"");
+    assert_eq!(
+        b.api_ok("getparameter blacklist").trim_matches('"'),
+        "spam, sip:1001"
+    );
     let mark = b.mark();
     a.api_ok("chatcomposing 1002 1");
     a.api_ok("sendchat 1002 \"from a blocked number\"");

@@ -177,6 +177,39 @@ fn choosing_another_line_holds_the_one_left_with_autohold_4() {
         "the user's hold of line 2 stays"
     );
     assert!(cli.api_ok("isonhold").contains("true"), "line 2 still held");
+    // Now line 1 is held by autohold, line 2 by the user. Choosing line 1 by its Call-ID is a
+    // line switch too: autohold's hold of line 1 is taken back, the user's of line 2 stays.
+    let callid = cli.api_ok("linetocallid 1");
+    let callid = callid.trim().trim_matches('"').to_string();
+    assert!(!callid.is_empty(), "line 1 has a Call-ID");
+    let mark = cli.mark();
+    cli.api_ok(&format!("setline {callid}"));
+    cli.expect_after(mark, |l| l.starts_with("STATUS,1,InCall,"), WAIT);
+    // The user resumes line 2, then chooses it by the peer's name: line 1 is held.
+    let mark = cli.mark();
+    cli.api_ok("hold false 2");
+    cli.expect_after(mark, |l| l.starts_with("STATUS,2,InCall,"), WAIT);
+    let mark = cli.mark();
+    cli.api_ok("setline 1003");
+    cli.expect_after(mark, |l| l.starts_with("STATUS,1,Hold,"), WAIT);
+    // The user resumes and holds line 1 again: the hold is theirs now, and choosing line 1
+    // does not take it back (autohold still holds line 2, the one left).
+    let mark = cli.mark();
+    cli.api_ok("hold false 1");
+    cli.expect_after(mark, |l| l.starts_with("STATUS,1,InCall,"), WAIT);
+    let mark = cli.mark();
+    cli.api_ok("hold true 1");
+    cli.expect_after(mark, |l| l.starts_with("STATUS,1,Hold,"), WAIT);
+    let mark = cli.mark();
+    cli.api_ok("setline 1");
+    cli.expect_after(mark, |l| l.starts_with("STATUS,2,Hold,"), WAIT);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        cli.lines()[mark..]
+            .iter()
+            .all(|l| !l.starts_with("STATUS,1,InCall,")),
+        "the user's hold of line 1 stays after choosing it"
+    );
     cli.api_ok("setline -2");
     cli.api_ok("hangup");
     cli.quit();

@@ -214,13 +214,15 @@ impl Core {
     }
 
     /// A MESSAGE from a peer: a chat text or an is-composing state.
-    pub(super) fn on_message(&mut self, from_user: &str, content_type: &str, body: &str) {
-        let blocked = self
-            .params
-            .get("blacklist")
-            .split(',')
-            .any(|b| !b.trim().is_empty() && b.trim().eq_ignore_ascii_case(from_user));
-        if blocked {
+    pub(super) fn on_message(
+        &mut self,
+        from_user: &str,
+        from_uri: &str,
+        content_type: &str,
+        body: &str,
+    ) {
+        // The same match as for calls: user, number or URI, with or without `sip:`.
+        if super::incoming::blacklisted(&self.params.get("blacklist"), from_user, from_uri) {
             self.log(
                 Severity::Event,
                 &format!("message from {from_user} blocked"),

@@ -20,11 +20,15 @@ const CONF_USAGE: &str =
     "usage: conference(number, add): number empty (all calls), a line 1..99 or a peer to call; add true|false";
 
 impl Core {
-    /// Lines that can be mixed: SIP calls that are connected.
+    /// Lines that can be mixed: SIP calls that are connected and not being transferred away.
     fn mixable_lines(&self) -> Vec<usize> {
         self.lines
             .iter()
-            .filter(|(_, l)| matches!(l.peer, Peer::Sip(_)) && l.phase == CallPhase::Connected)
+            .filter(|(_, l)| {
+                matches!(l.peer, Peer::Sip(_))
+                    && l.phase == CallPhase::Connected
+                    && !being_transferred(l)
+            })
             .map(|(n, _)| n)
             .collect()
     }
@@ -117,10 +121,18 @@ impl Core {
         }
         // The calls already up join now, so the new party hears them as soon as it answers;
         // calls of ours still being set up join when they connect.
+        // Not calls on their way elsewhere (a transfer), nor the consultation call of an
+        // attended transfer that has not connected yet (it is the transfer's, not the
+        // conference's; once connected the user may still add it by line).
         let others: Vec<usize> = self
             .lines
             .iter()
-            .filter(|(_, l)| matches!(l.peer, Peer::Sip(_)) && l.phase != CallPhase::Incoming)
+            .filter(|(_, l)| {
+                matches!(l.peer, Peer::Sip(_))
+                    && l.phase != CallPhase::Incoming
+                    && !being_transferred(l)
+                    && (l.consult_for.is_none() || l.phase == CallPhase::Connected)
+            })
             .map(|(m, _)| m)
             .collect();
         for m in others {
@@ -234,4 +246,14 @@ impl Core {
         };
         Ok(Value::from(v))
     }
+}
+
+/// A call on its way to someone else: a blind transfer's REFER is out or waiting for its
+/// hold, the call is the consultation leg a REFER went to, or it is transferred as soon as
+/// it is answered (`calltransferalways`).
+fn being_transferred(l: &super::Line) -> bool {
+    l.blind_refer
+        || l.refer_after_hold.is_some()
+        || l.after_transfer_of.is_some()
+        || l.transfer_on_connect.is_some()
 }

@@ -40,7 +40,7 @@ pub(super) struct Context {
 
 /// Whether the caller is on the `blacklist` (comma list of users, numbers or URIs; matched
 /// case-insensitively against the caller's user part and URI).
-fn blacklisted(list: &str, from_user: &str, from_uri: &str) -> bool {
+pub(super) fn blacklisted(list: &str, from_user: &str, from_uri: &str) -> bool {
     list.split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())

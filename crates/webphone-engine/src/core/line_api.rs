@@ -490,6 +490,10 @@ impl Core {
             let Some(l) = self.lines.get_mut(n) else {
                 continue;
             };
+            // From here on the hold (or resume) is the user's: choosing the line later must
+            // not undo it as if `autohold` had held it (autohold marks its own holds after
+            // calling this).
+            l.auto_held = false;
             let Peer::Sip(call) = l.peer else { continue };
             let (CallPhase::Connected, Some(media), Some(prefs)) = (l.phase, &l.media, &l.offer)
             else {
@@ -665,22 +669,33 @@ impl Core {
                     self.auto_hold_others(n as usize, super::autohold::Trigger::LineSwitch);
                     Ok(Value::Null)
                 }
+                // A number that is no line may be a peer's (`setline("1003")`).
+                n if n >= 1 && self.peer_line(a).is_some() => self.switch_to_peer(a),
                 n => Err(ApiError::Failed(format!("no call on line {n}"))),
             };
         }
-        let by_peer = || {
-            self.lines
-                .iter()
-                .find(|(_, l)| l.peername.eq_ignore_ascii_case(a))
-                .map(|(n, _)| n)
-        };
-        let Some(n) = self.line_of_callid(a).or_else(by_peer) else {
+        self.switch_to_peer(a)
+    }
+
+    /// The line of the call whose peer name is `name` (ignoring case).
+    fn peer_line(&self, name: &str) -> Option<usize> {
+        self.lines
+            .iter()
+            .find(|(_, l)| l.peername.eq_ignore_ascii_case(name))
+            .map(|(n, _)| n)
+    }
+
+    /// `setline` by Call-ID or peer name.
+    fn switch_to_peer(&mut self, a: &str) -> Result<Value, ApiError> {
+        let Some(n) = self.line_of_callid(a).or_else(|| self.peer_line(a)) else {
             return Err(ApiError::Failed(format!(
                 "no call with Call-ID or peer '{a}'"
             )));
         };
         self.lines.set_active(n);
         self.setline = None;
+        // Choosing a line by Call-ID or peer is a line switch like choosing it by number.
+        self.auto_hold_others(n, super::autohold::Trigger::LineSwitch);
         Ok(Value::Null)
     }
 
@@ -761,6 +776,8 @@ impl Core {
             let Some(l) = self.lines.get_mut(n) else {
                 continue;
             };
+            // The user's mute from here on (see `auto_held` in hold_api).
+            l.auto_muted = false;
             l.mute = if state { l.mute | bits } else { l.mute & !bits };
             self.apply_media(n);
             let text = self.hold_text(n);

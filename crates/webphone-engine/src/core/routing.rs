@@ -346,6 +346,18 @@ impl Core {
         for n in waiting {
             handle.set_conference(n as u32, true);
             self.apply_media(n);
+            // Like `join_conference`: a member we hold is resumed.
+            let held = self.lines.get(n).is_some_and(|l| {
+                l.hold == super::line_api::HOLD_LOCAL || l.hold == super::line_api::HOLD_BOTH
+            });
+            if held {
+                if let Err(e) = self.hold_api(&["false".to_string(), n.to_string()]) {
+                    self.log(
+                        Severity::Warning,
+                        &format!("conference: cannot resume line {n}: {e}"),
+                    );
+                }
+            }
         }
         Some(handle)
     }

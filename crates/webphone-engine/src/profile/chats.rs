@@ -8,6 +8,24 @@ use super::{unix_now, Profile, ProfileError};
 /// Chat texts kept per profile; older ones are dropped as new ones arrive.
 pub const CHAT_KEEP: usize = 10_000;
 
+/// Bytes of one text kept in the history (the whole text is still shown and passed to the
+/// callbacks when it arrives): a peer can send texts of up to 64 KiB, and 10,000 of those
+/// would make the database (or, without a profile, memory) grow by 640 MiB. A longer text
+/// is cut at a character boundary and ends with "…".
+pub const CHAT_BODY_KEEP: usize = 4096;
+
+/// `body` cut to at most [`CHAT_BODY_KEEP`] bytes (ellipsis included).
+fn kept_body(body: &str) -> std::borrow::Cow<'_, str> {
+    if body.len() <= CHAT_BODY_KEEP {
+        return body.into();
+    }
+    let mut end = CHAT_BODY_KEEP - '…'.len_utf8();
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &body[..end]).into()
+}
+
 /// One chat text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChatEntry {
@@ -43,7 +61,7 @@ impl Profile {
                 unix_now(),
                 c.peer,
                 if c.incoming { "in" } else { "out" },
-                c.body,
+                kept_body(&c.body),
                 c.status
             ],
         )
@@ -161,6 +179,24 @@ mod tests {
             .map(|c| c.body)
             .collect();
         assert_eq!(left, vec!["m2", "m3", "m4"]);
+    }
+
+    #[test]
+    fn a_long_text_is_kept_shortened_at_a_character_boundary() {
+        let mut p = mem();
+        // 3-byte characters: the cut cannot fall on a byte boundary by luck.
+        let long = "€".repeat(CHAT_BODY_KEEP);
+        p.add_chat(&text("1002", true, &long)).unwrap();
+        p.add_chat(&text("1002", true, "short")).unwrap();
+        let kept = p.chats(Some("1002"), 10).unwrap();
+        assert!(
+            kept[0].body.len() <= CHAT_BODY_KEEP,
+            "{}",
+            kept[0].body.len()
+        );
+        assert!(kept[0].body.len() > CHAT_BODY_KEEP - 8);
+        assert!(kept[0].body.ends_with('…') && kept[0].body.starts_with("€€€"));
+        assert_eq!(kept[1].body, "short");
     }
 
     #[test]

@@ -399,7 +399,8 @@ impl ReqCtx {
         let mut tx = Transaction::new_client(key, req, self.endpoint.clone(), None);
         tx.destination = Some(dest);
         let method_name = spec.method.to_string();
-        let ruri_text = tx.original.uri.to_string();
+        let ruri_text =
+            super::uri_escapes::wire_request_uri(tx.original.uri.to_string(), transport);
         let auth_name = self.account.as_ref().map(digest_name).unwrap_or_default();
         let mut attempt = crate::digest::AuthAttempt::default();
         tx.send()

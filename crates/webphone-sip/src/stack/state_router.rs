@@ -104,7 +104,7 @@ impl StateRouter {
                     continue;
                 };
                 let route = &mut list[i];
-                if route.local_tag.is_none() {
+                if route.local_tag.is_none() && teaches_tag(&state) {
                     route.local_tag = Some(id.local_tag.clone());
                 }
                 // A call task that has ended drops its receiver; its route goes with it.
@@ -162,6 +162,14 @@ fn dialog_id(state: &DialogState) -> &DialogId {
         | DialogState::Options(id, _, _)
         | DialogState::Terminated(id, _) => id,
     }
+}
+
+/// Whether a state may tell a route its dialog's tag. Not a termination: the route of an
+/// INVITE sent again after a 401/407 can be handed the end of the earlier attempt (another
+/// From tag) before any state of its own; learning that tag would send the new dialog's
+/// states nowhere once a second route shares the Call-ID.
+fn teaches_tag(state: &DialogState) -> bool {
+    !matches!(state, DialogState::Terminated(..))
 }
 
 /// Whether a dialog state with our tag `state_tag` is about the dialog a call task follows
@@ -276,5 +284,38 @@ mod tests {
             b2.recv().await.as_deref(),
             Some(DialogState::Calling(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn stale_termination_does_not_teach_the_new_route_its_tag() {
+        use rsipstack::dialog::dialog::TerminatedReason;
+        let router = StateRouter::start();
+        let mut a = router.route(CallKey(1), "call-a", None);
+        let id = |t: &str| DialogId {
+            call_id: "call-a".into(),
+            local_tag: t.into(),
+            remote_tag: String::new(),
+        };
+        let tx = router.sender();
+        tx.send(DialogState::Terminated(
+            id("t1"),
+            TerminatedReason::ProxyAuthRequired,
+        ))
+        .expect("router running");
+        tx.send(DialogState::Calling(id("t2")))
+            .expect("router running");
+        assert!(matches!(
+            a.recv().await.as_deref(),
+            Some(DialogState::Terminated(..))
+        ));
+        assert!(matches!(
+            a.recv().await.as_deref(),
+            Some(DialogState::Calling(_))
+        ));
+        let tags: Vec<Option<String>> = crate::lock(&router.routes).by_call_id["call-a"]
+            .iter()
+            .map(|r| r.local_tag.clone())
+            .collect();
+        assert_eq!(tags, vec![Some("t2".to_string())]);
     }
 }

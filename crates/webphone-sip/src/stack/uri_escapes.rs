@@ -25,7 +25,32 @@ pub(crate) fn restore_request_uri_escapes(data: &[u8]) -> Option<Vec<u8>> {
     let uri_start = line.iter().position(|&b| b == b' ')? + 1;
     let uri_len = line[uri_start..].iter().position(|&b| b == b' ')?;
     let uri = &line[uri_start..uri_start + uri_len];
-    let lower = uri.to_ascii_lowercase();
+    let fixed = restore_uri_escapes(uri)?;
+    let mut out = Vec::with_capacity(data.len());
+    out.extend_from_slice(&data[..uri_start]);
+    out.extend_from_slice(&fixed);
+    out.extend_from_slice(&data[uri_start + uri_len..]);
+    Some(out)
+}
+
+/// The Request-URI text as it goes on the wire over `transport`: with the double escapes
+/// of its user part undone over UDP (where [`restore_request_uri_escapes`] rewrites the
+/// datagram), as rsipstack wrote it over the stream transports. Digest's `uri=` must
+/// name the same text (RFC 7616 §3.4: the server compares it with the Request-URI).
+pub(crate) fn wire_request_uri(uri: String, transport: crate::Transport) -> String {
+    if transport != crate::Transport::Udp {
+        return uri;
+    }
+    match restore_uri_escapes(uri.as_bytes()).map(String::from_utf8) {
+        Some(Ok(fixed)) => fixed,
+        _ => uri,
+    }
+}
+
+/// A `sip:`/`sips:` URI with the double escapes of its userinfo undone; `None` when
+/// there is nothing to undo.
+fn restore_uri_escapes(uri: &[u8]) -> Option<Vec<u8>> {
+    let lower = uri.get(..5)?.to_ascii_lowercase();
     let scheme_len = if lower.starts_with(b"sips:") {
         5
     } else if lower.starts_with(b"sip:") {
@@ -33,17 +58,17 @@ pub(crate) fn restore_request_uri_escapes(data: &[u8]) -> Option<Vec<u8>> {
     } else {
         return None;
     };
-    // The userinfo ends at the one `@` a SIP URI may hold (RFC 3261 §25.1).
-    let at = uri.iter().position(|&b| b == b'@')?;
+    // The userinfo ends at the last `@` (no parameter or header may hold one, RFC 3261
+    // §25.1; a user part sometimes does).
+    let at = uri.iter().rposition(|&b| b == b'@')?;
     if at < scheme_len {
         return None;
     }
-    let userinfo = &uri[scheme_len..at];
-    let fixed = undo_double_escapes(userinfo)?;
-    let mut out = Vec::with_capacity(data.len());
-    out.extend_from_slice(&data[..uri_start + scheme_len]);
+    let fixed = undo_double_escapes(&uri[scheme_len..at])?;
+    let mut out = Vec::with_capacity(uri.len());
+    out.extend_from_slice(&uri[..scheme_len]);
     out.extend_from_slice(&fixed);
-    out.extend_from_slice(&data[uri_start + at..]);
+    out.extend_from_slice(&uri[at..]);
     Some(out)
 }
 
@@ -117,6 +142,30 @@ mod tests {
         assert_eq!(
             fix("OPTIONS SIPS:%2523x@h SIP/2.0\r\n\r\n").as_deref(),
             Some("OPTIONS SIPS:%23x@h SIP/2.0\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn digest_uri_names_the_request_uri_as_sent_on_each_transport() {
+        let written = "sip:%252A97%2523@pbx.example.com;user=phone".to_string();
+        assert_eq!(
+            wire_request_uri(written.clone(), crate::Transport::Udp),
+            "sip:%2A97%23@pbx.example.com;user=phone"
+        );
+        // Over TCP the datagram guard does not rewrite the request: the digest must not either.
+        assert_eq!(
+            wire_request_uri(written.clone(), crate::Transport::Tcp),
+            written
+        );
+        let plain = "sip:bob@example.com".to_string();
+        assert_eq!(
+            wire_request_uri(plain.clone(), crate::Transport::Udp),
+            plain
+        );
+        // The userinfo ends at the last `@`.
+        assert_eq!(
+            wire_request_uri("sip:j%2540x.com@proxy.net".into(), crate::Transport::Udp),
+            "sip:j%40x.com@proxy.net"
         );
     }
 }

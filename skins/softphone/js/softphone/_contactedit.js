@@ -8,6 +8,9 @@
   var S = global.WPSkin;
   var t = S.t;
   var editing = null;
+  // The Block box as the page opened, and the number it was about.
+  var shownBlocked = false;
+  var shownNumber = '';
 
   function field(id) { return S.byId('contactedit_' + id); }
 
@@ -28,16 +31,27 @@
         var name = field('name').value.trim();
         var number = field('number').value.trim();
         if (!name || !number) { showError(t('sp.contact_incomplete')); return; }
-        var previous = editing ? editing.number : '';
         var c = editing || {};
         c.name = name;
         c.number = number;
         c.email = field('email').value.trim();
         c.notes = field('notes').value;
         c.favorite = field('favorite').checked;
-        S.setBlocked(number, field('blocked').checked, previous).then(null, function (err) {
-          S.toast(S.errText(err), 'error');
-        });
+        var blocked = field('blocked').checked;
+        // Only what the user changed: the box ticked or cleared, or a blocked contact's number
+        // edited (the block moves to the new number). A box left clear changes nothing, so a
+        // number that is blacklisted on its own stays so.
+        var change = null;
+        if (blocked !== shownBlocked) {
+          change = blocked ? [number, true, ''] : [number, false, shownNumber];
+        } else if (blocked && number !== shownNumber) {
+          change = [number, true, shownNumber];
+        }
+        if (change) {
+          S.setBlocked(change[0], change[1], change[2]).then(null, function (err) {
+            S.toast(S.errText(err), 'error');
+          });
+        }
         S.saveContact(c);
         S.toast(t('sp.contact_saved'));
         close();
@@ -65,7 +79,9 @@
       field('email').value = c.email || '';
       field('notes').value = c.notes || '';
       field('favorite').checked = !!c.favorite;
-      field('blocked').checked = !!c.number && S.isBlocked(c.number);
+      shownNumber = c.number || '';
+      shownBlocked = !!c.number && S.isBlocked(c.number);
+      field('blocked').checked = shownBlocked;
       field('delete').hidden = !editing;
       S.byId('contactedit_title').textContent = editing ? t('sp.contact_edit') : t('sp.contact_add');
       showError('');

@@ -179,8 +179,10 @@
   // The blacklist parameter (comma list of users/numbers the engine refuses calls and
   // messages from) as the skin's "blocked" state of a contact: a contact is blocked when every
   // one of its numbers (user part of a SIP URI) is on the list.
+  // Several numbers are separated by "," or "|"; ";" is not a separator (it starts a SIP URI's
+  // parameters, which are not part of the user).
   function blockKeys(number) {
-    return String(number || '').split(/[|,;]/).map(function (n) {
+    return String(number || '').split(/[|,]/).map(function (n) {
       return n.trim().replace(/^sips?:/i, '').split('@')[0].trim();
     }).filter(Boolean);
   }
@@ -193,6 +195,8 @@
     return keys.length > 0 && keys.every(function (k) { return list.indexOf(k.toLowerCase()) >= 0; });
   }
   // Blocks (or unblocks) `number`; `previous` (the number before an edit) is unblocked first.
+  // Callers only ask for a change the user made: saving a contact whose Block box was left as
+  // it was must not touch the list (the number may be listed on its own).
   function setBlocked(number, blocked, previous) {
     var drop = blockKeys(previous).concat(blockKeys(number)).map(function (k) { return k.toLowerCase(); });
     var list = blacklist().filter(function (s) { return drop.indexOf(s.toLowerCase()) < 0; });
