@@ -10,7 +10,8 @@
 // StatusNotifier item the app registers on the test session bus), do-not-disturb from the tray
 // rejects baresip's call, real key presses (xdotool) of the answer / hang-up shortcuts act on a
 // call, the incoming-call OS notification carries the caller and its Accept button connects the
-// call (a notification server on the test session bus, desktop-bus.py), a second launch with a `sip:` link dials baresip, a second launch with a `webphone:`
+// call (dunst, a real notification server on the test session bus and X display, watched by
+// desktop-bus.py; its stand-in server where dunst is missing), a second launch with a `sip:` link dials baresip, a second launch with a `webphone:`
 // link provisions another account (Kamailio sees it register), start at login writes and
 // removes the OS autostart entry. A second session checks the remembered window size and
 // `--minimized`. Prints launch-to-registered time and the memory of all app processes (idle
@@ -54,6 +55,10 @@ function tool(ok, what) {
 const PYTHON = process.env.E2E_PYTHON || (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 const HAVE_BUS_PY = DBUS && tool(spawnSync(PYTHON, ['-c', 'import dbus, gi'], { stdio: 'ignore' }).status === 0,
   `${PYTHON} with the dbus and gi modules (python3-dbus, python3-gi)`);
+// The notification server: dunst (a real one, drawing on the X display) when installed, else
+// desktop-bus.py's own stand-in.
+const HAVE_DUNST = HAVE_BUS_PY && tool(spawnSync('dunst', ['-v'], { stdio: 'ignore' }).status === 0
+  && spawnSync('dunstctl', ['--help'], { stdio: 'ignore' }).status !== null, 'dunst (the notification server)');
 const HAVE_XDOTOOL = tool(spawnSync('xdotool', ['version'], { stdio: 'ignore' }).status === 0, 'xdotool');
 
 const t0 = Date.now();
@@ -168,7 +173,9 @@ function assertTone(file, freq, minDbfs, what) {
  * events() lists what it reported; request('icon') reads the tray item's picture.
  */
 async function startDesktopBus() {
-  const proc = spawn(PYTHON, [join(HERE, 'desktop-bus.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const args = [join(HERE, 'desktop-bus.py')];
+  if (HAVE_DUNST) { args.push('--dunst', join(WORK_DIR, 'dunst')); }
+  const proc = spawn(PYTHON, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const events = [];
   let buf = '';
   let tag = 0;
@@ -189,8 +196,9 @@ async function startDesktopBus() {
     }
     throw new Error(`desktop-bus: no ${what} within ${ms} ms (events: ${JSON.stringify(events.map((e) => e.ev))})`);
   };
-  await until((e) => e.ev === 'ready', 10000, 'ready');
+  const ready = await until((e) => e.ev === 'ready', 15000, 'ready');
   return {
+    server: ready.server ? ready.server.join(' ') : null,
     events: () => events,
     until,
     send: (line) => proc.stdin.write(`${line}\n`),
@@ -442,7 +450,16 @@ try {
     // actions: [key, label, ...]; notify-rust adds ["default", ""] (a click on the notification).
     const buttons = n.actions.join('|');
     if (!buttons.startsWith('accept|Accept|reject|Reject|ignore|Ignore')) { throw new Error(`notification actions: ${JSON.stringify(n.actions)}`); }
-    pass('an OS notification announces the call with the caller as text and Accept / Reject / Ignore buttons', `"${n.summary}": "${n.body}"`);
+    if (bus.server) {
+      // A real notification server: the pop-up is on the screen (dunst counts it as displayed;
+      // the whole screen is kept as a picture).
+      const shown = await bus.request('displayed');
+      if (!(shown.count >= 1)) { throw new Error(`the notification server shows ${shown.count} notifications`); }
+      const file = join(OUT, 'calls-notification-screen.png');
+      if (spawnSync('import', ['-window', 'root', file], { stdio: 'inherit' }).status === 0) { console.log(`${ms()}  screenshot ${file}`); }
+    }
+    pass('an OS notification announces the call with the caller as text and Accept / Reject / Ignore buttons',
+      `"${n.summary}": "${n.body}"${bus.server ? `, shown by ${bus.server}` : ' (stand-in notification server)'}`);
   }
   await driver.findElement(By.id('popup_accept')).click();
   await driver.switchTo().window(mainHandle);
@@ -556,7 +573,7 @@ try {
     await apiCall('hangup');
     await peer.waitEventCount('CALL_CLOSED', closedBefore + 3);
     await waitFor('the notification-answered call to end', async () => !(await inCall()), 10000);
-    pass('the notification\'s Accept button (ActionInvoked from the notification server) answers the call', `notification ${n.id}: ${n.body}`);
+    pass('the notification\'s Accept button answers the call', `notification ${n.id}: ${n.body}; ${bus.server ? 'chosen through dunst\'s action menu (dunstctl context)' : 'ActionInvoked from the stand-in server'}`);
 
     // Ignore: the pop-up and the notification go, nothing is sent, the caller still rings
     // until it hangs up (the only CALL_CLOSED is baresip's own hang-up).

@@ -13,13 +13,26 @@ Reports on stdout, one JSON object a line:
 Commands on stdin, one a line:
   invoke ID ACTION     emit ActionInvoked(ID, ACTION) as if the user clicked the button
   icon TAG             read IconName (the picture's file) and the label of the registered item
+  displayed TAG        {"ev": "displayed", "tag": TAG, "count": N}: notifications on screen
+                       (--dunst only)
 Ends at the end of stdin.
+
+With `--dunst WORKDIR` the notification server is a real one: dunst (Debian's package), drawing
+its pop-ups on the X display. It is started here, on the session bus, with a configuration in
+WORKDIR; this script then watches the bus (org.freedesktop.DBus.Monitoring.BecomeMonitor) and
+reports the app's Notify / CloseNotification calls as above, with the id dunst answered. `invoke`
+then goes through dunst's own action menu: `dunstctl context` runs the menu program of the
+configuration, which picks the line of that notification and action, and dunst emits
+ActionInvoked itself, as when a user chooses the button.
 
 Needs python3-dbus and python3-gi (Debian packages).
 """
 import base64
 import json
+import os
+import subprocess
 import sys
+import time
 
 import dbus
 import dbus.service
@@ -114,13 +127,110 @@ class Watcher(dbus.service.Object):
         return self.props()
 
 
+# The menu program dunst runs for `dunstctl context`: its lines look like
+# "#Accept (Incoming call) [2,accept]"; it answers the one for the wanted "[ID,ACTION]".
+PICK = """#!/bin/sh
+want=$(cat "$(dirname "$0")/want")
+grep -F -m1 -- "$want"
+"""
+
+DUNSTRC = """[global]
+    dmenu = {pick}
+    font = Monospace 10
+    markup = full
+[urgency_low]
+    timeout = 0
+[urgency_normal]
+    timeout = 0
+[urgency_critical]
+    timeout = 0
+"""
+
+
+class Dunst:
+    """dunst on the session bus, and a monitor that reports what the app asks of it."""
+
+    def __init__(self, bus, workdir):
+        os.makedirs(workdir, exist_ok=True)
+        self.dir = workdir
+        pick = os.path.join(workdir, "pick.sh")
+        with open(pick, "w") as f:
+            f.write(PICK)
+        os.chmod(pick, 0o755)
+        rc = os.path.join(workdir, "dunstrc")
+        with open(rc, "w") as f:
+            f.write(DUNSTRC.format(pick=pick))
+        self.log = open(os.path.join(workdir, "dunst.log"), "wb")
+        self.proc = subprocess.Popen(["dunst", "-config", rc], stdout=self.log, stderr=self.log)
+        bus_obj = bus.get_object("org.freedesktop.DBus", "/org/freedesktop/DBus")
+        dbus_if = dbus.Interface(bus_obj, "org.freedesktop.DBus")
+        end = time.time() + 10
+        while not dbus_if.NameHasOwner(NOTIFY):
+            if self.proc.poll() is not None or time.time() > end:
+                raise RuntimeError("dunst did not take the notification service name (see dunst.log)")
+            time.sleep(0.05)
+        info = dbus.Interface(bus.get_object(NOTIFY, "/org/freedesktop/Notifications"), NOTIFY)
+        self.server = [str(x) for x in info.GetServerInformation()]
+        # A second connection becomes the monitor (it may not send anything afterwards).
+        self.mon = dbus.bus.BusConnection(os.environ["DBUS_SESSION_BUS_ADDRESS"])
+        self.pending = {}
+        self.mon.add_message_filter(self.on_message)
+        self.mon.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus.Monitoring", "BecomeMonitor", "asu",
+                               (["type='method_call',interface='%s'" % NOTIFY,
+                                 "type='method_return'"], 0))
+
+    def on_message(self, _conn, msg):
+        if isinstance(msg, dbus.lowlevel.MethodCallMessage) and msg.get_interface() == NOTIFY:
+            args = msg.get_args_list()
+            if msg.get_member() == "Notify":
+                self.pending[(msg.get_sender(), msg.get_serial())] = args
+            elif msg.get_member() == "CloseNotification":
+                report(ev="closed", id=int(args[0]))
+        elif isinstance(msg, dbus.lowlevel.MethodReturnMessage):
+            args = self.pending.pop((msg.get_destination(), msg.get_reply_serial()), None)
+            if args is not None:
+                app, _replaces, _icon, summary, body, actions = args[:6]
+                report(ev="notify", id=int(msg.get_args_list()[0]), app=str(app),
+                       summary=str(summary), body=str(body), actions=[str(a) for a in actions],
+                       server="dunst")
+        # Handled, always: a monitor gets copies of method calls addressed to others, and
+        # libdbus would answer an unhandled one with an error, which a monitor may not send
+        # (the bus then drops the monitor).
+        return dbus.lowlevel.HANDLER_RESULT_HANDLED
+
+    def invoke(self, nid, action):
+        with open(os.path.join(self.dir, "want"), "w") as f:
+            f.write("[%d,%s]" % (nid, action))
+        subprocess.run(["dunstctl", "context"], timeout=10, check=False)
+
+    def displayed(self):
+        out = subprocess.run(["dunstctl", "count", "displayed"], capture_output=True, text=True,
+                             timeout=10, check=False).stdout.strip()
+        return int(out) if out.isdigit() else -1
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def main():
     DBusGMainLoop(set_as_default=True)
     bus = dbus.SessionBus()
-    notifications = Notifications(bus)
+    dunst = None
+    if len(sys.argv) == 3 and sys.argv[1] == "--dunst":
+        dunst = Dunst(bus, sys.argv[2])
+        notifications = None
+        names = [dbus.service.BusName(WATCHER, bus, do_not_queue=True)]
+    else:
+        notifications = Notifications(bus)
+        names = [dbus.service.BusName(NOTIFY, bus, do_not_queue=True),
+                 dbus.service.BusName(WATCHER, bus, do_not_queue=True)]
     watcher = Watcher(bus)
-    names = [dbus.service.BusName(NOTIFY, bus, do_not_queue=True),
-             dbus.service.BusName(WATCHER, bus, do_not_queue=True)]
     loop = GLib.MainLoop()
 
     def icon(tag):
@@ -148,14 +258,23 @@ def main():
             return False
         words = line.split()
         if len(words) == 3 and words[0] == "invoke":
-            notifications.ActionInvoked(dbus.UInt32(int(words[1])), words[2])
+            if dunst:
+                dunst.invoke(int(words[1]), words[2])
+            else:
+                notifications.ActionInvoked(dbus.UInt32(int(words[1])), words[2])
         elif len(words) == 2 and words[0] == "icon":
             icon(words[1])
+        elif len(words) == 2 and words[0] == "displayed":
+            report(ev="displayed", tag=words[1], count=dunst.displayed() if dunst else -1)
         return True
 
     GLib.io_add_watch(sys.stdin, GLib.IO_IN | GLib.IO_HUP, on_stdin)
-    report(ev="ready")
-    loop.run()
+    report(ev="ready", server=dunst.server if dunst else None)
+    try:
+        loop.run()
+    finally:
+        if dunst:
+            dunst.stop()
     del names
 
 

@@ -14,8 +14,9 @@
 #    smoke.mjs, which drives the app's default page (the softphone skin, then `--page minimal`)
 #    and writes screenshots to target/e2e-desktop/, then calls.mjs: the app against real peers
 #    (Kamailio and baresip from tests/e2e-peers/peers.mjs; skips loudly without them, fails
-#    with CI=true), with desktop-bus.py as the session's notification server and tray watcher
-#    and xdotool pressing the global shortcuts. The app runs with a private HOME (start at login writes
+#    with CI=true), with dunst as the session's notification server (a real one, drawing on
+#    the Xvfb display; desktop-bus.py watches the bus and drives dunst's action menu, and is the
+#    tray watcher) and xdotool pressing the global shortcuts. The app runs with a private HOME (start at login writes
 #    $HOME/.config/autostart there).
 # It stops exactly the processes it started (by pid). Without Xvfb or WebKitWebDriver it skips
 # loudly, unless CI=true, where that is a failure.
