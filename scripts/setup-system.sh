@@ -31,7 +31,7 @@ PKGS=(
   libgsm1-dev libspeex-dev libspeexdsp-dev libbcg729-dev
   # headless display, the desktop e2e driver, screenshots
   xvfb xauth webkit2gtk-driver imagemagick chromium  # chromium: tests/e2e-browser
-  xdotool python3-dbus python3-gi dunst  # desktop e2e: shortcut key presses, tray watcher, dunst (a real notification server)
+  xdotool python3-dbus python3-gi dunst trayer x11-utils  # desktop e2e: key presses, tray watcher, dunst (notification server), trayer (tray host) + xwininfo
   # SIP peers for tests/interop
   kamailio kamailio-websocket-modules kamailio-tls-modules baresip-core sip-tester
   kamailio-presence-modules  # presence server + pua_dialoginfo for the presence/BLF tests

@@ -130,8 +130,9 @@ class Watcher(dbus.service.Object):
 # The menu program dunst runs for `dunstctl context`: its lines look like
 # "#Accept (Incoming call) [2,accept]"; it answers the one for the wanted "[ID,ACTION]".
 PICK = """#!/bin/sh
-want=$(cat "$(dirname "$0")/want")
-grep -F -m1 -- "$want"
+dir=$(dirname "$0")
+want=$(cat "$dir/want")
+tee "$dir/menu" | grep -F -m1 -- "$want" && touch "$dir/picked"
 """
 
 DUNSTRC = """[global]
@@ -161,11 +162,31 @@ class Dunst:
         with open(rc, "w") as f:
             f.write(DUNSTRC.format(pick=pick))
         self.log = open(os.path.join(workdir, "dunst.log"), "wb")
-        self.proc = subprocess.Popen(["dunst", "-config", rc], stdout=self.log, stderr=self.log)
         bus_obj = bus.get_object("org.freedesktop.DBus", "/org/freedesktop/DBus")
         dbus_if = dbus.Interface(bus_obj, "org.freedesktop.DBus")
+
+        def owner_pid():
+            try:
+                return int(dbus_if.GetConnectionUnixProcessID(NOTIFY))
+            except dbus.DBusException:
+                return None
+
+        # A notification sent before (an earlier test's app) made the bus start dunst by
+        # D-Bus activation, with its default configuration: stop that one (it belongs to
+        # this private session bus) so ours, with the menu program above, takes the name.
         end = time.time() + 10
-        while not dbus_if.NameHasOwner(NOTIFY):
+        while owner_pid() is not None:
+            pid = owner_pid()
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() != "dunst":
+                    raise RuntimeError("another notification server (pid %d) holds the name" % pid)
+            os.kill(pid, 15)
+            time.sleep(0.2)
+            if time.time() > end:
+                raise RuntimeError("the activated dunst (pid %d) did not stop" % pid)
+        self.proc = subprocess.Popen(["dunst", "-config", rc], stdout=self.log, stderr=self.log)
+        end = time.time() + 10
+        while owner_pid() != self.proc.pid:
             if self.proc.poll() is not None or time.time() > end:
                 raise RuntimeError("dunst did not take the notification service name (see dunst.log)")
             time.sleep(0.05)
@@ -200,9 +221,38 @@ class Dunst:
         return dbus.lowlevel.HANDLER_RESULT_HANDLED
 
     def invoke(self, nid, action):
+        """Chooses ACTION of notification NID in dunst's menu. A notification dunst has
+        taken but not drawn yet is not in the menu: asked again until it is (5 s)."""
         with open(os.path.join(self.dir, "want"), "w") as f:
             f.write("[%d,%s]" % (nid, action))
-        subprocess.run(["dunstctl", "context"], timeout=10, check=False)
+        picked = os.path.join(self.dir, "picked")
+        menu = os.path.join(self.dir, "menu")
+        end = time.time() + 5
+        while time.time() < end:
+            for f in (picked, menu):
+                if os.path.exists(f):
+                    os.remove(f)
+            # dunst runs the menu program in the background: wait until it has read the menu.
+            subprocess.run(["dunstctl", "context"], timeout=10, check=False)
+            shown = time.time() + 1
+            while time.time() < shown and not os.path.exists(picked):
+                time.sleep(0.05)
+            if os.path.exists(picked):
+                break
+            time.sleep(0.2)
+        if not os.path.exists(picked):
+            last = open(menu).read() if os.path.exists(menu) else "(the menu program never ran)"
+            counts = {k: subprocess.run(["dunstctl", "count", k], capture_output=True, text=True,
+                                        timeout=10, check=False).stdout.strip()
+                      for k in ("displayed", "waiting", "history")}
+            paused = subprocess.run(["dunstctl", "is-paused"], capture_output=True, text=True,
+                                    timeout=10, check=False).stdout.strip()
+            self.log.flush()
+            with open(os.path.join(self.dir, "dunst.log"), "rb") as f:
+                tail = f.read()[-2000:].decode("utf-8", "replace")
+            sys.stderr.write("desktop-bus: [%d,%s] never in dunst's menu; the last menu:\n%s\n"
+                             "dunst counts %s, paused %s; dunst's log ends:\n%s\n"
+                             % (nid, action, last, counts, paused, tail))
 
     def displayed(self):
         out = subprocess.run(["dunstctl", "count", "displayed"], capture_output=True, text=True,

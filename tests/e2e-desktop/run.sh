@@ -12,7 +12,8 @@
 #    notifications) with an unlocked gnome-keyring (the password goes to the OS keyring) starts
 #    tauri-driver on free ports with WebKitWebDriver and runs
 #    smoke.mjs, which drives the app's default page (the softphone skin, then `--page minimal`)
-#    and writes screenshots to target/e2e-desktop/, then calls.mjs: the app against real peers
+#    and writes screenshots to target/e2e-desktop/, and uses the tray icon as docked in trayer
+#    (a real XEmbed tray host started here), then calls.mjs: the app against real peers
 #    (Kamailio and baresip from tests/e2e-peers/peers.mjs; skips loudly without them, fails
 #    with CI=true), with dunst as the session's notification server (a real one, drawing on
 #    the Xvfb display; desktop-bus.py watches the bus and drives dunst's action menu, and is the
@@ -82,6 +83,7 @@ if [ "${1:-}" = "--inner" ]; then
       sleep 0.5
       for p in $kids; do kill -KILL "$p" 2>/dev/null || true; done
     fi
+    if [ -n "${TRAYER_PID:-}" ]; then kill -TERM "$TRAYER_PID" 2>/dev/null || true; fi
     stop_secret_service 2>/dev/null || true
     rm -rf "$WORK_DIR" "$APP_HOME"
     exit $rc
@@ -120,8 +122,22 @@ if [ "${1:-}" = "--inner" ]; then
     sleep 0.1
   done
 
+  # A real system tray for the tray step of smoke.mjs: trayer, an XEmbed tray host (the app's
+  # indicator docks there while no StatusNotifier watcher is on the bus).
+  TRAYER_PID=""
+  if command -v trayer >/dev/null 2>&1 && command -v xwininfo >/dev/null 2>&1; then
+    trayer --edge top --align right --widthtype request --height 32 --SetDockType true \
+      --transparent false --tint 0x202020 >"$OUT/trayer.log" 2>&1 &
+    TRAYER_PID=$!
+    E2E_TRAYER=1
+  else
+    [ "${CI:-}" = "true" ] && { say "FAIL: trayer or xwininfo is missing (required when CI=true)"; exit 1; }
+    say "NOTE: no trayer/xwininfo: the real-tray step skips"
+    E2E_TRAYER=0
+  fi
+
   SIP_PORT=$(free_port) # a free TCP port number; UDP on the same number is almost always free too
-  export E2E_KEYRING E2E_DRIVER_URL="http://127.0.0.1:$PORT/" E2E_APP E2E_OUT="$OUT" E2E_WORK_DIR="$WORK_DIR" \
+  export E2E_TRAYER E2E_KEYRING E2E_DRIVER_URL="http://127.0.0.1:$PORT/" E2E_APP E2E_OUT="$OUT" E2E_WORK_DIR="$WORK_DIR" \
     E2E_SIP_PORT="$SIP_PORT"
   rc=0
   for t in ${E2E_TESTS:-smoke calls}; do

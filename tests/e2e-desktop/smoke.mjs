@@ -81,6 +81,21 @@ function appMemoryMiB() {
 }
 
 // The shell's own state, through the automation-only `desktop` command.
+/** Where the app's tray icon is docked in trayer (xwininfo), or null. */
+function trayIconGeometry() {
+  const tree = spawnSync('xwininfo', ['-root', '-tree'], { encoding: 'utf8' }).stdout || '';
+  const m = /\("tray-icon tray app main"[^)]*\)\s+(\d+)x(\d+)\+-?\d+\+-?\d+\s+\+(-?\d+)\+(-?\d+)/.exec(tree);
+  if (!m) { return null; }
+  const [w, h, x, y] = m.slice(1).map(Number);
+  return x >= 0 && y >= 0 && w > 4 && h > 4 ? { w, h, x, y } : null;
+}
+
+/** The screen's pixels (8-bit RGB) where the tray icon is. */
+function trayPixels(g) {
+  return execFileSync('import', ['-window', 'root', '-crop', `${g.w}x${g.h}+${g.x}+${g.y}`, '-depth', '8', 'rgb:-'],
+    { maxBuffer: 1 << 20 });
+}
+
 function desk(action) {
   return driver.executeAsyncScript(function (action, done) {
     window.__TAURI__.core.invoke('desktop', { action: action }).then(
@@ -190,6 +205,38 @@ try {
     throw new Error(`DND: ${JSON.stringify({ dndOn, ai, dndOff, ai2 })}`);
   }
   pass('tray: registration state, DND sets autoignore=2 and restores it', tray.ok.tooltip);
+
+  // 2c. A real system tray: trayer (an XEmbed tray host, started by run.sh) docks the icon
+  // (libayatana-appindicator shows it there when no StatusNotifier watcher is on the bus).
+  // Clicking it opens the tray menu; its "Do not disturb" item, chosen with the keyboard,
+  // turns DND on, and the picture in the tray changes; the same again turns it off.
+  if (process.env.E2E_TRAYER !== '1') {
+    skip('a real system tray (trayer) docks the icon; its menu turns DND on and off', 'trayer is not running');
+  } else {
+    let geom = null;
+    await waitFor('the tray icon docked in trayer', async () => { geom = trayIconGeometry(); return !!geom; }, 10000);
+    const before = trayPixels(geom);
+    const colours = new Set();
+    for (let i = 0; i + 2 < before.length; i += 3) { colours.add(`${before[i]},${before[i + 1]},${before[i + 2]}`); }
+    if (colours.size < 8) { throw new Error(`the docked tray icon shows ${colours.size} colours: no picture`); }
+    const chooseDnd = () => {
+      execFileSync('xdotool', ['mousemove', String(geom.x + (geom.w >> 1)), String(geom.y + (geom.h >> 1)), 'click', '1']);
+      // The menu: Status (disabled), Missed calls, Calls (disabled while no call), Show / hide,
+      // Do not disturb: the third item the keyboard can reach.
+      execFileSync('sleep', ['0.7']);
+      execFileSync('xdotool', ['key', 'Down', 'Down', 'Down', 'Return']);
+    };
+    chooseDnd();
+    await waitFor('DND on from the tray menu', async () => ((await desk('tray')).ok || {}).dnd === true, 5000);
+    const ai = await apiCall('getparameter', 'autoignore');
+    if (ai.ok !== '2') { throw new Error(`DND from the tray menu: autoignore ${JSON.stringify(ai)}`); }
+    await waitFor('the tray picture to change for DND', async () => !trayPixels(geom).equals(before), 5000);
+    chooseDnd();
+    await waitFor('DND off from the tray menu', async () => ((await desk('tray')).ok || {}).dnd === false, 5000);
+    await waitFor('the tray picture to come back', async () => trayPixels(geom).equals(before), 5000);
+    pass('a real system tray (trayer, XEmbed) docks the icon; clicking it opens the menu, whose DND item turns DND on and off and the picture follows',
+      `${geom.w}x${geom.h} at +${geom.x}+${geom.y}, ${colours.size} colours`);
+  }
 
   // 3. The CSP admits what the skin needs: same-origin fetch (translations) and the IPC.
   const fetched = await driver.executeAsyncScript(function (done) {
