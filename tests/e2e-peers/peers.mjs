@@ -236,7 +236,9 @@ function tcpConnects(port) {
 /**
  * Starts Kamailio (registrar + proxy) on a free loopback port, configured by
  * tests/interop/peers/kamailio.cfg. Options: maxExpires (registration expiry granted, s),
- * defines (extra -A defines such as 'AUTH_SHA256'), timeoutMs.
+ * defines (extra -A defines such as 'AUTH_SHA256'), presence (true: also the presence server,
+ * the config's WITH_PRESENCE variant: presence and dialog events, every call through the proxy
+ * published as dialog state; needs Debian's kamailio-presence-modules), timeoutMs.
  * Resolves to {port, addr, domain, users, dir, ctl, uriOf(user), log(), lines(), waitLine(needles), stop()}.
  */
 export async function startKamailio(opts = {}) {
@@ -247,6 +249,16 @@ export async function startKamailio(opts = {}) {
   const ctl = `unix:${path.join(dir, 'ctl')}`;
   const cfg = path.join(PEERS_DIR, 'kamailio.cfg');
   const defs = [`SIP_PORT=${port}`, `CTL_SOCK="${ctl}"`, ...(opts.defines || [])];
+  if (opts.presence) {
+    // db_text tables, copied empty from the package (the same set as tests/interop's
+    // Kamailio::start_presence).
+    const db = path.join(dir, 'db');
+    mkdirSync(db, { recursive: true });
+    for (const table of ['version', 'presentity', 'active_watchers', 'watchers', 'xcap', 'pua']) {
+      writeFileSync(path.join(db, table), readFileSync(path.join('/usr/share/kamailio/dbtext/kamailio', table)));
+    }
+    defs.push('WITH_PRESENCE', `DB_URL="text://${db}"`);
+  }
   if (opts.maxExpires) defs.push(`MAX_EXPIRES=${opts.maxExpires}`, `DEFAULT_EXPIRES=${opts.maxExpires}`);
   const args = ['-f', cfg, '-Y', dir];
   for (const d of defs) args.push('-A', d);

@@ -1745,6 +1745,108 @@ function scenarios(env) {
       }
     },
 
+    // Presence and BLF through the skin and the facade, with Kamailio as the presence server:
+    // the contacts list shows a watched contact's presence (a webphone-cli as 1004 publishing
+    // Away) and its calls (BLF: 1004 calls baresip 1002 through the proxy: in a call, then back),
+    // the facade's onPresenceStateChange / onBLFStateChange callbacks fire, and the dial pad's
+    // "My status" publishes the user's own state (1004 watches 1001: Do not disturb, then
+    // Online), DND also making the engine refuse 1004's call.
+    async presence(page) {
+      const missing = missingPeers(['kamailio', 'baresip']);
+      if (missing.length) {
+        if (process.env.CI === 'true') { throw new Error(`needs ${missing.join(', ')} (required when CI=true)`); }
+        say('==================================================================');
+        say(`SKIPPED presence: ${missing.join(', ')} not installed`);
+        say('==================================================================');
+        return 'skipped';
+      }
+      const started = [];
+      try {
+        const k = await startKamailio({ presence: true });
+        started.push(k);
+        const b = await startBaresip({ user: '1002', kamailio: k, answer: 'auto' });
+        started.push(b);
+        const other = await startCliPeer(k, '1004');
+        started.push(other);
+        say(`  kamailio ${k.addr} (presence server), baresip 1002 and webphone-cli 1004 registered`);
+        await page.goto(base);
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await page.evaluate(() => localStorage.clear());
+        await page.reload();
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await page.evaluate(() => {
+          window.__presence = [];
+          window.__blf = [];
+          window.webphone_api.onPresenceStateChange((peer, state) => window.__presence.push([peer, state]));
+          window.webphone_api.onBLFStateChange((peer, direction, state) => window.__blf.push([peer, direction, state]));
+        });
+        await waitPage(page, 'page_login');
+        await page.fill('#login_server', k.addr);
+        await page.fill('#login_username', '1001');
+        await page.fill('#login_password', 'pass1001');
+        await page.click('#login_submit');
+        await waitPage(page, 'page_dialpad');
+        await page.waitForFunction(() => document.getElementById('reg_text').textContent === 'Registered', null, { timeout: TIMEOUT });
+        // A contact for 1004: the skin subscribes to its presence and dialog state.
+        await goPage(page, 'page_contactslist');
+        await page.click('#contacts_add');
+        await waitPage(page, 'page_contactedit');
+        await page.fill('#contactedit_name', 'Dora Other');
+        await page.fill('#contactedit_number', '1004');
+        await page.click('#contactedit_save');
+        await waitPage(page, 'page_contactslist');
+        await k.waitLine(['REQ SUBSCRIBE', 'user=1001']);
+        const lamp = (kind) => page.waitForSelector(`#contacts_list li:has-text("Dora Other") .contact-lamp[data-lamp="${kind}"]`, { timeout: TIMEOUT });
+        other.send('setpresencestatus Away');
+        await lamp('away');
+        const awayText = await page.textContent('#contacts_list li:has-text("Dora Other") .contact-lamp');
+        assert(awayText === 'Away', 'the lamp says what it means: ' + awayText);
+        await shot(page, 'presence-away.png');
+        // 1004 calls baresip 1002 through the proxy: its dialog state reaches the lamp.
+        other.send('call 1002');
+        await b.waitEvent('CALL_ESTABLISHED');
+        await lamp('incall');
+        await shot(page, 'presence-incall.png');
+        other.send('hangup');
+        await b.waitEvent('CALL_CLOSED');
+        await lamp('away');
+        const seen = await page.evaluate(() => ({ presence: window.__presence, blf: window.__blf }));
+        say(`  callbacks: presence ${JSON.stringify(seen.presence)}, blf ${JSON.stringify(seen.blf)}`);
+        assert(seen.presence.some(([p, st]) => p === '1004' && st === 'Away'), 'onPresenceStateChange(1004, Away)');
+        assert(seen.blf.some(([p, , st]) => p === '1004' && st === 'confirmed'), 'onBLFStateChange(1004, …, confirmed)');
+        assert(seen.blf.some(([p, , st]) => p === '1004' && st === 'terminated'), 'onBLFStateChange(1004, …, terminated)');
+        // The user's own state from the dial pad: 1004 watches 1001.
+        other.send('checkpresence 1001');
+        await goPage(page, 'page_dialpad');
+        await page.waitForSelector('#dial_presence_row:not([hidden])', { timeout: TIMEOUT });
+        await page.selectOption('#dial_presence', 'DND');
+        await other.waitLine((l) => /^PRESENCE,1001,Busy,/.test(l));
+        // DND: the engine refuses 1004's call (480), nothing rings here.
+        const before = other.lines().length;
+        other.send('call 1001');
+        await waitUntil(() => other.lines().slice(before).some((l) => /^STATUS,1,(Call Finished|Rejected|Not available|Busy|Temporarily Unavailable|Call failed)/i.test(l) || /^CDR,/.test(l)),
+          'webphone-cli 1004: its call to 1001 refused');
+        assert(await page.$('#call_incoming:not([hidden])') === null, 'no ringing while DND');
+        await page.selectOption('#dial_presence', 'Online');
+        await other.waitLine((l) => /^PRESENCE,1001,Available,/.test(l));
+        assert(await page.evaluate(() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find((key) => key.endsWith('presence'))))) === 'Online',
+          'the chosen state is kept');
+        await shot(page, 'presence-own.png');
+      } finally {
+        await page.evaluate(async () => {
+          await window.webphone_api.hangup(-2).catch(() => {});
+          await window.webphone_api.setpresencestatus('Online').catch(() => {});
+          await window.webphone_api.unregister().catch(() => {});
+          await window.webphone_api.setparameter('serveraddress', '');
+          await window.webphone_api.setparameter('username', '');
+          await window.webphone_api.setparameter('password', '');
+          localStorage.clear();
+        }).catch(() => {});
+        for (const p of started.reverse()) { await p.stop(); }
+      }
+      return 'ok';
+    },
+
     async sip(page) {
       const missing = missingPeers(['kamailio', 'baresip']);
       if (missing.length) {

@@ -16,6 +16,31 @@
   }
   S.openContactEditor = openEditor;
 
+  // Presence / BLF lamp before the name: a coloured dot with its meaning as text (title and
+  // screen readers); none while nothing is known.
+  function setLamp(row, title, number) {
+    var old = row.querySelector('.contact-lamp');
+    var lamp = S.lampOf(number);
+    if (old && (!lamp || old.getAttribute('data-lamp') !== lamp.kind)) { row.removeChild(old); old = null; }
+    if (!lamp || old) { return; }
+    var dot = S.el('span', 'contact-lamp lamp-' + lamp.kind);
+    dot.setAttribute('data-lamp', lamp.kind);
+    dot.setAttribute('title', lamp.label);
+    dot.appendChild(S.el('span', 'visually-hidden', lamp.label));
+    row.insertBefore(dot, title);
+  }
+
+  // A PRESENCE or BLF notification: the lamps change in place (focus and scroll stay).
+  function updateLamps() {
+    var byId = {};
+    S.contacts().forEach(function (c) { byId[c.id] = c; });
+    Array.prototype.forEach.call(S.byId('contacts_list').children, function (li) {
+      var c = byId[li.getAttribute('data-id')];
+      var row = li.querySelector('.contact-title-row');
+      if (c && row) { setLamp(row, row.querySelector('.contact-name'), c.number); }
+    });
+  }
+
   function render() {
     var q = S.byId('contacts_search').value.trim().toLowerCase();
     var list = S.contacts().filter(function (c) {
@@ -40,7 +65,11 @@
         render();
       });
       var info = S.el('div', 'item-main');
-      info.appendChild(S.el('span', 'item-title contact-name', c.name));
+      var title = S.el('span', 'item-title contact-name', c.name);
+      var titleRow = S.el('span', 'contact-title-row');
+      titleRow.appendChild(title);
+      info.appendChild(titleRow);
+      setLamp(titleRow, title, c.number);
       info.appendChild(S.el('span', 'item-sub contact-number', c.number));
       if (S.isBlocked(c.number)) { info.appendChild(S.el('span', 'item-sub contact-blocked', t('sp.blocked'))); }
       var callBtn = S.el('button', 'btn btn-icon btn-callsmall');
@@ -150,6 +179,7 @@
       S.byId('contacts_import').addEventListener('click', function () { S.byId('contacts_import_file').click(); });
       S.byId('contacts_import_file').addEventListener('change', importFile);
       S.byId('contacts_export').addEventListener('click', exportFile);
+      j$(global.document).on('wpskin:presence', updateLamps);
       // The list changed behind the page (the server address book arrived, a sync ended).
       j$(global.document).on('wpskin:contacts', function () {
         if (!S.byId('page_contactslist').hidden) { render(); }

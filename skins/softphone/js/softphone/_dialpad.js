@@ -69,6 +69,15 @@
     S.call(num).then(function (ok) { if (ok) { input.value = ''; } });
   }
 
+  // The user's own presence (setpresencestatus), once registered: shown with the last state
+  // chosen (Online at first).
+  function renderPresence() {
+    var row = S.byId('dial_presence_row');
+    row.hidden = !S.isRegistered();
+    var sel = S.byId('dial_presence');
+    if (global.document.activeElement !== sel) { sel.value = S.load('presence', '') || 'Online'; }
+  }
+
   S.page('page_dialpad', {
     onCreate: function () {
       var input = S.byId('dial_number');
@@ -94,9 +103,18 @@
         if (e.key === 'Enter') { e.preventDefault(); dial(); }
       });
       j$(global.document).on('wpskin:status', renderStatus);
+      j$(global.document).on('wpskin:status', renderPresence);
+      S.byId('dial_presence').addEventListener('change', function () {
+        var sel = S.byId('dial_presence');
+        S.setOwnPresence(sel.value).catch(function (e) {
+          S.toastError(e);
+          renderPresence();
+        });
+      });
     },
     onStart: function () {
       renderStatus();
+      renderPresence();
       renderVoicemail();
       S.byId('dial_hint').hidden = S.featureset() === 0 && !!S.param('serveraddress');
       // extramenuurl / extramenutxt: the integrator's own entry on this page.

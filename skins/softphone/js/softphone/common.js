@@ -489,7 +489,7 @@
       if (!raw) { return; }
       var line = raw.replace(/^WPNOTIFICATION,/, '').replace(/\s*NEOL\s*$/, '');
       var f = line.split(',').map(function (s) { return s.trim(); });
-      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'CDR') { onCdr(f); } else if (f[0] === 'POPUP') { onPopup(line.slice(6)); } else if (f[0] === 'MWI') { onMwi(line.slice(4)); } else if (f[0] === 'NEWUSER') { emit('newuser', line.slice(8)); } else if (f[0] === 'ANSWER') { emit('answer', line.slice(7)); } else if (f[0] === 'SERVERCONTACTS') { onServerContacts(); }
+      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'PRESENCE') { onPresence(f); } else if (f[0] === 'BLF') { onBlf(f); } else if (f[0] === 'CDR') { onCdr(f); } else if (f[0] === 'POPUP') { onPopup(line.slice(6)); } else if (f[0] === 'MWI') { onMwi(line.slice(4)); } else if (f[0] === 'NEWUSER') { emit('newuser', line.slice(8)); } else if (f[0] === 'ANSWER') { emit('answer', line.slice(7)); } else if (f[0] === 'SERVERCONTACTS') { onServerContacts(); }
     });
   }
 
@@ -497,6 +497,111 @@
   // contacts, at start or through syncservercontacts; this list takes them over.
   function onServerContacts() {
     syncContacts().catch(toastError);
+  }
+
+  // ------------------------------------------------------------------ presence and BLF lamps
+
+  // The contacts' presence (PRESENCE notifications: RFC 3856 through the engine) and call state
+  // (BLF notifications: the dialog event package, RFC 4235), for the lamps of the contacts list.
+  // Once registered, the skin watches the first number (its user part) of every contact, each
+  // once per account: checkpresence unless enablepresence is 0, checkblf unless enableblf is 0.
+  // A watch the engine refuses (switched off, or the server cannot) is not asked again for that
+  // account.
+  var presence = {};
+  var blfState = {};
+  var watched = { account: '', presence: {}, blf: {} };
+
+  function userKey(number) {
+    var k = blockKeys(number)[0];
+    return k ? k.toLowerCase() : '';
+  }
+
+  // Notification words (details first, then state) to lamp kinds; anything else shows no lamp.
+  var PRESENCE_KIND = {
+    available: 'available', open: 'available', online: 'available', callme: 'available',
+    away: 'away', idle: 'away', berightback: 'away',
+    busy: 'busy', donotdisturb: 'busy', dnd: 'busy', speaking: 'busy', onthephone: 'busy',
+    offline: 'offline', closed: 'offline', close: 'offline', unreacheable: 'offline',
+    unregistered: 'offline', invisible: 'offline', notexists: 'offline'
+  };
+  function presenceKind(p) {
+    if (!p) { return ''; }
+    var words = [p.details, p.state];
+    for (var i = 0; i < words.length; i++) {
+      var w = String(words[i] || '').toLowerCase().replace(/[\s_-]/g, '');
+      if (PRESENCE_KIND[w]) { return PRESENCE_KIND[w]; }
+    }
+    return '';
+  }
+  function blfKind(b) {
+    if (!b) { return ''; }
+    if (b.state === 'confirmed') { return 'incall'; }
+    if (b.state === 'early' || b.state === 'trying' || b.state === 'proceeding') { return 'ringing'; }
+    return '';
+  }
+  // The lamp of a contact's number, {kind, label}, or null: a call (ringing, in a call) shows
+  // over the presence state.
+  function lampOf(number) {
+    var k = userKey(number);
+    var kind = blfKind(blfState[k]) || presenceKind(presence[k]);
+    return kind ? { kind: kind, label: t('sp.lamp_' + kind) } : null;
+  }
+  // PRESENCE,peername,state,details,displayname,email
+  function onPresence(f) {
+    var k = userKey(f[1]);
+    if (!k) { return; }
+    presence[k] = { state: f[2] || '', details: f[3] || '' };
+    emit('presence', k);
+  }
+  // BLF,peername,direction,state,callid
+  function onBlf(f) {
+    var k = userKey(f[1]);
+    if (!k) { return; }
+    blfState[k] = { direction: f[2] || '', state: f[3] || '' };
+    emit('presence', k);
+  }
+  function isRegistered() { return general.registered === 2 || general.registered === 3; }
+  function watchContacts() {
+    if (!isRegistered()) { return; }
+    var account = param('serveraddress') + '|' + param('username');
+    if (watched.account !== account) { watched = { account: account, presence: {}, blf: {} }; }
+    var keys = [];
+    ensureContacts().forEach(function (c) {
+      var k = userKey(c.number);
+      if (k && keys.indexOf(k) < 0) { keys.push(k); }
+    });
+    [['presence', 'checkpresence', 'enablepresence'], ['blf', 'checkblf', 'enableblf']].forEach(function (w) {
+      if (paramInt(w[2], 1) === 0) { return; }
+      var seen = watched[w[0]];
+      var fresh = keys.filter(function (k) { return !seen[k]; });
+      if (!fresh.length) { return; }
+      fresh.forEach(function (k) { seen[k] = 'asked'; });
+      api(w[1], fresh.join(',')).catch(function () {
+        fresh.forEach(function (k) { seen[k] = 'refused'; });
+      });
+    });
+  }
+  j$(global.document).on('wpskin:contacts', watchContacts);
+  // Registered anew (start, another account, back after a failure): the contacts are watched
+  // and a chosen state other than Online is published again.
+  var wasRegistered = false;
+  j$(global.document).on('wpskin:status', function () {
+    var now = isRegistered();
+    if (now && !wasRegistered) {
+      var own = load('presence', '');
+      if (own && own !== 'Online') { api('setpresencestatus', own).catch(function () { /* no presence */ }); }
+    }
+    wasRegistered = now;
+    watchContacts();
+  });
+
+  // The user's own state (setpresencestatus): Online, Away, DND, Invisible or Offline. DND also
+  // makes the engine refuse calls.
+  function setOwnPresence(status) {
+    return api('setpresencestatus', status).then(function (v) {
+      save('presence', status);
+      return v;
+    });
   }
 
   // ------------------------------------------------------------------ desktop notifications
@@ -560,6 +665,8 @@
       c.push(contact);
     }
     save('contacts', c);
+    // A new number gets its presence / BLF watch (once registered).
+    watchContacts();
     return contact;
   }
 
@@ -767,6 +874,9 @@
     setParam: setParam,
     isBlocked: isBlocked,
     setBlocked: setBlocked,
+    lampOf: lampOf,
+    isRegistered: isRegistered,
+    setOwnPresence: setOwnPresence,
     urlSet: urlSet,
     disabled: disabled,
     featureset: featureset,
