@@ -327,6 +327,87 @@ export async function startKamailio(opts = {}) {
 // ---------------------------------------------------------------------------------------------
 // baresip
 
+/** Samples (-1..1, channels averaged) and rate of a PCM 16/24/32-bit or float WAV. */
+export function readWav(file) {
+  const b = readFileSync(file);
+  if (b.toString('latin1', 0, 4) !== 'RIFF' || b.toString('latin1', 8, 12) !== 'WAVE') { throw new Error(`${file}: not a WAV file`); }
+  let off = 12; let fmt = null; let data = null;
+  while (off + 8 <= b.length) {
+    const id = b.toString('latin1', off, off + 4);
+    let size = b.readUInt32LE(off + 4);
+    const body = off + 8;
+    // A recording still being written may carry a stale data size: read to the end.
+    if (id === 'data' && (size === 0 || body + size > b.length)) { size = b.length - body; }
+    if (id === 'fmt ') {
+      let tag = b.readUInt16LE(body);
+      if (tag === 0xfffe && size >= 40) { tag = b.readUInt16LE(body + 24); }
+      fmt = { tag, channels: b.readUInt16LE(body + 2), rate: b.readUInt32LE(body + 4), bits: b.readUInt16LE(body + 14) };
+    } else if (id === 'data') { data = b.subarray(body, body + size); }
+    off = body + size + (size & 1);
+  }
+  if (!fmt || !data) { throw new Error(`${file}: no fmt or data chunk`); }
+  const bps = fmt.bits / 8; const frame = bps * fmt.channels;
+  const n = Math.floor(data.length / frame);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let sum = 0;
+    for (let c = 0; c < fmt.channels; c++) {
+      const p = i * frame + c * bps;
+      let v;
+      if (fmt.tag === 3 && fmt.bits === 32) { v = data.readFloatLE(p); }
+      else if (fmt.bits === 16) { v = data.readInt16LE(p) / 32768; }
+      else if (fmt.bits === 24) { v = data.readIntLE(p, 3) / 8388608; }
+      else if (fmt.bits === 32) { v = data.readInt32LE(p) / 2147483648; }
+      else if (fmt.bits === 8) { v = (data[p] - 128) / 128; }
+      else { throw new Error(`${file}: ${fmt.bits}-bit samples`); }
+      sum += v;
+    }
+    out[i] = sum / fmt.channels;
+  }
+  return { samples: out, rate: fmt.rate };
+}
+
+/**
+ * The tone `freq` over the middle half of the recording, in 100 ms Hann-windowed Goertzel blocks
+ * (the same measure as tests/interop/src/audio.rs): level in dBFS, share of the energy, and
+ * whether it dominates (>= 50 % of the energy).
+ */
+export function toneLevel(file, freq) {
+  const { samples, rate } = readWav(file);
+  const x = samples.subarray(Math.floor(samples.length / 4), samples.length - Math.floor(samples.length / 4));
+  const block = Math.max(16, Math.floor(rate / 10));
+  const win = Array.from({ length: block }, (_, i) => 0.5 - 0.5 * Math.cos(2 * Math.PI * i / (block - 1)));
+  const wsum = win.reduce((a, v) => a + v, 0);
+  const coeff = 2 * Math.cos(2 * Math.PI * freq / rate);
+  let tone = 0; let total = 0; let blocks = 0;
+  for (let s = 0; s + block <= x.length; s += block) {
+    let s1 = 0; let s2 = 0; let e = 0;
+    for (let i = 0; i < block; i++) {
+      const v = x[s + i];
+      const s0 = v * win[i] + coeff * s1 - s2;
+      s2 = s1; s1 = s0; e += v * v;
+    }
+    const mag2 = Math.max(0, s1 * s1 + s2 * s2 - coeff * s1 * s2);
+    const amp = 2 * Math.sqrt(mag2) / wsum;
+    tone += amp * amp / 2; total += e / block; blocks++;
+  }
+  const secs = samples.length / rate;
+  if (!blocks) { return { dominant: false, dbfs: -Infinity, share: 0, secs, rate }; }
+  tone /= blocks; total /= blocks;
+  const share = total > 0 ? Math.min(1, tone / total) : 0;
+  return { dominant: share >= 0.5, dbfs: 10 * Math.log10(2 * tone), share, secs, rate };
+}
+
+export function assertTone(file, freq, minDbfs, what) {
+  if (!existsSync(file)) { throw new Error(`${what}: no recording at ${file}`); }
+  const l = toneLevel(file, freq);
+  if (l.secs < 1) { throw new Error(`${what}: recording ${file} is only ${l.secs.toFixed(2)} s long`); }
+  if (!(l.dominant && l.dbfs >= minDbfs)) {
+    throw new Error(`${what}: ${freq} Hz not dominant at >= ${minDbfs} dBFS in ${file}: ${JSON.stringify(l)}`);
+  }
+  return `${freq} Hz at ${l.dbfs.toFixed(1)} dBFS (${Math.round(l.share * 100)}% of the energy) in ${l.secs.toFixed(1)} s`;
+}
+
 /** Writes a 16-bit mono WAV sine tone. */
 export function writeTone(file, hz = 1000, rate = 48000, secs = 60, amplitude = 0.5) {
   const n = Math.round(secs * rate);

@@ -48,6 +48,11 @@
 //   services  Settings > Services: recharge and p2p API forms reach the test server through
 //             linkrequest (answers shown as text), callback as a link
 //   advanced  featureset=15: Settings > Advanced parameters reads and sets engine parameters by name
+//   conference  real peers: the skin calls baresip 1002, Conference adds a webphone-cli 1004;
+//             each hears the other's tone through the mixer; Record on the call page writes a
+//             WAV file holding the call's audio
+//   presence  Kamailio as presence server: a contact's presence and calls as lamps in the
+//             contacts list, the facade's presence/BLF callbacks, "My status" (DND refuses calls)
 // tests/e2e-skins/ui_params_audit.test.mjs (run before the browser) checks that every ui
 // parameter of the catalog is read by a skin and set by one of these scenarios.
 //   sip       real peers on loopback (tests/e2e-peers/peers.mjs: Kamailio + baresip 1002 auto
@@ -68,7 +73,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { loadThemes } from './contrast.mjs';
-import { missingPeers, startKamailio, startBaresip } from '../e2e-peers/peers.mjs';
+import { missingPeers, startKamailio, startBaresip, writeTone, toneLevel } from '../e2e-peers/peers.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -1745,6 +1750,86 @@ function scenarios(env) {
       }
     },
 
+    // Conference and recording from the call page, with real peers: the skin calls baresip 1002
+    // (its microphone a 1000 Hz tone), Conference adds 1004 (a webphone-cli answering on its
+    // own, its microphone a 440 Hz tone), and each hears the other through the engine's mixer
+    // (baresip's and 1004's recordings); Record on the call page records line 1 and tells
+    // where the WAV file is, and the file holds the call's audio.
+    async conference(page) {
+      const missing = missingPeers(['kamailio', 'baresip']);
+      if (missing.length) {
+        if (process.env.CI === 'true') { throw new Error(`needs ${missing.join(', ')} (required when CI=true)`); }
+        say('==================================================================');
+        say(`SKIPPED conference: ${missing.join(', ')} not installed`);
+        say('==================================================================');
+        return 'skipped';
+      }
+      const started = [];
+      try {
+        const k = await startKamailio();
+        started.push(k);
+        const b = await startBaresip({ user: '1002', kamailio: k, answer: 'auto', toneHz: 1000 });
+        started.push(b);
+        const toneDir = mkdtempSync(path.join(tmpdir(), 'webphone-e2e-skins-tone-'));
+        const tone440 = path.join(toneDir, 'tone440.wav');
+        writeTone(tone440, 440, 8000, 60, 0.5);
+        const heard1004 = path.join(toneDir, 'heard-1004.wav');
+        const other = await startCliPeer(k, '1004', ['autoaccept=true', `audiodevicein=file:${tone440}`, `audiodeviceout=file:${heard1004}`]);
+        started.push(other, { stop: async () => rmSync(toneDir, { recursive: true, force: true }) });
+        await signIn(page, base, k);
+        await page.fill('#dial_number', '1002');
+        await page.click('#dial_call');
+        await b.waitEvent('CALL_ESTABLISHED');
+        await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+        // One call: Conference asks for a number, then calls it into the conference.
+        await page.click('#call_conference');
+        await page.fill('#call_transfer_number', '1004');
+        await page.click('#call_transfer_blind');
+        await other.waitLine((l) => /^STATUS,1,InCall,/.test(l));
+        await page.waitForSelector('#call_lines:not([hidden])', { timeout: TIMEOUT });
+        // Record line 1 for a few seconds.
+        await page.click('#call_lines button >> nth=0');
+        await page.waitForSelector('#call_record:not([hidden])', { timeout: TIMEOUT });
+        await page.click('#call_record');
+        await page.waitForSelector('#call_record[aria-pressed="true"]', { timeout: TIMEOUT });
+        await shot(page, 'conference-recording.png');
+        await page.waitForTimeout(4000);
+        const timer = await page.textContent('#call_timer');
+        assert(timer >= '00:04', 'the call timer of line 1 runs on while the conference forms: ' + timer);
+        await page.click('#call_record');
+        await page.waitForSelector('#call_record[aria-pressed="false"]', { timeout: TIMEOUT });
+        const toast = await page.waitForSelector('text=/Recording saved: /', { timeout: TIMEOUT });
+        const recFile = (await toast.textContent()).replace(/^.*Recording saved: /, '').trim();
+        say(`  recording: ${recFile}`);
+        await page.evaluate(() => window.webphone_api.hangup(-2));
+        await b.waitEvent('CALL_CLOSED');
+        await other.waitLine((l) => /^CDR,/.test(l));
+        // What each heard: baresip 1002 the 440 Hz of 1004, 1004 the 1000 Hz of baresip.
+        const heardBy1002 = b.receivedWavs().at(-1);
+        assert(heardBy1002, 'baresip wrote what it heard');
+        const at = (file, hz) => toneLevel(file, hz);
+        const b440 = at(heardBy1002, 440);
+        const o1000 = at(heard1004, 1000);
+        say(`  1002 heard 440 Hz at ${b440.dbfs.toFixed(1)} dBFS (${Math.round(b440.share * 100)}%), 1004 heard 1000 Hz at ${o1000.dbfs.toFixed(1)} dBFS (${Math.round(o1000.share * 100)}%)`);
+        assert(b440.dbfs > -30, 'baresip 1002 hears 1004 through the conference');
+        assert(o1000.dbfs > -30, '1004 hears baresip 1002 through the conference');
+        const rec = at(recFile, 1000);
+        say(`  the recording holds 1000 Hz at ${rec.dbfs.toFixed(1)} dBFS over ${rec.secs.toFixed(1)} s`);
+        assert(rec.secs >= 3 && rec.dbfs > -30, 'the recording holds the call\'s audio');
+      } finally {
+        await page.evaluate(async () => {
+          await window.webphone_api.hangup(-2).catch(() => {});
+          await window.webphone_api.unregister().catch(() => {});
+          await window.webphone_api.setparameter('serveraddress', '');
+          await window.webphone_api.setparameter('username', '');
+          await window.webphone_api.setparameter('password', '');
+          localStorage.clear();
+        }).catch(() => {});
+        for (const p of started.reverse()) { await p.stop(); }
+      }
+      return 'ok';
+    },
+
     // Presence and BLF through the skin and the facade, with Kamailio as the presence server:
     // the contacts list shows a watched contact's presence (a webphone-cli as 1004 publishing
     // Away) and its calls (BLF: 1004 calls baresip 1002 through the proxy: in a call, then back),
@@ -1769,24 +1854,12 @@ function scenarios(env) {
         const other = await startCliPeer(k, '1004');
         started.push(other);
         say(`  kamailio ${k.addr} (presence server), baresip 1002 and webphone-cli 1004 registered`);
-        await page.goto(base);
-        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
-        await page.evaluate(() => localStorage.clear());
-        await page.reload();
-        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
-        await page.evaluate(() => {
+        await signIn(page, base, k, (p) => p.evaluate(() => {
           window.__presence = [];
           window.__blf = [];
           window.webphone_api.onPresenceStateChange((peer, state) => window.__presence.push([peer, state]));
           window.webphone_api.onBLFStateChange((peer, direction, state) => window.__blf.push([peer, direction, state]));
-        });
-        await waitPage(page, 'page_login');
-        await page.fill('#login_server', k.addr);
-        await page.fill('#login_username', '1001');
-        await page.fill('#login_password', 'pass1001');
-        await page.click('#login_submit');
-        await waitPage(page, 'page_dialpad');
-        await page.waitForFunction(() => document.getElementById('reg_text').textContent === 'Registered', null, { timeout: TIMEOUT });
+        }));
         // A contact for 1004: the skin subscribes to its presence and dialog state.
         await goPage(page, 'page_contactslist');
         await page.click('#contacts_add');
@@ -2014,11 +2087,30 @@ function scenarios(env) {
   };
 }
 
+// Signs the skin (at `base`) in as 1001 at Kamailio `k` on the login page (after clearing the skin's
+// storage) and waits until it is registered. `beforeLogin(page)` runs on the login page.
+async function signIn(page, base, k, beforeLogin) {
+  await page.goto(base);
+  await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+  await page.evaluate(() => localStorage.clear());
+  await page.reload();
+  await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+  if (beforeLogin) { await beforeLogin(page); }
+  await waitPage(page, 'page_login');
+  await page.fill('#login_server', k.addr);
+  await page.fill('#login_username', '1001');
+  await page.fill('#login_password', 'pass1001');
+  await page.click('#login_submit');
+  await waitPage(page, 'page_dialpad');
+  await page.waitForFunction(() => document.getElementById('reg_text').textContent === 'Registered', null, { timeout: TIMEOUT });
+}
+
 // A second phone: webphone-cli (stdin/stdout mode) registered at Kamailio as `user`.
-async function startCliPeer(k, user) {
+// `params`: more name=value parameters (they override the null audio devices).
+async function startCliPeer(k, user, params = []) {
   const dir = mkdtempSync(path.join(tmpdir(), 'webphone-e2e-skins-peer-'));
   const child = spawn(CLI, ['-p', `serveraddress=${k.addr}`, '-p', `username=${user}`, '-p', `password=pass${user}`,
-    '-p', 'audiodevicein=null', '-p', 'audiodeviceout=null'],
+    '-p', 'audiodevicein=null', '-p', 'audiodeviceout=null', ...params.flatMap((p) => ['-p', p])],
   { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, HOME: dir, XDG_DATA_HOME: dir, WP_PASSWORD: '' } });
   const lines = [];
   let buf = '';
@@ -2030,6 +2122,7 @@ async function startCliPeer(k, user) {
   });
   child.stderr.on('data', () => {});
   const peer = {
+    dir,
     lines: () => lines.slice(),
     send: (cmd) => child.stdin.write(cmd + '\n'),
     waitLine: (pred) => waitUntil(() => lines.some(pred), `webphone-cli ${user}: expected line (got ${lines.slice(-5).join(' | ')})`),

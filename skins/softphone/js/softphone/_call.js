@@ -84,6 +84,9 @@
     S.byId('call_mute').setAttribute('aria-pressed', String(!!(l && l.mute)));
     S.byId('call_hold').setAttribute('aria-pressed', String(!!(l && l.hold)));
     S.byId('call_conference').hidden = S.disabled('CONFERENCE');
+    // Record (voicerecord): our own addition; disableoptions RECORD hides it.
+    S.byId('call_record').hidden = S.disabled('RECORD') || !(l && l.connectedAt);
+    S.byId('call_record').setAttribute('aria-pressed', String(!!(l && recording[lineKey(l)])));
     // callparknumber: Park sends the park code as DTMF.
     S.byId('call_park').hidden = !S.param('callparknumber') || !(l && l.connectedAt);
     renderPeerDetails();
@@ -178,6 +181,24 @@
       var target = global.document.getElementById(mode);
       if (target) { fillPeerDetails(target, l); }
     }
+  }
+
+  // Lines being recorded on demand (line key -> true), and the button's action: start, or stop
+  // and tell where the file is (the engine also reports VREC notifications).
+  var recording = {};
+  function toggleRecord() {
+    var l = line();
+    if (!l || l.ended) { return; }
+    var key = lineKey(l);
+    var on = !recording[key];
+    act('voicerecord', on).then(function (path) {
+      if (path === undefined) { return; }
+      if (on) { recording[key] = true; } else {
+        delete recording[key];
+        if (path) { S.toast(t('sp.recording_saved', { path: String(path) }), 'long'); }
+      }
+      render();
+    });
   }
 
   function act(fn) {
@@ -275,6 +296,7 @@
       S.byId('call_conference').addEventListener('click', function () {
         if (S.activeLines().length > 1) { act('conference', '', true); } else { showForm('conference'); }
       });
+      S.byId('call_record').addEventListener('click', toggleRecord);
       S.byId('call_transfer_form').addEventListener('submit', submitForm);
       S.byId('call_transfer_attended').addEventListener('click', function () {
         var num = S.byId('call_transfer_number').value.trim();
