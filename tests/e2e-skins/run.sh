@@ -18,6 +18,8 @@
 # Before the browser: contrast.mjs (WCAG AA of every theme), i18n.mjs (every
 # i18n/<lang>.json has exactly the keys and placeholders of en.json) and ui_params_audit.test.mjs
 # (every ui-scope parameter of the catalog read by a skin and set by a scenario, or documented).
+# The browser part runs under xvfb-run and dbus-run-session when installed (scenario osnotify:
+# dunst as the notification server Chromium reports to).
 # It stops exactly the processes it started. Without node or Chromium it skips loudly, unless
 # CI=true, where that is a failure.
 #
@@ -69,4 +71,11 @@ if [ ! -d "$HERE/node_modules/playwright-core" ] || [ ! -d "$HERE/node_modules/a
 fi
 
 say "skin tests with $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
-E2E_CLI="$E2E_CLI" E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT" node "$HERE/skins.mjs"
+export E2E_CLI E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT"
+# Under Xvfb and a private D-Bus session when they are installed: the osnotify scenario has
+# Chromium hand desktop notifications to a real notification server (dunst) there. Chromium
+# itself stays headless.
+if command -v xvfb-run >/dev/null 2>&1 && command -v dbus-run-session >/dev/null 2>&1 && command -v dunst >/dev/null 2>&1; then
+  exec xvfb-run -a -s "-screen 0 1024x768x24" dbus-run-session -- node "$HERE/skins.mjs"
+fi
+node "$HERE/skins.mjs"

@@ -48,6 +48,8 @@
 //   services  Settings > Services: recharge and p2p API forms reach the test server through
 //             linkrequest (answers shown as text), callback as a link
 //   advanced  featureset=15: Settings > Advanced parameters reads and sets engine parameters by name
+//   osnotify  the chat notification handed by Chromium to a real notification server (dunst on
+//             the private D-Bus session and Xvfb of run.sh): shown, its markup escaped
 //   conference  real peers: the skin calls baresip 1002, Conference adds a webphone-cli 1004;
 //             each hears the other's tone through the mixer; Record on the call page writes a
 //             WAV file holding the call's audio
@@ -66,8 +68,8 @@
 // Screenshots: $E2E_OUT (target/e2e-skins). Everything started here is stopped here.
 import http from 'node:http';
 import dgram from 'node:dgram';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, statSync, mkdirSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, statSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -1326,6 +1328,58 @@ function scenarios(env) {
         assert((await p2.evaluate(() => [window.__notes.length, window.__permAsked])).join() === '0,0', '0: no notification, no permission request');
       } finally {
         await p2.close();
+      }
+    },
+
+    async osnotify(page) {
+      // The same desktop notifications, now shown by a real notification server: Chromium hands
+      // them to org.freedesktop.Notifications on the session bus, where dunst (run.sh runs the
+      // suite under Xvfb and a private D-Bus session) draws them. tests/e2e-desktop/desktop-bus.py
+      // starts dunst and reports what reached it. A chat text with markup arrives as text.
+      const haveDunst = !!process.env.DBUS_SESSION_BUS_ADDRESS && !!process.env.DISPLAY
+        && spawnSync('dunst', ['-v'], { stdio: 'ignore' }).status === 0;
+      if (!haveDunst) {
+        if (process.env.CI === 'true') { throw new Error('needs a D-Bus session, an X display and dunst (required when CI=true; run.sh provides them)'); }
+        say('==================================================================');
+        say('SKIPPED osnotify: no D-Bus session, X display or dunst');
+        say('==================================================================');
+        return 'skipped';
+      }
+      const busDir = mkdtempSync(path.join(tmpdir(), 'webphone-e2e-skins-dunst-'));
+      const bus = spawn(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3',
+        [path.join(HERE, '../e2e-desktop/desktop-bus.py'), '--dunst', busDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const events = [];
+      let buf = '';
+      bus.stdout.on('data', (d) => {
+        buf += d;
+        const parts = buf.split('\n');
+        buf = parts.pop();
+        for (const l of parts) { try { events.push(JSON.parse(l)); } catch { say(`  desktop-bus: ${l}`); } }
+      });
+      const p2 = await page.context().newPage();
+      watch(p2, 'osnotify');
+      try {
+        await waitUntil(() => events.some((e) => e.ev === 'ready'), 'desktop-bus.py ready with dunst');
+        await page.context().grantPermissions(['notifications'], { origin });
+        await p2.goto(`${base}&wp_incomingcallpopup=0&wp_displaynotification=2&wp_showincomingchatas=1`);
+        await p2.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await p2.evaluate(() => window.WPSkin.chat.onNotification('CHAT,1,2003,hello <b>you</b> & co'));
+        await waitUntil(() => events.some((e) => e.ev === 'notify' && /New message from 2003/.test(e.summary)), 'the chat notification at dunst');
+        const n = events.find((e) => e.ev === 'notify');
+        say(`  dunst got: ${JSON.stringify({ app: n.app, summary: n.summary, body: n.body })}`);
+        // Markup a notification server would render (its body-markup capability) comes escaped.
+        assert(!/<b>/.test(n.body) && /hello/.test(n.body), 'the chat text reaches the server as text: ' + n.body);
+        bus.stdin.write('displayed t1\n');
+        await waitUntil(() => events.some((e) => e.ev === 'displayed'), 'dunst displayed count');
+        const shown = events.find((e) => e.ev === 'displayed').count;
+        assert(shown >= 1, `dunst shows ${shown} notifications`);
+        const file = path.join(OUT, 'osnotify-screen.png');
+        if (spawnSync('import', ['-window', 'root', file], { stdio: 'ignore' }).status === 0) { say(`  screenshot ${path.relative(ROOT, file)}`); }
+      } finally {
+        await p2.close();
+        bus.stdin.end();
+        await new Promise((r) => { const t = setTimeout(() => { bus.kill('SIGKILL'); r(); }, 5000); bus.once('exit', () => { clearTimeout(t); r(); }); });
+        rmSync(busDir, { recursive: true, force: true });
       }
     },
 
