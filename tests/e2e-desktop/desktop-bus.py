@@ -174,6 +174,9 @@ class Dunst:
         # A notification sent before (an earlier test's app) made the bus start dunst by
         # D-Bus activation, with its default configuration: stop that one (it belongs to
         # this private session bus) so ours, with the menu program above, takes the name.
+        if owner_pid() is not None and os.environ.get("E2E_PRIVATE_BUS") != "1":
+            raise RuntimeError("a notification server runs on this bus and the bus is not the "
+                               "test's own (E2E_PRIVATE_BUS=1): not touching it")
         end = time.time() + 10
         while owner_pid() is not None:
             pid = owner_pid()

@@ -76,6 +76,7 @@ export E2E_CLI E2E_CHROMIUM="$CHROMIUM" E2E_OUT="$OUT"
 # Chromium hand desktop notifications to a real notification server (dunst) there. Chromium
 # itself stays headless.
 if command -v xvfb-run >/dev/null 2>&1 && command -v dbus-run-session >/dev/null 2>&1 && command -v dunst >/dev/null 2>&1; then
-  exec xvfb-run -a -s "-screen 0 1024x768x24" dbus-run-session -- node "$HERE/skins.mjs"
+  # E2E_PRIVATE_BUS: the session bus is ours (osnotify may start and stop dunst on it).
+  E2E_PRIVATE_BUS=1 exec xvfb-run -a -s "-screen 0 1024x768x24" dbus-run-session -- node "$HERE/skins.mjs"
 fi
 node "$HERE/skins.mjs"

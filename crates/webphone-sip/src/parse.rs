@@ -704,14 +704,22 @@ fn check_scheme(scheme: &str) -> Result<(), String> {
 
 /// `sip:`/`sips:` URI: userinfo@hostport;params?headers with a valid host and port.
 /// What follows the scheme and the userinfo of a SIP URI: host, port, parameters and
-/// headers. Neither parameters nor headers may hold an unescaped `@` (RFC 3261 §25.1),
-/// while the userinfo may hold `?`, `;` and `/` (RFC 4475 §3.1.1.2), so the split is at
-/// the last `@`: that also accepts a user part with an unescaped `@` (an e-mail address
-/// as user name, `sip:john@example.com@proxy.net`), which phones in the field send and
-/// rsipstack reads the same way.
+/// headers. The userinfo may hold `?`, `;` and `/` (RFC 4475 §3.1.1.2) and, out of the
+/// grammar but sent in the field, an unescaped `@` (an e-mail address as user name,
+/// `sip:john@example.com@proxy.net`, which rsipstack reads the same way); neither
+/// parameters nor headers may hold one (RFC 3261 §25.1). So the userinfo ends at the last
+/// `@`, unless a `?` comes between the first and the last: then the later `@` sits in a
+/// header (`sip:bob@host?subject=x@y`) and the userinfo ends at the first.
 fn after_userinfo(uri: &str) -> &str {
     let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
-    rest.rfind('@').map_or(rest, |at| &rest[at + 1..])
+    let (Some(first), Some(last)) = (rest.find('@'), rest.rfind('@')) else {
+        return rest;
+    };
+    if first < last && rest[first + 1..last].contains('?') {
+        &rest[first + 1..]
+    } else {
+        &rest[last + 1..]
+    }
 }
 
 fn check_sip_uri(uri: &str) -> Result<(), String> {
@@ -1065,6 +1073,10 @@ mod tests {
         assert!(parse_message(invite_to("sip:a?b;c@example.com").as_bytes()).is_ok());
         let err = parse_message(invite_to("sip:bob@example.com?subject=x").as_bytes());
         assert!(matches!(err, Err(ParseError::StartLine(_))), "{err:?}");
+        // An `@` in a header does not hide the header part.
+        let err = parse_message(invite_to("sip:bob@example.com?subject=x@y").as_bytes());
+        assert!(matches!(err, Err(ParseError::StartLine(_))), "{err:?}");
+        assert_eq!(after_userinfo("sip:a?b@c@host"), "host");
     }
 
     #[test]

@@ -222,3 +222,81 @@ fn conference_by_number_adds_a_party_and_removal_by_name_splits_it() {
     let split = between(&b_heard, TONE_C, b_len - 2.5, b_len - 0.5);
     assert!(split.dbfs < -40.0, "1002 no longer hears 1003: {split:?}");
 }
+
+/// A held call asked into a conference (`conference("1003")` while 1002 is on hold, before a
+/// mixer runs): it is resumed once, and its audio reaches 1003 and us. (Starting the mixer
+/// resumed the waiting member and the join resumed it again: the second re-INVITE crossed the
+/// first, got 491, and the call stayed held and silent.)
+#[test]
+fn held_call_joins_a_conference_by_number_and_is_heard() {
+    let _serial = serial();
+    let name = "conference_held_member";
+    if !require_tools(name, &[KAMAILIO, KAMCMD, BARESIP]) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let kam = Kamailio::start(dir.path());
+    let mut b = Baresip::start(
+        dir.path(),
+        BaresipOpts {
+            tone_hz: TONE_B,
+            ..BaresipOpts::registered_to(kam.port())
+        },
+    );
+    let mut c = Baresip::start(
+        dir.path(),
+        BaresipOpts {
+            user: "1003".into(),
+            password: "pass1003".into(),
+            tone_hz: TONE_C,
+            ..BaresipOpts::registered_to(kam.port())
+        },
+    );
+    let (params, cli_rec) = Params::account(&kam, "1001", Transport::Udp).with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    expect_registered(&mut cli, 0);
+
+    cli.api_ok("call 1002");
+    b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    cli.expect(|l| l.starts_with("STATUS,1,InCall,"), WAIT);
+    // baresip names its recordings by the second and starts a new one when a hold or resume
+    // restarts its audio: a second between the changes keeps the files apart.
+    std::thread::sleep(Duration::from_millis(1100));
+    cli.api_ok("hold true");
+    cli.expect(|l| l.starts_with("STATUS,1,Hold,"), WAIT);
+    std::thread::sleep(Duration::from_millis(1100));
+    let mark = cli.mark();
+    cli.api_ok("conference 1003");
+    c.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    cli.expect_after(mark, |l| l.starts_with("STATUS,1,InCall,"), WAIT);
+    std::thread::sleep(Duration::from_secs(4));
+    let after: Vec<String> = cli.lines()[mark..].to_vec();
+    assert!(
+        !after.iter().any(|l| l.contains("491")),
+        "no crossed re-INVITE (491): {after:?}"
+    );
+    cli.api_ok("setline 1");
+    assert!(
+        cli.api_ok("isonhold").contains("false"),
+        "line 1 is no longer held"
+    );
+    cli.api_ok("setline -2");
+    cli.api_ok("hangup");
+    b.wait_event("CALL_CLOSED", |_| true, WAIT);
+    c.wait_event("CALL_CLOSED", |_| true, WAIT);
+    cli.quit();
+
+    let heard = |path: &std::path::Path, hz: f64, what: &str| {
+        let t = tone_level(path, hz);
+        assert!(
+            t.dbfs >= -35.0,
+            "{what}: {hz} Hz at {:.1} dBFS: {t:?}",
+            t.dbfs
+        );
+    };
+    // 1002 sends again only once resumed (held, it was recvonly): 1003 hearing it shows the
+    // resume took. (baresip 1.0 writes no new recording after a hold and resume, so what 1002
+    // hears is not checked here; the first test checks it for members that were not held.)
+    heard(&c.last_received_wav(), TONE_B, "1003 hears 1002");
+    heard(&cli_rec, TONE_B, "the softphone hears 1002 again");
+}

@@ -154,12 +154,17 @@ impl Core {
             // Not connected yet: joins when its media starts.
             return Ok(());
         }
-        let on_hold = l.hold == super::line_api::HOLD_LOCAL || l.hold == super::line_api::HOLD_BOTH;
         let Some(handle) = self.ensure_hub().await else {
             return Err(ApiError::Failed("the mixer could not be started".into()));
         };
         handle.set_conference(n as u32, true);
         self.apply_media(n);
+        // Read after `ensure_hub`: starting the mixer resumes waiting members itself, and a
+        // second resume would cross the first re-INVITE (491).
+        let on_hold = self.lines.get(n).is_some_and(|l| {
+            (l.hold == super::line_api::HOLD_LOCAL || l.hold == super::line_api::HOLD_BOTH)
+                && l.hold_pending.is_none()
+        });
         if on_hold {
             if let Err(e) = self.hold_api(&["false".to_string(), n.to_string()]) {
                 self.log(
@@ -248,11 +253,14 @@ impl Core {
     }
 }
 
-/// A call on its way to someone else: a blind transfer's REFER is out or waiting for its
-/// hold, the call is the consultation leg a REFER went to, or it is transferred as soon as
-/// it is answered (`calltransferalways`).
+/// A call on its way to someone else: held for a transfer whose REFER is out, a blind
+/// transfer's REFER is out or waiting for its hold, the call is the consultation leg a REFER
+/// went to, or it is transferred as soon as it is answered (`calltransferalways`).
 fn being_transferred(l: &super::Line) -> bool {
-    l.blind_refer
+    // `transfer_resume`: we held it for a transfer whose REFER is out (it stays set until the
+    // transfer ends or fails).
+    l.transfer_resume
+        || l.blind_refer
         || l.refer_after_hold.is_some()
         || l.after_transfer_of.is_some()
         || l.transfer_on_connect.is_some()

@@ -500,7 +500,8 @@ impl Core {
                 continue;
             };
             let already = l.hold == HOLD_LOCAL || l.hold == HOLD_BOTH;
-            if already == state && l.hold_pending.is_none() {
+            // Also when the same change is on its way: a second re-INVITE would cross it.
+            if (already == state && l.hold_pending.is_none()) || l.hold_pending == Some(state) {
                 done += 1;
                 continue;
             }
@@ -669,8 +670,15 @@ impl Core {
                     self.auto_hold_others(n as usize, super::autohold::Trigger::LineSwitch);
                     Ok(Value::Null)
                 }
-                // A number that is no line may be a peer's (`setline("1003")`).
-                n if n >= 1 && self.peer_line(a).is_some() => self.switch_to_peer(a),
+                // A number that is no line may be a Call-ID or a peer's name (`setline("1003")`).
+                n if n >= 1
+                    && self
+                        .line_of_callid(a)
+                        .or_else(|| self.peer_line(a))
+                        .is_some() =>
+                {
+                    self.switch_to_peer(a)
+                }
                 n => Err(ApiError::Failed(format!("no call on line {n}"))),
             };
         }

@@ -86,7 +86,7 @@
     S.byId('call_conference').hidden = S.disabled('CONFERENCE');
     // Record (voicerecord): our own addition; disableoptions RECORD hides it.
     S.byId('call_record').hidden = S.disabled('RECORD') || !(l && l.connectedAt);
-    S.byId('call_record').setAttribute('aria-pressed', String(!!(l && recording[lineKey(l)])));
+    S.byId('call_record').setAttribute('aria-pressed', String(!!(l && !l.ended && l.recording)));
     // callparknumber: Park sends the park code as DTMF.
     S.byId('call_park').hidden = !S.param('callparknumber') || !(l && l.connectedAt);
     renderPeerDetails();
@@ -183,20 +183,16 @@
     }
   }
 
-  // Lines being recorded on demand (line key -> true), and the button's action: start, or stop
-  // and tell where the file is (the engine also reports VREC notifications).
-  var recording = {};
+  // Record: start, or stop and tell where the file is. Whether a line is being recorded comes
+  // from the engine's VREC notifications (common.js), automatic recordings included.
   function toggleRecord() {
     var l = line();
     if (!l || l.ended) { return; }
-    var key = lineKey(l);
-    var on = !recording[key];
+    var on = !l.recording;
     act('voicerecord', on).then(function (path) {
       if (path === undefined) { return; }
-      if (on) { recording[key] = true; } else {
-        delete recording[key];
-        if (path) { S.toast(t('sp.recording_saved', { path: String(path) }), 'long'); }
-      }
+      l.recording = on;
+      if (!on && path) { S.toast(t('sp.recording_saved', { path: String(path) }), 'long'); }
       render();
     });
   }

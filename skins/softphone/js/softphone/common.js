@@ -489,7 +489,7 @@
       if (!raw) { return; }
       var line = raw.replace(/^WPNOTIFICATION,/, '').replace(/\s*NEOL\s*$/, '');
       var f = line.split(',').map(function (s) { return s.trim(); });
-      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'PRESENCE') { onPresence(f); } else if (f[0] === 'BLF') { onBlf(f); } else if (f[0] === 'CDR') { onCdr(f); } else if (f[0] === 'POPUP') { onPopup(line.slice(6)); } else if (f[0] === 'MWI') { onMwi(line.slice(4)); } else if (f[0] === 'NEWUSER') { emit('newuser', line.slice(8)); } else if (f[0] === 'ANSWER') { emit('answer', line.slice(7)); } else if (f[0] === 'SERVERCONTACTS') { onServerContacts(); }
+      if (f[0] === 'STATUS') { onStatus(f); } else if (f[0] === 'PRESENCE') { onPresence(f); } else if (f[0] === 'VREC') { onVrec(f); } else if (f[0] === 'BLF') { onBlf(f); } else if (f[0] === 'CDR') { onCdr(f); } else if (f[0] === 'POPUP') { onPopup(line.slice(6)); } else if (f[0] === 'MWI') { onMwi(line.slice(4)); } else if (f[0] === 'NEWUSER') { emit('newuser', line.slice(8)); } else if (f[0] === 'ANSWER') { emit('answer', line.slice(7)); } else if (f[0] === 'SERVERCONTACTS') { onServerContacts(); }
     });
   }
 
@@ -499,24 +499,40 @@
     syncContacts().catch(toastError);
   }
 
+  // VREC,line,stage,type,path,reason: stage 1 a recording of the line began (on demand or
+  // automatic, voicerecording), stage 2 it ended and its file is being stored or uploaded.
+  function onVrec(f) {
+    var l = lines[parseInt(f[1], 10)];
+    if (!l || l.ended) { return; }
+    if (f[2] === '1') { l.recording = true; } else if (f[2] === '2') { l.recording = false; } else { return; }
+    emit('lines', l);
+  }
+
   // ------------------------------------------------------------------ presence and BLF lamps
 
   // The contacts' presence (PRESENCE notifications: RFC 3856 through the engine) and call state
   // (BLF notifications: the dialog event package, RFC 4235), for the lamps of the contacts list.
-  // Once registered, the skin watches the first number (its user part) of every contact, each
-  // once per account: checkpresence unless enablepresence is 0, checkblf unless enableblf is 0.
-  // A watch the engine refuses (switched off, or the server cannot) is not asked again for that
-  // account.
+  // Once registered, the skin watches the first number of every contact as entered (a user, a
+  // number or a SIP URI of another domain; URI parameters dropped), each once per account:
+  // checkpresence unless enablepresence is 0, checkblf unless enableblf is 0. The notifications
+  // name the watched user by its user part, which keys the lamps. A watch the engine refused or
+  // whose subscription failed is asked again after the next new registration.
   var presence = {};
   var blfState = {};
   var watched = { account: '', presence: {}, blf: {} };
 
-  function userKey(number) {
-    var k = blockKeys(number)[0];
-    return k ? k.toLowerCase() : '';
+  // What is watched for a contact's numbers: the first one, without URI parameters.
+  function watchTarget(number) {
+    var first = String(number || '').split(/[|,]/)[0].trim();
+    return first.replace(/^(sips?:[^;?]*).*$/i, '$1');
+  }
+  // The user part the engine's notifications name (`sip:bob@host` -> `bob`).
+  function userOf(target) {
+    return String(target || '').trim().replace(/^sips?:/i, '').split('@')[0].split(';')[0].trim();
   }
 
-  // Notification words (details first, then state) to lamp kinds; anything else shows no lamp.
+  // Presence words to lamp kinds; anything else shows no lamp. The state decides; the note
+  // (free text of the peer) only when the state says nothing we know.
   var PRESENCE_KIND = {
     available: 'available', open: 'available', online: 'available', callme: 'available',
     away: 'away', idle: 'away', berightback: 'away',
@@ -526,7 +542,7 @@
   };
   function presenceKind(p) {
     if (!p) { return ''; }
-    var words = [p.details, p.state];
+    var words = [p.state, p.details];
     for (var i = 0; i < words.length; i++) {
       var w = String(words[i] || '').toLowerCase().replace(/[\s_-]/g, '');
       if (PRESENCE_KIND[w]) { return PRESENCE_KIND[w]; }
@@ -542,22 +558,30 @@
   // The lamp of a contact's number, {kind, label}, or null: a call (ringing, in a call) shows
   // over the presence state.
   function lampOf(number) {
-    var k = userKey(number);
+    var k = userOf(watchTarget(number));
     var kind = blfKind(blfState[k]) || presenceKind(presence[k]);
     return kind ? { kind: kind, label: t('sp.lamp_' + kind) } : null;
   }
-  // PRESENCE,peername,state,details,displayname,email
+  // A watch of `user` ended in failure: asked again after the next new registration.
+  function watchFailed(kind, user) {
+    var seen = watched[kind];
+    Object.keys(seen).forEach(function (target) { if (userOf(target) === user) { seen[target] = 'failed'; } });
+  }
+  // PRESENCE,peername,state,details,displayname,email (a failed subscription: state Unknown,
+  // details its status code)
   function onPresence(f) {
-    var k = userKey(f[1]);
+    var k = userOf(f[1]);
     if (!k) { return; }
     presence[k] = { state: f[2] || '', details: f[3] || '' };
+    if (f[2] === 'Unknown' && /^\d{3}$/.test(f[3] || '')) { watchFailed('presence', k); }
     emit('presence', k);
   }
   // BLF,peername,direction,state,callid
   function onBlf(f) {
-    var k = userKey(f[1]);
+    var k = userOf(f[1]);
     if (!k) { return; }
     blfState[k] = { direction: f[2] || '', state: f[3] || '' };
+    if (f[3] === 'failed') { watchFailed('blf', k); }
     emit('presence', k);
   }
   function isRegistered() { return general.registered === 2 || general.registered === 3; }
@@ -565,20 +589,27 @@
     if (!isRegistered()) { return; }
     var account = param('serveraddress') + '|' + param('username');
     if (watched.account !== account) { watched = { account: account, presence: {}, blf: {} }; }
-    var keys = [];
+    var targets = [];
     ensureContacts().forEach(function (c) {
-      var k = userKey(c.number);
-      if (k && keys.indexOf(k) < 0) { keys.push(k); }
+      var k = watchTarget(c.number);
+      if (k && userOf(k) && targets.indexOf(k) < 0) { targets.push(k); }
     });
     [['presence', 'checkpresence', 'enablepresence'], ['blf', 'checkblf', 'enableblf']].forEach(function (w) {
       if (paramInt(w[2], 1) === 0) { return; }
       var seen = watched[w[0]];
-      var fresh = keys.filter(function (k) { return !seen[k]; });
+      var fresh = targets.filter(function (k) { return !seen[k]; });
       if (!fresh.length) { return; }
       fresh.forEach(function (k) { seen[k] = 'asked'; });
       api(w[1], fresh.join(',')).catch(function () {
-        fresh.forEach(function (k) { seen[k] = 'refused'; });
+        fresh.forEach(function (k) { seen[k] = 'failed'; });
       });
+    });
+  }
+  // Watches that failed are asked again (a new registration: back after a failure).
+  function retryFailedWatches() {
+    ['presence', 'blf'].forEach(function (kind) {
+      var seen = watched[kind];
+      Object.keys(seen).forEach(function (k) { if (seen[k] === 'failed') { delete seen[k]; } });
     });
   }
   j$(global.document).on('wpskin:contacts', watchContacts);
@@ -588,6 +619,7 @@
   j$(global.document).on('wpskin:status', function () {
     var now = isRegistered();
     if (now && !wasRegistered) {
+      retryFailedWatches();
       var own = load('presence', '');
       if (own && own !== 'Online') { api('setpresencestatus', own).catch(function () { /* no presence */ }); }
     }
