@@ -615,6 +615,8 @@
   j$(global.document).on('wpskin:contacts', watchContacts);
   // Registered anew (start, another account, back after a failure): the contacts are watched
   // and a chosen state other than Online is published again.
+  // (Only then: a general STATUS comes every second during a call, and the contacts' own
+  // changes call watchContacts themselves.)
   var wasRegistered = false;
   j$(global.document).on('wpskin:status', function () {
     var now = isRegistered();
@@ -622,9 +624,9 @@
       retryFailedWatches();
       var own = load('presence', '');
       if (own && own !== 'Online') { api('setpresencestatus', own).catch(function () { /* no presence */ }); }
+      watchContacts();
     }
     wasRegistered = now;
-    watchContacts();
   });
 
   // The user's own state (setpresencestatus): Online, Away, DND, Invisible or Offline. DND also
