@@ -1811,14 +1811,7 @@ function scenarios(env) {
     // (baresip's and 1004's recordings); Record on the call page records line 1 and tells
     // where the WAV file is, and the file holds the call's audio.
     async conference(page) {
-      const missing = missingPeers(['kamailio', 'baresip']);
-      if (missing.length) {
-        if (process.env.CI === 'true') { throw new Error(`needs ${missing.join(', ')} (required when CI=true)`); }
-        say('==================================================================');
-        say(`SKIPPED conference: ${missing.join(', ')} not installed`);
-        say('==================================================================');
-        return 'skipped';
-      }
+      if (!havePeers('conference')) { return 'skipped'; }
       const started = [];
       try {
         const k = await startKamailio();
@@ -1872,15 +1865,7 @@ function scenarios(env) {
         say(`  the recording holds 1000 Hz at ${rec.dbfs.toFixed(1)} dBFS over ${rec.secs.toFixed(1)} s`);
         assert(rec.secs >= 3 && rec.dbfs > -30, 'the recording holds the call\'s audio');
       } finally {
-        await page.evaluate(async () => {
-          await window.webphone_api.hangup(-2).catch(() => {});
-          await window.webphone_api.unregister().catch(() => {});
-          await window.webphone_api.setparameter('serveraddress', '');
-          await window.webphone_api.setparameter('username', '');
-          await window.webphone_api.setparameter('password', '');
-          localStorage.clear();
-        }).catch(() => {});
-        for (const p of started.reverse()) { await p.stop(); }
+        await signOut(page, started);
       }
       return 'ok';
     },
@@ -1892,14 +1877,7 @@ function scenarios(env) {
     // "My status" publishes the user's own state (1004 watches 1001: Do not disturb, then
     // Online), DND also making the engine refuse 1004's call.
     async presence(page) {
-      const missing = missingPeers(['kamailio', 'baresip']);
-      if (missing.length) {
-        if (process.env.CI === 'true') { throw new Error(`needs ${missing.join(', ')} (required when CI=true)`); }
-        say('==================================================================');
-        say(`SKIPPED presence: ${missing.join(', ')} not installed`);
-        say('==================================================================');
-        return 'skipped';
-      }
+      if (!havePeers('presence')) { return 'skipped'; }
       const started = [];
       try {
         const k = await startKamailio({ presence: true });
@@ -1961,29 +1939,13 @@ function scenarios(env) {
           'the chosen state is kept');
         await shot(page, 'presence-own.png');
       } finally {
-        await page.evaluate(async () => {
-          await window.webphone_api.hangup(-2).catch(() => {});
-          await window.webphone_api.setpresencestatus('Online').catch(() => {});
-          await window.webphone_api.unregister().catch(() => {});
-          await window.webphone_api.setparameter('serveraddress', '');
-          await window.webphone_api.setparameter('username', '');
-          await window.webphone_api.setparameter('password', '');
-          localStorage.clear();
-        }).catch(() => {});
-        for (const p of started.reverse()) { await p.stop(); }
+        await signOut(page, started, { presence: true });
       }
       return 'ok';
     },
 
     async sip(page) {
-      const missing = missingPeers(['kamailio', 'baresip']);
-      if (missing.length) {
-        if (process.env.CI === 'true') { throw new Error(`needs ${missing.join(', ')} (required when CI=true)`); }
-        say('==================================================================');
-        say(`SKIPPED sip: ${missing.join(', ')} not installed`);
-        say('==================================================================');
-        return 'skipped';
-      }
+      if (!havePeers('sip')) { return 'skipped'; }
       const started = [];
       try {
         const k = await startKamailio();
@@ -2125,21 +2087,41 @@ function scenarios(env) {
         await shot(page, 'sip-c2k-autoaction1.png');
         await c2kHangup(page, 0);
       } finally {
-        await page.evaluate(async () => {
-          await window.webphone_api.hangup(-2).catch(() => {});
-          await window.webphone_api.unregister().catch(() => {});
-          await window.webphone_api.setparameter('serveraddress', '');
-          await window.webphone_api.setparameter('username', '');
-          await window.webphone_api.setparameter('password', '');
-          await window.webphone_api.setparameter('callto', '');
-          await window.webphone_api.setparameter('autoaction', '0');
-          localStorage.clear();
-        }).catch(() => {});
-        for (const p of started.reverse()) { await p.stop(); }
+        await signOut(page, started, { callto: true });
       }
       return 'ok';
     },
   };
+}
+
+// Whether Kamailio and baresip are installed for scenario `name`: without them it is skipped
+// loudly, and under CI=true it fails.
+function havePeers(name) {
+  const missing = missingPeers(['kamailio', 'baresip']);
+  if (!missing.length) { return true; }
+  if (process.env.CI === 'true') { throw new Error(`needs ${missing.join(', ')} (required when CI=true)`); }
+  say('==================================================================');
+  say(`SKIPPED ${name}: ${missing.join(', ')} not installed`);
+  say('==================================================================');
+  return false;
+}
+
+// The end of a scenario with real peers: calls hung up, own presence back to Online
+// (`presence`), unregistered, the account (and `callto`/`autoaction`) cleared in the shared
+// engine, the skin's storage cleared, then every process in `started` stopped, newest first.
+async function signOut(page, started, { presence = false, callto = false } = {}) {
+  await page.evaluate(async ({ presence, callto }) => {
+    const wp = window.webphone_api;
+    await wp.hangup(-2).catch(() => {});
+    if (presence) { await wp.setpresencestatus('Online').catch(() => {}); }
+    await wp.unregister().catch(() => {});
+    for (const name of ['serveraddress', 'username', 'password'].concat(callto ? ['callto'] : [])) {
+      await wp.setparameter(name, '');
+    }
+    if (callto) { await wp.setparameter('autoaction', '0'); }
+    localStorage.clear();
+  }, { presence, callto }).catch(() => {});
+  for (const p of started.reverse()) { await p.stop(); }
 }
 
 // Signs the skin (at `base`) in as 1001 at Kamailio `k` on the login page (after clearing the skin's

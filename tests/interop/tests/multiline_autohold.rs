@@ -96,6 +96,15 @@ fn call_and_incoming(
     Some((dir, kam, b, c, cli))
 }
 
+/// Runs `cmd` and waits for a later line starting with `status`; returns the mark taken
+/// before `cmd`, for more checks of what followed it.
+fn api_then(cli: &mut webphone_interop::Cli, cmd: &str, status: &str) -> usize {
+    let mark = cli.mark();
+    cli.api_ok(cmd);
+    cli.expect_after(mark, |l| l.starts_with(status), WAIT);
+    mark
+}
+
 /// Whether line `n` is held by us, asked with the line chosen (autohold 4 acts on that
 /// choice itself, so only for other values).
 fn held(cli: &mut webphone_interop::Cli, n: usize) -> bool {
@@ -157,14 +166,10 @@ fn choosing_another_line_holds_the_one_left_with_autohold_4() {
     cli.api_ok("setline 1");
     cli.expect(|l| l.starts_with("STATUS,2,Hold,"), WAIT);
     // ... and choosing line 2 again holds line 1 and resumes line 2.
-    let mark = cli.mark();
-    cli.api_ok("setline 2");
-    cli.expect_after(mark, |l| l.starts_with("STATUS,1,Hold,"), WAIT);
+    let mark = api_then(&mut cli, "setline 2", "STATUS,1,Hold,");
     cli.expect_after(mark, |l| l.starts_with("STATUS,2,InCall,"), WAIT);
     // A hold the user asked for is theirs: choosing lines does not take it back.
-    let mark = cli.mark();
-    cli.api_ok("hold true");
-    cli.expect_after(mark, |l| l.starts_with("STATUS,2,Hold,"), WAIT);
+    let mark = api_then(&mut cli, "hold true", "STATUS,2,Hold,");
     cli.api_ok("setline 1");
     cli.expect_after(mark, |l| l.starts_with("STATUS,1,InCall,"), WAIT);
     let mark = cli.mark();
@@ -182,27 +187,15 @@ fn choosing_another_line_holds_the_one_left_with_autohold_4() {
     let callid = cli.api_ok("linetocallid 1");
     let callid = callid.trim().trim_matches('"').to_string();
     assert!(!callid.is_empty(), "line 1 has a Call-ID");
-    let mark = cli.mark();
-    cli.api_ok(&format!("setline {callid}"));
-    cli.expect_after(mark, |l| l.starts_with("STATUS,1,InCall,"), WAIT);
+    api_then(&mut cli, &format!("setline {callid}"), "STATUS,1,InCall,");
     // The user resumes line 2, then chooses it by the peer's name: line 1 is held.
-    let mark = cli.mark();
-    cli.api_ok("hold false 2");
-    cli.expect_after(mark, |l| l.starts_with("STATUS,2,InCall,"), WAIT);
-    let mark = cli.mark();
-    cli.api_ok("setline 1003");
-    cli.expect_after(mark, |l| l.starts_with("STATUS,1,Hold,"), WAIT);
+    api_then(&mut cli, "hold false 2", "STATUS,2,InCall,");
+    api_then(&mut cli, "setline 1003", "STATUS,1,Hold,");
     // The user resumes and holds line 1 again: the hold is theirs now, and choosing line 1
     // does not take it back (autohold still holds line 2, the one left).
-    let mark = cli.mark();
-    cli.api_ok("hold false 1");
-    cli.expect_after(mark, |l| l.starts_with("STATUS,1,InCall,"), WAIT);
-    let mark = cli.mark();
-    cli.api_ok("hold true 1");
-    cli.expect_after(mark, |l| l.starts_with("STATUS,1,Hold,"), WAIT);
-    let mark = cli.mark();
-    cli.api_ok("setline 1");
-    cli.expect_after(mark, |l| l.starts_with("STATUS,2,Hold,"), WAIT);
+    api_then(&mut cli, "hold false 1", "STATUS,1,InCall,");
+    api_then(&mut cli, "hold true 1", "STATUS,1,Hold,");
+    let mark = api_then(&mut cli, "setline 1", "STATUS,2,Hold,");
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
         cli.lines()[mark..]
