@@ -13,7 +13,9 @@
 //      hangs up (BYE) and webphone-cli sees the call end.
 //   2. webphone-cli (mediaencryption=3 + ICE) calls Chromium: our offer is accepted, the same
 //      checks, plus hold and resume from webphone-cli (re-INVITEs Chromium accepts: media
-//      stops and comes back over the same DTLS association), and webphone-cli hangs up;
+//      stops and comes back over the same DTLS association), an ICE restart from Chromium
+//      (our answer has new credentials, Chromium's new pair succeeds, media goes on with the
+//      same DTLS association), and webphone-cli hangs up;
 //      Chromium sees the session terminated.
 //   3. A capture of lo (dumpcap) shows DTLS close_notify (an alert record, epoch 1) from the
 //      side that hung up, each time.
@@ -396,8 +398,43 @@ async function main() {
     say(`2. hold: browser received ${heldTo - heldFrom} packets in 1 s; resumed: ${resumedTo - resumedFrom} in 1 s`);
     if (heldTo - heldFrom > 5) throw new Error(`2. media kept coming during hold (${heldTo - heldFrom} packets)`);
     if (resumedTo - resumedFrom < 25) throw new Error(`2. media did not come back after resume (${resumedTo - resumedFrom} packets)`);
+    // Chromium restarts ICE (re-INVITE with new ice-ufrag/ice-pwd): our answer must carry new
+    // credentials too and the checks run again; the browser's new pair succeeds and media
+    // goes on over it, with the same DTLS association
+    const ufrag = (sdp) => (/^a=ice-ufrag:(\S+)/m.exec(sdp) || [])[1];
+    const before = await page.evaluate(() => window.peer.stats());
+    const known = await page.evaluate(() => window.peer.remoteSdps.length);
+    m0 = cli.lines.length;
+    await page.evaluate(() => window.peer.restartIce());
+    await page.waitForFunction((n) => window.peer.remoteSdps.length > n, known, { timeout: TIMEOUT });
+    const reOffer = await page.evaluate(() => window.peer.localSdps.at(-1));
+    const reAnswer = await page.evaluate(() => window.peer.remoteSdps.at(-1));
+    say(`2. ICE restart: Chromium's ufrag ${ufrag(answer2)} -> ${ufrag(reOffer)}, ours ${ufrag(offer2)} -> ${ufrag(reAnswer)}`);
+    if (!ufrag(reOffer) || ufrag(reOffer) === ufrag(answer2)) throw new Error('2. Chromium\'s re-offer did not restart ICE');
+    if (!ufrag(reAnswer) || ufrag(reAnswer) === ufrag(offer2)) throw new Error('2. our answer to an ICE restart kept the old ice-ufrag');
+    let restarted = null;
+    const restartEnd = Date.now() + 10000;
+    while (Date.now() < restartEnd) {
+      const st = await page.evaluate(() => window.peer.stats());
+      if (st && st.transport && st.pair && st.transport.iceLocalUsernameFragment === ufrag(reOffer)
+        && st.pair.state === 'succeeded' && st.transport.selectedCandidatePairId !== before.transport.selectedCandidatePairId) {
+        restarted = st;
+        break;
+      }
+      await sleep(200);
+    }
+    if (!restarted) {
+      const st = await page.evaluate(() => window.peer.stats());
+      throw new Error(`2. Chromium has no new succeeded pair after the ICE restart: ${JSON.stringify(st && { transport: st.transport, pair: st.pair })}`);
+    }
+    const afterFrom = await inbound();
+    await sleep(1000);
+    const afterTo = await inbound();
+    say(`2. after the ICE restart: new pair ${restarted.transport.selectedCandidatePairId} (${restarted.pair.state}), browser received ${afterTo - afterFrom} packets in 1 s`);
+    if (afterTo - afterFrom < 25) throw new Error(`2. media did not continue after the ICE restart (${afterTo - afterFrom} packets)`);
+    if (!cli.stderr().includes('ICE restart')) throw new Error('2. webphone-cli did not log an ICE restart');
     const handshakes = (cli.stderr().match(/DTLS-SRTP handshake started/g) || []).length;
-    if (handshakes !== 2) throw new Error(`2. ${handshakes} DTLS handshakes in two calls: hold/resume must keep the association`);
+    if (handshakes !== 2) throw new Error(`2. ${handshakes} DTLS handshakes in two calls: hold/resume and an ICE restart must keep the association`);
     const enc2 = await cli.api('isencrypted');
     say(`2. webphone-cli isencrypted = ${enc2}`);
     if (enc2.trim() !== '2') throw new Error(`2. isencrypted is ${enc2}, not 2`);

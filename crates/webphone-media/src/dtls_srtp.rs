@@ -207,9 +207,17 @@ pub enum DtlsRole {
 impl DtlsRole {
     /// Our role when answering an offer with `offered` (`None`: no `a=setup`, which RFC 4145
     /// §4 reads as `active`), and the `a=setup` we put in the answer. RFC 5763 §5: to
-    /// `actpass` the answerer SHOULD answer `active`. `holdconn` cannot be answered.
-    pub fn for_answer(offered: Option<Setup>) -> Option<(DtlsRole, Setup)> {
+    /// `actpass` the answerer SHOULD answer `active`, except in a re-offer of a call whose
+    /// association we keep, where `current` is our role in it (RFC 8842 §5.3). `holdconn`
+    /// cannot be answered.
+    pub fn for_answer(
+        offered: Option<Setup>,
+        current: Option<DtlsRole>,
+    ) -> Option<(DtlsRole, Setup)> {
         match offered {
+            Some(Setup::ActPass) if current == Some(DtlsRole::Server) => {
+                Some((DtlsRole::Server, Setup::Passive))
+            }
             Some(Setup::ActPass) | Some(Setup::Passive) => Some((DtlsRole::Client, Setup::Active)),
             Some(Setup::Active) | None => Some((DtlsRole::Server, Setup::Passive)),
             Some(Setup::HoldConn) => None,
@@ -670,8 +678,8 @@ pub(crate) fn answer_attributes(
             return None;
         }
     };
-    let Some((role, setup)) = DtlsRole::for_answer(m.setup.as_deref().and_then(Setup::parse))
-    else {
+    let offered = m.setup.as_deref().and_then(Setup::parse);
+    let Some((role, setup)) = DtlsRole::for_answer(offered, prefs.dtls_role) else {
         tracing::info!("DTLS-SRTP offer with a=setup:holdconn refused");
         return None;
     };

@@ -335,25 +335,44 @@ fn fingerprint_value_round_trips_and_rejects_garbage() {
 }
 
 #[test]
+fn reoffer_with_actpass_keeps_the_running_association_roles() {
+    // We offered first and the peer answered active: we are the server. Its re-offer says
+    // actpass (a browser's ICE restart or hold): the answer keeps us passive.
+    assert_eq!(
+        DtlsRole::for_answer(Some(Setup::ActPass), Some(DtlsRole::Server)),
+        Some((DtlsRole::Server, Setup::Passive))
+    );
+    assert_eq!(
+        DtlsRole::for_answer(Some(Setup::ActPass), Some(DtlsRole::Client)),
+        Some((DtlsRole::Client, Setup::Active))
+    );
+    // A re-offer that fixes the roles itself is followed.
+    assert_eq!(
+        DtlsRole::for_answer(Some(Setup::Passive), Some(DtlsRole::Server)),
+        Some((DtlsRole::Client, Setup::Active))
+    );
+}
+
+#[test]
 fn setup_roles_follow_rfc_5763_section_5() {
     // Answering: actpass -> we are active (client); the offerer's active -> we are passive.
     assert_eq!(
-        DtlsRole::for_answer(Some(Setup::ActPass)),
+        DtlsRole::for_answer(Some(Setup::ActPass), None),
         Some((DtlsRole::Client, Setup::Active))
     );
     assert_eq!(
-        DtlsRole::for_answer(Some(Setup::Passive)),
+        DtlsRole::for_answer(Some(Setup::Passive), None),
         Some((DtlsRole::Client, Setup::Active))
     );
     assert_eq!(
-        DtlsRole::for_answer(Some(Setup::Active)),
+        DtlsRole::for_answer(Some(Setup::Active), None),
         Some((DtlsRole::Server, Setup::Passive))
     );
     assert_eq!(
-        DtlsRole::for_answer(None),
+        DtlsRole::for_answer(None, None),
         Some((DtlsRole::Server, Setup::Passive))
     );
-    assert_eq!(DtlsRole::for_answer(Some(Setup::HoldConn)), None);
+    assert_eq!(DtlsRole::for_answer(Some(Setup::HoldConn), None), None);
     // Offering actpass: the answer decides.
     assert_eq!(
         DtlsRole::for_offer(Some(Setup::Active)),

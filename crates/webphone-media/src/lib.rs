@@ -347,6 +347,10 @@ pub struct MediaOffer {
     /// `ptime_ms` was configured (`codecframecount`): we send it whatever the peer's
     /// `a=ptime` says (which is only a recommendation, RFC 4566 §6).
     pub ptime_fixed: bool,
+    /// Our role in the call's running DTLS association, if any: an answer to a re-offer
+    /// with `a=setup:actpass` keeps it (RFC 8842 §5.3; a browser refuses an answer that
+    /// would swap the roles of the association it keeps).
+    pub dtls_role: Option<dtls_srtp::DtlsRole>,
 }
 
 /// IP (v4), UDP and RTP header bytes of one audio packet.
@@ -371,6 +375,7 @@ impl MediaOffer {
             bandwidth_kbps: None,
             ptime_ms: PTIME_MS,
             ptime_fixed: false,
+            dtls_role: None,
         }
     }
 

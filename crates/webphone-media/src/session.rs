@@ -328,6 +328,13 @@ enum Command {
     MicMuted(bool),
     Dtmf(String),
     DtmfInband(String),
+    /// The peer's ICE attributes of a later offer/answer, and our new credentials when this
+    /// exchange restarts ICE ([`MediaSession::update_remote_ice`]).
+    RemoteIce {
+        remote: Box<crate::ice::sdp::RemoteIce>,
+        offerer: bool,
+        local: Option<(String, String)>,
+    },
     Stop,
 }
 
@@ -357,6 +364,8 @@ pub struct MediaSession {
     sdp_default: SocketAddr,
     /// Our ICE attributes and default address as offered, for re-offers and re-answers.
     ice_sdp: Option<(crate::ice::sdp::LocalIce, SocketAddr)>,
+    /// The peer's `ice-ufrag`/`ice-pwd` the checks run with (`None` until they start).
+    remote_ice: Option<(String, String)>,
     /// The TURN-over-TCP stand-ins of the call's socket, kept for the call.
     _turn_tcp: Vec<crate::ice::turn_tcp::TurnTcp>,
     task: JoinHandle<MediaStats>,
@@ -392,6 +401,7 @@ impl MediaSession {
         let ice_sdp = socket
             .local_ice()
             .zip(socket.ice.as_ref().map(|i| i.default_addr()));
+        let remote_ice = socket.ice.as_ref().and_then(|i| i.remote_credentials());
         let pipeline = MediaPipeline::new(neg, source, sink, cfg, Instant::now().into_std());
         tracing::debug!(%local, ?pipeline, "media session starting");
         // With ICE the connectivity checks open the path; `natopenpackets` is for plain RTP.
@@ -423,6 +433,7 @@ impl MediaSession {
             local,
             sdp_default,
             ice_sdp,
+            remote_ice,
             _turn_tcp: turn_tcp,
             task,
         }
@@ -439,12 +450,55 @@ impl MediaSession {
         self.ice_sdp.as_ref().map_or(self.sdp_default, |(_, a)| *a)
     }
 
-    /// Add our ICE attributes (unchanged: no ICE restart) to a re-offer or answer.
+    /// Whether this call's media runs ICE (our attributes go into re-offers and answers).
+    pub fn has_ice(&self) -> bool {
+        self.ice_sdp.is_some()
+    }
+
+    /// Add our ICE attributes (as last offered or answered) to a re-offer or answer.
     pub fn add_ice_to_sdp(&self, sdp: &str, offer: bool) -> String {
         match &self.ice_sdp {
             Some((ice, _)) => crate::ice::sdp::add_attributes(sdp, ice, offer),
             None => sdp.to_owned(),
         }
+    }
+
+    /// The peer's SDP of a later offer or answer in the call (re-INVITE, UPDATE, or the
+    /// answer to ours), for ICE (RFC 8839 §4.4.1). Call it before writing our answer to an
+    /// offer: when the offer restarts ICE (new `ice-ufrag`/`ice-pwd`, RFC 8839 §4.4.1.1.1)
+    /// our credentials change too (RFC 8445 §9), and [`MediaSession::add_ice_to_sdp`] then
+    /// gives the new ones. The same credentials change nothing; an SDP without ICE leaves ICE
+    /// as it is. Returns whether ICE (re)starts its checks.
+    pub fn update_remote_ice(&mut self, remote_sdp: &str, offerer: bool) -> bool {
+        let Some((local, _)) = self.ice_sdp.as_mut() else {
+            return false;
+        };
+        let Some(remote) = crate::ice::sdp::remote_ice(remote_sdp) else {
+            return false;
+        };
+        let creds = (remote.ufrag.clone(), remote.pwd.clone());
+        let new_local = match &self.remote_ice {
+            // The first remote attributes of this socket (the answer to the offer a network
+            // move made): the checks start with the credentials we offered.
+            None => None,
+            Some(old) if *old == creds => return false,
+            // The peer restarts: our answer names new credentials. The offerer of a restart
+            // changed its own already (in the offer we made).
+            Some(_) if !offerer => {
+                let fresh = (ice_chars(8), ice_chars(24));
+                local.ufrag = fresh.0.clone();
+                local.pwd = fresh.1.clone();
+                Some(fresh)
+            }
+            Some(_) => None,
+        };
+        self.remote_ice = Some(creds);
+        let _ = self.commands.send(Command::RemoteIce {
+            remote: Box::new(remote),
+            offerer,
+            local: new_local,
+        });
+        true
     }
 
     /// Apply a new negotiation (re-INVITE, late answer, hold/resume).
@@ -563,6 +617,21 @@ async fn run(
                 }
                 Some(Command::MediaTimeout(t)) => pipeline.set_media_timeout(t),
                 Some(Command::MicMuted(m)) => pipeline.set_mic_muted(m),
+                Some(Command::RemoteIce { remote, offerer, local }) => {
+                    let now = Instant::now().into_std();
+                    if let Some(t) = ice.as_mut() {
+                        if let Err(e) = t.update_remote(&remote, offerer, local.clone(), now) {
+                            tracing::warn!(error = %e, "ICE update not applied");
+                        }
+                        crate::ice::gather::flush(&socket, t).await;
+                    }
+                    if let (Some(t), Some(sock)) = (ice_rtcp.as_mut(), rtcp_socket.as_ref()) {
+                        if let Err(e) = t.update_remote(&remote, offerer, local, now) {
+                            tracing::warn!(error = %e, "ICE update of RTCP not applied");
+                        }
+                        crate::ice::gather::flush(sock, t).await;
+                    }
+                }
             },
             scheduled = interval.tick() => {
                 let now = Instant::now();
@@ -796,4 +865,13 @@ fn take_datagram(sock: &UdpSocket, handle: impl FnOnce(&[u8], SocketAddr)) -> io
         handle(buf.get(..n).unwrap_or(&[]), from);
         Ok(())
     })
+}
+
+/// `n` random ICE characters (RFC 8839 §5.4 `ice-char`: letters and digits here), for the
+/// `ice-ufrag` (at least 4, 24 bits) and `ice-pwd` (at least 22, 128 bits) of a restart.
+fn ice_chars(n: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..n)
+        .map(|_| char::from(CHARS[rand::random_range(0..CHARS.len())]))
+        .collect()
 }

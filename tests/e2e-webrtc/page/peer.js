@@ -119,6 +119,10 @@ peer.call = async (target, withVideo = false) => {
 peer.accept = async () => {
   await peer.incoming.accept({ sessionDescriptionHandlerOptions: sdhOptions });
 };
+// ICE restart (RFC 8445 §9): a re-INVITE whose offer carries new ICE credentials.
+peer.restartIce = async () => {
+  await peer.session.invite({ sessionDescriptionHandlerOptions: { ...sdhOptions, offerOptions: { iceRestart: true } } });
+};
 peer.hangup = async () => {
   const s = peer.session;
   if (s.state === SIP.SessionState.Established) await s.bye();

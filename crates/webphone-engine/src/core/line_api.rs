@@ -534,6 +534,11 @@ impl Core {
             match sdp::apply_answer(answer, prefs) {
                 Ok(neg) => {
                     l.neg = Some(neg);
+                    // The peer's ICE attributes: checks of a moved socket start, a restart
+                    // it answered with new credentials runs (RFC 8839 §4.4.1.2).
+                    if let Some(m) = l.media.as_mut() {
+                        m.update_remote_ice(answer, true);
+                    }
                 }
                 Err(e) => {
                     let msg = format!("unusable answer to our re-INVITE: {e}");
@@ -567,11 +572,13 @@ impl Core {
             return;
         };
         // Our own preferred direction stays sendrecv: the answer mirrors the offer.
-        let prefs = l
+        let mut prefs = l
             .offer
             .clone()
             .unwrap_or(fallback)
             .with_direction(MediaDirection::SendRecv);
+        // A DTLS-SRTP call keeps its association: our role in it stays (RFC 8842 §5.3).
+        prefs.dtls_role = l.neg.as_ref().and_then(|n| n.dtls.as_ref()).map(|d| d.role);
         l.sdp_ver += 1;
         match sdp::answer_offer_with_version(offer, l.sdp_origin, l.sdp_ver, local, &prefs) {
             Ok((answer, neg)) => {
@@ -587,8 +594,12 @@ impl Core {
                     (true, true) => HOLD_BOTH,
                 };
                 l.neg = Some(neg);
-                let answer = match l.media.as_ref() {
-                    Some(m) => m.add_ice_to_sdp(&answer, false),
+                let answer = match l.media.as_mut() {
+                    Some(m) => {
+                        // An ICE restart in the offer changes our credentials in the answer.
+                        m.update_remote_ice(offer, false);
+                        m.add_ice_to_sdp(&answer, false)
+                    }
                     None => answer,
                 };
                 sip.answer_reoffer(call, answer);

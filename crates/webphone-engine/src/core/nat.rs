@@ -101,7 +101,7 @@ pub(super) fn ice_for_offer(mode: i64, servers: &Servers, mediaencryption: i64) 
 }
 
 impl Core {
-    fn nat_servers(&self, peer: Option<IpAddr>) -> Servers {
+    pub(super) fn nat_servers(&self, peer: Option<IpAddr>) -> Servers {
         let mode = self.params.get_i64("stunturnonlocal").unwrap_or(1);
         nat_servers(|n| self.params.get(n), mode, peer)
     }
@@ -129,9 +129,13 @@ impl Core {
                 self.params.get_i64("mediaencryption").unwrap_or(-1),
             ),
         };
-        if !wanted {
-            return;
+        if wanted {
+            self.gather_ice(rtp, servers).await;
         }
+    }
+
+    /// Gather ICE candidates on `rtp` with `servers` (STUN, TURN; host candidates always).
+    pub(super) async fn gather_ice(&self, rtp: &mut RtpSocket, servers: Servers) {
         let local = rtp.local_addr();
         let mut cfg = IceConfig {
             gather_timeout: Duration::from_millis(

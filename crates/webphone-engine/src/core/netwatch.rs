@@ -382,6 +382,14 @@ impl Core {
         let (Some(neg), Some(prefs)) = (l.neg.clone(), l.offer.clone()) else {
             return Err("no negotiated media".into());
         };
+        // A call that runs ICE gathers on the new socket: the re-offer carries new
+        // credentials and candidates, which restarts ICE at the peer (RFC 8445 §9); the
+        // checks start with its answer.
+        let ice_peer = l
+            .media
+            .as_ref()
+            .is_some_and(|m| m.has_ice())
+            .then(|| self.nat_peer_ip(&l.peername));
         let mut rtp = match self.bind_rtp().await {
             Ok(r) => r,
             Err(e) => {
@@ -393,6 +401,10 @@ impl Core {
             }
         };
         let port_map = self.map_rtp(&mut rtp).await;
+        if let Some(peer_ip) = ice_peer {
+            let servers = self.nat_servers(peer_ip);
+            self.gather_ice(&mut rtp, servers).await;
+        }
         let local = rtp.sdp_addr(rtp.local_addr());
         let Some(l) = self.lines.get_mut(n) else {
             return Err("line gone".into());
@@ -414,6 +426,10 @@ impl Core {
         };
         l.sdp_ver += 1;
         let offer = sdp::create_offer(l.sdp_origin, l.sdp_ver, local, &prefs);
+        let offer = match l.media.as_ref() {
+            Some(m) => m.add_ice_to_sdp(&offer, true),
+            None => offer,
+        };
         match sip.reinvite(call, offer) {
             Ok(()) => {
                 self.log(

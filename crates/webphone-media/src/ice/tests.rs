@@ -181,6 +181,104 @@ fn two_agents_with_host_candidates_select_a_pair_and_carry_media() {
     assert_eq!(got, vec![vec![0x80, 0, 0, 1]]);
 }
 
+/// Runs both transports (10 ms steps of virtual time) until each has selected a pair whose
+/// remote end is the other's address, or panics after 2 s.
+fn connect(
+    a: &mut IceTransport,
+    a_addr: SocketAddr,
+    b: &mut IceTransport,
+    b_addr: SocketAddr,
+    now: &mut Instant,
+) {
+    for _ in 0..200 {
+        *now += Duration::from_millis(10);
+        a.handle_timeout(*now);
+        b.handle_timeout(*now);
+        deliver(a, a_addr, b, b_addr, *now);
+        deliver(b, b_addr, a, a_addr, *now);
+        let a_ok = a.selected().is_some_and(|p| p.remote == b_addr);
+        let b_ok = b.selected().is_some_and(|p| p.remote == a_addr);
+        if a_ok && b_ok {
+            return;
+        }
+    }
+    panic!(
+        "no pair after 2 s: a selected {:?}, b selected {:?}",
+        a.selected(),
+        b.selected()
+    );
+}
+
+#[test]
+fn same_credentials_in_a_reoffer_do_not_restart() {
+    let (a_addr, b_addr) = (addr("127.0.0.1:40100"), addr("127.0.0.1:40102"));
+    let mut now = Instant::now();
+    let mut a = host_only(a_addr, now);
+    let mut b = host_only(b_addr, now);
+    let (ra, rb) = (remote_of(&a), remote_of(&b));
+    a.set_remote(&rb, true, now).expect("offerer starts");
+    b.set_remote(&ra, false, now).expect("answerer starts");
+    connect(&mut a, a_addr, &mut b, b_addr, &mut now);
+    // A hold re-offer repeats the attributes (RFC 8839 §4.4.1.1.2): nothing restarts.
+    let restarted = b.update_remote(&ra, false, None, now).expect("update");
+    assert!(!restarted);
+    assert_eq!(b.selected().map(|p| p.remote), Some(a_addr));
+    assert_eq!(b.remote_credentials(), Some((ra.ufrag, ra.pwd)));
+}
+
+#[test]
+fn peer_moved_to_a_new_socket_restarts_ice_and_media_follows() {
+    let (a_addr, b_addr, moved) = (
+        addr("127.0.0.1:40110"),
+        addr("127.0.0.1:40112"),
+        addr("127.0.0.1:40114"),
+    );
+    let mut now = Instant::now();
+    let mut a = host_only(a_addr, now);
+    let mut b = host_only(b_addr, now);
+    let (ra, rb) = (remote_of(&a), remote_of(&b));
+    a.set_remote(&rb, false, now).expect("answerer starts");
+    b.set_remote(&ra, true, now).expect("offerer starts");
+    connect(&mut a, a_addr, &mut b, b_addr, &mut now);
+    let old_a = a.local_sdp();
+
+    // b's address changed: a new socket with a new agent (new ufrag/pwd) offers itself.
+    let mut c = host_only(moved, now);
+    let rc = remote_of(&c);
+    assert_ne!(rc.ufrag, rb.ufrag, "a new agent has new credentials");
+    // a answers the restart with new credentials of its own (RFC 8445 §9).
+    let fresh = (
+        "Rstrt123".to_owned(),
+        "RestartPassword0123456789".to_owned(),
+    );
+    let restarted = a
+        .update_remote(&rc, false, Some(fresh.clone()), now)
+        .expect("restart");
+    assert!(restarted);
+    let new_a = a.local_sdp();
+    assert_eq!((new_a.ufrag.clone(), new_a.pwd.clone()), fresh);
+    assert_eq!(
+        new_a.candidates, old_a.candidates,
+        "same socket, same candidates"
+    );
+    // Until the new pair is chosen, media stays on the old one.
+    assert_eq!(a.selected().map(|p| p.remote), Some(b_addr));
+    // The answer reaches c: its checks start, controlling (it made the offer).
+    let answer = RemoteIce {
+        ufrag: new_a.ufrag,
+        pwd: new_a.pwd,
+        candidates: new_a.candidates,
+        ..RemoteIce::default()
+    };
+    assert!(c.update_remote(&answer, true, None, now).expect("start"));
+    connect(&mut a, a_addr, &mut c, moved, &mut now);
+    a.send_media(now, &[0x80, 7], addr("192.0.2.9:9"));
+    assert_eq!(
+        deliver(&mut a, a_addr, &mut c, moved, now),
+        vec![vec![0x80, 7]]
+    );
+}
+
 #[test]
 fn without_the_peers_ice_media_goes_to_the_given_address() {
     let now = Instant::now();

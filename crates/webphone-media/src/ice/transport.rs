@@ -345,6 +345,66 @@ impl IceTransport {
         Ok(())
     }
 
+    /// The peer's credentials the checks run with (`None` before [`IceTransport::set_remote`]).
+    pub fn remote_credentials(&self) -> Option<(String, String)> {
+        self.agent
+            .get_remote_credentials()
+            .map(|c| (c.ufrag.clone(), c.pwd.clone()))
+    }
+
+    /// The peer's ICE attributes of a later offer or answer in the session (RFC 8839 §4.4.1):
+    /// - checks not started yet (a new socket after a network move, its answer now here):
+    ///   they start, as with [`IceTransport::set_remote`];
+    /// - the same `ice-ufrag`/`ice-pwd` as before: no restart, nothing changes;
+    /// - new ones: an ICE restart (RFC 8445 §9). Our credentials become `local` (the ones the
+    ///   answer or offer carrying this restart names; both change in a restart, §9), our
+    ///   candidates stay (same socket), the peer's are replaced and the checks run again,
+    ///   controlling when we made the offer of this exchange (or the peer is lite). Media
+    ///   keeps using the old pair until a new one is selected.
+    ///
+    /// Returns whether the checks were (re)started.
+    pub fn update_remote(
+        &mut self,
+        remote: &RemoteIce,
+        offerer: bool,
+        local: Option<(String, String)>,
+        now: Instant,
+    ) -> Result<bool, IceError> {
+        if !self.started {
+            if let Some((ufrag, pwd)) = local {
+                self.agent
+                    .restart(now, ufrag, pwd, true)
+                    .map_err(agent_err)?;
+            }
+            self.set_remote(remote, offerer, now)?;
+            return Ok(true);
+        }
+        let same = self
+            .agent
+            .get_remote_credentials()
+            .is_some_and(|c| c.ufrag == remote.ufrag && c.pwd == remote.pwd);
+        if same {
+            return Ok(false);
+        }
+        let (ufrag, pwd) = local.unwrap_or_else(|| {
+            let c = self.agent.get_local_credentials();
+            (c.ufrag.clone(), c.pwd.clone())
+        });
+        tracing::info!(
+            remote_ufrag = %remote.ufrag,
+            local_ufrag = %ufrag,
+            offerer,
+            "ICE restart"
+        );
+        self.agent
+            .restart(now, ufrag, pwd, true)
+            .map_err(agent_err)?;
+        self.started = false;
+        self.failed = false;
+        self.set_remote(remote, offerer, now)?;
+        Ok(true)
+    }
+
     /// Ask the TURN server to let `peer` reach our relayed address (RFC 5766 §9).
     fn permit(&mut self, peer: SocketAddr, now: Instant) {
         let (Some(relay), Some(client)) = (self.relay, self.turn.as_mut()) else {
