@@ -256,6 +256,97 @@ fn address_change_in_a_call_sends_a_re_invite_with_the_new_address_and_audio_con
     cli.quit();
 }
 
+#[test]
+fn address_change_in_an_ice_call_restarts_ice_and_audio_continues_both_ways() {
+    let _serial = serial();
+    if !require_tools("address_change_in_an_ice_call", &[KAMAILIO, KAMCMD]) {
+        return;
+    }
+    let Some(pair) = NetPair::create("address_change_in_an_ice_call") else {
+        return;
+    };
+    let dir = TestDir::new("netchange_ice_caller");
+    let callee_dir = TestDir::new("netchange_ice_callee");
+    let k = Kamailio::start_in_netns(
+        dir.path(),
+        KamailioOpts::default(),
+        pair.wrapper(Side::Srv),
+        &pair.srv_ip(),
+        None,
+    );
+    // The callee, another softphone beside the server: answers with ICE because the offer
+    // has it, and plays a 1 kHz tone (the caller plays 440 Hz).
+    let callee_tone = callee_dir.join("tone1000-8k.wav");
+    webphone_interop::audio::write_tone(&callee_tone, 1000.0, 8000, 60.0, 0.5);
+    let callee_rec = callee_dir.join("callee-received.wav");
+    let callee_params = Params::account(&k, "1002", Transport::Udp)
+        .set("audiodevicein", format!("file:{}", callee_tone.display()))
+        .set("audiodeviceout", format!("file:{}", callee_rec.display()))
+        .set("autoaccept", "true");
+    // Its ICE log (tracing, on stderr) shows the restart and the pairs it selects.
+    let mut wrapper = pair.wrapper(Side::Srv);
+    wrapper.extend(["env".to_owned(), "RUST_LOG=info".to_owned()]);
+    let mut callee = Cli::start_wrapped(
+        callee_dir.path(),
+        &wrapper,
+        &callee_params.pairs(),
+        &["--callbacks"],
+    );
+    expect_registered(&mut callee, 0);
+    // use_fast_ice=2: ICE in the offer without any STUN/TURN server (host candidates).
+    let (params, rec) = Params::account(&k, "1001", Transport::Udp).with_file_audio(&dir);
+    let mut cli = start_cli_in(&pair, &dir, &params.set("use_fast_ice", "2"));
+    expect_registered(&mut cli, 0);
+    cli.api_ok("call 1002");
+    expect_connected(&mut cli);
+    expect_connected(&mut callee);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        callee.stderr().contains("ICE: pair selected"),
+        "the callee's ICE did not select a pair before the move"
+    );
+
+    pair.move_ua(2, 3);
+    let new = pair.ip(3);
+    wait_contact(&k, "1001", &format!("@{new}:"), MOVE_WAIT);
+    cli.expect(
+        |l| l.contains("media moved to") && l.contains("re-INVITE sent"),
+        MOVE_WAIT,
+    );
+    // The re-offer carries the new socket's ICE credentials: the callee restarts ICE and
+    // selects a pair at the new address (the old one is gone).
+    let restarted = wait_for(MOVE_WAIT, || {
+        let e = callee.stderr();
+        let after = &e[e.find("ICE restart")?..];
+        after
+            .lines()
+            .any(|l| l.contains("ICE: pair selected") && l.contains(&new))
+            .then_some(())
+    });
+    assert!(
+        restarted.is_some(),
+        "the callee did not restart ICE towards {new}:\n{}",
+        webphone_interop::util::tail_str(&callee.stderr(), 40)
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    // The caller's recording restarted with its new media session: all of it is after the
+    // move, and it must carry the callee's tone, which ICE sends to the new address.
+    let heard = assert_tone(&rec, 1000.0, -30.0, "callee's tone after the move");
+    let tail = dir.join("callee-tail.wav");
+    tail_wav(&callee_rec, 3.0, &tail);
+    let sent = assert_tone(
+        &tail,
+        CLI_TONE_HZ,
+        -30.0,
+        "caller's tone at the callee after the move",
+    );
+    println!("after the move: caller hears {heard:?}, callee hears {sent:?}");
+    cli.api_ok("hangup");
+    callee.expect_cdr(WAIT);
+    cli.quit();
+    callee.quit();
+}
+
 /// The last `secs` seconds of a WAV recording, written to `out` (for [`tone_level`]).
 fn tail_wav(path: &Path, secs: f64, out: &Path) {
     let (samples, rate) = read_mono(path);
