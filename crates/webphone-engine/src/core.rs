@@ -15,8 +15,8 @@ use webphone_audio::{
     open_input_or_default, open_output_or_default, AudioError, AudioInput, AudioOutput, DeviceSpec,
 };
 use webphone_media::{
-    codec_prefs_from_params, sdp, MediaAlarm, MediaEvent, MediaOffer, MediaSession, Negotiated,
-    PcmSink, PcmSource, PipelineConfig, RtpSocket, SrtpPolicy,
+    codec_prefs_from_params, sdp, MediaAlarm, MediaEvent, MediaNotice, MediaOffer, MediaSession,
+    Negotiated, PcmSink, PcmSource, PipelineConfig, RtpSocket, SrtpPolicy,
 };
 use webphone_sip::{
     AccountConfig, CallKey, EndReason, RegistrationState, SipConfig, SipEvent, SipUa, Transport,
@@ -2022,58 +2022,43 @@ impl Core {
         l.port = Some(port);
         let source = l.tap.source(input);
         let sink = l.tap.sink(output);
-        let media = MediaSession::start_with_config(
+        // Events and alarms go straight from the media task into the core's queue.
+        let tx = self.cmd_tx.clone();
+        let started = l.started;
+        let notices: webphone_media::NoticeSink = Box::new(move |notice| {
+            let cmd = match notice {
+                MediaNotice::Event(event) => Cmd::Media {
+                    line: n,
+                    started,
+                    event,
+                },
+                MediaNotice::Alarm(MediaAlarm::NoMedia { silent_for }) => Cmd::NoMedia {
+                    line: n,
+                    started,
+                    silent_for,
+                },
+                MediaNotice::Alarm(MediaAlarm::NoVoiceActivity { .. }) => {
+                    Cmd::NoVoice { line: n, started }
+                }
+                MediaNotice::Alarm(MediaAlarm::EncryptionFailed { reason }) => Cmd::MediaFailed {
+                    line: n,
+                    started,
+                    reason,
+                },
+                MediaNotice::Alarm(_) => return,
+            };
+            let _ = tx.send(cmd);
+        });
+        let media = MediaSession::start_with_listener(
             rtp,
             line_api::muted(&neg, l.mute),
             Box::new(source),
             Box::new(sink),
             cfg,
+            notices,
         );
         if let Some(r) = &l.ringback {
             r.attach_stats(media.shared_stats());
-        }
-        if let Some(mut alarms) = media.take_alarms() {
-            let tx = self.cmd_tx.clone();
-            let started = l.started;
-            tokio::spawn(async move {
-                while let Some(alarm) = alarms.recv().await {
-                    let cmd = match alarm {
-                        MediaAlarm::NoMedia { silent_for } => Cmd::NoMedia {
-                            line: n,
-                            started,
-                            silent_for,
-                        },
-                        MediaAlarm::NoVoiceActivity { .. } => Cmd::NoVoice { line: n, started },
-                        MediaAlarm::EncryptionFailed { reason } => Cmd::MediaFailed {
-                            line: n,
-                            started,
-                            reason,
-                        },
-                        _ => continue,
-                    };
-                    if tx.send(cmd).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        if let Some(mut events) = media.take_events() {
-            let tx = self.cmd_tx.clone();
-            let started = l.started;
-            tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    if tx
-                        .send(Cmd::Media {
-                            line: n,
-                            started,
-                            event,
-                        })
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
         }
         l.media = Some(media);
         self.joined_if_asked(n);

@@ -3,7 +3,7 @@
 //! reports the live heap after binding the sockets, after starting the sessions and after
 //! two seconds of traffic, per session. The SIP side and the engine's line are not in it.
 //! Run: `cargo bench -p webphone-media --bench session_memory` (`SESSIONS=N` to change N,
-//! default 200).
+//! default 200; `NOTICES=channels` for sessions that report into channels).
 
 // A counting global allocator needs an `unsafe impl`; it only forwards to `System`.
 #![allow(unsafe_code)]
@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use webphone_media::{
-    Codec, Direction, MediaSession, Negotiated, NullSink, RtpSocket, SilenceSource, PTIME_MS,
+    Codec, Direction, MediaSession, Negotiated, NullSink, PipelineConfig, RtpSocket, SilenceSource,
+    PTIME_MS,
 };
 
 struct Counting;
@@ -71,6 +72,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    // NOTICES=channels: events and alarms into channels (`start_with_config`) instead of a
+    // callback (`start_with_listener`, the engine's way).
+    let channels = std::env::var("NOTICES").is_ok_and(|v| v == "channels");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -89,12 +93,14 @@ fn main() {
         while let (Some(a), Some(b)) = (it.next(), it.next()) {
             let (addr_a, addr_b) = (a.local_addr(), b.local_addr());
             for (sock, to) in [(a, addr_b), (b, addr_a)] {
-                sessions.push(MediaSession::start(
-                    sock,
-                    neg(to),
-                    Box::new(SilenceSource),
-                    Box::new(NullSink),
-                ));
+                let (src, sink) = (Box::new(SilenceSource), Box::new(NullSink));
+                let cfg = PipelineConfig::default();
+                sessions.push(if channels {
+                    MediaSession::start_with_config(sock, neg(to), src, sink, cfg)
+                } else {
+                    // As the engine starts them: events and alarms to a callback.
+                    MediaSession::start_with_listener(sock, neg(to), src, sink, cfg, Box::new(|_| {}))
+                });
             }
         }
         let started = live();
@@ -102,7 +108,11 @@ fn main() {
         let running = live();
         let sessions_n = sessions.len() as f64;
         let kib = |bytes: isize| bytes as f64 / 1024.0 / sessions_n;
-        println!("media sessions: {}", sessions.len());
+        println!(
+            "media sessions: {} (events and alarms {})",
+            sessions.len(),
+            if channels { "into channels" } else { "to a callback" }
+        );
         println!(
             "heap per session: sockets {:.1} KiB, + session {:.1} KiB, + 2 s of traffic {:.1} KiB = {:.1} KiB",
             kib(bound - start),

@@ -44,7 +44,7 @@ pub use codec::{codec_prefs_from_params, CodecConfig, CodecPrefs, OpusConfig};
 pub use pipeline::{MediaAlarm, MediaEvent, MediaPipeline, Outgoing, PipelineConfig};
 pub use sdp::SdpError;
 pub use sdp_crypto::{CryptoSuite, SdesKeys, SrtpParams, SrtpPolicy};
-pub use session::{MediaSession, RtpSocket};
+pub use session::{MediaNotice, MediaSession, NoticeSink, RtpSocket};
 pub use stats::MediaStats;
 
 /// RTP clock of G.711 and of telephone-event as we use it (RFC 3551 §4.5.14, RFC 4733 §7.1.1).

@@ -153,7 +153,7 @@ pub struct MediaPipeline {
     rtcp: crate::rtcp::RtcpState,
     /// SRTP contexts when media is encrypted (RFC 3711); `srtp_blocked` when encryption was
     /// negotiated but could not be set up (nothing is sent or accepted then).
-    srtp: Option<crate::srtp::SrtpSession>,
+    srtp: Option<Box<crate::srtp::SrtpSession>>,
     srtp_blocked: bool,
     /// The DTLS-SRTP handshakes when the keys come from DTLS (see `pipeline_dtls.rs`).
     dtls: dtls::DtlsState,
@@ -168,7 +168,7 @@ pub struct MediaPipeline {
     dsp: crate::dsp::DspStage,
     /// In-band DTMF detection on the decoded audio while no telephone-event is negotiated
     /// (see [`crate::dtmf_inband`]); made at the first such playout.
-    inband: Option<crate::dtmf_inband::InbandDtmfDetector>,
+    inband: Option<Box<crate::dtmf_inband::InbandDtmfDetector>>,
     /// DTMF tones put into the audio we send ([`MediaPipeline::send_dtmf_inband`]).
     inband_tx: Option<crate::dtmf_inband::InbandDtmfGenerator>,
     /// The microphone is muted but RTP goes on with silence ([`MediaPipeline::set_mic_muted`]).
@@ -679,7 +679,7 @@ impl MediaPipeline {
         let rate = self.codecs.device_rate();
         let det = self
             .inband
-            .get_or_insert_with(|| crate::dtmf_inband::InbandDtmfDetector::new(rate));
+            .get_or_insert_with(|| Box::new(crate::dtmf_inband::InbandDtmfDetector::new(rate)));
         let mut digits = Vec::new();
         det.process(&self.play, &mut digits);
         for d in digits {

@@ -22,11 +22,13 @@ use crate::stats::MediaStats;
 #[derive(Debug, Default)]
 pub(super) struct DtlsState {
     /// The RTP component's handshake (keys RTP, and RTCP too with rtcp-mux).
-    rtp: Option<DtlsSrtp>,
+    /// (Boxed, like the others: most calls have no DTLS, and the pipeline is allocated per
+    /// call.)
+    rtp: Option<Box<DtlsSrtp>>,
     /// The RTCP component's handshake without rtcp-mux.
-    rtcp: Option<DtlsSrtp>,
+    rtcp: Option<Box<DtlsSrtp>>,
     /// SRTCP keyed by the RTCP component.
-    srtcp: Option<SrtpSession>,
+    srtcp: Option<Box<SrtpSession>>,
     /// Flights of the RTCP component, sent from the RTCP socket by `poll_rtcp`.
     pub(super) rtcp_queue: VecDeque<Outgoing>,
 }
@@ -85,14 +87,14 @@ impl MediaPipeline {
         self.srtp = None;
         self.srtp_blocked = true;
         match rtp {
-            Ok(d) => self.dtls.rtp = Some(d),
+            Ok(d) => self.dtls.rtp = Some(Box::new(d)),
             Err(e) => return self.dtls_failed(e.to_string()),
         }
         if !self.neg.rtcp_mux {
             let mut rtcp_remote = self.neg.remote_rtp;
             rtcp_remote.set_port(rtcp_remote.port().wrapping_add(1));
             match component(&self.neg, rtcp_remote, now) {
-                Some(Ok(d)) => self.dtls.rtcp = Some(d),
+                Some(Ok(d)) => self.dtls.rtcp = Some(Box::new(d)),
                 Some(Err(e)) => self.dtls_failed(e.to_string()),
                 None => {}
             }
@@ -117,7 +119,7 @@ impl MediaPipeline {
                 }
             }
             (DtlsOutcome::Keyed(params), true) => match SrtpSession::new(&params) {
-                Ok(s) => self.dtls.srtcp = Some(s),
+                Ok(s) => self.dtls.srtcp = Some(Box::new(s)),
                 Err(e) => tracing::warn!(error = %e, "SRTCP contexts could not be made: no RTCP"),
             },
             (DtlsOutcome::Failed(e @ DtlsError::FingerprintMismatch), _)
@@ -194,7 +196,7 @@ impl MediaPipeline {
         }
         tracing::debug!(from = %d.peer(), to = %remote, "DTLS client follows the ICE pair");
         match component(&self.neg, remote, now) {
-            Some(Ok(d)) => self.dtls.rtp = Some(d),
+            Some(Ok(d)) => self.dtls.rtp = Some(Box::new(d)),
             Some(Err(e)) => self.dtls_failed(e.to_string()),
             None => {}
         }
@@ -214,25 +216,25 @@ impl MediaPipeline {
             }
             out
         };
-        let rtp = drain(self.dtls.rtp.as_mut());
-        let rtcp = drain(self.dtls.rtcp.as_mut());
+        let rtp = drain(self.dtls.rtp.as_deref_mut());
+        let rtcp = drain(self.dtls.rtcp.as_deref_mut());
         (rtp, rtcp)
     }
 
     /// Whether the peer closed the RTP component's DTLS association (`None` without DTLS).
     pub fn dtls_peer_closed(&self) -> Option<bool> {
-        self.dtls.rtp.as_ref().map(DtlsSrtp::peer_closed)
+        self.dtls.rtp.as_deref().map(DtlsSrtp::peer_closed)
     }
 
     /// Whether the DTLS handshake has keyed SRTP (`None` without DTLS).
     pub fn dtls_keyed(&self) -> Option<bool> {
-        self.dtls.rtp.as_ref().map(DtlsSrtp::is_keyed)
+        self.dtls.rtp.as_deref().map(DtlsSrtp::is_keyed)
     }
 
     /// Whether the RTCP component's handshake has keyed SRTCP (`None` without one: no DTLS,
     /// or rtcp-mux).
     pub fn dtls_rtcp_keyed(&self) -> Option<bool> {
-        self.dtls.rtcp.as_ref().map(DtlsSrtp::is_keyed)
+        self.dtls.rtcp.as_deref().map(DtlsSrtp::is_keyed)
     }
 }
 

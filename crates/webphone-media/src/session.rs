@@ -328,14 +328,30 @@ enum Command {
     MicMuted(bool),
     Dtmf(String),
     DtmfInband(String),
-    /// The peer's ICE attributes of a later offer/answer, and our new credentials when this
-    /// exchange restarts ICE ([`MediaSession::update_remote_ice`]).
-    RemoteIce {
-        remote: Box<crate::ice::sdp::RemoteIce>,
-        offerer: bool,
-        local: Option<(String, String)>,
-    },
+    /// The peer's ICE attributes of a later offer/answer ([`MediaSession::update_remote_ice`]).
+    RemoteIce(Box<RemoteIceUpdate>),
     Stop,
+}
+
+/// What a media session reports as it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaNotice {
+    Event(MediaEvent),
+    Alarm(MediaAlarm),
+}
+
+/// Where a session started with [`MediaSession::start_with_listener`] reports
+/// [`MediaNotice`]s; called on the media task.
+pub type NoticeSink = Box<dyn FnMut(MediaNotice) + Send>;
+
+/// What [`Command::RemoteIce`] carries.
+#[derive(Debug)]
+struct RemoteIceUpdate {
+    remote: crate::ice::sdp::RemoteIce,
+    /// We made the offer of this exchange.
+    offerer: bool,
+    /// Our new `ice-ufrag`/`ice-pwd` when the peer's offer restarts ICE.
+    local: Option<(String, String)>,
 }
 
 /// If the task falls this far behind its 20 ms schedule (machine suspended, debugger), it
@@ -382,17 +398,43 @@ impl MediaSession {
         Self::start_with_config(socket, neg, source, sink, PipelineConfig::default())
     }
 
-    /// [`MediaSession::start`] with explicit tuning.
+    /// [`MediaSession::start`] with explicit tuning. Events and alarms are kept for
+    /// [`MediaSession::take_events`] and [`MediaSession::take_alarms`].
     pub fn start_with_config(
-        mut socket: RtpSocket,
+        socket: RtpSocket,
         neg: Negotiated,
         source: Box<dyn PcmSource>,
         sink: Box<dyn PcmSink>,
         cfg: PipelineConfig,
     ) -> MediaSession {
-        let (tx, rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (alarm_tx, alarm_rx) = mpsc::unbounded_channel();
+        let notices = Box::new(move |n| match n {
+            MediaNotice::Event(e) => {
+                let _ = ev_tx.send(e);
+            }
+            MediaNotice::Alarm(a) => {
+                let _ = alarm_tx.send(a);
+            }
+        });
+        let session = Self::start_with_listener(socket, neg, source, sink, cfg, notices);
+        *session.events.lock().unwrap_or_else(|e| e.into_inner()) = Some(ev_rx);
+        *session.alarms.lock().unwrap_or_else(|e| e.into_inner()) = Some(alarm_rx);
+        session
+    }
+
+    /// [`MediaSession::start_with_config`] handing every event and alarm to `notices`, called
+    /// on the media task as they happen (it must not block). Needs no channel or task per
+    /// call for them: what the engine uses.
+    pub fn start_with_listener(
+        mut socket: RtpSocket,
+        neg: Negotiated,
+        source: Box<dyn PcmSource>,
+        sink: Box<dyn PcmSink>,
+        cfg: PipelineConfig,
+        notices: NoticeSink,
+    ) -> MediaSession {
+        let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(MediaStats::default()));
         let vad = Arc::new(Mutex::new(crate::dsp::VadReport::default()));
         let local = socket.local;
@@ -419,16 +461,15 @@ impl MediaSession {
             // Boxed so the task's future stays small (async fn arguments are stored twice).
             Box::new(pipeline),
             rx,
-            ev_tx,
-            alarm_tx,
+            notices,
             stats.clone(),
             vad.clone(),
         ));
         MediaSession {
             commands: tx,
             stats,
-            events: Mutex::new(Some(ev_rx)),
-            alarms: Mutex::new(Some(alarm_rx)),
+            events: Mutex::new(None),
+            alarms: Mutex::new(None),
             vad,
             local,
             sdp_default,
@@ -493,11 +534,13 @@ impl MediaSession {
             Some(_) => None,
         };
         self.remote_ice = Some(creds);
-        let _ = self.commands.send(Command::RemoteIce {
-            remote: Box::new(remote),
-            offerer,
-            local: new_local,
-        });
+        let _ = self
+            .commands
+            .send(Command::RemoteIce(Box::new(RemoteIceUpdate {
+                remote,
+                offerer,
+                local: new_local,
+            })));
         true
     }
 
@@ -583,8 +626,7 @@ async fn run(
     mut ice_rtcp: Option<Box<crate::ice::IceTransport>>,
     mut pipeline: Box<MediaPipeline>,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    events: mpsc::UnboundedSender<MediaEvent>,
-    alarms: mpsc::UnboundedSender<MediaAlarm>,
+    mut notices: NoticeSink,
     stats: Arc<Mutex<MediaStats>>,
     vad: Arc<Mutex<crate::dsp::VadReport>>,
 ) -> MediaStats {
@@ -617,7 +659,8 @@ async fn run(
                 }
                 Some(Command::MediaTimeout(t)) => pipeline.set_media_timeout(t),
                 Some(Command::MicMuted(m)) => pipeline.set_mic_muted(m),
-                Some(Command::RemoteIce { remote, offerer, local }) => {
+                Some(Command::RemoteIce(update)) => {
+                    let RemoteIceUpdate { remote, offerer, local } = *update;
                     let now = Instant::now().into_std();
                     if let Some(t) = ice.as_mut() {
                         if let Err(e) = t.update_remote(&remote, offerer, local.clone(), now) {
@@ -695,10 +738,10 @@ async fn run(
                 }
                 pipeline.playout(now);
                 for ev in pipeline.take_events() {
-                    let _ = events.send(ev);
+                    notices(MediaNotice::Event(ev));
                 }
                 for a in pipeline.take_alarms() {
-                    let _ = alarms.send(a);
+                    notices(MediaNotice::Alarm(a));
                 }
                 *stats.lock().unwrap_or_else(|e| e.into_inner()) = pipeline.stats();
                 let report = pipeline.take_vad_report();

@@ -120,11 +120,11 @@ impl SrtpSession {
 /// The SRTP state a negotiation calls for: `(None, false)` for plain RTP, `(Some, false)` when
 /// encrypted, `(None, true)` when encryption was negotiated but the contexts could not be
 /// made (then nothing may be sent or accepted: never fall back to plaintext).
-pub fn for_negotiated(params: Option<&SrtpParams>) -> (Option<SrtpSession>, bool) {
+pub fn for_negotiated(params: Option<&SrtpParams>) -> (Option<Box<SrtpSession>>, bool) {
     match params {
         None => (None, false),
         Some(p) => match SrtpSession::new(p) {
-            Ok(s) => (Some(s), false),
+            Ok(s) => (Some(Box::new(s)), false),
             Err(e) => {
                 tracing::error!(error = %e, "SRTP negotiated but unusable: media blocked");
                 (None, true)
