@@ -51,6 +51,8 @@ use crate::target::{self, HostPort, Target};
 
 /// Our validating parser in front of rsipstack for every received message.
 mod inbound;
+/// The answers of incoming calls' dialogs, routed to their INVITE transactions.
+mod invite_responder;
 /// Network change: the transport moves to a new local address (`rebind`).
 mod rebind;
 /// MESSAGE, INFO, REFER, SUBSCRIBE/NOTIFY, PUBLISH ([`crate::messaging`]).
@@ -501,6 +503,7 @@ pub(crate) async fn start(
     let shared_local = Arc::new(Mutex::new(local));
     let driver = Driver {
         states: state_router::StateRouter::start(),
+        responder: invite_responder::InviteResponder::start(&inner),
         fast_stun: opts
             .stun_server
             .filter(|_| cfg.transport == Transport::Udp && opts.fast_stun.probes())
@@ -660,6 +663,8 @@ pub(crate) async fn probe_new_socket(
 struct Driver {
     /// The dialog states of every call, routed to the calls' tasks.
     states: state_router::StateRouter,
+    /// What incoming calls' dialogs send their INVITE transactions (one shared channel).
+    responder: invite_responder::InviteResponder,
     /// `use_fast_stun`: the STUN server and mode, for a new socket after a network change.
     fast_stun: Option<(SocketAddr, crate::FastStun)>,
     /// `upnpnat`: the router's forwards (and the `use_fast_stun` mode that decides their
@@ -1767,12 +1772,16 @@ impl Driver {
                 return;
             }
         };
-        let dialog = match self.layer.get_or_create_server_invite(
-            &tx,
-            self.states.sender(),
-            None,
-            Some(contact),
-        ) {
+        // The dialog keeps the sender it is given for as long as the call lasts: give it
+        // the shared one, so that the transaction's own channel goes with the transaction
+        // (invite_responder.rs).
+        let mut tx = tx;
+        let own = std::mem::replace(&mut tx.tu_sender, self.responder.sender());
+        let created =
+            self.layer
+                .get_or_create_server_invite(&tx, self.states.sender(), None, Some(contact));
+        tx.tu_sender = own;
+        let dialog = match created {
             Ok(d) => {
                 rebind::keep_proxied_remote_target(&d, &tx.original);
                 d
