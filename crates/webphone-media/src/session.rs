@@ -322,7 +322,7 @@ impl RtpSocket {
 const RTCP_PAIR_ATTEMPTS: usize = 32;
 
 enum Command {
-    /// Boxed: the channel's blocks hold 32 commands each, sized by the largest.
+    /// Boxed: every queued command takes a node sized by the largest.
     Update(Box<Negotiated>),
     MediaTimeout(Duration),
     MicMuted(bool),
@@ -343,6 +343,9 @@ pub enum MediaNotice {
 /// Where a session started with [`MediaSession::start_with_listener`] reports
 /// [`MediaNotice`]s; called on the media task.
 pub type NoticeSink = Box<dyn FnMut(MediaNotice) + Send>;
+
+/// The engine's end of a media task's command queue.
+type CommandTx = futures_channel::mpsc::UnboundedSender<Command>;
 
 /// What [`Command::RemoteIce`] carries.
 #[derive(Debug)]
@@ -369,7 +372,9 @@ const MAX_DRAIN: usize = 32;
 /// [`MediaSession::stop`] also ends the task.
 #[derive(Debug)]
 pub struct MediaSession {
-    commands: mpsc::UnboundedSender<Command>,
+    /// A linked list (an allocation per command), not a tokio channel: a tokio channel
+    /// takes about 1 KiB per call at creation.
+    commands: CommandTx,
     stats: Arc<Mutex<MediaStats>>,
     events: Mutex<Option<mpsc::UnboundedReceiver<MediaEvent>>>,
     alarms: Mutex<Option<mpsc::UnboundedReceiver<MediaAlarm>>>,
@@ -434,7 +439,7 @@ impl MediaSession {
         cfg: PipelineConfig,
         notices: NoticeSink,
     ) -> MediaSession {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = futures_channel::mpsc::unbounded();
         let stats = Arc::new(Mutex::new(MediaStats::default()));
         let vad = Arc::new(Mutex::new(crate::dsp::VadReport::default()));
         let local = socket.local;
@@ -536,7 +541,7 @@ impl MediaSession {
         self.remote_ice = Some(creds);
         let _ = self
             .commands
-            .send(Command::RemoteIce(Box::new(RemoteIceUpdate {
+            .unbounded_send(Command::RemoteIce(Box::new(RemoteIceUpdate {
                 remote,
                 offerer,
                 local: new_local,
@@ -546,25 +551,29 @@ impl MediaSession {
 
     /// Apply a new negotiation (re-INVITE, late answer, hold/resume).
     pub fn update(&self, neg: Negotiated) {
-        let _ = self.commands.send(Command::Update(Box::new(neg)));
+        let _ = self.commands.unbounded_send(Command::Update(Box::new(neg)));
     }
 
     /// Send silence instead of the microphone while `muted`, RTP going on
     /// ([`crate::MediaPipeline::set_mic_muted`]).
     pub fn set_mic_muted(&self, muted: bool) {
-        let _ = self.commands.send(Command::MicMuted(muted));
+        let _ = self.commands.unbounded_send(Command::MicMuted(muted));
     }
 
     /// Send DTMF digits as RFC 4733 events (ignored with a warning when telephone-event was not
     /// negotiated). `0-9 * # A-D`; space or `,` is a pause.
     pub fn send_dtmf(&self, digits: &str) {
-        let _ = self.commands.send(Command::Dtmf(digits.to_owned()));
+        let _ = self
+            .commands
+            .unbounded_send(Command::Dtmf(digits.to_owned()));
     }
 
     /// Send DTMF digits as tones inside the audio (in-band, ITU-T Q.23; for peers without
     /// telephone-event and the in-band `dtmfmode` values). `0-9 * # A-D`.
     pub fn send_dtmf_inband(&self, digits: &str) {
-        let _ = self.commands.send(Command::DtmfInband(digits.to_owned()));
+        let _ = self
+            .commands
+            .unbounded_send(Command::DtmfInband(digits.to_owned()));
     }
 
     /// The latest counters (updated every 20 ms).
@@ -600,12 +609,12 @@ impl MediaSession {
     /// Change the media timeout during the call (`ZERO` = off); see
     /// [`PipelineConfig::media_timeout`].
     pub fn set_media_timeout(&self, timeout: Duration) {
-        let _ = self.commands.send(Command::MediaTimeout(timeout));
+        let _ = self.commands.unbounded_send(Command::MediaTimeout(timeout));
     }
 
     /// Stop the task and return the final counters.
     pub async fn stop(self) -> MediaStats {
-        let _ = self.commands.send(Command::Stop);
+        let _ = self.commands.unbounded_send(Command::Stop);
         match self.task.await {
             Ok(s) => s,
             Err(e) => {
@@ -625,7 +634,7 @@ async fn run(
     mut ice: Option<Box<crate::ice::IceTransport>>,
     mut ice_rtcp: Option<Box<crate::ice::IceTransport>>,
     mut pipeline: Box<MediaPipeline>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: futures_channel::mpsc::UnboundedReceiver<Command>,
     mut notices: NoticeSink,
     stats: Arc<Mutex<MediaStats>>,
     vad: Arc<Mutex<crate::dsp::VadReport>>,
@@ -645,7 +654,7 @@ async fn run(
     loop {
         tokio::select! {
             biased;
-            cmd = commands.recv() => match cmd {
+            cmd = futures_util::StreamExt::next(&mut commands) => match cmd {
                 None | Some(Command::Stop) => break,
                 Some(Command::Update(neg)) => {
                     tracing::debug!(?neg, "media update");

@@ -15,6 +15,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use futures_channel::mpsc as queue;
+use futures_util::StreamExt;
 use rsipstack::dialog::dialog::{DialogState, DialogStateSender};
 use rsipstack::dialog::DialogId;
 use tokio::sync::mpsc;
@@ -53,12 +55,14 @@ struct Route {
     id: u64,
     /// Our tag in the dialog, once known (learned from the first state when not given).
     local_tag: Option<String>,
-    tx: mpsc::UnboundedSender<Box<DialogState>>,
+    tx: queue::UnboundedSender<Box<DialogState>>,
 }
 
 /// A call's end of the routing: its states, and its route removed when dropped.
 pub(crate) struct StateRx {
-    rx: mpsc::UnboundedReceiver<Box<DialogState>>,
+    /// A linked list (an allocation per state), not a tokio channel: a tokio channel
+    /// takes about 1 KiB per call at creation.
+    rx: queue::UnboundedReceiver<Box<DialogState>>,
     routes: Arc<Mutex<Routes>>,
     call: CallKey,
     call_id: String,
@@ -67,7 +71,7 @@ pub(crate) struct StateRx {
 
 impl StateRx {
     pub(crate) async fn recv(&mut self) -> Option<Box<DialogState>> {
-        self.rx.recv().await
+        self.rx.next().await
     }
 }
 
@@ -108,7 +112,7 @@ impl StateRouter {
                     route.local_tag = Some(id.local_tag.clone());
                 }
                 // A call task that has ended drops its receiver; its route goes with it.
-                let _ = route.tx.send(Box::new(state));
+                let _ = route.tx.unbounded_send(Box::new(state));
             }
         });
         StateRouter { tx, routes }
@@ -123,7 +127,7 @@ impl StateRouter {
     /// It replaces the call's earlier route (an INVITE sent again after a challenge or
     /// for the next server address: the earlier one has ended).
     pub(crate) fn route(&self, call: CallKey, call_id: &str, local_tag: Option<String>) -> StateRx {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = queue::unbounded();
         let mut routes = crate::lock(&self.routes);
         routes.next += 1;
         let id = routes.next;
@@ -207,7 +211,7 @@ mod tests {
     use super::*;
 
     fn route(id: u64, tag: Option<&str>) -> Route {
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let (tx, _rx) = queue::unbounded();
         Route {
             id,
             local_tag: tag.map(str::to_owned),
