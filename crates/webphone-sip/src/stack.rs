@@ -1715,17 +1715,15 @@ impl Driver {
         }
     }
 
-    fn on_new_invite(&mut self, tx: Transaction) {
+    fn on_new_invite(&mut self, mut tx: Transaction) {
         if let Some((code, headers)) = refuse_invite(&tx.original) {
             // RFC 3261 §8.2.3 (415): refused before any dialog exists.
-            let mut tx = tx;
             tokio::spawn(async move {
                 let _ = tx.reply_with(StatusCode::from(code), headers, None).await;
             });
             return;
         }
         if session_interval_too_small(&tx.original) {
-            let mut tx = tx;
             tokio::spawn(async move {
                 let headers = vec![Header::MinSE(crate::session::MIN_SE.to_string().into())];
                 let _ = tx.reply_with(StatusCode::from(422), headers, None).await;
@@ -1734,7 +1732,6 @@ impl Driver {
         }
         // RFC 3891 §3: Replaces naming no dialog of ours -> 481.
         let Ok(replaced) = self.check_replaces(&tx.original) else {
-            let mut tx = tx;
             tokio::spawn(async move {
                 let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
             });
@@ -1744,7 +1741,6 @@ impl Driver {
             Ok(i) => i,
             Err(e) => {
                 warn!(error = %e, "malformed INVITE");
-                let mut tx = tx;
                 tokio::spawn(async move {
                     let _ = tx.reply(StatusCode::BadRequest).await;
                 });
@@ -1772,15 +1768,11 @@ impl Driver {
                 return;
             }
         };
-        // The dialog keeps the sender it is given for as long as the call lasts: give it
-        // the shared one, so that the transaction's own channel goes with the transaction
-        // (invite_responder.rs).
-        let mut tx = tx;
-        let own = std::mem::replace(&mut tx.tu_sender, self.responder.sender());
+        // The dialog keeps the sender it is given for as long as the call lasts: it gets the
+        // shared one, so the transaction's own channel goes with the transaction.
         let created =
-            self.layer
-                .get_or_create_server_invite(&tx, self.states.sender(), None, Some(contact));
-        tx.tu_sender = own;
+            self.responder
+                .server_dialog(&self.layer, &mut tx, self.states.sender(), contact);
         let dialog = match created {
             Ok(d) => {
                 rebind::keep_proxied_remote_target(&d, &tx.original);
@@ -1788,7 +1780,6 @@ impl Driver {
             }
             Err(e) => {
                 warn!(error = %e, "cannot create dialog for INVITE");
-                let mut tx = tx;
                 tokio::spawn(async move {
                     let _ = tx.reply(StatusCode::BadRequest).await;
                 });
@@ -1816,7 +1807,6 @@ impl Driver {
         // The server INVITE transaction: sends 100 Trying at once (RFC 3261 §8.2.6.1, §17.2.1),
         // then waits for our final response, the ACK or a CANCEL.
         let mut server_dialog = dialog.clone();
-        let mut tx = tx;
         tokio::spawn(async move {
             if let Err(e) = server_dialog.handle(&mut tx).await {
                 debug!(%call, error = %e, "server INVITE transaction ended with error");

@@ -19,10 +19,13 @@
 
 use std::sync::{Arc, Weak};
 
-use rsipstack::sip::SipMessage;
+use rsipstack::dialog::dialog::DialogStateSender;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{SipMessage, Uri};
 use rsipstack::transaction::endpoint::EndpointInner;
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
-use rsipstack::transaction::transaction::{TransactionEvent, TransactionEventSender};
+use rsipstack::transaction::transaction::{Transaction, TransactionEvent, TransactionEventSender};
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -60,16 +63,29 @@ impl InviteResponder {
         InviteResponder { tx }
     }
 
-    /// The sender to give rsipstack's server dialog in place of its transaction's own.
-    pub(crate) fn sender(&self) -> TransactionEventSender {
-        self.tx.clone()
+    /// The server dialog of `tx`, made by `layer` with the shared sender in place of the
+    /// transaction's own (the dialog keeps a clone of the sender it is made with); the
+    /// transaction gets its own sender back afterwards.
+    pub(crate) fn server_dialog(
+        &self,
+        layer: &DialogLayer,
+        tx: &mut Transaction,
+        states: DialogStateSender,
+        contact: Uri,
+    ) -> Result<InviteDialog, String> {
+        let own = std::mem::replace(&mut tx.tu_sender, self.tx.clone());
+        let created = layer.get_or_create_server_invite(tx, states, None, Some(contact));
+        tx.tu_sender = own;
+        created.map_err(|e| e.to_string())
     }
 }
 
-/// The key of the server transaction an event from a dialog is for: a response's (the
-/// request it answers), or a request's (an ACK is matched to its INVITE's transaction,
-/// RFC 3261 §17.2.3). Timers and terminations are the transactions' own business and never
-/// come from a dialog. Pure, for tests.
+/// The key of the server transaction an event from a dialog is for: a response's is the
+/// request it answers (RFC 3261 §17.2.3). A request (rsipstack's dialog hands on an ACK it
+/// was given as its own transaction) keys as its INVITE's only when it shares the branch, as
+/// the ACK of a non-2xx does; the endpoint routes the ACK of a 2xx to the INVITE
+/// transaction itself, so none reaches a dialog in practice. Timers and terminations are the
+/// transactions' own business and never come from a dialog. Pure, for tests.
 pub(crate) fn key_of(event: &TransactionEvent) -> Option<TransactionKey> {
     match event {
         TransactionEvent::Respond(resp) => {
