@@ -59,6 +59,40 @@ run_step() {
   return $rc
 }
 
+# run_logged_step NAME CMD... - run_step, with the output also kept in $STEP_LOG_DIR/NAME.log so
+# that the summary (the tail of a CI log, the part that is always shown) can repeat the last
+# lines of a failed step. Not for steps that must set shell variables (it runs in a pipeline).
+STEP_LOG_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/test-steps"
+run_logged_step() {
+  local name=$1; shift
+  mkdir -p "$STEP_LOG_DIR"
+  run_step "$name" tee_step "$STEP_LOG_DIR/$name.log" "$@"
+}
+tee_step() {
+  local log=$1; shift
+  # tee through a process substitution, not a pipe: a daemon a step leaves behind would hold a
+  # pipe open and keep the step from ending; here only tee lingers, and not for long
+  "$@" > >(tee "$log") 2>&1
+  local rc=$? tee_pid=$!
+  for _ in $(seq 1 50); do kill -0 "$tee_pid" 2>/dev/null || break; sleep 0.1; done
+  return $rc
+}
+
+# the last lines of each failed logged step
+failed_steps() {
+  local s name status secs
+  for s in "${STEPS[@]}"; do
+    IFS='|' read -r name status secs <<<"$s"
+    case $status in
+      FAILED*)
+        [ -s "$STEP_LOG_DIR/$name.log" ] || continue
+        printf '[test] ---- %s: last lines (whole output: %s) ----\n' "$name" "$STEP_LOG_DIR/$name.log"
+        grep -v '^\s*$' "$STEP_LOG_DIR/$name.log" | tail -n "${TEST_FAILED_TAIL:-25}" | cut -c1-400 | sed 's/^/[test] /'
+        ;;
+    esac
+  done
+}
+
 skip_step() {
   STEPS+=("$1|skipped ($2)|0.0")
   say "=== $1: SKIPPED ($2)"
@@ -105,6 +139,7 @@ summary() {
   done
   [ -n "$line" ] && printf '[test] ok:%s\n' "${line% ·}"
   printf '[test] total %ss, CI=%s\n' "$SECONDS" "${CI:-<unset>}"
+  failed_steps
   failed_tests
   if [ $FAILED -eq 0 ]; then
     printf '[test] RESULT: PASS\n'
@@ -165,7 +200,7 @@ start_pulseaudio() {
 
 # ---------------------------------------------------------------- steps
 say "disk free at start: $(disk_free)"
-run_step setup-system "$ROOT/scripts/setup-system.sh"
+run_logged_step setup-system "$ROOT/scripts/setup-system.sh"
 run_step pulseaudio start_pulseaudio
 run_step fmt "$CARGO" fmt --all -- --check
 run_step clippy "$CARGO" clippy --workspace --all-targets -- -D warnings
@@ -176,26 +211,26 @@ if run_step build "$CARGO" build --workspace; then
   if [ "${TEST_SKIP_FUZZ:-}" = 1 ]; then
     skip_step fuzz-smoke "TEST_SKIP_FUZZ=1"
   else
-    run_step fuzz-smoke "$ROOT/scripts/fuzz.sh" --smoke "${FUZZ_SMOKE_SECONDS:-12}"
+    run_logged_step fuzz-smoke "$ROOT/scripts/fuzz.sh" --smoke "${FUZZ_SMOKE_SECONDS:-12}"
   fi
-  run_step keyring "$ROOT/tests/e2e-desktop/keyring.sh"
+  run_logged_step keyring "$ROOT/tests/e2e-desktop/keyring.sh"
   E2E="$ROOT/tests/e2e-desktop/run.sh"
   if [ "${TEST_SKIP_E2E_DESKTOP:-}" = 1 ]; then
     skip_step e2e-desktop "TEST_SKIP_E2E_DESKTOP=1"
   elif [ -x "$E2E" ]; then
-    run_step e2e-desktop "$E2E"
+    run_logged_step e2e-desktop "$E2E"
   else
     skip_step e2e-desktop "no executable tests/e2e-desktop/run.sh"
   fi
-  if [ -x "$ROOT/tests/e2e-browser/run.sh" ]; then run_step e2e-browser "$ROOT/tests/e2e-browser/run.sh"; else skip_step e2e-browser "no executable tests/e2e-browser/run.sh"; fi
-  if [ -x "$ROOT/tests/e2e-skins/run.sh" ]; then run_step e2e-skins "$ROOT/tests/e2e-skins/run.sh"; else skip_step e2e-skins "no executable tests/e2e-skins/run.sh"; fi
-  if [ -x "$ROOT/tests/e2e-webrtc/run.sh" ]; then run_step e2e-webrtc env E2E_CLI="${CARGO_TARGET_DIR:-$ROOT/target}/debug/webphone-cli" "$ROOT/tests/e2e-webrtc/run.sh"; else skip_step e2e-webrtc "no executable tests/e2e-webrtc/run.sh"; fi
+  if [ -x "$ROOT/tests/e2e-browser/run.sh" ]; then run_logged_step e2e-browser "$ROOT/tests/e2e-browser/run.sh"; else skip_step e2e-browser "no executable tests/e2e-browser/run.sh"; fi
+  if [ -x "$ROOT/tests/e2e-skins/run.sh" ]; then run_logged_step e2e-skins "$ROOT/tests/e2e-skins/run.sh"; else skip_step e2e-skins "no executable tests/e2e-skins/run.sh"; fi
+  if [ -x "$ROOT/tests/e2e-webrtc/run.sh" ]; then run_logged_step e2e-webrtc env E2E_CLI="${CARGO_TARGET_DIR:-$ROOT/target}/debug/webphone-cli" "$ROOT/tests/e2e-webrtc/run.sh"; else skip_step e2e-webrtc "no executable tests/e2e-webrtc/run.sh"; fi
   # the quality (PESQ through the impairment relay, vs baresip) and load (SIPp, vs baresip and
   # linphonec) benchmarks in their short form, with the debug binary: they fail only when the
   # pipeline breaks; the full campaigns are tests/quality/run.sh and tests/load/run.sh
   DEBUG_CLI="${CARGO_TARGET_DIR:-$ROOT/target}/debug/webphone-cli"
-  run_step quality-smoke env WEBPHONE_CLI="$DEBUG_CLI" "$ROOT/tests/quality/run.sh" --smoke
-  run_step load-smoke env WEBPHONE_CLI="$DEBUG_CLI" LOAD_DOC="${CARGO_TARGET_DIR:-$ROOT/target}/load/benchmarks-smoke.md" "$ROOT/tests/load/run.sh" --smoke
+  run_logged_step quality-smoke env WEBPHONE_CLI="$DEBUG_CLI" "$ROOT/tests/quality/run.sh" --smoke
+  run_logged_step load-smoke env WEBPHONE_CLI="$DEBUG_CLI" LOAD_DOC="${CARGO_TARGET_DIR:-$ROOT/target}/load/benchmarks-smoke.md" "$ROOT/tests/load/run.sh" --smoke
 else
   skip_step test "build failed"
   skip_step e2e-desktop "build failed"
