@@ -415,22 +415,33 @@ impl MixerHandle {
             x: vec![0.0; frame],
         });
         drop(t);
-        let staged = from_hub.max_output(frame) + 1;
         let call_frame = (u64::from(rate) * u64::from(self.shared.cfg.ptime_ms) / 1000) as usize;
+        // A line at the hub's rate (the usual case: the hub takes the first call's rate) needs
+        // no resampling buffers: the hub's frame is staged as it is, the call's pushed as it is.
+        let (hub_frame, staged) = if from_hub.is_passthrough() {
+            (Vec::new(), vec![0.0; frame])
+        } else {
+            (vec![0.0; frame], vec![0.0; from_hub.max_output(frame) + 1])
+        };
+        let out_f = if to_hub.is_passthrough() {
+            Vec::new()
+        } else {
+            vec![0.0; to_hub.max_output(call_frame) + 1]
+        };
         debug!(line, rate, "mixer: line added");
         Ok((
             LineSource {
                 shared: shared.clone(),
                 resampler: from_hub,
-                hub_frame: vec![0.0; frame],
-                staged: vec![0.0; staged],
+                hub_frame,
+                staged,
                 staged_pos: 0,
                 staged_len: 0,
             },
             LineSink {
                 shared,
                 in_f: vec![0.0; call_frame],
-                out_f: vec![0.0; to_hub.max_output(call_frame) + 1],
+                out_f,
                 resampler: to_hub,
             },
         ))
@@ -583,11 +594,20 @@ impl PcmSource for LineSource {
                 i += n;
                 continue;
             }
-            if !lock(&self.shared.from_hub).pop_exact(&mut self.hub_frame) {
-                out[i..].fill(0);
-                return;
+            if self.resampler.is_passthrough() {
+                // `staged` is one hub frame long (add_line)
+                if !lock(&self.shared.from_hub).pop_exact(&mut self.staged) {
+                    out[i..].fill(0);
+                    return;
+                }
+                self.staged_len = self.staged.len();
+            } else {
+                if !lock(&self.shared.from_hub).pop_exact(&mut self.hub_frame) {
+                    out[i..].fill(0);
+                    return;
+                }
+                self.staged_len = self.resampler.process(&self.hub_frame, &mut self.staged);
             }
-            self.staged_len = self.resampler.process(&self.hub_frame, &mut self.staged);
             self.staged_pos = 0;
         }
     }
@@ -627,11 +647,17 @@ impl PcmSink for LineSink {
         }
         if self.in_f.len() < frame.len() {
             self.in_f.resize(frame.len(), 0.0);
-            let need = self.resampler.max_output(frame.len()) + 1;
-            self.out_f.resize(need, 0.0);
+            if !self.resampler.is_passthrough() {
+                let need = self.resampler.max_output(frame.len()) + 1;
+                self.out_f.resize(need, 0.0);
+            }
         }
         for (f, &s) in self.in_f.iter_mut().zip(frame) {
             *f = f32::from(s);
+        }
+        if self.resampler.is_passthrough() {
+            lock(&self.shared.to_hub).push(&self.in_f[..frame.len()]);
+            return;
         }
         let n = self
             .resampler
