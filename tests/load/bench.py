@@ -286,7 +286,8 @@ class UA:
 class Webphone(UA):
     name = "webphone-cli"
 
-    def __init__(self, work, binary, kam=None):
+    def __init__(self, work, binary, kam=None, wrap=()):
+        """`wrap`: a command to run the binary under (tests/load/link_order.py: valgrind)."""
         super().__init__(work)
         home = os.path.join(work, "home")
         os.makedirs(home, exist_ok=True)
@@ -302,10 +303,10 @@ class Webphone(UA):
         }
         if kam:
             params.update({"serveraddress": kam, "register": "1", "password": "pass1001"})
-        args = [binary]
+        args = list(wrap) + [binary]
         for k, v in params.items():
             args += ["-p", f"{k}={v}"]
-        self.cmd_label = " ".join(args[1:]).replace("password=pass1001", "password=***")
+        self.cmd_label = " ".join(args[len(wrap) + 1:]).replace("password=pass1001", "password=***")
         env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=home + "/config",
                    XDG_DATA_HOME=home + "/data", XDG_CACHE_HOME=home + "/cache")
         self.out = open(os.path.join(work, "stdout.log"), "wb")
