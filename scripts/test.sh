@@ -73,8 +73,14 @@ tee_step() {
   # tee through a process substitution, not a pipe: a daemon a step leaves behind would hold a
   # pipe open and keep the step from ending; here only tee lingers, and not for long
   "$@" > >(tee "$log") 2>&1
-  local rc=$? tee_pid=$!
-  for _ in $(seq 1 50); do kill -0 "$tee_pid" 2>/dev/null || break; sleep 0.1; done
+  local rc=$?
+  # tee may still be copying the last lines; bash does not always give its pid in $!
+  local tee_pid=${!:-}
+  if [ -n "$tee_pid" ]; then
+    for _ in $(seq 1 50); do kill -0 "$tee_pid" 2>/dev/null || break; sleep 0.1; done
+  else
+    sleep 0.5
+  fi
   return $rc
 }
 
