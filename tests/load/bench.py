@@ -252,7 +252,9 @@ class UA:
         self.proc = None
         self.version = ""
 
-    def stop(self):
+    def stop(self, grace=5):
+        """Quit through stdin; killed after `grace` seconds (tests/load/link_order.py gives
+        valgrind longer, to write its output)."""
         if self.proc and self.proc.poll() is None:
             try:
                 if self.proc.stdin:
@@ -262,7 +264,7 @@ class UA:
             except OSError:
                 pass
             try:
-                self.proc.wait(5)
+                self.proc.wait(grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -449,6 +451,19 @@ class SippRun:
                     if "Aborting" in ln or "failed" in ln.lower() or "timeout" in ln.lower():
                         out.append(ln.strip()[:160])
         return out[:n]
+
+
+def call_scenario(work):
+    """uac_rtp.xml in `work`, streaming a 2 s A-law 1 kHz tone made there with sox."""
+    tone = os.path.join(work, "tone1k.al")
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-e", "a-law", "-t", "raw", tone,
+                    "synth", "2", "sine", "1000", "vol", "0.5"], check=True)
+    scenario = os.path.join(work, "uac_rtp.xml")
+    with open(os.path.join(HERE, "uac_rtp.xml")) as f:
+        text = f.read().replace("@TONE@", tone)
+    with open(scenario, "w") as f:
+        f.write(text)
+    return scenario
 
 
 # ---------------------------------------------------------------- phases
@@ -978,11 +993,7 @@ def main():
     work = a.work or tempfile.mkdtemp(prefix="webphone-load-")
     os.makedirs(work, exist_ok=True)
     log(f"work dir {work}")
-    tone = os.path.join(work, "tone1k.al")
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-e", "a-law", "-t", "raw", tone,
-                    "synth", "2", "sine", "1000", "vol", "0.5"], check=True)
-    scenario = os.path.join(work, "uac_rtp.xml")
-    open(scenario, "w").write(open(os.path.join(HERE, "uac_rtp.xml")).read().replace("@TONE@", tone))
+    scenario = call_scenario(work)
 
     started = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M")
     makers = {

@@ -27,7 +27,6 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,8 +59,8 @@ def callgrind_functions(path, binary_name):
                     names[ident] = name
                 if kind == "fn" and os.path.basename(current_obj or "") == binary_name:
                     funcs.add(names.get(ident, ""))
-    funcs.discard("")
-    return funcs
+    # code without a symbol is named by its address; there is nothing to order by then
+    return {f for f in funcs if f and not f.startswith("0x")}
 
 
 def run_profiled(binary, work, out, kam=None, call_scenario=None, calls=1):
@@ -87,17 +86,7 @@ def run_profiled(binary, work, out, kam=None, call_scenario=None, calls=1):
                          f"{run.errors()} (see {work})")
         time.sleep(2)
     finally:
-        # quit, and give valgrind time to write its output (UA.stop kills after 5 s)
-        try:
-            ua.proc.stdin.write(ua.quit_cmd())
-            ua.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            ua.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            ua.proc.kill()
-            ua.proc.wait()
+        ua.stop(grace=60)  # valgrind writes its output at exit
     if not os.path.exists(out):
         sys.exit(f"link_order: callgrind wrote no {out}")
 
@@ -131,14 +120,7 @@ def main():
     registered = callgrind_functions(reg, name)
     bench.log(f"start, REGISTER, idle: {len(registered)} functions")
 
-    tone = os.path.join(work, "tone1k.al")
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-e", "a-law", "-t", "raw", tone,
-                    "synth", "2", "sine", "1000", "vol", "0.5"], check=True)
-    scenario = os.path.join(work, "uac_rtp.xml")
-    with open(os.path.join(bench.HERE, "uac_rtp.xml")) as f:
-        text = f.read().replace("@TONE@", tone)
-    with open(scenario, "w") as f:
-        f.write(text)
+    scenario = bench.call_scenario(work)
     call = os.path.join(work, "call.callgrind")
     run_profiled(a.webphone, os.path.join(work, "call"), call, call_scenario=scenario,
                  calls=a.calls)
