@@ -840,11 +840,25 @@
 
   // ---------------------------------------------------------------- load sequence
 
+  // Resolves once the page's own scripts, deferred ones included, have run, so that callbacks they
+  // register see every event. Deferred scripts run while readyState is already "interactive" and
+  // before DOMContentLoaded fires, so "not loading" is not enough: the page is ready at
+  // DOMContentLoaded, or at "complete" if this file was loaded after that event.
+  var domReadyPromise = null;
   function domReady() {
-    if (!global.document || global.document.readyState !== 'loading') { return Promise.resolve(); }
-    return new Promise(function (resolve) {
-      global.document.addEventListener('DOMContentLoaded', function () { resolve(); }, { once: true });
+    if (domReadyPromise) { return domReadyPromise; }
+    var doc = global.document;
+    if (!doc || doc.readyState === 'complete' || typeof doc.addEventListener !== 'function') {
+      domReadyPromise = Promise.resolve();
+      return domReadyPromise;
+    }
+    domReadyPromise = new Promise(function (resolve) {
+      doc.addEventListener('DOMContentLoaded', function () { resolve(); }, { once: true });
+      doc.addEventListener('readystatechange', function () {
+        if (doc.readyState === 'complete') { resolve(); }
+      });
     });
+    return domReadyPromise;
   }
 
   function isWpName(key) { return /^wp_./i.test(key); }
@@ -987,6 +1001,7 @@
   }
 
   function load() {
+    domReady(); // listen for DOMContentLoaded from the start: it may fire before any event
     for (var i = 0; i < TRANSPORTS.length && !transport; i++) {
       if (TRANSPORTS[i].available()) { transport = TRANSPORTS[i]; }
     }

@@ -145,6 +145,29 @@ test('a refused connection is reported once and retried with back-off until the 
   assert.equal(api.state.registered, false);
 });
 
+test('a refusal that arrives before a deferred script ran still reaches that script', async () => {
+  // The page's own script is `defer`: it runs while readyState is already "interactive", before
+  // DOMContentLoaded. A refusal seen in that window must wait for DOMContentLoaded.
+  const { FakeWebSocket, sockets } = fakeWebSocketClass({ plan: () => 'refuse' });
+  const listeners = {};
+  const document = {
+    readyState: 'interactive',
+    addEventListener: (name, fn) => { (listeners[name] = listeners[name] || []).push(fn); },
+  };
+  const { api, dispose } = loadFacade({ WebSocket: FakeWebSocket, document, location: { search: '', origin: 'http://127.0.0.1:9' } });
+  try {
+    await until(() => sockets.length > 0 && sockets[0].readyState === 3, 2000, 'the first refusal');
+    await sleep(20);
+    const displays = [];
+    api.onDisplay((m) => displays.push(m)); // the deferred script registers late
+    (listeners.DOMContentLoaded || []).forEach((fn) => fn());
+    await until(() => displays.length === 1, 2000, 'onDisplay after DOMContentLoaded');
+    assert.match(displays[0], /does not accept pages from http:\/\/127\.0\.0\.1:9/);
+  } finally {
+    dispose();
+  }
+});
+
 test('a dropped connection fails pending requests, is reported and reconnects', async () => {
   let hold = false;
   const { FakeWebSocket, sockets } = fakeWebSocketClass({
