@@ -1096,8 +1096,9 @@ def notes_for(results):
         if r["name"] == "webphone-cli" and g.get("growth_kb") and g["growth_kb"] > 1024:
             notes.append(f"webphone-cli: RSS grew {g['growth_kb']} KiB over {g['ok']} calls "
                          f"(about {g['growth_kb'] * 1024 // max(1, g['ok'])} bytes per call). "
-                         "The CLI keeps its profile (call history) in an in-memory SQLite "
-                         "database, a likely place for it; not yet confirmed.")
+                         "Not the call history: without a work folder the CLI keeps the "
+                         "newest 500 calls in an in-memory SQLite database (about 30 KiB), "
+                         "so look for a leak.")
     return notes
 
 

@@ -7,6 +7,12 @@ use super::{unix_now, Profile, ProfileError};
 /// Call-history entries kept per profile; older ones are dropped as new calls end.
 pub const HISTORY_KEEP: usize = 5000;
 
+/// Call-history entries kept by an in-memory profile (a CLI or service started without a work
+/// folder): nothing of it outlives the process, so it holds a session's worth of recent calls
+/// rather than months of them. 5000 entries are about 300 KiB of memory that a long-running
+/// headless phone (an auto-answer test peer, say) would gain and never give back.
+pub const HISTORY_KEEP_IN_MEMORY: usize = 500;
+
 /// One contact. `numbers` are numbers, user names or SIP URIs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Contact {
@@ -373,10 +379,16 @@ impl Profile {
     }
 
     /// Appends one ended call to the history (one transaction: a crash keeps every completed
-    /// entry), then forgets entries older than the newest [`HISTORY_KEEP`], so that a phone
-    /// left running for months (or a CLI on an in-memory profile) does not grow without end.
+    /// entry), then forgets entries older than the newest [`HISTORY_KEEP`] (on disk) or
+    /// [`HISTORY_KEEP_IN_MEMORY`] (in memory), so that a phone left running for months does not
+    /// grow without end.
     pub fn add_history(&mut self, h: &HistoryEntry) -> Result<(), ProfileError> {
-        self.add_history_keeping(h, HISTORY_KEEP)
+        let keep = if self.is_in_memory() {
+            HISTORY_KEEP_IN_MEMORY
+        } else {
+            HISTORY_KEEP
+        };
+        self.add_history_keeping(h, keep)
     }
 
     fn add_history_keeping(&self, h: &HistoryEntry, keep: usize) -> Result<(), ProfileError> {
@@ -570,6 +582,38 @@ mod tests {
             h.iter().map(|e| e.peer.as_str()).collect::<Vec<_>>(),
             ["p2", "p1"]
         );
+    }
+
+    #[test]
+    fn in_memory_history_keeps_a_session_worth_and_a_file_keeps_more() {
+        let entry = |i: usize| HistoryEntry {
+            line: 1,
+            peer: format!("p{i}"),
+            reason: "BYE".into(),
+            ..HistoryEntry::default()
+        };
+        let mut mem = profile();
+        assert!(mem.is_in_memory());
+        for i in 0..HISTORY_KEEP_IN_MEMORY + 20 {
+            mem.add_history(&entry(i)).unwrap();
+        }
+        let h = mem.history(HISTORY_KEEP).unwrap();
+        assert_eq!(h.len(), HISTORY_KEEP_IN_MEMORY);
+        assert_eq!(h[0].peer, format!("p{}", HISTORY_KEEP_IN_MEMORY + 19));
+        let dir = std::env::temp_dir().join(format!("webphone-history-cap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut file = Profile::open_path(&dir.join("webphone.sqlite")).unwrap();
+        assert!(!file.is_in_memory());
+        for i in 0..HISTORY_KEEP_IN_MEMORY + 20 {
+            file.add_history(&entry(i)).unwrap();
+        }
+        assert_eq!(
+            file.history(HISTORY_KEEP).unwrap().len(),
+            HISTORY_KEEP_IN_MEMORY + 20
+        );
+        drop(file);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -374,6 +374,11 @@ impl Profile {
     }
 
     /// The database file.
+    /// Opened on SQLite's `:memory:`: nothing of it is written to disk.
+    pub fn is_in_memory(&self) -> bool {
+        self.path.as_os_str() == ":memory:"
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
