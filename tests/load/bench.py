@@ -537,8 +537,37 @@ def run_latency(ua, work, scenario, calls, rate):
     return res
 
 
-def cfg_warmup(calls):
-    return max(5, min(100, calls // 100))
+# A finished transaction stays in memory for 64*T1 = 32 s over UDP (RFC 3261 §17.2.2 Timer J,
+# RFC 6026 §8.7 Timer L), so a steady call rate keeps a steady number of them alive: about
+# 32 s worth of calls. A growth run that starts before that level is reached counts the
+# level itself (about 4 MiB for webphone-cli at 50 calls/s) as growth. Full runs warm up for
+# at least this long at the growth rate first.
+STEADY_STATE_S = 40
+
+
+def cfg_warmup(calls, rate):
+    """Warm-up calls before a growth run of `calls` calls at `rate` calls/s."""
+    n = max(5, min(100, calls // 100))
+    if calls >= 1000:
+        n = max(n, int(rate * STEADY_STATE_S))
+    return n
+
+
+# Complete calls (set-up, 1 s of media, tear-down) before the ramp, so that what happens once
+# in a process's life (code first run, a first history entry, lazily built tables) is in
+# the 1-call baseline of every UA alike, not counted as the cost of further calls.
+RAMP_WARMUP_CALLS = 3
+RAMP_WARMUP_HOLD_MS = 1000
+
+
+def run_warmup(ua, work, scenario, calls, rate, hold_ms=0, name="warmup"):
+    """`calls` sequential calls, or as many as a UA slower than `rate` answers in twice the
+    time they would take at `rate` (plus a minute); returns SIPp's counts."""
+    w = SippRun(work, name, ua.target(), ua.service(), scenario, calls, rate, 1, hold_ms,
+                MEDIA_BASE)
+    st = w.wait(2 * calls * (1 / rate + hold_ms / 1000) + 60)
+    log(f"{ua.name} {name}: {st['ok']} ok, {st['failed']} failed")
+    return st
 
 
 def run_growth(ua, work, scenario, calls, rate, rounds=1):
@@ -546,9 +575,7 @@ def run_growth(ua, work, scenario, calls, rate, rounds=1):
     calls runs again (same process) and each later round's growth is kept too: growth that
     stops after the first round is the allocator's high-water mark, growth that goes on
     round after round is a leak."""
-    warm = cfg_warmup(calls)
-    w = SippRun(work, "warmup", ua.target(), ua.service(), scenario, warm, rate, 1, 0, MEDIA_BASE)
-    w.wait(warm / rate + 60)
+    run_warmup(ua, work, scenario, cfg_warmup(calls, rate), rate)
     time.sleep(2)
     before = proc_rss_kb(ua.pid())
     run = SippRun(work, "growth", ua.target(), ua.service(), scenario, calls, rate, 1, 0, MEDIA_BASE)
@@ -600,6 +627,9 @@ def bench_ua(make, work, scenario, cfg):
         if not ua.running():
             res["error"] = "exited at start (see " + work + ")"
             return res
+        run_warmup(ua, work, scenario, RAMP_WARMUP_CALLS, cfg["ramp_rate"], RAMP_WARMUP_HOLD_MS,
+                   "ramp-warmup")
+        time.sleep(2)
         levels = []
         for n in cfg["levels"]:
             if not ua.running():
@@ -874,16 +904,21 @@ def write_doc(path, results, cfg, argv, started, machine):
 - **CPU per call**: utime+stime of the UA process (all threads, `/proc/<pid>/stat`) during the
   plateau, as % of one core, divided by N, at the highest clean level.
   **Memory per call**: (highest RSS during the plateau of the highest clean level N minus the
-  same at 1 call) / (N - 1): what each further call costs, without the one-time allocations of
-  the first call (when only 1 call was clean: RSS at 1 call minus idle RSS).
+  same at 1 call) / (N - 1): what each further call costs, without the one-time costs of the
+  first call (when only 1 call was clean: RSS at 1 call minus idle RSS). Before the ramp each
+  UA answers {RAMP_WARMUP_CALLS} sequential calls of {RAMP_WARMUP_HOLD_MS / 1000:.0f} s, so that what a
+  process does once in its life (code first run, a first history entry, tables built on first
+  use), at a call's end as well as its start, is in the 1-call baseline.
 - **INVITE→200**: {cfg['lat_calls']} calls at {cfg['lat_rate']} calls/s (one at a time, no hold time); the time from the first INVITE transmission to the 200 OK, both taken from a capture
   of the UA's SIP port (microsecond timestamps), p50 and p99. SIPp's own response-time statistics
   count whole milliseconds and are kept in the run directory only.
 - **Idle**: RSS 3 s after start, before any call; and 3 s after a successful REGISTER to a
   Kamailio started from `tests/interop/peers/kamailio.cfg` (when the run includes it).
 - **Growth**: {cfg['growth_calls']} sequential calls (one at a time, at most {cfg['growth_rate']} calls/s,
-  no hold time) after {cfg_warmup(cfg['growth_calls'])} warm-up calls; RSS 2 s after the
-  warm-up and 2 s after the last call. "No growth" is judged as at most max(256 KiB, 1 KiB per
+  no hold time) after {cfg_warmup(cfg['growth_calls'], cfg['growth_rate'])} warm-up calls at the same rate; RSS 2 s after the
+  warm-up and 2 s after the last call. A full run's warm-up lasts at least {STEADY_STATE_S} s: a
+  finished SIP transaction is kept 32 s over UDP (RFC 3261 Timer J, RFC 6026 Timer L), so
+  a steady call rate holds a steady number of them, which is working memory, not growth. "No growth" is judged as at most max(256 KiB, 1 KiB per
   100 calls) with no failed call. With `growth_rounds` {cfg.get('growth_rounds', 1)} the same
   number of calls then runs again in the same process and each later round's growth is shown:
   growth that stops after the first round is the allocator's high-water mark, growth that

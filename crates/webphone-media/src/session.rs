@@ -647,10 +647,13 @@ async fn run(
     // The remote end of the pair ICE selected, as last given to the pipeline (DTLS follows it).
     let mut ice_peer: Option<SocketAddr> = None;
     for _ in 0..nat_open {
-        if let Err(e) = socket.send_to(b"\r\n", remote).await {
+        if let Err(e) = send_datagram(&socket, b"\r\n", remote).await {
             tracing::debug!(%remote, error = %e, "natopenpackets send failed");
         }
     }
+    // Inside the loop only the select waits: RTP, RTCP and ICE go out with `try_send_to`
+    // (a datagram the socket has no room for is late already and is dropped, as the network
+    // would), which keeps the per-call task small (each await point is stored in it).
     loop {
         tokio::select! {
             biased;
@@ -675,13 +678,13 @@ async fn run(
                         if let Err(e) = t.update_remote(&remote, offerer, local.clone(), now) {
                             tracing::warn!(error = %e, "ICE update not applied");
                         }
-                        crate::ice::gather::flush(&socket, t).await;
+                        crate::ice::gather::flush_now(&socket, t);
                     }
                     if let (Some(t), Some(sock)) = (ice_rtcp.as_mut(), rtcp_socket.as_ref()) {
                         if let Err(e) = t.update_remote(&remote, offerer, local, now) {
                             tracing::warn!(error = %e, "ICE update of RTCP not applied");
                         }
-                        crate::ice::gather::flush(sock, t).await;
+                        crate::ice::gather::flush_now(sock, t);
                     }
                 }
             },
@@ -702,10 +705,10 @@ async fn run(
                     for out in pipeline.on_tick(now) {
                         ice.send_media(now, &out.data, out.to);
                     }
-                    crate::ice::gather::flush(&socket, ice).await;
+                    crate::ice::gather::flush_now(&socket, ice);
                 }
                 for out in ice.is_none().then(|| pipeline.on_tick(now)).into_iter().flatten() {
-                    if let Err(e) = socket.send_to(&out.data, out.to).await {
+                    if let Err(e) = socket.try_send_to(&out.data, out.to) {
                         send_errors += 1;
                         // First error and then every 500th (10 s) to keep logs readable.
                         if send_errors % 500 == 1 {
@@ -715,7 +718,7 @@ async fn run(
                 }
                 if let (Some(r), Some(sock)) = (ice_rtcp.as_mut(), rtcp_socket.as_ref()) {
                     r.handle_timeout(now);
-                    crate::ice::gather::flush(sock, r).await;
+                    crate::ice::gather::flush_now(sock, r);
                 }
                 if let Some(out) = pipeline.poll_rtcp(now) {
                     let muxed = pipeline.negotiated().rtcp_mux;
@@ -726,8 +729,8 @@ async fn run(
                     let transport = if muxed { ice.as_mut() } else { ice_rtcp.as_mut() };
                     if let Some(t) = transport {
                         t.send_media(now, &out.data, out.to);
-                        crate::ice::gather::flush(sock, t).await;
-                    } else if let Err(e) = sock.send_to(&out.data, out.to).await {
+                        crate::ice::gather::flush_now(sock, t);
+                    } else if let Err(e) = sock.try_send_to(&out.data, out.to) {
                         tracing::debug!(to = %out.to, error = %e, "RTCP send failed");
                     }
                 }
@@ -743,7 +746,7 @@ async fn run(
                     }
                 }
                 if let Some(ice) = ice.as_mut() {
-                    crate::ice::gather::flush(&socket, ice).await;
+                    crate::ice::gather::flush_now(&socket, ice);
                 }
                 pipeline.playout(now);
                 for ev in pipeline.take_events() {
@@ -765,7 +768,7 @@ async fn run(
                 match taken {
                     Ok(()) => {
                         if let Some(ice) = ice.as_mut() {
-                            crate::ice::gather::flush(&socket, ice).await;
+                            crate::ice::gather::flush_now(&socket, ice);
                         }
                     }
                     // Readiness can be spurious; ICMP port unreachable from an earlier send
@@ -790,7 +793,7 @@ async fn run(
                 match taken {
                     Ok(()) => {
                         if let Some(r) = ice_rtcp.as_mut() {
-                            crate::ice::gather::flush(sock, r).await;
+                            crate::ice::gather::flush_now(sock, r);
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -799,45 +802,16 @@ async fn run(
             },
         }
     }
-    // End of the call: DTLS close_notify (RFC 5246 §7.2.1 / RFC 6347 §4.1) on the path media
-    // took, before ICE releases it.
-    let now = Instant::now().into_std();
-    let (bye, bye_rtcp) = pipeline.close_dtls(now);
-    for out in bye {
-        match ice.as_mut() {
-            Some(ice) => {
-                ice.send_media(now, &out.data, out.to);
-                crate::ice::gather::flush(&socket, ice).await;
-            }
-            None => {
-                if let Err(e) = socket.send_to(&out.data, out.to).await {
-                    tracing::debug!(to = %out.to, error = %e, "DTLS close_notify not sent");
-                }
-            }
-        }
-    }
-    for out in bye_rtcp {
-        let sock = rtcp_socket.as_ref().unwrap_or(&socket);
-        match ice_rtcp.as_mut() {
-            Some(r) => {
-                r.send_media(now, &out.data, out.to);
-                crate::ice::gather::flush(sock, r).await;
-            }
-            None => {
-                if let Err(e) = sock.send_to(&out.data, out.to).await {
-                    tracing::debug!(to = %out.to, error = %e, "DTLS close_notify not sent");
-                }
-            }
-        }
-    }
-    if let Some(ice) = ice.as_mut() {
-        ice.close(Instant::now().into_std());
-        crate::ice::gather::flush(&socket, ice).await;
-    }
-    if let (Some(r), Some(sock)) = (ice_rtcp.as_mut(), rtcp_socket.as_ref()) {
-        r.close(Instant::now().into_std());
-        crate::ice::gather::flush(sock, r).await;
-    }
+    // Boxed: the closing sends are awaited once per call, and their state would otherwise
+    // take room in the task for the whole call.
+    Box::pin(close_media(
+        &socket,
+        rtcp_socket.as_ref(),
+        &mut ice,
+        &mut ice_rtcp,
+        &mut pipeline,
+    ))
+    .await;
     let final_stats = pipeline.stats();
     *stats.lock().unwrap_or_else(|e| e.into_inner()) = final_stats;
     tracing::debug!(?final_stats, "media session stopped");
@@ -906,6 +880,68 @@ thread_local! {
     /// is read and handled without an `.await` in between, so no task needs a buffer of its
     /// own while it waits (which cost 6 KiB per call).
     static RECV: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; RECV_BUF]);
+}
+
+/// End of the call: DTLS close_notify (RFC 5246 §7.2.1 / RFC 6347 §4.1) on the path media
+/// took, before ICE releases it; then ICE's own closing messages.
+async fn close_media(
+    socket: &UdpSocket,
+    rtcp_socket: Option<&UdpSocket>,
+    ice: &mut Option<Box<crate::ice::IceTransport>>,
+    ice_rtcp: &mut Option<Box<crate::ice::IceTransport>>,
+    pipeline: &mut MediaPipeline,
+) {
+    let now = Instant::now().into_std();
+    let (bye, bye_rtcp) = pipeline.close_dtls(now);
+    for out in bye {
+        match ice.as_mut() {
+            Some(ice) => {
+                ice.send_media(now, &out.data, out.to);
+                crate::ice::gather::flush(socket, ice).await;
+            }
+            None => {
+                if let Err(e) = send_datagram(socket, &out.data, out.to).await {
+                    tracing::debug!(to = %out.to, error = %e, "DTLS close_notify not sent");
+                }
+            }
+        }
+    }
+    for out in bye_rtcp {
+        let sock = rtcp_socket.unwrap_or(socket);
+        match ice_rtcp.as_mut() {
+            Some(r) => {
+                r.send_media(now, &out.data, out.to);
+                crate::ice::gather::flush(sock, r).await;
+            }
+            None => {
+                if let Err(e) = send_datagram(sock, &out.data, out.to).await {
+                    tracing::debug!(to = %out.to, error = %e, "DTLS close_notify not sent");
+                }
+            }
+        }
+    }
+    if let Some(ice) = ice.as_mut() {
+        ice.close(Instant::now().into_std());
+        crate::ice::gather::flush(socket, ice).await;
+    }
+    if let (Some(r), Some(sock)) = (ice_rtcp.as_mut(), rtcp_socket) {
+        r.close(Instant::now().into_std());
+        crate::ice::gather::flush(sock, r).await;
+    }
+}
+
+/// Sends one datagram: at once when the socket takes it (UDP nearly always does), else by
+/// waiting for room. The waiting future is boxed so that each call's media task, which
+/// awaits a send at a dozen places, does not carry tokio's 432-byte `send_to` state at each.
+pub(crate) async fn send_datagram(
+    sock: &UdpSocket,
+    data: &[u8],
+    to: SocketAddr,
+) -> io::Result<usize> {
+    match sock.try_send_to(data, to) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Box::pin(sock.send_to(data, to)).await,
+        sent => sent,
+    }
 }
 
 /// Reads one waiting datagram (without waiting) into this thread's buffer and hands it to

@@ -161,6 +161,35 @@ fn three_calls_each_peer_hears_the_mic_and_the_others_but_not_itself() {
 }
 
 #[test]
+fn a_line_at_the_hub_rate_read_in_pieces_gets_the_same_samples_as_in_whole_frames() {
+    // Lines at the hub's rate read straight from their FIFO; a call whose frames are shorter
+    // (10 ms, 5 ms) than the hub's 20 ms must still get every sample in order.
+    let heard_in = |piece: usize| {
+        let mut rig = Rig::new(&[(1, 48_000, 500.0), (2, 48_000, 700.0)]);
+        assert_eq!(rig.handle.conference_all(), 2);
+        let mut heard = Vec::new();
+        for _ in 0..30 {
+            for c in &mut rig.calls {
+                let f = c.voice.frame();
+                c.sink.write_frame(&f);
+            }
+            rig.hub.tick();
+            let mut out = vec![0i16; 960];
+            for chunk in out.chunks_mut(piece) {
+                rig.calls[0].source.read_frame(chunk);
+            }
+            heard.extend_from_slice(&out);
+        }
+        heard
+    };
+    let whole = heard_in(960);
+    assert_present(&whole[960 * 5..], 700.0, 48_000, "line 1 hears line 2");
+    assert_eq!(heard_in(480), whole);
+    assert_eq!(heard_in(240), whole);
+    assert_eq!(heard_in(7), whole);
+}
+
+#[test]
 fn mic_muted_towards_one_member_leaves_the_others_audible_to_it() {
     let mut rig = Rig::new(&[(1, 48_000, 500.0), (2, 48_000, 700.0), (3, 16_000, 1100.0)]);
     rig.handle.conference_all();

@@ -72,10 +72,21 @@ pub async fn run(socket: &UdpSocket, ice: &mut IceTransport, cfg: &IceConfig) {
     tracing::debug!(elapsed = ?start.elapsed(), ?ice, "ICE gathering finished");
 }
 
+/// Send what the transport has queued, without waiting: a datagram the socket has no room
+/// for is dropped (and logged), as the network would drop it; the media task never stalls
+/// behind a full send buffer.
+pub fn flush_now(socket: &UdpSocket, ice: &mut IceTransport) {
+    while let Some((data, to)) = ice.poll_transmit() {
+        if let Err(e) = socket.try_send_to(&data, to) {
+            tracing::debug!(%to, error = %e, "ICE send failed");
+        }
+    }
+}
+
 /// Send what the transport has queued.
 pub async fn flush(socket: &UdpSocket, ice: &mut IceTransport) {
     while let Some((data, to)) = ice.poll_transmit() {
-        if let Err(e) = socket.send_to(&data, to).await {
+        if let Err(e) = crate::session::send_datagram(socket, &data, to).await {
             tracing::debug!(%to, error = %e, "ICE send failed");
         }
     }

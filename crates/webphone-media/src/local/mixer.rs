@@ -157,6 +157,28 @@ impl Fifo {
         self.buf.extend(x.iter().copied());
     }
 
+    /// [`Fifo::push`] of 16-bit samples (a line at the hub's rate needs no float copy first).
+    fn push_i16(&mut self, mut x: &[i16]) {
+        if x.len() > self.cap {
+            x = &x[x.len() - self.cap..];
+        }
+        let excess = (self.buf.len() + x.len()).saturating_sub(self.cap);
+        if excess > 0 {
+            self.buf.drain(..excess);
+            self.overflows += 1;
+        }
+        self.buf.extend(x.iter().map(|&s| f32::from(s)));
+    }
+
+    /// Take up to `out.len()` samples as 16-bit; returns how many there were.
+    fn pop_i16(&mut self, out: &mut [i16]) -> usize {
+        let n = out.len().min(self.buf.len());
+        for (o, s) in out.iter_mut().zip(self.buf.drain(..n)) {
+            *o = to_i16(s);
+        }
+        n
+    }
+
     /// Take exactly `out.len()` samples, or nothing (returns false) when fewer are there.
     fn pop_exact(&mut self, out: &mut [f32]) -> bool {
         if self.buf.len() < out.len() {
@@ -419,20 +441,24 @@ impl MixerHandle {
         // A line at the hub's rate (the usual case: the hub takes the first call's rate) needs
         // no resampling buffers: the hub's frame is staged as it is, the call's pushed as it is.
         let (hub_frame, staged) = if from_hub.is_passthrough() {
-            (Vec::new(), vec![0.0; frame])
+            (Vec::new(), Vec::new())
         } else {
             (vec![0.0; frame], vec![0.0; from_hub.max_output(frame) + 1])
         };
-        let out_f = if to_hub.is_passthrough() {
-            Vec::new()
+        let (in_f, out_f) = if to_hub.is_passthrough() {
+            (Vec::new(), Vec::new())
         } else {
-            vec![0.0; to_hub.max_output(call_frame) + 1]
+            (
+                vec![0.0; call_frame],
+                vec![0.0; to_hub.max_output(call_frame) + 1],
+            )
         };
         debug!(line, rate, "mixer: line added");
         Ok((
             LineSource {
                 shared: shared.clone(),
                 resampler: from_hub,
+                frame,
                 hub_frame,
                 staged,
                 staged_pos: 0,
@@ -440,7 +466,7 @@ impl MixerHandle {
             },
             LineSink {
                 shared,
-                in_f: vec![0.0; call_frame],
+                in_f,
                 out_f,
                 resampler: to_hub,
             },
@@ -560,7 +586,12 @@ impl MixerHandle {
 pub struct LineSource {
     shared: Arc<LineShared>,
     resampler: Resampler,
+    /// Samples per hub frame: the FIFO hands out whole hub frames.
+    frame: usize,
+    /// One hub frame, before resampling (empty at the hub's rate).
     hub_frame: Vec<f32>,
+    /// The current hub frame after resampling (empty at the hub's rate, where the samples are
+    /// read from the FIFO directly); `staged_pos..staged_len` of it are still to be read.
     staged: Vec<f32>,
     staged_pos: usize,
     staged_len: usize,
@@ -580,6 +611,10 @@ impl LineSource {
 
 impl PcmSource for LineSource {
     fn read_frame(&mut self, out: &mut [i16]) {
+        if self.resampler.is_passthrough() {
+            self.read_passthrough(out);
+            return;
+        }
         let mut i = 0;
         while i < out.len() {
             if self.staged_pos < self.staged_len {
@@ -594,21 +629,43 @@ impl PcmSource for LineSource {
                 i += n;
                 continue;
             }
-            if self.resampler.is_passthrough() {
-                // `staged` is one hub frame long (add_line)
-                if !lock(&self.shared.from_hub).pop_exact(&mut self.staged) {
-                    out[i..].fill(0);
-                    return;
-                }
-                self.staged_len = self.staged.len();
-            } else {
-                if !lock(&self.shared.from_hub).pop_exact(&mut self.hub_frame) {
-                    out[i..].fill(0);
-                    return;
-                }
-                self.staged_len = self.resampler.process(&self.hub_frame, &mut self.staged);
+            if !lock(&self.shared.from_hub).pop_exact(&mut self.hub_frame) {
+                out[i..].fill(0);
+                return;
             }
+            self.staged_len = self.resampler.process(&self.hub_frame, &mut self.staged);
             self.staged_pos = 0;
+        }
+    }
+}
+
+impl LineSource {
+    /// A line at the hub's rate: whole hub frames are taken from the FIFO as they are, in
+    /// pieces of the call's frame size; `staged_pos..staged_len` counts what is left of the
+    /// frame begun.
+    fn read_passthrough(&mut self, out: &mut [i16]) {
+        let mut fifo = lock(&self.shared.from_hub);
+        let mut i = 0;
+        while i < out.len() {
+            if self.staged_pos >= self.staged_len {
+                if fifo.buf.len() < self.frame.max(1) {
+                    fifo.underruns += 1;
+                    out[i..].fill(0);
+                    return;
+                }
+                self.staged_pos = 0;
+                self.staged_len = self.frame.max(1);
+            }
+            let n = (self.staged_len - self.staged_pos).min(out.len() - i);
+            let got = fifo.pop_i16(&mut out[i..i + n]);
+            if got < n {
+                // the hub dropped samples of the frame begun (overflow): silence for the rest
+                out[i + got..].fill(0);
+                self.staged_pos = self.staged_len;
+                return;
+            }
+            self.staged_pos += n;
+            i += n;
         }
     }
 }
@@ -645,19 +702,17 @@ impl PcmSink for LineSink {
         if self.shared.removed.load(Ordering::Acquire) {
             return;
         }
+        if self.resampler.is_passthrough() {
+            lock(&self.shared.to_hub).push_i16(frame);
+            return;
+        }
         if self.in_f.len() < frame.len() {
             self.in_f.resize(frame.len(), 0.0);
-            if !self.resampler.is_passthrough() {
-                let need = self.resampler.max_output(frame.len()) + 1;
-                self.out_f.resize(need, 0.0);
-            }
+            let need = self.resampler.max_output(frame.len()) + 1;
+            self.out_f.resize(need, 0.0);
         }
         for (f, &s) in self.in_f.iter_mut().zip(frame) {
             *f = f32::from(s);
-        }
-        if self.resampler.is_passthrough() {
-            lock(&self.shared.to_hub).push(&self.in_f[..frame.len()]);
-            return;
         }
         let n = self
             .resampler
