@@ -145,28 +145,26 @@ impl Fifo {
         }
     }
 
-    fn push(&mut self, mut x: &[f32]) {
-        if x.len() > self.cap {
-            x = &x[x.len() - self.cap..];
-        }
+    /// The part of `x` that fits (its newest `cap` samples), after dropping the oldest
+    /// samples held to make room for it (an overflow).
+    fn make_room<'a, T>(&mut self, x: &'a [T]) -> &'a [T] {
+        let x = &x[x.len().saturating_sub(self.cap)..];
         let excess = (self.buf.len() + x.len()).saturating_sub(self.cap);
         if excess > 0 {
             self.buf.drain(..excess);
             self.overflows += 1;
         }
+        x
+    }
+
+    fn push(&mut self, x: &[f32]) {
+        let x = self.make_room(x);
         self.buf.extend(x.iter().copied());
     }
 
     /// [`Fifo::push`] of 16-bit samples (a line at the hub's rate needs no float copy first).
-    fn push_i16(&mut self, mut x: &[i16]) {
-        if x.len() > self.cap {
-            x = &x[x.len() - self.cap..];
-        }
-        let excess = (self.buf.len() + x.len()).saturating_sub(self.cap);
-        if excess > 0 {
-            self.buf.drain(..excess);
-            self.overflows += 1;
-        }
+    fn push_i16(&mut self, x: &[i16]) {
+        let x = self.make_room(x);
         self.buf.extend(x.iter().map(|&s| f32::from(s)));
     }
 
