@@ -629,8 +629,8 @@ def bench_ua(make, work, scenario, cfg):
         if not ua.running():
             res["error"] = "exited at start (see " + work + ")"
             return res
-        run_warmup(ua, work, scenario, RAMP_WARMUP_CALLS, cfg["ramp_rate"], RAMP_WARMUP_HOLD_MS,
-                   "ramp-warmup", RAMP_WARMUP_AT_ONCE)
+        res["ramp_warmup"] = run_warmup(ua, work, scenario, RAMP_WARMUP_CALLS, cfg["ramp_rate"],
+                                        RAMP_WARMUP_HOLD_MS, "ramp-warmup", RAMP_WARMUP_AT_ONCE)
         time.sleep(2)
         levels = []
         for n in cfg["levels"]:
@@ -911,7 +911,8 @@ def write_doc(path, results, cfg, argv, started, machine):
   UA answers {RAMP_WARMUP_CALLS} calls of {RAMP_WARMUP_HOLD_MS / 1000:.0f} s, {RAMP_WARMUP_AT_ONCE} at a time, so that what a
   process does once in its life (code first run, a first history entry, tables built on first
   use, the first overlap of two calls), at a call's end as well as its start, is in the
-  1-call baseline.
+  1-call baseline (a UA that takes one call at a time, like linphonec here, refuses the
+  second of each pair; what it answered is its warm-up).
 - **INVITE→200**: {cfg['lat_calls']} calls at {cfg['lat_rate']} calls/s (one at a time, no hold time); the time from the first INVITE transmission to the 200 OK, both taken from a capture
   of the UA's SIP port (microsecond timestamps), p50 and p99. SIPp's own response-time statistics
   count whole milliseconds and are kept in the run directory only.
