@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::pipeline::{MediaAlarm, MediaEvent, MediaPipeline, PipelineConfig};
+use crate::pipeline::{MediaAlarm, MediaEvent, MediaPipeline, Outgoing, PipelineConfig};
 use crate::stats::MediaStats;
 use crate::{Negotiated, PcmSink, PcmSource, PTIME_MS};
 
@@ -893,32 +893,12 @@ async fn close_media(
 ) {
     let now = Instant::now().into_std();
     let (bye, bye_rtcp) = pipeline.close_dtls(now);
-    for out in bye {
-        match ice.as_mut() {
-            Some(ice) => {
-                ice.send_media(now, &out.data, out.to);
-                crate::ice::gather::flush(socket, ice).await;
-            }
-            None => {
-                if let Err(e) = send_datagram(socket, &out.data, out.to).await {
-                    tracing::debug!(to = %out.to, error = %e, "DTLS close_notify not sent");
-                }
-            }
-        }
+    for out in &bye {
+        send_closing(socket, ice.as_deref_mut(), now, out).await;
     }
-    for out in bye_rtcp {
-        let sock = rtcp_socket.unwrap_or(socket);
-        match ice_rtcp.as_mut() {
-            Some(r) => {
-                r.send_media(now, &out.data, out.to);
-                crate::ice::gather::flush(sock, r).await;
-            }
-            None => {
-                if let Err(e) = send_datagram(sock, &out.data, out.to).await {
-                    tracing::debug!(to = %out.to, error = %e, "DTLS close_notify not sent");
-                }
-            }
-        }
+    let rtcp_sock = rtcp_socket.unwrap_or(socket);
+    for out in &bye_rtcp {
+        send_closing(rtcp_sock, ice_rtcp.as_deref_mut(), now, out).await;
     }
     if let Some(ice) = ice.as_mut() {
         ice.close(Instant::now().into_std());
@@ -927,6 +907,26 @@ async fn close_media(
     if let (Some(r), Some(sock)) = (ice_rtcp.as_mut(), rtcp_socket) {
         r.close(Instant::now().into_std());
         crate::ice::gather::flush(sock, r).await;
+    }
+}
+
+/// One closing datagram: through ICE when the path has it, else straight to its address.
+async fn send_closing(
+    sock: &UdpSocket,
+    ice: Option<&mut crate::ice::IceTransport>,
+    now: std::time::Instant,
+    out: &Outgoing,
+) {
+    match ice {
+        Some(ice) => {
+            ice.send_media(now, &out.data, out.to);
+            crate::ice::gather::flush(sock, ice).await;
+        }
+        None => {
+            if let Err(e) = send_datagram(sock, &out.data, out.to).await {
+                tracing::debug!(to = %out.to, error = %e, "DTLS close_notify not sent");
+            }
+        }
     }
 }
 

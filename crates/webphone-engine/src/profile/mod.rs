@@ -373,12 +373,12 @@ impl Profile {
         self.created
     }
 
-    /// The database file.
     /// Opened on SQLite's `:memory:`: nothing of it is written to disk.
     pub fn is_in_memory(&self) -> bool {
         self.path.as_os_str() == ":memory:"
     }
 
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -437,7 +437,7 @@ impl MixerHandle {
         drop(t);
         let call_frame = (u64::from(rate) * u64::from(self.shared.cfg.ptime_ms) / 1000) as usize;
         // A line at the hub's rate (the usual case: the hub takes the first call's rate) needs
-        // no resampling buffers: the hub's frame is staged as it is, the call's pushed as it is.
+        // no buffers of its own: its samples go into and come out of the FIFOs as they are.
         let (hub_frame, staged) = if from_hub.is_passthrough() {
             (Vec::new(), Vec::new())
         } else {
@@ -456,7 +456,7 @@ impl MixerHandle {
             LineSource {
                 shared: shared.clone(),
                 resampler: from_hub,
-                frame,
+                frame: frame.max(1),
                 hub_frame,
                 staged,
                 staged_pos: 0,
@@ -584,7 +584,7 @@ impl MixerHandle {
 pub struct LineSource {
     shared: Arc<LineShared>,
     resampler: Resampler,
-    /// Samples per hub frame: the FIFO hands out whole hub frames.
+    /// Samples per hub frame (at least 1): the FIFO hands out whole hub frames.
     frame: usize,
     /// One hub frame, before resampling (empty at the hub's rate).
     hub_frame: Vec<f32>,
@@ -646,13 +646,13 @@ impl LineSource {
         let mut i = 0;
         while i < out.len() {
             if self.staged_pos >= self.staged_len {
-                if fifo.buf.len() < self.frame.max(1) {
+                if fifo.buf.len() < self.frame {
                     fifo.underruns += 1;
                     out[i..].fill(0);
                     return;
                 }
                 self.staged_pos = 0;
-                self.staged_len = self.frame.max(1);
+                self.staged_len = self.frame;
             }
             let n = (self.staged_len - self.staged_pos).min(out.len() - i);
             let got = fifo.pop_i16(&mut out[i..i + n]);
