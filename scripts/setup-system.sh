@@ -32,6 +32,7 @@ PKGS=(
   # headless display, the desktop e2e driver, screenshots
   xvfb xauth webkit2gtk-driver imagemagick chromium  # chromium: tests/e2e-browser
   xdotool python3-dbus python3-gi dunst trayer x11-utils  # desktop e2e: key presses, tray watcher, dunst (notification server), trayer (tray host) + xwininfo
+  haskell-gtk-sni-tray-utils  # desktop e2e: gtk-sni-tray-standalone, a StatusNotifier watcher + host drawing on the display
   # SIP peers for tests/interop
   kamailio kamailio-websocket-modules kamailio-tls-modules baresip-core sip-tester
   kamailio-presence-modules  # presence server + pua_dialoginfo for the presence/BLF tests

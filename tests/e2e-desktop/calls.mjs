@@ -7,8 +7,9 @@
 // offers the ringing call and hangs up the connected one, and the
 // skin's history page lists the call, the tray's recent numbers too. Then, in the same app:
 // the tray icon's picture follows registration, missed calls and do-not-disturb (read from the
-// StatusNotifier item the app registers on the test session bus), do-not-disturb from the tray
-// rejects baresip's call, real key presses (xdotool) of the answer / hang-up shortcuts act on a
+// StatusNotifier item the app registers on the test session bus, and from the screen where
+// gtk-sni-tray-standalone, a real StatusNotifier watcher and tray host, draws it),
+// do-not-disturb chosen in the menu that host opens from the icon rejects baresip's call, real key presses (xdotool) of the answer / hang-up shortcuts act on a
 // call, the incoming-call OS notification carries the caller and its Accept button connects the
 // call (dunst, a real notification server on the test session bus and X display, watched by
 // desktop-bus.py; its stand-in server where dunst is missing), a second launch with a `sip:` link dials baresip, a second launch with a `webphone:`
@@ -59,6 +60,12 @@ const HAVE_BUS_PY = DBUS && tool(spawnSync(PYTHON, ['-c', 'import dbus, gi'], { 
 // desktop-bus.py's own stand-in.
 const HAVE_DUNST = HAVE_BUS_PY && process.env.E2E_PRIVATE_BUS === '1' && tool(spawnSync('dunst', ['-v'], { stdio: 'ignore' }).status === 0
   && spawnSync('dunstctl', ['--help'], { stdio: 'ignore' }).status !== null, 'dunst (the notification server)');
+// The StatusNotifier watcher and tray host: gtk-sni-tray-standalone (a real one, drawing the icon
+// and its menu on the X display) when installed, else desktop-bus.py's own stand-in watcher.
+const HAVE_TRAY_HOST = HAVE_BUS_PY && process.env.E2E_PRIVATE_BUS === '1'
+  && tool(spawnSync('gtk-sni-tray-standalone', ['--version'], { stdio: 'ignore' }).status === 0, 'gtk-sni-tray-standalone (package haskell-gtk-sni-tray-utils, the tray host)')
+  && tool(spawnSync('import', ['-version'], { stdio: 'ignore' }).status === 0, 'import (package imagemagick: the tray host\'s pixels)')
+  && tool(spawnSync('xwininfo', ['-version'], { stdio: 'ignore' }).status === 0, 'xwininfo (package x11-utils)');
 const HAVE_XDOTOOL = tool(spawnSync('xdotool', ['version'], { stdio: 'ignore' }).status === 0, 'xdotool');
 
 const t0 = Date.now();
@@ -88,12 +95,14 @@ mkdirSync(WORK_DIR, { recursive: true });
 // ------------------------------------------------------------------------------ desktop bus, tray picture
 
 /**
- * desktop-bus.py on the test session bus: a notification server and a StatusNotifier watcher.
- * events() lists what it reported; request('icon') reads the tray item's picture.
+ * desktop-bus.py on the test session bus: the notification server (dunst, or its stand-in) and
+ * the StatusNotifier watcher (gtk-sni-tray-standalone, or its stand-in). events() lists what it
+ * reported; request('icon') reads the tray item's picture.
  */
 async function startDesktopBus() {
   const args = [join(HERE, 'desktop-bus.py')];
   if (HAVE_DUNST) { args.push('--dunst', join(WORK_DIR, 'dunst')); }
+  if (HAVE_TRAY_HOST) { args.push('--tray-host', join(WORK_DIR, 'tray-host')); }
   const proc = spawn(PYTHON, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const events = [];
   let buf = '';
@@ -118,6 +127,7 @@ async function startDesktopBus() {
   const ready = await until((e) => e.ev === 'ready', 15000, 'ready');
   return {
     server: ready.server ? ready.server.join(' ') : null,
+    watcher: ready.watcher,
     events: () => events,
     until,
     send: (line) => proc.stdin.write(`${line}\n`),
@@ -189,6 +199,52 @@ function readTrayPicture(img) {
     dnd: near(pixelAt(img, AT_DND_SIGN), DND_RED),
     missed: near(pixelAt(img, AT_MISSED_BADGE), MISSED_ORANGE),
   };
+}
+
+// ------------------------------------------------------------------------------ the tray host's bar
+
+const HOST_BG = [0x20, 0x20, 0x20]; // desktop-bus.py starts the host with --color #202020
+/**
+ * The bar gtk-sni-tray-standalone draws (xwininfo), or null: its widest window (the menus it
+ * opened are windows of the same name, kept unmapped once closed).
+ */
+function hostBarGeometry() {
+  const tree = spawnSync('xwininfo', ['-root', '-tree'], { encoding: 'utf8' }).stdout || '';
+  let bar = null;
+  for (const m of tree.matchAll(/"gtk-sni-tray-standalone": \([^)]*\)\s+(\d+)x(\d+)\+-?\d+\+-?\d+\s+\+(-?\d+)\+(-?\d+)/g)) {
+    const [w, h, x, y] = m.slice(1).map(Number);
+    if (w >= 100 && h >= 16 && x >= 0 && y >= 0 && (!bar || w > bar.w)) { bar = { w, h, x, y }; }
+  }
+  return bar;
+}
+/**
+ * The icons the host draws: the screen's pixels (RGBA, opaque) inside the bounding box of
+ * everything in the bar that is not its background, with the box's place on the screen.
+ */
+function hostIcon() {
+  const bar = hostBarGeometry();
+  if (!bar) { return { error: 'no gtk-sni-tray-standalone bar on the display' }; }
+  const rgb = execFileSync('import', ['-window', 'root', '-crop', `${bar.w}x${bar.h}+${bar.x}+${bar.y}`, '-depth', '8', 'rgb:-'],
+    { maxBuffer: 1 << 22 });
+  let [x0, y0, x1, y1] = [bar.w, bar.h, -1, -1];
+  for (let y = 0; y < bar.h; y++) {
+    for (let x = 0; x < bar.w; x++) {
+      const i = (y * bar.w + x) * 3;
+      if (HOST_BG.some((v, c) => Math.abs(rgb[i + c] - v) > 8)) {
+        x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
+      }
+    }
+  }
+  if (x1 < 0) { return { error: 'the bar is empty' }; }
+  const width = x1 - x0 + 1; const height = y1 - y0 + 1;
+  const px = new Uint8Array(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = ((y0 + y) * bar.w + x0 + x) * 3; const o = (y * width + x) * 4;
+      px[o] = rgb[i]; px[o + 1] = rgb[i + 1]; px[o + 2] = rgb[i + 2]; px[o + 3] = 255;
+    }
+  }
+  return { x: bar.x + x0, y: bar.y + y0, width, height, px };
 }
 
 // ------------------------------------------------------------------------------ app helpers
@@ -301,7 +357,34 @@ async function trayShows(id, want) {
       return last.reg === want.reg && last.dnd === want.dnd && last.missed === want.missed;
     }, 10000);
   } catch (e) { throw new Error(`${e.message}; last picture ${JSON.stringify(last)}`); }
-  return `icon ${id}, picture ${JSON.stringify(last)}`;
+  if (!HAVE_TRAY_HOST) { return `icon ${id}, picture ${JSON.stringify(last)}`; }
+  // The same on the screen, as the real tray host drew it.
+  let drawn = null;
+  try {
+    await waitFor(`the tray host to draw ${JSON.stringify(want)}`, async () => {
+      const icon = hostIcon();
+      if (icon.error) { drawn = icon.error; return false; }
+      drawn = { ...readTrayPicture(icon), at: `+${icon.x}+${icon.y}` };
+      return drawn.reg === want.reg && drawn.dnd === want.dnd && drawn.missed === want.missed;
+    }, 10000);
+  } catch (e) {
+    execFileSync('import', ['-window', 'root', join(OUT, `calls-tray-host-${id}.png`)]);
+    throw new Error(`${e.message}; last drawn ${JSON.stringify(drawn)} (screen in calls-tray-host-${id}.png)`);
+  }
+  return `icon ${id}, item picture ${JSON.stringify(last)}, drawn by the tray host ${JSON.stringify(drawn)}`;
+}
+
+/**
+ * Chooses "Do not disturb" in the menu the real tray host opens when its icon is right-clicked
+ * (the host builds it from the app's dbusmenu). The menu: Status (disabled), Missed calls, Calls
+ * (disabled while no call), Show / hide, Do not disturb: the third item the keyboard reaches.
+ */
+function chooseDndInTrayHost() {
+  const icon = hostIcon();
+  if (icon.error) { throw new Error(`tray host: ${icon.error}`); }
+  execFileSync('xdotool', ['mousemove', String(icon.x + (icon.width >> 1)), String(icon.y + (icon.height >> 1)), 'click', '3']);
+  execFileSync('sleep', ['0.7']);
+  execFileSync('xdotool', ['key', 'Down', 'Down', 'Down', 'Return']);
 }
 /** A real key press on the X display (the global shortcut grab gets it). */
 const pressKeys = (keys) => execFileSync('xdotool', ['key', '--clearmodifiers', keys], { stdio: 'inherit' });
@@ -331,7 +414,7 @@ try {
   number('memory idle (registered)', appMemory());
   if (bus) {
     const item = await bus.until((e) => e.ev === 'item', 5000, 'tray item registration');
-    pass('the tray icon registers as a StatusNotifier item on the session bus', `${item.service} ${item.path}`);
+    pass(`the tray icon registers as a StatusNotifier item with the session bus's watcher (${bus.watcher})`, `${item.service} ${item.path}`);
   }
   pass('tray picture while registered: brand icon with the green dot', await trayShows('registered', { reg: 'registered', dnd: false, missed: false }));
   const unreg = await apiCall('unregister');
@@ -443,7 +526,15 @@ try {
   }
 
   // ---------------------------------------------------------------- 5. DND from the tray
-  const dnd = await deskOk('dnd-on');
+  let dndFrom = 'the desktop command (no tray host)';
+  if (HAVE_TRAY_HOST && HAVE_XDOTOOL) {
+    chooseDndInTrayHost();
+    await waitFor('DND on from the tray host\'s menu', async () => ((await desk('tray')).ok || {}).dnd === true, 5000);
+    dndFrom = 'the menu gtk-sni-tray-standalone opened from the icon';
+  } else {
+    await deskOk('dnd-on');
+  }
+  const dnd = await deskOk('tray');
   if (!dnd.dnd || !/do not disturb/.test(dnd.tooltip) || !/DND/.test(dnd.title || '')) { throw new Error(`tray after dnd-on: ${JSON.stringify(dnd)}`); }
   const closedBefore = peer.events().filter((e) => e.type === 'CALL_CLOSED').length;
   await peer.command(`dial ${k.uriOf('1001')}`);
@@ -452,8 +543,13 @@ try {
   const estab = peer.events().filter((e) => e.type === 'CALL_ESTABLISHED').length;
   if (estab !== 1) { throw new Error(`a call was established during DND (${estab} CALL_ESTABLISHED)`); }
   const dndPic = await trayShows('registered+dnd+missed1', { reg: 'registered', dnd: true, missed: true });
-  await deskOk('dnd-off');
-  pass('DND from the tray: the app rejects baresip\'s call (autoignore=2), tooltip says so', `baresip: ${rej.at(-1).param || 'closed'}`);
+  if (HAVE_TRAY_HOST && HAVE_XDOTOOL) {
+    chooseDndInTrayHost();
+    await waitFor('DND off from the tray host\'s menu', async () => ((await desk('tray')).ok || {}).dnd === false, 5000);
+  } else {
+    await deskOk('dnd-off');
+  }
+  pass(`DND from the tray (${dndFrom}, and off again there): the app rejects baresip's call (autoignore=2), tooltip says so`, `baresip: ${rej.at(-1).param || 'closed'}`);
   pass('tray picture during DND: greyed out with the no-entry sign (missed badge kept)', dndPic);
   await deskOk('show'); // showing the window clears the missed calls
   pass('DND off and the window shown: the tray picture is back to the plain registered one',

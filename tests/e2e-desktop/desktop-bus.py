@@ -17,6 +17,13 @@ Commands on stdin, one a line:
                        (--dunst only)
 Ends at the end of stdin.
 
+With `--tray-host WORKDIR` the StatusNotifier watcher is a real one: gtk-sni-tray-standalone
+(Debian's haskell-gtk-sni-tray-utils), started here with its own watcher; it is also a tray host
+that draws the registered icons in a bar at the bottom of the X display (background #202020)
+and opens an item's menu (dbusmenu) when the icon is clicked. This script then only listens to
+that watcher (StatusNotifierItemRegistered, RegisteredStatusNotifierItems) to report "item" and
+to find the item that `icon` reads. Without it, the stand-in watcher below takes the name.
+
 With `--dunst WORKDIR` the notification server is a real one: dunst (Debian's package), drawing
 its pop-ups on the X display. It is started here, on the session bus, with a configuration in
 WORKDIR; this script then watches the bus (org.freedesktop.DBus.Monitoring.BecomeMonitor) and
@@ -93,8 +100,7 @@ class Watcher(dbus.service.Object):
     @dbus.service.method(WATCHER, in_signature="s", out_signature="", sender_keyword="sender")
     def RegisterStatusNotifierItem(self, service, sender=None):
         # libappindicator passes its object path, others their bus name.
-        path = str(service) if str(service).startswith("/") else "/StatusNotifierItem"
-        name = str(sender) if str(service).startswith("/") else str(service)
+        name, path = parse_item(service, sender)
         self.items.append((name, path))
         report(ev="item", service=name, path=path)
         self.StatusNotifierItemRegistered(name + path)
@@ -125,6 +131,63 @@ class Watcher(dbus.service.Object):
     @dbus.service.method(PROPS, in_signature="s", out_signature="a{sv}")
     def GetAll(self, interface):
         return self.props()
+
+
+def parse_item(entry, sender=None):
+    """(bus name, object path) of a watcher's item entry: "NAME/PATH" (KDE's form, also used by
+    gtk-sni-tray's watcher), "NAME" alone (the item at /StatusNotifierItem), or "/PATH" alone
+    (libappindicator's registration argument; the name is then the caller's)."""
+    entry = str(entry)
+    if entry.startswith("/"):
+        return str(sender), entry
+    if "/" in entry:
+        name, rest = entry.split("/", 1)
+        return name, "/" + rest
+    return entry, "/StatusNotifierItem"
+
+
+class TrayHost:
+    """gtk-sni-tray-standalone: a real StatusNotifier watcher and tray host on this bus and
+    display. Reports the items its watcher registers; `items` as the stand-in's."""
+
+    def __init__(self, bus, workdir):
+        os.makedirs(workdir, exist_ok=True)
+        self.items = []
+        bus_obj = bus.get_object("org.freedesktop.DBus", "/org/freedesktop/DBus")
+        dbus_if = dbus.Interface(bus_obj, "org.freedesktop.DBus")
+        if dbus_if.NameHasOwner(WATCHER):
+            raise RuntimeError("a StatusNotifier watcher already runs on this bus")
+        self.log = open(os.path.join(workdir, "gtk-sni-tray.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["gtk-sni-tray-standalone", "--watcher", "--bottom", "--size", "32",
+             "--color", "#202020"], stdout=self.log, stderr=self.log)
+        end = time.time() + 15
+        while not dbus_if.NameHasOwner(WATCHER):
+            if self.proc.poll() is not None or time.time() > end:
+                raise RuntimeError("gtk-sni-tray-standalone did not take the watcher name "
+                                   "(see gtk-sni-tray.log)")
+            time.sleep(0.05)
+        self.watcher = bus.get_object(WATCHER, "/StatusNotifierWatcher")
+        bus.add_signal_receiver(self.on_registered, signal_name="StatusNotifierItemRegistered",
+                                dbus_interface=WATCHER)
+        self.on_registered(None)
+
+    def on_registered(self, _entry):
+        # Its RegisteredStatusNotifierItems names only the bus name of an item registered by
+        # object path (libappindicator's way); RegisteredSNIEntries has (name, path) pairs.
+        entries = self.watcher.Get(WATCHER, "RegisteredSNIEntries", dbus_interface=PROPS)
+        for name, path in ((str(n), str(p)) for n, p in entries):
+            if (name, path) not in self.items:
+                self.items.append((name, path))
+                report(ev="item", service=name, path=path, watcher="gtk-sni-tray-standalone")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 # The menu program dunst runs for `dunstctl context`: its lines look like
@@ -274,16 +337,27 @@ class Dunst:
 def main():
     DBusGMainLoop(set_as_default=True)
     bus = dbus.SessionBus()
+    args = sys.argv[1:]
+    opts = {}
+    while args:
+        if args[0] in ("--dunst", "--tray-host") and len(args) >= 2:
+            opts[args[0]] = args[1]
+            args = args[2:]
+        else:
+            raise SystemExit("usage: desktop-bus.py [--dunst WORKDIR] [--tray-host WORKDIR]")
     dunst = None
-    if len(sys.argv) == 3 and sys.argv[1] == "--dunst":
-        dunst = Dunst(bus, sys.argv[2])
+    names = []
+    if "--dunst" in opts:
+        dunst = Dunst(bus, opts["--dunst"])
         notifications = None
-        names = [dbus.service.BusName(WATCHER, bus, do_not_queue=True)]
     else:
         notifications = Notifications(bus)
-        names = [dbus.service.BusName(NOTIFY, bus, do_not_queue=True),
-                 dbus.service.BusName(WATCHER, bus, do_not_queue=True)]
-    watcher = Watcher(bus)
+        names.append(dbus.service.BusName(NOTIFY, bus, do_not_queue=True))
+    if "--tray-host" in opts:
+        watcher = TrayHost(bus, opts["--tray-host"])
+    else:
+        names.append(dbus.service.BusName(WATCHER, bus, do_not_queue=True))
+        watcher = Watcher(bus)
     loop = GLib.MainLoop()
 
     def icon(tag):
@@ -322,12 +396,15 @@ def main():
         return True
 
     GLib.io_add_watch(sys.stdin, GLib.IO_IN | GLib.IO_HUP, on_stdin)
-    report(ev="ready", server=dunst.server if dunst else None)
+    report(ev="ready", server=dunst.server if dunst else None,
+           watcher="gtk-sni-tray-standalone" if isinstance(watcher, TrayHost) else "stand-in")
     try:
         loop.run()
     finally:
         if dunst:
             dunst.stop()
+        if isinstance(watcher, TrayHost):
+            watcher.stop()
     del names
 
 

@@ -16,8 +16,10 @@
 #    (a real XEmbed tray host started here), then calls.mjs: the app against real peers
 #    (Kamailio and baresip from tests/e2e-peers/peers.mjs; skips loudly without them, fails
 #    with CI=true), with dunst as the session's notification server (a real one, drawing on
-#    the Xvfb display; desktop-bus.py watches the bus and drives dunst's action menu, and is the
-#    tray watcher) and xdotool pressing the global shortcuts. The app runs with a private HOME (start at login writes
+#    the Xvfb display; desktop-bus.py watches the bus and drives dunst's action menu),
+#    gtk-sni-tray-standalone as the StatusNotifier watcher and tray host (a real one: it draws
+#    the icon at the bottom of the display and opens its menu; started by desktop-bus.py) and
+#    xdotool pressing the global shortcuts and clicking the tray icon. The app runs with a private HOME (start at login writes
 #    $HOME/.config/autostart there).
 # It stops exactly the processes it started (by pid). Without Xvfb or WebKitWebDriver it skips
 # loudly, unless CI=true, where that is a failure.
