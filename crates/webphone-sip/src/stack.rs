@@ -216,6 +216,12 @@ impl MessageInspector for TraceSent {
         if self.0.no_rport.load(Ordering::Relaxed) {
             strip_rport(&mut msg);
         }
+        // Over TCP/TLS/WS, what UDP's socket guard does on the datagram (inbound.rs,
+        // uri_escapes.rs): no made-up RFC 2543 tags, the Request-URI user escaped once.
+        if let Some(plain) = inbound::strip_rfc2543_tags_of(&msg) {
+            msg = plain;
+        }
+        uri_escapes::decode_request_uri_user(&mut msg);
         note_stream_refusal(self.0.limiter_key, &msg);
         if self.0.enabled() {
             // Without an explicit destination the UDP transport sends a request to its
@@ -275,9 +281,15 @@ impl TransportEventInspector for TraceReceived {
             // Stream transports: rsipstack framed and parsed the message; validate it before
             // any transaction sees it (UDP datagrams were checked on their raw bytes).
             if let TransportEvent::Incoming(msg, conn, from) = &event {
-                let from = from.get_socketaddr().ok();
-                if !inbound::check_stream(msg, conn, from, limiter_key).await {
+                let from_addr = from.get_socketaddr().ok();
+                if !inbound::check_stream(msg, conn, from_addr, limiter_key).await {
                     return None;
+                }
+                if !matches!(conn, SipConnection::Udp(_)) {
+                    // UDP datagrams were normalized on their raw bytes (GuardedUdp).
+                    if let Some(fixed) = inbound::normalize_stream(msg) {
+                        return Some(TransportEvent::Incoming(fixed, conn.clone(), from.clone()));
+                    }
                 }
             }
             Some(event)
@@ -1000,9 +1012,7 @@ impl Driver {
             return Err("call is gone".into());
         }
         let request_uri = uri_escapes::wire_request_uri(
-            Uri::try_from(target.request_uri.as_str())
-                .map_err(|e| e.to_string())?
-                .to_string(),
+            &Uri::try_from(target.request_uri.as_str()).map_err(|e| e.to_string())?,
             target.transport,
         );
         let secret = self.secret(&acc);
@@ -1520,7 +1530,7 @@ impl Driver {
         let credential: Option<Credential> = None;
         self.invites
             .insert(call, (call_id.clone(), target.clone(), sdp.clone()));
-        let ruri_text = uri_escapes::wire_request_uri(callee.to_string(), target.transport);
+        let ruri_text = uri_escapes::wire_request_uri(&callee, target.transport);
         let mut auth_headers: Vec<crate::digest::Credentials> = match self.invite_auth.get(&call) {
             Some(att) => att.current().to_vec(),
             None => Vec::new(),
@@ -3030,7 +3040,7 @@ impl RegisterJob {
             strict_realm: true,
         };
         let mut attempt = crate::digest::AuthAttempt::default();
-        let ruri_text = uri_escapes::wire_request_uri(tx.original.uri.to_string(), hop_transport);
+        let ruri_text = uri_escapes::wire_request_uri(&tx.original.uri, hop_transport);
         let parts = crate::digest::RequestParts {
             method: "REGISTER",
             uri: &ruri_text,

@@ -647,3 +647,142 @@ async fn merged_invite_from_a_fork_gets_482_and_rings_once() {
     {}
     still_alive(&ua, &sock).await;
 }
+
+/// Reads one whole SIP message (header section and Content-Length body) from a stream,
+/// keeping what follows in `pending`.
+async fn read_stream_message(
+    tcp: &mut tokio::net::TcpStream,
+    pending: &mut Vec<u8>,
+    what: &str,
+) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 8192];
+    loop {
+        while pending.starts_with(b"\r\n") {
+            pending.drain(..2);
+        }
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    let n = n.trim();
+                    (n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("l"))
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if pending.len() >= end + 4 + len {
+                let msg: Vec<u8> = pending.drain(..end + 4 + len).collect();
+                return String::from_utf8_lossy(&msg).into_owned();
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: nothing within 5 s"))
+            .unwrap();
+        assert!(n > 0, "{what}: connection closed");
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The RFC 4475 §3.4.1 INVITE (no From tag, Contact or branch) over TCP, where rsipstack
+/// frames and parses the stream itself (stack/inbound.rs `normalize_stream`): it rings, and
+/// the answers on the connection echo the From as sent, with no made-up tag. Over TCP the
+/// vector needs a Content-Length (RFC 3261 §18.3), and its Via says TCP.
+#[tokio::test]
+async fn rfc2543_invite_over_tcp_rings_and_is_answered_with_its_from_unchanged() {
+    use tokio::io::AsyncWriteExt;
+    let mut ua = Peer::start_with(
+        "torture-2543-tcp",
+        webphone_sip::Transport::Tcp,
+        Default::default(),
+    )
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(ua.ua.local_addr())
+        .await
+        .unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let text = String::from_utf8(aimed(
+        "rfc4475/valid/inv2543.sip",
+        "iftgw.example.com",
+        port,
+    ))
+    .unwrap()
+    .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let invite = format!("{head}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    tcp.write_all(invite.as_bytes()).await.unwrap();
+    let (call, _) = ua.incoming().await;
+    ua.ua.answer(call, "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n".into());
+    let mut pending = Vec::new();
+    let ok = loop {
+        let r = read_stream_message(&mut tcp, &mut pending, "200 OK over TCP").await;
+        assert!(!r.contains("wp2543"), "no made-up tag goes out: {r}");
+        if !r.starts_with("SIP/2.0 1") {
+            break r;
+        }
+    };
+    assert_eq!(status(&Some(ok.clone())), Some(200), "{ok}");
+    assert_eq!(
+        header(&ok, "From"),
+        "<sip:+13035551111@ift.client.example.net;user=phone>",
+        "From echoed as sent: {ok}"
+    );
+    assert!(header(&ok, "To").contains(";tag="), "our To tag: {ok}");
+}
+
+/// A peer over TCP whose Contact user is escaped (`%2B`, `%40`): the BYE on the connection
+/// names that user escaped once (rsipstack writes the stream; stack/uri_escapes.rs
+/// `decode_request_uri_user`), never `%252B`, which names another user.
+#[tokio::test]
+async fn bye_over_tcp_to_an_escaped_contact_names_the_same_user() {
+    use tokio::io::AsyncWriteExt;
+    let mut ua = Peer::start_with(
+        "torture-escapes-tcp",
+        webphone_sip::Transport::Tcp,
+        Default::default(),
+    )
+    .await;
+    let target = ua.ua.local_addr();
+    let mut tcp = tokio::net::TcpStream::connect(target).await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let invite = format!(
+        "INVITE sip:bob@{target};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKesct1\r\n\
+         From: <sip:alice@127.0.0.1>;tag=esct\r\nTo: <sip:bob@{target}>\r\nCall-ID: escapes-tcp\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:pbx%2Bline%40a%23x@127.0.0.1:{port};transport=tcp>\r\n\
+         Max-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    tcp.write_all(invite.as_bytes()).await.unwrap();
+    let (call, _) = ua.incoming().await;
+    ua.ua.answer(call, sdp.into());
+    let mut pending = Vec::new();
+    let ok = loop {
+        let r = read_stream_message(&mut tcp, &mut pending, "200 OK over TCP").await;
+        if r.starts_with("SIP/2.0 200") {
+            break r;
+        }
+    };
+    let to = header(&ok, "To").to_string();
+    let ack = format!(
+        "ACK sip:bob@{target};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKesct2\r\n\
+         From: <sip:alice@127.0.0.1>;tag=esct\r\nTo: {to}\r\nCall-ID: escapes-tcp\r\n\
+         CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    tcp.write_all(ack.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ua.ua.hangup(call);
+    let bye = loop {
+        let r = read_stream_message(&mut tcp, &mut pending, "BYE over TCP").await;
+        if r.starts_with("BYE ") {
+            break r;
+        }
+    };
+    let line = bye.lines().next().unwrap_or_default();
+    assert!(
+        line.starts_with(&format!("BYE sip:pbx+line%40a%23x@127.0.0.1:{port}")),
+        "the BYE's Request-URI names the Contact's user, escaped once: {line}"
+    );
+}

@@ -198,17 +198,52 @@ fn add_rfc2543_from_tag(lines: &mut Vec<String>) -> bool {
             .and_then(|v| {
                 let v = v.split([';', ',']).next()?.trim().to_owned();
                 let (proto, host) = v.split_once(char::is_whitespace)?;
-                proto
-                    .trim()
-                    .to_ascii_uppercase()
-                    .ends_with("/UDP")
-                    .then(|| host.trim().to_owned())
+                // Over a stream the request comes back on a connection to that address
+                // (RFC 3261 §18.2.2 names the same place for responses).
+                let param = match proto.trim().to_ascii_uppercase().rsplit('/').next()? {
+                    "UDP" => "",
+                    "TCP" => ";transport=tcp",
+                    "TLS" => ";transport=tls",
+                    _ => return None,
+                };
+                Some((host.trim().to_owned(), param))
             });
-        if let Some(host) = sent_by.filter(|h| !h.is_empty() && !h.contains(['<', '>', '"'])) {
-            lines.push(format!("Contact: <sip:{host}>"));
+        if let Some((host, param)) =
+            sent_by.filter(|(h, _)| !h.is_empty() && !h.contains(['<', '>', '"', ';']))
+        {
+            lines.push(format!("Contact: <sip:{host}{param}>"));
         }
     }
     true
+}
+
+/// A stream transport's message (framed and parsed by rsipstack) with what
+/// [`normalize_tags`] does to a UDP datagram: a `tag` written with LWS closed up, an RFC
+/// 2543 request's From given its stable tag (and an INVITE a Contact). `None` when nothing
+/// changes, or when the rewritten text does not parse again (then it goes on as it was).
+pub(crate) fn normalize_stream(msg: &SipMessage) -> Option<SipMessage> {
+    let fixed = normalize_tags(&msg.to_bytes())?;
+    rsipstack::sip::parser::parse_message(&fixed).ok()
+}
+
+/// [`strip_rfc2543_tags`] on a message about to be written by rsipstack (TCP, TLS, WS);
+/// `None` without such a tag in its From or To (the common case: no copy).
+pub(crate) fn strip_rfc2543_tags_of(msg: &SipMessage) -> Option<SipMessage> {
+    let headers = match msg {
+        SipMessage::Request(r) => &r.headers,
+        SipMessage::Response(r) => &r.headers,
+    };
+    let marked = headers.iter().any(|h| {
+        matches!(
+            h,
+            rsipstack::sip::Header::From(_) | rsipstack::sip::Header::To(_)
+        ) && h.value().contains(RFC2543_TAG)
+    });
+    if !marked {
+        return None;
+    }
+    let plain = strip_rfc2543_tags(&msg.to_bytes())?;
+    rsipstack::sip::parser::parse_message(&plain).ok()
 }
 
 /// Takes the tags [`add_rfc2543_from_tag`] made up out of the header section of a message

@@ -399,8 +399,7 @@ impl ReqCtx {
         let mut tx = Transaction::new_client(key, req, self.endpoint.clone(), None);
         tx.destination = Some(dest);
         let method_name = spec.method.to_string();
-        let ruri_text =
-            super::uri_escapes::wire_request_uri(tx.original.uri.to_string(), transport);
+        let ruri_text = super::uri_escapes::wire_request_uri(&tx.original.uri, transport);
         let auth_name = self.account.as_ref().map(digest_name).unwrap_or_default();
         let mut attempt = crate::digest::AuthAttempt::default();
         tx.send()

@@ -12,6 +12,16 @@
 //! cannot be written by rsipstack's model anyway (it stores no decoded form), so the
 //! rewrite only ever restores what the URI was. Header fields are left alone: rsipstack
 //! copies the ones it received as text, and rewriting those could change an echoed value.
+//!
+//! Over TCP, TLS and WebSocket rsipstack writes the bytes itself, so no datagram can be
+//! rewritten: there [`decode_request_uri_user`] (called before the message is sent) stores
+//! the user part decoded, and rsipstack's writer escapes it once, in the canonical form
+//! (`%2A97%23` goes out as `*97%23`, equal under RFC 3261 §19.1.4). A reserved character
+//! the writer leaves plain in a user part (`&=+$,;?/`) loses its escape that way (`%2B`
+//! becomes `+`); servers route both alike, and it is still the same user, where the double
+//! escape named another.
+
+use rsipstack::sip::{Header, SipMessage, Uri};
 
 /// The request in `data` with the double escapes of its Request-URI user part undone,
 /// `None` when there is nothing to undo (or `data` is a response).
@@ -35,16 +45,87 @@ pub(crate) fn restore_request_uri_escapes(data: &[u8]) -> Option<Vec<u8>> {
 
 /// The Request-URI text as it goes on the wire over `transport`: with the double escapes
 /// of its user part undone over UDP (where [`restore_request_uri_escapes`] rewrites the
-/// datagram), as rsipstack wrote it over the stream transports. Digest's `uri=` must
-/// name the same text (RFC 7616 §3.4: the server compares it with the Request-URI).
-pub(crate) fn wire_request_uri(uri: String, transport: crate::Transport) -> String {
+/// datagram), with its user part decoded and escaped once by rsipstack over the stream
+/// transports ([`decode_request_uri_user`]). Digest's `uri=` must name the same text (RFC
+/// 7616 §3.4: the server compares it with the Request-URI).
+pub(crate) fn wire_request_uri(uri: &Uri, transport: crate::Transport) -> String {
     if transport != crate::Transport::Udp {
-        return uri;
+        let mut uri = uri.clone();
+        decode_uri_user(&mut uri);
+        return uri.to_string();
     }
-    match restore_uri_escapes(uri.as_bytes()).map(String::from_utf8) {
+    let text = uri.to_string();
+    match restore_uri_escapes(text.as_bytes()).map(String::from_utf8) {
         Some(Ok(fixed)) => fixed,
-        _ => uri,
+        _ => text,
     }
+}
+
+/// Over a stream transport (the top Via says TCP, TLS, WS or WSS), the Request-URI's user
+/// part of a request we send decoded, so that rsipstack's writer escapes it once; whether
+/// it changed. UDP requests are left to [`restore_request_uri_escapes`].
+pub(crate) fn decode_request_uri_user(msg: &mut SipMessage) -> bool {
+    let SipMessage::Request(req) = msg else {
+        return false;
+    };
+    let over_udp = req.headers.iter().find_map(|h| match h {
+        Header::Via(v) => Some(
+            v.value()
+                .split_whitespace()
+                .next()
+                .is_some_and(|p| p.to_ascii_uppercase().ends_with("/UDP")),
+        ),
+        _ => None,
+    });
+    if over_udp != Some(false) {
+        return false;
+    }
+    decode_uri_user(&mut req.uri)
+}
+
+/// `uri`'s user part with its `%XX` escapes decoded; whether it changed. A user whose
+/// escapes do not decode to UTF-8 is left as it is (the model holds a `String`).
+fn decode_uri_user(uri: &mut Uri) -> bool {
+    let Some(auth) = uri.auth.as_mut() else {
+        return false;
+    };
+    match decode_escapes(&auth.user) {
+        Some(decoded) => {
+            auth.user = decoded;
+            true
+        }
+        None => false,
+    }
+}
+
+/// `s` with every `%XX` (XX two hex digits) decoded; `None` when it has none or the result
+/// is not UTF-8. A `%` not followed by two hex digits stays a literal `%`.
+fn decode_escapes(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = (b[i] == b'%')
+            .then(|| Some((hex(*b.get(i + 1)?)?, hex(*b.get(i + 2)?)?)))
+            .flatten();
+        match escaped {
+            Some((hi, lo)) => {
+                out.push(hi << 4 | lo);
+                changed = true;
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    if !changed {
+        return None;
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A `sip:`/`sips:` URI with the double escapes of its userinfo undone; `None` when
@@ -145,27 +226,90 @@ mod tests {
         );
     }
 
+    fn uri(s: &str) -> Uri {
+        Uri::try_from(s).unwrap()
+    }
+
     #[test]
     fn digest_uri_names_the_request_uri_as_sent_on_each_transport() {
-        let written = "sip:%252A97%2523@pbx.example.com;user=phone".to_string();
+        let dialled = uri("sip:%2A97%23@pbx.example.com;user=phone");
         assert_eq!(
-            wire_request_uri(written.clone(), crate::Transport::Udp),
+            dialled.to_string(),
+            "sip:%252A97%2523@pbx.example.com;user=phone",
+            "rsipstack escapes the stored escapes again"
+        );
+        assert_eq!(
+            wire_request_uri(&dialled, crate::Transport::Udp),
             "sip:%2A97%23@pbx.example.com;user=phone"
         );
-        // Over TCP the datagram guard does not rewrite the request: the digest must not either.
+        // Over TCP the user goes out decoded and escaped once (what
+        // decode_request_uri_user makes rsipstack write): the digest names the same.
         assert_eq!(
-            wire_request_uri(written.clone(), crate::Transport::Tcp),
-            written
+            wire_request_uri(&dialled, crate::Transport::Tcp),
+            "sip:*97%23@pbx.example.com;user=phone"
         );
-        let plain = "sip:bob@example.com".to_string();
-        assert_eq!(
-            wire_request_uri(plain.clone(), crate::Transport::Udp),
-            plain
-        );
+        let plain = uri("sip:bob@example.com");
+        for t in [crate::Transport::Udp, crate::Transport::Tls] {
+            assert_eq!(wire_request_uri(&plain, t), "sip:bob@example.com");
+        }
         // The userinfo ends at the last `@`.
         assert_eq!(
-            wire_request_uri("sip:j%2540x.com@proxy.net".into(), crate::Transport::Udp),
+            wire_request_uri(&uri("sip:j%40x.com@proxy.net"), crate::Transport::Udp),
             "sip:j%40x.com@proxy.net"
         );
+        assert_eq!(
+            wire_request_uri(&uri("sip:j%40x.com@proxy.net"), crate::Transport::Ws),
+            "sip:j%40x.com@proxy.net"
+        );
+    }
+
+    fn request_over(via: &str, ruri: &str) -> SipMessage {
+        let text = format!(
+            "BYE {ruri} SIP/2.0\r\nVia: SIP/2.0/{via} 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+             From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        rsipstack::sip::parser::parse_message(text.as_bytes()).unwrap()
+    }
+
+    fn request_line(msg: &SipMessage) -> String {
+        let bytes = msg.to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn bye_over_tls_to_an_escaped_contact_user_is_escaped_once() {
+        // A peer's Contact `sip:a%2Bb%40home%23x@host` over TLS: the BYE names that user,
+        // never `a%252Bb...` (another user).
+        let mut bye = request_over("TLS", "sip:a%2Bb%40home%23x@127.0.0.1:5071");
+        assert!(decode_request_uri_user(&mut bye));
+        assert_eq!(
+            request_line(&bye),
+            "BYE sip:a+b%40home%23x@127.0.0.1:5071 SIP/2.0"
+        );
+        for via in ["TCP", "WS", "WSS"] {
+            let mut m = request_over(via, "sip:%2A97%23@pbx");
+            assert!(decode_request_uri_user(&mut m), "{via}");
+            assert_eq!(request_line(&m), "BYE sip:*97%23@pbx SIP/2.0", "{via}");
+        }
+    }
+
+    #[test]
+    fn udp_requests_and_plain_or_undecodable_users_are_left_alone() {
+        let mut udp = request_over("UDP", "sip:%2A97%23@pbx");
+        assert!(!decode_request_uri_user(&mut udp));
+        let mut plain = request_over("TCP", "sip:bob@pbx");
+        assert!(!decode_request_uri_user(&mut plain));
+        // A literal `%` (not two hex digits after it) stays; `%25` decodes to it and is
+        // escaped again as `%25`.
+        let mut pct = request_over("TCP", "sip:50%25off@pbx");
+        assert!(decode_request_uri_user(&mut pct));
+        assert_eq!(request_line(&pct), "BYE sip:50%25off@pbx SIP/2.0");
+        assert_eq!(decode_escapes("50%"), None);
+        assert_eq!(decode_escapes("a%zz"), None);
+        // Not UTF-8 once decoded: kept as received.
+        assert_eq!(decode_escapes("%FF%FE"), None);
+        assert_eq!(decode_escapes("%C3%BC").as_deref(), Some("\u{fc}"));
     }
 }
