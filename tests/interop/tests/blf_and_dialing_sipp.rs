@@ -3,7 +3,8 @@
 //! - BLF (`checkblf`, dialog event package RFC 4235 over RFC 6665): a notifier's NOTIFYs become
 //!   `BLF` notifications and `onBLFStateChange` callbacks (ringing, in call, idle), and a
 //!   refused subscription is reported as `failed` (`peers/sipp-uas-blf-*.xml`); `enableblf`
-//!   1 switches BLF off after a refusal, 3 keeps subscribing, 0 never subscribes.
+//!   1 switches BLF off after a refusal (not after one about the watched user, 404), 3 keeps
+//!   subscribing, 0 never subscribes; a subscription ended with `noresource` fails.
 //! - Outgoing number preparation seen by the far end: `normalizenumber`, `numpxrewrite` and
 //!   `techprefix` in the Request-URI SIPp receives.
 
@@ -162,6 +163,53 @@ fn enableblf_auto_switches_off_after_a_refusal_and_force_keeps_subscribing() {
     assert!(
         off.as_ref().is_err_and(|e| e.contains("enableblf 0")),
         "enableblf 0: {off:?}"
+    );
+    cli.quit();
+}
+
+/// `enableblf` 1 (auto): a watch refused with 404 (an unknown extension, or an outside number
+/// in the contacts) fails that watch only; BLF stays on, and the next `checkblf` subscribes
+/// (`peers/sipp-uas-blf-unknown-user.xml`). A notifier that accepts the SUBSCRIBE and then
+/// ends it with `reason=noresource` and no state is a failed watch too, not an idle line
+/// (`peers/sipp-uas-blf-noresource.xml`, RFC 6665 §4.1.3).
+#[test]
+fn blf_refused_for_one_unknown_user_stays_on_and_noresource_is_a_failed_watch() {
+    let _serial = serial();
+    if !require_tools("blf_unknown_user_sipp", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("blf_unknown_user");
+    let mut cli = start_cli(&dir, &softphone(&dir, &[]));
+    let mut unknown = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uas-blf-unknown-user.xml"),
+        None,
+        &[],
+    );
+    cli.api_ok(&format!("checkblf sip:1009@127.0.0.1:{}", unknown.port()));
+    let failed = cli.expect_after(0, |l| l.starts_with("BLF,1009,"), WAIT);
+    assert_eq!(failed, "BLF,1009,undefined,failed,");
+    unknown.assert_success(WAIT);
+
+    let mut ended = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uas-blf-noresource.xml"),
+        None,
+        &[],
+    );
+    let mark = cli.mark();
+    // Still on after the 404: this one is subscribed.
+    cli.api_ok(&format!("checkblf sip:1008@127.0.0.1:{}", ended.port()));
+    let line = cli.expect_after(mark, |l| l.starts_with("BLF,1008,"), WAIT);
+    assert_eq!(
+        line, "BLF,1008,undefined,failed,",
+        "noresource is a failed watch"
+    );
+    ended.assert_success(WAIT);
+    assert_eq!(
+        blf_callbacks(&cli, "1008"),
+        vec![("undefined".into(), "failed".into(), String::new())],
+        "no idle (terminated) state before or after the failure"
     );
     cli.quit();
 }

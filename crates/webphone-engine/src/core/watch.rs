@@ -371,6 +371,15 @@ impl Core {
         let Some(watch) = sub.and_then(|s| self.watches.get(&s)).cloned() else {
             return;
         };
+        if let (Watch::Blf(peer), true) = (&watch, refused_by_notifier(state, body)) {
+            // The notifier accepted the SUBSCRIBE, then refused to watch this user: a
+            // failed watch, not an idle line (and no sign of BLF support either).
+            if let Some(s) = sub {
+                self.watches.remove(&s);
+            }
+            self.blf(peer, "undefined", "failed", "");
+            return;
+        }
         self.watch_switch.on_success(matches!(watch, Watch::Blf(_)));
         if let SubscriptionState::Terminated { .. } = state {
             if let Some(s) = sub {
@@ -501,7 +510,7 @@ impl Core {
 
 /// `enableblf` and `enablepresence` over a session (parameters.tsv): 0 off; `enableblf` 1
 /// "auto" switches to on after the first BLF NOTIFY and off after the first refusal before
-/// that, 2 "enable" switches off only when the server says it cannot do the package (405,
+/// that (except one about the watched user, [`about_the_watched_user`]), 2 "enable" switches off only when the server says it cannot do the package (405,
 /// 489 Bad Event, 501), 3 "force" never switches off. `enablepresence` 1 "auto" switches off
 /// like `enableblf` 2, 2 "always" never.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -514,9 +523,28 @@ pub(crate) struct WatchSwitch {
     server_lacks_presence: bool,
 }
 
+/// A NOTIFY that ends a subscription without state because the notifier will not watch the
+/// resource (RFC 6665 §4.1.3: `rejected` by policy, `noresource` when it does not exist),
+/// rather than a final state.
+fn refused_by_notifier(state: &SubscriptionState, body: &str) -> bool {
+    matches!(
+        state,
+        SubscriptionState::Terminated { reason: Some(r), .. }
+            if r.eq_ignore_ascii_case("rejected") || r.eq_ignore_ascii_case("noresource")
+    ) && body.trim().is_empty()
+}
+
 /// A refusal that means the server has no such event package or method.
 fn cannot_do_package(code: u16) -> bool {
     matches!(code, 405 | 489 | 501)
+}
+
+/// A refusal about the watched user, not about the server's BLF support: no such user (RFC
+/// 3261 §21.4.5 404, §21.4.10 410, §21.4.20 484, §21.6.3 604) or not reachable now (§21.4.18
+/// 480, e.g. not registered). One contact with an outside number or an unknown extension
+/// must not switch BLF off for every other contact.
+fn about_the_watched_user(code: u16) -> bool {
+    matches!(code, 404 | 410 | 480 | 484 | 604)
 }
 
 impl WatchSwitch {
@@ -559,7 +587,9 @@ impl WatchSwitch {
     /// A watch subscription failed with `code`; true when this switches the feature off.
     pub(crate) fn on_failure(&mut self, blf: bool, mode: i64, code: u16) -> bool {
         let off = match (blf, mode) {
-            (true, 1) => !self.blf_confirmed || cannot_do_package(code),
+            (true, 1) => {
+                cannot_do_package(code) || (!self.blf_confirmed && !about_the_watched_user(code))
+            }
             (true, 2) | (false, 1) => cannot_do_package(code),
             _ => false,
         };
@@ -594,9 +624,16 @@ mod tests {
     fn enableblf_auto_switches_off_after_a_first_refusal_and_on_after_a_notify() {
         let mut w = super::WatchSwitch::default();
         assert!(w.allowed(true, 1));
+        for code in [404, 410, 480, 484, 604] {
+            assert!(
+                !w.on_failure(true, 1, code),
+                "auto: {code} is about one watched user, not the server"
+            );
+        }
+        assert!(w.allowed(true, 1));
         assert!(
-            w.on_failure(true, 1, 404),
-            "auto: any refusal before success"
+            w.on_failure(true, 1, 403),
+            "auto: any other refusal before success"
         );
         assert!(!w.allowed(true, 1));
         assert!(w.allowed(true, 3), "force ignores the switch");
@@ -628,6 +665,33 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_blf_notify_ending_with_rejected_or_noresource_and_no_body_is_a_refusal() {
+        let ended = |reason: &str| SubscriptionState::Terminated {
+            reason: Some(reason.into()),
+            retry_after: None,
+        };
+        assert!(refused_by_notifier(&ended("noresource"), ""));
+        assert!(refused_by_notifier(&ended("Rejected"), "\r\n"));
+        // A final state, a timeout, or an end with no reason is not a refusal.
+        assert!(!refused_by_notifier(
+            &ended("noresource"),
+            "<dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\"/>"
+        ));
+        assert!(!refused_by_notifier(&ended("timeout"), ""));
+        assert!(!refused_by_notifier(
+            &SubscriptionState::Terminated {
+                reason: None,
+                retry_after: None
+            },
+            ""
+        ));
+        assert!(!refused_by_notifier(
+            &SubscriptionState::Active { expires: Some(60) },
+            ""
+        ));
+    }
 
     #[test]
     fn pidf_basic_status_and_activities_map_to_presence_states() {
