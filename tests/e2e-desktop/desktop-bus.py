@@ -133,6 +133,16 @@ class Watcher(dbus.service.Object):
         return self.props()
 
 
+def stop_process(proc):
+    """Terminates a process this script started, killing it after 3 s."""
+    proc.terminate()
+    try:
+        proc.wait(3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def parse_item(entry, sender=None):
     """(bus name, object path) of a watcher's item entry: "NAME/PATH" (KDE's form, also used by
     gtk-sni-tray's watcher), "NAME" alone (the item at /StatusNotifierItem), or "/PATH" alone
@@ -182,12 +192,7 @@ class TrayHost:
                 report(ev="item", service=name, path=path, watcher="gtk-sni-tray-standalone")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 # The menu program dunst runs for `dunstctl context`: its lines look like
@@ -326,12 +331,7 @@ class Dunst:
         return int(out) if out.isdigit() else -1
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def main():

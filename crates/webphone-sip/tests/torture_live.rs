@@ -477,16 +477,7 @@ async fn bye_goes_to_an_escaped_contact_as_written() {
 #[tokio::test]
 async fn invalid_invite_over_tcp_gets_400_and_never_rings() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut ua = Peer::start_with(
-        "torture-tcp",
-        webphone_sip::Transport::Tcp,
-        Default::default(),
-    )
-    .await;
-    let mut tcp = tokio::net::TcpStream::connect(ua.ua.local_addr())
-        .await
-        .unwrap();
-    let port = tcp.local_addr().unwrap().port();
+    let (mut ua, mut tcp, port) = tcp_peer("torture-tcp").await;
     for (rel, host) in [
         ("rfc4475/invalid/baddate.sip", "host.example.com"),
         ("rfc4475/invalid/multi01.sip", "192.0.2.25"),
@@ -648,6 +639,16 @@ async fn merged_invite_from_a_fork_gets_482_and_rings_once() {
     still_alive(&ua, &sock).await;
 }
 
+/// A UA listening on TCP, a connection to it, and that connection's local port.
+async fn tcp_peer(name: &'static str) -> (Peer, tokio::net::TcpStream, u16) {
+    let ua = Peer::start_with(name, webphone_sip::Transport::Tcp, Default::default()).await;
+    let tcp = tokio::net::TcpStream::connect(ua.ua.local_addr())
+        .await
+        .unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    (ua, tcp, port)
+}
+
 /// Reads one whole SIP message (header section and Content-Length body) from a stream,
 /// keeping what follows in `pending`.
 async fn read_stream_message(
@@ -693,16 +694,7 @@ async fn read_stream_message(
 #[tokio::test]
 async fn rfc2543_invite_over_tcp_rings_and_is_answered_with_its_from_unchanged() {
     use tokio::io::AsyncWriteExt;
-    let mut ua = Peer::start_with(
-        "torture-2543-tcp",
-        webphone_sip::Transport::Tcp,
-        Default::default(),
-    )
-    .await;
-    let mut tcp = tokio::net::TcpStream::connect(ua.ua.local_addr())
-        .await
-        .unwrap();
-    let port = tcp.local_addr().unwrap().port();
+    let (mut ua, mut tcp, port) = tcp_peer("torture-2543-tcp").await;
     let text = String::from_utf8(aimed(
         "rfc4475/valid/inv2543.sip",
         "iftgw.example.com",
@@ -738,15 +730,8 @@ async fn rfc2543_invite_over_tcp_rings_and_is_answered_with_its_from_unchanged()
 #[tokio::test]
 async fn bye_over_tcp_to_an_escaped_contact_names_the_same_user() {
     use tokio::io::AsyncWriteExt;
-    let mut ua = Peer::start_with(
-        "torture-escapes-tcp",
-        webphone_sip::Transport::Tcp,
-        Default::default(),
-    )
-    .await;
+    let (mut ua, mut tcp, port) = tcp_peer("torture-escapes-tcp").await;
     let target = ua.ua.local_addr();
-    let mut tcp = tokio::net::TcpStream::connect(target).await.unwrap();
-    let port = tcp.local_addr().unwrap().port();
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
     let invite = format!(
         "INVITE sip:bob@{target};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKesct1\r\n\
