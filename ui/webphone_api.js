@@ -741,7 +741,9 @@
     // stored conversations (chathistory(peer, limit): an array of {at, peer, direction, text,
     // status}, oldest first), and typing indications to a peer (chatcomposing(peer, typing):
     // RFC 3994; repeats within the refresh interval are dropped by the engine), and marking a
-    // stored contact as favourite (setfavorite(name, number, state)).
+    // stored contact as favourite (setfavorite(name, number, state)), and trying the audio
+    // devices outside a call (audiotest('mic' | 'speaker' | 'stop'): the microphone's level
+    // comes as VAD notifications, the speaker plays a short test sound).
     importvcard: { f: 's', r: 'n' },
     exportvcard: { r: 's' },
     callvoicemail: { a: true },
@@ -750,7 +752,8 @@
     sendlogs: {},
     chathistory: { f: 'sn' },
     chatcomposing: { f: 'sb', r: 'b' },
-    setfavorite: { f: 'ssb', r: 'n' }
+    setfavorite: { f: 'ssb', r: 'n' },
+    audiotest: { f: 's' }
   };
 
   // What some answers tell about the phone: kept in `state`.

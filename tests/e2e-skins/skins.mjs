@@ -722,6 +722,51 @@ function scenarios(env) {
       assert(codec === 'PCMA,PCMU,OPUS', 'codec parameter from the codec list: ' + codec);
       await page.selectOption('#settings_loglevel', '5');
       await page.waitForFunction(async () => String(await window.webphone_api.getparameter('loglevel')) === '5');
+      // Microphone level and speaker test (engine extension audiotest): a 1 kHz tone file as
+      // the microphone moves the meter; stopping drops it to 0; the speaker test writes its
+      // two tones (440 and 660 Hz) to the playback file.
+      const audioDir = mkdtempSync(path.join(tmpdir(), 'webphone-e2e-skins-audiotest-'));
+      try {
+        const micTone = path.join(audioDir, 'mic-1k.wav');
+        writeTone(micTone, 1000, 16000, 40, 0.25);
+        const speakerOut = path.join(audioDir, 'speaker.wav');
+        await page.evaluate(async ([i, o]) => {
+          await window.webphone_api.setparameter('audiodevicein', 'file:' + i);
+          await window.webphone_api.setparameter('audiodeviceout', 'file:' + o);
+        }, [micTone, speakerOut]);
+        const meterNow = () => page.$eval('#settings_mic_meter', (m) => Number(m.getAttribute('aria-valuenow')));
+        assert(await meterNow() === 0, 'meter at 0 before the test');
+        await page.click('#settings_mic_test');
+        await page.waitForFunction(() => Number(document.getElementById('settings_mic_meter').getAttribute('aria-valuenow')) > 70,
+          null, { timeout: TIMEOUT });
+        const pressed = await page.$eval('#settings_mic_test', (b) => [b.getAttribute('aria-pressed'), b.textContent]);
+        assert(pressed[0] === 'true' && pressed[1] === 'Stop the test', 'test button while testing: ' + pressed);
+        const level = await meterNow();
+        await shot(page, 'settings-mic-test.png');
+        await page.click('#settings_mic_test');
+        await page.waitForFunction(() => document.getElementById('settings_mic_test').getAttribute('aria-pressed') === 'false');
+        await page.waitForTimeout(600); // reports already on their way must not move it again
+        assert(await meterNow() === 0, 'meter back at 0 after stopping');
+        await page.click('#settings_speaker_test');
+        // About 1 s of sound; the file is complete once its size stops changing.
+        let size = -1;
+        for (let i = 0; i < 30; i++) {
+          await page.waitForTimeout(300);
+          const now = existsSync(speakerOut) ? statSync(speakerOut).size : 0;
+          if (i > 4 && now > 44 && now === size) { break; }
+          size = now;
+        }
+        const l440 = toneLevel(speakerOut, 440); const l660 = toneLevel(speakerOut, 660);
+        assert(l440.dbfs > -30 && l660.dbfs > -30 && l440.secs > 0.8,
+          'speaker test sound: ' + JSON.stringify({ l440, l660 }));
+        console.log(`    microphone meter at ${level}% for a -12 dBFS tone; speaker test ${l440.secs.toFixed(2)} s, 440 Hz ${l440.dbfs.toFixed(1)} dBFS, 660 Hz ${l660.dbfs.toFixed(1)} dBFS`);
+      } finally {
+        await page.evaluate(async () => {
+          await window.webphone_api.setparameter('audiodevicein', 'null');
+          await window.webphone_api.setparameter('audiodeviceout', 'null');
+        });
+        rmSync(audioDir, { recursive: true, force: true });
+      }
       await page.selectOption('#settings_theme', '2');
       await page.selectOption('#settings_language', 'fr');
       await page.waitForFunction(() => document.documentElement.lang === 'fr');

@@ -139,6 +139,7 @@ test('each table function reaches the engine by name with its arguments as strin
     ['chathistory', ['1002', 20], ['1002', '20']],
     ['chatcomposing', ['1002', true], ['1002', 'true']],
     ['setfavorite', ['Ann', '', false], ['Ann', '', 'false']],
+    ['audiotest', ['mic'], ['mic']],
   ];
   for (const [fn, args, expected] of cases) {
     const before = requests.length;

@@ -32,6 +32,7 @@ use crate::Event;
 
 mod accounts;
 mod address_book;
+mod audio_test;
 mod autohold;
 mod chat;
 mod conference;
@@ -362,6 +363,8 @@ pub(crate) struct Core {
     ring_volume: std::sync::Arc<routing::Volume>,
     /// The ringtone, while an incoming call rings.
     ringer: Option<ringer::Ringer>,
+    /// `audiotest('mic')`, while it runs (a call's media ends it).
+    mic_test: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// The extra accounts (multi-account).
     extra: accounts::ExtraAccounts,
     /// Network-change recovery (`netwatch`): the route to the server, watched.
@@ -608,6 +611,7 @@ impl Core {
             mic_volume: routing::Volume::new(50),
             speaker_volume: routing::Volume::new(50),
             ring_volume: routing::Volume::new(50),
+            mic_test: std::sync::Mutex::new(None),
             ringer: None,
             extra: accounts::ExtraAccounts::default(),
             netwatch: netwatch::NetWatch::default(),
@@ -1446,6 +1450,7 @@ impl Core {
     }
 
     async fn stop(&mut self) {
+        self.stop_mic_test();
         for n in self.lines.busy().collect::<Vec<_>>() {
             self.end_locally(n).await;
         }
@@ -1708,6 +1713,8 @@ impl Core {
     /// opens, `null` takes its place (the call goes on). The user is told either way. Opening
     /// a sound card can take a while, so it runs off the engine task.
     async fn open_devices(&self, rate: u32) -> (Box<dyn AudioInput>, Box<dyn AudioOutput>) {
+        // The call takes the microphone over from a Settings test.
+        self.stop_mic_test();
         self.check_volume(volume_check::Moment::DevicesOpen).await;
         let in_spec = self.capture_spec();
         let out_spec = DeviceSpec::parse(&self.params.get("audiodeviceout"));

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::debug;
+use webphone_audio::AudioOutput;
 
 use webphone_media::local::tones::{Segment, Sound, ToneGenerator, ToneKind, TonePlan};
 
@@ -117,24 +118,35 @@ impl Core {
                     return;
                 }
             };
-            let mut frame = vec![0i16; (CUE_RATE / 50) as usize];
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            for sound in sounds.iter_mut() {
-                while !sound.is_finished() {
-                    tick.tick().await;
-                    sound.read_frame(&mut frame);
-                    volume.scale(&mut frame);
-                    out.write_frame(&frame);
-                }
-            }
-            // A little silence, so the last samples leave the device before it closes.
-            frame.fill(0);
-            for _ in 0..3 {
-                tick.tick().await;
-                out.write_frame(&frame);
-            }
+            play_out(out.as_mut(), &mut sounds, CUE_RATE, &volume).await;
         });
+    }
+}
+
+/// Plays `sounds` one after the other on `out` (opened at `rate`) in 20 ms frames at the
+/// pace of a clock, scaled by `volume`, then a little silence so that the last samples leave
+/// the device before it closes.
+pub(super) async fn play_out(
+    out: &mut dyn AudioOutput,
+    sounds: &mut [Box<dyn Sound + Send>],
+    rate: u32,
+    volume: &super::routing::Volume,
+) {
+    let mut frame = vec![0i16; (rate / 50) as usize];
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for sound in sounds.iter_mut() {
+        while !sound.is_finished() {
+            tick.tick().await;
+            sound.read_frame(&mut frame);
+            volume.scale(&mut frame);
+            out.write_frame(&frame);
+        }
+    }
+    frame.fill(0);
+    for _ in 0..3 {
+        tick.tick().await;
+        out.write_frame(&frame);
     }
 }
 

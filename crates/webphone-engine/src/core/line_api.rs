@@ -331,6 +331,8 @@ impl Core {
                 let n = self.with_profile(|p| p.delete_contacts(name, number))?;
                 Ok(Value::from(n))
             }
+            // Engine extension: the Settings page's microphone level and speaker test.
+            "audiotest" => self.audiotest_api(args),
             // Engine extension: favourites (the catalog's addcontact has no such field).
             "setfavorite" => {
                 let usage = "usage: setfavorite(name, number, state): name or number of the contact, state true or false";

@@ -13,6 +13,52 @@
 
   // Fills a <select> with the devices of kind dev (0 recording, 1 playback); the first entry is
   // the system default (empty name).
+  // ---- microphone level and speaker test (engine extension audiotest) ----
+  // While the microphone test runs the engine reports the capture level every 200 ms as a VAD
+  // notification; the meter shows its peak (local_max, 0..32767) on a -60..0 dBFS scale. The
+  // engine ends the test by itself after 30 s, or when a call takes the microphone.
+  var MIC_TEST_MS = 30000;
+  var micTesting = false;
+  var micTimer = null;
+
+  function showLevel(percent) {
+    var p = Math.max(0, Math.min(100, Math.round(percent)));
+    S.byId('settings_mic_meter_bar').style.width = p + '%';
+    S.byId('settings_mic_meter').setAttribute('aria-valuenow', String(p));
+  }
+
+  function peakPercent(max) {
+    if (!(max > 0)) { return 0; }
+    var db = 20 * Math.log10(max / 32767);
+    return (db + 60) / 60 * 100;
+  }
+
+  function setMicTesting(on) {
+    micTesting = on;
+    clearTimeout(micTimer);
+    var b = S.byId('settings_mic_test');
+    b.setAttribute('aria-pressed', on ? 'true' : 'false');
+    b.setAttribute('data-i18n', on ? 'sp.mic_test_stop' : 'sp.mic_test');
+    b.textContent = t(on ? 'sp.mic_test_stop' : 'sp.mic_test');
+    if (on) { micTimer = setTimeout(function () { setMicTesting(false); }, MIC_TEST_MS); } else { showLevel(0); }
+  }
+
+  function stopMicTest() {
+    if (!micTesting) { return; }
+    setMicTesting(false);
+    S.api('audiotest', 'stop').catch(function () { /* engine gone: nothing runs */ });
+  }
+
+  function onLevels(text) {
+    if (!micTesting) { return; }
+    String(text || '').split(/\r?\n/).forEach(function (raw) {
+      var line = raw.replace(/^WPNOTIFICATION,/, '').replace(/\s*NEOL\s*$/, '');
+      if (line.indexOf('VAD,') !== 0) { return; }
+      var m = /local_max:\s*(\d+)/.exec(line);
+      if (m) { showLevel(peakPercent(Number(m[1]))); }
+    });
+  }
+
   function fillDeviceSelect(sel, dev) {
     sel.textContent = '';
     var def = S.el('option', null, t('sp.device_default'));
@@ -312,6 +358,15 @@
       var dIn = S.byId('settings_device_in'), dOut = S.byId('settings_device_out');
       dIn.addEventListener('change', function () { S.api('setdevice', 0, dIn.value, 2).catch(S.toastError); });
       dOut.addEventListener('change', function () { S.api('setdevice', 1, dOut.value, 2).catch(S.toastError); });
+      S.byId('settings_mic_test').addEventListener('click', function () {
+        if (micTesting) { stopMicTest(); return; }
+        setMicTesting(true);
+        S.api('audiotest', 'mic').catch(function (e) { setMicTesting(false); S.toastError(e); });
+      });
+      S.byId('settings_speaker_test').addEventListener('click', function () {
+        S.api('audiotest', 'speaker').catch(S.toastError);
+      });
+      if (global.webphone_api) { global.webphone_api.onEvents(onLevels); }
 
       var th = S.byId('settings_theme');
       (global.themelist || []).forEach(function (x) {
@@ -402,6 +457,6 @@
         S.byId('settings_engine_text').textContent = t('sp.engine_name', { name: String(n) });
       }, function () { S.byId('settings_engine_text').textContent = ''; });
     },
-    onStop: function () {}
+    onStop: function () { stopMicTest(); }
   });
 })(window);
