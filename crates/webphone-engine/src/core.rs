@@ -345,6 +345,8 @@ pub(crate) struct Core {
     composing_sent: std::collections::HashMap<String, (bool, Instant)>,
     /// Presence and BLF subscriptions, by key.
     watches: std::collections::HashMap<webphone_sip::SubKey, watch::Watch>,
+    /// Presence watches that have reported a state (an empty NOTIFY after one is `Offline`).
+    presence_known: std::collections::HashSet<webphone_sip::SubKey>,
     /// Our message-summary subscription to our own voicemail (RFC 3842 §4), while it lasts.
     mwi_sub: Option<webphone_sip::SubKey>,
     /// `enableblf` / `enablepresence` in auto mode, as learned this session.
@@ -600,6 +602,7 @@ impl Core {
             chats: Default::default(),
             composing_sent: Default::default(),
             watches: Default::default(),
+            presence_known: Default::default(),
             mwi_sub: None,
             watch_switch: Default::default(),
             server_packages: None,
@@ -1112,6 +1115,9 @@ impl Core {
             "unregister" => {
                 self.unsubscribe_mwi();
                 if let Some(sip) = &self.sip {
+                    // Going offline takes our published presence down too (RFC 3903 §4.5);
+                    // nothing goes out when none is published.
+                    let _ = sip.unpublish_presence();
                     sip.unregister();
                     sip.unregister_extra();
                 }

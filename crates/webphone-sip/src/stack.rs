@@ -818,6 +818,7 @@ impl Driver {
                     }
                     Some(DriverMsg::Shutdown(waiter)) => {
                         self.shutdown_waiters.push(waiter);
+                        self.unpublish_on_shutdown();
                         self.feed(Input::Command(Command::Shutdown));
                     }
                     None => {

@@ -422,3 +422,36 @@ fn callers_side(name: &str, b_link: Link, a_link: Link) {
         cli.quit();
     }
 }
+
+/// A softphone that unregisters or quits takes its published presence down (PUBLISH with
+/// `Expires: 0`, RFC 3903 §4.5), instead of staying "Available" at the presence server until
+/// the publication expires (an hour by default): Kamailio then NOTIFYs its watcher without a
+/// document, which the watcher shows as `Offline`.
+#[test]
+fn a_phone_that_unregisters_or_quits_is_seen_offline_by_its_watcher() {
+    let _serial = serial();
+    let name = "presence_offline_kamailio";
+    if !require_tools(name, &[KAMAILIO, KAMCMD]) || !require_presence_modules(name) {
+        return;
+    }
+    let dir = TestDir::new(name);
+    let mut kam = Kamailio::start_presence(dir.path(), KamailioOpts { max_expires: None });
+    let mut b = softphone(&dir, &kam, "1002", &[]);
+    let mut a = softphone(&dir, &kam, "1001", &[]);
+    a.api_ok("checkpresence 1002");
+    b.api_ok("setpresencestatus Online");
+    expect_presence(&mut a, "A", "Available", "Online");
+
+    b.api_ok("unregister");
+    expect_presence(&mut a, "A after B's unregister", "Offline", "");
+
+    let mark = b.mark();
+    b.api_ok("register");
+    expect_registered(&mut b, mark);
+    b.api_ok("setpresencestatus Online");
+    expect_presence(&mut a, "A", "Available", "Online");
+    b.quit();
+    expect_presence(&mut a, "A after B quit", "Offline", "");
+    a.quit();
+    kam.stop();
+}

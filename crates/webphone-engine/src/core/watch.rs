@@ -381,7 +381,8 @@ impl Core {
             return;
         }
         self.watch_switch.on_success(matches!(watch, Watch::Blf(_)));
-        if let SubscriptionState::Terminated { .. } = state {
+        let ended = matches!(state, SubscriptionState::Terminated { .. });
+        if ended {
             if let Some(s) = sub {
                 self.watches.remove(&s);
             }
@@ -389,7 +390,22 @@ impl Core {
         match watch {
             Watch::Presence(peer) => {
                 if body.trim().is_empty() {
+                    // No document (RFC 6665 §4.2.2: no state to give) on a live subscription
+                    // after a state was given: nothing is published for the peer anymore (it
+                    // went offline, its publication was removed or expired). The end of the
+                    // subscription itself (ours to end, or the server's) says nothing.
+                    let went = sub.is_some_and(|s| self.presence_known.remove(&s));
+                    if went && !ended {
+                        self.presence(&peer, "Offline", "");
+                    }
                     return;
+                }
+                if let Some(s) = sub {
+                    if ended {
+                        self.presence_known.remove(&s);
+                    } else {
+                        self.presence_known.insert(s);
+                    }
                 }
                 let (state, details) = presence_state(body);
                 self.presence(&peer, &state, &details);

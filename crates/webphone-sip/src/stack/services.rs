@@ -660,6 +660,10 @@ impl Driver {
             }
             ServiceCommand::Publish { body, expires } => {
                 let p = &mut self.services.publication;
+                if expires == 0 && p.etag.is_none() {
+                    // Nothing published (RFC 3903 §4.5 removes by entity tag).
+                    return;
+                }
                 if body.is_some() {
                     p.body = body;
                 }
@@ -845,13 +849,37 @@ impl Driver {
     }
 
     fn send_publish(&mut self, with_body: bool) {
+        if let Some(job) = self.publish_job(with_body) {
+            tokio::spawn(job);
+        }
+    }
+
+    /// At shutdown: a presence we published and still refresh is removed (PUBLISH with
+    /// `Expires: 0`, RFC 3903 §4.5) on a task the driver waits for with the BYEs, so watchers
+    /// do not see us online until the publication expires. Nothing when none is up.
+    pub(super) fn unpublish_on_shutdown(&mut self) {
+        if self.services.publication.etag.is_none() {
+            return;
+        }
+        self.services.publication.expires = 0;
+        if let Some(job) = self.publish_job(false) {
+            self.tasks.spawn(job);
+        }
+    }
+
+    /// The PUBLISH of [`Self::send_publish`], as a job to run; `None` when it cannot go out
+    /// (no account, no target: reported as a [`SipEvent::PublishStatus`]).
+    fn publish_job(
+        &mut self,
+        with_body: bool,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         let gen = self.services.gen();
         let Some(acc) = self.account.clone() else {
             self.emit(SipEvent::PublishStatus {
                 code: 0,
                 reason: "no account".into(),
             });
-            return;
+            return None;
         };
         let target =
             match target::resolve(&acc.username, Some(&acc), self.local.ip(), self.transport) {
@@ -861,7 +889,7 @@ impl Driver {
                         code: 0,
                         reason: e.to_string(),
                     });
-                    return;
+                    return None;
                 }
             };
         let route_set = self.outbound_route(&target);
@@ -903,10 +931,10 @@ impl Driver {
         };
         let ctx = self.req_ctx();
         let tx = self.services.tx.clone();
-        tokio::spawn(async move {
+        Some(async move {
             let result = ctx.send(spec).await;
             let _ = tx.send(ServiceEvent::PublishDone { gen, result });
-        });
+        })
     }
 
     /// A report of a job or call task.
