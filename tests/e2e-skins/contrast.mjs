@@ -1,5 +1,7 @@
-// Checks that every theme of skins/softphone/js/softphone/themes.js keeps WCAG AA contrast
-// (4.5:1) for every colour pair the skin uses to draw text. Run: node contrast.mjs
+// Checks that every theme of skins/softphone/js/softphone/themes.js keeps WCAG AA contrast:
+// 4.5:1 for every colour pair the skin uses to draw text (1.4.3), 3:1 for what marks a control
+// or its state without text (1.4.11): the focus ring, the selected tab's bar, and the border of
+// text fields (filled with the surface colour, on cards or the page). Run: node contrast.mjs
 import fs from 'node:fs';
 import vm from 'node:vm';
 import path from 'node:path';
@@ -34,7 +36,7 @@ const PAIRS = [
   ['accent', 'bg', 4.5], ['accent', 'surface', 4.5], ['accent', 'button', 4.5],
   ['primarytext', 'primary', 4.5], ['calltext', 'call', 4.5], ['hanguptext', 'hangup', 4.5],
   ['danger', 'surface', 4.5], ['danger', 'bg', 4.5],
-  ['focus', 'bg', 3], ['focus', 'surface', 3], ['tabselected', 'surface', 3], ['border', 'surface', 1.5],
+  ['focus', 'bg', 3], ['focus', 'surface', 3], ['tabselected', 'surface', 3], ['border', 'surface', 3], ['border', 'bg', 3],
 ];
 
 export function checkThemes() {

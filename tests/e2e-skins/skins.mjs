@@ -1678,6 +1678,28 @@ function scenarios(env) {
         await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
         say(`  ${id}: Escape hung up`);
       }
+      // Visible focus: tabbing through the dial pad and settings, every control that takes the
+      // focus draws the focus ring (a 3 px outline in the theme's focus colour).
+      for (const id of ['page_dialpad', 'page_settings']) {
+        await goPage(page, id);
+        await page.evaluate(() => document.activeElement && document.activeElement.blur());
+        const seen = [];
+        for (let i = 0; i < 12; i++) {
+          await page.keyboard.press('Tab');
+          const f = await page.evaluate(() => {
+            const el = document.activeElement;
+            if (!el || el === document.body) { return null; }
+            const cs = getComputedStyle(el);
+            const focus = getComputedStyle(document.body).getPropertyValue('--focus').trim();
+            return { what: el.id || el.tagName, style: cs.outlineStyle, width: parseFloat(cs.outlineWidth), colour: cs.outlineColor, focus };
+          });
+          if (!f) { continue; }
+          seen.push(f.what);
+          assert(f.style === 'solid' && f.width >= 3, `${id}: focused ${f.what} draws no focus ring: ${JSON.stringify(f)}`);
+        }
+        assert(seen.length >= 6, `${id}: Tab reaches controls: ${seen.join(' ')}`);
+        say(`  ${id}: focus ring on ${seen.length} tab stops`);
+      }
     },
 
     async voicemail(page) {
