@@ -6,6 +6,7 @@
 //     scripts exists in en.json.
 //   node tests/e2e-skins/i18n.mjs
 import { readFileSync, readdirSync } from 'node:fs';
+import vm from 'node:vm';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -68,6 +69,49 @@ for (const file of walk(path.join(ROOT, 'skins'))) {
 for (const m of sr.matchAll(/'(display\.[a-z_]+)'/g)) { used.add(m[1]); }
 const unknown = [...used].filter((k) => !(k in en)).sort();
 if (unknown.length) { problems.push(`keys used by the skins but not in en.json: ${unknown.join(', ')}`); }
+
+// The engine's onDisplay texts (written as crates/webphone-engine formats them) are each
+// recognised by a stringres.js DISPLAY pattern and come out in German as that key's text.
+{
+  const ctx = { window: {} };
+  vm.createContext(ctx);
+  vm.runInContext(sr, ctx);
+  const de = JSON.parse(readFileSync(path.join(I18N, 'de.json'), 'utf8'));
+  const strings = ctx.window.stringres;
+  strings.put(Object.fromEntries(Object.entries(de).map(([k, v]) => [`${k}_en`, v])));
+  const samples = [
+    ['Authentication failed (401 Unauthorized)', 'display.reg_auth_failed'],
+    ['No response from server', 'display.reg_no_response'],
+    ['Server address unreachable (503 Service Unavailable)', 'display.reg_unreachable'],
+    ['Register rejected (404 Not Found)', 'display.reg_rejected'],
+    ['Register failed (42 x)', 'display.reg_failed'],
+    ['account 1003@pbx: Authentication failed (403 Forbidden)', 'display.account'],
+    ['SIP stack could not start: address in use', 'display.sip_start_failed'],
+    ['customsipheader not used: bad header', 'display.customsipheader_unused'],
+    ['No microphone: calls need one (checkmicrophone=2): no device', 'display.no_microphone_refused'],
+    ['The transfer did not complete; the call is resumed', 'display.transfer_resumed'],
+    ['Cannot open the recording device (busy); using the default one', 'display.capture_default'],
+    ['Cannot open the playback device (busy); using the default one', 'display.playback_default'],
+    ['transport 3 (HTTP tunnelling) is not supported by this engine: use -1 (auto), 0 (UDP), 1 (TCP) or 2 (TLS)', 'display.transport_unsupported'],
+    ['The recording device USB Mic is gone (unplugged): using the default recording device default', 'display.capture_gone_default'],
+    ['The playback device USB Set is gone (unplugged): using the default playback device default', 'display.playback_gone_default'],
+    ['The recording device USB Mic is gone (unplugged): the default recording device cannot be opened either; silent until a device returns', 'display.capture_gone_silent'],
+    ['The playback device USB Set is gone (unplugged): the default playback device cannot be opened either; silent until a device returns', 'display.playback_gone_silent'],
+    ['The recording device USB Mic is back and in use again', 'display.capture_back'],
+    ['The playback device USB Set is back and in use again', 'display.playback_back'],
+    ['The recording volume (Capture on default) was muted: unmuted', 'display.volume_fixed_in'],
+    ['The playback volume (Master on default) was at 5 %: set to 50 %', 'display.volume_fixed_out'],
+  ];
+  for (const [text, key] of samples) {
+    const got = strings.display(text);
+    const stem = de[key].split('{')[0];
+    if (got === text || !got.startsWith(stem)) { problems.push(`onDisplay "${text}" is not shown as ${key} (got "${got}")`); }
+  }
+  const nested = strings.display('account 1003@pbx: Authentication failed (403 Forbidden)');
+  if (!nested.includes(de['display.reg_auth_failed'].replace('{detail}', ' (403 Forbidden)'))) {
+    problems.push(`an extra account's message is not translated inside its prefix: "${nested}"`);
+  }
+}
 
 if (problems.length) {
   for (const p of problems) { say(`i18n FAIL: ${p}`); }

@@ -170,6 +170,23 @@ function freeUdpPort() {
   });
 }
 
+// A registrar on a loopback UDP port that refuses every REGISTER with 403 Forbidden (RFC 3261
+// §21.4.4), echoing the headers a response needs (§8.2.6.2).
+function refusingRegistrar() {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.on('error', reject);
+    s.on('message', (m, from) => {
+      const lines = String(m).split('\r\n');
+      if (!/^REGISTER /.test(lines[0])) { return; }
+      const keep = lines.filter((l) => /^(Via|v|From|f|To|t|Call-ID|i|CSeq):/i.test(l))
+        .map((l) => (/^(To|t):/i.test(l) && !/;tag=/i.test(l) ? `${l};tag=refuse` : l));
+      s.send([`SIP/2.0 403 Forbidden`, ...keep, 'Content-Length: 0', '', ''].join('\r\n'), from.port, from.address);
+    });
+    s.bind(0, '127.0.0.1', () => resolve({ addr: `127.0.0.1:${s.address().port}`, close: () => s.close() }));
+  });
+}
+
 // A voicemail server's unsolicited message-summary NOTIFY (RFC 3842 §5.2) to the engine's SIP
 // port; resolves with the status line of the answer.
 function sendMwiNotify(sipPort, summary, account, waiting = 'yes') {
@@ -1134,6 +1151,31 @@ function scenarios(env) {
         await page.evaluate(() => window.webphone_api.call('bad\u0001number').catch(() => {}));
         await page.waitForFunction((want) => Array.from(document.querySelectorAll('#toasts .toast')).some((x) => x.textContent === want),
           tr['display.invalid_number'], { timeout: TIMEOUT });
+        // A registration the server refuses: the engine's "Authentication failed (403
+        // Forbidden)" is shown translated (onDisplay, and the reason of onRegisterFailed).
+        const refuser = await refusingRegistrar();
+        try {
+          await page.evaluate(async (addr) => {
+            await window.webphone_api.setparameter('serveraddress', addr);
+            await window.webphone_api.setparameter('username', 'langtest');
+            await window.webphone_api.setparameter('password', 'wrong');
+            await window.webphone_api.register().catch(() => {});
+          }, refuser.addr);
+          const want = tr['display.reg_auth_failed'].replace('{detail}', ' (403 Forbidden)');
+          await page.waitForFunction((w) => Array.from(document.querySelectorAll('#toasts .toast')).some((x) => x.textContent === w),
+            want, { timeout: TIMEOUT });
+          const failed = tr['message.register_failed'].replace('{reason}', want);
+          await page.waitForFunction((w) => Array.from(document.querySelectorAll('#toasts .toast')).some((x) => x.textContent === w),
+            failed, { timeout: TIMEOUT });
+        } finally {
+          await page.evaluate(async () => {
+            await window.webphone_api.unregister().catch(() => {});
+            await window.webphone_api.setparameter('serveraddress', '');
+            await window.webphone_api.setparameter('username', '');
+            await window.webphone_api.setparameter('password', '');
+          });
+          refuser.close();
+        }
         await page.goto(`${c2k}&wp_callto=echo&wp_language=${lang}`);
         await c2kReady(page);
         await page.waitForFunction((l) => document.documentElement.lang === l, lang, { timeout: TIMEOUT });

@@ -91,8 +91,32 @@
   }
 
   // onDisplay texts of the engine and of webphone_api.js (English, fixed wording) and their keys;
-  // (.*) parts become {reason}/{peer}/{code}. A text not listed here is shown as it came.
+  // (.*) parts become {reason}/{peer}/{code}/...; an optional part that did not match is empty,
+  // and a name starting with '@' is itself an engine text, translated the same way (the
+  // "account NAME: ..." prefix of an extra account's messages). A text not listed here is shown
+  // as it came.
   var DISPLAY = [
+    [/^account ([^:]+): (.*)$/, 'display.account', ['account', '@text']],
+    [/^No response from server( \(.*\))?$/, 'display.reg_no_response', ['detail']],
+    [/^Server address unreachable( \(.*\))?$/, 'display.reg_unreachable', ['detail']],
+    [/^Authentication failed( \(.*\))?$/, 'display.reg_auth_failed', ['detail']],
+    [/^Register rejected( \(.*\))?$/, 'display.reg_rejected', ['detail']],
+    [/^Register failed( \(.*\))?$/, 'display.reg_failed', ['detail']],
+    [/^SIP stack could not start: (.*)$/, 'display.sip_start_failed', ['reason']],
+    [/^customsipheader not used: (.*)$/, 'display.customsipheader_unused', ['reason']],
+    [/^No microphone: calls need one \(checkmicrophone=2\): (.*)$/, 'display.no_microphone_refused', ['reason']],
+    [/^The transfer did not complete; the call is resumed$/, 'display.transfer_resumed', []],
+    [/^Cannot open the recording device \((.*)\); using the default one$/, 'display.capture_default', ['reason']],
+    [/^Cannot open the playback device \((.*)\); using the default one$/, 'display.playback_default', ['reason']],
+    [/^transport (\S+) \(HTTP tunnelling\) is not supported by this engine: .*$/, 'display.transport_unsupported', ['code']],
+    [/^The recording device (.*) is gone \((.*)\): using the default recording device (.*)$/, 'display.capture_gone_default', ['device', 'reason', 'other']],
+    [/^The playback device (.*) is gone \((.*)\): using the default playback device (.*)$/, 'display.playback_gone_default', ['device', 'reason', 'other']],
+    [/^The recording device (.*) is gone \((.*)\): the default recording device cannot be opened either; silent until a device returns$/, 'display.capture_gone_silent', ['device', 'reason']],
+    [/^The playback device (.*) is gone \((.*)\): the default playback device cannot be opened either; silent until a device returns$/, 'display.playback_gone_silent', ['device', 'reason']],
+    [/^The recording device (.*) is back and in use again$/, 'display.capture_back', ['device']],
+    [/^The playback device (.*) is back and in use again$/, 'display.playback_back', ['device']],
+    [/^The recording volume \((.*)\) was .*$/, 'display.volume_fixed_in', ['control']],
+    [/^The playback volume \((.*)\) was .*$/, 'display.volume_fixed_out', ['control']],
     [/^Invalid phone number or SIP URI or username$/, 'display.invalid_number', []],
     [/^Check your microphone! No audio record detected\.$/, 'display.no_microphone', []],
     [/^Cannot open the recording device, sending silence: (.*)$/, 'display.no_capture', ['reason']],
@@ -111,7 +135,10 @@
       var m = DISPLAY[i][0].exec(s);
       if (!m || lookup(DISPLAY[i][1]) === null) { continue; }
       var vars = {};
-      DISPLAY[i][2].forEach(function (name, j) { vars[name] = m[j + 1]; });
+      DISPLAY[i][2].forEach(function (name, j) {
+        var v = m[j + 1] === undefined ? '' : m[j + 1];
+        if (name.charAt(0) === '@') { vars[name.slice(1)] = display(v); } else { vars[name] = v; }
+      });
       return t(DISPLAY[i][1], vars);
     }
     return s;

@@ -312,7 +312,8 @@
     wp.onStart(function () { renderRegistration(); });
     wp.onRegisterFailed(function (reason) {
       renderRegistration();
-      if (wp.state.loaded) { S.toast(t('message.register_failed', { reason: String(reason || '') }), 'error'); }
+      // The reason is the engine's text ("Authentication failed (403 Forbidden)"): translated.
+      if (wp.state.loaded) { S.toast(t('message.register_failed', { reason: global.stringres.display(String(reason || '')) }), 'error'); }
     });
     wp.onLoaded(function () {
       if (!booted) { boot(true); return; }
