@@ -65,6 +65,9 @@
 //             MESSAGE from its control socket, so a second webphone-cli registered as 1004 chats
 //             with the skin both ways through Kamailio. Without kamailio/baresip it skips
 //             loudly (fails with CI=true).
+//   incall    real peers: the call page's speaker volume reaches the engine, Mute silences what
+//             baresip 1002 hears (measured in its recording), blind Transfer and "Consult first"
+//             + Transfer (attended) connect 1002 with baresip 1003.
 // Screenshots: $E2E_OUT (target/e2e-skins). Everything started here is stopped here.
 import http from 'node:http';
 import dgram from 'node:dgram';
@@ -75,7 +78,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { loadThemes } from './contrast.mjs';
-import { missingPeers, startKamailio, startBaresip, writeTone, toneLevel } from '../e2e-peers/peers.mjs';
+import { missingPeers, startKamailio, startBaresip, writeTone, toneLevel, readWav } from '../e2e-peers/peers.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -2053,6 +2056,138 @@ function scenarios(env) {
       return 'ok';
     },
 
+    async incall(page) {
+      // The call page's controls against real peers: the speaker volume slider reaches the
+      // engine, Mute silences what baresip 1002 hears (the skin's microphone is a 700 Hz tone
+      // file), Transfer sends 1002 on to baresip 1003 (blind), and "Consult first" then
+      // Transfer with an empty number connects 1002 and 1003 (attended, with Replaces).
+      if (!havePeers('incall')) { return 'skipped'; }
+      const started = [];
+      const toneDir = mkdtempSync(path.join(tmpdir(), 'webphone-e2e-skins-incall-'));
+      try {
+        const k = await startKamailio();
+        started.push(k);
+        const b = await startBaresip({ user: '1002', kamailio: k, answer: 'auto', toneHz: 1000 });
+        started.push(b);
+        const c = await startBaresip({ user: '1003', kamailio: k, answer: 'auto', toneHz: 440 });
+        started.push(c);
+        const mic = path.join(toneDir, 'mic700.wav');
+        writeTone(mic, 700, 16000, 120, 0.5);
+        await signIn(page, base, k);
+        await page.evaluate(async (m) => { await window.webphone_api.setparameter('audiodevicein', 'file:' + m); }, mic);
+        // The skin reads its user-interface parameters at load (here from the page URL).
+        await page.goto(`${base}&wp_displayvolumecontrols=1&wp_savetocontacts=0`);
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await page.waitForFunction(() => document.getElementById('reg_text').textContent === 'Registered', null, { timeout: TIMEOUT });
+        await goPage(page, 'page_dialpad');
+        await page.fill('#dial_number', '1002');
+        await page.click('#dial_call');
+        await b.waitEvent('CALL_ESTABLISHED');
+        await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+        const t0 = Date.now();
+        // Speaker volume: the slider's change is setvolume(1, value) at the engine.
+        await page.waitForSelector('#call_volume_field:not([hidden])', { timeout: TIMEOUT });
+        await page.$eval('#call_volume', (r) => { r.value = '80'; r.dispatchEvent(new Event('change')); });
+        await page.waitForFunction(async () => Number(await window.webphone_api.getvolume(1)) === 80, null, { timeout: TIMEOUT });
+        // Mute for 2.5 s in the middle of 5.5 s of talking.
+        await page.waitForTimeout(1500);
+        await page.click('#call_mute');
+        await page.waitForFunction(async () => document.getElementById('call_mute').getAttribute('aria-pressed') === 'true' &&
+          (await window.webphone_api.ismuted()) === true, null, { timeout: TIMEOUT });
+        await shot(page, 'incall-muted.png');
+        await page.waitForTimeout(2500);
+        await page.click('#call_mute');
+        await page.waitForFunction(() => document.getElementById('call_mute').getAttribute('aria-pressed') === 'false', null, { timeout: TIMEOUT });
+        await page.waitForTimeout(1500);
+        // Blind transfer: 1002 calls 1003 on our REFER; our call ends.
+        await page.click('#call_transfer');
+        await page.fill('#call_transfer_number', '1003');
+        await shot(page, 'incall-transfer-form.png');
+        await page.click('#call_transfer_blind');
+        await waitUntil(() => c.events().some((e) => e.type === 'CALL_ESTABLISHED' && /1002/.test(String(e.param || ''))),
+          'baresip 1003 connected with 1002 after the blind transfer');
+        await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+        const callSecs = (Date.now() - t0) / 1000;
+        // What 1002 heard from us: the 700 Hz tone, less the muted stretch.
+        const heard = b.receivedWavs()[0];
+        assert(heard, 'baresip 1002 recorded the call');
+        const toneSecs = toneSeconds(heard, 700);
+        assert(toneSecs > 2 && toneSecs < callSecs - 1.5,
+          `mute: 1002 heard the tone for ${toneSecs.toFixed(1)} s of a ${callSecs.toFixed(1)} s call muted for 2.5 s`);
+        say(`  1002 heard the microphone tone for ${toneSecs.toFixed(1)} s of ${callSecs.toFixed(1)} s (2.5 s muted)`);
+        // 1002 and 1003 end their call; then the attended flow.
+        await b.command('hangup');
+        await waitUntil(() => c.events().filter((e) => e.type === 'CALL_CLOSED').length >= 1, 'the transferred call ended');
+        const estB = b.events().filter((e) => e.type === 'CALL_ESTABLISHED').length;
+        await goPage(page, 'page_dialpad');
+        await page.fill('#dial_number', '1002');
+        await page.click('#dial_call');
+        await b.waitEventCount('CALL_ESTABLISHED', estB + 1);
+        await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+        const estC = c.events().filter((e) => e.type === 'CALL_ESTABLISHED').length;
+        await page.click('#call_transfer');
+        await page.fill('#call_transfer_number', '1003');
+        await page.click('#call_transfer_attended');
+        await waitUntil(() => c.events().filter((e) => e.type === 'CALL_ESTABLISHED').length > estC, 'the consultation call to 1003');
+        await page.waitForFunction(() => Object.keys(window.webphone_api.state.lines || {}).length === 2, null, { timeout: TIMEOUT });
+        await shot(page, 'incall-consulting.png');
+        await page.click('#call_transfer');
+        await page.click('#call_transfer_blind'); // Transfer with an empty number: connect both
+        await waitUntil(() => c.events().filter((e) => e.type === 'CALL_ESTABLISHED' && /1002/.test(String(e.param || ''))).length >= 2,
+          'baresip 1003 connected with 1002 after the attended transfer').catch(async (e) => {
+          say('  1003 events: ' + c.events().map((x) => `${x.type}:${x.param || ''}`).join(' | '));
+          say('  1002 events: ' + b.events().map((x) => `${x.type}:${x.param || ''}`).join(' | '));
+          say('  lines: ' + JSON.stringify(await page.evaluate(() => window.webphone_api.state.lines)));
+          throw e;
+        });
+        await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+        await b.command('hangup').catch(() => {});
+        // History: the filters, call back from an entry, add an entry to the contacts, and the
+        // contacts list's favourite star.
+        await goPage(page, 'page_callhistorylist');
+        await page.waitForFunction(() => document.querySelectorAll('#history_list li').length >= 3, null, { timeout: TIMEOUT });
+        const kinds = () => page.$$eval('#history_list li', (els) => els.map((e) => (e.classList.contains('missed') ? 'missed' : e.querySelector('.dir-icon').getAttribute('class'))));
+        await page.click('#history_filter [data-filter="out"]');
+        const outs = await kinds();
+        assert(outs.length >= 3 && outs.every((k) => /dir-out/.test(k)), 'Outgoing filter: ' + JSON.stringify(outs));
+        await page.click('#history_filter [data-filter="in"]');
+        assert((await kinds()).length === 0, 'Incoming filter: no incoming calls here');
+        await page.click('#history_filter [data-filter="missed"]');
+        assert((await kinds()).length === 0, 'Missed filter: no missed calls here');
+        await page.click('#history_filter [data-filter="all"]');
+        const estB2 = b.events().filter((e) => e.type === 'CALL_ESTABLISHED').length;
+        await page.click('#history_list li:has-text("1002") .btn-callsmall >> nth=0');
+        await b.waitEventCount('CALL_ESTABLISHED', estB2 + 1);
+        await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+        await page.click('#call_hangup');
+        await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+        await goPage(page, 'page_callhistorylist');
+        await page.click('#history_list li:has-text("1002") .btn-small >> nth=0');
+        await waitPage(page, 'page_contactedit');
+        assert(await page.inputValue('#contactedit_number') === '1002', 'Add from the history fills the number');
+        await page.fill('#contactedit_name', 'Baresip Two');
+        await page.click('#contactedit_save');
+        await page.waitForFunction(() => window.WPRouter.current() !== 'page_contactedit', null, { timeout: TIMEOUT });
+        await goPage(page, 'page_contactslist');
+        await page.waitForSelector('#contacts_list li:has-text("Baresip Two")', { timeout: TIMEOUT });
+        const star = '#contacts_list li:has-text("Baresip Two") button.fav';
+        assert(await page.getAttribute(star, 'aria-pressed') === 'false', 'not a favourite yet');
+        await page.click(star);
+        await page.waitForSelector(`${star}[aria-pressed="true"]`, { timeout: TIMEOUT });
+        const stored = await page.evaluate(() => (window.WPSkin.contacts() || []).find((c) => c.name === 'Baresip Two'));
+        assert(stored && stored.favorite === true, 'favourite kept: ' + JSON.stringify(stored));
+        await shot(page, 'incall-history-contacts.png');
+      } finally {
+        await page.evaluate(async () => {
+          await window.webphone_api.setparameter('audiodevicein', 'null').catch(() => {});
+          await window.webphone_api.setvolume(1, 50).catch(() => {});
+        }).catch(() => {});
+        await signOut(page, started);
+        rmSync(toneDir, { recursive: true, force: true });
+      }
+      return 'ok';
+    },
+
     async sip(page) {
       if (!havePeers('sip')) { return 'skipped'; }
       const started = [];
@@ -2278,6 +2413,27 @@ async function startCliPeer(k, user, params = []) {
     await peer.waitLine((l) => /^STATUS,-1,Registered,/.test(l));
   } catch (e) { await peer.stop(); throw e; }
   return peer;
+}
+
+// Seconds of `file` (a WAV recording) carrying the tone `hz`: 100 ms blocks louder than
+// -40 dBFS with at least half of their energy at that frequency (Goertzel).
+function toneSeconds(file, hz) {
+  const { samples, rate } = readWav(file);
+  const block = Math.floor(rate / 10);
+  const coeff = 2 * Math.cos(2 * Math.PI * hz / rate);
+  let blocks = 0;
+  for (let s = 0; s + block <= samples.length; s += block) {
+    let s1 = 0; let s2 = 0; let e = 0;
+    for (let i = 0; i < block; i++) {
+      const v = samples[s + i];
+      const s0 = v + coeff * s1 - s2;
+      s2 = s1; s1 = s0; e += v * v;
+    }
+    const power = Math.max(0, s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2 / (block * block);
+    const mean = e / block;
+    if (10 * Math.log10(mean + 1e-12) > -40 && power >= 0.5 * mean) { blocks++; }
+  }
+  return blocks / 10;
 }
 
 // Polls a condition of the test process (peer state), failing after TIMEOUT.

@@ -171,7 +171,8 @@ struct Line {
     /// This is the consultation call of an attended transfer of that line: hanging it up
     /// sends the REFER.
     consult_for: Option<usize>,
-    /// The consultation leg whose REFER went to that line: ends with the transfer.
+    /// The consultation leg whose REFER went to that line (or the call a `transfer("")` on
+    /// that line replaces): ends with the transfer.
     after_transfer_of: Option<usize>,
     /// We held this call for a transfer: a failed transfer resumes it.
     transfer_resume: bool,

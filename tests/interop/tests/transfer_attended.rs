@@ -135,3 +135,40 @@ fn failed_consultation_resumes_the_first_call() {
     .unwrap_or_else(|| panic!("line 1 must be resumed"));
     cli.quit();
 }
+
+/// The softphone skin's "Consult first": hold the call with 1002, call 1003 on a second
+/// line, then `transfer("")` on the consultation line (RFC 5589 §7: "hand this call over to
+/// the other"): 1003 gets the REFER naming 1002's dialog with Replaces, calls 1002, and both
+/// of our lines end.
+#[test]
+fn transfer_with_an_empty_number_connects_the_two_calls() {
+    let _serial = serial();
+    let Some((dir, kam, mut b, mut c)) = setup("transfer_empty_number", AnswerMode::Auto) else {
+        return;
+    };
+    let (params, _rec) = Params::account(&kam, "1001", Transport::Udp).with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params);
+    expect_registered(&mut cli, 0);
+    cli.api_ok("call 1002");
+    expect_connected(&mut cli);
+    b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    cli.api_ok("hold true");
+    let line = cli.api_ok("call 1003");
+    assert_eq!(line.trim(), "2", "the consultation call is on line 2");
+    c.wait_event("CALL_ESTABLISHED", |p| p.contains("1001"), WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+    let mark = cli.mark();
+    cli.api_ok("setline 2");
+    cli.api_ok("transfer \"\"");
+    c.wait_event("CALL_ESTABLISHED", |p| p.contains("1002"), WAIT);
+    b.wait_event("CALL_ESTABLISHED", |p| p.contains("1003"), WAIT);
+    webphone_interop::util::wait_for(WAIT, || {
+        let cdrs = cli.lines()[mark..]
+            .iter()
+            .filter(|l| l.starts_with("CDR,"))
+            .count();
+        (cdrs >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("both lines must end; output:\n{}", cli.lines().join("\n")));
+    cli.quit();
+}

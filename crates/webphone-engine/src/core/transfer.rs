@@ -92,6 +92,12 @@ impl Core {
             };
             sip.refer_with_replaces(call, other_call)
                 .map_err(|e| ApiError::Failed(format!("transfer: {e}")))?;
+            // The other call is the dialog the transfer replaces: it ends with the transfer
+            // (its party normally hangs it up itself once replaced, RFC 3891 §3; not every UA
+            // does).
+            if let Some(l) = self.lines.get_mut(m) {
+                l.after_transfer_of = Some(n);
+            }
             self.emit_line(n, "Midcall");
             self.log(
                 Severity::Event,

@@ -303,6 +303,9 @@
           if (ok) { S.toast(t('sp.transfer_consult_hint'), 'long'); }
         });
         S.byId('call_transfer_form').hidden = true;
+        // The form's next use completes the transfer with an empty number: do not leave the
+        // consulted number there (it would transfer the consultation call to itself).
+        S.byId('call_transfer_number').value = '';
       });
       S.byId('call_park').addEventListener('click', function () {
         var code = S.param('callparknumber');
