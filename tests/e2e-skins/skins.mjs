@@ -72,7 +72,7 @@
 import http from 'node:http';
 import dgram from 'node:dgram';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, statSync, mkdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, statSync, mkdirSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -345,6 +345,35 @@ function scenarios(env) {
       await goPage(page, 'page_extra2');
       await page.evaluate(() => window.j$.mobile.back());
       await waitPage(page, 'page_login');
+      // The page life cycle an integrator's page script relies on: onCreate once, before the
+      // first display; then at every display pagebeforeshow, onStart, pageshow; on leaving,
+      // onStop then pagehide (the old page's, before the new one shows).
+      const cycle = await page.evaluate(async () => {
+        const log = [];
+        const id = 'page_extra4';
+        window.WPRouter.register(id, {
+          onCreate: () => log.push('onCreate'),
+          onStart: () => log.push('onStart'),
+          onStop: () => log.push('onStop'),
+        });
+        const el = window.j$('#' + id);
+        ['pagebeforeshow', 'pageshow', 'pagehide'].forEach((ev) => el.on(ev, () => log.push(ev)));
+        const settle = () => new Promise((r) => setTimeout(r, 50));
+        window.j$.mobile.changePage('#page_extra4'); await settle();
+        window.j$.mobile.changePage('#page_extra5'); await settle();
+        window.j$.mobile.back(); await settle();
+        window.j$.mobile.changePage('#page_extra3'); await settle();
+        return log;
+      });
+      const want = ['onCreate', 'pagebeforeshow', 'onStart', 'pageshow', 'onStop', 'pagehide',
+        'pagebeforeshow', 'onStart', 'pageshow', 'onStop', 'pagehide'];
+      assert(cycle.join() === want.join(), 'page life cycle: ' + cycle.join(' '));
+      // The extra pages: a screenshot of each and no serious accessibility problem.
+      for (const id of ['page_extra1', 'page_extra2', 'page_extra3', 'page_extra4', 'page_extra5']) {
+        await goPage(page, id);
+        await shot(page, `load-${id}.png`);
+        await axe(page, id);
+      }
       assert(consoleErrors.length === 0, 'no console errors: ' + consoleErrors.join('; '));
     },
 
@@ -618,6 +647,43 @@ function scenarios(env) {
       await goPage(page, 'page_dialpad');
       const tabs = await page.$$eval('#tabbar .tab', (els) => els.filter((e) => !e.hidden).map((e) => e.id));
       assert(tabs.join() === 'tab_dialpad,tab_settings', 'featureset=0 tabs: ' + tabs);
+      // disableoptions CHAT, PAGE_HISTORY, VIDEO, RECORD and "Audio device"; featureset 5 and 10;
+      // logo as an image file of images/.
+      const logoFile = path.join(ROOT, 'skins/softphone/images/e2e-logo.svg');
+      writeFileSync(logoFile, '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><rect width="40" height="40" fill="#c02020"/></svg>');
+      try {
+        await page.goto(`${base}&wp_disableoptions=CHAT,PAGE_HISTORY,VIDEO,RECORD,Audio%20device&wp_displayvideodevice=1` +
+          '&wp_featureset=5&wp_logo=e2e-logo.svg&wp_useloginpage=0');
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await goPage(page, 'page_dialpad');
+        const shown = await page.$$eval('#tabbar .tab', (els) => els.filter((e) => !e.hidden).map((e) => e.id));
+        assert(!shown.includes('tab_chat') && !shown.includes('tab_callhistorylist') && shown.includes('tab_contactslist'),
+          'disableoptions CHAT, PAGE_HISTORY: tabs ' + shown);
+        await page.waitForFunction(() => { const i = document.querySelector('#brand_logo img'); return i && i.complete && i.naturalWidth === 40; },
+          null, { timeout: TIMEOUT });
+        await goPage(page, 'page_settings');
+        const fs5 = await page.evaluate(() => Object.fromEntries(['settings_audio', 'settings_video_field', 'settings_codecs', 'settings_logs', 'settings_advanced']
+          .map((id) => [id, !document.getElementById(id).hidden])));
+        assert(JSON.stringify(fs5) === JSON.stringify({ settings_audio: false, settings_video_field: false, settings_codecs: false, settings_logs: true, settings_advanced: false }),
+          'featureset 5 with Audio device and VIDEO disabled: ' + JSON.stringify(fs5));
+        await shot(page, 'params-disableoptions-settings.png');
+        await goPage(page, 'page_dialpad');
+        await page.fill('#dial_number', 'echo');
+        await page.click('#dial_call');
+        await waitPage(page, 'page_call');
+        await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+        await page.waitForTimeout(300);
+        assert(await page.$eval('#call_record', (e) => e.hidden), 'disableoptions RECORD hides Record on a connected call');
+        await page.click('#call_hangup');
+        await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+        await page.goto(`${base}&wp_featureset=10&wp_useloginpage=0`);
+        await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+        await goPage(page, 'page_settings');
+        const fs10 = await page.evaluate(() => [!document.getElementById('settings_codecs').hidden, !document.getElementById('settings_advanced').hidden]);
+        assert(fs10.join() === 'true,false', 'featureset 10: codec order shown, advanced parameters not: ' + fs10);
+      } finally {
+        rmSync(logoFile, { force: true });
+      }
     },
 
     async layout(page) {
