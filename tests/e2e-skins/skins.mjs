@@ -2343,9 +2343,25 @@ function scenarios(env) {
         await page.waitForFunction(async () => (await window.webphone_api.isonhold()) === true, null, { timeout: TIMEOUT });
         await waitUntil(() => offers() > before, 'baresip received the hold re-INVITE');
         assert(/got re-INVITE/.test(b.log()), 'baresip logged the re-INVITE');
+        // The offer says hold, and baresip's answer takes it (RFC 3264 §8.4: sendonly answered
+        // recvonly, inactive answered inactive): the last INVITE sent and 200 OK received.
+        const lastSip = (dir, type) => page.evaluate(([d, t]) => new Promise((r) => window.webphone_api.getsipmessage(d, t, r)), [dir, type]);
+        const holdDirs = async (offerRe, answerRe) => {
+          const end = Date.now() + TIMEOUT;
+          for (;;) {
+            const offer = await lastSip(1, 3); const answer = await lastSip(0, 4);
+            if (offerRe.test(offer) && answerRe.test(answer)) { return [offer.match(offerRe)[0], answer.match(answerRe)[0]]; }
+            if (Date.now() > end) { throw new Error(`hold directions: offer ${offer.match(/a=(sendrecv|sendonly|recvonly|inactive)/)} answer ${answer.match(/a=(sendrecv|sendonly|recvonly|inactive)/)}`); }
+            await page.waitForTimeout(100);
+          }
+        };
+        const held = await holdDirs(/a=(sendonly|inactive)/, /a=(recvonly|inactive)/);
+        say(`  hold: offer ${held[0]}, baresip answered ${held[1]}`);
         await shot(page, 'sip-hold.png');
         await page.click('#call_hold');
         await waitUntil(() => offers() > before + 1, 'baresip received the resume re-INVITE');
+        const resumed = await holdDirs(/a=sendrecv|^(?![\s\S]*a=(sendonly|recvonly|inactive))[\s\S]*m=audio/, /a=sendrecv|^(?![\s\S]*a=(sendonly|recvonly|inactive))[\s\S]*m=audio/);
+        say(`  resume: offer and answer sendrecv again (${resumed.map((x) => (/a=sendrecv/.test(x) ? 'a=sendrecv' : 'no direction')).join(', ')})`);
         // DTMF from the in-call keypad arrives at baresip.
         if (await page.$eval('#call_dtmf_keypad', (e) => e.closest('[hidden]') !== null)) { await page.click('#call_keypad_toggle'); }
         for (const key of ['1', '2', '#']) { await page.click(`#call_dtmf_keypad [data-key="${key}"]`); }
