@@ -2262,7 +2262,8 @@ function scenarios(env) {
         started.push(k);
         const b = await startBaresip({ user: '1002', kamailio: k, answer: 'auto' });
         started.push(b);
-        const c = await startBaresip({ user: '1003', kamailio: k, answer: 'manual', toneHz: 440 });
+        // 1003's display name carries markup: the call page must show it as text.
+        const c = await startBaresip({ user: '1003', kamailio: k, answer: 'manual', toneHz: 440, displayName: '<i>Eve</i> & Co' });
         started.push(c);
         say(`  kamailio ${k.addr}, baresip 1002 and 1003 registered`);
         // Sign in on the login page.
@@ -2296,6 +2297,12 @@ function scenarios(env) {
         await page.waitForFunction(() => document.getElementById('chat_heading').textContent === 'Chat with 1004', null, { timeout: TIMEOUT });
         await page.waitForFunction(() => { const e = document.querySelector('#chat_log .chat-in .chat-text'); return e && e.textContent === 'hello from 1004, via kamailio'; },
           null, { timeout: TIMEOUT });
+        // Markup from a real peer is shown as text: no element is made from it, nothing runs.
+        other.send('sendchat 1001 "<img src=x onerror=window.__xss=1><b>bold?</b>"');
+        await page.waitForFunction(() => Array.from(document.querySelectorAll('#chat_log .chat-in .chat-text'))
+          .some((e) => e.textContent === '<img src=x onerror=window.__xss=1><b>bold?</b>'), null, { timeout: TIMEOUT });
+        assert(await page.evaluate(() => document.querySelectorAll('#chat_log img, #chat_log b').length === 0 && window.__xss === undefined),
+          'chat markup from a peer rendered as text');
         await page.fill('#chat_input', 'hi 1004, this is the skin');
         await page.press('#chat_input', 'Enter');
         await other.waitLine((l) => l.startsWith('CHAT,') && l.includes('1001') && l.endsWith('hi 1004, this is the skin'));
@@ -2310,6 +2317,9 @@ function scenarios(env) {
           throw e;
         });
         await shot(page, 'sip-incoming.png');
+        await page.waitForFunction(() => document.getElementById('call_peer_name').textContent.includes('<i>Eve</i> & Co'), null, { timeout: TIMEOUT })
+          .catch(async (e) => { throw new Error(`caller name shown: ${await page.textContent('#call_peer_name')}: ${e.message}`); });
+        assert(await page.evaluate(() => document.querySelectorAll('#page_call i').length === 0), 'the caller\'s display name is shown as text');
         await axe(page, 'page_call incoming from baresip');
         await page.click('#call_accept');
         await c.waitEvent('CALL_ESTABLISHED');
@@ -2381,7 +2391,8 @@ function scenarios(env) {
         const histTitles = () => page.$$eval('#history_list li .item-title', (els) => els.map((e) => e.textContent));
         await page.waitForFunction(() => {
           const t = Array.from(document.querySelectorAll('#history_list li .item-title')).map((e) => e.textContent);
-          return t.some((h) => h.includes('1002')) && t.some((h) => h.includes('1003'));
+          // 1003 shows by its display name, as text.
+          return t.some((h) => h.includes('1002')) && t.some((h) => h.includes('<i>Eve</i> & Co'));
         }, null, { timeout: TIMEOUT }).catch(async () => {
           throw new Error('history lists the calls: ' + (await histTitles()));
         });

@@ -917,6 +917,42 @@ fn check_address(e: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The display name (quotes and escapes removed, `None` when absent or empty) and the URI text
+/// of one From/To/Contact value: a name-addr or an addr-spec with its parameters (RFC 3261
+/// §20.10, §25.1). A `<`, `>`, `;` or `,` inside a quoted display name belongs to the name.
+/// `None` when there is no URI.
+pub(crate) fn name_addr(value: &str) -> Option<(Option<String>, String)> {
+    let e = value.trim();
+    let (display, uri) = match find_unquoted(e, '<') {
+        Some(lt) => {
+            let after = &e[lt + 1..];
+            let gt = after.find('>')?;
+            (e[..lt].trim(), after[..gt].trim())
+        }
+        None if e.contains('"') => return None,
+        None => ("", e.split(';').next().unwrap_or("").trim()),
+    };
+    if uri.is_empty() {
+        return None;
+    }
+    let display = match display.strip_prefix('"').and_then(|d| d.strip_suffix('"')) {
+        Some(quoted) => {
+            let mut out = String::with_capacity(quoted.len());
+            let mut chars = quoted.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => out.extend(chars.next()),
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+        None => display.to_string(),
+    };
+    let display = display.trim().to_string();
+    Some(((!display.is_empty()).then_some(display), uri.to_string()))
+}
+
 fn find_unquoted(s: &str, want: char) -> Option<usize> {
     let (mut quoted, mut escaped) = (false, false);
     for (i, c) in s.char_indices() {
@@ -980,6 +1016,35 @@ fn check_uri(uri: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn name_addr_keeps_markup_and_separators_of_a_quoted_display_name() {
+        assert_eq!(
+            super::name_addr(r#""<i>Eve</i> & Co" <sip:1003@127.0.0.1:5060>;tag=x"#),
+            Some((
+                Some("<i>Eve</i> & Co".into()),
+                "sip:1003@127.0.0.1:5060".into()
+            ))
+        );
+        assert_eq!(
+            super::name_addr(r#""A \"B\" <c>; d, e" <sips:a@b>"#),
+            Some((Some(r#"A "B" <c>; d, e"#.into()), "sips:a@b".into()))
+        );
+        assert_eq!(
+            super::name_addr("Bob Smith <sip:bob@h>"),
+            Some((Some("Bob Smith".into()), "sip:bob@h".into()))
+        );
+        assert_eq!(
+            super::name_addr("sip:carol@h;tag=1"),
+            Some((None, "sip:carol@h".into()))
+        );
+        assert_eq!(
+            super::name_addr(r#""" <sip:a@h>"#),
+            Some((None, "sip:a@h".into()))
+        );
+        assert_eq!(super::name_addr(r#""x" <>"#), None);
+        assert_eq!(super::name_addr(r#""x <sip:a@h>"#), None);
+    }
+
     use super::*;
 
     #[test]

@@ -54,6 +54,7 @@ mod inbound;
 /// The answers of incoming calls' dialogs, routed to their INVITE transactions.
 mod invite_responder;
 /// Network change: the transport moves to a new local address (`rebind`).
+mod quoted_names;
 mod rebind;
 /// MESSAGE, INFO, REFER, SUBSCRIBE/NOTIFY, PUBLISH ([`crate::messaging`]).
 mod services;
@@ -159,6 +160,8 @@ struct Tracer {
     /// Weak, so that the hooks (owned by the endpoint) do not keep the event channel open
     /// after the driver has stopped.
     events: mpsc::WeakUnboundedSender<SipEvent>,
+    /// Peers whose display name rsipstack's dialogs would write broken ([`quoted_names`]).
+    quoted: Mutex<quoted_names::QuotedNames>,
 }
 
 impl Tracer {
@@ -222,6 +225,7 @@ impl MessageInspector for TraceSent {
             msg = plain;
         }
         uri_escapes::decode_request_uri_user(&mut msg);
+        crate::lock(&self.0.quoted).repair(&mut msg);
         note_stream_refusal(self.0.limiter_key, &msg);
         if self.0.enabled() {
             // Without an explicit destination the UDP transport sends a request to its
@@ -275,6 +279,7 @@ impl TransportEventInspector for TraceReceived {
         if let TransportEvent::Incoming(msg, _, _) = &event {
             // Before any transaction or dialog sees it (and may dial its TLS route).
             self.3.on_received(msg);
+            crate::lock(&self.0.quoted).note_received(msg);
         }
         let limiter_key = self.0.limiter_key;
         Box::pin(async move {
@@ -449,6 +454,7 @@ pub(crate) async fn start(
         no_rport: no_rport.clone(),
         limiter_key: local,
         events: events.downgrade(),
+        quoted: Mutex::default(),
     });
     let (closed_tx, closed_rx) = mpsc::unbounded_channel();
     let answered_invites = AnsweredInvites::default();
@@ -2057,12 +2063,41 @@ impl Connector {
     }
 }
 
-/// The caller and callee of an incoming INVITE (RFC 3261 §8.1.1.3, §8.1.1.2).
-fn parse_incoming(req: &Request) -> Result<IncomingInvite, String> {
+/// A request's caller from its From (RFC 3261 §8.1.1.3): user part, display name and URI. The
+/// value is split by our own name-addr reading ([`crate::parse::name_addr`]): rsipstack's typed
+/// From takes the first `<`, also one inside a quoted display name (`"<i>Eve</i>"
+/// <sip:...>`), and then loses the caller.
+pub(crate) fn caller_of(req: &Request) -> Result<(String, Option<String>, String), String> {
+    let value = req
+        .from_header()
+        .map_err(|e| e.to_string())?
+        .value()
+        .to_string();
+    if let Some((display, uri)) = crate::parse::name_addr(&value) {
+        if let Ok(uri) = Uri::try_from(uri.as_str()) {
+            return Ok((
+                uri.user().unwrap_or_default().to_string(),
+                display,
+                uri.to_string(),
+            ));
+        }
+    }
     let from = req
         .from_header()
         .and_then(|h| h.typed())
         .map_err(|e| e.to_string())?;
+    Ok((
+        from.uri.user().unwrap_or_default().to_string(),
+        from.display_name
+            .map(|d| d.trim().trim_matches('"').to_string())
+            .filter(|d| !d.is_empty()),
+        from.uri.to_string(),
+    ))
+}
+
+/// The caller and callee of an incoming INVITE (RFC 3261 §8.1.1.3, §8.1.1.2).
+fn parse_incoming(req: &Request) -> Result<IncomingInvite, String> {
+    let (from_user, from_display, from_uri) = caller_of(req)?;
     let to = req
         .to_header()
         .and_then(|h| h.typed())
@@ -2080,12 +2115,9 @@ fn parse_incoming(req: &Request) -> Result<IncomingInvite, String> {
     Ok(IncomingInvite {
         call: CallKey(0),
         sip_call_id: call_id,
-        from_user: from.uri.user().unwrap_or_default().to_string(),
-        from_display: from
-            .display_name
-            .map(|d| d.trim().trim_matches('"').to_string())
-            .filter(|d| !d.is_empty()),
-        from_uri: from.uri.to_string(),
+        from_user,
+        from_display,
+        from_uri,
         to_user: to.uri.user().unwrap_or_default().to_string(),
         remote_addr: SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
         sdp: body_text(&req.body),

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rsipstack::dialog::dialog::TransactionHandle;
-use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
+use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{
     Header, Method, Request, Response, SipMessage, StatusCode, StatusCodeKind, Uri,
 };
@@ -1156,20 +1156,16 @@ impl Driver {
             });
             return;
         }
-        let from = req.from_header().and_then(|h| h.typed());
-        let Ok(from) = from else {
+        let Ok((from_user, from_display, from_uri)) = super::caller_of(req) else {
             tokio::spawn(async move {
                 let _ = tx.reply(StatusCode::BadRequest).await;
             });
             return;
         };
         let ev = SipEvent::MessageReceived {
-            from_user: from.uri.user().unwrap_or_default().to_string(),
-            from_display: from
-                .display_name
-                .map(|d| d.trim().trim_matches('"').to_string())
-                .filter(|d| !d.is_empty()),
-            from_uri: from.uri.to_string(),
+            from_user,
+            from_display,
+            from_uri,
             content_type: ctype,
             body: String::from_utf8_lossy(&req.body).into_owned(),
         };
