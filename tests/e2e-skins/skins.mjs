@@ -65,6 +65,8 @@
 //             MESSAGE from its control socket, so a second webphone-cli registered as 1004 chats
 //             with the skin both ways through Kamailio. Without kamailio/baresip it skips
 //             loudly (fails with CI=true).
+//   served    the skins loaded from the engine itself (webphone-cli --serve --www): echo call from
+//             the softphone and from click2call
 //   incall    real peers: the call page's speaker volume reaches the engine, Mute silences what
 //             baresip 1002 hears (measured in its recording), blind Transfer and "Consult first"
 //             + Transfer (attended) connect 1002 with baresip 1003.
@@ -226,7 +228,9 @@ function sendMwiNotify(sipPort, summary, account, waiting = 'yes') {
 
 async function startService(origin, dataDir) {
   const sipPort = await freeUdpPort();
-  const child = spawn(CLI, ['--serve', '127.0.0.1:0', '--allow-origin', origin,
+  // --www: the engine also hands out the repository's files (the `served` scenario loads the
+  // skins from there); the other scenarios load them from the static server above.
+  const child = spawn(CLI, ['--serve', '127.0.0.1:0', '--allow-origin', origin, '--www', ROOT,
     '-p', 'audiodevicein=null', '-p', 'audiodeviceout=null', '-p', `signalingport=${sipPort}`],
   { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info', XDG_DATA_HOME: dataDir, HOME: dataDir } });
   let stderr = '';
@@ -375,6 +379,31 @@ function scenarios(env) {
         await axe(page, id);
       }
       assert(consoleErrors.length === 0, 'no console errors: ' + consoleErrors.join('; '));
+    },
+
+    async served(page) {
+      // The skins straight from the engine: `webphone-cli --serve --www DIR` hands out the
+      // pages on its own port and admits their origin (no --allow-origin for it).
+      const own = `http://127.0.0.1:${port}`;
+      await page.goto(`${own}/skins/softphone/softphone.html?wp_serviceport=${port}`);
+      await page.waitForSelector('body.ready', { timeout: TIMEOUT });
+      await page.waitForFunction(() => window.webphone_api.state.started, null, { timeout: TIMEOUT });
+      if ((await activePage(page)) === 'page_login') { await page.click('#login_skip'); }
+      await waitPage(page, 'page_dialpad');
+      await page.fill('#dial_number', 'echo');
+      await page.click('#dial_call');
+      await waitPage(page, 'page_call');
+      await page.waitForFunction(() => document.getElementById('call_state').textContent === 'Connected', null, { timeout: TIMEOUT });
+      await shot(page, 'served-echo.png');
+      await page.click('#call_hangup');
+      await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
+      await page.goto(`${own}/skins/click2call/click2call.html?wp_serviceport=${port}&wp_callto=echo`);
+      await c2kReady(page);
+      await page.click('#c2k_container_0_button');
+      await c2kStatus(page, 0, /^Connected /);
+      await c2kHangup(page, 0);
+      // (What is not handed out, dot-folders and paths out of DIR, is checked by
+      // crates/webphone-cli/tests/serve_service.rs; a 404 here would be a console error.)
     },
 
     async echo(page) {

@@ -21,7 +21,7 @@ pub struct Options {
 
 pub const USAGE: &str = "\
 usage: webphone-cli [-p name=value]... [--config FILE] [--callbacks] [--work-dir DIR]
-                    [--serve [ADDR] [--allow-origin ORIGIN]... [--allow-no-origin]]
+                    [--serve [ADDR] [--allow-origin ORIGIN]... [--allow-no-origin] [--www DIR]]
 
 Runs the softphone engine headless. Each stdin line is one API call, for example
   call 1002        dtmf \"12#\"        setparameter loglevel 5        hangup        quit
@@ -42,6 +42,9 @@ options:
                            signal does)
   --allow-origin ORIGIN    admit pages from ORIGIN, e.g. http://127.0.0.1:8080 (repeatable)
   --allow-no-origin        admit clients that send no Origin header (scripts, not browsers)
+  --www DIR                also hand out the files of DIR over HTTP on the same port (e.g. the
+                           skins: http://127.0.0.1:PORT/skins/softphone/softphone.html?wp_serviceport=PORT);
+                           pages from that address may use the phone
   -h, --help               this text
   -V, --version            print the version
 environment:
@@ -92,6 +95,7 @@ pub fn parse_args(
     let mut serve: Option<String> = None;
     let mut origins = Vec::new();
     let mut allow_no_origin = false;
+    let mut www: Option<PathBuf> = None;
     let mut it = args.iter().peekable();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -111,6 +115,10 @@ pub fn parse_args(
             s if s.starts_with("--allow-origin=") => origins
                 .push(parse_origin(&s["--allow-origin=".len()..]).map_err(|e| e.to_string())?),
             "--allow-no-origin" => allow_no_origin = true,
+            "--www" => {
+                let d = it.next().ok_or_else(|| format!("{a} needs a folder"))?;
+                www = Some(PathBuf::from(d));
+            }
             "-p" | "--param" => {
                 let v = it.next().ok_or_else(|| format!("{a} needs name=value"))?;
                 cli.push(name_value(v)?);
@@ -142,10 +150,11 @@ pub fn parse_args(
                 addr: parse_serve_addr(&addr).map_err(|e| e.to_string())?,
                 allowed_origins: origins,
                 allow_no_origin,
+                www,
             })
         }
-        None if !origins.is_empty() || allow_no_origin => {
-            return Err("--allow-origin and --allow-no-origin need --serve".into())
+        None if !origins.is_empty() || allow_no_origin || www.is_some() => {
+            return Err("--allow-origin, --allow-no-origin and --www need --serve".into())
         }
         None => {}
     }

@@ -506,3 +506,77 @@ async fn a_reloaded_page_keeps_the_call_and_destroyonpageclose_0_keeps_it_for_go
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(is_in_call(&svc).await, json!(true), "0 keeps the call");
 }
+
+/// One plain HTTP request on its own connection; the whole answer (the service closes).
+fn http_get(addr: SocketAddr, method: &str, target: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// `--www DIR`: the skins come from the engine's own port (GET and HEAD of files under DIR,
+/// nothing outside it, no dot-folders), and a page from that origin may use the phone without
+/// `--allow-origin`; other origins still may not.
+#[tokio::test]
+async fn www_hands_out_the_skins_and_admits_their_own_origin() {
+    let root = std::env::temp_dir().join(format!("wp-serve-www-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("skins/softphone")).unwrap();
+    std::fs::create_dir_all(root.join(".hidden")).unwrap();
+    std::fs::write(
+        root.join("skins/softphone/softphone.html"),
+        "<!doctype html><title>skin</title>",
+    )
+    .unwrap();
+    std::fs::write(root.join(".hidden/secret.txt"), "secret").unwrap();
+    let svc = Service::start(&["--www", root.to_str().unwrap()], true);
+
+    let page = http_get(
+        svc.addr,
+        "GET",
+        "/skins/softphone/softphone.html?wp_serviceport=1",
+    );
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(
+        page.contains("Content-Type: text/html; charset=utf-8\r\n"),
+        "{page}"
+    );
+    assert!(
+        page.contains("X-Content-Type-Options: nosniff\r\n"),
+        "{page}"
+    );
+    assert!(
+        page.ends_with("<!doctype html><title>skin</title>"),
+        "{page}"
+    );
+    let head = http_get(svc.addr, "HEAD", "/skins/softphone/softphone.html");
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+    for bad in [
+        "/../Cargo.toml",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/.hidden/secret.txt",
+        "/skins",
+        "/nothing.html",
+    ] {
+        let r = http_get(svc.addr, "GET", bad);
+        assert!(r.starts_with("HTTP/1.1 404"), "{bad}: {r}");
+        assert!(!r.contains("secret"), "{bad}: {r}");
+    }
+    let post = http_get(svc.addr, "POST", "/skins/softphone/softphone.html");
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+
+    // The pages' own origin is admitted; another is not.
+    let own = format!("http://127.0.0.1:{}", svc.addr.port());
+    let mut ws = connect(svc.addr, Some(&own)).await;
+    let r = request(&mut ws, 1, "getenginename", &[]).await;
+    assert!(r.get("ok").is_some(), "{r}");
+    let resp = raw_upgrade(svc.addr, Some("http://127.0.0.1:8123"));
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    std::fs::remove_dir_all(&root).unwrap();
+}

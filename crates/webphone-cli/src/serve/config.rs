@@ -25,6 +25,9 @@ pub struct ServeConfig {
     pub allowed_origins: Vec<String>,
     /// Admit upgrade requests without an `Origin` header (non-browser clients).
     pub allow_no_origin: bool,
+    /// `--www DIR`: also hand out the files of DIR over HTTP ([`super::files`]); pages from
+    /// the service's own origin are then admitted too.
+    pub www: Option<std::path::PathBuf>,
 }
 
 impl ServeConfig {
@@ -37,6 +40,26 @@ impl ServeConfig {
                 self.allowed_origins.contains(&o)
             }
         }
+    }
+
+    /// [`Self::admits`], also admitting the service's own origins (`http://127.0.0.1:PORT`,
+    /// `http://localhost:PORT`, `http://[::1]:PORT` for the port listened on) when it hands
+    /// out pages itself (`--www`).
+    pub fn admits_at(&self, origin: Option<&str>, local: std::net::SocketAddr) -> bool {
+        if self.admits(origin) {
+            return true;
+        }
+        let (Some(_), Some(o)) = (&self.www, origin) else {
+            return false;
+        };
+        let o = normalize_origin(o);
+        let port = local.port();
+        [
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+            format!("http://[::1]:{port}"),
+        ]
+        .contains(&o)
     }
 }
 
@@ -168,6 +191,7 @@ mod tests {
                 parse_origin("http://127.0.0.1:8080").unwrap(),
             ],
             allow_no_origin: false,
+            www: None,
         };
         assert!(cfg.admits(Some("http://example.org")));
         assert!(cfg.admits(Some("http://127.0.0.1:8080")));
@@ -180,6 +204,27 @@ mod tests {
             ..cfg
         };
         assert!(open.admits(None));
+    }
+
+    #[test]
+    fn the_own_origin_is_admitted_only_when_the_service_hands_out_pages() {
+        let local: SocketAddr = "127.0.0.1:4100".parse().unwrap();
+        let cfg = ServeConfig {
+            addr: local,
+            allowed_origins: vec![],
+            allow_no_origin: false,
+            www: None,
+        };
+        assert!(!cfg.admits_at(Some("http://127.0.0.1:4100"), local));
+        let www = ServeConfig {
+            www: Some("/srv".into()),
+            ..cfg
+        };
+        assert!(www.admits_at(Some("http://127.0.0.1:4100"), local));
+        assert!(www.admits_at(Some("http://LOCALHOST:4100/"), local));
+        assert!(!www.admits_at(Some("http://127.0.0.1:4101"), local));
+        assert!(!www.admits_at(Some("https://127.0.0.1:4100"), local));
+        assert!(!www.admits_at(None, local));
     }
 
     #[test]

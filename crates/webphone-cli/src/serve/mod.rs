@@ -14,6 +14,7 @@
 //!   both.
 
 pub mod config;
+pub mod files;
 pub mod protocol;
 
 use std::net::SocketAddr;
@@ -171,6 +172,7 @@ impl Server {
     pub async fn run(self, phone: Phone) {
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let pages = Arc::new(Pages::default());
+        let local = self.listener.local_addr().unwrap_or(self.cfg.addr);
         loop {
             let (stream, peer) = match self.listener.accept().await {
                 Ok(c) => c,
@@ -188,7 +190,7 @@ impl Server {
             let cfg = self.cfg.clone();
             let pages = pages.clone();
             tokio::spawn(async move {
-                serve_connection(stream, peer, phone, cfg, pages).await;
+                serve_connection(stream, peer, local, phone, cfg, pages).await;
                 drop(permit);
             });
         }
@@ -221,10 +223,22 @@ fn forbidden(origin: Option<&str>) -> ErrorResponse {
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    local: SocketAddr,
     phone: Phone,
     cfg: Arc<ServeConfig>,
     pages: Arc<Pages>,
 ) {
+    if let Some(root) = &cfg.www {
+        // `--www`: a plain GET is a file; only a WebSocket upgrade goes on to the engine.
+        match files::peek_head(&stream, HANDSHAKE_TIMEOUT).await {
+            Some(head) if !files::is_upgrade(&head) => {
+                files::answer(stream, root, &head).await;
+                return;
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
     let mut seen_origin: Option<String> = None;
     // The Err type is tungstenite's callback contract.
     #[allow(clippy::result_large_err)]
@@ -234,7 +248,7 @@ async fn serve_connection(
             Some(Ok(o)) => Some(o.to_string()),
             Some(Err(_)) => return Err(forbidden(Some("<unreadable origin>"))),
         };
-        if cfg.admits(origin.as_deref()) {
+        if cfg.admits_at(origin.as_deref(), local) {
             seen_origin = origin;
             Ok(resp)
         } else {
