@@ -52,30 +52,14 @@ pub fn is_upgrade(head: &str) -> bool {
     })
 }
 
-/// `%XX` decoded; `None` for a bad escape or a result that is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// The file under `root` that the request target `target` names, or `None` (not found, or
 /// not to be handed out: see the module documentation).
 pub fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
     let path = target.split(['?', '#']).next()?;
-    let path = percent_decode(path.strip_prefix('/')?)?;
-    if path.contains(['\0', '\\']) {
+    // Lenient decoding (a malformed `%` stays as written, so names no file); `%2e%2e`
+    // becomes `..` and is refused below like a written one.
+    let path = webphone_engine::params::percent_decode(path.strip_prefix('/')?);
+    if path.contains(['\0', '\\', '\u{fffd}']) {
         return None;
     }
     let mut file = root.to_path_buf();
@@ -192,6 +176,7 @@ mod tests {
             "/skins/a%20b/missing.html",
             "/skins\\a b\\page.html",
             "/%zz",
+            "/%ff.html",
             "relative.html",
         ] {
             assert_eq!(resolve(&root, bad), None, "{bad}");

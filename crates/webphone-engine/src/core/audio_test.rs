@@ -117,19 +117,31 @@ impl Core {
     }
 }
 
+/// Opens a sound device with `open` off the async threads (device opening may block); the
+/// fallback to the default device, when the named one failed, is logged for `what` test.
+async fn open_device<T: Send + 'static>(
+    what: &'static str,
+    open: impl FnOnce() -> Result<(T, Option<webphone_audio::AudioError>), webphone_audio::AudioError>
+        + Send
+        + 'static,
+) -> Result<T, String> {
+    let (device, fallback) = tokio::task::spawn_blocking(open)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = fallback {
+        debug!("{what} test on the default device: {e}");
+    }
+    Ok(device)
+}
+
 /// The microphone test's task: levels of `spec` as VAD notifications on `events`.
 async fn mic_test(spec: DeviceSpec, volume: Arc<Volume>, events: broadcast::Sender<Event>) {
-    let opened = tokio::task::spawn_blocking(move || open_input_or_default(&spec, RATE, None))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    let mut input = match opened {
-        Ok((input, fallback)) => {
-            if let Some(e) = fallback {
-                debug!("microphone test on the default device: {e}");
-            }
-            input
-        }
+    let opened = open_device("microphone", move || {
+        open_input_or_default(&spec, RATE, None)
+    });
+    let mut input = match opened.await {
+        Ok(input) => input,
         Err(e) => {
             let _ = events.send(Event::Notification(format!(
                 "EVENT,WARNING,microphone test: no capture device ({e})"
@@ -166,22 +178,14 @@ async fn mic_test(spec: DeviceSpec, volume: Arc<Volume>, events: broadcast::Send
 
 /// The speaker test's task: [`speaker_test_sound`] on `spec`.
 async fn speaker_test(spec: DeviceSpec, volume: Arc<Volume>) {
-    let opened = tokio::task::spawn_blocking(move || open_output_or_default(&spec, RATE, None))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    let mut out = match opened {
-        Ok((out, fallback)) => {
-            if let Some(e) = fallback {
-                debug!("speaker test on the default device: {e}");
+    let mut out =
+        match open_device("speaker", move || open_output_or_default(&spec, RATE, None)).await {
+            Ok(out) => out,
+            Err(e) => {
+                debug!("speaker test: no playback device: {e}");
+                return;
             }
-            out
-        }
-        Err(e) => {
-            debug!("speaker test: no playback device: {e}");
-            return;
-        }
-    };
+        };
     super::cues::play_out(
         out.as_mut(),
         &mut [Box::new(speaker_test_sound()) as Box<dyn Sound + Send>],

@@ -28,8 +28,8 @@ pub use catalog::{
 };
 pub use crypt::{decrypt_value, encrypt_value, CryptError, ENCRYPTED_PREFIX};
 pub use sources::{
-    parse_cookies, parse_mparam, parse_scurl_answer, parse_url_params, Source, UCFG_PREFIX,
-    WP_PREFIX,
+    parse_cookies, parse_mparam, parse_scurl_answer, parse_url_params, percent_decode, Source,
+    UCFG_PREFIX, WP_PREFIX,
 };
 pub use store::{
     is_persistable, is_secret, parse_bool, redact, ParamError, ParamStore, Recognition, SetOutcome,
