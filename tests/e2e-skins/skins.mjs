@@ -1199,6 +1199,14 @@ function scenarios(env) {
       const hex = (rgb) => '#' + rgb.match(/\d+/g).slice(0, 3).map((v) => Number(v).toString(16).padStart(2, '0')).join('');
       assert(hex(themed) === blue.toLowerCase(), `colortheme 2 call colour ${hex(themed)} (want ${blue})`);
       await axe(page, 'click2call colortheme 2');
+      // Every theme: the button, its menu and the chat box pass axe (colours come from the theme).
+      for (const th of loadThemes()) {
+        await page.goto(`${c2k}&wp_callto=echo&wp_colortheme=${th.number}`);
+        await c2kReady(page);
+        await page.click('#c2k_container_0_menu_button');
+        await page.click('#c2k_container_0_menu [data-action=chat]');
+        await axe(page, `click2call ${th.id} with chat open`);
+      }
       // A colour that tries to break out of the property is ignored.
       await page.goto(`${c2k}&wp_callto=echo&wp_call_button_color=` + encodeURIComponent('red;}body{display:none'));
       await c2kReady(page);
