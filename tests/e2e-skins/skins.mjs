@@ -558,6 +558,12 @@ function scenarios(env) {
           tags: li.querySelectorAll('img,script,b').length } : null;
       });
       assert(item && item.name === payload && item.number === payload2 && item.tags === 0, 'contact payload rendered as text: ' + JSON.stringify(item));
+      // The engine's extra BLF state `unregistered` (a watch answered 480) gives its own lamp.
+      const lamp = await page.evaluate(() => {
+        window.WPSkin.onNotification('BLF,1007,undefined,unregistered,');
+        return window.WPSkin.lampOf('1007');
+      });
+      assert(lamp && lamp.kind === 'unregistered' && lamp.label === 'Not registered', 'BLF unregistered lamp: ' + JSON.stringify(lamp));
       // A peer display name / peer name from the engine (injected notification strings).
       await page.evaluate((p) => {
         window.WPSkin.onNotification(`STATUS,7,Ringing,${p},me,2,${p},xss-call,1,1,1,0,0,0,0`);

@@ -171,9 +171,10 @@ fn enableblf_auto_switches_off_after_a_refusal_and_force_keeps_subscribing() {
 /// in the contacts) fails that watch only; BLF stays on, and the next `checkblf` subscribes
 /// (`peers/sipp-uas-blf-unknown-user.xml`). A notifier that accepts the SUBSCRIBE and then
 /// ends it with `reason=noresource` and no state is a failed watch too, not an idle line
-/// (`peers/sipp-uas-blf-noresource.xml`, RFC 6665 §4.1.3).
+/// (`peers/sipp-uas-blf-noresource.xml`, RFC 6665 §4.1.3). A 480 (not logged in) is the
+/// state `unregistered` (`peers/sipp-uas-blf-not-registered.xml`).
 #[test]
-fn blf_refused_for_one_unknown_user_stays_on_and_noresource_is_a_failed_watch() {
+fn blf_refused_for_one_unknown_user_stays_on_noresource_fails_and_480_is_unregistered() {
     let _serial = serial();
     if !require_tools("blf_unknown_user_sipp", &[SIPP]) {
         return;
@@ -210,6 +211,25 @@ fn blf_refused_for_one_unknown_user_stays_on_and_noresource_is_a_failed_watch() 
         blf_callbacks(&cli, "1008"),
         vec![("undefined".into(), "failed".into(), String::new())],
         "no idle (terminated) state before or after the failure"
+    );
+
+    // 480 (RFC 3261 §21.4.18: not logged in): the watched user is not registered, a state of
+    // its own; BLF stays on.
+    let mut away = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uas-blf-not-registered.xml"),
+        None,
+        &[],
+    );
+    let mark = cli.mark();
+    cli.api_ok(&format!("checkblf sip:1007@127.0.0.1:{}", away.port()));
+    let line = cli.expect_after(mark, |l| l.starts_with("BLF,1007,"), WAIT);
+    assert_eq!(line, "BLF,1007,undefined,unregistered,");
+    away.assert_success(WAIT);
+    cli.expect_after(
+        mark,
+        |l| l.starts_with("CALLBACK,onBLFStateChange,[\"1007\",\"undefined\",\"unregistered\""),
+        WAIT,
     );
     cli.quit();
 }

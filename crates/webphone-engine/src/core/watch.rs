@@ -487,6 +487,9 @@ impl Core {
         }
         match watch {
             Watch::Presence(peer) => self.presence(&peer, "Unknown", &format!("{code}")),
+            // RFC 3261 §21.4.18: 480 says the user is not logged in; RFC 4235 has no state
+            // for that, so the BLF states get one more value (docs/behaviour-choices.md).
+            Watch::Blf(peer) if code == 480 => self.blf(&peer, "undefined", BLF_UNREGISTERED, ""),
             Watch::Blf(peer) => self.blf(&peer, "undefined", "failed", ""),
         }
     }
@@ -549,6 +552,10 @@ fn refused_by_notifier(state: &SubscriptionState, body: &str) -> bool {
             if r.eq_ignore_ascii_case("rejected") || r.eq_ignore_ascii_case("noresource")
     ) && body.trim().is_empty()
 }
+
+/// The BLF state of a watched user who is not registered (a SUBSCRIBE answered 480): an
+/// addition to the catalog's trying/proceeding/early/confirmed/terminated/unknown/failed.
+pub(crate) const BLF_UNREGISTERED: &str = "unregistered";
 
 /// A refusal that means the server has no such event package or method.
 fn cannot_do_package(code: u16) -> bool {

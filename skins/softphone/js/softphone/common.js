@@ -553,6 +553,8 @@
     if (!b) { return ''; }
     if (b.state === 'confirmed') { return 'incall'; }
     if (b.state === 'early' || b.state === 'trying' || b.state === 'proceeding') { return 'ringing'; }
+    // The engine's extra BLF state: the server answered the watch 480 (not logged in).
+    if (b.state === 'unregistered') { return 'unregistered'; }
     return '';
   }
   // The lamp of a contact's number, {kind, label}, or null: a call (ringing, in a call) shows
@@ -581,7 +583,8 @@
     var k = userOf(f[1]);
     if (!k) { return; }
     blfState[k] = { direction: f[2] || '', state: f[3] || '' };
-    if (f[3] === 'failed') { watchFailed('blf', k); }
+    // Asked again after our next registration (the watched user may have registered by then).
+    if (f[3] === 'failed' || f[3] === 'unregistered') { watchFailed('blf', k); }
     emit('presence', k);
   }
   function isRegistered() { return general.registered === 2 || general.registered === 3; }
