@@ -2401,9 +2401,12 @@ impl Core {
         };
         self.stop_waiting_beep(l.waiting_beep.take());
         self.stop_waiting_beep(l.ringback_sound.take());
-        // A consultation call that ends before the transfer: the first call resumes.
+        // A consultation call that ends before the transfer: the first call resumes (or, with
+        // transfertype 2 and 4 when the consulted party hung up, is transferred to it).
         let consult_for = l.consult_for.take();
-        self.consultation_ended(consult_for);
+        let by_target = (party == DiscParty::Peer && l.phase == CallPhase::Connected)
+            .then(|| l.peername.clone());
+        self.consultation_ended(consult_for, by_target);
         if let (Some(orig), Some(sip)) = (l.referred_by.take(), &self.sip) {
             let code = reason
                 .split_whitespace()

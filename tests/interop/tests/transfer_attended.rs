@@ -172,3 +172,66 @@ fn transfer_with_an_empty_number_connects_the_two_calls() {
     .unwrap_or_else(|| panic!("both lines must end; output:\n{}", cli.lines().join("\n")));
     cli.quit();
 }
+
+/// `transfertype` 2 ("transfer when the second party disconnects"): the consulted party
+/// (1003) hanging up sends 1002 to it with a plain REFER (the consultation dialog is gone),
+/// and both of our lines end; our own hang-up of a consultation only brings the first call
+/// back (no REFER).
+#[test]
+fn transfertype_2_transfers_when_the_consulted_party_hangs_up() {
+    let _serial = serial();
+    let Some((dir, kam, mut b, mut c)) = setup("transfertype_2", AnswerMode::Auto) else {
+        return;
+    };
+    let (params, _rec) = Params::account(&kam, "1001", Transport::Udp).with_file_audio(&dir);
+    let mut cli = start_cli(&dir, &params.set("transfertype", "2"));
+    expect_registered(&mut cli, 0);
+
+    // Our hang-up of the consultation: no transfer, line 1 resumes.
+    cli.api_ok("call 1002");
+    expect_connected(&mut cli);
+    b.wait_event("CALL_ESTABLISHED", |_| true, WAIT);
+    assert_eq!(cli.api_ok("transfer 1003").trim(), "2");
+    c.wait_event("CALL_ESTABLISHED", |p| p.contains("1001"), WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+    cli.api_ok("hangup 2");
+    webphone_interop::util::wait_for(WAIT, || {
+        cli.api_ok("isonhold 1").contains("false").then_some(())
+    })
+    .unwrap_or_else(|| panic!("line 1 must be resumed after our hang-up"));
+    assert!(
+        kam.script_lines().iter().all(|l| !l.contains("REQ REFER")),
+        "no REFER for our own hang-up with transfertype 2"
+    );
+
+    // The consulted party hangs up: the transfer is made.
+    let established = c
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "CALL_ESTABLISHED")
+        .count();
+    assert_eq!(cli.api_ok("transfer 1003").trim(), "2");
+    webphone_interop::util::wait_for(WAIT, || {
+        (c.events()
+            .iter()
+            .filter(|e| e["type"] == "CALL_ESTABLISHED")
+            .count()
+            > established)
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the second consultation call to 1003"));
+    std::thread::sleep(Duration::from_millis(500));
+    let mark = cli.mark();
+    c.command("hangup");
+    c.wait_event("CALL_ESTABLISHED", |p| p.contains("1002"), WAIT);
+    b.wait_event("CALL_ESTABLISHED", |p| p.contains("1003"), WAIT);
+    webphone_interop::util::wait_for(WAIT, || {
+        let cdrs = cli.lines()[mark..]
+            .iter()
+            .filter(|l| l.starts_with("CDR,"))
+            .count();
+        (cdrs >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("both lines must end; output:\n{}", cli.lines().join("\n")));
+    cli.quit();
+}

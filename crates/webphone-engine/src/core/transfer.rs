@@ -218,6 +218,12 @@ impl Core {
         let Some(first) = self.lines.get_mut(c).and_then(|l| l.consult_for.take()) else {
             return false;
         };
+        if self.params.get_i64("transfertype").unwrap_or(-1) == 2 {
+            // transfertype 2 transfers only when the consulted party hangs up: our own
+            // hang-up ends the consultation and the first call comes back.
+            self.resume_after_transfer(first);
+            return false;
+        }
         let (Some(first_call), Some(sip)) = (self.connected_sip_line(first), self.sip.clone())
         else {
             return false;
@@ -277,10 +283,54 @@ impl Core {
         }
     }
 
-    /// The consultation call ended before the transfer was made: the first party resumes.
-    pub(super) fn consultation_ended(&mut self, consult_for: Option<usize>) {
-        if let Some(first) = consult_for {
-            self.resume_after_transfer(first);
+    /// The consultation call ended before the transfer was made: the first party resumes,
+    /// unless the consulted party hung up an answered consultation (`hung_up_by`, its peer
+    /// name) and `transfertype` is 2 ("transfer when the second party disconnects") or 4
+    /// ("when any party disconnects"): then the first party is sent to it with a plain REFER
+    /// (RFC 3515; the consultation dialog is gone, so no Replaces).
+    pub(super) fn consultation_ended(
+        &mut self,
+        consult_for: Option<usize>,
+        hung_up_by: Option<String>,
+    ) {
+        let Some(first) = consult_for else {
+            return;
+        };
+        let transfertype = self.params.get_i64("transfertype").unwrap_or(-1);
+        if let (Some(peer), 2 | 4) = (hung_up_by, transfertype) {
+            if self.refer_first_to(first, &peer) {
+                return;
+            }
+        }
+        self.resume_after_transfer(first);
+    }
+
+    /// Sends the party of line `first` (held for a transfer) to `peer` with a plain REFER;
+    /// whether it went out. Its outcome arrives as for the other transfers.
+    fn refer_first_to(&mut self, first: usize, peer: &str) -> bool {
+        let (Some(call), Some(sip)) = (self.connected_sip_line(first), self.sip.clone()) else {
+            return false;
+        };
+        let sent = self
+            .dial_target(peer)
+            .map_err(|e| e.to_string())
+            .and_then(|uri| sip.refer(call, &uri).map_err(|e| e.to_string()));
+        match sent {
+            Ok(()) => {
+                if let Some(l) = self.lines.get_mut(first) {
+                    l.transfer_resume = true;
+                }
+                self.emit_line(first, "Midcall");
+                self.log(
+                    Severity::Event,
+                    &format!("line {first}: {peer} hung up the consultation: transferred to it"),
+                );
+                true
+            }
+            Err(e) => {
+                self.log(Severity::Warning, &format!("transfer: {e}"));
+                false
+            }
         }
     }
 
