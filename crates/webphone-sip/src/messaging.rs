@@ -574,9 +574,51 @@ impl SipUa {
     }
 }
 
+/// After a NOTIFY ended a subscription with `reason` (RFC 6665 §4.1.3): how long to wait before
+/// subscribing again, or `None` for not at all. `deactivated` and `timeout` invite a new
+/// subscription at once; `probation` and `giveup` a later one (after `Retry-After`, else a
+/// minute); `rejected`, `noresource`, `invariant` and no reason do not.
+pub fn resubscribe_after(reason: Option<&str>, retry_after: Option<u32>) -> Option<Duration> {
+    match reason.map(str::to_ascii_lowercase).as_deref() {
+        Some("deactivated" | "timeout") => Some(Duration::ZERO),
+        Some("probation" | "giveup") => {
+            Some(Duration::from_secs(retry_after.map_or(60, u64::from)))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subscription_is_renewed_after_deactivated_and_timeout_and_later_after_probation() {
+        assert_eq!(
+            resubscribe_after(Some("deactivated"), None),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            resubscribe_after(Some("Timeout"), Some(9)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            resubscribe_after(Some("probation"), Some(30)),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            resubscribe_after(Some("giveup"), None),
+            Some(Duration::from_secs(60))
+        );
+        for r in [
+            Some("rejected"),
+            Some("noresource"),
+            Some("invariant"),
+            None,
+        ] {
+            assert_eq!(resubscribe_after(r, None), None, "{r:?}");
+        }
+    }
 
     #[test]
     fn replaces_round_trip_through_refer_to() {

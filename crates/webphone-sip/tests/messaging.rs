@@ -395,3 +395,148 @@ async fn subscription_with_sipp_notifier() {
     sipp.assert_success(Duration::from_secs(10)).await;
     a.ua.shutdown().await;
 }
+
+/// The notifier's view of one subscription dialog (raw UDP).
+struct NotifierDialog {
+    call_id: String,
+    /// The subscriber's From (our To) and its To with our tag (our From).
+    subscriber: String,
+    notifier: String,
+    target: String,
+    peer: std::net::SocketAddr,
+}
+
+/// Answers the next SUBSCRIBE on `sock` with 200 (our tag `tag`) and returns its dialog.
+async fn accept_subscribe(sock: &tokio::net::UdpSocket, tag: &str) -> NotifierDialog {
+    let mut buf = vec![0u8; 65536];
+    let (req, peer) = loop {
+        let (n, from) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("a SUBSCRIBE within 5 s")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("SUBSCRIBE ") {
+            break (text, from);
+        }
+    };
+    let header = |name: &str| {
+        req.lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    let local = sock.local_addr().unwrap();
+    let (via, from_h, to_h, call_id, cseq) = (
+        header("Via"),
+        header("From"),
+        header("To"),
+        header("Call-ID"),
+        header("CSeq"),
+    );
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {from_h}\r\nTo: {to_h};tag={tag}\r\nCall-ID: {call_id}\r\n\
+         CSeq: {cseq}\r\nContact: <sip:notifier@{local}>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(ok.as_bytes(), peer).await.unwrap();
+    let contact = header("Contact");
+    NotifierDialog {
+        target: contact
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap_or("")
+            .to_string(),
+        notifier: format!("{to_h};tag={tag}"),
+        subscriber: from_h,
+        call_id,
+        peer,
+    }
+}
+
+/// Sends a NOTIFY in `d` with `state` (and a PIDF `body` when not empty).
+async fn send_notify(
+    sock: &tokio::net::UdpSocket,
+    d: &NotifierDialog,
+    cseq: u32,
+    state: &str,
+    body: &str,
+) {
+    let local = sock.local_addr().unwrap();
+    let ctype = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/pidf+xml\r\n".into()
+    };
+    let notify = format!(
+        "NOTIFY {} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKn{cseq}{}\r\nFrom: {}\r\n\
+         To: {}\r\nCall-ID: {}\r\nCSeq: {cseq} NOTIFY\r\nContact: <sip:notifier@{local}>\r\n\
+         Max-Forwards: 70\r\nEvent: presence\r\nSubscription-State: {state}\r\n{ctype}\
+         Content-Length: {}\r\n\r\n{body}",
+        d.target,
+        d.call_id.len(),
+        d.notifier,
+        d.subscriber,
+        d.call_id,
+        body.len()
+    );
+    sock.send_to(notify.as_bytes(), d.peer).await.unwrap();
+}
+
+/// RFC 6665 §4.1.3: a NOTIFY ending the subscription with `reason=deactivated` invites a new
+/// one at once: a new SUBSCRIBE (another dialog) goes out under the same subscription key,
+/// and the application sees no end, only the state that follows. `reason=rejected` ends it
+/// for good: reported, and nothing is sent again.
+#[tokio::test]
+async fn deactivated_subscription_is_renewed_and_a_rejected_one_ends() {
+    let mut a = Peer::start("A").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("sip:bob@{}", sock.local_addr().unwrap());
+    let sub = a.ua.subscribe(&target, "presence", 600).unwrap();
+    let first = accept_subscribe(&sock, "nt1").await;
+    send_notify(&sock, &first, 1, "terminated;reason=deactivated", "").await;
+    let second = accept_subscribe(&sock, "nt2").await;
+    assert_ne!(first.call_id, second.call_id, "a new subscription dialog");
+    let pidf = "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:bob@h\"><tuple id=\"t\"><status><basic>open</basic></status></tuple></presence>";
+    send_notify(&sock, &second, 1, "active;expires=600", pidf).await;
+    match a.next().await {
+        SipEvent::Notify {
+            sub: s,
+            state,
+            body,
+            ..
+        } => {
+            assert_eq!(s, Some(sub), "the same subscription for the application");
+            assert_eq!(state, SubscriptionState::Active { expires: Some(600) });
+            assert!(body.contains("<basic>open</basic>"), "{body}");
+        }
+        other => panic!("expected the renewed subscription's NOTIFY, got {other:?}"),
+    }
+    send_notify(&sock, &second, 2, "terminated;reason=rejected", "").await;
+    match a.next().await {
+        SipEvent::Notify { sub: s, state, .. } => {
+            assert_eq!(s, Some(sub));
+            assert!(
+                matches!(state, SubscriptionState::Terminated { .. }),
+                "{state:?}"
+            );
+        }
+        other => panic!("expected the final NOTIFY, got {other:?}"),
+    }
+    // No new SUBSCRIBE after a rejection.
+    let mut buf = vec![0u8; 65536];
+    let again = tokio::time::timeout(Duration::from_millis(800), async {
+        loop {
+            let (n, _) = sock.recv_from(&mut buf).await.unwrap();
+            if buf[..n].starts_with(b"SUBSCRIBE ") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(again.is_err(), "no SUBSCRIBE after reason=rejected");
+    a.ua.shutdown().await;
+}

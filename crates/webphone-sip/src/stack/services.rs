@@ -1220,10 +1220,40 @@ impl Driver {
                 warn!(error = %e, "NOTIFY reply failed");
             }
         });
+        let mut state = state;
         match &state {
-            SubscriptionState::Terminated { .. } => {
-                self.services.subs.remove(&sub);
-            }
+            SubscriptionState::Terminated {
+                reason,
+                retry_after,
+            } => match messaging::resubscribe_after(reason.as_deref(), *retry_after)
+                .filter(|_| !s.ending)
+            {
+                Some(after) => {
+                    // RFC 6665 §4.1.3: the notifier ended it but invites a new one: a new
+                    // subscription (a new dialog) under the same key, so the watch goes on.
+                    s.call_id = super::new_call_id();
+                    s.from_tag = make_tag().to_string();
+                    s.to_tag = None;
+                    s.remote_target = None;
+                    s.route_set.clear();
+                    s.cseq = Arc::default();
+                    let gen = self.services.next_gen + 1;
+                    self.services.next_gen = gen;
+                    if let Some(s) = self.services.subs.get_mut(&sub) {
+                        s.gen = gen;
+                    }
+                    info!(%sub, ?after, "subscription ended by the notifier: subscribing again");
+                    self.schedule(after, ServiceEvent::RefreshDue { sub, gen });
+                    // Not over for the application: pending again until the new one answers.
+                    if body.trim().is_empty() {
+                        return;
+                    }
+                    state = SubscriptionState::Pending { expires: None };
+                }
+                None => {
+                    self.services.subs.remove(&sub);
+                }
+            },
             // The notifier may shorten the subscription (RFC 6665 §4.2.2).
             SubscriptionState::Active { expires: Some(e) }
             | SubscriptionState::Pending { expires: Some(e) }
