@@ -92,7 +92,7 @@ if (unknown.length) { problems.push(`keys used by the skins but not in en.json: 
     ['The transfer did not complete; the call is resumed', 'display.transfer_resumed'],
     ['Cannot open the recording device (busy); using the default one', 'display.capture_default'],
     ['Cannot open the playback device (busy); using the default one', 'display.playback_default'],
-    ['transport 3 (HTTP tunnelling) is not supported by this engine: use -1 (auto), 0 (UDP), 1 (TCP) or 2 (TLS)', 'display.transport_unsupported'],
+    ['transport 3 (HTTP tunnelling) is not supported by this engine: use -1 (auto), 0 (UDP), 1 (TCP), 2 (TLS) or 5 (UDP, no tunnel)', 'display.transport_unsupported'],
     ['The recording device USB Mic is gone (unplugged): using the default recording device default', 'display.capture_gone_default'],
     ['The playback device USB Set is gone (unplugged): using the default playback device default', 'display.playback_gone_default'],
     ['The recording device USB Mic is gone (unplugged): the default recording device cannot be opened either; silent until a device returns', 'display.capture_gone_silent'],

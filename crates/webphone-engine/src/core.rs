@@ -425,18 +425,20 @@ fn host_of(addr: &str) -> &str {
 
 /// The SIP transport from the `transport` parameter (-1 auto, 0 UDP, 1 TCP, 2 TLS) and the
 /// form of `serveraddress`: with auto, `wss://` / `ws://` URLs mean WebSocket (RFC 7118),
-/// `sips:` or `;transport=tls|tcp|ws|wss` name the transport, anything else is UDP.
+/// `sips:` or `;transport=tls|tcp|ws|wss` name the transport, anything else is UDP. `5` ("UDP
+/// with HTTP tunnel failover") is auto without the failover: the tunnel is a vendor's
+/// server product; `3` and `4` (only the tunnel) are refused with a message.
 pub(crate) fn transport_for(param: i64, server: &str) -> Result<Transport, String> {
     let from_server = server_transport(server);
     match param {
-        -1 => Ok(from_server.unwrap_or(Transport::Udp)),
+        -1 | 5 => Ok(from_server.unwrap_or(Transport::Udp)),
         0 => Ok(Transport::Udp),
         1 => Ok(Transport::Tcp),
         2 => Ok(from_server
             .filter(|t| *t == Transport::Wss)
             .unwrap_or(Transport::Tls)),
         t => Err(format!(
-            "transport {t} (HTTP tunnelling) is not supported by this engine: use -1 (auto), 0 (UDP), 1 (TCP) or 2 (TLS)"
+            "transport {t} (HTTP tunnelling) is not supported by this engine: use -1 (auto), 0 (UDP), 1 (TCP), 2 (TLS) or 5 (UDP, no tunnel)"
         )),
     }
 }
@@ -498,7 +500,7 @@ pub(crate) fn rport_mode(use_rport: i64, use_fast_stun: i64) -> webphone_sip::Rp
 /// Whether DNS picks the transport (RFC 3263 §4.1: NAPTR, then SRV per transport): the
 /// `transport` parameter is -1 and the server address names no transport.
 pub(crate) fn transport_is_auto(param: i64, server: &str) -> bool {
-    param == -1 && server_transport(server).is_none()
+    (param == -1 || param == 5) && server_transport(server).is_none()
 }
 
 /// The HTTP path of a `ws://` / `wss://` server address, if it has one.
@@ -829,7 +831,7 @@ impl Core {
         }
         let first = self.params.get("serveraddressfirst").trim().to_string();
         let detect = self.params.get_bool("autotransportdetect") == Some(true)
-            && self.params.get_i64("transport").unwrap_or(-1) == -1;
+            && matches!(self.params.get_i64("transport").unwrap_or(-1), -1 | 5);
         [first, main]
             .into_iter()
             .filter(|s| !s.is_empty())
@@ -3134,6 +3136,11 @@ mod tests {
             Ok(Transport::Udp)
         );
         assert!(transport_for(3, "pbx.example").is_err());
+        assert!(transport_for(4, "pbx.example").is_err());
+        // 5 (UDP with a vendor's HTTP tunnel as failover): auto, without the tunnel.
+        assert_eq!(transport_for(5, "pbx.example"), Ok(Transport::Udp));
+        assert_eq!(transport_for(5, "sips:pbx.example"), Ok(Transport::Tls));
+        assert!(transport_is_auto(5, "pbx.example"));
         // RFC 3263 §4.1: only -1 with a bare server address leaves the transport to DNS.
         assert!(transport_is_auto(-1, "pbx.example"));
         assert!(transport_is_auto(-1, "sip:pbx.example"));
