@@ -124,11 +124,12 @@ fn bump_version(sdp: &str, eol: &str) -> String {
 /// (RFC 3261 §14.1): the owner of the Call-ID (the caller of the initial INVITE) waits
 /// 2.1-4 s, the other side 0-2 s, both in units of 10 ms. `random` is any random number.
 pub(crate) fn glare_backoff(call_id_owner: bool, random: u32) -> Duration {
-    let steps = u64::from(random % 191); // 0..=190 steps of 10 ms
+    // RFC 3261 §14.1, in units of 10 ms: the Call-ID's owner 2.1..=4 s (191 values), the
+    // other side 0..=2 s (201 values).
     if call_id_owner {
-        Duration::from_millis(2100 + steps * 10)
+        Duration::from_millis(2100 + u64::from(random % 191) * 10)
     } else {
-        Duration::from_millis((steps * 10).min(2000))
+        Duration::from_millis(u64::from(random % 201) * 10)
     }
 }
 
@@ -307,6 +308,12 @@ mod tests {
             assert_eq!(owner.as_millis() % 10, 0);
             let other = glare_backoff(false, rng.next_u32());
             assert!(other <= Duration::from_millis(2000));
+            assert_eq!(other.as_millis() % 10, 0);
         }
+        // Both ends of each range are reachable.
+        assert_eq!(glare_backoff(true, 0), Duration::from_millis(2100));
+        assert_eq!(glare_backoff(true, 190), Duration::from_millis(4000));
+        assert_eq!(glare_backoff(false, 0), Duration::ZERO);
+        assert_eq!(glare_backoff(false, 200), Duration::from_millis(2000));
     }
 }
