@@ -72,8 +72,10 @@ use crate::{
 /// Methods we accept (RFC 3261 §20.5 `Allow`).
 pub(crate) const ALLOW: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, MESSAGE, REFER, NOTIFY";
-/// Extensions we support (RFC 3261 §20.37 `Supported`): reliable provisionals (RFC 3262).
-const SUPPORTED: &str = "100rel";
+/// Extensions we support (RFC 3261 §20.37 `Supported`) in our answers: reliable provisionals
+/// (RFC 3262) and Replaces (RFC 3891 §6.1:
+/// a UA that supports it says so; PBXs check it before a pickup or attended transfer).
+const SUPPORTED: &str = "100rel, replaces";
 /// How long shutdown waits for outstanding BYE/CANCEL transactions.
 const BYE_GRACE: Duration = Duration::from_secs(2);
 /// User part of our Contact when no account is configured.
@@ -1567,8 +1569,8 @@ impl Driver {
         let mut extra_headers = vec![
             Header::Allow(ALLOW.into()),
             // RFC 4028 §7.1: we support session timers and ask for an interval; the
-            // 2xx says who refreshes.
-            Header::Supported("timer".into()),
+            // 2xx says who refreshes. RFC 3891 §6.1: and Replaces.
+            Header::Supported("timer, replaces".into()),
             Header::SessionExpires(
                 self.session_expires
                     .get(&call)
