@@ -75,6 +75,7 @@
     ['setfavorite', ['name=Demo Contact', 'number', 'state=true'], 'Extension: mark (true) or unmark (false) stored contacts as favourites'],
     ['chathistory', ['peer=1002', 'limit=20'], 'Extension: the stored conversation with a peer (every peer when empty), oldest first'],
     ['chatcomposing', ['peer=1002', 'typing=true'], 'Extension: tell a peer we are typing (true) or stopped (false), RFC 3994'],
+    ['audiotest', ['action=speaker'], 'Extension: try the audio devices: mic (its level as VAD notifications), speaker (a test sound) or stop'],
     ['sendlogs', [], 'Extension: post the engine\'s log to logform_action'],
     ['getworkdir', [], 'The engine\'s work folder'],
     ['delsettings', ['level=1'], 'Delete settings (1) or everything (2)'],
