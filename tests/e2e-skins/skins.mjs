@@ -66,7 +66,7 @@
 //             with the skin both ways through Kamailio. Without kamailio/baresip it skips
 //             loudly (fails with CI=true).
 //   served    the skins loaded from the engine itself (webphone-cli --serve --www): echo call from
-//             the softphone and from click2call
+//             the softphone; a link's wp_callto/wp_autoaction are not taken by click2call
 //   incall    real peers: the call page's speaker volume reaches the engine, Mute silences what
 //             baresip 1002 hears (measured in its recording), blind Transfer and "Consult first"
 //             + Transfer (attended) connect 1002 with baresip 1003.
@@ -397,11 +397,14 @@ function scenarios(env) {
       await shot(page, 'served-echo.png');
       await page.click('#call_hangup');
       await page.waitForFunction(() => !window.webphone_api.state.incall, null, { timeout: TIMEOUT });
-      await page.goto(`${own}/skins/click2call/click2call.html?wp_serviceport=${port}&wp_callto=echo`);
+      // Any web site can link to these pages: a link's number and autoaction are not taken
+      // (only look-and-feel parameters are), so a link cannot make the phone call.
+      const before = await page.evaluate(() => window.webphone_api.getparameter('callto'));
+      await page.goto(`${own}/skins/click2call/click2call.html?wp_serviceport=${port}&wp_callto=0900123&wp_autoaction=1`);
       await c2kReady(page);
-      await page.click('#c2k_container_0_button');
-      await c2kStatus(page, 0, /^Connected /);
-      await c2kHangup(page, 0);
+      await page.waitForTimeout(1000);
+      const after = await page.evaluate(async () => ({ callto: await window.webphone_api.getparameter('callto'), incall: window.webphone_api.state.incall }));
+      assert(after.callto === before && after.callto !== '0900123' && !after.incall, 'a link provisioned the engine-served page: ' + JSON.stringify(after));
       // (What is not handed out, dot-folders and paths out of DIR, is checked by
       // crates/webphone-cli/tests/serve_service.rs; a 404 here would be a console error.)
     },

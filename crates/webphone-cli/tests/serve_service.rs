@@ -576,6 +576,46 @@ async fn www_hands_out_the_skins_and_admits_their_own_origin() {
     let mut ws = connect(svc.addr, Some(&own)).await;
     let r = request(&mut ws, 1, "getenginename", &[]).await;
     assert!(r.get("ok").is_some(), "{r}");
+    // Any web site can link to these pages: from their URL or cookies only look-and-feel
+    // parameters are taken, never an account, a server or a number to call.
+    for (name, value) in [
+        ("serveraddress", "evil.example"),
+        ("callto", "0900123"),
+        ("autoaction", "1"),
+    ] {
+        let r = request(&mut ws, 2, "setparameter", &[name, value, "url"]).await;
+        assert!(
+            r["err"]
+                .as_str()
+                .is_some_and(|e| e.contains("cannot set it from its address")),
+            "{name}: {r}"
+        );
+    }
+    let r = request(&mut ws, 3, "getparameter", &["serveraddress"]).await;
+    assert_ne!(r["ok"], json!("evil.example"), "{r}");
+    let r = request(&mut ws, 4, "setparameter", &["language", "de", "url"]).await;
+    assert!(r.get("ok").is_some(), "a ui parameter from the URL: {r}");
+    // The page's own run-time calls (the user typing in the skin) are not affected.
+    let r = request(
+        &mut ws,
+        5,
+        "setparameter",
+        &["serveraddress", "pbx.example"],
+    )
+    .await;
+    assert!(r.get("ok").is_some(), "{r}");
+    // A request naming another host (DNS rebinding) gets no file.
+    let mut s = std::net::TcpStream::connect(svc.addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(b"GET /skins/softphone/softphone.html HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.starts_with("HTTP/1.1 421") && !text.contains("<title>skin"),
+        "{text}"
+    );
     let resp = raw_upgrade(svc.addr, Some("http://127.0.0.1:8123"));
     assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
     std::fs::remove_dir_all(&root).unwrap();

@@ -6,8 +6,10 @@
 //!
 //! Only `GET` and `HEAD` of regular files under DIR: no directory listings, no dot-files or
 //! dot-folders, no `..`, no symbolic link out of DIR (the canonical path must stay inside);
-//! one request per connection. Anything else is 404 (405 for other methods). A WebSocket
-//! upgrade on the same port goes to the engine as before.
+//! one request per connection. Anything else is 404 (405 for other methods, 421 for a `Host`
+//! that is not ours: DNS rebinding). A WebSocket upgrade on the same port goes to the engine
+//! as before; what such pages may set from their URL is limited
+//! ([`super::url_provisioning_refused`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,9 +22,15 @@ const MAX_HEAD: usize = 8 * 1024;
 /// Largest file handed out.
 const MAX_FILE: u64 = 16 * 1024 * 1024;
 
+/// A request head as peeked: its text (lossy UTF-8) and its length in bytes.
+pub struct Head {
+    pub text: String,
+    pub len: usize,
+}
+
 /// The request head at the start of `stream`, read without consuming it (the WebSocket
 /// handshake reads it again); `None` when it does not end within [`MAX_HEAD`] or `wait`.
-pub async fn peek_head(stream: &TcpStream, wait: Duration) -> Option<String> {
+pub async fn peek_head(stream: &TcpStream, wait: Duration) -> Option<Head> {
     let mut buf = vec![0u8; MAX_HEAD];
     let end = tokio::time::Instant::now() + wait;
     loop {
@@ -34,7 +42,10 @@ pub async fn peek_head(stream: &TcpStream, wait: Duration) -> Option<String> {
             return None;
         }
         if let Some(at) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
-            return Some(String::from_utf8_lossy(&buf[..at + 4]).into_owned());
+            return Some(Head {
+                text: String::from_utf8_lossy(&buf[..at + 4]).into_owned(),
+                len: at + 4,
+            });
         }
         if n == buf.len() || tokio::time::Instant::now() >= end {
             return None;
@@ -99,16 +110,43 @@ pub fn content_type(path: &Path) -> &'static str {
     }
 }
 
+/// Whether the request's `Host` names this service (a loopback name or address with our
+/// port): a page of a web site whose name resolves to 127.0.0.1 (DNS rebinding) sends its
+/// own name and gets nothing.
+pub fn host_is_ours(head: &str, local: std::net::SocketAddr) -> bool {
+    let Some(host) = head.lines().skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case("host")
+            .then(|| v.trim().to_ascii_lowercase())
+    }) else {
+        return false;
+    };
+    let port = local.port();
+    [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ]
+    .contains(&host)
+}
+
 /// Answers the one request of `stream` (whose head is `head`) from `root`, then closes.
-pub async fn answer(mut stream: TcpStream, root: &Path, head: &str) {
+pub async fn answer(mut stream: TcpStream, root: &Path, head: &Head, local: std::net::SocketAddr) {
     // Take the head off the stream (it was only peeked).
-    let mut skip = vec![0u8; head.len()];
+    let mut skip = vec![0u8; head.len];
     if stream.read_exact(&mut skip).await.is_err() {
         return;
     }
-    let mut words = head.lines().next().unwrap_or("").split_whitespace();
+    let mut words = head.text.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let (status, ctype, body): (&str, &str, Vec<u8>) = if method != "GET" && method != "HEAD" {
+    let (status, ctype, body): (&str, &str, Vec<u8>) = if !host_is_ours(&head.text, local) {
+        (
+            "421 Misdirected Request",
+            "text/plain; charset=utf-8",
+            b"not this host\n".to_vec(),
+        )
+    } else if method != "GET" && method != "HEAD" {
         (
             "405 Method Not Allowed",
             "text/plain; charset=utf-8",
@@ -182,6 +220,17 @@ mod tests {
             assert_eq!(resolve(&root, bad), None, "{bad}");
         }
         std::fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn only_requests_for_our_own_host_are_answered() {
+        let local: std::net::SocketAddr = "127.0.0.1:4100".parse().unwrap();
+        let get = |host: &str| format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert!(host_is_ours(&get("127.0.0.1:4100"), local));
+        assert!(host_is_ours(&get("LOCALHOST:4100"), local));
+        assert!(!host_is_ours(&get("evil.example:4100"), local));
+        assert!(!host_is_ours(&get("127.0.0.1:4101"), local));
+        assert!(!host_is_ours("GET / HTTP/1.1\r\n\r\n", local));
     }
 
     #[test]

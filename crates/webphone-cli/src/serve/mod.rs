@@ -197,6 +197,32 @@ impl Server {
     }
 }
 
+/// Pages the service hands out itself (`--www`) are on an address any web site can link to,
+/// with any `wp_` parameters in the link: from such a page, a parameter that comes from its
+/// URL or cookies (`setparameter(name, value, "url" | "cookie")`) is refused unless it only
+/// changes the look (catalog scope `ui`). Otherwise a link could re-point the account at
+/// another server (which would then get our digest) or place a call (`callto` +
+/// `autoaction`). The refusal text, or `None` when the request may go on.
+pub fn url_provisioning_refused(func: &str, args: &[String]) -> Option<String> {
+    if !func.eq_ignore_ascii_case("setparameter") {
+        return None;
+    }
+    let source = args.get(2).map(|s| s.trim().to_ascii_lowercase());
+    if !matches!(source.as_deref(), Some("url" | "cookie")) {
+        return None;
+    }
+    let name = args.first().map(String::as_str).unwrap_or("");
+    let ui = webphone_engine::params::Registry::global()
+        .lookup(name)
+        .is_some_and(|d| d.scope == webphone_engine::params::Scope::Ui);
+    (!ui).then(|| {
+        format!(
+            "{name}: a page served by the phone itself cannot set it from its address or \
+             cookies (any web site could link to it with its own values); set it in the app"
+        )
+    })
+}
+
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
@@ -231,8 +257,12 @@ async fn serve_connection(
     if let Some(root) = &cfg.www {
         // `--www`: a plain GET is a file; only a WebSocket upgrade goes on to the engine.
         match files::peek_head(&stream, HANDSHAKE_TIMEOUT).await {
-            Some(head) if !files::is_upgrade(&head) => {
-                files::answer(stream, root, &head).await;
+            Some(head) if !files::is_upgrade(&head.text) => {
+                let _ = tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    files::answer(stream, root, &head, local),
+                )
+                .await;
                 return;
             }
             Some(_) => {}
@@ -240,6 +270,7 @@ async fn serve_connection(
         }
     }
     let mut seen_origin: Option<String> = None;
+    let mut own_origin_only = false;
     // The Err type is tungstenite's callback contract.
     #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
@@ -249,6 +280,7 @@ async fn serve_connection(
             Some(Err(_)) => return Err(forbidden(Some("<unreadable origin>"))),
         };
         if cfg.admits_at(origin.as_deref(), local) {
+            own_origin_only = !cfg.admits(origin.as_deref());
             seen_origin = origin;
             Ok(resp)
         } else {
@@ -321,6 +353,16 @@ async fn serve_connection(
     let worker_tx = out_tx.clone();
     let worker = tokio::spawn(async move {
         while let Some(req) = req_rx.recv().await {
+            if let Some(refusal) = own_origin_only
+                .then(|| url_provisioning_refused(&req.func, &req.args))
+                .flatten()
+            {
+                let reply = protocol::err_reply(&req.id, &refusal);
+                if worker_tx.send(Message::text(reply)).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             let reply = match phone.api(&req.func, req.args.clone()).await {
                 Ok(v) => {
                     protocol::ok_reply(&req.id, protocol::redact_result(&req.func, &req.args, v))
