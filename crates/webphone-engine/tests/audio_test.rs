@@ -108,3 +108,24 @@ async fn an_unknown_audiotest_action_is_refused_with_the_usage() {
     assert!(err.to_string().contains("usage: audiotest"), "{err}");
     phone.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_microphone_test_is_refused_during_a_call() {
+    let mut phone = silent_phone("incall", None, &[]).await;
+    phone.api("call", &["echo"]).await;
+    phone.call_state("callConnected", 10).await;
+    let err = phone
+        .phone
+        .api("audiotest", vec!["mic".into()])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the call has the microphone"),
+        "{err}"
+    );
+    phone.api("hangup", &[]).await;
+    phone.call_state("callDisconnected", 10).await;
+    phone.api("audiotest", &["mic"]).await;
+    phone.api("audiotest", &["stop"]).await;
+    phone.stop().await;
+}

@@ -580,7 +580,10 @@ impl SipUa {
 /// minute); `rejected`, `noresource`, `invariant` and no reason do not.
 pub fn resubscribe_after(reason: Option<&str>, retry_after: Option<u32>) -> Option<Duration> {
     match reason.map(str::to_ascii_lowercase).as_deref() {
-        Some("deactivated" | "timeout") => Some(Duration::ZERO),
+        // A Retry-After is honoured here too (RFC 6665 §4.1.3: "SHOULD NOT ... before").
+        Some("deactivated" | "timeout") => {
+            Some(Duration::from_secs(retry_after.map_or(0, u64::from)))
+        }
         Some("probation" | "giveup") => {
             Some(Duration::from_secs(retry_after.map_or(60, u64::from)))
         }
@@ -588,9 +591,31 @@ pub fn resubscribe_after(reason: Option<&str>, retry_after: Option<u32>) -> Opti
     }
 }
 
+/// Renewals of one subscription in a row, each ended again before an `active` NOTIFY, that
+/// are made at all; a notifier that keeps ending it is then left alone.
+pub const MAX_RENEWALS: u32 = 6;
+
+/// The least wait before the `n`-th renewal in a row (0 for the first): 1, 2, 4 ... 32 s, so a
+/// notifier that ends every new subscription at once gets no storm of SUBSCRIBEs.
+pub fn renewal_backoff(n: u32) -> Duration {
+    match n {
+        0 => Duration::ZERO,
+        n => Duration::from_secs(1u64 << (n - 1).min(5)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renewals_in_a_row_back_off_and_stop() {
+        let waits: Vec<u64> = (0..MAX_RENEWALS)
+            .map(|n| renewal_backoff(n).as_secs())
+            .collect();
+        assert_eq!(waits, vec![0, 1, 2, 4, 8, 16]);
+        assert_eq!(renewal_backoff(40), Duration::from_secs(32));
+    }
 
     #[test]
     fn a_subscription_is_renewed_after_deactivated_and_timeout_and_later_after_probation() {
@@ -600,7 +625,7 @@ mod tests {
         );
         assert_eq!(
             resubscribe_after(Some("Timeout"), Some(9)),
-            Some(Duration::ZERO)
+            Some(Duration::from_secs(9))
         );
         assert_eq!(
             resubscribe_after(Some("probation"), Some(30)),

@@ -4,7 +4,8 @@
 //! - `mic`: opens the capture device calls use (`audiodevicein`, at the `volumein` level) and
 //!   reports its level as `VAD` notifications (notifications.md §15: the local side measured,
 //!   the remote side `OFF`) every [`REPORT_EVERY`], until `stop`, [`MIC_TEST_LIMIT`], the
-//!   engine stops, or a call's media opens the device for the call. Asking again restarts it.
+//!   engine stops, or a call's media opens the device for the call. Asking again restarts it;
+//!   asking during a call is refused (the call has the microphone).
 //! - `speaker`: plays [`SPEAKER_TEST`] on the playback device (`audiodeviceout`, at the
 //!   `volumeout` level): two short tones, so a user hears that sound comes out.
 //! - `stop`: ends the microphone test (nothing when none runs).
@@ -88,6 +89,13 @@ impl Core {
             .ok_or_else(|| bad(usage))?;
         match what {
             AudioTest::Stop => self.stop_mic_test(),
+            AudioTest::Mic if self.lines.busy().next().is_some() => {
+                return Err(ApiError::Failed(
+                    "the microphone test is for when no call is going on: the call has the \
+                     microphone"
+                        .into(),
+                ));
+            }
             AudioTest::Mic => {
                 self.stop_mic_test();
                 let spec = self.capture_spec();

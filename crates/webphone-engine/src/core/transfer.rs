@@ -381,6 +381,17 @@ impl Core {
                 self.end_locally_with(m, 486, Some("transferred")).await;
             }
         } else if code >= 300 {
+            // Calls that were to end with this transfer go on.
+            let n_of = Some(n);
+            for m in self.lines.busy().collect::<Vec<_>>() {
+                if let Some(l) = self
+                    .lines
+                    .get_mut(m)
+                    .filter(|l| l.after_transfer_of == n_of)
+                {
+                    l.after_transfer_of = None;
+                }
+            }
             self.display(
                 Severity::Warning,
                 &format!("Transfer failed ({code}); the call goes on"),

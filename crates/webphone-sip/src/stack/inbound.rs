@@ -223,7 +223,15 @@ fn add_rfc2543_from_tag(lines: &mut Vec<String>) -> bool {
 /// changes, or when the rewritten text does not parse again (then it goes on as it was).
 pub(crate) fn normalize_stream(msg: &SipMessage) -> Option<SipMessage> {
     let fixed = normalize_tags(&msg.to_bytes())?;
-    rsipstack::sip::parser::parse_message(&fixed).ok()
+    reparse(fixed)
+}
+
+/// Parses a message rsipstack wrote: its writer escapes a Request-URI user's escapes again
+/// (`%40` → `%2540`, see [`super::uri_escapes`]), which the parser would keep as text and
+/// so name another user; that second round is undone first.
+fn reparse(written: Vec<u8>) -> Option<SipMessage> {
+    let bytes = super::uri_escapes::restore_request_uri_escapes(&written).unwrap_or(written);
+    rsipstack::sip::parser::parse_message(&bytes).ok()
 }
 
 /// [`strip_rfc2543_tags`] on a message about to be written by rsipstack (TCP, TLS, WS);
@@ -243,7 +251,7 @@ pub(crate) fn strip_rfc2543_tags_of(msg: &SipMessage) -> Option<SipMessage> {
         return None;
     }
     let plain = strip_rfc2543_tags(&msg.to_bytes())?;
-    rsipstack::sip::parser::parse_message(&plain).ok()
+    reparse(plain)
 }
 
 /// Takes the tags [`add_rfc2543_from_tag`] made up out of the header section of a message
@@ -576,6 +584,21 @@ mod tests {
     fn refusal(n: u32) -> Vec<u8> {
         format!("SIP/2.0 403 Forbidden\r\nCall-ID: scan{n}\r\nContent-Length: 0\r\n\r\n")
             .into_bytes()
+    }
+
+    #[test]
+    fn rewriting_an_rfc2543_message_keeps_the_request_uri_escapes() {
+        let bye = "BYE sip:a%40b@192.0.2.9:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK7\r\n\
+                   From: <sip:me@h>;tag=1\r\nTo: <sip:a%40b@h>;tag=wp2543-00ff\r\nCall-ID: c9\r\n\
+                   CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
+        let msg = rsipstack::sip::parser::parse_message(bye.as_bytes()).unwrap();
+        let plain = strip_rfc2543_tags_of(&msg).unwrap();
+        let text = plain.to_string();
+        assert!(!text.contains("wp2543"), "{text}");
+        // Written once more by rsipstack: still one round of escapes too many, which the
+        // datagram guard (UDP) or decode_request_uri_user (streams) takes off; never two.
+        assert!(text.starts_with("BYE sip:a%2540b@"), "{text}");
+        assert!(!text.contains("%252540"), "{text}");
     }
 
     #[test]

@@ -146,6 +146,8 @@ struct Sub {
     gen: u64,
     /// `unsubscribe()` was called.
     ending: bool,
+    /// Renewals in a row since the last `active` NOTIFY (RFC 6665 §4.1.3 endings).
+    renewals: u32,
 }
 
 /// Our presence publication (RFC 3903 §4).
@@ -644,6 +646,7 @@ impl Driver {
                     cseq: Arc::default(),
                     gen,
                     ending: false,
+                    renewals: 0,
                 };
                 self.services.subs.insert(sub, s);
                 self.send_subscribe(sub, expires);
@@ -655,6 +658,9 @@ impl Driver {
                 s.ending = true;
                 if s.to_tag.is_some() {
                     self.send_subscribe(sub, 0);
+                } else if s.renewals > 0 {
+                    // Waiting to renew an ended subscription: nothing is out, forget it now.
+                    self.services.subs.remove(&sub);
                 }
                 // Without a dialog yet, the answer to the SUBSCRIBE triggers the un-SUBSCRIBE.
             }
@@ -1220,15 +1226,20 @@ impl Driver {
                 warn!(error = %e, "NOTIFY reply failed");
             }
         });
+        if matches!(state, SubscriptionState::Active { .. }) {
+            s.renewals = 0;
+        }
         let mut state = state;
         match &state {
             SubscriptionState::Terminated {
                 reason,
                 retry_after,
             } => match messaging::resubscribe_after(reason.as_deref(), *retry_after)
-                .filter(|_| !s.ending)
+                .filter(|_| !s.ending && s.renewals < messaging::MAX_RENEWALS)
             {
                 Some(after) => {
+                    let after = after.max(messaging::renewal_backoff(s.renewals));
+                    s.renewals += 1;
                     // RFC 6665 §4.1.3: the notifier ended it but invites a new one: a new
                     // subscription (a new dialog) under the same key, so the watch goes on.
                     s.call_id = super::new_call_id();
