@@ -42,6 +42,19 @@ fn attended_transfer_with_a_plain_refer_connects_the_two_parties() {
     attended("transfer_attended_plain", "0");
 }
 
+/// Waits until two calls have ended (two CDRs) since `mark`: a completed transfer ends both
+/// of our lines.
+fn expect_both_lines_end(cli: &webphone_interop::Cli, mark: usize) {
+    webphone_interop::util::wait_for(WAIT, || {
+        let cdrs = cli.lines()[mark..]
+            .iter()
+            .filter(|l| l.starts_with("CDR,"))
+            .count();
+        (cdrs >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("both lines must end; output:\n{}", cli.lines().join("\n")));
+}
+
 /// `transfwithreplace` 1: the REFER's Refer-To carries Replaces naming the consultation
 /// dialog; 0: a plain REFER to the target, then our consultation leg ends.
 fn attended(name: &str, transfwithreplace: &str) {
@@ -91,11 +104,7 @@ fn attended(name: &str, transfwithreplace: &str) {
     }
     // Both of our legs end (the first by the transfer's NOTIFY 200).
     cli.expect_after(mark, |l| l.starts_with("CDR,") || l.contains("onCdr"), WAIT);
-    webphone_interop::util::wait_for(WAIT, || {
-        let cdrs = cli.seen(|l| l.starts_with("CDR,")).len();
-        (cdrs >= 2).then_some(())
-    })
-    .unwrap_or_else(|| panic!("both lines must end; output:\n{}", cli.lines().join("\n")));
+    expect_both_lines_end(&cli, mark);
     cli.quit();
 }
 
@@ -162,14 +171,7 @@ fn transfer_with_an_empty_number_connects_the_two_calls() {
     cli.api_ok("transfer \"\"");
     c.wait_event("CALL_ESTABLISHED", |p| p.contains("1002"), WAIT);
     b.wait_event("CALL_ESTABLISHED", |p| p.contains("1003"), WAIT);
-    webphone_interop::util::wait_for(WAIT, || {
-        let cdrs = cli.lines()[mark..]
-            .iter()
-            .filter(|l| l.starts_with("CDR,"))
-            .count();
-        (cdrs >= 2).then_some(())
-    })
-    .unwrap_or_else(|| panic!("both lines must end; output:\n{}", cli.lines().join("\n")));
+    expect_both_lines_end(&cli, mark);
     cli.quit();
 }
 
@@ -225,13 +227,6 @@ fn transfertype_2_transfers_when_the_consulted_party_hangs_up() {
     c.command("hangup");
     c.wait_event("CALL_ESTABLISHED", |p| p.contains("1002"), WAIT);
     b.wait_event("CALL_ESTABLISHED", |p| p.contains("1003"), WAIT);
-    webphone_interop::util::wait_for(WAIT, || {
-        let cdrs = cli.lines()[mark..]
-            .iter()
-            .filter(|l| l.starts_with("CDR,"))
-            .count();
-        (cdrs >= 2).then_some(())
-    })
-    .unwrap_or_else(|| panic!("both lines must end; output:\n{}", cli.lines().join("\n")));
+    expect_both_lines_end(&cli, mark);
     cli.quit();
 }
