@@ -289,13 +289,11 @@ impl TransportEventInspector for TraceReceived {
             // any transaction sees it (UDP datagrams were checked on their raw bytes).
             if let TransportEvent::Incoming(msg, conn, from) = &event {
                 let from_addr = from.get_socketaddr().ok();
-                if !inbound::check_stream(msg, conn, from_addr, limiter_key).await {
-                    return None;
-                }
-                if !matches!(conn, SipConnection::Udp(_)) {
-                    // UDP datagrams were normalized on their raw bytes (GuardedUdp).
-                    if let Some(fixed) = inbound::normalize_stream(msg) {
-                        return Some(TransportEvent::Incoming(fixed, conn.clone(), from.clone()));
+                match inbound::check_stream(msg, conn, from_addr, limiter_key).await {
+                    inbound::StreamVerdict::Pass => {}
+                    inbound::StreamVerdict::Drop => return None,
+                    inbound::StreamVerdict::Replace(fixed) => {
+                        return Some(TransportEvent::Incoming(*fixed, conn.clone(), from.clone()));
                     }
                 }
             }

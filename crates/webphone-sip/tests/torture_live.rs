@@ -688,7 +688,7 @@ async fn read_stream_message(
 }
 
 /// The RFC 4475 §3.4.1 INVITE (no From tag, Contact or branch) over TCP, where rsipstack
-/// frames and parses the stream itself (stack/inbound.rs `normalize_stream`): it rings, and
+/// frames and parses the stream itself (stack/inbound.rs `check_stream`): it rings, and
 /// the answers on the connection echo the From as sent, with no made-up tag. Over TCP the
 /// vector needs a Content-Length (RFC 3261 §18.3), and its Via says TCP.
 #[tokio::test]

@@ -217,15 +217,6 @@ fn add_rfc2543_from_tag(lines: &mut Vec<String>) -> bool {
     true
 }
 
-/// A stream transport's message (framed and parsed by rsipstack) with what
-/// [`normalize_tags`] does to a UDP datagram: a `tag` written with LWS closed up, an RFC
-/// 2543 request's From given its stable tag (and an INVITE a Contact). `None` when nothing
-/// changes, or when the rewritten text does not parse again (then it goes on as it was).
-pub(crate) fn normalize_stream(msg: &SipMessage) -> Option<SipMessage> {
-    let fixed = normalize_tags(&msg.to_bytes())?;
-    reparse(fixed)
-}
-
 /// Parses a message rsipstack wrote: its writer escapes a Request-URI user's escapes again
 /// (`%40` → `%2540`, see [`super::uri_escapes`]), which the parser would keep as text and
 /// so name another user; that second round is undone first.
@@ -528,18 +519,30 @@ pub(crate) fn stream_response_sent(ua: SocketAddr, to: std::net::IpAddr, data: &
     }
 }
 
-/// [`check`] for a message rsipstack received on a stream connection from `from`, for the
-/// user agent keyed `ua`. Returns whether to pass it on; an error response is sent back on
-/// the same connection. A source over the refusal limit is ignored, as over UDP.
+/// What the transport hook does with a message received on a stream connection.
+pub(crate) enum StreamVerdict {
+    /// Pass it on as it is (every UDP datagram: checked and normalized on its raw bytes).
+    Pass,
+    /// Pass this rewrite of it on instead ([`normalize_tags`]: a `tag` written with LWS
+    /// closed up, an RFC 2543 request's From given its stable tag and an INVITE a Contact).
+    Replace(Box<SipMessage>),
+    /// Drop it (refused: an error response went back on the connection, or none is possible).
+    Drop,
+}
+
+/// [`check`], then [`normalize_tags`], for a message rsipstack received on a stream
+/// connection from `from`, for the user agent keyed `ua`; both on one serialization of the
+/// message. An error response is sent back on the same connection. A source over the refusal
+/// limit is ignored, as over UDP. A rewrite that does not parse again is not made.
 pub(crate) async fn check_stream(
     msg: &SipMessage,
     conn: &SipConnection,
     from: Option<SocketAddr>,
     ua: SocketAddr,
-) -> bool {
+) -> StreamVerdict {
     if matches!(conn, SipConnection::Udp(_)) {
         // Checked on the raw datagram already (GuardedUdp).
-        return true;
+        return StreamVerdict::Pass;
     }
     if let Some(from) = from {
         let allowed = refusal_limiter()
@@ -547,13 +550,16 @@ pub(crate) async fn check_stream(
             .unwrap_or_else(|e| e.into_inner())
             .allows(ua, stream_source(from.ip()), Instant::now());
         if !allowed {
-            return false;
+            return StreamVerdict::Drop;
         }
     }
     let data = msg.to_bytes();
     match check(&data) {
-        Verdict::Pass => true,
-        Verdict::Drop => false,
+        Verdict::Pass => match normalize_tags(&data).and_then(reparse) {
+            Some(fixed) => StreamVerdict::Replace(Box::new(fixed)),
+            None => StreamVerdict::Pass,
+        },
+        Verdict::Drop => StreamVerdict::Drop,
         Verdict::Reply(resp) => {
             if let Some(from) = from {
                 stream_response_sent(ua, from.ip(), &resp);
@@ -566,7 +572,7 @@ pub(crate) async fn check_stream(
                 }
                 Err(e) => debug!(error = %e, "error response does not parse"),
             }
-            false
+            StreamVerdict::Drop
         }
     }
 }
