@@ -31,8 +31,16 @@
  * booleans as "true"/"false" (also from "1"/"0"/1/0), lines as "-2" (all; `true` too), "-1"
  * (current/best), "0" or "N". Optional trailing arguments left out are not sent.
  *
- * Return values: the engine is reached asynchronously, so every function returns a Promise that
- * resolves to the engine's result (or rejects with an Error carrying the engine's message).
+ * Return values: the functions the original answered synchronously answer synchronously here
+ * too, from a copy of the engine's values that the engine keeps current (see SYNC):
+ *   getparameter, isregistered, isincall, getstatus, getline, linetocallid, callidtoline,
+ *   ismuted, isonhold, isencrypted, getregfailreason, getenginename
+ * so `if (webphone_api.isincall())` works as before (`await` on them works too). Secret
+ * parameters (password, md5, ...) read as "<redacted>" there; a page after a setparameter()
+ * reads the value it just set. Every other function reaches the engine asynchronously and
+ * returns a Promise that resolves to the engine's result (or rejects with an Error carrying the
+ * engine's message). `webphone_api.engine.<fn>(...)` is the Promise form of every function,
+ * the synchronous ones included (it asks the engine itself).
  * Functions the original answered through a trailing callback (getdevicelist(dev, cb),
  * getdevice(dev, cb), getvolume(dev, cb), getsipheader(name, cb), getsipmessage(dir, type, cb))
  * accept the callback AND return the Promise; the callback gets the same value. On an engine
@@ -43,10 +51,10 @@
  * still sent to the engine, which answers "<fn> is not supported by this engine: <why>"; the
  * Promise rejects with that message and it is logged (onLog), but not shown to the user
  * (onDisplay is for user-facing texts; these are integration errors).
+ * getlinedetails, getlastcalldetails, listcontacts, getcontact, getlogs and getworkdir still
+ * answer with a Promise (docs/behaviour-choices.md).
  *
- * The original product returned some values synchronously (isregistered, isincall, getstatus);
- * for code that needs an immediate answer, `webphone_api.state` holds the last known values,
- * kept up to date from the event stream:
+ * `webphone_api.state` holds the last known call values learnt from the event stream:
  *   webphone_api.state.registered, .incall, .status, .started, .loaded, .startError,
  *   .line (active line), .lines ({N: {line, status, peer, displayname, callid, direction}} for
  *   the lines with a call)
@@ -503,6 +511,117 @@
     s: function (v) { return isMissing(v) ? '' : coerce(v); }
   };
 
+  // ---------------------------------------------------------------- synchronous answers
+
+  // The original answered some functions synchronously (`if (webphone_api.isincall())`). The
+  // engine keeps this copy of their values current: `syncstate` (an engine extension) gives all
+  // of it with the sequence number it is current for, `_sync` events give what changed since
+  // (each with a higher `seq`). Until the first copy arrived, the answers come from what the
+  // facade learnt from the event stream (`state`) and from the parameters it sent itself.
+  var mirror = { have: false, seq: -1, state: {}, params: {} };
+  var early = [];          // `_sync` events received before the copy they follow
+  var localWrites = {};    // parameter -> {value}: the page's setparameter() not yet confirmed
+  var pageParams = {};     // parameters the facade itself sent (static, cookie, URL)
+
+  function paramKey(name) { return coerce(name).trim().toLowerCase().replace(/^ucfg_/, ''); }
+
+  function applySync(d) {
+    if (!d || typeof d !== 'object' || typeof d.seq !== 'number' || d.seq <= mirror.seq) { return; }
+    mirror.seq = d.seq;
+    var st = d.state && typeof d.state === 'object' ? d.state : {};
+    Object.keys(st).forEach(function (k) { mirror.state[k] = st[k]; });
+    var ps = d.params && typeof d.params === 'object' ? d.params : {};
+    Object.keys(ps).forEach(function (k) {
+      mirror.params[k] = coerce(ps[k]);
+      delete localWrites[k];
+    });
+    // The engine answered every setparameter() sent before this event: what it did not change
+    // is what it had.
+    Object.keys(localWrites).forEach(function (k) { if (localWrites[k].answered) { delete localWrites[k]; } });
+  }
+
+  function onSyncEvent(d) {
+    if (mirror.have) { applySync(d); } else { early.push(d); }
+  }
+
+  // Fetches the whole copy (page load, reconnect: a new engine process counts from 0 again).
+  function loadMirror() {
+    mirror = { have: false, seq: -1, state: {}, params: {} };
+    return send('syncstate', []).then(function (v) {
+      if (!v || typeof v !== 'object' || typeof v.seq !== 'number') { throw new Error('unexpected answer'); }
+      mirror = {
+        have: true,
+        seq: v.seq,
+        state: v.state && typeof v.state === 'object' ? v.state : {},
+        params: {}
+      };
+      var ps = v.params && typeof v.params === 'object' ? v.params : {};
+      Object.keys(ps).forEach(function (k) { mirror.params[k] = coerce(ps[k]); });
+      var later = early;
+      early = [];
+      later.forEach(applySync);
+    }).catch(function (e) {
+      early = [];
+      log('synchronous answers come from the event stream only: syncstate: ' + e.message);
+    });
+  }
+
+  function mirrored(key, fallback) {
+    return mirror.have && mirror.state[key] !== undefined ? mirror.state[key] : fallback;
+  }
+
+  function syncGetparameter(name) {
+    var key = paramKey(name);
+    if (!key) { return ''; }
+    if (localWrites[key]) { return localWrites[key].value; }
+    if (mirror.have && mirror.params[key] !== undefined) { return mirror.params[key]; }
+    if (pageParams[key] !== undefined) { return pageParams[key]; }
+    return '';
+  }
+
+  function activeLine() {
+    var n = Number(mirrored('line', state.line));
+    return n >= 1 ? n : 0;
+  }
+
+  function callidOfLine(line) {
+    var n = parseInt(coerce(line).trim(), 10);
+    if (!(n >= 1)) { n = activeLine(); }
+    if (!n) { return ''; }
+    var ids = mirrored('lines', null);
+    if (ids && typeof ids === 'object') { return coerce(ids[String(n)]); }
+    return lines[String(n)] ? coerce(lines[String(n)].callid) : '';
+  }
+
+  function lineOfCallid(callid) {
+    var id = coerce(callid).trim();
+    if (!id) { return 0; }
+    var ids = mirrored('lines', null);
+    var found = 0;
+    if (ids && typeof ids === 'object') {
+      Object.keys(ids).forEach(function (n) { if (!found && coerce(ids[n]) === id) { found = Number(n); } });
+    } else {
+      Object.keys(lines).forEach(function (n) { if (!found && lines[n].callid === id) { found = Number(n); } });
+    }
+    return found;
+  }
+
+  // The functions answered from the copy; their Promise forms stay on webphone_api.engine.
+  var SYNC = {
+    getparameter: syncGetparameter,
+    isregistered: function () { return !!mirrored('registered', state.registered); },
+    isincall: function () { return !!mirrored('incall', state.incall); },
+    getstatus: function () { return coerce(mirrored('status', state.status)); },
+    getline: activeLine,
+    linetocallid: callidOfLine,
+    callidtoline: lineOfCallid,
+    ismuted: function () { return !!mirrored('muted', false); },
+    isonhold: function () { return !!mirrored('onhold', false); },
+    isencrypted: function () { var n = Number(mirrored('encrypted', -1)); return isNaN(n) ? -1 : n; },
+    getregfailreason: function () { return coerce(mirrored('regfailreason', '')); },
+    getenginename: function () { return coerce(mirrored('enginename', '')); }
+  };
+
   // ---------------------------------------------------------------- engine events
 
   function onStatusLine(fields) {
@@ -577,6 +696,7 @@
     if (!msg || typeof msg.ev !== 'string') { return; }
     if (msg.ev === 'notification') { onNotification(msg.text); return; }
     var args = Array.isArray(msg.args) ? msg.args : [];
+    if (msg.ev === '_sync') { onSyncEvent(args[0]); return; }
     switch (msg.ev) {
       case 'onStart':
         onEngineStarted();
@@ -825,7 +945,35 @@
     }
   };
 
-  Object.keys(FUNCTIONS).forEach(function (name) { api[name] = makeFunction(name, FUNCTIONS[name]); });
+  // webphone_api.engine.<fn>(...): every function as a request to the engine, answered by a
+  // Promise (also those webphone_api answers synchronously from its copy, see SYNC).
+  var engineApi = {};
+  Object.keys(FUNCTIONS).forEach(function (name) {
+    engineApi[name] = makeFunction(name, FUNCTIONS[name]);
+    api[name] = SYNC[name] || engineApi[name];
+  });
+  api.engine = engineApi;
+
+  // setparameter() from the page: getparameter() answers the new value at once; the engine's
+  // `_sync` event then says what it made of it (e.g. "1" stored as "true", or refused).
+  api.setparameter = function (name, value) {
+    var key = paramKey(name);
+    var write = null;
+    if (key && arguments.length < 3) {
+      write = { value: coerce(value), answered: false };
+      localWrites[key] = write;
+    }
+    var p = engineApi.setparameter.apply(null, arguments);
+    function settle(ok) {
+      if (!write || localWrites[key] !== write) { return; }
+      if (!ok) { delete localWrites[key]; return; }
+      write.answered = true;
+      // No `_sync` follows when the effective value did not change.
+      setTimeout(function () { if (localWrites[key] === write) { delete localWrites[key]; } }, 1000);
+    }
+    p.then(function () { settle(true); }, function () { settle(false); });
+    return p;
+  };
 
   // The original's multi-page example stores webphone_api.isstarted = 1 after start().
   Object.defineProperty(api, 'isstarted', {
@@ -925,6 +1073,7 @@
         if (FACADE_ONLY[key]) { return; }
         if (src[0] === 'url' && URL_UI_ONLY[key]) { return; }
         list.push({ source: src[0], name: p[0], value: coerce(p[1]) });
+        pageParams[paramKey(p[0])] = coerce(p[1]);
       });
     });
     return list.reduce(function (chain, p) {
@@ -989,7 +1138,7 @@
 
   // The local service came back after a lost connection.
   function onReconnect() {
-    resync().then(function (running) {
+    loadMirror().then(resync).then(function (running) {
       if (running) { return rejoin(); }
       if (state.started) {
         // A new engine process: it starts from scratch.
@@ -1019,7 +1168,7 @@
     }
     connected = transport.connect(onEngineEvent, onReconnect);
     var running = false;
-    connected.then(domReady).then(applyParameters).then(resync).then(function (r) {
+    connected.then(domReady).then(applyParameters).then(loadMirror).then(resync).then(function (r) {
       running = r || startedBeforeLoad;
       state.loaded = true;
       fire('onLoaded', []);

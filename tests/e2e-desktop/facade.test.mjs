@@ -67,19 +67,19 @@ test('onLoaded, autostart and queueing until onStart', async () => {
   await settle();
   assert.deepEqual(seen, ['loaded']);
   // getstatus first: an engine that is not running yet answers "" (or "Initializing").
-  assert.deepEqual(requests.map((r) => r[0]), ['getstatus', 'getparameter', 'start']);
-  assert.deepEqual(requests[1][1], ['autostart']);
+  assert.deepEqual(requests.map((r) => r[0]), ['syncstate', 'getstatus', 'getparameter', 'start']);
+  assert.deepEqual(requests[2][1], ['autostart']);
 
   emit({ ev: 'onStart', args: [] });
   assert.equal(await callDone, null);
   assert.deepEqual(seen, ['loaded', 'start']);
-  assert.deepEqual(requests[3], ['call', ['1002']], 'queued call runs after onStart, number coerced to a string');
+  assert.deepEqual(requests[4], ['call', ['1002']], 'queued call runs after onStart, number coerced to a string');
   assert.equal(api.state.started, true);
 
   // After the start, actions go straight through; optional trailing arguments are not sent.
   await api.hangup();
   await api.accept(-2);
-  assert.deepEqual(requests.slice(4), [['hangup', []], ['accept', ['-2']]]);
+  assert.deepEqual(requests.slice(5), [['hangup', []], ['accept', ['-2']]]);
   // Neither the late `start` answer nor a second onStart event fire the callbacks again.
   startAnswer.resolve(null);
   await settle();
@@ -93,15 +93,15 @@ test('autostart=false waits; an action starts the engine implicitly; the start a
   let started = 0;
   api.onStart(() => { started++; });
   await settle();
-  assert.deepEqual(requests.map((r) => r[0]), ['getstatus', 'getparameter']);
+  assert.deepEqual(requests.map((r) => r[0]), ['syncstate', 'getstatus', 'getparameter']);
   const reg = api.register();
   await settle();
-  assert.deepEqual(requests.map((r) => r[0]), ['getstatus', 'getparameter', 'start']);
+  assert.deepEqual(requests.map((r) => r[0]), ['syncstate', 'getstatus', 'getparameter', 'start']);
   // No onStart event (an engine that was already running, e.g. after a page reload).
   startAnswer.resolve(null);
   assert.equal(await reg, true);
   assert.equal(started, 1);
-  assert.deepEqual(requests.map((r) => r[0]), ['getstatus', 'getparameter', 'start', 'register']);
+  assert.deepEqual(requests.map((r) => r[0]), ['syncstate', 'getstatus', 'getparameter', 'start', 'register']);
 });
 
 test('setparameter and getparameter coerce to strings and do not wait for start', async () => {
@@ -109,8 +109,8 @@ test('setparameter and getparameter coerce to strings and do not wait for start'
   await settle();
   await api.setparameter('register', 0);
   await api.setparameter('usecustomring', true);
-  assert.equal(await api.getparameter('username'), 'v');
-  assert.deepEqual(requests.slice(2), [
+  assert.equal(await api.engine.getparameter('username'), 'v');
+  assert.deepEqual(requests.slice(3), [
     ['setparameter', ['register', '0']],
     ['setparameter', ['usecustomring', 'true']],
     ['getparameter', ['username']],
@@ -128,7 +128,7 @@ test('engine errors reject with the function name and message; a failed start re
   await settle();
   assert.equal(api.state.started, false);
   assert.equal(api.state.startError, 'start: unknown function');
-  await assert.rejects(api.getparameter('x'), /^Error: getparameter: unknown function$/);
+  await assert.rejects(api.engine.getparameter('x'), /^Error: getparameter: unknown function$/);
 });
 
 test('callbacks: several registrations, exceptions caught and logged, late onLoaded still delivered', async () => {
@@ -204,7 +204,7 @@ test('without a transport the page is told, and calls reject', async () => {
   win.webphone_api.onDisplay((m, title) => shown.push([m, title]));
   await settle();
   assert.deepEqual(shown, [['No connection to the phone engine', 'Error']]);
-  await assert.rejects(win.webphone_api.getstatus(), /no connection to the phone engine/);
+  await assert.rejects(win.webphone_api.engine.getstatus(), /no connection to the phone engine/);
 });
 
 test('an action issued before onLoaded starts the engine after the load even with autostart off', async () => {
@@ -212,11 +212,11 @@ test('an action issued before onLoaded starts the engine after the load even wit
   const { api, requests, emit } = load((fn) => (fn === 'getparameter' ? 'false' : fn === 'start' ? startAnswer.promise : null));
   const call = api.call('echo');
   await settle();
-  assert.deepEqual(requests.map((r) => r[0]), ['getstatus', 'getparameter', 'start']);
+  assert.deepEqual(requests.map((r) => r[0]), ['syncstate', 'getstatus', 'getparameter', 'start']);
   emit({ ev: 'onStart', args: [] });
   await call;
   startAnswer.resolve(null);
-  assert.deepEqual(requests[3], ['call', ['echo']]);
+  assert.deepEqual(requests[4], ['call', ['echo']]);
 });
 
 test('i18n/en.json carries every UI string of the minimal page, with the same English text', () => {

@@ -145,7 +145,8 @@ async function waitFor(what, fn, timeoutMs) {
 // Calls a webphone_api function in the page and returns {ok: value} or {err: message}.
 function apiCall(fn, ...args) {
   return driver.executeAsyncScript(function (fn, args, done) {
-    window.webphone_api[fn].apply(null, args).then(
+    // The synchronous answers (getparameter, isincall, ...) are plain values.
+    Promise.resolve(window.webphone_api[fn].apply(null, args)).then(
       function (v) { done({ ok: v === undefined ? null : v }); },
       function (e) { done({ err: String(e && e.message ? e.message : e) }); });
   }, fn, args);
@@ -459,7 +460,7 @@ try {
   pass('--page minimal opens the minimal sample', murl);
   if (DBUS) {
     const pw = await driver.executeAsyncScript(function (done) {
-      window.webphone_api.getparameter('password').then(function (v) { done(v); }, function (e) { done('ERR ' + e); });
+      window.webphone_api.engine.getparameter('password').then(function (v) { done(v); }, function (e) { done('ERR ' + e); });
     });
     if (pw !== 'pw-e2e,1') { throw new Error(`password after restart (from the keyring): ${JSON.stringify(pw)}`); }
     pass('restart: the password comes back from the OS keyring');

@@ -143,9 +143,89 @@ test('each table function reaches the engine by name with its arguments as strin
   ];
   for (const [fn, args, expected] of cases) {
     const before = requests.length;
-    await api[fn](...args);
+    // The synchronous functions answer from the facade's copy; their engine form asks.
+    await (SYNC_FUNCTIONS.includes(fn) ? api.engine[fn] : api[fn])(...args);
     assert.deepEqual(requests.slice(before), [[fn, expected]], `${fn}(${JSON.stringify(args)})`);
   }
+  page.dispose();
+});
+
+// Answered synchronously, as the original did (the facade's copy of the engine's values).
+const SYNC_FUNCTIONS = ['getparameter', 'isregistered', 'isincall', 'getstatus', 'getline', 'linetocallid',
+  'callidtoline', 'ismuted', 'isonhold', 'isencrypted', 'getregfailreason', 'getenginename'];
+
+test('synchronous answers come from the engine copy without a request, and follow _sync events', async () => {
+  let seq = 4;
+  const copy = { seq, state: { registered: true, incall: false, status: 'Registered', line: 0, muted: false,
+    onhold: false, encrypted: -1, regfailreason: '', enginename: 'ns', lines: {} },
+  params: { username: '1001', codec: '', password: '<redacted>', autoaccept: 'false' } };
+  const page = tauriPage(upEngine({ syncstate: () => copy }));
+  const { api, requests, emit } = page;
+  await started(page);
+  const before = requests.length;
+  // Plain values, usable in an if () as the original's.
+  assert.equal(api.isregistered(), true);
+  assert.equal(api.isincall(), false);
+  if (api.isincall()) { assert.fail('isincall() is falsy without a call'); }
+  assert.equal(api.getstatus(), 'Registered');
+  assert.equal(api.getline(), 0);
+  assert.equal(api.getparameter('UserName'), '1001');
+  assert.equal(api.getparameter('ucfg_username'), '1001');
+  assert.equal(api.getparameter('password'), '<redacted>');
+  assert.equal(api.getparameter('nothing'), '', 'an unknown parameter is an empty string');
+  assert.equal(api.getenginename(), 'ns');
+  assert.equal(api.isencrypted(), -1);
+  assert.equal(api.linetocallid(-1), '');
+  assert.equal(api.callidtoline('x'), 0);
+  assert.deepEqual(requests.slice(before), [], 'no request for a synchronous answer');
+
+  // A call: the engine's _sync event changes the answers; an older event is ignored.
+  emit({ ev: '_sync', args: [{ seq: ++seq, state: { incall: true, line: 2, status: 'In Call (1 sec)', muted: true,
+    lines: { 2: 'cid-2@host' } }, params: { codec: 'PCMU' } }] });
+  emit({ ev: '_sync', args: [{ seq: seq - 1, state: { incall: false } }] });
+  assert.equal(api.isincall(), true);
+  assert.equal(api.getline(), 2);
+  assert.equal(api.getstatus(), 'In Call (1 sec)');
+  assert.equal(api.ismuted(), true);
+  assert.equal(api.linetocallid(-1), 'cid-2@host');
+  assert.equal(api.linetocallid('2'), 'cid-2@host');
+  assert.equal(api.linetocallid(3), '');
+  assert.equal(api.callidtoline('cid-2@host'), 2);
+  assert.equal(api.getparameter('codec'), 'PCMU');
+  // _sync events are not handed to the page as a callback.
+  assert.equal(typeof api._sync, 'undefined');
+
+  // setparameter(): read back at once, then as the engine stored it.
+  const set = api.setparameter('autoaccept', 1);
+  assert.equal(api.getparameter('autoaccept'), '1');
+  await set;
+  emit({ ev: '_sync', args: [{ seq: ++seq, params: { autoaccept: 'true' } }] });
+  assert.equal(api.getparameter('autoaccept'), 'true');
+  // A refused value is forgotten when the engine says no.
+  page.dispose();
+});
+
+test('a refused setparameter() reads the old value again', async () => {
+  const page = tauriPage(upEngine({
+    syncstate: () => ({ seq: 1, state: {}, params: { ringtimeout: '90000' } }),
+    setparameter: (name, value) => { if (value === 'soon') { throw `invalid value for ${name}`; } return null; },
+  }));
+  const { api } = page;
+  await started(page);
+  const p = api.setparameter('ringtimeout', 'soon');
+  assert.equal(api.getparameter('ringtimeout'), 'soon', 'read back while the engine decides');
+  await assert.rejects(p, /invalid value for ringtimeout/);
+  assert.equal(api.getparameter('ringtimeout'), '90000');
+  page.dispose();
+});
+
+test('before the copy arrives, getparameter answers the parameters the page gave', async () => {
+  const page = tauriPage(upEngine(), { staticParameters: { serveraddress: 'sip.example.org' } });
+  const { api } = page;
+  await started(page);
+  // This engine has no syncstate: the facade logs it and answers what it knows.
+  assert.equal(api.getparameter('serveraddress'), 'sip.example.org');
+  assert.ok(page.logs.some((l) => /syncstate/.test(l)), page.logs.join('\n'));
   page.dispose();
 });
 
@@ -156,17 +236,18 @@ test('results: booleans, numbers and strings as documented; state follows the an
   const page = tauriPage((fn) => (fn in answers ? answers[fn] : null));
   const { api } = page;
   await started(page);
-  assert.equal(await api.isregistered(), true);
+  const e = api.engine;
+  assert.equal(await e.isregistered(), true);
   assert.equal(api.state.registered, true);
-  assert.equal(await api.isincall(), false);
-  assert.equal(await api.ismuted(), true);
-  assert.equal(await api.isonhold(), false);
-  assert.equal(await api.isencrypted(), -1);
-  assert.equal(await api.getline(), 2);
+  assert.equal(await e.isincall(), false);
+  assert.equal(await e.ismuted(), true);
+  assert.equal(await e.isonhold(), false);
+  assert.equal(await e.isencrypted(), -1);
+  assert.equal(await e.getline(), 2);
   assert.equal(api.state.line, 2);
-  assert.equal(await api.callidtoline('x'), 3);
-  assert.equal(await api.getenginename(), 'ns');
-  assert.equal(await api.getparameter('nothing'), '', 'an unset parameter is an empty string');
+  assert.equal(await e.callidtoline('x'), 3);
+  assert.equal(await e.getenginename(), 'ns');
+  assert.equal(await e.getparameter('nothing'), '', 'an unset parameter is an empty string');
   await api.getlinedetails(2);
   assert.deepEqual(JSON.parse(JSON.stringify(api.state.lines['2'])), { line: 2, status: 'InCall', peer: '1002', displayname: 'Bob, Jr.', callid: 'cid-9', direction: 1 });
   assert.equal(api.state.incall, true);
@@ -352,8 +433,8 @@ test('page load while the engine runs a call: state rebuilt, start re-sent, onSt
   api.onStart(() => seen.push(['start']));
   await until(() => seen.length === 2, 2000, 'onLoaded and onStart');
   assert.deepEqual(seen, [['loaded', true, 1, 'In Call (12 sec)'], ['start']]);
-  assert.deepEqual(requests.map((r) => r[0]), ['getstatus', 'getline', 'getlinedetails', 'start']);
-  assert.deepEqual(requests[2][1], ['1']);
+  assert.deepEqual(requests.map((r) => r[0]), ['syncstate', 'getstatus', 'getline', 'getlinedetails', 'start']);
+  assert.deepEqual(requests[3][1], ['1']);
   await until(() => api.state.lines['2'], 1000, 'line 2 from the re-sent STATUS');
   assert.deepEqual(Object.keys(api.state.lines), ['1', '2']);
   assert.equal(api.state.lines['1'].peer, 'echo');

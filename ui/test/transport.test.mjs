@@ -75,8 +75,8 @@ test('in a browser the facade connects to the local service on the default port 
   // Requests are {id, fn, args} with string arguments and distinct ids.
   await api.call(1002);
   const sent = sockets[0].sent;
-  assert.deepEqual(sent.map((r) => r.fn), ['getstatus', 'getparameter', 'start', 'call']);
-  assert.deepEqual(sent[3].args, ['1002']);
+  assert.deepEqual(sent.map((r) => r.fn), ['syncstate', 'getstatus', 'getparameter', 'start', 'call']);
+  assert.deepEqual(sent[4].args, ['1002']);
   assert.equal(new Set(sent.map((r) => r.id)).size, sent.length);
   // Engine events on the socket reach the callbacks and the state cache.
   sockets[0].push({ ev: 'onCallStateChange', args: ['callConnected', 1, '1002', '', 1, ''] });
@@ -178,17 +178,17 @@ test('a dropped connection fails pending requests, is reported and reconnects', 
   api.onDisplay((m) => displays.push(m));
   await until(() => api.state.started, 2000, 'start');
   hold = true;
-  const pendingStatus = api.getstatus();
+  const pendingStatus = api.engine.getstatus();
   await sleep(5);
   sockets[0].drop();
   await assert.rejects(pendingStatus, /getstatus: Connection to the phone service .* lost/);
   await until(() => displays.length === 1, 1000, 'onDisplay');
   assert.match(displays[0], /lost; reconnecting/);
   // While disconnected, requests fail at once with a clear message.
-  await assert.rejects(api.getparameter('username'), /no connection to the phone service/);
+  await assert.rejects(api.engine.getparameter('username'), /no connection to the phone service/);
   await until(() => sockets.length === 2 && sockets[1].readyState === 1, 3000, 'reconnect');
   hold = false;
-  assert.equal(await api.getstatus(), '', 'getstatus answers a string');
+  assert.equal(await api.engine.getstatus(), '', 'getstatus answers a string');
 });
 
 test('without Tauri and without WebSocket there is no transport and onDisplay says so', async () => {

@@ -84,17 +84,23 @@ test('a page from an allowed origin loads, starts, calls echo and hangs up', { s
     await until(() => seen.start === 1, 5000, 'onStart');
     assert.equal(seen.loaded, 1);
     assert.deepEqual(seen.display, []);
+    // The original's synchronous answers: plain values, already current inside the handler.
+    const inHandler = [];
+    api.onCallStateChange((ev) => inHandler.push([ev, api.isincall(), api.getline()]));
+    assert.equal(api.isincall(), false);
+    assert.equal(api.getparameter('password'), '<redacted>');
     await api.call('echo');
     await until(() => seen.calls.some((c) => c[0] === 'callConnected'), 5000, 'callConnected');
     assert.equal(api.state.incall, true);
     assert.ok(seen.events.some((t) => t.startsWith('STATUS,1,CallConnect,echo')), seen.events.join('\n'));
-    assert.equal(await api.isincall(), true);
+    assert.deepEqual(inHandler.find((c) => c[0] === 'callConnected'), ['callConnected', true, 1]);
+    assert.equal(await api.engine.isincall(), true);
     // Secrets stay in the engine.
-    assert.equal(await api.getparameter('password'), '<redacted>');
+    assert.equal(await api.engine.getparameter('password'), '<redacted>');
     await api.hangup();
     await until(() => seen.calls.some((c) => c[0] === 'callDisconnected'), 5000, 'callDisconnected');
     await until(() => !api.state.incall, 5000, 'idle');
-    assert.equal(await api.isincall(), false);
+    assert.equal(api.isincall(), false);
     await until(() => seen.events.some((t) => t.startsWith('CDR,')), 5000, 'CDR');
     // Engine errors reach the page as rejected promises.
     await assert.rejects(api.dtmf(''), /^Error: dtmf: /);
@@ -134,10 +140,10 @@ test('the facade reconnects when the service comes back on the same port', { ski
     await until(() => seen.start === 1, 5000, 'onStart');
     assert.equal(await first.stop(), 0, 'SIGTERM stops the serving CLI cleanly');
     await until(() => seen.display.some(([m]) => /lost; reconnecting/.test(m)), 5000, 'lost report');
-    await assert.rejects(api.getstatus(), /no connection to the phone service/);
+    await assert.rejects(api.engine.getstatus(), /no connection to the phone service/);
     const second = await startService([], `127.0.0.1:${first.port}`);
     await until(() => page.sockets.at(-1).readyState === 1, 20000, 'reconnected');
-    assert.equal(typeof (await api.getstatus()), 'string');
+    assert.equal(typeof (await api.engine.getstatus()), 'string');
     await second.stop();
   } finally {
     page.close();

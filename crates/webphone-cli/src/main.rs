@@ -133,7 +133,8 @@ async fn run(
         loop {
             match events.recv().await {
                 Ok(Event::Notification(text)) => out(&text),
-                Ok(Event::Callback { name, args }) if callbacks => {
+                // `_sync` and other `_` events are for the JavaScript facade only.
+                Ok(Event::Callback { name, args }) if callbacks && !name.starts_with('_') => {
                     let json = serde_json::Value::Array(args).to_string();
                     out(&format!("CALLBACK,{name},{json}"));
                 }

@@ -48,6 +48,7 @@ mod ringback;
 mod ringer;
 mod routing;
 mod sipmsg;
+mod sync_view;
 mod timers;
 mod transfer;
 mod volume_check;
@@ -322,6 +323,8 @@ pub(crate) struct Core {
     sdp_version: u64,
     last_call: Option<LastCall>,
     last_reg_failure: String,
+    /// What the facade was last told of the synchronously answered values.
+    sync: std::sync::Mutex<sync_view::SyncView>,
     logs: std::sync::Mutex<std::collections::VecDeque<String>>,
     /// A recent `setline(-2|-1)`: the selection API calls without a line argument use.
     setline: Option<(LineSel, Instant)>,
@@ -597,6 +600,7 @@ impl Core {
             sdp_version: 1,
             last_call: None,
             last_reg_failure: String::new(),
+            sync: std::sync::Mutex::default(),
             logs: Default::default(),
             setline: None,
             work_dir: std::path::PathBuf::new(),
@@ -701,6 +705,9 @@ impl Core {
                 cmd = cmds.recv() => match cmd {
                     Some(Cmd::Api { func, args, reply }) => {
                         let r = self.api(&func, &args).await;
+                        // What the call changed goes out before its answer, so a page that
+                        // reads isincall() or getparameter() after the answer sees it.
+                        self.publish_sync();
                         let _ = reply.send(r);
                     }
                     Some(Cmd::EchoEnded { line, id }) => self.echo_ended(line, id).await,
@@ -746,6 +753,7 @@ impl Core {
             // the ringtone rings only while an incoming call waits alone.
             self.update_audible();
             self.update_ringer().await;
+            self.publish_sync();
         }
         self.shutdown().await;
     }
@@ -753,6 +761,10 @@ impl Core {
     // ----- output helpers -------------------------------------------------------------------
 
     fn emit(&self, ev: Event) {
+        // The facade's copy of the synchronous answers is brought up to date first.
+        if !matches!(&ev, Event::Callback { name, .. } if name == sync_view::SYNC_EVENT) {
+            self.publish_sync();
+        }
         let _ = self.events.send(ev);
     }
 
@@ -968,6 +980,13 @@ impl Core {
         self.idle_text()
     }
 
+    /// `isincall()`: some line has a connected call.
+    fn has_connected_call(&self) -> bool {
+        self.lines
+            .iter()
+            .any(|(_, l)| l.phase == CallPhase::Connected)
+    }
+
     fn idle_text(&self) -> String {
         if self.sip.is_none() {
             return "Initializing".into();
@@ -1165,11 +1184,9 @@ impl Core {
             }
             "getstatus" => Ok(Value::from(self.general_text())),
             "isregistered" => Ok(Value::from(self.reg == RegState::Registered)),
-            "isincall" => Ok(Value::from(
-                self.lines
-                    .iter()
-                    .any(|(_, l)| l.phase == CallPhase::Connected),
-            )),
+            "isincall" => Ok(Value::from(self.has_connected_call())),
+            // Engine extension for the JavaScript facade: everything it answers synchronously.
+            "syncstate" => Ok(self.sync_snapshot()),
             _ => self.api_more(&f, args).await,
         }
     }

@@ -648,3 +648,140 @@ async fn contact_functions_use_the_documented_tab_crlf_and_pipe_format() {
     let q = open();
     assert_eq!(call(&q, "getcontact", &["Ann Lee", ""]).await.unwrap(), ann);
 }
+
+/// What the JavaScript facade keeps: `syncstate`, then every `_sync` event with a higher `seq`.
+struct SyncCopy {
+    seq: u64,
+    state: serde_json::Map<String, Value>,
+    params: serde_json::Map<String, Value>,
+    /// Every `_sync` event followed, as JSON text (checked for leaked secrets).
+    wire: Vec<String>,
+}
+
+impl SyncCopy {
+    async fn fetch(p: &TestPhone) -> SyncCopy {
+        let v = p.api("syncstate", &[]).await;
+        SyncCopy {
+            seq: v["seq"].as_u64().expect("seq"),
+            state: v["state"].as_object().expect("state").clone(),
+            params: v["params"].as_object().expect("params").clone(),
+            wire: vec![v.to_string()],
+        }
+    }
+
+    /// Applies the `_sync` events `p` has received so far.
+    fn follow(&mut self, p: &mut TestPhone) {
+        for ev in p.drain() {
+            let webphone_engine::Event::Callback { name, args } = ev else {
+                continue;
+            };
+            if name != "_sync" {
+                continue;
+            }
+            let d = &args[0];
+            let seq = d["seq"].as_u64().expect("seq");
+            if seq <= self.seq {
+                continue;
+            }
+            self.seq = seq;
+            self.wire.push(d.to_string());
+            for (k, v) in d["state"].as_object().into_iter().flatten() {
+                self.state.insert(k.clone(), v.clone());
+            }
+            for (k, v) in d["params"].as_object().into_iter().flatten() {
+                self.params.insert(k.clone(), v.clone());
+            }
+        }
+    }
+
+    /// Follows `p` until `key` of the state is `want` (5 s at most).
+    async fn wait_state(&mut self, p: &mut TestPhone, key: &str, want: Value) {
+        for _ in 0..100 {
+            self.follow(p);
+            if self.state.get(key) == Some(&want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("copy: {key} never became {want}: {:?}", self.state);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_synchronous_copy_follows_parameters_and_calls() {
+    let (mut alice, mut bob, uri) = pair(true).await;
+    let mut copy = SyncCopy::fetch(&bob).await;
+    assert_eq!(copy.state["incall"], false);
+    assert_eq!(copy.state["line"], 0);
+    assert_eq!(
+        copy.state["enginename"],
+        bob.api("getenginename", &[]).await
+    );
+    assert_eq!(copy.params["username"], "bob");
+    assert_eq!(
+        copy.params["registerinterval"],
+        bob.api("getparameter", &["registerinterval"]).await,
+        "defaults are in the copy"
+    );
+
+    // A write is in the copy before setparameter answers, as the engine stored it.
+    bob.api("setparameter", &["ringtimeout", " 30000 "]).await;
+    bob.api("setparameter", &["x_custom", "v"]).await;
+    bob.api("setparameter", &["password", "s3cret-pw"]).await;
+    copy.follow(&mut bob);
+    assert_eq!(copy.params["ringtimeout"], "30000");
+    assert_eq!(copy.params["x_custom"], "v");
+    assert_eq!(copy.params["password"], "<redacted>");
+    // A refused value changes nothing; a custom key set back to its default reads empty.
+    let e = err(&bob, "setparameter", &["ringtimeout", "soon"]).await;
+    assert!(e.contains("ringtimeout"), "{e}");
+    bob.api("setparameter", &["x_custom", "DEF"]).await;
+    copy.follow(&mut bob);
+    assert_eq!(copy.params["ringtimeout"], "30000");
+    assert_eq!(copy.params["x_custom"], "");
+
+    // A call: the copy answers what isincall(), getline() and linetocallid() answer.
+    bob.api("call", &[&uri]).await;
+    bob.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+    copy.wait_state(&mut bob, "incall", Value::from(true)).await;
+    let line = bob.api("getline", &[]).await;
+    assert_eq!(copy.state["line"], line);
+    let n = line.as_u64().unwrap().to_string();
+    assert_eq!(
+        copy.state["lines"][n.as_str()],
+        bob.api("linetocallid", &[&n]).await
+    );
+    assert!(
+        copy.state["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("In Call"),
+        "{:?}",
+        copy.state["status"]
+    );
+    bob.api("mute", &["true", "0"]).await;
+    copy.follow(&mut bob);
+    assert_eq!(copy.state["muted"], true, "muted before mute() answered");
+    assert_eq!(copy.state["muted"], bob.api("ismuted", &[]).await);
+
+    bob.api("hangup", &["-2"]).await;
+    copy.wait_state(&mut bob, "incall", Value::from(false))
+        .await;
+    copy.wait_state(&mut bob, "lines", serde_json::json!({}))
+        .await;
+    assert_eq!(bob.api("isincall", &[]).await, false);
+
+    // A fresh copy equals the one followed event by event.
+    // (A removed custom key stays in the followed copy as "", which reads the same.)
+    let fresh = SyncCopy::fetch(&bob).await;
+    copy.follow(&mut bob);
+    copy.params
+        .retain(|k, v| fresh.params.contains_key(k) || v.as_str() != Some(""));
+    assert_eq!(fresh.params, copy.params);
+    assert!(
+        copy.wire.iter().all(|w| !w.contains("s3cret-pw")),
+        "the password went out"
+    );
+    stop(&[&alice, &bob]).await;
+}

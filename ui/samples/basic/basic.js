@@ -172,11 +172,12 @@
 
   // The account fields show what the engine holds (never the password).
   wp.onLoaded(function () {
-    Promise.all([wp.getparameter('serveraddress'), wp.getparameter('username')]).then(function (v) {
-      if (!$('server').value) { $('server').value = v[0] || ''; }
-      if (!$('username').value) { $('username').value = v[1] || ''; }
-      $('account').open = !v[0] || !v[1];
-    }, function () { $('account').open = true; });
+    // getparameter answers synchronously, as in the original API.
+    var server = wp.getparameter('serveraddress');
+    var user = wp.getparameter('username');
+    if (!$('server').value) { $('server').value = server || ''; }
+    if (!$('username').value) { $('username').value = user || ''; }
+    $('account').open = !server || !user;
   });
 
   render();

@@ -23,12 +23,11 @@
   if (!wp) { status.textContent = 'Phone unavailable'; return; }
 
   wp.onLoaded(function () {
-    wp.getparameter('callto').then(function (v) {
-      if (v && String(v).trim()) { number = String(v).trim(); }
-    }, function () { /* keep data-callto */ }).then(function () {
-      button.disabled = !number;
-      set('idle', number ? 'Ready' : 'No number to call');
-    });
+    // getparameter answers synchronously, as in the original API.
+    var v = String(wp.getparameter('callto') || '').trim();
+    if (v) { number = v; }
+    button.disabled = !number;
+    set('idle', number ? 'Ready' : 'No number to call');
   });
 
   wp.onDisplay(function (message) { status.textContent = message; });

@@ -85,11 +85,9 @@
   // ------------------------------------------------------------------ callbacks
 
   wp.onLoaded(function () { render(); });
-  wp.onStart(function () {
-    render();
-    // After a page reload the engine may already be registered or in a call: ask it.
-    Promise.all([wp.getstatus(), wp.isregistered(), wp.isincall()]).then(render, render);
-  });
+  // After a page reload the engine may already be registered or in a call: the facade
+  // rebuilt its state before onStart.
+  wp.onStart(function () { render(); });
   wp.onEvents(function () { render(); });
   wp.onLog(function () { render(); });
   wp.onRegistered(function () { showMessage(''); render(); });

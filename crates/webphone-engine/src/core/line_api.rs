@@ -115,6 +115,31 @@ impl Core {
         Ok(sel)
     }
 
+    /// `ismuted()`: the active line's call is muted in some direction.
+    pub(super) fn active_is_muted(&self) -> bool {
+        self.lines
+            .active()
+            .and_then(|n| self.lines.get(n))
+            .is_some_and(|l| l.mute != 0)
+    }
+
+    /// `isonhold()`: we hold the active line's call (the peer holding us does not count).
+    pub(super) fn active_is_on_hold(&self) -> bool {
+        self.lines
+            .active()
+            .and_then(|n| self.lines.get(n))
+            .is_some_and(|l| l.hold == HOLD_LOCAL || l.hold == HOLD_BOTH)
+    }
+
+    /// `isencrypted()`: -1 without a call, 2 when the active call's media is SRTP, else 0.
+    pub(super) fn active_encryption(&self) -> i64 {
+        match self.lines.active().and_then(|n| self.lines.get(n)) {
+            None => -1,
+            Some(l) if l.neg.as_ref().is_some_and(Negotiated::is_encrypted) => 2,
+            Some(_) => 0,
+        }
+    }
+
     fn line_of_callid(&self, callid: &str) -> Option<usize> {
         self.lines
             .iter()
@@ -172,28 +197,11 @@ impl Core {
                     .map(|()| Value::Null)
                     .map_err(|e| ApiError::Failed(e.to_string()))
             }
-            "ismuted" => Ok(Value::from(
-                self.lines
-                    .active()
-                    .and_then(|n| self.lines.get(n))
-                    .is_some_and(|l| l.mute != 0),
-            )),
+            "ismuted" => Ok(Value::from(self.active_is_muted())),
             "mute" => self.mute_api(args),
             "hold" => self.hold_api(args),
-            "isonhold" => Ok(Value::from(
-                self.lines
-                    .active()
-                    .and_then(|n| self.lines.get(n))
-                    .is_some_and(|l| l.hold == HOLD_LOCAL || l.hold == HOLD_BOTH),
-            )),
-            // -1 without a call, 2 when the current call's media is SRTP, else 0.
-            "isencrypted" => Ok(Value::from(
-                match self.lines.active().and_then(|n| self.lines.get(n)) {
-                    None => -1,
-                    Some(l) if l.neg.as_ref().is_some_and(Negotiated::is_encrypted) => 2,
-                    Some(_) => 0,
-                },
-            )),
+            "isonhold" => Ok(Value::from(self.active_is_on_hold())),
+            "isencrypted" => Ok(Value::from(self.active_encryption())),
             "ignore" => self.ignore_api(args),
             "videocall" => {
                 // No video yet: the call goes ahead as a voice call.

@@ -181,6 +181,9 @@ pub struct ParamStore {
     layers: [BTreeMap<String, Entry>; Source::LEVELS],
     /// Pending database changes, by lower-case name (later writes replace earlier ones).
     persist_queue: BTreeMap<String, SettingWrite>,
+    /// Counts the writes that may have changed an effective value (see
+    /// [`revision`](Self::revision)).
+    revision: u64,
 }
 
 impl ParamStore {
@@ -276,6 +279,9 @@ impl ParamStore {
             .resolve(&key)
             .is_some_and(|(level, _)| level == source.level());
         let changed = self.get(&key) != before;
+        if changed {
+            self.revision += 1;
+        }
         Ok(SetOutcome {
             name: stored_name,
             recognition,
@@ -519,6 +525,7 @@ impl ParamStore {
     /// Forgets every value of every source and the pending database changes (all parameters
     /// back to default; the database is not touched).
     pub fn reset_all(&mut self) {
+        self.revision += 1;
         self.layers.iter_mut().for_each(BTreeMap::clear);
         self.persist_queue.clear();
     }
@@ -533,6 +540,7 @@ impl ParamStore {
         K: AsRef<str>,
         V: AsRef<str>,
     {
+        self.revision += 1;
         self.layers[Source::Stored.level()].clear();
         let mut refused = Vec::new();
         for (k, v) in rows {
@@ -548,6 +556,7 @@ impl ParamStore {
     /// number) when the user's "cleared" means "not known". Values and `DEF` stay.
     pub fn drop_cleared(&mut self, source: Source, name: &str) -> bool {
         let key = Self::key_of(name);
+        self.revision += 1;
         let layer = &mut self.layers[source.level()];
         match layer.get(&key) {
             Some(Entry {
@@ -561,6 +570,7 @@ impl ParamStore {
     /// Forgets the stored layer, as `resetsettings=true` at start-up does (the caller also
     /// clears the database: `Profile::delete_settings`). Pending database writes are dropped.
     pub fn clear_stored(&mut self) {
+        self.revision += 1;
         self.layers[Source::Stored.level()].clear();
         self.persist_queue.clear();
     }
@@ -572,6 +582,7 @@ impl ParamStore {
     /// restart of the page. Pending database writes are dropped (the caller clears the
     /// database: `Profile::delete_data`).
     pub fn forget_user_settings(&mut self) {
+        self.revision += 1;
         for source in [
             Source::Stored,
             Source::Cookie,
@@ -582,6 +593,12 @@ impl ParamStore {
             self.layers[source.level()].clear();
         }
         self.persist_queue.clear();
+    }
+
+    /// A number that changes whenever an effective value may have changed (it only grows):
+    /// an observer that remembers it can skip re-reading the values while it stays the same.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// True when writes wait for the profile database.

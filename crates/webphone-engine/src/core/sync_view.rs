@@ -1,0 +1,151 @@
+//! The values the JavaScript facade answers synchronously, as the original API did:
+//! `isregistered()`, `isincall()`, `getstatus()`, `getline()`, `linetocallid()`,
+//! `callidtoline()`, `ismuted()`, `isonhold()`, `isencrypted()`, `getregfailreason()`,
+//! `getenginename()` and `getparameter()`.
+//!
+//! A page cannot wait for an answer from the engine inside `if (webphone_api.isincall())`, so
+//! the facade keeps a copy of these values. The engine computes them with the same code its
+//! API functions use and sends what changed as one `_sync` callback event:
+//!
+//! ```json
+//! {"ev":"_sync","args":[{"seq":7,"state":{"incall":true,"status":"In Call (3 sec)"},"params":{"codec":"PCMU"}}]}
+//! ```
+//!
+//! `syncstate()` (an engine extension) answers the whole copy with the `seq` it corresponds to,
+//! for a facade that (re)connects; events with a higher `seq` come after it. Secret parameters
+//! (password, md5, ...) are only ever sent as `<redacted>` (or empty).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::Core;
+use crate::params::{redact, Registry};
+
+/// Name of the callback event that carries the changes (not a documented callback: the
+/// facade consumes it and never hands it to the page).
+pub(crate) const SYNC_EVENT: &str = "_sync";
+
+/// What was last published.
+#[derive(Default)]
+pub(super) struct SyncView {
+    /// Counts the published changes.
+    seq: u64,
+    state: Map<String, Value>,
+    params: BTreeMap<String, String>,
+    /// [`ParamStore::revision`](crate::params::ParamStore::revision) of `params`; `None`
+    /// before the first computation.
+    params_revision: Option<u64>,
+}
+
+impl Core {
+    /// The call and registration values, as the API functions answer them.
+    fn sync_state(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert(
+            "registered".into(),
+            Value::from(self.reg == super::RegState::Registered),
+        );
+        m.insert("incall".into(), Value::from(self.has_connected_call()));
+        m.insert("status".into(), Value::from(self.general_text()));
+        m.insert("line".into(), Value::from(self.lines.active().unwrap_or(0)));
+        m.insert("muted".into(), Value::from(self.active_is_muted()));
+        m.insert("onhold".into(), Value::from(self.active_is_on_hold()));
+        m.insert("encrypted".into(), Value::from(self.active_encryption()));
+        m.insert(
+            "regfailreason".into(),
+            Value::from(self.last_reg_failure.clone()),
+        );
+        m.insert("enginename".into(), Value::from("ns"));
+        // Line number -> SIP Call-ID of every line with a call.
+        let lines: Map<String, Value> = self
+            .lines
+            .iter()
+            .map(|(n, l)| (n.to_string(), Value::from(l.callid.clone())))
+            .collect();
+        m.insert("lines".into(), Value::Object(lines));
+        m
+    }
+
+    /// Every catalog parameter (aliases under their own spelling) and every custom key that
+    /// has a value, by lower-case name, as `getparameter` answers them, secrets redacted.
+    fn sync_params(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for def in Registry::global().iter() {
+            let value = self.params.get_str(def.name);
+            out.insert(
+                def.name.to_ascii_lowercase(),
+                redact(def.name, value).to_owned(),
+            );
+        }
+        for (name, value) in self.params.entries() {
+            out.entry(name.to_ascii_lowercase())
+                .or_insert_with(|| redact(name, value).to_owned());
+        }
+        out
+    }
+
+    /// Sends a `_sync` event with what changed since the last one (nothing when nothing did).
+    /// Parameters are only re-read when the store changed. Runs before every other event goes
+    /// out (see `Core::emit`), so a page that asks isincall() in its onCallStateChange handler
+    /// already has the answer.
+    pub(super) fn publish_sync(&self) {
+        let mut sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        let state = self.sync_state();
+        let mut state_diff = Map::new();
+        for (k, v) in &state {
+            if sync.state.get(k) != Some(v) {
+                state_diff.insert(k.clone(), v.clone());
+            }
+        }
+        let mut params_diff = Map::new();
+        let revision = self.params.revision();
+        if sync.params_revision != Some(revision) {
+            let params = self.sync_params();
+            for (k, v) in &params {
+                if sync.params.get(k) != Some(v) {
+                    params_diff.insert(k.clone(), Value::from(v.clone()));
+                }
+            }
+            // A custom key that is gone reads as empty again.
+            for k in sync.params.keys() {
+                if !params.contains_key(k) {
+                    params_diff.insert(k.clone(), Value::from(""));
+                }
+            }
+            sync.params = params;
+            sync.params_revision = Some(revision);
+        }
+        sync.state = state;
+        if state_diff.is_empty() && params_diff.is_empty() {
+            return;
+        }
+        sync.seq += 1;
+        let mut ev = Map::new();
+        ev.insert("seq".into(), Value::from(sync.seq));
+        if !state_diff.is_empty() {
+            ev.insert("state".into(), Value::Object(state_diff));
+        }
+        if !params_diff.is_empty() {
+            ev.insert("params".into(), Value::Object(params_diff));
+        }
+        drop(sync);
+        self.callback(SYNC_EVENT, vec![Value::Object(ev)]);
+    }
+
+    /// `syncstate()`: the whole copy, current as of the `seq` it carries.
+    pub(super) fn sync_snapshot(&self) -> Value {
+        self.publish_sync();
+        let sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        let params: Map<String, Value> = sync
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect();
+        serde_json::json!({
+            "seq": sync.seq,
+            "state": Value::Object(sync.state.clone()),
+            "params": Value::Object(params),
+        })
+    }
+}
