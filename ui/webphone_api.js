@@ -34,7 +34,8 @@
  * Return values: the functions the original answered synchronously answer synchronously here
  * too, from a copy of the engine's values that the engine keeps current (see SYNC):
  *   getparameter, isregistered, isincall, getstatus, getline, linetocallid, callidtoline,
- *   ismuted, isonhold, isencrypted, getregfailreason, getenginename
+ *   ismuted, isonhold, isencrypted, getregfailreason, getenginename, getlinedetails,
+ *   getlastcalldetails, getworkdir
  * so `if (webphone_api.isincall())` works as before (`await` on them works too). Secret
  * parameters (password, md5, ...) read as "<redacted>" there; a page after a setparameter()
  * reads the value it just set. Every other function reaches the engine asynchronously and
@@ -51,8 +52,8 @@
  * still sent to the engine, which answers "<fn> is not supported by this engine: <why>"; the
  * Promise rejects with that message and it is logged (onLog), but not shown to the user
  * (onDisplay is for user-facing texts; these are integration errors).
- * getlinedetails, getlastcalldetails, listcontacts, getcontact, getlogs and getworkdir still
- * answer with a Promise (docs/behaviour-choices.md).
+ * listcontacts, getcontact and getlogs still answer with a Promise (their answers come from the
+ * database or can be large; docs/behaviour-choices.md).
  *
  * `webphone_api.state` holds the last known call values learnt from the event stream:
  *   webphone_api.state.registered, .incall, .status, .started, .loaded, .startError,
@@ -606,8 +607,21 @@
     return found;
   }
 
+  // getlinedetails(line): the line's LINEDETAILS text; without a call on it the idle form.
+  function lineDetails(line) {
+    var n = parseInt(coerce(line).trim(), 10);
+    if (!(n >= 1)) { n = activeLine(); }
+    if (!mirror.have) { return ''; }
+    var all = mirror.state.linedetails;
+    if (n && all && typeof all === 'object' && typeof all[String(n)] === 'string') { return all[String(n)]; }
+    return 'LINEDETAILS,' + n + coerce(mirror.state.idledetails);
+  }
+
   // The functions answered from the copy; their Promise forms stay on webphone_api.engine.
   var SYNC = {
+    getlinedetails: lineDetails,
+    getlastcalldetails: function () { return coerce(mirrored('lastcalldetails', '')); },
+    getworkdir: function () { return coerce(mirrored('workdir', '')); },
     getparameter: syncGetparameter,
     isregistered: function () { return !!mirrored('registered', state.registered); },
     isincall: function () { return !!mirrored('incall', state.incall); },

@@ -152,12 +152,14 @@ test('each table function reaches the engine by name with its arguments as strin
 
 // Answered synchronously, as the original did (the facade's copy of the engine's values).
 const SYNC_FUNCTIONS = ['getparameter', 'isregistered', 'isincall', 'getstatus', 'getline', 'linetocallid',
-  'callidtoline', 'ismuted', 'isonhold', 'isencrypted', 'getregfailreason', 'getenginename'];
+  'callidtoline', 'ismuted', 'isonhold', 'isencrypted', 'getregfailreason', 'getenginename', 'getlinedetails',
+  'getlastcalldetails', 'getworkdir'];
 
 test('synchronous answers come from the engine copy without a request, and follow _sync events', async () => {
   let seq = 4;
   const copy = { seq, state: { registered: true, incall: false, status: 'Registered', line: 0, muted: false,
-    onhold: false, encrypted: -1, regfailreason: '', enginename: 'ns', lines: {} },
+    onhold: false, encrypted: -1, regfailreason: '', enginename: 'ns', lines: {}, linedetails: {},
+    idledetails: ',Ready,,,1001,0,127.0.0.1:5060,sip.example.org,0,0,', lastcalldetails: '', workdir: '/home/u/.webphone' },
   params: { username: '1001', codec: '', password: '<redacted>', autoaccept: 'false' } };
   const page = tauriPage(upEngine({ syncstate: () => copy }));
   const { api, requests, emit } = page;
@@ -177,11 +179,16 @@ test('synchronous answers come from the engine copy without a request, and follo
   assert.equal(api.isencrypted(), -1);
   assert.equal(api.linetocallid(-1), '');
   assert.equal(api.callidtoline('x'), 0);
+  assert.equal(api.getlinedetails(), 'LINEDETAILS,0,Ready,,,1001,0,127.0.0.1:5060,sip.example.org,0,0,');
+  assert.equal(api.getlinedetails(3), 'LINEDETAILS,3,Ready,,,1001,0,127.0.0.1:5060,sip.example.org,0,0,');
+  assert.equal(api.getlastcalldetails(), '');
+  assert.equal(api.getworkdir(), '/home/u/.webphone');
   assert.deepEqual(requests.slice(before), [], 'no request for a synchronous answer');
 
   // A call: the engine's _sync event changes the answers; an older event is ignored.
   emit({ ev: '_sync', args: [{ seq: ++seq, state: { incall: true, line: 2, status: 'In Call (1 sec)', muted: true,
-    lines: { 2: 'cid-2@host' } }, params: { codec: 'PCMU' } }] });
+    lines: { 2: 'cid-2@host' }, linedetails: { 2: 'LINEDETAILS,2,Muted,cid-2@host,1002,1001,1,127.0.0.1:5060,sip.example.org,2,0,Bob' } },
+  params: { codec: 'PCMU' } }] });
   emit({ ev: '_sync', args: [{ seq: seq - 1, state: { incall: false } }] });
   assert.equal(api.isincall(), true);
   assert.equal(api.getline(), 2);
@@ -191,6 +198,9 @@ test('synchronous answers come from the engine copy without a request, and follo
   assert.equal(api.linetocallid('2'), 'cid-2@host');
   assert.equal(api.linetocallid(3), '');
   assert.equal(api.callidtoline('cid-2@host'), 2);
+  assert.equal(api.getlinedetails(), 'LINEDETAILS,2,Muted,cid-2@host,1002,1001,1,127.0.0.1:5060,sip.example.org,2,0,Bob');
+  assert.equal(api.getlinedetails(-1), api.getlinedetails(2));
+  assert.equal(api.getlinedetails(1), 'LINEDETAILS,1,Ready,,,1001,0,127.0.0.1:5060,sip.example.org,0,0,');
   assert.equal(api.getparameter('codec'), 'PCMU');
   // _sync events are not handed to the page as a callback.
   assert.equal(typeof api._sync, 'undefined');
@@ -248,7 +258,7 @@ test('results: booleans, numbers and strings as documented; state follows the an
   assert.equal(await e.callidtoline('x'), 3);
   assert.equal(await e.getenginename(), 'ns');
   assert.equal(await e.getparameter('nothing'), '', 'an unset parameter is an empty string');
-  await api.getlinedetails(2);
+  await api.engine.getlinedetails(2);
   assert.deepEqual(JSON.parse(JSON.stringify(api.state.lines['2'])), { line: 2, status: 'InCall', peer: '1002', displayname: 'Bob, Jr.', callid: 'cid-9', direction: 1 });
   assert.equal(api.state.incall, true);
   page.dispose();

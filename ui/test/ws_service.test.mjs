@@ -95,6 +95,8 @@ test('a page from an allowed origin loads, starts, calls echo and hangs up', { s
     assert.ok(seen.events.some((t) => t.startsWith('STATUS,1,CallConnect,echo')), seen.events.join('\n'));
     assert.deepEqual(inHandler.find((c) => c[0] === 'callConnected'), ['callConnected', true, 1]);
     assert.equal(await api.engine.isincall(), true);
+    assert.equal(api.getlinedetails(), await api.engine.getlinedetails(), 'the copy says what the engine says');
+    assert.match(api.getlinedetails(), /^LINEDETAILS,1,InCall,/);
     // Secrets stay in the engine.
     assert.equal(await api.engine.getparameter('password'), '<redacted>');
     await api.hangup();

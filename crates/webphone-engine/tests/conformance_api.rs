@@ -764,6 +764,18 @@ async fn the_synchronous_copy_follows_parameters_and_calls() {
     copy.follow(&mut bob);
     assert_eq!(copy.state["muted"], true, "muted before mute() answered");
     assert_eq!(copy.state["muted"], bob.api("ismuted", &[]).await);
+    assert_eq!(
+        copy.state["linedetails"][n.as_str()],
+        bob.api("getlinedetails", &[&n]).await,
+        "LINEDETAILS with the mute"
+    );
+    assert_eq!(
+        format!(
+            "LINEDETAILS,7{}",
+            copy.state["idledetails"].as_str().unwrap()
+        ),
+        bob.api("getlinedetails", &["7"]).await
+    );
 
     bob.api("hangup", &["-2"]).await;
     copy.wait_state(&mut bob, "incall", Value::from(false))
@@ -771,6 +783,10 @@ async fn the_synchronous_copy_follows_parameters_and_calls() {
     copy.wait_state(&mut bob, "lines", serde_json::json!({}))
         .await;
     assert_eq!(bob.api("isincall", &[]).await, false);
+    let details = bob.api("getlastcalldetails", &[]).await;
+    assert!(details.as_str().unwrap().starts_with("line="), "{details}");
+    copy.wait_state(&mut bob, "lastcalldetails", details).await;
+    assert_eq!(copy.state["workdir"], bob.api("getworkdir", &[]).await);
 
     // A fresh copy equals the one followed event by event.
     // (A removed custom key stays in the followed copy as "", which reads the same.)

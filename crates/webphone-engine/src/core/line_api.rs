@@ -846,7 +846,7 @@ impl Core {
     }
 
     /// `LINEDETAILS,line,state,callid,remoteusername,localusername,type,localaddress,serveraddress,mute,hold,remotefullname`
-    fn line_details(&self, n: Option<usize>) -> String {
+    pub(super) fn line_details(&self, n: Option<usize>) -> String {
         let local = self
             .sip
             .as_ref()
@@ -884,7 +884,7 @@ impl Core {
 
     /// A one-line summary of the last ended call (the catalog leaves the format open): the
     /// CDR fields, then codec and RTP counters as `key=value` pairs.
-    fn last_call_details(&self) -> String {
+    pub(super) fn last_call_details(&self) -> String {
         let Some(lc) = &self.last_call else {
             return String::new();
         };

@@ -1,7 +1,8 @@
 //! The values the JavaScript facade answers synchronously, as the original API did:
 //! `isregistered()`, `isincall()`, `getstatus()`, `getline()`, `linetocallid()`,
 //! `callidtoline()`, `ismuted()`, `isonhold()`, `isencrypted()`, `getregfailreason()`,
-//! `getenginename()` and `getparameter()`.
+//! `getenginename()`, `getlinedetails()`, `getlastcalldetails()`, `getworkdir()` and
+//! `getparameter()`.
 //!
 //! A page cannot wait for an answer from the engine inside `if (webphone_api.isincall())`, so
 //! the facade keeps a copy of these values. The engine computes them with the same code its
@@ -64,6 +65,25 @@ impl Core {
             .map(|(n, l)| (n.to_string(), Value::from(l.callid.clone())))
             .collect();
         m.insert("lines".into(), Value::Object(lines));
+        // getlinedetails(N) of every line with a call; for a line without one the text after
+        // "LINEDETAILS,N" (the same for every N).
+        let details: Map<String, Value> = self
+            .lines
+            .iter()
+            .map(|(n, _)| (n.to_string(), Value::from(self.line_details(Some(n)))))
+            .collect();
+        m.insert("linedetails".into(), Value::Object(details));
+        let idle = self.line_details(None);
+        let idle = idle.strip_prefix("LINEDETAILS,0").unwrap_or(&idle);
+        m.insert("idledetails".into(), Value::from(idle));
+        m.insert(
+            "lastcalldetails".into(),
+            Value::from(self.last_call_details()),
+        );
+        m.insert(
+            "workdir".into(),
+            Value::from(self.work_dir.display().to_string()),
+        );
         m
     }
 
