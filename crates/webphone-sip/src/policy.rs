@@ -425,6 +425,9 @@ struct Call {
     peer_100rel: bool,
     /// Our reliable provisional response waiting for its PRACK.
     reliable: Option<Reliable>,
+    /// RSeq of our reliable provisional that no PRACK acknowledged yet; unlike `reliable` it
+    /// outlives the final response, which only stops the retransmissions (RFC 3262 §3).
+    unacked_rseq: Option<u32>,
     /// A 3xx was followed already (only once per call).
     redirected: bool,
     /// Outgoing: Call-ID and target of our INVITE (sent again after a 422).
@@ -498,6 +501,7 @@ impl Call {
             intent,
             peer_100rel: false,
             reliable: None,
+            unacked_rseq: None,
             redirected: false,
             invite: None,
             se_request: crate::session::DEFAULT_SESSION_EXPIRES,
@@ -828,6 +832,7 @@ impl UaPolicy {
                     if c.peer_100rel {
                         // RFC 3262 §3: RSeq starts at a random value below 2**31.
                         let rseq = (self.rng.next_u32() & 0x7fff_ffff).max(1);
+                        c.unacked_rseq = Some(rseq);
                         c.reliable = Some(Reliable {
                             rseq,
                             retransmit_at: now + T1,
@@ -1533,7 +1538,8 @@ impl UaPolicy {
             }
             StackEvent::Prack { call, rseq } => {
                 if let Some(c) = self.calls.get_mut(&call) {
-                    if c.reliable.as_ref().is_some_and(|r| r.rseq == rseq) {
+                    if c.unacked_rseq == Some(rseq) {
+                        c.unacked_rseq = None;
                         c.reliable = None;
                     }
                 }
@@ -1769,6 +1775,17 @@ impl UaPolicy {
             }
             _ => out.push(Action::Emit(SipEvent::ReofferFailed { call, code, reason })),
         }
+    }
+
+    /// Whether a PRACK with `RAck: rseq ... method` acknowledges a reliable provisional of
+    /// `call` that is still unacknowledged; the UAS answers any other PRACK 481 (RFC 3262 §3,
+    /// §7.2: the RAck names the RSeq and the method of the request it belongs to).
+    pub fn prack_matches(&self, call: CallKey, rseq: u32, method: &str) -> bool {
+        method.eq_ignore_ascii_case("INVITE")
+            && self
+                .calls
+                .get(&call)
+                .is_some_and(|c| c.unacked_rseq == Some(rseq))
     }
 
     /// Retransmit unacknowledged reliable provisionals with doubling intervals; give up
@@ -4018,6 +4035,42 @@ mod tests {
             p.handle(Input::Command(Command::Answer(call, "ans".into())), t0),
             vec![Action::SendAnswer(call, "ans".into())]
         );
+    }
+
+    #[test]
+    fn prack_with_an_unknown_rack_does_not_match() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp).with_seed(12);
+        let call = CallKey(5);
+        // No reliable provisional yet: nothing to acknowledge.
+        incoming_100rel(&mut p, call, "Supported", t0);
+        assert!(!p.prack_matches(call, 1, "INVITE"));
+        let a = p.handle(Input::Command(Command::Ringing(call)), t0);
+        let rseq = reliable_rseq(&a).expect("reliable 180");
+        assert!(
+            !p.prack_matches(call, rseq.wrapping_add(1), "INVITE"),
+            "other RSeq"
+        );
+        assert!(!p.prack_matches(call, rseq, "UPDATE"), "other method");
+        assert!(!p.prack_matches(CallKey(6), rseq, "INVITE"), "other call");
+        assert!(p.prack_matches(call, rseq, "invite"));
+        // Acknowledged once: a second PRACK (a new transaction) matches nothing any more.
+        p.handle(Input::Stack(StackEvent::Prack { call, rseq }), t0);
+        assert!(!p.prack_matches(call, rseq, "INVITE"));
+    }
+
+    #[test]
+    fn prack_after_the_final_response_still_acknowledges_the_180() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp).with_seed(13);
+        let call = CallKey(5);
+        incoming_100rel(&mut p, call, "Supported", t0);
+        let a = p.handle(Input::Command(Command::Ringing(call)), t0);
+        let rseq = reliable_rseq(&a).expect("reliable 180");
+        // Answered before the PRACK came: no more 180 copies, but the 180 is still unacknowledged.
+        p.handle(Input::Command(Command::Answer(call, "ans".into())), t0);
+        assert!(reliable_rseq(&p.handle(Input::Tick, t0 + 4 * T1)).is_none());
+        assert!(p.prack_matches(call, rseq, "INVITE"));
     }
 
     #[test]

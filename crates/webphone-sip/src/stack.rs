@@ -1683,8 +1683,12 @@ impl Driver {
             }
             _ if has_to_tag => match self.layer.match_dialog(&tx) {
                 Some(mut d) => {
-                    if method == Method::PRack {
-                        self.on_prack(&tx.original, &d.id());
+                    if method == Method::PRack && !self.on_prack(&tx.original, &d.id()) {
+                        // RFC 3262 §3: no unacknowledged reliable provisional has this RAck.
+                        tokio::spawn(async move {
+                            let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+                        });
+                        return;
                     }
                     tokio::spawn(async move {
                         if !until_confirmed(&d, &mut tx).await {
@@ -1714,21 +1718,33 @@ impl Driver {
         }
     }
 
-    /// A PRACK (RFC 3262 §4) for one of our dialogs: tell the policy which reliable
-    /// provisional it acknowledges (the dialog answers it 200).
-    fn on_prack(&mut self, req: &Request, id: &rsipstack::dialog::DialogId) {
-        let rseq = req
+    /// A PRACK (RFC 3262 §4) for one of our dialogs: when its RAck (`response-num CSeq-num
+    /// Method`, §7.2) names our unacknowledged reliable provisional, tell the policy (the dialog
+    /// then answers it 200) and return true; false when it acknowledges nothing (answer 481).
+    fn on_prack(&mut self, req: &Request, id: &rsipstack::dialog::DialogId) -> bool {
+        let rack = req
             .headers
             .iter()
             .find(|h| h.name().eq_ignore_ascii_case("RAck"))
-            .and_then(|h| h.value().split_whitespace().next()?.parse::<u32>().ok());
+            .map(|h| h.value().to_owned())
+            .unwrap_or_default();
+        let mut parts = rack.split_whitespace();
+        let rseq = parts.next().and_then(|v| v.parse::<u32>().ok());
+        let method = parts.nth(1).unwrap_or("");
         let call = self
             .calls
             .iter()
             .find(|(_, e)| &e.dialog.id() == id)
             .map(|(k, _)| *k);
-        if let (Some(call), Some(rseq)) = (call, rseq) {
-            self.feed(Input::Stack(StackEvent::Prack { call, rseq }));
+        match (call, rseq) {
+            (Some(call), Some(rseq)) if self.policy.prack_matches(call, rseq, method) => {
+                self.feed(Input::Stack(StackEvent::Prack { call, rseq }));
+                true
+            }
+            _ => {
+                debug!(%rack, "PRACK acknowledges no reliable provisional: 481");
+                false
+            }
         }
     }
 

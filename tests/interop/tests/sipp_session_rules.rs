@@ -110,6 +110,39 @@ fn sipp_reliable_183_is_pracked() {
 }
 
 #[test]
+fn sipp_prack_with_an_unknown_rack_gets_481() {
+    let _serial = serial();
+    if skip("sipp_prack_with_an_unknown_rack_gets_481") {
+        return;
+    }
+    let dir = TestDir::new("sipp_prack_481");
+    let port = free_port();
+    let (params, _rec) = direct(&dir, port);
+    // The phone rings (reliable 180) and is never answered: SIPp cancels.
+    let mut cli = start_cli(&dir, &params.set("autoaccept", "false"));
+    let mark = cli.mark();
+    let mut sipp = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uac-prack-481.xml"),
+        Some(&format!("127.0.0.1:{port}")),
+        &["-s", "1001"],
+    );
+    sipp.assert_success(WAIT + Duration::from_secs(10));
+    let log = sipp.messages();
+    assert!(
+        log.contains("SIP/2.0 481"),
+        "the unknown RAck was answered 481:\n{log}"
+    );
+    let (cdr, _) = call_record(&mut cli, mark);
+    assert_eq!(
+        (cdr.duration_ms, cdr.disc_party),
+        (0, 2),
+        "SIPp cancelled before any answer: {cdr:?}"
+    );
+    cli.quit();
+}
+
+#[test]
 fn sipp_update_from_the_far_end_is_answered() {
     let _serial = serial();
     if skip("sipp_update_from_the_far_end_is_answered") {
