@@ -303,7 +303,8 @@ async function deskOk(action) {
 
 function apiCall(fn, ...args) {
   return driver.executeAsyncScript(function (fn, args, done) {
-    window.webphone_api[fn].apply(null, args).then(
+    // The synchronous answers (getparameter, isincall, ...) are plain values.
+    Promise.resolve(window.webphone_api[fn].apply(null, args)).then(
       function (v) { done({ ok: v === undefined ? null : v }); },
       function (e) { done({ err: String(e && e.message ? e.message : e) }); });
   }, fn, args);

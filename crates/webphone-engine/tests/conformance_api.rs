@@ -801,3 +801,46 @@ async fn the_synchronous_copy_follows_parameters_and_calls() {
     );
     stop(&[&alice, &bob]).await;
 }
+
+/// `keepaliveival` over UDP: empty-line datagrams from the SIP socket (the one the REGISTER
+/// came from, so the NAT binding the registrar uses stays open) at the interval; 0 = none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_registration_refreshes_the_nat_binding_every_keepaliveival() {
+    let (port, seen) = registrar::recording_registrar().await;
+    let mut params = quiet("1001");
+    params.push(("serveraddress", format!("127.0.0.1:{port}")));
+    params.push(("transport", "0".into()));
+    params.push(("keepaliveival", "400".into()));
+    let mut p = TestPhone::new(&params).await;
+    p.callback("onRegistered", 10).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    {
+        let s = seen.lock().unwrap();
+        assert!(
+            s.keepalives.len() >= 2,
+            "keep-alives in 1.5 s at 400 ms: {:?}",
+            s.keepalives
+        );
+        let from = s.registers[0];
+        assert!(
+            s.keepalives.iter().all(|k| *k == from),
+            "keep-alives come from the REGISTER's socket {from}: {:?}",
+            s.keepalives
+        );
+    }
+    stop(&[&p]).await;
+
+    let (port, seen) = registrar::recording_registrar().await;
+    let mut params = quiet("1002");
+    params.push(("serveraddress", format!("127.0.0.1:{port}")));
+    params.push(("transport", "0".into()));
+    params.push(("keepaliveival", "0".into()));
+    let mut p = TestPhone::new(&params).await;
+    p.callback("onRegistered", 10).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        seen.lock().unwrap().keepalives.is_empty(),
+        "keepaliveival 0: no keep-alives"
+    );
+    stop(&[&p]).await;
+}

@@ -107,3 +107,35 @@ pub async fn udp_and_tcp_registrars(udp_code: u16, tcp_code: u16) -> u16 {
         return port;
     }
 }
+
+/// What a [`recording_registrar`] saw: the source of every REGISTER and of every keep-alive
+/// datagram (only CR/LF bytes).
+#[derive(Default)]
+pub struct Seen {
+    pub registers: Vec<std::net::SocketAddr>,
+    pub keepalives: Vec<std::net::SocketAddr>,
+}
+
+/// A UDP registrar answering every REGISTER 200 that records what arrives.
+pub async fn recording_registrar() -> (u16, std::sync::Arc<std::sync::Mutex<Seen>>) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65535];
+        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            let data = &buf[..n];
+            if !data.is_empty() && data.iter().all(|b| *b == b'\r' || *b == b'\n') {
+                log.lock().unwrap().keepalives.push(from);
+                continue;
+            }
+            let req = String::from_utf8_lossy(data).to_string();
+            if req.starts_with("REGISTER ") {
+                log.lock().unwrap().registers.push(from);
+                let _ = sock.send_to(answer(&req, 200).as_bytes(), from).await;
+            }
+        }
+    });
+    (port, seen)
+}

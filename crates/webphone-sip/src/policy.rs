@@ -1222,10 +1222,9 @@ impl UaPolicy {
                     } else {
                         self.keepalive
                     };
-                    if (self.transport.is_reliable() || o.reliable) && !self.keepalive_now.is_zero()
-                    {
-                        // Traffic just went both ways: the next ping is due an interval
-                        // from now.
+                    if !self.keepalive_now.is_zero() {
+                        // Traffic just went both ways: the next ping (CRLF on a stream,
+                        // a NAT binding refresh over UDP) is due an interval from now.
                         self.keepalive_at = Some(now + self.keepalive_now);
                     }
                     if self.announced != Some(granted) {
@@ -3430,12 +3429,17 @@ mod tests {
     }
 
     #[test]
-    fn keepalive_off_over_udp_and_with_zero_interval() {
+    fn keepalive_refreshes_the_nat_binding_over_udp_and_is_off_with_zero_interval() {
         let t0 = Instant::now();
         let mut p = UaPolicy::new(Transport::Udp).with_keepalive(Duration::from_secs(28));
         registered(&mut p, t0, 600);
-        let a = p.handle(Input::Tick, t0 + Duration::from_secs(30));
-        assert_eq!(keepalives(&a), 0);
+        assert_eq!(
+            keepalives(&p.handle(Input::Tick, t0 + Duration::from_secs(27))),
+            0
+        );
+        let a = p.handle(Input::Tick, t0 + Duration::from_secs(28));
+        assert_eq!(keepalives(&a), 1);
+        assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(56)));
         let mut p = UaPolicy::new(Transport::Tcp).with_keepalive(Duration::ZERO);
         registered(&mut p, t0, 600);
         assert_eq!(p.next_deadline(), Some(t0 + refresh_delay(600)));

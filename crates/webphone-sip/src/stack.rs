@@ -548,6 +548,7 @@ pub(crate) async fn start(
             ),
         connector,
         reg_flow: Arc::new(Mutex::new(None)),
+        reg_peer: Arc::new(Mutex::new(None)),
         events,
         stack_tx,
         next_call,
@@ -616,6 +617,8 @@ struct CallEntry {
 /// the digest secret and state, the Call-ID and CSeq (RFC 3261 §10.2).
 struct RegSession {
     flow: Arc<Mutex<Option<SipConnection>>>,
+    /// Over UDP: the registrar address the NAT keep-alives go to.
+    peer: Arc<Mutex<Option<SipAddr>>>,
     /// Where the 2xx's Service-Route goes (RFC 3608 §6.1).
     service_route: Arc<Mutex<Vec<String>>>,
     secret: crate::digest::Secret,
@@ -704,9 +707,11 @@ struct Driver {
     policy: UaPolicy,
     /// Opens (and for TLS/WSS verifies) connections to next hops.
     connector: Connector,
-    /// The connection the registration lives on (reliable transports): keep-alives go
-    /// there, and its loss triggers a re-registration.
+    /// The connection the registration lives on: keep-alives go there, and the loss of a
+    /// stream connection triggers a re-registration. Over UDP it is our UDP socket, with
+    /// the registrar's address in `reg_peer`.
     reg_flow: Arc<Mutex<Option<SipConnection>>>,
+    reg_peer: Arc<Mutex<Option<SipAddr>>>,
     events: mpsc::UnboundedSender<SipEvent>,
     stack_tx: mpsc::UnboundedSender<StackEvent>,
     next_call: Arc<AtomicU64>,
@@ -1093,6 +1098,7 @@ impl Driver {
             endpoint: self.endpoint.clone(),
             connector: self.connector.clone(),
             reg_flow: session.flow,
+            reg_peer: session.peer,
             local: self.local,
             transport: self.transport,
             contact: contact
@@ -1121,6 +1127,7 @@ impl Driver {
             } => {
                 let session = RegSession {
                     flow: self.reg_flow.clone(),
+                    peer: self.reg_peer.clone(),
                     service_route: self.service_route.clone(),
                     secret: self.secret(&account),
                     cache: self.digest.clone(),
@@ -1147,6 +1154,7 @@ impl Driver {
                 };
                 let session = RegSession {
                     flow: session.flow.clone(),
+                    peer: Arc::default(),
                     // Out-of-dialog requests use the main account: its route only.
                     service_route: Arc::default(),
                     // The `md5` HA1 belongs to the main account.
@@ -1396,6 +1404,20 @@ impl Driver {
                 let Some(conn) = crate::lock(&self.reg_flow).clone() else {
                     return;
                 };
+                if let SipConnection::Udp(udp) = &conn {
+                    // A NAT binding refresh: nothing comes back, and a failed send is not
+                    // a lost registration (the next REGISTER finds out).
+                    let Some(peer) = crate::lock(&self.reg_peer).clone() else {
+                        return;
+                    };
+                    let udp = udp.clone();
+                    self.tasks.spawn(async move {
+                        if let Err(e) = udp.send_raw(UDP_KEEPALIVE, &peer).await {
+                            warn!(error = %e, "UDP keep-alive to {peer} failed");
+                        }
+                    });
+                    return;
+                }
                 let tx = self.stack_tx.clone();
                 let flow = self.reg_flow.clone();
                 self.tasks.spawn(async move {
@@ -1907,6 +1929,11 @@ async fn send_keepalive(conn: &SipConnection) -> Result<(), String> {
         _ => Ok(()),
     }
 }
+
+/// The UDP NAT keep-alive: an empty line pair, which a SIP server ignores (RFC 5626 §3.5.1
+/// uses CRLF on streams; over UDP most phones and servers use the same bytes instead of the
+/// STUN form of §4.4.2, which needs the server's `outbound` support).
+const UDP_KEEPALIVE: &[u8] = b"\r\n\r\n";
 
 /// How long resolving, connecting and the TLS/WebSocket handshakes may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -2836,8 +2863,10 @@ impl Candidate {
 struct RegisterJob {
     endpoint: Arc<EndpointInner>,
     connector: Connector,
-    /// Where the connection used is recorded (reliable transports).
+    /// Where the connection used is recorded (over UDP: our socket, and the registrar's
+    /// address in `reg_peer`).
     reg_flow: Arc<Mutex<Option<SipConnection>>>,
+    reg_peer: Arc<Mutex<Option<SipAddr>>>,
     /// Our listener address (Via sent-by).
     local: SocketAddr,
     transport: Transport,
@@ -2998,6 +3027,7 @@ impl RegisterJob {
         if hop_transport.is_reliable() {
             // Open (or reuse) the connection first: a TLS failure is reported as such, and
             // the connection is remembered for keep-alives and loss detection.
+            *crate::lock(&self.reg_peer) = None;
             match self.connector.connect(&dest).await {
                 Ok(conn) => *crate::lock(&self.reg_flow) = Some(conn),
                 Err(e) => {
@@ -3005,6 +3035,21 @@ impl RegisterJob {
                     return self.outcome(503, e);
                 }
             }
+        } else {
+            // Over UDP the NAT keep-alives go from our socket to the registrar's address
+            // (a resolved one: `hop` is an address of the located server).
+            let udp = match dest.get_socketaddr() {
+                Ok(_) => self
+                    .endpoint
+                    .transport_layer
+                    .lookup(&dest, None)
+                    .await
+                    .ok()
+                    .map(|(c, _)| c),
+                Err(_) => None,
+            };
+            *crate::lock(&self.reg_peer) = udp.as_ref().map(|_| dest.clone());
+            *crate::lock(&self.reg_flow) = udp;
         }
         let domain = server.domain();
         let user = &acc.username;
