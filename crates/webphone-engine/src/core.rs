@@ -650,6 +650,8 @@ impl Core {
             };
             for (param, result) in self.params.set_many(source, parse_mparam(value)) {
                 match result {
+                    // Each REGISTER refresh repeats them: only a change is news.
+                    Ok(o) if !o.changed => {}
                     Ok(_) => self.log(
                         Severity::Event,
                         &format!("parameter {param} set by the server ({name})"),
@@ -2591,6 +2593,7 @@ impl Core {
     async fn on_sip(&mut self, ev: SipEvent) {
         match ev {
             SipEvent::Registration(state) => self.on_registration(state).await,
+            SipEvent::ServerParameters(headers) => self.apply_mparams(&headers),
             SipEvent::ServerEventPackages(packages) => {
                 self.log(
                     Severity::Event,

@@ -844,3 +844,39 @@ async fn udp_registration_refreshes_the_nat_binding_every_keepaliveival() {
     );
     stop(&[&p]).await;
 }
+
+/// Parameters the registrar pushes in its 2xx (behaviours §2.1): `X-MParam` for this
+/// session, `X-MParamP` kept in the profile; a refresh repeating them changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_mparam_in_the_registrars_2xx_sets_parameters() {
+    let port = registrar::registrar_adding(
+        200,
+        "X-MParam: ringtimeout=45000;autoignore=1\r\nx-mparamp: voicemailnum=*97\r\n",
+    )
+    .await;
+    let dir = TempDir::new("mparam_reg");
+    let mut params = quiet("1001");
+    params.push(("serveraddress", format!("127.0.0.1:{port}")));
+    params.push(("transport", "0".into()));
+    params.push(("loglevel", "3".into()));
+    let mut p = TestPhone::in_dir(&params, Some(&dir.0)).await;
+    p.callback("onRegistered", 10).await;
+    assert_eq!(p.api("getparameter", &["ringtimeout"]).await, "45000");
+    assert_eq!(p.api("getparameter", &["autoignore"]).await, "1");
+    assert_eq!(p.api("getparameter", &["voicemailnum"]).await, "*97");
+    p.notification(
+        |t| t.contains("parameter voicemailnum set by the server"),
+        5,
+    )
+    .await;
+    stop(&[&p]).await;
+    drop(p);
+
+    // Next start without a registrar: only the X-MParamP value was kept.
+    let mut again = quiet("1001");
+    again.push(("register", "0".into()));
+    let p = TestPhone::in_dir(&again, Some(&dir.0)).await;
+    assert_eq!(p.api("getparameter", &["voicemailnum"]).await, "*97");
+    assert_ne!(p.api("getparameter", &["ringtimeout"]).await, "45000");
+    stop(&[&p]).await;
+}

@@ -46,6 +46,11 @@ fn answer(req: &str, code: u16) -> String {
 
 /// A registrar that answers every REGISTER with `code` (200 echoes the Contact and Expires).
 pub async fn registrar(code: u16) -> u16 {
+    registrar_adding(code, "").await
+}
+
+/// [`registrar`] that adds `extra` (header lines, each ending in CRLF) to its answers.
+pub async fn registrar_adding(code: u16, extra: &'static str) -> u16 {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = sock.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -55,7 +60,11 @@ pub async fn registrar(code: u16) -> u16 {
             if !req.starts_with("REGISTER ") {
                 continue;
             }
-            let resp = answer(&req, code);
+            let resp = answer(&req, code).replacen(
+                "Content-Length:",
+                &format!("{extra}Content-Length:"),
+                1,
+            );
             let _ = sock.send_to(resp.as_bytes(), from).await;
         }
     });

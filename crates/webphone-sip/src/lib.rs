@@ -311,6 +311,9 @@ pub enum SipEvent {
     /// The event packages the registrar says it supports (`Allow-Events` of its 2xx to our
     /// REGISTER, RFC 6665 §8.2.2), lower-case; sent when they first arrive or change.
     ServerEventPackages(Vec<String>),
+    /// Parameters the registrar pushes in its 2xx to our REGISTER: its `X-MParam` (this
+    /// session) and `X-MParamP` (kept) headers as (name, value), on every 2xx that has them.
+    ServerParameters(Vec<(String, String)>),
     /// Registration status of the extra account `account` (`username@server`, as
     /// [`SipUa::extra_account_key`] names it), [`SipUa::set_extra_accounts`]. Same
     /// semantics as [`SipEvent::Registration`], one stream per account.

@@ -141,6 +141,9 @@ pub(crate) struct RegisterOutcome {
     /// The event packages the registrar's 2xx lists in `Allow-Events` (RFC 6665 §8.2.2),
     /// lower-case; `None` when it sends none.
     pub allow_events: Option<Vec<String>>,
+    /// The 2xx's `X-MParam`/`X-MParamP` headers as (name, value): parameters the server
+    /// pushes (behaviours §2.1).
+    pub server_params: Vec<(String, String)>,
 }
 
 /// A new incoming INVITE (the driver already sent 100 Trying).
@@ -1207,6 +1210,11 @@ impl UaPolicy {
                     }
                     self.contact_fixes = 0;
                     self.was_registered = true;
+                    if !o.server_params.is_empty() {
+                        out.push(Action::Emit(SipEvent::ServerParameters(
+                            o.server_params.clone(),
+                        )));
+                    }
                     if let Some(packages) = o.allow_events.clone() {
                         if self.server_events.as_ref() != Some(&packages) {
                             self.server_events = Some(packages.clone());
@@ -2255,6 +2263,7 @@ mod tests {
             reliable: false,
             websocket: false,
             allow_events: None,
+            server_params: Vec::new(),
         }
     }
 
@@ -2269,6 +2278,7 @@ mod tests {
             reliable: false,
             websocket: false,
             allow_events: None,
+            server_params: Vec::new(),
         }
     }
 
@@ -3328,6 +3338,41 @@ mod tests {
         Input::Stack(StackEvent::FlowLost {
             reason: "closed by peer".into(),
         })
+    }
+
+    #[test]
+    fn registrar_parameters_in_a_2xx_are_reported_each_time() {
+        let t0 = Instant::now();
+        let mut p = UaPolicy::new(Transport::Udp);
+        p.handle(Input::Command(Command::SetAccount(acc())), t0);
+        let pushed = vec![("X-MParam".to_string(), "loglevel=5".to_string())];
+        for _ in 0..2 {
+            let a = p.handle(Input::Command(Command::Register), t0);
+            let (gen, _) = reg_gen(&a).expect("sent");
+            let mut o = ok(600);
+            o.server_params = pushed.clone();
+            let a = p.handle(
+                Input::Stack(StackEvent::RegisterDone { gen, outcome: o }),
+                t0,
+            );
+            assert!(
+                a.contains(&Action::Emit(SipEvent::ServerParameters(pushed.clone()))),
+                "{a:?}"
+            );
+        }
+        // A 2xx without them says nothing.
+        let a = p.handle(Input::Command(Command::Register), t0);
+        let (gen, _) = reg_gen(&a).expect("sent");
+        let a = p.handle(
+            Input::Stack(StackEvent::RegisterDone {
+                gen,
+                outcome: ok(600),
+            }),
+            t0,
+        );
+        assert!(!a
+            .iter()
+            .any(|x| matches!(x, Action::Emit(SipEvent::ServerParameters(_)))));
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn outcome(code: u16, received: Option<HostPort>) -> RegisterOutcome {
         reliable: false,
         websocket: false,
         allow_events: None,
+        server_params: Vec::new(),
     }
 }
 

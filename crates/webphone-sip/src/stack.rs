@@ -2741,6 +2741,17 @@ fn header_value(headers: &rsipstack::sip::Headers, name: &str, compact: &str) ->
 
 /// The event packages of every `Allow-Events` (compact `u`) header, lower-case (RFC 6665
 /// §8.2.2); `None` without any.
+/// The `X-MParam` and `X-MParamP` headers (any case) as (name as sent, value), in order.
+fn server_params(headers: &rsipstack::sip::Headers) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|h| {
+            h.name().eq_ignore_ascii_case("x-mparam") || h.name().eq_ignore_ascii_case("x-mparamp")
+        })
+        .map(|h| (h.name().to_string(), h.value().to_string()))
+        .collect()
+}
+
 fn allow_events(headers: &rsipstack::sip::Headers) -> Option<Vec<String>> {
     let mut found = false;
     let mut packages = Vec::new();
@@ -2902,6 +2913,7 @@ impl RegisterJob {
             reliable: self.transport.is_reliable(),
             websocket: self.transport.is_websocket(),
             allow_events: None,
+            server_params: Vec::new(),
         }
     }
 
@@ -3246,6 +3258,11 @@ impl RegisterJob {
                 .contains(&code)
                 .then(|| allow_events(&resp.headers))
                 .flatten(),
+            server_params: if (200..300).contains(&code) {
+                server_params(&resp.headers)
+            } else {
+                Vec::new()
+            },
         }
     }
 }

@@ -444,6 +444,7 @@ mod tests {
             reliable: false,
             websocket: false,
             allow_events: None,
+            server_params: Vec::new(),
         }
     }
 
