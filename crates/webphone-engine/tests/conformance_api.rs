@@ -880,3 +880,157 @@ async fn x_mparam_in_the_registrars_2xx_sets_parameters() {
     assert_ne!(p.api("getparameter", &["ringtimeout"]).await, "45000");
     stop(&[&p]).await;
 }
+
+/// Rows of `table` in the profile database under `work_dir` (the engine keeps it open: WAL
+/// readers see its commits).
+fn rows(work_dir: &std::path::Path, table: &str) -> i64 {
+    let db = webphone_engine::profile::Profile::db_path(work_dir, "").unwrap();
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+/// `delsettings` on a running engine with a real call, chat and contact behind it: level 1
+/// forgets the settings only; level 2 also the contacts, the call history and the chats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delsettings_two_erases_contacts_history_and_chats_of_a_running_engine() {
+    let (mut alice, alice_uri) = answering_phone("alice", &[]).await;
+    let dir = TempDir::new("delsettings_live");
+    let mut params = quiet("bob");
+    params.push(("displayname", "Bob Stored".into()));
+    let mut bob = TestPhone::in_dir(&params, Some(&dir.0)).await;
+    bob.api("setparameter", &["ringtimeout", "45000"]).await;
+    bob.api("addcontact", &["Carol", "1003", "", "", "", ""])
+        .await;
+    bob.api("call", &[&alice_uri]).await;
+    bob.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+    bob.api("hangup", &[]).await;
+    bob.callback("onCdr", 10).await;
+    bob.api("sendchat", &[&alice_uri, "to be forgotten"]).await;
+    alice.callback("onChat", 10).await;
+
+    assert!(rows(&dir.0, "call_history") >= 1);
+    assert!(rows(&dir.0, "chat_messages") >= 1);
+    assert_eq!(rows(&dir.0, "contacts"), 1);
+
+    bob.api("delsettings", &["1"]).await;
+    assert_ne!(bob.api("getparameter", &["ringtimeout"]).await, "45000");
+    assert_eq!(rows(&dir.0, "settings"), 0);
+    assert!(
+        bob.api("listcontacts", &["false"])
+            .await
+            .as_str()
+            .unwrap_or("")
+            .contains("Carol"),
+        "level 1 keeps the contacts"
+    );
+    assert!(
+        rows(&dir.0, "call_history") >= 1,
+        "level 1 keeps the history"
+    );
+    assert!(
+        rows(&dir.0, "chat_messages") >= 1,
+        "level 1 keeps the chats"
+    );
+
+    bob.api("delsettings", &["2"]).await;
+    assert_eq!(bob.api("listcontacts", &["false"]).await, Value::Null);
+    assert_eq!(
+        bob.api("chathistory", &[&alice_uri]).await,
+        serde_json::json!([])
+    );
+    for table in ["contacts", "call_history", "chat_messages", "settings"] {
+        assert_eq!(rows(&dir.0, table), 0, "{table} after delsettings(2)");
+    }
+    stop(&[&alice, &bob]).await;
+}
+
+/// `resetsettings=true` at start: the stored settings of the profile are gone (in memory and
+/// in the database), the configuration given at start applies, contacts stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resetsettings_at_start_forgets_the_stored_settings() {
+    let dir = TempDir::new("resetsettings_live");
+    let first = TestPhone::in_dir(&quiet("bob"), Some(&dir.0)).await;
+    first
+        .api("setparameter", &["displayname", "Bob Stored"])
+        .await;
+    first
+        .api("addcontact", &["Carol", "1003", "", "", "", ""])
+        .await;
+    first.stop().await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let kept = TestPhone::in_dir(&quiet("bob"), Some(&dir.0)).await;
+    assert_eq!(
+        kept.api("getparameter", &["displayname"]).await,
+        "Bob Stored",
+        "stored without resetsettings"
+    );
+    kept.stop().await;
+    drop(kept);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut params = quiet("bob");
+    params.push(("resetsettings", "true".into()));
+    let reset = TestPhone::in_dir(&params, Some(&dir.0)).await;
+    assert_eq!(reset.api("getparameter", &["displayname"]).await, "");
+    assert_eq!(rows(&dir.0, "settings"), 0);
+    assert!(
+        reset
+            .api("listcontacts", &["false"])
+            .await
+            .as_str()
+            .unwrap_or("")
+            .contains("Carol"),
+        "contacts are not settings"
+    );
+    reset.stop().await;
+}
+
+/// `setsipheader("")` without a call removes every global header it set; `customsipheader`
+/// stays (it is a parameter, not a setsipheader header). Checked in the INVITE the callee got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setsipheader_empty_removes_every_global_header() {
+    let (mut alice, alice_uri) = answering_phone("alice", &[]).await;
+    let mut params = quiet("bob");
+    params.push(("customsipheader", "X-Custom: kept".into()));
+    let mut bob = TestPhone::new(&params).await;
+    bob.api("setsipheader", &["X-A: 1;X-B: 2"]).await;
+
+    let invite_headers = |alice: &TestPhone| {
+        let alice = alice.phone.clone();
+        async move {
+            let mut got = Vec::new();
+            for h in ["X-A", "X-B", "X-Custom"] {
+                let v = alice.api("getsipheader", vec![h.into()]).await.unwrap();
+                got.push(v.as_str().unwrap_or("").to_string());
+            }
+            got
+        }
+    };
+    bob.api("call", &[&alice_uri]).await;
+    bob.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+    assert_eq!(invite_headers(&alice).await, ["1", "2", "kept"]);
+    bob.api("hangup", &[]).await;
+    bob.call_state("callDisconnected", 10).await;
+    alice.call_state("callDisconnected", 10).await;
+
+    bob.api("setsipheader", &[""]).await;
+    bob.api("call", &[&alice_uri]).await;
+    bob.call_state("callConnected", 10).await;
+    alice.call_state("callConnected", 10).await;
+    let got = invite_headers(&alice).await;
+    assert!(
+        got[0].starts_with("ERROR") && got[1].starts_with("ERROR"),
+        "{got:?}"
+    );
+    assert_eq!(got[2], "kept");
+    stop(&[&alice, &bob]).await;
+}
