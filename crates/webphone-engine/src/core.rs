@@ -30,6 +30,9 @@ use crate::params::{parse_mparam, ParamStore, Source};
 use crate::phone::ApiError;
 use crate::Event;
 
+/// File in the profile folder that records the SIP port chosen with `signalingport` 0.
+const SIP_PORT_FILE: &str = "sip-port";
+
 mod accounts;
 mod address_book;
 mod audio_test;
@@ -982,6 +985,35 @@ impl Core {
         self.idle_text()
     }
 
+    /// Where the SIP port of the last run is kept: a file beside the profile database
+    /// (none without a profile).
+    fn sip_port_file(&self) -> Option<std::path::PathBuf> {
+        let profile = self.profile.as_ref()?;
+        let db = profile
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .path()
+            .to_path_buf();
+        db.parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map(|dir| dir.join(SIP_PORT_FILE))
+    }
+
+    /// The SIP port of the last run with `signalingport` 0, if one was recorded.
+    fn remembered_sip_port(&self) -> Option<u16> {
+        let text = std::fs::read_to_string(self.sip_port_file()?).ok()?;
+        text.trim().parse::<u16>().ok().filter(|p| *p >= 1024)
+    }
+
+    fn remember_sip_port(&self, port: u16) {
+        let Some(path) = self.sip_port_file() else {
+            return;
+        };
+        if let Err(e) = std::fs::write(&path, format!("{port}\n")) {
+            debug!(path = %path.display(), error = %e, "SIP port not recorded");
+        }
+    }
+
     /// `isincall()`: some line has a connected call.
     fn has_connected_call(&self) -> bool {
         self.lines
@@ -1260,11 +1292,19 @@ impl Core {
             }
         };
         self.local_ip = self.pick_local_ip();
-        let port = self
+        let configured = self
             .params
             .get_i64("signalingport")
             .unwrap_or(0)
             .clamp(0, 65535) as u16;
+        // signalingport 0: the port of the last run when it is free again, so the registrar's
+        // binding and a NAT mapping stay the same across restarts.
+        let remembered = if configured == 0 {
+            self.remembered_sip_port()
+        } else {
+            None
+        };
+        let port = remembered.unwrap_or(configured);
         let user_agent = user_agent(&self.params.get("useragent"), &self.params.get("brandname"));
         let cfg = SipConfig {
             bind_ip: self.local_ip,
@@ -1288,7 +1328,14 @@ impl Core {
             ),
             port_mapper: self.sip_port_mapper(),
         };
-        let (sip, rx) = match SipUa::start_with(cfg, opts).await {
+        let started = match SipUa::start_with(cfg.clone(), opts.clone()).await {
+            Err(webphone_sip::SipError::Bind { addr, source, .. }) if remembered.is_some() => {
+                info!(%addr, error = %source, "the last run's SIP port is taken: any free port");
+                SipUa::start_with(SipConfig { port: 0, ..cfg }, opts).await
+            }
+            other => other,
+        };
+        let (sip, rx) = match started {
             Ok(v) => v,
             Err(e) => {
                 let msg = format!("SIP stack could not start: {e}");
@@ -1297,6 +1344,9 @@ impl Core {
             }
         };
         info!(local = %sip.local_addr(), "SIP stack started");
+        if configured == 0 {
+            self.remember_sip_port(sip.local_addr().port());
+        }
         sip.set_trace(true);
         sip.set_allow_redirect(self.params.get_i64("allowcallredirect").unwrap_or(1) != 0);
         sip.set_rport_mode(rport_mode(

@@ -1034,3 +1034,37 @@ async fn setsipheader_empty_removes_every_global_header() {
     assert_eq!(got[2], "kept");
     stop(&[&alice, &bob]).await;
 }
+
+/// The SIP port of a phone (the local address of `getlinedetails`).
+async fn sip_port(p: &TestPhone) -> u16 {
+    let d = p.api("getlinedetails", &["1"]).await;
+    let local = d.as_str().unwrap().split(',').nth(7).unwrap().to_string();
+    local.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// `signalingport` 0: the port of the last run is taken again when free (the registrar's
+/// binding and a NAT mapping survive a restart); when another program holds it, any port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sip_port_stays_the_same_across_restarts() {
+    let dir = TempDir::new("stable_port");
+    let first = TestPhone::in_dir(&quiet("bob"), Some(&dir.0)).await;
+    let port = sip_port(&first).await;
+    first.stop().await;
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let again = TestPhone::in_dir(&quiet("bob"), Some(&dir.0)).await;
+    assert_eq!(sip_port(&again).await, port, "same port after a restart");
+    // While it runs, a second phone on the same profile folder cannot have it.
+    let other = TestPhone::in_dir(&quiet("bob"), Some(&dir.0)).await;
+    assert_ne!(sip_port(&other).await, port);
+    stop(&[&again, &other]).await;
+
+    // A configured port is used as configured and not recorded.
+    let fixed = free_port();
+    let mut params = quiet("bob");
+    params.push(("signalingport", fixed.to_string()));
+    let configured = TestPhone::in_dir(&params, Some(&dir.0)).await;
+    assert_eq!(sip_port(&configured).await, fixed);
+    configured.stop().await;
+}
