@@ -540,3 +540,34 @@ async fn deactivated_subscription_is_renewed_and_a_rejected_one_ends() {
     assert!(again.is_err(), "no SUBSCRIBE after reason=rejected");
     a.ua.shutdown().await;
 }
+
+/// Presence taken down while its first PUBLISH is unanswered (RFC 3903 §4.5): the removal
+/// goes out with the entity tag of that PUBLISH's 200; a 412 to the removal (the server
+/// forgot the tag) means the publication is gone, so nothing is sent again.
+#[tokio::test]
+async fn presence_removed_while_its_first_publish_is_unanswered() {
+    if !support::have_sipp("presence_removed_while_its_first_publish_is_unanswered") {
+        return;
+    }
+    let a = Peer::start("A").await;
+    let mut sipp = support::Sipp::start("publish_slow_uas.xml", None, &[]);
+    a.ua.set_account(webphone_sip::AccountConfig {
+        server: Some(format!("127.0.0.1:{}", sipp.port)),
+        username: "pub".into(),
+        ..Default::default()
+    });
+    a.ua.publish_presence(
+        "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:pub@127.0.0.1\"/>",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.ua.unpublish_presence().unwrap();
+    sipp.assert_success(Duration::from_secs(15)).await;
+    let log = sipp.messages();
+    // (The first PUBLISH is retransmitted while SIPp waits: count transactions by CSeq.)
+    assert!(
+        log.contains("CSeq: 2 PUBLISH") && !log.contains("CSeq: 3 PUBLISH"),
+        "the first PUBLISH and one removal:\n{log}"
+    );
+    a.ua.shutdown().await;
+}

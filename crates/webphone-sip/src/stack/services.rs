@@ -157,6 +157,11 @@ struct Publication {
     body: Option<String>,
     expires: u32,
     gen: u64,
+    /// A PUBLISH is waiting for its answer.
+    in_flight: bool,
+    /// A removal was asked while the first PUBLISH (no entity tag yet) was out: it goes
+    /// out as soon as that one's 2xx gives the tag (RFC 3903 §4.5 removes by tag).
+    remove_when_answered: bool,
     call_id: String,
     cseq: Arc<AtomicU32>,
 }
@@ -667,9 +672,12 @@ impl Driver {
             ServiceCommand::Publish { body, expires } => {
                 let p = &mut self.services.publication;
                 if expires == 0 && p.etag.is_none() {
-                    // Nothing published (RFC 3903 §4.5 removes by entity tag).
+                    // RFC 3903 §4.5 removes by entity tag: none yet. If the first PUBLISH
+                    // is still out, remove it once its answer brings the tag.
+                    p.remove_when_answered = p.in_flight;
                     return;
                 }
+                p.remove_when_answered = false;
                 if body.is_some() {
                     p.body = body;
                 }
@@ -904,6 +912,7 @@ impl Driver {
         let target = self.service_routed(target);
         let p = &mut self.services.publication;
         p.gen = gen;
+        p.in_flight = true;
         if p.call_id.is_empty() {
             p.call_id = super::new_call_id();
         }
@@ -992,6 +1001,10 @@ impl Driver {
                 if self.services.publication.gen != gen {
                     return;
                 }
+                self.services.publication.in_flight = false;
+                // A removal asked meanwhile applies to this answer only (a failed first
+                // PUBLISH published nothing).
+                let remove = std::mem::take(&mut self.services.publication.remove_when_answered);
                 match result {
                     Ok(resp) => {
                         let code = resp.status_code.code();
@@ -1001,6 +1014,15 @@ impl Driver {
                             if p.expires == 0 {
                                 p.etag = None;
                                 p.body = None;
+                            } else if remove && p.etag.is_some() {
+                                // Taken down before it was up: remove it now.
+                                p.expires = 0;
+                                self.emit(SipEvent::PublishStatus {
+                                    code,
+                                    reason: reason_text(&resp),
+                                });
+                                self.send_publish(false);
+                                return;
                             } else {
                                 let granted = resp
                                     .expires_header()
@@ -1011,6 +1033,13 @@ impl Driver {
                                     ServiceEvent::PublishRefreshDue { gen },
                                 );
                             }
+                        } else if code == 412 && p.etag.is_some() && p.expires == 0 {
+                            // A removal whose entity tag the server no longer knows: the
+                            // publication is gone already (RFC 3903 §4.5); nothing to resend.
+                            debug!("PUBLISH removal: 412, the publication had expired");
+                            p.etag = None;
+                            p.body = None;
+                            return;
                         } else if code == 412 && p.etag.is_some() {
                             // RFC 3903 §4.4: the entity tag is unknown; publish afresh.
                             p.etag = None;
