@@ -35,7 +35,7 @@
  * too, from a copy of the engine's values that the engine keeps current (see SYNC):
  *   getparameter, isregistered, isincall, getstatus, getline, linetocallid, callidtoline,
  *   ismuted, isonhold, isencrypted, getregfailreason, getenginename, getlinedetails,
- *   getlastcalldetails, getworkdir
+ *   getlastcalldetails, getworkdir, getlogs
  * so `if (webphone_api.isincall())` works as before (`await` on them works too). Secret
  * parameters (password, md5, ...) read as "<redacted>" there; a page after a setparameter()
  * reads the value it just set. Every other function reaches the engine asynchronously and
@@ -52,8 +52,8 @@
  * still sent to the engine, which answers "<fn> is not supported by this engine: <why>"; the
  * Promise rejects with that message and it is logged (onLog), but not shown to the user
  * (onDisplay is for user-facing texts; these are integration errors).
- * listcontacts, getcontact and getlogs still answer with a Promise (their answers come from the
- * database or can be large; docs/behaviour-choices.md).
+ * listcontacts and getcontact still answer with a Promise (their answers come from the
+ * profile database; docs/behaviour-choices.md).
  *
  * `webphone_api.state` holds the last known call values learnt from the event stream:
  *   webphone_api.state.registered, .incall, .status, .started, .loaded, .startError,
@@ -519,7 +519,8 @@
   // of it with the sequence number it is current for, `_sync` events give what changed since
   // (each with a higher `seq`). Until the first copy arrived, the answers come from what the
   // facade learnt from the event stream (`state`) and from the parameters it sent itself.
-  var mirror = { have: false, seq: -1, state: {}, params: {} };
+  var mirror = { have: false, seq: -1, state: {}, params: {}, logs: [] };
+  var LOG_KEEP = 2000;     // log lines the engine keeps for getlogs()
   var early = [];          // `_sync` events received before the copy they follow
   var localWrites = {};    // parameter -> {value}: the page's setparameter() not yet confirmed
   var pageParams = {};     // parameters the facade itself sent (static, cookie, URL)
@@ -536,6 +537,10 @@
       mirror.params[k] = coerce(ps[k]);
       delete localWrites[k];
     });
+    if (Array.isArray(d.logs)) {
+      d.logs.forEach(function (l) { mirror.logs.push(coerce(l)); });
+      if (mirror.logs.length > LOG_KEEP) { mirror.logs.splice(0, mirror.logs.length - LOG_KEEP); }
+    }
     // The engine answered every setparameter() sent before this event: what it did not change
     // is what it had.
     Object.keys(localWrites).forEach(function (k) { if (localWrites[k].answered) { delete localWrites[k]; } });
@@ -547,14 +552,15 @@
 
   // Fetches the whole copy (page load, reconnect: a new engine process counts from 0 again).
   function loadMirror() {
-    mirror = { have: false, seq: -1, state: {}, params: {} };
+    mirror = { have: false, seq: -1, state: {}, params: {}, logs: [] };
     return send('syncstate', []).then(function (v) {
       if (!v || typeof v !== 'object' || typeof v.seq !== 'number') { throw new Error('unexpected answer'); }
       mirror = {
         have: true,
         seq: v.seq,
         state: v.state && typeof v.state === 'object' ? v.state : {},
-        params: {}
+        params: {},
+        logs: Array.isArray(v.logs) ? v.logs.map(coerce) : []
       };
       var ps = v.params && typeof v.params === 'object' ? v.params : {};
       Object.keys(ps).forEach(function (k) { mirror.params[k] = coerce(ps[k]); });
@@ -622,6 +628,7 @@
     getlinedetails: lineDetails,
     getlastcalldetails: function () { return coerce(mirrored('lastcalldetails', '')); },
     getworkdir: function () { return coerce(mirrored('workdir', '')); },
+    getlogs: function () { return mirror.logs.join('\r\n'); },
     getparameter: syncGetparameter,
     isregistered: function () { return !!mirrored('registered', state.registered); },
     isincall: function () { return !!mirrored('incall', state.incall); },

@@ -153,14 +153,15 @@ test('each table function reaches the engine by name with its arguments as strin
 // Answered synchronously, as the original did (the facade's copy of the engine's values).
 const SYNC_FUNCTIONS = ['getparameter', 'isregistered', 'isincall', 'getstatus', 'getline', 'linetocallid',
   'callidtoline', 'ismuted', 'isonhold', 'isencrypted', 'getregfailreason', 'getenginename', 'getlinedetails',
-  'getlastcalldetails', 'getworkdir'];
+  'getlastcalldetails', 'getworkdir', 'getlogs'];
 
 test('synchronous answers come from the engine copy without a request, and follow _sync events', async () => {
   let seq = 4;
   const copy = { seq, state: { registered: true, incall: false, status: 'Registered', line: 0, muted: false,
     onhold: false, encrypted: -1, regfailreason: '', enginename: 'ns', lines: {}, linedetails: {},
     idledetails: ',Ready,,,1001,0,127.0.0.1:5060,sip.example.org,0,0,', lastcalldetails: '', workdir: '/home/u/.webphone' },
-  params: { username: '1001', codec: '', password: '<redacted>', autoaccept: 'false' } };
+  params: { username: '1001', codec: '', password: '<redacted>', autoaccept: 'false' },
+  logs: ['LOG,EVENT,one', 'EVENT,EVENT,two'] };
   const page = tauriPage(upEngine({ syncstate: () => copy }));
   const { api, requests, emit } = page;
   await started(page);
@@ -183,6 +184,7 @@ test('synchronous answers come from the engine copy without a request, and follo
   assert.equal(api.getlinedetails(3), 'LINEDETAILS,3,Ready,,,1001,0,127.0.0.1:5060,sip.example.org,0,0,');
   assert.equal(api.getlastcalldetails(), '');
   assert.equal(api.getworkdir(), '/home/u/.webphone');
+  assert.equal(api.getlogs(), 'LOG,EVENT,one\r\nEVENT,EVENT,two');
   assert.deepEqual(requests.slice(before), [], 'no request for a synchronous answer');
 
   // A call: the engine's _sync event changes the answers; an older event is ignored.
@@ -202,6 +204,8 @@ test('synchronous answers come from the engine copy without a request, and follo
   assert.equal(api.getlinedetails(-1), api.getlinedetails(2));
   assert.equal(api.getlinedetails(1), 'LINEDETAILS,1,Ready,,,1001,0,127.0.0.1:5060,sip.example.org,0,0,');
   assert.equal(api.getparameter('codec'), 'PCMU');
+  emit({ ev: '_sync', args: [{ seq: ++seq, logs: ['LOG,WARNING,three'] }] });
+  assert.equal(api.getlogs(), 'LOG,EVENT,one\r\nEVENT,EVENT,two\r\nLOG,WARNING,three', 'new lines appended');
   // _sync events are not handed to the page as a callback.
   assert.equal(typeof api._sync, 'undefined');
 

@@ -86,7 +86,7 @@ test('logtoconsole=false in the static parameters silences this file\'s own log 
   await until(() => p.api.state.loaded, 2000, 'onLoaded');
   const lines = [];
   p.api.onLog((l) => lines.push(l));
-  await p.api.getlogs(() => {}, () => {}); // the second function is ignored, with a log line
+  await p.api.engine.getlogs(() => {}, () => {}); // the second function is ignored, with a log line
   listener({ event: 'webphone', payload: { ev: 'notification', text: 'LOG,EVENT,quiet' } });
   assert.ok(lines.some((l) => l.includes('ignoring a function argument')), 'onLog still gets it: ' + lines);
   assert.ok(!p.logs.some((l) => l.includes('ignoring a function argument')), 'not on the console');

@@ -89,6 +89,7 @@ test('a page from an allowed origin loads, starts, calls echo and hangs up', { s
     api.onCallStateChange((ev) => inHandler.push([ev, api.isincall(), api.getline()]));
     assert.equal(api.isincall(), false);
     assert.equal(api.getparameter('password'), '<redacted>');
+    await api.setparameter('loglevel', '3'); // the call's events are logged (getlogs below)
     await api.call('echo');
     await until(() => seen.calls.some((c) => c[0] === 'callConnected'), 5000, 'callConnected');
     assert.equal(api.state.incall, true);
@@ -104,6 +105,9 @@ test('a page from an allowed origin loads, starts, calls echo and hangs up', { s
     await until(() => !api.state.incall, 5000, 'idle');
     assert.equal(api.isincall(), false);
     await until(() => seen.events.some((t) => t.startsWith('CDR,')), 5000, 'CDR');
+    const engineLogs = await api.engine.getlogs();
+    assert.ok(engineLogs.length > 0);
+    await until(() => api.getlogs().startsWith(engineLogs), 5000, 'getlogs from the copy');
     // Engine errors reach the page as rejected promises.
     await assert.rejects(api.dtmf(''), /^Error: dtmf: /);
   } finally {

@@ -329,6 +329,8 @@ pub(crate) struct Core {
     /// What the facade was last told of the synchronously answered values.
     sync: std::sync::Mutex<sync_view::SyncView>,
     logs: std::sync::Mutex<std::collections::VecDeque<String>>,
+    /// How many lines were ever kept in `logs` (the facade's copy is told the new ones).
+    log_count: std::sync::atomic::AtomicU64,
     /// A recent `setline(-2|-1)`: the selection API calls without a line argument use.
     setline: Option<(LineSel, Instant)>,
     /// Own presence is `DND`: incoming calls are refused with 480.
@@ -605,6 +607,7 @@ impl Core {
             last_reg_failure: String::new(),
             sync: std::sync::Mutex::default(),
             logs: Default::default(),
+            log_count: Default::default(),
             setline: None,
             work_dir: std::path::PathBuf::new(),
             profile: None,
@@ -813,6 +816,8 @@ impl Core {
             logs.pop_front();
         }
         logs.push_back(line.to_string());
+        self.log_count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Something the user must see: EVENT notification plus `onDisplay`.

@@ -649,11 +649,20 @@ async fn contact_functions_use_the_documented_tab_crlf_and_pipe_format() {
     assert_eq!(call(&q, "getcontact", &["Ann Lee", ""]).await.unwrap(), ann);
 }
 
+fn lines(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
 /// What the JavaScript facade keeps: `syncstate`, then every `_sync` event with a higher `seq`.
 struct SyncCopy {
     seq: u64,
     state: serde_json::Map<String, Value>,
     params: serde_json::Map<String, Value>,
+    logs: Vec<String>,
     /// Every `_sync` event followed, as JSON text (checked for leaked secrets).
     wire: Vec<String>,
 }
@@ -665,6 +674,7 @@ impl SyncCopy {
             seq: v["seq"].as_u64().expect("seq"),
             state: v["state"].as_object().expect("state").clone(),
             params: v["params"].as_object().expect("params").clone(),
+            logs: lines(&v["logs"]),
             wire: vec![v.to_string()],
         }
     }
@@ -691,6 +701,7 @@ impl SyncCopy {
             for (k, v) in d["params"].as_object().into_iter().flatten() {
                 self.params.insert(k.clone(), v.clone());
             }
+            self.logs.extend(lines(&d["logs"]));
         }
     }
 
@@ -710,6 +721,7 @@ impl SyncCopy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_synchronous_copy_follows_parameters_and_calls() {
     let (mut alice, mut bob, uri) = pair(true).await;
+    bob.api("setparameter", &["loglevel", "3"]).await;
     let mut copy = SyncCopy::fetch(&bob).await;
     assert_eq!(copy.state["incall"], false);
     assert_eq!(copy.state["line"], 0);
@@ -795,6 +807,13 @@ async fn the_synchronous_copy_follows_parameters_and_calls() {
     copy.params
         .retain(|k, v| fresh.params.contains_key(k) || v.as_str() != Some(""));
     assert_eq!(fresh.params, copy.params);
+    assert!(!copy.logs.is_empty(), "loglevel 3 logs the call");
+    assert_eq!(copy.logs, fresh.logs, "log lines followed = kept");
+    assert_eq!(
+        copy.logs.join("\r\n"),
+        bob.api("getlogs", &[]).await,
+        "getlogs from the copy"
+    );
     assert!(
         copy.wire.iter().all(|w| !w.contains("s3cret-pw")),
         "the password went out"

@@ -1,8 +1,8 @@
 //! The values the JavaScript facade answers synchronously, as the original API did:
 //! `isregistered()`, `isincall()`, `getstatus()`, `getline()`, `linetocallid()`,
 //! `callidtoline()`, `ismuted()`, `isonhold()`, `isencrypted()`, `getregfailreason()`,
-//! `getenginename()`, `getlinedetails()`, `getlastcalldetails()`, `getworkdir()` and
-//! `getparameter()`.
+//! `getenginename()`, `getlinedetails()`, `getlastcalldetails()`, `getworkdir()`,
+//! `getlogs()` and `getparameter()`.
 //!
 //! A page cannot wait for an answer from the engine inside `if (webphone_api.isincall())`, so
 //! the facade keeps a copy of these values. The engine computes them with the same code its
@@ -11,6 +11,9 @@
 //! ```json
 //! {"ev":"_sync","args":[{"seq":7,"state":{"incall":true,"status":"In Call (3 sec)"},"params":{"codec":"PCMU"}}]}
 //! ```
+//!
+//! New log lines (`getlogs`) come as `"logs": [...]`, to be appended (the facade keeps the
+//! last 2,000 as the engine does).
 //!
 //! `syncstate()` (an engine extension) answers the whole copy with the `seq` it corresponds to,
 //! for a facade that (re)connects; events with a higher `seq` come after it. Secret parameters
@@ -37,6 +40,8 @@ pub(super) struct SyncView {
     /// [`ParamStore::revision`](crate::params::ParamStore::revision) of `params`; `None`
     /// before the first computation.
     params_revision: Option<u64>,
+    /// `Core::log_count` when the facade was last told the new log lines.
+    logs_sent: u64,
 }
 
 impl Core {
@@ -137,7 +142,18 @@ impl Core {
             sync.params_revision = Some(revision);
         }
         sync.state = state;
-        if state_diff.is_empty() && params_diff.is_empty() {
+        // getlogs(): the lines kept since the last event (the facade appends them).
+        let count = self.log_count.load(std::sync::atomic::Ordering::Relaxed);
+        let mut new_logs = Vec::new();
+        if count != sync.logs_sent {
+            let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+            let n = usize::try_from(count - sync.logs_sent)
+                .unwrap_or(usize::MAX)
+                .min(logs.len());
+            new_logs.extend(logs.iter().skip(logs.len() - n).cloned().map(Value::from));
+            sync.logs_sent = count;
+        }
+        if state_diff.is_empty() && params_diff.is_empty() && new_logs.is_empty() {
             return;
         }
         sync.seq += 1;
@@ -148,6 +164,9 @@ impl Core {
         }
         if !params_diff.is_empty() {
             ev.insert("params".into(), Value::Object(params_diff));
+        }
+        if !new_logs.is_empty() {
+            ev.insert("logs".into(), Value::Array(new_logs));
         }
         drop(sync);
         self.callback(SYNC_EVENT, vec![Value::Object(ev)]);
@@ -162,10 +181,19 @@ impl Core {
             .iter()
             .map(|(k, v)| (k.clone(), Value::from(v.clone())))
             .collect();
+        let logs: Vec<Value> = self
+            .logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .map(Value::from)
+            .collect();
         serde_json::json!({
             "seq": sync.seq,
             "state": Value::Object(sync.state.clone()),
             "params": Value::Object(params),
+            "logs": logs,
         })
     }
 }
