@@ -35,7 +35,7 @@
  * too, from a copy of the engine's values that the engine keeps current (see SYNC):
  *   getparameter, isregistered, isincall, getstatus, getline, linetocallid, callidtoline,
  *   ismuted, isonhold, isencrypted, getregfailreason, getenginename, getlinedetails,
- *   getlastcalldetails, getworkdir, getlogs
+ *   getlastcalldetails, getworkdir, getlogs, listcontacts, getcontact
  * so `if (webphone_api.isincall())` works as before (`await` on them works too). Secret
  * parameters (password, md5, ...) read as "<redacted>" there; a page after a setparameter()
  * reads the value it just set. Every other function reaches the engine asynchronously and
@@ -52,8 +52,6 @@
  * still sent to the engine, which answers "<fn> is not supported by this engine: <why>"; the
  * Promise rejects with that message and it is logged (onLog), but not shown to the user
  * (onDisplay is for user-facing texts; these are integration errors).
- * listcontacts and getcontact still answer with a Promise (their answers come from the
- * profile database; docs/behaviour-choices.md).
  *
  * `webphone_api.state` holds the last known call values learnt from the event stream:
  *   webphone_api.state.registered, .incall, .status, .started, .loaded, .startError,
@@ -623,12 +621,44 @@
     return 'LINEDETAILS,' + n + coerce(mirror.state.idledetails);
   }
 
+  // Lower-casing of ASCII letters only (the engine compares names that way).
+  function asciiLower(s) { return coerce(s).replace(/[A-Z]/g, function (c) { return c.toLowerCase(); }); }
+
+  // listcontacts(all): the engine's list text (null when empty), with the voicemail entry when
+  // `all` is true.
+  function contactList(all) {
+    var v = mirrored(truthy(FORMS.b(all) || '') ? 'contactsall' : 'contacts', null);
+    return typeof v === 'string' && v !== '' ? v : null;
+  }
+
+  // getcontact(name, number): the first contact whose name (ASCII case-insensitive) or one of
+  // whose numbers equals the one given, as listcontacts writes it; null when none.
+  function findContact(name, number) {
+    var n = asciiLower(name).trim();
+    var num = asciiLower(number).trim();
+    if (!n && !num) {
+      log('getcontact: give a name or a number');
+      return null;
+    }
+    var list = contactList(false);
+    if (!list) { return null; }
+    var lines = list.split('\r\n');
+    for (var i = 0; i < lines.length; i++) {
+      var f = lines[i].split('\t');
+      if (n && asciiLower(f[0]) === n) { return lines[i]; }
+      if (num && (f[1] || '').split('|').some(function (x) { return asciiLower(x) === num; })) { return lines[i]; }
+    }
+    return null;
+  }
+
   // The functions answered from the copy; their Promise forms stay on webphone_api.engine.
   var SYNC = {
     getlinedetails: lineDetails,
     getlastcalldetails: function () { return coerce(mirrored('lastcalldetails', '')); },
     getworkdir: function () { return coerce(mirrored('workdir', '')); },
     getlogs: function () { return mirror.logs.join('\r\n'); },
+    listcontacts: contactList,
+    getcontact: findContact,
     getparameter: syncGetparameter,
     isregistered: function () { return !!mirrored('registered', state.registered); },
     isincall: function () { return !!mirrored('incall', state.incall); },

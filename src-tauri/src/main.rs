@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tauri::{Emitter, Manager, RunEvent, WindowEvent};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::sync::{mpsc, oneshot};
 use webphone_engine::{Event, Phone, PhoneOptions};
 
 use desktop::{PopupContent, Shell, MAIN_WINDOW};
@@ -49,6 +50,7 @@ const AUTOMATION_CAPABILITY: &str = include_str!("../automation-capability.json"
 async fn api(
     app: tauri::AppHandle,
     shell: tauri::State<'_, Arc<Shell>>,
+    flush: tauri::State<'_, EventFlush>,
     r#fn: String,
     args: Option<Vec<serde_json::Value>>,
 ) -> Result<serde_json::Value, String> {
@@ -69,6 +71,7 @@ async fn api(
         Err(e) => tracing::debug!(func = %r#fn, error = %e, "api call failed"),
         Ok(_) => shell.after_api(&app, &func, &args).await,
     }
+    flush.wait().await;
     result.map_err(|e| e.to_string())
 }
 
@@ -104,23 +107,57 @@ async fn desktop(
     desktop::desktop_command(&app, &shell, &action).await
 }
 
-/// Forwards every engine event to the webviews until the engine's stream closes.
+/// Lets an API answer wait until the events the engine sent before it reached the webviews:
+/// the engine publishes what a call changed (its `_sync` event, notifications) before it
+/// answers, and a page that reads webphone_api's synchronous copy after the answer must find
+/// the change there.
+struct EventFlush(mpsc::UnboundedSender<oneshot::Sender<()>>);
+
+impl EventFlush {
+    async fn wait(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.0.send(tx).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn emit_event(app: &tauri::AppHandle, shell: &Arc<Shell>, ev: &Event) {
+    if let Event::Notification(text) = ev {
+        tracing::trace!(%text, "notification");
+    }
+    shell.on_event(app, ev);
+    if let Err(e) = app.emit(EVENT_CHANNEL, ev) {
+        tracing::warn!(error = %e, "could not emit an engine event");
+    }
+}
+
+/// Forwards every engine event to the webviews until the engine's stream closes; a flush
+/// request is acknowledged once every event already sent by the engine was emitted.
 async fn forward_events(
     app: tauri::AppHandle,
     shell: Arc<Shell>,
     mut rx: broadcast::Receiver<Event>,
+    mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
 ) {
     loop {
-        match rx.recv().await {
-            Ok(ev) => {
-                if let Event::Notification(text) = &ev {
-                    tracing::trace!(%text, "notification");
+        let received = tokio::select! {
+            biased;
+            r = rx.recv() => r,
+            Some(ack) = flushes.recv() => {
+                loop {
+                    match rx.try_recv() {
+                        Ok(ev) => emit_event(&app, &shell, &ev),
+                        Err(TryRecvError::Lagged(_)) => continue,
+                        Err(_) => break,
+                    }
                 }
-                shell.on_event(&app, &ev);
-                if let Err(e) = app.emit(EVENT_CHANNEL, &ev) {
-                    tracing::warn!(error = %e, "could not emit an engine event");
-                }
+                let _ = ack.send(());
+                continue;
             }
+        };
+        match received {
+            Ok(ev) => emit_event(&app, &shell, &ev),
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(
                     skipped = n,
@@ -301,11 +338,14 @@ fn main() {
                 app.add_capability(AUTOMATION_CAPABILITY)?;
             }
             let handle = app.handle().clone();
+            let (flush_tx, flush_rx) = mpsc::unbounded_channel();
+            app.manage(EventFlush(flush_tx));
             // Subscribe now, before the page exists, so no event of the session is missed.
             tauri::async_runtime::spawn(forward_events(
                 handle.clone(),
                 shell.clone(),
                 phone.subscribe(),
+                flush_rx,
             ));
             tauri::async_runtime::spawn(exit_on_signal(handle.clone()));
             #[cfg(feature = "updater")]

@@ -153,13 +153,15 @@ test('each table function reaches the engine by name with its arguments as strin
 // Answered synchronously, as the original did (the facade's copy of the engine's values).
 const SYNC_FUNCTIONS = ['getparameter', 'isregistered', 'isincall', 'getstatus', 'getline', 'linetocallid',
   'callidtoline', 'ismuted', 'isonhold', 'isencrypted', 'getregfailreason', 'getenginename', 'getlinedetails',
-  'getlastcalldetails', 'getworkdir', 'getlogs'];
+  'getlastcalldetails', 'getworkdir', 'getlogs', 'listcontacts', 'getcontact'];
 
 test('synchronous answers come from the engine copy without a request, and follow _sync events', async () => {
   let seq = 4;
   const copy = { seq, state: { registered: true, incall: false, status: 'Registered', line: 0, muted: false,
     onhold: false, encrypted: -1, regfailreason: '', enginename: 'ns', lines: {}, linedetails: {},
-    idledetails: ',Ready,,,1001,0,127.0.0.1:5060,sip.example.org,0,0,', lastcalldetails: '', workdir: '/home/u/.webphone' },
+    idledetails: ',Ready,,,1001,0,127.0.0.1:5060,sip.example.org,0,0,', lastcalldetails: '', workdir: '/home/u/.webphone',
+    contacts: 'Ann\t1002|1003\t1\t\t\t\t\r\nJörg\t2001\t0\t\t\t\t',
+    contactsall: 'Ann\t1002|1003\t1\t\t\t\t\r\nJörg\t2001\t0\t\t\t\t\r\nVoicemail\t*97\t0\t\t\t\t' },
   params: { username: '1001', codec: '', password: '<redacted>', autoaccept: 'false' },
   logs: ['LOG,EVENT,one', 'EVENT,EVENT,two'] };
   const page = tauriPage(upEngine({ syncstate: () => copy }));
@@ -185,6 +187,14 @@ test('synchronous answers come from the engine copy without a request, and follo
   assert.equal(api.getlastcalldetails(), '');
   assert.equal(api.getworkdir(), '/home/u/.webphone');
   assert.equal(api.getlogs(), 'LOG,EVENT,one\r\nEVENT,EVENT,two');
+  assert.equal(api.listcontacts(), copy.state.contacts);
+  assert.equal(api.listcontacts(false), copy.state.contacts);
+  assert.equal(api.listcontacts(true), copy.state.contactsall);
+  assert.equal(api.getcontact('ANN'), 'Ann\t1002|1003\t1\t\t\t\t');
+  assert.equal(api.getcontact('', '1003'), 'Ann\t1002|1003\t1\t\t\t\t');
+  assert.equal(api.getcontact('JÖRG'), null, 'only ASCII letters ignore case, as in the engine');
+  assert.equal(api.getcontact('Jörg'), 'Jörg\t2001\t0\t\t\t\t');
+  assert.equal(api.getcontact('nobody', ''), null);
   assert.deepEqual(requests.slice(before), [], 'no request for a synchronous answer');
 
   // A call: the engine's _sync event changes the answers; an older event is ignored.

@@ -90,6 +90,15 @@ test('a page from an allowed origin loads, starts, calls echo and hangs up', { s
     assert.equal(api.isincall(), false);
     assert.equal(api.getparameter('password'), '<redacted>');
     await api.setparameter('loglevel', '3'); // the call's events are logged (getlogs below)
+    // The service sends an answer after the events the call caused: the copy is current.
+    await api.addcontact('Ann Example', '1002|1003', 'ann@example.org', '', '', '');
+    assert.equal(api.listcontacts(), await api.engine.listcontacts());
+    assert.match(api.listcontacts(), /^Ann Example\t1002\|1003\t0\tann@example\.org/);
+    assert.equal(api.getcontact('ann example'), await api.engine.getcontact('ann example'));
+    assert.equal(api.getcontact('', '1003'), api.getcontact('Ann Example'));
+    assert.equal(api.getcontact('nobody'), null);
+    await api.delcontact('Ann Example');
+    assert.equal(api.listcontacts(), null);
     await api.call('echo');
     await until(() => seen.calls.some((c) => c[0] === 'callConnected'), 5000, 'callConnected');
     assert.equal(api.state.incall, true);

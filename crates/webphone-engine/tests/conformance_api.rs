@@ -752,6 +752,28 @@ async fn the_synchronous_copy_follows_parameters_and_calls() {
     assert_eq!(copy.params["ringtimeout"], "30000");
     assert_eq!(copy.params["x_custom"], "");
 
+    // Contacts (listcontacts with and without the voicemail entry) follow the database.
+    assert_eq!(copy.state["contacts"], Value::Null);
+    bob.api("addcontact", &["Ann", "1002|1003", "", "", "", ""])
+        .await;
+    bob.api("setparameter", &["voicemailnum", "*97"]).await;
+    copy.follow(&mut bob);
+    assert_eq!(
+        copy.state["contacts"],
+        bob.api("listcontacts", &["false"]).await
+    );
+    assert_eq!(
+        copy.state["contactsall"],
+        bob.api("listcontacts", &["true"]).await
+    );
+    assert!(copy.state["contactsall"]
+        .as_str()
+        .unwrap()
+        .contains("Voicemail\t*97"));
+    bob.api("delcontact", &["Ann"]).await;
+    copy.follow(&mut bob);
+    assert_eq!(copy.state["contacts"], Value::Null);
+
     // A call: the copy answers what isincall(), getline() and linetocallid() answer.
     bob.api("call", &[&uri]).await;
     bob.call_state("callConnected", 10).await;

@@ -24,7 +24,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{header, StatusCode};
@@ -325,23 +325,56 @@ async fn serve_connection(
         let _ = sink.close().await;
     });
 
+    // Replies go out through the forwarder, after every event the engine sent before it: the
+    // engine publishes what a call changed (its `_sync` event, notifications) before it
+    // answers, and a page that reads webphone_api's synchronous copy after the answer must
+    // find the change there.
+    let (reply_tx, mut reply_rx) = mpsc::channel::<String>(PENDING_REQUESTS);
     let ev_tx = out_tx.clone();
     let forwarder = tokio::spawn(async move {
+        let encode = |ev: &webphone_engine::Event| match serde_json::to_string(ev) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!("local service: cannot encode an event: {e}");
+                None
+            }
+        };
+        let lagged = |n: u64| {
+            serde_json::json!({
+                "ev": "notification",
+                "text": format!("LOG,WARNING,{n} notifications were dropped"),
+            })
+            .to_string()
+        };
         loop {
-            let text = match events.recv().await {
-                Ok(ev) => match serde_json::to_string(&ev) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::warn!("local service: cannot encode an event: {e}");
-                        continue;
-                    }
+            let text = tokio::select! {
+                biased;
+                ev = events.recv() => match ev {
+                    Ok(ev) => match encode(&ev) {
+                        Some(t) => t,
+                        None => continue,
+                    },
+                    Err(RecvError::Lagged(n)) => lagged(n),
+                    Err(RecvError::Closed) => break,
                 },
-                Err(RecvError::Lagged(n)) => serde_json::json!({
-                    "ev": "notification",
-                    "text": format!("LOG,WARNING,{n} notifications were dropped"),
-                })
-                .to_string(),
-                Err(RecvError::Closed) => break,
+                reply = reply_rx.recv() => {
+                    let Some(reply) = reply else { break };
+                    // The events already sent by the engine go first.
+                    loop {
+                        let text = match events.try_recv() {
+                            Ok(ev) => match encode(&ev) {
+                                Some(t) => t,
+                                None => continue,
+                            },
+                            Err(TryRecvError::Lagged(n)) => lagged(n),
+                            Err(_) => break,
+                        };
+                        if ev_tx.send(Message::text(text)).await.is_err() {
+                            return;
+                        }
+                    }
+                    reply
+                }
             };
             if ev_tx.send(Message::text(text)).await.is_err() {
                 break;
@@ -350,7 +383,6 @@ async fn serve_connection(
     });
 
     let (req_tx, mut req_rx) = mpsc::channel::<protocol::Request>(PENDING_REQUESTS);
-    let worker_tx = out_tx.clone();
     let worker = tokio::spawn(async move {
         while let Some(req) = req_rx.recv().await {
             if let Some(refusal) = own_origin_only
@@ -358,7 +390,7 @@ async fn serve_connection(
                 .flatten()
             {
                 let reply = protocol::err_reply(&req.id, &refusal);
-                if worker_tx.send(Message::text(reply)).await.is_err() {
+                if reply_tx.send(reply).await.is_err() {
                     break;
                 }
                 continue;
@@ -370,7 +402,7 @@ async fn serve_connection(
                 // The message as the Tauri command gives it; the facade adds the function name.
                 Err(e) => protocol::err_reply(&req.id, &e.to_string()),
             };
-            if worker_tx.send(Message::text(reply)).await.is_err() {
+            if reply_tx.send(reply).await.is_err() {
                 break;
             }
         }

@@ -115,6 +115,30 @@ impl Core {
         Ok(sel)
     }
 
+    /// The `listcontacts` answer for `contacts`: one line each, plus the voicemail number as
+    /// a virtual entry when `with_voicemail`; the documented null when there is nothing.
+    pub(super) fn contact_list(
+        &self,
+        contacts: &[crate::profile::Contact],
+        with_voicemail: bool,
+    ) -> Value {
+        let mut lines: Vec<String> = contacts.iter().map(|c| c.to_line()).collect();
+        let voicemail = self.params.get("voicemailnum");
+        if with_voicemail && !voicemail.trim().is_empty() {
+            let vm = crate::profile::Contact {
+                name: "Voicemail".into(),
+                numbers: vec![voicemail],
+                ..Default::default()
+            };
+            lines.push(vm.to_line());
+        }
+        if lines.is_empty() {
+            Value::Null
+        } else {
+            Value::from(lines.join("\r\n"))
+        }
+    }
+
     /// `ismuted()`: the active line's call is muted in some direction.
     pub(super) fn active_is_muted(&self) -> bool {
         self.lines
@@ -304,24 +328,9 @@ impl Core {
             }
             "listcontacts" => {
                 let all = self.with_profile(|p| p.contacts())?;
-                let mut lines: Vec<String> = all.iter().map(|c| c.to_line()).collect();
-                let voicemail = self.params.get("voicemailnum");
-                if crate::params::parse_bool(arg(args, 0).unwrap_or("false")) == Some(true)
-                    && !voicemail.trim().is_empty()
-                {
-                    let vm = crate::profile::Contact {
-                        name: "Voicemail".into(),
-                        numbers: vec![voicemail],
-                        ..Default::default()
-                    };
-                    lines.push(vm.to_line());
-                }
-                // The documented "null when there are no contacts".
-                Ok(if lines.is_empty() {
-                    Value::Null
-                } else {
-                    Value::from(lines.join("\r\n"))
-                })
+                let with_voicemail =
+                    crate::params::parse_bool(arg(args, 0).unwrap_or("false")) == Some(true);
+                Ok(self.contact_list(&all, with_voicemail))
             }
             "getcontact" => {
                 let (name, number) = (arg(args, 0).unwrap_or(""), arg(args, 1).unwrap_or(""));

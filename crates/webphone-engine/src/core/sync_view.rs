@@ -42,6 +42,10 @@ pub(super) struct SyncView {
     params_revision: Option<u64>,
     /// `Core::log_count` when the facade was last told the new log lines.
     logs_sent: u64,
+    /// `listcontacts(false)` and `listcontacts(true)` as last sent, and the (database change
+    /// count, parameter revision) they were read at.
+    contacts: (Value, Value),
+    contacts_rev: Option<(u64, u64)>,
 }
 
 impl Core {
@@ -141,6 +145,18 @@ impl Core {
             sync.params = params;
             sync.params_revision = Some(revision);
         }
+        // listcontacts(): read again only when the database or the parameters (the voicemail
+        // entry) may have changed.
+        let contacts_rev = (self.profile_change_count(), revision);
+        if sync.contacts_rev != Some(contacts_rev) {
+            let lists = self.contact_lists();
+            if sync.contacts_rev.is_none() || sync.contacts != lists {
+                state_diff.insert("contacts".into(), lists.0.clone());
+                state_diff.insert("contactsall".into(), lists.1.clone());
+                sync.contacts = lists;
+            }
+            sync.contacts_rev = Some(contacts_rev);
+        }
         sync.state = state;
         // getlogs(): the lines kept since the last event (the facade appends them).
         let count = self.log_count.load(std::sync::atomic::Ordering::Relaxed);
@@ -172,6 +188,24 @@ impl Core {
         self.callback(SYNC_EVENT, vec![Value::Object(ev)]);
     }
 
+    fn profile_change_count(&self) -> u64 {
+        self.profile.as_ref().map_or(0, |p| {
+            p.lock().unwrap_or_else(|e| e.into_inner()).change_count()
+        })
+    }
+
+    /// `listcontacts(false)` and `listcontacts(true)` (null and null without a profile).
+    fn contact_lists(&self) -> (Value, Value) {
+        let contacts = self
+            .profile
+            .as_ref()
+            .and_then(|p| p.lock().unwrap_or_else(|e| e.into_inner()).contacts().ok());
+        match contacts {
+            Some(c) => (self.contact_list(&c, false), self.contact_list(&c, true)),
+            None => (Value::Null, Value::Null),
+        }
+    }
+
     /// `syncstate()`: the whole copy, current as of the `seq` it carries.
     pub(super) fn sync_snapshot(&self) -> Value {
         self.publish_sync();
@@ -189,9 +223,12 @@ impl Core {
             .cloned()
             .map(Value::from)
             .collect();
+        let mut state = sync.state.clone();
+        state.insert("contacts".into(), sync.contacts.0.clone());
+        state.insert("contactsall".into(), sync.contacts.1.clone());
         serde_json::json!({
             "seq": sync.seq,
-            "state": Value::Object(sync.state.clone()),
+            "state": Value::Object(state),
             "params": Value::Object(params),
             "logs": logs,
         })

@@ -383,6 +383,12 @@ impl Profile {
         &self.path
     }
 
+    /// Rows inserted, changed or deleted through this handle since it was opened: a number
+    /// that moves whenever the stored data may have changed.
+    pub fn change_count(&self) -> u64 {
+        self.conn.total_changes()
+    }
+
     /// Highest applied migration (0 for a new file).
     pub fn schema_version(&self) -> Result<u32, ProfileError> {
         self.conn
