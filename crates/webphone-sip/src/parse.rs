@@ -188,8 +188,10 @@ pub fn parse_message(data: &[u8]) -> Result<SipMessage, ParseError> {
 }
 
 /// The response to send for a request refused with `err`, when `data` is a request whose
-/// Via, From, To, Call-ID and CSeq header fields can be found (RFC 3261 §8.2.6.2); `None`
-/// for responses (never answered) and for requests too broken to answer.
+/// Via and CSeq header fields can be found: what the client matches a response to its
+/// transaction by (RFC 3261 §17.1.3). From, To and Call-ID are copied when present (§8.2.6.2);
+/// a request without them still gets its 400 (RFC 4475 §3.3.1). `None` for responses (never
+/// answered) and for requests too broken to answer.
 pub fn error_response(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     let data = &data[..data.len().min(MAX_MESSAGE_LEN)];
     let head_end = find(data, b"\r\n\r\n").unwrap_or(data.len());
@@ -226,7 +228,7 @@ pub fn error_response(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     if vias.is_empty() {
         return None;
     }
-    let (from, to, call_id, cseq) = (from?, to?, call_id?, cseq?);
+    let cseq = cseq?;
     let code = err.status_code();
     let reason = match code {
         501 => "Not Implemented",
@@ -238,21 +240,27 @@ pub fn error_response(data: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     for v in vias {
         out.push_str(&format!("Via: {v}\r\n"));
     }
-    let to_tag = if to.to_ascii_lowercase().contains(";tag=") {
-        ""
-    } else {
-        ";tag=wp400"
-    };
+    if let Some(from) = from {
+        out.push_str(&format!("From: {from}\r\n"));
+    }
+    if let Some(to) = to {
+        let to_tag = if to.to_ascii_lowercase().contains(";tag=") {
+            ""
+        } else {
+            ";tag=wp400"
+        };
+        out.push_str(&format!("To: {to}{to_tag}\r\n"));
+    }
+    if let Some(call_id) = call_id {
+        out.push_str(&format!("Call-ID: {call_id}\r\n"));
+    }
     let warning: String = err
         .to_string()
         .chars()
         .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
         .take(120)
         .collect();
-    out.push_str(&format!(
-        "From: {from}\r\nTo: {to}{to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\n\
-         Warning: 399 - \"{warning}\"\r\n"
-    ));
+    out.push_str(&format!("CSeq: {cseq}\r\nWarning: 399 - \"{warning}\"\r\n"));
     if code == 501 {
         // What we do implement (RFC 3261 §20.5 allows Allow in any response).
         out.push_str(&format!("Allow: {}\r\n", crate::stack::ALLOW));

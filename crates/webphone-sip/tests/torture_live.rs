@@ -186,9 +186,9 @@ const INVALID: &[(&str, &str, Option<u16>, bool, &str)] = &[
     (
         "rfc4475/invalid/insuf.sip",
         "192.0.2.95",
-        None,
+        Some(400),
         false,
-        "dropped: no From/To/Call-ID to build a response from",
+        "no From/To/Call-ID: answered by Via and CSeq",
     ),
     (
         "rfc5118/invalid/ipv6-bad.sip",
