@@ -162,3 +162,37 @@ fn wrong_password_reports_register_failed_and_is_not_retried_at_once() {
     );
     assert!(cli.try_status().is_none(), "the softphone exited");
 }
+
+/// Kamailio challenges 1009 with `qop="auth"` (RFC 2617 §3.2.1): the REGISTER answers with
+/// qop, a nonce count and a client nonce (§3.2.2), and Kamailio accepts it.
+#[test]
+fn registers_when_the_challenge_asks_for_qop_auth() {
+    let _serial = serial();
+    if !require_tools("register_qop", &[KAMAILIO, KAMCMD]) {
+        return;
+    }
+    let dir = TestDir::new("register_qop");
+    let mut kam = Kamailio::start(dir.path());
+    let params = Params::account(&kam, "1009", Transport::Udp);
+    let mut cli = start_cli(&dir, &params);
+    expect_registered(&mut cli, 0);
+    kam.wait_lines(&["CHALLENGE REGISTER", "user=1009"], 1, WAIT);
+    kam.wait_lines(&["REGISTERED 1009"], 1, WAIT);
+    assert!(!kam.contacts("1009").is_empty(), "{}", kam.ul_dump());
+    // loglevel 5 logs the SIP exchange: the challenge asked for qop, the answer used it.
+    let out = cli.lines().join("\n");
+    let challenge = out
+        .lines()
+        .find(|l| l.starts_with("LOG,") && l.contains("WWW-Authenticate:"))
+        .unwrap_or_else(|| panic!("no challenge logged:\n{out}"));
+    assert!(challenge.contains("qop=\"auth\""), "{challenge}");
+    let answer = out
+        .lines()
+        .find(|l| l.starts_with("LOG,") && l.contains("Authorization: Digest"))
+        .unwrap_or_else(|| panic!("no credentials logged:\n{out}"));
+    for part in ["qop=auth", "nc=00000001", "cnonce="] {
+        assert!(answer.contains(part), "{part} missing: {answer}");
+    }
+    cli.quit();
+    kam.assert_running();
+}
