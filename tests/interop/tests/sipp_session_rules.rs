@@ -142,6 +142,82 @@ fn sipp_prack_with_an_unknown_rack_gets_481() {
     cli.quit();
 }
 
+/// SIPp's `-trace_msg` log as (seconds of the day, "sent"/"received", first line) per message.
+fn message_times(log: &str) -> Vec<(f64, bool, String)> {
+    let mut out = Vec::new();
+    let mut lines = log.lines().peekable();
+    while let Some(l) = lines.next() {
+        if !l.starts_with("-----") {
+            continue;
+        }
+        // "----------------------------------------------- 2026-11-29 17:56:39.928164"
+        let Some(clock) = l.split_whitespace().nth(2) else {
+            continue;
+        };
+        let secs: Vec<f64> = clock.split(':').filter_map(|x| x.parse().ok()).collect();
+        if secs.len() != 3 {
+            continue;
+        }
+        let at = secs[0] * 3600.0 + secs[1] * 60.0 + secs[2];
+        let Some(kind) = lines.next() else { break };
+        let sent = kind.contains("message sent");
+        // Skip the blank line, then the start line.
+        let first = lines
+            .by_ref()
+            .find(|x| !x.trim().is_empty())
+            .unwrap_or_default()
+            .to_string();
+        out.push((at, sent, first));
+    }
+    out
+}
+
+#[test]
+fn sipp_reinvite_glare_gets_491_and_the_retry_comes_within_two_seconds() {
+    let _serial = serial();
+    if skip("sipp_reinvite_glare_gets_491_and_the_retry_comes_within_two_seconds") {
+        return;
+    }
+    let dir = TestDir::new("sipp_glare");
+    let port = free_port();
+    let (params, _rec) = direct(&dir, port);
+    let mut cli = start_cli(&dir, &params);
+    let mut sipp = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uac-glare.xml"),
+        Some(&format!("127.0.0.1:{port}")),
+        &["-s", "1001"],
+    );
+    expect_connected(&mut cli);
+    cli.api_ok("hold true");
+    sipp.assert_success(WAIT + Duration::from_secs(20));
+    let log = sipp.messages();
+    let msgs = message_times(&log);
+    // RFC 3261 §14.2: SIPp's re-INVITE, crossing ours, was refused 491.
+    assert!(
+        msgs.iter()
+            .any(|(_, sent, l)| !sent && l.starts_with("SIP/2.0 491")),
+        "the softphone answered SIPp's re-INVITE 491:\n{log}"
+    );
+    // RFC 3261 §14.1: we did not generate the Call-ID, so the retry comes 0 to 2 s after
+    // the 491 SIPp sent (the last INVITE it received).
+    let refused = msgs
+        .iter()
+        .position(|(_, sent, l)| *sent && l.starts_with("SIP/2.0 491"))
+        .unwrap_or_else(|| panic!("SIPp sent no 491:\n{log}"));
+    let retry = msgs[refused..]
+        .iter()
+        .find(|(_, sent, l)| !sent && l.starts_with("INVITE "))
+        .unwrap_or_else(|| panic!("no retry after the 491:\n{log}"));
+    let gap = retry.0 - msgs[refused].0;
+    eprintln!("re-INVITE retried {gap:.3} s after the 491");
+    assert!(
+        (0.0..=2.3).contains(&gap),
+        "retry {gap:.3} s after the 491 (0..2 s for the side that does not own the Call-ID)"
+    );
+    cli.quit();
+}
+
 #[test]
 fn sipp_update_from_the_far_end_is_answered() {
     let _serial = serial();
