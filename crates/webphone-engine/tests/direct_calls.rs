@@ -435,3 +435,46 @@ async fn last_sip_messages_and_headers_can_be_read_back() {
         .is_err());
     bob.api("hangup", &[]).await;
 }
+
+/// The incoming-call rules meet on one call in their documented order (behaviours: blacklist,
+/// autoignore, DND, callforwardalways, ..., autoaccept): each rule taken away in turn lets the
+/// next one decide, as the caller sees it on the wire (final response of its INVITE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_rules_apply_in_the_documented_order_over_the_wire() {
+    let port = free_port();
+    let alice = silent_phone(
+        "alice",
+        Some(port),
+        &[
+            ("blacklist", "bob".into()),
+            ("callforwardalways", "sip:carol@127.0.0.1:9".into()),
+            ("autoaccept", "true".into()),
+        ],
+    )
+    .await;
+    alice.api("setpresencestatus", &["DND"]).await;
+    let mut bob = silent_phone("bob", None, &[("allowcallredirect", "0".into())]).await;
+    let target = format!("sip:alice@127.0.0.1:{port}");
+    // blacklist first (before DND, the forward and autoaccept): 603
+    bob.api("call", &[&target]).await;
+    let cdr = bob.callback("onCdr", 10).await;
+    assert!(cdr[6].as_str().unwrap().starts_with("603"), "{cdr:?}");
+    // then DND (before the forward and autoaccept): 480
+    alice.api("setparameter", &["blacklist", ""]).await;
+    bob.api("call", &[&target]).await;
+    let cdr = bob.callback("onCdr", 10).await;
+    assert!(cdr[6].as_str().unwrap().starts_with("480"), "{cdr:?}");
+    // then callforwardalways (before autoaccept): 302
+    alice.api("setpresencestatus", &["Online"]).await;
+    bob.api("call", &[&target]).await;
+    let cdr = bob.callback("onCdr", 10).await;
+    assert!(cdr[6].as_str().unwrap().starts_with("302"), "{cdr:?}");
+    // and without any of them autoaccept answers
+    alice.api("setparameter", &["callforwardalways", ""]).await;
+    bob.api("call", &[&target]).await;
+    bob.call_state("callConnected", 10).await;
+    bob.api("hangup", &[]).await;
+    bob.callback("onCdr", 10).await;
+    alice.stop().await;
+    bob.stop().await;
+}
