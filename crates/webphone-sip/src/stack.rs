@@ -3271,14 +3271,21 @@ impl RegisterJob {
 /// Call-ID, From tag and CSeq but arrives in another transaction (top Via branch) is the
 /// same request reaching us twice, e.g. forked by a proxy to two of our bindings; it gets
 /// 482 (Loop Detected) instead of a second ringing call (or a transaction left without a
-/// final answer). Entries live 32 s (64·T1, the longest a transaction lasts).
+/// final answer). Entries live 32 s (64·T1, the longest a transaction lasts). Expired entries
+/// are swept at most once a second and the table holds at most [`MERGED_MAX`] requests, so a
+/// flood costs neither a scan per request nor unbounded memory (beyond the cap new requests
+/// are simply not remembered).
 #[derive(Debug, Default)]
 struct MergedRequests {
     seen: HashMap<(String, String, String), (String, Instant)>,
+    swept_at: Option<Instant>,
 }
 
 /// How long a request is remembered for merged-request detection.
 const MERGED_FOR: Duration = Duration::from_secs(32);
+
+/// How many requests merged-request detection remembers at most.
+const MERGED_MAX: usize = 8192;
 
 impl MergedRequests {
     fn is_merged(&mut self, req: &Request, now: Instant) -> bool {
@@ -3324,18 +3331,25 @@ impl MergedRequests {
                     .then(|| v.trim().to_string())
             })
             .unwrap_or_default();
-        self.seen
-            .retain(|_, (_, at)| now.duration_since(*at) < MERGED_FOR);
+        if self
+            .swept_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            self.seen
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < MERGED_FOR);
+            self.swept_at = Some(now);
+        }
         let key = (
             call_id,
             from_tag,
             cseq.split_whitespace().collect::<Vec<_>>().join(" "),
         );
         match self.seen.get(&key) {
-            Some((b, _)) if *b != branch => true,
-            Some(_) => false,
-            None => {
-                self.seen.insert(key, (branch, now));
+            Some((b, at)) if now.saturating_duration_since(*at) < MERGED_FOR => *b != branch,
+            _ => {
+                if self.seen.len() < MERGED_MAX || self.seen.contains_key(&key) {
+                    self.seen.insert(key, (branch, now));
+                }
                 false
             }
         }
@@ -3762,5 +3776,29 @@ mod tests {
         assert!(!m.is_merged(&invite("z9hG4bK.4", "x", 2, ";tag=t"), t0));
         // Forgotten after 32 s.
         assert!(!m.is_merged(&invite("z9hG4bK.5", "x", 2, ""), t0 + MERGED_FOR));
+    }
+
+    #[test]
+    fn merged_request_table_stays_bounded_and_is_swept_once_a_second() {
+        let t0 = Instant::now();
+        let mut m = MergedRequests::default();
+        for i in 0..(MERGED_MAX as u32 + 500) {
+            assert!(!m.is_merged(&invite("z9hG4bK.f", &format!("f{i}"), 1, ""), t0));
+        }
+        assert_eq!(
+            m.seen.len(),
+            MERGED_MAX,
+            "a flood fills the table only to its cap"
+        );
+        // Within the second nothing is swept; after 32 s everything is.
+        assert!(!m.is_merged(&invite("z9hG4bK.g", "g", 1, ""), t0 + MERGED_FOR));
+        assert!(m.seen.len() <= 1, "{}", m.seen.len());
+        // An entry whose time is up is not a merge even before the next sweep.
+        let t1 = t0 + MERGED_FOR + Duration::from_millis(100);
+        assert!(!m.is_merged(&invite("z9hG4bK.h", "h", 1, ""), t1));
+        let swept = t1 + MERGED_FOR - Duration::from_millis(500);
+        assert!(!m.is_merged(&invite("z9hG4bK.j", "j", 1, ""), swept));
+        assert!(m.seen.contains_key(&("merged-1".into(), "h".into(), "1 INVITE".into())));
+        assert!(!m.is_merged(&invite("z9hG4bK.i", "h", 1, ""), t1 + MERGED_FOR));
     }
 }
