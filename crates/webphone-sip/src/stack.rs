@@ -3798,7 +3798,9 @@ mod tests {
         assert!(!m.is_merged(&invite("z9hG4bK.h", "h", 1, ""), t1));
         let swept = t1 + MERGED_FOR - Duration::from_millis(500);
         assert!(!m.is_merged(&invite("z9hG4bK.j", "j", 1, ""), swept));
-        assert!(m.seen.contains_key(&("merged-1".into(), "h".into(), "1 INVITE".into())));
+        assert!(m
+            .seen
+            .contains_key(&("merged-1".into(), "h".into(), "1 INVITE".into())));
         assert!(!m.is_merged(&invite("z9hG4bK.i", "h", 1, ""), t1 + MERGED_FOR));
     }
 }
