@@ -517,69 +517,93 @@
   // of it with the sequence number it is current for, `_sync` events give what changed since
   // (each with a higher `seq`). Until the first copy arrived, the answers come from what the
   // facade learnt from the event stream (`state`) and from the parameters it sent itself.
-  var mirror = { have: false, seq: -1, state: {}, params: {}, logs: [] };
+  // mirror.have: the copy is current and events apply to it; mirror.ever: a copy arrived once
+  // (its values answer while a new one loads, e.g. after a reconnect).
+  var mirror = { have: false, ever: false, seq: -1, state: {}, params: {}, logs: [] };
   var LOG_KEEP = 2000;     // log lines the engine keeps for getlogs()
+  var EARLY_MAX = 4000;    // `_sync` events kept while a copy loads
   var early = [];          // `_sync` events received before the copy they follow
-  var localWrites = {};    // parameter -> {value}: the page's setparameter() not yet confirmed
+  var loading = null;      // the syncstate request under way
+  var noCopy = false;      // the engine gave no copy: its events are not kept
+  var localWrites = {};    // parameter -> {value}: the page's setparameter() not answered yet
   var pageParams = {};     // parameters the facade itself sent (static, cookie, URL)
 
   function paramKey(name) { return coerce(name).trim().toLowerCase().replace(/^ucfg_/, ''); }
 
+  // Parameters whose values the engine never hands out (its is_secret list).
+  var SECRET_NAMES = { password: 1, md5: 1, turnpassword: 1, extraregisteraccounts: 1, ice: 1, voicerecupload: 1 };
+  function isSecretName(key) {
+    return !!SECRET_NAMES[key] || /password|passwd|pwd|secret|credential|md5/.test(key);
+  }
+
   function applySync(d) {
     if (!d || typeof d !== 'object' || typeof d.seq !== 'number' || d.seq <= mirror.seq) { return; }
+    if (d.seq !== mirror.seq + 1) {
+      // An event was lost on the way (the engine's event queue overflowed): the copy is
+      // fetched again rather than left wrong.
+      log('synchronous answers: update ' + (mirror.seq + 1) + ' was lost; reloading them');
+      early = [d];
+      loadMirror();
+      return;
+    }
     mirror.seq = d.seq;
     var st = d.state && typeof d.state === 'object' ? d.state : {};
     Object.keys(st).forEach(function (k) { mirror.state[k] = st[k]; });
     var ps = d.params && typeof d.params === 'object' ? d.params : {};
-    Object.keys(ps).forEach(function (k) {
-      mirror.params[k] = coerce(ps[k]);
-      delete localWrites[k];
-    });
+    Object.keys(ps).forEach(function (k) { mirror.params[k] = coerce(ps[k]); });
     if (Array.isArray(d.logs)) {
       d.logs.forEach(function (l) { mirror.logs.push(coerce(l)); });
       if (mirror.logs.length > LOG_KEEP) { mirror.logs.splice(0, mirror.logs.length - LOG_KEEP); }
     }
-    // The engine answered every setparameter() sent before this event: what it did not change
-    // is what it had.
-    Object.keys(localWrites).forEach(function (k) { if (localWrites[k].answered) { delete localWrites[k]; } });
   }
 
   function onSyncEvent(d) {
-    if (mirror.have) { applySync(d); } else { early.push(d); }
+    if (mirror.have) { applySync(d); return; }
+    // Kept for the copy under way (a lost one shows as a gap once it is in).
+    if (!noCopy && early.length < EARLY_MAX) { early.push(d); }
   }
 
-  // Fetches the whole copy (page load, reconnect: a new engine process counts from 0 again).
+  // Fetches the whole copy (page load, reconnect: a new engine process counts from 0 again; a
+  // lost update). The old values keep answering until the new copy is in.
   function loadMirror() {
-    mirror = { have: false, seq: -1, state: {}, params: {}, logs: [] };
-    return send('syncstate', []).then(function (v) {
+    if (loading) { return loading; }
+    mirror.have = false;
+    noCopy = false;
+    loading = send('syncstate', []).then(function (v) {
       if (!v || typeof v !== 'object' || typeof v.seq !== 'number') { throw new Error('unexpected answer'); }
+      var params = {};
+      var ps = v.params && typeof v.params === 'object' ? v.params : {};
+      Object.keys(ps).forEach(function (k) { params[k] = coerce(ps[k]); });
       mirror = {
         have: true,
+        ever: true,
         seq: v.seq,
         state: v.state && typeof v.state === 'object' ? v.state : {},
-        params: {},
+        params: params,
         logs: Array.isArray(v.logs) ? v.logs.map(coerce) : []
       };
-      var ps = v.params && typeof v.params === 'object' ? v.params : {};
-      Object.keys(ps).forEach(function (k) { mirror.params[k] = coerce(ps[k]); });
+      loading = null;
       var later = early;
       early = [];
-      later.forEach(applySync);
+      later.forEach(function (d) { if (mirror.have) { applySync(d); } else { early.push(d); } });
     }).catch(function (e) {
+      loading = null;
       early = [];
+      noCopy = true;
       log('synchronous answers come from the event stream only: syncstate: ' + e.message);
     });
+    return loading;
   }
 
   function mirrored(key, fallback) {
-    return mirror.have && mirror.state[key] !== undefined ? mirror.state[key] : fallback;
+    return mirror.ever && mirror.state[key] !== undefined ? mirror.state[key] : fallback;
   }
 
   function syncGetparameter(name) {
     var key = paramKey(name);
     if (!key) { return ''; }
     if (localWrites[key]) { return localWrites[key].value; }
-    if (mirror.have && mirror.params[key] !== undefined) { return mirror.params[key]; }
+    if (mirror.ever && mirror.params[key] !== undefined) { return mirror.params[key]; }
     if (pageParams[key] !== undefined) { return pageParams[key]; }
     return '';
   }
@@ -615,7 +639,7 @@
   function lineDetails(line) {
     var n = parseInt(coerce(line).trim(), 10);
     if (!(n >= 1)) { n = activeLine(); }
-    if (!mirror.have) { return ''; }
+    if (!mirror.ever) { return ''; }
     var all = mirror.state.linedetails;
     if (n && all && typeof all === 'object' && typeof all[String(n)] === 'string') { return all[String(n)]; }
     return 'LINEDETAILS,' + n + coerce(mirror.state.idledetails);
@@ -723,6 +747,8 @@
     if (typeof text !== 'string' || text === '') { return; }
     text.split(/\r?\n/).forEach(function (line) {
       if (line.indexOf('STATUS,') === 0) { onStatusLine(line.split(',')); }
+      // The service's notice that its event queue overflowed: the copy may have missed updates.
+      if (/^LOG,WARNING,\d+ notifications were dropped/.test(line) && mirror.ever) { loadMirror(); }
       if (line.indexOf('EVENT,') === 0 || (consoleLogs && line.indexOf('LOG,') === 0)) { toConsole(line); }
     });
     fire('onEvents', [text]);
@@ -1005,24 +1031,23 @@
   });
   api.engine = engineApi;
 
-  // setparameter() from the page: getparameter() answers the new value at once; the engine's
-  // `_sync` event then says what it made of it (e.g. "1" stored as "true", or refused).
+  // setparameter() from the page: getparameter() answers the new value at once (a secret one as
+  // "<redacted>"). The engine sends its `_sync` event (what it stored, e.g. "1" as "true")
+  // before its answer, so once the answer is in, the copy holds the right value; a refused
+  // value leaves the old one.
   api.setparameter = function (name, value) {
     var key = paramKey(name);
     var write = null;
     if (key && arguments.length < 3) {
-      write = { value: coerce(value), answered: false };
+      var v = coerce(value);
+      write = { value: v !== '' && isSecretName(key) ? '<redacted>' : v };
       localWrites[key] = write;
     }
     var p = engineApi.setparameter.apply(null, arguments);
-    function settle(ok) {
-      if (!write || localWrites[key] !== write) { return; }
-      if (!ok) { delete localWrites[key]; return; }
-      write.answered = true;
-      // No `_sync` follows when the effective value did not change.
-      setTimeout(function () { if (localWrites[key] === write) { delete localWrites[key]; } }, 1000);
+    function settle() {
+      if (write && localWrites[key] === write) { delete localWrites[key]; }
     }
-    p.then(function () { settle(true); }, function () { settle(false); });
+    p.then(settle, settle);
     return p;
   };
 

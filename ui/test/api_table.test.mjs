@@ -229,6 +229,61 @@ test('synchronous answers come from the engine copy without a request, and follo
   page.dispose();
 });
 
+test('a lost _sync update or the overflow notice of the service makes the facade fetch the copy again', async () => {
+  let copies = 0;
+  const page = tauriPage(upEngine({
+    syncstate: () => {
+      copies += 1;
+      return { seq: copies === 1 ? 1 : 10, state: { incall: copies > 1 }, params: { codec: copies === 1 ? '' : 'PCMA' } };
+    },
+  }));
+  const { api, emit } = page;
+  await started(page);
+  assert.equal(copies, 1);
+  emit({ ev: '_sync', args: [{ seq: 2, params: { codec: 'PCMU' } }] });
+  assert.equal(api.getparameter('codec'), 'PCMU');
+  // seq 3 never came: the copy is fetched again; the old values answer meanwhile.
+  emit({ ev: '_sync', args: [{ seq: 4, state: { incall: true } }] });
+  assert.equal(api.getparameter('codec'), 'PCMU');
+  await until(() => copies === 2 && api.getparameter('codec') === 'PCMA', 2000, 'the second copy');
+  assert.equal(api.isincall(), true);
+  emit({ ev: 'notification', text: 'LOG,WARNING,12 notifications were dropped' });
+  await until(() => copies === 3, 2000, 'a copy after the overflow notice');
+  page.dispose();
+});
+
+test('setparameter(): the latest of two quick writes reads back; a secret reads as <redacted>', async () => {
+  // The engine's answers wait until the test releases them, by value (this bridge delays each
+  // setparameter a random 0-2 ms, so the two may reach the engine in either order).
+  const waiting = {};
+  const page = tauriPage(upEngine({
+    syncstate: () => ({ seq: 1, state: {}, params: { ringtimeout: '90000', password: '' } }),
+    setparameter: (name, value) => new Promise((resolve) => { waiting[value] = resolve; }),
+  }));
+  const { api, emit } = page;
+  await started(page);
+  const first = api.setparameter('ringtimeout', '1000');
+  const second = api.setparameter('ringtimeout', '2000');
+  await until(() => waiting['1000'] && waiting['2000'], 1000, 'both writes sent');
+  // The engine's update for the first write, then its answer: the second still reads back.
+  emit({ ev: '_sync', args: [{ seq: 2, params: { ringtimeout: '1000' } }] });
+  waiting['1000'](null);
+  await first;
+  assert.equal(api.getparameter('ringtimeout'), '2000');
+  emit({ ev: '_sync', args: [{ seq: 3, params: { ringtimeout: '2000' } }] });
+  waiting['2000'](null);
+  await second;
+  assert.equal(api.getparameter('ringtimeout'), '2000');
+  const pw = api.setparameter('password', 'hunter2');
+  assert.equal(api.getparameter('password'), '<redacted>');
+  await until(() => waiting.hunter2, 1000, 'the password write sent');
+  emit({ ev: '_sync', args: [{ seq: 4, params: { password: '<redacted>' } }] });
+  waiting.hunter2(null);
+  await pw;
+  assert.equal(api.getparameter('password'), '<redacted>');
+  page.dispose();
+});
+
 test('a refused setparameter() reads the old value again', async () => {
   const page = tauriPage(upEngine({
     syncstate: () => ({ seq: 1, state: {}, params: { ringtimeout: '90000' } }),

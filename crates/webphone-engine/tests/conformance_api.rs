@@ -740,10 +740,19 @@ async fn the_synchronous_copy_follows_parameters_and_calls() {
     bob.api("setparameter", &["ringtimeout", " 30000 "]).await;
     bob.api("setparameter", &["x_custom", "v"]).await;
     bob.api("setparameter", &["password", "s3cret-pw"]).await;
+    bob.api(
+        "setparameter",
+        &["extraoption", "turnpassword=s3cret-pw;loglevel=3"],
+    )
+    .await;
     copy.follow(&mut bob);
     assert_eq!(copy.params["ringtimeout"], "30000");
     assert_eq!(copy.params["x_custom"], "v");
     assert_eq!(copy.params["password"], "<redacted>");
+    assert_eq!(
+        copy.params["extraoption"],
+        "turnpassword=<redacted>;loglevel=3"
+    );
     // A refused value changes nothing; a custom key set back to its default reads empty.
     let e = err(&bob, "setparameter", &["ringtimeout", "soon"]).await;
     assert!(e.contains("ringtimeout"), "{e}");

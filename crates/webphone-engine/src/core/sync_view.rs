@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::Core;
-use crate::params::{redact, Registry};
+use crate::params::{is_secret, redact, Registry, REDACTED};
 
 /// Name of the callback event that carries the changes (not a documented callback: the
 /// facade consumes it and never hands it to the page).
@@ -46,6 +46,20 @@ pub(super) struct SyncView {
     /// count, parameter revision) they were read at.
     contacts: (Value, Value),
     contacts_rev: Option<(u64, u64)>,
+}
+
+/// `extraoption` holds `name=value;...` pairs of other parameters: the secret ones go out as
+/// [`REDACTED`], like the parameters themselves.
+fn redact_pairs(list: &str) -> String {
+    list.split(';')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !v.trim().is_empty() && is_secret(k.trim()) => {
+                format!("{k}={REDACTED}")
+            }
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 impl Core {
@@ -102,10 +116,12 @@ impl Core {
         let mut out = BTreeMap::new();
         for def in Registry::global().iter() {
             let value = self.params.get_str(def.name);
-            out.insert(
-                def.name.to_ascii_lowercase(),
-                redact(def.name, value).to_owned(),
-            );
+            let shown = if def.name.eq_ignore_ascii_case("extraoption") {
+                redact_pairs(value)
+            } else {
+                redact(def.name, value).to_owned()
+            };
+            out.insert(def.name.to_ascii_lowercase(), shown);
         }
         for (name, value) in self.params.entries() {
             out.entry(name.to_ascii_lowercase())
@@ -232,5 +248,20 @@ impl Core {
             "params": Value::Object(params),
             "logs": logs,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_pairs;
+
+    #[test]
+    fn secret_pairs_of_extraoption_are_redacted() {
+        assert_eq!(
+            redact_pairs("password=abc;loglevel=4; md5 =x;turnpassword="),
+            "password=<redacted>;loglevel=4; md5 =<redacted>;turnpassword="
+        );
+        assert_eq!(redact_pairs(""), "");
+        assert_eq!(redact_pairs("no pairs here"), "no pairs here");
     }
 }
