@@ -1118,3 +1118,23 @@ async fn the_sip_port_stays_the_same_across_restarts() {
     assert_eq!(sip_port(&configured).await, fixed);
     configured.stop().await;
 }
+
+/// The copy costs nothing until a facade asks for it: no `_sync` event before `syncstate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sync_events_until_a_facade_asks_for_the_copy() {
+    let mut p = TestPhone::new(&quiet("a")).await;
+    p.api("setparameter", &["ringtimeout", "45000"]).await;
+    let syncs = |p: &mut TestPhone| {
+        p.drain()
+            .iter()
+            .filter(
+                |e| matches!(e, webphone_engine::Event::Callback { name, .. } if name == "_sync"),
+            )
+            .count()
+    };
+    assert_eq!(syncs(&mut p), 0, "nobody asked");
+    p.api("syncstate", &[]).await;
+    p.api("setparameter", &["ringtimeout", "46000"]).await;
+    assert!(syncs(&mut p) >= 1, "changes are published once asked");
+    stop(&[&p]).await;
+}

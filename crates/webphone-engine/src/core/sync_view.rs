@@ -15,6 +15,8 @@
 //! New log lines (`getlogs`) come as `"logs": [...]`, to be appended (the facade keeps the
 //! last 2,000 as the engine does).
 //!
+//! Nothing is computed or sent until a facade first asks for `syncstate()`.
+//!
 //! `syncstate()` (an engine extension) answers the whole copy with the `seq` it corresponds to,
 //! for a facade that (re)connects; events with a higher `seq` come after it. Secret parameters
 //! (password, md5, ...) are only ever sent as `<redacted>` (or empty).
@@ -33,6 +35,9 @@ pub(crate) const SYNC_EVENT: &str = "_sync";
 /// What was last published.
 #[derive(Default)]
 pub(super) struct SyncView {
+    /// A facade asked for the copy (`syncstate`): from then on changes are published. An
+    /// engine nobody asked (the headless CLI, a load test) spends nothing on it.
+    enabled: bool,
     /// Counts the published changes.
     seq: u64,
     state: Map<String, Value>,
@@ -136,6 +141,9 @@ impl Core {
     /// already has the answer.
     pub(super) fn publish_sync(&self) {
         let mut sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        if !sync.enabled {
+            return;
+        }
         let state = self.sync_state();
         let mut state_diff = Map::new();
         for (k, v) in &state {
@@ -224,6 +232,7 @@ impl Core {
 
     /// `syncstate()`: the whole copy, current as of the `seq` it carries.
     pub(super) fn sync_snapshot(&self) -> Value {
+        self.sync.lock().unwrap_or_else(|e| e.into_inner()).enabled = true;
         self.publish_sync();
         let sync = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         let params: Map<String, Value> = sync
