@@ -27,19 +27,30 @@ fn direct(dir: &TestDir, port: u16) -> (Params, PathBuf) {
         .with_file_audio(dir)
 }
 
-/// SIPp (UAC) calls the auto-answering softphone with `scenario`; SIPp hangs up.
-fn far_end_calls(name: &str, scenario: &str) -> (TestDir, Cli, Sipp, usize) {
-    let dir = TestDir::new(name);
+/// The softphone ([`direct`], changed by `tune`) is started, then SIPp (UAC) calls it with
+/// `scenario`. Returns the CLI's output mark from before the call.
+fn far_end_starts(
+    dir: &TestDir,
+    scenario: &str,
+    tune: impl FnOnce(Params) -> Params,
+) -> (Cli, Sipp, usize) {
     let port = free_port();
-    let (params, _rec) = direct(&dir, port);
-    let cli = start_cli(&dir, &params);
+    let (params, _rec) = direct(dir, port);
+    let cli = start_cli(dir, &tune(params));
     let mark = cli.mark();
-    let mut sipp = Sipp::start(
+    let sipp = Sipp::start(
         dir.path(),
         Scenario::File(scenario),
         Some(&format!("127.0.0.1:{port}")),
         &["-s", "1001"],
     );
+    (cli, sipp, mark)
+}
+
+/// SIPp (UAC) calls the auto-answering softphone with `scenario`; SIPp hangs up.
+fn far_end_calls(name: &str, scenario: &str) -> (TestDir, Cli, Sipp, usize) {
+    let dir = TestDir::new(name);
+    let (cli, mut sipp, mark) = far_end_starts(&dir, scenario, |p| p);
     sipp.assert_success(WAIT + Duration::from_secs(20));
     (dir, cli, sipp, mark)
 }
@@ -116,17 +127,10 @@ fn sipp_prack_with_an_unknown_rack_gets_481() {
         return;
     }
     let dir = TestDir::new("sipp_prack_481");
-    let port = free_port();
-    let (params, _rec) = direct(&dir, port);
     // The phone rings (reliable 180) and is never answered: SIPp cancels.
-    let mut cli = start_cli(&dir, &params.set("autoaccept", "false"));
-    let mark = cli.mark();
-    let mut sipp = Sipp::start(
-        dir.path(),
-        Scenario::File("sipp-uac-prack-481.xml"),
-        Some(&format!("127.0.0.1:{port}")),
-        &["-s", "1001"],
-    );
+    let (mut cli, mut sipp, mark) = far_end_starts(&dir, "sipp-uac-prack-481.xml", |p| {
+        p.set("autoaccept", "false")
+    });
     sipp.assert_success(WAIT + Duration::from_secs(10));
     let log = sipp.messages();
     assert!(
@@ -179,15 +183,7 @@ fn sipp_reinvite_glare_gets_491_and_the_retry_comes_within_two_seconds() {
         return;
     }
     let dir = TestDir::new("sipp_glare");
-    let port = free_port();
-    let (params, _rec) = direct(&dir, port);
-    let mut cli = start_cli(&dir, &params);
-    let mut sipp = Sipp::start(
-        dir.path(),
-        Scenario::File("sipp-uac-glare.xml"),
-        Some(&format!("127.0.0.1:{port}")),
-        &["-s", "1001"],
-    );
+    let (mut cli, mut sipp, _) = far_end_starts(&dir, "sipp-uac-glare.xml", |p| p);
     expect_connected(&mut cli);
     cli.api_ok("hold true");
     sipp.assert_success(WAIT + Duration::from_secs(20));
