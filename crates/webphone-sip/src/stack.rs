@@ -1752,14 +1752,18 @@ impl Driver {
             .unwrap_or_default();
         let mut parts = rack.split_whitespace();
         let rseq = parts.next().and_then(|v| v.parse::<u32>().ok());
-        let method = parts.nth(1).unwrap_or("");
+        let cseq = parts.next().and_then(|v| v.parse::<u32>().ok());
+        let method = parts.next().unwrap_or("");
         let call = self
             .calls
             .iter()
             .find(|(_, e)| &e.dialog.id() == id)
-            .map(|(k, _)| *k);
+            .map(|(k, e)| (*k, invite_cseq(&e.dialog)));
         match (call, rseq) {
-            (Some(call), Some(rseq)) if self.policy.prack_matches(call, rseq, method) => {
+            // §7.2: the CSeq-num must be that of the INVITE the provisional answered.
+            (Some((call, invite)), Some(rseq))
+                if cseq.is_some() && cseq == invite && self.policy.prack_matches(call, rseq, method) =>
+            {
                 self.feed(Input::Stack(StackEvent::Prack { call, rseq }));
                 true
             }
@@ -3532,6 +3536,13 @@ fn parse_contact_binding(c: &str) -> (String, Option<u32>) {
             .flatten()
     });
     (uri.trim().to_string(), expires)
+}
+
+
+/// The CSeq number of the INVITE that opened a call's dialog (what a PRACK's RAck names,
+/// RFC 3262 §7.2).
+fn invite_cseq(dialog: &InviteDialog) -> Option<u32> {
+    dialog.initial_request().cseq_header().ok()?.seq().ok()
 }
 
 #[cfg(test)]
