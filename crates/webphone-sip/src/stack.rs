@@ -1762,7 +1762,9 @@ impl Driver {
         match (call, rseq) {
             // §7.2: the CSeq-num must be that of the INVITE the provisional answered.
             (Some((call, invite)), Some(rseq))
-                if cseq.is_some() && cseq == invite && self.policy.prack_matches(call, rseq, method) =>
+                if cseq.is_some()
+                    && cseq == invite
+                    && self.policy.prack_matches(call, rseq, method) =>
             {
                 self.feed(Input::Stack(StackEvent::Prack { call, rseq }));
                 true
@@ -2000,7 +2002,12 @@ impl Connector {
             .trust
             .before_dialling(dest.r#type)
             .map_err(|e| format!("TLS connection to {}: {e}", dest.addr))?;
-        if dest.r#type != Some(rsipstack::sip::Transport::Wss) {
+        let wss = dest.r#type == Some(rsipstack::sip::Transport::Wss);
+        // rsipstack writes an IPv6 literal into a ws:// URL without brackets (RFC 3986
+        // §3.2.2 wants them), which the handshake refuses: such a WS flow is dialled here.
+        let ws_v6 = dest.r#type == Some(rsipstack::sip::Transport::Ws)
+            && matches!(dest.addr.host, Host::IpAddr(std::net::IpAddr::V6(_)));
+        if !wss && !ws_v6 {
             // rsipstack dials TCP, WS and TLS itself (TLS with our anchors, see `start`)
             // and reuses a live connection to the same address.
             return layer.lookup(dest, None).await.map(|(c, _)| c).map_err(|e| {
@@ -2045,11 +2052,13 @@ impl Connector {
         let local = tcp
             .local_addr()
             .map_err(|e| format!("connection to {addr}: {e}"))?;
-        let Some(tls) = tls else {
-            return Err(format!("no TLS settings for {dest}"));
+        let tls = match tls {
+            _ if !wss => None,
+            Some(tls) => Some(tls),
+            None => return Err(format!("no TLS settings for {dest}")),
         };
         let conn = self
-            .dial_wss(tcp, tls, &resolved, &server_name, local)
+            .dial_websocket(tcp, tls, &resolved, &server_name, local)
             .await?;
         info!(local = %conn.get_addr(), remote = %resolved, "connection opened");
         layer.add_connection(conn.clone());
@@ -2057,20 +2066,29 @@ impl Connector {
         Ok(conn)
     }
 
-    /// WebSocket handshake (subprotocol `sip`, RFC 7118 §4.1) over TLS on `tcp`.
-    async fn dial_wss(
+    /// WebSocket handshake (subprotocol `sip`, RFC 7118 §4.1) on `tcp`: over TLS (WSS) when
+    /// `tls` is given, else plain (WS).
+    async fn dial_websocket(
         &self,
         tcp: tokio::net::TcpStream,
-        tls: Arc<rustls::ClientConfig>,
+        tls: Option<Arc<rustls::ClientConfig>>,
         remote: &SipAddr,
         server_name: &str,
         local: SocketAddr,
     ) -> Result<SipConnection, String> {
         use sip_tungstenite::tungstenite::client::IntoClientRequest;
         use sip_tungstenite::tungstenite::http::HeaderValue;
-        let port = remote.addr.port.as_ref().map_or(443, |p| p.value());
+        let (scheme, default_port, transport) = match tls {
+            Some(_) => ("wss", 443, rsipstack::sip::Transport::Wss),
+            None => ("ws", 80, rsipstack::sip::Transport::Ws),
+        };
+        let port = remote
+            .addr
+            .port
+            .as_ref()
+            .map_or(default_port, |p| p.value());
         let url = format!(
-            "wss://{}:{port}{}",
+            "{scheme}://{}:{port}{}",
             target::HostPort::new(server_name, port).uri_host(),
             self.ws_path
         );
@@ -2084,7 +2102,7 @@ impl Connector {
             req,
             tcp,
             None,
-            Some(sip_tungstenite::Connector::Rustls(tls)),
+            tls.map(sip_tungstenite::Connector::Rustls),
         )
         .await
         .map_err(|e| {
@@ -2097,7 +2115,7 @@ impl Connector {
         let conn = WebSocketConnection {
             inner: Arc::new(WebSocketInner {
                 local_addr: SipAddr {
-                    r#type: Some(rsipstack::sip::Transport::Wss),
+                    r#type: Some(transport),
                     addr: local.into(),
                 },
                 remote_addr: remote.clone(),
@@ -3537,7 +3555,6 @@ fn parse_contact_binding(c: &str) -> (String, Option<u32>) {
     });
     (uri.trim().to_string(), expires)
 }
-
 
 /// The CSeq number of the INVITE that opened a call's dialog (what a PRACK's RAck names,
 /// RFC 3262 §7.2).

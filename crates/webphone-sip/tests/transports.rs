@@ -7,7 +7,7 @@
 // The peers run one test at a time: the harness's serial lock is held across awaits.
 #![allow(clippy::await_holding_lock)]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -52,10 +52,23 @@ impl Phone {
         ca_file: Option<&Path>,
         keepalive: Duration,
     ) -> Phone {
+        let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Phone::start_as(v4, "1001", transport, server, ca_file, keepalive).await
+    }
+
+    /// A phone bound to `bind`, registering `user` (password `pass<user>`).
+    async fn start_as(
+        bind: IpAddr,
+        user: &str,
+        transport: Transport,
+        server: String,
+        ca_file: Option<&Path>,
+        keepalive: Duration,
+    ) -> Phone {
         init_tracing();
         let (ua, rx) = SipUa::start_with(
             SipConfig {
-                bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                bind_ip: bind,
                 port: 0,
                 transport,
                 user_agent: "webphone-transport-test".into(),
@@ -72,8 +85,8 @@ impl Phone {
         .expect("start");
         ua.set_account(AccountConfig {
             server: Some(server),
-            username: "1001".into(),
-            password: "pass1001".into(),
+            username: user.into(),
+            password: format!("pass{user}"),
             register_expires: 300,
             ..Default::default()
         });
@@ -501,5 +514,142 @@ async fn call_over_wss_through_an_outbound_proxy_is_answered() {
     b.wait_event("CALL_CLOSED", |_| true, WAIT);
     p.ua.shutdown().await;
     b.stop();
+    k.stop();
+}
+
+/// RFC 5118 over the stream transports: with Kamailio also on `[::1]`, one phone registers
+/// over TCP and another over TLS (the certificate names `IP:::1`), both with bracketed IPv6
+/// Contacts; the TLS phone calls the TCP phone, which answers, and the BYE reaches it back
+/// through the proxy. Then phones over WS and WSS on `[::1]` register too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_loopback_over_tcp_tls_ws_and_wss() {
+    if !have("ipv6 streams", &["kamailio", "kamcmd", "openssl"]) {
+        return;
+    }
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        assert!(
+            !webphone_interop::is_ci(),
+            "IPv6 loopback unavailable under CI"
+        );
+        eprintln!("SKIPPED ipv6 streams: no ::1 on this host");
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = TestDir::new("sip-ipv6-streams");
+    let mut k =
+        Kamailio::start_secure_with_defines(dir.path(), KamailioOpts::default(), &["WITH_IPV6"]);
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let tcp_server = format!("[::1]:{}", k.port());
+    let tls_server = format!("[::1]:{}", k.tls_port());
+    let cert = Some(k.cert_path().to_path_buf());
+    let mut callee =
+        Phone::start_as(v6, "1002", Transport::Tcp, tcp_server, None, Duration::ZERO).await;
+    let mut caller = Phone::start_as(
+        v6,
+        "1001",
+        Transport::Tls,
+        tls_server,
+        cert.as_deref(),
+        Duration::ZERO,
+    )
+    .await;
+    assert!(callee.ua.local_addr().is_ipv6() && caller.ua.local_addr().is_ipv6());
+    assert_eq!(callee.register_ok().await, 300);
+    assert_eq!(caller.register_ok().await, 300);
+    for (user, proto) in [("1002", "tcp"), ("1001", "tls")] {
+        k.wait_lines(
+            &[&format!("REGISTERED {user}"), &format!("from {proto}:::1:")],
+            1,
+            WAIT,
+        );
+        let contacts = k.wait_registered(user, WAIT);
+        assert!(
+            contacts.iter().any(|c| c.contains("@[::1]:")
+                && c.to_ascii_lowercase()
+                    .ends_with(&format!("transport={proto}"))),
+            "{user}: a bracketed IPv6 Contact naming {proto}: {contacts:?}"
+        );
+    }
+
+    let offer = OFFER.replace("IN IP4 127.0.0.1", "IN IP6 ::1");
+    let call = caller.ua.invite("1002", offer.clone()).expect("invite");
+    let incoming = loop {
+        match callee.next().await {
+            SipEvent::Incoming { call, sdp, .. } => {
+                assert!(
+                    sdp.is_some_and(|s| s.contains("IN IP6 ::1")),
+                    "the offer arrived"
+                );
+                break call;
+            }
+            other => panic!("expected Incoming, got {other:?}"),
+        }
+    };
+    callee.ua.answer(incoming, offer);
+    loop {
+        match caller.next().await {
+            SipEvent::Progress { call: c, .. } if c == call => continue,
+            SipEvent::Answered { call: c, sdp } if c == call => {
+                assert!(
+                    sdp.is_some_and(|s| s.contains("IN IP6 ::1")),
+                    "the answer arrived"
+                );
+                break;
+            }
+            other => panic!("expected Progress/Answered, got {other:?}"),
+        }
+    }
+    assert!(
+        !k.lines_with(&["REQ INVITE", "from tls:::1:"]).is_empty(),
+        "the INVITE came over TLS on IPv6"
+    );
+    caller.ua.hangup(call);
+    match caller.next().await {
+        SipEvent::Ended {
+            call: c, reason, ..
+        } if c == call => {
+            assert_eq!(reason, EndReason::LocalHangup)
+        }
+        other => panic!("expected Ended, got {other:?}"),
+    }
+    loop {
+        match callee.next().await {
+            SipEvent::Ended {
+                call: c, reason, ..
+            } if c == incoming => {
+                assert_eq!(reason, EndReason::RemoteHangup);
+                break;
+            }
+            SipEvent::Answered { call: c, .. } if c == incoming => continue,
+            other => panic!("expected Ended on the callee, got {other:?}"),
+        }
+    }
+    k.wait_lines(&["REQ BYE", "from tls:::1:"], 1, WAIT);
+    caller.ua.shutdown().await;
+    callee.ua.shutdown().await;
+
+    // WS and WSS (RFC 7118) on [::1] register the same way.
+    for (user, transport, port, proto) in [
+        ("1003", Transport::Ws, k.ws_port(), "ws"),
+        ("1004", Transport::Wss, k.wss_port(), "wss"),
+    ] {
+        let server = format!("[::1]:{port}");
+        let mut p =
+            Phone::start_as(v6, user, transport, server, cert.as_deref(), Duration::ZERO).await;
+        assert_eq!(p.register_ok().await, 300, "{proto}");
+        k.wait_lines(
+            &[&format!("REGISTERED {user}"), &format!("from {proto}:::1:")],
+            1,
+            WAIT,
+        );
+        let contacts = k.wait_registered(user, WAIT);
+        assert!(
+            contacts
+                .iter()
+                .any(|c| c.contains("@[::1]:") && c.to_ascii_lowercase().ends_with("transport=ws")),
+            "{user}: a bracketed IPv6 Contact over {proto}: {contacts:?}"
+        );
+        p.ua.shutdown().await;
+    }
     k.stop();
 }

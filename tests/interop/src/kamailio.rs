@@ -76,7 +76,7 @@ impl Kamailio {
     /// Like [`Kamailio::start_with`], and also listening on TLS, WS and WSS (SIP
     /// over WebSocket, RFC 7118) on free ports of their own ([`Kamailio::tls_port`],
     /// [`Kamailio::ws_port`], [`Kamailio::wss_port`]). The server certificate is
-    /// self-signed for `IP:127.0.0.1, DNS:localhost` (basic constraints `CA:FALSE`,
+    /// self-signed for `IP:127.0.0.1, IP:::1, DNS:localhost` (basic constraints `CA:FALSE`,
     /// so it can be trusted as it is): [`Kamailio::cert_path`].
     pub fn start_secure(dir: &Path, opts: KamailioOpts) -> Kamailio {
         Kamailio::start_inner(dir, opts, true)
@@ -84,9 +84,15 @@ impl Kamailio {
 
     /// Like [`Kamailio::start_with`], with extra `-A` defines of `kamailio.cfg`:
     /// `AUTH_SHA256` (challenge with `algorithm=SHA-256`, RFC 8760), `WITH_IPV6` (also
-    /// listen on UDP `[::1]:port`, RFC 5118).
+    /// listen on UDP and TCP `[::1]:port`, RFC 5118).
     pub fn start_with_defines(dir: &Path, opts: KamailioOpts, defines: &[&str]) -> Kamailio {
         Kamailio::start_full(dir, opts, Secure::Off, defines, None, None)
+    }
+
+    /// [`Kamailio::start_secure`] with extra defines (with `WITH_IPV6` TLS is also on
+    /// `[::1]:`[`Kamailio::tls_port`]; the certificate names `IP:::1` too).
+    pub fn start_secure_with_defines(dir: &Path, opts: KamailioOpts, defines: &[&str]) -> Kamailio {
+        Kamailio::start_full(dir, opts, Secure::Fresh, defines, None, None)
     }
 
     /// Like [`Kamailio::start_with`], on a given UDP+TCP port (e.g. the port of a stopped
@@ -462,11 +468,11 @@ impl Kamailio {
     }
 }
 
-/// A self-signed P-256 certificate for `IP:127.0.0.1, DNS:localhost` in `dir`
+/// A self-signed P-256 certificate for `IP:127.0.0.1, IP:::1, DNS:localhost` in `dir`
 /// (`server.crt`, `server.key`), valid two days. `CA:FALSE`: rustls (webpki)
 /// accepts a trusted certificate as the end-entity only when it is not a CA.
 pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
-    self_signed_cert_for(dir, "server", "IP:127.0.0.1,DNS:localhost")
+    self_signed_cert_for(dir, "server", "IP:127.0.0.1,IP:::1,DNS:localhost")
 }
 
 /// A self-signed certificate named `<name>.crt` / `<name>.key` in `dir` for the
