@@ -571,3 +571,37 @@ async fn presence_removed_while_its_first_publish_is_unanswered() {
     );
     a.ua.shutdown().await;
 }
+
+/// RFC 3903 §4.1/§4.4: a new state asked while the first PUBLISH is unanswered waits for its
+/// answer and then modifies that publication by its entity tag (SIPp checks both: no second
+/// PUBLISH while the first is out, then `SIP-If-Match: e1` with the new body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_changed_while_its_first_publish_is_unanswered_modifies_it() {
+    if !support::have_sipp("presence_changed_while_its_first_publish_is_unanswered_modifies_it") {
+        return;
+    }
+    let a = Peer::start("A").await;
+    let mut sipp = support::Sipp::start("publish_slow_modify_uas.xml", None, &[]);
+    a.ua.set_account(webphone_sip::AccountConfig {
+        server: Some(format!("127.0.0.1:{}", sipp.port)),
+        username: "pub".into(),
+        ..Default::default()
+    });
+    let pidf = |note: &str| {
+        format!(
+            "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
+             entity=\"sip:pub@127.0.0.1\"><tuple id=\"t\"><status><basic>open</basic></status>\
+             <note>{note}</note></tuple></presence>"
+        )
+    };
+    a.ua.publish_presence(&pidf("online")).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.ua.publish_presence(&pidf("in a meeting")).unwrap();
+    sipp.assert_success(Duration::from_secs(15)).await;
+    let log = sipp.messages();
+    assert!(
+        log.contains("CSeq: 2 PUBLISH") && !log.contains("CSeq: 3 PUBLISH"),
+        "the first PUBLISH and one modification:\n{log}"
+    );
+    a.ua.shutdown().await;
+}

@@ -157,11 +157,14 @@ struct Publication {
     body: Option<String>,
     expires: u32,
     gen: u64,
-    /// A PUBLISH is waiting for its answer.
-    in_flight: bool,
-    /// A removal was asked while the first PUBLISH (no entity tag yet) was out: it goes
-    /// out as soon as that one's 2xx gives the tag (RFC 3903 §4.5 removes by tag).
-    remove_when_answered: bool,
+    /// A PUBLISH is waiting for its answer; its `Expires`.
+    in_flight: Option<u32>,
+    /// A change (new state or removal) asked while a PUBLISH was out: RFC 3903 §4.1 allows
+    /// no new PUBLISH before the previous one's final answer, so it goes out after that
+    /// answer, with the entity tag the answer gave (a removal asked while the first PUBLISH
+    /// was out then removes by that tag, §4.5; a new state modifies it, §4.4, instead of
+    /// leaving it orphaned on the server until it expires).
+    queued: bool,
     call_id: String,
     cseq: Arc<AtomicU32>,
 }
@@ -671,18 +674,18 @@ impl Driver {
             }
             ServiceCommand::Publish { body, expires } => {
                 let p = &mut self.services.publication;
-                if expires == 0 && p.etag.is_none() {
-                    // RFC 3903 §4.5 removes by entity tag: none yet. If the first PUBLISH
-                    // is still out, remove it once its answer brings the tag.
-                    p.remove_when_answered = p.in_flight;
-                    return;
-                }
-                p.remove_when_answered = false;
                 if body.is_some() {
                     p.body = body;
                 }
                 p.expires = expires;
-                self.send_publish(true);
+                if p.in_flight.is_some() {
+                    p.queued = true;
+                    return;
+                }
+                // RFC 3903 §4.5 removes by entity tag: without one nothing is published.
+                if expires > 0 || p.etag.is_some() {
+                    self.send_publish(true);
+                }
             }
         }
     }
@@ -912,7 +915,7 @@ impl Driver {
         let target = self.service_routed(target);
         let p = &mut self.services.publication;
         p.gen = gen;
-        p.in_flight = true;
+        p.in_flight = Some(p.expires);
         if p.call_id.is_empty() {
             p.call_id = super::new_call_id();
         }
@@ -1001,57 +1004,15 @@ impl Driver {
                 if self.services.publication.gen != gen {
                     return;
                 }
-                self.services.publication.in_flight = false;
-                // A removal asked meanwhile applies to this answer only (a failed first
-                // PUBLISH published nothing).
-                let remove = std::mem::take(&mut self.services.publication.remove_when_answered);
-                match result {
-                    Ok(resp) => {
-                        let code = resp.status_code.code();
-                        let p = &mut self.services.publication;
-                        if (200..300).contains(&code) {
-                            p.etag = header_value(&resp.headers, "SIP-ETag", "SIP-ETag");
-                            if p.expires == 0 {
-                                p.etag = None;
-                                p.body = None;
-                            } else if remove && p.etag.is_some() {
-                                // Taken down before it was up: remove it now.
-                                p.expires = 0;
-                                self.emit(SipEvent::PublishStatus {
-                                    code,
-                                    reason: reason_text(&resp),
-                                });
-                                self.send_publish(false);
-                                return;
-                            } else {
-                                let granted = resp
-                                    .expires_header()
-                                    .and_then(|h| h.value().trim().parse().ok())
-                                    .unwrap_or(p.expires);
-                                self.schedule(
-                                    messaging::refresh_after(granted),
-                                    ServiceEvent::PublishRefreshDue { gen },
-                                );
-                            }
-                        } else if code == 412 && p.etag.is_some() && p.expires == 0 {
-                            // A removal whose entity tag the server no longer knows: the
-                            // publication is gone already (RFC 3903 §4.5); nothing to resend.
-                            debug!("PUBLISH removal: 412, the publication had expired");
-                            p.etag = None;
-                            p.body = None;
-                            return;
-                        } else if code == 412 && p.etag.is_some() {
-                            // RFC 3903 §4.4: the entity tag is unknown; publish afresh.
-                            p.etag = None;
-                            self.send_publish(true);
-                            return;
-                        }
-                        self.emit(SipEvent::PublishStatus {
-                            code,
-                            reason: reason_text(&resp),
-                        });
+                self.on_publish_done(gen, result);
+                // RFC 3903 §4.1: what was asked meanwhile goes out now, with the new tag.
+                let p = &mut self.services.publication;
+                if p.in_flight.is_none() && std::mem::take(&mut p.queued) {
+                    if p.expires > 0 || p.etag.is_some() {
+                        self.send_publish(true);
+                    } else {
+                        p.body = None;
                     }
-                    Err((code, reason)) => self.emit(SipEvent::PublishStatus { code, reason }),
                 }
             }
             ServiceEvent::PublishRefreshDue { gen } => {
@@ -1060,6 +1021,55 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// The answer to our PUBLISH (RFC 3903 §4): keep the entity tag and schedule the
+    /// refresh; a 412 to a modification publishes afresh (§4.4), to a removal nothing.
+    fn on_publish_done(&mut self, gen: u64, result: Result<Response, (u16, String)>) {
+        let p = &mut self.services.publication;
+        let sent_expires = p.in_flight.take().unwrap_or(p.expires);
+        let (code, reason) = match result {
+            Ok(resp) => {
+                let code = resp.status_code.code();
+                if (200..300).contains(&code) {
+                    if sent_expires == 0 {
+                        p.etag = None;
+                        if !p.queued {
+                            p.body = None;
+                        }
+                    } else {
+                        p.etag = header_value(&resp.headers, "SIP-ETag", "SIP-ETag");
+                        if !p.queued {
+                            let granted = resp
+                                .expires_header()
+                                .and_then(|h| h.value().trim().parse().ok())
+                                .unwrap_or(sent_expires);
+                            self.schedule(
+                                messaging::refresh_after(granted),
+                                ServiceEvent::PublishRefreshDue { gen },
+                            );
+                        }
+                    }
+                } else if code == 412 && p.etag.is_some() {
+                    p.etag = None;
+                    if sent_expires == 0 {
+                        // A removal whose entity tag the server no longer knows: the
+                        // publication is gone already (§4.5); nothing to resend.
+                        debug!("PUBLISH removal: 412, the publication had expired");
+                        if !p.queued {
+                            p.body = None;
+                        }
+                    } else if !p.queued {
+                        // §4.4: the entity tag is unknown; publish afresh.
+                        self.send_publish(true);
+                    }
+                    return;
+                }
+                (code, reason_text(&resp))
+            }
+            Err(e) => e,
+        };
+        self.emit(SipEvent::PublishStatus { code, reason });
     }
 
     fn on_subscribe_done(
