@@ -58,6 +58,38 @@ async fn message_is_delivered_and_reported() {
     b.ua.shutdown().await;
 }
 
+/// MESSAGEs sent in a burst to one peer arrive in the order sent (each is a transaction of
+/// its own, RFC 3428 §4, so nothing else orders them): a chat text never overtakes the one
+/// typed before it, an is-composing `idle` never its `active` (RFC 3994).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_in_a_burst_arrive_in_order() {
+    let mut a = Peer::start("A").await;
+    let mut b = Peer::start("B").await;
+    let to = b.uri("bob");
+    for i in 0..30 {
+        a.ua.send_message(&to, "text/plain", &format!("message {i}"))
+            .unwrap();
+    }
+    let mut bodies = Vec::new();
+    while bodies.len() < 30 {
+        match b.next().await {
+            SipEvent::MessageReceived { body, .. } => bodies.push(body),
+            other => panic!("B: expected MessageReceived, got {other:?}"),
+        }
+    }
+    let expected: Vec<String> = (0..30).map(|i| format!("message {i}")).collect();
+    assert_eq!(bodies, expected);
+    let mut answered = 0;
+    while answered < 30 {
+        match a.next().await {
+            SipEvent::MessageStatus { code: 200, .. } => answered += 1,
+            other => panic!("A: expected MessageStatus 200, got {other:?}"),
+        }
+    }
+    a.ua.shutdown().await;
+    b.ua.shutdown().await;
+}
+
 #[tokio::test]
 async fn message_of_unknown_type_gets_415_and_no_event() {
     let mut a = Peer::start("A").await;

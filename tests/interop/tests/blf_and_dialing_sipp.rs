@@ -267,3 +267,83 @@ fn normalized_rewritten_and_prefixed_number_reaches_the_peer() {
     uas.assert_success(WAIT);
     cli.quit();
 }
+
+/// RFC 3994 is-composing with a chat peer that is not ours. Out: `chatcomposing` and
+/// `sendchat` reach SIPp as an `application/im-iscomposing+xml` MESSAGE whose document says
+/// `active` with a refresh and the text as `text/plain` (which ends the typing state, RFC 3994
+/// §3.2, so no idle follows it); typing again and stopping sends `active`, then `idle`. In: SIPp's
+/// typing, text and stop (with whitespace, a `refresh` and a `lastactive` our engine never
+/// writes) become CHATCOMPOSING 1, CHAT and CHATCOMPOSING 0.
+#[test]
+fn is_composing_both_ways_with_a_third_party_chat_peer() {
+    let _serial = serial();
+    if !require_tools("composing_sipp", &[SIPP]) {
+        return;
+    }
+    let dir = TestDir::new("composing_sipp");
+    let mut peer = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uas-message.xml"),
+        None,
+        &["-m", "4"],
+    );
+    let port = free_port();
+    let params = Params::direct("1001", port).with_file_audio(&dir).0;
+    let mut cli = start_cli(&dir, &params);
+    let to = format!("sip:bob@127.0.0.1:{}", peer.port());
+    let typing = cli.api_ok(&format!("chatcomposing {to} 1"));
+    assert_eq!(typing, "true", "the typing state went out");
+    // A second key press within the refresh interval sends nothing (RFC 3994 §3.1).
+    let again = cli.api_ok(&format!("chatcomposing {to} 1"));
+    assert_eq!(again, "false", "no repeat");
+    cli.api_ok(&format!("sendchat {to} \"hello third party\""));
+    cli.expect(|l| l.starts_with("CHATREPORT,") && l.contains(",2,"), WAIT);
+    // The text itself ended the typing state (RFC 3994 §3.2): no idle goes out for it.
+    let stopped = cli.api_ok(&format!("chatcomposing {to} 0"));
+    assert_eq!(stopped, "false", "no idle after the text");
+    // Typing again, then stopping without sending: active, then idle.
+    assert_eq!(cli.api_ok(&format!("chatcomposing {to} 1")), "true");
+    assert_eq!(cli.api_ok(&format!("chatcomposing {to} 0")), "true");
+    peer.assert_success(WAIT);
+    let log = peer.messages();
+    let received: Vec<&str> = log
+        .split("MESSAGE sip:bob@")
+        .skip(1)
+        .map(|m| m.split("SIP/2.0 200").next().unwrap_or(m))
+        .collect();
+    assert_eq!(received.len(), 4, "four MESSAGEs:\n{log}");
+    let composing = "application/im-iscomposing+xml";
+    for i in [0, 2] {
+        assert!(
+            received[i].contains(composing)
+                && received[i].contains("<state>active</state>")
+                && received[i].contains("<refresh>60</refresh>"),
+            "MESSAGE {i}: the typing state:\n{}",
+            received[i]
+        );
+    }
+    assert!(
+        received[1].contains("text/plain") && received[1].contains("hello third party"),
+        "then the text:\n{}",
+        received[1]
+    );
+    assert!(
+        received[3].contains(composing) && received[3].contains("<state>idle</state>"),
+        "last idle:\n{}",
+        received[3]
+    );
+
+    let mut talker = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-uac-composing.xml"),
+        Some(&format!("127.0.0.1:{port}")),
+        &["-s", "1001", "-m", "1"],
+    );
+    talker.assert_success(WAIT);
+    // In the order sent.
+    cli.expect(|l| l == "CHATCOMPOSING,0,sipp,1", WAIT);
+    // (SIPp ends the body with CRLF, which the notification shows as spaces.)
+    cli.expect(|l| l.trim_end() == "CHAT,0,sipp,hi from sipp", WAIT);
+    cli.expect(|l| l == "CHATCOMPOSING,0,sipp,0", WAIT);
+    cli.quit();
+}

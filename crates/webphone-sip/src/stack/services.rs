@@ -23,7 +23,7 @@ use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::make_tag;
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::SipAddr;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::{
@@ -181,7 +181,18 @@ pub(super) struct Services {
     replaces_of: HashMap<CallKey, CallKey>,
     /// Extra headers of outgoing INVITEs (Replaces of a transfer).
     invite_headers: HashMap<CallKey, Vec<(String, String)>>,
+    /// Per Request-URI, the last MESSAGE sent there and the signal of its final answer:
+    /// the next MESSAGE to the same peer waits for it ([`MESSAGE_ORDER_WAIT`]).
+    message_turns: HashMap<String, (MessageKey, oneshot::Receiver<()>)>,
 }
+
+/// How long a MESSAGE waits for the previous one to the same peer to be answered before it
+/// goes out anyway. Each MESSAGE is a transaction of its own (RFC 3428 §4), so two sent
+/// at once can arrive swapped (a chat text before the one typed first, an is-composing
+/// `idle` before its `active`, RFC 3994, leaving the peer's "typing" shown); waiting for
+/// the answer keeps them in order, and the bound (two UDP retransmissions, RFC 3261
+/// §17.1.2.2) keeps a silent peer from holding every later message back for Timer F.
+pub(super) const MESSAGE_ORDER_WAIT: Duration = Duration::from_secs(2);
 
 impl Services {
     pub(super) fn new() -> Services {
@@ -198,6 +209,7 @@ impl Services {
             next_gen: 0,
             replaces_of: HashMap::new(),
             invite_headers: HashMap::new(),
+            message_turns: HashMap::new(),
         }
     }
 
@@ -577,11 +589,20 @@ impl Driver {
                 };
                 let ctx = self.req_ctx();
                 let tx = self.services.tx.clone();
+                let (answered, turn) = oneshot::channel();
+                let previous = self
+                    .services
+                    .message_turns
+                    .insert(spec.request_uri.to_string(), (key, turn));
                 tokio::spawn(async move {
+                    if let Some((_, previous)) = previous {
+                        let _ = tokio::time::timeout(MESSAGE_ORDER_WAIT, previous).await;
+                    }
                     let (code, reason) = match ctx.send(spec).await {
                         Ok(resp) => (resp.status_code.code(), reason_text(&resp)),
                         Err(e) => e,
                     };
+                    let _ = answered.send(());
                     let _ = tx.send(ServiceEvent::MessageDone { key, code, reason });
                 });
             }
@@ -959,6 +980,8 @@ impl Driver {
     pub(super) fn on_service_event(&mut self, ev: ServiceEvent) {
         match ev {
             ServiceEvent::MessageDone { key, code, reason } => {
+                // The last MESSAGE to its peer is answered: nothing waits on it.
+                self.services.message_turns.retain(|_, (k, _)| *k != key);
                 self.emit(SipEvent::MessageStatus { key, code, reason })
             }
             ServiceEvent::ReferProgress { call, code } => {
