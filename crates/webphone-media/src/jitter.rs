@@ -36,7 +36,8 @@
 //! - **Dead band.** Nothing changes while `target − HYSTERESIS_US ≤ D ≤ target + frame/2 +
 //!   DROP_HYSTERESIS_US` (a band wider than the one-frame step, so a correction never calls
 //!   for the opposite one). Below the band one frame is inserted, above it one frame is
-//!   dropped, each at most once per [`SETTLE_PACKETS`] new measurements. A correction waits
+//!   dropped, each at most once per [`SETTLE_PACKETS`] new measurements, and none while a
+//!   grace or underflow frame is out (its packet may still come and add a frame). A correction waits
 //!   for a pause (three quiet frames in a row, 25 dB under the recent speech level: not the
 //!   short quiet stretches inside words) for up to [`INSERT_WAIT_FRAMES`]
 //!   / [`DROP_WAIT_FRAMES`] frames, and is made at once when it is urgent: `D` below the
@@ -898,6 +899,12 @@ impl JitterBuffer {
         if self.headroom.len() < SETTLE_PACKETS.min(HEADROOM_WINDOW)
             || self.since_correction < SETTLE_PACKETS
         {
+            return None;
+        }
+        // A grace or underflow frame is out for the slot at `next`: the delay is a frame
+        // more if its packet still comes, as much as now if it is lost. Correcting before
+        // that is known makes pairs (an insert, then a drop when the packet plays).
+        if self.owed_us > 0 {
             return None;
         }
         let d = self.current_delay_us()?;
