@@ -901,12 +901,6 @@ impl JitterBuffer {
         {
             return None;
         }
-        // A grace or underflow frame is out for the slot at `next`: the delay is a frame
-        // more if its packet still comes, as much as now if it is lost. Correcting before
-        // that is known makes pairs (an insert, then a drop when the packet plays).
-        if self.owed_us > 0 {
-            return None;
-        }
         let d = self.current_delay_us()?;
         let target = self.target_us as i64;
         let frame = self.frame_us as i64;
@@ -923,6 +917,14 @@ impl JitterBuffer {
         } else {
             None
         }
+    }
+
+    /// A grace or underflow frame is out for the slot at `next`: the delay is a frame more
+    /// if its packet still comes, as much as now if it is lost. A correction decided before
+    /// that is known makes pairs (an insert, then a drop when the packet plays), so none is
+    /// made meanwhile; the wait for a pause (`correction_wait`) goes on counting.
+    fn correction_deferred(&self) -> bool {
+        self.owed_us > 0 || self.grace
     }
 
     fn is_quiet(&self, p: f64) -> bool {
@@ -981,7 +983,12 @@ impl JitterBuffer {
         self.last_pop = Some(now);
 
         // Delay control (module docs).
-        let wanted = self.wanted_correction();
+        let deferred = self.correction_deferred();
+        let wanted = if deferred {
+            None
+        } else {
+            self.wanted_correction()
+        };
         match wanted {
             Some((_, urgent)) => {
                 self.correction_wait += 1;
@@ -989,6 +996,7 @@ impl JitterBuffer {
                     self.correction_wait = u32::MAX / 2;
                 }
             }
+            None if deferred => {}
             None => self.correction_wait = 0,
         }
         if let Some((Correction::Insert, _)) = wanted {
@@ -1015,6 +1023,7 @@ impl JitterBuffer {
         // Still wanted after the fill: a loss found there can take back the delay an
         // underflow frame added before it.
         let drop_wanted = matches!(wanted, Some((Correction::Drop, _)))
+            && !self.correction_deferred()
             && matches!(self.wanted_correction(), Some((Correction::Drop, _)));
         if drop_wanted && self.carry.len() >= want {
             self.fill(2 * want, false, dec);

@@ -1094,3 +1094,26 @@ fn a_late_packet_pending_defers_the_delay_correction() {
         assert!(corrections <= 2, "{r:?}: {corrections} corrections, {s:?}");
     }
 }
+
+#[test]
+fn losses_in_steady_speech_do_not_hold_back_a_needed_drop() {
+    for r in RATES {
+        let mut sim = Sim::new(r, JitterConfig::default());
+        let mut rand = rng(47);
+        // 40 ms of jitter raises the target; then the network is steady and the target
+        // falls back, leaving the buffer a frame or two long (not urgent). The speech never
+        // pauses, so the drop waits its longest; every 50th packet is lost, and each loss
+        // puts a grace frame out. Those must not restart the wait.
+        sim.value_of = |i| 8000 + (i % 2) as i16;
+        let jitter: Vec<u64> = (0..600).map(|_| rand() % 40_000).collect();
+        sim.run(600, |i| jitter[i as usize % 600], |_| false);
+        let before = sim.jb.stats();
+        sim.run(2000, |_| 0, |i| i % 50 == 7);
+        let s = sim.jb.stats();
+        assert!(s.lost - before.lost >= 30, "{r:?}: {s:?}");
+        assert!(
+            s.frames_dropped > before.frames_dropped,
+            "{r:?}: the long buffer was never shortened: {s:?}"
+        );
+    }
+}

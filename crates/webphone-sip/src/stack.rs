@@ -790,9 +790,17 @@ impl Driver {
         let mut cmd_open = true;
         let mut incoming_open = true;
         let mut service_rx = self.services.take_rx();
-        while !self.stopping {
+        loop {
+            // Stopped, unless the removal of our presence still waits for a PUBLISH answer.
+            let unpublish = self.unpublish_wait(Instant::now());
+            if self.stopping && unpublish.is_none() {
+                break;
+            }
             while self.tasks.try_join_next().is_some() {}
-            let deadline = self.policy.next_deadline();
+            let deadline = match (self.policy.next_deadline(), unpublish) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let sleep = async move {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -829,7 +837,7 @@ impl Driver {
                     }
                     Some(DriverMsg::Shutdown(waiter)) => {
                         self.shutdown_waiters.push(waiter);
-                        self.unpublish_on_shutdown();
+                        self.unpublish_on_shutdown(Instant::now());
                         self.feed(Input::Command(Command::Shutdown));
                     }
                     None => {
@@ -1944,10 +1952,10 @@ const UDP_KEEPALIVE: &[u8] = b"\r\n\r\n";
 /// How long resolving, connecting and the TLS/WebSocket handshakes may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens connections to next hops. TCP, TLS and WS go through rsipstack's transport layer
+/// Opens connections to next hops. TCP and TLS go through rsipstack's transport layer
 /// (TLS verified against our anchors: system roots + the CA file, see [`crate::tls`]);
-/// WSS is dialled here, because rsipstack's WebSocket client cannot be given anchors, and
-/// handed to the transport layer. Either way the layer reuses a live connection for every
+/// WSS and WS are dialled here (rsipstack's WebSocket client cannot be given anchors, and
+/// it writes IPv6 addresses into its URL unbracketed) and handed to the transport layer. Either way the layer reuses a live connection for every
 /// request to the same address.
 #[derive(Clone)]
 struct Connector {
@@ -1956,7 +1964,7 @@ struct Connector {
     trust: Arc<tls_on_demand::TlsOnDemand>,
     ws_path: String,
     token: CancellationToken,
-    /// Live WSS connections we dialled, by resolved remote address.
+    /// Live WS/WSS connections we dialled, by resolved remote address.
     flows: Arc<Mutex<HashMap<SipAddr, SipConnection>>>,
     /// Next hops with an open connection (ours or rsipstack's): destination as asked for →
     /// local address of the connection (what a close reports).
@@ -2003,13 +2011,13 @@ impl Connector {
             .before_dialling(dest.r#type)
             .map_err(|e| format!("TLS connection to {}: {e}", dest.addr))?;
         let wss = dest.r#type == Some(rsipstack::sip::Transport::Wss);
-        // rsipstack writes an IPv6 literal into a ws:// URL without brackets (RFC 3986
-        // §3.2.2 wants them), which the handshake refuses: such a WS flow is dialled here.
-        let ws_v6 = dest.r#type == Some(rsipstack::sip::Transport::Ws)
-            && matches!(dest.addr.host, Host::IpAddr(std::net::IpAddr::V6(_)));
-        if !wss && !ws_v6 {
-            // rsipstack dials TCP, WS and TLS itself (TLS with our anchors, see `start`)
-            // and reuses a live connection to the same address.
+        // WS is dialled here too: rsipstack writes the address it resolved into the ws://
+        // URL, an IPv6 one without brackets (RFC 3986 §3.2.2 wants them), which the
+        // handshake refuses; here the URL names the host as configured, bracketed.
+        let ws = dest.r#type == Some(rsipstack::sip::Transport::Ws);
+        if !wss && !ws {
+            // rsipstack dials TCP and TLS itself (TLS with our anchors, see `start`) and
+            // reuses a live connection to the same address.
             return layer.lookup(dest, None).await.map(|(c, _)| c).map_err(|e| {
                 if dest.r#type == Some(rsipstack::sip::Transport::Tls) {
                     format!(

@@ -604,6 +604,35 @@ async fn presence_removed_while_its_first_publish_is_unanswered() {
     a.ua.shutdown().await;
 }
 
+/// Quitting while the first PUBLISH is unanswered: the removal waits for its answer (the
+/// entity tag) and then goes out before the user agent stops (RFC 3903 §4.1, §4.5), so the
+/// presence does not stay online on the server until it expires. Same SIPp server as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_published_just_before_shutdown_is_removed() {
+    if !support::have_sipp("presence_published_just_before_shutdown_is_removed") {
+        return;
+    }
+    let a = Peer::start("A").await;
+    let mut sipp = support::Sipp::start("publish_slow_uas.xml", None, &[]);
+    a.ua.set_account(webphone_sip::AccountConfig {
+        server: Some(format!("127.0.0.1:{}", sipp.port)),
+        username: "pub".into(),
+        ..Default::default()
+    });
+    a.ua.publish_presence(
+        "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:pub@127.0.0.1\"/>",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.ua.shutdown().await;
+    sipp.assert_success(Duration::from_secs(15)).await;
+    let log = sipp.messages();
+    assert!(
+        log.contains("CSeq: 2 PUBLISH") && !log.contains("CSeq: 3 PUBLISH"),
+        "the first PUBLISH and one removal:\n{log}"
+    );
+}
+
 /// RFC 3903 §4.1/§4.4: a new state asked while the first PUBLISH is unanswered waits for its
 /// answer and then modifies that publication by its entity tag (SIPp checks both: no second
 /// PUBLISH while the first is out, then `SIP-If-Match: e1` with the new body).

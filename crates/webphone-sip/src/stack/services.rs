@@ -159,6 +159,11 @@ struct Publication {
     gen: u64,
     /// A PUBLISH is waiting for its answer; its `Expires`.
     in_flight: Option<u32>,
+    /// Shutting down: a PUBLISH still to go out runs on a task the driver waits for.
+    shutting_down: bool,
+    /// Shutting down while a PUBLISH was out: the driver keeps running until its answer
+    /// (and the removal it lets out) or this instant, whichever is first.
+    unpublish_by: Option<std::time::Instant>,
     /// A change (new state or removal) asked while a PUBLISH was out: RFC 3903 §4.1 allows
     /// no new PUBLISH before the previous one's final answer, so it goes out after that
     /// answer, with the entity tag the answer gave (a removal asked while the first PUBLISH
@@ -181,18 +186,30 @@ pub(super) struct Services {
     replaces_of: HashMap<CallKey, CallKey>,
     /// Extra headers of outgoing INVITEs (Replaces of a transfer).
     invite_headers: HashMap<CallKey, Vec<(String, String)>>,
-    /// Per Request-URI, the last MESSAGE sent there and the signal of its final answer:
-    /// the next MESSAGE to the same peer waits for it ([`MESSAGE_ORDER_WAIT`]).
-    message_turns: HashMap<String, (MessageKey, oneshot::Receiver<()>)>,
+    /// Per Request-URI, the last MESSAGE sent there: the next MESSAGE to the same peer goes
+    /// out after it ([`MESSAGE_ORDER_WAIT`]).
+    message_turns: HashMap<String, (MessageKey, MessageTurn)>,
 }
 
-/// How long a MESSAGE waits for the previous one to the same peer to be answered before it
-/// goes out anyway. Each MESSAGE is a transaction of its own (RFC 3428 §4), so two sent
+/// The signals of one MESSAGE that the next one to the same peer waits for.
+struct MessageTurn {
+    /// It went out (after its own wait for the one before it).
+    started: oneshot::Receiver<()>,
+    /// Its transaction ended (final answer, time-out or error).
+    answered: oneshot::Receiver<()>,
+}
+
+/// How long a MESSAGE waits for the previous one to the same peer to be answered (counted
+/// from when that one went out) before it goes out anyway. Each MESSAGE is a transaction of its own (RFC 3428 §4), so two sent
 /// at once can arrive swapped (a chat text before the one typed first, an is-composing
 /// `idle` before its `active`, RFC 3994, leaving the peer's "typing" shown); waiting for
 /// the answer keeps them in order, and the bound (two UDP retransmissions, RFC 3261
 /// §17.1.2.2) keeps a silent peer from holding every later message back for Timer F.
 pub(super) const MESSAGE_ORDER_WAIT: Duration = Duration::from_secs(2);
+
+/// At shutdown, how long the driver waits for the answer to a PUBLISH still out before the
+/// removal of our presence can follow it (RFC 3903 §4.1, §4.5).
+pub(super) const UNPUBLISH_WAIT: Duration = Duration::from_secs(3);
 
 impl Services {
     pub(super) fn new() -> Services {
@@ -589,15 +606,24 @@ impl Driver {
                 };
                 let ctx = self.req_ctx();
                 let tx = self.services.tx.clone();
-                let (answered, turn) = oneshot::channel();
+                let (started, started_rx) = oneshot::channel();
+                let (answered, answered_rx) = oneshot::channel();
+                let turn = MessageTurn {
+                    started: started_rx,
+                    answered: answered_rx,
+                };
                 let previous = self
                     .services
                     .message_turns
                     .insert(spec.request_uri.to_string(), (key, turn));
                 tokio::spawn(async move {
                     if let Some((_, previous)) = previous {
-                        let _ = tokio::time::timeout(MESSAGE_ORDER_WAIT, previous).await;
+                        // The wait for its answer starts when it went out: a burst is
+                        // released one by one, never all at once when the first waits end.
+                        let _ = previous.started.await;
+                        let _ = tokio::time::timeout(MESSAGE_ORDER_WAIT, previous.answered).await;
                     }
+                    let _ = started.send(());
                     let (code, reason) = match ctx.send(spec).await {
                         Ok(resp) => (resp.status_code.code(), reason_text(&resp)),
                         Err(e) => e,
@@ -888,21 +914,45 @@ impl Driver {
 
     fn send_publish(&mut self, with_body: bool) {
         if let Some(job) = self.publish_job(with_body) {
-            tokio::spawn(job);
+            if self.services.publication.shutting_down {
+                self.tasks.spawn(job);
+            } else {
+                tokio::spawn(job);
+            }
         }
     }
 
     /// At shutdown: a presence we published and still refresh is removed (PUBLISH with
     /// `Expires: 0`, RFC 3903 §4.5) on a task the driver waits for with the BYEs, so watchers
     /// do not see us online until the publication expires. Nothing when none is up.
-    pub(super) fn unpublish_on_shutdown(&mut self) {
-        if self.services.publication.etag.is_none() {
+    ///
+    /// A PUBLISH still unanswered (the first one, whose tag is not known yet, or a change)
+    /// is not overtaken (RFC 3903 §4.1): the removal is queued behind it, and the driver
+    /// keeps running for at most [`UNPUBLISH_WAIT`] so that its answer can let it out.
+    pub(super) fn unpublish_on_shutdown(&mut self, now: std::time::Instant) {
+        let p = &mut self.services.publication;
+        p.shutting_down = true;
+        if p.in_flight.is_some() {
+            p.expires = 0;
+            p.queued = true;
+            p.unpublish_by = Some(now + UNPUBLISH_WAIT);
             return;
         }
-        self.services.publication.expires = 0;
+        if p.etag.is_none() {
+            return;
+        }
+        p.expires = 0;
         if let Some(job) = self.publish_job(false) {
             self.tasks.spawn(job);
         }
+    }
+
+    /// While shutting down: until when the driver keeps running for a PUBLISH still out or
+    /// queued ([`Self::unpublish_on_shutdown`]); `None` when nothing is waited for.
+    pub(super) fn unpublish_wait(&self, now: std::time::Instant) -> Option<std::time::Instant> {
+        let p = &self.services.publication;
+        let busy = p.in_flight.is_some() || p.queued;
+        p.unpublish_by.filter(|&by| busy && now < by)
     }
 
     /// The PUBLISH of [`Self::send_publish`], as a job to run; `None` when it cannot go out
@@ -1062,16 +1112,17 @@ impl Driver {
                         }
                     } else {
                         p.etag = header_value(&resp.headers, "SIP-ETag", "SIP-ETag");
-                        if !p.queued {
-                            let granted = resp
-                                .expires_header()
-                                .and_then(|h| h.value().trim().parse().ok())
-                                .unwrap_or(sent_expires);
-                            self.schedule(
-                                messaging::refresh_after(granted),
-                                ServiceEvent::PublishRefreshDue { gen },
-                            );
-                        }
+                        // Also with a change queued: if that one cannot go out, this
+                        // publication is still refreshed (a PUBLISH that goes out changes
+                        // `gen`, and this timer then does nothing).
+                        let granted = resp
+                            .expires_header()
+                            .and_then(|h| h.value().trim().parse().ok())
+                            .unwrap_or(sent_expires);
+                        self.schedule(
+                            messaging::refresh_after(granted),
+                            ServiceEvent::PublishRefreshDue { gen },
+                        );
                     }
                 } else if code == 412 && p.etag.is_some() {
                     p.etag = None;
