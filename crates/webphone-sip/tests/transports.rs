@@ -573,17 +573,15 @@ async fn ipv6_loopback_over_tcp_tls_ws_and_wss() {
 
     let offer = OFFER.replace("IN IP4 127.0.0.1", "IN IP6 ::1");
     let call = caller.ua.invite("1002", offer.clone()).expect("invite");
-    let incoming = loop {
-        match callee.next().await {
-            SipEvent::Incoming { call, sdp, .. } => {
-                assert!(
-                    sdp.is_some_and(|s| s.contains("IN IP6 ::1")),
-                    "the offer arrived"
-                );
-                break call;
-            }
-            other => panic!("expected Incoming, got {other:?}"),
+    let incoming = match callee.next().await {
+        SipEvent::Incoming { call, sdp, .. } => {
+            assert!(
+                sdp.is_some_and(|s| s.contains("IN IP6 ::1")),
+                "the offer arrived"
+            );
+            call
         }
+        other => panic!("expected Incoming, got {other:?}"),
     };
     callee.ua.answer(incoming, offer);
     loop {
