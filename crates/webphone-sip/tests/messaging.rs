@@ -573,6 +573,40 @@ async fn deactivated_subscription_is_renewed_and_a_rejected_one_ends() {
     a.ua.shutdown().await;
 }
 
+/// A PIDF document for `sip:pub@127.0.0.1`, open, with `note`.
+fn pidf(note: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
+         entity=\"sip:pub@127.0.0.1\"><tuple id=\"t\"><status><basic>open</basic></status>\
+         <note>{note}</note></tuple></presence>"
+    )
+}
+
+/// Peer A publishing `document` to the SIPp presence server of `scenario`, which answers the
+/// first PUBLISH late: returns 200 ms after the PUBLISH went out, while it is unanswered.
+async fn first_publish_unanswered(scenario: &str, document: &str) -> (Peer, support::Sipp) {
+    let a = Peer::start("A").await;
+    let sipp = support::Sipp::start(scenario, None, &[]);
+    a.ua.set_account(webphone_sip::AccountConfig {
+        server: Some(format!("127.0.0.1:{}", sipp.port)),
+        username: "pub".into(),
+        ..Default::default()
+    });
+    a.ua.publish_presence(document).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (a, sipp)
+}
+
+/// SIPp saw the first PUBLISH and exactly one more (the first is retransmitted while SIPp
+/// waits, so transactions are counted by CSeq).
+fn assert_one_publish_after_the_first(sipp: &support::Sipp) {
+    let log = sipp.messages();
+    assert!(
+        log.contains("CSeq: 2 PUBLISH") && !log.contains("CSeq: 3 PUBLISH"),
+        "the first PUBLISH and one more:\n{log}"
+    );
+}
+
 /// Presence taken down while its first PUBLISH is unanswered (RFC 3903 §4.5): the removal
 /// goes out with the entity tag of that PUBLISH's 200; a 412 to the removal (the server
 /// forgot the tag) means the publication is gone, so nothing is sent again.
@@ -581,26 +615,10 @@ async fn presence_removed_while_its_first_publish_is_unanswered() {
     if !support::have_sipp("presence_removed_while_its_first_publish_is_unanswered") {
         return;
     }
-    let a = Peer::start("A").await;
-    let mut sipp = support::Sipp::start("publish_slow_uas.xml", None, &[]);
-    a.ua.set_account(webphone_sip::AccountConfig {
-        server: Some(format!("127.0.0.1:{}", sipp.port)),
-        username: "pub".into(),
-        ..Default::default()
-    });
-    a.ua.publish_presence(
-        "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:pub@127.0.0.1\"/>",
-    )
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (a, mut sipp) = first_publish_unanswered("publish_slow_uas.xml", &pidf("online")).await;
     a.ua.unpublish_presence().unwrap();
     sipp.assert_success(Duration::from_secs(15)).await;
-    let log = sipp.messages();
-    // (The first PUBLISH is retransmitted while SIPp waits: count transactions by CSeq.)
-    assert!(
-        log.contains("CSeq: 2 PUBLISH") && !log.contains("CSeq: 3 PUBLISH"),
-        "the first PUBLISH and one removal:\n{log}"
-    );
+    assert_one_publish_after_the_first(&sipp);
     a.ua.shutdown().await;
 }
 
@@ -612,25 +630,10 @@ async fn presence_published_just_before_shutdown_is_removed() {
     if !support::have_sipp("presence_published_just_before_shutdown_is_removed") {
         return;
     }
-    let a = Peer::start("A").await;
-    let mut sipp = support::Sipp::start("publish_slow_uas.xml", None, &[]);
-    a.ua.set_account(webphone_sip::AccountConfig {
-        server: Some(format!("127.0.0.1:{}", sipp.port)),
-        username: "pub".into(),
-        ..Default::default()
-    });
-    a.ua.publish_presence(
-        "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:pub@127.0.0.1\"/>",
-    )
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (a, mut sipp) = first_publish_unanswered("publish_slow_uas.xml", &pidf("online")).await;
     a.ua.shutdown().await;
     sipp.assert_success(Duration::from_secs(15)).await;
-    let log = sipp.messages();
-    assert!(
-        log.contains("CSeq: 2 PUBLISH") && !log.contains("CSeq: 3 PUBLISH"),
-        "the first PUBLISH and one removal:\n{log}"
-    );
+    assert_one_publish_after_the_first(&sipp);
 }
 
 /// RFC 3903 §4.1/§4.4: a new state asked while the first PUBLISH is unanswered waits for its
@@ -641,28 +644,10 @@ async fn presence_changed_while_its_first_publish_is_unanswered_modifies_it() {
     if !support::have_sipp("presence_changed_while_its_first_publish_is_unanswered_modifies_it") {
         return;
     }
-    let a = Peer::start("A").await;
-    let mut sipp = support::Sipp::start("publish_slow_modify_uas.xml", None, &[]);
-    a.ua.set_account(webphone_sip::AccountConfig {
-        server: Some(format!("127.0.0.1:{}", sipp.port)),
-        username: "pub".into(),
-        ..Default::default()
-    });
-    let pidf = |note: &str| {
-        format!(
-            "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
-             entity=\"sip:pub@127.0.0.1\"><tuple id=\"t\"><status><basic>open</basic></status>\
-             <note>{note}</note></tuple></presence>"
-        )
-    };
-    a.ua.publish_presence(&pidf("online")).unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (a, mut sipp) =
+        first_publish_unanswered("publish_slow_modify_uas.xml", &pidf("online")).await;
     a.ua.publish_presence(&pidf("in a meeting")).unwrap();
     sipp.assert_success(Duration::from_secs(15)).await;
-    let log = sipp.messages();
-    assert!(
-        log.contains("CSeq: 2 PUBLISH") && !log.contains("CSeq: 3 PUBLISH"),
-        "the first PUBLISH and one modification:\n{log}"
-    );
+    assert_one_publish_after_the_first(&sipp);
     a.ua.shutdown().await;
 }
