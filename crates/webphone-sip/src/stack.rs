@@ -1770,8 +1770,7 @@ impl Driver {
         match (call, rseq) {
             // §7.2: the CSeq-num must be that of the INVITE the provisional answered.
             (Some((call, invite)), Some(rseq))
-                if cseq.is_some()
-                    && cseq == invite
+                if cseq.is_some_and(|c| invite == Some(c))
                     && self.policy.prack_matches(call, rseq, method) =>
             {
                 self.feed(Input::Stack(StackEvent::Prack { call, rseq }));
@@ -1955,8 +1954,8 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens connections to next hops. TCP and TLS go through rsipstack's transport layer
 /// (TLS verified against our anchors: system roots + the CA file, see [`crate::tls`]);
 /// WSS and WS are dialled here (rsipstack's WebSocket client cannot be given anchors, and
-/// it writes IPv6 addresses into its URL unbracketed) and handed to the transport layer. Either way the layer reuses a live connection for every
-/// request to the same address.
+/// it writes IPv6 addresses into its URL unbracketed) and handed to the transport layer.
+/// Either way the layer reuses a live connection for every request to the same address.
 #[derive(Clone)]
 struct Connector {
     endpoint: Arc<EndpointInner>,

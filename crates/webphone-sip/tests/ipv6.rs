@@ -18,18 +18,6 @@ use webphone_sip::{
 
 const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
-fn have_ipv6(test: &str) -> bool {
-    if std::net::UdpSocket::bind("[::1]:0").is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-        "{test}: IPv6 loopback unavailable under CI"
-    );
-    eprintln!("SKIPPED {test}: no ::1 on this host");
-    false
-}
-
 async fn peer(name: &'static str) -> Peer {
     support::init_tracing();
     let (ua, rx) = SipUa::start_with(
@@ -48,7 +36,7 @@ async fn peer(name: &'static str) -> Peer {
 
 #[tokio::test]
 async fn call_between_two_user_agents_on_ipv6_loopback() {
-    if !have_ipv6("ipv6 call") {
+    if !webphone_interop::require_ipv6_loopback("ipv6 call") {
         return;
     }
     let mut a = peer("a6").await;
@@ -104,7 +92,7 @@ async fn call_between_two_user_agents_on_ipv6_loopback() {
 
 #[tokio::test]
 async fn register_to_a_bracketed_ipv6_server_address() {
-    if !have_ipv6("ipv6 register") {
+    if !webphone_interop::require_ipv6_loopback("ipv6 register") {
         return;
     }
     let mut a = peer("reg6").await;

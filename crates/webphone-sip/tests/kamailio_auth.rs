@@ -139,12 +139,7 @@ async fn kamailio_on_ipv6_loopback_registers_over_udp6() {
     if !webphone_interop::require_tools("kamailio ipv6", &["kamailio", "kamcmd"]) {
         return;
     }
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        assert!(
-            !webphone_interop::is_ci(),
-            "IPv6 loopback unavailable under CI"
-        );
-        eprintln!("SKIPPED kamailio ipv6: no ::1 on this host");
+    if !webphone_interop::require_ipv6_loopback("kamailio ipv6") {
         return;
     }
     let _serial = webphone_interop::serial();

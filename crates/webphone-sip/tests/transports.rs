@@ -526,12 +526,7 @@ async fn ipv6_loopback_over_tcp_tls_ws_and_wss() {
     if !have("ipv6 streams", &["kamailio", "kamcmd", "openssl"]) {
         return;
     }
-    if std::net::TcpListener::bind("[::1]:0").is_err() {
-        assert!(
-            !webphone_interop::is_ci(),
-            "IPv6 loopback unavailable under CI"
-        );
-        eprintln!("SKIPPED ipv6 streams: no ::1 on this host");
+    if !webphone_interop::require_ipv6_loopback("ipv6 streams") {
         return;
     }
     let _serial = webphone_interop::serial();

@@ -82,6 +82,15 @@ pub fn require_present(test: &str, missing: &[&str]) -> bool {
     false
 }
 
+/// Whether the IPv6 loopback `::1` can be bound; without it a test skips loudly, or fails
+/// under `CI=true` (the CI machine has it).
+pub fn require_ipv6_loopback(test: &str) -> bool {
+    if std::net::UdpSocket::bind("[::1]:0").is_ok() {
+        return true;
+    }
+    require_present(test, &["the IPv6 loopback ::1"])
+}
+
 /// The workspace root (two levels above this package).
 pub fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
