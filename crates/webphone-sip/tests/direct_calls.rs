@@ -314,9 +314,8 @@ async fn malformed_targets_are_errors() {
 #[tokio::test]
 async fn unreachable_peer_fails_call() {
     // Nothing listens on this TCP port: the INVITE cannot be sent at all.
-    let free = std::net::TcpListener::bind((LOOPBACK, 0)).expect("probe");
-    let port = free.local_addr().expect("addr").port();
-    drop(free);
+    let refused = webphone_interop::refused_tcp_port();
+    let port = refused.port;
     let mut a = Peer::start("A", Transport::Tcp).await;
     let ca =
         a.ua.invite(&format!("sip:nobody@127.0.0.1:{port}"), OFFER.into())

@@ -595,9 +595,8 @@ async fn configured_transport_skips_naptr() {
 async fn naptr_first_choice_refusing_moves_on_to_the_next() {
     // NAPTR says TCP first, but nothing listens on the TCP port its SRV names: the
     // connection failure moves on (RFC 3263 §4.3) to the UDP choice.
-    let closed = std::net::TcpListener::bind((LOOPBACK, 0)).unwrap();
-    let closed_port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let refused = webphone_interop::refused_tcp_port();
+    let closed_port = refused.port;
     let (udp, udp_hits) = registrar(200).await;
     let mut table = HashMap::new();
     table.insert(

@@ -36,7 +36,7 @@ pub use cli::{Callback, Cdr, Cli, Status};
 pub use kamailio::{Kamailio, KamailioOpts};
 pub use params::{Params, Transport, CLI_TONE_HZ};
 pub use sipp::{Scenario, Sipp};
-pub use util::{free_port, free_port_range, serial, TestDir};
+pub use util::{free_port, free_port_range, refused_tcp_port, serial, TestDir};
 
 use std::path::{Path, PathBuf};
 

@@ -35,6 +35,35 @@ fn tcp_free(port: u16) -> bool {
     TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
+/// A TCP port on 127.0.0.1 that refuses connections for as long as the returned
+/// guard lives: its socket is bound but never listens. Binding a listener and
+/// dropping it left a window in which another test's listener was given the same
+/// port and answered instead.
+pub struct RefusedTcpPort {
+    _socket: socket2::Socket,
+    /// The port number.
+    pub port: u16,
+}
+
+/// See [`RefusedTcpPort`].
+pub fn refused_tcp_port() -> RefusedTcpPort {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("TCP socket");
+    socket
+        .bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into())
+        .expect("bind a loopback TCP port");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("bound address");
+    RefusedTcpPort {
+        _socket: socket,
+        port,
+    }
+}
+
 /// A port on 127.0.0.1 that is free for both UDP and TCP right now, and that
 /// this process has not handed out before.
 pub fn free_port() -> u16 {

@@ -297,10 +297,8 @@ fn dead_or_hung_servers_never_hold_up_a_call() {
     let _serial = serial();
     let dir = TestDir::new("http_integrations_dead");
     let hung = HttpServer::silent();
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
-    };
+    let refused = webphone_interop::refused_tcp_port();
+    let closed = format!("http://127.0.0.1:{}", refused.port);
     let h = hung.base();
     let (params, _rec) = Params::new()
         .set("loglevel", "5")

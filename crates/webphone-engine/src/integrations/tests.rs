@@ -110,10 +110,15 @@ async fn next_note(ev: &mut broadcast::Receiver<Event>, prefix: &str) -> String 
         .unwrap_or_else(|_| panic!("no {prefix} notification"))
 }
 
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A port nothing listens on, held for as long as the returned socket lives: it is
+/// bound but never listening, so connections to it are refused, and no other test's
+/// listener can be given the same port meanwhile (binding and dropping a listener
+/// left that race open).
+fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = s.local_addr().unwrap().port();
+    (s, port)
 }
 
 fn setup(pairs: &[(&str, &str)]) -> (Integrations, ParamStore, broadcast::Receiver<Event>) {
@@ -252,7 +257,7 @@ async fn provisioning_returns_the_answer_pairs() {
 
 #[tokio::test]
 async fn dead_server_and_errors_are_reported_without_panic() {
-    let port = closed_port();
+    let (_held, port) = closed_port();
     let (i, p, _) = setup(&[(
         "scurl_setparameters",
         &format!("http://127.0.0.1:{port}/x?pw=PASSWORD"),
@@ -338,7 +343,8 @@ async fn sms_api_substitutes_and_reports() {
         "CHATREPORT,0,+36301234567,2,"
     );
 
-    let (i, p, mut ev) = setup(&[("sms", &format!("*http://127.0.0.1:{}/x", closed_port()))]);
+    let (_held, port) = closed_port();
+    let (i, p, mut ev) = setup(&[("sms", &format!("*http://127.0.0.1:{port}/x"))]);
     i.send_sms(&p, "123", "x", "").unwrap();
     next_note(&mut ev, "CHATREPORT,0,123,1").await;
     assert!(next_note(&mut ev, "CHATREPORT,")
@@ -401,7 +407,8 @@ async fn recordings_upload_by_put_or_multipart_post() {
     assert!(body.contains("name=\"file\"; filename=\"v_1001.wav\"\r\nContent-Type: audio/x-wav\r\n\r\nRIFFfakewav\r\n"), "{body}");
 
     // Upload to a dead server: stage 4 with a reason.
-    let dead = format!("http://127.0.0.1:{}/r.wav", closed_port());
+    let (_held, port) = closed_port();
+    let dead = format!("http://127.0.0.1:{port}/r.wav");
     i.plan_upload(&dead, 3, &file, &values);
     i.recording_saved(&file).unwrap();
     loop {
@@ -642,12 +649,8 @@ async fn recordings_upload_by_ftp_passive_mode() {
     }
     // Nothing listening: stage 4 with the reason, no panic.
     let (i, _p, mut ev) = setup(&[]);
-    i.plan_upload(
-        &format!("ftp://127.0.0.1:{}/x.wav", closed_port()),
-        1,
-        &file,
-        &values,
-    );
+    let (_held, port) = closed_port();
+    i.plan_upload(&format!("ftp://127.0.0.1:{port}/x.wav"), 1, &file, &values);
     i.recording_saved(&file).unwrap();
     next_note(&mut ev, "VREC,1,2,2,").await;
     assert!(next_note(&mut ev, "VREC,-1,4,2,")
