@@ -43,6 +43,7 @@ PKGS=(
   sox openssl python3 iproute2 procps ca-certificates
   nftables             # the NAT between network namespaces (tests/interop/tests/nat.rs)
   python3-pyftpdlib    # a real FTP server for the recording upload (tests/interop/src/ftp.rs)
+  python3-vobject      # another vCard producer and reader (tests/interop/tests/vcard_vobject.rs)
   miniupnpd-nftables   # a UPnP router in the NAT namespace (tests/interop/tests/upnp.rs)
   espeak-ng python3-venv python3-dev  # speech samples + a venv for the PESQ quality benchmark
 )

@@ -33,6 +33,8 @@ use rsipstack::transaction::{make_tag, CallIdFormat, TransactionReceiver};
 use rsipstack::transport::channel::ChannelConnection;
 use rsipstack::transport::connection::KEEPALIVE_REQUEST;
 use rsipstack::transport::stream::StreamConnection;
+use rsipstack::transport::tcp::TcpConnection;
+use rsipstack::transport::tls::TlsConnection;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::websocket::{WebSocketConnection, WebSocketInner};
 use rsipstack::transport::{
@@ -49,9 +51,10 @@ use crate::policy::{
 };
 use crate::target::{self, HostPort, Target};
 
+/// The answers of incoming calls' dialogs, routed to their INVITE transactions.
+mod flow_probe;
 /// Our validating parser in front of rsipstack for every received message.
 mod inbound;
-/// The answers of incoming calls' dialogs, routed to their INVITE transactions.
 mod invite_responder;
 /// Network change: the transport moves to a new local address (`rebind`).
 mod quoted_names;
@@ -76,6 +79,8 @@ pub(crate) const ALLOW: &str =
 /// (RFC 3262) and Replaces (RFC 3891 §6.1:
 /// a UA that supports it says so; PBXs check it before a pickup or attended transfer).
 const SUPPORTED: &str = "100rel, replaces";
+/// Extensions named in our REGISTERs: Path (RFC 3327).
+const REGISTER_SUPPORTED: &str = "path";
 /// How long shutdown waits for outstanding BYE/CANCEL transactions.
 const BYE_GRACE: Duration = Duration::from_secs(2);
 /// User part of our Contact when no account is configured.
@@ -509,6 +514,7 @@ pub(crate) async fn start(
             .unwrap_or_else(|| "/".into()),
         token: token.child_token(),
         flows: Arc::new(Mutex::new(HashMap::new())),
+        probes: Arc::new(Mutex::new(HashMap::new())),
         live: Arc::new(Mutex::new(HashMap::new())),
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -1428,10 +1434,13 @@ impl Driver {
                 }
                 let tx = self.stack_tx.clone();
                 let flow = self.reg_flow.clone();
+                let probe = self.connector.probe(conn.get_addr());
+                let connector = self.connector.clone();
                 self.tasks.spawn(async move {
-                    if let Err(e) = send_keepalive(&conn).await {
-                        warn!(error = %e, "keep-alive failed");
-                        // The connection is unusable: drop it like a closed one.
+                    // The connection is unusable: drop it like a closed one, out of every
+                    // table first, so that the REGISTER this leads to opens a new one.
+                    let lost = |reason: String| {
+                        connector.retire(&conn);
                         let ours = {
                             let mut f = crate::lock(&flow);
                             let ours = f.as_ref().is_some_and(|c| c.get_addr() == conn.get_addr());
@@ -1441,10 +1450,32 @@ impl Driver {
                             ours
                         };
                         if ours {
-                            let _ = tx.send(StackEvent::FlowLost {
-                                reason: format!("keep-alive failed: {e}"),
-                            });
+                            let _ = tx.send(StackEvent::FlowLost { reason });
                         }
+                    };
+                    let sent = Instant::now();
+                    if let Err(e) = send_keepalive(&conn).await {
+                        warn!(error = %e, "keep-alive failed");
+                        lost(format!("keep-alive failed: {e}"));
+                        return;
+                    }
+                    // RFC 5626 §4.4.1: no answer within 10 s and the flow has failed.
+                    let Some(probe) = probe else { return };
+                    tokio::time::sleep(flow_probe::PONG_WAIT).await;
+                    let Some(quiet) = probe.quiet_for() else {
+                        return;
+                    };
+                    if flow_probe::pong_overdue(sent.elapsed(), quiet) {
+                        warn!(
+                            remote = ?conn.get_remote_addr(),
+                            quiet_ms = quiet.as_millis(),
+                            "no answer to the keep-alive: the connection to the registrar has failed"
+                        );
+                        probe.close();
+                        lost(format!(
+                            "no answer to a keep-alive within {} s",
+                            flow_probe::PONG_WAIT.as_secs()
+                        ));
                     }
                 });
             }
@@ -1951,11 +1982,12 @@ const UDP_KEEPALIVE: &[u8] = b"\r\n\r\n";
 /// How long resolving, connecting and the TLS/WebSocket handshakes may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens connections to next hops. TCP and TLS go through rsipstack's transport layer
-/// (TLS verified against our anchors: system roots + the CA file, see [`crate::tls`]);
-/// WSS and WS are dialled here (rsipstack's WebSocket client cannot be given anchors, and
-/// it writes IPv6 addresses into its URL unbracketed) and handed to the transport layer.
-/// Either way the layer reuses a live connection for every request to the same address.
+/// Opens connections to next hops: TCP, TLS, WS and WSS are dialled here (TLS verified
+/// against our anchors: system roots + the CA file, see [`crate::tls`]) and handed to
+/// rsipstack's transport layer, which reuses a live connection for every request to the
+/// same address; UDP is the layer's listener. A connection rsipstack opens on its own
+/// (an in-dialog request to a stream target we never dialled) works the same, without
+/// the pong deadline.
 #[derive(Clone)]
 struct Connector {
     endpoint: Arc<EndpointInner>,
@@ -1963,8 +1995,10 @@ struct Connector {
     trust: Arc<tls_on_demand::TlsOnDemand>,
     ws_path: String,
     token: CancellationToken,
-    /// Live WS/WSS connections we dialled, by resolved remote address.
+    /// Live stream connections we dialled, by resolved remote address.
     flows: Arc<Mutex<HashMap<SipAddr, SipConnection>>>,
+    /// Their sockets, by local address (see [`flow_probe`]).
+    probes: Arc<Mutex<HashMap<SipAddr, Arc<flow_probe::FlowProbe>>>>,
     /// Next hops with an open connection (ours or rsipstack's): destination as asked for →
     /// local address of the connection (what a close reports).
     live: Arc<Mutex<HashMap<SipAddr, SipAddr>>>,
@@ -1973,8 +2007,16 @@ struct Connector {
 impl Connector {
     /// Drop a closed connection (by its local address) from our table.
     fn forget(&self, local: &SipAddr) {
+        crate::lock(&self.probes).remove(local);
         crate::lock(&self.flows).retain(|_, c| c.get_addr() != local);
         crate::lock(&self.live).retain(|_, l| l != local);
+    }
+
+    /// A connection found broken: no request goes over it any more (its reader ends on
+    /// its own and reports the close, which then finds nothing left to forget).
+    fn retire(&self, conn: &SipConnection) {
+        self.endpoint.transport_layer.remove_connection(conn);
+        self.forget(conn.get_addr());
     }
 
     /// Whether a connection to `dest` is known to be open.
@@ -2004,31 +2046,25 @@ impl Connector {
     }
 
     async fn connect_inner(&self, dest: &SipAddr) -> Result<SipConnection, String> {
+        use rsipstack::sip::Transport as T;
         let layer = &self.endpoint.transport_layer;
+        let kind = dest.r#type;
+        if !matches!(kind, Some(T::Tcp | T::Tls | T::Ws | T::Wss)) {
+            return layer
+                .lookup(dest, None)
+                .await
+                .map(|(c, _)| c)
+                .map_err(|e| e.to_string());
+        }
         let tls = self
             .trust
-            .before_dialling(dest.r#type)
+            .before_dialling(kind)
             .map_err(|e| format!("TLS connection to {}: {e}", dest.addr))?;
-        let wss = dest.r#type == Some(rsipstack::sip::Transport::Wss);
-        // WS is dialled here too: rsipstack writes the address it resolved into the ws://
-        // URL, an IPv6 one without brackets (RFC 3986 §3.2.2 wants them), which the
-        // handshake refuses; here the URL names the host as configured, bracketed.
-        let ws = dest.r#type == Some(rsipstack::sip::Transport::Ws);
-        if !wss && !ws {
-            // rsipstack dials TCP and TLS itself (TLS with our anchors, see `start`) and
-            // reuses a live connection to the same address.
-            return layer.lookup(dest, None).await.map(|(c, _)| c).map_err(|e| {
-                if dest.r#type == Some(rsipstack::sip::Transport::Tls) {
-                    format!(
-                        "TLS connection to {} failed: {}",
-                        dest.addr,
-                        crate::tls::describe_error(&e)
-                    )
-                } else {
-                    e.to_string()
-                }
-            });
-        }
+        // Every stream is dialled here and handed to rsipstack's transport layer, which
+        // reads it and reuses it for every request to the same address. Here because:
+        // the socket is kept in reach for the pong deadline ([`flow_probe`]); WSS needs
+        // our trust anchors; and rsipstack writes the address it resolved into the ws://
+        // URL, an IPv6 one without brackets (RFC 3986 §3.2.2 wants them).
         // The name the certificate must carry (RFC 5922 §7.2): the host as configured.
         let server_name = match &dest.addr.host {
             Host::Domain(d) => d.to_string(),
@@ -2042,7 +2078,7 @@ impl Connector {
                     .resolve(dest)
                     .await
                     .map_err(|e| format!("cannot resolve {dest}: {e}"))?;
-                r.r#type = dest.r#type;
+                r.r#type = kind;
                 r
             }
             Host::IpAddr(_) => dest.clone(),
@@ -2053,24 +2089,88 @@ impl Connector {
         let addr = resolved
             .get_socketaddr()
             .map_err(|e| format!("bad address {resolved}: {e}"))?;
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
+            if kind == Some(T::Tls) {
+                format!("TLS connection to {} failed: {e}", dest.addr)
+            } else {
+                format!("cannot connect to {addr}: {e}")
+            }
+        })?;
         let local = tcp
             .local_addr()
             .map_err(|e| format!("connection to {addr}: {e}"))?;
+        let probe = match flow_probe::FlowProbe::of(&tcp) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                debug!(error = %e, "no probe of the connection to {addr}");
+                None
+            }
+        };
         let tls = match tls {
-            _ if !wss => None,
+            _ if !matches!(kind, Some(T::Tls | T::Wss)) => None,
             Some(tls) => Some(tls),
             None => return Err(format!("no TLS settings for {dest}")),
         };
-        let conn = self
-            .dial_websocket(tcp, tls, &resolved, &server_name, local)
-            .await?;
+        let conn = match kind {
+            Some(T::Tcp) => SipConnection::Tcp(
+                TcpConnection::from_stream(
+                    tcp,
+                    SipAddr {
+                        r#type: Some(T::Tcp),
+                        addr: local.into(),
+                    },
+                    Some(self.token.child_token()),
+                )
+                .map_err(|e| format!("connection to {addr}: {e}"))?,
+            ),
+            Some(T::Tls) => {
+                let tls = tls.ok_or_else(|| format!("no TLS settings for {dest}"))?;
+                self.dial_tls(tcp, tls, &resolved, &server_name).await?
+            }
+            _ => {
+                self.dial_websocket(tcp, tls, &resolved, &server_name, local)
+                    .await?
+            }
+        };
         info!(local = %conn.get_addr(), remote = %resolved, "connection opened");
+        if let Some(p) = probe {
+            crate::lock(&self.probes).insert(conn.get_addr().clone(), p);
+        }
         layer.add_connection(conn.clone());
         crate::lock(&self.flows).insert(resolved, conn.clone());
         Ok(conn)
+    }
+
+    /// The probe of a connection we dialled, by its local address.
+    fn probe(&self, local: &SipAddr) -> Option<Arc<flow_probe::FlowProbe>> {
+        crate::lock(&self.probes).get(local).cloned()
+    }
+
+    /// TLS handshake on `tcp`, the server's certificate checked against our anchors for
+    /// `server_name` (RFC 5922 §7.2).
+    async fn dial_tls(
+        &self,
+        tcp: tokio::net::TcpStream,
+        tls: Arc<rustls::ClientConfig>,
+        remote: &SipAddr,
+        server_name: &str,
+    ) -> Result<SipConnection, String> {
+        let name = rustls_pki_types::ServerName::try_from(server_name.to_string())
+            .map_err(|e| format!("bad TLS server name {server_name}: {e}"))?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| {
+                format!(
+                    "TLS connection to {} failed: {}",
+                    remote.addr,
+                    crate::tls::describe_error(&e)
+                )
+            })?;
+        TlsConnection::from_client_stream(stream, remote.clone(), Some(self.token.child_token()))
+            .await
+            .map(SipConnection::Tls)
+            .map_err(|e| format!("TLS connection to {}: {e}", remote.addr))
     }
 
     /// WebSocket handshake (subprotocol `sip`, RFC 7118 §4.1) on `tcp`: over TLS (WSS) when
@@ -3147,6 +3247,12 @@ impl RegisterJob {
         req.headers
             .push(rsipstack::sip::Expires::from(self.expires).into());
         req.headers.push(Header::Allow(ALLOW.into()));
+        // RFC 3327 §5.1: we take registrations that proxies between us and the registrar
+        // record with Path (nothing is asked of us but saying so); an edge proxy that
+        // insists on it refuses a REGISTER without the tag (Kamailio's strict path mode
+        // answers 420).
+        req.headers
+            .push(Header::Supported(REGISTER_SUPPORTED.into()));
         req.headers.push(Header::ContentLength(0u32.into()));
 
         let key = match TransactionKey::from_request(&req, TransactionRole::Client) {

@@ -401,6 +401,92 @@ async fn lost_tls_connection_to_the_registrar_triggers_reregistration() {
     p.ua.shutdown().await;
 }
 
+/// RFC 5626 §4.4.1: a ping the registrar does not answer within 10 s means the flow has
+/// failed. Kamailio answers every ping (a CRLF, or a WebSocket pong): with a ping every
+/// second nothing happens for longer than the deadline. Then Kamailio is frozen (SIGSTOP:
+/// the connection stays open and the kernel acknowledges the pings, but no answer comes):
+/// the phone gives up on the connection and registers again over a new one, which
+/// succeeds once Kamailio runs again.
+async fn frozen_registrar_is_noticed_by_the_missing_pong(transport: Transport, proto: &str) {
+    if !have("pong deadline", &["kamailio", "kamcmd", "openssl"]) {
+        return;
+    }
+    let _serial = webphone_interop::serial();
+    let dir = TestDir::new(&format!("sip-pong-deadline-{proto}"));
+    let mut k = start_kamailio(&dir);
+    let (port, ca) = match transport {
+        Transport::Tcp => (k.port(), None),
+        Transport::Tls => (k.tls_port(), Some(k.cert_path().to_path_buf())),
+        _ => (k.wss_port(), Some(k.cert_path().to_path_buf())),
+    };
+    let server = format!("127.0.0.1:{port}");
+    let mut p = Phone::start(transport, server, ca.as_deref(), Duration::from_secs(1)).await;
+    p.register_ok().await;
+    assert_registered_over(&mut k, proto);
+    // Twelve answered pings, two deadlines passed: the registration stands.
+    p.quiet_for(Duration::from_secs(12)).await;
+    let first = registered_from(&k);
+    assert_eq!(first.len(), 1, "one registration so far: {first:?}");
+
+    k.freeze();
+    let frozen = std::time::Instant::now();
+    // At most one ping interval plus the 10 s deadline (and scheduling slack).
+    let noticed = tokio::time::timeout(Duration::from_secs(16), p.rx.recv()).await;
+    let noticed_after = frozen.elapsed();
+    k.thaw();
+    match noticed {
+        Ok(Some(SipEvent::Registration(RegistrationState::Registering))) => {}
+        other => panic!("the frozen registrar went unnoticed for 16 s: {other:?}"),
+    }
+    assert!(
+        noticed_after >= Duration::from_secs(10),
+        "gave up before the deadline: {noticed_after:?}"
+    );
+    match p.next().await {
+        SipEvent::Registration(RegistrationState::Registered { .. }) => {}
+        other => panic!("expected Registered after the thaw, got {other:?}"),
+    }
+    // The new registration came over a new connection (another source port). Kamailio
+    // logs it after sending the 200: wait for the line.
+    k.wait_lines(&["REGISTERED 1001"], 2, WAIT);
+    let again = registered_from(&k);
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert_ne!(again[0], again[1], "a new connection: {again:?}");
+    println!(
+        "{proto}: frozen registrar noticed after {:.1} s, registered again from {}",
+        noticed_after.as_secs_f64(),
+        again[1]
+    );
+    p.ua.shutdown().await;
+    k.stop();
+}
+
+/// The source addresses of 1001's registrations in Kamailio's log, in order.
+fn registered_from(k: &Kamailio) -> Vec<String> {
+    k.lines_with(&["REGISTERED 1001"])
+        .iter()
+        .filter_map(|l| {
+            let from = l.split(" from ").nth(1)?;
+            Some(from.split_whitespace().next()?.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_registrar_over_tcp_is_noticed_by_the_missing_pong() {
+    frozen_registrar_is_noticed_by_the_missing_pong(Transport::Tcp, "tcp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_registrar_over_tls_is_noticed_by_the_missing_pong() {
+    frozen_registrar_is_noticed_by_the_missing_pong(Transport::Tls, "tls").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_registrar_over_wss_is_noticed_by_the_missing_pong() {
+    frozen_registrar_is_noticed_by_the_missing_pong(Transport::Wss, "wss").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_over_tls_to_baresip_on_udp_is_answered_then_hung_up() {
     if !have("tls call", &["kamailio", "kamcmd", "openssl", "baresip"]) {

@@ -462,6 +462,18 @@ impl Kamailio {
         self.proc.assert_running("unexpectedly");
     }
 
+    /// Freezes every Kamailio process (SIGSTOP to its group): its connections stay open
+    /// and the kernel still acknowledges what arrives, but nothing is read or answered —
+    /// a hung server. [`Kamailio::thaw`] lets it go on.
+    pub fn freeze(&self) {
+        crate::proc::signal_group(self.proc.pid(), "-STOP");
+    }
+
+    /// Lets a frozen Kamailio go on (SIGCONT to its group).
+    pub fn thaw(&self) {
+        crate::proc::signal_group(self.proc.pid(), "-CONT");
+    }
+
     /// Stops Kamailio (SIGTERM to its process group, SIGKILL after 5 s).
     pub fn stop(&mut self) {
         self.proc.stop(Duration::from_secs(5));

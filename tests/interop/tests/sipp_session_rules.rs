@@ -378,6 +378,30 @@ fn sipp_401_then_407_are_both_answered() {
     cli.quit();
 }
 
+/// RFC 3327: a registrar behind an edge proxy that records itself with Path. SIPp takes
+/// the REGISTER only with `Supported: path` (as an edge in strict mode does) and answers
+/// with a Path header; the phone is registered.
+#[test]
+fn sipp_registrar_behind_a_path_edge_gets_supported_path() {
+    let _serial = serial();
+    if skip("sipp_path") {
+        return;
+    }
+    let dir = TestDir::new("sipp_path");
+    let mut sipp = Sipp::start(
+        dir.path(),
+        Scenario::File("sipp-registrar-path.xml"),
+        None,
+        &[],
+    );
+    let mut cli = register_with(&dir, &sipp, false);
+    expect_registered(&mut cli, 0);
+    sipp.assert_success(WAIT);
+    let log = sipp.messages();
+    assert!(log.contains("Supported: path"), "{log}");
+    cli.quit();
+}
+
 #[test]
 fn sipp_stale_nonce_is_retried_without_the_user() {
     let _serial = serial();
