@@ -51,13 +51,14 @@ use crate::policy::{
 };
 use crate::target::{self, HostPort, Target};
 
-/// The answers of incoming calls' dialogs, routed to their INVITE transactions.
+/// The pong deadline of stream flows (RFC 5626 §4.4.1), seen through the socket.
 mod flow_probe;
 /// Our validating parser in front of rsipstack for every received message.
 mod inbound;
+/// The answers of incoming calls' dialogs, routed to their INVITE transactions.
 mod invite_responder;
-/// Network change: the transport moves to a new local address (`rebind`).
 mod quoted_names;
+/// Network change: the transport moves to a new local address (`rebind`).
 mod rebind;
 /// MESSAGE, INFO, REFER, SUBSCRIBE/NOTIFY, PUBLISH ([`crate::messaging`]).
 mod services;
@@ -587,6 +588,7 @@ pub(crate) async fn start(
         extra_accounts: Vec::new(),
         extra_sessions: HashMap::new(),
         tasks: JoinSet::new(),
+        pong_watch: JoinSet::new(),
         services: services::Services::new(),
         shutdown_waiters: Vec::new(),
         stopping: false,
@@ -778,6 +780,8 @@ struct Driver {
     /// Registration session of each extra account, by its key (`user@server`).
     extra_sessions: HashMap<String, ExtraSession>,
     tasks: JoinSet<()>,
+    /// Keep-alive pings waiting for their pong ([`flow_probe`]); not waited for at shutdown.
+    pong_watch: JoinSet<()>,
     /// Messaging, transfer and subscriptions (`services`).
     services: services::Services,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
@@ -803,6 +807,7 @@ impl Driver {
                 break;
             }
             while self.tasks.try_join_next().is_some() {}
+            while self.pong_watch.try_join_next().is_some() {}
             let deadline = match (self.policy.next_deadline(), unpublish) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -1436,7 +1441,7 @@ impl Driver {
                 let flow = self.reg_flow.clone();
                 let probe = self.connector.probe(conn.get_addr());
                 let connector = self.connector.clone();
-                self.tasks.spawn(async move {
+                self.pong_watch.spawn(async move {
                     // The connection is unusable: drop it like a closed one, out of every
                     // table first, so that the REGISTER this leads to opens a new one.
                     let lost = |reason: String| {
@@ -1454,28 +1459,48 @@ impl Driver {
                         }
                     };
                     let sent = Instant::now();
-                    if let Err(e) = send_keepalive(&conn).await {
-                        warn!(error = %e, "keep-alive failed");
-                        lost(format!("keep-alive failed: {e}"));
-                        return;
+                    // A write stuck behind a peer that reads nothing fails like an
+                    // unanswered ping.
+                    match tokio::time::timeout(flow_probe::PONG_WAIT, send_keepalive(&conn)).await
+                    {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            warn!(error = %e, "keep-alive failed");
+                            lost(format!("keep-alive failed: {e}"));
+                            return;
+                        }
+                        Err(_) => {
+                            warn!("keep-alive could not be written for 10 s");
+                            lost("keep-alive could not be written".into());
+                            if let Some(p) = &probe {
+                                p.close();
+                            }
+                            return;
+                        }
                     }
                     // RFC 5626 §4.4.1: no answer within 10 s and the flow has failed.
                     let Some(probe) = probe else { return };
-                    tokio::time::sleep(flow_probe::PONG_WAIT).await;
-                    let Some(quiet) = probe.quiet_for() else {
-                        return;
-                    };
-                    if flow_probe::pong_overdue(sent.elapsed(), quiet) {
-                        warn!(
+                    tokio::time::sleep(flow_probe::PROMPT.saturating_sub(sent.elapsed())).await;
+                    probe.note_prompt_answer(sent.elapsed());
+                    tokio::time::sleep(flow_probe::PONG_WAIT.saturating_sub(sent.elapsed())).await;
+                    match probe.check(sent.elapsed()) {
+                        Some(flow_probe::PongCheck::Overdue { quiet }) => {
+                            warn!(
+                                remote = ?conn.get_remote_addr(),
+                                quiet_ms = quiet.as_millis(),
+                                "no answer to the keep-alive: the connection to the registrar has failed"
+                            );
+                            lost(format!(
+                                "no answer to a keep-alive within {} s",
+                                flow_probe::PONG_WAIT.as_secs()
+                            ));
+                            probe.close();
+                        }
+                        Some(flow_probe::PongCheck::Unproven) => debug!(
                             remote = ?conn.get_remote_addr(),
-                            quiet_ms = quiet.as_millis(),
-                            "no answer to the keep-alive: the connection to the registrar has failed"
-                        );
-                        probe.close();
-                        lost(format!(
-                            "no answer to a keep-alive within {} s",
-                            flow_probe::PONG_WAIT.as_secs()
-                        ));
+                            "no answer to the keep-alive from a server that has never answered one: no deadline"
+                        ),
+                        Some(flow_probe::PongCheck::Answered) | None => {}
                     }
                 });
             }
@@ -1987,7 +2012,7 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// rsipstack's transport layer, which reuses a live connection for every request to the
 /// same address; UDP is the layer's listener. A connection rsipstack opens on its own
 /// (an in-dialog request to a stream target we never dialled) works the same, without
-/// the pong deadline.
+/// the pong deadline, and is not reused by our dials (a second one is opened beside it).
 #[derive(Clone)]
 struct Connector {
     endpoint: Arc<EndpointInner>,
@@ -2099,8 +2124,11 @@ impl Connector {
         let local = tcp
             .local_addr()
             .map_err(|e| format!("connection to {addr}: {e}"))?;
-        let probe = match flow_probe::FlowProbe::of(&tcp) {
-            Ok(p) => Some(Arc::new(p)),
+        // RFC 6455 §5.5.2 makes every WebSocket endpoint answer a ping; a CRLF ping is
+        // answered by servers that do RFC 5626, which the flow shows once it answers one.
+        let websocket = matches!(kind, Some(T::Ws | T::Wss));
+        let probe = match flow_probe::FlowProbe::of(&tcp, websocket) {
+            Ok(p) => p.map(Arc::new),
             Err(e) => {
                 debug!(error = %e, "no probe of the connection to {addr}");
                 None
@@ -2136,8 +2164,9 @@ impl Connector {
         if let Some(p) = probe {
             crate::lock(&self.probes).insert(conn.get_addr().clone(), p);
         }
-        layer.add_connection(conn.clone());
+        // In our table before its reader starts: a close reported at once then finds it.
         crate::lock(&self.flows).insert(resolved, conn.clone());
+        layer.add_connection(conn.clone());
         Ok(conn)
     }
 

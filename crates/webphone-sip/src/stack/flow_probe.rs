@@ -11,9 +11,16 @@
 //! whose process is frozen or gone behind a NAT that still answers at the TCP level is
 //! noticed too. Where the kernel cannot tell (other systems), no deadline applies and the
 //! flow is trusted until the connection closes or a send fails.
+//!
+//! Only a server that answers pings is held to the deadline: a WebSocket peer must
+//! (RFC 6455 §5.5.2), a plain RFC 3261 server skips a CRLF ping silently (§7.5) and is
+//! not wrong to. So a CRLF flow is held to it once it has answered a ping: once data came
+//! within [`PROMPT`] of a ping (a request the server sends on its own seldom lands that
+//! close to a ping; a pong always does).
 
 use std::io;
 use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How long a ping may go unanswered (RFC 5626 §4.4.1: 10 seconds).
@@ -26,21 +33,82 @@ const CLOCK_SLACK: Duration = Duration::from_millis(50);
 
 /// Whether the ping sent `ping_age` ago is still unanswered when the last data arrived
 /// `quiet_for` ago.
-pub(crate) fn pong_overdue(ping_age: Duration, quiet_for: Duration) -> bool {
+fn pong_overdue(ping_age: Duration, quiet_for: Duration) -> bool {
     quiet_for > ping_age + CLOCK_SLACK
+}
+
+/// How soon after a ping data must come to count as its pong, for learning that the peer
+/// answers pings.
+pub(crate) const PROMPT: Duration = Duration::from_secs(1);
+
+/// The outcome of a ping once its deadline has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PongCheck {
+    /// Data arrived after the ping.
+    Answered,
+    /// Nothing arrived, from a peer that answers pings: the flow has failed.
+    Overdue { quiet: Duration },
+    /// Nothing arrived, from a peer that has never answered a ping: no verdict.
+    Unproven,
+}
+
+/// The verdict on a ping sent `ping_age` ago, the last data having arrived `quiet_for` ago,
+/// from a peer that has (or has not) answered a ping before.
+pub(crate) fn verdict(answers_pings: bool, ping_age: Duration, quiet_for: Duration) -> PongCheck {
+    if !pong_overdue(ping_age, quiet_for) {
+        PongCheck::Answered
+    } else if answers_pings {
+        PongCheck::Overdue { quiet: quiet_for }
+    } else {
+        PongCheck::Unproven
+    }
 }
 
 /// A second descriptor of a connection's socket, for asking the kernel about it and for
 /// closing a failed flow under its reader. Dropped when the connection is forgotten.
 pub(crate) struct FlowProbe {
     socket: socket2::Socket,
+    /// The peer answers pings: it must (WebSocket), or it has answered one.
+    answers_pings: AtomicBool,
 }
 
 impl FlowProbe {
-    /// A probe of `stream`'s socket (a duplicated descriptor).
-    pub(crate) fn of(stream: &tokio::net::TcpStream) -> io::Result<FlowProbe> {
+    /// A probe of `stream`'s socket (a duplicated descriptor); `None` where the system
+    /// cannot tell when data last arrived. `pongs_promised`: the protocol obliges the peer
+    /// to answer pings (WebSocket).
+    pub(crate) fn of(
+        stream: &tokio::net::TcpStream,
+        pongs_promised: bool,
+    ) -> io::Result<Option<FlowProbe>> {
         let socket = socket2::SockRef::from(stream).try_clone()?;
-        Ok(FlowProbe { socket })
+        if last_data_received(&socket).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(FlowProbe {
+            socket,
+            answers_pings: AtomicBool::new(pongs_promised),
+        }))
+    }
+
+    /// [`PROMPT`] after a ping sent `ping_age` ago: data since the ping marks the peer as
+    /// one that answers pings.
+    pub(crate) fn note_prompt_answer(&self, ping_age: Duration) {
+        if self
+            .quiet_for()
+            .is_some_and(|quiet| !pong_overdue(ping_age, quiet))
+        {
+            self.answers_pings.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The verdict on a ping sent `ping_age` ago (`None` if the kernel cannot say).
+    pub(crate) fn check(&self, ping_age: Duration) -> Option<PongCheck> {
+        let quiet = self.quiet_for()?;
+        Some(verdict(
+            self.answers_pings.load(Ordering::Relaxed),
+            ping_age,
+            quiet,
+        ))
     }
 
     /// How long ago data last arrived on the connection; `None` where the system cannot
@@ -113,6 +181,20 @@ mod tests {
     }
 
     #[test]
+    fn a_server_that_never_answered_a_crlf_ping_is_not_held_to_the_deadline() {
+        // RFC 3261 §7.5: such a server skips the CRLFs; that is no failure.
+        assert_eq!(
+            verdict(false, 10_000 * MS, 25_000 * MS),
+            PongCheck::Unproven
+        );
+        assert_eq!(
+            verdict(true, 10_000 * MS, 25_000 * MS),
+            PongCheck::Overdue { quiet: 25_000 * MS }
+        );
+        assert_eq!(verdict(false, 10_000 * MS, 9_000 * MS), PongCheck::Answered);
+    }
+
+    #[test]
     fn probe_sees_data_arrive_on_a_loopback_connection() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -124,16 +206,33 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let client = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (mut server, _) = listener.accept().await.unwrap();
-            let probe = FlowProbe::of(&client).unwrap();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let Some(before) = probe.quiet_for() else {
+            let Some(probe) = FlowProbe::of(&client, false).unwrap() else {
                 return; // not Linux: nothing to show
             };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let before = probe.quiet_for().unwrap();
             assert!(before >= Duration::from_millis(250), "{before:?}");
+            // A "ping" 100 ms ago, nothing since: no verdict for a peer not known to answer.
+            probe.note_prompt_answer(Duration::from_millis(100));
+            assert_eq!(
+                probe.check(Duration::from_millis(100)),
+                Some(PongCheck::Unproven)
+            );
             server.write_all(b"\r\n").await.unwrap();
             tokio::time::sleep(Duration::from_millis(50)).await;
             let after = probe.quiet_for().unwrap();
             assert!(after < Duration::from_millis(200), "{after:?}");
+            // A prompt answer: from now on the peer is held to the deadline.
+            probe.note_prompt_answer(Duration::from_millis(100));
+            assert_eq!(
+                probe.check(Duration::from_millis(100)),
+                Some(PongCheck::Answered)
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(matches!(
+                probe.check(Duration::from_millis(100)),
+                Some(PongCheck::Overdue { .. })
+            ));
             // Closing through the probe ends the connection for its owner too.
             probe.close();
             let mut buf = [0u8; 8];

@@ -148,6 +148,11 @@ impl Driver {
         let mut dead: Vec<SipConnection> = crate::lock(&self.reg_flow).take().into_iter().collect();
         dead.extend(crate::lock(&self.connector.flows).drain().map(|(_, c)| c));
         for conn in dead {
+            // Its reader ends now rather than at the idle time-out.
+            if let Some(p) = self.connector.probe(conn.get_addr()) {
+                p.close();
+            }
+            self.connector.forget(conn.get_addr());
             layer.remove_connection(&conn);
             tokio::spawn(async move {
                 let _ = conn.close().await;
