@@ -2134,13 +2134,8 @@ impl Connector {
                 None
             }
         };
-        let tls = match tls {
-            _ if !matches!(kind, Some(T::Tls | T::Wss)) => None,
-            Some(tls) => Some(tls),
-            None => return Err(format!("no TLS settings for {dest}")),
-        };
-        let conn = match kind {
-            Some(T::Tcp) => SipConnection::Tcp(
+        let conn = match (kind, tls) {
+            (Some(T::Tcp), _) => SipConnection::Tcp(
                 TcpConnection::from_stream(
                     tcp,
                     SipAddr {
@@ -2151,14 +2146,16 @@ impl Connector {
                 )
                 .map_err(|e| format!("connection to {addr}: {e}"))?,
             ),
-            Some(T::Tls) => {
-                let tls = tls.ok_or_else(|| format!("no TLS settings for {dest}"))?;
-                self.dial_tls(tcp, tls, &resolved, &server_name).await?
-            }
-            _ => {
-                self.dial_websocket(tcp, tls, &resolved, &server_name, local)
+            (Some(T::Tls), Some(tls)) => self.dial_tls(tcp, tls, &resolved, &server_name).await?,
+            (Some(T::Wss), Some(tls)) => {
+                self.dial_websocket(tcp, Some(tls), &resolved, &server_name, local)
                     .await?
             }
+            (Some(T::Ws), _) => {
+                self.dial_websocket(tcp, None, &resolved, &server_name, local)
+                    .await?
+            }
+            _ => return Err(format!("no TLS settings for {dest}")),
         };
         info!(local = %conn.get_addr(), remote = %resolved, "connection opened");
         if let Some(p) = probe {

@@ -176,11 +176,7 @@ async fn register_over_tls_with_the_servers_certificate_trusted_via_ca_file() {
         SipEvent::Registration(RegistrationState::Unregistered)
     );
     let registers = k.lines_with(&["REQ REGISTER", "from tls:127.0.0.1:"]);
-    let sources: std::collections::BTreeSet<&str> = registers
-        .iter()
-        .filter_map(|l| l.split(" from ").nth(1))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
+    let sources: std::collections::BTreeSet<String> = sources_of(&registers).into_iter().collect();
     assert_eq!(
         sources.len(),
         1,
@@ -557,12 +553,15 @@ async fn a_registrar_that_never_answers_pings_is_not_dropped() {
 
 /// The source addresses of 1001's registrations in Kamailio's log, in order.
 fn registered_from(k: &Kamailio) -> Vec<String> {
-    k.lines_with(&["REGISTERED 1001"])
+    sources_of(&k.lines_with(&["REGISTERED 1001"]))
+}
+
+/// The `from <proto>:<ip>:<port>` of Kamailio log lines, in order.
+fn sources_of(lines: &[String]) -> Vec<String> {
+    lines
         .iter()
-        .filter_map(|l| {
-            let from = l.split(" from ").nth(1)?;
-            Some(from.split_whitespace().next()?.to_string())
-        })
+        .filter_map(|l| l.split(" from ").nth(1)?.split_whitespace().next())
+        .map(str::to_string)
         .collect()
 }
 

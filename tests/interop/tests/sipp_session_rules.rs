@@ -359,6 +359,16 @@ fn register_with(dir: &TestDir, sipp: &Sipp, tcp: bool) -> Cli {
     start_cli(dir, &params)
 }
 
+/// The softphone registers over UDP with SIPp playing the registrar `scenario`; returns once
+/// it is registered and the scenario has passed.
+fn registered_by_sipp(dir: &TestDir, scenario: &'static str) -> (Cli, Sipp) {
+    let mut sipp = Sipp::start(dir.path(), Scenario::File(scenario), None, &[]);
+    let mut cli = register_with(dir, &sipp, false);
+    expect_registered(&mut cli, 0);
+    sipp.assert_success(WAIT);
+    (cli, sipp)
+}
+
 #[test]
 fn sipp_401_then_407_are_both_answered() {
     let _serial = serial();
@@ -366,15 +376,7 @@ fn sipp_401_then_407_are_both_answered() {
         return;
     }
     let dir = TestDir::new("sipp_401_407");
-    let mut sipp = Sipp::start(
-        dir.path(),
-        Scenario::File("sipp-registrar-401-407.xml"),
-        None,
-        &[],
-    );
-    let mut cli = register_with(&dir, &sipp, false);
-    expect_registered(&mut cli, 0);
-    sipp.assert_success(WAIT);
+    let (mut cli, _sipp) = registered_by_sipp(&dir, "sipp-registrar-401-407.xml");
     cli.quit();
 }
 
@@ -388,15 +390,7 @@ fn sipp_registrar_behind_a_path_edge_gets_supported_path() {
         return;
     }
     let dir = TestDir::new("sipp_path");
-    let mut sipp = Sipp::start(
-        dir.path(),
-        Scenario::File("sipp-registrar-path.xml"),
-        None,
-        &[],
-    );
-    let mut cli = register_with(&dir, &sipp, false);
-    expect_registered(&mut cli, 0);
-    sipp.assert_success(WAIT);
+    let (mut cli, sipp) = registered_by_sipp(&dir, "sipp-registrar-path.xml");
     let log = sipp.messages();
     assert!(log.contains("Supported: path"), "{log}");
     cli.quit();
@@ -409,15 +403,7 @@ fn sipp_stale_nonce_is_retried_without_the_user() {
         return;
     }
     let dir = TestDir::new("sipp_stale");
-    let mut sipp = Sipp::start(
-        dir.path(),
-        Scenario::File("sipp-registrar-stale-nonce.xml"),
-        None,
-        &[],
-    );
-    let mut cli = register_with(&dir, &sipp, false);
-    expect_registered(&mut cli, 0);
-    sipp.assert_success(WAIT);
+    let (mut cli, _sipp) = registered_by_sipp(&dir, "sipp-registrar-stale-nonce.xml");
     let failed = cli.seen(|l| l.contains("Register failed") || l.contains("onRegisterFailed"));
     assert!(failed.is_empty(), "a stale nonce is no failure: {failed:?}");
     cli.quit();
