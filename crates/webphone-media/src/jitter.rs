@@ -27,6 +27,14 @@
 //!   of the last [`PEAK_WINDOW_US`], or to the highest of the last [`PEAK_SINGLE_US`] (one
 //!   outlier alone is held briefly). For the first [`START_PACKETS`] packets the target is at least the configured
 //!   initial delay.
+//! - **Start-up allowance.** A path that shows jitter early tends to show rarer, larger delays
+//!   (a burst of reordering, a stalled router) that neither the quantile nor the peak hold has
+//!   seen yet, and each one met while the delay is still low costs a concealed frame inside
+//!   speech and a step in the delay. For the first [`START_ALLOWANCE_US`] the target therefore
+//!   also covers the spread of the delays so far (their 98th percentile) once more, less a
+//!   small floor: about twice the jitter on a jittery path, nothing on a quiet one (so the
+//!   zero-jitter delay stays low). After that window the target falls back to what the
+//!   quantile and the peak hold ask for, and the surplus is dropped in pauses.
 //! - **Headroom.** On every packet that arrives in time the buffer measures how early the
 //!   fastest packets come: the audio between the play position and the packet's end (the
 //!   buffered audio plus what is left to play of the frame handed out last), plus the
@@ -36,7 +44,8 @@
 //! - **Dead band.** Nothing changes while `target − HYSTERESIS_US ≤ D ≤ target + frame/2 +
 //!   DROP_HYSTERESIS_US` (a band wider than the one-frame step, so a correction never calls
 //!   for the opposite one). Below the band one frame is inserted, above it one frame is
-//!   dropped, each at most once per [`SETTLE_PACKETS`] new measurements, and none while a
+//!   dropped, each at most once per [`SETTLE_PACKETS`] new measurements (except that inserts
+//!   follow one another while a pause lasts, so a pause takes the whole growth), and none while a
 //!   grace or underflow frame is out (its packet may still come and add a frame). A correction waits
 //!   for a pause (three quiet frames in a row, 25 dB under the recent speech level: not the
 //!   short quiet stretches inside words) for up to [`INSERT_WAIT_FRAMES`]
@@ -104,6 +113,14 @@ pub const PEAK_SINGLE_US: i64 = 5_000_000;
 const PEAK_FLOOR_QUANTILE: f64 = 0.98;
 /// Packets over which the target is at least the configured initial delay.
 pub const START_PACKETS: u64 = 50;
+/// Span from the first packet (µs) over which the start-up allowance holds: one peak-hold
+/// window, after which the peak hold knows the rare outliers of the path.
+pub const START_ALLOWANCE_US: i64 = PEAK_WINDOW_US;
+/// Spread (the peak-floor quantile of `d`, µs) up to which a path gets no start-up allowance:
+/// the scheduling noise of a quiet path keeps the low start delay.
+const START_SPREAD_FLOOR_US: f64 = 5_000.0;
+/// Part of the spread above the floor added on top of it by the start-up allowance.
+const START_SPREAD_FACTOR: f64 = 1.0;
 /// Headroom measurements whose median is the current playout delay.
 pub const HEADROOM_WINDOW: usize = 25;
 /// New headroom measurements needed after a correction before the next one.
@@ -499,6 +516,8 @@ pub struct JitterBuffer {
     /// Sum of the delay changes made since (insertions +, drops and skips −), in µs.
     headroom_offset: i64,
     since_correction: usize,
+    /// The last correction was a frame inserted in a pause (the next may follow at once).
+    pause_insert: bool,
     correction_wait: u32,
     last_pop: Option<Instant>,
     /// Frame duration of the last pop, in µs.
@@ -563,6 +582,7 @@ impl JitterBuffer {
             headroom: VecDeque::new(),
             headroom_offset: 0,
             since_correction: 0,
+            pause_insert: false,
             correction_wait: 0,
             last_pop: None,
             frame_us: 20_000,
@@ -650,6 +670,7 @@ impl JitterBuffer {
         self.headroom_offset = 0;
         self.since_correction = 0;
         self.correction_wait = 0;
+        self.pause_insert = false;
     }
 
     /// Offer an encoded packet that arrived at `now`: `duration` in units of `clock_rate`
@@ -868,7 +889,19 @@ impl JitterBuffer {
         if let Some(p) = self.delays.peak_us() {
             qd = qd.max(p as f64);
         }
+        if let Some(a) = self.start_allowance_us() {
+            qd = qd.max(a);
+        }
         self.target_us = self.clamp_target(qd, duration_us);
+    }
+
+    /// The delay the start-up allowance covers (module docs), while it holds.
+    fn start_allowance_us(&self) -> Option<f64> {
+        if self.delays.last_arrival >= START_ALLOWANCE_US {
+            return None;
+        }
+        let spread = self.delays.quantile_us(PEAK_FLOOR_QUANTILE)?;
+        Some(spread + START_SPREAD_FACTOR * (spread - START_SPREAD_FLOOR_US).max(0.0))
     }
 
     /// Delay `qd` to cover + packet + margin, at least the initial delay during the start,
@@ -896,9 +929,15 @@ impl JitterBuffer {
     /// The correction the dead band asks for now, and whether it is urgent (more than a
     /// frame outside the band).
     fn wanted_correction(&self) -> Option<(Correction, bool)> {
-        if self.headroom.len() < SETTLE_PACKETS.min(HEADROOM_WINDOW)
-            || self.since_correction < SETTLE_PACKETS
-        {
+        if self.headroom.len() < SETTLE_PACKETS.min(HEADROOM_WINDOW) {
+            return None;
+        }
+        // An insert made in a pause may be followed by the next one at once while the pause
+        // lasts: the pause grows by what the target asks for in one go instead of a frame
+        // every few hundred ms, into speech (the delay moves by exactly the frames inserted,
+        // which the headroom offset already counts).
+        let settling = self.since_correction < SETTLE_PACKETS;
+        if settling && !(self.pause_insert && self.quiet_run >= QUIET_RUN_INSERT) {
             return None;
         }
         let d = self.current_delay_us()?;
@@ -912,6 +951,8 @@ impl JitterBuffer {
             let quantile_target = (self.quantile_target_us as i64).min(target);
             let urgent = d < quantile_target - margin - HYSTERESIS_US;
             Some((Correction::Insert, urgent))
+        } else if settling {
+            None
         } else if d > target + frame / 2 + DROP_HYSTERESIS_US {
             Some((Correction::Drop, d > target + 3 * frame + HYSTERESIS_US))
         } else {
@@ -943,6 +984,7 @@ impl JitterBuffer {
     }
 
     fn note_correction(&mut self, delta_us: i64) {
+        self.pause_insert = false;
         self.headroom_offset += delta_us;
         self.since_correction = 0;
         self.correction_wait = 0;
@@ -1010,11 +1052,13 @@ impl JitterBuffer {
                     waited = self.correction_wait,
                     "jitter buffer: frame inserted"
                 );
+                let in_pause = self.quiet_run >= QUIET_RUN_INSERT;
                 self.plc.fill(out);
                 self.note_output(out);
                 self.stats.frames_stretched += 1;
                 self.stats.concealed += 1;
                 self.note_correction(self.frame_us as i64);
+                self.pause_insert = in_pause;
                 return FrameKind::Concealed;
             }
         }

@@ -781,7 +781,9 @@ fn reordering_within_target_is_played_in_order() {
         // One packet in 20 held back 45 ms (as the quality benchmark's reordering row):
         // its successor overtakes it, it still comes before its playout time.
         let delay = |i: u32| if i % 20 == 7 { 47_000 } else { 2_000 };
-        sim.run(150, delay, |_| false);
+        // Past the start-up allowance and the drops that end it (each waits up to 4 s for a
+        // pause this signal never has): the steady state.
+        sim.run(1100, delay, |_| false);
         let warm = sim.jb.stats();
         sim.run(600, delay, |_| false);
         let s = sim.jb.stats();
@@ -975,6 +977,77 @@ fn rare_reordering_on_top_of_jitter_is_covered_by_the_peak_hold() {
 }
 
 #[test]
+fn early_outliers_on_a_jittery_path_are_covered_by_the_start_up_allowance() {
+    for r in RATES {
+        let mut sim = Sim::new(r, JitterConfig::default());
+        let mut rand = rng(31);
+        // 60 ms of uniform jitter from the start, and from the third second on one packet in
+        // 100 held back 45 ms more: neither the quantile nor the peak hold has seen such a
+        // delay when the first one comes.
+        let delays: Vec<u64> = (0..4000)
+            .map(|i| rand() % 60_000 + if i >= 150 && i % 100 == 37 { 45_000 } else { 0 })
+            .collect();
+        sim.run(150, |i| delays[i as usize % 4000], |_| false);
+        let warm = sim.jb.stats();
+        let early = sim.jb.target_ms();
+        // About twice the jitter, plus a packet and the margin.
+        assert!((120.0..=170.0).contains(&early), "{r:?}: target {early}");
+        sim.run(350, |i| delays[i as usize % 4000], |_| false);
+        let s = sim.jb.stats();
+        // Every held-back packet of the window plays in time: no grace frame, nothing late.
+        assert_eq!(s.underflows, warm.underflows, "{r:?}: {s:?}");
+        assert_eq!((s.late, s.lost), (warm.late, warm.lost), "{r:?}: {s:?}");
+        // After the window the peak hold alone keeps the outliers covered, at less delay.
+        sim.run(600, |i| delays[i as usize % 4000], |_| false);
+        let s = sim.jb.stats();
+        assert_eq!(s.late, warm.late, "{r:?}: {s:?}");
+        let t = sim.jb.target_ms();
+        assert!(t < early && t > 95.0, "{r:?}: target {t} (start {early})");
+    }
+}
+
+#[test]
+fn a_pause_takes_the_whole_growth_at_once() {
+    for r in RATES {
+        let mut sim = Sim::new(r, JitterConfig::default());
+        let mut rand = rng(41);
+        // 60 ms of jitter from the first packet, and nothing but a pause to play: once the
+        // delay is measured (ten packets) it reaches the raised target in one go (tick 14
+        // here), not a frame every ten packets (tick 32).
+        let delays: Vec<u64> = (0..4000).map(|_| rand() % 60_000).collect();
+        sim.value_of = |i| (i % 2) as i16 + 1;
+        let mut reached = None;
+        for tick in 0..100 {
+            sim.run(1, |i| delays[i as usize % 4000], |_| false);
+            let d = sim.jb.delay_ms().unwrap_or(0.0);
+            if reached.is_none() && d >= sim.jb.target_ms() - 5.0 {
+                reached = Some(tick);
+            }
+        }
+        let s = sim.jb.stats();
+        let reached = reached.unwrap_or_else(|| panic!("{r:?}: target not reached: {s:?}"));
+        assert!(reached < 20, "{r:?}: reached at tick {reached}: {s:?}");
+        assert!(s.frames_stretched >= 3, "{r:?}: {s:?}");
+    }
+}
+
+#[test]
+fn a_quiet_path_gets_no_start_up_allowance() {
+    for r in RATES {
+        let mut sim = Sim::new(r, JitterConfig::default());
+        let mut rand = rng(37);
+        // Scheduling noise of a few ms (a loaded machine on a loopback path).
+        let delays: Vec<u64> = (0..4000).map(|_| 1_000 + rand() % 4_000).collect();
+        sim.value_of = |i| (i % 2) as i16 + 1;
+        sim.run(300, |i| delays[i as usize % 4000], |_| false);
+        let t = sim.jb.target_ms();
+        assert!(t <= 36.0, "{r:?}: target {t}");
+        let d = sim.jb.delay_ms().unwrap_or(f64::MAX);
+        assert!(d < 40.0, "{r:?}: delay {d}");
+    }
+}
+
+#[test]
 fn single_outlier_is_held_for_a_few_seconds_only() {
     let mut sim = Sim::new(RATES[0], JitterConfig::default());
     sim.run(500, |_| 2_000, |_| false);
@@ -1080,21 +1153,41 @@ fn a_late_packet_pending_defers_the_delay_correction() {
         let mut sim = Sim::new(r, JitterConfig::default());
         let mut rand = rng(43);
         // The benchmark's worst jitter row: 60 ms of uniform jitter, and 1 % of the packets
-        // held back 45 ms more (reordered behind their successors).
+        // held back 45 ms more (reordered behind their successors), here from packet 700 on:
+        // after the start-up allowance, so the first ones find the delay short.
         let delays: Vec<u64> = (0..4000)
-            .map(|i| rand() % 60_000 + if i % 97 == 50 { 45_000 } else { 0 })
+            .map(|i| rand() % 60_000 + if i >= 700 && i % 97 == 50 { 45_000 } else { 0 })
             .collect();
         sim.value_of = |i| (i % 2) as i16 + 1;
-        sim.run(200, |i| delays[i as usize % 4000], |_| false);
+        sim.run(650, |i| delays[i as usize % 4000], |_| false);
         let warm = sim.jb.stats();
-        sim.run(1500, |i| delays[i as usize % 4000], |_| false);
+        // (tick, +1 insert / -1 drop) of every correction from here on.
+        let mut corrections = Vec::new();
+        for tick in 0..1500 {
+            let before = sim.jb.stats();
+            sim.run(1, |i| delays[i as usize % 4000], |_| false);
+            let after = sim.jb.stats();
+            if after.frames_stretched > before.frames_stretched {
+                corrections.push((tick, 1));
+            }
+            if after.frames_dropped > before.frames_dropped {
+                corrections.push((tick, -1));
+            }
+        }
         let s = sim.jb.stats();
-        // Two outliers find the buffer short (grace frames whose packets then play); each
-        // time the target rises too. Deciding an insert while the grace frame was out gave
-        // an insert and, once the packet played, a drop: 4 corrections. Deferred: 2 at most.
+        // The outliers find the buffer short (grace frames whose packets then play), and the
+        // target rises. Deciding an insert while the grace frame was out gave an insert and,
+        // once the packet played, a drop a few packets later. Deferred, a correction is
+        // never undone within a second (the peak hold may lower the target later).
         assert!(s.underflows - warm.underflows >= 1, "{r:?}: {s:?}");
-        let corrections = corrections_since(&warm, &s);
-        assert!(corrections <= 2, "{r:?}: {corrections} corrections, {s:?}");
+        assert!(!corrections.is_empty(), "{r:?}: {s:?}");
+        for w in corrections.windows(2) {
+            let ((t0, k0), (t1, k1)) = (w[0], w[1]);
+            assert!(
+                k0 == k1 || t1 - t0 > 50,
+                "{r:?}: correction {k0} at tick {t0} undone at {t1}: {corrections:?}"
+            );
+        }
     }
 }
 

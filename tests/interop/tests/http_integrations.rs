@@ -14,8 +14,8 @@ use webphone_interop::flows::{
 use webphone_interop::ftp::FtpServer;
 use webphone_interop::http_server::HttpServer;
 use webphone_interop::{
-    require_present, require_tools, serial, write_tone, Kamailio, Params, TestDir, Transport,
-    KAMAILIO, KAMCMD,
+    require_present, require_tools, serial, tone_level, write_tone, Kamailio, Params, TestDir,
+    Transport, KAMAILIO, KAMCMD,
 };
 
 /// The softphone under test (1001): every integration URL points at `base`.
@@ -79,6 +79,30 @@ fn integration_params(kam: &Kamailio, base: &str) -> Params {
         )
         .set("logform_action", format!("{base}/logs?u=USERNAME"))
         .set("logform_filename", "log-1001.txt")
+}
+
+/// The content of the file part `field` of a multipart/form-data body (RFC 7578 §4.2), which
+/// must carry the file name `file_name`.
+fn form_file_part<'a>(body: &'a [u8], boundary: &str, field: &str, file_name: &str) -> &'a [u8] {
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{file_name}\"\r\n"
+    );
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    let at = find(body, head.as_bytes(), 0).unwrap_or_else(|| {
+        panic!(
+            "no part {field} named {file_name}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        )
+    });
+    let start = find(body, b"\r\n\r\n", at).expect("part headers end") + 4;
+    let end =
+        find(body, format!("\r\n--{boundary}--").as_bytes(), start).expect("closing boundary");
+    &body[start..end]
 }
 
 fn q(r: &webphone_interop::http_server::Request, name: &str) -> String {
@@ -238,6 +262,46 @@ fn action_urls_provisioning_sms_recording_and_log_reach_the_server() {
         },
         WAIT,
     );
+
+    // ----- incoming call 1003 -> 1001, recorded to a form handler (multipart POST) -------
+    // A URL with a query (a script, not a file) gets the recording as the `file` part of a
+    // multipart/form-data POST, the name it asks for in the part.
+    cli.api_ok(&format!(
+        "setparameter voicerecupload {base}/rec/form.php?filename=form_CALLER.wav"
+    ));
+    let mark = cli.mark();
+    peer.api_ok("call 1001");
+    expect_incoming(&mut cli);
+    cli.api_ok("accept");
+    expect_connected(&mut cli);
+    std::thread::sleep(Duration::from_secs(2));
+    cli.api_ok("hangup");
+    cli.expect_after(mark, |l| l.starts_with("CDR,"), WAIT);
+    let form = srv.wait_request(|r| r.path == "/rec/form.php", WAIT);
+    assert_eq!(form.method, "POST");
+    assert_eq!(form.header("x-type"), Some("fileupload"));
+    assert_eq!(form.header("x-filename"), Some("form_1003.wav"));
+    assert_eq!(form.header("x-caller"), Some("1003"));
+    let ctype = form.header("content-type").unwrap_or_default();
+    let boundary = ctype
+        .strip_prefix("multipart/form-data; boundary=")
+        .unwrap_or_else(|| panic!("not a form upload: {ctype}"));
+    let wav = form_file_part(&form.body, boundary, "file", "form_1003.wav");
+    let uploaded = dir.path().join("uploaded-form.wav");
+    std::fs::write(&uploaded, wav).unwrap();
+    // The recording holds both sides of the call: our 440 Hz and the peer's 1000 Hz.
+    let (local, remote) = (tone_level(&uploaded, 440.0), tone_level(&uploaded, 1000.0));
+    assert!(
+        local.dbfs > -30.0 && remote.dbfs > -30.0 && local.share + remote.share > 0.9,
+        "both tones in the uploaded recording: {local:?} / {remote:?}"
+    );
+    // Shown without the query (it may carry the password).
+    cli.expect_after(
+        mark,
+        |l| l == format!("VREC,-1,3,3,{base}/rec/form.php,"),
+        WAIT,
+    );
+
     let mark = peer.mark();
     peer.api_ok("register");
     expect_registered(&mut peer, mark);
