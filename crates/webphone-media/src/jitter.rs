@@ -25,16 +25,22 @@
 //!   within a few packets, and it decays only as old delays are forgotten. A peak hold covers
 //!   rarer outliers as long as they recur: `quantile(d)` is raised to the second-highest `d`
 //!   of the last [`PEAK_WINDOW_US`], or to the highest of the last [`PEAK_SINGLE_US`] (one
-//!   outlier alone is held briefly). For the first [`START_PACKETS`] packets the target is at least the configured
-//!   initial delay.
+//!   outlier alone is held briefly). For the first [`START_PACKETS`] packets the target is at
+//!   least the configured initial delay (where playout starts; no frame is inserted to keep
+//!   the delay up to it).
 //! - **Start-up allowance.** A path that shows jitter early tends to show rarer, larger delays
 //!   (a burst of reordering, a stalled router) that neither the quantile nor the peak hold has
 //!   seen yet, and each one met while the delay is still low costs a concealed frame inside
-//!   speech and a step in the delay. For the first [`START_ALLOWANCE_US`] the target therefore
-//!   also covers the spread of the delays so far (their 98th percentile) once more, less a
-//!   small floor: about twice the jitter on a jittery path, nothing on a quiet one (so the
-//!   zero-jitter delay stays low). After that window the target falls back to what the
-//!   quantile and the peak hold ask for, and the surplus is dropped in pauses.
+//!   speech and a step in the delay. Once [`START_ALLOWANCE_MIN_PACKETS`] delays are known,
+//!   and for the first [`START_ALLOWANCE_US`] of the stream's delay history, the target
+//!   therefore also covers the spread of the delays (the largest 90th percentile seen so far:
+//!   one early outlier does not move it, and it does not go down and up with the noise of a
+//!   quantile over few delays) plus 1.2 times its part above 5 ms: about 2.2 times the
+//!   jitter on a jittery path, nothing on a quiet one (so the zero-jitter delay stays low). Over the next
+//!   [`START_ALLOWANCE_FADE_US`] the extra part fades out, so the target comes back to what
+//!   the quantile and the peak hold ask for gradually and the surplus is dropped a frame at a
+//!   time in pauses. The history (and so this clock) is that of the network path: it goes on
+//!   across an SSRC change or a re-INVITE. The small `jittersize` biases (1, 2) have none.
 //! - **Headroom.** On every packet that arrives in time the buffer measures how early the
 //!   fastest packets come: the audio between the play position and the packet's end (the
 //!   buffered audio plus what is left to play of the frame handed out last), plus the
@@ -44,8 +50,9 @@
 //! - **Dead band.** Nothing changes while `target − HYSTERESIS_US ≤ D ≤ target + frame/2 +
 //!   DROP_HYSTERESIS_US` (a band wider than the one-frame step, so a correction never calls
 //!   for the opposite one). Below the band one frame is inserted, above it one frame is
-//!   dropped, each at most once per [`SETTLE_PACKETS`] new measurements (except that inserts
-//!   follow one another while a pause lasts, so a pause takes the whole growth), and none while a
+//!   dropped, each at most once per [`SETTLE_PACKETS`] new measurements (except that up to
+//!   [`PAUSE_INSERT_RUN`] inserts follow one another while a pause lasts, so a pause takes the
+//!   growth at once), and none while a
 //!   grace or underflow frame is out (its packet may still come and add a frame). A correction waits
 //!   for a pause (three quiet frames in a row, 25 dB under the recent speech level: not the
 //!   short quiet stretches inside words) for up to [`INSERT_WAIT_FRAMES`]
@@ -113,14 +120,26 @@ pub const PEAK_SINGLE_US: i64 = 5_000_000;
 const PEAK_FLOOR_QUANTILE: f64 = 0.98;
 /// Packets over which the target is at least the configured initial delay.
 pub const START_PACKETS: u64 = 50;
-/// Span from the first packet (µs) over which the start-up allowance holds: one peak-hold
-/// window, after which the peak hold knows the rare outliers of the path.
+/// Span from the first packet (µs) over which the start-up allowance holds in full: one
+/// peak-hold window, after which the peak hold knows the rare outliers of the path.
 pub const START_ALLOWANCE_US: i64 = PEAK_WINDOW_US;
-/// Spread (the peak-floor quantile of `d`, µs) up to which a path gets no start-up allowance:
-/// the scheduling noise of a quiet path keeps the low start delay.
+/// The allowance then fades out over this span (µs), so that the delay it added is given
+/// back a frame at a time, in pauses, not in one step that would make the drops urgent.
+pub const START_ALLOWANCE_FADE_US: i64 = 10_000_000;
+/// Delays recorded before the allowance applies: the spread quantile then leaves out at least
+/// two of them, so one early outlier on a quiet path does not raise it.
+pub const START_ALLOWANCE_MIN_PACKETS: u64 = 20;
+/// The spread of the delays the allowance scales: this quantile of `d` (robust to a few
+/// outliers; about 0.9 of the jitter range on a uniformly jittery path).
+const START_SPREAD_QUANTILE: f64 = 0.9;
+/// Spread (µs) up to which a path gets no start-up allowance: the scheduling noise of a quiet
+/// path keeps the low start delay.
 const START_SPREAD_FLOOR_US: f64 = 5_000.0;
 /// Part of the spread above the floor added on top of it by the start-up allowance.
-const START_SPREAD_FACTOR: f64 = 1.0;
+const START_SPREAD_FACTOR: f64 = 1.2;
+/// Frames inserted one after another in one pause, at most (a longer run of concealment
+/// fades to digital silence where the background noise was).
+const PAUSE_INSERT_RUN: u32 = 4;
 /// Headroom measurements whose median is the current playout delay.
 pub const HEADROOM_WINDOW: usize = 25;
 /// New headroom measurements needed after a correction before the next one.
@@ -170,6 +189,9 @@ pub struct JitterConfig {
     pub margin_ms: u32,
     /// Conceal lost audio (the `plc` parameter); when off, losses play as silence. Default on.
     pub plc: bool,
+    /// Cover more than the measured delays at the start of a jittery stream (module docs,
+    /// start-up allowance). Default on; off for the small `jittersize` biases.
+    pub start_allowance: bool,
 }
 
 impl Default for JitterConfig {
@@ -182,6 +204,7 @@ impl Default for JitterConfig {
             quantile_permille: 995,
             margin_ms: 10,
             plc: true,
+            start_allowance: true,
         }
     }
 }
@@ -216,6 +239,8 @@ impl JitterConfig {
             min_ms,
             quantile_permille,
             margin_ms,
+            // The small biases ask for latency first: no start-up allowance.
+            start_allowance: !matches!(size, 1 | 2),
             ..d
         }
     }
@@ -347,6 +372,9 @@ struct DelayEstimator {
     peaks: VecDeque<(i64, i64)>,
     /// Arrival time (µs) of the last packet measured.
     last_arrival: i64,
+    /// Largest spread (µs) the start-up allowance has seen: it only rises while it holds, so
+    /// the noise of a quantile over few delays does not move the target up and down.
+    start_spread: f64,
 }
 
 impl DelayEstimator {
@@ -362,6 +390,7 @@ impl DelayEstimator {
             count: 0,
             peaks: VecDeque::new(),
             last_arrival: 0,
+            start_spread: 0.0,
         }
     }
 
@@ -509,15 +538,18 @@ pub struct JitterBuffer {
     last_transit: Option<(Instant, u32, u32)>,
     delays: DelayEstimator,
     target_us: f64,
-    /// The target without the peak hold.
+    /// The target without the peak hold (nor the initial-delay floor).
     quantile_target_us: f64,
+    /// The target without the initial-delay floor: what inserts aim at.
+    insert_target_us: f64,
     /// Headroom measurements, stored minus `headroom_offset` at the time they were taken.
     headroom: VecDeque<i64>,
     /// Sum of the delay changes made since (insertions +, drops and skips −), in µs.
     headroom_offset: i64,
     since_correction: usize,
-    /// The last correction was a frame inserted in a pause (the next may follow at once).
-    pause_insert: bool,
+    /// Frames inserted one after another in the current pause (the next may follow at once,
+    /// up to [`PAUSE_INSERT_RUN`]); 0 when the last correction was anything else.
+    pause_inserts: u32,
     correction_wait: u32,
     last_pop: Option<Instant>,
     /// Frame duration of the last pop, in µs.
@@ -579,10 +611,11 @@ impl JitterBuffer {
             delays: DelayEstimator::new(cfg.max_ms.max(cfg.min_ms) as usize + 1),
             target_us: f64::from(cfg.target_ms) * 1000.0,
             quantile_target_us: f64::from(cfg.target_ms) * 1000.0,
+            insert_target_us: f64::from(cfg.target_ms) * 1000.0,
             headroom: VecDeque::new(),
             headroom_offset: 0,
             since_correction: 0,
-            pause_insert: false,
+            pause_inserts: 0,
             correction_wait: 0,
             last_pop: None,
             frame_us: 20_000,
@@ -670,7 +703,7 @@ impl JitterBuffer {
         self.headroom_offset = 0;
         self.since_correction = 0;
         self.correction_wait = 0;
-        self.pause_insert = false;
+        self.pause_inserts = 0;
     }
 
     /// Offer an encoded packet that arrived at `now`: `duration` in units of `clock_rate`
@@ -848,6 +881,7 @@ impl JitterBuffer {
             let least = (duration_us + u64::from(self.cfg.margin_ms) * 1000) as f64;
             self.target_us = (f64::from(self.cfg.target_ms) * 1000.0).max(least);
             self.quantile_target_us = self.target_us;
+            self.insert_target_us = self.target_us;
         }
         let Some(ext) = ext else { return };
         if !self.started {
@@ -879,10 +913,15 @@ impl JitterBuffer {
     }
 
     fn update_target(&mut self, duration_us: u64) {
+        if self.cfg.start_allowance && self.delays.count >= START_ALLOWANCE_MIN_PACKETS {
+            if let Some(spread) = self.delays.quantile_us(START_SPREAD_QUANTILE) {
+                self.delays.start_spread = self.delays.start_spread.max(spread);
+            }
+        }
         let Some(q) = self.delays.quantile_us(self.quantile()) else {
             return;
         };
-        self.quantile_target_us = self.clamp_target(q, duration_us);
+        self.quantile_target_us = self.clamp_target(q, duration_us, false);
         let mut qd = q;
         // Peak hold: delays above the quantile that recur within the window are covered
         // too (rare reordering on top of jitter), for as long as they keep coming.
@@ -892,24 +931,35 @@ impl JitterBuffer {
         if let Some(a) = self.start_allowance_us() {
             qd = qd.max(a);
         }
-        self.target_us = self.clamp_target(qd, duration_us);
+        self.target_us = self.clamp_target(qd, duration_us, true);
+        self.insert_target_us = self.clamp_target(qd, duration_us, false);
     }
 
     /// The delay the start-up allowance covers (module docs), while it holds.
     fn start_allowance_us(&self) -> Option<f64> {
-        if self.delays.last_arrival >= START_ALLOWANCE_US {
+        let t = self.delays.last_arrival;
+        if !self.cfg.start_allowance
+            || self.delays.count < START_ALLOWANCE_MIN_PACKETS
+            || t >= START_ALLOWANCE_US + START_ALLOWANCE_FADE_US
+        {
             return None;
         }
-        let spread = self.delays.quantile_us(PEAK_FLOOR_QUANTILE)?;
-        Some(spread + START_SPREAD_FACTOR * (spread - START_SPREAD_FLOOR_US).max(0.0))
+        let weight = if t <= START_ALLOWANCE_US {
+            1.0
+        } else {
+            1.0 - (t - START_ALLOWANCE_US) as f64 / START_ALLOWANCE_FADE_US as f64
+        };
+        let spread = self.delays.start_spread;
+        let extra = START_SPREAD_FACTOR * (spread - START_SPREAD_FLOOR_US).max(0.0);
+        Some(spread + weight * extra)
     }
 
-    /// Delay `qd` to cover + packet + margin, at least the initial delay during the start,
-    /// within `min_ms..=max_ms`.
-    fn clamp_target(&self, qd: f64, duration_us: u64) -> f64 {
+    /// Delay `qd` to cover + packet + margin, within `min_ms..=max_ms`; with `start_floor`,
+    /// at least the initial delay during the start.
+    fn clamp_target(&self, qd: f64, duration_us: u64, start_floor: bool) -> f64 {
         let frame = duration_us.min(MAX_PACKET_US) as f64;
         let mut t = qd + frame + f64::from(self.cfg.margin_ms) * 1000.0;
-        if self.delays.count < START_PACKETS {
+        if start_floor && self.delays.count < START_PACKETS {
             t = t.max(f64::from(self.cfg.target_ms) * 1000.0);
         }
         let lo = f64::from(self.cfg.min_ms) * 1000.0;
@@ -937,18 +987,23 @@ impl JitterBuffer {
         // every few hundred ms, into speech (the delay moves by exactly the frames inserted,
         // which the headroom offset already counts).
         let settling = self.since_correction < SETTLE_PACKETS;
-        if settling && !(self.pause_insert && self.quiet_run >= QUIET_RUN_INSERT) {
+        let chained = (1..PAUSE_INSERT_RUN).contains(&self.pause_inserts)
+            && self.quiet_run >= QUIET_RUN_INSERT;
+        if settling && !chained {
             return None;
         }
         let d = self.current_delay_us()?;
         let target = self.target_us as i64;
+        // The initial delay is where playout starts, not a need: no frame is inserted to
+        // keep it up while the first delays are measured.
+        let insert_target = (self.insert_target_us as i64).min(target);
         let frame = self.frame_us as i64;
         let margin = i64::from(self.cfg.margin_ms) * 1000;
-        if d < target - HYSTERESIS_US {
+        if d < insert_target - HYSTERESIS_US {
             // Urgent once the margin of the quantile target is used up: packets at the
             // quantile come too late. What the peak hold adds (rare outliers, stalls of the
             // machine) waits for a pause.
-            let quantile_target = (self.quantile_target_us as i64).min(target);
+            let quantile_target = (self.quantile_target_us as i64).min(insert_target);
             let urgent = d < quantile_target - margin - HYSTERESIS_US;
             Some((Correction::Insert, urgent))
         } else if settling {
@@ -984,7 +1039,7 @@ impl JitterBuffer {
     }
 
     fn note_correction(&mut self, delta_us: i64) {
-        self.pause_insert = false;
+        self.pause_inserts = 0;
         self.headroom_offset += delta_us;
         self.since_correction = 0;
         self.correction_wait = 0;
@@ -1052,13 +1107,17 @@ impl JitterBuffer {
                     waited = self.correction_wait,
                     "jitter buffer: frame inserted"
                 );
-                let in_pause = self.quiet_run >= QUIET_RUN_INSERT;
+                let run = if self.quiet_run >= QUIET_RUN_INSERT {
+                    self.pause_inserts + 1
+                } else {
+                    0
+                };
                 self.plc.fill(out);
                 self.note_output(out);
                 self.stats.frames_stretched += 1;
                 self.stats.concealed += 1;
                 self.note_correction(self.frame_us as i64);
-                self.pause_insert = in_pause;
+                self.pause_inserts = run;
                 return FrameKind::Concealed;
             }
         }

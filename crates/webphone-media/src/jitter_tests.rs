@@ -990,7 +990,7 @@ fn early_outliers_on_a_jittery_path_are_covered_by_the_start_up_allowance() {
         sim.run(150, |i| delays[i as usize % 4000], |_| false);
         let warm = sim.jb.stats();
         let early = sim.jb.target_ms();
-        // About twice the jitter, plus a packet and the margin.
+        // About 2.2 times the jitter less 6 ms (the allowance), plus a packet and the margin.
         assert!((120.0..=170.0).contains(&early), "{r:?}: target {early}");
         sim.run(350, |i| delays[i as usize % 4000], |_| false);
         let s = sim.jb.stats();
@@ -1004,6 +1004,83 @@ fn early_outliers_on_a_jittery_path_are_covered_by_the_start_up_allowance() {
         let t = sim.jb.target_ms();
         assert!(t < early && t > 95.0, "{r:?}: target {t} (start {early})");
     }
+}
+
+#[test]
+fn one_early_outlier_on_a_quiet_path_gets_no_start_up_allowance() {
+    for r in RATES {
+        let mut sim = Sim::new(r, JitterConfig::default());
+        // A quiet path with one packet 80 ms late in the first second: the peak hold covers
+        // it for a while, the allowance must not double it.
+        sim.value_of = |i| (i % 2) as i16 + 1;
+        sim.run(40, |i| if i == 12 { 82_000 } else { 2_000 }, |_| false);
+        let t = sim.jb.target_ms();
+        assert!(t < 130.0, "{r:?}: target {t}");
+    }
+}
+
+#[test]
+fn the_start_up_allowance_fades_out_without_urgent_drops() {
+    for r in RATES {
+        let mut sim = Sim::new(r, JitterConfig::default());
+        let mut rand = rng(53);
+        // 100 ms of uniform jitter, steady speech with no pause: the allowance lifts the
+        // target far above what the quantile asks; when it ends, the surplus must go a frame
+        // at a time as the 4 s wait for a pause runs out, never several frames in a row.
+        let delays: Vec<u64> = (0..4000).map(|_| rand() % 100_000).collect();
+        sim.run(400, |i| delays[i as usize % 4000], |_| false);
+        let early = sim.jb.target_ms();
+        let mut drops = Vec::new();
+        for tick in 400..1800 {
+            let before = sim.jb.stats().frames_dropped;
+            sim.run(1, |i| delays[i as usize % 4000], |_| false);
+            if sim.jb.stats().frames_dropped > before {
+                drops.push(tick);
+            }
+        }
+        let late = sim.jb.target_ms();
+        assert!(late < early - 40.0, "{r:?}: target {early} -> {late}");
+        assert!(!drops.is_empty(), "{r:?}: the surplus was not given back");
+        for w in drops.windows(2) {
+            assert!(w[1] - w[0] > 50, "{r:?}: drops at {drops:?}");
+        }
+    }
+}
+
+#[test]
+fn the_start_up_allowance_only_rises_while_it_holds() {
+    for r in RATES {
+        let mut sim = Sim::new(r, JitterConfig::default());
+        let mut rand = rng(61);
+        // 60 ms of uniform jitter: the allowance rules the target for the first 10 s, and
+        // the 90th percentile of a few hundred delays wobbles by some ms from packet to
+        // packet. Followed as it is, the target went down and up again and the buffer chased
+        // it with a drop and an insert (seen in the benchmark's debug log).
+        let delays: Vec<u64> = (0..4000).map(|_| rand() % 60_000).collect();
+        sim.run(40, |i| delays[i as usize % 4000], |_| false);
+        let mut last = sim.jb.target_ms();
+        for tick in 40..480 {
+            sim.run(1, |i| delays[i as usize % 4000], |_| false);
+            let t = sim.jb.target_ms();
+            assert!(t >= last, "{r:?}: target {last} -> {t} at tick {tick}");
+            last = t;
+        }
+    }
+}
+
+#[test]
+fn small_jittersize_biases_have_no_start_up_allowance() {
+    let mut rand = rng(59);
+    let delays: Vec<u64> = (0..4000).map(|_| rand() % 60_000).collect();
+    let target_after = |cfg: JitterConfig| {
+        let mut sim = Sim::new(RATES[0], cfg);
+        sim.run(200, |i| delays[i as usize % 4000], |_| false);
+        sim.jb.target_ms()
+    };
+    let normal = target_after(JitterConfig::for_jittersize(3));
+    let small = target_after(JitterConfig::for_jittersize(2));
+    assert!(normal > 120.0, "normal: {normal}");
+    assert!(small < 90.0, "small: {small}");
 }
 
 #[test]

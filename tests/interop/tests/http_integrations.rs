@@ -100,8 +100,7 @@ fn form_file_part<'a>(body: &'a [u8], boundary: &str, field: &str, file_name: &s
         )
     });
     let start = find(body, b"\r\n\r\n", at).expect("part headers end") + 4;
-    let end =
-        find(body, format!("\r\n--{boundary}--").as_bytes(), start).expect("closing boundary");
+    let end = find(body, format!("\r\n--{boundary}").as_bytes(), start).expect("the next boundary");
     &body[start..end]
 }
 
