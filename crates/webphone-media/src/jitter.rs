@@ -36,8 +36,9 @@
 //!   therefore also covers the spread of the delays (the largest 90th percentile seen so far:
 //!   one early outlier does not move it, and it does not go down and up with the noise of a
 //!   quantile over few delays) plus 1.2 times its part above 5 ms: about 2.2 times the
-//!   jitter on a jittery path, nothing on a quiet one (so the zero-jitter delay stays low). Over the next
-//!   [`START_ALLOWANCE_FADE_US`] the extra part fades out, so the target comes back to what
+//!   jitter on a jittery path, nothing on a quiet one (so the zero-jitter delay stays low).
+//!   Over the next [`START_ALLOWANCE_FADE_US`] the extra part of the spread reached by then
+//!   fades out, so the target comes back to what
 //!   the quantile and the peak hold ask for gradually and the surplus is dropped a frame at a
 //!   time in pauses. The history (and so this clock) is that of the network path: it goes on
 //!   across an SSRC change or a re-INVITE. The small `jittersize` biases (1, 2) have none.
@@ -913,7 +914,12 @@ impl JitterBuffer {
     }
 
     fn update_target(&mut self, duration_us: u64) {
-        if self.cfg.start_allowance && self.delays.count >= START_ALLOWANCE_MIN_PACKETS {
+        // One more histogram scan per packet, only while the allowance is in full: the
+        // spread it fades out from is fixed after that.
+        if self.cfg.start_allowance
+            && self.delays.count >= START_ALLOWANCE_MIN_PACKETS
+            && self.delays.last_arrival < START_ALLOWANCE_US
+        {
             if let Some(spread) = self.delays.quantile_us(START_SPREAD_QUANTILE) {
                 self.delays.start_spread = self.delays.start_spread.max(spread);
             }
@@ -996,7 +1002,7 @@ impl JitterBuffer {
         let target = self.target_us as i64;
         // The initial delay is where playout starts, not a need: no frame is inserted to
         // keep it up while the first delays are measured.
-        let insert_target = (self.insert_target_us as i64).min(target);
+        let insert_target = self.insert_target_us as i64;
         let frame = self.frame_us as i64;
         let margin = i64::from(self.cfg.margin_ms) * 1000;
         if d < insert_target - HYSTERESIS_US {
